@@ -1,0 +1,221 @@
+"""Flows as values: the vocabulary shared by the compiler, the tracer and
+the agent's OpenFlow encoder (the only place that turns these into os-ken
+messages).
+
+Match field names follow OXM / os-ken names (``in_port``, ``eth_src``,
+``eth_dst``, ``eth_type``, ``vlan_vid``, ``ip_proto``, ``ipv4_src``,
+``ipv4_dst``, ``ipv6_src``, ``ipv6_dst``, ``tcp_src``, ``tcp_dst``,
+``udp_src``, ``udp_dst``, ``icmpv4_type``, ``icmpv4_code``,
+``icmpv6_type``, ``icmpv6_code``, ``arp_op``, ``arp_spa``, ``arp_tpa``,
+``arp_sha``, ``arp_tha``, ``ipv6_nd_target``, ``ipv6_nd_sll``,
+``ipv6_nd_tll``, ``tunnel_id``, ``metadata``) plus the Nicira extension
+fields os-ken exposes under these names: ``reg0`` .. ``reg7``,
+``ct_state``, ``ct_zone``, ``ct_mark``, ``conj_id``, ``tun_ipv4_src``,
+``tun_ipv4_dst``.
+
+Values are ints for numeric fields and canonical strings for MACs
+(lower-case) and IP addresses (``ipaddress`` form, no prefix; a prefix is
+given as a mask).  ``vlan_vid`` carries the OFPVID_PRESENT bit (0x1000)
+like OpenFlow 1.3 does.  ``ct_state`` uses the OVS bit values below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+OFPVID_PRESENT = 0x1000
+
+# ct_state bits, as Open vSwitch defines them.
+CT_NEW = 0x01
+CT_EST = 0x02
+CT_REL = 0x04
+CT_RPL = 0x08
+CT_INV = 0x10
+CT_TRK = 0x20
+
+MatchValue = Union[int, str]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Field:
+    """One match term.  ``mask`` None means an exact match."""
+
+    name: str
+    value: MatchValue
+    mask: Optional[MatchValue] = None
+
+
+class Match(tuple):
+    """A canonical (sorted by field name, one term per field) match."""
+
+    __slots__ = ()
+
+    def __new__(cls, *fields: Field, **exact: MatchValue) -> "Match":
+        terms = {f.name: f for f in fields}
+        for name, value in exact.items():
+            if name in terms:
+                raise ValueError(f"field {name} given twice")
+            terms[name] = Field(name, value)
+        return super().__new__(cls, tuple(terms[k] for k in sorted(terms)))
+
+    def get(self, name: str) -> Optional[Field]:
+        for f in self:
+            if f.name == name:
+                return f
+        return None
+
+    def as_dict(self) -> dict[str, Field]:
+        return {f.name: f for f in self}
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in self:
+            parts.append(
+                f"{f.name}={f.value}" if f.mask is None else f"{f.name}={f.value}/{f.mask}"
+            )
+        return "Match(" + ",".join(parts) + ")"
+
+
+# ---------------------------------------------------------------- actions
+# Actions are applied in order (an OpenFlow 1.3 apply-actions list),
+# except GotoTable which, if present, must be last and becomes the
+# goto-table instruction.
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    port: int  # an ofport, or one of the OFPP_* constants below
+
+
+@dataclass(frozen=True, slots=True)
+class SetField:
+    name: str
+    value: MatchValue
+
+
+@dataclass(frozen=True, slots=True)
+class PushVlan:
+    ethertype: int = 0x8100
+
+
+@dataclass(frozen=True, slots=True)
+class PopVlan:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GotoTable:
+    table: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resubmit:
+    """Nicira resubmit(in_port, table); ``in_port`` None keeps the packet's."""
+
+    table: int
+    in_port: Optional[int] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Controller:
+    max_len: int = 0xFFFF
+    userdata: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Conjunction:
+    id: int
+    clause: int  # 0-based clause number (OVS prints it 1-based)
+    n_clauses: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ct:
+    """Nicira ct(): send through conntrack, optionally commit, recirculate.
+
+    ``zone_src`` names a register holding the zone (e.g. "reg6") when the
+    zone is per-packet; otherwise ``zone`` is a constant.  ``table`` is
+    where the packet recirculates after tracking (None = no recirc).
+    """
+
+    commit: bool = False
+    zone: int = 0
+    zone_src: Optional[str] = None
+    table: Optional[int] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Learn:
+    """Placeholder for future MAC learning; not emitted today."""
+
+    table: int
+    spec: tuple = ()
+
+
+Action = Union[
+    Output, SetField, PushVlan, PopVlan, GotoTable, Resubmit, Controller, Conjunction, Ct
+]
+
+OFPP_IN_PORT = 0xFFFFFFF8
+OFPP_CONTROLLER = 0xFFFFFFFD
+OFPP_LOCAL = 0xFFFFFFFE
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FlowKey:
+    """The switch's identity of a flow."""
+
+    table: int
+    priority: int
+    match: Match
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    table: int
+    priority: int
+    match: Match
+    actions: tuple = ()  # tuple[Action, ...]; empty = drop
+    cookie: int = 0
+
+    @property
+    def key(self) -> FlowKey:
+        return FlowKey(self.table, self.priority, self.match)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowDiff:
+    deletes: tuple[Flow, ...] = ()
+    modifies: tuple[Flow, ...] = ()  # same key, new actions or cookie
+    adds: tuple[Flow, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.deletes) + len(self.modifies) + len(self.adds)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.deletes or self.modifies or self.adds)
+
+
+def index(flows) -> dict[FlowKey, Flow]:
+    return {f.key: f for f in flows}
+
+
+def diff(installed, desired) -> FlowDiff:
+    """What turns ``installed`` into ``desired``.
+
+    Both are iterables of Flow or mappings FlowKey -> Flow.
+    """
+    inst = installed if isinstance(installed, dict) else index(installed)
+    want = desired if isinstance(desired, dict) else index(desired)
+    deletes = tuple(f for k, f in inst.items() if k not in want)
+    adds = []
+    modifies = []
+    for k, f in want.items():
+        old = inst.get(k)
+        if old is None:
+            adds.append(f)
+        elif old.actions != f.actions or old.cookie != f.cookie:
+            modifies.append(f)
+    return FlowDiff(deletes, tuple(modifies), tuple(adds))

@@ -1,0 +1,181 @@
+"""The logical model as plain immutable values.
+
+This is the line between the database (and the agent API) and the flow
+compiler: nothing here knows about SQLAlchemy, HTTP or Open vSwitch.
+MACs are lower-case ``aa:bb:cc:dd:ee:ff``; IP addresses are canonical
+strings as produced by :mod:`ipaddress` (normalized once, at the edge).
+
+Collections are tuples (ordered, hashable) or frozensets; mappings are
+given as tuples of pairs and exposed through helper properties, so that
+every value is hashable and can be compared for equality.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+NETWORK_TYPES = ("local", "flat", "vlan", "vxlan", "gre")
+TUNNEL_TYPES = ("vxlan", "gre")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    network_type: str  # one of NETWORK_TYPES
+    physical_network: Optional[str] = None  # flat, vlan
+    segmentation_id: Optional[int] = None  # VLAN id, VNI, GRE key
+
+    @property
+    def is_tunnel(self) -> bool:
+        return self.network_type in TUNNEL_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    id: str
+    segment: Segment
+    mtu: int = 1500
+    admin_state_up: bool = True
+    # A small integer unique per network on a host, assigned by the agent
+    # or by whoever builds the HostView; used as the register value that
+    # identifies the network inside the pipeline.  0 means "unassigned":
+    # the compiler then assigns its own stable number.
+    local_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HostRoute:
+    destination: str  # CIDR
+    nexthop: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subnet:
+    id: str
+    network_id: str
+    cidr: str
+    ip_version: int = 4
+    gateway_ip: Optional[str] = None
+    enable_dhcp: bool = True
+    dns_nameservers: tuple[str, ...] = ()
+    host_routes: tuple[HostRoute, ...] = ()
+    ipv6_ra_mode: Optional[str] = None
+    ipv6_address_mode: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class FixedIP:
+    subnet_id: str
+    ip_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPair:
+    ip_address: str  # an address or a CIDR
+    mac_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    id: str
+    network_id: str
+    mac_address: str
+    fixed_ips: tuple[FixedIP, ...] = ()
+    admin_state_up: bool = True
+    port_security_enabled: bool = True
+    security_groups: tuple[str, ...] = ()
+    allowed_address_pairs: tuple[AddressPair, ...] = ()
+    device_owner: str = ""
+    device_id: str = ""
+    host: Optional[str] = None  # binding:host_id
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        return tuple(f.ip_address for f in self.fixed_ips)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    security_group_id: str
+    direction: str  # "ingress" | "egress"
+    ethertype: str = "IPv4"  # "IPv4" | "IPv6"
+    protocol: Optional[int] = None  # IP protocol number; None = any
+    port_range_min: Optional[int] = None
+    port_range_max: Optional[int] = None
+    remote_ip_prefix: Optional[str] = None
+    remote_group_id: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityGroup:
+    id: str
+    rules: tuple[Rule, ...] = ()
+    # Addresses of every port (on any host) that is a member of the group;
+    # what remote_group_id rules of other groups match against.
+    member_ips: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteHost:
+    name: str
+    tunnel_ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chassis:
+    """What the agent knows of its own switch: OpenFlow port numbers."""
+
+    # port id -> ofport of the VIF plugged on this host's br-int
+    vif_ofports: tuple[tuple[str, int], ...] = ()
+    # tunnel type ("vxlan", "gre") -> ofport of the flow-based tunnel port
+    tunnel_ofports: tuple[tuple[str, int], ...] = ()
+    # physical network name -> ofport of br-int's patch port to its bridge
+    physnet_ofports: tuple[tuple[str, int], ...] = ()
+
+    def vif_ofport(self, port_id: str) -> Optional[int]:
+        return dict(self.vif_ofports).get(port_id)
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    """Everything one host needs to compile its integration bridge.
+
+    ``ports`` holds the ports bound to this host *and* the ports of the
+    same networks bound elsewhere (their ``host`` names a RemoteHost), so
+    that L2 lookup can reach them over a tunnel.
+    """
+
+    host: str
+    tunnel_ip: Optional[str] = None
+    networks: tuple[Network, ...] = ()
+    subnets: tuple[Subnet, ...] = ()
+    ports: tuple[Port, ...] = ()
+    security_groups: tuple[SecurityGroup, ...] = ()
+    remote_hosts: tuple[RemoteHost, ...] = ()
+    chassis: Chassis = field(default_factory=Chassis)
+    revision: int = 0
+
+    def replace(self, **changes) -> "HostView":
+        return dataclasses.replace(self, **changes)
+
+    def local_ports(self) -> tuple[Port, ...]:
+        return tuple(p for p in self.ports if p.host == self.host)
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A change to a HostView: objects upserted and ids removed."""
+
+    revision: int
+    networks: tuple[Network, ...] = ()
+    subnets: tuple[Subnet, ...] = ()
+    ports: tuple[Port, ...] = ()
+    security_groups: tuple[SecurityGroup, ...] = ()
+    remote_hosts: tuple[RemoteHost, ...] = ()
+    removed_networks: tuple[str, ...] = ()
+    removed_subnets: tuple[str, ...] = ()
+    removed_ports: tuple[str, ...] = ()
+    removed_security_groups: tuple[str, ...] = ()
+    removed_remote_hosts: tuple[str, ...] = ()
