@@ -1,0 +1,401 @@
+"""One generic controller for every collection, driven by the attribute map."""
+
+import urllib.parse
+
+import sqlalchemy as sa
+import webob.exc
+
+from quantum_ovs import exceptions
+from quantum_ovs.api import attributes as attrs_mod
+from quantum_ovs.api import validators as v
+from quantum_ovs.api.attributes import NOT_SET
+from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.db import models
+
+RESERVED_PARAMS = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse",
+                   "verbose"}
+TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
+
+
+def _bad(msg):
+    return webob.exc.HTTPBadRequest(detail=msg)
+
+
+class Controller:
+    def __init__(self, collection, resource_attrs, plugin, policy, conf,
+                 parent_check=None):
+        self.collection = collection
+        self.resource = attrs_mod.SINGULAR[collection]
+        self.attrs = resource_attrs
+        self.plugin = plugin
+        self.policy = policy
+        self.conf = conf
+        # attribute -> policy action for showing it ("get_network:provider:...")
+        self.guarded_attrs = [a for a in self.attrs
+                              if policy.has(f"get_{self.resource}:{a}")]
+
+    # ---------------------------------------------------------------- helpers
+    def _target(self, obj):
+        """The policy target: the object plus its network's owner."""
+        target = dict(obj)
+        if self.collection in ("subnets", "ports") and obj.get("network_id"):
+            net = self.plugin.get_owner_info("networks", obj["network_id"])
+            if net is not None:
+                target["network:project_id"] = net["project_id"]
+                target["network:tenant_id"] = net["project_id"]
+                target.setdefault("shared", net["shared"])
+        return target
+
+    def _visible(self, ctx, obj, fields=None):
+        out = {}
+        for k, val in obj.items():
+            a = self.attrs.get(k)
+            if a is None or not a.is_visible:
+                continue
+            if fields and k not in fields:
+                continue
+            out[k] = val
+        for k in self.guarded_attrs:
+            if k in out and not self.policy.check(f"get_{self.resource}:{k}", ctx, obj):
+                del out[k]
+        return out
+
+    def _get_visible(self, ctx, id_):
+        obj = self.plugin.get(ctx, self.collection, id_)
+        if not self.policy.check(f"get_{self.resource}", ctx, self._target(obj)):
+            exc, key = _not_found(self.collection)
+            raise exc(**{key: id_})
+        return obj
+
+    # ---------------------------------------------------------------- index
+    def index(self, req, ctx):
+        params = req.GET
+        fields = set(params.getall("fields")) - {""}
+        filters, special = self._parse_filters(params)
+        sorts = self._parse_sorts(params)
+        limit, marker, page_reverse = self._parse_paging(params)
+        query_sorts = sorts
+        if page_reverse and limit:
+            query_sorts = [(k, not asc) for k, asc in (sorts or [("id", True)])]
+        objs = self.plugin.list(ctx, self.collection, filters=filters, sorts=query_sorts,
+                                limit=limit, marker=marker, special_filters=special)
+        if page_reverse and limit:
+            objs.reverse()
+        check = self.policy.check
+        action = f"get_{self.resource}"
+        if not ctx.is_admin:
+            objs = [o for o in objs if check(action, ctx, self._target_cheap(o, ctx))]
+        body = {self.collection: [self._visible(ctx, o, fields) for o in objs]}
+        if limit:
+            body[f"{self.collection}_links"] = self._links(req, objs, limit, marker,
+                                                           page_reverse)
+        return json_response(body)
+
+    def _target_cheap(self, obj, ctx):
+        # Listing is already scoped by the database to what the project
+        # may see; only look the network up when the rule needs it.
+        if self.collection in ("subnets", "ports") and obj.get("project_id") != ctx.project_id:
+            return self._target(obj)
+        return obj
+
+    def _links(self, req, objs, limit, marker, page_reverse):
+        links = []
+        base = {k: val for k, val in req.GET.items()
+                if k not in ("marker", "limit", "page_reverse")}
+        base_items = [(k, val) for k, val in req.GET.items()
+                      if k not in ("marker", "limit", "page_reverse")]
+        del base
+
+        def href(m, reverse):
+            q = base_items + [("limit", str(limit)), ("marker", m)]
+            if reverse:
+                q.append(("page_reverse", "True"))
+            return req.path_url + "?" + urllib.parse.urlencode(q)
+
+        if not page_reverse:
+            if objs and len(objs) >= limit:
+                links.append({"rel": "next", "href": href(objs[-1]["id"], False)})
+            if marker and objs:
+                links.append({"rel": "previous", "href": href(objs[0]["id"], True)})
+        else:
+            if objs and len(objs) >= limit:
+                links.append({"rel": "previous", "href": href(objs[0]["id"], True)})
+            if marker and objs:
+                links.append({"rel": "next", "href": href(objs[-1]["id"], False)})
+        return links
+
+    def _parse_filters(self, params):
+        filters = {}
+        special = []
+        for key in set(params.keys()) - RESERVED_PARAMS:
+            values = params.getall(key)
+            if key in TAG_FILTERS:
+                special.append(self._tag_filter(key, values))
+                continue
+            a = self.attrs.get(key)
+            if a is None or not a.is_filter or not a.is_visible:
+                raise _bad(f"[{key}] is invalid attribute for filtering")
+            if key == "fixed_ips":
+                filters[key] = [self._fixed_ip_filter(x) for x in values]
+                continue
+            conv = a.convert_filter or a.validate
+            out = []
+            for raw in values:
+                if conv is None:
+                    out.append(raw)
+                    continue
+                try:
+                    out.append(conv(raw, key))
+                except exceptions.InvalidInput as e:
+                    raise _bad(f"Invalid filter value for {key}: {e.msg}") from None
+            filters[key] = out
+        return filters, special
+
+    @staticmethod
+    def _fixed_ip_filter(raw):
+        key, sep, val = raw.partition("=")
+        if not sep or key not in ("ip_address", "subnet_id", "ip_address_substr"):
+            raise _bad(f"Invalid fixed_ips filter '{raw}': use ip_address=, "
+                       "subnet_id= or ip_address_substr=")
+        if key == "ip_address":
+            try:
+                val = v.ip_address(val)
+            except exceptions.InvalidInput:
+                pass  # matches nothing, like an unknown value
+        return {key: val}
+
+    def _tag_filter(self, key, values):
+        tags = [t for val in values for t in val.split(",") if t]
+        model = _model(self.collection)
+        T = models.Tag
+
+        def apply(q):
+            if not tags:
+                return q
+            if key in ("tags", "not-tags"):
+                sub = (sa.select(T.resource_id).where(T.tag.in_(tags))
+                       .group_by(T.resource_id)
+                       .having(sa.func.count(sa.distinct(T.tag)) == len(set(tags))))
+            else:
+                sub = sa.select(T.resource_id).where(T.tag.in_(tags))
+            cond = model.id.in_(sub)
+            return q.where(cond if not key.startswith("not-") else sa.not_(cond))
+        return apply
+
+    def _parse_sorts(self, params):
+        keys = params.getall("sort_key")
+        dirs = params.getall("sort_dir")
+        if dirs and len(dirs) != len(keys):
+            raise _bad("The number of sort_keys and sort_dirs must be same")
+        out = []
+        for i, k in enumerate(keys):
+            a = self.attrs.get(k)
+            if a is None or not a.is_sort_key or not a.is_visible or \
+                    k not in _sortable_columns(self.collection):
+                raise _bad(f"{k} is an invalid attribute for sort_key")
+            d = dirs[i] if dirs else "asc"
+            if d not in ("asc", "desc"):
+                raise _bad(f"{d} is an invalid value for sort_dir, valid value is "
+                           "'asc' and 'desc'")
+            out.append((k, d == "asc"))
+        return out
+
+    def _parse_paging(self, params):
+        limit = None
+        if "limit" in params:
+            try:
+                limit = v.to_int(params["limit"], "limit", minimum=0)
+            except exceptions.InvalidInput:
+                raise _bad(f"Limit must be an integer 0 or greater and not "
+                           f"'{params['limit']}'") from None
+            if limit == 0:
+                limit = None
+        max_limit = self.conf.pagination_max_limit
+        if max_limit and max_limit > 0:
+            limit = min(limit or max_limit, max_limit)
+        marker = params.get("marker") or None
+        try:
+            page_reverse = v.to_bool(params.get("page_reverse", False))
+        except exceptions.InvalidInput:
+            raise _bad("page_reverse must be a boolean") from None
+        return limit, marker, page_reverse
+
+    # ---------------------------------------------------------------- show
+    def show(self, req, ctx, id_):
+        fields = set(req.GET.getall("fields")) - {""}
+        obj = self._get_visible(ctx, id_)
+        return json_response({self.resource: self._visible(ctx, obj, fields)})
+
+    # ---------------------------------------------------------------- create
+    def create(self, req, ctx):
+        body = read_json(req)
+        if self.collection in body and self.resource not in body:
+            items = body[self.collection]
+            if not isinstance(items, list) or not items:
+                raise _bad(f"Resources required: '{self.collection}' must be a non-empty list")
+            bulk = True
+        elif self.resource in body:
+            items = [body[self.resource]]
+            bulk = False
+        else:
+            raise _bad(f"Resource body required: expected '{self.resource}'")
+        if len(body) != 1:
+            raise _bad("Only one resource body is allowed per request")
+        prepared = [self._prepare_post(ctx, item) for item in items]
+        creator = getattr(self.plugin, f"create_{self.collection}")
+        created = creator(ctx, prepared)
+        if bulk:
+            return json_response({self.collection: [self._visible(ctx, o) for o in created]},
+                                 status=201)
+        return json_response({self.resource: self._visible(ctx, created[0])}, status=201)
+
+    def _prepare_post(self, ctx, item):
+        if not isinstance(item, dict):
+            raise _bad(f"Resource body must be a dictionary, not {type(item).__name__}")
+        unknown = [k for k in item if k not in self.attrs]
+        if unknown:
+            raise _bad(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'")
+        out = {}
+        for name, a in self.attrs.items():
+            if name in item:
+                if not a.allow_post:
+                    raise _bad(f"Attribute '{name}' not allowed in POST")
+                out[name] = a.validate(item[name], name) if a.validate else item[name]
+            elif a.allow_post and a.default is NOT_SET and \
+                    (self.collection, name) not in attrs_mod.SERVER_DEFAULTS:
+                raise _bad(f"Failed to parse request. Required attribute '{name}' not specified")
+            elif a.allow_post and a.default is not NOT_SET:
+                out[name] = _copy(a.default)
+        self._resolve_project(ctx, out)
+        target = dict(out)
+        if self.collection in ("subnets", "ports"):
+            net = self.plugin.get_owner_info("networks", out["network_id"])
+            if net is None or not (ctx.is_admin or net["project_id"] == ctx.project_id
+                                   or net["shared"]):
+                raise exceptions.NetworkNotFound(net_id=out["network_id"])
+            target["network:project_id"] = net["project_id"]
+            target["network:tenant_id"] = net["project_id"]
+            target["shared"] = net["shared"]
+        self.policy.enforce(f"create_{self.resource}", ctx, target)
+        for name in item:
+            a = self.attrs[name]
+            explicit = a.default is NOT_SET or out.get(name) != a.default
+            if (a.enforce_policy or self.policy.has(f"create_{self.resource}:{name}")) \
+                    and explicit:
+                self.policy.enforce(f"create_{self.resource}:{name}", ctx, target)
+        return out
+
+    def _resolve_project(self, ctx, out):
+        pid, tid = out.pop("project_id", None), out.pop("tenant_id", None)
+        if pid and tid and pid != tid:
+            raise _bad("project_id and tenant_id do not match")
+        project = pid or tid or ctx.project_id
+        if not project:
+            raise _bad("'project_id' is required")
+        if project != ctx.project_id and not ctx.is_admin:
+            raise exceptions.PolicyNotAuthorized(
+                action=f"create_{self.resource}:project_id")
+        out["project_id"] = project
+
+    # ---------------------------------------------------------------- update
+    def update(self, req, ctx, id_):
+        body = read_json(req)
+        item = body.get(self.resource)
+        if not isinstance(item, dict) or len(body) != 1:
+            raise _bad(f"Resource body required: expected '{self.resource}' object")
+        out = {}
+        for name, val in item.items():
+            a = self.attrs.get(name)
+            if a is None:
+                raise _bad(f"Unrecognized attribute(s) '{name}'")
+            if not a.allow_put:
+                raise _bad(f"Cannot update read-only attribute {name}")
+            out[name] = a.validate(val, name) if a.validate else val
+        current = self._get_visible(ctx, id_)
+        self._check_revision(req, current)
+        target = self._target(current)
+        target.update(out)
+        self.policy.enforce(f"update_{self.resource}", ctx, target)
+        for name in out:
+            a = self.attrs[name]
+            if (a.enforce_policy or self.policy.has(f"update_{self.resource}:{name}")) and \
+                    out[name] != current.get(name):
+                self.policy.enforce(f"update_{self.resource}:{name}", ctx, target)
+        updater = getattr(self.plugin, f"update_{self.resource}")
+        obj = updater(ctx, id_, out)
+        return json_response({self.resource: self._visible(ctx, obj)})
+
+    @staticmethod
+    def _check_revision(req, current):
+        header = req.headers.get("If-Match")
+        if not header:
+            return
+        for part in header.split(","):
+            part = part.strip()
+            if part.startswith("revision_number="):
+                try:
+                    want = int(part.split("=", 1)[1])
+                except ValueError:
+                    raise _bad(f"Invalid If-Match header '{header}'") from None
+                if want != current["revision_number"]:
+                    raise exceptions.PreconditionFailed(
+                        reason=f"revision_number {current['revision_number']} does not "
+                               f"match the expected {want}")
+
+    # ---------------------------------------------------------------- delete
+    def delete(self, req, ctx, id_):
+        current = self._get_visible(ctx, id_)
+        self._check_revision(req, current)
+        self.policy.enforce(f"delete_{self.resource}", ctx, self._target(current))
+        getattr(self.plugin, f"delete_{self.resource}")(ctx, id_)
+        return json_response(None, status=204)
+
+    # ---------------------------------------------------------------- tags
+    def tags(self, req, ctx, id_, tag=None):
+        current = self._get_visible(ctx, id_)
+        method = req.method
+        if method == "GET":
+            if tag is None:
+                return json_response({"tags": current["tags"]})
+            if tag not in current["tags"]:
+                raise webob.exc.HTTPNotFound(detail=f"Tag {tag} could not be found.")
+            return json_response(None, status=204)
+        self.policy.enforce(f"update_{self.resource}", ctx, self._target(current))
+        if method == "PUT" and tag is None:
+            body = read_json(req)
+            tags = v.list_of(v.tag, unique=False)(body.get("tags"), "tags")
+            return json_response({"tags": self.plugin.set_tags(ctx, self.collection, id_, tags)})
+        if method == "PUT":
+            v.tag(tag)
+            self.plugin.set_tags(ctx, self.collection, id_, current["tags"] + [tag])
+            return json_response(None, status=201)
+        if method == "DELETE" and tag is None:
+            self.plugin.set_tags(ctx, self.collection, id_, [])
+            return json_response(None, status=204)
+        if method == "DELETE":
+            if tag not in current["tags"]:
+                raise webob.exc.HTTPNotFound(detail=f"Tag {tag} could not be found.")
+            self.plugin.set_tags(ctx, self.collection, id_,
+                                 [t for t in current["tags"] if t != tag])
+            return json_response(None, status=204)
+        raise webob.exc.HTTPMethodNotAllowed()
+
+
+def _copy(val):
+    return list(val) if isinstance(val, list) else val
+
+
+def _model(collection):
+    from quantum_ovs.db.plugin import MODELS
+    return MODELS[collection]
+
+
+def _not_found(collection):
+    from quantum_ovs.db.plugin import NOT_FOUND
+    return NOT_FOUND[collection]
+
+
+def _sortable_columns(collection):
+    model = _model(collection)
+    cols = {c.key for c in model.__table__.columns}
+    return cols | ({"tenant_id"} if "project_id" in cols else set())

@@ -1,0 +1,203 @@
+"""make_app(conf, plugin): the WSGI application.  No globals."""
+
+import logging
+import os
+
+import routes
+import webob
+import webob.dec
+import webob.exc
+
+from quantum_ovs import exceptions
+from quantum_ovs import policy as policy_mod
+from quantum_ovs.api import attributes, extensions
+from quantum_ovs.api.controller import Controller
+from quantum_ovs.api.wsgi import AccessLog, error_response, json_response
+from quantum_ovs.context import Context
+
+LOG = logging.getLogger(__name__)
+
+COLLECTIONS = ("networks", "subnets", "ports")
+TAGGABLE = ("networks", "subnets", "ports")
+
+
+class API:
+    def __init__(self, conf, plugin, policy, resources, extension_list):
+        self.conf = conf
+        self.plugin = plugin
+        self.policy = policy
+        self.extensions = extension_list
+        self.controllers = {c: Controller(c, resources[c], plugin, policy, conf)
+                            for c in resources if c in attributes.SINGULAR}
+        self.extra_routes = []  # (path, {method: handler(req, ctx, **kw)})
+        m = routes.Mapper()
+        m.connect("/", action="versions")
+        m.connect("/v2.0", action="v2_index")
+        m.connect("/v2.0/", action="v2_index")
+        m.connect("/v2.0/extensions{fmt:(\\.json)?}", action="extensions")
+        m.connect("/v2.0/extensions/{alias}{fmt:(\\.json)?}", action="extension")
+        for c in self.controllers:
+            m.connect(f"/v2.0/{c}" "{fmt:(\\.json)?}", collection=c, action="collection")
+            m.connect(f"/v2.0/{c}/" "{id}{fmt:(\\.json)?}", collection=c, action="member",
+                      requirements={"id": "[^/]+?"})
+            if c in TAGGABLE:
+                m.connect(f"/v2.0/{c}/" "{id}/tags", collection=c, action="tags")
+                m.connect(f"/v2.0/{c}/" "{id}/tags/{tag}", collection=c, action="tag")
+        self.mapper = m
+
+    def add_route(self, path, handlers):
+        self.mapper.connect(path, action="extra", handlers=handlers)
+
+    # ------------------------------------------------------------------
+    @webob.dec.wsgify
+    def __call__(self, req):
+        try:
+            return self._dispatch(req)
+        except Exception as e:  # noqa: BLE001 - every error becomes a fault
+            return error_response(e)
+
+    def _dispatch(self, req):
+        path = req.path_info.rstrip("/") or "/"
+        if path == "/v2.0":
+            path = "/v2.0/"
+        match = self.mapper.match(path)
+        if match is None:
+            raise webob.exc.HTTPNotFound(detail="The resource could not be found.")
+        action = match["action"]
+        method = req.method
+        if action == "versions":
+            self._allow(method, "GET", "HEAD")
+            return self.versions(req)
+        ctx = req.environ.get("quantum.context")
+        if ctx is None:
+            raise webob.exc.HTTPUnauthorized(detail="No credentials")
+        if action == "v2_index":
+            self._allow(method, "GET", "HEAD")
+            return json_response({"resources": [
+                {"name": attributes.SINGULAR[c], "collection": c,
+                 "links": [{"rel": "self", "href": f"{req.host_url}/v2.0/{c}"}]}
+                for c in self.controllers]})
+        if action == "extensions":
+            self._allow(method, "GET", "HEAD")
+            return json_response({"extensions": self.extensions})
+        if action == "extension":
+            self._allow(method, "GET", "HEAD")
+            for e in self.extensions:
+                if e["alias"] == match["alias"]:
+                    return json_response({"extension": e})
+            raise exceptions.ExtensionNotFound(alias=match["alias"])
+        if action == "extra":
+            handler = match["handlers"].get(method)
+            if handler is None:
+                raise webob.exc.HTTPMethodNotAllowed(detail=f"Method {method} not allowed")
+            kwargs = {k: val for k, val in match.items() if k not in ("action", "handlers")}
+            return handler(req, ctx, **kwargs)
+        ctl = self.controllers[match["collection"]]
+        if action == "collection":
+            if method in ("GET", "HEAD"):
+                return ctl.index(req, ctx)
+            if method == "POST":
+                return ctl.create(req, ctx)
+            raise webob.exc.HTTPMethodNotAllowed(detail=f"Method {method} not allowed")
+        if action == "member":
+            id_ = match["id"]
+            if method in ("GET", "HEAD"):
+                return ctl.show(req, ctx, id_)
+            if method == "PUT":
+                return ctl.update(req, ctx, id_)
+            if method == "DELETE":
+                return ctl.delete(req, ctx, id_)
+            raise webob.exc.HTTPMethodNotAllowed(detail=f"Method {method} not allowed")
+        if action in ("tags", "tag"):
+            self._allow(method, "GET", "PUT", "DELETE")
+            return ctl.tags(req, ctx, match["id"], match.get("tag"))
+        raise webob.exc.HTTPNotFound()
+
+    @staticmethod
+    def _allow(method, *allowed):
+        if method not in allowed:
+            raise webob.exc.HTTPMethodNotAllowed(detail=f"Method {method} not allowed")
+
+    def versions(self, req):
+        return json_response({"versions": [{
+            "id": "v2.0", "status": "CURRENT",
+            "links": [{"rel": "self", "href": f"{req.host_url}/v2.0/"}]}]})
+
+
+class NoAuth:
+    """Takes the caller's project and roles from request headers."""
+
+    def __init__(self, app, default_project):
+        self.app = app
+        self.default_project = default_project
+
+    def __call__(self, environ, start_response):
+        h = environ.get
+        project = (h("HTTP_X_PROJECT_ID") or h("HTTP_X_TENANT_ID")
+                   or h("HTTP_X_TENANT") or self.default_project)
+        roles = (h("HTTP_X_ROLES") or h("HTTP_X_ROLE") or "").split(",")
+        environ["quantum.context"] = Context(
+            project_id=project.strip() or self.default_project,
+            user_id=h("HTTP_X_USER_ID"), roles=frozenset(roles))
+        return self.app(environ, start_response)
+
+
+def policy_path(conf):
+    path = conf.policy_file
+    if os.path.isabs(path):
+        return path
+    for cf in reversed(conf.config_file or []):
+        cand = os.path.join(os.path.dirname(os.path.abspath(cf)), path)
+        if os.path.exists(cand):
+            return cand
+    return path if os.path.exists(path) else None
+
+
+def make_app(conf, plugin, policy=None, extra_setup=()):
+    """Build the WSGI app.  ``extra_setup`` are callables
+    fn(api, resources, extension_list) run before routes are final."""
+    resources = attributes.resource_map()
+    ext_list = extensions.builtin()
+    for fn in extra_setup:
+        fn(None, resources, ext_list)
+    policy = policy or policy_mod.Enforcer(path=policy_path(conf))
+    api = API(conf, plugin, policy, resources, ext_list)
+    for fn in extra_setup:
+        fn(api, resources, ext_list)
+    app = api
+    if conf.auth_strategy == "noauth":
+        app = NoAuth(app, conf.default_project_id)
+    else:
+        app = _keystone(app, conf)
+    return AccessLog(app)
+
+
+def _keystone(app, conf):
+    try:
+        from keystonemiddleware import auth_token
+    except ImportError as e:  # pragma: no cover - configuration error
+        raise RuntimeError("auth_strategy=keystone needs keystonemiddleware") from e
+    inner = _KeystoneContext(app)
+    protected = auth_token.AuthProtocol(inner, {"oslo_config_config": conf})
+
+    def dispatch(environ, start_response):
+        if environ.get("PATH_INFO", "/") in ("/", ""):
+            return app(environ, start_response)
+        return protected(environ, start_response)
+    return dispatch
+
+
+class _KeystoneContext:
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        h = environ.get
+        if h("HTTP_X_IDENTITY_STATUS", "Confirmed") != "Confirmed":
+            resp = error_response(webob.exc.HTTPUnauthorized(detail="Authentication required"))
+            return resp(environ, start_response)
+        environ["quantum.context"] = Context(
+            project_id=h("HTTP_X_PROJECT_ID") or h("HTTP_X_TENANT_ID"),
+            user_id=h("HTTP_X_USER_ID"),
+            roles=frozenset((h("HTTP_X_ROLES") or "").split(",")))
+        return self.app(environ, start_response)

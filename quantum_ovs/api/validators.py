@@ -1,0 +1,185 @@
+"""Converters/validators for attribute values.
+
+Each takes the raw JSON value and returns the normalized value or raises
+InvalidInput with a message that names the problem.
+"""
+
+import ipaddress
+import re
+import uuid
+
+from quantum_ovs import exceptions
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                     r"[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+MAC_RE = re.compile(r"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$")
+
+
+def bad(msg):
+    return exceptions.InvalidInput(error_message=msg)
+
+
+def to_bool(value, name="value"):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("true", "1", "yes", "on", "t", "y"):
+            return True
+        if v in ("false", "0", "no", "off", "f", "n"):
+            return False
+    raise bad(f"'{value}' cannot be converted to boolean")
+
+
+def to_int(value, name="value", minimum=None, maximum=None):
+    if isinstance(value, bool):
+        raise bad(f"'{value}' is not an integer")
+    if isinstance(value, int):
+        out = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,20}\s*", value):
+        out = int(value)
+    else:
+        raise bad(f"'{value}' is not an integer")
+    if minimum is not None and out < minimum:
+        raise bad(f"'{out}' is too small - must be at least '{minimum}'")
+    if maximum is not None and out > maximum:
+        raise bad(f"'{out}' is too large - must be no larger than '{maximum}'")
+    return out
+
+
+def string(max_len=255, allow_none=False):
+    def check(value, name="value"):
+        if value is None and allow_none:
+            return None
+        if not isinstance(value, str):
+            raise bad(f"'{value}' is not a valid string")
+        if max_len is not None and len(value) > max_len:
+            raise bad(f"'{value[:40]}...' exceeds maximum length of {max_len}")
+        if "\x00" in value:
+            raise bad("strings may not contain NUL characters")
+        return value
+    return check
+
+
+def uuid_str(value, name="value"):
+    if not isinstance(value, str) or not UUID_RE.match(value):
+        raise bad(f"'{value}' is not a valid UUID")
+    return str(uuid.UUID(value))
+
+
+def uuid_or_none(value, name="value"):
+    return None if value is None else uuid_str(value, name)
+
+
+def mac(value, name="value"):
+    if not isinstance(value, str) or not MAC_RE.match(value):
+        raise bad(f"'{value}' is not a valid MAC address")
+    out = value.lower().replace("-", ":")
+    first = int(out[:2], 16)
+    if out == "00:00:00:00:00:00" or out == "ff:ff:ff:ff:ff:ff" or first & 1:
+        raise bad(f"'{value}' is not a valid unicast MAC address")
+    return out
+
+
+def ip_address(value, name="value"):
+    if not isinstance(value, str):
+        raise bad(f"'{value}' is not a valid IP address")
+    try:
+        # Reject forms like '10.0.0.1/24' or scoped v6 here.
+        if "/" in value or "%" in value:
+            raise ValueError
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise bad(f"'{value}' is not a valid IP address") from None
+
+
+def ip_or_none(value, name="value"):
+    return None if value is None else ip_address(value, name)
+
+
+def cidr(value, name="value", strict=True):
+    if not isinstance(value, str) or "/" not in value:
+        raise bad(f"'{value}' is not a valid IP subnet")
+    try:
+        iface = ipaddress.ip_interface(value.strip())
+    except ValueError:
+        raise bad(f"'{value}' is not a valid IP subnet") from None
+    net = iface.network
+    if strict and iface.ip != net.network_address:
+        raise bad(f"'{value}' isn't a recommended CIDR, '{net}' is recommended")
+    return str(net)
+
+
+def ip_or_cidr(value, name="value"):
+    """An address or a prefix (allowed address pairs, remote prefixes)."""
+    if not isinstance(value, str):
+        raise bad(f"'{value}' is neither a valid IP address nor a valid IP subnet")
+    try:
+        if "/" in value:
+            return str(ipaddress.ip_network(value.strip(), strict=False))
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise bad(f"'{value}' is neither a valid IP address nor a valid IP subnet") from None
+
+
+def list_of(item, unique=False, what="list", key=None):
+    def check(value, name="value"):
+        if not isinstance(value, list):
+            raise bad(f"'{value}' is not a list")
+        out = [item(v, name) for v in value]
+        if unique:
+            seen = set()
+            for v in out:
+                k = key(v) if key else (v if not isinstance(v, dict) else tuple(sorted(v.items())))
+                if k in seen:
+                    raise bad(f"Duplicate {what} '{k if not isinstance(k, tuple) else dict(k)}'")
+                seen.add(k)
+        return out
+    return check
+
+
+def dict_with(spec, name_of="item"):
+    """A dict whose keys are in ``spec`` (key -> (validator, required))."""
+    def check(value, name="value"):
+        if not isinstance(value, dict):
+            raise bad(f"'{value}' is not a dictionary")
+        unknown = set(value) - set(spec)
+        if unknown:
+            raise bad(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}' in {name_of}")
+        out = {}
+        for k, (validate, required) in spec.items():
+            if k in value:
+                out[k] = validate(value[k], k)
+            elif required:
+                raise bad(f"'{k}' is required in {name_of}")
+        return out
+    return check
+
+
+def tag(value, name="value"):
+    value = string(60)(value, name)
+    if not value or "," in value or "/" in value:
+        raise bad(f"'{value}' is not a valid tag")
+    return value
+
+
+fixed_ip = dict_with({"subnet_id": (uuid_str, False),
+                      "ip_address": (ip_address, False)}, "fixed_ips")
+allocation_pool = dict_with({"start": (ip_address, True),
+                             "end": (ip_address, True)}, "allocation_pools")
+host_route = dict_with({"destination": (cidr, True),
+                        "nexthop": (ip_address, True)}, "host_routes")
+address_pair = dict_with({"ip_address": (ip_or_cidr, True),
+                          "mac_address": (mac, False)}, "allowed_address_pairs")
+
+
+def choices(*values, allow_none=True):
+    def check(value, name="value"):
+        if value is None and allow_none:
+            return None
+        if value not in values:
+            raise bad(f"'{value}' is not in {list(values)}")
+        return value
+    return check

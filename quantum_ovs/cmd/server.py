@@ -1,0 +1,113 @@
+"""quantum-ovs-server: the API server.
+
+The only module that imports eventlet.  With api_workers > 1 the parent
+binds the socket, forks the workers and supervises them; each worker
+opens its own database connections after the fork.
+"""
+
+import eventlet
+
+eventlet.monkey_patch()
+
+import errno  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import eventlet.wsgi  # noqa: E402
+
+from quantum_ovs import config, service  # noqa: E402
+from quantum_ovs.db import migration  # noqa: E402
+
+LOG = logging.getLogger("quantum_ovs.server")
+
+
+class _WsgiLog:
+    """eventlet.wsgi writes its own access lines; we log ours instead."""
+
+    def write(self, msg):
+        msg = msg.rstrip()
+        if msg and "Traceback" in msg:
+            LOG.error(msg)
+
+    def flush(self):
+        pass
+
+
+def serve(conf, sock):
+    _db, _plugin, app = service.build(conf, migrate=False)
+    pool = eventlet.GreenPool(conf.wsgi_green_threads)
+    eventlet.wsgi.server(sock, app, custom_pool=pool, log=_WsgiLog(),
+                         log_output=False, keepalive=True, socket_timeout=900,
+                         max_size=conf.wsgi_green_threads)
+
+
+def setup_logging(debug=False):
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
+
+
+def main(argv=None):
+    conf = config.make_conf(sys.argv[1:] if argv is None else argv)
+    setup_logging()
+    db = service.make_database(conf)
+    if conf.database.auto_migrate:
+        migration.upgrade(db.engine)
+    db.dispose()
+    sock = eventlet.listen((conf.bind_host, conf.bind_port), backlog=4096)
+    LOG.info("quantum-ovs-server listening on %s:%s with %d worker(s)",
+             conf.bind_host, sock.getsockname()[1], conf.api_workers)
+    sys.stdout.flush()
+    if conf.api_workers <= 1:
+        try:
+            serve(conf, sock)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    children = set()
+
+    def spawn():
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            try:
+                serve(conf, sock)
+            finally:
+                os._exit(0)
+        children.add(pid)
+
+    stopping = []
+
+    def stop(signum, _frame):
+        stopping.append(signum)
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(conf.api_workers):
+        spawn()
+    while children:
+        try:
+            pid, _status = os.wait()
+        except OSError as e:
+            if e.errno == errno.EINTR:
+                continue
+            break
+        children.discard(pid)
+        if not stopping:
+            LOG.warning("worker %d exited; starting another", pid)
+            time.sleep(0.1)
+            spawn()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

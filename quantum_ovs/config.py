@@ -1,0 +1,81 @@
+"""Configuration options (oslo.config).
+
+Options are registered on a ConfigOpts object that the caller creates
+(``make_conf``); nothing is registered at import time.  ``list_opts`` feeds
+oslo-config-generator, which writes ``etc/quantum-ovs.conf.sample``.
+"""
+
+from oslo_config import cfg
+
+core_opts = [
+    cfg.HostAddressOpt("bind_host", default="0.0.0.0",
+                       help="The host IP to bind the API server to."),
+    cfg.PortOpt("bind_port", default=9696,
+                help="The port the API server listens on."),
+    cfg.IntOpt("api_workers", default=1, min=1,
+               help="Number of API server processes. 1 serves from the "
+                    "main process; more fork workers sharing the socket."),
+    cfg.IntOpt("wsgi_green_threads", default=1000, min=1,
+               help="Green threads serving requests in each API process."),
+    cfg.StrOpt("auth_strategy", default="noauth",
+               choices=["noauth", "keystone"],
+               help="noauth takes the project and roles from the "
+                    "X-Project-Id and X-Roles headers; keystone validates "
+                    "tokens with keystonemiddleware."),
+    cfg.StrOpt("default_project_id", default="default",
+               help="With noauth, the project of requests that name none."),
+    cfg.StrOpt("base_mac", default="fa:16:3e:00:00:00",
+               help="The base MAC address; the last three octets are "
+                    "random."),
+    cfg.BoolOpt("allow_overlapping_ips", default=True,
+                help="Allow subnets of different networks to overlap."),
+    cfg.IntOpt("max_dns_nameservers", default=5,
+               help="Maximum number of DNS nameservers per subnet."),
+    cfg.IntOpt("max_subnet_host_routes", default=20,
+               help="Maximum number of host routes per subnet."),
+    cfg.IntOpt("mac_generation_retries", default=16,
+               help="How many random MACs to try before giving up."),
+    cfg.IntOpt("pagination_max_limit", default=-1,
+               help="The maximum number of items returned in a single "
+                    "response; -1 means no limit."),
+    cfg.StrOpt("policy_file", default="policy.json",
+               help="The policy file, looked up next to the config file "
+                    "when relative. Missing: built-in defaults."),
+    cfg.IntOpt("global_physnet_mtu", default=1500,
+               help="MTU of the underlying physical network."),
+]
+
+database_opts = [
+    cfg.StrOpt("connection", default="sqlite:///quantum-ovs.sqlite",
+               secret=True,
+               help="SQLAlchemy URL of the database, e.g. "
+                    "postgresql+psycopg2://user:pw@host/db or "
+                    "mysql+pymysql://user:pw@host/db."),
+    cfg.IntOpt("max_pool_size", default=10,
+               help="Connections kept open per API process."),
+    cfg.IntOpt("max_overflow", default=20,
+               help="Extra connections allowed under load."),
+    cfg.IntOpt("max_retries", default=10,
+               help="Retries of a transaction that hit a deadlock or a "
+                    "concurrent allocation."),
+    cfg.BoolOpt("auto_migrate", default=True,
+                help="Upgrade the schema to head when the server starts."),
+]
+
+OPT_GROUPS = (
+    ("DEFAULT", core_opts),
+    ("database", database_opts),
+)
+
+
+def list_opts():
+    return [(group, list(opts)) for group, opts in OPT_GROUPS]
+
+
+def make_conf(args=None, default_config_files=None, extra=()):
+    conf = cfg.ConfigOpts()
+    for group, opts in list(OPT_GROUPS) + list(extra):
+        conf.register_opts(opts, group=None if group == "DEFAULT" else group)
+    conf(args=list(args or []), project="quantum-ovs",
+         default_config_files=default_config_files or [])
+    return conf

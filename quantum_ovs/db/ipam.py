@@ -1,0 +1,223 @@
+"""IP address management: pools, availability ranges, allocation.
+
+Free addresses of a subnet are kept as disjoint ranges keyed by a
+32-digit hex form of the address (``ip_key``), so that taking the next
+free address, taking a given one and giving one back each touch one or
+two rows through the (subnet_id, first_key) index, however many addresses
+are allocated.  Concurrent writers are caught by compare-and-set updates
+(a lost race raises RetryRequest and the transaction is retried).
+"""
+
+import ipaddress
+
+import sqlalchemy as sa
+
+from quantum_ovs import exceptions
+from quantum_ovs.db import models
+
+
+def ip_key(ip):
+    return format(int(ipaddress.ip_address(ip)), "032x")
+
+
+def key_ip(key, version):
+    n = int(key, 16)
+    return str(ipaddress.IPv4Address(n) if version == 4 else ipaddress.IPv6Address(n))
+
+
+def _k(n):
+    return format(n, "032x")
+
+
+def default_pools(cidr, gateway_ip):
+    """The whole subnet less the network, broadcast and gateway addresses."""
+    net = ipaddress.ip_network(cidr)
+    first = int(net.network_address)
+    last = int(net.broadcast_address)
+    if net.version == 4:
+        if net.prefixlen <= 30:
+            first += 1
+            last -= 1
+    else:
+        if net.prefixlen <= 126:
+            first += 1  # the subnet-router anycast address
+    pools = [(first, last)] if first <= last else []
+    if gateway_ip:
+        gw = int(ipaddress.ip_address(gateway_ip))
+        pools = _subtract(pools, gw)
+    cls = ipaddress.IPv4Address if net.version == 4 else ipaddress.IPv6Address
+    return [(str(cls(a)), str(cls(b))) for a, b in pools]
+
+
+def _subtract(ranges, n):
+    out = []
+    for a, b in ranges:
+        if a <= n <= b:
+            if a < n:
+                out.append((a, n - 1))
+            if n < b:
+                out.append((n + 1, b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def validate_gateway(cidr, gateway_ip):
+    net = ipaddress.ip_network(cidr)
+    gw = ipaddress.ip_address(gateway_ip)
+    if gw.version != net.version or gw not in net:
+        raise exceptions.InvalidInput(
+            error_message=f"Gateway IP {gateway_ip} is not valid on subnet {cidr}")
+    if net.version == 4 and net.prefixlen <= 30 and gw in (
+            net.network_address, net.broadcast_address):
+        raise exceptions.InvalidInput(
+            error_message=f"Gateway IP {gateway_ip} is the network or broadcast "
+                          f"address of {cidr}")
+
+
+def validate_pools(cidr, pools, gateway_ip):
+    """``pools`` is a list of {"start", "end"}; returns [(start, end)]."""
+    net = ipaddress.ip_network(cidr)
+    ranges = []
+    for p in pools:
+        start = ipaddress.ip_address(p["start"])
+        end = ipaddress.ip_address(p["end"])
+        text = f"{p['start']}-{p['end']}"
+        if start.version != net.version or end.version != net.version or start > end:
+            raise exceptions.InvalidAllocationPool(pool=text)
+        if start not in net or end not in net:
+            raise exceptions.OutOfBoundsAllocationPool(pool=text, subnet_cidr=cidr)
+        if net.version == 4 and net.prefixlen <= 30 and (
+                start == net.network_address or end == net.broadcast_address):
+            raise exceptions.InvalidAllocationPool(pool=text)
+        ranges.append((int(start), int(end), text))
+    ranges.sort()
+    for (a1, b1, t1), (a2, b2, t2) in zip(ranges, ranges[1:]):
+        if a2 <= b1:
+            raise exceptions.OverlappingAllocationPools(pool_1=t1, pool_2=t2,
+                                                        subnet_cidr=cidr)
+    if gateway_ip:
+        gw = int(ipaddress.ip_address(gateway_ip))
+        for a, b, t in ranges:
+            if a <= gw <= b:
+                raise exceptions.GatewayConflictWithAllocationPools(
+                    ip_address=gateway_ip, pool=t)
+    return [(p["start"], p["end"]) for p in
+            sorted(pools, key=lambda p: int(ipaddress.ip_address(p["start"])))]
+
+
+def set_pools(session, subnet, pools):
+    """Replace a subnet's pools and rebuild its free ranges from them,
+    less what is already allocated."""
+    subnet.allocation_pools = [
+        models.AllocationPool(first_ip=a, last_ip=b, first_key=ip_key(a), last_key=ip_key(b))
+        for a, b in pools]
+    session.execute(sa.delete(models.IPAvailabilityRange)
+                    .where(models.IPAvailabilityRange.subnet_id == subnet.id))
+    used = sorted(int(ipaddress.ip_address(ip)) for (ip,) in session.execute(
+        sa.select(models.IPAllocation.ip_address)
+        .where(models.IPAllocation.subnet_id == subnet.id)))
+    free = []
+    for a, b in pools:
+        lo, hi = int(ipaddress.ip_address(a)), int(ipaddress.ip_address(b))
+        ranges = [(lo, hi)]
+        for u in used:
+            if lo <= u <= hi:
+                ranges = _subtract(ranges, u)
+        free.extend(ranges)
+    session.add_all(models.IPAvailabilityRange(subnet_id=subnet.id, first_key=_k(a),
+                                               last_key=_k(b)) for a, b in free)
+
+
+def in_pools(subnet, ip):
+    k = ip_key(ip)
+    return any(p.first_key <= k <= p.last_key for p in subnet.allocation_pools)
+
+
+R = models.IPAvailabilityRange
+
+
+def _cas_update(session, row, **values):
+    res = session.execute(
+        sa.update(R).where(R.id == row.id, R.first_key == row.first_key,
+                           R.last_key == row.last_key).values(**values)
+        .execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        raise exceptions.RetryRequest()
+
+
+def _cas_delete(session, row):
+    res = session.execute(
+        sa.delete(R).where(R.id == row.id, R.first_key == row.first_key,
+                           R.last_key == row.last_key)
+        .execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        raise exceptions.RetryRequest()
+
+
+def allocate_next(session, subnet_id, version):
+    """Take the lowest free address of the subnet; None when full."""
+    row = session.execute(
+        sa.select(R.id, R.first_key, R.last_key).where(R.subnet_id == subnet_id)
+        .order_by(R.first_key).limit(1)).first()
+    if row is None:
+        return None
+    if row.first_key == row.last_key:
+        _cas_delete(session, row)
+    else:
+        _cas_update(session, row, first_key=_k(int(row.first_key, 16) + 1))
+    return key_ip(row.first_key, version)
+
+
+def take_specific(session, subnet_id, ip):
+    """Remove ``ip`` from the free ranges.  Returns False when it was not
+    free (allocated, or outside every pool)."""
+    k = ip_key(ip)
+    row = session.execute(
+        sa.select(R.id, R.first_key, R.last_key)
+        .where(R.subnet_id == subnet_id, R.first_key <= k)
+        .order_by(R.first_key.desc()).limit(1)).first()
+    if row is None or row.last_key < k:
+        return False
+    n = int(k, 16)
+    if row.first_key == row.last_key:
+        _cas_delete(session, row)
+    elif row.first_key == k:
+        _cas_update(session, row, first_key=_k(n + 1))
+    elif row.last_key == k:
+        _cas_update(session, row, last_key=_k(n - 1))
+    else:
+        _cas_update(session, row, last_key=_k(n - 1))
+        session.add(R(subnet_id=subnet_id, first_key=_k(n + 1), last_key=row.last_key))
+    return True
+
+
+def release(session, subnet, ip):
+    """Give an address back to the free ranges (if it is in a pool)."""
+    if not in_pools(subnet, ip):
+        return
+    k = ip_key(ip)
+    n = int(k, 16)
+    left = session.execute(
+        sa.select(R.id, R.first_key, R.last_key)
+        .where(R.subnet_id == subnet.id, R.first_key <= k)
+        .order_by(R.first_key.desc()).limit(1)).first()
+    if left is not None and left.last_key >= k:
+        return  # already free
+    right = session.execute(
+        sa.select(R.id, R.first_key, R.last_key)
+        .where(R.subnet_id == subnet.id, R.first_key == _k(n + 1))).first()
+    # Merge only within one pool, so that ranges never bridge a gap
+    # between pools.
+    pool = next(p for p in subnet.allocation_pools if p.first_key <= k <= p.last_key)
+    join_left = left is not None and int(left.last_key, 16) == n - 1 and left.first_key >= pool.first_key
+    join_right = right is not None and right.last_key <= pool.last_key
+    if join_left and join_right:
+        _cas_update(session, left, last_key=right.last_key)
+        _cas_delete(session, right)
+    elif join_left:
+        _cas_update(session, left, last_key=k)
+    elif join_right:
+        _cas_update(session, right, first_key=k)
+    else:
+        session.add(R(subnet_id=subnet.id, first_key=k, last_key=k))

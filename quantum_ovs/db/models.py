@@ -1,0 +1,175 @@
+"""SQLAlchemy models: the only state of the system.
+
+IP addresses are stored as text for display and, where ranges are
+compared, as a 32-digit hex key (``ipam.ip_key``) so that IPv4 and IPv6
+order the same way in every database.
+"""
+
+import datetime
+
+from sqlalchemy import (Boolean, DateTime, ForeignKey, Integer, String,
+                        UniqueConstraint, Index, BigInteger)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StandardAttrs:
+    """Columns every top-level resource has."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+def _tags_rel(cls_name):
+    return relationship(
+        Tag, primaryjoin=f"foreign(Tag.resource_id) == {cls_name}.id",
+        lazy="selectin", cascade="all, delete-orphan", order_by=Tag.tag,
+        overlaps="tags")
+
+
+class Network(StandardAttrs, Base):
+    __tablename__ = "networks"
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    mtu: Mapped[int] = mapped_column(Integer, default=1500)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    tags = _tags_rel("Network")
+    subnets = relationship("Subnet", lazy="selectin", order_by="Subnet.created_at, Subnet.id",
+                           viewonly=True)
+
+
+class Subnet(StandardAttrs, Base):
+    __tablename__ = "subnets"
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    cidr: Mapped[str] = mapped_column(String(64))
+    ip_version: Mapped[int] = mapped_column(Integer)
+    gateway_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
+    ipv6_ra_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    ipv6_address_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    tags = _tags_rel("Subnet")
+    allocation_pools = relationship("AllocationPool", lazy="selectin",
+                                    cascade="all, delete-orphan",
+                                    order_by="AllocationPool.first_key")
+    dns_nameservers = relationship("DNSNameServer", lazy="selectin",
+                                   cascade="all, delete-orphan",
+                                   order_by="DNSNameServer.order")
+    host_routes = relationship("SubnetRoute", lazy="selectin",
+                               cascade="all, delete-orphan",
+                               order_by="SubnetRoute.order")
+
+
+class AllocationPool(Base):
+    __tablename__ = "allocation_pools"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subnet_id: Mapped[str] = mapped_column(ForeignKey("subnets.id", ondelete="CASCADE"), index=True)
+    first_ip: Mapped[str] = mapped_column(String(64))
+    last_ip: Mapped[str] = mapped_column(String(64))
+    first_key: Mapped[str] = mapped_column(String(32))
+    last_key: Mapped[str] = mapped_column(String(32))
+
+
+class IPAvailabilityRange(Base):
+    """Free addresses of a subnet, as disjoint [first, last] ranges.
+
+    Taking the next free address reads one row through an index, instead
+    of scanning what is allocated.
+    """
+
+    __tablename__ = "ip_availability_ranges"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subnet_id: Mapped[str] = mapped_column(ForeignKey("subnets.id", ondelete="CASCADE"))
+    first_key: Mapped[str] = mapped_column(String(32))
+    last_key: Mapped[str] = mapped_column(String(32))
+    __table_args__ = (Index("ix_avail_subnet_first", "subnet_id", "first_key"),)
+
+
+class DNSNameServer(Base):
+    __tablename__ = "dns_nameservers"
+    subnet_id: Mapped[str] = mapped_column(ForeignKey("subnets.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    address: Mapped[str] = mapped_column(String(128), primary_key=True)
+    order: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SubnetRoute(Base):
+    __tablename__ = "subnet_routes"
+    subnet_id: Mapped[str] = mapped_column(ForeignKey("subnets.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    destination: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nexthop: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Port(StandardAttrs, Base):
+    __tablename__ = "ports"
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    mac_address: Mapped[str] = mapped_column(String(32))
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    device_owner: Mapped[str] = mapped_column(String(255), default="")
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    tags = _tags_rel("Port")
+    fixed_ips = relationship("IPAllocation", lazy="selectin",
+                             cascade="all, delete-orphan",
+                             order_by="IPAllocation.order")
+    allowed_address_pairs = relationship("AllowedAddressPair", lazy="selectin",
+                                         cascade="all, delete-orphan",
+                                         order_by="AllowedAddressPair.order")
+    __table_args__ = (UniqueConstraint("network_id", "mac_address",
+                                       name="uniq_ports0network_id0mac_address"),)
+
+
+class IPAllocation(Base):
+    __tablename__ = "ipallocations"
+    subnet_id: Mapped[str] = mapped_column(ForeignKey("subnets.id"), primary_key=True)
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"), index=True)
+    network_id: Mapped[str] = mapped_column(String(36), index=True)
+    order: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AllowedAddressPair(Base):
+    __tablename__ = "allowed_address_pairs"
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    mac_address: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Change(Base):
+    """The global change sequence: one row per committed change.
+
+    Agents ask for what changed since a sequence number.
+    """
+
+    __tablename__ = "changes"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    resource: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(36))
+    network_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    op: Mapped[str] = mapped_column(String(8))
+    revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

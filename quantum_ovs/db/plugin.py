@@ -1,0 +1,676 @@
+"""The database plugin: networks, subnets and ports on SQLAlchemy.
+
+Every public method runs in one transaction (retried on conflicts with
+concurrent writers) and returns plain dicts in the API's shape.  Policy
+is the controller's job; the plugin scopes what a non-admin can see.
+"""
+
+import ipaddress
+import random
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from quantum_ovs import exceptions
+from quantum_ovs.db import ipam, models
+from quantum_ovs.db.models import utcnow
+
+TIME_FMT = "%Y-%m-%dT%H:%M:%SZ"
+DHCP_OWNER = "network:dhcp"
+
+MODELS = {"networks": models.Network, "subnets": models.Subnet, "ports": models.Port}
+NOT_FOUND = {"networks": (exceptions.NetworkNotFound, "net_id"),
+             "subnets": (exceptions.SubnetNotFound, "subnet_id"),
+             "ports": (exceptions.PortNotFound, "port_id")}
+
+
+def _ts(value):
+    return value.strftime(TIME_FMT) if value else None
+
+
+def _std(obj):
+    return {
+        "id": obj.id,
+        "name": obj.name,
+        "description": obj.description,
+        "project_id": obj.project_id,
+        "tenant_id": obj.project_id,
+        "revision_number": obj.revision_number,
+        "created_at": _ts(obj.created_at),
+        "updated_at": _ts(obj.updated_at),
+        "tags": [t.tag for t in obj.tags],
+    }
+
+
+def network_dict(net):
+    d = _std(net)
+    d.update(admin_state_up=net.admin_state_up, status=net.status, shared=net.shared,
+             mtu=net.mtu, port_security_enabled=net.port_security_enabled,
+             subnets=[s.id for s in net.subnets])
+    return d
+
+
+def subnet_dict(sub):
+    d = _std(sub)
+    d.update(network_id=sub.network_id, cidr=sub.cidr, ip_version=sub.ip_version,
+             gateway_ip=sub.gateway_ip, enable_dhcp=sub.enable_dhcp,
+             ipv6_ra_mode=sub.ipv6_ra_mode, ipv6_address_mode=sub.ipv6_address_mode,
+             allocation_pools=[{"start": p.first_ip, "end": p.last_ip}
+                               for p in sub.allocation_pools],
+             dns_nameservers=[d.address for d in sub.dns_nameservers],
+             host_routes=[{"destination": r.destination, "nexthop": r.nexthop}
+                          for r in sub.host_routes],
+             subnetpool_id=None, segment_id=None)
+    return d
+
+
+def port_dict(port):
+    d = _std(port)
+    d.update(network_id=port.network_id, admin_state_up=port.admin_state_up,
+             mac_address=port.mac_address, status=port.status,
+             device_id=port.device_id, device_owner=port.device_owner,
+             port_security_enabled=port.port_security_enabled,
+             fixed_ips=[{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
+                        for a in port.fixed_ips],
+             allowed_address_pairs=[{"ip_address": p.ip_address,
+                                     "mac_address": p.mac_address}
+                                    for p in port.allowed_address_pairs])
+    return d
+
+
+DICT = {"networks": network_dict, "subnets": subnet_dict, "ports": port_dict}
+
+
+class Plugin:
+    """CRUD for the core resources.  ``conf`` is an oslo.config object."""
+
+    def __init__(self, db, conf):
+        self.db = db
+        self.conf = conf
+        self.base_mac = [int(x, 16) for x in conf.base_mac.split(":")]
+        # Hooks that extensions register: (collection, phase) -> callables
+        # called as fn(session, ctx, obj, attrs) inside the transaction.
+        self.hooks = {}
+        self.dict_extenders = {c: [] for c in MODELS}
+
+    # ------------------------------------------------------------ helpers
+    def _to_dict(self, collection, obj):
+        d = DICT[collection](obj)
+        for fn in self.dict_extenders.get(collection, ()):
+            fn(obj, d)
+        return d
+
+    def _run_hooks(self, collection, phase, *args):
+        for fn in self.hooks.get((collection, phase), ()):
+            fn(*args)
+
+    @staticmethod
+    def _record(session, resource, obj, op, network_id=None):
+        session.add(models.Change(resource=resource, resource_id=obj.id, op=op,
+                                  network_id=network_id,
+                                  revision_number=getattr(obj, "revision_number", 0)))
+
+    @staticmethod
+    def _bump(obj):
+        obj.revision_number = (obj.revision_number or 0) + 1
+        obj.updated_at = utcnow()
+
+    def _visible_clause(self, ctx, collection):
+        if ctx.is_admin:
+            return None
+        N = models.Network
+        if collection == "networks":
+            return sa.or_(N.project_id == ctx.project_id, N.shared.is_(True))
+        if collection == "subnets":
+            S = models.Subnet
+            shared = sa.select(N.id).where(N.shared.is_(True))
+            return sa.or_(S.project_id == ctx.project_id, S.network_id.in_(shared))
+        P = models.Port
+        owned = sa.select(N.id).where(N.project_id == ctx.project_id)
+        return sa.or_(P.project_id == ctx.project_id, P.network_id.in_(owned))
+
+    def _get(self, session, ctx, collection, id_, lock=False):
+        model = MODELS[collection]
+        q = sa.select(model).where(model.id == id_)
+        clause = self._visible_clause(ctx, collection) if ctx is not None else None
+        if clause is not None:
+            q = q.where(clause)
+        if lock and not self.db.is_sqlite:
+            q = q.with_for_update()
+        obj = session.execute(q).scalars().first()
+        if obj is None:
+            exc, key = NOT_FOUND[collection]
+            raise exc(**{key: id_})
+        return obj
+
+    def _set_tags(self, obj, tags):
+        obj.tags = [models.Tag(resource_id=obj.id, tag=t) for t in dict.fromkeys(tags)]
+
+    # ------------------------------------------------------------ generic reads
+    def get(self, ctx, collection, id_):
+        with self.db.reader() as s:
+            return self._to_dict(collection, self._get(s, ctx, collection, id_))
+
+    def get_owner_info(self, collection, id_):
+        """The raw row of a resource, unscoped (for policy targets)."""
+        with self.db.reader() as s:
+            model = MODELS[collection]
+            obj = s.get(model, id_)
+            return None if obj is None else self._to_dict(collection, obj)
+
+    def list(self, ctx, collection, filters=None, sorts=(), limit=None,
+             marker=None, special_filters=None):
+        """``filters``: attribute -> list of accepted values (OR);
+        ``sorts``: [(attribute, ascending)]; ``marker``: an id."""
+        model = MODELS[collection]
+        with self.db.reader() as s:
+            q = sa.select(model)
+            clause = self._visible_clause(ctx, collection)
+            if clause is not None:
+                q = q.where(clause)
+            for attr, values in (filters or {}).items():
+                q = q.where(self._filter_clause(collection, model, attr, values))
+            for fn in (special_filters or ()):
+                q = fn(q)
+            order = [(getattr(model, "project_id" if k == "tenant_id" else k), asc)
+                     for k, asc in sorts]
+            if not any(col.key == "id" for col, _ in order):
+                first_asc = order[0][1] if order else True
+                order.append((model.id, first_asc))
+            if marker is not None:
+                mobj = s.execute(sa.select(model).where(model.id == marker)).scalars().first()
+                if mobj is None:
+                    exc, key = NOT_FOUND[collection]
+                    raise exc(**{key: marker})
+                q = q.where(_after_marker(order, mobj))
+            q = q.order_by(*[c.asc() if asc else c.desc() for c, asc in order])
+            if limit is not None:
+                q = q.limit(limit)
+            rows = s.execute(q).scalars().all()
+            return [self._to_dict(collection, r) for r in rows]
+
+    def _filter_clause(self, collection, model, attr, values):
+        if attr == "tenant_id":
+            attr = "project_id"
+        if attr == "subnets" and collection == "networks":
+            S = models.Subnet
+            return model.id.in_(sa.select(S.network_id).where(S.id.in_(values)))
+        if attr == "fixed_ips" and collection == "ports":
+            A = models.IPAllocation
+            clauses = []
+            for v in values:
+                c = []
+                if "ip_address" in v:
+                    c.append(A.ip_address == v["ip_address"])
+                if "subnet_id" in v:
+                    c.append(A.subnet_id == v["subnet_id"])
+                if "ip_address_substr" in v:
+                    c.append(A.ip_address.contains(v["ip_address_substr"], autoescape=True))
+                clauses.append(sa.and_(*c))
+            return model.id.in_(sa.select(A.port_id).where(sa.or_(*clauses)))
+        col = getattr(model, attr)
+        non_null = [v for v in values if v is not None]
+        terms = []
+        if non_null:
+            terms.append(col.in_(non_null))
+        if len(non_null) != len(values):
+            terms.append(col.is_(None))
+        return sa.or_(*terms)
+
+    # ------------------------------------------------------------ networks
+    def create_networks(self, ctx, items):
+        return self.db.write(lambda s: [self._create_network(s, ctx, a) for a in items])
+
+    def _create_network(self, s, ctx, a):
+        net = models.Network(
+            id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
+            name=a["name"], description=a["description"],
+            admin_state_up=a["admin_state_up"], shared=a["shared"], status="ACTIVE",
+            mtu=a["mtu"] if a.get("mtu") is not None else self.conf.global_physnet_mtu,
+            port_security_enabled=a["port_security_enabled"], revision_number=0)
+        s.add(net)
+        self._run_hooks("networks", "create", s, ctx, net, a)
+        s.flush()
+        self._record(s, "network", net, "create", net.id)
+        net.tags = []
+        s.flush()
+        s.refresh(net)
+        return self._to_dict("networks", net)
+
+    def update_network(self, ctx, id_, a):
+        def txn(s):
+            net = self._get(s, ctx, "networks", id_, lock=True)
+            if a.get("shared") is False and net.shared:
+                others = s.execute(sa.select(sa.func.count()).select_from(models.Port).where(
+                    models.Port.network_id == id_,
+                    models.Port.project_id != net.project_id,
+                    models.Port.device_owner != DHCP_OWNER)).scalar()
+                if others:
+                    raise exceptions.InvalidSharedSetting(network=net.name or id_)
+            for k in ("name", "description", "admin_state_up", "shared", "mtu",
+                      "port_security_enabled"):
+                if k in a:
+                    setattr(net, k, a[k] if not (k == "mtu" and a[k] is None)
+                            else self.conf.global_physnet_mtu)
+            self._run_hooks("networks", "update", s, ctx, net, a)
+            self._bump(net)
+            self._record(s, "network", net, "update", net.id)
+            s.flush()
+            return self._to_dict("networks", net)
+        return self.db.write(txn)
+
+    def delete_network(self, ctx, id_):
+        def txn(s):
+            net = self._get(s, ctx, "networks", id_, lock=True)
+            ports = s.execute(sa.select(models.Port).where(
+                models.Port.network_id == id_)).scalars().all()
+            if any(p.device_owner != DHCP_OWNER for p in ports):
+                raise exceptions.NetworkInUse(net_id=id_)
+            for p in ports:
+                self._record(s, "port", p, "delete", id_)
+                s.delete(p)
+            s.flush()
+            for sub in s.execute(sa.select(models.Subnet).where(
+                    models.Subnet.network_id == id_)).scalars():
+                self._delete_subnet_rows(s, sub)
+            self._run_hooks("networks", "delete", s, ctx, net, None)
+            self._record(s, "network", net, "delete", id_)
+            s.delete(net)
+        self.db.write(txn)
+
+    # ------------------------------------------------------------ subnets
+    def create_subnets(self, ctx, items):
+        return self.db.write(lambda s: [self._create_subnet(s, ctx, a) for a in items])
+
+    def _create_subnet(self, s, ctx, a):
+        net = self._get(s, ctx, "networks", a["network_id"], lock=True)
+        cidr = a["cidr"]
+        netobj = ipaddress.ip_network(cidr)
+        if netobj.version != a["ip_version"]:
+            raise exceptions.InvalidInput(
+                error_message=f"Cidr {cidr} does not match ip_version {a['ip_version']}")
+        if netobj.version == 4 and netobj.prefixlen > 32 or netobj.num_addresses < 2 \
+                and netobj.version == 4 and netobj.prefixlen != 32:
+            raise exceptions.InvalidInput(error_message=f"Invalid CIDR {cidr}")
+        if netobj.version == 6 and netobj.prefixlen > 126 and netobj.prefixlen != 128:
+            pass
+        self._check_overlap(s, net, netobj)
+        self._check_v6_modes(a)
+        if "gateway_ip" in a:
+            gw = a["gateway_ip"]
+        else:
+            gw = str(next(iter(netobj.hosts()), netobj.network_address)) \
+                if netobj.num_addresses > 2 else None
+        if gw is not None:
+            ipam.validate_gateway(cidr, gw)
+        if a.get("allocation_pools") is not None:
+            pools = ipam.validate_pools(cidr, a["allocation_pools"], gw)
+        else:
+            pools = ipam.default_pools(cidr, gw)
+        self._check_dns_routes(a, netobj.version)
+        sub = models.Subnet(
+            id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
+            name=a["name"], description=a["description"], network_id=net.id, cidr=cidr,
+            ip_version=a["ip_version"], gateway_ip=gw, enable_dhcp=a["enable_dhcp"],
+            ipv6_ra_mode=a.get("ipv6_ra_mode"), ipv6_address_mode=a.get("ipv6_address_mode"),
+            revision_number=0)
+        sub.dns_nameservers = [models.DNSNameServer(address=x, order=i)
+                               for i, x in enumerate(a.get("dns_nameservers") or [])]
+        sub.host_routes = [models.SubnetRoute(destination=r["destination"], nexthop=r["nexthop"],
+                                              order=i)
+                           for i, r in enumerate(a.get("host_routes") or [])]
+        s.add(sub)
+        s.flush()
+        ipam.set_pools(s, sub, pools)
+        sub.tags = []
+        self._bump(net)
+        self._record(s, "subnet", sub, "create", net.id)
+        s.flush()
+        return self._to_dict("subnets", sub)
+
+    def _check_overlap(self, s, net, netobj, exclude=None):
+        q = sa.select(models.Subnet.id, models.Subnet.cidr, models.Subnet.network_id)
+        if self.conf.allow_overlapping_ips:
+            q = q.where(models.Subnet.network_id == net.id)
+        for sid, other, other_net in s.execute(q):
+            if sid == exclude:
+                continue
+            if ipaddress.ip_network(other).overlaps(netobj):
+                raise exceptions.InvalidInput(
+                    error_message=f"Requested subnet with cidr: {netobj} for network: "
+                                  f"{net.id} overlaps with another subnet")
+
+    def _check_v6_modes(self, a):
+        ra, addr = a.get("ipv6_ra_mode"), a.get("ipv6_address_mode")
+        if (ra or addr) and a["ip_version"] != 6:
+            raise exceptions.InvalidInput(
+                error_message="ipv6_ra_mode or ipv6_address_mode cannot be set when "
+                              "enable_dhcp is set to False or ip_version is 4")
+        if ra and addr and ra != addr:
+            raise exceptions.InvalidInput(
+                error_message=f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to "
+                              f"'{addr}' is not valid. If both attributes are set, they "
+                              "must be the same value")
+
+    def _check_dns_routes(self, a, version):
+        dns = a.get("dns_nameservers") or []
+        if len(dns) > self.conf.max_dns_nameservers:
+            raise exceptions.InvalidInput(
+                error_message=f"Number of DNS nameservers exceeds the limit "
+                              f"{self.conf.max_dns_nameservers}")
+        routes = a.get("host_routes") or []
+        if len(routes) > self.conf.max_subnet_host_routes:
+            raise exceptions.InvalidInput(
+                error_message=f"Number of host routes exceeds the limit "
+                              f"{self.conf.max_subnet_host_routes}")
+        for r in routes:
+            if ipaddress.ip_network(r["destination"]).version != version or \
+                    ipaddress.ip_address(r["nexthop"]).version != version:
+                raise exceptions.InvalidInput(
+                    error_message=f"Host route {r['destination']} via {r['nexthop']} "
+                                  f"does not match the subnet's IP version {version}")
+
+    def update_subnet(self, ctx, id_, a):
+        def txn(s):
+            sub = self._get(s, ctx, "subnets", id_, lock=True)
+            net = s.get(models.Network, sub.network_id)
+            a2 = dict(a, ip_version=sub.ip_version)
+            self._check_dns_routes(a2, sub.ip_version)
+            gw = a["gateway_ip"] if "gateway_ip" in a else sub.gateway_ip
+            if "gateway_ip" in a and gw is not None:
+                ipam.validate_gateway(sub.cidr, gw)
+                if gw != sub.gateway_ip and "allocation_pools" not in a and ipam.in_pools(sub, gw):
+                    raise exceptions.GatewayConflictWithAllocationPools(
+                        ip_address=gw, pool=", ".join(
+                            f"{p.first_ip}-{p.last_ip}" for p in sub.allocation_pools))
+            if "allocation_pools" in a:
+                pools = ipam.validate_pools(sub.cidr, a["allocation_pools"], gw)
+                ipam.set_pools(s, sub, pools)
+            if "gateway_ip" in a:
+                sub.gateway_ip = gw
+            for k in ("name", "description", "enable_dhcp"):
+                if k in a:
+                    setattr(sub, k, a[k])
+            if "dns_nameservers" in a:
+                sub.dns_nameservers = []
+                s.flush()
+                sub.dns_nameservers = [models.DNSNameServer(address=x, order=i)
+                                       for i, x in enumerate(a["dns_nameservers"])]
+            if "host_routes" in a:
+                sub.host_routes = []
+                s.flush()
+                sub.host_routes = [models.SubnetRoute(destination=r["destination"],
+                                                      nexthop=r["nexthop"], order=i)
+                                   for i, r in enumerate(a["host_routes"])]
+            self._bump(sub)
+            self._bump(net)
+            self._record(s, "subnet", sub, "update", sub.network_id)
+            s.flush()
+            return self._to_dict("subnets", sub)
+        return self.db.write(txn)
+
+    def _delete_subnet_rows(self, s, sub):
+        s.execute(sa.delete(models.IPAllocation).where(models.IPAllocation.subnet_id == sub.id))
+        s.execute(sa.delete(models.IPAvailabilityRange)
+                  .where(models.IPAvailabilityRange.subnet_id == sub.id))
+        self._record(s, "subnet", sub, "delete", sub.network_id)
+        s.delete(sub)
+
+    def delete_subnet(self, ctx, id_):
+        def txn(s):
+            sub = self._get(s, ctx, "subnets", id_, lock=True)
+            A, P = models.IPAllocation, models.Port
+            in_use = s.execute(sa.select(sa.func.count()).select_from(A).join(
+                P, P.id == A.port_id).where(A.subnet_id == id_,
+                                            P.device_owner != DHCP_OWNER)).scalar()
+            if in_use:
+                raise exceptions.SubnetInUse(subnet_id=id_)
+            net = s.get(models.Network, sub.network_id)
+            self._bump(net)
+            self._delete_subnet_rows(s, sub)
+        self.db.write(txn)
+
+    # ------------------------------------------------------------ ports
+    def create_ports(self, ctx, items):
+        return self.db.write(lambda s: [self._create_port(s, ctx, a) for a in items])
+
+    def _generate_mac(self, s, network_id):
+        for _ in range(self.conf.mac_generation_retries):
+            octets = self.base_mac[:3] + [random.randint(0, 255) for _ in range(3)]
+            mac = ":".join(f"{o:02x}" for o in octets)
+            if not self._mac_in_use(s, network_id, mac):
+                return mac
+        raise exceptions.MacAddressGenerationFailure(net_id=network_id)
+
+    @staticmethod
+    def _mac_in_use(s, network_id, mac):
+        return s.execute(sa.select(models.Port.id).where(
+            models.Port.network_id == network_id,
+            models.Port.mac_address == mac)).first() is not None
+
+    def _subnets_of(self, s, network_id):
+        return s.execute(sa.select(models.Subnet).where(
+            models.Subnet.network_id == network_id)
+            .order_by(models.Subnet.created_at, models.Subnet.id)).scalars().all()
+
+    def _allocate(self, s, net_id, port, requested, device_owner):
+        """Allocate the port's addresses; ``requested`` None = automatic."""
+        subnets = self._subnets_of(s, net_id)
+        by_id = {x.id: x for x in subnets}
+        allocs = []
+        if requested is None:
+            v4 = [x for x in subnets if x.ip_version == 4]
+            v6 = [x for x in subnets if x.ip_version == 6]
+            for family in (v4, v6):
+                if not family:
+                    continue
+                for sub in family:
+                    if sub.ipv6_address_mode in ("slaac", "dhcpv6-stateless"):
+                        ip = _eui64(sub.cidr, port.mac_address)
+                        allocs.append((sub, ip))
+                        break
+                    ip = ipam.allocate_next(s, sub.id, sub.ip_version)
+                    if ip is not None:
+                        allocs.append((sub, ip))
+                        break
+                else:
+                    raise exceptions.IpAddressGenerationFailure(net_id=net_id)
+        else:
+            for req in requested:
+                ip = req.get("ip_address")
+                sid = req.get("subnet_id")
+                if sid is not None:
+                    sub = by_id.get(sid)
+                    if sub is None:
+                        raise exceptions.InvalidInput(
+                            error_message=f"Failed to create port on network {net_id}, "
+                                          f"because fixed_ips included invalid subnet {sid}")
+                    if ip is not None and ipaddress.ip_address(ip) not in \
+                            ipaddress.ip_network(sub.cidr):
+                        raise exceptions.InvalidIpForSubnet(ip_address=ip)
+                elif ip is not None:
+                    sub = next((x for x in subnets
+                                if ipaddress.ip_address(ip) in ipaddress.ip_network(x.cidr)), None)
+                    if sub is None:
+                        raise exceptions.InvalidIpForNetwork(ip_address=ip)
+                else:
+                    raise exceptions.InvalidInput(
+                        error_message="fixed_ips entries need a subnet_id or an ip_address")
+                if ip is None:
+                    if sub.ipv6_address_mode in ("slaac", "dhcpv6-stateless"):
+                        ip = _eui64(sub.cidr, port.mac_address)
+                    else:
+                        ip = ipam.allocate_next(s, sub.id, sub.ip_version)
+                        if ip is None:
+                            raise exceptions.IpAddressGenerationFailure(net_id=net_id)
+                else:
+                    self._take_specific(s, sub, ip, device_owner)
+                allocs.append((sub, ip))
+        seen = set()
+        for sub, ip in allocs:
+            if (sub.id, ip) in seen:
+                raise exceptions.InvalidInput(
+                    error_message=f"IP address {ip} requested twice")
+            seen.add((sub.id, ip))
+        return allocs
+
+    def _take_specific(self, s, sub, ip, device_owner):
+        net = ipaddress.ip_network(sub.cidr)
+        addr = ipaddress.ip_address(ip)
+        if net.version == 4 and net.prefixlen <= 30 and addr in (
+                net.network_address, net.broadcast_address):
+            raise exceptions.InvalidIpForSubnet(ip_address=ip)
+        if ip == sub.gateway_ip and not device_owner.startswith("network:router"):
+            raise exceptions.IpAddressAlreadyAllocated(ip=ip, subnet_id=sub.id)
+        if not ipam.take_specific(s, sub.id, ip):
+            taken = s.execute(sa.select(models.IPAllocation.port_id).where(
+                models.IPAllocation.subnet_id == sub.id,
+                models.IPAllocation.ip_address == ip)).first()
+            if taken is not None:
+                raise exceptions.IpAddressAlreadyAllocated(ip=ip, subnet_id=sub.id)
+            # Outside every pool but inside the subnet: allowed, as in Neutron.
+
+    def _create_port(self, s, ctx, a):
+        net = self._get(s, ctx, "networks", a["network_id"])
+        port_id = a.get("id") or str(uuid.uuid4())
+        if a.get("mac_address") is not None:
+            mac = a["mac_address"]
+            if self._mac_in_use(s, net.id, mac):
+                raise exceptions.MacAddressInUse(net_id=net.id, mac=mac)
+        else:
+            mac = self._generate_mac(s, net.id)
+        pse = a.get("port_security_enabled")
+        if pse is None:
+            pse = net.port_security_enabled
+        pairs = a.get("allowed_address_pairs") or []
+        if pairs and not pse:
+            raise exceptions.InvalidInput(
+                error_message="Port Security must be enabled in order to have allowed "
+                              "address pairs on a port.")
+        port = models.Port(
+            id=port_id, project_id=a["project_id"], name=a["name"],
+            description=a["description"], network_id=net.id, mac_address=mac,
+            admin_state_up=a["admin_state_up"], status="DOWN", device_id=a["device_id"],
+            device_owner=a["device_owner"], port_security_enabled=pse, revision_number=0)
+        allocs = self._allocate(s, net.id, port, a.get("fixed_ips"), a["device_owner"])
+        port.fixed_ips = [models.IPAllocation(subnet_id=sub.id, ip_address=ip, network_id=net.id,
+                                              order=i) for i, (sub, ip) in enumerate(allocs)]
+        port.allowed_address_pairs = [
+            models.AllowedAddressPair(ip_address=p["ip_address"],
+                                      mac_address=p.get("mac_address") or mac, order=i)
+            for i, p in enumerate(pairs)]
+        port.tags = []
+        s.add(port)
+        self._run_hooks("ports", "create", s, ctx, port, a)
+        s.flush()
+        self._record(s, "port", port, "create", net.id)
+        return self._to_dict("ports", port)
+
+    def update_port(self, ctx, id_, a):
+        def txn(s):
+            port = self._get(s, ctx, "ports", id_, lock=True)
+            if "mac_address" in a and a["mac_address"] != port.mac_address:
+                if self._mac_in_use(s, port.network_id, a["mac_address"]):
+                    raise exceptions.MacAddressInUse(net_id=port.network_id,
+                                                     mac=a["mac_address"])
+                port.mac_address = a["mac_address"]
+            if "fixed_ips" in a:
+                self._update_fixed_ips(s, port, a["fixed_ips"])
+            pse = a.get("port_security_enabled", port.port_security_enabled)
+            pairs = a["allowed_address_pairs"] if "allowed_address_pairs" in a else \
+                [{"ip_address": p.ip_address, "mac_address": p.mac_address}
+                 for p in port.allowed_address_pairs]
+            if pairs and not pse:
+                raise exceptions.InvalidInput(
+                    error_message="Port Security must be enabled in order to have allowed "
+                                  "address pairs on a port.")
+            if "allowed_address_pairs" in a:
+                port.allowed_address_pairs = []
+                s.flush()
+                port.allowed_address_pairs = [
+                    models.AllowedAddressPair(ip_address=p["ip_address"],
+                                              mac_address=p.get("mac_address") or port.mac_address,
+                                              order=i)
+                    for i, p in enumerate(pairs)]
+            for k in ("name", "description", "admin_state_up", "device_id", "device_owner",
+                      "port_security_enabled"):
+                if k in a:
+                    setattr(port, k, a[k])
+            self._run_hooks("ports", "update", s, ctx, port, a)
+            self._bump(port)
+            self._record(s, "port", port, "update", port.network_id)
+            s.flush()
+            return self._to_dict("ports", port)
+        return self.db.write(txn)
+
+    def _update_fixed_ips(self, s, port, requested):
+        current = {(a.subnet_id, a.ip_address) for a in port.fixed_ips}
+        keep, new = [], []
+        for req in requested:
+            match = None
+            if req.get("ip_address") is not None:
+                for sid, ip in current:
+                    if ip == req["ip_address"] and req.get("subnet_id", sid) == sid:
+                        match = (sid, ip)
+            if match is not None and match not in keep:
+                keep.append(match)
+            else:
+                new.append(req)
+        subnets = {x.id: x for x in self._subnets_of(s, port.network_id)}
+        removed = [x for x in current if x not in keep]
+        for sid, ip in removed:
+            if sid in subnets:
+                ipam.release(s, subnets[sid], ip)
+        allocs = self._allocate(s, port.network_id, port, new, port.device_owner) if new else []
+        port.fixed_ips = []
+        s.flush()
+        entries = keep + [(sub.id, ip) for sub, ip in allocs]
+        port.fixed_ips = [models.IPAllocation(subnet_id=sid, ip_address=ip,
+                                              network_id=port.network_id, order=i)
+                          for i, (sid, ip) in enumerate(entries)]
+
+    def delete_port(self, ctx, id_):
+        def txn(s):
+            port = self._get(s, ctx, "ports", id_, lock=True)
+            self._release_port(s, port)
+            self._run_hooks("ports", "delete", s, ctx, port, None)
+            self._record(s, "port", port, "delete", port.network_id)
+            s.delete(port)
+        self.db.write(txn)
+
+    def _release_port(self, s, port):
+        subnets = {x.id: x for x in self._subnets_of(s, port.network_id)}
+        for a in port.fixed_ips:
+            if a.subnet_id in subnets:
+                ipam.release(s, subnets[a.subnet_id], a.ip_address)
+
+    # ------------------------------------------------------------ tags
+    def set_tags(self, ctx, collection, id_, tags):
+        def txn(s):
+            obj = self._get(s, ctx, collection, id_, lock=True)
+            self._set_tags(obj, tags)
+            self._bump(obj)
+            s.flush()
+            return [t.tag for t in obj.tags]
+        return self.db.write(txn)
+
+
+def _after_marker(order, mobj):
+    """Rows strictly after the marker row in the given ordering."""
+    clauses = []
+    for i, (col, asc) in enumerate(order):
+        eqs = [c == getattr(mobj, c.key) for c, _ in order[:i]]
+        val = getattr(mobj, col.key)
+        cmp = col > val if asc else col < val
+        clauses.append(sa.and_(*eqs, cmp))
+    return sa.or_(*clauses)
+
+
+def _eui64(cidr, mac):
+    net = ipaddress.ip_network(cidr)
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    suffix = int.from_bytes(bytes(eui), "big")
+    return str(ipaddress.IPv6Address(int(net.network_address) | suffix))

@@ -1,0 +1,26 @@
+"""Assembling the server from configuration: database, plugin, app."""
+
+import logging
+
+from quantum_ovs.api.router import make_app
+from quantum_ovs.db import migration
+from quantum_ovs.db.plugin import Plugin
+from quantum_ovs.db.session import Database
+
+LOG = logging.getLogger(__name__)
+
+
+def make_database(conf):
+    return Database(conf.database.connection, pool_size=conf.database.max_pool_size,
+                    max_overflow=conf.database.max_overflow,
+                    max_retries=conf.database.max_retries)
+
+
+def build(conf, migrate=None):
+    """Database + plugin + WSGI app for one process."""
+    db = make_database(conf)
+    if conf.database.auto_migrate if migrate is None else migrate:
+        migration.upgrade(db.engine)
+    plugin = Plugin(db, conf)
+    app = make_app(conf, plugin)
+    return db, plugin, app
