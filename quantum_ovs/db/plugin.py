@@ -274,6 +274,7 @@ class Plugin:
             for sub in s.execute(sa.select(models.Subnet).where(
                     models.Subnet.network_id == id_)).scalars():
                 self._delete_subnet_rows(s, sub)
+            s.flush()
             self._run_hooks("networks", "delete", s, ctx, net, None)
             self._record(s, "network", net, "delete", id_)
             s.delete(net)
@@ -463,19 +464,21 @@ class Plugin:
             v4 = [x for x in subnets if x.ip_version == 4]
             v6 = [x for x in subnets if x.ip_version == 6]
             for family in (v4, v6):
-                if not family:
-                    continue
-                for sub in family:
-                    if sub.ipv6_address_mode in ("slaac", "dhcpv6-stateless"):
-                        ip = _eui64(sub.cidr, port.mac_address)
-                        allocs.append((sub, ip))
-                        break
+                # Every SLAAC subnet gives an address; of the others, the
+                # first with a free address gives one.
+                auto = [x for x in family
+                        if x.ipv6_address_mode in ("slaac", "dhcpv6-stateless")]
+                for sub in auto:
+                    allocs.append((sub, _eui64(sub.cidr, port.mac_address)))
+                pooled = [x for x in family if x not in auto]
+                for sub in pooled:
                     ip = ipam.allocate_next(s, sub.id, sub.ip_version)
                     if ip is not None:
                         allocs.append((sub, ip))
                         break
                 else:
-                    raise exceptions.IpAddressGenerationFailure(net_id=net_id)
+                    if pooled and not auto:
+                        raise exceptions.IpAddressGenerationFailure(net_id=net_id)
         else:
             for req in requested:
                 ip = req.get("ip_address")

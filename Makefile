@@ -1,0 +1,35 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: setup test test-unit test-functional test-integration demo bench pep8 genconfig clean
+
+setup:
+	@bash tools/setup.sh
+
+test: setup
+	@bash tools/run-tests.sh tests
+
+test-unit: setup
+	@bash tools/run-tests.sh tests/unit
+
+test-functional: setup
+	@bash tools/run-tests.sh tests/functional
+
+test-integration: setup
+	@bash tools/run-tests.sh tests/integration
+
+demo: setup
+	@$(PY) tools/demo.py $(ARGS)
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+pep8: setup
+	@$(VENV)/bin/ruff check quantum_ovs agent tests bench tools
+
+genconfig: setup
+	@$(VENV)/bin/oslo-config-generator --namespace quantum_ovs --output-file etc/quantum-ovs.conf.sample
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

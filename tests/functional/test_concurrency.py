@@ -1,0 +1,197 @@
+"""Concurrent clients against a real quantum-ovs-server process.
+
+8 clients creating 500 ports at once on one /22 get 500 distinct IPs and
+MACs and no 5xx, on SQLite and on PostgreSQL, with api_workers 1 and 4;
+clients racing for one specific address: exactly one wins, the others
+get 409 IpAddressAlreadyAllocated.
+"""
+
+import http.client
+import ipaddress
+import json
+import threading
+import uuid
+
+import pytest
+
+from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
+from tests.fixtures.server import ServerProcess
+
+PROJECT = "proj-concurrency"
+CIDR = "10.20.0.0/22"
+CLIENTS = 8
+PORTS = 500
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection speaking JSON."""
+
+    def __init__(self, port, project=PROJECT, timeout=60):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json",
+                        "X-Project-Id": project}
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        self.conn.request(method, path, body=data, headers=self.headers)
+        resp = self.conn.getresponse()
+        raw = resp.read()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode(errors="replace")
+        return resp.status, parsed
+
+    def close(self):
+        self.conn.close()
+
+
+def _expect(status, body, want, what):
+    assert status == want, f"{what}: HTTP {status}: {body}"
+    return body
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/qovs.sqlite"
+        return
+    pg = request.getfixturevalue("postgres_server")
+    name = "conc_" + uuid.uuid4().hex[:10]
+    url = pg.create_database(name)
+    try:
+        yield url
+    finally:
+        pg.drop_database(name)
+
+
+@pytest.fixture(params=[1, 4], ids=lambda w: f"workers{w}")
+def server(request, db_url):
+    srv = ServerProcess(db_url, workers=request.param)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        # pytest shows this only for a test that failed.
+        print(f"--- server log (api_workers={request.param}) ---")
+        print(srv.log()[-30000:])
+
+
+def _network_and_subnet(client, cidr=CIDR):
+    net = _expect(*client.request("POST", "/v2.0/networks",
+                                  {"network": {"name": "conc-net"}}), 201, "create network")
+    net_id = net["network"]["id"]
+    sub = _expect(*client.request("POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net_id, "cidr": cidr, "ip_version": 4, "name": "conc-sub"}}),
+        201, "create subnet")
+    return net_id, sub["subnet"]
+
+
+def _run_clients(port, jobs):
+    """Run ``jobs[i](client)`` in one thread per job, all released at
+    once; returns their results (an exception counts as a result)."""
+    results = [None] * len(jobs)
+    barrier = threading.Barrier(len(jobs))
+
+    def run(i):
+        client = Client(port)
+        try:
+            barrier.wait(30)
+            results[i] = jobs[i](client)
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            results[i] = e
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a client is stuck"
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, f"client errors: {errors!r}"
+    return results
+
+
+def test_concurrent_port_creates_get_distinct_addresses(server):
+    admin = Client(server.port)
+    net_id, subnet = _network_and_subnet(admin)
+    per_client = [PORTS // CLIENTS + (1 if i < PORTS % CLIENTS else 0) for i in range(CLIENTS)]
+
+    def make_job(i, count):
+        def job(client):
+            out = []
+            for j in range(count):
+                out.append(client.request("POST", "/v2.0/ports", {"port": {
+                    "network_id": net_id, "name": f"c{i}-p{j}"}}))
+            return out
+        return job
+
+    results = _run_clients(server.port, [make_job(i, n) for i, n in enumerate(per_client)])
+    responses = [r for rs in results for r in rs]
+    assert len(responses) == PORTS
+    failed = [(status, body) for status, body in responses if status != 201]
+    assert not failed, (f"{len(failed)} of {PORTS} creates failed, e.g. {failed[:5]}; "
+                        f"5xx: {sum(1 for s, _ in failed if s >= 500)}")
+
+    ports = [body["port"] for _, body in responses]
+    network = ipaddress.ip_network(CIDR)
+    ips = []
+    for p in ports:
+        assert p["network_id"] == net_id
+        assert len(p["fixed_ips"]) == 1, p
+        assert p["fixed_ips"][0]["subnet_id"] == subnet["id"]
+        ips.append(p["fixed_ips"][0]["ip_address"])
+    assert all(ipaddress.ip_address(ip) in network for ip in ips)
+    assert subnet["gateway_ip"] not in ips
+    assert str(network.network_address) not in ips
+    assert str(network.broadcast_address) not in ips
+    assert len(set(ips)) == PORTS, "duplicate IPs handed out"
+    macs = [p["mac_address"] for p in ports]
+    assert len(set(macs)) == PORTS, "duplicate MACs handed out"
+    assert len({p["id"] for p in ports}) == PORTS
+
+    listed = _expect(*admin.request("GET", f"/v2.0/ports?network_id={net_id}"), 200,
+                     "list ports")["ports"]
+    every = _expect(*admin.request("GET", "/v2.0/ports"), 200, "list ports")["ports"]
+    admin.close()
+    assert len(every) == PORTS
+    created = {p["id"]: (p["mac_address"], p["fixed_ips"][0]["ip_address"]) for p in ports}
+    assert {p["id"]: (p["mac_address"], p["fixed_ips"][0]["ip_address"])
+            for p in listed} == created
+    assert len(listed) == PORTS
+
+
+def test_concurrent_requests_for_one_address_one_wins(server):
+    admin = Client(server.port)
+    net_id, subnet = _network_and_subnet(admin)
+    network = ipaddress.ip_network(CIDR)
+    # A few rounds: the start of a free range, its middle (a split), and
+    # an address next to one already taken.
+    wanted = [str(network.network_address + 2), str(network.network_address + 300),
+              str(network.network_address + 301), str(network.network_address + 1000)]
+    for ip in wanted:
+        jobs = [lambda c, ip=ip: c.request("POST", "/v2.0/ports", {"port": {
+            "network_id": net_id, "fixed_ips": [{"ip_address": ip}]}})
+            for _ in range(CLIENTS)]
+        responses = _run_clients(server.port, jobs)
+        statuses = sorted(s for s, _ in responses)
+        assert not [s for s in statuses if s >= 500], responses
+        won = [b for s, b in responses if s == 201]
+        lost = [b for s, b in responses if s != 201]
+        assert len(won) == 1, f"{ip}: {len(won)} creates succeeded: {statuses}"
+        assert won[0]["port"]["fixed_ips"][0]["ip_address"] == ip
+        assert all(s == 409 for s, _ in responses if s != 201), statuses
+        assert {b["NeutronError"]["type"] for b in lost} == {"IpAddressAlreadyAllocated"}, lost
+    listed = _expect(*admin.request("GET", f"/v2.0/ports?network_id={net_id}"), 200,
+                     "list ports")["ports"]
+    admin.close()
+    assert sorted(p["fixed_ips"][0]["ip_address"] for p in listed) == sorted(wanted)
+    # The automatic allocator still hands out something else.
+    auto = Client(server.port)
+    port = _expect(*auto.request("POST", "/v2.0/ports", {"port": {"network_id": net_id}}),
+                   201, "create port")["port"]
+    auto.close()
+    assert port["fixed_ips"][0]["ip_address"] not in wanted

@@ -1,0 +1,162 @@
+"""Ports: MACs, fixed IPs, allocation errors, updates."""
+
+import ipaddress
+
+
+def _net(api, cidr="10.0.0.0/24", **kw):
+    net = api.network()
+    return net, api.subnet(net["id"], cidr, **kw)
+
+
+def test_port_defaults(api):
+    net, sub = _net(api)
+    port = api.port(net["id"], name="p")
+    assert port["mac_address"].startswith("fa:16:3e:")
+    assert port["fixed_ips"] == [{"subnet_id": sub["id"], "ip_address": "10.0.0.2"}]
+    assert port["status"] == "DOWN" and port["admin_state_up"] is True
+    assert port["device_id"] == "" and port["device_owner"] == ""
+    assert port["allowed_address_pairs"] == [] and port["port_security_enabled"] is True
+    assert api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"] == port
+
+
+def test_base_mac_is_used(make_api):
+    api = make_api(base_mac="fa:16:3f:00:00:00")
+    net, _ = _net(api)
+    assert api.port(net["id"])["mac_address"].startswith("fa:16:3f:")
+
+
+def test_specific_ip_and_conflict(api):
+    net, sub = _net(api)
+    p = api.port(net["id"], fixed_ips=[{"ip_address": "10.0.0.50"}])
+    assert p["fixed_ips"] == [{"subnet_id": sub["id"], "ip_address": "10.0.0.50"}]
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                          "fixed_ips": [{"subnet_id": sub["id"],
+                                                         "ip_address": "10.0.0.50"}]}},
+                 status=409)
+    assert r.data["NeutronError"]["type"] == "IpAddressAlreadyAllocated"
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                          "fixed_ips": [{"ip_address": "10.0.0.1"}]}},
+                 status=409)  # the gateway
+    assert api.count("ports") == 1
+
+
+def test_ip_outside_subnet(api):
+    net, sub = _net(api)
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                          "fixed_ips": [{"ip_address": "10.9.0.5"}]}},
+                 status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidIpForNetwork"
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"], "fixed_ips": [
+        {"subnet_id": sub["id"], "ip_address": "10.9.0.5"}]}}, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidIpForSubnet"
+    api.post("/v2.0/ports", {"port": {"network_id": net["id"], "fixed_ips": [
+        {"subnet_id": "9a3f5c2e-0000-4000-8000-000000000000"}]}}, status=400)
+    api.post("/v2.0/ports", {"port": {"network_id": net["id"], "fixed_ips": [
+        {"ip_address": "bogus"}]}}, status=400)
+    assert api.count("ports") == 0
+
+
+def test_mac_in_use(api):
+    net, _ = _net(api)
+    api.port(net["id"], mac_address="fa:16:3e:aa:bb:cc")
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                          "mac_address": "FA:16:3E:AA:BB:CC"}}, status=409)
+    assert r.data["NeutronError"]["type"] == "MacAddressInUse"
+    other, _ = _net(api)
+    api.port(other["id"], mac_address="fa:16:3e:aa:bb:cc")  # unique per network only
+    for bad in ("01:00:5e:00:00:01", "zz:16:3e:aa:bb:cc", "fa:16:3e:aa:bb"):
+        api.post("/v2.0/ports", {"port": {"network_id": net["id"], "mac_address": bad}},
+                 status=400)
+
+
+def test_exhaustion_and_reuse(api):
+    net, sub = _net(api, "10.0.0.0/29")  # 10.0.0.2 - 10.0.0.6
+    ports = [api.port(net["id"]) for _ in range(5)]
+    ips = [p["fixed_ips"][0]["ip_address"] for p in ports]
+    assert ips == [f"10.0.0.{i}" for i in range(2, 7)]
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"]}}, status=409)
+    assert r.data["NeutronError"]["type"] == "IpAddressGenerationFailure"
+    api.delete(f"/v2.0/ports/{ports[2]['id']}", status=204)
+    again = api.port(net["id"])
+    assert again["fixed_ips"][0]["ip_address"] == "10.0.0.4"
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"]}}, status=409)
+
+
+def test_no_subnet_means_no_ip_and_empty_fixed_ips(api):
+    net = api.network()
+    assert api.port(net["id"])["fixed_ips"] == []
+    api.subnet(net["id"])
+    assert api.port(net["id"], fixed_ips=[])["fixed_ips"] == []
+
+
+def test_update_fixed_ips(api):
+    net, sub = _net(api)
+    port = api.port(net["id"])
+    old_ip = port["fixed_ips"][0]["ip_address"]
+    upd = api.put(f"/v2.0/ports/{port['id']}", {"port": {"fixed_ips": [
+        {"ip_address": old_ip}, {"ip_address": "10.0.0.77"}]}}, status=200).data["port"]
+    assert [f["ip_address"] for f in upd["fixed_ips"]] == [old_ip, "10.0.0.77"]
+    upd = api.put(f"/v2.0/ports/{port['id']}", {"port": {"fixed_ips": [
+        {"ip_address": "10.0.0.77"}]}}, status=200).data["port"]
+    assert [f["ip_address"] for f in upd["fixed_ips"]] == ["10.0.0.77"]
+    # the released address is free again
+    assert api.port(net["id"], fixed_ips=[{"ip_address": old_ip}])
+    other = api.port(net["id"])
+    r = api.put(f"/v2.0/ports/{other['id']}", {"port": {"fixed_ips": [
+        {"ip_address": "10.0.0.77"}]}}, status=409)
+    assert r.data["NeutronError"]["type"] == "IpAddressAlreadyAllocated"
+    assert api.get(f"/v2.0/ports/{other['id']}", status=200).data["port"]["fixed_ips"] == \
+        other["fixed_ips"]
+
+
+def test_port_update_fields(api):
+    net, _ = _net(api)
+    port = api.port(net["id"])
+    upd = api.put(f"/v2.0/ports/{port['id']}", {"port": {
+        "name": "x", "device_id": "vm-1", "device_owner": "compute:nova",
+        "admin_state_up": False}}, status=200).data["port"]
+    assert (upd["name"], upd["device_id"], upd["device_owner"], upd["admin_state_up"]) == \
+        ("x", "vm-1", "compute:nova", False)
+    for body in ({"network_id": net["id"]}, {"status": "ACTIVE"}, {"mac_address": "x"}):
+        api.put(f"/v2.0/ports/{port['id']}", {"port": body}, status=400)
+    # a non-admin may not change a MAC (Neutron's default policy)
+    api.put(f"/v2.0/ports/{port['id']}", {"port": {"mac_address": "fa:16:3e:00:00:01"}},
+            status=403)
+    upd = api.put(f"/v2.0/ports/{port['id']}", {"port": {"mac_address": "fa:16:3e:00:00:01"}},
+                  admin=True, status=200).data["port"]
+    assert upd["mac_address"] == "fa:16:3e:00:00:01"
+
+
+def test_port_security_and_address_pairs(api):
+    net, _ = _net(api)
+    p = api.port(net["id"], allowed_address_pairs=[{"ip_address": "10.0.0.200"},
+                                                   {"ip_address": "10.1.0.0/24",
+                                                    "mac_address": "fa:16:3e:01:02:03"}])
+    assert p["allowed_address_pairs"] == [
+        {"ip_address": "10.0.0.200", "mac_address": p["mac_address"]},
+        {"ip_address": "10.1.0.0/24", "mac_address": "fa:16:3e:01:02:03"}]
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                          "port_security_enabled": False,
+                                          "allowed_address_pairs": [{"ip_address": "1.2.3.4"}]}},
+                 status=400)
+    assert "Port Security" in r.data["NeutronError"]["message"]
+    api.put(f"/v2.0/ports/{p['id']}", {"port": {"port_security_enabled": False}}, status=400)
+    upd = api.put(f"/v2.0/ports/{p['id']}", {"port": {"port_security_enabled": False,
+                                                      "allowed_address_pairs": []}},
+                  status=200).data["port"]
+    assert upd["port_security_enabled"] is False and upd["allowed_address_pairs"] == []
+
+
+def test_port_on_unknown_network(api):
+    r = api.post("/v2.0/ports", {"port": {
+        "network_id": "5e0b1b4a-1111-4222-8333-944455556666"}}, status=404)
+    assert r.data["NeutronError"]["type"] == "NetworkNotFound"
+
+
+def test_ips_are_in_subnet_on_a_big_subnet(api):
+    net, sub = _net(api, "10.8.0.0/16")
+    cidr = ipaddress.ip_network(sub["cidr"])
+    r = api.post("/v2.0/ports", {"ports": [{"network_id": net["id"]} for _ in range(50)]},
+                 status=201)
+    ips = [ipaddress.ip_address(p["fixed_ips"][0]["ip_address"]) for p in r.data["ports"]]
+    assert len(set(ips)) == 50 and all(ip in cidr for ip in ips)
