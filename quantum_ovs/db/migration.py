@@ -11,8 +11,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def alembic_config(url):
     cfg = Config()
     cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False)
-                        if hasattr(url, "render_as_string") else str(url))
+    text = url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") \
+        else str(url)
+    cfg.set_main_option("sqlalchemy.url", text.replace("%", "%%"))
     return cfg
 
 
