@@ -1,0 +1,534 @@
+"""The agent's OpenFlow 1.3 channel to its integration bridge.
+
+A passive listener (the bridge's ``Controller`` row points at it, e.g.
+``tcp:127.0.0.1:6633``) that accepts the switch's connection and speaks
+OpenFlow over a plain socket with native threads; os-ken is used only to
+encode and parse messages (in :mod:`agent.openflow.encode`), not as an
+application framework, so there is no eventlet, no app_manager, no global
+registry.
+
+Threads:
+    ``of-accept``   accepts the switch, runs the handshake (hello,
+                    features, set-config, barrier) and publishes the
+                    connection.  A new connection replaces the old one
+                    (ovs-vswitchd restarted).
+    ``of-read``     one per connection: reads messages, answers echo
+                    requests, completes the futures of requests by xid,
+                    queues packet-ins and connection events.
+    ``of-events``   runs the callbacks (connect, disconnect, packet-in) in
+                    order; they may call back into the channel (dump,
+                    apply) without deadlocking the reader.
+Callers' threads block in :meth:`apply`, :meth:`dump_flows`,
+:meth:`barrier` until the switch answered; :meth:`apply` is serialized
+(one bundle at a time).
+
+Ownership: a :class:`CookieScope` (value, mask) says which cookies are
+ours.  Dumps ask only for those (cookie/mask in the request), deletes are
+strict (table, priority, match) and carry the same cookie/mask, and
+apply() refuses flows whose cookie is outside the scope, so the channel
+never reads, changes or removes anyone else's flows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import select
+import socket
+import struct
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+from agent.openflow import encode as E
+from quantum_ovs.compiler.flow import Flow, FlowDiff
+
+LOG = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!BBHI")
+SEND_CHUNK = 1 << 20
+
+
+class ChannelError(Exception):
+    pass
+
+
+class NotConnected(ChannelError):
+    pass
+
+
+class ConnectionLost(ChannelError):
+    pass
+
+
+class OpenFlowError(ChannelError):
+    """The switch answered a request with an error message."""
+
+    def __init__(self, error: "E.OFError", what: str = ""):
+        super().__init__(f"{what}: {error}" if what else str(error))
+        self.error = error
+
+
+class BundleRejected(ChannelError):
+    """The bundle was refused as a whole; nothing was applied.
+
+    ``errors`` lists (Flow or None, OFError): the messages the switch
+    complained about (None for the bundle control message itself).
+    """
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        detail = "; ".join(f"{e} <- {f}" for f, e in self.errors[:5])
+        more = f" (+{len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+        super().__init__(f"bundle rejected: {detail}{more}")
+
+
+@dataclass(frozen=True, slots=True)
+class CookieScope:
+    """Cookies ``c`` with ``c & mask == value`` are ours."""
+
+    value: int
+    mask: int
+
+    def __post_init__(self):
+        if self.mask == 0:
+            raise ValueError("a cookie scope needs a non-zero mask (else every flow is ours)")
+        if self.value & ~self.mask:
+            raise ValueError("cookie scope value has bits outside its mask")
+
+    def owns(self, cookie: int) -> bool:
+        return cookie & self.mask == self.value
+
+
+class _Request:
+    __slots__ = ("kind", "future", "parts")
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.future: Future = Future()
+        self.parts: list = []
+
+
+class _Conn:
+    """One accepted switch connection."""
+
+    def __init__(self, sock: socket.socket, peer, generation: int):
+        self.sock = sock
+        self.peer = peer
+        self.generation = generation
+        self.datapath_id: Optional[int] = None
+        self.send_lock = threading.Lock()
+        self.pending: dict[int, _Request] = {}
+        self.error_sinks: dict[int, tuple[list, Optional[Flow]]] = {}
+        self.lock = threading.Lock()
+        self.closed = threading.Event()
+        self.reader: Optional[threading.Thread] = None
+
+    def send(self, data: bytes) -> None:
+        if self.closed.is_set():
+            raise ConnectionLost("switch connection closed")
+        try:
+            with self.send_lock:
+                view = memoryview(data)
+                for i in range(0, len(view), SEND_CHUNK):
+                    self.sock.sendall(view[i : i + SEND_CHUNK])
+        except OSError as e:
+            raise ConnectionLost(f"send failed: {e}") from e
+
+    def close(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        err = ConnectionLost("switch connection lost")
+        for req in pending.values():
+            if not req.future.done():
+                req.future.set_exception(err)
+
+
+class Channel:
+    """OpenFlow 1.3 controller endpoint for one bridge.
+
+    :param cookie: the CookieScope of the flows this agent owns (required)
+    :param listen: (host, port) to listen on (ignored if ``sock`` is given)
+    :param sock: an already bound, listening socket (e.g. created inside
+        another network namespace)
+    :param timeout: default seconds to wait for the switch's answers
+    :param echo_interval: seconds of silence before we probe the switch;
+        no answer within another interval closes the connection
+    """
+
+    def __init__(
+        self,
+        cookie: CookieScope,
+        listen: tuple[str, int] = ("127.0.0.1", 6633),
+        sock: Optional[socket.socket] = None,
+        timeout: float = 10.0,
+        echo_interval: float = 5.0,
+    ):
+        self.cookie = cookie
+        self.listen_addr = listen
+        self._listener = sock
+        self.timeout = timeout
+        self.echo_interval = echo_interval
+        self._xids = itertools.count(1)
+        self._bundle_ids = itertools.count(1)
+        self._generations = itertools.count(1)
+        self._conn: Optional[_Conn] = None
+        self._conn_cv = threading.Condition()
+        self._apply_lock = threading.Lock()
+        self._events: "queue.Queue" = queue.Queue()
+        self._connect_handlers: list[Callable[[int, int], None]] = []
+        self._disconnect_handlers: list[Callable[[int], None]] = []
+        self._packet_in_handler: Optional[Callable[["E.PacketIn"], None]] = None
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------ life cycle
+    def start(self) -> "Channel":
+        if self._listener is None:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(self.listen_addr)
+            s.listen(8)
+            self._listener = s
+        self.listen_addr = self._listener.getsockname()[:2]
+        for name, target in (("of-accept", self._accept_loop), ("of-events", self._event_loop)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+        with self._conn_cv:
+            conn, self._conn = self._conn, None
+            self._conn_cv.notify_all()
+        if conn is not None:
+            conn.close()
+        self._events.put(None)
+        for t in self._threads:
+            t.join(5)
+        self._threads.clear()
+
+    def __enter__(self) -> "Channel":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self.listen_addr[1]
+
+    @property
+    def target(self) -> str:
+        """The Controller target for OVSDB, e.g. ``tcp:127.0.0.1:6633``."""
+        return f"tcp:{self.listen_addr[0]}:{self.listen_addr[1]}"
+
+    # ------------------------------------------------------------ events
+    def on_connect(self, handler: Callable[[int, int], None]) -> None:
+        """``handler(datapath_id, generation)`` after every (re)connection.
+
+        The switch may have lost its flows (ovs-vswitchd restarted): dump
+        and re-apply.  ``generation`` increases with every connection.
+        """
+        self._connect_handlers.append(handler)
+
+    def on_disconnect(self, handler: Callable[[int], None]) -> None:
+        self._disconnect_handlers.append(handler)
+
+    def on_packet_in(self, handler: Callable[["E.PacketIn"], None]) -> None:
+        self._packet_in_handler = handler
+
+    @property
+    def connected(self) -> bool:
+        conn = self._conn
+        return conn is not None and not conn.closed.is_set()
+
+    @property
+    def datapath_id(self) -> Optional[int]:
+        conn = self._conn
+        return None if conn is None else conn.datapath_id
+
+    @property
+    def generation(self) -> int:
+        conn = self._conn
+        return 0 if conn is None else conn.generation
+
+    def wait_connected(self, timeout: Optional[float] = None, after_generation: int = 0) -> int:
+        """Block until a switch is connected (with a generation greater
+        than ``after_generation``); return the generation."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        with self._conn_cv:
+            while True:
+                conn = self._conn
+                if conn is not None and not conn.closed.is_set() and conn.generation > after_generation:
+                    return conn.generation
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopping.is_set():
+                    raise NotConnected("no switch connected")
+                self._conn_cv.wait(left)
+
+    # ------------------------------------------------------------ operations
+    def apply(self, diff: FlowDiff, timeout: Optional[float] = None) -> None:
+        """Apply ``diff`` in one atomic bundle; raise BundleRejected (and
+        change nothing) if the switch refuses any part of it."""
+        if diff.empty:
+            return
+        for f in (*diff.deletes, *diff.modifies, *diff.adds):
+            if not self.cookie.owns(f.cookie):
+                raise ValueError(f"flow cookie {f.cookie:#x} is outside our scope: {f}")
+        entries = [(f, E.flow_mod(f, E.DELETE, self.cookie.mask)) for f in diff.deletes]
+        entries += [(f, E.flow_mod(f, E.ADD)) for f in (*diff.modifies, *diff.adds)]
+        wait = (self.timeout if timeout is None else timeout) + len(entries) / 2000
+        with self._apply_lock:
+            self._bundle(self._require(), entries, wait)
+
+    def install(self, flows: Iterable[Flow], timeout: Optional[float] = None) -> None:
+        self.apply(FlowDiff(adds=tuple(flows)), timeout)
+
+    def dump_flows(self, table: Optional[int] = None, timeout: Optional[float] = None) -> list[Flow]:
+        """Our flows (by cookie scope) as the switch has them."""
+        conn = self._require()
+        req = E.flow_stats_request(
+            cookie=self.cookie.value,
+            cookie_mask=self.cookie.mask,
+            table=E.OFPTT_ALL if table is None else table,
+        )
+        parts = self._call(conn, req, "flow_stats", timeout)
+        return [f for part in parts for f in part.flows]
+
+    def barrier(self, timeout: Optional[float] = None) -> None:
+        self._call(self._require(), E.barrier_request(), "barrier_reply", timeout)
+
+    def packet_out(self, data: bytes, actions: Iterable, in_port: int = E.OFPP_CONTROLLER) -> None:
+        """Send a packet through the switch (fire and forget; errors are logged)."""
+        conn = self._require()
+        conn.send(E.serialize(E.packet_out(data, tuple(actions), in_port), self._xid()))
+
+    # ------------------------------------------------------------ internals
+    def _xid(self) -> int:
+        return next(self._xids) & 0xFFFFFFFF or next(self._xids) & 0xFFFFFFFF
+
+    def _require(self) -> _Conn:
+        conn = self._conn
+        if conn is None or conn.closed.is_set():
+            raise NotConnected("no switch connected")
+        return conn
+
+    def _request(self, conn: _Conn, msg, kind: str) -> Future:
+        xid = self._xid()
+        req = _Request(kind)
+        with conn.lock:
+            if conn.closed.is_set():
+                raise ConnectionLost("switch connection closed")
+            conn.pending[xid] = req
+        conn.send(E.serialize(msg, xid))
+        return req.future
+
+    def _call(self, conn: _Conn, msg, kind: str, timeout: Optional[float] = None):
+        fut = self._request(conn, msg, kind)
+        try:
+            return fut.result(self.timeout if timeout is None else timeout)
+        except FutureTimeout:
+            raise ChannelError(f"no {kind} from the switch within the timeout") from None
+
+    def _bundle(self, conn: _Conn, entries: list, timeout: float) -> None:
+        bid = next(self._bundle_ids) & 0xFFFFFFFF
+        errors: list = []
+        try:
+            self._call(conn, E.bundle_ctrl(bid, E.BUNDLE_OPEN), "bundle_ctrl", timeout)
+        except OpenFlowError as e:
+            raise BundleRejected([(None, e.error)]) from None
+        add_xids = []
+        try:
+            buf = bytearray()
+            for f, msg in entries:
+                xid = self._xid()
+                add_xids.append(xid)
+                conn.error_sinks[xid] = (errors, f)
+                buf += E.serialize(E.bundle_add(bid, msg), xid)
+            conn.send(bytes(buf))
+            # Adds are checked as they arrive; the barrier reply comes after
+            # every error they caused.
+            self._call(conn, E.barrier_request(), "barrier_reply", timeout)
+            if errors:
+                self._discard(conn, bid)
+                raise BundleRejected(errors)
+            try:
+                self._call(conn, E.bundle_ctrl(bid, E.BUNDLE_COMMIT), "bundle_ctrl", timeout)
+            except OpenFlowError as e:
+                raise BundleRejected(errors + [(None, e.error)]) from None
+        finally:
+            for xid in add_xids:
+                conn.error_sinks.pop(xid, None)
+
+    def _discard(self, conn: _Conn, bid: int) -> None:
+        try:
+            self._call(conn, E.bundle_ctrl(bid, E.BUNDLE_DISCARD), "bundle_ctrl")
+        except ChannelError as e:
+            LOG.warning("discarding bundle %d: %s", bid, e)
+
+    def _post(self, fn, *args) -> None:
+        self._events.put((fn, args))
+
+    def _event_loop(self) -> None:
+        while True:
+            item = self._events.get()
+            if item is None:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:
+                LOG.exception("OpenFlow event handler %r failed", fn)
+
+    # ------------------------------------------------------------ accept
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, peer = self._listener.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                time.sleep(0.1)
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(sock, peer, next(self._generations))
+            conn.reader = threading.Thread(
+                target=self._read_loop, args=(conn,), name=f"of-read-{conn.generation}", daemon=True
+            )
+            conn.reader.start()
+            try:
+                self._handshake(conn)
+            except ChannelError as e:
+                LOG.warning("OpenFlow handshake with %s failed: %s", peer, e)
+                conn.close()
+                continue
+            with self._conn_cv:
+                old, self._conn = self._conn, conn
+                self._conn_cv.notify_all()
+            if old is not None and not old.closed.is_set():
+                old.close()
+            LOG.info("switch %016x connected from %s (generation %d)", conn.datapath_id or 0, peer, conn.generation)
+            for h in self._connect_handlers:
+                self._post(h, conn.datapath_id, conn.generation)
+
+    def _handshake(self, conn: _Conn) -> None:
+        conn.send(E.serialize(E.hello(), self._xid()))
+        feats = self._call(conn, E.features_request(), "features_reply")
+        conn.datapath_id = feats.datapath_id
+        conn.send(E.serialize(E.set_config(), self._xid()))
+        self._call(conn, E.barrier_request(), "barrier_reply")
+
+    # ------------------------------------------------------------ read
+    def _read_loop(self, conn: _Conn) -> None:
+        buf = bytearray()
+        sock = conn.sock
+        probing = False
+        try:
+            while not conn.closed.is_set():
+                readable, _, _ = select.select([sock], [], [], self.echo_interval)
+                if not readable:
+                    if probing:
+                        LOG.warning("switch %s silent for %.1fs, closing", conn.peer, 2 * self.echo_interval)
+                        break
+                    probing = True
+                    conn.send(E.serialize(E.echo_request(), self._xid()))
+                    continue
+                data = sock.recv(1 << 16)
+                if not data:
+                    break
+                probing = False
+                buf += data
+                while len(buf) >= 8:
+                    length = _HEADER.unpack_from(buf)[2]
+                    if length < 8:
+                        raise ChannelError(f"bad OpenFlow length {length}")
+                    if len(buf) < length:
+                        break
+                    msg = bytes(buf[:length])
+                    del buf[:length]
+                    self._handle(conn, msg)
+        except (OSError, ChannelError) as e:
+            if not conn.closed.is_set():
+                LOG.info("switch connection %s: %s", conn.peer, e)
+        finally:
+            conn.close()
+            was_current = False
+            with self._conn_cv:
+                if self._conn is conn:
+                    self._conn = None
+                    was_current = True
+                self._conn_cv.notify_all()
+            if was_current:
+                LOG.info("switch disconnected (generation %d)", conn.generation)
+                for h in self._disconnect_handlers:
+                    self._post(h, conn.generation)
+
+    def _handle(self, conn: _Conn, raw: bytes) -> None:
+        try:
+            msg = E.parse(raw)
+        except Exception:
+            LOG.exception("cannot parse an OpenFlow message from the switch")
+            xid = _HEADER.unpack_from(raw)[3]
+            self._fail(conn, xid, ChannelError("unparseable reply from the switch"))
+            return
+        kind = msg.kind
+        if kind == "echo_request":
+            conn.send(E.serialize(E.echo_reply(msg.data), msg.xid))
+            return
+        if kind == "packet_in":
+            if self._packet_in_handler is not None:
+                self._post(self._packet_in_handler, msg.packet_in)
+            return
+        if kind == "error":
+            sink = conn.error_sinks.get(msg.xid)
+            if sink is not None:
+                sink[0].append((sink[1], msg.error))
+                return
+            with conn.lock:
+                req = conn.pending.pop(msg.xid, None)
+            if req is not None:
+                req.future.set_exception(OpenFlowError(msg.error, req.kind))
+            else:
+                LOG.warning("OpenFlow error from the switch (xid %d): %s", msg.xid, msg.error)
+            return
+        with conn.lock:
+            req = conn.pending.get(msg.xid)
+            if req is None or req.kind != kind:
+                if kind not in ("hello", "port_status", "echo_reply", "other"):
+                    LOG.debug("unsolicited %s (xid %d)", kind, msg.xid)
+                return
+            if kind == "flow_stats":
+                req.parts.append(msg)
+                if msg.more:
+                    return
+                result = req.parts
+            else:
+                result = msg
+            del conn.pending[msg.xid]
+        req.future.set_result(result)
+
+    def _fail(self, conn: _Conn, xid: int, exc: Exception) -> None:
+        with conn.lock:
+            req = conn.pending.pop(xid, None)
+        if req is not None:
+            req.future.set_exception(exc)

@@ -1,0 +1,530 @@
+"""Flow values <-> OpenFlow 1.3 messages (with Nicira extensions).
+
+The only module of the project that imports os-ken's message classes.
+Everything it hands out to the rest of the agent is either bytes (ready
+for the socket) or a plain value (:class:`Flow`, :class:`Incoming`,
+:class:`PacketIn`, :class:`OFError`); os-ken's mutable message objects do
+not leak.
+
+Canonical form.  The agent compares the flows it wants with the flows it
+dumps back from the switch, so a Flow must survive "encode, install, dump,
+decode" unchanged.  The encoder therefore refuses the spellings that the
+switch would rewrite (see :func:`check_canonical`): a mask of all ones
+(write an exact match), a zero mask (leave the field out), value bits
+outside the mask, ``Output(OFPP_CONTROLLER)`` (write ``Controller()``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from os_ken.ofproto import nicira_ext
+from os_ken.ofproto import ofproto_parser
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as ofpp
+
+from quantum_ovs.compiler import flow as F
+
+OFP_VERSION = ofp.OFP_VERSION
+HEADER_SIZE = ofp.OFP_HEADER_SIZE
+OFPTT_ALL = ofp.OFPTT_ALL
+NO_BUFFER = ofp.OFP_NO_BUFFER
+OFPP_ANY = ofp.OFPP_ANY
+OFPP_CONTROLLER = ofp.OFPP_CONTROLLER
+NX_IN_PORT_16 = 0xFFF8  # OFPP_IN_PORT as NXAST_RESUBMIT's 16-bit port
+NX_NO_TABLE = 0xFF
+NX_CT_F_COMMIT = 1
+
+_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll", "ipv6_nd_tll"}
+_IPV4_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src", "tun_ipv4_dst"}
+_IPV6_FIELDS = {"ipv6_src", "ipv6_dst", "ipv6_nd_target"}
+# OVS speaks these under their NXM names on the wire; os-ken decodes them
+# with an "_nxm" suffix.
+_NXM_ALIASES = {
+    "ipv6_nd_sll": "nd_sll",
+    "ipv6_nd_tll": "nd_tll",
+    "ipv6_nd_target": "nd_target",
+}
+_FROM_WIRE_NAME = {v: k for k, v in _NXM_ALIASES.items()}
+
+
+class _Datapath:
+    """What os-ken's serialize()/parse need from a datapath: the protocol."""
+
+    ofproto = ofp
+    ofproto_parser = ofpp
+    id = None
+
+
+DP = _Datapath()
+
+
+# ----------------------------------------------------------- canonical form
+_WIDTHS: dict[str, int] = {}
+
+
+def _field_width(name: str) -> int:
+    """Width in bits of a match field (from os-ken's OXM/NXM tables)."""
+    w = _WIDTHS.get(name)
+    if w is None:
+        # Serialize a probe to learn the header's payload length.
+        m = ofpp.OFPMatch(**{_wire_name(name): _probe_value(name)})
+        buf = bytearray()
+        m.serialize(buf, 0)
+        # ofp_match: type(2) length(2) then one OXM: header(4) = class(2) field/hasmask(1) len(1)
+        w = buf[7] * 8
+        _WIDTHS[name] = w
+    return w
+
+
+def _probe_value(name: str):
+    if name in _MAC_FIELDS:
+        return "00:00:00:00:00:00"
+    if name in _IPV4_FIELDS:
+        return "0.0.0.0"
+    if name in _IPV6_FIELDS:
+        return "::"
+    return 0
+
+
+def _wire_name(name: str) -> str:
+    return _NXM_ALIASES.get(name, name)
+
+
+def _as_int(name: str, v) -> int:
+    if name in _MAC_FIELDS:
+        return int(v.replace(":", ""), 16)
+    if name in _IPV4_FIELDS or name in _IPV6_FIELDS:
+        return int(ipaddress.ip_address(v))
+    return int(v)
+
+
+def check_canonical(flow: F.Flow) -> None:
+    """Raise ValueError if the switch would hand ``flow`` back differently."""
+    for f in flow.match:
+        if f.mask is None:
+            continue
+        width = _field_width(f.name)
+        full = (1 << width) - 1
+        mask = _as_int(f.name, f.mask)
+        value = _as_int(f.name, f.value)
+        if mask == full:
+            raise ValueError(f"{flow}: {f.name} has an all-ones mask; use an exact match")
+        if mask == 0:
+            raise ValueError(f"{flow}: {f.name} has a zero mask; leave the field out")
+        if value & ~mask & full:
+            raise ValueError(f"{flow}: {f.name} has value bits outside its mask")
+    for i, a in enumerate(flow.actions):
+        if isinstance(a, F.Output) and a.port == OFPP_CONTROLLER:
+            raise ValueError(f"{flow}: use Controller() rather than Output(OFPP_CONTROLLER)")
+        if isinstance(a, F.GotoTable) and i != len(flow.actions) - 1:
+            raise ValueError(f"{flow}: GotoTable must be the last action")
+
+
+# ----------------------------------------------------------- match
+def _to_wire_value(name: str, v):
+    if name in _MAC_FIELDS:
+        return v.lower()
+    if name in _IPV4_FIELDS or name in _IPV6_FIELDS:
+        return str(v)
+    return int(v)
+
+
+def encode_match(match: F.Match) -> ofpp.OFPMatch:
+    kw = {}
+    for f in match:
+        value = _to_wire_value(f.name, f.value)
+        if f.mask is not None:
+            value = (value, _to_wire_value(f.name, f.mask))
+        kw[_wire_name(f.name)] = value
+    return ofpp.OFPMatch(**kw)
+
+
+def _from_wire_value(name: str, v):
+    if name in _MAC_FIELDS:
+        return v.lower()
+    if name in _IPV4_FIELDS or name in _IPV6_FIELDS:
+        return str(ipaddress.ip_address(v))
+    return int(v)
+
+
+def decode_match(m: ofpp.OFPMatch) -> F.Match:
+    fields = []
+    for wire, value in m.items():
+        name = wire[:-4] if wire.endswith("_nxm") else wire
+        name = _FROM_WIRE_NAME.get(name, name)
+        if isinstance(value, tuple):
+            v, mask = value
+            fields.append(F.Field(name, _from_wire_value(name, v), _from_wire_value(name, mask)))
+        else:
+            fields.append(F.Field(name, _from_wire_value(name, value)))
+    return F.Match(*fields)
+
+
+# ----------------------------------------------------------- actions
+def _encode_action(a):
+    if isinstance(a, F.Output):
+        return ofpp.OFPActionOutput(a.port, 0)
+    if isinstance(a, F.Controller):
+        if a.userdata:
+            return ofpp.NXActionController2(max_len=a.max_len, userdata=list(a.userdata))
+        return ofpp.OFPActionOutput(OFPP_CONTROLLER, a.max_len)
+    if isinstance(a, F.SetField):
+        return ofpp.OFPActionSetField(**{_wire_name(a.name): _to_wire_value(a.name, a.value)})
+    if isinstance(a, F.PushVlan):
+        return ofpp.OFPActionPushVlan(a.ethertype)
+    if isinstance(a, F.PopVlan):
+        return ofpp.OFPActionPopVlan()
+    if isinstance(a, F.Resubmit):
+        in_port = NX_IN_PORT_16 if a.in_port is None else a.in_port
+        return ofpp.NXActionResubmitTable(in_port=in_port, table_id=a.table)
+    if isinstance(a, F.Conjunction):
+        return ofpp.NXActionConjunction(clause=a.clause, n_clauses=a.n_clauses, id_=a.id)
+    if isinstance(a, F.Ct):
+        if a.zone_src:
+            zone_src, zone = a.zone_src, nicira_ext.ofs_nbits(0, 15)
+        else:
+            zone_src, zone = "", a.zone
+        return ofpp.NXActionCT(
+            flags=NX_CT_F_COMMIT if a.commit else 0,
+            zone_src=zone_src,
+            zone_ofs_nbits=zone,
+            recirc_table=NX_NO_TABLE if a.table is None else a.table,
+            alg=0,
+            actions=[],
+        )
+    move = getattr(F, "Move", None)
+    if move is not None and isinstance(a, move):
+        return _encode_move(a)
+    raise ValueError(f"cannot encode action {a!r}")
+
+
+def _encode_move(a):
+    n_bits = getattr(a, "n_bits", None)
+    src, dst = a.src, a.dst
+    if n_bits is None:
+        n_bits = min(_field_width(src), _field_width(dst))
+    return ofpp.NXActionRegMove(
+        src_field=_wire_name(src),
+        dst_field=_wire_name(dst),
+        n_bits=n_bits,
+        src_ofs=getattr(a, "src_ofs", 0),
+        dst_ofs=getattr(a, "dst_ofs", 0),
+    )
+
+
+def _decode_move(a):
+    move = getattr(F, "Move")
+    src = _FROM_WIRE_NAME.get(a.src_field.removesuffix("_nxm"), a.src_field.removesuffix("_nxm"))
+    dst = _FROM_WIRE_NAME.get(a.dst_field.removesuffix("_nxm"), a.dst_field.removesuffix("_nxm"))
+    kwargs = {"src": src, "dst": dst}
+    fields = getattr(move, "__dataclass_fields__", {})
+    if "n_bits" in fields:
+        kwargs["n_bits"] = a.n_bits
+    if "src_ofs" in fields:
+        kwargs["src_ofs"] = a.src_ofs
+    if "dst_ofs" in fields:
+        kwargs["dst_ofs"] = a.dst_ofs
+    return move(**kwargs)
+
+
+def _decode_action(a):
+    if isinstance(a, ofpp.OFPActionOutput):
+        if a.port == OFPP_CONTROLLER:
+            return F.Controller(max_len=a.max_len)
+        return F.Output(a.port)
+    if isinstance(a, ofpp.NXActionController2):
+        return F.Controller(
+            max_len=getattr(a, "max_len", 0xFFFF), userdata=bytes(getattr(a, "userdata", b""))
+        )
+    if isinstance(a, ofpp.NXActionController):
+        return F.Controller(max_len=a.max_len)
+    if isinstance(a, ofpp.OFPActionSetField):
+        name = a.key[:-4] if a.key.endswith("_nxm") else a.key
+        name = _FROM_WIRE_NAME.get(name, name)
+        return F.SetField(name, _from_wire_value(name, a.value))
+    if isinstance(a, ofpp.NXActionRegLoad2):
+        name = a.dst[:-4] if a.dst.endswith("_nxm") else a.dst
+        name = _FROM_WIRE_NAME.get(name, name)
+        if a.mask is not None:
+            raise ValueError(f"cannot decode a masked load into {name}")
+        return F.SetField(name, _from_wire_value(name, a.value))
+    if isinstance(a, ofpp.OFPActionPushVlan):
+        return F.PushVlan(a.ethertype)
+    if isinstance(a, ofpp.OFPActionPopVlan):
+        return F.PopVlan()
+    if isinstance(a, ofpp.NXActionResubmitTable):
+        return F.Resubmit(a.table_id, None if a.in_port == NX_IN_PORT_16 else a.in_port)
+    if isinstance(a, ofpp.NXActionConjunction):
+        return F.Conjunction(id=a.id, clause=a.clause, n_clauses=a.n_clauses)
+    if isinstance(a, ofpp.NXActionCT):
+        if a.actions or a.alg:
+            raise ValueError("cannot decode ct() with nested actions or alg")
+        table = None if a.recirc_table == NX_NO_TABLE else a.recirc_table
+        commit = bool(a.flags & NX_CT_F_COMMIT)
+        if a.zone_src:
+            src = a.zone_src[:-4] if a.zone_src.endswith("_nxm") else a.zone_src
+            return F.Ct(commit=commit, zone_src=src, table=table)
+        return F.Ct(commit=commit, zone=a.zone_ofs_nbits, table=table)
+    if isinstance(a, ofpp.NXActionRegMove) and getattr(F, "Move", None) is not None:
+        return _decode_move(a)
+    raise ValueError(f"cannot decode action {a!r}")
+
+
+def encode_instructions(actions) -> list:
+    apply = []
+    inst = []
+    for a in actions:
+        if isinstance(a, F.GotoTable):
+            inst.append(ofpp.OFPInstructionGotoTable(a.table))
+        else:
+            apply.append(_encode_action(a))
+    if apply:
+        inst.insert(0, ofpp.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, apply))
+    return inst
+
+
+def decode_instructions(instructions) -> tuple:
+    actions = []
+    goto = None
+    for i in instructions:
+        if isinstance(i, ofpp.OFPInstructionActions) and i.type == ofp.OFPIT_APPLY_ACTIONS:
+            actions.extend(_decode_action(a) for a in i.actions)
+        elif isinstance(i, ofpp.OFPInstructionGotoTable):
+            goto = F.GotoTable(i.table_id)
+        else:
+            raise ValueError(f"cannot decode instruction {i!r}")
+    if goto is not None:
+        actions.append(goto)
+    return tuple(actions)
+
+
+# ----------------------------------------------------------- flow mods
+ADD, MODIFY, DELETE = "add", "modify", "delete"
+
+
+def flow_mod(flow: F.Flow, command: str = ADD, cookie_mask: Optional[int] = None) -> ofpp.OFPFlowMod:
+    """An OFPFlowMod for ``flow``.
+
+    ``add`` (also used for modifies: an add with the same table, priority
+    and match replaces the flow, cookie included, whereas OpenFlow's
+    modify would keep the old cookie); ``delete`` is strict (exactly this
+    table, priority and match) and, with ``cookie_mask``, only removes the
+    flow if its cookie matches ``flow.cookie`` under that mask.
+    """
+    check_canonical(flow)
+    match = encode_match(flow.match)
+    if command in (ADD, MODIFY):
+        return ofpp.OFPFlowMod(
+            DP,
+            cookie=flow.cookie,
+            table_id=flow.table,
+            command=ofp.OFPFC_ADD,
+            priority=flow.priority,
+            buffer_id=NO_BUFFER,
+            match=match,
+            instructions=encode_instructions(flow.actions),
+        )
+    if command == DELETE:
+        return ofpp.OFPFlowMod(
+            DP,
+            cookie=flow.cookie if cookie_mask else 0,
+            cookie_mask=cookie_mask or 0,
+            table_id=flow.table,
+            command=ofp.OFPFC_DELETE_STRICT,
+            priority=flow.priority,
+            buffer_id=NO_BUFFER,
+            out_port=OFPP_ANY,
+            out_group=ofp.OFPG_ANY,
+            match=match,
+        )
+    raise ValueError(f"unknown flow-mod command {command!r}")
+
+
+def decode_flow_stats(stats) -> F.Flow:
+    """One OFPFlowStats entry (from a flow-stats reply) as a Flow."""
+    return F.Flow(
+        table=stats.table_id,
+        priority=stats.priority,
+        match=decode_match(stats.match),
+        actions=decode_instructions(stats.instructions),
+        cookie=stats.cookie,
+    )
+
+
+def decode_flow_mod(msg: ofpp.OFPFlowMod) -> F.Flow:
+    return F.Flow(
+        table=msg.table_id,
+        priority=msg.priority,
+        match=decode_match(msg.match),
+        actions=decode_instructions(msg.instructions),
+        cookie=msg.cookie,
+    )
+
+
+# ----------------------------------------------------------- wire helpers
+def serialize(msg, xid: int) -> bytes:
+    msg.set_xid(xid)
+    msg.serialize()
+    return bytes(msg.buf)
+
+
+def parse_header(buf: bytes) -> tuple[int, int, int, int]:
+    """(version, type, length, xid) of the message at the start of ``buf``."""
+    return ofproto_parser.header(buf)
+
+
+def hello() -> ofpp.OFPHello:
+    return ofpp.OFPHello(DP)
+
+
+def features_request():
+    return ofpp.OFPFeaturesRequest(DP)
+
+
+def echo_request(data: bytes = b""):
+    return ofpp.OFPEchoRequest(DP, data)
+
+
+def echo_reply(data: bytes = b""):
+    return ofpp.OFPEchoReply(DP, data)
+
+
+def barrier_request():
+    return ofpp.OFPBarrierRequest(DP)
+
+
+def set_config(miss_send_len: int = ofp.OFPCML_NO_BUFFER):
+    return ofpp.OFPSetConfig(DP, ofp.OFPC_FRAG_NORMAL, miss_send_len)
+
+
+BUNDLE_OPEN = ofp.ONF_BCT_OPEN_REQUEST
+BUNDLE_COMMIT = ofp.ONF_BCT_COMMIT_REQUEST
+BUNDLE_DISCARD = ofp.ONF_BCT_DISCARD_REQUEST
+BUNDLE_ATOMIC = ofp.ONF_BF_ATOMIC
+BUNDLE_ORDERED = ofp.ONF_BF_ORDERED
+
+
+def bundle_ctrl(bundle_id: int, type_: int, flags: int = BUNDLE_ATOMIC | BUNDLE_ORDERED):
+    """ONF bundle control (the OpenFlow 1.3 spelling of OFPT_BUNDLE_CONTROL)."""
+    return ofpp.ONFBundleCtrlMsg(DP, bundle_id, type_, flags, [])
+
+
+def bundle_add(bundle_id: int, message, flags: int = BUNDLE_ATOMIC | BUNDLE_ORDERED):
+    return ofpp.ONFBundleAddMsg(DP, bundle_id, flags, message, [])
+
+
+def flow_stats_request(cookie: int = 0, cookie_mask: int = 0, table: int = OFPTT_ALL):
+    return ofpp.OFPFlowStatsRequest(
+        DP,
+        flags=0,
+        table_id=table,
+        out_port=OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        cookie=cookie,
+        cookie_mask=cookie_mask,
+        match=ofpp.OFPMatch(),
+    )
+
+
+def packet_out(data: bytes, actions: Iterable, in_port: int = OFPP_CONTROLLER):
+    return ofpp.OFPPacketOut(
+        DP,
+        buffer_id=NO_BUFFER,
+        in_port=in_port,
+        actions=[_encode_action(a) for a in actions],
+        data=data,
+    )
+
+
+# ----------------------------------------------------------- incoming
+@dataclass(frozen=True, slots=True)
+class OFError:
+    type: int
+    code: int
+    data: bytes
+
+    def __str__(self) -> str:
+        try:
+            d = ofp.ofp_error_to_jsondict(self.type, self.code)
+            return f"{d['type']}/{d['code']}"
+        except Exception:
+            return f"OpenFlow error type={self.type} code={self.code}"
+
+
+@dataclass(frozen=True, slots=True)
+class PacketIn:
+    reason: int
+    table: int
+    cookie: int
+    in_port: Optional[int]
+    match: F.Match
+    data: bytes
+    total_len: int
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A parsed message: ``kind`` names what the channel needs to know."""
+
+    kind: str  # hello echo_request echo_reply error features_reply barrier_reply
+    #            flow_stats bundle_ctrl packet_in port_status other
+    xid: int
+    more: bool = False  # multipart: more replies follow with this xid
+    flows: tuple = ()  # flow_stats: decoded Flows
+    error: Optional[OFError] = None
+    bundle_type: Optional[int] = None
+    datapath_id: Optional[int] = None
+    packet_in: Optional[PacketIn] = None
+    data: bytes = b""
+    msg: object = None  # the os-ken object, for logging only
+
+
+def parse(buf: bytes) -> Incoming:
+    version, msg_type, length, xid = ofproto_parser.header(buf)
+    msg = ofproto_parser.msg(DP, version, msg_type, length, xid, bytes(buf[:length]))
+    if msg is None:
+        return Incoming("other", xid)
+    if isinstance(msg, ofpp.OFPHello):
+        return Incoming("hello", xid, msg=msg)
+    if isinstance(msg, ofpp.OFPEchoRequest):
+        return Incoming("echo_request", xid, data=bytes(msg.data or b""), msg=msg)
+    if isinstance(msg, ofpp.OFPEchoReply):
+        return Incoming("echo_reply", xid, msg=msg)
+    if isinstance(msg, ofpp.OFPErrorMsg):
+        return Incoming("error", xid, error=OFError(msg.type, msg.code, bytes(msg.data or b"")), msg=msg)
+    if isinstance(msg, ofpp.OFPSwitchFeatures):
+        return Incoming("features_reply", xid, datapath_id=msg.datapath_id, msg=msg)
+    if isinstance(msg, ofpp.OFPBarrierReply):
+        return Incoming("barrier_reply", xid, msg=msg)
+    if isinstance(msg, ofpp.OFPFlowStatsReply):
+        flows = tuple(decode_flow_stats(s) for s in msg.body)
+        return Incoming("flow_stats", xid, more=bool(msg.flags & ofp.OFPMPF_REPLY_MORE), flows=flows)
+    if isinstance(msg, ofpp.ONFBundleCtrlMsg):
+        return Incoming("bundle_ctrl", xid, bundle_type=msg.type, msg=msg)
+    if isinstance(msg, ofpp.OFPPacketIn):
+        match = decode_match(msg.match)
+        in_port = match.get("in_port")
+        pin = PacketIn(
+            reason=msg.reason,
+            table=msg.table_id,
+            cookie=msg.cookie,
+            in_port=None if in_port is None else in_port.value,
+            match=match,
+            data=bytes(msg.data),
+            total_len=msg.total_len,
+        )
+        return Incoming("packet_in", xid, packet_in=pin, msg=msg)
+    if isinstance(msg, ofpp.OFPPortStatus):
+        return Incoming("port_status", xid, msg=msg)
+    return Incoming("other", xid, msg=msg)
+
+
+def parse_flow_mod(buf: bytes) -> F.Flow:
+    """Decode a serialized flow-mod (for tests and debugging)."""
+    version, msg_type, length, xid = ofproto_parser.header(buf)
+    msg = ofproto_parser.msg(DP, version, msg_type, length, xid, bytes(buf[:length]))
+    return decode_flow_mod(msg)
