@@ -115,6 +115,8 @@ class Enforcer:
             return tokens[pos[0]] if pos[0] < len(tokens) else None
 
         def take():
+            if pos[0] >= len(tokens):
+                raise ValueError(f"bad policy rule {text!r}: unexpected end")
             pos[0] += 1
             return tokens[pos[0] - 1]
 
@@ -140,9 +142,9 @@ class Enforcer:
             return atom()
 
         def atom():
-            tok = take() if peek() is not None else None
-            if tok is None:
-                raise ValueError(f"bad policy rule {text!r}")
+            tok = take()
+            if tok in ("and", "or", ")"):
+                raise ValueError(f"bad policy rule {text!r}: unexpected {tok!r}")
             if tok == "(":
                 inner = expr_or()
                 if take() != ")":
@@ -171,7 +173,9 @@ class Enforcer:
                         return False
                     fn = self._rule(arg, stack)
                 return fn(c, t)
-            if arg in self.raw and arg not in stack:
+            if arg in stack:
+                raise ValueError(f"policy rule {arg} refers to itself")
+            if arg in self.raw:
                 self._rule(arg, stack)
             return rule_check
         if kind == "role":
@@ -183,6 +187,8 @@ class Enforcer:
             fname, _, want = rest.partition("=")
             want_val = {"True": True, "False": False}.get(want, want)
             return lambda c, t: t.get(fname) == want_val
+        if not arg and tok not in ("@", "!"):
+            raise ValueError(f"bad policy check {tok!r}")
         if kind in ("http", "https"):
             return lambda c, t: False
         # <context attribute>:<value or %(target attribute)s>

@@ -1,0 +1,23 @@
+"""`make demo ARGS=--once` works end to end."""
+
+import os
+import socket
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_once():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--once",
+                          "--port", str(_free_port())],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "demo OK" in out.stdout
+    assert out.stdout.count("port     vm-") == 2

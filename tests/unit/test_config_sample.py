@@ -1,0 +1,25 @@
+"""etc/quantum-ovs.conf.sample is generated from the code's options."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_sample_config_is_current(tmp_path):
+    out = tmp_path / "sample.conf"
+    gen = os.path.join(os.path.dirname(sys.executable), "oslo-config-generator")
+    subprocess.run([gen, "--namespace", "quantum_ovs", "--output-file", str(out)],
+                   check=True, timeout=60)
+    with open(os.path.join(ROOT, "etc", "quantum-ovs.conf.sample")) as f:
+        committed = f.read()
+    assert out.read_text() == committed, \
+        "etc/quantum-ovs.conf.sample is stale: run `make genconfig`"
+
+
+def test_policy_file_has_the_defaults():
+    import json
+    from quantum_ovs.policy import DEFAULT_RULES
+    with open(os.path.join(ROOT, "etc", "policy.json")) as f:
+        assert json.load(f) == DEFAULT_RULES
