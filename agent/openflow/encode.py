@@ -51,6 +51,10 @@ _NXM_ALIASES = {
 _FROM_WIRE_NAME = {v: k for k, v in _NXM_ALIASES.items()}
 
 
+# Move (NXAST_REG_MOVE) joined the vocabulary later; tolerate its absence.
+_Move = getattr(F, "Move", None)
+
+
 class _Datapath:
     """What os-ken's serialize()/parse need from a datapath: the protocol."""
 
@@ -154,8 +158,7 @@ def _from_wire_value(name: str, v):
 def decode_match(m: ofpp.OFPMatch) -> F.Match:
     fields = []
     for wire, value in m.items():
-        name = wire[:-4] if wire.endswith("_nxm") else wire
-        name = _FROM_WIRE_NAME.get(name, name)
+        name = _field_from_wire(wire)
         if isinstance(value, tuple):
             v, mask = value
             fields.append(F.Field(name, _from_wire_value(name, v), _from_wire_value(name, mask)))
@@ -196,39 +199,34 @@ def _encode_action(a):
             alg=0,
             actions=[],
         )
-    move = getattr(F, "Move", None)
-    if move is not None and isinstance(a, move):
+    if _Move is not None and isinstance(a, _Move):
         return _encode_move(a)
     raise ValueError(f"cannot encode action {a!r}")
 
 
 def _encode_move(a):
-    n_bits = getattr(a, "n_bits", None)
-    src, dst = a.src, a.dst
-    if n_bits is None:
-        n_bits = min(_field_width(src), _field_width(dst))
     return ofpp.NXActionRegMove(
-        src_field=_wire_name(src),
-        dst_field=_wire_name(dst),
-        n_bits=n_bits,
-        src_ofs=getattr(a, "src_ofs", 0),
-        dst_ofs=getattr(a, "dst_ofs", 0),
+        src_field=_wire_name(a.src),
+        dst_field=_wire_name(a.dst),
+        n_bits=a.n_bits,
+        src_ofs=a.src_ofs,
+        dst_ofs=a.dst_ofs,
     )
 
 
+def _field_from_wire(wire: str) -> str:
+    name = wire[:-4] if wire.endswith("_nxm") else wire
+    return _FROM_WIRE_NAME.get(name, name)
+
+
 def _decode_move(a):
-    move = getattr(F, "Move")
-    src = _FROM_WIRE_NAME.get(a.src_field.removesuffix("_nxm"), a.src_field.removesuffix("_nxm"))
-    dst = _FROM_WIRE_NAME.get(a.dst_field.removesuffix("_nxm"), a.dst_field.removesuffix("_nxm"))
-    kwargs = {"src": src, "dst": dst}
-    fields = getattr(move, "__dataclass_fields__", {})
-    if "n_bits" in fields:
-        kwargs["n_bits"] = a.n_bits
-    if "src_ofs" in fields:
-        kwargs["src_ofs"] = a.src_ofs
-    if "dst_ofs" in fields:
-        kwargs["dst_ofs"] = a.dst_ofs
-    return move(**kwargs)
+    return F.Move(
+        src=_field_from_wire(a.src_field),
+        dst=_field_from_wire(a.dst_field),
+        n_bits=a.n_bits,
+        src_ofs=a.src_ofs,
+        dst_ofs=a.dst_ofs,
+    )
 
 
 def _decode_action(a):
@@ -243,12 +241,10 @@ def _decode_action(a):
     if isinstance(a, ofpp.NXActionController):
         return F.Controller(max_len=a.max_len)
     if isinstance(a, ofpp.OFPActionSetField):
-        name = a.key[:-4] if a.key.endswith("_nxm") else a.key
-        name = _FROM_WIRE_NAME.get(name, name)
+        name = _field_from_wire(a.key)
         return F.SetField(name, _from_wire_value(name, a.value))
     if isinstance(a, ofpp.NXActionRegLoad2):
-        name = a.dst[:-4] if a.dst.endswith("_nxm") else a.dst
-        name = _FROM_WIRE_NAME.get(name, name)
+        name = _field_from_wire(a.dst)
         if a.mask is not None:
             raise ValueError(f"cannot decode a masked load into {name}")
         return F.SetField(name, _from_wire_value(name, a.value))
@@ -266,10 +262,9 @@ def _decode_action(a):
         table = None if a.recirc_table == NX_NO_TABLE else a.recirc_table
         commit = bool(a.flags & NX_CT_F_COMMIT)
         if a.zone_src:
-            src = a.zone_src[:-4] if a.zone_src.endswith("_nxm") else a.zone_src
-            return F.Ct(commit=commit, zone_src=src, table=table)
+            return F.Ct(commit=commit, zone_src=_field_from_wire(a.zone_src), table=table)
         return F.Ct(commit=commit, zone=a.zone_ofs_nbits, table=table)
-    if isinstance(a, ofpp.NXActionRegMove) and getattr(F, "Move", None) is not None:
+    if isinstance(a, ofpp.NXActionRegMove) and _Move is not None:
         return _decode_move(a)
     raise ValueError(f"cannot decode action {a!r}")
 

@@ -68,11 +68,14 @@ def netns_exec(ns: str, *cmd: str, **kw) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs.  A zombie counts as gone: detached daemons
+    are reparented to PID 1, which may take its time to reap them."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
-    return True
+    return state not in ("Z", "X")
 
 
 def kill_pid(pid: int, timeout: float = 5.0, sig: int = signal.SIGTERM) -> None:
@@ -83,7 +86,6 @@ def kill_pid(pid: int, timeout: float = 5.0, sig: int = signal.SIGTERM) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        # Our daemons detached (their parent is init), so no reaping here.
         if not _pid_alive(pid):
             return
         time.sleep(0.02)
