@@ -61,7 +61,8 @@ class InvalidIpForSubnet(BadRequest):
 
 
 class InvalidIpForNetwork(BadRequest):
-    message = "IP address %(ip_address)s is not a valid IP for any of the subnets on the specified network."
+    message = ("IP address %(ip_address)s is not a valid IP for any of the subnets on "
+               "the specified network.")
 
 
 class InvalidSharedSetting(QuantumError):

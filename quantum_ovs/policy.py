@@ -198,8 +198,13 @@ class Enforcer:
             key = m.group(1)
             if key == "tenant_id":
                 key = "project_id"
-            return lambda c, t: _ctx_value(c, attr) is not None and \
-                str(t.get(key, t.get("tenant_id") if key == "project_id" else None)) == str(_ctx_value(c, attr))
+            def match(c, t, key=key):
+                mine = _ctx_value(c, attr)
+                if mine is None:
+                    return False
+                theirs = t.get(key, t.get("tenant_id") if key == "project_id" else None)
+                return str(theirs) == str(mine)
+            return match
         return lambda c, t: str(_ctx_value(c, attr)) == arg
 
     # --------------------------------------------------------- checking

@@ -7,7 +7,7 @@ Extensions add attributes by extending RESOURCES before the app is built
 """
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from quantum_ovs.api import validators as v

@@ -63,9 +63,12 @@ class Controller:
     def _get_visible(self, ctx, id_):
         obj = self.plugin.get(ctx, self.collection, id_)
         if not self.policy.check(f"get_{self.resource}", ctx, self._target(obj)):
-            exc, key = _not_found(self.collection)
-            raise exc(**{key: id_})
+            raise self.plugin.not_found(self.collection, id_)
         return obj
+
+    def _sortable_columns(self):
+        cols = {c.key for c in self.plugin.model_of(self.collection).__table__.columns}
+        return cols | ({"tenant_id"} if "project_id" in cols else set())
 
     # ---------------------------------------------------------------- index
     def index(self, req, ctx):
@@ -166,7 +169,7 @@ class Controller:
 
     def _tag_filter(self, key, values):
         tags = [t for val in values for t in val.split(",") if t]
-        model = _model(self.collection)
+        model = self.plugin.model_of(self.collection)
         T = models.Tag
 
         def apply(q):
@@ -191,7 +194,7 @@ class Controller:
         for i, k in enumerate(keys):
             a = self.attrs.get(k)
             if a is None or not a.is_sort_key or not a.is_visible or \
-                    k not in _sortable_columns(self.collection):
+                    k not in self._sortable_columns():
                 raise _bad(f"{k} is an invalid attribute for sort_key")
             d = dirs[i] if dirs else "asc"
             if d not in ("asc", "desc"):
@@ -242,8 +245,7 @@ class Controller:
         if len(body) != 1:
             raise _bad("Only one resource body is allowed per request")
         prepared = [self._prepare_post(ctx, item) for item in items]
-        creator = getattr(self.plugin, f"create_{self.collection}")
-        created = creator(ctx, prepared)
+        created = self.plugin.create(ctx, self.collection, prepared)
         if bulk:
             return json_response({self.collection: [self._visible(ctx, o) for o in created]},
                                  status=201)
@@ -321,8 +323,7 @@ class Controller:
             if (a.enforce_policy or self.policy.has(f"update_{self.resource}:{name}")) and \
                     out[name] != current.get(name):
                 self.policy.enforce(f"update_{self.resource}:{name}", ctx, target)
-        updater = getattr(self.plugin, f"update_{self.resource}")
-        obj = updater(ctx, id_, out)
+        obj = self.plugin.update(ctx, self.collection, id_, out)
         return json_response({self.resource: self._visible(ctx, obj)})
 
     @staticmethod
@@ -347,7 +348,7 @@ class Controller:
         current = self._get_visible(ctx, id_)
         self._check_revision(req, current)
         self.policy.enforce(f"delete_{self.resource}", ctx, self._target(current))
-        getattr(self.plugin, f"delete_{self.resource}")(ctx, id_)
+        self.plugin.delete(ctx, self.collection, id_)
         return json_response(None, status=204)
 
     # ---------------------------------------------------------------- tags
@@ -385,17 +386,3 @@ def _copy(val):
     return list(val) if isinstance(val, list) else val
 
 
-def _model(collection):
-    from quantum_ovs.db.plugin import MODELS
-    return MODELS[collection]
-
-
-def _not_found(collection):
-    from quantum_ovs.db.plugin import NOT_FOUND
-    return NOT_FOUND[collection]
-
-
-def _sortable_columns(collection):
-    model = _model(collection)
-    cols = {c.key for c in model.__table__.columns}
-    return cols | ({"tenant_id"} if "project_id" in cols else set())

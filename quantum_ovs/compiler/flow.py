@@ -146,6 +146,25 @@ class Ct:
 
 
 @dataclass(frozen=True, slots=True)
+class Move:
+    """Nicira move (OpenFlow 1.5 copy-field): copy ``n_bits`` bits of field
+    ``src`` starting at bit ``src_ofs`` into field ``dst`` at ``dst_ofs``.
+
+    Field names are the match vocabulary above (e.g. ``eth_src``,
+    ``arp_sha``, ``arp_spa``, ``reg7``).  Bit 0 is the least significant
+    bit of the field's value.  Used by the ARP responder to turn a request
+    around in flows (eth_src -> eth_dst, arp_sha -> arp_tha,
+    arp_spa -> arp_tpa).
+    """
+
+    src: str
+    dst: str
+    n_bits: int
+    src_ofs: int = 0
+    dst_ofs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Learn:
     """Placeholder for future MAC learning; not emitted today."""
 
@@ -154,7 +173,8 @@ class Learn:
 
 
 Action = Union[
-    Output, SetField, PushVlan, PopVlan, GotoTable, Resubmit, Controller, Conjunction, Ct
+    Output, SetField, PushVlan, PopVlan, GotoTable, Resubmit, Controller, Conjunction, Ct,
+    Move,
 ]
 
 OFPP_IN_PORT = 0xFFFFFFF8

@@ -210,7 +210,8 @@ def release(session, subnet, ip):
     # Merge only within one pool, so that ranges never bridge a gap
     # between pools.
     pool = next(p for p in subnet.allocation_pools if p.first_key <= k <= p.last_key)
-    join_left = left is not None and int(left.last_key, 16) == n - 1 and left.first_key >= pool.first_key
+    join_left = (left is not None and int(left.last_key, 16) == n - 1
+                 and left.first_key >= pool.first_key)
     join_right = right is not None and right.last_key <= pool.last_key
     if join_left and join_right:
         _cas_update(session, left, last_key=right.last_key)

@@ -10,7 +10,6 @@ import random
 import uuid
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import ipam, models
@@ -80,6 +79,43 @@ def port_dict(port):
 
 
 DICT = {"networks": network_dict, "subnets": subnet_dict, "ports": port_dict}
+COLLECTION_TO_RESOURCE = {"networks": "network", "subnets": "subnet", "ports": "port"}
+
+
+class Collection:
+    """A collection added by an extension: how its rows are made, shown,
+    changed and scoped.  The Plugin wraps each call in a transaction,
+    bumps revisions, records changes and runs hooks."""
+
+    collection = None
+    resource = None
+    model = None
+    not_found = None  # (exception class, keyword)
+
+    def __init__(self, plugin):
+        self.plugin = plugin
+
+    def to_dict(self, obj):
+        raise NotImplementedError
+
+    def visible_clause(self, ctx):
+        return self.model.project_id == ctx.project_id
+
+    def filter_clause(self, attr, values):
+        return None
+
+    def network_of(self, obj):
+        return None
+
+    def create(self, s, ctx, a):
+        raise NotImplementedError
+
+    def update(self, s, ctx, obj, a):
+        for k, v in a.items():
+            setattr(obj, k, v)
+
+    def delete(self, s, ctx, obj):
+        s.delete(obj)
 
 
 class Plugin:
@@ -93,10 +129,71 @@ class Plugin:
         # called as fn(session, ctx, obj, attrs) inside the transaction.
         self.hooks = {}
         self.dict_extenders = {c: [] for c in MODELS}
+        # Collections added by extensions: name -> handler (see Collection).
+        self.collections = {}
+
+    # ------------------------------------------------------------ registry
+    def register(self, handler):
+        self.collections[handler.collection] = handler
+        self.dict_extenders.setdefault(handler.collection, [])
+
+    def model_of(self, collection):
+        h = self.collections.get(collection)
+        return h.model if h else MODELS[collection]
+
+    def not_found(self, collection, id_):
+        h = self.collections.get(collection)
+        exc, key = h.not_found if h else NOT_FOUND[collection]
+        return exc(**{key: id_})
+
+    def create(self, ctx, collection, items):
+        h = self.collections.get(collection)
+        if h is None:
+            return getattr(self, f"create_{collection}")(ctx, items)
+
+        def txn(s):
+            out = []
+            for a in items:
+                obj = h.create(s, ctx, a)
+                s.flush()
+                self._run_hooks(collection, "create", s, ctx, obj, a)
+                self._record(s, h.resource, obj, "create", h.network_of(obj))
+                out.append(obj)
+            s.flush()
+            return [self._to_dict(collection, o) for o in out]
+        return self.db.write(txn)
+
+    def update(self, ctx, collection, id_, a):
+        h = self.collections.get(collection)
+        if h is None:
+            return getattr(self, f"update_{COLLECTION_TO_RESOURCE[collection]}")(ctx, id_, a)
+
+        def txn(s):
+            obj = self._get(s, ctx, collection, id_, lock=True)
+            h.update(s, ctx, obj, a)
+            self._run_hooks(collection, "update", s, ctx, obj, a)
+            self._bump(obj)
+            self._record(s, h.resource, obj, "update", h.network_of(obj))
+            s.flush()
+            return self._to_dict(collection, obj)
+        return self.db.write(txn)
+
+    def delete(self, ctx, collection, id_):
+        h = self.collections.get(collection)
+        if h is None:
+            return getattr(self, f"delete_{COLLECTION_TO_RESOURCE[collection]}")(ctx, id_)
+
+        def txn(s):
+            obj = self._get(s, ctx, collection, id_, lock=True)
+            self._run_hooks(collection, "delete", s, ctx, obj, None)
+            self._record(s, h.resource, obj, "delete", h.network_of(obj))
+            h.delete(s, ctx, obj)
+        self.db.write(txn)
 
     # ------------------------------------------------------------ helpers
     def _to_dict(self, collection, obj):
-        d = DICT[collection](obj)
+        h = self.collections.get(collection)
+        d = h.to_dict(obj) if h else DICT[collection](obj)
         for fn in self.dict_extenders.get(collection, ()):
             fn(obj, d)
         return d
@@ -119,6 +216,8 @@ class Plugin:
     def _visible_clause(self, ctx, collection):
         if ctx.is_admin:
             return None
+        if collection in self.collections:
+            return self.collections[collection].visible_clause(ctx)
         N = models.Network
         if collection == "networks":
             return sa.or_(N.project_id == ctx.project_id, N.shared.is_(True))
@@ -131,7 +230,7 @@ class Plugin:
         return sa.or_(P.project_id == ctx.project_id, P.network_id.in_(owned))
 
     def _get(self, session, ctx, collection, id_, lock=False):
-        model = MODELS[collection]
+        model = self.model_of(collection)
         q = sa.select(model).where(model.id == id_)
         clause = self._visible_clause(ctx, collection) if ctx is not None else None
         if clause is not None:
@@ -140,8 +239,7 @@ class Plugin:
             q = q.with_for_update()
         obj = session.execute(q).scalars().first()
         if obj is None:
-            exc, key = NOT_FOUND[collection]
-            raise exc(**{key: id_})
+            raise self.not_found(collection, id_)
         return obj
 
     def _set_tags(self, obj, tags):
@@ -155,15 +253,14 @@ class Plugin:
     def get_owner_info(self, collection, id_):
         """The raw row of a resource, unscoped (for policy targets)."""
         with self.db.reader() as s:
-            model = MODELS[collection]
-            obj = s.get(model, id_)
+            obj = s.get(self.model_of(collection), id_)
             return None if obj is None else self._to_dict(collection, obj)
 
     def list(self, ctx, collection, filters=None, sorts=(), limit=None,
              marker=None, special_filters=None):
         """``filters``: attribute -> list of accepted values (OR);
         ``sorts``: [(attribute, ascending)]; ``marker``: an id."""
-        model = MODELS[collection]
+        model = self.model_of(collection)
         with self.db.reader() as s:
             q = sa.select(model)
             clause = self._visible_clause(ctx, collection)
@@ -181,8 +278,7 @@ class Plugin:
             if marker is not None:
                 mobj = s.execute(sa.select(model).where(model.id == marker)).scalars().first()
                 if mobj is None:
-                    exc, key = NOT_FOUND[collection]
-                    raise exc(**{key: marker})
+                    raise self.not_found(collection, marker)
                 q = q.where(_after_marker(order, mobj))
             q = q.order_by(*[c.asc() if asc else c.desc() for c, asc in order])
             if limit is not None:
@@ -193,6 +289,11 @@ class Plugin:
     def _filter_clause(self, collection, model, attr, values):
         if attr == "tenant_id":
             attr = "project_id"
+        h = self.collections.get(collection)
+        if h is not None:
+            clause = h.filter_clause(attr, values)
+            if clause is not None:
+                return clause
         if attr == "subnets" and collection == "networks":
             S = models.Subnet
             return model.id.in_(sa.select(S.network_id).where(S.id.in_(values)))

@@ -1,0 +1,312 @@
+"""The br-int pipeline, declared as data, and the contract every flow obeys.
+
+Tables (a packet only ever moves forward)::
+
+   0 CLASSIFY       in_port (+ tunnel_id | vlan_vid) -> reg6 network, reg5
+                    source ofport, reg4 flags; VLAN popped.  Local VIFs go to
+                    PORT_SECURITY, tunnels and physical patch ports skip to
+                    CT_LOOKUP (they were checked by the sending host).
+  10 PORT_SECURITY  egress anti-spoofing per local port: source MAC, IPv4 /
+                    IPv6 source, ARP sender, ND target, DHCP from 0.0.0.0;
+                    rogue DHCP servers and router advertisements dropped;
+                    everything else dropped.
+  20 SERVICES       ARP requests for known addresses answered in flows
+                    (sent back out of IN_PORT); DHCP (v4 68->67, v6 546->547)
+                    punted to the controller.
+  30 CT_LOOKUP      IPv4/IPv6 sent through conntrack once, in the network's
+                    zone (reg6), recirculating into EGRESS_ACL.
+  40 EGRESS_ACL     security groups of the source port (reg5): established /
+                    related pass, invalid drops, new is matched against the
+                    rules (remote groups by conjunction) and committed.
+                    Packets from the outside (reg4 FROM_REMOTE) pass.
+  50 L2_LOOKUP      (reg6, eth_dst) -> local port (reg7, on to INGRESS_ACL),
+                    or a remote host (tunnel_id + tun_ipv4_dst + output
+                    to the tunnel port; or VLAN push + output to the patch
+                    port).  Broadcast/multicast and unknown unicast -> FLOOD.
+  55 FLOOD          per network: every local port (reg7 + resubmit to
+                    INGRESS_ACL), then, only for locally originated packets,
+                    one tunnel output per remote host / the patch port.
+  60 INGRESS_ACL    security groups of the destination port (reg7), same
+                    conntrack state as the egress check.
+  70 OUTPUT         reg7 -> output to that ofport.
+
+Registers::
+
+  reg4  flags; bit 0 FROM_REMOTE = arrived over a tunnel or a patch port
+  reg5  source ofport (local VIF), 0 when from the outside
+  reg6  network local id; also the conntrack zone (16 bits)
+  reg7  destination ofport, set by L2_LOOKUP / FLOOD, read by INGRESS_ACL
+        and OUTPUT
+
+Each table declares what it may match, which fields it may set (SetField
+or Move destination), which action kinds it may use and which tables it
+may continue to (goto, resubmit, conntrack recirculation).  ``validate``
+checks one Flow against that, including OpenFlow match prerequisites
+(e.g. tcp_dst needs ip_proto=6 and an IP eth_type), and raises
+PipelineError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler.flow import (
+    Conjunction,
+    Controller,
+    Ct,
+    Flow,
+    GotoTable,
+    Move,
+    Output,
+    PopVlan,
+    PushVlan,
+    Resubmit,
+    SetField,
+)
+
+CLASSIFY = 0
+PORT_SECURITY = 10
+SERVICES = 20
+CT_LOOKUP = 30
+EGRESS_ACL = 40
+L2_LOOKUP = 50
+FLOOD = 55
+INGRESS_ACL = 60
+OUTPUT = 70
+
+REG_FLAGS = "reg4"
+REG_SRC = "reg5"
+REG_NET = "reg6"
+REG_DST = "reg7"
+FLAG_FROM_REMOTE = 0x1
+
+ETH_IP = 0x0800
+ETH_ARP = 0x0806
+ETH_IPV6 = 0x86DD
+
+IP_FAMILY = frozenset({ETH_IP, ETH_IPV6})
+
+
+class PipelineError(Exception):
+    """A flow breaks its table's contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    number: int
+    name: str
+    match: frozenset  # field names a flow may match
+    sets: frozenset  # field names SetField / Move may write
+    actions: frozenset  # allowed action classes
+    next_tables: frozenset  # goto / resubmit / ct(table=) targets
+    doc: str = ""
+
+
+def _fs(*names):
+    return frozenset(names)
+
+
+_ACL_COMMON = _fs(
+    "ct_state", "eth_type", "ip_proto", "tcp_dst", "udp_dst", "udp_src", "sctp_dst",
+    "icmpv4_type", "icmpv4_code", "icmpv6_type", "icmpv6_code", "conj_id", "reg4",
+)
+
+TABLES: dict[int, TableSpec] = {
+    t.number: t
+    for t in (
+        TableSpec(
+            CLASSIFY, "classify",
+            _fs("in_port", "tunnel_id", "vlan_vid"),
+            _fs(REG_FLAGS, REG_SRC, REG_NET),
+            frozenset({SetField, PopVlan, GotoTable}),
+            _fs(PORT_SECURITY, CT_LOOKUP),
+            "which VIF / tunnel / physical network a packet came from",
+        ),
+        TableSpec(
+            PORT_SECURITY, "port_security",
+            _fs(REG_SRC, "eth_src", "eth_type", "ipv4_src", "ipv4_dst", "arp_spa", "arp_sha",
+                "ipv6_src", "ip_proto", "udp_src", "udp_dst", "icmpv6_type",
+                "ipv6_nd_target"),
+            _fs(),
+            frozenset({GotoTable}),
+            _fs(SERVICES),
+            "egress anti-spoofing",
+        ),
+        TableSpec(
+            SERVICES, "services",
+            _fs(REG_FLAGS, REG_NET, "eth_src", "eth_type", "arp_op", "arp_spa", "arp_tpa",
+                "ip_proto", "udp_src", "udp_dst"),
+            _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa"),
+            frozenset({SetField, Move, Output, Controller, GotoTable}),
+            _fs(CT_LOOKUP),
+            "ARP responder and DHCP punt",
+        ),
+        TableSpec(
+            CT_LOOKUP, "ct_lookup",
+            _fs("eth_type"),
+            _fs(),
+            frozenset({Ct, GotoTable}),
+            _fs(EGRESS_ACL),
+            "conntrack lookup in the network's zone",
+        ),
+        TableSpec(
+            EGRESS_ACL, "egress_acl",
+            _ACL_COMMON | _fs(REG_SRC, "ipv4_dst", "ipv6_dst"),
+            _fs(),
+            frozenset({Ct, Conjunction, GotoTable}),
+            _fs(L2_LOOKUP),
+            "security groups of the source port",
+        ),
+        TableSpec(
+            L2_LOOKUP, "l2_lookup",
+            _fs(REG_NET, "eth_dst"),
+            _fs(REG_DST, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
+            frozenset({SetField, PushVlan, Output, GotoTable}),
+            _fs(FLOOD, INGRESS_ACL),
+            "destination MAC lookup",
+        ),
+        TableSpec(
+            FLOOD, "flood",
+            _fs(REG_NET, REG_FLAGS),
+            _fs(REG_DST, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
+            frozenset({SetField, PushVlan, Output, Resubmit}),
+            _fs(INGRESS_ACL),
+            "broadcast and unknown unicast",
+        ),
+        TableSpec(
+            INGRESS_ACL, "ingress_acl",
+            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src"),
+            _fs(),
+            frozenset({Ct, Conjunction, GotoTable}),
+            _fs(OUTPUT),
+            "security groups of the destination port",
+        ),
+        TableSpec(
+            OUTPUT, "output",
+            _fs(REG_DST),
+            _fs(),
+            frozenset({Output}),
+            _fs(),
+            "delivery to a local port",
+        ),
+    )
+}
+
+TABLE_NAMES = {t.number: t.name for t in TABLES.values()}
+
+_REGS = frozenset(f"reg{i}" for i in range(8))
+
+# field -> (prerequisite field, allowed values)
+_ETH_PREREQ = {
+    "ipv4_src": ETH_IP, "ipv4_dst": ETH_IP,
+    "arp_op": ETH_ARP, "arp_spa": ETH_ARP, "arp_tpa": ETH_ARP, "arp_sha": ETH_ARP,
+    "arp_tha": ETH_ARP,
+    "ipv6_src": ETH_IPV6, "ipv6_dst": ETH_IPV6, "ipv6_nd_target": ETH_IPV6,
+    "ipv6_nd_sll": ETH_IPV6, "ipv6_nd_tll": ETH_IPV6,
+}
+_PROTO_PREREQ = {
+    "tcp_src": 6, "tcp_dst": 6, "udp_src": 17, "udp_dst": 17, "sctp_src": 132,
+    "sctp_dst": 132, "icmpv4_type": 1, "icmpv4_code": 1, "icmpv6_type": 58,
+    "icmpv6_code": 58,
+}
+_ICMP_ETH = {1: ETH_IP, 58: ETH_IPV6}
+
+
+def _need(flow: Flow, ok: bool, what: str) -> None:
+    if not ok:
+        raise PipelineError(f"table {TABLE_NAMES.get(flow.table, flow.table)}: {what}: {flow}")
+
+
+def check_prerequisites(flow: Flow, m: dict) -> None:
+    """OpenFlow match prerequisites, as a switch would reject them."""
+    eth = m.get("eth_type")
+    eth_v = eth.value if eth is not None and eth.mask is None else None
+    proto = m.get("ip_proto")
+    proto_v = proto.value if proto is not None and proto.mask is None else None
+    for name in m:
+        want = _ETH_PREREQ.get(name)
+        if want is not None:
+            _need(flow, eth_v == want, f"{name} needs eth_type={want:#06x}")
+            continue
+        want = _PROTO_PREREQ.get(name)
+        if want is not None:
+            _need(flow, proto_v == want, f"{name} needs ip_proto={want}")
+            if want in _ICMP_ETH:
+                _need(flow, eth_v == _ICMP_ETH[want], f"{name} needs its ICMP family")
+            continue
+        if name == "ip_proto":
+            _need(flow, eth_v in IP_FAMILY, "ip_proto needs an IP eth_type")
+        elif name in ("ipv6_nd_target", "ipv6_nd_sll", "ipv6_nd_tll"):
+            t = m.get("icmpv6_type")
+            _need(flow, t is not None and t.value in (135, 136), f"{name} needs ND")
+
+
+def validate(flow: Flow) -> None:
+    """Raise PipelineError unless ``flow`` obeys its table's contract."""
+    spec = TABLES.get(flow.table)
+    if spec is None:
+        raise PipelineError(f"no table {flow.table}: {flow}")
+    if not 0 <= flow.priority <= 0xFFFF:
+        raise PipelineError(f"priority out of range: {flow}")
+    if not cookies.is_ours(flow.cookie):
+        raise PipelineError(f"cookie without the quantum-ovs marker: {flow}")
+    allowed = spec.match
+    m = {}
+    for f in flow.match:
+        if f.name not in allowed:
+            raise PipelineError(f"table {spec.name} may not match {f.name}: {flow}")
+        m[f.name] = f
+    if len(m) > 1 or "eth_type" in m:
+        check_prerequisites(flow, m)
+    actions = flow.actions
+    n = len(actions)
+    kinds = spec.actions
+    conj = False
+    for i, a in enumerate(actions):
+        cls = type(a)
+        if cls not in kinds:
+            raise PipelineError(f"table {spec.name} may not use {cls.__name__}: {flow}")
+        if cls is SetField:
+            if a.name not in spec.sets:
+                raise PipelineError(f"table {spec.name} may not set {a.name}: {flow}")
+        elif cls is GotoTable:
+            if i != n - 1:
+                raise PipelineError(f"goto_table must be the last action: {flow}")
+            if a.table not in spec.next_tables:
+                raise PipelineError(f"table {spec.name} may not go to {a.table}: {flow}")
+        elif cls is Resubmit:
+            if a.table not in spec.next_tables:
+                raise PipelineError(f"table {spec.name} may not resubmit to {a.table}: {flow}")
+        elif cls is Ct:
+            if a.table is not None and a.table not in spec.next_tables:
+                raise PipelineError(f"table {spec.name} may not recirculate to {a.table}")
+            if a.zone_src is not None and a.zone_src not in _REGS:
+                raise PipelineError(f"ct zone_src must be a register: {flow}")
+        elif cls is Move:
+            if a.dst not in spec.sets:
+                raise PipelineError(f"table {spec.name} may not move into {a.dst}: {flow}")
+        elif cls is Conjunction:
+            conj = True
+            if not 0 <= a.clause < a.n_clauses or a.n_clauses < 2:
+                raise PipelineError(f"bad conjunction clause: {flow}")
+        elif cls is Output:
+            if a.port <= 0:
+                raise PipelineError(f"bad output port: {flow}")
+    if conj:
+        if any(type(a) is not Conjunction for a in actions):
+            raise PipelineError(f"conjunction flows may carry only conjunctions: {flow}")
+        if "conj_id" in m:
+            raise PipelineError(f"a conjunction clause cannot match conj_id: {flow}")
+
+
+def describe() -> str:
+    """The pipeline as text (for docs and ``quantum-ovs-trace --pipeline``)."""
+    lines = []
+    for t in sorted(TABLES.values(), key=lambda t: t.number):
+        nxt = ",".join(str(x) for x in sorted(t.next_tables)) or "-"
+        lines.append(f"{t.number:3d} {t.name:14s} -> {nxt:10s} {t.doc}")
+        lines.append(f"      match: {', '.join(sorted(t.match))}")
+        if t.sets:
+            lines.append(f"      sets:  {', '.join(sorted(t.sets))}")
+    return "\n".join(lines)
