@@ -203,12 +203,12 @@ class PrivateOVS:
         run("ip", "netns", "add", self.ns)
         netns_exec(self.ns, "ip", "link", "set", "lo", "up")
         run("ovsdb-tool", "create", self.db_path, SCHEMA)
-        self._start_ovsdb()
+        self.start_ovsdb()
         self.vsctl("--no-wait", "init")
         self.start_vswitchd()
         return self
 
-    def _start_ovsdb(self) -> None:
+    def start_ovsdb(self) -> None:
         netns_exec(
             self.ns,
             "ovsdb-server",
@@ -221,6 +221,13 @@ class PrivateOVS:
             "--no-chdir",
             env=self.env,
         )
+
+    def stop_ovsdb(self) -> None:
+        pid = self.pid("ovsdb-server")
+        if pid is not None:
+            kill_pid(pid)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._pidfile("ovsdb-server"))
 
     def start_vswitchd(self) -> None:
         netns_exec(
@@ -257,9 +264,7 @@ class PrivateOVS:
             run("ip", "netns", "del", inst.ns, check=False)
         self.instances.clear()
         self.stop_vswitchd()
-        pid = self.pid("ovsdb-server")
-        if pid is not None:
-            kill_pid(pid)
+        self.stop_ovsdb()
         run("ip", "netns", "del", self.ns, check=False)
         shutil.rmtree(self.rundir, ignore_errors=True)
 
