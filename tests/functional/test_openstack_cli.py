@@ -1,0 +1,96 @@
+"""The real openstack CLI (python-openstackclient) against a running
+quantum-ovs-server on SQLite, without Keystone (--os-auth-type none)."""
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.fixtures.server import ServerProcess
+
+
+def _openstack_bin():
+    here = os.path.join(os.path.dirname(sys.executable), "openstack")
+    if os.access(here, os.X_OK):
+        return here
+    found = shutil.which("openstack")
+    if found is None:
+        raise RuntimeError("the openstack CLI is not installed "
+                           "(pip install python-openstackclient; see test-requirements.txt)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    srv = ServerProcess(f"sqlite:///{d}/qovs.sqlite")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+class OpenStack:
+    def __init__(self, endpoint):
+        self.argv = [_openstack_bin(), "--os-auth-type", "none", "--os-endpoint", endpoint]
+        # Nothing from the caller's cloud configuration may leak in.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+
+    def __call__(self, *args, parse=True):
+        argv = self.argv + list(args) + (["-f", "json"] if parse else [])
+        res = subprocess.run(argv, env=self.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+        assert res.returncode == 0, (
+            f"{' '.join(args)} exited {res.returncode}:\n{res.stderr}\n{res.stdout}")
+        return json.loads(res.stdout) if parse else res.stdout
+
+
+def test_network_subnet_port_life_cycle(cli_server):
+    os_ = OpenStack(cli_server.url)
+
+    net = os_("network", "create", "cli-net-a")
+    assert net["name"] == "cli-net-a"
+    assert net["status"] == "ACTIVE"
+    assert net["admin_state_up"] is True
+    other = os_("network", "create", "cli-net-b")
+    assert other["id"] != net["id"]
+
+    sub = os_("subnet", "create", "--network", net["id"], "--subnet-range", "10.77.0.0/24",
+              "cli-sub-a")
+    assert sub["name"] == "cli-sub-a"
+    assert sub["cidr"] == "10.77.0.0/24"
+    assert sub["network_id"] == net["id"]
+    assert sub["gateway_ip"] == "10.77.0.1"
+
+    port = os_("port", "create", "--network", net["id"], "cli-port-a")
+    assert port["name"] == "cli-port-a"
+    assert port["network_id"] == net["id"]
+    assert len(port["fixed_ips"]) == 1
+    fixed = port["fixed_ips"][0]
+    assert fixed["subnet_id"] == sub["id"]
+    assert ipaddress.ip_address(fixed["ip_address"]) in ipaddress.ip_network(sub["cidr"])
+    assert fixed["ip_address"] != sub["gateway_ip"]
+
+    os_("network", "set", "--name", "cli-net-renamed", "cli-net-a", parse=False)
+    shown = os_("network", "show", net["id"])
+    assert shown["name"] == "cli-net-renamed"
+    assert shown["subnets"] == [sub["id"]]
+    assert shown["revision_number"] > net["revision_number"]
+
+    ports = os_("port", "list", "--network", net["id"])
+    assert [(p["ID"], p["Name"], p["MAC Address"]) for p in ports] == \
+        [(port["id"], "cli-port-a", port["mac_address"])]
+    assert ports[0]["Fixed IP Addresses"] == port["fixed_ips"]
+
+    os_("network", "delete", other["id"], parse=False)
+    names = {n["ID"]: n["Name"] for n in os_("network", "list")}
+    assert other["id"] not in names
+    assert names == {net["id"]: "cli-net-renamed"}
+
+    os_("port", "delete", "cli-port-a", parse=False)
+    assert os_("port", "list") == []
