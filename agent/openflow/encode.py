@@ -41,8 +41,8 @@ NX_CT_F_COMMIT = 1
 _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll", "ipv6_nd_tll"}
 _IPV4_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src", "tun_ipv4_dst"}
 _IPV6_FIELDS = {"ipv6_src", "ipv6_dst", "ipv6_nd_target"}
-# OVS speaks these under their NXM names on the wire; os-ken decodes them
-# with an "_nxm" suffix.
+# Nicira spellings of OXM fields, should a switch send them back that way
+# (os-ken also decodes NXM-class headers of OXM fields with an "_nxm" suffix).
 _NXM_ALIASES = {
     "ipv6_nd_sll": "nd_sll",
     "ipv6_nd_tll": "nd_tll",
@@ -95,7 +95,7 @@ def _probe_value(name: str):
 
 
 def _wire_name(name: str) -> str:
-    return _NXM_ALIASES.get(name, name)
+    return name
 
 
 def _as_int(name: str, v) -> int:

@@ -45,3 +45,39 @@ def module_ovs():
         yield o
     finally:
         o.stop()
+
+
+class Switch:
+    """A private OVS whose br-int is driven by the agent's own clients:
+    ``api`` (agent.ovsdb) and ``channel`` (agent.openflow), the channel
+    listening inside the OVS namespace on 127.0.0.1."""
+
+    def __init__(self, ovs, conn, api, channel):
+        self.ovs = ovs
+        self.conn = conn
+        self.api = api
+        self.channel = channel
+
+
+@pytest.fixture
+def switch(ovs):
+    from agent.openflow import Channel, CookieScope
+    from agent.ovsdb import Connection, Ovsdb
+    from tests.integration.flow_samples import COOKIE_BASE, COOKIE_MASK
+
+    conn = Connection(ovs.db_remote).start()
+    channel = Channel(CookieScope(COOKIE_BASE, COOKIE_MASK), sock=ovs.listen_socket(), echo_interval=2)
+    channel.start()
+    try:
+        api = Ovsdb(conn)
+        api.ensure_bridge(
+            "br-int",
+            datapath_type="netdev",
+            controller=channel.target,
+            connection_mode="out-of-band",
+        )
+        channel.wait_connected(timeout=10)
+        yield Switch(ovs, conn, api, channel)
+    finally:
+        channel.stop()
+        conn.stop()

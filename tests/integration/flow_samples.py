@@ -60,7 +60,7 @@ def sample_flows() -> list[Flow]:
         Flow(10, 100, Match(Field("eth_dst", "01:00:00:00:00:00", "01:00:00:00:00:00"), reg6=2), (GotoTable(40),), cookie(2)),
         Flow(10, 80, Match(reg6=1, eth_type=IPV6, ipv6_src="fe80::f816:3eff:fe00:1"), (GotoTable(20),), cookie(1)),
         Flow(10, 70, Match(Field("ipv6_dst", "2001:db8::", "ffff:ffff:ffff:ffff::"), reg6=1, eth_type=IPV6), (GotoTable(20),), cookie(1)),
-        Flow(10, 100, Match(reg6=1, eth_type=IPV6, ip_proto=58, icmpv6_type=136, ipv6_nd_target="2001:db8::1", ipv6_nd_tll="fa:16:3e:00:00:01"), (GotoTable(20),), cookie(1)),
+        Flow(10, 100, Match(reg6=1, eth_type=IPV6, ip_proto=58, icmpv6_type=136, icmpv6_code=0, ipv6_nd_target="2001:db8::1", ipv6_nd_tll="fa:16:3e:00:00:01"), (GotoTable(20),), cookie(1)),
         Flow(10, 100, Match(reg6=1, eth_type=IPV6, ip_proto=58, icmpv6_type=135, icmpv6_code=0, ipv6_nd_sll="fa:16:3e:00:00:01"), (GotoTable(20),), cookie(1)),
         # security groups: conntrack, conjunctions, L4 ports
         Flow(20, 100, Match(eth_type=IP), (Ct(zone_src="reg6", table=21),), cookie(4)),

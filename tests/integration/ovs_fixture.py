@@ -139,6 +139,17 @@ class Instance:
     def exec(self, *cmd: str, **kw) -> str:
         return netns_exec(self.ns, *cmd, **kw)
 
+    def raw_socket(self, timeout: float = 2.0) -> socket.socket:
+        """An AF_PACKET socket on the instance's device (all ethertypes)."""
+
+        def make():
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+            s.bind((self.dev, 0))
+            s.settimeout(timeout)
+            return s
+
+        return in_netns(self.ns, make)
+
     def ping(self, ip: str, count: int = 1, wait: float = 1) -> bool:
         proc = subprocess.run(
             ["ip", "netns", "exec", self.ns, "ping", "-n", "-c", str(count), "-W", str(wait), ip],
