@@ -1,0 +1,243 @@
+"""API benchmark: port creates per second, list latency, create latency
+when many addresses are allocated.
+
+Runs a real quantum-ovs-server (tests/fixtures/server.py) on SQLite by
+default or on a private PostgreSQL (``--db postgresql``), talks HTTP/1.1
+keep-alive on loopback, prints medians and ends with one JSON line:
+
+    creates_per_s_1   port creates per second, one client
+    creates_per_s_8   port creates per second, 8 concurrent clients
+    list_1k_ms        GET /v2.0/ports with 1,000 ports (median)
+    list_10k_ms       GET /v2.0/ports with 10,000 ports (median)
+    create_at_60k_ms  one port create (median) once 60,000 ports hold
+                      addresses of the same /16
+
+``--quick`` shrinks every count for a smoke run (the keys stay, the
+counts are in the JSON).
+"""
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.fixtures.server import ServerProcess  # noqa: E402
+
+PROJECT = "bench"
+CIDR = "10.128.0.0/16"
+BULK = 500
+
+FULL = dict(creates_1=300, creates_8=800, list_small=1000, list_large=10000,
+            populated=60000, create_samples=60, list_samples=7, list_large_samples=5)
+QUICK = dict(creates_1=40, creates_8=80, list_small=200, list_large=1000,
+             populated=2000, create_samples=15, list_samples=3, list_large_samples=3)
+
+
+class Client:
+    def __init__(self, port, timeout=600):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json",
+                        "X-Project-Id": PROJECT}
+
+    def call(self, method, path, body=None, want=None):
+        data = None if body is None else json.dumps(body).encode()
+        self.conn.request(method, path, body=data, headers=self.headers)
+        resp = self.conn.getresponse()
+        raw = resp.read()
+        if want is not None and resp.status != want:
+            raise RuntimeError(f"{method} {path}: HTTP {resp.status}: {raw[:2000]!r}")
+        return resp.status, raw
+
+    def json(self, method, path, body=None, want=200):
+        return json.loads(self.call(method, path, body, want)[1])
+
+    def close(self):
+        self.conn.close()
+
+
+def _ms(seconds):
+    return round(seconds * 1000, 1)
+
+
+class Bench:
+    def __init__(self, port, counts, out=print):
+        self.port = port
+        self.c = counts
+        self.out = out
+        self.client = Client(port)
+        self.total = 0  # ports in the database
+        self.result = {}
+
+    def setup(self):
+        net = self.client.json("POST", "/v2.0/networks", {"network": {"name": "bench"}}, 201)
+        self.net_id = net["network"]["id"]
+        self.client.json("POST", "/v2.0/subnets", {"subnet": {
+            "network_id": self.net_id, "cidr": CIDR, "ip_version": 4}}, 201)
+        # Warm up (connections, caches); these count as ports too.
+        for _ in range(5):
+            self._create(self.client)
+
+    def _create(self, client):
+        t0 = time.perf_counter()
+        client.call("POST", "/v2.0/ports", {"port": {"network_id": self.net_id}}, want=201)
+        self.total += 1
+        return time.perf_counter() - t0
+
+    def creates_1(self):
+        n = self.c["creates_1"]
+        t0 = time.perf_counter()
+        lat = [self._create(self.client) for _ in range(n)]
+        elapsed = time.perf_counter() - t0
+        rate = n / elapsed
+        self.result["creates_per_s_1"] = round(rate, 1)
+        self.result["create_ms_1"] = _ms(statistics.median(lat))
+        self.out(f"1 client:  {n} creates in {elapsed:.2f}s = {rate:.1f}/s, "
+                 f"median {_ms(statistics.median(lat))} ms, "
+                 f"p95 {_ms(sorted(lat)[int(0.95 * (n - 1))])} ms")
+
+    def creates_8(self, clients=8):
+        n = self.c["creates_8"]
+        shares = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
+        lats = [[] for _ in range(clients)]
+        errors = []
+        barrier = threading.Barrier(clients + 1)
+
+        def run(i):
+            cl = Client(self.port)
+            try:
+                barrier.wait()
+                for _ in range(shares[i]):
+                    t0 = time.perf_counter()
+                    cl.call("POST", "/v2.0/ports", {"port": {"network_id": self.net_id}},
+                            want=201)
+                    lats[i].append(time.perf_counter() - t0)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+            finally:
+                cl.close()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+        if errors:
+            raise RuntimeError(f"{len(errors)} client(s) failed: {errors[:3]!r}")
+        self.total += n
+        lat = sorted(x for ls in lats for x in ls)
+        rate = n / elapsed
+        self.result["creates_per_s_8"] = round(rate, 1)
+        self.result["create_ms_8"] = _ms(statistics.median(lat))
+        self.out(f"{clients} clients: {n} creates in {elapsed:.2f}s = {rate:.1f}/s, "
+                 f"median {_ms(statistics.median(lat))} ms, "
+                 f"p95 {_ms(lat[int(0.95 * (len(lat) - 1))])} ms")
+
+    def populate(self, target):
+        """Bulk-create ports until ``target`` exist."""
+        t0 = time.perf_counter()
+        made = 0
+        while self.total < target:
+            k = min(BULK, target - self.total)
+            body = {"ports": [{"network_id": self.net_id} for _ in range(k)]}
+            self.client.call("POST", "/v2.0/ports", body, want=201)
+            self.total += k
+            made += k
+        if made:
+            el = time.perf_counter() - t0
+            self.out(f"populated {made} ports in bulks of {BULK} in {el:.1f}s "
+                     f"({made / el:.0f}/s); {self.total} ports now")
+
+    def list_ports(self, key, samples):
+        lat = []
+        count = None
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            _status, raw = self.client.call("GET", "/v2.0/ports", want=200)
+            lat.append(time.perf_counter() - t0)
+            count = len(json.loads(raw)["ports"])
+        if count != self.total:
+            raise RuntimeError(f"listed {count} ports, expected {self.total}")
+        med = _ms(statistics.median(lat))
+        self.result[key] = med
+        self.out(f"GET /v2.0/ports with {count} ports: median {med} ms "
+                 f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples}, "
+                 f"{len(raw) / 1e6:.1f} MB)")
+
+    def create_latency(self, key, samples):
+        lat = [self._create(self.client) for _ in range(samples)]
+        med = _ms(statistics.median(lat))
+        self.result[key] = med
+        self.out(f"port create with {self.total - samples} ports allocated: median {med} ms "
+                 f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples})")
+
+    def run(self):
+        self.setup()
+        self.creates_1()
+        self.creates_8()
+        self.populate(self.c["list_small"])
+        self.list_ports("list_1k_ms", self.c["list_samples"])
+        self.populate(self.c["list_large"])
+        self.list_ports("list_10k_ms", self.c["list_large_samples"])
+        self.populate(self.c["populated"])
+        self.create_latency("create_at_60k_ms", self.c["create_samples"])
+        self.client.close()
+        return self.result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    p.add_argument("--workers", type=int, default=1, help="api_workers of the server")
+    p.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    p.add_argument("--keep-log", action="store_true", help="print the server log's path")
+    args = p.parse_args(argv)
+    counts = QUICK if args.quick else FULL
+
+    pg = None
+    tmp = tempfile.mkdtemp(prefix="qovs-bench-")
+    server = None
+    try:
+        if args.db == "postgresql":
+            from tests.fixtures.postgres import PostgresServer
+            pg = PostgresServer().start()
+            url = pg.url()
+        else:
+            url = f"sqlite:///{tmp}/bench.sqlite"
+        server = ServerProcess(url, workers=args.workers,
+                               log_path=os.path.join(tmp, "server.log"))
+        server.start()
+        print(f"bench/api.py: db={args.db} workers={args.workers} "
+              f"{'quick' if args.quick else 'full'} run; server pid {server.proc.pid}",
+              flush=True)
+        t0 = time.perf_counter()
+        result = Bench(server.port, counts, out=lambda s: print(s, flush=True)).run()
+        print(f"total {time.perf_counter() - t0:.0f}s", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+            if args.keep_log:
+                print(f"server log: {server.log_path}")
+        if pg is not None:
+            pg.stop()
+        if not args.keep_log:
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+    line = {"bench": "api", "db": args.db, "workers": args.workers, "quick": args.quick}
+    line.update(result)
+    line["counts"] = counts
+    print(json.dumps(line, sort_keys=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
