@@ -55,7 +55,7 @@ database_opts = [
                help="Connections kept open per API process."),
     cfg.IntOpt("max_overflow", default=20,
                help="Extra connections allowed under load."),
-    cfg.IntOpt("max_retries", default=10,
+    cfg.IntOpt("max_retries", default=20,
                help="Retries of a transaction that hit a deadlock or a "
                     "concurrent allocation."),
     cfg.BoolOpt("auto_migrate", default=True,

@@ -55,6 +55,9 @@ def error_response(err):
         LOG.warning("integrity conflict: %s", err)
         return fault(409, "Conflict", "The request conflicts with the current state "
                                       "of the resource; retry it.")
+    if isinstance(err, exceptions.RetryRequest):
+        return fault(503, "ServiceUnavailable", "Too many concurrent changes; retry the "
+                                                "request.")
     if isinstance(err, sa_exc.OperationalError):
         LOG.warning("database busy: %s", err)
         return fault(503, "ServiceUnavailable", "The database is busy; retry the request.")

@@ -155,12 +155,25 @@ def _cas_delete(session, row):
         raise exceptions.RetryRequest()
 
 
+def _locking(session, query):
+    """Row-lock what we are about to change where the database can (SQLite
+    serializes writers anyway): concurrent allocations then wait for each
+    other instead of failing their compare-and-set and retrying."""
+    if session.get_bind().dialect.name != "sqlite":
+        return query.with_for_update()
+    return query
+
+
 def allocate_next(session, subnet_id, version):
     """Take the lowest free address of the subnet; None when full."""
-    row = session.execute(
-        sa.select(R.id, R.first_key, R.last_key).where(R.subnet_id == subnet_id)
-        .order_by(R.first_key).limit(1)).first()
+    base = (sa.select(R.id, R.first_key, R.last_key).where(R.subnet_id == subnet_id)
+            .order_by(R.first_key).limit(1))
+    row = session.execute(_locking(session, base)).first()
     if row is None:
+        # A locked row deleted by a concurrent transaction is skipped and
+        # LIMIT 1 may then give nothing although free ranges remain.
+        if session.execute(base).first() is not None:
+            raise exceptions.RetryRequest()
         return None
     if row.first_key == row.last_key:
         _cas_delete(session, row)
@@ -173,10 +186,10 @@ def take_specific(session, subnet_id, ip):
     """Remove ``ip`` from the free ranges.  Returns False when it was not
     free (allocated, or outside every pool)."""
     k = ip_key(ip)
-    row = session.execute(
+    row = session.execute(_locking(session,
         sa.select(R.id, R.first_key, R.last_key)
         .where(R.subnet_id == subnet_id, R.first_key <= k)
-        .order_by(R.first_key.desc()).limit(1)).first()
+        .order_by(R.first_key.desc()).limit(1))).first()
     if row is None or row.last_key < k:
         return False
     n = int(k, 16)

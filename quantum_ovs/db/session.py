@@ -116,4 +116,4 @@ class Database:
                 if attempt > self.max_retries or not _is_retriable(err):
                     raise
                 LOG.debug("retrying transaction (%d): %s", attempt, err)
-                time.sleep(random.uniform(0, 0.01 * attempt))
+                time.sleep(random.uniform(0, min(0.005 * 2 ** attempt, 0.25)))

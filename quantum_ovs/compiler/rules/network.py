@@ -1,0 +1,123 @@
+"""Flows owned by a network: classification of packets arriving from the
+outside (tunnel key, VLAN tag, flat), flooding, and the DHCP punt."""
+
+from __future__ import annotations
+
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler import pipeline as P
+from quantum_ovs.compiler.flow import (
+    OFPVID_PRESENT,
+    Controller,
+    Field,
+    Flow,
+    GotoTable,
+    Output,
+    PopVlan,
+    PushVlan,
+    Resubmit,
+    SetField,
+)
+from quantum_ovs.compiler.rules.common import F_IP, F_IPV6, mk, reg
+from quantum_ovs.model import Network, Subnet
+
+FROM_LOCAL = Field(P.REG_FLAGS, 0, P.FLAG_FROM_REMOTE)
+FROM_REMOTE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, P.FLAG_FROM_REMOTE)
+DHCP6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless")
+
+
+def uplink(net: Network, tunnel_ofports: dict, physnet_ofports: dict):
+    """How this host reaches the outside for ``net``: (kind, ofport) with
+    kind "tunnel" | "vlan" | "flat", or None."""
+    seg = net.segment
+    t = seg.network_type
+    if seg.is_tunnel:
+        ofport = tunnel_ofports.get(t)
+        if ofport is None or seg.segmentation_id is None:
+            return None
+        return ("tunnel", ofport)
+    if t in ("vlan", "flat"):
+        ofport = physnet_ofports.get(seg.physical_network)
+        if ofport is None or (t == "vlan" and seg.segmentation_id is None):
+            return None
+        return (t, ofport)
+    return None
+
+
+def remote_actions(net: Network, link, tunnel_ip: str | None) -> list:
+    """Actions that send a packet of ``net`` to a remote host (tunnel) or
+    to the physical network."""
+    if link is None:
+        return []
+    kind, ofport = link
+    if kind == "tunnel":
+        if tunnel_ip is None:
+            return []
+        return [SetField("tunnel_id", net.segment.segmentation_id),
+                SetField("tun_ipv4_dst", tunnel_ip), Output(ofport)]
+    if kind == "vlan":
+        return [PushVlan(), SetField("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT),
+                Output(ofport)]
+    return [Output(ofport)]
+
+
+def network_flows(
+    net: Network,
+    local_id: int,
+    subnets: list[Subnet],
+    local_ofports: list[int],
+    remote_host_ips: list[str],
+    tunnel_ofports: dict,
+    physnet_ofports: dict,
+) -> list[Flow]:
+    """``local_ofports``: ofports of the network's plugged, enabled local
+    ports; ``remote_host_ips``: tunnel IPs of the remote hosts holding
+    ports of this network."""
+    if not net.admin_state_up:
+        return []
+    cookie = cookies.cookie_for(cookies.KIND_NETWORK, net.id)
+    out = []
+    rnet = reg(P.REG_NET, local_id)
+    link = uplink(net, tunnel_ofports, physnet_ofports)
+    enter = [SetField(P.REG_NET, local_id), SetField(P.REG_FLAGS, P.FLAG_FROM_REMOTE),
+             GotoTable(P.CT_LOOKUP)]
+    if link is not None:
+        kind, ofport = link
+        inp = Field("in_port", ofport)
+        if kind == "tunnel":
+            m = mk(inp, Field("tunnel_id", net.segment.segmentation_id))
+            out.append(Flow(P.CLASSIFY, 100, m, tuple(enter), cookie))
+        elif kind == "vlan":
+            m = mk(inp, Field("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT))
+            out.append(Flow(P.CLASSIFY, 100, m, (PopVlan(), *enter), cookie))
+        else:
+            m = mk(inp, Field("vlan_vid", 0))
+            out.append(Flow(P.CLASSIFY, 100, m, tuple(enter), cookie))
+    # Flood: local ports first (each through its ingress ACL), then the outside.
+    local = []
+    for ofport in sorted(local_ofports):
+        local.append(SetField(P.REG_DST, ofport))
+        local.append(Resubmit(P.INGRESS_ACL))
+    outside = []
+    if link is not None:
+        if link[0] == "tunnel":
+            for ip in sorted(remote_host_ips):
+                outside.extend(remote_actions(net, link, ip))
+        else:
+            outside = remote_actions(net, link, None)
+    if local or outside:
+        out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_LOCAL), tuple(local + outside), cookie))
+    if local:
+        out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_REMOTE), tuple(local), cookie))
+    # DHCP from local ports goes to the agent's responder.
+    v4 = any(s.enable_dhcp and s.ip_version == 4 for s in subnets)
+    v6 = any(s.enable_dhcp and s.ip_version == 6 and s.ipv6_address_mode in DHCP6_MODES
+             for s in subnets)
+    if v4:
+        m = mk(rnet, FROM_LOCAL, F_IP, Field("ip_proto", 17), Field("udp_src", 68),
+               Field("udp_dst", 67))
+        out.append(Flow(P.SERVICES, 100, m, (Controller(),), cookie))
+    if v6:
+        m = mk(rnet, FROM_LOCAL, F_IPV6, Field("ip_proto", 17), Field("udp_src", 546),
+               Field("udp_dst", 547))
+        out.append(Flow(P.SERVICES, 100, m, (Controller(),), cookie))
+    return out

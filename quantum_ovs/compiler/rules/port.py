@@ -1,0 +1,151 @@
+"""Flows owned by a port: for a local port its classification, port
+security, output and L2 entry; for every port (local or remote) the ARP
+answers for its addresses; for a remote port the L2 entry that sends to
+its host."""
+
+from __future__ import annotations
+
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler import pipeline as P
+from quantum_ovs.compiler.flow import (
+    OFPP_IN_PORT,
+    Field,
+    Flow,
+    GotoTable,
+    Move,
+    Output,
+    SetField,
+)
+from quantum_ovs.compiler.rules.common import (
+    F_ARP,
+    F_IP,
+    F_IPV6,
+    addr_field,
+    ip_version,
+    link_local,
+    mk,
+    reg,
+)
+from quantum_ovs.compiler.rules.network import FROM_LOCAL
+from quantum_ovs.model import Port
+
+F_PROTO_UDP = Field("ip_proto", 17)
+F_PROTO_ICMP6 = Field("ip_proto", 58)
+F_ARP_REQ = Field("arp_op", 1)
+DHCP_DISCOVER = (F_IP, Field("ipv4_src", "0.0.0.0"), Field("ipv4_dst", "255.255.255.255"),
+                 F_PROTO_UDP, Field("udp_src", 68), Field("udp_dst", 67))
+IPV6_UNSPEC = Field("ipv6_src", "::")
+PS_ALLOW = 100
+PS_UNSPEC = 110
+PS_NA_DROP = 115
+PS_NA_ALLOW = 120
+PS_DROP = 150
+PS_OPEN = 10
+
+
+def arp_reply(mac: str, ip: str) -> tuple:
+    """Turn an ARP request for ``ip`` into the reply from ``mac``."""
+    return (
+        Move("eth_src", "eth_dst", 48),
+        SetField("eth_src", mac),
+        SetField("arp_op", 2),
+        Move("arp_sha", "arp_tha", 48),
+        SetField("arp_sha", mac),
+        Move("arp_spa", "arp_tpa", 32),
+        SetField("arp_spa", ip),
+        Output(OFPP_IN_PORT),
+    )
+
+
+def arp_flows(port: Port, local_id: int, cookie: int, local: bool) -> list[Flow]:
+    out = []
+    rnet = reg(P.REG_NET, local_id)
+    for ip in port.ips:
+        if ip_version(ip) != 4:
+            continue
+        tpa = Field("arp_tpa", ip)
+        out.append(Flow(P.SERVICES, 100, mk(rnet, FROM_LOCAL, F_ARP, F_ARP_REQ, tpa),
+                        arp_reply(port.mac_address, ip), cookie))
+        if local:
+            # The owner asking for its own address (gratuitous ARP) is not
+            # answered; it goes on to the network.
+            m = mk(rnet, F_ARP, F_ARP_REQ, tpa, Field("eth_src", port.mac_address))
+            out.append(Flow(P.SERVICES, 105, m, (GotoTable(P.CT_LOOKUP),), cookie))
+    return out
+
+
+def port_security_flows(port: Port, ofport: int, cookie: int) -> list[Flow]:
+    src = reg(P.REG_SRC, ofport)
+    go = (GotoTable(P.SERVICES),)
+    if not port.port_security_enabled:
+        return [Flow(P.PORT_SECURITY, PS_OPEN, mk(src), go, cookie)]
+    mac = port.mac_address
+    # (mac, address-or-cidr) the port may send from
+    pairs = [(mac, ip) for ip in port.ips]
+    pairs.extend((ap.mac_address or mac, ap.ip_address) for ap in port.allowed_address_pairs)
+    macs = sorted({m for m, _ in pairs} | {mac})
+    pairs.extend((m, link_local(m)) for m in macs)
+    keys = {}
+    for m, addr in pairs:
+        eth_src = Field("eth_src", m)
+        eth, af = addr_field("ipv4_src", "ipv6_src", addr)
+        fields = [src, eth_src, eth] + ([af] if af is not None else [])
+        keys[mk(*fields)] = (PS_ALLOW, go)
+        if eth is F_IP:
+            _, spa = addr_field("arp_spa", "ipv6_src", addr)
+            fields = [src, eth_src, F_ARP, Field("arp_sha", m)] + ([spa] if spa else [])
+            keys[mk(*fields)] = (PS_ALLOW, go)
+        else:
+            _, tgt = addr_field("ipv6_nd_target", "ipv6_nd_target", addr)
+            fields = [src, eth_src, F_IPV6, F_PROTO_ICMP6, Field("icmpv6_type", 136)]
+            keys[mk(*fields + ([tgt] if tgt else []))] = (PS_NA_ALLOW, go)
+    for m in macs:
+        eth_src = Field("eth_src", m)
+        keys[mk(src, eth_src, *DHCP_DISCOVER)] = (PS_ALLOW, go)
+        for t in (133, 135, 143):  # RS, DAD NS, MLDv2 report from ::
+            keys[mk(src, eth_src, F_IPV6, IPV6_UNSPEC, F_PROTO_ICMP6,
+                    Field("icmpv6_type", t))] = (PS_UNSPEC, go)
+    out = [Flow(P.PORT_SECURITY, prio, m, acts, cookie) for m, (prio, acts) in keys.items()]
+    # Never from a VM: DHCP server replies, router advertisements; and no
+    # neighbour advertisement for a target it does not own.
+    drops = (
+        mk(src, F_IP, F_PROTO_UDP, Field("udp_src", 67), Field("udp_dst", 68)),
+        mk(src, F_IPV6, F_PROTO_UDP, Field("udp_src", 547), Field("udp_dst", 546)),
+        mk(src, F_IPV6, F_PROTO_ICMP6, Field("icmpv6_type", 134)),
+    )
+    out.extend(Flow(P.PORT_SECURITY, PS_DROP, m, (), cookie) for m in drops)
+    out.append(Flow(P.PORT_SECURITY, PS_NA_DROP,
+                    mk(src, F_IPV6, F_PROTO_ICMP6, Field("icmpv6_type", 136)), (), cookie))
+    return out
+
+
+def local_port_flows(port: Port, ofport: int, local_id: int) -> list[Flow]:
+    """Everything but the security groups for a plugged local port."""
+    cookie = cookies.cookie_for(cookies.KIND_PORT, port.id)
+    inp = mk(Field("in_port", ofport))
+    if not port.admin_state_up:
+        return [Flow(P.CLASSIFY, 100, inp, (), cookie)]
+    out = [
+        Flow(P.CLASSIFY, 100, inp,
+             (SetField(P.REG_SRC, ofport), SetField(P.REG_NET, local_id),
+              GotoTable(P.PORT_SECURITY)), cookie),
+        Flow(P.L2_LOOKUP, 50, mk(reg(P.REG_NET, local_id), Field("eth_dst", port.mac_address)),
+             (SetField(P.REG_DST, ofport), GotoTable(P.INGRESS_ACL)), cookie),
+        Flow(P.OUTPUT, 100, mk(reg(P.REG_DST, ofport)), (Output(ofport),), cookie),
+    ]
+    out.extend(port_security_flows(port, ofport, cookie))
+    out.extend(arp_flows(port, local_id, cookie, True))
+    return out
+
+
+def remote_port_flows(port: Port, local_id: int, send: list) -> list[Flow]:
+    """``send``: the actions reaching the port's host (see
+    network.remote_actions); empty if unreachable."""
+    if not port.admin_state_up:
+        return []
+    cookie = cookies.cookie_for(cookies.KIND_PORT, port.id)
+    out = arp_flows(port, local_id, cookie, False)
+    if send:
+        m = mk(reg(P.REG_NET, local_id), Field("eth_dst", port.mac_address))
+        out.append(Flow(P.L2_LOOKUP, 50, m, tuple(send), cookie))
+    return out

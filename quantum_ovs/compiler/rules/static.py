@@ -1,0 +1,88 @@
+"""The fixed part of the pipeline: table-miss drops, conntrack plumbing and
+the traffic every port may always send or receive (ND, DHCP replies)."""
+
+from __future__ import annotations
+
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler import pipeline as P
+from quantum_ovs.compiler.flow import (
+    CT_EST,
+    CT_INV,
+    CT_NEW,
+    CT_REL,
+    CT_TRK,
+    Ct,
+    Field,
+    Flow,
+    GotoTable,
+)
+from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, mk
+
+COOKIE = cookies.cookie_for(cookies.KIND_STATIC, "pipeline")
+
+# Priorities inside the ACL tables.
+PRIO_NO_SECURITY = 150
+PRIO_INVALID = 110
+PRIO_ESTABLISHED = 100
+PRIO_RELATED = 99
+PRIO_UNTRACKED = 98
+PRIO_ALWAYS = 120  # above the invalid-state drop: ND may be untrackable
+PRIO_RULE = 50
+PRIO_CONJ = 40
+
+CT_NEW_MATCH = Field("ct_state", CT_NEW | CT_TRK, CT_NEW | CT_TRK | CT_INV | CT_EST)
+
+# ICMPv6 that neighbour discovery and multicast listeners need.
+ND_TYPES_OUT = (130, 131, 132, 133, 135, 136, 143)
+ND_TYPES_IN = (130, 131, 132, 134, 135, 136, 143)
+
+
+def _f(table, prio, match, actions=()):
+    return Flow(table, prio, match, tuple(actions), COOKIE)
+
+
+def static_flows() -> list[Flow]:
+    out = []
+    for t in P.TABLES:
+        if t not in (P.SERVICES, P.CT_LOOKUP, P.L2_LOOKUP):
+            out.append(_f(t, 0, mk()))  # table miss: drop
+    # SERVICES: anything not answered moves on; ARP probes are never answered.
+    out.append(_f(P.SERVICES, 0, mk(), [GotoTable(P.CT_LOOKUP)]))
+    out.append(_f(P.SERVICES, 110, mk(F_ARP, Field("arp_spa", "0.0.0.0")),
+                  [GotoTable(P.CT_LOOKUP)]))
+    # CT_LOOKUP: IP through conntrack in the network's zone.
+    ct = Ct(zone_src=P.REG_NET, table=P.EGRESS_ACL)
+    out.append(_f(P.CT_LOOKUP, 100, mk(F_IP), [ct]))
+    out.append(_f(P.CT_LOOKUP, 100, mk(F_IPV6), [ct]))
+    out.append(_f(P.CT_LOOKUP, 0, mk(), [GotoTable(P.EGRESS_ACL)]))
+    # L2: multicast/broadcast and unknown unicast flood.
+    out.append(_f(P.L2_LOOKUP, 100, mk(Field("eth_dst", "01:00:00:00:00:00",
+                                             "01:00:00:00:00:00")),
+                  [GotoTable(P.FLOOD)]))
+    out.append(_f(P.L2_LOOKUP, 0, mk(), [GotoTable(P.FLOOD)]))
+    # ACL tables.
+    for table, nxt, types in ((P.EGRESS_ACL, P.L2_LOOKUP, ND_TYPES_OUT),
+                              (P.INGRESS_ACL, P.OUTPUT, ND_TYPES_IN)):
+        go = [GotoTable(nxt)]
+        out.append(_f(table, PRIO_INVALID, mk(Field("ct_state", CT_TRK | CT_INV,
+                                                    CT_TRK | CT_INV))))
+        out.append(_f(table, PRIO_ESTABLISHED, mk(Field("ct_state", CT_TRK | CT_EST,
+                                                        CT_TRK | CT_EST | CT_INV)), go))
+        out.append(_f(table, PRIO_RELATED, mk(Field("ct_state", CT_TRK | CT_REL,
+                                                    CT_TRK | CT_REL | CT_INV | CT_EST)), go))
+        out.append(_f(table, PRIO_UNTRACKED, mk(Field("ct_state", 0, CT_TRK)), go))
+        for t in types:
+            out.append(_f(table, PRIO_ALWAYS, mk(F_IPV6, Field("ip_proto", 58),
+                                                  Field("icmpv6_type", t)), go))
+    # Packets from the outside were checked by their sender's host.
+    out.append(_f(P.EGRESS_ACL, 200, mk(Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE,
+                                              P.FLAG_FROM_REMOTE)),
+                  [GotoTable(P.L2_LOOKUP)]))
+    # DHCP replies reach every port (servers in VMs are stopped at port security).
+    go = [GotoTable(P.OUTPUT)]
+    out.append(_f(P.INGRESS_ACL, PRIO_ALWAYS, mk(F_IP, Field("ip_proto", 17),
+                                                 Field("udp_src", 67), Field("udp_dst", 68)), go))
+    out.append(_f(P.INGRESS_ACL, PRIO_ALWAYS, mk(F_IPV6, Field("ip_proto", 17),
+                                                 Field("udp_src", 547), Field("udp_dst", 546)),
+                  go))
+    return out
