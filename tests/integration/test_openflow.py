@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agent.openflow import BundleRejected
-from quantum_ovs.compiler.flow import Controller, Field, Flow, FlowDiff, Match, Output, diff
+from quantum_ovs.compiler.flow import Controller, Field, Flow, FlowDiff, GotoTable, Match, Output, SetField, diff
 from tests.integration.flow_samples import FOREIGN_COOKIE, cookie, sample_flows, simple_flows
 
 
@@ -56,6 +56,25 @@ def test_bundle_with_a_bad_flow_changes_nothing(switch):
     switch.channel.apply(good)
     want = {f.key: f for f in base[10:]} | {f.key: f for f in good.modifies + good.adds}
     assert {f.key: f for f in switch.channel.dump_flows()} == want
+
+
+def test_bundle_failing_at_commit_changes_nothing(switch):
+    """Errors the switch only finds at commit time (a full table) also
+    leave everything as it was."""
+    ovs = switch.ovs
+    ovs.vsctl("--", "--id=@ft", "create", "Flow_Table", "flow_limit=10", "overflow_policy=refuse",
+              "--", "set", "Bridge", "br-int", "flow_tables:5=@ft")
+    base = simple_flows(8)
+    switch.channel.install(base)
+    before = ovs.dump_flows()
+    more = simple_flows(12)[8:]
+    with pytest.raises(BundleRejected) as err:
+        switch.channel.apply(FlowDiff(deletes=(base[0],), adds=tuple(more)))
+    assert "TABLE_FULL" in str(err.value) or "MSG_FAILED" in str(err.value)
+    assert ovs.dump_flows() == before
+    # Within the limit it goes through.
+    switch.channel.apply(FlowDiff(deletes=tuple(base[:2]), adds=tuple(more)))
+    assert len(switch.channel.dump_flows()) == 10
 
 
 def test_dump_ignores_foreign_flows_and_apply_never_deletes_them(switch):
@@ -114,6 +133,26 @@ def test_reconnect_after_vswitchd_restart(switch):
     assert sorted(ch.dump_flows(), key=lambda f: f.key) == sorted(flows, key=lambda f: f.key)
 
 
+def test_a_hung_switch_is_dropped_and_comes_back(switch):
+    """No answer to our echo within two intervals closes the connection;
+    when the switch wakes up it reconnects."""
+    import os
+    import signal
+
+    ch = switch.channel
+    gen = ch.generation
+    down = threading.Event()
+    ch.on_disconnect(lambda g: down.set())
+    pid = switch.ovs.pid("ovs-vswitchd")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert down.wait(3 * ch.echo_interval + 2)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    ch.wait_connected(timeout=15, after_generation=gen)
+    ch.barrier()
+
+
 def test_packet_in_and_packet_out(switch):
     ovs = switch.ovs
     a = ovs.add_instance("10.0.0.1")
@@ -126,12 +165,16 @@ def test_packet_in_and_packet_out(switch):
         seen.set()
 
     switch.channel.on_packet_in(packet_in)
-    switch.channel.install([Flow(0, 10, Match(in_port=port, eth_type=0x0806), (Controller(),), cookie(1))])
+    switch.channel.install([
+        Flow(0, 10, Match(in_port=port, eth_type=0x0806), (SetField("reg6", 0x42), GotoTable(3)), cookie(1)),
+        Flow(3, 10, Match(reg6=0x42), (Controller(),), cookie(2)),
+    ])
     a.ping("10.0.0.99", wait=1)  # triggers an ARP request
     assert seen.wait(5)
     pin = got[0]
     assert pin.in_port == port
-    assert pin.cookie == cookie(1)
+    assert pin.cookie == cookie(2) and pin.table == 3
+    assert pin.match.get("reg6").value == 0x42  # pipeline registers come along
     assert pin.data[12:14] == b"\x08\x06"
     assert pin.data[6:12] == bytes.fromhex(a.mac.replace(":", ""))
 
