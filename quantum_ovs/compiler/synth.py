@@ -1,0 +1,164 @@
+"""Synthetic but realistic host views, for tests and benchmarks.
+
+``make_host_view(networks=2, ports_per_net=3)`` gives a small view;
+every knob has a default so scenarios stay short.  Ids, MACs, IPs and
+ofports are deterministic: network n is 10.<n//250>.<n%250>.0/24 (n from
+0), its ports take .10, .11, ... ; local port i has ofport 100 + i.
+"""
+
+from __future__ import annotations
+
+import random
+
+from quantum_ovs.model import (
+    Chassis,
+    FixedIP,
+    HostView,
+    Network,
+    Port,
+    RemoteHost,
+    Rule,
+    Segment,
+    SecurityGroup,
+    Subnet,
+)
+
+HOST = "host-a"
+TUNNEL_OFPORTS = (("gre", 2), ("vxlan", 1))
+PHYSNET_OFPORTS = (("physnet1", 3),)
+
+
+def net_id(n: int) -> str:
+    return f"net-{n}"
+
+
+def port_ip(n: int, i: int) -> str:
+    return f"10.{n // 250}.{n % 250}.{10 + i % 240}" if i < 240 else \
+        f"10.{100 + n // 250}.{n % 250}.{10 + (i - 240) % 240}"
+
+
+def port_mac(n: int, i: int) -> str:
+    return "fa:16:3e:%02x:%02x:%02x" % ((n >> 8) & 0xFF, n & 0xFF, i & 0xFF) if i < 256 else \
+        "fa:16:3f:%02x:%02x:%02x" % (n & 0xFF, (i >> 8) & 0xFF, i & 0xFF)
+
+
+def make_network(n: int, network_type: str = "vxlan", local_id: int = 0) -> Network:
+    if network_type == "vlan":
+        seg = Segment("vlan", "physnet1", 100 + n)
+    elif network_type == "flat":
+        seg = Segment("flat", "physnet1")
+    elif network_type == "local":
+        seg = Segment("local")
+    else:
+        seg = Segment(network_type, None, 1000 + n)
+    return Network(net_id(n), seg, local_id=local_id)
+
+
+def make_subnet(n: int) -> Subnet:
+    return Subnet(f"sub-{n}", net_id(n), f"10.{n // 250}.{n % 250}.0/24",
+                  gateway_ip=f"10.{n // 250}.{n % 250}.1")
+
+
+def make_port(n: int, i: int, host: str = HOST, groups=("sg-default",), **kw) -> Port:
+    return Port(
+        id=f"port-{n}-{i}", network_id=net_id(n), mac_address=port_mac(n, i),
+        fixed_ips=(FixedIP(f"sub-{n}", port_ip(n, i)),), security_groups=tuple(groups),
+        host=host, **kw,
+    )
+
+
+def default_group(gid: str = "sg-default", members=()) -> SecurityGroup:
+    """Neutron's default group: all egress, ingress only from the group."""
+    return SecurityGroup(gid, (
+        Rule(f"{gid}-eg4", gid, "egress", "IPv4"),
+        Rule(f"{gid}-eg6", gid, "egress", "IPv6"),
+        Rule(f"{gid}-in4", gid, "ingress", "IPv4", remote_group_id=gid),
+        Rule(f"{gid}-in6", gid, "ingress", "IPv6", remote_group_id=gid),
+    ), frozenset(members))
+
+
+def make_host_view(
+    networks: int = 2,
+    ports_per_net: int = 3,
+    remote_hosts: int = 0,
+    remote_ports_per_net: int = 0,
+    network_type: str = "vxlan",
+    groups=None,
+    host: str = HOST,
+    local_ids: bool = True,
+) -> HostView:
+    """Local ports are ``port-<n>-<i>`` for i < ports_per_net; remote ports
+    follow (i >= ports_per_net), spread round-robin over the remote hosts
+    ``host-r<k>`` (tunnel IP 192.168.0.<k+2>).  Every port is in
+    ``sg-default`` unless ``groups`` (a list of SecurityGroup) is given, in
+    which case ports keep the default group id but the groups are yours."""
+    nets = [make_network(n, network_type, n + 1 if local_ids else 0) for n in range(networks)]
+    subnets = [make_subnet(n) for n in range(networks)]
+    rhosts = [RemoteHost(f"host-r{k}", f"192.168.0.{k + 2}") for k in range(remote_hosts)]
+    ports, vif = [], []
+    ofport = 100
+    for n in range(networks):
+        for i in range(ports_per_net):
+            ports.append(make_port(n, i, host))
+            vif.append((ports[-1].id, ofport))
+            ofport += 1
+        for j in range(remote_ports_per_net if remote_hosts else 0):
+            ports.append(make_port(n, ports_per_net + j, rhosts[(n + j) % remote_hosts].name))
+    if groups is None:
+        groups = [default_group(members=[ip for p in ports for ip in p.ips])]
+    return HostView(
+        host=host, tunnel_ip="192.168.0.1", networks=tuple(nets), subnets=tuple(subnets),
+        ports=tuple(ports), security_groups=tuple(groups), remote_hosts=tuple(rhosts),
+        chassis=Chassis(tuple(vif), TUNNEL_OFPORTS, PHYSNET_OFPORTS),
+    )
+
+
+def make_large_view(
+    local_ports: int = 1000,
+    networks: int = 100,
+    remote_hosts: int = 100,
+    remote_ports: int = 10000,
+    n_groups: int = 50,
+    rules_per_group: int = 5,
+    max_members: int = 1000,
+    seed: int = 1,
+) -> HostView:
+    """The benchmark view: ports spread evenly over networks; each port in
+    one or two of ``n_groups`` groups; each group has ``rules_per_group``
+    rules, about half of them referencing a remote group; group sizes up
+    to ``max_members`` addresses."""
+    rnd = random.Random(seed)
+    lpn = max(1, local_ports // networks)
+    rpn = remote_ports // networks
+    view = make_host_view(networks, lpn, remote_hosts, rpn, groups=[])
+    gids = [f"sg-{g}" for g in range(n_groups)]
+    ports = []
+    members: dict[str, set] = {g: set() for g in gids}
+    cap = {g: max(10, int(max_members * (g_i + 1) / n_groups)) for g_i, g in enumerate(gids)}
+    for p in view.ports:
+        k = 1 + (rnd.random() < 0.5)
+        mine = rnd.sample(gids, k)
+        for g in mine:
+            if len(members[g]) < cap[g]:
+                members[g].update(p.ips)
+        ports.append(Port(p.id, p.network_id, p.mac_address, p.fixed_ips,
+                          security_groups=tuple(mine), host=p.host))
+    groups = []
+    for g_i, g in enumerate(gids):
+        rules = []
+        for r in range(rules_per_group):
+            rid = f"{g}-r{r}"
+            remote = gids[(g_i + r) % n_groups] if r % 2 == 1 else None
+            if r == 0:
+                rules.append(Rule(rid, g, "egress", "IPv4"))
+            elif r == 2:
+                rules.append(Rule(rid, g, "ingress", "IPv4", 6, 22, 22,
+                                  remote_ip_prefix="10.0.0.0/8"))
+            elif r == 4:
+                rules.append(Rule(rid, g, "ingress", "IPv4", 17, 1000, 1999))
+            else:
+                rules.append(Rule(rid, g, "ingress", "IPv4", 6 if r == 1 else 1,
+                                  80 if r == 1 else None, 443 if r == 1 else None,
+                                  remote_group_id=remote))
+        groups.append(SecurityGroup(g, tuple(rules), frozenset(members[g])))
+    return view.replace(ports=tuple(ports), security_groups=tuple(groups))
