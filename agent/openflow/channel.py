@@ -333,7 +333,7 @@ class Channel:
             raise NotConnected("no switch connected")
         return conn
 
-    def _request(self, conn: _Conn, msg, kind: str) -> Future:
+    def _request(self, conn: _Conn, msg, kind: str) -> tuple[int, Future]:
         xid = self._xid()
         req = _Request(kind)
         with conn.lock:
@@ -341,13 +341,15 @@ class Channel:
                 raise ConnectionLost("switch connection closed")
             conn.pending[xid] = req
         conn.send(E.serialize(msg, xid))
-        return req.future
+        return xid, req.future
 
     def _call(self, conn: _Conn, msg, kind: str, timeout: Optional[float] = None):
-        fut = self._request(conn, msg, kind)
+        xid, fut = self._request(conn, msg, kind)
         try:
             return fut.result(self.timeout if timeout is None else timeout)
         except FutureTimeout:
+            with conn.lock:
+                conn.pending.pop(xid, None)
             raise ChannelError(f"no {kind} from the switch within the timeout") from None
 
     def _bundle(self, conn: _Conn, entries: list, timeout: float) -> None:

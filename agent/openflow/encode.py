@@ -106,11 +106,22 @@ def _as_int(name: str, v) -> int:
     return int(v)
 
 
+def _check_spelling(flow, name: str, v) -> None:
+    if name in _MAC_FIELDS:
+        if not isinstance(v, str) or v != v.lower() or len(v) != 17:
+            raise ValueError(f"{flow}: {name} {v!r} is not a lower-case aa:bb:cc:dd:ee:ff MAC")
+    elif name in _IPV4_FIELDS or name in _IPV6_FIELDS:
+        if not isinstance(v, str) or str(ipaddress.ip_address(v)) != v:
+            raise ValueError(f"{flow}: {name} {v!r} is not a canonical IP address")
+
+
 def check_canonical(flow: F.Flow) -> None:
     """Raise ValueError if the switch would hand ``flow`` back differently."""
     for f in flow.match:
+        _check_spelling(flow, f.name, f.value)
         if f.mask is None:
             continue
+        _check_spelling(flow, f.name, f.mask)
         width = _field_width(f.name)
         full = (1 << width) - 1
         mask = _as_int(f.name, f.mask)
@@ -126,6 +137,8 @@ def check_canonical(flow: F.Flow) -> None:
             raise ValueError(f"{flow}: use Controller() rather than Output(OFPP_CONTROLLER)")
         if isinstance(a, F.GotoTable) and i != len(flow.actions) - 1:
             raise ValueError(f"{flow}: GotoTable must be the last action")
+        if isinstance(a, F.SetField):
+            _check_spelling(flow, a.name, a.value)
 
 
 # ----------------------------------------------------------- match

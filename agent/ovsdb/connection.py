@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable, Iterable, Optional
 
 import ovs.db.idl
@@ -213,7 +214,14 @@ class Connection:
         single = isinstance(commands, Command)
         cmds = [commands] if single else list(commands)
         fut = self.submit(cmds)
-        results = fut.result(self.timeout if timeout is None else timeout)
+        try:
+            results = fut.result(self.timeout if timeout is None else timeout)
+        except FutureTimeout:
+            # Not started yet (e.g. waiting for a reconnection)? Then it never will.
+            started = not fut.cancel()
+            raise OVSDBError(
+                "OVSDB transaction timed out" + (" (it may still complete)" if started else "")
+            ) from None
         return results[0] if single else results
 
     def submit(self, commands: list[Command]) -> Future:

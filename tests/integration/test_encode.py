@@ -99,3 +99,19 @@ def test_match_order_is_canonical_after_decode():
     back = E.parse_flow_mod(E.serialize(E.flow_mod(flow), 1))
     assert [f.name for f in back.match] == sorted(f.name for f in flow.match)
     assert back.key == FlowKey(0, 5, flow.match)
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        Match(eth_src="FA:16:3E:00:00:01"),
+        Match(eth_type=0x86DD, ipv6_src="2001:DB8::1"),
+        Match(eth_type=0x86DD, ipv6_src="2001:db8:0:0::1"),
+        Match(Field("ipv4_dst", "10.0.0.0", "255.255.255.00"), eth_type=0x800),
+    ],
+)
+def test_non_canonical_spellings_are_refused(match):
+    """The switch hands back canonical strings; a different spelling would
+    make the desired and the installed flow differ forever."""
+    with pytest.raises(ValueError):
+        E.flow_mod(Flow(0, 1, match, (), cookie(1)))

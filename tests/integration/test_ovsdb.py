@@ -242,3 +242,15 @@ def test_watcher_resyncs_after_ovsdb_server_restart(ovs, api):
     rec.wait(lambda e: e[1] == "unplugged" and e[2].iface_id == a.iface_id, timeout=15)
     api.ensure_port("br-int", "p-after", "internal")  # the connection works again
     assert "p-after" in api.list_ports("br-int")
+
+
+def test_command_timed_out_while_disconnected_never_runs(ovs, api):
+    api.ensure_bridge("br-int", datapath_type="netdev")
+    ovs.stop_ovsdb()
+    time.sleep(0.2)  # let the IDL notice
+    with pytest.raises(Exception, match="timed out"):
+        api.execute(api.cmd.EnsurePort("br-int", "ghost", "internal"), timeout=0.5)
+    ovs.start_ovsdb()
+    # Runs after the IDL has reconnected (it backs off up to a few seconds).
+    api.execute(api.cmd.EnsurePort("br-int", "alive", "internal"), timeout=15)
+    assert api.list_ports("br-int") == ["alive"]
