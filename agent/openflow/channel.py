@@ -279,7 +279,11 @@ class Channel:
         with self._conn_cv:
             while True:
                 conn = self._conn
-                if conn is not None and not conn.closed.is_set() and conn.generation > after_generation:
+                if (
+                    conn is not None
+                    and not conn.closed.is_set()
+                    and conn.generation > after_generation
+                ):
                     return conn.generation
                 left = deadline - time.monotonic()
                 if left <= 0 or self._stopping.is_set():
@@ -304,7 +308,9 @@ class Channel:
     def install(self, flows: Iterable[Flow], timeout: Optional[float] = None) -> None:
         self.apply(FlowDiff(adds=tuple(flows)), timeout)
 
-    def dump_flows(self, table: Optional[int] = None, timeout: Optional[float] = None) -> list[Flow]:
+    def dump_flows(
+        self, table: Optional[int] = None, timeout: Optional[float] = None
+    ) -> list[Flow]:
         """Our flows (by cookie scope) as the switch has them."""
         conn = self._require()
         req = E.flow_stats_request(
@@ -429,7 +435,12 @@ class Channel:
                 self._conn_cv.notify_all()
             if old is not None and not old.closed.is_set():
                 old.close()
-            LOG.info("switch %016x connected from %s (generation %d)", conn.datapath_id or 0, peer, conn.generation)
+            LOG.info(
+                "switch %016x connected from %s (generation %d)",
+                conn.datapath_id or 0,
+                peer,
+                conn.generation,
+            )
             for h in self._connect_handlers:
                 self._post(h, conn.datapath_id, conn.generation)
 
@@ -450,7 +461,9 @@ class Channel:
                 readable, _, _ = select.select([sock], [], [], self.echo_interval)
                 if not readable:
                     if probing:
-                        LOG.warning("switch %s silent for %.1fs, closing", conn.peer, 2 * self.echo_interval)
+                        LOG.warning(
+                            "switch %s silent for %.1fs, closing", conn.peer, 2 * self.echo_interval
+                        )
                         break
                     probing = True
                     conn.send(E.serialize(E.echo_request(), self._xid()))

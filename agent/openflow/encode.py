@@ -17,7 +17,6 @@ outside the mask, ``Output(OFPP_CONTROLLER)`` (write ``Controller()``).
 from __future__ import annotations
 
 import ipaddress
-import struct
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -314,7 +313,9 @@ def decode_instructions(instructions) -> tuple:
 ADD, MODIFY, DELETE = "add", "modify", "delete"
 
 
-def flow_mod(flow: F.Flow, command: str = ADD, cookie_mask: Optional[int] = None) -> ofpp.OFPFlowMod:
+def flow_mod(
+    flow: F.Flow, command: str = ADD, cookie_mask: Optional[int] = None
+) -> ofpp.OFPFlowMod:
     """An OFPFlowMod for ``flow``.
 
     ``add`` (also used for modifies: an add with the same table, priority
@@ -503,14 +504,18 @@ def parse(buf: bytes) -> Incoming:
     if isinstance(msg, ofpp.OFPEchoReply):
         return Incoming("echo_reply", xid, msg=msg)
     if isinstance(msg, ofpp.OFPErrorMsg):
-        return Incoming("error", xid, error=OFError(msg.type, msg.code, bytes(msg.data or b"")), msg=msg)
+        return Incoming(
+            "error", xid, error=OFError(msg.type, msg.code, bytes(msg.data or b"")), msg=msg
+        )
     if isinstance(msg, ofpp.OFPSwitchFeatures):
         return Incoming("features_reply", xid, datapath_id=msg.datapath_id, msg=msg)
     if isinstance(msg, ofpp.OFPBarrierReply):
         return Incoming("barrier_reply", xid, msg=msg)
     if isinstance(msg, ofpp.OFPFlowStatsReply):
         flows = tuple(decode_flow_stats(s) for s in msg.body)
-        return Incoming("flow_stats", xid, more=bool(msg.flags & ofp.OFPMPF_REPLY_MORE), flows=flows)
+        return Incoming(
+            "flow_stats", xid, more=bool(msg.flags & ofp.OFPMPF_REPLY_MORE), flows=flows
+        )
     if isinstance(msg, ofpp.ONFBundleCtrlMsg):
         return Incoming("bundle_ctrl", xid, bundle_type=msg.type, msg=msg)
     if isinstance(msg, ofpp.OFPPacketIn):

@@ -98,7 +98,9 @@ class Ovsdb:
     def list_ports(self, bridge: str) -> list[str]:
         return self.execute(cmd.ListPorts(bridge))
 
-    def set_external_ids(self, table: str, name: str, mapping: Mapping[str, str], replace: bool = False) -> None:
+    def set_external_ids(
+        self, table: str, name: str, mapping: Mapping[str, str], replace: bool = False
+    ) -> None:
         self.execute(cmd.SetExternalIds(table, name, mapping, replace))
 
     # ------------------------------------------------------------ ofports

@@ -237,7 +237,14 @@ class DelPort(Command):
 class SetExternalIds(Command):
     """Merge (or, with ``replace``, set) external_ids of a named row."""
 
-    def __init__(self, table: str, name: str, mapping: Mapping[str, str], replace: bool = False, if_exists: bool = False):
+    def __init__(
+        self,
+        table: str,
+        name: str,
+        mapping: Mapping[str, str],
+        replace: bool = False,
+        if_exists: bool = False,
+    ):
         self.table = table
         self.name = name
         self.mapping = mapping

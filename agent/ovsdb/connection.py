@@ -244,7 +244,9 @@ class Connection:
 
         return self.execute(_Read(), timeout)
 
-    def wait_for(self, predicate: Callable[[ovs.db.idl.Idl], object], timeout: Optional[float] = None):
+    def wait_for(
+        self, predicate: Callable[[ovs.db.idl.Idl], object], timeout: Optional[float] = None
+    ):
         """Block until ``predicate(idl)`` (run on the IDL thread after every
         change) returns something truthy; return that value."""
         fut: Future = Future()

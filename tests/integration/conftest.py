@@ -66,7 +66,9 @@ def switch(ovs):
     from tests.integration.flow_samples import COOKIE_BASE, COOKIE_MASK
 
     conn = Connection(ovs.db_remote).start()
-    channel = Channel(CookieScope(COOKIE_BASE, COOKIE_MASK), sock=ovs.listen_socket(), echo_interval=2)
+    channel = Channel(
+        CookieScope(COOKIE_BASE, COOKIE_MASK), sock=ovs.listen_socket(), echo_interval=2
+    )
     channel.start()
     try:
         api = Ovsdb(conn)

@@ -25,7 +25,9 @@ def main(sizes: list[int]) -> None:
         conn = Connection(ovs.db_remote).start()
         ch = Channel(CookieScope(COOKIE_BASE, COOKIE_MASK), sock=ovs.listen_socket()).start()
         api = Ovsdb(conn)
-        api.ensure_bridge("br-int", datapath_type="netdev", controller=ch.target, connection_mode="out-of-band")
+        api.ensure_bridge(
+            "br-int", datapath_type="netdev", controller=ch.target, connection_mode="out-of-band"
+        )
         ch.wait_connected()
 
         seen: dict[str, tuple[float, float | None]] = {}
@@ -50,9 +52,12 @@ def main(sizes: list[int]) -> None:
             first, ready = seen[inst.iface_id]
             idl_lat.append(first - t0)
             of_lat.append(ready - t0)
-        print(f"watcher: iface-id noticed after median {statistics.median(idl_lat) * 1000:.0f} ms "
-              f"(max {max(idl_lat) * 1000:.0f}), with ofport after median {statistics.median(of_lat) * 1000:.0f} ms "
-              f"(max {max(of_lat) * 1000:.0f}), measured from the start of ovs-vsctl add-port")
+        med_idl, med_of = statistics.median(idl_lat) * 1000, statistics.median(of_lat) * 1000
+        print(
+            f"watcher: iface-id noticed after median {med_idl:.0f} ms "
+            f"(max {max(idl_lat) * 1000:.0f}), with ofport after median {med_of:.0f} ms "
+            f"(max {max(of_lat) * 1000:.0f}), measured from the start of ovs-vsctl add-port"
+        )
 
         for n in sizes:
             flows = simple_flows(n)
@@ -66,8 +71,10 @@ def main(sizes: list[int]) -> None:
             t3 = time.monotonic()
             ch.apply(diff(dumped, []))
             t4 = time.monotonic()
-            print(f"{n} flows: install bundle {t1 - t0:.2f}s, dump+decode {t2 - t1:.2f}s, "
-                  f"remove bundle {t4 - t3:.2f}s (ovs-ofctl saw {ofctl})")
+            print(
+                f"{n} flows: install bundle {t1 - t0:.2f}s, dump+decode {t2 - t1:.2f}s, "
+                f"remove bundle {t4 - t3:.2f}s (ovs-ofctl saw {ofctl})"
+            )
         ch.stop()
         conn.stop()
 

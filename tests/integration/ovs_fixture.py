@@ -31,7 +31,15 @@ import uuid
 from dataclasses import dataclass, field
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
-BINARIES = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip")
+BINARIES = (
+    "ovsdb-tool",
+    "ovsdb-server",
+    "ovs-vswitchd",
+    "ovs-vsctl",
+    "ovs-ofctl",
+    "ovs-appctl",
+    "ip",
+)
 CLONE_NEWNET = 0x40000000
 
 
@@ -307,8 +315,15 @@ class PrivateOVS:
     def add_bridge(self, name: str = "br-int") -> None:
         """A netdev bridge set up by the fixture itself (not by the agent)."""
         self.vsctl(
-            "--may-exist", "add-br", name, "--", "set", "Bridge", name,
-            "datapath_type=netdev", "protocols=OpenFlow13",
+            "--may-exist",
+            "add-br",
+            name,
+            "--",
+            "set",
+            "Bridge",
+            name,
+            "datapath_type=netdev",
+            "protocols=OpenFlow13",
         )
 
     def listen_socket(self, host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -357,8 +372,21 @@ class PrivateOVS:
         )
         run("ip", "netns", "add", inst.ns)
         self.instances.append(inst)
-        run("ip", "link", "add", inst.dev, "netns", inst.ns, "type", "veth",
-            "peer", "name", inst.port, "netns", self.ns)
+        run(
+            "ip",
+            "link",
+            "add",
+            inst.dev,
+            "netns",
+            inst.ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            inst.port,
+            "netns",
+            self.ns,
+        )
         inst.exec("ip", "link", "set", "lo", "up")
         inst.exec("ip", "link", "set", inst.dev, "address", mac)
         inst.exec("ip", "addr", "add", f"{ip}/{prefixlen}", "dev", inst.dev)
@@ -371,8 +399,14 @@ class PrivateOVS:
     def plug(self, inst: Instance, bridge: str = "br-int") -> None:
         """Add the instance's port the way nova's os-vif does."""
         self.vsctl(
-            "--may-exist", "add-port", bridge, inst.port, "--",
-            "set", "Interface", inst.port,
+            "--may-exist",
+            "add-port",
+            bridge,
+            inst.port,
+            "--",
+            "set",
+            "Interface",
+            inst.port,
             f'external_ids:iface-id="{inst.iface_id}"',
             f'external_ids:attached-mac="{inst.mac}"',
             "external_ids:iface-status=active",

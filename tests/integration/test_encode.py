@@ -15,7 +15,17 @@ from quantum_ovs.compiler import flow as F
 from quantum_ovs.compiler.flow import Field, Flow, FlowKey, Match
 from tests.integration.flow_samples import cookie, sample_flows
 
-ACTION_TYPES = {F.Output, F.SetField, F.PushVlan, F.PopVlan, F.GotoTable, F.Resubmit, F.Controller, F.Conjunction, F.Ct}
+ACTION_TYPES = {
+    F.Output,
+    F.SetField,
+    F.PushVlan,
+    F.PopVlan,
+    F.GotoTable,
+    F.Resubmit,
+    F.Controller,
+    F.Conjunction,
+    F.Ct,
+}
 
 
 def test_samples_cover_every_action_type():
@@ -26,7 +36,9 @@ def test_samples_cover_every_action_type():
     assert wanted <= used
 
 
-@pytest.mark.parametrize("flow", sample_flows(), ids=lambda f: f"t{f.table}p{f.priority}{f.match!r}"[:60])
+@pytest.mark.parametrize(
+    "flow", sample_flows(), ids=lambda f: f"t{f.table}p{f.priority}{f.match!r}"[:60]
+)
 def test_flow_mod_round_trip(flow):
     wire = E.serialize(E.flow_mod(flow), xid=7)
     assert E.parse_header(wire)[3] == 7
@@ -44,10 +56,23 @@ def _flow_stats_reply(flows, xid=9, more=False) -> bytes:
     for flow in flows:
         fm = E.serialize(E.flow_mod(flow), 1)
         tail = fm[8 + 40 :]  # ofp_header + the fixed part of ofp_flow_mod
-        body += struct.pack(
-            "!HBxIIHHHH4xQQQ", 48 + len(tail), flow.table, 1, 0, flow.priority, 0, 0, 0,
-            flow.cookie, 3, 300,
-        ) + tail
+        body += (
+            struct.pack(
+                "!HBxIIHHHH4xQQQ",
+                48 + len(tail),
+                flow.table,
+                1,
+                0,
+                flow.priority,
+                0,
+                0,
+                0,
+                flow.cookie,
+                3,
+                300,
+            )
+            + tail
+        )
     header = struct.pack("!BBHIHH4x", 4, 19, 16 + len(body), xid, 1, 1 if more else 0)
     return header + body
 
@@ -79,7 +104,13 @@ def test_delete_is_strict_and_cookie_scoped():
         Flow(0, 1, Match(Field("reg0", 5, 0xFFFFFFFF)), (), cookie(1)),  # all-ones mask
         Flow(0, 1, Match(Field("reg0", 5, 0)), (), cookie(1)),  # zero mask
         Flow(0, 1, Match(Field("reg0", 5, 4)), (), cookie(1)),  # value outside mask
-        Flow(0, 1, Match(Field("ipv4_src", "10.0.0.1", "255.255.255.0"), eth_type=0x800), (), cookie(1)),
+        Flow(
+            0,
+            1,
+            Match(Field("ipv4_src", "10.0.0.1", "255.255.255.0"), eth_type=0x800),
+            (),
+            cookie(1),
+        ),
         Flow(0, 1, Match(), (F.Output(F.OFPP_CONTROLLER),), cookie(1)),
         Flow(0, 1, Match(), (F.GotoTable(3), F.Output(1)), cookie(1)),
     ],

@@ -8,14 +8,30 @@ import time
 import pytest
 
 from agent.openflow import BundleRejected
-from quantum_ovs.compiler.flow import Controller, Field, Flow, FlowDiff, GotoTable, Match, Output, SetField, diff
+from quantum_ovs.compiler.flow import (
+    Controller,
+    Field,
+    Flow,
+    FlowDiff,
+    GotoTable,
+    Match,
+    Output,
+    SetField,
+    diff,
+)
 from tests.integration.flow_samples import FOREIGN_COOKIE, cookie, sample_flows, simple_flows
 
 
 def test_installed_flows_show_up_in_ovs_ofctl(switch):
     flows = [
         Flow(0, 10, Match(in_port=1), (Output(2),), cookie(1)),
-        Flow(0, 10, Match(Field("reg6", 0x10, 0xF0), eth_type=0x0800, ipv4_dst="10.0.0.2"), (Output(1),), cookie(2)),
+        Flow(
+            0,
+            10,
+            Match(Field("reg6", 0x10, 0xF0), eth_type=0x0800, ipv4_dst="10.0.0.2"),
+            (Output(1),),
+            cookie(2),
+        ),
     ]
     switch.channel.apply(diff([], flows))
     assert switch.ovs.dump_flows() == [
@@ -39,10 +55,14 @@ def test_bundle_with_a_bad_flow_changes_nothing(switch):
     base = simple_flows(20)
     switch.channel.install(base)
     before = switch.ovs.dump_flows()
-    bad = Flow(5, 200, Match(ipv4_src="10.9.9.9"), (Output(1),), cookie(3))  # no eth_type: bad prereq
+    bad = Flow(
+        5, 200, Match(ipv4_src="10.9.9.9"), (Output(1),), cookie(3)
+    )  # no eth_type: bad prereq
     change = FlowDiff(
         deletes=tuple(base[:10]),
-        modifies=(Flow(base[10].table, base[10].priority, base[10].match, (Output(7),), base[10].cookie),),
+        modifies=(
+            Flow(base[10].table, base[10].priority, base[10].match, (Output(7),), base[10].cookie),
+        ),
         adds=(Flow(5, 300, Match(in_port=4), (Output(5),), cookie(4)), bad),
     )
     with pytest.raises(BundleRejected) as err:
@@ -50,7 +70,9 @@ def test_bundle_with_a_bad_flow_changes_nothing(switch):
     assert [f for f, _ in err.value.errors] == [bad]
     assert "BAD_PREREQ" in str(err.value)
     assert switch.ovs.dump_flows() == before
-    assert sorted(switch.channel.dump_flows(), key=lambda f: f.key) == sorted(base, key=lambda f: f.key)
+    assert sorted(switch.channel.dump_flows(), key=lambda f: f.key) == sorted(
+        base, key=lambda f: f.key
+    )
     # The channel is still usable and the same change without the bad flow applies.
     good = FlowDiff(change.deletes, change.modifies, change.adds[:1])
     switch.channel.apply(good)
@@ -62,8 +84,19 @@ def test_bundle_failing_at_commit_changes_nothing(switch):
     """Errors the switch only finds at commit time (a full table) also
     leave everything as it was."""
     ovs = switch.ovs
-    ovs.vsctl("--", "--id=@ft", "create", "Flow_Table", "flow_limit=10", "overflow_policy=refuse",
-              "--", "set", "Bridge", "br-int", "flow_tables:5=@ft")
+    ovs.vsctl(
+        "--",
+        "--id=@ft",
+        "create",
+        "Flow_Table",
+        "flow_limit=10",
+        "overflow_policy=refuse",
+        "--",
+        "set",
+        "Bridge",
+        "br-int",
+        "flow_tables:5=@ft",
+    )
     base = simple_flows(8)
     switch.channel.install(base)
     before = ovs.dump_flows()
@@ -79,14 +112,25 @@ def test_bundle_failing_at_commit_changes_nothing(switch):
 
 def test_dump_ignores_foreign_flows_and_apply_never_deletes_them(switch):
     ovs = switch.ovs
-    ours = [Flow(0, 50, Match(in_port=1), (Output(2),), cookie(1)), Flow(0, 40, Match(in_port=2), (Output(1),), cookie(2))]
+    ours = [
+        Flow(0, 50, Match(in_port=1), (Output(2),), cookie(1)),
+        Flow(0, 40, Match(in_port=2), (Output(1),), cookie(2)),
+    ]
     switch.channel.install(ours)
-    ovs.ofctl("add-flow", "br-int", f"cookie={FOREIGN_COOKIE:#x},table=0,priority=60,in_port=3,actions=output:1")
-    assert sorted(switch.channel.dump_flows(), key=lambda f: f.key) == sorted(ours, key=lambda f: f.key)
+    ovs.ofctl(
+        "add-flow",
+        "br-int",
+        f"cookie={FOREIGN_COOKIE:#x},table=0,priority=60,in_port=3,actions=output:1",
+    )
+    assert sorted(switch.channel.dump_flows(), key=lambda f: f.key) == sorted(
+        ours, key=lambda f: f.key
+    )
     # Removing all of ours leaves the foreign flow alone.
     switch.channel.apply(diff(switch.channel.dump_flows(), []))
     assert switch.channel.dump_flows() == []
-    assert ovs.dump_flows() == [f"cookie={FOREIGN_COOKIE:#x}, priority=60,in_port=3 actions=output:1"]
+    assert ovs.dump_flows() == [
+        f"cookie={FOREIGN_COOKIE:#x}, priority=60,in_port=3 actions=output:1"
+    ]
     # A strict delete of the foreign flow's exact key, scoped by our cookie,
     # does not touch it either.
     switch.channel.apply(FlowDiff(deletes=(Flow(0, 60, Match(in_port=3), (), cookie(9)),)))
@@ -104,7 +148,9 @@ def test_modify_replaces_actions_and_cookie(switch):
     assert d.modifies == (new,)
     switch.channel.apply(d)
     assert switch.channel.dump_flows() == [new]
-    assert switch.ovs.dump_flows() == ["cookie=0x5157000000000002, priority=10,in_port=1 actions=output:3,output:4"]
+    assert switch.ovs.dump_flows() == [
+        "cookie=0x5157000000000002, priority=10,in_port=1 actions=output:3,output:4"
+    ]
 
 
 def test_reconnect_after_vswitchd_restart(switch):
@@ -165,10 +211,18 @@ def test_packet_in_and_packet_out(switch):
         seen.set()
 
     switch.channel.on_packet_in(packet_in)
-    switch.channel.install([
-        Flow(0, 10, Match(in_port=port, eth_type=0x0806), (SetField("reg6", 0x42), GotoTable(3)), cookie(1)),
-        Flow(3, 10, Match(reg6=0x42), (Controller(),), cookie(2)),
-    ])
+    switch.channel.install(
+        [
+            Flow(
+                0,
+                10,
+                Match(in_port=port, eth_type=0x0806),
+                (SetField("reg6", 0x42), GotoTable(3)),
+                cookie(1),
+            ),
+            Flow(3, 10, Match(reg6=0x42), (Controller(),), cookie(2)),
+        ]
+    )
     a.ping("10.0.0.99", wait=1)  # triggers an ARP request
     assert seen.wait(5)
     pin = got[0]
@@ -181,7 +235,12 @@ def test_packet_in_and_packet_out(switch):
     # packet-out: a frame sent to the instance's port arrives in its namespace.
     sock = a.raw_socket()
     try:
-        frame = bytes.fromhex(a.mac.replace(":", "")) + bytes.fromhex("fa163e000099") + b"\x88\xb5" + b"quantum-ovs".ljust(46, b"\0")
+        frame = (
+            bytes.fromhex(a.mac.replace(":", ""))
+            + bytes.fromhex("fa163e000099")
+            + b"\x88\xb5"
+            + b"quantum-ovs".ljust(46, b"\0")
+        )
         switch.channel.packet_out(frame, [Output(port)])
         deadline = time.monotonic() + 5
         while True:

@@ -9,7 +9,15 @@ import pytest
 
 from agent.ovsdb import Connection, InterfaceWatcher, NotFound, Ovsdb, Vif
 
-BRIDGE_COLUMNS = ("datapath_type", "fail_mode", "protocols", "controller", "other_config", "external_ids", "ports")
+BRIDGE_COLUMNS = (
+    "datapath_type",
+    "fail_mode",
+    "protocols",
+    "controller",
+    "other_config",
+    "external_ids",
+    "ports",
+)
 
 
 @pytest.fixture
@@ -46,7 +54,9 @@ class Recorder:
                         return e
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"no matching event; got {[(e[1], e[2]) for e in self.events]}")
+                    raise AssertionError(
+                        f"no matching event; got {[(e[1], e[2]) for e in self.events]}"
+                    )
                 self.cv.wait(left)
 
 
@@ -73,13 +83,22 @@ def test_ensure_bridge_is_idempotent(ovs, api):
 
 
 def test_ensure_bridge_repairs_drift_and_keeps_foreign_keys(ovs, api):
-    api.ensure_bridge("br-int", datapath_type="netdev", controller="tcp:127.0.0.1:6633",
-                      other_config={"a": "1"})
-    ovs.vsctl("set", "Bridge", "br-int", "fail_mode=standalone", "protocols=OpenFlow10",
-              "other_config:foreign=yes", "other_config:a=2")
+    api.ensure_bridge(
+        "br-int", datapath_type="netdev", controller="tcp:127.0.0.1:6633", other_config={"a": "1"}
+    )
+    ovs.vsctl(
+        "set",
+        "Bridge",
+        "br-int",
+        "fail_mode=standalone",
+        "protocols=OpenFlow10",
+        "other_config:foreign=yes",
+        "other_config:a=2",
+    )
     ovs.vsctl("set-controller", "br-int", "tcp:127.0.0.1:9999")
-    api.ensure_bridge("br-int", datapath_type="netdev", controller="tcp:127.0.0.1:6633",
-                      other_config={"a": "1"})
+    api.ensure_bridge(
+        "br-int", datapath_type="netdev", controller="tcp:127.0.0.1:6633", other_config={"a": "1"}
+    )
     assert ovs.vsctl("get", "Bridge", "br-int", "fail_mode").strip() == "secure"
     assert ovs.vsctl("get", "Bridge", "br-int", "protocols").strip() == "[OpenFlow13]"
     assert ovs.vsctl("get-controller", "br-int").split() == ["tcp:127.0.0.1:6633"]
@@ -102,7 +121,9 @@ def test_tunnel_and_patch_ports(ovs, api):
     assert ovs.vsctl("get", "Interface", "int-phys", "options:peer").strip() == "phys-int"
     assert ovs.vsctl("get", "Interface", "phys-int", "options:peer").strip() == "int-phys"
     # ovs-vswitchd accepted them all: each has an OpenFlow port.
-    ofports = {name: api.wait_ofport(name, timeout=5) for name in ("vxlan-tun", "gre-tun", "int-phys")}
+    ofports = {
+        name: api.wait_ofport(name, timeout=5) for name in ("vxlan-tun", "gre-tun", "int-phys")
+    }
     assert len(set(ofports.values())) == 3
     assert ofports["vxlan-tun"] == ovs.ofport("vxlan-tun")
     # Changing the local IP updates the port in place.
@@ -156,7 +177,9 @@ def test_concurrent_writers_do_not_clobber_each_other(ovs, api):
         ovs.vsctl("add-port", "br-int", f"n{i}", "--", "set", "Interface", f"n{i}", "type=internal")
     t.join()
     assert not errors
-    assert sorted(api.list_ports("br-int")) == sorted([f"q{i}" for i in range(10)] + [f"n{i}" for i in range(10)])
+    assert sorted(api.list_ports("br-int")) == sorted(
+        [f"q{i}" for i in range(10)] + [f"n{i}" for i in range(10)]
+    )
 
 
 def test_watcher_sees_plugged_port_quickly(ovs, api):
@@ -177,8 +200,10 @@ def test_watcher_sees_plugged_port_quickly(ovs, api):
     assert vif.ofport == ovs.ofport(inst.port)
     # ovs-vsctl returns once ovs-vswitchd has reconfigured, so the
     # notification may even precede its return.
-    print(f"\nwatcher: iface-id seen {plugged[0] - t0:.3f}s after add-port started "
-          f"(vsctl took {t_plugged - t0:.3f}s), ofport seen after {ready[0] - t0:.3f}s")
+    print(
+        f"\nwatcher: iface-id seen {plugged[0] - t0:.3f}s after add-port started "
+        f"(vsctl took {t_plugged - t0:.3f}s), ofport seen after {ready[0] - t0:.3f}s"
+    )
     assert ready[0] - t0 < 2.0
     assert api.conn.on_idl_thread is False
 
@@ -203,7 +228,11 @@ def test_watcher_reports_existing_vifs_and_changes(ovs, api):
     rec.wait(lambda e: e[1] == "unplugged" and e[2].iface_id == a.iface_id)
     rec.wait(lambda e: e[1] == "plugged" and e[2].iface_id == "other-id")
     ovs.vsctl("set", "Interface", a.port, "external_ids:iface-status=inactive")
-    rec.wait(lambda e: e[1] == "changed" and e[2].iface_status == "inactive" and e[3].iface_status == "active")
+    rec.wait(
+        lambda e: (
+            e[1] == "changed" and e[2].iface_status == "inactive" and e[3].iface_status == "active"
+        )
+    )
     assert set(w.vifs()) == {"other-id"}
     assert all(e[2].name != "plain" for e in rec.events)
 
