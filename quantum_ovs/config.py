@@ -68,13 +68,21 @@ OPT_GROUPS = (
 )
 
 
+def _all_groups(extra=()):
+    from quantum_ovs import extensions
+    merged = {}
+    for group, opts in list(OPT_GROUPS) + extensions.opts() + list(extra):
+        merged.setdefault(group, []).extend(opts)
+    return merged
+
+
 def list_opts():
-    return [(group, list(opts)) for group, opts in OPT_GROUPS]
+    return [(group, list(opts)) for group, opts in _all_groups().items()]
 
 
 def make_conf(args=None, default_config_files=None, extra=()):
     conf = cfg.ConfigOpts()
-    for group, opts in list(OPT_GROUPS) + list(extra):
+    for group, opts in _all_groups(extra).items():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
     conf(args=list(args or []), project="quantum-ovs",
          default_config_files=default_config_files or [])

@@ -72,8 +72,9 @@ def _tokenize(text):
 
 
 class Enforcer:
-    def __init__(self, rules=None, path=None):
+    def __init__(self, rules=None, path=None, defaults=None):
         raw = dict(DEFAULT_RULES)
+        raw.update(defaults or {})
         if path and os.path.exists(path):
             with open(path) as f:
                 text = f.read()

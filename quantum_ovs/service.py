@@ -2,6 +2,7 @@
 
 import logging
 
+from quantum_ovs import extensions
 from quantum_ovs.api.router import make_app
 from quantum_ovs.db import migration
 from quantum_ovs.db.plugin import Plugin
@@ -22,5 +23,5 @@ def build(conf, migrate=None):
     if conf.database.auto_migrate if migrate is None else migrate:
         migration.upgrade(db.engine)
     plugin = Plugin(db, conf)
-    app = make_app(conf, plugin)
+    app = make_app(conf, plugin, extensions.load())
     return db, plugin, app

@@ -231,6 +231,10 @@ class Controller:
 
     # ---------------------------------------------------------------- create
     def create(self, req, ctx):
+        handler = self.plugin.collections.get(self.collection)
+        if handler is not None and not getattr(handler, "allow_create", True):
+            raise webob.exc.HTTPMethodNotAllowed(
+                detail=f"Creating {self.collection} through the API is not supported")
         body = read_json(req)
         if self.collection in body and self.resource not in body:
             items = body[self.collection]
@@ -345,6 +349,10 @@ class Controller:
 
     # ---------------------------------------------------------------- delete
     def delete(self, req, ctx, id_):
+        handler = self.plugin.collections.get(self.collection)
+        if handler is not None and not getattr(handler, "allow_delete", True):
+            raise webob.exc.HTTPMethodNotAllowed(
+                detail=f"Deleting {self.collection} through the API is not supported")
         current = self._get_visible(ctx, id_)
         self._check_revision(req, current)
         self.policy.enforce(f"delete_{self.resource}", ctx, self._target(current))

@@ -153,17 +153,28 @@ def policy_path(conf):
     return path if os.path.exists(path) else None
 
 
-def make_app(conf, plugin, policy=None, extra_setup=()):
-    """Build the WSGI app.  ``extra_setup`` are callables
-    fn(api, resources, extension_list) run before routes are final."""
+def make_app(conf, plugin, ext_modules=(), policy=None):
+    """Build the WSGI app with the given extension modules (see
+    quantum_ovs.extensions)."""
+    from quantum_ovs import extensions as ext_pkg
     resources = attributes.resource_map()
-    ext_list = extensions.builtin()
-    for fn in extra_setup:
-        fn(None, resources, ext_list)
-    policy = policy or policy_mod.Enforcer(path=policy_path(conf))
+    for m in ext_modules:
+        if hasattr(m, "extend_resources"):
+            m.extend_resources(resources)
+    ext_list = extensions.builtin() + ext_pkg.advertised(ext_modules)
+    if not getattr(plugin, "_extensions_set_up", False):
+        for m in ext_modules:
+            if hasattr(m, "setup"):
+                m.setup(plugin, conf)
+        plugin._extensions_set_up = True
+    defaults = {}
+    for m in ext_modules:
+        defaults.update(getattr(m, "POLICY_DEFAULTS", {}))
+    policy = policy or policy_mod.Enforcer(path=policy_path(conf), defaults=defaults)
     api = API(conf, plugin, policy, resources, ext_list)
-    for fn in extra_setup:
-        fn(api, resources, ext_list)
+    for m in ext_modules:
+        if hasattr(m, "routes"):
+            m.routes(api)
     app = api
     if conf.auth_strategy == "noauth":
         app = NoAuth(app, conf.default_project_id)

@@ -29,8 +29,9 @@ KIND_STATIC = 0x01  # the fixed pipeline: table-miss drops, conntrack plumbing
 KIND_NETWORK = 0x02  # classify from tunnel/patch, flood, DHCP punt
 KIND_PORT = 0x03  # a port's classify, port security, ARP, L2, output
 KIND_PORT_ACL = 0x04  # a port's security-group flows (egress and ingress)
-KIND_GROUP = 0x05  # a remote-group conjunction (conj_id -> accept)
+KIND_GROUP = 0x05  # a security group's conjunction accept (conj_id -> commit)
 KIND_ADDRESS = 0x06  # a member address clause shared by remote groups
+KIND_RULE = 0x07  # a rule-match clause shared by the rules that produce it
 
 KIND_NAMES = {
     KIND_STATIC: "static",
@@ -39,6 +40,7 @@ KIND_NAMES = {
     KIND_PORT_ACL: "port-acl",
     KIND_GROUP: "group",
     KIND_ADDRESS: "address",
+    KIND_RULE: "rule-match",
 }
 
 

@@ -173,3 +173,140 @@ class Change(Base):
     op: Mapped[str] = mapped_column(String(8))
     revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --------------------------------------------------------------- provider
+class NetworkSegment(Base):
+    """The network's segment (provider:* attributes)."""
+
+    __tablename__ = "network_segments"
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    network_type: Mapped[str] = mapped_column(String(16))
+    physical_network: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    segmentation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class SegmentAllocation(Base):
+    """One row per segment in use: (type, physical network, id) is unique.
+
+    Physical network '' for tunnels; segmentation id 0 for flat.  Local
+    networks take no row.
+    """
+
+    __tablename__ = "segment_allocations"
+    network_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    physical_network: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segmentation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"),
+                                            index=True)
+
+
+class ExternalNetwork(Base):
+    __tablename__ = "external_networks"
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"),
+                                            primary_key=True)
+
+
+Network.segment = relationship(NetworkSegment, uselist=False, lazy="selectin",
+                               cascade="all, delete-orphan")
+Network.external = relationship(ExternalNetwork, uselist=False, lazy="selectin",
+                                cascade="all, delete-orphan")
+
+
+# --------------------------------------------------------------- binding
+class PortBinding(Base):
+    __tablename__ = "port_bindings"
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), default="", index=True)
+    vnic_type: Mapped[str] = mapped_column(String(64), default="normal")
+    profile: Mapped[str] = mapped_column(String(4095), default="{}")
+    vif_type: Mapped[str] = mapped_column(String(64), default="unbound")
+    vif_details: Mapped[str] = mapped_column(String(4095), default="{}")
+    # What the host's agent reported: plugged on an ofport, flows installed.
+    ofport: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flows_installed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+Port.binding = relationship(PortBinding, uselist=False, lazy="selectin",
+                            cascade="all, delete-orphan")
+
+
+# --------------------------------------------------------------- security groups
+class SecurityGroup(StandardAttrs, Base):
+    __tablename__ = "securitygroups"
+    stateful: Mapped[bool] = mapped_column(Boolean, default=True)
+    tags = _tags_rel("SecurityGroup")
+    rules = relationship("SecurityGroupRule", lazy="selectin", cascade="all, delete-orphan",
+                         order_by="SecurityGroupRule.created_at, SecurityGroupRule.id",
+                         foreign_keys="SecurityGroupRule.security_group_id")
+
+
+class DefaultSecurityGroup(Base):
+    """The project's default group; the primary key makes it one per project."""
+
+    __tablename__ = "default_security_groups"
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("securitygroups.id", ondelete="CASCADE"), unique=True)
+
+
+class SecurityGroupRule(Base):
+    __tablename__ = "securitygrouprules"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("securitygroups.id", ondelete="CASCADE"), index=True)
+    remote_group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("securitygroups.id", ondelete="CASCADE"), nullable=True, index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    ethertype: Mapped[str] = mapped_column(String(16))
+    protocol: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    port_range_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    port_range_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remote_ip_prefix: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SecurityGroupPortBinding(Base):
+    __tablename__ = "securitygroupportbindings"
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("securitygroups.id"), primary_key=True, index=True)
+
+
+Port.security_group_bindings = relationship(SecurityGroupPortBinding, lazy="selectin",
+                                            cascade="all, delete-orphan")
+
+
+# --------------------------------------------------------------- agents
+class Agent(Base):
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(255))
+    binary: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(255), default="N/A")
+    host: Mapped[str] = mapped_column(String(255))
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_timestamp: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    configurations: Mapped[str] = mapped_column(String(8191), default="{}")
+    tunnel_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    __table_args__ = (UniqueConstraint("agent_type", "host",
+                                       name="uniq_agents0agent_type0host"),)
+
+
+# --------------------------------------------------------------- quotas
+class Quota(Base):
+    __tablename__ = "quotas"
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(255), primary_key=True)
+    limit: Mapped[int] = mapped_column(Integer)

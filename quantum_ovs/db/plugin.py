@@ -131,6 +131,9 @@ class Plugin:
         self.dict_extenders = {c: [] for c in MODELS}
         # Collections added by extensions: name -> handler (see Collection).
         self.collections = {}
+        # (collection, attribute) -> fn(values) -> SQL clause, for filters
+        # on attributes that extensions add to any collection.
+        self.filter_hooks = {}
 
     # ------------------------------------------------------------ registry
     def register(self, handler):
@@ -220,7 +223,9 @@ class Plugin:
             return self.collections[collection].visible_clause(ctx)
         N = models.Network
         if collection == "networks":
-            return sa.or_(N.project_id == ctx.project_id, N.shared.is_(True))
+            ext = getattr(self, "external_clause", None)
+            return sa.or_(N.project_id == ctx.project_id, N.shared.is_(True),
+                          *([ext()] if ext else []))
         if collection == "subnets":
             S = models.Subnet
             shared = sa.select(N.id).where(N.shared.is_(True))
@@ -289,6 +294,9 @@ class Plugin:
     def _filter_clause(self, collection, model, attr, values):
         if attr == "tenant_id":
             attr = "project_id"
+        hook = self.filter_hooks.get((collection, attr))
+        if hook is not None:
+            return hook(values)
         h = self.collections.get(collection)
         if h is not None:
             clause = h.filter_clause(attr, values)

@@ -9,7 +9,7 @@ def test_create_network_defaults(api):
     assert net["admin_state_up"] is True
     assert net["status"] == "ACTIVE"
     assert net["shared"] is False
-    assert net["mtu"] == 1500
+    assert net["mtu"] == 1450  # a VXLAN tenant network: 1500 less 50
     assert net["port_security_enabled"] is True
     assert net["project_id"] == net["tenant_id"] == "p1"
     assert net["subnets"] == [] and net["tags"] == []

@@ -1,0 +1,146 @@
+"""Agents (alias ``agent``): what each hypervisor's agent reported.
+
+Rows are written by the agent API (registration and heartbeats); the
+admin reads them here, may set admin_state_up and description, and may
+delete an agent that is no longer alive.
+"""
+
+import datetime
+import json
+import uuid
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from quantum_ovs import exceptions
+from quantum_ovs.api import attributes, validators as v
+from quantum_ovs.api.attributes import Attr
+from quantum_ovs.db import models
+from quantum_ovs.db.plugin import Collection, TIME_FMT
+
+ALIASES = [{"alias": "agent", "name": "agent",
+            "description": "The agent management extension."}]
+
+OPTS = [("DEFAULT", [
+    cfg.IntOpt("agent_down_time", default=75,
+               help="Seconds without a heartbeat after which an agent is dead."),
+])]
+
+AGENT_TYPE = "Open vSwitch agent"
+BINARY = "quantum-ovs-agent"
+
+POLICY_DEFAULTS = {
+    "get_agent": "rule:admin_only",
+    "update_agent": "rule:admin_only",
+    "delete_agent": "rule:admin_only",
+}
+
+
+class AgentNotFound(exceptions.NotFound):
+    message = "Agent %(id)s could not be found."
+
+
+class AgentInUse(exceptions.InUse):
+    message = "Agent %(id)s is alive; only a dead agent can be deleted."
+
+
+def _ro(**kw):
+    return Attr(None, allow_post=False, **kw)
+
+
+def extend_resources(resources):
+    attributes.SINGULAR["agents"] = "agent"
+    resources["agents"] = {
+        "id": _ro(convert_filter=v.string(None)),
+        "agent_type": _ro(convert_filter=v.string(255)),
+        "binary": _ro(convert_filter=v.string(255)),
+        "topic": _ro(convert_filter=v.string(255)),
+        "host": _ro(convert_filter=v.string(255)),
+        "admin_state_up": Attr(v.to_bool, allow_post=False, allow_put=True,
+                               convert_filter=v.to_bool),
+        "description": Attr(v.string(255), allow_post=False, allow_put=True,
+                            convert_filter=v.string(255)),
+        "alive": _ro(is_sort_key=False, is_filter=False),
+        "availability_zone": _ro(convert_filter=v.string(255)),
+        "created_at": _ro(is_filter=False),
+        "started_at": _ro(is_filter=False),
+        "heartbeat_timestamp": _ro(is_filter=False),
+        "configurations": _ro(is_filter=False, is_sort_key=False),
+        "resources_synced": _ro(is_filter=False, is_sort_key=False),
+    }
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class Agents(Collection):
+    collection = "agents"
+    resource = "agent"
+    model = models.Agent
+    not_found = (AgentNotFound, "id")
+    allow_create = False
+
+    def __init__(self, plugin, down_time):
+        super().__init__(plugin)
+        self.down_time = down_time
+
+    def alive(self, agent):
+        return (utcnow() - agent.heartbeat_timestamp).total_seconds() < self.down_time
+
+    def to_dict(self, a):
+        return {"id": a.id, "agent_type": a.agent_type, "binary": a.binary,
+                "topic": a.topic, "host": a.host, "admin_state_up": a.admin_state_up,
+                "description": a.description, "alive": self.alive(a),
+                "availability_zone": a.availability_zone,
+                "created_at": a.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "started_at": a.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "heartbeat_timestamp": a.heartbeat_timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+                "configurations": json.loads(a.configurations or "{}"),
+                "resources_synced": None}
+
+    def visible_clause(self, ctx):
+        return sa.false()
+
+    def delete(self, s, ctx, obj):
+        if self.alive(obj):
+            raise AgentInUse(id=obj.id)
+        s.delete(obj)
+
+
+def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
+    """Insert or refresh the agent row of ``host``; returns it."""
+    A = models.Agent
+    agent = s.execute(sa.select(A).where(A.agent_type == AGENT_TYPE, A.host == host)
+                      ).scalars().first()
+    now = utcnow().replace(microsecond=0)
+    if agent is None:
+        agent = A(id=str(uuid.uuid4()), agent_type=AGENT_TYPE, binary=BINARY,
+                  topic="N/A", host=host, admin_state_up=True, created_at=now,
+                  started_at=now)
+        s.add(agent)
+    if started:
+        agent.started_at = now
+    agent.heartbeat_timestamp = now
+    agent.configurations = json.dumps(configurations, sort_keys=True)
+    agent.tunnel_ip = tunnel_ip
+    s.flush()
+    return agent
+
+
+def setup(plugin, conf):
+    handler = Agents(plugin, conf.agent_down_time)
+    plugin.register(handler)
+    plugin.agents = handler
+
+    def live_agent(s, host):
+        A = models.Agent
+        agent = s.execute(sa.select(A).where(A.agent_type == AGENT_TYPE, A.host == host)
+                          ).scalars().first()
+        if agent is None or not agent.admin_state_up or not handler.alive(agent):
+            return None
+        return agent
+    plugin.live_agent = live_agent
+
+
+__all__ = ["TIME_FMT"]

@@ -1,0 +1,328 @@
+"""Provider networks (provider:*), tenant segment allocation, net-mtu,
+external-net.
+
+Tenant networks get a segment of the first type in
+``[ml2] tenant_network_types`` that has a free one.  A segment in use is
+one row of segment_allocations, whose primary key makes double use
+impossible under any concurrency; a lost race is retried by the
+transaction.
+"""
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from quantum_ovs import exceptions
+from quantum_ovs.api import validators as v
+from quantum_ovs.api.attributes import Attr, NOT_SET
+from quantum_ovs.db import models
+
+ALIASES = [
+    {"alias": "provider", "name": "Provider Network",
+     "description": "Expose mapping of virtual networks to physical networks"},
+    {"alias": "external-net", "name": "Neutron external network",
+     "description": "Adds external network attribute to network resource."},
+]
+
+NETWORK_TYPE = "provider:network_type"
+PHYSNET = "provider:physical_network"
+SEGID = "provider:segmentation_id"
+
+OPTS = [
+    ("ml2", [
+        cfg.ListOpt("type_drivers", default=["local", "flat", "vlan", "vxlan", "gre"],
+                    help="Network types that may be created."),
+        cfg.ListOpt("tenant_network_types", default=["vxlan"],
+                    help="Types given to tenant networks, first with a free "
+                         "segment wins."),
+    ]),
+    ("ml2_type_vxlan", [
+        cfg.ListOpt("vni_ranges", default=["1:10000"],
+                    help="<first>:<last> VXLAN VNI ranges for tenant networks."),
+    ]),
+    ("ml2_type_gre", [
+        cfg.ListOpt("tunnel_id_ranges", default=["1:10000"],
+                    help="<first>:<last> GRE key ranges for tenant networks."),
+    ]),
+    ("ml2_type_vlan", [
+        cfg.ListOpt("network_vlan_ranges", default=[],
+                    help="<physnet>[:<first>:<last>] VLAN ranges; a physnet "
+                         "without a range is for provider networks only."),
+    ]),
+    ("ml2_type_flat", [
+        cfg.ListOpt("flat_networks", default=["*"],
+                    help="Physical networks that may carry flat networks; * "
+                         "for any."),
+    ]),
+]
+
+POLICY_DEFAULTS = {
+    "create_network:provider:network_type": "rule:admin_only",
+    "create_network:provider:physical_network": "rule:admin_only",
+    "create_network:provider:segmentation_id": "rule:admin_only",
+    "get_network:provider:network_type": "rule:admin_only",
+    "get_network:provider:physical_network": "rule:admin_only",
+    "get_network:provider:segmentation_id": "rule:admin_only",
+    "create_network:router:external": "rule:admin_only",
+    "update_network:router:external": "rule:admin_only",
+    "external": "field:networks:router:external=True",
+    "get_network": "rule:admin_or_owner or rule:shared or rule:external",
+}
+
+MAX_SEGID = {"vlan": 4094, "vxlan": 2 ** 24 - 1, "gre": 2 ** 32 - 1}
+# Encapsulation overhead over IPv4: outer IP (20) + UDP/VXLAN (30) or GRE (22).
+OVERHEAD = {"vxlan": 50, "gre": 42}
+
+
+class NoNetworkAvailable(exceptions.QuantumError):
+    code = 503
+    message = "Unable to create the network. No tenant network is available for allocation."
+
+
+class VlanIdInUse(exceptions.InUse):
+    message = ("Unable to create the network. The VLAN %(vlan_id)s on physical network "
+               "%(physical_network)s is in use.")
+
+
+class TunnelIdInUse(exceptions.InUse):
+    message = "Unable to create the network. The tunnel ID %(tunnel_id)s is in use."
+
+
+class FlatNetworkInUse(exceptions.InUse):
+    message = ("Unable to create the flat network. Physical network %(physical_network)s "
+               "is in use.")
+
+
+def _segid(value, name=SEGID):
+    return None if value is None else v.to_int(value, name, minimum=0, maximum=2 ** 32 - 1)
+
+
+def _str_or_none(value, name="value"):
+    return None if value is None else v.string(64)(value, name)
+
+
+def extend_resources(resources):
+    resources["networks"].update({
+        NETWORK_TYPE: Attr(v.choices("local", "flat", "vlan", "vxlan", "gre"),
+                           default=NOT_SET, convert_filter=v.string(16),
+                           enforce_policy=True, is_sort_key=False),
+        PHYSNET: Attr(_str_or_none, default=NOT_SET, convert_filter=v.string(64),
+                      enforce_policy=True, is_sort_key=False),
+        SEGID: Attr(_segid, default=NOT_SET,
+                    convert_filter=lambda x, n="": v.to_int(x, n), enforce_policy=True,
+                    is_sort_key=False),
+        "router:external": Attr(v.to_bool, allow_put=True, default=False,
+                                convert_filter=v.to_bool, enforce_policy=True,
+                                is_sort_key=False),
+    })
+    from quantum_ovs.api import attributes
+    for k in (NETWORK_TYPE, PHYSNET, SEGID):
+        attributes.SERVER_DEFAULTS.add(("networks", k))
+
+
+def parse_ranges(entries, with_physnet=False):
+    """'1:100' -> [(1, 100)]; with physnets 'p:1:100' / 'p' -> {p: [(1, 100)]}."""
+    if not with_physnet:
+        out = []
+        for e in entries:
+            lo, _, hi = e.partition(":")
+            out.append((int(lo), int(hi)))
+        return out
+    out = {}
+    for e in entries:
+        parts = e.split(":")
+        out.setdefault(parts[0], [])
+        if len(parts) == 3:
+            out[parts[0]].append((int(parts[1]), int(parts[2])))
+    return out
+
+
+class Segments:
+    def __init__(self, conf):
+        self.conf = conf
+        self.vxlan = parse_ranges(conf.ml2_type_vxlan.vni_ranges)
+        self.gre = parse_ranges(conf.ml2_type_gre.tunnel_id_ranges)
+        self.vlan = parse_ranges(conf.ml2_type_vlan.network_vlan_ranges, with_physnet=True)
+        self.flat = conf.ml2_type_flat.flat_networks
+
+    # ---------------------------------------------------------- validation
+    def validate_provider(self, a):
+        ntype, physnet, segid = a.get(NETWORK_TYPE), a.get(PHYSNET), a.get(SEGID)
+        if ntype is None:
+            if physnet is not None or segid is not None:
+                raise exceptions.InvalidInput(
+                    error_message="provider:network_type required")
+            return None
+        if ntype not in self.conf.ml2.type_drivers:
+            raise exceptions.InvalidInput(
+                error_message=f"network_type value '{ntype}' not supported")
+        if ntype == "local":
+            if physnet or segid is not None:
+                raise exceptions.InvalidInput(
+                    error_message="provider:physical_network and segmentation_id are "
+                                  "not allowed for local networks")
+        elif ntype == "flat":
+            if not physnet:
+                raise exceptions.InvalidInput(
+                    error_message="physical_network required for flat provider network")
+            if segid is not None:
+                raise exceptions.InvalidInput(
+                    error_message="segmentation_id specified for flat network")
+            if "*" not in self.flat and physnet not in self.flat:
+                raise exceptions.InvalidInput(
+                    error_message=f"physical_network '{physnet}' unknown for flat "
+                                  "provider network")
+        elif ntype == "vlan":
+            if not physnet:
+                raise exceptions.InvalidInput(
+                    error_message="physical_network required for VLAN provider network")
+            if physnet not in self.vlan:
+                raise exceptions.InvalidInput(
+                    error_message=f"physical_network '{physnet}' unknown for VLAN "
+                                  "provider network")
+        else:
+            if physnet:
+                raise exceptions.InvalidInput(
+                    error_message=f"provider:physical_network specified for {ntype} "
+                                  "network")
+        if segid is not None and not 1 <= segid <= MAX_SEGID.get(ntype, 0):
+            raise exceptions.InvalidInput(
+                error_message=f"segmentation_id out of range (1 through "
+                              f"{MAX_SEGID.get(ntype, 0)})")
+        return ntype, physnet, segid
+
+    # ---------------------------------------------------------- allocation
+    @staticmethod
+    def _reserve(s, net_id, ntype, physnet, segid):
+        A = models.SegmentAllocation
+        key = (ntype, physnet or "", segid if segid is not None else 0)
+        if s.get(A, key) is not None:
+            if ntype == "vlan":
+                raise VlanIdInUse(vlan_id=segid, physical_network=physnet)
+            if ntype == "flat":
+                raise FlatNetworkInUse(physical_network=physnet)
+            raise TunnelIdInUse(tunnel_id=segid)
+        s.add(A(network_type=key[0], physical_network=key[1], segmentation_id=key[2],
+                network_id=net_id))
+
+    @staticmethod
+    def _lowest_free(s, ntype, physnet, ranges):
+        A = models.SegmentAllocation
+        b = sa.orm.aliased(A)
+        for lo, hi in ranges:
+            used_lo = s.execute(sa.select(A.segmentation_id).where(
+                A.network_type == ntype, A.physical_network == physnet,
+                A.segmentation_id == lo)).first()
+            if used_lo is None:
+                return lo
+            # The smallest used id in the range whose successor is free.
+            gap = s.execute(
+                sa.select(sa.func.min(A.segmentation_id)).select_from(A).outerjoin(
+                    b, sa.and_(b.network_type == A.network_type,
+                               b.physical_network == A.physical_network,
+                               b.segmentation_id == A.segmentation_id + 1))
+                .where(A.network_type == ntype, A.physical_network == physnet,
+                       A.segmentation_id >= lo, A.segmentation_id < hi,
+                       b.segmentation_id.is_(None))).scalar()
+            if gap is not None:
+                return gap + 1
+        return None
+
+    def allocate_tenant(self, s, net_id):
+        for ntype in self.conf.ml2.tenant_network_types:
+            if ntype == "local":
+                return "local", None, None
+            if ntype in ("vxlan", "gre"):
+                segid = self._lowest_free(s, ntype, "", getattr(self, ntype))
+                if segid is not None:
+                    self._reserve(s, net_id, ntype, None, segid)
+                    return ntype, None, segid
+            elif ntype == "vlan":
+                for physnet, ranges in self.vlan.items():
+                    segid = self._lowest_free(s, "vlan", physnet, ranges)
+                    if segid is not None:
+                        self._reserve(s, net_id, "vlan", physnet, segid)
+                        return "vlan", physnet, segid
+        raise NoNetworkAvailable()
+
+    def allocate_provider(self, s, net_id, ntype, physnet, segid):
+        if ntype == "local":
+            return ntype, None, None
+        if ntype == "flat":
+            self._reserve(s, net_id, "flat", physnet, None)
+            return ntype, physnet, None
+        if segid is None:
+            ranges = self.vlan.get(physnet) if ntype == "vlan" else getattr(self, ntype)
+            segid = self._lowest_free(s, ntype, physnet or "", ranges or [])
+            if segid is None:
+                raise NoNetworkAvailable()
+        self._reserve(s, net_id, ntype, physnet, segid)
+        return ntype, physnet, segid
+
+    def max_mtu(self, ntype):
+        return self.conf.global_physnet_mtu - OVERHEAD.get(ntype, 0)
+
+
+def setup(plugin, conf):
+    segments = Segments(conf)
+    plugin.segments = segments
+
+    def on_create(s, ctx, net, a):
+        spec = segments.validate_provider(a)
+        s.flush()  # the network row first: allocations refer to it
+        if spec is None:
+            ntype, physnet, segid = segments.allocate_tenant(s, net.id)
+        else:
+            ntype, physnet, segid = segments.allocate_provider(s, net.id, *spec)
+        net.segment = models.NetworkSegment(network_type=ntype, physical_network=physnet,
+                                            segmentation_id=segid)
+        limit = segments.max_mtu(ntype)
+        if a.get("mtu") is None:
+            net.mtu = limit
+        elif a["mtu"] > limit:
+            raise exceptions.InvalidInput(
+                error_message=f"Requested MTU is too big, maximum is {limit}")
+        if a.get("router:external"):
+            net.external = models.ExternalNetwork()
+
+    def on_update(s, ctx, net, a):
+        if "mtu" in a:
+            limit = segments.max_mtu(net.segment.network_type if net.segment else "local")
+            if a["mtu"] is None:
+                net.mtu = limit
+            elif a["mtu"] > limit:
+                raise exceptions.InvalidInput(
+                    error_message=f"Requested MTU is too big, maximum is {limit}")
+        if "router:external" in a:
+            net.external = models.ExternalNetwork() if a["router:external"] else None
+
+    def extend_dict(net, d):
+        seg = net.segment
+        d[NETWORK_TYPE] = seg.network_type if seg else None
+        d[PHYSNET] = seg.physical_network if seg else None
+        d[SEGID] = seg.segmentation_id if seg else None
+        d["router:external"] = net.external is not None
+
+    plugin.hooks.setdefault(("networks", "create"), []).append(on_create)
+    plugin.hooks.setdefault(("networks", "update"), []).append(on_update)
+    plugin.dict_extenders["networks"].append(extend_dict)
+
+    N, S = models.Network, models.NetworkSegment
+
+    def seg_filter(column):
+        def clause(values):
+            return N.id.in_(sa.select(S.network_id).where(column.in_(values)))
+        return clause
+    plugin.filter_hooks[("networks", NETWORK_TYPE)] = seg_filter(S.network_type)
+    plugin.filter_hooks[("networks", PHYSNET)] = seg_filter(S.physical_network)
+    plugin.filter_hooks[("networks", SEGID)] = seg_filter(S.segmentation_id)
+
+    def external_filter(values):
+        ext = N.id.in_(sa.select(models.ExternalNetwork.network_id))
+        want = set(values)
+        if want == {True}:
+            return ext
+        if want == {False}:
+            return sa.not_(ext)
+        return sa.true()
+    plugin.filter_hooks[("networks", "router:external")] = external_filter
+    plugin.external_clause = lambda: N.id.in_(sa.select(models.ExternalNetwork.network_id))
