@@ -100,6 +100,13 @@ class CookieScope:
         if self.value & ~self.mask:
             raise ValueError("cookie scope value has bits outside its mask")
 
+    @classmethod
+    def ours(cls) -> "CookieScope":
+        """The scope the compiler's cookies use (quantum_ovs.compiler.cookies)."""
+        from quantum_ovs.compiler import cookies
+
+        return cls(cookies.OURS_VALUE, cookies.OURS_MASK)
+
     def owns(self, cookie: int) -> bool:
         return cookie & self.mask == self.value
 

@@ -454,7 +454,10 @@ def packet_out(data: bytes, actions: Iterable, in_port: int = OFPP_CONTROLLER):
 class OFError:
     type: int
     code: int
-    data: bytes
+    data: bytes  # the start of the offending message, as the switch echoed it
+
+    def __repr__(self) -> str:
+        return f"OFError({self})"
 
     def __str__(self) -> str:
         try:
