@@ -300,45 +300,56 @@ class Connection:
                     LOG.exception("OVSDB row handler %r failed", handler)
 
     def _loop(self) -> None:
-        idl = self.idl
-        last_change = idl.change_seqno
-        resync_pending = True
+        self._last_change = self.idl.change_seqno
+        self._resync_pending = True
         while not self._stop.is_set():
-            self._drain_wake()
-            idl.run()
-            session_seqno = idl._session.get_seqno()
-            if session_seqno != self._session_seqno:
-                self._session_seqno = session_seqno
-                resync_pending = True
-            monitoring = idl.state == idl.IDL_S_MONITORING and idl._session.is_connected()
-            if monitoring and resync_pending:
-                resync_pending = False
-                self._ready.set()
-                for h in self._reconnect_handlers:
-                    self._safe(h)
-            if idl.change_seqno != last_change:
-                last_change = idl.change_seqno
-                for h in self._seqno_handlers:
-                    self._safe(h)
-            self._check_waiters()
-            self._progress_inflight()
-            if monitoring:
-                self._start_queued()
-            poller = ovs.poller.Poller()
-            idl.wait(poller)
-            for p in self._inflight:
-                if p.txn is not None:
-                    p.txn.wait(poller)
-                elif idl.change_seqno != p.baseline:
-                    poller.immediate_wake()
-            poller.fd_wait(self._rfd, ovs.poller.POLLIN)
-            poller.timer_wait(1000)
-            poller.block()
+            try:
+                self._iterate()
+            except Exception:
+                # Never let the IDL thread die: everyone's futures hang on it.
+                LOG.exception("OVSDB IDL loop failed; continuing")
+                time.sleep(0.1)
         err = NotConnected("OVSDB connection stopped")
         for p in self._inflight:
-            p.future.set_exception(err)
+            if not p.future.done():
+                p.future.set_exception(err)
         while not self._queue.empty():
-            self._queue.get_nowait().future.set_exception(err)
+            fut = self._queue.get_nowait().future
+            if not fut.done():
+                fut.set_exception(err)
+
+    def _iterate(self) -> None:
+        idl = self.idl
+        self._drain_wake()
+        idl.run()
+        session_seqno = idl._session.get_seqno()
+        if session_seqno != self._session_seqno:
+            self._session_seqno = session_seqno
+            self._resync_pending = True
+        monitoring = idl.state == idl.IDL_S_MONITORING and idl._session.is_connected()
+        if monitoring and self._resync_pending:
+            self._resync_pending = False
+            self._ready.set()
+            for h in self._reconnect_handlers:
+                self._safe(h)
+        if idl.change_seqno != self._last_change:
+            self._last_change = idl.change_seqno
+            for h in self._seqno_handlers:
+                self._safe(h)
+        self._check_waiters()
+        self._progress_inflight(monitoring)
+        if monitoring:
+            self._start_queued()
+        poller = ovs.poller.Poller()
+        idl.wait(poller)
+        for p in self._inflight:
+            if p.txn is not None:
+                p.txn.wait(poller)
+            elif monitoring and idl.change_seqno != p.baseline:
+                poller.immediate_wake()
+        poller.fd_wait(self._rfd, ovs.poller.POLLIN)
+        poller.timer_wait(1000)
+        poller.block()
 
     @staticmethod
     def _safe(fn) -> None:
@@ -387,12 +398,13 @@ class Connection:
         p.txn = txn
         return True
 
-    def _progress_inflight(self) -> None:
+    def _progress_inflight(self, monitoring: bool) -> None:
         still = []
         for p in self._inflight:
             if p.txn is None:
-                # Waiting to retry after a TRY_AGAIN: only once the replica moved.
-                if self.idl.change_seqno == p.baseline:
+                # Waiting to retry after a TRY_AGAIN: only once the replica
+                # moved and is complete again.
+                if not monitoring or self.idl.change_seqno == p.baseline:
                     still.append(p)
                 elif self._begin(p):
                     still.append(p)
