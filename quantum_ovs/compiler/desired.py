@@ -17,94 +17,108 @@ class CompileError(Exception):
 
 
 class DesiredFlows:
-    __slots__ = ("by_key", "owner_of", "by_owner", "_orig")
+    __slots__ = ("_entries", "by_owner", "_orig")
 
     def __init__(self) -> None:
-        self.by_key: dict[FlowKey, Flow] = {}
-        self.owner_of: dict[FlowKey, tuple] = {}
-        self.by_owner: dict[tuple, dict[FlowKey, Flow]] = {}
-        self._orig: dict[FlowKey, Flow | None] | None = None
+        # (table, priority, match) -> (flow, owner).  Plain tuples, not
+        # FlowKey: the same identity, cheaper to build.
+        self._entries: dict[tuple, tuple[Flow, tuple]] = {}
+        self.by_owner: dict[tuple, tuple[tuple, ...]] = {}
+        self._orig: dict[tuple, Flow | None] | None = None
 
     def __len__(self) -> int:
-        return len(self.by_key)
+        return len(self._entries)
 
     def __iter__(self):
-        return iter(self.by_key.values())
+        return (e[0] for e in self._entries.values())
+
+    def __contains__(self, key: FlowKey) -> bool:
+        return (key.table, key.priority, key.match) in self._entries
+
+    def get(self, key: FlowKey) -> Flow | None:
+        e = self._entries.get((key.table, key.priority, key.match))
+        return None if e is None else e[0]
+
+    def owner_of(self, key: FlowKey):
+        e = self._entries.get((key.table, key.priority, key.match))
+        return None if e is None else e[1]
+
+    def by_key(self) -> dict[FlowKey, Flow]:
+        return {e[0].key: e[0] for e in self._entries.values()}
 
     def flows(self) -> frozenset[Flow]:
-        return frozenset(self.by_key.values())
+        return frozenset(e[0] for e in self._entries.values())
 
     def owner_flows(self, owner) -> tuple[Flow, ...]:
-        return tuple(self.by_owner.get(owner, {}).values())
+        return tuple(self._entries[k][0] for k in self.by_owner.get(owner, ()))
 
     def owners(self):
         return self.by_owner.keys()
 
     # ----------------------------------------------------------- batches
     def begin(self) -> None:
-        self._orig = {} if self.by_key else None
+        self._orig = {} if self._entries else None
 
     def end(self) -> FlowDiff:
         orig, self._orig = self._orig, None
         if orig is None:  # started empty: everything is an add
-            return FlowDiff((), (), tuple(self.by_key.values()))
+            return FlowDiff((), (), tuple(e[0] for e in self._entries.values()))
         deletes, modifies, adds = [], [], []
-        by_key = self.by_key
+        entries = self._entries
         for k, old in orig.items():
-            new = by_key.get(k)
+            e = entries.get(k)
             if old is None:
-                if new is not None:
-                    adds.append(new)
-            elif new is None:
+                if e is not None:
+                    adds.append(e[0])
+            elif e is None:
                 deletes.append(old)
-            elif new.actions != old.actions or new.cookie != old.cookie:
-                modifies.append(new)
+            else:
+                new = e[0]
+                if new.actions != old.actions or new.cookie != old.cookie:
+                    modifies.append(new)
         return FlowDiff(tuple(deletes), tuple(modifies), tuple(adds))
 
-    def _touch(self, key) -> None:
-        orig = self._orig
-        if orig is not None and key not in orig:
-            orig[key] = self.by_key.get(key)
-
     # ------------------------------------------------------- replacement
-    def remove_owner(self, owner) -> dict | None:
+    def remove_owner(self, owner) -> None:
         """Drop an owner's flows (first phase of a replacement)."""
-        old = self.by_owner.pop(owner, None)
-        if not old:
-            return old
-        by_key, owner_of = self.by_key, self.owner_of
+        keys = self.by_owner.pop(owner, None)
+        if not keys:
+            return
+        entries = self._entries
         orig = self._orig
-        for k in old:
-            if orig is not None and k not in orig:
-                orig[k] = by_key[k]
-            del by_key[k]
-            del owner_of[k]
-        return old
+        if orig is None:
+            for k in keys:
+                del entries[k]
+            return
+        for k in keys:
+            e = entries.pop(k)
+            if k not in orig:
+                orig[k] = e[0]
 
     def add_owner(self, owner, flows) -> None:
         """Install an owner's flows (second phase); raise CompileError on a
         key held by another owner or a key given twice with other actions."""
-        mine: dict[FlowKey, Flow] = {}
-        by_key, owner_of = self.by_key, self.owner_of
+        mine = []
+        entries = self._entries
         orig = self._orig
+        put = entries.setdefault
         for f in flows:
-            k = f.key
-            other = owner_of.get(k)
-            if other is not None:
-                if other == owner:
-                    if by_key[k] == f:
+            k = (f.table, f.priority, f.match)
+            new = (f, owner)
+            e = put(k, new)
+            if e is not new:
+                if e[1] == owner:
+                    if e[0] == f:
                         continue
-                    raise CompileError(f"{owner} produces two flows for {k}")
+                    raise CompileError(f"{owner} produces two flows for {f.key}")
                 raise CompileError(
-                    f"{owner} and {other} both produce {k}: {f.actions} / {by_key[k].actions}"
+                    f"{owner} and {e[1]} both produce {f.key}: {f.actions} / {e[0].actions}"
                 )
             if orig is not None and k not in orig:
                 orig[k] = None
-            by_key[k] = f
-            owner_of[k] = owner
-            mine[k] = f
+            mine.append(k)
         if mine:
-            self.by_owner[owner] = mine
+            self.by_owner[owner] = tuple(mine)
 
     def replace_owner(self, owner, flows) -> None:
         self.remove_owner(owner)

@@ -11,9 +11,11 @@ Owners and what each one's flows depend on (the whole dependency graph;
                        local: its ofport; remote: its host's tunnel IP and
                        the chassis tunnel/patch ofports
   ("acl", id)          a local port's ofport, state, port security, and the
-                       rules of its security groups (+ conjunction ids)
-  ("group", gid, dir)  that some rule references group gid in direction dir
-  ("addr", dir, ip)    the referenced groups whose members include ip
+                       conjunction keys of its security groups (clause 0)
+  ("conj", sg, dir, G) that some rule of sg has that key (the accept flow)
+  ("rmatch", table, m) the conjunction keys whose rules produce match m
+                       (clause 1)
+  ("addr", dir, ip)    the remote-group keys whose group holds ip (clause 2)
 
 A change marks the owners that depend on it dirty; ``_flush`` recomputes
 exactly those (first removing all their old flows, then adding the new
@@ -29,6 +31,7 @@ exactly.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -109,7 +112,9 @@ class Engine:
         self.net_ports = defaultdict(set)
         self.group_ports = defaultdict(set)  # security group -> local port ids
         self.host_ports = defaultdict(set)  # remote host -> port ids
-        self.refs: Counter = Counter()  # (group id, direction) -> referencing groups
+        self.sg_keys: dict[str, Counter] = {}  # sg -> conjunction key -> rules
+        self.match_refs: dict = {}  # (table, match) -> Counter((conj_id, n) -> rules)
+        self.remote_refs = defaultdict(set)  # (remote group, direction) -> sg ids
         self.ip_groups = defaultdict(set)  # member address -> group ids
         self._explicit_ids: dict[int, str] = {}
         self._dirty: set = set()
@@ -173,20 +178,28 @@ class Engine:
             owners.append(("port", pid))
             if p.host == self.host:
                 owners.append(("acl", pid))
-        for (gid, d), n in self.refs.items():
-            if n > 0:
-                owners.append(("group", gid, d))
+        for keys in self.sg_keys.values():
+            owners.extend(("conj",) + k for k in keys)
+        owners.extend(("rmatch",) + tm for tm in self.match_refs)
         for ip, gids in self.ip_groups.items():
             for d in DIRECTIONS:
-                if any(self.refs.get((g, d)) for g in gids):
+                if any(self.remote_refs.get((g, d)) for g in gids):
                     owners.append(("addr", d, ip))
         old = self.desired
         new = DesiredFlows()
-        self._compute_into(new, owners)
+        # Tens of thousands of small acyclic values: the cyclic collector
+        # would rescan them over and over (it doubles the compile time).
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._compute_into(new, owners)
+        finally:
+            if paused:
+                gc.enable()
         self.desired = new
-        if not old.by_key:
-            return FlowDiff((), (), tuple(new.by_key.values()))
-        return diff(old.by_key, new.by_key)
+        if not len(old):
+            return FlowDiff((), (), tuple(new))
+        return diff(old.by_key(), new.by_key())
 
     def update(self, view: HostView) -> FlowDiff:
         """Move to ``view`` by comparing it object by object with the
@@ -448,15 +461,28 @@ class Engine:
         self._dirty.add(("acl", pid))
         self._dirty.add(("net", old.network_id))
 
-    @staticmethod
-    def _refs_of(rules) -> set:
-        return {(r.remote_group_id, r.direction) for r in rules
-                if r.remote_group_id and r.direction in acl_rules.DIRS}
-
     def _mark_members(self, gid: str, d: str, addresses) -> None:
         dirty = self._dirty
         for ip in addresses:
             dirty.add(("addr", d, ip))
+
+    def _conj_id(self, key) -> int:
+        cid = self.alloc.conj_ids.get(key)
+        if cid is None:
+            cid = self.alloc.conj_ids[key] = self.alloc.next_conj
+            self.alloc.next_conj += 1
+        return cid
+
+    def _contributions(self, rules) -> Counter:
+        out = Counter()
+        for r in rules:
+            key = acl_rules.conj_key(r)
+            if key is None or key[0] != r.security_group_id:
+                continue
+            ident = (self._conj_id(key), acl_rules.n_clauses(key))
+            for tm in acl_rules.rule_contributions(r):
+                out[(tm, ident)] += 1
+        return out
 
     def _set_group(self, g: SecurityGroup) -> None:
         old = self.groups.get(g.id)
@@ -477,40 +503,63 @@ class Engine:
                     if not s:
                         del self.ip_groups[ip]
             for d in DIRECTIONS:
-                if self.refs.get((g.id, d)):
+                if self.remote_refs.get((g.id, d)):
                     self._mark_members(g.id, d, added)
                     self._mark_members(g.id, d, removed)
         if old_rules != g.rules:
-            self._change_refs(self._refs_of(old_rules), self._refs_of(g.rules))
-            for pid in self.group_ports.get(g.id, ()):
-                self._dirty.add(("acl", pid))
+            self._rules_changed(g.id, old_rules, g.rules)
+
+    def _rules_changed(self, gid: str, old_rules, new_rules) -> None:
+        dirty = self._dirty
+        new_keys = Counter(k for k in map(acl_rules.conj_key, new_rules)
+                           if k is not None and k[0] == gid)
+        old_keys = self.sg_keys.get(gid, Counter())
+        if new_keys:
+            self.sg_keys[gid] = new_keys
+        else:
+            self.sg_keys.pop(gid, None)
+        if new_keys.keys() != old_keys.keys():
+            for pid in self.group_ports.get(gid, ()):
+                dirty.add(("acl", pid))
+            for key in new_keys.keys() ^ old_keys.keys():
+                dirty.add(("conj",) + key)
+                sg, d, remote = key
+                if remote:
+                    refs = self.remote_refs[(remote, d)]
+                    if key in new_keys:
+                        refs.add(sg)
+                    else:
+                        refs.discard(sg)
+                        if not refs:
+                            del self.remote_refs[(remote, d)]
+                    rg = self.groups.get(remote)
+                    if rg is not None:
+                        self._mark_members(remote, d, rg.member_ips)
+        before = self._contributions(old_rules)
+        after = self._contributions(new_rules)
+        if before == after:
+            return
+        refs = self.match_refs
+        for item in before.keys() | after.keys():
+            delta = after.get(item, 0) - before.get(item, 0)
+            if not delta:
+                continue
+            tm, ident = item
+            c = refs.get(tm)
+            if c is None:
+                c = refs[tm] = Counter()
+            c[ident] += delta
+            if c[ident] <= 0:
+                del c[ident]
+                if not c:
+                    del refs[tm]
+            dirty.add(("rmatch",) + tm)
 
     def _remove_group(self, gid: str) -> None:
         if gid not in self.groups:
             return
         self._set_group(SecurityGroup(gid))
         del self.groups[gid]
-
-    def _change_refs(self, old: set, new: set) -> None:
-        for key in new - old:
-            self.refs[key] += 1
-            if self.refs[key] == 1:
-                if key not in self.alloc.conj_ids:
-                    self.alloc.conj_ids[key] = self.alloc.next_conj
-                    self.alloc.next_conj += 1
-                self._ref_changed(key)
-        for key in old - new:
-            self.refs[key] -= 1
-            if self.refs[key] <= 0:
-                del self.refs[key]
-                self._ref_changed(key)
-
-    def _ref_changed(self, key) -> None:
-        gid, d = key
-        self._dirty.add(("group", gid, d))
-        g = self.groups.get(gid)
-        if g is not None:
-            self._mark_members(gid, d, g.member_ips)
 
     def _set_remote_host(self, h: RemoteHost) -> None:
         old = self.remote_hosts.get(h.name)
@@ -569,7 +618,7 @@ class Engine:
                     check(f)
             counts[owner[0]] += 1
             computed.append((owner, flows))
-        if d.by_key:
+        if len(d):
             for owner, _ in computed:
                 d.remove_owner(owner)
         for owner, flows in computed:
@@ -584,15 +633,19 @@ class Engine:
         if kind == "addr":
             _, d, ip = owner
             conj = self.alloc.conj_ids
-            cids = [conj[(g, d)] for g in self.ip_groups.get(ip, ()) if self.refs.get((g, d))]
+            cids = [conj[(sg, d, g)] for g in self.ip_groups.get(ip, ())
+                    for sg in self.remote_refs.get((g, d), ())]
             return acl_rules.address_flows(d, ip, cids)
+        if kind == "rmatch":
+            _, table, m = owner
+            return acl_rules.rule_match_flows(table, m, self.match_refs.get((table, m)))
         if kind == "net":
             return self._net_flows(owner[1])
-        if kind == "group":
-            _, gid, d = owner
-            if not self.refs.get((gid, d)):
+        if kind == "conj":
+            key = owner[1:]
+            if key not in self.sg_keys.get(key[0], ()):
                 return []
-            return acl_rules.group_flows(gid, d, self.alloc.conj_ids[(gid, d)])
+            return acl_rules.accept_flows(key, self.alloc.conj_ids[key])
         if kind == "static":
             return static_flows()
         raise CompileError(f"unknown owner {owner}")
@@ -650,8 +703,12 @@ class Engine:
         net = self.networks.get(p.network_id)
         if ofport is None or net is None or not net.admin_state_up:
             return []
-        groups = [self.groups[g] for g in p.security_groups if g in self.groups]
-        return acl_rules.port_acl_flows(p, ofport, groups, self.alloc.conj_ids)
+        by_dir: dict = {}
+        conj = self.alloc.conj_ids
+        for g in p.security_groups:
+            for key in self.sg_keys.get(g, ()):
+                by_dir.setdefault(key[1], []).append((conj[key], 3 if key[2] else 2))
+        return acl_rules.port_acl_flows(p, ofport, by_dir)
 
     @staticmethod
     def describe() -> str:

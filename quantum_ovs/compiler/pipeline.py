@@ -242,39 +242,62 @@ def check_prerequisites(flow: Flow, m: dict) -> None:
             _need(flow, t is not None and t.value in (135, 136), f"{name} needs ND")
 
 
-def validate(flow: Flow) -> None:
-    """Raise PipelineError unless ``flow`` obeys its table's contract."""
-    spec = TABLES.get(flow.table)
-    if spec is None:
-        raise PipelineError(f"no table {flow.table}: {flow}")
-    if not 0 <= flow.priority <= 0xFFFF:
-        raise PipelineError(f"priority out of range: {flow}")
-    if not cookies.is_ours(flow.cookie):
-        raise PipelineError(f"cookie without the quantum-ovs marker: {flow}")
+_VALUED = frozenset({"eth_type", "ip_proto", "icmpv6_type"})
+_match_ok: set = set()
+
+
+def _check_match(flow: Flow, spec: TableSpec) -> None:
     allowed = spec.match
     m = {}
     for f in flow.match:
         if f.name not in allowed:
             raise PipelineError(f"table {spec.name} may not match {f.name}: {flow}")
         m[f.name] = f
-    if len(m) > 1 or "eth_type" in m:
-        check_prerequisites(flow, m)
+    if "conj_id" in m and len(m) > 1:
+        raise PipelineError(f"a conj_id match must stand alone: {flow}")
+    check_prerequisites(flow, m)
+
+
+def validate(flow: Flow) -> None:
+    """Raise PipelineError unless ``flow`` obeys its table's contract.
+
+    The match part is checked once per match *shape* (table, field names
+    and the values prerequisites depend on) and remembered; actions are
+    checked every time."""
+    spec = TABLES.get(flow.table)
+    if spec is None:
+        raise PipelineError(f"no table {flow.table}: {flow}")
+    if not 0 <= flow.priority <= 0xFFFF:
+        raise PipelineError(f"priority out of range: {flow}")
+    if (flow.cookie & cookies.OURS_MASK) != cookies.OURS_VALUE:
+        raise PipelineError(f"cookie without the quantum-ovs marker: {flow}")
+    shape = (flow.table, *[(f.name, f.value, f.mask) if f.name in _VALUED else f.name
+                           for f in flow.match])
+    if shape not in _match_ok:
+        _check_match(flow, spec)
+        if len(_match_ok) > 100000:
+            _match_ok.clear()
+        _match_ok.add(shape)
     actions = flow.actions
     n = len(actions)
     kinds = spec.actions
-    conj = False
+    conj = 0
     for i, a in enumerate(actions):
         cls = type(a)
         if cls not in kinds:
             raise PipelineError(f"table {spec.name} may not use {cls.__name__}: {flow}")
-        if cls is SetField:
-            if a.name not in spec.sets:
-                raise PipelineError(f"table {spec.name} may not set {a.name}: {flow}")
-        elif cls is GotoTable:
+        if cls is GotoTable:
             if i != n - 1:
                 raise PipelineError(f"goto_table must be the last action: {flow}")
             if a.table not in spec.next_tables:
                 raise PipelineError(f"table {spec.name} may not go to {a.table}: {flow}")
+        elif cls is Conjunction:
+            conj += 1
+            if not 0 <= a.clause < a.n_clauses or a.n_clauses < 2:
+                raise PipelineError(f"bad conjunction clause: {flow}")
+        elif cls is SetField:
+            if a.name not in spec.sets:
+                raise PipelineError(f"table {spec.name} may not set {a.name}: {flow}")
         elif cls is Resubmit:
             if a.table not in spec.next_tables:
                 raise PipelineError(f"table {spec.name} may not resubmit to {a.table}: {flow}")
@@ -286,17 +309,13 @@ def validate(flow: Flow) -> None:
         elif cls is Move:
             if a.dst not in spec.sets:
                 raise PipelineError(f"table {spec.name} may not move into {a.dst}: {flow}")
-        elif cls is Conjunction:
-            conj = True
-            if not 0 <= a.clause < a.n_clauses or a.n_clauses < 2:
-                raise PipelineError(f"bad conjunction clause: {flow}")
         elif cls is Output:
             if a.port <= 0:
                 raise PipelineError(f"bad output port: {flow}")
     if conj:
-        if any(type(a) is not Conjunction for a in actions):
+        if conj != n:
             raise PipelineError(f"conjunction flows may carry only conjunctions: {flow}")
-        if "conj_id" in m:
+        if flow.match.get("conj_id") is not None:
             raise PipelineError(f"a conjunction clause cannot match conj_id: {flow}")
 
 

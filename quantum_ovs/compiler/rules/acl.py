@@ -1,20 +1,27 @@
-"""Security groups.
+"""Security groups as conjunctive matches: flows linear in ports + rules +
+members.
 
-A port's rules become flows in EGRESS_ACL (matched on reg5 = its ofport,
-remote address = destination) and INGRESS_ACL (reg7, remote = source),
-for packets in conntrack state new; a match commits the connection.
+Every (security group, direction, remote group or None) that some rule of
+the group produces is a *conjunction key* with its own conj_id:
 
-Rules with a remote group use a two-clause conjunction whose id belongs to
-(remote group, direction):
+  plain rules (no remote group), 2 clauses:
+    clause 0  reg5 / reg7 = ofport of each local port in the group
+    clause 1  the rule's match (ct new, ethertype, protocol, port masks,
+              remote prefix)
+  rules with remote group G, 3 clauses:
+    clause 0  as above
+    clause 1  the matches of the group's rules that reference G
+    clause 2  remote address = each member address of G
+  accept      conj_id -> ct(commit) and continue
 
-  clause 0  the port and the rule's protocol/ports    owned by the port
-  clause 1  one flow per member address of the group  owned by the address
-  accept    conj_id = id -> commit, continue          owned by the group
-
-so a group of N members referenced by R rules costs O(N + R) flows, and a
-new member costs one flow.  Flows with the same match at the same priority
-are one flow for the switch: a port merges its clause-0 conjunctions, and
-an address carries the conjunctions of every referenced group holding it.
+A port costs one flow per direction, a rule one flow per port mask, a
+member one flow, whatever the number of ports, rules and members.  Flows
+with the same match at the same priority are one flow for the switch, so
+each clause flow is owned by what it matches on (the port, the rule match,
+the address) and carries the conjunctions of every key that needs it.
+All clause flows and accepts share priority PRIO_CONJ; ``est``/``rel``
+state passes above, anything that completes no conjunction falls through
+to the table's drop.
 """
 
 from __future__ import annotations
@@ -23,15 +30,18 @@ from functools import lru_cache
 
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
-from quantum_ovs.compiler.flow import Conjunction, Ct, Field, Flow, GotoTable
-from quantum_ovs.compiler.rules.common import F_IP, F_IPV6, addr_field, mk, port_masks, reg
-from quantum_ovs.compiler.rules.static import (
-    CT_NEW_MATCH,
-    PRIO_CONJ,
-    PRIO_NO_SECURITY,
-    PRIO_RULE,
+from quantum_ovs.compiler.flow import Ct, Field, Flow, GotoTable, Match
+from quantum_ovs.compiler.rules.common import (
+    F_IP,
+    F_IPV6,
+    addr_field,
+    conjunction,
+    mk,
+    port_masks,
+    reg,
 )
-from quantum_ovs.model import Port, Rule, SecurityGroup
+from quantum_ovs.compiler.rules.static import CT_NEW_MATCH, PRIO_CONJ, PRIO_NO_SECURITY
+from quantum_ovs.model import Port, Rule
 
 EGRESS = "egress"
 INGRESS = "ingress"
@@ -45,11 +55,21 @@ _COMMIT = Ct(commit=True, zone_src=P.REG_NET)
 ACCEPT = {d: (_COMMIT, GotoTable(spec[3])) for d, spec in DIRS.items()}
 
 
+def conj_key(rule: Rule):
+    """The conjunction key a rule belongs to, or None for a bad direction."""
+    if rule.direction not in DIRS:
+        return None
+    return (rule.security_group_id, rule.direction, rule.remote_group_id or None)
+
+
+def n_clauses(key) -> int:
+    return 3 if key[2] else 2
+
+
 @lru_cache(maxsize=65536)
-def rule_matches(rule: Rule) -> tuple[tuple[Field, ...], ...]:
-    """The rule's match terms without the port and the remote group: one
-    tuple of Fields per OpenFlow match (a port range may need several).
-    Empty if the rule can never match (e.g. an IPv6 prefix on an IPv4 rule)."""
+def rule_matches(rule: Rule) -> tuple[Match, ...]:
+    """The rule's clause-1 matches (a port range may need several).  Empty
+    if the rule can never match (e.g. an IPv6 prefix on an IPv4 rule)."""
     if rule.direction not in DIRS:
         return ()
     v6 = rule.ethertype == "IPv6"
@@ -64,7 +84,7 @@ def rule_matches(rule: Rule) -> tuple[tuple[Field, ...], ...]:
             base.append(pf)
     proto = rule.protocol
     if proto is None:
-        return (tuple(base),)
+        return (mk(*base),)
     if v6 and proto == 1:
         proto = 58
     if not v6 and proto == 58:
@@ -72,34 +92,37 @@ def rule_matches(rule: Rule) -> tuple[tuple[Field, ...], ...]:
     base.append(Field("ip_proto", proto))
     lo, hi = rule.port_range_min, rule.port_range_max
     if proto in (1, 58):
-        if lo is None:
-            return (tuple(base),)
-        prefix = "icmpv6" if proto == 58 else "icmpv4"
-        base.append(Field(prefix + "_type", lo))
-        if hi is not None:
-            base.append(Field(prefix + "_code", hi))
-        return (tuple(base),)
+        if lo is not None:
+            prefix = "icmpv6" if proto == 58 else "icmpv4"
+            base.append(Field(prefix + "_type", lo))
+            if hi is not None:
+                base.append(Field(prefix + "_code", hi))
+        return (mk(*base),)
     name = _PORT_FIELDS.get(proto)
     if name is None or (lo is None and hi is None):
-        return (tuple(base),)
+        return (mk(*base),)
     lo = 0 if lo is None else lo
     hi = 0xFFFF if hi is None else hi
     if lo > hi:
         return ()
     masks = port_masks(lo, hi)
     if not masks:
-        return (tuple(base),)
-    return tuple(tuple(base) + (Field(name, v, m),) for v, m in masks)
+        return (mk(*base),)
+    return tuple(mk(*base, Field(name, v, m)) for v, m in masks)
 
 
-def port_acl_flows(
-    port: Port,
-    ofport: int,
-    groups: list[SecurityGroup],
-    conj_ids: dict,
-) -> list[Flow]:
-    """A local port's security-group flows.  ``groups``: the port's groups
-    known to the view; ``conj_ids``: (remote group id, direction) -> id."""
+def rule_contributions(rule: Rule):
+    """[(table, match)] of the rule's clause-1 flows."""
+    key = conj_key(rule)
+    if key is None:
+        return ()
+    table = DIRS[rule.direction][0]
+    return tuple((table, m) for m in rule_matches(rule))
+
+
+def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict) -> list[Flow]:
+    """Clause 0 for a local port.  ``keys_by_dir``: direction -> list of
+    (conj_id, n_clauses) of the conjunction keys of the port's groups."""
     cookie = cookies.cookie_for(cookies.KIND_PORT_ACL, port.id)
     if not port.port_security_enabled:
         return [
@@ -108,48 +131,37 @@ def port_acl_flows(
             Flow(P.INGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_DST, ofport)),
                  (GotoTable(P.OUTPUT),), cookie),
         ]
-    plain: dict = {}  # (table, match) -> accept actions
-    conj: dict = {}  # (table, match) -> set of conjunction ids
-    regs = {EGRESS: reg(P.REG_SRC, ofport), INGRESS: reg(P.REG_DST, ofport)}
-    for sg in groups:
-        for rule in sg.rules:
-            terms = rule_matches(rule)
-            if not terms:
-                continue
-            d = rule.direction
-            table = DIRS[d][0]
-            r = regs[d]
-            if rule.remote_group_id:
-                cid = conj_ids.get((rule.remote_group_id, d))
-                if cid is None:
-                    continue
-                for t in terms:
-                    conj.setdefault((table, mk(r, *t)), set()).add(cid)
-            else:
-                acts = ACCEPT[d]
-                for t in terms:
-                    plain[(table, mk(r, *t))] = acts
-    out = [Flow(t, PRIO_RULE, m, acts, cookie) for (t, m), acts in plain.items()]
-    for (t, m), cids in conj.items():
-        out.append(Flow(t, PRIO_CONJ, m,
-                        tuple(Conjunction(c, 0, 2) for c in sorted(cids)), cookie))
+    out = []
+    for d, (table, regname, _, _) in DIRS.items():
+        ids = keys_by_dir.get(d)
+        if ids:
+            out.append(Flow(table, PRIO_CONJ, mk(reg(regname, ofport)),
+                            tuple([conjunction(c, 0, n) for c, n in sorted(ids)]), cookie))
     return out
 
 
-def group_flows(group_id: str, direction: str, conj_id: int) -> list[Flow]:
-    """The accept flow of a referenced remote group's conjunction."""
-    cookie = cookies.cookie_for(cookies.KIND_GROUP, f"{group_id}/{direction}")
-    table = DIRS[direction][0]
-    return [Flow(table, PRIO_CONJ, mk(Field("conj_id", conj_id)), ACCEPT[direction], cookie)]
+def rule_match_flows(table: int, match: Match, ids) -> list[Flow]:
+    """Clause 1: ``ids`` are the (conj_id, n_clauses) needing this match."""
+    if not ids:
+        return []
+    cookie = cookies.cookie_for(cookies.KIND_RULE, f"{table}/{match!r}")
+    return [Flow(table, PRIO_CONJ, match,
+                 tuple([conjunction(c, 1, n) for c, n in sorted(ids)]), cookie)]
+
+
+def accept_flows(key, conj_id: int) -> list[Flow]:
+    sg, d, remote = key
+    cookie = cookies.cookie_for(cookies.KIND_GROUP, f"{sg}/{d}/{remote or ''}")
+    return [Flow(DIRS[d][0], PRIO_CONJ, mk(Field("conj_id", conj_id)), ACCEPT[d], cookie)]
 
 
 def address_flows(direction: str, address: str, conj_ids) -> list[Flow]:
-    """Clause 1 of every referenced remote group that holds ``address``."""
+    """Clause 2 of every remote-group key whose group holds ``address``."""
     if not conj_ids:
         return []
     table, _, (v4name, v6name), _ = DIRS[direction]
     eth, af = addr_field(v4name, v6name, address)
     m = mk(eth, af) if af is not None else mk(eth)
     cookie = cookies.cookie_for(cookies.KIND_ADDRESS, f"{direction}/{address}")
-    return [Flow(table, PRIO_CONJ, m, tuple(Conjunction(c, 1, 2) for c in sorted(conj_ids)),
+    return [Flow(table, PRIO_CONJ, m, tuple([conjunction(c, 2, 3) for c in sorted(conj_ids)]),
                  cookie)]

@@ -6,7 +6,7 @@ import ipaddress
 from functools import lru_cache
 from operator import attrgetter
 
-from quantum_ovs.compiler.flow import Field, Match
+from quantum_ovs.compiler.flow import Conjunction, Field, Match
 from quantum_ovs.compiler.pipeline import ETH_IP, ETH_IPV6
 
 _name = attrgetter("name")
@@ -25,6 +25,11 @@ def mk_sorted(fields) -> Match:
 F_IP = Field("eth_type", ETH_IP)
 F_IPV6 = Field("eth_type", ETH_IPV6)
 F_ARP = Field("eth_type", 0x0806)
+
+
+@lru_cache(maxsize=1 << 17)
+def conjunction(conj_id: int, clause: int, n_clauses: int):
+    return Conjunction(conj_id, clause, n_clauses)
 
 
 @lru_cache(maxsize=None)

@@ -3,6 +3,8 @@ outside (tunnel key, VLAN tag, flat), flooding, and the DHCP punt."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
@@ -43,21 +45,22 @@ def uplink(net: Network, tunnel_ofports: dict, physnet_ofports: dict):
     return None
 
 
-def remote_actions(net: Network, link, tunnel_ip: str | None) -> list:
+@lru_cache(maxsize=1 << 16)
+def remote_actions(net: Network, link, tunnel_ip: str | None) -> tuple:
     """Actions that send a packet of ``net`` to a remote host (tunnel) or
     to the physical network."""
     if link is None:
-        return []
+        return ()
     kind, ofport = link
     if kind == "tunnel":
         if tunnel_ip is None:
-            return []
-        return [SetField("tunnel_id", net.segment.segmentation_id),
-                SetField("tun_ipv4_dst", tunnel_ip), Output(ofport)]
+            return ()
+        return (SetField("tunnel_id", net.segment.segmentation_id),
+                SetField("tun_ipv4_dst", tunnel_ip), Output(ofport))
     if kind == "vlan":
-        return [PushVlan(), SetField("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT),
-                Output(ofport)]
-    return [Output(ofport)]
+        return (PushVlan(), SetField("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT),
+                Output(ofport))
+    return (Output(ofport),)
 
 
 def network_flows(
@@ -103,7 +106,7 @@ def network_flows(
             for ip in sorted(remote_host_ips):
                 outside.extend(remote_actions(net, link, ip))
         else:
-            outside = remote_actions(net, link, None)
+            outside = list(remote_actions(net, link, None))
     if local or outside:
         out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_LOCAL), tuple(local + outside), cookie))
     if local:

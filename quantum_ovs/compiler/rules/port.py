@@ -21,9 +21,9 @@ from quantum_ovs.compiler.rules.common import (
     F_IP,
     F_IPV6,
     addr_field,
-    ip_version,
     link_local,
     mk,
+    mk_sorted,
     reg,
 )
 from quantum_ovs.compiler.rules.network import FROM_LOCAL
@@ -43,29 +43,38 @@ PS_DROP = 150
 PS_OPEN = 10
 
 
+_MOVE_ETH = Move("eth_src", "eth_dst", 48)
+_SET_REPLY = SetField("arp_op", 2)
+_MOVE_SHA = Move("arp_sha", "arp_tha", 48)
+_MOVE_SPA = Move("arp_spa", "arp_tpa", 32)
+_OUT_IN_PORT = Output(OFPP_IN_PORT)
+
+
 def arp_reply(mac: str, ip: str) -> tuple:
     """Turn an ARP request for ``ip`` into the reply from ``mac``."""
     return (
-        Move("eth_src", "eth_dst", 48),
+        _MOVE_ETH,
         SetField("eth_src", mac),
-        SetField("arp_op", 2),
-        Move("arp_sha", "arp_tha", 48),
+        _SET_REPLY,
+        _MOVE_SHA,
         SetField("arp_sha", mac),
-        Move("arp_spa", "arp_tpa", 32),
+        _MOVE_SPA,
         SetField("arp_spa", ip),
-        Output(OFPP_IN_PORT),
+        _OUT_IN_PORT,
     )
 
 
 def arp_flows(port: Port, local_id: int, cookie: int, local: bool) -> list[Flow]:
     out = []
     rnet = reg(P.REG_NET, local_id)
-    for ip in port.ips:
-        if ip_version(ip) != 4:
+    for fip in port.fixed_ips:
+        ip = fip.ip_address
+        if ":" in ip:
             continue
         tpa = Field("arp_tpa", ip)
-        out.append(Flow(P.SERVICES, 100, mk(rnet, FROM_LOCAL, F_ARP, F_ARP_REQ, tpa),
-                        arp_reply(port.mac_address, ip), cookie))
+        # fields in name order: arp_op, arp_tpa, eth_type, reg4, reg6
+        m = mk_sorted((F_ARP_REQ, tpa, F_ARP, FROM_LOCAL, rnet))
+        out.append(Flow(P.SERVICES, 100, m, arp_reply(port.mac_address, ip), cookie))
         if local:
             # The owner asking for its own address (gratuitous ARP) is not
             # answered; it goes on to the network.
@@ -138,7 +147,7 @@ def local_port_flows(port: Port, ofport: int, local_id: int) -> list[Flow]:
     return out
 
 
-def remote_port_flows(port: Port, local_id: int, send: list) -> list[Flow]:
+def remote_port_flows(port: Port, local_id: int, send: tuple) -> list[Flow]:
     """``send``: the actions reaching the port's host (see
     network.remote_actions); empty if unreachable."""
     if not port.admin_state_up:
@@ -146,6 +155,6 @@ def remote_port_flows(port: Port, local_id: int, send: list) -> list[Flow]:
     cookie = cookies.cookie_for(cookies.KIND_PORT, port.id)
     out = arp_flows(port, local_id, cookie, False)
     if send:
-        m = mk(reg(P.REG_NET, local_id), Field("eth_dst", port.mac_address))
-        out.append(Flow(P.L2_LOOKUP, 50, m, tuple(send), cookie))
+        m = mk_sorted((Field("eth_dst", port.mac_address), reg(P.REG_NET, local_id)))
+        out.append(Flow(P.L2_LOOKUP, 50, m, send, cookie))
     return out
