@@ -171,6 +171,9 @@ class Channel:
     :param sock: an already bound, listening socket (e.g. created inside
         another network namespace)
     :param timeout: default seconds to wait for the switch's answers
+    :param datapath_id: accept only the switch with this datapath id (the
+        integration bridge's, from OVSDB); None accepts any switch, and a
+        newer connection always replaces an older one
     :param echo_interval: seconds of silence before we probe the switch;
         no answer within another interval closes the connection
     """
@@ -182,12 +185,14 @@ class Channel:
         sock: Optional[socket.socket] = None,
         timeout: float = 10.0,
         echo_interval: float = 5.0,
+        datapath_id: Optional[int] = None,
     ):
         self.cookie = cookie
         self.listen_addr = listen
         self._listener = sock
         self.timeout = timeout
         self.echo_interval = echo_interval
+        self.expected_datapath_id = datapath_id
         self._xids = itertools.count(1)
         self._bundle_ids = itertools.count(1)
         self._generations = itertools.count(1)
@@ -455,6 +460,9 @@ class Channel:
         conn.send(E.serialize(E.hello(), self._xid()))
         feats = self._call(conn, E.features_request(), "features_reply")
         conn.datapath_id = feats.datapath_id
+        want = self.expected_datapath_id
+        if want is not None and feats.datapath_id != want:
+            raise ChannelError(f"switch {feats.datapath_id:016x} is not the bridge {want:016x}")
         conn.send(E.serialize(E.set_config(), self._xid()))
         self._call(conn, E.barrier_request(), "barrier_reply")
 

@@ -303,5 +303,6 @@ class GetBridge(Command):
             "controllers": sorted(c.target for c in br.controller),
             "other_config": dict(br.other_config),
             "external_ids": dict(br.external_ids),
+            "datapath_id": int(br.datapath_id[0], 16) if br.datapath_id else None,
             "ports": sorted(p.name for p in br.ports),
         }

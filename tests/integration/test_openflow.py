@@ -140,6 +140,24 @@ def test_dump_ignores_foreign_flows_and_apply_never_deletes_them(switch):
         switch.channel.install([Flow(0, 1, Match(), (), FOREIGN_COOKIE)])
 
 
+def test_only_the_expected_bridge_is_accepted(switch):
+    api, ch = switch.api, switch.channel
+    dpid = api.get_bridge("br-int")["datapath_id"]
+    assert dpid == ch.datapath_id
+    ch.expected_datapath_id = dpid
+    gen = ch.generation
+    # A second bridge pointed at our listener is turned away ...
+    api.ensure_bridge("br-ex", datapath_type="netdev", controller=ch.target)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert ch.generation == gen and ch.datapath_id == dpid
+        time.sleep(0.1)
+    out = switch.ovs.vsctl("get", "Controller", "br-ex", "is_connected").strip()
+    assert out == "false"
+    # ... while br-int stays in service.
+    ch.barrier()
+
+
 def test_modify_replaces_actions_and_cookie(switch):
     old = Flow(0, 10, Match(in_port=1), (Output(2),), cookie(1))
     new = Flow(0, 10, Match(in_port=1), (Output(3), Output(4)), cookie(2))
