@@ -253,8 +253,6 @@ def _check_match(flow: Flow, spec: TableSpec) -> None:
         if f.name not in allowed:
             raise PipelineError(f"table {spec.name} may not match {f.name}: {flow}")
         m[f.name] = f
-    if "conj_id" in m and len(m) > 1:
-        raise PipelineError(f"a conj_id match must stand alone: {flow}")
     check_prerequisites(flow, m)
 
 
@@ -302,6 +300,9 @@ def validate(flow: Flow) -> None:
             if a.table not in spec.next_tables:
                 raise PipelineError(f"table {spec.name} may not resubmit to {a.table}: {flow}")
         elif cls is Ct:
+            eth = flow.match.get("eth_type")
+            if eth is None or eth.mask is not None or eth.value not in IP_FAMILY:
+                raise PipelineError(f"ct() needs eth_type IPv4 or IPv6 in the match: {flow}")
             if a.table is not None and a.table not in spec.next_tables:
                 raise PipelineError(f"table {spec.name} may not recirculate to {a.table}")
             if a.zone_src is not None and a.zone_src not in _REGS:

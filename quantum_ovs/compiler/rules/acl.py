@@ -150,9 +150,13 @@ def rule_match_flows(table: int, match: Match, ids) -> list[Flow]:
 
 
 def accept_flows(key, conj_id: int) -> list[Flow]:
+    """conj_id -> commit and continue; one flow per IP family, since the
+    switch accepts ct() only where the match pins an IP eth_type."""
     sg, d, remote = key
     cookie = cookies.cookie_for(cookies.KIND_GROUP, f"{sg}/{d}/{remote or ''}")
-    return [Flow(DIRS[d][0], PRIO_CONJ, mk(Field("conj_id", conj_id)), ACCEPT[d], cookie)]
+    cid = Field("conj_id", conj_id)
+    return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth), ACCEPT[d], cookie)
+            for eth in (F_IP, F_IPV6)]
 
 
 def address_flows(direction: str, address: str, conj_ids) -> list[Flow]:
