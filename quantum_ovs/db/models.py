@@ -170,6 +170,8 @@ class Change(Base):
     resource: Mapped[str] = mapped_column(String(32))
     resource_id: Mapped[str] = mapped_column(String(36))
     network_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # For ports: the host the port is (or, for a move, was) bound to.
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     op: Mapped[str] = mapped_column(String(8))
     revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

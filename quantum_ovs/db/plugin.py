@@ -205,11 +205,19 @@ class Plugin:
         for fn in self.hooks.get((collection, phase), ()):
             fn(*args)
 
-    @staticmethod
-    def _record(session, resource, obj, op, network_id=None):
+    def _record(self, session, resource, obj, op, network_id=None, host=None):
+        if host is None and resource == "port":
+            binding = getattr(obj, "binding", None)
+            host = binding.host if binding is not None and binding.host else None
         session.add(models.Change(resource=resource, resource_id=obj.id, op=op,
-                                  network_id=network_id,
+                                  network_id=network_id, host=host,
                                   revision_number=getattr(obj, "revision_number", 0)))
+        if resource == "port":
+            # Hosts whose rules name the port's groups as remote groups
+            # must learn of its addresses.
+            for b in getattr(obj, "security_group_bindings", None) or ():
+                session.add(models.Change(resource="sg_member", op=op,
+                                          resource_id=b.security_group_id))
 
     @staticmethod
     def _bump(obj):

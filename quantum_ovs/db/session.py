@@ -53,6 +53,9 @@ class Database:
         if self.is_sqlite:
             self._setup_sqlite(self.engine)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # Called after every committed write transaction (e.g. to wake the
+        # agent API's change feed at once).
+        self.after_write = []
 
     @staticmethod
     def _setup_sqlite(engine):
@@ -108,7 +111,10 @@ class Database:
         while True:
             try:
                 with self._writer_session() as session:
-                    return fn(session, *args, **kwargs)
+                    result = fn(session, *args, **kwargs)
+                for hook in self.after_write:
+                    hook()
+                return result
             except exceptions.QuantumError:
                 raise
             except Exception as err:  # noqa: BLE001 - classified below

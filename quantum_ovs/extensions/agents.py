@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from quantum_ovs import exceptions
-from quantum_ovs.api import attributes, validators as v
+from quantum_ovs.api import agent_api, attributes, validators as v
 from quantum_ovs.api.attributes import Attr
 from quantum_ovs.db import models
 from quantum_ovs.db.plugin import Collection, TIME_FMT
@@ -24,7 +24,7 @@ ALIASES = [{"alias": "agent", "name": "agent",
 OPTS = [("DEFAULT", [
     cfg.IntOpt("agent_down_time", default=75,
                help="Seconds without a heartbeat after which an agent is dead."),
-])]
+])] + agent_api.OPTS
 
 AGENT_TYPE = "Open vSwitch agent"
 BINARY = "quantum-ovs-agent"
@@ -141,6 +141,10 @@ def setup(plugin, conf):
             return None
         return agent
     plugin.live_agent = live_agent
+
+
+def routes(api):
+    agent_api.routes(api)
 
 
 __all__ = ["TIME_FMT"]

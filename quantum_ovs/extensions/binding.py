@@ -122,6 +122,9 @@ def setup(plugin, conf):
             b = port.binding = models.PortBinding(host="", vnic_type="normal", profile="{}")
         changed = False
         if HOST in a and a[HOST] != b.host:
+            if b.host:
+                # The old host must learn that the port left it.
+                plugin._record(s, "port", port, "update", port.network_id, host=b.host)
             b.host = a[HOST]
             b.flows_installed = False
             b.ofport = None

@@ -15,6 +15,8 @@ depends_on = None
 
 
 def upgrade():
+    with op.batch_alter_table('changes', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('host', sa.String(length=255), nullable=True))
     op.create_table('agents',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('agent_type', sa.String(length=255), nullable=False),
@@ -135,6 +137,8 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('changes', schema=None) as batch_op:
+        batch_op.drop_column('host')
     with op.batch_alter_table('securitygroupportbindings', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_securitygroupportbindings_security_group_id'))
 

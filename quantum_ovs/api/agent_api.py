@@ -1,0 +1,339 @@
+"""The agent API: how agents register, learn their host's state, and
+report what they have plugged and installed.
+
+    POST /agent-api/v1/agents                 register / heartbeat
+    GET  /agent-api/v1/hosts/{host}/state     long-poll: ?since=R&timeout=S
+    POST /agent-api/v1/hosts/{host}/ports     plugged / unplugged / installed
+
+Agents authenticate with ``X-Agent-Token: <[agent_api] token>``.
+
+A ChangeFeed per process follows the ``changes`` table (each committed
+write wakes it at once in-process; other processes are read every
+``poll_interval``), so that a waiting agent is answered as soon as a
+change that concerns its host is committed by any server process, and
+deciding whether a change concerns a host costs no database query.
+"""
+
+import collections
+import hmac
+import logging
+import threading
+import time
+
+import sqlalchemy as sa
+import webob.exc
+from oslo_config import cfg
+
+from quantum_ovs import exceptions, wire
+from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.db import host_view, models
+
+LOG = logging.getLogger(__name__)
+
+OPTS = [("agent_api", [
+    cfg.StrOpt("token", default="", secret=True,
+               help="Shared secret agents present in X-Agent-Token. Empty: "
+                    "allowed only with auth_strategy = noauth."),
+    cfg.FloatOpt("poll_interval", default=0.05,
+                 help="Seconds between reads of the change table for "
+                      "changes committed by other server processes."),
+    cfg.IntOpt("max_wait", default=55,
+               help="Longest long-poll, in seconds."),
+    cfg.IntOpt("feed_size", default=50000,
+               help="Changes kept in memory; an agent further behind gets "
+                    "a full host view."),
+    cfg.FloatOpt("gap_timeout", default=5.0,
+                 help="Seconds to wait for a sequence number that a "
+                      "concurrent transaction may still commit."),
+])]
+
+Change = collections.namedtuple("Change", "seq resource resource_id network_id host op")
+
+
+class ChangeFeed:
+    """The tail of the change table, in memory."""
+
+    def __init__(self, db, poll_interval=0.05, size=50000, gap_timeout=5.0):
+        self.db = db
+        self.poll_interval = poll_interval
+        self.gap_timeout = gap_timeout
+        self.items = collections.deque(maxlen=size)
+        self.cond = threading.Condition()
+        self.wake = threading.Event()
+        self.latest = self._max_seq()
+        self.floor = self.latest  # the oldest revision we can answer from memory
+        self.gaps = {}  # seq -> first seen missing (monotonic)
+        self._thread = None
+        self._stopped = False
+        db.after_write.append(self.poke)
+
+    def _max_seq(self):
+        with self.db.reader() as s:
+            return s.execute(sa.select(sa.func.max(models.Change.seq))).scalar() or 0
+
+    def start(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="change-feed", daemon=True)
+            self._thread.start()
+
+    def stop(self):
+        self._stopped = True
+        self.wake.set()
+
+    def poke(self):
+        self.wake.set()
+
+    @property
+    def watermark(self):
+        """Every change at or below this is in the feed (or was given up)."""
+        return min(self.gaps) - 1 if self.gaps else self.latest
+
+    def _run(self):
+        while not self._stopped:
+            self.wake.wait(self.poll_interval)
+            self.wake.clear()
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - keep following
+                LOG.exception("change feed refresh failed")
+                time.sleep(self.poll_interval)
+
+    def refresh(self):
+        C = models.Change
+        q = sa.select(C.seq, C.resource, C.resource_id, C.network_id, C.host, C.op)
+        with self.db.reader() as s:
+            rows = s.execute(q.where(C.seq > self.latest).order_by(C.seq).limit(10000)).all()
+            late = []
+            if self.gaps:
+                late = s.execute(q.where(C.seq.in_(list(self.gaps)))).all()
+        if not rows and not late:
+            self._expire_gaps()
+            return
+        now = time.monotonic()
+        with self.cond:
+            for r in late:
+                self.gaps.pop(r.seq, None)
+                self.items.append(Change(*r))
+            for r in rows:
+                for missing in range(self.latest + 1, r.seq):
+                    self.gaps.setdefault(missing, now)
+                self.items.append(Change(*r))
+                self.latest = r.seq
+            self._expire_gaps()
+            if len(self.items) == self.items.maxlen:
+                self.floor = max(self.floor, self.items[0].seq - 1)
+            self.cond.notify_all()
+
+    def _expire_gaps(self):
+        now = time.monotonic()
+        for seq, seen in list(self.gaps.items()):
+            if now - seen > self.gap_timeout:
+                del self.gaps[seq]
+
+    def since(self, revision):
+        """Changes after ``revision``, or None when we no longer have them."""
+        if revision < self.floor:
+            return None
+        return [c for c in list(self.items) if c.seq > revision]
+
+    def wait(self, revision, timeout):
+        """Block until something newer than ``revision`` arrives."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.latest <= revision and not self._stopped:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(min(left, 1.0))
+        return True
+
+
+class AgentAPI:
+    def __init__(self, conf, plugin):
+        self.conf = conf
+        self.plugin = plugin
+        self.db = plugin.db
+        self._feed = None
+        self._lock = threading.Lock()
+
+    @property
+    def feed(self):
+        with self._lock:
+            if self._feed is None:
+                c = self.conf.agent_api
+                self._feed = ChangeFeed(self.db, c.poll_interval, c.feed_size, c.gap_timeout)
+                self._feed.start()
+            return self._feed
+
+    def _auth(self, req):
+        token = self.conf.agent_api.token
+        given = req.headers.get("X-Agent-Token", "")
+        if token:
+            if not hmac.compare_digest(token.encode(), given.encode()):
+                raise webob.exc.HTTPUnauthorized(detail="A valid X-Agent-Token is required")
+        elif self.conf.auth_strategy != "noauth":
+            raise webob.exc.HTTPForbidden(detail="[agent_api] token is not configured")
+
+    # ------------------------------------------------------------ register
+    def register(self, req, ctx):
+        self._auth(req)
+        body = read_json(req)
+        host = body.get("host")
+        if not isinstance(host, str) or not host or len(host) > 255:
+            raise exceptions.InvalidInput(error_message="'host' is required")
+        confs = body.get("configurations") or {}
+        if not isinstance(confs, dict):
+            raise exceptions.InvalidInput(error_message="'configurations' must be an object")
+        tunnel_ip = body.get("tunnel_ip")
+        if tunnel_ip is not None:
+            from quantum_ovs.api import validators
+            tunnel_ip = validators.ip_address(tunnel_ip)
+            confs = dict(confs, tunnel_ip=tunnel_ip)
+        started = bool(body.get("started"))
+        from quantum_ovs.extensions import agents as agents_ext, binding as binding_ext
+
+        def txn(s):
+            agent = agents_ext.register(s, self.plugin.agents.down_time, host, confs,
+                                        tunnel_ip=tunnel_ip, started=started)
+            # Ports waiting for this host can be bound now.
+            waiting = s.execute(
+                sa.select(models.Port).join(models.PortBinding)
+                .where(models.PortBinding.host == host,
+                       models.PortBinding.vif_type.in_(("binding_failed", "unbound")))
+            ).scalars().all()
+            for port in waiting:
+                binding_ext.bind(s, self.plugin, port, port.binding)
+                if port.binding.vif_type == "ovs":
+                    self.plugin._bump(port)
+                    self.plugin._record(s, "port", port, "update", port.network_id)
+            if started or waiting:
+                s.add(models.Change(resource="agent", resource_id=agent.id, op="update",
+                                    host=host))
+            return self.plugin.agents.to_dict(agent)
+        agent = self.db.write(txn)
+        return json_response({"agent": agent, "revision": self.feed.watermark})
+
+    # ------------------------------------------------------------ state
+    def state(self, req, ctx, host):
+        self._auth(req)
+        try:
+            since = int(req.GET.get("since", "0") or 0)
+            timeout = float(req.GET.get("timeout", "30"))
+        except ValueError:
+            raise exceptions.InvalidInput(error_message="since and timeout are numbers") \
+                from None
+        timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
+        feed = self.feed
+        deadline = time.monotonic() + timeout
+        if since <= 0 or since > feed.latest:
+            return self._full(host)
+        with self.db.reader() as s:
+            nets = host_view.local_networks(s, host)
+            groups = self._groups(s, host)
+        cursor = since
+        while True:
+            changes = feed.since(cursor)
+            if changes is None:
+                return self._full(host)
+            mine = [c for c in changes if host_view.relevant(c, host, nets, groups)]
+            if mine:
+                # Everything after the agent's revision, not only what
+                # woke us: later waits may have skipped earlier rows.
+                relevant = [c for c in feed.since(since) or []
+                            if host_view.relevant(c, host, nets, groups)]
+                return self._delta(host, relevant, feed.watermark)
+            if changes:
+                cursor = changes[-1].seq
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return json_response({"full": False, "revision": max(since, feed.watermark),
+                                      "delta": wire.delta_to_dict(
+                                          wire.m.Delta(revision=max(since, feed.watermark)))})
+            feed.wait(cursor, left)
+
+    @staticmethod
+    def _groups(s, host):
+        local = {r[0] for r in s.execute(
+            sa.select(models.SecurityGroupPortBinding.security_group_id)
+            .join(models.PortBinding, models.PortBinding.port_id ==
+                  models.SecurityGroupPortBinding.port_id)
+            .where(models.PortBinding.host == host).distinct())}
+        remote = set()
+        if local:
+            remote = {r[0] for r in s.execute(
+                sa.select(models.SecurityGroupRule.remote_group_id)
+                .where(models.SecurityGroupRule.security_group_id.in_(local),
+                       models.SecurityGroupRule.remote_group_id.is_not(None)).distinct())}
+        return local | remote
+
+    def _full(self, host):
+        revision = self.feed.watermark
+        with self.db.reader() as s:
+            view = host_view.full(s, host, revision)
+        return json_response({"full": True, "revision": revision,
+                              "view": wire.view_to_dict(view)})
+
+    def _delta(self, host, changes, revision):
+        with self.db.reader() as s:
+            d = host_view.delta(s, host, changes, revision)
+        return json_response({"full": False, "revision": revision,
+                              "delta": wire.delta_to_dict(d)})
+
+    # ------------------------------------------------------------ reports
+    def report(self, req, ctx, host):
+        self._auth(req)
+        body = read_json(req)
+        plugged = body.get("plugged") or []
+        unplugged = body.get("unplugged") or []
+        installed = body.get("installed") or []
+        if not all(isinstance(x, list) for x in (plugged, unplugged, installed)):
+            raise exceptions.InvalidInput(error_message="plugged, unplugged and installed "
+                                                        "are lists")
+        ofports = {}
+        for p in plugged:
+            if not isinstance(p, dict) or not isinstance(p.get("port_id"), str):
+                raise exceptions.InvalidInput(error_message="plugged entries are "
+                                                            "{port_id, ofport}")
+            ofports[p["port_id"]] = p.get("ofport")
+        ids = set(ofports) | set(map(str, unplugged)) | set(map(str, installed))
+        changed_status = []
+
+        def txn(s):
+            if not ids:
+                return 0
+            rows = s.execute(sa.select(models.Port).join(models.PortBinding)
+                             .where(models.Port.id.in_(list(ids)),
+                                    models.PortBinding.host == host)).scalars().all()
+            n = 0
+            for port in rows:
+                b = port.binding
+                old = port.status
+                if port.id in ofports:
+                    b.ofport = ofports[port.id]
+                if port.id in installed:
+                    b.flows_installed = True
+                    port.status = "ACTIVE" if port.admin_state_up else "DOWN"
+                if port.id in unplugged:
+                    b.flows_installed = False
+                    b.ofport = None
+                    port.status = "DOWN"
+                if port.status != old:
+                    port.revision_number += 1
+                    changed_status.append((port.id, port.device_id, port.status))
+                n += 1
+            return n
+        n = self.db.write(txn)
+        for fn in getattr(self.plugin, "status_listeners", ()):
+            try:
+                fn(changed_status)
+            except Exception:  # noqa: BLE001 - a listener never fails a report
+                LOG.exception("port status listener failed")
+        return json_response({"updated": n})
+
+
+def routes(api):
+    aa = AgentAPI(api.conf, api.plugin)
+    api.agent_api = aa
+    api.add_route("/agent-api/v1/agents", {"POST": aa.register})
+    api.add_route("/agent-api/v1/hosts/{host}/state", {"GET": aa.state})
+    api.add_route("/agent-api/v1/hosts/{host}/ports", {"POST": aa.report})

@@ -1,0 +1,227 @@
+"""What one host needs of the logical model, read from the database.
+
+``full(s, host)`` builds the whole HostView; ``delta(s, host, changes)``
+builds the Delta that brings an agent from revision R to now, given the
+change rows after R.  Both read with Core queries (no ORM objects): a
+host view can hold tens of thousands of ports.
+"""
+
+import json
+
+import sqlalchemy as sa
+
+from quantum_ovs import model as m
+from quantum_ovs.db import models
+
+P, B, A = models.Port, models.PortBinding, models.IPAllocation
+N, SEG, S = models.Network, models.NetworkSegment, models.Subnet
+AAP, SGB = models.AllowedAddressPair, models.SecurityGroupPortBinding
+R, AG = models.SecurityGroupRule, models.Agent
+
+PROTOCOLS = {"icmp": 1, "igmp": 2, "tcp": 6, "egp": 8, "udp": 17, "ipv6-encap": 41,
+             "ipv6-route": 43, "ipv6-frag": 44, "gre": 47, "esp": 50, "ah": 51,
+             "icmpv6": 58, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60,
+             "ospf": 89, "pgm": 113, "sctp": 132, "udplite": 136, "vrrp": 112,
+             "dccp": 33, "rsvp": 46, "l2tp": 115}
+
+
+def protocol_number(value):
+    if value in (None, "", "any"):
+        return None
+    if isinstance(value, int):
+        return value
+    v = str(value).lower()
+    if v.isdigit():
+        return int(v)
+    return PROTOCOLS.get(v)
+
+
+def _chunks(ids, n=500):
+    ids = list(ids)
+    for i in range(0, len(ids), n):
+        yield ids[i:i + n]
+
+
+def local_networks(s, host, exclude_ports=()):
+    q = sa.select(P.network_id).join(B, B.port_id == P.id).where(B.host == host).distinct()
+    if exclude_ports:
+        q = q.where(P.id.not_in(list(exclude_ports)))
+    return {r[0] for r in s.execute(q)}
+
+
+def load_networks(s, ids):
+    out = []
+    for chunk in _chunks(ids):
+        for r in s.execute(sa.select(N.id, N.mtu, N.admin_state_up, SEG.network_type,
+                                     SEG.physical_network, SEG.segmentation_id)
+                           .outerjoin(SEG, SEG.network_id == N.id).where(N.id.in_(chunk))):
+            out.append(m.Network(id=r.id, mtu=r.mtu, admin_state_up=r.admin_state_up,
+                                 segment=m.Segment(r.network_type or "local",
+                                                   r.physical_network, r.segmentation_id)))
+    return out
+
+
+def load_subnets(s, where):
+    rows = s.execute(sa.select(S).where(where)).scalars().all()
+    return [m.Subnet(id=x.id, network_id=x.network_id, cidr=x.cidr, ip_version=x.ip_version,
+                     gateway_ip=x.gateway_ip, enable_dhcp=x.enable_dhcp,
+                     dns_nameservers=tuple(d.address for d in x.dns_nameservers),
+                     host_routes=tuple(m.HostRoute(r.destination, r.nexthop)
+                                       for r in x.host_routes),
+                     ipv6_ra_mode=x.ipv6_ra_mode, ipv6_address_mode=x.ipv6_address_mode)
+            for x in rows]
+
+
+def load_ports(s, where):
+    """Ports matching ``where`` (a clause on Port), as model values."""
+    rows = s.execute(sa.select(P.id, P.network_id, P.mac_address, P.admin_state_up,
+                               P.port_security_enabled, P.device_owner, P.device_id,
+                               B.host).outerjoin(B, B.port_id == P.id).where(where)).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    ips, pairs, groups = {}, {}, {}
+    for chunk in _chunks(ids):
+        for r in s.execute(sa.select(A.port_id, A.subnet_id, A.ip_address)
+                           .where(A.port_id.in_(chunk)).order_by(A.port_id, A.order)):
+            ips.setdefault(r.port_id, []).append(m.FixedIP(r.subnet_id, r.ip_address))
+        for r in s.execute(sa.select(AAP.port_id, AAP.ip_address, AAP.mac_address)
+                           .where(AAP.port_id.in_(chunk)).order_by(AAP.port_id, AAP.order)):
+            pairs.setdefault(r.port_id, []).append(m.AddressPair(r.ip_address, r.mac_address))
+        for r in s.execute(sa.select(SGB.port_id, SGB.security_group_id)
+                           .where(SGB.port_id.in_(chunk))):
+            groups.setdefault(r.port_id, []).append(r.security_group_id)
+    return [m.Port(id=r.id, network_id=r.network_id, mac_address=r.mac_address,
+                   fixed_ips=tuple(ips.get(r.id, ())), admin_state_up=r.admin_state_up,
+                   port_security_enabled=r.port_security_enabled,
+                   security_groups=tuple(sorted(groups.get(r.id, ()))),
+                   allowed_address_pairs=tuple(pairs.get(r.id, ())),
+                   device_owner=r.device_owner, device_id=r.device_id,
+                   host=r.host or None) for r in rows]
+
+
+def load_groups(s, local_group_ids):
+    """The local ports' groups with their rules, and the groups their
+    rules name as remote groups, with member addresses."""
+    rules = {}
+    for chunk in _chunks(local_group_ids):
+        for r in s.execute(sa.select(R).where(R.security_group_id.in_(chunk))).scalars():
+            rules.setdefault(r.security_group_id, []).append(m.Rule(
+                id=r.id, security_group_id=r.security_group_id, direction=r.direction,
+                ethertype=r.ethertype, protocol=protocol_number(r.protocol),
+                port_range_min=r.port_range_min, port_range_max=r.port_range_max,
+                remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id))
+    remote = {r.remote_group_id for rs in rules.values() for r in rs if r.remote_group_id}
+    members = {g: set() for g in remote}
+    for chunk in _chunks(remote):
+        for r in s.execute(sa.select(SGB.security_group_id, A.ip_address)
+                           .join(A, A.port_id == SGB.port_id)
+                           .where(SGB.security_group_id.in_(chunk))):
+            members[r.security_group_id].add(r.ip_address)
+        for r in s.execute(sa.select(SGB.security_group_id, AAP.ip_address)
+                           .join(AAP, AAP.port_id == SGB.port_id)
+                           .where(SGB.security_group_id.in_(chunk))):
+            members[r.security_group_id].add(r.ip_address)
+    ids = set(local_group_ids) | remote
+    return [m.SecurityGroup(id=g, rules=tuple(sorted(rules.get(g, ()), key=lambda r: r.id)),
+                            member_ips=frozenset(members.get(g, ()))) for g in sorted(ids)]
+
+
+def remote_hosts(s, host, network_ids):
+    hosts = set()
+    for chunk in _chunks(network_ids):
+        for r in s.execute(sa.select(B.host).join(P, P.id == B.port_id)
+                           .where(P.network_id.in_(chunk), B.host != "", B.host != host)
+                           .distinct()):
+            hosts.add(r.host)
+    out = []
+    for chunk in _chunks(hosts):
+        for r in s.execute(sa.select(AG.host, AG.tunnel_ip, AG.configurations)
+                           .where(AG.host.in_(chunk))):
+            ip = r.tunnel_ip or json.loads(r.configurations or "{}").get("tunnel_ip")
+            if ip:
+                out.append(m.RemoteHost(r.host, ip))
+    return sorted(out, key=lambda h: h.name)
+
+
+def _tunnel_ip(s, host):
+    r = s.execute(sa.select(AG.tunnel_ip).where(AG.host == host)).first()
+    return r.tunnel_ip if r else None
+
+
+def full(s, host, revision):
+    nets = local_networks(s, host)
+    ports = load_ports(s, P.network_id.in_(nets)) if nets else []
+    local_groups = {g for p in ports if p.host == host for g in p.security_groups}
+    return m.HostView(
+        host=host, tunnel_ip=_tunnel_ip(s, host), revision=revision,
+        networks=tuple(load_networks(s, nets)),
+        subnets=tuple(load_subnets(s, S.network_id.in_(nets))) if nets else (),
+        ports=tuple(ports), security_groups=tuple(load_groups(s, local_groups)),
+        remote_hosts=tuple(remote_hosts(s, host, nets)))
+
+
+def relevant(change, host, networks, groups):
+    """Could this change row matter to ``host``, which holds ``networks``
+    and whose ports use or name ``groups``?"""
+    if change.host == host:
+        return True
+    if change.network_id is not None and change.network_id in networks:
+        return True
+    if change.resource in ("security_group", "sg_member") and change.resource_id in groups:
+        return True
+    if change.resource == "agent":
+        return True
+    return False
+
+
+def delta(s, host, changes, revision):
+    """The Delta for ``changes`` (rows after the agent's revision)."""
+    port_ids = {c.resource_id for c in changes if c.resource == "port"}
+    nets_now = local_networks(s, host)
+    local_changed = {c.resource_id for c in changes if c.resource == "port" and c.host == host}
+    # Networks the agent already had: those with a local port unchanged
+    # since its revision.  The rest are new to it: send them whole.
+    stable = local_networks(s, host, exclude_ports=local_changed) if local_changed else nets_now
+    new_nets = nets_now - stable
+    gone_nets = {c.network_id for c in changes if c.network_id and c.host == host} - nets_now
+    changed_nets = {c.resource_id for c in changes if c.resource == "network"} & nets_now
+    subnet_ids = {c.resource_id for c in changes if c.resource == "subnet"}
+
+    ports = []
+    if new_nets:
+        ports.extend(load_ports(s, P.network_id.in_(new_nets)))
+    old_port_ids = port_ids - {p.id for p in ports}
+    updated = load_ports(s, P.id.in_(old_port_ids)) if old_port_ids else []
+    kept = [p for p in updated if p.network_id in nets_now]
+    ports.extend(kept)
+    removed_ports = old_port_ids - {p.id for p in kept}
+
+    subnets = []
+    if new_nets:
+        subnets.extend(load_subnets(s, S.network_id.in_(new_nets)))
+    if subnet_ids:
+        subnets.extend(x for x in load_subnets(s, S.id.in_(subnet_ids))
+                       if x.network_id in nets_now and x.network_id not in new_nets)
+    removed_subnets = subnet_ids - {x.id for x in subnets}
+
+    groups = ()
+    sg_changed = any(c.resource in ("security_group", "sg_member") for c in changes)
+    if port_ids or sg_changed or new_nets:
+        local_groups = {g for r in s.execute(
+            sa.select(SGB.security_group_id).join(B, B.port_id == SGB.port_id)
+            .where(B.host == host).distinct()) for g in r}
+        groups = load_groups(s, local_groups)
+
+    remote = remote_hosts(s, host, nets_now)
+    gone_hosts = {c.host for c in changes if c.host and c.host != host} - \
+        {h.name for h in remote}
+    return m.Delta(
+        revision=revision,
+        networks=tuple(load_networks(s, new_nets | changed_nets)),
+        subnets=tuple(subnets), ports=tuple(ports), security_groups=tuple(groups),
+        remote_hosts=tuple(remote),
+        removed_remote_hosts=tuple(sorted(gone_hosts)),
+        removed_networks=tuple(sorted(gone_nets)),
+        removed_subnets=tuple(sorted(removed_subnets)),
+        removed_ports=tuple(sorted(removed_ports)))

@@ -1,0 +1,158 @@
+"""The logical model on the wire: HostView and Delta to JSON-able dicts
+and back.  Pure (json-only) so that the server, the agent and the trace
+tool share one encoding."""
+
+from quantum_ovs import model as m
+
+
+def _net(n):
+    return {"id": n.id, "mtu": n.mtu, "admin_state_up": n.admin_state_up,
+            "network_type": n.segment.network_type,
+            "physical_network": n.segment.physical_network,
+            "segmentation_id": n.segment.segmentation_id}
+
+
+def _net_from(d):
+    return m.Network(id=d["id"], mtu=d.get("mtu", 1500),
+                     admin_state_up=d.get("admin_state_up", True),
+                     segment=m.Segment(d["network_type"], d.get("physical_network"),
+                                       d.get("segmentation_id")))
+
+
+def _subnet(s):
+    return {"id": s.id, "network_id": s.network_id, "cidr": s.cidr,
+            "ip_version": s.ip_version, "gateway_ip": s.gateway_ip,
+            "enable_dhcp": s.enable_dhcp, "dns_nameservers": list(s.dns_nameservers),
+            "host_routes": [[r.destination, r.nexthop] for r in s.host_routes],
+            "ipv6_ra_mode": s.ipv6_ra_mode, "ipv6_address_mode": s.ipv6_address_mode}
+
+
+def _subnet_from(d):
+    return m.Subnet(id=d["id"], network_id=d["network_id"], cidr=d["cidr"],
+                    ip_version=d.get("ip_version", 4), gateway_ip=d.get("gateway_ip"),
+                    enable_dhcp=d.get("enable_dhcp", True),
+                    dns_nameservers=tuple(d.get("dns_nameservers", ())),
+                    host_routes=tuple(m.HostRoute(a, b) for a, b in d.get("host_routes", ())),
+                    ipv6_ra_mode=d.get("ipv6_ra_mode"),
+                    ipv6_address_mode=d.get("ipv6_address_mode"))
+
+
+def _port(p):
+    return {"id": p.id, "network_id": p.network_id, "mac_address": p.mac_address,
+            "fixed_ips": [[f.subnet_id, f.ip_address] for f in p.fixed_ips],
+            "admin_state_up": p.admin_state_up,
+            "port_security_enabled": p.port_security_enabled,
+            "security_groups": list(p.security_groups),
+            "allowed_address_pairs": [[a.ip_address, a.mac_address]
+                                      for a in p.allowed_address_pairs],
+            "device_owner": p.device_owner, "device_id": p.device_id, "host": p.host}
+
+
+def _port_from(d):
+    return m.Port(id=d["id"], network_id=d["network_id"], mac_address=d["mac_address"],
+                  fixed_ips=tuple(m.FixedIP(a, b) for a, b in d.get("fixed_ips", ())),
+                  admin_state_up=d.get("admin_state_up", True),
+                  port_security_enabled=d.get("port_security_enabled", True),
+                  security_groups=tuple(d.get("security_groups", ())),
+                  allowed_address_pairs=tuple(m.AddressPair(a, b) for a, b in
+                                              d.get("allowed_address_pairs", ())),
+                  device_owner=d.get("device_owner", ""), device_id=d.get("device_id", ""),
+                  host=d.get("host"))
+
+
+_RULE_FIELDS = ("id", "security_group_id", "direction", "ethertype", "protocol",
+                "port_range_min", "port_range_max", "remote_ip_prefix", "remote_group_id")
+
+
+def _group(g):
+    return {"id": g.id, "rules": [{k: getattr(r, k) for k in _RULE_FIELDS} for r in g.rules],
+            "member_ips": sorted(g.member_ips)}
+
+
+def _group_from(d):
+    return m.SecurityGroup(id=d["id"], rules=tuple(m.Rule(**r) for r in d.get("rules", ())),
+                           member_ips=frozenset(d.get("member_ips", ())))
+
+
+def _host(h):
+    return {"name": h.name, "tunnel_ip": h.tunnel_ip}
+
+
+def _host_from(d):
+    return m.RemoteHost(d["name"], d["tunnel_ip"])
+
+
+def view_to_dict(v):
+    return {"host": v.host, "tunnel_ip": v.tunnel_ip, "revision": v.revision,
+            "networks": [_net(n) for n in v.networks],
+            "subnets": [_subnet(s) for s in v.subnets],
+            "ports": [_port(p) for p in v.ports],
+            "security_groups": [_group(g) for g in v.security_groups],
+            "remote_hosts": [_host(h) for h in v.remote_hosts]}
+
+
+def view_from_dict(d, chassis=None):
+    return m.HostView(host=d["host"], tunnel_ip=d.get("tunnel_ip"),
+                      revision=d.get("revision", 0),
+                      networks=tuple(_net_from(x) for x in d.get("networks", ())),
+                      subnets=tuple(_subnet_from(x) for x in d.get("subnets", ())),
+                      ports=tuple(_port_from(x) for x in d.get("ports", ())),
+                      security_groups=tuple(_group_from(x) for x in d.get("security_groups", ())),
+                      remote_hosts=tuple(_host_from(x) for x in d.get("remote_hosts", ())),
+                      chassis=chassis or m.Chassis())
+
+
+def delta_to_dict(dl):
+    return {"revision": dl.revision,
+            "networks": [_net(n) for n in dl.networks],
+            "subnets": [_subnet(s) for s in dl.subnets],
+            "ports": [_port(p) for p in dl.ports],
+            "security_groups": [_group(g) for g in dl.security_groups],
+            "remote_hosts": [_host(h) for h in dl.remote_hosts],
+            "removed_networks": list(dl.removed_networks),
+            "removed_subnets": list(dl.removed_subnets),
+            "removed_ports": list(dl.removed_ports),
+            "removed_security_groups": list(dl.removed_security_groups),
+            "removed_remote_hosts": list(dl.removed_remote_hosts)}
+
+
+def delta_from_dict(d):
+    return m.Delta(revision=d.get("revision", 0),
+                   networks=tuple(_net_from(x) for x in d.get("networks", ())),
+                   subnets=tuple(_subnet_from(x) for x in d.get("subnets", ())),
+                   ports=tuple(_port_from(x) for x in d.get("ports", ())),
+                   security_groups=tuple(_group_from(x) for x in d.get("security_groups", ())),
+                   remote_hosts=tuple(_host_from(x) for x in d.get("remote_hosts", ())),
+                   removed_networks=tuple(d.get("removed_networks", ())),
+                   removed_subnets=tuple(d.get("removed_subnets", ())),
+                   removed_ports=tuple(d.get("removed_ports", ())),
+                   removed_security_groups=tuple(d.get("removed_security_groups", ())),
+                   removed_remote_hosts=tuple(d.get("removed_remote_hosts", ())))
+
+
+def apply_delta(view, delta):
+    """The view after a delta (pure; what the agent does with each reply)."""
+    def merge(items, upserts, removed, key=lambda x: x.id):
+        out = {key(x): x for x in items}
+        for k in removed:
+            out.pop(k, None)
+        for x in upserts:
+            out[key(x)] = x
+        return out
+
+    nets = merge(view.networks, delta.networks, delta.removed_networks)
+    subnets = merge(view.subnets, delta.subnets, delta.removed_subnets)
+    ports = merge(view.ports, delta.ports, delta.removed_ports)
+    # A network that goes away takes its subnets and ports with it.
+    gone = set(delta.removed_networks) - set(nets)
+    if gone:
+        subnets = {k: s for k, s in subnets.items() if s.network_id not in gone}
+        ports = {k: p for k, p in ports.items() if p.network_id not in gone}
+    groups = merge(view.security_groups, delta.security_groups,
+                   delta.removed_security_groups)
+    hosts = merge(view.remote_hosts, delta.remote_hosts, delta.removed_remote_hosts,
+                  key=lambda h: h.name)
+    return view.replace(networks=tuple(nets.values()), subnets=tuple(subnets.values()),
+                        ports=tuple(ports.values()), security_groups=tuple(groups.values()),
+                        remote_hosts=tuple(hosts.values()),
+                        revision=max(view.revision, delta.revision))

@@ -1,0 +1,121 @@
+"""Provider networks, tenant segment allocation, MTU, external networks."""
+
+import pytest
+
+NT, PN, SID = "provider:network_type", "provider:physical_network", "provider:segmentation_id"
+
+
+@pytest.fixture
+def papi(make_api):
+    def conf(**kw):
+        api = make_api()
+        for group, opts in kw.items():
+            for k, v in opts.items():
+                api.plugin.conf.set_override(k, v, group=group)
+        return api
+    return conf
+
+
+def test_tenant_networks_get_unique_vnis_and_they_are_freed(make_api):
+    api = make_api()
+    nets = [api.network() for _ in range(3)]
+    shown = [api.get(f"/v2.0/networks/{n['id']}", admin=True, status=200).data["network"]
+             for n in nets]
+    assert [n[NT] for n in shown] == ["vxlan"] * 3
+    assert [n[SID] for n in shown] == [1, 2, 3]
+    assert all(n[PN] is None for n in shown)
+    assert all(n["mtu"] == 1450 for n in shown)
+    api.delete(f"/v2.0/networks/{nets[1]['id']}", status=204)
+    again = api.network()
+    assert api.get(f"/v2.0/networks/{again['id']}", admin=True,
+                   status=200).data["network"][SID] == 2
+
+
+def test_provider_attributes_are_admin_only(api):
+    net = api.network()
+    assert NT not in net and SID not in net  # hidden from the owner
+    r = api.post("/v2.0/networks", {"network": {"name": "x", NT: "vxlan", SID: 77}},
+                 status=403)
+    assert r.data["NeutronError"]["type"] == "PolicyNotAuthorized"
+    net = api.post("/v2.0/networks", {"network": {"name": "x", NT: "vxlan", SID: "77"}},
+                   admin=True, status=201).data["network"]
+    assert (net[NT], net[SID]) == ("vxlan", 77)  # a string is accepted, as the CLI sends
+    r = api.post("/v2.0/networks", {"network": {"name": "y", NT: "vxlan", SID: 77}},
+                 admin=True, status=409)
+    assert r.data["NeutronError"]["type"] == "TunnelIdInUse"
+    ids = [n["id"] for n in api.get(f"/v2.0/networks?{NT}=vxlan&{SID}=77", admin=True,
+                                    status=200).data["networks"]]
+    assert ids == [net["id"]]
+    api.put(f"/v2.0/networks/{net['id']}", {"network": {SID: 78}}, admin=True, status=400)
+
+
+@pytest.mark.parametrize("attrs", [
+    {NT: "flat"}, {NT: "vlan", PN: "physnet1", SID: 5000}, {NT: "vxlan", PN: "physnet1"},
+    {NT: "local", SID: 3}, {NT: "ethernet"}, {NT: "vlan", PN: "nowhere", SID: 10},
+    {SID: 5}, {NT: "gre", SID: "abc"}, {NT: "flat", PN: "physnet1", SID: 3},
+])
+def test_invalid_provider_requests(make_api, attrs):
+    api = make_api()
+    api.plugin.conf.set_override("network_vlan_ranges", ["physnet1:100:101"],
+                                 group="ml2_type_vlan")
+    api.plugin.segments.__init__(api.plugin.conf)
+    r = api.post("/v2.0/networks", {"network": dict(name="x", **attrs)}, admin=True,
+                 status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    assert api.count("networks") == 0
+
+
+def test_vlan_and_flat_and_exhaustion(make_api):
+    api = make_api()
+    conf = api.plugin.conf
+    conf.set_override("network_vlan_ranges", ["physnet1:100:101"], group="ml2_type_vlan")
+    conf.set_override("tenant_network_types", ["vlan"], group="ml2")
+    api.plugin.segments.__init__(conf)
+    a, b = api.network(), api.network()
+    segs = [api.get(f"/v2.0/networks/{n['id']}", admin=True, status=200).data["network"]
+            for n in (a, b)]
+    assert [(n[NT], n[PN], n[SID], n["mtu"]) for n in segs] == [
+        ("vlan", "physnet1", 100, 1500), ("vlan", "physnet1", 101, 1500)]
+    r = api.post("/v2.0/networks", {"network": {"name": "c"}}, status=503)
+    assert r.data["NeutronError"]["type"] == "NoNetworkAvailable"
+    assert api.count("networks") == 2
+    # admin-chosen VLAN outside the tenant range works; a used one is 409
+    api.post("/v2.0/networks", {"network": {"name": "p", NT: "vlan", PN: "physnet1",
+                                            SID: 2000}}, admin=True, status=201)
+    r = api.post("/v2.0/networks", {"network": {"name": "q", NT: "vlan", PN: "physnet1",
+                                                SID: 100}}, admin=True, status=409)
+    assert r.data["NeutronError"]["type"] == "VlanIdInUse"
+    flat = api.post("/v2.0/networks", {"network": {"name": "f", NT: "flat",
+                                                   PN: "physnet1"}},
+                    admin=True, status=201).data["network"]
+    assert flat[SID] is None
+    r = api.post("/v2.0/networks", {"network": {"name": "g", NT: "flat", PN: "physnet1"}},
+                 admin=True, status=409)
+    assert r.data["NeutronError"]["type"] == "FlatNetworkInUse"
+
+
+def test_mtu_by_type(api):
+    gre = api.post("/v2.0/networks", {"network": {"name": "g", NT: "gre"}}, admin=True,
+                   status=201).data["network"]
+    assert gre["mtu"] == 1458
+    local = api.post("/v2.0/networks", {"network": {"name": "l", NT: "local"}}, admin=True,
+                     status=201).data["network"]
+    assert local["mtu"] == 1500
+    r = api.post("/v2.0/networks", {"network": {"name": "big", "mtu": 1500}}, status=400)
+    assert "too big" in r.data["NeutronError"]["message"]
+    api.put(f"/v2.0/networks/{gre['id']}", {"network": {"mtu": 1459}}, admin=True,
+            status=400)
+
+
+def test_external_networks(api):
+    ext = api.post("/v2.0/networks", {"network": {"name": "public", "router:external": True}},
+                   admin=True, project="admin", status=201).data["network"]
+    api.network(name="private", project="p2")
+    api.post("/v2.0/networks", {"network": {"name": "x", "router:external": True}},
+             status=403)
+    visible = {n["name"] for n in api.get("/v2.0/networks", project="p2",
+                                          status=200).data["networks"]}
+    assert visible == {"public", "private"}
+    only_ext = [n["id"] for n in api.get("/v2.0/networks?router:external=true", project="p2",
+                                         status=200).data["networks"]]
+    assert only_ext == [ext["id"]]
