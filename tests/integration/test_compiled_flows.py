@@ -1,5 +1,6 @@
 """The compiler's output on a real switch: it must install (OVS checks
-prerequisites the Python tracer cannot), dump back unchanged, and carry
+prerequisites the Python tracer cannot: this is how ct(commit) on a
+conj_id flow without eth_type was found), dump back unchanged, and carry
 traffic between two instances."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import pytest
 
 from agent.openflow import CookieScope
 from quantum_ovs.compiler.compile import compile_flows
-from quantum_ovs.compiler.flow import Ct, diff
+from quantum_ovs.compiler.flow import diff
 from quantum_ovs.compiler.synth import (
     default_group,
     make_host_view,
@@ -17,22 +18,6 @@ from quantum_ovs.compiler.synth import (
     make_subnet,
 )
 from quantum_ovs.model import Chassis, HostView
-
-
-def known_compiler_issue(flows) -> str | None:
-    """OVS refuses ct(commit) unless the match pins eth_type to IPv4/IPv6
-    (OFPBAC_MATCH_INCONSISTENT).  Reported to the compiler's owner; while
-    the compiler emits such flows these tests xfail with this message,
-    and run for real as soon as it does not."""
-    bad = [
-        f
-        for f in flows
-        if f.match.get("eth_type") is None
-        and any(isinstance(a, Ct) and a.commit for a in f.actions)
-    ]
-    if bad:
-        return f"compiler emits ct(commit) without eth_type (OVS rejects it), e.g. {bad[0]}"
-    return None
 
 
 @pytest.mark.parametrize("network_type", ["vxlan", "gre", "vlan", "flat", "local"])
@@ -45,9 +30,6 @@ def test_compiled_flow_set_installs_and_dumps_back(switch, network_type):
         network_type=network_type,
     )
     flows = compile_flows(view)
-    issue = known_compiler_issue(flows)
-    if issue:
-        pytest.xfail(issue)
     ch = switch.channel
     ch.cookie = CookieScope.ours()  # the compiler's cookies, not the test scope
     ch.apply(diff(ch.dump_flows(), flows))
@@ -76,9 +58,6 @@ def test_compiled_pipeline_carries_traffic(switch):
         chassis=Chassis(ofports, (("vxlan", api.wait_ofport("vxlan0")),), ()),
     )
     flows = compile_flows(view)
-    issue = known_compiler_issue(flows)
-    if issue:
-        pytest.xfail(issue)
     a, b = insts
     assert not a.ping(b.ip)  # nothing installed yet
     ch.apply(diff(ch.dump_flows(), flows))
