@@ -35,6 +35,7 @@ F_ARP_REQ = Field("arp_op", 1)
 DHCP_DISCOVER = (F_IP, Field("ipv4_src", "0.0.0.0"), Field("ipv4_dst", "255.255.255.255"),
                  F_PROTO_UDP, Field("udp_src", 68), Field("udp_dst", 67))
 IPV6_UNSPEC = Field("ipv6_src", "::")
+ARP_UNSPEC = Field("arp_spa", "0.0.0.0")
 PS_ALLOW = 100
 PS_UNSPEC = 110
 PS_NA_DROP = 115
@@ -111,6 +112,8 @@ def port_security_flows(port: Port, ofport: int, cookie: int) -> list[Flow]:
     for m in macs:
         eth_src = Field("eth_src", m)
         keys[mk(src, eth_src, *DHCP_DISCOVER)] = (PS_ALLOW, go)
+        # ARP probes (RFC 5227) come from 0.0.0.0
+        keys[mk(src, eth_src, F_ARP, Field("arp_sha", m), ARP_UNSPEC)] = (PS_ALLOW, go)
         for t in (133, 135, 143):  # RS, DAD NS, MLDv2 report from ::
             keys[mk(src, eth_src, F_IPV6, IPV6_UNSPEC, F_PROTO_ICMP6,
                     Field("icmpv6_type", t))] = (PS_UNSPEC, go)

@@ -1,0 +1,372 @@
+"""What the compiled network does, asserted through the tracer."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantum_ovs.compiler.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, OFPVID_PRESENT
+from quantum_ovs.compiler.synth import default_group, make_host_view, make_port
+from quantum_ovs.model import AddressPair, Port, Rule, SecurityGroup
+
+from .helpers import BROADCAST, GRE_OFPORT, PATCH_OFPORT, VXLAN_OFPORT, Scenario
+
+
+@pytest.fixture(scope="module")
+def two_nets():
+    # 2 networks x 3 local ports, 2 remote hosts each holding ports of both
+    return Scenario.build(networks=2, ports_per_net=3, remote_hosts=2, remote_ports_per_net=2)
+
+
+# ----------------------------------------------------------- reachability
+def test_ports_on_one_network_reach_each_other(two_nets):
+    s = two_nets
+    t = s.tcp("port-0-0", "port-0-1")
+    assert t.ports == [s.ofport("port-0-1")]
+    t = s.tcp("port-0-2", "port-0-0", dport=22)
+    assert t.ports == [s.ofport("port-0-0")]
+    # the new connection is committed in the network's conntrack zone
+    assert t.commits and all(z == s.engine.local_id("net-0") for z, _ in t.commits)
+
+
+def test_no_leak_between_networks(two_nets):
+    s = two_nets
+    # port-0-0 addresses port-1-0's MAC and IP: unknown on its network
+    t = s.tcp("port-0-0", "port-1-0")
+    net1_ports = {s.ofport(f"port-1-{i}") for i in range(3)}
+    assert not set(t.ports) & net1_ports
+    # and the flood of net-0 carries net-0's VNI only
+    for d in t.outputs:
+        if d.port == VXLAN_OFPORT:
+            assert d.get("tunnel_id") == s.network_of("port-0-0").segment.segmentation_id
+
+
+def test_remote_port_over_the_tunnel_to_its_host(two_nets):
+    s = two_nets
+    remote = s.port("port-0-3")  # first remote port of net-0
+    host = next(h for h in s.view.remote_hosts if h.name == remote.host)
+    t = s.tcp("port-0-0", "port-0-3")
+    assert t.ports == [VXLAN_OFPORT]
+    out = t.outputs[0]
+    assert out.get("tunnel_id") == 1000  # net-0's VNI
+    assert out.get("tun_ipv4_dst") == host.tunnel_ip
+
+
+def test_from_tunnel_to_local_port(two_nets):
+    s = two_nets
+    src, dst = s.port("port-0-3"), s.port("port-0-1")
+    pkt = dict(eth_src=src.mac_address, eth_dst=dst.mac_address, eth_type=0x0800,
+               ipv4_src=src.ips[0], ipv4_dst=dst.ips[0], ip_proto=6, tcp_dst=80)
+    t = s.inject(VXLAN_OFPORT, tunnel_id=1000, **pkt)
+    assert t.ports == [s.ofport("port-0-1")]
+    # net-1's key keeps the packet in net-1 (flooded there as unknown unicast)
+    t = s.inject(VXLAN_OFPORT, tunnel_id=1001, **pkt)
+    assert not set(t.ports) & {s.ofport(f"port-0-{i}") for i in range(3)}
+    assert set(t.ports) == {s.ofport(f"port-1-{i}") for i in range(3)}
+    # an unknown key reaches nothing
+    assert s.inject(VXLAN_OFPORT, tunnel_id=4242, **pkt).dropped
+    # nor does a GRE packet for a VXLAN network
+    assert s.inject(GRE_OFPORT, tunnel_id=1000, **pkt).dropped
+
+
+@pytest.mark.parametrize("ntype", ["vlan", "flat"])
+def test_physical_networks(ntype):
+    s = Scenario.build(networks=1, ports_per_net=2, remote_hosts=1, remote_ports_per_net=1,
+                       network_type=ntype)
+    tag = (100 | OFPVID_PRESENT) if ntype == "vlan" else 0
+    # to a port elsewhere on the physical network: tagged, out of the patch port
+    t = s.tcp("port-0-0", "port-0-2")
+    assert t.ports == [PATCH_OFPORT]
+    assert t.outputs[0].get("vlan_vid", 0) == tag
+    # from the physical network, tagged for us: delivered untagged
+    src, dst = s.port("port-0-2"), s.port("port-0-1")
+    pkt = dict(eth_src=src.mac_address, eth_dst=dst.mac_address, eth_type=0x0800,
+               ipv4_src=src.ips[0], ipv4_dst=dst.ips[0], ip_proto=6, tcp_dst=80)
+    t = s.inject(PATCH_OFPORT, vlan_vid=tag, **pkt)
+    assert t.ports == [s.ofport("port-0-1")]
+    assert t.outputs[0].get("vlan_vid", 0) == 0
+    # another tag is not ours
+    assert s.inject(PATCH_OFPORT, vlan_vid=(7 | OFPVID_PRESENT), **pkt).dropped
+
+
+# -------------------------------------------------------------- flooding
+def test_broadcast_reaches_exactly_the_network(two_nets):
+    s = two_nets
+    t = s.send("port-0-0", eth_dst=BROADCAST, eth_type=0x88CC)  # not IP, not ARP
+    # port security drops unknown ethertypes; use an ARP for someone unknown
+    assert t.dropped
+    t = s.arp_request("port-0-0", "10.0.0.250")
+    local = sorted(t.ports[:-2])
+    assert local == [s.ofport("port-0-1"), s.ofport("port-0-2")]
+    tunnels = [d for d in t.outputs if d.port == VXLAN_OFPORT]
+    assert sorted(d.get("tun_ipv4_dst") for d in tunnels) == ["192.168.0.2", "192.168.0.3"]
+    assert all(d.get("tunnel_id") == 1000 for d in tunnels)
+    assert len(t.outputs) == 4
+
+
+def test_flood_from_tunnel_stays_local(two_nets):
+    s = two_nets
+    src = s.port("port-0-3")
+    t = s.inject(VXLAN_OFPORT, tunnel_id=1000, eth_src=src.mac_address, eth_dst=BROADCAST,
+                 eth_type=0x0806, arp_op=1, arp_spa=src.ips[0], arp_tpa="10.0.0.99")
+    assert sorted(t.ports) == sorted(s.ofport(f"port-0-{i}") for i in range(3))
+
+
+def test_unknown_unicast_floods_the_network(two_nets):
+    s = two_nets
+    t = s.tcp("port-0-0", "port-0-1", eth_dst="fa:16:3e:99:99:99")
+    assert s.ofport("port-0-1") in t.ports
+    assert s.ofport("port-1-0") not in t.ports
+
+
+# --------------------------------------------------------- port security
+def test_spoofed_mac_is_dropped(two_nets):
+    s = two_nets
+    assert s.tcp("port-0-0", "port-0-1", eth_src="fa:16:3e:00:00:99").dropped
+
+
+def test_spoofed_ip_is_dropped(two_nets):
+    s = two_nets
+    assert s.tcp("port-0-0", "port-0-1", ipv4_src="10.0.0.99").dropped
+    assert s.tcp("port-0-0", "port-0-1", ipv4_src=s.port("port-0-1").ips[0]).dropped
+
+
+def test_spoofed_arp_is_dropped(two_nets):
+    s = two_nets
+    assert s.arp_request("port-0-0", "10.0.0.250", arp_spa="10.0.0.77").dropped
+    assert s.arp_request("port-0-0", "10.0.0.250", arp_sha="fa:16:3e:00:00:99").dropped
+
+
+def test_dhcp_goes_to_the_controller(two_nets):
+    s = two_nets
+    t = s.send("port-0-0", eth_dst=BROADCAST, eth_type=0x0800, ipv4_src="0.0.0.0",
+               ipv4_dst="255.255.255.255", ip_proto=17, udp_src=68, udp_dst=67)
+    assert len(t.controller) == 1 and not t.outputs
+    # a VM answering DHCP is stopped
+    t = s.send("port-0-0", eth_dst=BROADCAST, eth_type=0x0800, ipv4_src=s.port("port-0-0").ips[0],
+               ipv4_dst="255.255.255.255", ip_proto=17, udp_src=67, udp_dst=68)
+    assert t.dropped
+
+
+def test_allowed_address_pairs():
+    view = make_host_view(networks=1, ports_per_net=2)
+    p = view.ports[0]
+    vip = AddressPair("10.0.0.200", "fa:16:3e:aa:aa:aa")
+    cidr = AddressPair("10.0.5.0/24", p.mac_address)
+    ports = (Port(p.id, p.network_id, p.mac_address, p.fixed_ips,
+                  security_groups=p.security_groups, host=p.host,
+                  allowed_address_pairs=(vip, cidr)),) + view.ports[1:]
+    # the server lists pair addresses among the group's members
+    members = view.security_groups[0].member_ips | {"10.0.0.200", "10.0.5.0/24"}
+    s = Scenario(view.replace(ports=ports, security_groups=(default_group(members=members),)))
+    dst = s.port("port-0-1")
+    assert s.tcp("port-0-0", "port-0-1", eth_src=vip.mac_address,
+                 ipv4_src="10.0.0.200").ports == [s.ofport("port-0-1")]
+    assert s.tcp("port-0-0", "port-0-1", ipv4_src="10.0.5.77").ports == [s.ofport("port-0-1")]
+    assert s.tcp("port-0-0", "port-0-1", ipv4_src="10.0.6.77").dropped
+    assert s.tcp("port-0-0", "port-0-1", eth_src=vip.mac_address,
+                 ipv4_src=p.ips[0]).dropped  # the pair's MAC only with the pair's IP
+    assert dst  # (receiver unchanged)
+
+
+def test_port_security_disabled_lets_anything_through():
+    view = make_host_view(networks=1, ports_per_net=2)
+    p = view.ports[0]
+    open_port = Port(p.id, p.network_id, p.mac_address, p.fixed_ips, host=p.host,
+                     port_security_enabled=False)
+    s = Scenario(view.replace(ports=(open_port,) + view.ports[1:]))
+    t = s.tcp("port-0-0", "port-0-1", eth_src="02:00:00:00:00:01", ipv4_src="1.2.3.4")
+    assert t.dropped  # the receiver's group still filters: 1.2.3.4 is not a member
+    t = s.tcp("port-0-1", "port-0-0", dport=31337)
+    assert t.ports == [s.ofport("port-0-0")]  # no ingress filter on the open port
+
+
+# ---------------------------------------------------------- ARP responder
+def test_arp_answered_in_flows(two_nets):
+    s = two_nets
+    target = s.port("port-0-3")  # a remote port: still answered locally
+    t = s.arp_request("port-0-0", target.ips[0])
+    assert t.ports == [s.ofport("port-0-0")]
+    reply = t.outputs[0]
+    assert reply.get("arp_op") == 2
+    assert reply.get("eth_src") == target.mac_address
+    assert reply.get("arp_sha") == target.mac_address
+    assert reply.get("arp_spa") == target.ips[0]
+    assert reply.get("eth_dst") == s.port("port-0-0").mac_address
+    assert reply.get("arp_tha") == s.port("port-0-0").mac_address
+    assert reply.get("arp_tpa") == s.port("port-0-0").ips[0]
+
+
+def test_arp_probe_and_other_networks_not_answered(two_nets):
+    s = two_nets
+    # an address of another network is unknown here: flooded, not answered
+    t = s.arp_request("port-0-0", s.port("port-1-0").ips[0])
+    assert s.ofport("port-0-0") not in t.ports and len(t.ports) == 4
+    # a probe (sender 0.0.0.0) is flooded too, never answered
+    t = s.arp_request("port-0-0", s.port("port-0-1").ips[0], arp_spa="0.0.0.0")
+    assert s.ofport("port-0-0") not in t.ports and s.ofport("port-0-1") in t.ports
+
+
+# --------------------------------------------------------- admin / deleted
+def test_admin_down_port_drops_everything():
+    view = make_host_view(networks=1, ports_per_net=3)
+    p = view.ports[1]
+    down = Port(p.id, p.network_id, p.mac_address, p.fixed_ips,
+                security_groups=p.security_groups, host=p.host, admin_state_up=False)
+    s = Scenario(view.replace(ports=(view.ports[0], down, view.ports[2])))
+    assert s.tcp("port-0-1", "port-0-0").dropped
+    t = s.tcp("port-0-0", "port-0-1")
+    assert s.ofport("port-0-1") not in t.ports
+    t = s.arp_request("port-0-0", "10.0.0.250")
+    assert t.ports == [s.ofport("port-0-2")]
+
+
+def test_deleted_port_is_gone():
+    s = Scenario.build(networks=1, ports_per_net=3)
+    pid, ofport = "port-0-1", s.ofport("port-0-1")
+    s.engine.remove_port(pid)
+    s2 = Scenario(s.engine.view())
+    s2.ofports[pid] = ofport
+    s2.ports[pid] = s.port(pid)
+    assert s2.tcp(pid, "port-0-0").dropped
+    assert ofport not in s2.tcp("port-0-0", pid).ports
+
+
+# ------------------------------------------------------- security groups
+def _with_group(rules, members=(), extra_groups=()):
+    """port-0-0 (client) in sg-client (egress all); port-0-1 (server) in
+    sg-server with ``rules``."""
+    view = make_host_view(networks=1, ports_per_net=3, groups=[])
+    client, server, third = view.ports
+    ports = (
+        Port(client.id, client.network_id, client.mac_address, client.fixed_ips,
+             security_groups=("sg-client",), host=client.host),
+        Port(server.id, server.network_id, server.mac_address, server.fixed_ips,
+             security_groups=("sg-server",), host=server.host),
+        Port(third.id, third.network_id, third.mac_address, third.fixed_ips,
+             security_groups=("sg-client",), host=third.host),
+    )
+    client_sg = SecurityGroup("sg-client", (
+        Rule("c-eg", "sg-client", "egress", "IPv4"),
+        Rule("c-in", "sg-client", "ingress", "IPv4", remote_group_id="sg-server"),
+    ), frozenset({client.ips[0], third.ips[0]}))
+    server_sg = SecurityGroup("sg-server", tuple(rules) + (
+        Rule("s-eg", "sg-server", "egress", "IPv4"),), frozenset({server.ips[0]}))
+    return Scenario(view.replace(ports=ports, security_groups=(client_sg, server_sg)
+                                 + tuple(extra_groups)))
+
+
+def _rule(**kw):
+    return Rule(kw.pop("id", "r"), "sg-server", kw.pop("direction", "ingress"),
+                kw.pop("ethertype", "IPv4"), **kw)
+
+
+def reaches(t, s, dst="port-0-1"):
+    return s.ofport(dst) in t.ports
+
+
+def test_tcp_port_range_allows_exactly_the_range():
+    s = _with_group([_rule(protocol=6, port_range_min=1000, port_range_max=1999)])
+    for port, ok in ((999, False), (1000, True), (1500, True), (1999, True), (2000, False),
+                     (80, False)):
+        assert reaches(s.tcp("port-0-0", "port-0-1", dport=port), s) is ok, port
+    # UDP on an allowed port number is still refused
+    assert not reaches(s.udp("port-0-0", "port-0-1", dport=1500), s)
+
+
+def test_udp_single_port():
+    s = _with_group([_rule(protocol=17, port_range_min=53, port_range_max=53)])
+    assert reaches(s.udp("port-0-0", "port-0-1", dport=53), s)
+    assert not reaches(s.udp("port-0-0", "port-0-1", dport=54), s)
+    assert not reaches(s.tcp("port-0-0", "port-0-1", dport=53), s)
+
+
+def test_icmp_type_and_code():
+    s = _with_group([_rule(protocol=1, port_range_min=8, port_range_max=0)])
+    echo = dict(ip_proto=1, icmpv4_type=8, icmpv4_code=0)
+    assert reaches(s.ip("port-0-0", "port-0-1", **echo), s)
+    assert not reaches(s.ip("port-0-0", "port-0-1", ip_proto=1, icmpv4_type=13,
+                            icmpv4_code=0), s)
+
+
+def test_any_protocol_number():
+    s = _with_group([_rule(protocol=47)])  # GRE
+    assert reaches(s.ip("port-0-0", "port-0-1", ip_proto=47), s)
+    assert not reaches(s.ip("port-0-0", "port-0-1", ip_proto=50), s)
+    s = _with_group([_rule()])  # any IPv4
+    assert reaches(s.ip("port-0-0", "port-0-1", ip_proto=50), s)
+
+
+def test_remote_ip_prefix():
+    s = _with_group([_rule(protocol=6, remote_ip_prefix="10.0.0.10/31")])
+    # port-0-0 is 10.0.0.10, port-0-2 is 10.0.0.12
+    assert reaches(s.tcp("port-0-0", "port-0-1"), s)
+    assert not reaches(s.tcp("port-0-2", "port-0-1"), s)
+
+
+def test_remote_group_members_only():
+    only_a = SecurityGroup("sg-a", (), frozenset({"10.0.0.10"}))  # port-0-0 only
+    s = _with_group([_rule(protocol=6, port_range_min=22, port_range_max=22,
+                           remote_group_id="sg-a")], extra_groups=[only_a])
+    assert reaches(s.tcp("port-0-0", "port-0-1", dport=22), s)
+    assert not reaches(s.tcp("port-0-0", "port-0-1", dport=23), s)
+    assert not reaches(s.tcp("port-0-2", "port-0-1", dport=22), s)  # not a member
+
+
+def test_no_rule_no_entry_but_replies_pass():
+    s = _with_group([])
+    assert not reaches(s.tcp("port-0-0", "port-0-1"), s)
+    # an established connection (the server's reply direction) passes
+    assert reaches(s.tcp("port-0-0", "port-0-1", ct_state=CT_EST | CT_RPL), s)
+    assert reaches(s.tcp("port-0-0", "port-0-1", ct_state=CT_REL), s)
+    # invalid is dropped even where a rule would allow
+    s = _with_group([_rule()])
+    assert reaches(s.tcp("port-0-0", "port-0-1"), s)
+    assert not reaches(s.tcp("port-0-0", "port-0-1", ct_state=CT_INV), s)
+
+
+def test_egress_rules_restrict_the_sender():
+    s = _with_group([_rule()])
+    view = s.view
+    server_sg = next(g for g in view.security_groups if g.id == "sg-server")
+    narrowed = SecurityGroup("sg-server", (
+        _rule(id="in"),
+        _rule(id="eg-dns", direction="egress", protocol=17, port_range_min=53,
+              port_range_max=53),
+    ), server_sg.member_ips)
+    s = Scenario(view.replace(security_groups=tuple(
+        narrowed if g.id == "sg-server" else g for g in view.security_groups)))
+    # the client group accepts ingress from sg-server members on anything
+    assert reaches(s.udp("port-0-1", "port-0-0", dport=53), s, "port-0-0")
+    assert not reaches(s.udp("port-0-1", "port-0-0", dport=54), s, "port-0-0")
+    assert not reaches(s.tcp("port-0-1", "port-0-0", dport=53), s, "port-0-0")
+
+
+def test_ipv6_rule_does_not_open_ipv4():
+    s = _with_group([_rule(ethertype="IPv6")])
+    assert not reaches(s.tcp("port-0-0", "port-0-1"), s)
+
+
+def test_default_group_between_members(two_nets):
+    s = two_nets
+    assert reaches(s.tcp("port-0-0", "port-0-1", dport=5432), s)
+    # from a remote member over the tunnel: allowed in by the group rule
+    src, dst = s.port("port-0-3"), s.port("port-0-1")
+    t = s.inject(VXLAN_OFPORT, tunnel_id=1000, eth_src=src.mac_address,
+                 eth_dst=dst.mac_address, eth_type=0x0800, ipv4_src=src.ips[0],
+                 ipv4_dst=dst.ips[0], ip_proto=6, tcp_dst=5432)
+    assert t.ports == [s.ofport("port-0-1")]
+    # a non-member source from the tunnel is refused
+    t = s.inject(VXLAN_OFPORT, tunnel_id=1000, eth_src=src.mac_address,
+                 eth_dst=dst.mac_address, eth_type=0x0800, ipv4_src="10.9.9.9",
+                 ipv4_dst=dst.ips[0], ip_proto=6, tcp_dst=5432)
+    assert t.dropped
+
+
+def test_port_without_groups_is_closed():
+    view = make_host_view(networks=1, ports_per_net=2, groups=[default_group(members=[])])
+    p = view.ports[1]
+    bare = Port(p.id, p.network_id, p.mac_address, p.fixed_ips, host=p.host)
+    s = Scenario(view.replace(ports=(view.ports[0], bare)))
+    assert s.tcp("port-0-1", "port-0-0").dropped  # no egress rule
+    assert s.tcp("port-0-0", "port-0-1", ct_state=CT_NEW).dropped  # and no ingress
+    assert make_port(0, 0)  # builders stay usable
