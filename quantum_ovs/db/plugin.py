@@ -440,6 +440,7 @@ class Plugin:
                            for i, r in enumerate(a.get("host_routes") or [])]
         s.add(sub)
         s.flush()
+        self._run_hooks("subnets", "create", s, ctx, sub, a)
         ipam.set_pools(s, sub, pools)
         sub.tags = []
         self._bump(net)
