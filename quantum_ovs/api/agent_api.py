@@ -63,9 +63,12 @@ class ChangeFeed:
         self.latest = self._max_seq()
         self.floor = self.latest  # the oldest revision we can answer from memory
         self.gaps = {}  # seq -> first seen missing (monotonic)
+        self.generation = 0  # bumped whenever the feed or its gaps change
         self._thread = None
         self._stopped = False
+        self._refresh_lock = threading.Lock()
         db.after_write.append(self.poke)
+        db.on_dispose.append(self.stop)
 
     def _max_seq(self):
         with self.db.reader() as s:
@@ -79,6 +82,10 @@ class ChangeFeed:
     def stop(self):
         self._stopped = True
         self.wake.set()
+        with self.cond:
+            self.cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(2)
 
     def poke(self):
         self.wake.set()
@@ -99,6 +106,10 @@ class ChangeFeed:
                 time.sleep(self.poll_interval)
 
     def refresh(self):
+        with self._refresh_lock:
+            self._refresh()
+
+    def _refresh(self):
         C = models.Change
         q = sa.select(C.seq, C.resource, C.resource_id, C.network_id, C.host, C.op)
         with self.db.reader() as s:
@@ -107,7 +118,10 @@ class ChangeFeed:
             if self.gaps:
                 late = s.execute(q.where(C.seq.in_(list(self.gaps)))).all()
         if not rows and not late:
-            self._expire_gaps()
+            if self._expire_gaps():
+                with self.cond:
+                    self.generation += 1
+                    self.cond.notify_all()
             return
         now = time.monotonic()
         with self.cond:
@@ -122,13 +136,15 @@ class ChangeFeed:
             self._expire_gaps()
             if len(self.items) == self.items.maxlen:
                 self.floor = max(self.floor, self.items[0].seq - 1)
+            self.generation += 1
             self.cond.notify_all()
 
     def _expire_gaps(self):
         now = time.monotonic()
-        for seq, seen in list(self.gaps.items()):
-            if now - seen > self.gap_timeout:
-                del self.gaps[seq]
+        expired = [seq for seq, seen in self.gaps.items() if now - seen > self.gap_timeout]
+        for seq in expired:
+            del self.gaps[seq]
+        return bool(expired)
 
     def since(self, revision):
         """Changes after ``revision``, or None when we no longer have them."""
@@ -136,11 +152,11 @@ class ChangeFeed:
             return None
         return [c for c in list(self.items) if c.seq > revision]
 
-    def wait(self, revision, timeout):
-        """Block until something newer than ``revision`` arrives."""
+    def wait(self, generation, timeout):
+        """Block until the feed moves past ``generation``."""
         deadline = time.monotonic() + timeout
         with self.cond:
-            while self.latest <= revision and not self._stopped:
+            while self.generation <= generation and not self._stopped:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -224,32 +240,33 @@ class AgentAPI:
                 from None
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
         feed = self.feed
+        feed.refresh()  # see our own process's latest commits
         deadline = time.monotonic() + timeout
         if since <= 0 or since > feed.latest:
             return self._full(host)
         with self.db.reader() as s:
             nets = host_view.local_networks(s, host)
             groups = self._groups(s, host)
-        cursor = since
         while True:
-            changes = feed.since(cursor)
+            # Only look up to the watermark: above it a concurrent
+            # transaction may still commit a lower sequence number.
+            gen = feed.generation
+            mark = feed.watermark
+            changes = feed.since(since)
             if changes is None:
                 return self._full(host)
-            mine = [c for c in changes if host_view.relevant(c, host, nets, groups)]
+            changes = [c for c in changes if c.seq <= mark]
+            # Networks the host held at its revision but may have lost since.
+            held = nets | {c.network_id for c in changes if c.host == host and c.network_id}
+            mine = [c for c in changes if host_view.relevant(c, host, held, groups)]
             if mine:
-                # Everything after the agent's revision, not only what
-                # woke us: later waits may have skipped earlier rows.
-                relevant = [c for c in feed.since(since) or []
-                            if host_view.relevant(c, host, nets, groups)]
-                return self._delta(host, relevant, feed.watermark)
-            if changes:
-                cursor = changes[-1].seq
+                return self._delta(host, mine, mark)
             left = deadline - time.monotonic()
             if left <= 0:
-                return json_response({"full": False, "revision": max(since, feed.watermark),
-                                      "delta": wire.delta_to_dict(
-                                          wire.m.Delta(revision=max(since, feed.watermark)))})
-            feed.wait(cursor, left)
+                rev = max(since, mark)
+                return json_response({"full": False, "revision": rev,
+                                      "delta": wire.delta_to_dict(wire.m.Delta(revision=rev))})
+            feed.wait(gen, left)
 
     @staticmethod
     def _groups(s, host):

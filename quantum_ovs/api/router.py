@@ -46,7 +46,9 @@ class API:
         self.mapper = m
 
     def add_route(self, path, handlers):
-        self.mapper.connect(path, action="extra", handlers=handlers)
+        key = f"extra{len(self.extra_routes)}"
+        self.extra_routes.append((path, handlers))
+        self.mapper.connect(path, action="extra", extra=key)
 
     # ------------------------------------------------------------------
     @webob.dec.wsgify
@@ -87,10 +89,11 @@ class API:
                     return json_response({"extension": e})
             raise exceptions.ExtensionNotFound(alias=match["alias"])
         if action == "extra":
-            handler = match["handlers"].get(method)
+            handlers = self.extra_routes[int(match["extra"][5:])][1]
+            handler = handlers.get(method)
             if handler is None:
                 raise webob.exc.HTTPMethodNotAllowed(detail=f"Method {method} not allowed")
-            kwargs = {k: val for k, val in match.items() if k not in ("action", "handlers")}
+            kwargs = {k: val for k, val in match.items() if k not in ("action", "extra")}
             return handler(req, ctx, **kwargs)
         ctl = self.controllers[match["collection"]]
         if action == "collection":

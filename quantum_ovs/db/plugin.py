@@ -221,8 +221,10 @@ class Plugin:
 
     @staticmethod
     def _bump(obj):
-        obj.revision_number = (obj.revision_number or 0) + 1
-        obj.updated_at = utcnow()
+        if hasattr(obj, "revision_number"):
+            obj.revision_number = (obj.revision_number or 0) + 1
+        if hasattr(obj, "updated_at"):
+            obj.updated_at = utcnow()
 
     def _visible_clause(self, ctx, collection):
         if ctx.is_admin:

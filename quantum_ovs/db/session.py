@@ -56,6 +56,8 @@ class Database:
         # Called after every committed write transaction (e.g. to wake the
         # agent API's change feed at once).
         self.after_write = []
+        # Called by dispose(): background readers stop before the engine goes.
+        self.on_dispose = []
 
     @staticmethod
     def _setup_sqlite(engine):
@@ -81,6 +83,8 @@ class Database:
                 conn.exec_driver_sql("BEGIN")
 
     def dispose(self):
+        for fn in self.on_dispose:
+            fn()
         self.engine.dispose()
 
     @contextlib.contextmanager

@@ -1,0 +1,240 @@
+"""The agent API: registration, binding, long-poll deltas, port reports."""
+
+import threading
+import time
+
+import pytest
+
+from quantum_ovs import wire
+
+HOST_A, HOST_B, HOST_C = "hv-a", "hv-b", "hv-c"
+
+
+def register(api, host, tunnel_ip, **conf):
+    conf.setdefault("tunnel_types", ["vxlan", "gre"])
+    conf.setdefault("bridge_mappings", {})
+    return api.post("/agent-api/v1/agents", {"host": host, "tunnel_ip": tunnel_ip,
+                                             "configurations": conf, "started": True},
+                    status=200).data
+
+
+def state(api, host, since=0, timeout=0):
+    return api.get(f"/agent-api/v1/hosts/{host}/state?since={since}&timeout={timeout}",
+                   status=200).data
+
+
+def bound_port(api, net_id, host, **kw):
+    return api.post("/v2.0/ports", {"port": dict(network_id=net_id,
+                                                 **{"binding:host_id": host}, **kw)},
+                    admin=True, status=201).data["port"]
+
+
+def canon(view):
+    """A view with every collection sorted, for comparison."""
+    return view.replace(
+        networks=tuple(sorted(view.networks, key=lambda x: x.id)),
+        subnets=tuple(sorted(view.subnets, key=lambda x: x.id)),
+        ports=tuple(sorted(view.ports, key=lambda x: x.id)),
+        security_groups=tuple(sorted(view.security_groups, key=lambda x: x.id)),
+        remote_hosts=tuple(sorted(view.remote_hosts, key=lambda x: x.name)), revision=0)
+
+
+def test_register_and_agents_resource(api):
+    out = register(api, HOST_A, "192.0.2.1", integration_bridge="br-int")
+    assert out["agent"]["host"] == HOST_A and out["agent"]["alive"] is True
+    agents = api.get("/v2.0/agents", admin=True, status=200).data["agents"]
+    assert [(a["host"], a["agent_type"], a["binary"]) for a in agents] == [
+        (HOST_A, "Open vSwitch agent", "quantum-ovs-agent")]
+    assert agents[0]["configurations"]["tunnel_ip"] == "192.0.2.1"
+    assert api.get("/v2.0/agents", status=200).data["agents"] == []  # not for tenants
+    aid = agents[0]["id"]
+    upd = api.put(f"/v2.0/agents/{aid}", {"agent": {"admin_state_up": False}}, admin=True,
+                  status=200).data["agent"]
+    assert upd["admin_state_up"] is False
+    api.put(f"/v2.0/agents/{aid}", {"agent": {"host": "x"}}, admin=True, status=400)
+    api.post("/v2.0/agents", {"agent": {}}, admin=True, status=405)
+    r = api.delete(f"/v2.0/agents/{aid}", admin=True, status=409)  # alive
+    assert r.data["NeutronError"]["type"] == "AgentInUse"
+    api.post("/agent-api/v1/agents", {"tunnel_ip": "x"}, status=400)
+    api.post("/agent-api/v1/agents", {"host": "h", "tunnel_ip": "not-an-ip"}, status=400)
+
+
+def test_binding_follows_live_agents(api):
+    net = api.network()
+    api.subnet(net["id"])
+    port = bound_port(api, net["id"], HOST_A)
+    assert port["binding:vif_type"] == "binding_failed"
+    assert port["status"] == "DOWN"
+    register(api, HOST_A, "192.0.2.1", integration_bridge="br-int", datapath_type="netdev")
+    port = api.get(f"/v2.0/ports/{port['id']}", admin=True, status=200).data["port"]
+    assert port["binding:vif_type"] == "ovs"
+    assert port["binding:vif_details"] == {"port_filter": True, "connectivity": "l2",
+                                           "bridge_name": "br-int", "datapath_type": "netdev",
+                                           "ovs_hybrid_plug": False}
+    owner_view = api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"]
+    assert "binding:host_id" not in owner_view and "binding:vif_type" not in owner_view
+    unbound = api.port(net["id"])
+    assert api.get(f"/v2.0/ports/{unbound['id']}", admin=True,
+                   status=200).data["port"]["binding:vif_type"] == "unbound"
+    # a VLAN network on a physnet the agent has no bridge for
+    api.plugin.conf.set_override("network_vlan_ranges", ["physnet1"], group="ml2_type_vlan")
+    api.plugin.segments.__init__(api.plugin.conf)
+    vlan = api.post("/v2.0/networks", {"network": {
+        "name": "v", "provider:network_type": "vlan", "provider:physical_network": "physnet1",
+        "provider:segmentation_id": 10}}, admin=True, status=201).data["network"]
+    p2 = bound_port(api, vlan["id"], HOST_A)
+    assert p2["binding:vif_type"] == "binding_failed"
+    # a tenant may not bind
+    api.post("/v2.0/ports", {"port": {"network_id": net["id"], "binding:host_id": HOST_A}},
+             status=403)
+
+
+def test_reports_move_port_status(api):
+    register(api, HOST_A, "192.0.2.1")
+    net = api.network()
+    api.subnet(net["id"])
+    port = bound_port(api, net["id"], HOST_A)
+    other = bound_port(api, net["id"], HOST_B)
+    r = api.post(f"/agent-api/v1/hosts/{HOST_A}/ports",
+                 {"plugged": [{"port_id": port["id"], "ofport": 7}],
+                  "installed": [port["id"], other["id"]]}, status=200).data
+    assert r["updated"] == 1  # a host reports only its own ports
+    got = api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"]
+    assert got["status"] == "ACTIVE" and got["revision_number"] > port["revision_number"]
+    assert api.get(f"/v2.0/ports/{other['id']}", status=200).data["port"]["status"] == "DOWN"
+    api.post(f"/agent-api/v1/hosts/{HOST_A}/ports", {"unplugged": [port["id"]]}, status=200)
+    assert api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"]["status"] == "DOWN"
+    api.post(f"/agent-api/v1/hosts/{HOST_A}/ports", {"plugged": "x"}, status=400)
+
+
+def test_token_is_required_when_configured(make_api):
+    api = make_api()
+    api.plugin.conf.set_override("token", "s3cret", group="agent_api")
+    r = api.post("/agent-api/v1/agents", {"host": "h"}, status=401)
+    assert "X-Agent-Token" in r.data["NeutronError"]["message"]
+    api.post("/agent-api/v1/agents", {"host": "h"}, headers={"X-Agent-Token": "s3cret"},
+             status=200)
+    api.get("/agent-api/v1/hosts/h/state", headers={"X-Agent-Token": "wrong"}, status=401)
+
+
+def test_full_view_contents(api):
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    net = api.network()
+    sub = api.subnet(net["id"], dns_nameservers=["192.0.2.53"])
+    other_net = api.network()
+    api.subnet(other_net["id"], "10.9.0.0/24")
+    mine = bound_port(api, net["id"], HOST_A)
+    theirs = bound_port(api, net["id"], HOST_B)
+    bound_port(api, other_net["id"], HOST_B)  # a network host A does not have
+    data = state(api, HOST_A)
+    assert data["full"] is True and data["revision"] > 0
+    view = wire.view_from_dict(data["view"])
+    assert [n.id for n in view.networks] == [net["id"]]
+    assert view.networks[0].segment.network_type == "vxlan"
+    assert view.networks[0].segment.segmentation_id is not None
+    assert [s.id for s in view.subnets] == [sub["id"]]
+    assert view.subnets[0].dns_nameservers == ("192.0.2.53",)
+    assert {p.id: p.host for p in view.ports} == {mine["id"]: HOST_A, theirs["id"]: HOST_B}
+    assert [(h.name, h.tunnel_ip) for h in view.remote_hosts] == [(HOST_B, "192.0.2.2")]
+    assert view.tunnel_ip == "192.0.2.1"
+
+
+def test_long_poll_wakes_only_the_hosts_concerned(api):
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    net = api.network()
+    api.subnet(net["id"])
+    bound_port(api, net["id"], HOST_A)
+    lonely = api.network()
+    api.subnet(lonely["id"], "10.7.0.0/24")
+    bound_port(api, lonely["id"], HOST_B)
+    rev_a = state(api, HOST_A)["revision"]
+    rev_b = state(api, HOST_B)["revision"]
+    results = {}
+
+    def poll(host, rev):
+        started = time.monotonic()
+        results[host] = (state(api, host, since=rev, timeout=3), time.monotonic() - started)
+
+    threads = [threading.Thread(target=poll, args=(h, r)) for h, r in
+               ((HOST_A, rev_a), (HOST_B, rev_b))]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    new = bound_port(api, net["id"], HOST_C)  # on A's network, not B's
+    for t in threads:
+        t.join(10)
+    a, a_secs = results[HOST_A]
+    b, b_secs = results[HOST_B]
+    assert a["full"] is False and [p["id"] for p in a["delta"]["ports"]] == [new["id"]]
+    assert a_secs < 2.5  # woken by the change, not by the timeout
+    assert b["delta"]["ports"] == [] and b_secs >= 2.5  # nothing for B
+
+
+OPS = ["add_local", "add_remote", "del_port", "move_port", "new_net_local",
+       "update_port", "add_subnet", "del_net", "rule", "member"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_deltas_equal_full_views(api, seed):
+    """Applying each delta to the agent's view gives the full view."""
+    import random
+    rnd = random.Random(seed)
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    register(api, HOST_C, "192.0.2.3")
+    nets = []
+
+    def new_net():
+        n = api.network()
+        api.subnet(n["id"], f"10.{len(nets)}.0.0/24")
+        nets.append(n)
+        return n
+
+    new_net()
+    ports = [bound_port(api, nets[0]["id"], HOST_A)]
+    first = state(api, HOST_A)
+    view = wire.view_from_dict(first["view"])
+    rev = first["revision"]
+    for step in range(14):
+        op = rnd.choice(OPS)
+        live_nets = [n for n in nets if n is not None]
+        if op == "add_local" and live_nets:
+            ports.append(bound_port(api, rnd.choice(live_nets)["id"], HOST_A))
+        elif op == "add_remote" and live_nets:
+            ports.append(bound_port(api, rnd.choice(live_nets)["id"],
+                                    rnd.choice([HOST_B, HOST_C])))
+        elif op == "del_port" and ports:
+            p = ports.pop(rnd.randrange(len(ports)))
+            api.delete(f"/v2.0/ports/{p['id']}", admin=True, status=204)
+        elif op == "move_port" and ports:
+            p = rnd.choice(ports)
+            api.put(f"/v2.0/ports/{p['id']}", {"port": {"binding:host_id": rnd.choice(
+                [HOST_A, HOST_B, HOST_C, ""])}}, admin=True, status=200)
+        elif op == "new_net_local":
+            ports.append(bound_port(api, new_net()["id"], HOST_A))
+        elif op == "update_port" and ports:
+            p = rnd.choice(ports)
+            api.put(f"/v2.0/ports/{p['id']}", {"port": {"admin_state_up": rnd.random() < .5}},
+                    admin=True, status=200)
+        elif op == "add_subnet" and live_nets:
+            n = rnd.choice(live_nets)
+            api.post("/v2.0/subnets", {"subnet": {"network_id": n["id"], "ip_version": 6,
+                                                  "cidr": f"2001:db8:{step}::/64"}},
+                     admin=True)
+        elif op == "del_net" and live_nets:
+            n = rnd.choice(live_nets)
+            for p in [p for p in ports if p["network_id"] == n["id"]]:
+                api.delete(f"/v2.0/ports/{p['id']}", admin=True, status=204)
+                ports.remove(p)
+            api.delete(f"/v2.0/networks/{n['id']}", admin=True, status=204)
+            nets[nets.index(n)] = None
+        reply = state(api, HOST_A, since=rev, timeout=0)
+        if reply["full"]:
+            view = wire.view_from_dict(reply["view"])
+        else:
+            view = wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
+        rev = reply["revision"]
+        want = wire.view_from_dict(state(api, HOST_A)["view"])
+        assert canon(view) == canon(want), f"step {step}: {op}"
