@@ -1,0 +1,117 @@
+"""The agent's side of the agent API: register, long-poll, report.
+
+Plain http.client over one keep-alive connection per caller thread; no
+eventlet.  A server that is away raises ServerUnavailable: the agent keeps
+its data plane as it is and tries again with backoff.
+"""
+
+import http.client
+import json
+import threading
+import time
+import urllib.parse
+
+from quantum_ovs import wire
+
+
+class ServerUnavailable(Exception):
+    pass
+
+
+class ServerError(Exception):
+    def __init__(self, status, body):
+        super().__init__(f"{status}: {body[:500]}")
+        self.status = status
+        self.body = body
+
+
+class SyncClient:
+    def __init__(self, url, host, token="", timeout=90.0):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https"):
+            raise ValueError(f"server URL must be http(s): {url}")
+        self.scheme = parsed.scheme
+        self.netloc = parsed.netloc
+        self.prefix = parsed.path.rstrip("/")
+        self.host = host
+        self.token = token
+        self.timeout = timeout
+        self._local = threading.local()
+
+    # ------------------------------------------------------------ transport
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self.scheme == "https" else \
+                http.client.HTTPConnection
+            conn = cls(self.netloc, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def _drop(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def request(self, method, path, body=None, timeout=None):
+        headers = {"Accept": "application/json", "X-Agent-Token": self.token}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        for attempt in (0, 1):  # one retry on a stale keep-alive connection
+            conn = self._conn()
+            conn.timeout = timeout or self.timeout
+            try:
+                if conn.sock is not None:
+                    conn.sock.settimeout(conn.timeout)
+                conn.request(method, self.prefix + path, body=data, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+            except (OSError, http.client.HTTPException) as e:
+                self._drop()
+                if attempt == 0 and isinstance(e, (http.client.RemoteDisconnected,
+                                                   ConnectionResetError, BrokenPipeError)):
+                    continue
+                raise ServerUnavailable(str(e)) from e
+            if resp.status >= 500 and resp.status != 503:
+                raise ServerError(resp.status, raw.decode(errors="replace"))
+            if resp.status == 503:
+                raise ServerUnavailable(raw.decode(errors="replace"))
+            if resp.status >= 400:
+                raise ServerError(resp.status, raw.decode(errors="replace"))
+            return json.loads(raw) if raw else None
+        raise ServerUnavailable("unreachable")
+
+    # ------------------------------------------------------------ calls
+    def register(self, tunnel_ip=None, configurations=None, started=False):
+        return self.request("POST", "/agent-api/v1/agents", {
+            "host": self.host, "tunnel_ip": tunnel_ip,
+            "configurations": configurations or {}, "started": started})
+
+    def poll(self, since, wait=30.0):
+        """("full", HostView) or ("delta", Delta), and the new revision."""
+        q = urllib.parse.urlencode({"since": since, "timeout": wait})
+        out = self.request("GET", f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}"
+                                  f"/state?{q}", timeout=wait + 30)
+        if out["full"]:
+            return "full", wire.view_from_dict(out["view"]), out["revision"]
+        return "delta", wire.delta_from_dict(out["delta"]), out["revision"]
+
+    def report(self, plugged=(), unplugged=(), installed=()):
+        return self.request("POST", f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}/ports",
+                            {"plugged": [{"port_id": p, "ofport": o} for p, o in plugged],
+                             "unplugged": list(unplugged), "installed": list(installed)})
+
+
+def backoff(attempt, base=0.2, cap=5.0):
+    return min(cap, base * (2 ** min(attempt, 10)))
+
+
+def sleep_backoff(attempt, stop_event=None):
+    delay = backoff(attempt)
+    if stop_event is not None:
+        stop_event.wait(delay)
+    else:
+        time.sleep(delay)
