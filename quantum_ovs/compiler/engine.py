@@ -448,7 +448,7 @@ class Engine:
             return
         if self._acl_sig(old) != self._acl_sig(p):
             dirty.add(("acl", p.id))
-        if old.network_id != p.network_id:
+        if old.network_id != p.network_id or self._flood_sig(old) != self._flood_sig(p):
             dirty.add(("net", old.network_id))
             dirty.add(("net", p.network_id))
 
