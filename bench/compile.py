@@ -1,0 +1,137 @@
+"""Flow compiler benchmark: full compile, incremental changes, growth.
+
+Synthetic but realistic host views (quantum_ovs.compiler.synth): 1,000
+local ports in 100 networks, 10,000 remote ports on 100 remote hosts, 50
+security groups of 5 rules each, about half of them remote-group rules,
+groups of up to 1,000 members.  Prints human-readable lines on stderr and
+one JSON line on stdout.  Timings are medians of several runs; keep runs
+short, the machine is shared (--quick for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+from quantum_ovs.compiler.engine import Engine
+from quantum_ovs.compiler.synth import make_large_view, make_port
+from quantum_ovs.model import Rule
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def median_us(samples):
+    return round(statistics.median(samples) * 1e6, 1)
+
+
+def full_compile(view, runs):
+    times, cpu = [], []
+    n = 0
+    for _ in range(runs):
+        c0 = time.process_time()
+        dt, e = timed(lambda: Engine.from_view(view))
+        cpu.append(time.process_time() - c0)
+        times.append(dt)
+        n = len(e)
+    return n, statistics.median(times), statistics.median(cpu), e
+
+
+def incremental(e: Engine, runs: int) -> dict:
+    out = {}
+    groups = {g.id: g for g in e.view().security_groups}
+    # add / remove one local port (its VIF already plugged) in a busy group
+    p = make_port(5, 200, e.host, ("sg-0", "sg-49"))
+    e.set_ofport(p.id, 60000)
+    add, rem, add_n, rem_n = [], [], 0, 0
+    for _ in range(runs):
+        dt, d = timed(lambda: e.upsert_port(p))
+        add.append(dt)
+        add_n = len(d)
+        dt, d = timed(lambda: e.remove_port(p.id))
+        rem.append(dt)
+        rem_n = len(d)
+    out.update(incr_port_add_us=median_us(add), incr_port_add_diff=add_n,
+               incr_port_remove_us=median_us(rem), incr_port_remove_diff=rem_n)
+    # one member more in the largest group (referenced by remote-group rules)
+    gid = max(groups, key=lambda g: len(groups[g].member_ips))
+    size = len(groups[gid].member_ips)
+    add, n = [], 0
+    for i in range(runs):
+        ip = f"10.250.{i // 250}.{i % 250 + 1}"
+        dt, d = timed(lambda: e.add_member(gid, ip))
+        add.append(dt)
+        n = len(d)
+        e.remove_member(gid, ip)
+    out.update(incr_member_add_us=median_us(add), incr_member_add_diff=n,
+               member_group_size=size)
+    # one rule more: a plain rule, then a rule referencing a group not yet
+    # referenced by its security group (every member flow gains a conjunction)
+    for key, rule in (
+        ("incr_rule_add", Rule("bench-8080", "sg-0", "ingress", "IPv4", 6, 8080, 8080)),
+        ("incr_remote_rule_add", Rule("bench-rg", "sg-0", "ingress", "IPv4", 6, 9000, 9000,
+                                      remote_group_id=gid)),
+    ):
+        add, n = [], 0
+        for _ in range(runs):
+            dt, d = timed(lambda: e.upsert_rule(rule))
+            add.append(dt)
+            n = len(d)
+            e.remove_rule("sg-0", rule.id)
+        out[key + "_us"] = median_us(add)
+        out[key + "_diff"] = n
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=3, help="full-compile runs (median)")
+    ap.add_argument("--incr-runs", type=int, default=21, help="incremental runs (median)")
+    ap.add_argument("--quick", action="store_true", help="smaller views, fewer runs")
+    args = ap.parse_args(argv)
+    scale = 10 if args.quick else 1
+    runs = 1 if args.quick else args.runs
+
+    view = make_large_view(local_ports=1000 // scale, networks=100 // scale,
+                           remote_ports=10000 // scale)
+    flows, wall, cpu, engine = full_compile(view, runs)
+    log(f"full compile: {flows} flows in {wall:.3f} s (cpu {cpu:.3f} s), "
+        f"{flows / wall:,.0f} flows/s")
+    result = {
+        "flows": flows,
+        "full_compile_s": round(wall, 4),
+        "full_compile_cpu_s": round(cpu, 4),
+        "flows_per_s": round(flows / wall),
+        "local_ports": 1000 // scale,
+        "remote_ports": 10000 // scale,
+    }
+    result.update(incremental(engine, args.incr_runs))
+    log("incremental:", {k: v for k, v in result.items() if k.startswith(("incr", "member"))})
+    del engine
+
+    growth = []
+    for n in ((10, 100, 1000) if args.quick else (100, 1000, 10000)):
+        v = make_large_view(local_ports=n, networks=max(1, n // 10), remote_ports=n,
+                            remote_hosts=100)
+        f, wall, cpu, _ = full_compile(v, 1)
+        growth.append({"local_ports": n, "remote_ports": n, "flows": f,
+                       "compile_s": round(wall, 4), "cpu_s": round(cpu, 4),
+                       "us_per_flow": round(cpu / f * 1e6, 2)})
+        log(f"growth: {n} local + {n} remote ports: {f} flows, {wall:.3f} s")
+    result["growth"] = growth
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
