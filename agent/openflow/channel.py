@@ -311,8 +311,8 @@ class Channel:
         for f in (*diff.deletes, *diff.modifies, *diff.adds):
             if not self.cookie.owns(f.cookie):
                 raise ValueError(f"flow cookie {f.cookie:#x} is outside our scope: {f}")
-        entries = [(f, E.flow_mod(f, E.DELETE, self.cookie.mask)) for f in diff.deletes]
-        entries += [(f, E.flow_mod(f, E.ADD)) for f in (*diff.modifies, *diff.adds)]
+        entries = [(f, E.flow_mod_bytes(f, E.DELETE, self.cookie.mask)) for f in diff.deletes]
+        entries += [(f, E.flow_mod_bytes(f, E.ADD)) for f in (*diff.modifies, *diff.adds)]
         wait = (self.timeout if timeout is None else timeout) + len(entries) / 2000
         with self._apply_lock:
             self._bundle(self._require(), entries, wait)
@@ -380,11 +380,11 @@ class Channel:
         add_xids = []
         try:
             buf = bytearray()
-            for f, msg in entries:
+            for f, inner in entries:
                 xid = self._xid()
                 add_xids.append(xid)
                 conn.error_sinks[xid] = (errors, f)
-                buf += E.serialize(E.bundle_add(bid, msg), xid)
+                buf += E.bundle_add_bytes(bid, inner, xid)
             conn.send(bytes(buf))
             # Adds are checked as they arrive; the barrier reply comes after
             # every error they caused.

@@ -16,11 +16,13 @@ outside the mask, ``Output(OFPP_CONTROLLER)`` (write ``Controller()``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import struct
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from os_ken.ofproto import nicira_ext
+from os_ken.ofproto import nicira_ext, ofproto_common
 from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as ofpp
@@ -351,6 +353,36 @@ def flow_mod(
             match=match,
         )
     raise ValueError(f"unknown flow-mod command {command!r}")
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def flow_mod_bytes(flow: F.Flow, command: str = ADD, cookie_mask: Optional[int] = None) -> bytes:
+    """The serialized flow-mod (xid 0), memoized: Flows are immutable, and
+    re-installing a whole table after ovs-vswitchd restarts is exactly
+    when encoding time keeps the data plane down."""
+    return serialize(flow_mod(flow, command, cookie_mask), 0)
+
+
+_BUNDLE_ADD = struct.Struct("!BBHIIIIxxH")
+
+
+def bundle_add_bytes(bundle_id: int, inner: bytes, xid: int, flags: Optional[int] = None) -> bytes:
+    """An ONF bundle-add message around an already serialized message
+    (what ``serialize(bundle_add(...), xid)`` gives, without re-encoding
+    the inner message; its xid must equal the outer one)."""
+    if flags is None:
+        flags = BUNDLE_ATOMIC | BUNDLE_ORDERED
+    head = _BUNDLE_ADD.pack(
+        OFP_VERSION,
+        ofp.OFPT_EXPERIMENTER,
+        _BUNDLE_ADD.size + len(inner),
+        xid,
+        ofproto_common.ONF_EXPERIMENTER_ID,
+        ofp.ONF_ET_BUNDLE_ADD_MESSAGE,
+        bundle_id,
+        flags,
+    )
+    return head + inner[:4] + struct.pack("!I", xid) + inner[8:]
 
 
 def decode_flow_stats(stats) -> F.Flow:
