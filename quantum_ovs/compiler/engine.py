@@ -225,7 +225,14 @@ class Engine:
 
     # ------------------------------------------------------------ changes
     def apply(self, delta: Delta) -> FlowDiff:
-        """Apply a Delta (removals first, then upserts) as one change."""
+        """Apply a Delta (removals first, then upserts) as one change.  A
+        removed network takes its subnets and ports with it (as
+        quantum_ovs.wire.apply_delta does)."""
+        for nid in delta.removed_networks:
+            for pid in list(self.net_ports.get(nid, ())):
+                self._remove_port(pid)
+            for sid in list(self.net_subnets.get(nid, ())):
+                self._remove_subnet(sid)
         for pid in delta.removed_ports:
             self._remove_port(pid)
         for gid in delta.removed_security_groups:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Union
 
 from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler.pipeline import TABLE_NAMES
 from quantum_ovs.compiler.flow import (
     CT_TRK,
     OFPP_CONTROLLER,
@@ -109,11 +110,12 @@ class Step:
 
     def __str__(self) -> str:
         pad = "  " * self.depth
+        name = TABLE_NAMES.get(self.table, "")
         if self.flow is None:
-            return f"{pad}{self.table:3d}. miss -> drop{(' ' + self.note) if self.note else ''}"
+            return f"{pad}{self.table:3d} {name}: miss -> drop"
         f = self.flow
         acts = ", ".join(_fmt_action(a) for a in f.actions) or "drop"
-        s = f"{pad}{self.table:3d}. prio {f.priority} {_fmt_match(f.match)} -> {acts}"
+        s = f"{pad}{self.table:3d} {name}: prio {f.priority} {_fmt_match(f.match)} -> {acts}"
         s += f"  [{cookies.describe(f.cookie)}]"
         if self.note:
             s += f"  ({self.note})"

@@ -354,3 +354,24 @@ def test_noop_changes_are_free():
     assert e.upsert_port(v.ports[0]).empty
     assert e.update(v).empty
     assert sum(e.stats.owner_recomputes.values()) == 0
+
+
+def test_apply_delta_matches_full_compile_of_the_new_view():
+    from quantum_ovs.model import Delta
+
+    e = Engine.from_view(base_view())
+    v = e.view()
+    new_port = make_port(1, 33, HOST, ("sg-db",))
+    web = _group(v, "sg-web")
+    delta = Delta(
+        revision=7,
+        ports=(new_port,),
+        security_groups=(SecurityGroup("sg-web", web.rules, web.member_ips | {"10.0.1.33"}),),
+        removed_networks=("net-0",),
+    )
+    e.apply(delta)
+    after = e.view()
+    assert not [p for p in after.ports if p.network_id == "net-0"]
+    assert not [s for s in after.subnets if s.network_id == "net-0"]
+    assert e.flows() == full(e)
+    assert e.revision == 7 and e.stats.full_recomputes == 1
