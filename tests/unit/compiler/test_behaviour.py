@@ -370,3 +370,48 @@ def test_port_without_groups_is_closed():
     assert s.tcp("port-0-1", "port-0-0").dropped  # no egress rule
     assert s.tcp("port-0-0", "port-0-1", ct_state=CT_NEW).dropped  # and no ingress
     assert make_port(0, 0)  # builders stay usable
+
+
+# ------------------------------------------------------------------ IPv6
+def _v6_scenario():
+    from quantum_ovs.model import FixedIP
+
+    view = make_host_view(networks=1, ports_per_net=2, groups=[])
+    a, b = view.ports
+    a6 = Port(a.id, a.network_id, a.mac_address, (FixedIP("s6", "fd00::a"),),
+              security_groups=("sg6",), host=a.host)
+    b6 = Port(b.id, b.network_id, b.mac_address, (FixedIP("s6", "fd00::b"),),
+              security_groups=("sg6",), host=b.host)
+    sg = SecurityGroup("sg6", (Rule("e6", "sg6", "egress", "IPv6"),
+                               Rule("i6", "sg6", "ingress", "IPv6", 6, 22, 22)))
+    return Scenario(view.replace(ports=(a6, b6), security_groups=(sg,)))
+
+
+def test_ipv6_rules_and_source_check():
+    s = _v6_scenario()
+    b = s.port("port-0-1")
+    base = dict(eth_dst=b.mac_address, eth_type=0x86DD, ipv6_src="fd00::a",
+                ipv6_dst="fd00::b", ip_proto=6, tcp_dst=22)
+    assert s.send("port-0-0", **base).ports == [s.ofport("port-0-1")]
+    assert s.send("port-0-0", **{**base, "tcp_dst": 23}).dropped
+    assert s.send("port-0-0", **{**base, "ipv6_src": "fd00::99"}).dropped
+
+
+def test_ipv6_neighbour_discovery():
+    s = _v6_scenario()
+    na = dict(eth_dst="33:33:00:00:00:01", eth_type=0x86DD, ipv6_src="fd00::a",
+              ipv6_dst="ff02::1", ip_proto=58, icmpv6_type=136)
+    # advertising its own address is fine and reaches the neighbour
+    assert s.ofport("port-0-1") in s.send("port-0-0", ipv6_nd_target="fd00::a", **na).ports
+    # advertising someone else's is dropped
+    assert s.send("port-0-0", ipv6_nd_target="fd00::b", **na).dropped
+    # router advertisements from a VM are dropped
+    assert s.send("port-0-0", **{**na, "icmpv6_type": 134}).dropped
+    # DAD from :: is allowed
+    dad = dict(na, ipv6_src="::", icmpv6_type=135, ipv6_nd_target="fd00::a")
+    assert s.ofport("port-0-1") in s.send("port-0-0", **dad).ports
+    # the link-local address derived from the MAC is the port's own
+    from quantum_ovs.compiler.rules.common import link_local
+    lla = link_local(s.port("port-0-0").mac_address)
+    assert s.ofport("port-0-1") in s.send("port-0-0", **{**na, "ipv6_src": lla,
+                                                         "ipv6_nd_target": lla}).ports

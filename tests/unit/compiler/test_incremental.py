@@ -15,7 +15,6 @@ from quantum_ovs.model import (
     AddressPair,
     Chassis,
     FixedIP,
-    Port,
     RemoteHost,
     Rule,
     SecurityGroup,
@@ -95,12 +94,13 @@ def op_change_port(e, v, data):
         p = dataclasses.replace(p, security_groups=tuple(
             data.draw(st.lists(st.sampled_from(GROUPS), max_size=3, unique=True))))
     elif kind == "ip":
-        p = dataclasses.replace(p, fixed_ips=(FixedIP("x", f"10.0.{data.draw(st.integers(0, 1))}"
-                                                           f".{data.draw(st.integers(150, 160))}"),))
+        ip = f"10.0.{data.draw(st.integers(0, 1))}.{data.draw(st.integers(150, 160))}"
+        p = dataclasses.replace(p, fixed_ips=(FixedIP("x", ip),))
     elif kind == "host":
         p = dataclasses.replace(p, host=data.draw(st.sampled_from((HOST,) + HOSTS)))
     elif kind == "aap":
-        p = dataclasses.replace(p, allowed_address_pairs=(AddressPair("10.0.0.200", p.mac_address),))
+        pair = AddressPair("10.0.0.200", p.mac_address)
+        p = dataclasses.replace(p, allowed_address_pairs=(pair,))
     else:
         p = dataclasses.replace(p, port_security_enabled=not p.port_security_enabled)
     e.upsert_port(p)
