@@ -336,7 +336,8 @@ class AgentAPI:
                     port.status = "DOWN"
                 if port.status != old:
                     port.revision_number += 1
-                    changed_status.append((port.id, port.device_id, port.status))
+                    changed_status.append((port.id, port.device_id, port.device_owner,
+                                           port.status))
                 n += 1
             return n
         n = self.db.write(txn)

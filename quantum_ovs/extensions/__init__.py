@@ -22,6 +22,7 @@ ENABLED = (
     "quantum_ovs.extensions.provider",
     "quantum_ovs.extensions.binding",
     "quantum_ovs.extensions.agents",
+    "quantum_ovs.nova.notifier",
 )
 
 # Loaded by name when present, so that an extension can be developed

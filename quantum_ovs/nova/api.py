@@ -1,0 +1,265 @@
+"""Nova's network API for Quantum, over quantum-ovs's REST API.
+
+    api = NetworkAPI("http://127.0.0.1:9696", token=None)   # noauth
+    nw_info = api.allocate_for_instance(ctx, instance, requested_networks, host)
+
+``ctx`` and ``instance`` may be objects or dicts: ``ctx.project_id``
+(and ``ctx.auth_token`` when the server uses keystone); ``instance.uuid``,
+``instance.project_id``, ``instance.availability_zone``.
+``requested_networks`` is a list of dicts or (network_id, fixed_ip,
+port_id) tuples; None means "the networks the project can use" (exactly
+one, as nova requires).  Ports are made on the instance's behalf with
+device_id = instance uuid, device_owner = compute:<az> and
+binding:host_id = host.  If any step fails, every port this call created
+is deleted and every adopted port is given back as it was.
+"""
+
+import http.client
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+LOG = logging.getLogger(__name__)
+
+
+class NetworkError(Exception):
+    """A request the server refused, with its NeutronError."""
+
+    def __init__(self, status, type_, message):
+        super().__init__(f"{status} {type_}: {message}")
+        self.status = status
+        self.type = type_
+        self.message = message
+
+
+class NetworkAmbiguous(NetworkError):
+    def __init__(self):
+        super().__init__(409, "NetworkAmbiguous",
+                         "Multiple possible networks found, use a Network ID to be more "
+                         "specific.")
+
+
+class PortInUse(NetworkError):
+    def __init__(self, port_id):
+        super().__init__(409, "PortInUse", f"Port {port_id} is still in use.")
+
+
+def _get(obj, name, default=None):
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+class NetworkAPI:
+    def __init__(self, url, token=None, service_project="service", retries=5,
+                 timeout=30.0):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.service_project = service_project
+        self.retries = retries
+        self.timeout = timeout
+
+    # ------------------------------------------------------------ transport
+    def _request(self, method, path, body=None, ctx=None, admin=True):
+        headers = {"Accept": "application/json"}
+        token = _get(ctx, "auth_token") if ctx is not None else None
+        if self.token or token:
+            headers["X-Auth-Token"] = self.token or token
+        project = _get(ctx, "project_id") if ctx is not None else None
+        headers["X-Project-Id"] = project or self.service_project
+        if admin:
+            headers["X-Roles"] = "admin"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        for attempt in range(self.retries + 1):
+            req = urllib.request.Request(self.url + path, data=data, headers=headers,
+                                         method=method)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    raw = resp.read()
+                    return json.loads(raw) if raw else None
+            except urllib.error.HTTPError as e:
+                raw = e.read()
+                try:
+                    err = json.loads(raw)["NeutronError"]
+                except (ValueError, KeyError, TypeError):
+                    err = {"type": "HTTPError", "message": raw.decode(errors="replace")}
+                if e.code == 503 and attempt < self.retries:
+                    time.sleep(min(2.0, 0.1 * 2 ** attempt))
+                    continue
+                raise NetworkError(e.code, err.get("type"), err.get("message")) from None
+            except (urllib.error.URLError, ConnectionError, http.client.HTTPException) as e:
+                # Retry only what cannot have reached the server, or reads.
+                reason = getattr(e, "reason", e)
+                safe = method in ("GET", "DELETE", "PUT") or isinstance(
+                    reason, ConnectionRefusedError)
+                if attempt < self.retries and safe:
+                    time.sleep(min(2.0, 0.1 * 2 ** attempt))
+                    continue
+                raise
+
+    def _get_json(self, path, ctx=None):
+        return self._request("GET", path, ctx=ctx)
+
+    # ------------------------------------------------------------ helpers
+    def _requested(self, requested_networks):
+        out = []
+        for r in requested_networks or ():
+            if isinstance(r, dict):
+                out.append((r.get("network_id"), r.get("fixed_ip"), r.get("port_id")))
+            else:
+                r = tuple(r) + (None,) * (3 - len(r))
+                out.append(r[:3])
+        return out
+
+    def _available_networks(self, project_id):
+        q = urllib.parse.urlencode({"project_id": project_id})
+        own = self._get_json(f"/v2.0/networks?{q}")["networks"]
+        shared = self._get_json("/v2.0/networks?shared=true")["networks"]
+        nets = {n["id"]: n for n in own + shared if not n.get("router:external")}
+        return list(nets.values())
+
+    def validate_networks(self, context, requested_networks, num_instances=1):
+        """How many instances the requested networks can serve (0 = none)."""
+        reqs = self._requested(requested_networks)
+        if not reqs:
+            nets = self._available_networks(_get(context, "project_id"))
+            if len(nets) > 1:
+                raise NetworkAmbiguous()
+            return num_instances
+        for net_id, fixed_ip, port_id in reqs:
+            if port_id:
+                port = self._get_json(f"/v2.0/ports/{port_id}")["port"]
+                if port.get("device_id"):
+                    raise PortInUse(port_id)
+                if num_instances > 1:
+                    raise NetworkError(400, "InvalidInput",
+                                       "one port cannot serve several instances")
+            else:
+                self._get_json(f"/v2.0/networks/{net_id}")
+        return num_instances
+
+    # ------------------------------------------------------------ allocate
+    def allocate_for_instance(self, context, instance, requested_networks=None, host=None,
+                              security_groups=None):
+        uuid = _get(instance, "uuid")
+        project = _get(instance, "project_id") or _get(context, "project_id")
+        az = _get(instance, "availability_zone") or "nova"
+        reqs = self._requested(requested_networks)
+        if not reqs:
+            nets = self._available_networks(project)
+            if len(nets) > 1:
+                raise NetworkAmbiguous()
+            reqs = [(n["id"], None, None) for n in nets]
+        created, adopted = [], []
+        binding = {"device_id": uuid, "device_owner": f"compute:{az}"}
+        if host:
+            binding["binding:host_id"] = host
+        try:
+            for net_id, fixed_ip, port_id in reqs:
+                if port_id:
+                    port = self._get_json(f"/v2.0/ports/{port_id}")["port"]
+                    if port.get("device_id") and port["device_id"] != uuid:
+                        raise PortInUse(port_id)
+                    before = {k: port.get(k, "") for k in
+                              ("device_id", "device_owner", "binding:host_id")}
+                    adopted.append((port_id, before))
+                    self._request("PUT", f"/v2.0/ports/{port_id}", {"port": binding})
+                else:
+                    body = dict(binding, network_id=net_id, project_id=project)
+                    if fixed_ip:
+                        body["fixed_ips"] = [{"ip_address": fixed_ip}]
+                    if security_groups:
+                        body["security_groups"] = list(security_groups)
+                    port = self._request("POST", "/v2.0/ports", {"port": body})["port"]
+                    created.append(port["id"])
+            return self.get_instance_nw_info(context, instance)
+        except Exception:
+            self._rollback(created, adopted)
+            raise
+
+    def _rollback(self, created, adopted):
+        for port_id in created:
+            try:
+                self._request("DELETE", f"/v2.0/ports/{port_id}")
+            except NetworkError as e:
+                if e.status != 404:
+                    LOG.warning("could not delete port %s while rolling back: %s", port_id, e)
+            except OSError as e:
+                LOG.warning("could not delete port %s while rolling back: %s", port_id, e)
+        for port_id, before in adopted:
+            try:
+                self._request("PUT", f"/v2.0/ports/{port_id}", {"port": before})
+            except (NetworkError, OSError) as e:
+                LOG.warning("could not restore port %s while rolling back: %s", port_id, e)
+
+    def deallocate_for_instance(self, context, instance, requested_port_ids=()):
+        """Delete the instance's ports; ports the user made are detached."""
+        uuid = _get(instance, "uuid")
+        keep = set(requested_port_ids or ())
+        for port in self._ports_of(uuid):
+            if port["id"] in keep:
+                self._request("PUT", f"/v2.0/ports/{port['id']}", {"port": {
+                    "device_id": "", "device_owner": "", "binding:host_id": ""}})
+                continue
+            try:
+                self._request("DELETE", f"/v2.0/ports/{port['id']}")
+            except NetworkError as e:
+                if e.status != 404:
+                    raise
+
+    def _ports_of(self, uuid):
+        q = urllib.parse.urlencode({"device_id": uuid})
+        return self._get_json(f"/v2.0/ports?{q}")["ports"]
+
+    # ------------------------------------------------------------ nw info
+    def get_instance_nw_info(self, context, instance):
+        """The instance's network info: one dict per VIF, in nova's shape."""
+        ports = sorted(self._ports_of(_get(instance, "uuid")),
+                       key=lambda p: p["created_at"] + p["id"])
+        nets, subnets = {}, {}
+        vifs = []
+        for port in ports:
+            net = nets.get(port["network_id"])
+            if net is None:
+                net = nets[port["network_id"]] = self._get_json(
+                    f"/v2.0/networks/{port['network_id']}")["network"]
+            sub_info = []
+            by_subnet = {}
+            for f in port["fixed_ips"]:
+                by_subnet.setdefault(f["subnet_id"], []).append(f["ip_address"])
+            for sid, ips in by_subnet.items():
+                sub = subnets.get(sid)
+                if sub is None:
+                    sub = subnets[sid] = self._get_json(f"/v2.0/subnets/{sid}")["subnet"]
+                sub_info.append({
+                    "cidr": sub["cidr"], "version": sub["ip_version"],
+                    "gateway": {"address": sub["gateway_ip"], "type": "gateway"},
+                    "dns": [{"address": d, "type": "dns"} for d in sub["dns_nameservers"]],
+                    "routes": [{"cidr": r["destination"],
+                                "gateway": {"address": r["nexthop"], "type": "gateway"}}
+                               for r in sub["host_routes"]],
+                    "ips": [{"address": ip, "type": "fixed", "version": sub["ip_version"],
+                             "floating_ips": []} for ip in ips],
+                    "meta": {"dhcp_server": sub["gateway_ip"]} if sub["enable_dhcp"] else {},
+                })
+            details = port.get("binding:vif_details") or {}
+            vifs.append({
+                "id": port["id"], "address": port["mac_address"],
+                "type": port.get("binding:vif_type", "unbound"), "details": details,
+                "devname": ("tap" + port["id"])[:14], "ovs_interfaceid": port["id"],
+                "vnic_type": port.get("binding:vnic_type", "normal"),
+                "active": port["status"] == "ACTIVE", "qbh_params": None,
+                "qbg_params": None, "preserve_on_delete": False,
+                "network": {"id": net["id"], "label": net["name"],
+                            "bridge": details.get("bridge_name", "br-int"),
+                            "subnets": sub_info,
+                            "meta": {"mtu": net["mtu"], "tenant_id": net["project_id"],
+                                     "injected": False}},
+            })
+        return vifs

@@ -1,0 +1,210 @@
+"""The nova hook against a running server, and the server's nova events."""
+
+import http.server
+import json
+import threading
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from quantum_ovs.nova.api import NetworkAPI, NetworkError, NetworkAmbiguous, PortInUse
+from tests.fixtures.server import ServerProcess
+
+PROJECT = "proj-nova"
+
+
+class NovaReceiver:
+    """A tiny stand-in for nova's os-server-external-events API."""
+
+    def __init__(self, fail_first=0):
+        self.events = []
+        self.requests = 0
+        self.fail_first = fail_first
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests += 1
+                if outer.requests <= outer.fail_first:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                assert self.path == "/v2.1/os-server-external-events"
+                outer.events.extend(body["events"])
+                out = json.dumps({"events": [dict(e, code=200) for e in body["events"]]})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(out.encode())
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v2.1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, n, timeout=10):
+        deadline = time.monotonic() + timeout
+        while len(self.events) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.events
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def nova():
+    r = NovaReceiver(fail_first=1)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def server(tmp_path, nova):
+    with ServerProcess(f"sqlite:///{tmp_path}/nova.sqlite",
+                       extra_conf=f"[nova]\nurl = {nova.url}\n"
+                                  "send_events_interval = 0.05\n") as s:
+        yield s
+
+
+def call(server, method, path, body=None, project=PROJECT, admin=True):
+    headers = {"Content-Type": "application/json", "X-Project-Id": project}
+    if admin:
+        headers["X-Roles"] = "admin"
+    req = urllib.request.Request(server.url + path, method=method, headers=headers,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        raw = resp.read()
+        return json.loads(raw) if raw else None
+
+
+def make_net(server, name="n1", cidr="10.30.0.0/24"):
+    net = call(server, "POST", "/v2.0/networks", {"network": {"name": name,
+                                                              "project_id": PROJECT}})
+    call(server, "POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net["network"]["id"], "cidr": cidr, "ip_version": 4,
+        "project_id": PROJECT, "dns_nameservers": ["10.30.0.53"]}})
+    return net["network"]
+
+
+def instance():
+    return {"uuid": str(uuid.uuid4()), "project_id": PROJECT, "availability_zone": "az1"}
+
+
+CTX = {"project_id": PROJECT}
+
+
+def ports_of(server, inst):
+    return call(server, "GET", f"/v2.0/ports?device_id={inst['uuid']}")["ports"]
+
+
+def test_allocate_and_network_info(server):
+    call(server, "POST", "/agent-api/v1/agents", {"host": "compute-1", "tunnel_ip":
+                                                  "192.0.2.10", "configurations": {
+                                                      "tunnel_types": ["vxlan"]}})
+    net = make_net(server)
+    api = NetworkAPI(server.url)
+    inst = instance()
+    info = api.allocate_for_instance(CTX, inst, [{"network_id": net["id"]}], host="compute-1")
+    (vif,) = info
+    (port,) = ports_of(server, inst)
+    assert vif["id"] == port["id"] and vif["address"] == port["mac_address"]
+    assert port["device_owner"] == "compute:az1" and port["binding:host_id"] == "compute-1"
+    assert vif["type"] == "ovs" and vif["details"]["bridge_name"] == "br-int"
+    assert vif["devname"] == ("tap" + port["id"])[:14]
+    assert vif["network"]["id"] == net["id"] and vif["network"]["label"] == "n1"
+    (sub,) = vif["network"]["subnets"]
+    assert sub["cidr"] == "10.30.0.0/24" and sub["gateway"]["address"] == "10.30.0.1"
+    assert [d["address"] for d in sub["dns"]] == ["10.30.0.53"]
+    assert [ip["address"] for ip in sub["ips"]] == [port["fixed_ips"][0]["ip_address"]]
+    assert api.get_instance_nw_info(CTX, inst) == info
+    api.deallocate_for_instance(CTX, inst)
+    assert ports_of(server, inst) == []
+
+
+def test_default_network_and_ambiguity(server):
+    api = NetworkAPI(server.url)
+    net = make_net(server)
+    inst = instance()
+    (vif,) = api.allocate_for_instance(CTX, inst, None, host="compute-1")
+    assert vif["network"]["id"] == net["id"]
+    assert vif["type"] == "binding_failed"  # no agent on compute-1
+    make_net(server, "n2", "10.31.0.0/24")
+    with pytest.raises(NetworkAmbiguous):
+        api.allocate_for_instance(CTX, instance(), None)
+    with pytest.raises(NetworkAmbiguous):
+        api.validate_networks(CTX, None)
+    assert api.validate_networks(CTX, [{"network_id": net["id"]}], 3) == 3
+    with pytest.raises(NetworkError) as e:
+        api.validate_networks(CTX, [{"network_id": str(uuid.uuid4())}])
+    assert e.value.status == 404
+
+
+def test_fixed_ip_and_adopted_port(server):
+    api = NetworkAPI(server.url)
+    net = make_net(server)
+    mine = call(server, "POST", "/v2.0/ports", {"port": {"network_id": net["id"],
+                                                         "project_id": PROJECT}})["port"]
+    inst = instance()
+    info = api.allocate_for_instance(CTX, inst, [(net["id"], "10.30.0.99", None),
+                                                 (None, None, mine["id"])])
+    assert sorted(v["id"] for v in info) == sorted(p["id"] for p in ports_of(server, inst))
+    ips = {ip["address"] for v in info for s in v["network"]["subnets"] for ip in s["ips"]}
+    assert "10.30.0.99" in ips
+    with pytest.raises(PortInUse):
+        api.allocate_for_instance(CTX, instance(), [(None, None, mine["id"])])
+    api.deallocate_for_instance(CTX, inst, requested_port_ids=[mine["id"]])
+    left = call(server, "GET", f"/v2.0/ports/{mine['id']}")["port"]
+    assert left["device_id"] == "" and ports_of(server, inst) == []
+
+
+def test_failure_midway_leaves_nothing(server):
+    api = NetworkAPI(server.url)
+    net = make_net(server)
+    spare = call(server, "POST", "/v2.0/ports", {"port": {"network_id": net["id"],
+                                                          "project_id": PROJECT}})["port"]
+    before = call(server, "GET", "/v2.0/ports")["ports"]
+    inst = instance()
+    with pytest.raises(NetworkError) as e:
+        api.allocate_for_instance(CTX, inst, [(net["id"], None, None),
+                                              (None, None, spare["id"]),
+                                              (net["id"], "10.99.0.5", None)], host="h")
+    assert e.value.status == 400
+    after = call(server, "GET", "/v2.0/ports")["ports"]
+    assert sorted(p["id"] for p in after) == sorted(p["id"] for p in before)
+    restored = call(server, "GET", f"/v2.0/ports/{spare['id']}")["port"]
+    assert restored["device_id"] == "" and restored["binding:host_id"] == ""
+
+
+def test_vif_events_reach_nova(server, nova):
+    call(server, "POST", "/agent-api/v1/agents", {"host": "compute-1", "tunnel_ip":
+                                                  "192.0.2.10", "configurations": {
+                                                      "tunnel_types": ["vxlan"]}})
+    net = make_net(server)
+    api = NetworkAPI(server.url)
+    inst = instance()
+    (vif,) = api.allocate_for_instance(CTX, inst, [{"network_id": net["id"]}],
+                                       host="compute-1")
+    # a non-compute port never makes events
+    other = call(server, "POST", "/v2.0/ports", {"port": {
+        "network_id": net["id"], "binding:host_id": "compute-1",
+        "device_owner": "network:dhcp", "device_id": "dhcp1"}})["port"]
+    call(server, "POST", "/agent-api/v1/hosts/compute-1/ports",
+         {"installed": [vif["id"], other["id"]]})
+    events = nova.wait_for(1)
+    assert events == [{"name": "network-vif-plugged", "server_uuid": inst["uuid"],
+                       "tag": vif["id"], "status": "completed"}]
+    assert nova.requests >= 2  # the first delivery failed and was retried
+    call(server, "POST", "/agent-api/v1/hosts/compute-1/ports", {"unplugged": [vif["id"]]})
+    api.deallocate_for_instance(CTX, inst)
+    events = nova.wait_for(3)
+    assert [e["name"] for e in events] == ["network-vif-plugged", "network-vif-unplugged",
+                                           "network-vif-deleted"]
+    assert all(e["tag"] == vif["id"] and e["server_uuid"] == inst["uuid"] for e in events)
