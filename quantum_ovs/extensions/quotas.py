@@ -1,0 +1,230 @@
+"""Quotas (aliases ``quotas``, ``quota_details``).
+
+Limits per project and resource: a row of ``quotas`` when the admin set
+one, else ``[quotas] quota_<resource>``; -1 is unlimited.  The count is
+taken inside the transaction that creates the resource (a hook of every
+create), so a bulk request counts each item and concurrent creators
+never overshoot: on PostgreSQL a transaction-scoped advisory lock per
+(project, resource) serializes the counting transactions, SQLite
+serializes writers anyway (BEGIN IMMEDIATE).
+"""
+
+import hashlib
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from quantum_ovs import exceptions
+from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.db import models
+
+ALIASES = [
+    {"alias": "quotas", "name": "Quota management support",
+     "description": "Expose functions for quotas management per project"},
+    {"alias": "quota_details", "name": "Quota details management support",
+     "description": "Expose functions for quotas usage statistics per project"},
+]
+
+# resource name -> (collection, model, default)
+RESOURCES = {
+    "network": ("networks", models.Network, 100),
+    "subnet": ("subnets", models.Subnet, 100),
+    "port": ("ports", models.Port, 500),
+    "security_group": ("security_groups", models.SecurityGroup, 10),
+    "security_group_rule": ("security_group_rules", models.SecurityGroupRule, 100),
+}
+
+OPTS = [("quotas", [
+    cfg.IntOpt(f"quota_{name}", default=default,
+               help=f"Number of {name}s allowed per project; -1 for unlimited.")
+    for name, (_c, _m, default) in RESOURCES.items()])]
+
+MAX_LIMIT = 2 ** 31 - 1
+
+
+class OverQuota(exceptions.Conflict):
+    message = "Quota exceeded for resources: %(overs)s."
+
+
+class InvalidQuotaValue(exceptions.InvalidInput):
+    message = "Invalid input for operation: %(reason)s."
+
+
+class QuotaResourceUnknown(exceptions.NotFound):
+    message = "Unknown quota resources %(unknown)s."
+
+
+def _admin_required(what):
+    return exceptions.AdminRequired(reason=what)
+
+
+class Quotas:
+    def __init__(self, plugin, conf):
+        self.plugin = plugin
+        self.conf = conf
+
+    def defaults(self):
+        return {name: getattr(self.conf.quotas, f"quota_{name}") for name in RESOURCES}
+
+    def limits(self, s, project_id):
+        out = self.defaults()
+        Q = models.Quota
+        for res, limit in s.execute(sa.select(Q.resource, Q.limit).where(
+                Q.project_id == project_id)):
+            if res in out:
+                out[res] = limit
+        return out
+
+    def limit(self, s, project_id, resource):
+        row = s.get(models.Quota, (project_id, resource))
+        return row.limit if row is not None else getattr(self.conf.quotas,
+                                                         f"quota_{resource}")
+
+    @staticmethod
+    def used(s, project_id, resource, exclude=None):
+        model = RESOURCES[resource][1]
+        q = sa.select(sa.func.count()).select_from(model).where(
+            model.project_id == project_id)
+        if exclude is not None:
+            q = q.where(model.id != exclude)
+        return s.execute(q).scalar()
+
+    def _lock(self, s, project_id, resource):
+        if self.plugin.db.is_sqlite:
+            return  # the write transaction holds the database's write lock
+        digest = hashlib.sha256(f"quota:{project_id}:{resource}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        dialect = s.get_bind().dialect.name
+        if dialect == "postgresql":
+            s.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        else:
+            # Elsewhere: lock the project's quota rows (present or not, the
+            # gap lock of InnoDB covers the key).
+            s.execute(sa.select(models.Quota.project_id).where(
+                models.Quota.project_id == project_id,
+                models.Quota.resource == resource).with_for_update())
+
+    def check(self, s, resource, obj):
+        """Inside the creating transaction: ``obj`` (already added) must
+        not take the project past its limit."""
+        project_id = obj.project_id
+        with s.no_autoflush:
+            limit = self.limit(s, project_id, resource)
+            if limit < 0:
+                return
+            self._lock(s, project_id, resource)
+            used = self.used(s, project_id, resource, exclude=obj.id)
+        if used + 1 > limit:
+            raise OverQuota(overs=[resource])
+
+
+def setup(plugin, conf):
+    quotas = Quotas(plugin, conf)
+    plugin.quotas = quotas
+    for resource, (collection, _model, _d) in RESOURCES.items():
+        def hook(s, ctx, obj, a, resource=resource):
+            quotas.check(s, resource, obj)
+        # First, so that the lock is taken before other hooks' work.
+        plugin.hooks.setdefault((collection, "create"), []).insert(0, hook)
+
+
+# ---------------------------------------------------------------- API
+def _project_body(project_id, limits):
+    return dict(limits, project_id=project_id, tenant_id=project_id)
+
+
+def _parse_limits(req):
+    body = read_json(req)
+    quota = body.get("quota")
+    if not isinstance(quota, dict) or len(body) != 1 or not quota:
+        raise exceptions.InvalidInput(
+            error_message="the body must be {\"quota\": {<resource>: <limit>, ...}}")
+    out = {}
+    unknown = sorted(k for k in quota if k not in RESOURCES)
+    if unknown:
+        raise exceptions.InvalidInput(
+            error_message=f"Unrecognized quota resource(s) {unknown}; known: "
+                          f"{sorted(RESOURCES)}")
+    for name, value in quota.items():
+        if isinstance(value, bool):
+            value = None
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if not isinstance(value, int) or value < -1 or value > MAX_LIMIT:
+            raise exceptions.InvalidInput(
+                error_message=f"'{quota[name]}' is not a valid limit for {name}: use an "
+                              f"integer from -1 (unlimited) to {MAX_LIMIT}")
+        out[name] = value
+    return out
+
+
+def routes(api):
+    plugin = api.plugin
+    db = plugin.db
+
+    def quotas_of():
+        return plugin.quotas
+
+    def require_admin(ctx, what):
+        if not ctx.is_admin:
+            raise _admin_required(what)
+
+    def may_read(ctx, project_id):
+        if not (ctx.is_admin or ctx.project_id == project_id):
+            raise exceptions.NotAuthorized(
+                message=f"Not authorized to read the quotas of project {project_id}.")
+
+    def index(req, ctx, **kw):
+        require_admin(ctx, "Only admin can view or configure quota")
+        Q = models.Quota
+        with db.reader() as s:
+            projects = sorted(set(s.execute(sa.select(Q.project_id)).scalars()))
+            out = [_project_body(p, quotas_of().limits(s, p)) for p in projects]
+        return json_response({"quotas": out})
+
+    def show(req, ctx, project_id, **kw):
+        may_read(ctx, project_id)
+        with db.reader() as s:
+            limits = quotas_of().limits(s, project_id)
+        return json_response({"quota": limits})
+
+    def update(req, ctx, project_id, **kw):
+        require_admin(ctx, "Only admin can view or configure quota")
+        wanted = _parse_limits(req)
+
+        def txn(s):
+            for name, value in wanted.items():
+                row = s.get(models.Quota, (project_id, name))
+                if row is None:
+                    s.add(models.Quota(project_id=project_id, resource=name, limit=value))
+                else:
+                    row.limit = value
+            s.flush()
+            return quotas_of().limits(s, project_id)
+        return json_response({"quota": db.write(txn)})
+
+    def delete(req, ctx, project_id, **kw):
+        require_admin(ctx, "Only admin can view or configure quota")
+        db.write(lambda s: s.execute(sa.delete(models.Quota).where(
+            models.Quota.project_id == project_id)))
+        return json_response(None, status=204)
+
+    def defaults(req, ctx, project_id, **kw):
+        may_read(ctx, project_id)
+        return json_response({"quota": quotas_of().defaults()})
+
+    def details(req, ctx, project_id, **kw):
+        may_read(ctx, project_id)
+        with db.reader() as s:
+            limits = quotas_of().limits(s, project_id)
+            out = {name: {"limit": limits[name],
+                          "used": Quotas.used(s, project_id, name), "reserved": 0}
+                   for name in RESOURCES}
+        return json_response({"quota": out})
+
+    fmt = "{fmt:(\\.json)?}"
+    api.add_route("/v2.0/quotas" + fmt, {"GET": index})
+    api.add_route("/v2.0/quotas/{project_id}/default" + fmt, {"GET": defaults})
+    api.add_route("/v2.0/quotas/{project_id}/details" + fmt, {"GET": details})
+    api.add_route("/v2.0/quotas/{project_id}" + fmt,
+                  {"GET": show, "PUT": update, "DELETE": delete})

@@ -1,0 +1,225 @@
+"""Quotas: the API, enforcement on every create (bulk too), and concurrent
+creators against real server processes on SQLite and PostgreSQL."""
+
+import http.client
+import json
+import threading
+import uuid
+
+import pytest
+
+from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
+from tests.fixtures.server import ServerProcess
+
+DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "security_group": 10,
+            "security_group_rule": 100}
+
+
+def test_defaults_and_show(api):
+    assert api.get("/v2.0/quotas/p1", status=200).data["quota"] == DEFAULTS
+    assert api.get("/v2.0/quotas/p1/default", status=200).data["quota"] == DEFAULTS
+    assert api.get("/v2.0/quotas/p2", admin=True, status=200).data["quota"] == DEFAULTS
+    # Nobody else's.
+    r = api.get("/v2.0/quotas/p2", project="p1", status=403)
+    assert r.data["NeutronError"]["type"] == "NotAuthorized"
+    api.get("/v2.0/quotas/p2/default", project="p1", status=403)
+    api.get("/v2.0/quotas/p2/details", project="p1", status=403)
+
+
+def test_configured_defaults(make_api):
+    api = make_api()
+    api.plugin.conf.set_override("quota_network", 3, group="quotas")
+    assert api.get("/v2.0/quotas/p1", status=200).data["quota"]["network"] == 3
+
+
+def test_admin_sets_lists_and_resets(api):
+    r = api.put("/v2.0/quotas/p1", {"quota": {"network": 20, "port": -1}}, status=403)
+    assert r.data["NeutronError"]["type"] == "AdminRequired"
+    api.get("/v2.0/quotas", status=403)
+    api.delete("/v2.0/quotas/p1", status=403)
+    q = api.put("/v2.0/quotas/p1", {"quota": {"network": 20, "port": -1}}, admin=True,
+                status=200).data["quota"]
+    assert q == dict(DEFAULTS, network=20, port=-1)
+    assert api.get("/v2.0/quotas/p1", status=200).data["quota"] == q
+    api.put("/v2.0/quotas/p2", {"quota": {"subnet": "7"}}, admin=True, status=200)
+    listed = api.get("/v2.0/quotas", admin=True, status=200).data["quotas"]
+    assert listed == [dict(q, project_id="p1", tenant_id="p1"),
+                      dict(DEFAULTS, subnet=7, project_id="p2", tenant_id="p2")]
+    api.delete("/v2.0/quotas/p1", admin=True, status=204)
+    assert api.get("/v2.0/quotas/p1", status=200).data["quota"] == DEFAULTS
+    assert [x["project_id"] for x in api.get("/v2.0/quotas", admin=True,
+                                             status=200).data["quotas"]] == ["p2"]
+
+
+@pytest.mark.parametrize("body", [
+    {"quota": {"network": -2}},
+    {"quota": {"network": "ten"}},
+    {"quota": {"network": 1.5}},
+    {"quota": {"network": True}},
+    {"quota": {"network": 2 ** 40}},
+    {"quota": {"router": 5}},
+    {"quota": {}},
+    {"quota": 5},
+    {"network": 5},
+])
+def test_bad_quota_values(api, body):
+    r = api.put("/v2.0/quotas/p1", body, admin=True, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    assert api.get("/v2.0/quotas/p1", status=200).data["quota"] == DEFAULTS
+
+
+def test_over_quota_networks(api):
+    api.put("/v2.0/quotas/p1", {"quota": {"network": 2}}, admin=True, status=200)
+    api.network()
+    api.network()
+    r = api.post("/v2.0/networks", {"network": {"name": "x"}}, status=409)
+    assert r.data["NeutronError"] == {
+        "type": "OverQuota", "message": "Quota exceeded for resources: ['network'].",
+        "detail": ""}
+    # Another project is not affected; the admin raises the limit.
+    api.network(project="p2")
+    api.put("/v2.0/quotas/p1", {"quota": {"network": 3}}, admin=True, status=200)
+    api.network()
+    assert api.get("/v2.0/quotas/p1/details", status=200).data["quota"]["network"] == {
+        "limit": 3, "used": 3, "reserved": 0}
+    api.put("/v2.0/quotas/p1", {"quota": {"network": -1}}, admin=True, status=200)
+    for _ in range(3):
+        api.network()
+    assert len(api.get("/v2.0/networks", status=200).data["networks"]) == 6
+
+
+def test_bulk_create_counts_every_item(api):
+    api.put("/v2.0/quotas/p1", {"quota": {"network": 3}}, admin=True, status=200)
+    api.network()
+    body = {"networks": [{"name": f"n{i}"} for i in range(3)]}
+    r = api.post("/v2.0/networks", body, status=409)
+    assert r.data["NeutronError"]["type"] == "OverQuota"
+    assert len(api.get("/v2.0/networks", status=200).data["networks"]) == 1
+    body["networks"].pop()
+    assert len(api.post("/v2.0/networks", body, status=201).data["networks"]) == 2
+
+
+def test_subnets_ports_and_security_groups(api):
+    api.put("/v2.0/quotas/p1", {"quota": {"subnet": 1, "port": 2, "security_group": 2,
+                                          "security_group_rule": 5}},
+            admin=True, status=200)
+    net = api.network()
+    api.subnet(net["id"], "10.0.0.0/24")
+    r = api.post("/v2.0/subnets", {"subnet": {"network_id": net["id"], "ip_version": 4,
+                                              "cidr": "10.0.1.0/24"}}, status=409)
+    assert r.data["NeutronError"]["message"] == "Quota exceeded for resources: ['subnet']."
+    api.port(net["id"])
+    api.port(net["id"])
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"]}}, status=409)
+    assert r.data["NeutronError"]["message"] == "Quota exceeded for resources: ['port']."
+    # The default group (made by the first port) counts: one more fits.
+    sg = api.post("/v2.0/security-groups", {"security_group": {"name": "a"}},
+                  status=201).data["security_group"]
+    r = api.post("/v2.0/security-groups", {"security_group": {"name": "b"}}, status=409)
+    assert r.data["NeutronError"]["type"] == "OverQuota"
+    # 4 rules of the default group and 2 of "a" exist already (made for them,
+    # not counted against the limit when made), so none more fits.
+    r = api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp"}},
+        status=409)
+    assert "security_group_rule" in r.data["NeutronError"]["message"]
+    api.put("/v2.0/quotas/p1", {"quota": {"security_group_rule": 7}}, admin=True,
+            status=200)
+    api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp"}},
+        status=201)
+    details = api.get("/v2.0/quotas/p1/details", status=200).data["quota"]
+    assert details["security_group"]["used"] == 2
+    assert details["security_group_rule"]["used"] == 7
+    assert details["port"] == {"limit": 2, "used": 2, "reserved": 0}
+
+
+def test_quotas_extension_advertised(api):
+    aliases = {e["alias"] for e in api.get("/v2.0/extensions", status=200)
+               .data["extensions"]}
+    assert {"quotas", "quota_details"} <= aliases
+
+
+# ------------------------------------------------------------------ concurrency
+LIMIT = 5
+CLIENTS = 8
+ATTEMPTS = 4  # per client: 32 attempts for 5 places
+
+
+def _request(port, method, path, body=None, project="quota-race"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=None if body is None else json.dumps(body),
+                     headers={"Content-Type": "application/json", "X-Project-Id": project})
+        resp = conn.getresponse()
+        raw = resp.read()
+        return resp.status, json.loads(raw) if raw else None
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def quota_server(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/qovs.sqlite"
+        pg, name = None, None
+    else:
+        pg = request.getfixturevalue("postgres_server")
+        name = "quota_" + uuid.uuid4().hex[:10]
+        url = pg.create_database(name)
+    srv = ServerProcess(url, workers=2,
+                        extra_conf=f"[quotas]\nquota_network = {LIMIT}\n"
+                                   f"quota_port = {LIMIT}\n")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        print(srv.log()[-20000:])
+        if pg is not None:
+            pg.drop_database(name)
+
+
+def _race(port, make):
+    statuses = []
+    lock = threading.Lock()
+    start = threading.Barrier(CLIENTS)
+
+    def client():
+        start.wait()
+        for _ in range(ATTEMPTS):
+            status, body = make()
+            with lock:
+                statuses.append((status, body))
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return statuses
+
+
+def test_concurrent_creates_never_pass_the_limit(quota_server):
+    port = quota_server.port
+    statuses = _race(port, lambda: _request(port, "POST", "/v2.0/networks",
+                                            {"network": {"name": "race"}}))
+    codes = sorted(s for s, _ in statuses)
+    assert codes.count(201) == LIMIT, statuses
+    assert codes.count(409) == CLIENTS * ATTEMPTS - LIMIT, statuses
+    assert all(b["NeutronError"]["type"] == "OverQuota" for s, b in statuses if s == 409)
+    status, body = _request(port, "GET", "/v2.0/networks")
+    assert status == 200 and len(body["networks"]) == LIMIT
+    # Ports too (with IPAM and the default security group in the same
+    # transactions).
+    net = body["networks"][0]["id"]
+    status, _ = _request(port, "POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net, "ip_version": 4, "cidr": "10.9.0.0/24"}})
+    assert status == 201
+    statuses = _race(port, lambda: _request(port, "POST", "/v2.0/ports",
+                                            {"port": {"network_id": net}}))
+    codes = [s for s, _ in statuses]
+    assert codes.count(201) == LIMIT and codes.count(409) == len(codes) - LIMIT, statuses
+    status, body = _request(port, "GET", "/v2.0/ports")
+    assert len(body["ports"]) == LIMIT
+    status, body = _request(port, "GET", "/v2.0/security-groups")
+    assert [g["name"] for g in body["security_groups"]] == ["default"]
