@@ -117,6 +117,8 @@ class Engine:
         self.remote_refs = defaultdict(set)  # (remote group, direction) -> sg ids
         self.ip_groups = defaultdict(set)  # member address -> group ids
         self._explicit_ids: dict[int, str] = {}
+        self._used_ids: set | None = None  # cache of alloc.local_ids values
+        self._id_hint = LOCAL_ID_BASE
         self._dirty: set = set()
 
     # ------------------------------------------------------------ reading
@@ -181,10 +183,12 @@ class Engine:
         for keys in self.sg_keys.values():
             owners.extend(("conj",) + k for k in keys)
         owners.extend(("rmatch",) + tm for tm in self.match_refs)
-        for ip, gids in self.ip_groups.items():
-            for d in DIRECTIONS:
-                if any(self.remote_refs.get((g, d)) for g in gids):
-                    owners.append(("addr", d, ip))
+        addrs = set()
+        for (gid, d), sgs in self.remote_refs.items():
+            g = self.groups.get(gid)
+            if sgs and g is not None:
+                addrs.update(("addr", d, ip) for ip in g.member_ips)
+        owners.extend(addrs)
         old = self.desired
         new = DesiredFlows()
         # Tens of thousands of small acyclic values: the cyclic collector
@@ -372,11 +376,21 @@ class Engine:
             self._mark_port(pid)
 
     def _free_local_id(self) -> int:
-        used = set(self.alloc.local_ids.values())
-        for i in range(LOCAL_ID_BASE, LOCAL_ID_MAX + 1):
-            if i not in used:
-                return i
-        raise CompileError("out of network local ids")
+        """The lowest free compiler-assigned id (a scan from the last hit)."""
+        used = self._used_ids
+        if used is None or len(used) != len(self.alloc.local_ids):
+            used = self._used_ids = set(self.alloc.local_ids.values())
+            self._id_hint = LOCAL_ID_BASE
+        i = self._id_hint
+        while i <= LOCAL_ID_MAX and i in used:
+            i += 1
+        if i > LOCAL_ID_MAX:
+            i = next((j for j in range(LOCAL_ID_BASE, LOCAL_ID_MAX + 1) if j not in used), None)
+            if i is None:
+                raise CompileError("out of network local ids")
+        used.add(i)
+        self._id_hint = i + 1
+        return i
 
     def _remove_network(self, nid: str) -> None:
         old = self.networks.pop(nid, None)

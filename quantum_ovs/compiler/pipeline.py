@@ -277,6 +277,24 @@ def validate(flow: Flow) -> None:
             _match_ok.clear()
         _match_ok.add(shape)
     actions = flow.actions
+    # Action tuples are often shared objects (constants, cached tunnel
+    # outputs): remember the ones already checked for this table.  The
+    # cache holds the tuple itself, so its id cannot be reused.
+    seen = _actions_ok.get((flow.table, id(actions)))
+    if seen is actions:
+        return
+    if _check_actions(flow, spec, actions):
+        return  # conjunction flows: the check depends on the match too
+    if len(_actions_ok) > 100000:
+        _actions_ok.clear()
+    _actions_ok[(flow.table, id(actions))] = actions
+
+
+_actions_ok: dict = {}
+
+
+def _check_actions(flow: Flow, spec: TableSpec, actions) -> bool:
+    """Raise unless the actions fit the table; True for conjunction flows."""
     n = len(actions)
     kinds = spec.actions
     conj = 0
@@ -318,6 +336,7 @@ def validate(flow: Flow) -> None:
             raise PipelineError(f"conjunction flows may carry only conjunctions: {flow}")
         if flow.match.get("conj_id") is not None:
             raise PipelineError(f"a conjunction clause cannot match conj_id: {flow}")
+    return bool(conj)
 
 
 def describe() -> str:

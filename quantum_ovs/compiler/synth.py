@@ -132,15 +132,23 @@ def make_large_view(
     rpn = remote_ports // networks
     view = make_host_view(networks, lpn, remote_hosts, rpn, groups=[])
     gids = [f"sg-{g}" for g in range(n_groups)]
-    ports = []
+    # group g has about max_members * (g + 1) / n_groups member ports (the
+    # last one max_members), drawn from all ports; a local port outside
+    # every group joins one at random.
+    all_ports = list(view.ports)
+    member_of: dict[str, list] = {p.id: [] for p in all_ports}
     members: dict[str, set] = {g: set() for g in gids}
-    cap = {g: max(10, int(max_members * (g_i + 1) / n_groups)) for g_i, g in enumerate(gids)}
-    for p in view.ports:
-        k = 1 + (rnd.random() < 0.5)
-        mine = rnd.sample(gids, k)
+    for g_i, g in enumerate(gids):
+        size = min(len(all_ports), max(10, max_members * (g_i + 1) // n_groups))
+        for p in rnd.sample(all_ports, size):
+            member_of[p.id].append(g)
+    ports = []
+    for p in all_ports:
+        mine = member_of[p.id]
+        if not mine and p.host == view.host:
+            mine.append(rnd.choice(gids))
         for g in mine:
-            if len(members[g]) < cap[g]:
-                members[g].update(p.ips)
+            members[g].update(p.ips)
         ports.append(Port(p.id, p.network_id, p.mac_address, p.fixed_ips,
                           security_groups=tuple(mine), host=p.host))
     groups = []
