@@ -30,6 +30,7 @@ pep8: setup
 
 genconfig: setup
 	@$(VENV)/bin/oslo-config-generator --namespace quantum_ovs --output-file etc/quantum-ovs.conf.sample
+	@$(VENV)/bin/oslo-config-generator --namespace quantum_ovs.agent --output-file etc/quantum-ovs-agent.ini.sample
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

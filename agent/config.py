@@ -1,0 +1,61 @@
+"""quantum-ovs-agent options (oslo.config), with Neutron's names where
+they exist.  Registered on a ConfigOpts the caller makes (no globals)."""
+
+from oslo_config import cfg
+
+ovs_opts = [
+    cfg.StrOpt("integration_bridge", default="br-int",
+               help="The integration bridge every VIF is plugged into."),
+    cfg.StrOpt("datapath_type", default="system", choices=["system", "netdev"],
+               help="OVS datapath type of the bridges the agent creates."),
+    cfg.HostAddressOpt("local_ip",
+                       help="This host's tunnel endpoint address (VXLAN/GRE)."),
+    cfg.ListOpt("bridge_mappings", default=[],
+                help="<physical_network>:<bridge> pairs for flat and VLAN "
+                     "networks."),
+    cfg.StrOpt("ovsdb_connection", default="unix:/var/run/openvswitch/db.sock",
+               help="The OVSDB server to manage."),
+    cfg.HostAddressOpt("of_listen_address", default="127.0.0.1",
+                       help="Where the agent listens for br-int's OpenFlow "
+                            "connection."),
+    cfg.PortOpt("of_listen_port", default=6633,
+                help="OpenFlow listening port (0 picks a free one)."),
+]
+
+agent_opts = [
+    cfg.ListOpt("tunnel_types", default=["vxlan"],
+                help="Tunnel types this host terminates (vxlan, gre)."),
+    cfg.FloatOpt("report_interval", default=30.0,
+                 help="Seconds between heartbeats to the server."),
+    cfg.FloatOpt("polling_interval", default=25.0,
+                 help="Longest wait of one long-poll for changes."),
+    cfg.StrOpt("host", default=None,
+               help="This hypervisor's name (binding:host_id); default: the "
+                    "machine's hostname."),
+    cfg.StrOpt("state_path", default="/var/lib/quantum-ovs",
+               help="Where the agent keeps its allocation state across "
+                    "restarts."),
+    cfg.IntOpt("dhcp_lease_time", default=86400,
+               help="Lease time of the native DHCP responder, in seconds."),
+]
+
+server_opts = [
+    cfg.StrOpt("url", default="http://127.0.0.1:9696",
+               help="The quantum-ovs-server to follow."),
+    cfg.StrOpt("token", default="", secret=True,
+               help="The agent API's shared secret ([agent_api] token on the "
+                    "server)."),
+]
+
+
+def list_opts():
+    return [("ovs", ovs_opts), ("agent", agent_opts), ("server", server_opts)]
+
+
+def make_conf(args=None):
+    conf = cfg.ConfigOpts()
+    for group, opts in list_opts():
+        conf.register_opts(opts, group=group)
+    conf(args=list(args or []), project="quantum-ovs", prog="quantum-ovs-agent",
+         default_config_files=[])
+    return conf

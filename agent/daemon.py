@@ -1,0 +1,367 @@
+"""The agent: keeps one host's Open vSwitch in line with the model.
+
+Threads (native; no eventlet):
+    sync        long-polls the server for the host's state (full view or
+                delta) and queues it;
+    heartbeat   registers and reports liveness every report_interval;
+    reconcile   the only owner of the compiler Engine and of our picture of
+                the installed flows: drains its queue (model changes, VIF
+                plug/unplug from OVSDB, switch (re)connections), lets the
+                engine recompute what changed, and sends the difference to
+                the switch in one bundle; then reports ports whose flows are
+                in;
+plus the OVSDB IDL thread and the OpenFlow channel's threads.
+
+Hitless restarts: on every (re)connection the installed flows are dumped
+(only ours, by cookie) and only the difference to the desired set is
+sent; network local ids and conjunction ids are kept in a state file so a
+restarted agent compiles exactly the same flows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+
+from agent import sync_client
+from agent.openflow.channel import Channel, CookieScope
+from agent.ovsdb.api import Ovsdb
+from agent.ovsdb.connection import Connection
+from agent.ovsdb.events import InterfaceWatcher
+from quantum_ovs import model as m
+from quantum_ovs.compiler.engine import Allocations, Engine
+from quantum_ovs.compiler.flow import FlowDiff
+
+LOG = logging.getLogger(__name__)
+
+TUNNEL_PORT = {"vxlan": "qovs-vxlan", "gre": "qovs-gre"}
+
+
+class Settings:
+    """Everything the agent needs, as plain values (from oslo.config or a
+    test)."""
+
+    def __init__(self, host, server_url, ovsdb, integration_bridge="br-int",
+                 datapath_type="system", local_ip=None, tunnel_types=("vxlan",),
+                 bridge_mappings=None, of_listen=("127.0.0.1", 6633), token="",
+                 report_interval=30.0, polling_interval=25.0, state_path=None,
+                 dhcp_lease_time=86400, of_socket=None):
+        self.host = host
+        self.server_url = server_url
+        self.ovsdb = ovsdb
+        self.integration_bridge = integration_bridge
+        self.datapath_type = datapath_type
+        self.local_ip = local_ip
+        self.tunnel_types = tuple(tunnel_types) if local_ip else ()
+        self.bridge_mappings = dict(bridge_mappings or {})
+        self.of_listen = of_listen
+        self.of_socket = of_socket
+        self.token = token
+        self.report_interval = report_interval
+        self.polling_interval = polling_interval
+        self.state_path = state_path
+        self.dhcp_lease_time = dhcp_lease_time
+
+    @classmethod
+    def from_conf(cls, conf):
+        mappings = {}
+        for item in conf.ovs.bridge_mappings:
+            physnet, _, bridge = item.partition(":")
+            if not physnet or not bridge:
+                raise ValueError(f"bad bridge_mappings entry {item!r}")
+            mappings[physnet.strip()] = bridge.strip()
+        return cls(host=conf.agent.host or socket.gethostname(), server_url=conf.server.url,
+                   ovsdb=conf.ovs.ovsdb_connection,
+                   integration_bridge=conf.ovs.integration_bridge,
+                   datapath_type=conf.ovs.datapath_type, local_ip=conf.ovs.local_ip,
+                   tunnel_types=conf.agent.tunnel_types, bridge_mappings=mappings,
+                   of_listen=(conf.ovs.of_listen_address, conf.ovs.of_listen_port),
+                   token=conf.server.token, report_interval=conf.agent.report_interval,
+                   polling_interval=conf.agent.polling_interval,
+                   state_path=conf.agent.state_path,
+                   dhcp_lease_time=conf.agent.dhcp_lease_time)
+
+
+class Agent:
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.client = sync_client.SyncClient(settings.server_url, settings.host,
+                                             settings.token)
+        self.events: "queue.Queue" = queue.Queue()
+        self.stop_event = threading.Event()
+        self.conn = None
+        self.ovsdb = None
+        self.channel = None
+        self.watcher = None
+        self.engine = Engine(settings.host, self._load_allocations())
+        self.installed = {}  # FlowKey -> Flow: what we believe the switch has
+        self.need_dump = True
+        self.revision = 0
+        self.vifs = {}  # port id -> ofport (plugged here, with an ofport)
+        self.reported = set()  # port ids reported as installed
+        self.to_unplug = set()
+        self.threads = []
+        self.ready = threading.Event()  # first full sync installed
+        self.stats = {"applies": 0, "flow_mods": 0, "resyncs": 0, "full_views": 0,
+                      "deltas": 0}
+        self.dhcp = None
+        self.last_apply_ms = None
+
+    # ------------------------------------------------------------ state file
+    def _state_file(self):
+        if not self.s.state_path:
+            return None
+        return os.path.join(self.s.state_path, f"agent-{self.s.host}.json")
+
+    def _load_allocations(self):
+        path = self._state_file()
+        if not path or not os.path.exists(path):
+            return None
+        try:
+            with open(path) as f:
+                raw = json.load(f)
+            return Allocations(local_ids=dict(raw.get("local_ids", {})),
+                               conj_ids={tuple(k.split("|")): v for k, v in
+                                         raw.get("conj_ids", {}).items()},
+                               next_conj=raw.get("next_conj", 1))
+        except (OSError, ValueError, TypeError) as e:
+            LOG.warning("ignoring unreadable state file %s: %s", path, e)
+            return None
+
+    def _save_allocations(self):
+        path = self._state_file()
+        if not path:
+            return
+        a = self.engine.alloc
+        data = {"local_ids": a.local_ids,
+                "conj_ids": {"|".join(map(str, k)): v for k, v in a.conj_ids.items()},
+                "next_conj": a.next_conj}
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------ start/stop
+    def start(self):
+        s = self.s
+        self.conn = Connection(s.ovsdb).start()
+        self.ovsdb = Ovsdb(self.conn)
+        self.channel = Channel(CookieScope.ours(), listen=s.of_listen, sock=s.of_socket)
+        self.channel.on_connect(lambda gen, dpid: self.events.put(("connected", gen)))
+        self.channel.on_disconnect(lambda gen: self.events.put(("disconnected", gen)))
+        self.channel.on_packet_in(self._packet_in)
+        self.channel.start()
+        host, port = self.channel.listen_addr
+        self.ovsdb.ensure_bridge(s.integration_bridge, datapath_type=s.datapath_type,
+                                 fail_mode="secure", protocols=("OpenFlow13",),
+                                 controller=f"tcp:{host}:{port}",
+                                 connection_mode="out-of-band")
+        chassis = self._plumb()
+        self.engine.set_chassis(chassis)
+        self.watcher = InterfaceWatcher(self.conn, self._on_vif)
+        for name, target in (("reconcile", self._reconcile_loop), ("sync", self._sync_loop),
+                             ("heartbeat", self._heartbeat_loop)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def _plumb(self):
+        """Tunnel ports and physical bridges; returns the Chassis."""
+        s = self.s
+        tunnels = {}
+        for ttype in s.tunnel_types:
+            name = TUNNEL_PORT[ttype]
+            self.ovsdb.ensure_tunnel_port(s.integration_bridge, name, ttype, s.local_ip)
+            tunnels[ttype] = self.ovsdb.wait_ofport(name, 10)
+        physnets = {}
+        for physnet, bridge in sorted(s.bridge_mappings.items()):
+            self.ovsdb.ensure_bridge(bridge, datapath_type=s.datapath_type,
+                                     fail_mode="standalone", protocols=("OpenFlow13",))
+            int_port = f"int-{bridge}"[:15]
+            phy_port = f"phy-{bridge}"[:15]
+            self.ovsdb.ensure_patch_ports(s.integration_bridge, bridge, int_port, phy_port)
+            physnets[physnet] = self.ovsdb.wait_ofport(int_port, 10)
+        return m.Chassis(tunnel_ofports=tuple(sorted(tunnels.items())),
+                         physnet_ofports=tuple(sorted(physnets.items())))
+
+    def stop(self):
+        self.stop_event.set()
+        self.events.put(("stop", None))
+        for t in self.threads:
+            t.join(5)
+        if self.channel is not None:
+            self.channel.stop()
+        if self.conn is not None:
+            self.conn.stop()
+
+    # ------------------------------------------------------------ inputs
+    def _on_vif(self, event, vif, old):
+        # On the IDL thread: only queue.
+        self.events.put(("vif", (event, vif)))
+
+    def _packet_in(self, pin):
+        if self.dhcp is not None:
+            try:
+                self.dhcp(pin)
+            except Exception:  # noqa: BLE001 - a bad packet never stops the agent
+                LOG.exception("packet-in handler failed")
+
+    def _heartbeat_loop(self):
+        started = True
+        attempt = 0
+        while not self.stop_event.is_set():
+            try:
+                self.client.register(self.s.local_ip, self._configurations(), started=started)
+                started = False
+                attempt = 0
+                self.stop_event.wait(self.s.report_interval)
+            except (sync_client.ServerUnavailable, sync_client.ServerError) as e:
+                LOG.info("heartbeat failed: %s", e)
+                sync_client.sleep_backoff(attempt, self.stop_event)
+                attempt += 1
+
+    def _configurations(self):
+        return {"integration_bridge": self.s.integration_bridge,
+                "datapath_type": self.s.datapath_type,
+                "tunnel_types": list(self.s.tunnel_types),
+                "bridge_mappings": self.s.bridge_mappings,
+                "tunnel_ip": self.s.local_ip, "devices": len(self.vifs),
+                "of_listen": list(self.channel.listen_addr) if self.channel else None}
+
+    def _sync_loop(self):
+        attempt = 0
+        while not self.stop_event.is_set():
+            try:
+                kind, value, rev = self.client.poll(self.revision,
+                                                    0 if self.revision == 0 else
+                                                    self.s.polling_interval)
+                attempt = 0
+                self.revision = rev
+                self.events.put((kind, value))
+            except (sync_client.ServerUnavailable, sync_client.ServerError) as e:
+                # Keep the data plane as it is; try again.
+                LOG.info("server unavailable (%s); data plane unchanged", e)
+                sync_client.sleep_backoff(attempt, self.stop_event)
+                attempt += 1
+
+    # ------------------------------------------------------------ reconcile
+    def _reconcile_loop(self):
+        while not self.stop_event.is_set():
+            try:
+                first = self.events.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self.events.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._handle(batch)
+            except Exception:  # noqa: BLE001 - log, resync from scratch next time
+                LOG.exception("reconcile failed; will dump and resync")
+                self.need_dump = True
+                time.sleep(0.2)
+                self.events.put(("resync", None))
+
+    def _handle(self, batch):
+        touched = set()
+        for kind, value in batch:
+            if kind == "stop":
+                return
+            if kind == "full":
+                self.stats["full_views"] += 1
+                view = value.replace(chassis=self.engine.chassis())
+                d = self.engine.update(view) if self.engine.revision else \
+                    self.engine.load(view)
+                touched |= _keys(d)
+            elif kind == "delta":
+                self.stats["deltas"] += 1
+                touched |= _keys(self.engine.apply(value))
+            elif kind == "vif":
+                event, vif = value
+                touched |= self._vif_changed(event, vif)
+            elif kind in ("connected", "resync"):
+                self.need_dump = True
+            elif kind == "disconnected":
+                self.need_dump = True
+        self._install(touched)
+
+    def _vif_changed(self, event, vif):
+        pid = vif.iface_id
+        if event == "unplugged" or vif.ofport is None:
+            if pid in self.vifs:
+                del self.vifs[pid]
+                self.reported.discard(pid)
+                self.to_unplug.add(pid)
+                return _keys(self.engine.set_ofport(pid, None))
+            return set()
+        if self.vifs.get(pid) == vif.ofport:
+            return set()
+        self.vifs[pid] = vif.ofport
+        self.to_unplug.discard(pid)
+        self.reported.discard(pid)
+        return _keys(self.engine.set_ofport(pid, vif.ofport))
+
+    def _install(self, touched):
+        if not self.channel.connected:
+            return
+        started = time.monotonic()
+        if self.need_dump:
+            self.stats["resyncs"] += 1
+            self.installed = {f.key: f for f in self.channel.dump_flows()}
+            self.need_dump = False
+            touched = set(self.installed) | set(self.engine.desired.by_key())
+        deletes, modifies, adds = [], [], []
+        desired = self.engine.desired
+        for k in touched:
+            want = desired.get(k)
+            have = self.installed.get(k)
+            if want is None:
+                if have is not None:
+                    deletes.append(have)
+            elif have is None:
+                adds.append(want)
+            elif have.actions != want.actions or have.cookie != want.cookie:
+                modifies.append(want)
+        d = FlowDiff(tuple(deletes), tuple(modifies), tuple(adds))
+        if not d.empty:
+            self.channel.apply(d)
+            for f in deletes:
+                self.installed.pop(f.key, None)
+            for f in modifies + adds:
+                self.installed[f.key] = f
+            self.stats["applies"] += 1
+            self.stats["flow_mods"] += len(d)
+            self._save_allocations()
+        self.last_apply_ms = (time.monotonic() - started) * 1000
+        self._report()
+        if self.engine.revision:
+            self.ready.set()
+
+    def _report(self):
+        local = {pid for pid, p in self.engine.ports.items() if p.host == self.s.host}
+        installed = [pid for pid in self.vifs if pid in local and pid not in self.reported]
+        plugged = [(pid, self.vifs[pid]) for pid in installed]
+        unplugged = sorted(self.to_unplug)
+        if not (installed or unplugged):
+            return
+        try:
+            self.client.report(plugged=plugged, unplugged=unplugged, installed=installed)
+            self.reported.update(installed)
+            self.to_unplug.clear()
+        except (sync_client.ServerUnavailable, sync_client.ServerError) as e:
+            LOG.info("could not report ports (%s); will retry", e)
+            threading.Timer(1.0, lambda: self.events.put(("resync-report", None))).start()
+
+
+def _keys(d):
+    return {f.key for f in d.deletes} | {f.key for f in d.modifies} | {f.key for f in d.adds}

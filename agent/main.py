@@ -1,0 +1,30 @@
+"""quantum-ovs-agent --config-file etc/quantum-ovs-agent.ini"""
+
+import logging
+import signal
+import sys
+
+from agent import config
+from agent.daemon import Agent, Settings
+
+
+def main(argv=None):
+    conf = config.make_conf(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
+    agent = Agent(Settings.from_conf(conf))
+    agent.start()
+    logging.getLogger("quantum_ovs.agent").info(
+        "quantum-ovs-agent for host %s started; OpenFlow on %s:%s", agent.s.host,
+        *agent.channel.listen_addr)
+    done = []
+    signal.signal(signal.SIGTERM, lambda *a: done.append(1))
+    signal.signal(signal.SIGINT, lambda *a: done.append(1))
+    while not done:
+        signal.pause()
+    agent.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
