@@ -126,8 +126,7 @@ class Agent:
             with open(path) as f:
                 raw = json.load(f)
             return Allocations(local_ids=dict(raw.get("local_ids", {})),
-                               conj_ids={tuple(k.split("|")): v for k, v in
-                                         raw.get("conj_ids", {}).items()},
+                               conj_ids={_tuple(k): v for k, v in raw.get("conj_ids", [])},
                                next_conj=raw.get("next_conj", 1))
         except (OSError, ValueError, TypeError) as e:
             LOG.warning("ignoring unreadable state file %s: %s", path, e)
@@ -139,7 +138,8 @@ class Agent:
             return
         a = self.engine.alloc
         data = {"local_ids": a.local_ids,
-                "conj_ids": {"|".join(map(str, k)): v for k, v in a.conj_ids.items()},
+                "conj_ids": [[list(k) if isinstance(k, tuple) else k, v]
+                             for k, v in a.conj_ids.items()],
                 "next_conj": a.next_conj}
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".tmp"
@@ -361,6 +361,10 @@ class Agent:
         except (sync_client.ServerUnavailable, sync_client.ServerError) as e:
             LOG.info("could not report ports (%s); will retry", e)
             threading.Timer(1.0, lambda: self.events.put(("resync-report", None))).start()
+
+
+def _tuple(x):
+    return tuple(_tuple(i) for i in x) if isinstance(x, list) else x
 
 
 def _keys(d):
