@@ -206,6 +206,8 @@ def main(argv=None):
     p.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     p.add_argument("--workers", type=int, default=1, help="api_workers of the server")
     p.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    p.add_argument("--port-quota", type=int, default=-1,
+                   help="[quotas] quota_port of the server (-1: unlimited)")
     p.add_argument("--keep-log", action="store_true", help="print the server log's path")
     args = p.parse_args(argv)
     counts = QUICK if args.quick else FULL
@@ -221,6 +223,7 @@ def main(argv=None):
         else:
             url = f"sqlite:///{tmp}/bench.sqlite"
         server = ServerProcess(url, workers=args.workers,
+                               extra_conf=f"[quotas]\nquota_port = {args.port_quota}\n",
                                log_path=os.path.join(tmp, "server.log"))
         server.start()
         print(f"bench/api.py: db={args.db} workers={args.workers} "
@@ -239,7 +242,8 @@ def main(argv=None):
         if not args.keep_log:
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)
-    line = {"bench": "api", "db": args.db, "workers": args.workers, "quick": args.quick}
+    line = {"bench": "api", "db": args.db, "workers": args.workers, "quick": args.quick,
+            "port_quota": args.port_quota}
     line.update(result)
     line["counts"] = counts
     print(json.dumps(line, sort_keys=False))
