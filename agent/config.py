@@ -20,6 +20,9 @@ ovs_opts = [
                             "connection."),
     cfg.PortOpt("of_listen_port", default=6633,
                 help="OpenFlow listening port (0 picks a free one)."),
+    cfg.StrOpt("of_listen_unix", default="",
+               help="Listen on this unix socket instead of TCP (reaches a "
+                    "switch in another network namespace)."),
 ]
 
 agent_opts = [

@@ -80,7 +80,8 @@ class Settings:
                    integration_bridge=conf.ovs.integration_bridge,
                    datapath_type=conf.ovs.datapath_type, local_ip=conf.ovs.local_ip,
                    tunnel_types=conf.agent.tunnel_types, bridge_mappings=mappings,
-                   of_listen=(conf.ovs.of_listen_address, conf.ovs.of_listen_port),
+                   of_listen=(f"unix:{conf.ovs.of_listen_unix}" if conf.ovs.of_listen_unix
+                              else (conf.ovs.of_listen_address, conf.ovs.of_listen_port)),
                    token=conf.server.token, report_interval=conf.agent.report_interval,
                    polling_interval=conf.agent.polling_interval,
                    state_path=conf.agent.state_path,
@@ -152,15 +153,17 @@ class Agent:
         s = self.s
         self.conn = Connection(s.ovsdb).start()
         self.ovsdb = Ovsdb(self.conn)
-        self.channel = Channel(CookieScope.ours(), listen=s.of_listen, sock=s.of_socket)
+        sock = s.of_socket
+        if sock is None and isinstance(s.of_listen, str) and s.of_listen.startswith("unix:"):
+            sock = _unix_listener(s.of_listen[5:])
+        self.channel = Channel(CookieScope.ours(), listen=s.of_listen, sock=sock)
         self.channel.on_connect(lambda gen, dpid: self.events.put(("connected", gen)))
         self.channel.on_disconnect(lambda gen: self.events.put(("disconnected", gen)))
         self.channel.on_packet_in(self._packet_in)
         self.channel.start()
-        host, port = self.channel.listen_addr
         self.ovsdb.ensure_bridge(s.integration_bridge, datapath_type=s.datapath_type,
                                  fail_mode="secure", protocols=("OpenFlow13",),
-                                 controller=f"tcp:{host}:{port}",
+                                 controller=self.channel.target,
                                  connection_mode="out-of-band")
         chassis = self._plumb()
         self.engine.set_chassis(chassis)
@@ -361,6 +364,16 @@ class Agent:
         except (sync_client.ServerUnavailable, sync_client.ServerError) as e:
             LOG.info("could not report ports (%s); will retry", e)
             threading.Timer(1.0, lambda: self.events.put(("resync-report", None))).start()
+
+
+def _unix_listener(path):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if os.path.exists(path):
+        os.unlink(path)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(8)
+    return s
 
 
 def _tuple(x):

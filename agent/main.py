@@ -15,8 +15,8 @@ def main(argv=None):
     agent = Agent(Settings.from_conf(conf))
     agent.start()
     logging.getLogger("quantum_ovs.agent").info(
-        "quantum-ovs-agent for host %s started; OpenFlow on %s:%s", agent.s.host,
-        *agent.channel.listen_addr)
+        "quantum-ovs-agent for host %s started; OpenFlow on %s", agent.s.host,
+        agent.channel.target)
     done = []
     signal.signal(signal.SIGTERM, lambda *a: done.append(1))
     signal.signal(signal.SIGINT, lambda *a: done.append(1))

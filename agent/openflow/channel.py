@@ -214,7 +214,10 @@ class Channel:
             s.bind(self.listen_addr)
             s.listen(8)
             self._listener = s
-        self.listen_addr = self._listener.getsockname()[:2]
+        if self._listener.family == socket.AF_UNIX:
+            self.listen_addr = ("unix", self._listener.getsockname())
+        else:
+            self.listen_addr = self._listener.getsockname()[:2]
         for name, target in (("of-accept", self._accept_loop), ("of-events", self._event_loop)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -251,7 +254,11 @@ class Channel:
 
     @property
     def target(self) -> str:
-        """The Controller target for OVSDB, e.g. ``tcp:127.0.0.1:6633``."""
+        """The Controller target for OVSDB, e.g. ``tcp:127.0.0.1:6633`` or
+        ``unix:/run/quantum-ovs/br-int.mgmt`` (a unix socket reaches a switch
+        in another network namespace)."""
+        if self.listen_addr[0] == "unix":
+            return f"unix:{self.listen_addr[1]}"
         return f"tcp:{self.listen_addr[0]}:{self.listen_addr[1]}"
 
     # ------------------------------------------------------------ events
@@ -430,7 +437,8 @@ class Channel:
                     return
                 time.sleep(0.1)
                 continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Conn(sock, peer, next(self._generations))
             conn.reader = threading.Thread(
                 target=self._read_loop, args=(conn,), name=f"of-read-{conn.generation}", daemon=True
