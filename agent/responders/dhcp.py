@@ -71,8 +71,14 @@ LOG = logging.getLogger(__name__)
 # Message types (option 53).
 DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = range(1, 9)
 MESSAGE_NAMES = {
-    DISCOVER: "DISCOVER", OFFER: "OFFER", REQUEST: "REQUEST", DECLINE: "DECLINE",
-    ACK: "ACK", NAK: "NAK", RELEASE: "RELEASE", INFORM: "INFORM",
+    DISCOVER: "DISCOVER",
+    OFFER: "OFFER",
+    REQUEST: "REQUEST",
+    DECLINE: "DECLINE",
+    ACK: "ACK",
+    NAK: "NAK",
+    RELEASE: "RELEASE",
+    INFORM: "INFORM",
 }
 
 # Option codes.
@@ -197,9 +203,7 @@ def parse_client_frame(frame: bytes) -> ClientMessage:
         raise _Malformed("not IPv4 (ethertype 0x%04x)" % ethertype)
     if len(frame) < off + _IPV4.size:
         raise _Malformed("short IPv4 header")
-    vihl, _tos, total, _ident, frag, _ttl, proto, _csum, _src, _dst = _IPV4.unpack_from(
-        frame, off
-    )
+    vihl, _tos, total, _ident, frag, _ttl, proto, _csum, _src, _dst = _IPV4.unpack_from(frame, off)
     ihl = (vihl & 0x0F) * 4
     if vihl >> 4 != 4 or ihl < 20 or total < ihl or off + total > len(frame):
         raise _Malformed("bad IPv4 header")
@@ -219,8 +223,22 @@ def parse_client_frame(frame: bytes) -> ClientMessage:
     payload = frame[u + _UDP.size : u + ulen]
     if len(payload) < _BOOTP.size + len(MAGIC_COOKIE):
         raise _Malformed("short BOOTP message")
-    (op, htype, hlen, _hops, xid, _secs, flags, ciaddr, _yiaddr, _siaddr, giaddr,
-     chaddr_field, sname, bootfile) = _BOOTP.unpack_from(payload)
+    (
+        op,
+        htype,
+        hlen,
+        _hops,
+        xid,
+        _secs,
+        flags,
+        ciaddr,
+        _yiaddr,
+        _siaddr,
+        giaddr,
+        chaddr_field,
+        sname,
+        bootfile,
+    ) = _BOOTP.unpack_from(payload)
     if op != BOOTREQUEST:
         raise _Malformed("not a BOOTREQUEST")
     if htype != HTYPE_ETHER or hlen != 6:
@@ -391,45 +409,60 @@ class DhcpResponder:
         try:
             return self._answer(msg, port, subnets, network)
         except Exception:  # bad model data must not take the agent down
-            LOG.exception("port %s: cannot answer DHCP %s", port.id,
-                          MESSAGE_NAMES.get(msg.msg_type, msg.msg_type))
+            LOG.exception(
+                "port %s: cannot answer DHCP %s",
+                port.id,
+                MESSAGE_NAMES.get(msg.msg_type, msg.msg_type),
+            )
             return None
 
     def _answer(self, msg, port, subnets, network) -> Optional[bytes]:
         mtype = MESSAGE_NAMES.get(msg.msg_type, str(msg.msg_type))
         if msg.chaddr != mac_bytes(port.mac_address.lower()):
-            LOG.debug("port %s: DHCP %s for chaddr %s, not the port's MAC %s: dropped",
-                      port.id, mtype, _fmt_mac(msg.chaddr), port.mac_address)
+            LOG.debug(
+                "port %s: DHCP %s for chaddr %s, not the port's MAC %s: dropped",
+                port.id,
+                mtype,
+                _fmt_mac(msg.chaddr),
+                port.mac_address,
+            )
             return None
         if not port.admin_state_up:
             LOG.debug("port %s is administratively down: DHCP %s dropped", port.id, mtype)
             return None
         lease = port_lease(port, subnets)
         if lease is None:
-            LOG.debug("port %s has no IPv4 address on a DHCP-enabled subnet: %s dropped",
-                      port.id, mtype)
+            LOG.debug(
+                "port %s has no IPv4 address on a DHCP-enabled subnet: %s dropped", port.id, mtype
+            )
             return None
         server_id = self._server_id(lease)
         if msg.msg_type == DISCOVER:
             return self._reply(msg, OFFER, lease, server_id, network)
         if msg.msg_type == REQUEST:
             if msg.server_id is not None and msg.server_id != server_id:
-                LOG.debug("port %s: REQUEST for server %s, not us", port.id,
-                          ipaddress.IPv4Address(msg.server_id))
+                LOG.debug(
+                    "port %s: REQUEST for server %s, not us",
+                    port.id,
+                    ipaddress.IPv4Address(msg.server_id),
+                )
                 return None
             wanted = msg.requested_ip
             if wanted is None and msg.ciaddr != ZERO_IP:
                 wanted = msg.ciaddr
             if wanted != lease.address.packed:
-                LOG.debug("port %s: REQUEST for %s, the port has %s: NAK", port.id,
-                          ipaddress.IPv4Address(wanted) if wanted else None, lease.address)
+                LOG.debug(
+                    "port %s: REQUEST for %s, the port has %s: NAK",
+                    port.id,
+                    ipaddress.IPv4Address(wanted) if wanted else None,
+                    lease.address,
+                )
                 return self._nak(msg, server_id)
             return self._reply(msg, ACK, lease, server_id, network)
         if msg.msg_type == INFORM:
             return self._reply(msg, ACK, lease, server_id, network, inform=True)
         if msg.msg_type == DECLINE:
-            LOG.warning("port %s: the client declined %s (address in use?)", port.id,
-                        lease.address)
+            LOG.warning("port %s: the client declined %s (address in use?)", port.id, lease.address)
         return None  # RELEASE, DECLINE, anything a server never receives
 
     def _server_id(self, lease: _Lease) -> bytes:
@@ -438,8 +471,9 @@ class DhcpResponder:
             return _ip4(gw)
         return self.fallback_server_ip
 
-    def options(self, lease: _Lease, network: model.Network, requested: bytes = b"",
-                inform: bool = False) -> list[tuple[int, bytes]]:
+    def options(
+        self, lease: _Lease, network: model.Network, requested: bytes = b"", inform: bool = False
+    ) -> list[tuple[int, bytes]]:
         """The configuration options for ``lease``, in the order sent."""
         subnet, net = lease.subnet, lease.network
         opts: list[tuple[int, bytes]] = []
@@ -493,8 +527,15 @@ class DhcpResponder:
             routes.append(encode_classless_route("0.0.0.0/0", str(gateway)))
         return b"".join(routes)
 
-    def _reply(self, msg: ClientMessage, mtype: int, lease: _Lease, server_id: bytes,
-               network: model.Network, inform: bool = False) -> bytes:
+    def _reply(
+        self,
+        msg: ClientMessage,
+        mtype: int,
+        lease: _Lease,
+        server_id: bytes,
+        network: model.Network,
+        inform: bool = False,
+    ) -> bytes:
         yiaddr = ZERO_IP if inform else lease.address.packed
         # RFC 2131 table 3: ciaddr is echoed in an ACK, zero in an OFFER.
         ciaddr = msg.ciaddr if mtype == ACK else ZERO_IP
@@ -507,10 +548,23 @@ class DhcpResponder:
             eth_dst, ip_dst = BROADCAST_MAC, BROADCAST_IP
         else:
             eth_dst, ip_dst = msg.chaddr, yiaddr
-        LOG.debug("DHCP %s -> %s %s to %s", MESSAGE_NAMES[msg.msg_type], MESSAGE_NAMES[mtype],
-                  lease.address, _fmt_mac(msg.chaddr))
-        return build_udp_frame(self._server_mac, eth_dst, server_id, ip_dst, SERVER_PORT,
-                               CLIENT_PORT, payload, msg.vlan_tci)
+        LOG.debug(
+            "DHCP %s -> %s %s to %s",
+            MESSAGE_NAMES[msg.msg_type],
+            MESSAGE_NAMES[mtype],
+            lease.address,
+            _fmt_mac(msg.chaddr),
+        )
+        return build_udp_frame(
+            self._server_mac,
+            eth_dst,
+            server_id,
+            ip_dst,
+            SERVER_PORT,
+            CLIENT_PORT,
+            payload,
+            msg.vlan_tci,
+        )
 
     def _nak(self, msg: ClientMessage, server_id: bytes) -> bytes:
         opts = [
@@ -519,14 +573,37 @@ class DhcpResponder:
             (OPT_MESSAGE, b"requested address is not this port's"),
         ]
         payload = self._bootp(msg, ZERO_IP, ZERO_IP, opts)
-        return build_udp_frame(self._server_mac, BROADCAST_MAC, server_id, BROADCAST_IP,
-                               SERVER_PORT, CLIENT_PORT, payload, msg.vlan_tci)
+        return build_udp_frame(
+            self._server_mac,
+            BROADCAST_MAC,
+            server_id,
+            BROADCAST_IP,
+            SERVER_PORT,
+            CLIENT_PORT,
+            payload,
+            msg.vlan_tci,
+        )
 
     @staticmethod
-    def _bootp(msg: ClientMessage, ciaddr: bytes, yiaddr: bytes,
-               opts: list[tuple[int, bytes]]) -> bytes:
-        head = _BOOTP.pack(BOOTREPLY, HTYPE_ETHER, 6, 0, msg.xid, 0, msg.flags, ciaddr, yiaddr,
-                           ZERO_IP, msg.giaddr, msg.chaddr_field, b"", b"")
+    def _bootp(
+        msg: ClientMessage, ciaddr: bytes, yiaddr: bytes, opts: list[tuple[int, bytes]]
+    ) -> bytes:
+        head = _BOOTP.pack(
+            BOOTREPLY,
+            HTYPE_ETHER,
+            6,
+            0,
+            msg.xid,
+            0,
+            msg.flags,
+            ciaddr,
+            yiaddr,
+            ZERO_IP,
+            msg.giaddr,
+            msg.chaddr_field,
+            b"",
+            b"",
+        )
         body = MAGIC_COOKIE + b"".join(encode_option(c, v) for c, v in opts)
         body += bytes((OPT_END,))
         payload = head + body

@@ -162,8 +162,13 @@ class Harness:
         if mtype is not None:
             self.log.append((mtype, _dhcp_type(reply) if reply else None))
             ihl = (frame[14] & 0x0F) * 4
-            self.requests.append((mtype, socket.inet_ntoa(frame[30:34]),
-                                  socket.inet_ntoa(frame[14 + ihl + 8 + 12 : 14 + ihl + 8 + 16])))
+            self.requests.append(
+                (
+                    mtype,
+                    socket.inet_ntoa(frame[30:34]),
+                    socket.inet_ntoa(frame[14 + ihl + 8 + 12 : 14 + ihl + 8 + 16]),
+                )
+            )
         if reply is not None:
             self.sock.send(reply)
 
@@ -238,10 +243,28 @@ class Instance:
         assert self.proc is None
         self._logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, "dhclient", "-4", "-d", "-1", "-v",
-             "-sf", str(self.script), "-cf", str(self.conf), "-lf", str(self.leases),
-             "-pf", str(self.pidfile), self.ifname],
-            stdout=self._logf, stderr=subprocess.STDOUT,
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns,
+                "dhclient",
+                "-4",
+                "-d",
+                "-1",
+                "-v",
+                "-sf",
+                str(self.script),
+                "-cf",
+                str(self.conf),
+                "-lf",
+                str(self.leases),
+                "-pf",
+                str(self.pidfile),
+                self.ifname,
+            ],
+            stdout=self._logf,
+            stderr=subprocess.STDOUT,
         )
 
     def stop(self):
@@ -278,8 +301,11 @@ class Instance:
 
     def addresses(self) -> list[str]:
         out = run("ip", "-n", self.ns, "-4", "-j", "addr", "show", "dev", self.ifname)
-        return [f"{a['local']}/{a['prefixlen']}"
-                for link in json.loads(out) for a in link.get("addr_info", [])]
+        return [
+            f"{a['local']}/{a['prefixlen']}"
+            for link in json.loads(out)
+            for a in link.get("addr_info", [])
+        ]
 
 
 @pytest.fixture
@@ -300,8 +326,21 @@ def wire(request):
         run("ip", "netns", "add", ns)
         created.append(ns)
         run("ip", "-n", ns, "link", "set", "lo", "up")
-    run("ip", "-n", srv_ns, "link", "add", srv_if, "type", "veth",
-        "peer", "name", cli_if, "netns", cli_ns)
+    run(
+        "ip",
+        "-n",
+        srv_ns,
+        "link",
+        "add",
+        srv_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        cli_if,
+        "netns",
+        cli_ns,
+    )
     run("ip", "-n", cli_ns, "link", "set", cli_if, "address", MAC)
     run("ip", "-n", srv_ns, "link", "set", srv_if, "up")
     run("ip", "-n", cli_ns, "link", "set", cli_if, "up")
@@ -310,10 +349,15 @@ def wire(request):
 
 NET = model.Network("net-1", model.Segment("vxlan", segmentation_id=1001), mtu=1450)
 SUBNET = model.Subnet(
-    "sub-1", "net-1", "10.20.30.0/24", gateway_ip="10.20.30.1",
+    "sub-1",
+    "net-1",
+    "10.20.30.0/24",
+    gateway_ip="10.20.30.1",
     dns_nameservers=("10.20.30.2", "192.0.2.53"),
-    host_routes=(model.HostRoute("172.16.0.0/12", "10.20.30.254"),
-                 model.HostRoute("192.168.7.0/24", "10.20.30.253")),
+    host_routes=(
+        model.HostRoute("172.16.0.0/12", "10.20.30.254"),
+        model.HostRoute("192.168.7.0/24", "10.20.30.253"),
+    ),
 )
 
 
@@ -327,10 +371,17 @@ def harness_factory(wire, request):
     made = []
 
     def make(port, lease_time=86400, subnet=SUBNET):
-        responder = DhcpResponder(lease_time=lease_time, server_mac=SERVER_MAC,
-                                  domain="example.test")
-        h = Harness(packet_socket_in(srv_ns, srv_if), responder, port,
-                    {subnet.id: subnet}, NET, subnet.gateway_ip or "169.254.0.1")
+        responder = DhcpResponder(
+            lease_time=lease_time, server_mac=SERVER_MAC, domain="example.test"
+        )
+        h = Harness(
+            packet_socket_in(srv_ns, srv_if),
+            responder,
+            port,
+            {subnet.id: subnet},
+            NET,
+            subnet.gateway_ip or "169.254.0.1",
+        )
         made.append(h)
         return h.start()
 
@@ -379,9 +430,26 @@ def test_dhclient_takes_the_ports_configuration(harness_factory, instance_factor
     assert ev["lease"] == "86400"
     # dhclient prints option 121 as its raw octets, RFC 3442 encoded.
     assert ev["routes"].split() == [
-        "12", "172", "16", "10", "20", "30", "254",
-        "24", "192", "168", "7", "10", "20", "30", "253",
-        "0", "10", "20", "30", "1",
+        "12",
+        "172",
+        "16",
+        "10",
+        "20",
+        "30",
+        "254",
+        "24",
+        "192",
+        "168",
+        "7",
+        "10",
+        "20",
+        "30",
+        "253",
+        "0",
+        "10",
+        "20",
+        "30",
+        "1",
     ]
     assert inst.addresses() == ["10.20.30.40/24"]
     assert harness.types()[:2] == [(1, 2), (3, 5)]  # DISCOVER->OFFER, REQUEST->ACK
@@ -446,8 +514,9 @@ def test_reboot_with_a_stale_lease_is_naked(harness_factory, instance_factory):
 def test_subnet_without_gateway(harness_factory, instance_factory):
     """No router option, no default route in 121; the server identifier is
     the responder's link-local fallback."""
-    subnet = model.Subnet("sub-1", "net-1", "10.20.30.0/24", gateway_ip=None,
-                          dns_nameservers=("10.20.30.2",))
+    subnet = model.Subnet(
+        "sub-1", "net-1", "10.20.30.0/24", gateway_ip=None, dns_nameservers=("10.20.30.2",)
+    )
     harness_factory(make_port("10.20.30.40"), subnet=subnet)
     inst = instance_factory()
     inst.start()

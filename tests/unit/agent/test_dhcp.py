@@ -31,8 +31,13 @@ NET = model.Network("net", model.Segment("vxlan", segmentation_id=42), mtu=1450)
 
 
 def subnet(**kw) -> model.Subnet:
-    base = dict(id="sub4", network_id="net", cidr="192.168.1.0/24", gateway_ip=GW,
-                dns_nameservers=("8.8.8.8", "192.168.1.2"))
+    base = dict(
+        id="sub4",
+        network_id="net",
+        cidr="192.168.1.0/24",
+        gateway_ip=GW,
+        dns_nameservers=("8.8.8.8", "192.168.1.2"),
+    )
     base.update(kw)
     return model.Subnet(**base)
 
@@ -45,19 +50,39 @@ SUBNETS = {"sub4": subnet()}
 
 
 # ------------------------------------------------------------ client side
-def client_frame(msg_type, *, chaddr=MAC, eth_src=None, xid=0x1234ABCD, flags=0,
-                 ciaddr="0.0.0.0", src="0.0.0.0", dst="255.255.255.255", options=(),
-                 sport=68, dport=67, op=1, vlan_id=None) -> bytes:
+def client_frame(
+    msg_type,
+    *,
+    chaddr=MAC,
+    eth_src=None,
+    xid=0x1234ABCD,
+    flags=0,
+    ciaddr="0.0.0.0",
+    src="0.0.0.0",
+    dst="255.255.255.255",
+    options=(),
+    sport=68,
+    dport=67,
+    op=1,
+    vlan_id=None,
+) -> bytes:
     opts = [oken_dhcp.option(53, bytes((msg_type,)))]
     opts += [oken_dhcp.option(code, value) for code, value in options]
-    msg = oken_dhcp.dhcp(op=op, chaddr=chaddr, xid=xid, flags=flags, ciaddr=ciaddr,
-                         options=oken_dhcp.options(option_list=opts))
+    msg = oken_dhcp.dhcp(
+        op=op,
+        chaddr=chaddr,
+        xid=xid,
+        flags=flags,
+        ciaddr=ciaddr,
+        options=oken_dhcp.options(option_list=opts),
+    )
     p = packet.Packet()
     if vlan_id is None:
         p.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=eth_src or chaddr))
     else:
-        p.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=eth_src or chaddr,
-                                         ethertype=0x8100))
+        p.add_protocol(
+            ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=eth_src or chaddr, ethertype=0x8100)
+        )
         p.add_protocol(vlan.vlan(vid=vlan_id, ethertype=0x0800))
     p.add_protocol(ipv4.ipv4(src=src, dst=dst, proto=17))
     p.add_protocol(udp.udp(src_port=sport, dst_port=dport))
@@ -269,8 +294,12 @@ def test_dhcp_disabled_gets_nothing():
 
 def test_port_without_ipv4_or_unknown_subnet_gets_nothing():
     v6 = model.Subnet("sub6", "net", "2001:db8::/64", ip_version=6, gateway_ip="2001:db8::1")
-    assert answer(client_frame(DISCOVER), p=port("2001:db8::10", subnet_id="sub6"),
-                  subnets={"sub6": v6}) is None
+    assert (
+        answer(
+            client_frame(DISCOVER), p=port("2001:db8::10", subnet_id="sub6"), subnets={"sub6": v6}
+        )
+        is None
+    )
     assert answer(client_frame(DISCOVER), subnets={}) is None
     assert answer(client_frame(DISCOVER), p=model.Port("port", "net", MAC)) is None
 
@@ -285,9 +314,17 @@ def test_first_dhcp_enabled_ipv4_address_is_offered():
         "v6": model.Subnet("v6", "net", "2001:db8::/64", ip_version=6),
         "sub4": subnet(),
     }
-    p = model.Port("port", "net", MAC, fixed_ips=(
-        model.FixedIP("off", "10.9.0.5"), model.FixedIP("v6", "2001:db8::5"),
-        model.FixedIP("sub4", IP), model.FixedIP("sub4", "192.168.1.11")))
+    p = model.Port(
+        "port",
+        "net",
+        MAC,
+        fixed_ips=(
+            model.FixedIP("off", "10.9.0.5"),
+            model.FixedIP("v6", "2001:db8::5"),
+            model.FixedIP("sub4", IP),
+            model.FixedIP("sub4", "192.168.1.11"),
+        ),
+    )
     r = Reply(answer(client_frame(DISCOVER), p=p, subnets=subnets))
     assert r.yiaddr == ip4(IP) and r.options[54] == ip4(GW)
 
@@ -312,15 +349,22 @@ def test_no_dns_servers_no_option_6():
 
 
 def routes_of(host_routes, **kw) -> bytes | None:
-    subnets = {"sub4": subnet(host_routes=tuple(model.HostRoute(d, n) for d, n in host_routes),
-                              **kw)}
+    subnets = {
+        "sub4": subnet(host_routes=tuple(model.HostRoute(d, n) for d, n in host_routes), **kw)
+    }
     return Reply(answer(client_frame(DISCOVER), subnets=subnets)).options.get(121)
 
 
 def test_classless_routes_rfc3442_encoding():
-    got = routes_of([("10.0.0.0/8", "192.168.1.1"), ("10.1.2.0/24", "192.168.1.254"),
-                     ("172.16.5.4/32", "192.168.1.5"), ("10.128.0.0/9", "192.168.1.6"),
-                     ("10.0.0.128/25", "192.168.1.7")])
+    got = routes_of(
+        [
+            ("10.0.0.0/8", "192.168.1.1"),
+            ("10.1.2.0/24", "192.168.1.254"),
+            ("172.16.5.4/32", "192.168.1.5"),
+            ("10.128.0.0/9", "192.168.1.6"),
+            ("10.0.0.128/25", "192.168.1.7"),
+        ]
+    )
     assert got == bytes(
         [8, 10, 192, 168, 1, 1]
         + [24, 10, 1, 2, 192, 168, 1, 254]
@@ -349,16 +393,19 @@ def test_gateway_outside_the_subnet_gets_an_on_link_route():
 def test_ms_classless_routes_only_when_asked():
     sub = {"sub4": subnet(host_routes=(model.HostRoute("10.0.0.0/8", "192.168.1.1"),))}
     plain = Reply(answer(client_frame(DISCOVER), subnets=sub)).options
-    asked = Reply(answer(client_frame(DISCOVER, options=[(55, bytes([1, 3, 121, 249]))]),
-                         subnets=sub)).options
+    asked = Reply(
+        answer(client_frame(DISCOVER, options=[(55, bytes([1, 3, 121, 249]))]), subnets=sub)
+    ).options
     assert 249 not in plain
     assert asked[249] == asked[121] == plain[121]
 
 
 def test_long_route_lists_are_split_per_rfc3396():
     routes = [(f"10.{i}.0.0/16", "192.168.1.1") for i in range(60)]  # 60 * 7 + 5 bytes
-    frame = answer(client_frame(DISCOVER), subnets={"sub4": subnet(
-        host_routes=tuple(model.HostRoute(d, n) for d, n in routes))})
+    frame = answer(
+        client_frame(DISCOVER),
+        subnets={"sub4": subnet(host_routes=tuple(model.HostRoute(d, n) for d, n in routes))},
+    )
     r = Reply(frame)
     parts = [v for c, v in r.option_list if c == 121]
     assert [len(p) for p in parts] == [255, 170]
@@ -368,13 +415,17 @@ def test_long_route_lists_are_split_per_rfc3396():
 
 def test_domain_mtu_and_lease_settings():
     net = model.Network("net", model.Segment("vlan", "physnet1", 100), mtu=9000)
-    r = Reply(answer(client_frame(DISCOVER), network=net, domain="openstack.local.",
-                     lease_time=600))
+    r = Reply(
+        answer(client_frame(DISCOVER), network=net, domain="openstack.local.", lease_time=600)
+    )
     o = r.options
     assert o[15] == b"openstack.local"
     assert o[26] == struct.pack("!H", 9000)
-    assert (o[51], o[58], o[59]) == (struct.pack("!I", 600), struct.pack("!I", 300),
-                                     struct.pack("!I", 525))
+    assert (o[51], o[58], o[59]) == (
+        struct.pack("!I", 600),
+        struct.pack("!I", 300),
+        struct.pack("!I", 525),
+    )
 
 
 def test_infinite_lease():
@@ -405,13 +456,17 @@ def test_ip_options_and_ethernet_padding_are_tolerated():
     assert Reply(answer(f2)).type == OFFER
 
 
-@pytest.mark.parametrize("frame", [
-    client_frame(DISCOVER, sport=1234, dport=53),  # some other UDP
-    client_frame(DISCOVER, sport=67, dport=68),  # a server's packet
-    client_frame(DISCOVER, op=2),  # BOOTREPLY on the client ports
-    bytes.fromhex("ffffffffffff" "fa163eaabbcc" "0806") + bytes(28),  # ARP
-    bytes.fromhex("333300000001" "fa163eaabbcc" "86dd") + bytes(60),  # IPv6
-], ids=["udp-dns", "server-ports", "bootreply", "arp", "ipv6"])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        client_frame(DISCOVER, sport=1234, dport=53),  # some other UDP
+        client_frame(DISCOVER, sport=67, dport=68),  # a server's packet
+        client_frame(DISCOVER, op=2),  # BOOTREPLY on the client ports
+        bytes.fromhex("fffffffffffffa163eaabbcc0806") + bytes(28),  # ARP
+        bytes.fromhex("333300000001fa163eaabbcc86dd") + bytes(60),  # IPv6
+    ],
+    ids=["udp-dns", "server-ports", "bootreply", "arp", "ipv6"],
+)
 def test_frames_that_are_not_dhcp_requests_get_nothing(frame):
     assert answer(frame) is None
 
