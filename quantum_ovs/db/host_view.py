@@ -206,12 +206,17 @@ def delta(s, host, changes, revision):
     removed_subnets = subnet_ids - {x.id for x in subnets}
 
     groups = ()
+    removed_groups = set()
     sg_changed = any(c.resource in ("security_group", "sg_member") for c in changes)
     if port_ids or sg_changed or new_nets:
         local_groups = {g for r in s.execute(
             sa.select(SGB.security_group_id).join(B, B.port_id == SGB.port_id)
             .where(B.host == host).distinct()) for g in r}
         groups = load_groups(s, local_groups)
+        # Groups the changes touched that the host no longer needs.
+        touched = {c.resource_id for c in changes
+                   if c.resource in ("security_group", "sg_member")}
+        removed_groups = touched - {g.id for g in groups}
 
     remote = remote_hosts(s, host, nets_now)
     gone_hosts = {c.host for c in changes if c.host and c.host != host} - \
@@ -224,4 +229,5 @@ def delta(s, host, changes, revision):
         removed_remote_hosts=tuple(sorted(gone_hosts)),
         removed_networks=tuple(sorted(gone_nets)),
         removed_subnets=tuple(sorted(removed_subnets)),
-        removed_ports=tuple(sorted(removed_ports)))
+        removed_ports=tuple(sorted(removed_ports)),
+        removed_security_groups=tuple(sorted(removed_groups)))

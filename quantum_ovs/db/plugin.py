@@ -216,7 +216,7 @@ class Plugin:
             # Hosts whose rules name the port's groups as remote groups
             # must learn of its addresses.
             for b in getattr(obj, "security_group_bindings", None) or ():
-                session.add(models.Change(resource="sg_member", op=op,
+                session.add(models.Change(resource="sg_member", op=op, host=host,
                                           resource_id=b.security_group_id))
 
     @staticmethod

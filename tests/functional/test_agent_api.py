@@ -146,9 +146,11 @@ def test_long_poll_wakes_only_the_hosts_concerned(api):
     net = api.network()
     api.subnet(net["id"])
     bound_port(api, net["id"], HOST_A)
-    lonely = api.network()
-    api.subnet(lonely["id"], "10.7.0.0/24")
-    bound_port(api, lonely["id"], HOST_B)
+    # B's port belongs to another project, so it shares no security group
+    # (and no remote-group member set) with the ports on A's network.
+    lonely = api.network(project="p-b")
+    api.subnet(lonely["id"], "10.7.0.0/24", project="p-b")
+    bound_port(api, lonely["id"], HOST_B, project_id="p-b")
     rev_a = state(api, HOST_A)["revision"]
     rev_b = state(api, HOST_B)["revision"]
     results = {}

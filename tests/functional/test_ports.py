@@ -142,7 +142,8 @@ def test_port_security_and_address_pairs(api):
     assert "Port Security" in r.data["NeutronError"]["message"]
     api.put(f"/v2.0/ports/{p['id']}", {"port": {"port_security_enabled": False}}, status=400)
     upd = api.put(f"/v2.0/ports/{p['id']}", {"port": {"port_security_enabled": False,
-                                                      "allowed_address_pairs": []}},
+                                                      "allowed_address_pairs": [],
+                                                      "security_groups": []}},
                   status=200).data["port"]
     assert upd["port_security_enabled"] is False and upd["allowed_address_pairs"] == []
 
