@@ -102,6 +102,7 @@ class Agent:
         self.engine = Engine(settings.host, self._load_allocations())
         self.installed = {}  # FlowKey -> Flow: what we believe the switch has
         self.need_dump = True
+        self.have_view = False  # a full view from the server is loaded
         self.revision = 0
         self.vifs = {}  # port id -> ofport (plugged here, with an ofport)
         self.reported = set()  # port ids reported as installed
@@ -285,6 +286,7 @@ class Agent:
                 view = value.replace(chassis=self.engine.chassis())
                 d = self.engine.update(view) if self.engine.revision else \
                     self.engine.load(view)
+                self.have_view = True
                 touched |= _keys(d)
             elif kind == "delta":
                 self.stats["deltas"] += 1
@@ -315,7 +317,10 @@ class Agent:
         return _keys(self.engine.set_ofport(pid, vif.ofport))
 
     def _install(self, touched):
-        if not self.channel.connected:
+        # Before the first full view the desired set is empty: a dump and
+        # diff now would delete every flow a previous agent left (and add
+        # them back once the view arrives), which is no hitless restart.
+        if not self.channel.connected or not self.have_view:
             return
         started = time.monotonic()
         if self.need_dump:
