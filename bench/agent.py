@@ -1,0 +1,466 @@
+"""Agent benchmark: how fast ports come up, and how fast the agent resyncs.
+
+A real quantum-ovs-server (SQLite) in the root namespace, a private Open
+vSwitch in its own namespace (tests/integration/ovs_fixture.py), the agent
+in this process (as tests/integration/test_agent.py runs it).  Prints
+medians and ends with one JSON line:
+
+    port_ready_ms        POST /v2.0/ports (bound to the host) until the API
+                         says ACTIVE *and* an instance already running on
+                         the network gets an ICMP echo reply from the new
+                         one (median of ``ready_runs``).  The new
+                         instance's namespace and veth exist before the
+                         clock starts (with the MAC and IP given in the
+                         create); it is plugged into br-int (ovs-vsctl
+                         add-port with iface-id, as nova does) right
+                         after the create returns.
+    port_active_ms       the create -> ACTIVE part alone (median)
+    ports_1000_up_s      first create call until all N ports are ACTIVE:
+                         N ports created in bulks of ``batch``, each bulk
+                         followed by one ovs-vsctl call that plugs its
+                         ports as internal ports with iface-id
+    resync_1000_s        with the N ports up: stop the agent, start a new
+                         one (same state_path); until it is ready and has
+                         reported every plugged port (its flow_mods must
+                         stay 0: a hitless restart changes nothing)
+    vswitchd_restart_flows_s   ovs-vswitchd killed (SIGKILL) and started
+                         again: until br-int holds the same number of
+                         flows again
+    vswitchd_restart_active_s  ... and until all ports are ACTIVE again
+
+``--quick`` shrinks the counts for a smoke run (the keys stay; the counts
+are in the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import re
+import secrets
+import select
+import shutil
+import socket
+import statistics
+import struct
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from agent.daemon import Agent, Settings  # noqa: E402
+from tests.fixtures.server import ServerProcess  # noqa: E402
+from tests.integration.ovs_fixture import PrivateOVS, in_netns, rand_name  # noqa: E402
+
+HOST = "bench-hv1"
+PROJECT = "bench"
+FULL = dict(ready_runs=20, ports=1000, batch=100)
+QUICK = dict(ready_runs=5, ports=100, batch=50)
+READY_TIMEOUT = 10.0
+UP_TIMEOUT = 600.0
+
+
+class Client:
+    """One keep-alive HTTP connection to the server's REST API (admin)."""
+
+    def __init__(self, port: int, timeout: float = 600):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json",
+                        "X-Project-Id": PROJECT, "X-Roles": "admin"}
+
+    def call(self, method: str, path: str, body=None, want: int = 200):
+        data = None if body is None else json.dumps(body).encode()
+        self.conn.request(method, path, body=data, headers=self.headers)
+        resp = self.conn.getresponse()
+        raw = resp.read()
+        if resp.status != want:
+            raise RuntimeError(f"{method} {path}: HTTP {resp.status}: {raw[:2000]!r}")
+        return json.loads(raw) if raw else None
+
+    def network(self, cidr: str):
+        net = self.call("POST", "/v2.0/networks", {"network": {"name": "bench"}}, 201)["network"]
+        sub = self.call("POST", "/v2.0/subnets", {"subnet": {
+            "network_id": net["id"], "cidr": cidr, "ip_version": 4}}, 201)["subnet"]
+        return net, sub
+
+    def status(self, port_id: str) -> str:
+        return self.call("GET", f"/v2.0/ports/{port_id}?fields=status")["port"]["status"]
+
+    def count_active(self, network_id: str) -> int:
+        out = self.call("GET", f"/v2.0/ports?network_id={network_id}&status=ACTIVE&fields=id")
+        return len(out["ports"])
+
+    def close(self):
+        self.conn.close()
+
+
+# ---------------------------------------------------------------- ping
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+class Pinger:
+    """ICMP echo from inside an instance's namespace (a raw socket created
+    there): ``first_reply(ip)`` sends one echo request every ``interval``
+    until a reply from ``ip`` arrives, and returns its arrival time."""
+
+    def __init__(self, ns: str, interval: float = 0.002):
+        self.sock = in_netns(ns, socket.socket, socket.AF_INET, socket.SOCK_RAW,
+                             socket.IPPROTO_ICMP)
+        self.interval = interval
+        self.ident = os.getpid() & 0xFFFF
+
+    def first_reply(self, ip: str, timeout: float, stop: threading.Event | None = None):
+        deadline = time.monotonic() + timeout
+        seq = 0
+        while time.monotonic() < deadline and not (stop and stop.is_set()):
+            seq = (seq + 1) & 0xFFFF
+            hdr = struct.pack("!BBHHH", 8, 0, 0, self.ident, seq)
+            payload = b"qovs-bench" + bytes(22)
+            pkt = struct.pack("!BBHHH", 8, 0, _checksum(hdr + payload), self.ident, seq) + payload
+            try:
+                self.sock.sendto(pkt, (ip, 0))
+            except OSError:  # EHOSTUNREACH while ARP fails: just try again
+                pass
+            until = time.monotonic() + self.interval
+            while True:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                r, _, _ = select.select([self.sock], [], [], left)
+                if not r:
+                    break
+                data, addr = self.sock.recvfrom(2048)
+                ihl = (data[0] & 0x0F) * 4
+                if addr[0] != ip or len(data) < ihl + 8:
+                    continue
+                typ, _code, _ck, ident, _seq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+                if typ == 0 and ident == self.ident:
+                    return time.monotonic()
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- the bench
+class Bench:
+    def __init__(self, counts, tmp: str, out=print):
+        self.c = counts
+        self.tmp = tmp
+        self.out = out
+        self.result: dict = {}
+        self.ovs = None
+        self.server = None
+        self.agent = None
+        self.client = None
+
+    # ------------------------------------------------------------ plumbing
+    def start(self):
+        self.server = ServerProcess(f"sqlite:///{self.tmp}/bench.sqlite",
+                                    extra_conf="[quotas]\nquota_port = -1\n",
+                                    log_path=os.path.join(self.tmp, "server.log")).start()
+        self.ovs = PrivateOVS().start()
+        self.client = Client(self.server.port)
+        self.agent = self.new_agent()
+        if not self.agent.ready.wait(30):
+            raise RuntimeError("agent not ready")
+
+    def settings(self) -> Settings:
+        return Settings(host=HOST, server_url=self.server.url, ovsdb=self.ovs.db_remote,
+                        datapath_type="netdev", local_ip="192.0.2.1", tunnel_types=("vxlan",),
+                        of_socket=self.ovs.listen_socket(),
+                        state_path=os.path.join(self.tmp, "state"), report_interval=30,
+                        polling_interval=25)
+
+    def new_agent(self) -> Agent:
+        return Agent(self.settings()).start()
+
+    def stop(self):
+        if self.agent is not None:
+            self.agent.stop()
+        if self.client is not None:
+            self.client.close()
+        if self.ovs is not None:
+            self.ovs.stop()
+        if self.server is not None:
+            self.server.stop()
+
+    def flow_count(self) -> int:
+        out = self.ovs.ofctl("dump-aggregate", "br-int", timeout=30)
+        return int(re.search(r"flow_count=(\d+)", out).group(1))
+
+    @staticmethod
+    def _fast_arp(inst):
+        # The kernel retries an unanswered ARP request once a second; a
+        # port whose flows are not in yet would cost a whole second.
+        inst.exec("sysctl", "-qw", f"net.ipv4.neigh.{inst.dev}.retrans_time_ms=10")
+
+    # ------------------------------------------------------------ port ready
+    def port_ready(self):
+        runs = self.c["ready_runs"]
+        net, sub = self.client.network("10.40.0.0/24")
+        first = self.client.call("POST", "/v2.0/ports", {"port": {
+            "network_id": net["id"], "binding:host_id": HOST}}, 201)["port"]
+        src = self.ovs.add_instance(first["fixed_ips"][0]["ip_address"], 24,
+                                    mac=first["mac_address"], iface_id=first["id"])
+        self._fast_arp(src)
+        deadline = time.monotonic() + 15
+        while self.client.status(first["id"]) != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the pinging instance never became ACTIVE")
+            time.sleep(0.05)
+        pinger = Pinger(src.ns)
+        ready, active, reach, plug = [], [], [], []
+        try:
+            for i in range(runs):
+                ip = f"10.40.0.{100 + i}"
+                mac = "fa:16:3e:%02x:%02x:%02x" % tuple(secrets.token_bytes(3))
+                inst = self.ovs.add_instance(ip, 24, mac=mac, plug=False)
+                self._fast_arp(inst)
+                body = {"port": {"network_id": net["id"], "binding:host_id": HOST,
+                                 "mac_address": mac,
+                                 "fixed_ips": [{"subnet_id": sub["id"], "ip_address": ip}]}}
+                got: dict = {}
+                stop = threading.Event()
+
+                def probe():
+                    got["reply"] = pinger.first_reply(ip, READY_TIMEOUT, stop)
+
+                t0 = time.monotonic()
+                port = self.client.call("POST", "/v2.0/ports", body, 201)["port"]
+                prober = threading.Thread(target=probe, daemon=True)
+                prober.start()
+                inst.iface_id = port["id"]
+                self.ovs.plug(inst)
+                t_plug = time.monotonic()
+                t_active = None
+                while time.monotonic() - t0 < READY_TIMEOUT:
+                    if self.client.status(port["id"]) == "ACTIVE":
+                        t_active = time.monotonic()
+                        break
+                    time.sleep(0.005)
+                if t_active is None:
+                    stop.set()
+                prober.join()
+                if t_active is None or got.get("reply") is None:
+                    raise RuntimeError(f"run {i}: port {port['id']} not ACTIVE/reachable "
+                                       f"within {READY_TIMEOUT}s (active={t_active}, "
+                                       f"reply={got.get('reply')})")
+                plug.append(t_plug - t0)
+                active.append(t_active - t0)
+                reach.append(got["reply"] - t0)
+                ready.append(max(t_active, got["reply"]) - t0)
+        finally:
+            pinger.close()
+
+        def ms(xs):
+            return round(statistics.median(xs) * 1000, 1)
+
+        self.result["port_ready_ms"] = ms(ready)
+        self.result["port_active_ms"] = ms(active)
+        self.result["port_reachable_ms"] = ms(reach)
+        self.out(f"port ready (ACTIVE and answering ping) after create: median {ms(ready)} ms "
+                 f"(min {min(ready) * 1000:.1f}, max {max(ready) * 1000:.1f}, n={runs}); "
+                 f"ACTIVE alone median {ms(active)} ms, first echo reply median {ms(reach)} ms, "
+                 f"create+plug calls median {ms(plug)} ms")
+
+    # ------------------------------------------------------------ N ports up
+    def ports_up(self):
+        n, batch = self.c["ports"], self.c["batch"]
+        net, _ = self.client.network("10.64.0.0/20")
+        prefix = rand_name("b", 4)
+        poller = Client(self.server.port)
+        marks: dict = {}
+        done = threading.Event()
+        counts = []
+
+        def poll():
+            while not done.is_set():
+                k = poller.count_active(net["id"])
+                now = time.monotonic()
+                counts.append((now, k))
+                for mark in (1, 200, n):
+                    if k >= mark and mark not in marks:
+                        marks[mark] = now
+                if k >= n:
+                    done.set()
+                    return
+                done.wait(0.1)
+
+        t0 = time.monotonic()
+        watcher = threading.Thread(target=poll, daemon=True)
+        watcher.start()
+        made = 0
+        create_s = plug_s = 0.0
+        while made < n:
+            k = min(batch, n - made)
+            t = time.monotonic()
+            ports = self.client.call("POST", "/v2.0/ports", {"ports": [
+                {"network_id": net["id"], "binding:host_id": HOST} for _ in range(k)]},
+                201)["ports"]
+            t1 = time.monotonic()
+            args = []
+            for j, p in enumerate(ports):
+                name = f"{prefix}{made + j}"
+                args += ["--", "add-port", "br-int", name, "--", "set", "Interface", name,
+                         "type=internal", f"external_ids:iface-id={p['id']}",
+                         "external_ids:iface-status=active",
+                         f"external_ids:attached-mac={p['mac_address']}"]
+            self.ovs.vsctl(*args, timeout=120)
+            create_s += t1 - t
+            plug_s += time.monotonic() - t1
+            made += k
+        t_plugged = time.monotonic()
+        if not done.wait(UP_TIMEOUT):
+            raise RuntimeError(f"only {counts[-1][1]} of {n} ports ACTIVE after {UP_TIMEOUT}s")
+        watcher.join()
+        poller.close()
+        up = marks[n] - t0
+        self.result["ports_1000_up_s"] = round(up, 2)
+        self.result["ports_200_up_s"] = round(marks[200] - t0, 2) if 200 in marks else None
+        self.out(f"{n} ports up (created, plugged, ACTIVE): {up:.2f}s; creates took "
+                 f"{create_s:.2f}s, plugs {plug_s:.2f}s, all plugged at "
+                 f"{t_plugged - t0:.2f}s; first ACTIVE at {marks[1] - t0:.2f}s"
+                 + (f", 200 ACTIVE at {marks[200] - t0:.2f}s" if 200 in marks else ""))
+        self.out(f"agent after the bring-up: {self.agent.stats}, last apply "
+                 f"{self.agent.last_apply_ms:.0f} ms, {self.flow_count()} flows on br-int")
+        self.net_id = net["id"]
+
+    # ------------------------------------------------------------ resync
+    def wait_all_active(self, timeout: float) -> float | None:
+        n = self.c["ports"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.client.count_active(self.net_id) >= n:
+                return time.monotonic()
+            time.sleep(0.05)
+        return None
+
+    def resync(self):
+        n = self.c["ports"]
+        flows = self.flow_count()
+        plugged = len(self.agent.vifs)
+        self.agent.stop()
+        self.agent = None
+        t0 = time.monotonic()
+        agent = self.agent = self.new_agent()
+        t_started = time.monotonic()
+        deadline = t0 + 120
+        t_ready = None
+        while time.monotonic() < deadline:
+            if t_ready is None and agent.ready.is_set():
+                t_ready = time.monotonic()
+            if t_ready is not None and len(agent.reported) >= plugged:
+                break
+            time.sleep(0.002)
+        else:
+            raise RuntimeError(f"new agent: ready={agent.ready.is_set()}, reported "
+                               f"{len(agent.reported)} of {plugged} within 120s")
+        t_done = time.monotonic()
+        time.sleep(1.0)  # anything still pending would show up now
+        mods = agent.stats["flow_mods"]
+        active = self.client.count_active(self.net_id)
+        after = self.flow_count()
+        self.result["resync_1000_s"] = round(t_done - t0, 3)
+        self.result["resync_flow_mods"] = mods
+        self.out(f"agent restart with {n} ports: ready after {t_ready - t0:.3f}s (start() "
+                 f"returned after {t_started - t0:.3f}s), all {plugged} ports reported after "
+                 f"{t_done - t0:.3f}s; flow_mods {mods} (want 0), flows {after} (before "
+                 f"{flows}), {active} of {n} ACTIVE; stats {agent.stats}")
+        if mods or after != flows or active < n:
+            self.out("WARNING: the agent restart was not a no-op")
+
+    def vswitchd_restart(self):
+        n = self.c["ports"]
+        flows = self.flow_count()
+        mods0 = self.agent.stats["flow_mods"]
+        t0 = time.monotonic()
+        self.ovs.restart_vswitchd()
+        t_started = time.monotonic()
+        t_flows = None
+        deadline = t0 + 300
+        while time.monotonic() < deadline:
+            try:
+                if self.flow_count() >= flows:
+                    t_flows = time.monotonic()
+                    break
+            except RuntimeError:  # br-int not there yet
+                pass
+            time.sleep(0.02)
+        if t_flows is None:
+            raise RuntimeError(f"flows not back within {deadline - t0:.0f}s")
+        t_active = self.wait_all_active(120)
+        self.result["vswitchd_restart_flows_s"] = round(t_flows - t0, 2)
+        self.result["vswitchd_restart_active_s"] = (round(t_active - t0, 2)
+                                                    if t_active else None)
+        self.out(f"ovs-vswitchd restart (SIGKILL) with {n} ports: started again after "
+                 f"{t_started - t0:.2f}s, {flows} flows back after {t_flows - t0:.2f}s, "
+                 f"all ports ACTIVE after "
+                 + (f"{t_active - t0:.2f}s" if t_active else "TIMEOUT")
+                 + f"; {self.agent.stats['flow_mods'] - mods0} flow-mods, "
+                 f"stats {self.agent.stats}")
+
+    def run(self):
+        self.port_ready()
+        self.ports_up()
+        self.resync()
+        self.vswitchd_restart()
+        return self.result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    p.add_argument("--ports", type=int, help="ports to bring up (default 1000; quick 100)")
+    p.add_argument("--runs", type=int, help="port-ready runs (default 20; quick 5)")
+    p.add_argument("--only", choices=["ready", "up"], help="run only one part")
+    p.add_argument("--keep-log", action="store_true", help="keep the server log")
+    p.add_argument("-v", "--verbose", action="store_true", help="agent INFO logs")
+    args = p.parse_args(argv)
+    counts = dict(QUICK if args.quick else FULL)
+    if args.ports:
+        counts["ports"] = args.ports
+    if args.runs:
+        counts["ready_runs"] = args.runs
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s")
+    tmp = tempfile.mkdtemp(prefix="qovs-bench-agent-")
+    bench = Bench(counts, tmp, out=lambda s: print(s, flush=True))
+    t0 = time.monotonic()
+    try:
+        bench.start()
+        print(f"bench/agent.py: {'quick' if args.quick else 'full'} run {counts}; server pid "
+              f"{bench.server.proc.pid}, OVS in netns {bench.ovs.ns}", flush=True)
+        if args.only == "ready":
+            bench.port_ready()
+        elif args.only == "up":
+            bench.ports_up()
+        else:
+            bench.run()
+    finally:
+        bench.stop()
+        if args.keep_log:
+            print(f"server log: {os.path.join(tmp, 'server.log')}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"total {time.monotonic() - t0:.0f}s", flush=True)
+    line = {"bench": "agent", "quick": args.quick}
+    line.update(bench.result)
+    line["counts"] = counts
+    print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
