@@ -7,5 +7,6 @@ are pure: bytes and model values in, bytes (or None) out, no I/O.
 """
 
 from agent.responders.dhcp import DhcpResponder
+from agent.responders.dhcp6 import Dhcp6Responder
 
-__all__ = ["DhcpResponder"]
+__all__ = ["DhcpResponder", "Dhcp6Responder"]

@@ -30,6 +30,7 @@ import time
 import pytest
 
 from agent.responders.dhcp import DhcpResponder
+from agent.responders.dhcp6 import Dhcp6Responder
 from quantum_ovs import model
 
 CLONE_NEWNET = 0x40000000
@@ -108,6 +109,14 @@ def _dhcp_type(frame: bytes) -> int | None:
     return None
 
 
+def _dhcp6_type(frame: bytes) -> int | None:
+    """The message type of a DHCPv6 message in an untagged frame (no
+    extension headers: neither dhclient nor the responder sends them)."""
+    if len(frame) < 14 + 40 + 8 + 4 or frame[12:14] != b"\x86\xdd" or frame[20] != 17:
+        return None
+    return frame[14 + 40 + 8]
+
+
 class Harness:
     """The agent's side of the wire: DHCP through the responder, plus ARP
     for the server identifier.  ``port`` may be replaced at any time."""
@@ -121,6 +130,8 @@ class Harness:
         self.server_ip = socket.inet_aton(server_ip)
         self.log: list[tuple[int | None, int | None]] = []  # (request type, reply type)
         self.requests: list[tuple[int, str, str]] = []  # (type, IP destination, ciaddr)
+        self.responder6: Dhcp6Responder | None = None
+        self.log6: list[tuple[int | None, int | None]] = []
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dhcp-harness", daemon=True)
@@ -157,6 +168,9 @@ class Harness:
         if frame[12:14] == b"\x08\x06":
             self._arp(frame)
             return
+        if frame[12:14] == b"\x86\xdd":
+            self._frame6(frame)
+            return
         reply = self.responder.handle(frame, self.port, self.subnets, self.network)
         mtype = _dhcp_type(frame)
         if mtype is not None:
@@ -169,6 +183,16 @@ class Harness:
                     socket.inet_ntoa(frame[14 + ihl + 8 + 12 : 14 + ihl + 8 + 16]),
                 )
             )
+        if reply is not None:
+            self.sock.send(reply)
+
+    def _frame6(self, frame: bytes):
+        if self.responder6 is None:
+            return
+        reply = self.responder6.handle(frame, self.port, self.subnets, self.network)
+        mtype = _dhcp6_type(frame)
+        if mtype is not None:
+            self.log6.append((mtype, _dhcp6_type(reply) if reply else None))
         if reply is not None:
             self.sock.send(reply)
 
@@ -192,8 +216,12 @@ SCRIPT = """#!/bin/sh
   printf '"dns": "%s", "mtu": "%s", "routes": "%s", "broadcast": "%s", "domain": "%s", '  \\
     "$new_domain_name_servers" "$new_interface_mtu" "$new_rfc3442_classless_static_routes" \\
     "$new_broadcast_address" "$new_domain_name"
-  printf '"lease": "%s", "server": "%s", "old_ip": "%s"}}\\n' \\
+  printf '"lease": "%s", "server": "%s", "old_ip": "%s", ' \\
     "$new_dhcp_lease_time" "$new_dhcp_server_identifier" "$old_ip_address"
+  printf '"ip6": "%s", "prefixlen6": "%s", "old_ip6": "%s", "dns6": "%s", "search6": "%s", ' \\
+    "$new_ip6_address" "$new_ip6_prefixlen" "$old_ip6_address" "$new_dhcp6_name_servers" \\
+    "$new_dhcp6_domain_search"
+  printf '"life6": "%s"}}\\n' "$new_max_life"
 }} >> {events}
 case "$reason" in
   BOUND|RENEW|REBIND|REBOOT)
@@ -206,13 +234,24 @@ case "$reason" in
   EXPIRE|FAIL|RELEASE|STOP)
     ip -4 addr flush dev "$interface"
     ;;
+  BOUND6|RENEW6|REBIND6|REBOOT6)
+    if [ -n "$old_ip6_address" ] && [ "$old_ip6_address" != "$new_ip6_address" ]; then
+      ip -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$interface"
+    fi
+    ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad
+    ;;
+  EXPIRE6|RELEASE6|STOP6)
+    [ -n "$old_ip6_address" ] && ip -6 addr del "$old_ip6_address/$old_ip6_prefixlen" \\
+      dev "$interface"
+    ;;
 esac
 exit 0
 """
 
 CONF = """option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
 request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers,
-        interface-mtu, rfc3442-classless-static-routes;
+        interface-mtu, rfc3442-classless-static-routes,
+        dhcp6.name-servers, dhcp6.domain-search;
 initial-interval 1;
 backoff-cutoff 2;
 timeout 15;
@@ -223,7 +262,8 @@ retry 1;
 class Instance:
     """dhclient in the instance namespace, with our script and files."""
 
-    def __init__(self, ns: str, ifname: str, tmp_path):
+    def __init__(self, ns: str, ifname: str, tmp_path, flags=("-4",)):
+        self.flags = tuple(flags)
         self.ns = ns
         self.ifname = ifname
         self.events = tmp_path / "events.jsonl"
@@ -241,28 +281,13 @@ class Instance:
         """dhclient -d: stays in the foreground (and keeps renewing) after
         binding, so that its PID is ours to stop."""
         assert self.proc is None
+        if "-6" in self.flags:
+            self.wait_link_local()
         self._logf = open(self.log, "ab")
+        cmd = ["ip", "netns", "exec", self.ns, "dhclient", *self.flags, "-d", "-1", "-v"]
+        cmd += ["-sf", self.script, "-cf", self.conf, "-lf", self.leases, "-pf", self.pidfile]
         self.proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.ns,
-                "dhclient",
-                "-4",
-                "-d",
-                "-1",
-                "-v",
-                "-sf",
-                str(self.script),
-                "-cf",
-                str(self.conf),
-                "-lf",
-                str(self.leases),
-                "-pf",
-                str(self.pidfile),
-                self.ifname,
-            ],
+            [str(c) for c in cmd] + [self.ifname],
             stdout=self._logf,
             stderr=subprocess.STDOUT,
         )
@@ -299,12 +324,26 @@ class Instance:
             f"dhclient log:\n{self.log.read_text() if self.log.exists() else ''}"
         )
 
-    def addresses(self) -> list[str]:
-        out = run("ip", "-n", self.ns, "-4", "-j", "addr", "show", "dev", self.ifname)
+    def wait_link_local(self, timeout: float = 5.0):
+        """dhclient -6 refuses to start before the interface has a link-local
+        address (assigned once the veth has carrier)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = run("ip", "-n", self.ns, "-6", "-j", "addr", "show", "dev", self.ifname)
+            infos = [a for link in json.loads(out) for a in link.get("addr_info", [])]
+            if any(a.get("scope") == "link" and not a.get("tentative") for a in infos):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.ifname} has no usable IPv6 link-local address")
+
+    def addresses(self, family="-4", scope="global") -> list[str]:
+        out = run("ip", "-n", self.ns, family, "-j", "addr", "show", "dev", self.ifname,
+                  "scope", scope)  # fmt: skip
         return [
             f"{a['local']}/{a['prefixlen']}"
             for link in json.loads(out)
             for a in link.get("addr_info", [])
+            if "local" in a
         ]
 
 
@@ -342,6 +381,8 @@ def wire(request):
         cli_ns,
     )
     run("ip", "-n", cli_ns, "link", "set", cli_if, "address", MAC)
+    # No duplicate address detection: dhclient -6 needs a usable link-local at once.
+    run("ip", "netns", "exec", cli_ns, "sysctl", "-qw", f"net.ipv6.conf.{cli_if}.accept_dad=0")
     run("ip", "-n", srv_ns, "link", "set", srv_if, "up")
     run("ip", "-n", cli_ns, "link", "set", cli_if, "up")
     return srv_ns, srv_if, cli_ns, cli_if
@@ -370,18 +411,13 @@ def harness_factory(wire, request):
     srv_ns, srv_if, _, _ = wire
     made = []
 
-    def make(port, lease_time=86400, subnet=SUBNET):
-        responder = DhcpResponder(
-            lease_time=lease_time, server_mac=SERVER_MAC, domain="example.test"
-        )
-        h = Harness(
-            packet_socket_in(srv_ns, srv_if),
-            responder,
-            port,
-            {subnet.id: subnet},
-            NET,
-            subnet.gateway_ip or "169.254.0.1",
-        )
+    def make(port, lease_time=86400, subnet=SUBNET, subnet6=None):
+        kw = dict(lease_time=lease_time, server_mac=SERVER_MAC, domain="example.test")
+        subnets = {s.id: s for s in (subnet, subnet6) if s is not None}
+        server_ip = subnet.gateway_ip or "169.254.0.1"
+        sock = packet_socket_in(srv_ns, srv_if)
+        h = Harness(sock, DhcpResponder(**kw), port, subnets, NET, server_ip)
+        h.responder6 = Dhcp6Responder(**kw)
         made.append(h)
         return h.start()
 
@@ -396,10 +432,10 @@ def instance_factory(wire, tmp_path):
     _, _, cli_ns, cli_if = wire
     made = []
 
-    def make(name="a"):
+    def make(name="a", flags=("-4",)):
         d = tmp_path / name
         d.mkdir(exist_ok=True)
-        inst = Instance(cli_ns, cli_if, d)
+        inst = Instance(cli_ns, cli_if, d, flags)
         made.append(inst)
         return inst
 
@@ -526,3 +562,62 @@ def test_subnet_without_gateway(harness_factory, instance_factory):
     assert ev["routes"] == ""
     assert ev["server"] == "169.254.0.1"
     assert inst.addresses() == ["10.20.30.40/24"]
+
+
+# ------------------------------------------------------------------ DHCPv6
+def subnet6(mode):
+    return model.Subnet(
+        "sub-6", "net-1", "2001:db8:20::/64", ip_version=6, gateway_ip="2001:db8:20::1",
+        dns_nameservers=("2001:db8:20::53", "2001:db8:ff::53"),
+        ipv6_ra_mode=mode, ipv6_address_mode=mode,
+    )  # fmt: skip
+
+
+def make_port6(ip4: str, ip6: str) -> model.Port:
+    return model.Port("port-1", "net-1", MAC, fixed_ips=(
+        model.FixedIP("sub-1", ip4), model.FixedIP("sub-6", ip6)))  # fmt: skip
+
+
+def bound6(ev):
+    return ev["reason"] in ("BOUND6", "RENEW6", "REBIND6", "REBOOT6")
+
+
+def test_dhclient6_stateful(harness_factory, instance_factory):
+    """dhclient -6: SOLICIT/ADVERTISE/REQUEST/REPLY gives the port's IPv6
+    address and DNS; after the port's address changes, the next RENEW's
+    REPLY moves the client to the new address."""
+    harness = harness_factory(make_port6("10.20.30.40", "2001:db8:20::40"), lease_time=4,
+                              subnet6=subnet6("dhcpv6-stateful"))  # fmt: skip
+    inst = instance_factory("v6", flags=("-6",))
+    inst.start()
+    ev = inst.wait_for(bound6)
+    assert ev["reason"] == "BOUND6"
+    assert ev["ip6"] == "2001:db8:20::40"
+    assert ev["dns6"] == "2001:db8:20::53 2001:db8:ff::53"
+    assert ev["search6"].rstrip(".") == "example.test"
+    assert ev["life6"] == "4"
+    assert inst.addresses("-6") == ["2001:db8:20::40/128"]
+    assert harness.log6[:2] == [(1, 2), (3, 7)]  # SOLICIT->ADVERTISE, REQUEST->REPLY
+
+    inst.wait_for(lambda ev: ev["reason"] == "RENEW6" and ev["ip6"] == "2001:db8:20::40")
+    harness.port = make_port6("10.20.30.40", "2001:db8:20::77")
+    ev = inst.wait_for(lambda ev: bound6(ev) and ev["ip6"] == "2001:db8:20::77")
+    deadline = time.monotonic() + 5
+    while inst.addresses("-6") != ["2001:db8:20::77/128"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert inst.addresses("-6") == ["2001:db8:20::77/128"]
+    # The old address came back with zero lifetimes, and dhclient let it go.
+    inst.wait_for(lambda ev: ev["reason"] == "EXPIRE6" and ev["old_ip6"] == "2001:db8:20::40")
+    assert harness.log6.count((5, 7)) >= 2, harness.log6  # RENEW -> REPLY, before and after
+
+
+def test_dhclient6_stateless(harness_factory, instance_factory):
+    """dhclient -6 -S: INFORMATION-REQUEST gets the DNS servers, no address."""
+    harness = harness_factory(make_port6("10.20.30.40", "2001:db8:20::40"),
+                              subnet6=subnet6("dhcpv6-stateless"))  # fmt: skip
+    inst = instance_factory("v6s", flags=("-6", "-S"))
+    inst.start()
+    ev = inst.wait_for(lambda ev: ev["dns6"] != "")
+    assert ev["dns6"] == "2001:db8:20::53 2001:db8:ff::53"
+    assert ev["ip6"] == ""
+    assert harness.log6[0] == (11, 7)  # INFORMATION-REQUEST -> REPLY
