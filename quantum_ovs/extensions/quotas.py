@@ -23,6 +23,9 @@ ALIASES = [
      "description": "Expose functions for quotas management per project"},
     {"alias": "quota_details", "name": "Quota details management support",
      "description": "Expose functions for quotas usage statistics per project"},
+    {"alias": "quota-check-limit", "name": "Quota engine limit check",
+     "description": "Support for checking the resource usage before applying a new "
+                    "quota limit"},
 ]
 
 # resource name -> (collection, model, default)
@@ -140,6 +143,15 @@ def _parse_limits(req):
         raise exceptions.InvalidInput(
             error_message="the body must be {\"quota\": {<resource>: <limit>, ...}}")
     out = {}
+    quota = dict(quota)
+    check_limit = quota.pop("check_limit", False)
+    if not isinstance(check_limit, bool):
+        if str(check_limit).lower() not in ("true", "false"):
+            raise exceptions.InvalidInput(
+                error_message=f"check_limit must be a boolean, not '{check_limit}'")
+        check_limit = str(check_limit).lower() == "true"
+    if not quota:
+        raise exceptions.InvalidInput(error_message="no quota limit given")
     unknown = sorted(k for k in quota if k not in RESOURCES)
     if unknown:
         raise exceptions.InvalidInput(
@@ -155,7 +167,7 @@ def _parse_limits(req):
                 error_message=f"'{quota[name]}' is not a valid limit for {name}: use an "
                               f"integer from -1 (unlimited) to {MAX_LIMIT}")
         out[name] = value
-    return out
+    return out, check_limit
 
 
 def routes(api):
@@ -190,9 +202,16 @@ def routes(api):
 
     def update(req, ctx, project_id, **kw):
         require_admin(ctx, "Only admin can view or configure quota")
-        wanted = _parse_limits(req)
+        wanted, check_limit = _parse_limits(req)
 
         def txn(s):
+            if check_limit:
+                for name, value in wanted.items():
+                    used = Quotas.used(s, project_id, name)
+                    if 0 <= value < used:
+                        raise InvalidQuotaValue(
+                            reason=f"the limit {value} of {name} is below its current "
+                                   f"usage {used}")
             for name, value in wanted.items():
                 row = s.get(models.Quota, (project_id, name))
                 if row is None:

@@ -207,3 +207,30 @@ def test_admin_only_attributes(cloud):
     assert "nope" not in {n["Name"] for n in admin("network", "list")}
     # The admin sees every project's networks.
     assert "attr-net" in {n["Name"] for n in admin("network", "list")}
+
+
+def test_quotas_and_security_groups_through_the_cli(cloud):
+    admin, alice, bob = cloud["admin"], cloud["alice"], cloud["bob"]
+    admin("quota", "set", "--networks", "1", "proj-b", parse=False)
+    shown = admin("quota", "show", "--network", "proj-b")
+    flat = json.dumps(shown)
+    assert '"networks"' in flat or '"network"' in flat, shown
+    bob("network", "create", "bob-only")
+    res = bob("network", "create", "bob-too-many", check=False)
+    assert res.returncode != 0 and "Quota exceeded" in res.stderr, res.stderr
+    # Security groups: each project has its own default group.
+    mine = alice("security", "group", "list")
+    theirs = bob("security", "group", "list")
+    assert [g["Name"] for g in mine] == ["default"] == [g["Name"] for g in theirs]
+    assert mine[0]["ID"] != theirs[0]["ID"]
+    web = alice("security", "group", "create", "web")
+    alice("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port",
+          "22:22", "--remote-ip", "10.0.0.0/8", "web")
+    res = alice("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port",
+                "22:22", "--remote-ip", "10.0.0.0/8", "web", check=False)
+    assert res.returncode != 0 and "already exists" in res.stderr
+    res = bob("security", "group", "show", web["id"], check=False)
+    assert res.returncode != 0
+    res = bob("security", "group", "delete", web["id"], parse=False, check=False)
+    assert res.returncode != 0
+    alice("security", "group", "delete", "web", parse=False)

@@ -137,7 +137,7 @@ def test_subnets_ports_and_security_groups(api):
 def test_quotas_extension_advertised(api):
     aliases = {e["alias"] for e in api.get("/v2.0/extensions", status=200)
                .data["extensions"]}
-    assert {"quotas", "quota_details"} <= aliases
+    assert {"quotas", "quota_details", "quota-check-limit"} <= aliases
 
 
 # ------------------------------------------------------------------ concurrency
@@ -223,3 +223,22 @@ def test_concurrent_creates_never_pass_the_limit(quota_server):
     assert len(body["ports"]) == LIMIT
     status, body = _request(port, "GET", "/v2.0/security-groups")
     assert [g["name"] for g in body["security_groups"]] == ["default"]
+
+
+def test_check_limit(api):
+    api.network()
+    api.network()
+    r = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, "check_limit": True}},
+                admin=True, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidQuotaValue"
+    assert api.get("/v2.0/quotas/p1", status=200).data["quota"]["network"] == 100
+    api.put("/v2.0/quotas/p1", {"quota": {"network": 2, "check_limit": True}},
+            admin=True, status=200)
+    # Without the check a limit below the usage is taken (nothing is deleted).
+    q = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, "check_limit": False}},
+                admin=True, status=200).data["quota"]
+    assert q["network"] == 1 and "check_limit" not in q
+    assert len(api.get("/v2.0/networks", status=200).data["networks"]) == 2
+    api.put("/v2.0/quotas/p1", {"quota": {"check_limit": True}}, admin=True, status=400)
+    api.put("/v2.0/quotas/p1", {"quota": {"network": 3, "check_limit": "maybe"}},
+            admin=True, status=400)
