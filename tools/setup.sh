@@ -15,6 +15,7 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v nc >/dev/null 2>&1 || need_apt+=(netcat-openbsd)
 command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
 command -v dhclient >/dev/null 2>&1 || need_apt+=(isc-dhcp-client)
+command -v ethtool >/dev/null 2>&1 || need_apt+=(ethtool)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

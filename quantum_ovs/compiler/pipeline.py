@@ -17,15 +17,22 @@ Tables (a packet only ever moves forward)::
                     zone (reg6), recirculating into EGRESS_ACL.
   40 EGRESS_ACL     security groups of the source port (reg5): established /
                     related pass, invalid drops, new is matched against the
-                    rules (remote groups by conjunction) and committed.
+                    rules (remote groups by conjunction).  Nothing is
+                    committed here: a commit leaves the packet untracked for
+                    the ingress check, and a connection the destination
+                    refuses must not exist.
                     Packets from the outside (reg4 FROM_REMOTE) pass.
   50 L2_LOOKUP      (reg6, eth_dst) -> local port (reg7, on to INGRESS_ACL),
                     or a remote host (tunnel_id + tun_ipv4_dst + output
                     to the tunnel port; or VLAN push + output to the patch
                     port).  Broadcast/multicast and unknown unicast -> FLOOD.
   55 FLOOD          per network: every local port (reg7 + resubmit to
-                    INGRESS_ACL), then, only for locally originated packets,
-                    one tunnel output per remote host / the patch port.
+                    INGRESS_CT), then, only for locally originated packets,
+                    one tunnel output per remote host / the patch port
+                    (IP committed to conntrack first: replies are then
+                    established).
+  58 INGRESS_CT     IP that an earlier commit left untracked (a flood to
+                    several ports) is looked up again before INGRESS_ACL.
   60 INGRESS_ACL    security groups of the destination port (reg7), same
                     conntrack state as the egress check.
   70 OUTPUT         reg7 -> output to that ofport.
@@ -72,6 +79,7 @@ CT_LOOKUP = 30
 EGRESS_ACL = 40
 L2_LOOKUP = 50
 FLOOD = 55
+INGRESS_CT = 58
 INGRESS_ACL = 60
 OUTPUT = 70
 
@@ -160,19 +168,27 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             L2_LOOKUP, "l2_lookup",
-            _fs(REG_NET, "eth_dst"),
+            _fs(REG_NET, "eth_dst", "eth_type"),
             _fs(REG_DST, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
-            frozenset({SetField, PushVlan, Output, GotoTable}),
+            frozenset({SetField, PushVlan, Output, GotoTable, Ct}),
             _fs(FLOOD, INGRESS_ACL),
             "destination MAC lookup",
         ),
         TableSpec(
             FLOOD, "flood",
-            _fs(REG_NET, REG_FLAGS),
+            _fs(REG_NET, REG_FLAGS, "eth_type"),
             _fs(REG_DST, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
-            frozenset({SetField, PushVlan, Output, Resubmit}),
-            _fs(INGRESS_ACL),
+            frozenset({SetField, PushVlan, Output, Resubmit, Ct}),
+            _fs(INGRESS_CT),
             "broadcast and unknown unicast",
+        ),
+        TableSpec(
+            INGRESS_CT, "ingress_ct",
+            _fs("eth_type", "ct_state"),
+            _fs(),
+            frozenset({Ct, GotoTable}),
+            _fs(INGRESS_ACL),
+            "conntrack again for IP left untracked by a commit",
         ),
         TableSpec(
             INGRESS_ACL, "ingress_acl",

@@ -341,7 +341,11 @@ class Tracer:
                 zone = p.get(a.zone_src, 0) & 0xFFFF if a.zone_src else a.zone
                 if a.commit:
                     tr.commits.append((zone, readable(p)))
-                if a.table is not None:
+                if a.table is None:
+                    # As in Open vSwitch: after ct() without recirculation
+                    # the rest of the pipeline sees the packet untracked.
+                    p["ct_state"] = 0
+                else:
                     state = self._ct(zone, readable(p)) if callable(self._ct) else self._ct
                     recirc = (a.table, state | CT_TRK, zone)
             elif cls is Controller:

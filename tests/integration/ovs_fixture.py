@@ -392,6 +392,11 @@ class PrivateOVS:
         inst.exec("ip", "addr", "add", f"{ip}/{prefixlen}", "dev", inst.dev)
         inst.exec("ip", "link", "set", inst.dev, "up")
         self.exec("ip", "link", "set", inst.port, "up")
+        # The userspace datapath gets the kernel's partial (offloaded)
+        # TCP/UDP checksums from a veth, and its conntrack then calls the
+        # packets invalid: let the instance compute full checksums.
+        if shutil.which("ethtool"):
+            inst.exec("ethtool", "-K", inst.dev, "tx", "off", check=False)
         if plug:
             self.plug(inst, bridge)
         return inst

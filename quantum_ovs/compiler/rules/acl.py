@@ -12,7 +12,7 @@ the group produces is a *conjunction key* with its own conj_id:
     clause 0  as above
     clause 1  the matches of the group's rules that reference G
     clause 2  remote address = each member address of G
-  accept      conj_id -> ct(commit) and continue
+  accept      conj_id -> continue (ingress: ct(commit) and continue)
 
 A port costs one flow per direction, a rule one flow per port mask, a
 member one flow, whatever the number of ports, rules and members.  Flows
@@ -52,7 +52,11 @@ DIRS = {
 }
 _PORT_FIELDS = {6: "tcp_dst", 17: "udp_dst", 132: "sctp_dst"}
 _COMMIT = Ct(commit=True, zone_src=P.REG_NET)
-ACCEPT = {d: (_COMMIT, GotoTable(spec[3])) for d, spec in DIRS.items()}
+# Only the ingress check commits (see pipeline: a commit leaves the packet
+# untracked, and egress-accepted traffic to other hosts is committed on its
+# way out, in L2_LOOKUP / FLOOD).
+ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
+          INGRESS: (_COMMIT, GotoTable(DIRS[INGRESS][3]))}
 
 
 def conj_key(rule: Rule):

@@ -16,6 +16,7 @@ from quantum_ovs.compiler.flow import (
     Output,
     PopVlan,
     PushVlan,
+    Ct,
     Resubmit,
     SetField,
 )
@@ -99,7 +100,7 @@ def network_flows(
     local = []
     for ofport in sorted(local_ofports):
         local.append(SetField(P.REG_DST, ofport))
-        local.append(Resubmit(P.INGRESS_ACL))
+        local.append(Resubmit(P.INGRESS_CT))
     outside = []
     if link is not None:
         if link[0] == "tunnel":
@@ -109,6 +110,13 @@ def network_flows(
             outside = list(remote_actions(net, link, None))
     if local or outside:
         out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_LOCAL), tuple(local + outside), cookie))
+    if outside:
+        # Locally originated IP leaving the host: commit it (egress has
+        # accepted it) so that the replies come back established.
+        commit = Ct(commit=True, zone_src=P.REG_NET)
+        for eth in (F_IP, F_IPV6):
+            out.append(Flow(P.FLOOD, 110, mk(rnet, FROM_LOCAL, eth),
+                            tuple(local + [commit] + outside), cookie))
     if local:
         out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_REMOTE), tuple(local), cookie))
     # DHCP from local ports goes to the agent's responder.

@@ -9,6 +9,7 @@ from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
     OFPP_IN_PORT,
+    Ct,
     Field,
     Flow,
     GotoTable,
@@ -160,4 +161,10 @@ def remote_port_flows(port: Port, local_id: int, send: tuple) -> list[Flow]:
     if send:
         m = mk_sorted((Field("eth_dst", port.mac_address), reg(P.REG_NET, local_id)))
         out.append(Flow(P.L2_LOOKUP, 50, m, send, cookie))
+        # IP to another host was accepted by egress here: commit it on the
+        # way out so that its replies are established.
+        commit = (Ct(commit=True, zone_src=P.REG_NET),) + tuple(send)
+        for eth in (F_IP, F_IPV6):
+            m = mk(Field("eth_dst", port.mac_address), reg(P.REG_NET, local_id), eth)
+            out.append(Flow(P.L2_LOOKUP, 51, m, commit, cookie))
     return out

@@ -44,7 +44,7 @@ def _f(table, prio, match, actions=()):
 def static_flows() -> list[Flow]:
     out = []
     for t in P.TABLES:
-        if t not in (P.SERVICES, P.CT_LOOKUP, P.L2_LOOKUP):
+        if t not in (P.SERVICES, P.CT_LOOKUP, P.L2_LOOKUP, P.INGRESS_CT):
             out.append(_f(t, 0, mk()))  # table miss: drop
     # SERVICES: anything not answered moves on; ARP probes are never answered.
     out.append(_f(P.SERVICES, 0, mk(), [GotoTable(P.CT_LOOKUP)]))
@@ -55,6 +55,11 @@ def static_flows() -> list[Flow]:
     out.append(_f(P.CT_LOOKUP, 100, mk(F_IP), [ct]))
     out.append(_f(P.CT_LOOKUP, 100, mk(F_IPV6), [ct]))
     out.append(_f(P.CT_LOOKUP, 0, mk(), [GotoTable(P.EGRESS_ACL)]))
+    # INGRESS_CT: IP left untracked by a commit is looked up again.
+    again = Ct(zone_src=P.REG_NET, table=P.INGRESS_ACL)
+    out.append(_f(P.INGRESS_CT, 100, mk(F_IP, Field("ct_state", 0, CT_TRK)), [again]))
+    out.append(_f(P.INGRESS_CT, 100, mk(F_IPV6, Field("ct_state", 0, CT_TRK)), [again]))
+    out.append(_f(P.INGRESS_CT, 0, mk(), [GotoTable(P.INGRESS_ACL)]))
     # L2: multicast/broadcast and unknown unicast flood.
     out.append(_f(P.L2_LOOKUP, 100, mk(Field("eth_dst", "01:00:00:00:00:00",
                                              "01:00:00:00:00:00")),
