@@ -33,9 +33,11 @@ from agent.openflow.channel import Channel, CookieScope
 from agent.ovsdb.api import Ovsdb
 from agent.ovsdb.connection import Connection
 from agent.ovsdb.events import InterfaceWatcher
+from agent.responders.dhcp import DhcpResponder
+from agent.responders.dhcp6 import Dhcp6Responder
 from quantum_ovs import model as m
 from quantum_ovs.compiler.engine import Allocations, Engine
-from quantum_ovs.compiler.flow import FlowDiff
+from quantum_ovs.compiler.flow import FlowDiff, Output
 
 LOG = logging.getLogger(__name__)
 
@@ -111,7 +113,8 @@ class Agent:
         self.ready = threading.Event()  # first full sync installed
         self.stats = {"applies": 0, "flow_mods": 0, "resyncs": 0, "full_views": 0,
                       "deltas": 0}
-        self.dhcp = None
+        self.dhcp4 = DhcpResponder(lease_time=settings.dhcp_lease_time)
+        self.dhcp6 = Dhcp6Responder(lease_time=settings.dhcp_lease_time)
         self.last_apply_ms = None
 
     # ------------------------------------------------------------ state file
@@ -211,11 +214,32 @@ class Agent:
         self.events.put(("vif", (event, vif)))
 
     def _packet_in(self, pin):
-        if self.dhcp is not None:
-            try:
-                self.dhcp(pin)
-            except Exception:  # noqa: BLE001 - a bad packet never stops the agent
-                LOG.exception("packet-in handler failed")
+        try:
+            self._answer_dhcp(pin)
+        except Exception:  # noqa: BLE001 - a bad packet never stops the agent
+            LOG.exception("packet-in handler failed")
+
+    def _answer_dhcp(self, pin):
+        """DHCP from a local VIF (the pipeline punts it): answer from the
+        port's own data, out of the port it came in on."""
+        if pin.in_port is None or len(pin.data) < 14:
+            return
+        pid = next((p for p, o in list(self.vifs.items()) if o == pin.in_port), None)
+        port = self.engine.ports.get(pid) if pid else None
+        if port is None:
+            return
+        network = self.engine.networks.get(port.network_id)
+        if network is None:
+            return
+        ethertype = int.from_bytes(pin.data[12:14], "big")
+        responder = self.dhcp4 if ethertype == 0x0800 else \
+            self.dhcp6 if ethertype == 0x86DD else None
+        if responder is None:
+            return
+        reply = responder.handle(pin.data, port, self.engine.subnets, network)
+        if reply is not None:
+            self.channel.packet_out(reply, [Output(pin.in_port)])
+            self.stats["dhcp_replies"] = self.stats.get("dhcp_replies", 0) + 1
 
     def _heartbeat_loop(self):
         started = True

@@ -195,3 +195,30 @@ def test_vswitchd_restart_reinstalls(ovs, api, agent):
         time.sleep(0.05)
     assert strip_counters(our_flows(ovs)) == before
     assert a.ping(b.ip, count=3, wait=1)
+
+
+def test_dhcp_from_the_agent(ovs, api, agent, tmp_path):
+    """A real dhclient gets exactly its port's address, mask, gateway and DNS
+    from the agent's native responder (packet-in, packet-out)."""
+    from tests.integration.test_dhcp_client import Instance as DhcpClient
+    net = api("POST", "/v2.0/networks", {"network": {"name": "dhcp"}})["network"]
+    sub = api("POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": "10.15.0.0/24", "ip_version": 4,
+        "dns_nameservers": ["10.15.0.53"]}})["subnet"]
+    p1, a = vm(ovs, api, net)
+    p2, b = vm(ovs, api, net)
+    assert api.wait_status(p1["id"], "ACTIVE") and api.wait_status(p2["id"], "ACTIVE")
+    a.exec("ip", "addr", "flush", "dev", a.dev)
+    client = DhcpClient(a.ns, a.dev, tmp_path)
+    client.start()
+    try:
+        ev = client.wait_for(lambda e: e["reason"] == "BOUND", timeout=20)
+        assert ev["ip"] == p1["fixed_ips"][0]["ip_address"]
+        assert ev["mask"] == "255.255.255.0"
+        assert ev["routers"] == sub["gateway_ip"]
+        assert ev["dns"] == "10.15.0.53"
+        assert ev["mtu"] == str(net["mtu"])
+        assert a.ping(b.ip, count=2)
+    finally:
+        client.stop()
+    assert agent.stats.get("dhcp_replies", 0) >= 2  # an OFFER and an ACK
