@@ -209,20 +209,8 @@ class Harness:
 
 
 SCRIPT = """#!/bin/sh
-# Record what dhclient tells us, then configure the address (no routes, no resolv.conf).
-{{
-  printf '{{"reason": "%s", "interface": "%s", "ip": "%s", "mask": "%s", "routers": "%s", '  \\
-    "$reason" "$interface" "$new_ip_address" "$new_subnet_mask" "$new_routers"
-  printf '"dns": "%s", "mtu": "%s", "routes": "%s", "broadcast": "%s", "domain": "%s", '  \\
-    "$new_domain_name_servers" "$new_interface_mtu" "$new_rfc3442_classless_static_routes" \\
-    "$new_broadcast_address" "$new_domain_name"
-  printf '"lease": "%s", "server": "%s", "old_ip": "%s", ' \\
-    "$new_dhcp_lease_time" "$new_dhcp_server_identifier" "$old_ip_address"
-  printf '"ip6": "%s", "prefixlen6": "%s", "old_ip6": "%s", "dns6": "%s", "search6": "%s", ' \\
-    "$new_ip6_address" "$new_ip6_prefixlen" "$old_ip6_address" "$new_dhcp6_name_servers" \\
-    "$new_dhcp6_domain_search"
-  printf '"life6": "%s"}}\\n' "$new_max_life"
-}} >> {events}
+# Configure the address (no routes, no resolv.conf), then record what dhclient told us:
+# the test reads the record only once the interface is configured.
 case "$reason" in
   BOUND|RENEW|REBIND|REBOOT)
     if [ -n "$old_ip_address" ] && [ "$old_ip_address" != "$new_ip_address" ]; then
@@ -245,6 +233,19 @@ case "$reason" in
       dev "$interface"
     ;;
 esac
+{{
+  printf '{{"reason": "%s", "interface": "%s", "ip": "%s", "mask": "%s", "routers": "%s", '  \\
+    "$reason" "$interface" "$new_ip_address" "$new_subnet_mask" "$new_routers"
+  printf '"dns": "%s", "mtu": "%s", "routes": "%s", "broadcast": "%s", "domain": "%s", '  \\
+    "$new_domain_name_servers" "$new_interface_mtu" "$new_rfc3442_classless_static_routes" \\
+    "$new_broadcast_address" "$new_domain_name"
+  printf '"lease": "%s", "server": "%s", "old_ip": "%s", ' \\
+    "$new_dhcp_lease_time" "$new_dhcp_server_identifier" "$old_ip_address"
+  printf '"ip6": "%s", "prefixlen6": "%s", "old_ip6": "%s", "dns6": "%s", "search6": "%s", ' \\
+    "$new_ip6_address" "$new_ip6_prefixlen" "$old_ip6_address" "$new_dhcp6_name_servers" \\
+    "$new_dhcp6_domain_search"
+  printf '"life6": "%s"}}\\n' "$new_max_life"
+}} >> {events}
 exit 0
 """
 
@@ -306,9 +307,11 @@ class Instance:
         self._logf.close()
 
     def events_list(self) -> list[dict]:
+        """The script's records so far (a line still being written is left out)."""
         if not self.events.exists():
             return []
-        return [json.loads(line) for line in self.events.read_text().splitlines() if line]
+        lines = self.events.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in lines if line]
 
     def wait_for(self, predicate, timeout: float = 15.0) -> dict:
         deadline = time.monotonic() + timeout
