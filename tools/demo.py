@@ -1,9 +1,14 @@
-"""make demo: the server on SQLite, driven by the real openstack CLI.
+"""make demo: the whole system on one machine, the way a cloud uses it.
 
-Starts quantum-ovs-server on 127.0.0.1:9696 (override with --port), creates
-a network, a subnet and two ports with the `openstack` CLI, lists them,
-and leaves the server running until Ctrl-C (or, with --once, stops it and
-removes everything it made).
+Starts a private Open vSwitch (its own network namespace and run
+directory, userspace datapath), quantum-ovs-server on SQLite
+(127.0.0.1:9696) and one quantum-ovs-agent; creates two networks with the
+real `openstack` CLI; boots three "instances" (network namespaces) through
+the nova hook: ports allocated by NetworkAPI.allocate_for_instance,
+devices plugged by quantum-ovs-vif, addresses from the agent's native
+DHCP; shows that the two on one network ping each other and that the
+third, on the other network, reaches neither.  Then it leaves everything
+running until Ctrl-C (or, with --once, cleans up at once).
 """
 
 import argparse
@@ -16,86 +21,249 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
 BIN = os.path.dirname(sys.executable)
 
+from quantum_ovs.nova.api import NetworkAPI  # noqa: E402
+from tests.integration.ovs_fixture import PrivateOVS, missing_prerequisites, rand_name  # noqa: E402
 
-def say(msg):
+HOST = "demo-compute"
+PROJECT = "demo"
+
+DHCP_SCRIPT = """#!/bin/sh
+case "$reason" in
+  BOUND|RENEW|REBIND|REBOOT)
+    ip -4 addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
+    for r in $new_routers; do ip route replace default via "$r" dev "$interface"; break; done
+    echo "$new_ip_address" > "$interface.lease"
+    ;;
+esac
+exit 0
+"""
+
+
+def say(msg=""):
     print(msg, flush=True)
 
 
 class Demo:
-    def __init__(self, port, keep_dir=False):
+    def __init__(self, port):
         self.port = port
         self.dir = tempfile.mkdtemp(prefix="qovs-demo-")
-        self.server = None
-        self.keep_dir = keep_dir
+        self.procs = []  # (name, Popen) stopped by PID, last first
+        self.ovs = None
+        self.namespaces = []
+        self.timings = {}
 
     @property
     def endpoint(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def start_server(self):
-        conf = os.path.join(self.dir, "quantum-ovs.conf")
-        with open(conf, "w") as f:
-            f.write(f"[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {self.port}\n"
-                    f"policy_file = {os.path.join(ROOT, 'etc', 'policy.json')}\n"
-                    f"[database]\nconnection = sqlite:///{self.dir}/quantum-ovs.sqlite\n")
-        self.log = open(os.path.join(self.dir, "server.log"), "w")
+    # ------------------------------------------------------------ processes
+    def spawn(self, name, cmd, cwd=None):
+        log = open(os.path.join(self.dir, f"{name}.log"), "w")
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd or self.dir)
+        self.procs.append((name, p, log))
+        return p
+
+    def wait_http(self, proc, timeout=30):
         started = time.monotonic()
-        self.server = subprocess.Popen([os.path.join(BIN, "quantum-ovs-server"),
-                                        "--config-file", conf],
-                                       stdout=self.log, stderr=subprocess.STDOUT)
-        while time.monotonic() - started < 30:
-            if self.server.poll() is not None:
-                raise SystemExit("the server exited; see " + self.log.name + ":\n"
-                                 + open(self.log.name).read()[-2000:])
+        while time.monotonic() - started < timeout:
+            if proc.poll() is not None:
+                raise SystemExit("the server exited:\n" + self.tail("server"))
             try:
                 urllib.request.urlopen(self.endpoint + "/", timeout=1).read()
-                break
+                return time.monotonic() - started
             except OSError:
                 time.sleep(0.1)
-        else:
-            raise SystemExit("the server did not answer within 30 s")
-        say(f"server up on {self.endpoint} in {time.monotonic() - started:.2f} s "
-            f"(log: {self.log.name})")
+        raise SystemExit("the server did not answer within 30 s")
+
+    def tail(self, name, n=3000):
+        with open(os.path.join(self.dir, f"{name}.log")) as f:
+            return f.read()[-n:]
 
     def openstack(self, *args):
         cmd = [os.path.join(BIN, "openstack"), "--os-auth-type", "none",
-               "--os-endpoint", self.endpoint, *args]
-        started = time.monotonic()
+               "--os-endpoint", self.endpoint, *args, "-f", "json"]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise SystemExit(f"openstack {' '.join(args)} failed:\n{out.stderr}")
-        ms = (time.monotonic() - started) * 1000
-        return (json.loads(out.stdout) if "-f" in args and "json" in args else out.stdout), ms
+        return json.loads(out.stdout)
+
+    def api(self, method, path, body=None):
+        req = urllib.request.Request(
+            self.endpoint + path, method=method,
+            headers={"Content-Type": "application/json", "X-Project-Id": PROJECT,
+                     "X-Roles": "admin"},
+            data=json.dumps(body).encode() if body is not None else None)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw = r.read()
+            return json.loads(raw) if raw else None
+
+    # ------------------------------------------------------------ steps
+    def start(self):
+        reason = missing_prerequisites()
+        if reason:
+            raise SystemExit(f"cannot run the demo here: {reason}")
+        t0 = time.monotonic()
+        self.ovs = PrivateOVS().start()
+        self.ovs.add_bridge("br-int")
+        say(f"Open vSwitch   private ovsdb-server + ovs-vswitchd (netdev) in netns "
+            f"{self.ovs.ns}")
+        conf = os.path.join(self.dir, "quantum-ovs.conf")
+        with open(conf, "w") as f:
+            f.write(f"[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {self.port}\n"
+                    f"default_project_id = {PROJECT}\n"
+                    f"policy_file = {os.path.join(ROOT, 'etc', 'policy.json')}\n"
+                    f"[database]\nconnection = sqlite:///{self.dir}/quantum-ovs.sqlite\n")
+        server = self.spawn("server", [os.path.join(BIN, "quantum-ovs-server"),
+                                       "--config-file", conf])
+        self.wait_http(server)
+        say(f"server         {self.endpoint} (SQLite)  pid {server.pid}")
+        ini = os.path.join(self.dir, "quantum-ovs-agent.ini")
+        with open(ini, "w") as f:
+            f.write(f"[ovs]\nintegration_bridge = br-int\ndatapath_type = netdev\n"
+                    f"local_ip = 192.0.2.10\novsdb_connection = {self.ovs.db_remote}\n"
+                    f"of_listen_unix = {self.ovs.rundir}/quantum-ovs-of.sock\n"
+                    f"[agent]\nhost = {HOST}\ntunnel_types = vxlan\n"
+                    f"state_path = {self.dir}/agent-state\nreport_interval = 10\n"
+                    f"[server]\nurl = {self.endpoint}\n")
+        agent = self.spawn("agent", [os.path.join(BIN, "quantum-ovs-agent"),
+                                     "--config-file", ini])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            agents = self.api("GET", "/v2.0/agents")["agents"]
+            if any(a["host"] == HOST and a["alive"] for a in agents):
+                break
+            if agent.poll() is not None:
+                raise SystemExit("the agent exited:\n" + self.tail("agent"))
+            time.sleep(0.1)
+        else:
+            raise SystemExit("the agent did not register:\n" + self.tail("agent"))
+        say(f"agent          host {HOST}, registered  pid {agent.pid}")
+        self.timings["startup"] = time.monotonic() - t0
+
+    def networks(self):
+        t0 = time.monotonic()
+        self.net = self.openstack("network", "create", "demo-net")
+        self.sub = self.openstack("subnet", "create", "--network", "demo-net",
+                                  "--subnet-range", "10.20.0.0/24", "--dns-nameserver",
+                                  "10.20.0.53", "demo-subnet")
+        self.other = self.openstack("network", "create", "other-net")
+        self.openstack("subnet", "create", "--network", "other-net", "--subnet-range",
+                       "10.20.0.0/24", "other-subnet")  # the same range, isolated
+        say(f"networks       demo-net 10.20.0.0/24 and other-net 10.20.0.0/24 "
+            f"(openstack CLI, {time.monotonic() - t0:.1f} s)")
+
+    def boot(self, name, net_id):
+        """What nova does: allocate, plug, wait for vif-plugged; then DHCP."""
+        nova = NetworkAPI(self.endpoint)
+        inst = {"uuid": str(uuid.uuid4()), "project_id": PROJECT,
+                "availability_zone": "nova"}
+        t0 = time.monotonic()
+        (vif,) = nova.allocate_for_instance({"project_id": PROJECT}, inst,
+                                            [{"network_id": net_id}], host=HOST)
+        ns, dev, tap = rand_name("qvm-", 8), "eth0", vif["devname"]
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        self.namespaces.append(ns)
+        subprocess.run(["ip", "link", "add", dev, "netns", ns, "type", "veth", "peer", "name",
+                        tap, "netns", self.ovs.ns], check=True)
+        for cmd in (["ip", "link", "set", "lo", "up"],
+                    ["ip", "link", "set", dev, "address", vif["address"]],
+                    ["ip", "link", "set", dev, "up"]):
+            subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
+        if shutil.which("ethtool"):
+            subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off"],
+                           capture_output=True)
+        subprocess.run(["ip", "netns", "exec", self.ovs.ns, "ip", "link", "set", tap, "up"],
+                       check=True)
+        out = subprocess.run([os.path.join(BIN, "quantum-ovs-vif"), "plug", "--dev", tap,
+                              "--port-id", vif["id"], "--mac", vif["address"], "--instance",
+                              inst["uuid"], "--ovsdb", self.ovs.db_remote, "--wait",
+                              "--server", self.endpoint, "--timeout", "30"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"plugging {name} failed: {out.stderr}{out.stdout}\n"
+                             + self.tail("agent"))
+        active = time.monotonic() - t0
+        script = os.path.join(self.dir, f"dhclient-{name}.sh")
+        with open(script, "w") as f:
+            f.write(DHCP_SCRIPT)
+        os.chmod(script, 0o755)
+        t1 = time.monotonic()
+        lease_dir = os.path.join(self.dir, name)
+        os.makedirs(lease_dir, exist_ok=True)
+        dh = subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-4", "-1", "-v", "-sf",
+                             script, "-lf", os.path.join(lease_dir, "leases"), "-pf",
+                             os.path.join(lease_dir, "pid"), dev],
+                            capture_output=True, text=True, timeout=60, cwd=lease_dir)
+        lease = time.monotonic() - t1
+        pidfile = os.path.join(lease_dir, "pid")
+        if os.path.exists(pidfile):  # dhclient stays to renew: stop it by PID
+            try:
+                os.kill(int(open(pidfile).read().strip()), signal.SIGTERM)
+            except (ValueError, ProcessLookupError):
+                pass
+        got = open(os.path.join(lease_dir, f"{dev}.lease")).read().strip() \
+            if os.path.exists(os.path.join(lease_dir, f"{dev}.lease")) else None
+        want = vif["network"]["subnets"][0]["ips"][0]["address"]
+        if got != want:
+            raise SystemExit(f"{name}: DHCP gave {got}, the port has {want}\n{dh.stderr}")
+        say(f"instance       {name:<6} {vif['address']}  {got:<12} on "
+            f"{vif['network']['label']:<10} ACTIVE in {active * 1000:.0f} ms, "
+            f"DHCP lease in {lease * 1000:.0f} ms")
+        return {"name": name, "ns": ns, "ip": got, "active_s": active, "lease_s": lease}
+
+    def ping(self, a, b, count=1):
+        out = subprocess.run(["ip", "netns", "exec", a["ns"], "ping", "-n", "-c", str(count),
+                              "-W", "1", b["ip"]], capture_output=True, text=True)
+        return out.returncode == 0
 
     def run(self):
-        self.start_server()
-        net, ms = self.openstack("network", "create", "demo-net", "-f", "json")
-        say(f"network  {net['name']:<10} {net['id']}  ({ms:.0f} ms with the CLI)")
-        sub, ms = self.openstack("subnet", "create", "--network", "demo-net",
-                                 "--subnet-range", "10.20.0.0/24", "demo-subnet", "-f", "json")
-        say(f"subnet   {sub['name']:<10} {sub['cidr']}  gateway {sub['gateway_ip']}")
-        for name in ("vm-a", "vm-b"):
-            port, ms = self.openstack("port", "create", "--network", "demo-net", name,
-                                      "-f", "json")
-            ips = ", ".join(f["ip_address"] for f in port["fixed_ips"])
-            say(f"port     {name:<10} {port['mac_address']}  {ips}  {port['status']}")
-        listing, _ = self.openstack("port", "list", "--network", "demo-net")
-        say(listing.rstrip())
+        self.start()
+        self.networks()
+        a = self.boot("vm-a", self.net["id"])
+        b = self.boot("vm-b", self.net["id"])
+        c = self.boot("vm-c", self.other["id"])
+        t0 = time.monotonic()
+        ok = False
+        while time.monotonic() - t0 < 10 and not ok:
+            ok = self.ping(a, b)
+        first_ping = time.monotonic() - t0
+        if not ok or not self.ping(b, a, 3):
+            raise SystemExit("vm-a and vm-b cannot reach each other\n" + self.tail("agent"))
+        say(f"ping           vm-a -> vm-b ok (first reply after {first_ping * 1000:.0f} ms), "
+            "vm-b -> vm-a ok")
+        # vm-c has vm-a's address on its own network; vm-b's is not there.
+        if self.ping(c, b, 2):
+            raise SystemExit("vm-c on other-net reached demo-net: isolation is broken")
+        say(f"isolation      vm-c (other-net, {c['ip']}) cannot reach vm-b ({b['ip']}) "
+            "on demo-net")
+        say()
+        say(f"summary: startup {self.timings['startup']:.1f} s; API to ACTIVE "
+            f"{max(x['active_s'] for x in (a, b, c)) * 1000:.0f} ms (slowest of 3); "
+            f"DHCP lease {max(x['lease_s'] for x in (a, b, c)) * 1000:.0f} ms (slowest); "
+            f"first ping {first_ping * 1000:.0f} ms")
 
     def stop(self):
-        if self.server and self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(10)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-        if not self.keep_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        for ns in self.namespaces:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for name, p, log in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+            log.close()
+        if self.ovs is not None:
+            self.ovs.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def main():
@@ -109,9 +277,9 @@ def main():
         if args.once:
             say("demo OK")
             return 0
-        say(f"\nThe server keeps running on {demo.endpoint}; try\n"
-            f"  {BIN}/openstack --os-auth-type none --os-endpoint {demo.endpoint} network list\n"
-            "Ctrl-C stops it.")
+        say(f"\nEverything keeps running: {demo.endpoint}, logs in {demo.dir}; try\n"
+            f"  {BIN}/openstack --os-auth-type none --os-endpoint {demo.endpoint} port list\n"
+            "Ctrl-C stops it all.")
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0
     except KeyboardInterrupt:

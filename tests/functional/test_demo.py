@@ -20,4 +20,5 @@ def test_demo_once():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "demo OK" in out.stdout
-    assert out.stdout.count("port     vm-") == 2
+    assert out.stdout.count("instance       vm-") == 3
+    assert "vm-a -> vm-b ok" in out.stdout and "cannot reach vm-b" in out.stdout
