@@ -58,7 +58,7 @@ def reach(inst, proto, ip, port):
     return out.stdout.strip() in ("hello", "pong:x")
 
 
-def group(api, name, rules):
+def group(api, name, rules):  # noqa: F811
     g = api("POST", "/v2.0/security-groups", {"security_group": {"name": name}})
     gid = g["security_group"]["id"]
     made = []

@@ -4,10 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-import pytest
 
 
 @pytest.mark.parametrize("namespace, sample", [
