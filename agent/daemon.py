@@ -307,6 +307,7 @@ class Agent:
                 return
             if kind == "full":
                 self.stats["full_views"] += 1
+                touched |= self._sync_vifs()  # the view takes the engine's chassis
                 view = value.replace(chassis=self.engine.chassis())
                 d = self.engine.update(view) if self.engine.revision else \
                     self.engine.load(view)
@@ -317,28 +318,38 @@ class Agent:
                 touched |= _keys(self.engine.apply(value))
             elif kind == "vif":
                 event, vif = value
-                touched |= self._vif_changed(event, vif)
+                self._vif_changed(event, vif)
             elif kind in ("connected", "resync"):
                 self.need_dump = True
             elif kind == "disconnected":
                 self.need_dump = True
+        touched |= self._sync_vifs()
         self._install(touched)
 
+    def _sync_vifs(self):
+        """Hand the engine the VIFs' ofports in one change: a network's
+        flows (its flood list) are recomputed once per batch, not once per
+        plugged port."""
+        if self.engine.vif_ofports == self.vifs:
+            return set()
+        ch = self.engine.chassis()
+        return _keys(self.engine.set_chassis(m.Chassis(
+            tuple(sorted(self.vifs.items())), ch.tunnel_ofports, ch.physnet_ofports)))
+
     def _vif_changed(self, event, vif):
+        """Track the VIF in self.vifs (the engine gets it in _sync_vifs)."""
         pid = vif.iface_id
         if event == "unplugged" or vif.ofport is None:
             if pid in self.vifs:
                 del self.vifs[pid]
                 self.reported.discard(pid)
                 self.to_unplug.add(pid)
-                return _keys(self.engine.set_ofport(pid, None))
-            return set()
+            return
         if self.vifs.get(pid) == vif.ofport:
-            return set()
+            return
         self.vifs[pid] = vif.ofport
         self.to_unplug.discard(pid)
         self.reported.discard(pid)
-        return _keys(self.engine.set_ofport(pid, vif.ofport))
 
     def _install(self, touched):
         # Before the first full view the desired set is empty: a dump and
