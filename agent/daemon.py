@@ -104,6 +104,7 @@ class Agent:
         self.engine = Engine(settings.host, self._load_allocations())
         self.installed = {}  # FlowKey -> Flow: what we believe the switch has
         self.need_dump = True
+        self.dumped_generation = 0  # the switch connection whose flows we dumped
         self.have_view = False  # a full view from the server is loaded
         self.revision = 0
         self.vifs = {}  # port id -> ofport (plugged here, with an ofport)
@@ -161,7 +162,7 @@ class Agent:
         if sock is None and isinstance(s.of_listen, str) and s.of_listen.startswith("unix:"):
             sock = _unix_listener(s.of_listen[5:])
         self.channel = Channel(CookieScope.ours(), listen=s.of_listen, sock=sock)
-        self.channel.on_connect(lambda gen, dpid: self.events.put(("connected", gen)))
+        self.channel.on_connect(lambda dpid, gen: self.events.put(("connected", gen)))
         self.channel.on_disconnect(lambda gen: self.events.put(("disconnected", gen)))
         self.channel.on_packet_in(self._packet_in)
         self.channel.start()
@@ -312,14 +313,20 @@ class Agent:
                 d = self.engine.update(view) if self.engine.revision else \
                     self.engine.load(view)
                 self.have_view = True
-                touched |= _keys(d)
+                if not self.need_dump:  # else _install diffs everything anyway
+                    touched |= _keys(d)
             elif kind == "delta":
                 self.stats["deltas"] += 1
                 touched |= _keys(self.engine.apply(value))
             elif kind == "vif":
                 event, vif = value
                 self._vif_changed(event, vif)
-            elif kind in ("connected", "resync"):
+            elif kind == "connected":
+                # The dump may have been done on this very connection
+                # already (the switch connected before the view came in).
+                if value != self.dumped_generation:
+                    self.need_dump = True
+            elif kind == "resync":
                 self.need_dump = True
             elif kind == "disconnected":
                 self.need_dump = True
@@ -360,7 +367,9 @@ class Agent:
         started = time.monotonic()
         if self.need_dump:
             self.stats["resyncs"] += 1
+            generation = self.channel.generation
             self.installed = {f.key: f for f in self.channel.dump_flows()}
+            self.dumped_generation = generation
             self.need_dump = False
             touched = set(self.installed) | set(self.engine.desired.by_key())
         deletes, modifies, adds = [], [], []
