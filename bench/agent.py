@@ -19,10 +19,14 @@ medians and ends with one JSON line:
                          N ports created in bulks of ``batch``, each bulk
                          followed by one ovs-vsctl call that plugs its
                          ports as internal ports with iface-id
+                         (ports_1000_create_s: the time spent in the
+                         creates; ports_1000_plugged_to_active_s: from the
+                         last plug to all ACTIVE, the agent's lag)
     resync_1000_s        with the N ports up: stop the agent, start a new
                          one (same state_path); until it is ready and has
                          reported every plugged port (its flow_mods must
-                         stay 0: a hitless restart changes nothing)
+                         stay 0: a hitless restart changes nothing);
+                         resync_start_s: the part spent in Agent.start()
     vswitchd_restart_flows_s   ovs-vswitchd killed (SIGKILL) and started
                          again: until br-int holds the same number of
                          flows again
@@ -328,6 +332,8 @@ class Bench:
         poller.close()
         up = marks[n] - t0
         self.result["ports_1000_up_s"] = round(up, 2)
+        self.result["ports_1000_create_s"] = round(create_s, 2)
+        self.result["ports_1000_plugged_to_active_s"] = round(marks[n] - t_plugged, 2)
         self.result["ports_200_up_s"] = round(marks[200] - t0, 2) if 200 in marks else None
         self.out(f"{n} ports up (created, plugged, ACTIVE): {up:.2f}s; creates took "
                  f"{create_s:.2f}s, plugs {plug_s:.2f}s, all plugged at "
@@ -373,6 +379,7 @@ class Bench:
         active = self.client.count_active(self.net_id)
         after = self.flow_count()
         self.result["resync_1000_s"] = round(t_done - t0, 3)
+        self.result["resync_start_s"] = round(t_started - t0, 3)
         self.result["resync_flow_mods"] = mods
         self.out(f"agent restart with {n} ports: ready after {t_ready - t0:.3f}s (start() "
                  f"returned after {t_started - t0:.3f}s), all {plugged} ports reported after "
