@@ -159,8 +159,9 @@ class Pinger:
 
 # ---------------------------------------------------------------- the bench
 class Bench:
-    def __init__(self, counts, tmp: str, out=print):
+    def __init__(self, counts, tmp: str, out=print, workers: int = 1):
         self.c = counts
+        self.workers = workers
         self.tmp = tmp
         self.out = out
         self.result: dict = {}
@@ -172,6 +173,7 @@ class Bench:
     # ------------------------------------------------------------ plumbing
     def start(self):
         self.server = ServerProcess(f"sqlite:///{self.tmp}/bench.sqlite",
+                                    workers=self.workers,
                                     extra_conf="[quotas]\nquota_port = -1\n",
                                     log_path=os.path.join(self.tmp, "server.log")).start()
         self.ovs = PrivateOVS().start()
@@ -432,6 +434,7 @@ def main(argv=None):
     p.add_argument("--ports", type=int, help="ports to bring up (default 1000; quick 100)")
     p.add_argument("--runs", type=int, help="port-ready runs (default 20; quick 5)")
     p.add_argument("--only", choices=["ready", "up"], help="run only one part")
+    p.add_argument("--workers", type=int, default=1, help="api_workers of the server")
     p.add_argument("--keep-log", action="store_true", help="keep the server log")
     p.add_argument("-v", "--verbose", action="store_true", help="agent INFO logs")
     args = p.parse_args(argv)
@@ -443,11 +446,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s")
     tmp = tempfile.mkdtemp(prefix="qovs-bench-agent-")
-    bench = Bench(counts, tmp, out=lambda s: print(s, flush=True))
+    bench = Bench(counts, tmp, out=lambda s: print(s, flush=True), workers=args.workers)
     t0 = time.monotonic()
     try:
         bench.start()
-        print(f"bench/agent.py: {'quick' if args.quick else 'full'} run {counts}; server pid "
+        print(f"bench/agent.py: {'quick' if args.quick else 'full'} run {counts}; "
+              f"{args.workers} API worker(s); server pid "
               f"{bench.server.proc.pid}, OVS in netns {bench.ovs.ns}", flush=True)
         if args.only == "ready":
             bench.port_ready()
@@ -462,7 +466,7 @@ def main(argv=None):
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     print(f"total {time.monotonic() - t0:.0f}s", flush=True)
-    line = {"bench": "agent", "quick": args.quick}
+    line = {"bench": "agent", "quick": args.quick, "workers": args.workers}
     line.update(bench.result)
     line["counts"] = counts
     print(json.dumps(line))
