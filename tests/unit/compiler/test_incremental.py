@@ -95,6 +95,11 @@ def op_change_port(e, v, data):
             data.draw(st.lists(st.sampled_from(GROUPS), max_size=3, unique=True))))
     elif kind == "ip":
         ip = f"10.0.{data.draw(st.integers(0, 1))}.{data.draw(st.integers(150, 160))}"
+        # IPAM never gives one address of a network to two ports.
+        taken = {f.ip_address for x in v.ports if x.network_id == p.network_id and x.id != p.id
+                 for f in x.fixed_ips}
+        if ip in taken:
+            return v
         p = dataclasses.replace(p, fixed_ips=(FixedIP("x", ip),))
     elif kind == "host":
         p = dataclasses.replace(p, host=data.draw(st.sampled_from((HOST,) + HOSTS)))
