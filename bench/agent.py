@@ -280,6 +280,7 @@ class Bench:
                  f"(min {min(ready) * 1000:.1f}, max {max(ready) * 1000:.1f}, n={runs}); "
                  f"ACTIVE alone median {ms(active)} ms, first echo reply median {ms(reach)} ms, "
                  f"create+plug calls median {ms(plug)} ms")
+        self.out(f"agent after the port-ready runs: {self.agent.stats}")
 
     # ------------------------------------------------------------ N ports up
     def ports_up(self):
