@@ -187,10 +187,13 @@ class Bench:
         self.out(f"port create with {self.total - samples} ports allocated: median {med} ms "
                  f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples})")
 
-    def run(self):
+    def run(self, rates_only=False):
         self.setup()
         self.creates_1()
         self.creates_8()
+        if rates_only:
+            self.client.close()
+            return self.result
         self.populate(self.c["list_small"])
         self.list_ports("list_1k_ms", self.c["list_samples"])
         self.populate(self.c["list_large"])
@@ -206,6 +209,8 @@ def main(argv=None):
     p.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     p.add_argument("--workers", type=int, default=1, help="api_workers of the server")
     p.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    p.add_argument("--rates-only", action="store_true",
+                   help="only the create rates (no lists, no 60k population)")
     p.add_argument("--port-quota", type=int, default=-1,
                    help="[quotas] quota_port of the server (-1: unlimited)")
     p.add_argument("--keep-log", action="store_true", help="print the server log's path")
@@ -230,7 +235,8 @@ def main(argv=None):
               f"{'quick' if args.quick else 'full'} run; server pid {server.proc.pid}",
               flush=True)
         t0 = time.perf_counter()
-        result = Bench(server.port, counts, out=lambda s: print(s, flush=True)).run()
+        result = Bench(server.port, counts, out=lambda s: print(s, flush=True)).run(
+            rates_only=args.rates_only)
         print(f"total {time.perf_counter() - t0:.0f}s", flush=True)
     finally:
         if server is not None:
