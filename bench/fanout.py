@@ -1,0 +1,617 @@
+"""Fan-out benchmark: how fast a change reaches the agents that need it, and
+only those, with many agents long-polling one server.
+
+A real quantum-ovs-server (PostgreSQL, ``api_workers`` 4 by default; or
+SQLite with 1 worker) and N simulated agents: lightweight clients of the
+real agent API, spread over a few processes, each process an asyncio
+loop holding one keep-alive HTTP/1.1 connection per agent:
+
+    POST /agent-api/v1/agents                       register (by the driver)
+    GET  /agent-api/v1/hosts/{host}/state?since=0   the full view, once
+    GET  /agent-api/v1/hosts/{host}/state?since=R&timeout=S   long-poll, forever
+
+Setup (as admin, through the REST API): ``networks`` networks with a
+subnet each; every agent owns one port on each of ``nets_per_agent``
+networks picked at random (``binding:host_id`` = the agent's host), so a
+network has about agents * nets_per_agent / networks interested hosts.
+Ports are created without security groups, so that a port's only audience
+is its network (with the default group every port create is also a
+membership change for every host using that group: ``--default-group``
+measures that case).
+
+Measured, for ``changes`` port creates made one at a time, each on a
+network picked in turn and bound to a host that already holds it:
+
+    p50_ms / p99_ms      from the create's response to the moment the last
+                         interested agent has read the delta (per change)
+    agent_p50_ms /
+    agent_p99_ms         the same per (change, agent) pair
+    receivers_ok         every change reached exactly its interested agents
+    uninvolved_wakeups   non-empty replies to agents that hold none of the
+                         reply's networks (must be 0)
+    server_cpu_ms_per_change
+                         utime+stime of the server process and its workers
+                         (from /proc/<pid>/stat) over the series, divided
+                         by the number of changes; idle_server_cpu_ms_per_s
+                         is the same server's cost with nothing changing
+                         (the change feeds' polling), measured beforehand,
+                         and server_cpu_ms_per_change_net subtracts it
+    db_cpu_ms_per_change PostgreSQL's processes, the same way
+
+Ends with ONE JSON line.  ``--quick``: 100 agents, 20 networks, 10
+changes (a smoke run).
+"""
+
+import argparse
+import asyncio
+import collections
+import json
+import multiprocessing as mp
+import os
+import queue
+import random
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.api import Client  # noqa: E402
+from tests.fixtures.server import ServerProcess  # noqa: E402
+
+PROJECT = "fanout"
+FULL = dict(agents=1000, networks=100, nets_per_agent=3, changes=50, procs=4)
+QUICK = dict(agents=100, networks=20, nets_per_agent=3, changes=10, procs=2)
+POLL_TIMEOUT = 50  # seconds per long-poll (the server caps at max_wait, 55)
+BULK = 200
+CHANGE_DEADLINE = 10.0  # seconds to wait for one change's receivers
+
+
+def host_name(i):
+    return f"fan-{i:05d}"
+
+
+# ---------------------------------------------------------------- agents
+class HttpConn:
+    """One keep-alive HTTP/1.1 connection over asyncio streams."""
+
+    def __init__(self, port):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def open(self):
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def get(self, path):
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"Accept: application/json\r\n\r\n".encode())
+        status = int((await self.reader.readline()).split()[1])
+        length, chunked = None, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readline()
+                    break
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readline()
+            body = b"".join(parts)
+        else:
+            body = await self.reader.readexactly(length or 0)
+        return status, body
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _delta_summary(delta):
+    """(port ids, network ids, other non-empty keys) of a delta."""
+    ports = [p["id"] for p in delta.get("ports", ())] + list(delta.get("removed_ports", ()))
+    nets = {p["network_id"] for p in delta.get("ports", ())}
+    nets |= {n["id"] for n in delta.get("networks", ())}
+    nets |= set(delta.get("removed_networks", ()))
+    other = sorted(k for k, v in delta.items()
+                   if isinstance(v, list) and v and k not in ("ports", "removed_ports"))
+    return ports, sorted(nets), other
+
+
+async def _agent(host, port, out, ready, counters):
+    conn = HttpConn(port)
+    await conn.open()
+    quoted = urllib.parse.quote(host)
+    status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since=0&timeout=0")
+    if status != 200:
+        raise RuntimeError(f"{host}: full view: HTTP {status}: {body[:300]!r}")
+    reply = json.loads(body)
+    rev = reply["revision"]
+    held = sorted(n["id"] for n in reply["view"]["networks"])
+    out.put(("held", host, held))
+    ready()
+    while True:
+        status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since={rev}"
+                                      f"&timeout={POLL_TIMEOUT}")
+        t = time.monotonic()
+        if status != 200:
+            out.put(("error", host, status, body[:300].decode(errors="replace")))
+            await asyncio.sleep(1)
+            continue
+        reply = json.loads(body)
+        rev = reply["revision"]
+        counters["replies"] += 1
+        if reply["full"]:
+            out.put(("full", host, t))
+            continue
+        ports, nets, other = _delta_summary(reply["delta"])
+        if ports or nets or other:
+            out.put(("delta", host, t, ports, nets, other, len(body)))
+        else:
+            counters["empty"] += 1
+
+
+def agent_process(hosts, port, out):
+    """One process: an asyncio loop with one long-polling client per host."""
+    async def main():
+        left = [len(hosts)]
+        counters = {"replies": 0, "empty": 0}
+
+        def ready():
+            left[0] -= 1
+            if left[0] == 0:
+                out.put(("ready", os.getpid(), len(hosts)))
+
+        tasks = []
+        for h in hosts:
+            tasks.append(asyncio.ensure_future(_agent(h, port, out, ready, counters)))
+            await asyncio.sleep(0.002)  # connect gradually
+        await asyncio.gather(*tasks)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+# ---------------------------------------------------------------- driver
+def _stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_ticks(root):
+    """CPU ticks of ``root`` and its live children (utime + stime), plus
+    what its reaped children used (cutime + cstime of ``root``): PostgreSQL
+    backends and server workers come and go."""
+    total = 0
+    for pid in tree(root):
+        try:
+            fields = _stat(pid)
+            total += int(fields[11]) + int(fields[12])
+            if pid == root:
+                total += int(fields[13]) + int(fields[14])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            out.append(int(d))
+    return out
+
+
+def tree(pid):
+    return [pid] + children(pid)
+
+
+class Driver:
+    def __init__(self, server, counts, default_group=False, log=print, py_spy=None):
+        self.py_spy = py_spy
+        self.server = server
+        self.c = counts
+        self.default_group = default_group
+        self.log = log
+        self.client = Client(server.port)
+        self.client.headers["X-Roles"] = "admin"
+        self.hosts = [host_name(i) for i in range(counts["agents"])]
+        self.nets = []  # network ids
+        self.holders = {}  # network id -> set of hosts
+        self.out = mp.get_context("fork").Queue()
+        self.procs = []
+        self.replies = []
+
+    # ------------------------------------------------------------ setup
+    def setup(self):
+        c, cl = self.c, self.client
+        t0 = time.monotonic()
+        for i, h in enumerate(self.hosts):
+            cl.json("POST", "/agent-api/v1/agents", {
+                "host": h, "tunnel_ip": f"10.{100 + i // 65536}.{(i // 256) % 256}.{i % 256}",
+                "configurations": {"tunnel_types": ["vxlan"], "bridge_mappings": {}},
+                "started": False})
+        for i in range(c["networks"]):
+            net = cl.json("POST", "/v2.0/networks", {"network": {"name": f"fan{i}"}},
+                          201)["network"]
+            cl.json("POST", "/v2.0/subnets", {"subnet": {
+                "network_id": net["id"], "cidr": f"10.{i // 64}.{(i % 64) * 4}.0/22",
+                "ip_version": 4}}, 201)
+            self.nets.append(net["id"])
+            self.holders[net["id"]] = set()
+        rnd = random.Random(7)
+        body = []
+        for h in self.hosts:
+            for nid in rnd.sample(self.nets, c["nets_per_agent"]):
+                body.append(self._port_body(nid, h))
+                self.holders[nid].add(h)
+        for i in range(0, len(body), BULK):
+            cl.json("POST", "/v2.0/ports", {"ports": body[i:i + BULK]}, 201)
+        self.log(f"setup: {len(self.hosts)} agents, {len(self.nets)} networks, "
+                 f"{len(body)} ports in {time.monotonic() - t0:.1f}s")
+
+    def _port_body(self, nid, host):
+        body = {"network_id": nid, "binding:host_id": host}
+        if not self.default_group:
+            body["security_groups"] = []
+        return body
+
+    def start_agents(self):
+        ctx = mp.get_context("fork")
+        n = self.c["procs"]
+        shares = [self.hosts[i::n] for i in range(n)]
+        t0 = time.monotonic()
+        for share in shares:
+            p = ctx.Process(target=agent_process, args=(share, self.server.port, self.out),
+                            daemon=True)
+            p.start()
+            self.procs.append(p)
+        ready, held = 0, {}
+        deadline = time.monotonic() + 300
+        while ready < n:
+            msg = self.out.get(timeout=max(1, deadline - time.monotonic()))
+            if msg[0] == "ready":
+                ready += 1
+            elif msg[0] == "held":
+                held[msg[1]] = set(msg[2])
+            elif msg[0] == "error":
+                raise RuntimeError(f"agent error: {msg}")
+        # The agents' own view of what they hold must match the setup.
+        for h in self.hosts:
+            want = {nid for nid, hs in self.holders.items() if h in hs}
+            if held.get(h) != want:
+                raise RuntimeError(f"{h}: view holds {held.get(h)}, expected {want}")
+        self.log(f"{len(self.hosts)} agents long-polling ({n} processes) after "
+                 f"{time.monotonic() - t0:.1f}s")
+
+    def stop_agents(self):
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()  # by PID
+        for p in self.procs:
+            p.join(10)
+
+    # ------------------------------------------------------------ measure
+    def _drain(self, until):
+        """Collect agent messages until monotonic time ``until``."""
+        while True:
+            left = until - time.monotonic()
+            try:
+                msg = self.out.get(timeout=max(0.0, left)) if left > 0 else \
+                    self.out.get_nowait()
+            except queue.Empty:
+                return
+            self.replies.append(msg)
+            yield msg
+
+    def measure(self):
+        c = self.c
+        pg = getattr(self, "pg", None)
+        db_root = pg.postmaster_pid if pg is not None else None
+        server_root = self.server.proc.pid
+        hz = os.sysconf("SC_CLK_TCK")
+        prof = Profiler(self.py_spy, self.log) if self.py_spy else None
+
+        # Idle cost first: nothing changes, every agent is waiting.
+        list(self._drain(time.monotonic() + 1.0))
+        idle_s = 5.0
+        if prof:
+            prof.start(tree(server_root)[1:] or [server_root], "idle")
+        i0 = cpu_ticks(server_root)
+        list(self._drain(time.monotonic() + idle_s))
+        idle = (cpu_ticks(server_root) - i0) * 1000 / hz / idle_s
+        if prof:
+            prof.stop()
+        stray = list(self.replies)
+        self.replies.clear()
+
+        per_change, per_agent = [], []
+        receivers_ok = True
+        uninvolved = 0
+        counts = []
+        if prof:
+            prof.start(tree(server_root)[1:] or [server_root], "series")
+        s0 = cpu_ticks(server_root)
+        d0 = cpu_ticks(db_root) if db_root else 0
+        x0 = self.db_xacts()
+        w0 = time.monotonic()
+        rnd = random.Random(11)
+        delta_bytes = []
+        for i in range(c["changes"]):
+            nid = self.nets[i % len(self.nets)]
+            interested = set(self.holders[nid])
+            host = rnd.choice(sorted(interested))
+            port = self.client.json("POST", "/v2.0/ports",
+                                    {"port": self._port_body(nid, host)}, 201)["port"]
+            t0 = time.monotonic()
+            got = {}
+            deadline = t0 + CHANGE_DEADLINE
+            for msg in self._drain(deadline):
+                if msg[0] == "delta" and port["id"] in msg[3]:
+                    got.setdefault(msg[1], msg[2])
+                    delta_bytes.append(msg[6])
+                if interested <= set(got):
+                    break
+            # Late or stray receivers of this change.
+            for msg in self._drain(time.monotonic() + 0.1):
+                if msg[0] == "delta" and port["id"] in msg[3]:
+                    got.setdefault(msg[1], msg[2])
+            if set(got) != interested:
+                receivers_ok = False
+            counts.append((len(interested), len(got)))
+            lat = [(got[h] - t0) * 1000 for h in interested if h in got]
+            per_agent.extend(lat)
+            per_change.append(max(lat) if len(lat) == len(interested) else
+                              CHANGE_DEADLINE * 1000)
+        w1 = time.monotonic()
+        s1 = cpu_ticks(server_root)
+        d1 = cpu_ticks(db_root) if db_root else 0
+        x1 = self.db_xacts()
+        if prof:
+            prof.stop()
+        list(self._drain(time.monotonic() + 0.5))
+
+        # Uninvolved: any non-empty reply for a network the agent does not hold.
+        held = {h: {nid for nid, hs in self.holders.items() if h in hs} for h in self.hosts}
+        full_views = 0
+        uninvolved_kinds = collections.Counter()
+        for msg in stray + self.replies:
+            if msg[0] == "delta":
+                host, nets, other = msg[1], set(msg[4]), msg[5]
+                if not nets & held[host]:
+                    uninvolved += 1
+                    uninvolved_kinds.update(other or ["ports"])
+            elif msg[0] == "full":
+                full_views += 1
+        n = c["changes"]
+        server_ms = (s1 - s0) * 1000 / hz
+        wall = w1 - w0
+        return {
+            "agents": len(self.hosts), "networks": len(self.nets),
+            "nets_per_agent": c["nets_per_agent"], "changes": n,
+            "interested_per_change": round(statistics.mean(a for a, _ in counts), 1),
+            "received_per_change": round(statistics.mean(b for _, b in counts), 1),
+            "receivers_ok": receivers_ok,
+            "p50_ms": round(statistics.median(per_change), 1),
+            "p99_ms": round(_pct(per_change, 99), 1),
+            "max_ms": round(max(per_change), 1),
+            "agent_p50_ms": round(statistics.median(per_agent), 1) if per_agent else None,
+            "agent_p99_ms": round(_pct(per_agent, 99), 1) if per_agent else None,
+            "uninvolved_wakeups": uninvolved,
+            "uninvolved_kinds": dict(uninvolved_kinds),
+            "full_views": full_views,
+            "server_cpu_ms_per_change": round(server_ms / n, 1),
+            "idle_server_cpu_ms_per_s": round(idle, 1),
+            "server_cpu_ms_per_change_net": round((server_ms - idle * wall) / n, 1),
+            "db_cpu_ms_per_change": round((d1 - d0) * 1000 / hz / n, 1) if db_root else None,
+            "db_xacts_per_change": round((x1 - x0) / n, 1) if x0 is not None else None,
+            "series_s": round(wall, 2),
+            "delta_bytes": round(statistics.mean(delta_bytes)) if delta_bytes else None,
+        }
+
+    def db_xacts(self):
+        """Transactions committed or rolled back in our database so far
+        (every server query runs in one: a count of round trips)."""
+        pg = getattr(self, "pg", None)
+        if pg is None:
+            return None
+        conn = pg.connect(pg.default_db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                            "WHERE datname = current_database()")
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+    def db_sizes(self):
+        """Bytes per port of the port tables (PostgreSQL, with indexes)."""
+        pg = getattr(self, "pg", None)
+        if pg is None:
+            return {}
+        tables = ("ports", "ipallocations", "port_bindings", "securitygroupportbindings",
+                  "changes", "allowed_address_pairs")
+        conn = pg.connect(pg.default_db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("ANALYZE")
+                cur.execute("SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+                            "WHERE relname = ANY(%s) AND relkind = 'r'", (list(tables),))
+                sizes = dict(cur.fetchall())
+                cur.execute("SELECT count(*) FROM ports")
+                ports = cur.fetchone()[0]
+                cur.execute("SELECT count(*) FROM changes")
+                changes = cur.fetchone()[0]
+        finally:
+            conn.close()
+        port_bytes = sum(v for k, v in sizes.items() if k != "changes")
+        return {"db_ports": ports, "db_bytes_per_port": round(port_bytes / max(ports, 1)),
+                "db_table_bytes": sizes, "db_changes_rows": changes,
+                "db_bytes_per_change_row": round(sizes.get("changes", 0) / max(changes, 1))}
+
+
+
+class Profiler:
+    """py-spy on the server's workers: where their CPU goes (collapsed
+    stacks, summed into the top functions by own and by total samples)."""
+
+    def __init__(self, binary, log):
+        self.binary = binary
+        self.log = log
+        self.dir = tempfile.mkdtemp(prefix="qovs-fanout-prof-")
+        self.procs = []
+
+    def start(self, pids, label):
+        import subprocess
+        self.label = label
+        self.files = []
+        for pid in pids:
+            out = os.path.join(self.dir, f"{label}-{pid}.txt")
+            self.files.append(out)
+            self.procs.append(subprocess.Popen(
+                [self.binary, "record", "-p", str(pid), "-r", "200", "-f", "raw",
+                 "-o", out, "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(0.5)
+
+    def stop(self, top=12):
+        import signal
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)  # by PID: py-spy writes its file
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except Exception:  # noqa: BLE001
+                p.kill()
+        self.procs = []
+        own, total, samples = collections.Counter(), collections.Counter(), 0
+        for path in self.files:
+            try:
+                lines = open(path).read().splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                stack, _, n = line.rpartition(" ")
+                if not n.isdigit():
+                    continue
+                n = int(n)
+                frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")")
+                          for f in stack.split(";") if f]
+                samples += n
+                if frames:
+                    own[frames[-1]] += n
+                for f in set(frames):
+                    total[f] += n
+        self.log(f"py-spy {self.label}: {samples} samples over {len(self.files)} workers")
+        for name, n in own.most_common(top):
+            self.log(f"  own {100 * n / max(samples, 1):5.1f}%  {name}")
+        for name, n in total.most_common(top * 2):
+            self.log(f"  tot {100 * n / max(samples, 1):5.1f}%  {name}")
+
+
+def _pct(values, p):
+    v = sorted(values)
+    if not v:
+        return 0.0
+    k = (len(v) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
+    p.add_argument("--workers", type=int, default=None,
+                   help="api_workers (default 4 on PostgreSQL, 1 on SQLite)")
+    p.add_argument("--quick", action="store_true", help="100 agents, 10 changes")
+    p.add_argument("--agents", type=int)
+    p.add_argument("--networks", type=int)
+    p.add_argument("--nets-per-agent", type=int)
+    p.add_argument("--changes", type=int)
+    p.add_argument("--procs", type=int, help="agent processes")
+    p.add_argument("--default-group", action="store_true",
+                   help="ports in the project's default security group")
+    p.add_argument("--keep-log", action="store_true")
+    p.add_argument("--py-spy", metavar="PATH",
+                   help="profile the server's workers with this py-spy binary")
+    args = p.parse_args(argv)
+    counts = dict(QUICK if args.quick else FULL)
+    for k in ("agents", "networks", "nets_per_agent", "changes", "procs"):
+        if getattr(args, k) is not None:
+            counts[k] = getattr(args, k)
+    workers = args.workers or (4 if args.db == "postgresql" else 1)
+
+    # 1,000 sockets per process are over the usual soft limit of 1,024
+    # files; raise it for us and the server we start.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    tmp = tempfile.mkdtemp(prefix="qovs-fanout-")
+    pg = server = driver = None
+    result = {}
+    try:
+        if args.db == "postgresql":
+            from tests.fixtures.postgres import PostgresServer
+            pg = PostgresServer(max_connections=300).start()
+            url = pg.url()
+        else:
+            url = f"sqlite:///{tmp}/fanout.sqlite"
+        conf = ("agent_down_time = 86400\nwsgi_green_threads = 4000\n"
+                "[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n")
+        server = ServerProcess(url, workers=workers, extra_conf=conf,
+                               log_path=os.path.join(tmp, "server.log"))
+        server.start()
+        print(f"bench/fanout.py: db={args.db} workers={workers} {counts}; "
+              f"server pid {server.proc.pid}", flush=True)
+        driver = Driver(server, counts, args.default_group,
+                        log=lambda s: print(s, flush=True), py_spy=args.py_spy)
+        driver.pg = pg
+        driver.client.headers["X-Project-Id"] = PROJECT
+        driver.setup()
+        driver.start_agents()
+        result = driver.measure()
+        result.update(driver.db_sizes())
+    finally:
+        if driver is not None:
+            driver.stop_agents()
+        if server is not None:
+            server.stop()
+            if args.keep_log:
+                print(f"server log: {server.log_path}")
+        if pg is not None:
+            pg.stop()
+        if not args.keep_log:
+            shutil.rmtree(tmp, ignore_errors=True)
+    line = {"bench": "fanout", "db": args.db, "workers": workers, "quick": args.quick,
+            "default_group": args.default_group}
+    line.update(result)
+    print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
