@@ -106,7 +106,7 @@ class Agent:
         self.need_dump = True
         self.dumped_generation = 0  # the switch connection whose flows we dumped
         self.have_view = False  # a full view from the server is loaded
-        self.revision = 0
+        self.revision = -1  # -1: no view yet (0 is a real revision of an empty cloud)
         self.vifs = {}  # port id -> ofport (plugged here, with an ofport)
         self.reported = set()  # port ids reported as installed
         self.to_unplug = set()
@@ -269,7 +269,7 @@ class Agent:
         while not self.stop_event.is_set():
             try:
                 kind, value, rev = self.client.poll(self.revision,
-                                                    0 if self.revision == 0 else
+                                                    0 if self.revision < 0 else
                                                     self.s.polling_interval)
                 attempt = 0
                 self.revision = rev
@@ -310,7 +310,7 @@ class Agent:
                 self.stats["full_views"] += 1
                 touched |= self._sync_vifs()  # the view takes the engine's chassis
                 view = value.replace(chassis=self.engine.chassis())
-                d = self.engine.update(view) if self.engine.revision else \
+                d = self.engine.update(view) if self.have_view else \
                     self.engine.load(view)
                 self.have_view = True
                 if not self.need_dump:  # else _install diffs everything anyway
@@ -396,7 +396,7 @@ class Agent:
             self._save_allocations()
         self.last_apply_ms = (time.monotonic() - started) * 1000
         self._report()
-        if self.engine.revision:
+        if self.have_view:
             self.ready.set()
 
     def _report(self):

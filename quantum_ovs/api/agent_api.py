@@ -3,6 +3,7 @@ report what they have plugged and installed.
 
     POST /agent-api/v1/agents                 register / heartbeat
     GET  /agent-api/v1/hosts/{host}/state     long-poll: ?since=R&timeout=S
+                                              (since=-1: full view now)
     POST /agent-api/v1/hosts/{host}/ports     plugged / unplugged / installed
 
 Agents authenticate with ``X-Agent-Token: <[agent_api] token>``.
@@ -233,7 +234,7 @@ class AgentAPI:
     def state(self, req, ctx, host):
         self._auth(req)
         try:
-            since = int(req.GET.get("since", "0") or 0)
+            since = int(req.GET.get("since", "-1") or -1)
             timeout = float(req.GET.get("timeout", "30"))
         except ValueError:
             raise exceptions.InvalidInput(error_message="since and timeout are numbers") \
@@ -242,7 +243,9 @@ class AgentAPI:
         feed = self.feed
         feed.refresh()  # see our own process's latest commits
         deadline = time.monotonic() + timeout
-        if since <= 0 or since > feed.latest:
+        # since < 0: the agent has no view yet.  A revision we have not
+        # reached (the database was replaced) also gets a full view.
+        if since < 0 or since > feed.latest:
             return self._full(host)
         with self.db.reader() as s:
             nets = host_view.local_networks(s, host)

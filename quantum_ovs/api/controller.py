@@ -248,14 +248,15 @@ class Controller:
             raise _bad(f"Resource body required: expected '{self.resource}'")
         if len(body) != 1:
             raise _bad("Only one resource body is allowed per request")
-        prepared = [self._prepare_post(ctx, item) for item in items]
+        networks = {}  # one lookup per network for a whole bulk
+        prepared = [self._prepare_post(ctx, item, networks) for item in items]
         created = self.plugin.create(ctx, self.collection, prepared)
         if bulk:
             return json_response({self.collection: [self._visible(ctx, o) for o in created]},
                                  status=201)
         return json_response({self.resource: self._visible(ctx, created[0])}, status=201)
 
-    def _prepare_post(self, ctx, item):
+    def _prepare_post(self, ctx, item, networks=None):
         if not isinstance(item, dict):
             raise _bad(f"Resource body must be a dictionary, not {type(item).__name__}")
         unknown = [k for k in item if k not in self.attrs]
@@ -275,7 +276,11 @@ class Controller:
         self._resolve_project(ctx, out)
         target = dict(out)
         if self.collection in ("subnets", "ports"):
-            net = self.plugin.get_owner_info("networks", out["network_id"])
+            cache = networks if networks is not None else {}
+            if out["network_id"] not in cache:
+                cache[out["network_id"]] = self.plugin.get_owner_info("networks",
+                                                                      out["network_id"])
+            net = cache[out["network_id"]]
             if net is None or not (ctx.is_admin or net["project_id"] == ctx.project_id
                                    or net["shared"]):
                 raise exceptions.NetworkNotFound(net_id=out["network_id"])

@@ -554,7 +554,10 @@ class Plugin:
 
     # ------------------------------------------------------------ ports
     def create_ports(self, ctx, items):
-        return self.db.write(lambda s: [self._create_port(s, ctx, a) for a in items])
+        def txn(s):
+            cache = {}  # a bulk on one network looks it up once
+            return [self._create_port(s, ctx, a, cache) for a in items]
+        return self.db.write(txn)
 
     def _generate_mac(self, s, network_id):
         for _ in range(self.conf.mac_generation_retries):
@@ -575,9 +578,10 @@ class Plugin:
             models.Subnet.network_id == network_id)
             .order_by(models.Subnet.created_at, models.Subnet.id)).scalars().all()
 
-    def _allocate(self, s, net_id, port, requested, device_owner):
+    def _allocate(self, s, net_id, port, requested, device_owner, subnets=None):
         """Allocate the port's addresses; ``requested`` None = automatic."""
-        subnets = self._subnets_of(s, net_id)
+        if subnets is None:
+            subnets = self._subnets_of(s, net_id)
         by_id = {x.id: x for x in subnets}
         allocs = []
         if requested is None:
@@ -654,8 +658,12 @@ class Plugin:
                 raise exceptions.IpAddressAlreadyAllocated(ip=ip, subnet_id=sub.id)
             # Outside every pool but inside the subnet: allowed, as in Neutron.
 
-    def _create_port(self, s, ctx, a):
-        net = self._get(s, ctx, "networks", a["network_id"])
+    def _create_port(self, s, ctx, a, cache=None):
+        cache = {} if cache is None else cache
+        net = cache.get(("net", a["network_id"]))
+        if net is None:
+            net = cache[("net", a["network_id"])] = self._get(s, ctx, "networks",
+                                                               a["network_id"])
         port_id = a.get("id") or str(uuid.uuid4())
         if a.get("mac_address") is not None:
             mac = a["mac_address"]
@@ -676,7 +684,10 @@ class Plugin:
             description=a["description"], network_id=net.id, mac_address=mac,
             admin_state_up=a["admin_state_up"], status="DOWN", device_id=a["device_id"],
             device_owner=a["device_owner"], port_security_enabled=pse, revision_number=0)
-        allocs = self._allocate(s, net.id, port, a.get("fixed_ips"), a["device_owner"])
+        allocs = self._allocate(s, net.id, port, a.get("fixed_ips"), a["device_owner"],
+                                subnets=cache.get(("subnets", net.id)))
+        if ("subnets", net.id) not in cache:
+            cache[("subnets", net.id)] = self._subnets_of(s, net.id)
         port.fixed_ips = [models.IPAllocation(subnet_id=sub.id, ip_address=ip, network_id=net.id,
                                               order=i) for i, (sub, ip) in enumerate(allocs)]
         port.allowed_address_pairs = [

@@ -18,7 +18,7 @@ def register(api, host, tunnel_ip, **conf):
                     status=200).data
 
 
-def state(api, host, since=0, timeout=0):
+def state(api, host, since=-1, timeout=0):
     return api.get(f"/agent-api/v1/hosts/{host}/state?since={since}&timeout={timeout}",
                    status=200).data
 
