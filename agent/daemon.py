@@ -42,6 +42,12 @@ from quantum_ovs.compiler.flow import FlowDiff, Output
 LOG = logging.getLogger(__name__)
 
 TUNNEL_PORT = {"vxlan": "qovs-vxlan", "gre": "qovs-gre"}
+# What the agent replicates: all of the small tables, and of Interface only
+# what it reads or writes (not the statistics ovs-vswitchd keeps rewriting:
+# a first sync with 1,000 VIFs takes a quarter of the time).
+AGENT_TABLES = ("Open_vSwitch", "Bridge", "Port", "Controller",
+                ("Interface", ("name", "type", "options", "ofport", "ofport_request",
+                               "external_ids", "error", "mac_in_use")))
 
 
 class Settings:
@@ -156,7 +162,7 @@ class Agent:
     # ------------------------------------------------------------ start/stop
     def start(self):
         s = self.s
-        self.conn = Connection(s.ovsdb).start()
+        self.conn = Connection(s.ovsdb, tables=AGENT_TABLES).start()
         self.ovsdb = Ovsdb(self.conn)
         sock = s.of_socket
         if sock is None and isinstance(s.of_listen, str) and s.of_listen.startswith("unix:"):

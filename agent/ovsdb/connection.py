@@ -137,7 +137,8 @@ class Connection:
     """An OVSDB client whose IDL lives on one thread.
 
     :param remote: e.g. ``unix:/var/run/openvswitch/db.sock`` or ``tcp:127.0.0.1:6640``
-    :param tables: tables to replicate (all their columns)
+    :param tables: tables to replicate (all their columns), or
+        ``(table, columns)`` pairs to replicate only some columns
     :param timeout: default seconds for execute() and wait_for()
     :param probe_interval: inactivity probe in ms (None = OVS default)
     """
@@ -172,7 +173,12 @@ class Connection:
     def start(self, wait: bool = True) -> "Connection":
         helper = fetch_schema(self.remote, timeout=self.timeout)
         for table in self.tables:
-            helper.register_table(table)
+            if isinstance(table, tuple):
+                # (table, columns): replicate only those columns (e.g. not
+                # the statistics vswitchd rewrites on every interface)
+                helper.register_columns(table[0], list(table[1]))
+            else:
+                helper.register_table(table)
         self.idl = _Idl(self.remote, helper, self._dispatch, self.probe_interval)
         self._thread = threading.Thread(target=self._loop, name="ovsdb-idl", daemon=True)
         self._thread.start()
