@@ -7,7 +7,7 @@ real agent API, spread over a few processes, each process an asyncio
 loop holding one keep-alive HTTP/1.1 connection per agent:
 
     POST /agent-api/v1/agents                       register (by the driver)
-    GET  /agent-api/v1/hosts/{host}/state?since=0   the full view, once
+    GET  /agent-api/v1/hosts/{host}/state?since=-1  the full view, once
     GET  /agent-api/v1/hosts/{host}/state?since=R&timeout=S   long-poll, forever
 
 Setup (as admin, through the REST API): ``networks`` networks with a
@@ -135,11 +135,13 @@ async def _agent(host, port, out, ready, counters):
     conn = HttpConn(port)
     await conn.open()
     quoted = urllib.parse.quote(host)
-    status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since=0&timeout=0")
+    status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since=-1&timeout=0")
     if status != 200:
         raise RuntimeError(f"{host}: full view: HTTP {status}: {body[:300]!r}")
     reply = json.loads(body)
     rev = reply["revision"]
+    if "view" not in reply:
+        raise RuntimeError(f"{host}: since=-1 answered without a full view: {body[:300]!r}")
     held = sorted(n["id"] for n in reply["view"]["networks"])
     out.put(("held", host, held))
     ready()
