@@ -15,8 +15,10 @@ change that concerns its host is committed by any server process, and
 deciding whether a change concerns a host costs no database query.
 """
 
+import bisect
 import collections
 import hmac
+import operator
 import logging
 import threading
 import time
@@ -49,6 +51,7 @@ OPTS = [("agent_api", [
 ])]
 
 Change = collections.namedtuple("Change", "seq resource resource_id network_id host op")
+_SEQ = operator.attrgetter("seq")
 
 
 class ChangeFeed:
@@ -58,7 +61,8 @@ class ChangeFeed:
         self.db = db
         self.poll_interval = poll_interval
         self.gap_timeout = gap_timeout
-        self.items = collections.deque(maxlen=size)
+        self.size = size
+        self.items = []  # sorted by seq (late commits are inserted in place)
         self.cond = threading.Condition()
         self.wake = threading.Event()
         self.latest = self._max_seq()
@@ -128,15 +132,17 @@ class ChangeFeed:
         with self.cond:
             for r in late:
                 self.gaps.pop(r.seq, None)
-                self.items.append(Change(*r))
+                bisect.insort(self.items, Change(*r), key=_SEQ)
             for r in rows:
                 for missing in range(self.latest + 1, r.seq):
                     self.gaps.setdefault(missing, now)
                 self.items.append(Change(*r))
                 self.latest = r.seq
             self._expire_gaps()
-            if len(self.items) == self.items.maxlen:
-                self.floor = max(self.floor, self.items[0].seq - 1)
+            if len(self.items) > self.size:
+                drop = len(self.items) - self.size // 2
+                self.floor = max(self.floor, self.items[drop - 1].seq)
+                del self.items[:drop]
             self.generation += 1
             self.cond.notify_all()
 
@@ -151,7 +157,8 @@ class ChangeFeed:
         """Changes after ``revision``, or None when we no longer have them."""
         if revision < self.floor:
             return None
-        return [c for c in list(self.items) if c.seq > revision]
+        items = self.items
+        return items[bisect.bisect_right(items, revision, key=_SEQ):]
 
     def wait(self, generation, timeout):
         """Block until the feed moves past ``generation``."""
@@ -172,6 +179,7 @@ class AgentAPI:
         self.db = plugin.db
         self._feed = None
         self._lock = threading.Lock()
+        self._relevance_cache = {}  # host -> (networks, groups, revision)
 
     @property
     def feed(self):
@@ -247,9 +255,7 @@ class AgentAPI:
         # reached (the database was replaced) also gets a full view.
         if since < 0 or since > feed.latest:
             return self._full(host)
-        with self.db.reader() as s:
-            nets = host_view.local_networks(s, host)
-            groups = self._groups(s, host)
+        nets, groups = self._relevance(host, feed)
         while True:
             # Only look up to the watermark: above it a concurrent
             # transaction may still commit a lower sequence number.
@@ -270,6 +276,26 @@ class AgentAPI:
                 return json_response({"full": False, "revision": rev,
                                       "delta": wire.delta_to_dict(wire.m.Delta(revision=rev))})
             feed.wait(gen, left)
+
+    def _relevance(self, host, feed):
+        """The host's networks and security groups (what decides whether a
+        change concerns it), cached until a change could alter them: one of
+        the host's own ports, or a group's rules."""
+        cached = self._relevance_cache.get(host)
+        if cached is not None:
+            nets, groups, seq = cached
+            later = feed.since(seq)
+            if later is not None and not any(
+                    c.host == host or c.resource == "security_group" for c in later):
+                return nets, groups
+        seq = feed.watermark
+        with self.db.reader() as s:
+            nets = host_view.local_networks(s, host)
+            groups = self._groups(s, host)
+        if len(self._relevance_cache) > 100000:
+            self._relevance_cache.clear()
+        self._relevance_cache[host] = (nets, groups, seq)
+        return nets, groups
 
     @staticmethod
     def _groups(s, host):

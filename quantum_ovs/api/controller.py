@@ -39,7 +39,7 @@ class Controller:
         """The policy target: the object plus its network's owner."""
         target = dict(obj)
         if self.collection in ("subnets", "ports") and obj.get("network_id"):
-            net = self.plugin.get_owner_info("networks", obj["network_id"])
+            net = self.plugin.network_owner(obj["network_id"])
             if net is not None:
                 target["network:project_id"] = net["project_id"]
                 target["network:tenant_id"] = net["project_id"]
@@ -278,8 +278,7 @@ class Controller:
         if self.collection in ("subnets", "ports"):
             cache = networks if networks is not None else {}
             if out["network_id"] not in cache:
-                cache[out["network_id"]] = self.plugin.get_owner_info("networks",
-                                                                      out["network_id"])
+                cache[out["network_id"]] = self.plugin.network_owner(out["network_id"])
             net = cache[out["network_id"]]
             if net is None or not (ctx.is_admin or net["project_id"] == ctx.project_id
                                    or net["shared"]):
