@@ -135,6 +135,9 @@ class Controller:
             if key in TAG_FILTERS:
                 special.append(self._tag_filter(key, values))
                 continue
+            if key == "changed_since":
+                special.append(self._changed_since(values[-1]))
+                continue
             a = self.attrs.get(key)
             if a is None or not a.is_filter or not a.is_visible:
                 raise _bad(f"[{key}] is invalid attribute for filtering")
@@ -166,6 +169,21 @@ class Controller:
             except exceptions.InvalidInput:
                 pass  # matches nothing, like an unknown value
         return {key: val}
+
+    def _changed_since(self, raw):
+        """standard-attr-timestamp: what changed at or after a moment."""
+        import datetime
+        try:
+            when = datetime.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise _bad(f"Invalid changed_since '{raw}': use ISO 8601, e.g. "
+                       "2026-11-24T18:00:00Z") from None
+        if when.tzinfo is not None:
+            when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        model = self.plugin.model_of(self.collection)
+        if not hasattr(model, "updated_at"):
+            raise _bad(f"changed_since is not supported for {self.collection}")
+        return lambda q: q.where(model.updated_at >= when)
 
     def _tag_filter(self, key, values):
         tags = [t for val in values for t in val.split(",") if t]

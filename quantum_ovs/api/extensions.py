@@ -12,6 +12,8 @@ _EXTENSIONS = [
      "If-Match: revision_number=N makes updates conditional."),
     ("standard-attr-tag", "Tag support for resources with standard attribute",
      "Enables to set tag on resources with standard attribute."),
+    ("standard-attr-timestamp", "Resource timestamps",
+     "Adds created_at and updated_at fields to resources and the changed_since filter."),
     ("filter-validation", "Filter parameters validation",
      "Provides validation on filter parameters."),
     ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),

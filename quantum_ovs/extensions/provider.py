@@ -192,10 +192,14 @@ class Segments:
 
     # ---------------------------------------------------------- allocation
     @staticmethod
-    def _reserve(s, net_id, ntype, physnet, segid):
+    def _reserve(s, net_id, ntype, physnet, segid, chosen_by_us=False):
         A = models.SegmentAllocation
         key = (ntype, physnet or "", segid if segid is not None else 0)
         if s.get(A, key) is not None:
+            if chosen_by_us:
+                # A concurrent transaction took the segment we picked as
+                # free: pick again.
+                raise exceptions.RetryRequest()
             if ntype == "vlan":
                 raise VlanIdInUse(vlan_id=segid, physical_network=physnet)
             if ntype == "flat":
@@ -234,13 +238,13 @@ class Segments:
             if ntype in ("vxlan", "gre"):
                 segid = self._lowest_free(s, ntype, "", getattr(self, ntype))
                 if segid is not None:
-                    self._reserve(s, net_id, ntype, None, segid)
+                    self._reserve(s, net_id, ntype, None, segid, chosen_by_us=True)
                     return ntype, None, segid
             elif ntype == "vlan":
                 for physnet, ranges in self.vlan.items():
                     segid = self._lowest_free(s, "vlan", physnet, ranges)
                     if segid is not None:
-                        self._reserve(s, net_id, "vlan", physnet, segid)
+                        self._reserve(s, net_id, "vlan", physnet, segid, chosen_by_us=True)
                         return "vlan", physnet, segid
         raise NoNetworkAvailable()
 
@@ -255,6 +259,8 @@ class Segments:
             segid = self._lowest_free(s, ntype, physnet or "", ranges or [])
             if segid is None:
                 raise NoNetworkAvailable()
+            self._reserve(s, net_id, ntype, physnet, segid, chosen_by_us=True)
+            return ntype, physnet, segid
         self._reserve(s, net_id, ntype, physnet, segid)
         return ntype, physnet, segid
 

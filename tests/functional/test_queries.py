@@ -130,3 +130,20 @@ def test_port_filters(api):
     api.get("/v2.0/ports?fixed_ips=mac%3Dx", status=400)
     assert [n["id"] for n in api.get(f"/v2.0/networks?subnets={sub['id']}",
                                      status=200).data["networks"]] == [net["id"]]
+
+
+def test_changed_since(api):
+    import time
+    old = api.network(name="old")
+    time.sleep(1.1)
+    mark = api.network(name="new")["created_at"]
+    names = [n["name"] for n in api.get(f"/v2.0/networks?changed_since={mark}",
+                                        status=200).data["networks"]]
+    assert names == ["new"]
+    api.put(f"/v2.0/networks/{old['id']}", {"network": {"description": "x"}}, status=200)
+    names = sorted(n["name"] for n in api.get(f"/v2.0/networks?changed_since={mark}",
+                                              status=200).data["networks"])
+    assert names == ["new", "old"]
+    api.get("/v2.0/networks?changed_since=yesterday", status=400)
+    assert "standard-attr-timestamp" in {
+        e["alias"] for e in api.get("/v2.0/extensions", status=200).data["extensions"]}
