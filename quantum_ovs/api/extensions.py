@@ -18,6 +18,7 @@ _EXTENSIONS = [
      "Provides validation on filter parameters."),
     ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+    ("fields", "Fields selection", "Select the attributes of a response with fields=."),
     ("ip-substring-filtering", "IP address substring filtering",
      "Provides IP address substring filtering when listing ports"),
     ("empty-string-filtering", "Empty String Filtering Extension",

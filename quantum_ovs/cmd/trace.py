@@ -15,8 +15,13 @@ plus an optional ``"chassis"`` object giving this host's OpenFlow ports:
 ``--from-port`` fills in_port, eth_src and (for IP) ipv4_src from the
 port; anything given in ``--packet`` wins.  ``--ct-state`` is what every
 conntrack lookup answers (new, est, rel, inv; combine with "+", e.g.
-"est+rpl").  ``--server`` (asking a running server for a host's view) is
-not implemented yet.
+"est+rpl").
+
+``--server URL --host NAME [--token T]`` asks a running server for the
+host's view (the agent API, as the host's agent does).  The server does not
+know the switch's port numbers, so local ports are numbered 1001, 1002...
+in port id order, tunnel ports 1 (vxlan) and 2 (gre) and physical networks
+from 11 on; the numbering is printed.
 """
 
 from __future__ import annotations
@@ -45,6 +50,25 @@ def load_view(path: str):
         return tuple(sorted((k, int(x)) for k, x in (v.items() if isinstance(v, dict) else v)))
 
     chassis = Chassis(pairs("vif_ofports"), pairs("tunnel_ofports"), pairs("physnet_ofports"))
+    return wire.view_from_dict(d, chassis=chassis)
+
+
+def fetch_view(server: str, host: str, token: str = ""):
+    """The host's view from a running server, with a synthetic chassis."""
+    import urllib.parse
+    import urllib.request
+    url = (f"{server.rstrip('/')}/agent-api/v1/hosts/{urllib.parse.quote(host)}/state"
+           "?since=-1&timeout=0")
+    req = urllib.request.Request(url, headers={"X-Agent-Token": token or "",
+                                               "Accept": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        d = json.load(resp)["view"]
+    local = sorted(p["id"] for p in d["ports"] if p.get("host") == host)
+    physnets = sorted({n["physical_network"] for n in d["networks"]
+                       if n.get("physical_network")})
+    chassis = Chassis(tuple((pid, 1001 + i) for i, pid in enumerate(local)),
+                      (("gre", 2), ("vxlan", 1)),
+                      tuple((name, 11 + i) for i, name in enumerate(physnets)))
     return wire.view_from_dict(d, chassis=chassis)
 
 
@@ -87,8 +111,9 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--view", help="host view JSON file")
-    src.add_argument("--server", help="URL of a running quantum-ovs server (not yet)")
+    src.add_argument("--server", help="URL of a running quantum-ovs server")
     ap.add_argument("--host", help="host name (with --server)")
+    ap.add_argument("--token", default="", help="the agent API token (with --server)")
     ap.add_argument("--packet", default="", help='e.g. "in_port=5,tcp,ipv4_dst=10.0.0.1"')
     ap.add_argument("--from-port", help="port id the packet is sent from")
     ap.add_argument("--ct-state", default="new", help="conntrack answer (default new)")
@@ -100,14 +125,18 @@ def main(argv=None) -> int:
         print(pipeline.describe())
         if not (args.view or args.server):
             return 0
-    if args.server:
-        print("quantum-ovs-trace: --server is not implemented yet; export the host view "
-              "to a file and use --view", file=sys.stderr)
-        return 2
-    if not args.view:
-        ap.error("--view FILE is required")
+    if not (args.view or args.server):
+        ap.error("--view FILE or --server URL --host NAME is required")
+    if args.server and not args.host:
+        ap.error("--server needs --host")
     try:
-        view = load_view(args.view)
+        if args.server:
+            view = fetch_view(args.server, args.host, args.token)
+            print("ofports assumed: " + ", ".join(
+                f"{k}={v}" for k, v in view.chassis.vif_ofports + view.chassis.tunnel_ofports
+                + view.chassis.physnet_ofports))
+        else:
+            view = load_view(args.view)
         engine = Engine.from_view(view)
         if args.dump_flows:
             for f in sorted(engine.flows(), key=lambda f: (f.table, -f.priority, repr(f.match))):
