@@ -222,3 +222,21 @@ def test_dhcp_from_the_agent(ovs, api, agent, tmp_path):
     finally:
         client.stop()
     assert agent.stats.get("dhcp_replies", 0) >= 2  # an OFFER and an ACK
+
+
+def test_losing_the_server_keeps_the_data_plane(ovs, api, server, agent):
+    """The server goes away: flows and traffic stay; when it is back the
+    agent follows new changes again."""
+    net, _ = api.network("10.16.0.0/24")
+    p1, a = vm(ovs, api, net)
+    p2, b = vm(ovs, api, net)
+    assert api.wait_status(p1["id"], "ACTIVE") and api.wait_status(p2["id"], "ACTIVE")
+    before = strip_counters(our_flows(ovs))
+    server.stop()
+    time.sleep(1.5)  # the agent's long-poll and heartbeat fail meanwhile
+    assert a.ping(b.ip, count=3)
+    assert strip_counters(our_flows(ovs)) == before
+    server.start()
+    p3, c = vm(ovs, api, net)
+    assert api.wait_status(p3["id"], "ACTIVE", timeout=20)
+    assert c.ping(a.ip, count=2)
