@@ -58,6 +58,7 @@ class Demo:
         self.ovs = None
         self.namespaces = []
         self.timings = {}
+        self.booted = []
 
     @property
     def endpoint(self):
@@ -216,7 +217,8 @@ class Demo:
         say(f"instance       {name:<6} {vif['address']}  {got:<12} on "
             f"{vif['network']['label']:<10} ACTIVE in {active * 1000:.0f} ms, "
             f"DHCP lease in {lease * 1000:.0f} ms")
-        return {"name": name, "ns": ns, "ip": got, "active_s": active, "lease_s": lease}
+        return {"name": name, "ns": ns, "ip": got, "active_s": active, "lease_s": lease,
+                "instance": inst, "tap": tap, "port_id": vif["id"]}
 
     def ping(self, a, b, count=1):
         out = subprocess.run(["ip", "netns", "exec", a["ns"], "ping", "-n", "-c", str(count),
@@ -229,6 +231,7 @@ class Demo:
         a = self.boot("vm-a", self.net["id"])
         b = self.boot("vm-b", self.net["id"])
         c = self.boot("vm-c", self.other["id"])
+        self.booted = [a, b, c]
         t0 = time.monotonic()
         ok = False
         while time.monotonic() - t0 < 10 and not ok:
@@ -248,6 +251,24 @@ class Demo:
             f"{max(x['active_s'] for x in (a, b, c)) * 1000:.0f} ms (slowest of 3); "
             f"DHCP lease {max(x['lease_s'] for x in (a, b, c)) * 1000:.0f} ms (slowest); "
             f"first ping {first_ping * 1000:.0f} ms")
+
+    def delete_instances(self):
+        """What nova does on delete: unplug, deallocate; then check that
+        neither the API nor br-int keeps anything of them."""
+        nova = NetworkAPI(self.endpoint)
+        t0 = time.monotonic()
+        for vm in self.booted:
+            subprocess.run([os.path.join(BIN, "quantum-ovs-vif"), "unplug", "--dev", vm["tap"],
+                            "--ovsdb", self.ovs.db_remote], check=True, capture_output=True)
+            nova.deallocate_for_instance({"project_id": PROJECT}, vm["instance"])
+        left_ports = [p["id"] for p in self.api("GET", "/v2.0/ports")["ports"]
+                      if p["id"] in {vm["port_id"] for vm in self.booted}]
+        left_taps = [x for x in self.ovs.vsctl("list-ports", "br-int").split()
+                     if x in {vm["tap"] for vm in self.booted}]
+        if left_ports or left_taps:
+            raise SystemExit(f"deleting the instances left ports {left_ports} / {left_taps}")
+        say(f"cleanup        3 instances unplugged and deallocated in "
+            f"{(time.monotonic() - t0) * 1000:.0f} ms: no port left in the API or on br-int")
 
     def stop(self):
         for ns in self.namespaces:
@@ -275,6 +296,7 @@ def main():
     try:
         demo.run()
         if args.once:
+            demo.delete_instances()
             say("demo OK")
             return 0
         say(f"\nEverything keeps running: {demo.endpoint}, logs in {demo.dir}; try\n"

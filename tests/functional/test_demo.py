@@ -22,3 +22,4 @@ def test_demo_once():
     assert "demo OK" in out.stdout
     assert out.stdout.count("instance       vm-") == 3
     assert "vm-a -> vm-b ok" in out.stdout and "cannot reach vm-b" in out.stdout
+    assert "no port left in the API or on br-int" in out.stdout
