@@ -180,6 +180,7 @@ class AgentAPI:
         self._feed = None
         self._lock = threading.Lock()
         self._relevance_cache = {}  # host -> (networks, groups, revision)
+        self._memo_key, self._memo = None, {}
 
     @property
     def feed(self):
@@ -320,8 +321,13 @@ class AgentAPI:
                               "view": wire.view_to_dict(view)})
 
     def _delta(self, host, changes, revision):
+        # Deltas for the same changes at the same revision (one per host
+        # woken) share what does not depend on the host.
+        key = revision  # the memo holds reads made at this revision only
+        if self._memo_key != key:
+            self._memo_key, self._memo = key, {}
         with self.db.reader() as s:
-            d = host_view.delta(s, host, changes, revision)
+            d = host_view.delta(s, host, changes, revision, self._memo)
         return json_response({"full": False, "revision": revision,
                               "delta": wire.delta_to_dict(d)})
 

@@ -175,8 +175,35 @@ def relevant(change, host, networks, groups):
     return False
 
 
-def delta(s, host, changes, revision):
-    """The Delta for ``changes`` (rows after the agent's revision)."""
+def _memo(memo, key, fn):
+    if memo is None:
+        return fn()
+    if key not in memo:
+        memo[key] = fn()
+    return memo[key]
+
+
+def _remote_hosts_memo(s, host, nets, memo):
+    """remote_hosts() with the per-network parts shared between hosts."""
+    hosts = set()
+    for nid in nets:
+        hosts |= _memo(memo, ("net_hosts", nid), lambda nid=nid: {
+            r.host for r in s.execute(sa.select(B.host).join(P, P.id == B.port_id)
+                                      .where(P.network_id == nid, B.host != "").distinct())})
+    hosts.discard(host)
+    ips = _memo(memo, ("agent_ips",), lambda: {
+        r.host: r.tunnel_ip or json.loads(r.configurations or "{}").get("tunnel_ip")
+        for r in s.execute(sa.select(AG.host, AG.tunnel_ip, AG.configurations))})
+    return sorted((m.RemoteHost(h, ips[h]) for h in hosts if ips.get(h)),
+                  key=lambda h: h.name)
+
+
+def delta(s, host, changes, revision, memo=None):
+    """The Delta for ``changes`` (rows after the agent's revision).
+
+    ``memo``: a dict shared by the deltas built for the same changes at the
+    same revision (for many hosts): what does not depend on the host is
+    read once."""
     port_ids = {c.resource_id for c in changes if c.resource == "port"}
     nets_now = local_networks(s, host)
     local_changed = {c.resource_id for c in changes if c.resource == "port" and c.host == host}
@@ -192,7 +219,8 @@ def delta(s, host, changes, revision):
     if new_nets:
         ports.extend(load_ports(s, P.network_id.in_(new_nets)))
     old_port_ids = port_ids - {p.id for p in ports}
-    updated = load_ports(s, P.id.in_(old_port_ids)) if old_port_ids else []
+    updated = _memo(memo, ("ports", frozenset(old_port_ids)),
+                    lambda: load_ports(s, P.id.in_(old_port_ids))) if old_port_ids else []
     kept = [p for p in updated if p.network_id in nets_now]
     ports.extend(kept)
     removed_ports = old_port_ids - {p.id for p in kept}
@@ -201,7 +229,8 @@ def delta(s, host, changes, revision):
     if new_nets:
         subnets.extend(load_subnets(s, S.network_id.in_(new_nets)))
     if subnet_ids:
-        subnets.extend(x for x in load_subnets(s, S.id.in_(subnet_ids))
+        subnets.extend(x for x in _memo(memo, ("subnets", frozenset(subnet_ids)),
+                                        lambda: load_subnets(s, S.id.in_(subnet_ids)))
                        if x.network_id in nets_now and x.network_id not in new_nets)
     removed_subnets = subnet_ids - {x.id for x in subnets}
 
@@ -212,18 +241,21 @@ def delta(s, host, changes, revision):
         local_groups = {g for r in s.execute(
             sa.select(SGB.security_group_id).join(B, B.port_id == SGB.port_id)
             .where(B.host == host).distinct()) for g in r}
-        groups = load_groups(s, local_groups)
+        groups = _memo(memo, ("groups", frozenset(local_groups)),
+                       lambda: load_groups(s, local_groups))
         # Groups the changes touched that the host no longer needs.
         touched = {c.resource_id for c in changes
                    if c.resource in ("security_group", "sg_member")}
         removed_groups = touched - {g.id for g in groups}
 
-    remote = remote_hosts(s, host, nets_now)
+    remote = _remote_hosts_memo(s, host, nets_now, memo) if memo is not None else \
+        remote_hosts(s, host, nets_now)
     gone_hosts = {c.host for c in changes if c.host and c.host != host} - \
         {h.name for h in remote}
     return m.Delta(
         revision=revision,
-        networks=tuple(load_networks(s, new_nets | changed_nets)),
+        networks=tuple(_memo(memo, ("nets", frozenset(new_nets | changed_nets)),
+                             lambda: load_networks(s, new_nets | changed_nets))),
         subnets=tuple(subnets), ports=tuple(ports), security_groups=tuple(groups),
         remote_hosts=tuple(remote),
         removed_remote_hosts=tuple(sorted(gone_hosts)),
