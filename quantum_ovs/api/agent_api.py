@@ -24,6 +24,7 @@ import threading
 import time
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 import webob.exc
 from oslo_config import cfg
 
@@ -355,7 +356,9 @@ class AgentAPI:
                 return 0
             rows = s.execute(sa.select(models.Port).join(models.PortBinding)
                              .where(models.Port.id.in_(list(ids)),
-                                    models.PortBinding.host == host)).scalars().all()
+                                    models.PortBinding.host == host)
+                             .options(orm.lazyload("*"),
+                                      orm.selectinload(models.Port.binding))).scalars().all()
             n = 0
             for port in rows:
                 b = port.binding
