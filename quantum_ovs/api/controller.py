@@ -103,11 +103,8 @@ class Controller:
 
     def _links(self, req, objs, limit, marker, page_reverse):
         links = []
-        base = {k: val for k, val in req.GET.items()
-                if k not in ("marker", "limit", "page_reverse")}
         base_items = [(k, val) for k, val in req.GET.items()
                       if k not in ("marker", "limit", "page_reverse")]
-        del base
 
         def href(m, reverse):
             q = base_items + [("limit", str(limit)), ("marker", m)]

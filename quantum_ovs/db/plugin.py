@@ -423,11 +423,6 @@ class Plugin:
         if netobj.version != a["ip_version"]:
             raise exceptions.InvalidInput(
                 error_message=f"Cidr {cidr} does not match ip_version {a['ip_version']}")
-        if netobj.version == 4 and netobj.prefixlen > 32 or netobj.num_addresses < 2 \
-                and netobj.version == 4 and netobj.prefixlen != 32:
-            raise exceptions.InvalidInput(error_message=f"Invalid CIDR {cidr}")
-        if netobj.version == 6 and netobj.prefixlen > 126 and netobj.prefixlen != 128:
-            pass
         self._check_overlap(s, net, netobj)
         self._check_v6_modes(a)
         if "gateway_ip" in a:
@@ -463,13 +458,11 @@ class Plugin:
         s.flush()
         return self._to_dict("subnets", sub)
 
-    def _check_overlap(self, s, net, netobj, exclude=None):
-        q = sa.select(models.Subnet.id, models.Subnet.cidr, models.Subnet.network_id)
+    def _check_overlap(self, s, net, netobj):
+        q = sa.select(models.Subnet.cidr)
         if self.conf.allow_overlapping_ips:
             q = q.where(models.Subnet.network_id == net.id)
-        for sid, other, other_net in s.execute(q):
-            if sid == exclude:
-                continue
+        for (other,) in s.execute(q):
             if ipaddress.ip_network(other).overlaps(netobj):
                 raise exceptions.InvalidInput(
                     error_message=f"Requested subnet with cidr: {netobj} for network: "
