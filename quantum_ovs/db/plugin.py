@@ -797,6 +797,13 @@ class Plugin:
         return self.db.write(txn)
 
 
+def child_filter(parent_id, child_fk, column):
+    """A filter hook (see Plugin.filter_hooks) for an attribute kept in a
+    child table: the parents with a child row whose ``column`` is one of
+    the filter's values."""
+    return lambda values: parent_id.in_(sa.select(child_fk).where(column.in_(values)))
+
+
 def _after_marker(order, mobj):
     """Rows strictly after the marker row in the given ordering."""
     clauses = []

@@ -8,11 +8,11 @@ are bound again when an agent on their host registers.
 
 import json
 
-import sqlalchemy as sa
 
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import Attr
 from quantum_ovs.db import models
+from quantum_ovs.db.plugin import child_filter
 
 ALIASES = [
     {"alias": "binding", "name": "Port Binding",
@@ -155,10 +155,5 @@ def setup(plugin, conf):
     plugin.dict_extenders["ports"].append(extend_dict)
     P, B = models.Port, models.PortBinding
 
-    def filt(column):
-        def clause(values):
-            return P.id.in_(sa.select(B.port_id).where(column.in_(values)))
-        return clause
-    plugin.filter_hooks[("ports", HOST)] = filt(B.host)
-    plugin.filter_hooks[("ports", VNIC)] = filt(B.vnic_type)
-    plugin.filter_hooks[("ports", VIF_TYPE)] = filt(B.vif_type)
+    for attr, column in ((HOST, B.host), (VNIC, B.vnic_type), (VIF_TYPE, B.vif_type)):
+        plugin.filter_hooks[("ports", attr)] = child_filter(P.id, B.port_id, column)

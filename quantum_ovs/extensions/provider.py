@@ -15,6 +15,7 @@ from quantum_ovs import exceptions
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import Attr, NOT_SET
 from quantum_ovs.db import models
+from quantum_ovs.db.plugin import child_filter
 
 ALIASES = [
     {"alias": "provider", "name": "Provider Network",
@@ -314,13 +315,9 @@ def setup(plugin, conf):
 
     N, S = models.Network, models.NetworkSegment
 
-    def seg_filter(column):
-        def clause(values):
-            return N.id.in_(sa.select(S.network_id).where(column.in_(values)))
-        return clause
-    plugin.filter_hooks[("networks", NETWORK_TYPE)] = seg_filter(S.network_type)
-    plugin.filter_hooks[("networks", PHYSNET)] = seg_filter(S.physical_network)
-    plugin.filter_hooks[("networks", SEGID)] = seg_filter(S.segmentation_id)
+    for attr, column in ((NETWORK_TYPE, S.network_type), (PHYSNET, S.physical_network),
+                         (SEGID, S.segmentation_id)):
+        plugin.filter_hooks[("networks", attr)] = child_filter(N.id, S.network_id, column)
 
     def external_filter(values):
         ext = N.id.in_(sa.select(models.ExternalNetwork.network_id))

@@ -23,7 +23,7 @@ from quantum_ovs.api import attributes, validators as v
 from quantum_ovs.api.attributes import NOT_SET, Attr
 from quantum_ovs.api.controller import Controller
 from quantum_ovs.db import models
-from quantum_ovs.db.plugin import TIME_FMT, Collection
+from quantum_ovs.db.plugin import TIME_FMT, Collection, child_filter
 
 ALIASES = [
     {"alias": "security-group", "name": "security-group",
@@ -596,8 +596,8 @@ def setup(plugin, conf):
     plugin.hooks.setdefault(("ports", "update"), []).append(on_port_update)
     plugin.dict_extenders["ports"].append(extend_port)
     P, B = models.Port, models.SecurityGroupPortBinding
-    plugin.filter_hooks[("ports", "security_groups")] = lambda values: P.id.in_(
-        sa.select(B.port_id).where(B.security_group_id.in_(values)))
+    plugin.filter_hooks[("ports", "security_groups")] = child_filter(
+        P.id, B.port_id, B.security_group_id)
 
     def ensure_for_listing(ctx, project_id):
         if not project_id:

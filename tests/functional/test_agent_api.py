@@ -76,6 +76,12 @@ def test_binding_follows_live_agents(api):
     unbound = api.port(net["id"])
     assert api.get(f"/v2.0/ports/{unbound['id']}", admin=True,
                    status=200).data["port"]["binding:vif_type"] == "unbound"
+    on_a = api.get(f"/v2.0/ports?binding:host_id={HOST_A}&fields=id", admin=True,
+                   status=200).data["ports"]
+    assert on_a == [{"id": port["id"]}]
+    unbound_ids = [p["id"] for p in api.get("/v2.0/ports?binding:vif_type=unbound",
+                                            admin=True, status=200).data["ports"]]
+    assert unbound_ids == [unbound["id"]]
     # a VLAN network on a physnet the agent has no bridge for
     api.plugin.conf.set_override("network_vlan_ranges", ["physnet1"], group="ml2_type_vlan")
     api.plugin.segments.__init__(api.plugin.conf)
