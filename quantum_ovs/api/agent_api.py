@@ -293,26 +293,11 @@ class AgentAPI:
         seq = feed.watermark
         with self.db.reader() as s:
             nets = host_view.local_networks(s, host)
-            groups = self._groups(s, host)
+            groups = host_view.relevant_groups(s, host)
         if len(self._relevance_cache) > 100000:
             self._relevance_cache.clear()
         self._relevance_cache[host] = (nets, groups, seq)
         return nets, groups
-
-    @staticmethod
-    def _groups(s, host):
-        local = {r[0] for r in s.execute(
-            sa.select(models.SecurityGroupPortBinding.security_group_id)
-            .join(models.PortBinding, models.PortBinding.port_id ==
-                  models.SecurityGroupPortBinding.port_id)
-            .where(models.PortBinding.host == host).distinct())}
-        remote = set()
-        if local:
-            remote = {r[0] for r in s.execute(
-                sa.select(models.SecurityGroupRule.remote_group_id)
-                .where(models.SecurityGroupRule.security_group_id.in_(local),
-                       models.SecurityGroupRule.remote_group_id.is_not(None)).distinct())}
-        return local | remote
 
     def _full(self, host):
         revision = self.feed.watermark

@@ -127,21 +127,48 @@ def load_groups(s, local_group_ids):
                             member_ips=frozenset(members.get(g, ()))) for g in sorted(ids)]
 
 
-def remote_hosts(s, host, network_ids):
-    hosts = set()
-    for chunk in _chunks(network_ids):
-        for r in s.execute(sa.select(B.host).join(P, P.id == B.port_id)
-                           .where(P.network_id.in_(chunk), B.host != "", B.host != host)
-                           .distinct()):
-            hosts.add(r.host)
-    out = []
-    for chunk in _chunks(hosts):
+def remote_hosts(s, host, network_ids, memo=None):
+    """The other hosts with ports on these networks, with their tunnel IPs.
+
+    ``memo`` (see delta) keeps each network's hosts and each agent's
+    tunnel IP, so that the deltas of many hosts read them once."""
+    memo = {} if memo is None else memo
+    missing = [n for n in network_ids if ("net_hosts", n) not in memo]
+    for n in missing:
+        memo[("net_hosts", n)] = set()
+    for chunk in _chunks(missing):
+        for r in s.execute(sa.select(P.network_id, B.host).join(P, P.id == B.port_id)
+                           .where(P.network_id.in_(chunk), B.host != "").distinct()):
+            memo[("net_hosts", r.network_id)].add(r.host)
+    hosts = set().union(*(memo[("net_hosts", n)] for n in network_ids)) - {host}
+    unknown = [h for h in hosts if ("tunnel_ip", h) not in memo]
+    for h in unknown:
+        memo[("tunnel_ip", h)] = None
+    for chunk in _chunks(unknown):
         for r in s.execute(sa.select(AG.host, AG.tunnel_ip, AG.configurations)
                            .where(AG.host.in_(chunk))):
-            ip = r.tunnel_ip or json.loads(r.configurations or "{}").get("tunnel_ip")
-            if ip:
-                out.append(m.RemoteHost(r.host, ip))
-    return sorted(out, key=lambda h: h.name)
+            memo[("tunnel_ip", r.host)] = (
+                r.tunnel_ip or json.loads(r.configurations or "{}").get("tunnel_ip"))
+    return sorted((m.RemoteHost(h, memo[("tunnel_ip", h)]) for h in hosts
+                   if memo[("tunnel_ip", h)]), key=lambda h: h.name)
+
+
+def local_groups(s, host):
+    """The security groups of the ports bound to ``host``."""
+    return {r[0] for r in s.execute(
+        sa.select(SGB.security_group_id).join(B, B.port_id == SGB.port_id)
+        .where(B.host == host).distinct())}
+
+
+def relevant_groups(s, host):
+    """The host's groups and the groups their rules name as remote groups:
+    a change of any of them concerns the host."""
+    local = local_groups(s, host)
+    if not local:
+        return local
+    return local | {r[0] for r in s.execute(
+        sa.select(R.remote_group_id)
+        .where(R.security_group_id.in_(local), R.remote_group_id.is_not(None)).distinct())}
 
 
 def _tunnel_ip(s, host):
@@ -152,12 +179,12 @@ def _tunnel_ip(s, host):
 def full(s, host, revision):
     nets = local_networks(s, host)
     ports = load_ports(s, P.network_id.in_(nets)) if nets else []
-    local_groups = {g for p in ports if p.host == host for g in p.security_groups}
+    mine = {g for p in ports if p.host == host for g in p.security_groups}
     return m.HostView(
         host=host, tunnel_ip=_tunnel_ip(s, host), revision=revision,
         networks=tuple(load_networks(s, nets)),
         subnets=tuple(load_subnets(s, S.network_id.in_(nets))) if nets else (),
-        ports=tuple(ports), security_groups=tuple(load_groups(s, local_groups)),
+        ports=tuple(ports), security_groups=tuple(load_groups(s, mine)),
         remote_hosts=tuple(remote_hosts(s, host, nets)))
 
 
@@ -181,21 +208,6 @@ def _memo(memo, key, fn):
     if key not in memo:
         memo[key] = fn()
     return memo[key]
-
-
-def _remote_hosts_memo(s, host, nets, memo):
-    """remote_hosts() with the per-network parts shared between hosts."""
-    hosts = set()
-    for nid in nets:
-        hosts |= _memo(memo, ("net_hosts", nid), lambda nid=nid: {
-            r.host for r in s.execute(sa.select(B.host).join(P, P.id == B.port_id)
-                                      .where(P.network_id == nid, B.host != "").distinct())})
-    hosts.discard(host)
-    ips = _memo(memo, ("agent_ips",), lambda: {
-        r.host: r.tunnel_ip or json.loads(r.configurations or "{}").get("tunnel_ip")
-        for r in s.execute(sa.select(AG.host, AG.tunnel_ip, AG.configurations))})
-    return sorted((m.RemoteHost(h, ips[h]) for h in hosts if ips.get(h)),
-                  key=lambda h: h.name)
 
 
 def delta(s, host, changes, revision, memo=None):
@@ -238,18 +250,14 @@ def delta(s, host, changes, revision, memo=None):
     removed_groups = set()
     sg_changed = any(c.resource in ("security_group", "sg_member") for c in changes)
     if port_ids or sg_changed or new_nets:
-        local_groups = {g for r in s.execute(
-            sa.select(SGB.security_group_id).join(B, B.port_id == SGB.port_id)
-            .where(B.host == host).distinct()) for g in r}
-        groups = _memo(memo, ("groups", frozenset(local_groups)),
-                       lambda: load_groups(s, local_groups))
+        mine = local_groups(s, host)
+        groups = _memo(memo, ("groups", frozenset(mine)), lambda: load_groups(s, mine))
         # Groups the changes touched that the host no longer needs.
         touched = {c.resource_id for c in changes
                    if c.resource in ("security_group", "sg_member")}
         removed_groups = touched - {g.id for g in groups}
 
-    remote = _remote_hosts_memo(s, host, nets_now, memo) if memo is not None else \
-        remote_hosts(s, host, nets_now)
+    remote = remote_hosts(s, host, nets_now, memo)
     gone_hosts = {c.host for c in changes if c.host and c.host != host} - \
         {h.name for h in remote}
     return m.Delta(
