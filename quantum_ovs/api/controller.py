@@ -35,11 +35,20 @@ class Controller:
                               if policy.has(f"get_{self.resource}:{a}")]
 
     # ---------------------------------------------------------------- helpers
-    def _target(self, obj):
+    def _network_owner(self, net_id, networks=None):
+        """(project_id, shared) of a network; ``networks`` caches them for
+        the length of one request (a bulk create, a listing)."""
+        if networks is None:
+            return self.plugin.network_owner(net_id)
+        if net_id not in networks:
+            networks[net_id] = self.plugin.network_owner(net_id)
+        return networks[net_id]
+
+    def _target(self, obj, networks=None):
         """The policy target: the object plus its network's owner."""
         target = dict(obj)
         if self.collection in ("subnets", "ports") and obj.get("network_id"):
-            net = self.plugin.network_owner(obj["network_id"])
+            net = self._network_owner(obj["network_id"], networks)
             if net is not None:
                 target["network:project_id"] = net["project_id"]
                 target["network:tenant_id"] = net["project_id"]
@@ -87,18 +96,20 @@ class Controller:
         check = self.policy.check
         action = f"get_{self.resource}"
         if not ctx.is_admin:
-            objs = [o for o in objs if check(action, ctx, self._target_cheap(o, ctx))]
+            networks = {}
+            objs = [o for o in objs
+                    if check(action, ctx, self._target_cheap(o, ctx, networks))]
         body = {self.collection: [self._visible(ctx, o, fields) for o in objs]}
         if limit:
             body[f"{self.collection}_links"] = self._links(req, objs, limit, marker,
                                                            page_reverse)
         return json_response(body)
 
-    def _target_cheap(self, obj, ctx):
+    def _target_cheap(self, obj, ctx, networks):
         # Listing is already scoped by the database to what the project
         # may see; only look the network up when the rule needs it.
         if self.collection in ("subnets", "ports") and obj.get("project_id") != ctx.project_id:
-            return self._target(obj)
+            return self._target(obj, networks)
         return obj
 
     def _links(self, req, objs, limit, marker, page_reverse):
@@ -289,18 +300,12 @@ class Controller:
             elif a.allow_post and a.default is not NOT_SET:
                 out[name] = _copy(a.default)
         self._resolve_project(ctx, out)
-        target = dict(out)
         if self.collection in ("subnets", "ports"):
-            cache = networks if networks is not None else {}
-            if out["network_id"] not in cache:
-                cache[out["network_id"]] = self.plugin.network_owner(out["network_id"])
-            net = cache[out["network_id"]]
+            net = self._network_owner(out["network_id"], networks)
             if net is None or not (ctx.is_admin or net["project_id"] == ctx.project_id
                                    or net["shared"]):
                 raise exceptions.NetworkNotFound(net_id=out["network_id"])
-            target["network:project_id"] = net["project_id"]
-            target["network:tenant_id"] = net["project_id"]
-            target["shared"] = net["shared"]
+        target = self._target(out, networks)
         self.policy.enforce(f"create_{self.resource}", ctx, target)
         for name in item:
             a = self.attrs[name]
