@@ -371,31 +371,21 @@ class Agent:
         if not self.channel.connected or not self.have_view:
             return
         started = time.monotonic()
+        desired = self.engine.desired
         if self.need_dump:
             self.stats["resyncs"] += 1
             generation = self.channel.generation
             self.installed = {f.key: f for f in self.channel.dump_flows()}
             self.dumped_generation = generation
             self.need_dump = False
-            touched = set(self.installed) | set(self.engine.desired.by_key())
-        deletes, modifies, adds = [], [], []
-        desired = self.engine.desired
-        for k in touched:
-            want = desired.get(k)
-            have = self.installed.get(k)
-            if want is None:
-                if have is not None:
-                    deletes.append(have)
-            elif have is None:
-                adds.append(want)
-            elif have.actions != want.actions or have.cookie != want.cookie:
-                modifies.append(want)
-        d = FlowDiff(tuple(deletes), tuple(modifies), tuple(adds))
+            d = _diff_all(self.installed, desired)
+        else:
+            d = _diff_keys(touched, self.installed, desired)
         if not d.empty:
             self.channel.apply(d)
-            for f in deletes:
+            for f in d.deletes:
                 self.installed.pop(f.key, None)
-            for f in modifies + adds:
+            for f in (*d.modifies, *d.adds):
                 self.installed[f.key] = f
             self.stats["applies"] += 1
             self.stats["flow_mods"] += len(d)
@@ -433,6 +423,43 @@ def _unix_listener(path):
 
 def _tuple(x):
     return tuple(_tuple(i) for i in x) if isinstance(x, list) else x
+
+
+def _diff_keys(keys, installed, desired):
+    """What turns ``installed`` into ``desired`` for these keys."""
+    deletes, modifies, adds = [], [], []
+    for k in keys:
+        want = desired.get(k)
+        have = installed.get(k)
+        if want is None:
+            if have is not None:
+                deletes.append(have)
+        elif have is None:
+            adds.append(want)
+        elif have.actions != want.actions or have.cookie != want.cookie:
+            modifies.append(want)
+    return FlowDiff(tuple(deletes), tuple(modifies), tuple(adds))
+
+
+def _diff_all(installed, desired):
+    """What turns ``installed`` into ``desired`` (after a dump): one lookup
+    per desired flow, and a search for deletes only if some installed
+    flow was not desired (each FlowKey hash walks the whole match)."""
+    modifies, adds = [], []
+    found = 0
+    have_get = installed.get
+    for want in desired:
+        have = have_get(want.key)
+        if have is None:
+            adds.append(want)
+            continue
+        found += 1
+        if have.actions != want.actions or have.cookie != want.cookie:
+            modifies.append(want)
+    deletes = ()
+    if found != len(installed):
+        deletes = tuple(f for k, f in installed.items() if k not in desired)
+    return FlowDiff(deletes, tuple(modifies), tuple(adds))
 
 
 def _keys(d):

@@ -22,11 +22,13 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from os_ken.lib import type_desc
 from os_ken.ofproto import nicira_ext, ofproto_common
 from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as ofpp
 
+from agent.openflow.fastdecode import FlowStatsDecoder
 from quantum_ovs.compiler import flow as F
 
 OFP_VERSION = ofp.OFP_VERSION
@@ -396,6 +398,42 @@ def decode_flow_stats(stats) -> F.Flow:
     )
 
 
+def decode_flow_stats_at(buf: bytes, offset: int) -> F.Flow:
+    """The ofp_flow_stats entry at ``buf[offset:]`` decoded by os-ken (the
+    complete decoder; :data:`FLOW_STATS` hands it what it does not know)."""
+    return decode_flow_stats(ofpp.OFPFlowStats.parser(buf, offset))
+
+
+_OXM_TYPES = {f.num: f for f in ofp.oxm_types if isinstance(f.num, int)}
+
+
+def oxm_field_info(oxm_type: int) -> Optional[tuple]:
+    """(name, kind, size) of an OXM/NXM type (``class << 7 | field``) as
+    :func:`decode_match` names and converts it: kind "mac", "ipv4", "ipv6"
+    or "int".  None for types the fast decoder should leave to os-ken
+    (unknown to os-ken, or of a value type our decoder does not convert)."""
+    f = _OXM_TYPES.get(oxm_type)
+    if f is None:
+        return None
+    name = _field_from_wire(f.name)
+    t = f.type
+    if name in _MAC_FIELDS:
+        kind = "mac" if t is type_desc.MacAddr else None
+    elif name in _IPV4_FIELDS:
+        kind = "ipv4" if t is type_desc.IPv4Addr else None
+    elif name in _IPV6_FIELDS:
+        kind = "ipv6" if t is type_desc.IPv6Addr else None
+    else:
+        kind = "int" if type(t) is type_desc.IntDescr else None
+    return None if kind is None else (name, kind, t.size)
+
+
+# Flow-stats replies (the dump after every reconnection) are decoded by
+# struct for what our flows contain, by os-ken for anything else.
+FLOW_STATS = FlowStatsDecoder(oxm_field_info, decode_flow_stats_at)
+_MULTIPART_REPLY = struct.Struct("!HH4x")
+
+
 def decode_flow_mod(msg: ofpp.OFPFlowMod) -> F.Flow:
     return F.Flow(
         table=msg.table_id,
@@ -529,6 +567,13 @@ class Incoming:
 
 def parse(buf: bytes) -> Incoming:
     version, msg_type, length, xid = ofproto_parser.header(buf)
+    if msg_type == ofp.OFPT_MULTIPART_REPLY and version == OFP_VERSION and length >= 16:
+        mp_type, flags = _MULTIPART_REPLY.unpack_from(buf, HEADER_SIZE)
+        if mp_type == ofp.OFPMP_FLOW:
+            flows = FLOW_STATS.entries(buf, 16, length)
+            return Incoming(
+                "flow_stats", xid, more=bool(flags & ofp.OFPMPF_REPLY_MORE), flows=tuple(flows)
+            )
     msg = ofproto_parser.msg(DP, version, msg_type, length, xid, bytes(buf[:length]))
     if msg is None:
         return Incoming("other", xid)

@@ -1,0 +1,314 @@
+"""A fast decoder of flow-stats replies: the dump a restarted agent reads.
+
+After every (re)connection the agent dumps its flows (tens of thousands on
+a busy host) and compares them with the flows it wants.  Decoding that
+dump with os-ken costs some 50 us a flow (objects for every OXM, action
+and instruction, then our conversion to Flow values); a hitless restart
+spends most of its time there.
+
+This decoder reads the bytes with ``struct`` and two memo tables:
+
+* one OXM TLV (header, value, mask: the same bytes for the same term in
+  every flow that has it) -> its :class:`Field`;
+* one flow's instruction bytes (most flows of a table share them) -> its
+  actions tuple.
+
+It handles exactly what our flows contain: OXM match fields whose values
+are integers, MACs or IP addresses; the apply-actions and goto-table
+instructions; output, push/pop VLAN, set-field, and the Nicira resubmit,
+conjunction, move and ct (without nested actions) actions.  Anything else
+in an entry (an unknown field or action, controller2, odd lengths) sends that entry to
+``slow_entry``, the full decoder, so correctness never depends on this
+module: at worst it is as slow as os-ken.  The field vocabulary is not
+spelled here either: ``field_info`` (from :mod:`agent.openflow.encode`,
+os-ken's OXM tables) names each OXM type, and the value conversions below
+give the same values as encode's (tested against it flow by flow in
+tests/unit/test_openflow_fastdecode.py).
+
+No os-ken import: this module is struct, the flow vocabulary, and the two
+callables it is given.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from typing import Callable, Optional
+
+from quantum_ovs.compiler import flow as F
+
+OFPMT_OXM = 1
+OFPIT_GOTO_TABLE = 1
+OFPIT_APPLY_ACTIONS = 4
+OFPAT_OUTPUT = 0
+OFPAT_PUSH_VLAN = 17
+OFPAT_POP_VLAN = 18
+OFPAT_SET_FIELD = 25
+OFPAT_EXPERIMENTER = 0xFFFF
+OFPP_CONTROLLER = 0xFFFFFFFD
+NX_EXPERIMENTER_ID = 0x00002320
+NXAST_REG_MOVE = 6
+NXAST_RESUBMIT_TABLE = 14
+NXAST_CONJUNCTION = 34
+NXAST_CT = 35
+NX_CT_F_COMMIT = 1
+NX_CT_NO_TABLE = 0xFF
+NX_IN_PORT_16 = 0xFFF8
+OXM_CLASS_EXPERIMENTER = 0xFFFF
+
+# ofp_flow_stats up to and including the ofp_match header: length, table
+# id, priority, cookie, match type, match length (durations, timeouts,
+# flags and counters skipped).
+_ENTRY = struct.Struct("!HB9xH10xQ16xHH")
+_ENTRY_FIXED = 48  # ofp_flow_stats without its match
+_U32 = struct.Struct("!I")
+_HH = struct.Struct("!HH")
+_OUTPUT = struct.Struct("!IH")  # port, max_len (after type and length)
+_RESUBMIT = struct.Struct("!HB")  # in_port, table
+_CONJUNCTION = struct.Struct("!BBI")  # clause, n_clauses, id
+_MOVE = struct.Struct("!HHHII")  # n_bits, src_ofs, dst_ofs, src, dst headers
+_CT = struct.Struct("!HIHB3xH")  # flags, zone_src header, zone, recirc_table, alg
+
+# Memo tables are dropped when they grow past this (a host with that many
+# distinct terms is rare; the cost is only speed).
+MEMO_LIMIT = 1 << 18
+
+_Move = getattr(F, "Move", None)
+
+
+class Slow(Exception):
+    """This entry is not ours to decode; the full decoder takes it."""
+
+
+# -------------------------------------------------------------- values
+def _int(b: bytes) -> int:
+    return int.from_bytes(b, "big")
+
+
+def _mac(b: bytes) -> str:
+    return b.hex(":")
+
+
+def _ipv4(b: bytes) -> str:
+    return "%d.%d.%d.%d" % (b[0], b[1], b[2], b[3])
+
+
+def _ipv6(b: bytes) -> str:
+    return str(ipaddress.IPv6Address(b))
+
+
+CONVERTERS = {"int": _int, "mac": _mac, "ipv4": _ipv4, "ipv6": _ipv6}
+
+# field_info(oxm_type) -> (name, kind, size) or None, where oxm_type is
+# class << 7 | field (the OXM header without mask bit and length), name is
+# the match vocabulary's, kind a key of CONVERTERS, size the value's bytes.
+FieldInfo = Callable[[int], Optional[tuple]]
+SlowEntry = Callable[[bytes, int], F.Flow]
+
+
+class FlowStatsDecoder:
+    """Decodes the entries of OFPMP_FLOW multipart replies into Flows.
+
+    :param field_info: names an OXM type (see ``FieldInfo``); None for a
+        field this decoder should leave to ``slow_entry``
+    :param slow_entry: ``slow_entry(buf, offset)`` decodes one ofp_flow_stats
+        entry the slow, complete way (and raises what it raises)
+    """
+
+    def __init__(self, field_info: FieldInfo, slow_entry: SlowEntry):
+        self._field_info = field_info
+        self._slow_entry = slow_entry
+        self._types: dict[int, Optional[tuple]] = {}  # oxm type -> (name, convert, size)
+        self._fields: dict[bytes, F.Field] = {}  # OXM TLV -> Field
+        self._actions: dict[bytes, tuple] = {}  # instruction bytes -> actions
+        self.fast = 0  # entries decoded here
+        self.slow = 0  # entries handed to slow_entry
+
+    # ------------------------------------------------------------ entries
+    def entries(self, buf: bytes, offset: int, end: int) -> list:
+        """The Flows of the ofp_flow_stats entries in ``buf[offset:end]``."""
+        flows = []
+        append = flows.append
+        unpack_entry = _ENTRY.unpack_from
+        fields_memo = self._fields
+        actions_memo = self._actions
+        Flow, Match = F.Flow, F.Match
+        fast = 0
+        while offset < end:
+            if end - offset < _ENTRY.size:
+                raise ValueError("truncated flow-stats entry")
+            length, table, priority, cookie, mtype, mlen = unpack_entry(buf, offset)
+            stop = offset + length
+            if length < _ENTRY.size or stop > end:
+                raise ValueError(f"bad flow-stats entry length {length}")
+            try:
+                if mtype != OFPMT_OXM or mlen < 4:
+                    raise Slow
+                p = offset + _ENTRY_FIXED + 4
+                mend = offset + _ENTRY_FIXED + mlen
+                inst = offset + _ENTRY_FIXED + ((mlen + 7) & ~7)
+                if inst > stop:
+                    raise Slow
+                fields = []
+                while p < mend:
+                    q = p + 4 + buf[p + 3]
+                    tlv = buf[p:q]
+                    f = fields_memo.get(tlv)
+                    if f is None:
+                        f = self._field(tlv)
+                    fields.append(f)
+                    p = q
+                if p != mend:
+                    raise Slow
+                raw = buf[inst:stop]
+                actions = actions_memo.get(raw)
+                if actions is None:
+                    actions = self._instructions(raw)
+                append(Flow(table, priority, Match(*fields), actions, cookie))
+                fast += 1
+            except Slow:
+                append(self._slow_entry(buf, offset))
+                self.slow += 1
+            offset = stop
+        self.fast += fast
+        return flows
+
+    # ------------------------------------------------------------ match
+    def _type(self, oxm_type: int) -> Optional[tuple]:
+        try:
+            return self._types[oxm_type]
+        except KeyError:
+            pass
+        info = self._field_info(oxm_type)
+        t = None
+        if info is not None:
+            name, kind, size = info
+            convert = CONVERTERS.get(kind)
+            if convert is not None:
+                t = (name, convert, size)
+        self._types[oxm_type] = t
+        return t
+
+    def _field(self, tlv: bytes) -> F.Field:
+        """The Field of one OXM TLV (memoized)."""
+        if len(tlv) < 4:
+            raise Slow
+        header = _U32.unpack_from(tlv)[0]
+        oxm_type = header >> 9
+        if oxm_type >> 7 == OXM_CLASS_EXPERIMENTER:
+            raise Slow
+        t = self._type(oxm_type)
+        if t is None:
+            raise Slow
+        name, convert, size = t
+        has_mask = header & 0x100
+        if len(tlv) - 4 != (2 * size if has_mask else size):
+            raise Slow
+        if has_mask:
+            f = F.Field(name, convert(tlv[4 : 4 + size]), convert(tlv[4 + size :]))
+        else:
+            f = F.Field(name, convert(tlv[4:]))
+        memo = self._fields
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[tlv] = f
+        return f
+
+    def _name(self, header: int) -> str:
+        """The field an NXM/OXM header (no value) names, as in a move."""
+        oxm_type = header >> 9
+        if oxm_type >> 7 == OXM_CLASS_EXPERIMENTER or header & 0x100:
+            raise Slow
+        t = self._type(oxm_type)
+        if t is None:
+            raise Slow
+        return t[0]
+
+    # ------------------------------------------------------------ actions
+    def _instructions(self, raw: bytes) -> tuple:
+        """The actions of one entry's instructions (memoized by bytes)."""
+        actions = []
+        goto = None
+        p, end = 0, len(raw)
+        while p < end:
+            if end - p < 8:
+                raise Slow
+            itype, ilen = _HH.unpack_from(raw, p)
+            if ilen < 8 or p + ilen > end:
+                raise Slow
+            if itype == OFPIT_APPLY_ACTIONS:
+                self._actions_into(raw, p + 8, p + ilen, actions)
+            elif itype == OFPIT_GOTO_TABLE:
+                goto = F.GotoTable(raw[p + 4])
+            else:
+                raise Slow
+            p += ilen
+        if goto is not None:
+            actions.append(goto)
+        out = tuple(actions)
+        memo = self._actions
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[raw] = out
+        return out
+
+    def _actions_into(self, raw: bytes, p: int, end: int, out: list) -> None:
+        while p < end:
+            if end - p < 8:
+                raise Slow
+            atype, alen = _HH.unpack_from(raw, p)
+            if alen < 8 or alen % 8 or p + alen > end:
+                raise Slow
+            if atype == OFPAT_OUTPUT and alen == 16:
+                port, max_len = _OUTPUT.unpack_from(raw, p + 4)
+                out.append(
+                    F.Controller(max_len=max_len) if port == OFPP_CONTROLLER else F.Output(port)
+                )
+            elif atype == OFPAT_SET_FIELD:
+                tlv_end = p + 8 + raw[p + 7]
+                if tlv_end > p + alen or raw[p + 6] & 0x01:  # masked set-field
+                    raise Slow
+                tlv = raw[p + 4 : tlv_end]
+                f = self._fields.get(tlv)
+                if f is None:
+                    f = self._field(tlv)
+                out.append(F.SetField(f.name, f.value))
+            elif atype == OFPAT_PUSH_VLAN and alen == 8:
+                out.append(F.PushVlan(_HH.unpack_from(raw, p + 4)[0]))
+            elif atype == OFPAT_POP_VLAN and alen == 8:
+                out.append(F.PopVlan())
+            elif atype == OFPAT_EXPERIMENTER and alen >= 16:
+                out.append(self._nx_action(raw, p, alen))
+            else:
+                raise Slow
+            p += alen
+
+    def _nx_action(self, raw: bytes, p: int, alen: int):
+        vendor, subtype = struct.unpack_from("!IH", raw, p + 4)
+        if vendor != NX_EXPERIMENTER_ID:
+            raise Slow
+        if subtype == NXAST_RESUBMIT_TABLE and alen == 16:
+            in_port, table = _RESUBMIT.unpack_from(raw, p + 10)
+            return F.Resubmit(table, None if in_port == NX_IN_PORT_16 else in_port)
+        if subtype == NXAST_CONJUNCTION and alen == 16:
+            clause, n_clauses, id_ = _CONJUNCTION.unpack_from(raw, p + 10)
+            return F.Conjunction(id=id_, clause=clause, n_clauses=n_clauses)
+        if subtype == NXAST_REG_MOVE and alen == 24 and _Move is not None:
+            n_bits, src_ofs, dst_ofs, src, dst = _MOVE.unpack_from(raw, p + 10)
+            return _Move(
+                src=self._name(src),
+                dst=self._name(dst),
+                n_bits=n_bits,
+                src_ofs=src_ofs,
+                dst_ofs=dst_ofs,
+            )
+        if subtype == NXAST_CT and alen == 24:  # no nested actions
+            flags, zone_src, zone, table, alg = _CT.unpack_from(raw, p + 10)
+            if alg:
+                raise Slow
+            table = None if table == NX_CT_NO_TABLE else table
+            commit = bool(flags & NX_CT_F_COMMIT)
+            if zone_src:
+                return F.Ct(commit=commit, zone_src=self._name(zone_src), table=table)
+            return F.Ct(commit=commit, zone=zone, table=table)
+        raise Slow
