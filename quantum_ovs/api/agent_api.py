@@ -8,18 +8,21 @@ report what they have plugged and installed.
 
 Agents authenticate with ``X-Agent-Token: <[agent_api] token>``.
 
-A ChangeFeed per process follows the ``changes`` table (each committed
-write wakes it at once in-process; other processes are read every
-``poll_interval``), so that a waiting agent is answered as soon as a
-change that concerns its host is committed by any server process, and
-deciding whether a change concerns a host costs no database query.
+A ChangeFeed per process follows the ``changes`` table: a committed write
+wakes it at once, in-process through a pipe and, on PostgreSQL, from any
+server process through LISTEN/NOTIFY (other databases are read every
+``poll_interval``).  A waiting agent is answered as soon as a change that
+concerns its host is committed by any server process, and deciding whether
+a change concerns a host costs no database query.
 """
 
 import bisect
 import collections
 import hmac
-import operator
 import logging
+import operator
+import select
+import socket
 import threading
 import time
 
@@ -30,7 +33,7 @@ from oslo_config import cfg
 
 from quantum_ovs import exceptions, wire
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import host_view, models
+from quantum_ovs.db import host_view, models, session
 
 LOG = logging.getLogger(__name__)
 
@@ -40,7 +43,12 @@ OPTS = [("agent_api", [
                     "allowed only with auth_strategy = noauth."),
     cfg.FloatOpt("poll_interval", default=0.05,
                  help="Seconds between reads of the change table for "
-                      "changes committed by other server processes."),
+                      "changes committed by other server processes (on "
+                      "PostgreSQL they send a notification instead, and the "
+                      "table is read every idle_poll_interval)."),
+    cfg.FloatOpt("idle_poll_interval", default=5.0,
+                 help="PostgreSQL: seconds between reads of the change "
+                      "table when no notification came (a safety net)."),
     cfg.IntOpt("max_wait", default=55,
                help="Longest long-poll, in seconds."),
     cfg.IntOpt("feed_size", default=50000,
@@ -58,14 +66,24 @@ _SEQ = operator.attrgetter("seq")
 class ChangeFeed:
     """The tail of the change table, in memory."""
 
-    def __init__(self, db, poll_interval=0.05, size=50000, gap_timeout=5.0):
+    def __init__(self, db, poll_interval=0.05, size=50000, gap_timeout=5.0,
+                 idle_poll_interval=5.0):
         self.db = db
         self.poll_interval = poll_interval
+        self.idle_poll_interval = idle_poll_interval
+        self.listener = db.listener()
+        # Pokes arrive on a socket pair (non-blocking at both ends: a
+        # spurious wake-up of select must not block the reader).
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._poked = False
+        self.writes = 0  # pokes so far
+        self._writes_read = 0  # pokes before the last refresh began
         self.gap_timeout = gap_timeout
         self.size = size
         self.items = []  # sorted by seq (late commits are inserted in place)
         self.cond = threading.Condition()
-        self.wake = threading.Event()
         self.latest = self._max_seq()
         self.floor = self.latest  # the oldest revision we can answer from memory
         self.gaps = {}  # seq -> first seen missing (monotonic)
@@ -87,33 +105,68 @@ class ChangeFeed:
 
     def stop(self):
         self._stopped = True
-        self.wake.set()
+        self.poke()
         with self.cond:
             self.cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(2)
+        if self.listener is not None:
+            self.listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def poke(self):
-        self.wake.set()
+        """A write of this process committed: refresh now."""
+        self.writes += 1
+        if not self._poked:
+            self._poked = True
+            try:
+                self._wake_w.send(b"x")
+            except OSError:  # full (a wake-up is pending anyway) or closed
+                pass
 
     @property
     def watermark(self):
         """Every change at or below this is in the feed (or was given up)."""
         return min(self.gaps) - 1 if self.gaps else self.latest
 
+    def _wait(self):
+        """Until a poke, a notification, or the next poll is due."""
+        fds = [self._wake_r]
+        timeout = self.poll_interval
+        if self.listener is not None and self.listener.connect():
+            fds.append(self.listener)
+            if not self.gaps:
+                timeout = self.idle_poll_interval
+        ready, _, _ = select.select(fds, [], [], timeout)
+        if self._wake_r in ready:
+            self._poked = False
+            try:
+                self._wake_r.recv(4096)
+            except OSError:  # nothing there after all
+                pass
+        if self.listener is not None and self.listener in ready:
+            self.listener.drain()
+
     def _run(self):
         while not self._stopped:
-            self.wake.wait(self.poll_interval)
-            self.wake.clear()
             try:
+                self._wait()
+                if self._stopped:
+                    break
                 self.refresh()
             except Exception:  # noqa: BLE001 - keep following
                 LOG.exception("change feed refresh failed")
                 time.sleep(self.poll_interval)
 
+    def behind_own_writes(self):
+        return self._writes_read != self.writes
+
     def refresh(self):
         with self._refresh_lock:
+            writes = self.writes
             self._refresh()
+            self._writes_read = writes
 
     def _refresh(self):
         C = models.Change
@@ -188,7 +241,8 @@ class AgentAPI:
         with self._lock:
             if self._feed is None:
                 c = self.conf.agent_api
-                self._feed = ChangeFeed(self.db, c.poll_interval, c.feed_size, c.gap_timeout)
+                self._feed = ChangeFeed(self.db, c.poll_interval, c.feed_size, c.gap_timeout,
+                                        c.idle_poll_interval)
                 self._feed.start()
             return self._feed
 
@@ -220,8 +274,8 @@ class AgentAPI:
         from quantum_ovs.extensions import agents as agents_ext, binding as binding_ext
 
         def txn(s):
-            agent = agents_ext.register(s, self.plugin.agents.down_time, host, confs,
-                                        tunnel_ip=tunnel_ip, started=started)
+            agent, moved = agents_ext.register(s, self.plugin.agents.down_time, host, confs,
+                                               tunnel_ip=tunnel_ip, started=started)
             # Ports waiting for this host can be bound now.
             waiting = s.execute(
                 sa.select(models.Port).join(models.PortBinding)
@@ -233,7 +287,8 @@ class AgentAPI:
                 if port.binding.vif_type == "ovs":
                     self.plugin._bump(port)
                     self.plugin._record(s, "port", port, "update", port.network_id)
-            if started or waiting:
+            if started or waiting or moved:
+                s.info[session.NOTIFY] = True
                 s.add(models.Change(resource="agent", resource_id=agent.id, op="update",
                                     host=host))
             return self.plugin.agents.to_dict(agent)
@@ -251,13 +306,16 @@ class AgentAPI:
                 from None
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
         feed = self.feed
-        feed.refresh()  # see our own process's latest commits
         deadline = time.monotonic() + timeout
-        # since < 0: the agent has no view yet.  A revision we have not
+        if since > feed.latest or feed.behind_own_writes():
+            # Another server process answered this agent and is ahead of
+            # us, or this process committed something not yet read.
+            feed.refresh()
+        # since < 0: the agent has no view yet.  A revision no process has
         # reached (the database was replaced) also gets a full view.
         if since < 0 or since > feed.latest:
             return self._full(host)
-        nets, groups = self._relevance(host, feed)
+        nets, local, groups = self._relevance(host, feed)
         while True:
             # Only look up to the watermark: above it a concurrent
             # transaction may still commit a lower sequence number.
@@ -271,7 +329,10 @@ class AgentAPI:
             held = nets | {c.network_id for c in changes if c.host == host and c.network_id}
             mine = [c for c in changes if host_view.relevant(c, host, held, groups)]
             if mine:
-                return self._delta(host, mine, mark)
+                # Unless one of the host's own ports changed, its networks
+                # and groups are still those cached.
+                own = any(c.host == host for c in mine)
+                return self._delta(host, mine, mark, None if own else (nets, local))
             left = deadline - time.monotonic()
             if left <= 0:
                 rev = max(since, mark)
@@ -280,24 +341,26 @@ class AgentAPI:
             feed.wait(gen, left)
 
     def _relevance(self, host, feed):
-        """The host's networks and security groups (what decides whether a
-        change concerns it), cached until a change could alter them: one of
-        the host's own ports, or a group's rules."""
+        """The host's networks, its ports' groups, and those with the groups
+        their rules name (what decides whether a change concerns it),
+        cached until a change could alter them: one of the host's own
+        ports, or a group's rules."""
         cached = self._relevance_cache.get(host)
         if cached is not None:
-            nets, groups, seq = cached
+            seq = cached[-1]
             later = feed.since(seq)
             if later is not None and not any(
                     c.host == host or c.resource == "security_group" for c in later):
-                return nets, groups
+                return cached[:-1]
         seq = feed.watermark
         with self.db.reader() as s:
             nets = host_view.local_networks(s, host)
-            groups = host_view.relevant_groups(s, host)
+            local = host_view.local_groups(s, host)
+            groups = host_view.relevant_groups(s, host, local)
         if len(self._relevance_cache) > 100000:
             self._relevance_cache.clear()
-        self._relevance_cache[host] = (nets, groups, seq)
-        return nets, groups
+        self._relevance_cache[host] = (nets, local, groups, seq)
+        return nets, local, groups
 
     def _full(self, host):
         revision = self.feed.watermark
@@ -306,14 +369,16 @@ class AgentAPI:
         return json_response({"full": True, "revision": revision,
                               "view": wire.view_to_dict(view)})
 
-    def _delta(self, host, changes, revision):
+    def _delta(self, host, changes, revision, known=None):
         # Deltas for the same changes at the same revision (one per host
         # woken) share what does not depend on the host.
         key = revision  # the memo holds reads made at this revision only
         if self._memo_key != key:
             self._memo_key, self._memo = key, {}
+        nets, local = known or (None, None)
         with self.db.reader() as s:
-            d = host_view.delta(s, host, changes, revision, self._memo)
+            d = host_view.delta(s, host, changes, revision, self._memo,
+                                nets_now=nets, local=local)
         return json_response({"full": False, "revision": revision,
                               "delta": wire.delta_to_dict(d)})
 

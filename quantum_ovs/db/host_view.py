@@ -127,12 +127,9 @@ def load_groups(s, local_group_ids):
                             member_ips=frozenset(members.get(g, ()))) for g in sorted(ids)]
 
 
-def remote_hosts(s, host, network_ids, memo=None):
-    """The other hosts with ports on these networks, with their tunnel IPs.
-
-    ``memo`` (see delta) keeps each network's hosts and each agent's
-    tunnel IP, so that the deltas of many hosts read them once."""
-    memo = {} if memo is None else memo
+def _net_hosts(s, network_ids, memo):
+    """The hosts with ports on these networks (each network read once per
+    memo)."""
     missing = [n for n in network_ids if ("net_hosts", n) not in memo]
     for n in missing:
         memo[("net_hosts", n)] = set()
@@ -140,7 +137,20 @@ def remote_hosts(s, host, network_ids, memo=None):
         for r in s.execute(sa.select(P.network_id, B.host).join(P, P.id == B.port_id)
                            .where(P.network_id.in_(chunk), B.host != "").distinct()):
             memo[("net_hosts", r.network_id)].add(r.host)
-    hosts = set().union(*(memo[("net_hosts", n)] for n in network_ids)) - {host}
+    return set().union(*(memo[("net_hosts", n)] for n in network_ids))
+
+
+def remote_hosts(s, host, network_ids, memo=None):
+    """The other hosts with ports on these networks, with their tunnel IPs.
+
+    ``memo`` (see delta) keeps each network's hosts and each agent's
+    tunnel IP, so that the deltas of many hosts read them once."""
+    memo = {} if memo is None else memo
+    return _with_tunnel_ips(s, _net_hosts(s, network_ids, memo) - {host}, memo)
+
+
+def _with_tunnel_ips(s, hosts, memo):
+    """RemoteHost values for the hosts that have a tunnel IP, by name."""
     unknown = [h for h in hosts if ("tunnel_ip", h) not in memo]
     for h in unknown:
         memo[("tunnel_ip", h)] = None
@@ -160,10 +170,12 @@ def local_groups(s, host):
         .where(B.host == host).distinct())}
 
 
-def relevant_groups(s, host):
-    """The host's groups and the groups their rules name as remote groups:
-    a change of any of them concerns the host."""
-    local = local_groups(s, host)
+def relevant_groups(s, host, local=None):
+    """The host's groups (``local``, read when not given) and the groups
+    their rules name as remote groups: a change of any of them concerns
+    the host."""
+    if local is None:
+        local = local_groups(s, host)
     if not local:
         return local
     return local | {r[0] for r in s.execute(
@@ -210,14 +222,17 @@ def _memo(memo, key, fn):
     return memo[key]
 
 
-def delta(s, host, changes, revision, memo=None):
+def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
     """The Delta for ``changes`` (rows after the agent's revision).
 
     ``memo``: a dict shared by the deltas built for the same changes at the
     same revision (for many hosts): what does not depend on the host is
-    read once."""
+    read once.  ``nets_now`` and ``local``: the host's networks and its
+    ports' groups when the caller knows them (none of the changes is one
+    of the host's own ports)."""
     port_ids = {c.resource_id for c in changes if c.resource == "port"}
-    nets_now = local_networks(s, host)
+    if nets_now is None:
+        nets_now = local_networks(s, host)
     local_changed = {c.resource_id for c in changes if c.resource == "port" and c.host == host}
     # Networks the agent already had: those with a local port unchanged
     # since its revision.  The rest are new to it: send them whole.
@@ -250,16 +265,23 @@ def delta(s, host, changes, revision, memo=None):
     removed_groups = set()
     sg_changed = any(c.resource in ("security_group", "sg_member") for c in changes)
     if port_ids or sg_changed or new_nets:
-        mine = local_groups(s, host)
+        mine = local_groups(s, host) if local is None else local
         groups = _memo(memo, ("groups", frozenset(mine)), lambda: load_groups(s, mine))
         # Groups the changes touched that the host no longer needs.
         touched = {c.resource_id for c in changes
                    if c.resource in ("security_group", "sg_member")}
         removed_groups = touched - {g.id for g in groups}
 
-    remote = remote_hosts(s, host, nets_now, memo)
-    gone_hosts = {c.host for c in changes if c.host and c.host != host} - \
-        {h.name for h in remote}
+    # Remote hosts: only those whose presence or tunnel IP may have changed
+    # (hosts named by the changes, and those of networks the host gained
+    # or lost), each sent again when still needed, removed otherwise.
+    memo = {} if memo is None else memo
+    candidates = {c.host for c in changes if c.host}
+    if new_nets or gone_nets:
+        candidates |= _net_hosts(s, new_nets | gone_nets, memo)
+    candidates.discard(host)
+    remote = _with_tunnel_ips(s, candidates & _net_hosts(s, nets_now, memo), memo)
+    gone_hosts = candidates - {h.name for h in remote}
     return m.Delta(
         revision=revision,
         networks=tuple(_memo(memo, ("nets", frozenset(new_nets | changed_nets)),

@@ -15,6 +15,7 @@ from sqlalchemy import orm
 from quantum_ovs import exceptions
 from quantum_ovs.db import ipam, models
 from quantum_ovs.db.models import utcnow
+from quantum_ovs.db.session import NOTIFY
 
 TIME_FMT = "%Y-%m-%dT%H:%M:%SZ"
 DHCP_OWNER = "network:dhcp"
@@ -210,6 +211,7 @@ class Plugin:
         if host is None and resource == "port":
             binding = getattr(obj, "binding", None)
             host = binding.host if binding is not None and binding.host else None
+        session.info[NOTIFY] = True
         session.add(models.Change(resource=resource, resource_id=obj.id, op=op,
                                   network_id=network_id, host=host,
                                   revision_number=getattr(obj, "revision_number", 0)))

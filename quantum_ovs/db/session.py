@@ -7,6 +7,7 @@ forking, so that no connection crosses a fork).
 import contextlib
 import logging
 import random
+import select
 import time
 
 import sqlalchemy as sa
@@ -23,6 +24,8 @@ def _is_retriable(err):
     raised by a concurrent writer are worth another try."""
     if isinstance(err, exceptions.RetryRequest):
         return True
+    if isinstance(err, exc.DBAPIError) and err.connection_invalidated:
+        return True  # the server dropped the connection; a new one is taken
     if isinstance(err, exc.IntegrityError):
         return True
     if isinstance(err, exc.OperationalError):
@@ -33,6 +36,15 @@ def _is_retriable(err):
         code = getattr(err.orig, "pgcode", None)
         return code in ("40001", "40P01", "23505")
     return False
+
+
+# A write transaction that sets this key in ``session.info`` wakes the
+# other server processes' change feeds when it commits (NOTIFY on
+# PostgreSQL; elsewhere they poll).
+NOTIFY = "qovs_notify"
+CHANNEL = "qovs_changes"
+# A pooled connection idle for longer than this is pinged before use.
+PING_AFTER = 2.0
 
 
 class Database:
@@ -47,11 +59,17 @@ class Database:
             if self.url.database in (None, "", ":memory:"):
                 kwargs["poolclass"] = sa.pool.StaticPool
         else:
+            # LIFO keeps the busy connections busy and lets the rest idle;
+            # only a connection idle for PING_AFTER is pinged (pool_pre_ping
+            # would cost a round trip on every checkout).
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow,
-                          pool_pre_ping=True)
+                          pool_use_lifo=True)
+        self.is_postgresql = self.url.get_backend_name() == "postgresql"
         self.engine = sa.create_engine(self.url, **kwargs)
         if self.is_sqlite:
             self._setup_sqlite(self.engine)
+        else:
+            self._setup_ping(self.engine)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         # Called after every committed write transaction (e.g. to wake the
         # agent API's change feed at once).
@@ -81,6 +99,31 @@ class Database:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 conn.exec_driver_sql("BEGIN")
+
+    @staticmethod
+    def _setup_ping(engine):
+        @event.listens_for(engine, "checkin")
+        def _checkin(_dbapi_conn, record):
+            record.info["qovs_used"] = time.monotonic()
+
+        @event.listens_for(engine, "checkout")
+        def _checkout(dbapi_conn, record, _proxy):
+            used = record.info.get("qovs_used")
+            if used is None or time.monotonic() - used < PING_AFTER:
+                return
+            try:
+                cur = dbapi_conn.cursor()
+                cur.execute("SELECT 1")
+                cur.close()
+                dbapi_conn.rollback()
+            except Exception as err:  # noqa: BLE001 - any failure: a new connection
+                # The pool discards this connection and checks out another.
+                raise exc.DisconnectionError(str(err)) from err
+
+    def listener(self):
+        """A Listener woken by write transactions of any process that set
+        ``session.info[NOTIFY]`` (PostgreSQL), or None (others poll)."""
+        return Listener(self.engine) if self.is_postgresql else None
 
     def dispose(self):
         for fn in self.on_dispose:
@@ -116,6 +159,9 @@ class Database:
             try:
                 with self._writer_session() as session:
                     result = fn(session, *args, **kwargs)
+                    if self.is_postgresql and session.info.get(NOTIFY):
+                        # Delivered at commit, to every listening process.
+                        session.execute(sa.text(f"NOTIFY {CHANNEL}"))
                 for hook in self.after_write:
                     hook()
                 return result
@@ -127,3 +173,76 @@ class Database:
                     raise
                 LOG.debug("retrying transaction (%d): %s", attempt, err)
                 time.sleep(random.uniform(0, min(0.005 * 2 ** attempt, 0.25)))
+
+
+class Listener:
+    """One connection of its own that LISTENs for committed changes.
+
+    ``fileno()`` becomes readable on a notification (or when the
+    connection breaks); ``drain()`` consumes them.  On any failure the
+    connection is dropped and ``fileno()`` returns None until
+    ``connect()`` succeeds again: the caller polls meanwhile."""
+
+    RETRY = 5.0  # seconds between attempts to (re)connect
+
+    def __init__(self, engine):
+        self.engine = engine
+        self._conn = None
+        self._next_try = 0.0
+
+    def connect(self):
+        """Listen (again); False while the database cannot be reached."""
+        if self._conn is not None:
+            return True
+        if time.monotonic() < self._next_try:
+            return False
+        self._next_try = time.monotonic() + self.RETRY
+        try:
+            raw = self.engine.raw_connection()
+            conn = raw.driver_connection
+            raw.detach()  # ours for good: never returned to the pool
+        except Exception as err:  # noqa: BLE001 - the caller polls meanwhile
+            LOG.warning("cannot listen for changes (%s); polling", err)
+            return False
+        try:
+            conn.autocommit = True
+            cur = conn.cursor()
+            cur.execute(f"LISTEN {CHANNEL}")
+            cur.close()
+        except Exception as err:  # noqa: BLE001
+            LOG.warning("cannot listen for changes (%s); polling", err)
+            self._close(conn)
+            return False
+        self._conn = conn
+        return True
+
+    def fileno(self):
+        return self._conn.fileno() if self._conn is not None else None
+
+    def drain(self):
+        """Consume pending notifications; False when the connection broke."""
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            ready, _, _ = select.select([conn], [], [], 0)
+            if ready:
+                conn.poll()
+            conn.notifies.clear()
+            return True
+        except Exception:  # noqa: BLE001 - reconnect later
+            LOG.warning("change listener connection lost; polling until it is back")
+            self.close()
+            return False
+
+    def close(self):
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._close(conn)
+
+    @staticmethod
+    def _close(conn):
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001
+            pass

@@ -109,7 +109,8 @@ class Agents(Collection):
 
 
 def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
-    """Insert or refresh the agent row of ``host``; returns it."""
+    """Insert or refresh the agent row of ``host``; returns it and whether
+    its tunnel IP changed (its peers must learn the new one)."""
     A = models.Agent
     agent = s.execute(sa.select(A).where(A.agent_type == AGENT_TYPE, A.host == host)
                       ).scalars().first()
@@ -123,9 +124,10 @@ def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
         agent.started_at = now
     agent.heartbeat_timestamp = now
     agent.configurations = json.dumps(configurations, sort_keys=True)
+    moved = agent.tunnel_ip != tunnel_ip
     agent.tunnel_ip = tunnel_ip
     s.flush()
-    return agent
+    return agent, moved
 
 
 def setup(plugin, conf):

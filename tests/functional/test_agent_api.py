@@ -181,10 +181,10 @@ def test_long_poll_wakes_only_the_hosts_concerned(api):
 
 
 OPS = ["add_local", "add_remote", "del_port", "move_port", "new_net_local",
-       "update_port", "add_subnet", "del_net", "rule", "member"]
+       "update_port", "add_subnet", "del_net", "rule", "member", "retunnel"]
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(4))
 def test_deltas_equal_full_views(api, seed):
     """Applying each delta to the agent's view gives the full view."""
     import random
@@ -205,7 +205,7 @@ def test_deltas_equal_full_views(api, seed):
     first = state(api, HOST_A)
     view = wire.view_from_dict(first["view"])
     rev = first["revision"]
-    for step in range(14):
+    for step in range(30):
         op = rnd.choice(OPS)
         live_nets = [n for n in nets if n is not None]
         if op == "add_local" and live_nets:
@@ -238,6 +238,9 @@ def test_deltas_equal_full_views(api, seed):
                 ports.remove(p)
             api.delete(f"/v2.0/networks/{n['id']}", admin=True, status=204)
             nets[nets.index(n)] = None
+        elif op == "retunnel":
+            # A remote host's tunnel IP changes.
+            register(api, rnd.choice([HOST_B, HOST_C]), f"192.0.2.{rnd.randrange(10, 200)}")
         reply = state(api, HOST_A, since=rev, timeout=0)
         if reply["full"]:
             view = wire.view_from_dict(reply["view"])
@@ -246,3 +249,27 @@ def test_deltas_equal_full_views(api, seed):
         rev = reply["revision"]
         want = wire.view_from_dict(state(api, HOST_A)["view"])
         assert canon(view) == canon(want), f"step {step}: {op}"
+
+
+def test_tunnel_ip_change_reaches_peers(api):
+    """A host that re-registers with a new tunnel IP: the hosts sharing a
+    network with it get the new address in a delta."""
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    register(api, HOST_C, "192.0.2.3")
+    net = api.network()
+    api.subnet(net["id"], "10.9.0.0/24")
+    bound_port(api, net["id"], HOST_A)
+    bound_port(api, net["id"], HOST_B)
+    first = state(api, HOST_A)
+    assert {h["name"]: h["tunnel_ip"] for h in first["view"]["remote_hosts"]} == \
+        {HOST_B: "192.0.2.2"}
+    # Heartbeats (not a restart) that carry a new address.
+    for host, ip in ((HOST_B, "192.0.2.20"), (HOST_C, "192.0.2.30")):
+        api.post("/agent-api/v1/agents", {"host": host, "tunnel_ip": ip, "configurations": {
+            "tunnel_types": ["vxlan"], "bridge_mappings": {}}}, status=200)
+    reply = state(api, HOST_A, since=first["revision"], timeout=0)
+    assert not reply["full"]
+    view = wire.apply_delta(wire.view_from_dict(first["view"]),
+                            wire.delta_from_dict(reply["delta"]))
+    assert {h.name: h.tunnel_ip for h in view.remote_hosts} == {HOST_B: "192.0.2.20"}
