@@ -3,10 +3,15 @@
 Plain http.client over one keep-alive connection per caller thread; no
 eventlet.  A server that is away raises ServerUnavailable: the agent keeps
 its data plane as it is and tries again with backoff.
+
+close() (from any thread) shuts down every connection's socket, so a
+thread blocked in a long poll wakes at once with Closed instead of
+waiting out the poll.
 """
 
 import http.client
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -16,6 +21,10 @@ from quantum_ovs import wire
 
 class ServerUnavailable(Exception):
     pass
+
+
+class Closed(ServerUnavailable):
+    """The client was closed (the agent is stopping)."""
 
 
 class ServerError(Exception):
@@ -37,6 +46,9 @@ class SyncClient:
         self.token = token
         self.timeout = timeout
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns = set()  # every thread's connection, for close()
+        self._closed = False
 
     # ------------------------------------------------------------ transport
     def _conn(self):
@@ -45,14 +57,49 @@ class SyncClient:
             cls = http.client.HTTPSConnection if self.scheme == "https" else \
                 http.client.HTTPConnection
             conn = cls(self.netloc, timeout=self.timeout)
+            with self._lock:
+                if self._closed:
+                    raise Closed("client closed")
+                self._conns.add(conn)
             self._local.conn = conn
         return conn
+
+    def _connect(self, conn):
+        """Open the socket now (http.client would on send) so that close()
+        can reach it: a close() that came before this sees the flag, one
+        that comes after sees the socket."""
+        if conn.sock is None:
+            conn.connect()
+        with self._lock:
+            if self._closed:
+                raise Closed("client closed")
 
     def _drop(self):
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
+            with self._lock:
+                self._conns.discard(conn)
         self._local.conn = None
+
+    def close(self):
+        """Fail every call in progress or to come with Closed, now.
+
+        Only shuts the sockets down (which wakes a blocked recv); each
+        socket is closed by the thread that owns it."""
+        with self._lock:
+            self._closed = True
+            for conn in self._conns:
+                sock = conn.sock
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+    @property
+    def closed(self):
+        return self._closed
 
     def request(self, method, path, body=None, timeout=None):
         headers = {"Accept": "application/json", "X-Agent-Token": self.token}
@@ -64,13 +111,18 @@ class SyncClient:
             conn = self._conn()
             conn.timeout = timeout or self.timeout
             try:
-                if conn.sock is not None:
-                    conn.sock.settimeout(conn.timeout)
+                self._connect(conn)
+                conn.sock.settimeout(conn.timeout)
                 conn.request(method, self.prefix + path, body=data, headers=headers)
                 resp = conn.getresponse()
                 raw = resp.read()
+            except Closed:
+                self._drop()
+                raise
             except (OSError, http.client.HTTPException) as e:
                 self._drop()
+                if self._closed:
+                    raise Closed("client closed") from e
                 if attempt == 0 and isinstance(e, (http.client.RemoteDisconnected,
                                                    ConnectionResetError, BrokenPipeError)):
                     continue
