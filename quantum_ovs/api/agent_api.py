@@ -60,6 +60,7 @@ OPTS = [("agent_api", [
 ])]
 
 Change = collections.namedtuple("Change", "seq resource resource_id network_id host op")
+_Waiter = collections.namedtuple("_Waiter", "event keys")
 _SEQ = operator.attrgetter("seq")
 
 
@@ -83,13 +84,17 @@ class ChangeFeed:
         self.gap_timeout = gap_timeout
         self.size = size
         self.items = []  # sorted by seq (late commits are inserted in place)
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
+        # Waiting long-polls by what they care about: ("host", name),
+        # ("net", id), ("group", id) -> waiters.  A new change wakes only
+        # the waiters its keys name.
+        self._interest = {}
+        self._waiters = set()
         self.latest = self._max_seq()
         self.floor = self.latest  # the oldest revision we can answer from memory
         self.gaps = {}  # seq -> first seen missing (monotonic)
-        self.generation = 0  # bumped whenever the feed or its gaps change
         self._thread = None
-        self._stopped = False
+        self.stopped = False
         self._refresh_lock = threading.Lock()
         db.after_write.append(self.poke)
         db.on_dispose.append(self.stop)
@@ -104,10 +109,10 @@ class ChangeFeed:
             self._thread.start()
 
     def stop(self):
-        self._stopped = True
+        self.stopped = True
         self.poke()
-        with self.cond:
-            self.cond.notify_all()
+        with self.lock:
+            self._wake_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(2)
         if self.listener is not None:
@@ -149,10 +154,10 @@ class ChangeFeed:
             self.listener.drain()
 
     def _run(self):
-        while not self._stopped:
+        while not self.stopped:
             try:
                 self._wait()
-                if self._stopped:
+                if self.stopped:
                     break
                 self.refresh()
             except Exception:  # noqa: BLE001 - keep following
@@ -177,13 +182,15 @@ class ChangeFeed:
             if self.gaps:
                 late = s.execute(q.where(C.seq.in_(list(self.gaps)))).all()
         if not rows and not late:
-            if self._expire_gaps():
-                with self.cond:
-                    self.generation += 1
-                    self.cond.notify_all()
+            if self.gaps:
+                with self.lock:
+                    mark = self.watermark
+                    if self._expire_gaps():
+                        self._wake(mark)
             return
         now = time.monotonic()
-        with self.cond:
+        with self.lock:
+            mark = self.watermark
             for r in late:
                 self.gaps.pop(r.seq, None)
                 bisect.insort(self.items, Change(*r), key=_SEQ)
@@ -197,8 +204,52 @@ class ChangeFeed:
                 drop = len(self.items) - self.size // 2
                 self.floor = max(self.floor, self.items[drop - 1].seq)
                 del self.items[:drop]
-            self.generation += 1
-            self.cond.notify_all()
+                self._wake_all()  # some may need a full view now
+            self._wake(mark)
+
+    def _wake(self, old_mark):
+        """Wake the waiters that the changes now deliverable (between the
+        old watermark and the new one) may concern.  Lock held."""
+        items = self.items
+        lo = bisect.bisect_right(items, old_mark, key=_SEQ)
+        hi = bisect.bisect_right(items, self.watermark, key=_SEQ)
+        keys = set()
+        for c in items[lo:hi]:
+            if c.resource == "agent":  # a host's address: everyone's concern
+                return self._wake_all()
+            if c.host:
+                keys.add(("host", c.host))
+            if c.network_id:
+                keys.add(("net", c.network_id))
+            if c.resource in host_view.GROUP_RESOURCES:
+                keys.add(("group", c.resource_id))
+        interest = self._interest
+        for k in keys:
+            for w in interest.get(k, ()):
+                w.event.set()
+
+    def _wake_all(self):
+        for w in self._waiters:
+            w.event.set()
+
+    def subscribe(self, keys):
+        """A waiter woken by changes that name one of ``keys``."""
+        w = _Waiter(threading.Event(), tuple(keys))
+        with self.lock:
+            self._waiters.add(w)
+            for k in w.keys:
+                self._interest.setdefault(k, set()).add(w)
+        return w
+
+    def unsubscribe(self, w):
+        with self.lock:
+            self._waiters.discard(w)
+            for k in w.keys:
+                ws = self._interest.get(k)
+                if ws is not None:
+                    ws.discard(w)
+                    if not ws:
+                        del self._interest[k]
 
     def _expire_gaps(self):
         now = time.monotonic()
@@ -214,16 +265,6 @@ class ChangeFeed:
         items = self.items
         return items[bisect.bisect_right(items, revision, key=_SEQ):]
 
-    def wait(self, generation, timeout):
-        """Block until the feed moves past ``generation``."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while self.generation <= generation and not self._stopped:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(min(left, 1.0))
-        return True
 
 
 class AgentAPI:
@@ -316,29 +357,43 @@ class AgentAPI:
         if since < 0 or since > feed.latest:
             return self._full(host)
         nets, local, groups = self._relevance(host, feed)
-        while True:
-            # Only look up to the watermark: above it a concurrent
-            # transaction may still commit a lower sequence number.
-            gen = feed.generation
-            mark = feed.watermark
-            changes = feed.since(since)
-            if changes is None:
-                return self._full(host)
-            changes = [c for c in changes if c.seq <= mark]
-            # Networks the host held at its revision but may have lost since.
-            held = nets | {c.network_id for c in changes if c.host == host and c.network_id}
-            mine = [c for c in changes if host_view.relevant(c, host, held, groups)]
-            if mine:
-                # Unless one of the host's own ports changed, its networks
-                # and groups are still those cached.
-                own = any(c.host == host for c in mine)
-                return self._delta(host, mine, mark, None if own else (nets, local))
-            left = deadline - time.monotonic()
-            if left <= 0:
-                rev = max(since, mark)
-                return json_response({"full": False, "revision": rev,
-                                      "delta": wire.delta_to_dict(wire.m.Delta(revision=rev))})
-            feed.wait(gen, left)
+        waiter = None
+        try:
+            while True:
+                if waiter is not None:
+                    waiter.event.clear()
+                # Only look up to the watermark: above it a concurrent
+                # transaction may still commit a lower sequence number.
+                mark = feed.watermark
+                changes = feed.since(since)
+                if changes is None:
+                    return self._full(host)
+                changes = [c for c in changes if c.seq <= mark]
+                # Networks the host held at its revision but may have lost since.
+                held = nets | {c.network_id for c in changes
+                               if c.host == host and c.network_id}
+                mine = [c for c in changes if host_view.relevant(c, host, held, groups)]
+                if mine:
+                    # Unless one of the host's own ports changed, its networks
+                    # and groups are still those cached.
+                    own = any(c.host == host for c in mine)
+                    return self._delta(host, mine, mark, None if own else (nets, local))
+                left = deadline - time.monotonic()
+                if left <= 0 or feed.stopped:
+                    rev = max(since, mark)
+                    return json_response({"full": False, "revision": rev, "delta":
+                                          wire.delta_to_dict(wire.m.Delta(revision=rev))})
+                if waiter is None:
+                    # Subscribed before looking again: nothing committed
+                    # from now on can be missed.
+                    waiter = feed.subscribe(
+                        [("host", host)] + [("net", n) for n in nets] +
+                        [("group", g) for g in groups])
+                    continue
+                waiter.event.wait(left)
+        finally:
+            if waiter is not None:
+                feed.unsubscribe(waiter)
 
     def _relevance(self, host, feed):
         """The host's networks, its ports' groups, and those with the groups

@@ -200,6 +200,10 @@ def full(s, host, revision):
         remote_hosts=tuple(remote_hosts(s, host, nets)))
 
 
+# Change rows about a security group: its rules, or its members' addresses.
+GROUP_RESOURCES = ("security_group", "sg_member")
+
+
 def relevant(change, host, networks, groups):
     """Could this change row matter to ``host``, which holds ``networks``
     and whose ports use or name ``groups``?"""
@@ -207,7 +211,7 @@ def relevant(change, host, networks, groups):
         return True
     if change.network_id is not None and change.network_id in networks:
         return True
-    if change.resource in ("security_group", "sg_member") and change.resource_id in groups:
+    if change.resource in GROUP_RESOURCES and change.resource_id in groups:
         return True
     if change.resource == "agent":
         return True
@@ -263,13 +267,13 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
 
     groups = ()
     removed_groups = set()
-    sg_changed = any(c.resource in ("security_group", "sg_member") for c in changes)
+    sg_changed = any(c.resource in GROUP_RESOURCES for c in changes)
     if port_ids or sg_changed or new_nets:
         mine = local_groups(s, host) if local is None else local
         groups = _memo(memo, ("groups", frozenset(mine)), lambda: load_groups(s, mine))
         # Groups the changes touched that the host no longer needs.
         touched = {c.resource_id for c in changes
-                   if c.resource in ("security_group", "sg_member")}
+                   if c.resource in GROUP_RESOURCES}
         removed_groups = touched - {g.id for g in groups}
 
     # Remote hosts: only those whose presence or tunnel IP may have changed

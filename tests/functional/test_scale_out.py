@@ -1,0 +1,100 @@
+"""Two server processes, each with several API workers, on one database:
+a change committed through either wakes the agents long-polling any worker
+of either, at once (PostgreSQL: LISTEN/NOTIFY; SQLite: the change feed's
+50 ms poll), and only the agents it concerns."""
+
+import http.client
+import json
+import statistics
+import threading
+import time
+
+import pytest
+
+from tests.fixtures.server import ServerProcess
+
+HOSTS = ["so-a", "so-b", "so-c"]
+ROUNDS = 10
+
+
+def call(port, method, path, body=None, timeout=30):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=None if body is None else json.dumps(body),
+                     headers={"Content-Type": "application/json", "X-Roles": "admin",
+                              "X-Project-Id": "scaleout"})
+        resp = conn.getresponse()
+        data = resp.read()
+        assert resp.status < 300, (method, path, resp.status, data[:500])
+        return json.loads(data) if data else None
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def two_servers(db_url):
+    servers = []
+    try:
+        for _ in range(2):
+            servers.append(ServerProcess(db_url, workers=2).start())
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def test_a_change_through_either_server_wakes_agents_on_both(two_servers):
+    a, b = two_servers
+    for i, h in enumerate(HOSTS):
+        call(a.port, "POST", "/agent-api/v1/agents",
+             {"host": h, "tunnel_ip": f"192.0.2.{i + 1}",
+              "configurations": {"tunnel_types": ["vxlan"], "bridge_mappings": {}}})
+    shared = call(b.port, "POST", "/v2.0/networks", {"network": {"name": "shared"}})["network"]
+    call(a.port, "POST", "/v2.0/subnets", {"subnet": {
+        "network_id": shared["id"], "cidr": "10.70.0.0/24", "ip_version": 4}})
+    other = call(a.port, "POST", "/v2.0/networks", {"network": {"name": "other"}})["network"]
+    call(b.port, "POST", "/v2.0/subnets", {"subnet": {
+        "network_id": other["id"], "cidr": "10.71.0.0/24", "ip_version": 4}})
+    # so-a and so-b hold the shared network; so-c holds only the other one.
+    for h, net in (("so-a", shared), ("so-b", shared), ("so-c", other)):
+        call(a.port, "POST", "/v2.0/ports", {"port": {
+            "network_id": net["id"], "binding:host_id": h, "security_groups": []}})
+    revs = {h: call(b.port, "GET", f"/agent-api/v1/hosts/{h}/state?since=-1&timeout=0")
+            ["revision"] for h in HOSTS}
+
+    latencies = []
+    for rnd in range(ROUNDS):
+        poll_server = (a, b)[rnd % 2]
+        write_server = (a, b)[(rnd // 2) % 2]  # all four combinations
+        replies = {}
+
+        def poll(host, since, server=poll_server):
+            # A new connection each time: any worker of that server.
+            r = call(server.port, "GET",
+                     f"/agent-api/v1/hosts/{host}/state?since={since}&timeout=3", timeout=10)
+            replies[host] = (time.monotonic(), r)
+
+        threads = [threading.Thread(target=poll, args=(h, revs[h])) for h in HOSTS]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)  # all three are waiting in the server
+        port = call(write_server.port, "POST", "/v2.0/ports", {"port": {
+            "network_id": shared["id"], "binding:host_id": "so-a",
+            "security_groups": []}})["port"]
+        committed = time.monotonic()
+        for t in threads:
+            t.join(15)
+        for h in ("so-a", "so-b"):
+            at, reply = replies[h]
+            assert not reply["full"]
+            assert port["id"] in {p["id"] for p in reply["delta"]["ports"]}, (rnd, h, reply)
+            latencies.append(max(0.0, at - committed) * 1000)
+        # The host that shares nothing waited out its timeout, empty-handed.
+        at, reply = replies["so-c"]
+        assert not reply["delta"]["ports"] and at - committed > 2.0, (rnd, reply)
+        revs = {h: replies[h][1]["revision"] for h in HOSTS}
+
+    latencies.sort()
+    print(f"wake-up after the create's response, ms: {[round(x, 1) for x in latencies]}")
+    assert statistics.median(latencies) < 100, latencies
+    assert latencies[int(len(latencies) * 0.9)] < 250, latencies
