@@ -276,6 +276,7 @@ class AgentAPI:
         self._lock = threading.Lock()
         self._relevance_cache = {}  # host -> (networks, groups, revision)
         self._memo_key, self._memo = None, {}
+        self._delta_lock = threading.Lock()
 
     @property
     def feed(self):
@@ -431,7 +432,9 @@ class AgentAPI:
         if self._memo_key != key:
             self._memo_key, self._memo = key, {}
         nets, local = known or (None, None)
-        with self.db.reader() as s:
+        # One build at a time: the hosts woken together by a change would
+        # otherwise all miss the memo while the first one reads.
+        with self._delta_lock, self.db.reader() as s:
             d = host_view.delta(s, host, changes, revision, self._memo,
                                 nets_now=nets, local=local)
         return json_response({"full": False, "revision": revision,

@@ -140,6 +140,18 @@ def _net_hosts(s, network_ids, memo):
     return set().union(*(memo[("net_hosts", n)] for n in network_ids))
 
 
+def _host_networks(s, hosts, memo):
+    """{host: the networks it has ports on} (each host read once per memo)."""
+    missing = [h for h in hosts if ("host_nets", h) not in memo]
+    for h in missing:
+        memo[("host_nets", h)] = set()
+    for chunk in _chunks(missing):
+        for r in s.execute(sa.select(B.host, P.network_id).join(P, P.id == B.port_id)
+                           .where(B.host.in_(chunk)).distinct()):
+            memo[("host_nets", r.host)].add(r.network_id)
+    return {h: memo[("host_nets", h)] for h in hosts}
+
+
 def remote_hosts(s, host, network_ids, memo=None):
     """The other hosts with ports on these networks, with their tunnel IPs.
 
@@ -284,7 +296,8 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
     if new_nets or gone_nets:
         candidates |= _net_hosts(s, new_nets | gone_nets, memo)
     candidates.discard(host)
-    remote = _with_tunnel_ips(s, candidates & _net_hosts(s, nets_now, memo), memo)
+    present = {h for h, nets in _host_networks(s, candidates, memo).items() if nets & nets_now}
+    remote = _with_tunnel_ips(s, present, memo)
     gone_hosts = candidates - {h.name for h in remote}
     return m.Delta(
         revision=revision,
