@@ -54,6 +54,11 @@ OPTS = [("agent_api", [
     cfg.IntOpt("feed_size", default=50000,
                help="Changes kept in memory; an agent further behind gets "
                     "a full host view."),
+    cfg.IntOpt("changes_kept", default=100000, min=0,
+               help="Newest rows of the change table kept; each server "
+                    "process deletes older ones about once a minute (0: "
+                    "never).  An agent further behind than what is kept "
+                    "gets a full host view."),
     cfg.FloatOpt("gap_timeout", default=5.0,
                  help="Seconds to wait for a sequence number that a "
                       "concurrent transaction may still commit."),
@@ -67,9 +72,15 @@ _SEQ = operator.attrgetter("seq")
 class ChangeFeed:
     """The tail of the change table, in memory."""
 
+    PRUNE_EVERY = 60.0  # seconds
+    MIN_KEPT = 1000  # the newest row must stay: SQLite reuses a deleted max rowid
+
     def __init__(self, db, poll_interval=0.05, size=50000, gap_timeout=5.0,
-                 idle_poll_interval=5.0):
+                 idle_poll_interval=5.0, kept=100000):
         self.db = db
+        self.kept = kept and max(kept, self.MIN_KEPT)
+        self._next_prune = time.monotonic() + self.PRUNE_EVERY
+        self._pruned_to = 0
         self.poll_interval = poll_interval
         self.idle_poll_interval = idle_poll_interval
         self.listener = db.listener()
@@ -160,9 +171,26 @@ class ChangeFeed:
                 if self.stopped:
                     break
                 self.refresh()
+                if time.monotonic() >= self._next_prune:
+                    self.prune()
             except Exception:  # noqa: BLE001 - keep following
                 LOG.exception("change feed refresh failed")
                 time.sleep(self.poll_interval)
+
+    def prune(self):
+        """Delete the change rows older than the newest ``kept``; returns
+        how many went.  (No process's feed reads them again: a feed reads
+        only rows above what it has, and its own gaps, which are recent.)"""
+        self._next_prune = time.monotonic() + self.PRUNE_EVERY
+        cutoff = self.latest - self.kept
+        if not self.kept or cutoff <= self._pruned_to:
+            return 0
+        C = models.Change
+        n = self.db.write(lambda s: s.execute(sa.delete(C).where(C.seq <= cutoff)).rowcount)
+        self._pruned_to = cutoff
+        if n:
+            LOG.info("pruned %d change rows up to %d", n, cutoff)
+        return n
 
     def behind_own_writes(self):
         return self._writes_read != self.writes
@@ -284,7 +312,7 @@ class AgentAPI:
             if self._feed is None:
                 c = self.conf.agent_api
                 self._feed = ChangeFeed(self.db, c.poll_interval, c.feed_size, c.gap_timeout,
-                                        c.idle_poll_interval)
+                                        c.idle_poll_interval, c.changes_kept)
                 self._feed.start()
             return self._feed
 

@@ -273,3 +273,40 @@ def test_tunnel_ip_change_reaches_peers(api):
     view = wire.apply_delta(wire.view_from_dict(first["view"]),
                             wire.delta_from_dict(reply["delta"]))
     assert {h.name: h.tunnel_ip for h in view.remote_hosts} == {HOST_B: "192.0.2.20"}
+
+
+def test_change_table_is_pruned_and_sequence_keeps_growing(api):
+    """Old change rows are deleted (the newest ``kept`` stay); the sequence
+    goes on from where it was (SQLite would reuse a deleted highest rowid),
+    and long-polls keep working."""
+    import sqlalchemy as sa
+    from quantum_ovs.api.agent_api import ChangeFeed
+    from quantum_ovs.db import models
+
+    register(api, HOST_A, "192.0.2.1")
+    net = api.network()
+    api.subnet(net["id"], "10.8.0.0/22")
+    feed = ChangeFeed(api.db, kept=1)
+    assert feed.kept == ChangeFeed.MIN_KEPT
+    for _ in range(20):
+        bound_port(api, net["id"], HOST_A)
+
+    def seqs():
+        with api.db.reader() as s:
+            return s.execute(sa.select(sa.func.min(models.Change.seq),
+                                       sa.func.max(models.Change.seq),
+                                       sa.func.count())).one()
+    lo, hi, count = seqs()
+    feed.kept = 5  # below the floor a server would use, to see it work
+    feed.refresh()
+    assert feed.prune() == count - 5
+    assert seqs() == (hi - 4, hi, 5)
+    assert feed.prune() == 0  # nothing new
+    port = bound_port(api, net["id"], HOST_A)
+    assert seqs()[0] == hi - 4 and seqs()[1] > hi
+    feed.stop()
+    first = state(api, HOST_A)
+    assert port["id"] in {p["id"] for p in first["view"]["ports"]}
+    later = bound_port(api, net["id"], HOST_A)
+    reply = state(api, HOST_A, since=first["revision"], timeout=5)
+    assert [p["id"] for p in reply["delta"]["ports"]] == [later["id"]]
