@@ -2,7 +2,9 @@
 only those, with many agents long-polling one server.
 
 A real quantum-ovs-server (PostgreSQL, ``api_workers`` 4 by default; or
-SQLite with 1 worker) and N simulated agents: lightweight clients of the
+SQLite with 1 worker; ``--servers 2``: two server processes on the same
+database, the agents spread over both and the changes made through each
+in turn) and N simulated agents: lightweight clients of the
 real agent API, spread over a few processes, each process an asyncio
 loop holding one keep-alive HTTP/1.1 connection per agent:
 
@@ -231,14 +233,18 @@ def tree(pid):
 
 
 class Driver:
-    def __init__(self, server, counts, default_group=False, log=print, py_spy=None):
+    def __init__(self, servers, counts, default_group=False, log=print, py_spy=None):
         self.py_spy = py_spy
-        self.server = server
+        self.servers = servers
+        server = servers[0]
         self.c = counts
         self.default_group = default_group
         self.log = log
         self.client = Client(server.port)
         self.client.headers["X-Roles"] = "admin"
+        self.writers = [self.client] + [Client(s.port) for s in servers[1:]]
+        for w in self.writers[1:]:
+            w.headers = self.client.headers  # shared: the project is set later
         self.hosts = [host_name(i) for i in range(counts["agents"])]
         self.nets = []  # network ids
         self.holders = {}  # network id -> set of hosts
@@ -285,8 +291,9 @@ class Driver:
         n = self.c["procs"]
         shares = [self.hosts[i::n] for i in range(n)]
         t0 = time.monotonic()
-        for share in shares:
-            p = ctx.Process(target=agent_process, args=(share, self.server.port, self.out),
+        for i, share in enumerate(shares):
+            port = self.servers[i % len(self.servers)].port
+            p = ctx.Process(target=agent_process, args=(share, port, self.out),
                             daemon=True)
             p.start()
             self.procs.append(p)
@@ -332,7 +339,11 @@ class Driver:
         c = self.c
         pg = getattr(self, "pg", None)
         db_root = pg.postmaster_pid if pg is not None else None
-        server_root = self.server.proc.pid
+        roots = [s.proc.pid for s in self.servers]
+        workers = [p for r in roots for p in (tree(r)[1:] or [r])]
+
+        def server_ticks():
+            return sum(cpu_ticks(r) for r in roots)
         hz = os.sysconf("SC_CLK_TCK")
         prof = Profiler(self.py_spy, self.log) if self.py_spy else None
 
@@ -340,10 +351,10 @@ class Driver:
         list(self._drain(time.monotonic() + 1.0))
         idle_s = 5.0
         if prof:
-            prof.start(tree(server_root)[1:] or [server_root], "idle")
-        i0 = cpu_ticks(server_root)
+            prof.start(workers, "idle")
+        i0 = server_ticks()
         list(self._drain(time.monotonic() + idle_s))
-        idle = (cpu_ticks(server_root) - i0) * 1000 / hz / idle_s
+        idle = (server_ticks() - i0) * 1000 / hz / idle_s
         if prof:
             prof.stop()
         stray = list(self.replies)
@@ -354,8 +365,8 @@ class Driver:
         uninvolved = 0
         counts = []
         if prof:
-            prof.start(tree(server_root)[1:] or [server_root], "series")
-        s0 = cpu_ticks(server_root)
+            prof.start(workers, "series")
+        s0 = server_ticks()
         d0 = cpu_ticks(db_root) if db_root else 0
         x0 = self.db_xacts()
         w0 = time.monotonic()
@@ -365,7 +376,8 @@ class Driver:
             nid = self.nets[i % len(self.nets)]
             interested = set(self.holders[nid])
             host = rnd.choice(sorted(interested))
-            port = self.client.json("POST", "/v2.0/ports",
+            writer = self.writers[i % len(self.writers)]
+            port = writer.json("POST", "/v2.0/ports",
                                     {"port": self._port_body(nid, host)}, 201)["port"]
             t0 = time.monotonic()
             got = {}
@@ -388,7 +400,7 @@ class Driver:
             per_change.append(max(lat) if len(lat) == len(interested) else
                               CHANGE_DEADLINE * 1000)
         w1 = time.monotonic()
-        s1 = cpu_ticks(server_root)
+        s1 = server_ticks()
         d1 = cpu_ticks(db_root) if db_root else 0
         x1 = self.db_xacts()
         if prof:
@@ -557,6 +569,8 @@ def main(argv=None):
     p.add_argument("--procs", type=int, help="agent processes")
     p.add_argument("--default-group", action="store_true",
                    help="ports in the project's default security group")
+    p.add_argument("--servers", type=int, default=1,
+                   help="server processes on the same database (each with --workers)")
     p.add_argument("--keep-log", action="store_true")
     p.add_argument("--py-spy", metavar="PATH",
                    help="profile the server's workers with this py-spy binary")
@@ -573,7 +587,8 @@ def main(argv=None):
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     tmp = tempfile.mkdtemp(prefix="qovs-fanout-")
-    pg = server = driver = None
+    pg = driver = None
+    servers = []
     result = {}
     try:
         if args.db == "postgresql":
@@ -584,12 +599,13 @@ def main(argv=None):
             url = f"sqlite:///{tmp}/fanout.sqlite"
         conf = ("agent_down_time = 86400\nwsgi_green_threads = 4000\n"
                 "[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n")
-        server = ServerProcess(url, workers=workers, extra_conf=conf,
-                               log_path=os.path.join(tmp, "server.log"))
-        server.start()
-        print(f"bench/fanout.py: db={args.db} workers={workers} {counts}; "
-              f"server pid {server.proc.pid}", flush=True)
-        driver = Driver(server, counts, args.default_group,
+        for i in range(args.servers):
+            servers.append(ServerProcess(url, workers=workers, extra_conf=conf,
+                                         log_path=os.path.join(tmp, f"server{i}.log")))
+            servers[-1].start()
+        print(f"bench/fanout.py: db={args.db} servers={args.servers} workers={workers} "
+              f"{counts}; server pids {[s.proc.pid for s in servers]}", flush=True)
+        driver = Driver(servers, counts, args.default_group,
                         log=lambda s: print(s, flush=True), py_spy=args.py_spy)
         driver.pg = pg
         driver.client.headers["X-Project-Id"] = PROJECT
@@ -600,7 +616,7 @@ def main(argv=None):
     finally:
         if driver is not None:
             driver.stop_agents()
-        if server is not None:
+        for server in servers:
             server.stop()
             if args.keep_log:
                 print(f"server log: {server.log_path}")
@@ -608,7 +624,8 @@ def main(argv=None):
             pg.stop()
         if not args.keep_log:
             shutil.rmtree(tmp, ignore_errors=True)
-    line = {"bench": "fanout", "db": args.db, "workers": workers, "quick": args.quick,
+    line = {"bench": "fanout", "db": args.db, "servers": args.servers, "workers": workers,
+            "quick": args.quick,
             "default_group": args.default_group}
     line.update(result)
     print(json.dumps(line))
