@@ -9,6 +9,7 @@ import eventlet
 
 eventlet.monkey_patch()
 
+import ctypes  # noqa: E402
 import errno  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -44,6 +45,33 @@ def serve(conf, sock):
                          max_size=conf.wsgi_green_threads)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _pdeathsig():
+    """prctl(2) from libc on Linux, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+def _die_with_parent(prctl, parent):
+    """In a forked worker: SIGTERM when the parent dies, even by SIGKILL,
+    so that no worker keeps serving (and holding the socket) on its own."""
+    if prctl is None:
+        return
+    if prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        LOG.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(0)
+
+
 def setup_logging(debug=False):
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s",
@@ -68,12 +96,15 @@ def main(argv=None):
             pass
         return 0
     children = set()
+    prctl = _pdeathsig()
+    parent = os.getpid()
 
     def spawn():
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _die_with_parent(prctl, parent)
             try:
                 serve(conf, sock)
             finally:
