@@ -288,15 +288,21 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
                    if c.resource in GROUP_RESOURCES}
         removed_groups = touched - {g.id for g in groups}
 
-    # Remote hosts: only those whose presence or tunnel IP may have changed
-    # (hosts named by the changes, and those of networks the host gained
-    # or lost), each sent again when still needed, removed otherwise.
+    # Remote hosts: only those whose presence may have changed (hosts of
+    # changed ports on the host's networks, and of networks it gained or
+    # lost: sent again when still needed, removed otherwise) or whose
+    # tunnel IP may have (agent changes: sent when needed).
     memo = {} if memo is None else memo
-    candidates = {c.host for c in changes if c.host}
+    mine = nets_now | gone_nets
+    candidates = {c.host for c in changes
+                  if c.host and c.resource == "port" and c.network_id in mine}
     if new_nets or gone_nets:
         candidates |= _net_hosts(s, new_nets | gone_nets, memo)
+    readdressed = {c.host for c in changes if c.resource == "agent"}
     candidates.discard(host)
-    present = {h for h, nets in _host_networks(s, candidates, memo).items() if nets & nets_now}
+    readdressed.discard(host)
+    present = {h for h, nets in _host_networks(s, candidates | readdressed, memo).items()
+               if nets & nets_now}
     remote = _with_tunnel_ips(s, present, memo)
     gone_hosts = candidates - {h.name for h in remote}
     return m.Delta(
