@@ -219,8 +219,15 @@ class Plugin:
             # Hosts whose rules name the port's groups as remote groups
             # must learn of its addresses.
             for b in getattr(obj, "security_group_bindings", None) or ():
-                session.add(models.Change(resource="sg_member", op=op, host=host,
-                                          resource_id=b.security_group_id))
+                self.record_member(session, b.security_group_id, op, host)
+
+    @staticmethod
+    def record_member(session, group_id, op, host=None):
+        """A port joined, left or changed its addresses in a group: the
+        hosts whose rules name the group as remote group must learn it."""
+        session.info[NOTIFY] = True
+        session.add(models.Change(resource="sg_member", op=op, host=host,
+                                  resource_id=group_id))
 
     @staticmethod
     def _bump(obj):

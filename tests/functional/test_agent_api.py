@@ -310,3 +310,55 @@ def test_change_table_is_pruned_and_sequence_keeps_growing(api):
     later = bound_port(api, net["id"], HOST_A)
     reply = state(api, HOST_A, since=first["revision"], timeout=5)
     assert [p["id"] for p in reply["delta"]["ports"]] == [later["id"]]
+
+
+def test_remote_group_membership_follows_port_group_changes(api):
+    """A host whose rules name a remote group learns when a port on another
+    network (and host) joins or leaves that group, or changes its address."""
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+
+    def group(name):
+        return api.post("/v2.0/security-groups", {"security_group": {"name": name}},
+                        status=201).data["security_group"]
+    web, db_group, other = group("web"), group("db"), group("other")
+    api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": web["id"], "direction": "ingress", "ethertype": "IPv4",
+        "remote_group_id": db_group["id"]}}, status=201)
+    net_a, net_b = api.network(), api.network()
+    sub_a = api.subnet(net_a["id"], "10.21.0.0/24")
+    sub_b = api.subnet(net_b["id"], "10.22.0.0/24")
+    assert sub_a and sub_b
+    bound_port(api, net_a["id"], HOST_A, security_groups=[web["id"]])
+    member = bound_port(api, net_b["id"], HOST_B, security_groups=[db_group["id"]])
+    ip = member["fixed_ips"][0]["ip_address"]
+
+    first = state(api, HOST_A)
+    view = wire.view_from_dict(first["view"])
+    rev = first["revision"]
+
+    def members():
+        return {g.id: g.member_ips for g in view.security_groups}.get(db_group["id"])
+
+    def follow():
+        nonlocal view, rev
+        reply = state(api, HOST_A, since=rev, timeout=0)
+        view = (wire.view_from_dict(reply["view"]) if reply["full"] else
+                wire.apply_delta(view, wire.delta_from_dict(reply["delta"])))
+        rev = reply["revision"]
+        want = wire.view_from_dict(state(api, HOST_A)["view"])
+        assert canon(view) == canon(want)
+
+    assert members() == {ip}
+    # The port leaves the remote group.
+    api.put(f"/v2.0/ports/{member['id']}", {"port": {"security_groups": [other["id"]]}},
+            admin=True, status=200)
+    follow()
+    assert members() == frozenset()
+    # ... comes back with a new address.
+    api.put(f"/v2.0/ports/{member['id']}", {"port": {
+        "security_groups": [db_group["id"]],
+        "fixed_ips": [{"subnet_id": sub_b["id"], "ip_address": "10.22.0.99"}]}},
+        admin=True, status=200)
+    follow()
+    assert members() == {"10.22.0.99"}
