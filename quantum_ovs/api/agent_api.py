@@ -357,7 +357,11 @@ class AgentAPI:
                 if port.binding.vif_type == "ovs":
                     self.plugin._bump(port)
                     self.plugin._record(s, "port", port, "update", port.network_id)
-            if started or waiting or moved:
+            # Other hosts care about this host's address (it is in their
+            # tunnels), not about its restarts: a restart (``started``) with
+            # the same address changes nothing for them, and waking every
+            # agent of the cloud for each restarted one would not scale.
+            if moved:
                 s.info[session.NOTIFY] = True
                 s.add(models.Change(resource="agent", resource_id=agent.id, op="update",
                                     host=host))

@@ -362,3 +362,24 @@ def test_remote_group_membership_follows_port_group_changes(api):
         admin=True, status=200)
     follow()
     assert members() == {"10.22.0.99"}
+
+
+def test_agent_restart_wakes_no_other_host(api):
+    """Re-registering after a restart with the same tunnel IP concerns no
+    other host (with 10,000 agents, a rolling restart would otherwise wake
+    every agent once per restarted one); a new address does."""
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    net = api.network()
+    api.subnet(net["id"], "10.23.0.0/24")
+    bound_port(api, net["id"], HOST_A)
+    bound_port(api, net["id"], HOST_B)
+    rev = state(api, HOST_B)["revision"]
+    register(api, HOST_A, "192.0.2.1")  # started, same address
+    t0 = time.monotonic()
+    reply = state(api, HOST_B, since=rev, timeout=1)
+    assert time.monotonic() - t0 >= 0.9 and reply["delta"]["remote_hosts"] == []
+    register(api, HOST_A, "192.0.2.11")
+    reply = state(api, HOST_B, since=reply["revision"], timeout=5)
+    assert [(h["name"], h["tunnel_ip"]) for h in reply["delta"]["remote_hosts"]] == \
+        [(HOST_A, "192.0.2.11")]
