@@ -118,6 +118,20 @@ class SecurityGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupMembers:
+    """A membership change of a group, without its whole member list:
+    exactly which of ``addresses`` are members now (the others of them are
+    not, whatever the receiver had)."""
+
+    security_group_id: str
+    addresses: frozenset[str] = frozenset()
+    members: frozenset[str] = frozenset()
+
+    def applied_to(self, member_ips: frozenset[str]) -> frozenset[str]:
+        return (member_ips - self.addresses) | self.members
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteHost:
     name: str
     tunnel_ip: str
@@ -179,3 +193,5 @@ class Delta:
     removed_ports: tuple[str, ...] = ()
     removed_security_groups: tuple[str, ...] = ()
     removed_remote_hosts: tuple[str, ...] = ()
+    # Applied after the upserts, to groups the view has (others: ignored).
+    group_members: tuple[GroupMembers, ...] = ()

@@ -113,7 +113,10 @@ def delta_to_dict(dl):
             "removed_subnets": list(dl.removed_subnets),
             "removed_ports": list(dl.removed_ports),
             "removed_security_groups": list(dl.removed_security_groups),
-            "removed_remote_hosts": list(dl.removed_remote_hosts)}
+            "removed_remote_hosts": list(dl.removed_remote_hosts),
+            "group_members": [{"security_group_id": gm.security_group_id,
+                               "addresses": sorted(gm.addresses),
+                               "members": sorted(gm.members)} for gm in dl.group_members]}
 
 
 def delta_from_dict(d):
@@ -127,7 +130,11 @@ def delta_from_dict(d):
                    removed_subnets=tuple(d.get("removed_subnets", ())),
                    removed_ports=tuple(d.get("removed_ports", ())),
                    removed_security_groups=tuple(d.get("removed_security_groups", ())),
-                   removed_remote_hosts=tuple(d.get("removed_remote_hosts", ())))
+                   removed_remote_hosts=tuple(d.get("removed_remote_hosts", ())),
+                   group_members=tuple(m.GroupMembers(x["security_group_id"],
+                                                      frozenset(x.get("addresses", ())),
+                                                      frozenset(x.get("members", ())))
+                                       for x in d.get("group_members", ())))
 
 
 def apply_delta(view, delta):
@@ -150,6 +157,10 @@ def apply_delta(view, delta):
         ports = {k: p for k, p in ports.items() if p.network_id not in gone}
     groups = merge(view.security_groups, delta.security_groups,
                    delta.removed_security_groups)
+    for gm in delta.group_members:
+        g = groups.get(gm.security_group_id)
+        if g is not None:
+            groups[g.id] = m.SecurityGroup(g.id, g.rules, gm.applied_to(g.member_ips))
     hosts = merge(view.remote_hosts, delta.remote_hosts, delta.removed_remote_hosts,
                   key=lambda h: h.name)
     return view.replace(networks=tuple(nets.values()), subnets=tuple(subnets.values()),

@@ -64,7 +64,7 @@ OPTS = [("agent_api", [
                       "concurrent transaction may still commit."),
 ])]
 
-Change = collections.namedtuple("Change", "seq resource resource_id network_id host op")
+Change = collections.namedtuple("Change", "seq resource resource_id network_id host op detail")
 _Waiter = collections.namedtuple("_Waiter", "event keys")
 _SEQ = operator.attrgetter("seq")
 
@@ -203,7 +203,7 @@ class ChangeFeed:
 
     def _refresh(self):
         C = models.Change
-        q = sa.select(C.seq, C.resource, C.resource_id, C.network_id, C.host, C.op)
+        q = sa.select(C.seq, C.resource, C.resource_id, C.network_id, C.host, C.op, C.detail)
         with self.db.reader() as s:
             rows = s.execute(q.where(C.seq > self.latest).order_by(C.seq).limit(10000)).all()
             late = []
@@ -410,7 +410,7 @@ class AgentAPI:
                     # Unless one of the host's own ports changed, its networks
                     # and groups are still those cached.
                     own = any(c.host == host for c in mine)
-                    return self._delta(host, mine, mark, None if own else (nets, local))
+                    return self._delta(host, mine, mark, None if own else (nets, local, groups))
                 left = deadline - time.monotonic()
                 if left <= 0 or feed.stopped:
                     rev = max(since, mark)
@@ -463,12 +463,12 @@ class AgentAPI:
         key = revision  # the memo holds reads made at this revision only
         if self._memo_key != key:
             self._memo_key, self._memo = key, {}
-        nets, local = known or (None, None)
+        nets, local, needed = known or (None, None, None)
         # One build at a time: the hosts woken together by a change would
         # otherwise all miss the memo while the first one reads.
         with self._delta_lock, self.db.reader() as s:
             d = host_view.delta(s, host, changes, revision, self._memo,
-                                nets_now=nets, local=local)
+                                nets_now=nets, local=local, needed=needed)
         return json_response({"full": False, "revision": revision,
                               "delta": wire.delta_to_dict(d)})
 

@@ -257,6 +257,10 @@ class Engine:
             self._set_group(g)
         for p in delta.ports:
             self._set_port(p)
+        for gm in delta.group_members:
+            g = self.groups.get(gm.security_group_id)
+            if g is not None:
+                self._set_group(SecurityGroup(g.id, g.rules, gm.applied_to(g.member_ips)))
         self.revision = max(self.revision, delta.revision)
         return self._flush()
 

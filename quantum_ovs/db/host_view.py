@@ -238,14 +238,15 @@ def _memo(memo, key, fn):
     return memo[key]
 
 
-def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
+def delta(s, host, changes, revision, memo=None, nets_now=None, local=None, needed=None):
     """The Delta for ``changes`` (rows after the agent's revision).
 
     ``memo``: a dict shared by the deltas built for the same changes at the
     same revision (for many hosts): what does not depend on the host is
-    read once.  ``nets_now`` and ``local``: the host's networks and its
-    ports' groups when the caller knows them (none of the changes is one
-    of the host's own ports)."""
+    read once.  ``nets_now``, ``local`` and ``needed``: the host's
+    networks, its ports' groups and those with the groups their rules name,
+    when the caller knows them (none of the changes is one of the host's
+    own ports)."""
     port_ids = {c.resource_id for c in changes if c.resource == "port"}
     if nets_now is None:
         nets_now = local_networks(s, host)
@@ -277,16 +278,31 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
                        if x.network_id in nets_now and x.network_id not in new_nets)
     removed_subnets = subnet_ids - {x.id for x in subnets}
 
-    groups = ()
+    groups, members = (), ()
     removed_groups = set()
     sg_changed = any(c.resource in GROUP_RESOURCES for c in changes)
-    if port_ids or sg_changed or new_nets:
+    rules_changed = any(c.resource == "security_group" for c in changes)
+    if not (local_changed or new_nets or gone_nets or rules_changed):
+        # The groups the host needs are those it had: send what changed of
+        # their members (exactly which of the addresses involved are
+        # members now), not the groups.
+        memo = {} if memo is None else memo
+        mine = local_groups(s, host) if local is None else local
+        if needed is None:
+            needed = relevant_groups(s, host, mine)
+        groups, members = _member_changes(s, changes, mine, needed, memo)
+    elif port_ids or sg_changed or new_nets:
         mine = local_groups(s, host) if local is None else local
         groups = _memo(memo, ("groups", frozenset(mine)), lambda: load_groups(s, mine))
-        # Groups the changes touched that the host no longer needs.
-        touched = {c.resource_id for c in changes
-                   if c.resource in GROUP_RESOURCES}
-        removed_groups = touched - {g.id for g in groups}
+        # Groups the host may have had and no longer needs: those the
+        # changes touched, those of its changed ports (a port that moves
+        # away keeps its groups: no membership row), and the groups these
+        # name as remote groups.
+        had = {c.resource_id for c in changes if c.resource in GROUP_RESOURCES}
+        if local_changed:
+            had |= {r[0] for r in s.execute(
+                sa.select(SGB.security_group_id).where(SGB.port_id.in_(local_changed)))}
+        removed_groups = relevant_groups(s, host, had) - {g.id for g in groups}
 
     # Remote hosts: only those whose presence may have changed (hosts of
     # changed ports on the host's networks, and of networks it gained or
@@ -315,4 +331,45 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
         removed_networks=tuple(sorted(gone_nets)),
         removed_subnets=tuple(sorted(removed_subnets)),
         removed_ports=tuple(sorted(removed_ports)),
-        removed_security_groups=tuple(sorted(removed_groups)))
+        removed_security_groups=tuple(sorted(removed_groups)),
+        group_members=members)
+
+
+def _member_changes(s, changes, local, needed, memo):
+    """(groups to send whole, GroupMembers) for the membership rows among
+    ``changes`` of the groups the host needs.  A row without the addresses
+    it involves (written before they were recorded) sends its group whole."""
+    involved, whole = {}, set()
+    for c in changes:
+        if c.resource != "sg_member" or c.resource_id not in needed:
+            continue
+        if c.detail is None:
+            whole.add(c.resource_id)
+        else:
+            involved.setdefault(c.resource_id, set()).update(json.loads(c.detail))
+    groups = ()
+    if whole:
+        loaded = _memo(memo, ("groups", frozenset(local)), lambda: load_groups(s, local))
+        groups = tuple(g for g in loaded if g.id in whole)
+    members = tuple(
+        m.GroupMembers(gid, frozenset(addrs), _members_among(s, gid, addrs, memo))
+        for gid, addrs in sorted(involved.items()) if gid not in whole)
+    return groups, members
+
+
+def _members_among(s, group_id, addresses, memo):
+    """Which of ``addresses`` are members of the group now (a fixed IP or
+    an allowed address pair of one of its ports)."""
+    key = ("members_among", group_id, frozenset(addresses))
+    if key not in memo:
+        found = set()
+        for chunk in _chunks(addresses):
+            found.update(s.execute(
+                sa.select(A.ip_address).join(SGB, SGB.port_id == A.port_id)
+                .where(SGB.security_group_id == group_id, A.ip_address.in_(chunk))).scalars())
+            found.update(s.execute(
+                sa.select(AAP.ip_address).join(SGB, SGB.port_id == AAP.port_id)
+                .where(SGB.security_group_id == group_id,
+                       AAP.ip_address.in_(chunk))).scalars())
+        memo[key] = frozenset(found)
+    return memo[key]

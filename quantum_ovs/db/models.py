@@ -7,7 +7,7 @@ order the same way in every database.
 
 import datetime
 
-from sqlalchemy import (Boolean, DateTime, ForeignKey, Integer, String,
+from sqlalchemy import (Boolean, DateTime, ForeignKey, Integer, String, Text,
                         UniqueConstraint, Index, BigInteger)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -175,6 +175,10 @@ class Change(Base):
     op: Mapped[str] = mapped_column(String(8))
     revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    # sg_member rows: the port's addresses before and after the change (a
+    # JSON list), so that hosts get which of them are members now instead
+    # of the group's whole member list.  NULL: unknown, send the group.
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 # --------------------------------------------------------------- provider

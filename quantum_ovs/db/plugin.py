@@ -6,6 +6,7 @@ is the controller's job; the plugin scopes what a non-admin can see.
 """
 
 import ipaddress
+import json
 import random
 import uuid
 
@@ -120,6 +121,14 @@ class Collection:
         s.delete(obj)
 
 
+def port_membership(port):
+    """(the port's security group ids, its addresses: fixed IPs and
+    allowed address pairs), what its groups' membership depends on."""
+    return ({b.security_group_id for b in port.security_group_bindings or ()},
+            {a.ip_address for a in port.fixed_ips or ()} |
+            {p.ip_address for p in port.allowed_address_pairs or ()})
+
+
 class Plugin:
     """CRUD for the core resources.  ``conf`` is an oslo.config object."""
 
@@ -207,7 +216,13 @@ class Plugin:
         for fn in self.hooks.get((collection, phase), ()):
             fn(*args)
 
-    def _record(self, session, resource, obj, op, network_id=None, host=None):
+    def _record(self, session, resource, obj, op, network_id=None, host=None,
+                before=None, members=True):
+        """A change row for ``obj``.  For a port, also one membership row
+        per security group it is in (or, given ``before`` = (its groups,
+        its addresses) before this write, was in) naming the addresses
+        involved, unless ``members`` is false or (for an update) neither
+        its groups nor its addresses changed."""
         if host is None and resource == "port":
             binding = getattr(obj, "binding", None)
             host = binding.host if binding is not None and binding.host else None
@@ -215,19 +230,19 @@ class Plugin:
         session.add(models.Change(resource=resource, resource_id=obj.id, op=op,
                                   network_id=network_id, host=host,
                                   revision_number=getattr(obj, "revision_number", 0)))
-        if resource == "port":
-            # Hosts whose rules name the port's groups as remote groups
-            # must learn of its addresses.
-            for b in getattr(obj, "security_group_bindings", None) or ():
-                self.record_member(session, b.security_group_id, op, host)
-
-    @staticmethod
-    def record_member(session, group_id, op, host=None):
-        """A port joined, left or changed its addresses in a group: the
-        hosts whose rules name the group as remote group must learn it."""
-        session.info[NOTIFY] = True
-        session.add(models.Change(resource="sg_member", op=op, host=host,
-                                  resource_id=group_id))
+        if resource != "port" or not members:
+            return
+        # Hosts whose rules name the port's groups as remote groups must
+        # learn of its addresses.
+        groups, addresses = port_membership(obj)
+        if before is not None:
+            if op == "update" and before == (groups, addresses):
+                return
+            groups, addresses = groups | before[0], addresses | before[1]
+        detail = json.dumps(sorted(addresses))
+        for gid in sorted(groups):
+            session.add(models.Change(resource="sg_member", op=op, host=host,
+                                      resource_id=gid, detail=detail))
 
     @staticmethod
     def _bump(obj):
@@ -720,6 +735,7 @@ class Plugin:
     def update_port(self, ctx, id_, a):
         def txn(s):
             port = self._get(s, ctx, "ports", id_, lock=True)
+            before = port_membership(port)
             if "mac_address" in a and a["mac_address"] != port.mac_address:
                 if self._mac_in_use(s, port.network_id, a["mac_address"]):
                     raise exceptions.MacAddressInUse(net_id=port.network_id,
@@ -749,7 +765,7 @@ class Plugin:
                     setattr(port, k, a[k])
             self._run_hooks("ports", "update", s, ctx, port, a)
             self._bump(port)
-            self._record(s, "port", port, "update", port.network_id)
+            self._record(s, "port", port, "update", port.network_id, before=before)
             s.flush()
             return self._to_dict("ports", port)
         return self.db.write(txn)

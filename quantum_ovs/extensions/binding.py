@@ -124,7 +124,8 @@ def setup(plugin, conf):
         if HOST in a and a[HOST] != b.host:
             if b.host:
                 # The old host must learn that the port left it.
-                plugin._record(s, "port", port, "update", port.network_id, host=b.host)
+                plugin._record(s, "port", port, "update", port.network_id, host=b.host,
+                               members=False)
             b.host = a[HOST]
             b.flows_installed = False
             b.ofport = None

@@ -584,12 +584,7 @@ def setup(plugin, conf):
             if ids and not port.port_security_enabled:
                 raise PortSecurityAndIPRequiredForSecurityGroups()
             ids = _groups_for_port(plugin, s, ctx, port, ids)
-            before = {b.security_group_id for b in port.security_group_bindings}
-            _set_port_groups(port, ids)
-            # The groups it stays in or joins are recorded with the port.
-            host = port.binding.host if getattr(port, "binding", None) else None
-            for gid in sorted(before - set(ids)):
-                plugin.record_member(s, gid, "update", host or None)
+            _set_port_groups(port, ids)  # update_port records the groups it left too
         elif not port.port_security_enabled and port.security_group_bindings:
             raise PortSecurityPortHasSecurityGroup()
 

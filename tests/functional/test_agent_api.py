@@ -181,10 +181,17 @@ def test_long_poll_wakes_only_the_hosts_concerned(api):
 
 
 OPS = ["add_local", "add_remote", "del_port", "move_port", "new_net_local",
-       "update_port", "add_subnet", "del_net", "rule", "member", "retunnel"]
+       "update_port", "add_subnet", "del_net", "rule", "member", "retunnel",
+       "member", "regroup", "readdress"]
 
 
-@pytest.mark.parametrize("seed", range(4))
+def default_group(api, project="p1"):
+    groups = api.get("/v2.0/security-groups?name=default", project=project,
+                     status=200).data["security_groups"]
+    return groups[0]["id"]
+
+
+@pytest.mark.parametrize("seed", range(6))
 def test_deltas_equal_full_views(api, seed):
     """Applying each delta to the agent's view gives the full view."""
     import random
@@ -241,6 +248,28 @@ def test_deltas_equal_full_views(api, seed):
         elif op == "retunnel":
             # A remote host's tunnel IP changes.
             register(api, rnd.choice([HOST_B, HOST_C]), f"192.0.2.{rnd.randrange(10, 200)}")
+        elif op == "member":
+            # A member of the default group (a remote group of HOST_A's
+            # ports) appears on a network HOST_A does not hold.
+            ports.append(bound_port(api, new_net()["id"], rnd.choice([HOST_B, HOST_C])))
+        elif op == "regroup" and ports:
+            p = rnd.choice(ports)
+            groups = [] if p["security_groups"] else [default_group(api)]
+            p.update(api.put(f"/v2.0/ports/{p['id']}", {"port": {"security_groups": groups}},
+                             admin=True, status=200).data["port"])
+        elif op == "readdress" and ports:
+            p = rnd.choice(ports)
+            ip = p["fixed_ips"][0]
+            new = ip["ip_address"].rsplit(".", 1)[0] + f".{rnd.randrange(100, 250)}"
+            r = api.put(f"/v2.0/ports/{p['id']}", {"port": {"fixed_ips": [
+                {"subnet_id": ip["subnet_id"], "ip_address": new}]}}, admin=True)
+            if r.status_int == 200:
+                p.update(r.data["port"])
+        elif op == "rule":
+            api.post("/v2.0/security-group-rules", {"security_group_rule": {
+                "security_group_id": default_group(api), "direction": "ingress",
+                "ethertype": "IPv4", "protocol": "tcp",
+                "port_range_min": 1000 + step, "port_range_max": 1000 + step}}, status=201)
         reply = state(api, HOST_A, since=rev, timeout=0)
         if reply["full"]:
             view = wire.view_from_dict(reply["view"])
@@ -348,13 +377,18 @@ def test_remote_group_membership_follows_port_group_changes(api):
         rev = reply["revision"]
         want = wire.view_from_dict(state(api, HOST_A)["view"])
         assert canon(view) == canon(want)
+        return reply
 
     assert members() == {ip}
     # The port leaves the remote group.
     api.put(f"/v2.0/ports/{member['id']}", {"port": {"security_groups": [other["id"]]}},
             admin=True, status=200)
-    follow()
+    reply = follow()
     assert members() == frozenset()
+    # Sent as a membership change, not as the group's whole member list.
+    assert reply["delta"]["security_groups"] == []
+    assert [(x["security_group_id"], x["addresses"], x["members"])
+            for x in reply["delta"]["group_members"]] == [(db_group["id"], [ip], [])]
     # ... comes back with a new address.
     api.put(f"/v2.0/ports/{member['id']}", {"port": {
         "security_groups": [db_group["id"]],
