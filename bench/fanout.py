@@ -63,6 +63,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.api import Client  # noqa: E402
+from tests.fixtures.procs import children, stat_fields  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 
 PROJECT = "fanout"
@@ -192,11 +193,6 @@ def agent_process(hosts, port, out):
 
 
 # ---------------------------------------------------------------- driver
-def _stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
 def cpu_ticks(root):
     """CPU ticks of ``root`` and its live children (utime + stime), plus
     what its reaped children used (cutime + cstime of ``root``): PostgreSQL
@@ -204,28 +200,13 @@ def cpu_ticks(root):
     total = 0
     for pid in tree(root):
         try:
-            fields = _stat(pid)
+            fields = stat_fields(pid)
             total += int(fields[11]) + int(fields[12])
             if pid == root:
                 total += int(fields[13]) + int(fields[14])
         except (OSError, IndexError, ValueError):
             pass
     return total
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid:
-            out.append(int(d))
-    return out
 
 
 def tree(pid):

@@ -280,16 +280,22 @@ def test_deltas_equal_full_views(api, seed):
         assert canon(view) == canon(want), f"step {step}: {op}"
 
 
+def sharing(api, cidr):
+    """HOST_A and HOST_B registered, each with a port on one network."""
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    net = api.network()
+    api.subnet(net["id"], cidr)
+    bound_port(api, net["id"], HOST_A)
+    bound_port(api, net["id"], HOST_B)
+    return net
+
+
 def test_tunnel_ip_change_reaches_peers(api):
     """A host that re-registers with a new tunnel IP: the hosts sharing a
     network with it get the new address in a delta."""
-    register(api, HOST_A, "192.0.2.1")
-    register(api, HOST_B, "192.0.2.2")
+    sharing(api, "10.9.0.0/24")
     register(api, HOST_C, "192.0.2.3")
-    net = api.network()
-    api.subnet(net["id"], "10.9.0.0/24")
-    bound_port(api, net["id"], HOST_A)
-    bound_port(api, net["id"], HOST_B)
     first = state(api, HOST_A)
     assert {h["name"]: h["tunnel_ip"] for h in first["view"]["remote_hosts"]} == \
         {HOST_B: "192.0.2.2"}
@@ -402,12 +408,7 @@ def test_agent_restart_wakes_no_other_host(api):
     """Re-registering after a restart with the same tunnel IP concerns no
     other host (with 10,000 agents, a rolling restart would otherwise wake
     every agent once per restarted one); a new address does."""
-    register(api, HOST_A, "192.0.2.1")
-    register(api, HOST_B, "192.0.2.2")
-    net = api.network()
-    api.subnet(net["id"], "10.23.0.0/24")
-    bound_port(api, net["id"], HOST_A)
-    bound_port(api, net["id"], HOST_B)
+    sharing(api, "10.23.0.0/24")
     rev = state(api, HOST_B)["revision"]
     register(api, HOST_A, "192.0.2.1")  # started, same address
     t0 = time.monotonic()
