@@ -418,8 +418,12 @@ class Agent:
             self.reported.update(installed)
             self.to_unplug.clear()
         except (sync_client.ServerUnavailable, sync_client.ServerError) as e:
+            if self.stop_event.is_set():
+                return  # stopping: the next agent reports them
             LOG.info("could not report ports (%s); will retry", e)
-            threading.Timer(1.0, lambda: self.events.put(("resync-report", None))).start()
+            retry = threading.Timer(1.0, lambda: self.events.put(("resync-report", None)))
+            retry.daemon = True  # never holds up the process's exit
+            retry.start()
 
 
 def _unix_listener(path):
