@@ -195,3 +195,6 @@ class Delta:
     removed_remote_hosts: tuple[str, ...] = ()
     # Applied after the upserts, to groups the view has (others: ignored).
     group_members: tuple[GroupMembers, ...] = ()
+    # True: ``security_groups`` is every group the host needs now; drop
+    # the others (sent when what it needs may have changed).
+    groups_complete: bool = False

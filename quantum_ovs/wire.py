@@ -116,7 +116,8 @@ def delta_to_dict(dl):
             "removed_remote_hosts": list(dl.removed_remote_hosts),
             "group_members": [{"security_group_id": gm.security_group_id,
                                "addresses": sorted(gm.addresses),
-                               "members": sorted(gm.members)} for gm in dl.group_members]}
+                               "members": sorted(gm.members)} for gm in dl.group_members],
+            "groups_complete": dl.groups_complete}
 
 
 def delta_from_dict(d):
@@ -134,7 +135,8 @@ def delta_from_dict(d):
                    group_members=tuple(m.GroupMembers(x["security_group_id"],
                                                       frozenset(x.get("addresses", ())),
                                                       frozenset(x.get("members", ())))
-                                       for x in d.get("group_members", ())))
+                                       for x in d.get("group_members", ())),
+                   groups_complete=bool(d.get("groups_complete", False)))
 
 
 def apply_delta(view, delta):
@@ -155,8 +157,8 @@ def apply_delta(view, delta):
     if gone:
         subnets = {k: s for k, s in subnets.items() if s.network_id not in gone}
         ports = {k: p for k, p in ports.items() if p.network_id not in gone}
-    groups = merge(view.security_groups, delta.security_groups,
-                   delta.removed_security_groups)
+    groups = merge(() if delta.groups_complete else view.security_groups,
+                   delta.security_groups, delta.removed_security_groups)
     for gm in delta.group_members:
         g = groups.get(gm.security_group_id)
         if g is not None:

@@ -89,7 +89,6 @@ class ChangeFeed:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._poked = False
         self.writes = 0  # pokes so far
         self._writes_read = 0  # pokes before the last refresh began
         self.gap_timeout = gap_timeout
@@ -134,12 +133,10 @@ class ChangeFeed:
     def poke(self):
         """A write of this process committed: refresh now."""
         self.writes += 1
-        if not self._poked:
-            self._poked = True
-            try:
-                self._wake_w.send(b"x")
-            except OSError:  # full (a wake-up is pending anyway) or closed
-                pass
+        try:
+            self._wake_w.send(b"x")
+        except OSError:  # full (a wake-up is pending anyway) or closed
+            pass
 
     @property
     def watermark(self):
@@ -156,7 +153,6 @@ class ChangeFeed:
                 timeout = self.idle_poll_interval
         ready, _, _ = select.select(fds, [], [], timeout)
         if self._wake_r in ready:
-            self._poked = False
             try:
                 self._wake_r.recv(4096)
             except OSError:  # nothing there after all
@@ -410,7 +406,7 @@ class AgentAPI:
                     # Unless one of the host's own ports changed, its networks
                     # and groups are still those cached.
                     own = any(c.host == host for c in mine)
-                    return self._delta(host, mine, mark, None if own else (nets, local, groups))
+                    return self._delta(host, mine, mark, None if own else (nets, local))
                 left = deadline - time.monotonic()
                 if left <= 0 or feed.stopped:
                     rev = max(since, mark)
@@ -463,12 +459,12 @@ class AgentAPI:
         key = revision  # the memo holds reads made at this revision only
         if self._memo_key != key:
             self._memo_key, self._memo = key, {}
-        nets, local, needed = known or (None, None, None)
+        nets, local = known or (None, None)
         # One build at a time: the hosts woken together by a change would
         # otherwise all miss the memo while the first one reads.
         with self._delta_lock, self.db.reader() as s:
             d = host_view.delta(s, host, changes, revision, self._memo,
-                                nets_now=nets, local=local, needed=needed)
+                                nets_now=nets, local=local)
         return json_response({"full": False, "revision": revision,
                               "delta": wire.delta_to_dict(d)})
 

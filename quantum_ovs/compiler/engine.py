@@ -241,6 +241,10 @@ class Engine:
             self._remove_port(pid)
         for gid in delta.removed_security_groups:
             self._remove_group(gid)
+        if delta.groups_complete:
+            keep = {g.id for g in delta.security_groups}
+            for gid in [g for g in self.groups if g not in keep]:
+                self._remove_group(gid)
         for sid in delta.removed_subnets:
             self._remove_subnet(sid)
         for name in delta.removed_remote_hosts:

@@ -182,17 +182,23 @@ def local_groups(s, host):
         .where(B.host == host).distinct())}
 
 
+def remote_group_ids(s, group_ids):
+    """The groups that the rules of these groups name as remote groups."""
+    out = set()
+    for chunk in _chunks(group_ids):
+        out.update(r[0] for r in s.execute(
+            sa.select(R.remote_group_id)
+            .where(R.security_group_id.in_(chunk), R.remote_group_id.is_not(None)).distinct()))
+    return out
+
+
 def relevant_groups(s, host, local=None):
     """The host's groups (``local``, read when not given) and the groups
     their rules name as remote groups: a change of any of them concerns
     the host."""
     if local is None:
         local = local_groups(s, host)
-    if not local:
-        return local
-    return local | {r[0] for r in s.execute(
-        sa.select(R.remote_group_id)
-        .where(R.security_group_id.in_(local), R.remote_group_id.is_not(None)).distinct())}
+    return set(local) | remote_group_ids(s, local)
 
 
 def _tunnel_ip(s, host):
@@ -238,15 +244,14 @@ def _memo(memo, key, fn):
     return memo[key]
 
 
-def delta(s, host, changes, revision, memo=None, nets_now=None, local=None, needed=None):
+def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
     """The Delta for ``changes`` (rows after the agent's revision).
 
     ``memo``: a dict shared by the deltas built for the same changes at the
     same revision (for many hosts): what does not depend on the host is
-    read once.  ``nets_now``, ``local`` and ``needed``: the host's
-    networks, its ports' groups and those with the groups their rules name,
-    when the caller knows them (none of the changes is one of the host's
-    own ports)."""
+    read once.  ``nets_now`` and ``local``: the host's networks and its
+    ports' groups when the caller knows them (none of the changes is one of
+    the host's own ports)."""
     port_ids = {c.resource_id for c in changes if c.resource == "port"}
     if nets_now is None:
         nets_now = local_networks(s, host)
@@ -278,7 +283,7 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None, need
                        if x.network_id in nets_now and x.network_id not in new_nets)
     removed_subnets = subnet_ids - {x.id for x in subnets}
 
-    groups, members = (), ()
+    groups, members, complete = (), (), False
     removed_groups = set()
     sg_changed = any(c.resource in GROUP_RESOURCES for c in changes)
     rules_changed = any(c.resource == "security_group" for c in changes)
@@ -288,21 +293,13 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None, need
         # members now), not the groups.
         memo = {} if memo is None else memo
         mine = local_groups(s, host) if local is None else local
-        if needed is None:
-            needed = relevant_groups(s, host, mine)
-        groups, members = _member_changes(s, changes, mine, needed, memo)
+        groups, members = _member_changes(s, changes, mine, memo)
     elif port_ids or sg_changed or new_nets:
         mine = local_groups(s, host) if local is None else local
         groups = _memo(memo, ("groups", frozenset(mine)), lambda: load_groups(s, mine))
-        # Groups the host may have had and no longer needs: those the
-        # changes touched, those of its changed ports (a port that moves
-        # away keeps its groups: no membership row), and the groups these
-        # name as remote groups.
-        had = {c.resource_id for c in changes if c.resource in GROUP_RESOURCES}
-        if local_changed:
-            had |= {r[0] for r in s.execute(
-                sa.select(SGB.security_group_id).where(SGB.port_id.in_(local_changed)))}
-        removed_groups = relevant_groups(s, host, had) - {g.id for g in groups}
+        # What the host needs may have changed, and which groups it had is
+        # not known here: these are all of them, the agent drops the rest.
+        complete = True
 
     # Remote hosts: only those whose presence may have changed (hosts of
     # changed ports on the host's networks, and of networks it gained or
@@ -320,7 +317,8 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None, need
     present = {h for h, nets in _host_networks(s, candidates | readdressed, memo).items()
                if nets & nets_now}
     remote = _with_tunnel_ips(s, present, memo)
-    gone_hosts = candidates - {h.name for h in remote}
+    # (A readdressed host left without a tunnel IP is removed too.)
+    gone_hosts = (candidates | (readdressed & present)) - {h.name for h in remote}
     return m.Delta(
         revision=revision,
         networks=tuple(_memo(memo, ("nets", frozenset(new_nets | changed_nets)),
@@ -332,16 +330,19 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None, need
         removed_subnets=tuple(sorted(removed_subnets)),
         removed_ports=tuple(sorted(removed_ports)),
         removed_security_groups=tuple(sorted(removed_groups)),
-        group_members=members)
+        group_members=members, groups_complete=complete)
 
 
-def _member_changes(s, changes, local, needed, memo):
+def _member_changes(s, changes, local, memo):
     """(groups to send whole, GroupMembers) for the membership rows among
     ``changes`` of the groups the host needs.  A row without the addresses
     it involves (written before they were recorded) sends its group whole."""
+    # Members matter (and the full view has them) only for the groups the
+    # host's rules name as remote groups.
+    named = _memo(memo, ("named", frozenset(local)), lambda: remote_group_ids(s, local))
     involved, whole = {}, set()
     for c in changes:
-        if c.resource != "sg_member" or c.resource_id not in needed:
+        if c.resource != "sg_member" or c.resource_id not in named:
             continue
         if c.detail is None:
             whole.add(c.resource_id)

@@ -182,7 +182,7 @@ def test_long_poll_wakes_only_the_hosts_concerned(api):
 
 OPS = ["add_local", "add_remote", "del_port", "move_port", "new_net_local",
        "update_port", "add_subnet", "del_net", "rule", "member", "retunnel",
-       "member", "regroup", "readdress"]
+       "member", "regroup", "readdress", "unrule"]
 
 
 def default_group(api, project="p1"):
@@ -213,63 +213,76 @@ def test_deltas_equal_full_views(api, seed):
     view = wire.view_from_dict(first["view"])
     rev = first["revision"]
     for step in range(30):
-        op = rnd.choice(OPS)
-        live_nets = [n for n in nets if n is not None]
-        if op == "add_local" and live_nets:
-            ports.append(bound_port(api, rnd.choice(live_nets)["id"], HOST_A))
-        elif op == "add_remote" and live_nets:
-            ports.append(bound_port(api, rnd.choice(live_nets)["id"],
-                                    rnd.choice([HOST_B, HOST_C])))
-        elif op == "del_port" and ports:
-            p = ports.pop(rnd.randrange(len(ports)))
-            api.delete(f"/v2.0/ports/{p['id']}", admin=True, status=204)
-        elif op == "move_port" and ports:
-            p = rnd.choice(ports)
-            api.put(f"/v2.0/ports/{p['id']}", {"port": {"binding:host_id": rnd.choice(
-                [HOST_A, HOST_B, HOST_C, ""])}}, admin=True, status=200)
-        elif op == "new_net_local":
-            ports.append(bound_port(api, new_net()["id"], HOST_A))
-        elif op == "update_port" and ports:
-            p = rnd.choice(ports)
-            api.put(f"/v2.0/ports/{p['id']}", {"port": {"admin_state_up": rnd.random() < .5}},
-                    admin=True, status=200)
-        elif op == "add_subnet" and live_nets:
-            n = rnd.choice(live_nets)
-            api.post("/v2.0/subnets", {"subnet": {"network_id": n["id"], "ip_version": 6,
-                                                  "cidr": f"2001:db8:{step}::/64"}},
-                     admin=True)
-        elif op == "del_net" and live_nets:
-            n = rnd.choice(live_nets)
-            for p in [p for p in ports if p["network_id"] == n["id"]]:
+        # One to three operations between two polls.
+        ops = [rnd.choice(OPS) for _ in range(rnd.choice((1, 1, 2, 3)))]
+        for op in ops:
+            live_nets = [n for n in nets if n is not None]
+            if op == "add_local" and live_nets:
+                ports.append(bound_port(api, rnd.choice(live_nets)["id"], HOST_A))
+            elif op == "add_remote" and live_nets:
+                ports.append(bound_port(api, rnd.choice(live_nets)["id"],
+                                        rnd.choice([HOST_B, HOST_C])))
+            elif op == "del_port" and ports:
+                p = ports.pop(rnd.randrange(len(ports)))
                 api.delete(f"/v2.0/ports/{p['id']}", admin=True, status=204)
-                ports.remove(p)
-            api.delete(f"/v2.0/networks/{n['id']}", admin=True, status=204)
-            nets[nets.index(n)] = None
-        elif op == "retunnel":
-            # A remote host's tunnel IP changes.
-            register(api, rnd.choice([HOST_B, HOST_C]), f"192.0.2.{rnd.randrange(10, 200)}")
-        elif op == "member":
-            # A member of the default group (a remote group of HOST_A's
-            # ports) appears on a network HOST_A does not hold.
-            ports.append(bound_port(api, new_net()["id"], rnd.choice([HOST_B, HOST_C])))
-        elif op == "regroup" and ports:
-            p = rnd.choice(ports)
-            groups = [] if p["security_groups"] else [default_group(api)]
-            p.update(api.put(f"/v2.0/ports/{p['id']}", {"port": {"security_groups": groups}},
-                             admin=True, status=200).data["port"])
-        elif op == "readdress" and ports:
-            p = rnd.choice(ports)
-            ip = p["fixed_ips"][0]
-            new = ip["ip_address"].rsplit(".", 1)[0] + f".{rnd.randrange(100, 250)}"
-            r = api.put(f"/v2.0/ports/{p['id']}", {"port": {"fixed_ips": [
-                {"subnet_id": ip["subnet_id"], "ip_address": new}]}}, admin=True)
-            if r.status_int == 200:
-                p.update(r.data["port"])
-        elif op == "rule":
-            api.post("/v2.0/security-group-rules", {"security_group_rule": {
-                "security_group_id": default_group(api), "direction": "ingress",
-                "ethertype": "IPv4", "protocol": "tcp",
-                "port_range_min": 1000 + step, "port_range_max": 1000 + step}}, status=201)
+            elif op == "move_port" and ports:
+                p = rnd.choice(ports)
+                api.put(f"/v2.0/ports/{p['id']}", {"port": {"binding:host_id": rnd.choice(
+                    [HOST_A, HOST_B, HOST_C, ""])}}, admin=True, status=200)
+            elif op == "new_net_local":
+                ports.append(bound_port(api, new_net()["id"], HOST_A))
+            elif op == "update_port" and ports:
+                p = rnd.choice(ports)
+                api.put(f"/v2.0/ports/{p['id']}", {"port": {"admin_state_up": rnd.random() < .5}},
+                        admin=True, status=200)
+            elif op == "add_subnet" and live_nets:
+                n = rnd.choice(live_nets)
+                api.post("/v2.0/subnets", {"subnet": {"network_id": n["id"], "ip_version": 6,
+                                                      "cidr": f"2001:db8:{step}::/64"}},
+                         admin=True)
+            elif op == "del_net" and live_nets:
+                n = rnd.choice(live_nets)
+                for p in [p for p in ports if p["network_id"] == n["id"]]:
+                    api.delete(f"/v2.0/ports/{p['id']}", admin=True, status=204)
+                    ports.remove(p)
+                api.delete(f"/v2.0/networks/{n['id']}", admin=True, status=204)
+                nets[nets.index(n)] = None
+            elif op == "retunnel":
+                # A remote host's tunnel IP changes.
+                register(api, rnd.choice([HOST_B, HOST_C]), f"192.0.2.{rnd.randrange(10, 200)}")
+            elif op == "member":
+                # A member of the default group (a remote group of HOST_A's
+                # ports) appears on a network HOST_A does not hold.
+                ports.append(bound_port(api, new_net()["id"], rnd.choice([HOST_B, HOST_C])))
+            elif op == "regroup" and ports:
+                p = rnd.choice(ports)
+                groups = [] if p["security_groups"] else [default_group(api)]
+                p.update(api.put(f"/v2.0/ports/{p['id']}", {"port": {"security_groups": groups}},
+                                 admin=True, status=200).data["port"])
+            elif op == "readdress" and ports:
+                p = rnd.choice(ports)
+                ip = p["fixed_ips"][0]
+                new = ip["ip_address"].rsplit(".", 1)[0] + f".{rnd.randrange(100, 250)}"
+                r = api.put(f"/v2.0/ports/{p['id']}", {"port": {"fixed_ips": [
+                    {"subnet_id": ip["subnet_id"], "ip_address": new}]}}, admin=True)
+                if r.status_int == 200:
+                    p.update(r.data["port"])
+            elif op == "unrule":
+                rules = api.get(f"/v2.0/security-group-rules?security_group_id="
+                                f"{default_group(api)}", status=200).data["security_group_rules"]
+                if rules:
+                    api.delete(f"/v2.0/security-group-rules/{rnd.choice(rules)['id']}",
+                               status=204)
+            elif op == "rule":
+                # Ingress from the group itself (a remote group) or to a port.
+                tcp = 1000 + rnd.randrange(1000)
+                rule = rnd.choice([{"remote_group_id": default_group(api)},
+                                   {"protocol": "tcp", "port_range_min": tcp,
+                                    "port_range_max": tcp}])
+                r = api.post("/v2.0/security-group-rules", {"security_group_rule": dict(
+                    security_group_id=default_group(api), direction="ingress",
+                    ethertype="IPv4", **rule)})
+                assert r.status_int in (201, 409), r.text  # 409: exists already
         reply = state(api, HOST_A, since=rev, timeout=0)
         if reply["full"]:
             view = wire.view_from_dict(reply["view"])
@@ -277,7 +290,7 @@ def test_deltas_equal_full_views(api, seed):
             view = wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
         rev = reply["revision"]
         want = wire.view_from_dict(state(api, HOST_A)["view"])
-        assert canon(view) == canon(want), f"step {step}: {op}"
+        assert canon(view) == canon(want), f"step {step}: {ops}"
 
 
 def sharing(api, cidr):
@@ -418,3 +431,103 @@ def test_agent_restart_wakes_no_other_host(api):
     reply = state(api, HOST_B, since=reply["revision"], timeout=5)
     assert [(h["name"], h["tunnel_ip"]) for h in reply["delta"]["remote_hosts"]] == \
         [(HOST_A, "192.0.2.11")]
+
+
+def _follow(api, host, first):
+    """(the host's view after the next delta from ``first``, its full view)."""
+    reply = state(api, host, since=first["revision"], timeout=2)
+    view = wire.apply_delta(wire.view_from_dict(first["view"]),
+                            wire.delta_from_dict(reply["delta"]))
+    return canon(view), canon(wire.view_from_dict(state(api, host)["view"]))
+
+
+def _group(api, name):
+    return api.post("/v2.0/security-groups", {"security_group": {"name": name}},
+                    status=201).data["security_group"]["id"]
+
+
+@pytest.mark.parametrize("then", ["leaves", "deleted"])
+def test_groups_follow_a_port_that_moves_away_and_changes(api, then):
+    """A port moves to another host and, before its old host polls, leaves
+    its group or goes: the old host drops the group."""
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_C, "192.0.2.3")
+    g = _group(api, "g")
+    net = api.network()
+    api.subnet(net["id"], "10.31.0.0/24")
+    bound_port(api, net["id"], HOST_C)  # HOST_C keeps the network
+    p = bound_port(api, net["id"], HOST_C, security_groups=[g])
+    first = state(api, HOST_C)
+    assert g in {x["id"] for x in first["view"]["security_groups"]}
+    api.put(f"/v2.0/ports/{p['id']}", {"port": {"binding:host_id": HOST_A}},
+            admin=True, status=200)
+    if then == "leaves":
+        api.put(f"/v2.0/ports/{p['id']}", {"port": {"security_groups": []}},
+                admin=True, status=200)
+    else:
+        api.delete(f"/v2.0/ports/{p['id']}", admin=True, status=204)
+    got, want = _follow(api, HOST_C, first)
+    assert g not in {x.id for x in want.security_groups}
+    assert got == want
+
+
+def test_deleting_the_rule_that_names_a_remote_group_drops_it(api):
+    register(api, HOST_A, "192.0.2.1")
+    web, db_group = _group(api, "web"), _group(api, "db")
+    rule = api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": web, "direction": "ingress", "ethertype": "IPv4",
+        "remote_group_id": db_group}}, status=201).data["security_group_rule"]
+    net = api.network()
+    api.subnet(net["id"], "10.32.0.0/24")
+    bound_port(api, net["id"], HOST_A, security_groups=[web])
+    first = state(api, HOST_A)
+    assert db_group in {x["id"] for x in first["view"]["security_groups"]}
+    api.delete(f"/v2.0/security-group-rules/{rule['id']}", status=204)
+    got, want = _follow(api, HOST_A, first)
+    assert db_group not in {x.id for x in want.security_groups}
+    assert got == want
+
+
+def test_members_of_a_group_no_rule_names_are_not_sent(api):
+    """The full view has member addresses only for groups that rules name
+    as remote groups; deltas agree."""
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    plain = _group(api, "plain")  # egress rules only
+    n1, n2 = api.network(), api.network()
+    api.subnet(n1["id"], "10.33.0.0/24")
+    api.subnet(n2["id"], "10.34.0.0/24")
+    bound_port(api, n1["id"], HOST_A, security_groups=[plain])
+    first = state(api, HOST_A)
+    bound_port(api, n2["id"], HOST_B, security_groups=[plain])
+    got, want = _follow(api, HOST_A, first)
+    assert got == want
+
+
+def test_a_peer_without_tunnel_ip_is_removed(api):
+    sharing(api, "10.35.0.0/24")
+    first = state(api, HOST_A)
+    api.post("/agent-api/v1/agents", {"host": HOST_B, "tunnel_ip": None, "configurations": {
+        "tunnel_types": [], "bridge_mappings": {}}, "started": True}, status=200)
+    got, want = _follow(api, HOST_A, first)
+    assert want.remote_hosts == () and got == want
+
+
+def test_no_poke_is_lost_whatever_the_interleaving(api):
+    """Every poke leaves a wake-up pending until the feed drains it, also
+    one landing while the feed thread is draining an earlier one."""
+    import select
+    from quantum_ovs.api.agent_api import ChangeFeed
+
+    feed = ChangeFeed(api.db)  # not started: this test plays its thread
+    try:
+        def pending():
+            return bool(select.select([feed._wake_r], [], [], 0)[0])
+        feed.poke()
+        feed.poke()  # while the first is pending
+        feed._wake_r.recv(4096)  # the feed thread drains both
+        assert not pending()
+        feed.poke()
+        assert pending()
+    finally:
+        feed.stop()
