@@ -408,3 +408,19 @@ def test_group_members_delta_matches_full_compile_and_wire():
     assert round_trip == delta
     applied = wire.apply_delta(v, round_trip)
     assert _group(applied, "sg-web").member_ips == want
+
+
+def test_complete_groups_delta_drops_the_others():
+    from quantum_ovs import wire
+    from quantum_ovs.model import Delta
+
+    e = Engine.from_view(base_view())
+    v = e.view()
+    assert len(v.security_groups) > 1
+    keep = v.security_groups[0]
+    delta = Delta(revision=11, security_groups=(keep,), groups_complete=True)
+    e.apply(delta)
+    assert [g.id for g in e.view().security_groups] == [keep.id]
+    assert e.flows() == full(e)
+    applied = wire.apply_delta(v, wire.delta_from_dict(wire.delta_to_dict(delta)))
+    assert [g.id for g in applied.security_groups] == [keep.id]
