@@ -3,7 +3,9 @@ report what they have plugged and installed.
 
     POST /agent-api/v1/agents                 register / heartbeat
     GET  /agent-api/v1/hosts/{host}/state     long-poll: ?since=R&timeout=S
-                                              (since=-1: full view now)
+                                              (since=-1: full view now;
+                                              &features=group_members: the
+                                              agent applies membership deltas)
     POST /agent-api/v1/hosts/{host}/ports     plugged / unplugged / installed
 
 Agents authenticate with ``X-Agent-Token: <[agent_api] token>``.
@@ -147,7 +149,11 @@ class ChangeFeed:
         """Until a poke, a notification, or the next poll is due."""
         fds = [self._wake_r]
         timeout = self.poll_interval
-        if self.listener is not None and self.listener.connect():
+        if self.listener is not None and self.listener.fileno() is None \
+                and self.listener.connect():
+            # Listening (again) from now: read what was committed before.
+            return
+        if self.listener is not None and self.listener.fileno() is not None:
             fds.append(self.listener)
             if not self.gaps:
                 timeout = self.idle_poll_interval
@@ -191,17 +197,21 @@ class ChangeFeed:
     def behind_own_writes(self):
         return self._writes_read != self.writes
 
+    PAGE = 10000  # change rows read at a time
+
     def refresh(self):
         with self._refresh_lock:
             writes = self.writes
-            self._refresh()
+            while self._refresh() >= self.PAGE:
+                pass  # a burst: read on
             self._writes_read = writes
 
     def _refresh(self):
         C = models.Change
         q = sa.select(C.seq, C.resource, C.resource_id, C.network_id, C.host, C.op, C.detail)
         with self.db.reader() as s:
-            rows = s.execute(q.where(C.seq > self.latest).order_by(C.seq).limit(10000)).all()
+            rows = s.execute(q.where(C.seq > self.latest).order_by(C.seq)
+                             .limit(self.PAGE)).all()
             late = []
             if self.gaps:
                 late = s.execute(q.where(C.seq.in_(list(self.gaps)))).all()
@@ -211,7 +221,7 @@ class ChangeFeed:
                     mark = self.watermark
                     if self._expire_gaps():
                         self._wake(mark)
-            return
+            return 0
         now = time.monotonic()
         with self.lock:
             mark = self.watermark
@@ -230,6 +240,7 @@ class ChangeFeed:
                 del self.items[:drop]
                 self._wake_all()  # some may need a full view now
             self._wake(mark)
+        return len(rows)
 
     def _wake(self, old_mark):
         """Wake the waiters that the changes now deliverable (between the
@@ -240,7 +251,9 @@ class ChangeFeed:
         keys = set()
         for c in items[lo:hi]:
             if c.resource == "agent":  # a host's address: everyone's concern
-                return self._wake_all()
+                if c.host:
+                    return self._wake_all()
+                continue
             if c.host:
                 keys.add(("host", c.host))
             if c.network_id:
@@ -375,6 +388,8 @@ class AgentAPI:
             raise exceptions.InvalidInput(error_message="since and timeout are numbers") \
                 from None
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
+        # Agents that predate membership deltas get whole groups.
+        members = "group_members" in ",".join(req.GET.getall("features")).split(",")
         feed = self.feed
         deadline = time.monotonic() + timeout
         if since > feed.latest or feed.behind_own_writes():
@@ -406,7 +421,8 @@ class AgentAPI:
                     # Unless one of the host's own ports changed, its networks
                     # and groups are still those cached.
                     own = any(c.host == host for c in mine)
-                    return self._delta(host, mine, mark, None if own else (nets, local))
+                    return self._delta(host, mine, mark, None if own else (nets, local),
+                                   member_deltas=members)
                 left = deadline - time.monotonic()
                 if left <= 0 or feed.stopped:
                     rev = max(since, mark)
@@ -453,7 +469,7 @@ class AgentAPI:
         return json_response({"full": True, "revision": revision,
                               "view": wire.view_to_dict(view)})
 
-    def _delta(self, host, changes, revision, known=None):
+    def _delta(self, host, changes, revision, known=None, member_deltas=True):
         # Deltas for the same changes at the same revision (one per host
         # woken) share what does not depend on the host.
         key = revision  # the memo holds reads made at this revision only
@@ -464,7 +480,7 @@ class AgentAPI:
         # otherwise all miss the memo while the first one reads.
         with self._delta_lock, self.db.reader() as s:
             d = host_view.delta(s, host, changes, revision, self._memo,
-                                nets_now=nets, local=local)
+                                nets_now=nets, local=local, member_deltas=member_deltas)
         return json_response({"full": False, "revision": revision,
                               "delta": wire.delta_to_dict(d)})
 

@@ -231,8 +231,8 @@ def relevant(change, host, networks, groups):
         return True
     if change.resource in GROUP_RESOURCES and change.resource_id in groups:
         return True
-    if change.resource == "agent":
-        return True
+    if change.resource == "agent":  # a host's tunnel address (None: an admin edit)
+        return bool(change.host)
     return False
 
 
@@ -244,14 +244,16 @@ def _memo(memo, key, fn):
     return memo[key]
 
 
-def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
+def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
+          member_deltas=True):
     """The Delta for ``changes`` (rows after the agent's revision).
 
     ``memo``: a dict shared by the deltas built for the same changes at the
     same revision (for many hosts): what does not depend on the host is
     read once.  ``nets_now`` and ``local``: the host's networks and its
     ports' groups when the caller knows them (none of the changes is one of
-    the host's own ports)."""
+    the host's own ports).  ``member_deltas``: the agent applies
+    ``group_members`` (else membership changes send whole groups)."""
     port_ids = {c.resource_id for c in changes if c.resource == "port"}
     if nets_now is None:
         nets_now = local_networks(s, host)
@@ -287,7 +289,7 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None):
     removed_groups = set()
     sg_changed = any(c.resource in GROUP_RESOURCES for c in changes)
     rules_changed = any(c.resource == "security_group" for c in changes)
-    if not (local_changed or new_nets or gone_nets or rules_changed):
+    if member_deltas and not (local_changed or new_nets or gone_nets or rules_changed):
         # The groups the host needs are those it had: send what changed of
         # their members (exactly which of the addresses involved are
         # members now), not the groups.

@@ -24,8 +24,6 @@ def _is_retriable(err):
     raised by a concurrent writer are worth another try."""
     if isinstance(err, exceptions.RetryRequest):
         return True
-    if isinstance(err, exc.DBAPIError) and err.connection_invalidated:
-        return True  # the server dropped the connection; a new one is taken
     if isinstance(err, exc.IntegrityError):
         return True
     if isinstance(err, exc.OperationalError):
@@ -71,8 +69,8 @@ class Database:
         else:
             self._setup_ping(self.engine)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
-        # Called after every committed write transaction (e.g. to wake the
-        # agent API's change feed at once).
+        # Called after every committed write transaction that recorded a
+        # change (session.info[NOTIFY]): wakes the agent API's change feed.
         self.after_write = []
         # Called by dispose(): background readers stop before the engine goes.
         self.on_dispose = []
@@ -159,11 +157,13 @@ class Database:
             try:
                 with self._writer_session() as session:
                     result = fn(session, *args, **kwargs)
-                    if self.is_postgresql and session.info.get(NOTIFY):
+                    changed = bool(session.info.get(NOTIFY))
+                    if changed and self.is_postgresql:
                         # Delivered at commit, to every listening process.
                         session.execute(sa.text(f"NOTIFY {CHANNEL}"))
-                for hook in self.after_write:
-                    hook()
+                if changed:
+                    for hook in self.after_write:
+                        hook()
                 return result
             except exceptions.QuantumError:
                 raise

@@ -18,9 +18,9 @@ def register(api, host, tunnel_ip, **conf):
                     status=200).data
 
 
-def state(api, host, since=-1, timeout=0):
-    return api.get(f"/agent-api/v1/hosts/{host}/state?since={since}&timeout={timeout}",
-                   status=200).data
+def state(api, host, since=-1, timeout=0, features="group_members"):
+    return api.get(f"/agent-api/v1/hosts/{host}/state?since={since}&timeout={timeout}"
+                   f"&features={features}", status=200).data
 
 
 def bound_port(api, net_id, host, **kw):
@@ -529,5 +529,49 @@ def test_no_poke_is_lost_whatever_the_interleaving(api):
         assert not pending()
         feed.poke()
         assert pending()
+    finally:
+        feed.stop()
+
+
+def test_an_agent_without_membership_deltas_gets_whole_groups(api):
+    """An agent that does not say it applies group_members (one older than
+    them, during a rolling upgrade) gets the group with its members."""
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    web, db_group = _group(api, "web"), _group(api, "db")
+    api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": web, "direction": "ingress", "ethertype": "IPv4",
+        "remote_group_id": db_group}}, status=201)
+    n1, n2 = api.network(), api.network()
+    api.subnet(n1["id"], "10.36.0.0/24")
+    api.subnet(n2["id"], "10.37.0.0/24")
+    bound_port(api, n1["id"], HOST_A, security_groups=[web])
+    first = state(api, HOST_A, features="")
+    member = bound_port(api, n2["id"], HOST_B, security_groups=[db_group])
+    old = state(api, HOST_A, since=first["revision"], timeout=2, features="")
+    new = state(api, HOST_A, since=first["revision"], timeout=2)
+    assert old["delta"]["group_members"] == []
+    sent = {g["id"]: g["member_ips"] for g in old["delta"]["security_groups"]}
+    assert sent[db_group] == [member["fixed_ips"][0]["ip_address"]]
+    assert new["delta"]["security_groups"] == [] and new["delta"]["group_members"]
+
+
+def test_a_burst_larger_than_a_page_is_read_in_one_refresh(api):
+    from quantum_ovs.api.agent_api import ChangeFeed
+
+    register(api, HOST_A, "192.0.2.1")
+    net = api.network()
+    api.subnet(net["id"], "10.38.0.0/24")
+    feed = ChangeFeed(api.db)  # not started: refreshed by hand
+    try:
+        feed.PAGE = 3
+        for _ in range(5):
+            bound_port(api, net["id"], HOST_A)
+        feed.refresh()
+        with api.db.reader() as s:
+            import sqlalchemy as sa
+            from quantum_ovs.db import models
+            newest = s.execute(sa.select(sa.func.max(models.Change.seq))).scalar()
+        assert feed.latest == newest and len(feed.items) >= 10
     finally:
         feed.stop()
