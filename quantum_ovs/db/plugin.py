@@ -577,9 +577,17 @@ class Plugin:
                                             P.device_owner != DHCP_OWNER)).scalar()
             if in_use:
                 raise exceptions.SubnetInUse(subnet_id=id_)
+            # DHCP ports lose their address on it: a change of each port.
+            dhcp = s.execute(sa.select(P).join(A, A.port_id == P.id)
+                             .where(A.subnet_id == id_).distinct()).scalars().all()
+            before = {p.id: port_membership(p) for p in dhcp}
             net = s.get(models.Network, sub.network_id)
             self._bump(net)
             self._delete_subnet_rows(s, sub)
+            for p in dhcp:
+                s.expire(p, ["fixed_ips"])
+                self._bump(p)
+                self._record(s, "port", p, "update", p.network_id, before=before[p.id])
         self.db.write(txn)
 
     # ------------------------------------------------------------ ports

@@ -575,3 +575,23 @@ def test_a_burst_larger_than_a_page_is_read_in_one_refresh(api):
         assert feed.latest == newest and len(feed.items) >= 10
     finally:
         feed.stop()
+
+
+def test_deleting_a_subnet_updates_its_dhcp_ports_for_agents(api):
+    """A DHCP port loses its address on a deleted subnet: hosts holding the
+    network learn it (the port's delta), like the API shows it."""
+    register(api, HOST_A, "192.0.2.1")
+    net = api.network()
+    keep = api.subnet(net["id"], "10.39.0.0/24")
+    gone = api.subnet(net["id"], "10.40.0.0/24")
+    bound_port(api, net["id"], HOST_A, fixed_ips=[{"subnet_id": keep["id"]}])
+    dhcp = bound_port(api, net["id"], HOST_A, device_owner="network:dhcp",
+                      fixed_ips=[{"subnet_id": keep["id"]}, {"subnet_id": gone["id"]}])
+    first = state(api, HOST_A)
+    api.delete(f"/v2.0/subnets/{gone['id']}", status=204)
+    after = api.get(f"/v2.0/ports/{dhcp['id']}", admin=True, status=200).data["port"]
+    assert [ip["subnet_id"] for ip in after["fixed_ips"]] == [keep["id"]]
+    got, want = _follow(api, HOST_A, first)
+    assert got == want
+    port = {p.id: p for p in got.ports}[dhcp["id"]]
+    assert [ip.subnet_id for ip in port.fixed_ips] == [keep["id"]]
