@@ -35,7 +35,7 @@ from oslo_config import cfg
 
 from quantum_ovs import exceptions, wire
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import host_view, models, session
+from quantum_ovs.db import host_view, models
 
 LOG = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class ChangeFeed:
     """The tail of the change table, in memory."""
 
     PRUNE_EVERY = 60.0  # seconds
+    PAGE = 10000  # change rows read at a time
     MIN_KEPT = 1000  # the newest row must stay: SQLite reuses a deleted max rowid
 
     def __init__(self, db, poll_interval=0.05, size=50000, gap_timeout=5.0,
@@ -149,22 +150,23 @@ class ChangeFeed:
         """Until a poke, a notification, or the next poll is due."""
         fds = [self._wake_r]
         timeout = self.poll_interval
-        if self.listener is not None and self.listener.fileno() is None \
-                and self.listener.connect():
-            # Listening (again) from now: read what was committed before.
-            return
-        if self.listener is not None and self.listener.fileno() is not None:
-            fds.append(self.listener)
-            if not self.gaps:
-                timeout = self.idle_poll_interval
+        listener = self.listener
+        if listener is not None:
+            if listener.fileno() is None:
+                if listener.connect():
+                    return  # listening (again) from now: read what came before
+            else:
+                fds.append(listener)
+                if not self.gaps:
+                    timeout = self.idle_poll_interval
         ready, _, _ = select.select(fds, [], [], timeout)
         if self._wake_r in ready:
             try:
                 self._wake_r.recv(4096)
             except OSError:  # nothing there after all
                 pass
-        if self.listener is not None and self.listener in ready:
-            self.listener.drain()
+        if listener is not None and listener in ready:
+            listener.drain()
 
     def _run(self):
         while not self.stopped:
@@ -196,8 +198,6 @@ class ChangeFeed:
 
     def behind_own_writes(self):
         return self._writes_read != self.writes
-
-    PAGE = 10000  # change rows read at a time
 
     def refresh(self):
         with self._refresh_lock:
@@ -303,7 +303,6 @@ class ChangeFeed:
         return items[bisect.bisect_right(items, revision, key=_SEQ):]
 
 
-
 class AgentAPI:
     def __init__(self, conf, plugin):
         self.conf = conf
@@ -311,7 +310,7 @@ class AgentAPI:
         self.db = plugin.db
         self._feed = None
         self._lock = threading.Lock()
-        self._relevance_cache = {}  # host -> (networks, groups, revision)
+        self._relevance_cache = {}  # host -> (networks, local groups, groups, revision)
         self._memo_key, self._memo = None, {}
         self._delta_lock = threading.Lock()
 
@@ -371,9 +370,7 @@ class AgentAPI:
             # the same address changes nothing for them, and waking every
             # agent of the cloud for each restarted one would not scale.
             if moved:
-                s.info[session.NOTIFY] = True
-                s.add(models.Change(resource="agent", resource_id=agent.id, op="update",
-                                    host=host))
+                self.plugin._record(s, "agent", agent, "update", host=host)
             return self.plugin.agents.to_dict(agent)
         agent = self.db.write(txn)
         return json_response({"agent": agent, "revision": self.feed.watermark})
@@ -473,12 +470,12 @@ class AgentAPI:
         # Deltas for the same changes at the same revision (one per host
         # woken) share what does not depend on the host.
         key = revision  # the memo holds reads made at this revision only
-        if self._memo_key != key:
-            self._memo_key, self._memo = key, {}
         nets, local = known or (None, None)
         # One build at a time: the hosts woken together by a change would
         # otherwise all miss the memo while the first one reads.
         with self._delta_lock, self.db.reader() as s:
+            if self._memo_key != key:
+                self._memo_key, self._memo = key, {}
             d = host_view.delta(s, host, changes, revision, self._memo,
                                 nets_now=nets, local=local, member_deltas=member_deltas)
         return json_response({"full": False, "revision": revision,

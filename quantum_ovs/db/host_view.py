@@ -254,6 +254,7 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
     ports' groups when the caller knows them (none of the changes is one of
     the host's own ports).  ``member_deltas``: the agent applies
     ``group_members`` (else membership changes send whole groups)."""
+    memo = {} if memo is None else memo
     port_ids = {c.resource_id for c in changes if c.resource == "port"}
     if nets_now is None:
         nets_now = local_networks(s, host)
@@ -286,28 +287,26 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
     removed_subnets = subnet_ids - {x.id for x in subnets}
 
     groups, members, complete = (), (), False
-    removed_groups = set()
     sg_changed = any(c.resource in GROUP_RESOURCES for c in changes)
-    rules_changed = any(c.resource == "security_group" for c in changes)
-    if member_deltas and not (local_changed or new_nets or gone_nets or rules_changed):
-        # The groups the host needs are those it had: send what changed of
-        # their members (exactly which of the addresses involved are
-        # members now), not the groups.
-        memo = {} if memo is None else memo
+    if port_ids or sg_changed or new_nets:
         mine = local_groups(s, host) if local is None else local
-        groups, members = _member_changes(s, changes, mine, memo)
-    elif port_ids or sg_changed or new_nets:
-        mine = local_groups(s, host) if local is None else local
-        groups = _memo(memo, ("groups", frozenset(mine)), lambda: load_groups(s, mine))
-        # What the host needs may have changed, and which groups it had is
-        # not known here: these are all of them, the agent drops the rest.
-        complete = True
+        rules_changed = any(c.resource == "security_group" for c in changes)
+        if member_deltas and not (local_changed or new_nets or gone_nets or rules_changed):
+            # The groups the host needs are those it had: send what changed
+            # of their members (exactly which of the addresses involved are
+            # members now), not the groups.
+            groups, members = _member_changes(s, changes, mine, memo)
+        else:
+            groups = _memo(memo, ("groups", frozenset(mine)), lambda: load_groups(s, mine))
+            # What the host needs may have changed, and which groups it had
+            # is not known here: these are all of them, the agent drops the
+            # rest.
+            complete = True
 
     # Remote hosts: only those whose presence may have changed (hosts of
     # changed ports on the host's networks, and of networks it gained or
     # lost: sent again when still needed, removed otherwise) or whose
     # tunnel IP may have (agent changes: sent when needed).
-    memo = {} if memo is None else memo
     mine = nets_now | gone_nets
     candidates = {c.host for c in changes
                   if c.host and c.resource == "port" and c.network_id in mine}
@@ -331,7 +330,6 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
         removed_networks=tuple(sorted(gone_nets)),
         removed_subnets=tuple(sorted(removed_subnets)),
         removed_ports=tuple(sorted(removed_ports)),
-        removed_security_groups=tuple(sorted(removed_groups)),
         group_members=members, groups_complete=complete)
 
 

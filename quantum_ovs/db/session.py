@@ -51,6 +51,7 @@ class Database:
         self.url = sa.engine.make_url(url)
         self.max_retries = max_retries
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.is_postgresql = self.url.get_backend_name() == "postgresql"
         kwargs = {"echo": echo, "future": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -62,7 +63,6 @@ class Database:
             # would cost a round trip on every checkout).
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow,
                           pool_use_lifo=True)
-        self.is_postgresql = self.url.get_backend_name() == "postgresql"
         self.engine = sa.create_engine(self.url, **kwargs)
         if self.is_sqlite:
             self._setup_sqlite(self.engine)
@@ -220,20 +220,18 @@ class Listener:
         return self._conn.fileno() if self._conn is not None else None
 
     def drain(self):
-        """Consume pending notifications; False when the connection broke."""
+        """Consume pending notifications (a broken connection is dropped)."""
         conn = self._conn
         if conn is None:
-            return False
+            return
         try:
             ready, _, _ = select.select([conn], [], [], 0)
             if ready:
                 conn.poll()
             conn.notifies.clear()
-            return True
         except Exception:  # noqa: BLE001 - reconnect later
             LOG.warning("change listener connection lost; polling until it is back")
             self.close()
-            return False
 
     def close(self):
         conn, self._conn = self._conn, None

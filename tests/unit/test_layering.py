@@ -43,18 +43,13 @@ def test_compiler_and_model_import_no_io():
 
 def test_only_the_server_entry_point_imports_eventlet():
     users = []
-    for d, _, fs in os.walk(os.path.join(ROOT, "quantum_ovs")):
-        for f in fs:
-            if f.endswith(".py"):
-                path = os.path.join(d, f)
-                if any(m.split(".")[0] == "eventlet" for m in _imports(path)):
-                    users.append(os.path.relpath(path, ROOT))
-    for d, _, fs in os.walk(os.path.join(ROOT, "agent")):
-        for f in fs:
-            if f.endswith(".py"):
-                path = os.path.join(d, f)
-                if any(m.split(".")[0] == "eventlet" for m in _imports(path)):
-                    users.append(os.path.relpath(path, ROOT))
+    for top in ("quantum_ovs", "agent"):
+        for d, _, fs in os.walk(os.path.join(ROOT, top)):
+            for f in fs:
+                if f.endswith(".py"):
+                    path = os.path.join(d, f)
+                    if any(m.split(".")[0] == "eventlet" for m in _imports(path)):
+                        users.append(os.path.relpath(path, ROOT))
     assert users == ["quantum_ovs/cmd/server.py"]
 
 
