@@ -86,6 +86,14 @@ def vm(ovs, api, net, **kw):
     return port, inst
 
 
+def two_active_vms(ovs, api, net):
+    """Two instances on ``net`` whose ports went ACTIVE: ((port, instance), ...)."""
+    first, second = vm(ovs, api, net), vm(ovs, api, net)
+    assert api.wait_status(first[0]["id"], "ACTIVE") and \
+        api.wait_status(second[0]["id"], "ACTIVE")
+    return first, second
+
+
 def our_flows(ovs):
     return sorted(line for line in ovs.dump_flows("br-int")
                   if "cookie=0x51" in line)
@@ -124,9 +132,7 @@ def test_two_instances_ping_and_isolation(ovs, api, agent):
 
 def test_spoofing_is_cut(ovs, api, agent):
     net, _ = api.network("10.11.0.0/24")
-    p1, a = vm(ovs, api, net)
-    p2, b = vm(ovs, api, net)
-    assert api.wait_status(p1["id"], "ACTIVE") and api.wait_status(p2["id"], "ACTIVE")
+    (p1, a), (p2, b) = two_active_vms(ovs, api, net)
     assert a.ping(b.ip, count=2)
     a.exec("ip", "addr", "flush", "dev", a.dev)
     a.exec("ip", "addr", "add", "10.11.0.200/24", "dev", a.dev)
@@ -139,9 +145,7 @@ def test_spoofing_is_cut(ovs, api, agent):
 
 def test_status_and_port_delete(ovs, api, agent):
     net, _ = api.network("10.12.0.0/24")
-    p1, a = vm(ovs, api, net)
-    p2, b = vm(ovs, api, net)
-    assert api.wait_status(p1["id"], "ACTIVE") and api.wait_status(p2["id"], "ACTIVE")
+    (p1, a), (p2, b) = two_active_vms(ovs, api, net)
     assert a.ping(b.ip)
     ovs.unplug(b)
     assert api.wait_status(p2["id"], "DOWN")
@@ -159,9 +163,7 @@ def test_agent_restart_is_hitless(ovs, api, server, tmp_path):
     agent = make_agent(ovs, server, tmp_path)
     try:
         net, _ = api.network("10.13.0.0/24")
-        p1, a = vm(ovs, api, net)
-        p2, b = vm(ovs, api, net)
-        assert api.wait_status(p1["id"], "ACTIVE") and api.wait_status(p2["id"], "ACTIVE")
+        (p1, a), (p2, b) = two_active_vms(ovs, api, net)
         assert a.ping(b.ip)
         before = strip_counters(our_flows(ovs))
         pinger = subprocess.Popen(["ip", "netns", "exec", a.ns, "ping", "-n", "-i", "0.05",
@@ -180,9 +182,7 @@ def test_agent_restart_is_hitless(ovs, api, server, tmp_path):
 
 def test_vswitchd_restart_reinstalls(ovs, api, agent):
     net, _ = api.network("10.14.0.0/24")
-    p1, a = vm(ovs, api, net)
-    p2, b = vm(ovs, api, net)
-    assert api.wait_status(p1["id"], "ACTIVE") and api.wait_status(p2["id"], "ACTIVE")
+    (p1, a), (p2, b) = two_active_vms(ovs, api, net)
     before = strip_counters(our_flows(ovs))
     ovs.restart_vswitchd()
     started = time.monotonic()
@@ -205,9 +205,7 @@ def test_dhcp_from_the_agent(ovs, api, agent, tmp_path):
     sub = api("POST", "/v2.0/subnets", {"subnet": {
         "network_id": net["id"], "cidr": "10.15.0.0/24", "ip_version": 4,
         "dns_nameservers": ["10.15.0.53"]}})["subnet"]
-    p1, a = vm(ovs, api, net)
-    p2, b = vm(ovs, api, net)
-    assert api.wait_status(p1["id"], "ACTIVE") and api.wait_status(p2["id"], "ACTIVE")
+    (p1, a), (p2, b) = two_active_vms(ovs, api, net)
     a.exec("ip", "addr", "flush", "dev", a.dev)
     client = DhcpClient(a.ns, a.dev, tmp_path)
     client.start()
@@ -228,9 +226,7 @@ def test_losing_the_server_keeps_the_data_plane(ovs, api, server, agent):
     """The server goes away: flows and traffic stay; when it is back the
     agent follows new changes again."""
     net, _ = api.network("10.16.0.0/24")
-    p1, a = vm(ovs, api, net)
-    p2, b = vm(ovs, api, net)
-    assert api.wait_status(p1["id"], "ACTIVE") and api.wait_status(p2["id"], "ACTIVE")
+    (p1, a), (p2, b) = two_active_vms(ovs, api, net)
     before = strip_counters(our_flows(ovs))
     server.stop()
     time.sleep(1.5)  # the agent's long-poll and heartbeat fail meanwhile
