@@ -316,3 +316,23 @@ class Quota(Base):
     project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     resource: Mapped[str] = mapped_column(String(255), primary_key=True)
     limit: Mapped[int] = mapped_column(Integer)
+
+
+# --------------------------------------------------------------- agent credentials
+class AgentCredential(Base):
+    """A token that lets one hypervisor's agent act as its host (and only it).
+
+    Only the SHA-256 digest of the token is kept: tokens are 256 random bits,
+    so a fast hash is enough and a database dump does not hand out
+    credentials. A revoked credential keeps its row (``revoked_at`` set) for
+    the audit trail.
+    """
+    __tablename__ = "agent_credentials"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    __table_args__ = (UniqueConstraint("token_hash",
+                                       name="uniq_agent_credentials0token_hash"),)
