@@ -12,6 +12,11 @@ keep-alive on loopback, prints medians and ends with one JSON line:
     create_at_60k_ms  one port create (median) once 60,000 ports hold
                       addresses of the same /16
 
+``--list-policy`` instead measures only the cost of the policy on a
+listing: 1,000 ports of one project, ``GET /v2.0/ports`` as an admin of
+another project (``list_1k_admin_ms``) and as a member of the owning
+project (``list_1k_member_ms``), medians of ``--samples`` runs each.
+
 ``--quick`` shrinks every count for a smoke run (the keys stay, the
 counts are in the JSON).
 """
@@ -41,10 +46,12 @@ QUICK = dict(creates_1=40, creates_8=80, list_small=200, list_large=1000,
 
 
 class Client:
-    def __init__(self, port, timeout=600):
+    def __init__(self, port, timeout=600, project=PROJECT, roles=None):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json",
-                        "X-Project-Id": PROJECT}
+                        "X-Project-Id": project}
+        if roles:
+            self.headers["X-Roles"] = roles
 
     def call(self, method, path, body=None, want=None):
         data = None if body is None else json.dumps(body).encode()
@@ -187,6 +194,30 @@ class Bench:
         self.out(f"port create with {self.total - samples} ports allocated: median {med} ms "
                  f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples})")
 
+    def list_policy(self, samples, n=1000):
+        """GET /v2.0/ports with ``n`` ports, as an admin and as a member."""
+        self.client = Client(self.port, roles="member")
+        self.setup()
+        self.populate(n)
+        for key, client in (("list_1k_member_ms", self.client),
+                            ("list_1k_admin_ms", Client(self.port, project="bench-admin",
+                                                        roles="admin,member,reader"))):
+            lat = []
+            for _ in range(samples + 1):  # the first is a warm-up
+                t0 = time.perf_counter()
+                _status, raw = client.call("GET", "/v2.0/ports", want=200)
+                lat.append(time.perf_counter() - t0)
+                count = len(json.loads(raw)["ports"])
+                if count != self.total:
+                    raise RuntimeError(f"{key}: listed {count} ports, expected {self.total}")
+            lat = lat[1:]
+            med = _ms(statistics.median(lat))
+            self.result[key] = med
+            self.out(f"GET /v2.0/ports with {count} ports as {key.split('_')[2]}: median {med} ms "
+                     f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples})")
+            client.close()
+        return self.result
+
     def run(self, rates_only=False):
         self.setup()
         self.creates_1()
@@ -211,6 +242,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     p.add_argument("--rates-only", action="store_true",
                    help="only the create rates (no lists, no 60k population)")
+    p.add_argument("--list-policy", action="store_true",
+                   help="only GET /v2.0/ports with 1,000 ports as admin and as member")
+    p.add_argument("--samples", type=int, default=21, help="samples for --list-policy")
     p.add_argument("--port-quota", type=int, default=-1,
                    help="[quotas] quota_port of the server (-1: unlimited)")
     p.add_argument("--keep-log", action="store_true", help="print the server log's path")
@@ -235,8 +269,11 @@ def main(argv=None):
               f"{'quick' if args.quick else 'full'} run; server pid {server.proc.pid}",
               flush=True)
         t0 = time.perf_counter()
-        result = Bench(server.port, counts, out=lambda s: print(s, flush=True)).run(
-            rates_only=args.rates_only)
+        bench = Bench(server.port, counts, out=lambda s: print(s, flush=True))
+        if args.list_policy:
+            result = bench.list_policy(args.samples)
+        else:
+            result = bench.run(rates_only=args.rates_only)
         print(f"total {time.perf_counter() - t0:.0f}s", flush=True)
     finally:
         if server is not None:
