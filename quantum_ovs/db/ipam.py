@@ -137,6 +137,12 @@ def in_pools(subnet, ip):
 R = models.IPAvailabilityRange
 
 
+# How often take_specific locks again when the row it locked no longer
+# holds the address (each time a concurrent split moved it) before the
+# whole transaction is retried.
+RELOCKS = 5
+
+
 def _cas_update(session, row, **values):
     res = session.execute(
         sa.update(R).where(R.id == row.id, R.first_key == row.first_key,
@@ -183,15 +189,27 @@ def allocate_next(session, subnet_id, version):
 
 
 def take_specific(session, subnet_id, ip):
-    """Remove ``ip`` from the free ranges.  Returns False when it was not
-    free (allocated, or outside every pool)."""
+    """Remove ``ip`` from the free ranges.  Returns False when it is not
+    free as of now: allocated, or outside every pool (the caller tells
+    which, and must not guess: see Plugin._take_specific)."""
     k = ip_key(ip)
-    row = session.execute(_locking(session,
-        sa.select(R.id, R.first_key, R.last_key)
-        .where(R.subnet_id == subnet_id, R.first_key <= k)
-        .order_by(R.first_key.desc()).limit(1))).first()
-    if row is None or row.last_key < k:
-        return False
+    covering = (sa.select(R.id, R.first_key, R.last_key)
+                .where(R.subnet_id == subnet_id, R.first_key <= k)
+                .order_by(R.first_key.desc()).limit(1))
+    for _ in range(RELOCKS):
+        row = session.execute(_locking(session, covering)).first()
+        if row is not None and row.last_key >= k:
+            break
+        # On PostgreSQL the row we waited for is re-read as its writer
+        # left it, but rows that writer inserted are not in our
+        # statement's snapshot: after a concurrent split, the locked row
+        # is the part below the address and the part holding it is new.
+        # A new statement sees it; lock again.
+        again = session.execute(covering).first()
+        if again is None or again.last_key < k:
+            return False
+    else:
+        raise exceptions.RetryRequest()
     n = int(k, 16)
     if row.first_key == row.last_key:
         _cas_delete(session, row)

@@ -695,6 +695,11 @@ class Plugin:
                 models.IPAllocation.ip_address == ip)).first()
             if taken is not None:
                 raise exceptions.IpAddressAlreadyAllocated(ip=ip, subnet_id=sub.id)
+            if ipam.in_pools(sub, ip):
+                # In a pool, neither free nor allocated: a concurrent
+                # release was committing between our two reads.  Read
+                # again once it has settled.
+                raise exceptions.RetryRequest()
             # Outside every pool but inside the subnet: allowed, as in Neutron.
 
     def _create_port(self, s, ctx, a, cache=None):

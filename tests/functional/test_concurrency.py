@@ -3,7 +3,9 @@
 8 clients creating 500 ports at once on one /22 get 500 distinct IPs and
 MACs and no 5xx, on SQLite and on PostgreSQL, with api_workers 1 and 4;
 clients racing for one specific address: exactly one wins, the others
-get 409 IpAddressAlreadyAllocated.
+get 409 IpAddressAlreadyAllocated; clients choosing addresses in one free
+range at once leave none of them free (PostgreSQL, 2 workers).  The
+database is checked for consistency after each (tests/fixtures/consistency.py).
 """
 
 import http.client
@@ -14,6 +16,7 @@ import uuid
 
 import pytest
 
+from tests.fixtures import consistency
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
 from tests.fixtures.server import ServerProcess
 
@@ -118,7 +121,7 @@ def _run_clients(port, jobs):
     return results
 
 
-def test_concurrent_port_creates_get_distinct_addresses(server):
+def test_concurrent_port_creates_get_distinct_addresses(server, db_url):
     admin = Client(server.port)
     net_id, subnet = _network_and_subnet(admin)
     per_client = [PORTS // CLIENTS + (1 if i < PORTS % CLIENTS else 0) for i in range(CLIENTS)]
@@ -165,9 +168,10 @@ def test_concurrent_port_creates_get_distinct_addresses(server):
     assert {p["id"]: (p["mac_address"], p["fixed_ips"][0]["ip_address"])
             for p in listed} == created
     assert len(listed) == PORTS
+    consistency.assert_consistent(db_url)
 
 
-def test_concurrent_requests_for_one_address_one_wins(server):
+def test_concurrent_requests_for_one_address_one_wins(server, db_url):
     admin = Client(server.port)
     net_id, subnet = _network_and_subnet(admin)
     network = ipaddress.ip_network(CIDR)
@@ -198,3 +202,70 @@ def test_concurrent_requests_for_one_address_one_wins(server):
                    201, "create port")["port"]
     auto.close()
     assert port["fixed_ips"][0]["ip_address"] not in wanted
+    consistency.assert_consistent(db_url)
+
+
+# ------------------------------------------------------------------ PostgreSQL, 2 workers
+@pytest.fixture
+def pg_db_url(postgres_server):  # noqa: F811 - the fixture imported above
+    name = "conc_" + uuid.uuid4().hex[:10]
+    url = postgres_server.create_database(name)
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_server(pg_db_url):
+    srv = ServerProcess(pg_db_url, workers=2, extra_conf="[quotas]\nquota_port = 1000\n")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        print("--- server log (PostgreSQL, api_workers=2) ---")
+        print(srv.log()[-30000:])
+
+
+CHOSEN = 24
+AUTOMATIC = 200
+
+
+def test_chosen_addresses_racing_splits_stay_allocated(pg_server, pg_db_url):
+    """Clients creating ports with chosen addresses inside one free range
+    at once (each a split of the range another is splitting): every
+    address is taken out of the free ranges, and automatic allocations
+    afterwards never run into them (a regression: a waiter locked the
+    range as it was before a concurrent split, found the address past
+    its end and took it for one outside every pool, leaving it free)."""
+    admin = Client(pg_server.port)
+    net_id, subnet = _network_and_subnet(admin)
+    admin.close()
+    base = ipaddress.ip_network(CIDR).network_address
+    # Low addresses, every other one: each request splits a range, and
+    # the automatic allocator (lowest first) walks over all of them.
+    chosen = [str(base + 10 + 2 * i) for i in range(CHOSEN)]
+    jobs = [lambda c, ip=ip: c.request("POST", "/v2.0/ports", {"port": {
+        "network_id": net_id, "fixed_ips": [{"ip_address": ip}]}}) for ip in chosen]
+    responses = _run_clients(pg_server.port, jobs)
+    bad = [(ip, s, b) for ip, (s, b) in zip(chosen, responses) if s != 201]
+    assert not bad, bad
+    consistency.assert_consistent(pg_db_url)
+
+    per_client = AUTOMATIC // CLIENTS
+
+    def auto(client):
+        return [client.request("POST", "/v2.0/ports", {"port": {"network_id": net_id}})
+                for _ in range(per_client)]
+
+    results = _run_clients(pg_server.port, [auto] * CLIENTS)
+    responses = [r for rs in results for r in rs]
+    statuses = [s for s, _ in responses]
+    assert statuses.count(409) == 0, [b for s, b in responses if s == 409][:3]
+    assert statuses == [201] * AUTOMATIC, [(s, b) for s, b in responses if s != 201][:3]
+    ips = [b["port"]["fixed_ips"][0]["ip_address"] for _, b in responses]
+    assert len(set(ips)) == AUTOMATIC
+    assert not set(ips) & set(chosen)
+    assert subnet["gateway_ip"] not in ips
+    consistency.assert_consistent(pg_db_url)
