@@ -40,6 +40,14 @@ agent_opts = [
                     "restarts."),
     cfg.IntOpt("dhcp_lease_time", default=86400,
                help="Lease time of the native DHCP responder, in seconds."),
+    cfg.IntOpt("dhcp_packet_rate", default=50, min=1,
+               help="DHCP requests per second one port may send to the agent "
+                    "(an OpenFlow meter per port drops the rest in the switch)."),
+    cfg.IntOpt("dhcp_packet_burst", default=20, min=1,
+               help="Requests a port may send at once above dhcp_packet_rate."),
+    cfg.IntOpt("packet_in_queue", default=256, min=1,
+               help="Punted packets waiting for the agent; more are dropped "
+                    "and counted."),
 ]
 
 server_opts = [

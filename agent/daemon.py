@@ -58,7 +58,8 @@ class Settings:
                  datapath_type="system", local_ip=None, tunnel_types=("vxlan",),
                  bridge_mappings=None, of_listen=("127.0.0.1", 6633), token="",
                  report_interval=30.0, polling_interval=25.0, state_path=None,
-                 dhcp_lease_time=86400, of_socket=None):
+                 dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=50,
+                 dhcp_packet_burst=20, packet_in_queue=256):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb
@@ -74,6 +75,9 @@ class Settings:
         self.polling_interval = polling_interval
         self.state_path = state_path
         self.dhcp_lease_time = dhcp_lease_time
+        self.dhcp_packet_rate = dhcp_packet_rate
+        self.dhcp_packet_burst = dhcp_packet_burst
+        self.packet_in_queue = packet_in_queue
 
     @classmethod
     def from_conf(cls, conf):
@@ -93,7 +97,10 @@ class Settings:
                    token=conf.server.token, report_interval=conf.agent.report_interval,
                    polling_interval=conf.agent.polling_interval,
                    state_path=conf.agent.state_path,
-                   dhcp_lease_time=conf.agent.dhcp_lease_time)
+                   dhcp_lease_time=conf.agent.dhcp_lease_time,
+                   dhcp_packet_rate=conf.agent.dhcp_packet_rate,
+                   dhcp_packet_burst=conf.agent.dhcp_packet_burst,
+                   packet_in_queue=conf.agent.packet_in_queue)
 
 
 class Agent:
@@ -167,7 +174,9 @@ class Agent:
         sock = s.of_socket
         if sock is None and isinstance(s.of_listen, str) and s.of_listen.startswith("unix:"):
             sock = _unix_listener(s.of_listen[5:])
-        self.channel = Channel(CookieScope.ours(), listen=s.of_listen, sock=sock)
+        self.channel = Channel(CookieScope.ours(), listen=s.of_listen, sock=sock,
+                               meter_rate=s.dhcp_packet_rate, meter_burst=s.dhcp_packet_burst,
+                               packet_in_queue=s.packet_in_queue)
         self.channel.on_connect(lambda dpid, gen: self.events.put(("connected", gen)))
         self.channel.on_disconnect(lambda gen: self.events.put(("disconnected", gen)))
         self.channel.on_packet_in(self._packet_in)

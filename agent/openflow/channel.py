@@ -45,12 +45,13 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 from agent.openflow import encode as E
-from quantum_ovs.compiler.flow import Flow, FlowDiff
+from quantum_ovs.compiler.flow import Flow, FlowDiff, meter_ids
 
 LOG = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!BBHI")
 SEND_CHUNK = 1 << 20
+OFPT_PACKET_IN = 10  # OpenFlow 1.3
 
 
 class ChannelError(Exception):
@@ -130,7 +131,8 @@ class _Conn:
         self.datapath_id: Optional[int] = None
         self.send_lock = threading.Lock()
         self.pending: dict[int, _Request] = {}
-        self.error_sinks: dict[int, tuple[list, Optional[Flow]]] = {}
+        self.error_sinks: dict[int, tuple[list, object]] = {}
+        self.meters: set[int] = set()  # meter ids made (or found) on this connection
         self.lock = threading.Lock()
         self.closed = threading.Event()
         self.reader: Optional[threading.Thread] = None
@@ -176,6 +178,10 @@ class Channel:
         newer connection always replaces an older one
     :param echo_interval: seconds of silence before we probe the switch;
         no answer within another interval closes the connection
+    :param meter_rate: packets per second each meter a flow names lets
+        through (the per-port DHCP punt); ``meter_burst`` packets above it
+    :param packet_in_queue: packet-ins waiting for the handler; more are
+        dropped (and counted in ``stats``) instead of queued
     """
 
     def __init__(
@@ -186,8 +192,15 @@ class Channel:
         timeout: float = 10.0,
         echo_interval: float = 5.0,
         datapath_id: Optional[int] = None,
+        meter_rate: int = 50,
+        meter_burst: int = 20,
+        packet_in_queue: int = 256,
     ):
         self.cookie = cookie
+        self.meter_rate = meter_rate
+        self.meter_burst = meter_burst
+        self.stats = {"packet_in": 0, "packet_in_dropped": 0, "meters_created": 0}
+        self._packet_ins: "queue.Queue" = queue.Queue(maxsize=packet_in_queue)
         self.listen_addr = listen
         self._listener = sock
         self.timeout = timeout
@@ -218,7 +231,8 @@ class Channel:
             self.listen_addr = ("unix", self._listener.getsockname())
         else:
             self.listen_addr = self._listener.getsockname()[:2]
-        for name, target in (("of-accept", self._accept_loop), ("of-events", self._event_loop)):
+        for name, target in (("of-accept", self._accept_loop), ("of-events", self._event_loop),
+                             ("of-packet-in", self._packet_in_loop)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -238,6 +252,7 @@ class Channel:
         if conn is not None:
             conn.close()
         self._events.put(None)
+        self._put_packet_in(None, block=True)
         for t in self._threads:
             t.join(5)
         self._threads.clear()
@@ -321,8 +336,12 @@ class Channel:
         entries = [(f, E.flow_mod_bytes(f, E.DELETE, self.cookie.mask)) for f in diff.deletes]
         entries += [(f, E.flow_mod_bytes(f, E.ADD)) for f in (*diff.modifies, *diff.adds)]
         wait = (self.timeout if timeout is None else timeout) + len(entries) / 2000
+        meters = meter_ids(diff.modifies) | meter_ids(diff.adds)
         with self._apply_lock:
-            self._bundle(self._require(), entries, wait)
+            conn = self._require()
+            if meters - conn.meters:
+                self._ensure_meters(conn, meters - conn.meters, wait)
+            self._bundle(conn, entries, wait)
 
     def install(self, flows: Iterable[Flow], timeout: Optional[float] = None) -> None:
         self.apply(FlowDiff(adds=tuple(flows)), timeout)
@@ -407,6 +426,41 @@ class Channel:
             for xid in add_xids:
                 conn.error_sinks.pop(xid, None)
 
+    def _ensure_meters(self, conn: _Conn, ids: set, timeout: float) -> None:
+        """Create the meters ``ids`` before flows that use them are sent
+        (a flow naming a missing meter is refused).  One that exists (an
+        earlier agent made it; the switch keeps meters as it keeps flows)
+        is set to our rate instead.  Meters are never deleted: deleting
+        one deletes the flows that use it, and an unused one costs
+        nothing."""
+        for command in (E.METER_ADD, E.METER_MODIFY):
+            errors: list = []
+            xids = []
+            buf = bytearray()
+            try:
+                for mid in sorted(ids):
+                    xid = self._xid()
+                    xids.append(xid)
+                    conn.error_sinks[xid] = (errors, mid)
+                    buf += E.serialize(E.meter_mod(mid, self.meter_rate, self.meter_burst,
+                                                   command), xid)
+                conn.send(bytes(buf))
+                self._call(conn, E.barrier_request(), "barrier_reply", timeout)
+            finally:
+                for xid in xids:
+                    conn.error_sinks.pop(xid, None)
+            if command == E.METER_ADD:
+                self.stats["meters_created"] += len(ids) - len(errors)
+            exists = {mid for mid, err in errors if E.is_meter_exists(err)}
+            if len(exists) != len(errors):
+                raise BundleRejected([(None, err) for _, err in errors
+                                      if not E.is_meter_exists(err)])
+            conn.meters.update(ids - exists)
+            if not exists:
+                return
+            ids = exists
+        conn.meters.update(ids)
+
     def _discard(self, conn: _Conn, bid: int) -> None:
         try:
             self._call(conn, E.bundle_ctrl(bid, E.BUNDLE_DISCARD), "bundle_ctrl")
@@ -415,6 +469,31 @@ class Channel:
 
     def _post(self, fn, *args) -> None:
         self._events.put((fn, args))
+
+    def _put_packet_in(self, item, block: bool = False) -> None:
+        try:
+            self._packet_ins.put(item, block=block, timeout=1.0 if block else None)
+        except queue.Full:
+            self.stats["packet_in_dropped"] += 1
+
+    def _packet_in_loop(self) -> None:
+        """Packet-ins are parsed and handled here, apart from the reader
+        (which must keep up with barriers and flow-stats) and from
+        connection events: a flood of them fills a bounded queue and the
+        excess is dropped unparsed."""
+        while True:
+            raw = self._packet_ins.get()
+            if raw is None:
+                return
+            handler = self._packet_in_handler
+            if handler is None:
+                continue
+            try:
+                msg = E.parse(raw)
+                if msg.kind == "packet_in":
+                    handler(msg.packet_in)
+            except Exception:
+                LOG.exception("packet-in handler %r failed", handler)
 
     def _event_loop(self) -> None:
         while True:
@@ -522,6 +601,11 @@ class Channel:
                     self._post(h, conn.generation)
 
     def _handle(self, conn: _Conn, raw: bytes) -> None:
+        if raw[1] == OFPT_PACKET_IN:
+            self.stats["packet_in"] += 1
+            if self._packet_in_handler is not None:
+                self._put_packet_in(raw)
+            return
         try:
             msg = E.parse(raw)
         except Exception:
@@ -532,10 +616,6 @@ class Channel:
         kind = msg.kind
         if kind == "echo_request":
             conn.send(E.serialize(E.echo_reply(msg.data), msg.xid))
-            return
-        if kind == "packet_in":
-            if self._packet_in_handler is not None:
-                self._post(self._packet_in_handler, msg.packet_in)
             return
         if kind == "error":
             sink = conn.error_sinks.get(msg.xid)

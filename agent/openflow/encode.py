@@ -286,30 +286,41 @@ def _decode_action(a):
 
 
 def encode_instructions(actions) -> list:
+    """Instructions in the order the switch hands them back: meter,
+    apply-actions, goto-table."""
     apply = []
-    inst = []
+    meter = []
+    goto = []
     for a in actions:
         if isinstance(a, F.GotoTable):
-            inst.append(ofpp.OFPInstructionGotoTable(a.table))
+            goto.append(ofpp.OFPInstructionGotoTable(a.table))
+        elif isinstance(a, F.Meter):
+            meter.append(ofpp.OFPInstructionMeter(a.id, ofp.OFPIT_METER))
         else:
             apply.append(_encode_action(a))
+    inst = meter
     if apply:
-        inst.insert(0, ofpp.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, apply))
-    return inst
+        inst.append(ofpp.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, apply))
+    return inst + goto
 
 
 def decode_instructions(instructions) -> tuple:
     actions = []
     goto = None
+    meter = None
     for i in instructions:
         if isinstance(i, ofpp.OFPInstructionActions) and i.type == ofp.OFPIT_APPLY_ACTIONS:
             actions.extend(_decode_action(a) for a in i.actions)
         elif isinstance(i, ofpp.OFPInstructionGotoTable):
             goto = F.GotoTable(i.table_id)
+        elif isinstance(i, ofpp.OFPInstructionMeter):
+            meter = F.Meter(i.meter_id)
         else:
             raise ValueError(f"cannot decode instruction {i!r}")
     if goto is not None:
         actions.append(goto)
+    if meter is not None:
+        actions.insert(0, meter)
     return tuple(actions)
 
 
@@ -474,6 +485,21 @@ def echo_reply(data: bytes = b""):
 
 def barrier_request():
     return ofpp.OFPBarrierRequest(DP)
+
+
+METER_ADD, METER_MODIFY = ofp.OFPMC_ADD, ofp.OFPMC_MODIFY
+
+
+def meter_mod(meter_id: int, rate: int, burst: int, command: int = METER_ADD):
+    """A meter that drops packets above ``rate`` per second (bursts of
+    ``burst`` pass)."""
+    return ofpp.OFPMeterMod(
+        DP, command=command, flags=ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, meter_id=meter_id,
+        bands=[ofpp.OFPMeterBandDrop(rate=rate, burst_size=burst)])
+
+
+def is_meter_exists(err) -> bool:
+    return err.type == ofp.OFPET_METER_MOD_FAILED and err.code == ofp.OFPMMFC_METER_EXISTS
 
 
 def set_config(miss_send_len: int = ofp.OFPCML_NO_BUFFER):

@@ -39,6 +39,7 @@ from quantum_ovs.compiler import flow as F
 
 OFPMT_OXM = 1
 OFPIT_GOTO_TABLE = 1
+OFPIT_METER = 6
 OFPIT_APPLY_ACTIONS = 4
 OFPAT_OUTPUT = 0
 OFPAT_PUSH_VLAN = 17
@@ -229,6 +230,7 @@ class FlowStatsDecoder:
         """The actions of one entry's instructions (memoized by bytes)."""
         actions = []
         goto = None
+        meter = None
         p, end = 0, len(raw)
         while p < end:
             if end - p < 8:
@@ -240,11 +242,15 @@ class FlowStatsDecoder:
                 self._actions_into(raw, p + 8, p + ilen, actions)
             elif itype == OFPIT_GOTO_TABLE:
                 goto = F.GotoTable(raw[p + 4])
+            elif itype == OFPIT_METER and ilen == 8 and meter is None:
+                meter = F.Meter(_U32.unpack_from(raw, p + 4)[0])
             else:
                 raise Slow
             p += ilen
         if goto is not None:
             actions.append(goto)
+        if meter is not None:
+            actions.insert(0, meter)
         out = tuple(actions)
         memo = self._actions
         if len(memo) >= MEMO_LIMIT:

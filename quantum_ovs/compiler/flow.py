@@ -124,6 +124,21 @@ class Controller:
 
 
 @dataclass(frozen=True, slots=True)
+class Meter:
+    """The OpenFlow 1.3 meter instruction: the packet passes meter ``id``
+    (which may drop it) before the other actions.  Always the first item
+    of a flow's actions, as GotoTable is always the last."""
+
+    id: int
+
+
+def meter_ids(flows) -> set[int]:
+    """The meters ``flows`` use (the switch must have them before it takes
+    the flows)."""
+    return {f.actions[0].id for f in flows if f.actions and type(f.actions[0]) is Meter}
+
+
+@dataclass(frozen=True, slots=True)
 class Conjunction:
     id: int
     clause: int  # 0-based clause number (OVS prints it 1-based)

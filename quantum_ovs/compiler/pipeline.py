@@ -64,6 +64,7 @@ from quantum_ovs.compiler.flow import (
     Ct,
     Flow,
     GotoTable,
+    Meter,
     Move,
     Output,
     PopVlan,
@@ -71,6 +72,10 @@ from quantum_ovs.compiler.flow import (
     Resubmit,
     SetField,
 )
+
+# Meter ids: the per-port DHCP punt uses the port's ofport (below
+# OFPP_MAX, 0xff00); OpenFlow reserves 0xffff0000 and up.
+METER_MAX = 0xFFFEFFFF
 
 CLASSIFY = 0
 PORT_SECURITY = 10
@@ -143,12 +148,12 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             SERVICES, "services",
-            _fs(REG_FLAGS, REG_NET, "eth_src", "eth_type", "arp_op", "arp_spa", "arp_tpa",
-                "ip_proto", "udp_src", "udp_dst"),
+            _fs(REG_FLAGS, REG_NET, REG_SRC, "eth_src", "eth_type", "arp_op", "arp_spa",
+                "arp_tpa", "ip_proto", "udp_src", "udp_dst"),
             _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa"),
-            frozenset({SetField, Move, Output, Controller, GotoTable}),
+            frozenset({SetField, Move, Output, Controller, Meter, GotoTable}),
             _fs(CT_LOOKUP),
-            "ARP responder and DHCP punt",
+            "ARP responder and DHCP punt (metered per source port)",
         ),
         TableSpec(
             CT_LOOKUP, "ct_lookup",
@@ -323,6 +328,11 @@ def _check_actions(flow: Flow, spec: TableSpec, actions) -> bool:
                 raise PipelineError(f"goto_table must be the last action: {flow}")
             if a.table not in spec.next_tables:
                 raise PipelineError(f"table {spec.name} may not go to {a.table}: {flow}")
+        elif cls is Meter:
+            if i != 0:
+                raise PipelineError(f"a meter must be the first action: {flow}")
+            if not 0 < a.id <= METER_MAX:
+                raise PipelineError(f"meter id out of range: {flow}")
         elif cls is Conjunction:
             conj += 1
             if not 0 <= a.clause < a.n_clauses or a.n_clauses < 2:

@@ -38,6 +38,7 @@ from quantum_ovs.compiler.flow import (
     Ct,
     Flow,
     GotoTable,
+    Meter,
     Move,
     Output,
     PopVlan,
@@ -137,6 +138,7 @@ class Trace:
     steps: list = field(default_factory=list)
     outputs: list = field(default_factory=list)  # Delivery
     controller: list = field(default_factory=list)  # readable packets
+    meters: list = field(default_factory=list)  # meter ids passed (rate limits)
     commits: list = field(default_factory=list)  # (zone, readable packet)
     dropped_in_port: list = field(default_factory=list)
 
@@ -190,6 +192,8 @@ def _fmt_action(a) -> str:
             f",table={a.table})" if a.table is not None else ")")
     if isinstance(a, Move):
         return f"move {a.src}->{a.dst}"
+    if isinstance(a, Meter):
+        return f"meter:{a.id}"
     return type(a).__name__.lower()
 
 
@@ -350,6 +354,8 @@ class Tracer:
                     recirc = (a.table, state | CT_TRK, zone)
             elif cls is Controller:
                 tr.controller.append(readable(p))
+            elif cls is Meter:
+                tr.meters.append(a.id)  # a rate limit: the tracer lets it pass
             elif cls is Conjunction:
                 raise TraceError(f"conjunction executed as an action: {flow}")
             else:

@@ -13,6 +13,7 @@ from quantum_ovs.compiler.flow import (
     Field,
     Flow,
     GotoTable,
+    Meter,
     Output,
     PopVlan,
     PushVlan,
@@ -119,16 +120,23 @@ def network_flows(
                             tuple(local + [commit] + outside), cookie))
     if local:
         out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_REMOTE), tuple(local), cookie))
-    # DHCP from local ports goes to the agent's responder.
+    # DHCP from local ports goes to the agent's responder, through a meter
+    # per source port (meter id = its ofport): one
+    # instance flooding requests can neither starve the agent nor the
+    # other ports' DHCP.  Nothing else of the network is punted.
     v4 = any(s.enable_dhcp and s.ip_version == 4 for s in subnets)
     v6 = any(s.enable_dhcp and s.ip_version == 6 and s.ipv6_address_mode in DHCP6_MODES
              for s in subnets)
+    punts = []
     if v4:
-        m = mk(rnet, FROM_LOCAL, F_IP, Field("ip_proto", 17), Field("udp_src", 68),
-               Field("udp_dst", 67))
-        out.append(Flow(P.SERVICES, 100, m, (Controller(),), cookie))
+        punts.append((F_IP, 68, 67))
     if v6:
-        m = mk(rnet, FROM_LOCAL, F_IPV6, Field("ip_proto", 17), Field("udp_src", 546),
-               Field("udp_dst", 547))
-        out.append(Flow(P.SERVICES, 100, m, (Controller(),), cookie))
+        punts.append((F_IPV6, 546, 547))
+    for ofport in sorted(local_ofports) if punts else ():
+        src = Field(P.REG_SRC, ofport)
+        acts = (Meter(ofport), Controller())
+        for eth, sport, dport in punts:
+            m = mk(rnet, src, eth, Field("ip_proto", 17), Field("udp_src", sport),
+                   Field("udp_dst", dport))
+            out.append(Flow(P.SERVICES, 100, m, acts, cookie))
     return out

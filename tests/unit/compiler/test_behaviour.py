@@ -141,6 +141,11 @@ def test_dhcp_goes_to_the_controller(two_nets):
     t = s.send("port-0-0", eth_dst=BROADCAST, eth_type=0x0800, ipv4_src="0.0.0.0",
                ipv4_dst="255.255.255.255", ip_proto=17, udp_src=68, udp_dst=67)
     assert len(t.controller) == 1 and not t.outputs
+    # through the meter of the sending port (its ofport), not a shared one
+    assert t.meters == [s.ofport("port-0-0")]
+    t = s.send("port-1-2", eth_dst=BROADCAST, eth_type=0x0800, ipv4_src="0.0.0.0",
+               ipv4_dst="255.255.255.255", ip_proto=17, udp_src=68, udp_dst=67)
+    assert len(t.controller) == 1 and t.meters == [s.ofport("port-1-2")]
     # a VM answering DHCP is stopped
     t = s.send("port-0-0", eth_dst=BROADCAST, eth_type=0x0800, ipv4_src=s.port("port-0-0").ips[0],
                ipv4_dst="255.255.255.255", ip_proto=17, udp_src=67, udp_dst=68)

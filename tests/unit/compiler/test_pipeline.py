@@ -13,8 +13,10 @@ from quantum_ovs.compiler.flow import (
     Ct,
     Field,
     Flow,
+    Controller,
     GotoTable,
     Match,
+    Meter,
     Output,
     SetField,
 )
@@ -43,6 +45,9 @@ def ok(flow):
     (Flow(P.EGRESS_ACL, 1, Match(reg5=1), (Conjunction(1, 2, 2),), C), "clause"),
     (Flow(99, 1, Match(), (), C), "no table"),
     (Flow(P.OUTPUT, 70000, Match(reg7=1), (), C), "priority"),
+    (Flow(P.SERVICES, 100, Match(reg5=3), (Controller(), Meter(3)), C), "first"),
+    (Flow(P.SERVICES, 100, Match(reg5=3), (Meter(0), Controller()), C), "meter id"),
+    (Flow(P.OUTPUT, 100, Match(reg7=3), (Meter(3), Output(3)), C), "may not use Meter"),
 ])
 def test_contract_violations_raise(flow, why):
     with pytest.raises(P.PipelineError, match=why):
@@ -54,6 +59,7 @@ def test_valid_flows_pass():
                                                   GotoTable(P.PORT_SECURITY)), C))
     ok(Flow(P.EGRESS_ACL, 40, Match(conj_id=5, eth_type=0x800),
             (Ct(commit=True, zone_src="reg6"), GotoTable(P.L2_LOOKUP)), C))
+    ok(Flow(P.SERVICES, 100, Match(reg5=3), (Meter(3), Controller()), C))
 
 
 @pytest.mark.parametrize("ntype", ["vxlan", "gre", "vlan", "local"])
