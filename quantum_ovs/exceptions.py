@@ -143,6 +143,11 @@ class IpAddressInUse(InUse):
                "The IP address %(ip_address)s is in use.")
 
 
+class AddressPairAndPortSecurityRequired(Conflict):
+    message = ("Port Security must be enabled in order to have allowed address pairs "
+               "on a port.")
+
+
 class IpAddressAlreadyAllocated(Conflict):
     message = ("IP address %(ip)s already allocated in subnet %(subnet_id)s")
 

@@ -18,22 +18,20 @@ N, SEG, S = models.Network, models.NetworkSegment, models.Subnet
 AAP, SGB = models.AllowedAddressPair, models.SecurityGroupPortBinding
 R, AG = models.SecurityGroupRule, models.Agent
 
-PROTOCOLS = {"icmp": 1, "igmp": 2, "tcp": 6, "egp": 8, "udp": 17, "ipv6-encap": 41,
-             "ipv6-route": 43, "ipv6-frag": 44, "gre": 47, "esp": 50, "ah": 51,
-             "icmpv6": 58, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60,
-             "ospf": 89, "pgm": 113, "sctp": 132, "udplite": 136, "vrrp": 112,
-             "dccp": 33, "rsvp": 46, "l2tp": 115}
+class RuleWithoutProtocolNumber(RuntimeError):
+    """A stored rule names a protocol but has no number for it: never read
+    as "every protocol"."""
 
 
-def protocol_number(value):
-    if value in (None, "", "any"):
-        return None
-    if isinstance(value, int):
-        return value
-    v = str(value).lower()
-    if v.isdigit():
-        return int(v)
-    return PROTOCOLS.get(v)
+def rule_protocol(rule):
+    """The IP protocol number a stored rule matches (None: every protocol),
+    as the API computed it from quantum_ovs.constants when the rule was
+    made; a rule with a protocol and no number is an error, not "any"."""
+    if rule.protocol_number is None and rule.protocol is not None:
+        raise RuleWithoutProtocolNumber(
+            f"security group rule {rule.id} has protocol {rule.protocol!r} but no "
+            "protocol number")
+    return rule.protocol_number
 
 
 def _chunks(ids, n=500):
@@ -108,7 +106,7 @@ def load_groups(s, local_group_ids):
         for r in s.execute(sa.select(R).where(R.security_group_id.in_(chunk))).scalars():
             rules.setdefault(r.security_group_id, []).append(m.Rule(
                 id=r.id, security_group_id=r.security_group_id, direction=r.direction,
-                ethertype=r.ethertype, protocol=protocol_number(r.protocol),
+                ethertype=r.ethertype, protocol=rule_protocol(r),
                 port_range_min=r.port_range_min, port_range_max=r.port_range_max,
                 remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id))
     remote = {r.remote_group_id for rs in rules.values() for r in rs if r.remote_group_id}

@@ -269,6 +269,9 @@ class SecurityGroupRule(Base):
     direction: Mapped[str] = mapped_column(String(16))
     ethertype: Mapped[str] = mapped_column(String(16))
     protocol: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The IP protocol number ``protocol`` names (None: any), from the one
+    # table in quantum_ovs.constants, computed once when the rule is made.
+    protocol_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     port_range_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
     port_range_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
     remote_ip_prefix: Mapped[str | None] = mapped_column(String(255), nullable=True)

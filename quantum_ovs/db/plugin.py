@@ -720,9 +720,7 @@ class Plugin:
             pse = net.port_security_enabled
         pairs = a.get("allowed_address_pairs") or []
         if pairs and not pse:
-            raise exceptions.InvalidInput(
-                error_message="Port Security must be enabled in order to have allowed "
-                              "address pairs on a port.")
+            raise exceptions.AddressPairAndPortSecurityRequired()
         port = models.Port(
             id=port_id, project_id=a["project_id"], name=a["name"],
             description=a["description"], network_id=net.id, mac_address=mac,
@@ -761,9 +759,7 @@ class Plugin:
                 [{"ip_address": p.ip_address, "mac_address": p.mac_address}
                  for p in port.allowed_address_pairs]
             if pairs and not pse:
-                raise exceptions.InvalidInput(
-                    error_message="Port Security must be enabled in order to have allowed "
-                                  "address pairs on a port.")
+                raise exceptions.AddressPairAndPortSecurityRequired()
             if "allowed_address_pairs" in a:
                 port.allowed_address_pairs = []
                 s.flush()
