@@ -18,6 +18,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from quantum_ovs import constants as const
 from quantum_ovs import exceptions
 from quantum_ovs.api import attributes, validators as v
 from quantum_ovs.api.attributes import NOT_SET, Attr
@@ -32,11 +33,10 @@ ALIASES = [
      "description": "Indicates if the security group is stateful or not"},
     {"alias": "security-groups-normalized-cidr", "name": "Security group normalized CIDR",
      "description": "Adds the normalized_cidr attribute to security group rules"},
-    {"alias": "security-groups-remote-address-group",
-     "name": "Remote address group id field for security group rules",
-     "description": "Adds remote_address_group_id to security group rules "
-                    "(always null: address groups are not supported)"},
 ]
+# Not advertised, and the rules have no remote_address_group_id (as in a
+# Neutron without it): "security-groups-remote-address-group" comes with
+# address groups.
 
 POLICY_DEFAULTS = {
     "create_security_group": "",
@@ -52,16 +52,8 @@ POLICY_DEFAULTS = {
 DEFAULT_NAME = "default"
 DEFAULT_DESCRIPTION = "Default security group"
 
-# Protocols that may be named; numbers 0-255 are accepted too.
-PROTOCOL_NUMBERS = {
-    "hopopt": 0, "icmp": 1, "igmp": 2, "ggp": 3, "ipip": 4, "tcp": 6, "egp": 8,
-    "udp": 17, "ipv6-encap": 41, "ipv6-route": 43, "ipv6-frag": 44, "rsvp": 46,
-    "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "ipv6-icmp": 58, "ipv6-nonxt": 59,
-    "ipv6-opts": 60, "ospf": 89, "pgm": 113, "vrrp": 112, "sctp": 132,
-    "udplite": 136, "dccp": 33,
-}
-PORT_PROTOCOLS = {6, 17, 33, 132, 136}     # tcp udp dccp sctp udplite
-ICMP_PROTOCOLS = {1, 58}
+# A rule giving exactly this range has no port range (as in Neutron).
+WHOLE_PORT_RANGE = (1, 65535)
 
 
 # ------------------------------------------------------------------ errors
@@ -71,10 +63,6 @@ class SecurityGroupNotFound(exceptions.NotFound):
 
 class SecurityGroupRuleNotFound(exceptions.NotFound):
     message = "Security group rule %(id)s does not exist"
-
-
-class SecurityGroupRemoteGroupNotFound(exceptions.NotFound):
-    message = "Remote security group %(id)s does not exist"
 
 
 class SecurityGroupRuleExists(exceptions.InUse):
@@ -103,7 +91,15 @@ class SecurityGroupDefaultAlreadyExists(exceptions.InUse):
 
 
 class SecurityGroupRuleParameterConflict(exceptions.InvalidInput):
-    message = "Conflicting rule parameters: %(reason)s."
+    message = "Conflicting value ethertype %(ethertype)s for CIDR %(cidr)s"
+
+
+class SecurityGroupMultipleRemoteEntites(exceptions.InvalidInput):  # sic, Neutron's name
+    message = "Only one of remote_ip_prefix or remote_group_id may be provided."
+
+
+class SecurityGroupConflict(exceptions.Conflict):
+    message = "Error %(reason)s while attempting the operation."
 
 
 class SecurityGroupInvalidPortRange(exceptions.InvalidInput):
@@ -129,9 +125,9 @@ class SecurityGroupProtocolRequiredWithPorts(exceptions.InvalidInput):
     message = "Must also specify protocol if port range is given."
 
 
-class SecurityGroupInvalidProtocolForPortRange(exceptions.InvalidInput):
-    message = ("Invalid protocol %(protocol)s for port range, only supported for TCP, "
-               "UDP, UDPLITE, SCTP, DCCP, ICMP and ICMPV6")
+class SecurityGroupInvalidProtocolForPort(exceptions.InvalidInput):
+    message = ("Ports cannot be specified for protocol %(protocol)s. Ports are only "
+               "supported for %(valid_port_protocols)s.")
 
 
 class SecurityGroupRuleInvalidProtocol(exceptions.InvalidInput):
@@ -164,33 +160,23 @@ class PortSecurityPortHasSecurityGroup(exceptions.InUse):
 
 # ------------------------------------------------------------------ validation
 def protocol(value, name="protocol"):
-    """Names are lower-cased, numbers kept as a decimal string; 'any' is none."""
-    if value is None:
+    """What the rule shows, as Neutron does: a name lower-cased, a number
+    as a decimal string, None for "any".  Unknown words are refused here,
+    from the one table (quantum_ovs.constants)."""
+    try:
+        num = const.ip_protocol_number(value)
+    except const.UnknownProtocol:
+        raise SecurityGroupRuleInvalidProtocol(protocol=value,
+                                               values=_proto_names()) from None
+    if num is None:
         return None
-    if isinstance(value, bool):
-        raise SecurityGroupRuleInvalidProtocol(protocol=value, values=_proto_names())
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        num = int(value)
-        if 0 <= num <= 255:
-            return str(num)
-        raise SecurityGroupRuleInvalidProtocol(protocol=value, values=_proto_names())
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low == "any":
-            return None
-        if low in PROTOCOL_NUMBERS:
-            return low
-    raise SecurityGroupRuleInvalidProtocol(protocol=value, values=_proto_names())
+    if isinstance(value, str) and not value.strip().isdigit():
+        return value.strip().lower()
+    return str(num)
 
 
 def _proto_names():
-    return sorted(PROTOCOL_NUMBERS) + ["any"]
-
-
-def protocol_number(proto):
-    if proto is None:
-        return None
-    return int(proto) if proto.isdigit() else PROTOCOL_NUMBERS[proto]
+    return [const.PROTO_NAME_ANY] + sorted(const.IP_PROTOCOL_MAP)
 
 
 def port_value(value, name="port"):
@@ -204,16 +190,29 @@ def port_value(value, name="port"):
 
 def ethertype(value, name="ethertype"):
     if isinstance(value, str):
-        for e in ("IPv4", "IPv6"):
+        for e in const.ETHERTYPES:
             if value.lower() == e.lower():
                 return e
-    raise SecurityGroupRuleInvalidEtherType(ethertype=value, values=["IPv4", "IPv6"])
+    raise SecurityGroupRuleInvalidEtherType(ethertype=value, values=list(const.ETHERTYPES))
 
 
 def direction(value, name="direction"):
-    if value in ("ingress", "egress"):
+    if value in const.DIRECTIONS:
         return value
     raise SecurityGroupRuleInvalidDirection(direction=value)
+
+
+def remote_group(value, name="remote_group_id"):
+    """Any string: one that names no group the caller can use is looked up
+    and answers 404 SecurityGroupNotFound, as in Neutron."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise v.bad(f"'{value}' is not a valid security group id")
+    try:
+        return v.uuid_str(value, name)
+    except exceptions.InvalidInput:
+        return value
 
 
 def remote_prefix(value, name="remote_ip_prefix"):
@@ -238,39 +237,45 @@ def _anywhere_is_none(prefix):
     return None if net in ("0.0.0.0/0", "::/0") else net
 
 
-def remote_address_group(value, name="remote_address_group_id"):
-    if value is None:
-        return None
-    raise v.bad("remote_address_group_id is not supported (there are no address groups)")
-
-
 def check_rule(a):
-    """Cross-attribute checks of one rule (after the per-attribute ones)."""
-    proto = a.get("protocol")
-    num = protocol_number(proto)
+    """Cross-attribute checks of one rule (after the per-attribute ones),
+    in Neutron's order.  Canonicalizes like Neutron (ICMP named on an IPv6
+    rule is IPv6-ICMP; the whole port range is no range) and sets
+    ``a["protocol_number"]``: the number the rule matches, computed here
+    once from the one table, which is what the host views carry."""
     eth = a["ethertype"]
+    proto = a.get("protocol")
+    if eth == const.IPv6 and proto in ("icmp", "icmpv6"):
+        a["protocol"] = proto = "ipv6-icmp"
+    elif eth == const.IPv6 and proto == str(const.PROTO_NUM_ICMP):
+        a["protocol"] = proto = str(const.PROTO_NUM_IPV6_ICMP)
+    num = const.ip_protocol_number(proto)
+    a["protocol_number"] = num
+    if (a.get("port_range_min"), a.get("port_range_max")) == WHOLE_PORT_RANGE:
+        a["port_range_min"] = a["port_range_max"] = None
+    _check_ports(num, a.get("port_range_min"), a.get("port_range_max"))
     prefix = a.get("remote_ip_prefix")
     if prefix is not None:
         version = ipaddress.ip_network(prefix, strict=False).version
-        if (version == 4) != (eth == "IPv4"):
-            raise SecurityGroupRuleParameterConflict(
-                reason=f"ethertype {eth} does not match remote_ip_prefix {prefix}")
-    if prefix is not None and a.get("remote_group_id"):
-        raise SecurityGroupRuleParameterConflict(
-            reason="only one of remote_ip_prefix and remote_group_id may be given")
-    if num == 58 and eth == "IPv4":
+        if eth != f"IPv{version}":
+            raise SecurityGroupRuleParameterConflict(ethertype=eth, cidr=prefix)
+    if num in const.IPV6_ONLY_PROTOCOLS and eth == const.IPv4:
         raise SecurityGroupEthertypeConflictWithProtocol(ethertype=eth, protocol=proto)
-    pmin, pmax = a.get("port_range_min"), a.get("port_range_max")
+    if prefix is not None and a.get("remote_group_id"):
+        raise SecurityGroupMultipleRemoteEntites()
+
+
+def _check_ports(num, pmin, pmax):
     if pmin is None and pmax is None:
         return
     if num is None:
         raise SecurityGroupProtocolRequiredWithPorts()
-    if num in PORT_PROTOCOLS:
+    if num in const.PORT_PROTOCOLS:
         if pmin == 0 or pmax == 0:
             raise SecurityGroupInvalidPortValue(port=0)
         if pmin is None or pmax is None or pmin > pmax:
             raise SecurityGroupInvalidPortRange()
-    elif num in ICMP_PROTOCOLS:
+    elif num in const.ICMP_PROTOCOLS:
         for attr, field, val in (("port_range_min", "type", pmin),
                                  ("port_range_max", "code", pmax)):
             if val is not None and not 0 <= val <= 255:
@@ -278,7 +283,9 @@ def check_rule(a):
         if pmin is None:
             raise SecurityGroupMissingIcmpType(value=pmax)
     else:
-        raise SecurityGroupInvalidProtocolForPortRange(protocol=proto)
+        names = sorted(n for n, x in const.IP_PROTOCOL_MAP.items() if x in const.PORT_PROTOCOLS)
+        raise SecurityGroupInvalidProtocolForPort(
+            protocol=num, valid_port_protocols=", ".join(n.upper() for n in names))
 
 
 def rule_key(r):
@@ -286,7 +293,7 @@ def rule_key(r):
     prefixes compare by network)."""
     get = (lambda k: r.get(k)) if isinstance(r, dict) else (lambda k: getattr(r, k))
     return (get("security_group_id"), get("direction"), get("ethertype"),
-            protocol_number(get("protocol")), get("port_range_min"), get("port_range_max"),
+            get("protocol_number"), get("port_range_min"), get("port_range_max"),
             _anywhere_is_none(get("remote_ip_prefix")), get("remote_group_id"))
 
 
@@ -323,10 +330,8 @@ def extend_resources(resources):
                                convert_filter=lambda x, n="": v.to_int(x, n)),
         "remote_ip_prefix": Attr(remote_prefix, default=None,
                                  convert_filter=v.string(255)),
-        "remote_group_id": Attr(v.uuid_or_none, default=None,
+        "remote_group_id": Attr(remote_group, default=None,
                                 convert_filter=v.string(None)),
-        "remote_address_group_id": Attr(remote_address_group, default=None,
-                                        is_filter=False, is_sort_key=False),
         "normalized_cidr": _ro(is_filter=False, is_sort_key=False),
     }
     resources["ports"]["security_groups"] = Attr(
@@ -349,7 +354,7 @@ def rule_dict(r):
         "ethertype": r.ethertype, "protocol": r.protocol,
         "port_range_min": r.port_range_min, "port_range_max": r.port_range_max,
         "remote_ip_prefix": r.remote_ip_prefix, "remote_group_id": r.remote_group_id,
-        "remote_address_group_id": None, "normalized_cidr": normalized(r.remote_ip_prefix),
+        "normalized_cidr": normalized(r.remote_ip_prefix),
         "description": r.description, "revision_number": r.revision_number,
         "created_at": _ts(r.created_at), "updated_at": _ts(r.updated_at),
     }
@@ -370,7 +375,8 @@ def _new_rule(s, group, direction_, ether, remote_group_id=None, **kw):
     rule = models.SecurityGroupRule(
         id=str(uuid.uuid4()), project_id=group.project_id, security_group_id=group.id,
         direction=direction_, ethertype=ether, remote_group_id=remote_group_id,
-        protocol=kw.get("protocol"), port_range_min=kw.get("port_range_min"),
+        protocol=kw.get("protocol"), protocol_number=kw.get("protocol_number"),
+        port_range_min=kw.get("port_range_min"),
         port_range_max=kw.get("port_range_max"),
         remote_ip_prefix=kw.get("remote_ip_prefix"), description=kw.get("description", ""),
         revision_number=0)
@@ -499,10 +505,8 @@ class SecurityGroupRules(Collection):
         check_rule(a)
         remote = a.get("remote_group_id")
         if remote is not None and remote != group.id:
-            try:
-                self.plugin._get(s, ctx, "security_groups", remote)
-            except SecurityGroupNotFound:
-                raise SecurityGroupRemoteGroupNotFound(id=remote) from None
+            # Any id the caller cannot use (or that is no UUID) is a 404.
+            self.plugin._get(s, ctx, "security_groups", remote)
         key = rule_key(a)
         made_here = s.info.setdefault("qovs_new_rules", set())
         R = models.SecurityGroupRule
@@ -512,7 +516,8 @@ class SecurityGroupRules(Collection):
                     raise DuplicateSecurityGroupRuleInPost()
                 raise SecurityGroupRuleExists(rule_id=other.id)
         rule = _new_rule(s, group, a["direction"], a["ethertype"], remote_group_id=remote,
-                         protocol=a.get("protocol"), port_range_min=a.get("port_range_min"),
+                         protocol=a.get("protocol"), protocol_number=a["protocol_number"],
+                         port_range_min=a.get("port_range_min"),
                          port_range_max=a.get("port_range_max"),
                          remote_ip_prefix=a.get("remote_ip_prefix"),
                          description=a.get("description", ""))
@@ -537,13 +542,18 @@ class SecurityGroupRules(Collection):
 # ------------------------------------------------------------------ ports
 def _groups_for_port(plugin, s, ctx, port, ids):
     G = models.SecurityGroup
-    q = sa.select(G.id).where(G.id.in_(ids))
+    q = sa.select(G.id, G.stateful).where(G.id.in_(ids))
     if not ctx.is_admin:
         q = q.where(G.project_id == port.project_id)
-    found = set(s.execute(q).scalars())
-    missing = [i for i in ids if i not in found]
+    stateful = dict(s.execute(q).all())
+    missing = [i for i in ids if i not in stateful]
     if missing:
         raise SecurityGroupNotFound(id=", ".join(missing))
+    if len(set(stateful.values())) > 1:
+        # One port's traffic is tracked or not: its groups must agree.
+        raise SecurityGroupConflict(reason="Cannot apply both stateful and stateless "
+                                           "security groups on the same port at the same "
+                                           "time")
     return list(ids)
 
 

@@ -138,9 +138,12 @@ def test_port_security_and_address_pairs(api):
     r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
                                           "port_security_enabled": False,
                                           "allowed_address_pairs": [{"ip_address": "1.2.3.4"}]}},
-                 status=400)
+                 status=409)
+    assert r.data["NeutronError"]["type"] == "AddressPairAndPortSecurityRequired"
     assert "Port Security" in r.data["NeutronError"]["message"]
-    api.put(f"/v2.0/ports/{p['id']}", {"port": {"port_security_enabled": False}}, status=400)
+    r = api.put(f"/v2.0/ports/{p['id']}", {"port": {"port_security_enabled": False,
+                                                    "security_groups": []}}, status=409)
+    assert r.data["NeutronError"]["type"] == "AddressPairAndPortSecurityRequired"
     upd = api.put(f"/v2.0/ports/{p['id']}", {"port": {"port_security_enabled": False,
                                                       "allowed_address_pairs": [],
                                                       "security_groups": []}},

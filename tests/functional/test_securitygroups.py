@@ -1,6 +1,7 @@
 """Security groups: the default group, rules and their validation, ports'
 membership, and the change records agents read."""
 
+import datetime
 import threading
 
 import sqlalchemy as sa
@@ -49,7 +50,9 @@ def test_listing_makes_the_default_group_once(api):
     ])
     for r in default["security_group_rules"]:
         assert r["security_group_id"] == default["id"]
-        assert r["remote_address_group_id"] is None and r["normalized_cidr"] is None
+        assert r["normalized_cidr"] is None
+        # No address groups: the attribute of that extension is not there.
+        assert "remote_address_group_id" not in r
     # Listed again, by another project, or shown: still exactly one each.
     assert _groups(api) == first
     assert [g["name"] for g in _groups(api, project="p2")] == ["default"]
@@ -148,7 +151,7 @@ def test_rule_validation_errors(api):
         (dict(port_range_min=1, port_range_max=2), 400,
          "SecurityGroupProtocolRequiredWithPorts"),
         (dict(protocol="gre", port_range_min=1, port_range_max=2), 400,
-         "SecurityGroupInvalidProtocolForPortRange"),
+         "SecurityGroupInvalidProtocolForPort"),
         (dict(protocol="icmp", port_range_min=300), 400, "SecurityGroupInvalidIcmpValue"),
         (dict(protocol="icmp", port_range_max=3), 400, "SecurityGroupMissingIcmpType"),
         (dict(protocol="bogus"), 400, "SecurityGroupRuleInvalidProtocol"),
@@ -160,13 +163,13 @@ def test_rule_validation_errors(api):
         (dict(ethertype="IPv6", remote_ip_prefix="10.0.0.0/8"), 400,
          "SecurityGroupRuleParameterConflict"),
         (dict(remote_ip_prefix="10.0.0.0/8", remote_group_id=gid), 400,
-         "SecurityGroupRuleParameterConflict"),
+         "SecurityGroupMultipleRemoteEntites"),
         (dict(remote_ip_prefix="10.0.0.300/8"), 400, "InvalidInput"),
         (dict(protocol="icmpv6"), 400, "SecurityGroupEthertypeConflictWithProtocol"),
         (dict(remote_group_id="6f2b0ad5-0000-4000-8000-000000000000"), 404,
-         "SecurityGroupRemoteGroupNotFound"),
+         "SecurityGroupNotFound"),
         (dict(remote_address_group_id="6f2b0ad5-0000-4000-8000-000000000000"), 400,
-         "InvalidInput"),
+         "HTTPBadRequest"),
     ]
     for attrs, status, kind in cases:
         err = _rule(api, gid, status=status, **attrs)
@@ -213,7 +216,7 @@ def test_rules_of_another_projects_group(api):
     assert err["type"] == "SecurityGroupNotFound"
     mine = _group(api, project="p2")
     err = _rule(api, mine["id"], status=404, project="p2", remote_group_id=g["id"])
-    assert err["type"] == "SecurityGroupRemoteGroupNotFound"
+    assert err["type"] == "SecurityGroupNotFound"
     rule = _rule(api, g["id"], protocol="tcp")
     api.get(f"{RULES}/{rule['id']}", project="p2", status=404)
     api.delete(f"{RULES}/{rule['id']}", project="p2", status=404)
@@ -392,3 +395,140 @@ def test_extension_is_advertised(api):
     aliases = {e["alias"] for e in api.get("/v2.0/extensions", status=200)
                .data["extensions"]}
     assert {"security-group", "port-security", "allowed-address-pairs"} <= aliases
+
+
+# ------------------------------------------------------------------ Neutron fidelity
+IPV6_ONLY = ["ipv6-encap", "ipv6-frag", "ipv6-nonxt", "ipv6-opts", "ipv6-route", "ipv6-icmp",
+             "icmpv6", "41", "44", "59", "60", "43", "58", 41, 58]
+
+
+def test_ipv6_only_protocols_are_refused_on_ipv4_rules(api):
+    g = _group(api)
+    for proto in IPV6_ONLY:
+        err = _rule(api, g["id"], status=400, protocol=proto)
+        assert err["type"] == "SecurityGroupEthertypeConflictWithProtocol", (proto, err)
+        assert err["message"].startswith("Invalid ethertype IPv4 for protocol"), err
+    made = {str(p): _rule(api, g["id"], ethertype="IPv6", protocol=p)["protocol"]
+            for p in ("ipv6-encap", "ipv6-frag", "ipv6-nonxt", "ipv6-opts", "ipv6-route")}
+    assert made == {p: p for p in made}
+
+
+def test_rules_show_the_protocol_as_given(api):
+    g = _group(api)
+    shown = [_rule(api, g["id"], protocol=p, remote_ip_prefix=f"10.0.{i}.0/24")["protocol"]
+             for i, p in enumerate(["ipip", "HOPOPT", "ggp", "4", 3, "0", "ip", "any"])]
+    assert shown == ["ipip", "hopopt", "ggp", "4", "3", "0", "ip", None]
+    # As in Neutron, ICMP on an IPv6 rule is IPv6-ICMP, and the whole port
+    # range is no range.
+    assert _rule(api, g["id"], ethertype="IPv6", protocol="icmp")["protocol"] == "ipv6-icmp"
+    assert _rule(api, g["id"], ethertype="IPv6", protocol="1",
+                 remote_ip_prefix="2001:db8::/64")["protocol"] == "58"
+    r = _rule(api, g["id"], protocol="tcp", port_range_min=1, port_range_max=65535)
+    assert (r["port_range_min"], r["port_range_max"]) == (None, None)
+    # The same protocol by name and by number is the same rule.
+    err = _rule(api, g["id"], status=409, protocol="4", remote_ip_prefix="10.0.0.0/24")
+    assert err["type"] == "SecurityGroupRuleExists"
+
+
+def test_remote_group_id_that_is_no_uuid_is_not_found(api):
+    g = _group(api)
+    for bad in ("not-a-uuid", "6F2B0AD5-0000-4000-8000-00000000000Z", "x" * 300):
+        err = _rule(api, g["id"], status=404, remote_group_id=bad)
+        assert err["type"] == "SecurityGroupNotFound", err
+        assert err["message"] == f"Security group {bad} does not exist"
+    # A UUID in capitals names the same group.
+    r = _rule(api, g["id"], remote_group_id=g["id"].upper())
+    assert r["remote_group_id"] == g["id"]
+
+
+def test_ethertype_and_cidr_conflict_reads_like_neutrons(api):
+    g = _group(api)
+    err = _rule(api, g["id"], status=400, ethertype="IPv6", remote_ip_prefix="10.0.0.0/8")
+    assert err["type"] == "SecurityGroupRuleParameterConflict"
+    assert err["message"] == "Conflicting value ethertype IPv6 for CIDR 10.0.0.0/8"
+    err = _rule(api, g["id"], status=400, remote_ip_prefix="2001:db8::1")
+    assert err["message"] == "Conflicting value ethertype IPv4 for CIDR 2001:db8::1/128"
+
+
+def test_a_port_cannot_mix_stateful_and_stateless_groups(api):
+    net = _net(api)
+    stateful = _group(api, name="tracked")
+    stateless = _group(api, name="untracked", stateful=False)
+    other_stateless = _group(api, name="untracked2", stateful=False)
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"], "security_groups": [
+        stateful["id"], stateless["id"]]}}, status=409)
+    assert r.data["NeutronError"]["type"] == "SecurityGroupConflict"
+    assert "both stateful and stateless" in r.data["NeutronError"]["message"]
+    port = api.port(net["id"], security_groups=[stateless["id"], other_stateless["id"]])
+    r = api.put(f"/v2.0/ports/{port['id']}", {"port": {"security_groups": [
+        stateless["id"], stateful["id"]]}}, status=409)
+    assert r.data["NeutronError"]["type"] == "SecurityGroupConflict"
+    assert api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"][
+        "security_groups"] == sorted([stateless["id"], other_stateless["id"]])
+    api.put(f"/v2.0/ports/{port['id']}", {"port": {"security_groups": [stateful["id"]]}},
+            status=200)
+    assert api.count("ports") == 1
+
+
+def test_address_pairs_need_port_security(api):
+    net = _net(api)
+    off = api.port(net["id"], port_security_enabled=False)
+    r = api.put(f"/v2.0/ports/{off['id']}", {"port": {
+        "allowed_address_pairs": [{"ip_address": "10.0.0.99"}]}}, status=409)
+    assert r.data["NeutronError"]["type"] == "AddressPairAndPortSecurityRequired"
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                          "port_security_enabled": False,
+                                          "allowed_address_pairs": [
+                                              {"ip_address": "10.0.0.98"}]}}, status=409)
+    assert r.data["NeutronError"]["type"] == "AddressPairAndPortSecurityRequired"
+    assert api.count("ports") == 1
+
+
+def test_no_remote_address_groups(api):
+    aliases = {e["alias"] for e in api.get("/v2.0/extensions", status=200)
+               .data["extensions"]}
+    assert "security-groups-remote-address-group" not in aliases
+    g = _group(api)
+    # Like a Neutron without the extension: the attribute does not exist.
+    for value in ("6f2b0ad5-0000-4000-8000-000000000000", None):
+        err = _rule(api, g["id"], status=400, protocol="tcp", remote_address_group_id=value)
+        assert "remote_address_group_id" in err["message"]
+    api.get(f"{RULES}?remote_address_group_id=x", status=400)
+    rules = api.get(RULES, status=200).data["security_group_rules"]
+    assert rules and all("remote_address_group_id" not in r for r in rules)
+
+
+def test_migration_fills_in_protocol_numbers(db_url):
+    from quantum_ovs.db import migration
+    engine = sa.create_engine(db_url)
+    rules = sa.table("securitygrouprules", *(sa.column(c) for c in (
+        "id", "project_id", "security_group_id", "direction", "ethertype", "protocol",
+        "description", "revision_number", "protocol_number")))
+    given = {"r-ipip": ("IPv4", "ipip", 4), "r-hop": ("IPv4", "hopopt", 0),
+             "r-ggp": ("IPv4", "ggp", 3), "r-47": ("IPv4", "47", 47),
+             "r-any": ("IPv4", None, None), "r-icmp6": ("IPv6", "icmp", 58),
+             "r-legacy": ("IPv6", "icmpv6", 58), "r-tcp": ("IPv6", "tcp", 6)}
+    try:
+        migration.upgrade(engine, "0004_agent_credentials")
+        with engine.begin() as conn:
+            now = datetime.datetime(2026, 1, 1)
+            conn.execute(sa.insert(sa.table("securitygroups", *(sa.column(c) for c in (
+                "id", "project_id", "name", "description", "stateful", "revision_number",
+                "created_at", "updated_at")))).values(
+                id="g", project_id="p", name="g", description="", stateful=True,
+                revision_number=0, created_at=now, updated_at=now))
+            conn.execute(sa.insert(sa.table("securitygrouprules", *(sa.column(c) for c in (
+                "id", "project_id", "security_group_id", "direction", "ethertype",
+                "protocol", "description", "revision_number", "created_at",
+                "updated_at")))), [
+                dict(id=k, project_id="p", security_group_id="g", direction="ingress",
+                     ethertype=e, protocol=p, description="", revision_number=0,
+                     created_at=now, updated_at=now)
+                for k, (e, p, _) in given.items()])
+        migration.upgrade(engine)
+        with engine.connect() as conn:
+            got = dict(conn.execute(sa.select(rules.c.id, rules.c.protocol_number)).all())
+        assert got == {k: n for k, (_, _, n) in given.items()}
+    finally:
+        migration.downgrade(engine, "base")
+        engine.dispose()
