@@ -94,3 +94,25 @@ def test_network_subnet_port_life_cycle(cli_server):
 
     os_("port", "delete", "cli-port-a", parse=False)
     assert os_("port", "list") == []
+
+
+def test_security_group_rules(cli_server):
+    """Rules through the CLI, which shows remote_address_group_id as a column
+    although this server (without address groups) has no such attribute."""
+    os_ = OpenStack(cli_server.url)
+    sg = os_("security", "group", "create", "cli-sg")
+    ipip = os_("security", "group", "rule", "create", "--ingress", "--protocol", "ipip",
+               sg["id"])
+    assert ipip["protocol"] == "ipip" and ipip["remote_address_group_id"] is None
+    ssh = os_("security", "group", "rule", "create", "--ingress", "--protocol", "tcp",
+              "--dst-port", "22", "--remote-ip", "10.0.0.0/8", sg["id"])
+    assert (ssh["port_range_min"], ssh["port_range_max"]) == (22, 22)
+    rules = {r["ID"]: r for r in os_("security", "group", "rule", "list", sg["id"])}
+    assert {ipip["id"], ssh["id"]} <= set(rules)
+    assert rules[ipip["id"]]["IP Protocol"] == "ipip"
+    assert rules[ssh["id"]]["IP Range"] == "10.0.0.0/8"
+    assert os_("security", "group", "rule", "show", ssh["id"])["protocol"] == "tcp"
+    os_("security", "group", "rule", "delete", ipip["id"], parse=False)
+    assert ipip["id"] not in {r["ID"] for r in os_("security", "group", "rule", "list",
+                                                    sg["id"])}
+    os_("security", "group", "delete", sg["id"], parse=False)
