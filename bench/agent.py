@@ -183,7 +183,10 @@ class Bench:
             raise RuntimeError("agent not ready")
 
     def settings(self) -> Settings:
+        if not getattr(self, "token", None):
+            self.token = self.server.agent_credential(HOST)
         return Settings(host=HOST, server_url=self.server.url, ovsdb=self.ovs.db_remote,
+                        token=self.token,
                         datapath_type="netdev", local_ip="192.0.2.1", tunnel_types=("vxlan",),
                         of_socket=self.ovs.listen_socket(),
                         state_path=os.path.join(self.tmp, "state"), report_interval=30,

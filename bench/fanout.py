@@ -72,6 +72,9 @@ QUICK = dict(agents=100, networks=20, nets_per_agent=3, changes=10, procs=2)
 POLL_TIMEOUT = 50  # seconds per long-poll (the server caps at max_wait, 55)
 BULK = 200
 CHANGE_DEADLINE = 10.0  # seconds to wait for one change's receivers
+# The simulated agents share one token (an operator's explicit [agent_api]
+# token) rather than holding a credential per host each.
+AGENT_TOKEN = "fanout-bench-shared-agent-token"
 
 
 def host_name(i):
@@ -91,6 +94,7 @@ class HttpConn:
 
     async def get(self, path):
         self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"X-Agent-Token: {AGENT_TOKEN}\r\n"
                           f"Accept: application/json\r\n\r\n".encode())
         status = int((await self.reader.readline()).split()[1])
         length, chunked = None, False
@@ -223,6 +227,7 @@ class Driver:
         self.log = log
         self.client = Client(server.port)
         self.client.headers["X-Roles"] = "admin"
+        self.client.headers["X-Agent-Token"] = AGENT_TOKEN
         self.writers = [self.client] + [Client(s.port) for s in servers[1:]]
         for w in self.writers[1:]:
             w.headers = self.client.headers  # shared: the project is set later
@@ -579,7 +584,8 @@ def main(argv=None):
         else:
             url = f"sqlite:///{tmp}/fanout.sqlite"
         conf = ("agent_down_time = 86400\nwsgi_green_threads = 4000\n"
-                "[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n")
+                "[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n"
+                f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
         for i in range(args.servers):
             servers.append(ServerProcess(url, workers=workers, extra_conf=conf,
                                          log_path=os.path.join(tmp, f"server{i}.log")))

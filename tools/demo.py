@@ -125,6 +125,13 @@ class Demo:
                                        "--config-file", conf])
         self.wait_http(server)
         say(f"server         {self.endpoint} (SQLite)  pid {server.pid}")
+        # The agent's own credential: it may act for its host and no other.
+        out = subprocess.run([os.path.join(BIN, "quantum-ovs-agent-credential"),
+                              "--config-file", conf, "create", "--host", HOST],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise SystemExit(f"quantum-ovs-agent-credential failed:\n{out.stderr}")
+        token = out.stdout.strip()
         ini = os.path.join(self.dir, "quantum-ovs-agent.ini")
         with open(ini, "w") as f:
             f.write(f"[ovs]\nintegration_bridge = br-int\ndatapath_type = netdev\n"
@@ -132,7 +139,7 @@ class Demo:
                     f"of_listen_unix = {self.ovs.rundir}/quantum-ovs-of.sock\n"
                     f"[agent]\nhost = {HOST}\ntunnel_types = vxlan\n"
                     f"state_path = {self.dir}/agent-state\nreport_interval = 10\n"
-                    f"[server]\nurl = {self.endpoint}\n")
+                    f"[server]\nurl = {self.endpoint}\ntoken = {token}\n")
         agent = self.spawn("agent", [os.path.join(BIN, "quantum-ovs-agent"),
                                      "--config-file", ini])
         deadline = time.monotonic() + 30

@@ -8,7 +8,14 @@ report what they have plugged and installed.
                                               agent applies membership deltas)
     POST /agent-api/v1/hosts/{host}/ports     plugged / unplugged / installed
 
-Agents authenticate with ``X-Agent-Token: <[agent_api] token>``.
+Agents authenticate with ``X-Agent-Token: <token>``: a credential of
+their own host (issued by ``quantum-ovs-agent-credential create --host H``,
+see quantum_ovs.db.agent_auth), which allows registering and
+heartbeating that host, reading that host's view and reporting the ports
+bound to it, and nothing else (403, logged).  An operator may instead set
+a shared ``[agent_api] token`` that acts for every host (small test
+clouds; the server warns at start).  No token, or an unknown or revoked
+one, is 401.
 
 A ChangeFeed per process follows the ``changes`` table: a committed write
 wakes it at once, in-process through a pipe and, on PostgreSQL, from any
@@ -35,14 +42,19 @@ from oslo_config import cfg
 
 from quantum_ovs import exceptions, wire
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import host_view, models
+from quantum_ovs.db import agent_auth, host_view, models
 
 LOG = logging.getLogger(__name__)
 
 OPTS = [("agent_api", [
     cfg.StrOpt("token", default="", secret=True,
-               help="Shared secret agents present in X-Agent-Token. Empty: "
-                    "allowed only with auth_strategy = noauth."),
+               help="A shared secret that any agent may present in "
+                    "X-Agent-Token to act for ANY host (read every host's "
+                    "view, report any port).  Only for small test clouds; "
+                    "the server warns at start when it is set.  Empty (the "
+                    "default): agents must present a credential of their "
+                    "own host (quantum-ovs-agent-credential create --host "
+                    "H)."),
     cfg.FloatOpt("poll_interval", default=0.05,
                  help="Seconds between reads of the change table for "
                       "changes committed by other server processes (on "
@@ -65,6 +77,11 @@ OPTS = [("agent_api", [
                  help="Seconds to wait for a sequence number that a "
                       "concurrent transaction may still commit."),
 ])]
+
+# Who is asking: the host a per-host credential is for (and its id), or
+# host None for the shared token, which acts for any host.
+Principal = collections.namedtuple("Principal", "host credential_id")
+SHARED = Principal(None, None)
 
 Change = collections.namedtuple("Change", "seq resource resource_id network_id host op detail")
 _Waiter = collections.namedtuple("_Waiter", "event keys")
@@ -313,6 +330,10 @@ class AgentAPI:
         self._relevance_cache = {}  # host -> (networks, local groups, groups, revision)
         self._memo_key, self._memo = None, {}
         self._delta_lock = threading.Lock()
+        if conf.agent_api.token:
+            LOG.warning("shared agent token ([agent_api] token) is set: any hypervisor can "
+                        "read every host's view and report any port; issue per-host "
+                        "credentials (quantum-ovs-agent-credential) instead")
 
     @property
     def feed(self):
@@ -325,21 +346,44 @@ class AgentAPI:
             return self._feed
 
     def _auth(self, req):
-        token = self.conf.agent_api.token
+        """The Principal of the request's X-Agent-Token, or 401."""
         given = req.headers.get("X-Agent-Token", "")
-        if token:
-            if not hmac.compare_digest(token.encode(), given.encode()):
-                raise webob.exc.HTTPUnauthorized(detail="A valid X-Agent-Token is required")
-        elif self.conf.auth_strategy != "noauth":
-            raise webob.exc.HTTPForbidden(detail="[agent_api] token is not configured")
+        shared = self.conf.agent_api.token
+        if given and shared and hmac.compare_digest(shared.encode(), given.encode()):
+            return SHARED
+        found = agent_auth.host_of(self.db, given) if given else None
+        if found is None:
+            LOG.warning("agent API: %s token from %s refused (%s %s)",
+                        "an unknown or revoked" if given else "no", req.remote_addr,
+                        req.method, req.path_qs[:300])
+            raise webob.exc.HTTPUnauthorized(detail="A valid X-Agent-Token is required")
+        return Principal(found[1], found[0])
+
+    @staticmethod
+    def _confine(req, who, host, action):
+        """403 (logged) unless ``who`` may act for ``host``."""
+        if who.host is None or who.host == host:
+            return
+        LOG.warning("agent API: the credential %s of host %r tried to %s host %r from %s "
+                    "(%s %s); refused", who.credential_id, who.host, action,
+                    str(host)[:255], req.remote_addr, req.method, req.path[:300])
+        raise webob.exc.HTTPForbidden(
+            detail="This agent credential may act only for its own host")
+
+    def _still_valid(self, who):
+        """Whether ``who``'s credential was not revoked meanwhile (a long
+        poll is answered only if it still holds)."""
+        return who.credential_id is None or agent_auth.host_of_id(
+            self.db, who.credential_id) == who.host
 
     # ------------------------------------------------------------ register
     def register(self, req, ctx):
-        self._auth(req)
+        who = self._auth(req)
         body = read_json(req)
         host = body.get("host")
         if not isinstance(host, str) or not host or len(host) > 255:
             raise exceptions.InvalidInput(error_message="'host' is required")
+        self._confine(req, who, host, "register as")
         confs = body.get("configurations") or {}
         if not isinstance(confs, dict):
             raise exceptions.InvalidInput(error_message="'configurations' must be an object")
@@ -377,7 +421,8 @@ class AgentAPI:
 
     # ------------------------------------------------------------ state
     def state(self, req, ctx, host):
-        self._auth(req)
+        who = self._auth(req)
+        self._confine(req, who, host, "read the view of")
         try:
             since = int(req.GET.get("since", "-1") or -1)
             timeout = float(req.GET.get("timeout", "30"))
@@ -415,6 +460,10 @@ class AgentAPI:
                                if c.host == host and c.network_id}
                 mine = [c for c in changes if host_view.relevant(c, host, held, groups)]
                 if mine:
+                    if waiter is not None and not self._still_valid(who):
+                        # Revoked while this poll waited.
+                        raise webob.exc.HTTPUnauthorized(
+                            detail="A valid X-Agent-Token is required")
                     # Unless one of the host's own ports changed, its networks
                     # and groups are still those cached.
                     own = any(c.host == host for c in mine)
@@ -483,7 +532,8 @@ class AgentAPI:
 
     # ------------------------------------------------------------ reports
     def report(self, req, ctx, host):
-        self._auth(req)
+        who = self._auth(req)
+        self._confine(req, who, host, "report ports of")
         body = read_json(req)
         plugged = body.get("plugged") or []
         unplugged = body.get("unplugged") or []
@@ -528,6 +578,13 @@ class AgentAPI:
                 n += 1
             return n
         n = self.db.write(txn)
+        if n < len(ids):
+            # Not refused: a port that moved to another host while this
+            # one's report was in flight is ignored, not an error the agent
+            # would retry forever.  Logged in case it is an attempt.
+            LOG.warning("agent API: a report for host %r (credential %s) named %d port(s) "
+                        "not bound to it; ignored", host[:255], who.credential_id or "shared",
+                        len(ids) - n)
         for fn in getattr(self.plugin, "status_listeners", ()):
             try:
                 fn(changed_status)

@@ -15,6 +15,9 @@ from quantum_ovs import config
 from quantum_ovs.service import build
 
 BACKENDS = ["sqlite", "postgresql"]
+# The shared agent token the API under test accepts for every host (the
+# confinement tests clear it and use per-host credentials).
+SHARED_AGENT_TOKEN = "functional-tests-shared-agent-token"
 
 
 class Client:
@@ -26,7 +29,8 @@ class Client:
         self.db = db
 
     def _headers(self, project, admin, headers):
-        h = {"X-Project-Id": project, "X-Auth-Token": "notused"}
+        h = {"X-Project-Id": project, "X-Auth-Token": "notused",
+             "X-Agent-Token": SHARED_AGENT_TOKEN}
         if admin:
             h["X-Roles"] = "admin,member"
         else:
@@ -89,6 +93,7 @@ class Client:
 def make_conf(db_url, **overrides):
     conf = config.make_conf([])
     conf.set_override("connection", db_url, group="database")
+    conf.set_override("token", SHARED_AGENT_TOKEN, group="agent_api")
     for k, v in overrides.items():
         conf.set_override(k, v)
     return conf

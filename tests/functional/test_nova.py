@@ -71,11 +71,13 @@ def server(tmp_path, nova):
     with ServerProcess(f"sqlite:///{tmp_path}/nova.sqlite",
                        extra_conf=f"[nova]\nurl = {nova.url}\n"
                                   "send_events_interval = 0.05\n") as s:
+        s.agent_token = s.agent_credential("compute-1")
         yield s
 
 
 def call(server, method, path, body=None, project=PROJECT, admin=True):
-    headers = {"Content-Type": "application/json", "X-Project-Id": project}
+    headers = {"Content-Type": "application/json", "X-Project-Id": project,
+               "X-Agent-Token": server.agent_token}  # compute-1's credential
     if admin:
         headers["X-Roles"] = "admin"
     req = urllib.request.Request(server.url + path, method=method, headers=headers,

@@ -15,6 +15,7 @@ from tests.fixtures.server import ServerProcess
 
 HOSTS = ["so-a", "so-b", "so-c"]
 ROUNDS = 10
+SHARED_AGENT_TOKEN = "scale-out-shared-agent-token"  # one token for the three hosts
 
 
 def call(port, method, path, body=None, timeout=30):
@@ -22,7 +23,8 @@ def call(port, method, path, body=None, timeout=30):
     try:
         conn.request(method, path, body=None if body is None else json.dumps(body),
                      headers={"Content-Type": "application/json", "X-Roles": "admin",
-                              "X-Project-Id": "scaleout"})
+                              "X-Project-Id": "scaleout",
+                              "X-Agent-Token": SHARED_AGENT_TOKEN})
         resp = conn.getresponse()
         data = resp.read()
         assert resp.status < 300, (method, path, resp.status, data[:500])
@@ -36,7 +38,9 @@ def two_servers(db_url):
     servers = []
     try:
         for _ in range(2):
-            servers.append(ServerProcess(db_url, workers=2).start())
+            servers.append(ServerProcess(
+                db_url, workers=2,
+                extra_conf=f"[agent_api]\ntoken = {SHARED_AGENT_TOKEN}\n").start())
         yield servers
     finally:
         for s in servers:

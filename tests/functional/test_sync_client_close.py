@@ -17,7 +17,8 @@ def server(tmp_path_factory):
 
 
 def test_close_interrupts_a_long_poll(server):
-    client = sync_client.SyncClient(server.url, "hv-close")
+    client = sync_client.SyncClient(server.url, "hv-close",
+                                    server.agent_credential("hv-close"))
     kind, _view, revision = client.poll(-1, 0)
     assert kind == "full"
     result = {}

@@ -222,10 +222,11 @@ class Hypervisor:
     def arp_table(self):
         return self.ovs.appctl("tnl/arp/show")
 
-    def start_agent(self, server_url, state_path, tunnel_types=("vxlan", "gre")):
+    def start_agent(self, server_url, state_path, tunnel_types=("vxlan", "gre"), token=""):
         from agent.daemon import Agent, Settings
 
         settings = Settings(host=self.name, server_url=server_url, ovsdb=self.ovs.db_remote,
+                            token=token,
                             datapath_type="netdev", local_ip=self.tunnel_ip,
                             tunnel_types=tunnel_types, bridge_mappings=self.physnets,
                             of_socket=self.ovs.listen_socket(), state_path=state_path,
@@ -321,9 +322,11 @@ class Cluster:
                 raise RuntimeError(f"{h.name}: no or wrong tunnel neighbour for {wrong} "
                                    f"(want their br-phy MACs):\n{table}")
 
-    def start_agents(self, server_url, state_root):
+    def start_agents(self, server_url, state_root, credential=None):
+        """``credential(host)``: that host's agent token."""
         for h in self.hosts:
-            h.start_agent(server_url, os.path.join(state_root, h.name))
+            h.start_agent(server_url, os.path.join(state_root, h.name),
+                          token=credential(h.name) if credential else "")
         for h in self.hosts:
             if not h.agent.ready.wait(20):
                 raise RuntimeError(f"agent {h.name} did not sync")

@@ -66,6 +66,7 @@ def api(server):
 
 def make_agent(ovs, server, tmp_path):
     return Agent(Settings(host=HOST, server_url=server.url, ovsdb=ovs.db_remote,
+                          token=server.agent_credential(HOST),
                           datapath_type="netdev", local_ip="192.0.2.1",
                           tunnel_types=("vxlan",), of_listen=f"unix:{ovs.rundir}/qovs-of.sock",
                           state_path=str(tmp_path / "state"), report_interval=5,

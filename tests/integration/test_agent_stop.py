@@ -29,6 +29,7 @@ def our_flows(ovs):
 
 def test_stop_interrupts_the_long_poll_and_keeps_the_flows(ovs, server, tmp_path):
     agent = Agent(Settings(host=HOST, server_url=server.url, ovsdb=ovs.db_remote,
+                           token=server.agent_credential(HOST),
                            datapath_type="netdev", local_ip="192.0.2.9",
                            tunnel_types=("vxlan",),
                            of_listen=f"unix:{ovs.rundir}/qovs-of.sock",

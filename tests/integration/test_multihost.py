@@ -62,7 +62,7 @@ def _cloud(cluster, db_url):
     state = tempfile.mkdtemp(prefix="qovs-mh-state-")
     try:
         server.start()
-        cluster.start_agents(server.url, state)
+        cluster.start_agents(server.url, state, server.agent_credential)  # one per host
         yield Cloud(cluster, server)
     finally:
         cluster.stop_agents()

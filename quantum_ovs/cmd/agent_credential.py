@@ -1,0 +1,88 @@
+"""quantum-ovs-agent-credential: per-host agent credentials.
+
+    quantum-ovs-agent-credential --config-file quantum-ovs.conf create --host H
+    quantum-ovs-agent-credential --config-file quantum-ovs.conf list [--host H] [--all]
+    quantum-ovs-agent-credential --config-file quantum-ovs.conf revoke (--host H | --id ID)
+
+``create`` prints the new token alone on stdout (it is not stored and
+cannot be shown again; put it in the agent's ``[server] token``) and what
+was issued on stderr.  A revocation holds for the next request to any
+server process.  The command talks to the database directly: whoever may
+run it can already read every host's view there.
+"""
+
+import argparse
+import json
+import sys
+
+from quantum_ovs import config, service
+from quantum_ovs.db import agent_auth, migration
+
+
+def _table(rows):
+    cols = ["id", "host", "created_at", "revoked_at", "description"]
+    cells = [cols] + [[str(r[c] if r[c] is not None else "-") for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+                     for row in cells)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="quantum-ovs-agent-credential",
+                                     description="Issue, list and revoke per-host agent "
+                                                 "credentials.")
+    parser.add_argument("--config-file", action="append", default=[])
+    parser.add_argument("--database-connection", help="overrides [database] connection")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="issue a credential for one host")
+    create.add_argument("--host", required=True)
+    create.add_argument("--description", default="")
+    lst = sub.add_parser("list", help="list credentials (live ones unless --all)")
+    lst.add_argument("--host")
+    lst.add_argument("--all", action="store_true", help="include revoked credentials")
+    rev = sub.add_parser("revoke", help="revoke a host's credentials, or one by id")
+    rev.add_argument("--host")
+    rev.add_argument("--id", dest="credential_id")
+    args = parser.parse_args(argv)
+    if args.command == "revoke" and not (args.host or args.credential_id):
+        parser.error("revoke needs --host or --id")
+    if args.command == "create" and not 0 < len(args.host) <= 255:
+        parser.error("--host must be 1 to 255 characters")
+    conf = config.make_conf([a for f in args.config_file for a in ("--config-file", f)])
+    if args.database_connection:
+        conf.set_override("connection", args.database_connection, group="database")
+    db = service.make_database(conf)
+    try:
+        if conf.database.auto_migrate:
+            migration.upgrade(db.engine)  # as the server would at start
+        if args.command == "create":
+            cred, token = agent_auth.create(db, args.host, args.description)
+            if args.json:
+                print(json.dumps(dict(cred, token=token)))
+            else:
+                print(token)
+                print(f"issued credential {cred['id']} for host {cred['host']}; "
+                      f"set it as [server] token in that host's agent configuration "
+                      f"(it cannot be shown again)", file=sys.stderr)
+        elif args.command == "list":
+            rows = agent_auth.list_credentials(db, args.host, include_revoked=args.all)
+            print(json.dumps(rows) if args.json else _table(rows))
+        else:
+            rows = agent_auth.revoke(db, args.host, args.credential_id)
+            if args.json:
+                print(json.dumps(rows))
+            else:
+                for r in rows:
+                    print(f"revoked {r['id']} (host {r['host']})")
+            if not rows:
+                print("no live credential matched", file=sys.stderr)
+                return 1
+    finally:
+        db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Per-host agent credentials: issue, list, revoke, and resolve a token.
+
+A credential lets one hypervisor's agent act as its host and as nothing
+else (the agent API checks the host of every request against it).  The
+token is 256 random bits shown once when it is issued; the database keeps
+only its SHA-256 digest (a slow password hash buys nothing against a
+secret this long, and a fast one keeps the per-request lookup to one
+indexed query).  Revoking sets ``revoked_at``: the next request with that
+token is refused by every server process, since nothing caches the answer.
+"""
+
+import datetime
+import hashlib
+import secrets
+import uuid
+
+import sqlalchemy as sa
+
+from quantum_ovs.db import models
+
+TOKEN_BYTES = 32
+TIME_FMT = "%Y-%m-%d %H:%M:%S"
+
+
+def digest(token):
+    """The stored form of a token (hex SHA-256 of its UTF-8 bytes)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def to_dict(c):
+    return {"id": c.id, "host": c.host, "description": c.description,
+            "created_at": c.created_at.strftime(TIME_FMT),
+            "revoked_at": c.revoked_at.strftime(TIME_FMT) if c.revoked_at else None}
+
+
+def create(db, host, description=""):
+    """Issue a credential for ``host``; returns (its dict, the token).
+    The token is not stored and cannot be shown again."""
+    if not isinstance(host, str) or not host or len(host) > 255:
+        raise ValueError("host must be a non-empty string of at most 255 characters")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+
+    def txn(s):
+        c = models.AgentCredential(id=str(uuid.uuid4()), host=host,
+                                   token_hash=digest(token),
+                                   description=description or "", created_at=_now())
+        s.add(c)
+        s.flush()
+        return to_dict(c)
+    return db.write(txn), token
+
+
+def list_credentials(db, host=None, include_revoked=False):
+    C = models.AgentCredential
+    q = sa.select(C).order_by(C.host, C.created_at, C.id)
+    if host is not None:
+        q = q.where(C.host == host)
+    if not include_revoked:
+        q = q.where(C.revoked_at.is_(None))
+    with db.reader() as s:
+        return [to_dict(c) for c in s.execute(q).scalars()]
+
+
+def revoke(db, host=None, credential_id=None):
+    """Revoke the live credentials of ``host``, or the one ``credential_id``
+    (or both conditions); returns the dicts of those revoked."""
+    if host is None and credential_id is None:
+        raise ValueError("name a host or a credential id")
+    C = models.AgentCredential
+
+    def txn(s):
+        q = sa.select(C).where(C.revoked_at.is_(None))
+        if host is not None:
+            q = q.where(C.host == host)
+        if credential_id is not None:
+            q = q.where(C.id == credential_id)
+        rows = s.execute(q).scalars().all()
+        now = _now()
+        for c in rows:
+            c.revoked_at = now
+        s.flush()
+        return [to_dict(c) for c in rows]
+    return db.write(txn)
+
+
+def host_of(db, token):
+    """(credential id, host) of a live credential with this token, or None.
+    One query on the unique token_hash index; no cache (a revocation
+    committed by any process is seen by the next request)."""
+    if not token:
+        return None
+    C = models.AgentCredential
+    with db.reader() as s:
+        row = s.execute(sa.select(C.id, C.host)
+                        .where(C.token_hash == digest(token), C.revoked_at.is_(None))
+                        ).first()
+    return None if row is None else (row.id, row.host)
+
+
+def host_of_id(db, credential_id):
+    """The host of the live credential ``credential_id``, or None."""
+    C = models.AgentCredential
+    with db.reader() as s:
+        return s.execute(sa.select(C.host).where(C.id == credential_id,
+                                                 C.revoked_at.is_(None))).scalar()

@@ -1,0 +1,310 @@
+"""Agents confined to their host: a per-host credential may register and
+heartbeat its own host, read its own host's view and report the ports
+bound to it, and nothing else (403); no token, an unknown one or a
+revoked one is 401.  Against the real API (webtest) on SQLite and
+PostgreSQL; no shared token is configured here."""
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from quantum_ovs.db import agent_auth, models
+
+HOST_A, HOST_B = "hv-a", "hv-b"
+AGENTS = "/agent-api/v1/agents"
+
+
+def state_path(host, since=-1, timeout=0):
+    return f"/agent-api/v1/hosts/{host}/state?since={since}&timeout={timeout}" \
+           f"&features=group_members"
+
+
+def ports_path(host):
+    return f"/agent-api/v1/hosts/{host}/ports"
+
+
+class AgentAs:
+    """The agent API as one credential sees it."""
+
+    def __init__(self, api, token):
+        self.api = api
+        self.token = token
+
+    def _h(self):
+        return {"X-Agent-Token": self.token}
+
+    def register(self, host, tunnel_ip, status=200):
+        return self.api.post(AGENTS, {"host": host, "tunnel_ip": tunnel_ip, "started": True,
+                                      "configurations": {"tunnel_types": ["vxlan"],
+                                                         "bridge_mappings": {}}},
+                             headers=self._h(), status=status)
+
+    def state(self, host, since=-1, timeout=0, status=200):
+        return self.api.get(state_path(host, since, timeout), headers=self._h(), status=status)
+
+    def report(self, host, status=200, **body):
+        return self.api.post(ports_path(host), body, headers=self._h(), status=status)
+
+
+@pytest.fixture
+def cloud(api):
+    """Two hosts with a credential each (and no shared token), registered;
+    a network shared by both, and one of another project that only B has
+    ports on (in the same project, the default group's member addresses
+    would reach A, as in Neutron: remote-group rules need them)."""
+    api.plugin.conf.set_override("token", "", group="agent_api")
+    a = AgentAs(api, agent_auth.create(api.db, HOST_A)[1])
+    b = AgentAs(api, agent_auth.create(api.db, HOST_B)[1])
+    a.register(HOST_A, "192.0.2.1")
+    b.register(HOST_B, "192.0.2.2")
+    shared = api.network(name="shared")
+    api.subnet(shared["id"], "10.1.0.0/24")
+    b_only = api.network(name="b-only", project="p2")
+    api.subnet(b_only["id"], "10.99.0.0/24", project="p2")
+    port = {}
+    port["a"] = bound_port(api, shared["id"], HOST_A)
+    port["b_shared"] = bound_port(api, shared["id"], HOST_B)
+    port["b_only"] = bound_port(api, b_only["id"], HOST_B, project_id="p2")
+    return api, a, b, shared, b_only, port
+
+
+def bound_port(api, net_id, host, **kw):
+    return api.post("/v2.0/ports", {"port": dict(network_id=net_id,
+                                                 **{"binding:host_id": host}, **kw)},
+                    admin=True, status=201).data["port"]
+
+
+def port_status(api, port_id):
+    return api.get(f"/v2.0/ports/{port_id}", admin=True, status=200).data["port"]["status"]
+
+
+def agent_row(api, host):
+    (row,) = [x for x in api.get("/v2.0/agents", admin=True, status=200).data["agents"]
+              if x["host"] == host]
+    return row
+
+
+def assert_403(resp):
+    assert resp.status_int == 403
+    assert resp.data["NeutronError"]["type"] == "HTTPForbidden"
+    assert "own host" in resp.data["NeutronError"]["message"]
+
+
+def test_missing_or_garbage_token_is_401(cloud):
+    api, a, _b, _shared, _b_only, port = cloud
+    for token in ("", "garbage", "x" * 5000, agent_auth.digest(a.token),
+                  "functional-tests-shared-agent-token"):
+        who = AgentAs(api, token)
+        for r in (who.register(HOST_A, "192.0.2.9", status=401),
+                  who.state(HOST_A, status=401),
+                  who.report(HOST_A, installed=[port["a"]["id"]], status=401)):
+            assert "X-Agent-Token" in r.data["NeutronError"]["message"]
+            assert port["a"]["id"] not in r.text
+    assert port_status(api, port["a"]["id"]) == "DOWN"
+    # No header at all (the test client sends one unless told otherwise).
+    r = api.app.get(state_path(HOST_A), status=401, expect_errors=True)
+    assert "X-Agent-Token" in r.json["NeutronError"]["message"]
+
+
+def test_host_cannot_register_or_heartbeat_as_another(cloud, caplog):
+    api, a, _b, _shared, _b_only, _port = cloud
+    before = agent_row(api, HOST_B)
+    time.sleep(1.1)  # heartbeats have one-second resolution
+    with caplog.at_level(logging.WARNING, logger="quantum_ovs.api.agent_api"):
+        assert_403(a.register(HOST_B, "192.0.2.66", status=403))
+        r = api.post(AGENTS, {"host": HOST_B, "tunnel_ip": "192.0.2.66"},
+                     headers={"X-Agent-Token": a.token}, status=403)  # a heartbeat
+        assert_403(r)
+        assert_403(a.register("hv-new", "192.0.2.67", status=403))
+    after = agent_row(api, HOST_B)
+    assert after["configurations"]["tunnel_ip"] == "192.0.2.2"
+    assert after["heartbeat_timestamp"] == before["heartbeat_timestamp"]
+    assert after["started_at"] == before["started_at"]
+    assert "hv-new" not in {x["host"] for x in
+                            api.get("/v2.0/agents", admin=True, status=200).data["agents"]}
+    logged = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert any(f"'{HOST_A}'" in m and "register as host 'hv-b'" in m for m in logged), logged
+    # Its own host is fine.
+    assert a.register(HOST_A, "192.0.2.1").data["agent"]["host"] == HOST_A
+
+
+def test_host_cannot_read_another_hosts_view(cloud, caplog):
+    api, a, b, _shared, b_only, port = cloud
+    mine = a.state(HOST_A).data
+    assert mine["full"] is True
+    with caplog.at_level(logging.WARNING, logger="quantum_ovs.api.agent_api"):
+        for since, timeout in ((-1, 0), (mine["revision"], 0), (0, 0), (mine["revision"], 1)):
+            r = a.state(HOST_B, since, timeout, status=403)
+            assert_403(r)
+            assert port["b_only"]["id"] not in r.text and b_only["id"] not in r.text
+        # Path tricks name the same host or none.
+        for path in (f"/agent-api/v1/hosts/{HOST_B}/state?since=-1&host={HOST_A}",
+                     "/agent-api/v1/hosts/hv-b%2F../state?since=-1"):
+            r = api.get(path, headers={"X-Agent-Token": a.token})
+            assert r.status_int in (403, 404), r.status
+            assert port["b_only"]["id"] not in r.text
+    assert any("read the view of host 'hv-b'" in r.getMessage() for r in caplog.records)
+    # B reads its own view, with the port A may not see.
+    assert port["b_only"]["id"] in b.state(HOST_B).text
+
+
+def test_host_cannot_report_another_hosts_ports(cloud):
+    api, a, b, _shared, _b_only, port = cloud
+    victim = port["b_shared"]["id"]
+    # ACTIVE: neither through B's path (403) nor through its own (ignored).
+    assert_403(a.report(HOST_B, status=403, plugged=[{"port_id": victim, "ofport": 9}],
+                        installed=[victim]))
+    assert a.report(HOST_A, plugged=[{"port_id": victim, "ofport": 9}],
+                    installed=[victim]).data == {"updated": 0}
+    assert port_status(api, victim) == "DOWN"
+    # B brings it up; A cannot take it DOWN either.
+    assert b.report(HOST_B, plugged=[{"port_id": victim, "ofport": 3}],
+                    installed=[victim]).data == {"updated": 1}
+    assert port_status(api, victim) == "ACTIVE"
+    assert_403(a.report(HOST_B, status=403, unplugged=[victim]))
+    assert a.report(HOST_A, unplugged=[victim]).data == {"updated": 0}
+    assert port_status(api, victim) == "ACTIVE"
+    with api.db.reader() as s:
+        assert s.get(models.PortBinding, victim).ofport == 3
+    # A's own port: fine.
+    assert a.report(HOST_A, installed=[port["a"]["id"]]).data == {"updated": 1}
+    assert port_status(api, port["a"]["id"]) == "ACTIVE"
+
+
+def test_deltas_never_carry_another_hosts_private_ports(cloud):
+    """A shares one network with B: its view and deltas carry B's ports
+    there, and nothing of the network only B has ports on, whatever
+    happens on it."""
+    api, a, b, shared, b_only, port = cloud
+    full = a.state(HOST_A).data
+    secret = {b_only["id"], port["b_only"]["id"], port["b_only"]["mac_address"], "10.99.0."}
+    assert not [s for s in secret if s in json.dumps(full)]
+    assert port["b_shared"]["id"] in json.dumps(full)  # what it needs it has
+    rev = full["revision"]
+    # Changes on the network only B has ports on ...
+    made = [bound_port(api, b_only["id"], HOST_B, project_id="p2") for _ in range(3)]
+    api.put(f"/v2.0/ports/{made[0]['id']}", {"port": {"name": "renamed"}}, admin=True,
+            status=200)
+    api.delete(f"/v2.0/ports/{made[1]['id']}", admin=True, status=204)
+    b.report(HOST_B, installed=[made[2]["id"], port["b_only"]["id"]])
+    api.put(f"/v2.0/networks/{b_only['id']}", {"network": {"name": "b-only-2"}},
+            admin=True, status=200)
+    # ... and one A must learn about.
+    newcomer = bound_port(api, shared["id"], HOST_B)
+    secret |= {p["id"] for p in made} | {p["mac_address"] for p in made}
+    r = a.state(HOST_A, since=rev, timeout=5).data
+    assert r["full"] is False
+    text = json.dumps(r)
+    assert newcomer["id"] in text
+    assert not [s for s in secret if s in text], text
+
+
+def test_revoked_credential_stops_at_once(cloud, make_api):
+    api, a, _b, _shared, _b_only, port = cloud
+    other = make_api()  # a second server process on the same database
+    other.plugin.conf.set_override("token", "", group="agent_api")
+    a2 = AgentAs(other, a.token)
+    a.state(HOST_A)
+    a2.state(HOST_A)
+    a2.report(HOST_A, plugged=[{"port_id": port["a"]["id"], "ofport": 5}])
+    revoked = agent_auth.revoke(api.db, host=HOST_A)
+    assert [c["host"] for c in revoked] == [HOST_A]
+    for who in (a, a2):
+        who.state(HOST_A, status=401)
+        who.register(HOST_A, "192.0.2.1", status=401)
+        who.report(HOST_A, installed=[port["a"]["id"]], status=401)
+    assert port_status(api, port["a"]["id"]) == "DOWN"
+    # A new credential for the host works; the old one stays dead.
+    fresh = AgentAs(other, agent_auth.create(api.db, HOST_A)[1])
+    fresh.state(HOST_A)
+    a2.state(HOST_A, status=401)
+    creds = agent_auth.list_credentials(api.db, HOST_A, include_revoked=True)
+    assert [c["revoked_at"] is not None for c in creds] == [True, False]
+
+
+def test_revocation_ends_a_waiting_long_poll(cloud):
+    """A long poll that was waiting when its credential was revoked is
+    answered 401, not with the change that wakes it."""
+    api, a, _b, shared, _b_only, _port = cloud
+    rev = a.state(HOST_A).data["revision"]
+    got = {}
+
+    def poll():
+        got["r"] = a.state(HOST_A, since=rev, timeout=20, status=None)
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(0.5)
+    agent_auth.revoke(api.db, host=HOST_A)
+    newcomer = bound_port(api, shared["id"], HOST_B)  # concerns A: wakes the poll
+    t.join(25)
+    assert not t.is_alive()
+    assert got["r"].status_int == 401, got["r"].text
+    assert newcomer["id"] not in got["r"].text
+
+
+def test_one_credential_per_host_at_a_time_is_not_required(cloud):
+    """Rotation: two live credentials of one host both work until one is
+    revoked by id."""
+    api, a, _b, _shared, _b_only, _port = cloud
+    cred, token = agent_auth.create(api.db, HOST_A, "rotation")
+    a_new = AgentAs(api, token)
+    a_new.state(HOST_A)
+    a.state(HOST_A)
+    (old,) = [c for c in agent_auth.list_credentials(api.db, HOST_A) if c["id"] != cred["id"]]
+    agent_auth.revoke(api.db, credential_id=old["id"])
+    a.state(HOST_A, status=401)
+    a_new.state(HOST_A)
+    assert_403(a_new.state(HOST_B, status=403))
+
+
+def test_shared_token_only_when_set(api, caplog):
+    """An operator who sets [agent_api] token gets a warning at start, and
+    that token acts for every host."""
+    from quantum_ovs.api import agent_api
+    api.plugin.conf.set_override("token", "", group="agent_api")
+    with caplog.at_level(logging.WARNING, logger="quantum_ovs.api.agent_api"):
+        agent_api.AgentAPI(api.plugin.conf, api.plugin)
+    assert not [r for r in caplog.records if "shared agent token" in r.getMessage()]
+    AgentAs(api, "s3cret-shared").state(HOST_A, status=401)
+    api.plugin.conf.set_override("token", "s3cret-shared", group="agent_api")
+    with caplog.at_level(logging.WARNING, logger="quantum_ovs.api.agent_api"):
+        agent_api.AgentAPI(api.plugin.conf, api.plugin)
+    assert any("any hypervisor can read every host's view" in r.getMessage()
+               for r in caplog.records)
+    shared = AgentAs(api, "s3cret-shared")
+    shared.register(HOST_A, "192.0.2.1")
+    shared.register(HOST_B, "192.0.2.2")
+    shared.state(HOST_B)
+
+
+def test_credential_command(db_url, make_api):
+    """quantum-ovs-agent-credential create / list / revoke against the
+    database the server uses."""
+    def cli(*args, check=True):
+        out = subprocess.run([sys.executable, "-m", "quantum_ovs.cmd.agent_credential",
+                              "--database-connection", db_url, *args],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 or not check, out.stderr
+        return out
+    token = cli("create", "--host", HOST_A, "--description", "rack 3").stdout.strip()
+    assert len(token) >= 40 and "\n" not in token
+    listed = json.loads(cli("--json", "list").stdout)
+    assert [(c["host"], c["description"], c["revoked_at"]) for c in listed] == [
+        (HOST_A, "rack 3", None)]
+    assert token not in json.dumps(listed) and agent_auth.digest(token) not in json.dumps(listed)
+    api = make_api()
+    api.plugin.conf.set_override("token", "", group="agent_api")
+    a = AgentAs(api, token)
+    a.register(HOST_A, "192.0.2.1")
+    assert_403(a.state(HOST_B, status=403))
+    assert f"revoked {listed[0]['id']}" in cli("revoke", "--host", HOST_A).stdout
+    a.state(HOST_A, status=401)
+    assert cli("revoke", "--host", HOST_A, check=False).returncode == 1  # nothing live left
+    assert json.loads(cli("--json", "list").stdout) == []
+    assert len(json.loads(cli("--json", "list", "--all").stdout)) == 1
+    assert cli("revoke", check=False).returncode == 2
