@@ -576,6 +576,12 @@ class AgentAPI:
                     changed_status.append((port.id, port.device_id, port.device_owner,
                                            port.status))
                 n += 1
+            # Ports the host holds through an inactive binding (a move).
+            for hook in getattr(self.plugin, "report_hooks", ()):
+                more, events = hook(s, host, ofports, installed, unplugged,
+                                    {p.id for p in rows})
+                n += more
+                changed_status.extend(events)
             return n
         n = self.db.write(txn)
         if n < len(ids):

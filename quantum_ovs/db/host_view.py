@@ -6,6 +6,7 @@ change rows after R.  Both read with Core queries (no ORM objects): a
 host view can hold tens of thousands of ports.
 """
 
+import dataclasses
 import json
 
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ P, B, A = models.Port, models.PortBinding, models.IPAllocation
 N, SEG, S = models.Network, models.NetworkSegment, models.Subnet
 AAP, SGB = models.AllowedAddressPair, models.SecurityGroupPortBinding
 R, AG = models.SecurityGroupRule, models.Agent
+IB = models.InactivePortBinding
 
 class RuleWithoutProtocolNumber(RuntimeError):
     """A stored rule names a protocol but has no number for it: never read
@@ -41,10 +43,43 @@ def _chunks(ids, n=500):
 
 
 def local_networks(s, host, exclude_ports=()):
-    q = sa.select(P.network_id).join(B, B.port_id == P.id).where(B.host == host).distinct()
+    """The networks of the ports bound to ``host`` or pending there."""
+    q = sa.select(P.network_id).join(B, B.port_id == P.id).where(B.host == host)
+    q2 = sa.select(P.network_id).join(IB, IB.port_id == P.id).where(IB.host == host,
+                                                                    IB.pending.is_(True))
     if exclude_ports:
         q = q.where(P.id.not_in(list(exclude_ports)))
-    return {r[0] for r in s.execute(q)}
+        q2 = q2.where(P.id.not_in(list(exclude_ports)))
+    return {r[0] for r in s.execute(sa.union(q, q2))}
+
+
+# ------------------------------------------------------------ pending bindings
+# A port with a pending binding on a host (the destination of a move, see
+# quantum_ovs/extensions/binding.py) belongs to that host's view too: its
+# network, subnets, security groups and peers are there, and the port
+# shows as local there, so that the host's agent has compiled everything
+# the port needs and only waits for its VIF's ofport.  Every other host
+# sees the port where its active binding is.
+def pending_ports(s, host):
+    """The ids of the ports pending on ``host``."""
+    return set(s.execute(sa.select(IB.port_id).where(IB.host == host,
+                                                     IB.pending.is_(True))).scalars())
+
+
+def _all_pending(s):
+    """{host: ids of the ports pending there} (a small table: the ports
+    being moved)."""
+    out = {}
+    for r in s.execute(sa.select(IB.port_id, IB.host).where(IB.pending.is_(True))):
+        out.setdefault(r.host, set()).add(r.port_id)
+    return out
+
+
+def as_seen_by(host, ports, pending):
+    """``ports`` as ``host`` sees them: those pending there are local."""
+    if not pending:
+        return list(ports)
+    return [dataclasses.replace(p, host=host) if p.id in pending else p for p in ports]
 
 
 def load_networks(s, ids):
@@ -135,6 +170,9 @@ def _net_hosts(s, network_ids, memo):
         for r in s.execute(sa.select(P.network_id, B.host).join(P, P.id == B.port_id)
                            .where(P.network_id.in_(chunk), B.host != "").distinct()):
             memo[("net_hosts", r.network_id)].add(r.host)
+        for r in s.execute(sa.select(P.network_id, IB.host).join(P, P.id == IB.port_id)
+                           .where(P.network_id.in_(chunk), IB.pending.is_(True)).distinct()):
+            memo[("net_hosts", r.network_id)].add(r.host)
     return set().union(*(memo[("net_hosts", n)] for n in network_ids))
 
 
@@ -146,6 +184,9 @@ def _host_networks(s, hosts, memo):
     for chunk in _chunks(missing):
         for r in s.execute(sa.select(B.host, P.network_id).join(P, P.id == B.port_id)
                            .where(B.host.in_(chunk)).distinct()):
+            memo[("host_nets", r.host)].add(r.network_id)
+        for r in s.execute(sa.select(IB.host, P.network_id).join(P, P.id == IB.port_id)
+                           .where(IB.host.in_(chunk), IB.pending.is_(True)).distinct()):
             memo[("host_nets", r.host)].add(r.network_id)
     return {h: memo[("host_nets", h)] for h in hosts}
 
@@ -174,10 +215,12 @@ def _with_tunnel_ips(s, hosts, memo):
 
 
 def local_groups(s, host):
-    """The security groups of the ports bound to ``host``."""
-    return {r[0] for r in s.execute(
+    """The security groups of the ports bound to ``host`` or pending there."""
+    return {r[0] for r in s.execute(sa.union(
         sa.select(SGB.security_group_id).join(B, B.port_id == SGB.port_id)
-        .where(B.host == host).distinct())}
+        .where(B.host == host),
+        sa.select(SGB.security_group_id).join(IB, IB.port_id == SGB.port_id)
+        .where(IB.host == host, IB.pending.is_(True))))}
 
 
 def remote_group_ids(s, group_ids):
@@ -207,6 +250,7 @@ def _tunnel_ip(s, host):
 def full(s, host, revision):
     nets = local_networks(s, host)
     ports = load_ports(s, P.network_id.in_(nets)) if nets else []
+    ports = as_seen_by(host, ports, pending_ports(s, host))
     mine = {g for p in ports if p.host == host for g in p.security_groups}
     return m.HostView(
         host=host, tunnel_ip=_tunnel_ip(s, host), revision=revision,
@@ -274,6 +318,8 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
     kept = [p for p in updated if p.network_id in nets_now]
     ports.extend(kept)
     removed_ports = old_port_ids - {p.id for p in kept}
+    ports = as_seen_by(host, ports, _memo(memo, ("pending",), lambda: _all_pending(s))
+                       .get(host))
 
     subnets = []
     if new_nets:

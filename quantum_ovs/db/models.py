@@ -339,3 +339,38 @@ class AgentCredential(Base):
     revoked_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     __table_args__ = (UniqueConstraint("token_hash",
                                        name="uniq_agent_credentials0token_hash"),)
+
+
+# --------------------------------------------------------------- port bindings (binding-extended)
+class InactivePortBinding(Base):
+    """A port's bindings other than its active one (which stays in
+    ``port_bindings``, one row per port).
+
+    ``pending``: made for a host the port is to move to (nova's live
+    migration): that host's agent prepares the port before activation.
+    Otherwise the binding was active until another one was activated, and
+    is kept until deleted (nova deletes it, or activates it again to roll
+    a migration back).  ``ofport`` and ``flows_installed``: what the host's
+    agent reported for the port, carried into ``port_bindings`` on
+    activation.
+    """
+
+    __tablename__ = "port_inactive_bindings"
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    vnic_type: Mapped[str] = mapped_column(String(64), default="normal")
+    profile: Mapped[str] = mapped_column(String(4095), default="{}")
+    vif_type: Mapped[str] = mapped_column(String(64), default="unbound")
+    vif_details: Mapped[str] = mapped_column(String(4095), default="{}")
+    pending: Mapped[bool] = mapped_column(Boolean, default=True)
+    ofport: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flows_installed: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (Index("ix_port_inactive_bindings_host", "host"),)
+
+
+# Loaded only when touched (port listings never read it); the database
+# removes the rows with their port.
+Port.inactive_bindings = relationship(InactivePortBinding, lazy="select",
+                                      cascade="all, delete-orphan", passive_deletes=True,
+                                      order_by=InactivePortBinding.host)

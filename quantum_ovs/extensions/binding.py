@@ -1,18 +1,50 @@
-"""Port binding (binding:*): which host serves a port, and how.
+"""Port binding (binding:*): which host serves a port, and how; and the
+port bindings API (alias ``binding-extended``) that nova's live migration
+uses.
 
 ``binding:vif_type`` is ``unbound`` without a host, ``ovs`` when a live
 agent on the host can serve the port's network (its tunnel types or
 bridge mappings cover the segment), ``binding_failed`` otherwise.  Ports
 are bound again when an agent on their host registers.
+
+Bindings API (admin only by default)::
+
+    GET    /v2.0/ports/{id}/bindings                  the port's bindings
+    POST   /v2.0/ports/{id}/bindings                  {"binding": {"host": ...}}
+    GET    /v2.0/ports/{id}/bindings/{host}
+    DELETE /v2.0/ports/{id}/bindings/{host}           not the active one (409)
+    PUT    /v2.0/ports/{id}/bindings/{host}/activate
+
+A port has one ACTIVE binding (``port_bindings``: what ``binding:*`` of the
+port show, what agents and host views follow) and any number of INACTIVE
+ones (``port_inactive_bindings``), one per host; only compute ports
+(``device_owner`` ``compute:*``) have this API, as in Neutron.  A binding
+made for an unbound port binds it (ACTIVE); on a bound port it is INACTIVE
+and *pending*: the host view of its host shows the port as local there, so
+that host's agent compiles the port's network, security groups and flows
+at once and only the VIF's ofport is missing when nova plugs it -- the
+destination of a live migration is ready before the switch-over.  Other
+hosts keep seeing the port where it is active.  Activation swaps the rows:
+the pending binding becomes the active one (with what its agent already
+reported: a port whose flows are installed there stays ACTIVE), the old
+active one becomes an INACTIVE, no longer pending binding (nova deletes it
+or activates it again on a rollback).
 """
 
 import json
+import logging
 
+import sqlalchemy as sa
 
+from quantum_ovs import exceptions
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import Attr
+from quantum_ovs.api.controller import RESERVED_PARAMS
+from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import models
 from quantum_ovs.db.plugin import child_filter
+
+LOG = logging.getLogger(__name__)
 
 ALIASES = [
     {"alias": "binding", "name": "Port Binding",
@@ -41,7 +73,41 @@ POLICY_DEFAULTS = {
     "get_port:binding:vif_details": "rule:admin_only",
     "create_port:binding:vnic_type": "rule:admin_or_owner",
     "update_port:binding:vnic_type": "rule:admin_or_owner",
+    # The bindings API (Neutron's names and defaults: admin, or nova's
+    # service user).
+    "get_port_binding": "rule:context_is_admin or role:service",
+    "create_port_binding": "rule:context_is_admin or role:service",
+    "delete_port_binding": "rule:context_is_admin or role:service",
+    "activate": "rule:context_is_admin or role:service",
 }
+
+ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
+COMPUTE_PREFIX = "compute:"
+
+
+# ------------------------------------------------------------------ errors
+class PortBindingNotFound(exceptions.NotFound):
+    message = "Binding for port %(port_id)s for host %(host)s could not be found."
+
+
+class PortBindingAlreadyActive(exceptions.Conflict):
+    message = "Binding for port %(port_id)s on host %(host)s is already active."
+
+
+class PortBindingAlreadyExists(exceptions.Conflict):
+    message = "Binding for port %(port_id)s on host %(host)s already exists."
+
+
+class PortBindingError(exceptions.Conflict):
+    # Neutron answers 500; no agent on the host can serve the port's
+    # network (or its vnic type) is a conflict with the cloud's state.
+    message = ("Binding for port %(port_id)s on host %(host)s could not be created or "
+               "updated.")
+
+
+class PortBindingActive(exceptions.Conflict):
+    message = ("Binding for port %(port_id)s on host %(host)s is the active one: activate "
+               "another binding first, or unbind the port (binding:host_id '').")
 
 
 def _profile(value, name=PROFILE):
@@ -131,6 +197,11 @@ def setup(plugin, conf):
             b.ofport = None
             port.status = "DOWN"
             changed = True
+            # An inactive binding on the new host is superseded by the
+            # active one (one binding per host).
+            gone = s.get(models.InactivePortBinding, (port.id, b.host)) if b.host else None
+            if gone is not None:
+                s.delete(gone)
         if VNIC in a and a[VNIC] != b.vnic_type:
             b.vnic_type = a[VNIC]
             changed = True
@@ -138,6 +209,12 @@ def setup(plugin, conf):
             b.profile = json.dumps(a[PROFILE] or {})
         if changed or b.vif_type in ("binding_failed", "unbound"):
             bind(s, plugin, port, b)
+        # Hosts preparing the port for a move see it as theirs: they must
+        # learn of its changes as its own host does.
+        _record_pending(s, plugin, port, "update")
+
+    def on_delete(s, ctx, port, a):
+        _record_pending(s, plugin, port, "delete")
 
     def extend_dict(port, d):
         b = port.binding
@@ -153,8 +230,263 @@ def setup(plugin, conf):
 
     plugin.hooks.setdefault(("ports", "create"), []).append(on_create)
     plugin.hooks.setdefault(("ports", "update"), []).append(on_update)
+    plugin.hooks.setdefault(("ports", "delete"), []).append(on_delete)
     plugin.dict_extenders["ports"].append(extend_dict)
     P, B = models.Port, models.PortBinding
 
     for attr, column in ((HOST, B.host), (VNIC, B.vnic_type), (VIF_TYPE, B.vif_type)):
         plugin.filter_hooks[("ports", attr)] = child_filter(P.id, B.port_id, column)
+    plugin.report_hooks = list(getattr(plugin, "report_hooks", [])) + [on_report]
+
+
+# ------------------------------------------------------------------ storage side
+# What a binding is: moved as a whole between port_bindings (the active
+# one) and port_inactive_bindings.
+_FIELDS = ("host", "vnic_type", "profile", "vif_type", "vif_details", "ofport",
+           "flows_installed")
+
+
+def _record_pending(s, plugin, port, op):
+    """A change of ``port`` for each host that has a pending binding of it."""
+    IB = models.InactivePortBinding
+    for host in s.execute(sa.select(IB.host).where(IB.port_id == port.id,
+                                                   IB.pending.is_(True))).scalars():
+        plugin._record(s, "port", port, op, port.network_id, host=host, members=False)
+
+
+def on_report(s, host, ofports, installed, unplugged, handled):
+    """An agent's report about ports it holds through an inactive binding
+    (see agent_api.report; ``handled``: the ports whose active binding is
+    on ``host``).  What it says is kept on the binding, for its activation.
+    The first 'installed' of a pending binding of a compute port tells nova
+    that the VIF is plugged (what nova waits for before a live migration,
+    as Neutron does for an inactive binding).  Returns (rows updated,
+    status events)."""
+    ids = (set(ofports) | set(map(str, installed)) | set(map(str, unplugged))) - set(handled)
+    if not ids:
+        return 0, []
+    IB, P = models.InactivePortBinding, models.Port
+    rows = s.execute(sa.select(IB, P.device_id, P.device_owner).join(P, P.id == IB.port_id)
+                     .where(IB.host == host, IB.port_id.in_(sorted(ids)))).all()
+    events = []
+    for row, device_id, owner in rows:
+        if row.port_id in ofports:
+            row.ofport = ofports[row.port_id]
+        if row.port_id in installed:
+            if row.pending and not row.flows_installed and \
+                    (owner or "").startswith(COMPUTE_PREFIX):
+                events.append((row.port_id, device_id, owner, ACTIVE))
+            row.flows_installed = True
+        if row.port_id in unplugged:
+            row.flows_installed = False
+            row.ofport = None
+    return len(rows), events
+
+
+def binding_dict(b, status):
+    """Neutron's body of one binding."""
+    return {"host": b.host, "vif_type": b.vif_type, "vnic_type": b.vnic_type,
+            "status": status, "profile": json.loads(b.profile or "{}"),
+            "vif_details": json.loads(b.vif_details or "{}")}
+
+
+def bindings_of(s, port):
+    """The port's bindings: the active one first (none while the port has
+    no host), then the others by host."""
+    out = []
+    if port.binding is not None and port.binding.host:
+        out.append(binding_dict(port.binding, ACTIVE))
+    IB = models.InactivePortBinding
+    for row in s.execute(sa.select(IB).where(IB.port_id == port.id).order_by(IB.host)
+                         ).scalars():
+        out.append(binding_dict(row, INACTIVE))
+    return out
+
+
+BINDING_FILTERS = ("host", "vif_type", "vnic_type", "status")
+POST_ATTRS = ("host", "vnic_type", "profile", "project_id", "tenant_id")
+
+
+def parse_binding(body):
+    """The attributes of a POST .../bindings body (400 on anything wrong)."""
+    b = body.get("binding")
+    if not isinstance(b, dict):
+        raise exceptions.BadRequest(resource="binding",
+                                    msg="Resource body required: {'binding': {'host': ...}}")
+    unknown = sorted(k for k in b if k not in POST_ATTRS)
+    if unknown:
+        raise exceptions.BadRequest(
+            resource="binding",
+            msg=f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+    if "host" not in b:
+        raise exceptions.BadRequest(
+            resource="binding",
+            msg="Failed to parse request. Required attribute 'host' not specified")
+    host = v.string(255)(b["host"], "host")
+    if not host.strip():
+        raise v.bad("'host' must be a host name, not empty")
+    for k in ("project_id", "tenant_id"):
+        if k in b:
+            v.string(255)(b[k], k)
+    vnic = v.choices(*VNIC_TYPES, allow_none=False)(b.get("vnic_type", "normal"), VNIC)
+    return {"host": host, "vnic_type": vnic, "profile": _profile(b.get("profile"))}
+
+
+def _query(req):
+    """(fields, filters) of a bindings read; 400 on an unknown filter."""
+    fields = set(req.GET.getall("fields")) - {""}
+    filters = {}
+    for key in req.GET:
+        if key in RESERVED_PARAMS:
+            continue
+        if key not in BINDING_FILTERS:
+            raise exceptions.BadRequest(resource="binding",
+                                        msg=f"[{key}] is invalid attribute for filtering")
+        filters[key] = set(req.GET.getall(key))
+    return fields, filters
+
+
+def _shown(d, fields):
+    return {k: val for k, val in d.items() if not fields or k in fields}
+
+
+# ------------------------------------------------------------------ routes
+def routes(api):
+    plugin, db = api.plugin, api.plugin.db
+    IB = models.InactivePortBinding
+
+    def port_for(s, ctx, port_id, action, lock=False):
+        """The port (404 unless the caller sees it), the caller allowed to
+        ``action`` it (403), a compute port (400)."""
+        port = plugin._get(s, ctx, "ports", port_id, lock=lock)
+        api.policy.enforce(action, ctx, {"id": port.id, "port_id": port.id,
+                                         "project_id": port.project_id,
+                                         "tenant_id": port.project_id,
+                                         "network_id": port.network_id})
+        if not (port.device_owner or "").startswith(COMPUTE_PREFIX):
+            raise exceptions.BadRequest(
+                resource="port",
+                msg=f"Invalid port {port_id}. Operation only valid on compute ports")
+        return port
+
+    def active_of(port):
+        """The port's active binding (made, unbound, if it has none)."""
+        if port.binding is None:
+            port.binding = models.PortBinding(host="", vnic_type="normal", profile="{}",
+                                              vif_type="unbound", vif_details="{}")
+        return port.binding
+
+    def index(req, ctx, port_id, **kw):
+        fields, filters = _query(req)
+        with db.reader() as s:
+            found = bindings_of(s, port_for(s, ctx, port_id, "get_port_binding"))
+        found = [d for d in found if all(str(d[k]) in vals for k, vals in filters.items())]
+        return json_response({"bindings": [_shown(d, fields) for d in found]})
+
+    def show(req, ctx, port_id, host, **kw):
+        fields = set(req.GET.getall("fields")) - {""}
+        with db.reader() as s:
+            found = bindings_of(s, port_for(s, ctx, port_id, "get_port_binding"))
+        for d in found:
+            if d["host"] == host:
+                return json_response({"binding": _shown(d, fields)})
+        raise PortBindingNotFound(port_id=port_id, host=host)
+
+    def create(req, ctx, port_id, **kw):
+        a = parse_binding(read_json(req))
+        host = a["host"]
+
+        def txn(s):
+            port = port_for(s, ctx, port_id, "create_port_binding", lock=True)
+            b = active_of(port)
+            if b.host == host or s.get(IB, (port.id, host)) is not None:
+                raise PortBindingAlreadyExists(port_id=port.id, host=host)
+            if not b.host:
+                # The port's first binding: it binds the port.
+                b.host, b.vnic_type, b.profile = host, a["vnic_type"], json.dumps(a["profile"])
+                b.ofport, b.flows_installed = None, False
+                port.status = "DOWN"
+                bind(s, plugin, port, b)
+                if b.vif_type != "ovs":
+                    raise PortBindingError(port_id=port.id, host=host)
+                plugin._bump(port)
+                plugin._record(s, "port", port, "update", port.network_id, members=False)
+                s.flush()
+                return binding_dict(b, ACTIVE)
+            row = IB(port_id=port.id, host=host, vnic_type=a["vnic_type"],
+                     profile=json.dumps(a["profile"]), pending=True, flows_installed=False)
+            bind(s, plugin, port, row)
+            if row.vif_type != "ovs":
+                raise PortBindingError(port_id=port.id, host=host)
+            s.add(row)
+            plugin._bump(port)
+            # The destination host prepares the port.
+            plugin._record(s, "port", port, "update", port.network_id, host=host,
+                           members=False)
+            s.flush()
+            return binding_dict(row, INACTIVE)
+        return json_response({"binding": db.write(txn)}, status=201)
+
+    def delete(req, ctx, port_id, host, **kw):
+        def txn(s):
+            port = port_for(s, ctx, port_id, "delete_port_binding", lock=True)
+            if port.binding is not None and port.binding.host == host:
+                raise PortBindingActive(port_id=port.id, host=host)
+            row = s.get(IB, (port.id, host))
+            if row is None:
+                raise PortBindingNotFound(port_id=port.id, host=host)
+            pending = row.pending
+            s.delete(row)
+            plugin._bump(port)
+            if pending:  # the host drops what it prepared
+                plugin._record(s, "port", port, "update", port.network_id, host=host,
+                               members=False)
+        db.write(txn)
+        return json_response(None, status=204)
+
+    def activate(req, ctx, port_id, host, **kw):
+        changed = []
+
+        def txn(s):
+            changed.clear()
+            port = port_for(s, ctx, port_id, "activate", lock=True)
+            b = active_of(port)
+            if b.host == host:
+                raise PortBindingAlreadyActive(port_id=port.id, host=host)
+            row = s.get(IB, (port.id, host))
+            if row is None:
+                raise PortBindingNotFound(port_id=port.id, host=host)
+            old = {f: getattr(b, f) for f in _FIELDS}
+            for f in _FIELDS:
+                setattr(b, f, getattr(row, f))
+            s.delete(row)
+            s.flush()
+            if old["host"]:
+                # Kept (no longer pending) until deleted or activated again.
+                s.add(IB(port_id=port.id, pending=False, **old))
+            before = port.status
+            # What the new host's agent reported while the binding was
+            # pending holds: flows installed there, the port stays up.
+            port.status = ACTIVE if b.flows_installed and port.admin_state_up else "DOWN"
+            plugin._bump(port)
+            if old["host"]:
+                plugin._record(s, "port", port, "update", port.network_id, host=old["host"],
+                               members=False)
+            plugin._record(s, "port", port, "update", port.network_id, members=False)
+            if port.status != before:
+                changed.append((port.id, port.device_id, port.device_owner, port.status))
+            s.flush()
+            return binding_dict(b, ACTIVE)
+        out = db.write(txn)
+        for fn in getattr(plugin, "status_listeners", ()):
+            try:
+                fn(list(changed))
+            except Exception:  # noqa: BLE001 - a listener never fails the call
+                LOG.exception("port status listener failed")
+        return json_response({"binding": out})
+
+    fmt = "{fmt:(\\.json)?}"
+    base = "/v2.0/ports/{port_id}/bindings"
+    api.add_route(base + fmt, {"GET": index, "POST": create})
+    api.add_route(base + "/{host}/activate" + fmt, {"PUT": activate})
+    api.add_route(base + "/{host}" + fmt, {"GET": show, "DELETE": delete})

@@ -1,0 +1,344 @@
+"""The port bindings API (binding-extended), as nova's live migration uses
+it, and what the agents of the hosts involved see."""
+
+import pytest
+
+from quantum_ovs import wire
+
+A, B, C = "hv-a", "hv-b", "hv-c"
+KEYS = {"host", "vif_type", "vnic_type", "status", "profile", "vif_details"}
+
+
+def register(api, host, tunnel_ip):
+    api.post("/agent-api/v1/agents", {"host": host, "tunnel_ip": tunnel_ip, "started": True,
+                                      "configurations": {"tunnel_types": ["vxlan"],
+                                                         "bridge_mappings": {}}},
+             status=200)
+
+
+def state(api, host, since=-1, timeout=0):
+    return api.get(f"/agent-api/v1/hosts/{host}/state?since={since}&timeout={timeout}"
+                   "&features=group_members", status=200).data
+
+
+def report(api, host, port_id, ofport=7):
+    return api.post(f"/agent-api/v1/hosts/{host}/ports",
+                    {"plugged": [{"port_id": port_id, "ofport": ofport}],
+                     "installed": [port_id]}, status=200).data
+
+
+def canon(view):
+    return view.replace(
+        networks=tuple(sorted(view.networks, key=lambda x: x.id)),
+        subnets=tuple(sorted(view.subnets, key=lambda x: x.id)),
+        ports=tuple(sorted(view.ports, key=lambda x: x.id)),
+        security_groups=tuple(sorted(view.security_groups, key=lambda x: x.id)),
+        remote_hosts=tuple(sorted(view.remote_hosts, key=lambda x: x.name)), revision=0)
+
+
+def follow(api, host, first):
+    """(the host's view after its next delta from ``first``, its full view
+    now), both canonical."""
+    reply = state(api, host, since=first["revision"], timeout=2)
+    if reply["full"]:
+        got = wire.view_from_dict(reply["view"])
+    else:
+        got = wire.apply_delta(wire.view_from_dict(first["view"]),
+                               wire.delta_from_dict(reply["delta"]))
+    return canon(got), canon(wire.view_from_dict(state(api, host)["view"]))
+
+
+def host_of(view, port_id):
+    return next((p.host for p in view.ports if p.id == port_id), "absent")
+
+
+@pytest.fixture
+def cloud(api):
+    """Hosts A, B, C with agents; a network with a subnet; a compute port
+    (project p1) bound to A."""
+    for i, h in enumerate((A, B, C)):
+        register(api, h, f"192.0.2.{i + 1}")
+    net = api.network()
+    api.subnet(net["id"], "10.40.0.0/24")
+    port = api.port(net["id"], admin=True, device_owner="compute:nova",
+                    device_id="vm-1", **{"binding:host_id": A})
+    api.net, api.vm_port = net, port
+    return api
+
+
+def bindings_url(port):
+    return f"/v2.0/ports/{port['id']}/bindings"
+
+
+def error_type(resp):
+    return resp.data["NeutronError"]["type"]
+
+
+# ------------------------------------------------------------------ the calls
+def test_live_migration_sequence(cloud):
+    """What nova does: an inactive binding on the destination, activate it,
+    delete the source's."""
+    api, port = cloud, cloud.vm_port
+    url = bindings_url(port)
+    assert api.get(url, admin=True, status=200).data == {"bindings": [
+        {"host": A, "vif_type": "ovs", "vnic_type": "normal", "status": "ACTIVE",
+         "profile": {}, "vif_details": port["binding:vif_details"]}]}
+
+    made = api.post(url, {"binding": {"host": B, "profile": {"migrating_to": B}}},
+                    admin=True, status=201).data["binding"]
+    assert set(made) == KEYS
+    assert (made["host"], made["status"], made["vif_type"], made["profile"]) == \
+        (B, "INACTIVE", "ovs", {"migrating_to": B})
+    assert made["vif_details"]["bridge_name"] == "br-int"
+    listed = api.get(url, admin=True, status=200).data["bindings"]
+    assert [(b["host"], b["status"]) for b in listed] == [(A, "ACTIVE"), (B, "INACTIVE")]
+    assert api.get(f"{url}/{B}", admin=True, status=200).data["binding"] == made
+    # The port still follows its active binding.
+    got = api.get(f"/v2.0/ports/{port['id']}", admin=True, status=200).data["port"]
+    assert got["binding:host_id"] == A and got["binding:profile"] == {}
+
+    act = api.put(f"{url}/{B}/activate", admin=True, status=200).data["binding"]
+    assert (act["host"], act["status"], act["vif_type"]) == (B, "ACTIVE", "ovs")
+    got = api.get(f"/v2.0/ports/{port['id']}", admin=True, status=200).data["port"]
+    assert (got["binding:host_id"], got["binding:vif_type"], got["binding:profile"]) == \
+        (B, "ovs", {"migrating_to": B})
+    assert got["revision_number"] > port["revision_number"]
+    listed = api.get(url, admin=True, status=200).data["bindings"]
+    assert [(b["host"], b["status"]) for b in listed] == [(B, "ACTIVE"), (A, "INACTIVE")]
+
+    api.delete(f"{url}/{A}", admin=True, status=204)
+    listed = api.get(url, admin=True, status=200).data["bindings"]
+    assert [(b["host"], b["status"]) for b in listed] == [(B, "ACTIVE")]
+
+
+def test_rollback_activates_the_source_again(cloud):
+    api, port = cloud, cloud.vm_port
+    url = bindings_url(port)
+    api.post(url, {"binding": {"host": B}}, admin=True, status=201)
+    api.put(f"{url}/{B}/activate", admin=True, status=200)
+    api.put(f"{url}/{A}/activate", admin=True, status=200)
+    api.delete(f"{url}/{B}", admin=True, status=204)
+    got = api.get(f"/v2.0/ports/{port['id']}", admin=True, status=200).data["port"]
+    assert got["binding:host_id"] == A
+    assert [b["host"] for b in api.get(url, admin=True, status=200).data["bindings"]] == [A]
+
+
+def test_first_binding_of_an_unbound_port_binds_it(cloud):
+    api = cloud
+    port = api.port(api.net["id"], admin=True, device_owner="compute:nova")
+    url = bindings_url(port)
+    assert api.get(url, admin=True, status=200).data == {"bindings": []}
+    made = api.post(url, {"binding": {"host": C}}, admin=True, status=201).data["binding"]
+    assert (made["host"], made["status"]) == (C, "ACTIVE")
+    got = api.get(f"/v2.0/ports/{port['id']}", admin=True, status=200).data["port"]
+    assert (got["binding:host_id"], got["binding:vif_type"]) == (C, "ovs")
+
+
+def test_filters_and_fields(cloud):
+    api, url = cloud, bindings_url(cloud.vm_port)
+    api.post(url, {"binding": {"host": B}}, admin=True, status=201)
+    got = api.get(url + "?status=INACTIVE&fields=host&fields=status", admin=True,
+                  status=200).data["bindings"]
+    assert got == [{"host": B, "status": "INACTIVE"}]
+    got = api.get(url + f"?host={A}", admin=True, status=200).data["bindings"]
+    assert [b["host"] for b in got] == [A]
+    got = api.get(f"{url}/{B}?fields=vif_type", admin=True, status=200).data
+    assert got == {"binding": {"vif_type": "ovs"}}
+    r = api.get(url + "?color=red", admin=True, status=400)
+    assert "color" in r.data["NeutronError"]["message"]
+
+
+# ------------------------------------------------------------------ errors
+def test_conflicts(cloud):
+    api, port = cloud, cloud.vm_port
+    url = bindings_url(port)
+    r = api.post(url, {"binding": {"host": A}}, admin=True, status=409)
+    assert error_type(r) == "PortBindingAlreadyExists"
+    api.post(url, {"binding": {"host": B}}, admin=True, status=201)
+    r = api.post(url, {"binding": {"host": B}}, admin=True, status=409)
+    assert error_type(r) == "PortBindingAlreadyExists"
+    assert f"on host {B} already exists" in r.data["NeutronError"]["message"]
+    r = api.put(f"{url}/{A}/activate", admin=True, status=409)
+    assert error_type(r) == "PortBindingAlreadyActive"
+    r = api.delete(f"{url}/{A}", admin=True, status=409)
+    assert error_type(r) == "PortBindingActive"
+    # Nothing changed.
+    listed = api.get(url, admin=True, status=200).data["bindings"]
+    assert [(b["host"], b["status"]) for b in listed] == [(A, "ACTIVE"), (B, "INACTIVE")]
+
+
+def test_not_found(cloud):
+    api, url = cloud, bindings_url(cloud.vm_port)
+    for method, path in (("GET", f"{url}/{C}"), ("DELETE", f"{url}/{C}"),
+                         ("PUT", f"{url}/{C}/activate")):
+        r = api.request(method, path, admin=True, status=404)
+        assert error_type(r) == "PortBindingNotFound", (method, path)
+    missing = "/v2.0/ports/00000000-0000-0000-0000-000000000000/bindings"
+    for method, path, body in (("GET", missing, None), ("GET", f"{missing}/{A}", None),
+                               ("POST", missing, {"binding": {"host": B}}),
+                               ("DELETE", f"{missing}/{A}", None),
+                               ("PUT", f"{missing}/{A}/activate", None)):
+        r = api.request(method, path, body, admin=True, status=404)
+        assert error_type(r) == "PortNotFound", (method, path)
+
+
+def test_binding_to_a_host_without_agent_fails_and_leaves_nothing(cloud):
+    api, url = cloud, bindings_url(cloud.vm_port)
+    r = api.post(url, {"binding": {"host": "hv-nowhere"}}, admin=True, status=409)
+    assert error_type(r) == "PortBindingError"
+    r = api.post(url, {"binding": {"host": B, "vnic_type": "direct"}}, admin=True,
+                 status=409)
+    assert error_type(r) == "PortBindingError"
+    assert [b["host"] for b in api.get(url, admin=True, status=200).data["bindings"]] == [A]
+    unbound = api.port(api.net["id"], admin=True, device_owner="compute:nova")
+    api.post(bindings_url(unbound), {"binding": {"host": "hv-nowhere"}}, admin=True,
+             status=409)
+    got = api.get(f"/v2.0/ports/{unbound['id']}", admin=True, status=200).data["port"]
+    assert got["binding:host_id"] == ""
+
+
+@pytest.mark.parametrize("body", [
+    {"binding": {}},
+    {"binding": {"host": ""}},
+    {"binding": {"host": 5}},
+    {"binding": {"host": B, "vnic_type": "fancy"}},
+    {"binding": {"host": B, "profile": "x"}},
+    {"binding": {"host": B, "status": "ACTIVE"}},
+    {"binding": {"host": B, "vif_type": "ovs"}},
+    {"binding": "hv-b"},
+    {"host": B},
+])
+def test_bad_bodies(cloud, body):
+    api, url = cloud, bindings_url(cloud.vm_port)
+    r = api.post(url, body, admin=True, status=400)
+    assert r.data["NeutronError"]["type"] in ("BadRequest", "InvalidInput")
+    assert [b["host"] for b in api.get(url, admin=True, status=200).data["bindings"]] == [A]
+
+
+def test_only_compute_ports(cloud):
+    api = cloud
+    port = api.port(api.net["id"], admin=True, **{"binding:host_id": A})
+    url = bindings_url(port)
+    for method, path, body in (("GET", url, None), ("GET", f"{url}/{A}", None),
+                               ("POST", url, {"binding": {"host": B}}),
+                               ("DELETE", f"{url}/{A}", None),
+                               ("PUT", f"{url}/{A}/activate", None)):
+        r = api.request(method, path, body, admin=True, status=400)
+        assert "Operation only valid on compute ports" in r.data["NeutronError"]["message"]
+
+
+def test_admin_only_by_default(cloud):
+    api, url = cloud, bindings_url(cloud.vm_port)
+    api.post(url, {"binding": {"host": B}}, admin=True, status=201)
+    calls = (("GET", url, None), ("GET", f"{url}/{A}", None),
+             ("POST", url, {"binding": {"host": C}}), ("DELETE", f"{url}/{B}", None),
+             ("PUT", f"{url}/{B}/activate", None))
+    for method, path, body in calls:
+        # The port's owner may not; another project does not see the port.
+        r = api.request(method, path, body, project="p1", status=403)
+        assert error_type(r) == "PolicyNotAuthorized", (method, path)
+        r = api.request(method, path, body, project="p2", status=404)
+        assert error_type(r) == "PortNotFound", (method, path)
+    # nova's service user may.
+    api.request("GET", url, project="p1", headers={"X-Roles": "service"}, status=200)
+    listed = api.get(url, admin=True, status=200).data["bindings"]
+    assert [(b["host"], b["status"]) for b in listed] == [(A, "ACTIVE"), (B, "INACTIVE")]
+
+
+def test_host_update_onto_an_inactive_binding_supersedes_it(cloud):
+    api, port = cloud, cloud.vm_port
+    url = bindings_url(port)
+    api.post(url, {"binding": {"host": B}}, admin=True, status=201)
+    api.put(f"/v2.0/ports/{port['id']}", {"port": {"binding:host_id": B}}, admin=True,
+            status=200)
+    listed = api.get(url, admin=True, status=200).data["bindings"]
+    assert [(b["host"], b["status"]) for b in listed] == [(B, "ACTIVE")]
+
+
+# ------------------------------------------------------------------ host views
+def test_pending_binding_gives_the_destination_the_port(cloud):
+    """An inactive binding on B makes B's agent hold the port (local, with
+    its network, subnets, groups and peers) before activation; the others
+    keep it on A; activation moves it for everyone, and B's view does not
+    change."""
+    api, port = cloud, cloud.vm_port
+    url = bindings_url(port)
+    other = api.port(api.net["id"], admin=True, **{"binding:host_id": C})
+    first_b, first_c = state(api, B), state(api, C)
+    assert api.net["id"] not in {n["id"] for n in first_b["view"]["networks"]}
+
+    api.post(url, {"binding": {"host": B}}, admin=True, status=201)
+    got, want = follow(api, B, first_b)
+    assert got == want
+    assert host_of(want, port["id"]) == B          # local on B ...
+    assert host_of(want, other["id"]) == C
+    assert api.net["id"] in {n.id for n in want.networks}
+    assert want.subnets and {h.name for h in want.remote_hosts} == {A, C}
+    assert set(port["security_groups"]) <= {g.id for g in want.security_groups}
+    got, want = follow(api, C, first_c)
+    assert got == want and host_of(want, port["id"]) == A   # ... on A elsewhere
+    assert host_of(canon(wire.view_from_dict(state(api, A)["view"])), port["id"]) == A
+
+    # B's agent plugs the VIF and installs its flows: the port's status is
+    # A's (not yet reported), the binding remembers it.
+    before_b = state(api, B)
+    report(api, B, port["id"])
+    assert api.get(f"/v2.0/ports/{port['id']}", admin=True).data["port"]["status"] == "DOWN"
+    first_a, first_c = state(api, A), state(api, C)
+
+    api.put(f"{url}/{B}/activate", admin=True, status=200)
+    # Installed on B before activation: the port is up at once.
+    assert api.get(f"/v2.0/ports/{port['id']}", admin=True).data["port"]["status"] == "ACTIVE"
+    got, want = follow(api, C, first_c)
+    assert got == want and host_of(want, port["id"]) == B
+    got, want = follow(api, A, first_a)  # its only port there went away
+    assert got == want and not want.ports and not want.networks
+    got, want = follow(api, B, before_b)
+    assert got == want
+    # B was ready: its view is what it was, but for A, a peer no more.
+    was = canon(wire.view_from_dict(before_b["view"]))
+    assert want == was.replace(remote_hosts=tuple(h for h in was.remote_hosts if h.name != A))
+
+
+def test_deleting_a_pending_binding_takes_the_port_back(cloud):
+    api, port = cloud, cloud.vm_port
+    url = bindings_url(port)
+    api.post(url, {"binding": {"host": B}}, admin=True, status=201)
+    first = state(api, B)
+    assert host_of(wire.view_from_dict(first["view"]), port["id"]) == B
+    api.delete(f"{url}/{B}", admin=True, status=204)
+    got, want = follow(api, B, first)
+    assert got == want
+    assert not want.networks and not want.ports and not want.remote_hosts
+
+
+def test_the_destination_follows_changes_of_a_pending_port(cloud):
+    """A pending port's group change and deletion reach its destination host
+    as they reach its own host."""
+    api, port = cloud, cloud.vm_port
+    url = bindings_url(port)
+    api.post(url, {"binding": {"host": B}}, admin=True, status=201)
+    g = api.post("/v2.0/security-groups", {"security_group": {"name": "mig"}},
+                 status=201).data["security_group"]["id"]
+    first = state(api, B)
+    api.put(f"/v2.0/ports/{port['id']}", {"port": {"security_groups": [g]}}, admin=True,
+            status=200)
+    got, want = follow(api, B, first)
+    assert got == want and g in {x.id for x in want.security_groups}
+    first = state(api, B)
+    api.delete(f"/v2.0/ports/{port['id']}", admin=True, status=204)
+    got, want = follow(api, B, first)
+    assert got == want and not want.networks
+
+
+def test_a_report_for_a_pending_binding_tells_nova_the_vif_is_plugged(cloud):
+    api, port = cloud, cloud.vm_port
+    events = []
+    api.plugin.status_listeners = [events.extend]
+    api.post(bindings_url(port), {"binding": {"host": B}}, admin=True, status=201)
+    assert report(api, B, port["id"]) == {"updated": 1}
+    assert events == [(port["id"], "vm-1", "compute:nova", "ACTIVE")]
+    report(api, B, port["id"])  # said once
+    assert len(events) == 1
+    # Another host holding no binding of it is still ignored.
+    assert report(api, C, port["id"]) == {"updated": 0}
