@@ -54,8 +54,16 @@ server_opts = [
     cfg.StrOpt("url", default="http://127.0.0.1:9696",
                help="The quantum-ovs-server to follow."),
     cfg.StrOpt("token", default="", secret=True,
-               help="The agent API's shared secret ([agent_api] token on the "
-                    "server)."),
+               help="This host's agent credential (issued on the server by "
+                    "quantum-ovs-agent-credential create --host <this "
+                    "host>), or a shared [agent_api] token."),
+    cfg.StrOpt("ca_file", default="",
+               help="With an https url: the PEM CA bundle that signed the "
+                    "server's certificate (empty: the system's CAs)."),
+    cfg.BoolOpt("insecure", default=False,
+                help="With an https url: do not verify the server's "
+                     "certificate (tokens and views can then be read by "
+                     "anyone on the path; tests only)."),
 ]
 
 

@@ -59,7 +59,7 @@ class Settings:
                  bridge_mappings=None, of_listen=("127.0.0.1", 6633), token="",
                  report_interval=30.0, polling_interval=25.0, state_path=None,
                  dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=50,
-                 dhcp_packet_burst=20, packet_in_queue=256):
+                 dhcp_packet_burst=20, packet_in_queue=256, ca_file="", insecure=False):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb
@@ -71,6 +71,8 @@ class Settings:
         self.of_listen = of_listen
         self.of_socket = of_socket
         self.token = token
+        self.ca_file = ca_file  # TLS to the server (https url)
+        self.insecure = insecure
         self.report_interval = report_interval
         self.polling_interval = polling_interval
         self.state_path = state_path
@@ -94,7 +96,8 @@ class Settings:
                    tunnel_types=conf.agent.tunnel_types, bridge_mappings=mappings,
                    of_listen=(f"unix:{conf.ovs.of_listen_unix}" if conf.ovs.of_listen_unix
                               else (conf.ovs.of_listen_address, conf.ovs.of_listen_port)),
-                   token=conf.server.token, report_interval=conf.agent.report_interval,
+                   token=conf.server.token, ca_file=conf.server.ca_file,
+                   insecure=conf.server.insecure, report_interval=conf.agent.report_interval,
                    polling_interval=conf.agent.polling_interval,
                    state_path=conf.agent.state_path,
                    dhcp_lease_time=conf.agent.dhcp_lease_time,
@@ -107,7 +110,8 @@ class Agent:
     def __init__(self, settings: Settings):
         self.s = settings
         self.client = sync_client.SyncClient(settings.server_url, settings.host,
-                                             settings.token)
+                                             settings.token, ca_file=settings.ca_file,
+                                             insecure=settings.insecure)
         self.events: "queue.Queue" = queue.Queue()
         self.stop_event = threading.Event()
         self.conn = None

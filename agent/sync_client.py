@@ -11,12 +11,16 @@ waiting out the poll.
 
 import http.client
 import json
+import logging
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
 
 from quantum_ovs import wire
+
+LOG = logging.getLogger(__name__)
 
 
 class ServerUnavailable(Exception):
@@ -34,11 +38,24 @@ class ServerError(Exception):
         self.body = body
 
 
+def tls_context(ca_file="", insecure=False):
+    """The client side of the server's TLS: its certificate verified
+    against ``ca_file`` (or the system's CAs), host name included."""
+    ctx = ssl.create_default_context(cafile=ca_file or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if insecure:
+        LOG.warning("not verifying the server's TLS certificate ([server] insecure)")
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class SyncClient:
-    def __init__(self, url, host, token="", timeout=90.0):
+    def __init__(self, url, host, token="", timeout=90.0, ca_file="", insecure=False):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https"):
             raise ValueError(f"server URL must be http(s): {url}")
+        self.tls = tls_context(ca_file, insecure) if parsed.scheme == "https" else None
         self.scheme = parsed.scheme
         self.netloc = parsed.netloc
         self.prefix = parsed.path.rstrip("/")
@@ -54,9 +71,11 @@ class SyncClient:
     def _conn(self):
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            cls = http.client.HTTPSConnection if self.scheme == "https" else \
-                http.client.HTTPConnection
-            conn = cls(self.netloc, timeout=self.timeout)
+            if self.tls is not None:
+                conn = http.client.HTTPSConnection(self.netloc, timeout=self.timeout,
+                                                   context=self.tls)
+            else:
+                conn = http.client.HTTPConnection(self.netloc, timeout=self.timeout)
             with self._lock:
                 if self._closed:
                     raise Closed("client closed")

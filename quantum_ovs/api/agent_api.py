@@ -76,6 +76,15 @@ OPTS = [("agent_api", [
     cfg.FloatOpt("gap_timeout", default=5.0,
                  help="Seconds to wait for a sequence number that a "
                       "concurrent transaction may still commit."),
+]), ("DEFAULT", [
+    # The agent API shares the server's listener: TLS covers both APIs.
+    cfg.StrOpt("ssl_cert_file", default="",
+               help="Serve HTTPS with this PEM certificate (chain) instead "
+                    "of plain HTTP: agent tokens and host views travel on "
+                    "this listener.  Agents verify it ([server] ca_file)."),
+    cfg.StrOpt("ssl_key_file", default="",
+               help="The private key of ssl_cert_file (empty: in that "
+                    "file)."),
 ])]
 
 # Who is asking: the host a per-host credential is for (and its id), or

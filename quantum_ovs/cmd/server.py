@@ -14,6 +14,7 @@ import errno  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
+import ssl  # noqa: E402 (green: eventlet patched it)
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -37,12 +38,23 @@ class _WsgiLog:
         pass
 
 
+class _Protocol(eventlet.wsgi.HttpProtocol):
+    """A client that fails the TLS handshake (wrong CA, plain HTTP on the
+    HTTPS port) is one log line, not a traceback from the hub."""
+
+    def handle(self):
+        try:
+            super().handle()
+        except ssl.SSLError as e:
+            LOG.info("TLS connection from %s failed: %s", self.client_address[0], e)
+
+
 def serve(conf, sock):
     _db, _plugin, app = service.build(conf, migrate=False)
     pool = eventlet.GreenPool(conf.wsgi_green_threads)
     eventlet.wsgi.server(sock, app, custom_pool=pool, log=_WsgiLog(),
                          log_output=False, keepalive=True, socket_timeout=900,
-                         max_size=conf.wsgi_green_threads)
+                         max_size=conf.wsgi_green_threads, protocol=_Protocol)
 
 
 PR_SET_PDEATHSIG = 1
@@ -86,6 +98,14 @@ def main(argv=None):
         migration.upgrade(db.engine)
     db.dispose()
     sock = eventlet.listen((conf.bind_host, conf.bind_port), backlog=4096)
+    if conf.ssl_cert_file:
+        # Each connection's handshake runs in its own green thread (on its
+        # first read), never in the accept loop.
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(conf.ssl_cert_file, conf.ssl_key_file or None)
+        sock = tls.wrap_socket(sock, server_side=True)
+        LOG.info("serving HTTPS with %s", conf.ssl_cert_file)
     LOG.info("quantum-ovs-server listening on %s:%s with %d worker(s)",
              conf.bind_host, sock.getsockname()[1], conf.api_workers)
     sys.stdout.flush()

@@ -308,3 +308,130 @@ def test_credential_command(db_url, make_api):
     assert json.loads(cli("--json", "list").stdout) == []
     assert len(json.loads(cli("--json", "list", "--all").stdout)) == 1
     assert cli("revoke", check=False).returncode == 2
+
+
+# ---------------------------------------------------------------- TLS
+def _ca(tmp_path, name):
+    """A self-signed CA: (its PEM path, key, certificate)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    path = tmp_path / f"{name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(path), key, cert
+
+
+def _server_cert(tmp_path, ca_key, ca_cert):
+    """A certificate for 127.0.0.1 and localhost signed by the CA: (cert, key) paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qovs-server")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "server.pem", tmp_path / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return str(cert_path), str(key_path)
+
+
+def test_agent_syncs_over_tls_and_verifies_the_server(tmp_path):
+    """A real server process serving HTTPS with a certificate of a CA the
+    test makes: the agent's client registers, syncs and reports over it
+    with its own credential; against another CA, or the system's CAs, it
+    refuses to talk (and sends no token)."""
+    from agent import sync_client
+    from tests.fixtures.server import ServerProcess
+
+    ca_path, ca_key, ca_cert = _ca(tmp_path, "test-ca")
+    other_ca_path, _k, _c = _ca(tmp_path, "other-ca")
+    cert, key = _server_cert(tmp_path, ca_key, ca_cert)
+    with ServerProcess(f"sqlite:///{tmp_path}/tls.sqlite", ca_file=ca_path,
+                       extra_conf=f"ssl_cert_file = {cert}\nssl_key_file = {key}\n") as server:
+        assert server.url.startswith("https://")
+        token = server.agent_credential("hv-tls")
+        # A wrong CA, or none (the system's): the handshake fails.
+        for ca in (other_ca_path, ""):
+            bad = sync_client.SyncClient(server.url, "hv-tls", token, ca_file=ca)
+            with pytest.raises(sync_client.ServerUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+                bad.register(tunnel_ip="192.0.2.7")
+            bad.close()
+        # The right CA: register, full view, report, long-poll delta.
+        client = sync_client.SyncClient(server.url, "hv-tls", token, ca_file=ca_path)
+        assert client.register(tunnel_ip="192.0.2.7", started=True)["agent"]["host"] == "hv-tls"
+        kind, view, rev = client.poll(-1, 0)
+        assert kind == "full" and view.ports == ()
+        import urllib.request
+        ctx = sync_client.tls_context(ca_path)
+
+        def admin(method, path, body=None):
+            req = urllib.request.Request(server.url + path, method=method, headers={
+                "Content-Type": "application/json", "X-Roles": "admin", "X-Project-Id": "p"},
+                data=json.dumps(body).encode() if body is not None else None)
+            with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+                return json.loads(r.read())
+        net = admin("POST", "/v2.0/networks", {"network": {"name": "tls"}})["network"]
+        admin("POST", "/v2.0/subnets", {"subnet": {"network_id": net["id"],
+                                                   "cidr": "10.5.0.0/24", "ip_version": 4}})
+        port = admin("POST", "/v2.0/ports", {"port": {"network_id": net["id"],
+                                                      "binding:host_id": "hv-tls"}})["port"]
+        kind, delta, rev = client.poll(rev, 10)
+        assert kind == "delta" and [p.id for p in delta.ports] == [port["id"]]
+        assert client.report(plugged=[(port["id"], 3)], installed=[port["id"]]) == {
+            "updated": 1}
+        assert admin("GET", f"/v2.0/ports/{port['id']}")["port"]["status"] == "ACTIVE"
+        # Confinement holds over TLS too.
+        other = sync_client.SyncClient(server.url, "hv-other", token, ca_file=ca_path)
+        with pytest.raises(sync_client.ServerError) as err:
+            other.poll(-1, 0)
+        assert err.value.status == 403
+        # Plain HTTP to the TLS port gets nothing.
+        plain = sync_client.SyncClient(server.url.replace("https:", "http:"), "hv-tls", token)
+        with pytest.raises((sync_client.ServerUnavailable, sync_client.ServerError)):
+            plain.poll(-1, 0)
+        for c in (client, other, plain):
+            c.close()
+        # Failed handshakes did not hurt the server.
+        assert sync_client.SyncClient(server.url, "hv-tls", token,
+                                      ca_file=ca_path).poll(-1, 0)[0] == "full"
+        assert "Traceback" not in server.log(), server.log()[-3000:]
