@@ -175,6 +175,13 @@ def test_tempest_network_api(cloud, request):
         lines.append(f"  FAILED {t}" + (f"  [known: {why}]" if why else "  [NEW]"))
     for t in fixed:
         lines.append(f"  PASSES NOW (remove from KNOWN_FAILURES): {t}")
+    skipped = {}
+    for s, reason in results.values():
+        if s == "skip":
+            why = reason.strip().splitlines()[0][:100] if reason.strip() else "?"
+            skipped[why] = skipped.get(why, 0) + 1
+    for why, n in sorted(skipped.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  skipped {n:3d}: {why}")
     _report(request, lines)
     assert results, "tempest ran no tests:\n" + output[-10000:]
     assert counts.get("success", 0) > 0, output[-10000:]
