@@ -38,6 +38,9 @@ core_opts = [
     cfg.IntOpt("pagination_max_limit", default=-1,
                help="The maximum number of items returned in a single "
                     "response; -1 means no limit."),
+    cfg.StrOpt("policy_file", default="policy.json",
+               help="The policy file, looked up next to the config file "
+                    "when relative. Missing: built-in defaults."),
     cfg.IntOpt("global_physnet_mtu", default=1500,
                help="MTU of the underlying physical network."),
 ]
@@ -66,9 +69,9 @@ OPT_GROUPS = (
 
 
 def _all_groups(extra=()):
-    from quantum_ovs import extensions, policy
+    from quantum_ovs import extensions
     merged = {}
-    for group, opts in list(OPT_GROUPS) + extensions.opts() + policy.list_opts() + list(extra):
+    for group, opts in list(OPT_GROUPS) + extensions.opts() + list(extra):
         merged.setdefault(group, []).extend(opts)
     return merged
 

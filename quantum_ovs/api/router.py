@@ -1,6 +1,7 @@
 """make_app(conf, plugin): the WSGI application.  No globals."""
 
 import logging
+import os
 
 import routes
 import webob
@@ -126,39 +127,33 @@ class API:
             "links": [{"rel": "self", "href": f"{req.host_url}/v2.0/"}]}]})
 
 
-# Keystone's default implied roles: a token carries the roles its roles
-# imply.  noauth does the same for the roles named in X-Roles.
-IMPLIED_ROLES = {"admin": ("manager", "member", "reader"), "manager": ("member", "reader"),
-                 "member": ("reader",)}
-
-
-def with_implied_roles(roles):
-    out = {r.strip().lower() for r in roles if r and r.strip()}
-    for r in list(out):
-        out.update(IMPLIED_ROLES.get(r, ()))
-    return frozenset(out)
-
-
 class NoAuth:
-    """Takes the caller's project and roles from request headers (no
-    X-Roles header: a member of the project)."""
+    """Takes the caller's project and roles from request headers."""
 
-    def __init__(self, app, default_project, policy):
+    def __init__(self, app, default_project):
         self.app = app
         self.default_project = default_project
-        self.policy = policy
 
     def __call__(self, environ, start_response):
         h = environ.get
         project = (h("HTTP_X_PROJECT_ID") or h("HTTP_X_TENANT_ID")
                    or h("HTTP_X_TENANT") or self.default_project)
-        header = h("HTTP_X_ROLES")
-        if header is None:
-            header = h("HTTP_X_ROLE", "member")
-        environ["quantum.context"] = self.policy.context(
+        roles = (h("HTTP_X_ROLES") or h("HTTP_X_ROLE") or "").split(",")
+        environ["quantum.context"] = Context(
             project_id=project.strip() or self.default_project,
-            user_id=h("HTTP_X_USER_ID"), roles=with_implied_roles(header.split(",")))
+            user_id=h("HTTP_X_USER_ID"), roles=frozenset(roles))
         return self.app(environ, start_response)
+
+
+def policy_path(conf):
+    path = conf.policy_file
+    if os.path.isabs(path):
+        return path
+    for cf in reversed(conf.config_file or []):
+        cand = os.path.join(os.path.dirname(os.path.abspath(cf)), path)
+        if os.path.exists(cand):
+            return cand
+    return path if os.path.exists(path) else None
 
 
 def make_app(conf, plugin, ext_modules=(), policy=None):
@@ -175,25 +170,28 @@ def make_app(conf, plugin, ext_modules=(), policy=None):
             if hasattr(m, "setup"):
                 m.setup(plugin, conf)
         plugin._extensions_set_up = True
-    policy = policy or policy_mod.Policy(conf, policy_mod.extension_rules(ext_modules))
+    defaults = {}
+    for m in ext_modules:
+        defaults.update(getattr(m, "POLICY_DEFAULTS", {}))
+    policy = policy or policy_mod.Enforcer(path=policy_path(conf), defaults=defaults)
     api = API(conf, plugin, policy, resources, ext_list)
     for m in ext_modules:
         if hasattr(m, "routes"):
             m.routes(api)
     app = api
     if conf.auth_strategy == "noauth":
-        app = NoAuth(app, conf.default_project_id, policy)
+        app = NoAuth(app, conf.default_project_id)
     else:
-        app = _keystone(app, conf, policy)
+        app = _keystone(app, conf)
     return AccessLog(app)
 
 
-def _keystone(app, conf, policy):
+def _keystone(app, conf):
     try:
         from keystonemiddleware import auth_token
     except ImportError as e:  # pragma: no cover - configuration error
         raise RuntimeError("auth_strategy=keystone needs keystonemiddleware") from e
-    inner = _KeystoneContext(app, policy)
+    inner = _KeystoneContext(app)
     protected = auth_token.AuthProtocol(inner, {"oslo_config_config": conf})
 
     def dispatch(environ, start_response):
@@ -209,19 +207,16 @@ def _keystone(app, conf, policy):
 
 
 class _KeystoneContext:
-    def __init__(self, app, policy):
+    def __init__(self, app):
         self.app = app
-        self.policy = policy
 
     def __call__(self, environ, start_response):
         h = environ.get
         if h("HTTP_X_IDENTITY_STATUS", "Confirmed") != "Confirmed":
             resp = error_response(webob.exc.HTTPUnauthorized(detail="Authentication required"))
             return resp(environ, start_response)
-        environ["quantum.context"] = self.policy.context(
+        environ["quantum.context"] = Context(
             project_id=h("HTTP_X_PROJECT_ID") or h("HTTP_X_TENANT_ID"),
             user_id=h("HTTP_X_USER_ID"),
-            roles=(h("HTTP_X_ROLES") or "").split(","),
-            system_scope=h("HTTP_OPENSTACK_SYSTEM_SCOPE") or None,
-            domain_id=h("HTTP_X_DOMAIN_ID") or None)
+            roles=frozenset((h("HTTP_X_ROLES") or "").split(",")))
         return self.app(environ, start_response)

@@ -28,13 +28,17 @@ from tests.functional.conftest import Client, make_conf
 
 HOST = "hv-proto"
 SRC_OFPORT, DST_OFPORT = 11, 12
-V4, V6 = "10.0.0.0/24", "2001:db8::/64"
+# The sender may use any address of these (an allowed address pair): each
+# case's rule names its own source address as remote_ip_prefix, so that all
+# the rules live in one group and one compile, and each is checked alone.
+V4, V6 = "10.0.0.0/16", "2001:db8::/64"
+IPV4_ONLY_REFUSED = "SecurityGroupEthertypeConflictWithProtocol"
 
 
 def _cases():
     """(ethertype, protocol as the client writes it, expected number or None
     if the API must refuse it)."""
-    given = sorted(const.IP_PROTOCOL_MAP) + [n.upper() for n in ("tcp", "Ipip", "hopopt")]
+    given = sorted(const.IP_PROTOCOL_MAP) + ["TCP", "Ipip", "HOPOPT", "Any"]
     given += list(range(const.IP_PROTOCOL_MAX + 1)) + ["4", "0", "255"]
     out = []
     for ether in const.ETHERTYPES:
@@ -43,7 +47,7 @@ def _cases():
             if ether == const.IPv6 and num == const.PROTO_NUM_ICMP:
                 num = const.PROTO_NUM_IPV6_ICMP  # Neutron's reading of ICMP on IPv6
             if ether == const.IPv4 and num in const.IPV6_ONLY_PROTOCOLS:
-                num = None
+                num = IPV4_ONLY_REFUSED
             out.append((ether, p, num))
     return out
 
@@ -51,13 +55,20 @@ def _cases():
 CASES = _cases()
 
 
+def _source(ether, i):
+    return f"10.0.{100 + i // 200}.{10 + i % 200}" if ether == const.IPv4 else \
+        f"2001:db8::1:{i:x}"
+
+
 @pytest.fixture(scope="module")
 def world():
-    """A host with two ports on one network (IPv4 and IPv6 subnets): ``src``
-    may send anything, ``dst`` is guarded by the group ``guard`` that has no
-    ingress rule but the one under test."""
+    """A host with two ports on one network: ``src`` may send anything from
+    any address of V4 and V6, ``dst`` is guarded by the group ``guard``
+    whose ingress rules are those under test."""
     d = tempfile.mkdtemp(prefix="qovs-proto-")
-    db, plugin, app = build(make_conf(f"sqlite:///{os.path.join(d, 'db.sqlite')}"))
+    conf = make_conf(f"sqlite:///{os.path.join(d, 'db.sqlite')}")
+    conf.set_override("quota_security_group_rule", -1, group="quotas")
+    db, plugin, app = build(conf)
     api = Client(app, plugin, db)
     api.post("/agent-api/v1/agents", {"host": HOST, "tunnel_ip": "192.0.2.10",
                                       "configurations": {"tunnel_types": ["vxlan"],
@@ -69,11 +80,13 @@ def world():
     sg = "/v2.0/security-groups"
     src_sg = api.post(sg, {"security_group": {"name": "src"}}, status=201).data
     guard = api.post(sg, {"security_group": {"name": "guard"}}, status=201).data
-    ports = {}
-    for name, group in (("src", src_sg), ("dst", guard)):
-        ports[name] = api.port(net["id"], security_groups=[group["security_group"]["id"]],
-                               admin=True, **{"binding:host_id": HOST})
-    yield api, guard["security_group"]["id"], ports
+    guard = guard["security_group"]["id"]
+    src = api.port(net["id"], security_groups=[src_sg["security_group"]["id"]],
+                   allowed_address_pairs=[{"ip_address": V4}, {"ip_address": V6}],
+                   admin=True, **{"binding:host_id": HOST})
+    dst = api.port(net["id"], security_groups=[guard], admin=True,
+                   **{"binding:host_id": HOST})
+    yield api, guard, {"src": src, "dst": dst}
     db.dispose()
 
 
@@ -92,14 +105,14 @@ def _addr(port, version):
                 if (":" in f["ip_address"]) == (version == 6))
 
 
-def _packet(ports, ether, proto):
+def _packet(ports, ether, source, proto):
     src, dst = ports["src"], ports["dst"]
     pkt = {"in_port": SRC_OFPORT, "eth_src": src["mac_address"],
            "eth_dst": dst["mac_address"], "ip_proto": proto}
     if ether == const.IPv4:
-        pkt.update(eth_type=0x0800, ipv4_src=_addr(src, 4), ipv4_dst=_addr(dst, 4))
+        pkt.update(eth_type=0x0800, ipv4_src=source, ipv4_dst=_addr(dst, 4))
     else:
-        pkt.update(eth_type=0x86DD, ipv6_src=_addr(src, 6), ipv6_dst=_addr(dst, 6))
+        pkt.update(eth_type=0x86DD, ipv6_src=source, ipv6_dst=_addr(dst, 6))
     # Enough of each protocol for the tables that look deeper.
     if proto == const.PROTO_NUM_ICMP:
         pkt.update(icmpv4_type=8, icmpv4_code=0)
@@ -114,42 +127,52 @@ def _packet(ports, ether, proto):
     return pkt
 
 
-def _reaches_dst(tracer, ports, ether, proto):
-    t = tracer.run(_packet(ports, ether, proto), CT_NEW)
-    return DST_OFPORT in t.ports
+def _reaches_dst(tracer, ports, ether, source, proto):
+    return DST_OFPORT in tracer.run(_packet(ports, ether, source, proto), CT_NEW).ports
 
 
-@pytest.mark.parametrize(("ether", "given", "number"), CASES,
-                         ids=[f"{e}-{p!r}" for e, p, _ in CASES])
-def test_rule_protocol_compiles_to_exactly_that_protocol(world, ether, given, number):
+def test_every_protocol_the_api_accepts_compiles_to_exactly_that_protocol(world):
     api, guard, ports = world
-    body = {"security_group_rule": {"security_group_id": guard, "direction": "ingress",
-                                    "ethertype": ether, "protocol": given}}
-    if number is None:
-        r = api.post("/v2.0/security-group-rules", body, status=400)
-        assert r.data["NeutronError"]["type"] == "SecurityGroupEthertypeConflictWithProtocol"
-        return
-    rule = api.post("/v2.0/security-group-rules", body, status=201).data[
-        "security_group_rule"]
-    try:
-        tracer = _compiled(api, ports)
-        assert _reaches_dst(tracer, ports, ether, number), (
-            f"{ether} rule for protocol {given!r} does not let protocol {number} in")
-        for other in {(number + 1) % 256, (number - 1) % 256, const.PROTO_NUM_TCP,
-                      const.PROTO_NUM_UDP} - {number}:
-            assert not _reaches_dst(tracer, ports, ether, other), (
-                f"{ether} rule for protocol {given!r} ({number}) lets protocol {other} in")
-    finally:
-        api.delete(f"/v2.0/security-group-rules/{rule['id']}", status=204)
+    rules, expected = [], []
+    for i, (ether, given, number) in enumerate(CASES):
+        source = _source(ether, i)
+        rule = {"security_group_id": guard, "direction": "ingress", "ethertype": ether,
+                "protocol": given, "remote_ip_prefix": source}
+        if number == IPV4_ONLY_REFUSED:
+            r = api.post("/v2.0/security-group-rules", {"security_group_rule": rule},
+                         status=400)
+            assert r.data["NeutronError"]["type"] == IPV4_ONLY_REFUSED, (ether, given)
+            continue
+        rules.append(rule)
+        expected.append((ether, given, number, source))
+    made = api.post("/v2.0/security-group-rules", {"security_group_rules": rules},
+                    status=201).data["security_group_rules"]
+    assert len(made) == len(rules)
+    tracer = _compiled(api, ports)
+    wrong = []
+    everything = range(const.IP_PROTOCOL_MAX + 1)
+    for ether, given, number, source in expected:
+        if number is None:  # "any"
+            others, passes = (), everything
+        else:
+            others = {(number + 1) % 256, (number - 1) % 256, const.PROTO_NUM_TCP,
+                      const.PROTO_NUM_UDP, const.PROTO_NUM_ICMP} - {number}
+            passes = (number,)
+        wrong += [f"{ether} {given!r}: protocol {p} does not pass" for p in passes
+                  if not _reaches_dst(tracer, ports, ether, source, p)]
+        wrong += [f"{ether} {given!r} ({number}): protocol {p} passes too" for p in others
+                  if _reaches_dst(tracer, ports, ether, source, p)]
+    assert wrong == []
 
 
 def test_without_a_rule_nothing_reaches_the_guarded_port(world):
-    """The control: the guard group alone lets no new connection in."""
-    api, _, ports = world
-    tracer = _compiled(api, ports)
+    """The control: from an address no rule names, nothing gets in."""
+    _, _, ports = world
+    tracer = _compiled(*world[::2])
     for ether in const.ETHERTYPES:
-        for proto in (0, 1, 4, 6, 17, 58, 255):
-            assert not _reaches_dst(tracer, ports, ether, proto), (ether, proto)
+        source = _source(ether, len(CASES) + 1)
+        for proto in (0, 1, 3, 4, 6, 17, 58, 255):
+            assert not _reaches_dst(tracer, ports, ether, source, proto), (ether, proto)
 
 
 def test_table_is_neutrons_plus_ggp():
