@@ -70,8 +70,7 @@ class SecurityGroupRuleExists(exceptions.InUse):
 
 
 class DuplicateSecurityGroupRuleInPost(exceptions.InUse):
-    code = 400
-    message = "Duplicate security group rule in POST."
+    message = "Duplicate Security Group Rule in POST."
 
 
 class SecurityGroupInUse(exceptions.InUse):

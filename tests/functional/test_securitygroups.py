@@ -203,7 +203,7 @@ def test_duplicate_rules(api):
          "port_range_min": 5, "port_range_max": 6},
         {"security_group_id": g["id"], "direction": "ingress", "protocol": "udp",
          "port_range_min": 5, "port_range_max": 6}]}
-    r = api.post(RULES, body, status=400)
+    r = api.post(RULES, body, status=409)  # Neutron's code (InUse)
     assert r.data["NeutronError"]["type"] == "DuplicateSecurityGroupRuleInPost"
     body["security_group_rules"].pop()
     made = api.post(RULES, body, status=201).data["security_group_rules"]
