@@ -8,8 +8,11 @@ oslo-config-generator, which writes ``etc/quantum-ovs.conf.sample``.
 from oslo_config import cfg
 
 core_opts = [
-    cfg.HostAddressOpt("bind_host", default="0.0.0.0",
-                       help="The host IP to bind the API server to."),
+    cfg.HostAddressOpt("bind_host", default="127.0.0.1",
+                       help="The host IP to bind the API server to. The "
+                            "default serves this host only; 0.0.0.0 (or ::) "
+                            "serves every address: do that with "
+                            "auth_strategy = keystone."),
     cfg.PortOpt("bind_port", default=9696,
                 help="The port the API server listens on."),
     cfg.IntOpt("api_workers", default=1, min=1,
@@ -33,6 +36,10 @@ core_opts = [
                help="Maximum number of DNS nameservers per subnet."),
     cfg.IntOpt("max_subnet_host_routes", default=20,
                help="Maximum number of host routes per subnet."),
+    cfg.IntOpt("max_fixed_ips_per_port", default=5, min=1,
+               help="Maximum number of fixed IPs a port may request."),
+    cfg.IntOpt("max_allowed_address_pair", default=10, min=0,
+               help="Maximum number of allowed address pairs per port."),
     cfg.IntOpt("mac_generation_retries", default=16,
                help="How many random MACs to try before giving up."),
     cfg.IntOpt("pagination_max_limit", default=-1,

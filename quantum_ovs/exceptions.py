@@ -33,6 +33,10 @@ class InvalidInput(BadRequest):
     message = "Invalid input for operation: %(error_message)s."
 
 
+class AllowedAddressPairExhausted(BadRequest):
+    message = "The number of allowed address pairs exceeds the maximum of %(quota)s."
+
+
 class MalformedRequestBody(BadRequest):
     message = "Malformed request body: %(reason)s."
 

@@ -552,7 +552,9 @@ class AgentAPI:
                                                         "are lists")
         ofports = {}
         for p in plugged:
-            if not isinstance(p, dict) or not isinstance(p.get("port_id"), str):
+            of = p.get("ofport") if isinstance(p, dict) else None
+            if not isinstance(p, dict) or not isinstance(p.get("port_id"), str) or not (
+                    of is None or type(of) is int and -1 <= of <= 0xffff):
                 raise exceptions.InvalidInput(error_message="plugged entries are "
                                                             "{port_id, ofport}")
             ofports[p["port_id"]] = p.get("ofport")

@@ -9,7 +9,7 @@ from quantum_ovs import exceptions
 from quantum_ovs.api import attributes as attrs_mod
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import NOT_SET
-from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.api.wsgi import INT_MAX, INT_MIN, json_response, read_json
 from quantum_ovs.db import models
 
 RESERVED_PARAMS = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse",
@@ -83,7 +83,7 @@ class Controller:
     def index(self, req, ctx):
         params = req.GET
         fields = set(params.getall("fields")) - {""}
-        filters, special = self._parse_filters(params)
+        filters, special = self._parse_filters(params, ctx)
         sorts = self._parse_sorts(params)
         limit, marker, page_reverse = self._parse_paging(params)
         query_sorts = sorts
@@ -99,6 +99,11 @@ class Controller:
             networks = {}
             objs = [o for o in objs
                     if check(action, ctx, self._target_cheap(o, ctx, networks))]
+        # A filter on an attribute the caller sees on some objects only
+        # matches none of the others, whatever their value.
+        guarded = [f"{action}:{k}" for k in filters if k in self.guarded_attrs]
+        if guarded:
+            objs = [o for o in objs if all(check(g, ctx, o) for g in guarded)]
         body = {self.collection: [self._visible(ctx, o, fields) for o in objs]}
         if limit:
             body[f"{self.collection}_links"] = self._links(req, objs, limit, marker,
@@ -135,7 +140,19 @@ class Controller:
                 links.append({"rel": "next", "href": href(objs[-1]["id"], False)})
         return links
 
-    def _parse_filters(self, params):
+    def _hidden_from(self, ctx, key):
+        """Whether policy hides the attribute from the caller even on its
+        own resources (``binding:host_id`` from non-admins)."""
+        if key not in self.guarded_attrs:
+            return False
+        own = {"project_id": ctx.project_id, "tenant_id": ctx.project_id,
+               "network:project_id": ctx.project_id, "network:tenant_id": ctx.project_id}
+        return not self.policy.check(f"get_{self.resource}:{key}", ctx, own)
+
+    def _parse_filters(self, params, ctx):
+        """A filter on an attribute hidden from the caller is refused like
+        one on an attribute that does not exist (its answers would tell
+        the values)."""
         filters = {}
         special = []
         for key in set(params.keys()) - RESERVED_PARAMS:
@@ -147,7 +164,8 @@ class Controller:
                 special.append(self._changed_since(values[-1]))
                 continue
             a = self.attrs.get(key)
-            if a is None or not a.is_filter or not a.is_visible:
+            if a is None or not a.is_filter or not a.is_visible or \
+                    self._hidden_from(ctx, key):
                 raise _bad(f"[{key}] is invalid attribute for filtering")
             if key == "fixed_ips":
                 filters[key] = [self._fixed_ip_filter(x) for x in values]
@@ -159,9 +177,12 @@ class Controller:
                     out.append(raw)
                     continue
                 try:
-                    out.append(conv(raw, key))
+                    val = conv(raw, key)
                 except exceptions.InvalidInput as e:
                     raise _bad(f"Invalid filter value for {key}: {e.msg}") from None
+                if isinstance(val, int) and not INT_MIN <= val <= INT_MAX:
+                    raise _bad(f"Invalid filter value for {key}: '{raw}' is out of range")
+                out.append(val)
             filters[key] = out
         return filters, special
 
@@ -233,7 +254,7 @@ class Controller:
         limit = None
         if "limit" in params:
             try:
-                limit = v.to_int(params["limit"], "limit", minimum=0)
+                limit = v.to_int(params["limit"], "limit", minimum=0, maximum=INT_MAX)
             except exceptions.InvalidInput:
                 raise _bad(f"Limit must be an integer 0 or greater and not "
                            f"'{params['limit']}'") from None

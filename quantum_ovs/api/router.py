@@ -12,7 +12,7 @@ from quantum_ovs import exceptions
 from quantum_ovs import policy as policy_mod
 from quantum_ovs.api import attributes, extensions
 from quantum_ovs.api.controller import Controller
-from quantum_ovs.api.wsgi import AccessLog, error_response, json_response
+from quantum_ovs.api.wsgi import AccessLog, check_url, error_response, json_response
 from quantum_ovs.context import Context
 
 LOG = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class API:
             return error_response(e)
 
     def _dispatch(self, req):
+        check_url(req)
         path = req.path_info.rstrip("/") or "/"
         if path == "/v2.0":
             path = "/v2.0/"

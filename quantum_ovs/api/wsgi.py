@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import time
 import uuid
 
@@ -66,30 +67,117 @@ def error_response(err):
                  "Request Failed: internal server error while processing your request.")
 
 
-def read_json(req, required=True):
-    """The request's JSON body as a dict (400 on anything else)."""
-    if req.content_length and req.content_length > MAX_BODY:
+# What a JSON body may hold: nesting no deeper than any request we serve
+# needs, integers that fit a 64-bit column, strings that can be stored.
+MAX_DEPTH = 32
+INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_tree(data):
+    """Refuse what parses as JSON but cannot be stored or answered:
+    deep nesting, integers beyond 64 bits, non-finite numbers, strings
+    with NUL characters or lone surrogates (walked without recursion)."""
+    stack = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise exceptions.MalformedRequestBody(
+                    reason=f"nested deeper than {MAX_DEPTH} levels")
+            if isinstance(node, dict):
+                for k, val in node.items():
+                    _check_str(k)
+                    stack.append((val, depth + 1))
+            else:
+                stack.extend((val, depth + 1) for val in node)
+        elif isinstance(node, str):
+            _check_str(node)
+        elif isinstance(node, bool) or node is None:
+            continue
+        elif isinstance(node, int):
+            if not INT_MIN <= node <= INT_MAX:
+                raise exceptions.MalformedRequestBody(
+                    reason=f"integer {node} is out of range [{INT_MIN}, {INT_MAX}]")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise exceptions.MalformedRequestBody(reason=f"number {node} is out of range")
+
+
+def _check_str(value):
+    if "\x00" in value:
+        raise exceptions.MalformedRequestBody(reason="strings may not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise exceptions.MalformedRequestBody(
+            reason="strings may not contain lone surrogates (\\ud800-\\udfff)") from None
+
+
+def _read_body(req):
+    """The raw body, at most MAX_BODY bytes.  A chunked body (no
+    Content-Length) is read when the server has decoded the chunks and
+    says so (``wsgi.input_terminated``, as eventlet's server does through
+    quantum-ovs-server and gunicorn does itself)."""
+    clen = req.content_length
+    if clen is not None:
+        if clen > MAX_BODY:
+            raise webob.exc.HTTPRequestEntityTooLarge(detail="Request body is too large")
+        return req.body
+    if not req.is_body_readable:
+        return b""
+    raw = req.body_file_raw.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
         raise webob.exc.HTTPRequestEntityTooLarge(detail="Request body is too large")
-    raw = req.body
+    return raw
+
+
+def read_json(req, required=True):
+    """The request's JSON body as a dict: 400 on anything else, 415 unless
+    it says it is application/json (a browser page cannot send that to
+    another site without the site's consent, text/plain it can)."""
+    raw = _read_body(req)
     if not raw:
         if required:
             raise exceptions.MalformedRequestBody(reason="no request body")
         return None
     ctype = (req.content_type or "").lower()
-    if ctype and ctype not in ("application/json", "text/plain") and not ctype.endswith("+json"):
+    if ctype != "application/json":
         raise webob.exc.HTTPUnsupportedMediaType(
-            detail=f"Unsupported Content-Type {req.content_type}")
+            detail=f"Unsupported Content-Type '{req.content_type}': send application/json")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise exceptions.MalformedRequestBody(reason=f"Cannot understand JSON: {e}") from None
+    except RecursionError:
+        raise exceptions.MalformedRequestBody(
+            reason=f"nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise exceptions.MalformedRequestBody(reason="the body must be a JSON object")
+    _check_tree(data)
     return data
 
 
+def check_url(req):
+    """400 unless the path and query string decode as UTF-8 without NUL
+    characters (which no database column can hold)."""
+    try:
+        path = req.path_info
+        items = req.GET.items()
+    except UnicodeDecodeError:
+        raise webob.exc.HTTPBadRequest(
+            detail="The request URL is not valid UTF-8 once percent-decoded") from None
+    if "\x00" in path or any("\x00" in k or "\x00" in val for k, val in items):
+        raise webob.exc.HTTPBadRequest(detail="The request URL may not contain NUL characters")
+
+
 class AccessLog:
-    """One line per request: method, path, status, milliseconds."""
+    """One line per request: method, path, status, milliseconds.  Also the
+    last guard: whatever escapes the layers below (authentication
+    middleware included) is answered as a NeutronError 500, never with a
+    traceback page."""
 
     def __init__(self, app):
         self.app = app
@@ -106,6 +194,10 @@ class AccessLog:
 
         try:
             return self.app(environ, _start)
+        except Exception as e:  # noqa: BLE001 - the last guard
+            if status_holder:  # the answer has begun: nothing else can be sent
+                raise
+            return error_response(e)(environ, _start)
         finally:
             ACCESS_LOG.info("%s %s%s %s %.1fms", environ.get("REQUEST_METHOD"),
                             environ.get("PATH_INFO", ""),

@@ -11,6 +11,7 @@ eventlet.monkey_patch()
 
 import ctypes  # noqa: E402
 import errno  # noqa: E402
+import ipaddress  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -49,12 +50,52 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
             LOG.info("TLS connection from %s failed: %s", self.client_address[0], e)
 
 
+def _chunked_input(app):
+    """eventlet's server decodes chunked request bodies: say so, as the
+    WSGI convention has it, so that they are read (webob otherwise takes a
+    body without Content-Length for none)."""
+    def wrapped(environ, start_response):
+        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" and \
+                "CONTENT_LENGTH" not in environ:
+            environ["wsgi.input_terminated"] = True
+        return app(environ, start_response)
+    return wrapped
+
+
 def serve(conf, sock):
     _db, _plugin, app = service.build(conf, migrate=False)
     pool = eventlet.GreenPool(conf.wsgi_green_threads)
-    eventlet.wsgi.server(sock, app, custom_pool=pool, log=_WsgiLog(),
+    # debug=False: an error that escapes the app is a bare 500, never a
+    # traceback sent to the client.
+    eventlet.wsgi.server(sock, _chunked_input(app), custom_pool=pool, log=_WsgiLog(),
                          log_output=False, keepalive=True, socket_timeout=900,
-                         max_size=conf.wsgi_green_threads, protocol=_Protocol)
+                         max_size=conf.wsgi_green_threads, debug=False,
+                         protocol=_Protocol)
+
+
+def _loopback_only(host):
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def warn_unsafe(conf):
+    """A loud warning when anyone who can reach the port is admin."""
+    if conf.auth_strategy != "noauth" or _loopback_only(conf.bind_host):
+        return False
+    for line in (
+            "*" * 72,
+            f"auth_strategy = noauth and bind_host = {conf.bind_host}: ANY client that "
+            "can reach",
+            f"port {conf.bind_port} may act as ANY project, or as admin (X-Roles: admin), "
+            "without",
+            "credentials. Use auth_strategy = keystone, or bind_host = 127.0.0.1.",
+            "*" * 72):
+        LOG.warning(line)
+    return True
 
 
 PR_SET_PDEATHSIG = 1
@@ -93,6 +134,7 @@ def setup_logging(debug=False):
 def main(argv=None):
     conf = config.make_conf(sys.argv[1:] if argv is None else argv)
     setup_logging()
+    warn_unsafe(conf)
     db = service.make_database(conf)
     if conf.database.auto_migrate:
         migration.upgrade(db.engine)

@@ -20,6 +20,8 @@ from quantum_ovs.db.session import NOTIFY
 
 TIME_FMT = "%Y-%m-%dT%H:%M:%SZ"
 DHCP_OWNER = "network:dhcp"
+# Tags one resource may carry (Neutron's tag extension has the same).
+MAX_TAGS = 50
 
 MODELS = {"networks": models.Network, "subnets": models.Subnet, "ports": models.Port}
 NOT_FOUND = {"networks": (exceptions.NetworkNotFound, "net_id"),
@@ -328,7 +330,10 @@ class Plugin:
                 first_asc = order[0][1] if order else True
                 order.append((model.id, first_asc))
             if marker is not None:
-                mobj = s.execute(sa.select(model).where(model.id == marker)).scalars().first()
+                # Looked up as the caller sees: another project's id is
+                # no marker, like an id that does not exist.
+                mq = sa.select(model).where(model.id == marker)
+                mobj = s.execute(mq if clause is None else mq.where(clause)).scalars().first()
                 if mobj is None:
                     raise self.not_found(collection, marker)
                 q = q.where(_after_marker(order, mobj))
@@ -591,7 +596,23 @@ class Plugin:
         self.db.write(txn)
 
     # ------------------------------------------------------------ ports
+    def _check_port_limits(self, a):
+        """Neutron's per-port limits: addresses and address pairs cost
+        allocations and flows on the port's host."""
+        fixed = a.get("fixed_ips")
+        if fixed is not None and len(fixed) > self.conf.max_fixed_ips_per_port:
+            raise exceptions.InvalidInput(
+                error_message=f"A port may have at most {self.conf.max_fixed_ips_per_port} "
+                              f"fixed IPs, not {len(fixed)}")
+        pairs = a.get("allowed_address_pairs")
+        if pairs is not None and len(pairs) > self.conf.max_allowed_address_pair:
+            raise exceptions.AllowedAddressPairExhausted(
+                quota=self.conf.max_allowed_address_pair)
+
     def create_ports(self, ctx, items):
+        for a in items:
+            self._check_port_limits(a)
+
         def txn(s):
             cache = {}  # a bulk on one network looks it up once
             return [self._create_port(s, ctx, a, cache) for a in items]
@@ -744,6 +765,8 @@ class Plugin:
         return self._to_dict("ports", port)
 
     def update_port(self, ctx, id_, a):
+        self._check_port_limits(a)
+
         def txn(s):
             port = self._get(s, ctx, "ports", id_, lock=True)
             before = port_membership(port)
@@ -822,6 +845,11 @@ class Plugin:
 
     # ------------------------------------------------------------ tags
     def set_tags(self, ctx, collection, id_, tags):
+        if len(set(tags)) > MAX_TAGS:
+            raise exceptions.BadRequest(
+                resource=collection[:-1],
+                msg=f"The number of tags exceeds the per-resource limit of {MAX_TAGS}")
+
         def txn(s):
             obj = self._get(s, ctx, collection, id_, lock=True)
             self._set_tags(obj, tags)
