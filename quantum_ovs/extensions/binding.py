@@ -234,8 +234,15 @@ def setup(plugin, conf):
     plugin.dict_extenders["ports"].append(extend_dict)
     P, B = models.Port, models.PortBinding
 
-    for attr, column in ((HOST, B.host), (VNIC, B.vnic_type), (VIF_TYPE, B.vif_type)):
+    for attr, column in ((VNIC, B.vnic_type), (VIF_TYPE, B.vif_type)):
         plugin.filter_hooks[("ports", attr)] = child_filter(P.id, B.port_id, column)
+    # As Neutron: a host filter matches any binding of the port (a port
+    # being moved is listed for both hosts).
+    IB = models.InactivePortBinding
+    active_on = child_filter(P.id, B.port_id, B.host)
+    inactive_on = child_filter(P.id, IB.port_id, IB.host)
+    plugin.filter_hooks[("ports", HOST)] = lambda values: sa.or_(active_on(values),
+                                                                 inactive_on(values))
     plugin.report_hooks = list(getattr(plugin, "report_hooks", [])) + [on_report]
 
 

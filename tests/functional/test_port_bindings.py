@@ -342,3 +342,74 @@ def test_a_report_for_a_pending_binding_tells_nova_the_vif_is_plugged(cloud):
     assert len(events) == 1
     # Another host holding no binding of it is still ignored.
     assert report(api, C, port["id"]) == {"updated": 0}
+
+
+def test_host_filter_of_ports_matches_any_binding(cloud):
+    """As Neutron: listing ports by binding:host_id finds a port being moved
+    on both hosts."""
+    api, port = cloud, cloud.vm_port
+
+    def on(host):
+        return {p["id"] for p in api.get(f"/v2.0/ports?binding:host_id={host}", admin=True,
+                                         status=200).data["ports"]}
+    assert port["id"] in on(A) and port["id"] not in on(B)
+    api.post(bindings_url(port), {"binding": {"host": B}}, admin=True, status=201)
+    assert port["id"] in on(A) and port["id"] in on(B) and port["id"] not in on(C)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_deltas_equal_full_views_through_binding_operations(cloud, seed):
+    """Random binding operations (and port moves, regroupings, deletions)
+    between polls: every host's view after its delta equals its full view."""
+    import random
+    rnd = random.Random(seed)
+    api = cloud
+    hosts = (A, B, C)
+    g = api.post("/v2.0/security-groups", {"security_group": {"name": "rg"}},
+                 status=201).data["security_group"]["id"]
+    ports = [cloud.vm_port]
+    views = {h: state(api, h) for h in hosts}
+
+    def bindings(p):
+        return api.get(bindings_url(p), admin=True, status=200).data["bindings"]
+
+    for step in range(25):
+        ops = [rnd.choice(("bind", "bind", "activate", "unbind", "move", "regroup",
+                           "add", "delete", "report")) for _ in range(rnd.choice((1, 2, 3)))]
+        for op in ops:
+            p = rnd.choice(ports) if ports else None
+            if op == "add" or p is None:
+                ports.append(api.port(api.net["id"], admin=True, device_owner="compute:nova",
+                                      **{"binding:host_id": rnd.choice(hosts)}))
+            elif op == "bind":
+                api.post(bindings_url(p), {"binding": {"host": rnd.choice(hosts)}},
+                         admin=True)  # 201, or 409 for a host it has
+            elif op in ("activate", "unbind", "report"):
+                inactive = [b["host"] for b in bindings(p) if b["status"] == "INACTIVE"]
+                if not inactive:
+                    continue
+                h = rnd.choice(inactive)
+                if op == "activate":
+                    api.put(f"{bindings_url(p)}/{h}/activate", admin=True, status=200)
+                elif op == "unbind":
+                    api.delete(f"{bindings_url(p)}/{h}", admin=True, status=204)
+                else:
+                    report(api, h, p["id"])
+            elif op == "move":
+                api.put(f"/v2.0/ports/{p['id']}", {"port": {"binding:host_id": rnd.choice(
+                    hosts + ("",))}}, admin=True, status=200)
+            elif op == "regroup":
+                groups = [g] if rnd.random() < .5 else []
+                api.put(f"/v2.0/ports/{p['id']}", {"port": {"security_groups": groups}},
+                        admin=True, status=200)
+            elif op == "delete":
+                api.delete(f"/v2.0/ports/{p['id']}", admin=True, status=204)
+                ports.remove(p)
+        for h in hosts:
+            reply = state(api, h, since=views[h]["revision"])
+            view = wire.view_from_dict(views[h]["view"])
+            got = wire.view_from_dict(reply["view"]) if reply["full"] else \
+                wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
+            full = state(api, h)
+            assert canon(got) == canon(wire.view_from_dict(full["view"])), (step, ops, h)
+            views[h] = {"revision": reply["revision"], "view": wire.view_to_dict(got)}
