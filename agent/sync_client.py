@@ -150,6 +150,10 @@ class SyncClient:
                 raise ServerError(resp.status, raw.decode(errors="replace"))
             if resp.status == 503:
                 raise ServerUnavailable(raw.decode(errors="replace"))
+            if resp.status in (401, 403):
+                LOG.error("the server refused this agent's credential for host %s (%d %s %s): "
+                          "check [server] token", self.host, resp.status, method,
+                          path.split("?")[0])
             if resp.status >= 400:
                 raise ServerError(resp.status, raw.decode(errors="replace"))
             return json.loads(raw) if raw else None

@@ -311,81 +311,17 @@ def test_credential_command(db_url, make_api):
 
 
 # ---------------------------------------------------------------- TLS
-def _ca(tmp_path, name):
-    """A self-signed CA: (its PEM path, key, certificate)."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    path = tmp_path / f"{name}.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return str(path), key, cert
-
-
-def _server_cert(tmp_path, ca_key, ca_cert):
-    """A certificate for 127.0.0.1 and localhost signed by the CA: (cert, key) paths."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qovs-server")]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "server.pem", tmp_path / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
-    return str(cert_path), str(key_path)
-
-
 def test_agent_syncs_over_tls_and_verifies_the_server(tmp_path):
     """A real server process serving HTTPS with a certificate of a CA the
     test makes: the agent's client registers, syncs and reports over it
     with its own credential; against another CA, or the system's CAs, it
     refuses to talk (and sends no token)."""
     from agent import sync_client
+    from tests.fixtures import tls
     from tests.fixtures.server import ServerProcess
 
-    ca_path, ca_key, ca_cert = _ca(tmp_path, "test-ca")
-    other_ca_path, _k, _c = _ca(tmp_path, "other-ca")
-    cert, key = _server_cert(tmp_path, ca_key, ca_cert)
+    ca_path, cert, key = tls.server_certificate(tmp_path)
+    other_ca_path = tls.ca(tmp_path, "other-ca")[0]
     with ServerProcess(f"sqlite:///{tmp_path}/tls.sqlite", ca_file=ca_path,
                        extra_conf=f"ssl_cert_file = {cert}\nssl_key_file = {key}\n") as server:
         assert server.url.startswith("https://")
