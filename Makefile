@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup test test-unit test-functional test-integration demo bench pep8 genconfig clean
+.PHONY: setup test test-unit test-functional test-integration demo bench pep8 genconfig genpolicy clean
 
 setup:
 	@bash tools/setup.sh
@@ -31,6 +31,9 @@ pep8: setup
 genconfig: setup
 	@$(VENV)/bin/oslo-config-generator --namespace quantum_ovs --output-file etc/quantum-ovs.conf.sample
 	@$(VENV)/bin/oslo-config-generator --namespace quantum_ovs.agent --output-file etc/quantum-ovs-agent.ini.sample
+
+genpolicy: setup
+	@$(VENV)/bin/oslopolicy-sample-generator --namespace quantum_ovs --output-file etc/policy.yaml.sample
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -45,9 +45,6 @@ core_opts = [
     cfg.IntOpt("pagination_max_limit", default=-1,
                help="The maximum number of items returned in a single "
                     "response; -1 means no limit."),
-    cfg.StrOpt("policy_file", default="policy.json",
-               help="The policy file, looked up next to the config file "
-                    "when relative. Missing: built-in defaults."),
     cfg.IntOpt("global_physnet_mtu", default=1500,
                help="MTU of the underlying physical network."),
 ]
@@ -76,9 +73,9 @@ OPT_GROUPS = (
 
 
 def _all_groups(extra=()):
-    from quantum_ovs import extensions
+    from quantum_ovs import extensions, policy
     merged = {}
-    for group, opts in list(OPT_GROUPS) + extensions.opts() + list(extra):
+    for group, opts in list(OPT_GROUPS) + extensions.opts() + policy.list_opts() + list(extra):
         merged.setdefault(group, []).extend(opts)
     return merged
 

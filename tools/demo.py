@@ -119,7 +119,6 @@ class Demo:
         with open(conf, "w") as f:
             f.write(f"[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {self.port}\n"
                     f"default_project_id = {PROJECT}\n"
-                    f"policy_file = {os.path.join(ROOT, 'etc', 'policy.json')}\n"
                     f"[database]\nconnection = sqlite:///{self.dir}/quantum-ovs.sqlite\n")
         server = self.spawn("server", [os.path.join(BIN, "quantum-ovs-server"),
                                        "--config-file", conf])

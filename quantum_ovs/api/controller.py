@@ -45,17 +45,46 @@ class Controller:
         return networks[net_id]
 
     def _target(self, obj, networks=None):
-        """The policy target: the object plus its network's owner."""
+        """The policy target: the object plus, for a subnet or port, its
+        network's owner, sharing and (subnets) externality."""
+        if self.collection not in ("subnets", "ports") or not obj.get("network_id"):
+            return obj
         target = dict(obj)
-        if self.collection in ("subnets", "ports") and obj.get("network_id"):
-            net = self._network_owner(obj["network_id"], networks)
-            if net is not None:
-                target["network:project_id"] = net["project_id"]
-                target["network:tenant_id"] = net["project_id"]
-                target.setdefault("shared", net["shared"])
+        net = self._network_owner(obj["network_id"], networks)
+        if net is not None:
+            target["network:project_id"] = net["project_id"]
+            target["network:tenant_id"] = net["project_id"]
+            target.setdefault("shared", net["shared"])
+            if self.collection == "subnets":
+                target.setdefault("router:external", net["external"])
         return target
 
-    def _visible(self, ctx, obj, fields=None):
+    def _targets(self, objs):
+        """Policy targets of many objects, their networks read in one query."""
+        if self.collection not in ("subnets", "ports"):
+            return objs
+        networks = self.plugin.network_owners({o["network_id"] for o in objs})
+        return [self._target(o, networks) for o in objs]
+
+    def _check_attrs(self, ctx, action, target, names):
+        """``<action>:<attr>`` for each attribute named (one that has the
+        rule or must be enforced), and ``<action>:<attr>:<key>`` for each
+        key of the dicts of a list value (``fixed_ips`` with an
+        ``ip_address``), as Neutron does."""
+        for name in names:
+            a = self.attrs.get(name)
+            rule = f"{action}:{name}"
+            if a is None or not (a.enforce_policy or self.policy.has(rule)):
+                continue
+            self.policy.enforce(rule, ctx, target)
+            value = target.get(name)
+            if isinstance(value, list):
+                keys = {k for item in value if isinstance(item, dict) for k in item}
+                for k in sorted(keys):
+                    if self.policy.has(f"{rule}:{k}"):
+                        self.policy.enforce(f"{rule}:{k}", ctx, target)
+
+    def _visible(self, ctx, obj, fields=None, target=None):
         out = {}
         for k, val in obj.items():
             a = self.attrs.get(k)
@@ -65,7 +94,8 @@ class Controller:
                 continue
             out[k] = val
         for k in self.guarded_attrs:
-            if k in out and not self.policy.check(f"get_{self.resource}:{k}", ctx, obj):
+            if k in out and not self.policy.check(f"get_{self.resource}:{k}", ctx,
+                                                  obj if target is None else target):
                 del out[k]
         return out
 
@@ -89,33 +119,38 @@ class Controller:
         query_sorts = sorts
         if page_reverse and limit:
             query_sorts = [(k, not asc) for k, asc in (sorts or [("id", True)])]
-        objs = self.plugin.list(ctx, self.collection, filters=filters, sorts=query_sorts,
-                                limit=limit, marker=marker, special_filters=special)
-        if page_reverse and limit:
-            objs.reverse()
-        check = self.policy.check
+        # The database query already keeps to what the caller may see; the
+        # policy has the last word on each row (an operator's rules may be
+        # narrower), and a page it thins is refilled from the rows after
+        # it, so that pages are full and no row is skipped.
         action = f"get_{self.resource}"
-        if not ctx.is_admin:
-            networks = {}
-            objs = [o for o in objs
-                    if check(action, ctx, self._target_cheap(o, ctx, networks))]
+        keep = [self.policy.checker(action, ctx)]
         # A filter on an attribute the caller sees on some objects only
         # matches none of the others, whatever their value.
-        guarded = [f"{action}:{k}" for k in filters if k in self.guarded_attrs]
-        if guarded:
-            objs = [o for o in objs if all(check(g, ctx, o) for g in guarded)]
-        body = {self.collection: [self._visible(ctx, o, fields) for o in objs]}
+        keep += [self.policy.checker(f"{action}:{k}", ctx)
+                 for k in filters if k in self.guarded_attrs]
+        objs, targets, after = [], [], marker
+        while True:
+            batch = self.plugin.list(ctx, self.collection, filters=filters, sorts=query_sorts,
+                                     limit=limit, marker=after, special_filters=special)
+            for o, t in zip(batch, self._targets(batch)):
+                if all(k(t) for k in keep):
+                    objs.append(o)
+                    targets.append(t)
+            if limit is None or len(batch) < limit or len(objs) >= limit:
+                break
+            after = batch[-1]["id"]
+        if limit is not None:
+            del objs[limit:], targets[limit:]
+        if page_reverse and limit:
+            objs.reverse()
+            targets.reverse()
+        body = {self.collection: [self._visible(ctx, o, fields, t)
+                                  for o, t in zip(objs, targets)]}
         if limit:
             body[f"{self.collection}_links"] = self._links(req, objs, limit, marker,
                                                            page_reverse)
         return json_response(body)
-
-    def _target_cheap(self, obj, ctx, networks):
-        # Listing is already scoped by the database to what the project
-        # may see; only look the network up when the rule needs it.
-        if self.collection in ("subnets", "ports") and obj.get("project_id") != ctx.project_id:
-            return self._target(obj, networks)
-        return obj
 
     def _links(self, req, objs, limit, marker, page_reverse):
         links = []
@@ -323,17 +358,18 @@ class Controller:
         self._resolve_project(ctx, out)
         if self.collection in ("subnets", "ports"):
             net = self._network_owner(out["network_id"], networks)
-            if net is None or not (ctx.is_admin or net["project_id"] == ctx.project_id
-                                   or net["shared"]):
+            if net is None or not self.policy.check("get_network", ctx, {
+                    "id": out["network_id"], "project_id": net["project_id"],
+                    "tenant_id": net["project_id"], "shared": net["shared"],
+                    "router:external": net["external"]}):
                 raise exceptions.NetworkNotFound(net_id=out["network_id"])
         target = self._target(out, networks)
-        self.policy.enforce(f"create_{self.resource}", ctx, target)
-        for name in item:
-            a = self.attrs[name]
-            explicit = a.default is NOT_SET or out.get(name) != a.default
-            if (a.enforce_policy or self.policy.has(f"create_{self.resource}:{name}")) \
-                    and explicit:
-                self.policy.enforce(f"create_{self.resource}:{name}", ctx, target)
+        action = f"create_{self.resource}"
+        self.policy.enforce(action, ctx, target)
+        # Attributes given with a value other than their default.
+        self._check_attrs(ctx, action, target, [
+            name for name in item if name in self.attrs and (
+                self.attrs[name].default is NOT_SET or out.get(name) != self.attrs[name].default)])
         return out
 
     def _resolve_project(self, ctx, out):
@@ -364,14 +400,12 @@ class Controller:
             out[name] = a.validate(val, name) if a.validate else val
         current = self._get_visible(ctx, id_)
         self._check_revision(req, current)
-        target = self._target(current)
+        target = dict(self._target(current))
         target.update(out)
-        self.policy.enforce(f"update_{self.resource}", ctx, target)
-        for name in out:
-            a = self.attrs[name]
-            if (a.enforce_policy or self.policy.has(f"update_{self.resource}:{name}")) and \
-                    out[name] != current.get(name):
-                self.policy.enforce(f"update_{self.resource}:{name}", ctx, target)
+        action = f"update_{self.resource}"
+        self.policy.enforce(action, ctx, target)
+        self._check_attrs(ctx, action, target,
+                          [name for name in out if out[name] != current.get(name)])
         obj = self.plugin.update(ctx, self.collection, id_, out)
         return json_response({self.resource: self._visible(ctx, obj)})
 
@@ -409,12 +443,14 @@ class Controller:
         current = self._get_visible(ctx, id_)
         method = req.method
         if method == "GET":
+            self.policy.enforce(f"get_{self.resource}:tags", ctx, self._target(current))
             if tag is None:
                 return json_response({"tags": current["tags"]})
             if tag not in current["tags"]:
                 raise webob.exc.HTTPNotFound(detail=f"Tag {tag} could not be found.")
             return json_response(None, status=204)
-        self.policy.enforce(f"update_{self.resource}", ctx, self._target(current))
+        action = "update" if method == "PUT" else "delete"
+        self.policy.enforce(f"{action}_{self.resource}:tags", ctx, self._target(current))
         if method == "PUT" and tag is None:
             body = read_json(req)
             tags = v.list_of(v.tag, unique=False)(body.get("tags"), "tags")

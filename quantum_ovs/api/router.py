@@ -1,7 +1,6 @@
 """make_app(conf, plugin): the WSGI application.  No globals."""
 
 import logging
-import os
 
 import routes
 import webob
@@ -128,33 +127,39 @@ class API:
             "links": [{"rel": "self", "href": f"{req.host_url}/v2.0/"}]}]})
 
 
-class NoAuth:
-    """Takes the caller's project and roles from request headers."""
+# Keystone's default implied roles: a token carries the roles its roles
+# imply.  noauth does the same for the roles named in X-Roles.
+IMPLIED_ROLES = {"admin": ("manager", "member", "reader"), "manager": ("member", "reader"),
+                 "member": ("reader",)}
 
-    def __init__(self, app, default_project):
+
+def with_implied_roles(roles):
+    out = {r.strip().lower() for r in roles if r and r.strip()}
+    for r in list(out):
+        out.update(IMPLIED_ROLES.get(r, ()))
+    return frozenset(out)
+
+
+class NoAuth:
+    """Takes the caller's project and roles from request headers (no
+    X-Roles header: a member of the project)."""
+
+    def __init__(self, app, default_project, policy):
         self.app = app
         self.default_project = default_project
+        self.policy = policy
 
     def __call__(self, environ, start_response):
         h = environ.get
         project = (h("HTTP_X_PROJECT_ID") or h("HTTP_X_TENANT_ID")
                    or h("HTTP_X_TENANT") or self.default_project)
-        roles = (h("HTTP_X_ROLES") or h("HTTP_X_ROLE") or "").split(",")
-        environ["quantum.context"] = Context(
+        header = h("HTTP_X_ROLES")
+        if header is None:
+            header = h("HTTP_X_ROLE", "member")
+        environ["quantum.context"] = self.policy.context(
             project_id=project.strip() or self.default_project,
-            user_id=h("HTTP_X_USER_ID"), roles=frozenset(roles))
+            user_id=h("HTTP_X_USER_ID"), roles=with_implied_roles(header.split(",")))
         return self.app(environ, start_response)
-
-
-def policy_path(conf):
-    path = conf.policy_file
-    if os.path.isabs(path):
-        return path
-    for cf in reversed(conf.config_file or []):
-        cand = os.path.join(os.path.dirname(os.path.abspath(cf)), path)
-        if os.path.exists(cand):
-            return cand
-    return path if os.path.exists(path) else None
 
 
 def make_app(conf, plugin, ext_modules=(), policy=None):
@@ -171,28 +176,25 @@ def make_app(conf, plugin, ext_modules=(), policy=None):
             if hasattr(m, "setup"):
                 m.setup(plugin, conf)
         plugin._extensions_set_up = True
-    defaults = {}
-    for m in ext_modules:
-        defaults.update(getattr(m, "POLICY_DEFAULTS", {}))
-    policy = policy or policy_mod.Enforcer(path=policy_path(conf), defaults=defaults)
+    policy = policy or policy_mod.Policy(conf, policy_mod.extension_rules(ext_modules))
     api = API(conf, plugin, policy, resources, ext_list)
     for m in ext_modules:
         if hasattr(m, "routes"):
             m.routes(api)
     app = api
     if conf.auth_strategy == "noauth":
-        app = NoAuth(app, conf.default_project_id)
+        app = NoAuth(app, conf.default_project_id, policy)
     else:
-        app = _keystone(app, conf)
+        app = _keystone(app, conf, policy)
     return AccessLog(app)
 
 
-def _keystone(app, conf):
+def _keystone(app, conf, policy):
     try:
         from keystonemiddleware import auth_token
     except ImportError as e:  # pragma: no cover - configuration error
         raise RuntimeError("auth_strategy=keystone needs keystonemiddleware") from e
-    inner = _KeystoneContext(app)
+    inner = _KeystoneContext(app, policy)
     protected = auth_token.AuthProtocol(inner, {"oslo_config_config": conf})
 
     def dispatch(environ, start_response):
@@ -208,16 +210,19 @@ def _keystone(app, conf):
 
 
 class _KeystoneContext:
-    def __init__(self, app):
+    def __init__(self, app, policy):
         self.app = app
+        self.policy = policy
 
     def __call__(self, environ, start_response):
         h = environ.get
         if h("HTTP_X_IDENTITY_STATUS", "Confirmed") != "Confirmed":
             resp = error_response(webob.exc.HTTPUnauthorized(detail="Authentication required"))
             return resp(environ, start_response)
-        environ["quantum.context"] = Context(
+        environ["quantum.context"] = self.policy.context(
             project_id=h("HTTP_X_PROJECT_ID") or h("HTTP_X_TENANT_ID"),
             user_id=h("HTTP_X_USER_ID"),
-            roles=frozenset((h("HTTP_X_ROLES") or "").split(",")))
+            roles=(h("HTTP_X_ROLES") or "").split(","),
+            system_scope=h("HTTP_OPENSTACK_SYSTEM_SCOPE") or None,
+            domain_id=h("HTTP_X_DOMAIN_ID") or None)
         return self.app(environ, start_response)

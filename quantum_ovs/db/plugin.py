@@ -265,8 +265,11 @@ class Plugin:
                           *([ext()] if ext else []))
         if collection == "subnets":
             S = models.Subnet
-            shared = sa.select(N.id).where(N.shared.is_(True))
-            return sa.or_(S.project_id == ctx.project_id, S.network_id.in_(shared))
+            # (as get_subnet: those of shared, external and own networks)
+            nets = sa.select(N.id).where(sa.or_(
+                N.shared.is_(True), N.project_id == ctx.project_id,
+                N.id.in_(sa.select(models.ExternalNetwork.network_id))))
+            return sa.or_(S.project_id == ctx.project_id, S.network_id.in_(nets))
         P = models.Port
         owned = sa.select(N.id).where(N.project_id == ctx.project_id)
         return sa.or_(P.project_id == ctx.project_id, P.network_id.in_(owned))
@@ -296,13 +299,20 @@ class Plugin:
             return self._to_dict(collection, self._get(s, ctx, collection, id_))
 
     def network_owner(self, net_id):
-        """(project_id, shared) of a network, or None: what the policy
-        checks of subnets and ports need, in one narrow query."""
-        N = models.Network
+        """project_id, shared and external of a network, or None: what the
+        policy checks of subnets and ports need, in one narrow query."""
+        return self.network_owners([net_id]).get(net_id)
+
+    def network_owners(self, net_ids):
+        """network_owner of several networks: {id: {...}} (missing ones
+        left out)."""
+        N, X = models.Network, models.ExternalNetwork
         with self.db.reader() as s:
-            row = s.execute(sa.select(N.project_id, N.shared).where(N.id == net_id)).first()
-            return None if row is None else {"project_id": row.project_id,
-                                             "shared": row.shared}
+            rows = s.execute(sa.select(N.id, N.project_id, N.shared, X.network_id)
+                             .outerjoin(X, X.network_id == N.id)
+                             .where(N.id.in_(set(net_ids)))).all()
+        return {r[0]: {"project_id": r[1], "shared": r[2], "external": r[3] is not None}
+                for r in rows}
 
     def get_owner_info(self, collection, id_):
         """The raw row of a resource, unscoped (for policy targets)."""

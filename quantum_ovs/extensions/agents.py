@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from quantum_ovs import exceptions
+from quantum_ovs import policy
 from quantum_ovs.api import agent_api, attributes, validators as v
 from quantum_ovs.api.attributes import Attr
 from quantum_ovs.db import models
@@ -29,11 +30,11 @@ OPTS = [("DEFAULT", [
 AGENT_TYPE = "Open vSwitch agent"
 BINARY = "quantum-ovs-agent"
 
-POLICY_DEFAULTS = {
-    "get_agent": "rule:admin_only",
-    "update_agent": "rule:admin_only",
-    "delete_agent": "rule:admin_only",
-}
+POLICY_RULES = policy.crud("agent", "/agents", {
+    "get_agent": (policy.ADMIN, "Get an agent"),
+    "update_agent": (policy.ADMIN, "Update an agent"),
+    "delete_agent": (policy.ADMIN, "Delete an agent"),
+})
 
 
 class AgentNotFound(exceptions.NotFound):

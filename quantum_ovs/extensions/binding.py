@@ -36,7 +36,7 @@ import logging
 
 import sqlalchemy as sa
 
-from quantum_ovs import exceptions
+from quantum_ovs import exceptions, policy
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import Attr
 from quantum_ovs.api.controller import RESERVED_PARAMS
@@ -62,24 +62,40 @@ VIF_DETAILS = "binding:vif_details"
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical",
               "virtio-forwarder", "smart-nic", "vdpa", "remote-managed")
 
-POLICY_DEFAULTS = {
-    "create_port:binding:host_id": "rule:admin_only",
-    "update_port:binding:host_id": "rule:admin_only",
-    "create_port:binding:profile": "rule:admin_only",
-    "update_port:binding:profile": "rule:admin_only",
-    "get_port:binding:host_id": "rule:admin_only",
-    "get_port:binding:profile": "rule:admin_only",
-    "get_port:binding:vif_type": "rule:admin_only",
-    "get_port:binding:vif_details": "rule:admin_only",
-    "create_port:binding:vnic_type": "rule:admin_or_owner",
-    "update_port:binding:vnic_type": "rule:admin_or_owner",
-    # The bindings API (Neutron's names and defaults: admin, or nova's
-    # service user).
-    "get_port_binding": "rule:context_is_admin or role:service",
-    "create_port_binding": "rule:context_is_admin or role:service",
-    "delete_port_binding": "rule:context_is_admin or role:service",
-    "activate": "rule:context_is_admin or role:service",
-}
+POLICY_RULES = policy.crud("port", "/ports", {
+    "create_port:binding:host_id": (policy.ADMIN_OR_SERVICE,
+                                    "Give ``binding:host_id`` when creating a port"),
+    "create_port:binding:profile": (policy.SERVICE,
+                                    "Give ``binding:profile`` when creating a port"),
+    "create_port:binding:vnic_type": (policy.any_of(policy.ADMIN_OR_PROJECT_MEMBER,
+                                                    policy.SERVICE),
+                                      "Give ``binding:vnic_type`` when creating a port"),
+    "get_port:binding:host_id": (policy.ADMIN_OR_SERVICE, "See ``binding:host_id`` of a port"),
+    "get_port:binding:profile": (policy.ADMIN_OR_SERVICE, "See ``binding:profile`` of a port"),
+    "get_port:binding:vif_type": (policy.ADMIN_OR_SERVICE, "See ``binding:vif_type`` of a port"),
+    "get_port:binding:vif_details": (policy.ADMIN_OR_SERVICE,
+                                     "See ``binding:vif_details`` of a port"),
+    "update_port:binding:host_id": (policy.ADMIN_OR_SERVICE,
+                                    "Update ``binding:host_id`` of a port"),
+    "update_port:binding:profile": (policy.SERVICE, "Update ``binding:profile`` of a port"),
+    "update_port:binding:vnic_type": (policy.any_of(policy.ADMIN_OR_SERVICE,
+                                                    policy.PROJECT_MEMBER),
+                                      "Update ``binding:vnic_type`` of a port"),
+})
+# The bindings API: Neutron's rule names and defaults (admin, or nova's
+# service user).
+_BINDINGS = "/ports/{port_id}/bindings"
+POLICY_RULES += [
+    policy.rule("get_port_binding", policy.ADMIN_OR_SERVICE, "Get the bindings of a port",
+                operations=[("GET", _BINDINGS), ("GET", _BINDINGS + "/{host}")]),
+    policy.rule("create_port_binding", policy.ADMIN_OR_SERVICE,
+                "Create a binding of a port on a host", method="POST", path=_BINDINGS),
+    policy.rule("delete_port_binding", policy.ADMIN_OR_SERVICE,
+                "Delete an inactive binding of a port", method="DELETE",
+                path=_BINDINGS + "/{host}"),
+    policy.rule("activate", policy.ADMIN_OR_SERVICE, "Activate a binding of a port",
+                method="PUT", path=_BINDINGS + "/{host}/activate"),
+]
 
 ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
 COMPUTE_PREFIX = "compute:"
@@ -234,15 +250,8 @@ def setup(plugin, conf):
     plugin.dict_extenders["ports"].append(extend_dict)
     P, B = models.Port, models.PortBinding
 
-    for attr, column in ((VNIC, B.vnic_type), (VIF_TYPE, B.vif_type)):
+    for attr, column in ((HOST, B.host), (VNIC, B.vnic_type), (VIF_TYPE, B.vif_type)):
         plugin.filter_hooks[("ports", attr)] = child_filter(P.id, B.port_id, column)
-    # As Neutron: a host filter matches any binding of the port (a port
-    # being moved is listed for both hosts).
-    IB = models.InactivePortBinding
-    active_on = child_filter(P.id, B.port_id, B.host)
-    inactive_on = child_filter(P.id, IB.port_id, IB.host)
-    plugin.filter_hooks[("ports", HOST)] = lambda values: sa.or_(active_on(values),
-                                                                 inactive_on(values))
     plugin.report_hooks = list(getattr(plugin, "report_hooks", [])) + [on_report]
 
 

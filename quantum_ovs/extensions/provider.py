@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from quantum_ovs import exceptions
+from quantum_ovs import policy
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import Attr, NOT_SET
 from quantum_ovs.db import models
@@ -56,18 +57,28 @@ OPTS = [
     ]),
 ]
 
-POLICY_DEFAULTS = {
-    "create_network:provider:network_type": "rule:admin_only",
-    "create_network:provider:physical_network": "rule:admin_only",
-    "create_network:provider:segmentation_id": "rule:admin_only",
-    "get_network:provider:network_type": "rule:admin_only",
-    "get_network:provider:physical_network": "rule:admin_only",
-    "get_network:provider:segmentation_id": "rule:admin_only",
-    "create_network:router:external": "rule:admin_only",
-    "update_network:router:external": "rule:admin_only",
-    "external": "field:networks:router:external=True",
-    "get_network": "rule:admin_or_owner or rule:shared or rule:external",
-}
+POLICY_RULES = policy.crud("network", "/networks", {
+    "create_network:provider:network_type": (
+        policy.ADMIN, "Give ``provider:network_type`` when creating a network"),
+    "create_network:provider:physical_network": (
+        policy.ADMIN, "Give ``provider:physical_network`` when creating a network"),
+    "create_network:provider:segmentation_id": (
+        policy.ADMIN, "Give ``provider:segmentation_id`` when creating a network"),
+    "get_network:provider:network_type": (
+        policy.ADMIN, "See ``provider:network_type`` of a network"),
+    "get_network:provider:physical_network": (
+        policy.ADMIN, "See ``provider:physical_network`` of a network"),
+    "get_network:provider:segmentation_id": (
+        policy.ADMIN, "See ``provider:segmentation_id`` of a network"),
+    "update_network:provider:network_type": (
+        policy.ADMIN, "Update ``provider:network_type`` of a network"),
+    "update_network:provider:physical_network": (
+        policy.ADMIN, "Update ``provider:physical_network`` of a network"),
+    "update_network:provider:segmentation_id": (
+        policy.ADMIN, "Update ``provider:segmentation_id`` of a network"),
+    "create_network:router:external": (policy.ADMIN, "Create an external network"),
+    "update_network:router:external": (policy.ADMIN, "Update ``router:external`` of a network"),
+})
 
 MAX_SEGID = {"vlan": 4094, "vxlan": 2 ** 24 - 1, "gre": 2 ** 32 - 1}
 # Encapsulation overhead over IPv4: outer IP (20) + UDP/VXLAN (30) or GRE (22).

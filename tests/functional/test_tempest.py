@@ -18,6 +18,7 @@ a Tempest test fails that is not in KNOWN_FAILURES.  Run it alone with
 
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -63,6 +64,8 @@ KNOWN_FAILURES = {
         "test_dhcpv6_two_subnets")},
 }
 
+ACCESS = re.compile(r"quantum_ovs\.access \S+ \S+ \d{3}\b")
+SERVER_ERROR = re.compile(r"quantum_ovs\.access (\S+ \S+ 5\d\d)\b")
 AGENT_TOKEN = "tempest-agent-" + os.urandom(6).hex()
 SERVICE_PASSWORD = "quantum-" + os.urandom(6).hex()
 
@@ -182,9 +185,18 @@ def test_tempest_network_api(cloud, request):
             skipped[why] = skipped.get(why, 0) + 1
     for why, n in sorted(skipped.items(), key=lambda kv: -kv[1]):
         lines.append(f"  skipped {n:3d}: {why}")
+    # A 5xx is a bug whether or not the Tempest test noticed it (cleanups
+    # ignore errors).
+    log = cloud["server"].log()
+    assert ACCESS.search(log), "no access log lines: the 5xx check below would see nothing"
+    errors = [m.group(1) for m in SERVER_ERROR.finditer(log)]
+    for e in errors[:20]:
+        lines.append(f"  SERVER ERROR {e}")
     _report(request, lines)
     assert results, "tempest ran no tests:\n" + output[-10000:]
     assert counts.get("success", 0) > 0, output[-10000:]
+    assert not errors, (f"the server answered {len(errors)} request(s) of Tempest with a "
+                        f"5xx:\n" + log[-20000:])
     if unexpected:
         details = []
         for t in unexpected:

@@ -1,8 +1,8 @@
 """Projects, admins, shared networks and the policy file."""
 
-import json
+import os
+import time
 
-from quantum_ovs import policy as policy_mod
 from quantum_ovs.api.router import make_app
 
 
@@ -73,15 +73,21 @@ def test_no_project_header_uses_default_project(api):
 
 
 def test_policy_file_changes_rules(tmp_path, make_api):
+    """[oslo_policy] policy_file overrides the rules registered in code, and
+    an edit of the file applies to the next request."""
     api = make_api()
-    path = tmp_path / "policy.json"
-    path.write_text(json.dumps({"create_network": "role:netadmin"}))
-    enforcer = policy_mod.Enforcer(path=str(path))
+    path = tmp_path / "policy.yaml"
+    path.write_text('"create_network": "role:netadmin"\n')
     conf = api.plugin.conf
+    conf.set_override("policy_file", str(path), group="oslo_policy")
     import webtest
-    app = webtest.TestApp(make_app(conf, api.plugin, policy=enforcer))
+    app = webtest.TestApp(make_app(conf, api.plugin))
     r = app.post_json("/v2.0/networks", {"network": {"name": "x"}},
                       headers={"X-Project-Id": "p1"}, status=403)
     assert r.json["NeutronError"]["type"] == "PolicyNotAuthorized"
     app.post_json("/v2.0/networks", {"network": {"name": "x"}},
                   headers={"X-Project-Id": "p1", "X-Roles": "netadmin"}, status=201)
+    path.write_text('"create_network": ""\n')
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    app.post_json("/v2.0/networks", {"network": {"name": "x"}},
+                  headers={"X-Project-Id": "p1"}, status=201)

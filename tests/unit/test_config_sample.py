@@ -22,10 +22,3 @@ def test_sample_config_is_current(tmp_path, namespace, sample):
     with open(os.path.join(ROOT, "etc", sample)) as f:
         committed = f.read()
     assert out.read_text() == committed, f"etc/{sample} is stale: run `make genconfig`"
-
-
-def test_policy_file_has_the_defaults():
-    import json
-    from quantum_ovs.policy import DEFAULT_RULES
-    with open(os.path.join(ROOT, "etc", "policy.json")) as f:
-        assert json.load(f) == DEFAULT_RULES
