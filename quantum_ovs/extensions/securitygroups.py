@@ -201,17 +201,19 @@ def direction(value, name="direction"):
     raise SecurityGroupRuleInvalidDirection(direction=value)
 
 
-def remote_group(value, name="remote_group_id"):
-    """Any string: one that names no group the caller can use is looked up
-    and answers 404 SecurityGroupNotFound, as in Neutron."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise v.bad(f"'{value}' is not a valid security group id")
-    try:
-        return v.uuid_str(value, name)
-    except exceptions.InvalidInput:
-        return value
+def group_ref(max_len=None):
+    """A security group named by a rule: any string (up to ``max_len``), a
+    UUID in any case.  One that names no group the caller can use is looked
+    up and answers 404 SecurityGroupNotFound, as in Neutron."""
+    def check(value, name="security group"):
+        if value is None:
+            return None
+        value = v.string(max_len)(value, name)
+        try:
+            return v.uuid_str(value, name)
+        except exceptions.InvalidInput:
+            return value
+    return check
 
 
 def remote_prefix(value, name="remote_ip_prefix"):
@@ -330,7 +332,7 @@ def extend_resources(resources):
         "revision_number": std["revision_number"],
         "created_at": std["created_at"],
         "updated_at": std["updated_at"],
-        "security_group_id": Attr(v.uuid_str, convert_filter=v.string(None)),
+        "security_group_id": Attr(group_ref(36), convert_filter=v.string(None)),
         "direction": Attr(direction, convert_filter=v.string(16)),
         "ethertype": Attr(ethertype, default="IPv4", convert_filter=ethertype),
         "protocol": Attr(protocol, default=None, convert_filter=v.string(40)),
@@ -340,7 +342,7 @@ def extend_resources(resources):
                                convert_filter=lambda x, n="": v.to_int(x, n)),
         "remote_ip_prefix": Attr(remote_prefix, default=None,
                                  convert_filter=v.string(255)),
-        "remote_group_id": Attr(remote_group, default=None,
+        "remote_group_id": Attr(group_ref(), default=None,
                                 convert_filter=v.string(None)),
         "normalized_cidr": _ro(is_filter=False, is_sort_key=False),
     }

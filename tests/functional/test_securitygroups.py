@@ -439,6 +439,15 @@ def test_remote_group_id_that_is_no_uuid_is_not_found(api):
     # A UUID in capitals names the same group.
     r = _rule(api, g["id"], remote_group_id=g["id"].upper())
     assert r["remote_group_id"] == g["id"]
+    # The same for the rule's own group (Neutron: a string of up to 36).
+    for bad in ("not-a-uuid", "6F2B0AD5-0000-4000-8000-00000000000Z"):
+        r = api.post(RULES, {"security_group_rule": {"security_group_id": bad,
+                                                     "direction": "ingress"}}, status=404)
+        assert r.data["NeutronError"]["type"] == "SecurityGroupNotFound"
+    api.post(RULES, {"security_group_rule": {"security_group_id": "x" * 37,
+                                             "direction": "ingress"}}, status=400)
+    r = _rule(api, g["id"].upper(), protocol="udp")
+    assert r["security_group_id"] == g["id"]
 
 
 def test_ethertype_and_cidr_conflict_reads_like_neutrons(api):
