@@ -79,6 +79,9 @@ def build_groups(ports):
              remote_ip_prefix="10.0.0.0/24"),
         Rule("web-icmp", "sg-web", "ingress", "IPv4", 1, remote_group_id="sg-default"),
         Rule("web-dns", "sg-web", "ingress", "IPv4", 17, 53, 53, remote_group_id="sg-web"),
+        # Protocols by number only (see test_rule_protocols_on_the_switch).
+        Rule("web-ipip", "sg-web", "ingress", "IPv4", 4),
+        Rule("web-hopopt", "sg-web", "ingress", "IPv4", 0),
     ), frozenset(members("sg-web")))
     return (default_group(members=members("sg-default")), web)
 
@@ -207,6 +210,10 @@ L4 = {
 }
 
 
+# ipip (4) and hopopt (0) are allowed into port-0-1, the neighbours are not.
+PROTOCOL_PROBES = {0: True, 3: False, 4: True, 5: False, 47: False}
+
+
 def generate(rig: Rig) -> list[Case]:
     """About 250 packets, the same every run."""
     view = rig.view
@@ -268,6 +275,11 @@ def generate(rig: Rig) -> list[Case]:
             "ipv6_src": lla, "ipv6_dst": "ff02::1:ff00:1", "ip_proto": 58,
             "icmpv6_type": 135, "icmpv6_code": 0,
             "ipv6_nd_target": _link_local(peer.mac_address)})
+    # IP protocols without ports, to a port whose group allows 4 and 0.
+    for proto in PROTOCOL_PROBES:
+        add(f"port-0-0->port-0-1 ip proto {proto}", rig.ofports["port-0-0"],
+            _ip4(by_net["net-0"][0], by_net["net-0"][1].mac_address,
+                 by_net["net-0"][1].ips[0], proto))
     # The allowed address pair of port-0-2.
     pair_port = next(p for p in local if p.allowed_address_pairs)
     pair = pair_port.allowed_address_pairs[0]
@@ -511,3 +523,15 @@ def test_comparison_catches_a_wrong_flow_set(rig):
     cases = [c for c in generate(rig) if c.packet["in_port"] == rig.ofports[victim]][:10]
     mismatches, _ = _compare(broken, cases)
     assert mismatches, "removing a port's classify flow changed no verdict"
+
+
+def test_rule_protocols_on_the_switch(rig):
+    """Rules for protocols named only by number (ipip, hopopt: once read as
+    "any protocol") let exactly that protocol through on the real switch."""
+    cases = [c for c in generate(rig) if " ip proto " in c.name]
+    assert len(cases) == len(PROTOCOL_PROBES)
+    dst = ("port", rig.ofports["port-0-1"], None)
+    for case in cases:
+        proto = case.packet["ip_proto"]
+        assert (dst in ovs_verdict(rig, ovs_trace(rig, case))) == PROTOCOL_PROBES[proto], \
+            case.name
