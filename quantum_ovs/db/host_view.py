@@ -56,27 +56,35 @@ def local_networks(s, host, exclude_ports=()):
 # ------------------------------------------------------------ pending bindings
 # A port with a pending binding on a host (the destination of a move, see
 # quantum_ovs/extensions/binding.py) belongs to that host's view too: its
-# network, subnets, security groups and peers are there, and the port
-# shows as local there, so that the host's agent has compiled everything
-# the port needs and only waits for its VIF's ofport.  Every other host
-# sees the port where its active binding is.
+# network, subnets, security groups (with their members) and peers are
+# there before the move.  The port itself shows as local there only until
+# the host's agent has reported its VIF plugged and its flows installed
+# (the agent reports local ports only, and nova waits for that report):
+# from then until activation the host sees it where it is active, so that
+# its other ports keep reaching the VM on its current host while nova
+# copies it; activation then only adds the port's own flows.  Every other
+# host sees the port where its active binding is.
+def _local_pending(q):
+    return q.where(IB.pending.is_(True), IB.flows_installed.is_(False))
+
+
 def pending_ports(s, host):
-    """The ids of the ports pending on ``host``."""
-    return set(s.execute(sa.select(IB.port_id).where(IB.host == host,
-                                                     IB.pending.is_(True))).scalars())
+    """The ids of the ports shown as local on ``host`` before activation."""
+    return set(s.execute(_local_pending(sa.select(IB.port_id).where(IB.host == host))
+                         ).scalars())
 
 
 def _all_pending(s):
-    """{host: ids of the ports pending there} (a small table: the ports
-    being moved)."""
+    """{host: ids of the ports shown as local there before activation}
+    (a small table: the ports being moved)."""
     out = {}
-    for r in s.execute(sa.select(IB.port_id, IB.host).where(IB.pending.is_(True))):
+    for r in s.execute(_local_pending(sa.select(IB.port_id, IB.host))):
         out.setdefault(r.host, set()).add(r.port_id)
     return out
 
 
 def as_seen_by(host, ports, pending):
-    """``ports`` as ``host`` sees them: those pending there are local."""
+    """``ports`` as ``host`` sees them (``pending``: see pending_ports)."""
     if not pending:
         return list(ports)
     return [dataclasses.replace(p, host=host) if p.id in pending else p for p in ports]
@@ -251,7 +259,9 @@ def full(s, host, revision):
     nets = local_networks(s, host)
     ports = load_ports(s, P.network_id.in_(nets)) if nets else []
     ports = as_seen_by(host, ports, pending_ports(s, host))
-    mine = {g for p in ports if p.host == host for g in p.security_groups}
+    # The groups of the host's ports and of those pending there (shown
+    # local or not: see pending_ports).
+    mine = local_groups(s, host)
     return m.HostView(
         host=host, tunnel_ip=_tunnel_ip(s, host), revision=revision,
         networks=tuple(load_networks(s, nets)),

@@ -20,17 +20,22 @@ port show, what agents and host views follow) and any number of INACTIVE
 ones (``port_inactive_bindings``), one per host; only compute ports
 (``device_owner`` ``compute:*``) have this API, as in Neutron.  A binding
 made for an unbound port binds it (ACTIVE); on a bound port it is INACTIVE
-and *pending*: the host view of its host shows the port as local there, so
-that host's agent compiles the port's network, security groups and flows
-at once and only the VIF's ofport is missing when nova plugs it -- the
-destination of a live migration is ready before the switch-over.  Other
-hosts keep seeing the port where it is active.  Activation swaps the rows:
-the pending binding becomes the active one (with what its agent already
-reported: a port whose flows are installed there stays ACTIVE), the old
-active one becomes an INACTIVE, no longer pending binding (nova deletes it
-or activates it again on a rollback).
+and *pending*: the destination of a move.  Its host's view gets the port's
+network, subnets, security groups (with members) and peers at once, and
+the port itself as local until the host's agent has installed its flows
+for the plugged VIF and reported it (which tells nova the VIF is plugged,
+as nova waits for before a live migration); from then until activation
+the port shows on its active host again there, so that the destination's
+other ports keep reaching the VM where it runs while nova copies it.
+Other hosts see the port where it is active.  Activation swaps the rows:
+the pending binding becomes the active one (with what its agent reported:
+a port whose flows were installed there stays ACTIVE), the old active one
+becomes an INACTIVE, no longer pending binding (nova deletes it, or
+activates it again to roll back); every host then only recompiles the
+port's own flows.
 """
 
+import functools
 import json
 import logging
 
@@ -250,9 +255,17 @@ def setup(plugin, conf):
     plugin.dict_extenders["ports"].append(extend_dict)
     P, B = models.Port, models.PortBinding
 
-    for attr, column in ((HOST, B.host), (VNIC, B.vnic_type), (VIF_TYPE, B.vif_type)):
+    for attr, column in ((VNIC, B.vnic_type), (VIF_TYPE, B.vif_type)):
         plugin.filter_hooks[("ports", attr)] = child_filter(P.id, B.port_id, column)
-    plugin.report_hooks = list(getattr(plugin, "report_hooks", [])) + [on_report]
+    # As Neutron: a host filter matches any binding of the port (a port
+    # being moved is listed for both hosts).
+    IB = models.InactivePortBinding
+    active_on = child_filter(P.id, B.port_id, B.host)
+    inactive_on = child_filter(P.id, IB.port_id, IB.host)
+    plugin.filter_hooks[("ports", HOST)] = lambda values: sa.or_(active_on(values),
+                                                                 inactive_on(values))
+    plugin.report_hooks = list(getattr(plugin, "report_hooks", [])) + [
+        functools.partial(on_report, plugin)]
 
 
 # ------------------------------------------------------------------ storage side
@@ -270,32 +283,37 @@ def _record_pending(s, plugin, port, op):
         plugin._record(s, "port", port, op, port.network_id, host=host, members=False)
 
 
-def on_report(s, host, ofports, installed, unplugged, handled):
+def on_report(plugin, s, host, ofports, installed, unplugged, handled):
     """An agent's report about ports it holds through an inactive binding
     (see agent_api.report; ``handled``: the ports whose active binding is
     on ``host``).  What it says is kept on the binding, for its activation.
-    The first 'installed' of a pending binding of a compute port tells nova
-    that the VIF is plugged (what nova waits for before a live migration,
-    as Neutron does for an inactive binding).  Returns (rows updated,
-    status events)."""
+    A pending binding whose flows the agent installed tells nova that the
+    VIF is plugged (what nova waits for before a live migration, as Neutron
+    does for an inactive binding), and the host's view shows the port on
+    its active host again until activation (see host_view.pending_ports).
+    Returns (rows updated, status events)."""
     ids = (set(ofports) | set(map(str, installed)) | set(map(str, unplugged))) - set(handled)
     if not ids:
         return 0, []
     IB, P = models.InactivePortBinding, models.Port
-    rows = s.execute(sa.select(IB, P.device_id, P.device_owner).join(P, P.id == IB.port_id)
+    rows = s.execute(sa.select(IB, P).join(P, P.id == IB.port_id)
                      .where(IB.host == host, IB.port_id.in_(sorted(ids)))).all()
     events = []
-    for row, device_id, owner in rows:
+    for row, port in rows:
+        was = row.flows_installed
         if row.port_id in ofports:
             row.ofport = ofports[row.port_id]
         if row.port_id in installed:
-            if row.pending and not row.flows_installed and \
-                    (owner or "").startswith(COMPUTE_PREFIX):
-                events.append((row.port_id, device_id, owner, ACTIVE))
             row.flows_installed = True
         if row.port_id in unplugged:
             row.flows_installed = False
             row.ofport = None
+        if row.pending and row.flows_installed != was:
+            # The host's view of the port changes (see above).
+            plugin._record(s, "port", port, "update", port.network_id, host=host,
+                           members=False)
+            if row.flows_installed and (port.device_owner or "").startswith(COMPUTE_PREFIX):
+                events.append((port.id, port.device_id, port.device_owner, ACTIVE))
     return len(rows), events
 
 

@@ -257,10 +257,11 @@ def test_host_update_onto_an_inactive_binding_supersedes_it(cloud):
 
 # ------------------------------------------------------------------ host views
 def test_pending_binding_gives_the_destination_the_port(cloud):
-    """An inactive binding on B makes B's agent hold the port (local, with
-    its network, subnets, groups and peers) before activation; the others
-    keep it on A; activation moves it for everyone, and B's view does not
-    change."""
+    """An inactive binding on B puts the port, its network, subnets, groups
+    and peers in B's view, the port local there until B's agent has
+    installed its flows (and said so), then on A again until activation
+    (B's other ports keep reaching it on A meanwhile); the other hosts keep
+    it on A; activation moves it for everyone."""
     api, port = cloud, cloud.vm_port
     url = bindings_url(port)
     other = api.port(api.net["id"], admin=True, **{"binding:host_id": C})
@@ -280,24 +281,25 @@ def test_pending_binding_gives_the_destination_the_port(cloud):
     assert host_of(canon(wire.view_from_dict(state(api, A)["view"])), port["id"]) == A
 
     # B's agent plugs the VIF and installs its flows: the port's status is
-    # A's (not yet reported), the binding remembers it.
+    # A's (not reported here), the binding remembers it, and B sees the
+    # port on A again, keeping everything else.
     before_b = state(api, B)
     report(api, B, port["id"])
     assert api.get(f"/v2.0/ports/{port['id']}", admin=True).data["port"]["status"] == "DOWN"
-    first_a, first_c = state(api, A), state(api, C)
+    got, want = follow(api, B, before_b)
+    assert got == want and host_of(want, port["id"]) == A
+    assert {n.id for n in want.networks} == {api.net["id"]} and want.subnets
+    assert {h.name for h in want.remote_hosts} == {A, C}
+    first_a, first_b, first_c = state(api, A), state(api, B), state(api, C)
 
     api.put(f"{url}/{B}/activate", admin=True, status=200)
     # Installed on B before activation: the port is up at once.
     assert api.get(f"/v2.0/ports/{port['id']}", admin=True).data["port"]["status"] == "ACTIVE"
-    got, want = follow(api, C, first_c)
-    assert got == want and host_of(want, port["id"]) == B
+    for host, first in ((B, first_b), (C, first_c)):
+        got, want = follow(api, host, first)
+        assert got == want and host_of(want, port["id"]) == B, host
     got, want = follow(api, A, first_a)  # its only port there went away
     assert got == want and not want.ports and not want.networks
-    got, want = follow(api, B, before_b)
-    assert got == want
-    # B was ready: its view is what it was, but for A, a peer no more.
-    was = canon(wire.view_from_dict(before_b["view"]))
-    assert want == was.replace(remote_hosts=tuple(h for h in was.remote_hosts if h.name != A))
 
 
 def test_deleting_a_pending_binding_takes_the_port_back(cloud):
@@ -342,3 +344,74 @@ def test_a_report_for_a_pending_binding_tells_nova_the_vif_is_plugged(cloud):
     assert len(events) == 1
     # Another host holding no binding of it is still ignored.
     assert report(api, C, port["id"]) == {"updated": 0}
+
+
+def test_host_filter_of_ports_matches_any_binding(cloud):
+    """As Neutron: listing ports by binding:host_id finds a port being moved
+    on both hosts."""
+    api, port = cloud, cloud.vm_port
+
+    def on(host):
+        return {p["id"] for p in api.get(f"/v2.0/ports?binding:host_id={host}", admin=True,
+                                         status=200).data["ports"]}
+    assert port["id"] in on(A) and port["id"] not in on(B)
+    api.post(bindings_url(port), {"binding": {"host": B}}, admin=True, status=201)
+    assert port["id"] in on(A) and port["id"] in on(B) and port["id"] not in on(C)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_deltas_equal_full_views_through_binding_operations(cloud, seed):
+    """Random binding operations (and port moves, regroupings, deletions)
+    between polls: every host's view after its delta equals its full view."""
+    import random
+    rnd = random.Random(seed)
+    api = cloud
+    hosts = (A, B, C)
+    g = api.post("/v2.0/security-groups", {"security_group": {"name": "rg"}},
+                 status=201).data["security_group"]["id"]
+    ports = [cloud.vm_port]
+    views = {h: state(api, h) for h in hosts}
+
+    def bindings(p):
+        return api.get(bindings_url(p), admin=True, status=200).data["bindings"]
+
+    for step in range(25):
+        ops = [rnd.choice(("bind", "bind", "activate", "unbind", "move", "regroup",
+                           "add", "delete", "report")) for _ in range(rnd.choice((1, 2, 3)))]
+        for op in ops:
+            p = rnd.choice(ports) if ports else None
+            if op == "add" or p is None:
+                ports.append(api.port(api.net["id"], admin=True, device_owner="compute:nova",
+                                      **{"binding:host_id": rnd.choice(hosts)}))
+            elif op == "bind":
+                api.post(bindings_url(p), {"binding": {"host": rnd.choice(hosts)}},
+                         admin=True)  # 201, or 409 for a host it has
+            elif op in ("activate", "unbind", "report"):
+                inactive = [b["host"] for b in bindings(p) if b["status"] == "INACTIVE"]
+                if not inactive:
+                    continue
+                h = rnd.choice(inactive)
+                if op == "activate":
+                    api.put(f"{bindings_url(p)}/{h}/activate", admin=True, status=200)
+                elif op == "unbind":
+                    api.delete(f"{bindings_url(p)}/{h}", admin=True, status=204)
+                else:
+                    report(api, h, p["id"])
+            elif op == "move":
+                api.put(f"/v2.0/ports/{p['id']}", {"port": {"binding:host_id": rnd.choice(
+                    hosts + ("",))}}, admin=True, status=200)
+            elif op == "regroup":
+                groups = [g] if rnd.random() < .5 else []
+                api.put(f"/v2.0/ports/{p['id']}", {"port": {"security_groups": groups}},
+                        admin=True, status=200)
+            elif op == "delete":
+                api.delete(f"/v2.0/ports/{p['id']}", admin=True, status=204)
+                ports.remove(p)
+        for h in hosts:
+            reply = state(api, h, since=views[h]["revision"])
+            view = wire.view_from_dict(views[h]["view"])
+            got = wire.view_from_dict(reply["view"]) if reply["full"] else \
+                wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
+            full = state(api, h)
+            assert canon(got) == canon(wire.view_from_dict(full["view"])), (step, ops, h)
+            views[h] = {"revision": reply["revision"], "view": wire.view_to_dict(got)}

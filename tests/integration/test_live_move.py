@@ -11,7 +11,9 @@ it (the VM resumes there).  Sequence, as nova's:
 
 1. POST .../bindings {"host": dest}: an inactive binding (the destination's
    agent prepares the port: network, groups, peers, the port as local);
-2. plug the VIF on the destination (its agent installs the port's flows);
+2. plug the VIF on the destination (its agent installs the port's flows,
+   reports them, and sends the port's traffic to the source again until
+   activation);
 3. the VM resumes on the destination; PUT .../bindings/dest/activate;
 4. unplug the VIF on the source; DELETE .../bindings/source.
 
@@ -104,22 +106,25 @@ def switch_over(inst, nic):
 
 
 def scene(cluster, api, cidr):
-    """A network; the moving VM (a compute port) on hv1, the pinger on hv3."""
-    hv1, hv3 = cluster["hv1"], cluster["hv3"]
+    """A network; the moving VM (a compute port) on hv1, the pinger on hv3,
+    a neighbour on hv2 (the destination) that pings it too."""
+    hv1, hv2, hv3 = cluster["hv1"], cluster["hv2"], cluster["hv3"]
     net, _ = api.network(cidr)
-    vm = api.port(net, "hv1", device_owner="compute:nova", device_id=str(uuid.uuid4()))
-    pinger = api.port(net, "hv3", device_owner="compute:nova", device_id=str(uuid.uuid4()))
-    a, c = hv1.add_instance(vm), hv3.add_instance(pinger)
-    assert api.wait_status(vm["id"], "ACTIVE") and api.wait_status(pinger["id"], "ACTIVE")
-    assert wait_for(lambda: c.ping(a.ip, wait=0.5), timeout=10)
-    return net, vm, pinger, a, c
+    ports = [api.port(net, h, device_owner="compute:nova", device_id=str(uuid.uuid4()))
+             for h in ("hv1", "hv3", "hv2")]
+    a, c, d = hv1.add_instance(ports[0]), hv3.add_instance(ports[1]), \
+        hv2.add_instance(ports[2])
+    for p in ports:
+        assert api.wait_status(p["id"], "ACTIVE"), p["id"]
+    assert wait_for(lambda: c.ping(a.ip, wait=0.5) and d.ping(a.ip, wait=0.5), timeout=10)
+    return net, ports, a, c, d
 
 
-def cleanup(cluster, api, net, ports, a, c, nic):
+def cleanup(cluster, api, net, ports, insts, nic):
     for h in cluster.hosts:
         if nic is not None:
             h.ovs.unplug(nic)
-        for inst in (a, c):
+        for inst in insts:
             if inst in h.ovs.instances:
                 h.remove_instance(inst)
     for p in ports:
@@ -130,7 +135,8 @@ def cleanup(cluster, api, net, ports, a, c, nic):
 def test_live_move_through_port_bindings(cloud):
     cluster, api = cloud
     hv1, hv2, hv3 = cluster["hv1"], cluster["hv2"], cluster["hv3"]
-    net, vm, pinger, a, c = scene(cluster, api, "10.51.0.0/24")
+    net, ports, a, c, d = scene(cluster, api, "10.51.0.0/24")
+    vm = ports[0]
     nic = None
     url = f"/v2.0/ports/{vm['id']}/bindings"
     try:
@@ -140,18 +146,22 @@ def test_live_move_through_port_bindings(cloud):
         assert (made["status"], made["vif_type"]) == ("INACTIVE", "ovs")
         assert wait_for(lambda: [f for f in hv2.flows() if f"{hv3.tunnel_ip}->tun_dst" in f],
                         timeout=10), hv2.flows()
-        # 2. nova plugs the VIF on the destination: its flows get installed
-        #    there before anything moves.
+        # 2. nova plugs the VIF on the destination: its agent installs the
+        #    port's flows and reports them (nova's network-vif-plugged);
+        #    then, until activation, it sends the port's traffic to the
+        #    source again (its neighbours keep reaching the running VM).
         nic = second_nic(a, hv2)
         ofport = hv2.ovs.ofport(nic.port)
-        assert wait_for(lambda: [f for f in hv2.flows()
-                                 if re.search(rf"in_port={ofport}(\D|$)", f)],
-                        timeout=10), hv2.flows()
+        assert wait_for(lambda: vm["id"] in hv2.agent.reported, timeout=10)
+        assert wait_for(lambda: not [f for f in hv2.flows()
+                                     if re.search(rf"in_port={ofport}(\D|$)", f)]
+                        and [f for f in hv2.flows_with(vm["mac_address"])
+                             if f"{hv1.tunnel_ip}->tun_dst" in f], timeout=10), hv2.flows()
         # Everyone else still sends to the source.
         assert not [f for f in hv3.flows_with(vm["mac_address"])
                     if f"{hv2.tunnel_ip}->tun_dst" in f]
 
-        ping = Pinger(c, a.ip)
+        ping, neighbour = Pinger(c, a.ip), Pinger(d, a.ip)
         time.sleep(1.0)
         # 3. Switch-over, then activation (nova's post-live-migration).
         started = time.monotonic()
@@ -167,10 +177,12 @@ def test_live_move_through_port_bindings(cloud):
         hv1.ovs.unplug(a)
         api("DELETE", f"{url}/hv1")
         lost, sent = ping.lost()
+        n_lost, n_sent = neighbour.lost()
         print(f"\nlive move through the bindings API: {lost} of {sent} pings lost "
               f"(every {INTERVAL * 1000:.0f} ms); activate answered in "
               f"{activated * 1000:.0f} ms, the pinger's host sent to the destination "
-              f"{pinger_follows * 1000:.0f} ms after the switch-over")
+              f"{pinger_follows * 1000:.0f} ms after the switch-over; a neighbour on the "
+              f"destination lost {n_lost} of {n_sent}")
         port = api("GET", f"/v2.0/ports/{vm['id']}")["port"]
         assert (port["binding:host_id"], port["status"]) == ("hv2", "ACTIVE")
         assert [b["host"] for b in api("GET", url)["bindings"]] == ["hv2"]
@@ -178,7 +190,7 @@ def test_live_move_through_port_bindings(cloud):
         assert not hv1.flows_with(vm["mac_address"])
         assert lost < MAX_LOST, f"{lost} of {sent} pings lost"
     finally:
-        cleanup(cluster, api, net, [vm, pinger], a, c, nic)
+        cleanup(cluster, api, net, ports, (a, c, d), nic)
 
 
 def test_move_by_host_update_for_comparison(cloud):
@@ -187,19 +199,22 @@ def test_move_by_host_update_for_comparison(cloud):
     only reachability asserted."""
     cluster, api = cloud
     hv1, hv2 = cluster["hv1"], cluster["hv2"]
-    net, vm, pinger, a, c = scene(cluster, api, "10.52.0.0/24")
+    net, ports, a, c, d = scene(cluster, api, "10.52.0.0/24")
+    vm = ports[0]
     nic = None
     try:
         nic = second_nic(a, hv2)
         hv2.ovs.ofport(nic.port)
-        ping = Pinger(c, a.ip)
+        ping, neighbour = Pinger(c, a.ip), Pinger(d, a.ip)
         time.sleep(1.0)
         switch_over(a, nic)
         api("PUT", f"/v2.0/ports/{vm['id']}", {"port": {"binding:host_id": "hv2"}})
         hv1.ovs.unplug(a)
         lost, sent = ping.lost()
-        print(f"\nthe same move by binding:host_id: {lost} of {sent} pings lost")
+        n_lost, n_sent = neighbour.lost()
+        print(f"\nthe same move by binding:host_id: {lost} of {sent} pings lost; the "
+              f"neighbour on the destination lost {n_lost} of {n_sent}")
         assert api.wait_status(vm["id"], "ACTIVE")
         assert c.ping(a.ip, count=3, wait=1)
     finally:
-        cleanup(cluster, api, net, [vm, pinger], a, c, nic)
+        cleanup(cluster, api, net, ports, (a, c, d), nic)
