@@ -152,6 +152,14 @@ class AddressPairAndPortSecurityRequired(Conflict):
                "on a port.")
 
 
+class NetworkMTUSubnetConflict(Conflict):
+    message = "MTU of %(net_id)s is not valid, subnet requires a minimum of %(mtu)s"
+
+
+class TagNotFound(NotFound):
+    message = "Tag %(tag)s could not be found."
+
+
 class IpAddressAlreadyAllocated(Conflict):
     message = ("IP address %(ip)s already allocated in subnet %(subnet_id)s")
 

@@ -58,8 +58,7 @@ def _standard(name_len=255):
                            convert_filter=v.string(None)),
         "tenant_id": Attr(v.string(255), default=NOT_SET, is_visible=True,
                           convert_filter=v.string(None)),
-        "revision_number": Attr(None, allow_post=False,
-                                convert_filter=lambda x, n="": v.to_int(x, n)),
+        "revision_number": Attr(None, allow_post=False, convert_filter=v.integer()),
         "created_at": Attr(None, allow_post=False, is_filter=False),
         "updated_at": Attr(None, allow_post=False, is_filter=False),
         "tags": Attr(v.list_of(v.tag, unique=True, what="tag"), allow_post=False,
@@ -81,16 +80,18 @@ RESOURCES = {
                     convert_filter=v.to_bool, enforce_policy=True),
         subnets=Attr(None, allow_post=False, is_sort_key=False,
                      convert_filter=v.string(None)),
-        mtu=Attr(lambda x, n="": v.to_int(x, n, 68, 65535), allow_put=True,
-                 default=None, convert_filter=lambda x, n="": v.to_int(x, n)),
+        # Any MTU from 0 (the largest the network's type allows) up: one
+        # too small for a subnet is refused by the subnet (409), as in
+        # Neutron.
+        mtu=Attr(v.integer(0, 65535), allow_put=True, default=None,
+                 convert_filter=v.integer()),
         port_security_enabled=_bool(True),
     ),
     "subnets": dict(
         _standard(),
         network_id=Attr(v.uuid_str, convert_filter=v.string(None)),
         cidr=Attr(v.cidr, convert_filter=lambda x, n="": v.cidr(x, n, strict=False)),
-        ip_version=Attr(v.choices(4, 6, allow_none=False),
-                        convert_filter=lambda x, n="": v.to_int(x, n)),
+        ip_version=Attr(v.integer(choices=(4, 6)), convert_filter=v.integer()),
         gateway_ip=Attr(v.ip_or_none, allow_put=True, default=NOT_SET,
                         convert_filter=v.string(64)),
         allocation_pools=Attr(v.list_of(v.allocation_pool), allow_put=True,
@@ -110,6 +111,9 @@ RESOURCES = {
                            is_sort_key=False),
         segment_id=Attr(v.choices(None), default=None, is_filter=False,
                         is_sort_key=False),
+        # The network's sharing, as a filter only (Neutron does not show it).
+        shared=Attr(v.to_bool, allow_post=False, is_visible=False, is_sort_key=False,
+                    convert_filter=v.to_bool),
     ),
     "ports": dict(
         _standard(),

@@ -153,26 +153,27 @@ class Controller:
         return json_response(body)
 
     def _links(self, req, objs, limit, marker, page_reverse):
-        links = []
+        """Neutron's rules: going forward, a full page has a next link and
+        every page a previous one (a marker or not, items or none); going
+        backwards the other way round.  An empty page links without a
+        marker."""
         base_items = [(k, val) for k, val in req.GET.items()
                       if k not in ("marker", "limit", "page_reverse")]
 
-        def href(m, reverse):
-            q = base_items + [("limit", str(limit)), ("marker", m)]
+        def href(item, reverse):
+            q = base_items + [("limit", str(limit))]
+            if item is not None:
+                q.append(("marker", item["id"]))
             if reverse:
                 q.append(("page_reverse", "True"))
             return req.path_url + "?" + urllib.parse.urlencode(q)
 
-        if not page_reverse:
-            if objs and len(objs) >= limit:
-                links.append({"rel": "next", "href": href(objs[-1]["id"], False)})
-            if marker and objs:
-                links.append({"rel": "previous", "href": href(objs[0]["id"], True)})
-        else:
-            if objs and len(objs) >= limit:
-                links.append({"rel": "previous", "href": href(objs[0]["id"], True)})
-            if marker and objs:
-                links.append({"rel": "next", "href": href(objs[-1]["id"], False)})
+        full = len(objs) >= limit
+        links = []
+        if full or page_reverse:
+            links.append({"rel": "next", "href": href(objs[-1] if objs else None, False)})
+        if full or not page_reverse:
+            links.append({"rel": "previous", "href": href(objs[0] if objs else None, True)})
         return links
 
     def _hidden_from(self, ctx, key):
@@ -199,8 +200,8 @@ class Controller:
                 special.append(self._changed_since(values[-1]))
                 continue
             a = self.attrs.get(key)
-            if a is None or not a.is_filter or not a.is_visible or \
-                    self._hidden_from(ctx, key):
+            # A filter need not be shown (a subnet's ``shared``).
+            if a is None or not a.is_filter or self._hidden_from(ctx, key):
                 raise _bad(f"[{key}] is invalid attribute for filtering")
             if key == "fixed_ips":
                 filters[key] = [self._fixed_ip_filter(x) for x in values]
@@ -330,6 +331,10 @@ class Controller:
             raise _bad(f"Resource body required: expected '{self.resource}'")
         if len(body) != 1:
             raise _bad("Only one resource body is allowed per request")
+        if bulk:
+            # Each item may be the bare attributes or wrapped in the
+            # singular key, as Neutron takes both.
+            items = [self._unwrap(item) for item in items]
         networks = {}  # one lookup per network for a whole bulk
         prepared = [self._prepare_post(ctx, item, networks) for item in items]
         created = self.plugin.create(ctx, self.collection, prepared)
@@ -337,6 +342,14 @@ class Controller:
             return json_response({self.collection: [self._visible(ctx, o) for o in created]},
                                  status=201)
         return json_response({self.resource: self._visible(ctx, created[0])}, status=201)
+
+    def _unwrap(self, item):
+        if isinstance(item, dict) and self.resource in item:
+            if len(item) != 1:
+                raise _bad(f"A bulk item wrapped in '{self.resource}' may hold nothing "
+                           "else")
+            return item[self.resource]
+        return item
 
     def _prepare_post(self, ctx, item, networks=None):
         if not isinstance(item, dict):
@@ -380,8 +393,9 @@ class Controller:
         if not project:
             raise _bad("'project_id' is required")
         if project != ctx.project_id and not ctx.is_admin:
-            raise exceptions.PolicyNotAuthorized(
-                action=f"create_{self.resource}:project_id")
+            # A bad request, not a policy refusal, in Neutron's words.
+            raise _bad("Specifying 'project_id' other than the authenticated project "
+                       "in request is not allowed for the current user.")
         out["project_id"] = project
 
     # ---------------------------------------------------------------- update
@@ -440,6 +454,7 @@ class Controller:
 
     # ---------------------------------------------------------------- tags
     def tags(self, req, ctx, id_, tag=None):
+        """The tags sub-resource (aliases tag, tag-ext, standard-attr-tag)."""
         current = self._get_visible(ctx, id_)
         method = req.method
         if method == "GET":
@@ -447,24 +462,27 @@ class Controller:
             if tag is None:
                 return json_response({"tags": current["tags"]})
             if tag not in current["tags"]:
-                raise webob.exc.HTTPNotFound(detail=f"Tag {tag} could not be found.")
+                raise exceptions.TagNotFound(tag=tag)
             return json_response(None, status=204)
         action = "update" if method == "PUT" else "delete"
         self.policy.enforce(f"{action}_{self.resource}:tags", ctx, self._target(current))
         if method == "PUT" and tag is None:
             body = read_json(req)
-            tags = v.list_of(v.tag, unique=False)(body.get("tags"), "tags")
+            if set(body) != {"tags"}:
+                raise _bad("Invalid tags body: expected {\"tags\": [...]}")
+            tags = v.list_of(v.tag, unique=True, what="tag")(body["tags"], "tags")
             return json_response({"tags": self.plugin.set_tags(ctx, self.collection, id_, tags)})
         if method == "PUT":
-            v.tag(tag)
-            self.plugin.set_tags(ctx, self.collection, id_, current["tags"] + [tag])
+            v.tag(tag, "tag")
+            if tag not in current["tags"]:  # the plugin keeps the per-resource limit
+                self.plugin.set_tags(ctx, self.collection, id_, current["tags"] + [tag])
             return json_response(None, status=201)
         if method == "DELETE" and tag is None:
             self.plugin.set_tags(ctx, self.collection, id_, [])
             return json_response(None, status=204)
         if method == "DELETE":
             if tag not in current["tags"]:
-                raise webob.exc.HTTPNotFound(detail=f"Tag {tag} could not be found.")
+                raise exceptions.TagNotFound(tag=tag)
             self.plugin.set_tags(ctx, self.collection, id_,
                                  [t for t in current["tags"] if t != tag])
             return json_response(None, status=204)

@@ -12,6 +12,11 @@ _EXTENSIONS = [
      "If-Match: revision_number=N makes updates conditional."),
     ("standard-attr-tag", "Tag support for resources with standard attribute",
      "Enables to set tag on resources with standard attribute."),
+    # The older tag aliases some clients still look for: tags on networks
+    # (tag), on subnets and ports (tag-ext); the same tags sub-resource.
+    ("tag", "Tag support", "Tags on networks: /tags sub-resource and tag filters."),
+    ("tag-ext", "Tag support for resources: subnet, port",
+     "Tags on subnets and ports as well: /tags sub-resource and tag filters."),
     ("standard-attr-timestamp", "Resource timestamps",
      "Adds created_at and updated_at fields to resources and the changed_since filter."),
     ("filter-validation", "Filter parameters validation",

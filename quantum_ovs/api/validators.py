@@ -33,20 +33,46 @@ def to_bool(value, name="value"):
     raise bad(f"'{value}' cannot be converted to boolean")
 
 
+# What a 64-bit signed database column holds; a larger integer is a bad
+# request, never a database error.
+INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
+
+
 def to_int(value, name="value", minimum=None, maximum=None):
+    """An integer from a JSON number or a string of digits (clients send
+    ``"4"`` as readily as ``4``, and Neutron converts both); a float only
+    when it is whole.  Never a bool, never outside 64 signed bits."""
     if isinstance(value, bool):
         raise bad(f"'{value}' is not an integer")
     if isinstance(value, int):
         out = value
+    elif isinstance(value, float) and value.is_integer():
+        out = int(value)
     elif isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,20}\s*", value):
         out = int(value)
     else:
         raise bad(f"'{value}' is not an integer")
+    if not INT_MIN <= out <= INT_MAX:
+        raise bad(f"'{out}' is out of range for an integer")
     if minimum is not None and out < minimum:
         raise bad(f"'{out}' is too small - must be at least '{minimum}'")
     if maximum is not None and out > maximum:
         raise bad(f"'{out}' is too large - must be no larger than '{maximum}'")
     return out
+
+
+def integer(minimum=None, maximum=None, choices=None, allow_none=False):
+    """The validator of an integer attribute: every integer the API takes
+    goes through here (and to_int), so a string of digits is converted the
+    same way everywhere."""
+    def check(value, name="value"):
+        if value is None and allow_none:
+            return None
+        out = to_int(value, name, minimum, maximum)
+        if choices is not None and out not in choices:
+            raise bad(f"'{value}' is not in {list(choices)}")
+        return out
+    return check
 
 
 def string(max_len=255, allow_none=False):
@@ -159,7 +185,7 @@ def dict_with(spec, name_of="item"):
 
 
 def tag(value, name="value"):
-    value = string(60)(value, name)
+    value = string(255)(value, name)
     if not value or "," in value or "/" in value:
         raise bad(f"'{value}' is not a valid tag")
     return value

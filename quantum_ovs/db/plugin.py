@@ -20,6 +20,12 @@ from quantum_ovs.db.session import NOTIFY
 
 TIME_FMT = "%Y-%m-%dT%H:%M:%SZ"
 DHCP_OWNER = "network:dhcp"
+ROUTER_INTERFACE_OWNERS = ("network:router_interface",
+                           "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
+# Address modes where every port derives its own address (EUI-64).
+AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+IPV4_MIN_MTU, IPV6_MIN_MTU = 68, 1280
 # Tags one resource may carry (Neutron's tag extension has the same).
 MAX_TAGS = 50
 
@@ -146,7 +152,7 @@ class Plugin:
         self.collections = {}
         # (collection, attribute) -> fn(values) -> SQL clause, for filters
         # on attributes that extensions add to any collection.
-        self.filter_hooks = {}
+        self.filter_hooks = {("subnets", "shared"): _subnets_by_sharing}
 
     # ------------------------------------------------------------ registry
     def register(self, handler):
@@ -394,6 +400,8 @@ class Plugin:
         return self.db.write(lambda s: [self._create_network(s, ctx, a) for a in items])
 
     def _create_network(self, s, ctx, a):
+        if a.get("mtu") == 0:
+            a = dict(a, mtu=None)  # 0: the largest the network allows
         net = models.Network(
             id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
             name=a["name"], description=a["description"],
@@ -419,12 +427,20 @@ class Plugin:
                     models.Port.device_owner != DHCP_OWNER)).scalar()
                 if others:
                     raise exceptions.InvalidSharedSetting(network=net.name or id_)
+            # 0 asks for the largest MTU the network allows, like None,
+            # but (as in Neutron) no subnet lives with it.
+            wanted = a.get("mtu")
+            a2 = dict(a, mtu=None) if wanted == 0 else a
             for k in ("name", "description", "admin_state_up", "shared", "mtu",
                       "port_security_enabled"):
-                if k in a:
-                    setattr(net, k, a[k] if not (k == "mtu" and a[k] is None)
+                if k in a2:
+                    setattr(net, k, a2[k] if not (k == "mtu" and a2[k] is None)
                             else self.conf.global_physnet_mtu)
-            self._run_hooks("networks", "update", s, ctx, net, a)
+            self._run_hooks("networks", "update", s, ctx, net, a2)
+            if "mtu" in a:
+                versions = set(s.execute(sa.select(models.Subnet.ip_version).where(
+                    models.Subnet.network_id == id_)).scalars())
+                _check_mtu(id_, net.mtu if wanted is None else wanted, versions)
             self._bump(net)
             self._record(s, "network", net, "update", net.id)
             s.flush()
@@ -457,6 +473,8 @@ class Plugin:
 
     def _create_subnet(self, s, ctx, a):
         net = self._get(s, ctx, "networks", a["network_id"], lock=True)
+        if net.mtu:
+            _check_mtu(net.id, net.mtu, {a["ip_version"]})
         cidr = a["cidr"]
         netobj = ipaddress.ip_network(cidr)
         if netobj.version != a["ip_version"]:
@@ -587,19 +605,22 @@ class Plugin:
         def txn(s):
             sub = self._get(s, ctx, "subnets", id_, lock=True)
             A, P = models.IPAllocation, models.Port
-            in_use = s.execute(sa.select(sa.func.count()).select_from(A).join(
-                P, P.id == A.port_id).where(A.subnet_id == id_,
-                                            P.device_owner != DHCP_OWNER)).scalar()
-            if in_use:
+            # Addresses a port derived itself (SLAAC, DHCPv6-stateless) go
+            # with the subnet, except a router's; others keep it in use.
+            q = sa.select(sa.func.count()).select_from(A).join(
+                P, P.id == A.port_id).where(A.subnet_id == id_, P.device_owner != DHCP_OWNER)
+            if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
+                q = q.where(P.device_owner.in_(ROUTER_INTERFACE_OWNERS))
+            if s.execute(q).scalar():
                 raise exceptions.SubnetInUse(subnet_id=id_)
-            # DHCP ports lose their address on it: a change of each port.
-            dhcp = s.execute(sa.select(P).join(A, A.port_id == P.id)
-                             .where(A.subnet_id == id_).distinct()).scalars().all()
-            before = {p.id: port_membership(p) for p in dhcp}
+            # The ports that lose their address on it: a change of each.
+            losing = s.execute(sa.select(P).join(A, A.port_id == P.id)
+                               .where(A.subnet_id == id_).distinct()).scalars().all()
+            before = {p.id: port_membership(p) for p in losing}
             net = s.get(models.Network, sub.network_id)
             self._bump(net)
             self._delete_subnet_rows(s, sub)
-            for p in dhcp:
+            for p in losing:
                 s.expire(p, ["fixed_ips"])
                 self._bump(p)
                 self._record(s, "port", p, "update", p.network_id, before=before[p.id])
@@ -867,6 +888,22 @@ class Plugin:
             s.flush()
             return [t.tag for t in obj.tags]
         return self.db.write(txn)
+
+
+def _check_mtu(net_id, mtu, versions):
+    """409 when subnets of these IP versions cannot live with the MTU."""
+    if not versions:
+        return
+    if mtu < IPV4_MIN_MTU:
+        raise exceptions.NetworkMTUSubnetConflict(net_id=net_id, mtu=IPV4_MIN_MTU)
+    if mtu < IPV6_MIN_MTU and 6 in versions:
+        raise exceptions.NetworkMTUSubnetConflict(net_id=net_id, mtu=IPV6_MIN_MTU)
+
+
+def _subnets_by_sharing(values):
+    """The ``shared`` filter of subnets: their network's sharing."""
+    N, S = models.Network, models.Subnet
+    return S.network_id.in_(sa.select(N.id).where(N.shared.in_(values)))
 
 
 def child_filter(parent_id, child_fk, column):

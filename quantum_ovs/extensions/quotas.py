@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from quantum_ovs import exceptions
+from quantum_ovs.api import validators as v
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import models
 
@@ -137,6 +138,7 @@ def _project_body(project_id, limits):
 
 
 def _parse_limits(req):
+    """(limits, whether to check them against the usage)."""
     body = read_json(req)
     quota = body.get("quota")
     if not isinstance(quota, dict) or len(body) != 1 or not quota:
@@ -144,12 +146,16 @@ def _parse_limits(req):
             error_message="the body must be {\"quota\": {<resource>: <limit>, ...}}")
     out = {}
     quota = dict(quota)
-    check_limit = quota.pop("check_limit", False)
-    if not isinstance(check_limit, bool):
-        if str(check_limit).lower() not in ("true", "false"):
+    # check_limit (quota-check-limit) asks for the usage check; force
+    # (what `openstack quota set --force` sends) skips it.
+    flags = {}
+    for flag in ("check_limit", "force"):
+        raw = quota.pop(flag, False)
+        try:
+            flags[flag] = v.to_bool(raw, flag)
+        except exceptions.InvalidInput:
             raise exceptions.InvalidInput(
-                error_message=f"check_limit must be a boolean, not '{check_limit}'")
-        check_limit = str(check_limit).lower() == "true"
+                error_message=f"{flag} must be a boolean, not '{raw}'") from None
     if not quota:
         raise exceptions.InvalidInput(error_message="no quota limit given")
     unknown = sorted(k for k in quota if k not in RESOURCES)
@@ -158,16 +164,13 @@ def _parse_limits(req):
             error_message=f"Unrecognized quota resource(s) {unknown}; known: "
                           f"{sorted(RESOURCES)}")
     for name, value in quota.items():
-        if isinstance(value, bool):
-            value = None
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if not isinstance(value, int) or value < -1 or value > MAX_LIMIT:
+        try:
+            out[name] = v.to_int(value, name, minimum=-1, maximum=MAX_LIMIT)
+        except exceptions.InvalidInput:
             raise exceptions.InvalidInput(
-                error_message=f"'{quota[name]}' is not a valid limit for {name}: use an "
-                              f"integer from -1 (unlimited) to {MAX_LIMIT}")
-        out[name] = value
-    return out, check_limit
+                error_message=f"'{value}' is not a valid limit for {name}: use an "
+                              f"integer from -1 (unlimited) to {MAX_LIMIT}") from None
+    return out, flags["check_limit"] and not flags["force"]
 
 
 def routes(api):

@@ -46,7 +46,8 @@ def test_malformed_bodies_are_400_and_create_nothing(api, raw):
     ({"name": "x" * 256}, "exceeds maximum length"),
     ({"admin_state_up": "maybe"}, "boolean"),
     ({"mtu": "big"}, "integer"),
-    ({"mtu": 10}, "too small"),
+    ({"mtu": -1}, "too small"),  # 10 is taken (no subnet can use it: 409 there)
+    ({"mtu": 2 ** 63}, "out of range"),
     ({"bogus": 1}, "Unrecognized attribute"),
     ({"status": "DOWN"}, "not allowed in POST"),
     ({"id": "x"}, "not allowed in POST"),
@@ -82,3 +83,63 @@ def test_every_response_is_json_with_request_id(api):
     assert r.headers["Content-Type"].startswith("application/json")
     assert r.headers["X-Openstack-Request-Id"].startswith("req-")
     assert json.loads(r.text) == {"networks": []}
+
+
+def test_bulk_items_may_be_wrapped_in_their_singular_key(api):
+    """Neutron takes {"networks": [{"network": {...}}, {...}]} as well as
+    bare items, for every collection, extension ones included."""
+    r = api.post("/v2.0/networks", {"networks": [{"network": {"name": "w1"}},
+                                                 {"name": "w2"}]}, status=201)
+    nets = r.data["networks"]
+    assert [n["name"] for n in nets] == ["w1", "w2"]
+    subs = api.post("/v2.0/subnets", {"subnets": [
+        {"subnet": {"network_id": nets[0]["id"], "cidr": "10.80.0.0/24", "ip_version": 4}},
+        {"network_id": nets[1]["id"], "cidr": "10.81.0.0/24", "ip_version": "4"}]},
+        status=201).data["subnets"]
+    assert [s["cidr"] for s in subs] == ["10.80.0.0/24", "10.81.0.0/24"]
+    ports = api.post("/v2.0/ports", {"ports": [{"port": {"network_id": nets[0]["id"]}}] * 2},
+                     status=201).data["ports"]
+    assert len(ports) == 2
+    groups = api.post("/v2.0/security-groups", {"security_groups": [
+        {"security_group": {"name": "g1"}}, {"name": "g2"}]}, status=201).data[
+        "security_groups"]
+    assert [g["name"] for g in groups] == ["g1", "g2"]
+    rules = api.post("/v2.0/security-group-rules", {"security_group_rules": [
+        {"security_group_rule": {"security_group_id": groups[0]["id"], "direction": "ingress",
+                                 "protocol": "tcp", "port_range_min": "22",
+                                 "port_range_max": "22"}}]}, status=201).data[
+        "security_group_rules"]
+    assert rules[0]["port_range_min"] == 22 and rules[0]["port_range_max"] == 22
+    # A wrapped item holds nothing else, and is an object.
+    before = api.count("networks")
+    for item in ({"network": {"name": "x"}, "name": "y"}, {"network": "x"},
+                 {"network": {"bogus": 1}}):
+        api.post("/v2.0/networks", {"networks": [{"name": "ok"}, item]}, status=400)
+    assert api.count("networks") == before
+
+
+@pytest.mark.parametrize("key", ["project_id", "tenant_id"])
+def test_naming_another_project_without_admin_is_400(api, key):
+    for path, res, body in (("/v2.0/networks", "network", {}),
+                            ("/v2.0/security-groups", "security_group", {"name": "g"})):
+        r = api.post(path, {res: dict(body, **{key: "p9"})}, status=400)
+        err = r.data["NeutronError"]
+        assert err["type"] == "HTTPBadRequest"
+        assert "Specifying 'project_id' other than the authenticated project" in err["message"]
+        # naming one's own project is fine; an admin names any
+        api.post(path, {res: dict(body, **{key: "p1"})}, status=201)
+        made = api.post(path, {res: dict(body, **{key: "p9"})}, admin=True,
+                        status=201).data[res]
+        assert made["project_id"] == "p9"
+    r = api.post("/v2.0/networks", {"networks": [{"name": "a"}, {key: "p9"}]}, status=400)
+    assert api.count("networks") == 2
+
+
+def test_integers_given_as_strings_are_converted(api):
+    net = api.post("/v2.0/networks", {"network": {"mtu": "1400"}}, status=201).data["network"]
+    assert net["mtu"] == 1400
+    upd = api.put(f"/v2.0/networks/{net['id']}", {"network": {"mtu": " 1300 "}},
+                  status=200).data["network"]
+    assert upd["mtu"] == 1300
+    for bad in ("14x", "1e3", "", [1400], {"mtu": 1}, True, 2 ** 63, "9" * 20, 1400.5):
+        api.post("/v2.0/networks", {"network": {"mtu": bad}}, status=400)

@@ -113,3 +113,45 @@ def test_tags_subresource_and_filters(api):
     assert names("tags=red") == ["a"]
     api.put(f"/v2.0/networks/{a['id']}/tags", {"tags": "red"}, status=400)
     api.put(f"/v2.0/networks/{a['id']}/tags/a,b", status=400)
+
+
+def test_tag_and_tag_ext_aliases_and_tags_on_subnets_and_ports(api):
+    """tag (networks) and tag-ext (subnets, ports) are advertised, and the
+    whole tags sub-resource works on each."""
+    aliases = {e["alias"] for e in api.get("/v2.0/extensions", status=200)
+               .data["extensions"]}
+    assert {"tag", "tag-ext", "standard-attr-tag"} <= aliases
+    net = api.network()
+    sub = api.subnet(net["id"], "10.70.0.0/24")
+    port = api.port(net["id"])
+    for collection, obj in (("networks", net), ("subnets", sub), ("ports", port)):
+        base = f"/v2.0/{collection}/{obj['id']}/tags"
+        api.put(base + "/red", status=201)
+        api.put(base + "/red", status=201)  # again: no change
+        assert api.get(base, status=200).data["tags"] == ["red"]
+        api.get(base + "/red", status=204)
+        r = api.get(base + "/green", status=404)
+        assert r.data["NeutronError"]["type"] == "TagNotFound"
+        assert sorted(api.put(base, {"tags": ["a", "b", "c"]}, status=200)
+                      .data["tags"]) == ["a", "b", "c"]
+        api.get(base + "/red", status=404)
+        assert [o["id"] for o in api.get(f"/v2.0/{collection}?tags=a,b",
+                                         status=200).data[collection]] == [obj["id"]]
+        assert api.get(f"/v2.0/{collection}?not-tags-any=c",
+                       status=200).data[collection] == []
+        api.delete(base + "/a", status=204)
+        r = api.delete(base + "/a", status=404)
+        assert r.data["NeutronError"]["type"] == "TagNotFound"
+        api.delete(base, status=204)
+        assert api.get(base, status=200).data["tags"] == []
+        assert api.get(f"/v2.0/{collection}/{obj['id']}",
+                       status=200).data[collection[:-1]]["tags"] == []
+        # A tag of up to 255 characters; the list replacing them all names
+        # each once.
+        api.put(base + "/" + "x" * 255, status=201)
+        api.put(base + "/" + "x" * 256, status=400)
+        api.put(base, {"tags": ["d", "d"]}, status=400)
+        assert api.get(base, status=200).data["tags"] == ["x" * 255]
+        api.delete(base, status=204)
+    # someone else's resource: not found, whatever the tag call
+    api.put(f"/v2.0/networks/{net['id']}/tags/x", project="p2", status=404)

@@ -147,3 +147,37 @@ def test_changed_since(api):
     api.get("/v2.0/networks?changed_since=yesterday", status=400)
     assert "standard-attr-timestamp" in {
         e["alias"] for e in api.get("/v2.0/extensions", status=200).data["extensions"]}
+
+
+def test_every_forward_page_links_back_even_an_empty_one(api, nets):
+    """Neutron's links: a forward page always has a previous link (a
+    marker sent or not, items or none); a short one has no next link."""
+    everything = sorted(n["name"] for n in nets)
+    last_id = next(n["id"] for n in nets if n["name"] == everything[-1])
+    data = api.get(f"/v2.0/networks?limit=3&sort_key=name&marker={last_id}",
+                   status=200).data
+    assert data["networks"] == []
+    links = {link["rel"]: link["href"] for link in data["networks_links"]}
+    assert set(links) == {"previous"}
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(links["previous"]).query)
+    assert "marker" not in query and query["page_reverse"] == ["True"]
+    # Followed, it gives the last page.
+    back = api.get("/v2.0/networks?" + urllib.parse.urlsplit(links["previous"]).query,
+                   status=200).data
+    assert [n["name"] for n in back["networks"]] == everything[-3:]
+    first = api.get("/v2.0/networks?limit=3&sort_key=name", status=200).data
+    assert {link["rel"] for link in first["networks_links"]} == {"next", "previous"}
+    short = api.get("/v2.0/networks?limit=30&sort_key=name", status=200).data
+    assert {link["rel"] for link in short["networks_links"]} == {"previous"}
+    # Backwards it is the other way round.
+    rev = api.get(f"/v2.0/networks?limit=30&sort_key=name&marker={last_id}"
+                  "&page_reverse=True", status=200).data
+    assert [n["name"] for n in rev["networks"]] == everything[:-1]
+    assert {link["rel"] for link in rev["networks_links"]} == {"next"}
+
+
+@pytest.mark.parametrize("query", ["mtu=9223372036854775808", "revision_number=-" + "9" * 20,
+                                   "mtu=99999999999999999999"])
+def test_filter_integers_beyond_64_bits_are_400(api, query):
+    r = api.get("/v2.0/networks?" + query, status=400)
+    assert "out of range" in r.data["NeutronError"]["message"]

@@ -242,3 +242,36 @@ def test_check_limit(api):
     api.put("/v2.0/quotas/p1", {"quota": {"check_limit": True}}, admin=True, status=400)
     api.put("/v2.0/quotas/p1", {"quota": {"network": 3, "check_limit": "maybe"}},
             admin=True, status=400)
+
+
+def test_force_key_is_taken_and_skips_the_usage_check(api):
+    """`openstack quota set --force` sends force: Neutron takes it."""
+    api.network()
+    api.network()
+    q = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, "check_limit": True,
+                                              "force": True}},
+                admin=True, status=200).data["quota"]
+    assert q["network"] == 1 and "force" not in q
+    q = api.put("/v2.0/quotas/p1", {"quota": {"network": 3, "force": "false"}},
+                admin=True, status=200).data["quota"]
+    assert q["network"] == 3
+    r = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, "check_limit": True,
+                                              "force": False}}, admin=True, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidQuotaValue"
+    api.put("/v2.0/quotas/p1", {"quota": {"network": 5, "force": "maybe"}}, admin=True,
+            status=400)
+    api.put("/v2.0/quotas/p1", {"quota": {"force": True}}, admin=True, status=400)
+    assert api.get("/v2.0/quotas/p1", status=200).data["quota"]["network"] == 3
+
+
+@pytest.mark.parametrize("value, want", [("7", 7), (" 12 ", 12), ("-1", -1), (9.0, 9)])
+def test_quota_limits_given_as_strings_are_converted(api, value, want):
+    q = api.put("/v2.0/quotas/p1", {"quota": {"port": value}}, admin=True,
+                status=200).data["quota"]
+    assert q["port"] == want
+
+
+def test_quota_limit_beyond_64_bits_is_400(api):
+    r = api.put("/v2.0/quotas/p1", {"quota": {"port": 2 ** 64}}, admin=True, status=400)
+    assert r.data["NeutronError"]["message"]
+    assert api.get("/v2.0/quotas/p1", status=200).data["quota"] == DEFAULTS

@@ -137,3 +137,134 @@ def test_subnet_in_use(api):
     api.delete(f"/v2.0/ports/{port['id']}", status=204)
     api.delete(f"/v2.0/subnets/{sub['id']}", status=204)
     assert api.get(f"/v2.0/networks/{net['id']}", status=200).data["network"]["subnets"] == []
+
+
+def test_shared_filters_subnets_by_their_network_and_is_not_shown(api):
+    public = api.network(project="admin", admin=True, shared=True)
+    shared_sub = api.subnet(public["id"], "10.50.0.0/24", project="admin", admin=True)
+    own = api.network()
+    own_sub = api.subnet(own["id"], "10.51.0.0/24")
+
+    def ids(query, **kw):
+        data = api.get("/v2.0/subnets?" + query, status=200, **kw).data["subnets"]
+        assert all("shared" not in s for s in data)  # a filter, not an attribute
+        return sorted(s["id"] for s in data)
+    assert ids("shared=false") == [own_sub["id"]]
+    assert ids("shared=False&fields=id&fields=shared") == [own_sub["id"]]
+    assert ids("shared=true") == [shared_sub["id"]]
+    assert ids("shared=true&shared=false") == sorted([own_sub["id"], shared_sub["id"]])
+    assert ids("shared=true", project="p2") == [shared_sub["id"]]
+    assert ids("shared=false", project="admin", admin=True) == [own_sub["id"]]
+    assert "shared" not in api.get(f"/v2.0/subnets/{own_sub['id']}",
+                                   status=200).data["subnet"]
+    api.get("/v2.0/subnets?shared=perhaps", status=400)
+    api.get("/v2.0/subnets?sort_key=shared", status=400)
+    api.post("/v2.0/subnets", {"subnet": {"network_id": own["id"], "cidr": "10.52.0.0/24",
+                                          "ip_version": 4, "shared": True}}, status=400)
+    api.put(f"/v2.0/subnets/{own_sub['id']}", {"subnet": {"shared": True}}, status=400)
+
+
+@pytest.mark.parametrize("version, cidr", [("4", "10.53.0.0/24"),
+                                           (" 6", "2001:db8:53::/64"),
+                                           (6.0, "2001:db8:54::/64")])
+def test_ip_version_given_as_a_string_is_converted(api, version, cidr):
+    net = api.network()
+    sub = api.subnet(net["id"], cidr, ip_version=version)
+    assert sub["ip_version"] == int(float(version)) and \
+        isinstance(sub["ip_version"], int)
+    assert [s["id"] for s in api.get("/v2.0/subnets?ip_version=" + str(int(float(version))),
+                                     status=200).data["subnets"]] == [sub["id"]]
+
+
+@pytest.mark.parametrize("version", ["5", "four", "4.5", 4.5, True, None, ""])
+def test_bad_ip_versions_are_400(api, version):
+    net = api.network()
+    r = api.post("/v2.0/subnets", {"subnet": {"network_id": net["id"], "cidr": "10.0.0.0/24",
+                                              "ip_version": version}}, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    assert api.count("subnets") == 0
+
+
+def test_subnet_needs_the_mtu_of_its_ip_version(api):
+    """IPv6 needs 1280 bytes, IPv4 68: a network below that takes no such
+    subnet (409), and one with such a subnet cannot go below it (409)."""
+    low = api.network(mtu=1279)
+    r = api.post("/v2.0/subnets", {"subnet": {"network_id": low["id"], "cidr": "2001:db8::/64",
+                                              "ip_version": 6}}, status=409)
+    assert r.data["NeutronError"]["type"] == "NetworkMTUSubnetConflict"
+    assert "1280" in r.data["NeutronError"]["message"]
+    api.subnet(low["id"], "10.60.0.0/24")  # IPv4 lives with 1279
+    tiny = api.network(mtu=67)  # accepted on the network itself, as in Neutron
+    assert tiny["mtu"] == 67
+    for cidr in ("10.61.0.0/24", "2001:db8:1::/64"):
+        r = api.post("/v2.0/subnets", {"subnet": {"network_id": tiny["id"], "cidr": cidr,
+                                                  "ip_version": 6 if ":" in cidr else 4}},
+                     status=409)
+        assert r.data["NeutronError"]["type"] == "NetworkMTUSubnetConflict"
+        assert "minimum of 68" in r.data["NeutronError"]["message"]
+    assert api.get(f"/v2.0/subnets?network_id={tiny['id']}", status=200).data["subnets"] == []
+    api.put(f"/v2.0/networks/{tiny['id']}", {"network": {"mtu": 68}}, status=200)
+    api.subnet(tiny["id"], "10.61.0.0/24")
+
+
+def test_network_mtu_cannot_go_below_what_its_subnets_need(api):
+    v6 = api.network(mtu=1400)
+    api.subnet(v6["id"], "2001:db8:2::/64")
+    r = api.put(f"/v2.0/networks/{v6['id']}", {"network": {"mtu": 1279}}, status=409)
+    assert r.data["NeutronError"]["type"] == "NetworkMTUSubnetConflict"
+    assert api.get(f"/v2.0/networks/{v6['id']}", status=200).data["network"]["mtu"] == 1400
+    api.put(f"/v2.0/networks/{v6['id']}", {"network": {"mtu": "1280"}}, status=200)
+    v4 = api.network(mtu=1400)
+    api.subnet(v4["id"], "10.62.0.0/24")
+    api.put(f"/v2.0/networks/{v4['id']}", {"network": {"mtu": 67}}, status=409)
+    api.put(f"/v2.0/networks/{v4['id']}", {"network": {"mtu": 0}}, status=409)
+    assert api.put(f"/v2.0/networks/{v4['id']}", {"network": {"mtu": 68}},
+                   status=200).data["network"]["mtu"] == 68
+    bare = api.network()
+    assert api.put(f"/v2.0/networks/{bare['id']}", {"network": {"mtu": 1}},
+                   status=200).data["network"]["mtu"] == 1
+    # 0: the largest MTU the network's type allows (VXLAN: 1500 less 50)
+    assert api.put(f"/v2.0/networks/{bare['id']}", {"network": {"mtu": 0}},
+                   status=200).data["network"]["mtu"] == 1450
+    assert api.network(mtu=0)["mtu"] == 1450
+
+
+@pytest.mark.parametrize("mode", ["slaac", "dhcpv6-stateless"])
+def test_deleting_an_auto_address_subnet_in_use_removes_the_addresses(api, mode):
+    """Ports derive their own address on a SLAAC or DHCPv6-stateless
+    subnet: deleting it takes those addresses away (and tells the agents)
+    instead of answering SubnetInUse."""
+    from tests.functional.test_agent_api import HOST_A, _follow, bound_port, register, state
+    register(api, HOST_A, "192.0.2.1")
+    net = api.network()
+    v4 = api.subnet(net["id"], "10.63.0.0/24")
+    auto = api.subnet(net["id"], "2001:db8:63::/64", ipv6_ra_mode=mode, ipv6_address_mode=mode)
+    port = bound_port(api, net["id"], HOST_A)
+    assert {ip["subnet_id"] for ip in port["fixed_ips"]} == {v4["id"], auto["id"]}
+    first = state(api, HOST_A)
+    api.delete(f"/v2.0/subnets/{auto['id']}", status=204)
+    after = api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"]
+    assert [ip["subnet_id"] for ip in after["fixed_ips"]] == [v4["id"]]
+    assert after["revision_number"] > port["revision_number"]
+    got, want = _follow(api, HOST_A, first)
+    assert got == want
+    seen = {p.id: p for p in got.ports}[port["id"]]
+    assert [ip.subnet_id for ip in seen.fixed_ips] == [v4["id"]]
+    # The IPv4 subnet the port still uses stays in use.
+    r = api.delete(f"/v2.0/subnets/{v4['id']}", status=409)
+    assert r.data["NeutronError"]["type"] == "SubnetInUse"
+
+
+def test_stateful_and_router_used_ipv6_subnets_stay_in_use(api):
+    net = api.network()
+    stateful = api.subnet(net["id"], "2001:db8:64::/64", ipv6_ra_mode="dhcpv6-stateful",
+                          ipv6_address_mode="dhcpv6-stateful")
+    api.port(net["id"])
+    r = api.delete(f"/v2.0/subnets/{stateful['id']}", status=409)
+    assert r.data["NeutronError"]["type"] == "SubnetInUse"
+    other = api.network()
+    slaac = api.subnet(other["id"], "2001:db8:65::/64", ipv6_ra_mode="slaac",
+                       ipv6_address_mode="slaac")
+    api.port(other["id"], admin=True, device_owner="network:router_interface")
+    r = api.delete(f"/v2.0/subnets/{slaac['id']}", status=409)
+    assert r.data["NeutronError"]["type"] == "SubnetInUse"
