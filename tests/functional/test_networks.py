@@ -155,3 +155,15 @@ def test_tag_and_tag_ext_aliases_and_tags_on_subnets_and_ports(api):
         api.delete(base, status=204)
     # someone else's resource: not found, whatever the tag call
     api.put(f"/v2.0/networks/{net['id']}/tags/x", project="p2", status=404)
+
+
+def test_at_most_50_tags_per_resource(api):
+    net = api.network()
+    base = f"/v2.0/networks/{net['id']}/tags"
+    api.put(base, {"tags": [f"t{i}" for i in range(51)]}, status=400)
+    assert api.get(base, status=200).data["tags"] == []
+    api.put(base, {"tags": [f"t{i}" for i in range(50)]}, status=200)
+    api.put(base + "/t7", status=201)  # already there: still 50
+    r = api.put(base + "/one-more", status=400)
+    assert "50" in r.data["NeutronError"]["message"]
+    assert len(api.get(base, status=200).data["tags"]) == 50
