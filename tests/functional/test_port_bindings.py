@@ -464,3 +464,30 @@ def test_openstacksdk_drives_a_move(tmp_path):
         assert conn.network.get_port(port.id).binding_host_id == B
     finally:
         srv.stop()
+
+
+def test_concurrent_activations_and_creations(cloud):
+    """Racing calls on one port: one creation of a host's binding and one
+    activation win, the others are 409; the rows stay consistent."""
+    import threading
+    api, url = cloud, bindings_url(cloud.vm_port)
+
+    def race(method, path, body=None, n=6):
+        codes, start = [], threading.Barrier(n)
+
+        def call():
+            start.wait()
+            codes.append(api.request(method, path, body, admin=True).status_int)
+        threads = [threading.Thread(target=call) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(codes)
+
+    assert race("POST", url, {"binding": {"host": B}}) == [201] + [409] * 5
+    assert race("PUT", f"{url}/{B}/activate") == [200] + [409] * 5
+    listed = api.get(url, admin=True, status=200).data["bindings"]
+    assert [(b["host"], b["status"]) for b in listed] == [(B, "ACTIVE"), (A, "INACTIVE")]
+    got = api.get(f"/v2.0/ports/{cloud.vm_port['id']}", admin=True, status=200).data["port"]
+    assert got["binding:host_id"] == B
