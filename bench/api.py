@@ -69,6 +69,16 @@ class Client:
         self.conn.close()
 
 
+def _cpu_seconds(pid):
+    """User + system CPU time of a process (Linux), or 0."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return 0.0
+
+
 def _ms(seconds):
     return round(seconds * 1000, 1)
 
@@ -194,8 +204,10 @@ class Bench:
         self.out(f"port create with {self.total - samples} ports allocated: median {med} ms "
                  f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples})")
 
-    def list_policy(self, samples, n=1000):
-        """GET /v2.0/ports with ``n`` ports, as an admin and as a member."""
+    def list_policy(self, samples, n=1000, server_pid=None):
+        """GET /v2.0/ports with ``n`` ports, as an admin and as a member;
+        with ``server_pid``, also the server's CPU time per listing (steadier
+        than wall time on a busy machine)."""
         self.client = Client(self.port, roles="member")
         self.setup()
         self.populate(n)
@@ -203,18 +215,24 @@ class Bench:
                             ("list_1k_admin_ms", Client(self.port, project="bench-admin",
                                                         roles="admin,member,reader"))):
             lat = []
-            for _ in range(samples + 1):  # the first is a warm-up
+            client.call("GET", "/v2.0/ports", want=200)  # warm-up
+            cpu0 = _cpu_seconds(server_pid)
+            for _ in range(samples):
                 t0 = time.perf_counter()
                 _status, raw = client.call("GET", "/v2.0/ports", want=200)
                 lat.append(time.perf_counter() - t0)
                 count = len(json.loads(raw)["ports"])
                 if count != self.total:
                     raise RuntimeError(f"{key}: listed {count} ports, expected {self.total}")
-            lat = lat[1:]
+            cpu = (_cpu_seconds(server_pid) - cpu0) / samples if server_pid else None
             med = _ms(statistics.median(lat))
             self.result[key] = med
+            cpu_txt = ""
+            if cpu is not None:
+                self.result[key.replace("_ms", "_server_cpu_ms")] = _ms(cpu)
+                cpu_txt = f", server CPU {_ms(cpu)} ms per listing"
             self.out(f"GET /v2.0/ports with {count} ports as {key.split('_')[2]}: median {med} ms "
-                     f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples})")
+                     f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples}){cpu_txt}")
             client.close()
         return self.result
 
@@ -271,7 +289,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         bench = Bench(server.port, counts, out=lambda s: print(s, flush=True))
         if args.list_policy:
-            result = bench.list_policy(args.samples)
+            result = bench.list_policy(args.samples, server_pid=server.proc.pid)
         else:
             result = bench.run(rates_only=args.rates_only)
         print(f"total {time.perf_counter() - t0:.0f}s", flush=True)

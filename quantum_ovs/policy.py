@@ -306,7 +306,7 @@ class _Decision:
     """One rule for one request: evaluates it on targets, remembering the
     result for the target values the evaluation read."""
 
-    __slots__ = ("check", "creds", "enforcer", "name", "memo")
+    __slots__ = ("check", "creds", "enforcer", "name", "memo", "const")
 
     def __init__(self, check, creds, enforcer, name, memoizable):
         self.check = check
@@ -315,10 +315,13 @@ class _Decision:
         self.name = name
         # {keys read: {their values: result}}; None: not memoizable
         self.memo = {} if memoizable else None
+        # The result when an evaluation read nothing of the target (the
+        # caller is an admin, or the rule is admin-only): the same for all.
+        self.const = False if check is None else None
 
     def __call__(self, target):
-        if self.check is None:
-            return False
+        if self.const is not None:
+            return self.const
         memo = self.memo
         if memo is None:
             return bool(self.check(target, self.creds, self.enforcer, self.name))
@@ -333,6 +336,9 @@ class _Decision:
         rec.read = {}
         result = bool(self.check(rec, self.creds, self.enforcer, self.name))
         keys = tuple(sorted(rec.read))
+        if not keys:
+            self.const = result
+            return result
         try:
             memo.setdefault(keys, {})[tuple(rec.read[k] for k in keys)] = result
         except TypeError:

@@ -33,6 +33,7 @@ class Controller:
         # attribute -> policy action for showing it ("get_network:provider:...")
         self.guarded_attrs = [a for a in self.attrs
                               if policy.has(f"get_{self.resource}:{a}")]
+        self._shown = {k for k, a in self.attrs.items() if a.is_visible}
 
     # ---------------------------------------------------------------- helpers
     def _network_owner(self, net_id, networks=None):
@@ -84,7 +85,17 @@ class Controller:
                     if self.policy.has(f"{rule}:{k}"):
                         self.policy.enforce(f"{rule}:{k}", ctx, target)
 
-    def _visible(self, ctx, obj, fields=None, target=None):
+    def _visible(self, ctx, obj, fields=None, target=None, guards=None):
+        """What the caller sees of ``obj``: visible attributes (of
+        ``fields``), less those a ``get_<resource>:<attr>`` rule hides
+        (``guards``: [(attr, checker)] of the request, made once)."""
+        if guards is not None:
+            out = {k: val for k, val in obj.items()
+                   if k in self._shown and (not fields or k in fields)}
+            for k, allowed in guards:
+                if k in out and not allowed(target):
+                    del out[k]
+            return out
         out = {}
         for k, val in obj.items():
             a = self.attrs.get(k)
@@ -145,7 +156,8 @@ class Controller:
         if page_reverse and limit:
             objs.reverse()
             targets.reverse()
-        body = {self.collection: [self._visible(ctx, o, fields, t)
+        guards = [(k, self.policy.checker(f"{action}:{k}", ctx)) for k in self.guarded_attrs]
+        body = {self.collection: [self._visible(ctx, o, fields, t, guards)
                                   for o, t in zip(objs, targets)]}
         if limit:
             body[f"{self.collection}_links"] = self._links(req, objs, limit, marker,

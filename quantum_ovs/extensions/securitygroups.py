@@ -19,7 +19,7 @@ import uuid
 import sqlalchemy as sa
 
 from quantum_ovs import constants as const
-from quantum_ovs import exceptions
+from quantum_ovs import exceptions, policy
 from quantum_ovs.api import attributes, validators as v
 from quantum_ovs.api.attributes import NOT_SET, Attr
 from quantum_ovs.api.controller import Controller
@@ -38,16 +38,29 @@ ALIASES = [
 # Neutron without it): "security-groups-remote-address-group" comes with
 # address groups.
 
-POLICY_DEFAULTS = {
-    "create_security_group": "",
-    "get_security_group": "rule:admin_or_owner",
-    "update_security_group": "rule:admin_or_owner",
-    "delete_security_group": "rule:admin_or_owner",
-    "create_security_group_rule": "",
-    "get_security_group_rule": "rule:admin_or_owner",
-    "update_security_group_rule": "rule:admin_or_owner",
-    "delete_security_group_rule": "rule:admin_or_owner",
-}
+POLICY_RULES = policy.crud("security_group", "/security-groups", {
+    "create_security_group": (policy.ADMIN_OR_PROJECT_MEMBER, "Create a security group"),
+    "create_security_group:tags": (policy.ADMIN_OR_PROJECT_MEMBER,
+                                   "Give tags when creating a security group"),
+    "get_security_group": (policy.ADMIN_OR_PROJECT_READER, "Get a security group"),
+    "get_security_group:tags": (policy.ADMIN_OR_PROJECT_READER,
+                                "Get the tags of a security group"),
+    "update_security_group": (policy.ADMIN_OR_PROJECT_MEMBER, "Update a security group"),
+    "update_security_group:tags": (policy.ADMIN_OR_PROJECT_MEMBER,
+                                   "Set or add tags of a security group"),
+    "delete_security_group": (policy.ADMIN_OR_PROJECT_MEMBER, "Delete a security group"),
+    "delete_security_group:tags": (policy.ADMIN_OR_PROJECT_MEMBER,
+                                   "Remove tags of a security group"),
+}) + policy.crud("security_group_rule", "/security-group-rules", {
+    # A rule belongs to its group's project.
+    "create_security_group_rule": (policy.ADMIN_OR_PROJECT_MEMBER,
+                                   "Create a security group rule"),
+    "get_security_group_rule": (policy.ADMIN_OR_PROJECT_READER, "Get a security group rule"),
+    "update_security_group_rule": (policy.ADMIN_OR_PROJECT_MEMBER,
+                                   "Update a security group rule"),
+    "delete_security_group_rule": (policy.ADMIN_OR_PROJECT_MEMBER,
+                                   "Delete a security group rule"),
+})
 
 DEFAULT_NAME = "default"
 DEFAULT_DESCRIPTION = "Default security group"
