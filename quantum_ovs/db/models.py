@@ -9,7 +9,8 @@ import datetime
 
 from sqlalchemy import (Boolean, DateTime, ForeignKey, Integer, String, Text,
                         UniqueConstraint, Index, BigInteger)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import (DeclarativeBase, Mapped, foreign, mapped_column, relationship,
+                            remote)
 
 
 def utcnow():
@@ -218,6 +219,10 @@ Network.segment = relationship(NetworkSegment, uselist=False, lazy="selectin",
                                cascade="all, delete-orphan")
 Network.external = relationship(ExternalNetwork, uselist=False, lazy="selectin",
                                 cascade="all, delete-orphan")
+# A subnet's network's row here, if any (subnet-external-network).
+Subnet.external = relationship(
+    ExternalNetwork, uselist=False, lazy="selectin", viewonly=True,
+    primaryjoin=lambda: foreign(Subnet.network_id) == remote(ExternalNetwork.network_id))
 
 
 # --------------------------------------------------------------- binding

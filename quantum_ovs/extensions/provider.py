@@ -23,6 +23,10 @@ ALIASES = [
      "description": "Expose mapping of virtual networks to physical networks"},
     {"alias": "external-net", "name": "Neutron external network",
      "description": "Adds external network attribute to network resource."},
+    # Subnets of external networks are visible to every project (the
+    # policy); this says so and shows router:external on subnets.
+    {"alias": "subnet-external-network", "name": "Subnet belongs to an external network",
+     "description": "A subnet's router:external tells whether its network is external."},
 ]
 
 NETWORK_TYPE = "provider:network_type"
@@ -126,6 +130,8 @@ def extend_resources(resources):
                                 convert_filter=v.to_bool, enforce_policy=True,
                                 is_sort_key=False),
     })
+    resources["subnets"]["router:external"] = Attr(
+        None, allow_post=False, default=False, convert_filter=v.to_bool, is_sort_key=False)
     from quantum_ovs.api import attributes
     for k in (NETWORK_TYPE, PHYSNET, SEGID):
         attributes.SERVER_DEFAULTS.add(("networks", k))
@@ -320,9 +326,13 @@ def setup(plugin, conf):
         d[SEGID] = seg.segmentation_id if seg else None
         d["router:external"] = net.external is not None
 
+    def extend_subnet(sub, d):
+        d["router:external"] = sub.external is not None
+
     plugin.hooks.setdefault(("networks", "create"), []).append(on_create)
     plugin.hooks.setdefault(("networks", "update"), []).append(on_update)
     plugin.dict_extenders["networks"].append(extend_dict)
+    plugin.dict_extenders.setdefault("subnets", []).append(extend_subnet)
 
     N, S = models.Network, models.NetworkSegment
 
@@ -330,13 +340,16 @@ def setup(plugin, conf):
                          (SEGID, S.segmentation_id)):
         plugin.filter_hooks[("networks", attr)] = child_filter(N.id, S.network_id, column)
 
-    def external_filter(values):
-        ext = N.id.in_(sa.select(models.ExternalNetwork.network_id))
-        want = set(values)
-        if want == {True}:
-            return ext
-        if want == {False}:
-            return sa.not_(ext)
-        return sa.true()
-    plugin.filter_hooks[("networks", "router:external")] = external_filter
+    def external_filter(column):
+        def hook(values):
+            ext = column.in_(sa.select(models.ExternalNetwork.network_id))
+            want = set(values)
+            if want == {True}:
+                return ext
+            if want == {False}:
+                return sa.not_(ext)
+            return sa.true()
+        return hook
+    plugin.filter_hooks[("networks", "router:external")] = external_filter(N.id)
+    plugin.filter_hooks[("subnets", "router:external")] = external_filter(models.Subnet.network_id)
     plugin.external_clause = lambda: N.id.in_(sa.select(models.ExternalNetwork.network_id))
