@@ -219,9 +219,13 @@ def setup(plugin, conf):
             port.status = "DOWN"
             changed = True
             # An inactive binding on the new host is superseded by the
-            # active one (one binding per host).
+            # active one (one binding per host); what its agent reported
+            # holds (it reports a port once).
             gone = s.get(models.InactivePortBinding, (port.id, b.host)) if b.host else None
             if gone is not None:
+                b.ofport, b.flows_installed = gone.ofport, gone.flows_installed
+                if b.flows_installed and port.admin_state_up:
+                    port.status = ACTIVE
                 s.delete(gone)
         if VNIC in a and a[VNIC] != b.vnic_type:
             b.vnic_type = a[VNIC]

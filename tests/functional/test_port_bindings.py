@@ -246,13 +246,23 @@ def test_admin_only_by_default(cloud):
 
 
 def test_host_update_onto_an_inactive_binding_supersedes_it(cloud):
+    """binding:host_id set to a host with an inactive binding: that binding
+    goes, and what its agent reported holds (an agent reports a port once:
+    the port would stay DOWN)."""
     api, port = cloud, cloud.vm_port
     url = bindings_url(port)
     api.post(url, {"binding": {"host": B}}, admin=True, status=201)
-    api.put(f"/v2.0/ports/{port['id']}", {"port": {"binding:host_id": B}}, admin=True,
-            status=200)
+    report(api, B, port["id"])
+    got = api.put(f"/v2.0/ports/{port['id']}", {"port": {"binding:host_id": B}},
+                  admin=True, status=200).data["port"]
+    assert (got["binding:host_id"], got["status"]) == (B, "ACTIVE")
     listed = api.get(url, admin=True, status=200).data["bindings"]
     assert [(b["host"], b["status"]) for b in listed] == [(B, "ACTIVE")]
+    # Without a report there, the port waits for one.
+    api.post(url, {"binding": {"host": C}}, admin=True, status=201)
+    got = api.put(f"/v2.0/ports/{port['id']}", {"port": {"binding:host_id": C}},
+                  admin=True, status=200).data["port"]
+    assert (got["binding:host_id"], got["status"]) == (C, "DOWN")
 
 
 # ------------------------------------------------------------------ host views
