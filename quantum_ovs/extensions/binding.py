@@ -12,6 +12,7 @@ Bindings API (admin only by default)::
     GET    /v2.0/ports/{id}/bindings                  the port's bindings
     POST   /v2.0/ports/{id}/bindings                  {"binding": {"host": ...}}
     GET    /v2.0/ports/{id}/bindings/{host}
+    PUT    /v2.0/ports/{id}/bindings/{host}           {"binding": {"vnic_type", "profile"}}
     DELETE /v2.0/ports/{id}/bindings/{host}           not the active one (409)
     PUT    /v2.0/ports/{id}/bindings/{host}/activate
 
@@ -465,6 +466,48 @@ def routes(api):
             return binding_dict(row, INACTIVE)
         return json_response({"binding": db.write(txn)}, status=201)
 
+    def update(req, ctx, port_id, host, **kw):
+        """Neutron's update of a binding: its vnic type and profile (the
+        host is the binding's name).  Allowed by create_port_binding's rule
+        (Neutron registers none for it)."""
+        body = read_json(req).get("binding")
+        if not isinstance(body, dict):
+            raise exceptions.BadRequest(resource="binding",
+                                        msg="Resource body required: {'binding': {...}}")
+        unknown = sorted(k for k in body if k not in ("host", "vnic_type", "profile"))
+        if unknown:
+            raise exceptions.BadRequest(
+                resource="binding", msg=f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        if "host" in body and body["host"] != host:
+            raise v.bad("the host of a binding cannot change: create one on the other host")
+        a = {}
+        if "vnic_type" in body:
+            a["vnic_type"] = v.choices(*VNIC_TYPES, allow_none=False)(body["vnic_type"], VNIC)
+        if "profile" in body:
+            a["profile"] = json.dumps(_profile(body["profile"]))
+
+        def txn(s):
+            port = port_for(s, ctx, port_id, "create_port_binding", lock=True)
+            if port.binding is not None and port.binding.host == host:
+                target, status = port.binding, ACTIVE
+            else:
+                target, status = s.get(IB, (port.id, host)), INACTIVE
+                if target is None:
+                    raise PortBindingNotFound(port_id=port.id, host=host)
+            rebind = a.get("vnic_type", target.vnic_type) != target.vnic_type
+            for k, val in a.items():
+                setattr(target, k, val)
+            if rebind:
+                bind(s, plugin, port, target)
+                if target.vif_type != "ovs":
+                    raise PortBindingError(port_id=port.id, host=host)
+            if status == ACTIVE:
+                plugin._bump(port)
+                plugin._record(s, "port", port, "update", port.network_id, members=False)
+            s.flush()
+            return binding_dict(target, status)
+        return json_response({"binding": db.write(txn)})
+
     def delete(req, ctx, port_id, host, **kw):
         def txn(s):
             port = port_for(s, ctx, port_id, "delete_port_binding", lock=True)
@@ -527,4 +570,4 @@ def routes(api):
     base = "/v2.0/ports/{port_id}/bindings"
     api.add_route(base + fmt, {"GET": index, "POST": create})
     api.add_route(base + "/{host}/activate" + fmt, {"PUT": activate})
-    api.add_route(base + "/{host}" + fmt, {"GET": show, "DELETE": delete})
+    api.add_route(base + "/{host}" + fmt, {"GET": show, "PUT": update, "DELETE": delete})

@@ -501,3 +501,32 @@ def test_concurrent_activations_and_creations(cloud):
     assert [(b["host"], b["status"]) for b in listed] == [(B, "ACTIVE"), (A, "INACTIVE")]
     got = api.get(f"/v2.0/ports/{cloud.vm_port['id']}", admin=True, status=200).data["port"]
     assert got["binding:host_id"] == B
+
+
+def test_update_a_binding(cloud):
+    """PUT .../bindings/{host}: a binding's profile and vnic type; the active
+    one's show on the port."""
+    api, port = cloud, cloud.vm_port
+    url = bindings_url(port)
+    api.post(url, {"binding": {"host": B}}, admin=True, status=201)
+    got = api.put(f"{url}/{B}", {"binding": {"profile": {"pci": "x"}}}, admin=True,
+                  status=200).data["binding"]
+    assert (got["host"], got["status"], got["profile"]) == (B, "INACTIVE", {"pci": "x"})
+    assert api.get(f"{url}/{B}", admin=True).data["binding"]["profile"] == {"pci": "x"}
+    got = api.put(f"{url}/{A}", {"binding": {"host": A, "profile": {"k": 1}}}, admin=True,
+                  status=200).data["binding"]
+    assert (got["status"], got["profile"]) == ("ACTIVE", {"k": 1})
+    shown = api.get(f"/v2.0/ports/{port['id']}", admin=True).data["port"]
+    assert shown["binding:profile"] == {"k": 1}
+    # Errors, each leaving the binding as it was.
+    r = api.put(f"{url}/{B}", {"binding": {"vnic_type": "direct"}}, admin=True, status=409)
+    assert error_type(r) == "PortBindingError"
+    r = api.put(f"{url}/{C}", {"binding": {"profile": {}}}, admin=True, status=404)
+    assert error_type(r) == "PortBindingNotFound"
+    api.put(f"{url}/{B}", {"binding": {"host": C}}, admin=True, status=400)
+    api.put(f"{url}/{B}", {"binding": {"status": "ACTIVE"}}, admin=True, status=400)
+    api.put(f"{url}/{B}", {"binding": {"profile": "x"}}, admin=True, status=400)
+    r = api.put(f"{url}/{B}", {"binding": {"profile": {}}}, project="p1", status=403)
+    assert error_type(r) == "PolicyNotAuthorized"
+    got = api.get(f"{url}/{B}", admin=True).data["binding"]
+    assert (got["vnic_type"], got["profile"]) == ("normal", {"pci": "x"})
