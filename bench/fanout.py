@@ -583,7 +583,9 @@ def main(argv=None):
             url = pg.url()
         else:
             url = f"sqlite:///{tmp}/fanout.sqlite"
-        conf = ("agent_down_time = 86400\nwsgi_green_threads = 4000\n"
+        # Every simulated agent connects from 127.0.0.1: no cap per client.
+        conf = ("agent_down_time = 86400\nmax_connections = 8000\n"
+                "max_connections_per_client = 0\nmax_long_polls = 8000\n"
                 "[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n"
                 f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
         for i in range(args.servers):

@@ -18,8 +18,27 @@ core_opts = [
     cfg.IntOpt("api_workers", default=1, min=1,
                help="Number of API server processes. 1 serves from the "
                     "main process; more fork workers sharing the socket."),
-    cfg.IntOpt("wsgi_green_threads", default=1000, min=1,
-               help="Green threads serving requests in each API process."),
+    cfg.IntOpt("max_connections", default=4000, min=1,
+               deprecated_name="wsgi_green_threads",
+               help="Client connections one API process serves at once (each "
+                    "holds a green thread while open, idle or not); one more "
+                    "is answered 503 at once and closed."),
+    cfg.IntOpt("max_connections_per_client", default=100, min=0,
+               help="Connections one client address may hold open in one "
+                    "API process; more are answered 503. 0: no cap (set it "
+                    "behind a proxy that makes every client one address)."),
+    cfg.IntOpt("max_long_polls", default=2000, min=1,
+               help="Agent long polls waiting at once in one API process; one "
+                    "more is answered 503 (agents retry), so that waiting "
+                    "agents leave room for other requests."),
+    cfg.FloatOpt("client_header_timeout", default=20.0, min=0.1,
+                 help="Seconds a client has to send a request's line and "
+                      "headers, counted from its connection or from the end "
+                      "of its previous request: idle keep-alive connections "
+                      "and clients that trickle bytes are closed after it."),
+    cfg.FloatOpt("client_socket_timeout", default=60.0, min=0.1,
+                 help="Seconds one read of a request body or one write of a "
+                      "response may wait for the client."),
     cfg.StrOpt("auth_strategy", default="noauth",
                choices=["noauth", "keystone"],
                help="noauth takes the project and roles from the "

@@ -9,16 +9,22 @@ import eventlet
 
 eventlet.monkey_patch()
 
+import collections  # noqa: E402
 import ctypes  # noqa: E402
 import errno  # noqa: E402
 import ipaddress  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import ssl  # noqa: E402 (green: eventlet patched it)
 import sys  # noqa: E402
 import time  # noqa: E402
 
+import eventlet.semaphore  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 
 from quantum_ovs import config, service  # noqa: E402
@@ -62,15 +68,164 @@ def _chunked_input(app):
     return wrapped
 
 
+# ---------------------------------------------------------------- capacity
+# Every connection holds a green thread for as long as it is open, idle or
+# not, and an agent's long poll holds one for up to [agent_api] max_wait.
+# So that neither idle clients nor waiting agents can take the room other
+# requests need: a deadline for each request's head (which also ends idle
+# keep-alive connections), a cap on connections per process and per client
+# address, a cap on waiting long polls, and a 503 at once past a cap (not
+# a client left hanging unaccepted in the backlog).
+
+def _busy_body(what):
+    return json.dumps({"NeutronError": {
+        "type": "ServiceUnavailable", "detail": "",
+        "message": f"The server is busy ({what}); retry the request."}}).encode()
+
+
+def _refuse(sock, what):
+    """Answer 503 on a connection we do not serve, before reading it."""
+    body = _busy_body(what)
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
+                     b"Content-Type: application/json\r\nRetry-After: 1\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        sock.shutdown(socket.SHUT_WR)
+        # Read what the client sent (up to a bound) so that closing does
+        # not reset the connection before it has read the answer.
+        deadline = time.monotonic() + 1.0
+        got = 0
+        while got < 65536 and time.monotonic() < deadline:
+            chunk = sock.recv(16384)
+            if not chunk:
+                break
+            got += len(chunk)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+class _Admission(eventlet.GreenPool):
+    """The pool eventlet's server spawns each accepted connection into:
+    at most ``limit`` connections at once and ``per_client`` from one
+    address (0: any number); one more is answered 503 and closed."""
+
+    SPARE = 256  # green threads for the 503s themselves
+
+    def __init__(self, limit, per_client):
+        super().__init__(limit + self.SPARE)
+        self.limit, self.per_client = limit, per_client
+        self.open = 0
+        self.by_client = collections.Counter()
+
+    def spawn(self, fn, connection, *args):
+        addr, sock = connection[0], connection[1]
+        client = addr[0] if isinstance(addr, tuple) else str(addr)
+        if self.open >= self.limit:
+            return super().spawn(_refuse, sock, "too many connections")
+        if self.per_client and self.by_client[client] >= self.per_client:
+            return super().spawn(_refuse, sock, "too many connections from one address")
+        self.open += 1
+        self.by_client[client] += 1
+        gt = super().spawn(fn, connection, *args)
+        gt.link(self._closed, client)
+        return gt
+
+    def _closed(self, _gt, client):
+        self.open -= 1
+        self.by_client[client] -= 1
+        if self.by_client[client] <= 0:
+            del self.by_client[client]
+
+
+class _LongPolls:
+    """At most ``limit`` agent long polls wait at once in this process;
+    one more is answered 503 at once (agents retry with a back-off).
+
+    A burst of polls (every agent reconnecting at once) starts one at a
+    time: each costs some CPU before it waits, and started together they
+    would hold every other request until the last had started.  Each
+    passes a gate alone and yields once there, so that whatever else is
+    ready (a REST request) runs between two of them."""
+
+    PATH = re.compile(r"^/agent-api/v1/hosts/[^/]+/state/?$")
+
+    def __init__(self, app, limit):
+        self.app, self.limit = app, limit
+        self.waiting = 0
+        self.gate = eventlet.semaphore.Semaphore(1)
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") != "GET" or \
+                not self.PATH.match(environ.get("PATH_INFO", "")):
+            return self.app(environ, start_response)
+        if self.waiting >= self.limit:
+            body = _busy_body("too many waiting agents")
+            start_response("503 Service Unavailable", [
+                ("Content-Type", "application/json"), ("Retry-After", "1"),
+                ("Content-Length", str(len(body)))])
+            return [body]
+        self.waiting += 1
+        try:
+            with self.gate:
+                eventlet.sleep(0)
+            return self.app(environ, start_response)
+        finally:
+            self.waiting -= 1
+
+
+def _header_deadline(protocol, seconds):
+    """``protocol`` with a deadline on each request's line and headers,
+    counted from the moment the connection waits for it: a client that
+    sends nothing, or a byte now and then (slowloris), is closed after
+    ``seconds`` instead of holding its green thread forever."""
+
+    class Protocol(protocol):
+        def handle_one_request(self):
+            self._deadline = eventlet.Timeout(
+                seconds, socket.timeout("no complete request head in time"))
+            try:
+                return super().handle_one_request()
+            finally:
+                self._deadline.cancel()
+
+        def get_environ(self):
+            self._deadline.cancel()  # the head is in: the app takes its time
+            return super().get_environ()
+
+    return Protocol
+
+
+def _raise_fd_limit(wanted):
+    """Connections need descriptors: raise the soft limit toward the hard
+    one if it is lower than what the server may hold open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError) as e:
+            LOG.warning("cannot raise the open-file limit to %d: %s", new, e)
+            new = soft
+        if new < wanted:
+            LOG.warning("open-file limit %d is below max_connections + 256; connections "
+                        "past it will fail to be accepted", new)
+
+
 def serve(conf, sock):
     _db, _plugin, app = service.build(conf, migrate=False)
-    pool = eventlet.GreenPool(conf.wsgi_green_threads)
+    app = _LongPolls(_chunked_input(app), conf.max_long_polls)
+    pool = _Admission(conf.max_connections, conf.max_connections_per_client)
     # debug=False: an error that escapes the app is a bare 500, never a
-    # traceback sent to the client.
-    eventlet.wsgi.server(sock, _chunked_input(app), custom_pool=pool, log=_WsgiLog(),
-                         log_output=False, keepalive=True, socket_timeout=900,
-                         max_size=conf.wsgi_green_threads, debug=False,
-                         protocol=_Protocol)
+    # traceback sent to the client.  keepalive: the head deadline ends
+    # idle connections; client_socket_timeout bounds each read and write
+    # of bodies.
+    eventlet.wsgi.server(sock, app, custom_pool=pool, log=_WsgiLog(),
+                         log_output=False, keepalive=True,
+                         socket_timeout=conf.client_socket_timeout, debug=False,
+                         protocol=_header_deadline(_Protocol, conf.client_header_timeout))
 
 
 def _loopback_only(host):
@@ -135,6 +290,7 @@ def main(argv=None):
     conf = config.make_conf(sys.argv[1:] if argv is None else argv)
     setup_logging()
     warn_unsafe(conf)
+    _raise_fd_limit(conf.max_connections + _Admission.SPARE + 256)
     db = service.make_database(conf)
     if conf.database.auto_migrate:
         migration.upgrade(db.engine)

@@ -450,3 +450,203 @@ def test_noauth_beyond_loopback_is_warned_at_start(tmp_path):
     assert len(parts) == len(WARN_CASES), out
     for part, (host, auth, warned) in zip(parts, WARN_CASES):
         assert ("ANY project" in part) == warned, (host, auth, part)
+
+
+# ---------------------------------------------------------------- slow and idle clients
+AGENT_TOKEN = "hardening-shared-agent-token"
+
+
+def _sock(port, src="127.0.0.1"):
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def _get(port, path, headers=None, timeout=3, src="127.0.0.1"):
+    """One request on a fresh connection: (status, seconds, body)."""
+    import time
+    start = time.monotonic()
+    s = _sock(port, src)
+    try:
+        s.settimeout(timeout)
+        h = {"Host": "x", "X-Project-Id": "p1", "Connection": "close"}
+        h.update(headers or {})
+        s.sendall(f"GET {path} HTTP/1.1\r\n".encode() +
+                  b"".join(f"{k}: {v}\r\n".encode() for k, v in h.items()) + b"\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split(b" ", 2)[1]), time.monotonic() - start, body
+    finally:
+        s.close()
+
+
+def _answers(socks, deadline):
+    """Read every socket until it closes or the deadline: {sock: bytes}."""
+    import selectors
+    import time
+    out = {s: b"" for s in socks}
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    open_ = set(socks)
+    while open_:  # at least one look, even past the deadline
+        for key, _ in sel.select(timeout=max(0.0, min(0.2, deadline - time.monotonic()))):
+            s = key.fileobj
+            try:
+                chunk = s.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                chunk = b""
+            if chunk:
+                out[s] += chunk
+            else:
+                sel.unregister(s)
+                open_.discard(s)
+        if time.monotonic() >= deadline:
+            break
+    sel.close()
+    return out, open_
+
+
+def _status(raw):
+    return int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/1.") else None
+
+
+def test_idle_sockets_and_long_polls_leave_rest_requests_answered(tmp_path):
+    """The attacker's pass: 1,100 idle sockets, or 1,050 long polls, made
+    every REST request time out (one pool of 1,000 green threads)."""
+    import time
+    from tests.fixtures.server import ServerProcess
+    conf = ("client_header_timeout = 4\n"
+            f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
+    socks = []
+    with ServerProcess(f"sqlite:///{tmp_path}/s.sqlite", extra_conf=conf) as server:
+        try:
+            port = server.port
+            agent = {"X-Agent-Token": AGENT_TOKEN}
+            status, _t, body = _get(port, "/agent-api/v1/hosts/hv0/state?since=-1&timeout=0",
+                                    agent)
+            assert status == 200, body
+            revision = json.loads(body)["revision"]
+            # 1,100 idle connections from one address (nothing sent).
+            started = time.monotonic()
+            idle = [_sock(port, "127.0.0.2") for _ in range(1100)]
+            socks += idle
+            # 1,050 agents' long polls, from 11 addresses.
+            polls = []
+            for i in range(1050):
+                s = _sock(port, f"127.0.1.{1 + i // 100}")
+                s.sendall(f"GET /agent-api/v1/hosts/hv{i}/state?since={revision}&timeout=12"
+                          f"&features=group_members HTTP/1.1\r\nHost: x\r\n"
+                          f"X-Agent-Token: {AGENT_TOKEN}\r\nConnection: close\r\n\r\n".encode())
+                polls.append(s)
+            socks += polls
+            # REST requests are answered meanwhile: the first while the
+            # server still works through the burst of long polls (each
+            # costs a few milliseconds of CPU), the next ones quickly.
+            sent = time.monotonic() - started
+            status, first, body = _get(port, "/v2.0/networks", timeout=15)
+            assert status == 200, body
+            times = []
+            for _ in range(10):
+                status, took, body = _get(port, "/v2.0/networks")
+                assert status == 200, body
+                times.append(took)
+            print(f"\nconnections opened and long polls sent in {sent:.1f} s; REST during "
+                  f"the burst {first * 1000:.0f} ms, then max {max(times) * 1000:.0f} ms "
+                  f"of {len(times)}")
+            assert max(times) < 1.0, times
+            # ... while the long polls were still waiting (none answered yet).
+            got, _left = _answers(polls, time.monotonic())
+            assert not any(got.values())
+            # One address got a share of the connections; the others a 503 at once.
+            got, _left = _answers(idle, time.monotonic() + 3)
+            refused = [s for s in idle if _status(got[s]) == 503]
+            assert 990 <= len(refused) <= 1000, len(refused)
+            assert all(json.loads(got[s].partition(b"\r\n\r\n")[2])["NeutronError"]["type"]
+                       == "ServiceUnavailable" for s in refused)
+            # Every long poll waited and was answered.
+            got, left = _answers(polls, started + 22)
+            codes = [_status(got[s]) for s in polls]
+            assert codes.count(200) == 1050 and not left, \
+                {c: codes.count(c) for c in set(codes)}
+            # The idle connections that were accepted were closed after the
+            # head deadline.
+            held = [s for s in idle if s not in refused]
+            got, left = _answers(held, time.monotonic() + 1)
+            assert not left and all(not got[s] for s in held)
+            assert _get(port, "/v2.0/networks")[0] == 200
+        finally:
+            for s in socks:
+                s.close()
+    assert time.monotonic() - started < 30
+
+
+def test_full_server_answers_503_at_once_and_frees_slow_clients(tmp_path):
+    import time
+    from tests.fixtures.server import ServerProcess
+    conf = ("max_connections = 40\nmax_connections_per_client = 0\nmax_long_polls = 5\n"
+            f"client_header_timeout = 2\n[agent_api]\ntoken = {AGENT_TOKEN}\n")
+    socks = []
+    with ServerProcess(f"sqlite:///{tmp_path}/s.sqlite", extra_conf=conf) as server:
+        try:
+            port = server.port
+            socks += [_sock(port) for _ in range(39)]
+            slow = _sock(port)
+            socks.append(slow)
+            start = time.monotonic()
+            status, took, body = _get(port, "/v2.0/networks")
+            assert status == 503 and took < 1.0, (status, took, body)
+            assert json.loads(body)["NeutronError"]["type"] == "ServiceUnavailable"
+            # A client that trickles its request head a byte at a time is
+            # cut off at the deadline like the idle ones.
+            line = b"GET /v2.0/networks HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 100
+            closed_at = None
+            for byte in line:
+                try:
+                    slow.sendall(bytes([byte]))
+                except OSError:
+                    closed_at = time.monotonic()
+                    break
+                time.sleep(0.1)
+                if time.monotonic() - start > 6:
+                    break
+            got, left = _answers(socks, start + 6)
+            assert not left, f"{len(left)} connections still open"
+            closed_at = closed_at or time.monotonic()
+            assert closed_at - start < 6
+            # Room again.
+            status, _t, _b = _get(port, "/v2.0/networks")
+            assert status == 200
+            # Long polls have their own cap: the sixth waiting one is 503 at once.
+            status, _t, body = _get(port, "/agent-api/v1/hosts/hv/state?since=-1&timeout=0",
+                                    {"X-Agent-Token": AGENT_TOKEN})
+            revision = json.loads(body)["revision"]
+            polls = []
+            for i in range(5):
+                s = _sock(port)
+                s.sendall(f"GET /agent-api/v1/hosts/hv{i}/state?since={revision}&timeout=5 "
+                          f"HTTP/1.1\r\nHost: x\r\nX-Agent-Token: {AGENT_TOKEN}\r\n"
+                          "Connection: close\r\n\r\n".encode())
+                polls.append(s)
+            socks += polls
+            time.sleep(0.5)
+            status, took, body = _get(port, f"/agent-api/v1/hosts/hv9/state?since={revision}"
+                                            "&timeout=5", {"X-Agent-Token": AGENT_TOKEN})
+            assert status == 503 and took < 1.0, (status, took, body)
+            assert _get(port, "/v2.0/networks")[0] == 200
+            got, left = _answers(polls, time.monotonic() + 8)
+            assert [_status(got[s]) for s in polls] == [200] * 5
+        finally:
+            for s in socks:
+                s.close()
