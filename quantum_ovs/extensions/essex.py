@@ -19,7 +19,11 @@ with Essex's semantics:
 
 A v1.x network is a v2.0 network of the tenant (and the other way round).
 The tenant in the path must be the caller's project unless the caller is
-an admin.
+an admin.  Every read and change goes through the v2.0 policy and
+visibility: the ports of other projects on a tenant's (shared) network
+are seen as v2.0 shows them to the network's owner, but not changed,
+plugged or deleted (a network with such ports is in use), and an
+attachment id is unique among the ports of one project only.
 """
 
 import hashlib
@@ -184,6 +188,12 @@ class EssexAPI:
     def __init__(self, api):
         self.api = api
         self.plugin = api.plugin
+        self.policy = api.policy
+
+    def _port_target(self, port, **changes):
+        target = dict(self.api.controllers["ports"]._target(port))
+        target.update(changes)
+        return target
 
     # helpers -------------------------------------------------------
     @staticmethod
@@ -193,15 +203,18 @@ class EssexAPI:
 
     def _network(self, ctx, tenant_id, net_id):
         net = self.plugin.get(ctx, "networks", net_id)
-        if net["project_id"] != tenant_id:
+        if net["project_id"] != tenant_id or not self.policy.check("get_network", ctx, net):
             raise exceptions.NetworkNotFound(net_id=net_id)
         return net
 
     def _ports(self, ctx, net_ids):
         if not net_ids:
             return []
-        return self.plugin.list(ctx, "ports", filters={"network_id": list(net_ids)},
-                                sorts=[("created_at", True)])
+        ports = self.plugin.list(ctx, "ports", filters={"network_id": list(net_ids)},
+                                 sorts=[("created_at", True)])
+        visible = self.policy.checker("get_port", ctx)
+        targets = self.api.controllers["ports"]._targets(ports)
+        return [p for p, t in zip(ports, targets) if visible(t)]
 
     def _port(self, ctx, tenant_id, net_id, port_id):
         self._network(ctx, tenant_id, net_id)
@@ -209,7 +222,8 @@ class EssexAPI:
             port = self.plugin.get(ctx, "ports", port_id)
         except exceptions.PortNotFound:
             raise exceptions.PortNotFound(port_id=port_id) from None
-        if port["network_id"] != net_id:
+        if port["network_id"] != net_id or \
+                not self.policy.check("get_port", ctx, self._port_target(port)):
             raise exceptions.PortNotFound(port_id=port_id)
         return port
 
@@ -285,16 +299,24 @@ class EssexAPI:
     def update_network(self, version, req, ctx, tenant_id, network_id):
         self._check_tenant(ctx, tenant_id)
         name = self._name(self._body(req, "network"))
-        self._network(ctx, tenant_id, network_id)
+        net = self._network(ctx, tenant_id, network_id)
+        self.policy.enforce("update_network", ctx, dict(net, name=name))
         self.plugin.update(ctx, "networks", network_id, {"name": name})
         return json_response(None, status=204)
 
     def delete_network(self, version, req, ctx, tenant_id, network_id):
         self._check_tenant(ctx, tenant_id)
-        self._network(ctx, tenant_id, network_id)
+        net = self._network(ctx, tenant_id, network_id)
+        self.policy.enforce("delete_network", ctx, net)
         ports = [p for p in self._ports(ctx, [network_id])
                  if not p["device_owner"].startswith("network:")]
         if any(p["device_id"] for p in ports):
+            raise exceptions.NetworkInUse(net_id=network_id)
+        # Only ports the caller may delete go with the network; another
+        # project's port (on a shared network) keeps it in use.
+        if not all(self.policy.check("update_port", ctx, self._port_target(p)) and
+                   self.policy.check("delete_port", ctx, self._port_target(p))
+                   for p in ports):
             raise exceptions.NetworkInUse(net_id=network_id)
         for p in ports:
             try:
@@ -338,7 +360,8 @@ class EssexAPI:
         self._check_tenant(ctx, tenant_id)
         data = self._body(req, "port")
         up = self._state_of(data)
-        self._port(ctx, tenant_id, network_id, port_id)
+        port = self._port(ctx, tenant_id, network_id, port_id)
+        self.policy.enforce("update_port", ctx, self._port_target(port, admin_state_up=up))
         self.plugin.update(ctx, "ports", port_id, {"admin_state_up": up})
         return json_response(None, status=204)
 
@@ -348,6 +371,7 @@ class EssexAPI:
         if port["device_id"]:
             raise exceptions.PortInUse(port_id=port_id, net_id=network_id,
                                        device_id=port["device_id"])
+        self.policy.enforce("delete_port", ctx, self._port_target(port))
         self.plugin.delete(ctx, "ports", port_id)
         return json_response(None, status=204)
 
@@ -365,13 +389,23 @@ class EssexAPI:
         if not isinstance(vif, str) or not vif.strip() or len(vif) > 255:
             raise MalformedRequest(reason="Failed to parse request. Parameter: id not "
                                           "specified")
-        self._port(ctx, tenant_id, network_id, port_id)
+        port = self._port(ctx, tenant_id, network_id, port_id)
+        self._may_set_device(ctx, port, vif)
         self.plugin.update(ctx, "ports", port_id, {PLUG: vif})
         return json_response(None, status=204)
 
+    def _may_set_device(self, ctx, port, device_id):
+        """Plugging and unplugging change the port's device_id: the v2.0
+        rules of that change."""
+        target = self._port_target(port, device_id=device_id)
+        self.policy.enforce("update_port", ctx, target)
+        if device_id != port["device_id"]:
+            self.policy.enforce("update_port:device_id", ctx, target)
+
     def unplug(self, version, req, ctx, tenant_id, network_id, port_id):
         self._check_tenant(ctx, tenant_id)
-        self._port(ctx, tenant_id, network_id, port_id)
+        port = self._port(ctx, tenant_id, network_id, port_id)
+        self._may_set_device(ctx, port, "")
         self.plugin.update(ctx, "ports", port_id, {UNPLUG: True})
         return json_response(None, status=204)
 
@@ -426,12 +460,16 @@ def setup(plugin, conf):
                                            device_id=port.device_id)
             if s.get_bind().dialect.name == "postgresql":
                 # Two ports plugging the same interface at once: one wins.
-                digest = hashlib.sha256(f"essex-attachment:{vif}".encode()).digest()
+                digest = hashlib.sha256(
+                    f"essex-attachment:{port.project_id}:{vif}".encode()).digest()
                 s.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
                           {"k": int.from_bytes(digest[:8], "big", signed=True)})
             P = models.Port
-            other = s.execute(sa.select(P.id).where(P.device_id == vif, P.id != port.id)
-                              ).scalar()
+            # Attachment ids are the project's own: another project's
+            # interface of the same id neither blocks nor is revealed.
+            other = s.execute(sa.select(P.id).where(
+                P.device_id == vif, P.id != port.id, P.project_id == port.project_id)
+            ).scalar()
             if other is not None:
                 raise AlreadyAttached(att_id=vif, port_id=port.id, net_id=port.network_id,
                                       att_port_id=other)

@@ -265,3 +265,69 @@ def test_reader_sees_but_does_not_change(api):
     api.app.post_json("/v2.0/networks", {"network": {"name": "x"}}, headers=reader,
                       status=403)
     api.app.delete(f"/v2.0/networks/{net['id']}", headers=reader, status=403)
+
+
+# ------------------------------------------------------------ Essex v1.x
+@pytest.fixture
+def essex_shared(api):
+    """OWNER's shared network with a port of TENANT on it, as v1.1 names them."""
+    net = api.network(project=OWNER, admin=True, shared=True)
+    api.subnet(net["id"], cidr="10.8.0.0/24", project=OWNER)
+    theirs = api.port(net["id"], project=TENANT, device_id="vm-of-tenant")
+    base = f"/v1.1/tenants/{OWNER}/networks/{net['id']}"
+    return net, theirs, base
+
+
+def _v11_refused(r, code=403):
+    assert r.status_int == code, (r.status, r.text[:300])
+    assert "QuantumError" in r.data
+
+
+def test_essex_owner_cannot_change_another_projects_port(api, essex_shared):
+    net, theirs, base = essex_shared
+    port = f"{base}/ports/{theirs['id']}"
+    # seen, as v2.0 shows the network's owner the ports on its network
+    assert api.get(port, project=OWNER, status=200).data["port"]["state"] == "ACTIVE"
+    _v11_refused(api.put(port, {"port": {"state": "DOWN"}}, project=OWNER))
+    _v11_refused(api.delete(f"{port}/attachment", project=OWNER))
+    _v11_refused(api.put(f"{port}/attachment", {"attachment": {"id": "vm-of-owner"}},
+                         project=OWNER))
+    after = api.get(f"/v2.0/ports/{theirs['id']}", project=TENANT, status=200).data["port"]
+    assert after["admin_state_up"] is True
+    assert after["device_id"] == "vm-of-tenant"
+
+
+def test_essex_network_delete_keeps_another_projects_port(api, essex_shared):
+    net, theirs, base = essex_shared
+    api.put(f"/v2.0/ports/{theirs['id']}", {"port": {"device_id": ""}}, project=TENANT,
+            status=200)  # unattached: Essex would delete it with the network
+    _v11_refused(api.delete(base, project=OWNER), 409)
+    api.get(f"/v2.0/ports/{theirs['id']}", project=TENANT, status=200)
+    api.get(f"/v2.0/networks/{net['id']}", project=OWNER, status=200)
+    # once it is gone, the owner may delete the network (and its own ports)
+    api.delete(f"/v2.0/ports/{theirs['id']}", project=TENANT, status=204)
+    api.port(net["id"], project=OWNER)
+    api.delete(base, project=OWNER, status=204)
+
+
+def test_essex_attachment_ids_are_per_project(api):
+    """Another project's interface id neither blocks a plug nor is revealed."""
+    ports = {}
+    for project in (TENANT, OTHER):
+        r = api.post(f"/v1.1/tenants/{project}/networks", {"network": {"name": "n"}},
+                     project=project, status=202)
+        net_id = r.data["network"]["id"]
+        r = api.post(f"/v1.1/tenants/{project}/networks/{net_id}/ports", None,
+                     project=project, status=202)
+        ports[project] = (net_id, r.data["port"]["id"])
+    for project, (net_id, port_id) in ports.items():
+        api.put(f"/v1.1/tenants/{project}/networks/{net_id}/ports/{port_id}/attachment",
+                {"attachment": {"id": "vif-1"}}, project=project, status=204)
+    # within one project, still unique
+    net_id, _ = ports[TENANT]
+    r = api.post(f"/v1.1/tenants/{TENANT}/networks/{net_id}/ports", None, project=TENANT,
+                 status=202)
+    r = api.put(f"/v1.1/tenants/{TENANT}/networks/{net_id}/ports/{r.data['port']['id']}"
+                "/attachment", {"attachment": {"id": "vif-1"}}, project=TENANT)
+    _v11_refused(r, 409)
+    assert ports[OTHER][1] not in r.text
