@@ -72,8 +72,8 @@ QUICK = dict(agents=100, networks=20, nets_per_agent=3, changes=10, procs=2)
 POLL_TIMEOUT = 50  # seconds per long-poll (the server caps at max_wait, 55)
 BULK = 200
 CHANGE_DEADLINE = 10.0  # seconds to wait for one change's receivers
-# The simulated agents share one token (an operator's explicit [agent_api]
-# token) rather than holding a credential per host each.
+# The driver, and the simulated agents unless --per-host-credentials, use
+# one shared token (an operator's explicit [agent_api] token).
 AGENT_TOKEN = "fanout-bench-shared-agent-token"
 
 
@@ -85,8 +85,9 @@ def host_name(i):
 class HttpConn:
     """One keep-alive HTTP/1.1 connection over asyncio streams."""
 
-    def __init__(self, port):
+    def __init__(self, port, token=AGENT_TOKEN):
         self.port = port
+        self.token = token
         self.reader = self.writer = None
 
     async def open(self):
@@ -94,7 +95,7 @@ class HttpConn:
 
     async def get(self, path):
         self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          f"X-Agent-Token: {AGENT_TOKEN}\r\n"
+                          f"X-Agent-Token: {self.token}\r\n"
                           f"Accept: application/json\r\n\r\n".encode())
         status = int((await self.reader.readline()).split()[1])
         length, chunked = None, False
@@ -138,8 +139,8 @@ def _delta_summary(delta):
     return ports, sorted(nets), other
 
 
-async def _agent(host, port, out, ready, counters):
-    conn = HttpConn(port)
+async def _agent(host, port, out, ready, counters, token=AGENT_TOKEN):
+    conn = HttpConn(port, token)
     await conn.open()
     quoted = urllib.parse.quote(host)
     status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since=-1&timeout=0")
@@ -173,7 +174,7 @@ async def _agent(host, port, out, ready, counters):
             counters["empty"] += 1
 
 
-def agent_process(hosts, port, out):
+def agent_process(hosts, port, out, tokens=None):
     """One process: an asyncio loop with one long-polling client per host."""
     async def main():
         left = [len(hosts)]
@@ -186,7 +187,8 @@ def agent_process(hosts, port, out):
 
         tasks = []
         for h in hosts:
-            tasks.append(asyncio.ensure_future(_agent(h, port, out, ready, counters)))
+            tasks.append(asyncio.ensure_future(_agent(h, port, out, ready, counters,
+                                                      (tokens or {}).get(h, AGENT_TOKEN))))
             await asyncio.sleep(0.002)  # connect gradually
         await asyncio.gather(*tasks)
 
@@ -237,6 +239,7 @@ class Driver:
         self.out = mp.get_context("fork").Queue()
         self.procs = []
         self.replies = []
+        self.tokens = None  # host -> its credential (--per-host-credentials)
 
     # ------------------------------------------------------------ setup
     def setup(self):
@@ -279,7 +282,7 @@ class Driver:
         t0 = time.monotonic()
         for i, share in enumerate(shares):
             port = self.servers[i % len(self.servers)].port
-            p = ctx.Process(target=agent_process, args=(share, port, self.out),
+            p = ctx.Process(target=agent_process, args=(share, port, self.out, self.tokens),
                             daemon=True)
             p.start()
             self.procs.append(p)
@@ -558,6 +561,9 @@ def main(argv=None):
     p.add_argument("--servers", type=int, default=1,
                    help="server processes on the same database (each with --workers)")
     p.add_argument("--keep-log", action="store_true")
+    p.add_argument("--per-host-credentials", action="store_true",
+                   help="each agent presents its own host's credential (looked up in "
+                        "the database on every request) instead of the shared token")
     p.add_argument("--py-spy", metavar="PATH",
                    help="profile the server's workers with this py-spy binary")
     args = p.parse_args(argv)
@@ -599,6 +605,14 @@ def main(argv=None):
         driver.pg = pg
         driver.client.headers["X-Project-Id"] = PROJECT
         driver.setup()
+        if args.per_host_credentials:
+            from quantum_ovs.db import agent_auth
+            from quantum_ovs.db.session import Database
+            db = Database(url)
+            try:
+                driver.tokens = {h: agent_auth.create(db, h)[1] for h in driver.hosts}
+            finally:
+                db.dispose()
         driver.start_agents()
         result = driver.measure()
         result.update(driver.db_sizes())
@@ -615,7 +629,8 @@ def main(argv=None):
             shutil.rmtree(tmp, ignore_errors=True)
     line = {"bench": "fanout", "db": args.db, "servers": args.servers, "workers": workers,
             "quick": args.quick,
-            "default_group": args.default_group}
+            "default_group": args.default_group,
+            "agent_auth": "per-host" if args.per_host_credentials else "shared"}
     line.update(result)
     print(json.dumps(line))
     return 0
