@@ -282,6 +282,20 @@ def test_shared_token_only_when_set(api, caplog):
     shared.state(HOST_B)
 
 
+def test_same_rules_with_keystone(make_api):
+    """With auth_strategy = keystone the agent API (which agents reach
+    without a Keystone token) applies the same per-host rules."""
+    api = make_api(auth_strategy="keystone")
+    api.plugin.conf.set_override("token", "", group="agent_api")
+    a = AgentAs(api, agent_auth.create(api.db, HOST_A)[1])
+    a.register(HOST_A, "192.0.2.1")
+    a.state(HOST_A)
+    assert_403(a.state(HOST_B, status=403))
+    assert_403(a.register(HOST_B, "192.0.2.2", status=403))
+    AgentAs(api, "garbage").state(HOST_A, status=401)
+    AgentAs(api, "").register(HOST_A, "192.0.2.1", status=401)
+
+
 def test_credential_command(db_url, make_api):
     """quantum-ovs-agent-credential create / list / revoke against the
     database the server uses."""
