@@ -220,11 +220,13 @@ def test_revoked_credential_stops_at_once(cloud, make_api):
         who.report(HOST_A, installed=[port["a"]["id"]], status=401)
     assert port_status(api, port["a"]["id"]) == "DOWN"
     # A new credential for the host works; the old one stays dead.
-    fresh = AgentAs(other, agent_auth.create(api.db, HOST_A)[1])
+    cred, token = agent_auth.create(api.db, HOST_A)
+    fresh = AgentAs(other, token)
     fresh.state(HOST_A)
     a2.state(HOST_A, status=401)
     creds = agent_auth.list_credentials(api.db, HOST_A, include_revoked=True)
-    assert [c["revoked_at"] is not None for c in creds] == [True, False]
+    assert {c["id"]: c["revoked_at"] is not None for c in creds} == {
+        revoked[0]["id"]: True, cred["id"]: False}
 
 
 def test_revocation_ends_a_waiting_long_poll(cloud):
