@@ -646,7 +646,26 @@ class Plugin:
 
         def txn(s):
             cache = {}  # a bulk on one network looks it up once
-            return [self._create_port(s, ctx, a, cache) for a in items]
+            ports = [self._new_port(s, ctx, a, cache) for a in items]
+            # The addresses last, all subnets locked at once (the lock
+            # order of ipam.py): on a busy subnet, creators wait for each
+            # other only from their allocation to their commit.
+            if len({p.network_id for p in ports}) > 1:
+                ipam.lock_subnets(s, [p.network_id for p in ports])
+            for port, a in zip(ports, items):
+                subnets = cache.get(("subnets", port.network_id))
+                if subnets is None:
+                    subnets = cache[("subnets", port.network_id)] = self._subnets_of(
+                        s, port.network_id)
+                allocs = self._allocate(s, port.network_id, port, a.get("fixed_ips"),
+                                        a["device_owner"], subnets=subnets)
+                port.fixed_ips = [models.IPAllocation(subnet_id=sub.id, ip_address=ip,
+                                                      network_id=port.network_id, order=i)
+                                  for i, (sub, ip) in enumerate(allocs)]
+            s.flush()
+            for port in ports:
+                self._record(s, "port", port, "create", port.network_id)
+            return [self._to_dict("ports", p) for p in ports]
         return self.db.write(txn)
 
     def _generate_mac(self, s, network_id):
@@ -664,10 +683,12 @@ class Plugin:
             models.Port.mac_address == mac)).first() is not None
 
     def _subnets_of(self, s, network_id):
-        return s.execute(sa.select(models.Subnet).where(
-            models.Subnet.network_id == network_id)
-            .order_by(models.Subnet.created_at, models.Subnet.id)
-            .options(orm.lazyload("*"))).scalars().all()
+        """The network's subnets, locked: their addresses are about to
+        change (the lock order in ipam.py)."""
+        q = (sa.select(models.Subnet).where(models.Subnet.network_id == network_id)
+             .order_by(models.Subnet.created_at, models.Subnet.id)
+             .options(orm.lazyload("*")))
+        return s.execute(ipam.locking_subnets(s, q, [network_id])).scalars().all()
 
     def _allocate(self, s, net_id, port, requested, device_owner, subnets=None):
         """Allocate the port's addresses; ``requested`` None = automatic."""
@@ -754,8 +775,8 @@ class Plugin:
                 raise exceptions.RetryRequest()
             # Outside every pool but inside the subnet: allowed, as in Neutron.
 
-    def _create_port(self, s, ctx, a, cache=None):
-        cache = {} if cache is None else cache
+    def _new_port(self, s, ctx, a, cache):
+        """The port's row and what the hooks add, without its addresses."""
         net = cache.get(("net", a["network_id"]))
         if net is None:
             net = cache[("net", a["network_id"])] = self._get(s, ctx, "networks",
@@ -778,22 +799,16 @@ class Plugin:
             description=a["description"], network_id=net.id, mac_address=mac,
             admin_state_up=a["admin_state_up"], status="DOWN", device_id=a["device_id"],
             device_owner=a["device_owner"], port_security_enabled=pse, revision_number=0)
-        allocs = self._allocate(s, net.id, port, a.get("fixed_ips"), a["device_owner"],
-                                subnets=cache.get(("subnets", net.id)))
-        if ("subnets", net.id) not in cache:
-            cache[("subnets", net.id)] = self._subnets_of(s, net.id)
-        port.fixed_ips = [models.IPAllocation(subnet_id=sub.id, ip_address=ip, network_id=net.id,
-                                              order=i) for i, (sub, ip) in enumerate(allocs)]
         port.allowed_address_pairs = [
             models.AllowedAddressPair(ip_address=p["ip_address"],
                                       mac_address=p.get("mac_address") or mac, order=i)
             for i, p in enumerate(pairs)]
         port.tags = []
+        port.fixed_ips = []  # set by create_ports (no load of the empty list)
         s.add(port)
         self._run_hooks("ports", "create", s, ctx, port, a)
         s.flush()
-        self._record(s, "port", port, "create", net.id)
-        return self._to_dict("ports", port)
+        return port
 
     def update_port(self, ctx, id_, a):
         self._check_port_limits(a)
@@ -862,17 +877,21 @@ class Plugin:
     def delete_port(self, ctx, id_):
         def txn(s):
             port = self._get(s, ctx, "ports", id_, lock=True)
-            self._release_port(s, port)
+            addresses = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
             self._run_hooks("ports", "delete", s, ctx, port, None)
             self._record(s, "port", port, "delete", port.network_id)
             s.delete(port)
+            s.flush()
+            # The addresses last: the subnet locks are held from here to
+            # the commit only.
+            self._release(s, port.network_id, addresses)
         self.db.write(txn)
 
-    def _release_port(self, s, port):
-        subnets = {x.id: x for x in self._subnets_of(s, port.network_id)}
-        for a in port.fixed_ips:
-            if a.subnet_id in subnets:
-                ipam.release(s, subnets[a.subnet_id], a.ip_address)
+    def _release(self, s, network_id, addresses):
+        subnets = {x.id: x for x in self._subnets_of(s, network_id)}
+        for subnet_id, ip in addresses:
+            if subnet_id in subnets:
+                ipam.release(s, subnets[subnet_id], ip)
 
     # ------------------------------------------------------------ tags
     def set_tags(self, ctx, collection, id_, tags):

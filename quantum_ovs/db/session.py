@@ -41,6 +41,10 @@ def _is_retriable(err):
 # PostgreSQL; elsewhere they poll).
 NOTIFY = "qovs_notify"
 CHANNEL = "qovs_changes"
+# Callables fn(session) that a write transaction appends to
+# ``session.info[BEFORE_COMMIT]``: run after its work, just before it
+# commits (the quota check: the last lock a transaction takes).
+BEFORE_COMMIT = "qovs_before_commit"
 # A pooled connection idle for longer than this is pinged before use.
 PING_AFTER = 2.0
 
@@ -157,6 +161,8 @@ class Database:
             try:
                 with self._writer_session() as session:
                     result = fn(session, *args, **kwargs)
+                    for check in session.info.pop(BEFORE_COMMIT, ()):
+                        check(session)
                     changed = bool(session.info.get(NOTIFY))
                     if changed and self.is_postgresql:
                         # Delivered at commit, to every listening process.

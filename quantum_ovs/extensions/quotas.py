@@ -6,7 +6,12 @@ taken inside the transaction that creates the resource (a hook of every
 create), so a bulk request counts each item and concurrent creators
 never overshoot: on PostgreSQL a transaction-scoped advisory lock per
 (project, resource) serializes the counting transactions, SQLite
-serializes writers anyway (BEGIN IMMEDIATE).
+serializes writers anyway (BEGIN IMMEDIATE).  That lock is the last one a
+create takes (the lock order is documented in db/ipam.py): the count is
+made once, after the transaction's work, just before it commits, so that
+no creator waits for an IP range or subnet row while holding it (a
+deadlock with a creator holding that row and waiting for the quota lock)
+and creators of one project are serialized only for the count.
 """
 
 import hashlib
@@ -18,6 +23,7 @@ from quantum_ovs import exceptions
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import models
+from quantum_ovs.db.session import BEFORE_COMMIT
 
 ALIASES = [
     {"alias": "quotas", "name": "Quota management support",
@@ -44,6 +50,8 @@ OPTS = [("quotas", [
     for name, (_c, _m, default) in RESOURCES.items()])]
 
 MAX_LIMIT = 2 ** 31 - 1
+# session.info key: the (project, resource) pairs a transaction created.
+PENDING = "qovs_quota_pending"
 
 
 class OverQuota(exceptions.Conflict):
@@ -96,6 +104,10 @@ class Quotas:
     def _lock(self, s, project_id, resource):
         if self.plugin.db.is_sqlite:
             return  # the write transaction holds the database's write lock
+        held = s.info.setdefault("qovs_quota_locks", set())
+        if (project_id, resource) in held:
+            return
+        held.add((project_id, resource))
         digest = hashlib.sha256(f"quota:{project_id}:{resource}".encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)
         dialect = s.get_bind().dialect.name
@@ -110,16 +122,32 @@ class Quotas:
 
     def check(self, s, resource, obj):
         """Inside the creating transaction: ``obj`` (already added) must
-        not take the project past its limit."""
-        project_id = obj.project_id
+        not take its project past its limit.  Counted once per project
+        and resource, after all of the transaction's work, just before it
+        commits (Database.write's BEFORE_COMMIT): the quota lock is the
+        last lock the transaction takes, held only for the count and the
+        commit (the lock order is in db/ipam.py)."""
+        pending = s.info.get(PENDING)
+        if pending is None:
+            pending = s.info[PENDING] = {}
+            s.info.setdefault(BEFORE_COMMIT, []).append(self._check_pending)
+        key = (obj.project_id, resource)
+        if key not in pending:
+            with s.no_autoflush:
+                pending[key] = self.limit(s, obj.project_id, resource)
+
+    def _check_pending(self, s):
+        s.flush()
+        overs = set()
         with s.no_autoflush:
-            limit = self.limit(s, project_id, resource)
-            if limit < 0:
-                return
-            self._lock(s, project_id, resource)
-            used = self.used(s, project_id, resource, exclude=obj.id)
-        if used + 1 > limit:
-            raise OverQuota(overs=[resource])
+            for (project_id, resource), limit in sorted(s.info.pop(PENDING, {}).items()):
+                if limit < 0:
+                    continue
+                self._lock(s, project_id, resource)
+                if self.used(s, project_id, resource) > limit:
+                    overs.add(resource)
+        if overs:
+            raise OverQuota(overs=sorted(overs))
 
 
 def setup(plugin, conf):
@@ -128,7 +156,8 @@ def setup(plugin, conf):
     for resource, (collection, _model, _d) in RESOURCES.items():
         def hook(s, ctx, obj, a, resource=resource):
             quotas.check(s, resource, obj)
-        # First, so that the lock is taken before other hooks' work.
+        # First: the limit is read before other hooks' work (the count
+        # and its lock come just before the commit).
         plugin.hooks.setdefault((collection, "create"), []).insert(0, hook)
 
 
@@ -209,6 +238,9 @@ def routes(api):
 
         def txn(s):
             if check_limit:
+                # The usage cannot grow under the check: creators wait.
+                for name in sorted(wanted):
+                    quotas_of()._lock(s, project_id, name)
                 for name, value in wanted.items():
                     used = Quotas.used(s, project_id, name)
                     if 0 <= value < used:
