@@ -107,6 +107,48 @@ FieldInfo = Callable[[int], Optional[tuple]]
 SlowEntry = Callable[[bytes, int], F.Flow]
 
 
+OFPIT_WRITE_ACTIONS = 3
+NX_EXPERIMENTER_HEADER = 16
+
+
+def check_lengths(buf: bytes, offset: int, stop: int) -> None:
+    """Raise ValueError unless every length inside the ofp_flow_stats
+    entry ``buf[offset:stop]`` (match, instructions, actions, ct()'s
+    nested actions) is at least its header, a multiple of 8 where
+    OpenFlow says so, and inside what contains it."""
+    if stop - offset < _ENTRY_FIXED + 4:
+        raise ValueError("malformed flow-stats entry: too short")
+    mlen = _HH.unpack_from(buf, offset + _ENTRY_FIXED)[1]
+    p = offset + _ENTRY_FIXED + ((mlen + 7) & ~7)
+    if mlen < 4 or p > stop:
+        raise ValueError(f"malformed flow-stats entry: match length {mlen}")
+    while p < stop:
+        if stop - p < 8:
+            raise ValueError("malformed flow-stats entry: truncated instruction")
+        itype, ilen = _HH.unpack_from(buf, p)
+        if ilen < 8 or ilen % 8 or p + ilen > stop:
+            raise ValueError(f"malformed flow-stats entry: instruction length {ilen}")
+        if itype in (OFPIT_APPLY_ACTIONS, OFPIT_WRITE_ACTIONS):
+            _check_actions(buf, p + 8, p + ilen, 0)
+        p += ilen
+
+
+def _check_actions(buf: bytes, p: int, end: int, depth: int) -> None:
+    if depth > 2:
+        raise ValueError("malformed flow-stats entry: actions nested too deep")
+    while p < end:
+        if end - p < 8:
+            raise ValueError("malformed flow-stats entry: truncated action")
+        atype, alen = _HH.unpack_from(buf, p)
+        if alen < 8 or alen % 8 or p + alen > end:
+            raise ValueError(f"malformed flow-stats entry: action length {alen}")
+        if atype == OFPAT_EXPERIMENTER and alen >= NX_EXPERIMENTER_HEADER:
+            vendor, subtype = struct.unpack_from("!IH", buf, p + 4)
+            if vendor == NX_EXPERIMENTER_ID and subtype == NXAST_CT and alen >= 24:
+                _check_actions(buf, p + 24, p + alen, depth + 1)
+        p += alen
+
+
 class FlowStatsDecoder:
     """Decodes the entries of OFPMP_FLOW multipart replies into Flows.
 
@@ -168,6 +210,10 @@ class FlowStatsDecoder:
                 append(Flow(table, priority, Match(*fields), actions, cookie))
                 fast += 1
             except Slow:
+                # os-ken trusts the lengths it reads (an instruction or an
+                # action of length 0 makes it loop, allocating, forever):
+                # it gets only entries whose lengths hold together.
+                check_lengths(buf, offset, stop)
                 append(self._slow_entry(buf, offset))
                 self.slow += 1
             offset = stop
