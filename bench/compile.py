@@ -18,7 +18,7 @@ import time
 
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.synth import make_large_view, make_port
-from quantum_ovs.model import Rule
+from quantum_ovs.model import Chassis, Delta, GroupMembers, Rule, SecurityGroup
 
 
 def log(*a):
@@ -47,18 +47,25 @@ def full_compile(view, runs):
     return n, statistics.median(times), statistics.median(cpu), e
 
 
+def change(e: Engine, **delta):
+    """One model change, as the agent hands it to the engine."""
+    return e.apply(Delta(revision=e.revision, **delta))
+
+
 def incremental(e: Engine, runs: int) -> dict:
     out = {}
     groups = {g.id: g for g in e.view().security_groups}
     # add / remove one local port (its VIF already plugged) in a busy group
     p = make_port(5, 200, e.host, ("sg-0", "sg-49"))
-    e.set_ofport(p.id, 60000)
+    ch = e.chassis()
+    e.set_chassis(Chassis(ch.vif_ofports + ((p.id, 60000),), ch.tunnel_ofports,
+                          ch.physnet_ofports))
     add, rem, add_n, rem_n = [], [], 0, 0
     for _ in range(runs):
-        dt, d = timed(lambda: e.upsert_port(p))
+        dt, d = timed(lambda: change(e, ports=(p,)))
         add.append(dt)
         add_n = len(d)
-        dt, d = timed(lambda: e.remove_port(p.id))
+        dt, d = timed(lambda: change(e, removed_ports=(p.id,)))
         rem.append(dt)
         rem_n = len(d)
     out.update(incr_port_add_us=median_us(add), incr_port_add_diff=add_n,
@@ -68,11 +75,11 @@ def incremental(e: Engine, runs: int) -> dict:
     size = len(groups[gid].member_ips)
     add, n = [], 0
     for i in range(runs):
-        ip = f"10.250.{i // 250}.{i % 250 + 1}"
-        dt, d = timed(lambda: e.add_member(gid, ip))
+        ip = frozenset({f"10.250.{i // 250}.{i % 250 + 1}"})
+        dt, d = timed(lambda: change(e, group_members=(GroupMembers(gid, ip, ip),)))
         add.append(dt)
         n = len(d)
-        e.remove_member(gid, ip)
+        change(e, group_members=(GroupMembers(gid, ip),))
     out.update(incr_member_add_us=median_us(add), incr_member_add_diff=n,
                member_group_size=size)
     # one rule more: a plain rule, then a rule referencing a group not yet
@@ -83,11 +90,13 @@ def incremental(e: Engine, runs: int) -> dict:
                                       remote_group_id=gid)),
     ):
         add, n = [], 0
+        g = e.groups["sg-0"]
+        with_rule = SecurityGroup(g.id, g.rules + (rule,), g.member_ips)
         for _ in range(runs):
-            dt, d = timed(lambda: e.upsert_rule(rule))
+            dt, d = timed(lambda: change(e, security_groups=(with_rule,)))
             add.append(dt)
             n = len(d)
-            e.remove_rule("sg-0", rule.id)
+            change(e, security_groups=(g,))
         out[key + "_us"] = median_us(add)
         out[key + "_diff"] = n
     return out

@@ -12,15 +12,9 @@ Incremental (each call returns the FlowDiff to apply to the switch)::
 
     engine.apply(delta)                         # a model.Delta
     engine.update(new_host_view)                # diffed object by object
-    engine.upsert_port(port) / remove_port(id)
-    engine.set_ofport(port_id, ofport_or_None)  # VIF plugged / unplugged
-    engine.set_chassis(chassis)                 # tunnel / patch ofports
-    engine.upsert_network / remove_network / upsert_subnet / remove_subnet
-    engine.upsert_security_group / remove_security_group
-    engine.upsert_rule(rule) / remove_rule(group_id, rule_id)
-    engine.add_member(group_id, ip) / remove_member(group_id, ip)
-    engine.upsert_remote_host / remove_remote_host
+    engine.set_chassis(chassis)                 # VIF / tunnel / patch ofports
     engine.flows(); engine.view(); engine.stats; engine.alloc
+    engine.describe() / engine.dot()            # the owner graph (OWNER_KINDS)
 
 Tracing::
 

@@ -33,6 +33,9 @@ KIND_GROUP = 0x05  # a security group's conjunction accept (conj_id -> commit)
 KIND_ADDRESS = 0x06  # a member address clause shared by remote groups
 KIND_RULE = 0x07  # a rule-match clause shared by the rules that produce it
 
+# One vocabulary: these names are also the engine's owner kinds (the first
+# item of an owner tuple, engine.OWNER_KINDS); the numbers are on the wire
+# (in the cookies of installed flows) and never change.
 KIND_NAMES = {
     KIND_STATIC: "static",
     KIND_NETWORK: "network",

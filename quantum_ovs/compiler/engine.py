@@ -1,27 +1,22 @@
 """The incremental engine: model changes in, minimal flow diffs out.
 
-Owners and what each one's flows depend on (the whole dependency graph;
-``Engine.describe()`` prints it)::
+The dependency graph is data: ``INPUTS`` (what the engine is told: model
+objects, the chassis' OpenFlow ports, the id allocations) and
+``OWNER_KINDS`` (one row per kind of flow owner: its name, which is also
+its cookie kind's name in ``cookies.KIND_NAMES``, the cookie kind, the
+method that computes an owner's flows, and the inputs those flows depend
+on).  ``describe()`` prints the graph and ``dot()`` draws it (Graphviz),
+both from these tables; tests/unit/compiler/engine_graph.txt holds the
+expected text and the tests check that the engine marks dirty only what
+the table declares.  A new kind of owner (routers, floating IPs) is a new
+row, a compute method, and the ``_set_*`` code that marks it dirty.
 
-  ("static",)          nothing (the fixed pipeline)
-  ("net", id)          the network, its subnets, the ofports of its enabled
-                       local ports, the tunnel IPs of the remote hosts that
-                       hold its ports, the chassis tunnel/patch ofports
-  ("port", id)         the port, its network (local id, segment, state);
-                       local: its ofport; remote: its host's tunnel IP and
-                       the chassis tunnel/patch ofports
-  ("acl", id)          a local port's ofport, state, port security, and the
-                       conjunction keys of its security groups (clause 0)
-  ("conj", sg, dir, G) that some rule of sg has that key (the accept flow)
-  ("rmatch", table, m) the conjunction keys whose rules produce match m
-                       (clause 1)
-  ("addr", dir, ip)    the remote-group keys whose group holds ip (clause 2)
-
-A change marks the owners that depend on it dirty; ``_flush`` recomputes
-exactly those (first removing all their old flows, then adding the new
-ones, so a key may move between owners within one change) and returns the
-FlowDiff.  ``load`` is the only full recompute.  ``stats`` counts both, so
-tests can prove that common changes stay incremental.
+An owner is a tuple ``(kind, *key)``.  A change marks the owners that
+depend on it dirty; ``_flush`` recomputes exactly those (first removing
+all their old flows, then adding the new ones, so a key may move between
+owners within one change) and returns the FlowDiff.  ``load`` is the only
+full recompute.  ``stats`` counts both, so tests can prove that common
+changes stay incremental.
 
 Numbers the engine allocates (network local ids when the model leaves
 them 0, conjunction ids) live in ``Allocations``; hand the same
@@ -32,10 +27,12 @@ exactly.
 from __future__ import annotations
 
 import gc
+import textwrap
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from quantum_ovs.compiler import pipeline
+from quantum_ovs.compiler import cookies, pipeline
 from quantum_ovs.compiler.desired import CompileError, DesiredFlows
 from quantum_ovs.compiler.flow import Flow, FlowDiff, diff
 from quantum_ovs.compiler.rules import acl as acl_rules
@@ -49,7 +46,6 @@ from quantum_ovs.model import (
     Network,
     Port,
     RemoteHost,
-    Rule,
     SecurityGroup,
     Subnet,
 )
@@ -57,7 +53,50 @@ from quantum_ovs.model import (
 DIRECTIONS = tuple(acl_rules.DIRS)
 LOCAL_ID_BASE = 0x8000  # compiler-assigned network ids; explicit ones stay below
 LOCAL_ID_MAX = 0xFFFF  # the id is also the conntrack zone (16 bits)
-STATIC = ("static",)
+
+# The owner kinds: one vocabulary with the cookies (cookies.KIND_NAMES).
+STATIC_KIND = cookies.KIND_NAMES[cookies.KIND_STATIC]
+NETWORK = cookies.KIND_NAMES[cookies.KIND_NETWORK]
+PORT = cookies.KIND_NAMES[cookies.KIND_PORT]
+PORT_ACL = cookies.KIND_NAMES[cookies.KIND_PORT_ACL]
+GROUP = cookies.KIND_NAMES[cookies.KIND_GROUP]
+ADDRESS = cookies.KIND_NAMES[cookies.KIND_ADDRESS]
+RULE_MATCH = cookies.KIND_NAMES[cookies.KIND_RULE]
+STATIC = (STATIC_KIND,)
+
+# The inputs: what the engine is told (names used in OwnerKind.depends_on).
+NETWORKS = "networks"
+SUBNETS = "subnets"
+PORTS = "ports"
+SG_RULES = "security-group-rules"
+SG_MEMBERS = "security-group-members"
+REMOTE_HOSTS = "remote-hosts"
+VIF_OFPORTS = "vif-ofports"
+UPLINK_OFPORTS = "uplink-ofports"
+ALLOCATIONS = "allocations"
+
+
+@dataclass(frozen=True)
+class Input:
+    """One kind of thing the engine is told."""
+
+    name: str
+    source: str  # where it comes from (the model field, the call)
+    doc: str
+    incremental: bool = True  # False: read only by load()
+
+
+@dataclass(frozen=True)
+class OwnerKind:
+    """One kind of flow owner: a row of the engine's graph."""
+
+    name: str  # owner tuple's first item == cookies.KIND_NAMES[cookie_kind]
+    cookie_kind: int  # cookies.KIND_*: every flow of such an owner carries it
+    key: tuple[str, ...]  # what follows the name in the owner tuple
+    compute: Callable  # Engine method (owner tuple) -> list[Flow]
+    instances: Callable  # Engine method () -> the owners of this kind now (load)
+    depends_on: tuple[str, ...]  # Input names whose change can dirty such an owner
+    doc: str
 
 
 @dataclass
@@ -90,6 +129,8 @@ class Engine:
         self.desired = DesiredFlows()
         self.tunnel_ip = None
         self.revision = 0
+        # kind -> bound compute method: the dispatch, read from OWNER_KINDS
+        self._computers = {k.name: k.compute.__get__(self) for k in OWNER_KINDS}
         self._reset_state()
 
     @classmethod
@@ -174,21 +215,9 @@ class Engine:
         for p in view.ports:
             self._set_port(p)
         self._dirty.clear()
-        owners = [STATIC]
-        owners.extend(("net", n) for n in self.networks)
-        for pid, p in self.ports.items():
-            owners.append(("port", pid))
-            if p.host == self.host:
-                owners.append(("acl", pid))
-        for keys in self.sg_keys.values():
-            owners.extend(("conj",) + k for k in keys)
-        owners.extend(("rmatch",) + tm for tm in self.match_refs)
-        addrs = set()
-        for (gid, d), sgs in self.remote_refs.items():
-            g = self.groups.get(gid)
-            if sgs and g is not None:
-                addrs.update(("addr", d, ip) for ip in g.member_ips)
-        owners.extend(addrs)
+        owners = []
+        for kind in OWNER_KINDS:
+            owners.extend(kind.instances(self))
         old = self.desired
         new = DesiredFlows()
         # Tens of thousands of small acyclic values: the cyclic collector
@@ -268,98 +297,20 @@ class Engine:
         self.revision = max(self.revision, delta.revision)
         return self._flush()
 
-    def upsert_network(self, net: Network) -> FlowDiff:
-        self._set_network(net)
-        return self._flush()
-
-    def remove_network(self, network_id: str) -> FlowDiff:
-        self._remove_network(network_id)
-        return self._flush()
-
-    def upsert_subnet(self, subnet: Subnet) -> FlowDiff:
-        self._set_subnet(subnet)
-        return self._flush()
-
-    def remove_subnet(self, subnet_id: str) -> FlowDiff:
-        self._remove_subnet(subnet_id)
-        return self._flush()
-
-    def upsert_port(self, port: Port) -> FlowDiff:
-        self._set_port(port)
-        return self._flush()
-
-    def remove_port(self, port_id: str) -> FlowDiff:
-        self._remove_port(port_id)
-        return self._flush()
-
-    def upsert_security_group(self, group: SecurityGroup) -> FlowDiff:
-        self._set_group(group)
-        return self._flush()
-
-    def remove_security_group(self, group_id: str) -> FlowDiff:
-        self._remove_group(group_id)
-        return self._flush()
-
-    def upsert_rule(self, rule: Rule) -> FlowDiff:
-        """Add or replace one rule (by id) of a known security group."""
-        g = self._group_or_raise(rule.security_group_id)
-        rules = tuple(r for r in g.rules if r.id != rule.id) + (rule,)
-        self._set_group(SecurityGroup(g.id, rules, g.member_ips))
-        return self._flush()
-
-    def remove_rule(self, group_id: str, rule_id: str) -> FlowDiff:
-        g = self._group_or_raise(group_id)
-        rules = tuple(r for r in g.rules if r.id != rule_id)
-        self._set_group(SecurityGroup(g.id, rules, g.member_ips))
-        return self._flush()
-
-    def add_member(self, group_id: str, address: str) -> FlowDiff:
-        g = self._group_or_raise(group_id)
-        self._set_group(SecurityGroup(g.id, g.rules, g.member_ips | {address}))
-        return self._flush()
-
-    def remove_member(self, group_id: str, address: str) -> FlowDiff:
-        g = self._group_or_raise(group_id)
-        self._set_group(SecurityGroup(g.id, g.rules, g.member_ips - {address}))
-        return self._flush()
-
-    def upsert_remote_host(self, host: RemoteHost) -> FlowDiff:
-        self._set_remote_host(host)
-        return self._flush()
-
-    def remove_remote_host(self, name: str) -> FlowDiff:
-        self._remove_remote_host(name)
-        return self._flush()
-
     def set_chassis(self, chassis: Chassis) -> FlowDiff:
+        """The switch's OpenFlow ports changed (VIFs plugged or unplugged,
+        tunnel or patch ports): the agent's one call besides load/update/apply."""
         self._set_chassis(chassis)
         return self._flush()
-
-    def set_ofport(self, port_id: str, ofport: int | None) -> FlowDiff:
-        """A VIF was plugged (ofport) or unplugged (None) on this host."""
-        vif = dict(self.vif_ofports)
-        if ofport is None:
-            vif.pop(port_id, None)
-        else:
-            vif[port_id] = ofport
-        self._set_chassis(Chassis(tuple(vif.items()), tuple(self.tunnel_ofports.items()),
-                                  tuple(self.physnet_ofports.items())))
-        return self._flush()
-
-    def _group_or_raise(self, group_id: str) -> SecurityGroup:
-        g = self.groups.get(group_id)
-        if g is None:
-            raise KeyError(f"unknown security group {group_id}")
-        return g
 
     # ------------------------------------------------- state + dependents
     def _is_local(self, p: Port | None) -> bool:
         return p is not None and p.host == self.host
 
     def _mark_port(self, pid: str, acl: bool = True) -> None:
-        self._dirty.add(("port", pid))
+        self._dirty.add((PORT, pid))
         if acl and self._is_local(self.ports.get(pid)):
-            self._dirty.add(("acl", pid))
+            self._dirty.add((PORT_ACL, pid))
 
     def _set_network(self, net: Network) -> None:
         old = self.networks.get(net.id)
@@ -379,7 +330,7 @@ class Engine:
         elif net.id not in self.alloc.local_ids:
             self.alloc.local_ids[net.id] = self._free_local_id()
         self.networks[net.id] = net
-        self._dirty.add(("net", net.id))
+        self._dirty.add((NETWORK, net.id))
         for pid in self.net_ports.get(net.id, ()):
             self._mark_port(pid)
 
@@ -407,7 +358,7 @@ class Engine:
         if old.local_id:
             self._explicit_ids.pop(old.local_id, None)
         self.alloc.local_ids.pop(nid, None)
-        self._dirty.add(("net", nid))
+        self._dirty.add((NETWORK, nid))
         for pid in self.net_ports.get(nid, ()):
             self._mark_port(pid)
 
@@ -417,16 +368,16 @@ class Engine:
             return
         if old is not None:
             self.net_subnets[old.network_id].discard(s.id)
-            self._dirty.add(("net", old.network_id))
+            self._dirty.add((NETWORK, old.network_id))
         self.subnets[s.id] = s
         self.net_subnets[s.network_id].add(s.id)
-        self._dirty.add(("net", s.network_id))
+        self._dirty.add((NETWORK, s.network_id))
 
     def _remove_subnet(self, sid: str) -> None:
         old = self.subnets.pop(sid, None)
         if old is not None:
             self.net_subnets[old.network_id].discard(sid)
-            self._dirty.add(("net", old.network_id))
+            self._dirty.add((NETWORK, old.network_id))
 
     def _flood_sig(self, p: Port):
         if p.host == self.host:
@@ -469,31 +420,31 @@ class Engine:
         self.ports[p.id] = p
         self._index_port(p)
         dirty = self._dirty
-        dirty.add(("port", p.id))
+        dirty.add((PORT, p.id))
         if old is None:
             if p.host == self.host:
-                dirty.add(("acl", p.id))
-            dirty.add(("net", p.network_id))
+                dirty.add((PORT_ACL, p.id))
+            dirty.add((NETWORK, p.network_id))
             return
         if self._acl_sig(old) != self._acl_sig(p):
-            dirty.add(("acl", p.id))
+            dirty.add((PORT_ACL, p.id))
         if old.network_id != p.network_id or self._flood_sig(old) != self._flood_sig(p):
-            dirty.add(("net", old.network_id))
-            dirty.add(("net", p.network_id))
+            dirty.add((NETWORK, old.network_id))
+            dirty.add((NETWORK, p.network_id))
 
     def _remove_port(self, pid: str) -> None:
         old = self.ports.pop(pid, None)
         if old is None:
             return
         self._unindex_port(old)
-        self._dirty.add(("port", pid))
-        self._dirty.add(("acl", pid))
-        self._dirty.add(("net", old.network_id))
+        self._dirty.add((PORT, pid))
+        self._dirty.add((PORT_ACL, pid))
+        self._dirty.add((NETWORK, old.network_id))
 
     def _mark_members(self, gid: str, d: str, addresses) -> None:
         dirty = self._dirty
         for ip in addresses:
-            dirty.add(("addr", d, ip))
+            dirty.add((ADDRESS, d, ip))
 
     def _conj_id(self, key) -> int:
         cid = self.alloc.conj_ids.get(key)
@@ -549,9 +500,9 @@ class Engine:
             self.sg_keys.pop(gid, None)
         if new_keys.keys() != old_keys.keys():
             for pid in self.group_ports.get(gid, ()):
-                dirty.add(("acl", pid))
+                dirty.add((PORT_ACL, pid))
             for key in new_keys.keys() ^ old_keys.keys():
-                dirty.add(("conj",) + key)
+                dirty.add((GROUP,) + key)
                 sg, d, remote = key
                 if remote:
                     refs = self.remote_refs[(remote, d)]
@@ -582,7 +533,7 @@ class Engine:
                 del c[ident]
                 if not c:
                     del refs[tm]
-            dirty.add(("rmatch",) + tm)
+            dirty.add((RULE_MATCH,) + tm)
 
     def _remove_group(self, gid: str) -> None:
         if gid not in self.groups:
@@ -604,8 +555,8 @@ class Engine:
     def _host_changed(self, name: str) -> None:
         for pid in self.host_ports.get(name, ()):
             p = self.ports[pid]
-            self._dirty.add(("port", pid))
-            self._dirty.add(("net", p.network_id))
+            self._dirty.add((PORT, pid))
+            self._dirty.add((NETWORK, p.network_id))
 
     def _set_chassis(self, ch: Chassis) -> None:
         vif = dict(ch.vif_ofports)
@@ -616,17 +567,17 @@ class Engine:
             for pid in changed:
                 p = self.ports.get(pid)
                 if p is not None and p.host == self.host:
-                    self._dirty.add(("port", pid))
-                    self._dirty.add(("acl", pid))
-                    self._dirty.add(("net", p.network_id))
+                    self._dirty.add((PORT, pid))
+                    self._dirty.add((PORT_ACL, pid))
+                    self._dirty.add((NETWORK, p.network_id))
         tun, phys = dict(ch.tunnel_ofports), dict(ch.physnet_ofports)
         if tun != self.tunnel_ofports or phys != self.physnet_ofports:
             self.tunnel_ofports, self.physnet_ofports = tun, phys
             for nid in self.networks:
-                self._dirty.add(("net", nid))
+                self._dirty.add((NETWORK, nid))
             for pid, p in self.ports.items():
                 if p.host != self.host:
-                    self._dirty.add(("port", pid))
+                    self._dirty.add((PORT, pid))
 
     # ---------------------------------------------------------- computing
     def _flush(self) -> FlowDiff:
@@ -640,8 +591,12 @@ class Engine:
         computed = []
         counts = self.stats.owner_recomputes
         check = pipeline.validate if self.validate else None
+        computers = self._computers
         for owner in owners:
-            flows = self._compute(owner)
+            compute = computers.get(owner[0])
+            if compute is None:
+                raise CompileError(f"undeclared owner kind {owner[0]!r} ({owner})")
+            flows = compute(owner)
             if check is not None:
                 for f in flows:
                     check(f)
@@ -653,33 +608,12 @@ class Engine:
         for owner, flows in computed:
             d.add_owner(owner, flows)
 
-    def _compute(self, owner) -> list[Flow]:
-        kind = owner[0]
-        if kind == "port":
-            return self._port_flows(owner[1])
-        if kind == "acl":
-            return self._acl_flows(owner[1])
-        if kind == "addr":
-            _, d, ip = owner
-            conj = self.alloc.conj_ids
-            cids = [conj[(sg, d, g)] for g in self.ip_groups.get(ip, ())
-                    for sg in self.remote_refs.get((g, d), ())]
-            return acl_rules.address_flows(d, ip, cids)
-        if kind == "rmatch":
-            _, table, m = owner
-            return acl_rules.rule_match_flows(table, m, self.match_refs.get((table, m)))
-        if kind == "net":
-            return self._net_flows(owner[1])
-        if kind == "conj":
-            key = owner[1:]
-            if key not in self.sg_keys.get(key[0], ()):
-                return []
-            return acl_rules.accept_flows(key, self.alloc.conj_ids[key])
-        if kind == "static":
-            return static_flows()
-        raise CompileError(f"unknown owner {owner}")
+    # Compute methods (OwnerKind.compute): the owner tuple in, its flows out.
+    def _compute_static(self, owner) -> list[Flow]:
+        return static_flows()
 
-    def _net_flows(self, nid: str) -> list[Flow]:
+    def _compute_network(self, owner) -> list[Flow]:
+        nid = owner[1]
         net = self.networks.get(nid)
         if net is None:
             return []
@@ -702,7 +636,8 @@ class Engine:
             self.tunnel_ofports, self.physnet_ofports,
         )
 
-    def _port_flows(self, pid: str) -> list[Flow]:
+    def _compute_port(self, owner) -> list[Flow]:
+        pid = owner[1]
         p = self.ports.get(pid)
         if p is None:
             return []
@@ -724,7 +659,8 @@ class Engine:
         send = net_rules.remote_actions(net, link, h.tunnel_ip)
         return port_rules.remote_port_flows(p, lid, send)
 
-    def _acl_flows(self, pid: str) -> list[Flow]:
+    def _compute_port_acl(self, owner) -> list[Flow]:
+        pid = owner[1]
         p = self.ports.get(pid)
         if p is None or p.host != self.host or not p.admin_state_up:
             return []
@@ -739,9 +675,170 @@ class Engine:
                 by_dir.setdefault(key[1], []).append((conj[key], 3 if key[2] else 2))
         return acl_rules.port_acl_flows(p, ofport, by_dir)
 
+    def _compute_group(self, owner) -> list[Flow]:
+        key = owner[1:]
+        if key not in self.sg_keys.get(key[0], ()):
+            return []
+        return acl_rules.accept_flows(key, self.alloc.conj_ids[key])
+
+    def _compute_rule_match(self, owner) -> list[Flow]:
+        _, table, m = owner
+        return acl_rules.rule_match_flows(table, m, self.match_refs.get((table, m)))
+
+    def _compute_address(self, owner) -> list[Flow]:
+        _, d, ip = owner
+        conj = self.alloc.conj_ids
+        cids = [conj[(sg, d, g)] for g in self.ip_groups.get(ip, ())
+                for sg in self.remote_refs.get((g, d), ())]
+        return acl_rules.address_flows(d, ip, cids)
+
+    # Instance methods (OwnerKind.instances): every owner of a kind, for load().
+    def _static_owners(self):
+        return (STATIC,)
+
+    def _network_owners(self):
+        return [(NETWORK, n) for n in self.networks]
+
+    def _port_owners(self):
+        return [(PORT, pid) for pid in self.ports]
+
+    def _port_acl_owners(self):
+        return [(PORT_ACL, pid) for pid, p in self.ports.items() if p.host == self.host]
+
+    def _group_owners(self):
+        return [(GROUP,) + k for keys in self.sg_keys.values() for k in keys]
+
+    def _rule_match_owners(self):
+        return [(RULE_MATCH,) + tm for tm in self.match_refs]
+
+    def _address_owners(self):
+        addrs = set()
+        for (gid, d), sgs in self.remote_refs.items():
+            g = self.groups.get(gid)
+            if sgs and g is not None:
+                addrs.update((ADDRESS, d, ip) for ip in g.member_ips)
+        return addrs
+
+    # ------------------------------------------------------------- graph
     @staticmethod
-    def describe() -> str:
-        return __doc__
+    def describe(fmt: str = "text") -> str:
+        """The engine's graph (inputs -> owner kinds), from INPUTS and
+        OWNER_KINDS: ``fmt="text"`` for people, ``"dot"`` for Graphviz."""
+        return describe(fmt)
+
+    @staticmethod
+    def dot() -> str:
+        return describe("dot")
+
+
+INPUTS: tuple[Input, ...] = (
+    Input(NETWORKS, "HostView.networks; Delta.networks, removed_networks",
+          "a network: state, segment, MTU, local id"),
+    Input(SUBNETS, "HostView.subnets; Delta.subnets, removed_subnets",
+          "a subnet: CIDR, DHCP, gateway, routes"),
+    Input(PORTS, "HostView.ports; Delta.ports, removed_ports",
+          "a port (local or remote): host, addresses, state, groups, security"),
+    Input(SG_RULES, "SecurityGroup.rules; Delta.security_groups, removed_security_groups",
+          "a security group's rules (the conjunction keys and rule matches)"),
+    Input(SG_MEMBERS, "SecurityGroup.member_ips; Delta.group_members",
+          "a security group's member addresses"),
+    Input(REMOTE_HOSTS, "HostView.remote_hosts; Delta.remote_hosts, removed_remote_hosts",
+          "another host's tunnel address"),
+    Input(VIF_OFPORTS, "Chassis.vif_ofports; set_chassis",
+          "the OpenFlow port of each VIF plugged here"),
+    Input(UPLINK_OFPORTS, "Chassis.tunnel_ofports, physnet_ofports; set_chassis",
+          "the tunnel ports and the patch ports to physical bridges"),
+    Input(ALLOCATIONS, "Allocations given to Engine(); read by load()",
+          "network local ids and conjunction ids kept across restarts", incremental=False),
+)
+
+OWNER_KINDS: tuple[OwnerKind, ...] = (
+    OwnerKind(STATIC_KIND, cookies.KIND_STATIC, (), Engine._compute_static,
+              Engine._static_owners, (),
+              "the fixed pipeline: table-miss drops, conntrack plumbing"),
+    OwnerKind(NETWORK, cookies.KIND_NETWORK, ("network_id",), Engine._compute_network,
+              Engine._network_owners,
+              (NETWORKS, SUBNETS, PORTS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ALLOCATIONS),
+              "classify from tunnels and patch ports, flooding to the enabled local ports "
+              "and the remote hosts, DHCP punts"),
+    OwnerKind(PORT, cookies.KIND_PORT, ("port_id",), Engine._compute_port,
+              Engine._port_owners,
+              (PORTS, NETWORKS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ALLOCATIONS),
+              "local: classify, port security, ARP, output; remote: L2 lookup over "
+              "its host's tunnel or the patch port"),
+    OwnerKind(PORT_ACL, cookies.KIND_PORT_ACL, ("port_id",), Engine._compute_port_acl,
+              Engine._port_acl_owners,
+              (PORTS, NETWORKS, VIF_OFPORTS, SG_RULES, ALLOCATIONS),
+              "a local port's clause 0 of the conjunctions of its groups (both directions)"),
+    OwnerKind(GROUP, cookies.KIND_GROUP, ("security_group_id", "direction", "remote_group_id"),
+              Engine._compute_group, Engine._group_owners, (SG_RULES, ALLOCATIONS),
+              "a conjunction key some rule of the group has: its accept flow"),
+    OwnerKind(RULE_MATCH, cookies.KIND_RULE, ("table", "match"), Engine._compute_rule_match,
+              Engine._rule_match_owners, (SG_RULES, ALLOCATIONS),
+              "clause 1: one rule match, shared by the conjunction keys that need it"),
+    OwnerKind(ADDRESS, cookies.KIND_ADDRESS, ("direction", "address"),
+              Engine._compute_address, Engine._address_owners,
+              (SG_MEMBERS, SG_RULES, ALLOCATIONS),
+              "clause 2: one member address, shared by the remote-group keys of its groups"),
+)
+
+
+def _check_graph() -> None:
+    """The tables hold together (run at import: a bad row fails at once)."""
+    inputs = {i.name for i in INPUTS}
+    names = [k.name for k in OWNER_KINDS]
+    if len(set(names)) != len(names) or len(inputs) != len(INPUTS):
+        raise CompileError("engine graph: a name is declared twice")
+    for k in OWNER_KINDS:
+        if cookies.KIND_NAMES.get(k.cookie_kind) != k.name:
+            raise CompileError(f"owner kind {k.name!r}: cookie kind {k.cookie_kind:#x} is "
+                               f"named {cookies.KIND_NAMES.get(k.cookie_kind)!r}")
+        unknown = set(k.depends_on) - inputs
+        if unknown:
+            raise CompileError(f"owner kind {k.name!r} depends on undeclared {sorted(unknown)}")
+
+
+_check_graph()
+
+
+def describe(fmt: str = "text") -> str:
+    """The graph from INPUTS and OWNER_KINDS, as text or Graphviz DOT."""
+    if fmt == "dot":
+        return _dot()
+    if fmt != "text":
+        raise ValueError(f"unknown format {fmt!r} (text, dot)")
+    out = ["inputs (what the engine is told):"]
+    w = max(len(i.name) for i in INPUTS)
+    for i in INPUTS:
+        tag = "" if i.incremental else "  [load only]"
+        out.append(f"  {i.name:<{w}}  {i.doc}{tag}")
+        out.append(f"  {'':<{w}}  from {i.source}")
+    out.append("")
+    out.append("owner kinds (owner = (kind, *key); each flow carries its owner's cookie):")
+    for k in OWNER_KINDS:
+        out.append(f"  {k.name}")
+        out.append(f"      owner       ({', '.join((k.name,) + k.key)})")
+        out.append(f"      cookie      {k.cookie_kind:#04x} (cookies.KIND_NAMES)")
+        out.append(f"      compute     Engine.{k.compute.__name__}")
+        out.append(f"      depends on  {', '.join(k.depends_on) or 'nothing'}")
+        out.extend(textwrap.wrap(k.doc, 76, initial_indent=" " * 6,
+                                 subsequent_indent=" " * 6))
+    return "\n".join(out) + "\n"
+
+
+def _dot() -> str:
+    out = ["digraph quantum_ovs_engine {", "  rankdir=LR;",
+           "  node [shape=box, fontname=Helvetica];"]
+    for i in INPUTS:
+        style = "" if i.incremental else ", style=dashed"
+        out.append(f'  "input:{i.name}" [label="{i.name}", shape=ellipse{style}];')
+    for k in OWNER_KINDS:
+        out.append(f'  "owner:{k.name}" [label="{k.name}\\ncookie {k.cookie_kind:#04x}"];')
+    for k in OWNER_KINDS:
+        for dep in k.depends_on:
+            out.append(f'  "input:{dep}" -> "owner:{k.name}";')
+    out.append("}")
+    return "\n".join(out) + "\n"
 
 
 def compile_flows(view: HostView, allocations: Allocations | None = None) -> frozenset[Flow]:

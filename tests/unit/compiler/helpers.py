@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from quantum_ovs.compiler.engine import Engine
-from quantum_ovs.compiler.flow import CT_NEW
+from quantum_ovs.compiler.flow import CT_NEW, FlowDiff
 from quantum_ovs.compiler.synth import PHYSNET_OFPORTS, TUNNEL_OFPORTS, make_host_view
 from quantum_ovs.compiler.trace import Tracer
-from quantum_ovs.model import HostView, Port
+from quantum_ovs.model import Delta, HostView, Port, Rule, SecurityGroup
 
 VXLAN_OFPORT = dict(TUNNEL_OFPORTS)["vxlan"]
 GRE_OFPORT = dict(TUNNEL_OFPORTS)["gre"]
@@ -73,3 +75,38 @@ class Scenario:
 
 def flows_of(engine) -> frozenset:
     return engine.flows()
+
+
+# --------------------------------------------------- driving an engine
+HOST = "host-a"
+
+
+def base_view() -> HostView:
+    """Two networks, local and remote ports, and two groups that reference
+    each other (sg-web egress to sg-db, sg-db ingress from sg-web)."""
+    view = make_host_view(networks=2, ports_per_net=2, remote_hosts=2, remote_ports_per_net=2)
+    web = SecurityGroup("sg-web", (
+        Rule("web-80", "sg-web", "ingress", "IPv4", 6, 80, 80),
+        Rule("web-db", "sg-web", "egress", "IPv4", 6, 5432, 5432, remote_group_id="sg-db"),
+    ), frozenset({"10.0.0.10", "10.0.1.10"}))
+    db = SecurityGroup("sg-db", (
+        Rule("db-in", "sg-db", "ingress", "IPv4", 6, 5432, 5432, remote_group_id="sg-web"),
+    ), frozenset({"10.0.0.11"}))
+    return view.replace(security_groups=view.security_groups + (web, db))
+
+
+def change(engine: Engine, **delta) -> FlowDiff:
+    """One model change, the way the agent makes it: a Delta."""
+    return engine.apply(Delta(revision=engine.revision, **delta))
+
+
+def plug(engine: Engine, port_id: str, ofport: int | None) -> FlowDiff:
+    """A VIF plugged on ``ofport`` (None: unplugged), through set_chassis
+    as the agent does."""
+    ch = engine.chassis()
+    vif = dict(ch.vif_ofports)
+    if ofport is None:
+        vif.pop(port_id, None)
+    else:
+        vif[port_id] = ofport
+    return engine.set_chassis(dataclasses.replace(ch, vif_ofports=tuple(vif.items())))

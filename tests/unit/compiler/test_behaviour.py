@@ -8,7 +8,7 @@ from quantum_ovs.compiler.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, OF
 from quantum_ovs.compiler.synth import default_group, make_host_view, make_port
 from quantum_ovs.model import AddressPair, Port, Rule, SecurityGroup
 
-from .helpers import BROADCAST, GRE_OFPORT, PATCH_OFPORT, VXLAN_OFPORT, Scenario
+from .helpers import BROADCAST, GRE_OFPORT, PATCH_OFPORT, VXLAN_OFPORT, Scenario, change
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +228,7 @@ def test_admin_down_port_drops_everything():
 def test_deleted_port_is_gone():
     s = Scenario.build(networks=1, ports_per_net=3)
     pid, ofport = "port-0-1", s.ofport("port-0-1")
-    s.engine.remove_port(pid)
+    change(s.engine, removed_ports=(pid,))
     s2 = Scenario(s.engine.view())
     s2.ofports[pid] = ofport
     s2.ports[pid] = s.port(pid)

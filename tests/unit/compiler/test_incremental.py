@@ -10,32 +10,21 @@ from hypothesis import strategies as st
 
 from quantum_ovs.compiler.engine import Engine, compile_flows
 from quantum_ovs.compiler.flow import diff
-from quantum_ovs.compiler.synth import default_group, make_host_view, make_port
+from quantum_ovs.compiler.synth import default_group, make_port
 from quantum_ovs.model import (
     AddressPair,
     Chassis,
     FixedIP,
+    GroupMembers,
     RemoteHost,
     Rule,
     SecurityGroup,
     Subnet,
 )
+from tests.unit.compiler.helpers import HOST, base_view, change, plug
 
-HOST = "host-a"
 GROUPS = ("sg-default", "sg-web", "sg-db")
 HOSTS = ("host-r0", "host-r1", "host-r2")
-
-
-def base_view():
-    view = make_host_view(networks=2, ports_per_net=2, remote_hosts=2, remote_ports_per_net=2)
-    web = SecurityGroup("sg-web", (
-        Rule("web-80", "sg-web", "ingress", "IPv4", 6, 80, 80),
-        Rule("web-db", "sg-web", "egress", "IPv4", 6, 5432, 5432, remote_group_id="sg-db"),
-    ), frozenset({"10.0.0.10", "10.0.1.10"}))
-    db = SecurityGroup("sg-db", (
-        Rule("db-in", "sg-db", "ingress", "IPv4", 6, 5432, 5432, remote_group_id="sg-web"),
-    ), frozenset({"10.0.0.11"}))
-    return view.replace(security_groups=view.security_groups + (web, db))
 
 
 RULE_POOL = (
@@ -55,8 +44,8 @@ def _replace(objs, new, key="id"):
     return tuple(out)
 
 
-# Each op: (engine, view, data) -> (new view); it drives the engine through
-# the fine-grained API, never through load().
+# Each op: (engine, view, data) -> (new view); it drives the engine as the
+# agent does, through Deltas and set_chassis, never through load().
 def op_add_port(e, v, data):
     n = data.draw(st.integers(0, 1))
     i = data.draw(st.integers(20, 40))
@@ -65,10 +54,10 @@ def op_add_port(e, v, data):
     p = make_port(n, i, host, groups,
                   admin_state_up=data.draw(st.booleans()),
                   port_security_enabled=data.draw(st.sampled_from((True, True, False))))
-    e.upsert_port(p)
+    change(e, ports=(p,))
     v = v.replace(ports=_replace(v.ports, p))
     if host == HOST and data.draw(st.booleans()):
-        e.set_ofport(p.id, 200 + n * 50 + i)
+        plug(e, p.id, 200 + n * 50 + i)
         vif = dict(v.chassis.vif_ofports)
         vif[p.id] = 200 + n * 50 + i
         v = v.replace(chassis=dataclasses.replace(v.chassis, vif_ofports=tuple(vif.items())))
@@ -79,7 +68,7 @@ def op_remove_port(e, v, data):
     if not v.ports:
         return v
     p = data.draw(st.sampled_from(v.ports))
-    e.remove_port(p.id)
+    change(e, removed_ports=(p.id,))
     return v.replace(ports=tuple(x for x in v.ports if x.id != p.id))
 
 
@@ -108,7 +97,7 @@ def op_change_port(e, v, data):
         p = dataclasses.replace(p, allowed_address_pairs=(pair,))
     else:
         p = dataclasses.replace(p, port_security_enabled=not p.port_security_enabled)
-    e.upsert_port(p)
+    change(e, ports=(p,))
     return v.replace(ports=_replace(v.ports, p))
 
 
@@ -121,7 +110,7 @@ def op_ofport(e, v, data):
     vif = dict(v.chassis.vif_ofports)
     if ofport in vif.values() and vif.get(p.id) != ofport:
         ofport = None
-    e.set_ofport(p.id, ofport)
+    plug(e, p.id, ofport)
     if ofport is None:
         vif.pop(p.id, None)
     else:
@@ -139,11 +128,10 @@ def op_rule(e, v, data):
     if g is None:
         return v
     if any(r.id == rule.id for r in g.rules):
-        e.remove_rule(g.id, rule.id)
         g = SecurityGroup(g.id, tuple(r for r in g.rules if r.id != rule.id), g.member_ips)
     else:
-        e.upsert_rule(rule)
         g = SecurityGroup(g.id, g.rules + (rule,), g.member_ips)
+    change(e, security_groups=(g,))
     return v.replace(security_groups=_replace(v.security_groups, g))
 
 
@@ -153,22 +141,19 @@ def op_member(e, v, data):
     if g is None:
         return v
     ip = data.draw(st.sampled_from(MEMBER_POOL))
-    if ip in g.member_ips:
-        e.remove_member(gid, ip)
-        g = SecurityGroup(gid, g.rules, g.member_ips - {ip})
-    else:
-        e.add_member(gid, ip)
-        g = SecurityGroup(gid, g.rules, g.member_ips | {ip})
+    now = frozenset() if ip in g.member_ips else frozenset({ip})
+    change(e, group_members=(GroupMembers(gid, frozenset({ip}), now),))
+    g = SecurityGroup(gid, g.rules, (g.member_ips - {ip}) | now)
     return v.replace(security_groups=_replace(v.security_groups, g))
 
 
 def op_group(e, v, data):
     gid = data.draw(st.sampled_from(GROUPS))
     if _group(v, gid) is not None:
-        e.remove_security_group(gid)
+        change(e, removed_security_groups=(gid,))
         return v.replace(security_groups=tuple(g for g in v.security_groups if g.id != gid))
     g = default_group(gid, members=("10.0.0.10",))
-    e.upsert_security_group(g)
+    change(e, security_groups=(g,))
     return v.replace(security_groups=_replace(v.security_groups, g))
 
 
@@ -182,7 +167,7 @@ def op_network(e, v, data):
             net.segment, segmentation_id=(net.segment.segmentation_id or 0) + 7))
     else:
         net = dataclasses.replace(net, local_id=0 if net.local_id else 10 + int(net.id[-1]))
-    e.upsert_network(net)
+    change(e, networks=(net,))
     return v.replace(networks=_replace(v.networks, net))
 
 
@@ -190,24 +175,24 @@ def op_subnet(e, v, data):
     s = data.draw(st.sampled_from(v.subnets))
     s = dataclasses.replace(s, enable_dhcp=not s.enable_dhcp)
     if data.draw(st.booleans()):
-        e.upsert_subnet(s)
+        change(e, subnets=(s,))
         return v.replace(subnets=_replace(v.subnets, s))
     s6 = Subnet("sub6-" + s.network_id, s.network_id, "fd00::/64", 6,
                 ipv6_address_mode="dhcpv6-stateful")
     if any(x.id == s6.id for x in v.subnets):
-        e.remove_subnet(s6.id)
+        change(e, removed_subnets=(s6.id,))
         return v.replace(subnets=tuple(x for x in v.subnets if x.id != s6.id))
-    e.upsert_subnet(s6)
+    change(e, subnets=(s6,))
     return v.replace(subnets=_replace(v.subnets, s6))
 
 
 def op_remote_host(e, v, data):
     name = data.draw(st.sampled_from(HOSTS))
     if any(h.name == name for h in v.remote_hosts) and data.draw(st.booleans()):
-        e.remove_remote_host(name)
+        change(e, removed_remote_hosts=(name,))
         return v.replace(remote_hosts=tuple(h for h in v.remote_hosts if h.name != name))
     h = RemoteHost(name, f"192.168.9.{data.draw(st.integers(1, 3))}")
-    e.upsert_remote_host(h)
+    change(e, remote_hosts=(h,))
     return v.replace(remote_hosts=_replace(v.remote_hosts, h, "name"))
 
 
@@ -305,58 +290,62 @@ def _engine():
 
 def test_adding_a_port_recomputes_only_that_port():
     e = _engine()
-    d = e.upsert_port(make_port(0, 30, HOST, ("sg-web",)))
-    d2 = e.set_ofport("port-0-30", 250)
+    d = change(e, ports=(make_port(0, 30, HOST, ("sg-web",)),))
+    d2 = plug(e, "port-0-30", 250)
     assert e.stats.full_recomputes == 0
     rc = e.stats.owner_recomputes
-    assert rc["port"] == 2 and rc["acl"] == 2 and rc["net"] <= 2
-    assert rc["addr"] == 0 and rc["rmatch"] == 0 and rc["static"] == 0
+    assert rc["port"] == 2 and rc["port-acl"] == 2 and rc["network"] <= 2
+    assert rc["address"] == 0 and rc["rule-match"] == 0 and rc["static"] == 0
     assert len(d2) > 5 and d.empty is False or len(d2) > 5
 
 
 def test_removing_a_port_recomputes_only_that_port():
     e = _engine()
-    e.remove_port("port-0-0")
+    change(e, removed_ports=("port-0-0",))
     rc = e.stats.owner_recomputes
     assert e.stats.full_recomputes == 0
-    assert rc["port"] == 1 and rc["acl"] == 1 and rc["net"] == 1 and sum(rc.values()) == 3
+    assert rc["port"] == 1 and rc["port-acl"] == 1 and rc["network"] == 1
+    assert sum(rc.values()) == 3
 
 
 def test_rebinding_a_port_is_incremental():
     e = _engine()
     p = next(p for p in e.view().ports if p.id == "port-0-0")
-    e.upsert_port(dataclasses.replace(p, host="host-r1"))  # moved to another host
+    change(e, ports=(dataclasses.replace(p, host="host-r1"),))  # moved to another host
     assert e.stats.full_recomputes == 0
     assert e.stats.owner_recomputes["port"] == 1
     e.stats.reset()
-    e.upsert_port(p)  # and back
-    e.set_ofport(p.id, 150)  # plugged on a new ofport
+    change(e, ports=(p,))  # and back
+    plug(e, p.id, 150)  # plugged on a new ofport
     assert e.stats.full_recomputes == 0
     assert e.stats.owner_recomputes["port"] == 2
 
 
 def test_adding_a_member_recomputes_one_address():
     e = _engine()
-    d = e.add_member("sg-db", "10.0.1.99")
+    ip = frozenset({"10.0.1.99"})
+    d = change(e, group_members=(GroupMembers("sg-db", ip, ip),))
     rc = e.stats.owner_recomputes
     assert e.stats.full_recomputes == 0
-    assert dict(rc) == {"addr": 1}  # sg-db is referenced by egress rules of sg-web
+    assert dict(rc) == {"address": 1}  # sg-db is referenced by egress rules of sg-web
     assert len(d) == 1 and d.adds
 
 
 def test_adding_a_rule_touches_no_port():
     e = _engine()
-    d = e.upsert_rule(Rule("web-443", "sg-web", "ingress", "IPv4", 6, 443, 443))
+    web = _group(e.view(), "sg-web")
+    rule = Rule("web-443", "sg-web", "ingress", "IPv4", 6, 443, 443)
+    d = change(e, security_groups=(SecurityGroup(web.id, web.rules + (rule,), web.member_ips),))
     rc = e.stats.owner_recomputes
     assert e.stats.full_recomputes == 0
-    assert rc["port"] == 0 and rc["acl"] == 0 and rc["rmatch"] == 1
+    assert rc["port"] == 0 and rc["port-acl"] == 0 and rc["rule-match"] == 1
     assert len(d) == 1
 
 
 def test_noop_changes_are_free():
     e = _engine()
     v = e.view()
-    assert e.upsert_port(v.ports[0]).empty
+    assert change(e, ports=(v.ports[0],)).empty
     assert e.update(v).empty
     assert sum(e.stats.owner_recomputes.values()) == 0
 
