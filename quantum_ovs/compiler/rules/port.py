@@ -139,7 +139,11 @@ def local_port_flows(port: Port, ofport: int, local_id: int) -> list[Flow]:
     if not port.admin_state_up:
         return [Flow(P.CLASSIFY, 100, inp, (), cookie)]
     out = [
-        Flow(P.CLASSIFY, 100, inp,
+        # Untagged frames only: port security and the ACLs match the
+        # Ethertype after an 802.1Q/802.1ad tag, so a tagged frame would
+        # pass them and reach the network (and a VLAN uplink double-tagged).
+        # Anything tagged misses here and is dropped, as on an access port.
+        Flow(P.CLASSIFY, 100, mk(Field("in_port", ofport), Field("vlan_vid", 0)),
              (SetField(P.REG_SRC, ofport), SetField(P.REG_NET, local_id),
               GotoTable(P.PORT_SECURITY)), cookie),
         Flow(P.L2_LOOKUP, 50, mk(reg(P.REG_NET, local_id), Field("eth_dst", port.mac_address)),
