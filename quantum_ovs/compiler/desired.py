@@ -8,7 +8,7 @@ minimal FlowDiff against the table before the batch.
 
 from __future__ import annotations
 
-from quantum_ovs.compiler.flow import Flow, FlowDiff, FlowKey
+from quantum_ovs.compiler.flow import Flow, FlowDiff, FlowKey, diff_keys
 
 
 class CompileError(Exception):
@@ -63,20 +63,10 @@ class DesiredFlows:
         orig, self._orig = self._orig, None
         if orig is None:  # started empty: everything is an add
             return FlowDiff((), (), tuple(e[0] for e in self._entries.values()))
-        deletes, modifies, adds = [], [], []
+        # orig: the keys the batch touched -> the flow before it (None: none).
         entries = self._entries
-        for k, old in orig.items():
-            e = entries.get(k)
-            if old is None:
-                if e is not None:
-                    adds.append(e[0])
-            elif e is None:
-                deletes.append(old)
-            else:
-                new = e[0]
-                if new.actions != old.actions or new.cookie != old.cookie:
-                    modifies.append(new)
-        return FlowDiff(tuple(deletes), tuple(modifies), tuple(adds))
+        now = {k: e[0] for k in orig if (e := entries.get(k)) is not None}
+        return diff_keys(orig, orig, now)
 
     # ------------------------------------------------------- replacement
     def remove_owner(self, owner) -> None:

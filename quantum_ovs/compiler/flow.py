@@ -21,6 +21,7 @@ like OpenFlow 1.3 does.  ``ct_state`` uses the OVS bit values below.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -237,20 +238,74 @@ def index(flows) -> dict[FlowKey, Flow]:
     return {f.key: f for f in flows}
 
 
-def diff(installed, desired) -> FlowDiff:
-    """What turns ``installed`` into ``desired``.
+# ---------------------------------------------------------------- the diff
+# One diff, two entry points: ``diff`` compares whole tables, ``diff_keys``
+# only the keys known to have changed.  Both answer the FlowDiff that turns
+# ``installed`` into ``desired``: a flow whose key is only installed is a
+# delete, only desired an add, and in both with other actions or another
+# cookie a modify (the desired flow).  Used by the engine (a batch's
+# changes), the desired table (a batch's end) and the agent (after a dump,
+# and for the keys a change touched).
 
-    Both are iterables of Flow or mappings FlowKey -> Flow.
+
+def diff(installed, desired) -> FlowDiff:
+    """What turns ``installed`` into ``desired``, every key.
+
+    ``installed`` is a mapping FlowKey -> Flow or an iterable of Flow.
+    ``desired`` is a mapping FlowKey -> Flow, a flow table (iterates its
+    Flows, answers ``key in table``: DesiredFlows) or an iterable of Flow.
+    Each desired flow is looked up once; the installed ones are searched
+    for deletes only when some of them were not desired (hashing a FlowKey
+    walks its whole match: at 67k flows this halves a resync's diff).
     """
-    inst = installed if isinstance(installed, dict) else index(installed)
-    want = desired if isinstance(desired, dict) else index(desired)
-    deletes = tuple(f for k, f in inst.items() if k not in want)
-    adds = []
-    modifies = []
-    for k, f in want.items():
-        old = inst.get(k)
-        if old is None:
+    inst = installed if isinstance(installed, Mapping) else index(installed)
+    if isinstance(desired, Mapping):
+        want, flows = desired, desired.values()
+    elif hasattr(desired, "get") and hasattr(desired, "__contains__"):
+        want = flows = desired
+    else:
+        want = index(desired)
+        flows = want.values()
+    modifies, adds = [], []
+    found = 0
+    have_get = inst.get
+    for f in flows:
+        have = have_get(f.key)
+        if have is None:
             adds.append(f)
-        elif old.actions != f.actions or old.cookie != f.cookie:
+            continue
+        found += 1
+        if have.actions != f.actions or have.cookie != f.cookie:
             modifies.append(f)
+    deletes = ()
+    if found != len(inst):
+        deletes = tuple(f for k, f in inst.items() if k not in want)
     return FlowDiff(deletes, tuple(modifies), tuple(adds))
+
+
+def diff_keys(keys, installed, desired) -> FlowDiff:
+    """``diff`` restricted to ``keys``: what turns ``installed`` into
+    ``desired`` for these keys only (the others are taken as equal).
+
+    ``installed`` and ``desired`` answer ``get(key)`` with a Flow or None
+    (a mapping or a flow table); ``keys`` holds no key twice.
+    """
+    deletes, modifies, adds = [], [], []
+    have_get = installed.get
+    want_get = desired.get
+    for k in keys:
+        want = want_get(k)
+        have = have_get(k)
+        if want is None:
+            if have is not None:
+                deletes.append(have)
+        elif have is None:
+            adds.append(want)
+        elif have.actions != want.actions or have.cookie != want.cookie:
+            modifies.append(want)
+    return FlowDiff(tuple(deletes), tuple(modifies), tuple(adds))
+
+
+def diff_key_set(d: FlowDiff) -> set[FlowKey]:
+    """The keys a diff touches (input to a later ``diff_keys``)."""
+    return {f.key for f in d.deletes} | {f.key for f in d.modifies} | {f.key for f in d.adds}

@@ -1,0 +1,61 @@
+"""The agent's settings as plain values (from oslo.config or a test)."""
+
+from __future__ import annotations
+
+import socket
+
+
+class Settings:
+    """Everything the agent needs, as plain values (from oslo.config or a
+    test)."""
+
+    def __init__(self, host, server_url, ovsdb, integration_bridge="br-int",
+                 datapath_type="system", local_ip=None, tunnel_types=("vxlan",),
+                 bridge_mappings=None, of_listen=("127.0.0.1", 6633), token="",
+                 report_interval=30.0, polling_interval=25.0, state_path=None,
+                 dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=50,
+                 dhcp_packet_burst=20, packet_in_queue=256, ca_file="", insecure=False):
+        self.host = host
+        self.server_url = server_url
+        self.ovsdb = ovsdb
+        self.integration_bridge = integration_bridge
+        self.datapath_type = datapath_type
+        self.local_ip = local_ip
+        self.tunnel_types = tuple(tunnel_types) if local_ip else ()
+        self.bridge_mappings = dict(bridge_mappings or {})
+        self.of_listen = of_listen
+        self.of_socket = of_socket
+        self.token = token
+        self.ca_file = ca_file  # TLS to the server (https url)
+        self.insecure = insecure
+        self.report_interval = report_interval
+        self.polling_interval = polling_interval
+        self.state_path = state_path
+        self.dhcp_lease_time = dhcp_lease_time
+        self.dhcp_packet_rate = dhcp_packet_rate
+        self.dhcp_packet_burst = dhcp_packet_burst
+        self.packet_in_queue = packet_in_queue
+
+    @classmethod
+    def from_conf(cls, conf):
+        mappings = {}
+        for item in conf.ovs.bridge_mappings:
+            physnet, _, bridge = item.partition(":")
+            if not physnet or not bridge:
+                raise ValueError(f"bad bridge_mappings entry {item!r}")
+            mappings[physnet.strip()] = bridge.strip()
+        return cls(host=conf.agent.host or socket.gethostname(), server_url=conf.server.url,
+                   ovsdb=conf.ovs.ovsdb_connection,
+                   integration_bridge=conf.ovs.integration_bridge,
+                   datapath_type=conf.ovs.datapath_type, local_ip=conf.ovs.local_ip,
+                   tunnel_types=conf.agent.tunnel_types, bridge_mappings=mappings,
+                   of_listen=(f"unix:{conf.ovs.of_listen_unix}" if conf.ovs.of_listen_unix
+                              else (conf.ovs.of_listen_address, conf.ovs.of_listen_port)),
+                   token=conf.server.token, ca_file=conf.server.ca_file,
+                   insecure=conf.server.insecure, report_interval=conf.agent.report_interval,
+                   polling_interval=conf.agent.polling_interval,
+                   state_path=conf.agent.state_path,
+                   dhcp_lease_time=conf.agent.dhcp_lease_time,
+                   dhcp_packet_rate=conf.agent.dhcp_packet_rate,
+                   dhcp_packet_burst=conf.agent.dhcp_packet_burst,
+                   packet_in_queue=conf.agent.packet_in_queue)
