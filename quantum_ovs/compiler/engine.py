@@ -292,8 +292,16 @@ class Engine:
             self._set_port(p)
         for gm in delta.group_members:
             g = self.groups.get(gm.security_group_id)
-            if g is not None:
-                self._set_group(SecurityGroup(g.id, g.rules, gm.applied_to(g.member_ips)))
+            if g is None:
+                continue
+            # gm.applied_to(members), without copying a large group twice
+            # (or at all when nothing changes): only gm's addresses move.
+            cur = g.member_ips
+            gone = (gm.addresses - gm.members) & cur
+            new = gm.members - cur
+            if gone or new:
+                self._set_group(SecurityGroup(g.id, g.rules, (cur - gone) | new if gone
+                                              else cur | new))
         self.revision = max(self.revision, delta.revision)
         return self._flush()
 
