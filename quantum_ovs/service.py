@@ -14,7 +14,9 @@ LOG = logging.getLogger(__name__)
 def make_database(conf):
     return Database(conf.database.connection, pool_size=conf.database.max_pool_size,
                     max_overflow=conf.database.max_overflow,
-                    max_retries=conf.database.max_retries)
+                    max_retries=conf.database.max_retries,
+                    connect_timeout=conf.database.connect_timeout,
+                    statement_timeout=conf.database.statement_timeout)
 
 
 def build(conf, migrate=None):

@@ -59,6 +59,9 @@ def error_response(err):
     if isinstance(err, exceptions.RetryRequest):
         return fault(503, "ServiceUnavailable", "Too many concurrent changes; retry the "
                                                 "request.")
+    if isinstance(err, sa_exc.TimeoutError):
+        LOG.warning("no database connection free: %s", err)
+        return fault(503, "ServiceUnavailable", "The database is busy; retry the request.")
     if isinstance(err, sa_exc.OperationalError):
         LOG.warning("database busy: %s", err)
         return fault(503, "ServiceUnavailable", "The database is busy; retry the request.")

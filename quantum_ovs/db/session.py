@@ -6,8 +6,11 @@ forking, so that no connection crosses a fork).
 
 import contextlib
 import logging
+import os
 import random
 import select
+import socket
+import threading
 import time
 
 import sqlalchemy as sa
@@ -45,13 +48,82 @@ CHANNEL = "qovs_changes"
 # ``session.info[BEFORE_COMMIT]``: run after its work, just before it
 # commits (the quota check: the last lock a transaction takes).
 BEFORE_COMMIT = "qovs_before_commit"
+# After the database failed to answer (or to take a connection), requests
+# fail at once (503) for this long, then one of them tries it again.
+DOWN_HOLD = 1.0
+_UNREACHABLE = ("did not answer within", "could not connect", "connection refused",
+                "no such file or directory", "server closed the connection",
+                "terminating connection", "connection not open", "the database system is")
 # A pooled connection idle for longer than this is pinged before use.
 PING_AFTER = 2.0
 
 
+# Per thread (green thread in the server): a shorter deadline for the
+# wait callback, for the ping of a pooled connection.
+_waits = threading.local()
+PING_DEADLINE = 1.0
+
+
+def _deadline_wait(timeout):
+    """A psycopg2 wait callback (its green mode: eventlet installs one of
+    its own; this one replaces it and waits the same cooperative way, as
+    ``select`` is eventlet's in the server) that gives up after
+    ``timeout`` seconds of one operation: a paused or unreachable server
+    cannot hold a request, or every green thread of a process, for ever.
+    The connection is broken off (a half-done exchange cannot be reused);
+    the pool then throws it away (a closed psycopg2 connection counts as a
+    disconnect)."""
+    import psycopg2
+    from psycopg2 import extensions as ext
+
+    def wait(conn):
+        limit = getattr(_waits, "limit", None) or timeout
+        deadline = time.monotonic() + limit
+        while True:
+            state = conn.poll()
+            if state == ext.POLL_OK:
+                return
+            left = deadline - time.monotonic()
+            ready = None
+            if left > 0:
+                fd = conn.fileno()
+                if state == ext.POLL_READ:
+                    ready, _, _ = select.select([fd], [], [], left)
+                elif state == ext.POLL_WRITE:
+                    _, ready, _ = select.select([], [fd], [], left)
+                else:
+                    raise psycopg2.OperationalError(f"bad poll state {state}")
+            if not ready:
+                _cut(conn)
+                raise psycopg2.OperationalError(
+                    f"the database did not answer within {limit:g} s")
+    return wait
+
+
+def _cut(conn):
+    """Break a connection in the middle of an exchange: shut its socket
+    down (closing it through psycopg2 would wait for the exchange to end)
+    and let psycopg2 see it (it then counts as closed: a disconnect)."""
+    try:
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+        conn.poll()
+    except Exception:  # noqa: BLE001 - broken is what we want
+        pass
+
+
 class Database:
     def __init__(self, url, pool_size=10, max_overflow=20, max_retries=10,
-                 echo=False):
+                 echo=False, connect_timeout=None, statement_timeout=None):
+        """``connect_timeout``, ``statement_timeout`` (seconds, PostgreSQL):
+        how long a new connection and one statement may take; past them
+        the request fails (503) instead of waiting for the database.  The
+        server cancels a statement at ``statement_timeout`` (a long lock
+        wait); a server that does not answer at all (paused, or gone
+        without closing its connections) is given up one second later."""
         self.url = sa.engine.make_url(url)
         self.max_retries = max_retries
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
@@ -67,6 +139,21 @@ class Database:
             # would cost a round trip on every checkout).
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow,
                           pool_use_lifo=True)
+            if connect_timeout or statement_timeout:
+                # Waiting for a pooled connection is bounded alike (every
+                # connection may be stuck on a hung database).
+                kwargs["pool_timeout"] = (connect_timeout or 0) + (statement_timeout or 0)
+            if self.is_postgresql:
+                args = {}
+                if connect_timeout:
+                    args["connect_timeout"] = max(1, int(round(connect_timeout)))
+                if statement_timeout:
+                    args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+                kwargs["connect_args"] = args
+                if connect_timeout or statement_timeout:
+                    import psycopg2.extensions
+                    psycopg2.extensions.set_wait_callback(_deadline_wait(
+                        max(connect_timeout or 0, (statement_timeout or 0) + 1)))
         self.engine = sa.create_engine(self.url, **kwargs)
         if self.is_sqlite:
             self._setup_sqlite(self.engine)
@@ -78,6 +165,29 @@ class Database:
         self.after_write = []
         # Called by dispose(): background readers stop before the engine goes.
         self.on_dispose = []
+        # monotonic time until which the database counts as unreachable
+        self._down_until = 0.0
+        self._probe_for = (connect_timeout or 0) + (statement_timeout or 0) + 1
+
+    def _gate(self):
+        """Fail at once while the database is known not to answer; past
+        DOWN_HOLD, let one caller find out (the others keep failing fast
+        until it does)."""
+        if not self._down_until:
+            return
+        now = time.monotonic()
+        if now < self._down_until:
+            raise exceptions.ServiceUnavailable(
+                message="The database is not answering; retry the request later.")
+        self._down_until = now + self._probe_for
+
+    def _note(self, err):
+        if isinstance(err, exc.TimeoutError) or (
+                isinstance(err, exc.DBAPIError) and (
+                    err.connection_invalidated
+                    or any(s in str(err.orig).lower() for s in _UNREACHABLE))):
+            LOG.warning("database unreachable: %s", str(err).splitlines()[0])
+            self._down_until = time.monotonic() + DOWN_HOLD
 
     @staticmethod
     def _setup_sqlite(engine):
@@ -113,6 +223,7 @@ class Database:
             used = record.info.get("qovs_used")
             if used is None or time.monotonic() - used < PING_AFTER:
                 return
+            _waits.limit = PING_DEADLINE
             try:
                 cur = dbapi_conn.cursor()
                 cur.execute("SELECT 1")
@@ -121,6 +232,8 @@ class Database:
             except Exception as err:  # noqa: BLE001 - any failure: a new connection
                 # The pool discards this connection and checks out another.
                 raise exc.DisconnectionError(str(err)) from err
+            finally:
+                _waits.limit = None
 
     def listener(self):
         """A Listener woken by write transactions of any process that set
@@ -134,10 +247,15 @@ class Database:
 
     @contextlib.contextmanager
     def reader(self):
+        self._gate()
         session = self._sessions()
         try:
             with session.begin():
                 yield session
+            self._down_until = 0.0
+        except (exc.DBAPIError, exc.TimeoutError) as err:
+            self._note(err)
+            raise
         finally:
             session.close()
 
@@ -156,6 +274,7 @@ class Database:
         """Run ``fn(session, *args, **kwargs)`` in one write transaction,
         retried on deadlocks and concurrent-insert conflicts.  ``fn`` may
         raise QuantumError (not retried) or RetryRequest (retried)."""
+        self._gate()
         attempt = 0
         while True:
             try:
@@ -167,6 +286,7 @@ class Database:
                     if changed and self.is_postgresql:
                         # Delivered at commit, to every listening process.
                         session.execute(sa.text(f"NOTIFY {CHANNEL}"))
+                self._down_until = 0.0
                 if changed:
                     for hook in self.after_write:
                         hook()
@@ -174,6 +294,7 @@ class Database:
             except exceptions.QuantumError:
                 raise
             except Exception as err:  # noqa: BLE001 - classified below
+                self._note(err)
                 attempt += 1
                 if attempt > self.max_retries or not _is_retriable(err):
                     raise
