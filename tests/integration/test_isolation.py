@@ -32,6 +32,7 @@ import time
 import pytest
 
 from agent.responders.dhcp import build_udp_frame, checksum, mac_bytes
+from agent.responders.dhcp6 import build_udp6_frame
 from tests.fixtures.server import ServerProcess
 from tests.integration.multihost import Api, Cluster
 from tests.integration.ovs_fixture import in_netns, missing_prerequisites
@@ -290,20 +291,21 @@ def test_arp_between_projects(cloud):
 
 
 def test_broadcasts_stay_in_their_project(cloud):
-    """UDP to 255.255.255.255 and to the subnet broadcast, from hv1 and
-    from hv2: the sender's project only."""
+    """UDP to 255.255.255.255, to the subnet broadcast and to a multicast
+    group, from hv1 and from hv2: the sender's project only."""
     vm = cloud.vm
     for proj, src in (("A", "a1"), ("A", "a3"), ("B", "b1"), ("B", "b3")):
         mine = A if proj == "A" else B
         inst = vm[src]
-        t1, t2 = token(), token()
+        toks = [token() for _ in range(3)]
         s = sniff(cloud, underlay=True)
-        send(inst, udp(inst, BCAST_MAC, inst.ip, "255.255.255.255", t1),
-             udp(inst, BCAST_MAC, inst.ip, "10.40.0.255", t2))
+        send(inst, udp(inst, BCAST_MAC, inst.ip, "255.255.255.255", toks[0]),
+             udp(inst, BCAST_MAC, inst.ip, "10.40.0.255", toks[1]),
+             udp(inst, "01:00:5e:00:00:fb", inst.ip, "224.0.0.251", toks[2]))
         got = s.collect()
         want = set(mine) - {src}
-        assert with_token(got, t1) == want, (src, with_token(got, t1))
-        assert with_token(got, t2) == want, (src, with_token(got, t2))
+        for t in toks:
+            assert with_token(got, t) == want, (src, with_token(got, t))
 
 
 def test_dhcp_replies_only_to_their_instance(cloud):
@@ -418,6 +420,18 @@ def test_dhcp_server_replies_from_an_instance_dropped(cloud):
                         sport=67, dport=68), t))
         good.append((udp(a1, dst_mac, a1.ip, dst_ip, b"\x02\x01\x06\x00" + g,
                          sport=1067, dport=68), g, where))
+    # DHCPv6 replies (547 -> 546) from a1's link-local; a neighbour
+    # solicitation between the same addresses arrives (the default group
+    # admits no other IPv6 from a link-local address)
+    src = link_local(a1.mac)
+    for dst_mac, dst, where in (("33:33:00:00:00:01", ip6("ff02::1"), {"a2", "a3"}),
+                                (a2.mac, link_local(a2.mac), {"a2"})):
+        t, g = token(), token()
+        bad.append((build_udp6_frame(mac_bytes(a1.mac), mac_bytes(dst_mac), src, dst, 547,
+                                     546, b"\x07" + t), t))
+        target = b"\xfe\x80" + b"\0" * 6 + g[4:]
+        good.append((icmp6(a1.mac, dst_mac, src, dst, 135, b"\0" * 4 + target), g[4:],
+                     where))
     _dropped_vs_sent(cloud, "a1", bad, good)
 
 
