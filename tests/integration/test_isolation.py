@@ -372,6 +372,32 @@ def test_spoofed_source_ip_dropped(cloud):
     _dropped_vs_sent(cloud, "a1", bad, good)
 
 
+def test_spoofed_ipv6_source_and_neighbour_advertisements_dropped(cloud):
+    """Neighbour solicitations from another port's link-local address and
+    neighbour advertisements for another port's address are dropped; the
+    same from and for a1's own link-local arrive (ND always passes the
+    security groups: only port security can stop these)."""
+    vm = cloud.vm
+    a1 = vm["a1"]
+    mine = link_local(a1.mac)
+    group = ("33:33:00:00:00:01", ip6("ff02::1"))
+
+    def ns(src, target):  # random reserved bytes make each one unique
+        return icmp6(a1.mac, group[0], src, group[1], 135, os.urandom(4) + target)
+
+    def na(target):  # override flag, target, target link-layer address option
+        return icmp6(a1.mac, group[0], mine, group[1], 136,
+                     b"\x20" + os.urandom(3) + target + b"\x02\x01" + mac_bytes(a1.mac))
+
+    bad = [ns(link_local(vm[x].mac), link_local(vm["a3"].mac)) for x in ("a2", "b1")]
+    bad += [ns(b"\xfe\x80" + b"\0" * 13 + b"\x99", link_local(vm["a3"].mac))]
+    bad += [na(link_local(vm[x].mac)) for x in ("a2", "a3", "b1")]
+    good = [(ns(mine, link_local(vm["a3"].mac)), {"a2", "a3"}), (na(mine), {"a2", "a3"})]
+    # each recognised by its whole IPv6 packet
+    _dropped_vs_sent(cloud, "a1", [(f, f[14:]) for f in bad],
+                     [(f, f[14:], where) for f, where in good])
+
+
 def test_arp_for_another_ports_address_dropped(cloud):
     """a1 claims a2's address (replies to a3 and to broadcast, gratuitous
     requests, a2's MAC as sender): none of it arrives anywhere, a3 still
