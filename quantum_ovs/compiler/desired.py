@@ -8,7 +8,7 @@ minimal FlowDiff against the table before the batch.
 
 from __future__ import annotations
 
-from quantum_ovs.compiler.flow import Flow, FlowDiff, FlowKey, diff_keys
+from quantum_ovs.compiler.flow import Flow, FlowDiff, FlowKey, diff_pairs
 
 
 class CompileError(Exception):
@@ -64,9 +64,9 @@ class DesiredFlows:
         if orig is None:  # started empty: everything is an add
             return FlowDiff((), (), tuple(e[0] for e in self._entries.values()))
         # orig: the keys the batch touched -> the flow before it (None: none).
-        entries = self._entries
-        now = {k: e[0] for k in orig if (e := entries.get(k)) is not None}
-        return diff_keys(orig, orig, now)
+        get = self._entries.get
+        return diff_pairs((old, None if (e := get(k)) is None else e[0])
+                          for k, old in orig.items())
 
     # ------------------------------------------------------- replacement
     def remove_owner(self, owner) -> None:

@@ -239,63 +239,21 @@ def index(flows) -> dict[FlowKey, Flow]:
 
 
 # ---------------------------------------------------------------- the diff
-# One diff, two entry points: ``diff`` compares whole tables, ``diff_keys``
-# only the keys known to have changed.  Both answer the FlowDiff that turns
-# ``installed`` into ``desired``: a flow whose key is only installed is a
-# delete, only desired an add, and in both with other actions or another
-# cookie a modify (the desired flow).  Used by the engine (a batch's
-# changes), the desired table (a batch's end) and the agent (after a dump,
-# and for the keys a change touched).
+# One diff: ``diff_pairs`` says what turns installed flows into desired ones,
+# given the pair (installed, desired) for each key; ``diff`` (whole tables)
+# and ``diff_keys`` (only the keys a change touched) feed it.  A key only
+# installed is a delete, only desired an add, in both with other actions or
+# another cookie a modify (the desired flow).  Used by the engine, the
+# desired table (a batch's end) and the agent (after a dump, and after a
+# change).  Each key is hashed once per side: hashing a FlowKey walks its
+# whole match, and an agent's resync diffs some 67k flows.
 
 
-def diff(installed, desired) -> FlowDiff:
-    """What turns ``installed`` into ``desired``, every key.
-
-    ``installed`` is a mapping FlowKey -> Flow or an iterable of Flow.
-    ``desired`` is a mapping FlowKey -> Flow, a flow table (iterates its
-    Flows, answers ``key in table``: DesiredFlows) or an iterable of Flow.
-    Each desired flow is looked up once; the installed ones are searched
-    for deletes only when some of them were not desired (hashing a FlowKey
-    walks its whole match: at 67k flows this halves a resync's diff).
-    """
-    inst = installed if isinstance(installed, Mapping) else index(installed)
-    if isinstance(desired, Mapping):
-        want, flows = desired, desired.values()
-    elif hasattr(desired, "get") and hasattr(desired, "__contains__"):
-        want = flows = desired
-    else:
-        want = index(desired)
-        flows = want.values()
-    modifies, adds = [], []
-    found = 0
-    have_get = inst.get
-    for f in flows:
-        have = have_get(f.key)
-        if have is None:
-            adds.append(f)
-            continue
-        found += 1
-        if have.actions != f.actions or have.cookie != f.cookie:
-            modifies.append(f)
-    deletes = ()
-    if found != len(inst):
-        deletes = tuple(f for k, f in inst.items() if k not in want)
-    return FlowDiff(deletes, tuple(modifies), tuple(adds))
-
-
-def diff_keys(keys, installed, desired) -> FlowDiff:
-    """``diff`` restricted to ``keys``: what turns ``installed`` into
-    ``desired`` for these keys only (the others are taken as equal).
-
-    ``installed`` and ``desired`` answer ``get(key)`` with a Flow or None
-    (a mapping or a flow table); ``keys`` holds no key twice.
-    """
+def diff_pairs(pairs) -> FlowDiff:
+    """The diff of ``(installed, desired)`` pairs, one pair per key, each
+    side a Flow or None (absent)."""
     deletes, modifies, adds = [], [], []
-    have_get = installed.get
-    want_get = desired.get
-    for k in keys:
-        want = want_get(k)
-        have = have_get(k)
+    for have, want in pairs:
         if want is None:
             if have is not None:
                 deletes.append(have)
@@ -304,6 +262,40 @@ def diff_keys(keys, installed, desired) -> FlowDiff:
         elif have.actions != want.actions or have.cookie != want.cookie:
             modifies.append(want)
     return FlowDiff(tuple(deletes), tuple(modifies), tuple(adds))
+
+
+def diff_keys(keys, installed, desired) -> FlowDiff:
+    """What turns ``installed`` into ``desired`` for ``keys`` only (the
+    other keys are taken as equal).  ``installed`` and ``desired`` answer
+    ``get(key)`` with a Flow or None (mappings, or a DesiredFlows);
+    ``keys`` holds no key twice."""
+    have, want = installed.get, desired.get
+    return diff_pairs((have(k), want(k)) for k in keys)
+
+
+def diff(installed, desired) -> FlowDiff:
+    """What turns ``installed`` into ``desired``, every key.
+
+    ``installed`` is a mapping FlowKey -> Flow or an iterable of Flow.
+    ``desired`` is a mapping FlowKey -> Flow, a flow table that iterates
+    its Flows and answers ``key in table`` and ``len`` (DesiredFlows), or
+    an iterable of Flow.  Each desired flow is looked up once; the
+    installed ones are searched for deletes only when some of them were
+    not desired (a hitless resync finds none).
+    """
+    inst = installed if isinstance(installed, Mapping) else index(installed)
+    if isinstance(desired, Mapping):
+        want, flows = desired, desired.values()
+    elif hasattr(desired, "__contains__") and hasattr(desired, "__len__"):
+        want = flows = desired
+    else:
+        want = index(desired)
+        flows = want.values()
+    have = inst.get
+    d = diff_pairs((have(f.key), f) for f in flows)
+    if len(flows) - len(d.adds) == len(inst):  # every installed flow is desired
+        return d
+    return FlowDiff(tuple(f for k, f in inst.items() if k not in want), d.modifies, d.adds)
 
 
 def diff_key_set(d: FlowDiff) -> set[FlowKey]:
