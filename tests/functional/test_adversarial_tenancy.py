@@ -94,7 +94,8 @@ BODIES = [
 ]
 
 # The methods the generic dispatcher serves for each kind of route.
-ACTION_METHODS = {"collection": ("GET", "POST"), "member": ("GET", "PUT", "DELETE"),
+ACTION_METHODS = {"collection": ("GET", "HEAD", "POST"),
+                  "member": ("GET", "HEAD", "PUT", "DELETE"),
                   "tags": ("GET", "PUT", "DELETE"), "tag": ("GET", "PUT", "DELETE")}
 
 
@@ -275,6 +276,15 @@ class World:
         # a second port, so that listings page
         self.mine_port2 = api.port(self.mine["networks"]["id"], project=ATTACKER,
                                    name="port2")
+        # A network of the victim's shared with every project, and the
+        # attacker's port on it: the one thing of the victim's the attacker
+        # sees, and the attacker's port its owner sees but may not change.
+        self.shared = api.post("/v2.0/networks", {"network": {
+            "name": "shared-a", "shared": True, "tenant_id": VICTIM}}, project=ADMIN,
+            admin=True, status=201).data["network"]
+        self.port_on_shared = api.port(self.shared["id"], project=ATTACKER,
+                                       device_owner="compute:nova", device_id="vm-on-shared")
+        self.seen = {self.shared["id"]}
         self.before = {(c, r): self.listings(c, r) for c in COLLECTIONS for r in ROLES}
         # Phase 2: the victim's.
         self.theirs = _make(api, VICTIM)
@@ -303,7 +313,7 @@ class World:
     def victim_ids(self, c):
         q = "" if c == "agents" else f"?project_id={VICTIM}"
         return {o["id"] for o in self.api.get(f"{self.path(c)}{q}", project=ADMIN,
-                                              admin=True, status=200).data[c]}
+                                              admin=True, status=200).data[c]} - self.seen
 
     def listings(self, c, role):
         """Everything the attacker sees of a collection: the listing, and
@@ -640,6 +650,57 @@ def test_update_with_victims_ids_in_body(world, c, role):
         assert ok, f"{name}: {why}"
     assert world.admin_get(c, mine) == before
     world.assert_unchanged(f"PUT {c} as the attacker's {role}")
+
+
+# ------------------------------------------------------------------ other routes
+OTHER_ROUTES = [c for c in ROUTES if not PARAM.search(c[0]) and c[2] is None]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", OTHER_ROUTES, ids=_route_id)
+def test_routes_without_ids_reveal_nothing_of_the_victim(world, case, role):
+    """Routes that name nothing (the quota listing): refused, or nothing
+    of the victim's in the answer."""
+    path, method, _, _ = case
+    r = world.as_(role, method, path, body_for(path, method))
+    assert r.status_int < 500
+    secrets = {VICTIM, SECRET_TAG} | {o["id"] for o in world.theirs.values() if o}
+    assert not any(x in r.text for x in secrets), r.text[:500]
+    if method != "GET":
+        world.assert_unchanged(f"{method} {path} as the attacker")
+
+
+# What Neutron's policy lets a network's owner do to other projects' ports
+# on it: delete them (delete_port) and remove their tags (delete_port:tags).
+NET_OWNER_MAY = re.compile(r"^DELETE (/v2\.0/ports/\{id\}(/tags(/\{tag\})?)?|"
+                           r"/v1\.\d/tenants/\{tenant_id\}/networks/\{network_id\}/ports/"
+                           r"\{port_id\})$")
+# Write routes that name a port (or a network with ports) in their path.
+PORT_WRITES = [c for c in PARAM_ROUTES if c[1] in ("PUT", "POST", "DELETE") and (
+    "port_id" in PARAM.findall(c[0]) or c[2] == "ports" or
+    (c[0].endswith("{network_id}") and c[1] == "DELETE"))
+    and not NET_OWNER_MAY.match(_route_id(c))]
+
+
+@pytest.mark.parametrize("case", PORT_WRITES, ids=_route_id)
+def test_shared_network_owner_cannot_change_tenants_port(world, case):
+    """The victim owns a shared network; the attacker's port on it is
+    visible to the victim (as in Neutron) but not the victim's to change,
+    plug, unplug, rebind or delete, through v2.0 or v1.x (the network's
+    deletion included)."""
+    path, method, collection, _ = case
+    port = world.port_on_shared
+    vals = {"tenant_id": VICTIM, "project_id": VICTIM, "network_id": world.shared["id"],
+            "port_id": port["id"], "id": port["id"], "tag": "b-tag", "host": ATTACKER_HOST}
+    if collection is not None and collection != "ports":
+        pytest.skip("names no port")
+    if collection == "ports":
+        world.api.get(_fill("/v2.0/ports/{id}", vals), project=VICTIM, status=200)
+    body = body_for(path, method, collection)
+    for role in ROLES:
+        r = world.as_(role, method, _fill(path, vals), copy.deepcopy(body), project=VICTIM)
+        assert 400 <= r.status_int < 500, (role, r.status, r.text[:500])
+    world.assert_unchanged(f"{method} {path} by the shared network's owner")
 
 
 # ------------------------------------------------------------------ Essex v1.x
