@@ -278,15 +278,16 @@ def diff(installed, desired) -> FlowDiff:
 
     ``installed`` is a mapping FlowKey -> Flow or an iterable of Flow.
     ``desired`` is a mapping FlowKey -> Flow, a flow table that iterates
-    its Flows and answers ``key in table`` and ``len`` (DesiredFlows), or
-    an iterable of Flow.  Each desired flow is looked up once; the
-    installed ones are searched for deletes only when some of them were
-    not desired (a hitless resync finds none).
+    its Flows and answers ``get(key)``, ``key in table`` and ``len``
+    (DesiredFlows), or another iterable of Flow (a list, a set).  Each
+    desired flow is looked up once; the installed ones are searched for
+    deletes only when some of them were not desired (a hitless resync
+    finds none).
     """
     inst = installed if isinstance(installed, Mapping) else index(installed)
     if isinstance(desired, Mapping):
         want, flows = desired, desired.values()
-    elif hasattr(desired, "__contains__") and hasattr(desired, "__len__"):
+    elif hasattr(desired, "get"):  # a flow table: iterates Flows, get/in/len by key
         want = flows = desired
     else:
         want = index(desired)
