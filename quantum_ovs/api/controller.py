@@ -85,17 +85,7 @@ class Controller:
                     if self.policy.has(f"{rule}:{k}"):
                         self.policy.enforce(f"{rule}:{k}", ctx, target)
 
-    def _visible(self, ctx, obj, fields=None, target=None, guards=None):
-        """What the caller sees of ``obj``: visible attributes (of
-        ``fields``), less those a ``get_<resource>:<attr>`` rule hides
-        (``guards``: [(attr, checker)] of the request, made once)."""
-        if guards is not None:
-            out = {k: val for k, val in obj.items()
-                   if k in self._shown and (not fields or k in fields)}
-            for k, allowed in guards:
-                if k in out and not allowed(target):
-                    del out[k]
-            return out
+    def _visible(self, ctx, obj, fields=None, target=None):
         out = {}
         for k, val in obj.items():
             a = self.attrs.get(k)
@@ -108,6 +98,29 @@ class Controller:
             if k in out and not self.policy.check(f"get_{self.resource}:{k}", ctx,
                                                   obj if target is None else target):
                 del out[k]
+        return out
+
+    def _views(self, ctx, objs, targets, fields):
+        """_visible of many objects: a get_<resource>:<attr> rule that
+        answers the same for every target (the caller is an admin, the
+        attribute admin-only) is asked once, not once per object."""
+        shown = self._shown & fields if fields else self._shown
+        per_object = []
+        for k in self.guarded_attrs:
+            allowed = self.policy.checker(f"get_{self.resource}:{k}", ctx)
+            if targets:
+                allowed(targets[0])
+            if allowed.const is None:
+                per_object.append((k, allowed))
+            elif not allowed.const:
+                shown = shown - {k}
+        out = []
+        for o, t in zip(objs, targets):
+            view = {k: val for k, val in o.items() if k in shown}
+            for k, allowed in per_object:
+                if k in view and not allowed(t):
+                    del view[k]
+            out.append(view)
         return out
 
     def _get_visible(self, ctx, id_):
@@ -145,7 +158,7 @@ class Controller:
             batch = self.plugin.list(ctx, self.collection, filters=filters, sorts=query_sorts,
                                      limit=limit, marker=after, special_filters=special)
             for o, t in zip(batch, self._targets(batch)):
-                if all(k(t) for k in keep):
+                if keep[0](t) and (len(keep) == 1 or all(k(t) for k in keep[1:])):
                     objs.append(o)
                     targets.append(t)
             if limit is None or len(batch) < limit or len(objs) >= limit:
@@ -156,9 +169,7 @@ class Controller:
         if page_reverse and limit:
             objs.reverse()
             targets.reverse()
-        guards = [(k, self.policy.checker(f"{action}:{k}", ctx)) for k in self.guarded_attrs]
-        body = {self.collection: [self._visible(ctx, o, fields, t, guards)
-                                  for o, t in zip(objs, targets)]}
+        body = {self.collection: self._views(ctx, objs, targets, fields)}
         if limit:
             body[f"{self.collection}_links"] = self._links(req, objs, limit, marker,
                                                            page_reverse)
