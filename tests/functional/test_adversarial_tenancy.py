@@ -286,6 +286,7 @@ class World:
                                        device_owner="compute:nova", device_id="vm-on-shared")
         self.seen = {self.shared["id"]}
         self.before = {(c, r): self.listings(c, r) for c in COLLECTIONS for r in ROLES}
+        self.usage_before = self.usage()
         # Phase 2: the victim's.
         self.theirs = _make(api, VICTIM)
         for c, path in self.taggable.items():
@@ -331,6 +332,10 @@ class World:
         out["reverse"] = self.as_(role, "GET", f"{self.path(c)}?limit=2&page_reverse=True",
                                   status=200).json
         return out
+
+    def usage(self):
+        return self.as_("reader", "GET", f"/v2.0/quotas/{ATTACKER}/details",
+                        status=200).data["quota"]
 
     def snapshot(self):
         """Every row of every table (a refused request changes nothing,
@@ -472,6 +477,44 @@ def test_member_fields_of_victims_object_are_not_found(world, c):
         assert r1.status_int == 404
         ok, why = same_answer(r1, r2, [(victim, absent)])
         assert ok, why
+
+
+@pytest.mark.parametrize("c", COLLECTIONS)
+def test_conditional_write_on_victims_object_is_not_found(world, c):
+    """If-Match: revision_number=N on another project's object answers
+    as on an absent one, right revision or wrong (a 412 would say it
+    exists, and its revision)."""
+    if world.theirs.get(c) is None:
+        pytest.skip("no victim's object")
+    o = world.theirs[c]
+    victim, absent = o["id"], str(uuid.uuid4())
+    body = body_for(f"{world.path(c)}/{{id}}", "PUT", c)
+    for rev in (o.get("revision_number", 0), o.get("revision_number", 0) + 7):
+        h = {"If-Match": f"revision_number={rev}", "X-Roles": "member"}
+        for method in ("PUT", "DELETE"):
+            b = body if method == "PUT" else None
+            r1 = world.api.request(method, f"{world.path(c)}/{victim}", b, project=ATTACKER,
+                                   headers=h)
+            r2 = world.api.request(method, f"{world.path(c)}/{absent}", b, project=ATTACKER,
+                                   headers=h)
+            assert r1.status_int == 404, (method, rev, r1.status, r1.text[:300])
+            ok, why = same_answer(r1, r2, [(victim, absent)])
+            assert ok, why
+    world.assert_unchanged(f"conditional writes on {c}")
+
+
+def test_quota_usage_counts_only_own_objects(world):
+    """The attacker's usage is what it owns (its port on the victim's
+    shared network included), the same before and after the victim's
+    objects exist."""
+    usage = world.usage()
+    assert usage == world.usage_before
+    for name, d in usage.items():
+        c = name + "s"
+        if c in COLLECTIONS:
+            own = world.api.get(f"{world.path(c)}?project_id={ATTACKER}", project=ADMIN,
+                                admin=True, status=200).data[c]
+            assert d["used"] == len(own), (name, d, len(own))
 
 
 # ------------------------------------------------------------------ listings
@@ -619,6 +662,18 @@ def test_create_with_victims_ids_in_body(world, c, role):
         assert 400 <= r1.status_int < 500, (name, r1.status, r1.text[:400])
         ok, why = same_answer(r1, r2, [(victim, absent)])
         assert ok, f"{name}: {why}"
+    # the same inside a bulk, after a valid item: all or nothing, alike
+    for name, key, target in references(c):
+        if not attrs[name].allow_post:
+            continue
+        victim, absent = world.theirs[target]["id"], str(uuid.uuid4())
+        r1 = world.as_(role, "POST", world.path(c), {c: [
+            base, _with_ref(base, name, key, victim, attrs[name])]})
+        r2 = world.as_(role, "POST", world.path(c), {c: [
+            base, _with_ref(base, name, key, absent, attrs[name])]})
+        assert 400 <= r1.status_int < 500, (name, r1.status, r1.text[:400])
+        ok, why = same_answer(r1, r2, [(victim, absent)])
+        assert ok, f"bulk {name}: {why}"
     # naming the victim's project as a non-admin
     r1 = world.as_(role, "POST", world.path(c), {singular: dict(base, project_id=VICTIM)})
     r2 = world.as_(role, "POST", world.path(c), {singular: dict(base, project_id=NOBODY)})
