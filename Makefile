@@ -27,6 +27,7 @@ bench: setup
 
 pep8: setup
 	@$(VENV)/bin/ruff check quantum_ovs agent tests bench tools
+	@$(VENV)/bin/lint-imports --no-cache
 
 genconfig: setup
 	@$(VENV)/bin/oslo-config-generator --namespace quantum_ovs --output-file etc/quantum-ovs.conf.sample

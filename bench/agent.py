@@ -1,7 +1,7 @@
 """Agent benchmark: how fast ports come up, and how fast the agent resyncs.
 
 A real quantum-ovs-server (SQLite) in the root namespace, a private Open
-vSwitch in its own namespace (tests/integration/ovs_fixture.py), the agent
+vSwitch in its own namespace (quantum_ovs/testing/ovs.py), the agent
 in this process (as tests/integration/test_agent.py runs it).  Prints
 medians and ends with one JSON line:
 
@@ -58,8 +58,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from agent.daemon import Agent, Settings  # noqa: E402
-from tests.fixtures.server import ServerProcess  # noqa: E402
-from tests.integration.ovs_fixture import PrivateOVS, in_netns, rand_name  # noqa: E402
+from quantum_ovs.testing.server import ServerProcess  # noqa: E402
+from quantum_ovs.testing.ovs import PrivateOVS, in_netns, rand_name  # noqa: E402
 
 HOST = "bench-hv1"
 PROJECT = "bench"

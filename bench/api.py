@@ -1,7 +1,7 @@
 """API benchmark: port creates per second, list latency, create latency
 when many addresses are allocated.
 
-Runs a real quantum-ovs-server (tests/fixtures/server.py) on SQLite by
+Runs a real quantum-ovs-server (quantum_ovs/testing/server.py) on SQLite by
 default or on a private PostgreSQL (``--db postgresql``), talks HTTP/1.1
 keep-alive on loopback, prints medians and ends with one JSON line:
 
@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.fixtures.server import ServerProcess  # noqa: E402
+from quantum_ovs.testing.server import ServerProcess  # noqa: E402
 
 PROJECT = "bench"
 CIDR = "10.128.0.0/16"
@@ -274,7 +274,7 @@ def main(argv=None):
     server = None
     try:
         if args.db == "postgresql":
-            from tests.fixtures.postgres import PostgresServer
+            from quantum_ovs.testing.postgres import PostgresServer
             pg = PostgresServer().start()
             url = pg.url()
         else:

@@ -63,8 +63,8 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.api import Client  # noqa: E402
-from tests.fixtures.procs import children, stat_fields  # noqa: E402
-from tests.fixtures.server import ServerProcess  # noqa: E402
+from quantum_ovs.testing.procs import children, stat_fields  # noqa: E402
+from quantum_ovs.testing.server import ServerProcess  # noqa: E402
 
 PROJECT = "fanout"
 FULL = dict(agents=1000, networks=100, nets_per_agent=3, changes=50, procs=4)
@@ -584,7 +584,7 @@ def main(argv=None):
     result = {}
     try:
         if args.db == "postgresql":
-            from tests.fixtures.postgres import PostgresServer
+            from quantum_ovs.testing.postgres import PostgresServer
             pg = PostgresServer(max_connections=300).start()
             url = pg.url()
         else:

@@ -4,7 +4,7 @@ address, creating networks with subnets and changing quotas, all in one
 project on one shared subnet, so that the quota lock and the IP range
 rows are contended at once.
 
-Runs a real quantum-ovs-server (tests/fixtures/server.py) on a private
+Runs a real quantum-ovs-server (quantum_ovs/testing/server.py) on a private
 PostgreSQL by default (``--db sqlite`` for SQLite) with ``--workers`` API
 workers, prints per-operation medians and ends with one JSON line:
 
@@ -34,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.fixtures.server import ServerProcess  # noqa: E402
+from quantum_ovs.testing.server import ServerProcess  # noqa: E402
 
 PROJECT = "mix"
 CIDR = "10.64.0.0/20"
@@ -274,7 +274,7 @@ def main(argv=None):
     server = None
     try:
         if args.db == "postgresql":
-            from tests.fixtures.postgres import PostgresServer
+            from quantum_ovs.testing.postgres import PostgresServer
             pg = PostgresServer().start()
             url = pg.url()
         else:

@@ -29,7 +29,7 @@ sys.path.insert(0, ROOT)
 BIN = os.path.dirname(sys.executable)
 
 from quantum_ovs.nova.api import NetworkAPI  # noqa: E402
-from tests.integration.ovs_fixture import PrivateOVS, missing_prerequisites, rand_name  # noqa: E402
+from quantum_ovs.testing.ovs import PrivateOVS, missing_prerequisites, rand_name  # noqa: E402
 
 HOST = "demo-compute"
 PROJECT = "demo"

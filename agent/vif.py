@@ -9,6 +9,9 @@ plug adds the device to the bridge with external_ids iface-id, attached-mac,
 iface-status=active and vm-uuid (idempotently: plugging again changes
 nothing); with --wait it returns when the port is ACTIVE in the API, or
 fails with a clear message after --timeout seconds.
+
+A compute-host tool (it talks to the local OVSDB, like the agent), so it
+lives with the agent: the server package never imports agent/.
 """
 
 import argparse

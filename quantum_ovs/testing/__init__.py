@@ -1,0 +1,4 @@
+"""Launchers the tests, the benchmarks and the demo share (a product part,
+as ovsdbapp's venv.py): a private Open vSwitch in its own network namespace
+(ovs), a real quantum-ovs-server process (server), and following processes
+through /proc (procs).  Nothing here imports the agent, nor the tests."""

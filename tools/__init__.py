@@ -1,0 +1,1 @@
+"""Scripts (the demo); a package only so the import contracts (.importlinter) see them."""
