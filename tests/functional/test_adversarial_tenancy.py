@@ -294,6 +294,9 @@ class World:
                     project=VICTIM, status=201)
         api.put(f"/v2.0/quotas/{VICTIM}", {"quota": {"network": 37}}, project=ADMIN,
                 admin=True, status=200)
+        # the victim's own port on its shared network, which the attacker sees
+        self.theirs_on_shared = api.port(self.shared["id"], project=VICTIM,
+                                         device_owner="compute:nova", device_id="vm-a2")
         self.theirs = {c: (self.admin_get(c, o["id"]) if o else None)
                        for c, o in self.theirs.items()}
         self.baseline = self.snapshot()
@@ -593,12 +596,18 @@ def test_victims_marker_is_a_marker_that_does_not_exist(world, c, role):
 @pytest.mark.parametrize("c", COLLECTIONS)
 def test_filters_on_attributes_hidden_from_the_caller_reveal_nothing(world, c):
     """On the attacker's own objects, an attribute only an admin sees
-    (binding:host_id, provider:*) filters alike whatever the value asked."""
+    (binding:host_id, provider:*) is not shown when asked for by name, and
+    filters alike whatever the value asked."""
     attrs = world.served.controllers[c].attrs
     checked = 0
     for o in world.as_("member", "GET", world.path(c), status=200).data[c]:
         full = world.admin_get(c, o["id"])
         for name in sorted(set(full) - set(o)):
+            # asked for by name, still not shown (in the listing and the object)
+            q = urllib.parse.quote(name)
+            for url in (f"{world.path(c)}?fields=id&fields={q}",
+                        f"{world.path(c)}/{o['id']}?fields=id&fields={q}"):
+                assert name not in world.as_("member", "GET", url, status=200).text, url
             a = attrs.get(name)
             if a is None or not a.is_filter or full[name] in (None, "") or \
                     isinstance(full[name], (dict, list)):
@@ -614,6 +623,29 @@ def test_filters_on_attributes_hidden_from_the_caller_reveal_nothing(world, c):
             checked += 1
     if c == "ports":
         assert checked  # binding:host_id at least
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_others_ports_on_a_network_the_caller_sees(world, role):
+    """A shared network is visible; its owner's ports on it are not."""
+    theirs, shared = world.theirs_on_shared, world.shared["id"]
+    absent = str(uuid.uuid4())
+    got = world.as_(role, "GET", f"/v2.0/ports?network_id={shared}", status=200).data
+    assert [p["id"] for p in got["ports"]] == [world.port_on_shared["id"]]
+    for q in (f"device_id={theirs['device_id']}", f"mac_address={theirs['mac_address']}"):
+        got = world.as_(role, "GET", f"/v2.0/ports?{q}", status=200).data["ports"]
+        assert theirs["id"] not in {p["id"] for p in got}
+    for method in ("GET", "PUT", "DELETE"):
+        body = {"port": {"name": "pwned"}} if method == "PUT" else None
+        r1 = world.as_(role, method, f"/v2.0/ports/{theirs['id']}", body)
+        r2 = world.as_(role, method, f"/v2.0/ports/{absent}", body)
+        assert r1.status_int == 404
+        ok, why = same_answer(r1, r2, [(theirs["id"], absent)])
+        assert ok, why
+    # a network the caller sees and may use, but whose ports are not its own
+    r = world.as_(role, "GET", f"/v2.0/networks/{shared}", status=200)
+    assert theirs["id"] not in r.text
+    world.assert_unchanged("reaching the victim's port on its shared network")
 
 
 # ------------------------------------------------------------------ smuggled ids
