@@ -9,7 +9,8 @@ addresses, on the same host and across hosts:
     B: b1 (hv1, .10)  b2 (hv1, .11)  b3 (hv2, .12)
 
 and, for the 802.1Q case, each a VLAN provider network (same CIDR again):
-va1 (hv1) and va2 (hv2) on A's, vb1 (hv2) on B's.
+va1 (hv1) and va2 (hv2) on A's, vb1 (hv2) on B's; and A a flat network on
+the same physical network, fa1 (hv1).
 
 Every test sends hand-made frames from an instance with an AF_PACKET socket
 and asserts on what the other instances' devices (and the provider
@@ -70,6 +71,12 @@ def arp(src_mac, op, sha, spa, tha, tpa, dst_mac=BCAST_MAC):
                        mac_bytes(tha), ip4(tpa))
     frame = mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", 0x0806) + body
     return frame + b"\0" * (60 - len(frame))
+
+
+def arp_padded(inst, target, tok):
+    """``inst``'s ARP request for ``target`` with ``tok`` in the padding."""
+    f = arp(inst.mac, 1, inst.mac, inst.ip, "00:00:00:00:00:00", target)[:42] + tok
+    return f + b"\0" * (60 - len(f))
 
 
 def link_local(mac):
@@ -188,14 +195,18 @@ def cloud():
             vms = ((1, "hv1"), (2, "hv2")) if proj == "A" else ((1, "hv2"),)
             for i, host in vms:
                 ports.append((proj, f"v{p}{i}", host, vnet, f"10.40.0.{20 + i}"))
+        # A's flat network on the same physical network (untagged there)
+        fnet = c.api["A"].network(CIDR, **{"provider:network_type": "flat",
+                                           "provider:physical_network": "physnet1"})
+        c.net["fA"] = fnet
+        ports.append(("A", "fa1", "hv1", fnet, "10.40.0.30"))
         for proj, label, host, (net, sub), ip in ports:
             port = c.api[proj].port(net, host, fixed_ips=[{"subnet_id": sub["id"],
                                                           "ip_address": ip}])
             inst = cl[host].add_instance(port)
             c.port[label], c.vm[label] = port, inst
-        for label, port in c.port.items():
-            proj = "A" if label.strip("v")[0] == "a" else "B"
-            assert c.api[proj].wait_status(port["id"], "ACTIVE"), label
+        for proj, label, *_ in ports:
+            assert c.api[proj].wait_status(c.port[label]["id"], "ACTIVE"), label
         # Same-project reachability first (and it warms the tunnels).
         assert c.vm["a1"].ping(c.vm["a3"].ip, count=2, wait=1)
         assert c.vm["b1"].ping(c.vm["b3"].ip, count=2, wait=1)
@@ -211,7 +222,7 @@ def cloud():
 
 A = ("a1", "a2", "a3")
 B = ("b1", "b2", "b3")
-EVERYONE = A + B + ("va1", "va2", "vb1")
+EVERYONE = A + B + ("va1", "va2", "vb1", "fa1")
 
 
 def sniff(cloud, *labels, underlay=False):
@@ -518,12 +529,16 @@ def test_router_advertisements_from_an_instance_dropped(cloud):
 def test_vlan_tagged_frames_from_an_instance_dropped(cloud, tpid):
     """Frames from an instance carrying an 802.1Q (or 802.1ad) tag with a VLAN
     id of the provider networks (B's, A's own, and 0) are dropped, on a
-    tunnel network and on a VLAN provider network; the untagged frame
+    tunnel network, on a VLAN provider network (they left double-tagged)
+    and on a flat one (they left with B's tag as they were: B's VLAN
+    network on the other host took them in, to vb1); the untagged frame
     arrives."""
     vm = cloud.vm
     vlans = [cloud.net[v][0]["provider:segmentation_id"] for v in ("vA", "vB")] + [0]
-    for src, peers, over in (("a1", {"a2", "a3"}, False), ("va1", {"va2"}, True)):
-        inst, peer = vm[src], sorted(peers)[0]
+    for src, peers, peer, over in (("a1", {"a2", "a3"}, "a2", False),
+                                   ("va1", {"va2"}, "va2", True),
+                                   ("fa1", set(), "vb1", True)):
+        inst = vm[src]
         bad, good = [], []
         for vid in vlans:
             for dst_mac, dst_ip in ((BCAST_MAC, "255.255.255.255"),
@@ -532,8 +547,14 @@ def test_vlan_tagged_frames_from_an_instance_dropped(cloud, tpid):
                 f = udp(inst, dst_mac, inst.ip, dst_ip, t)
                 tagged = f[:12] + struct.pack("!HH", tpid, vid) + f[12:]
                 bad.append((tagged, t))
+            # ARP (no security group stops it), the token in the padding
+            t = token()
+            f = arp_padded(inst, vm[peer].ip, t)
+            bad.append((f[:12] + struct.pack("!HH", tpid, vid) + f[12:], t))
         t = token()
         good.append((udp(inst, BCAST_MAC, inst.ip, "255.255.255.255", t), t, peers))
+        t = token()
+        good.append((arp_padded(inst, "10.40.0.98", t), t, peers))
         got = _dropped_vs_sent(cloud, src, bad, good)
         if over:  # the untagged frame did leave on the provider underlay
             assert "underlay" in with_token(got, good[0][1])
