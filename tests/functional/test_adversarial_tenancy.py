@@ -473,6 +473,12 @@ def test_member_fields_of_victims_object_are_not_found(world, c):
         pytest.skip("no victim's object")
     victim = world.theirs[c]["id"]
     absent = str(uuid.uuid4())
+    for suffix in (".json", "/", ".json?fields=id"):
+        r1 = world.as_("member", "GET", f"{world.path(c)}/{victim}{suffix}")
+        r2 = world.as_("member", "GET", f"{world.path(c)}/{absent}{suffix}")
+        assert r1.status_int == 404, (suffix, r1.status)
+        ok, why = same_answer(r1, r2, [(victim, absent)])
+        assert ok, why
     for name in world.served.controllers[c].attrs:
         q = f"?fields={urllib.parse.quote(name)}"
         r1 = world.as_("member", "GET", f"{world.path(c)}/{victim}{q}")
@@ -578,6 +584,7 @@ def test_listing_filters_fields_sorts_never_show_victims_objects(world, c, role)
             # as many objects as the plain listing, no more
             assert sorted(got) == mine, (q, got, mine)
     assert not leaks, f"victim's objects listed for {leaks}"
+    world.assert_unchanged(f"listing {c}")  # reads write nothing
 
 
 @pytest.mark.parametrize("role", ROLES)
