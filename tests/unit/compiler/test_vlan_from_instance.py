@@ -3,8 +3,10 @@
 Open vSwitch matches ``eth_type`` (and the L3/L4 fields) on what follows an
 802.1Q/802.1ad header, so port security's "this MAC, this address" flows
 alone let a tagged copy of a legitimate frame through: delivered tagged to
-the network's other ports, over the tunnels, and double-tagged out of a
-VLAN uplink.  Found on real OVS by tests/integration/test_isolation.py.
+the network's other ports, over the tunnels, double-tagged out of a VLAN
+uplink, and out of a flat network's uplink with its tag as it was -- where
+the other hosts took it in on the VLAN network of that id (another
+project's).  Found on real OVS by tests/integration/test_isolation.py.
 """
 
 from __future__ import annotations
@@ -37,16 +39,23 @@ def _broadcast(s, src, **kw):
                   ipv4_dst="255.255.255.255", ip_proto=17, udp_src=40000, udp_dst=40001, **kw)
 
 
-def test_untagged_frames_pass(tunnel_net, vlan_net):
+@pytest.fixture(scope="module")
+def flat_net():
+    return Scenario.build(networks=1, ports_per_net=2, remote_hosts=1, remote_ports_per_net=1,
+                          network_type="flat")
+
+
+def test_untagged_frames_pass(tunnel_net, vlan_net, flat_net):
     s = tunnel_net
     assert s.udp("port-0-0", "port-0-1").ports == [s.ofport("port-0-1")]
     t = _broadcast(s, "port-0-0")
     assert {s.ofport("port-0-1"), s.ofport("port-0-2")} <= set(t.ports)
     assert PATCH_OFPORT in _broadcast(vlan_net, "port-0-0").ports
+    assert PATCH_OFPORT in _broadcast(flat_net, "port-0-0").ports
 
 
 @pytest.mark.parametrize("tag", TAGS)
-def test_tagged_frames_are_dropped(tunnel_net, vlan_net, tag):
+def test_tagged_frames_are_dropped(tunnel_net, vlan_net, flat_net, tag):
     s = tunnel_net
     assert s.udp("port-0-0", "port-0-1", vlan_vid=tag).dropped
     assert _broadcast(s, "port-0-0", vlan_vid=tag).dropped
@@ -58,6 +67,9 @@ def test_tagged_frames_are_dropped(tunnel_net, vlan_net, tag):
     assert t.dropped and not t.controller
     # on a VLAN provider network: not out of the uplink (double-tagged)
     assert _broadcast(vlan_net, "port-0-0", vlan_vid=tag).dropped
+    # nor out of a flat network's uplink with its tag as it was
+    assert _broadcast(flat_net, "port-0-0", vlan_vid=tag).dropped
+    assert flat_net.arp_request("port-0-0", "10.0.0.250", vlan_vid=tag).dropped
 
 
 def test_tagged_frames_dropped_without_port_security():
