@@ -282,9 +282,12 @@ class World:
         self.shared = api.post("/v2.0/networks", {"network": {
             "name": "shared-a", "shared": True, "tenant_id": VICTIM}}, project=ADMIN,
             admin=True, status=201).data["network"]
+        self.shared_subnet = api.post("/v2.0/subnets", {"subnet": {
+            "network_id": self.shared["id"], "cidr": "10.9.0.0/24", "ip_version": 4,
+            "tenant_id": VICTIM}}, project=ADMIN, admin=True, status=201).data["subnet"]
         self.port_on_shared = api.port(self.shared["id"], project=ATTACKER,
                                        device_owner="compute:nova", device_id="vm-on-shared")
-        self.seen = {self.shared["id"]}
+        self.seen = {self.shared["id"], self.shared_subnet["id"]}
         self.before = {(c, r): self.listings(c, r) for c in COLLECTIONS for r in ROLES}
         self.usage_before = self.usage()
         # Phase 2: the victim's.
@@ -545,6 +548,8 @@ def _filter_values(name, value):
     for item in value:
         if isinstance(item, dict):
             out += [f"{k}={val}" for k, val in item.items() if isinstance(val, str)]
+            if isinstance(item.get("ip_address"), str):
+                out.append(f"ip_address_substr={item['ip_address'].rsplit('.', 1)[0]}.")
         else:
             out += _filter_values(name, item)
     return out
@@ -653,6 +658,31 @@ def test_others_ports_on_a_network_the_caller_sees(world, role):
     r = world.as_(role, "GET", f"/v2.0/networks/{shared}", status=200)
     assert theirs["id"] not in r.text
     world.assert_unchanged("reaching the victim's port on its shared network")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_addresses_in_use_on_a_shared_network_are_not_revealed(world, role):
+    """Asking for the address another project's port holds on a shared
+    subnet answers as asking for a free one (the policy refuses both
+    before any allocation is tried)."""
+    sub = world.shared_subnet["id"]
+    taken = world.theirs_on_shared["fixed_ips"][0]["ip_address"]
+    free = "10.9.0.200"
+    mine = world.port_on_shared["id"]
+    for method, path, wrap in (
+            ("POST", "/v2.0/ports", lambda ips: {"port": {"network_id": world.shared["id"],
+                                                          "fixed_ips": ips}}),
+            ("PUT", f"/v2.0/ports/{mine}", lambda ips: {"port": {"fixed_ips": ips}})):
+        for ips in ([{"subnet_id": sub, "ip_address": "%s"}], [{"ip_address": "%s"}]):
+            def body(ip):
+                return wrap([{k: (ip if val == "%s" else val) for k, val in d.items()}
+                             for d in ips])
+            r1 = world.as_(role, method, path, body(taken))
+            r2 = world.as_(role, method, path, body(free))
+            assert 400 <= r1.status_int < 500, (r1.status, r1.text[:300])
+            ok, why = same_answer(r1, r2, [(taken, free)])
+            assert ok, why
+    world.assert_unchanged("asking for addresses on the shared subnet")
 
 
 # ------------------------------------------------------------------ smuggled ids
