@@ -27,6 +27,10 @@ What is asserted, for every route and method, and for every collection:
 - creates and updates that smuggle a victim's id into a reference
   attribute answer as with an id that does not exist, and make nothing;
 - filtering on an attribute the caller cannot see reveals nothing of it;
+- on a network of the victim's shared with every project, the victim's
+  ports and the addresses they hold stay hidden, and the victim (the
+  network's owner) cannot change, plug, unplug or rebind the attacker's
+  port on it, nor delete the network under it (v2.0 and v1.x);
 - with ``auth_strategy = keystone`` a request without a token is 401 on
   every route.
 """
@@ -201,7 +205,7 @@ def unresolved_references():
 
 
 # ------------------------------------------------------------------ the world
-def _make_network(api, project, tag):
+def _make_network(api, project, objs):
     return api.network(project=project, name=f"net-{project}")
 
 
@@ -253,7 +257,7 @@ def _make(api, project):
     for c, maker in MAKERS.items():
         if c not in COLLECTIONS:
             continue
-        objs[c] = maker(api, project, objs) if c != "networks" else maker(api, project, None)
+        objs[c] = maker(api, project, objs)
     return objs
 
 
