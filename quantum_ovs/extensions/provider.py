@@ -8,6 +8,8 @@ impossible under any concurrency; a lost race is retried by the
 transaction.
 """
 
+import random
+
 import sqlalchemy as sa
 from oslo_config import cfg
 
@@ -227,40 +229,57 @@ class Segments:
                 network_id=net_id))
 
     @staticmethod
-    def _lowest_free(s, ntype, physnet, ranges):
+    def _lowest_free(s, ntype, physnet, ranges, spread=False):
+        """A free id of ``ranges``: the lowest one, or with ``spread`` the
+        first free one from a random point of a random range (wrapping
+        round): concurrent creates then rarely pick the same id and lose
+        their transaction to each other, as they all would on the lowest
+        (eight clients took more than the retries allow on a busy machine)."""
+        order = list(ranges)
+        if spread and order:
+            k = random.randrange(len(order))
+            order = order[k:] + order[:k]
+        for i, (lo, hi) in enumerate(order):
+            starts = [random.randint(lo, hi), lo] if spread and i == 0 else [lo]
+            for start in starts:
+                found = Segments._free_from(s, ntype, physnet, start, hi)
+                if found is not None:
+                    return found
+        return None
+
+    @staticmethod
+    def _free_from(s, ntype, physnet, start, hi):
+        """The lowest free id in start..hi, or None."""
         A = models.SegmentAllocation
         b = sa.orm.aliased(A)
-        for lo, hi in ranges:
-            used_lo = s.execute(sa.select(A.segmentation_id).where(
-                A.network_type == ntype, A.physical_network == physnet,
-                A.segmentation_id == lo)).first()
-            if used_lo is None:
-                return lo
-            # The smallest used id in the range whose successor is free.
-            gap = s.execute(
-                sa.select(sa.func.min(A.segmentation_id)).select_from(A).outerjoin(
-                    b, sa.and_(b.network_type == A.network_type,
-                               b.physical_network == A.physical_network,
-                               b.segmentation_id == A.segmentation_id + 1))
-                .where(A.network_type == ntype, A.physical_network == physnet,
-                       A.segmentation_id >= lo, A.segmentation_id < hi,
-                       b.segmentation_id.is_(None))).scalar()
-            if gap is not None:
-                return gap + 1
-        return None
+        used = s.execute(sa.select(A.segmentation_id).where(
+            A.network_type == ntype, A.physical_network == physnet,
+            A.segmentation_id == start)).first()
+        if used is None:
+            return start
+        # The smallest used id from start on whose successor is free.
+        gap = s.execute(
+            sa.select(sa.func.min(A.segmentation_id)).select_from(A).outerjoin(
+                b, sa.and_(b.network_type == A.network_type,
+                           b.physical_network == A.physical_network,
+                           b.segmentation_id == A.segmentation_id + 1))
+            .where(A.network_type == ntype, A.physical_network == physnet,
+                   A.segmentation_id >= start, A.segmentation_id < hi,
+                   b.segmentation_id.is_(None))).scalar()
+        return None if gap is None else gap + 1
 
     def allocate_tenant(self, s, net_id):
         for ntype in self.conf.ml2.tenant_network_types:
             if ntype == "local":
                 return "local", None, None
             if ntype in ("vxlan", "gre"):
-                segid = self._lowest_free(s, ntype, "", getattr(self, ntype))
+                segid = self._lowest_free(s, ntype, "", getattr(self, ntype), spread=True)
                 if segid is not None:
                     self._reserve(s, net_id, ntype, None, segid, chosen_by_us=True)
                     return ntype, None, segid
             elif ntype == "vlan":
                 for physnet, ranges in self.vlan.items():
-                    segid = self._lowest_free(s, "vlan", physnet, ranges)
+                    segid = self._lowest_free(s, "vlan", physnet, ranges, spread=True)
                     if segid is not None:
                         self._reserve(s, net_id, "vlan", physnet, segid, chosen_by_us=True)
                         return "vlan", physnet, segid

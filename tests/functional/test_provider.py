@@ -18,17 +18,31 @@ def papi(make_api):
 
 def test_tenant_networks_get_unique_vnis_and_they_are_freed(make_api):
     api = make_api()
+    api.plugin.segments.vxlan = [(1, 3)]  # three VNIs: the fourth network finds none
     nets = [api.network() for _ in range(3)]
     shown = [api.get(f"/v2.0/networks/{n['id']}", admin=True, status=200).data["network"]
              for n in nets]
     assert [n[NT] for n in shown] == ["vxlan"] * 3
-    assert [n[SID] for n in shown] == [1, 2, 3]
+    # any free VNI of the range (spread, as Neutron picks at random), each once
+    assert sorted(n[SID] for n in shown) == [1, 2, 3]
     assert all(n[PN] is None for n in shown)
     assert all(n["mtu"] == 1450 for n in shown)
+    r = api.post("/v2.0/networks", {"network": {"name": "full"}}, status=503)
+    assert r.data["NeutronError"]["type"] == "NoNetworkAvailable"
     api.delete(f"/v2.0/networks/{nets[1]['id']}", status=204)
     again = api.network()
     assert api.get(f"/v2.0/networks/{again['id']}", admin=True,
-                   status=200).data["network"][SID] == 2
+                   status=200).data["network"][SID] == shown[1][SID]
+
+
+def test_tenant_vnis_are_spread_over_the_range(make_api):
+    """Concurrent creates must not all race for the lowest free VNI."""
+    api = make_api()
+    nets = [api.network() for _ in range(8)]
+    vnis = [api.get(f"/v2.0/networks/{n['id']}", admin=True, status=200)
+            .data["network"][SID] for n in nets]
+    assert len(set(vnis)) == 8
+    assert vnis != sorted(vnis) or max(vnis) > 100
 
 
 def test_provider_attributes_are_admin_only(api):
@@ -74,7 +88,7 @@ def test_vlan_and_flat_and_exhaustion(make_api):
     a, b = api.network(), api.network()
     segs = [api.get(f"/v2.0/networks/{n['id']}", admin=True, status=200).data["network"]
             for n in (a, b)]
-    assert [(n[NT], n[PN], n[SID], n["mtu"]) for n in segs] == [
+    assert sorted((n[NT], n[PN], n[SID], n["mtu"]) for n in segs) == [
         ("vlan", "physnet1", 100, 1500), ("vlan", "physnet1", 101, 1500)]
     r = api.post("/v2.0/networks", {"network": {"name": "c"}}, status=503)
     assert r.data["NeutronError"]["type"] == "NoNetworkAvailable"
