@@ -22,6 +22,12 @@ from quantum_ovs import exceptions
 LOG = logging.getLogger(__name__)
 
 
+def _sqlite_locked(err):
+    return isinstance(err, exc.OperationalError) and any(
+        s in str(err.orig).lower() for s in ("database is locked", "database table is locked",
+                                             "database is busy"))
+
+
 def _is_retriable(err):
     """Deadlocks, serialization failures, lock timeouts and duplicate keys
     raised by a concurrent writer are worth another try."""
@@ -56,6 +62,16 @@ _UNREACHABLE = ("did not answer within", "could not connect", "connection refuse
                 "terminating connection", "connection not open", "the database system is")
 # A pooled connection idle for longer than this is pinged before use.
 PING_AFTER = 2.0
+# SQLite: how long one statement of a request may wait for a lock held by
+# another connection.  SQLite waits inside the C library, which holds up
+# every green thread of the process; so the wait is kept short and a
+# write transaction that finds the database locked is tried again after
+# a green sleep, for SQLITE_LOCK_WAIT seconds in all (then 503).  Other
+# callers (migrations, command-line tools) keep a long wait.
+SQLITE_BUSY_MS = 50
+SQLITE_TOOL_BUSY_MS = 30000
+SQLITE_LOCK_WAIT = 5.0
+SQLITE_LOCK_POLL = 0.05
 
 
 # Per thread (green thread in the server): a shorter deadline for the
@@ -117,7 +133,8 @@ def _cut(conn):
 
 class Database:
     def __init__(self, url, pool_size=10, max_overflow=20, max_retries=10,
-                 echo=False, connect_timeout=None, statement_timeout=None):
+                 echo=False, connect_timeout=None, statement_timeout=None,
+                 sqlite_lock_wait=SQLITE_LOCK_WAIT):
         """``connect_timeout``, ``statement_timeout`` (seconds, PostgreSQL):
         how long a new connection and one statement may take; past them
         the request fails (503) instead of waiting for the database.  The
@@ -126,6 +143,7 @@ class Database:
         without closing its connections) is given up one second later."""
         self.url = sa.engine.make_url(url)
         self.max_retries = max_retries
+        self.sqlite_lock_wait = sqlite_lock_wait
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgresql = self.url.get_backend_name() == "postgresql"
         kwargs = {"echo": echo, "future": True}
@@ -202,12 +220,17 @@ class Database:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
-            if conn.get_execution_options().get("qovs_write"):
+            # Requests (reader(), write()) wait briefly in SQLite; the rest
+            # (migrations, tools) as long as they need.
+            opts = conn.get_execution_options()
+            short = opts.get("qovs_write") or opts.get("qovs_read")
+            conn.exec_driver_sql(
+                f"PRAGMA busy_timeout={SQLITE_BUSY_MS if short else SQLITE_TOOL_BUSY_MS}")
+            if opts.get("qovs_write"):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 conn.exec_driver_sql("BEGIN")
@@ -248,7 +271,8 @@ class Database:
     @contextlib.contextmanager
     def reader(self):
         self._gate()
-        session = self._sessions()
+        conn = self.engine.connect().execution_options(qovs_read=True)
+        session = Session(bind=conn, expire_on_commit=False)
         try:
             with session.begin():
                 yield session
@@ -258,6 +282,7 @@ class Database:
             raise
         finally:
             session.close()
+            conn.close()
 
     @contextlib.contextmanager
     def _writer_session(self):
@@ -276,6 +301,7 @@ class Database:
         raise QuantumError (not retried) or RetryRequest (retried)."""
         self._gate()
         attempt = 0
+        locked_until = None
         while True:
             try:
                 with self._writer_session() as session:
@@ -295,6 +321,17 @@ class Database:
                 raise
             except Exception as err:  # noqa: BLE001 - classified below
                 self._note(err)
+                if self.is_sqlite and _sqlite_locked(err):
+                    # Another connection holds the lock: wait for it here,
+                    # in a (green) sleep, not in SQLite's busy handler.
+                    now = time.monotonic()
+                    if locked_until is None:
+                        locked_until = now + self.sqlite_lock_wait
+                    if now < locked_until:
+                        time.sleep(min(SQLITE_LOCK_POLL * random.uniform(0.5, 1.5),
+                                       locked_until - now))
+                        continue
+                    raise
                 attempt += 1
                 if attempt > self.max_retries or not _is_retriable(err):
                     raise
