@@ -449,7 +449,9 @@ class Controller:
     @staticmethod
     def _check_revision(req, current):
         header = req.headers.get("If-Match")
-        if not header:
+        if not header or "revision_number" not in current:
+            # (Resources without a revision number, as agents, take no
+            # condition on it: the header is ignored, as in Neutron.)
             return
         for part in header.split(","):
             part = part.strip()

@@ -140,6 +140,11 @@ def with_implied_roles(roles):
     return frozenset(out)
 
 
+# The longest project id a caller may claim under noauth: the length of
+# the project_id columns (Keystone's ids are 64 characters at most).
+PROJECT_ID_MAX = 255
+
+
 class NoAuth:
     """Takes the caller's project and roles from request headers (no
     X-Roles header: a member of the project)."""
@@ -153,11 +158,17 @@ class NoAuth:
         h = environ.get
         project = (h("HTTP_X_PROJECT_ID") or h("HTTP_X_TENANT_ID")
                    or h("HTTP_X_TENANT") or self.default_project)
+        project = project.strip() or self.default_project
+        if len(project) > PROJECT_ID_MAX:
+            # (It would not fit the database's project_id columns.)
+            resp = error_response(webob.exc.HTTPBadRequest(
+                detail=f"X-Project-Id is longer than {PROJECT_ID_MAX} characters"))
+            return resp(environ, start_response)
         header = h("HTTP_X_ROLES")
         if header is None:
             header = h("HTTP_X_ROLE", "member")
         environ["quantum.context"] = self.policy.context(
-            project_id=project.strip() or self.default_project,
+            project_id=project,
             user_id=h("HTTP_X_USER_ID"), roles=with_implied_roles(header.split(",")))
         return self.app(environ, start_response)
 

@@ -146,6 +146,41 @@ def test_mistyped_ofport_from_an_agent_is_400(api, ofport):
     assert api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"]["status"] == "ACTIVE"
 
 
+@pytest.mark.parametrize("if_match", ["revision_number=1", f"revision_number={10 ** 22}"])
+def test_if_match_on_a_resource_without_revisions_is_ignored(api, if_match):
+    """Agents have no revision number: a conditional update or delete of
+    one answered 500 (found by tests/functional/test_fuzz_api.py)."""
+    api.post("/agent-api/v1/agents", {"host": "hv-a", "tunnel_ip": "192.0.2.1",
+                                      "configurations": {"tunnel_types": ["vxlan"]}},
+             status=200)
+    agent = api.get("/v2.0/agents", admin=True, status=200).data["agents"][0]
+    path = f"/v2.0/agents/{agent['id']}"
+    r = api.put(path, {"agent": {"admin_state_up": False}}, admin=True,
+                headers={"If-Match": if_match}, status=200)
+    assert r.data["agent"]["admin_state_up"] is False
+    # (A live agent cannot be deleted: the answer of a delete without the header.)
+    r = api.delete(path, admin=True, headers={"If-Match": if_match}, status=409)
+    assert r.data["NeutronError"]["type"] == "AgentInUse"
+
+
+def test_overlong_project_id_under_noauth_is_400(api):
+    """A claimed project id longer than the project_id columns answered
+    500 on PostgreSQL (value too long) when its default security group
+    was created (found by tests/functional/test_fuzz_api.py)."""
+    long_id = "x" * 256
+    for method, path, body in [("POST", "/v2.0/security-groups",
+                                {"security_group": {"name": "sg"}}),
+                               ("GET", "/v2.0/security-groups", None),
+                               ("POST", "/v2.0/networks", {"network": {"name": "n"}})]:
+        r = api.request(method, path, body, project=long_id)
+        _err(r, 400)
+    assert api.count("networks") == 0
+    sgs = api.get("/v2.0/security-groups", admin=True, status=200).data["security_groups"]
+    assert long_id not in {sg["project_id"] for sg in sgs}
+    # 255 characters fit.
+    api.network(project="y" * 255)
+
+
 def _agent_headers(api):
     """What the test client sends to the agent API (its shared token)."""
     return {k: v for k, v in api._headers("p1", False, None).items()
