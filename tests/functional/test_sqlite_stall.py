@@ -14,6 +14,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from quantum_ovs.db import session as db_session
 from tests.fixtures.server import ServerProcess
 
@@ -35,14 +37,16 @@ def _call(url, method="GET", body=None, timeout=30):
     return status, time.monotonic() - start, data
 
 
-def test_lock_held_by_another_process_stalls_nothing(tmp_path):
+@pytest.mark.parametrize("lock", ["IMMEDIATE", "EXCLUSIVE"])
+def test_lock_held_by_another_process_stalls_nothing(tmp_path, lock):
     path = tmp_path / "stall.sqlite"
     with ServerProcess(f"sqlite:///{path}") as srv:
         status, _, _ = _call(srv.url + "/v2.0/networks", "POST", {"network": {"name": "before"}})
         assert status == 201
 
         holder = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")
+        holder.execute(f"BEGIN {lock}")
+        holder.execute("UPDATE networks SET name = 'held' WHERE name = 'before'")
         locked_at = time.monotonic()
         posts = []
 
