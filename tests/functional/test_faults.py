@@ -19,6 +19,9 @@ from tests.fixtures.server import ServerProcess
 from tests.functional.test_concurrency import Client, _expect, _network_and_subnet
 
 CIDR = "10.40.0.0/22"
+# Clients create ports for as long as a test runs, as fast as the machine
+# allows: the port quota (50) must not be what answers them.
+NO_PORT_QUOTA = "[quotas]\nquota_port = -1\n"
 BULK = 20
 
 
@@ -110,7 +113,7 @@ def test_kill9_during_creates_leaves_no_partial_rows(db_url, workers):
     bulk is there whole or not at all, every port has its address, no
     address is leaked or handed out twice, and the subnet keeps giving
     addresses (200 more creates, none refused)."""
-    srv = ServerProcess(db_url, workers=workers, extra_conf="[quotas]\nquota_port = -1\n")
+    srv = ServerProcess(db_url, workers=workers, extra_conf=NO_PORT_QUOTA)
     srv.start()
     try:
         admin = Client(srv.port)
@@ -162,7 +165,7 @@ def test_kill9_during_creates_leaves_no_partial_rows(db_url, workers):
 
 
 # ------------------------------------------------------------------ database faults
-TIMEOUTS = "[database]\nconnect_timeout = 2\nstatement_timeout = 2\n"
+TIMEOUTS = "[database]\nconnect_timeout = 2\nstatement_timeout = 2\n" + NO_PORT_QUOTA
 # A request never waits much longer than connect + statement timeouts.
 BOUND = 7.0
 
