@@ -9,7 +9,6 @@ indexed query).  Revoking sets ``revoked_at``: the next request with that
 token is refused by every server process, since nothing caches the answer.
 """
 
-import datetime
 import hashlib
 import secrets
 import uuid
@@ -17,9 +16,9 @@ import uuid
 import sqlalchemy as sa
 
 from quantum_ovs.db import models
+from quantum_ovs.timeutils import agent_time, utcnow
 
 TOKEN_BYTES = 32
-TIME_FMT = "%Y-%m-%d %H:%M:%S"
 
 
 def digest(token):
@@ -27,14 +26,10 @@ def digest(token):
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
-
-
 def to_dict(c):
     return {"id": c.id, "host": c.host, "description": c.description,
-            "created_at": c.created_at.strftime(TIME_FMT),
-            "revoked_at": c.revoked_at.strftime(TIME_FMT) if c.revoked_at else None}
+            "created_at": agent_time(c.created_at),
+            "revoked_at": agent_time(c.revoked_at)}
 
 
 def create(db, host, description=""):
@@ -47,7 +42,7 @@ def create(db, host, description=""):
     def txn(s):
         c = models.AgentCredential(id=str(uuid.uuid4()), host=host,
                                    token_hash=digest(token),
-                                   description=description or "", created_at=_now())
+                                   description=description or "", created_at=utcnow())
         s.add(c)
         s.flush()
         return to_dict(c)
@@ -79,7 +74,7 @@ def revoke(db, host=None, credential_id=None):
         if credential_id is not None:
             q = q.where(C.id == credential_id)
         rows = s.execute(q).scalars().all()
-        now = _now()
+        now = utcnow()
         for c in rows:
             c.revoked_at = now
         s.flush()

@@ -9,12 +9,11 @@ import datetime
 
 from sqlalchemy import (Boolean, DateTime, ForeignKey, Integer, String, Text,
                         UniqueConstraint, Index, BigInteger)
+from quantum_ovs.timeutils import utcnow
 from sqlalchemy.orm import (DeclarativeBase, Mapped, foreign, mapped_column, relationship,
                             remote)
 
 
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 class Base(DeclarativeBase):

@@ -15,10 +15,9 @@ from sqlalchemy import orm
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import ipam, models
-from quantum_ovs.db.models import utcnow
+from quantum_ovs.timeutils import api_time as _ts, utcnow
 from quantum_ovs.db.session import NOTIFY
 
-TIME_FMT = "%Y-%m-%dT%H:%M:%SZ"
 DHCP_OWNER = "network:dhcp"
 ROUTER_INTERFACE_OWNERS = ("network:router_interface",
                            "network:router_interface_distributed",
@@ -35,8 +34,6 @@ NOT_FOUND = {"networks": (exceptions.NetworkNotFound, "net_id"),
              "ports": (exceptions.PortNotFound, "port_id")}
 
 
-def _ts(value):
-    return value.strftime(TIME_FMT) if value else None
 
 
 def _std(obj):

@@ -5,7 +5,6 @@ admin reads them here, may set admin_state_up and description, and may
 delete an agent that is no longer alive.
 """
 
-import datetime
 import json
 import uuid
 
@@ -17,7 +16,8 @@ from quantum_ovs import policy
 from quantum_ovs.api import agent_api, attributes, validators as v
 from quantum_ovs.api.attributes import Attr
 from quantum_ovs.db import models
-from quantum_ovs.db.plugin import Collection, TIME_FMT
+from quantum_ovs.db.plugin import Collection
+from quantum_ovs.timeutils import agent_time, utcnow
 
 ALIASES = [{"alias": "agent", "name": "agent",
             "description": "The agent management extension."}]
@@ -71,8 +71,6 @@ def extend_resources(resources):
     }
 
 
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 class Agents(Collection):
@@ -87,16 +85,16 @@ class Agents(Collection):
         self.down_time = down_time
 
     def alive(self, agent):
-        return (utcnow() - agent.heartbeat_timestamp).total_seconds() < self.down_time
+        return (utcnow(precise=True) - agent.heartbeat_timestamp).total_seconds() < self.down_time
 
     def to_dict(self, a):
         return {"id": a.id, "agent_type": a.agent_type, "binary": a.binary,
                 "topic": a.topic, "host": a.host, "admin_state_up": a.admin_state_up,
                 "description": a.description, "alive": self.alive(a),
                 "availability_zone": a.availability_zone,
-                "created_at": a.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                "started_at": a.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                "heartbeat_timestamp": a.heartbeat_timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+                "created_at": agent_time(a.created_at),
+                "started_at": agent_time(a.started_at),
+                "heartbeat_timestamp": agent_time(a.heartbeat_timestamp),
                 "configurations": json.loads(a.configurations or "{}"),
                 "resources_synced": None}
 
@@ -115,7 +113,7 @@ def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
     A = models.Agent
     agent = s.execute(sa.select(A).where(A.agent_type == AGENT_TYPE, A.host == host)
                       ).scalars().first()
-    now = utcnow().replace(microsecond=0)
+    now = utcnow()
     if agent is None:
         agent = A(id=str(uuid.uuid4()), agent_type=AGENT_TYPE, binary=BINARY,
                   topic="N/A", host=host, admin_state_up=True, created_at=now,
@@ -150,4 +148,3 @@ def routes(api):
     agent_api.routes(api)
 
 
-__all__ = ["TIME_FMT"]

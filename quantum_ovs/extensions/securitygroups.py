@@ -24,7 +24,8 @@ from quantum_ovs.api import attributes, validators as v
 from quantum_ovs.api.attributes import NOT_SET, Attr
 from quantum_ovs.api.controller import Controller
 from quantum_ovs.db import models
-from quantum_ovs.db.plugin import TIME_FMT, Collection, child_filter
+from quantum_ovs.db.plugin import Collection, child_filter
+from quantum_ovs.timeutils import api_time as _ts
 
 ALIASES = [
     {"alias": "security-group", "name": "security-group",
@@ -368,8 +369,6 @@ def extend_resources(resources):
 
 
 # ------------------------------------------------------------------ dicts
-def _ts(value):
-    return value.strftime(TIME_FMT) if value else None
 
 
 def rule_dict(r):

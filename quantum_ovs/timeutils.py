@@ -1,0 +1,28 @@
+"""Time, in one place: the clock the server stores and the two ways the
+API shows a stored time.
+
+Stored times are naive UTC datetimes. Standard attributes (created_at,
+updated_at) are shown as ISO 8601 with a Z, as Neutron shows them; the
+agents resource and agent credentials show "YYYY-MM-DD HH:MM:SS", as
+Neutron's agents API does.
+"""
+
+import datetime
+
+API_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+AGENT_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def utcnow(precise=False):
+    """Now, naive UTC; whole seconds unless ``precise`` (heartbeats keep
+    microseconds so that liveness is not rounded)."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return now if precise else now.replace(microsecond=0)
+
+
+def api_time(value):
+    return value.strftime(API_FORMAT) if value else None
+
+
+def agent_time(value):
+    return value.strftime(AGENT_FORMAT) if value else None
