@@ -13,6 +13,7 @@ every value is hashable and can be compared for equality.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -152,6 +153,94 @@ class Chassis:
         return dict(self.vif_ofports).get(port_id)
 
 
+# Device owners of the ports a router owns on a network: the router's own
+# flows stand for them (ARP, neighbour discovery, routing), so the compiler
+# gives these ports no port flows of their own.
+ROUTER_DEVICE_OWNERS = frozenset({
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
+    "network:router_gateway",
+    "network:router_centralized_snat",
+})
+
+
+def is_router_port(port: Port) -> bool:
+    return port.device_owner in ROUTER_DEVICE_OWNERS
+
+
+@dataclass(frozen=True, slots=True)
+class RouterInterface:
+    """One address of a router on a subnet (a ``network:router_interface``
+    port; a port with addresses on several subnets is one interface per
+    subnet, with the same port id and MAC)."""
+
+    port_id: str
+    network_id: str
+    subnet_id: str
+    ip_address: str  # canonical address (the subnet's gateway IP, usually)
+    prefixlen: int  # of the subnet's CIDR
+    mac_address: str
+
+    @property
+    def ip_version(self) -> int:
+        return 6 if ":" in self.ip_address else 4
+
+    @property
+    def cidr(self) -> str:
+        return str(ipaddress.ip_interface(f"{self.ip_address}/{self.prefixlen}").network)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterGateway:
+    """The router's external gateway (issue 14; carried, not compiled yet):
+    its ``network:router_gateway`` port on a ``router:external`` network."""
+
+    network_id: str
+    port_id: str
+    mac_address: str
+    ip_addresses: tuple[str, ...] = ()
+    enable_snat: bool = True
+    # Gateway hosts, highest priority first, as the server assigned them.
+    hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FloatingIP:
+    """A floating IP associated with a port (issue 14; carried, not
+    compiled yet): DNAT/SNAT on the host of ``port_id``."""
+
+    id: str
+    floating_ip_address: str
+    floating_network_id: str
+    port_id: str
+    fixed_ip_address: str
+    # Port forwardings: (protocol, external port, internal IP, internal port)
+    port_forwardings: tuple[tuple[str, int, str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    """A router as a host compiles it: routing between the subnets of its
+    interfaces, in flows on every host with a port on one of its networks.
+
+    ``routes`` are Neutron's extra routes (destination CIDR, next hop on a
+    connected subnet).  ``gateway`` and ``floating_ips`` belong to issue
+    14 (external connectivity): part of the value today so that its
+    changes arrive through the same deltas, ignored by the compiler."""
+
+    id: str
+    admin_state_up: bool = True
+    interfaces: tuple[RouterInterface, ...] = ()
+    routes: tuple[HostRoute, ...] = ()
+    gateway: Optional[RouterGateway] = None
+    floating_ips: tuple[FloatingIP, ...] = ()
+
+    @property
+    def network_ids(self) -> frozenset[str]:
+        return frozenset(i.network_id for i in self.interfaces)
+
+
 @dataclass(frozen=True, slots=True)
 class HostView:
     """Everything one host needs to compile its integration bridge.
@@ -170,6 +259,9 @@ class HostView:
     remote_hosts: tuple[RemoteHost, ...] = ()
     chassis: Chassis = field(default_factory=Chassis)
     revision: int = 0
+    # Routers with an interface on a network of a port bound here; the
+    # view then holds all their networks, subnets and ports too.
+    routers: tuple[Router, ...] = ()
 
     def replace(self, **changes) -> "HostView":
         return dataclasses.replace(self, **changes)
@@ -193,6 +285,8 @@ class Delta:
     removed_ports: tuple[str, ...] = ()
     removed_security_groups: tuple[str, ...] = ()
     removed_remote_hosts: tuple[str, ...] = ()
+    routers: tuple[Router, ...] = ()  # upserted whole (interfaces, routes)
+    removed_routers: tuple[str, ...] = ()
     # Applied after the upserts, to groups the view has (others: ignored).
     group_members: tuple[GroupMembers, ...] = ()
     # True: ``security_groups`` is every group the host needs now; drop

@@ -32,6 +32,7 @@ KIND_PORT_ACL = 0x04  # a port's security-group flows (egress and ingress)
 KIND_GROUP = 0x05  # a security group's conjunction accept (conj_id -> commit)
 KIND_ADDRESS = 0x06  # a member address clause shared by remote groups
 KIND_RULE = 0x07  # a rule-match clause shared by the rules that produce it
+KIND_ROUTER = 0x08  # a router: its ARP/ND/echo answers, admission, routes
 
 # One vocabulary: these names are also the engine's owner kinds (the first
 # item of an owner tuple, engine.OWNER_KINDS); the numbers are on the wire
@@ -44,6 +45,7 @@ KIND_NAMES = {
     KIND_GROUP: "group",
     KIND_ADDRESS: "address",
     KIND_RULE: "rule-match",
+    KIND_ROUTER: "router",
 }
 
 

@@ -27,6 +27,7 @@ exactly.
 from __future__ import annotations
 
 import gc
+import ipaddress
 import textwrap
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from quantum_ovs.compiler.flow import Flow, FlowDiff, diff
 from quantum_ovs.compiler.rules import acl as acl_rules
 from quantum_ovs.compiler.rules import network as net_rules
 from quantum_ovs.compiler.rules import port as port_rules
+from quantum_ovs.compiler.rules import router as router_rules
 from quantum_ovs.compiler.rules.static import static_flows
 from quantum_ovs.model import (
     Chassis,
@@ -46,8 +48,10 @@ from quantum_ovs.model import (
     Network,
     Port,
     RemoteHost,
+    Router,
     SecurityGroup,
     Subnet,
+    is_router_port,
 )
 
 DIRECTIONS = tuple(acl_rules.DIRS)
@@ -62,6 +66,7 @@ PORT_ACL = cookies.KIND_NAMES[cookies.KIND_PORT_ACL]
 GROUP = cookies.KIND_NAMES[cookies.KIND_GROUP]
 ADDRESS = cookies.KIND_NAMES[cookies.KIND_ADDRESS]
 RULE_MATCH = cookies.KIND_NAMES[cookies.KIND_RULE]
+ROUTER = cookies.KIND_NAMES[cookies.KIND_ROUTER]
 STATIC = (STATIC_KIND,)
 
 # The inputs: what the engine is told (names used in OwnerKind.depends_on).
@@ -71,6 +76,7 @@ PORTS = "ports"
 SG_RULES = "security-group-rules"
 SG_MEMBERS = "security-group-members"
 REMOTE_HOSTS = "remote-hosts"
+ROUTERS = "routers"
 VIF_OFPORTS = "vif-ofports"
 UPLINK_OFPORTS = "uplink-ofports"
 ALLOCATIONS = "allocations"
@@ -99,9 +105,14 @@ class OwnerKind:
     doc: str
 
 
+ROUTER_ZONE_PREFIX = "router:"  # Allocations.local_ids key of a router's zone
+
+
 @dataclass
 class Allocations:
-    local_ids: dict = field(default_factory=dict)  # network id -> local id
+    # network id -> local id; "router:<id>" -> the router's conntrack zone
+    # (one pool: a router's zone never equals a network's)
+    local_ids: dict = field(default_factory=dict)
     conj_ids: dict = field(default_factory=dict)  # (group id, direction) -> conj id
     next_conj: int = 1
 
@@ -157,6 +168,10 @@ class Engine:
         self.match_refs: dict = {}  # (table, match) -> Counter((conj_id, n) -> rules)
         self.remote_refs = defaultdict(set)  # (remote group, direction) -> sg ids
         self.ip_groups = defaultdict(set)  # member address -> group ids
+        self.routers: dict[str, Router] = {}
+        self.net_routers = defaultdict(set)  # network -> routers with an interface on it
+        self.nexthop_routers = defaultdict(set)  # extra-route next hop -> router ids
+        self.net_local = Counter()  # network -> ports bound here (not a router's)
         self._explicit_ids: dict[int, str] = {}
         self._used_ids: set | None = None  # cache of alloc.local_ids values
         self._id_hint = LOCAL_ID_BASE
@@ -186,8 +201,13 @@ class Engine:
             host=self.host, tunnel_ip=self.tunnel_ip, networks=by_id(self.networks),
             subnets=by_id(self.subnets), ports=by_id(self.ports),
             security_groups=by_id(self.groups), remote_hosts=by_id(self.remote_hosts),
-            chassis=self.chassis(), revision=self.revision,
+            chassis=self.chassis(), revision=self.revision, routers=by_id(self.routers),
         )
+
+    def router_zone(self, router_id: str) -> int | None:
+        if router_id not in self.routers:
+            return None
+        return self.alloc.local_ids.get(ROUTER_ZONE_PREFIX + router_id)
 
     def local_id(self, network_id: str) -> int | None:
         net = self.networks.get(network_id)
@@ -212,6 +232,8 @@ class Engine:
             self._set_remote_host(h)
         for g in view.security_groups:
             self._set_group(g)
+        for r in view.routers:
+            self._set_router(r)
         for p in view.ports:
             self._set_port(p)
         self._dirty.clear()
@@ -246,6 +268,7 @@ class Engine:
             ("remote_hosts", view.remote_hosts, self._set_remote_host,
              self._remove_remote_host, "name"),
             ("groups", view.security_groups, self._set_group, self._remove_group, "id"),
+            ("routers", view.routers, self._set_router, self._remove_router, "id"),
             ("ports", view.ports, self._set_port, self._remove_port, "id"),
         ):
             current = getattr(self, attr)
@@ -270,6 +293,8 @@ class Engine:
             self._remove_port(pid)
         for gid in delta.removed_security_groups:
             self._remove_group(gid)
+        for rid in delta.removed_routers:
+            self._remove_router(rid)
         if delta.groups_complete:
             keep = {g.id for g in delta.security_groups}
             for gid in [g for g in self.groups if g not in keep]:
@@ -288,6 +313,8 @@ class Engine:
             self._set_remote_host(h)
         for g in delta.security_groups:
             self._set_group(g)
+        for r in delta.routers:
+            self._set_router(r)
         for p in delta.ports:
             self._set_port(p)
         for gm in delta.group_members:
@@ -341,6 +368,7 @@ class Engine:
         self._dirty.add((NETWORK, net.id))
         for pid in self.net_ports.get(net.id, ()):
             self._mark_port(pid)
+        self._mark_routers_of(net.id)
 
     def _free_local_id(self) -> int:
         """The lowest free compiler-assigned id (a scan from the last hit)."""
@@ -369,6 +397,7 @@ class Engine:
         self._dirty.add((NETWORK, nid))
         for pid in self.net_ports.get(nid, ()):
             self._mark_port(pid)
+        self._mark_routers_of(nid)
 
     def _set_subnet(self, s: Subnet) -> None:
         old = self.subnets.get(s.id)
@@ -397,8 +426,34 @@ class Engine:
             return None
         return (p.network_id, p.security_groups, p.port_security_enabled, p.admin_state_up)
 
+    def _mark_routers_of(self, nid: str) -> None:
+        for rid in self.net_routers.get(nid, ()):
+            self._dirty.add((ROUTER, rid))
+
+    def _count_local(self, p: Port, step: int) -> None:
+        """A port bound here joins (+1) or leaves (-1) its network: the
+        network's routers appear on this host with its first such port and
+        go with its last."""
+        if p.host != self.host or is_router_port(p):
+            return
+        n = self.net_local[p.network_id] + step
+        if n:
+            self.net_local[p.network_id] = n
+        else:
+            del self.net_local[p.network_id]
+        if n == 0 or (n == 1 and step > 0):
+            self._mark_routers_of(p.network_id)
+
+    def _mark_nexthop(self, p: Port) -> None:
+        for ip in p.ips:
+            for rid in self.nexthop_routers.get(ip, ()):
+                self._dirty.add((ROUTER, rid))
+
     def _index_port(self, p: Port) -> None:
         self.net_ports[p.network_id].add(p.id)
+        self._count_local(p, 1)
+        if self.nexthop_routers:
+            self._mark_nexthop(p)
         if p.host == self.host:
             for g in p.security_groups:
                 self.group_ports[g].add(p.id)
@@ -409,6 +464,9 @@ class Engine:
         s = self.net_ports.get(p.network_id)
         if s is not None:
             s.discard(p.id)
+        self._count_local(p, -1)
+        if self.nexthop_routers:
+            self._mark_nexthop(p)
         if p.host == self.host:
             for g in p.security_groups:
                 s = self.group_ports.get(g)
@@ -448,6 +506,54 @@ class Engine:
         self._dirty.add((PORT, pid))
         self._dirty.add((PORT_ACL, pid))
         self._dirty.add((NETWORK, old.network_id))
+
+    def _set_router(self, r: Router) -> None:
+        old = self.routers.get(r.id)
+        if old == r:
+            return
+        key = ROUTER_ZONE_PREFIX + r.id
+        if key not in self.alloc.local_ids:
+            self.alloc.local_ids[key] = self._free_local_id()
+        self._reindex_router(old, r)
+        self.routers[r.id] = r
+        self._dirty.add((ROUTER, r.id))
+
+    def _remove_router(self, rid: str) -> None:
+        old = self.routers.pop(rid, None)
+        if old is None:
+            return
+        self._reindex_router(old, None)
+        self.alloc.local_ids.pop(ROUTER_ZONE_PREFIX + rid, None)
+        self._dirty.add((ROUTER, rid))
+
+    def _reindex_router(self, old: Router | None, new: Router | None) -> None:
+        """Move the router's entries in net_routers / nexthop_routers; a
+        network that becomes routed (or stops being) has its ports
+        recomputed (their L3_RESOLVE entries)."""
+        rid = (new or old).id
+        nets = (old.network_ids if old else frozenset()) | (new.network_ids if new else
+                                                              frozenset())
+        before = {n: bool(self.net_routers.get(n)) for n in nets}
+        if old is not None:
+            for n in old.network_ids:
+                s = self.net_routers[n]
+                s.discard(rid)
+                if not s:
+                    del self.net_routers[n]
+            for rt in old.routes:
+                s = self.nexthop_routers[rt.nexthop]
+                s.discard(rid)
+                if not s:
+                    del self.nexthop_routers[rt.nexthop]
+        if new is not None:
+            for n in new.network_ids:
+                self.net_routers[n].add(rid)
+            for rt in new.routes:
+                self.nexthop_routers[rt.nexthop].add(rid)
+        for n in nets:
+            if before[n] != bool(self.net_routers.get(n)):
+                for pid in self.net_ports.get(n, ()):
+                    self._dirty.add((PORT, pid))
 
     def _mark_members(self, gid: str, d: str, addresses) -> None:
         dirty = self._dirty
@@ -630,6 +736,8 @@ class Engine:
         vif = self.vif_ofports
         for pid in self.net_ports.get(nid, ()):
             p = self.ports[pid]
+            if is_router_port(p):
+                continue
             if p.host == self.host:
                 if p.admin_state_up:
                     ofport = vif.get(pid)
@@ -647,17 +755,18 @@ class Engine:
     def _compute_port(self, owner) -> list[Flow]:
         pid = owner[1]
         p = self.ports.get(pid)
-        if p is None:
-            return []
+        if p is None or is_router_port(p):
+            return []  # a router's port: the router's flows stand for it
         net = self.networks.get(p.network_id)
         if net is None or not net.admin_state_up:
             return []
         lid = self.local_id(net.id)
+        routed = net.id in self.net_routers
         if p.host == self.host:
             ofport = self.vif_ofports.get(pid)
             if ofport is None:
                 return []
-            return port_rules.local_port_flows(p, ofport, lid)
+            return port_rules.local_port_flows(p, ofport, lid, routed)
         h = self.remote_hosts.get(p.host)
         if h is None:
             return []
@@ -665,7 +774,7 @@ class Engine:
         if link is None:
             return []
         send = net_rules.remote_actions(net, link, h.tunnel_ip)
-        return port_rules.remote_port_flows(p, lid, send)
+        return port_rules.remote_port_flows(p, lid, send, routed)
 
     def _compute_port_acl(self, owner) -> list[Flow]:
         pid = owner[1]
@@ -700,6 +809,42 @@ class Engine:
                 for sg in self.remote_refs.get((g, d), ())]
         return acl_rules.address_flows(d, ip, cids)
 
+    def _compute_router(self, owner) -> list[Flow]:
+        r = self.routers.get(owner[1])
+        if r is None or not r.admin_state_up:
+            return []
+        # compiled only on hosts with a port on one of its networks
+        if not any(n in self.net_local for n in r.network_ids):
+            return []
+        ifaces = []
+        for ifc in r.interfaces:
+            net = self.networks.get(ifc.network_id)
+            if net is not None and net.admin_state_up:
+                ifaces.append((ifc, self.local_id(net.id)))
+        routes = []
+        for rt in r.routes:
+            try:
+                nh = ipaddress.ip_address(rt.nexthop)
+                dest = ipaddress.ip_network(rt.destination, strict=False)
+            except ValueError:
+                continue
+            if dest.version != nh.version:
+                continue
+            egress = next(((ifc, lid) for ifc, lid in ifaces
+                           if ifc.ip_version == nh.version
+                           and nh in ipaddress.ip_network(ifc.cidr)), None)
+            if egress is None:
+                continue  # not on a connected subnet (the API refuses such routes)
+            ifc, lid = egress
+            mac = None
+            for pid in sorted(self.net_ports.get(ifc.network_id, ())):
+                p = self.ports[pid]
+                if rt.nexthop in p.ips and not is_router_port(p):
+                    mac = p.mac_address
+                    break
+            routes.append((rt, ifc, lid, mac))
+        return router_rules.router_flows(r, self.router_zone(r.id), ifaces, routes)
+
     # Instance methods (OwnerKind.instances): every owner of a kind, for load().
     def _static_owners(self):
         return (STATIC,)
@@ -718,6 +863,9 @@ class Engine:
 
     def _rule_match_owners(self):
         return [(RULE_MATCH,) + tm for tm in self.match_refs]
+
+    def _router_owners(self):
+        return [(ROUTER, rid) for rid in self.routers]
 
     def _address_owners(self):
         addrs = set()
@@ -752,6 +900,8 @@ INPUTS: tuple[Input, ...] = (
           "a security group's member addresses"),
     Input(REMOTE_HOSTS, "HostView.remote_hosts; Delta.remote_hosts, removed_remote_hosts",
           "another host's tunnel address"),
+    Input(ROUTERS, "HostView.routers; Delta.routers, removed_routers",
+          "a router: state, interfaces (port, subnet, address, MAC), extra routes"),
     Input(VIF_OFPORTS, "Chassis.vif_ofports; set_chassis",
           "the OpenFlow port of each VIF plugged here"),
     Input(UPLINK_OFPORTS, "Chassis.tunnel_ofports, physnet_ofports; set_chassis",
@@ -771,9 +921,11 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               "and the remote hosts, DHCP punts"),
     OwnerKind(PORT, cookies.KIND_PORT, ("port_id",), Engine._compute_port,
               Engine._port_owners,
-              (PORTS, NETWORKS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ALLOCATIONS),
+              (PORTS, NETWORKS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ROUTERS,
+               ALLOCATIONS),
               "local: classify, port security, ARP, output; remote: L2 lookup over "
-              "its host's tunnel or the patch port"),
+              "its host's tunnel or the patch port; on a network with a router: the "
+              "L3_RESOLVE entry of its addresses"),
     OwnerKind(PORT_ACL, cookies.KIND_PORT_ACL, ("port_id",), Engine._compute_port_acl,
               Engine._port_acl_owners,
               (PORTS, NETWORKS, VIF_OFPORTS, SG_RULES, ALLOCATIONS),
@@ -788,6 +940,11 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               Engine._compute_address, Engine._address_owners,
               (SG_MEMBERS, SG_RULES, ALLOCATIONS),
               "clause 2: one member address, shared by the remote-group keys of its groups"),
+    OwnerKind(ROUTER, cookies.KIND_ROUTER, ("router_id",), Engine._compute_router,
+              Engine._router_owners, (ROUTERS, NETWORKS, PORTS, ALLOCATIONS),
+              "on hosts with a port on one of its networks: ARP/ND and echo answers for "
+              "its addresses, its conntrack zone, admission, routes by longest prefix "
+              "(extra routes resolved to their next hop's port)"),
 )
 
 

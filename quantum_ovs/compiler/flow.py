@@ -8,10 +8,12 @@ Match field names follow OXM / os-ken names (``in_port``, ``eth_src``,
 ``udp_src``, ``udp_dst``, ``icmpv4_type``, ``icmpv4_code``,
 ``icmpv6_type``, ``icmpv6_code``, ``arp_op``, ``arp_spa``, ``arp_tpa``,
 ``arp_sha``, ``arp_tha``, ``ipv6_nd_target``, ``ipv6_nd_sll``,
-``ipv6_nd_tll``, ``tunnel_id``, ``metadata``) plus the Nicira extension
+``ipv6_nd_tll``, ``tunnel_id``, ``metadata``, ``nw_ttl``) plus the Nicira extension
 fields os-ken exposes under these names: ``reg0`` .. ``reg7``,
 ``ct_state``, ``ct_zone``, ``ct_mark``, ``conj_id``, ``tun_ipv4_src``,
-``tun_ipv4_dst``.
+``tun_ipv4_dst``, ``nd_reserved`` (the neighbour advertisement flags
+word: R 0x80000000, S 0x40000000, O 0x20000000) and ``nd_options_type``
+(1 source / 2 target link-layer address option), set by the ND responder.
 
 Values are ints for numeric fields and canonical strings for MACs
 (lower-case) and IP addresses (``ipaddress`` form, no prefix; a prefix is
@@ -181,6 +183,13 @@ class Move:
 
 
 @dataclass(frozen=True, slots=True)
+class DecTtl:
+    """OpenFlow 1.3 dec_nw_ttl (IPv4 TTL / IPv6 hop limit).  A packet
+    whose TTL is 0 or 1 is not decremented: the switch sends it to the
+    controller (reason invalid TTL) and stops the action list."""
+
+
+@dataclass(frozen=True, slots=True)
 class Learn:
     """Placeholder for future MAC learning; not emitted today."""
 
@@ -190,7 +199,7 @@ class Learn:
 
 Action = Union[
     Output, SetField, PushVlan, PopVlan, GotoTable, Resubmit, Controller, Conjunction, Ct,
-    Move,
+    Move, DecTtl,
 ]
 
 OFPP_IN_PORT = 0xFFFFFFF8

@@ -13,15 +13,30 @@ Tables (a packet only ever moves forward)::
   20 SERVICES       ARP requests for known addresses answered in flows
                     (sent back out of IN_PORT); DHCP (v4 68->67, v6 546->547)
                     punted to the controller.
-  30 CT_LOOKUP      IPv4/IPv6 sent through conntrack once, in the network's
-                    zone (reg6), recirculating into EGRESS_ACL.
+  30 CT_LOOKUP      IPv4/IPv6 sent through conntrack once, recirculating into
+                    EGRESS_ACL, in the zone copied into reg3: the network's
+                    (reg6), or the router's for a packet to or from one of
+                    its interface MACs (routed traffic: both directions of a
+                    connection meet in the router's zone on every host).
   40 EGRESS_ACL     security groups of the source port (reg5): established /
                     related pass, invalid drops, new is matched against the
                     rules (remote groups by conjunction).  Nothing is
                     committed here: a commit leaves the packet untracked for
                     the ingress check, and a connection the destination
                     refuses must not exist.
-                    Packets from the outside (reg4 FROM_REMOTE) pass.
+                    Packets from the outside (reg4 FROM_REMOTE) pass (to
+                    L2_LOOKUP: they were routed by their sender's host).
+  44 L3_ADMIT       IP to a router interface MAC (reg6, eth_dst): reg2 =
+                    the router, the Ethernet addresses turned around (the
+                    interface's MAC as source), on to L3_ROUTE; the rest
+                    to L2_LOOKUP.
+  46 L3_ROUTE       per router (reg2): ICMP echo to its addresses answered;
+                    longest prefix first (priority from the prefix length):
+                    dec_ttl, source MAC = the egress interface's, reg6 =
+                    the egress network; connected subnets on to L3_RESOLVE,
+                    extra routes set the next hop's MAC and go to L2_LOOKUP.
+  48 L3_RESOLVE     (reg6, destination IP) -> eth_dst of the port holding
+                    it (owned by that port, on routed networks only).
   50 L2_LOOKUP      (reg6, eth_dst) -> local port (reg7, on to INGRESS_ACL),
                     or a remote host (tunnel_id + tun_ipv4_dst + output
                     to the tunnel port; or VLAN push + output to the patch
@@ -39,9 +54,13 @@ Tables (a packet only ever moves forward)::
 
 Registers::
 
+  reg2  router (its zone number), set by L3_ADMIT, read by L3_ROUTE
+  reg3  conntrack zone of the packet (set in CT_LOOKUP, read by every
+        ct(); routing changes reg6 but never the zone)
   reg4  flags; bit 0 FROM_REMOTE = arrived over a tunnel or a patch port
   reg5  source ofport (local VIF), 0 when from the outside
-  reg6  network local id; also the conntrack zone (16 bits)
+  reg6  network local id (16 bits; the conntrack zone of switched traffic);
+        routing sets it to the egress network
   reg7  destination ofport, set by L2_LOOKUP / FLOOD, read by INGRESS_ACL
         and OUTPUT
 
@@ -62,6 +81,7 @@ from quantum_ovs.compiler.flow import (
     Conjunction,
     Controller,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Meter,
@@ -82,12 +102,17 @@ PORT_SECURITY = 10
 SERVICES = 20
 CT_LOOKUP = 30
 EGRESS_ACL = 40
+L3_ADMIT = 44
+L3_ROUTE = 46
+L3_RESOLVE = 48
 L2_LOOKUP = 50
 FLOOD = 55
 INGRESS_CT = 58
 INGRESS_ACL = 60
 OUTPUT = 70
 
+REG_ROUTER = "reg2"
+REG_ZONE = "reg3"
 REG_FLAGS = "reg4"
 REG_SRC = "reg5"
 REG_NET = "reg6"
@@ -149,27 +174,56 @@ TABLES: dict[int, TableSpec] = {
         TableSpec(
             SERVICES, "services",
             _fs(REG_FLAGS, REG_NET, REG_SRC, "eth_src", "eth_type", "arp_op", "arp_spa",
-                "arp_tpa", "ip_proto", "udp_src", "udp_dst"),
-            _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa"),
+                "arp_tpa", "ip_proto", "udp_src", "udp_dst", "icmpv6_type", "ipv6_nd_target",
+                "ipv6_src"),
+            _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
+                "ipv6_src", "ipv6_dst", "icmpv6_type", "ipv6_nd_tll", "nd_reserved",
+                "nd_options_type"),
             frozenset({SetField, Move, Output, Controller, Meter, GotoTable}),
             _fs(CT_LOOKUP),
-            "ARP responder and DHCP punt (metered per source port)",
+            "ARP and ND responders, DHCP punt (metered per source port)",
         ),
         TableSpec(
             CT_LOOKUP, "ct_lookup",
-            _fs("eth_type"),
-            _fs(),
-            frozenset({Ct, GotoTable}),
+            _fs("eth_type", REG_NET, "eth_src", "eth_dst"),
+            _fs(REG_ZONE),
+            frozenset({Ct, GotoTable, SetField, Move}),
             _fs(EGRESS_ACL),
-            "conntrack lookup in the network's zone",
+            "conntrack lookup in the network's or the router's zone",
         ),
         TableSpec(
             EGRESS_ACL, "egress_acl",
             _ACL_COMMON | _fs(REG_SRC, "ipv4_dst", "ipv6_dst"),
             _fs(),
             frozenset({Ct, Conjunction, GotoTable}),
-            _fs(L2_LOOKUP),
+            _fs(L3_ADMIT, L2_LOOKUP),
             "security groups of the source port",
+        ),
+        TableSpec(
+            L3_ADMIT, "l3_admit",
+            _fs(REG_NET, "eth_dst", "eth_type"),
+            _fs("eth_src", "eth_dst", REG_ROUTER),
+            frozenset({SetField, Move, GotoTable}),
+            _fs(L3_ROUTE, L2_LOOKUP),
+            "IP to a router interface MAC enters its router",
+        ),
+        TableSpec(
+            L3_ROUTE, "l3_route",
+            _fs(REG_ROUTER, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto", "icmpv4_type",
+                "icmpv6_type"),
+            _fs("eth_src", "eth_dst", REG_NET, "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst",
+                "icmpv4_type", "icmpv6_type"),
+            frozenset({DecTtl, SetField, Move, Output, GotoTable}),
+            _fs(L3_RESOLVE, L2_LOOKUP),
+            "longest prefix match per router; echo answers",
+        ),
+        TableSpec(
+            L3_RESOLVE, "l3_resolve",
+            _fs(REG_NET, "eth_type", "ipv4_dst", "ipv6_dst"),
+            _fs("eth_dst"),
+            frozenset({SetField, GotoTable}),
+            _fs(L2_LOOKUP),
+            "the destination's MAC on the egress network",
         ),
         TableSpec(
             L2_LOOKUP, "l2_lookup",

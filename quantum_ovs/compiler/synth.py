@@ -17,6 +17,8 @@ from quantum_ovs.model import (
     Network,
     Port,
     RemoteHost,
+    Router,
+    RouterInterface,
     Rule,
     Segment,
     SecurityGroup,
@@ -57,6 +59,22 @@ def make_network(n: int, network_type: str = "vxlan", local_id: int = 0) -> Netw
 def make_subnet(n: int) -> Subnet:
     return Subnet(f"sub-{n}", net_id(n), f"10.{n // 250}.{n % 250}.0/24",
                   gateway_ip=f"10.{n // 250}.{n % 250}.1")
+
+
+def router_mac(n: int) -> str:
+    """The MAC of the router interface on network n."""
+    return "fa:16:3d:%02x:%02x:01" % ((n >> 8) & 0xFF, n & 0xFF)
+
+
+def make_router_interface(n: int) -> RouterInterface:
+    """The interface on network n's subnet, at its gateway address (.1)."""
+    return RouterInterface(f"rif-{n}", net_id(n), f"sub-{n}",
+                           f"10.{n // 250}.{n % 250}.1", 24, router_mac(n))
+
+
+def make_router(rid: str, networks, routes=(), **kw) -> Router:
+    return Router(rid, interfaces=tuple(make_router_interface(n) for n in networks),
+                  routes=tuple(routes), **kw)
 
 
 def make_port(n: int, i: int, host: str = HOST, groups=("sg-default",), **kw) -> Port:
@@ -122,11 +140,14 @@ def make_large_view(
     rules_per_group: int = 5,
     max_members: int = 1000,
     seed: int = 1,
+    routers: int = 0,
 ) -> HostView:
     """The benchmark view: ports spread evenly over networks; each port in
     one or two of ``n_groups`` groups; each group has ``rules_per_group``
     rules, about half of them referencing a remote group; group sizes up
-    to ``max_members`` addresses."""
+    to ``max_members`` addresses.  ``routers`` > 0: the networks are split
+    evenly between that many routers (``router-<k>``), one interface per
+    network at its gateway address."""
     rnd = random.Random(seed)
     lpn = max(1, local_ports // networks)
     rpn = remote_ports // networks
@@ -169,4 +190,9 @@ def make_large_view(
                                   80 if r == 1 else None, 443 if r == 1 else None,
                                   remote_group_id=remote))
         groups.append(SecurityGroup(g, tuple(rules), frozenset(members[g])))
-    return view.replace(ports=tuple(ports), security_groups=tuple(groups))
+    rts = []
+    if routers:
+        per = max(1, networks // routers)
+        rts = [make_router(f"router-{k}", range(k * per, min(networks, (k + 1) * per)))
+               for k in range(routers)]
+    return view.replace(ports=tuple(ports), security_groups=tuple(groups), routers=tuple(rts))

@@ -5,7 +5,8 @@ match-field names to values, e.g. ``{"in_port": 5, "eth_src": ...,
 "eth_type": 0x0800, "ipv4_src": ..., "ip_proto": 6, "tcp_dst": 22}``)
 from table 0: highest priority first, masks, goto_table, resubmit,
 registers and metadata, set-field, move, VLAN push/pop, tunnel key and
-destination, conjunctive matches, conntrack (each ct() lookup returns the
+destination, conjunctive matches, dec_ttl (``nw_ttl``, 64 unless given;
+0 or 1: to the controller, the action list stops, as on the switch), conntrack (each ct() lookup returns the
 state you give, plus +trk; commits are recorded), output (an output to the
 packet's own in_port is dropped, as the switch does, unless it is
 OFPP_IN_PORT), controller and table miss (drop).
@@ -36,6 +37,7 @@ from quantum_ovs.compiler.flow import (
     Conjunction,
     Controller,
     Ct,
+    DecTtl,
     Flow,
     GotoTable,
     Meter,
@@ -54,7 +56,8 @@ IP4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_
 IP6_FIELDS = frozenset({"ipv6_src", "ipv6_dst", "ipv6_nd_target"})
 WIDTHS = {"metadata": 64, "tunnel_id": 64, "vlan_vid": 13, "eth_type": 16, "ip_proto": 8,
           "arp_op": 16, "in_port": 32, "ct_state": 32, "ct_zone": 16, "ct_mark": 32,
-          "conj_id": 32}
+          "conj_id": 32, "nw_ttl": 8, "nd_reserved": 32, "nd_options_type": 8}
+DEFAULT_TTL = 64  # a packet given without nw_ttl has this TTL
 WIDTHS.update({f: 48 for f in MAC_FIELDS})
 WIDTHS.update({f: 32 for f in IP4_FIELDS})
 WIDTHS.update({f: 128 for f in IP6_FIELDS})
@@ -140,6 +143,7 @@ class Trace:
     controller: list = field(default_factory=list)  # readable packets
     meters: list = field(default_factory=list)  # meter ids passed (rate limits)
     commits: list = field(default_factory=list)  # (zone, readable packet)
+    ttl_expired: list = field(default_factory=list)  # readable packets (dec_ttl at 0/1)
     dropped_in_port: list = field(default_factory=list)
 
     @property
@@ -194,6 +198,8 @@ def _fmt_action(a) -> str:
         return f"move {a.src}->{a.dst}"
     if isinstance(a, Meter):
         return f"meter:{a.id}"
+    if isinstance(a, DecTtl):
+        return "dec_ttl"
     return type(a).__name__.lower()
 
 
@@ -356,6 +362,13 @@ class Tracer:
                 tr.controller.append(readable(p))
             elif cls is Meter:
                 tr.meters.append(a.id)  # a rate limit: the tracer lets it pass
+            elif cls is DecTtl:
+                ttl = p.get("nw_ttl", DEFAULT_TTL)
+                if ttl <= 1:
+                    tr.ttl_expired.append(readable(p))
+                    tr.controller.append(readable(p))
+                    return None, None
+                p["nw_ttl"] = ttl - 1
             elif cls is Conjunction:
                 raise TraceError(f"conjunction executed as an action: {flow}")
             else:

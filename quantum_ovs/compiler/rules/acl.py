@@ -47,11 +47,11 @@ EGRESS = "egress"
 INGRESS = "ingress"
 # direction -> (table, register naming the port, remote address fields, next)
 DIRS = {
-    EGRESS: (P.EGRESS_ACL, P.REG_SRC, ("ipv4_dst", "ipv6_dst"), P.L2_LOOKUP),
+    EGRESS: (P.EGRESS_ACL, P.REG_SRC, ("ipv4_dst", "ipv6_dst"), P.L3_ADMIT),
     INGRESS: (P.INGRESS_ACL, P.REG_DST, ("ipv4_src", "ipv6_src"), P.OUTPUT),
 }
 _PORT_FIELDS = {6: "tcp_dst", 17: "udp_dst", 132: "sctp_dst"}
-_COMMIT = Ct(commit=True, zone_src=P.REG_NET)
+_COMMIT = Ct(commit=True, zone_src=P.REG_ZONE)
 # Only the ingress check commits (see pipeline: a commit leaves the packet
 # untracked, and egress-accepted traffic to other hosts is committed on its
 # way out, in L2_LOOKUP / FLOOD).
@@ -131,7 +131,7 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict) -> list[Flow]:
     if not port.port_security_enabled:
         return [
             Flow(P.EGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_SRC, ofport)),
-                 (GotoTable(P.L2_LOOKUP),), cookie),
+                 (GotoTable(DIRS[EGRESS][3]),), cookie),
             Flow(P.INGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_DST, ofport)),
                  (GotoTable(P.OUTPUT),), cookie),
         ]

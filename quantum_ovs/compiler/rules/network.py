@@ -114,7 +114,7 @@ def network_flows(
     if outside:
         # Locally originated IP leaving the host: commit it (egress has
         # accepted it) so that the replies come back established.
-        commit = Ct(commit=True, zone_src=P.REG_NET)
+        commit = Ct(commit=True, zone_src=P.REG_ZONE)
         for eth in (F_IP, F_IPV6):
             out.append(Flow(P.FLOOD, 110, mk(rnet, FROM_LOCAL, eth),
                             tuple(local + [commit] + outside), cookie))

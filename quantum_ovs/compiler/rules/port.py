@@ -132,7 +132,8 @@ def port_security_flows(port: Port, ofport: int, cookie: int) -> list[Flow]:
     return out
 
 
-def local_port_flows(port: Port, ofport: int, local_id: int) -> list[Flow]:
+def local_port_flows(port: Port, ofport: int, local_id: int,
+                     routed: bool = False) -> list[Flow]:
     """Everything but the security groups for a plugged local port."""
     cookie = cookies.cookie_for(cookies.KIND_PORT, port.id)
     inp = mk(Field("in_port", ofport))
@@ -152,10 +153,25 @@ def local_port_flows(port: Port, ofport: int, local_id: int) -> list[Flow]:
     ]
     out.extend(port_security_flows(port, ofport, cookie))
     out.extend(arp_flows(port, local_id, cookie, True))
+    if routed:
+        out.extend(resolve_flows(port, local_id, cookie))
     return out
 
 
-def remote_port_flows(port: Port, local_id: int, send: tuple) -> list[Flow]:
+def resolve_flows(port: Port, local_id: int, cookie: int) -> list[Flow]:
+    """On a routed network: a packet routed to one of the port's fixed IPs
+    gets its MAC (the router's neighbour table, known from the model)."""
+    rnet = reg(P.REG_NET, local_id)
+    acts = (SetField("eth_dst", port.mac_address), GotoTable(P.L2_LOOKUP))
+    out = []
+    for ip in port.ips:
+        eth, af = addr_field("ipv4_dst", "ipv6_dst", ip)
+        out.append(Flow(P.L3_RESOLVE, 100, mk(rnet, eth, af), acts, cookie))
+    return out
+
+
+def remote_port_flows(port: Port, local_id: int, send: tuple,
+                      routed: bool = False) -> list[Flow]:
     """``send``: the actions reaching the port's host (see
     network.remote_actions); empty if unreachable."""
     if not port.admin_state_up:
@@ -167,8 +183,10 @@ def remote_port_flows(port: Port, local_id: int, send: tuple) -> list[Flow]:
         out.append(Flow(P.L2_LOOKUP, 50, m, send, cookie))
         # IP to another host was accepted by egress here: commit it on the
         # way out so that its replies are established.
-        commit = (Ct(commit=True, zone_src=P.REG_NET),) + tuple(send)
+        commit = (Ct(commit=True, zone_src=P.REG_ZONE),) + tuple(send)
         for eth in (F_IP, F_IPV6):
             m = mk(Field("eth_dst", port.mac_address), reg(P.REG_NET, local_id), eth)
             out.append(Flow(P.L2_LOOKUP, 51, m, commit, cookie))
+        if routed:
+            out.extend(resolve_flows(port, local_id, cookie))
     return out

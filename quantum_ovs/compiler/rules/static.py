@@ -15,6 +15,7 @@ from quantum_ovs.compiler.flow import (
     Field,
     Flow,
     GotoTable,
+    Move,
 )
 from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, mk
 
@@ -30,6 +31,8 @@ PRIO_ALWAYS = 120  # above the invalid-state drop: ND may be untrackable
 PRIO_RULE = 50
 PRIO_CONJ = 40
 
+NET_ZONE = Move(P.REG_NET, P.REG_ZONE, 16)
+
 CT_NEW_MATCH = Field("ct_state", CT_NEW | CT_TRK, CT_NEW | CT_TRK | CT_INV | CT_EST)
 
 # ICMPv6 that neighbour discovery and multicast listeners need.
@@ -44,19 +47,22 @@ def _f(table, prio, match, actions=()):
 def static_flows() -> list[Flow]:
     out = []
     for t in P.TABLES:
-        if t not in (P.SERVICES, P.CT_LOOKUP, P.L2_LOOKUP, P.INGRESS_CT):
+        if t not in (P.SERVICES, P.CT_LOOKUP, P.L3_ADMIT, P.L2_LOOKUP, P.INGRESS_CT):
             out.append(_f(t, 0, mk()))  # table miss: drop
+    # L3_ADMIT: what is not for a router interface is switched.
+    out.append(_f(P.L3_ADMIT, 0, mk(), [GotoTable(P.L2_LOOKUP)]))
     # SERVICES: anything not answered moves on; ARP probes are never answered.
     out.append(_f(P.SERVICES, 0, mk(), [GotoTable(P.CT_LOOKUP)]))
     out.append(_f(P.SERVICES, 110, mk(F_ARP, Field("arp_spa", "0.0.0.0")),
                   [GotoTable(P.CT_LOOKUP)]))
-    # CT_LOOKUP: IP through conntrack in the network's zone.
-    ct = Ct(zone_src=P.REG_NET, table=P.EGRESS_ACL)
-    out.append(_f(P.CT_LOOKUP, 100, mk(F_IP), [ct]))
-    out.append(_f(P.CT_LOOKUP, 100, mk(F_IPV6), [ct]))
+    # CT_LOOKUP: IP through conntrack in the network's zone (copied into
+    # the zone register; routers' flows above choose their own zone).
+    ct = (NET_ZONE, Ct(zone_src=P.REG_ZONE, table=P.EGRESS_ACL))
+    out.append(_f(P.CT_LOOKUP, 100, mk(F_IP), ct))
+    out.append(_f(P.CT_LOOKUP, 100, mk(F_IPV6), ct))
     out.append(_f(P.CT_LOOKUP, 0, mk(), [GotoTable(P.EGRESS_ACL)]))
     # INGRESS_CT: IP left untracked by a commit is looked up again.
-    again = Ct(zone_src=P.REG_NET, table=P.INGRESS_ACL)
+    again = Ct(zone_src=P.REG_ZONE, table=P.INGRESS_ACL)
     out.append(_f(P.INGRESS_CT, 100, mk(F_IP, Field("ct_state", 0, CT_TRK)), [again]))
     out.append(_f(P.INGRESS_CT, 100, mk(F_IPV6, Field("ct_state", 0, CT_TRK)), [again]))
     out.append(_f(P.INGRESS_CT, 0, mk(), [GotoTable(P.INGRESS_ACL)]))
@@ -66,7 +72,7 @@ def static_flows() -> list[Flow]:
                   [GotoTable(P.FLOOD)]))
     out.append(_f(P.L2_LOOKUP, 0, mk(), [GotoTable(P.FLOOD)]))
     # ACL tables.
-    for table, nxt, types in ((P.EGRESS_ACL, P.L2_LOOKUP, ND_TYPES_OUT),
+    for table, nxt, types in ((P.EGRESS_ACL, P.L3_ADMIT, ND_TYPES_OUT),
                               (P.INGRESS_ACL, P.OUTPUT, ND_TYPES_IN)):
         go = [GotoTable(nxt)]
         out.append(_f(table, PRIO_INVALID, mk(Field("ct_state", CT_TRK | CT_INV,

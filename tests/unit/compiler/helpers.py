@@ -6,9 +6,14 @@ import dataclasses
 
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.flow import CT_NEW, FlowDiff
-from quantum_ovs.compiler.synth import PHYSNET_OFPORTS, TUNNEL_OFPORTS, make_host_view
+from quantum_ovs.compiler.synth import (
+    PHYSNET_OFPORTS,
+    TUNNEL_OFPORTS,
+    make_host_view,
+    make_router,
+)
 from quantum_ovs.compiler.trace import Tracer
-from quantum_ovs.model import Delta, HostView, Port, Rule, SecurityGroup
+from quantum_ovs.model import Delta, HostRoute, HostView, Port, Rule, SecurityGroup
 
 VXLAN_OFPORT = dict(TUNNEL_OFPORTS)["vxlan"]
 GRE_OFPORT = dict(TUNNEL_OFPORTS)["gre"]
@@ -83,7 +88,8 @@ HOST = "host-a"
 
 def base_view() -> HostView:
     """Two networks, local and remote ports, and two groups that reference
-    each other (sg-web egress to sg-db, sg-db ingress from sg-web)."""
+    each other (sg-web egress to sg-db, sg-db ingress from sg-web); a router
+    between the two networks with an extra route via port-0-2 (remote)."""
     view = make_host_view(networks=2, ports_per_net=2, remote_hosts=2, remote_ports_per_net=2)
     web = SecurityGroup("sg-web", (
         Rule("web-80", "sg-web", "ingress", "IPv4", 6, 80, 80),
@@ -92,7 +98,8 @@ def base_view() -> HostView:
     db = SecurityGroup("sg-db", (
         Rule("db-in", "sg-db", "ingress", "IPv4", 6, 5432, 5432, remote_group_id="sg-web"),
     ), frozenset({"10.0.0.11"}))
-    return view.replace(security_groups=view.security_groups + (web, db))
+    router = make_router("router-1", (0, 1), (HostRoute("10.9.0.0/16", "10.0.0.12"),))
+    return view.replace(security_groups=view.security_groups + (web, db), routers=(router,))
 
 
 def change(engine: Engine, **delta) -> FlowDiff:

@@ -17,7 +17,7 @@ from quantum_ovs.compiler import engine as eng
 from quantum_ovs.compiler.desired import CompileError
 from quantum_ovs.compiler.engine import OWNER_KINDS, Engine
 from quantum_ovs.compiler.synth import default_group, make_large_view, make_port
-from quantum_ovs.model import GroupMembers, RemoteHost, Rule, SecurityGroup
+from quantum_ovs.model import GroupMembers, HostRoute, RemoteHost, Rule, SecurityGroup
 
 from .helpers import HOST, base_view, change, plug
 
@@ -55,14 +55,14 @@ def test_owner_kinds_are_the_cookie_kinds():
     ones they always were."""
     assert {k.name: k.cookie_kind for k in OWNER_KINDS} == {
         "static": 0x01, "network": 0x02, "port": 0x03, "port-acl": 0x04, "group": 0x05,
-        "address": 0x06, "rule-match": 0x07}
+        "address": 0x06, "rule-match": 0x07, "router": 0x08}
     for k in OWNER_KINDS:
         assert cookies.KIND_NAMES[k.cookie_kind] == k.name
     assert cookies.cookie_for(cookies.KIND_PORT_ACL, "owner-1") == 0x510457AAE813B186
 
 
 def test_an_undeclared_dependency_fails_at_import(monkeypatch):
-    bad = dataclasses.replace(OWNER_KINDS[1], depends_on=OWNER_KINDS[1].depends_on + ("routers",))
+    bad = dataclasses.replace(OWNER_KINDS[1], depends_on=OWNER_KINDS[1].depends_on + ("floating-ips",))
     monkeypatch.setattr(eng, "OWNER_KINDS", (OWNER_KINDS[0], bad) + OWNER_KINDS[2:])
     with pytest.raises(CompileError, match="undeclared"):
         eng._check_graph()
@@ -74,8 +74,8 @@ def test_an_undeclared_dependency_fails_at_import(monkeypatch):
 
 def test_an_undeclared_owner_kind_is_an_error():
     e = Engine.from_view(base_view())
-    e._dirty.add(("router", "r1"))
-    with pytest.raises(CompileError, match="undeclared owner kind 'router'"):
+    e._dirty.add(("floating-ip", "f1"))
+    with pytest.raises(CompileError, match="undeclared owner kind 'floating-ip'"):
         e._flush()
 
 
@@ -85,7 +85,7 @@ def _ip(i: int) -> frozenset:
 
 def test_every_computed_owner_kind_is_declared_and_every_declared_one_computed():
     view = make_large_view(local_ports=60, networks=6, remote_hosts=10, remote_ports=200,
-                           n_groups=8, max_members=50)
+                           n_groups=8, max_members=50, routers=2)
     e = Engine.from_view(view)
     kinds = set(e.stats.owner_recomputes)
     gid = max(e.groups, key=lambda g: len(e.groups[g].member_ips))
@@ -110,7 +110,8 @@ def test_every_computed_owner_kind_is_declared_and_every_declared_one_computed()
 
 def test_every_flow_carries_its_owner_kinds_cookie():
     e = Engine.from_view(make_large_view(local_ports=30, networks=3, remote_hosts=5,
-                                         remote_ports=60, n_groups=6, max_members=20))
+                                         remote_ports=60, n_groups=6, max_members=20,
+                                         routers=1))
     by_kind = {k.name: k.cookie_kind for k in OWNER_KINDS}
     seen = set()
     for owner in e.desired.owners():
@@ -200,6 +201,17 @@ def _unplug(e):
     plug(e, pid, None)
 
 
+def _detach_interface(e):
+    r = e.routers["router-1"]
+    change(e, routers=(dataclasses.replace(r, interfaces=r.interfaces[:1]),))
+
+
+def _add_route(e):
+    r = e.routers["router-1"]
+    route = HostRoute("10.8.0.0/16", "10.0.1.12")
+    change(e, routers=(dataclasses.replace(r, routes=r.routes + (route,)),))
+
+
 def _move_tunnel(e):
     ch = e.chassis()
     tun = tuple((t, o + 40) for t, o in ch.tunnel_ofports)
@@ -219,6 +231,7 @@ CHANGES = {
     eng.SG_RULES: (_plain_rule, _remote_group_rule, _new_group),
     eng.SG_MEMBERS: (_add_member, _remove_member),
     eng.REMOTE_HOSTS: (_move_remote_host, _drop_remote_host),
+    eng.ROUTERS: (_detach_interface, _add_route),
     eng.VIF_OFPORTS: (_replug, _unplug),
     eng.UPLINK_OFPORTS: (_move_tunnel, _move_patch),
 }

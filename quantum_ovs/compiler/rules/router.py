@@ -1,0 +1,183 @@
+"""Flows owned by a router: distributed routing between its subnets.
+
+Every host with a port on one of the router's networks has these flows,
+so a packet is routed on the host of the instance that sends it and
+leaves that host already routed (no network node, no second hop):
+
+  SERVICES     ARP requests for an interface IPv4 address, neighbour
+               solicitations for an interface IPv6 address (and the
+               interface's link-local address) answered in flows, from
+               local ports only.
+  CT_LOOKUP    IP to or from an interface MAC is tracked in the router's
+               zone (reg3): the two directions of a routed connection are
+               seen on different networks, so the network zones would
+               never pair them.  The zone number comes from the same pool
+               as the networks' local ids and cannot collide with them.
+  L3_ADMIT     IP to an interface MAC (after the sender's egress security
+               groups): reg2 = the router, the Ethernet addresses turned
+               around (eth_dst = sender, eth_src = that interface's MAC:
+               already right for an echo reply), on to L3_ROUTE.
+  L3_ROUTE     ICMP echo to any interface address answered; then routes,
+               priority 200 + 2 x prefix length (+1 for connected subnets,
+               so a connected subnet wins over an extra route of the same
+               prefix): dec_ttl, eth_src = the egress interface's MAC,
+               reg6 = the egress network; connected -> L3_RESOLVE (the
+               destination port's MAC, owned by that port), extra route ->
+               eth_dst = the next hop's MAC -> L2_LOOKUP.  L2_LOOKUP then
+               delivers on the egress network as for any switched packet:
+               the destination's ingress security groups, or the tunnel /
+               VLAN of the egress network to the destination's host.
+  L2_LOOKUP    anything else to an interface MAC is dropped (never flooded).
+
+TTL expiry: dec_ttl sends a packet with TTL 0 or 1 to the controller
+(reason invalid TTL) instead of forwarding it.  TODO: the agent answers it
+with ICMP time-exceeded; today it is dropped there.
+TODO: a destination on a connected subnet without a port in the model is
+dropped (no ARP for unknown neighbours).
+"""
+
+from __future__ import annotations
+
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler import pipeline as P
+from quantum_ovs.compiler.flow import (
+    OFPP_IN_PORT,
+    Ct,
+    DecTtl,
+    Field,
+    Flow,
+    GotoTable,
+    Move,
+    Output,
+    SetField,
+)
+from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, addr_field, link_local, mk, reg
+from quantum_ovs.compiler.rules.network import FROM_LOCAL
+from quantum_ovs.compiler.rules.port import arp_reply
+from quantum_ovs.model import HostRoute, Router, RouterInterface
+
+PRIO_ECHO = 1000
+PRIO_ROUTE_BASE = 200
+PRIO_ADMIT = 100
+PRIO_CT_ROUTER = 110
+PRIO_L2_DROP = 60
+PRIO_NS = 100
+PRIO_NS_DAD = 105
+
+NA_FLAGS = 0xE0000000  # router, solicited, override
+F_ICMP6 = Field("ip_proto", 58)
+F_ICMP4 = Field("ip_proto", 1)
+F_NS = Field("icmpv6_type", 135)
+F_ARP_REQ = Field("arp_op", 1)
+_DAD_SRC = Field("ipv6_src", "::")
+_SWAP_ETH = Move("eth_src", "eth_dst", 48)
+_SWAP_IP4 = Move("ipv4_src", "ipv4_dst", 32)
+_SWAP_IP6 = Move("ipv6_src", "ipv6_dst", 128)
+_OUT_IN_PORT = Output(OFPP_IN_PORT)
+
+
+def route_priority(prefixlen: int, connected: bool) -> int:
+    return PRIO_ROUTE_BASE + 2 * prefixlen + (1 if connected else 0)
+
+
+def na_reply(mac: str, ip: str) -> tuple:
+    """Turn a neighbour solicitation for ``ip`` into the advertisement
+    from ``mac`` (router, solicited, override; target link-layer option)."""
+    return (
+        _SWAP_ETH,
+        SetField("eth_src", mac),
+        _SWAP_IP6,
+        SetField("ipv6_src", ip),
+        SetField("icmpv6_type", 136),
+        SetField("nd_reserved", NA_FLAGS),
+        SetField("nd_options_type", 2),
+        SetField("ipv6_nd_tll", mac),
+        _OUT_IN_PORT,
+    )
+
+
+def _route_match(rid_field, destination: str):
+    """(eth field, match fields) for a destination CIDR."""
+    eth, af = addr_field("ipv4_dst", "ipv6_dst", destination)
+    fields = [rid_field, eth] + ([af] if af is not None else [])
+    return mk(*fields)
+
+
+def router_flows(
+    router: Router,
+    zone: int,
+    interfaces: list[tuple[RouterInterface, int]],
+    routes: list[tuple[HostRoute, RouterInterface, int, str | None]],
+) -> list[Flow]:
+    """``interfaces``: the router's interfaces this host can use, each with
+    its network's local id; ``routes``: the extra routes whose next hop is
+    on one of them: (route, egress interface, its local id, the next hop's
+    MAC or None when no port holds that address)."""
+    if not router.admin_state_up or not interfaces:
+        return []
+    cookie = cookies.cookie_for(cookies.KIND_ROUTER, router.id)
+    rid = reg(P.REG_ROUTER, zone)
+    flows: dict = {}
+
+    def add(table, prio, match, actions):
+        flows.setdefault((table, prio, match), Flow(table, prio, match, tuple(actions), cookie))
+
+    set_zone = SetField(P.REG_ZONE, zone)
+    ct = Ct(zone_src=P.REG_ZONE, table=P.EGRESS_ACL)
+    for ifc, lid in sorted(interfaces, key=lambda x: (x[0].network_id, x[0].ip_address)):
+        rnet = reg(P.REG_NET, lid)
+        mac = ifc.mac_address
+        ip = ifc.ip_address
+        f_mac_dst = Field("eth_dst", mac)
+        # neighbour answers, for local senders only
+        if ifc.ip_version == 4:
+            m = mk(F_ARP_REQ, Field("arp_tpa", ip), F_ARP, FROM_LOCAL, rnet)
+            add(P.SERVICES, 100, m, arp_reply(mac, ip))
+        else:
+            for target in (ip, link_local(mac)):
+                base = (rnet, FROM_LOCAL, F_IPV6, F_ICMP6, F_NS,
+                        Field("ipv6_nd_target", target))
+                add(P.SERVICES, PRIO_NS, mk(*base), na_reply(mac, target))
+                # duplicate address detection (from ::) is not answered
+                add(P.SERVICES, PRIO_NS_DAD, mk(*base, _DAD_SRC), (GotoTable(P.CT_LOOKUP),))
+        for eth in (F_IP, F_IPV6):
+            # the router's conntrack zone, both ways
+            add(P.CT_LOOKUP, PRIO_CT_ROUTER, mk(rnet, eth, f_mac_dst), (set_zone, ct))
+            add(P.CT_LOOKUP, PRIO_CT_ROUTER, mk(rnet, eth, Field("eth_src", mac)),
+                (set_zone, ct))
+            # admission
+            add(P.L3_ADMIT, PRIO_ADMIT, mk(rnet, eth, f_mac_dst),
+                (_SWAP_ETH, SetField("eth_src", mac), SetField(P.REG_ROUTER, zone),
+                 GotoTable(P.L3_ROUTE)))
+        add(P.L2_LOOKUP, PRIO_L2_DROP, mk(rnet, f_mac_dst), ())
+        # echo to this address, from any of the router's subnets
+        if ifc.ip_version == 4:
+            m = mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), Field("ipv4_dst", ip))
+            add(P.L3_ROUTE, PRIO_ECHO, m,
+                (_SWAP_IP4, SetField("ipv4_src", ip), SetField("icmpv4_type", 0), _OUT_IN_PORT))
+        else:
+            m = mk(rid, F_IPV6, F_ICMP6, Field("icmpv6_type", 128), Field("ipv6_dst", ip))
+            add(P.L3_ROUTE, PRIO_ECHO, m,
+                (_SWAP_IP6, SetField("ipv6_src", ip), SetField("icmpv6_type", 129),
+                 _OUT_IN_PORT))
+        # the connected subnet
+        add(P.L3_ROUTE, route_priority(ifc.prefixlen, True), _route_match(rid, ifc.cidr),
+            (DecTtl(), SetField("eth_src", mac), SetField(P.REG_NET, lid),
+             GotoTable(P.L3_RESOLVE)))
+    for route, ifc, lid, nh_mac in sorted(routes, key=lambda r: (r[0].destination,
+                                                                 r[0].nexthop)):
+        prio = route_priority(int(_prefixlen(route.destination)), False)
+        m = _route_match(rid, route.destination)
+        if nh_mac is None:
+            add(P.L3_ROUTE, prio, m, ())  # next hop unknown: blackhole
+        else:
+            add(P.L3_ROUTE, prio, m,
+                (DecTtl(), SetField("eth_src", ifc.mac_address), SetField(P.REG_NET, lid),
+                 SetField("eth_dst", nh_mac), GotoTable(P.L2_LOOKUP)))
+    return list(flows.values())
+
+
+def _prefixlen(cidr: str) -> int:
+    if "/" in cidr:
+        return int(cidr.rsplit("/", 1)[1])
+    return 128 if ":" in cidr else 32
