@@ -6,10 +6,11 @@ match-field names to values, e.g. ``{"in_port": 5, "eth_src": ...,
 from table 0: highest priority first, masks, goto_table, resubmit,
 registers and metadata, set-field, move, VLAN push/pop, tunnel key and
 destination, conjunctive matches, dec_ttl (``nw_ttl``, 64 unless given;
-0 or 1: to the controller, the action list stops, as on the switch), conntrack (each ct() lookup returns the
-state you give, plus +trk; commits are recorded), output (an output to the
-packet's own in_port is dropped, as the switch does, unless it is
-OFPP_IN_PORT), controller and table miss (drop).
+0 or 1: to the controller, the action list stops, as on the switch),
+conntrack (each ct() lookup returns the state you give, plus +trk;
+commits are recorded), output (an output to the packet's own in_port is
+dropped, as the switch does, unless it is OFPP_IN_PORT), controller and
+table miss (drop).
 
 It raises ``AmbiguousMatch`` when two flows of the same priority that do
 different things both match (the switch would pick either), and

@@ -62,7 +62,8 @@ def test_owner_kinds_are_the_cookie_kinds():
 
 
 def test_an_undeclared_dependency_fails_at_import(monkeypatch):
-    bad = dataclasses.replace(OWNER_KINDS[1], depends_on=OWNER_KINDS[1].depends_on + ("floating-ips",))
+    bad = dataclasses.replace(OWNER_KINDS[1],
+                              depends_on=OWNER_KINDS[1].depends_on + ("floating-ips",))
     monkeypatch.setattr(eng, "OWNER_KINDS", (OWNER_KINDS[0], bad) + OWNER_KINDS[2:])
     with pytest.raises(CompileError, match="undeclared"):
         eng._check_graph()
