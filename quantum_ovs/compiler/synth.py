@@ -196,3 +196,37 @@ def make_large_view(
         rts = [make_router(f"router-{k}", range(k * per, min(networks, (k + 1) * per)))
                for k in range(routers)]
     return view.replace(ports=tuple(ports), security_groups=tuple(groups), routers=tuple(rts))
+
+
+def slice_for_host(host: str, tunnel_ips: dict, networks, subnets, ports, groups=(),
+                   routers=(), chassis: Chassis | None = None) -> HostView:
+    """One host's view of a whole model, as the server must cut it (the
+    reference for the host view with routers):
+
+    - the networks of the ports bound to ``host``;
+    - the routers with an interface on one of those networks, and every
+      other network those routers have an interface on (the destinations
+      this host routes to);
+    - the subnets and every port of all these networks (remote ones with
+      their host, for the L2 and L3 lookups), the remote hosts holding
+      them, and the groups given.
+    ``chassis`` defaults to the local ports on ofports 10, 11, ... in
+    order, VXLAN on ofport 1, physnet1 on 3."""
+    mine = [p for p in ports if p.host == host]
+    nets = {p.network_id for p in mine}
+    my_routers = [r for r in routers if r.network_ids & nets]
+    for r in my_routers:
+        nets |= r.network_ids
+    seen = [p for p in ports if p.network_id in nets]
+    remote = sorted({p.host for p in seen if p.host not in (None, host)})
+    if chassis is None:
+        chassis = Chassis(tuple((p.id, 10 + i) for i, p in enumerate(mine)), (("vxlan", 1),),
+                          (("physnet1", 3),))
+    return HostView(
+        host=host, tunnel_ip=tunnel_ips.get(host),
+        networks=tuple(n for n in networks if n.id in nets),
+        subnets=tuple(s for s in subnets if s.network_id in nets),
+        ports=tuple(seen), security_groups=tuple(groups),
+        remote_hosts=tuple(RemoteHost(h, tunnel_ips[h]) for h in remote if h in tunnel_ips),
+        chassis=chassis, routers=tuple(my_routers),
+    )
