@@ -10,13 +10,16 @@ from hypothesis import strategies as st
 
 from quantum_ovs.compiler.engine import Engine, compile_flows
 from quantum_ovs.compiler.flow import diff
-from quantum_ovs.compiler.synth import default_group, make_port
+from quantum_ovs.compiler.synth import default_group, make_port, make_router_interface
 from quantum_ovs.model import (
     AddressPair,
     Chassis,
     FixedIP,
     GroupMembers,
+    HostRoute,
     RemoteHost,
+    Router,
+    RouterInterface,
     Rule,
     SecurityGroup,
     Subnet,
@@ -203,8 +206,71 @@ def op_chassis(e, v, data):
     return v.replace(chassis=ch)
 
 
+ROUTE_DESTS = ("10.9.0.0/16", "10.9.1.0/24", "0.0.0.0/0", "10.0.1.0/24")
+NEXT_HOPS = ("10.0.0.12", "10.0.1.10", "10.0.0.155", "10.0.1.99", "10.0.1.150")
+
+
+def _interface(rid, n):
+    if rid == "router-1":
+        return make_router_interface(n)
+    return RouterInterface(f"rif2-{n}", f"net-{n}", f"sub-{n}", f"10.0.{n}.2", 24,
+                           f"fa:16:3d:02:00:0{n}")
+
+
+def op_router(e, v, data):
+    """Attach / detach an interface, add / remove an extra route, toggle
+    admin state, delete a router (router-1 exists, router-2 appears when
+    an interface is attached to it)."""
+    rid = data.draw(st.sampled_from(("router-1", "router-2")))
+    r = next((x for x in v.routers if x.id == rid), None) or Router(rid)
+    kind = data.draw(st.sampled_from(("attach", "detach", "route", "unroute", "admin",
+                                      "remove")))
+    if kind == "attach":
+        n = data.draw(st.integers(0, 1))
+        if any(i.network_id == f"net-{n}" for i in r.interfaces):
+            return v
+        r = dataclasses.replace(r, interfaces=r.interfaces + (_interface(rid, n),))
+    elif kind == "detach" and r.interfaces:
+        i = data.draw(st.sampled_from(r.interfaces))
+        r = dataclasses.replace(r, interfaces=tuple(x for x in r.interfaces if x != i))
+    elif kind == "route":
+        rt = HostRoute(data.draw(st.sampled_from(ROUTE_DESTS)),
+                       data.draw(st.sampled_from(NEXT_HOPS)))
+        if any(x.destination == rt.destination for x in r.routes):
+            return v
+        r = dataclasses.replace(r, routes=r.routes + (rt,))
+    elif kind == "unroute" and r.routes:
+        rt = data.draw(st.sampled_from(r.routes))
+        r = dataclasses.replace(r, routes=tuple(x for x in r.routes if x != rt))
+    elif kind == "admin":
+        r = dataclasses.replace(r, admin_state_up=not r.admin_state_up)
+    elif kind == "remove":
+        change(e, removed_routers=(rid,))
+        return v.replace(routers=tuple(x for x in v.routers if x.id != rid))
+    else:
+        return v
+    change(e, routers=(r,))
+    return v.replace(routers=_replace(v.routers, r))
+
+
+def op_evacuate(e, v, data):
+    """The last local port of a network leaves (removed or moved to another
+    host): the network's routers leave this host too."""
+    nid = f"net-{data.draw(st.integers(0, 1))}"
+    gone = [p for p in v.ports if p.network_id == nid and p.host == HOST]
+    if data.draw(st.booleans()):
+        change(e, removed_ports=tuple(p.id for p in gone))
+        return v.replace(ports=tuple(p for p in v.ports if p not in gone))
+    moved = tuple(dataclasses.replace(p, host=HOSTS[0]) for p in gone)
+    change(e, ports=moved)
+    out = v
+    for p in moved:
+        out = out.replace(ports=_replace(out.ports, p))
+    return out
+
+
 OPS = [op_add_port, op_remove_port, op_change_port, op_ofport, op_rule, op_member, op_group,
-       op_network, op_subnet, op_remote_host, op_chassis]
+       op_network, op_subnet, op_remote_host, op_chassis, op_router, op_router, op_evacuate]
 
 
 def full(engine, view=None):
@@ -297,6 +363,51 @@ def test_adding_a_port_recomputes_only_that_port():
     assert rc["port"] == 2 and rc["port-acl"] == 2 and rc["network"] <= 2
     assert rc["address"] == 0 and rc["rule-match"] == 0 and rc["static"] == 0
     assert len(d2) > 5 and d.empty is False or len(d2) > 5
+
+
+def _router(e, rid="router-1"):
+    return e.routers[rid]
+
+
+def test_attaching_an_interface_recomputes_the_router_and_that_networks_ports():
+    e = _engine()
+    r = _router(e)
+    change(e, routers=(dataclasses.replace(r, interfaces=r.interfaces[:1]),))  # detach net-1
+    e.stats.reset()
+    d = change(e, routers=(r,))  # attach it again
+    rc = e.stats.owner_recomputes
+    n_ports = len([p for p in e.ports.values() if p.network_id == "net-1"])
+    assert e.stats.full_recomputes == 0
+    assert dict(rc) == {"router": 1, "port": n_ports}
+    assert d.adds and not d.deletes
+    assert e.flows() == full(e)
+
+
+def test_adding_a_route_recomputes_only_the_router():
+    e = _engine()
+    r = _router(e)
+    d = change(e, routers=(dataclasses.replace(
+        r, routes=r.routes + (HostRoute("10.8.0.0/16", "10.0.1.10"),)),))
+    assert dict(e.stats.owner_recomputes) == {"router": 1}
+    assert len(d) == 1 and len(d.adds) == 1
+    assert e.flows() == full(e)
+
+
+def test_a_port_on_a_routed_network_recomputes_no_router():
+    e = _engine()
+    d = change(e, ports=(make_port(1, 30, "host-r0"),))
+    rc = e.stats.owner_recomputes
+    assert rc["router"] == 0 and rc["port"] == 1
+    # its L3_RESOLVE entry is among the adds
+    assert any(f.table == 48 and f.match.get("ipv4_dst").value == "10.0.1.40" for f in d.adds)
+
+
+def test_the_next_hop_port_moving_recomputes_its_router():
+    e = _engine()
+    p = e.ports["port-0-2"]  # 10.0.0.12, next hop of router-1's extra route
+    change(e, ports=(dataclasses.replace(p, mac_address="fa:16:3e:77:77:77"),))
+    assert e.stats.owner_recomputes["router"] == 1
+    assert e.flows() == full(e)
 
 
 def test_removing_a_port_recomputes_only_that_port():
