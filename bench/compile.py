@@ -3,9 +3,13 @@
 Synthetic but realistic host views (quantum_ovs.compiler.synth): 1,000
 local ports in 100 networks, 10,000 remote ports on 100 remote hosts, 50
 security groups of 5 rules each, about half of them remote-group rules,
-groups of up to 1,000 members.  Prints human-readable lines on stderr and
-one JSON line on stdout.  Timings are medians of several runs; keep runs
-short, the machine is shared (--quick for a smoke run).
+groups of up to 1,000 members.  A routed topology: 100 routers of 10
+subnets each (1,000 networks, one local and 10 remote ports each, so
+every router is compiled here), timed as a full compile and as an
+interface attached to / detached from a router (plus an extra route).
+Prints human-readable lines on stderr and one JSON line on stdout.
+Timings are medians of several runs; keep runs short, the machine is
+shared (--quick for a smoke run).
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import statistics
 import sys
 import time
 
+import dataclasses
+
+from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler.engine import Engine
-from quantum_ovs.compiler.synth import make_large_view, make_port
-from quantum_ovs.model import Chassis, Delta, GroupMembers, Rule, SecurityGroup
+from quantum_ovs.compiler.synth import make_large_view, make_port, make_router_interface
+from quantum_ovs.model import Chassis, Delta, GroupMembers, HostRoute, Rule, SecurityGroup
 
 
 def log(*a):
@@ -107,6 +114,51 @@ def incremental(e: Engine, runs: int) -> dict:
     return out
 
 
+def routed(scale: int, runs: int, incr_runs: int) -> dict:
+    """100 routers x 10 subnets (10 unrouted networks more, for attaching)."""
+    n_routers = 100 // scale
+    nets = n_routers * 10
+    view = make_large_view(local_ports=nets + 10, networks=nets + 10,
+                           remote_ports=10 * (nets + 10), routers=n_routers)
+    # make_large_view splits the networks evenly: give the 10 spare ones back
+    rts = tuple(dataclasses.replace(r, interfaces=tuple(
+        i for i in r.interfaces if int(i.network_id.split("-")[1]) < nets))
+        for r in view.routers)
+    view = view.replace(routers=rts)
+    flows, wall, cpu, e = full_compile(view, runs)
+    n_router_flows = sum(1 for f in e.flows() if cookies.kind_of(f.cookie) == cookies.KIND_ROUTER)
+    log(f"routed: {n_routers} routers x 10 subnets, {len(view.ports)} ports "
+        f"({len(view.local_ports())} local): {flows} flows ({n_router_flows} router) in "
+        f"{wall:.3f} s (cpu {cpu:.3f} s)")
+    out = {"router_flows": flows, "router_owned_flows": n_router_flows,
+           "router_full_compile_s": round(wall, 4), "router_full_compile_cpu_s": round(cpu, 4),
+           "routers": n_routers, "router_ports": len(view.ports)}
+    r = e.routers["router-0"]
+    attached = dataclasses.replace(r, interfaces=r.interfaces + (make_router_interface(nets),))
+    attach, detach = delta(e, routers=(attached,)), delta(e, routers=(r,))
+    add, rem, add_n, rem_n = [], [], 0, 0
+    for _ in range(incr_runs):
+        dt, d = timed(lambda: e.apply(attach))
+        add.append(dt)
+        add_n = len(d)
+        dt, d = timed(lambda: e.apply(detach))
+        rem.append(dt)
+        rem_n = len(d)
+    with_route = delta(e, routers=(dataclasses.replace(
+        r, routes=(HostRoute("172.16.0.0/16", "10.0.0.20"),)),))
+    route = []
+    for _ in range(incr_runs):
+        dt, d = timed(lambda: e.apply(with_route))
+        route.append(dt)
+        e.apply(detach)
+    out.update(router_interface_add_us=median_us(add), router_interface_add_diff=add_n,
+               router_interface_remove_us=median_us(rem), router_interface_remove_diff=rem_n,
+               router_route_add_us=median_us(route))
+    log("routed incremental:", {k: v for k, v in out.items() if k.startswith("router_i")
+                                or k.startswith("router_route")})
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=3, help="full-compile runs (median)")
@@ -143,6 +195,7 @@ def main(argv=None) -> int:
                        "us_per_flow": round(cpu / f * 1e6, 2)})
         log(f"growth: {n} local + {n} remote ports: {f} flows, {wall:.3f} s")
     result["growth"] = growth
+    result.update(routed(scale, runs, args.incr_runs))
     print(json.dumps(result))
     return 0
 
