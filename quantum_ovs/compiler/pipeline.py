@@ -177,7 +177,7 @@ TABLES: dict[int, TableSpec] = {
                 "arp_tpa", "ip_proto", "udp_src", "udp_dst", "icmpv6_type", "ipv6_nd_target",
                 "ipv6_src"),
             _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
-                "ipv6_src", "ipv6_dst", "icmpv6_type", "ipv6_nd_tll", "nd_reserved",
+                "ipv6_src", "ipv6_dst", "icmpv6_type", "ipv6_nd_sll", "ipv6_nd_tll", "nd_reserved",
                 "nd_options_type"),
             frozenset({SetField, Move, Output, Controller, Meter, GotoTable}),
             _fs(CT_LOOKUP),
@@ -286,6 +286,10 @@ _PROTO_PREREQ = {
     "icmpv6_code": 58,
 }
 _ICMP_ETH = {1: ETH_IP, 58: ETH_IPV6}
+# ND fields: which ICMPv6 types carry them (the source link-layer option
+# is a solicitation's, the target one an advertisement's).
+_ND_PREREQ = {"ipv6_nd_target": (135, 136), "ipv6_nd_sll": (135,), "ipv6_nd_tll": (136,),
+              "nd_reserved": (135, 136), "nd_options_type": (135, 136)}
 
 
 def _need(flow: Flow, ok: bool, what: str) -> None:
@@ -303,7 +307,8 @@ def check_prerequisites(flow: Flow, m: dict) -> None:
         want = _ETH_PREREQ.get(name)
         if want is not None:
             _need(flow, eth_v == want, f"{name} needs eth_type={want:#06x}")
-            continue
+            if name not in _ND_PREREQ:
+                continue
         want = _PROTO_PREREQ.get(name)
         if want is not None:
             _need(flow, proto_v == want, f"{name} needs ip_proto={want}")
@@ -312,11 +317,13 @@ def check_prerequisites(flow: Flow, m: dict) -> None:
             continue
         if name == "ip_proto":
             _need(flow, eth_v in IP_FAMILY, "ip_proto needs an IP eth_type")
-        elif name in ("ipv6_nd_target", "ipv6_nd_sll", "ipv6_nd_tll"):
+        elif name in _ND_PREREQ:
             t = m.get("icmpv6_type")
-            _need(flow, t is not None and t.value in (135, 136), f"{name} needs ND")
+            _need(flow, t is not None and t.value in _ND_PREREQ[name],
+                  f"{name} needs icmpv6_type in {_ND_PREREQ[name]}")
 
 
+_SET_PREREQ = frozenset(_ETH_PREREQ) | frozenset(_PROTO_PREREQ) | frozenset(_ND_PREREQ)
 _VALUED = frozenset({"eth_type", "ip_proto", "icmpv6_type"})
 _match_ok: set = set()
 
@@ -394,6 +401,12 @@ def _check_actions(flow: Flow, spec: TableSpec, actions) -> bool:
         elif cls is SetField:
             if a.name not in spec.sets:
                 raise PipelineError(f"table {spec.name} may not set {a.name}: {flow}")
+            if a.name in _SET_PREREQ:
+                # the switch checks a set-field against the flow's match,
+                # not against what earlier actions of the flow made of it
+                m = flow.match.as_dict()
+                m[a.name] = a
+                check_prerequisites(flow, m)
         elif cls is Resubmit:
             if a.table not in spec.next_tables:
                 raise PipelineError(f"table {spec.name} may not resubmit to {a.table}: {flow}")

@@ -82,16 +82,19 @@ def route_priority(prefixlen: int, connected: bool) -> int:
 
 def na_reply(mac: str, ip: str) -> tuple:
     """Turn a neighbour solicitation for ``ip`` into the advertisement
-    from ``mac`` (router, solicited, override; target link-layer option)."""
+    from ``mac`` (router, solicited, override).  The switch checks a
+    set-field against the match (a solicitation), so the target
+    link-layer option is made from the solicitation's source one: its
+    address rewritten (nd_sll), then its type (1 -> 2)."""
     return (
         _SWAP_ETH,
         SetField("eth_src", mac),
         _SWAP_IP6,
         SetField("ipv6_src", ip),
-        SetField("icmpv6_type", 136),
-        SetField("nd_reserved", NA_FLAGS),
+        SetField("ipv6_nd_sll", mac),
         SetField("nd_options_type", 2),
-        SetField("ipv6_nd_tll", mac),
+        SetField("nd_reserved", NA_FLAGS),
+        SetField("icmpv6_type", 136),
         _OUT_IN_PORT,
     )
 

@@ -122,3 +122,23 @@ def test_pipeline_describes_itself():
     text = P.describe()
     for t in P.TABLES.values():
         assert t.name in text
+
+
+def test_set_field_prerequisites_follow_the_match():
+    """As on the switch: setting nd_tll in a flow that matches a
+    solicitation is refused even if an earlier action made it an
+    advertisement (ovs-ofctl: OFPBAC_MATCH_INCONSISTENT)."""
+    from quantum_ovs.compiler.flow import Field, Flow, Output, OFPP_IN_PORT, SetField
+    from quantum_ovs.compiler.pipeline import SERVICES, PipelineError, validate
+    from quantum_ovs.compiler.rules.common import mk
+
+    cookie = cookies.cookie_for(cookies.KIND_ROUTER, "r")
+    ns = mk(Field("eth_type", 0x86DD), Field("ip_proto", 58), Field("icmpv6_type", 135))
+    bad = Flow(SERVICES, 100, ns, (SetField("icmpv6_type", 136),
+                                   SetField("ipv6_nd_tll", "fa:16:3e:00:00:01"),
+                                   Output(OFPP_IN_PORT)), cookie)
+    with pytest.raises(PipelineError, match="ipv6_nd_tll needs icmpv6_type"):
+        validate(bad)
+    good = Flow(SERVICES, 100, ns, (SetField("ipv6_nd_sll", "fa:16:3e:00:00:01"),
+                                    SetField("icmpv6_type", 136), Output(OFPP_IN_PORT)), cookie)
+    validate(good)

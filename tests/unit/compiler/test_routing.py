@@ -473,7 +473,8 @@ def test_neighbour_solicitation_for_the_router_answered_in_flows(target):
                  icmpv6_type=135, ipv6_nd_target=tgt, ipv6_nd_sll=a.mac_address)
     d, = tr.outputs
     assert d.port == w6.ofport("port-0-0")
-    assert d.get("icmpv6_type") == 136 and d.get("ipv6_nd_tll") == R0
+    # the solicitation's source link-layer option, turned into the target one
+    assert d.get("icmpv6_type") == 136 and d.get("ipv6_nd_sll") == R0
     assert d.get("nd_reserved") == 0xE0000000 and d.get("nd_options_type") == 2
     assert d.get("ipv6_src") == tgt and d.get("ipv6_dst") == _v6(0, 10)
     assert d.get("eth_src") == R0 and d.get("eth_dst") == a.mac_address
