@@ -24,7 +24,8 @@ Tracing::
 
 Modules: flow (the vocabulary shared with the agent's encoder), pipeline
 (tables, registers, the contract), cookies (owner in every cookie),
-rules/ (flow generators per owner), desired (the owner-indexed table),
+rules/ (flow generators per owner: static, network, port, acl,
+router), desired (the owner-indexed table),
 engine (dependencies and increments), trace (the packet tracer), synth
 (synthetic host views for tests and benchmarks).
 """

@@ -8,8 +8,11 @@ method that computes an owner's flows, and the inputs those flows depend
 on).  ``describe()`` prints the graph and ``dot()`` draws it (Graphviz),
 both from these tables; tests/unit/compiler/engine_graph.txt holds the
 expected text and the tests check that the engine marks dirty only what
-the table declares.  A new kind of owner (routers, floating IPs) is a new
-row, a compute method, and the ``_set_*`` code that marks it dirty.
+the table declares.  A new kind of owner is a new row, a compute method,
+and the ``_set_*`` code that marks it dirty: routers are one
+(``_set_router``; a router is compiled only while a port bound here is on
+one of its networks, ``net_local``); floating IPs and gateways (issue 14)
+come the same way, from ``Router.gateway`` / ``Router.floating_ips``.
 
 An owner is a tuple ``(kind, *key)``.  A change marks the owners that
 depend on it dirty; ``_flush`` recomputes exactly those (first removing
