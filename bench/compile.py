@@ -136,9 +136,11 @@ def routed(scale: int, runs: int, incr_runs: int) -> dict:
     r = e.routers["router-0"]
     attached = dataclasses.replace(r, interfaces=r.interfaces + (make_router_interface(nets),))
     attach, detach = delta(e, routers=(attached,)), delta(e, routers=(r,))
-    add, rem, add_n, rem_n = [], [], 0, 0
+    add, rem, add_cpu, add_n, rem_n = [], [], [], 0, 0
     for _ in range(incr_runs):
+        c0 = time.process_time()
         dt, d = timed(lambda: e.apply(attach))
+        add_cpu.append(time.process_time() - c0)
         add.append(dt)
         add_n = len(d)
         dt, d = timed(lambda: e.apply(detach))
@@ -152,6 +154,7 @@ def routed(scale: int, runs: int, incr_runs: int) -> dict:
         route.append(dt)
         e.apply(detach)
     out.update(router_interface_add_us=median_us(add), router_interface_add_diff=add_n,
+               router_interface_add_cpu_us=median_us(add_cpu),
                router_interface_remove_us=median_us(rem), router_interface_remove_diff=rem_n,
                router_route_add_us=median_us(route))
     log("routed incremental:", {k: v for k, v in out.items() if k.startswith("router_i")
