@@ -31,7 +31,7 @@ def _def(name="test", **names):
 def test_every_extension_names_a_definition_of_the_package():
     enabled = {d.__name__ for d in ENABLED}
     assert "quantum_ovs.api.definitions.core" in enabled
-    for name in ("provider", "binding", "agents", "securitygroups", "quotas"):
+    for name in ("provider", "binding", "agents", "securitygroups", "quotas", "essex"):
         assert f"quantum_ovs.api.definitions.{name}" in enabled
     assert enabled <= {d.__name__ for d in DEFINITIONS}
 
