@@ -102,7 +102,8 @@ OPT_GROUPS = (
 
 
 def _all_groups(extra=()):
-    from quantum_ovs import extensions, policy
+    from quantum_ovs import extensions
+    from quantum_ovs.api import policy
     merged = {}
     for group, opts in list(OPT_GROUPS) + extensions.opts() + policy.list_opts() + list(extra):
         merged.setdefault(group, []).extend(opts)

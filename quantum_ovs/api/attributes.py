@@ -1,16 +1,20 @@
-"""The declarative attribute map: one entry per attribute of each resource.
+"""The declarative attribute map and the Schema built from the definitions.
 
-It drives request validation (types, defaults, allow_post/allow_put),
-which attributes can be filtered and sorted on, and what is shown.
-Extensions add attributes by extending RESOURCES before the app is built
-(see ``extend``).
+An attribute (``Attr``) drives request validation (types, defaults,
+allow_post/allow_put), which attributes can be filtered and sorted on,
+and what is shown.  The API contracts (quantum_ovs/api/definitions: core
+and one per extension) declare them; ``build(definitions)`` merges the
+enabled ones into a frozen ``Schema``, which is all the application reads:
+nothing here is changed at run time.
 """
 
 import copy
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from quantum_ovs.api import validators as v
+
 
 class _NotSet:
     """The 'no default' sentinel; survives deepcopy as itself."""
@@ -28,7 +32,7 @@ class _NotSet:
 NOT_SET = _NotSet()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Attr:
     validate: Callable = None
     allow_post: bool = True
@@ -48,7 +52,9 @@ class Attr:
         return self.allow_post and self.default is NOT_SET
 
 
-def _standard(name_len=255):
+def standard(name_len=255):
+    """The standard attributes of a resource (id, name, description,
+    project, revision, timestamps, tags): a new map on each call."""
     return {
         "id": Attr(v.uuid_str, allow_post=False, is_sort_key=True,
                    convert_filter=v.string(None)),
@@ -66,96 +72,140 @@ def _standard(name_len=255):
     }
 
 
-def _bool(default, put=True, filt=True):
+_standard = standard  # (the old name)
+
+
+def flag(default, put=True, filt=True):
+    """A boolean attribute (admin_state_up and the like)."""
     return Attr(v.to_bool, allow_put=put, default=default, is_filter=filt,
                 convert_filter=v.to_bool)
 
 
-RESOURCES = {
-    "networks": dict(
-        _standard(),
-        admin_state_up=_bool(True),
-        status=Attr(None, allow_post=False, convert_filter=v.string(16)),
-        shared=Attr(v.to_bool, allow_put=True, default=False,
-                    convert_filter=v.to_bool, enforce_policy=True),
-        subnets=Attr(None, allow_post=False, is_sort_key=False,
-                     convert_filter=v.string(None)),
-        # Any MTU from 0 (the largest the network's type allows) up: one
-        # too small for a subnet is refused by the subnet (409), as in
-        # Neutron.
-        mtu=Attr(v.integer(0, 65535), allow_put=True, default=None,
-                 convert_filter=v.integer()),
-        port_security_enabled=_bool(True),
-    ),
-    "subnets": dict(
-        _standard(),
-        network_id=Attr(v.uuid_str, convert_filter=v.string(None)),
-        cidr=Attr(v.cidr, convert_filter=lambda x, n="": v.cidr(x, n, strict=False)),
-        ip_version=Attr(v.integer(choices=(4, 6)), convert_filter=v.integer()),
-        gateway_ip=Attr(v.ip_or_none, allow_put=True, default=NOT_SET,
-                        convert_filter=v.string(64)),
-        allocation_pools=Attr(v.list_of(v.allocation_pool), allow_put=True,
-                              default=NOT_SET, is_filter=False, is_sort_key=False),
-        dns_nameservers=Attr(v.list_of(v.ip_address, unique=True, what="nameserver"),
-                             allow_put=True, default=[], is_filter=False,
-                             is_sort_key=False),
-        host_routes=Attr(v.list_of(v.host_route, unique=True, what="host route"),
-                         allow_put=True, default=[], is_filter=False,
-                         is_sort_key=False),
-        enable_dhcp=_bool(True),
-        ipv6_ra_mode=Attr(v.choices("slaac", "dhcpv6-stateful", "dhcpv6-stateless"),
-                          default=None, convert_filter=v.string(16)),
-        ipv6_address_mode=Attr(v.choices("slaac", "dhcpv6-stateful", "dhcpv6-stateless"),
-                               default=None, convert_filter=v.string(16)),
-        subnetpool_id=Attr(v.choices(None), default=None, is_filter=False,
-                           is_sort_key=False),
-        segment_id=Attr(v.choices(None), default=None, is_filter=False,
-                        is_sort_key=False),
-        # The network's sharing, as a filter only (Neutron does not show it).
-        shared=Attr(v.to_bool, allow_post=False, is_visible=False, is_sort_key=False,
-                    convert_filter=v.to_bool),
-    ),
-    "ports": dict(
-        _standard(),
-        network_id=Attr(v.uuid_str, convert_filter=v.string(None)),
-        admin_state_up=_bool(True),
-        mac_address=Attr(v.mac, allow_put=True, default=NOT_SET,
-                         convert_filter=v.string(32), enforce_policy=True),
-        fixed_ips=Attr(v.list_of(v.fixed_ip), allow_put=True, default=NOT_SET,
-                       is_sort_key=False, enforce_policy=True),
-        device_id=Attr(v.string(255), allow_put=True, default="",
-                       convert_filter=v.string(None)),
-        device_owner=Attr(v.string(255), allow_put=True, default="",
-                          convert_filter=v.string(None)),
-        status=Attr(None, allow_post=False, convert_filter=v.string(16)),
-        port_security_enabled=Attr(v.to_bool, allow_put=True, default=NOT_SET,
-                                   convert_filter=v.to_bool),
-        allowed_address_pairs=Attr(
-            v.list_of(v.address_pair, unique=True, what="address pair"),
-            allow_put=True, default=[], is_filter=False, is_sort_key=False),
-    ),
-}
-
-# Attributes that are given a value by the server when the request omits
-# them, rather than being required.
-SERVER_DEFAULTS = {
-    ("networks", "project_id"), ("networks", "tenant_id"),
-    ("subnets", "project_id"), ("subnets", "tenant_id"),
-    ("subnets", "gateway_ip"), ("subnets", "allocation_pools"),
-    ("ports", "project_id"), ("ports", "tenant_id"),
-    ("ports", "mac_address"), ("ports", "fixed_ips"),
-    ("ports", "port_security_enabled"),
-}
-
-SINGULAR = {"networks": "network", "subnets": "subnet", "ports": "port"}
+# ----------------------------------------------------------------- schema
+# What /v2.0/extensions shows as "updated" when an alias names no date.
+UPDATED = "2026-11-24T00:00:00-00:00"
 
 
-def extend(resources, collection, attrs, singular=None):
-    """Add (or override) attributes of a collection; used by extensions."""
-    resources.setdefault(collection, {}).update(attrs)
-    if singular:
-        SINGULAR.setdefault(collection, singular)
+class SchemaError(ValueError):
+    """The definitions do not fit together (a bug of the code, not of a
+    request)."""
 
 
-def resource_map():
-    return copy.deepcopy(RESOURCES)
+def _frozen_map(d):
+    return types.MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The API the application serves, built from its definitions.
+
+    ``resources``: collection -> attribute name -> Attr (read-only maps);
+    ``singular``: collection -> member name; ``server_defaults``: frozenset
+    of (collection, attribute) the server fills in when a request omits
+    them; ``actions``: collection -> member action -> HTTP method;
+    ``aliases``: the advertised extensions (read-only maps, in order);
+    ``policy_rules``: the definitions' policy defaults, in order;
+    ``definitions``: the names of the definitions it was built from.
+    """
+
+    resources: types.MappingProxyType
+    singular: types.MappingProxyType
+    server_defaults: frozenset
+    actions: types.MappingProxyType
+    aliases: tuple
+    policy_rules: tuple
+    definitions: tuple
+
+    def advertised(self):
+        """What /v2.0/extensions lists: new dicts on each call."""
+        return [dict(a, links=[]) for a in self.aliases]
+
+    def alias_names(self):
+        return [a["alias"] for a in self.aliases]
+
+
+def _name(d):
+    return getattr(d, "__name__", repr(d))
+
+
+def build(definitions):
+    """Merge definitions (modules or objects with ALIASES, COLLECTIONS,
+    RESOURCE_ATTRIBUTE_MAP, SERVER_DEFAULTS, ACTIONS, POLICY_RULES,
+    REQUIRES; see quantum_ovs/api/definitions) into a frozen Schema.
+
+    Pure: the definitions are read, never changed, and the schema holds
+    copies of their attribute maps (two builds share no mutable state).
+    Raises SchemaError when they do not fit together: a collection named
+    twice with different member names, attributes added to a collection
+    no definition declares, an attribute declared twice, a writable
+    attribute without a validator, a server default for an attribute that
+    is not given on create, a policy rule or an alias declared twice, an
+    alias required and not given."""
+    definitions = list(definitions)
+    singular, resources, owner = {}, {}, {}
+    server_defaults, actions, aliases, rules = set(), {}, [], []
+    alias_seen, rule_seen = {}, {}
+    for d in definitions:
+        name = _name(d)
+        for plural, member in getattr(d, "COLLECTIONS", {}).items():
+            if singular.setdefault(plural, member) != member:
+                raise SchemaError(f"{name}: collection {plural} is {singular[plural]}, "
+                                  f"not {member}")
+            resources.setdefault(plural, {})
+        for collection, attrs in getattr(d, "RESOURCE_ATTRIBUTE_MAP", {}).items():
+            if collection not in singular:
+                raise SchemaError(f"{name}: attributes for {collection}, which no "
+                                  "definition before it declares")
+            target = resources[collection]
+            for attr_name, a in attrs.items():
+                if not isinstance(a, Attr):
+                    raise SchemaError(f"{name}: {collection}.{attr_name} is not an Attr")
+                if attr_name in target:
+                    raise SchemaError(f"{name}: {collection}.{attr_name} is declared by "
+                                      f"{owner[collection, attr_name]} already")
+                if (a.allow_post or a.allow_put) and a.validate is None:
+                    raise SchemaError(f"{name}: {collection}.{attr_name} may be given "
+                                      "but has no validator")
+                target[attr_name] = copy.deepcopy(a)
+                owner[collection, attr_name] = name
+        for collection, attr_name in getattr(d, "SERVER_DEFAULTS", ()):
+            a = resources.get(collection, {}).get(attr_name)
+            if a is None or not a.allow_post:
+                raise SchemaError(f"{name}: server default for {collection}.{attr_name}, "
+                                  "which is not an attribute given on create")
+            server_defaults.add((collection, attr_name))
+        for collection, acts in getattr(d, "ACTIONS", {}).items():
+            if collection not in singular:
+                raise SchemaError(f"{name}: actions for unknown collection {collection}")
+            for action, method in acts.items():
+                if actions.setdefault(collection, {}).setdefault(action, method) != method:
+                    raise SchemaError(f"{name}: action {collection}/{action} declared "
+                                      "twice")
+        for a in d.ALIASES:
+            alias = a["alias"]
+            if alias in alias_seen:
+                raise SchemaError(f"{name}: alias {alias} is declared by "
+                                  f"{alias_seen[alias]} already")
+            alias_seen[alias] = name
+            aliases.append(_frozen_map({
+                "alias": alias, "name": a.get("name", alias),
+                "description": a.get("description", ""),
+                "updated": a.get("updated", UPDATED)}))
+        for r in getattr(d, "POLICY_RULES", ()):
+            if r.name in rule_seen:
+                raise SchemaError(f"{name}: policy rule {r.name} is declared by "
+                                  f"{rule_seen[r.name]} already")
+            rule_seen[r.name] = name
+            rules.append(r)
+    for d in definitions:
+        missing = [a for a in getattr(d, "REQUIRES", ()) if a not in alias_seen]
+        if missing:
+            raise SchemaError(f"{_name(d)} requires {missing}, which no definition gives")
+    return Schema(
+        resources=_frozen_map({c: _frozen_map(m) for c, m in resources.items()}),
+        singular=_frozen_map(singular),
+        server_defaults=frozenset(server_defaults),
+        actions=_frozen_map({c: _frozen_map(m) for c, m in actions.items()}),
+        aliases=tuple(aliases),
+        policy_rules=tuple(rules),
+        definitions=tuple(_name(d) for d in definitions))

@@ -6,7 +6,6 @@ import sqlalchemy as sa
 import webob.exc
 
 from quantum_ovs import exceptions
-from quantum_ovs.api import attributes as attrs_mod
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import NOT_SET
 from quantum_ovs.api.wsgi import INT_MAX, INT_MIN, json_response, read_json
@@ -22,11 +21,14 @@ def _bad(msg):
 
 
 class Controller:
-    def __init__(self, collection, resource_attrs, plugin, policy, conf,
+    def __init__(self, collection, schema, plugin, policy, conf,
                  parent_check=None):
+        """``schema``: the app's (quantum_ovs.api.attributes.Schema)."""
         self.collection = collection
-        self.resource = attrs_mod.SINGULAR[collection]
-        self.attrs = resource_attrs
+        self.schema = schema
+        self.resource = schema.singular[collection]
+        self.attrs = schema.resources[collection]
+        self.server_defaults = schema.server_defaults
         self.plugin = plugin
         self.policy = policy
         self.conf = conf
@@ -387,7 +389,7 @@ class Controller:
                     raise _bad(f"Attribute '{name}' not allowed in POST")
                 out[name] = a.validate(item[name], name) if a.validate else item[name]
             elif a.allow_post and a.default is NOT_SET and \
-                    (self.collection, name) not in attrs_mod.SERVER_DEFAULTS:
+                    (self.collection, name) not in self.server_defaults:
                 raise _bad(f"Failed to parse request. Required attribute '{name}' not specified")
             elif a.allow_post and a.default is not NOT_SET:
                 out[name] = _copy(a.default)

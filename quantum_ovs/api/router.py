@@ -8,9 +8,10 @@ import webob.dec
 import webob.exc
 
 from quantum_ovs import exceptions
-from quantum_ovs import policy as policy_mod
-from quantum_ovs.api import attributes, extensions
+from quantum_ovs.api import attributes
+from quantum_ovs.api import policy as policy_mod
 from quantum_ovs.api.controller import Controller
+from quantum_ovs.api.definitions import core
 from quantum_ovs.api.wsgi import AccessLog, check_url, error_response, json_response
 from quantum_ovs.context import Context
 
@@ -21,13 +22,14 @@ TAGGABLE = ("networks", "subnets", "ports")
 
 
 class API:
-    def __init__(self, conf, plugin, policy, resources, extension_list):
+    def __init__(self, conf, plugin, policy, schema):
         self.conf = conf
         self.plugin = plugin
         self.policy = policy
-        self.extensions = extension_list
-        self.controllers = {c: Controller(c, resources[c], plugin, policy, conf)
-                            for c in resources if c in attributes.SINGULAR}
+        self.schema = schema
+        self.extensions = schema.advertised()
+        self.controllers = {c: Controller(c, schema, plugin, policy, conf)
+                            for c in schema.resources}
         self.extra_routes = []  # (path, {method: handler(req, ctx, **kw)})
         m = routes.Mapper()
         m.connect("/", action="versions")
@@ -76,7 +78,7 @@ class API:
         if action == "v2_index":
             self._allow(method, "GET", "HEAD")
             return json_response({"resources": [
-                {"name": attributes.SINGULAR[c], "collection": c,
+                {"name": self.schema.singular[c], "collection": c,
                  "links": [{"rel": "self", "href": f"{req.host_url}/v2.0/{c}"}]}
                 for c in self.controllers]})
         if action == "extensions":
@@ -175,20 +177,18 @@ class NoAuth:
 
 def make_app(conf, plugin, ext_modules=(), policy=None):
     """Build the WSGI app with the given extension modules (see
-    quantum_ovs.extensions)."""
-    from quantum_ovs import extensions as ext_pkg
-    resources = attributes.resource_map()
-    for m in ext_modules:
-        if hasattr(m, "extend_resources"):
-            m.extend_resources(resources)
-    ext_list = extensions.builtin() + ext_pkg.advertised(ext_modules)
+    quantum_ovs.extensions): the schema it serves is built from the core's
+    definition and the modules' ``DEFINITION``."""
+    schema = attributes.build(
+        [core] + [m.DEFINITION for m in ext_modules
+                  if getattr(m, "DEFINITION", None) is not None])
     if not getattr(plugin, "_extensions_set_up", False):
         for m in ext_modules:
             if hasattr(m, "setup"):
                 m.setup(plugin, conf)
         plugin._extensions_set_up = True
-    policy = policy or policy_mod.Policy(conf, policy_mod.extension_rules(ext_modules))
-    api = API(conf, plugin, policy, resources, ext_list)
+    policy = policy or policy_mod.Policy(conf, schema.policy_rules)
+    api = API(conf, plugin, policy, schema)
     for m in ext_modules:
         if hasattr(m, "routes"):
             m.routes(api)

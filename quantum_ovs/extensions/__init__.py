@@ -1,12 +1,11 @@
-"""API extensions.
+"""API extensions: the implementation halves.
 
 An extension is a module with any of:
 
-- ``ALIASES``: what /v2.0/extensions advertises for it (dicts with
-  alias, name, description);
+- ``DEFINITION``: its API contract, a module of quantum_ovs.api.definitions
+  (aliases, attribute map, server defaults, policy rules, validators,
+  errors); the app's Schema is built from the enabled definitions;
 - ``OPTS``: [(group, [oslo.config options])];
-- ``extend_resources(resources)``: add attributes or collections to the
-  attribute map (and ``attributes.SINGULAR`` for new collections);
 - ``setup(plugin, conf)``: register collection handlers, hooks, dict
   extenders and filter clauses on the plugin;
 - ``routes(api)``: extra routes (``api.add_route(path, {method: fn})``).
@@ -16,7 +15,7 @@ Every module listed in ENABLED is loaded, in order.
 
 import importlib
 
-from quantum_ovs.api.extensions import UPDATED
+from quantum_ovs.api.definitions import core as _core
 
 ENABLED = (
     "quantum_ovs.extensions.provider",
@@ -45,13 +44,11 @@ def load():
     return mods
 
 
-def advertised(mods):
-    out = []
-    for m in mods:
-        for a in getattr(m, "ALIASES", ()):
-            out.append({"alias": a["alias"], "name": a.get("name", a["alias"]),
-                        "description": a.get("description", ""),
-                        "updated": a.get("updated", UPDATED), "links": []})
+def definitions(mods, core=True):
+    """The API definitions of these extension modules, in order (after the
+    core's unless ``core`` is false): what attributes.build takes."""
+    out = [_core] if core else []
+    out += [m.DEFINITION for m in mods if getattr(m, "DEFINITION", None) is not None]
     return out
 
 

@@ -11,16 +11,13 @@ import uuid
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from quantum_ovs import exceptions
-from quantum_ovs import policy
-from quantum_ovs.api import agent_api, attributes, validators as v
-from quantum_ovs.api.attributes import Attr
+from quantum_ovs.api import agent_api, definitions
+from quantum_ovs.api.definitions.agents import AgentInUse, AgentNotFound  # noqa: F401
 from quantum_ovs.db import models
 from quantum_ovs.db.plugin import Collection
 from quantum_ovs.timeutils import agent_time, utcnow
 
-ALIASES = [{"alias": "agent", "name": "agent",
-            "description": "The agent management extension."}]
+DEFINITION = definitions.agents
 
 OPTS = [("DEFAULT", [
     cfg.IntOpt("agent_down_time", default=75,
@@ -29,48 +26,6 @@ OPTS = [("DEFAULT", [
 
 AGENT_TYPE = "Open vSwitch agent"
 BINARY = "quantum-ovs-agent"
-
-POLICY_RULES = policy.crud("agent", "/agents", {
-    "get_agent": (policy.ADMIN, "Get an agent"),
-    "update_agent": (policy.ADMIN, "Update an agent"),
-    "delete_agent": (policy.ADMIN, "Delete an agent"),
-})
-
-
-class AgentNotFound(exceptions.NotFound):
-    message = "Agent %(id)s could not be found."
-
-
-class AgentInUse(exceptions.InUse):
-    message = "Agent %(id)s is alive; only a dead agent can be deleted."
-
-
-def _ro(**kw):
-    return Attr(None, allow_post=False, **kw)
-
-
-def extend_resources(resources):
-    attributes.SINGULAR["agents"] = "agent"
-    resources["agents"] = {
-        "id": _ro(convert_filter=v.string(None)),
-        "agent_type": _ro(convert_filter=v.string(255)),
-        "binary": _ro(convert_filter=v.string(255)),
-        "topic": _ro(convert_filter=v.string(255)),
-        "host": _ro(convert_filter=v.string(255)),
-        "admin_state_up": Attr(v.to_bool, allow_post=False, allow_put=True,
-                               convert_filter=v.to_bool),
-        "description": Attr(v.string(255), allow_post=False, allow_put=True,
-                            convert_filter=v.string(255)),
-        "alive": _ro(is_sort_key=False, is_filter=False),
-        "availability_zone": _ro(convert_filter=v.string(255)),
-        "created_at": _ro(is_filter=False),
-        "started_at": _ro(is_filter=False),
-        "heartbeat_timestamp": _ro(is_filter=False),
-        "configurations": _ro(is_filter=False, is_sort_key=False),
-        "resources_synced": _ro(is_filter=False, is_sort_key=False),
-    }
-
-
 
 
 class Agents(Collection):

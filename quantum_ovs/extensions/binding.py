@@ -42,9 +42,23 @@ import logging
 
 import sqlalchemy as sa
 
-from quantum_ovs import exceptions, policy
-from quantum_ovs.api import validators as v
-from quantum_ovs.api.attributes import Attr
+from quantum_ovs import exceptions
+from quantum_ovs.api import definitions, validators as v
+from quantum_ovs.api.definitions.binding import (  # noqa: F401 (the contract's names)
+    HOST,
+    PROFILE,
+    VIF_DETAILS,
+    VIF_TYPE,
+    VNIC,
+    VNIC_TYPES,
+    PortBindingActive,
+    PortBindingAlreadyActive,
+    PortBindingAlreadyExists,
+    PortBindingError,
+    PortBindingNotFound,
+    _host,
+    _profile,
+)
 from quantum_ovs.api.controller import RESERVED_PARAMS
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import models
@@ -52,114 +66,10 @@ from quantum_ovs.db.plugin import child_filter
 
 LOG = logging.getLogger(__name__)
 
-ALIASES = [
-    {"alias": "binding", "name": "Port Binding",
-     "description": "Expose port bindings of a virtual port to external application"},
-    {"alias": "binding-extended", "name": "Port Bindings Extended",
-     "description": "Expose port bindings of a virtual port to external application"},
-]
-
-HOST = "binding:host_id"
-VNIC = "binding:vnic_type"
-PROFILE = "binding:profile"
-VIF_TYPE = "binding:vif_type"
-VIF_DETAILS = "binding:vif_details"
-
-VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical",
-              "virtio-forwarder", "smart-nic", "vdpa", "remote-managed")
-
-POLICY_RULES = policy.crud("port", "/ports", {
-    "create_port:binding:host_id": (policy.ADMIN_OR_SERVICE,
-                                    "Give ``binding:host_id`` when creating a port"),
-    "create_port:binding:profile": (policy.SERVICE,
-                                    "Give ``binding:profile`` when creating a port"),
-    "create_port:binding:vnic_type": (policy.any_of(policy.ADMIN_OR_PROJECT_MEMBER,
-                                                    policy.SERVICE),
-                                      "Give ``binding:vnic_type`` when creating a port"),
-    "get_port:binding:host_id": (policy.ADMIN_OR_SERVICE, "See ``binding:host_id`` of a port"),
-    "get_port:binding:profile": (policy.ADMIN_OR_SERVICE, "See ``binding:profile`` of a port"),
-    "get_port:binding:vif_type": (policy.ADMIN_OR_SERVICE, "See ``binding:vif_type`` of a port"),
-    "get_port:binding:vif_details": (policy.ADMIN_OR_SERVICE,
-                                     "See ``binding:vif_details`` of a port"),
-    "update_port:binding:host_id": (policy.ADMIN_OR_SERVICE,
-                                    "Update ``binding:host_id`` of a port"),
-    "update_port:binding:profile": (policy.SERVICE, "Update ``binding:profile`` of a port"),
-    "update_port:binding:vnic_type": (policy.any_of(policy.ADMIN_OR_SERVICE,
-                                                    policy.PROJECT_MEMBER),
-                                      "Update ``binding:vnic_type`` of a port"),
-})
-# The bindings API: Neutron's rule names and defaults (admin, or nova's
-# service user).
-_BINDINGS = "/ports/{port_id}/bindings"
-POLICY_RULES += [
-    policy.rule("get_port_binding", policy.ADMIN_OR_SERVICE, "Get the bindings of a port",
-                operations=[("GET", _BINDINGS), ("GET", _BINDINGS + "/{host}")]),
-    policy.rule("create_port_binding", policy.ADMIN_OR_SERVICE,
-                "Create a binding of a port on a host", method="POST", path=_BINDINGS),
-    policy.rule("delete_port_binding", policy.ADMIN_OR_SERVICE,
-                "Delete an inactive binding of a port", method="DELETE",
-                path=_BINDINGS + "/{host}"),
-    policy.rule("activate", policy.ADMIN_OR_SERVICE, "Activate a binding of a port",
-                method="PUT", path=_BINDINGS + "/{host}/activate"),
-]
+DEFINITION = definitions.binding
 
 ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
 COMPUTE_PREFIX = "compute:"
-
-
-# ------------------------------------------------------------------ errors
-class PortBindingNotFound(exceptions.NotFound):
-    message = "Binding for port %(port_id)s for host %(host)s could not be found."
-
-
-class PortBindingAlreadyActive(exceptions.Conflict):
-    message = "Binding for port %(port_id)s on host %(host)s is already active."
-
-
-class PortBindingAlreadyExists(exceptions.Conflict):
-    message = "Binding for port %(port_id)s on host %(host)s already exists."
-
-
-class PortBindingError(exceptions.Conflict):
-    # Neutron answers 500; no agent on the host can serve the port's
-    # network (or its vnic type) is a conflict with the cloud's state.
-    message = ("Binding for port %(port_id)s on host %(host)s could not be created or "
-               "updated.")
-
-
-class PortBindingActive(exceptions.Conflict):
-    message = ("Binding for port %(port_id)s on host %(host)s is the active one: activate "
-               "another binding first, or unbind the port (binding:host_id '').")
-
-
-def _profile(value, name=PROFILE):
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise v.bad(f"'{value}' is not a dictionary")
-    text = json.dumps(value)
-    if len(text) > 4000:
-        raise v.bad("binding:profile is too large")
-    return value
-
-
-def _host(value, name=HOST):
-    return "" if value is None else v.string(255)(value, name)
-
-
-def extend_resources(resources):
-    resources["ports"].update({
-        HOST: Attr(_host, allow_put=True, default="", convert_filter=v.string(255),
-                   enforce_policy=True, is_sort_key=False),
-        VNIC: Attr(v.choices(*VNIC_TYPES, allow_none=False), allow_put=True,
-                   default="normal", convert_filter=v.string(64), enforce_policy=True,
-                   is_sort_key=False),
-        PROFILE: Attr(_profile, allow_put=True, default={}, is_filter=False,
-                      enforce_policy=True, is_sort_key=False),
-        VIF_TYPE: Attr(None, allow_post=False, convert_filter=v.string(64),
-                       is_sort_key=False),
-        VIF_DETAILS: Attr(None, allow_post=False, is_filter=False, is_sort_key=False),
-    })
 
 
 def can_serve(agent_conf, segment):

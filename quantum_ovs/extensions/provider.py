@@ -14,26 +14,20 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from quantum_ovs import exceptions
-from quantum_ovs import policy
-from quantum_ovs.api import validators as v
-from quantum_ovs.api.attributes import Attr, NOT_SET
+from quantum_ovs.api import definitions
+from quantum_ovs.api.definitions.provider import (  # noqa: F401 (the contract's names)
+    NETWORK_TYPE,
+    PHYSNET,
+    SEGID,
+    FlatNetworkInUse,
+    NoNetworkAvailable,
+    TunnelIdInUse,
+    VlanIdInUse,
+)
 from quantum_ovs.db import models
 from quantum_ovs.db.plugin import child_filter
 
-ALIASES = [
-    {"alias": "provider", "name": "Provider Network",
-     "description": "Expose mapping of virtual networks to physical networks"},
-    {"alias": "external-net", "name": "Neutron external network",
-     "description": "Adds external network attribute to network resource."},
-    # Subnets of external networks are visible to every project (the
-    # policy); this says so and shows router:external on subnets.
-    {"alias": "subnet-external-network", "name": "Subnet belongs to an external network",
-     "description": "A subnet's router:external tells whether its network is external."},
-]
-
-NETWORK_TYPE = "provider:network_type"
-PHYSNET = "provider:physical_network"
-SEGID = "provider:segmentation_id"
+DEFINITION = definitions.provider
 
 OPTS = [
     ("ml2", [
@@ -63,80 +57,9 @@ OPTS = [
     ]),
 ]
 
-POLICY_RULES = policy.crud("network", "/networks", {
-    "create_network:provider:network_type": (
-        policy.ADMIN, "Give ``provider:network_type`` when creating a network"),
-    "create_network:provider:physical_network": (
-        policy.ADMIN, "Give ``provider:physical_network`` when creating a network"),
-    "create_network:provider:segmentation_id": (
-        policy.ADMIN, "Give ``provider:segmentation_id`` when creating a network"),
-    "get_network:provider:network_type": (
-        policy.ADMIN, "See ``provider:network_type`` of a network"),
-    "get_network:provider:physical_network": (
-        policy.ADMIN, "See ``provider:physical_network`` of a network"),
-    "get_network:provider:segmentation_id": (
-        policy.ADMIN, "See ``provider:segmentation_id`` of a network"),
-    "update_network:provider:network_type": (
-        policy.ADMIN, "Update ``provider:network_type`` of a network"),
-    "update_network:provider:physical_network": (
-        policy.ADMIN, "Update ``provider:physical_network`` of a network"),
-    "update_network:provider:segmentation_id": (
-        policy.ADMIN, "Update ``provider:segmentation_id`` of a network"),
-    "create_network:router:external": (policy.ADMIN, "Create an external network"),
-    "update_network:router:external": (policy.ADMIN, "Update ``router:external`` of a network"),
-})
-
 MAX_SEGID = {"vlan": 4094, "vxlan": 2 ** 24 - 1, "gre": 2 ** 32 - 1}
 # Encapsulation overhead over IPv4: outer IP (20) + UDP/VXLAN (30) or GRE (22).
 OVERHEAD = {"vxlan": 50, "gre": 42}
-
-
-class NoNetworkAvailable(exceptions.QuantumError):
-    code = 503
-    message = "Unable to create the network. No tenant network is available for allocation."
-
-
-class VlanIdInUse(exceptions.InUse):
-    message = ("Unable to create the network. The VLAN %(vlan_id)s on physical network "
-               "%(physical_network)s is in use.")
-
-
-class TunnelIdInUse(exceptions.InUse):
-    message = "Unable to create the network. The tunnel ID %(tunnel_id)s is in use."
-
-
-class FlatNetworkInUse(exceptions.InUse):
-    message = ("Unable to create the flat network. Physical network %(physical_network)s "
-               "is in use.")
-
-
-def _segid(value, name=SEGID):
-    return None if value is None else v.to_int(value, name, minimum=0, maximum=2 ** 32 - 1)
-
-
-def _str_or_none(value, name="value"):
-    return None if value is None else v.string(64)(value, name)
-
-
-def extend_resources(resources):
-    resources["networks"].update({
-        NETWORK_TYPE: Attr(v.choices("local", "flat", "vlan", "vxlan", "gre"),
-                           default=NOT_SET, convert_filter=v.string(16),
-                           enforce_policy=True, is_sort_key=False),
-        PHYSNET: Attr(_str_or_none, default=NOT_SET, convert_filter=v.string(64),
-                      enforce_policy=True, is_sort_key=False),
-        SEGID: Attr(_segid, default=NOT_SET,
-                    convert_filter=lambda x, n="": v.to_int(x, n), enforce_policy=True,
-                    is_sort_key=False),
-        "router:external": Attr(v.to_bool, allow_put=True, default=False,
-                                convert_filter=v.to_bool, enforce_policy=True,
-                                is_sort_key=False),
-    })
-    resources["subnets"]["router:external"] = Attr(
-        None, allow_post=False, default=False, convert_filter=v.to_bool, is_sort_key=False)
-    from quantum_ovs.api import attributes
-    for k in (NETWORK_TYPE, PHYSNET, SEGID):
-        attributes.SERVER_DEFAULTS.add(("networks", k))
 
 
 def parse_ranges(entries, with_physnet=False):

@@ -20,20 +20,18 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from quantum_ovs import exceptions
-from quantum_ovs.api import validators as v
+from quantum_ovs.api import definitions, validators as v
+from quantum_ovs.api.definitions.quotas import (  # noqa: F401 (the contract's names)
+    MAX_LIMIT,
+    InvalidQuotaValue,
+    OverQuota,
+    QuotaResourceUnknown,
+)
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import models
 from quantum_ovs.db.session import BEFORE_COMMIT
 
-ALIASES = [
-    {"alias": "quotas", "name": "Quota management support",
-     "description": "Expose functions for quotas management per project"},
-    {"alias": "quota_details", "name": "Quota details management support",
-     "description": "Expose functions for quotas usage statistics per project"},
-    {"alias": "quota-check-limit", "name": "Quota engine limit check",
-     "description": "Support for checking the resource usage before applying a new "
-                    "quota limit"},
-]
+DEFINITION = definitions.quotas
 
 # resource name -> (collection, model, default)
 RESOURCES = {
@@ -49,21 +47,8 @@ OPTS = [("quotas", [
                help=f"Number of {name}s allowed per project; -1 for unlimited.")
     for name, (_c, _m, default) in RESOURCES.items()])]
 
-MAX_LIMIT = 2 ** 31 - 1
 # session.info key: the (project, resource) pairs a transaction created.
 PENDING = "qovs_quota_pending"
-
-
-class OverQuota(exceptions.Conflict):
-    message = "Quota exceeded for resources: %(overs)s."
-
-
-class InvalidQuotaValue(exceptions.InvalidInput):
-    message = "Invalid input for operation: %(reason)s."
-
-
-class QuotaResourceUnknown(exceptions.NotFound):
-    message = "Unknown quota resources %(unknown)s."
 
 
 def _admin_required(what):

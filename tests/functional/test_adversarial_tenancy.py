@@ -49,7 +49,6 @@ import sqlalchemy as sa
 import webtest
 
 from quantum_ovs import config, extensions
-from quantum_ovs.api import attributes
 from quantum_ovs.api.router import make_app
 from quantum_ovs.db import models
 from quantum_ovs.service import build
@@ -159,7 +158,7 @@ def body_for(path, method, collection=None):
         name = next(k for k in ("name", "description", "admin_state_up")
                     if k in attrs and attrs[k].allow_put)
         value = True if name == "admin_state_up" else "pwned"
-        return {attributes.SINGULAR[collection]: {name: value}}
+        return {_API.schema.singular[collection]: {name: value}}
     for pattern, m, body in BODIES:
         if m == method and re.search(pattern, path):
             return body
@@ -175,7 +174,7 @@ def reference_of(collection, name):
     if name in COLLECTIONS and name != collection:
         return name
     if name.endswith("_id"):
-        for c, singular in attributes.SINGULAR.items():
+        for c, singular in _API.schema.singular.items():
             if singular == name[:-3] and c in COLLECTIONS:
                 return c
     return None
@@ -317,7 +316,7 @@ class World:
 
     def admin_get(self, c, id_):
         return self.api.get(f"{self.path(c)}/{id_}", project=ADMIN, admin=True,
-                            status=200).data[attributes.SINGULAR[c]]
+                            status=200).data[_API.schema.singular[c]]
 
     @staticmethod
     def path(c):
@@ -703,7 +702,7 @@ def _minimal_body(world, c):
     body = {}
     refs = {n: t for n, k, t in references(c) if k is None}
     for name, a in attrs.items():
-        if not a.required or (c, name) in attributes.SERVER_DEFAULTS:
+        if not a.required or (c, name) in _API.schema.server_defaults:
             continue
         if name in refs:
             body[name] = world.mine[refs[name]]["id"]
@@ -730,7 +729,7 @@ def _with_ref(body, name, key, value, attr):
 def test_create_with_victims_ids_in_body(world, c, role):
     attrs = world.served.controllers[c].attrs
     base = _minimal_body(world, c)
-    singular = attributes.SINGULAR[c]
+    singular = _API.schema.singular[c]
     before = world.api.count(c)
     for name, key, target in references(c):
         if not attrs[name].allow_post:
@@ -770,7 +769,7 @@ def test_create_with_victims_ids_in_body(world, c, role):
     _API.controllers[c].attrs[n].allow_put for n, _, _ in references(c))])
 def test_update_with_victims_ids_in_body(world, c, role):
     attrs = world.served.controllers[c].attrs
-    singular = attributes.SINGULAR[c]
+    singular = _API.schema.singular[c]
     mine = world.mine[c]["id"]
     before = world.admin_get(c, mine)
     for name, key, target in references(c):
@@ -873,7 +872,7 @@ def test_unauthenticated_caller_gets_401(world, case):
     path, method, collection, _ = case
     victim, _ = world.param_values(collection)
     body = body_for(path, method, collection) if PARAM.search(path) else \
-        ({attributes.SINGULAR[collection]: {}} if method == "POST" else None)
+        ({_API.schema.singular[collection]: {}} if method == "POST" else None)
     # identity headers a client sends itself count for nothing
     kw = dict(status="*", expect_errors=True, headers={
         "X-Project-Id": VICTIM, "X-Roles": "admin", "X-Identity-Status": "Confirmed",

@@ -105,9 +105,13 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path):
         f.write("\nimport agent.plumbing  # noqa: E402,F401\n")
     with open(tmp_path / "agent" / "reporting.py", "a") as f:
         f.write("\nfrom quantum_ovs.db import models  # noqa: E402,F401\n")
+    with open(tmp_path / "quantum_ovs" / "api" / "definitions" / "agents.py", "a") as f:
+        f.write("\nfrom quantum_ovs import policy  # noqa: E402,F401\n")
     out = _lint_imports(str(tmp_path))
     assert out.returncode != 0
     assert "The compiler imports only the model (and the standard library) BROKEN" in out.stdout
     assert "The agent never imports storage BROKEN" in out.stdout
     assert "quantum_ovs never imports the agent BROKEN" in out.stdout
+    assert "The API definitions are data (no storage, HTTP, config or enforcer) BROKEN" \
+        in out.stdout
     assert "quantum_ovs.compiler.flow -> agent.plumbing" in out.stdout

@@ -1,0 +1,31 @@
+"""Quotas (``quotas``, ``quota_details``, ``quota-check-limit``):
+``/v2.0/quotas[/{project_id}[/default|/details]]``, limits per project and
+resource, -1 for unlimited.  Served by routes of its own (admin checks in
+code, as in Neutron: no policy rules)."""
+
+from quantum_ovs import exceptions
+
+ALIASES = [
+    {"alias": "quotas", "name": "Quota management support",
+     "description": "Expose functions for quotas management per project"},
+    {"alias": "quota_details", "name": "Quota details management support",
+     "description": "Expose functions for quotas usage statistics per project"},
+    {"alias": "quota-check-limit", "name": "Quota engine limit check",
+     "description": "Support for checking the resource usage before applying a new "
+                    "quota limit"},
+]
+
+# The largest limit (a 32-bit signed integer, as in Neutron).
+MAX_LIMIT = 2 ** 31 - 1
+
+
+class OverQuota(exceptions.Conflict):
+    message = "Quota exceeded for resources: %(overs)s."
+
+
+class InvalidQuotaValue(exceptions.InvalidInput):
+    message = "Invalid input for operation: %(reason)s."
+
+
+class QuotaResourceUnknown(exceptions.NotFound):
+    message = "Unknown quota resources %(unknown)s."
