@@ -87,7 +87,6 @@ Principal = collections.namedtuple("Principal", "host credential_id")
 SHARED = Principal(None, None)
 
 
-
 class AgentAPI:
     def __init__(self, conf, plugin):
         self.conf = conf
@@ -102,10 +101,6 @@ class AgentAPI:
             LOG.warning("shared agent token ([agent_api] token) is set: any hypervisor can "
                         "read every host's view and report any port; issue per-host "
                         "credentials (quantum-ovs-agent-credential) instead")
-
-    @property
-    def feed(self):
-        return self.states.feed
 
     def _auth(self, req):
         """The Principal of the request's X-Agent-Token, or 401."""
