@@ -178,8 +178,9 @@ class Database:
         else:
             self._setup_ping(self.engine)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
-        # Called after every committed write transaction that recorded a
-        # change (session.info[NOTIFY]): wakes the agent API's change feed.
+        # Callables fn() registered by whoever follows the change log (the
+        # change feeds of db/changefeed.py): called after every committed
+        # write transaction that recorded a change (session.info[NOTIFY]).
         self.after_write = []
         # Called by dispose(): background readers stop before the engine goes.
         self.on_dispose = []

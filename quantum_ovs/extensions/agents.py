@@ -6,16 +6,15 @@ delete an agent that is no longer alive.
 """
 
 import json
-import uuid
 
 import sqlalchemy as sa
 from oslo_config import cfg
 
 from quantum_ovs.api import agent_api, definitions
 from quantum_ovs.api.definitions.agents import AgentInUse, AgentNotFound  # noqa: F401
-from quantum_ovs.db import models
+from quantum_ovs.db import agents as agents_db, models
 from quantum_ovs.db.plugin import Collection
-from quantum_ovs.timeutils import agent_time, utcnow
+from quantum_ovs.timeutils import agent_time
 
 DEFINITION = definitions.agents
 
@@ -23,10 +22,6 @@ OPTS = [("DEFAULT", [
     cfg.IntOpt("agent_down_time", default=75,
                help="Seconds without a heartbeat after which an agent is dead."),
 ])] + agent_api.OPTS
-
-AGENT_TYPE = "Open vSwitch agent"
-BINARY = "quantum-ovs-agent"
-
 
 class Agents(Collection):
     collection = "agents"
@@ -40,7 +35,7 @@ class Agents(Collection):
         self.down_time = down_time
 
     def alive(self, agent):
-        return (utcnow(precise=True) - agent.heartbeat_timestamp).total_seconds() < self.down_time
+        return agents_db.alive(agent, self.down_time)
 
     def to_dict(self, a):
         return {"id": a.id, "agent_type": a.agent_type, "binary": a.binary,
@@ -62,41 +57,11 @@ class Agents(Collection):
         s.delete(obj)
 
 
-def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
-    """Insert or refresh the agent row of ``host``; returns it and whether
-    its tunnel IP changed (its peers must learn the new one)."""
-    A = models.Agent
-    agent = s.execute(sa.select(A).where(A.agent_type == AGENT_TYPE, A.host == host)
-                      ).scalars().first()
-    now = utcnow()
-    if agent is None:
-        agent = A(id=str(uuid.uuid4()), agent_type=AGENT_TYPE, binary=BINARY,
-                  topic="N/A", host=host, admin_state_up=True, created_at=now,
-                  started_at=now)
-        s.add(agent)
-    if started:
-        agent.started_at = now
-    agent.heartbeat_timestamp = now
-    agent.configurations = json.dumps(configurations, sort_keys=True)
-    moved = agent.tunnel_ip != tunnel_ip
-    agent.tunnel_ip = tunnel_ip
-    s.flush()
-    return agent, moved
-
-
 def setup(plugin, conf):
     handler = Agents(plugin, conf.agent_down_time)
     plugin.register(handler)
     plugin.agents = handler
-
-    def live_agent(s, host):
-        A = models.Agent
-        agent = s.execute(sa.select(A).where(A.agent_type == AGENT_TYPE, A.host == host)
-                          ).scalars().first()
-        if agent is None or not agent.admin_state_up or not handler.alive(agent):
-            return None
-        return agent
-    plugin.live_agent = live_agent
+    plugin.live_agent = lambda s, host: agents_db.live_agent(s, host, handler.down_time)
 
 
 def routes(api):

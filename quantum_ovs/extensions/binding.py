@@ -61,49 +61,15 @@ from quantum_ovs.api.definitions.binding import (  # noqa: F401 (the contract's 
 )
 from quantum_ovs.api.controller import RESERVED_PARAMS
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import models
+from quantum_ovs.db import bindings as bindings_db, models
+from quantum_ovs.db.bindings import ACTIVE, COMPUTE_PREFIX, bind  # noqa: F401
 from quantum_ovs.db.plugin import child_filter
 
 LOG = logging.getLogger(__name__)
 
 DEFINITION = definitions.binding
 
-ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
-COMPUTE_PREFIX = "compute:"
-
-
-def can_serve(agent_conf, segment):
-    """Can an OVS agent with this configuration carry the segment?"""
-    if segment is None or segment.network_type == "local":
-        return True
-    if segment.network_type in ("vxlan", "gre"):
-        return segment.network_type in agent_conf.get("tunnel_types", [])
-    return segment.physical_network in agent_conf.get("bridge_mappings", {})
-
-
-def bind(s, plugin, port, binding):
-    """Set vif_type and vif_details from the host's live agent."""
-    if not binding.host:
-        binding.vif_type, binding.vif_details = "unbound", "{}"
-        return
-    if binding.vnic_type != "normal":
-        binding.vif_type, binding.vif_details = "binding_failed", "{}"
-        return
-    agent = plugin.live_agent(s, binding.host)
-    net = s.get(models.Network, port.network_id)
-    if agent is None:
-        binding.vif_type, binding.vif_details = "binding_failed", "{}"
-        return
-    conf = json.loads(agent.configurations or "{}")
-    if not can_serve(conf, net.segment):
-        binding.vif_type, binding.vif_details = "binding_failed", "{}"
-        return
-    binding.vif_type = "ovs"
-    binding.vif_details = json.dumps({
-        "port_filter": True, "connectivity": "l2",
-        "bridge_name": conf.get("integration_bridge", "br-int"),
-        "datapath_type": conf.get("datapath_type", "system"),
-        "ovs_hybrid_plug": False})
+INACTIVE = "INACTIVE"
 
 
 def setup(plugin, conf):
@@ -180,7 +146,7 @@ def setup(plugin, conf):
     plugin.filter_hooks[("ports", HOST)] = lambda values: sa.or_(active_on(values),
                                                                  inactive_on(values))
     plugin.report_hooks = list(getattr(plugin, "report_hooks", [])) + [
-        functools.partial(on_report, plugin)]
+        functools.partial(bindings_db.on_report, plugin)]
 
 
 # ------------------------------------------------------------------ storage side
@@ -196,40 +162,6 @@ def _record_pending(s, plugin, port, op):
     for host in s.execute(sa.select(IB.host).where(IB.port_id == port.id,
                                                    IB.pending.is_(True))).scalars():
         plugin._record(s, "port", port, op, port.network_id, host=host, members=False)
-
-
-def on_report(plugin, s, host, ofports, installed, unplugged, handled):
-    """An agent's report about ports it holds through an inactive binding
-    (see agent_api.report; ``handled``: the ports whose active binding is
-    on ``host``).  What it says is kept on the binding, for its activation.
-    A pending binding whose flows the agent installed tells nova that the
-    VIF is plugged (what nova waits for before a live migration, as Neutron
-    does for an inactive binding), and the host's view shows the port on
-    its active host again until activation (see host_view.pending_ports).
-    Returns (rows updated, status events)."""
-    ids = (set(ofports) | set(map(str, installed)) | set(map(str, unplugged))) - set(handled)
-    if not ids:
-        return 0, []
-    IB, P = models.InactivePortBinding, models.Port
-    rows = s.execute(sa.select(IB, P).join(P, P.id == IB.port_id)
-                     .where(IB.host == host, IB.port_id.in_(sorted(ids)))).all()
-    events = []
-    for row, port in rows:
-        was = row.flows_installed
-        if row.port_id in ofports:
-            row.ofport = ofports[row.port_id]
-        if row.port_id in installed:
-            row.flows_installed = True
-        if row.port_id in unplugged:
-            row.flows_installed = False
-            row.ofport = None
-        if row.pending and row.flows_installed != was:
-            # The host's view of the port changes (see above).
-            plugin._record(s, "port", port, "update", port.network_id, host=host,
-                           members=False)
-            if row.flows_installed and (port.device_owner or "").startswith(COMPUTE_PREFIX):
-                events.append((port.id, port.device_id, port.device_owner, ACTIVE))
-    return len(rows), events
 
 
 def binding_dict(b, status):

@@ -240,7 +240,7 @@ def _make_security_group_rule(api, project, objs):
 def _make_agent(api, project, objs):
     if project != VICTIM:
         return None  # agents belong to no project; the attacker has none
-    from quantum_ovs.extensions import agents
+    from quantum_ovs.db import agents
     api.db.write(lambda s: agents.register(s, 75, VICTIM_HOST, {"tunnel_types": ["vxlan"]},
                                            tunnel_ip="192.0.2.10"))
     return api.get("/v2.0/agents", project=ADMIN, admin=True, status=200).data["agents"][0]

@@ -328,7 +328,7 @@ def test_change_table_is_pruned_and_sequence_keeps_growing(api):
     goes on from where it was (SQLite would reuse a deleted highest rowid),
     and long-polls keep working."""
     import sqlalchemy as sa
-    from quantum_ovs.api.agent_api import ChangeFeed
+    from quantum_ovs.db.changefeed import ChangeFeed
     from quantum_ovs.db import models
 
     register(api, HOST_A, "192.0.2.1")
@@ -517,7 +517,7 @@ def test_no_poke_is_lost_whatever_the_interleaving(api):
     """Every poke leaves a wake-up pending until the feed drains it, also
     one landing while the feed thread is draining an earlier one."""
     import select
-    from quantum_ovs.api.agent_api import ChangeFeed
+    from quantum_ovs.db.changefeed import ChangeFeed
 
     feed = ChangeFeed(api.db)  # not started: this test plays its thread
     try:
@@ -557,7 +557,7 @@ def test_an_agent_without_membership_deltas_gets_whole_groups(api):
 
 
 def test_a_burst_larger_than_a_page_is_read_in_one_refresh(api):
-    from quantum_ovs.api.agent_api import ChangeFeed
+    from quantum_ovs.db.changefeed import ChangeFeed
 
     register(api, HOST_A, "192.0.2.1")
     net = api.network()

@@ -1,0 +1,120 @@
+"""Agent operations, the storage side of the agent API (api/agent_api.py):
+register and heartbeat an agent, report the ports it plugged and
+installed.  What a host sees since a revision is db.changefeed.HostStates.
+
+Each operation is one write transaction of ``plugin.db``; ``plugin``
+brings the change log (``_record``, ``_bump``) and the extensions' hooks.
+"""
+
+import json
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from quantum_ovs.db import bindings, models
+from quantum_ovs.timeutils import utcnow
+
+AGENT_TYPE = "Open vSwitch agent"
+BINARY = "quantum-ovs-agent"
+
+
+def alive(agent, down_time):
+    """Whether ``agent`` sent a heartbeat in the last ``down_time`` seconds."""
+    return (utcnow(precise=True) - agent.heartbeat_timestamp).total_seconds() < down_time
+
+
+def live_agent(s, host, down_time):
+    """The agent of ``host`` if it is alive and administratively up."""
+    A = models.Agent
+    agent = s.execute(sa.select(A).where(A.agent_type == AGENT_TYPE, A.host == host)
+                      ).scalars().first()
+    if agent is None or not agent.admin_state_up or not alive(agent, down_time):
+        return None
+    return agent
+
+
+def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
+    """Insert or refresh the agent row of ``host``; returns it and whether
+    its tunnel IP changed (its peers must learn the new one)."""
+    A = models.Agent
+    agent = s.execute(sa.select(A).where(A.agent_type == AGENT_TYPE, A.host == host)
+                      ).scalars().first()
+    now = utcnow()
+    if agent is None:
+        agent = A(id=str(uuid.uuid4()), agent_type=AGENT_TYPE, binary=BINARY,
+                  topic="N/A", host=host, admin_state_up=True, created_at=now,
+                  started_at=now)
+        s.add(agent)
+    if started:
+        agent.started_at = now
+    agent.heartbeat_timestamp = now
+    agent.configurations = json.dumps(configurations, sort_keys=True)
+    moved = agent.tunnel_ip != tunnel_ip
+    agent.tunnel_ip = tunnel_ip
+    s.flush()
+    return agent, moved
+
+
+def register_agent(plugin, host, configurations, tunnel_ip=None, started=False):
+    """Register (``started``: the agent (re)started) or heartbeat the agent
+    of ``host``, and bind the host's ports that waited for it; returns the
+    agent row."""
+    def txn(s):
+        agent, moved = register(s, plugin.agents.down_time, host, configurations,
+                                tunnel_ip=tunnel_ip, started=started)
+        bindings.bind_waiting(s, plugin, host)
+        # Other hosts care about this host's address (it is in their
+        # tunnels), not about its restarts: a restart (``started``) with
+        # the same address changes nothing for them, and waking every
+        # agent of the cloud for each restarted one would not scale.
+        if moved:
+            plugin._record(s, "agent", agent, "update", host=host)
+        return agent
+    return plugin.db.write(txn)
+
+
+def report(plugin, host, ofports, unplugged, installed):
+    """What the agent of ``host`` did: plugged the ports of ``ofports``
+    (port id -> OpenFlow port or None), unplugged those of ``unplugged``,
+    installed the flows of those of ``installed``.  Only ports bound to
+    ``host`` (actively, or through an inactive binding: a move, see
+    ``plugin.report_hooks``) change.  Returns (ports updated, status
+    changes as (port id, device id, device owner, status))."""
+    ids = set(ofports) | set(map(str, unplugged)) | set(map(str, installed))
+    changed_status = []
+
+    def txn(s):
+        changed_status.clear()
+        if not ids:
+            return 0
+        rows = s.execute(sa.select(models.Port).join(models.PortBinding)
+                         .where(models.Port.id.in_(list(ids)),
+                                models.PortBinding.host == host)
+                         .options(orm.lazyload("*"),
+                                  orm.selectinload(models.Port.binding))).scalars().all()
+        n = 0
+        for port in rows:
+            b = port.binding
+            old = port.status
+            if port.id in ofports:
+                b.ofport = ofports[port.id]
+            if port.id in installed:
+                b.flows_installed = True
+                port.status = "ACTIVE" if port.admin_state_up else "DOWN"
+            if port.id in unplugged:
+                b.flows_installed = False
+                b.ofport = None
+                port.status = "DOWN"
+            if port.status != old:
+                port.revision_number += 1
+                changed_status.append((port.id, port.device_id, port.device_owner,
+                                       port.status))
+            n += 1
+        for hook in getattr(plugin, "report_hooks", ()):
+            more, events = hook(s, host, ofports, installed, unplugged,
+                                {p.id for p in rows})
+            n += more
+            changed_status.extend(events)
+        return n
+    return plugin.db.write(txn), changed_status

@@ -1,0 +1,97 @@
+"""Port binding, the storage side: whether a host's live agent can serve a
+port (``binding:vif_type`` and ``binding:vif_details``), and what an
+agent's report changes on the inactive bindings it holds (a port being
+moved to its host).  The API of bindings is extensions/binding.py.
+"""
+
+import json
+
+import sqlalchemy as sa
+
+from quantum_ovs.db import models
+
+ACTIVE = "ACTIVE"
+COMPUTE_PREFIX = "compute:"
+
+
+def can_serve(agent_conf, segment):
+    """Can an OVS agent with this configuration carry the segment?"""
+    if segment is None or segment.network_type == "local":
+        return True
+    if segment.network_type in ("vxlan", "gre"):
+        return segment.network_type in agent_conf.get("tunnel_types", [])
+    return segment.physical_network in agent_conf.get("bridge_mappings", {})
+
+
+def bind(s, plugin, port, binding):
+    """Set vif_type and vif_details from the host's live agent."""
+    if not binding.host:
+        binding.vif_type, binding.vif_details = "unbound", "{}"
+        return
+    if binding.vnic_type != "normal":
+        binding.vif_type, binding.vif_details = "binding_failed", "{}"
+        return
+    agent = plugin.live_agent(s, binding.host)
+    net = s.get(models.Network, port.network_id)
+    if agent is None:
+        binding.vif_type, binding.vif_details = "binding_failed", "{}"
+        return
+    conf = json.loads(agent.configurations or "{}")
+    if not can_serve(conf, net.segment):
+        binding.vif_type, binding.vif_details = "binding_failed", "{}"
+        return
+    binding.vif_type = "ovs"
+    binding.vif_details = json.dumps({
+        "port_filter": True, "connectivity": "l2",
+        "bridge_name": conf.get("integration_bridge", "br-int"),
+        "datapath_type": conf.get("datapath_type", "system"),
+        "ovs_hybrid_plug": False})
+
+
+def bind_waiting(s, plugin, host):
+    """Bind the ports of ``host`` that wait for an agent there (unbound or
+    failed); record those that are now bound."""
+    waiting = s.execute(
+        sa.select(models.Port).join(models.PortBinding)
+        .where(models.PortBinding.host == host,
+               models.PortBinding.vif_type.in_(("binding_failed", "unbound")))
+    ).scalars().all()
+    for port in waiting:
+        bind(s, plugin, port, port.binding)
+        if port.binding.vif_type == "ovs":
+            plugin._bump(port)
+            plugin._record(s, "port", port, "update", port.network_id)
+
+
+def on_report(plugin, s, host, ofports, installed, unplugged, handled):
+    """An agent's report about ports it holds through an inactive binding
+    (see db.agents.report; ``handled``: the ports whose active binding is
+    on ``host``).  What it says is kept on the binding, for its activation.
+    A pending binding whose flows the agent installed tells nova that the
+    VIF is plugged (what nova waits for before a live migration, as Neutron
+    does for an inactive binding), and the host's view shows the port on
+    its active host again until activation (see host_view.pending_ports).
+    Returns (rows updated, status events)."""
+    ids = (set(ofports) | set(map(str, installed)) | set(map(str, unplugged))) - set(handled)
+    if not ids:
+        return 0, []
+    IB, P = models.InactivePortBinding, models.Port
+    rows = s.execute(sa.select(IB, P).join(P, P.id == IB.port_id)
+                     .where(IB.host == host, IB.port_id.in_(sorted(ids)))).all()
+    events = []
+    for row, port in rows:
+        was = row.flows_installed
+        if row.port_id in ofports:
+            row.ofport = ofports[row.port_id]
+        if row.port_id in installed:
+            row.flows_installed = True
+        if row.port_id in unplugged:
+            row.flows_installed = False
+            row.ofport = None
+        if row.pending and row.flows_installed != was:
+            # The host's view of the port changes (see above).
+            plugin._record(s, "port", port, "update", port.network_id, host=host,
+                           members=False)
+            if row.flows_installed and (port.device_owner or "").startswith(COMPUTE_PREFIX):
+                events.append((port.id, port.device_id, port.device_owner, ACTIVE))
+    return len(rows), events

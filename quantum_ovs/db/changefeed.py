@@ -1,0 +1,405 @@
+"""The change feed: the tail of the ``changes`` table in memory, and the
+state of a host since a revision.
+
+A ChangeFeed per server process follows the table: a committed write of
+this process wakes it at once (through a socket pair: the Database calls
+the callbacks registered in its ``after_write``) and, on PostgreSQL, a
+write of any server process does too (LISTEN/NOTIFY); other databases are
+read every ``poll_interval``.  Waiters subscribe to what they care about
+(a host, a network, a security group) and a change wakes only the waiters
+its keys name, with no database query.  Each process prunes the table to
+its newest ``kept`` rows about once a minute.
+
+HostStates answers "what changed for host H since revision R" (waiting up
+to a timeout for something that concerns H): a delta, or a full view when
+R is unknown or too old.  It returns model objects; serialising them is
+the caller's business.
+"""
+
+import bisect
+import collections
+import logging
+import operator
+import select
+import socket
+import threading
+import time
+
+import sqlalchemy as sa
+
+from quantum_ovs import model as m
+from quantum_ovs.db import host_view, models
+
+LOG = logging.getLogger(__name__)
+
+Change = collections.namedtuple("Change", "seq resource resource_id network_id host op detail")
+_Waiter = collections.namedtuple("_Waiter", "event keys")
+_SEQ = operator.attrgetter("seq")
+
+
+class ChangeFeed:
+    """The tail of the change table, in memory."""
+
+    PRUNE_EVERY = 60.0  # seconds
+    PAGE = 10000  # change rows read at a time
+    MIN_KEPT = 1000  # the newest row must stay: SQLite reuses a deleted max rowid
+
+    def __init__(self, db, poll_interval=0.05, size=50000, gap_timeout=5.0,
+                 idle_poll_interval=5.0, kept=100000):
+        self.db = db
+        self.kept = kept and max(kept, self.MIN_KEPT)
+        self._next_prune = time.monotonic() + self.PRUNE_EVERY
+        self._pruned_to = 0
+        self.poll_interval = poll_interval
+        self.idle_poll_interval = idle_poll_interval
+        self.listener = db.listener()
+        # Pokes arrive on a socket pair (non-blocking at both ends: a
+        # spurious wake-up of select must not block the reader).
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.writes = 0  # pokes so far
+        self._writes_read = 0  # pokes before the last refresh began
+        self.gap_timeout = gap_timeout
+        self.size = size
+        self.items = []  # sorted by seq (late commits are inserted in place)
+        self.lock = threading.Lock()
+        # Waiting long-polls by what they care about: ("host", name),
+        # ("net", id), ("group", id) -> waiters.  A new change wakes only
+        # the waiters its keys name.
+        self._interest = {}
+        self._waiters = set()
+        self.latest = self._max_seq()
+        self.floor = self.latest  # the oldest revision we can answer from memory
+        self.gaps = {}  # seq -> first seen missing (monotonic)
+        self._thread = None
+        self.stopped = False
+        self._refresh_lock = threading.Lock()
+        db.after_write.append(self.poke)
+        db.on_dispose.append(self.stop)
+
+    def _max_seq(self):
+        with self.db.reader() as s:
+            return s.execute(sa.select(sa.func.max(models.Change.seq))).scalar() or 0
+
+    def start(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="change-feed", daemon=True)
+            self._thread.start()
+
+    def stop(self):
+        self.stopped = True
+        self.poke()
+        with self.lock:
+            self._wake_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(2)
+        if self.listener is not None:
+            self.listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def poke(self):
+        """A write of this process committed: refresh now."""
+        self.writes += 1
+        try:
+            self._wake_w.send(b"x")
+        except OSError:  # full (a wake-up is pending anyway) or closed
+            pass
+
+    @property
+    def watermark(self):
+        """Every change at or below this is in the feed (or was given up)."""
+        return min(self.gaps) - 1 if self.gaps else self.latest
+
+    def _wait(self):
+        """Until a poke, a notification, or the next poll is due."""
+        fds = [self._wake_r]
+        timeout = self.poll_interval
+        listener = self.listener
+        if listener is not None:
+            if listener.fileno() is None:
+                if listener.connect():
+                    return  # listening (again) from now: read what came before
+            else:
+                fds.append(listener)
+                if not self.gaps:
+                    timeout = self.idle_poll_interval
+        ready, _, _ = select.select(fds, [], [], timeout)
+        if self._wake_r in ready:
+            try:
+                self._wake_r.recv(4096)
+            except OSError:  # nothing there after all
+                pass
+        if listener is not None and listener in ready:
+            listener.drain()
+
+    def _run(self):
+        while not self.stopped:
+            try:
+                self._wait()
+                if self.stopped:
+                    break
+                self.refresh()
+                if time.monotonic() >= self._next_prune:
+                    self.prune()
+            except Exception:  # noqa: BLE001 - keep following
+                LOG.exception("change feed refresh failed")
+                time.sleep(self.poll_interval)
+
+    def prune(self):
+        """Delete the change rows older than the newest ``kept``; returns
+        how many went.  (No process's feed reads them again: a feed reads
+        only rows above what it has, and its own gaps, which are recent.)"""
+        self._next_prune = time.monotonic() + self.PRUNE_EVERY
+        cutoff = self.latest - self.kept
+        if not self.kept or cutoff <= self._pruned_to:
+            return 0
+        C = models.Change
+        n = self.db.write(lambda s: s.execute(sa.delete(C).where(C.seq <= cutoff)).rowcount)
+        self._pruned_to = cutoff
+        if n:
+            LOG.info("pruned %d change rows up to %d", n, cutoff)
+        return n
+
+    def behind_own_writes(self):
+        return self._writes_read != self.writes
+
+    def refresh(self):
+        with self._refresh_lock:
+            writes = self.writes
+            while self._refresh() >= self.PAGE:
+                pass  # a burst: read on
+            self._writes_read = writes
+
+    def _refresh(self):
+        C = models.Change
+        q = sa.select(C.seq, C.resource, C.resource_id, C.network_id, C.host, C.op, C.detail)
+        with self.db.reader() as s:
+            rows = s.execute(q.where(C.seq > self.latest).order_by(C.seq)
+                             .limit(self.PAGE)).all()
+            late = []
+            if self.gaps:
+                late = s.execute(q.where(C.seq.in_(list(self.gaps)))).all()
+        if not rows and not late:
+            if self.gaps:
+                with self.lock:
+                    mark = self.watermark
+                    if self._expire_gaps():
+                        self._wake(mark)
+            return 0
+        now = time.monotonic()
+        with self.lock:
+            mark = self.watermark
+            for r in late:
+                self.gaps.pop(r.seq, None)
+                bisect.insort(self.items, Change(*r), key=_SEQ)
+            for r in rows:
+                for missing in range(self.latest + 1, r.seq):
+                    self.gaps.setdefault(missing, now)
+                self.items.append(Change(*r))
+                self.latest = r.seq
+            self._expire_gaps()
+            if len(self.items) > self.size:
+                drop = len(self.items) - self.size // 2
+                self.floor = max(self.floor, self.items[drop - 1].seq)
+                del self.items[:drop]
+                self._wake_all()  # some may need a full view now
+            self._wake(mark)
+        return len(rows)
+
+    def _wake(self, old_mark):
+        """Wake the waiters that the changes now deliverable (between the
+        old watermark and the new one) may concern.  Lock held."""
+        items = self.items
+        lo = bisect.bisect_right(items, old_mark, key=_SEQ)
+        hi = bisect.bisect_right(items, self.watermark, key=_SEQ)
+        keys = set()
+        for c in items[lo:hi]:
+            if c.resource == "agent":  # a host's address: everyone's concern
+                if c.host:
+                    return self._wake_all()
+                continue
+            if c.host:
+                keys.add(("host", c.host))
+            if c.network_id:
+                keys.add(("net", c.network_id))
+            if c.resource in host_view.GROUP_RESOURCES:
+                keys.add(("group", c.resource_id))
+        interest = self._interest
+        for k in keys:
+            for w in interest.get(k, ()):
+                w.event.set()
+
+    def _wake_all(self):
+        for w in self._waiters:
+            w.event.set()
+
+    def subscribe(self, keys):
+        """A waiter woken by changes that name one of ``keys``."""
+        w = _Waiter(threading.Event(), tuple(keys))
+        with self.lock:
+            self._waiters.add(w)
+            for k in w.keys:
+                self._interest.setdefault(k, set()).add(w)
+        return w
+
+    def unsubscribe(self, w):
+        with self.lock:
+            self._waiters.discard(w)
+            for k in w.keys:
+                ws = self._interest.get(k)
+                if ws is not None:
+                    ws.discard(w)
+                    if not ws:
+                        del self._interest[k]
+
+    def _expire_gaps(self):
+        now = time.monotonic()
+        expired = [seq for seq, seen in self.gaps.items() if now - seen > self.gap_timeout]
+        for seq in expired:
+            del self.gaps[seq]
+        return bool(expired)
+
+    def since(self, revision):
+        """Changes after ``revision``, or None when we no longer have them."""
+        if revision < self.floor:
+            return None
+        items = self.items
+        return items[bisect.bisect_right(items, revision, key=_SEQ):]
+
+
+
+# What HostStates.since answers: a full view (``view``) or a delta, at
+# ``revision``.
+HostState = collections.namedtuple("HostState", "full revision view delta")
+
+
+class HostStates:
+    """The state of each host since a revision, read through one process's
+    ChangeFeed (made on first use, with ``feed_options``)."""
+
+    RELEVANCE_CACHE_SIZE = 100000  # hosts
+
+    def __init__(self, db, **feed_options):
+        self.db = db
+        self._feed_options = feed_options
+        self._feed = None
+        self._lock = threading.Lock()
+        self._relevance_cache = {}  # host -> (networks, local groups, groups, revision)
+        self._memo_key, self._memo = None, {}
+        self._delta_lock = threading.Lock()
+
+    @property
+    def feed(self):
+        with self._lock:
+            if self._feed is None:
+                self._feed = ChangeFeed(self.db, **self._feed_options)
+                self._feed.start()
+            return self._feed
+
+    @property
+    def revision(self):
+        """Every change at or below this is known to this process."""
+        return self.feed.watermark
+
+    def since(self, host, since, timeout, member_deltas=True, still_valid=None):
+        """What changed for ``host`` after revision ``since`` (< 0: the
+        host has no view yet), waiting up to ``timeout`` seconds for a
+        change that concerns it: a HostState (with an empty delta when
+        none came).  ``member_deltas``: the host applies membership deltas
+        (agents that predate them get whole groups).  ``still_valid()`` is
+        asked before answering with what came during the wait; when it
+        says no (the caller's credential was revoked), returns None."""
+        feed = self.feed
+        deadline = time.monotonic() + timeout
+        if since > feed.latest or feed.behind_own_writes():
+            # Another server process answered this host and is ahead of
+            # us, or this process committed something not yet read.
+            feed.refresh()
+        # A revision no process has reached (the database was replaced)
+        # also gets a full view.
+        if since < 0 or since > feed.latest:
+            return self._full(host)
+        nets, local, groups = self._relevance(host, feed)
+        waiter = None
+        try:
+            while True:
+                if waiter is not None:
+                    waiter.event.clear()
+                # Only look up to the watermark: above it a concurrent
+                # transaction may still commit a lower sequence number.
+                mark = feed.watermark
+                changes = feed.since(since)
+                if changes is None:
+                    return self._full(host)
+                changes = [c for c in changes if c.seq <= mark]
+                # Networks the host held at its revision but may have lost since.
+                held = nets | {c.network_id for c in changes
+                               if c.host == host and c.network_id}
+                mine = [c for c in changes if host_view.relevant(c, host, held, groups)]
+                if mine:
+                    if waiter is not None and still_valid is not None and not still_valid():
+                        return None  # revoked while this poll waited
+                    # Unless one of the host's own ports changed, its networks
+                    # and groups are still those cached.
+                    own = any(c.host == host for c in mine)
+                    return self._delta(host, mine, mark, None if own else (nets, local),
+                                       member_deltas=member_deltas)
+                left = deadline - time.monotonic()
+                if left <= 0 or feed.stopped:
+                    rev = max(since, mark)
+                    return HostState(False, rev, None, m.Delta(revision=rev))
+                if waiter is None:
+                    # Subscribed before looking again: nothing committed
+                    # from now on can be missed.
+                    waiter = feed.subscribe(
+                        [("host", host)] + [("net", n) for n in nets] +
+                        [("group", g) for g in groups])
+                    continue
+                waiter.event.wait(left)
+        finally:
+            if waiter is not None:
+                feed.unsubscribe(waiter)
+
+    def _relevance(self, host, feed):
+        """The host's networks, its ports' groups, and those with the groups
+        their rules name (what decides whether a change concerns it),
+        cached until a change could alter them: one of the host's own
+        ports, or a group's rules."""
+        cached = self._relevance_cache.get(host)
+        if cached is not None:
+            seq = cached[-1]
+            later = feed.since(seq)
+            if later is not None and not any(
+                    c.host == host or c.resource == "security_group" for c in later):
+                return cached[:-1]
+        seq = feed.watermark
+        with self.db.reader() as s:
+            nets = host_view.local_networks(s, host)
+            local = host_view.local_groups(s, host)
+            groups = host_view.relevant_groups(s, host, local)
+        if len(self._relevance_cache) > self.RELEVANCE_CACHE_SIZE:
+            self._relevance_cache.clear()
+        self._relevance_cache[host] = (nets, local, groups, seq)
+        return nets, local, groups
+
+    def _full(self, host):
+        revision = self.feed.watermark
+        with self.db.reader() as s:
+            view = host_view.full(s, host, revision)
+        return HostState(True, revision, view, None)
+
+    def _delta(self, host, changes, revision, known=None, member_deltas=True):
+        # Deltas for the same changes at the same revision (one per host
+        # woken) share what does not depend on the host.
+        key = revision  # the memo holds reads made at this revision only
+        nets, local = known or (None, None)
+        # One build at a time: the hosts woken together by a change would
+        # otherwise all miss the memo while the first one reads.
+        with self._delta_lock, self.db.reader() as s:
+            if self._memo_key != key:
+                self._memo_key, self._memo = key, {}
+            d = host_view.delta(s, host, changes, revision, self._memo,
+                                nets_now=nets, local=local, member_deltas=member_deltas)
+        return HostState(False, revision, None, d)
