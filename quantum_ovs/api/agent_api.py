@@ -42,7 +42,7 @@ from oslo_config import cfg
 
 from quantum_ovs import exceptions, wire
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import agent_auth, host_view, models
+from quantum_ovs.db import agent_auth, changelog, host_view, models
 
 LOG = logging.getLogger(__name__)
 
@@ -416,14 +416,14 @@ class AgentAPI:
             for port in waiting:
                 binding_ext.bind(s, self.plugin, port, port.binding)
                 if port.binding.vif_type == "ovs":
-                    self.plugin._bump(port)
-                    self.plugin._record(s, "port", port, "update", port.network_id)
+                    changelog.bump(port)
+                    changelog.record(s, "port", port, "update", port.network_id)
             # Other hosts care about this host's address (it is in their
             # tunnels), not about its restarts: a restart (``started``) with
             # the same address changes nothing for them, and waking every
             # agent of the cloud for each restarted one would not scale.
             if moved:
-                self.plugin._record(s, "agent", agent, "update", host=host)
+                changelog.record(s, "agent", agent, "update", host=host)
             return self.plugin.agents.to_dict(agent)
         agent = self.db.write(txn)
         return json_response({"agent": agent, "revision": self.feed.watermark})

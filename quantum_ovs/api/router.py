@@ -182,11 +182,11 @@ def make_app(conf, plugin, ext_modules=(), policy=None):
         if hasattr(m, "extend_resources"):
             m.extend_resources(resources)
     ext_list = extensions.builtin() + ext_pkg.advertised(ext_modules)
-    if not getattr(plugin, "_extensions_set_up", False):
+    if not plugin.extensions_set_up:
         for m in ext_modules:
             if hasattr(m, "setup"):
                 m.setup(plugin, conf)
-        plugin._extensions_set_up = True
+        plugin.extensions_set_up = True
     policy = policy or policy_mod.Policy(conf, policy_mod.extension_rules(ext_modules))
     api = API(conf, plugin, policy, resources, ext_list)
     for m in ext_modules:
