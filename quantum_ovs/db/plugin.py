@@ -7,8 +7,6 @@ The handlers are db/resource.py's pattern (networks, subnets and ports
 in db/resources/); what extensions may add is db/interface.py.
 """
 
-import sqlalchemy as sa
-
 from quantum_ovs import exceptions
 from quantum_ovs.db import changelog, models, query
 from quantum_ovs.db.interface import ExtensionPoints
@@ -101,10 +99,5 @@ class Plugin(ExtensionPoints):
     def network_owners(self, net_ids):
         """network_owner of several networks: {id: {...}} (missing ones
         left out)."""
-        N, X = models.Network, models.ExternalNetwork
         with self.db.reader() as s:
-            rows = s.execute(sa.select(N.id, N.project_id, N.shared, X.network_id)
-                             .outerjoin(X, X.network_id == N.id)
-                             .where(N.id.in_(set(net_ids)))).all()
-        return {r[0]: {"project_id": r[1], "shared": r[2], "external": r[3] is not None}
-                for r in rows}
+            return self.collections["networks"].owners(s, net_ids)

@@ -2,6 +2,8 @@
 
 import sqlalchemy as sa
 
+from quantum_ovs.db import models
+
 
 def list_query(s, model, visible, filters, sorts, limit, marker, special_filters,
                filter_clause, not_found):
@@ -34,6 +36,30 @@ def list_query(s, model, visible, filters, sorts, limit, marker, special_filters
     if limit is not None:
         q = q.limit(limit)
     return s.execute(q).scalars().all()
+
+
+def tag_filter(model, key, tags):
+    """q -> q of a tag filter: ``key`` tags (all of them), tags-any (one
+    of them), not-tags (not all), not-tags-any (none)."""
+    T = models.Tag
+
+    def apply(q):
+        if not tags:
+            return q
+        if key in ("tags", "not-tags"):
+            sub = (sa.select(T.resource_id).where(T.tag.in_(tags))
+                   .group_by(T.resource_id)
+                   .having(sa.func.count(sa.distinct(T.tag)) == len(set(tags))))
+        else:
+            sub = sa.select(T.resource_id).where(T.tag.in_(tags))
+        cond = model.id.in_(sub)
+        return q.where(cond if not key.startswith("not-") else sa.not_(cond))
+    return apply
+
+
+def changed_since(model, when):
+    """q -> q of the rows updated at or after ``when`` (naive UTC)."""
+    return lambda q: q.where(model.updated_at >= when)
 
 
 def column_filter(col, values):

@@ -50,6 +50,16 @@ class Networks(Collection):
             return models.Network.id.in_(sa.select(S.network_id).where(S.id.in_(values)))
         return None
 
+    def owners(self, s, ids):
+        """{id: {project_id, shared, external}} of these networks (the
+        policy targets of their subnets and ports); missing ones left out."""
+        N, X = models.Network, models.ExternalNetwork
+        rows = s.execute(sa.select(N.id, N.project_id, N.shared, X.network_id)
+                         .outerjoin(X, X.network_id == N.id)
+                         .where(N.id.in_(set(ids)))).all()
+        return {r[0]: {"project_id": r[1], "shared": r[2], "external": r[3] is not None}
+                for r in rows}
+
     def create_all(self, s, ctx, items):
         return [self._create(s, ctx, a) for a in items]
 
