@@ -9,7 +9,8 @@ that is not declared below raises AttributeError: a new extension point
 is added to this file, not invented at run time.
 
 Every callable named here runs inside the caller's transaction (its
-``session``) unless its docstring says otherwise.
+``session``) unless its docstring says otherwise.  A write an agent
+must learn of records a change with db/changelog.py's ``record``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ if typing.TYPE_CHECKING:  # pragma: no cover - types only
     from quantum_ovs.db.resource import Collection
 
 # The hook points: a hook fn(session, ctx, obj, attrs) runs inside the
-# transaction of a write of its collection, once the row exists (create),
-# after the core's own changes (update) or before the row goes (delete,
-# attrs None).  Raising aborts the write.
+# transaction of a write of its collection, once the row is in the
+# session (create), after the handler's own changes (update) or before
+# the row goes (delete, attrs None).  Raising aborts the write.
 PHASES = ("create", "update", "delete")
 
 Hook = Callable[[Any, Any, Any, "dict | None"], None]
@@ -61,7 +62,8 @@ class ExtensionPoints:
     """(collection, attribute) -> the clause of a list filter on an
     attribute an extension adds (it wins over the handler's own)."""
     visibility: dict[str, list[VisibilityClause]]
-    """collection -> clauses of more rows a non-admin sees."""
+    """collection -> clauses of more rows a non-admin sees (the provider's:
+    every project sees the external networks)."""
     extensions_set_up: bool
     """True once make_app ran every extension's setup on this plugin."""
 
