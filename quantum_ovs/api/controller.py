@@ -2,14 +2,13 @@
 
 import urllib.parse
 
-import sqlalchemy as sa
 import webob.exc
 
 from quantum_ovs import exceptions
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import NOT_SET
 from quantum_ovs.api.wsgi import INT_MAX, INT_MIN, json_response, read_json
-from quantum_ovs.db import models
+from quantum_ovs.db import query
 
 RESERVED_PARAMS = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse",
                    "verbose"}
@@ -273,25 +272,11 @@ class Controller:
         model = self.plugin.model_of(self.collection)
         if not hasattr(model, "updated_at"):
             raise _bad(f"changed_since is not supported for {self.collection}")
-        return lambda q: q.where(model.updated_at >= when)
+        return query.changed_since(model, when)
 
     def _tag_filter(self, key, values):
         tags = [t for val in values for t in val.split(",") if t]
-        model = self.plugin.model_of(self.collection)
-        T = models.Tag
-
-        def apply(q):
-            if not tags:
-                return q
-            if key in ("tags", "not-tags"):
-                sub = (sa.select(T.resource_id).where(T.tag.in_(tags))
-                       .group_by(T.resource_id)
-                       .having(sa.func.count(sa.distinct(T.tag)) == len(set(tags))))
-            else:
-                sub = sa.select(T.resource_id).where(T.tag.in_(tags))
-            cond = model.id.in_(sub)
-            return q.where(cond if not key.startswith("not-") else sa.not_(cond))
-        return apply
+        return query.tag_filter(self.plugin.model_of(self.collection), key, tags)
 
     def _parse_sorts(self, params):
         keys = params.getall("sort_key")
@@ -339,8 +324,7 @@ class Controller:
 
     # ---------------------------------------------------------------- create
     def create(self, req, ctx):
-        handler = self.plugin.collections.get(self.collection)
-        if handler is not None and not getattr(handler, "allow_create", True):
+        if not self.plugin.collections[self.collection].allow_create:
             raise webob.exc.HTTPMethodNotAllowed(
                 detail=f"Creating {self.collection} through the API is not supported")
         body = read_json(req)
@@ -469,8 +453,7 @@ class Controller:
 
     # ---------------------------------------------------------------- delete
     def delete(self, req, ctx, id_):
-        handler = self.plugin.collections.get(self.collection)
-        if handler is not None and not getattr(handler, "allow_delete", True):
+        if not self.plugin.collections[self.collection].allow_delete:
             raise webob.exc.HTTPMethodNotAllowed(
                 detail=f"Deleting {self.collection} through the API is not supported")
         current = self._get_visible(ctx, id_)

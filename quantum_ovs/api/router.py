@@ -182,11 +182,11 @@ def make_app(conf, plugin, ext_modules=(), policy=None):
     schema = attributes.build(
         [core] + [m.DEFINITION for m in ext_modules
                   if getattr(m, "DEFINITION", None) is not None])
-    if not getattr(plugin, "_extensions_set_up", False):
+    if not plugin.extensions_set_up:
         for m in ext_modules:
             if hasattr(m, "setup"):
                 m.setup(plugin, conf)
-        plugin._extensions_set_up = True
+        plugin.extensions_set_up = True
     policy = policy or policy_mod.Policy(conf, schema.policy_rules)
     api = API(conf, plugin, policy, schema)
     for m in ext_modules:

@@ -3,7 +3,7 @@ register and heartbeat an agent, report the ports it plugged and
 installed.  What a host sees since a revision is db.changefeed.HostStates.
 
 Each operation is one write transaction of ``plugin.db``; ``plugin``
-brings the change log (``_record``, ``_bump``) and the extensions' hooks.
+brings the extensions' hooks.
 """
 
 import json
@@ -12,7 +12,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from quantum_ovs.db import bindings, models
+from quantum_ovs.db import bindings, changelog, models
 from quantum_ovs.timeutils import utcnow
 
 AGENT_TYPE = "Open vSwitch agent"
@@ -69,7 +69,7 @@ def register_agent(plugin, host, configurations, tunnel_ip=None, started=False):
         # the same address changes nothing for them, and waking every
         # agent of the cloud for each restarted one would not scale.
         if moved:
-            plugin._record(s, "agent", agent, "update", host=host)
+            changelog.record(s, "agent", agent, "update", host=host)
         return agent
     return plugin.db.write(txn)
 

@@ -8,7 +8,7 @@ import json
 
 import sqlalchemy as sa
 
-from quantum_ovs.db import models
+from quantum_ovs.db import changelog, models
 
 ACTIVE = "ACTIVE"
 COMPUTE_PREFIX = "compute:"
@@ -59,8 +59,8 @@ def bind_waiting(s, plugin, host):
     for port in waiting:
         bind(s, plugin, port, port.binding)
         if port.binding.vif_type == "ovs":
-            plugin._bump(port)
-            plugin._record(s, "port", port, "update", port.network_id)
+            changelog.bump(port)
+            changelog.record(s, "port", port, "update", port.network_id)
 
 
 def on_report(plugin, s, host, ofports, installed, unplugged, handled):
@@ -90,7 +90,7 @@ def on_report(plugin, s, host, ofports, installed, unplugged, handled):
             row.ofport = None
         if row.pending and row.flows_installed != was:
             # The host's view of the port changes (see above).
-            plugin._record(s, "port", port, "update", port.network_id, host=host,
+            changelog.record(s, "port", port, "update", port.network_id, host=host,
                            members=False)
             if row.flows_installed and (port.device_owner or "").startswith(COMPUTE_PREFIX):
                 events.append((port.id, port.device_id, port.device_owner, ACTIVE))

@@ -17,11 +17,11 @@ IMMEDIATE).
 
   1. network rows: FOR UPDATE by network and subnet writes, FOR KEY
      SHARE by a port create (the foreign key check of the port's row,
-     which the plugin inserts before it allocates addresses);
-  2. port rows: the port being updated or deleted (Plugin._get, lock=True);
+     which db/resources/ports.py inserts before it allocates addresses);
+  2. port rows: the port being updated or deleted (Collection.row, lock=True);
   3. subnet rows of the networks whose addresses change, in (created_at,
      id) order: FOR NO KEY UPDATE by allocation and release
-     (lock_subnets, Plugin._subnets_of), FOR UPDATE by subnet updates
+     (lock_subnets, addresses.subnets_of), FOR UPDATE by subnet updates
      and deletes;
   4. IP availability range rows, only under the lock of their subnet
      (so their own order does not matter and they are never contended:

@@ -61,7 +61,7 @@ from quantum_ovs.api.definitions.binding import (  # noqa: F401 (the contract's 
 )
 from quantum_ovs.api.controller import RESERVED_PARAMS
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import bindings as bindings_db, models
+from quantum_ovs.db import bindings as bindings_db, changelog, models
 from quantum_ovs.db.bindings import ACTIVE, COMPUTE_PREFIX, bind  # noqa: F401
 from quantum_ovs.db.plugin import child_filter
 
@@ -88,8 +88,8 @@ def setup(plugin, conf):
         if HOST in a and a[HOST] != b.host:
             if b.host:
                 # The old host must learn that the port left it.
-                plugin._record(s, "port", port, "update", port.network_id, host=b.host,
-                               members=False)
+                changelog.record(s, "port", port, "update", port.network_id, host=b.host,
+                                 members=False)
             b.host = a[HOST]
             b.flows_installed = False
             b.ofport = None
@@ -130,23 +130,22 @@ def setup(plugin, conf):
         d[VIF_TYPE] = b.vif_type
         d[VIF_DETAILS] = json.loads(b.vif_details or "{}")
 
-    plugin.hooks.setdefault(("ports", "create"), []).append(on_create)
-    plugin.hooks.setdefault(("ports", "update"), []).append(on_update)
-    plugin.hooks.setdefault(("ports", "delete"), []).append(on_delete)
-    plugin.dict_extenders["ports"].append(extend_dict)
+    plugin.add_hook("ports", "create", on_create)
+    plugin.add_hook("ports", "update", on_update)
+    plugin.add_hook("ports", "delete", on_delete)
+    plugin.add_dict_extender("ports", extend_dict)
     P, B = models.Port, models.PortBinding
 
     for attr, column in ((VNIC, B.vnic_type), (VIF_TYPE, B.vif_type)):
-        plugin.filter_hooks[("ports", attr)] = child_filter(P.id, B.port_id, column)
+        plugin.add_filter("ports", attr, child_filter(P.id, B.port_id, column))
     # As Neutron: a host filter matches any binding of the port (a port
     # being moved is listed for both hosts).
     IB = models.InactivePortBinding
     active_on = child_filter(P.id, B.port_id, B.host)
     inactive_on = child_filter(P.id, IB.port_id, IB.host)
-    plugin.filter_hooks[("ports", HOST)] = lambda values: sa.or_(active_on(values),
-                                                                 inactive_on(values))
-    plugin.report_hooks = list(getattr(plugin, "report_hooks", [])) + [
-        functools.partial(bindings_db.on_report, plugin)]
+    plugin.add_filter("ports", HOST, lambda values: sa.or_(active_on(values),
+                                                           inactive_on(values)))
+    plugin.report_hooks.append(functools.partial(bindings_db.on_report, plugin))
 
 
 # ------------------------------------------------------------------ storage side
@@ -161,7 +160,7 @@ def _record_pending(s, plugin, port, op):
     IB = models.InactivePortBinding
     for host in s.execute(sa.select(IB.host).where(IB.port_id == port.id,
                                                    IB.pending.is_(True))).scalars():
-        plugin._record(s, "port", port, op, port.network_id, host=host, members=False)
+        changelog.record(s, "port", port, op, port.network_id, host=host, members=False)
 
 
 def binding_dict(b, status):
@@ -239,7 +238,7 @@ def routes(api):
     def port_for(s, ctx, port_id, action, lock=False):
         """The port (404 unless the caller sees it), the caller allowed to
         ``action`` it (403), a compute port (400)."""
-        port = plugin._get(s, ctx, "ports", port_id, lock=lock)
+        port = plugin.row(s, ctx, "ports", port_id, lock=lock)
         api.policy.enforce(action, ctx, {"id": port.id, "port_id": port.id,
                                          "project_id": port.project_id,
                                          "tenant_id": port.project_id,
@@ -290,8 +289,8 @@ def routes(api):
                 bind(s, plugin, port, b)
                 if b.vif_type != "ovs":
                     raise PortBindingError(port_id=port.id, host=host)
-                plugin._bump(port)
-                plugin._record(s, "port", port, "update", port.network_id, members=False)
+                changelog.bump(port)
+                changelog.record(s, "port", port, "update", port.network_id, members=False)
                 s.flush()
                 return binding_dict(b, ACTIVE)
             row = IB(port_id=port.id, host=host, vnic_type=a["vnic_type"],
@@ -300,10 +299,10 @@ def routes(api):
             if row.vif_type != "ovs":
                 raise PortBindingError(port_id=port.id, host=host)
             s.add(row)
-            plugin._bump(port)
+            changelog.bump(port)
             # The destination host prepares the port.
-            plugin._record(s, "port", port, "update", port.network_id, host=host,
-                           members=False)
+            changelog.record(s, "port", port, "update", port.network_id, host=host,
+                             members=False)
             s.flush()
             return binding_dict(row, INACTIVE)
         return json_response({"binding": db.write(txn)}, status=201)
@@ -344,8 +343,8 @@ def routes(api):
                 if target.vif_type != "ovs":
                     raise PortBindingError(port_id=port.id, host=host)
             if status == ACTIVE:
-                plugin._bump(port)
-                plugin._record(s, "port", port, "update", port.network_id, members=False)
+                changelog.bump(port)
+                changelog.record(s, "port", port, "update", port.network_id, members=False)
             s.flush()
             return binding_dict(target, status)
         return json_response({"binding": db.write(txn)})
@@ -360,10 +359,10 @@ def routes(api):
                 raise PortBindingNotFound(port_id=port.id, host=host)
             pending = row.pending
             s.delete(row)
-            plugin._bump(port)
+            changelog.bump(port)
             if pending:  # the host drops what it prepared
-                plugin._record(s, "port", port, "update", port.network_id, host=host,
-                               members=False)
+                changelog.record(s, "port", port, "update", port.network_id, host=host,
+                                 members=False)
         db.write(txn)
         return json_response(None, status=204)
 
@@ -391,17 +390,17 @@ def routes(api):
             # What the new host's agent reported while the binding was
             # pending holds: flows installed there, the port stays up.
             port.status = ACTIVE if b.flows_installed and port.admin_state_up else "DOWN"
-            plugin._bump(port)
+            changelog.bump(port)
             if old["host"]:
-                plugin._record(s, "port", port, "update", port.network_id, host=old["host"],
-                               members=False)
-            plugin._record(s, "port", port, "update", port.network_id, members=False)
+                changelog.record(s, "port", port, "update", port.network_id, host=old["host"],
+                                 members=False)
+            changelog.record(s, "port", port, "update", port.network_id, members=False)
             if port.status != before:
                 changed.append((port.id, port.device_id, port.device_owner, port.status))
             s.flush()
             return binding_dict(b, ACTIVE)
         out = db.write(txn)
-        for fn in getattr(plugin, "status_listeners", ()):
+        for fn in plugin.status_listeners:
             try:
                 fn(list(changed))
             except Exception:  # noqa: BLE001 - a listener never fails the call

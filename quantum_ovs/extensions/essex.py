@@ -447,4 +447,4 @@ def setup(plugin, conf):
         if a.get(UNPLUG):
             port.device_id = ""
 
-    plugin.hooks.setdefault(("ports", "update"), []).append(on_port_update)
+    plugin.add_hook("ports", "update", on_port_update)

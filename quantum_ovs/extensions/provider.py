@@ -271,16 +271,16 @@ def setup(plugin, conf):
     def extend_subnet(sub, d):
         d["router:external"] = sub.external is not None
 
-    plugin.hooks.setdefault(("networks", "create"), []).append(on_create)
-    plugin.hooks.setdefault(("networks", "update"), []).append(on_update)
-    plugin.dict_extenders["networks"].append(extend_dict)
-    plugin.dict_extenders.setdefault("subnets", []).append(extend_subnet)
+    plugin.add_hook("networks", "create", on_create)
+    plugin.add_hook("networks", "update", on_update)
+    plugin.add_dict_extender("networks", extend_dict)
+    plugin.add_dict_extender("subnets", extend_subnet)
 
     N, S = models.Network, models.NetworkSegment
 
     for attr, column in ((NETWORK_TYPE, S.network_type), (PHYSNET, S.physical_network),
                          (SEGID, S.segmentation_id)):
-        plugin.filter_hooks[("networks", attr)] = child_filter(N.id, S.network_id, column)
+        plugin.add_filter("networks", attr, child_filter(N.id, S.network_id, column))
 
     def external_filter(column):
         def hook(values):
@@ -292,6 +292,8 @@ def setup(plugin, conf):
                 return sa.not_(ext)
             return sa.true()
         return hook
-    plugin.filter_hooks[("networks", "router:external")] = external_filter(N.id)
-    plugin.filter_hooks[("subnets", "router:external")] = external_filter(models.Subnet.network_id)
-    plugin.external_clause = lambda: N.id.in_(sa.select(models.ExternalNetwork.network_id))
+    plugin.add_filter("networks", "router:external", external_filter(N.id))
+    plugin.add_filter("subnets", "router:external", external_filter(models.Subnet.network_id))
+    # Every project sees the external networks.
+    plugin.add_visibility(
+        "networks", lambda ctx: N.id.in_(sa.select(models.ExternalNetwork.network_id)))

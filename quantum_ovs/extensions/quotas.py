@@ -143,7 +143,7 @@ def setup(plugin, conf):
             quotas.check(s, resource, obj)
         # First: the limit is read before other hooks' work (the count
         # and its lock come just before the commit).
-        plugin.hooks.setdefault((collection, "create"), []).insert(0, hook)
+        plugin.add_hook(collection, "create", hook, first=True)
 
 
 # ---------------------------------------------------------------- API

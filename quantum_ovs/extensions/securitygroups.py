@@ -56,7 +56,7 @@ from quantum_ovs.api.definitions.securitygroups import (  # noqa: F401 (the cont
     protocol,
     remote_prefix,
 )
-from quantum_ovs.db import models
+from quantum_ovs.db import changelog, models
 from quantum_ovs.db.plugin import Collection, child_filter
 from quantum_ovs.timeutils import api_time as _ts
 
@@ -128,8 +128,8 @@ def _new_rule(s, group, direction_, ether, remote_group_id=None, **kw):
 
 def _record_group(plugin, s, group):
     """The group's rules changed: agents recompute what it allows."""
-    plugin._bump(group)
-    plugin._record(s, "security_group", group, "update")
+    changelog.bump(group)
+    changelog.record(s, "security_group", group, "update")
 
 
 def ensure_default(plugin, s, project_id):
@@ -154,7 +154,7 @@ def ensure_default(plugin, s, project_id):
         _new_rule(s, group, "ingress", ether, remote_group_id=group.id)
     group.tags = []
     s.flush()
-    plugin._record(s, "security_group", group, "create")
+    changelog.record(s, "security_group", group, "create")
     return group.id
 
 
@@ -242,13 +242,13 @@ class SecurityGroupRules(Collection):
     def create(self, s, ctx, a):
         # The group's row lock serializes rule changes of one group, so
         # that the duplicate check below holds under concurrency.
-        group = self.plugin._get(s, ctx, "security_groups", a["security_group_id"],
-                                 lock=True)
+        group = self.plugin.row(s, ctx, "security_groups", a["security_group_id"],
+                                lock=True)
         check_rule(a)
         remote = a.get("remote_group_id")
         if remote is not None and remote != group.id:
             # Any id the caller cannot use (or that is no UUID) is a 404.
-            self.plugin._get(s, ctx, "security_groups", remote)
+            self.plugin.row(s, ctx, "security_groups", remote)
         made_here = s.info.setdefault("qovs_new_rules", set())
         same = _same_rule(s, group.id, a)
         if same is not None:
@@ -271,8 +271,8 @@ class SecurityGroupRules(Collection):
             rule.description = a["description"]
 
     def delete(self, s, ctx, rule):
-        group = self.plugin._get(s, None, "security_groups", rule.security_group_id,
-                                 lock=True)
+        group = self.plugin.row(s, None, "security_groups", rule.security_group_id,
+                                lock=True)
         s.delete(rule)
         s.flush()
         s.expire(group, ["rules"])
@@ -342,12 +342,12 @@ def setup(plugin, conf):
         d["security_groups"] = sorted(b.security_group_id
                                       for b in port.security_group_bindings)
 
-    plugin.hooks.setdefault(("ports", "create"), []).append(on_port_create)
-    plugin.hooks.setdefault(("ports", "update"), []).append(on_port_update)
-    plugin.dict_extenders["ports"].append(extend_port)
+    plugin.add_hook("ports", "create", on_port_create)
+    plugin.add_hook("ports", "update", on_port_update)
+    plugin.add_dict_extender("ports", extend_port)
     P, B = models.Port, models.SecurityGroupPortBinding
-    plugin.filter_hooks[("ports", "security_groups")] = child_filter(
-        P.id, B.port_id, B.security_group_id)
+    plugin.add_filter("ports", "security_groups",
+                      child_filter(P.id, B.port_id, B.security_group_id))
 
     def ensure_for_listing(ctx, project_id):
         if not project_id:

@@ -140,12 +140,11 @@ def setup(plugin, conf):
     n = Notifier(conf.nova.url, conf.nova.auth_token, conf.nova.project_id,
                  conf.nova.send_events_interval, conf.nova.max_attempts, conf.nova.timeout)
     plugin.nova_notifier = n
-    plugin.status_listeners = list(getattr(plugin, "status_listeners", [])) + \
-        [n.port_status_changed]
+    plugin.status_listeners.append(n.port_status_changed)
     plugin.db.on_dispose.append(n.stop)
 
     def on_delete(s, ctx, port, a):
         info = (port.id, port.device_id, port.device_owner)
         # Only once the deletion is committed (the transaction may retry).
         sa_event.listen(s, "after_commit", lambda _s: n.port_deleted(*info), once=True)
-    plugin.hooks.setdefault(("ports", "delete"), []).append(on_delete)
+    plugin.add_hook("ports", "delete", on_delete)

@@ -115,7 +115,7 @@ def _served(conf=None, plugin=None):
     """The API object make_app builds (without a database when no plugin
     is given: the routes and attribute maps only)."""
     conf = conf or config.make_conf([])
-    plugin = plugin or types.SimpleNamespace(_extensions_set_up=True, db=None)
+    plugin = plugin or types.SimpleNamespace(extensions_set_up=True, db=None)
     return _inner_api(make_app(conf, plugin, extensions.load()))
 
 

@@ -160,7 +160,7 @@ def test_the_app_serves_the_schema_it_built():
     from quantum_ovs import config
     from quantum_ovs.api.router import make_app
     conf = config.make_conf([])
-    plugin = types.SimpleNamespace(_extensions_set_up=True, db=None)
+    plugin = types.SimpleNamespace(extensions_set_up=True, db=None)
     apps = []
     for mods in (extensions.load(), []):
         app = make_app(conf, plugin, mods)

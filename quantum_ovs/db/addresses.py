@@ -1,0 +1,172 @@
+"""A port's addresses: its MAC address and its fixed IPs (the pools and
+their locks are db/ipam.py's)."""
+
+import ipaddress
+import random
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from quantum_ovs import exceptions
+from quantum_ovs.db import ipam, models
+
+# Address modes where every port derives its own address (EUI-64).
+AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+
+
+def generate_mac(s, network_id, base_mac, retries):
+    """A MAC address free on the network: ``base_mac``'s first three
+    octets (a list of ints) and three random ones."""
+    for _ in range(retries):
+        octets = base_mac[:3] + [random.randint(0, 255) for _ in range(3)]
+        mac = ":".join(f"{o:02x}" for o in octets)
+        if not mac_in_use(s, network_id, mac):
+            return mac
+    raise exceptions.MacAddressGenerationFailure(net_id=network_id)
+
+
+def mac_in_use(s, network_id, mac):
+    return s.execute(sa.select(models.Port.id).where(
+        models.Port.network_id == network_id,
+        models.Port.mac_address == mac)).first() is not None
+
+
+def subnets_of(s, network_id):
+    """The network's subnets, locked: their addresses are about to change
+    (the lock order in ipam.py)."""
+    q = (sa.select(models.Subnet).where(models.Subnet.network_id == network_id)
+         .order_by(models.Subnet.created_at, models.Subnet.id)
+         .options(orm.lazyload("*")))
+    return s.execute(ipam.locking_subnets(s, q, [network_id])).scalars().all()
+
+
+def allocate(s, net_id, port, requested, device_owner, subnets=None):
+    """[(subnet, ip)] for the port; ``requested`` None = automatic."""
+    if subnets is None:
+        subnets = subnets_of(s, net_id)
+    by_id = {x.id: x for x in subnets}
+    allocs = []
+    if requested is None:
+        v4 = [x for x in subnets if x.ip_version == 4]
+        v6 = [x for x in subnets if x.ip_version == 6]
+        for family in (v4, v6):
+            # Every SLAAC subnet gives an address; of the others, the
+            # first with a free address gives one.
+            auto = [x for x in family if x.ipv6_address_mode in AUTO_ADDRESS_MODES]
+            for sub in auto:
+                allocs.append((sub, eui64(sub.cidr, port.mac_address)))
+            pooled = [x for x in family if x not in auto]
+            for sub in pooled:
+                ip = ipam.allocate_next(s, sub.id, sub.ip_version)
+                if ip is not None:
+                    allocs.append((sub, ip))
+                    break
+            else:
+                if pooled and not auto:
+                    raise exceptions.IpAddressGenerationFailure(net_id=net_id)
+    else:
+        for req in requested:
+            ip = req.get("ip_address")
+            sid = req.get("subnet_id")
+            if sid is not None:
+                sub = by_id.get(sid)
+                if sub is None:
+                    raise exceptions.InvalidInput(
+                        error_message=f"Failed to create port on network {net_id}, "
+                                      f"because fixed_ips included invalid subnet {sid}")
+                if ip is not None and ipaddress.ip_address(ip) not in \
+                        ipaddress.ip_network(sub.cidr):
+                    raise exceptions.InvalidIpForSubnet(ip_address=ip)
+            elif ip is not None:
+                sub = next((x for x in subnets
+                            if ipaddress.ip_address(ip) in ipaddress.ip_network(x.cidr)), None)
+                if sub is None:
+                    raise exceptions.InvalidIpForNetwork(ip_address=ip)
+            else:
+                raise exceptions.InvalidInput(
+                    error_message="fixed_ips entries need a subnet_id or an ip_address")
+            if ip is None:
+                if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
+                    ip = eui64(sub.cidr, port.mac_address)
+                else:
+                    ip = ipam.allocate_next(s, sub.id, sub.ip_version)
+                    if ip is None:
+                        raise exceptions.IpAddressGenerationFailure(net_id=net_id)
+            else:
+                take_specific(s, sub, ip, device_owner)
+            allocs.append((sub, ip))
+    seen = set()
+    for sub, ip in allocs:
+        if (sub.id, ip) in seen:
+            raise exceptions.InvalidInput(
+                error_message=f"IP address {ip} requested twice")
+        seen.add((sub.id, ip))
+    return allocs
+
+
+def take_specific(s, sub, ip, device_owner):
+    net = ipaddress.ip_network(sub.cidr)
+    addr = ipaddress.ip_address(ip)
+    if net.version == 4 and net.prefixlen <= 30 and addr in (
+            net.network_address, net.broadcast_address):
+        raise exceptions.InvalidIpForSubnet(ip_address=ip)
+    if ip == sub.gateway_ip and not device_owner.startswith("network:router"):
+        raise exceptions.IpAddressAlreadyAllocated(ip=ip, subnet_id=sub.id)
+    if not ipam.take_specific(s, sub.id, ip):
+        taken = s.execute(sa.select(models.IPAllocation.port_id).where(
+            models.IPAllocation.subnet_id == sub.id,
+            models.IPAllocation.ip_address == ip)).first()
+        if taken is not None:
+            raise exceptions.IpAddressAlreadyAllocated(ip=ip, subnet_id=sub.id)
+        if ipam.in_pools(sub, ip):
+            # In a pool, neither free nor allocated: a concurrent release
+            # was committing between our two reads.  Read again once it
+            # has settled.
+            raise exceptions.RetryRequest()
+        # Outside every pool but inside the subnet: allowed, as in Neutron.
+
+
+def reallocate(s, port, requested):
+    """The port's fixed IPs become ``requested``: the ones it keeps stay,
+    the others are released, the new ones allocated."""
+    current = {(a.subnet_id, a.ip_address) for a in port.fixed_ips}
+    keep, new = [], []
+    for req in requested:
+        match = None
+        if req.get("ip_address") is not None:
+            for sid, ip in current:
+                if ip == req["ip_address"] and req.get("subnet_id", sid) == sid:
+                    match = (sid, ip)
+        if match is not None and match not in keep:
+            keep.append(match)
+        else:
+            new.append(req)
+    subnets = {x.id: x for x in subnets_of(s, port.network_id)}
+    removed = [x for x in current if x not in keep]
+    for sid, ip in removed:
+        if sid in subnets:
+            ipam.release(s, subnets[sid], ip)
+    allocs = allocate(s, port.network_id, port, new, port.device_owner) if new else []
+    port.fixed_ips = []
+    s.flush()
+    entries = keep + [(sub.id, ip) for sub, ip in allocs]
+    port.fixed_ips = [models.IPAllocation(subnet_id=sid, ip_address=ip,
+                                          network_id=port.network_id, order=i)
+                      for i, (sid, ip) in enumerate(entries)]
+
+
+def release(s, network_id, addresses):
+    """[(subnet_id, ip)] back to their pools."""
+    subnets = {x.id: x for x in subnets_of(s, network_id)}
+    for subnet_id, ip in addresses:
+        if subnet_id in subnets:
+            ipam.release(s, subnets[subnet_id], ip)
+
+
+def eui64(cidr, mac):
+    net = ipaddress.ip_network(cidr)
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    suffix = int.from_bytes(bytes(eui), "big")
+    return str(ipaddress.IPv6Address(int(net.network_address) | suffix))

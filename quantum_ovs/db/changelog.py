@@ -1,0 +1,58 @@
+"""The change log: one ``changes`` row per write that agents must learn of.
+
+Storage code records a change inside the write's transaction with
+``record``; db/session.py notifies the listeners after the commit (the
+NOTIFY flag set here).  ``bump`` moves a row's revision_number and
+updated_at forward, as every API write does.
+"""
+
+import json
+
+from quantum_ovs.db import models
+from quantum_ovs.db.session import NOTIFY
+from quantum_ovs.timeutils import utcnow
+
+
+def port_membership(port):
+    """(the port's security group ids, its addresses: fixed IPs and
+    allowed address pairs), what its groups' membership depends on."""
+    return ({b.security_group_id for b in port.security_group_bindings or ()},
+            {a.ip_address for a in port.fixed_ips or ()} |
+            {p.ip_address for p in port.allowed_address_pairs or ()})
+
+
+def record(session, resource, obj, op, network_id=None, host=None, before=None,
+           members=True):
+    """A change row for ``obj``.  For a port, also one membership row
+    per security group it is in (or, given ``before`` = (its groups,
+    its addresses) before this write, was in) naming the addresses
+    involved, unless ``members`` is false or (for an update) neither
+    its groups nor its addresses changed."""
+    if host is None and resource == "port":
+        binding = getattr(obj, "binding", None)
+        host = binding.host if binding is not None and binding.host else None
+    session.info[NOTIFY] = True
+    session.add(models.Change(resource=resource, resource_id=obj.id, op=op,
+                              network_id=network_id, host=host,
+                              revision_number=getattr(obj, "revision_number", 0)))
+    if resource != "port" or not members:
+        return
+    # Hosts whose rules name the port's groups as remote groups must
+    # learn of its addresses.
+    groups, addresses = port_membership(obj)
+    if before is not None:
+        if op == "update" and before == (groups, addresses):
+            return
+        groups, addresses = groups | before[0], addresses | before[1]
+    detail = json.dumps(sorted(addresses))
+    for gid in sorted(groups):
+        session.add(models.Change(resource="sg_member", op=op, host=host,
+                                  resource_id=gid, detail=detail))
+
+
+def bump(obj):
+    """The next revision of ``obj``: revision_number + 1, updated_at now."""
+    if hasattr(obj, "revision_number"):
+        obj.revision_number = (obj.revision_number or 0) + 1
+    if hasattr(obj, "updated_at"):
+        obj.updated_at = utcnow()

@@ -1,0 +1,1 @@
+"""The core collections: networks, subnets and ports (see db/resource.py)."""

@@ -1,0 +1,129 @@
+"""Networks."""
+
+import uuid
+
+import sqlalchemy as sa
+
+from quantum_ovs import exceptions
+from quantum_ovs.db import changelog, models
+from quantum_ovs.db.resource import Collection, std_dict
+
+DHCP_OWNER = "network:dhcp"
+IPV4_MIN_MTU, IPV6_MIN_MTU = 68, 1280
+
+
+def network_dict(net):
+    d = std_dict(net)
+    d.update(admin_state_up=net.admin_state_up, status=net.status, shared=net.shared,
+             mtu=net.mtu, port_security_enabled=net.port_security_enabled,
+             subnets=[s.id for s in net.subnets])
+    return d
+
+
+def check_mtu(net_id, mtu, versions):
+    """409 when subnets of these IP versions cannot live with the MTU."""
+    if not versions:
+        return
+    if mtu < IPV4_MIN_MTU:
+        raise exceptions.NetworkMTUSubnetConflict(net_id=net_id, mtu=IPV4_MIN_MTU)
+    if mtu < IPV6_MIN_MTU and 6 in versions:
+        raise exceptions.NetworkMTUSubnetConflict(net_id=net_id, mtu=IPV6_MIN_MTU)
+
+
+class Networks(Collection):
+    collection, resource, model = "networks", "network", models.Network
+    not_found = (exceptions.NetworkNotFound, "net_id")
+
+    def to_dict(self, obj):
+        return network_dict(obj)
+
+    def network_of(self, obj):
+        return obj.id
+
+    def visible_clause(self, ctx):
+        N = models.Network
+        return sa.or_(N.project_id == ctx.project_id, N.shared.is_(True))
+
+    def filter_clause(self, attr, values):
+        if attr == "subnets":
+            S = models.Subnet
+            return models.Network.id.in_(sa.select(S.network_id).where(S.id.in_(values)))
+        return None
+
+    def owners(self, s, ids):
+        """{id: {project_id, shared, external}} of these networks (the
+        policy targets of their subnets and ports); missing ones left out."""
+        N, X = models.Network, models.ExternalNetwork
+        rows = s.execute(sa.select(N.id, N.project_id, N.shared, X.network_id)
+                         .outerjoin(X, X.network_id == N.id)
+                         .where(N.id.in_(set(ids)))).all()
+        return {r[0]: {"project_id": r[1], "shared": r[2], "external": r[3] is not None}
+                for r in rows}
+
+    def create_all(self, s, ctx, items):
+        return [self._create(s, ctx, a) for a in items]
+
+    def _create(self, s, ctx, a):
+        conf = self.plugin.conf
+        if a.get("mtu") == 0:
+            a = dict(a, mtu=None)  # 0: the largest the network allows
+        net = models.Network(
+            id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
+            name=a["name"], description=a["description"],
+            admin_state_up=a["admin_state_up"], shared=a["shared"], status="ACTIVE",
+            mtu=a["mtu"] if a.get("mtu") is not None else conf.global_physnet_mtu,
+            port_security_enabled=a["port_security_enabled"], revision_number=0)
+        s.add(net)
+        self.plugin.run_hooks("networks", "create", s, ctx, net, a)
+        s.flush()
+        changelog.record(s, "network", net, "create", net.id)
+        net.tags = []
+        s.flush()
+        s.refresh(net)
+        return net
+
+    def update_row(self, s, ctx, net, a):
+        id_ = net.id
+        if a.get("shared") is False and net.shared:
+            others = s.execute(sa.select(sa.func.count()).select_from(models.Port).where(
+                models.Port.network_id == id_,
+                models.Port.project_id != net.project_id,
+                models.Port.device_owner != DHCP_OWNER)).scalar()
+            if others:
+                raise exceptions.InvalidSharedSetting(network=net.name or id_)
+        # 0 asks for the largest MTU the network allows, like None, but
+        # (as in Neutron) no subnet lives with it.
+        wanted = a.get("mtu")
+        a2 = dict(a, mtu=None) if wanted == 0 else a
+        for k in ("name", "description", "admin_state_up", "shared", "mtu",
+                  "port_security_enabled"):
+            if k in a2:
+                setattr(net, k, a2[k] if not (k == "mtu" and a2[k] is None)
+                        else self.plugin.conf.global_physnet_mtu)
+        self.plugin.run_hooks("networks", "update", s, ctx, net, a2)
+        if "mtu" in a:
+            versions = set(s.execute(sa.select(models.Subnet.ip_version).where(
+                models.Subnet.network_id == id_)).scalars())
+            check_mtu(id_, net.mtu if wanted is None else wanted, versions)
+        changelog.bump(net)
+        changelog.record(s, "network", net, "update", net.id)
+        s.flush()
+
+    def delete_row(self, s, ctx, net):
+        id_ = net.id
+        ports = s.execute(sa.select(models.Port).where(
+            models.Port.network_id == id_)).scalars().all()
+        if any(p.device_owner != DHCP_OWNER for p in ports):
+            raise exceptions.NetworkInUse(net_id=id_)
+        for p in ports:
+            changelog.record(s, "port", p, "delete", id_)
+            s.delete(p)
+        s.flush()
+        subnets = self.plugin.collections["subnets"]
+        for sub in s.execute(sa.select(models.Subnet).where(
+                models.Subnet.network_id == id_)).scalars():
+            subnets.delete_rows(s, sub)
+        s.flush()
+        self.plugin.run_hooks("networks", "delete", s, ctx, net, None)
+        changelog.record(s, "network", net, "delete", id_)
+        s.delete(net)

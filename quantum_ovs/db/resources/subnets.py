@@ -1,0 +1,213 @@
+"""Subnets: their address pools live in db/ipam.py."""
+
+import ipaddress
+import uuid
+
+import sqlalchemy as sa
+
+from quantum_ovs import exceptions
+from quantum_ovs.db import changelog, ipam, models
+from quantum_ovs.db.addresses import AUTO_ADDRESS_MODES
+from quantum_ovs.db.resource import Collection, std_dict
+from quantum_ovs.db.resources.networks import DHCP_OWNER, check_mtu
+
+ROUTER_INTERFACE_OWNERS = ("network:router_interface",
+                           "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
+
+
+def subnet_dict(sub):
+    d = std_dict(sub)
+    d.update(network_id=sub.network_id, cidr=sub.cidr, ip_version=sub.ip_version,
+             gateway_ip=sub.gateway_ip, enable_dhcp=sub.enable_dhcp,
+             ipv6_ra_mode=sub.ipv6_ra_mode, ipv6_address_mode=sub.ipv6_address_mode,
+             allocation_pools=[{"start": p.first_ip, "end": p.last_ip}
+                               for p in sub.allocation_pools],
+             dns_nameservers=[d.address for d in sub.dns_nameservers],
+             host_routes=[{"destination": r.destination, "nexthop": r.nexthop}
+                          for r in sub.host_routes],
+             subnetpool_id=None, segment_id=None)
+    return d
+
+
+class Subnets(Collection):
+    collection, resource, model = "subnets", "subnet", models.Subnet
+    not_found = (exceptions.SubnetNotFound, "subnet_id")
+
+    def to_dict(self, obj):
+        return subnet_dict(obj)
+
+    def network_of(self, obj):
+        return obj.network_id
+
+    def visible_clause(self, ctx):
+        # (as get_subnet: those of shared, external and own networks)
+        N, S = models.Network, models.Subnet
+        nets = sa.select(N.id).where(sa.or_(
+            N.shared.is_(True), N.project_id == ctx.project_id,
+            N.id.in_(sa.select(models.ExternalNetwork.network_id))))
+        return sa.or_(S.project_id == ctx.project_id, S.network_id.in_(nets))
+
+    def filter_clause(self, attr, values):
+        if attr == "shared":  # their network's sharing
+            N, S = models.Network, models.Subnet
+            return S.network_id.in_(sa.select(N.id).where(N.shared.in_(values)))
+        return None
+
+    # ------------------------------------------------------------ create
+    def create_all(self, s, ctx, items):
+        return [self._create(s, ctx, a) for a in items]
+
+    def _create(self, s, ctx, a):
+        net = self.plugin.collections["networks"].row(s, ctx, a["network_id"], lock=True)
+        if net.mtu:
+            check_mtu(net.id, net.mtu, {a["ip_version"]})
+        cidr = a["cidr"]
+        netobj = ipaddress.ip_network(cidr)
+        if netobj.version != a["ip_version"]:
+            raise exceptions.InvalidInput(
+                error_message=f"Cidr {cidr} does not match ip_version {a['ip_version']}")
+        self._check_overlap(s, net, netobj)
+        _check_v6_modes(a)
+        if "gateway_ip" in a:
+            gw = a["gateway_ip"]
+        else:
+            gw = str(next(iter(netobj.hosts()), netobj.network_address)) \
+                if netobj.num_addresses > 2 else None
+        if gw is not None:
+            ipam.validate_gateway(cidr, gw)
+        if a.get("allocation_pools") is not None:
+            pools = ipam.validate_pools(cidr, a["allocation_pools"], gw)
+        else:
+            pools = ipam.default_pools(cidr, gw)
+        self._check_dns_routes(a, netobj.version)
+        sub = models.Subnet(
+            id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
+            name=a["name"], description=a["description"], network_id=net.id, cidr=cidr,
+            ip_version=a["ip_version"], gateway_ip=gw, enable_dhcp=a["enable_dhcp"],
+            ipv6_ra_mode=a.get("ipv6_ra_mode"), ipv6_address_mode=a.get("ipv6_address_mode"),
+            revision_number=0)
+        sub.dns_nameservers = [models.DNSNameServer(address=x, order=i)
+                               for i, x in enumerate(a.get("dns_nameservers") or [])]
+        sub.host_routes = [models.SubnetRoute(destination=r["destination"], nexthop=r["nexthop"],
+                                              order=i)
+                           for i, r in enumerate(a.get("host_routes") or [])]
+        s.add(sub)
+        s.flush()
+        self.plugin.run_hooks("subnets", "create", s, ctx, sub, a)
+        ipam.set_pools(s, sub, pools)
+        sub.tags = []
+        changelog.bump(net)
+        changelog.record(s, "subnet", sub, "create", net.id)
+        s.flush()
+        return sub
+
+    def _check_overlap(self, s, net, netobj):
+        q = sa.select(models.Subnet.cidr)
+        if self.plugin.conf.allow_overlapping_ips:
+            q = q.where(models.Subnet.network_id == net.id)
+        for (other,) in s.execute(q):
+            if ipaddress.ip_network(other).overlaps(netobj):
+                raise exceptions.InvalidInput(
+                    error_message=f"Requested subnet with cidr: {netobj} for network: "
+                                  f"{net.id} overlaps with another subnet")
+
+    def _check_dns_routes(self, a, version):
+        conf = self.plugin.conf
+        dns = a.get("dns_nameservers") or []
+        if len(dns) > conf.max_dns_nameservers:
+            raise exceptions.InvalidInput(
+                error_message=f"Number of DNS nameservers exceeds the limit "
+                              f"{conf.max_dns_nameservers}")
+        routes = a.get("host_routes") or []
+        if len(routes) > conf.max_subnet_host_routes:
+            raise exceptions.InvalidInput(
+                error_message=f"Number of host routes exceeds the limit "
+                              f"{conf.max_subnet_host_routes}")
+        for r in routes:
+            if ipaddress.ip_network(r["destination"]).version != version or \
+                    ipaddress.ip_address(r["nexthop"]).version != version:
+                raise exceptions.InvalidInput(
+                    error_message=f"Host route {r['destination']} via {r['nexthop']} "
+                                  f"does not match the subnet's IP version {version}")
+
+    # ------------------------------------------------------------ update
+    def update_row(self, s, ctx, sub, a):
+        net = s.get(models.Network, sub.network_id)
+        a2 = dict(a, ip_version=sub.ip_version)
+        self._check_dns_routes(a2, sub.ip_version)
+        gw = a["gateway_ip"] if "gateway_ip" in a else sub.gateway_ip
+        if "gateway_ip" in a and gw is not None:
+            ipam.validate_gateway(sub.cidr, gw)
+            if gw != sub.gateway_ip and "allocation_pools" not in a and ipam.in_pools(sub, gw):
+                raise exceptions.GatewayConflictWithAllocationPools(
+                    ip_address=gw, pool=", ".join(
+                        f"{p.first_ip}-{p.last_ip}" for p in sub.allocation_pools))
+        if "allocation_pools" in a:
+            pools = ipam.validate_pools(sub.cidr, a["allocation_pools"], gw)
+            ipam.set_pools(s, sub, pools)
+        if "gateway_ip" in a:
+            sub.gateway_ip = gw
+        for k in ("name", "description", "enable_dhcp"):
+            if k in a:
+                setattr(sub, k, a[k])
+        if "dns_nameservers" in a:
+            sub.dns_nameservers = []
+            s.flush()
+            sub.dns_nameservers = [models.DNSNameServer(address=x, order=i)
+                                   for i, x in enumerate(a["dns_nameservers"])]
+        if "host_routes" in a:
+            sub.host_routes = []
+            s.flush()
+            sub.host_routes = [models.SubnetRoute(destination=r["destination"],
+                                                  nexthop=r["nexthop"], order=i)
+                               for i, r in enumerate(a["host_routes"])]
+        changelog.bump(sub)
+        changelog.bump(net)
+        changelog.record(s, "subnet", sub, "update", sub.network_id)
+        s.flush()
+
+    # ------------------------------------------------------------ delete
+    def delete_rows(self, s, sub):
+        """The subnet's rows, its addresses' and its change."""
+        s.execute(sa.delete(models.IPAllocation).where(models.IPAllocation.subnet_id == sub.id))
+        s.execute(sa.delete(models.IPAvailabilityRange)
+                  .where(models.IPAvailabilityRange.subnet_id == sub.id))
+        changelog.record(s, "subnet", sub, "delete", sub.network_id)
+        s.delete(sub)
+
+    def delete_row(self, s, ctx, sub):
+        id_ = sub.id
+        A, P = models.IPAllocation, models.Port
+        # Addresses a port derived itself (SLAAC, DHCPv6-stateless) go
+        # with the subnet, except a router's; others keep it in use.
+        q = sa.select(sa.func.count()).select_from(A).join(
+            P, P.id == A.port_id).where(A.subnet_id == id_, P.device_owner != DHCP_OWNER)
+        if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
+            q = q.where(P.device_owner.in_(ROUTER_INTERFACE_OWNERS))
+        if s.execute(q).scalar():
+            raise exceptions.SubnetInUse(subnet_id=id_)
+        # The ports that lose their address on it: a change of each.
+        losing = s.execute(sa.select(P).join(A, A.port_id == P.id)
+                           .where(A.subnet_id == id_).distinct()).scalars().all()
+        before = {p.id: changelog.port_membership(p) for p in losing}
+        net = s.get(models.Network, sub.network_id)
+        changelog.bump(net)
+        self.delete_rows(s, sub)
+        for p in losing:
+            s.expire(p, ["fixed_ips"])
+            changelog.bump(p)
+            changelog.record(s, "port", p, "update", p.network_id, before=before[p.id])
+
+
+def _check_v6_modes(a):
+    ra, addr = a.get("ipv6_ra_mode"), a.get("ipv6_address_mode")
+    if (ra or addr) and a["ip_version"] != 6:
+        raise exceptions.InvalidInput(
+            error_message="ipv6_ra_mode or ipv6_address_mode cannot be set when "
+                          "enable_dhcp is set to False or ip_version is 4")
+    if ra and addr and ra != addr:
+        raise exceptions.InvalidInput(
+            error_message=f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to "
+                          f"'{addr}' is not valid. If both attributes are set, they "
+                          "must be the same value")
