@@ -10,8 +10,6 @@ in db/resources/); what extensions may add is db/interface.py.
 from quantum_ovs import exceptions
 from quantum_ovs.db import changelog, models, query
 from quantum_ovs.db.interface import ExtensionPoints
-from quantum_ovs.db.resource import Collection  # noqa: F401 - extensions' import
-from quantum_ovs.db.query import child_filter  # noqa: F401 - extensions' import
 from quantum_ovs.db.resources.networks import Networks
 from quantum_ovs.db.resources.ports import Ports
 from quantum_ovs.db.resources.subnets import Subnets

@@ -13,7 +13,7 @@ from oslo_config import cfg
 from quantum_ovs.api import agent_api, definitions
 from quantum_ovs.api.definitions.agents import AgentInUse, AgentNotFound  # noqa: F401
 from quantum_ovs.db import agents as agents_db, models
-from quantum_ovs.db.plugin import Collection
+from quantum_ovs.db.resource import Collection
 from quantum_ovs.timeutils import agent_time
 
 DEFINITION = definitions.agents

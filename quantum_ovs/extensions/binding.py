@@ -63,7 +63,7 @@ from quantum_ovs.api.controller import RESERVED_PARAMS
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import bindings as bindings_db, changelog, models
 from quantum_ovs.db.bindings import ACTIVE, COMPUTE_PREFIX, bind  # noqa: F401
-from quantum_ovs.db.plugin import child_filter
+from quantum_ovs.db.query import child_filter
 
 LOG = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from quantum_ovs.api.definitions.provider import (  # noqa: F401 (the contract's
     VlanIdInUse,
 )
 from quantum_ovs.db import models
-from quantum_ovs.db.plugin import child_filter
+from quantum_ovs.db.query import child_filter
 
 DEFINITION = definitions.provider
 

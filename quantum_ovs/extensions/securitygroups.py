@@ -57,7 +57,8 @@ from quantum_ovs.api.definitions.securitygroups import (  # noqa: F401 (the cont
     remote_prefix,
 )
 from quantum_ovs.db import changelog, models
-from quantum_ovs.db.plugin import Collection, child_filter
+from quantum_ovs.db.query import child_filter
+from quantum_ovs.db.resource import Collection
 from quantum_ovs.timeutils import api_time as _ts
 
 DEFINITION = definitions.securitygroups
