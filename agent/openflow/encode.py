@@ -547,6 +547,18 @@ def set_config(miss_send_len: int = ofp.OFPCML_NO_BUFFER):
     return ofpp.OFPSetConfig(DP, ofp.OFPC_FRAG_NORMAL, miss_send_len)
 
 
+def set_async():
+    """Packet-ins for no-match, action and invalid TTL (Open vSwitch leaves
+    invalid TTL out by default: the router's dec_ttl packet-ins would never
+    come), port status and flow removed as Open vSwitch's defaults; for a
+    slave connection only port status."""
+    pin = 1 << ofp.OFPR_NO_MATCH | 1 << ofp.OFPR_ACTION | 1 << ofp.OFPR_INVALID_TTL
+    ps = 1 << ofp.OFPPR_ADD | 1 << ofp.OFPPR_DELETE | 1 << ofp.OFPPR_MODIFY
+    fr = (1 << ofp.OFPRR_IDLE_TIMEOUT | 1 << ofp.OFPRR_HARD_TIMEOUT | 1 << ofp.OFPRR_DELETE
+          | 1 << ofp.OFPRR_GROUP_DELETE)
+    return ofpp.OFPSetAsync(DP, [pin, 0], [ps, ps], [fr, 0])
+
+
 BUNDLE_OPEN = ofp.ONF_BCT_OPEN_REQUEST
 BUNDLE_COMMIT = ofp.ONF_BCT_COMMIT_REQUEST
 BUNDLE_DISCARD = ofp.ONF_BCT_DISCARD_REQUEST
