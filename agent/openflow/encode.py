@@ -214,6 +214,24 @@ def decode_match(m: ofpp.OFPMatch) -> F.Match:
     return F.Match(*fields)
 
 
+def _packet_in_match(m: ofpp.OFPMatch) -> F.Match:
+    """A packet-in's metadata: the fields we can name.  Open vSwitch adds
+    pipeline fields os-ken does not know (conntrack's original tuple of a
+    tracked packet, ct_nw_src...), which a packet-in may simply lack."""
+    fields = []
+    for wire, value in m.items():
+        name = _field_from_wire(wire)
+        try:
+            if isinstance(value, tuple):
+                fields.append(F.Field(name, _from_wire_value(name, value[0]),
+                                      _from_wire_value(name, value[1])))
+            else:
+                fields.append(F.Field(name, _from_wire_value(name, value)))
+        except (TypeError, ValueError):
+            continue
+    return F.Match(*fields)
+
+
 # ----------------------------------------------------------- actions
 def _encode_action(a):
     if isinstance(a, F.Output):
@@ -678,7 +696,7 @@ def parse(buf: bytes) -> Incoming:
     if isinstance(msg, ofpp.ONFBundleCtrlMsg):
         return Incoming("bundle_ctrl", xid, bundle_type=msg.type, msg=msg)
     if isinstance(msg, ofpp.OFPPacketIn):
-        match = decode_match(msg.match)
+        match = _packet_in_match(msg.match)
         in_port = match.get("in_port")
         pin = PacketIn(
             reason=msg.reason,

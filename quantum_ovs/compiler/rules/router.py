@@ -74,6 +74,7 @@ _SWAP_ETH = Move("eth_src", "eth_dst", 48)
 _SWAP_IP4 = Move("ipv4_src", "ipv4_dst", 32)
 _SWAP_IP6 = Move("ipv6_src", "ipv6_dst", 128)
 _OUT_IN_PORT = Output(OFPP_IN_PORT)
+_ND_BARRIER = Ct()  # see na_reply
 
 
 def route_priority(prefixlen: int, connected: bool) -> int:
@@ -85,13 +86,19 @@ def na_reply(mac: str, ip: str) -> tuple:
     from ``mac`` (router, solicited, override).  The switch checks a
     set-field against the match (a solicitation), so the target
     link-layer option is made from the solicitation's source one: its
-    address rewritten (nd_sll), then its type (1 -> 2)."""
+    address rewritten (nd_sll), then its type (1 -> 2).  Open vSwitch
+    would write the option's type before its address (set(nd_ext) before
+    set(nd) in the datapath actions, where the address is then written
+    only into a source option, which is gone): the NA would carry the
+    solicitor's own MAC.  A ct() without recirculation (nothing
+    committed) in between makes the switch write the address first."""
     return (
         _SWAP_ETH,
         SetField("eth_src", mac),
         _SWAP_IP6,
         SetField("ipv6_src", ip),
         SetField("ipv6_nd_sll", mac),
+        _ND_BARRIER,
         SetField("nd_options_type", 2),
         SetField("nd_reserved", NA_FLAGS),
         SetField("icmpv6_type", 136),
