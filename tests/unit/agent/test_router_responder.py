@@ -229,3 +229,32 @@ def test_the_switch_is_asked_for_invalid_ttl_packet_ins():
     assert raw[1] == 28  # OFPT_SET_ASYNC
     master_pin = struct.unpack_from("!I", raw, 8)[0]
     assert master_pin & (1 << OFPR_INVALID_TTL)
+
+
+# ------------------------------------------------------------ periodic (daemon)
+def test_periodic_advertisements_go_to_local_ports_of_advertised_networks():
+    from agent.daemon import Agent
+    from quantum_ovs.compiler.engine import Engine
+
+    net1 = model.Network("n1", model.Segment("vxlan", segmentation_id=6))
+    s4 = model.Subnet("s1", "n1", "10.0.1.0/24", gateway_ip="10.0.1.1")
+    vm2 = model.Port("vm2", "n2", VM, host="h")
+    vm1 = model.Port("vm1", "n1", "fa:16:3e:00:00:11", host="h")
+    view = model.HostView(host="h", networks=(net1, NET2), subnets=(s4, subnet6("slaac")),
+                          ports=(vm1, vm2), routers=(ROUTER,),
+                          chassis=model.Chassis((("vm1", 7), ("vm2", 8))))
+    sent = []
+
+    class _Ch:
+        def packet_out(self, data, actions):
+            sent.append((data, actions))
+
+    agent = Agent.__new__(Agent)
+    agent.engine, agent.channel, agent.stats = Engine.from_view(view), _Ch(), {}
+    agent.vifs = {"vm1": 7, "vm2": 8}
+    assert agent.send_router_advertisements() == 1
+    (frame, actions), = sent
+    assert actions == [Output(8)]
+    eth, ip, ic = _ra(frame)
+    assert (ip.src, ip.dst, ic.type_) == (RLL, "ff02::1", 134)
+    assert agent.stats["ra_periodic"] == 1
