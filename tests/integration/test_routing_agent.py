@@ -39,6 +39,7 @@ from tests.integration.test_security_groups import Listener, reach
 
 V6_CIDR = "fd00:2::/64"
 V6_GW = "fd00:2::1"
+B6 = "fd00:1::10"  # b's static address on a subnet without RA
 
 
 def _slaac(mac: str) -> str:
@@ -70,14 +71,17 @@ class Rig:
 def _view(ports, ofports):
     v6 = Subnet("sub6-2", "net-2", V6_CIDR, 6, gateway_ip=V6_GW, ipv6_ra_mode="slaac",
                 ipv6_address_mode="slaac")
+    v6b = Subnet("sub6-1", "net-1", "fd00:1::/64", 6, gateway_ip="fd00:1::1")
     router = make_router("router-1", (0, 1, 2))
     ifc6 = RouterInterface("rif-2", "net-2", "sub6-2", V6_GW, 64,
                            make_router_interface(2).mac_address)
-    router = dataclasses.replace(router, interfaces=router.interfaces + (ifc6,))
+    ifc6b = RouterInterface("rif-1", "net-1", "sub6-1", "fd00:1::1", 64,
+                            make_router_interface(1).mac_address)
+    router = dataclasses.replace(router, interfaces=router.interfaces + (ifc6, ifc6b))
     return HostView(
         host="host-a", tunnel_ip="192.168.0.1", routers=(router,),
         networks=tuple(make_network(n, "vxlan", n + 1) for n in range(3)),
-        subnets=(make_subnet(0), make_subnet(1), make_subnet(2), v6),
+        subnets=(make_subnet(0), make_subnet(1), make_subnet(2), v6, v6b),
         ports=tuple(ports),
         security_groups=(default_group(members=[ip for p in ports for ip in p.ips]),),
         chassis=Chassis(tuple(sorted(ofports.items())), (), ()),
@@ -98,6 +102,7 @@ def rig(module_ovs):
                                   connection_mode="out-of-band")
         ch.wait_connected(timeout=10)
         a, b = make_port(0, 0), make_port(1, 0)
+        b = dataclasses.replace(b, fixed_ips=b.fixed_ips + (FixedIP("sub6-1", B6),))
         c = make_port(2, 0)
         c = dataclasses.replace(c, fixed_ips=c.fixed_ips + (FixedIP("sub6-2",
                                                                      _slaac(c.mac_address)),))
@@ -106,6 +111,8 @@ def rig(module_ovs):
             i = ovs.add_instance(port_ip(n, 0), 24, mac=p.mac_address, iface_id=p.id)
             i.exec("ip", "route", "add", "default", "via", f"10.0.{n}.1")
             inst[name] = i
+        inst["b"].exec("ip", "-6", "addr", "add", f"{B6}/64", "dev", inst["b"].dev, "nodad")
+        inst["b"].exec("ip", "-6", "route", "add", "default", "via", "fd00:1::1")
         # c: kernel SLAAC (accept_ra=2: even if it forwarded)
         dev = inst["c"].dev
         inst["c"].exec("sysctl", "-qw", f"net.ipv6.conf.{dev}.accept_ra=2")
@@ -185,9 +192,17 @@ def test_kernel_slaac_from_our_router_advertisement(rig):
         c.exec("ip", "-6", "addr"), c.exec("ip", "-6", "route"), rig.stats)
     assert eventually(lambda: rig.stats.get("ra_solicited", 0) >= 1, timeout=2)
     # the address works: the router's IPv6 address answers (NA and echo in flows)
-    assert eventually(lambda: subprocess.run(
-        ["ip", "netns", "exec", c.ns, "ping", "-6", "-n", "-c", "1", "-W", "1", V6_GW],
-        capture_output=True, timeout=10).returncode == 0, timeout=10)
+    assert eventually(lambda: _ping6(c, V6_GW).returncode == 0, timeout=10)
+    # and routes: b on the other subnet (static address, default via fd00:1::1)
+    assert eventually(lambda: _ping6(c, B6).returncode == 0, timeout=10)
+    # hop limit 1: time exceeded (ICMPv6 type 3) from the router's address on c's subnet
+    out = _ping6(c, B6, "-t", "1").stdout
+    assert f"From {V6_GW}" in out and "Time exceeded" in out, out
+
+
+def _ping6(inst, ip, *extra):
+    return subprocess.run(["ip", "netns", "exec", inst.ns, "ping", "-6", "-n", "-c", "1",
+                           "-W", "2", *extra, ip], capture_output=True, text=True, timeout=15)
 
 
 def test_periodic_advertisement_frames_reach_the_port(rig):
