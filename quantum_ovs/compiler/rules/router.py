@@ -30,8 +30,10 @@ leaves that host already routed (no network node, no second hop):
   L2_LOOKUP    anything else to an interface MAC is dropped (never flooded).
 
 TTL expiry: dec_ttl sends a packet with TTL 0 or 1 to the controller
-(reason invalid TTL) instead of forwarding it.  TODO: the agent answers it
-with ICMP time-exceeded; today it is dropped there.
+(reason invalid TTL) instead of forwarding it; the agent answers it with
+ICMP time exceeded (agent/responders/router.py).  Router solicitations are
+punted by the network's flows (rules/network.py) and answered by the agent
+with the router advertisements.
 TODO: a destination on a connected subnet without a port in the model is
 dropped (no ARP for unknown neighbours).
 """
