@@ -101,7 +101,7 @@ def make_conf(db_url, **overrides):
 
 @pytest.fixture(scope="session")
 def _pg_server():
-    from tests.fixtures.postgres import PostgresServer
+    from quantum_ovs.testing.postgres import PostgresServer
     with PostgresServer() as server:
         yield server
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from bench import mix
 from tests.fixtures import consistency
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 PROJECT = "proj-concurrency"
 CIDR = "10.20.0.0/22"

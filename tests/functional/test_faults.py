@@ -1,6 +1,6 @@
 """Faults: the server killed outright under load, the database hung or gone.
 
-Each test runs a real quantum-ovs-server process (tests/fixtures/server.py)
+Each test runs a real quantum-ovs-server process (quantum_ovs/testing/server.py)
 and checks the database afterwards with tests/fixtures/consistency.py.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from tests.fixtures import consistency
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 from tests.functional.test_concurrency import Client, _expect, _network_and_subnet
 
 CIDR = "10.40.0.0/22"
@@ -173,7 +173,7 @@ BOUND = 7.0
 @pytest.fixture
 def private_pg():
     """A PostgreSQL cluster of the test's own: it is paused or stopped."""
-    from tests.fixtures.postgres import PostgresServer
+    from quantum_ovs.testing.postgres import PostgresServer
     pg = PostgresServer().start()
     try:
         yield pg

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from tests.fixtures.keystone import REGION, KeystoneServer
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 pytest.importorskip("keystonemiddleware", reason="keystonemiddleware is a test "
                                                  "requirement (test-requirements.txt)")

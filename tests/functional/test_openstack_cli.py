@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 
 def _openstack_bin():

@@ -437,7 +437,7 @@ def test_openstacksdk_drives_a_move(tmp_path):
     import openstack.connection
     from keystoneauth1 import noauth, session
 
-    from tests.fixtures.server import ServerProcess
+    from quantum_ovs.testing.server import ServerProcess
 
     srv = ServerProcess(f"sqlite:///{tmp_path}/sdk.sqlite").start()
     try:

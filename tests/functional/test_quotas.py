@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "security_group": 10,
             "security_group_rule": 100}

@@ -6,7 +6,7 @@ import threading
 
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
 from tests.functional.test_concurrency import CLIENTS, Client, db_url  # noqa: F401
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 import pytest
 

@@ -28,7 +28,7 @@ import pytest
 
 from tests.fixtures import tempest
 from tests.fixtures.keystone import REGION, KeystoneServer
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.tempest, pytest.mark.timeout(2400)]
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from agent.responders.dhcp import build_udp_frame
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 from tests.integration.test_agent import Api, make_agent, two_active_vms
 
 RATE = 50  # Settings' default dhcp_packet_rate
