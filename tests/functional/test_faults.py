@@ -9,12 +9,10 @@ import os
 import signal
 import threading
 import time
-import uuid
 
 import pytest
 
 from tests.fixtures import consistency
-from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
 from quantum_ovs.testing.server import ServerProcess
 from tests.functional.test_concurrency import Client, _expect, _network_and_subnet
 
@@ -23,20 +21,6 @@ CIDR = "10.40.0.0/22"
 # allows: the port quota (50) must not be what answers them.
 NO_PORT_QUOTA = "[quotas]\nquota_port = -1\n"
 BULK = 20
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/qovs.sqlite"
-        return
-    pg = request.getfixturevalue("postgres_server")
-    name = "faults_" + uuid.uuid4().hex[:10]
-    url = pg.create_database(name)
-    try:
-        yield url
-    finally:
-        pg.drop_database(name)
 
 
 def _kill9(srv):
