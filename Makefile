@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup test test-unit test-functional test-integration demo bench pep8 genconfig genpolicy clean
+.PHONY: setup test test-unit test-functional test-integration demo bench bench-compare pep8 genconfig genpolicy clean
 
 setup:
 	@bash tools/setup.sh
@@ -23,7 +23,14 @@ demo: setup
 	@$(PY) tools/demo.py $(ARGS)
 
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+	@for b in bench/*.py; do case $$b in */__init__.py|*/compare.py) continue;; esac; \
+		echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+# The benchmarks at two revisions side by side: make bench-compare BASE=033c174 HEAD_REV=HEAD
+BASE ?= 033c174
+HEAD_REV ?= HEAD
+bench-compare: setup
+	@$(PY) bench/compare.py --base $(BASE) --head $(HEAD_REV) $(ARGS)
 
 pep8: setup
 	@$(VENV)/bin/ruff check quantum_ovs agent tests bench tools

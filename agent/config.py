@@ -3,6 +3,8 @@ they exist.  Registered on a ConfigOpts the caller makes (no globals)."""
 
 from oslo_config import cfg
 
+from agent.settings import DHCP_PACKET_BURST, DHCP_PACKET_RATE, PACKET_IN_QUEUE
+
 ovs_opts = [
     cfg.StrOpt("integration_bridge", default="br-int",
                help="The integration bridge every VIF is plugged into."),
@@ -40,12 +42,12 @@ agent_opts = [
                     "restarts."),
     cfg.IntOpt("dhcp_lease_time", default=86400,
                help="Lease time of the native DHCP responder, in seconds."),
-    cfg.IntOpt("dhcp_packet_rate", default=50, min=1,
+    cfg.IntOpt("dhcp_packet_rate", default=DHCP_PACKET_RATE, min=1,
                help="DHCP requests per second one port may send to the agent "
                     "(an OpenFlow meter per port drops the rest in the switch)."),
-    cfg.IntOpt("dhcp_packet_burst", default=20, min=1,
+    cfg.IntOpt("dhcp_packet_burst", default=DHCP_PACKET_BURST, min=1,
                help="Requests a port may send at once above dhcp_packet_rate."),
-    cfg.IntOpt("packet_in_queue", default=256, min=1,
+    cfg.IntOpt("packet_in_queue", default=PACKET_IN_QUEUE, min=1,
                help="Punted packets waiting for the agent; more are dropped "
                     "and counted."),
 ]

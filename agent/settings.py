@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import socket
 
+# The per-port DHCP punt's limits and the packet-in queue: the defaults of
+# the options (agent/config.py), of Settings and of the OpenFlow channel.
+DHCP_PACKET_RATE = 50  # requests per second a port's meter lets through
+DHCP_PACKET_BURST = 20  # ... and at once above that rate
+PACKET_IN_QUEUE = 256  # punted packets waiting for the agent
+
 
 class Settings:
     """Everything the agent needs, as plain values (from oslo.config or a
@@ -13,8 +19,9 @@ class Settings:
                  datapath_type="system", local_ip=None, tunnel_types=("vxlan",),
                  bridge_mappings=None, of_listen=("127.0.0.1", 6633), token="",
                  report_interval=30.0, polling_interval=25.0, state_path=None,
-                 dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=50,
-                 dhcp_packet_burst=20, packet_in_queue=256, ca_file="", insecure=False):
+                 dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=DHCP_PACKET_RATE,
+                 dhcp_packet_burst=DHCP_PACKET_BURST, packet_in_queue=PACKET_IN_QUEUE,
+                 ca_file="", insecure=False):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb

@@ -22,18 +22,18 @@ counts are in the JSON).
 """
 
 import argparse
-import http.client
+import functools
 import json
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from quantum_ovs.testing.server import ServerProcess  # noqa: E402
+from quantum_ovs.testing.client import Client as _Client  # noqa: E402
+from quantum_ovs.testing.server import deployment  # noqa: E402
 
 PROJECT = "bench"
 CIDR = "10.128.0.0/16"
@@ -45,28 +45,8 @@ QUICK = dict(creates_1=40, creates_8=80, list_small=200, list_large=1000,
              populated=2000, create_samples=15, list_samples=3, list_large_samples=3)
 
 
-class Client:
-    def __init__(self, port, timeout=600, project=PROJECT, roles=None):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json",
-                        "X-Project-Id": project}
-        if roles:
-            self.headers["X-Roles"] = roles
-
-    def call(self, method, path, body=None, want=None):
-        data = None if body is None else json.dumps(body).encode()
-        self.conn.request(method, path, body=data, headers=self.headers)
-        resp = self.conn.getresponse()
-        raw = resp.read()
-        if want is not None and resp.status != want:
-            raise RuntimeError(f"{method} {path}: HTTP {resp.status}: {raw[:2000]!r}")
-        return resp.status, raw
-
-    def json(self, method, path, body=None, want=200):
-        return json.loads(self.call(method, path, body, want)[1])
-
-    def close(self):
-        self.conn.close()
+# A client of the benchmark's project (a long timeout: lists of 10,000).
+Client = functools.partial(_Client, project=PROJECT, timeout=600)
 
 
 def _cpu_seconds(pid):
@@ -269,20 +249,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     counts = QUICK if args.quick else FULL
 
-    pg = None
-    tmp = tempfile.mkdtemp(prefix="qovs-bench-")
-    server = None
-    try:
-        if args.db == "postgresql":
-            from quantum_ovs.testing.postgres import PostgresServer
-            pg = PostgresServer().start()
-            url = pg.url()
-        else:
-            url = f"sqlite:///{tmp}/bench.sqlite"
-        server = ServerProcess(url, workers=args.workers,
-                               extra_conf=f"[quotas]\nquota_port = {args.port_quota}\n",
-                               log_path=os.path.join(tmp, "server.log"))
-        server.start()
+    with deployment(args.db, workers=args.workers,
+                    extra_conf=f"[quotas]\nquota_port = {args.port_quota}\n",
+                    keep_log=args.keep_log) as dep:
+        server = dep.server
         print(f"bench/api.py: db={args.db} workers={args.workers} "
               f"{'quick' if args.quick else 'full'} run; server pid {server.proc.pid}",
               flush=True)
@@ -293,16 +263,6 @@ def main(argv=None):
         else:
             result = bench.run(rates_only=args.rates_only)
         print(f"total {time.perf_counter() - t0:.0f}s", flush=True)
-    finally:
-        if server is not None:
-            server.stop()
-            if args.keep_log:
-                print(f"server log: {server.log_path}")
-        if pg is not None:
-            pg.stop()
-        if not args.keep_log:
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
     line = {"bench": "api", "db": args.db, "workers": args.workers, "quick": args.quick,
             "port_quota": args.port_quota}
     line.update(result)

@@ -53,7 +53,6 @@ import os
 import queue
 import random
 import resource
-import shutil
 import statistics
 import sys
 import tempfile
@@ -64,7 +63,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.api import Client  # noqa: E402
 from quantum_ovs.testing.procs import children, stat_fields  # noqa: E402
-from quantum_ovs.testing.server import ServerProcess  # noqa: E402
+from quantum_ovs.testing.server import deployment  # noqa: E402
 
 PROJECT = "fanout"
 FULL = dict(agents=1000, networks=100, nets_per_agent=3, changes=50, procs=4)
@@ -578,55 +577,38 @@ def main(argv=None):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    tmp = tempfile.mkdtemp(prefix="qovs-fanout-")
-    pg = driver = None
-    servers = []
-    result = {}
-    try:
-        if args.db == "postgresql":
-            from quantum_ovs.testing.postgres import PostgresServer
-            pg = PostgresServer(max_connections=300).start()
-            url = pg.url()
-        else:
-            url = f"sqlite:///{tmp}/fanout.sqlite"
-        # Every simulated agent connects from 127.0.0.1: no cap per client.
-        conf = ("agent_down_time = 86400\nmax_connections = 8000\n"
-                "max_connections_per_client = 0\nmax_long_polls = 8000\n"
-                "[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n"
-                f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
-        for i in range(args.servers):
-            servers.append(ServerProcess(url, workers=workers, extra_conf=conf,
-                                         log_path=os.path.join(tmp, f"server{i}.log")))
-            servers[-1].start()
-        print(f"bench/fanout.py: db={args.db} servers={args.servers} workers={workers} "
-              f"{counts}; server pids {[s.proc.pid for s in servers]}", flush=True)
-        driver = Driver(servers, counts, args.default_group,
-                        log=lambda s: print(s, flush=True), py_spy=args.py_spy)
-        driver.pg = pg
-        driver.client.headers["X-Project-Id"] = PROJECT
-        driver.setup()
-        if args.per_host_credentials:
-            from quantum_ovs.db import agent_auth
-            from quantum_ovs.db.session import Database
-            db = Database(url)
-            try:
-                driver.tokens = {h: agent_auth.create(db, h)[1] for h in driver.hosts}
-            finally:
-                db.dispose()
-        driver.start_agents()
-        result = driver.measure()
-        result.update(driver.db_sizes())
-    finally:
-        if driver is not None:
-            driver.stop_agents()
-        for server in servers:
-            server.stop()
-            if args.keep_log:
-                print(f"server log: {server.log_path}")
-        if pg is not None:
-            pg.stop()
-        if not args.keep_log:
-            shutil.rmtree(tmp, ignore_errors=True)
+    # Every simulated agent connects from 127.0.0.1: no cap per client.
+    conf = ("agent_down_time = 86400\nmax_connections = 8000\n"
+            "max_connections_per_client = 0\nmax_long_polls = 8000\n"
+            "[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n"
+            f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
+    driver = None
+    with deployment(args.db, workers=workers, extra_conf=conf, servers=args.servers,
+                    pg_max_connections=300, keep_log=args.keep_log, prefix="qovs-fanout-",
+                    name="fanout") as dep:
+        servers, pg, url = dep.servers, dep.pg, dep.url
+        try:
+            print(f"bench/fanout.py: db={args.db} servers={args.servers} workers={workers} "
+                  f"{counts}; server pids {[s.proc.pid for s in servers]}", flush=True)
+            driver = Driver(servers, counts, args.default_group,
+                            log=lambda s: print(s, flush=True), py_spy=args.py_spy)
+            driver.pg = pg
+            driver.client.headers["X-Project-Id"] = PROJECT
+            driver.setup()
+            if args.per_host_credentials:
+                from quantum_ovs.db import agent_auth
+                from quantum_ovs.db.session import Database
+                db = Database(url)
+                try:
+                    driver.tokens = {h: agent_auth.create(db, h)[1] for h in driver.hosts}
+                finally:
+                    db.dispose()
+            driver.start_agents()
+            result = driver.measure()
+            result.update(driver.db_sizes())
+        finally:
+            if driver is not None:
+                driver.stop_agents()
     line = {"bench": "fanout", "db": args.db, "servers": args.servers, "workers": workers,
             "quick": args.quick,
             "default_group": args.default_group,

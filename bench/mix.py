@@ -21,20 +21,20 @@ workers, prints per-operation medians and ends with one JSON line:
 """
 
 import argparse
-import http.client
+import functools
 import ipaddress
 import json
 import os
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from quantum_ovs.testing.server import ServerProcess  # noqa: E402
+from quantum_ovs.testing.client import Client as _Client  # noqa: E402
+from quantum_ovs.testing.server import deployment  # noqa: E402
 
 PROJECT = "mix"
 CIDR = "10.64.0.0/20"
@@ -47,34 +47,8 @@ MIX = {"port_auto": 25, "port_chosen": 15, "port_bulk": 10, "port_delete": 20,
        "port_move": 5, "network_subnet": 10, "quota_update": 10, "port_list": 5}
 
 
-# A connection idle this long is opened anew: the server closes idle
-# keep-alive connections after [DEFAULT] client_header_timeout (20 s).
-IDLE_CLOSE = 10.0
-
-
-class Client:
-    def __init__(self, port, project=PROJECT, roles="member", timeout=120):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.used = time.monotonic()
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json",
-                        "X-Project-Id": project, "X-Roles": roles}
-
-    def request(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        if time.monotonic() - self.used > IDLE_CLOSE:
-            self.conn.close()  # the server closes idle keep-alive connections
-        self.conn.request(method, path, body=data, headers=self.headers)
-        resp = self.conn.getresponse()
-        raw = resp.read()
-        self.used = time.monotonic()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode(errors="replace")
-        return resp.status, parsed
-
-    def close(self):
-        self.conn.close()
+# The mix's clients: members of its project unless told otherwise.
+Client = functools.partial(_Client, project=PROJECT, roles="member", timeout=120)
 
 
 def setup(port):
@@ -269,19 +243,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     requests = 30 if args.quick else args.requests
 
-    pg = None
-    tmp = tempfile.mkdtemp(prefix="qovs-mix-")
-    server = None
-    try:
-        if args.db == "postgresql":
-            from quantum_ovs.testing.postgres import PostgresServer
-            pg = PostgresServer().start()
-            url = pg.url()
-        else:
-            url = f"sqlite:///{tmp}/mix.sqlite"
-        server = ServerProcess(url, workers=args.workers, extra_conf=SERVER_QUOTAS,
-                               log_path=os.path.join(tmp, "server.log"))
-        server.start()
+    with deployment(args.db, workers=args.workers, extra_conf=SERVER_QUOTAS,
+                    keep_log=args.keep_log, prefix="qovs-mix-", name="mix") as dep:
+        server, pg = dep.server, dep.pg
         print(f"bench/mix.py: db={args.db} workers={args.workers} clients={args.clients} "
               f"requests/client={requests}; server pid {server.proc.pid}", flush=True)
         before = pg_deadlocks(pg, pg.default_db) if pg is not None else None
@@ -289,16 +253,6 @@ def main(argv=None):
         if pg is not None:
             time.sleep(0.6)  # the statistics collector lags a little
             result["deadlocks"] = pg_deadlocks(pg, pg.default_db) - before
-    finally:
-        if server is not None:
-            server.stop()
-            if args.keep_log:
-                print(f"server log: {server.log_path}")
-        if pg is not None:
-            pg.stop()
-        if not args.keep_log:
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
     for op, s in result["ops"].items():
         print(f"  {op:15s} n={s['n']:4d} median {s['median_ms']:8.1f} ms  "
               f"max {s['max_ms']:8.1f} ms  {s['statuses']}")

@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 from agent.openflow import encode as E
-from quantum_ovs.compiler.flow import Flow, FlowDiff, meter_ids
+from agent.settings import DHCP_PACKET_BURST, DHCP_PACKET_RATE, PACKET_IN_QUEUE
+from quantum_ovs.compiler.flow import Flow, FlowDiff, Meter, meter_ids
 
 LOG = logging.getLogger(__name__)
 
@@ -192,9 +193,9 @@ class Channel:
         timeout: float = 10.0,
         echo_interval: float = 5.0,
         datapath_id: Optional[int] = None,
-        meter_rate: int = 50,
-        meter_burst: int = 20,
-        packet_in_queue: int = 256,
+        meter_rate: int = DHCP_PACKET_RATE,
+        meter_burst: int = DHCP_PACKET_BURST,
+        packet_in_queue: int = PACKET_IN_QUEUE,
     ):
         self.cookie = cookie
         self.meter_rate = meter_rate
@@ -330,15 +331,28 @@ class Channel:
         change nothing) if the switch refuses any part of it."""
         if diff.empty:
             return
-        for f in (*diff.deletes, *diff.modifies, *diff.adds):
-            if not self.cookie.owns(f.cookie):
+        owns = self.cookie.owns
+        for f in diff.deletes:
+            if not owns(f.cookie):
                 raise ValueError(f"flow cookie {f.cookie:#x} is outside our scope: {f}")
         entries = [(f, E.flow_mod_bytes(f, E.DELETE, self.cookie.mask)) for f in diff.deletes]
-        entries += [(f, E.flow_mod_bytes(f, E.ADD)) for f in (*diff.modifies, *diff.adds)]
+        # One pass over the flows sent: scope, encoding, and the meters
+        # they name that this connection has not made yet (a meter flow
+        # per port among tens of thousands; a resync sends them all).
+        known = self._conn.meters if self._conn is not None else frozenset()
+        meters = set()
+        for f in (*diff.modifies, *diff.adds):
+            if not owns(f.cookie):
+                raise ValueError(f"flow cookie {f.cookie:#x} is outside our scope: {f}")
+            entries.append((f, E.flow_mod_bytes(f, E.ADD)))
+            if f.actions and type(f.actions[0]) is Meter and f.actions[0].id not in known:
+                meters.add(f.actions[0].id)
         wait = (self.timeout if timeout is None else timeout) + len(entries) / 2000
-        meters = meter_ids(diff.modifies) | meter_ids(diff.adds)
         with self._apply_lock:
             conn = self._require()
+            if conn.meters is not known:
+                # Another connection since: what it has made is not known.
+                meters = meter_ids(diff.modifies) | meter_ids(diff.adds)
             if meters - conn.meters:
                 self._ensure_meters(conn, meters - conn.meters, wait)
             self._bundle(conn, entries, wait)

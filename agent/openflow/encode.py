@@ -32,6 +32,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as ofpp
 
 from agent.openflow.fastdecode import FlowStatsDecoder
 from quantum_ovs.compiler import flow as F
+from quantum_ovs.compiler.flow import IP4_FIELDS, IP6_FIELDS, MAC_FIELDS  # the field kinds
 
 OFP_VERSION = ofp.OFP_VERSION
 HEADER_SIZE = ofp.OFP_HEADER_SIZE
@@ -43,9 +44,6 @@ NX_IN_PORT_16 = 0xFFF8  # OFPP_IN_PORT as NXAST_RESUBMIT's 16-bit port
 NX_NO_TABLE = 0xFF
 NX_CT_F_COMMIT = 1
 
-_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll", "ipv6_nd_tll"}
-_IPV4_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src", "tun_ipv4_dst"}
-_IPV6_FIELDS = {"ipv6_src", "ipv6_dst", "ipv6_nd_target"}
 # Nicira spellings of OXM fields, should a switch send them back that way
 # (os-ken also decodes NXM-class headers of OXM fields with an "_nxm" suffix).
 _NXM_ALIASES = {
@@ -119,11 +117,11 @@ def _field_width(name: str) -> int:
 
 
 def _probe_value(name: str):
-    if name in _MAC_FIELDS:
+    if name in MAC_FIELDS:
         return "00:00:00:00:00:00"
-    if name in _IPV4_FIELDS:
+    if name in IP4_FIELDS:
         return "0.0.0.0"
-    if name in _IPV6_FIELDS:
+    if name in IP6_FIELDS:
         return "::"
     return 0
 
@@ -133,18 +131,18 @@ def _wire_name(name: str) -> str:
 
 
 def _as_int(name: str, v) -> int:
-    if name in _MAC_FIELDS:
+    if name in MAC_FIELDS:
         return int(v.replace(":", ""), 16)
-    if name in _IPV4_FIELDS or name in _IPV6_FIELDS:
+    if name in IP4_FIELDS or name in IP6_FIELDS:
         return int(ipaddress.ip_address(v))
     return int(v)
 
 
 def _check_spelling(flow, name: str, v) -> None:
-    if name in _MAC_FIELDS:
+    if name in MAC_FIELDS:
         if not isinstance(v, str) or v != v.lower() or len(v) != 17:
             raise ValueError(f"{flow}: {name} {v!r} is not a lower-case aa:bb:cc:dd:ee:ff MAC")
-    elif name in _IPV4_FIELDS or name in _IPV6_FIELDS:
+    elif name in IP4_FIELDS or name in IP6_FIELDS:
         if not isinstance(v, str) or str(ipaddress.ip_address(v)) != v:
             raise ValueError(f"{flow}: {name} {v!r} is not a canonical IP address")
 
@@ -177,9 +175,9 @@ def check_canonical(flow: F.Flow) -> None:
 
 # ----------------------------------------------------------- match
 def _to_wire_value(name: str, v):
-    if name in _MAC_FIELDS:
+    if name in MAC_FIELDS:
         return v.lower()
-    if name in _IPV4_FIELDS or name in _IPV6_FIELDS:
+    if name in IP4_FIELDS or name in IP6_FIELDS:
         return str(v)
     return int(v)
 
@@ -195,9 +193,9 @@ def encode_match(match: F.Match) -> ofpp.OFPMatch:
 
 
 def _from_wire_value(name: str, v):
-    if name in _MAC_FIELDS:
+    if name in MAC_FIELDS:
         return v.lower()
-    if name in _IPV4_FIELDS or name in _IPV6_FIELDS:
+    if name in IP4_FIELDS or name in IP6_FIELDS:
         return str(ipaddress.ip_address(v))
     return int(v)
 
@@ -487,11 +485,11 @@ def oxm_field_info(oxm_type: int) -> Optional[tuple]:
         return None if ovs is None else (ovs[0], "int", ovs[1])
     name = _field_from_wire(f.name)
     t = f.type
-    if name in _MAC_FIELDS:
+    if name in MAC_FIELDS:
         kind = "mac" if t is type_desc.MacAddr else None
-    elif name in _IPV4_FIELDS:
+    elif name in IP4_FIELDS:
         kind = "ipv4" if t is type_desc.IPv4Addr else None
-    elif name in _IPV6_FIELDS:
+    elif name in IP6_FIELDS:
         kind = "ipv6" if t is type_desc.IPv6Addr else None
     else:
         kind = "int" if type(t) is type_desc.IntDescr else None

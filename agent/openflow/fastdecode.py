@@ -23,7 +23,7 @@ module: at worst it is as slow as os-ken.  The field vocabulary is not
 spelled here either: ``field_info`` (from :mod:`agent.openflow.encode`,
 os-ken's OXM tables) names each OXM type, and the value conversions below
 give the same values as encode's (tested against it flow by flow in
-tests/unit/test_openflow_fastdecode.py).
+tests/unit/agent/test_openflow_fastdecode.py).
 
 No os-ken import: this module is struct, the flow vocabulary, and the two
 callables it is given.

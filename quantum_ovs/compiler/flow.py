@@ -40,6 +40,15 @@ CT_TRK = 0x20
 MatchValue = Union[int, str]
 
 
+# Match fields by the kind of value they hold (anything else is an int):
+# how the tracer reads and masks them and how the agent encodes them.
+MAC_FIELDS = frozenset({"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll",
+                        "ipv6_nd_tll"})
+IP4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src",
+                        "tun_ipv4_dst"})
+IP6_FIELDS = frozenset({"ipv6_src", "ipv6_dst", "ipv6_nd_target"})
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Field:
     """One match term.  ``mask`` None means an exact match."""

@@ -32,6 +32,9 @@ from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler.pipeline import TABLE_NAMES
 from quantum_ovs.compiler.flow import (
     CT_TRK,
+    IP4_FIELDS,
+    IP6_FIELDS,
+    MAC_FIELDS,
     OFPP_CONTROLLER,
     OFPP_IN_PORT,
     OFPVID_PRESENT,
@@ -50,11 +53,6 @@ from quantum_ovs.compiler.flow import (
     SetField,
 )
 
-MAC_FIELDS = frozenset({"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll",
-                        "ipv6_nd_tll"})
-IP4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src",
-                        "tun_ipv4_dst"})
-IP6_FIELDS = frozenset({"ipv6_src", "ipv6_dst", "ipv6_nd_target"})
 WIDTHS = {"metadata": 64, "tunnel_id": 64, "vlan_vid": 13, "eth_type": 16, "ip_proto": 8,
           "arp_op": 16, "in_port": 32, "ct_state": 32, "ct_zone": 16, "ct_mark": 32,
           "conj_id": 32, "nw_ttl": 8, "nd_reserved": 32, "nd_options_type": 8}

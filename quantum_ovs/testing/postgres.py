@@ -188,11 +188,13 @@ class PostgresServer:
         self._wait_ready(timeout)
 
     # -------------------------------------------------------------- faults
-    def _processes(self):
-        """The postmaster and every process under it (each backend is a
+    def _processes(self, pid=None):
+        """``runuser`` (or ``pid``, or the postmaster) and every process
+        under it: the postmaster and its backends (each backend is a
         process group of its own)."""
         from quantum_ovs.testing.procs import children
-        out, todo = [], [self.postmaster_pid]
+        root = pid or (self.proc.pid if self.proc is not None else self.postmaster_pid)
+        out, todo = [], [root]
         while todo:
             pid = todo.pop()
             out.append(pid)
@@ -201,18 +203,28 @@ class PostgresServer:
 
     def pause(self):
         """Freeze the server and all its backends (SIGSTOP): connections
-        stay open and nothing answers."""
+        stay open and nothing answers.  (``runuser`` stops itself when its
+        child stops, and goes on, continuing it, when continued.)"""
         for pid in self._processes():
-            os.kill(pid, signal.SIGSTOP)
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass  # a short-lived child (a finished backend) is gone
 
-    def resume(self):
-        for pid in self._processes():
-            os.kill(pid, signal.SIGCONT)
+    def resume(self, pid=None):
+        """Let a paused server go on: SIGCONT to ``runuser`` (or ``pid``)
+        and every process under it."""
+        for p in self._processes(pid):
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def shut_down(self, timeout=30):
         """Stop the server (fast shutdown), keeping its data for start_again."""
         pid = self.postmaster_pid
         if pid is not None and _alive(pid):
+            self.resume()  # a stopped process would keep SIGINT pending
             os.kill(pid, signal.SIGINT)
             _wait_gone(pid, timeout)
         self.proc.wait(10)
@@ -249,10 +261,15 @@ class PostgresServer:
         raise RuntimeError(f"postgres is not ready after {timeout}s ({last}):\n{self.log()}")
 
     def stop(self, timeout=30):
-        """Fast shutdown (SIGINT to the postmaster), then remove the
-        directory.  Safe to call more than once."""
+        """Fast shutdown (SIGINT to the postmaster; a paused server is
+        resumed first), then remove the directory.  Safe to call more than
+        once."""
         pid = self.postmaster_pid or (self._read_postmaster_pid() if self.dir else None)
         if pid is not None and _alive(pid):
+            # A paused server must run to act on SIGINT (a stopped process
+            # keeps it pending), runuser to reap it, and SIGKILL to the
+            # postmaster alone would leave its stopped backends behind.
+            self.resume(None if self.proc is not None else pid)
             try:
                 os.kill(pid, signal.SIGINT)
             except ProcessLookupError:

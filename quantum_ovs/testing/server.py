@@ -15,8 +15,11 @@ No server outlives the process that started it:
 """
 
 import atexit
+import contextlib
+import dataclasses
 import os
 import re
+import shutil
 import signal
 import ssl
 import subprocess
@@ -176,3 +179,53 @@ class ServerProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+@dataclasses.dataclass
+class Deployment:
+    """What ``deployment()`` started: the database URL, the server
+    processes on it, the PostgresServer (or None for SQLite) and the
+    scratch directory (database file, logs)."""
+    url: str
+    servers: list
+    pg: object
+    tmp: str
+
+    @property
+    def server(self):
+        return self.servers[0]
+
+
+@contextlib.contextmanager
+def deployment(db="sqlite", *, workers=1, extra_conf="", servers=1, pg_max_connections=200,
+               keep_log=False, prefix="qovs-bench-", name="bench"):
+    """A database (``db``: "sqlite", a file in a scratch directory, or
+    "postgresql", a private PostgresServer) and ``servers`` server
+    processes on it, each with ``workers`` API workers and ``extra_conf``;
+    all stopped and the directory removed on leaving (``keep_log``: the
+    directory stays and each server's log path is printed)."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    pg = None
+    started = []
+    try:
+        if db == "postgresql":
+            from quantum_ovs.testing.postgres import PostgresServer
+            pg = PostgresServer(max_connections=pg_max_connections).start()
+            url = pg.url()
+        else:
+            url = f"sqlite:///{tmp}/{name}.sqlite"
+        for i in range(servers):
+            log = "server.log" if servers == 1 else f"server{i}.log"
+            started.append(ServerProcess(url, workers=workers, extra_conf=extra_conf,
+                                         log_path=os.path.join(tmp, log)))
+            started[-1].start()
+        yield Deployment(url, started, pg, tmp)
+    finally:
+        for server in started:
+            server.stop()
+            if keep_log:
+                print(f"server log: {server.log_path}")
+        if pg is not None:
+            pg.stop()
+        if not keep_log:
+            shutil.rmtree(tmp, ignore_errors=True)

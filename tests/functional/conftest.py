@@ -4,8 +4,6 @@ Every test that takes ``api`` runs on SQLite and on PostgreSQL (a server
 the tests start themselves, see tests/fixtures/postgres.py).
 """
 
-import os
-import tempfile
 import uuid
 
 import pytest
@@ -13,6 +11,7 @@ import webtest
 
 from quantum_ovs import config
 from quantum_ovs.service import build
+from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
 
 BACKENDS = ["sqlite", "postgresql"]
 # The shared agent token the API under test accepts for every host (the
@@ -99,24 +98,20 @@ def make_conf(db_url, **overrides):
     return conf
 
 
-@pytest.fixture(scope="session")
-def _pg_server():
-    from tests.fixtures.postgres import PostgresServer
-    with PostgresServer() as server:
-        yield server
-
-
 @pytest.fixture(params=BACKENDS)
-def db_url(request):
+def db_url(request, tmp_path):
+    """An empty database: an SQLite file, or a database of its own on the
+    session's PostgreSQL server (dropped afterwards)."""
     if request.param == "sqlite":
-        d = tempfile.mkdtemp(prefix="qovs-db-")
-        yield f"sqlite:///{os.path.join(d, 'test.sqlite')}"
+        yield f"sqlite:///{tmp_path}/qovs.sqlite"
         return
-    server = request.getfixturevalue("_pg_server")
+    server = request.getfixturevalue("postgres_server")
     name = "t" + uuid.uuid4().hex[:12]
-    server.create_database(name)
-    yield server.url(name)
-    server.drop_database(name)
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
 
 
 @pytest.fixture

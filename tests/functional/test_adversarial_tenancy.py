@@ -399,7 +399,7 @@ def world(request):
         d = tempfile.mkdtemp(prefix="qovs-adv-")
         url, drop = f"sqlite:///{os.path.join(d, 'test.sqlite')}", None
     else:
-        server = request.getfixturevalue("_pg_server")
+        server = request.getfixturevalue("postgres_server")
         name = "t" + uuid.uuid4().hex[:12]
         server.create_database(name)
         url, drop = server.url(name), (lambda: server.drop_database(name))

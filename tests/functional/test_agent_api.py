@@ -6,6 +6,7 @@ import time
 import pytest
 
 from quantum_ovs import wire
+from tests.fixtures.views import canon
 
 HOST_A, HOST_B, HOST_C = "hv-a", "hv-b", "hv-c"
 
@@ -27,16 +28,6 @@ def bound_port(api, net_id, host, **kw):
     return api.post("/v2.0/ports", {"port": dict(network_id=net_id,
                                                  **{"binding:host_id": host}, **kw)},
                     admin=True, status=201).data["port"]
-
-
-def canon(view):
-    """A view with every collection sorted, for comparison."""
-    return view.replace(
-        networks=tuple(sorted(view.networks, key=lambda x: x.id)),
-        subnets=tuple(sorted(view.subnets, key=lambda x: x.id)),
-        ports=tuple(sorted(view.ports, key=lambda x: x.id)),
-        security_groups=tuple(sorted(view.security_groups, key=lambda x: x.id)),
-        remote_hosts=tuple(sorted(view.remote_hosts, key=lambda x: x.name)), revision=0)
 
 
 def test_register_and_agents_resource(api):

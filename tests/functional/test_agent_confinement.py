@@ -334,7 +334,7 @@ def test_agent_syncs_over_tls_and_verifies_the_server(tmp_path):
     refuses to talk (and sends no token)."""
     from agent import sync_client
     from tests.fixtures import tls
-    from tests.fixtures.server import ServerProcess
+    from quantum_ovs.testing.server import ServerProcess
 
     ca_path, cert, key = tls.server_certificate(tmp_path)
     other_ca_path = tls.ca(tmp_path, "other-ca")[0]

@@ -8,9 +8,8 @@ range at once leave none of them free (PostgreSQL, 2 workers).  The
 database is checked for consistency after each (tests/fixtures/consistency.py).
 """
 
-import http.client
+import functools
 import ipaddress
-import json
 import statistics
 import threading
 import time
@@ -20,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 from bench import mix
+from quantum_ovs.testing.client import Client as _Client
 from tests.fixtures import consistency
-from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 PROJECT = "proj-concurrency"
 CIDR = "10.20.0.0/22"
@@ -30,55 +29,13 @@ CLIENTS = 8
 PORTS = 500
 
 
-# A connection idle this long is opened anew: the server closes idle
-# keep-alive connections after [DEFAULT] client_header_timeout (20 s).
-IDLE_CLOSE = 10.0
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection speaking JSON."""
-
-    def __init__(self, port, project=PROJECT, timeout=60):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.used = time.monotonic()
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json",
-                        "X-Project-Id": project}
-
-    def request(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        if time.monotonic() - self.used > IDLE_CLOSE:
-            self.conn.close()  # the server closes idle keep-alive connections
-        self.conn.request(method, path, body=data, headers=self.headers)
-        resp = self.conn.getresponse()
-        raw = resp.read()
-        self.used = time.monotonic()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode(errors="replace")
-        return resp.status, parsed
-
-    def close(self):
-        self.conn.close()
+# One keep-alive HTTP/1.1 connection speaking JSON, in the test's project.
+Client = functools.partial(_Client, project=PROJECT)
 
 
 def _expect(status, body, want, what):
     assert status == want, f"{what}: HTTP {status}: {body}"
     return body
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/qovs.sqlite"
-        return
-    pg = request.getfixturevalue("postgres_server")
-    name = "conc_" + uuid.uuid4().hex[:10]
-    url = pg.create_database(name)
-    try:
-        yield url
-    finally:
-        pg.drop_database(name)
 
 
 @pytest.fixture(params=[1, 4], ids=lambda w: f"workers{w}")
@@ -220,7 +177,7 @@ def test_concurrent_requests_for_one_address_one_wins(server, db_url):
 
 # ------------------------------------------------------------------ PostgreSQL, 2 workers
 @pytest.fixture
-def pg_db_url(postgres_server):  # noqa: F811 - the fixture imported above
+def pg_db_url(postgres_server):
     name = "conc_" + uuid.uuid4().hex[:10]
     url = postgres_server.create_database(name)
     try:
@@ -300,7 +257,7 @@ def _port_create_ms(port, net_id, samples=9):
     return statistics.median(times) * 1000
 
 
-def test_mixed_writers_do_not_deadlock(pg_server, pg_db_url, postgres_server):  # noqa: F811
+def test_mixed_writers_do_not_deadlock(pg_server, pg_db_url, postgres_server):
     """8 clients creating ports (automatic and chosen addresses, single and
     bulk), deleting them, moving their addresses, creating networks with
     subnets and changing quotas, on PostgreSQL with 2 workers (bench/mix.py,

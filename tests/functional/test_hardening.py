@@ -399,7 +399,7 @@ def test_filters_on_hidden_network_attributes_tell_nothing(api, attr):
 # ---------------------------------------------------------------- a real server
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from tests.fixtures.server import ServerProcess
+    from quantum_ovs.testing.server import ServerProcess
     path = tmp_path_factory.mktemp("hardening")
     with ServerProcess(f"sqlite:///{path}/s.sqlite") as s:
         yield s
@@ -561,7 +561,7 @@ def test_idle_sockets_and_long_polls_leave_rest_requests_answered(tmp_path):
     """The attacker's pass: 1,100 idle sockets, or 1,050 long polls, made
     every REST request time out (one pool of 1,000 green threads)."""
     import time
-    from tests.fixtures.server import ServerProcess
+    from quantum_ovs.testing.server import ServerProcess
     conf = ("client_header_timeout = 4\n"
             f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
     socks = []
@@ -629,7 +629,7 @@ def test_idle_sockets_and_long_polls_leave_rest_requests_answered(tmp_path):
 
 def test_full_server_answers_503_at_once_and_frees_slow_clients(tmp_path):
     import time
-    from tests.fixtures.server import ServerProcess
+    from quantum_ovs.testing.server import ServerProcess
     conf = ("max_connections = 40\nmax_connections_per_client = 0\nmax_long_polls = 5\n"
             f"client_header_timeout = 2\n[agent_api]\ntoken = {AGENT_TOKEN}\n")
     socks = []

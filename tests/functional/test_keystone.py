@@ -8,16 +8,16 @@ keystonemiddleware validates the tokens.
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
+from tests.fixtures import keystone
 from tests.fixtures.keystone import REGION, KeystoneServer
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
+from tests.fixtures.openstack_cli import openstack_bin
 
 pytest.importorskip("keystonemiddleware", reason="keystonemiddleware is a test "
                                                  "requirement (test-requirements.txt)")
@@ -25,17 +25,6 @@ pytest.importorskip("keystonemiddleware", reason="keystonemiddleware is a test "
 SERVICE_PASSWORD = "quantum-" + os.urandom(4).hex()
 USERS = {"alice": ("proj-a", "alice-" + os.urandom(4).hex()),
          "bob": ("proj-b", "bob-" + os.urandom(4).hex())}
-
-
-def _openstack_bin():
-    here = os.path.join(os.path.dirname(sys.executable), "openstack")
-    if os.access(here, os.X_OK):
-        return here
-    found = shutil.which("openstack")
-    if found is None:
-        raise RuntimeError("the openstack CLI is not installed "
-                           "(python-openstackclient, see test-requirements.txt)")
-    return found
 
 
 class Cloud:
@@ -48,7 +37,7 @@ class Cloud:
         self.env["OS_CLOUD"] = name
 
     def run(self, *args, parse=True, check=True):
-        argv = [_openstack_bin(), *args] + (["-f", "json"] if parse else [])
+        argv = [openstack_bin(), *args] + (["-f", "json"] if parse else [])
         res = subprocess.run(argv, env=self.env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, timeout=180)
         if check:
@@ -95,19 +84,8 @@ def cloud(tmp_path_factory):
             admin("user", "create", "--domain", "default", "--password", password, user)
             admin("role", "add", "--project", project, "--user", user, "member",
                   parse=False)
-        server = ServerProcess(f"sqlite:///{d}/qovs.sqlite", extra_conf=f"""
-auth_strategy = keystone
-[keystone_authtoken]
-www_authenticate_uri = {ks.url}
-auth_url = {ks.url}
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = quantum
-password = {SERVICE_PASSWORD}
-region_name = {REGION}
-""")
+        server = ServerProcess(f"sqlite:///{d}/qovs.sqlite",
+                               extra_conf=keystone.server_conf(ks.url, SERVICE_PASSWORD))
         server.start()
         admin("service", "create", "--name", "quantum", "network")
         for interface in ("public", "internal", "admin"):

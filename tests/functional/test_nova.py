@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from quantum_ovs.nova.api import NetworkAPI, NetworkError, NetworkAmbiguous, PortInUse
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 PROJECT = "proj-nova"
 

@@ -4,24 +4,12 @@ quantum-ovs-server on SQLite, without Keystone (--os-auth-type none)."""
 import ipaddress
 import json
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
 
-from tests.fixtures.server import ServerProcess
-
-
-def _openstack_bin():
-    here = os.path.join(os.path.dirname(sys.executable), "openstack")
-    if os.access(here, os.X_OK):
-        return here
-    found = shutil.which("openstack")
-    if found is None:
-        raise RuntimeError("the openstack CLI is not installed "
-                           "(pip install python-openstackclient; see test-requirements.txt)")
-    return found
+from quantum_ovs.testing.server import ServerProcess
+from tests.fixtures.openstack_cli import openstack_bin
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +25,7 @@ def cli_server(tmp_path_factory):
 
 class OpenStack:
     def __init__(self, endpoint):
-        self.argv = [_openstack_bin(), "--os-auth-type", "none", "--os-endpoint", endpoint]
+        self.argv = [openstack_bin(), "--os-auth-type", "none", "--os-endpoint", endpoint]
         # Nothing from the caller's cloud configuration may leak in.
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
 

@@ -4,6 +4,7 @@ it, and what the agents of the hosts involved see."""
 import pytest
 
 from quantum_ovs import wire
+from tests.fixtures.views import canon
 
 A, B, C = "hv-a", "hv-b", "hv-c"
 KEYS = {"host", "vif_type", "vnic_type", "status", "profile", "vif_details"}
@@ -25,15 +26,6 @@ def report(api, host, port_id, ofport=7):
     return api.post(f"/agent-api/v1/hosts/{host}/ports",
                     {"plugged": [{"port_id": port_id, "ofport": ofport}],
                      "installed": [port_id]}, status=200).data
-
-
-def canon(view):
-    return view.replace(
-        networks=tuple(sorted(view.networks, key=lambda x: x.id)),
-        subnets=tuple(sorted(view.subnets, key=lambda x: x.id)),
-        ports=tuple(sorted(view.ports, key=lambda x: x.id)),
-        security_groups=tuple(sorted(view.security_groups, key=lambda x: x.id)),
-        remote_hosts=tuple(sorted(view.remote_hosts, key=lambda x: x.name)), revision=0)
 
 
 def follow(api, host, first):
@@ -437,7 +429,7 @@ def test_openstacksdk_drives_a_move(tmp_path):
     import openstack.connection
     from keystoneauth1 import noauth, session
 
-    from tests.fixtures.server import ServerProcess
+    from quantum_ovs.testing.server import ServerProcess
 
     srv = ServerProcess(f"sqlite:///{tmp_path}/sdk.sqlite").start()
     try:

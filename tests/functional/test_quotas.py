@@ -4,12 +4,10 @@ creators against real server processes on SQLite and PostgreSQL."""
 import http.client
 import json
 import threading
-import uuid
 
 import pytest
 
-from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "security_group": 10,
             "security_group_rule": 100}
@@ -158,16 +156,9 @@ def _request(port, method, path, body=None, project="quota-race"):
         conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def quota_server(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/qovs.sqlite"
-        pg, name = None, None
-    else:
-        pg = request.getfixturevalue("postgres_server")
-        name = "quota_" + uuid.uuid4().hex[:10]
-        url = pg.create_database(name)
-    srv = ServerProcess(url, workers=2,
+@pytest.fixture
+def quota_server(db_url):
+    srv = ServerProcess(db_url, workers=2,
                         extra_conf=f"[quotas]\nquota_network = {LIMIT}\n"
                                    f"quota_port = {LIMIT}\n")
     srv.start()
@@ -176,8 +167,6 @@ def quota_server(request, tmp_path):
     finally:
         srv.stop()
         print(srv.log()[-20000:])
-        if pg is not None:
-            pg.drop_database(name)
 
 
 def _race(port, make):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 HOSTS = ["so-a", "so-b", "so-c"]
 ROUNDS = 10

@@ -4,9 +4,8 @@ distinct VNIs from the range, no 5xx, and exhaustion is a clean 503."""
 
 import threading
 
-from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
-from tests.functional.test_concurrency import CLIENTS, Client, db_url  # noqa: F401
-from tests.fixtures.server import ServerProcess
+from tests.functional.test_concurrency import CLIENTS, Client
+from quantum_ovs.testing.server import ServerProcess
 
 import pytest
 
@@ -14,7 +13,7 @@ VNIS = 60  # the range holds fewer VNIs than the clients ask for
 
 
 @pytest.fixture(params=[1, 4], ids=lambda w: f"workers{w}")
-def server(request, db_url):  # noqa: F811
+def server(request, db_url):
     srv = ServerProcess(db_url, workers=request.param,
                         extra_conf=f"[quotas]\nquota_network = -1\n"
                                    f"[ml2_type_vxlan]\nvni_ranges = 1000:{999 + VNIS}\n")

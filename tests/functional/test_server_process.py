@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from tests.fixtures.procs import alive as _alive, children as _children
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.procs import alive as _alive, children as _children
+from quantum_ovs.testing.server import ServerProcess
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -60,7 +60,7 @@ def test_workers_end_when_the_server_parent_is_killed(tmp_path):
 STARTER = textwrap.dedent("""\
     import sys, time
     sys.path.insert(0, {repo!r})
-    from tests.fixtures.server import ServerProcess
+    from quantum_ovs.testing.server import ServerProcess
     server = ServerProcess(sys.argv[1]).start()
     try:
         print(server.proc.pid, flush=True)
@@ -113,7 +113,7 @@ INNER_TEST = textwrap.dedent("""\
     import sys, time
     sys.path.insert(0, {repo!r})
     import pytest
-    from tests.fixtures.server import ServerProcess
+    from quantum_ovs.testing.server import ServerProcess
 
     @pytest.fixture
     def server(tmp_path):

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from quantum_ovs.db import session as db_session
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 HEADERS = {"Content-Type": "application/json", "X-Project-Id": "stall",
            "X-Roles": "member"}

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from agent import sync_client
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 
 @pytest.fixture(scope="module")

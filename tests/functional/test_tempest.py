@@ -26,9 +26,9 @@ import urllib.request
 
 import pytest
 
-from tests.fixtures import tempest
+from tests.fixtures import keystone, tempest
 from tests.fixtures.keystone import REGION, KeystoneServer
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 pytestmark = [pytest.mark.tempest, pytest.mark.timeout(2400)]
 
@@ -111,21 +111,9 @@ def cloud(tmp_path_factory):
         identity = tempest.Identity(ks.url, ks.admin_password)
         service_project = identity.project("service")
         identity.user("quantum", SERVICE_PASSWORD, service_project, "admin")
-        server = ServerProcess(f"sqlite:///{workdir}/qovs.sqlite", extra_conf=f"""
-auth_strategy = keystone
-[agent_api]
-token = {AGENT_TOKEN}
-[keystone_authtoken]
-www_authenticate_uri = {ks.url}
-auth_url = {ks.url}
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = quantum
-password = {SERVICE_PASSWORD}
-region_name = {REGION}
-""")
+        server = ServerProcess(f"sqlite:///{workdir}/qovs.sqlite",
+                               extra_conf=keystone.server_conf(ks.url, SERVICE_PASSWORD)
+                               + f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
         server.start()
         identity.service("network", "quantum", server.url, REGION)
         accounts = tempest.provision_accounts(identity, slots=max(CONCURRENCY, 1) + 1)

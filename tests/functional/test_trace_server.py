@@ -4,7 +4,7 @@ import json
 import urllib.request
 
 from quantum_ovs.cmd import trace as cli
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 
 def call(server, method, path, body=None, token=""):

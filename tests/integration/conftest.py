@@ -1,10 +1,10 @@
-"""Fixtures for tests that run a private Open vSwitch (see ovs_fixture)."""
+"""Fixtures for tests that run a private Open vSwitch (quantum_ovs/testing/ovs.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.integration.ovs_fixture import PrivateOVS, missing_prerequisites
+from quantum_ovs.testing.ovs import PrivateOVS, missing_prerequisites
 
 
 def pytest_collection_modifyitems(config, items):
@@ -63,7 +63,7 @@ class Switch:
 def switch(ovs):
     from agent.openflow import Channel, CookieScope
     from agent.ovsdb import Connection, Ovsdb
-    from tests.integration.flow_samples import COOKIE_BASE, COOKIE_MASK
+    from tests.fixtures.flow_samples import COOKIE_BASE, COOKIE_MASK
 
     conn = Connection(ovs.db_remote).start()
     channel = Channel(

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from agent.daemon import Agent, Settings
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 HOST = "hv1"
 

@@ -16,7 +16,7 @@ from agent.daemon import Agent, Settings
 from quantum_ovs.db import agent_auth
 from quantum_ovs.db.session import Database
 from tests.fixtures import tls
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 HOST = "hv-cred"
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from agent.daemon import Agent, Settings
-from tests.fixtures.server import ServerProcess
+from quantum_ovs.testing.server import ServerProcess
 
 HOST = "hv-stop"
 

@@ -7,7 +7,7 @@ import threading
 
 from agent.ovsdb import InterfaceWatcher
 from quantum_ovs.compiler.flow import Flow, Match, Output, diff
-from tests.integration.flow_samples import cookie
+from tests.fixtures.flow_samples import cookie
 
 
 def test_two_instances_ping_through_our_flows(switch):

@@ -16,11 +16,12 @@ import time
 import pytest
 
 from agent.responders.dhcp import build_udp_frame
-from tests.fixtures.server import ServerProcess
+from agent.settings import DHCP_PACKET_BURST, DHCP_PACKET_RATE
+from quantum_ovs.testing.server import ServerProcess
 from tests.integration.test_agent import Api, make_agent, two_active_vms
 
-RATE = 50  # Settings' default dhcp_packet_rate
-BURST = 20
+RATE = DHCP_PACKET_RATE  # the agent's meter: Settings' defaults
+BURST = DHCP_PACKET_BURST
 
 
 def discover(mac: str, xid: int) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from agent.openflow import encode as E
 from quantum_ovs.compiler import flow as F
 from quantum_ovs.compiler.flow import Field, Flow, FlowKey, Match
-from tests.integration.flow_samples import cookie, sample_flows
+from tests.fixtures.flow_samples import cookie, sample_flows
 
 ACTION_TYPES = {
     F.Output,

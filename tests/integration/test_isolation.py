@@ -1,7 +1,7 @@
 """Data-plane isolation between projects, on real Open vSwitch (issue 11).
 
 Two hypervisors (each its own OVS and agent, joined by a tunnel underlay
-and a provider underlay, see multihost.py) and one server.  Projects A and
+and a provider underlay, see tests/fixtures/multihost.py) and one server.  Projects A and
 B each own a VXLAN network with the SAME CIDR and instances with the SAME
 addresses, on the same host and across hosts:
 
@@ -34,9 +34,9 @@ import pytest
 
 from agent.responders.dhcp import build_udp_frame, checksum, mac_bytes
 from agent.responders.dhcp6 import build_udp6_frame
-from tests.fixtures.server import ServerProcess
-from tests.integration.multihost import Api, Cluster
-from tests.integration.ovs_fixture import in_netns, missing_prerequisites
+from quantum_ovs.testing.server import ServerProcess
+from tests.fixtures.multihost import Api, Cluster
+from quantum_ovs.testing.ovs import in_netns, missing_prerequisites
 
 CIDR = "10.40.0.0/24"
 SERVER_CONF = "[ml2_type_vlan]\nnetwork_vlan_ranges = physnet1:100:199\n"

@@ -2,7 +2,7 @@
 through the port bindings API, while an instance on a third host pings it
 every 10 ms; the packets lost are printed.
 
-Three hypervisors (multihost.py: each its own Open vSwitch in its own
+Three hypervisors (tests/fixtures/multihost.py: each its own Open vSwitch in its own
 namespace, its agent, a tunnel underlay), the server on loopback.  The
 "VM" is a network namespace; its NIC on the destination is a second veth
 (same MAC) whose peer nova's os-vif would plug on the destination's
@@ -33,9 +33,9 @@ import uuid
 
 import pytest
 
-from tests.fixtures.server import ServerProcess
-from tests.integration.multihost import Api, Cluster, wait_for
-from tests.integration.ovs_fixture import missing_prerequisites, rand_name, run
+from quantum_ovs.testing.server import ServerProcess
+from tests.fixtures.multihost import Api, Cluster, wait_for
+from quantum_ovs.testing.ovs import missing_prerequisites, rand_name, run
 
 COUNT, INTERVAL = 500, 0.01  # 5 s of pings
 MAX_LOST = 20

@@ -1,5 +1,5 @@
 """Many hypervisors for real: three hosts, each its own Open vSwitch in its
-own namespace with its own agent, joined by an underlay (see multihost.py).
+own namespace with its own agent, joined by an underlay (see tests/fixtures/multihost.py).
 
 The server runs in the root namespace on loopback (SQLite for most tests,
 PostgreSQL for a subset); the agents run in-process and talk HTTP from the
@@ -21,9 +21,9 @@ import uuid
 
 import pytest
 
-from tests.fixtures.server import ServerProcess
-from tests.integration.multihost import Api, Cluster, wait_for
-from tests.integration.ovs_fixture import missing_prerequisites
+from quantum_ovs.testing.server import ServerProcess
+from tests.fixtures.multihost import Api, Cluster, wait_for
+from quantum_ovs.testing.ovs import missing_prerequisites
 
 try:  # the session fixture, for the PostgreSQL class
     from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
@@ -357,7 +357,7 @@ class TestOnPostgres:
 
 
 def _instance_capture(inst, filt):
-    from tests.integration.multihost import Capture
+    from tests.fixtures.multihost import Capture
 
     return Capture(inst.ns, inst.dev, filt)
 

@@ -19,7 +19,7 @@ from quantum_ovs.compiler.flow import (
     SetField,
     diff,
 )
-from tests.integration.flow_samples import FOREIGN_COOKIE, cookie, sample_flows, simple_flows
+from tests.fixtures.flow_samples import FOREIGN_COOKIE, cookie, sample_flows, simple_flows
 
 
 def test_installed_flows_show_up_in_ovs_ofctl(switch):

@@ -69,7 +69,7 @@ from quantum_ovs.model import (
     SecurityGroup,
     Subnet,
 )
-from tests.integration.ovs_fixture import rand_name
+from quantum_ovs.testing.ovs import rand_name
 
 LOCAL_TUNNEL_IP = "192.168.0.1"
 REMOTE_HOSTS = (RemoteHost("host-r0", "192.168.0.2"), RemoteHost("host-r1", "192.168.0.3"))

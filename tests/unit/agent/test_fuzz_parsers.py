@@ -30,7 +30,7 @@ from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.synth import make_host_view
 from tests.unit.agent import test_dhcp as d4
 from tests.unit.agent import test_dhcp6 as d6
-from tests.unit.test_openflow_fastdecode import _flows_reply
+from tests.unit.agent.test_openflow_fastdecode import _flows_reply
 
 SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,1 @@
+"""Unit tests of quantum_ovs.api (the HTTP layer without a server)."""

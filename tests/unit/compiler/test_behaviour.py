@@ -8,7 +8,8 @@ from quantum_ovs.compiler.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, OF
 from quantum_ovs.compiler.synth import default_group, make_host_view, make_port
 from quantum_ovs.model import AddressPair, Port, Rule, SecurityGroup
 
-from .helpers import BROADCAST, GRE_OFPORT, PATCH_OFPORT, VXLAN_OFPORT, Scenario, change
+from tests.fixtures.scenario import (BROADCAST, GRE_OFPORT, PATCH_OFPORT, VXLAN_OFPORT, Scenario,
+                                     change)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from quantum_ovs.compiler.engine import OWNER_KINDS, Engine
 from quantum_ovs.compiler.synth import default_group, make_large_view, make_port
 from quantum_ovs.model import GroupMembers, HostRoute, RemoteHost, Rule, SecurityGroup
 
-from .helpers import HOST, base_view, change, plug
+from tests.fixtures.scenario import HOST, base_view, change, plug
 
 HERE = pathlib.Path(__file__).parent
 GOLDEN = {"text": HERE / "engine_graph.txt", "dot": HERE / "engine_graph.dot"}

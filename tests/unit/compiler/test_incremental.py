@@ -24,7 +24,7 @@ from quantum_ovs.model import (
     SecurityGroup,
     Subnet,
 )
-from tests.unit.compiler.helpers import HOST, base_view, change, plug
+from tests.fixtures.scenario import HOST, base_view, change, plug
 
 GROUPS = ("sg-default", "sg-web", "sg-db")
 HOSTS = ("host-r0", "host-r1", "host-r2")

@@ -17,7 +17,7 @@ from quantum_ovs.compiler.flow import OFPVID_PRESENT
 from quantum_ovs.compiler.synth import make_host_view
 from quantum_ovs.model import Port
 
-from .helpers import BROADCAST, PATCH_OFPORT, Scenario
+from tests.fixtures.scenario import BROADCAST, PATCH_OFPORT, Scenario
 
 TAGS = [100 | OFPVID_PRESENT, 7 | OFPVID_PRESENT, 0 | OFPVID_PRESENT]  # 0: priority tag
 

@@ -1,0 +1,1 @@
+"""Unit tests of quantum_ovs.db (storage without a server)."""

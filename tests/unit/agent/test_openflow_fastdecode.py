@@ -23,7 +23,7 @@ from quantum_ovs.compiler import flow as F
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.flow import Field, Flow, Match
 from quantum_ovs.compiler.synth import make_host_view, make_large_view
-from tests.integration.flow_samples import FOREIGN_COOKIE, cookie, sample_flows
+from tests.fixtures.flow_samples import FOREIGN_COOKIE, cookie, sample_flows
 
 _STATS = struct.Struct("!HBxIIHHHH4xQQQ")
 _MP_HEADER = struct.Struct("!BBHIHH4x")
