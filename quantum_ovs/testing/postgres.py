@@ -212,11 +212,20 @@ class PostgresServer:
                 pass  # a short-lived child (a finished backend) is gone
 
     def resume(self, pid=None):
-        """Let a paused server go on: SIGCONT to ``runuser`` (or ``pid``)
-        and every process under it."""
-        for p in self._processes(pid):
+        """Let a paused server go on: SIGCONT to every process under
+        ``runuser`` (or ``pid``), then to it.  Children first: ``runuser``
+        continued while its child is still stopped stops itself again,
+        and then cannot reap the postmaster when it exits."""
+        for p in reversed(self._processes(pid)):
             try:
                 os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def _continue_runuser(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
 
@@ -227,6 +236,7 @@ class PostgresServer:
             self.resume()  # a stopped process would keep SIGINT pending
             os.kill(pid, signal.SIGINT)
             _wait_gone(pid, timeout)
+        self._continue_runuser()
         self.proc.wait(10)
         self.postmaster_pid = None
 
@@ -286,7 +296,10 @@ class PostgresServer:
                         pass
                     _wait_gone(pid, 5)
         if self.proc is not None:
-            # runuser returns once its child, the postmaster, is gone.
+            # runuser returns once its child, the postmaster, is gone; it
+            # may have stopped itself again after it was continued (it
+            # follows its child's stops), so continue it once more.
+            self._continue_runuser()
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:

@@ -1,6 +1,5 @@
 """quantum_ovs/testing/postgres.py: a test that pauses the server (SIGSTOP,
-as the fault tests do) and then stops it leaves no process behind, and
-stopping does not wait out the shutdown timeouts."""
+as the fault tests do) and then stops it leaves no process behind."""
 
 import time
 
@@ -23,6 +22,7 @@ def test_stop_of_a_paused_server_leaves_no_process():
         pg.stop()
     left = [p for p in pids if alive(p)]
     assert not left, f"processes of the stopped server still there: {left}"
-    # A fast shutdown of a running server: not the 10 s wait for SIGINT
-    # nor the further 10 s for SIGQUIT.
-    assert took < 8, f"stop took {took:.1f} s"
+    # How long it took is printed, not asserted (no timed assertions in
+    # tests): about 1 s on a quiet machine; the old code waited out 10 s
+    # and then left six stopped backends behind.
+    print(f"stop of a paused server: {took:.1f} s")
