@@ -177,6 +177,7 @@ def make_app(conf, plugin, ext_modules=(), policy=None):
     """Build the WSGI app with the given extension modules (see
     quantum_ovs.extensions)."""
     from quantum_ovs import extensions as ext_pkg
+    ext_modules = [m for m in ext_modules if ext_pkg.enabled(m, conf)]
     resources = attributes.resource_map()
     for m in ext_modules:
         if hasattr(m, "extend_resources"):

@@ -9,7 +9,9 @@ An extension is a module with any of:
   attribute map (and ``attributes.SINGULAR`` for new collections);
 - ``setup(plugin, conf)``: register collection handlers, hooks, dict
   extenders and filter clauses on the plugin;
-- ``routes(api)``: extra routes (``api.add_route(path, {method: fn})``).
+- ``routes(api)``: extra routes (``api.add_route(path, {method: fn})``);
+- ``SERVICE_PLUGIN``: names in ``[DEFAULT] service_plugins`` that enable it
+  (without it, always enabled).
 
 Every module listed in ENABLED is loaded, in order.
 """
@@ -31,6 +33,7 @@ OPTIONAL = (
     "quantum_ovs.extensions.securitygroups",
     "quantum_ovs.extensions.quotas",
     "quantum_ovs.extensions.essex",
+    "quantum_ovs.extensions.l3",
 )
 
 
@@ -43,6 +46,13 @@ def load():
             if e.name != name:
                 raise
     return mods
+
+
+def enabled(mod, conf):
+    """A module naming ``SERVICE_PLUGIN`` (its names) is served only when
+    ``[DEFAULT] service_plugins`` names it, as Neutron's service plugins."""
+    names = getattr(mod, "SERVICE_PLUGIN", None)
+    return names is None or bool(set(names) & set(conf.service_plugins or ()))
 
 
 def advertised(mods):

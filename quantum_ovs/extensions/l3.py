@@ -1,0 +1,497 @@
+"""Routers: storage, hooks and the member actions of the routers contract
+(``quantum_ovs/api/definitions/l3.py``).
+
+Enabled by Neutron's switch, ``[DEFAULT] service_plugins = router``.
+
+A router's interfaces are ports (``device_owner`` ``network:router_interface``,
+``device_id`` the router's id) listed in ``routerports`` with their type;
+one made from a subnet holds the subnet's gateway address.  Such a port is
+the router's: it cannot be deleted, nor its owner changed, through the
+ports API (409), and its subnet cannot be deleted while it is attached
+(SubnetInUse).  Extra routes need a next hop on a connected subnet.
+
+Every change of a router is recorded in the change log once per network
+it touches (its interfaces' networks and its gateway network), so that the
+hosts of those networks learn of it; its interface ports are recorded as
+ports.
+"""
+
+import copy
+import ipaddress
+import json
+import uuid
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from quantum_ovs import exceptions
+from quantum_ovs.api import attributes
+from quantum_ovs.api.controller import Controller
+from quantum_ovs.api.definitions import l3 as definition
+from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.db import models
+from quantum_ovs.db.plugin import Collection
+from quantum_ovs.timeutils import api_time as _ts
+
+DEFINITION = definition
+# The contract in today's extension form (until the definitions loader).
+ALIASES = definition.ALIASES
+POLICY_RULES = definition.POLICY_RULES
+# The names of [DEFAULT] service_plugins that enable it (Neutron's entry
+# point and class).
+SERVICE_PLUGIN = ("router", "neutron.services.l3_router.l3_router_plugin.L3RouterPlugin")
+
+OPTS = [("quotas", [cfg.IntOpt("quota_router", default=10,
+                               help="Number of routers allowed per project; -1 for "
+                                    "unlimited.")])]
+
+ROUTER = definition.ROUTER
+ROUTERS = definition.ROUTERS
+INTERFACE = definition.INTERFACE_OWNER
+bad_router = definition.bad_router
+
+
+def extend_resources(resources):
+    for collection, attrs in definition.RESOURCE_ATTRIBUTE_MAP.items():
+        resources.setdefault(collection, {}).update(copy.deepcopy(attrs))
+    for collection, singular in definition.COLLECTIONS.items():
+        attributes.SINGULAR.setdefault(collection, singular)
+    attributes.SERVER_DEFAULTS.update(definition.SERVER_DEFAULTS)
+
+
+# ------------------------------------------------------------------ dicts
+def router_dict(r):
+    gw = None
+    if r.gw_network_id is not None:
+        gw = {"network_id": r.gw_network_id, "enable_snat": r.enable_snat,
+              "external_fixed_ips": json.loads(r.gw_fixed_ips or "[]")}
+    return {
+        "id": r.id, "name": r.name, "description": r.description,
+        "project_id": r.project_id, "tenant_id": r.project_id,
+        "admin_state_up": r.admin_state_up, "status": r.status,
+        "external_gateway_info": gw,
+        "routes": [{"destination": x.destination, "nexthop": x.nexthop} for x in r.routes],
+        "revision_number": r.revision_number, "created_at": _ts(r.created_at),
+        "updated_at": _ts(r.updated_at), "tags": [t.tag for t in r.tags],
+    }
+
+
+# ------------------------------------------------------------------ storage
+class Routers(Collection):
+    collection = ROUTERS
+    resource = ROUTER
+    model = models.Router
+    not_found = (definition.RouterNotFound, "router_id")
+
+    def to_dict(self, obj):
+        return router_dict(obj)
+
+    # -- the change log
+    def networks_of(self, s, router):
+        """The networks a router touches: its ports' and its gateway's."""
+        P, RP = models.Port, models.RouterPort
+        nets = set(s.execute(sa.select(P.network_id).join(RP, RP.port_id == P.id)
+                             .where(RP.router_id == router.id)).scalars())
+        if router.gw_network_id:
+            nets.add(router.gw_network_id)
+        return nets
+
+    def record(self, s, router, op, extra_networks=()):
+        for net_id in sorted(self.networks_of(s, router) | set(extra_networks)):
+            self.plugin._record(s, ROUTER, router, op, net_id)
+
+    # -- create, update, delete
+    def create(self, s, ctx, a):
+        router = models.Router(
+            id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
+            name=a["name"], description=a["description"],
+            admin_state_up=a["admin_state_up"], status="ACTIVE", enable_snat=True,
+            revision_number=0)
+        router.tags = []
+        router.routes = []
+        router.attached = []
+        self._set_gateway(s, ctx, router, a.get("external_gateway_info"))
+        s.add(router)
+        s.flush()
+        if router.gw_network_id:
+            self.plugin._record(s, ROUTER, router, "create", router.gw_network_id)
+        return router
+
+    def update(self, s, ctx, router, a):
+        before = self.networks_of(s, router)
+        for k in ("name", "description", "admin_state_up"):
+            if k in a:
+                setattr(router, k, a[k])
+        if "external_gateway_info" in a:
+            self._set_gateway(s, ctx, router, a["external_gateway_info"])
+        if "routes" in a:
+            self.set_routes(s, router, a["routes"])
+        s.flush()
+        self.record(s, router, "update", before)
+
+    def delete(self, s, ctx, router):
+        RP = models.RouterPort
+        if s.execute(sa.select(RP.port_id).where(RP.router_id == router.id,
+                                                 RP.port_type == INTERFACE)).first():
+            raise definition.RouterInUse(router_id=router.id)
+        self.record(s, router, "delete")
+        s.delete(router)
+
+    # -- the gateway (kept as asked; the gateway port comes with issue 14)
+    def _set_gateway(self, s, ctx, router, info):
+        if info is None:
+            router.gw_network_id, router.gw_fixed_ips, router.enable_snat = None, None, True
+            return
+        net = self.plugin._get(s, ctx, "networks", info["network_id"], bare=True)
+        if s.get(models.ExternalNetwork, net.id) is None:
+            raise bad_router(f"Network {net.id} is not an external network")
+        subnets = {x.id: x for x in s.execute(sa.select(models.Subnet).where(
+            models.Subnet.network_id == net.id)).scalars()}
+        fixed = info.get("external_fixed_ips") or []
+        for f in fixed:
+            sid, ip = f.get("subnet_id"), f.get("ip_address")
+            if sid is not None and sid not in subnets:
+                raise bad_router(f"Subnet {sid} is not a subnet of the external network "
+                                 f"{net.id}")
+            if ip is not None and not any(
+                    ipaddress.ip_address(ip) in ipaddress.ip_network(x.cidr)
+                    for x in subnets.values() if sid in (None, x.id)):
+                raise exceptions.InvalidIpForNetwork(ip_address=ip)
+        router.gw_network_id = net.id
+        router.enable_snat = info.get("enable_snat", True)
+        router.gw_fixed_ips = json.dumps(fixed)
+
+    # -- routes
+    def _connected(self, s, router):
+        """[(subnet network, the router's address on it)] of its interfaces."""
+        A, S, RP = models.IPAllocation, models.Subnet, models.RouterPort
+        rows = s.execute(sa.select(S.cidr, A.ip_address, S.id)
+                         .join(A, A.subnet_id == S.id)
+                         .join(RP, RP.port_id == A.port_id)
+                         .where(RP.router_id == router.id, RP.port_type == INTERFACE)).all()
+        return [(ipaddress.ip_network(c), ipaddress.ip_address(ip), sid)
+                for c, ip, sid in rows]
+
+    def check_routes(self, s, router, routes, connected=None):
+        if len(routes) > definition.MAX_ROUTES:
+            raise definition.RoutesExhausted(router_id=router.id,
+                                             quota=definition.MAX_ROUTES)
+        connected = self._connected(s, router) if connected is None else connected
+        own = {ip for _, ip, _ in connected}
+        for r in routes:
+            hop = ipaddress.ip_address(r["nexthop"])
+            if hop in own:
+                raise definition.InvalidRoutes(routes=routes,
+                                               reason="the nexthop is used by router")
+            if not any(hop in net for net, _, _ in connected):
+                raise definition.InvalidRoutes(
+                    routes=routes, reason="the nexthop is not connected with router")
+
+    def set_routes(self, s, router, routes):
+        wanted = {(r["destination"], r["nexthop"]) for r in routes}
+        self.check_routes(s, router, routes)
+        router.routes = [x for x in router.routes if (x.destination, x.nexthop) in wanted]
+        have = {(x.destination, x.nexthop) for x in router.routes}
+        s.flush()
+        for d, n in sorted(wanted - have):
+            router.routes.append(models.RouterRoute(router_id=router.id, destination=d,
+                                                    nexthop=n))
+        s.flush()
+        s.expire(router, ["routes"])
+
+    # -- interfaces
+    def _interfaces(self, s, router):
+        """{port_id: [(subnet, ip)]} of the router's interface ports."""
+        A, RP = models.IPAllocation, models.RouterPort
+        out = {}
+        for port_id, sid, ip in s.execute(
+                sa.select(RP.port_id, A.subnet_id, A.ip_address)
+                .join(A, A.port_id == RP.port_id, isouter=True)
+                .where(RP.router_id == router.id, RP.port_type == INTERFACE)):
+            out.setdefault(port_id, [])
+            if sid is not None:
+                out[port_id].append((s.get(models.Subnet, sid), ip))
+        return out
+
+    def _check_new_subnets(self, s, router, subnets):
+        """400 when a subnet is on the router already or overlaps one of
+        its subnets (Neutron's words)."""
+        for entries in self._interfaces(s, router).values():
+            for old, _ip in entries:
+                for new in subnets:
+                    if old.id == new.id:
+                        raise bad_router(f"Router already has a port on subnet {new.id}")
+                    if ipaddress.ip_network(old.cidr).overlaps(ipaddress.ip_network(new.cidr)):
+                        raise bad_router(
+                            f"Cidr {new.cidr} of subnet {new.id} overlaps with cidr "
+                            f"{old.cidr} of subnet {old.id}")
+
+    def _attach(self, s, router, port):
+        RP = models.RouterPort
+        last = s.execute(sa.select(sa.func.max(RP.order)).where(
+            RP.router_id == router.id)).scalar()
+        s.add(RP(router_id=router.id, port_id=port.id, port_type=INTERFACE,
+                 order=(last or 0) + 1))
+
+    def add_interface(self, ctx, router_id, info):
+        plugin = self.plugin
+
+        def txn(s):
+            router = plugin._get(s, ctx, ROUTERS, router_id, lock=True)
+            if "subnet_id" in info:
+                sub = plugin._get(s, ctx, "subnets", info["subnet_id"])
+                if not sub.gateway_ip:
+                    raise bad_router("Subnet for router interface must have a gateway IP")
+                self._check_new_subnets(s, router, [sub])
+                port = self._new_interface_port(s, ctx, router, sub)
+                subnets = [sub]
+            else:
+                port = plugin._get(s, ctx, "ports", info["port_id"], lock=True)
+                if not ctx.is_admin and port.project_id != ctx.project_id:
+                    # (another project's port on the caller's network)
+                    raise exceptions.PortNotFound(port_id=port.id)
+                if port.device_id or port.device_owner:
+                    raise exceptions.PortInUse(port_id=port.id, net_id=port.network_id,
+                                               device_id=port.device_id or
+                                               port.device_owner)
+                if not port.fixed_ips:
+                    raise bad_router("Router port must have at least one fixed IP")
+                subnets = [s.get(models.Subnet, a.subnet_id) for a in port.fixed_ips]
+                if sum(1 for x in subnets if x.ip_version == 4) > 1:
+                    raise bad_router("Cannot have multiple IPv4 subnets on router port")
+                self._check_new_subnets(s, router, subnets)
+                port.device_id, port.device_owner = router.id, INTERFACE
+                plugin._bump(port)
+                plugin._record(s, "port", port, "update", port.network_id)
+            self._attach(s, router, port)
+            plugin._bump(router)
+            s.flush()
+            self.record(s, router, "update")
+            return _interface_info(router, port, subnets)
+        return plugin.db.write(txn)
+
+    def _new_interface_port(self, s, ctx, router, sub):
+        plugin = self.plugin
+        a = {"project_id": router.project_id, "name": "", "description": "",
+             "network_id": sub.network_id, "admin_state_up": True, "device_id": router.id,
+             "device_owner": INTERFACE, "mac_address": None,
+             "fixed_ips": [{"subnet_id": sub.id, "ip_address": sub.gateway_ip}],
+             "allowed_address_pairs": []}
+        port = plugin._new_port(s, None, a, {})
+        allocs = plugin._allocate(s, sub.network_id, port, a["fixed_ips"], INTERFACE)
+        port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
+                                              network_id=port.network_id, order=i)
+                          for i, (x, ip) in enumerate(allocs)]
+        s.flush()
+        plugin._record(s, "port", port, "create", port.network_id)
+        return port
+
+    def remove_interface(self, ctx, router_id, info):
+        plugin = self.plugin
+
+        def txn(s):
+            router = plugin._get(s, ctx, ROUTERS, router_id, lock=True)
+            ifaces = self._interfaces(s, router)
+            if "port_id" in info:
+                port_id = info["port_id"]
+                if port_id not in ifaces:
+                    raise definition.RouterInterfaceNotFound(router_id=router.id,
+                                                             port_id=port_id)
+                if "subnet_id" in info and info["subnet_id"] not in {
+                        x.id for x, _ in ifaces[port_id]}:
+                    raise definition.RouterInterfaceNotFoundForSubnet(
+                        router_id=router.id, subnet_id=info["subnet_id"])
+            else:
+                port_id = next((p for p, entries in ifaces.items()
+                                if info["subnet_id"] in {x.id for x, _ in entries}), None)
+                if port_id is None:
+                    # (a subnet the caller cannot see is no interface either)
+                    raise definition.RouterInterfaceNotFoundForSubnet(
+                        router_id=router.id, subnet_id=info["subnet_id"])
+            leaving = ifaces[port_id]
+            remaining = [(ipaddress.ip_network(x.cidr), ipaddress.ip_address(ip), x.id)
+                         for p, entries in ifaces.items() if p != port_id
+                         for x, ip in entries]
+            for r in router.routes:
+                hop = ipaddress.ip_address(r.nexthop)
+                if not any(hop in net for net, _, _ in remaining):
+                    sid = next((x.id for x, _ in leaving
+                                if hop in ipaddress.ip_network(x.cidr)), None)
+                    if sid is not None:
+                        raise definition.RouterInterfaceInUseByRoute(router_id=router.id,
+                                                                     subnet_id=sid)
+            port = plugin._get(s, None, "ports", port_id, lock=True)
+            out = _interface_info(router, port, [x for x, _ in leaving])
+            s.execute(sa.delete(models.RouterPort).where(
+                models.RouterPort.port_id == port_id))
+            s.flush()
+            plugin._bump(router)
+            self.record(s, router, "update", {port.network_id})
+            _delete_port(plugin, s, ctx, port)
+            return out
+        return plugin.db.write(txn)
+
+    def change_routes(self, ctx, router_id, routes, add):
+        plugin = self.plugin
+
+        def txn(s):
+            router = plugin._get(s, ctx, ROUTERS, router_id, lock=True)
+            have = [{"destination": x.destination, "nexthop": x.nexthop}
+                    for x in router.routes]
+            if add:
+                self.check_routes(s, router, routes)
+                wanted = have + [r for r in routes if r not in have]
+            else:
+                wanted = [r for r in have if r not in routes]
+            self.set_routes(s, router, wanted)
+            plugin._bump(router)
+            s.flush()
+            self.record(s, router, "update")
+            return plugin._to_dict(ROUTERS, router)
+        return plugin.db.write(txn)
+
+
+def _interface_info(router, port, subnets):
+    return {"id": router.id, "tenant_id": router.project_id,
+            "project_id": router.project_id, "port_id": port.id,
+            "network_id": port.network_id,
+            "subnet_id": subnets[0].id if subnets else None,
+            "subnet_ids": [x.id for x in subnets]}
+
+
+def _delete_port(plugin, s, ctx, port):
+    """What delete_port does, inside the caller's transaction."""
+    addresses = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
+    plugin._run_hooks("ports", "delete", s, ctx, port, None)
+    plugin._record(s, "port", port, "delete", port.network_id)
+    s.delete(port)
+    s.flush()
+    plugin._release(s, port.network_id, addresses)
+
+
+# ------------------------------------------------------------------ hooks
+def _router_port(s, port_id):
+    RP = models.RouterPort
+    return s.execute(sa.select(RP).where(RP.port_id == port_id)).scalars().first()
+
+
+def setup(plugin, conf):
+    routers = Routers(plugin)
+    plugin.register(routers)
+    plugin.routers = routers
+
+    quotas = getattr(plugin, "quotas", None)
+    if quotas is not None and hasattr(quotas, "add_resource"):
+        quotas.add_resource(ROUTER, ROUTERS, models.Router)
+
+    def on_port_update(s, ctx, port, a):
+        rp = _router_port(s, port.id)
+        if rp is None:
+            return
+        if ("device_owner" in a and a["device_owner"] != rp.port_type) or \
+                ("device_id" in a and a["device_id"] != rp.router_id):
+            raise definition.RouterPortOwnerChange(port_id=port.id, router_id=rp.router_id)
+
+    def on_port_delete(s, ctx, port, a):
+        rp = _router_port(s, port.id)
+        if rp is not None:
+            raise definition.L3PortInUse(port_id=port.id, device_owner=rp.port_type)
+
+    def on_subnet_update(s, ctx, sub, a):
+        if "gateway_ip" not in a or a["gateway_ip"] == sub.gateway_ip or not sub.gateway_ip:
+            return
+        A, RP = models.IPAllocation, models.RouterPort
+        used = s.execute(sa.select(A.port_id).join(RP, RP.port_id == A.port_id).where(
+            A.subnet_id == sub.id, A.ip_address == sub.gateway_ip)).scalar()
+        if used is not None:
+            raise definition.GatewayIpInUse(ip_address=sub.gateway_ip, port_id=used)
+
+    def on_network_delete(s, ctx, net, a):
+        R = models.Router
+        if s.execute(sa.select(R.id).where(R.gw_network_id == net.id)).first():
+            raise exceptions.NetworkInUse(net_id=net.id)
+
+    plugin.hooks.setdefault(("ports", "update"), []).append(on_port_update)
+    plugin.hooks.setdefault(("ports", "delete"), []).append(on_port_delete)
+    plugin.hooks.setdefault(("subnets", "update"), []).append(on_subnet_update)
+    plugin.hooks.setdefault(("networks", "delete"), []).append(on_network_delete)
+
+
+# ------------------------------------------------------------------ HTTP
+class RouterController(Controller):
+    """Policy on the keys of ``external_gateway_info`` too
+    (``create_router:external_gateway_info:enable_snat``), as Neutron."""
+
+    def _check_attrs(self, ctx, action, target, names):
+        super()._check_attrs(ctx, action, target, names)
+        for name in names:
+            value = target.get(name)
+            if not isinstance(value, dict):
+                continue
+            for k in sorted(value):
+                rule = f"{action}:{name}:{k}"
+                if self.policy.has(rule):
+                    self.policy.enforce(rule, ctx, target)
+
+
+def routes(api):
+    old = api.controllers[ROUTERS]
+    ctl = api.controllers[ROUTERS] = RouterController(ROUTERS, old.attrs, old.plugin,
+                                                      old.policy, old.conf)
+    plugin, policy = api.plugin, api.policy
+    m = api.mapper
+    m.connect("/v2.0/routers/{id}/tags", collection=ROUTERS, action="tags")
+    m.connect("/v2.0/routers/{id}/tags/{tag}", collection=ROUTERS, action="tag")
+
+    def target(ctx, router_id, action):
+        """The router as the caller sees it (404 when it cannot), and the
+        action allowed on it (403)."""
+        current = ctl._get_visible(ctx, router_id)
+        policy.enforce(action, ctx, current)
+        return current
+
+    def body_of(req, key=None):
+        body = read_json(req)
+        if key is not None:
+            if not isinstance(body, dict) or set(body) != {key} or \
+                    not isinstance(body[key], dict):
+                raise exceptions.InvalidInput(
+                    error_message=f"the body must be {{\"{key}\": {{...}}}}")
+            return body[key]
+        return body
+
+    def add_interface(req, ctx, router_id, **kw):
+        target(ctx, router_id, "add_router_interface")
+        info = definition.interface_info(body_of(req))
+        return json_response(plugin.routers.add_interface(ctx, router_id, info))
+
+    def remove_interface(req, ctx, router_id, **kw):
+        target(ctx, router_id, "remove_router_interface")
+        body = body_of(req)
+        if isinstance(body, dict) and body.get("port_id") and body.get("subnet_id"):
+            info = definition.interface_info({"port_id": body["port_id"]})
+            info["subnet_id"] = definition.interface_info(
+                {"subnet_id": body["subnet_id"]})["subnet_id"]
+        else:
+            info = definition.interface_info(body)
+        return json_response(plugin.routers.remove_interface(ctx, router_id, info))
+
+    def extraroutes(add):
+        def handler(req, ctx, router_id, **kw):
+            target(ctx, router_id, "add_extraroutes" if add else "remove_extraroutes")
+            router = body_of(req, ROUTER)
+            if set(router) != {"routes"}:
+                raise exceptions.InvalidInput(
+                    error_message="the body must be {\"router\": {\"routes\": [...]}}")
+            wanted = definition.routes(router["routes"], "routes")
+            obj = plugin.routers.change_routes(ctx, router_id, wanted, add)
+            return json_response({ROUTER: ctl._visible(ctx, obj)})
+        return handler
+
+    fmt = "{fmt:(\\.json)?}"
+    for action, fn in (("add_router_interface", add_interface),
+                       ("remove_router_interface", remove_interface),
+                       ("add_extraroutes", extraroutes(True)),
+                       ("remove_extraroutes", extraroutes(False))):
+        method = definition.ACTIONS[ROUTERS][action]
+        api.add_route(f"/v2.0/routers/{{router_id}}/{action}" + fmt, {method: fn})
