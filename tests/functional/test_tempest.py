@@ -113,6 +113,7 @@ def cloud(tmp_path_factory):
         identity.user("quantum", SERVICE_PASSWORD, service_project, "admin")
         server = ServerProcess(f"sqlite:///{workdir}/qovs.sqlite", extra_conf=f"""
 auth_strategy = keystone
+service_plugins = router
 [agent_api]
 token = {AGENT_TOKEN}
 [keystone_authtoken]
