@@ -183,10 +183,18 @@ def test_interface_by_subnet(l3):
     assert port["device_owner"] == "network:router_interface"
     assert port["device_id"] == r["id"]
     assert port["fixed_ips"] == [{"subnet_id": sub["id"], "ip_address": "10.0.0.1"}]
+    # bound to no host: up with its router
+    assert port["status"] == "ACTIVE"
+    l3.put(f"{R}/{r['id']}", {"router": {"admin_state_up": False}}, status=200)
+    assert l3.get(f"/v2.0/ports/{info['port_id']}", status=200).data["port"]["status"] == \
+        "DOWN"
+    l3.put(f"{R}/{r['id']}", {"router": {"admin_state_up": True}}, status=200)
+    assert l3.get(f"/v2.0/ports/{info['port_id']}", status=200).data["port"]["status"] == \
+        "ACTIVE"
     # clients find a router's interfaces by device_id
     listed = l3.get(f"/v2.0/ports?device_id={r['id']}", status=200).data["ports"]
     assert [p["id"] for p in listed] == [info["port_id"]]
-    assert l3.get(f"{R}/{r['id']}", status=200).data["router"]["revision_number"] == 1
+    assert l3.get(f"{R}/{r['id']}", status=200).data["router"]["revision_number"] == 3
     # the same subnet again, an overlapping one, one without a gateway: 400
     e = _add(l3, r["id"], 400, subnet_id=sub["id"])
     assert e["type"] == "BadRequest" and "already has a port on subnet" in e["message"]
@@ -234,8 +242,8 @@ def test_interface_by_port(l3):
     assert (info["port_id"], info["subnet_id"], info["network_id"]) == \
         (port["id"], sub["id"], net["id"])
     shown = l3.get(f"/v2.0/ports/{port['id']}", status=200).data["port"]
-    assert (shown["device_owner"], shown["device_id"]) == ("network:router_interface",
-                                                           r["id"])
+    assert (shown["device_owner"], shown["device_id"], shown["status"]) == \
+        ("network:router_interface", r["id"], "ACTIVE")
     # already on a router (this or another): in use
     r2 = _router(l3)
     assert _add(l3, r2["id"], 409, port_id=port["id"])["type"] == "PortInUse"
