@@ -11,8 +11,9 @@ ports API (409), and its subnet cannot be deleted while it is attached
 (SubnetInUse).  Extra routes need a next hop on a connected subnet.
 
 An interface port is bound to no host (the router is everywhere its
-networks are): its status is ACTIVE while its router is up, DOWN while it
-is down, as ML2/OVN shows logical router ports.
+networks are): it is ACTIVE from its attachment, whatever the router's
+admin state, as ML2/OVN shows logical router ports (clients such as
+Tempest wait for it before removing an interface).
 
 Every change of a router is recorded in the change log once per network
 it touches (its interfaces' networks and its gateway network), so that the
@@ -53,6 +54,7 @@ ROUTER = definition.ROUTER
 ROUTERS = definition.ROUTERS
 INTERFACE = definition.INTERFACE_OWNER
 bad_router = definition.bad_router
+INTERFACE_STATUS = "ACTIVE"
 
 
 def extend_resources(resources):
@@ -126,14 +128,7 @@ class Routers(Collection):
         for k in ("name", "description", "admin_state_up"):
             if k in a:
                 setattr(router, k, a[k])
-        if "admin_state_up" in a:
-            P, RP = models.Port, models.RouterPort
-            for port in s.execute(sa.select(P).join(RP, RP.port_id == P.id).where(
-                    RP.router_id == router.id, RP.port_type == INTERFACE)).scalars():
-                if port.status != _port_status(router):
-                    port.status = _port_status(router)
-                    self.plugin._bump(port)
-                    self.plugin._record(s, "port", port, "update", port.network_id)
+
         if "external_gateway_info" in a:
             self._set_gateway(s, ctx, router, a["external_gateway_info"])
         if "routes" in a:
@@ -273,7 +268,7 @@ class Routers(Collection):
                     raise bad_router("Cannot have multiple IPv4 subnets on router port")
                 self._check_new_subnets(s, router, subnets)
                 port.device_id, port.device_owner = router.id, INTERFACE
-                port.status = _port_status(router)
+                port.status = INTERFACE_STATUS
                 plugin._bump(port)
                 plugin._record(s, "port", port, "update", port.network_id)
             self._attach(s, router, port)
@@ -291,7 +286,7 @@ class Routers(Collection):
              "fixed_ips": [{"subnet_id": sub.id, "ip_address": sub.gateway_ip}],
              "allowed_address_pairs": []}
         port = plugin._new_port(s, None, a, {})
-        port.status = _port_status(router)
+        port.status = INTERFACE_STATUS
         allocs = plugin._allocate(s, sub.network_id, port, a["fixed_ips"], INTERFACE)
         port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
                                               network_id=port.network_id, order=i)
@@ -363,10 +358,6 @@ class Routers(Collection):
             self.record(s, router, "update")
             return plugin._to_dict(ROUTERS, router)
         return plugin.db.write(txn)
-
-
-def _port_status(router):
-    return "ACTIVE" if router.admin_state_up else "DOWN"
 
 
 def _interface_info(router, port, subnets):

@@ -183,14 +183,15 @@ def test_interface_by_subnet(l3):
     assert port["device_owner"] == "network:router_interface"
     assert port["device_id"] == r["id"]
     assert port["fixed_ips"] == [{"subnet_id": sub["id"], "ip_address": "10.0.0.1"}]
-    # bound to no host: up with its router
+    # bound to no host: ACTIVE from the start, whatever the router's state
     assert port["status"] == "ACTIVE"
     l3.put(f"{R}/{r['id']}", {"router": {"admin_state_up": False}}, status=200)
-    assert l3.get(f"/v2.0/ports/{info['port_id']}", status=200).data["port"]["status"] == \
-        "DOWN"
+    down = _router(l3, admin_state_up=False)
+    _, sub9 = _net_sub(l3, cidr="10.9.0.0/24")
+    other = _add(l3, down["id"], subnet_id=sub9["id"])
+    for pid in (info["port_id"], other["port_id"]):
+        assert l3.get(f"/v2.0/ports/{pid}", status=200).data["port"]["status"] == "ACTIVE"
     l3.put(f"{R}/{r['id']}", {"router": {"admin_state_up": True}}, status=200)
-    assert l3.get(f"/v2.0/ports/{info['port_id']}", status=200).data["port"]["status"] == \
-        "ACTIVE"
     # clients find a router's interfaces by device_id
     listed = l3.get(f"/v2.0/ports?device_id={r['id']}", status=200).data["ports"]
     assert [p["id"] for p in listed] == [info["port_id"]]
