@@ -384,9 +384,10 @@ Port.inactive_bindings = relationship(InactivePortBinding, lazy="select",
 class Router(StandardAttrs, Base):
     """A router (aliases router, extraroute).
 
-    The external gateway (``gw_*``, ``enable_snat``) is accepted and kept
-    as asked; the gateway port (``gw_port_id``, a ``network:router_gateway``
-    port on the external network) comes with external connectivity.
+    Its external gateway: the external network, the gateway port on it
+    (``network:router_gateway``, also a row of ``routerports``) and whether
+    SNAT is on.  What they do in the data plane comes with external
+    connectivity.
     """
 
     __tablename__ = "routers"
@@ -397,10 +398,9 @@ class Router(StandardAttrs, Base):
     gw_port_id: Mapped[str | None] = mapped_column(
         ForeignKey("ports.id", ondelete="SET NULL"), nullable=True)
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
-    # The external_fixed_ips asked for (a JSON list), until a gateway port
-    # holds them.
-    gw_fixed_ips: Mapped[str | None] = mapped_column(Text, nullable=True)
     tags = _tags_rel("Router")
+    gw_port = relationship(Port, lazy="selectin", viewonly=True,
+                           primaryjoin="foreign(Router.gw_port_id) == Port.id")
     attached = relationship("RouterPort", lazy="selectin", cascade="all, delete-orphan",
                             passive_deletes=True, order_by="RouterPort.order")
     routes = relationship("RouterRoute", lazy="selectin", cascade="all, delete-orphan",

@@ -10,6 +10,11 @@ the router's: it cannot be deleted, nor its owner changed, through the
 ports API (409), and its subnet cannot be deleted while it is attached
 (SubnetInUse).  Extra routes need a next hop on a connected subnet.
 
+The external gateway is a port on the external network
+(``network:router_gateway``, no project's, guarded as interfaces are);
+what it does in the data plane (SNAT, floating IPs) comes with external
+connectivity.
+
 An interface port is bound to no host (the router is everywhere its
 networks are): it is ACTIVE from its attachment, whatever the router's
 admin state, as ML2/OVN shows logical router ports (clients such as
@@ -23,7 +28,6 @@ ports.
 
 import copy
 import ipaddress
-import json
 import uuid
 
 import sqlalchemy as sa
@@ -69,8 +73,10 @@ def extend_resources(resources):
 def router_dict(r):
     gw = None
     if r.gw_network_id is not None:
+        ips = r.gw_port.fixed_ips if r.gw_port is not None else ()
         gw = {"network_id": r.gw_network_id, "enable_snat": r.enable_snat,
-              "external_fixed_ips": json.loads(r.gw_fixed_ips or "[]")}
+              "external_fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
+                                     for a in ips]}
     return {
         "id": r.id, "name": r.name, "description": r.description,
         "project_id": r.project_id, "tenant_id": r.project_id,
@@ -116,8 +122,9 @@ class Routers(Collection):
         router.tags = []
         router.routes = []
         router.attached = []
-        self._set_gateway(s, ctx, router, a.get("external_gateway_info"))
         s.add(router)
+        s.flush()
+        self._set_gateway(s, ctx, router, a.get("external_gateway_info"))
         s.flush()
         if router.gw_network_id:
             self.plugin._record(s, ROUTER, router, "create", router.gw_network_id)
@@ -142,20 +149,27 @@ class Routers(Collection):
                                                  RP.port_type == INTERFACE)).first():
             raise definition.RouterInUse(router_id=router.id)
         self.record(s, router, "delete")
+        self._set_gateway(s, ctx, router, None)
         s.delete(router)
 
-    # -- the gateway (kept as asked; the gateway port comes with issue 14)
+    # -- the gateway: a port on the external network (what it does in the
+    # data plane comes with external connectivity)
     def _set_gateway(self, s, ctx, router, info):
+        old = s.get(models.Port, router.gw_port_id) if router.gw_port_id else None
         if info is None:
-            router.gw_network_id, router.gw_fixed_ips, router.enable_snat = None, None, True
+            if old is not None:
+                self._drop_gateway_port(s, ctx, router, old)
+            router.gw_network_id, router.gw_port_id, router.enable_snat = None, None, True
             return
         net = self.plugin._get(s, ctx, "networks", info["network_id"], bare=True)
         if s.get(models.ExternalNetwork, net.id) is None:
             raise bad_router(f"Network {net.id} is not an external network")
         subnets = {x.id: x for x in s.execute(sa.select(models.Subnet).where(
             models.Subnet.network_id == net.id)).scalars()}
-        fixed = info.get("external_fixed_ips") or []
-        for f in fixed:
+        if not subnets:
+            raise bad_router(f"Network {net.id} has no subnet for the router's gateway")
+        fixed = info.get("external_fixed_ips")
+        for f in fixed or ():
             sid, ip = f.get("subnet_id"), f.get("ip_address")
             if sid is not None and sid not in subnets:
                 raise bad_router(f"Subnet {sid} is not a subnet of the external network "
@@ -164,9 +178,46 @@ class Routers(Collection):
                     ipaddress.ip_address(ip) in ipaddress.ip_network(x.cidr)
                     for x in subnets.values() if sid in (None, x.id)):
                 raise exceptions.InvalidIpForNetwork(ip_address=ip)
-        router.gw_network_id = net.id
         router.enable_snat = info.get("enable_snat", True)
-        router.gw_fixed_ips = json.dumps(fixed)
+        if old is not None and old.network_id == net.id and not fixed:
+            return  # the same gateway (SNAT aside)
+        if old is not None:
+            self._drop_gateway_port(s, ctx, router, old)
+        port = self._new_gateway_port(s, router, net, fixed or None)
+        router.gw_network_id, router.gw_port_id = net.id, port.id
+        s.flush()
+        s.expire(router, ["gw_port"])
+
+    def _new_gateway_port(self, s, router, net, requested):
+        """The gateway port: no project's (as in Neutron), no security
+        groups, no quota; on the external network's subnets."""
+        plugin = self.plugin
+        port = models.Port(
+            id=str(uuid.uuid4()), project_id="", name="", description="",
+            network_id=net.id, mac_address=plugin._generate_mac(s, net.id),
+            admin_state_up=True, status="DOWN", device_id=router.id,
+            device_owner=definition.GATEWAY_OWNER, port_security_enabled=False,
+            revision_number=0)
+        port.allowed_address_pairs, port.tags, port.fixed_ips = [], [], []
+        s.add(port)
+        s.flush()
+        allocs = plugin._allocate(s, net.id, port, requested, definition.GATEWAY_OWNER)
+        if not allocs:
+            raise exceptions.IpAddressGenerationFailure(net_id=net.id)
+        port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
+                                              network_id=net.id, order=i)
+                          for i, (x, ip) in enumerate(allocs)]
+        s.add(models.RouterPort(router_id=router.id, port_id=port.id,
+                                port_type=definition.GATEWAY_OWNER, order=0))
+        s.flush()
+        plugin._record(s, "port", port, "create", net.id)
+        return port
+
+    def _drop_gateway_port(self, s, ctx, router, port):
+        s.execute(sa.delete(models.RouterPort).where(models.RouterPort.port_id == port.id))
+        router.gw_port_id = None
+        s.flush()
+        _delete_port(self.plugin, s, ctx, port)
 
     # -- routes
     def _connected(self, s, router):

@@ -129,11 +129,31 @@ def test_update_list_filter_sort_tags_delete(l3):
 
 
 # ------------------------------------------------------------------ gateway
-def test_external_gateway_info_is_kept(l3):
+def _gateway_ports(api, router_id):
+    return api.get(f"/v2.0/ports?device_id={router_id}&device_owner=network:router_gateway",
+                   status=200, **ADMIN).data["ports"]
+
+
+def test_external_gateway(l3):
     ext, ext_sub = _external(l3)
     r = _router(l3, external_gateway_info={"network_id": ext["id"]})
-    assert r["external_gateway_info"] == {"network_id": ext["id"], "enable_snat": True,
-                                          "external_fixed_ips": []}
+    assert r["external_gateway_info"] == {
+        "network_id": ext["id"], "enable_snat": True,
+        "external_fixed_ips": [{"subnet_id": ext_sub["id"], "ip_address": "172.24.4.2"}]}
+    # the gateway port: on the external network, no project's, the router's
+    [gw] = _gateway_ports(l3, r["id"])
+    assert (gw["network_id"], gw["project_id"], gw["fixed_ips"]) == \
+        (ext["id"], "", r["external_gateway_info"]["external_fixed_ips"])
+    l3.get(f"/v2.0/ports/{gw['id']}", status=404)  # not the project's
+    assert _err(l3.delete(f"/v2.0/ports/{gw['id']}", status=409, **ADMIN).data) == \
+        "L3PortInUse"
+    assert _err(l3.delete(f"/v2.0/subnets/{ext_sub['id']}", status=409, **ADMIN).data) == \
+        "SubnetInUse"
+    # no interface: the router may go, with its gateway port
+    gone = _router(l3, external_gateway_info={"network_id": ext["id"]})
+    [gone_port] = _gateway_ports(l3, gone["id"])
+    l3.delete(f"{R}/{gone['id']}", status=204)
+    l3.get(f"/v2.0/ports/{gone_port['id']}", status=404, **ADMIN)
     # SNAT and fixed IPs are an admin's to choose (Neutron's policy)
     assert _err(l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
         "network_id": ext["id"], "enable_snat": False}}}, status=403).data) == \
@@ -146,6 +166,13 @@ def test_external_gateway_info_is_kept(l3):
     up = l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": gw}},
                 status=200, **ADMIN).data["router"]
     assert up["external_gateway_info"] == gw
+    [port] = _gateway_ports(l3, r["id"])
+    assert port["fixed_ips"] == gw["external_fixed_ips"]
+    # the same network again keeps the port
+    up = l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
+        "network_id": ext["id"]}}}, status=200).data["router"]
+    assert [p["id"] for p in _gateway_ports(l3, r["id"])] == [port["id"]]
+    assert up["external_gateway_info"]["enable_snat"] is True
     # not external: 400; not there: 404; bad shapes and addresses: 400
     net, sub = _net_sub(l3)
     assert "not an external network" in _router(
@@ -165,6 +192,8 @@ def test_external_gateway_info_is_kept(l3):
     cleared = l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": None}},
                      status=200).data["router"]
     assert cleared["external_gateway_info"] is None
+    assert _gateway_ports(l3, r["id"]) == []
+    l3.get(f"/v2.0/ports/{port['id']}", status=404, **ADMIN)
     again = l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
         "network_id": ext["id"]}}}, status=200).data["router"]
     l3.put(f"{R}/{again['id']}", {"router": {"external_gateway_info": {}}}, status=200)

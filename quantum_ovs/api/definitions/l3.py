@@ -4,9 +4,9 @@ validators only, like neutron-lib's ``api/definitions/l3.py`` and
 ``extraroute.py``.  The storage, hooks and HTTP handlers are in
 ``quantum_ovs/extensions/l3.py``.
 
-``external_gateway_info`` is accepted and kept (its network must be
-external); the gateway port and what it does come with external
-connectivity (floating IPs, SNAT).
+``external_gateway_info`` makes the router's gateway port on an external
+network; what it does in the data plane (SNAT, floating IPs) comes with
+external connectivity.
 """
 
 import ipaddress

@@ -1,7 +1,6 @@
 """routers, routerports, routerroutes: the L3 API (routers issue)
 
-Routers with their external gateway columns (network, gateway port, SNAT,
-the fixed IPs asked for) ready for external connectivity; the ports of
+Routers with their external gateway (network, gateway port, SNAT); the ports of
 each router with their type; the extra routes.
 
 Revision ID: 0007_routers
@@ -25,7 +24,6 @@ def upgrade():
     sa.Column('gw_network_id', sa.String(length=36), nullable=True),
     sa.Column('gw_port_id', sa.String(length=36), nullable=True),
     sa.Column('enable_snat', sa.Boolean(), nullable=False),
-    sa.Column('gw_fixed_ips', sa.Text(), nullable=True),
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('project_id', sa.String(length=255), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
