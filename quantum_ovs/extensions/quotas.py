@@ -50,6 +50,7 @@ OPTS = [("quotas", [
     for name, (_c, _m, default) in RESOURCES.items()])]
 
 MAX_LIMIT = 2 ** 31 - 1
+PROJECT_ID_MAX = 255  # the length of the project_id columns
 # session.info key: the (project, resource) pairs a transaction created.
 PENDING = "qovs_quota_pending"
 
@@ -246,6 +247,10 @@ def routes(api):
     def update(req, ctx, project_id, **kw):
         require_admin(ctx, "Only admin can view or configure quota")
         wanted, check_limit = _parse_limits(req, quotas_of().resources)
+        if len(project_id) > PROJECT_ID_MAX:
+            # (It would not fit the quotas table's project_id column.)
+            raise exceptions.InvalidInput(
+                error_message=f"a project id is at most {PROJECT_ID_MAX} characters")
 
         def txn(s):
             if check_limit:
