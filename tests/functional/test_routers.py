@@ -514,3 +514,24 @@ def test_router_changes_reach_the_change_log(l3):
     with l3.db.reader() as s:
         for table in (models.RouterPort, models.RouterRoute, models.Router):
             assert s.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
+
+
+# ------------------------------------------------------------------ concurrency
+def test_concurrent_overlapping_interfaces_one_wins(l3):
+    """Two overlapping subnets added to one router at once: the router's
+    row lock makes one wait for the other, which then sees the overlap."""
+    import threading
+    r = _router(l3)
+    subs = [_net_sub(l3, cidr=c)[1] for c in ("10.20.0.0/24", "10.20.0.0/16")]
+    answers = []
+
+    def add(sub):
+        answers.append(l3.put(f"{R}/{r['id']}/add_router_interface",
+                              {"subnet_id": sub["id"]}).status_int)
+    threads = [threading.Thread(target=add, args=(x,)) for x in subs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [200, 400], answers
+    assert len(l3.get(f"/v2.0/ports?device_id={r['id']}", status=200).data["ports"]) == 1
