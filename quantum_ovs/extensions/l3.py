@@ -471,7 +471,14 @@ def setup(plugin, conf):
         if s.execute(sa.select(R.id).where(R.gw_network_id == net.id)).first():
             raise exceptions.NetworkInUse(net_id=net.id)
 
+    def on_network_update(s, ctx, net, a):
+        if a.get("router:external") is False:
+            R = models.Router
+            if s.execute(sa.select(R.id).where(R.gw_network_id == net.id)).first():
+                raise definition.ExternalNetworkInUse(net_id=net.id)
+
     plugin.hooks.setdefault(("ports", "update"), []).append(on_port_update)
+    plugin.hooks.setdefault(("networks", "update"), []).append(on_network_update)
     plugin.hooks.setdefault(("ports", "delete"), []).append(on_port_delete)
     plugin.hooks.setdefault(("subnets", "update"), []).append(on_subnet_update)
     plugin.hooks.setdefault(("networks", "delete"), []).append(on_network_delete)

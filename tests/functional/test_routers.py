@@ -186,7 +186,13 @@ def test_external_gateway(l3):
     for fixed in ([{"subnet_id": sub["id"]}], [{"ip_address": "10.9.9.9"}]):
         l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
             "network_id": ext["id"], "external_fixed_ips": fixed}}}, status=400, **ADMIN)
-    # the external network cannot go while a router uses it
+    # the external network cannot go, nor stop being external, while a
+    # router uses it
+    e = l3.put(f"/v2.0/networks/{ext['id']}", {"network": {"router:external": False}},
+               status=409, **ADMIN).data
+    assert _err(e) == "ExternalNetworkInUse"
+    assert l3.get(f"/v2.0/networks/{ext['id']}", status=200,
+                  **ADMIN).data["network"]["router:external"] is True
     assert _err(l3.delete(f"/v2.0/networks/{ext['id']}", status=409, **ADMIN).data) == \
         "NetworkInUse"
     cleared = l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": None}},

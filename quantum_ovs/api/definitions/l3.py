@@ -89,6 +89,11 @@ class GatewayIpInUse(exceptions.InUse):
                "Unable to update.")
 
 
+class ExternalNetworkInUse(exceptions.InUse):
+    message = ("External network %(net_id)s cannot be updated to be made non-external, "
+               "since it has existing gateway ports.")
+
+
 class InvalidRoutes(exceptions.InvalidInput):
     message = "Invalid format for routes: %(routes)s, %(reason)s"
 
