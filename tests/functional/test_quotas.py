@@ -275,3 +275,11 @@ def test_quota_limit_beyond_64_bits_is_400(api):
     r = api.put("/v2.0/quotas/p1", {"quota": {"port": 2 ** 64}}, admin=True, status=400)
     assert r.data["NeutronError"]["message"]
     assert api.get("/v2.0/quotas/p1", status=200).data["quota"] == DEFAULTS
+
+
+def test_quota_of_a_project_id_too_long_for_the_database(api):
+    """(Found by the fuzzer on PostgreSQL: value too long, a 500.)"""
+    r = api.put("/v2.0/quotas/" + "x" * 256, {"quota": {"network": 1}}, admin=True,
+                status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    api.put("/v2.0/quotas/" + "x" * 255, {"quota": {"network": 1}}, admin=True, status=200)
