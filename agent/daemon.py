@@ -42,16 +42,21 @@ from agent.plumbing import AGENT_TABLES, TUNNEL_PORT  # noqa: F401 (their old ho
 from agent.reconciler import Reconciler
 from agent.reporting import PortReporter
 from agent.responders.dispatch import DhcpDispatcher
+from agent.responders.router import advertisers, router_advertisement
 from agent.settings import Settings  # noqa: F401 (imported from here by callers)
 from agent.state import StateFile
 from quantum_ovs import model as m
 from quantum_ovs.compiler.engine import Engine
-from quantum_ovs.compiler.flow import diff_key_set
+from quantum_ovs.compiler.flow import Output, diff_key_set
 
 LOG = logging.getLogger(__name__)
 
 
 class Agent:
+    # Unsolicited router advertisements to the local ports of networks
+    # with an advertising router interface, every this many seconds.
+    ra_interval = 60.0
+
     def __init__(self, settings: Settings):
         self.s = settings
         self.client = sync_client.SyncClient(settings.server_url, settings.host,
@@ -77,7 +82,7 @@ class Agent:
                                      lambda: self.events.put(("resync-report", None)))
         self.dhcp = DhcpDispatcher(settings.dhcp_lease_time, self._local_port,
                                    lambda data, actions: self.channel.packet_out(data, actions),
-                                   self.stats)
+                                   self.stats, routers=self._routers)
 
     @property
     def reported(self):
@@ -106,7 +111,8 @@ class Agent:
         self.engine.set_chassis(plumbing.plumb(self.ovsdb, s))
         self.watcher = InterfaceWatcher(self.conn, self._on_vif)
         for name, target in (("reconcile", self._reconcile_loop), ("sync", self._sync_loop),
-                             ("heartbeat", self._heartbeat_loop)):
+                             ("heartbeat", self._heartbeat_loop),
+                             ("router-advertisements", self._ra_loop)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self.threads.append(t)
@@ -145,6 +151,38 @@ class Agent:
         if network is None:
             return None
         return port, network, self.engine.subnets
+
+    def _routers(self):
+        return tuple(self.engine.routers.values())
+
+    def _ra_loop(self):
+        while not self.stop_event.wait(self.ra_interval):
+            try:
+                self.send_router_advertisements()
+            except Exception:  # noqa: BLE001 - not connected, a port going away
+                LOG.debug("periodic router advertisements not sent", exc_info=True)
+
+    def send_router_advertisements(self) -> int:
+        """One round of unsolicited advertisements: to every local port,
+        from every router interface advertising on its network."""
+        routers = self._routers()
+        if not routers or self.channel is None:
+            return 0
+        frames: dict = {}
+        sent = 0
+        for pid, ofport in sorted(list(self.vifs.items())):
+            port = self.engine.ports.get(pid)
+            network = self.engine.networks.get(port.network_id) if port else None
+            if network is None:
+                continue
+            if network.id not in frames:
+                frames[network.id] = [router_advertisement(a, network.mtu) for a in
+                                      advertisers(routers, self.engine.subnets, network.id)]
+            for frame in frames[network.id]:
+                self.channel.packet_out(frame, [Output(ofport)])
+                sent += 1
+        self.stats["ra_periodic"] = self.stats.get("ra_periodic", 0) + sent
+        return sent
 
     def _heartbeat_loop(self):
         started = True

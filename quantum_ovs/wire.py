@@ -82,13 +82,53 @@ def _host_from(d):
     return m.RemoteHost(d["name"], d["tunnel_ip"])
 
 
+def _router(r):
+    gw = r.gateway
+    return {"id": r.id, "admin_state_up": r.admin_state_up,
+            "interfaces": [{"port_id": i.port_id, "network_id": i.network_id,
+                            "subnet_id": i.subnet_id, "ip_address": i.ip_address,
+                            "prefixlen": i.prefixlen, "mac_address": i.mac_address}
+                           for i in r.interfaces],
+            "routes": [[x.destination, x.nexthop] for x in r.routes],
+            "gateway": None if gw is None else {
+                "network_id": gw.network_id, "port_id": gw.port_id,
+                "mac_address": gw.mac_address, "ip_addresses": list(gw.ip_addresses),
+                "enable_snat": gw.enable_snat, "hosts": list(gw.hosts)},
+            "floating_ips": [{"id": f.id, "floating_ip_address": f.floating_ip_address,
+                              "floating_network_id": f.floating_network_id,
+                              "port_id": f.port_id, "fixed_ip_address": f.fixed_ip_address,
+                              "port_forwardings": [list(x) for x in f.port_forwardings]}
+                             for f in r.floating_ips]}
+
+
+def _router_from(d):
+    gw = d.get("gateway")
+    return m.Router(
+        id=d["id"], admin_state_up=d.get("admin_state_up", True),
+        interfaces=tuple(m.RouterInterface(i["port_id"], i["network_id"], i["subnet_id"],
+                                           i["ip_address"], int(i["prefixlen"]),
+                                           i["mac_address"])
+                         for i in d.get("interfaces", ())),
+        routes=tuple(m.HostRoute(a, b) for a, b in d.get("routes", ())),
+        gateway=None if gw is None else m.RouterGateway(
+            gw["network_id"], gw["port_id"], gw["mac_address"],
+            tuple(gw.get("ip_addresses", ())), gw.get("enable_snat", True),
+            tuple(gw.get("hosts", ()))),
+        floating_ips=tuple(m.FloatingIP(f["id"], f["floating_ip_address"],
+                                        f["floating_network_id"], f["port_id"],
+                                        f["fixed_ip_address"],
+                                        tuple(tuple(x) for x in f.get("port_forwardings", ())))
+                           for f in d.get("floating_ips", ())))
+
+
 def view_to_dict(v):
     return {"host": v.host, "tunnel_ip": v.tunnel_ip, "revision": v.revision,
             "networks": [_net(n) for n in v.networks],
             "subnets": [_subnet(s) for s in v.subnets],
             "ports": [_port(p) for p in v.ports],
             "security_groups": [_group(g) for g in v.security_groups],
-            "remote_hosts": [_host(h) for h in v.remote_hosts]}
+            "remote_hosts": [_host(h) for h in v.remote_hosts],
+            "routers": [_router(r) for r in v.routers]}
 
 
 def view_from_dict(d, chassis=None):
@@ -99,6 +139,7 @@ def view_from_dict(d, chassis=None):
                       ports=tuple(_port_from(x) for x in d.get("ports", ())),
                       security_groups=tuple(_group_from(x) for x in d.get("security_groups", ())),
                       remote_hosts=tuple(_host_from(x) for x in d.get("remote_hosts", ())),
+                      routers=tuple(_router_from(x) for x in d.get("routers", ())),
                       chassis=chassis or m.Chassis())
 
 
@@ -114,6 +155,8 @@ def delta_to_dict(dl):
             "removed_ports": list(dl.removed_ports),
             "removed_security_groups": list(dl.removed_security_groups),
             "removed_remote_hosts": list(dl.removed_remote_hosts),
+            "routers": [_router(r) for r in dl.routers],
+            "removed_routers": list(dl.removed_routers),
             "group_members": [{"security_group_id": gm.security_group_id,
                                "addresses": sorted(gm.addresses),
                                "members": sorted(gm.members)} for gm in dl.group_members],
@@ -132,6 +175,8 @@ def delta_from_dict(d):
                    removed_ports=tuple(d.get("removed_ports", ())),
                    removed_security_groups=tuple(d.get("removed_security_groups", ())),
                    removed_remote_hosts=tuple(d.get("removed_remote_hosts", ())),
+                   routers=tuple(_router_from(x) for x in d.get("routers", ())),
+                   removed_routers=tuple(d.get("removed_routers", ())),
                    group_members=tuple(m.GroupMembers(x["security_group_id"],
                                                       frozenset(x.get("addresses", ())),
                                                       frozenset(x.get("members", ())))
@@ -165,7 +210,9 @@ def apply_delta(view, delta):
             groups[g.id] = m.SecurityGroup(g.id, g.rules, gm.applied_to(g.member_ips))
     hosts = merge(view.remote_hosts, delta.remote_hosts, delta.removed_remote_hosts,
                   key=lambda h: h.name)
+    routers = merge(view.routers, delta.routers, delta.removed_routers)
     return view.replace(networks=tuple(nets.values()), subnets=tuple(subnets.values()),
+                        routers=tuple(routers.values()),
                         ports=tuple(ports.values()), security_groups=tuple(groups.values()),
                         remote_hosts=tuple(hosts.values()),
                         revision=max(view.revision, delta.revision))

@@ -16,6 +16,7 @@ outside the mask, ``Output(OFPP_CONTROLLER)`` (write ``Controller()``).
 
 from __future__ import annotations
 
+import base64
 import functools
 import ipaddress
 import struct
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from os_ken.lib import type_desc
+from os_ken.lib.pack_utils import msg_pack_into
 from os_ken.ofproto import nicira_ext, ofproto_common
 from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -52,6 +54,35 @@ _NXM_ALIASES = {
     "ipv6_nd_target": "nd_target",
 }
 _FROM_WIRE_NAME = {v: k for k, v in _NXM_ALIASES.items()}
+
+
+# Fields os-ken does not know, as Open vSwitch defines them (meta-flow:
+# ERICOXM_OF class 0x1000, a plain OXM class, no experimenter id):
+# name -> (OXM type = class << 7 | field, value bytes).
+_OVS_OXM = {
+    "nd_reserved": (0x1000 << 7 | 1, 4),  # ERICOXM_OF_ICMPV6_ND_RESERVED
+    "nd_options_type": (0x1000 << 7 | 2, 1),  # ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE
+}
+_OVS_OXM_BY_TYPE = {t: (name, size) for name, (t, size) in _OVS_OXM.items()}
+# os-ken's name for an OXM it does not know
+_OVS_OXM_BY_OSKEN_NAME = {f"field_{t}": name for name, (t, _) in _OVS_OXM.items()}
+
+
+class _RawSetField(ofpp.OFPAction):
+    """OFPAT_SET_FIELD of a field os-ken cannot serialize, as bytes (what
+    os-ken's instruction/packet-out serializers need: ``len``, ``serialize``)."""
+
+    def __init__(self, name: str, value: int):
+        oxm_type, size = _OVS_OXM[name]
+        tlv = struct.pack("!I", oxm_type << 9 | size) + int(value).to_bytes(size, "big")
+        length = (4 + len(tlv) + 7) & ~7
+        self.type = ofp.OFPAT_SET_FIELD
+        self.len = length
+        self._bytes = struct.pack("!HH", ofp.OFPAT_SET_FIELD, length) + tlv
+        self._bytes += b"\0" * (length - len(self._bytes))
+
+    def serialize(self, buf, offset):
+        msg_pack_into(f"!{self.len}s", buf, offset, self._bytes)
 
 
 # Move (NXAST_REG_MOVE) joined the vocabulary later; tolerate its absence.
@@ -183,6 +214,24 @@ def decode_match(m: ofpp.OFPMatch) -> F.Match:
     return F.Match(*fields)
 
 
+def _packet_in_match(m: ofpp.OFPMatch) -> F.Match:
+    """A packet-in's metadata: the fields we can name.  Open vSwitch adds
+    pipeline fields os-ken does not know (conntrack's original tuple of a
+    tracked packet, ct_nw_src...), which a packet-in may simply lack."""
+    fields = []
+    for wire, value in m.items():
+        name = _field_from_wire(wire)
+        try:
+            if isinstance(value, tuple):
+                fields.append(F.Field(name, _from_wire_value(name, value[0]),
+                                      _from_wire_value(name, value[1])))
+            else:
+                fields.append(F.Field(name, _from_wire_value(name, value)))
+        except (TypeError, ValueError):
+            continue
+    return F.Match(*fields)
+
+
 # ----------------------------------------------------------- actions
 def _encode_action(a):
     if isinstance(a, F.Output):
@@ -192,7 +241,11 @@ def _encode_action(a):
             return ofpp.NXActionController2(max_len=a.max_len, userdata=list(a.userdata))
         return ofpp.OFPActionOutput(OFPP_CONTROLLER, a.max_len)
     if isinstance(a, F.SetField):
+        if a.name in _OVS_OXM:
+            return _RawSetField(a.name, a.value)
         return ofpp.OFPActionSetField(**{_wire_name(a.name): _to_wire_value(a.name, a.value)})
+    if isinstance(a, F.DecTtl):
+        return ofpp.OFPActionDecNwTtl()
     if isinstance(a, F.PushVlan):
         return ofpp.OFPActionPushVlan(a.ethertype)
     if isinstance(a, F.PopVlan):
@@ -257,8 +310,13 @@ def _decode_action(a):
     if isinstance(a, ofpp.NXActionController):
         return F.Controller(max_len=a.max_len)
     if isinstance(a, ofpp.OFPActionSetField):
+        ovs_name = _OVS_OXM_BY_OSKEN_NAME.get(a.key)
+        if ovs_name is not None:  # os-ken hands unknown OXM values base64'd
+            return F.SetField(ovs_name, int.from_bytes(base64.b64decode(a.value), "big"))
         name = _field_from_wire(a.key)
         return F.SetField(name, _from_wire_value(name, a.value))
+    if isinstance(a, ofpp.OFPActionDecNwTtl):
+        return F.DecTtl()
     if isinstance(a, ofpp.NXActionRegLoad2):
         name = _field_from_wire(a.dst)
         if a.mask is not None:
@@ -425,7 +483,8 @@ def oxm_field_info(oxm_type: int) -> Optional[tuple]:
     (unknown to os-ken, or of a value type our decoder does not convert)."""
     f = _OXM_TYPES.get(oxm_type)
     if f is None:
-        return None
+        ovs = _OVS_OXM_BY_TYPE.get(oxm_type)
+        return None if ovs is None else (ovs[0], "int", ovs[1])
     name = _field_from_wire(f.name)
     t = f.type
     if name in _MAC_FIELDS:
@@ -504,6 +563,18 @@ def is_meter_exists(err) -> bool:
 
 def set_config(miss_send_len: int = ofp.OFPCML_NO_BUFFER):
     return ofpp.OFPSetConfig(DP, ofp.OFPC_FRAG_NORMAL, miss_send_len)
+
+
+def set_async():
+    """Packet-ins for no-match, action and invalid TTL (Open vSwitch leaves
+    invalid TTL out by default: the router's dec_ttl packet-ins would never
+    come), port status and flow removed as Open vSwitch's defaults; for a
+    slave connection only port status."""
+    pin = 1 << ofp.OFPR_NO_MATCH | 1 << ofp.OFPR_ACTION | 1 << ofp.OFPR_INVALID_TTL
+    ps = 1 << ofp.OFPPR_ADD | 1 << ofp.OFPPR_DELETE | 1 << ofp.OFPPR_MODIFY
+    fr = (1 << ofp.OFPRR_IDLE_TIMEOUT | 1 << ofp.OFPRR_HARD_TIMEOUT | 1 << ofp.OFPRR_DELETE
+          | 1 << ofp.OFPRR_GROUP_DELETE)
+    return ofpp.OFPSetAsync(DP, [pin, 0], [ps, ps], [fr, 0])
 
 
 BUNDLE_OPEN = ofp.ONF_BCT_OPEN_REQUEST
@@ -625,7 +696,7 @@ def parse(buf: bytes) -> Incoming:
     if isinstance(msg, ofpp.ONFBundleCtrlMsg):
         return Incoming("bundle_ctrl", xid, bundle_type=msg.type, msg=msg)
     if isinstance(msg, ofpp.OFPPacketIn):
-        match = decode_match(msg.match)
+        match = _packet_in_match(msg.match)
         in_port = match.get("in_port")
         pin = PacketIn(
             reason=msg.reason,

@@ -15,7 +15,7 @@ This decoder reads the bytes with ``struct`` and two memo tables:
 
 It handles exactly what our flows contain: OXM match fields whose values
 are integers, MACs or IP addresses; the apply-actions and goto-table
-instructions; output, push/pop VLAN, set-field, and the Nicira resubmit,
+instructions; output, push/pop VLAN, dec_nw_ttl, set-field, and the Nicira resubmit,
 conjunction, move and ct (without nested actions) actions.  Anything else
 in an entry (an unknown field or action, controller2, odd lengths) sends that entry to
 ``slow_entry``, the full decoder, so correctness never depends on this
@@ -44,6 +44,7 @@ OFPIT_APPLY_ACTIONS = 4
 OFPAT_OUTPUT = 0
 OFPAT_PUSH_VLAN = 17
 OFPAT_POP_VLAN = 18
+OFPAT_DEC_NW_TTL = 24
 OFPAT_SET_FIELD = 25
 OFPAT_EXPERIMENTER = 0xFFFF
 OFPP_CONTROLLER = 0xFFFFFFFD
@@ -329,6 +330,8 @@ class FlowStatsDecoder:
                 out.append(F.PushVlan(_HH.unpack_from(raw, p + 4)[0]))
             elif atype == OFPAT_POP_VLAN and alen == 8:
                 out.append(F.PopVlan())
+            elif atype == OFPAT_DEC_NW_TTL and alen == 8:
+                out.append(F.DecTtl())
             elif atype == OFPAT_EXPERIMENTER and alen >= 16:
                 out.append(self._nx_action(raw, p, alen))
             else:

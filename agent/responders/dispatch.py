@@ -1,6 +1,8 @@
-"""Packet-ins to the DHCP responders: a DHCP request from a local VIF (the
-pipeline punts it) is answered from the port's own data, out of the port
-it came in on."""
+"""Packet-ins to the responders, answered out of the port they came in
+on: a DHCP request from a local VIF (the pipeline punts it) from the
+port's own data; a packet whose TTL ran out in a router (reason invalid
+TTL) with ICMP time exceeded, and a router solicitation with the
+routers' advertisements (agent.responders.router)."""
 
 from __future__ import annotations
 
@@ -8,21 +10,30 @@ import logging
 
 from agent.responders.dhcp import DhcpResponder
 from agent.responders.dhcp6 import Dhcp6Responder
+from agent.responders.router import RateLimit, solicited_advertisements, time_exceeded
 from quantum_ovs.compiler.flow import Output
 
 LOG = logging.getLogger(__name__)
 
+OFPR_INVALID_TTL = 2
+
 
 class DhcpDispatcher:
-    def __init__(self, lease_time, lookup, send, stats: dict):
+    def __init__(self, lease_time, lookup, send, stats: dict, routers=None,
+                 icmp_rate: float = 100.0, icmp_burst: int = 50):
         """``lookup(ofport)`` answers (port, network, subnets by id) of the
         local port on that ofport, or None; ``send(data, actions)`` sends a
-        packet-out; replies are counted in ``stats["dhcp_replies"]``."""
+        packet-out; replies are counted in ``stats["dhcp_replies"]``.
+        ``routers()`` gives the routers of the host view (time exceeded
+        and advertisements, counted in ``stats["icmp_time_exceeded"]`` and
+        ``stats["ra_solicited"]``), at most ``icmp_rate`` a second."""
         self.dhcp4 = DhcpResponder(lease_time=lease_time)
         self.dhcp6 = Dhcp6Responder(lease_time=lease_time)
         self.lookup = lookup
         self.send = send
         self.stats = stats
+        self.routers = routers or (lambda: ())
+        self.icmp_limit = RateLimit(icmp_rate, icmp_burst)
 
     def packet_in(self, pin) -> None:
         try:
@@ -30,13 +41,30 @@ class DhcpDispatcher:
         except Exception:  # noqa: BLE001 - a bad packet never stops the agent
             LOG.exception("packet-in handler failed")
 
+    def _count(self, key):
+        self.stats[key] = self.stats.get(key, 0) + 1
+
     def _answer(self, pin):
         if pin.in_port is None or len(pin.data) < 14:
+            return
+        if pin.reason == OFPR_INVALID_TTL:
+            if self.icmp_limit.allow():
+                reply = time_exceeded(pin.data, self.routers())
+                if reply is not None:
+                    self.send(reply, [Output(pin.in_port)])
+                    self._count("icmp_time_exceeded")
             return
         found = self.lookup(pin.in_port)
         if found is None:
             return
         port, network, subnets = found
+        if pin.data[12:14] == b"\x86\xdd" and len(pin.data) > 54 and pin.data[54] == 133:
+            if self.icmp_limit.allow():
+                for reply in solicited_advertisements(pin.data, self.routers(), subnets,
+                                                      network):
+                    self.send(reply, [Output(pin.in_port)])
+                    self._count("ra_solicited")
+            return
         ethertype = int.from_bytes(pin.data[12:14], "big")
         responder = self.dhcp4 if ethertype == 0x0800 else \
             self.dhcp6 if ethertype == 0x86DD else None

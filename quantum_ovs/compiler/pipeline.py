@@ -179,7 +179,8 @@ TABLES: dict[int, TableSpec] = {
             _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
                 "ipv6_src", "ipv6_dst", "icmpv6_type", "ipv6_nd_sll", "ipv6_nd_tll", "nd_reserved",
                 "nd_options_type"),
-            frozenset({SetField, Move, Output, Controller, Meter, GotoTable}),
+            # Ct: the NA responder's commit barrier (rules/router.na_reply)
+            frozenset({SetField, Move, Output, Controller, Meter, GotoTable, Ct}),
             _fs(CT_LOOKUP),
             "ARP and ND responders, DHCP punt (metered per source port)",
         ),

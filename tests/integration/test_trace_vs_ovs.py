@@ -591,7 +591,7 @@ def ovs_verdict(rig: Rig, text: str) -> frozenset:
                 st["vlan"] = None
             elif a.startswith("userspace(") and "controller(" in a:
                 out.add(("controller",))
-            elif a == "drop" or a.startswith(("ct(", "recirc(", "set(", "ct_clear",
+            elif a in ("drop", "ct") or a.startswith(("ct(", "recirc(", "set(", "ct_clear",
                                               "masked_set(", "meter(")):
                 continue
             else:

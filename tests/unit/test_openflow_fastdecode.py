@@ -239,7 +239,7 @@ def _apply(*actions: bytes) -> bytes:
 
 
 IN_PORT_3 = _oxm(0x8000, 0, struct.pack("!I", 3))
-DEC_TTL = struct.pack("!HH4x", 24, 8)  # OFPAT_DEC_NW_TTL: not in our vocabulary
+TTL_OUT = struct.pack("!HH4x", 11, 8)  # OFPAT_TTL_OUT: not in our vocabulary
 
 
 def test_an_entry_the_fast_path_does_not_know_goes_to_os_ken():
@@ -264,12 +264,12 @@ def test_an_entry_the_fast_path_does_not_know_goes_to_os_ken():
         _match(IN_PORT_3, struct.pack("!II", 0xFFFF << 16 | 1 << 9 | 8, 0x4F4E4600) + bytes(4))
         + _goto(1),
         # an action outside our vocabulary
-        _match(IN_PORT_3) + _apply(DEC_TTL),
+        _match(IN_PORT_3) + _apply(TTL_OUT),
         # write-actions (an instruction we never use)
         _match(IN_PORT_3) + struct.pack("!HH4x", 3, 8),
         # ct() with nested actions
         _match(IN_PORT_3)
-        + _apply(struct.pack("!HHIHHIHB3xH", 0xFFFF, 32, 0x2320, 35, 1, 0, 0, 0xFF, 0) + DEC_TTL),
+        + _apply(struct.pack("!HHIHHIHB3xH", 0xFFFF, 32, 0x2320, 35, 1, 0, 0, 0xFF, 0) + TTL_OUT),
     ],
     ids=["unknown-field", "experimenter-oxm", "unknown-action", "write-actions", "ct-nested"],
 )

@@ -132,11 +132,17 @@ def network_flows(
         punts.append((F_IP, 68, 67))
     if v6:
         punts.append((F_IPV6, 546, 547))
-    for ofport in sorted(local_ofports) if punts else ():
+    # Router solicitations on a subnet that routers advertise on: the
+    # agent answers for the router interfaces (none: no answer).
+    rs = any(s.ip_version == 6 and s.ipv6_ra_mode for s in subnets)
+    for ofport in sorted(local_ofports) if punts or rs else ():
         src = Field(P.REG_SRC, ofport)
         acts = (Meter(ofport), Controller())
         for eth, sport, dport in punts:
             m = mk(rnet, src, eth, Field("ip_proto", 17), Field("udp_src", sport),
                    Field("udp_dst", dport))
+            out.append(Flow(P.SERVICES, 100, m, acts, cookie))
+        if rs:
+            m = mk(rnet, src, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", 133))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))
     return out

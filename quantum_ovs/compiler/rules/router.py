@@ -30,8 +30,10 @@ leaves that host already routed (no network node, no second hop):
   L2_LOOKUP    anything else to an interface MAC is dropped (never flooded).
 
 TTL expiry: dec_ttl sends a packet with TTL 0 or 1 to the controller
-(reason invalid TTL) instead of forwarding it.  TODO: the agent answers it
-with ICMP time-exceeded; today it is dropped there.
+(reason invalid TTL) instead of forwarding it; the agent answers it with
+ICMP time exceeded (agent/responders/router.py).  Router solicitations are
+punted by the network's flows (rules/network.py) and answered by the agent
+with the router advertisements.
 TODO: a destination on a connected subnet without a port in the model is
 dropped (no ARP for unknown neighbours).
 """
@@ -74,6 +76,7 @@ _SWAP_ETH = Move("eth_src", "eth_dst", 48)
 _SWAP_IP4 = Move("ipv4_src", "ipv4_dst", 32)
 _SWAP_IP6 = Move("ipv6_src", "ipv6_dst", 128)
 _OUT_IN_PORT = Output(OFPP_IN_PORT)
+_ND_BARRIER = Ct()  # see na_reply
 
 
 def route_priority(prefixlen: int, connected: bool) -> int:
@@ -85,13 +88,19 @@ def na_reply(mac: str, ip: str) -> tuple:
     from ``mac`` (router, solicited, override).  The switch checks a
     set-field against the match (a solicitation), so the target
     link-layer option is made from the solicitation's source one: its
-    address rewritten (nd_sll), then its type (1 -> 2)."""
+    address rewritten (nd_sll), then its type (1 -> 2).  Open vSwitch
+    would write the option's type before its address (set(nd_ext) before
+    set(nd) in the datapath actions, where the address is then written
+    only into a source option, which is gone): the NA would carry the
+    solicitor's own MAC.  A ct() without recirculation (nothing
+    committed) in between makes the switch write the address first."""
     return (
         _SWAP_ETH,
         SetField("eth_src", mac),
         _SWAP_IP6,
         SetField("ipv6_src", ip),
         SetField("ipv6_nd_sll", mac),
+        _ND_BARRIER,
         SetField("nd_options_type", 2),
         SetField("nd_reserved", NA_FLAGS),
         SetField("icmpv6_type", 136),

@@ -1,0 +1,44 @@
+"""Routers survive the wire: host views and deltas to JSON and back."""
+
+import json
+
+from quantum_ovs import model as m
+from quantum_ovs import wire
+
+
+def _router(rid="r1", fip=True):
+    return m.Router(
+        id=rid, admin_state_up=False,
+        interfaces=(m.RouterInterface("p1", "n1", "s1", "10.0.1.1", 24, "fa:16:3e:00:00:01"),
+                    m.RouterInterface("p2", "n2", "s2", "fd00:2::1", 64, "fa:16:3e:00:00:02")),
+        routes=(m.HostRoute("192.168.0.0/16", "10.0.1.5"),),
+        gateway=m.RouterGateway("ext", "gp", "fa:16:3e:00:00:03", ("172.24.4.10",), False,
+                                ("h1", "h2")),
+        floating_ips=(m.FloatingIP("f1", "172.24.4.11", "ext", "p9", "10.0.1.9",
+                                   (("tcp", 2222, "10.0.1.9", 22),)),) if fip else ())
+
+
+def test_view_round_trip_keeps_routers():
+    v = m.HostView(host="h1", routers=(_router(), m.Router(id="r2")))
+    d = json.loads(json.dumps(wire.view_to_dict(v)))
+    back = wire.view_from_dict(d)
+    assert back.routers == v.routers
+
+
+def test_delta_round_trip_keeps_routers_and_removals():
+    dl = m.Delta(revision=3, routers=(_router(fip=False),), removed_routers=("r9",))
+    back = wire.delta_from_dict(json.loads(json.dumps(wire.delta_to_dict(dl))))
+    assert back.routers == dl.routers
+    assert back.removed_routers == ("r9",)
+
+
+def test_old_payload_without_routers_reads_as_none():
+    assert wire.view_from_dict({"host": "h"}).routers == ()
+    assert wire.delta_from_dict({}).removed_routers == ()
+
+
+def test_apply_delta_upserts_and_removes_routers():
+    v = m.HostView(host="h1", routers=(m.Router(id="r1"), m.Router(id="r2")))
+    r1 = _router("r1")
+    after = wire.apply_delta(v, m.Delta(revision=1, routers=(r1,), removed_routers=("r2",)))
+    assert after.routers == (r1,)
