@@ -339,6 +339,8 @@ class HostStates:
                 held = nets | {c.network_id for c in changes
                                if c.host == host and c.network_id}
                 mine = [c for c in changes if host_view.relevant(c, host, held, groups)]
+                if any(c.resource == "router" for c in mine):
+                    mine = host_view.with_router_rows(mine, changes)
                 if mine:
                     if waiter is not None and still_valid is not None and not still_valid():
                         return None  # revoked while this poll waited

@@ -376,6 +376,18 @@ def relevant(change, host, networks, groups):
     return False
 
 
+def with_router_rows(mine, changes):
+    """``mine`` (the changes relevant to a host) and every other row of the
+    routers among them: a router's rows name each network it has or had an
+    interface on, and those the host's view may lose are among them (a
+    network detached from one of its routers)."""
+    routers = {c.resource_id for c in mine if c.resource == "router"}
+    have = {c.seq for c in mine}
+    extra = [c for c in changes if c.resource == "router" and c.resource_id in routers
+             and c.seq not in have]
+    return sorted(mine + extra, key=lambda c: c.seq) if extra else mine
+
+
 def _memo(memo, key, fn):
     if memo is None:
         return fn()
