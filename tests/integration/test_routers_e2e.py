@@ -1,0 +1,165 @@
+"""Routing end to end on real Open vSwitch (issue 13): the routers API of a
+real server (``service_plugins = router``), the host views it feeds the
+agents, and the agents' flows on two hypervisors (see multihost.py).
+
+Two subnets on one router; instances on the same host and on the other
+host (VXLAN): ping and TCP across the subnets, the router's address
+answers, routed packets cross the underlay once with the destination
+network's key; detaching an interface cuts the routed traffic, attaching
+it again restores it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+
+import pytest
+
+from tests.fixtures.server import ServerProcess
+from tests.integration.multihost import Api, Cluster, wait_for
+from tests.integration.ovs_fixture import missing_prerequisites
+from tests.integration.test_security_groups import Listener, reach
+
+SERVER_CONF = ("service_plugins = router\n"
+               "[ml2_type_vlan]\nnetwork_vlan_ranges = physnet1:100:199\n")
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    reason = missing_prerequisites()
+    if reason:
+        pytest.skip(reason)
+    cluster = Cluster(2)
+    path = tmp_path_factory.mktemp("rt") / "server.sqlite"
+    server = ServerProcess(f"sqlite:///{path}", extra_conf=SERVER_CONF)
+    state = tempfile.mkdtemp(prefix="qovs-rt-state-")
+    try:
+        cluster.start()
+        server.start()
+        cluster.start_agents(server.url, state, server.agent_credential)
+        yield cluster, Api(server.url)
+    finally:
+        cluster.stop_agents()
+        server.stop()
+        cluster.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def vm(cluster, api, host, net, sub):
+    port = api.port(net, host)
+    inst = cluster[host].add_instance(port)
+    inst.exec("ip", "route", "add", "default", "via", sub["gateway_ip"])
+    return port, inst
+
+
+def _echoes(lines, ntype):
+    """[(segment, "request"|"reply", inner destination MAC)] of the ICMP
+    echoes in a capture on the underlay (tcpdump -e: a VXLAN packet is
+    its outer line and then its inner one; a VLAN frame is one line)."""
+    out = []
+    for i, line in enumerate(lines):
+        if ntype == "vxlan":
+            key = re.search(r"vni (\d+)", line)
+            inner = lines[i + 1] if key and i + 1 < len(lines) else ""
+        else:
+            key = re.search(r"vlan (\d+)", line)
+            inner = line
+        echo = re.search(r"ICMP echo (request|reply)", inner)
+        if key and echo:
+            dst = re.match(r"\s*(?:[\d:.]+\s+)?[0-9a-f:]{17} > ([0-9a-f:]{17})", inner)
+            out.append((int(key.group(1)), echo.group(1), dst.group(1) if dst else None))
+    return out
+
+
+def interface(api, router_id, action, subnet_id):
+    return api("PUT", f"/v2.0/routers/{router_id}/{action}", {"subnet_id": subnet_id})
+
+
+@pytest.mark.parametrize("ntype", ["vxlan", "vlan"])
+def test_routing_across_subnets_on_one_and_two_hosts(cloud, ntype):
+    cluster, api = cloud
+    octet = {"vxlan": 41, "vlan": 42}[ntype]
+    attrs = {"provider:network_type": ntype}
+    if ntype == "vlan":
+        attrs["provider:physical_network"] = "physnet1"
+    net1, sub1 = api.network(f"10.{octet}.1.0/24", **attrs)
+    net2, sub2 = api.network(f"10.{octet}.2.0/24", **attrs)
+    router = api("POST", "/v2.0/routers", {"router": {"name": "r1"}})["router"]
+    rid = router["id"]
+    interface(api, rid, "add_router_interface", sub1["id"])
+    interface(api, rid, "add_router_interface", sub2["id"])
+    pa, a = vm(cluster, api, "hv1", net1, sub1)  # subnet 1, hv1
+    pb, b = vm(cluster, api, "hv1", net2, sub2)  # subnet 2, hv1 (same host)
+    pc, c = vm(cluster, api, "hv2", net2, sub2)  # subnet 2, hv2 (VXLAN / VLAN)
+    ports = [pa, pb, pc]
+    listeners = []
+    try:
+        for p in ports:
+            assert api.wait_status(p["id"], "ACTIVE"), p["id"]
+        # The router's address on a's subnet answers (ARP and echo in flows).
+        assert wait_for(lambda: a.ping(sub1["gateway_ip"], wait=0.5), timeout=15)
+        # Same host, across subnets: routed on hv1 only.
+        assert wait_for(lambda: a.ping(b.ip, wait=0.5), timeout=15)
+        assert b.ping(a.ip, count=2)
+        # Across hosts: routed on hv1, carried with subnet 2's key / tag.
+        if ntype == "vxlan":
+            cap = cluster.tunnel.capture("hv2", "udp port 4789")
+        else:
+            cap = cluster.provider.capture("hv2", "vlan")
+        assert wait_for(lambda: a.ping(c.ip, wait=0.5), timeout=15)
+        assert a.ping(c.ip, count=3)
+        echoes = _echoes(cap.stop(), ntype)
+        seg1, seg2 = net1["provider:segmentation_id"], net2["provider:segmentation_id"]
+        # Each way routed on the sending host: requests arrive at hv2 on
+        # subnet 2's segment addressed to c, replies leave on subnet 1's to a.
+        requests = {(k, dst) for k, kind, dst in echoes if kind == "request"}
+        replies = {(k, dst) for k, kind, dst in echoes if kind == "reply"}
+        assert requests == {(seg2, pc["mac_address"])}, echoes
+        assert replies == {(seg1, pa["mac_address"])}, echoes
+        # Routed: the TTL went down by one on the way (64 -> 63).
+        out = a.exec("ping", "-n", "-c", "1", "-W", "2", c.ip, check=False)
+        assert "ttl=63" in out, out
+        # TCP across the subnets, both directions.
+        listeners = [Listener(c, "tcp", 8080), Listener(a, "tcp", 8081)]
+        assert reach(a, "tcp", c.ip, 8080)
+        assert reach(c, "tcp", a.ip, 8081)
+        assert reach(b, "tcp", a.ip, 8081)
+
+        # Detaching subnet 2 cuts routed traffic, on both hosts.
+        interface(api, rid, "remove_router_interface", sub2["id"])
+        assert wait_for(lambda: not a.ping(c.ip, wait=0.5), timeout=15)
+        assert not a.ping(b.ip, count=2, wait=0.5)
+        assert not reach(a, "tcp", c.ip, 8080)
+        # Subnet 1's side of the router is still there.
+        assert a.ping(sub1["gateway_ip"], count=2)
+
+        # Attaching it again restores it.
+        interface(api, rid, "add_router_interface", sub2["id"])
+        # The new interface port has a new MAC, and nothing announces it
+        # (no gratuitous ARP yet): the guests on subnet 2 would hold the
+        # old one until their neighbour entries expire (a minute).
+        for inst in (b, c):
+            inst.exec("ip", "neigh", "flush", "all")
+        assert wait_for(lambda: a.ping(c.ip, wait=0.5), timeout=15)
+        assert wait_for(lambda: a.ping(b.ip, wait=0.5), timeout=15)
+        assert reach(a, "tcp", c.ip, 8080)
+    finally:
+        for listener in listeners:
+            listener.stop()
+        for inst in (a, b, c):
+            for h in cluster.hosts:
+                if inst in h.ovs.instances:
+                    h.remove_instance(inst)
+        for p in ports:
+            api("DELETE", f"/v2.0/ports/{p['id']}")
+        for sub in (sub1, sub2):
+            try:
+                interface(api, rid, "remove_router_interface", sub["id"])
+            except AssertionError:
+                pass  # not attached
+        api("DELETE", f"/v2.0/routers/{rid}")
+        for n in (net1, net2):
+            api("DELETE", f"/v2.0/networks/{n['id']}")
