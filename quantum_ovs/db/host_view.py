@@ -263,21 +263,27 @@ def relevant_groups(s, host, local=None):
 def routed(s, own, memo=None):
     """({router id: its interfaces' networks} of the routers with an
     interface on one of the networks ``own``, the view's networks: ``own``
-    and theirs)."""
-    own = frozenset(own)
+    and theirs).  ``memo`` (see delta) keeps each network's routers and
+    each router's networks, so that the deltas of many hosts read them
+    once."""
     memo = {} if memo is None else memo
-    key = ("routed", own)
-    if key not in memo:
-        routers = {}
-        for chunk in _chunks(own):
-            ids = (sa.select(RP.router_id).join(P, P.id == RP.port_id)
-                   .where(RP.port_type == INTERFACE, P.network_id.in_(chunk)))
-            for r in s.execute(sa.select(RP.router_id, P.network_id)
-                               .join(P, P.id == RP.port_id)
-                               .where(RP.port_type == INTERFACE, RP.router_id.in_(ids))):
-                routers.setdefault(r.router_id, set()).add(r.network_id)
-        memo[key] = (routers, own.union(*routers.values()))
-    return memo[key]
+    missing = [n for n in own if ("net_routers", n) not in memo]
+    for n in missing:
+        memo[("net_routers", n)] = set()
+    for chunk in _chunks(missing):
+        for r in s.execute(sa.select(RP.router_id, P.network_id).join(P, P.id == RP.port_id)
+                           .where(RP.port_type == INTERFACE, P.network_id.in_(chunk))):
+            memo[("net_routers", r.network_id)].add(r.router_id)
+    ids = set().union(*(memo[("net_routers", n)] for n in own))
+    missing = [r for r in ids if ("router_nets", r) not in memo]
+    for r in missing:
+        memo[("router_nets", r)] = set()
+    for chunk in _chunks(missing):
+        for r in s.execute(sa.select(RP.router_id, P.network_id).join(P, P.id == RP.port_id)
+                           .where(RP.port_type == INTERFACE, RP.router_id.in_(chunk))):
+            memo[("router_nets", r.router_id)].add(r.network_id)
+    routers = {r: memo[("router_nets", r)] for r in ids}
+    return routers, set(own).union(*routers.values())
 
 
 def view_networks(s, host):
