@@ -49,7 +49,8 @@ def _err(resp_data):
 
 # ------------------------------------------------------------------ enabling
 def test_routers_are_off_unless_the_service_plugin_is_on(make_api):
-    api = make_api()
+    assert make_api().get(R, status=200)  # on by default
+    api = make_api(service_plugins=[])
     api.get(R, status=404)
     aliases = {e["alias"] for e in api.get("/v2.0/extensions", status=200).data["extensions"]}
     assert not aliases & {"router", "extraroute", "extraroute-atomic"}
