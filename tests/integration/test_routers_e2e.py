@@ -163,3 +163,53 @@ def test_routing_across_subnets_on_one_and_two_hosts(cloud, ntype):
         api("DELETE", f"/v2.0/routers/{rid}")
         for n in (net1, net2):
             api("DELETE", f"/v2.0/networks/{n['id']}")
+
+
+def test_overlapping_address_spaces_on_two_routers_stay_apart(cloud):
+    """Two tenants' routers, each between two networks with the same
+    CIDRs as the other's: each reaches its own instance behind its router
+    and never the other's address."""
+    cluster, api = cloud
+    made = []
+    try:
+        pairs = []
+        for t, dst_ip in (("t1", "10.43.2.20"), ("t2", "10.43.2.21")):
+            n1, s1 = api.network("10.43.1.0/24")
+            n2, s2 = api.network("10.43.2.0/24")
+            r = api("POST", "/v2.0/routers", {"router": {"name": t}})["router"]
+            made.append((r, [n1, n2], [s1, s2], []))
+            for sub in (s1, s2):
+                interface(api, r["id"], "add_router_interface", sub["id"])
+            src_port = api.port(n1, "hv1", fixed_ips=[{"subnet_id": s1["id"],
+                                                       "ip_address": "10.43.1.10"}])
+            dst_port = api.port(n2, "hv2", fixed_ips=[{"subnet_id": s2["id"],
+                                                       "ip_address": dst_ip}])
+            made[-1][3].extend([src_port, dst_port])
+            src = cluster["hv1"].add_instance(src_port)
+            dst = cluster["hv2"].add_instance(dst_port)
+            src.exec("ip", "route", "add", "default", "via", s1["gateway_ip"])
+            dst.exec("ip", "route", "add", "default", "via", s2["gateway_ip"])
+            for p in (src_port, dst_port):
+                assert api.wait_status(p["id"], "ACTIVE"), p["id"]
+            pairs.append((src, dst))
+        (a1, b1), (a2, b2) = pairs
+        assert wait_for(lambda: a1.ping(b1.ip, wait=0.5), timeout=15)
+        assert wait_for(lambda: a2.ping(b2.ip, wait=0.5), timeout=15)
+        # The other tenant's address, behind the other router: never.
+        assert not a1.ping(b2.ip, count=2, wait=0.5)
+        assert not a2.ping(b1.ip, count=2, wait=0.5)
+    finally:
+        for h in cluster.hosts:
+            for inst in list(h.ovs.instances):
+                h.remove_instance(inst)
+        for r, nets, subs, ports in made:
+            for p in ports:
+                api("DELETE", f"/v2.0/ports/{p['id']}")
+            for sub in subs:
+                try:
+                    interface(api, r["id"], "remove_router_interface", sub["id"])
+                except AssertionError:
+                    pass
+            api("DELETE", f"/v2.0/routers/{r['id']}")
+            for n in nets:
+                api("DELETE", f"/v2.0/networks/{n['id']}")
