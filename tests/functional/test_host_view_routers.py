@@ -13,6 +13,7 @@ import pytest
 
 from quantum_ovs import wire
 from quantum_ovs.compiler import synth
+from quantum_ovs.compiler.engine import Engine, compile_flows
 from quantum_ovs.db import host_view
 from tests.functional.test_agent_api import bound_port, register, state
 
@@ -209,8 +210,9 @@ ROUTER_OPS = ["add_local", "add_remote", "del_port", "move_port", "attach", "att
 @pytest.mark.parametrize("seed", range(6))
 def test_deltas_equal_full_views_and_slices_with_routers(l3, seed):
     """Random port and router operations: on every host, each delta
-    applied to the agent's view gives its full view, and full views cut
-    the whole model as slice_for_host does."""
+    applied to the agent's view gives its full view, the flows the
+    compiler's engine holds after applying it are a full compile of that
+    view, and full views cut the whole model as slice_for_host does."""
     api = l3
     rnd = random.Random(seed)
     nets, subnets, ports, routers = [], [], [], []
@@ -225,10 +227,11 @@ def test_deltas_equal_full_views_and_slices_with_routers(l3, seed):
         new_net()
     ports.append(bound_port(api, nets[0]["id"], HOST_A))
     routers.append(router(api))
-    views, revs = {}, {}
+    views, revs, engines = {}, {}, {}
     for h in HOSTS:
         first = state(api, h)
         views[h], revs[h] = wire.view_from_dict(first["view"]), first["revision"]
+        engines[h] = Engine.from_view(views[h])
 
     def attached(r):
         return api.get(f"/v2.0/ports?device_id={r['id']}", admin=True,
@@ -301,8 +304,14 @@ def test_deltas_equal_full_views_and_slices_with_routers(l3, seed):
             reply = state(api, h, since=revs[h], timeout=0)
             if reply["full"]:
                 views[h] = wire.view_from_dict(reply["view"])
+                engines[h].update(views[h])
             else:
-                views[h] = wire.apply_delta(views[h], wire.delta_from_dict(reply["delta"]))
+                delta = wire.delta_from_dict(reply["delta"])
+                views[h] = wire.apply_delta(views[h], delta)
+                engines[h].apply(delta)
             revs[h] = reply["revision"]
-            assert canon(views[h]) == canon(full_view(api, h)), f"step {step} {h}: {ops}"
+            want = full_view(api, h)
+            assert canon(views[h]) == canon(want), f"step {step} {h}: {ops}"
+            assert engines[h].flows() == compile_flows(want, engines[h].alloc), \
+                f"step {step} {h}: {ops}"
         assert_views_are_slices(api)
