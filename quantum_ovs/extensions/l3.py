@@ -69,6 +69,47 @@ def extend_resources(resources):
     attributes.SERVER_DEFAULTS.update(definition.SERVER_DEFAULTS)
 
 
+# ------------------------------------------------------------------ the core's storage
+# Every call this module makes into the core plugin's storage, in one
+# place: the middle's reshaping (issue 12) moves these (changelog.record and
+# bump, addresses.allocate, release and generate_mac, plugin.row, run_hooks
+# and to_dict, the ports handler's _new_port); only this block follows.
+def _row(plugin, s, ctx, collection, id_, lock=False, bare=False):
+    return plugin._get(s, ctx, collection, id_, lock=lock, bare=bare)
+
+
+def _record(plugin, s, resource, obj, op, network_id=None):
+    plugin._record(s, resource, obj, op, network_id)
+
+
+def _bump(plugin, obj):
+    plugin._bump(obj)
+
+
+def _new_port(plugin, s, ctx, a, cache):
+    return plugin._new_port(s, ctx, a, cache)
+
+
+def _allocate(plugin, s, net_id, port, requested, device_owner):
+    return plugin._allocate(s, net_id, port, requested, device_owner)
+
+
+def _release(plugin, s, network_id, addresses):
+    plugin._release(s, network_id, addresses)
+
+
+def _run_hooks(plugin, collection, phase, *args):
+    plugin._run_hooks(collection, phase, *args)
+
+
+def _to_dict(plugin, collection, obj):
+    return plugin._to_dict(collection, obj)
+
+
+def _generate_mac(plugin, s, network_id):
+    return plugin._generate_mac(s, network_id)
+
+
 # ------------------------------------------------------------------ dicts
 def router_dict(r):
     gw = None
@@ -110,7 +151,7 @@ class Routers(Collection):
 
     def record(self, s, router, op, extra_networks=()):
         for net_id in sorted(self.networks_of(s, router) | set(extra_networks)):
-            self.plugin._record(s, ROUTER, router, op, net_id)
+            _record(self.plugin, s, ROUTER, router, op, net_id)
 
     # -- create, update, delete
     def create(self, s, ctx, a):
@@ -127,7 +168,7 @@ class Routers(Collection):
         self._set_gateway(s, ctx, router, a.get("external_gateway_info"))
         s.flush()
         if router.gw_network_id:
-            self.plugin._record(s, ROUTER, router, "create", router.gw_network_id)
+            _record(self.plugin, s, ROUTER, router, "create", router.gw_network_id)
         return router
 
     def update(self, s, ctx, router, a):
@@ -161,7 +202,7 @@ class Routers(Collection):
                 self._drop_gateway_port(s, ctx, router, old)
             router.gw_network_id, router.gw_port_id, router.enable_snat = None, None, True
             return
-        net = self.plugin._get(s, ctx, "networks", info["network_id"], bare=True)
+        net = _row(self.plugin, s, ctx, "networks", info["network_id"], bare=True)
         if s.get(models.ExternalNetwork, net.id) is None:
             raise bad_router(f"Network {net.id} is not an external network")
         subnets = {x.id: x for x in s.execute(sa.select(models.Subnet).where(
@@ -194,14 +235,14 @@ class Routers(Collection):
         plugin = self.plugin
         port = models.Port(
             id=str(uuid.uuid4()), project_id="", name="", description="",
-            network_id=net.id, mac_address=plugin._generate_mac(s, net.id),
+            network_id=net.id, mac_address=_generate_mac(plugin, s, net.id),
             admin_state_up=True, status="DOWN", device_id=router.id,
             device_owner=definition.GATEWAY_OWNER, port_security_enabled=False,
             revision_number=0)
         port.allowed_address_pairs, port.tags, port.fixed_ips = [], [], []
         s.add(port)
         s.flush()
-        allocs = plugin._allocate(s, net.id, port, requested, definition.GATEWAY_OWNER)
+        allocs = _allocate(plugin, s, net.id, port, requested, definition.GATEWAY_OWNER)
         if not allocs:
             raise exceptions.IpAddressGenerationFailure(net_id=net.id)
         port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
@@ -210,7 +251,7 @@ class Routers(Collection):
         s.add(models.RouterPort(router_id=router.id, port_id=port.id,
                                 port_type=definition.GATEWAY_OWNER, order=0))
         s.flush()
-        plugin._record(s, "port", port, "create", net.id)
+        _record(plugin, s, "port", port, "create", net.id)
         return port
 
     def _drop_gateway_port(self, s, ctx, router, port):
@@ -295,16 +336,16 @@ class Routers(Collection):
         plugin = self.plugin
 
         def txn(s):
-            router = plugin._get(s, ctx, ROUTERS, router_id, lock=True)
+            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
             if "subnet_id" in info:
-                sub = plugin._get(s, ctx, "subnets", info["subnet_id"])
+                sub = _row(plugin, s, ctx, "subnets", info["subnet_id"])
                 if not sub.gateway_ip:
                     raise bad_router("Subnet for router interface must have a gateway IP")
                 self._check_new_subnets(s, router, [sub])
                 port = self._new_interface_port(s, ctx, router, sub)
                 subnets = [sub]
             else:
-                port = plugin._get(s, ctx, "ports", info["port_id"], lock=True)
+                port = _row(plugin, s, ctx, "ports", info["port_id"], lock=True)
                 if not ctx.is_admin and port.project_id != ctx.project_id:
                     # (another project's port on the caller's network)
                     raise exceptions.PortNotFound(port_id=port.id)
@@ -320,10 +361,10 @@ class Routers(Collection):
                 self._check_new_subnets(s, router, subnets)
                 port.device_id, port.device_owner = router.id, INTERFACE
                 port.status = INTERFACE_STATUS
-                plugin._bump(port)
-                plugin._record(s, "port", port, "update", port.network_id)
+                _bump(plugin, port)
+                _record(plugin, s, "port", port, "update", port.network_id)
             self._attach(s, router, port)
-            plugin._bump(router)
+            _bump(plugin, router)
             s.flush()
             self.record(s, router, "update")
             return _interface_info(router, port, subnets)
@@ -336,21 +377,21 @@ class Routers(Collection):
              "device_owner": INTERFACE, "mac_address": None,
              "fixed_ips": [{"subnet_id": sub.id, "ip_address": sub.gateway_ip}],
              "allowed_address_pairs": []}
-        port = plugin._new_port(s, None, a, {})
+        port = _new_port(plugin, s, None, a, {})
         port.status = INTERFACE_STATUS
-        allocs = plugin._allocate(s, sub.network_id, port, a["fixed_ips"], INTERFACE)
+        allocs = _allocate(plugin, s, sub.network_id, port, a["fixed_ips"], INTERFACE)
         port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
                                               network_id=port.network_id, order=i)
                           for i, (x, ip) in enumerate(allocs)]
         s.flush()
-        plugin._record(s, "port", port, "create", port.network_id)
+        _record(plugin, s, "port", port, "create", port.network_id)
         return port
 
     def remove_interface(self, ctx, router_id, info):
         plugin = self.plugin
 
         def txn(s):
-            router = plugin._get(s, ctx, ROUTERS, router_id, lock=True)
+            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
             ifaces = self._interfaces(s, router)
             if "port_id" in info:
                 port_id = info["port_id"]
@@ -380,12 +421,12 @@ class Routers(Collection):
                     if sid is not None:
                         raise definition.RouterInterfaceInUseByRoute(router_id=router.id,
                                                                      subnet_id=sid)
-            port = plugin._get(s, None, "ports", port_id, lock=True)
+            port = _row(plugin, s, None, "ports", port_id, lock=True)
             out = _interface_info(router, port, [x for x, _ in leaving])
             s.execute(sa.delete(models.RouterPort).where(
                 models.RouterPort.port_id == port_id))
             s.flush()
-            plugin._bump(router)
+            _bump(plugin, router)
             self.record(s, router, "update", {port.network_id})
             _delete_port(plugin, s, ctx, port)
             return out
@@ -395,7 +436,7 @@ class Routers(Collection):
         plugin = self.plugin
 
         def txn(s):
-            router = plugin._get(s, ctx, ROUTERS, router_id, lock=True)
+            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
             have = [{"destination": x.destination, "nexthop": x.nexthop}
                     for x in router.routes]
             if add:
@@ -404,10 +445,10 @@ class Routers(Collection):
             else:
                 wanted = [r for r in have if r not in routes]
             self.set_routes(s, router, wanted)
-            plugin._bump(router)
+            _bump(plugin, router)
             s.flush()
             self.record(s, router, "update")
-            return plugin._to_dict(ROUTERS, router)
+            return _to_dict(plugin, ROUTERS, router)
         return plugin.db.write(txn)
 
 
@@ -422,11 +463,11 @@ def _interface_info(router, port, subnets):
 def _delete_port(plugin, s, ctx, port):
     """What delete_port does, inside the caller's transaction."""
     addresses = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
-    plugin._run_hooks("ports", "delete", s, ctx, port, None)
-    plugin._record(s, "port", port, "delete", port.network_id)
+    _run_hooks(plugin, "ports", "delete", s, ctx, port, None)
+    _record(plugin, s, "port", port, "delete", port.network_id)
     s.delete(port)
     s.flush()
-    plugin._release(s, port.network_id, addresses)
+    _release(plugin, s, port.network_id, addresses)
 
 
 # ------------------------------------------------------------------ hooks
@@ -438,7 +479,6 @@ def _router_port(s, port_id):
 def setup(plugin, conf):
     routers = Routers(plugin)
     plugin.register(routers)
-    plugin.routers = routers
 
     quotas = getattr(plugin, "quotas", None)
     if quotas is not None and hasattr(quotas, "add_resource"):
@@ -530,7 +570,7 @@ def routes(api):
     def add_interface(req, ctx, router_id, **kw):
         target(ctx, router_id, "add_router_interface")
         info = definition.interface_info(body_of(req))
-        return json_response(plugin.routers.add_interface(ctx, router_id, info))
+        return json_response(plugin.collections[ROUTERS].add_interface(ctx, router_id, info))
 
     def remove_interface(req, ctx, router_id, **kw):
         target(ctx, router_id, "remove_router_interface")
@@ -541,7 +581,7 @@ def routes(api):
                 {"subnet_id": body["subnet_id"]})["subnet_id"]
         else:
             info = definition.interface_info(body)
-        return json_response(plugin.routers.remove_interface(ctx, router_id, info))
+        return json_response(plugin.collections[ROUTERS].remove_interface(ctx, router_id, info))
 
     def extraroutes(add):
         def handler(req, ctx, router_id, **kw):
@@ -551,7 +591,7 @@ def routes(api):
                 raise exceptions.InvalidInput(
                     error_message="the body must be {\"router\": {\"routes\": [...]}}")
             wanted = definition.routes(router["routes"], "routes")
-            obj = plugin.routers.change_routes(ctx, router_id, wanted, add)
+            obj = plugin.collections[ROUTERS].change_routes(ctx, router_id, wanted, add)
             return json_response({ROUTER: ctl._visible(ctx, obj)})
         return handler
 
