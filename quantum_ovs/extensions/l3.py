@@ -56,6 +56,48 @@ bad_router = definition.bad_router
 INTERFACE_STATUS = "ACTIVE"
 
 
+# ------------------------------------------------------------------ the core's storage
+# Every call this module makes into the core plugin's storage, in one
+# place, on issue 12's interface: changelog.record and bump,
+# addresses.allocate, release and generate_mac, plugin.row, run_hooks and
+# to_dict, the ports handler's _new_port.
+def _row(plugin, s, ctx, collection, id_, lock=False, bare=False):
+    return plugin.row(s, ctx, collection, id_, lock=lock, bare=bare)
+
+
+def _record(plugin, s, resource, obj, op, network_id=None):
+    changelog.record(s, resource, obj, op, network_id)
+
+
+def _bump(plugin, obj):
+    changelog.bump(obj)
+
+
+def _new_port(plugin, s, ctx, a, cache):
+    return plugin.collections["ports"]._new_port(s, ctx, a, cache)
+
+
+def _allocate(plugin, s, net_id, port, requested, device_owner):
+    return addresses.allocate(s, net_id, port, requested, device_owner)
+
+
+def _release(plugin, s, network_id, held):
+    addresses.release(s, network_id, held)
+
+
+def _run_hooks(plugin, collection, phase, *args):
+    plugin.run_hooks(collection, phase, *args)
+
+
+def _to_dict(plugin, collection, obj):
+    return plugin.to_dict(collection, obj)
+
+
+def _generate_mac(plugin, s, network_id):
+    return addresses.generate_mac(s, network_id, plugin.collections["ports"].base_mac,
+                                  plugin.conf.mac_generation_retries)
+
+
 # ------------------------------------------------------------------ dicts
 def router_dict(r):
     gw = None
@@ -97,7 +139,7 @@ class Routers(Collection):
 
     def record(self, s, router, op, extra_networks=()):
         for net_id in sorted(self.networks_of(s, router) | set(extra_networks)):
-            changelog.record(s, ROUTER, router, op, net_id)
+            _record(self.plugin, s, ROUTER, router, op, net_id)
 
     # -- create, update, delete
     def create(self, s, ctx, a):
@@ -114,7 +156,7 @@ class Routers(Collection):
         self._set_gateway(s, ctx, router, a.get("external_gateway_info"))
         s.flush()
         if router.gw_network_id:
-            changelog.record(s, ROUTER, router, "create", router.gw_network_id)
+            _record(self.plugin, s, ROUTER, router, "create", router.gw_network_id)
         return router
 
     def update(self, s, ctx, router, a):
@@ -148,7 +190,7 @@ class Routers(Collection):
                 self._drop_gateway_port(s, ctx, router, old)
             router.gw_network_id, router.gw_port_id, router.enable_snat = None, None, True
             return
-        net = self.plugin.row(s, ctx, "networks", info["network_id"], bare=True)
+        net = _row(self.plugin, s, ctx, "networks", info["network_id"], bare=True)
         if s.get(models.ExternalNetwork, net.id) is None:
             raise bad_router(f"Network {net.id} is not an external network")
         subnets = {x.id: x for x in s.execute(sa.select(models.Subnet).where(
@@ -181,16 +223,14 @@ class Routers(Collection):
         plugin = self.plugin
         port = models.Port(
             id=str(uuid.uuid4()), project_id="", name="", description="",
-            network_id=net.id, mac_address=addresses.generate_mac(
-                s, net.id, plugin.collections["ports"].base_mac,
-                plugin.conf.mac_generation_retries),
+            network_id=net.id, mac_address=_generate_mac(plugin, s, net.id),
             admin_state_up=True, status="DOWN", device_id=router.id,
             device_owner=definition.GATEWAY_OWNER, port_security_enabled=False,
             revision_number=0)
         port.allowed_address_pairs, port.tags, port.fixed_ips = [], [], []
         s.add(port)
         s.flush()
-        allocs = addresses.allocate(s, net.id, port, requested, definition.GATEWAY_OWNER)
+        allocs = _allocate(plugin, s, net.id, port, requested, definition.GATEWAY_OWNER)
         if not allocs:
             raise exceptions.IpAddressGenerationFailure(net_id=net.id)
         port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
@@ -199,7 +239,7 @@ class Routers(Collection):
         s.add(models.RouterPort(router_id=router.id, port_id=port.id,
                                 port_type=definition.GATEWAY_OWNER, order=0))
         s.flush()
-        changelog.record(s, "port", port, "create", net.id)
+        _record(plugin, s, "port", port, "create", net.id)
         return port
 
     def _drop_gateway_port(self, s, ctx, router, port):
@@ -284,16 +324,16 @@ class Routers(Collection):
         plugin = self.plugin
 
         def txn(s):
-            router = plugin.row(s, ctx, ROUTERS, router_id, lock=True)
+            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
             if "subnet_id" in info:
-                sub = plugin.row(s, ctx, "subnets", info["subnet_id"])
+                sub = _row(plugin, s, ctx, "subnets", info["subnet_id"])
                 if not sub.gateway_ip:
                     raise bad_router("Subnet for router interface must have a gateway IP")
                 self._check_new_subnets(s, router, [sub])
                 port = self._new_interface_port(s, ctx, router, sub)
                 subnets = [sub]
             else:
-                port = plugin.row(s, ctx, "ports", info["port_id"], lock=True)
+                port = _row(plugin, s, ctx, "ports", info["port_id"], lock=True)
                 if not ctx.is_admin and port.project_id != ctx.project_id:
                     # (another project's port on the caller's network)
                     raise exceptions.PortNotFound(port_id=port.id)
@@ -309,10 +349,10 @@ class Routers(Collection):
                 self._check_new_subnets(s, router, subnets)
                 port.device_id, port.device_owner = router.id, INTERFACE
                 port.status = INTERFACE_STATUS
-                changelog.bump(port)
-                changelog.record(s, "port", port, "update", port.network_id)
+                _bump(plugin, port)
+                _record(plugin, s, "port", port, "update", port.network_id)
             self._attach(s, router, port)
-            changelog.bump(router)
+            _bump(plugin, router)
             s.flush()
             self.record(s, router, "update")
             return _interface_info(router, port, subnets)
@@ -325,21 +365,21 @@ class Routers(Collection):
              "device_owner": INTERFACE, "mac_address": None,
              "fixed_ips": [{"subnet_id": sub.id, "ip_address": sub.gateway_ip}],
              "allowed_address_pairs": []}
-        port = plugin.collections["ports"]._new_port(s, None, a, {})
+        port = _new_port(plugin, s, None, a, {})
         port.status = INTERFACE_STATUS
-        allocs = addresses.allocate(s, sub.network_id, port, a["fixed_ips"], INTERFACE)
+        allocs = _allocate(plugin, s, sub.network_id, port, a["fixed_ips"], INTERFACE)
         port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
                                               network_id=port.network_id, order=i)
                           for i, (x, ip) in enumerate(allocs)]
         s.flush()
-        changelog.record(s, "port", port, "create", port.network_id)
+        _record(plugin, s, "port", port, "create", port.network_id)
         return port
 
     def remove_interface(self, ctx, router_id, info):
         plugin = self.plugin
 
         def txn(s):
-            router = plugin.row(s, ctx, ROUTERS, router_id, lock=True)
+            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
             ifaces = self._interfaces(s, router)
             if "port_id" in info:
                 port_id = info["port_id"]
@@ -369,12 +409,12 @@ class Routers(Collection):
                     if sid is not None:
                         raise definition.RouterInterfaceInUseByRoute(router_id=router.id,
                                                                      subnet_id=sid)
-            port = plugin.row(s, None, "ports", port_id, lock=True)
+            port = _row(plugin, s, None, "ports", port_id, lock=True)
             out = _interface_info(router, port, [x for x, _ in leaving])
             s.execute(sa.delete(models.RouterPort).where(
                 models.RouterPort.port_id == port_id))
             s.flush()
-            changelog.bump(router)
+            _bump(plugin, router)
             self.record(s, router, "update", {port.network_id})
             _delete_port(plugin, s, ctx, port)
             return out
@@ -384,7 +424,7 @@ class Routers(Collection):
         plugin = self.plugin
 
         def txn(s):
-            router = plugin.row(s, ctx, ROUTERS, router_id, lock=True)
+            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
             have = [{"destination": x.destination, "nexthop": x.nexthop}
                     for x in router.routes]
             if add:
@@ -393,10 +433,10 @@ class Routers(Collection):
             else:
                 wanted = [r for r in have if r not in routes]
             self.set_routes(s, router, wanted)
-            changelog.bump(router)
+            _bump(plugin, router)
             s.flush()
             self.record(s, router, "update")
-            return plugin.to_dict(ROUTERS, router)
+            return _to_dict(plugin, ROUTERS, router)
         return plugin.db.write(txn)
 
 
@@ -410,7 +450,12 @@ def _interface_info(router, port, subnets):
 
 def _delete_port(plugin, s, ctx, port):
     """What delete_port does, inside the caller's transaction."""
-    plugin.collections["ports"].delete_row(s, ctx, port)
+    held = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
+    _run_hooks(plugin, "ports", "delete", s, ctx, port, None)
+    _record(plugin, s, "port", port, "delete", port.network_id)
+    s.delete(port)
+    s.flush()
+    _release(plugin, s, port.network_id, held)
 
 
 # ------------------------------------------------------------------ hooks
