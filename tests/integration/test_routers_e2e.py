@@ -1,12 +1,14 @@
 """Routing end to end on real Open vSwitch (issue 13): the routers API of a
 real server (``service_plugins = router``), the host views it feeds the
-agents, and the agents' flows on two hypervisors (see multihost.py).
+agents, and the agents' flows on three hypervisors (see multihost.py).
 
-Two subnets on one router; instances on the same host and on the other
-host (VXLAN): ping and TCP across the subnets, the router's address
-answers, routed packets cross the underlay once with the destination
-network's key; detaching an interface cuts the routed traffic, attaching
-it again restores it.
+Two subnets on one router; instances on the same host and on another
+host (VXLAN and VLAN): ping and TCP across the subnets, the router's
+address answers, each direction is routed on the sending host (the
+underlay carries it once, on the destination network's segment, to the
+destination's MAC; a third host sees none of it); detaching an interface
+cuts the routed traffic, attaching it again restores it.  Two routers over
+the same CIDRs keep their tenants apart.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def cloud(tmp_path_factory):
     reason = missing_prerequisites()
     if reason:
         pytest.skip(reason)
-    cluster = Cluster(2)
+    cluster = Cluster(3)  # hv3 holds none of the networks: a bystander
     path = tmp_path_factory.mktemp("rt") / "server.sqlite"
     server = ServerProcess(f"sqlite:///{path}", extra_conf=SERVER_CONF)
     state = tempfile.mkdtemp(prefix="qovs-rt-state-")
@@ -105,13 +107,14 @@ def test_routing_across_subnets_on_one_and_two_hosts(cloud, ntype):
         assert wait_for(lambda: a.ping(b.ip, wait=0.5), timeout=15)
         assert b.ping(a.ip, count=2)
         # Across hosts: routed on hv1, carried with subnet 2's key / tag.
-        if ntype == "vxlan":
-            cap = cluster.tunnel.capture("hv2", "udp port 4789")
-        else:
-            cap = cluster.provider.capture("hv2", "vlan")
+        under = cluster.tunnel if ntype == "vxlan" else cluster.provider
+        filt = "udp port 4789" if ntype == "vxlan" else "vlan"
+        cap, bystander = under.capture("hv2", filt), under.capture("hv3", filt)
         assert wait_for(lambda: a.ping(c.ip, wait=0.5), timeout=15)
         assert a.ping(c.ip, count=3)
         echoes = _echoes(cap.stop(), ntype)
+        # Never through a third host: hv3 sees none of it.
+        assert _echoes(bystander.stop(), ntype) == []
         seg1, seg2 = net1["provider:segmentation_id"], net2["provider:segmentation_id"]
         # Each way routed on the sending host: requests arrive at hv2 on
         # subnet 2's segment addressed to c, replies leave on subnet 1's to a.
