@@ -3,7 +3,9 @@
 ``full(s, host)`` builds the whole HostView; ``delta(s, host, changes)``
 builds the Delta that brings an agent from revision R to now, given the
 change rows after R.  Both read with Core queries (no ORM objects): a
-host view can hold tens of thousands of ports.
+host view can hold tens of thousands of ports.  A view holds the host's
+own networks and, for the routers on them, the routers and their other
+networks (see routed; compiler/synth.py slice_for_host is the reference).
 """
 
 import dataclasses
