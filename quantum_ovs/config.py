@@ -66,6 +66,9 @@ core_opts = [
                     "response; -1 means no limit."),
     cfg.IntOpt("global_physnet_mtu", default=1500,
                help="MTU of the underlying physical network."),
+    cfg.ListOpt("service_plugins", default=["router"],
+                help="Service plugins to enable, as in Neutron: 'router' serves "
+                     "the L3 API (routers, extra routes)."),
 ]
 
 database_opts = [

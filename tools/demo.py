@@ -7,8 +7,11 @@ real `openstack` CLI; boots three "instances" (network namespaces) through
 the nova hook: ports allocated by NetworkAPI.allocate_for_instance,
 devices plugged by quantum-ovs-vif, addresses from the agent's native
 DHCP; shows that the two on one network ping each other and that the
-third, on the other network, reaches neither.  Then it leaves everything
-running until Ctrl-C (or, with --once, cleans up at once).
+third, on the other network, reaches neither.  Then a router (the L3
+service plugin is on) joins demo-net to a third network, and a fourth
+instance there is reached across the subnets, routed in the flows of the
+host.  Then it leaves everything running until Ctrl-C (or, with --once,
+cleans up at once).
 """
 
 import argparse
@@ -87,13 +90,13 @@ class Demo:
         with open(os.path.join(self.dir, f"{name}.log")) as f:
             return f.read()[-n:]
 
-    def openstack(self, *args):
+    def openstack(self, *args, parse=True):
         cmd = [os.path.join(BIN, "openstack"), "--os-auth-type", "none",
-               "--os-endpoint", self.endpoint, *args, "-f", "json"]
+               "--os-endpoint", self.endpoint, *args] + (["-f", "json"] if parse else [])
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise SystemExit(f"openstack {' '.join(args)} failed:\n{out.stderr}")
-        return json.loads(out.stdout)
+        return json.loads(out.stdout) if parse else out.stdout
 
     def api(self, method, path, body=None):
         req = urllib.request.Request(
@@ -118,7 +121,7 @@ class Demo:
         conf = os.path.join(self.dir, "quantum-ovs.conf")
         with open(conf, "w") as f:
             f.write(f"[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {self.port}\n"
-                    f"default_project_id = {PROJECT}\n"
+                    f"default_project_id = {PROJECT}\nservice_plugins = router\n"
                     f"[database]\nconnection = sqlite:///{self.dir}/quantum-ovs.sqlite\n")
         server = self.spawn("server", [os.path.join(BIN, "quantum-ovs-server"),
                                        "--config-file", conf])
@@ -252,11 +255,42 @@ class Demo:
             raise SystemExit("vm-c on other-net reached demo-net: isolation is broken")
         say(f"isolation      vm-c (other-net, {c['ip']}) cannot reach vm-b ({b['ip']}) "
             "on demo-net")
+        d = self.routing(a, c)
         say()
         say(f"summary: startup {self.timings['startup']:.1f} s; API to ACTIVE "
-            f"{max(x['active_s'] for x in (a, b, c)) * 1000:.0f} ms (slowest of 3); "
-            f"DHCP lease {max(x['lease_s'] for x in (a, b, c)) * 1000:.0f} ms (slowest); "
+            f"{max(x['active_s'] for x in (a, b, c, d)) * 1000:.0f} ms (slowest of 4); "
+            f"DHCP lease {max(x['lease_s'] for x in (a, b, c, d)) * 1000:.0f} ms (slowest); "
             f"first ping {first_ping * 1000:.0f} ms")
+
+    def routing(self, a, c):
+        """A router between demo-net and routed-net (openstack CLI), an
+        instance on routed-net, and vm-a reaching it across the subnets."""
+        t0 = time.monotonic()
+        self.openstack("network", "create", "routed-net")
+        self.routed_sub = self.openstack("subnet", "create", "--network", "routed-net",
+                                         "--subnet-range", "10.30.0.0/24", "routed-subnet")
+        self.router = self.openstack("router", "create", "demo-router")
+        for sub in ("demo-subnet", "routed-subnet"):
+            self.openstack("router", "add", "subnet", "demo-router", sub, parse=False)
+        say(f"router         demo-router: demo-subnet 10.20.0.1, routed-subnet 10.30.0.1 "
+            f"(openstack CLI, {time.monotonic() - t0:.1f} s)")
+        d = self.boot("vm-d", self.routed_sub["network_id"])
+        self.booted.append(d)
+        t0 = time.monotonic()
+        ok = False
+        while time.monotonic() - t0 < 10 and not ok:
+            ok = self.ping(a, d)
+        first = time.monotonic() - t0
+        if not ok or not self.ping(d, a, 3):
+            raise SystemExit("vm-a and vm-d cannot reach each other through demo-router\n"
+                             + self.tail("agent"))
+        say(f"routed ping    vm-a ({a['ip']}) -> vm-d ({d['ip']}) ok (first reply after "
+            f"{first * 1000:.0f} ms), vm-d -> vm-a ok: routed in br-int's flows")
+        # other-net is on no router: vm-c (vm-a's address there) stays out.
+        if self.ping(c, d, 2):
+            raise SystemExit("vm-c on other-net reached routed-net: isolation is broken")
+        say(f"isolation      vm-c (other-net, no router) cannot reach vm-d ({d['ip']})")
+        return d
 
     def delete_instances(self):
         """What nova does on delete: unplug, deallocate; then check that
@@ -273,7 +307,7 @@ class Demo:
                      if x in {vm["tap"] for vm in self.booted}]
         if left_ports or left_taps:
             raise SystemExit(f"deleting the instances left ports {left_ports} / {left_taps}")
-        say(f"cleanup        3 instances unplugged and deallocated in "
+        say(f"cleanup        {len(self.booted)} instances unplugged and deallocated in "
             f"{(time.monotonic() - t0) * 1000:.0f} ms: no port left in the API or on br-int")
 
     def stop(self):

@@ -175,10 +175,19 @@ class NoAuth:
         return self.app(environ, start_response)
 
 
+def _enabled(mod, conf):
+    """A module naming ``SERVICE_PLUGIN`` (its names) is served only when
+    ``[DEFAULT] service_plugins`` names it, as Neutron's service plugins."""
+    names = getattr(mod, "SERVICE_PLUGIN", None)
+    return names is None or bool(set(names) & set(conf.service_plugins or ()))
+
+
 def make_app(conf, plugin, ext_modules=(), policy=None):
     """Build the WSGI app with the given extension modules (see
     quantum_ovs.extensions): the schema it serves is built from the core's
-    definition and the modules' ``DEFINITION``."""
+    definition and the enabled modules' ``DEFINITION`` (a module naming
+    ``SERVICE_PLUGIN`` is enabled by ``[DEFAULT] service_plugins``)."""
+    ext_modules = [m for m in ext_modules if _enabled(m, conf)]
     schema = attributes.build(
         [core] + [m.DEFINITION for m in ext_modules
                   if getattr(m, "DEFINITION", None) is not None])

@@ -286,7 +286,8 @@ class HostStates:
         self._feed_options = feed_options
         self._feed = None
         self._lock = threading.Lock()
-        self._relevance_cache = {}  # host -> (networks, local groups, groups, revision)
+        # host -> (view networks, own networks, local groups, groups, revision)
+        self._relevance_cache = {}
         self._memo_key, self._memo = None, {}
         self._delta_lock = threading.Lock()
 
@@ -321,7 +322,7 @@ class HostStates:
         # also gets a full view.
         if since < 0 or since > feed.latest:
             return self._full(host)
-        nets, local, groups = self._relevance(host, feed)
+        nets, own_nets, local, groups = self._relevance(host, feed)
         waiter = None
         try:
             while True:
@@ -338,13 +339,15 @@ class HostStates:
                 held = nets | {c.network_id for c in changes
                                if c.host == host and c.network_id}
                 mine = [c for c in changes if host_view.relevant(c, host, held, groups)]
+                if any(c.resource == "router" for c in mine):
+                    mine = host_view.with_router_rows(mine, changes)
                 if mine:
                     if waiter is not None and still_valid is not None and not still_valid():
                         return None  # revoked while this poll waited
                     # Unless one of the host's own ports changed, its networks
                     # and groups are still those cached.
                     own = any(c.host == host for c in mine)
-                    return self._delta(host, mine, mark, None if own else (nets, local),
+                    return self._delta(host, mine, mark, None if own else (own_nets, local),
                                        member_deltas=member_deltas)
                 left = deadline - time.monotonic()
                 if left <= 0 or feed.stopped:
@@ -363,26 +366,30 @@ class HostStates:
                 feed.unsubscribe(waiter)
 
     def _relevance(self, host, feed):
-        """The host's networks, its ports' groups, and those with the groups
-        their rules name (what decides whether a change concerns it),
-        cached until a change could alter them: one of the host's own
-        ports, or a group's rules."""
+        """The networks of the host's view (its own and those its routers
+        route to), its own networks, its ports' groups, and those with the
+        groups their rules name (what decides whether a change concerns
+        it), cached until a change could alter them: one of the host's own
+        ports, a group's rules, or a router on one of its view's networks
+        (an interface attached or detached)."""
         cached = self._relevance_cache.get(host)
         if cached is not None:
-            seq = cached[-1]
+            seq, view_nets = cached[-1], cached[0]
             later = feed.since(seq)
             if later is not None and not any(
-                    c.host == host or c.resource == "security_group" for c in later):
+                    c.host == host or c.resource == "security_group" or
+                    (c.resource == "router" and c.network_id in view_nets) for c in later):
                 return cached[:-1]
         seq = feed.watermark
         with self.db.reader() as s:
-            nets = host_view.local_networks(s, host)
+            own = host_view.local_networks(s, host)
+            nets = host_view.routed(s, own)[1]
             local = host_view.local_groups(s, host)
             groups = host_view.relevant_groups(s, host, local)
         if len(self._relevance_cache) > self.RELEVANCE_CACHE_SIZE:
             self._relevance_cache.clear()
-        self._relevance_cache[host] = (nets, local, groups, seq)
-        return nets, local, groups
+        self._relevance_cache[host] = (nets, own, local, groups, seq)
+        return nets, own, local, groups
 
     def _full(self, host):
         revision = self.feed.watermark

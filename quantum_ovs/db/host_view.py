@@ -3,7 +3,9 @@
 ``full(s, host)`` builds the whole HostView; ``delta(s, host, changes)``
 builds the Delta that brings an agent from revision R to now, given the
 change rows after R.  Both read with Core queries (no ORM objects): a
-host view can hold tens of thousands of ports.
+host view can hold tens of thousands of ports.  A view holds the host's
+own networks and, for the routers on them, the routers and their other
+networks (see routed; compiler/synth.py slice_for_host is the reference).
 """
 
 import dataclasses
@@ -19,6 +21,9 @@ N, SEG, S = models.Network, models.NetworkSegment, models.Subnet
 AAP, SGB = models.AllowedAddressPair, models.SecurityGroupPortBinding
 R, AG = models.SecurityGroupRule, models.Agent
 IB = models.InactivePortBinding
+RT, RP, RR = models.Router, models.RouterPort, models.RouterRoute
+# RouterPort.port_type of a router's interface (the port's device_owner).
+INTERFACE = "network:router_interface"
 
 class RuleWithoutProtocolNumber(RuntimeError):
     """A stored rule names a protocol but has no number for it: never read
@@ -250,13 +255,101 @@ def relevant_groups(s, host, local=None):
     return set(local) | remote_group_ids(s, local)
 
 
+# ------------------------------------------------------------ routers
+# A host's view holds its own networks (those of its bound or pending
+# ports), every router with an interface on one of them, and all of those
+# routers' other networks (with their subnets, ports and remote hosts):
+# the destinations it routes to.  One level only: a network reached
+# through a router the host does not hold is not in its view
+# (compiler/synth.py slice_for_host is the reference).
+def routed(s, own, memo=None):
+    """({router id: its interfaces' networks} of the routers with an
+    interface on one of the networks ``own``, the view's networks: ``own``
+    and theirs).  ``memo`` (see delta) keeps each network's routers and
+    each router's networks, so that the deltas of many hosts read them
+    once."""
+    memo = {} if memo is None else memo
+    missing = [n for n in own if ("net_routers", n) not in memo]
+    for n in missing:
+        memo[("net_routers", n)] = set()
+    for chunk in _chunks(missing):
+        for r in s.execute(sa.select(RP.router_id, P.network_id).join(P, P.id == RP.port_id)
+                           .where(RP.port_type == INTERFACE, P.network_id.in_(chunk))):
+            memo[("net_routers", r.network_id)].add(r.router_id)
+    ids = set().union(*(memo[("net_routers", n)] for n in own))
+    missing = [r for r in ids if ("router_nets", r) not in memo]
+    for r in missing:
+        memo[("router_nets", r)] = set()
+    for chunk in _chunks(missing):
+        for r in s.execute(sa.select(RP.router_id, P.network_id).join(P, P.id == RP.port_id)
+                           .where(RP.port_type == INTERFACE, RP.router_id.in_(chunk))):
+            memo[("router_nets", r.router_id)].add(r.network_id)
+    routers = {r: memo[("router_nets", r)] for r in ids}
+    return routers, set(own).union(*routers.values())
+
+
+def view_networks(s, host):
+    """The networks of ``host``'s view (see routed)."""
+    return routed(s, local_networks(s, host))[1]
+
+
+def load_routers(s, ids):
+    """The routers ``ids`` (those that exist), as model values: one
+    interface per address of each interface port, in attachment order."""
+    ids = sorted(ids)
+    if not ids:
+        return []
+    base, ifaces, routes, gws = {}, {}, {}, {}
+    for chunk in _chunks(ids):
+        for r in s.execute(sa.select(RT.id, RT.admin_state_up, RT.gw_network_id, RT.gw_port_id,
+                                     RT.enable_snat).where(RT.id.in_(chunk))):
+            base[r.id] = r
+        for r in s.execute(sa.select(RP.router_id, P.id, P.network_id, P.mac_address,
+                                     A.subnet_id, A.ip_address, S.cidr)
+                           .join(P, P.id == RP.port_id).join(A, A.port_id == P.id)
+                           .join(S, S.id == A.subnet_id)
+                           .where(RP.router_id.in_(chunk), RP.port_type == INTERFACE)
+                           .order_by(RP.router_id, RP.order, P.id, A.order)):
+            ifaces.setdefault(r.router_id, []).append(m.RouterInterface(
+                port_id=r.id, network_id=r.network_id, subnet_id=r.subnet_id,
+                ip_address=r.ip_address, prefixlen=int(r.cidr.split("/")[1]),
+                mac_address=r.mac_address))
+        for r in s.execute(sa.select(RR.router_id, RR.destination, RR.nexthop)
+                           .where(RR.router_id.in_(chunk))
+                           .order_by(RR.router_id, RR.destination, RR.nexthop)):
+            routes.setdefault(r.router_id, []).append(m.HostRoute(r.destination, r.nexthop))
+    gw_ports = [b.gw_port_id for b in base.values() if b.gw_port_id]
+    for chunk in _chunks(gw_ports):
+        for r in s.execute(sa.select(P.id, P.mac_address, A.ip_address)
+                           .outerjoin(A, A.port_id == P.id).where(P.id.in_(chunk))
+                           .order_by(P.id, A.order)):
+            mac, ips = gws.setdefault(r.id, (r.mac_address, []))
+            if r.ip_address is not None:
+                ips.append(r.ip_address)
+    out = []
+    for rid in ids:
+        b = base.get(rid)
+        if b is None:
+            continue
+        gw = None
+        if b.gw_network_id and b.gw_port_id in gws:
+            mac, ips = gws[b.gw_port_id]
+            gw = m.RouterGateway(network_id=b.gw_network_id, port_id=b.gw_port_id,
+                                 mac_address=mac, ip_addresses=tuple(ips),
+                                 enable_snat=b.enable_snat)
+        out.append(m.Router(id=rid, admin_state_up=b.admin_state_up,
+                            interfaces=tuple(ifaces.get(rid, ())),
+                            routes=tuple(routes.get(rid, ())), gateway=gw))
+    return out
+
+
 def _tunnel_ip(s, host):
     r = s.execute(sa.select(AG.tunnel_ip).where(AG.host == host)).first()
     return r.tunnel_ip if r else None
 
 
 def full(s, host, revision):
-    nets = local_networks(s, host)
+    routers, nets = routed(s, local_networks(s, host))
     ports = load_ports(s, P.network_id.in_(nets)) if nets else []
     ports = as_seen_by(host, ports, pending_ports(s, host))
     # The groups of the host's ports and of those pending there (shown
@@ -267,7 +360,8 @@ def full(s, host, revision):
         networks=tuple(load_networks(s, nets)),
         subnets=tuple(load_subnets(s, S.network_id.in_(nets))) if nets else (),
         ports=tuple(ports), security_groups=tuple(load_groups(s, mine)),
-        remote_hosts=tuple(remote_hosts(s, host, nets)))
+        remote_hosts=tuple(remote_hosts(s, host, nets)),
+        routers=tuple(load_routers(s, routers)))
 
 
 # Change rows about a security group: its rules, or its members' addresses.
@@ -275,8 +369,10 @@ GROUP_RESOURCES = ("security_group", "sg_member")
 
 
 def relevant(change, host, networks, groups):
-    """Could this change row matter to ``host``, which holds ``networks``
-    and whose ports use or name ``groups``?"""
+    """Could this change row matter to ``host``, whose view holds
+    ``networks`` (its own and those its routers route to: see routed) and
+    whose ports use or name ``groups``?  (A router's change is recorded
+    once per network it has or had an interface on.)"""
     if change.host == host:
         return True
     if change.network_id is not None and change.network_id in networks:
@@ -286,6 +382,18 @@ def relevant(change, host, networks, groups):
     if change.resource == "agent":  # a host's tunnel address (None: an admin edit)
         return bool(change.host)
     return False
+
+
+def with_router_rows(mine, changes):
+    """``mine`` (the changes relevant to a host) and every other row of the
+    routers among them: a router's rows name each network it has or had an
+    interface on, and those the host's view may lose are among them (a
+    network detached from one of its routers)."""
+    routers = {c.resource_id for c in mine if c.resource == "router"}
+    have = {c.seq for c in mine}
+    extra = [c for c in changes if c.resource == "router" and c.resource_id in routers
+             and c.seq not in have]
+    return sorted(mine + extra, key=lambda c: c.seq) if extra else mine
 
 
 def _memo(memo, key, fn):
@@ -302,22 +410,46 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
 
     ``memo``: a dict shared by the deltas built for the same changes at the
     same revision (for many hosts): what does not depend on the host is
-    read once.  ``nets_now`` and ``local``: the host's networks and its
-    ports' groups when the caller knows them (none of the changes is one of
-    the host's own ports).  ``member_deltas``: the agent applies
+    read once.  ``nets_now`` and ``local``: the host's own networks (see
+    local_networks) and its ports' groups when the caller knows them (none
+    of the changes is one of the host's own ports).  Routers: those that
+    changed or are new to the view are sent whole, with the networks they
+    bring; those no longer in the view are removed, with the networks only
+    they brought.  ``member_deltas``: the agent applies
     ``group_members`` (else membership changes send whole groups)."""
     memo = {} if memo is None else memo
     port_ids = {c.resource_id for c in changes if c.resource == "port"}
-    if nets_now is None:
-        nets_now = local_networks(s, host)
+    own_now = local_networks(s, host) if nets_now is None else set(nets_now)
     local_changed = {c.resource_id for c in changes if c.resource == "port" and c.host == host}
-    # Networks the agent already had: those with a local port unchanged
-    # since its revision.  The rest are new to it: send them whole.
-    stable = local_networks(s, host, exclude_ports=local_changed) if local_changed else nets_now
+    # Own networks the agent already had: those with a local port
+    # unchanged since its revision.
+    stable_own = (local_networks(s, host, exclude_ports=local_changed) if local_changed
+                  else own_now)
+    # Routers that changed: their rows, and those of their interface ports.
+    router_ids = {c.resource_id for c in changes if c.resource == "router"}
+    if port_ids:
+        router_ids |= _memo(memo, ("port_routers", frozenset(port_ids)),
+                            lambda: _routers_of_ports(s, port_ids))
+    routers_now, nets_now = routed(s, own_now, memo)
+    # The view the agent had (or less of it): its stable own networks and
+    # the networks of the unchanged routers on them.  What is not in it is
+    # new to the agent: sent whole.
+    stable_routers = {r: n for r, n in routed(s, stable_own, memo)[0].items()
+                      if r not in router_ids}
+    stable = set(stable_own).union(*stable_routers.values())
     new_nets = nets_now - stable
-    gone_nets = {c.network_id for c in changes if c.network_id and c.host == host} - nets_now
+    # Networks it may have had and has no more: those of its own ports'
+    # changes and of router changes, and those routed from own networks
+    # it lost.
+    gone_own = {c.network_id for c in changes if c.network_id and c.host == host} - own_now
+    lost_routers, lost_nets = routed(s, gone_own, memo) if gone_own else ({}, set())
+    gone_nets = ({c.network_id for c in changes if c.network_id and
+                  (c.host == host or c.resource == "router")} | lost_nets) - nets_now
     changed_nets = {c.resource_id for c in changes if c.resource == "network"} & nets_now
     subnet_ids = {c.resource_id for c in changes if c.resource == "subnet"}
+    # Routers sent whole: those that changed, and those new to the view.
+    send_routers = {r for r in routers_now if r in router_ids or r not in stable_routers}
+    removed_routers = (router_ids | set(lost_routers)) - set(routers_now)
 
     ports = []
     if new_nets:
@@ -384,7 +516,19 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
         removed_networks=tuple(sorted(gone_nets)),
         removed_subnets=tuple(sorted(removed_subnets)),
         removed_ports=tuple(sorted(removed_ports)),
-        group_members=members, groups_complete=complete)
+        group_members=members, groups_complete=complete,
+        routers=tuple(_memo(memo, ("routers", frozenset(send_routers)),
+                            lambda: load_routers(s, send_routers))),
+        removed_routers=tuple(sorted(removed_routers)))
+
+
+def _routers_of_ports(s, port_ids):
+    """The routers these ports are interfaces of."""
+    out = set()
+    for chunk in _chunks(port_ids):
+        out.update(s.execute(sa.select(RP.router_id).where(
+            RP.port_id.in_(chunk), RP.port_type == INTERFACE)).scalars())
+    return out
 
 
 def _member_changes(s, changes, local, memo):

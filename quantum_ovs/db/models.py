@@ -378,3 +378,57 @@ class InactivePortBinding(Base):
 Port.inactive_bindings = relationship(InactivePortBinding, lazy="select",
                                       cascade="all, delete-orphan", passive_deletes=True,
                                       order_by=InactivePortBinding.host)
+
+
+# --------------------------------------------------------------- routers (l3)
+class Router(StandardAttrs, Base):
+    """A router (aliases router, extraroute).
+
+    Its external gateway: the external network, the gateway port on it
+    (``network:router_gateway``, also a row of ``routerports``) and whether
+    SNAT is on.  What they do in the data plane comes with external
+    connectivity.
+    """
+
+    __tablename__ = "routers"
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    gw_network_id: Mapped[str | None] = mapped_column(
+        ForeignKey("networks.id"), nullable=True, index=True)
+    gw_port_id: Mapped[str | None] = mapped_column(
+        ForeignKey("ports.id", ondelete="SET NULL"), nullable=True)
+    enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    tags = _tags_rel("Router")
+    gw_port = relationship(Port, lazy="selectin", viewonly=True,
+                           primaryjoin="foreign(Router.gw_port_id) == Port.id")
+    attached = relationship("RouterPort", lazy="selectin", cascade="all, delete-orphan",
+                            passive_deletes=True, order_by="RouterPort.order")
+    routes = relationship("RouterRoute", lazy="selectin", cascade="all, delete-orphan",
+                          passive_deletes=True,
+                          order_by="RouterRoute.destination, RouterRoute.nexthop")
+
+
+class RouterPort(Base):
+    """A port of a router: ``port_type`` is its device_owner when attached
+    (``network:router_interface``; ``network:router_gateway`` later).  A
+    port is on one router at most."""
+
+    __tablename__ = "routerports"
+    router_id: Mapped[str] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True, unique=True)
+    port_type: Mapped[str] = mapped_column(String(255))
+    # Attachment order (what the router shows its interfaces in).
+    order: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RouterRoute(Base):
+    """An extra route of a router (extraroute): next hop on a connected
+    subnet."""
+
+    __tablename__ = "routerroutes"
+    router_id: Mapped[str] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    destination: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nexthop: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -8,7 +8,9 @@ An extension is a module with any of:
 - ``OPTS``: [(group, [oslo.config options])];
 - ``setup(plugin, conf)``: register collection handlers, hooks, dict
   extenders and filter clauses on the plugin;
-- ``routes(api)``: extra routes (``api.add_route(path, {method: fn})``).
+- ``routes(api)``: extra routes (``api.add_route(path, {method: fn})``);
+- ``SERVICE_PLUGIN``: names in ``[DEFAULT] service_plugins`` that enable it
+  (without it, always enabled; make_app checks it).
 
 Every module listed in ENABLED is loaded, in order.
 """
@@ -30,6 +32,7 @@ OPTIONAL = (
     "quantum_ovs.extensions.securitygroups",
     "quantum_ovs.extensions.quotas",
     "quantum_ovs.extensions.essex",
+    "quantum_ovs.extensions.l3",
 )
 
 

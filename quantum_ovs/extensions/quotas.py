@@ -47,6 +47,7 @@ OPTS = [("quotas", [
                help=f"Number of {name}s allowed per project; -1 for unlimited.")
     for name, (_c, _m, default) in RESOURCES.items()])]
 
+PROJECT_ID_MAX = 255  # the length of the project_id columns
 # session.info key: the (project, resource) pairs a transaction created.
 PENDING = "qovs_quota_pending"
 
@@ -59,9 +60,25 @@ class Quotas:
     def __init__(self, plugin, conf):
         self.plugin = plugin
         self.conf = conf
+        # name -> (collection, model): RESOURCES and those of enabled
+        # extensions (add_resource).
+        self.resources = {name: (c, model) for name, (c, model, _d) in RESOURCES.items()}
+
+    def add_resource(self, name, collection, model):
+        """A resource an extension serves (its ``[quotas] quota_<name>``
+        option registered by the extension): limited and counted from now."""
+        self.resources[name] = (collection, model)
+        self._hook(name, collection)
+
+    def _hook(self, resource, collection):
+        def hook(s, ctx, obj, a):
+            self.check(s, resource, obj)
+        # First: the limit is read before other hooks' work (the count
+        # and its lock come just before the commit).
+        self.plugin.add_hook(collection, "create", hook, first=True)
 
     def defaults(self):
-        return {name: getattr(self.conf.quotas, f"quota_{name}") for name in RESOURCES}
+        return {name: getattr(self.conf.quotas, f"quota_{name}") for name in self.resources}
 
     def limits(self, s, project_id):
         out = self.defaults()
@@ -77,9 +94,8 @@ class Quotas:
         return row.limit if row is not None else getattr(self.conf.quotas,
                                                          f"quota_{resource}")
 
-    @staticmethod
-    def used(s, project_id, resource, exclude=None):
-        model = RESOURCES[resource][1]
+    def used(self, s, project_id, resource, exclude=None):
+        model = self.resources[resource][1]
         q = sa.select(sa.func.count()).select_from(model).where(
             model.project_id == project_id)
         if exclude is not None:
@@ -139,11 +155,7 @@ def setup(plugin, conf):
     quotas = Quotas(plugin, conf)
     plugin.quotas = quotas
     for resource, (collection, _model, _d) in RESOURCES.items():
-        def hook(s, ctx, obj, a, resource=resource):
-            quotas.check(s, resource, obj)
-        # First: the limit is read before other hooks' work (the count
-        # and its lock come just before the commit).
-        plugin.add_hook(collection, "create", hook, first=True)
+        quotas._hook(resource, collection)
 
 
 # ---------------------------------------------------------------- API
@@ -151,7 +163,7 @@ def _project_body(project_id, limits):
     return dict(limits, project_id=project_id, tenant_id=project_id)
 
 
-def _parse_limits(req):
+def _parse_limits(req, resources):
     """(limits, whether to check them against the usage)."""
     body = read_json(req)
     quota = body.get("quota")
@@ -172,11 +184,11 @@ def _parse_limits(req):
                 error_message=f"{flag} must be a boolean, not '{raw}'") from None
     if not quota:
         raise exceptions.InvalidInput(error_message="no quota limit given")
-    unknown = sorted(k for k in quota if k not in RESOURCES)
+    unknown = sorted(k for k in quota if k not in resources)
     if unknown:
         raise exceptions.InvalidInput(
             error_message=f"Unrecognized quota resource(s) {unknown}; known: "
-                          f"{sorted(RESOURCES)}")
+                          f"{sorted(resources)}")
     for name, value in quota.items():
         try:
             out[name] = v.to_int(value, name, minimum=-1, maximum=MAX_LIMIT)
@@ -219,7 +231,11 @@ def routes(api):
 
     def update(req, ctx, project_id, **kw):
         require_admin(ctx, "Only admin can view or configure quota")
-        wanted, check_limit = _parse_limits(req)
+        wanted, check_limit = _parse_limits(req, quotas_of().resources)
+        if len(project_id) > PROJECT_ID_MAX:
+            # (It would not fit the quotas table's project_id column.)
+            raise exceptions.InvalidInput(
+                error_message=f"a project id is at most {PROJECT_ID_MAX} characters")
 
         def txn(s):
             if check_limit:
@@ -227,7 +243,7 @@ def routes(api):
                 for name in sorted(wanted):
                     quotas_of()._lock(s, project_id, name)
                 for name, value in wanted.items():
-                    used = Quotas.used(s, project_id, name)
+                    used = quotas_of().used(s, project_id, name)
                     if 0 <= value < used:
                         raise InvalidQuotaValue(
                             reason=f"the limit {value} of {name} is below its current "
@@ -257,8 +273,8 @@ def routes(api):
         with db.reader() as s:
             limits = quotas_of().limits(s, project_id)
             out = {name: {"limit": limits[name],
-                          "used": Quotas.used(s, project_id, name), "reserved": 0}
-                   for name in RESOURCES}
+                          "used": quotas_of().used(s, project_id, name), "reserved": 0}
+                   for name in quotas_of().resources}
         return json_response({"quota": out})
 
     fmt = "{fmt:(\\.json)?}"

@@ -61,7 +61,10 @@ SECRET_TAG, ABSENT_TAG = "a-secret", "z-absent"
 VICTIM_HOST, ABSENT_HOST, ATTACKER_HOST = "host-a", "host-z", "host-b"
 FMT = re.compile(r"\{fmt:[^}]*\}")
 # The path parameters World.param_values fills.
-KNOWN_PARAMS = {"tenant_id", "project_id", "tag", "host", "network_id", "port_id", "id"}
+KNOWN_PARAMS = {"tenant_id", "project_id", "tag", "host", "network_id", "port_id", "id",
+                "router_id"}
+# Every service plugin on: what it serves gets cases too.
+SERVICE_PLUGINS = ["router"]
 PARAM = re.compile(r"\{(\w+)\}")
 
 # Routes that are no project's: the version documents, the extension list,
@@ -96,6 +99,9 @@ BODIES = [
     (r"/ports$", "POST", {"port": {"state": "DOWN"}}),
     (r"/ports/\{port_id\}$", "PUT", {"port": {"state": "DOWN"}}),
     (r"/attachment$", "PUT", {"attachment": {"id": "vm-pwned"}}),
+    (r"/(add|remove)_router_interface$", "PUT",
+     {"subnet_id": "00000000-0000-4000-8000-000000000000"}),
+    (r"/(add|remove)_extraroutes$", "PUT", {"router": {"routes": []}}),
 ]
 
 # The methods the generic dispatcher serves for each kind of route.
@@ -114,7 +120,9 @@ def _inner_api(app):
 def _served(conf=None, plugin=None):
     """The API object make_app builds (without a database when no plugin
     is given: the routes and attribute maps only)."""
-    conf = conf or config.make_conf([])
+    if conf is None:
+        conf = config.make_conf([])
+        conf.set_override("service_plugins", SERVICE_PLUGINS)
     plugin = plugin or types.SimpleNamespace(extensions_set_up=True, db=None)
     return _inner_api(make_app(conf, plugin, extensions.load()))
 
@@ -237,6 +245,16 @@ def _make_security_group_rule(api, project, objs):
         project=project, status=201).data["security_group_rule"]
 
 
+def _make_router(api, project, objs):
+    router = api.post("/v2.0/routers", {"router": {"name": f"router-{project}"}},
+                      project=project, status=201).data["router"]
+    api.put(f"/v2.0/routers/{router['id']}/add_router_interface",
+            {"subnet_id": objs["subnets"]["id"]}, project=project, status=200)
+    return api.put(f"/v2.0/routers/{router['id']}", {"router": {"routes": [
+        {"destination": "192.168.7.0/24", "nexthop": objs["subnets"]["cidr"][:-4] + "77"}]}},
+        project=project, status=200).data["router"]
+
+
 def _make_agent(api, project, objs):
     if project != VICTIM:
         return None  # agents belong to no project; the attacker has none
@@ -250,7 +268,8 @@ def _make_agent(api, project, objs):
 # test_every_served_route_has_cases.
 MAKERS = {"networks": _make_network, "security_groups": _make_security_group,
           "subnets": _make_subnet, "ports": _make_port,
-          "security_group_rules": _make_security_group_rule, "agents": _make_agent}
+          "security_group_rules": _make_security_group_rule, "agents": _make_agent,
+          "routers": _make_router}
 
 
 def _make(api, project):
@@ -372,7 +391,7 @@ class World:
         absent = {"tenant_id": NOBODY, "project_id": NOBODY, "tag": ABSENT_TAG,
                   "host": ABSENT_HOST}
         for name, c in (("network_id", "networks"), ("port_id", "ports"),
-                        ("id", collection)):
+                        ("router_id", "routers"), ("id", collection)):
             if c in self.theirs and self.theirs[c]:
                 victim[name] = self.theirs[c]["id"]
                 absent[name] = str(uuid.uuid4())
@@ -403,13 +422,13 @@ def world(request):
         name = "t" + uuid.uuid4().hex[:12]
         server.create_database(name)
         url, drop = server.url(name), (lambda: server.drop_database(name))
-    conf = make_conf(url)
+    conf = make_conf(url, service_plugins=SERVICE_PLUGINS)
     db, plugin, app = build(conf)
     api = Client(app, plugin, db)
     keystone = None
     try:
         import keystonemiddleware  # noqa: F401
-        kconf = make_conf(url, auth_strategy="keystone")
+        kconf = make_conf(url, auth_strategy="keystone", service_plugins=SERVICE_PLUGINS)
         make_app(kconf, plugin, extensions.load())  # registers keystone_authtoken
         # where clients are sent for a token: no Keystone is needed to
         # refuse a request that has none

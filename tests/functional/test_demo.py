@@ -20,6 +20,8 @@ def test_demo_once():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "demo OK" in out.stdout
-    assert out.stdout.count("instance       vm-") == 3
+    assert out.stdout.count("instance       vm-") == 4
     assert "vm-a -> vm-b ok" in out.stdout and "cannot reach vm-b" in out.stdout
+    assert "routed ping    vm-a" in out.stdout and "vm-d -> vm-a ok" in out.stdout
+    assert "cannot reach vm-d" in out.stdout
     assert "no port left in the API or on br-int" in out.stdout

@@ -27,10 +27,12 @@ import time
 import urllib.parse
 import uuid
 
+import pytest
+
 from tests.fixtures import consistency
 from tests.functional.conftest import SHARED_AGENT_TOKEN
 from tests.functional.test_adversarial_tenancy import (ACTION_METHODS, BODIES, FMT, PARAM,
-                                                       _API)
+                                                       SERVICE_PLUGINS, _API)
 
 # Fixed, so that a run is repeatable; QOVS_FUZZ_SEED and QOVS_FUZZ_REQUESTS
 # make longer or other runs by hand.
@@ -142,8 +144,13 @@ class Fuzzer:
                             device_id="vm-" + project)
             api.put(f"/v2.0/ports/{port['id']}", {"port": {"binding:host_id": HOST}},
                     admin=True, status=200)
+            router = api.post("/v2.0/routers", {"router": {"name": "f"}}, project=project,
+                              status=201).data["router"]
+            api.put(f"/v2.0/routers/{router['id']}/add_router_interface",
+                    {"subnet_id": sub["id"]}, project=project, status=200)
             for c, obj in (("networks", net), ("subnets", sub), ("ports", port),
-                           ("security_groups", sg), ("security_group_rules", rule)):
+                           ("security_groups", sg), ("security_group_rules", rule),
+                           ("routers", router)):
                 self.ids[c].append(obj["id"])
         self.ids["agents"] += [a["id"] for a in api.get("/v2.0/agents", admin=True,
                                                           status=200).data["agents"]]
@@ -168,7 +175,8 @@ class Fuzzer:
             return self.rng.choice([HOST, "other-host", "%ff", "x" * 300, "é"])
         if name == "tag":
             return self.rng.choice(["red", "", "x" * 300, "%ff", "a,b", "é", "%00"])
-        target = {"network_id": "networks", "port_id": "ports"}.get(name, collection)
+        target = {"network_id": "networks", "port_id": "ports",
+                  "router_id": "routers"}.get(name, collection)
         return self.some_id(target)
 
     def fill(self, template, collection):
@@ -201,15 +209,22 @@ class Fuzzer:
                     "direction": "egress", "protocol": "udp", "port_range_min": 53,
                     "port_range_max": 53, "remote_ip_prefix": "10.0.0.0/8"}},
                 "agents": {"agent": {"admin_state_up": False}},
+                "routers": {"router": {"name": "fz", "admin_state_up": True}},
             }[collection]
         if action == "member":
             singular = collection[:-1] if collection != "security_group_rules" \
                 else "security_group_rule"
             singular = {"security_groups": "security_group",
                         "security_group_rules": "security_group_rule",
-                        "agents": "agent"}.get(collection, singular)
+                        "agents": "agent", "routers": "router"}.get(collection, singular)
             return {singular: rng.choice([{"name": "fz2"}, {"admin_state_up": False},
                                           {"description": "d"}, {"tags": ["a"]}])}
+        if path.endswith("_router_interface"):
+            return rng.choice([{"subnet_id": self.some_id("subnets")},
+                               {"port_id": self.some_id("ports")}])
+        if path.endswith("_extraroutes"):
+            return {"router": {"routes": [{"destination": "10.200.0.0/24",
+                                           "nexthop": "10.9.0.7"}]}}
         for pattern, m, body in BODIES:
             if m == method and re.search(pattern, path):
                 return json.loads(json.dumps(body)) if body is not None else None
@@ -359,10 +374,17 @@ class Fuzzer:
         for key, value in data.items():
             plural = {"network": "networks", "subnet": "subnets", "port": "ports",
                       "security_group": "security_groups",
-                      "security_group_rule": "security_group_rules"}.get(key)
+                      "security_group_rule": "security_group_rules",
+                      "router": "routers"}.get(key)
             if plural and isinstance(value, dict) and isinstance(value.get("id"), str):
                 if len(self.ids[plural]) < 50:
                     self.ids[plural].append(value["id"])
+
+
+@pytest.fixture
+def api(make_api):
+    """The application of the routes fuzzed: every service plugin on."""
+    return make_api(service_plugins=SERVICE_PLUGINS)
 
 
 def test_fuzzed_requests_get_no_5xx_and_leave_the_database_consistent(api, db_url):

@@ -42,26 +42,14 @@ CONCURRENCY = int(os.environ.get("QOVS_TEMPEST_CONCURRENCY", "2"))
 # list: fix the server and remove the entry (a known failure that passes
 # is reported, so the list does not rot).
 _NET = "tempest.api.network."
-_ROUTERS = "calls the router API without checking that 'router' is advertised (routers issue)"
-_DHCP6 = ("cleans up through GET /v2.0/routers without checking that 'router' is "
-          "advertised (routers issue)")
 KNOWN_FAILURES = {
     _NET + "admin.test_external_networks_negative.ExternalNetworksAdminNegativeTestJSON"
            ".test_create_port_with_precreated_floatingip_as_fixed_ip":
-        "creates a floating IP without checking that 'router' is advertised "
-        "(floating IPs issue)",
+        "creates a floating IP because 'router' is advertised; floating IPs come with "
+        "external connectivity (issue 14)",
     "setUpClass (" + _NET + "test_tags.TagsExtTest)":
-        "its setup creates a router and a subnet pool without checking 'router' or "
-        "'subnet_allocation' (routers and subnet pools issues)",
-    _NET + "test_ports.PortsTestJSON.test_port_list_filter_by_router_id": _ROUTERS,
-    _NET + "test_ports.PortsIpV6TestJSON.test_port_list_filter_by_router_id": _ROUTERS,
-    **{_NET + "test_dhcp_ipv6.NetworksTestDHCPv6." + t: _DHCP6 for t in (
-        "test_dhcp_stateful", "test_dhcp_stateful_fixedips",
-        "test_dhcp_stateful_fixedips_duplicate", "test_dhcp_stateful_fixedips_outrange",
-        "test_dhcp_stateful_router", "test_dhcpv6_64_subnets",
-        "test_dhcpv6_invalid_options", "test_dhcpv6_stateless_eui64",
-        "test_dhcpv6_stateless_no_ra", "test_dhcpv6_stateless_no_ra_no_dhcp",
-        "test_dhcpv6_two_subnets")},
+        "its setup creates a subnet pool without checking 'subnet_allocation' "
+        "(subnet pools issue)",
 }
 
 ACCESS = re.compile(r"quantum_ovs\.access \S+ \S+ \d{3}\b")
@@ -112,7 +100,8 @@ def cloud(tmp_path_factory):
         service_project = identity.project("service")
         identity.user("quantum", SERVICE_PASSWORD, service_project, "admin")
         server = ServerProcess(f"sqlite:///{workdir}/qovs.sqlite",
-                               extra_conf=keystone.server_conf(ks.url, SERVICE_PASSWORD)
+                               extra_conf="service_plugins = router\n"
+                               + keystone.server_conf(ks.url, SERVICE_PASSWORD)
                                + f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
         server.start()
         identity.service("network", "quantum", server.url, REGION)

@@ -146,6 +146,7 @@ class Subnets(Collection):
         if "allocation_pools" in a:
             pools = ipam.validate_pools(sub.cidr, a["allocation_pools"], gw)
             ipam.set_pools(s, sub, pools)
+        self.plugin.run_hooks("subnets", "update", s, ctx, sub, a)
         if "gateway_ip" in a:
             sub.gateway_ip = gw
         for k in ("name", "description", "enable_dhcp"):

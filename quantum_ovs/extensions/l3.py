@@ -1,0 +1,592 @@
+"""Routers: storage, hooks and the member actions of the routers contract
+(``quantum_ovs/api/definitions/l3.py``).
+
+Enabled by Neutron's switch, ``[DEFAULT] service_plugins = router``.
+
+A router's interfaces are ports (``device_owner`` ``network:router_interface``,
+``device_id`` the router's id) listed in ``routerports`` with their type;
+one made from a subnet holds the subnet's gateway address.  Such a port is
+the router's: it cannot be deleted, nor its owner changed, through the
+ports API (409), and its subnet cannot be deleted while it is attached
+(SubnetInUse).  Extra routes need a next hop on a connected subnet.
+
+The external gateway is a port on the external network
+(``network:router_gateway``, no project's, guarded as interfaces are);
+what it does in the data plane (SNAT, floating IPs) comes with external
+connectivity.
+
+An interface port is bound to no host (the router is everywhere its
+networks are): it is ACTIVE from its attachment, whatever the router's
+admin state, as ML2/OVN shows logical router ports (clients such as
+Tempest wait for it before removing an interface).
+
+Every change of a router is recorded in the change log once per network
+it touches (its interfaces' networks and its gateway network), so that the
+hosts of those networks learn of it; its interface ports are recorded as
+ports.
+"""
+
+import ipaddress
+import uuid
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from quantum_ovs import exceptions
+from quantum_ovs.api.controller import Controller
+from quantum_ovs.api.definitions import l3 as definition
+from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.db import addresses, changelog, models
+from quantum_ovs.db.resource import Collection
+from quantum_ovs.timeutils import api_time as _ts
+
+DEFINITION = definition
+# The names of [DEFAULT] service_plugins that enable it (Neutron's entry
+# point and class).
+SERVICE_PLUGIN = ("router", "neutron.services.l3_router.l3_router_plugin.L3RouterPlugin")
+
+OPTS = [("quotas", [cfg.IntOpt("quota_router", default=10,
+                               help="Number of routers allowed per project; -1 for "
+                                    "unlimited.")])]
+
+ROUTER = definition.ROUTER
+ROUTERS = definition.ROUTERS
+INTERFACE = definition.INTERFACE_OWNER
+bad_router = definition.bad_router
+INTERFACE_STATUS = "ACTIVE"
+
+
+# ------------------------------------------------------------------ the core's storage
+# Every call this module makes into the core plugin's storage, in one
+# place, on issue 12's interface: changelog.record and bump,
+# addresses.allocate, release and generate_mac, plugin.row, run_hooks and
+# to_dict, the ports handler's _new_port.
+def _row(plugin, s, ctx, collection, id_, lock=False, bare=False):
+    return plugin.row(s, ctx, collection, id_, lock=lock, bare=bare)
+
+
+def _record(plugin, s, resource, obj, op, network_id=None):
+    changelog.record(s, resource, obj, op, network_id)
+
+
+def _bump(plugin, obj):
+    changelog.bump(obj)
+
+
+def _new_port(plugin, s, ctx, a, cache):
+    return plugin.collections["ports"]._new_port(s, ctx, a, cache)
+
+
+def _allocate(plugin, s, net_id, port, requested, device_owner):
+    return addresses.allocate(s, net_id, port, requested, device_owner)
+
+
+def _release(plugin, s, network_id, held):
+    addresses.release(s, network_id, held)
+
+
+def _run_hooks(plugin, collection, phase, *args):
+    plugin.run_hooks(collection, phase, *args)
+
+
+def _to_dict(plugin, collection, obj):
+    return plugin.to_dict(collection, obj)
+
+
+def _generate_mac(plugin, s, network_id):
+    return addresses.generate_mac(s, network_id, plugin.collections["ports"].base_mac,
+                                  plugin.conf.mac_generation_retries)
+
+
+# ------------------------------------------------------------------ dicts
+def router_dict(r):
+    gw = None
+    if r.gw_network_id is not None:
+        ips = r.gw_port.fixed_ips if r.gw_port is not None else ()
+        gw = {"network_id": r.gw_network_id, "enable_snat": r.enable_snat,
+              "external_fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
+                                     for a in ips]}
+    return {
+        "id": r.id, "name": r.name, "description": r.description,
+        "project_id": r.project_id, "tenant_id": r.project_id,
+        "admin_state_up": r.admin_state_up, "status": r.status,
+        "external_gateway_info": gw,
+        "routes": [{"destination": x.destination, "nexthop": x.nexthop} for x in r.routes],
+        "revision_number": r.revision_number, "created_at": _ts(r.created_at),
+        "updated_at": _ts(r.updated_at), "tags": [t.tag for t in r.tags],
+    }
+
+
+# ------------------------------------------------------------------ storage
+class Routers(Collection):
+    collection = ROUTERS
+    resource = ROUTER
+    model = models.Router
+    not_found = (definition.RouterNotFound, "router_id")
+
+    def to_dict(self, obj):
+        return router_dict(obj)
+
+    # -- the change log
+    def networks_of(self, s, router):
+        """The networks a router touches: its ports' and its gateway's."""
+        P, RP = models.Port, models.RouterPort
+        nets = set(s.execute(sa.select(P.network_id).join(RP, RP.port_id == P.id)
+                             .where(RP.router_id == router.id)).scalars())
+        if router.gw_network_id:
+            nets.add(router.gw_network_id)
+        return nets
+
+    def record(self, s, router, op, extra_networks=()):
+        for net_id in sorted(self.networks_of(s, router) | set(extra_networks)):
+            _record(self.plugin, s, ROUTER, router, op, net_id)
+
+    # -- create, update, delete
+    def create(self, s, ctx, a):
+        router = models.Router(
+            id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
+            name=a["name"], description=a["description"],
+            admin_state_up=a["admin_state_up"], status="ACTIVE", enable_snat=True,
+            revision_number=0)
+        router.tags = []
+        router.routes = []
+        router.attached = []
+        s.add(router)
+        s.flush()
+        self._set_gateway(s, ctx, router, a.get("external_gateway_info"))
+        s.flush()
+        if router.gw_network_id:
+            _record(self.plugin, s, ROUTER, router, "create", router.gw_network_id)
+        return router
+
+    def update(self, s, ctx, router, a):
+        before = self.networks_of(s, router)
+        for k in ("name", "description", "admin_state_up"):
+            if k in a:
+                setattr(router, k, a[k])
+
+        if "external_gateway_info" in a:
+            self._set_gateway(s, ctx, router, a["external_gateway_info"])
+        if "routes" in a:
+            self.set_routes(s, router, a["routes"])
+        s.flush()
+        self.record(s, router, "update", before)
+
+    def delete(self, s, ctx, router):
+        RP = models.RouterPort
+        if s.execute(sa.select(RP.port_id).where(RP.router_id == router.id,
+                                                 RP.port_type == INTERFACE)).first():
+            raise definition.RouterInUse(router_id=router.id)
+        self.record(s, router, "delete")
+        self._set_gateway(s, ctx, router, None)
+        s.delete(router)
+
+    # -- the gateway: a port on the external network (what it does in the
+    # data plane comes with external connectivity)
+    def _set_gateway(self, s, ctx, router, info):
+        old = s.get(models.Port, router.gw_port_id) if router.gw_port_id else None
+        if info is None:
+            if old is not None:
+                self._drop_gateway_port(s, ctx, router, old)
+            router.gw_network_id, router.gw_port_id, router.enable_snat = None, None, True
+            return
+        net = _row(self.plugin, s, ctx, "networks", info["network_id"], bare=True)
+        if s.get(models.ExternalNetwork, net.id) is None:
+            raise bad_router(f"Network {net.id} is not an external network")
+        subnets = {x.id: x for x in s.execute(sa.select(models.Subnet).where(
+            models.Subnet.network_id == net.id)).scalars()}
+        if not subnets:
+            raise bad_router(f"Network {net.id} has no subnet for the router's gateway")
+        fixed = info.get("external_fixed_ips")
+        for f in fixed or ():
+            sid, ip = f.get("subnet_id"), f.get("ip_address")
+            if sid is not None and sid not in subnets:
+                raise bad_router(f"Subnet {sid} is not a subnet of the external network "
+                                 f"{net.id}")
+            if ip is not None and not any(
+                    ipaddress.ip_address(ip) in ipaddress.ip_network(x.cidr)
+                    for x in subnets.values() if sid in (None, x.id)):
+                raise exceptions.InvalidIpForNetwork(ip_address=ip)
+        router.enable_snat = info.get("enable_snat", True)
+        if old is not None and old.network_id == net.id and not fixed:
+            return  # the same gateway (SNAT aside)
+        if old is not None:
+            self._drop_gateway_port(s, ctx, router, old)
+        port = self._new_gateway_port(s, router, net, fixed or None)
+        router.gw_network_id, router.gw_port_id = net.id, port.id
+        s.flush()
+        s.expire(router, ["gw_port"])
+
+    def _new_gateway_port(self, s, router, net, requested):
+        """The gateway port: no project's (as in Neutron), no security
+        groups, no quota; on the external network's subnets."""
+        plugin = self.plugin
+        port = models.Port(
+            id=str(uuid.uuid4()), project_id="", name="", description="",
+            network_id=net.id, mac_address=_generate_mac(plugin, s, net.id),
+            admin_state_up=True, status="DOWN", device_id=router.id,
+            device_owner=definition.GATEWAY_OWNER, port_security_enabled=False,
+            revision_number=0)
+        port.allowed_address_pairs, port.tags, port.fixed_ips = [], [], []
+        s.add(port)
+        s.flush()
+        allocs = _allocate(plugin, s, net.id, port, requested, definition.GATEWAY_OWNER)
+        if not allocs:
+            raise exceptions.IpAddressGenerationFailure(net_id=net.id)
+        port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
+                                              network_id=net.id, order=i)
+                          for i, (x, ip) in enumerate(allocs)]
+        s.add(models.RouterPort(router_id=router.id, port_id=port.id,
+                                port_type=definition.GATEWAY_OWNER, order=0))
+        s.flush()
+        _record(plugin, s, "port", port, "create", net.id)
+        return port
+
+    def _drop_gateway_port(self, s, ctx, router, port):
+        s.execute(sa.delete(models.RouterPort).where(models.RouterPort.port_id == port.id))
+        router.gw_port_id = None
+        s.flush()
+        _delete_port(self.plugin, s, ctx, port)
+
+    # -- routes
+    def _connected(self, s, router):
+        """[(subnet network, the router's address on it)] of its interfaces."""
+        A, S, RP = models.IPAllocation, models.Subnet, models.RouterPort
+        rows = s.execute(sa.select(S.cidr, A.ip_address, S.id)
+                         .join(A, A.subnet_id == S.id)
+                         .join(RP, RP.port_id == A.port_id)
+                         .where(RP.router_id == router.id, RP.port_type == INTERFACE)).all()
+        return [(ipaddress.ip_network(c), ipaddress.ip_address(ip), sid)
+                for c, ip, sid in rows]
+
+    def check_routes(self, s, router, routes, connected=None):
+        if len(routes) > definition.MAX_ROUTES:
+            raise definition.RoutesExhausted(router_id=router.id,
+                                             quota=definition.MAX_ROUTES)
+        connected = self._connected(s, router) if connected is None else connected
+        own = {ip for _, ip, _ in connected}
+        for r in routes:
+            hop = ipaddress.ip_address(r["nexthop"])
+            if hop in own:
+                raise definition.InvalidRoutes(routes=routes,
+                                               reason="the nexthop is used by router")
+            if not any(hop in net for net, _, _ in connected):
+                raise definition.InvalidRoutes(
+                    routes=routes, reason="the nexthop is not connected with router")
+
+    def set_routes(self, s, router, routes):
+        wanted = {(r["destination"], r["nexthop"]) for r in routes}
+        self.check_routes(s, router, routes)
+        router.routes = [x for x in router.routes if (x.destination, x.nexthop) in wanted]
+        have = {(x.destination, x.nexthop) for x in router.routes}
+        s.flush()
+        for d, n in sorted(wanted - have):
+            router.routes.append(models.RouterRoute(router_id=router.id, destination=d,
+                                                    nexthop=n))
+        s.flush()
+        s.expire(router, ["routes"])
+
+    # -- interfaces
+    def _interfaces(self, s, router):
+        """{port_id: [(subnet, ip)]} of the router's interface ports."""
+        A, RP = models.IPAllocation, models.RouterPort
+        out = {}
+        for port_id, sid, ip in s.execute(
+                sa.select(RP.port_id, A.subnet_id, A.ip_address)
+                .join(A, A.port_id == RP.port_id, isouter=True)
+                .where(RP.router_id == router.id, RP.port_type == INTERFACE)):
+            out.setdefault(port_id, [])
+            if sid is not None:
+                out[port_id].append((s.get(models.Subnet, sid), ip))
+        return out
+
+    def _check_new_subnets(self, s, router, subnets):
+        """400 when a subnet is on the router already or overlaps one of
+        its subnets (Neutron's words)."""
+        for entries in self._interfaces(s, router).values():
+            for old, _ip in entries:
+                for new in subnets:
+                    if old.id == new.id:
+                        raise bad_router(f"Router already has a port on subnet {new.id}")
+                    if ipaddress.ip_network(old.cidr).overlaps(ipaddress.ip_network(new.cidr)):
+                        raise bad_router(
+                            f"Cidr {new.cidr} of subnet {new.id} overlaps with cidr "
+                            f"{old.cidr} of subnet {old.id}")
+
+    def _attach(self, s, router, port):
+        RP = models.RouterPort
+        last = s.execute(sa.select(sa.func.max(RP.order)).where(
+            RP.router_id == router.id)).scalar()
+        s.add(RP(router_id=router.id, port_id=port.id, port_type=INTERFACE,
+                 order=(last or 0) + 1))
+
+    def add_interface(self, ctx, router_id, info):
+        plugin = self.plugin
+
+        def txn(s):
+            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
+            if "subnet_id" in info:
+                sub = _row(plugin, s, ctx, "subnets", info["subnet_id"])
+                if not sub.gateway_ip:
+                    raise bad_router("Subnet for router interface must have a gateway IP")
+                self._check_new_subnets(s, router, [sub])
+                port = self._new_interface_port(s, ctx, router, sub)
+                subnets = [sub]
+            else:
+                port = _row(plugin, s, ctx, "ports", info["port_id"], lock=True)
+                if not ctx.is_admin and port.project_id != ctx.project_id:
+                    # (another project's port on the caller's network)
+                    raise exceptions.PortNotFound(port_id=port.id)
+                if port.device_id or port.device_owner:
+                    raise exceptions.PortInUse(port_id=port.id, net_id=port.network_id,
+                                               device_id=port.device_id or
+                                               port.device_owner)
+                if not port.fixed_ips:
+                    raise bad_router("Router port must have at least one fixed IP")
+                subnets = [s.get(models.Subnet, a.subnet_id) for a in port.fixed_ips]
+                if sum(1 for x in subnets if x.ip_version == 4) > 1:
+                    raise bad_router("Cannot have multiple IPv4 subnets on router port")
+                self._check_new_subnets(s, router, subnets)
+                port.device_id, port.device_owner = router.id, INTERFACE
+                port.status = INTERFACE_STATUS
+                _bump(plugin, port)
+                _record(plugin, s, "port", port, "update", port.network_id)
+            self._attach(s, router, port)
+            _bump(plugin, router)
+            s.flush()
+            self.record(s, router, "update")
+            return _interface_info(router, port, subnets)
+        return plugin.db.write(txn)
+
+    def _new_interface_port(self, s, ctx, router, sub):
+        plugin = self.plugin
+        a = {"project_id": router.project_id, "name": "", "description": "",
+             "network_id": sub.network_id, "admin_state_up": True, "device_id": router.id,
+             "device_owner": INTERFACE, "mac_address": None,
+             "fixed_ips": [{"subnet_id": sub.id, "ip_address": sub.gateway_ip}],
+             "allowed_address_pairs": []}
+        port = _new_port(plugin, s, None, a, {})
+        port.status = INTERFACE_STATUS
+        allocs = _allocate(plugin, s, sub.network_id, port, a["fixed_ips"], INTERFACE)
+        port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
+                                              network_id=port.network_id, order=i)
+                          for i, (x, ip) in enumerate(allocs)]
+        s.flush()
+        _record(plugin, s, "port", port, "create", port.network_id)
+        return port
+
+    def remove_interface(self, ctx, router_id, info):
+        plugin = self.plugin
+
+        def txn(s):
+            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
+            ifaces = self._interfaces(s, router)
+            if "port_id" in info:
+                port_id = info["port_id"]
+                if port_id not in ifaces:
+                    raise definition.RouterInterfaceNotFound(router_id=router.id,
+                                                             port_id=port_id)
+                if "subnet_id" in info and info["subnet_id"] not in {
+                        x.id for x, _ in ifaces[port_id]}:
+                    raise definition.RouterInterfaceNotFoundForSubnet(
+                        router_id=router.id, subnet_id=info["subnet_id"])
+            else:
+                port_id = next((p for p, entries in ifaces.items()
+                                if info["subnet_id"] in {x.id for x, _ in entries}), None)
+                if port_id is None:
+                    # (a subnet the caller cannot see is no interface either)
+                    raise definition.RouterInterfaceNotFoundForSubnet(
+                        router_id=router.id, subnet_id=info["subnet_id"])
+            leaving = ifaces[port_id]
+            remaining = [(ipaddress.ip_network(x.cidr), ipaddress.ip_address(ip), x.id)
+                         for p, entries in ifaces.items() if p != port_id
+                         for x, ip in entries]
+            for r in router.routes:
+                hop = ipaddress.ip_address(r.nexthop)
+                if not any(hop in net for net, _, _ in remaining):
+                    sid = next((x.id for x, _ in leaving
+                                if hop in ipaddress.ip_network(x.cidr)), None)
+                    if sid is not None:
+                        raise definition.RouterInterfaceInUseByRoute(router_id=router.id,
+                                                                     subnet_id=sid)
+            port = _row(plugin, s, None, "ports", port_id, lock=True)
+            out = _interface_info(router, port, [x for x, _ in leaving])
+            s.execute(sa.delete(models.RouterPort).where(
+                models.RouterPort.port_id == port_id))
+            s.flush()
+            _bump(plugin, router)
+            self.record(s, router, "update", {port.network_id})
+            _delete_port(plugin, s, ctx, port)
+            return out
+        return plugin.db.write(txn)
+
+    def change_routes(self, ctx, router_id, routes, add):
+        plugin = self.plugin
+
+        def txn(s):
+            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
+            have = [{"destination": x.destination, "nexthop": x.nexthop}
+                    for x in router.routes]
+            if add:
+                self.check_routes(s, router, routes)
+                wanted = have + [r for r in routes if r not in have]
+            else:
+                wanted = [r for r in have if r not in routes]
+            self.set_routes(s, router, wanted)
+            _bump(plugin, router)
+            s.flush()
+            self.record(s, router, "update")
+            return _to_dict(plugin, ROUTERS, router)
+        return plugin.db.write(txn)
+
+
+def _interface_info(router, port, subnets):
+    return {"id": router.id, "tenant_id": router.project_id,
+            "project_id": router.project_id, "port_id": port.id,
+            "network_id": port.network_id,
+            "subnet_id": subnets[0].id if subnets else None,
+            "subnet_ids": [x.id for x in subnets]}
+
+
+def _delete_port(plugin, s, ctx, port):
+    """What delete_port does, inside the caller's transaction."""
+    held = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
+    _run_hooks(plugin, "ports", "delete", s, ctx, port, None)
+    _record(plugin, s, "port", port, "delete", port.network_id)
+    s.delete(port)
+    s.flush()
+    _release(plugin, s, port.network_id, held)
+
+
+# ------------------------------------------------------------------ hooks
+def _router_port(s, port_id):
+    RP = models.RouterPort
+    return s.execute(sa.select(RP).where(RP.port_id == port_id)).scalars().first()
+
+
+def setup(plugin, conf):
+    routers = Routers(plugin)
+    plugin.register(routers)
+
+    quotas = getattr(plugin, "quotas", None)
+    if quotas is not None and hasattr(quotas, "add_resource"):
+        quotas.add_resource(ROUTER, ROUTERS, models.Router)
+
+    def on_port_update(s, ctx, port, a):
+        rp = _router_port(s, port.id)
+        if rp is None:
+            return
+        if ("device_owner" in a and a["device_owner"] != rp.port_type) or \
+                ("device_id" in a and a["device_id"] != rp.router_id):
+            raise definition.RouterPortOwnerChange(port_id=port.id, router_id=rp.router_id)
+
+    def on_port_delete(s, ctx, port, a):
+        rp = _router_port(s, port.id)
+        if rp is not None:
+            raise definition.L3PortInUse(port_id=port.id, device_owner=rp.port_type)
+
+    def on_subnet_update(s, ctx, sub, a):
+        if "gateway_ip" not in a or a["gateway_ip"] == sub.gateway_ip or not sub.gateway_ip:
+            return
+        A, RP = models.IPAllocation, models.RouterPort
+        used = s.execute(sa.select(A.port_id).join(RP, RP.port_id == A.port_id).where(
+            A.subnet_id == sub.id, A.ip_address == sub.gateway_ip)).scalar()
+        if used is not None:
+            raise definition.GatewayIpInUse(ip_address=sub.gateway_ip, port_id=used)
+
+    def on_network_delete(s, ctx, net, a):
+        R = models.Router
+        if s.execute(sa.select(R.id).where(R.gw_network_id == net.id)).first():
+            raise exceptions.NetworkInUse(net_id=net.id)
+
+    def on_network_update(s, ctx, net, a):
+        if a.get("router:external") is False:
+            R = models.Router
+            if s.execute(sa.select(R.id).where(R.gw_network_id == net.id)).first():
+                raise definition.ExternalNetworkInUse(net_id=net.id)
+
+    plugin.add_hook("ports", "update", on_port_update)
+    plugin.add_hook("networks", "update", on_network_update)
+    plugin.add_hook("ports", "delete", on_port_delete)
+    plugin.add_hook("subnets", "update", on_subnet_update)
+    plugin.add_hook("networks", "delete", on_network_delete)
+
+
+# ------------------------------------------------------------------ HTTP
+class RouterController(Controller):
+    """Policy on the keys of ``external_gateway_info`` too
+    (``create_router:external_gateway_info:enable_snat``), as Neutron."""
+
+    def _check_attrs(self, ctx, action, target, names):
+        super()._check_attrs(ctx, action, target, names)
+        for name in names:
+            value = target.get(name)
+            if not isinstance(value, dict):
+                continue
+            for k in sorted(value):
+                rule = f"{action}:{name}:{k}"
+                if self.policy.has(rule):
+                    self.policy.enforce(rule, ctx, target)
+
+
+def routes(api):
+    old = api.controllers[ROUTERS]
+    ctl = api.controllers[ROUTERS] = RouterController(ROUTERS, old.schema, old.plugin,
+                                                      old.policy, old.conf)
+    plugin, policy = api.plugin, api.policy
+    m = api.mapper
+    m.connect("/v2.0/routers/{id}/tags", collection=ROUTERS, action="tags")
+    m.connect("/v2.0/routers/{id}/tags/{tag}", collection=ROUTERS, action="tag")
+
+    def target(ctx, router_id, action):
+        """The router as the caller sees it (404 when it cannot), and the
+        action allowed on it (403)."""
+        current = ctl._get_visible(ctx, router_id)
+        policy.enforce(action, ctx, current)
+        return current
+
+    def body_of(req, key=None):
+        body = read_json(req)
+        if key is not None:
+            if not isinstance(body, dict) or set(body) != {key} or \
+                    not isinstance(body[key], dict):
+                raise exceptions.InvalidInput(
+                    error_message=f"the body must be {{\"{key}\": {{...}}}}")
+            return body[key]
+        return body
+
+    def add_interface(req, ctx, router_id, **kw):
+        target(ctx, router_id, "add_router_interface")
+        info = definition.interface_info(body_of(req))
+        return json_response(plugin.collections[ROUTERS].add_interface(ctx, router_id, info))
+
+    def remove_interface(req, ctx, router_id, **kw):
+        target(ctx, router_id, "remove_router_interface")
+        body = body_of(req)
+        if isinstance(body, dict) and body.get("port_id") and body.get("subnet_id"):
+            info = definition.interface_info({"port_id": body["port_id"]})
+            info["subnet_id"] = definition.interface_info(
+                {"subnet_id": body["subnet_id"]})["subnet_id"]
+        else:
+            info = definition.interface_info(body)
+        return json_response(plugin.collections[ROUTERS].remove_interface(ctx, router_id, info))
+
+    def extraroutes(add):
+        def handler(req, ctx, router_id, **kw):
+            target(ctx, router_id, "add_extraroutes" if add else "remove_extraroutes")
+            router = body_of(req, ROUTER)
+            if set(router) != {"routes"}:
+                raise exceptions.InvalidInput(
+                    error_message="the body must be {\"router\": {\"routes\": [...]}}")
+            wanted = definition.routes(router["routes"], "routes")
+            obj = plugin.collections[ROUTERS].change_routes(ctx, router_id, wanted, add)
+            return json_response({ROUTER: ctl._visible(ctx, obj)})
+        return handler
+
+    fmt = "{fmt:(\\.json)?}"
+    for action, fn in (("add_router_interface", add_interface),
+                       ("remove_router_interface", remove_interface),
+                       ("add_extraroutes", extraroutes(True)),
+                       ("remove_extraroutes", extraroutes(False))):
+        method = definition.ACTIONS[ROUTERS][action]
+        api.add_route(f"/v2.0/routers/{{router_id}}/{action}" + fmt, {method: fn})
