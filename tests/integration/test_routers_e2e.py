@@ -8,11 +8,14 @@ address answers, each direction is routed on the sending host (the
 underlay carries it once, on the destination network's segment, to the
 destination's MAC; a third host sees none of it); detaching an interface
 cuts the routed traffic, attaching it again restores it.  Two routers over
-the same CIDRs keep their tenants apart.
+the same CIDRs keep their tenants apart.  IPv6 SLAAC guests configure
+themselves from the agent's router advertisements and reach each other
+across the router.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import tempfile
@@ -216,3 +219,100 @@ def test_overlapping_address_spaces_on_two_routers_stay_apart(cloud):
             api("DELETE", f"/v2.0/routers/{r['id']}")
             for n in nets:
                 api("DELETE", f"/v2.0/networks/{n['id']}")
+
+
+def _eui64(cidr, mac):
+    """The SLAAC address of ``mac`` on the /64 ``cidr`` (modified EUI-64)."""
+    b = bytes(int(x, 16) for x in mac.split(":"))
+    iid = bytes([b[0] ^ 0x02, b[1], b[2], 0xFF, 0xFE, b[3], b[4], b[5]])
+    net = ipaddress.IPv6Network(cidr)
+    return str(ipaddress.IPv6Address(int(net.network_address) | int.from_bytes(iid, "big")))
+
+
+def _link_local(mac):
+    return _eui64("fe80::/64", mac)
+
+
+def test_ipv6_slaac_guests_get_address_and_route_from_our_ra(cloud):
+    """Two dual-stack networks on one router, the IPv6 subnets in SLAAC
+    mode (ipv6_ra_mode = ipv6_address_mode = slaac).  Guests that take
+    their IPv6 configuration only from router advertisements (kernel
+    SLAAC, accept_ra=2) get the address Neutron gave their port and a
+    default route via the router interface's link-local address, and
+    reach each other across the router (hv1 -> hv2 over VXLAN)."""
+    cluster, api = cloud
+    made_nets, ports, insts = [], [], []
+    rid = None
+    v6 = {}
+    try:
+        for n in (1, 2):
+            net = api("POST", "/v2.0/networks", {"network": {"name": f"v6-{n}"}})["network"]
+            made_nets.append(net)
+            s4 = api("POST", "/v2.0/subnets", {"subnet": {
+                "network_id": net["id"], "cidr": f"10.45.{n}.0/24", "ip_version": 4}})["subnet"]
+            s6 = api("POST", "/v2.0/subnets", {"subnet": {
+                "network_id": net["id"], "cidr": f"fd00:45:{n}::/64", "ip_version": 6,
+                "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}})["subnet"]
+            v6[n] = (net, s4, s6)
+        rid = api("POST", "/v2.0/routers", {"router": {"name": "r6"}})["router"]["id"]
+        rifs = {}
+        for n in (1, 2):
+            for sub in v6[n][1:]:
+                interface(api, rid, "add_router_interface", sub["id"])
+        for p in api("GET", f"/v2.0/ports?device_id={rid}")["ports"]:
+            for ip in p["fixed_ips"]:
+                rifs[ip["subnet_id"]] = p  # the IPv6 subnets' interfaces
+        guests = []
+        for n, host in ((1, "hv1"), (2, "hv2")):
+            net, s4, s6 = v6[n]
+            port = api.port(net, host)
+            ports.append(port)
+            addrs = {ip["subnet_id"]: ip["ip_address"] for ip in port["fixed_ips"]}
+            # Neutron computes the SLAAC address from the MAC (EUI-64).
+            assert addrs[s6["id"]] == _eui64(s6["cidr"], port["mac_address"]), port
+            # The guest has only its IPv4 address configured by hand.
+            inst = cluster[host].ovs.add_instance(addrs[s4["id"]], 24,
+                                                  mac=port["mac_address"],
+                                                  iface_id=port["id"], plug=False)
+            insts.append((host, inst))
+            inst.exec("sysctl", "-qw", f"net.ipv6.conf.{inst.dev}.accept_ra=2")
+            cluster[host].ovs.plug(inst)
+            guests.append((inst, addrs[s6["id"]],
+                           _link_local(rifs[s6["id"]]["mac_address"]), s6))
+        for p in ports:
+            assert api.wait_status(p["id"], "ACTIVE"), p["id"]
+        for inst, _, _, _ in guests:
+            # A link flap: the kernel solicits again now that flows are in.
+            inst.exec("ip", "link", "set", inst.dev, "down")
+            inst.exec("ip", "link", "set", inst.dev, "up")
+
+        def configured(inst, want, rll):
+            addrs = inst.exec("ip", "-6", "addr", "show", "dev", inst.dev)
+            route = inst.exec("ip", "-6", "route", "show", "default")
+            return f"{want}/64" in addrs and f"via {rll} " in route
+
+        for inst, want, rll, _ in guests:
+            assert wait_for(lambda: configured(inst, want, rll), timeout=15), (
+                want, rll, inst.exec("ip", "-6", "addr"), inst.exec("ip", "-6", "route"))
+        (a, a6, _, s6a), (b, b6, _, _) = guests
+        # The router's address on a's subnet answers; b across the router.
+        assert wait_for(lambda: a.ping(s6a["gateway_ip"], wait=0.5), timeout=10)
+        assert wait_for(lambda: a.ping(b6, wait=0.5), timeout=10)
+        assert b.ping(a6, count=2)
+        out = a.exec("ping", "-n", "-c", "1", "-W", "2", b6, check=False)
+        assert "ttl=63" in out, out  # routed: hop limit 64 -> 63
+    finally:
+        for host, inst in insts:
+            cluster[host].remove_instance(inst)
+        for p in ports:
+            api("DELETE", f"/v2.0/ports/{p['id']}")
+        if rid:
+            for n, (_, s4, s6) in v6.items():
+                for sub in (s4, s6):
+                    try:
+                        interface(api, rid, "remove_router_interface", sub["id"])
+                    except AssertionError:
+                        pass
+            api("DELETE", f"/v2.0/routers/{rid}")
+        for n in made_nets:
+            api("DELETE", f"/v2.0/networks/{n['id']}")
