@@ -295,6 +295,9 @@ def test_ipv6_slaac_guests_get_address_and_route_from_our_ra(cloud):
             assert wait_for(lambda: configured(inst, want, rll), timeout=15), (
                 want, rll, inst.exec("ip", "-6", "addr"), inst.exec("ip", "-6", "route"))
         (a, a6, _, s6a), (b, b6, _, _) = guests
+        # The advertisement carried the network's MTU (the tunnel's, 1450).
+        route = a.exec("ip", "-6", "route", "show", "default")
+        assert f" mtu {v6[1][0]['mtu']} " in route, (route, v6[1][0]["mtu"])
         # The router's address on a's subnet answers; b across the router.
         assert wait_for(lambda: a.ping(s6a["gateway_ip"], wait=0.5), timeout=10)
         assert wait_for(lambda: a.ping(b6, wait=0.5), timeout=10)
