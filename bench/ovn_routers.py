@@ -148,14 +148,23 @@ class TimedAgent(Agent):
 
 
 class Api:
-    def __init__(self, port, token=None):
+    def __init__(self, port):
+        self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CAP_S)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json",
                         "X-Project-Id": PROJECT, "X-Roles": "admin"}
 
     def call(self, method, path, body=None, want=200, headers=None):
         data = None if body is None else json.dumps(body).encode()
-        self.conn.request(method, path, body=data, headers=dict(self.headers, **(headers or {})))
+        headers = dict(self.headers, **(headers or {}))
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+        except (BrokenPipeError, ConnectionResetError):
+            # The server dropped the idle keep-alive connection (the request
+            # was not sent): again on a new one.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CAP_S)
+            self.conn.request(method, path, body=data, headers=headers)
         resp = self.conn.getresponse()
         raw = resp.read()
         if resp.status != want:
@@ -283,11 +292,17 @@ class Ours:
                 return
             time.sleep(0.1)
 
+    def warm(self):
+        """A fresh keep-alive connection before a timed call (not timed)."""
+        self.api.conn.close()
+        self.api.call("GET", "/v2.0/routers?limit=1&fields=id")
+
     def measure(self):
         t, api = self.t, self.api
         ifs, routes = [], []
         for k in range(self.reps):
             rid, sid = self.routers[k], self.subs[t.net(k, t.S - 1)]
+            self.warm()
             t0 = time.monotonic()
             api.call("PUT", f"/v2.0/routers/{rid}/add_router_interface", {"subnet_id": sid})
             t_api = time.monotonic()
@@ -301,6 +316,7 @@ class Ours:
         self.out["flows_after_interfaces"] = self.flow_count()
         for k in range(self.reps):
             rid = self.routers[k]
+            self.warm()
             t0 = time.monotonic()
             api.call("PUT", f"/v2.0/routers/{rid}/add_extraroutes", {"router": {"routes": [
                 {"destination": t.route(k), "nexthop": t.nexthop(k)}]}})
