@@ -121,13 +121,16 @@ class TimedAgent(Agent):
         super().__init__(settings)
         self.cond = threading.Condition()
         self.marks = {}
+        self.handle_ms = {}  # batch end -> its duration (delta to flows committed)
         self.last_change = time.monotonic()
 
     def _handle(self, batch):
         mods0 = self.stats["flow_mods"]
+        t_start = time.monotonic()
         super()._handle(batch)
         t = time.monotonic()
         with self.cond:
+            self.handle_ms[t] = round((t - t_start) * 1000, 1)
             if self.stats["flow_mods"] != mods0:
                 self.last_change = t
             for kind, value in batch:
@@ -299,7 +302,7 @@ class Ours:
 
     def measure(self):
         t, api = self.t, self.api
-        ifs, routes = [], []
+        ifs, routes, applies = [], [], []
         for k in range(self.reps):
             rid, sid = self.routers[k], self.subs[t.net(k, t.S - 1)]
             self.warm()
@@ -310,8 +313,11 @@ class Ours:
             if t1 is None:
                 raise RuntimeError("interface never applied")
             ifs.append(t1 - t0)
+            applies.append((round(self.agent.handle_ms[t1], 1),
+                            round(self.agent.last_apply_ms, 1)))
             print(f"  ours interface add #{k}: {(t1 - t0) * 1000:.1f} ms "
-                  f"(API {(t_api - t0) * 1000:.1f} ms)", flush=True)
+                  f"(API {(t_api - t0) * 1000:.1f} ms, agent batch {applies[-1][0]} ms "
+                  f"of which bundle {applies[-1][1]} ms)", flush=True)
             self.quiesce(0.5)
         self.out["flows_after_interfaces"] = self.flow_count()
         for k in range(self.reps):
@@ -331,6 +337,9 @@ class Ours:
         self.out["route_add_ms"] = median_ms(routes)
         self.out["interface_add_ms_all"] = [round(x * 1000, 1) for x in ifs]
         self.out["route_add_ms_all"] = [round(x * 1000, 1) for x in routes]
+        # Per interface add: the agent's batch (engine + bundle) and within
+        # it the bundle (diff, flow-mods, commit), ms.
+        self.out["interface_add_agent_batch_and_bundle_ms"] = applies
 
 
 # ---------------------------------------------------------------- OVN
