@@ -283,8 +283,9 @@ class Ours:
             if time.monotonic() > deadline:
                 raise RuntimeError("local ports never all reported")
             time.sleep(0.05)
+        # Agent started -> ready and every local port reported installed.
+        self.out["agent_start_s"] = round(time.monotonic() - t0, 3)
         self.quiesce()
-        self.out["agent_start_s"] = round(self.agent.last_change - t0, 3)
         self.out["flows_start"] = self.flow_count()
 
     def quiesce(self, settle=1.0):
