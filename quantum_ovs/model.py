@@ -139,6 +139,16 @@ class RemoteHost:
 
 
 @dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A neighbour on an external network (an upstream router, a host of
+    the outside world) that the agent resolved; not in the model's ports."""
+
+    network_id: str
+    ip_address: str
+    mac_address: str
+
+
+@dataclass(frozen=True, slots=True)
 class Chassis:
     """What the agent knows of its own switch: OpenFlow port numbers."""
 
@@ -148,6 +158,16 @@ class Chassis:
     tunnel_ofports: tuple[tuple[str, int], ...] = ()
     # physical network name -> ofport of br-int's patch port to its bridge
     physnet_ofports: tuple[tuple[str, int], ...] = ()
+    # remote host name -> ofport of this host's own tunnel port to that
+    # host, with BFD on (issue 14: made for gateway hosts; the SNAT
+    # redirect picks the first live one, in the data plane)
+    gateway_ofports: tuple[tuple[str, int], ...] = ()
+    # gateway hosts whose tunnel BFD says down, as this agent sees them
+    # (a gateway host answers for a router's gateway address only when no
+    # gateway before it in RouterGateway.hosts is alive)
+    gateways_down: tuple[str, ...] = ()
+    # addresses resolved by the agent (ARP / ND) on external networks
+    neighbours: tuple["Neighbour", ...] = ()
 
     def vif_ofport(self, port_id: str) -> Optional[int]:
         return dict(self.vif_ofports).get(port_id)
@@ -193,8 +213,8 @@ class RouterInterface:
 
 @dataclass(frozen=True, slots=True)
 class RouterGateway:
-    """The router's external gateway (issue 14; carried, not compiled yet):
-    its ``network:router_gateway`` port on a ``router:external`` network."""
+    """The router's external gateway: its ``network:router_gateway`` port
+    on a ``router:external`` network."""
 
     network_id: str
     port_id: str
@@ -203,20 +223,41 @@ class RouterGateway:
     enable_snat: bool = True
     # Gateway hosts, highest priority first, as the server assigned them.
     hosts: tuple[str, ...] = ()
+    # Tunnel key (VNI) of SNAT traffic redirected to a gateway host,
+    # allocated by the server per router gateway; 0 = none.
+    redirect_key: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PortForwarding:
+    """``floating IP:external port(s)`` -> ``internal IP:internal port(s)``
+    (ranges of equal length; a single port is lo == hi)."""
+
+    id: str
+    protocol: str  # "tcp" | "udp"
+    internal_port_id: str
+    internal_ip_address: str
+    external_port_lo: int
+    external_port_hi: int
+    internal_port_lo: int
+    internal_port_hi: int
 
 
 @dataclass(frozen=True, slots=True)
 class FloatingIP:
-    """A floating IP associated with a port (issue 14; carried, not
-    compiled yet): DNAT/SNAT on the host of ``port_id``."""
+    """A floating IP of a router: associated with ``port_id`` (DNAT/SNAT
+    on that port's host), or carrying port forwardings (then no port)."""
 
     id: str
     floating_ip_address: str
     floating_network_id: str
-    port_id: str
-    fixed_ip_address: str
-    # Port forwardings: (protocol, external port, internal IP, internal port)
-    port_forwardings: tuple[tuple[str, int, str, int], ...] = ()
+    port_id: Optional[str] = None
+    fixed_ip_address: Optional[str] = None
+    # The floating IP's own MAC on the external network: the associated
+    # port's MAC (it moves with the port), or the gateway port's for one
+    # with port forwardings only.
+    mac_address: Optional[str] = None
+    port_forwardings: tuple[PortForwarding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

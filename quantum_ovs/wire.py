@@ -93,11 +93,13 @@ def _router(r):
             "gateway": None if gw is None else {
                 "network_id": gw.network_id, "port_id": gw.port_id,
                 "mac_address": gw.mac_address, "ip_addresses": list(gw.ip_addresses),
-                "enable_snat": gw.enable_snat, "hosts": list(gw.hosts)},
+                "enable_snat": gw.enable_snat, "hosts": list(gw.hosts),
+                "redirect_key": gw.redirect_key},
             "floating_ips": [{"id": f.id, "floating_ip_address": f.floating_ip_address,
                               "floating_network_id": f.floating_network_id,
                               "port_id": f.port_id, "fixed_ip_address": f.fixed_ip_address,
-                              "port_forwardings": [list(x) for x in f.port_forwardings]}
+                              "mac_address": f.mac_address,
+                              "port_forwardings": [_pf(x) for x in f.port_forwardings]}
                              for f in r.floating_ips]}
 
 
@@ -113,12 +115,25 @@ def _router_from(d):
         gateway=None if gw is None else m.RouterGateway(
             gw["network_id"], gw["port_id"], gw["mac_address"],
             tuple(gw.get("ip_addresses", ())), gw.get("enable_snat", True),
-            tuple(gw.get("hosts", ()))),
+            tuple(gw.get("hosts", ())), int(gw.get("redirect_key", 0))),
         floating_ips=tuple(m.FloatingIP(f["id"], f["floating_ip_address"],
-                                        f["floating_network_id"], f["port_id"],
-                                        f["fixed_ip_address"],
-                                        tuple(tuple(x) for x in f.get("port_forwardings", ())))
+                                        f["floating_network_id"], f.get("port_id"),
+                                        f.get("fixed_ip_address"), f.get("mac_address"),
+                                        tuple(_pf_from(x)
+                                              for x in f.get("port_forwardings", ())))
                            for f in d.get("floating_ips", ())))
+
+
+_PF = ("id", "protocol", "internal_port_id", "internal_ip_address", "external_port_lo",
+       "external_port_hi", "internal_port_lo", "internal_port_hi")
+
+
+def _pf(x):
+    return [getattr(x, k) for k in _PF]
+
+
+def _pf_from(x):
+    return m.PortForwarding(*x)
 
 
 def view_to_dict(v):

@@ -13,9 +13,14 @@ def _router(rid="r1", fip=True):
                     m.RouterInterface("p2", "n2", "s2", "fd00:2::1", 64, "fa:16:3e:00:00:02")),
         routes=(m.HostRoute("192.168.0.0/16", "10.0.1.5"),),
         gateway=m.RouterGateway("ext", "gp", "fa:16:3e:00:00:03", ("172.24.4.10",), False,
-                                ("h1", "h2")),
+                                ("h1", "h2"), redirect_key=7001),
         floating_ips=(m.FloatingIP("f1", "172.24.4.11", "ext", "p9", "10.0.1.9",
-                                   (("tcp", 2222, "10.0.1.9", 22),)),) if fip else ())
+                                   "fa:16:3e:00:00:09"),
+                      m.FloatingIP("f2", "172.24.4.12", "ext", mac_address="fa:16:3e:00:00:03",
+                                   port_forwardings=(m.PortForwarding(
+                                       "pf1", "tcp", "p8", "10.0.1.8", 2222, 2222, 22, 22),
+                                       m.PortForwarding("pf2", "udp", "p9", "10.0.1.9",
+                                                        5000, 5009, 6000, 6009)))) if fip else ())
 
 
 def test_view_round_trip_keeps_routers():
