@@ -565,7 +565,7 @@ class Channel:
         if want is not None and feats.datapath_id != want:
             raise ChannelError(f"switch {feats.datapath_id:016x} is not the bridge {want:016x}")
         conn.send(E.serialize(E.set_config(), self._xid()))
-        conn.send(E.serialize(E.set_async(), self._xid()))  # invalid-TTL packet-ins
+        conn.send(E.serialize(E.set_async(), self._xid()))  # no invalid-TTL packet-ins
         self._call(conn, E.barrier_request(), "barrier_reply")
 
     # ------------------------------------------------------------ read

@@ -182,6 +182,12 @@ def _to_wire_value(name: str, v):
     return int(v)
 
 
+# Nicira fields with prerequisites: os-ken orders a match's fields by OXM
+# type, which puts the NXM class (0x0001) before eth_type; the switch
+# checks each field's prerequisites against the fields before it.
+_AFTER_PREREQS = frozenset({"nw_ttl"})
+
+
 def encode_match(match: F.Match) -> ofpp.OFPMatch:
     kw = {}
     for f in match:
@@ -189,7 +195,13 @@ def encode_match(match: F.Match) -> ofpp.OFPMatch:
         if f.mask is not None:
             value = (value, _to_wire_value(f.name, f.mask))
         kw[_wire_name(f.name)] = value
-    return ofpp.OFPMatch(**kw)
+    m = ofpp.OFPMatch(**kw)
+    if _AFTER_PREREQS.isdisjoint(kw):
+        return m
+    fields = m._fields2
+    late = [x for x in fields if x[0] in _AFTER_PREREQS]
+    return ofpp.OFPMatch(_ordered_fields=[x for x in fields if x[0] not in _AFTER_PREREQS]
+                         + late)
 
 
 def _from_wire_value(name: str, v):
@@ -564,11 +576,12 @@ def set_config(miss_send_len: int = ofp.OFPCML_NO_BUFFER):
 
 
 def set_async():
-    """Packet-ins for no-match, action and invalid TTL (Open vSwitch leaves
-    invalid TTL out by default: the router's dec_ttl packet-ins would never
-    come), port status and flow removed as Open vSwitch's defaults; for a
-    slave connection only port status."""
-    pin = 1 << ofp.OFPR_NO_MATCH | 1 << ofp.OFPR_ACTION | 1 << ofp.OFPR_INVALID_TTL
+    """Packet-ins for no-match and action only: never "invalid TTL", which
+    the switch would send unmetered for every expiring packet (the router
+    flows punt those themselves, through a meter); port status and flow
+    removed as Open vSwitch's defaults; for a slave connection only port
+    status."""
+    pin = 1 << ofp.OFPR_NO_MATCH | 1 << ofp.OFPR_ACTION
     ps = 1 << ofp.OFPPR_ADD | 1 << ofp.OFPPR_DELETE | 1 << ofp.OFPPR_MODIFY
     fr = (1 << ofp.OFPRR_IDLE_TIMEOUT | 1 << ofp.OFPRR_HARD_TIMEOUT | 1 << ofp.OFPRR_DELETE
           | 1 << ofp.OFPRR_GROUP_DELETE)

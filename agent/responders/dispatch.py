@@ -1,7 +1,8 @@
 """Packet-ins to the responders, answered out of the port they came in
 on: a DHCP request from a local VIF (the pipeline punts it) from the
-port's own data; a packet whose TTL ran out in a router (reason invalid
-TTL) with ICMP time exceeded, and a router solicitation with the
+port's own data; a packet whose TTL ran out in a router (punted by the
+router's flows in L3_ROUTE, through the host's TTL meter) with ICMP time
+exceeded, and a router solicitation with the
 routers' advertisements (agent.responders.router)."""
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from agent.responders.dhcp import DhcpResponder
 from agent.responders.dhcp6 import Dhcp6Responder
 from agent.responders.router import RateLimit, solicited_advertisements, time_exceeded
 from quantum_ovs.compiler.flow import Output
+from quantum_ovs.compiler.pipeline import L3_ROUTE
 
 LOG = logging.getLogger(__name__)
-
-OFPR_INVALID_TTL = 2
 
 
 class DhcpDispatcher:
@@ -47,7 +47,7 @@ class DhcpDispatcher:
     def _answer(self, pin):
         if pin.in_port is None or len(pin.data) < 14:
             return
-        if pin.reason == OFPR_INVALID_TTL:
+        if pin.table == L3_ROUTE:  # the TTL punt (the only one of that table)
             if self.icmp_limit.allow():
                 reply = time_exceeded(pin.data, self.routers())
                 if reply is not None:

@@ -31,6 +31,8 @@ Tables (a packet only ever moves forward)::
                     interface's MAC as source), on to L3_ROUTE; the rest
                     to L2_LOOKUP.
   46 L3_ROUTE       per router (reg2): ICMP echo to its addresses answered;
+                    a packet with TTL 0 or 1 to the controller through the
+                    host's TTL meter (METER_TTL) for ICMP time exceeded;
                     longest prefix first (priority from the prefix length):
                     dec_ttl, source MAC = the egress interface's, reg6 =
                     the egress network; connected subnets on to L3_RESOLVE,
@@ -96,6 +98,9 @@ from quantum_ovs.compiler.flow import (
 # Meter ids: the per-port DHCP punt uses the port's ofport (below
 # OFPP_MAX, 0xff00); OpenFlow reserves 0xffff0000 and up.
 METER_MAX = 0xFFFEFFFF
+# The host's meter for routed packets whose TTL ran out (ICMP time
+# exceeded is the agent's answer): above every ofport.
+METER_TTL = 0xFF01
 
 CLASSIFY = 0
 PORT_SECURITY = 10
@@ -211,10 +216,11 @@ TABLES: dict[int, TableSpec] = {
         TableSpec(
             L3_ROUTE, "l3_route",
             _fs(REG_ROUTER, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto", "icmpv4_type",
-                "icmpv6_type"),
+                "icmpv6_type", "nw_ttl"),
             _fs("eth_src", "eth_dst", REG_NET, "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst",
                 "icmpv4_type", "icmpv6_type"),
-            frozenset({DecTtl, SetField, Move, Output, GotoTable}),
+            # Meter + Controller: a TTL that ran out, punted through METER_TTL
+            frozenset({DecTtl, SetField, Move, Output, GotoTable, Meter, Controller}),
             _fs(L3_RESOLVE, L2_LOOKUP),
             "longest prefix match per router; echo answers",
         ),

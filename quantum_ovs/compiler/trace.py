@@ -223,6 +223,8 @@ class Tracer:
         p = {k: to_int(k, v) for k, v in packet.items()}
         if "in_port" not in p:
             raise TraceError("the packet needs an in_port")
+        if p.get("eth_type") in (0x0800, 0x86DD):
+            p.setdefault("nw_ttl", DEFAULT_TTL)
         tr = Trace(packet=dict(p))
         self._ct = ct_state
         self._table(tr, p, 0, 0, -1)

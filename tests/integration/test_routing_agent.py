@@ -24,6 +24,7 @@ from agent.responders.router import advertisers, router_advertisement
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.flow import DecTtl, Output, SetField, diff
+from quantum_ovs.compiler.pipeline import METER_TTL
 from quantum_ovs.compiler.rules.common import link_local
 from quantum_ovs.compiler.synth import (
     default_group,
@@ -173,6 +174,33 @@ def test_ttl_1_gets_time_exceeded_from_the_router(rig):
     out = subprocess.run(["ip", "netns", "exec", a.ns, "ping", "-n", "-c", "1", "-W", "2",
                           "-t", "2", b.ip], capture_output=True, text=True, timeout=15)
     assert out.returncode == 0, out.stdout
+
+
+def test_a_flood_of_expiring_packets_is_metered_in_the_switch(rig):
+    """TTL-1 packets are punted through the host's TTL meter: a flood of
+    them reaches the agent at the meter's rate, not the sender's."""
+    from tests.integration.test_dhcp_flood import meter_drops
+
+    a, b = rig.inst["a"], rig.inst["b"]
+    assert eventually(lambda: a.ping(b.ip))
+    before_in = rig.channel.stats["packet_in"]
+    before_drops = meter_drops(rig.ovs, METER_TTL)
+    sent = 3000
+    started = time.monotonic()
+    subprocess.run(["ip", "netns", "exec", a.ns, "ping", "-n", "-q", "-f", "-l", "64",
+                    "-c", str(sent), "-W", "1", "-t", "1", b.ip],
+                   capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - started
+    time.sleep(0.5)
+    got = rig.channel.stats["packet_in"] - before_in
+    drops = meter_drops(rig.ovs, METER_TTL) - before_drops
+    print(f"{sent} TTL-1 pings in {took:.2f} s: {got} packet-ins, {drops} dropped by the meter")
+    assert drops > 0
+    assert got < sent / 2
+    # and the meter still lets expiring packets through afterwards
+    out = subprocess.run(["ip", "netns", "exec", a.ns, "ping", "-n", "-c", "1", "-W", "2",
+                          "-t", "1", b.ip], capture_output=True, text=True, timeout=15).stdout
+    assert "Time to live exceeded" in out, out
 
 
 def test_kernel_slaac_from_our_router_advertisement(rig):

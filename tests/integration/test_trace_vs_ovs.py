@@ -42,13 +42,16 @@ from quantum_ovs.compiler.flow import (
     CT_NEW,
     OFPP_IN_PORT,
     OFPVID_PRESENT,
+    Controller,
     Ct,
     DecTtl,
     GotoTable,
+    Meter,
     Move,
     Output,
     SetField,
     diff,
+    meter_ids,
 )
 from quantum_ovs.compiler.synth import (
     default_group,
@@ -217,6 +220,9 @@ def rig(module_ovs):
         assert routing
         ch.apply(diff(ch.dump_flows(), flows - routing))
         assert diff(ch.dump_flows(), flows - routing).empty
+        for mid in meter_ids(routing):  # the TTL punt's meter
+            ovs.ofctl("add-meter", "br-int",
+                      f"meter={mid},pktps,band=type=drop,rate=50")
         for f in sorted(routing, key=lambda f: (f.table, f.priority)):
             ovs.ofctl("add-flow", "br-int", ofctl_text(f))
         dp = _dpif_ports(ovs)
@@ -268,6 +274,10 @@ def ofctl_text(f) -> str:
                         + (f",table={a.table})" if a.table is not None else ")"))
         elif isinstance(a, GotoTable):
             acts.append(f"goto_table:{a.table}")
+        elif isinstance(a, Meter):
+            acts.append(f"meter:{a.id}")
+        elif isinstance(a, Controller):
+            acts.append("controller")
         else:
             raise AssertionError(f"no ovs-ofctl text for {a!r}")
     return (f"table={f.table},priority={f.priority},{','.join(match)},"

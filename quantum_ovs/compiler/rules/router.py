@@ -29,9 +29,12 @@ leaves that host already routed (no network node, no second hop):
                VLAN of the egress network to the destination's host.
   L2_LOOKUP    anything else to an interface MAC is dropped (never flooded).
 
-TTL expiry: dec_ttl sends a packet with TTL 0 or 1 to the controller
-(reason invalid TTL) instead of forwarding it; the agent answers it with
-ICMP time exceeded (agent/responders/router.py).  Router solicitations are
+TTL expiry: a packet to route with TTL 0 or 1 is punted from L3_ROUTE
+through the host's TTL meter (pipeline.METER_TTL: one meter, so a flood
+of expiring packets costs the agent at most the meter's rate) before any
+route sees it; the agent answers it with ICMP time exceeded
+(agent/responders/router.py).  dec_ttl never meets an expired TTL, and
+the switch's own unmetered "invalid TTL" packet-ins stay off.  Router solicitations are
 punted by the network's flows (rules/network.py) and answered by the agent
 with the router advertisements.
 TODO: a destination on a connected subnet without a port in the model is
@@ -44,11 +47,13 @@ from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
     OFPP_IN_PORT,
+    Controller,
     Ct,
     DecTtl,
     Field,
     Flow,
     GotoTable,
+    Meter,
     Move,
     Output,
     SetField,
@@ -59,6 +64,7 @@ from quantum_ovs.compiler.rules.port import arp_reply
 from quantum_ovs.model import HostRoute, Router, RouterInterface
 
 PRIO_ECHO = 1000
+PRIO_TTL = 900
 PRIO_ROUTE_BASE = 200
 PRIO_ADMIT = 100
 PRIO_CT_ROUTER = 110
@@ -77,6 +83,7 @@ _SWAP_IP4 = Move("ipv4_src", "ipv4_dst", 32)
 _SWAP_IP6 = Move("ipv6_src", "ipv6_dst", 128)
 _OUT_IN_PORT = Output(OFPP_IN_PORT)
 _ND_BARRIER = Ct()  # see na_reply
+_TTL_PUNT = (Meter(P.METER_TTL), Controller())
 
 
 def route_priority(prefixlen: int, connected: bool) -> int:
@@ -136,6 +143,9 @@ def router_flows(
 
     set_zone = SetField(P.REG_ZONE, zone)
     ct = Ct(zone_src=P.REG_ZONE, table=P.EGRESS_ACL)
+    for eth in (F_IP, F_IPV6):
+        for ttl in (0, 1):
+            add(P.L3_ROUTE, PRIO_TTL, mk(rid, eth, Field("nw_ttl", ttl)), _TTL_PUNT)
     for ifc, lid in sorted(interfaces, key=lambda x: (x[0].network_id, x[0].ip_address)):
         rnet = reg(P.REG_NET, lid)
         mac = ifc.mac_address

@@ -14,9 +14,10 @@ from os_ken.lib.packet import ethernet, icmp, icmpv6, ipv4, ipv6, packet, udp
 from agent.openflow import encode as E
 from agent.responders import router as R
 from agent.responders.dhcp import checksum
-from agent.responders.dispatch import OFPR_INVALID_TTL, DhcpDispatcher
+from agent.responders.dispatch import DhcpDispatcher
 from quantum_ovs import model
 from quantum_ovs.compiler.flow import Output
+from quantum_ovs.compiler.pipeline import L3_ROUTE
 
 RMAC4 = "fa:16:3d:00:00:01"
 RMAC6 = "fa:16:3d:00:00:02"
@@ -185,9 +186,12 @@ def test_solicited_advertisement_is_unicast_or_to_all_nodes():
 
 
 # ------------------------------------------------------------ dispatch
+OFPR_ACTION, OFPR_INVALID_TTL = 1, 2
+
+
 class _Pin:
-    def __init__(self, data, reason=1, in_port=5):
-        self.data, self.reason, self.in_port = data, reason, in_port
+    def __init__(self, data, reason=OFPR_ACTION, in_port=5, table=20):
+        self.data, self.reason, self.in_port, self.table = data, reason, in_port, table
 
 
 def _dispatcher(sent, rate=100.0, burst=50):
@@ -197,14 +201,16 @@ def _dispatcher(sent, rate=100.0, burst=50):
                           routers=lambda: (ROUTER,), icmp_rate=rate, icmp_burst=burst)
 
 
-def test_invalid_ttl_packet_in_is_answered_out_of_its_port():
+def test_ttl_punt_is_answered_out_of_its_port():
     sent = []
     d = _dispatcher(sent)
-    d.packet_in(_Pin(udp4(), reason=OFPR_INVALID_TTL))
+    d.packet_in(_Pin(udp4(), table=L3_ROUTE))
     assert len(sent) == 1 and sent[0][1] == [Output(5)]
     assert packet.Packet(sent[0][0]).get_protocol(icmp.icmp).type == 11
     assert d.stats["icmp_time_exceeded"] == 1
-    d.packet_in(_Pin(udp4(), reason=1))  # not an invalid-TTL packet-in: not answered
+    d.packet_in(_Pin(udp4()))  # not punted by L3_ROUTE: not answered
+    # the switch's own unmetered invalid-TTL packet-ins are not answered
+    d.packet_in(_Pin(udp4(), reason=OFPR_INVALID_TTL))
     assert len(sent) == 1
 
 
@@ -220,15 +226,16 @@ def test_answers_are_rate_limited():
     sent = []
     d = _dispatcher(sent, rate=0.0001, burst=3)
     for _ in range(10):
-        d.packet_in(_Pin(udp4(), reason=OFPR_INVALID_TTL))
+        d.packet_in(_Pin(udp4(), table=L3_ROUTE))
     assert len(sent) == 3
 
 
-def test_the_switch_is_asked_for_invalid_ttl_packet_ins():
+def test_the_switch_sends_no_unmetered_invalid_ttl_packet_ins():
     raw = E.serialize(E.set_async(), 1)
     assert raw[1] == 28  # OFPT_SET_ASYNC
     master_pin = struct.unpack_from("!I", raw, 8)[0]
-    assert master_pin & (1 << OFPR_INVALID_TTL)
+    assert not master_pin & (1 << OFPR_INVALID_TTL)
+    assert master_pin & (1 << OFPR_ACTION)
 
 
 # ------------------------------------------------------------ periodic (daemon)

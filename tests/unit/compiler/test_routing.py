@@ -223,10 +223,19 @@ def test_vlan_egress_network():
     assert out.get("eth_src") == R1
 
 
-def test_ttl_expiry_goes_to_the_controller_not_the_destination(w):
-    tr = w.send("port-0-0", **tcp_to("10.0.1.10", R0, ttl=1))
-    assert tr.outputs == [] and tr.ttl_expired
-    assert tr.ttl_expired[0]["ipv4_dst"] == "10.0.1.10"
+@pytest.mark.parametrize("ttl", [0, 1])
+def test_ttl_expiry_goes_to_the_controller_through_the_ttl_meter(w, ttl):
+    tr = w.send("port-0-0", **tcp_to("10.0.1.10", R0, ttl=ttl))
+    assert tr.outputs == [] and len(tr.controller) == 1
+    assert tr.controller[0]["ipv4_dst"] == "10.0.1.10"
+    assert tr.meters == [P.METER_TTL]  # metered before the agent sees it
+    assert not tr.ttl_expired  # punted before dec_ttl (no unmetered packet-in)
+
+
+def test_ttl_two_is_routed_with_ttl_one(w):
+    tr = w.send("port-0-0", **tcp_to("10.0.1.10", R0, ttl=2))
+    d, = tr.outputs
+    assert d.get("nw_ttl") == 1 and not tr.controller
 
 
 def test_unknown_destination_on_a_connected_subnet_is_dropped(w):
