@@ -216,6 +216,13 @@ def _keystone(app, conf, policy):
         raise RuntimeError("auth_strategy=keystone needs keystonemiddleware") from e
     inner = _KeystoneContext(app, policy)
     protected = auth_token.AuthProtocol(inner, {"oslo_config_config": conf})
+    group = conf.keystone_authtoken  # registered by AuthProtocol
+    if not group.www_authenticate_uri:
+        # Without it the middleware looks the URL up in the catalog at the
+        # first unauthenticated request, and answers 500 when it cannot.
+        raise RuntimeError("auth_strategy = keystone needs [keystone_authtoken] "
+                           "www_authenticate_uri: the Keystone URL that 401 answers "
+                           "send clients to")
 
     def dispatch(environ, start_response):
         path = environ.get("PATH_INFO", "/")

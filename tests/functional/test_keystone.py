@@ -212,3 +212,19 @@ def test_quotas_and_security_groups_through_the_cli(cloud):
     res = bob("security", "group", "delete", web["id"], parse=False, check=False)
     assert res.returncode != 0
     alice("security", "group", "delete", "web", parse=False)
+
+
+def test_keystone_without_www_authenticate_uri_refuses_to_start(tmp_path):
+    """Without it keystonemiddleware would look the URL up at the first
+    unauthenticated request and answer 500; the server says so at start."""
+    from quantum_ovs.service import build
+    from tests.functional.conftest import make_conf
+
+    conf = make_conf(f"sqlite:///{tmp_path}/k.sqlite", auth_strategy="keystone")
+    with pytest.raises(RuntimeError, match="www_authenticate_uri"):
+        build(conf)
+    conf.set_override("www_authenticate_uri", "http://127.0.0.1:9/v3",
+                      group="keystone_authtoken")
+    db, _plugin, app = build(conf)
+    db.dispose()
+    assert callable(app)
