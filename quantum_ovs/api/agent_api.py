@@ -28,6 +28,8 @@ are quantum_ovs.db.changefeed.
 import collections
 import hmac
 import logging
+import threading
+import time
 
 import webob.exc
 from oslo_config import cfg
@@ -87,6 +89,35 @@ Principal = collections.namedtuple("Principal", "host credential_id")
 SHARED = Principal(None, None)
 
 
+class LogBudget:
+    """At most ``burst`` warnings per ``interval`` seconds for one key (a
+    client address), then one line saying how many were left out: a client
+    that retries a refused token in a loop cannot fill the log.  Keys are
+    forgotten oldest first beyond ``max_keys``."""
+
+    def __init__(self, burst=5, interval=60.0, max_keys=1024, clock=time.monotonic):
+        self.burst, self.interval, self.max_keys, self.clock = burst, interval, max_keys, clock
+        self._keys: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, key):
+        """(log this one?, how many were left out since the last logged)."""
+        now = self.clock()
+        with self._lock:
+            start, n, skipped = self._keys.pop(key, (now, 0, 0))
+            if now - start >= self.interval:
+                start, n = now, 0
+            if n < self.burst:
+                self._keys[key] = (start, n + 1, 0)
+                ok, left_out = True, skipped
+            else:
+                self._keys[key] = (start, n, skipped + 1)
+                ok, left_out = False, 0
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+        return ok, left_out
+
+
 class AgentAPI:
     def __init__(self, conf, plugin):
         self.conf = conf
@@ -97,6 +128,7 @@ class AgentAPI:
                                  gap_timeout=c.gap_timeout,
                                  idle_poll_interval=c.idle_poll_interval,
                                  kept=c.changes_kept)
+        self.refusals = LogBudget()
         if c.token:
             LOG.warning("shared agent token ([agent_api] token) is set: any hypervisor can "
                         "read every host's view and report any port; issue per-host "
@@ -110,9 +142,13 @@ class AgentAPI:
             return SHARED
         found = agent_auth.host_of(self.db, given) if given else None
         if found is None:
-            LOG.warning("agent API: %s token from %s refused (%s %s)",
-                        "an unknown or revoked" if given else "no", req.remote_addr,
-                        req.method, req.path_qs[:300])
+            ok, left_out = self.refusals.allow(req.remote_addr)
+            if ok:
+                LOG.warning("agent API: %s token from %s refused (%s %s)%s",
+                            "an unknown or revoked" if given else "no", req.remote_addr,
+                            req.method, req.path_qs[:300],
+                            f"; {left_out} more refusals from there not logged"
+                            if left_out else "")
             raise webob.exc.HTTPUnauthorized(detail="A valid X-Agent-Token is required")
         return Principal(found[1], found[0])
 

@@ -387,3 +387,29 @@ def test_agent_syncs_over_tls_and_verifies_the_server(tmp_path):
         assert sync_client.SyncClient(server.url, "hv-tls", token,
                                       ca_file=ca_path).poll(-1, 0)[0] == "full"
         assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+def test_refused_tokens_are_logged_with_a_budget(cloud, caplog):
+    """A client retrying a bad token in a loop cannot fill the log: a few
+    lines per address and interval, then one line counting the rest."""
+    api = cloud[0]
+    bad = AgentAs(api, "not-a-credential")
+    with caplog.at_level(logging.WARNING, logger="quantum_ovs.api.agent_api"):
+        for _ in range(40):
+            bad.state(HOST_A, status=401)
+    logged = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert 1 <= len(logged) <= 5, logged
+
+
+def test_log_budget_counts_what_it_left_out():
+    from quantum_ovs.api.agent_api import LogBudget
+
+    now = [0.0]
+    b = LogBudget(burst=2, interval=10, max_keys=2, clock=lambda: now[0])
+    assert [b.allow("x") for _ in range(5)] == [(True, 0), (True, 0)] + [(False, 0)] * 3
+    assert b.allow("y") == (True, 0)  # keys are separate
+    now[0] = 10.0
+    assert b.allow("x") == (True, 3)  # a new interval, and what was left out
+    assert b.allow("x") == (True, 0)
+    b.allow("z")  # a third key: the oldest ("y") is forgotten
+    assert b.allow("y") == (True, 0) and len(b._keys) == 2
