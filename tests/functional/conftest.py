@@ -95,6 +95,14 @@ def make_conf(db_url, **overrides):
     conf.set_override("token", SHARED_AGENT_TOKEN, group="agent_api")
     for k, v in overrides.items():
         conf.set_override(k, v)
+    if overrides.get("auth_strategy") == "keystone":
+        # where 401 answers send clients (required): no Keystone is needed
+        # to refuse a request that has no token
+        from keystonemiddleware import auth_token
+        for group, opts in auth_token.list_opts():
+            conf.register_opts(opts, group=group)
+        conf.set_override("www_authenticate_uri", "http://127.0.0.1:1/v3",
+                          group="keystone_authtoken")
     return conf
 
 

@@ -221,6 +221,7 @@ def test_keystone_without_www_authenticate_uri_refuses_to_start(tmp_path):
     from tests.functional.conftest import make_conf
 
     conf = make_conf(f"sqlite:///{tmp_path}/k.sqlite", auth_strategy="keystone")
+    conf.clear_override("www_authenticate_uri", group="keystone_authtoken")
     with pytest.raises(RuntimeError, match="www_authenticate_uri"):
         build(conf)
     conf.set_override("www_authenticate_uri", "http://127.0.0.1:9/v3",
