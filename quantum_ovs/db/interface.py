@@ -78,9 +78,6 @@ class ExtensionPoints:
     """The segment allocator (extensions/provider.py: Segments)."""
     quotas: Any = None
     """The quota engine (extensions/quotas.py: Quotas)."""
-    ensure_default_security_group: Callable[[Any, str], str] | None = None
-    """fn(session, project_id) -> the id of the project's default
-    security group, made if missing (extensions/securitygroups.py)."""
     ensure_default_for_listing: Callable[[Any, str], None] | None = None
     """fn(ctx, project_id): the same in a transaction of its own, before
     a list of security groups (extensions/securitygroups.py)."""

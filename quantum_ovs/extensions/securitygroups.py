@@ -312,8 +312,6 @@ def setup(plugin, conf):
     rules = SecurityGroupRules(plugin)
     plugin.register(groups)
     plugin.register(rules)
-    plugin.ensure_default_security_group = lambda s, project: ensure_default(plugin, s,
-                                                                              project)
 
     def on_port_create(s, ctx, port, a):
         wanted = a.get("security_groups")

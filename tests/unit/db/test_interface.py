@@ -46,7 +46,6 @@ def test_every_extension_sets_up_through_declared_attributes_only():
     assert plugin.agents is plugin.collections["agents"]
     assert callable(plugin.live_agent)
     assert plugin.segments is not None and plugin.quotas is not None
-    assert callable(plugin.ensure_default_security_group)
     assert callable(plugin.ensure_default_for_listing)
     assert plugin.nova_notifier is not None
     assert plugin.nova_notifier.port_status_changed in plugin.status_listeners
