@@ -468,6 +468,8 @@ class FloatingIP(StandardAttrs, Base):
         ForeignKey("routers.id", ondelete="SET NULL"), nullable=True, index=True)
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
     tags = _tags_rel("FloatingIP")
+    fixed_port = relationship(Port, lazy="selectin", viewonly=True,
+                              primaryjoin="foreign(FloatingIP.fixed_port_id) == Port.id")
     forwardings = relationship("PortForwarding", lazy="selectin",
                                cascade="all, delete-orphan", passive_deletes=True,
                                order_by="PortForwarding.external_port_lo, "
