@@ -406,3 +406,116 @@ def test_status_is_active_once_the_ports_host_reports_it(l3):
     assert l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["status"] == "ACTIVE"
     assert _put(l3, f["id"], port_id=None)["status"] == "DOWN"
     l3.post("/agent-api/v1/hosts/hv-1/ports", {"floatingips": "x"}, status=400)
+
+
+# ------------------------------------------------------------------ port forwardings
+def _pf(api, fid, status=201, project="p1", **attrs):
+    r = api.post(f"{F}/{fid}/port_forwardings", {"port_forwarding": attrs}, project=project,
+                 status=status)
+    return r.data["port_forwarding"] if status == 201 else r.data["NeutronError"]
+
+
+def test_port_forwardings_crud_and_shown_in_the_floating_ip(l3):
+    ext_net, ext_sub, router, net, sub, port = _topology(l3)
+    ip = port["fixed_ips"][0]["ip_address"]
+    f = _fip(l3, floating_network_id=ext_net["id"])
+    pf = _pf(l3, f["id"], protocol="tcp", internal_port_id=port["id"],
+             internal_ip_address=ip, internal_port=22, external_port=2222,
+             description="ssh")
+    assert pf == {"id": pf["id"], "protocol": "tcp", "internal_port_id": port["id"],
+                  "internal_ip_address": ip, "internal_port": 22, "external_port": 2222,
+                  "internal_port_range": "22:22", "external_port_range": "2222:2222",
+                  "description": "ssh"}
+    rng = _pf(l3, f["id"], protocol="udp", internal_port_id=port["id"],
+              internal_ip_address=ip, internal_port_range="1000:1009",
+              external_port_range="5000:5009")
+    assert (rng["external_port"], rng["external_port_range"]) == (None, "5000:5009")
+    now = l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]
+    assert now["router_id"] == router["id"] and now["port_id"] is None
+    assert sorted((x["protocol"], x.get("external_port"), x.get("external_port_range"))
+                  for x in now["port_forwardings"]) == [("tcp", 2222, None),
+                                                        ("udp", None, "5000:5009")]
+    listed = l3.get(f"{F}/{f['id']}/port_forwardings", status=200).data["port_forwardings"]
+    assert sorted(x["id"] for x in listed) == sorted([pf["id"], rng["id"]])
+    assert [x["id"] for x in l3.get(f"{F}/{f['id']}/port_forwardings?protocol=udp",
+                                    status=200).data["port_forwardings"]] == [rng["id"]]
+    got = l3.get(f"{F}/{f['id']}/port_forwardings/{pf['id']}", status=200)
+    assert got.data["port_forwarding"] == pf
+    up = l3.put(f"{F}/{f['id']}/port_forwardings/{pf['id']}", {"port_forwarding": {
+        "external_port": 2200, "internal_port": 2200, "description": "x"}}, status=200)
+    assert (up.data["port_forwarding"]["external_port"],
+            up.data["port_forwarding"]["description"]) == (2200, "x")
+    # A floating IP with forwardings cannot be associated, and the other way round.
+    err = _put(l3, f["id"], 409, port_id=port["id"])
+    assert err["type"] == "FipInUseByPortForwarding"
+    g = _fip(l3, floating_network_id=ext_net["id"], port_id=port["id"])
+    err = _pf(l3, g["id"], 409, protocol="tcp", internal_port_id=port["id"],
+              internal_ip_address=ip, internal_port=80, external_port=80)
+    assert err["type"] == "PortHasBindingFloatingIP"
+    # The interface the forwardings need cannot go.
+    err = l3.put(f"{R}/{router['id']}/remove_router_interface", {"subnet_id": sub["id"]},
+                 status=409).data["NeutronError"]
+    assert err["type"] == "RouterInterfaceInUseByFloatingIP"
+    l3.delete(f"{F}/{f['id']}/port_forwardings/{pf['id']}", status=204)
+    l3.get(f"{F}/{f['id']}/port_forwardings/{pf['id']}", status=404)
+    l3.delete(f"{F}/{f['id']}/port_forwardings/{rng['id']}", status=204)
+    assert l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["router_id"] is None
+    # Deleting the floating IP drops its forwardings.
+    _pf(l3, f["id"], protocol="tcp", internal_port_id=port["id"], internal_ip_address=ip,
+        internal_port=22, external_port=22)
+    l3.delete(f"{F}/{f['id']}", status=204)
+    assert _count(l3, models.PortForwarding) == 0
+
+
+def test_port_forwarding_errors_are_4xx_and_leave_nothing(l3):
+    ext_net, ext_sub, router, net, sub, port = _topology(l3)
+    ip = port["fixed_ips"][0]["ip_address"]
+    f = _fip(l3, floating_network_id=ext_net["id"])
+    base = dict(protocol="tcp", internal_port_id=port["id"], internal_ip_address=ip)
+    _pf(l3, f["id"], internal_port=22, external_port=2222, **base)
+    _pf(l3, f["id"], internal_port_range="3000:3010", external_port_range="4000:4010",
+        **base)
+    lone = l3.network()
+    l3.subnet(lone["id"], cidr="10.5.0.0/24")
+    far = l3.port(lone["id"])
+    cases = [
+        (dict(internal_port=22, external_port=2222, **base), 409, "PortForwardingConflict"),
+        (dict(internal_port=23, external_port=2222, **base), 409, "PortForwardingConflict"),
+        (dict(internal_port=22, external_port=2223, **base), 409, "PortForwardingConflict"),
+        (dict(internal_port_range="5000:5001", external_port_range="4010:4011", **base), 409,
+         "PortForwardingConflict"),
+        (dict(internal_port=22, external_port=0, **base), 400, "InvalidInput"),
+        (dict(internal_port=22, external_port=70000, **base), 400, "InvalidInput"),
+        (dict(internal_port=22, **base), 400, "InvalidInput"),
+        (dict(internal_port=22, external_port=2, internal_port_range="1:2", **base), 400,
+         "BadRequest"),
+        (dict(internal_port_range="1:3", external_port_range="10:11", **base), 400,
+         "BadRequest"),
+        (dict(internal_port_range="3:1", external_port_range="10:12", **base), 400,
+         "InvalidInput"),
+        (dict(internal_port_range="a:b", external_port_range="10:12", **base), 400,
+         "InvalidInput"),
+        (dict(internal_port=1, external_port=1, protocol="icmp", internal_port_id=port["id"],
+              internal_ip_address=ip), 400, "InvalidInput"),
+        (dict(internal_port=1, external_port=1, protocol="tcp", internal_port_id=port["id"],
+              internal_ip_address="10.0.0.250"), 400, "BadRequest"),
+        (dict(internal_port=1, external_port=1, protocol="tcp", internal_port_id=far["id"],
+              internal_ip_address=far["fixed_ips"][0]["ip_address"]), 404,
+         "ExternalGatewayForFloatingIPNotFound"),
+        (dict(internal_port=1, external_port=1, protocol="tcp",
+              internal_port_id="8a3f3f3f-0000-4000-8000-000000000000",
+              internal_ip_address=ip), 404, "PortNotFound"),
+        (dict(internal_port=1, external_port=1, id="x", **base), 400, "InvalidInput"),
+        (dict(internal_port=1, external_port=1, bogus=1, **base), 400, "InvalidInput"),
+    ]
+    for body, status, kind in cases:
+        err = _pf(l3, f["id"], status, **body)
+        assert err["type"] == kind, (body, err)
+    assert _count(l3, models.PortForwarding) == 2
+    # Another project cannot see or touch them.
+    l3.get(f"{F}/{f['id']}/port_forwardings", project="p2", status=404)
+    _pf(l3, f["id"], 404, project="p2", internal_port=9, external_port=9, **base)
+    l3.post(f"{F}/{f['id']}/port_forwardings", {"nope": {}}, status=400)
+    l3.post(f"{F}/{f['id']}/port_forwardings", raw=b"[1,", status=400)
+    l3.put(f"{F}/{f['id']}/port_forwardings/8a3f3f3f-0000-4000-8000-000000000000",
+           {"port_forwarding": {"description": "x"}}, status=404)
