@@ -505,8 +505,12 @@ def _on_register(plugin):
 def routes(api):
     plugin, policy = api.plugin, api.policy
     ctl = api.controllers[FLOATINGIPS]
-    fips = plugin.collections[FLOATINGIPS]
     m = api.mapper
+
+    class _Lazy:  # the handler, looked up when a request comes
+        def __getattr__(self, name):
+            return getattr(plugin.collections[FLOATINGIPS], name)
+    fips = _Lazy()
     m.connect("/v2.0/floatingips/{id}/tags", collection=FLOATINGIPS, action="tags")
     m.connect("/v2.0/floatingips/{id}/tags/{tag}", collection=FLOATINGIPS, action="tag")
     fmt = "{fmt:(\\.json)?}"
