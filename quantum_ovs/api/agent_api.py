@@ -7,6 +7,8 @@ report what they have plugged and installed.
                                               &features=group_members: the
                                               agent applies membership deltas)
     POST /agent-api/v1/hosts/{host}/ports     plugged / unplugged / installed
+                                              (/ floatingips: ids of the floating
+                                              IPs the host installed)
 
 Agents authenticate with ``X-Agent-Token: <token>``: a credential of
 their own host (issued by ``quantum-ovs-agent-credential create --host H``,

@@ -487,6 +487,14 @@ def setup(plugin, conf):
     plugin.fip_report_hooks.append(fips.report)
     plugin.register_hooks.append(_on_register(plugin))
 
+    def on_agent_delete(s, ctx, agent, a):
+        """A (dead) gateway agent deleted: its host leaves every gateway."""
+        routers = plugin.collections["routers"]
+        for rid in gateways.remove_host(s, agent.host):
+            routers.record(s, s.get(models.Router, rid), "update", hosts=[agent.host])
+
+    plugin.add_hook("agents", "delete", on_agent_delete)
+
 
 def _on_register(plugin):
     def hook(s, agent):

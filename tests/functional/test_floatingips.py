@@ -3,6 +3,8 @@ ext-gw-mode, l3_agent_scheduler): every attribute, action and error, on
 SQLite and PostgreSQL, with ``service_plugins = router`` as in Neutron.
 Bad input is a 4xx NeutronError and leaves no row behind."""
 
+import datetime
+
 import pytest
 import sqlalchemy as sa
 
@@ -519,3 +521,21 @@ def test_port_forwarding_errors_are_4xx_and_leave_nothing(l3):
     l3.post(f"{F}/{f['id']}/port_forwardings", raw=b"[1,", status=400)
     l3.put(f"{F}/{f['id']}/port_forwardings/8a3f3f3f-0000-4000-8000-000000000000",
            {"port_forwarding": {"description": "x"}}, status=404)
+
+
+def test_a_deleted_gateway_agent_leaves_the_gateways(l3):
+    register(l3, "gw-1", "192.0.2.11", gateway=True)
+    register(l3, "gw-2", "192.0.2.12", gateway=True)
+    ext_net, _ = _external(l3)
+    r = l3.post(R, {"router": {"external_gateway_info": {"network_id": ext_net["id"]}}},
+                status=201).data["router"]
+    gw1 = l3.get("/v2.0/agents?host=gw-1", **ADMIN, status=200).data["agents"][0]
+    def dead(s):  # (its last heartbeat long ago)
+        s.get(models.Agent, gw1["id"]).heartbeat_timestamp = datetime.datetime(2000, 1, 1)
+    l3.db.write(dead)
+    agents = l3.get(f"{R}/{r['id']}/l3-agents", **ADMIN, status=200).data["agents"]
+    assert [(a["host"], a["alive"]) for a in agents if a["ha_state"] == "active"] == \
+        [("gw-2", True)]
+    l3.delete(f"/v2.0/agents/{gw1['id']}", **ADMIN, status=204)
+    agents = l3.get(f"{R}/{r['id']}/l3-agents", **ADMIN, status=200).data["agents"]
+    assert [(a["host"], a["ha_state"]) for a in agents] == [("gw-2", "active")]
