@@ -476,11 +476,13 @@ def setup(plugin, conf):
                                                   F.status == ACTIVE)).scalars():
                 f.status = DOWN
                 changelog.bump(f)
-        if "fixed_ips" in a:
+        if "fixed_ips" in a or "mac_address" in a:
             ips = {x.ip_address for x in port.fixed_ips}
             for f in s.execute(sa.select(F).where(F.fixed_port_id == port.id)).scalars():
                 if f.fixed_ip_address not in ips:
                     fips.disassociate(s, f)
+                else:  # (its MAC is the floating IP's)
+                    fips.touch_routers(s, f.router_id)
 
     plugin.add_hook("ports", "delete", on_port_delete, first=True)
     plugin.add_hook("ports", "update", on_port_update)

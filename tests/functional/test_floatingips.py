@@ -539,3 +539,12 @@ def test_a_deleted_gateway_agent_leaves_the_gateways(l3):
     l3.delete(f"/v2.0/agents/{gw1['id']}", **ADMIN, status=204)
     agents = l3.get(f"{R}/{r['id']}/l3-agents", **ADMIN, status=200).data["agents"]
     assert [(a["host"], a["ha_state"]) for a in agents] == [("gw-2", "active")]
+
+
+def test_a_port_losing_the_fixed_ip_loses_the_floating_ip(l3):
+    ext_net, ext_sub, router, net, sub, port = _topology(l3)
+    f = _fip(l3, floating_network_id=ext_net["id"], port_id=port["id"])
+    l3.put(f"/v2.0/ports/{port['id']}", {"port": {"fixed_ips": [
+        {"subnet_id": sub["id"], "ip_address": "10.0.0.200"}]}}, status=200)
+    now = l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]
+    assert (now["port_id"], now["fixed_ip_address"], now["router_id"]) == (None, None, None)

@@ -236,3 +236,15 @@ def test_deltas_equal_full_views_with_floating_ips_and_gateways(l3, seed):
             views[h] = views[h].replace(tunnel_ip=full_view(api, h).tunnel_ip)
             assert canon(views[h]) == canon(full_view(api, h)), f"step {step} {h}: {ops}"
     assert sum(done.values()), done
+
+
+def test_the_floating_ips_mac_follows_its_ports(l3):
+    api = l3
+    ext, ext_sub, n1, s1, a1, n3, r = _setup(api)
+    _fip(api, ext, port_id=a1["id"], project_id=a1["project_id"])
+    first = state(api, HOST_A)
+    api.put(f"/v2.0/ports/{a1['id']}", {"port": {"mac_address": "fa:16:3e:00:00:99"}},
+            **ADMIN, status=200)
+    reply = state(api, HOST_A, since=first["revision"], timeout=2)
+    delta = wire.delta_from_dict(reply["delta"])
+    assert [x.mac_address for x in delta.routers[0].floating_ips] == ["fa:16:3e:00:00:99"]
