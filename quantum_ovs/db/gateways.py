@@ -140,10 +140,12 @@ def add_host(s, host):
 
 
 def remove_host(s, host):
-    """A gateway host gone for good (its agent deleted): removed from every
-    router gateway.  Returns the ids of the routers changed."""
+    """A gateway host gone for good (its agent deleted, or no longer a
+    gateway): removed from every router gateway.  Returns the ids of the
+    routers changed."""
     GH = models.RouterGatewayHost
-    ids = list(s.execute(sa.select(GH.router_id).where(GH.host == host)).scalars())
+    ids = list(s.execute(sa.select(GH.router_id).where(GH.host == host)
+                         .order_by(GH.router_id)).scalars())
     if ids:
         s.execute(sa.delete(GH).where(GH.host == host))
     return ids

@@ -501,10 +501,16 @@ def setup(plugin, conf):
 def _on_register(plugin):
     def hook(s, agent):
         """A gateway agent that registers joins every router gateway that
-        lacks it (a router that had no gateway host gets it first)."""
-        if not gateways.is_gateway(agent) or not agent.admin_state_up:
-            return
+        lacks it (a router that had no gateway host gets it first); an agent
+        that says it is no gateway (any more) leaves them all."""
         routers = plugin.collections["routers"]
+        if not gateways.is_gateway(agent):
+            # (no longer one: it leaves the gateways it served)
+            for rid in gateways.remove_host(s, agent.host):
+                routers.record(s, s.get(models.Router, rid), "update", hosts=[agent.host])
+            return
+        if not agent.admin_state_up:
+            return
         for rid in gateways.add_host(s, agent.host):
             router = s.get(models.Router, rid)
             routers.record(s, router, "update", hosts=[agent.host])

@@ -548,3 +548,14 @@ def test_a_port_losing_the_fixed_ip_loses_the_floating_ip(l3):
         {"subnet_id": sub["id"], "ip_address": "10.0.0.200"}]}}, status=200)
     now = l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]
     assert (now["port_id"], now["fixed_ip_address"], now["router_id"]) == (None, None, None)
+
+
+def test_an_agent_that_stops_being_a_gateway_leaves_the_gateways(l3):
+    register(l3, "gw-1", "192.0.2.11", gateway=True)
+    register(l3, "gw-2", "192.0.2.12", gateway=True)
+    ext_net, _ = _external(l3)
+    r = l3.post(R, {"router": {"external_gateway_info": {"network_id": ext_net["id"]}}},
+                status=201).data["router"]
+    register(l3, "gw-1", "192.0.2.11")  # restarted with [agent] gateway = False
+    agents = l3.get(f"{R}/{r['id']}/l3-agents", **ADMIN, status=200).data["agents"]
+    assert [a["host"] for a in agents] == ["gw-2"]
