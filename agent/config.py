@@ -50,6 +50,10 @@ agent_opts = [
     cfg.IntOpt("packet_in_queue", default=PACKET_IN_QUEUE, min=1,
                help="Punted packets waiting for the agent; more are dropped "
                     "and counted."),
+    cfg.BoolOpt("gateway", default=False,
+                help="This host is a gateway host: the server assigns routers' "
+                     "external gateways (SNAT) to it.  It needs the external "
+                     "networks' physical networks in bridge_mappings."),
 ]
 
 server_opts = [

@@ -7,6 +7,8 @@ report what they have plugged and installed.
                                               &features=group_members: the
                                               agent applies membership deltas)
     POST /agent-api/v1/hosts/{host}/ports     plugged / unplugged / installed
+                                              (/ floatingips: ids of the floating
+                                              IPs the host installed)
 
 Agents authenticate with ``X-Agent-Token: <token>``: a credential of
 their own host (issued by ``quantum-ovs-agent-credential create --host H``,
@@ -231,8 +233,13 @@ class AgentAPI:
                 raise exceptions.InvalidInput(error_message="plugged entries are "
                                                             "{port_id, ofport}")
             ofports[p["port_id"]] = p.get("ofport")
+        fips = body.get("floatingips") or []
+        if not isinstance(fips, list) or not all(isinstance(x, str) for x in fips):
+            raise exceptions.InvalidInput(error_message="floatingips is a list of ids")
         named = len(set(ofports) | set(map(str, unplugged)) | set(map(str, installed)))
         n, changed_status = agents_db.report(self.plugin, host, ofports, unplugged, installed)
+        for fn in getattr(self.plugin, "fip_report_hooks", ()):
+            n += fn(host, fips)
         if n < named:
             # Not refused: a port that moved to another host while this
             # one's report was in flight is ignored, not an error the agent

@@ -64,6 +64,8 @@ def register_agent(plugin, host, configurations, tunnel_ip=None, started=False):
         agent, moved = register(s, plugin.agents.down_time, host, configurations,
                                 tunnel_ip=tunnel_ip, started=started)
         bindings.bind_waiting(s, plugin, host)
+        for hook in getattr(plugin, "register_hooks", ()):
+            hook(s, agent)
         # Other hosts care about this host's address (it is in their
         # tunnels), not about its restarts: a restart (``started``) with
         # the same address changes nothing for them, and waking every

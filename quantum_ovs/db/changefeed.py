@@ -383,7 +383,7 @@ class HostStates:
         seq = feed.watermark
         with self.db.reader() as s:
             own = host_view.local_networks(s, host)
-            nets = host_view.routed(s, own)[1]
+            nets = host_view.routed(s, own, host=host)[1]
             local = host_view.local_groups(s, host)
             groups = host_view.relevant_groups(s, host, local)
         if len(self._relevance_cache) > self.RELEVANCE_CACHE_SIZE:

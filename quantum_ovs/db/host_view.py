@@ -22,6 +22,7 @@ AAP, SGB = models.AllowedAddressPair, models.SecurityGroupPortBinding
 R, AG = models.SecurityGroupRule, models.Agent
 IB = models.InactivePortBinding
 RT, RP, RR = models.Router, models.RouterPort, models.RouterRoute
+GH, FIP, PF = models.RouterGatewayHost, models.FloatingIP, models.PortForwarding
 # RouterPort.port_type of a router's interface (the port's device_owner).
 INTERFACE = "network:router_interface"
 
@@ -204,13 +205,15 @@ def _host_networks(s, hosts, memo):
     return {h: memo[("host_nets", h)] for h in hosts}
 
 
-def remote_hosts(s, host, network_ids, memo=None):
-    """The other hosts with ports on these networks, with their tunnel IPs.
+def remote_hosts(s, host, network_ids, memo=None, routers=()):
+    """The other hosts with ports on these networks, and the gateway hosts
+    of ``routers``, with their tunnel IPs.
 
     ``memo`` (see delta) keeps each network's hosts and each agent's
     tunnel IP, so that the deltas of many hosts read them once."""
     memo = {} if memo is None else memo
-    return _with_tunnel_ips(s, _net_hosts(s, network_ids, memo) - {host}, memo)
+    hosts = _net_hosts(s, network_ids, memo) | gateway_hosts(s, routers, memo)
+    return _with_tunnel_ips(s, hosts - {host}, memo)
 
 
 def _with_tunnel_ips(s, hosts, memo):
@@ -262,12 +265,20 @@ def relevant_groups(s, host, local=None):
 # the destinations it routes to.  One level only: a network reached
 # through a router the host does not hold is not in its view
 # (compiler/synth.py slice_for_host is the reference).
-def routed(s, own, memo=None):
-    """({router id: its interfaces' networks} of the routers with an
-    interface on one of the networks ``own``, the view's networks: ``own``
-    and theirs).  ``memo`` (see delta) keeps each network's routers and
-    each router's networks, so that the deltas of many hosts read them
-    once."""
+#
+# External connectivity (issue 14): a router's networks include its
+# gateway's external network (with its subnets and ports: the gateway
+# ports and floating IPs' ports among them), and a gateway host's view
+# holds every router whose gateway it serves, as if it had a port on one
+# of the router's networks.  The gateway hosts of the view's routers are
+# among its remote hosts (their tunnel IPs).
+def routed(s, own, memo=None, host=None):
+    """({router id: its networks (interfaces' and gateway's)} of the
+    routers with an interface on one of the networks ``own`` (and, given
+    ``host``, the routers whose gateway it serves), the view's networks:
+    ``own`` and theirs).  ``memo`` (see delta) keeps each network's
+    routers and each router's networks, so that the deltas of many hosts
+    read them once."""
     memo = {} if memo is None else memo
     missing = [n for n in own if ("net_routers", n) not in memo]
     for n in missing:
@@ -277,6 +288,8 @@ def routed(s, own, memo=None):
                            .where(RP.port_type == INTERFACE, P.network_id.in_(chunk))):
             memo[("net_routers", r.network_id)].add(r.router_id)
     ids = set().union(*(memo[("net_routers", n)] for n in own))
+    if host is not None:
+        ids |= gateway_routers(s, host, memo)
     missing = [r for r in ids if ("router_nets", r) not in memo]
     for r in missing:
         memo[("router_nets", r)] = set()
@@ -284,13 +297,39 @@ def routed(s, own, memo=None):
         for r in s.execute(sa.select(RP.router_id, P.network_id).join(P, P.id == RP.port_id)
                            .where(RP.port_type == INTERFACE, RP.router_id.in_(chunk))):
             memo[("router_nets", r.router_id)].add(r.network_id)
+        for r in s.execute(sa.select(RT.id, RT.gw_network_id).where(
+                RT.id.in_(chunk), RT.gw_network_id.is_not(None))):
+            memo[("router_nets", r.id)].add(r.gw_network_id)
     routers = {r: memo[("router_nets", r)] for r in ids}
     return routers, set(own).union(*routers.values())
 
 
+def gateway_routers(s, host, memo=None):
+    """The routers whose gateway ``host`` serves."""
+    key = ("gateway_routers", host)
+    if memo is None or key not in memo:
+        found = set(s.execute(sa.select(GH.router_id).where(GH.host == host)).scalars())
+        if memo is None:
+            return found
+        memo[key] = found
+    return memo[key]
+
+
+def gateway_hosts(s, router_ids, memo=None):
+    """The gateway hosts of these routers."""
+    memo = {} if memo is None else memo
+    missing = [r for r in router_ids if ("gateway_hosts", r) not in memo]
+    for r in missing:
+        memo[("gateway_hosts", r)] = set()
+    for chunk in _chunks(missing):
+        for r in s.execute(sa.select(GH.router_id, GH.host).where(GH.router_id.in_(chunk))):
+            memo[("gateway_hosts", r.router_id)].add(r.host)
+    return set().union(*(memo[("gateway_hosts", r)] for r in router_ids))
+
+
 def view_networks(s, host):
     """The networks of ``host``'s view (see routed)."""
-    return routed(s, local_networks(s, host))[1]
+    return routed(s, local_networks(s, host), host=host)[1]
 
 
 def load_routers(s, ids):
@@ -299,11 +338,15 @@ def load_routers(s, ids):
     ids = sorted(ids)
     if not ids:
         return []
-    base, ifaces, routes, gws = {}, {}, {}, {}
+    base, ifaces, routes, gws, hosts = {}, {}, {}, {}, {}
     for chunk in _chunks(ids):
         for r in s.execute(sa.select(RT.id, RT.admin_state_up, RT.gw_network_id, RT.gw_port_id,
-                                     RT.enable_snat).where(RT.id.in_(chunk))):
+                                     RT.enable_snat, RT.redirect_key)
+                           .where(RT.id.in_(chunk))):
             base[r.id] = r
+        for r in s.execute(sa.select(GH.router_id, GH.host).where(GH.router_id.in_(chunk))
+                           .order_by(GH.router_id, GH.priority, GH.host)):
+            hosts.setdefault(r.router_id, []).append(r.host)
         for r in s.execute(sa.select(RP.router_id, P.id, P.network_id, P.mac_address,
                                      A.subnet_id, A.ip_address, S.cidr)
                            .join(P, P.id == RP.port_id).join(A, A.port_id == P.id)
@@ -326,6 +369,8 @@ def load_routers(s, ids):
             mac, ips = gws.setdefault(r.id, (r.mac_address, []))
             if r.ip_address is not None:
                 ips.append(r.ip_address)
+    fips = load_floating_ips(s, list(base), {
+        rid: gws[b.gw_port_id][0] for rid, b in base.items() if b.gw_port_id in gws})
     out = []
     for rid in ids:
         b = base.get(rid)
@@ -336,10 +381,47 @@ def load_routers(s, ids):
             mac, ips = gws[b.gw_port_id]
             gw = m.RouterGateway(network_id=b.gw_network_id, port_id=b.gw_port_id,
                                  mac_address=mac, ip_addresses=tuple(ips),
-                                 enable_snat=b.enable_snat)
+                                 enable_snat=b.enable_snat,
+                                 hosts=tuple(hosts.get(rid, ())),
+                                 redirect_key=b.redirect_key or 0)
         out.append(m.Router(id=rid, admin_state_up=b.admin_state_up,
                             interfaces=tuple(ifaces.get(rid, ())),
-                            routes=tuple(routes.get(rid, ())), gateway=gw))
+                            routes=tuple(routes.get(rid, ())), gateway=gw,
+                            floating_ips=tuple(fips.get(rid, ()))))
+    return out
+
+
+def load_floating_ips(s, router_ids, gw_macs):
+    """{router id: its FloatingIP values} (by address): those associated
+    with a port (its MAC) and those with port forwardings (the gateway
+    port's MAC, ``gw_macs``: router id -> MAC)."""
+    rows, pfs = [], {}
+    for chunk in _chunks(router_ids):
+        rows += s.execute(sa.select(FIP.id, FIP.router_id, FIP.floating_ip_address,
+                                    FIP.floating_network_id, FIP.fixed_port_id,
+                                    FIP.fixed_ip_address, P.mac_address)
+                          .outerjoin(P, P.id == FIP.fixed_port_id)
+                          .where(FIP.router_id.in_(chunk))).all()
+    for chunk in _chunks([r.id for r in rows]):
+        for x in s.execute(sa.select(PF).where(PF.floatingip_id.in_(chunk))
+                           .order_by(PF.floatingip_id, PF.protocol, PF.external_port_lo)
+                           ).scalars():
+            pfs.setdefault(x.floatingip_id, []).append(m.PortForwarding(
+                id=x.id, protocol=x.protocol, internal_port_id=x.internal_port_id,
+                internal_ip_address=x.internal_ip_address,
+                external_port_lo=x.external_port_lo, external_port_hi=x.external_port_hi,
+                internal_port_lo=x.internal_port_lo, internal_port_hi=x.internal_port_hi))
+    out = {}
+    for r in sorted(rows, key=lambda r: (r.router_id, r.floating_ip_address, r.id)):
+        fwd = tuple(pfs.get(r.id, ()))
+        if r.fixed_port_id is None and not fwd:
+            continue
+        out.setdefault(r.router_id, []).append(m.FloatingIP(
+            id=r.id, floating_ip_address=r.floating_ip_address,
+            floating_network_id=r.floating_network_id, port_id=r.fixed_port_id,
+            fixed_ip_address=r.fixed_ip_address,
+            mac_address=r.mac_address if r.fixed_port_id else gw_macs.get(r.router_id),
+            port_forwardings=fwd))
     return out
 
 
@@ -349,7 +431,7 @@ def _tunnel_ip(s, host):
 
 
 def full(s, host, revision):
-    routers, nets = routed(s, local_networks(s, host))
+    routers, nets = routed(s, local_networks(s, host), host=host)
     ports = load_ports(s, P.network_id.in_(nets)) if nets else []
     ports = as_seen_by(host, ports, pending_ports(s, host))
     # The groups of the host's ports and of those pending there (shown
@@ -360,7 +442,7 @@ def full(s, host, revision):
         networks=tuple(load_networks(s, nets)),
         subnets=tuple(load_subnets(s, S.network_id.in_(nets))) if nets else (),
         ports=tuple(ports), security_groups=tuple(load_groups(s, mine)),
-        remote_hosts=tuple(remote_hosts(s, host, nets)),
+        remote_hosts=tuple(remote_hosts(s, host, nets, routers=routers)),
         routers=tuple(load_routers(s, routers)))
 
 
@@ -387,12 +469,17 @@ def relevant(change, host, networks, groups):
 def with_router_rows(mine, changes):
     """``mine`` (the changes relevant to a host) and every other row of the
     routers among them: a router's rows name each network it has or had an
-    interface on, and those the host's view may lose are among them (a
-    network detached from one of its routers)."""
+    interface on (or its gateway on), and those the host's view may lose
+    are among them (a network detached from one of its routers, a router
+    no longer served by a gateway host); with the port rows of those
+    networks (the hosts a port left there may leave the view too)."""
     routers = {c.resource_id for c in mine if c.resource == "router"}
     have = {c.seq for c in mine}
     extra = [c for c in changes if c.resource == "router" and c.resource_id in routers
              and c.seq not in have]
+    nets = {c.network_id for c in mine + extra if c.resource == "router" and c.network_id}
+    extra += [c for c in changes if c.resource == "port" and c.network_id in nets
+              and c.seq not in have]
     return sorted(mine + extra, key=lambda c: c.seq) if extra else mine
 
 
@@ -430,11 +517,11 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
     if port_ids:
         router_ids |= _memo(memo, ("port_routers", frozenset(port_ids)),
                             lambda: _routers_of_ports(s, port_ids))
-    routers_now, nets_now = routed(s, own_now, memo)
+    routers_now, nets_now = routed(s, own_now, memo, host=host)
     # The view the agent had (or less of it): its stable own networks and
     # the networks of the unchanged routers on them.  What is not in it is
     # new to the agent: sent whole.
-    stable_routers = {r: n for r, n in routed(s, stable_own, memo)[0].items()
+    stable_routers = {r: n for r, n in routed(s, stable_own, memo, host=host)[0].items()
                       if r not in router_ids}
     stable = set(stable_own).union(*stable_routers.values())
     new_nets = nets_now - stable
@@ -498,11 +585,16 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
                   if c.host and c.resource == "port" and c.network_id in mine}
     if new_nets or gone_nets:
         candidates |= _net_hosts(s, new_nets | gone_nets, memo)
+    # Gateway hosts: those whose assignment changed (router rows naming a
+    # host), and those of the routers sent or removed.
+    candidates |= {c.host for c in changes if c.host and c.resource == "router"}
+    candidates |= gateway_hosts(s, send_routers | removed_routers, memo)
+    gateways_now = gateway_hosts(s, set(routers_now), memo)
     readdressed = {c.host for c in changes if c.resource == "agent"}
     candidates.discard(host)
     readdressed.discard(host)
     present = {h for h, nets in _host_networks(s, candidates | readdressed, memo).items()
-               if nets & nets_now}
+               if nets & nets_now or h in gateways_now}
     remote = _with_tunnel_ips(s, present, memo)
     # (A readdressed host left without a tunnel IP is removed too.)
     gone_hosts = (candidates | (readdressed & present)) - {h.name for h in remote}

@@ -87,6 +87,12 @@ class ExtensionPoints:
     """Told of port status changes after their commit."""
     report_hooks: list[ReportHook]
     """Run inside an agent's port report (see api/agent_api.py)."""
+    fip_report_hooks: list[Callable[[str, list], int]]
+    """fn(host, floating IP ids): the host's agent reported these floating
+    IPs installed (api/agent_api.py; extensions/floatingips.py)."""
+    register_hooks: list[Callable[[Any, Any], None]]
+    """fn(session, agent row): run inside every registration and heartbeat
+    of an agent (db/agents.py; extensions/floatingips.py: gateway hosts)."""
 
     def __init__(self, db, conf):
         self.db = db
@@ -99,6 +105,8 @@ class ExtensionPoints:
         self.extensions_set_up = False
         self.status_listeners = []
         self.report_hooks = []
+        self.fip_report_hooks = []
+        self.register_hooks = []
 
     def __setattr__(self, name, value):
         if name not in _declared(type(self)):

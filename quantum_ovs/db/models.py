@@ -398,6 +398,10 @@ class Router(StandardAttrs, Base):
     gw_port_id: Mapped[str | None] = mapped_column(
         ForeignKey("ports.id", ondelete="SET NULL"), nullable=True)
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The tunnel key of SNAT traffic redirected to the gateway hosts (a
+    # row of segment_allocations, so that no network takes it); None
+    # without a gateway.
+    redirect_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     tags = _tags_rel("Router")
     gw_port = relationship(Port, lazy="selectin", viewonly=True,
                            primaryjoin="foreign(Router.gw_port_id) == Port.id")
@@ -432,3 +436,63 @@ class RouterRoute(Base):
                                            primary_key=True)
     destination: Mapped[str] = mapped_column(String(64), primary_key=True)
     nexthop: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class RouterGatewayHost(Base):
+    """A gateway host of a router's external gateway (agent option
+    ``[agent] gateway``): ``priority`` 0 is the first choice."""
+
+    __tablename__ = "router_gateway_hosts"
+    router_id: Mapped[str] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --------------------------------------------------------------- floating IPs
+class FloatingIP(StandardAttrs, Base):
+    """A floating IP: an address of an external network held by its own
+    port (``network:floatingip``), associated with a fixed IP of a port
+    reached from that network through ``router_id``.  ``status``: ACTIVE
+    once the agent of the host that holds it reported it installed."""
+
+    __tablename__ = "floatingips"
+    floating_ip_address: Mapped[str] = mapped_column(String(64))
+    floating_network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    floating_port_id: Mapped[str] = mapped_column(
+        ForeignKey("ports.id", ondelete="CASCADE"), unique=True)
+    fixed_port_id: Mapped[str | None] = mapped_column(
+        ForeignKey("ports.id", ondelete="SET NULL"), nullable=True, index=True)
+    fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    router_id: Mapped[str | None] = mapped_column(
+        ForeignKey("routers.id", ondelete="SET NULL"), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    tags = _tags_rel("FloatingIP")
+    fixed_port = relationship(Port, lazy="selectin", viewonly=True,
+                              primaryjoin="foreign(FloatingIP.fixed_port_id) == Port.id")
+    forwardings = relationship("PortForwarding", lazy="selectin",
+                               cascade="all, delete-orphan", passive_deletes=True,
+                               order_by="PortForwarding.external_port_lo, "
+                                        "PortForwarding.protocol")
+    __table_args__ = (UniqueConstraint("floating_network_id", "fixed_port_id",
+                                       "fixed_ip_address",
+                                       name="uniq_floatingips0net0port0fixed_ip"),)
+
+
+class PortForwarding(Base):
+    """``floating IP:external_port_lo..hi/protocol`` -> ``internal_ip_address:
+    internal_port_lo..hi`` of ``internal_port_id`` (ranges of one length)."""
+
+    __tablename__ = "portforwardings"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    floatingip_id: Mapped[str] = mapped_column(
+        ForeignKey("floatingips.id", ondelete="CASCADE"), index=True)
+    protocol: Mapped[str] = mapped_column(String(40))
+    internal_port_id: Mapped[str] = mapped_column(
+        ForeignKey("ports.id", ondelete="CASCADE"), index=True)
+    internal_ip_address: Mapped[str] = mapped_column(String(64))
+    external_port_lo: Mapped[int] = mapped_column(Integer)
+    external_port_hi: Mapped[int] = mapped_column(Integer)
+    internal_port_lo: Mapped[int] = mapped_column(Integer)
+    internal_port_hi: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(255), default="")

@@ -33,6 +33,7 @@ OPTIONAL = (
     "quantum_ovs.extensions.quotas",
     "quantum_ovs.extensions.essex",
     "quantum_ovs.extensions.l3",
+    "quantum_ovs.extensions.floatingips",
 )
 
 

@@ -11,9 +11,11 @@ ports API (409), and its subnet cannot be deleted while it is attached
 (SubnetInUse).  Extra routes need a next hop on a connected subnet.
 
 The external gateway is a port on the external network
-(``network:router_gateway``, no project's, guarded as interfaces are);
-what it does in the data plane (SNAT, floating IPs) comes with external
-connectivity.
+(``network:router_gateway``, no project's, guarded as interfaces are),
+``enable_snat`` (ext-gw-mode; default ``[DEFAULT] enable_snat_by_default``),
+a tunnel key for the SNAT redirect and an ordered list of gateway hosts
+(quantum_ovs/db/gateways.py).  A gateway or an interface that floating IPs
+depend on cannot be removed (409, as Neutron).
 
 An interface port is bound to no host (the router is everywhere its
 networks are): it is ACTIVE from its attachment, whatever the router's
@@ -35,8 +37,13 @@ from oslo_config import cfg
 from quantum_ovs import exceptions
 from quantum_ovs.api.controller import Controller
 from quantum_ovs.api.definitions import l3 as definition
+from quantum_ovs.api.definitions.floatingips import (
+    RouterExternalGatewayInUseByFloatingIp,
+    RouterInterfaceInUseByFloatingIP,
+)
+from quantum_ovs.api.definitions.provider import NoNetworkAvailable
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import addresses, changelog, models
+from quantum_ovs.db import addresses, changelog, gateways, models
 from quantum_ovs.db.resource import Collection
 from quantum_ovs.timeutils import api_time as _ts
 
@@ -47,7 +54,10 @@ SERVICE_PLUGIN = ("router", "neutron.services.l3_router.l3_router_plugin.L3Route
 
 OPTS = [("quotas", [cfg.IntOpt("quota_router", default=10,
                                help="Number of routers allowed per project; -1 for "
-                                    "unlimited.")])]
+                                    "unlimited.")]),
+        ("DEFAULT", [cfg.BoolOpt("enable_snat_by_default", default=True,
+                                 help="The enable_snat of a router's external gateway "
+                                      "when the request does not give it.")])]
 
 ROUTER = definition.ROUTER
 ROUTERS = definition.ROUTERS
@@ -137,26 +147,33 @@ class Routers(Collection):
             nets.add(router.gw_network_id)
         return nets
 
-    def record(self, s, router, op, extra_networks=()):
+    def record(self, s, router, op, extra_networks=(), hosts=()):
+        """One change row per network the router touches (and
+        ``extra_networks``), and one per gateway host in ``hosts`` (those
+        whose assignment changed: their views gain or lose the router)."""
         for net_id in sorted(self.networks_of(s, router) | set(extra_networks)):
             _record(self.plugin, s, ROUTER, router, op, net_id)
+        for h in sorted(set(hosts)):
+            changelog.record(s, ROUTER, router, op, None, host=h)
 
     # -- create, update, delete
     def create(self, s, ctx, a):
         router = models.Router(
             id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
             name=a["name"], description=a["description"],
-            admin_state_up=a["admin_state_up"], status="ACTIVE", enable_snat=True,
-            revision_number=0)
+            admin_state_up=a["admin_state_up"], status="ACTIVE",
+            enable_snat=self.plugin.conf.enable_snat_by_default, revision_number=0)
         router.tags = []
         router.routes = []
         router.attached = []
         s.add(router)
         s.flush()
-        self._set_gateway(s, ctx, router, a.get("external_gateway_info"))
+        hosts = self._set_gateway(s, ctx, router, a.get("external_gateway_info"))
         s.flush()
         if router.gw_network_id:
             _record(self.plugin, s, ROUTER, router, "create", router.gw_network_id)
+        for h in hosts:
+            changelog.record(s, ROUTER, router, "create", None, host=h)
         return router
 
     def update(self, s, ctx, router, a):
@@ -165,31 +182,51 @@ class Routers(Collection):
             if k in a:
                 setattr(router, k, a[k])
 
+        hosts = ()
         if "external_gateway_info" in a:
-            self._set_gateway(s, ctx, router, a["external_gateway_info"])
+            hosts = self._set_gateway(s, ctx, router, a["external_gateway_info"])
         if "routes" in a:
             self.set_routes(s, router, a["routes"])
         s.flush()
-        self.record(s, router, "update", before)
+        self.record(s, router, "update", before, hosts)
 
     def delete(self, s, ctx, router):
         RP = models.RouterPort
         if s.execute(sa.select(RP.port_id).where(RP.router_id == router.id,
                                                  RP.port_type == INTERFACE)).first():
             raise definition.RouterInUse(router_id=router.id)
-        self.record(s, router, "delete")
+        hosts = gateways.hosts_of(s, router.id)
+        self.record(s, router, "delete", hosts=hosts)
         self._set_gateway(s, ctx, router, None)
         s.delete(router)
 
     # -- the gateway: a port on the external network (what it does in the
     # data plane comes with external connectivity)
+    def _check_fips(self, s, router, net_id):
+        """409 when floating IPs of the router need its gateway on its
+        current network and it is to be removed or moved to ``net_id``."""
+        if router.gw_network_id is None or router.gw_network_id == net_id:
+            return
+        F = models.FloatingIP
+        if s.execute(sa.select(F.id).where(F.router_id == router.id,
+                                           F.floating_network_id == router.gw_network_id)
+                     ).first():
+            raise RouterExternalGatewayInUseByFloatingIp(router_id=router.id,
+                                                         net_id=router.gw_network_id)
+
     def _set_gateway(self, s, ctx, router, info):
+        """Set (``info``) or remove (None) the router's gateway; returns the
+        gateway hosts whose assignment changed (old and new)."""
         old = s.get(models.Port, router.gw_port_id) if router.gw_port_id else None
         if info is None:
+            self._check_fips(s, router, None)
             if old is not None:
                 self._drop_gateway_port(s, ctx, router, old)
-            router.gw_network_id, router.gw_port_id, router.enable_snat = None, None, True
-            return
+            gone = gateways.clear(s, router.id)
+            gateways.free_redirect_key(s, router.redirect_key)
+            router.gw_network_id, router.gw_port_id, router.redirect_key = None, None, None
+            router.enable_snat = self.plugin.conf.enable_snat_by_default
+            return gone
         net = _row(self.plugin, s, ctx, "networks", info["network_id"], bare=True)
         if s.get(models.ExternalNetwork, net.id) is None:
             raise bad_router(f"Network {net.id} is not an external network")
@@ -207,15 +244,24 @@ class Routers(Collection):
                     ipaddress.ip_address(ip) in ipaddress.ip_network(x.cidr)
                     for x in subnets.values() if sid in (None, x.id)):
                 raise exceptions.InvalidIpForNetwork(ip_address=ip)
-        router.enable_snat = info.get("enable_snat", True)
+        self._check_fips(s, router, net.id)
+        router.enable_snat = info.get("enable_snat", self.plugin.conf.enable_snat_by_default)
         if old is not None and old.network_id == net.id and not fixed:
-            return  # the same gateway (SNAT aside)
+            return ()  # the same gateway (SNAT aside)
         if old is not None:
             self._drop_gateway_port(s, ctx, router, old)
         port = self._new_gateway_port(s, router, net, fixed or None)
         router.gw_network_id, router.gw_port_id = net.id, port.id
+        if router.redirect_key is None:
+            router.redirect_key = gateways.allocate_redirect_key(
+                s, self.plugin.segments, net.id)
+            if router.redirect_key is None:
+                raise NoNetworkAvailable()
         s.flush()
         s.expire(router, ["gw_port"])
+        before = gateways.hosts_of(s, router.id)
+        after = gateways.assign(s, router.id, self.plugin.agents.down_time)
+        return set(before) ^ set(after) if before != after else ()
 
     def _new_gateway_port(self, s, router, net, requested):
         """The gateway port: no project's (as in Neutron), no security
@@ -398,6 +444,7 @@ class Routers(Collection):
                     raise definition.RouterInterfaceNotFoundForSubnet(
                         router_id=router.id, subnet_id=info["subnet_id"])
             leaving = ifaces[port_id]
+            self._check_interface_fips(s, router, leaving)
             remaining = [(ipaddress.ip_network(x.cidr), ipaddress.ip_address(ip), x.id)
                          for p, entries in ifaces.items() if p != port_id
                          for x, ip in entries]
@@ -419,6 +466,20 @@ class Routers(Collection):
             _delete_port(plugin, s, ctx, port)
             return out
         return plugin.db.write(txn)
+
+    def _check_interface_fips(self, s, router, leaving):
+        """409 when a floating IP (or a port forwarding) of the router
+        translates to an address of a subnet whose interface is leaving."""
+        F, PF = models.FloatingIP, models.PortForwarding
+        used = set(s.execute(sa.select(F.fixed_ip_address).where(
+            F.router_id == router.id, F.fixed_ip_address.is_not(None))).scalars())
+        used |= set(s.execute(sa.select(PF.internal_ip_address).join(
+            F, F.id == PF.floatingip_id).where(F.router_id == router.id)).scalars())
+        for sub, _ip in leaving:
+            cidr = ipaddress.ip_network(sub.cidr)
+            if any(ipaddress.ip_address(x) in cidr for x in used):
+                raise RouterInterfaceInUseByFloatingIP(router_id=router.id,
+                                                       subnet_id=sub.id)
 
     def change_routes(self, ctx, router_id, routes, add):
         plugin = self.plugin

@@ -62,7 +62,7 @@ VICTIM_HOST, ABSENT_HOST, ATTACKER_HOST = "host-a", "host-z", "host-b"
 FMT = re.compile(r"\{fmt:[^}]*\}")
 # The path parameters World.param_values fills.
 KNOWN_PARAMS = {"tenant_id", "project_id", "tag", "host", "network_id", "port_id", "id",
-                "router_id"}
+                "router_id", "fip_id", "pf_id", "agent_id"}
 # Every service plugin on: what it serves gets cases too.
 SERVICE_PLUGINS = ["router"]
 PARAM = re.compile(r"\{(\w+)\}")
@@ -77,7 +77,8 @@ UNSCOPED = re.compile(r"^/$|^/v2\.0/?$|^/v2\.0/extensions|^/agent-api/")
 NOT_REFERENCES = {"project_id", "tenant_id", "device_id", "segment_id", "subnetpool_id",
                   "provider:segmentation_id", "binding:host_id"}
 # References whose name does not say the collection.
-REFERENCE_ALIASES = {"remote_group_id": "security_groups"}
+REFERENCE_ALIASES = {"remote_group_id": "security_groups",
+                     "floating_network_id": "networks"}
 # References inside list values: (collection, attribute) -> (key, target).
 NESTED_REFERENCES = {("ports", "fixed_ips"): ("subnet_id", "subnets")}
 # Values for required attributes that are not references.
@@ -102,6 +103,10 @@ BODIES = [
     (r"/(add|remove)_router_interface$", "PUT",
      {"subnet_id": "00000000-0000-4000-8000-000000000000"}),
     (r"/(add|remove)_extraroutes$", "PUT", {"router": {"routes": []}}),
+    (r"/port_forwardings$", "POST", {"port_forwarding": {
+        "protocol": "tcp", "internal_port_id": "00000000-0000-4000-8000-000000000000",
+        "internal_ip_address": "10.1.0.9", "internal_port": 80, "external_port": 8080}}),
+    (r"/port_forwardings/\{pf_id\}$", "PUT", {"port_forwarding": {"description": "pwned"}}),
 ]
 
 # The methods the generic dispatcher serves for each kind of route.
@@ -255,6 +260,31 @@ def _make_router(api, project, objs):
         project=project, status=200).data["router"]
 
 
+def _make_floatingip(api, project, objs):
+    """A floating IP with a port forwarding to the project's port, through
+    its router's gateway on an external network (an administrator's)."""
+    ext = getattr(api, "adv_external", None)
+    if ext is None:
+        # (the cloud's, not in a project whose name holds the victim's)
+        ext = api.adv_external = api.post("/v2.0/networks", {"network": {
+            "name": "public", "router:external": True, "tenant_id": "cloud-ops"}},
+            project=ADMIN, admin=True, status=201).data["network"]
+        api.subnet(ext["id"], cidr="172.24.4.0/24", project=ADMIN, admin=True,
+                   tenant_id="cloud-ops")
+    router = objs["routers"]["id"]
+    api.put(f"/v2.0/routers/{router}", {"router": {"external_gateway_info": {
+        "network_id": ext["id"]}}}, project=project, status=200)
+    fip = api.post("/v2.0/floatingips", {"floatingip": {"floating_network_id": ext["id"]}},
+                   project=project, status=201).data["floatingip"]
+    port = objs["ports"]
+    api.post(f"/v2.0/floatingips/{fip['id']}/port_forwardings", {"port_forwarding": {
+        "protocol": "tcp", "internal_port_id": port["id"], "internal_port": 22,
+        "internal_ip_address": port["fixed_ips"][0]["ip_address"], "external_port": 2222}},
+        project=project, status=201)
+    return api.get(f"/v2.0/floatingips/{fip['id']}", project=project,
+                   status=200).data["floatingip"]
+
+
 def _make_agent(api, project, objs):
     if project != VICTIM:
         return None  # agents belong to no project; the attacker has none
@@ -269,7 +299,7 @@ def _make_agent(api, project, objs):
 MAKERS = {"networks": _make_network, "security_groups": _make_security_group,
           "subnets": _make_subnet, "ports": _make_port,
           "security_group_rules": _make_security_group_rule, "agents": _make_agent,
-          "routers": _make_router}
+          "routers": _make_router, "floatingips": _make_floatingip}
 
 
 def _make(api, project):
@@ -391,10 +421,14 @@ class World:
         absent = {"tenant_id": NOBODY, "project_id": NOBODY, "tag": ABSENT_TAG,
                   "host": ABSENT_HOST}
         for name, c in (("network_id", "networks"), ("port_id", "ports"),
-                        ("router_id", "routers"), ("id", collection)):
+                        ("router_id", "routers"), ("fip_id", "floatingips"),
+                        ("agent_id", "agents"), ("id", collection)):
             if c in self.theirs and self.theirs[c]:
                 victim[name] = self.theirs[c]["id"]
                 absent[name] = str(uuid.uuid4())
+        if self.theirs.get("floatingips"):
+            victim["pf_id"] = self.theirs["floatingips"]["port_forwardings"][0]["id"]
+            absent["pf_id"] = str(uuid.uuid4())
         return victim, absent
 
 

@@ -154,6 +154,32 @@ class Fuzzer:
                 self.ids[c].append(obj["id"])
         self.ids["agents"] += [a["id"] for a in api.get("/v2.0/agents", admin=True,
                                                           status=200).data["agents"]]
+        # An external network, the routers' gateways on it, a floating IP
+        # with a port forwarding and one associated, per project.
+        ext = api.post("/v2.0/networks", {"network": {"name": "ext", "router:external": True}},
+                       admin=True, status=201).data["network"]
+        api.subnet(ext["id"], cidr="172.24.4.0/24", admin=True)
+        self.ids["networks"].append(ext["id"])
+        self.external = ext["id"]
+        for i, project in enumerate(("p1", "p2")):
+            api.put(f"/v2.0/routers/{self.ids['routers'][i]}", {"router": {
+                "external_gateway_info": {"network_id": ext["id"]}}}, project=project,
+                status=200)
+            port = api.get(f"/v2.0/ports/{self.ids['ports'][i]}", project=project,
+                           status=200).data["port"]
+            fip = api.post("/v2.0/floatingips", {"floatingip": {
+                "floating_network_id": ext["id"], "port_id": port["id"]}}, project=project,
+                status=201).data["floatingip"]
+            pf_fip = api.post("/v2.0/floatingips", {"floatingip": {
+                "floating_network_id": ext["id"]}}, project=project,
+                status=201).data["floatingip"]
+            pf = api.post(f"/v2.0/floatingips/{pf_fip['id']}/port_forwardings", {
+                "port_forwarding": {"protocol": "tcp", "internal_port_id": port["id"],
+                                    "internal_ip_address": port["fixed_ips"][0]["ip_address"],
+                                    "internal_port": 22, "external_port": 2222}},
+                project=project, status=201).data["port_forwarding"]
+            self.ids["floatingips"] += [fip["id"], pf_fip["id"]]
+            self.ids["port_forwardings"].append(pf["id"])
 
     # -------------------------------------------------------------- values
     def junk(self):
@@ -176,7 +202,8 @@ class Fuzzer:
         if name == "tag":
             return self.rng.choice(["red", "", "x" * 300, "%ff", "a,b", "é", "%00"])
         target = {"network_id": "networks", "port_id": "ports",
-                  "router_id": "routers"}.get(name, collection)
+                  "router_id": "routers", "fip_id": "floatingips",
+                  "pf_id": "port_forwardings", "agent_id": "agents"}.get(name, collection)
         return self.some_id(target)
 
     def fill(self, template, collection):
@@ -210,15 +237,21 @@ class Fuzzer:
                     "port_range_max": 53, "remote_ip_prefix": "10.0.0.0/8"}},
                 "agents": {"agent": {"admin_state_up": False}},
                 "routers": {"router": {"name": "fz", "admin_state_up": True}},
+                "floatingips": {"floatingip": {
+                    "floating_network_id": rng.choice([self.external, net]),
+                    "port_id": rng.choice([None, self.some_id("ports")])}},
             }[collection]
         if action == "member":
             singular = collection[:-1] if collection != "security_group_rules" \
                 else "security_group_rule"
             singular = {"security_groups": "security_group",
                         "security_group_rules": "security_group_rule",
-                        "agents": "agent", "routers": "router"}.get(collection, singular)
+                        "agents": "agent", "routers": "router",
+                        "floatingips": "floatingip"}.get(collection, singular)
             return {singular: rng.choice([{"name": "fz2"}, {"admin_state_up": False},
-                                          {"description": "d"}, {"tags": ["a"]}])}
+                                          {"description": "d"}, {"tags": ["a"]},
+                                          {"port_id": self.some_id("ports")},
+                                          {"port_id": None}])}
         if path.endswith("_router_interface"):
             return rng.choice([{"subnet_id": self.some_id("subnets")},
                                {"port_id": self.some_id("ports")}])
@@ -375,7 +408,8 @@ class Fuzzer:
             plural = {"network": "networks", "subnet": "subnets", "port": "ports",
                       "security_group": "security_groups",
                       "security_group_rule": "security_group_rules",
-                      "router": "routers"}.get(key)
+                      "router": "routers", "floatingip": "floatingips",
+                      "port_forwarding": "port_forwardings"}.get(key)
             if plural and isinstance(value, dict) and isinstance(value.get("id"), str):
                 if len(self.ids[plural]) < 50:
                     self.ids[plural].append(value["id"])

@@ -10,7 +10,8 @@ import pytest
 from quantum_ovs.testing.server import ServerProcess
 
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "security_group": 10,
-            "security_group_rule": 100, "router": 10}  # (the L3 plugin is on by default)
+            "security_group_rule": 100, "router": 10,
+            "floatingip": 50}  # (the L3 plugin is on by default)
 
 
 def test_defaults_and_show(api):
@@ -55,7 +56,7 @@ def test_admin_sets_lists_and_resets(api):
     {"quota": {"network": 1.5}},
     {"quota": {"network": True}},
     {"quota": {"network": 2 ** 40}},
-    {"quota": {"floatingip": 5}},  # (floating IPs are not served yet)
+    {"quota": {"loadbalancer": 5}},  # (a resource not served)
     {"quota": {}},
     {"quota": 5},
     {"network": 5},

@@ -5,8 +5,8 @@ validators only, like neutron-lib's ``api/definitions/l3.py`` and
 ``quantum_ovs/extensions/l3.py``.
 
 ``external_gateway_info`` makes the router's gateway port on an external
-network; what it does in the data plane (SNAT, floating IPs) comes with
-external connectivity.
+network, with ``enable_snat`` (ext-gw-mode, admin-only to set) and
+``external_fixed_ips``.
 """
 
 import ipaddress
@@ -30,6 +30,9 @@ ALIASES = [
     {"alias": "extraroute-atomic", "name": "Atomically add/remove extra routes",
      "description": "Edit extra routes of a router on server side by atomically "
                     "adding/removing extra routes"},
+    {"alias": "ext-gw-mode", "name": "Neutron L3 Configurable external gateway mode",
+     "description": "Extension of the router abstraction for specifying whether SNAT "
+                    "should occur on the external gateway"},
     {"alias": "router-admin-state-down-before-update",
      "name": "Enforce Router's Admin State Down Before Update Extension",
      "description": "Ensure that the admin state of a router is down (False) before "

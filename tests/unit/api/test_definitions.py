@@ -60,8 +60,9 @@ def test_the_enabled_definitions_build_the_served_schema():
     assert dict(s.singular) == {
         "networks": "network", "subnets": "subnet", "ports": "port", "agents": "agent",
         "security_groups": "security_group", "security_group_rules": "security_group_rule",
-        # (l3: loaded, served when [DEFAULT] service_plugins names it)
-        "routers": "router"}
+        # (l3 and floating IPs: loaded, served when [DEFAULT] service_plugins
+        # names them)
+        "routers": "router", "floatingips": "floatingip"}
     assert set(s.resources) == set(s.singular)
     # Extensions add to the core's collections.
     assert "binding:host_id" in s.resources["ports"]

@@ -1,0 +1,157 @@
+"""Router gateways, the storage side: the tunnel key of a gateway's SNAT
+redirect and the gateway hosts that serve it.
+
+``redirect_key``: the key (VNI) that instances' hosts put on SNAT traffic
+they tunnel to a gateway host.  It comes from the tenant networks' tunnel
+ranges and is reserved as a segment (a row of ``segment_allocations`` for
+``vxlan`` and one for ``gre``, on the gateway's network): no network can
+take it, nor another gateway, under any concurrency (the primary key), and
+it is freed with the gateway.
+
+Gateway hosts: the hosts whose agent says ``"gateway": true`` in its
+configurations (agent option ``[agent] gateway``).  Each router gateway
+gets all the live ones, in an order of its own: the first choice rotates
+across routers (the host that is first for the fewest routers comes
+first), the others follow in name order from there.  The order is kept
+(moving a router's active gateway would cut its SNAT connections): a
+gateway host that appears later is appended to every list; the data plane
+skips the dead ones (BFD), so a dead host is not removed.
+"""
+
+import json
+
+import sqlalchemy as sa
+
+from quantum_ovs.db import agents as agents_db, models
+
+TUNNEL_TYPES = ("vxlan", "gre")
+AGENT_TYPE = agents_db.AGENT_TYPE
+
+
+# ------------------------------------------------------------ redirect keys
+def allocate_redirect_key(s, segments, network_id):
+    """A free tunnel key, reserved for a gateway on ``network_id``; None
+    when every key of the ranges is in use."""
+    A = models.SegmentAllocation
+    ranges = (segments.vxlan or segments.gre) if segments is not None else [(1, 10000)]
+    for lo, hi in ranges:
+        start = lo
+        while start <= hi:
+            key = segments._free_from(s, "vxlan", "", start, hi) if segments is not None \
+                else _free_from(s, start, hi)
+            if key is None or key > hi:
+                break
+            if all(s.get(A, (t, "", key)) is None for t in TUNNEL_TYPES):
+                for t in TUNNEL_TYPES:
+                    s.add(A(network_type=t, physical_network="", segmentation_id=key,
+                            network_id=network_id))
+                s.flush()
+                return key
+            start = key + 1
+    return None
+
+
+def _free_from(s, start, hi):
+    A = models.SegmentAllocation
+    used = set(s.execute(sa.select(A.segmentation_id).where(
+        A.network_type == "vxlan", A.segmentation_id.between(start, hi))).scalars())
+    return next((k for k in range(start, hi + 1) if k not in used), None)
+
+
+def free_redirect_key(s, key):
+    if key is None:
+        return
+    A = models.SegmentAllocation
+    s.execute(sa.delete(A).where(A.network_type.in_(TUNNEL_TYPES),
+                                 A.physical_network == "", A.segmentation_id == key))
+
+
+# ------------------------------------------------------------ gateway hosts
+def is_gateway(agent):
+    try:
+        return bool(json.loads(agent.configurations or "{}").get("gateway"))
+    except ValueError:
+        return False
+
+
+def gateway_agents(s, down_time, alive_only=True):
+    """The gateway agents (admin up; alive ones only unless told), by host."""
+    AG = models.Agent
+    rows = s.execute(sa.select(AG).where(AG.agent_type == AGENT_TYPE,
+                                         AG.admin_state_up.is_(True))
+                     .order_by(AG.host)).scalars().all()
+    return [a for a in rows if is_gateway(a) and
+            (not alive_only or agents_db.alive(a, down_time))]
+
+
+def hosts_of(s, router_id):
+    GH = models.RouterGatewayHost
+    return list(s.execute(sa.select(GH.host).where(GH.router_id == router_id)
+                          .order_by(GH.priority, GH.host)).scalars())
+
+
+def _first_choice_load(s):
+    GH = models.RouterGatewayHost
+    return dict(s.execute(sa.select(GH.host, sa.func.count()).where(GH.priority == 0)
+                          .group_by(GH.host)).all())
+
+
+def assign(s, router_id, down_time):
+    """Give the router's gateway its ordered gateway hosts (replacing any);
+    returns them."""
+    clear(s, router_id)
+    hosts = [a.host for a in gateway_agents(s, down_time)]
+    if not hosts:
+        return []
+    load = _first_choice_load(s)
+    first = min(range(len(hosts)), key=lambda i: (load.get(hosts[i], 0), i))
+    ordered = hosts[first:] + hosts[:first]
+    for i, h in enumerate(ordered):
+        s.add(models.RouterGatewayHost(router_id=router_id, host=h, priority=i))
+    s.flush()
+    return ordered
+
+
+def clear(s, router_id):
+    """Drop the router's gateway hosts; returns those it had."""
+    old = hosts_of(s, router_id)
+    GH = models.RouterGatewayHost
+    s.execute(sa.delete(GH).where(GH.router_id == router_id))
+    return old
+
+
+def add_host(s, host):
+    """A gateway host (new, or newly a gateway): appended to every router
+    gateway that lacks it (first for those that had none).  Returns the
+    ids of the routers changed."""
+    GH, RT = models.RouterGatewayHost, models.Router
+    has = sa.select(GH.router_id).where(GH.host == host)
+    missing = list(s.execute(sa.select(RT.id).where(RT.gw_port_id.is_not(None),
+                                                    RT.id.not_in(has))
+                             .order_by(RT.id)).scalars())
+    if not missing:
+        return []
+    last = dict(s.execute(sa.select(GH.router_id, sa.func.max(GH.priority))
+                          .where(GH.router_id.in_(missing)).group_by(GH.router_id)).all())
+    for rid in missing:
+        s.add(GH(router_id=rid, host=host, priority=last.get(rid, -1) + 1))
+    s.flush()
+    return missing
+
+
+def remove_host(s, host):
+    """A gateway host gone for good (its agent deleted, or no longer a
+    gateway): removed from every router gateway.  Returns the ids of the
+    routers changed."""
+    GH = models.RouterGatewayHost
+    ids = list(s.execute(sa.select(GH.router_id).where(GH.host == host)
+                         .order_by(GH.router_id)).scalars())
+    if ids:
+        s.execute(sa.delete(GH).where(GH.host == host))
+    return ids
+
+
+def routers_of_host(s, host):
+    """The routers whose gateway ``host`` serves."""
+    GH = models.RouterGatewayHost
+    return set(s.execute(sa.select(GH.router_id).where(GH.host == host)).scalars())

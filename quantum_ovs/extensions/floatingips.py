@@ -1,0 +1,639 @@
+"""Floating IPs, their port forwardings, floating IP pools and the routers'
+gateway hosts as Neutron's l3_agent_scheduler shows them: storage, hooks
+and HTTP handlers of ``quantum_ovs/api/definitions/floatingips.py``.
+
+Enabled with routers (``[DEFAULT] service_plugins = router``).
+
+A floating IP's address is held by a port of the external network
+(``network:floatingip``, no project's, ``device_id`` the floating IP's id),
+as in Neutron; that port cannot be deleted through the ports API.
+Associated with a fixed IPv4 address of a port, the floating IP belongs
+to the router that has a gateway on the floating IP's network and an
+interface on the fixed IP's subnet (its ``router_id``); a floating IP
+with port forwardings belongs to the router that reaches their internal
+addresses.  Every change of a floating IP or of its forwardings is
+recorded as a change of the routers concerned (the old one and the new
+one): the hosts that hold those routers get them again, whole, with their
+floating IPs (quantum_ovs/db/host_view.py).
+
+``status``: DOWN until the agent of the host that applies the floating
+IP reports it installed (``"floatingips": [ids]`` in its port report,
+POST /agent-api/v1/hosts/{host}/ports): the host of the associated port,
+or for a floating IP with forwardings only, the first gateway host of its
+router.  Any change of its association, and a move of its port, sets it
+DOWN again until the new host reports.
+"""
+
+import ipaddress
+import uuid
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from quantum_ovs import exceptions
+from quantum_ovs.api.definitions import floatingips as definition
+from quantum_ovs.api.definitions import l3 as l3_definition
+from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.db import addresses, changelog, gateways, ipam, models
+from quantum_ovs.db.resource import Collection
+from quantum_ovs.timeutils import api_time as _ts
+
+DEFINITION = definition
+SERVICE_PLUGIN = ("router", "neutron.services.l3_router.l3_router_plugin.L3RouterPlugin")
+
+OPTS = [("quotas", [cfg.IntOpt("quota_floatingip", default=50,
+                               help="Number of floating IPs allowed per project; -1 "
+                                    "for unlimited.")])]
+
+FLOATINGIP, FLOATINGIPS = definition.FLOATINGIP, definition.FLOATINGIPS
+OWNER = definition.FLOATINGIP_OWNER
+INTERFACE = l3_definition.INTERFACE_OWNER
+ROUTER_OWNERS = (INTERFACE, l3_definition.GATEWAY_OWNER, OWNER)
+ACTIVE, DOWN = "ACTIVE", "DOWN"
+bad_fip, bad_pf = definition.bad_fip, definition.bad_pf
+
+
+# ------------------------------------------------------------------ dicts
+def _pf_dict(pf):
+    single = pf.external_port_lo == pf.external_port_hi and \
+        pf.internal_port_lo == pf.internal_port_hi
+    return {
+        "id": pf.id, "protocol": pf.protocol, "internal_port_id": pf.internal_port_id,
+        "internal_ip_address": pf.internal_ip_address, "description": pf.description,
+        "external_port": pf.external_port_lo if single else None,
+        "internal_port": pf.internal_port_lo if single else None,
+        "external_port_range": f"{pf.external_port_lo}:{pf.external_port_hi}",
+        "internal_port_range": f"{pf.internal_port_lo}:{pf.internal_port_hi}",
+    }
+
+
+def _fip_pf_dict(pf):
+    """A forwarding as the floating IP shows it (expose-port-forwarding-in-fip)."""
+    d = _pf_dict(pf)
+    out = {"id": d["id"], "protocol": d["protocol"],
+           "internal_ip_address": d["internal_ip_address"],
+           "internal_port_id": d["internal_port_id"], "description": d["description"]}
+    if d["external_port"] is not None:
+        out.update(internal_port=d["internal_port"], external_port=d["external_port"])
+    else:
+        out.update(internal_port_range=d["internal_port_range"],
+                   external_port_range=d["external_port_range"])
+    return out
+
+
+def fip_dict(f):
+    p = f.fixed_port
+    details = None
+    if p is not None:
+        details = {"name": p.name, "network_id": p.network_id, "mac_address": p.mac_address,
+                   "admin_state_up": p.admin_state_up, "status": p.status,
+                   "device_id": p.device_id, "device_owner": p.device_owner}
+    return {
+        "id": f.id, "project_id": f.project_id, "tenant_id": f.project_id,
+        "description": f.description, "floating_ip_address": f.floating_ip_address,
+        "floating_network_id": f.floating_network_id, "router_id": f.router_id,
+        "port_id": f.fixed_port_id, "fixed_ip_address": f.fixed_ip_address,
+        "status": f.status, "port_details": details,
+        "port_forwardings": [_fip_pf_dict(x) for x in f.forwardings],
+        "revision_number": f.revision_number, "created_at": _ts(f.created_at),
+        "updated_at": _ts(f.updated_at), "tags": [t.tag for t in f.tags],
+    }
+
+
+# ------------------------------------------------------------------ storage
+def find_router(s, ext_net_id, subnet_id):
+    """The router with a gateway on ``ext_net_id`` and an interface on
+    ``subnet_id`` (the first by id when several), or None."""
+    RT, RP, A = models.Router, models.RouterPort, models.IPAllocation
+    return s.execute(sa.select(RT.id).join(RP, RP.router_id == RT.id)
+                     .join(A, A.port_id == RP.port_id)
+                     .where(RT.gw_network_id == ext_net_id, RP.port_type == INTERFACE,
+                            A.subnet_id == subnet_id)
+                     .order_by(RT.id)).scalars().first()
+
+
+class FloatingIPs(Collection):
+    collection = FLOATINGIPS
+    resource = FLOATINGIP
+    model = models.FloatingIP
+    not_found = (definition.FloatingIPNotFound, "floatingip_id")
+
+    def to_dict(self, obj):
+        return fip_dict(obj)
+
+    def filter_clause(self, attr, values):
+        if attr == "port_id":
+            col = models.FloatingIP.fixed_port_id
+            want = [x for x in values if x is not None]
+            clause = col.in_(want)
+            return sa.or_(clause, col.is_(None)) if None in values else clause
+        return None
+
+    # -- the routers' change rows
+    def touch_routers(self, s, *router_ids):
+        routers = self.plugin.collections["routers"]
+        for rid in sorted({r for r in router_ids if r}):
+            router = s.get(models.Router, rid)
+            if router is not None:
+                routers.record(s, router, "update")
+
+    # -- create, update, delete
+    def check(self, a):
+        if a.get("fixed_ip_address") and not a.get("port_id"):
+            raise bad_fip("fixed_ip_address cannot be specified without a port_id")
+
+    def create(self, s, ctx, a):
+        plugin = self.plugin
+        net = plugin.row(s, ctx, "networks", a["floating_network_id"], bare=True)
+        if s.get(models.ExternalNetwork, net.id) is None:
+            raise bad_fip(f"Network {net.id} is not a valid external network")
+        subnets = [x for x in addresses.subnets_of(s, net.id)]
+        v4 = [x for x in subnets if x.ip_version == 4]
+        ip, sid = a.get("floating_ip_address"), a.get("subnet_id")
+        if sid is not None:
+            sub = next((x for x in subnets if x.id == sid), None)
+            if sub is None:
+                raise bad_fip(f"Subnet {sid} is not a subnet of the external network "
+                              f"{net.id}")
+            if sub.ip_version != 4:
+                raise bad_fip(f"Subnet {sid} is not an IPv4 subnet")
+            requested = {"subnet_id": sid}
+        elif ip is not None:
+            sub = next((x for x in v4 if ipaddress.ip_address(ip) in
+                        ipaddress.ip_network(x.cidr)), None)
+            if sub is None:
+                raise exceptions.InvalidIpForNetwork(ip_address=ip)
+            requested = {"subnet_id": sub.id}
+        else:
+            if not v4:
+                raise bad_fip(f"Network {net.id} has no IPv4 subnet for floating IPs")
+            requested = None
+        if ip is not None:
+            requested = dict(requested, ip_address=ip)
+            if ip in {x.gateway_ip for x in subnets}:
+                raise exceptions.IpAddressAlreadyAllocated(ip=ip, subnet_id=sub.id)
+        fip_id = a.get("id") or str(uuid.uuid4())
+        port = models.Port(
+            id=str(uuid.uuid4()), project_id="", name="", description="",
+            network_id=net.id,
+            mac_address=addresses.generate_mac(s, net.id, plugin.collections["ports"].base_mac,
+                                               plugin.conf.mac_generation_retries),
+            admin_state_up=True, status="N/A", device_id=fip_id, device_owner=OWNER,
+            port_security_enabled=False, revision_number=0)
+        port.allowed_address_pairs, port.tags, port.fixed_ips = [], [], []
+        s.add(port)
+        s.flush()
+        if requested is None:
+            allocs = None
+            for x in v4:  # the first IPv4 subnet with a free address
+                got = ipam.allocate_next(s, x.id, 4)
+                if got is not None:
+                    allocs = [(x, got)]
+                    break
+            if allocs is None:
+                raise exceptions.IpAddressGenerationFailure(net_id=net.id)
+        else:
+            allocs = addresses.allocate(s, net.id, port, [requested], OWNER, subnets=subnets)
+        sub, address = allocs[0]
+        port.fixed_ips = [models.IPAllocation(subnet_id=sub.id, ip_address=address,
+                                              network_id=net.id, order=0)]
+        s.flush()
+        changelog.record(s, "port", port, "create", net.id)
+        fip = models.FloatingIP(
+            id=fip_id, project_id=a["project_id"], name="", description=a["description"],
+            floating_ip_address=address, floating_network_id=net.id,
+            floating_port_id=port.id, status=DOWN, revision_number=0)
+        fip.tags = []
+        fip.forwardings = []
+        s.add(fip)
+        s.flush()
+        if a.get("port_id"):
+            self.associate(s, ctx, fip, a["port_id"], a.get("fixed_ip_address"))
+        return fip
+
+    def update(self, s, ctx, fip, a):
+        if "description" in a:
+            fip.description = a["description"]
+        if "port_id" not in a and "fixed_ip_address" not in a:
+            return
+        port_id = a.get("port_id", fip.fixed_port_id)
+        fixed = a.get("fixed_ip_address")
+        if port_id is None:
+            if fixed is not None:
+                raise bad_fip("fixed_ip_address cannot be specified without a port_id")
+            self.disassociate(s, fip)
+        else:
+            self.associate(s, ctx, fip, port_id, fixed)
+
+    def delete(self, s, ctx, fip):
+        old_router = fip.router_id
+        port = s.get(models.Port, fip.floating_port_id)
+        s.delete(fip)
+        s.flush()
+        self.touch_routers(s, old_router)
+        if port is not None:
+            held = [(x.subnet_id, x.ip_address) for x in port.fixed_ips]
+            changelog.record(s, "port", port, "delete", port.network_id)
+            s.delete(port)
+            s.flush()
+            addresses.release(s, port.network_id, held)
+
+    # -- association
+    def associate(self, s, ctx, fip, port_id, fixed_ip):
+        plugin = self.plugin
+        port = plugin.row(s, ctx, "ports", port_id, bare=True)
+        if port.project_id != fip.project_id:
+            raise bad_fip(f"Cannot create floating IP and bind it to Port {port.id}, since "
+                          "that port is owned by a different tenant")
+        if port.network_id == fip.floating_network_id:
+            raise bad_fip(f"Port {port.id} is on the external network "
+                          f"{fip.floating_network_id} of the floating IP")
+        if port.device_owner in ROUTER_OWNERS:
+            raise bad_fip(f"Port {port.id} has owner {port.device_owner} and cannot be "
+                          "associated with a floating IP")
+        v4 = [x for x in port.fixed_ips if ":" not in x.ip_address]
+        if fixed_ip is not None:
+            chosen = next((x for x in v4 if x.ip_address == fixed_ip), None)
+            if chosen is None:
+                raise bad_fip(f"Port {port.id} does not have fixed ip {fixed_ip}")
+        elif not v4:
+            raise bad_fip(f"Cannot add floating IP to port {port.id} that has no fixed "
+                          "IPv4 addresses")
+        elif len(v4) > 1:
+            raise bad_fip(f"Port {port.id} has multiple fixed IPv4 addresses.  Must "
+                          "provide a specific IPv4 address when assigning a floating IP")
+        else:
+            chosen = v4[0]
+        if fip.forwardings:
+            raise definition.FipInUseByPortForwarding(id=fip.id)
+        F = models.FloatingIP
+        other = s.execute(sa.select(F).where(
+            F.floating_network_id == fip.floating_network_id, F.fixed_port_id == port.id,
+            F.fixed_ip_address == chosen.ip_address, F.id != fip.id)).scalars().first()
+        if other is not None:
+            raise definition.FloatingIPPortAlreadyAssociated(
+                floating_ip_address=fip.floating_ip_address, fip_id=fip.id,
+                port_id=port.id, fixed_ip=chosen.ip_address, net_id=fip.floating_network_id)
+        router_id = find_router(s, fip.floating_network_id, chosen.subnet_id)
+        if router_id is None:
+            raise definition.ExternalGatewayForFloatingIPNotFound(
+                subnet_id=chosen.subnet_id, external_network_id=fip.floating_network_id,
+                port_id=port.id)
+        if (fip.fixed_port_id, fip.fixed_ip_address, fip.router_id) == \
+                (port.id, chosen.ip_address, router_id):
+            return
+        old_router = fip.router_id
+        fip.fixed_port_id, fip.fixed_ip_address = port.id, chosen.ip_address
+        fip.router_id, fip.status = router_id, DOWN
+        s.flush()
+        s.expire(fip, ["fixed_port"])
+        self.touch_routers(s, old_router, router_id)
+
+    def disassociate(self, s, fip):
+        if fip.fixed_port_id is None:
+            return
+        old_router = fip.router_id
+        fip.fixed_port_id = fip.fixed_ip_address = fip.router_id = None
+        fip.status = DOWN
+        s.flush()
+        s.expire(fip, ["fixed_port"])
+        self.touch_routers(s, old_router)
+
+    # -- port forwardings
+    def pf_check(self, s, ctx, fip, pf_id, a):
+        """Validate a forwarding (``a``: its fields, merged with the stored
+        ones for an update) on ``fip`` (locked); returns its router."""
+        if fip.fixed_port_id is not None:
+            raise definition.PortHasBindingFloatingIP(
+                floating_ip_address=fip.floating_ip_address, fip_id=fip.id,
+                port_id=fip.fixed_port_id, fixed_ip=fip.fixed_ip_address)
+        port = self.plugin.row(s, ctx, "ports", a["internal_port_id"], bare=True)
+        if port.network_id == fip.floating_network_id:
+            raise bad_pf(f"Port {port.id} is on the external network of the floating IP")
+        alloc = next((x for x in port.fixed_ips
+                      if x.ip_address == a["internal_ip_address"]), None)
+        if alloc is None:
+            raise bad_pf(f"The internal IP {a['internal_ip_address']} does not correspond "
+                         f"to the port {port.id}")
+        definition.check_range_lengths(a["external"], a["internal"])
+        router_id = find_router(s, fip.floating_network_id, alloc.subnet_id)
+        if router_id is None:
+            raise definition.ExternalGatewayForFloatingIPNotFound(
+                subnet_id=alloc.subnet_id, external_network_id=fip.floating_network_id,
+                port_id=port.id)
+        others = [x for x in fip.forwardings if x.id != pf_id]
+        if others and fip.router_id not in (None, router_id):
+            raise bad_pf(f"The internal address {a['internal_ip_address']} is reached "
+                         f"through router {router_id}, not through the router "
+                         f"{fip.router_id} of the floating IP's other port forwardings")
+        lo, hi = a["external"]
+        for x in others:
+            if x.protocol == a["protocol"] and lo <= x.external_port_hi and \
+                    x.external_port_lo <= hi:
+                raise definition.PortForwardingConflict(
+                    fip_id=fip.id, protocol=a["protocol"], what="external ports",
+                    ports=f"{x.external_port_lo}:{x.external_port_hi}")
+        ilo, ihi = a["internal"]
+        PF = models.PortForwarding
+        for x in s.execute(sa.select(PF).where(
+                PF.internal_port_id == port.id, PF.protocol == a["protocol"],
+                PF.internal_ip_address == a["internal_ip_address"])).scalars():
+            if x.id != pf_id and ilo <= x.internal_port_hi and x.internal_port_lo <= ihi:
+                raise definition.PortForwardingConflict(
+                    fip_id=x.floatingip_id, protocol=a["protocol"],
+                    what=f"internal ports of {a['internal_ip_address']}",
+                    ports=f"{x.internal_port_lo}:{x.internal_port_hi}")
+        return router_id
+
+    def _pf_row(self, fip, pf_id):
+        pf = next((x for x in fip.forwardings if x.id == pf_id), None)
+        if pf is None:
+            raise definition.PortForwardingNotFound(id=pf_id)
+        return pf
+
+    def _after_pf(self, s, fip, old_router):
+        s.flush()
+        s.expire(fip, ["forwardings"])
+        if not fip.forwardings:
+            fip.router_id = None
+        changelog.bump(fip)
+        fip.status = DOWN
+        s.flush()
+        self.touch_routers(s, old_router, fip.router_id)
+
+    def create_pf(self, ctx, fip_id, a):
+        def txn(s):
+            fip = self.row(s, ctx, fip_id, lock=True)
+            router_id = self.pf_check(s, ctx, fip, None, a)
+            old_router = fip.router_id
+            pf = models.PortForwarding(
+                id=str(uuid.uuid4()), floatingip_id=fip.id, protocol=a["protocol"],
+                internal_port_id=a["internal_port_id"],
+                internal_ip_address=a["internal_ip_address"],
+                external_port_lo=a["external"][0], external_port_hi=a["external"][1],
+                internal_port_lo=a["internal"][0], internal_port_hi=a["internal"][1],
+                description=a.get("description", ""))
+            s.add(pf)
+            fip.router_id = router_id
+            self._after_pf(s, fip, old_router)
+            return _pf_dict(pf)
+        return self.plugin.db.write(txn)
+
+    def update_pf(self, ctx, fip_id, pf_id, a):
+        def txn(s):
+            fip = self.row(s, ctx, fip_id, lock=True)
+            pf = self._pf_row(fip, pf_id)
+            merged = {"protocol": pf.protocol, "internal_port_id": pf.internal_port_id,
+                      "internal_ip_address": pf.internal_ip_address,
+                      "external": (pf.external_port_lo, pf.external_port_hi),
+                      "internal": (pf.internal_port_lo, pf.internal_port_hi)}
+            merged.update(a)
+            router_id = self.pf_check(s, ctx, fip, pf.id, merged)
+            old_router = fip.router_id
+            pf.protocol, pf.internal_port_id = merged["protocol"], merged["internal_port_id"]
+            pf.internal_ip_address = merged["internal_ip_address"]
+            pf.external_port_lo, pf.external_port_hi = merged["external"]
+            pf.internal_port_lo, pf.internal_port_hi = merged["internal"]
+            if "description" in a:
+                pf.description = a["description"]
+            fip.router_id = router_id
+            self._after_pf(s, fip, old_router)
+            return _pf_dict(pf)
+        return self.plugin.db.write(txn)
+
+    def delete_pf(self, ctx, fip_id, pf_id):
+        def txn(s):
+            fip = self.row(s, ctx, fip_id, lock=True)
+            pf = self._pf_row(fip, pf_id)
+            old_router = fip.router_id
+            fip.forwardings.remove(pf)
+            self._after_pf(s, fip, old_router)
+        self.plugin.db.write(txn)
+
+    def list_pfs(self, ctx, fip_id):
+        with self.plugin.db.reader() as s:
+            return [_pf_dict(x) for x in self.row(s, ctx, fip_id).forwardings]
+
+    # -- status reports
+    def report(self, host, fip_ids):
+        """The agent of ``host`` installed these floating IPs: ACTIVE those
+        it applies (see the module's doc); returns how many changed."""
+        if not fip_ids:
+            return 0
+
+        def txn(s):
+            F, B = models.FloatingIP, models.PortBinding
+            n = 0
+            rows = s.execute(sa.select(F).where(F.id.in_(sorted(fip_ids)),
+                                                F.status != ACTIVE)).scalars().all()
+            for f in rows:
+                if f.fixed_port_id is not None:
+                    held = s.execute(sa.select(B.host).where(
+                        B.port_id == f.fixed_port_id)).scalar()
+                    ok = held == host
+                elif f.router_id is not None and f.forwardings:
+                    hosts = gateways.hosts_of(s, f.router_id)
+                    ok = bool(hosts) and hosts[0] == host
+                else:
+                    ok = False
+                if ok:
+                    f.status = ACTIVE
+                    changelog.bump(f)
+                    n += 1
+            return n
+        return self.plugin.db.write(txn)
+
+
+# ------------------------------------------------------------------ hooks
+def setup(plugin, conf):
+    fips = FloatingIPs(plugin)
+    plugin.register(fips)
+    quotas = getattr(plugin, "quotas", None)
+    if quotas is not None and hasattr(quotas, "add_resource"):
+        quotas.add_resource(FLOATINGIP, FLOATINGIPS, models.FloatingIP)
+    F = models.FloatingIP
+
+    def on_port_delete(s, ctx, port, a):
+        if port.device_owner == OWNER and s.execute(
+                sa.select(F.id).where(F.floating_port_id == port.id)).first():
+            raise l3_definition.L3PortInUse(port_id=port.id, device_owner=OWNER)
+        # Deleting a port disassociates its floating IPs (and drops the
+        # forwardings to it).
+        for f in s.execute(sa.select(F).where(F.fixed_port_id == port.id)).scalars():
+            fips.disassociate(s, f)
+        PF = models.PortForwarding
+        for f in s.execute(sa.select(F).join(PF, PF.floatingip_id == F.id).where(
+                PF.internal_port_id == port.id).distinct()).scalars():
+            old = f.router_id
+            for x in [x for x in f.forwardings if x.internal_port_id == port.id]:
+                f.forwardings.remove(x)
+            fips._after_pf(s, f, old)
+
+    def on_port_update(s, ctx, port, a):
+        if "binding:host_id" in a:
+            # The port moves: its floating IPs wait for the new host.
+            for f in s.execute(sa.select(F).where(F.fixed_port_id == port.id,
+                                                  F.status == ACTIVE)).scalars():
+                f.status = DOWN
+                changelog.bump(f)
+        if "fixed_ips" in a or "mac_address" in a:
+            ips = {x.ip_address for x in port.fixed_ips}
+            for f in s.execute(sa.select(F).where(F.fixed_port_id == port.id)).scalars():
+                if f.fixed_ip_address not in ips:
+                    fips.disassociate(s, f)
+                else:  # (its MAC is the floating IP's)
+                    fips.touch_routers(s, f.router_id)
+
+    plugin.add_hook("ports", "delete", on_port_delete, first=True)
+    plugin.add_hook("ports", "update", on_port_update)
+    plugin.fip_report_hooks.append(fips.report)
+    plugin.register_hooks.append(_on_register(plugin))
+
+    def on_agent_delete(s, ctx, agent, a):
+        """A (dead) gateway agent deleted: its host leaves every gateway."""
+        routers = plugin.collections["routers"]
+        for rid in gateways.remove_host(s, agent.host):
+            routers.record(s, s.get(models.Router, rid), "update", hosts=[agent.host])
+
+    plugin.add_hook("agents", "delete", on_agent_delete)
+
+
+def _on_register(plugin):
+    def hook(s, agent):
+        """A gateway agent that registers joins every router gateway that
+        lacks it (a router that had no gateway host gets it first); an agent
+        that says it is no gateway (any more) leaves them all."""
+        routers = plugin.collections["routers"]
+        if not gateways.is_gateway(agent):
+            # (no longer one: it leaves the gateways it served)
+            for rid in gateways.remove_host(s, agent.host):
+                routers.record(s, s.get(models.Router, rid), "update", hosts=[agent.host])
+            return
+        if not agent.admin_state_up:
+            return
+        for rid in gateways.add_host(s, agent.host):
+            router = s.get(models.Router, rid)
+            routers.record(s, router, "update", hosts=[agent.host])
+    return hook
+
+
+# ------------------------------------------------------------------ HTTP
+def routes(api):
+    plugin, policy = api.plugin, api.policy
+    ctl = api.controllers[FLOATINGIPS]
+    m = api.mapper
+
+    class _Lazy:  # the handler, looked up when a request comes
+        def __getattr__(self, name):
+            return getattr(plugin.collections[FLOATINGIPS], name)
+    fips = _Lazy()
+    m.connect("/v2.0/floatingips/{id}/tags", collection=FLOATINGIPS, action="tags")
+    m.connect("/v2.0/floatingips/{id}/tags/{tag}", collection=FLOATINGIPS, action="tag")
+    fmt = "{fmt:(\\.json)?}"
+
+    def fip_target(ctx, fip_id, action):
+        current = ctl._get_visible(ctx, fip_id)
+        policy.enforce(action, ctx, current)
+        return current
+
+    def fields_of(req):
+        return set(req.GET.getall("fields")) - {""}
+
+    def only(d, fields):
+        return {k: v for k, v in d.items() if not fields or k in fields}
+
+    # -- port forwardings
+    PF_FILTERS = {"protocol": str, "internal_port_id": str, "internal_ip_address": str,
+                  "external_port": int, "internal_port": int, "description": str,
+                  "id": str, "external_port_range": str, "internal_port_range": str}
+
+    def pf_collection(req, ctx, fip_id, **kw):
+        if req.method == "POST":
+            fip_target(ctx, fip_id, "create_floatingip_port_forwarding")
+            a = definition.port_forwarding_body(read_json(req), create=True)
+            return json_response({"port_forwarding": fips.create_pf(ctx, fip_id, a)},
+                                 status=201)
+        fip_target(ctx, fip_id, "get_floatingip_port_forwarding")
+        items = fips.list_pfs(ctx, fip_id)
+        for key in set(req.GET.keys()) - {"fields", "sort_key", "sort_dir", "limit",
+                                          "marker", "page_reverse"}:
+            if key not in PF_FILTERS:
+                raise exceptions.BadRequest(resource="port_forwarding",
+                                            msg=f"[{key}] is invalid attribute for filtering")
+            want = set(req.GET.getall(key))
+            items = [x for x in items if str(x[key]) in want]
+        fields = fields_of(req)
+        return json_response({"port_forwardings": [only(x, fields) for x in items]})
+
+    def pf_member(req, ctx, fip_id, pf_id, **kw):
+        if req.method == "GET":
+            fip_target(ctx, fip_id, "get_floatingip_port_forwarding")
+            pf = next((x for x in fips.list_pfs(ctx, fip_id) if x["id"] == pf_id), None)
+            if pf is None:
+                raise definition.PortForwardingNotFound(id=pf_id)
+            return json_response({"port_forwarding": only(pf, fields_of(req))})
+        if req.method == "PUT":
+            fip_target(ctx, fip_id, "update_floatingip_port_forwarding")
+            a = definition.port_forwarding_body(read_json(req), create=False)
+            return json_response({"port_forwarding": fips.update_pf(ctx, fip_id, pf_id, a)})
+        fip_target(ctx, fip_id, "delete_floatingip_port_forwarding")
+        fips.delete_pf(ctx, fip_id, pf_id)
+        return json_response(None, status=204)
+
+    api.add_route("/v2.0/floatingips/{fip_id}/port_forwardings" + fmt,
+                  {"GET": pf_collection, "POST": pf_collection})
+    api.add_route("/v2.0/floatingips/{fip_id}/port_forwardings/{pf_id}" + fmt,
+                  {"GET": pf_member, "PUT": pf_member, "DELETE": pf_member})
+
+    # -- floating IP pools: the IPv4 subnets of the external networks
+    def pools(req, ctx, **kw):
+        policy.enforce("get_floatingip_pool", ctx, {"project_id": ctx.project_id})
+        S, E = models.Subnet, models.ExternalNetwork
+        with plugin.db.reader() as s:
+            rows = s.execute(sa.select(S.id, S.name, S.network_id, S.cidr, S.project_id)
+                             .join(E, E.network_id == S.network_id)
+                             .where(S.ip_version == 4).order_by(S.id)).all()
+        fields = fields_of(req)
+        out = [only({"subnet_id": r.id, "subnet_name": r.name, "network_id": r.network_id,
+                     "cidr": r.cidr, "project_id": r.project_id, "tenant_id": r.project_id},
+                    fields) for r in rows]
+        return json_response({"floatingip_pools": out})
+
+    api.add_route("/v2.0/floatingip_pools" + fmt, {"GET": pools})
+
+    # -- gateway hosts (l3_agent_scheduler's shape)
+    def l3_agents(req, ctx, router_id, **kw):
+        policy.enforce("get_l3-agents", ctx, {"project_id": ctx.project_id})
+        agents = plugin.agents
+        with plugin.db.reader() as s:
+            plugin.row(s, None, "routers", router_id)
+            hosts = gateways.hosts_of(s, router_id)
+            AG = models.Agent
+            rows = {a.host: a for a in s.execute(sa.select(AG).where(
+                AG.host.in_(hosts), AG.agent_type == gateways.AGENT_TYPE)).scalars()} \
+                if hosts else {}
+            out, active = [], False
+            for h in hosts:
+                a = rows.get(h)
+                if a is None:
+                    continue
+                d = agents.to_dict(a)
+                if not active and d["alive"] and a.admin_state_up:
+                    d["ha_state"], active = "active", True
+                else:
+                    d["ha_state"] = "standby"
+                out.append(d)
+        return json_response({"agents": out})
+
+    def l3_routers(req, ctx, agent_id, **kw):
+        policy.enforce("get_l3-routers", ctx, {"project_id": ctx.project_id})
+        with plugin.db.reader() as s:
+            agent = plugin.row(s, None, "agents", agent_id)
+            ids = sorted(gateways.routers_of_host(s, agent.host))
+            rows = s.execute(sa.select(models.Router).where(models.Router.id.in_(ids))
+                             .order_by(models.Router.id)).scalars().all() if ids else []
+            out = [plugin.to_dict("routers", r) for r in rows]
+        return json_response({"routers": out})
+
+    api.add_route("/v2.0/routers/{router_id}/l3-agents" + fmt, {"GET": l3_agents})
+    api.add_route("/v2.0/agents/{agent_id}/l3-routers" + fmt, {"GET": l3_routers})

@@ -1,0 +1,250 @@
+"""Host views with external connectivity (issue 14): a router's gateway
+(network, gateway hosts, redirect key) and floating IPs (with their port
+forwardings) are in the view of every host that holds the router, with
+the external network; a gateway host's view holds the routers it serves;
+a change wakes exactly the hosts concerned, and every delta applied to an
+agent's view gives its full view."""
+
+import random
+
+import pytest
+
+from quantum_ovs import wire
+from quantum_ovs.db import models
+from tests.functional.test_agent_api import bound_port, register, state
+from tests.functional.test_host_view_routers import canon, full_view
+
+HOSTS = {"hv-a": "192.0.2.1", "hv-b": "192.0.2.2", "hv-c": "192.0.2.3"}
+GATEWAYS = {"gw-1": "192.0.2.11", "gw-2": "192.0.2.12"}
+HOST_A, HOST_B, HOST_C = HOSTS
+ADMIN = dict(project="admin-p", admin=True)
+R, F = "/v2.0/routers", "/v2.0/floatingips"
+
+
+@pytest.fixture
+def l3(make_api):
+    api = make_api(service_plugins=["router"])
+    for h, ip in HOSTS.items():
+        register(api, h, ip)
+    for h, ip in GATEWAYS.items():
+        register(api, h, ip, gateway=True)
+    return api
+
+
+def _external(api, cidr="172.24.4.0/24"):
+    net = api.post("/v2.0/networks", {"network": {"name": "public", "router:external": True}},
+                   status=201, **ADMIN).data["network"]
+    return net, api.subnet(net["id"], cidr=cidr, **ADMIN)
+
+
+def _setup(api):
+    ext, ext_sub = _external(api)
+    n1 = api.network()
+    s1 = api.subnet(n1["id"], "10.1.0.0/24")
+    a1 = bound_port(api, n1["id"], HOST_A)
+    n3 = api.network()
+    api.subnet(n3["id"], "10.3.0.0/24")
+    bound_port(api, n3["id"], HOST_C)
+    r = api.post(R, {"router": {"name": "r", "external_gateway_info": {
+        "network_id": ext["id"]}}}, **ADMIN, status=201).data["router"]
+    api.put(f"{R}/{r['id']}/add_router_interface", {"subnet_id": s1["id"]}, **ADMIN,
+            status=200)
+    return ext, ext_sub, n1, s1, a1, n3, r
+
+
+def _fip(api, ext, **attrs):
+    return api.post(F, {"floatingip": dict(floating_network_id=ext["id"], **attrs)},
+                    **ADMIN, status=201).data["floatingip"]
+
+
+def test_full_views_hold_the_gateway_the_floating_ips_and_the_gateway_hosts(l3):
+    api = l3
+    ext, ext_sub, n1, s1, a1, n3, r = _setup(api)
+    f = _fip(api, ext, port_id=a1["id"], project_id=a1["project_id"])
+    view = full_view(api, HOST_A)
+    assert {n.id for n in view.networks} == {n1["id"], ext["id"]}
+    assert ext_sub["id"] in {x.id for x in view.subnets}
+    (router,) = view.routers
+    gw = router.gateway
+    with api.db.reader() as s:
+        key = s.get(models.Router, r["id"]).redirect_key
+        vnis = {x.segmentation_id for x in s.query(models.NetworkSegment)}
+    assert gw.redirect_key == key and key > 0 and key not in vnis
+    assert set(gw.hosts) == set(GATEWAYS) and len(gw.hosts) == 2
+    assert gw.port_id in {p.id for p in view.ports}
+    assert [(x.id, x.floating_ip_address, x.port_id, x.fixed_ip_address, x.mac_address)
+            for x in router.floating_ips] == [
+        (f["id"], f["floating_ip_address"], a1["id"], a1["fixed_ips"][0]["ip_address"],
+         a1["mac_address"])]
+    assert {h.name for h in view.remote_hosts} >= set(GATEWAYS)
+    # A gateway host holds the router and its networks, and knows A.
+    gview = full_view(api, gw.hosts[0])
+    assert [x.id for x in gview.routers] == [r["id"]]
+    assert {n.id for n in gview.networks} == {n1["id"], ext["id"]}
+    assert HOST_A in {h.name for h in gview.remote_hosts}
+    # C has nothing of it.
+    cview = full_view(api, HOST_C)
+    assert cview.routers == () and ext["id"] not in {n.id for n in cview.networks}
+
+
+def test_forwarding_only_floating_ips_take_the_gateway_ports_mac(l3):
+    api = l3
+    ext, ext_sub, n1, s1, a1, n3, r = _setup(api)
+    f = _fip(api, ext, project_id=a1["project_id"])
+    api.post(f"{F}/{f['id']}/port_forwardings", {"port_forwarding": {
+        "protocol": "tcp", "internal_port_id": a1["id"],
+        "internal_ip_address": a1["fixed_ips"][0]["ip_address"],
+        "external_port_range": "2222:2223", "internal_port_range": "22:23"}}, **ADMIN,
+        status=201)
+    (router,) = full_view(api, HOST_A).routers
+    (fip,) = router.floating_ips
+    assert fip.port_id is None and fip.mac_address == router.gateway.mac_address
+    (pf,) = fip.port_forwardings
+    assert (pf.protocol, pf.internal_port_id, pf.external_port_lo, pf.external_port_hi,
+            pf.internal_port_lo, pf.internal_port_hi) == ("tcp", a1["id"], 2222, 2223, 22, 23)
+
+
+def test_a_floating_ip_change_wakes_the_hosts_of_its_router_only(l3):
+    api = l3
+    ext, ext_sub, n1, s1, a1, n3, r = _setup(api)
+    f = _fip(api, ext, project_id=a1["project_id"])
+    revs = {h: state(api, h)["revision"] for h in list(HOSTS) + list(GATEWAYS)}
+    api.put(f"{F}/{f['id']}", {"floatingip": {"port_id": a1["id"]}}, **ADMIN, status=200)
+    for h in (HOST_A, *GATEWAYS):
+        reply = state(api, h, since=revs[h], timeout=2)
+        assert not reply["full"], h
+        delta = wire.delta_from_dict(reply["delta"])
+        assert [x.id for x in delta.routers] == [r["id"]], h
+        assert [x.port_id for x in delta.routers[0].floating_ips] == [a1["id"]], h
+    for h in (HOST_B, HOST_C):
+        reply = state(api, h, since=revs[h], timeout=0)
+        assert reply["delta"]["routers"] == [] and reply["delta"]["ports"] == [], h
+
+
+def test_a_new_gateway_host_gets_the_routers_and_the_others_learn_it(l3):
+    api = l3
+    ext, ext_sub, n1, s1, a1, n3, r = _setup(api)
+    rev_a = state(api, HOST_A)["revision"]
+    first = state(api, "gw-3")
+    assert wire.view_from_dict(first["view"]).routers == ()
+    register(api, "gw-3", "192.0.2.13", gateway=True)
+    reply = state(api, "gw-3", since=first["revision"], timeout=2)
+    view = wire.apply_delta(wire.view_from_dict(first["view"]),
+                            wire.delta_from_dict(reply["delta"]))
+    assert [x.id for x in view.routers] == [r["id"]]
+    # (its own tunnel IP came with its registration, not in a delta)
+    assert canon(view.replace(tunnel_ip="192.0.2.13")) == canon(full_view(api, "gw-3"))
+    reply = state(api, HOST_A, since=rev_a, timeout=2)
+    delta = wire.delta_from_dict(reply["delta"])
+    assert delta.routers[0].gateway.hosts[-1] == "gw-3"
+    assert "gw-3" in {h.name for h in delta.remote_hosts}
+
+
+OPS = ["fip", "fip", "assoc", "assoc", "assoc", "disassoc", "del_fip", "pf", "pf", "del_pf",
+       "gw_off", "gw_on", "gw_on", "move_port", "add_port", "new_gateway_host", "attach",
+       "attach", "detach"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_deltas_equal_full_views_with_floating_ips_and_gateways(l3, seed):
+    api = l3
+    rnd = random.Random(seed)
+    ext, ext_sub, n1, s1, a1, n3, r = _setup(api)
+    n2 = api.network(project="admin-p")
+    s2 = api.subnet(n2["id"], "10.2.0.0/24", project="admin-p")
+    subnets = [s1, s2]
+    ports = [a1, bound_port(api, n2["id"], HOST_B)]
+    # One floating IP associated from the start.
+    fips, pfs = [_fip(api, ext, project_id="p1", port_id=a1["id"])["id"]], []
+    hosts = list(HOSTS) + list(GATEWAYS)
+    views, revs = {}, {}
+    for h in hosts + ["gw-9"]:
+        first = state(api, h)
+        views[h], revs[h] = wire.view_from_dict(first["view"]), first["revision"]
+    extra_gw = 0
+    done = {"assoc": 0, "pf": 0}
+
+    for step in range(30):
+        ops = [rnd.choice(OPS) for _ in range(rnd.choice((1, 2)))]
+        for op in ops:
+            if op == "fip":
+                fips.append(_fip(api, ext, project_id="p1")["id"])
+            elif op == "assoc" and fips:
+                p = rnd.choice(ports)
+                res = api.put(f"{F}/{rnd.choice(fips)}", {"floatingip": {"port_id": p["id"]}},
+                              **ADMIN)
+                assert res.status_int in (200, 404, 409, 400), res.text
+                done[op] += res.status_int == 200
+            elif op == "disassoc" and fips:
+                api.put(f"{F}/{rnd.choice(fips)}", {"floatingip": {"port_id": None}}, **ADMIN,
+                        status=200)
+            elif op == "del_fip" and fips:
+                api.delete(f"{F}/{fips.pop(rnd.randrange(len(fips)))}", **ADMIN, status=204)
+                pfs[:] = [x for x in pfs if x[0] in fips]
+            elif op == "pf" and fips:
+                fid, p = rnd.choice(fips), rnd.choice(ports)
+                port_no = rnd.randrange(1, 60000)
+                res = api.post(f"{F}/{fid}/port_forwardings", {"port_forwarding": {
+                    "protocol": "udp", "internal_port_id": p["id"],
+                    "internal_ip_address": p["fixed_ips"][0]["ip_address"],
+                    "internal_port": port_no, "external_port": port_no}}, **ADMIN)
+                assert res.status_int in (201, 400, 404, 409), res.text
+                done[op] += res.status_int == 201
+                if res.status_int == 201:
+                    pfs.append((fid, res.json["port_forwarding"]["id"]))
+            elif op == "del_pf" and pfs:
+                fid, pid = pfs.pop(rnd.randrange(len(pfs)))
+                api.delete(f"{F}/{fid}/port_forwardings/{pid}", **ADMIN, status=204)
+            elif op == "gw_off":
+                res = api.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": None}},
+                              **ADMIN)
+                assert res.status_int in (200, 409), res.text
+            elif op == "gw_on":
+                api.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
+                    "network_id": ext["id"], "enable_snat": rnd.random() < .5}}}, **ADMIN,
+                    status=200)
+            elif op == "move_port":
+                p = rnd.choice(ports)
+                api.put(f"/v2.0/ports/{p['id']}", {"port": {"binding:host_id": rnd.choice(
+                    list(HOSTS))}}, **ADMIN, status=200)
+            elif op == "add_port":
+                net = rnd.choice([n1, n2])
+                ports.append(bound_port(api, net["id"], rnd.choice(list(HOSTS))))
+            elif op == "new_gateway_host" and extra_gw < 2:
+                extra_gw += 1
+                name = "gw-9" if extra_gw == 1 else "gw-8"
+                register(api, name, f"192.0.2.{90 + extra_gw}", gateway=True)
+                if name not in views:
+                    first = state(api, name)
+                    views[name] = wire.view_from_dict(first["view"])
+                    revs[name] = first["revision"]
+            elif op == "attach":
+                res = api.put(f"{R}/{r['id']}/add_router_interface",
+                              {"subnet_id": rnd.choice(subnets)["id"]}, **ADMIN)
+                assert res.status_int in (200, 400), res.text
+            elif op == "detach":
+                res = api.put(f"{R}/{r['id']}/remove_router_interface",
+                              {"subnet_id": rnd.choice(subnets)["id"]}, **ADMIN)
+                assert res.status_int in (200, 404, 409), res.text
+        for h in views:
+            reply = state(api, h, since=revs[h], timeout=0)
+            if reply["full"]:
+                views[h] = wire.view_from_dict(reply["view"])
+            else:
+                views[h] = wire.apply_delta(views[h], wire.delta_from_dict(reply["delta"]))
+            revs[h] = reply["revision"]
+            views[h] = views[h].replace(tunnel_ip=full_view(api, h).tunnel_ip)
+            assert canon(views[h]) == canon(full_view(api, h)), f"step {step} {h}: {ops}"
+    assert sum(done.values()), done
+
+
+def test_the_floating_ips_mac_follows_its_ports(l3):
+    api = l3
+    ext, ext_sub, n1, s1, a1, n3, r = _setup(api)
+    _fip(api, ext, port_id=a1["id"], project_id=a1["project_id"])
+    first = state(api, HOST_A)
+    api.put(f"/v2.0/ports/{a1['id']}", {"port": {"mac_address": "fa:16:3e:00:00:99"}},
+            **ADMIN, status=200)
+    reply = state(api, HOST_A, since=first["revision"], timeout=2)
+    delta = wire.delta_from_dict(reply["delta"])
+    assert [x.mac_address for x in delta.routers[0].floating_ips] == ["fa:16:3e:00:00:99"]
