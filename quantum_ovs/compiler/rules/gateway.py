@@ -1,0 +1,308 @@
+"""Flows of external connectivity (issue 14): router gateways, floating
+IPs, port forwardings, the external network's neighbours.
+
+The gateway port is one more router interface, on an external network
+(flat or VLAN, reached through the physical bridge of ``bridge_mappings``).
+IPv4 only is translated; IPv6 on the external network is not compiled
+yet (no routes out of the gateway for IPv6: such packets are dropped).
+
+Zones (per router; numbers from the pool of network local ids): the ACL
+zone Zr (reg3, where the security groups of routed traffic are tracked),
+the DNAT zone Zd and the SNAT zone Zs.  Out: commit in Zr on the pre-NAT
+tuple, un-DNAT in Zd, SNAT in Zs.  In: un-SNAT in Zs, DNAT in Zd, then the
+lookup in Zr that the ingress security groups read, so a reply is +est in
+Zr and a refused new connection leaves no Zr entry (NAT entries it may
+leave expire by themselves).
+
+Owner "gateway" (a router with a gateway, on every host that compiles the
+router: a port on one of its networks, or a gateway host of it):
+
+  L3_ROUTE   the external subnet (connected) and the default route via
+             its gateway_ip (priority 199: a user's 0.0.0.0/0 extra route
+             wins): dec_ttl, eth_src = gateway MAC, reg6 = external
+             network, reg0 = next hop, ct(commit) in Zr, ct(nat) in Zd ->
+             L3_SNAT.  Echo to the gateway address answered; anything else
+             to it dropped.
+  L3_SNAT    IPv4 not from a floating IP served here (priority 100): on
+             the active gateway host SNAT to the gateway address in Zs;
+             elsewhere tunnel_id = the router's redirect key and
+             bundle(active_backup) over Chassis.gateway_ofports in
+             RouterGateway.hosts order (the switch skips members whose
+             BFD says down: failover without the agent).  Redirected
+             packets a standby gateway host receives (reg4 REDIRECT) are
+             SNATed there (priority 110), never bounced.
+  CLASSIFY   (gateway hosts) in_port = a tunnel / per-remote tunnel port,
+             tunnel_id = redirect key -> reg6 = external network, reg2 /
+             reg3 = Zr, reg4 = FROM_REMOTE | REDIRECT -> EXT_ADMIT.
+  EXT_ADMIT  (gateway hosts) redirected: reg0 = next hop, un-DNAT in Zd
+             -> L3_SNAT; ARP for the gateway address answered by the
+             active gateway host only (the first of hosts not in
+             Chassis.gateways_down); IPv4 to it: un-SNAT in Zs -> EXT_DNAT.
+
+Owner "floating-ip" (on the host of its port only; a floating IP with
+port forwardings and no port: on the router's active gateway host, since
+only one host may answer ARP for an address and the forwardings' internal
+ports may be on many hosts):
+
+  EXT_ADMIT  ARP for the FIP answered with FloatingIP.mac_address; IPv4
+             to it: eth turned around, reg2 / reg3 = Zr, un-SNAT in Zs ->
+             EXT_DNAT.
+  EXT_DNAT   FIP -> fixed IP (or FIP:proto:port -> internal IP:port per
+             forwarding) committed in Zd -> EXT_CT -> L3_ROUTE.
+  L3_SNAT    from the fixed IP: eth_src = FIP MAC, SNAT to the FIP in Zs
+             (priority 200); from the FIP itself (an un-DNATed reply):
+             eth_src = FIP MAC, on as is.
+  L3_RESOLVE next hop = the FIP (a VM of this host to a FIP served here,
+             of its own router or another): reg2 / reg3 = the FIP's
+             router, un-SNAT in its Zs recirculating into EXT_DNAT, as if
+             the packet came from the outside (hairpin).  A FIP served on
+             another host is reached over the physical network.
+
+Owner "external" (an external network with a local id here):
+
+  L3_RESOLVE (reg6, reg0 = a neighbour's address from Chassis.neighbours)
+             -> eth_dst; any other next hop -> meter (EXT_PUNT_METER_BASE
+             + the network's local id) + controller: the agent reads reg0
+             from the packet-in, resolves it (ARP from the gateway or FIP
+             address) and hands the answer back as a Neighbour.
+  L2_LOOKUP  a neighbour's MAC -> the network's uplink (priority 45).
+
+A floating IP costs 6 flows on its host (ARP, un-SNAT, DNAT, SNAT, the
+un-DNATed pass, hairpin) and none elsewhere; a port
+forwarding one flow per external port in its range.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler import pipeline as P
+from quantum_ovs.compiler.flow import (
+    Bundle,
+    Controller,
+    Ct,
+    DecTtl,
+    Field,
+    Flow,
+    GotoTable,
+    Meter,
+    Move,
+    Nat,
+    SetField,
+)
+from quantum_ovs.compiler.rules.common import F_ARP, F_IP, addr_field, mk, reg
+from quantum_ovs.compiler.rules.port import arp_reply
+from quantum_ovs.compiler.rules.router import (
+    _OUT_IN_PORT,
+    _SWAP_IP4,
+    F_ARP_REQ,
+    F_ICMP4,
+    route_priority,
+)
+from quantum_ovs.model import FloatingIP, RouterGateway
+
+PRIO_GW_ECHO = 1000
+PRIO_GW_LOCAL = 300  # the gateway address itself: not routed anywhere
+PRIO_DEFAULT_ROUTE = 199
+PRIO_FIP_SNAT = 200
+PRIO_REDIRECTED = 110
+PRIO_SNAT = 100
+PRIO_ADMIT = 100
+PRIO_REDIRECT_CONNECTED = 200
+PRIO_REDIRECT_DEFAULT = 190
+PRIO_HAIRPIN = 110
+PRIO_NEIGHBOUR = 100
+PRIO_PUNT = 10
+PRIO_L2_NEIGHBOUR = 45
+
+F_REDIRECT = Field(P.REG_FLAGS, P.FLAG_REDIRECT, P.FLAG_REDIRECT)
+_TURN_ETH = Move("eth_src", "eth_dst", 48)
+_DST_TO_NEXTHOP = Move("ipv4_dst", P.REG_NEXTHOP, 32)
+_UNNAT = Nat()
+_PROTOS = {"tcp": (6, "tcp_dst"), "udp": (17, "udp_dst")}
+
+
+@dataclass(frozen=True, slots=True)
+class Zones:
+    acl: int  # Zr: the router's zone (reg3 / reg2)
+    dnat: int
+    snat: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExtNet:
+    """The router's side of its external network on this host."""
+
+    local_id: int
+    cidr: str  # the IPv4 subnet of the gateway address
+    gateway_ip: str | None  # the subnet's gateway (the default route's next hop)
+    uplink: bool  # this host reaches the network (its physnet is mapped)
+
+
+def _ip(addr: str) -> int:
+    return int(ipaddress.IPv4Address(addr))
+
+
+def gateway_v4(gw: RouterGateway) -> str | None:
+    return next((a for a in gw.ip_addresses if ":" not in a), None)
+
+
+def _to_snat(zones: Zones, table: int) -> Ct:
+    return Ct(zone=zones.dnat, nat=_UNNAT, table=table)
+
+
+def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
+                  role: str, redirect_members: tuple, classify_ofports: tuple) -> list[Flow]:
+    """``role``: "active" (this host is the router's first live gateway
+    host), "standby" (a gateway host, not the first live one) or "compute"
+    (not a gateway host); ``redirect_members``: ofports of the per-remote
+    tunnels to the other gateway hosts in priority order;
+    ``classify_ofports``: the tunnel ports redirected packets may arrive on
+    (gateway hosts)."""
+    gw_ip = gateway_v4(gw)
+    if gw_ip is None:
+        return []
+    cookie = cookies.cookie_for(cookies.KIND_GATEWAY, router_id)
+    out: list[Flow] = []
+
+    def add(table, prio, match, actions):
+        out.append(Flow(table, prio, match, tuple(actions), cookie))
+
+    rid = reg(P.REG_ROUTER, zones.acl)
+    rext = reg(P.REG_NET, ext.local_id)
+    commit_acl = Ct(commit=True, zone=zones.acl)
+    leave = (DecTtl(), SetField("eth_src", gw.mac_address), SetField(P.REG_NET, ext.local_id))
+    eth, net = addr_field("ipv4_dst", "ipv6_dst", ext.cidr)
+    prefixlen = int(ext.cidr.rsplit("/", 1)[1])
+    # routes out of the gateway interface
+    add(P.L3_ROUTE, route_priority(prefixlen, True), mk(rid, F_IP, net),
+        leave + (_DST_TO_NEXTHOP, commit_acl, _to_snat(zones, P.L3_SNAT)))
+    if ext.gateway_ip:
+        add(P.L3_ROUTE, PRIO_DEFAULT_ROUTE, mk(rid, F_IP),
+            leave + (SetField(P.REG_NEXTHOP, _ip(ext.gateway_ip)), commit_acl,
+                     _to_snat(zones, P.L3_SNAT)))
+    f_gw = Field("ipv4_dst", gw_ip)
+    add(P.L3_ROUTE, PRIO_GW_ECHO, mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_gw),
+        (_SWAP_IP4, SetField("ipv4_src", gw_ip), SetField("icmpv4_type", 0),
+         _OUT_IN_PORT))
+    add(P.L3_ROUTE, PRIO_GW_LOCAL, mk(rid, F_IP, f_gw), ())
+    # SNAT
+    gateway_here = role in ("active", "standby") and ext.uplink
+    if gw.enable_snat:
+        snat = (Ct(commit=True, zone=zones.snat, nat=Nat("src", gw_ip), table=P.L3_RESOLVE),)
+    else:
+        snat = (GotoTable(P.L3_RESOLVE),)
+    redirect = ()
+    if redirect_members and gw.redirect_key:
+        redirect = (SetField("tunnel_id", gw.redirect_key), Bundle(tuple(redirect_members)))
+    if role == "active" and ext.uplink:
+        add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IP), snat)
+    else:
+        add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IP), redirect)  # () = drop: no gateway
+    if not gateway_here:
+        return out
+    add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IP, F_REDIRECT), snat)
+    if gw.redirect_key:
+        enter = (SetField(P.REG_NET, ext.local_id), SetField(P.REG_ROUTER, zones.acl),
+                 SetField(P.REG_ZONE, zones.acl),
+                 SetField(P.REG_FLAGS, P.FLAG_FROM_REMOTE | P.FLAG_REDIRECT),
+                 GotoTable(P.EXT_ADMIT))
+        for ofport in sorted(set(classify_ofports)):
+            add(P.CLASSIFY, 100, mk(Field("in_port", ofport),
+                                    Field("tunnel_id", gw.redirect_key)), enter)
+        add(P.EXT_ADMIT, PRIO_REDIRECT_CONNECTED, mk(F_REDIRECT, rid, F_IP, net),
+            (_DST_TO_NEXTHOP, _to_snat(zones, P.L3_SNAT)))
+        if ext.gateway_ip:
+            add(P.EXT_ADMIT, PRIO_REDIRECT_DEFAULT, mk(F_REDIRECT, rid, F_IP),
+                (SetField(P.REG_NEXTHOP, _ip(ext.gateway_ip)), _to_snat(zones, P.L3_SNAT)))
+    if role == "active":
+        add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", gw_ip)),
+            arp_reply(gw.mac_address, gw_ip))
+    add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, f_gw), _admit(zones, gw.mac_address))
+    return out
+
+
+def _admit(zones: Zones, mac: str) -> tuple:
+    """An external packet to one of the router's NAT addresses: the
+    Ethernet addresses turned around (an echo reply is then right), into
+    the router, un-SNAT -> EXT_DNAT."""
+    return (_TURN_ETH, SetField("eth_src", mac), SetField(P.REG_ROUTER, zones.acl),
+            SetField(P.REG_ZONE, zones.acl), Ct(zone=zones.snat, nat=_UNNAT, table=P.EXT_DNAT))
+
+
+def _hairpin(zones: Zones) -> tuple:
+    return (SetField(P.REG_ROUTER, zones.acl), SetField(P.REG_ZONE, zones.acl),
+            Ct(zone=zones.snat, nat=_UNNAT, table=P.EXT_DNAT))
+
+
+def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
+                      fixed_ip: str | None, forwarding: bool) -> list[Flow]:
+    """A floating IP served on this host: associated with a port bound
+    here (``fixed_ip`` its address), or, ``forwarding``, its port
+    forwardings on the router's active gateway host."""
+    addr = fip.floating_ip_address
+    mac = fip.mac_address
+    if ":" in addr or not mac or (fixed_ip is None and not forwarding):
+        return []
+    cookie = cookies.cookie_for(cookies.KIND_FLOATING_IP, fip.id)
+    out: list[Flow] = []
+
+    def add(table, prio, match, actions):
+        out.append(Flow(table, prio, match, tuple(actions), cookie))
+
+    rid = reg(P.REG_ROUTER, zones.acl)
+    rext = reg(P.REG_NET, ext_local_id)
+    add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", addr)),
+        arp_reply(mac, addr))
+    add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, Field("ipv4_dst", addr)), _admit(zones, mac))
+    f_dst = Field("ipv4_dst", addr)
+    if forwarding:
+        for pf in fip.port_forwardings:
+            proto = _PROTOS.get(pf.protocol)
+            if proto is None:
+                continue
+            num, fname = proto
+            n = pf.external_port_hi - pf.external_port_lo
+            single = pf.internal_port_lo == pf.internal_port_hi
+            for i in range(n + 1):
+                iport = pf.internal_port_lo if single else pf.internal_port_lo + i
+                m = mk(rid, F_IP, f_dst, Field("ip_proto", num),
+                       Field(fname, pf.external_port_lo + i))
+                add(P.EXT_DNAT, PRIO_ADMIT, m,
+                    (Ct(commit=True, zone=zones.dnat,
+                        nat=Nat("dst", pf.internal_ip_address, port_min=iport),
+                        table=P.EXT_CT),))
+    else:
+        add(P.EXT_DNAT, PRIO_ADMIT, mk(rid, F_IP, f_dst),
+            (Ct(commit=True, zone=zones.dnat, nat=Nat("dst", fixed_ip), table=P.EXT_CT),))
+        add(P.L3_SNAT, PRIO_FIP_SNAT, mk(rid, F_IP, Field("ipv4_src", fixed_ip)),
+            (SetField("eth_src", mac),
+             Ct(commit=True, zone=zones.snat, nat=Nat("src", addr), table=P.L3_RESOLVE)))
+    add(P.L3_SNAT, PRIO_FIP_SNAT, mk(rid, F_IP, Field("ipv4_src", addr)),
+        (SetField("eth_src", mac), GotoTable(P.L3_RESOLVE)))
+    add(P.L3_RESOLVE, PRIO_HAIRPIN, mk(rext, F_IP, reg(P.REG_NEXTHOP, _ip(addr))),
+        _hairpin(zones))
+    return out
+
+
+def external_flows(network_id: str, local_id: int, neighbours, send: tuple) -> list[Flow]:
+    """``neighbours``: (IPv4 address, MAC) the agent resolved on the
+    network; ``send``: the actions that put a packet on its uplink."""
+    cookie = cookies.cookie_for(cookies.KIND_EXTERNAL, network_id)
+    rext = reg(P.REG_NET, local_id)
+    out = [Flow(P.L3_RESOLVE, PRIO_PUNT, mk(rext, F_IP),
+                (Meter(P.EXT_PUNT_METER_BASE + local_id), Controller()), cookie)]
+    macs = set()
+    for ip, mac in sorted(neighbours):
+        if ":" in ip:
+            continue
+        out.append(Flow(P.L3_RESOLVE, PRIO_NEIGHBOUR, mk(rext, F_IP, reg(P.REG_NEXTHOP, _ip(ip))),
+                        (SetField("eth_dst", mac), GotoTable(P.L2_LOOKUP)), cookie))
+        macs.add(mac)
+    if send:
+        for mac in sorted(macs):
+            out.append(Flow(P.L2_LOOKUP, PRIO_L2_NEIGHBOUR, mk(rext, Field("eth_dst", mac)),
+                            send, cookie))
+    return out
