@@ -248,7 +248,8 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             EXT_DNAT, "ext_dnat",
-            _fs(REG_ROUTER, "eth_type", "ipv4_dst", "ip_proto", "tcp_dst", "udp_dst"),
+            _fs(REG_ROUTER, "eth_type", "ipv4_dst", "ip_proto", "tcp_dst", "udp_dst",
+                "icmpv4_type"),
             _fs(),
             frozenset({Ct, GotoTable}),
             _fs(EXT_CT),

@@ -21,8 +21,7 @@ router: a port on one of its networks, or a gateway host of it):
              its gateway_ip (priority 199: a user's 0.0.0.0/0 extra route
              wins): dec_ttl, eth_src = gateway MAC, reg6 = external
              network, reg0 = next hop, ct(commit) in Zr, ct(nat) in Zd ->
-             L3_SNAT.  Echo to the gateway address answered; anything else
-             to it dropped.
+             L3_SNAT.  Echo to the gateway address answered.
   L3_SNAT    IPv4 not from a floating IP served here (priority 100): on
              the active gateway host SNAT to the gateway address in Zs;
              elsewhere tunnel_id = the router's redirect key and
@@ -38,6 +37,9 @@ router: a port on one of its networks, or a gateway host of it):
              -> L3_SNAT; ARP for the gateway address answered by the
              active gateway host only (the first of hosts not in
              Chassis.gateways_down); IPv4 to it: un-SNAT in Zs -> EXT_DNAT.
+  EXT_DNAT   (gateway hosts) still to the gateway address after un-SNAT
+             (no connection of ours): echo on (answered in L3_ROUTE), the
+             rest dropped.
 
 Owner "floating-ip" (on the host of its port only; a floating IP with
 port forwardings and no port: on the router's active gateway host, since
@@ -187,7 +189,6 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
     add(P.L3_ROUTE, PRIO_GW_ECHO, mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_gw),
         (_SWAP_IP4, SetField("ipv4_src", gw_ip), SetField("icmpv4_type", 0),
          _OUT_IN_PORT))
-    add(P.L3_ROUTE, PRIO_GW_LOCAL, mk(rid, F_IP, f_gw), ())
     # SNAT
     gateway_here = role in ("active", "standby") and ext.uplink
     if gw.enable_snat:
@@ -221,6 +222,11 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
         add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", gw_ip)),
             arp_reply(gw.mac_address, gw_ip))
     add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, f_gw), _admit(zones, gw.mac_address))
+    # still to the gateway address after un-SNAT: no connection of ours;
+    # echo is answered (L3_ROUTE), the rest dropped
+    add(P.EXT_DNAT, PRIO_GW_LOCAL, mk(rid, F_IP, f_gw), ())
+    add(P.EXT_DNAT, PRIO_GW_ECHO, mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_gw),
+        (GotoTable(P.EXT_CT),))
     return out
 
 
