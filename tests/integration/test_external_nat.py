@@ -17,6 +17,7 @@ resolver does it for real).
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ import pytest
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.flow import diff
 from quantum_ovs.compiler.synth import make_network, make_port, make_router, make_subnet
+from quantum_ovs.compiler.trace import Tracer
 from quantum_ovs.model import (
     Chassis,
     FloatingIP,
@@ -333,3 +335,72 @@ def test_hairpin_from_an_instance_without_floating_ip(rig):
                           15)
     finally:
         lst.stop()
+
+
+
+# ------------------------------------------------ the tracer vs ofproto/trace
+_OVS_NAMES = {"eth_src": "dl_src", "eth_dst": "dl_dst", "ipv4_src": "nw_src",
+              "ipv4_dst": "nw_dst", "tcp_src": "tp_src", "tcp_dst": "tp_dst"}
+
+
+def _ovs_verdict(ovs, packet: dict):
+    """(OpenFlow output ports, the last pass's final fields) of ofproto/trace
+    (--ct-next trk,new for every pass: our tracer's default, a new
+    connection everywhere)."""
+    text = "tcp," + ",".join(f"{_OVS_NAMES.get(k, k)}={v}" for k, v in packet.items()
+                             if k not in ("eth_type", "ip_proto")) + ",nw_ttl=64"
+    out = ovs.appctl("ofproto/trace", "br-int", text, "--ct-next", "trk,new",
+                     "--ct-next", "trk,new", "--ct-next", "trk,new", "--ct-next", "trk,new")
+    ports = [int(m) for m in re.findall(r"^\s+output:(\d+)$", out, re.M)]
+    # a bundle's choice is not printed: the rig's bundles have one member
+    ports += [int(m) for m in re.findall(r"^\s+bundle\(.*members:(\d+)\)\n\s+-> output",
+                                         out, re.M)]
+    ports.sort()
+    final = re.findall(r"^Final flow: (.*)$", out, re.M)[-1]
+    fields = dict(kv.split("=", 1) for kv in final.split(",") if "=" in kv)
+    return ports, {k: fields.get(v) for k, v in _OVS_NAMES.items()}, out
+
+
+def _our_verdict(engine, packet: dict):
+    tr = Tracer(engine.flows()).run(packet)
+    ports = sorted(tr.ports)
+    last = tr.outputs[-1].fields if tr.outputs else {}
+    return ports, {k: (str(last[k]) if k in last else None) for k in _OVS_NAMES}, tr
+
+
+def test_tracer_follows_nat_as_ofproto_trace_does(rig):
+    """Inbound to a floating IP, outbound from it, the hairpin between two
+    floating IPs (hv1); a redirected SNAT packet and a port forwarding
+    (hv2): the same output ports and the same translated packet."""
+    hv1, hv2 = rig.hosts["hv1"].ovs, rig.hosts["hv2"].ovs
+    a, b, c = (rig.inst[k] for k in "abc")
+    patch1, patch2 = hv1.ofport("int-phys"), hv2.ofport("int-phys")
+    rmac = "fa:16:3d:00:00:01"  # the router's interface on net-0
+    tcp = {"eth_type": 0x0800, "ip_proto": 6, "tcp_src": 40000}
+    cases = [
+        (hv1, "hv1", dict(in_port=patch1, eth_src=INET_MAC, eth_dst=a.mac, ipv4_src=INET_IP,
+                          ipv4_dst=FIP_A, tcp_dst=8080, **tcp)),
+        (hv1, "hv1", dict(in_port=hv1.ofport(a.port), eth_src=a.mac, eth_dst=rmac,
+                          ipv4_src=a.ip, ipv4_dst=INET_IP, tcp_dst=80, **tcp)),
+        (hv1, "hv1", dict(in_port=hv1.ofport(a.port), eth_src=a.mac, eth_dst=rmac,
+                          ipv4_src=a.ip, ipv4_dst=FIP_C, tcp_dst=80, **tcp)),
+        (hv1, "hv1", dict(in_port=hv1.ofport(b.port), eth_src=b.mac, eth_dst=rmac,
+                          ipv4_src=b.ip, ipv4_dst=INET_IP, tcp_dst=80, **tcp)),
+        (hv2, "hv2", dict(in_port=hv2.ofport("vxlan-bfd"), tunnel_id=REDIRECT_KEY,
+                          eth_src=GW_MAC, eth_dst=rmac, ipv4_src=b.ip, ipv4_dst=INET_IP,
+                          tcp_dst=80, **tcp)),
+        (hv2, "hv2", dict(in_port=patch2, eth_src=INET_MAC, eth_dst=GW_MAC, ipv4_src=INET_IP,
+                          ipv4_dst=FIP_PF, tcp_dst=2222, **tcp)),
+    ]
+    for ovs, host, packet in cases:
+        ours = _our_verdict(rig.engines[host], packet)
+        theirs = _ovs_verdict(ovs, packet)
+        assert ours[0], (host, packet, ours[2].format())
+        assert ours[:2] == theirs[:2], (host, packet, ours[2].format(), theirs[2])
+    # the translations seen: DNAT to a, SNAT to a's FIP, hairpin, gateway SNAT, forwarding
+    got = [_our_verdict(rig.engines[h], p)[1] for _, h, p in cases]
+    assert got[0]["ipv4_dst"] == a.ip
+    assert got[1]["ipv4_src"] == FIP_A and got[1]["eth_dst"] == INET_MAC
+    assert (got[2]["ipv4_src"], got[2]["ipv4_dst"]) == (FIP_A, c.ip)
+    assert got[4]["ipv4_src"] == GW_IP
+    assert (got[5]["ipv4_dst"], got[5]["tcp_dst"]) == (b.ip, "22")
