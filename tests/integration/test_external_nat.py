@@ -128,15 +128,16 @@ def _group():
                              Rule("in-icmp", g, "ingress", "IPv4", 1)), frozenset())
 
 
-def _views(ports, ofports, tunnel_ips):
-    """(hv1 view, hv2 view): one router, net-0 (VXLAN) and the flat
-    external network; a and c have floating IPs, a port forwarding
-    FIP_PF:2222 -> b:22; hv2 is the only gateway host."""
+def _views(ports, ofports, tunnel_ips, gateways=("hv2",)):
+    """Host name -> view: one router, net-0 (VXLAN) and the flat external
+    network; a and c have floating IPs, a port forwarding FIP_PF:2222 ->
+    b:22; ``gateways`` are the router's gateway hosts, in priority order;
+    the instances are on hv1."""
     net0 = make_network(0, "vxlan", 1)
     ext = Network(EXT, Segment("flat", "physnet1"))
     subs = (make_subnet(0), Subnet("ext-sub", EXT, EXT_CIDR, 4, "172.24.4.1", enable_dhcp=False))
     a, b, c = ports
-    gw = RouterGateway(EXT, "gw-port", GW_MAC, (GW_IP,), True, ("hv2",), REDIRECT_KEY)
+    gw = RouterGateway(EXT, "gw-port", GW_MAC, (GW_IP,), True, tuple(gateways), REDIRECT_KEY)
     fips = (FloatingIP("fip-a", FIP_A, EXT, a.id, None, a.mac_address),
             FloatingIP("fip-c", FIP_C, EXT, c.id, None, c.mac_address),
             FloatingIP("fip-pf", FIP_PF, EXT, None, None, GW_MAC,
@@ -144,8 +145,9 @@ def _views(ports, ofports, tunnel_ips):
     router = dataclasses.replace(make_router("router-1", (0,)), gateway=gw, floating_ips=fips)
     group = _group()
     views = {}
-    for host, other in (("hv1", "hv2"), ("hv2", "hv1")):
+    for host in tunnel_ips:
         o = ofports[host]
+        others = [h for h in tunnel_ips if h != host]
         nbrs = [Neighbour(EXT, INET_IP, INET_MAC)]
         if host == "hv1":
             nbrs.append(Neighbour(EXT, GW_IP, GW_MAC))  # the active gateway answers ARP
@@ -154,19 +156,21 @@ def _views(ports, ofports, tunnel_ips):
         views[host] = HostView(
             host=host, tunnel_ip=tunnel_ips[host], networks=(net0, ext), subnets=subs,
             ports=tuple(ports), security_groups=(group,),
-            remote_hosts=(RemoteHost(other, tunnel_ips[other]),), routers=(router,),
+            remote_hosts=tuple(RemoteHost(h, tunnel_ips[h]) for h in others),
+            routers=(router,),
             chassis=Chassis(tuple(sorted(o["vifs"].items())), (("vxlan", o["vxlan"]),),
-                            (("physnet1", o["patch"]),), ((other, o["bfd"]),), (),
-                            tuple(nbrs)))
+                            (("physnet1", o["patch"]),),
+                            tuple((h, o["bfd"][h]) for h in others), (), tuple(nbrs)))
     return views
 
 
-@pytest.fixture(scope="module")
-def rig():
+def _build(n_hosts, gateways, subnet):
+    """A started cluster with our flows, the internet namespace and the
+    instances on hv1; yields the Rig, then takes everything down."""
     from agent.openflow import Channel, CookieScope
     from tests.fixtures.multihost import Cluster
 
-    cluster = Cluster(n=2, subnet="172.31.9").start()
+    cluster = Cluster(n=n_hosts, subnet=subnet).start()
     inet = rand_name("qinet-", 6)
     channels = {}
     try:
@@ -189,18 +193,25 @@ def rig():
                       "other_config:disable-in-band=true")
             ovs.vsctl("set-controller", "br-int", ch.target)
             ch.wait_connected(timeout=10)
-            other = next(o for o in cluster.hosts if o is not h)
             ovs.vsctl("add-port", "br-int", "vxlan-flow", "--", "set", "Interface",
                       "vxlan-flow", "type=vxlan", "options:remote_ip=flow", "options:key=flow",
                       f"options:local_ip={h.tunnel_ip}")
-            ovs.vsctl("add-port", "br-int", "vxlan-bfd", "--", "set", "Interface", "vxlan-bfd",
-                      "type=vxlan", f"options:remote_ip={other.tunnel_ip}", "options:key=flow",
-                      f"options:local_ip={h.tunnel_ip}", "bfd:enable=true")
+            bfd = {}
+            # per-remote tunnel ports with BFD (gwagent's plumbing makes these)
+            for other in cluster.hosts:
+                if other is h:
+                    continue
+                name = f"bfd-{other.name}"
+                ovs.vsctl("add-port", "br-int", name, "--", "set", "Interface", name,
+                          "type=vxlan", f"options:remote_ip={other.tunnel_ip}",
+                          "options:key=flow", f"options:local_ip={h.tunnel_ip}",
+                          "bfd:enable=true", "bfd:min_rx=100", "bfd:min_tx=100")
+                bfd[other.name] = ovs.ofport(name)
             ovs.vsctl("add-port", "br-int", "int-phys", "--", "set", "Interface", "int-phys",
                       "type=patch", "options:peer=phys-int", "--", "add-port", "br-phys1",
                       "phys-int", "--", "set", "Interface", "phys-int", "type=patch",
                       "options:peer=int-phys")
-            ofports[h.name] = {"vxlan": ovs.ofport("vxlan-flow"), "bfd": ovs.ofport("vxlan-bfd"),
+            ofports[h.name] = {"vxlan": ovs.ofport("vxlan-flow"), "bfd": bfd,
                                "patch": ovs.ofport("int-phys"), "vifs": {}}
         cluster.prime_arp()
         hv1 = cluster["hv1"]
@@ -210,23 +221,31 @@ def rig():
             i.exec("ip", "route", "add", "default", "via", "10.0.0.1")
             inst[name] = i
             ofports["hv1"]["vifs"][p.id] = hv1.ovs.ofport(i.port)
-        views = _views(ports, ofports, tunnel_ips)
+        views = _views(ports, ofports, tunnel_ips, gateways)
         engines = {}
         for name, v in views.items():
             e = engines[name] = Engine.from_view(v)
             ch = channels[name]
             ch.apply(diff(ch.dump_flows(), e.flows()))
-        # BFD up both ways before the bundle picks hv2
+        # BFD up everywhere before the bundles pick a gateway
         for h in cluster.hosts:
-            assert eventually(lambda h=h: "state=up" in h.ovs.vsctl(
-                "get", "Interface", "vxlan-bfd", "bfd_status").replace('"', ""), 20), \
-                h.ovs.vsctl("get", "Interface", "vxlan-bfd", "bfd_status")
+            for other in cluster.hosts:
+                if other is not h:
+                    port = f"bfd-{other.name}"
+                    assert eventually(lambda h=h, port=port: "state=up" in h.ovs.vsctl(
+                        "get", "Interface", port, "bfd_status").replace('"', ""), 20), \
+                        h.ovs.vsctl("get", "Interface", port, "bfd_status")
         yield Rig({h.name: h for h in cluster.hosts}, channels, engines, inst, inet)
     finally:
         for ch in channels.values():
             ch.stop()
         run("ip", "netns", "del", inet, check=False)
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def rig():
+    yield from _build(2, ("hv2",), "172.31.9")
 
 
 def test_installed_flows_dump_back_equal(rig):
@@ -386,7 +405,7 @@ def test_tracer_follows_nat_as_ofproto_trace_does(rig):
                           ipv4_src=a.ip, ipv4_dst=FIP_C, tcp_dst=80, **tcp)),
         (hv1, "hv1", dict(in_port=hv1.ofport(b.port), eth_src=b.mac, eth_dst=rmac,
                           ipv4_src=b.ip, ipv4_dst=INET_IP, tcp_dst=80, **tcp)),
-        (hv2, "hv2", dict(in_port=hv2.ofport("vxlan-bfd"), tunnel_id=REDIRECT_KEY,
+        (hv2, "hv2", dict(in_port=hv2.ofport("bfd-hv1"), tunnel_id=REDIRECT_KEY,
                           eth_src=GW_MAC, eth_dst=rmac, ipv4_src=b.ip, ipv4_dst=INET_IP,
                           tcp_dst=80, **tcp)),
         (hv2, "hv2", dict(in_port=patch2, eth_src=INET_MAC, eth_dst=GW_MAC, ipv4_src=INET_IP,
