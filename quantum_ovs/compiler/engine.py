@@ -11,8 +11,12 @@ expected text and the tests check that the engine marks dirty only what
 the table declares.  A new kind of owner is a new row, a compute method,
 and the ``_set_*`` code that marks it dirty: routers are one
 (``_set_router``; a router is compiled only while a port bound here is on
-one of its networks, ``net_local``); floating IPs and gateways (issue 14)
-come the same way, from ``Router.gateway`` / ``Router.floating_ips``.
+one of its networks, ``net_local``, or this host is one of its gateway
+hosts); external connectivity (issue 14) is three more: "gateway" and
+"floating-ip" from ``Router.gateway`` / ``Router.floating_ips`` (a
+router change marks only what changed: one floating IP's change
+recomputes that floating IP's flows alone) and "external" per external
+network (the neighbours the agent resolved, ``Chassis.neighbours``).
 
 An owner is a tuple ``(kind, *key)``.  A change marks the owners that
 depend on it dirty; ``_flush`` recomputes exactly those (first removing
@@ -49,6 +53,7 @@ from quantum_ovs.model import (
     Chassis,
     Delta,
     HostView,
+    Neighbour,
     Network,
     Port,
     RemoteHost,
@@ -204,7 +209,6 @@ class Engine:
         return len(self.desired)
 
     def chassis(self) -> Chassis:
-        from quantum_ovs.model import Neighbour
         return Chassis(
             vif_ofports=tuple(sorted(self.vif_ofports.items())),
             tunnel_ofports=tuple(sorted(self.tunnel_ofports.items())),

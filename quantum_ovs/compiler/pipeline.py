@@ -5,7 +5,12 @@ Tables (a packet only ever moves forward)::
    0 CLASSIFY       in_port (+ tunnel_id | vlan_vid) -> reg6 network, reg5
                     source ofport, reg4 flags; VLAN popped.  Local VIFs go to
                     PORT_SECURITY, tunnels and physical patch ports skip to
-                    CT_LOOKUP (they were checked by the sending host).
+                    CT_LOOKUP (they were checked by the sending host); the
+                    per-remote BFD tunnel ports (Chassis.gateway_ofports)
+                    are classified like the flow-based one; an external
+                    network's uplink goes to EXT_ADMIT, and on a gateway
+                    host tunnel_id = a router's redirect key is that
+                    router's SNAT traffic (reg2/reg3, REDIRECT) -> EXT_ADMIT.
   10 PORT_SECURITY  egress anti-spoofing per local port: source MAC, IPv4 /
                     IPv6 source, ARP sender, ND target, DHCP from 0.0.0.0;
                     rogue DHCP servers and router advertisements dropped;

@@ -13,11 +13,15 @@ import random
 from quantum_ovs.model import (
     Chassis,
     FixedIP,
+    FloatingIP,
     HostView,
+    Neighbour,
     Network,
     Port,
+    PortForwarding,
     RemoteHost,
     Router,
+    RouterGateway,
     RouterInterface,
     Rule,
     Segment,
@@ -253,12 +257,6 @@ def add_external(view: HostView, fips: int | None = None, forwardings: bool = Tr
     with ``forwardings``, a floating IP with a TCP port forwarding to the
     first such port on the first router.  Gateway hosts get BFD tunnel
     ports 20, 21, ... in the chassis."""
-    from quantum_ovs.model import (
-        FloatingIP,
-        Neighbour,
-        PortForwarding,
-        RouterGateway,
-    )
     ext = Network(EXT_NET, Segment("flat", "physnet1"))
     sub = Subnet(EXT_SUBNET, EXT_NET, "172.24.0.0/16", 4, EXT_GATEWAY_IP, enable_dhcp=False)
     routers = list(view.routers)
