@@ -215,8 +215,8 @@ class Engine:
             physnet_ofports=tuple(sorted(self.physnet_ofports.items())),
             gateway_ofports=tuple(sorted(self.gateway_ofports.items())),
             gateways_down=tuple(sorted(self.gateways_down)),
-            neighbours=tuple(sorted(Neighbour(n, ip, mac) for n, s in self.neighbours.items()
-                                    for ip, mac in s)),
+            neighbours=tuple(Neighbour(n, ip, mac) for n in sorted(self.neighbours)
+                             for ip, mac in sorted(self.neighbours[n])),
         )
 
     def view(self) -> HostView:
@@ -439,16 +439,16 @@ class Engine:
         self.subnets[s.id] = s
         self.net_subnets[s.network_id].add(s.id)
         self._dirty.add((NETWORK, s.network_id))
-        self._mark_external(s.network_id, False)
+        self._mark_external(s.network_id)
         if old is not None:
-            self._mark_external(old.network_id, False)
+            self._mark_external(old.network_id)
 
     def _remove_subnet(self, sid: str) -> None:
         old = self.subnets.pop(sid, None)
         if old is not None:
             self.net_subnets[old.network_id].discard(sid)
             self._dirty.add((NETWORK, old.network_id))
-            self._mark_external(old.network_id, False)
+            self._mark_external(old.network_id)
 
     def _flood_sig(self, p: Port):
         if p.host == self.host:
@@ -1034,7 +1034,18 @@ class Engine:
                                a[SNAT_ZONE_PREFIX + r.id])
         link = net_rules.uplink(net, self.tunnel_ofports, self.physnet_ofports)
         cidr = str(ipaddress.ip_network(sub.cidr, strict=False))
-        ext = gw_rules.ExtNet(self.local_id(net.id), cidr, sub.gateway_ip, link is not None)
+        cidr6 = gateway6 = None
+        gw6 = gw_rules.gateway_v6(gw)
+        if gw6 is not None:
+            a6 = ipaddress.IPv6Address(gw6)
+            for sid in sorted(self.net_subnets.get(net.id, ())):
+                s = self.subnets[sid]
+                if s.ip_version == 6 and a6 in ipaddress.ip_network(s.cidr, strict=False):
+                    cidr6 = str(ipaddress.ip_network(s.cidr, strict=False))
+                    gateway6 = s.gateway_ip
+                    break
+        ext = gw_rules.ExtNet(self.local_id(net.id), cidr, sub.gateway_ip, link is not None,
+                              cidr6, gateway6)
         return zones, ext
 
     def _compute_gateway(self, owner) -> list[Flow]:
@@ -1083,8 +1094,10 @@ class Engine:
             return []
         link = net_rules.uplink(net, self.tunnel_ofports, self.physnet_ofports)
         send = net_rules.remote_actions(net, link, None) if link and link[0] != "tunnel" else ()
+        gateways6 = {self.subnets[s].gateway_ip for s in self.net_subnets.get(nid, ())
+                     if self.subnets[s].ip_version == 6 and self.subnets[s].gateway_ip}
         return gw_rules.external_flows(nid, self.local_id(nid), self.neighbours.get(nid, ()),
-                                       send)
+                                       send, frozenset(gateways6))
 
     # Instance methods (OwnerKind.instances): every owner of a kind, for load().
     def _static_owners(self):
@@ -1218,9 +1231,10 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               "ARP, un-SNAT, DNAT, SNAT, hairpin"),
     OwnerKind(EXTERNAL, cookies.KIND_EXTERNAL, ("network_id",), Engine._compute_external,
               Engine._external_owners,
-              (ROUTERS, NETWORKS, UPLINK_OFPORTS, GATEWAY_OFPORTS, NEIGHBOURS, ALLOCATIONS),
-              "an external network: the resolved neighbours' L3_RESOLVE / L2 entries and "
-              "the metered punt of an unresolved next hop"),
+              (ROUTERS, NETWORKS, SUBNETS, UPLINK_OFPORTS, GATEWAY_OFPORTS, NEIGHBOURS,
+               ALLOCATIONS),
+              "an external network: the resolved neighbours' L3_RESOLVE / L2 entries (IPv6: "
+              "also its subnets' gateways) and the metered punt of an unresolved next hop"),
 )
 
 

@@ -26,8 +26,11 @@ Tables (a packet only ever moves forward)::
                     (ct nat, the router's SNAT zone) -> EXT_DNAT.  SNAT
                     traffic redirected from another host (reg4 REDIRECT,
                     classified by tunnel_id = the router's redirect key):
-                    reg0 = next hop, un-DNAT (DNAT zone) -> L3_SNAT.  The
-                    rest -> CT_LOOKUP (switched as today).
+                    reg0 = next hop, un-DNAT (DNAT zone) -> L3_SNAT.  IPv6
+                    (routed, not translated; gateway hosts): NS for the
+                    gateway address answered by the active one, IPv6 to
+                    the gateway MAC -> EXT_CT.  The rest -> CT_LOOKUP
+                    (switched as today).
   24 EXT_DNAT       per router (reg2): a floating IP -> its fixed IP, a
                     port forwarding (FIP, proto, port) -> internal
                     IP:port: ct(commit, nat(dst)) in the DNAT zone -> EXT_CT.
@@ -244,11 +247,13 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             EXT_ADMIT, "ext_admit",
-            _fs(REG_NET, REG_FLAGS, REG_ROUTER, "eth_type", "arp_op", "arp_tpa", "ipv4_dst"),
+            _fs(REG_NET, REG_FLAGS, REG_ROUTER, "eth_type", "eth_dst", "arp_op", "arp_tpa",
+                "ipv4_dst", "ipv6_dst", "ip_proto", "icmpv6_type", "ipv6_nd_target"),
             _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
-                REG_ROUTER, REG_ZONE, REG_NEXTHOP),
+                REG_ROUTER, REG_ZONE, REG_NEXTHOP, "ipv6_src", "ipv6_dst", "icmpv6_type",
+                "ipv6_nd_sll", "nd_reserved", "nd_options_type"),
             frozenset({SetField, Move, Output, Ct, GotoTable}),
-            _fs(EXT_DNAT, L3_SNAT, CT_LOOKUP),
+            _fs(EXT_DNAT, EXT_CT, L3_SNAT, CT_LOOKUP),
             "an external network's inbound: ARP for FIP / gateway, un-SNAT, redirected SNAT",
         ),
         TableSpec(

@@ -33,10 +33,12 @@ from quantum_ovs.model import (
     FloatingIP,
     HostView,
     Neighbour,
+    FixedIP,
     Network,
     PortForwarding,
     RemoteHost,
     RouterGateway,
+    RouterInterface,
     Rule,
     SecurityGroup,
     Segment,
@@ -57,6 +59,13 @@ FIP_A = "172.24.4.50"
 FIP_C = "172.24.4.52"
 FIP_PF = "172.24.4.60"
 REDIRECT_KEY = 7777
+# IPv6: routed, not translated, through the active gateway host
+EXT6_CIDR = "2001:db8:24::/64"
+INET6 = "2001:db8:24::100"
+GW6 = "2001:db8:24::10"
+INT6_CIDR = "fd00:0:0:1::/64"
+RIF6 = "fd00:0:0:1::1"
+B6 = "fd00:0:0:1::b"
 
 SERVER_PY = r"""
 import socket, sys
@@ -124,8 +133,10 @@ class Rig:
 def _group():
     g = "sg-open"
     return SecurityGroup(g, (Rule("eg", g, "egress", "IPv4"),
+                             Rule("eg6", g, "egress", "IPv6"),
                              Rule("in-tcp", g, "ingress", "IPv4", 6),
-                             Rule("in-icmp", g, "ingress", "IPv4", 1)), frozenset())
+                             Rule("in-icmp", g, "ingress", "IPv4", 1),
+                             Rule("in-icmp6", g, "ingress", "IPv6", 58)), frozenset())
 
 
 def _views(ports, ofports, tunnel_ips, gateways=("hv2",)):
@@ -135,14 +146,21 @@ def _views(ports, ofports, tunnel_ips, gateways=("hv2",)):
     the instances are on hv1."""
     net0 = make_network(0, "vxlan", 1)
     ext = Network(EXT, Segment("flat", "physnet1"))
-    subs = (make_subnet(0), Subnet("ext-sub", EXT, EXT_CIDR, 4, "172.24.4.1", enable_dhcp=False))
+    subs = (make_subnet(0), Subnet("ext-sub", EXT, EXT_CIDR, 4, "172.24.4.1", enable_dhcp=False),
+            Subnet("ext-sub6", EXT, EXT6_CIDR, 6, "2001:db8:24::1", enable_dhcp=False),
+            Subnet("sub6-0", "net-0", INT6_CIDR, 6, RIF6, enable_dhcp=False))
     a, b, c = ports
-    gw = RouterGateway(EXT, "gw-port", GW_MAC, (GW_IP,), True, tuple(gateways), REDIRECT_KEY)
+    gw = RouterGateway(EXT, "gw-port", GW_MAC, (GW_IP, GW6), True, tuple(gateways),
+                       REDIRECT_KEY)
     fips = (FloatingIP("fip-a", FIP_A, EXT, a.id, None, a.mac_address),
             FloatingIP("fip-c", FIP_C, EXT, c.id, None, c.mac_address),
             FloatingIP("fip-pf", FIP_PF, EXT, None, None, GW_MAC,
                        (PortForwarding("pf-1", "tcp", b.id, b.ips[0], 2222, 2222, 22, 22),)))
-    router = dataclasses.replace(make_router("router-1", (0,)), gateway=gw, floating_ips=fips)
+    router = make_router("router-1", (0,))
+    rif6 = RouterInterface(router.interfaces[0].port_id, "net-0", "sub6-0", RIF6, 64,
+                           router.interfaces[0].mac_address)
+    router = dataclasses.replace(router, interfaces=router.interfaces + (rif6,), gateway=gw,
+                                 floating_ips=fips)
     group = _group()
     views = {}
     for host in tunnel_ips:
@@ -153,6 +171,7 @@ def _views(ports, ofports, tunnel_ips, gateways=("hv2",)):
             nbrs.append(Neighbour(EXT, GW_IP, GW_MAC))  # the active gateway answers ARP
         else:
             nbrs.append(Neighbour(EXT, FIP_A, a.mac_address))
+            nbrs.append(Neighbour(EXT, INET6, INET_MAC))
         views[host] = HostView(
             host=host, tunnel_ip=tunnel_ips[host], networks=(net0, ext), subnets=subs,
             ports=tuple(ports), security_groups=(group,),
@@ -180,8 +199,13 @@ def _build(n_hosts, gateways, subnet):
         netns_exec(inet, "ip", "link", "set", dev, "address", INET_MAC)
         netns_exec(inet, "ip", "addr", "add", f"{INET_IP}/24", "dev", dev)
         netns_exec(inet, "ethtool", "-K", dev, "tx", "off", check=False)
+        netns_exec(inet, "ip", "-6", "addr", "add", f"{INET6}/64", "dev", dev, "nodad")
+        # the upstream router's route to the tenant prefix (IPv6 is routed)
+        netns_exec(inet, "ip", "-6", "route", "add", INT6_CIDR, "via", GW6)
         tunnel_ips = {h.name: h.tunnel_ip for h in cluster.hosts}
         ports = [make_port(0, i, "hv1", ("sg-open",)) for i in range(3)]
+        ports[1] = dataclasses.replace(ports[1], fixed_ips=ports[1].fixed_ips + (
+            FixedIP("sub6-0", B6),))
         ofports = {}
         for h in cluster.hosts:
             ovs = h.ovs
@@ -221,6 +245,9 @@ def _build(n_hosts, gateways, subnet):
             i.exec("ip", "route", "add", "default", "via", "10.0.0.1")
             inst[name] = i
             ofports["hv1"]["vifs"][p.id] = hv1.ovs.ofport(i.port)
+        b6 = inst["b"]
+        b6.exec("ip", "-6", "addr", "add", f"{B6}/64", "dev", b6.dev, "nodad")
+        b6.exec("ip", "-6", "route", "add", "default", "via", RIF6)
         views = _views(ports, ofports, tunnel_ips, gateways)
         engines = {}
         for name, v in views.items():
@@ -423,3 +450,20 @@ def test_tracer_follows_nat_as_ofproto_trace_does(rig):
     assert (got[2]["ipv4_src"], got[2]["ipv4_dst"]) == (FIP_A, c.ip)
     assert got[4]["ipv4_src"] == GW_IP
     assert (got[5]["ipv4_dst"], got[5]["tcp_dst"]) == (b.ip, "22")
+
+
+def ping6(ns, ip) -> bool:
+    r = subprocess.run(["ip", "netns", "exec", ns, "ping", "-6", "-n", "-c", "1", "-W", "2", ip],
+                       capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def test_ipv6_is_routed_without_nat_through_the_gateway_host(rig):
+    """b's IPv6 address reaches the internet and is reached from it, as it
+    is (no NAT), through hv2; the gateway's IPv6 address answers pings."""
+    b = rig.inst["b"]
+    assert eventually(lambda: ping6(b.ns, INET6), 15)
+    assert eventually(lambda: ping6(rig.inet, B6), 10)
+    assert ping6(rig.inet, GW6)
+    ct = rig.hosts["hv2"].ovs.appctl("dpctl/dump-conntrack")
+    assert f"src={B6}" in ct or f"dst={B6}" in ct  # routed on the gateway host, untranslated

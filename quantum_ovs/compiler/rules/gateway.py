@@ -3,8 +3,15 @@ IPs, port forwardings, the external network's neighbours.
 
 The gateway port is one more router interface, on an external network
 (flat or VLAN, reached through the physical bridge of ``bridge_mappings``).
-IPv4 only is translated; IPv6 on the external network is not compiled
-yet (no routes out of the gateway for IPv6: such packets are dropped).
+IPv4 only is translated.  IPv6 is routed as it is (as Neutron does), and
+only through the active gateway host, both ways: the gateway's MAC must
+be seen in one place on the external network, and the upstream router
+routes the tenant prefixes to the gateway's IPv6 address.  Out: the
+route (reg0 = 0 direct, 1 via the external subnet's gateway) commits the
+ACL entry and L3_SNAT redirects like SNAT traffic; in: neighbour
+solicitations for the gateway's address (and its link-local one)
+answered by the active gateway host, IPv6 to the gateway MAC through the
+ACL zone (EXT_CT) and routed.
 
 Zones (per router; numbers from the pool of network local ids): the ACL
 zone Zr (reg3, where the security groups of routed traffic are tracked),
@@ -94,13 +101,25 @@ from quantum_ovs.compiler.flow import (
     Nat,
     SetField,
 )
-from quantum_ovs.compiler.rules.common import F_ARP, F_IP, addr_field, mk, reg
+from quantum_ovs.compiler.rules.common import (
+    F_ARP,
+    F_IP,
+    F_IPV6,
+    addr_field,
+    link_local,
+    mk,
+    reg,
+)
 from quantum_ovs.compiler.rules.port import arp_reply
 from quantum_ovs.compiler.rules.router import (
     _OUT_IN_PORT,
     _SWAP_IP4,
+    _SWAP_IP6,
     F_ARP_REQ,
     F_ICMP4,
+    F_ICMP6,
+    F_NS,
+    na_reply,
     route_priority,
 )
 from quantum_ovs.model import FloatingIP, RouterGateway
@@ -112,6 +131,7 @@ PRIO_FIP_SNAT = 200
 PRIO_REDIRECTED = 110
 PRIO_SNAT = 100
 PRIO_ADMIT = 100
+PRIO_ADMIT_V6 = 90
 PRIO_REDIRECT_CONNECTED = 200
 PRIO_REDIRECT_DEFAULT = 190
 PRIO_HAIRPIN = 110
@@ -141,6 +161,12 @@ class ExtNet:
     cidr: str  # the IPv4 subnet of the gateway address
     gateway_ip: str | None  # the subnet's gateway (the default route's next hop)
     uplink: bool  # this host reaches the network (its physnet is mapped)
+    cidr6: str | None = None  # the IPv6 subnet of the gateway's IPv6 address
+    gateway_ip6: str | None = None  # that subnet's gateway
+
+
+def gateway_v6(gw: RouterGateway) -> str | None:
+    return next((a for a in gw.ip_addresses if ":" in a), None)
 
 
 def _ip(addr: str) -> int:
@@ -189,6 +215,24 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
     add(P.L3_ROUTE, PRIO_GW_ECHO, mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_gw),
         (_SWAP_IP4, SetField("ipv4_src", gw_ip), SetField("icmpv4_type", 0),
          _OUT_IN_PORT))
+    gw6 = gateway_v6(gw)
+    v6 = gw6 is not None and ext.cidr6 is not None
+    if v6:
+        # IPv6: routed, not translated, centralized on the active gateway
+        # host (the gateway MAC answers from one place on the external
+        # network): reg0 = 0 direct, 1 via the subnet's gateway
+        _, net6 = addr_field("ipv4_dst", "ipv6_dst", ext.cidr6)
+        plen6 = int(ext.cidr6.rsplit("/", 1)[1])
+        to_snat = (commit_acl, GotoTable(P.L3_SNAT))
+        add(P.L3_ROUTE, route_priority(plen6, True), mk(rid, F_IPV6, net6),
+            leave + (SetField(P.REG_NEXTHOP, 0),) + to_snat)
+        if ext.gateway_ip6:
+            add(P.L3_ROUTE, PRIO_DEFAULT_ROUTE, mk(rid, F_IPV6),
+                leave + (SetField(P.REG_NEXTHOP, 1),) + to_snat)
+        add(P.L3_ROUTE, PRIO_GW_ECHO, mk(rid, F_IPV6, F_ICMP6, Field("icmpv6_type", 128),
+                                         Field("ipv6_dst", gw6)),
+            (_SWAP_IP6, SetField("ipv6_src", gw6), SetField("icmpv6_type", 129),
+             _OUT_IN_PORT))
     # SNAT
     gateway_here = role in ("active", "standby") and ext.uplink
     if gw.enable_snat:
@@ -200,11 +244,33 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
         redirect = (SetField("tunnel_id", gw.redirect_key), Bundle(tuple(redirect_members)))
     if role == "active" and ext.uplink:
         add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IP), snat)
+        if v6:
+            add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IPV6), (GotoTable(P.L3_RESOLVE),))
     else:
         add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IP), redirect)  # () = drop: no gateway
+        if v6:
+            add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IPV6), redirect)
     if not gateway_here:
         return out
     add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IP, F_REDIRECT), snat)
+    if v6:
+        add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IPV6, F_REDIRECT),
+            (GotoTable(P.L3_RESOLVE),))
+        if gw.redirect_key:
+            add(P.EXT_ADMIT, PRIO_REDIRECT_CONNECTED, mk(F_REDIRECT, rid, F_IPV6, net6),
+                (SetField(P.REG_NEXTHOP, 0), GotoTable(P.L3_SNAT)))
+            if ext.gateway_ip6:
+                add(P.EXT_ADMIT, PRIO_REDIRECT_DEFAULT, mk(F_REDIRECT, rid, F_IPV6),
+                    (SetField(P.REG_NEXTHOP, 1), GotoTable(P.L3_SNAT)))
+        # in: to the gateway MAC from the outside -> the ACL zone -> routed
+        add(P.EXT_ADMIT, PRIO_ADMIT_V6, mk(rext, F_IPV6, Field("eth_dst", gw.mac_address)),
+            (_TURN_ETH, SetField("eth_src", gw.mac_address), SetField(P.REG_ROUTER, zones.acl),
+             SetField(P.REG_ZONE, zones.acl), GotoTable(P.EXT_CT)))
+        if role == "active":
+            for target in (gw6, link_local(gw.mac_address)):
+                add(P.EXT_ADMIT, PRIO_ADMIT,
+                    mk(rext, F_IPV6, F_ICMP6, F_NS, Field("ipv6_nd_target", target)),
+                    na_reply(gw.mac_address, target))
     if gw.redirect_key:
         enter = (SetField(P.REG_NET, ext.local_id), SetField(P.REG_ROUTER, zones.acl),
                  SetField(P.REG_ZONE, zones.acl),
@@ -293,19 +359,29 @@ def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
     return out
 
 
-def external_flows(network_id: str, local_id: int, neighbours, send: tuple) -> list[Flow]:
-    """``neighbours``: (IPv4 address, MAC) the agent resolved on the
-    network; ``send``: the actions that put a packet on its uplink."""
+def external_flows(network_id: str, local_id: int, neighbours, send: tuple,
+                   gateways6=()) -> list[Flow]:
+    """``neighbours``: (IP address, MAC) the agent resolved on the
+    network; ``send``: the actions that put a packet on its uplink;
+    ``gateways6``: the gateway addresses of its IPv6 subnets (the next hop
+    of IPv6 packets with reg0 = 1)."""
     cookie = cookies.cookie_for(cookies.KIND_EXTERNAL, network_id)
     rext = reg(P.REG_NET, local_id)
-    out = [Flow(P.L3_RESOLVE, PRIO_PUNT, mk(rext, F_IP),
-                (Meter(P.EXT_PUNT_METER_BASE + local_id), Controller()), cookie)]
+    punt = (Meter(P.EXT_PUNT_METER_BASE + local_id), Controller())
+    out = [Flow(P.L3_RESOLVE, PRIO_PUNT, mk(rext, eth), punt, cookie) for eth in (F_IP, F_IPV6)]
     macs = set()
+    direct, via = reg(P.REG_NEXTHOP, 0), reg(P.REG_NEXTHOP, 1)
     for ip, mac in sorted(neighbours):
+        acts = (SetField("eth_dst", mac), GotoTable(P.L2_LOOKUP))
         if ":" in ip:
-            continue
-        out.append(Flow(P.L3_RESOLVE, PRIO_NEIGHBOUR, mk(rext, F_IP, reg(P.REG_NEXTHOP, _ip(ip))),
-                        (SetField("eth_dst", mac), GotoTable(P.L2_LOOKUP)), cookie))
+            out.append(Flow(P.L3_RESOLVE, PRIO_NEIGHBOUR,
+                            mk(rext, F_IPV6, direct, Field("ipv6_dst", ip)), acts, cookie))
+            if ip in gateways6:
+                out.append(Flow(P.L3_RESOLVE, PRIO_NEIGHBOUR, mk(rext, F_IPV6, via), acts,
+                                cookie))
+        else:
+            out.append(Flow(P.L3_RESOLVE, PRIO_NEIGHBOUR,
+                            mk(rext, F_IP, reg(P.REG_NEXTHOP, _ip(ip))), acts, cookie))
         macs.add(mac)
     if send:
         for mac in sorted(macs):

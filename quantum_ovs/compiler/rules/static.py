@@ -68,6 +68,7 @@ def static_flows() -> list[Flow]:
     out.append(_f(P.EXT_DNAT, 0, mk(), [GotoTable(P.EXT_CT)]))
     acl_zone = Ct(zone_src=P.REG_ZONE, table=P.L3_ROUTE)
     out.append(_f(P.EXT_CT, 100, mk(F_IP), [acl_zone]))
+    out.append(_f(P.EXT_CT, 100, mk(F_IPV6), [acl_zone]))
     # INGRESS_CT: IP left untracked by a commit is looked up again.
     again = Ct(zone_src=P.REG_ZONE, table=P.INGRESS_ACL)
     out.append(_f(P.INGRESS_CT, 100, mk(F_IP, Field("ct_state", 0, CT_TRK)), [again]))

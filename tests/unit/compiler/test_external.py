@@ -14,6 +14,8 @@ from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.engine import Engine, compile_flows
 from quantum_ovs.compiler.flow import (
+    CT_EST,
+    CT_TRK,
     Bundle,
     Ct,
     Field,
@@ -331,3 +333,49 @@ def test_every_external_flow_obeys_the_contract():
             P.validate(f)
         assert any(cookies.kind_of(f.cookie) == cookies.KIND_FLOATING_IP for f in flows)
     assert Field  # the vocabulary is importable as used above
+
+
+def _v6(view, hosts):
+    """router-1's gateway gets an IPv6 address on an IPv6 external subnet;
+    net-0 an IPv6 subnet with the router on it."""
+    from quantum_ovs.model import RouterInterface, Subnet
+    r = view.routers[0]
+    gw = dataclasses.replace(r.gateway, ip_addresses=r.gateway.ip_addresses + ("2001:db8:e::10",))
+    rif6 = RouterInterface(r.interfaces[0].port_id, "net-0", "sub6-0", "fd00::1", 64,
+                           r.interfaces[0].mac_address)
+    r = dataclasses.replace(r, gateway=gw, interfaces=r.interfaces + (rif6,))
+    subs = (Subnet("ext-sub6", EXT_NET, "2001:db8:e::/64", 6, "2001:db8:e::1", enable_dhcp=False),
+            Subnet("sub6-0", "net-0", "fd00::/64", 6, "fd00::1", enable_dhcp=False))
+    ch = dataclasses.replace(view.chassis, neighbours=view.chassis.neighbours + (
+        Neighbour(EXT_NET, "2001:db8:e::1", "52:54:00:00:00:06"),))
+    from quantum_ovs.model import FixedIP
+    ports = tuple(dataclasses.replace(p, fixed_ips=p.fixed_ips + (FixedIP("sub6-0", "fd00::7"),))
+                  if p.id == "port-0-0" else p for p in view.ports)
+    return view.replace(routers=(r,), subnets=view.subnets + subs, chassis=ch, ports=ports)
+
+
+def test_ipv6_is_routed_untranslated_through_the_active_gateway_host():
+    v6pkt = {"vlan_vid": 0, "eth_type": 0x86DD, "ip_proto": 17, "ipv6_src": "fd00::7",
+             "ipv6_dst": "2001:db8:99::1", "udp_src": 5000, "udp_dst": 53,
+             "eth_dst": router_mac(0)}
+    compute = _engine(_v6(_view(fips=0, forwardings=False, open_tcp=False), ("gw-1", "gw-2")))
+    port = compute.ports["port-0-0"]
+    vif = dict(compute.chassis().vif_ofports)[port.id]
+    out = Tracer(compute.flows()).run({"in_port": vif, "eth_src": port.mac_address, **v6pkt},
+                                      ct_state=CT_EST | CT_TRK)
+    assert [o.port for o in out.outputs] == [20]  # redirected to gw-1, untranslated
+    assert out.outputs[0].get("ipv6_src") == "fd00::7"
+    active = _engine(_v6(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False), ()))
+    gw = active.routers["router-1"].gateway
+    out = Tracer(active.flows()).run({"in_port": 21, "tunnel_id": gw.redirect_key,
+                                      "eth_src": gw.mac_address, **v6pkt})
+    (d,) = out.outputs
+    assert (d.port, d.get("eth_dst"), d.get("ipv6_src")) == (PATCH_OFPORT, "52:54:00:00:00:06",
+                                                             "fd00::7")
+    ns = Tracer(active.flows()).run({
+        "in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC, "eth_dst": "33:33:ff:00:00:10",
+        "eth_type": 0x86DD, "ip_proto": 58, "icmpv6_type": 135, "ipv6_src": "2001:db8:e::1",
+        "ipv6_dst": "ff02::1:ff00:10", "ipv6_nd_target": "2001:db8:e::10",
+        "ipv6_nd_sll": INET_MAC})
+    assert ns.ports == [PATCH_OFPORT] and ns.outputs[0].get("icmpv6_type") == 136
+    assert active.flows() == _full(active)
