@@ -379,3 +379,39 @@ def test_ipv6_is_routed_untranslated_through_the_active_gateway_host():
         "ipv6_nd_sll": INET_MAC})
     assert ns.ports == [PATCH_OFPORT] and ns.outputs[0].get("icmpv6_type") == 136
     assert active.flows() == _full(active)
+
+
+def test_a_port_forwarding_range_maps_port_to_port():
+    from quantum_ovs.model import PortForwarding
+    e = _engine(_view(hosts=(HOST, "gw-2")))
+    r = e.routers["router-1"]
+    fip = next(f for f in r.floating_ips if f.port_forwardings)
+    target = e.ports["port-0-1"]
+    pf = PortForwarding("pf-range", "udp", target.id, target.ips[0], 5000, 5002, 6000, 6002)
+    new = dataclasses.replace(fip, port_forwardings=(pf,))
+    e.stats.reset()
+    change(e, routers=(dataclasses.replace(r, floating_ips=tuple(
+        new if f.id == fip.id else f for f in r.floating_ips)),))
+    assert _kinds(e) == {"floating-ip"}
+    t = Tracer(e.flows())
+    for ext_port in (5000, 5001, 5002):
+        out = t.run({"in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+                     "eth_dst": fip.mac_address, "eth_type": 0x0800, "ip_proto": 17,
+                     "ipv4_src": INTERNET, "ipv4_dst": fip.floating_ip_address,
+                     "udp_src": 40000, "udp_dst": ext_port})
+        assert out.nats[-1][1]["udp_dst"] == (ext_port, ext_port + 1000)
+        assert out.nats[-1][1]["ipv4_dst"][1] == target.ips[0]
+    assert e.flows() == _full(e)
+
+
+def test_a_floating_ip_follows_its_port_to_this_host():
+    e = _engine(_view())
+    fip = _fip(e, "port-0-0")
+    away = dataclasses.replace(e.ports["port-0-0"], host="host-r0")
+    change(e, ports=(away,))
+    assert not e.desired.owner_flows(("floating-ip", fip.id))
+    e.stats.reset()
+    change(e, ports=(dataclasses.replace(away, host=HOST),))
+    assert len(e.desired.owner_flows(("floating-ip", fip.id))) == 6
+    assert "router" not in _kinds(e) and "gateway" not in _kinds(e)
+    assert e.flows() == _full(e)
