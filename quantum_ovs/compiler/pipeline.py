@@ -1,6 +1,8 @@
 """The br-int pipeline, declared as data, and the contract every flow obeys.
 
-Tables (a packet only ever moves forward)::
+Tables (a packet only ever moves forward; the one way back is a conntrack
+recirculation, a new pass: the hairpin of a floating IP served here,
+L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
 
    0 CLASSIFY       in_port (+ tunnel_id | vlan_vid) -> reg6 network, reg5
                     source ofport, reg4 flags; VLAN popped.  Local VIFs go to
