@@ -98,6 +98,7 @@ Registers::
 
   reg0  IPv4 next hop on an external network (L3_ROUTE / EXT_ADMIT,
         read by L3_RESOLVE; in the packet-in of a resolve punt)
+  reg1  always 0 (no flow may set it): copied into in_port by the hairpin
   reg2  router (its zone number), set by L3_ADMIT, read by L3_ROUTE
   reg3  conntrack zone of the packet (set in CT_LOOKUP, read by every
         ct(); routing changes reg6 but never the zone)
@@ -170,6 +171,7 @@ INGRESS_ACL = 60
 OUTPUT = 70
 
 REG_NEXTHOP = "reg0"
+REG_ZERO = "reg1"  # never set: a zero to copy (in_port = 0 for the hairpin)
 REG_ROUTER = "reg2"
 REG_ZONE = "reg3"
 REG_FLAGS = "reg4"
@@ -321,10 +323,10 @@ TABLES: dict[int, TableSpec] = {
         TableSpec(
             L3_RESOLVE, "l3_resolve",
             _fs(REG_NET, REG_NEXTHOP, "eth_type", "ipv4_dst", "ipv6_dst"),
-            _fs("eth_dst", REG_ROUTER, REG_ZONE),
+            _fs("eth_dst", REG_ROUTER, REG_ZONE, "in_port"),
             # Ct: a floating IP served here (hairpin) recirculates into
             # EXT_DNAT after un-SNAT; Meter + Controller: resolve punt
-            frozenset({SetField, GotoTable, Ct, Meter, Controller}),
+            frozenset({SetField, Move, GotoTable, Ct, Meter, Controller}),
             _fs(L2_LOOKUP, EXT_DNAT),
             "the destination's MAC on the egress network",
         ),
@@ -524,6 +526,8 @@ def _check_actions(flow: Flow, spec: TableSpec, actions) -> bool:
             if a.nat is not None:
                 _check_nat(flow, a)
         elif cls is Move:
+            if a.dst == REG_ZERO:
+                raise PipelineError(f"{REG_ZERO} stays zero: {flow}")
             if a.dst not in spec.sets:
                 raise PipelineError(f"table {spec.name} may not move into {a.dst}: {flow}")
         elif cls is Output:

@@ -467,3 +467,15 @@ def test_ipv6_is_routed_without_nat_through_the_gateway_host(rig):
     assert ping6(rig.inet, GW6)
     ct = rig.hosts["hv2"].ovs.appctl("dpctl/dump-conntrack")
     assert f"src={B6}" in ct or f"dst={B6}" in ct  # routed on the gateway host, untranslated
+
+
+
+def test_hairpin_to_its_own_floating_ip(rig):
+    """a -> a's own floating IP: out and back in on hv1, the translated
+    packet leaving by the port it came in on."""
+    lst = Listener(rig.inst["a"].ns, 8090)
+    try:
+        assert eventually(lambda: connect(rig.inst["a"].ns, FIP_A, 8090) == f"from:{FIP_A}", 10)
+        assert ping(rig.inst["a"].ns, FIP_A)
+    finally:
+        lst.stop()

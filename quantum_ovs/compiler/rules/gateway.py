@@ -304,9 +304,17 @@ def _admit(zones: Zones, mac: str) -> tuple:
             SetField(P.REG_ZONE, zones.acl), Ct(zone=zones.snat, nat=_UNNAT, table=P.EXT_DNAT))
 
 
+# in_port = 0 (copied from reg1, which no flow sets: a set-field of 0
+# is refused, a port number 0 being invalid in OpenFlow 1.3)
+_CLEAR_IN_PORT = Move(P.REG_ZERO, "in_port", 32)
+
+
 def _hairpin(zones: Zones) -> tuple:
+    """Back in as if from the outside.  in_port = 0: a VM to its own
+    floating IP is delivered out of the port it came in on, which the
+    switch allows only to a packet whose in_port is another."""
     return (SetField(P.REG_ROUTER, zones.acl), SetField(P.REG_ZONE, zones.acl),
-            Ct(zone=zones.snat, nat=_UNNAT, table=P.EXT_DNAT))
+            _CLEAR_IN_PORT, Ct(zone=zones.snat, nat=_UNNAT, table=P.EXT_DNAT))
 
 
 def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
