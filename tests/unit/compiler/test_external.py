@@ -415,3 +415,25 @@ def test_a_floating_ip_follows_its_port_to_this_host():
     assert len(e.desired.owner_flows(("floating-ip", fip.id))) == 6
     assert "router" not in _kinds(e) and "gateway" not in _kinds(e)
     assert e.flows() == _full(e)
+
+
+def test_a_vm_reaches_its_own_floating_ip():
+    e = _engine(_view())
+    a = e.ports["port-0-0"]
+    fa = _fip(e, a.id)
+    vif = dict(e.chassis().vif_ofports)[a.id]
+    out = Tracer(e.flows()).run({
+        "in_port": vif, "vlan_vid": 0, "eth_src": a.mac_address, "eth_dst": router_mac(0),
+        "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": a.ips[0],
+        "ipv4_dst": fa.floating_ip_address, "tcp_src": 40000, "tcp_dst": 80})
+    (d,) = out.outputs  # back out of the port it came in on
+    assert d.port == vif
+    assert (d.get("ipv4_src"), d.get("ipv4_dst")) == (fa.floating_ip_address, a.ips[0])
+
+
+def test_nothing_may_set_the_zero_register():
+    from quantum_ovs.compiler.flow import Move
+    bad = Flow(P.L3_ROUTE, 100, Match(eth_type=0x0800), (Move("reg6", P.REG_ZERO, 16),),
+               cookies.cookie_for(cookies.KIND_ROUTER, "r"))
+    with pytest.raises(P.PipelineError):
+        P.validate(bad)
