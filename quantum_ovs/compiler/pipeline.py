@@ -97,7 +97,8 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
 Registers::
 
   reg0  IPv4 next hop on an external network (L3_ROUTE / EXT_ADMIT,
-        read by L3_RESOLVE; in the packet-in of a resolve punt)
+        read by L3_RESOLVE; in the packet-in of a resolve punt); for
+        IPv6 0 = ipv6_dst itself, 1 = the external subnet's gateway
   reg1  always 0 (no flow may set it): copied into in_port by the hairpin
   reg2  router (its zone number), set by L3_ADMIT, read by L3_ROUTE
   reg3  conntrack zone of the packet (set in CT_LOOKUP, read by every
