@@ -1044,8 +1044,9 @@ class Engine:
                     cidr6 = str(ipaddress.ip_network(s.cidr, strict=False))
                     gateway6 = s.gateway_ip
                     break
+        vlan = net.segment.segmentation_id if link is not None and link[0] == "vlan" else None
         ext = gw_rules.ExtNet(self.local_id(net.id), cidr, sub.gateway_ip, link is not None,
-                              cidr6, gateway6)
+                              cidr6, gateway6, gw_rules.reply_actions(vlan))
         return zones, ext
 
     def _compute_gateway(self, owner) -> list[Flow]:
@@ -1082,9 +1083,9 @@ class Engine:
             if p is None or p.host != self.host:
                 return []
             fixed = fip.fixed_ip_address or next((ip for ip in p.ips if ":" not in ip), None)
-            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, fixed, False)
+            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, fixed, False, ext.reply)
         if fip.port_forwardings and self._gateway_role(r.gateway) == "active":
-            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, None, True)
+            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, None, True, ext.reply)
         return []
 
     def _compute_external(self, owner) -> list[Flow]:

@@ -256,8 +256,9 @@ TABLES: dict[int, TableSpec] = {
                 "ipv4_dst", "ipv6_dst", "ip_proto", "icmpv6_type", "ipv6_nd_target"),
             _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
                 REG_ROUTER, REG_ZONE, REG_NEXTHOP, "ipv6_src", "ipv6_dst", "icmpv6_type",
-                "ipv6_nd_sll", "nd_reserved", "nd_options_type"),
-            frozenset({SetField, Move, Output, Ct, GotoTable}),
+                "ipv6_nd_sll", "nd_reserved", "nd_options_type", "vlan_vid"),
+            # PushVlan: answers go back out of a VLAN uplink tagged
+            frozenset({SetField, Move, Output, Ct, GotoTable, PushVlan}),
             _fs(EXT_DNAT, EXT_CT, L3_SNAT, CT_LOOKUP),
             "an external network's inbound: ARP for FIP / gateway, un-SNAT, redirected SNAT",
         ),
@@ -265,8 +266,9 @@ TABLES: dict[int, TableSpec] = {
             EXT_DNAT, "ext_dnat",
             _fs(REG_ROUTER, "eth_type", "ipv4_dst", "ip_proto", "tcp_dst", "udp_dst",
                 "icmpv4_type"),
-            _fs(),
-            frozenset({Ct, GotoTable}),
+            # echo to the gateway address answered back out of the uplink
+            _fs("ipv4_src", "ipv4_dst", "icmpv4_type", "vlan_vid"),
+            frozenset({Ct, GotoTable, SetField, Move, Output, PushVlan}),
             _fs(EXT_CT),
             "DNAT of floating IPs and port forwardings (per router)",
         ),

@@ -89,6 +89,7 @@ from dataclasses import dataclass
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
+    OFPVID_PRESENT,
     Bundle,
     Controller,
     Ct,
@@ -99,6 +100,7 @@ from quantum_ovs.compiler.flow import (
     Meter,
     Move,
     Nat,
+    PushVlan,
     SetField,
 )
 from quantum_ovs.compiler.rules.common import (
@@ -163,6 +165,15 @@ class ExtNet:
     uplink: bool  # this host reaches the network (its physnet is mapped)
     cidr6: str | None = None  # the IPv6 subnet of the gateway's IPv6 address
     gateway_ip6: str | None = None  # that subnet's gateway
+    # how an answer (ARP, NA, echo) goes back out of the uplink it came in
+    # by: a VLAN network's tag is pushed again (CLASSIFY popped it)
+    reply: tuple = (_OUT_IN_PORT,)
+
+
+def reply_actions(vlan: int | None) -> tuple:
+    if vlan is None:
+        return (_OUT_IN_PORT,)
+    return (PushVlan(), SetField("vlan_vid", vlan | OFPVID_PRESENT), _OUT_IN_PORT)
 
 
 def gateway_v6(gw: RouterGateway) -> str | None:
@@ -266,11 +277,15 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
         add(P.EXT_ADMIT, PRIO_ADMIT_V6, mk(rext, F_IPV6, Field("eth_dst", gw.mac_address)),
             (_TURN_ETH, SetField("eth_src", gw.mac_address), SetField(P.REG_ROUTER, zones.acl),
              SetField(P.REG_ZONE, zones.acl), GotoTable(P.EXT_CT)))
+        add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IPV6, F_ICMP6, Field("icmpv6_type", 128),
+                                        Field("ipv6_dst", gw6)),
+            (_TURN_ETH, SetField("eth_src", gw.mac_address), _SWAP_IP6,
+             SetField("ipv6_src", gw6), SetField("icmpv6_type", 129)) + ext.reply)
         if role == "active":
             for target in (gw6, link_local(gw.mac_address)):
                 add(P.EXT_ADMIT, PRIO_ADMIT,
                     mk(rext, F_IPV6, F_ICMP6, F_NS, Field("ipv6_nd_target", target)),
-                    na_reply(gw.mac_address, target))
+                    na_reply(gw.mac_address, target)[:-1] + ext.reply)
     if gw.redirect_key:
         enter = (SetField(P.REG_NET, ext.local_id), SetField(P.REG_ROUTER, zones.acl),
                  SetField(P.REG_ZONE, zones.acl),
@@ -286,13 +301,13 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
                 (SetField(P.REG_NEXTHOP, _ip(ext.gateway_ip)), _to_snat(zones, P.L3_SNAT)))
     if role == "active":
         add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", gw_ip)),
-            arp_reply(gw.mac_address, gw_ip))
+            arp_reply(gw.mac_address, gw_ip)[:-1] + ext.reply)
     add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, f_gw), _admit(zones, gw.mac_address))
     # still to the gateway address after un-SNAT: no connection of ours;
-    # echo is answered (L3_ROUTE), the rest dropped
+    # echo is answered (back out of the uplink), the rest dropped
     add(P.EXT_DNAT, PRIO_GW_LOCAL, mk(rid, F_IP, f_gw), ())
     add(P.EXT_DNAT, PRIO_GW_ECHO, mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_gw),
-        (GotoTable(P.EXT_CT),))
+        (_SWAP_IP4, SetField("ipv4_src", gw_ip), SetField("icmpv4_type", 0)) + ext.reply)
     return out
 
 
@@ -318,7 +333,8 @@ def _hairpin(zones: Zones) -> tuple:
 
 
 def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
-                      fixed_ip: str | None, forwarding: bool) -> list[Flow]:
+                      fixed_ip: str | None, forwarding: bool,
+                      reply: tuple = (_OUT_IN_PORT,)) -> list[Flow]:
     """A floating IP served on this host: associated with a port bound
     here (``fixed_ip`` its address), or, ``forwarding``, its port
     forwardings on the router's active gateway host."""
@@ -335,7 +351,7 @@ def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
     rid = reg(P.REG_ROUTER, zones.acl)
     rext = reg(P.REG_NET, ext_local_id)
     add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", addr)),
-        arp_reply(mac, addr))
+        arp_reply(mac, addr)[:-1] + reply)
     add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, Field("ipv4_dst", addr)), _admit(zones, mac))
     f_dst = Field("ipv4_dst", addr)
     if forwarding:

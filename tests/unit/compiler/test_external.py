@@ -437,3 +437,30 @@ def test_nothing_may_set_the_zero_register():
                cookies.cookie_for(cookies.KIND_ROUTER, "r"))
     with pytest.raises(P.PipelineError):
         P.validate(bad)
+
+
+def test_answers_on_a_vlan_external_network_go_back_tagged():
+    from quantum_ovs.compiler.flow import OFPVID_PRESENT
+    from quantum_ovs.model import Segment
+    v = _view(hosts=(HOST, "gw-2"))
+    v = v.replace(networks=tuple(
+        dataclasses.replace(n, segment=Segment("vlan", "physnet1", 300)) if n.id == EXT_NET
+        else n for n in v.networks))
+    e = _engine(v)
+    t = Tracer(e.flows())
+    fip = _fip(e, "port-0-0")
+    gw = e.routers["router-1"].gateway
+    tag = 300 | OFPVID_PRESENT
+    for target in (fip.floating_ip_address, gw.ip_addresses[0]):
+        arp = t.run({
+            "in_port": PATCH_OFPORT, "vlan_vid": tag, "eth_src": INET_MAC,
+            "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806, "arp_op": 1,
+            "arp_spa": INTERNET, "arp_sha": INET_MAC, "arp_tpa": target})
+        (d,) = arp.outputs
+        assert (d.port, d.get("vlan_vid"), d.get("arp_op")) == (PATCH_OFPORT, tag, 2)
+    echo = t.run({"in_port": PATCH_OFPORT, "vlan_vid": tag, "eth_src": INET_MAC,
+                  "eth_dst": gw.mac_address, "eth_type": 0x0800, "ip_proto": 1,
+                  "icmpv4_type": 8, "ipv4_src": INTERNET, "ipv4_dst": gw.ip_addresses[0]})
+    (d,) = echo.outputs
+    assert (d.port, d.get("vlan_vid"), d.get("icmpv4_type")) == (PATCH_OFPORT, tag, 0)
+    assert (d.get("ipv4_dst"), d.get("eth_dst")) == (INTERNET, INET_MAC)
