@@ -351,6 +351,7 @@ def test_snat_through_the_gateway_host(rig):
         lst.stop()
     ct = rig.hosts["hv2"].ovs.appctl("dpctl/dump-conntrack")
     assert "10.0.0.11" in ct  # translated on the gateway host
+    assert ping(rig.inet, GW_IP)  # the gateway address answers from the outside
 
 
 def test_port_forwarding_reaches_the_right_instance(rig):
