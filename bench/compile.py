@@ -7,6 +7,8 @@ groups of up to 1,000 members.  A routed topology: 100 routers of 10
 subnets each (1,000 networks, one local and 10 remote ports each, so
 every router is compiled here), timed as a full compile and as an
 interface attached to / detached from a router (plus an extra route).
+External connectivity: 1,000 floating IPs on 1,000 local ports behind 10
+routers with gateways (a full compile; one associated / disassociated).
 Prints human-readable lines on stderr and one JSON line on stdout.
 Timings are medians of several runs; keep runs short, the machine is
 shared (--quick for a smoke run).
@@ -24,7 +26,12 @@ import dataclasses
 
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler.engine import Engine
-from quantum_ovs.compiler.synth import make_large_view, make_port, make_router_interface
+from quantum_ovs.compiler.synth import (
+    add_external,
+    make_large_view,
+    make_port,
+    make_router_interface,
+)
 from quantum_ovs.model import Chassis, Delta, GroupMembers, HostRoute, Rule, SecurityGroup
 
 
@@ -162,6 +169,42 @@ def routed(scale: int, runs: int, incr_runs: int) -> dict:
     return out
 
 
+def floating_ips(scale: int, runs: int, incr_runs: int) -> dict:
+    """1,000 floating IPs (1,000 local ports on 100 networks behind 10
+    routers with gateways): a full compile, the flows one FIP costs, and
+    associating / disassociating one."""
+    n = 1000 // scale
+    base = make_large_view(local_ports=n, networks=max(1, n // 10), remote_ports=n,
+                           routers=max(1, n // 100))
+    view = add_external(base, fips=n, forwardings=False)
+    plain = add_external(base, fips=0, forwardings=False)
+    n_fips = sum(len(r.floating_ips) for r in view.routers)
+    flows, wall, cpu, e = full_compile(view, runs)
+    flows0, wall0, _, _ = full_compile(plain, runs)
+    per_fip = sum(1 for f in e.flows() if cookies.kind_of(f.cookie) == cookies.KIND_FLOATING_IP)
+    log(f"floating IPs: {n_fips} FIPs, {flows} flows in {wall:.3f} s (cpu {cpu:.3f} s); "
+        f"without FIPs {flows0} flows in {wall0:.3f} s")
+    r = next(r for r in e.routers.values() if r.floating_ips)
+    f = r.floating_ips[0]
+    without = delta(e, routers=(dataclasses.replace(r, floating_ips=r.floating_ips[1:]),))
+    with_ = delta(e, routers=(r,))
+    add, rem, add_n = [], [], 0
+    for _ in range(incr_runs):
+        dt, _d = timed(lambda: e.apply(without))
+        rem.append(dt)
+        dt, d = timed(lambda: e.apply(with_))
+        add.append(dt)
+        add_n = len(d)
+    out = {"fip_count": n_fips, "fip_compile_s": round(wall, 4),
+           "fip_compile_cpu_s": round(cpu, 4), "fip_compile_without_s": round(wall0, 4),
+           "fip_flows": flows, "fip_flows_per_fip": round(per_fip / max(1, n_fips), 2),
+           "fip_associate_us": median_us(add), "fip_associate_diff": add_n,
+           "fip_disassociate_us": median_us(rem), "fip_id": f.id}
+    log("floating IPs incremental:", {k: v for k, v in out.items() if "associate" in k})
+    out.pop("fip_id")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=3, help="full-compile runs (median)")
@@ -199,6 +242,7 @@ def main(argv=None) -> int:
         log(f"growth: {n} local + {n} remote ports: {f} flows, {wall:.3f} s")
     result["growth"] = growth
     result.update(routed(scale, runs, args.incr_runs))
+    result.update(floating_ips(scale, runs, args.incr_runs))
     print(json.dumps(result))
     return 0
 

@@ -277,11 +277,54 @@ def _encode_action(a):
             zone_ofs_nbits=zone,
             recirc_table=NX_NO_TABLE if a.table is None else a.table,
             alg=0,
-            actions=[],
+            actions=[] if a.nat is None else [_encode_nat(a.nat)],
         )
+    if isinstance(a, F.Bundle):
+        return ofpp.NXActionBundle(
+            algorithm=_BD_ALG[a.algorithm], fields=_BD_FIELDS[a.fields], basis=a.basis,
+            slave_type=nicira_ext.NXM_OF_IN_PORT, n_slaves=len(a.members), ofs_nbits=0,
+            dst=0, slaves=list(a.members))
     if _Move is not None and isinstance(a, _Move):
         return _encode_move(a)
     raise ValueError(f"cannot encode action {a!r}")
+
+
+# ct(nat): NX_NAT_F_* flags, as Open vSwitch defines them
+NX_NAT_F_SRC = 1
+NX_NAT_F_DST = 2
+_NAT_KINDS = {None: 0, "src": NX_NAT_F_SRC, "dst": NX_NAT_F_DST}
+_NAT_KIND_OF = {v: k for k, v in _NAT_KINDS.items()}
+_BD_ALG = {"active_backup": nicira_ext.NX_BD_ALG_ACTIVE_BACKUP, "hrw": nicira_ext.NX_BD_ALG_HRW}
+_BD_FIELDS = {"eth_src": nicira_ext.NX_HASH_FIELDS_ETH_SRC,
+              "symmetric_l4": nicira_ext.NX_HASH_FIELDS_SYMMETRIC_L4}
+_BD_ALG_OF = {v: k for k, v in _BD_ALG.items()}
+_BD_FIELDS_OF = {v: k for k, v in _BD_FIELDS.items()}
+
+
+def _encode_nat(n):
+    kw = {}
+    if n.ip_min is not None:
+        v6 = ":" in n.ip_min
+        kw["range_ipv6_min" if v6 else "range_ipv4_min"] = n.ip_min
+        if n.ip_max is not None:
+            kw["range_ipv6_max" if v6 else "range_ipv4_max"] = n.ip_max
+    if n.port_min is not None:
+        kw["range_proto_min"] = n.port_min
+        if n.port_max is not None:
+            kw["range_proto_max"] = n.port_max
+    return ofpp.NXActionNAT(flags=_NAT_KINDS[n.kind], **kw)
+
+
+def _decode_nat(a):
+    kind = _NAT_KIND_OF.get(a.flags & (NX_NAT_F_SRC | NX_NAT_F_DST))
+    if a.flags & ~(NX_NAT_F_SRC | NX_NAT_F_DST):
+        raise ValueError(f"cannot decode nat flags {a.flags:#x}")
+    ip_min = a.range_ipv4_min or a.range_ipv6_min or None
+    ip_max = a.range_ipv4_max or a.range_ipv6_max or None
+    return F.Nat(kind=kind,
+                 ip_min=None if ip_min is None else str(ipaddress.ip_address(ip_min)),
+                 ip_max=None if ip_max is None else str(ipaddress.ip_address(ip_max)),
+                 port_min=a.range_proto_min, port_max=a.range_proto_max)
 
 
 def _encode_move(a):
@@ -342,13 +385,24 @@ def _decode_action(a):
     if isinstance(a, ofpp.NXActionConjunction):
         return F.Conjunction(id=a.id, clause=a.clause, n_clauses=a.n_clauses)
     if isinstance(a, ofpp.NXActionCT):
-        if a.actions or a.alg:
-            raise ValueError("cannot decode ct() with nested actions or alg")
+        nat = None
+        if a.alg or len(a.actions) > 1:
+            raise ValueError("cannot decode ct() with alg or several nested actions")
+        if a.actions:
+            if not isinstance(a.actions[0], ofpp.NXActionNAT):
+                raise ValueError(f"cannot decode ct() with nested {a.actions[0]!r}")
+            nat = _decode_nat(a.actions[0])
         table = None if a.recirc_table == NX_NO_TABLE else a.recirc_table
         commit = bool(a.flags & NX_CT_F_COMMIT)
         if a.zone_src:
-            return F.Ct(commit=commit, zone_src=_field_from_wire(a.zone_src), table=table)
-        return F.Ct(commit=commit, zone=a.zone_ofs_nbits, table=table)
+            return F.Ct(commit=commit, zone_src=_field_from_wire(a.zone_src), table=table,
+                        nat=nat)
+        return F.Ct(commit=commit, zone=a.zone_ofs_nbits, table=table, nat=nat)
+    if isinstance(a, ofpp.NXActionBundle):
+        if a.dst or a.ofs_nbits:
+            raise ValueError("cannot decode bundle_load")
+        return F.Bundle(members=tuple(a.slaves), algorithm=_BD_ALG_OF[a.algorithm],
+                        fields=_BD_FIELDS_OF[a.fields], basis=a.basis)
     if isinstance(a, ofpp.NXActionRegMove) and _Move is not None:
         return _decode_move(a)
     raise ValueError(f"cannot decode action {a!r}")

@@ -53,6 +53,14 @@ NXAST_REG_MOVE = 6
 NXAST_RESUBMIT_TABLE = 14
 NXAST_CONJUNCTION = 34
 NXAST_CT = 35
+NXAST_BUNDLE = 12
+NXAST_NAT = 36
+NX_NAT_F_SRC = 1
+NX_NAT_F_DST = 2
+NXM_OF_IN_PORT = 0x00000002  # a bundle's member type
+_NAT_KIND = {0: None, NX_NAT_F_SRC: "src", NX_NAT_F_DST: "dst"}
+_BD_ALG = {0: "active_backup", 1: "hrw"}
+_BD_FIELDS = {0: "eth_src", 1: "symmetric_l4"}
 NX_CT_F_COMMIT = 1
 NX_CT_NO_TABLE = 0xFF
 NX_IN_PORT_16 = 0xFFF8
@@ -70,6 +78,8 @@ _RESUBMIT = struct.Struct("!HB")  # in_port, table
 _CONJUNCTION = struct.Struct("!BBI")  # clause, n_clauses, id
 _MOVE = struct.Struct("!HHHII")  # n_bits, src_ofs, dst_ofs, src, dst headers
 _CT = struct.Struct("!HIHB3xH")  # flags, zone_src header, zone, recirc_table, alg
+_NAT = struct.Struct("!2xHH")  # pad, flags, range_present (after the NX header)
+_BUNDLE = struct.Struct("!HHHIHHI4x")  # algorithm, fields, basis, member type, n, ofs, dst
 
 # Memo tables are dropped when they grow past this (a host with that many
 # distinct terms is rare; the cost is only speed).
@@ -357,13 +367,50 @@ class FlowStatsDecoder:
                 src_ofs=src_ofs,
                 dst_ofs=dst_ofs,
             )
-        if subtype == NXAST_CT and alen == 24:  # no nested actions
+        if subtype == NXAST_CT and alen >= 24:
             flags, zone_src, zone, table, alg = _CT.unpack_from(raw, p + 10)
             if alg:
                 raise Slow
+            nat = None
+            if alen > 24:  # nested actions: one nat() is all we write
+                nat = self._nat(raw, p + 24, p + alen)
             table = None if table == NX_CT_NO_TABLE else table
             commit = bool(flags & NX_CT_F_COMMIT)
             if zone_src:
-                return F.Ct(commit=commit, zone_src=self._name(zone_src), table=table)
-            return F.Ct(commit=commit, zone=zone, table=table)
+                return F.Ct(commit=commit, zone_src=self._name(zone_src), table=table, nat=nat)
+            return F.Ct(commit=commit, zone=zone, table=table, nat=nat)
+        if subtype == NXAST_BUNDLE and alen >= 32:
+            alg, fields, basis, mtype, n, ofs, dst = _BUNDLE.unpack_from(raw, p + 10)
+            if (dst or ofs or mtype != NXM_OF_IN_PORT or alg not in _BD_ALG
+                    or fields not in _BD_FIELDS or 32 + 2 * n > alen):
+                raise Slow
+            members = struct.unpack_from(f"!{n}H", raw, p + 32)
+            return F.Bundle(members=members, algorithm=_BD_ALG[alg], fields=_BD_FIELDS[fields],
+                            basis=basis)
         raise Slow
+
+    @staticmethod
+    def _nat(raw: bytes, p: int, end: int):
+        if end - p < 16:
+            raise Slow
+        atype, alen = _HH.unpack_from(raw, p)
+        vendor, subtype = struct.unpack_from("!IH", raw, p + 4)
+        if (atype != OFPAT_EXPERIMENTER or vendor != NX_EXPERIMENTER_ID
+                or subtype != NXAST_NAT or p + alen != end):
+            raise Slow
+        flags, present = _NAT.unpack_from(raw, p + 10)
+        kind = _NAT_KIND.get(flags)
+        if flags not in _NAT_KIND or present & ~0x3F:
+            raise Slow
+        q = p + 16
+        vals = {}
+        for bit, size, conv in ((1, 4, _ipv4), (2, 4, _ipv4), (4, 16, _ipv6), (8, 16, _ipv6),
+                                (16, 2, _int), (32, 2, _int)):
+            if present & bit:
+                if q + size > end:
+                    raise Slow
+                vals[bit] = conv(raw[q:q + size])
+                q += size
+        return F.Nat(kind=kind, ip_min=vals.get(1) or vals.get(4),
+                     ip_max=vals.get(2) or vals.get(8), port_min=vals.get(16),
+                     port_max=vals.get(32))

@@ -35,7 +35,7 @@ from quantum_ovs.compiler import pipeline
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL
 from quantum_ovs.compiler.trace import TraceError, Tracer, parse_packet
-from quantum_ovs.model import Chassis
+from quantum_ovs.model import Chassis, Neighbour
 
 CT_NAMES = {"new": CT_NEW, "est": CT_EST, "rel": CT_REL, "inv": CT_INV, "rpl": CT_RPL}
 
@@ -49,7 +49,14 @@ def load_view(path: str):
         v = ch.get(key) or {}
         return tuple(sorted((k, int(x)) for k, x in (v.items() if isinstance(v, dict) else v)))
 
-    chassis = Chassis(pairs("vif_ofports"), pairs("tunnel_ofports"), pairs("physnet_ofports"))
+    # external connectivity: the agent's BFD tunnel ports, the gateway hosts
+    # it sees down, the neighbours it resolved ({network_id, ip_address,
+    # mac_address} each)
+    neighbours = tuple(Neighbour(n["network_id"], n["ip_address"], n["mac_address"])
+                       for n in ch.get("neighbours") or ())
+    chassis = Chassis(pairs("vif_ofports"), pairs("tunnel_ofports"), pairs("physnet_ofports"),
+                      pairs("gateway_ofports"), tuple(ch.get("gateways_down") or ()),
+                      neighbours)
     return wire.view_from_dict(d, chassis=chassis)
 
 

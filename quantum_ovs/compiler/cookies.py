@@ -33,6 +33,9 @@ KIND_GROUP = 0x05  # a security group's conjunction accept (conj_id -> commit)
 KIND_ADDRESS = 0x06  # a member address clause shared by remote groups
 KIND_RULE = 0x07  # a rule-match clause shared by the rules that produce it
 KIND_ROUTER = 0x08  # a router: its ARP/ND/echo answers, admission, routes
+KIND_GATEWAY = 0x09  # a router's gateway: routes out, SNAT / redirect, gateway ARP
+KIND_FLOATING_IP = 0x0A  # a floating IP: ARP, DNAT, SNAT, hairpin (port forwardings)
+KIND_EXTERNAL = 0x0B  # an external network: resolved neighbours, the resolve punt
 
 # One vocabulary: these names are also the engine's owner kinds (the first
 # item of an owner tuple, engine.OWNER_KINDS); the numbers are on the wire
@@ -46,6 +49,9 @@ KIND_NAMES = {
     KIND_ADDRESS: "address",
     KIND_RULE: "rule-match",
     KIND_ROUTER: "router",
+    KIND_GATEWAY: "gateway",
+    KIND_FLOATING_IP: "floating-ip",
+    KIND_EXTERNAL: "external",
 }
 
 

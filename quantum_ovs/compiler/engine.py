@@ -11,8 +11,12 @@ expected text and the tests check that the engine marks dirty only what
 the table declares.  A new kind of owner is a new row, a compute method,
 and the ``_set_*`` code that marks it dirty: routers are one
 (``_set_router``; a router is compiled only while a port bound here is on
-one of its networks, ``net_local``); floating IPs and gateways (issue 14)
-come the same way, from ``Router.gateway`` / ``Router.floating_ips``.
+one of its networks, ``net_local``, or this host is one of its gateway
+hosts); external connectivity (issue 14) is three more: "gateway" and
+"floating-ip" from ``Router.gateway`` / ``Router.floating_ips`` (a
+router change marks only what changed: one floating IP's change
+recomputes that floating IP's flows alone) and "external" per external
+network (the neighbours the agent resolved, ``Chassis.neighbours``).
 
 An owner is a tuple ``(kind, *key)``.  A change marks the owners that
 depend on it dirty; ``_flush`` recomputes exactly those (first removing
@@ -40,6 +44,7 @@ from quantum_ovs.compiler import cookies, pipeline
 from quantum_ovs.compiler.desired import CompileError, DesiredFlows
 from quantum_ovs.compiler.flow import Flow, FlowDiff, diff
 from quantum_ovs.compiler.rules import acl as acl_rules
+from quantum_ovs.compiler.rules import gateway as gw_rules
 from quantum_ovs.compiler.rules import network as net_rules
 from quantum_ovs.compiler.rules import port as port_rules
 from quantum_ovs.compiler.rules import router as router_rules
@@ -48,6 +53,7 @@ from quantum_ovs.model import (
     Chassis,
     Delta,
     HostView,
+    Neighbour,
     Network,
     Port,
     RemoteHost,
@@ -70,6 +76,9 @@ GROUP = cookies.KIND_NAMES[cookies.KIND_GROUP]
 ADDRESS = cookies.KIND_NAMES[cookies.KIND_ADDRESS]
 RULE_MATCH = cookies.KIND_NAMES[cookies.KIND_RULE]
 ROUTER = cookies.KIND_NAMES[cookies.KIND_ROUTER]
+GATEWAY = cookies.KIND_NAMES[cookies.KIND_GATEWAY]
+FLOATING_IP = cookies.KIND_NAMES[cookies.KIND_FLOATING_IP]
+EXTERNAL = cookies.KIND_NAMES[cookies.KIND_EXTERNAL]
 STATIC = (STATIC_KIND,)
 
 # The inputs: what the engine is told (names used in OwnerKind.depends_on).
@@ -82,6 +91,9 @@ REMOTE_HOSTS = "remote-hosts"
 ROUTERS = "routers"
 VIF_OFPORTS = "vif-ofports"
 UPLINK_OFPORTS = "uplink-ofports"
+GATEWAY_OFPORTS = "gateway-ofports"
+GATEWAYS_DOWN = "gateways-down"
+NEIGHBOURS = "neighbours"
 ALLOCATIONS = "allocations"
 
 
@@ -109,6 +121,9 @@ class OwnerKind:
 
 
 ROUTER_ZONE_PREFIX = "router:"  # Allocations.local_ids key of a router's zone
+# ... and of its NAT zones (routers with a gateway)
+DNAT_ZONE_PREFIX = "router-dnat:"
+SNAT_ZONE_PREFIX = "router-snat:"
 
 
 @dataclass
@@ -175,6 +190,12 @@ class Engine:
         self.net_routers = defaultdict(set)  # network -> routers with an interface on it
         self.nexthop_routers = defaultdict(set)  # extra-route next hop -> router ids
         self.net_local = Counter()  # network -> ports bound here (not a router's)
+        self.gateway_ofports: dict[str, int] = {}  # gateway host -> its BFD tunnel port
+        self.gateways_down: frozenset = frozenset()
+        self.neighbours = defaultdict(set)  # external network -> {(ip, mac)}
+        self.ext_routers = defaultdict(set)  # external network -> routers with a gateway on it
+        self.fip_router: dict[str, str] = {}  # floating IP id -> router id
+        self.port_fips = defaultdict(set)  # port id -> floating IP ids associated with it
         self._explicit_ids: dict[int, str] = {}
         self._used_ids: set | None = None  # cache of alloc.local_ids values
         self._id_hint = LOCAL_ID_BASE
@@ -192,6 +213,10 @@ class Engine:
             vif_ofports=tuple(sorted(self.vif_ofports.items())),
             tunnel_ofports=tuple(sorted(self.tunnel_ofports.items())),
             physnet_ofports=tuple(sorted(self.physnet_ofports.items())),
+            gateway_ofports=tuple(sorted(self.gateway_ofports.items())),
+            gateways_down=tuple(sorted(self.gateways_down)),
+            neighbours=tuple(Neighbour(n, ip, mac) for n in sorted(self.neighbours)
+                             for ip, mac in sorted(self.neighbours[n])),
         )
 
     def view(self) -> HostView:
@@ -372,6 +397,7 @@ class Engine:
         for pid in self.net_ports.get(net.id, ()):
             self._mark_port(pid)
         self._mark_routers_of(net.id)
+        self._mark_external(net.id)
 
     def _free_local_id(self) -> int:
         """The lowest free compiler-assigned id (a scan from the last hit)."""
@@ -401,6 +427,7 @@ class Engine:
         for pid in self.net_ports.get(nid, ()):
             self._mark_port(pid)
         self._mark_routers_of(nid)
+        self._mark_external(nid)
 
     def _set_subnet(self, s: Subnet) -> None:
         old = self.subnets.get(s.id)
@@ -412,12 +439,16 @@ class Engine:
         self.subnets[s.id] = s
         self.net_subnets[s.network_id].add(s.id)
         self._dirty.add((NETWORK, s.network_id))
+        self._mark_external(s.network_id)
+        if old is not None:
+            self._mark_external(old.network_id)
 
     def _remove_subnet(self, sid: str) -> None:
         old = self.subnets.pop(sid, None)
         if old is not None:
             self.net_subnets[old.network_id].discard(sid)
             self._dirty.add((NETWORK, old.network_id))
+            self._mark_external(old.network_id)
 
     def _flood_sig(self, p: Port):
         if p.host == self.host:
@@ -432,6 +463,29 @@ class Engine:
     def _mark_routers_of(self, nid: str) -> None:
         for rid in self.net_routers.get(nid, ()):
             self._dirty.add((ROUTER, rid))
+            self._mark_gateway(rid, True)
+
+    def _mark_gateway(self, rid: str, fips: bool) -> None:
+        """The router's gateway flows (and, ``fips``, its floating IPs')."""
+        r = self.routers.get(rid)
+        if r is None or r.gateway is None:
+            return
+        self._dirty.add((GATEWAY, rid))
+        if fips:
+            for f in r.floating_ips:
+                self._dirty.add((FLOATING_IP, f.id))
+
+    def _mark_external(self, nid: str, own: bool = True) -> None:
+        """A change of an external network (``own``) or its subnets: its
+        own flows, and the gateways and floating IPs of the routers on it."""
+        rids = self.ext_routers.get(nid)
+        if not rids:
+            return
+        if own:
+            self._dirty.add((EXTERNAL, nid))
+        self._dirty.add((NETWORK, nid))
+        for rid in rids:
+            self._mark_gateway(rid, True)
 
     def _count_local(self, p: Port, step: int) -> None:
         """A port bound here joins (+1) or leaves (-1) its network: the
@@ -490,6 +544,8 @@ class Engine:
         self._index_port(p)
         dirty = self._dirty
         dirty.add((PORT, p.id))
+        for fid in self.port_fips.get(p.id, ()):
+            dirty.add((FLOATING_IP, fid))
         if old is None:
             if p.host == self.host:
                 dirty.add((PORT_ACL, p.id))
@@ -509,6 +565,8 @@ class Engine:
         self._dirty.add((PORT, pid))
         self._dirty.add((PORT_ACL, pid))
         self._dirty.add((NETWORK, old.network_id))
+        for fid in self.port_fips.get(pid, ()):
+            self._dirty.add((FLOATING_IP, fid))
 
     def _set_router(self, r: Router) -> None:
         old = self.routers.get(r.id)
@@ -517,17 +575,47 @@ class Engine:
         key = ROUTER_ZONE_PREFIX + r.id
         if key not in self.alloc.local_ids:
             self.alloc.local_ids[key] = self._free_local_id()
+        if r.gateway is not None:
+            for prefix in (DNAT_ZONE_PREFIX, SNAT_ZONE_PREFIX):
+                if prefix + r.id not in self.alloc.local_ids:
+                    self.alloc.local_ids[prefix + r.id] = self._free_local_id()
         self._reindex_router(old, r)
         self.routers[r.id] = r
-        self._dirty.add((ROUTER, r.id))
+        self._mark_router_change(old, r)
+
+    def _mark_router_change(self, old: Router | None, new: Router | None) -> None:
+        """Only what a router change touches: a floating IP's change is
+        its own flows; a gateway change the gateway and its floating IPs;
+        interfaces or routes the router (and the gateway, whose presence on
+        this host follows the router's networks)."""
+        r = new or old
+        dirty = self._dirty
+        core = (old is None or new is None or old.admin_state_up != new.admin_state_up
+                or old.interfaces != new.interfaces)
+        if core or old.routes != new.routes:
+            dirty.add((ROUTER, r.id))
+        if core or old.gateway != new.gateway:
+            if (old is not None and old.gateway) or (new is not None and new.gateway):
+                dirty.add((GATEWAY, r.id))
+            for x in (old, new):
+                for f in (x.floating_ips if x is not None else ()):
+                    dirty.add((FLOATING_IP, f.id))
+            return
+        if old.floating_ips != new.floating_ips:
+            before = {f.id: f for f in old.floating_ips}
+            after = {f.id: f for f in new.floating_ips}
+            for fid in before.keys() | after.keys():
+                if before.get(fid) != after.get(fid):
+                    dirty.add((FLOATING_IP, fid))
 
     def _remove_router(self, rid: str) -> None:
         old = self.routers.pop(rid, None)
         if old is None:
             return
         self._reindex_router(old, None)
-        self.alloc.local_ids.pop(ROUTER_ZONE_PREFIX + rid, None)
-        self._dirty.add((ROUTER, rid))
+        for prefix in (ROUTER_ZONE_PREFIX, DNAT_ZONE_PREFIX, SNAT_ZONE_PREFIX):
+            self.alloc.local_ids.pop(prefix + rid, None)
+        self._mark_router_change(old, None)
 
     def _reindex_router(self, old: Router | None, new: Router | None) -> None:
         """Move the router's entries in net_routers / nexthop_routers; a
@@ -553,6 +641,34 @@ class Engine:
                 self.net_routers[n].add(rid)
             for rt in new.routes:
                 self.nexthop_routers[rt.nexthop].add(rid)
+        # external networks and floating IPs
+        old_ext = old.gateway.network_id if old is not None and old.gateway else None
+        new_ext = new.gateway.network_id if new is not None and new.gateway else None
+        if old_ext != new_ext:
+            for n, add in ((old_ext, False), (new_ext, True)):
+                if n is None:
+                    continue
+                s = self.ext_routers[n]
+                was = bool(s)
+                s.add(rid) if add else s.discard(rid)
+                if not s:
+                    del self.ext_routers[n]
+                if was != bool(s):
+                    self._dirty.add((EXTERNAL, n))
+                    self._dirty.add((NETWORK, n))
+        if old is not None:
+            for f in old.floating_ips:
+                self.fip_router.pop(f.id, None)
+                if f.port_id:
+                    s = self.port_fips[f.port_id]
+                    s.discard(f.id)
+                    if not s:
+                        del self.port_fips[f.port_id]
+        if new is not None:
+            for f in new.floating_ips:
+                self.fip_router[f.id] = rid
+                if f.port_id:
+                    self.port_fips[f.port_id].add(f.id)
         for n in nets:
             if before[n] != bool(self.net_routers.get(n)):
                 for pid in self.net_ports.get(n, ()):
@@ -688,13 +804,37 @@ class Engine:
                     self._dirty.add((PORT_ACL, pid))
                     self._dirty.add((NETWORK, p.network_id))
         tun, phys = dict(ch.tunnel_ofports), dict(ch.physnet_ofports)
-        if tun != self.tunnel_ofports or phys != self.physnet_ofports:
+        gwp = dict(ch.gateway_ofports)
+        uplinks = tun != self.tunnel_ofports or phys != self.physnet_ofports
+        if uplinks or gwp != self.gateway_ofports:
             self.tunnel_ofports, self.physnet_ofports = tun, phys
+            self.gateway_ofports = gwp
             for nid in self.networks:
                 self._dirty.add((NETWORK, nid))
-            for pid, p in self.ports.items():
-                if p.host != self.host:
-                    self._dirty.add((PORT, pid))
+            if uplinks:
+                for pid, p in self.ports.items():
+                    if p.host != self.host:
+                        self._dirty.add((PORT, pid))
+            for nid in self.ext_routers:
+                self._dirty.add((EXTERNAL, nid))
+            for rid in self.routers:
+                self._mark_gateway(rid, True)
+        down = frozenset(ch.gateways_down)
+        if down != self.gateways_down:
+            changed = down ^ self.gateways_down
+            self.gateways_down = down
+            for rid, r in self.routers.items():
+                if r.gateway is not None and changed & set(r.gateway.hosts):
+                    # the active host may move: gateway ARP, SNAT, forwardings
+                    self._mark_gateway(rid, True)
+        nbrs = defaultdict(set)
+        for n in ch.neighbours:
+            nbrs[n.network_id].add((n.ip_address, n.mac_address))
+        if nbrs != self.neighbours:
+            for nid in nbrs.keys() | self.neighbours.keys():
+                if nbrs.get(nid) != self.neighbours.get(nid):
+                    self._dirty.add((EXTERNAL, nid))
+            self.neighbours = nbrs
 
     # ---------------------------------------------------------- computing
     def _flush(self) -> FlowDiff:
@@ -753,6 +893,8 @@ class Engine:
         return net_rules.network_flows(
             net, self.local_id(nid), subnets, local, list(hosts),
             self.tunnel_ofports, self.physnet_ofports,
+            external=bool(self.ext_routers.get(nid)),
+            gateway_ofports=tuple(self.gateway_ofports.values()),
         )
 
     def _compute_port(self, owner) -> list[Flow]:
@@ -816,8 +958,9 @@ class Engine:
         r = self.routers.get(owner[1])
         if r is None or not r.admin_state_up:
             return []
-        # compiled only on hosts with a port on one of its networks
-        if not any(n in self.net_local for n in r.network_ids):
+        # compiled only on hosts with a port on one of its networks (or
+        # that are one of its gateway hosts)
+        if not self._router_here(r):
             return []
         ifaces = []
         for ifc in r.interfaces:
@@ -848,6 +991,115 @@ class Engine:
             routes.append((rt, ifc, lid, mac))
         return router_rules.router_flows(r, self.router_zone(r.id), ifaces, routes)
 
+    def _router_here(self, r: Router) -> bool:
+        if any(n in self.net_local for n in r.network_ids):
+            return True
+        return r.gateway is not None and self.host in r.gateway.hosts
+
+    def _gateway_role(self, gw) -> str:
+        """"active" (the first of the router's gateway hosts this host
+        sees alive: itself, or hosts before it that BFD says are down),
+        "standby" (another gateway host), or "compute"."""
+        if self.host not in gw.hosts:
+            return "compute"
+        for h in gw.hosts:
+            if h == self.host:
+                return "active"
+            if h not in self.gateways_down and h in self.gateway_ofports:
+                return "standby"
+        return "compute"
+
+    def _ext(self, r: Router):
+        """(Zones, ExtNet) of a router's gateway here, or None."""
+        gw = r.gateway
+        if gw is None or not r.admin_state_up or not self._router_here(r):
+            return None
+        net = self.networks.get(gw.network_id)
+        if net is None or not net.admin_state_up:
+            return None
+        gw_ip = gw_rules.gateway_v4(gw)
+        if gw_ip is None:
+            return None
+        addr = ipaddress.IPv4Address(gw_ip)
+        sub = None
+        for sid in sorted(self.net_subnets.get(net.id, ())):
+            s = self.subnets[sid]
+            if s.ip_version == 4 and addr in ipaddress.ip_network(s.cidr, strict=False):
+                sub = s
+                break
+        if sub is None:
+            return None
+        a = self.alloc.local_ids
+        zones = gw_rules.Zones(a[ROUTER_ZONE_PREFIX + r.id], a[DNAT_ZONE_PREFIX + r.id],
+                               a[SNAT_ZONE_PREFIX + r.id])
+        link = net_rules.uplink(net, self.tunnel_ofports, self.physnet_ofports)
+        cidr = str(ipaddress.ip_network(sub.cidr, strict=False))
+        cidr6 = gateway6 = None
+        gw6 = gw_rules.gateway_v6(gw)
+        if gw6 is not None:
+            a6 = ipaddress.IPv6Address(gw6)
+            for sid in sorted(self.net_subnets.get(net.id, ())):
+                s = self.subnets[sid]
+                if s.ip_version == 6 and a6 in ipaddress.ip_network(s.cidr, strict=False):
+                    cidr6 = str(ipaddress.ip_network(s.cidr, strict=False))
+                    gateway6 = s.gateway_ip
+                    break
+        vlan = net.segment.segmentation_id if link is not None and link[0] == "vlan" else None
+        ext = gw_rules.ExtNet(self.local_id(net.id), cidr, sub.gateway_ip, link is not None,
+                              cidr6, gateway6, gw_rules.reply_actions(vlan))
+        return zones, ext
+
+    def _compute_gateway(self, owner) -> list[Flow]:
+        r = self.routers.get(owner[1])
+        if r is None:
+            return []
+        got = self._ext(r)
+        if got is None:
+            return []
+        zones, ext = got
+        gw = r.gateway
+        role = self._gateway_role(gw)
+        members = tuple(self.gateway_ofports[h] for h in gw.hosts
+                        if h != self.host and h in self.gateway_ofports)
+        classify = ()
+        if role != "compute":
+            classify = tuple(self.gateway_ofports.values()) + tuple(self.tunnel_ofports.values())
+        return gw_rules.gateway_flows(r.id, zones, gw, ext, role, members, classify)
+
+    def _compute_floating_ip(self, owner) -> list[Flow]:
+        fid = owner[1]
+        r = self.routers.get(self.fip_router.get(fid))
+        if r is None:
+            return []
+        fip = next((f for f in r.floating_ips if f.id == fid), None)
+        got = self._ext(r)
+        if fip is None or got is None or fip.floating_network_id != r.gateway.network_id:
+            return []
+        zones, ext = got
+        if not ext.uplink:
+            return []
+        if fip.port_id:
+            p = self.ports.get(fip.port_id)
+            if p is None or p.host != self.host:
+                return []
+            fixed = fip.fixed_ip_address or next((ip for ip in p.ips if ":" not in ip), None)
+            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, fixed, False, ext.reply)
+        if fip.port_forwardings and self._gateway_role(r.gateway) == "active":
+            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, None, True, ext.reply)
+        return []
+
+    def _compute_external(self, owner) -> list[Flow]:
+        nid = owner[1]
+        net = self.networks.get(nid)
+        if net is None or not net.admin_state_up or not self.ext_routers.get(nid):
+            return []
+        link = net_rules.uplink(net, self.tunnel_ofports, self.physnet_ofports)
+        send = net_rules.remote_actions(net, link, None) if link and link[0] != "tunnel" else ()
+        gateways6 = {self.subnets[s].gateway_ip for s in self.net_subnets.get(nid, ())
+                     if self.subnets[s].ip_version == 6 and self.subnets[s].gateway_ip}
+        return gw_rules.external_flows(nid, self.local_id(nid), self.neighbours.get(nid, ()),
+                                       send, frozenset(gateways6))
+
     # Instance methods (OwnerKind.instances): every owner of a kind, for load().
     def _static_owners(self):
         return (STATIC,)
@@ -869,6 +1121,15 @@ class Engine:
 
     def _router_owners(self):
         return [(ROUTER, rid) for rid in self.routers]
+
+    def _gateway_owners(self):
+        return [(GATEWAY, rid) for rid, r in self.routers.items() if r.gateway is not None]
+
+    def _floating_ip_owners(self):
+        return [(FLOATING_IP, fid) for fid in self.fip_router]
+
+    def _external_owners(self):
+        return [(EXTERNAL, nid) for nid in self.ext_routers]
 
     def _address_owners(self):
         addrs = set()
@@ -909,6 +1170,12 @@ INPUTS: tuple[Input, ...] = (
           "the OpenFlow port of each VIF plugged here"),
     Input(UPLINK_OFPORTS, "Chassis.tunnel_ofports, physnet_ofports; set_chassis",
           "the tunnel ports and the patch ports to physical bridges"),
+    Input(GATEWAY_OFPORTS, "Chassis.gateway_ofports; set_chassis",
+          "the per-remote tunnel ports (BFD) to gateway hosts / hosts using this gateway"),
+    Input(GATEWAYS_DOWN, "Chassis.gateways_down; set_chassis",
+          "gateway hosts whose BFD says down (who is the active gateway host)"),
+    Input(NEIGHBOURS, "Chassis.neighbours; set_chassis",
+          "addresses the agent resolved on external networks"),
     Input(ALLOCATIONS, "Allocations given to Engine(); read by load()",
           "network local ids and conjunction ids kept across restarts", incremental=False),
 )
@@ -919,7 +1186,8 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               "the fixed pipeline: table-miss drops, conntrack plumbing"),
     OwnerKind(NETWORK, cookies.KIND_NETWORK, ("network_id",), Engine._compute_network,
               Engine._network_owners,
-              (NETWORKS, SUBNETS, PORTS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ALLOCATIONS),
+              (NETWORKS, SUBNETS, PORTS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ROUTERS,
+               GATEWAY_OFPORTS, ALLOCATIONS),
               "classify from tunnels and patch ports, flooding to the enabled local ports "
               "and the remote hosts, DHCP punts"),
     OwnerKind(PORT, cookies.KIND_PORT, ("port_id",), Engine._compute_port,
@@ -948,6 +1216,26 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               "on hosts with a port on one of its networks: ARP/ND and echo answers for "
               "its addresses, its conntrack zone, admission, routes by longest prefix "
               "(extra routes resolved to their next hop's port)"),
+    OwnerKind(GATEWAY, cookies.KIND_GATEWAY, ("router_id",), Engine._compute_gateway,
+              Engine._gateway_owners,
+              (ROUTERS, NETWORKS, SUBNETS, PORTS, UPLINK_OFPORTS, GATEWAY_OFPORTS, GATEWAYS_DOWN,
+               ALLOCATIONS),
+              "a router's gateway where the router is compiled: routes out of it, SNAT on "
+              "the active gateway host or the redirect (bundle over the gateway hosts' "
+              "tunnels) elsewhere; on gateway hosts the redirect's classification and the "
+              "gateway address (ARP on the active one only)"),
+    OwnerKind(FLOATING_IP, cookies.KIND_FLOATING_IP, ("floating_ip_id",),
+              Engine._compute_floating_ip, Engine._floating_ip_owners,
+              (ROUTERS, NETWORKS, SUBNETS, PORTS, UPLINK_OFPORTS, GATEWAY_OFPORTS, GATEWAYS_DOWN,
+               ALLOCATIONS),
+              "a floating IP on its port's host (port forwardings: the active gateway host): "
+              "ARP, un-SNAT, DNAT, SNAT, hairpin"),
+    OwnerKind(EXTERNAL, cookies.KIND_EXTERNAL, ("network_id",), Engine._compute_external,
+              Engine._external_owners,
+              (ROUTERS, NETWORKS, SUBNETS, UPLINK_OFPORTS, GATEWAY_OFPORTS, NEIGHBOURS,
+               ALLOCATIONS),
+              "an external network: the resolved neighbours' L3_RESOLVE / L2 entries (IPv6: "
+              "also its subnets' gateways) and the metered punt of an unresolved next hop"),
 )
 
 

@@ -158,18 +158,49 @@ class Conjunction:
 
 
 @dataclass(frozen=True, slots=True)
+class Nat:
+    """The nat() of a ct(): ``kind`` "src" or "dst" with an address range
+    (``ip_min``..``ip_max``, IPv4 or IPv6; ``ip_max`` None = one address)
+    and an optional L4 port range, translates a new connection when the
+    ct() commits it; ``kind`` None (plain ``nat``) applies the NAT a
+    connection already has (reverse translation for its replies) and
+    nothing else."""
+
+    kind: Optional[str] = None  # "src" | "dst" | None
+    ip_min: Optional[str] = None
+    ip_max: Optional[str] = None
+    port_min: Optional[int] = None
+    port_max: Optional[int] = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ct:
     """Nicira ct(): send through conntrack, optionally commit, recirculate.
 
     ``zone_src`` names a register holding the zone (e.g. "reg6") when the
     zone is per-packet; otherwise ``zone`` is a constant.  ``table`` is
     where the packet recirculates after tracking (None = no recirc).
+    ``nat`` (a Nat) translates the packet (the only nested action).
     """
 
     commit: bool = False
     zone: int = 0
     zone_src: Optional[str] = None
     table: Optional[int] = None
+    nat: Optional[Nat] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """Nicira bundle(): output to one of ``members`` (ofports).  With
+    ``active_backup`` the first member the switch considers alive (link
+    up and, on a tunnel with BFD, BFD forwarding) in the given order;
+    nothing if none is."""
+
+    members: tuple
+    algorithm: str = "active_backup"  # "active_backup" | "hrw"
+    fields: str = "eth_src"  # "eth_src" | "symmetric_l4" (hash input for hrw)
+    basis: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +239,7 @@ class Learn:
 
 Action = Union[
     Output, SetField, PushVlan, PopVlan, GotoTable, Resubmit, Controller, Conjunction, Ct,
-    Move, DecTtl,
+    Move, DecTtl, Bundle,
 ]
 
 OFPP_IN_PORT = 0xFFFFFFF8

@@ -1,11 +1,18 @@
 """The br-int pipeline, declared as data, and the contract every flow obeys.
 
-Tables (a packet only ever moves forward)::
+Tables (a packet only ever moves forward; the one way back is a conntrack
+recirculation, a new pass: the hairpin of a floating IP served here,
+L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
 
    0 CLASSIFY       in_port (+ tunnel_id | vlan_vid) -> reg6 network, reg5
                     source ofport, reg4 flags; VLAN popped.  Local VIFs go to
                     PORT_SECURITY, tunnels and physical patch ports skip to
-                    CT_LOOKUP (they were checked by the sending host).
+                    CT_LOOKUP (they were checked by the sending host); the
+                    per-remote BFD tunnel ports (Chassis.gateway_ofports)
+                    are classified like the flow-based one; an external
+                    network's uplink goes to EXT_ADMIT, and on a gateway
+                    host tunnel_id = a router's redirect key is that
+                    router's SNAT traffic (reg2/reg3, REDIRECT) -> EXT_ADMIT.
   10 PORT_SECURITY  egress anti-spoofing per local port: source MAC, IPv4 /
                     IPv6 source, ARP sender, ND target, DHCP from 0.0.0.0;
                     rogue DHCP servers and router advertisements dropped;
@@ -13,6 +20,25 @@ Tables (a packet only ever moves forward)::
   20 SERVICES       ARP requests for known addresses answered in flows
                     (sent back out of IN_PORT); DHCP (v4 68->67, v6 546->547)
                     punted to the controller.
+  22 EXT_ADMIT      (rules/gateway.py) packets of an external network from
+                    the uplink: ARP for a floating IP answered only on the
+                    instance's host, for a gateway address only on the
+                    active gateway host; IPv4 to a floating / gateway
+                    address served here: reg2/reg3 = its router, un-SNAT
+                    (ct nat, the router's SNAT zone) -> EXT_DNAT.  SNAT
+                    traffic redirected from another host (reg4 REDIRECT,
+                    classified by tunnel_id = the router's redirect key):
+                    reg0 = next hop, un-DNAT (DNAT zone) -> L3_SNAT.  IPv6
+                    (routed, not translated; gateway hosts): NS for the
+                    gateway address answered by the active one, IPv6 to
+                    the gateway MAC -> EXT_CT.  The rest -> CT_LOOKUP
+                    (switched as today).
+  24 EXT_DNAT       per router (reg2): a floating IP -> its fixed IP, a
+                    port forwarding (FIP, proto, port) -> internal
+                    IP:port: ct(commit, nat(dst)) in the DNAT zone -> EXT_CT.
+  26 EXT_CT         the translated packet through the router's ACL zone
+                    (reg3, the zone routed traffic is tracked in): the
+                    security groups see the un-NATed tuple -> L3_ROUTE.
   30 CT_LOOKUP      IPv4/IPv6 sent through conntrack once, recirculating into
                     EGRESS_ACL, in the zone copied into reg3: the network's
                     (reg6), or the router's for a packet to or from one of
@@ -37,8 +63,24 @@ Tables (a packet only ever moves forward)::
                     dec_ttl, source MAC = the egress interface's, reg6 =
                     the egress network; connected subnets on to L3_RESOLVE,
                     extra routes set the next hop's MAC and go to L2_LOOKUP.
+                    Routes out of the gateway interface (its subnet, the
+                    default route via the subnet's gateway_ip): reg0 = the
+                    next hop, the ACL entry committed (pre-NAT tuple, reg3
+                    zone), un-DNAT in the DNAT zone -> L3_SNAT.
+  47 L3_SNAT        per router (reg2), IPv4 leaving by the gateway: from a
+                    floating IP's fixed IP served here: SNAT to the FIP
+                    (SNAT zone, eth_src = FIP MAC) -> L3_RESOLVE; already a
+                    FIP (un-DNATed reply) -> L3_RESOLVE; else on the
+                    active gateway host SNAT to the gateway address, on
+                    other hosts tunnel_id = redirect key + bundle
+                    active_backup over the gateway hosts' BFD tunnels.
   48 L3_RESOLVE     (reg6, destination IP) -> eth_dst of the port holding
-                    it (owned by that port, on routed networks only).
+                    it (owned by that port, on routed networks only).  On
+                    an external network by the next hop in reg0: a
+                    neighbour the agent resolved (Chassis.neighbours), a
+                    floating IP served here (hairpin: recirculate into
+                    EXT_DNAT as if it came from outside), else punted to
+                    the controller through a meter per network.
   50 L2_LOOKUP      (reg6, eth_dst) -> local port (reg7, on to INGRESS_ACL),
                     or a remote host (tunnel_id + tun_ipv4_dst + output
                     to the tunnel port; or VLAN push + output to the patch
@@ -56,15 +98,28 @@ Tables (a packet only ever moves forward)::
 
 Registers::
 
+  reg0  IPv4 next hop on an external network (L3_ROUTE / EXT_ADMIT,
+        read by L3_RESOLVE; in the packet-in of a resolve punt); for
+        IPv6 0 = ipv6_dst itself, 1 = the external subnet's gateway
+  reg1  always 0 (no flow may set it): copied into in_port by the hairpin
   reg2  router (its zone number), set by L3_ADMIT, read by L3_ROUTE
   reg3  conntrack zone of the packet (set in CT_LOOKUP, read by every
         ct(); routing changes reg6 but never the zone)
-  reg4  flags; bit 0 FROM_REMOTE = arrived over a tunnel or a patch port
+  reg4  flags; bit 0 FROM_REMOTE = arrived over a tunnel or a patch port;
+        bit 1 REDIRECT = SNAT traffic redirected to this gateway host
   reg5  source ofport (local VIF), 0 when from the outside
   reg6  network local id (16 bits; the conntrack zone of switched traffic);
         routing sets it to the egress network
   reg7  destination ofport, set by L2_LOOKUP / FLOOD, read by INGRESS_ACL
         and OUTPUT
+
+Conntrack zones: a network's local id (switched traffic); per router
+three numbers from the same pool: the ACL zone (reg3, security groups of
+routed traffic), and with a gateway a DNAT and an SNAT zone.  Out:
+ACL commit (pre-NAT) -> un-DNAT (DNAT zone) -> SNAT (SNAT zone); in:
+un-SNAT (SNAT zone) -> DNAT (DNAT zone) -> ACL lookup.  Two NAT zones,
+not one: a hairpin connection (a VM to a floating IP of its own router)
+is translated both ways, and a conntrack entry takes one NAT per commit.
 
 Each table declares what it may match, which fields it may set (SetField
 or Move destination), which action kinds it may use and which tables it
@@ -80,6 +135,7 @@ from dataclasses import dataclass
 
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler.flow import (
+    Bundle,
     Conjunction,
     Controller,
     Ct,
@@ -105,10 +161,14 @@ METER_TTL = 0xFF01
 CLASSIFY = 0
 PORT_SECURITY = 10
 SERVICES = 20
+EXT_ADMIT = 22
+EXT_DNAT = 24
+EXT_CT = 26
 CT_LOOKUP = 30
 EGRESS_ACL = 40
 L3_ADMIT = 44
 L3_ROUTE = 46
+L3_SNAT = 47
 L3_RESOLVE = 48
 L2_LOOKUP = 50
 FLOOD = 55
@@ -116,6 +176,8 @@ INGRESS_CT = 58
 INGRESS_ACL = 60
 OUTPUT = 70
 
+REG_NEXTHOP = "reg0"
+REG_ZERO = "reg1"  # never set: a zero to copy (in_port = 0 for the hairpin)
 REG_ROUTER = "reg2"
 REG_ZONE = "reg3"
 REG_FLAGS = "reg4"
@@ -123,6 +185,10 @@ REG_SRC = "reg5"
 REG_NET = "reg6"
 REG_DST = "reg7"
 FLAG_FROM_REMOTE = 0x1
+FLAG_REDIRECT = 0x2
+# meter of an external network's resolve punt: base + the network's local
+# id (above any ofport, which the DHCP punt meters use)
+EXT_PUNT_METER_BASE = 0x10000
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806
@@ -161,9 +227,9 @@ TABLES: dict[int, TableSpec] = {
         TableSpec(
             CLASSIFY, "classify",
             _fs("in_port", "tunnel_id", "vlan_vid"),
-            _fs(REG_FLAGS, REG_SRC, REG_NET),
+            _fs(REG_FLAGS, REG_SRC, REG_NET, REG_ROUTER, REG_ZONE),
             frozenset({SetField, PopVlan, GotoTable}),
-            _fs(PORT_SECURITY, CT_LOOKUP),
+            _fs(PORT_SECURITY, EXT_ADMIT, CT_LOOKUP),
             "which VIF / tunnel / physical network a packet came from",
         ),
         TableSpec(
@@ -188,6 +254,36 @@ TABLES: dict[int, TableSpec] = {
             frozenset({SetField, Move, Output, Controller, Meter, GotoTable, Ct}),
             _fs(CT_LOOKUP),
             "ARP and ND responders, DHCP punt (metered per source port)",
+        ),
+        TableSpec(
+            EXT_ADMIT, "ext_admit",
+            _fs(REG_NET, REG_FLAGS, REG_ROUTER, "eth_type", "eth_dst", "arp_op", "arp_tpa",
+                "ipv4_dst", "ipv6_dst", "ip_proto", "icmpv6_type", "ipv6_nd_target"),
+            _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
+                REG_ROUTER, REG_ZONE, REG_NEXTHOP, "ipv6_src", "ipv6_dst", "icmpv6_type",
+                "ipv6_nd_sll", "nd_reserved", "nd_options_type", "vlan_vid"),
+            # PushVlan: answers go back out of a VLAN uplink tagged
+            frozenset({SetField, Move, Output, Ct, GotoTable, PushVlan}),
+            _fs(EXT_DNAT, EXT_CT, L3_SNAT, CT_LOOKUP),
+            "an external network's inbound: ARP for FIP / gateway, un-SNAT, redirected SNAT",
+        ),
+        TableSpec(
+            EXT_DNAT, "ext_dnat",
+            _fs(REG_ROUTER, "eth_type", "ipv4_dst", "ip_proto", "tcp_dst", "udp_dst",
+                "icmpv4_type"),
+            # echo to the gateway address answered back out of the uplink
+            _fs("ipv4_src", "ipv4_dst", "icmpv4_type", "vlan_vid"),
+            frozenset({Ct, GotoTable, SetField, Move, Output, PushVlan}),
+            _fs(EXT_CT),
+            "DNAT of floating IPs and port forwardings (per router)",
+        ),
+        TableSpec(
+            EXT_CT, "ext_ct",
+            _fs("eth_type"),
+            _fs(),
+            frozenset({Ct, GotoTable}),
+            _fs(L3_ROUTE),
+            "translated inbound packets through the router's ACL zone",
         ),
         TableSpec(
             CT_LOOKUP, "ct_lookup",
@@ -217,19 +313,30 @@ TABLES: dict[int, TableSpec] = {
             L3_ROUTE, "l3_route",
             _fs(REG_ROUTER, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto", "icmpv4_type",
                 "icmpv6_type", "nw_ttl"),
-            _fs("eth_src", "eth_dst", REG_NET, "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst",
-                "icmpv4_type", "icmpv6_type"),
+            _fs("eth_src", "eth_dst", REG_NET, REG_NEXTHOP, "ipv4_src", "ipv4_dst", "ipv6_src",
+                "ipv6_dst", "icmpv4_type", "icmpv6_type"),
+            # Ct: gateway routes commit the ACL entry and un-DNAT (-> L3_SNAT);
             # Meter + Controller: a TTL that ran out, punted through METER_TTL
-            frozenset({DecTtl, SetField, Move, Output, GotoTable, Meter, Controller}),
-            _fs(L3_RESOLVE, L2_LOOKUP),
+            frozenset({DecTtl, SetField, Move, Output, GotoTable, Ct, Meter, Controller}),
+            _fs(L3_SNAT, L3_RESOLVE, L2_LOOKUP),
             "longest prefix match per router; echo answers",
         ),
         TableSpec(
+            L3_SNAT, "l3_snat",
+            _fs(REG_ROUTER, REG_FLAGS, "eth_type", "ipv4_src"),
+            _fs("eth_src", "tunnel_id"),
+            frozenset({SetField, Ct, Bundle, GotoTable}),
+            _fs(L3_RESOLVE),
+            "SNAT to a floating IP here, to the gateway address, or redirect to the gateway",
+        ),
+        TableSpec(
             L3_RESOLVE, "l3_resolve",
-            _fs(REG_NET, "eth_type", "ipv4_dst", "ipv6_dst"),
-            _fs("eth_dst"),
-            frozenset({SetField, GotoTable}),
-            _fs(L2_LOOKUP),
+            _fs(REG_NET, REG_NEXTHOP, "eth_type", "ipv4_dst", "ipv6_dst"),
+            _fs("eth_dst", REG_ROUTER, REG_ZONE, "in_port"),
+            # Ct: a floating IP served here (hairpin) recirculates into
+            # EXT_DNAT after un-SNAT; Meter + Controller: resolve punt
+            frozenset({SetField, Move, GotoTable, Ct, Meter, Controller}),
+            _fs(L2_LOOKUP, EXT_DNAT),
             "the destination's MAC on the egress network",
         ),
         TableSpec(
@@ -425,18 +532,48 @@ def _check_actions(flow: Flow, spec: TableSpec, actions) -> bool:
                 raise PipelineError(f"table {spec.name} may not recirculate to {a.table}")
             if a.zone_src is not None and a.zone_src not in _REGS:
                 raise PipelineError(f"ct zone_src must be a register: {flow}")
+            if a.nat is not None:
+                _check_nat(flow, a)
         elif cls is Move:
+            if a.dst == REG_ZERO:
+                raise PipelineError(f"{REG_ZERO} stays zero: {flow}")
             if a.dst not in spec.sets:
                 raise PipelineError(f"table {spec.name} may not move into {a.dst}: {flow}")
         elif cls is Output:
             if a.port <= 0:
                 raise PipelineError(f"bad output port: {flow}")
+        elif cls is Bundle:
+            if not a.members or any(not 0 < m < 0xFF00 for m in a.members):
+                raise PipelineError(f"bundle needs ofports as members: {flow}")
+            if a.algorithm not in ("active_backup", "hrw"):
+                raise PipelineError(f"bad bundle algorithm: {flow}")
     if conj:
         if conj != n:
             raise PipelineError(f"conjunction flows may carry only conjunctions: {flow}")
         if flow.match.get("conj_id") is not None:
             raise PipelineError(f"a conjunction clause cannot match conj_id: {flow}")
     return bool(conj)
+
+
+def _check_nat(flow: Flow, a: Ct) -> None:
+    n = a.nat
+    if n.kind not in (None, "src", "dst"):
+        raise PipelineError(f"nat kind must be src, dst or None: {flow}")
+    if n.kind is None:
+        if n.ip_min or n.ip_max or n.port_min is not None or n.port_max is not None:
+            raise PipelineError(f"plain nat takes no range: {flow}")
+        return
+    if not a.commit:
+        raise PipelineError(f"nat({n.kind}=...) translates only a committed connection: {flow}")
+    if n.ip_min is None:
+        raise PipelineError(f"nat({n.kind}) needs an address: {flow}")
+    if n.ip_max == n.ip_min or (n.port_max is not None and n.port_max == n.port_min):
+        raise PipelineError(f"a range of one is written as its minimum only: {flow}")
+    if n.port_max is not None and n.port_min is None:
+        raise PipelineError(f"nat port range without a minimum: {flow}")
+    eth = flow.match.get("eth_type").value
+    if (eth == ETH_IPV6) != (":" in n.ip_min):
+        raise PipelineError(f"nat address of the other IP family: {flow}")
 
 
 def describe() -> str:

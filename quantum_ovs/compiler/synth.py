@@ -13,11 +13,15 @@ import random
 from quantum_ovs.model import (
     Chassis,
     FixedIP,
+    FloatingIP,
     HostView,
+    Neighbour,
     Network,
     Port,
+    PortForwarding,
     RemoteHost,
     Router,
+    RouterGateway,
     RouterInterface,
     Rule,
     Segment,
@@ -230,3 +234,59 @@ def slice_for_host(host: str, tunnel_ips: dict, networks, subnets, ports, groups
         remote_hosts=tuple(RemoteHost(h, tunnel_ips[h]) for h in remote if h in tunnel_ips),
         chassis=chassis, routers=tuple(my_routers),
     )
+
+
+EXT_NET = "ext-net"
+EXT_SUBNET = "ext-sub"
+EXT_GATEWAY_IP = "172.24.0.1"
+EXT_NEIGHBOUR_MAC = "52:54:00:00:00:01"
+GATEWAY_HOSTS = ("gw-1", "gw-2")
+
+
+def fip_address(i: int) -> str:
+    return f"172.24.{1 + i // 250}.{i % 250 + 2}"
+
+
+def add_external(view: HostView, fips: int | None = None, forwardings: bool = True,
+                 hosts=GATEWAY_HOSTS, gateways_down=()) -> HostView:
+    """``view`` with external connectivity (issue 14): a flat external
+    network on physnet1 (172.24.0.0/16, gateway .0.1, resolved as a
+    neighbour), every router given a gateway (address 172.24.0.<10+k>,
+    gateway ``hosts``, redirect key 0x100000 + k), a floating IP for the
+    first ``fips`` local ports on a routed network (all if None), and,
+    with ``forwardings``, a floating IP with a TCP port forwarding to the
+    first such port on the first router.  Gateway hosts get BFD tunnel
+    ports 20, 21, ... in the chassis."""
+    ext = Network(EXT_NET, Segment("flat", "physnet1"))
+    sub = Subnet(EXT_SUBNET, EXT_NET, "172.24.0.0/16", 4, EXT_GATEWAY_IP, enable_dhcp=False)
+    routers = list(view.routers)
+    n_fip = 0
+    out = []
+    for k, r in enumerate(routers):
+        mac = f"fa:16:3e:ee:{k // 256:02x}:{k % 256:02x}"
+        gw = RouterGateway(EXT_NET, f"gwport-{r.id}", mac, (f"172.24.0.{10 + k}",), True,
+                           tuple(hosts), 0x100000 + k)
+        fl = []
+        for p in view.ports:
+            if fips is not None and n_fip >= fips:
+                break
+            if p.host != view.host or p.network_id not in r.network_ids or not p.ips:
+                continue
+            fl.append(FloatingIP(f"fip-{p.id}", fip_address(n_fip), EXT_NET, p.id, None,
+                                 p.mac_address))
+            n_fip += 1
+        if forwardings and k == 0:
+            target = next((p for p in view.ports if p.network_id in r.network_ids and p.ips),
+                          None)
+            if target is not None:
+                pf = PortForwarding(f"pf-{r.id}", "tcp", target.id, target.ips[0], 2222, 2222,
+                                    22, 22)
+                fl.append(FloatingIP(f"fip-pf-{r.id}", "172.24.0.250", EXT_NET, None, None,
+                                     mac, (pf,)))
+        out.append(Router(r.id, r.admin_state_up, r.interfaces, r.routes, gw, tuple(fl)))
+    ch = view.chassis
+    ch = Chassis(ch.vif_ofports, ch.tunnel_ofports, ch.physnet_ofports,
+                 tuple((h, 20 + i) for i, h in enumerate(hosts)), tuple(gateways_down),
+                 (Neighbour(EXT_NET, EXT_GATEWAY_IP, EXT_NEIGHBOUR_MAC),))
+    return view.replace(networks=view.networks + (ext,), subnets=view.subnets + (sub,),
+                        routers=tuple(out), chassis=ch)

@@ -8,9 +8,14 @@ registers and metadata, set-field, move, VLAN push/pop, tunnel key and
 destination, conjunctive matches, dec_ttl (``nw_ttl``, 64 unless given;
 0 or 1: to the controller, the action list stops, as on the switch),
 conntrack (each ct() lookup returns the state you give, plus +trk;
-commits are recorded), output (an output to the packet's own in_port is
-dropped, as the switch does, unless it is OFPP_IN_PORT), controller and
-table miss (drop).
+commits are recorded), NAT (a committing ct(nat(src|dst=address[:port]))
+translates the packet, as ``ofproto/trace`` does; a plain ct(nat) applies
+what ``nat`` -- a callable (zone, packet) -> {field: value} standing for
+the connection's existing translation -- returns, nothing by default: a
+new connection; every translation is in ``Trace.nats``), bundle (the
+first member not in ``down_ports``), output (an output to the packet's
+own in_port is dropped, as the switch does, unless it is OFPP_IN_PORT),
+controller and table miss (drop).
 
 It raises ``AmbiguousMatch`` when two flows of the same priority that do
 different things both match (the switch would pick either), and
@@ -32,6 +37,7 @@ from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler.pipeline import TABLE_NAMES
 from quantum_ovs.compiler.flow import (
     CT_TRK,
+    Bundle,
     IP4_FIELDS,
     IP6_FIELDS,
     MAC_FIELDS,
@@ -142,6 +148,7 @@ class Trace:
     controller: list = field(default_factory=list)  # readable packets
     meters: list = field(default_factory=list)  # meter ids passed (rate limits)
     commits: list = field(default_factory=list)  # (zone, readable packet)
+    nats: list = field(default_factory=list)  # (zone, {field: (before, after)})
     ttl_expired: list = field(default_factory=list)  # readable packets (dec_ttl at 0/1)
     dropped_in_port: list = field(default_factory=list)
 
@@ -167,6 +174,9 @@ class Trace:
             lines.append("controller")
         for zone, _ in self.commits:
             lines.append(f"ct commit zone {zone}")
+        for zone, changed in self.nats:
+            what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
+            lines.append(f"nat zone {zone}: {what}")
         if self.dropped:
             lines.append("dropped")
         return "\n".join(lines)
@@ -191,8 +201,19 @@ def _fmt_action(a) -> str:
         return f"conj({a.id},{a.clause + 1}/{a.n_clauses})"
     if isinstance(a, Ct):
         z = a.zone_src or a.zone
+        nat = ""
+        if a.nat is not None:
+            n = a.nat
+            nat = ",nat"
+            if n.kind:
+                rng = n.ip_min + (f"-{n.ip_max}" if n.ip_max else "")
+                if n.port_min is not None:
+                    rng += f":{n.port_min}" + (f"-{n.port_max}" if n.port_max else "")
+                nat = f",nat({n.kind}={rng})"
         return f"ct({'commit,' if a.commit else ''}zone={z}" + (
-            f",table={a.table})" if a.table is not None else ")")
+            f",table={a.table}" if a.table is not None else "") + nat + ")"
+    if isinstance(a, Bundle):
+        return f"bundle({a.algorithm},members:{','.join(map(str, a.members))})"
     if isinstance(a, Move):
         return f"move {a.src}->{a.dst}"
     if isinstance(a, Meter):
@@ -219,7 +240,8 @@ class Tracer:
         self.tables = {t: sorted(levels.items(), key=lambda kv: -kv[0])
                        for t, levels in tables.items()}
 
-    def run(self, packet: Mapping, ct_state: CtState = 0x01) -> Trace:
+    def run(self, packet: Mapping, ct_state: CtState = 0x01, nat=None,
+            down_ports=frozenset()) -> Trace:
         p = {k: to_int(k, v) for k, v in packet.items()}
         if "in_port" not in p:
             raise TraceError("the packet needs an in_port")
@@ -227,6 +249,8 @@ class Tracer:
             p.setdefault("nw_ttl", DEFAULT_TTL)
         tr = Trace(packet=dict(p))
         self._ct = ct_state
+        self._nat = nat
+        self._down = frozenset(down_ports)
         self._table(tr, p, 0, 0, -1)
         return tr
 
@@ -352,6 +376,8 @@ class Tracer:
                 zone = p.get(a.zone_src, 0) & 0xFFFF if a.zone_src else a.zone
                 if a.commit:
                     tr.commits.append((zone, readable(p)))
+                if a.nat is not None:
+                    self._translate(tr, p, zone, a)
                 if a.table is None:
                     # As in Open vSwitch: after ct() without recirculation
                     # the rest of the pipeline sees the packet untracked.
@@ -359,6 +385,10 @@ class Tracer:
                 else:
                     state = self._ct(zone, readable(p)) if callable(self._ct) else self._ct
                     recirc = (a.table, state | CT_TRK, zone)
+            elif cls is Bundle:
+                live = [m for m in a.members if m not in self._down]
+                if live:
+                    self._output(tr, p, live[0])
             elif cls is Controller:
                 tr.controller.append(readable(p))
             elif cls is Meter:
@@ -375,6 +405,32 @@ class Tracer:
             else:
                 raise TraceError(f"unsupported action {a!r}")
         return nxt, recirc
+
+    _L4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst"),
+           132: ("sctp_src", "sctp_dst")}
+
+    def _translate(self, tr: Trace, p: dict, zone: int, a: Ct) -> None:
+        n = a.nat
+        new: dict = {}
+        if n.kind is None:
+            if self._nat is not None:
+                new = dict(self._nat(zone, readable(p)) or {})
+        elif a.commit:
+            v6 = ":" in n.ip_min
+            src = n.kind == "src"
+            name = ("ipv6_" if v6 else "ipv4_") + ("src" if src else "dst")
+            new[name] = n.ip_min
+            l4 = self._L4.get(p.get("ip_proto"))
+            if n.port_min is not None and l4 is not None:
+                new[l4[0] if src else l4[1]] = n.port_min
+        changed = {}
+        for k, v in new.items():
+            before = p.get(k, 0)
+            p[k] = to_int(k, v)
+            if p[k] != before:
+                changed[k] = (from_int(k, before), from_int(k, p[k]))
+        if changed:
+            tr.nats.append((zone, changed))
 
     @staticmethod
     def _move(p: dict, a: Move) -> None:
@@ -399,10 +455,12 @@ class Tracer:
         tr.outputs.append(Delivery(port, readable(p)))
 
 
-def trace(flows, packet: Mapping, ct_state: CtState = 0x01) -> Trace:
+def trace(flows, packet: Mapping, ct_state: CtState = 0x01, nat=None,
+          down_ports=frozenset()) -> Trace:
     """Trace one packet; ``ct_state`` (CT_* bits, or a callable
-    ``(zone, packet) -> bits``) is what every ct() lookup returns."""
-    return Tracer(flows).run(packet, ct_state)
+    ``(zone, packet) -> bits``) is what every ct() lookup returns; ``nat``
+    and ``down_ports`` as in the module's doc."""
+    return Tracer(flows).run(packet, ct_state, nat, down_ports)
 
 
 _SHORTHAND = {

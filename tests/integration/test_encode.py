@@ -33,7 +33,10 @@ def test_samples_cover_every_action_type():
     wanted = set(ACTION_TYPES)
     if hasattr(F, "Move"):
         wanted.add(F.Move)
+    wanted.add(F.Bundle)
     assert wanted <= used
+    assert any(isinstance(a, F.Ct) and a.nat is not None for f in sample_flows()
+               for a in f.actions)
 
 
 @pytest.mark.parametrize(

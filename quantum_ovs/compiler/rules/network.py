@@ -73,10 +73,16 @@ def network_flows(
     remote_host_ips: list[str],
     tunnel_ofports: dict,
     physnet_ofports: dict,
+    external: bool = False,
+    gateway_ofports: tuple = (),
 ) -> list[Flow]:
     """``local_ofports``: ofports of the network's plugged, enabled local
     ports; ``remote_host_ips``: tunnel IPs of the remote hosts holding
-    ports of this network."""
+    ports of this network.  ``external``: a router's gateway network
+    (packets from its uplink go through EXT_ADMIT, rules/gateway.py);
+    ``gateway_ofports``: the per-remote tunnel ports (BFD) to gateway
+    hosts, classified like the flow-based tunnel port (the switch delivers
+    a packet from such a remote to that port, not to the flow-based one)."""
     if not net.admin_state_up:
         return []
     cookie = cookies.cookie_for(cookies.KIND_NETWORK, net.id)
@@ -84,13 +90,15 @@ def network_flows(
     rnet = reg(P.REG_NET, local_id)
     link = uplink(net, tunnel_ofports, physnet_ofports)
     enter = [SetField(P.REG_NET, local_id), SetField(P.REG_FLAGS, P.FLAG_FROM_REMOTE),
-             GotoTable(P.CT_LOOKUP)]
+             GotoTable(P.EXT_ADMIT if external else P.CT_LOOKUP)]
     if link is not None:
         kind, ofport = link
         inp = Field("in_port", ofport)
         if kind == "tunnel":
-            m = mk(inp, Field("tunnel_id", net.segment.segmentation_id))
-            out.append(Flow(P.CLASSIFY, 100, m, tuple(enter), cookie))
+            tid = Field("tunnel_id", net.segment.segmentation_id)
+            for port in sorted({ofport, *gateway_ofports}):
+                out.append(Flow(P.CLASSIFY, 100, mk(Field("in_port", port), tid),
+                                tuple(enter), cookie))
         elif kind == "vlan":
             m = mk(inp, Field("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT))
             out.append(Flow(P.CLASSIFY, 100, m, (PopVlan(), *enter), cookie))

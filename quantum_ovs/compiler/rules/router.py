@@ -37,8 +37,11 @@ route sees it; the agent answers it with ICMP time exceeded
 the switch's own unmetered "invalid TTL" packet-ins stay off.  Router solicitations are
 punted by the network's flows (rules/network.py) and answered by the agent
 with the router advertisements.
-TODO: a destination on a connected subnet without a port in the model is
-dropped (no ARP for unknown neighbours).
+A destination on a connected (internal) subnet without a port in the
+model is dropped (no ARP for unknown neighbours there).  The router's
+gateway on an external network is not one of these interfaces: its
+routes, NAT and the resolution of unknown external neighbours (punted to
+the agent) are rules/gateway.py's.
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def _f(table, prio, match, actions=()):
 def static_flows() -> list[Flow]:
     out = []
     for t in P.TABLES:
-        if t not in (P.SERVICES, P.CT_LOOKUP, P.L3_ADMIT, P.L2_LOOKUP, P.INGRESS_CT):
+        if t not in (P.SERVICES, P.CT_LOOKUP, P.L3_ADMIT, P.L2_LOOKUP, P.INGRESS_CT,
+                     P.EXT_ADMIT, P.EXT_DNAT):
             out.append(_f(t, 0, mk()))  # table miss: drop
     # L3_ADMIT: what is not for a router interface is switched.
     out.append(_f(P.L3_ADMIT, 0, mk(), [GotoTable(P.L2_LOOKUP)]))
@@ -61,6 +62,13 @@ def static_flows() -> list[Flow]:
     out.append(_f(P.CT_LOOKUP, 100, mk(F_IP), ct))
     out.append(_f(P.CT_LOOKUP, 100, mk(F_IPV6), ct))
     out.append(_f(P.CT_LOOKUP, 0, mk(), [GotoTable(P.EGRESS_ACL)]))
+    # External networks (rules/gateway.py): what no floating IP or gateway
+    # takes is switched; what is not DNATed goes through the ACL zone as is.
+    out.append(_f(P.EXT_ADMIT, 0, mk(), [GotoTable(P.CT_LOOKUP)]))
+    out.append(_f(P.EXT_DNAT, 0, mk(), [GotoTable(P.EXT_CT)]))
+    acl_zone = Ct(zone_src=P.REG_ZONE, table=P.L3_ROUTE)
+    out.append(_f(P.EXT_CT, 100, mk(F_IP), [acl_zone]))
+    out.append(_f(P.EXT_CT, 100, mk(F_IPV6), [acl_zone]))
     # INGRESS_CT: IP left untracked by a commit is looked up again.
     again = Ct(zone_src=P.REG_ZONE, table=P.INGRESS_ACL)
     out.append(_f(P.INGRESS_CT, 100, mk(F_IP, Field("ct_state", 0, CT_TRK)), [again]))

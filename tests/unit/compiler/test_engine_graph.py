@@ -16,10 +16,32 @@ from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import engine as eng
 from quantum_ovs.compiler.desired import CompileError
 from quantum_ovs.compiler.engine import OWNER_KINDS, Engine
-from quantum_ovs.compiler.synth import default_group, make_large_view, make_port
-from quantum_ovs.model import GroupMembers, HostRoute, RemoteHost, Rule, SecurityGroup
+from quantum_ovs.compiler.synth import (
+    EXT_NET,
+    EXT_SUBNET,
+    add_external,
+    default_group,
+    make_large_view,
+    make_port,
+)
+from quantum_ovs.model import (
+    GroupMembers,
+    HostRoute,
+    Neighbour,
+    RemoteHost,
+    Rule,
+    SecurityGroup,
+)
 
-from tests.fixtures.scenario import HOST, base_view, change, plug
+from tests.fixtures.scenario import HOST, change, plug
+from tests.fixtures.scenario import base_view as _base_view
+
+
+def base_view():
+    """The scenario's base view with external connectivity (a gateway on
+    router-1, floating IPs, a port forwarding), so every owner kind has
+    owners."""
+    return add_external(_base_view(), hosts=(HOST, "gw-2"))
 
 HERE = pathlib.Path(__file__).parent
 GOLDEN = {"text": HERE / "engine_graph.txt", "dot": HERE / "engine_graph.dot"}
@@ -55,7 +77,8 @@ def test_owner_kinds_are_the_cookie_kinds():
     ones they always were."""
     assert {k.name: k.cookie_kind for k in OWNER_KINDS} == {
         "static": 0x01, "network": 0x02, "port": 0x03, "port-acl": 0x04, "group": 0x05,
-        "address": 0x06, "rule-match": 0x07, "router": 0x08}
+        "address": 0x06, "rule-match": 0x07, "router": 0x08, "gateway": 0x09,
+        "floating-ip": 0x0A, "external": 0x0B}
     for k in OWNER_KINDS:
         assert cookies.KIND_NAMES[k.cookie_kind] == k.name
     assert cookies.cookie_for(cookies.KIND_PORT_ACL, "owner-1") == 0x510457AAE813B186
@@ -75,8 +98,8 @@ def test_an_undeclared_dependency_fails_at_import(monkeypatch):
 
 def test_an_undeclared_owner_kind_is_an_error():
     e = Engine.from_view(base_view())
-    e._dirty.add(("floating-ip", "f1"))
-    with pytest.raises(CompileError, match="undeclared owner kind 'floating-ip'"):
+    e._dirty.add(("load-balancer", "lb1"))
+    with pytest.raises(CompileError, match="undeclared owner kind 'load-balancer'"):
         e._flush()
 
 
@@ -85,8 +108,9 @@ def _ip(i: int) -> frozenset:
 
 
 def test_every_computed_owner_kind_is_declared_and_every_declared_one_computed():
-    view = make_large_view(local_ports=60, networks=6, remote_hosts=10, remote_ports=200,
-                           n_groups=8, max_members=50, routers=2)
+    view = add_external(make_large_view(local_ports=60, networks=6, remote_hosts=10,
+                                        remote_ports=200, n_groups=8, max_members=50,
+                                        routers=2), hosts=(HOST,))
     e = Engine.from_view(view)
     kinds = set(e.stats.owner_recomputes)
     gid = max(e.groups, key=lambda g: len(e.groups[g].member_ips))
@@ -110,9 +134,10 @@ def test_every_computed_owner_kind_is_declared_and_every_declared_one_computed()
 
 
 def test_every_flow_carries_its_owner_kinds_cookie():
-    e = Engine.from_view(make_large_view(local_ports=30, networks=3, remote_hosts=5,
-                                         remote_ports=60, n_groups=6, max_members=20,
-                                         routers=1))
+    e = Engine.from_view(add_external(make_large_view(local_ports=30, networks=3,
+                                                      remote_hosts=5, remote_ports=60,
+                                                      n_groups=6, max_members=20, routers=1),
+                                      hosts=(HOST,)))
     by_kind = {k.name: k.cookie_kind for k in OWNER_KINDS}
     seen = set()
     for owner in e.desired.owners():
@@ -224,17 +249,71 @@ def _move_patch(e):
     e.set_chassis(dataclasses.replace(ch, physnet_ofports=(("physnet1", 77),)))
 
 
+def _ext_subnet(e):
+    s = e.subnets[EXT_SUBNET]
+    change(e, subnets=(dataclasses.replace(s, gateway_ip="172.24.0.2"),))
+
+
+def _ext_network(e):
+    n = e.networks[EXT_NET]
+    change(e, networks=(dataclasses.replace(n, mtu=1400),))
+
+
+def _move_fip_port(e):
+    pid = next(f.port_id for f in e.routers["router-1"].floating_ips if f.port_id)
+    change(e, ports=(dataclasses.replace(e.ports[pid], host="host-r0"),))
+
+
+def _last_port_of_a_network_leaves(e):
+    gone = tuple(pid for pid, p in e.ports.items()
+                 if p.host == HOST and p.network_id == "net-1")
+    change(e, removed_ports=gone)
+
+
+def _move_fip(e):
+    r = e.routers["router-1"]
+    f = r.floating_ips[0]
+    fl = (dataclasses.replace(f, floating_ip_address="172.24.9.9"),) + r.floating_ips[1:]
+    change(e, routers=(dataclasses.replace(r, floating_ips=fl),))
+
+
+def _drop_gateway(e):
+    r = e.routers["router-1"]
+    change(e, routers=(dataclasses.replace(r, gateway=None, floating_ips=()),))
+
+
+def _move_gateway_port(e):
+    ch = e.chassis()
+    e.set_chassis(dataclasses.replace(
+        ch, gateway_ofports=tuple((h, o + 5) for h, o in ch.gateway_ofports)))
+
+
+def _gateway_down(e):
+    ch = e.chassis()
+    e.set_chassis(dataclasses.replace(ch, gateways_down=(HOST,)))
+
+
+def _resolve(e):
+    ch = e.chassis()
+    e.set_chassis(dataclasses.replace(
+        ch, neighbours=ch.neighbours + (Neighbour(EXT_NET, "172.24.0.77", "52:54:00:00:00:77"),)))
+
+
 # input -> changes of that input only
 CHANGES = {
-    eng.NETWORKS: (_toggle_network, _resegment_network),
-    eng.SUBNETS: (_toggle_dhcp,),
-    eng.PORTS: (_add_local_port, _remove_remote_port, _port_groups),
+    eng.NETWORKS: (_toggle_network, _resegment_network, _ext_network),
+    eng.SUBNETS: (_toggle_dhcp, _ext_subnet),
+    eng.PORTS: (_add_local_port, _remove_remote_port, _port_groups, _move_fip_port,
+                _last_port_of_a_network_leaves),
     eng.SG_RULES: (_plain_rule, _remote_group_rule, _new_group),
     eng.SG_MEMBERS: (_add_member, _remove_member),
     eng.REMOTE_HOSTS: (_move_remote_host, _drop_remote_host),
-    eng.ROUTERS: (_detach_interface, _add_route),
+    eng.ROUTERS: (_detach_interface, _add_route, _move_fip, _drop_gateway),
     eng.VIF_OFPORTS: (_replug, _unplug),
     eng.UPLINK_OFPORTS: (_move_tunnel, _move_patch),
+    eng.GATEWAY_OFPORTS: (_move_gateway_port,),
+    eng.GATEWAYS_DOWN: (_gateway_down,),
+    eng.NEIGHBOURS: (_resolve,),
 }
 
 

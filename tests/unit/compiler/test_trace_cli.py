@@ -60,3 +60,29 @@ def test_bad_input_is_reported(tmp_path, capsys):
     assert "no port" in capsys.readouterr().err
     assert cli.main(["--view", path, "--from-port", view.ports[0].id,
                      "--ct-state", "weird"]) == 1
+
+
+def test_trace_follows_a_floating_ip(tmp_path, capsys):
+    """A view with external connectivity (chassis: BFD tunnel ports,
+    neighbours): the packet to a floating IP is shown translated."""
+    import dataclasses
+
+    from quantum_ovs.compiler.synth import add_external, make_router
+    from tests.fixtures.scenario import PATCH_OFPORT
+
+    view = make_host_view(networks=1, ports_per_net=2)
+    view = add_external(view.replace(routers=(make_router("router-1", (0,)),)))
+    fip = view.routers[0].floating_ips[0]
+    port = next(p for p in view.ports if p.id == fip.port_id)
+    path = _write(tmp_path, view)
+    d = json.loads(open(path).read())
+    d["chassis"]["gateway_ofports"] = dict(view.chassis.gateway_ofports)
+    d["chassis"]["neighbours"] = [dataclasses.asdict(n) for n in view.chassis.neighbours]
+    open(path, "w").write(json.dumps(d))
+    rc = cli.main(["--view", path, "--packet",
+                   f"in_port={PATCH_OFPORT},tcp,eth_dst={fip.mac_address},"
+                   f"ipv4_src=198.51.100.7,ipv4_dst={fip.floating_ip_address},tcp_dst=22"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert f"ipv4_dst {fip.floating_ip_address} -> {port.ips[0]}" in out
+    assert f"nat(dst={port.ips[0]})" in out

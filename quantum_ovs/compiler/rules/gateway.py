@@ -1,0 +1,414 @@
+"""Flows of external connectivity (issue 14): router gateways, floating
+IPs, port forwardings, the external network's neighbours.
+
+The gateway port is one more router interface, on an external network
+(flat or VLAN, reached through the physical bridge of ``bridge_mappings``).
+IPv4 only is translated.  IPv6 is routed as it is (as Neutron does), and
+only through the active gateway host, both ways: the gateway's MAC must
+be seen in one place on the external network, and the upstream router
+routes the tenant prefixes to the gateway's IPv6 address.  Out: the
+route (reg0 = 0 direct, 1 via the external subnet's gateway) commits the
+ACL entry and L3_SNAT redirects like SNAT traffic; in: neighbour
+solicitations for the gateway's address (and its link-local one)
+answered by the active gateway host, IPv6 to the gateway MAC through the
+ACL zone (EXT_CT) and routed.
+
+Zones (per router; numbers from the pool of network local ids): the ACL
+zone Zr (reg3, where the security groups of routed traffic are tracked),
+the DNAT zone Zd and the SNAT zone Zs.  Out: commit in Zr on the pre-NAT
+tuple, un-DNAT in Zd, SNAT in Zs.  In: un-SNAT in Zs, DNAT in Zd, then the
+lookup in Zr that the ingress security groups read, so a reply is +est in
+Zr and a refused new connection leaves no Zr entry (NAT entries it may
+leave expire by themselves).
+
+Owner "gateway" (a router with a gateway, on every host that compiles the
+router: a port on one of its networks, or a gateway host of it):
+
+  L3_ROUTE   the external subnet (connected) and the default route via
+             its gateway_ip (priority 199: a user's 0.0.0.0/0 extra route
+             wins): dec_ttl, eth_src = gateway MAC, reg6 = external
+             network, reg0 = next hop, ct(commit) in Zr, ct(nat) in Zd ->
+             L3_SNAT.  Echo to the gateway address answered.
+  L3_SNAT    IPv4 not from a floating IP served here (priority 100): on
+             the active gateway host SNAT to the gateway address in Zs;
+             elsewhere tunnel_id = the router's redirect key and
+             bundle(active_backup) over Chassis.gateway_ofports in
+             RouterGateway.hosts order (the switch skips members whose
+             BFD says down: failover without the agent).  Redirected
+             packets a standby gateway host receives (reg4 REDIRECT) are
+             SNATed there (priority 110), never bounced.
+  CLASSIFY   (gateway hosts) in_port = a tunnel / per-remote tunnel port,
+             tunnel_id = redirect key -> reg6 = external network, reg2 /
+             reg3 = Zr, reg4 = FROM_REMOTE | REDIRECT -> EXT_ADMIT.
+  EXT_ADMIT  (gateway hosts) redirected: reg0 = next hop, un-DNAT in Zd
+             -> L3_SNAT; ARP for the gateway address answered by the
+             active gateway host only (the first of hosts not in
+             Chassis.gateways_down); IPv4 to it: un-SNAT in Zs -> EXT_DNAT.
+  EXT_DNAT   (gateway hosts) still to the gateway address after un-SNAT
+             (no connection of ours): echo on (answered in L3_ROUTE), the
+             rest dropped.
+
+Owner "floating-ip" (on the host of its port only; a floating IP with
+port forwardings and no port: on the router's active gateway host, since
+only one host may answer ARP for an address and the forwardings' internal
+ports may be on many hosts):
+
+  EXT_ADMIT  ARP for the FIP answered with FloatingIP.mac_address; IPv4
+             to it: eth turned around, reg2 / reg3 = Zr, un-SNAT in Zs ->
+             EXT_DNAT.
+  EXT_DNAT   FIP -> fixed IP (or FIP:proto:port -> internal IP:port per
+             forwarding) committed in Zd -> EXT_CT -> L3_ROUTE.
+  L3_SNAT    from the fixed IP: eth_src = FIP MAC, SNAT to the FIP in Zs
+             (priority 200); from the FIP itself (an un-DNATed reply):
+             eth_src = FIP MAC, on as is.
+  L3_RESOLVE next hop = the FIP (a VM of this host to a FIP served here,
+             of its own router or another): reg2 / reg3 = the FIP's
+             router, un-SNAT in its Zs recirculating into EXT_DNAT, as if
+             the packet came from the outside (hairpin).  A FIP served on
+             another host is reached over the physical network.
+
+Owner "external" (an external network with a local id here):
+
+  L3_RESOLVE (reg6, reg0 = a neighbour's address from Chassis.neighbours)
+             -> eth_dst; any other next hop -> meter (EXT_PUNT_METER_BASE
+             + the network's local id) + controller: the agent reads reg0
+             from the packet-in, resolves it (ARP from the gateway or FIP
+             address) and hands the answer back as a Neighbour.
+  L2_LOOKUP  a neighbour's MAC -> the network's uplink (priority 45).
+
+A floating IP costs 6 flows on its host (ARP, un-SNAT, DNAT, SNAT, the
+un-DNATed pass, hairpin) and none elsewhere; a port
+forwarding one flow per external port in its range.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler import pipeline as P
+from quantum_ovs.compiler.flow import (
+    OFPVID_PRESENT,
+    Bundle,
+    Controller,
+    Ct,
+    DecTtl,
+    Field,
+    Flow,
+    GotoTable,
+    Meter,
+    Move,
+    Nat,
+    PushVlan,
+    SetField,
+)
+from quantum_ovs.compiler.rules.common import (
+    F_ARP,
+    F_IP,
+    F_IPV6,
+    addr_field,
+    link_local,
+    mk,
+    reg,
+)
+from quantum_ovs.compiler.rules.port import arp_reply
+from quantum_ovs.compiler.rules.router import (
+    _OUT_IN_PORT,
+    _SWAP_IP4,
+    _SWAP_IP6,
+    F_ARP_REQ,
+    F_ICMP4,
+    F_ICMP6,
+    F_NS,
+    na_reply,
+    route_priority,
+)
+from quantum_ovs.model import FloatingIP, RouterGateway
+
+PRIO_GW_ECHO = 1000
+PRIO_GW_LOCAL = 300  # the gateway address itself: not routed anywhere
+PRIO_DEFAULT_ROUTE = 199
+PRIO_FIP_SNAT = 200
+PRIO_REDIRECTED = 110
+PRIO_SNAT = 100
+PRIO_ADMIT = 100
+PRIO_ADMIT_V6 = 90
+PRIO_REDIRECT_CONNECTED = 200
+PRIO_REDIRECT_DEFAULT = 190
+PRIO_HAIRPIN = 110
+PRIO_NEIGHBOUR = 100
+PRIO_PUNT = 10
+PRIO_L2_NEIGHBOUR = 45
+
+F_REDIRECT = Field(P.REG_FLAGS, P.FLAG_REDIRECT, P.FLAG_REDIRECT)
+_TURN_ETH = Move("eth_src", "eth_dst", 48)
+_DST_TO_NEXTHOP = Move("ipv4_dst", P.REG_NEXTHOP, 32)
+_UNNAT = Nat()
+_PROTOS = {"tcp": (6, "tcp_dst"), "udp": (17, "udp_dst")}
+
+
+@dataclass(frozen=True, slots=True)
+class Zones:
+    acl: int  # Zr: the router's zone (reg3 / reg2)
+    dnat: int
+    snat: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExtNet:
+    """The router's side of its external network on this host."""
+
+    local_id: int
+    cidr: str  # the IPv4 subnet of the gateway address
+    gateway_ip: str | None  # the subnet's gateway (the default route's next hop)
+    uplink: bool  # this host reaches the network (its physnet is mapped)
+    cidr6: str | None = None  # the IPv6 subnet of the gateway's IPv6 address
+    gateway_ip6: str | None = None  # that subnet's gateway
+    # how an answer (ARP, NA, echo) goes back out of the uplink it came in
+    # by: a VLAN network's tag is pushed again (CLASSIFY popped it)
+    reply: tuple = (_OUT_IN_PORT,)
+
+
+def reply_actions(vlan: int | None) -> tuple:
+    if vlan is None:
+        return (_OUT_IN_PORT,)
+    return (PushVlan(), SetField("vlan_vid", vlan | OFPVID_PRESENT), _OUT_IN_PORT)
+
+
+def gateway_v6(gw: RouterGateway) -> str | None:
+    return next((a for a in gw.ip_addresses if ":" in a), None)
+
+
+def _ip(addr: str) -> int:
+    return int(ipaddress.IPv4Address(addr))
+
+
+def gateway_v4(gw: RouterGateway) -> str | None:
+    return next((a for a in gw.ip_addresses if ":" not in a), None)
+
+
+def _to_snat(zones: Zones, table: int) -> Ct:
+    return Ct(zone=zones.dnat, nat=_UNNAT, table=table)
+
+
+def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
+                  role: str, redirect_members: tuple, classify_ofports: tuple) -> list[Flow]:
+    """``role``: "active" (this host is the router's first live gateway
+    host), "standby" (a gateway host, not the first live one) or "compute"
+    (not a gateway host); ``redirect_members``: ofports of the per-remote
+    tunnels to the other gateway hosts in priority order;
+    ``classify_ofports``: the tunnel ports redirected packets may arrive on
+    (gateway hosts)."""
+    gw_ip = gateway_v4(gw)
+    if gw_ip is None:
+        return []
+    cookie = cookies.cookie_for(cookies.KIND_GATEWAY, router_id)
+    out: list[Flow] = []
+
+    def add(table, prio, match, actions):
+        out.append(Flow(table, prio, match, tuple(actions), cookie))
+
+    rid = reg(P.REG_ROUTER, zones.acl)
+    rext = reg(P.REG_NET, ext.local_id)
+    commit_acl = Ct(commit=True, zone=zones.acl)
+    leave = (DecTtl(), SetField("eth_src", gw.mac_address), SetField(P.REG_NET, ext.local_id))
+    eth, net = addr_field("ipv4_dst", "ipv6_dst", ext.cidr)
+    prefixlen = int(ext.cidr.rsplit("/", 1)[1])
+    # routes out of the gateway interface
+    add(P.L3_ROUTE, route_priority(prefixlen, True), mk(rid, F_IP, net),
+        leave + (_DST_TO_NEXTHOP, commit_acl, _to_snat(zones, P.L3_SNAT)))
+    if ext.gateway_ip:
+        add(P.L3_ROUTE, PRIO_DEFAULT_ROUTE, mk(rid, F_IP),
+            leave + (SetField(P.REG_NEXTHOP, _ip(ext.gateway_ip)), commit_acl,
+                     _to_snat(zones, P.L3_SNAT)))
+    f_gw = Field("ipv4_dst", gw_ip)
+    add(P.L3_ROUTE, PRIO_GW_ECHO, mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_gw),
+        (_SWAP_IP4, SetField("ipv4_src", gw_ip), SetField("icmpv4_type", 0),
+         _OUT_IN_PORT))
+    gw6 = gateway_v6(gw)
+    v6 = gw6 is not None and ext.cidr6 is not None
+    if v6:
+        # IPv6: routed, not translated, centralized on the active gateway
+        # host (the gateway MAC answers from one place on the external
+        # network): reg0 = 0 direct, 1 via the subnet's gateway
+        _, net6 = addr_field("ipv4_dst", "ipv6_dst", ext.cidr6)
+        plen6 = int(ext.cidr6.rsplit("/", 1)[1])
+        to_snat = (commit_acl, GotoTable(P.L3_SNAT))
+        add(P.L3_ROUTE, route_priority(plen6, True), mk(rid, F_IPV6, net6),
+            leave + (SetField(P.REG_NEXTHOP, 0),) + to_snat)
+        if ext.gateway_ip6:
+            add(P.L3_ROUTE, PRIO_DEFAULT_ROUTE, mk(rid, F_IPV6),
+                leave + (SetField(P.REG_NEXTHOP, 1),) + to_snat)
+        add(P.L3_ROUTE, PRIO_GW_ECHO, mk(rid, F_IPV6, F_ICMP6, Field("icmpv6_type", 128),
+                                         Field("ipv6_dst", gw6)),
+            (_SWAP_IP6, SetField("ipv6_src", gw6), SetField("icmpv6_type", 129),
+             _OUT_IN_PORT))
+    # SNAT
+    gateway_here = role in ("active", "standby") and ext.uplink
+    if gw.enable_snat:
+        snat = (Ct(commit=True, zone=zones.snat, nat=Nat("src", gw_ip), table=P.L3_RESOLVE),)
+    else:
+        snat = (GotoTable(P.L3_RESOLVE),)
+    redirect = ()
+    if redirect_members and gw.redirect_key:
+        redirect = (SetField("tunnel_id", gw.redirect_key), Bundle(tuple(redirect_members)))
+    if role == "active" and ext.uplink:
+        add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IP), snat)
+        if v6:
+            add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IPV6), (GotoTable(P.L3_RESOLVE),))
+    else:
+        add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IP), redirect)  # () = drop: no gateway
+        if v6:
+            add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IPV6), redirect)
+    if not gateway_here:
+        return out
+    add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IP, F_REDIRECT), snat)
+    if v6:
+        add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IPV6, F_REDIRECT),
+            (GotoTable(P.L3_RESOLVE),))
+        if gw.redirect_key:
+            add(P.EXT_ADMIT, PRIO_REDIRECT_CONNECTED, mk(F_REDIRECT, rid, F_IPV6, net6),
+                (SetField(P.REG_NEXTHOP, 0), GotoTable(P.L3_SNAT)))
+            if ext.gateway_ip6:
+                add(P.EXT_ADMIT, PRIO_REDIRECT_DEFAULT, mk(F_REDIRECT, rid, F_IPV6),
+                    (SetField(P.REG_NEXTHOP, 1), GotoTable(P.L3_SNAT)))
+        # in: to the gateway MAC from the outside -> the ACL zone -> routed
+        add(P.EXT_ADMIT, PRIO_ADMIT_V6, mk(rext, F_IPV6, Field("eth_dst", gw.mac_address)),
+            (_TURN_ETH, SetField("eth_src", gw.mac_address), SetField(P.REG_ROUTER, zones.acl),
+             SetField(P.REG_ZONE, zones.acl), GotoTable(P.EXT_CT)))
+        add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IPV6, F_ICMP6, Field("icmpv6_type", 128),
+                                        Field("ipv6_dst", gw6)),
+            (_TURN_ETH, SetField("eth_src", gw.mac_address), _SWAP_IP6,
+             SetField("ipv6_src", gw6), SetField("icmpv6_type", 129)) + ext.reply)
+        if role == "active":
+            for target in (gw6, link_local(gw.mac_address)):
+                add(P.EXT_ADMIT, PRIO_ADMIT,
+                    mk(rext, F_IPV6, F_ICMP6, F_NS, Field("ipv6_nd_target", target)),
+                    na_reply(gw.mac_address, target)[:-1] + ext.reply)
+    if gw.redirect_key:
+        enter = (SetField(P.REG_NET, ext.local_id), SetField(P.REG_ROUTER, zones.acl),
+                 SetField(P.REG_ZONE, zones.acl),
+                 SetField(P.REG_FLAGS, P.FLAG_FROM_REMOTE | P.FLAG_REDIRECT),
+                 GotoTable(P.EXT_ADMIT))
+        for ofport in sorted(set(classify_ofports)):
+            add(P.CLASSIFY, 100, mk(Field("in_port", ofport),
+                                    Field("tunnel_id", gw.redirect_key)), enter)
+        add(P.EXT_ADMIT, PRIO_REDIRECT_CONNECTED, mk(F_REDIRECT, rid, F_IP, net),
+            (_DST_TO_NEXTHOP, _to_snat(zones, P.L3_SNAT)))
+        if ext.gateway_ip:
+            add(P.EXT_ADMIT, PRIO_REDIRECT_DEFAULT, mk(F_REDIRECT, rid, F_IP),
+                (SetField(P.REG_NEXTHOP, _ip(ext.gateway_ip)), _to_snat(zones, P.L3_SNAT)))
+    if role == "active":
+        add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", gw_ip)),
+            arp_reply(gw.mac_address, gw_ip)[:-1] + ext.reply)
+    add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, f_gw), _admit(zones, gw.mac_address))
+    # still to the gateway address after un-SNAT: no connection of ours;
+    # echo is answered (back out of the uplink), the rest dropped
+    add(P.EXT_DNAT, PRIO_GW_LOCAL, mk(rid, F_IP, f_gw), ())
+    add(P.EXT_DNAT, PRIO_GW_ECHO, mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_gw),
+        (_SWAP_IP4, SetField("ipv4_src", gw_ip), SetField("icmpv4_type", 0)) + ext.reply)
+    return out
+
+
+def _admit(zones: Zones, mac: str) -> tuple:
+    """An external packet to one of the router's NAT addresses: the
+    Ethernet addresses turned around (an echo reply is then right), into
+    the router, un-SNAT -> EXT_DNAT."""
+    return (_TURN_ETH, SetField("eth_src", mac), SetField(P.REG_ROUTER, zones.acl),
+            SetField(P.REG_ZONE, zones.acl), Ct(zone=zones.snat, nat=_UNNAT, table=P.EXT_DNAT))
+
+
+# in_port = 0 (copied from reg1, which no flow sets: a set-field of 0
+# is refused, a port number 0 being invalid in OpenFlow 1.3)
+_CLEAR_IN_PORT = Move(P.REG_ZERO, "in_port", 32)
+
+
+def _hairpin(zones: Zones) -> tuple:
+    """Back in as if from the outside.  in_port = 0: a VM to its own
+    floating IP is delivered out of the port it came in on, which the
+    switch allows only to a packet whose in_port is another."""
+    return (SetField(P.REG_ROUTER, zones.acl), SetField(P.REG_ZONE, zones.acl),
+            _CLEAR_IN_PORT, Ct(zone=zones.snat, nat=_UNNAT, table=P.EXT_DNAT))
+
+
+def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
+                      fixed_ip: str | None, forwarding: bool,
+                      reply: tuple = (_OUT_IN_PORT,)) -> list[Flow]:
+    """A floating IP served on this host: associated with a port bound
+    here (``fixed_ip`` its address), or, ``forwarding``, its port
+    forwardings on the router's active gateway host."""
+    addr = fip.floating_ip_address
+    mac = fip.mac_address
+    if ":" in addr or not mac or (fixed_ip is None and not forwarding):
+        return []
+    cookie = cookies.cookie_for(cookies.KIND_FLOATING_IP, fip.id)
+    out: list[Flow] = []
+
+    def add(table, prio, match, actions):
+        out.append(Flow(table, prio, match, tuple(actions), cookie))
+
+    rid = reg(P.REG_ROUTER, zones.acl)
+    rext = reg(P.REG_NET, ext_local_id)
+    add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", addr)),
+        arp_reply(mac, addr)[:-1] + reply)
+    add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, Field("ipv4_dst", addr)), _admit(zones, mac))
+    f_dst = Field("ipv4_dst", addr)
+    if forwarding:
+        for pf in fip.port_forwardings:
+            proto = _PROTOS.get(pf.protocol)
+            if proto is None:
+                continue
+            num, fname = proto
+            n = pf.external_port_hi - pf.external_port_lo
+            single = pf.internal_port_lo == pf.internal_port_hi
+            for i in range(n + 1):
+                iport = pf.internal_port_lo if single else pf.internal_port_lo + i
+                m = mk(rid, F_IP, f_dst, Field("ip_proto", num),
+                       Field(fname, pf.external_port_lo + i))
+                add(P.EXT_DNAT, PRIO_ADMIT, m,
+                    (Ct(commit=True, zone=zones.dnat,
+                        nat=Nat("dst", pf.internal_ip_address, port_min=iport),
+                        table=P.EXT_CT),))
+    else:
+        add(P.EXT_DNAT, PRIO_ADMIT, mk(rid, F_IP, f_dst),
+            (Ct(commit=True, zone=zones.dnat, nat=Nat("dst", fixed_ip), table=P.EXT_CT),))
+        add(P.L3_SNAT, PRIO_FIP_SNAT, mk(rid, F_IP, Field("ipv4_src", fixed_ip)),
+            (SetField("eth_src", mac),
+             Ct(commit=True, zone=zones.snat, nat=Nat("src", addr), table=P.L3_RESOLVE)))
+    add(P.L3_SNAT, PRIO_FIP_SNAT, mk(rid, F_IP, Field("ipv4_src", addr)),
+        (SetField("eth_src", mac), GotoTable(P.L3_RESOLVE)))
+    add(P.L3_RESOLVE, PRIO_HAIRPIN, mk(rext, F_IP, reg(P.REG_NEXTHOP, _ip(addr))),
+        _hairpin(zones))
+    return out
+
+
+def external_flows(network_id: str, local_id: int, neighbours, send: tuple,
+                   gateways6=()) -> list[Flow]:
+    """``neighbours``: (IP address, MAC) the agent resolved on the
+    network; ``send``: the actions that put a packet on its uplink;
+    ``gateways6``: the gateway addresses of its IPv6 subnets (the next hop
+    of IPv6 packets with reg0 = 1)."""
+    cookie = cookies.cookie_for(cookies.KIND_EXTERNAL, network_id)
+    rext = reg(P.REG_NET, local_id)
+    punt = (Meter(P.EXT_PUNT_METER_BASE + local_id), Controller())
+    out = [Flow(P.L3_RESOLVE, PRIO_PUNT, mk(rext, eth), punt, cookie) for eth in (F_IP, F_IPV6)]
+    macs = set()
+    direct, via = reg(P.REG_NEXTHOP, 0), reg(P.REG_NEXTHOP, 1)
+    for ip, mac in sorted(neighbours):
+        acts = (SetField("eth_dst", mac), GotoTable(P.L2_LOOKUP))
+        if ":" in ip:
+            out.append(Flow(P.L3_RESOLVE, PRIO_NEIGHBOUR,
+                            mk(rext, F_IPV6, direct, Field("ipv6_dst", ip)), acts, cookie))
+            if ip in gateways6:
+                out.append(Flow(P.L3_RESOLVE, PRIO_NEIGHBOUR, mk(rext, F_IPV6, via), acts,
+                                cookie))
+        else:
+            out.append(Flow(P.L3_RESOLVE, PRIO_NEIGHBOUR,
+                            mk(rext, F_IP, reg(P.REG_NEXTHOP, _ip(ip))), acts, cookie))
+        macs.add(mac)
+    if send:
+        for mac in sorted(macs):
+            out.append(Flow(P.L2_LOOKUP, PRIO_L2_NEIGHBOUR, mk(rext, Field("eth_dst", mac)),
+                            send, cookie))
+    return out

@@ -1,0 +1,466 @@
+"""External connectivity in the compiler (issue 14), traced: floating IPs
+on the instance's host only, the gateway address answered by the active
+gateway host only, the SNAT redirect over the gateway hosts' tunnels in
+priority order, port forwardings on the active gateway host, the resolve
+punt; incremental changes equal a full compile and stay local."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler import pipeline as P
+from quantum_ovs.compiler.engine import Engine, compile_flows
+from quantum_ovs.compiler.flow import (
+    CT_EST,
+    CT_TRK,
+    Bundle,
+    Ct,
+    Field,
+    Flow,
+    Match,
+    Nat,
+)
+from quantum_ovs.compiler.synth import (
+    EXT_GATEWAY_IP,
+    EXT_NEIGHBOUR_MAC,
+    EXT_NET,
+    add_external,
+    fip_address,
+    make_router,
+    router_mac,
+)
+from quantum_ovs.compiler.trace import Tracer
+from quantum_ovs.model import FloatingIP, Neighbour, Rule
+from tests.fixtures.scenario import HOST, PATCH_OFPORT, base_view, change
+
+INTERNET = "198.51.100.7"
+INET_MAC = "52:54:00:12:34:56"
+
+
+def _view(hosts=("gw-1", "gw-2"), open_tcp=True, **kw):
+    """host-a: port-0-0 .. (local) with floating IPs on net-0 / net-1,
+    router-1 with a gateway on gw-1, gw-2; port forwarding FIP to
+    port-0-0:22.  ``open_tcp``: sg-default also admits TCP from anywhere."""
+    v = add_external(base_view(), hosts=hosts, **kw)
+    if open_tcp:
+        g = next(g for g in v.security_groups if g.id == "sg-default")
+        g2 = dataclasses.replace(g, rules=g.rules + (
+            Rule("any-tcp", "sg-default", "ingress", "IPv4", 6),))
+        v = v.replace(security_groups=tuple(g2 if x.id == g.id else x
+                                            for x in v.security_groups))
+    return v
+
+
+def _engine(view) -> Engine:
+    return Engine.from_view(view)
+
+
+def _full(e: Engine):
+    return compile_flows(e.view(), e.alloc)
+
+
+def _fip(e: Engine, pid: str) -> FloatingIP:
+    return next(f for f in e.routers["router-1"].floating_ips if f.port_id == pid)
+
+
+def _arp(tracer, target, in_port=PATCH_OFPORT):
+    return tracer.run({"in_port": in_port, "vlan_vid": 0, "eth_src": INET_MAC,
+                       "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806, "arp_op": 1,
+                       "arp_spa": INTERNET, "arp_sha": INET_MAC, "arp_tpa": target})
+
+
+def _kinds(e: Engine):
+    return {k for k, n in e.stats.owner_recomputes.items() if n}
+
+
+# ------------------------------------------------------------- floating IPs
+def test_a_floating_ip_is_answered_and_translated_on_its_instances_host():
+    e = _engine(_view())
+    port = e.ports["port-0-0"]
+    fip = _fip(e, port.id)
+    t = Tracer(e.flows())
+    arp = _arp(t, fip.floating_ip_address)
+    assert arp.ports == [PATCH_OFPORT]
+    assert arp.outputs[0].get("arp_sha") == fip.mac_address == port.mac_address
+    inbound = t.run({"in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+                     "eth_dst": fip.mac_address, "eth_type": 0x0800, "ip_proto": 6,
+                     "ipv4_src": INTERNET, "ipv4_dst": fip.floating_ip_address,
+                     "tcp_src": 40000, "tcp_dst": 80})
+    vif = dict(e.chassis().vif_ofports)[port.id]
+    (d,) = inbound.outputs
+    assert d.port == vif
+    assert (d.get("ipv4_dst"), d.get("ipv4_src")) == (port.ips[0], INTERNET)
+    assert d.get("eth_src") == router_mac(0)
+    # committed in the router's ACL zone after the DNAT zone
+    zone = e.router_zone("router-1")
+    assert [z for z, _ in inbound.commits][-1] == zone
+    assert inbound.nats and inbound.nats[0][0] != zone
+
+
+def test_security_groups_still_apply_behind_a_floating_ip():
+    """sg-default admits only its members: the internet's new connection
+    is translated, then refused at the instance's ingress, uncommitted in
+    the router's ACL zone."""
+    e = _engine(_view(open_tcp=False))
+    fip = _fip(e, "port-0-0")
+    out = Tracer(e.flows()).run({
+        "in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+        "eth_dst": fip.mac_address, "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": INTERNET,
+        "ipv4_dst": fip.floating_ip_address, "tcp_src": 40000, "tcp_dst": 80})
+    assert out.dropped and out.steps[-1].table == P.INGRESS_ACL
+    assert e.router_zone("router-1") not in [z for z, _ in out.commits]
+
+
+def test_an_instance_with_a_floating_ip_leaves_as_it_through_this_hosts_uplink():
+    e = _engine(_view())
+    port = e.ports["port-0-0"]
+    fip = _fip(e, port.id)
+    vif = dict(e.chassis().vif_ofports)[port.id]
+    t = Tracer(e.flows())
+    out = t.run({"in_port": vif, "vlan_vid": 0, "eth_src": port.mac_address,
+                 "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6,
+                 "ipv4_src": port.ips[0], "ipv4_dst": INTERNET, "tcp_src": 40000,
+                 "tcp_dst": 80})
+    (d,) = out.outputs
+    assert d.port == PATCH_OFPORT
+    assert d.get("ipv4_src") == fip.floating_ip_address
+    assert (d.get("eth_src"), d.get("eth_dst")) == (fip.mac_address, EXT_NEIGHBOUR_MAC)
+    # the ACL entry is committed on the pre-NAT tuple, in the router's zone
+    zone = e.router_zone("router-1")
+    assert (zone, port.ips[0]) in [(z, pk["ipv4_src"]) for z, pk in out.commits]
+
+
+def test_a_floating_ip_is_nowhere_but_on_its_ports_host():
+    e = _engine(_view())
+    fip = _fip(e, "port-0-0")
+    moved = dataclasses.replace(e.ports["port-0-0"], host="host-r0")
+    change(e, ports=(moved,))
+    t = Tracer(e.flows())
+    assert _arp(t, fip.floating_ip_address).dropped
+    assert not e.desired.owner_flows(("floating-ip", fip.id))
+    assert e.flows() == _full(e)
+
+
+def test_a_floating_ip_costs_six_flows():
+    e = _engine(_view())
+    fip = _fip(e, "port-0-0")
+    assert len(e.desired.owner_flows(("floating-ip", fip.id))) == 6
+
+
+def test_hairpin_to_a_floating_ip_served_here_is_dnated_here():
+    e = _engine(_view())
+    a, b = e.ports["port-0-0"], e.ports["port-1-0"]
+    fa, fb = _fip(e, a.id), _fip(e, b.id)
+    vif = dict(e.chassis().vif_ofports)
+    out = Tracer(e.flows()).run({
+        "in_port": vif[a.id], "vlan_vid": 0, "eth_src": a.mac_address,
+        "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": a.ips[0],
+        "ipv4_dst": fb.floating_ip_address, "tcp_src": 40000, "tcp_dst": 80})
+    (d,) = out.outputs
+    assert d.port == vif[b.id]
+    assert (d.get("ipv4_src"), d.get("ipv4_dst")) == (fa.floating_ip_address, b.ips[0])
+
+
+# ------------------------------------------------------------- gateways
+def test_snat_is_redirected_over_the_gateway_tunnels_in_priority_order():
+    e = _engine(_view(fips=0, forwardings=False))
+    port = e.ports["port-0-0"]
+    gw = e.routers["router-1"].gateway
+    vif = dict(e.chassis().vif_ofports)[port.id]
+    out = Tracer(e.flows()).run({
+        "in_port": vif, "vlan_vid": 0, "eth_src": port.mac_address, "eth_dst": router_mac(0),
+        "eth_type": 0x0800, "ip_proto": 17, "ipv4_src": port.ips[0], "ipv4_dst": INTERNET,
+        "udp_src": 5000, "udp_dst": 53}, down_ports={20})
+    (d,) = out.outputs
+    assert d.port == 21  # gw-1's tunnel (20) is down: gw-2's
+    assert d.get("tunnel_id") == gw.redirect_key
+    assert d.get("ipv4_src") == port.ips[0]  # translated there, not here
+    bundles = [a for f in e.flows() for a in f.actions if isinstance(a, Bundle)]
+    assert bundles == [Bundle((20, 21))]
+
+
+def test_only_the_active_gateway_host_answers_for_the_gateway_address():
+    # host-a is the second gateway host; gw-1 is alive: standby
+    e = _engine(_view(hosts=("gw-1", HOST)))
+    gw_ip = e.routers["router-1"].gateway.ip_addresses[0]
+    assert _arp(Tracer(e.flows()), gw_ip).dropped
+    # gw-1's BFD goes down: host-a takes over, in flows, without the server
+    ch = e.chassis()
+    e.stats.reset()
+    e.set_chassis(dataclasses.replace(ch, gateways_down=("gw-1",)))
+    assert _kinds(e) <= {"gateway", "floating-ip"}
+    assert e.flows() == _full(e)
+    arp = _arp(Tracer(e.flows()), gw_ip)
+    assert arp.outputs[0].get("arp_sha") == e.routers["router-1"].gateway.mac_address
+
+
+def test_the_active_gateway_host_snats_redirected_traffic_to_the_gateway_address():
+    e = _engine(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False))
+    gw = e.routers["router-1"].gateway
+    out = Tracer(e.flows()).run({
+        "in_port": 21, "tunnel_id": gw.redirect_key, "eth_src": gw.mac_address,
+        "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6,
+        "ipv4_src": "10.0.0.99", "ipv4_dst": INTERNET, "tcp_src": 40000, "tcp_dst": 80})
+    (d,) = out.outputs
+    assert d.port == PATCH_OFPORT
+    assert (d.get("ipv4_src"), d.get("eth_dst")) == (gw.ip_addresses[0], EXT_NEIGHBOUR_MAC)
+
+
+def test_port_forwarding_on_the_active_gateway_host_only():
+    standby = _engine(_view(hosts=("gw-1", HOST)))
+    active = _engine(_view(hosts=(HOST, "gw-2")))
+    fip = next(f for f in active.routers["router-1"].floating_ips if f.port_forwardings)
+    assert not standby.desired.owner_flows(("floating-ip", fip.id))
+    pf = fip.port_forwardings[0]
+    out = Tracer(active.flows()).run({
+        "in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+        "eth_dst": fip.mac_address, "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": INTERNET,
+        "ipv4_dst": fip.floating_ip_address, "tcp_src": 40000, "tcp_dst": 2222})
+    (d,) = out.outputs
+    assert (d.get("ipv4_dst"), d.get("tcp_dst")) == (pf.internal_ip_address, 22)
+    other = Tracer(active.flows()).run({
+        "in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+        "eth_dst": fip.mac_address, "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": INTERNET,
+        "ipv4_dst": fip.floating_ip_address, "tcp_src": 40000, "tcp_dst": 2223})
+    assert not [o for o in other.outputs if o.get("ipv4_dst") == pf.internal_ip_address]
+
+
+def test_an_unresolved_next_hop_is_punted_through_the_networks_meter():
+    e = _engine(_view())
+    change(e)  # nothing
+    ch = e.chassis()
+    e.set_chassis(dataclasses.replace(ch, neighbours=()))
+    port = e.ports["port-0-0"]
+    vif = dict(e.chassis().vif_ofports)[port.id]
+    out = Tracer(e.flows()).run({
+        "in_port": vif, "vlan_vid": 0, "eth_src": port.mac_address, "eth_dst": router_mac(0),
+        "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": port.ips[0], "ipv4_dst": INTERNET,
+        "tcp_src": 40000, "tcp_dst": 80})
+    assert not out.outputs and len(out.controller) == 1
+    assert out.meters == [P.EXT_PUNT_METER_BASE + e.local_id(EXT_NET)]
+    assert out.controller[0]["reg0"] == int.from_bytes(bytes(map(int,
+                                                            EXT_GATEWAY_IP.split("."))), "big")
+    # resolved: the next hop's MAC, out of the uplink
+    e.set_chassis(dataclasses.replace(ch, neighbours=(
+        Neighbour(EXT_NET, EXT_GATEWAY_IP, EXT_NEIGHBOUR_MAC),)))
+    assert e.flows() == _full(e)
+
+
+# ------------------------------------------------------------- incremental
+def test_a_floating_ip_change_recomputes_only_its_own_flows():
+    e = _engine(_view(fips=1))
+    r = e.routers["router-1"]
+    f = r.floating_ips[0]
+    for new in (
+        dataclasses.replace(f, floating_ip_address=fip_address(200)),  # re-addressed
+        dataclasses.replace(f, port_id="port-1-0", mac_address=e.ports["port-1-0"].mac_address),
+        None,  # deleted
+    ):
+        fl = ((new,) if new else ()) + tuple(x for x in r.floating_ips if x.id != f.id)
+        e.stats.reset()
+        change(e, routers=(dataclasses.replace(r, floating_ips=fl),))
+        assert _kinds(e) == {"floating-ip"}
+        assert e.stats.owner_recomputes["floating-ip"] == 1
+        assert e.flows() == _full(e)
+
+
+@pytest.mark.parametrize("what", ["drop_gateway", "snat_off", "hosts", "interface",
+                                  "ext_subnet", "router_gone"])
+def test_gateway_changes_equal_a_full_compile(what):
+    e = _engine(_view())
+    r = e.routers["router-1"]
+    if what == "drop_gateway":
+        change(e, routers=(dataclasses.replace(r, gateway=None, floating_ips=()),))
+    elif what == "snat_off":
+        change(e, routers=(dataclasses.replace(
+            r, gateway=dataclasses.replace(r.gateway, enable_snat=False)),))
+    elif what == "hosts":
+        change(e, routers=(dataclasses.replace(
+            r, gateway=dataclasses.replace(r.gateway, hosts=(HOST,))),))
+    elif what == "interface":
+        change(e, routers=(make_router("router-1", (0,)).__class__(
+            r.id, r.admin_state_up, r.interfaces[:1], r.routes, r.gateway, r.floating_ips),))
+    elif what == "ext_subnet":
+        s = e.subnets["ext-sub"]
+        change(e, subnets=(dataclasses.replace(s, gateway_ip=None),))
+    else:
+        change(e, removed_routers=(r.id,))
+    assert e.flows() == _full(e)
+    if what in ("drop_gateway", "router_gone"):
+        kinds = {cookies.kind_of(f.cookie) for f in e.flows()}
+        assert not kinds & {cookies.KIND_GATEWAY, cookies.KIND_FLOATING_IP,
+                            cookies.KIND_EXTERNAL}
+
+
+def test_ipv6_floating_ips_are_not_translated():
+    e = _engine(_view())
+    r = e.routers["router-1"]
+    f = dataclasses.replace(r.floating_ips[0], floating_ip_address="2001:db8::5")
+    change(e, routers=(dataclasses.replace(r, floating_ips=(f,) + r.floating_ips[1:]),))
+    assert not e.desired.owner_flows(("floating-ip", f.id))
+
+
+# ------------------------------------------------------------- the contract
+def _flow(table, actions, **match):
+    return Flow(table, 100, Match(eth_type=0x0800, **match), tuple(actions),
+                cookies.cookie_for(cookies.KIND_GATEWAY, "r"))
+
+
+@pytest.mark.parametrize("bad", [
+    _flow(P.L3_SNAT, [Ct(zone=5, nat=Nat("src", "172.24.4.10"), table=P.L3_RESOLVE)]),
+    _flow(P.L3_SNAT, [Ct(commit=True, zone=5, nat=Nat("src", "2001:db8::1"),
+                         table=P.L3_RESOLVE)]),
+    _flow(P.L3_SNAT, [Ct(commit=True, zone=5, nat=Nat("src", "172.24.4.10", "172.24.4.10"),
+                         table=P.L3_RESOLVE)]),
+    _flow(P.L3_SNAT, [Ct(zone=5, nat=Nat(None, "172.24.4.10"), table=P.L3_RESOLVE)]),
+    _flow(P.L3_SNAT, [Bundle(())]),
+    _flow(P.EXT_DNAT, [Ct(commit=True, zone=5, nat=Nat("dst", "10.0.0.1"),
+                          table=P.L3_ROUTE)]),  # must go through EXT_CT
+    _flow(P.EXT_ADMIT, [Bundle((5,))]),
+])
+def test_the_contract_refuses_bad_nat_and_bundles(bad):
+    with pytest.raises(P.PipelineError):
+        P.validate(bad)
+
+
+def test_every_external_flow_obeys_the_contract():
+    for hosts in (("gw-1", "gw-2"), (HOST, "gw-2"), ("gw-1", HOST)):
+        flows = _engine(_view(hosts=hosts)).flows()
+        for f in flows:
+            P.validate(f)
+        assert any(cookies.kind_of(f.cookie) == cookies.KIND_FLOATING_IP for f in flows)
+    assert Field  # the vocabulary is importable as used above
+
+
+def _v6(view, hosts):
+    """router-1's gateway gets an IPv6 address on an IPv6 external subnet;
+    net-0 an IPv6 subnet with the router on it."""
+    from quantum_ovs.model import RouterInterface, Subnet
+    r = view.routers[0]
+    gw = dataclasses.replace(r.gateway, ip_addresses=r.gateway.ip_addresses + ("2001:db8:e::10",))
+    rif6 = RouterInterface(r.interfaces[0].port_id, "net-0", "sub6-0", "fd00::1", 64,
+                           r.interfaces[0].mac_address)
+    r = dataclasses.replace(r, gateway=gw, interfaces=r.interfaces + (rif6,))
+    subs = (Subnet("ext-sub6", EXT_NET, "2001:db8:e::/64", 6, "2001:db8:e::1", enable_dhcp=False),
+            Subnet("sub6-0", "net-0", "fd00::/64", 6, "fd00::1", enable_dhcp=False))
+    ch = dataclasses.replace(view.chassis, neighbours=view.chassis.neighbours + (
+        Neighbour(EXT_NET, "2001:db8:e::1", "52:54:00:00:00:06"),))
+    from quantum_ovs.model import FixedIP
+    ports = tuple(dataclasses.replace(p, fixed_ips=p.fixed_ips + (FixedIP("sub6-0", "fd00::7"),))
+                  if p.id == "port-0-0" else p for p in view.ports)
+    return view.replace(routers=(r,), subnets=view.subnets + subs, chassis=ch, ports=ports)
+
+
+def test_ipv6_is_routed_untranslated_through_the_active_gateway_host():
+    v6pkt = {"vlan_vid": 0, "eth_type": 0x86DD, "ip_proto": 17, "ipv6_src": "fd00::7",
+             "ipv6_dst": "2001:db8:99::1", "udp_src": 5000, "udp_dst": 53,
+             "eth_dst": router_mac(0)}
+    compute = _engine(_v6(_view(fips=0, forwardings=False, open_tcp=False), ("gw-1", "gw-2")))
+    port = compute.ports["port-0-0"]
+    vif = dict(compute.chassis().vif_ofports)[port.id]
+    out = Tracer(compute.flows()).run({"in_port": vif, "eth_src": port.mac_address, **v6pkt},
+                                      ct_state=CT_EST | CT_TRK)
+    assert [o.port for o in out.outputs] == [20]  # redirected to gw-1, untranslated
+    assert out.outputs[0].get("ipv6_src") == "fd00::7"
+    active = _engine(_v6(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False), ()))
+    gw = active.routers["router-1"].gateway
+    out = Tracer(active.flows()).run({"in_port": 21, "tunnel_id": gw.redirect_key,
+                                      "eth_src": gw.mac_address, **v6pkt})
+    (d,) = out.outputs
+    assert (d.port, d.get("eth_dst"), d.get("ipv6_src")) == (PATCH_OFPORT, "52:54:00:00:00:06",
+                                                             "fd00::7")
+    ns = Tracer(active.flows()).run({
+        "in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC, "eth_dst": "33:33:ff:00:00:10",
+        "eth_type": 0x86DD, "ip_proto": 58, "icmpv6_type": 135, "ipv6_src": "2001:db8:e::1",
+        "ipv6_dst": "ff02::1:ff00:10", "ipv6_nd_target": "2001:db8:e::10",
+        "ipv6_nd_sll": INET_MAC})
+    assert ns.ports == [PATCH_OFPORT] and ns.outputs[0].get("icmpv6_type") == 136
+    assert active.flows() == _full(active)
+
+
+def test_a_port_forwarding_range_maps_port_to_port():
+    from quantum_ovs.model import PortForwarding
+    e = _engine(_view(hosts=(HOST, "gw-2")))
+    r = e.routers["router-1"]
+    fip = next(f for f in r.floating_ips if f.port_forwardings)
+    target = e.ports["port-0-1"]
+    pf = PortForwarding("pf-range", "udp", target.id, target.ips[0], 5000, 5002, 6000, 6002)
+    new = dataclasses.replace(fip, port_forwardings=(pf,))
+    e.stats.reset()
+    change(e, routers=(dataclasses.replace(r, floating_ips=tuple(
+        new if f.id == fip.id else f for f in r.floating_ips)),))
+    assert _kinds(e) == {"floating-ip"}
+    t = Tracer(e.flows())
+    for ext_port in (5000, 5001, 5002):
+        out = t.run({"in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+                     "eth_dst": fip.mac_address, "eth_type": 0x0800, "ip_proto": 17,
+                     "ipv4_src": INTERNET, "ipv4_dst": fip.floating_ip_address,
+                     "udp_src": 40000, "udp_dst": ext_port})
+        assert out.nats[-1][1]["udp_dst"] == (ext_port, ext_port + 1000)
+        assert out.nats[-1][1]["ipv4_dst"][1] == target.ips[0]
+    assert e.flows() == _full(e)
+
+
+def test_a_floating_ip_follows_its_port_to_this_host():
+    e = _engine(_view())
+    fip = _fip(e, "port-0-0")
+    away = dataclasses.replace(e.ports["port-0-0"], host="host-r0")
+    change(e, ports=(away,))
+    assert not e.desired.owner_flows(("floating-ip", fip.id))
+    e.stats.reset()
+    change(e, ports=(dataclasses.replace(away, host=HOST),))
+    assert len(e.desired.owner_flows(("floating-ip", fip.id))) == 6
+    assert "router" not in _kinds(e) and "gateway" not in _kinds(e)
+    assert e.flows() == _full(e)
+
+
+def test_a_vm_reaches_its_own_floating_ip():
+    e = _engine(_view())
+    a = e.ports["port-0-0"]
+    fa = _fip(e, a.id)
+    vif = dict(e.chassis().vif_ofports)[a.id]
+    out = Tracer(e.flows()).run({
+        "in_port": vif, "vlan_vid": 0, "eth_src": a.mac_address, "eth_dst": router_mac(0),
+        "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": a.ips[0],
+        "ipv4_dst": fa.floating_ip_address, "tcp_src": 40000, "tcp_dst": 80})
+    (d,) = out.outputs  # back out of the port it came in on
+    assert d.port == vif
+    assert (d.get("ipv4_src"), d.get("ipv4_dst")) == (fa.floating_ip_address, a.ips[0])
+
+
+def test_nothing_may_set_the_zero_register():
+    from quantum_ovs.compiler.flow import Move
+    bad = Flow(P.L3_ROUTE, 100, Match(eth_type=0x0800), (Move("reg6", P.REG_ZERO, 16),),
+               cookies.cookie_for(cookies.KIND_ROUTER, "r"))
+    with pytest.raises(P.PipelineError):
+        P.validate(bad)
+
+
+def test_answers_on_a_vlan_external_network_go_back_tagged():
+    from quantum_ovs.compiler.flow import OFPVID_PRESENT
+    from quantum_ovs.model import Segment
+    v = _view(hosts=(HOST, "gw-2"))
+    v = v.replace(networks=tuple(
+        dataclasses.replace(n, segment=Segment("vlan", "physnet1", 300)) if n.id == EXT_NET
+        else n for n in v.networks))
+    e = _engine(v)
+    t = Tracer(e.flows())
+    fip = _fip(e, "port-0-0")
+    gw = e.routers["router-1"].gateway
+    tag = 300 | OFPVID_PRESENT
+    for target in (fip.floating_ip_address, gw.ip_addresses[0]):
+        arp = t.run({
+            "in_port": PATCH_OFPORT, "vlan_vid": tag, "eth_src": INET_MAC,
+            "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806, "arp_op": 1,
+            "arp_spa": INTERNET, "arp_sha": INET_MAC, "arp_tpa": target})
+        (d,) = arp.outputs
+        assert (d.port, d.get("vlan_vid"), d.get("arp_op")) == (PATCH_OFPORT, tag, 2)
+    echo = t.run({"in_port": PATCH_OFPORT, "vlan_vid": tag, "eth_src": INET_MAC,
+                  "eth_dst": gw.mac_address, "eth_type": 0x0800, "ip_proto": 1,
+                  "icmpv4_type": 8, "ipv4_src": INTERNET, "ipv4_dst": gw.ip_addresses[0]})
+    (d,) = echo.outputs
+    assert (d.port, d.get("vlan_vid"), d.get("icmpv4_type")) == (PATCH_OFPORT, tag, 0)
+    assert (d.get("ipv4_dst"), d.get("eth_dst")) == (INTERNET, INET_MAC)
