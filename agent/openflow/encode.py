@@ -519,10 +519,12 @@ def _check_action(a) -> None:
 
 
 def _action_bytes(a) -> bytes:
-    """One action's bytes inside apply-actions, by os-ken."""
+    """One action's bytes inside apply-actions, by os-ken (Nicira actions
+    leave their padding to whatever the message writes next: add it)."""
+    obj = _encode_action(a)
     buf = bytearray()
-    _encode_action(a).serialize(buf, 0)
-    return bytes(buf)
+    obj.serialize(buf, 0)
+    return bytes(buf) + b"\0" * (obj.len - len(buf))
 
 
 def new_fast_encoder() -> FastEncoder:
