@@ -50,6 +50,18 @@ agent_opts = [
     cfg.IntOpt("packet_in_queue", default=PACKET_IN_QUEUE, min=1,
                help="Punted packets waiting for the agent; more are dropped "
                     "and counted."),
+    cfg.BoolOpt("gateway", default=False,
+                help="This host is a gateway host: the server may assign it "
+                     "routers' external gateways (SNAT for instances without "
+                     "a floating IP).  It needs a bridge_mappings entry for "
+                     "the external networks' physical network."),
+    cfg.IntOpt("bfd_interval", default=100, min=10,
+               help="Milliseconds between BFD control packets on the tunnels "
+                    "to gateway hosts (and the shortest interval accepted); "
+                    "a gateway is declared down after three missed."),
+    cfg.FloatOpt("bfd_grace_period", default=5.0, min=0,
+                 help="Seconds a new tunnel to a gateway host counts as alive "
+                      "before its BFD session first comes up."),
 ]
 
 server_opts = [

@@ -4,6 +4,7 @@ This module only orchestrates; the jobs live next to it:
     settings     Settings (plain values, from oslo.config or a test)
     state        the state file (allocations kept across restarts)
     plumbing     integration bridge, tunnel and patch ports
+    gateways     BFD tunnel ports to gateway hosts, and their liveness
     reconciler   the installed flows: dump, diff, one bundle
     reporting    port status to the server, with retries
     responders   DHCP answered from packet-ins
@@ -14,10 +15,10 @@ Threads (native; no eventlet):
     heartbeat   registers and reports liveness every report_interval;
     reconcile   the only owner of the compiler Engine and of the
                 reconciler: drains its queue (model changes, VIF
-                plug/unplug from OVSDB, switch (re)connections), lets the
-                engine recompute what changed, and has the reconciler send
-                the difference to the switch; then reports ports whose
-                flows are in;
+                plug/unplug from OVSDB, switch (re)connections, BFD state
+                of the gateway tunnels), lets the engine recompute what
+                changed, and has the reconciler send the difference to the
+                switch; then reports ports whose flows are in;
 plus the OVSDB IDL thread and the OpenFlow channel's threads.
 
 Hitless restarts: on every (re)connection the installed flows are dumped
@@ -33,7 +34,7 @@ import queue
 import threading
 import time
 
-from agent import plumbing, sync_client
+from agent import gateways, plumbing, sync_client
 from agent.openflow.channel import Channel, CookieScope
 from agent.ovsdb.api import Ovsdb
 from agent.ovsdb.connection import Connection
@@ -73,6 +74,11 @@ class Agent:
         self.have_view = False  # a full view from the server is loaded
         self.revision = -1  # -1: no view yet (0 is a real revision of an empty cloud)
         self.vifs = {}  # port id -> ofport (plugged here, with an ofport)
+        self.base_chassis = m.Chassis()  # tunnel and patch ports (plumbing)
+        self.chassis = m.Chassis()  # what the engine was last given
+        self.gw_monitor = None  # BFD state of the gateway tunnels (gateways)
+        self.gw_tunnels = None
+        self.gw_peers: dict = {}  # host -> tunnel IP: the BFD tunnels wanted
         self.threads = []
         self.ready = threading.Event()  # first full sync installed
         self.stats = {"applies": 0, "flow_mods": 0, "resyncs": 0, "full_views": 0,
@@ -108,8 +114,16 @@ class Agent:
         self.channel.on_packet_in(self.dhcp.packet_in)
         self.channel.start()
         plumbing.ensure_integration_bridge(self.ovsdb, s, self.channel.target)
-        self.engine.set_chassis(plumbing.plumb(self.ovsdb, s))
+        self.base_chassis = plumbing.plumb(self.ovsdb, s)
+        self.chassis = self.base_chassis
+        self.engine.set_chassis(self.chassis)
         self.watcher = InterfaceWatcher(self.conn, self._on_vif)
+        self.gw_monitor = gateways.BfdMonitor(
+            self.conn, lambda: self.events.put(("gateways", None)), grace=s.bfd_grace)
+        self.gw_tunnels = gateways.GatewayTunnels(
+            self.ovsdb, s.integration_bridge, s.tunnel_types[0] if s.tunnel_types else None,
+            s.local_ip, self.gw_monitor,
+            gateways.bfd_config(s.bfd_interval_ms, s.bfd_interval_ms))
         for name, target in (("reconcile", self._reconcile_loop), ("sync", self._sync_loop),
                              ("heartbeat", self._heartbeat_loop),
                              ("router-advertisements", self._ra_loop)):
@@ -206,6 +220,7 @@ class Agent:
                 "tunnel_types": list(self.s.tunnel_types),
                 "bridge_mappings": self.s.bridge_mappings,
                 "tunnel_ip": self.s.local_ip, "devices": len(self.vifs),
+                "gateway": bool(self.s.gateway),
                 "of_listen": list(self.channel.listen_addr) if self.channel else None}
 
     def _sync_loop(self):
@@ -230,8 +245,10 @@ class Agent:
     def _reconcile_loop(self):
         while not self.stop_event.is_set():
             try:
-                first = self.events.get(timeout=1.0)
+                first = self.events.get(timeout=self._idle_timeout())
             except queue.Empty:
+                if self.have_view and self._chassis_wanted() != self.chassis:
+                    self.events.put(("tick", None))  # a BFD grace period ended
                 continue
             batch = [first]
             while True:
@@ -249,21 +266,24 @@ class Agent:
 
     def _handle(self, batch):
         touched = set()
+        view_changed = False
         for kind, value in batch:
             if kind == "stop":
                 return
             if kind == "full":
                 self.stats["full_views"] += 1
-                touched |= self._sync_vifs()  # the view takes the engine's chassis
-                view = value.replace(chassis=self.engine.chassis())
+                touched |= self._sync_vifs()  # the view takes the agent's chassis
+                view = value.replace(chassis=self.chassis)
                 d = self.engine.update(view) if self.have_view else \
                     self.engine.load(view)
                 self.have_view = True
+                view_changed = True
                 if not self.reconciler.need_dump:  # else install diffs everything anyway
                     touched |= diff_key_set(d)
             elif kind == "delta":
                 self.stats["deltas"] += 1
                 touched |= diff_key_set(self.engine.apply(value))
+                view_changed = True
             elif kind == "vif":
                 event, vif = value
                 self._vif_changed(event, vif)
@@ -271,18 +291,56 @@ class Agent:
                 self.reconciler.connected(value)
             elif kind in ("resync", "disconnected"):
                 self.reconciler.resync()
+            # "gateways" (BFD ports or state changed), "tick": the chassis
+            # is looked at below
+        if view_changed:
+            self._sync_gateway_tunnels()
         touched |= self._sync_vifs()
         self._install(touched)
 
     def _sync_vifs(self):
-        """Hand the engine the VIFs' ofports in one change: a network's
-        flows (its flood list) are recomputed once per batch, not once per
-        plugged port."""
-        if self.engine.vif_ofports == self.vifs:
+        """Hand the engine what changed on the switch in one change: a
+        network's flows (its flood list) are recomputed once per batch, not
+        once per plugged port."""
+        ch = self._chassis_wanted()
+        if ch == self.chassis:
             return set()
-        ch = self.engine.chassis()
-        return diff_key_set(self.engine.set_chassis(m.Chassis(
-            tuple(sorted(self.vifs.items())), ch.tunnel_ofports, ch.physnet_ofports)))
+        self.chassis = ch
+        return diff_key_set(self.engine.set_chassis(ch))
+
+    def _chassis_wanted(self) -> m.Chassis:
+        """The switch as the engine should see it: VIFs, tunnel and patch
+        ports, the BFD tunnels to gateway hosts and which of those are down."""
+        base = self.base_chassis
+        gw_ofports, down = (), ()
+        if self.gw_monitor is not None:
+            wanted = self.gw_peers
+            gw_ofports = tuple((h, o) for h, o in self.gw_monitor.ofports() if h in wanted)
+            gw_hosts = gateways.gateway_hosts(self.engine.routers.values()) - {self.s.host}
+            # A gateway host with no tunnel (no tunnel IP in the view) is as
+            # good as down; one whose port is being made is not (yet).
+            ported = set(self.gw_monitor.ports())
+            down = tuple(sorted({h for h in gw_hosts if h not in wanted} |
+                                set(self.gw_monitor.down(h for h in gw_hosts
+                                                         if h in wanted and h in ported))))
+        return m.Chassis(tuple(sorted(self.vifs.items())), base.tunnel_ofports,
+                         base.physnet_ofports, gateway_ofports=gw_ofports,
+                         gateways_down=down, neighbours=self.chassis.neighbours)
+
+    def _idle_timeout(self) -> float:
+        deadline = self.gw_monitor.next_deadline() if self.gw_monitor is not None else None
+        if deadline is None:
+            return 1.0
+        return min(1.0, max(0.01, deadline - time.monotonic() + 0.01))
+
+    def _sync_gateway_tunnels(self):
+        """Make the BFD tunnels the view needs now (and remove the others)."""
+        if self.gw_tunnels is None:
+            return
+        e = self.engine
+        self.gw_peers = gateways.gateway_peers(self.s.host, e.routers.values(),
+                                               e.ports.values(), e.remote_hosts.values())
+        self.gw_tunnels.sync(self.gw_peers)
 
     def _vif_changed(self, event, vif):
         """Track the VIF in self.vifs (the engine gets it in _sync_vifs)."""

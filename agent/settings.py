@@ -21,7 +21,8 @@ class Settings:
                  report_interval=30.0, polling_interval=25.0, state_path=None,
                  dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=DHCP_PACKET_RATE,
                  dhcp_packet_burst=DHCP_PACKET_BURST, packet_in_queue=PACKET_IN_QUEUE,
-                 ca_file="", insecure=False):
+                 ca_file="", insecure=False, gateway=False, bfd_interval_ms=100,
+                 bfd_grace=5.0):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb
@@ -42,6 +43,11 @@ class Settings:
         self.dhcp_packet_rate = dhcp_packet_rate
         self.dhcp_packet_burst = dhcp_packet_burst
         self.packet_in_queue = packet_in_queue
+        # issue 14: this host serves routers' SNAT (the server assigns it
+        # router gateways); the BFD timers of the tunnels to gateway hosts
+        self.gateway = gateway
+        self.bfd_interval_ms = bfd_interval_ms
+        self.bfd_grace = bfd_grace
 
     @classmethod
     def from_conf(cls, conf):
@@ -65,4 +71,6 @@ class Settings:
                    dhcp_lease_time=conf.agent.dhcp_lease_time,
                    dhcp_packet_rate=conf.agent.dhcp_packet_rate,
                    dhcp_packet_burst=conf.agent.dhcp_packet_burst,
-                   packet_in_queue=conf.agent.packet_in_queue)
+                   packet_in_queue=conf.agent.packet_in_queue,
+                   gateway=conf.agent.gateway, bfd_interval_ms=conf.agent.bfd_interval,
+                   bfd_grace=conf.agent.bfd_grace_period)
