@@ -7,7 +7,8 @@ This module only orchestrates; the jobs live next to it:
     gateways     BFD tunnel ports to gateway hosts, and their liveness
     reconciler   the installed flows: dump, diff, one bundle
     reporting    port status to the server, with retries
-    responders   DHCP answered from packet-ins
+    responders   DHCP answered from packet-ins; external neighbours
+                 resolved and addresses announced (responders.neighbours)
 
 Threads (native; no eventlet):
     sync        long-polls the server for the host's state (full view or
@@ -42,6 +43,7 @@ from agent.ovsdb.events import InterfaceWatcher
 from agent.plumbing import AGENT_TABLES, TUNNEL_PORT  # noqa: F401 (their old home)
 from agent.reconciler import Reconciler
 from agent.reporting import PortReporter
+from agent.responders import neighbours as nb
 from agent.responders.dispatch import DhcpDispatcher
 from agent.responders.router import advertisers, router_advertisement
 from agent.settings import Settings  # noqa: F401 (imported from here by callers)
@@ -86,9 +88,14 @@ class Agent:
         self.reconciler = Reconciler(self.stats)
         self.reporter = PortReporter(self.client, self.stop_event,
                                      lambda: self.events.put(("resync-report", None)))
+        self.resolver = nb.NeighbourResolver(self._packet_out,
+                                             lambda: self.events.put(("neighbours", None)),
+                                             self.stats)
+        self.announcer = nb.Announcer(self._packet_out, self.stats)
+        self.nb_context = nb.EMPTY
         self.dhcp = DhcpDispatcher(settings.dhcp_lease_time, self._local_port,
                                    lambda data, actions: self.channel.packet_out(data, actions),
-                                   self.stats, routers=self._routers)
+                                   self.stats, routers=self._routers, neighbours=self.resolver)
 
     @property
     def reported(self):
@@ -126,7 +133,8 @@ class Agent:
             gateways.bfd_config(s.bfd_interval_ms, s.bfd_interval_ms))
         for name, target in (("reconcile", self._reconcile_loop), ("sync", self._sync_loop),
                              ("heartbeat", self._heartbeat_loop),
-                             ("router-advertisements", self._ra_loop)):
+                             ("router-advertisements", self._ra_loop),
+                             ("neighbours", self._neighbour_loop)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self.threads.append(t)
@@ -168,6 +176,19 @@ class Agent:
 
     def _routers(self):
         return tuple(self.engine.routers.values())
+
+    def _packet_out(self, data, actions):
+        if self.channel is not None and self.channel.connected:
+            self.channel.packet_out(data, actions)
+
+    def _neighbour_loop(self):
+        """Refresh and age the external neighbours; repeat announcements."""
+        while not self.stop_event.wait(0.5):
+            try:
+                self.resolver.tick()
+                self.announcer.tick(self.nb_context)
+            except Exception:  # noqa: BLE001 - not connected, a view changing
+                LOG.debug("neighbour timer failed", exc_info=True)
 
     def _ra_loop(self):
         while not self.stop_event.wait(self.ra_interval):
@@ -295,8 +316,26 @@ class Agent:
             # is looked at below
         if view_changed:
             self._sync_gateway_tunnels()
+            e = self.engine
+            self.nb_context = nb.build_context(self.s.host, e.routers.values(), e.networks,
+                                               e.subnets.values(), e.ports, e.local_id,
+                                               dict(self.base_chassis.physnet_ofports))
+            self.resolver.set_context(self.nb_context)
         touched |= self._sync_vifs()
         self._install(touched)
+        if self.have_view:
+            self._announce()
+
+    def _announce(self):
+        """Gratuitous ARP / unsolicited NA for addresses that became ours
+        (after their flows are in: the answers to them are then ours)."""
+        try:
+            self.announcer.update(nb.announcements(self.s.host, self.nb_context,
+                                                   self.engine.routers.values(),
+                                                   self.chassis.gateways_down),
+                                  self.nb_context)
+        except Exception:  # noqa: BLE001 - the switch went away: sent again next time
+            LOG.debug("announcements not sent", exc_info=True)
 
     def _sync_vifs(self):
         """Hand the engine what changed on the switch in one change: a
@@ -325,7 +364,7 @@ class Agent:
                                                          if h in wanted and h in ported))))
         return m.Chassis(tuple(sorted(self.vifs.items())), base.tunnel_ofports,
                          base.physnet_ofports, gateway_ofports=gw_ofports,
-                         gateways_down=down, neighbours=self.chassis.neighbours)
+                         gateways_down=down, neighbours=self.resolver.neighbours())
 
     def _idle_timeout(self) -> float:
         deadline = self.gw_monitor.next_deadline() if self.gw_monitor is not None else None
