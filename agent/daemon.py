@@ -81,6 +81,7 @@ class Agent:
         self.gw_monitor = None  # BFD state of the gateway tunnels (gateways)
         self.gw_tunnels = None
         self.gw_peers: dict = {}  # host -> tunnel IP: the BFD tunnels wanted
+        self.fips_applied: frozenset = frozenset()  # FloatingIPs this host applies
         self.threads = []
         self.ready = threading.Event()  # first full sync installed
         self.stats = {"applies": 0, "flow_mods": 0, "resyncs": 0, "full_views": 0,
@@ -288,6 +289,7 @@ class Agent:
     def _handle(self, batch):
         touched = set()
         view_changed = False
+        resent = set()  # routers the server sent again
         for kind, value in batch:
             if kind == "stop":
                 return
@@ -305,6 +307,9 @@ class Agent:
                 self.stats["deltas"] += 1
                 touched |= diff_key_set(self.engine.apply(value))
                 view_changed = True
+                # The server sets a floating IP DOWN on any change and sends
+                # its router again: report those again once installed.
+                resent |= {r.id for r in value.routers}
             elif kind == "vif":
                 event, vif = value
                 self._vif_changed(event, vif)
@@ -322,8 +327,8 @@ class Agent:
                                                dict(self.base_chassis.physnet_ofports))
             self.resolver.set_context(self.nb_context)
         touched |= self._sync_vifs()
-        self._install(touched)
-        if self.have_view:
+        fips = self._fips_to_report(resent)
+        if self._install(touched, fips):
             self._announce()
 
     def _announce(self):
@@ -394,17 +399,41 @@ class Agent:
         self.vifs[pid] = vif.ofport
         self.reporter.plugged(pid)
 
-    def _install(self, touched):
+    def _fips_to_report(self, resent):
+        """Floating IPs to report installed after this batch: those this
+        host newly applies (or with a new value), and those of routers the
+        server sent again."""
+        if not self.have_view:
+            return set()
+        e = self.engine
+        down = self.chassis.gateways_down
+        applied = set()
+        for r in e.routers.values():
+            active = gateways.active_gateway(r.gateway, down) if r.gateway else None
+            for f in r.floating_ips:
+                port = e.ports.get(f.port_id) if f.port_id else None
+                if (port is not None and port.host == self.s.host) or (
+                        f.port_id is None and f.port_forwardings and active == self.s.host):
+                    applied.add((r.id, f))
+        applied = frozenset(applied)
+        new = {f.id for rid, f in applied if (rid, f) not in self.fips_applied or rid in resent}
+        self.fips_applied = applied
+        return new
+
+    def _install(self, touched, fips=()) -> bool:
+        """True once the switch holds the desired flows."""
         # Before the first full view the desired set is empty: a dump and
         # diff now would delete every flow a previous agent left (and add
         # them back once the view arrives), which is no hitless restart.
         if not self.have_view:
-            return
+            return False
+        self.reporter.fips.update(fips)
         d = self.reconciler.install(self.engine.desired, touched)
         if d is None:
-            return  # the switch is not connected
+            return False  # the switch is not connected
         if not d.empty:
             self.state.save(self.engine.alloc)
         local = {pid for pid, p in self.engine.ports.items() if p.host == self.s.host}
         self.reporter.report(local, self.vifs)
         self.ready.set()
+        return True
