@@ -45,8 +45,9 @@ class PortReporter:
         if not (installed or unplugged or fips):
             return
         try:
+            extra = {"floatingips": fips} if fips else {}
             self.client.report(plugged=plugged, unplugged=unplugged, installed=installed,
-                               floatingips=fips)
+                               **extra)
             self.reported.update(installed)
             self.to_unplug.clear()
             self.fips.difference_update(fips)
