@@ -3,10 +3,12 @@
 
 Resolution.  A router's next hop on an external network (the external
 subnet's gateway, or a host of the outside world on that subnet) is not a
-port of the model, so no flow knows its MAC.  The router's flows punt a
-packet with such a destination to the agent (table L3_RESOLVE or the route
-that led there, a cookie of the router, reg6 = the external network;
-metered).  The agent then asks, from the router's gateway address and MAC
+port of the model, so no flow knows its MAC.  The flows punt a packet
+with such a next hop to the agent (table L3_RESOLVE, one of our cookies --
+the external network's or the router's --, reg6 = the external network,
+reg0 = the IPv4 next hop when the route set it; metered per network; the
+packet already translated to the floating IP or gateway address it
+leaves from).  The agent then asks, from the router's gateway address and MAC
 -- or, when the packet comes from a floating IP held on this host, from
 that floating IP and its MAC (the answer must come back to this host, and
 only the active gateway host owns the gateway's MAC on the wire) -- with an
@@ -281,18 +283,31 @@ def next_hop(dst: str, subnets: Iterable[m.Subnet]) -> Optional[str]:
     return next((s.gateway_ip for s in subnets if s.gateway_ip), None)
 
 
-def source_for(router: m.Router, network_id: str, version: int, src: str,
+def source_for(routers, network_id: str, version: int, src: str,
                local_fips: frozenset) -> Optional[tuple[str, str]]:
-    """(IP, MAC) to ask from: a local floating IP the packet comes from (its
-    translated or its fixed address), else the router's gateway."""
-    for f in router.floating_ips:
-        if f.id in local_fips and f.mac_address and f.floating_network_id == network_id \
-                and src in (f.floating_ip_address, f.fixed_ip_address) \
-                and (":" in f.floating_ip_address) == (version == 6):
-            return f.floating_ip_address, f.mac_address
-    gw = router.gateway
-    ip = next((a for a in gw.ip_addresses if (":" in a) == (version == 6)), None)
-    return (ip, gw.mac_address) if ip else None
+    """(IP, MAC) to ask from, of the ``routers`` with a gateway on
+    ``network_id``: a local floating IP the packet comes from (its
+    translated or its fixed address), else the gateway whose address the
+    packet comes from, else the first one's gateway address."""
+    if isinstance(routers, m.Router):
+        routers = [routers]
+    routers = [r for r in routers if r.gateway is not None and
+               r.gateway.network_id == network_id]
+    six = version == 6
+    for r in routers:
+        for f in r.floating_ips:
+            if f.id in local_fips and f.mac_address and f.floating_network_id == network_id \
+                    and src in (f.floating_ip_address, f.fixed_ip_address) \
+                    and (":" in f.floating_ip_address) == six:
+                return f.floating_ip_address, f.mac_address
+    for r in routers:
+        if src in r.gateway.ip_addresses:
+            return src, r.gateway.mac_address
+    for r in routers:
+        ip = next((a for a in r.gateway.ip_addresses if (":" in a) == six), None)
+        if ip:
+            return ip, r.gateway.mac_address
+    return None
 
 
 # ------------------------------------------------------------------ resolver
@@ -358,39 +373,39 @@ class NeighbourResolver:
         reply = parse_reply(pin.data)
         if reply is not None:
             return self._learn(reply, pin)
-        if pin.table in (P.L3_ROUTE, P.L3_RESOLVE) and pin.cookie and \
-                cookies.kind_of(pin.cookie) in (cookies.KIND_ROUTER, cookies.KIND_NETWORK):
-            self._resolve(pin)
-            return True
+        if pin.table in (P.L3_ROUTE, P.L3_RESOLVE) and cookies.is_ours(pin.cookie):
+            return self._resolve(pin)
         return False
 
     def _reg(self, pin, name) -> Optional[int]:
         f = pin.match.get(name) if pin.match is not None else None
         return None if f is None else f.value
 
-    def _resolve(self, pin) -> None:
+    def _resolve(self, pin) -> bool:
+        """A punted packet: ask for its next hop.  False if it is not on
+        an external network (another punt of these tables)."""
         ctx = self.ctx
         ip = parse_ip(pin.data)
         if ip is None:
-            return
+            return False
         version, src, dst = ip
         router = ctx.routers.get(pin.cookie)
         net_id = ctx.by_local_id.get(self._reg(pin, P.REG_NET))
         if net_id is None and router is not None:
             net_id = router.gateway.network_id
-        if router is None and net_id is not None:
-            router = next((r for _, r in sorted(ctx.routers.items())
-                           if r.gateway.network_id == net_id), None)
         net = ctx.nets.get(net_id)
-        if net is None or router is None:
-            self._count("neighbour_unresolvable")
-            return
-        hop = next_hop(dst, net.subnets)
-        source = source_for(router, net_id, version, src, ctx.local_fips)
+        if net is None:
+            return False
+        routers = [router] if router is not None else \
+            [r for _, r in sorted(ctx.routers.items()) if r.gateway.network_id == net_id]
+        hop = self._reg(pin, "reg0") if version == 4 else None  # the route's next hop
+        hop = str(ipaddress.IPv4Address(hop)) if hop else next_hop(dst, net.subnets)
+        source = source_for(routers, net_id, version, src, ctx.local_fips)
         if hop is None or source is None:
             self._count("neighbour_unresolvable")
-            return
+            return True
         self.ask(net_id, hop, *source)
+        return True
 
     def ask(self, net_id: str, ip: str, src_ip: str, src_mac: str) -> bool:
         """Send a request for ``ip`` on ``net_id`` (unless one went out

@@ -130,7 +130,7 @@ def test_resolve_upstream_from_gateway_and_from_fip(cloud):
     hv2.ovs.ofctl("add-flow", "br-int", f"table={P.L3_RESOLVE},priority=1000,"
                   f"cookie={cookie:#x},reg6={ext_id},ip,actions=controller")
     t0 = time.monotonic()
-    _send_routed(hv2, ext_id, src="10.0.0.6", dst="198.51.100.7")
+    _send_routed(hv2, ext_id, src=GW_IP, dst="198.51.100.7", nexthop=UPSTREAM_IP)
     assert wait_for(lambda: m.Neighbour(EXT, UPSTREAM_IP, upstream_mac)
                     in hv2_agent.chassis.neighbours, 5, 0.01), hv2_agent.stats
     print(f"\nneighbour: upstream resolved from the gateway in {time.monotonic() - t0:.3f} s")
@@ -149,9 +149,10 @@ def test_resolve_upstream_from_gateway_and_from_fip(cloud):
     assert hv1.agent.resolver._table[(EXT, UPSTREAM_IP)].src_ip == FIP_IP
 
 
-def _send_routed(h, ext_id, src, dst):
+def _send_routed(h, ext_id, src, dst, nexthop=None):
     """Inject an IPv4 packet into br-int's L3_RESOLVE with reg6 = the
-    external network (what the router's flows would leave there)."""
+    external network and reg0 = the next hop (what the router's flows
+    would leave there)."""
     import ipaddress
     import struct
 
@@ -163,7 +164,9 @@ def _send_routed(h, ext_id, src, dst):
     frame = b"\x00" * 6 + mac_bytes(GW_MAC) + b"\x08\x00" + ip + struct.pack("!HHHH", 1, 2, 8, 0)
     h.ovs.ofctl("packet-out", "br-int",
                 f"in_port=controller,packet={frame.hex()},"
-                f"actions=set_field:{ext_id}->reg6,resubmit(,{P.L3_RESOLVE})")
+                f"actions=set_field:{ext_id}->reg6,"
+                f"set_field:{int(ipaddress.IPv4Address(nexthop or dst))}->reg0,"
+                f"resubmit(,{P.L3_RESOLVE})")
 
 
 def test_garp_for_a_floating_ip_that_moves_here(cloud):

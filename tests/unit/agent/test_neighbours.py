@@ -141,6 +141,14 @@ def test_next_hop_and_source():
     assert nb.next_hop("2001:db9::1", SUBNETS) == "2001:db8::1"
     assert nb.next_hop("198.51.100.1", SUBNETS[1:]) is None
     local = frozenset({"fip1"})
+    # The packet already left the gateway's SNAT: its address.
+    other = m.Router("r2", gateway=m.RouterGateway(EXT, "g2", "fa:16:3e:00:00:77",
+                                                   ("203.0.113.77",)))
+    assert nb.source_for([ROUTER, other], EXT, 4, "203.0.113.77", local) == (
+        "203.0.113.77", "fa:16:3e:00:00:77")
+    assert nb.source_for([other, ROUTER], EXT, 4, "203.0.113.20", local) == (
+        "203.0.113.20", FIP_MAC)
+    assert nb.source_for([other], "elsewhere", 4, "203.0.113.77", local) is None
     assert nb.source_for(ROUTER, EXT, 4, "10.0.0.5", local) == ("203.0.113.20", FIP_MAC)
     assert nb.source_for(ROUTER, EXT, 4, "203.0.113.20", local) == ("203.0.113.20", FIP_MAC)
     # fip2 is not on this host: the gateway asks.
@@ -183,7 +191,7 @@ def test_punt_asks_learns_and_hands_the_neighbour():
     (frame, actions), = sent
     assert actions == [Output(3)]
     a = packet.Packet(frame).get_protocol(arp.arp)
-    assert (a.src_ip, a.src_mac, a.dst_ip) == ("203.0.113.10", GW_MAC, "203.0.113.1")
+    assert (a.src_ip, a.src_mac, a.dst_ip) == ("203.0.113.10", GW_MAC, "203.0.113.99")
     assert packet.Packet(frame).get_protocol(vlan.vlan).vid == 42
     # More packets for it within a second: no more requests.
     assert r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.2")))
@@ -203,6 +211,24 @@ def test_punt_asks_learns_and_hands_the_neighbour():
     assert len(sent) == 1
 
 
+def test_external_network_punt_with_the_next_hop_in_reg0():
+    """As the compiler punts: the external network's cookie, reg6, reg0 =
+    the IPv4 next hop (an integer)."""
+    r, sent, _, _ = _resolver()
+    cookie = cookies.cookie_for(0x0B, EXT)  # KIND_EXTERNAL (issue 14's compiler)
+    data = _ip_frame("203.0.113.10", "198.51.100.1")
+    pin = PacketIn(1, P.L3_RESOLVE, cookie, 5,
+                   Match(Field("in_port", 5), Field("reg6", 7), Field("reg0", 0xCB007163)),
+                   data, len(data))
+    assert r.packet_in(pin)
+    a = packet.Packet(sent[0][0]).get_protocol(arp.arp)
+    assert (a.src_ip, a.src_mac, a.dst_ip) == ("203.0.113.10", GW_MAC, "203.0.113.99")
+    # A punt of these tables on a network that is not external: not ours.
+    pin = PacketIn(1, P.L3_RESOLVE, cookie, 5, Match(Field("in_port", 5), Field("reg6", 8)),
+                   data, len(data))
+    assert not r.packet_in(pin)
+
+
 def test_fip_traffic_asks_from_the_fip_and_on_link_destinations_directly():
     r, sent, _, _ = _resolver()
     r.packet_in(_pin(_ip_frame("203.0.113.20", "203.0.113.77")))
@@ -216,9 +242,19 @@ def test_not_ours_and_unresolvable():
     assert not r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.1"), reason=2))
     assert not r.packet_in(_pin(_ip_frame("10.0.0.5", "255.255.255.255"), table=P.SERVICES,
                                 cookie=cookies.cookie_for(cookies.KIND_NETWORK, "in")))
-    # An unknown router's punt on an unknown network: consumed, nothing sent.
-    assert r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.1"),
-                            cookie=cookies.cookie_for(cookies.KIND_ROUTER, "r9"), reg6=99))
+    # An unknown router's punt on an unknown network: not ours, nothing sent.
+    assert not r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.1"),
+                                cookie=cookies.cookie_for(cookies.KIND_ROUTER, "r9"), reg6=99))
+    # A foreign cookie: not ours.
+    assert not r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.1"), cookie=0x1234))
+    # No IPv6 subnet with a gateway: nothing to ask.
+    r.set_context(nb.build_context("hv1", [ROUTER], NETWORKS, SUBNETS[:1], PORTS,
+                                   lambda nid: NETWORKS[nid].local_id, {"physnet1": 3}))
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet("00:00:00:00:00:00", GW_MAC, 0x86DD))
+    pkt.add_protocol(ipv6.ipv6(src="fd00::5", dst="2001:db9::1", nxt=17))
+    pkt.serialize()
+    assert r.packet_in(_pin(bytes(pkt.data)))
     assert sent == [] and r.stats["neighbour_unresolvable"] == 1
 
 
@@ -277,10 +313,14 @@ def test_view_change_forgets_networks_gone():
 
 
 def test_reply_punt_flows_validate():
-    flows = neighbour_reply_flows(7, ["203.0.113.10", "203.0.113.20", "2001:db8::10"], COOKIE)
+    flows = neighbour_reply_flows(7, COOKIE, ["203.0.113.10", "203.0.113.20", "2001:db8::10"],
+                                  ipv6=True)
     for f in flows:
         P.validate(f)
     assert len(flows) == 3
+    (one,) = neighbour_reply_flows(7, COOKIE)
+    P.validate(one)
+    assert one.match.get("arp_op").value == 2 and one.match.get("arp_tpa") is None
 
 
 # ------------------------------------------------------------------ GARP
