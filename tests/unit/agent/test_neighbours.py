@@ -191,7 +191,7 @@ def test_punt_asks_learns_and_hands_the_neighbour():
     (frame, actions), = sent
     assert actions == [Output(3)]
     a = packet.Packet(frame).get_protocol(arp.arp)
-    assert (a.src_ip, a.src_mac, a.dst_ip) == ("203.0.113.10", GW_MAC, "203.0.113.99")
+    assert (a.src_ip, a.src_mac, a.dst_ip) == ("203.0.113.10", GW_MAC, "203.0.113.1")
     assert packet.Packet(frame).get_protocol(vlan.vlan).vid == 42
     # More packets for it within a second: no more requests.
     assert r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.2")))
