@@ -1,0 +1,147 @@
+"""External connectivity end to end (issue 14): two compute hosts, two
+gateway hosts, a real server and an "internet" host behind the provider
+network; killing the active gateway host's switch during a ping from an
+instance without a floating IP.
+
+Needs the three parts of issue 14 together: the API and host views
+(floating IPs, gateway hosts), the compiler's flows (NAT, SNAT redirect)
+and the agent (BFD tunnels, neighbour resolution, announcements).  It is
+skipped until all three are in the tree.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from quantum_ovs.testing.ovs import missing_prerequisites, netns_exec, rand_name, run
+from quantum_ovs.testing.server import ServerProcess
+from tests.fixtures.multihost import Api, Cluster, wait_for
+
+SERVER_CONF = ("service_plugins = router\n"
+               "[ml2_type_vlan]\nnetwork_vlan_ranges = physnet1:100:199\n")
+INTERNET = "203.0.113.1"  # the external subnet's gateway and the outside world
+GATEWAYS = ("hv3", "hv4")
+
+
+def _landed():
+    return all(importlib.util.find_spec(m) is not None for m in (
+        "quantum_ovs.compiler.rules.gateway",  # the NAT / SNAT flows
+        "quantum_ovs.extensions.floatingips"))  # the floating IP API
+
+
+pytestmark = pytest.mark.skipif(not _landed(), reason="issue 14's flows and API not in "
+                                                      "the tree yet")
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    reason = missing_prerequisites()
+    if reason:
+        pytest.skip(reason)
+    from agent.daemon import Agent, Settings
+
+    cluster = Cluster(4, subnet="172.31.46")
+    path = tmp_path_factory.mktemp("ext") / "server.sqlite"
+    server = ServerProcess(f"sqlite:///{path}", extra_conf=SERVER_CONF)
+    state = tempfile.mkdtemp(prefix="qovs-ext-state-")
+    internet = rand_name("qinet-", 6)
+    try:
+        cluster.start()
+        server.start()
+        run("ip", "netns", "add", internet)
+        dev = cluster.provider.attach("internet", internet)
+        netns_exec(internet, "ip", "addr", "add", f"{INTERNET}/24", "dev", dev)
+        netns_exec(internet, "ip", "link", "set", "lo", "up")
+        # Gateway hosts first: they are registered when the router gets
+        # its gateway.
+        for h in sorted(cluster.hosts, key=lambda h: h.name not in GATEWAYS):
+            s = Settings(host=h.name, server_url=server.url, ovsdb=h.ovs.db_remote,
+                         token=server.agent_credential(h.name), datapath_type="netdev",
+                         local_ip=h.tunnel_ip, tunnel_types=("vxlan",),
+                         bridge_mappings=h.physnets, of_socket=h.ovs.listen_socket(),
+                         state_path=os.path.join(state, h.name), report_interval=5,
+                         polling_interval=5, gateway=h.name in GATEWAYS)
+            h.agent = Agent(s).start()
+        for h in cluster.hosts:
+            assert h.agent.ready.wait(20), h.name
+        cluster.prime_arp()
+        yield cluster, Api(server.url), internet, dev
+    finally:
+        cluster.stop_agents()
+        server.stop()
+        cluster.stop()
+        run("ip", "netns", "del", internet, check=False)
+        shutil.rmtree(server.dir, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _ping_loss(ns, ip, seconds, interval=0.05):
+    """Start a ping of ``seconds`` at ``interval`` in ``ns``; returns the
+    process (read with _lost)."""
+    return subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-n", "-i", str(interval),
+                             "-W", "1", "-w", str(seconds), ip],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _lost(proc):
+    out, _ = proc.communicate(timeout=120)
+    sent = int(re.search(r"(\d+) packets transmitted", out).group(1))
+    got = int(re.search(r"(\d+) received", out).group(1))
+    return sent, got
+
+
+def test_snat_fails_over_to_the_other_gateway(cloud):
+    cluster, api, internet, dev = cloud
+    ext = api("POST", "/v2.0/networks", {"network": {
+        "name": "public", "router:external": True, "provider:network_type": "flat",
+        "provider:physical_network": "physnet1"}})["network"]
+    api("POST", "/v2.0/subnets", {"subnet": {"network_id": ext["id"], "cidr": "203.0.113.0/24",
+                                            "ip_version": 4, "gateway_ip": INTERNET}})
+    net, sub = api.network("10.46.1.0/24")
+    router = api("POST", "/v2.0/routers", {"router": {
+        "name": "r", "external_gateway_info": {"network_id": ext["id"]}}})["router"]
+    api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    pa = api.port(net, "hv1")
+    pb = api.port(net, "hv2")
+    a = cluster["hv1"].add_instance(pa)
+    b = cluster["hv2"].add_instance(pb)
+    for inst in (a, b):
+        inst.exec("ip", "route", "add", "default", "via", sub["gateway_ip"])
+    fip = api("POST", "/v2.0/floatingips", {"floatingip": {
+        "floating_network_id": ext["id"], "port_id": pb["id"]}})["floatingip"]
+    assert api.wait_status(pa["id"], "ACTIVE") and api.wait_status(pb["id"], "ACTIVE")
+    gw_ip = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+
+    # SNAT: a (no floating IP) reaches the internet, seen as the gateway's address.
+    assert wait_for(lambda: a.ping(INTERNET, wait=0.5), 20)
+    # The floating IP: the internet reaches b.
+    assert wait_for(lambda: netns_exec(internet, "ping", "-c", "1", "-W", "1",
+                                       fip["floating_ip_address"], check=False)
+                    and "1 received" in netns_exec(internet, "ping", "-c", "1", "-W", "1",
+                                                   fip["floating_ip_address"], check=False), 20)
+    hosts = cluster["hv1"].agent.engine.routers[router["id"]].gateway.hosts
+    assert set(hosts) == set(GATEWAYS), hosts
+    active, standby = cluster[hosts[0]], cluster[hosts[1]]
+
+    snat = _ping_loss(a.ns, INTERNET, 8)
+    fip_ping = _ping_loss(internet, fip["floating_ip_address"], 8)
+    time.sleep(2)
+    active.ovs.stop_vswitchd()
+    sent, got = _lost(snat)
+    fsent, fgot = _lost(fip_ping)
+    loss_s = (sent - got) * 0.05
+    print(f"\nfailover: SNAT ping lost {sent - got}/{sent} (~{loss_s:.2f} s) after "
+          f"{active.name} was killed; floating IP ping on hv2 lost {fsent - fgot}/{fsent}; "
+          f"gateway address {gw_ip}")
+    assert got > 0 and loss_s < 3.0
+    assert fgot == fsent
+    assert active.name in cluster["hv1"].agent.chassis.gateways_down
+    assert standby.name not in cluster["hv1"].agent.chassis.gateways_down
