@@ -315,6 +315,10 @@ class Agent:
                 self._vif_changed(event, vif)
             elif kind == "connected":
                 self.reconciler.connected(value)
+                # The switch (re)started, maybe after it was down long
+                # enough for another gateway host to take over: announce
+                # our addresses again (the network learns where they are).
+                self.announcer.forget()
             elif kind in ("resync", "disconnected"):
                 self.reconciler.resync()
             # "gateways" (BFD ports or state changed), "tick": the chassis

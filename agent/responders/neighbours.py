@@ -351,12 +351,26 @@ class NeighbourResolver:
 
     # ------------------------------------------------------------ state
     def set_context(self, ctx: Context) -> None:
-        """The view changed: forget the neighbours of networks gone."""
+        """The view changed: forget the neighbours of networks gone; an
+        entry asked from an address no longer ours here (a floating IP
+        that moved away) is refreshed from the network's gateway instead."""
         changed = False
         with self._lock:
             self.ctx = ctx
-            for key in [k for k in self._table if k[0] not in ctx.nets]:
-                changed |= self._table.pop(key).mac is not None
+            for key, e in list(self._table.items()):
+                if key[0] not in ctx.nets:
+                    changed |= self._table.pop(key).mac is not None
+                    continue
+                routers = [r for r in ctx.routers.values() if r.gateway.network_id == key[0]]
+                ours = {f.floating_ip_address for r in routers for f in r.floating_ips
+                        if f.id in ctx.local_fips} | \
+                    {a for r in routers for a in r.gateway.ip_addresses}
+                if e.src_ip not in ours:
+                    src = source_for(routers, key[0], 6 if ":" in key[1] else 4, "", frozenset())
+                    if src is None:
+                        changed |= self._table.pop(key).mac is not None
+                    else:
+                        e.src_ip, e.src_mac = src
         if changed:
             self.on_change()
 
@@ -535,6 +549,11 @@ class Announcer:
         self.current: frozenset = frozenset()
         self._due: dict[Announce, tuple[float, int]] = {}  # -> (next time, left)
         self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        """Announce every address again at the next update."""
+        with self._lock:
+            self.current = frozenset()
 
     def update(self, wanted: frozenset, ctx: Context) -> None:
         """The addresses this host owns now; the new ones are announced at

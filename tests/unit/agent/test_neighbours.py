@@ -355,3 +355,30 @@ def test_announcer_sends_a_few_spaced_for_new_addresses_only():
     assert len(sent) == 4
     g = packet.Packet(sent[-1]).get_protocol(arp.arp)
     assert g.src_mac == "fa:16:3e:99:99:99" and g.src_ip == g.dst_ip == "203.0.113.20"
+
+
+def test_an_entry_asked_from_a_fip_that_left_is_refreshed_from_the_gateway():
+    r, sent, _, clock = _resolver(reachable=100.0)
+    r.ask(EXT, "203.0.113.1", FIP_IP_, FIP_MAC)
+    r.packet_in(_pin(_arp_reply("203.0.113.1", UP_MAC, FIP_IP_, tha=FIP_MAC), table=P.SERVICES))
+    r.set_context(_ctx("hv9"))  # vm1 (fip1's port) is not here any more
+    assert r.neighbours() != ()
+    clock.t += 80
+    r.tick()
+    a = packet.Packet(sent[-1][0]).get_protocol(arp.arp)
+    assert (a.src_ip, a.src_mac) == ("203.0.113.10", GW_MAC)
+
+
+def test_forget_announces_again():
+    sent = []
+    ann = nb.Announcer(lambda d, a: sent.append(d), {}, count=1)
+    a = frozenset({nb.Announce(EXT, "203.0.113.10", GW_MAC)})
+    ann.update(a, _ctx())
+    ann.update(a, _ctx())
+    assert len(sent) == 1
+    ann.forget()
+    ann.update(a, _ctx())
+    assert len(sent) == 2
+
+
+FIP_IP_ = "203.0.113.20"
