@@ -242,7 +242,7 @@ class Agent:
                 "tunnel_types": list(self.s.tunnel_types),
                 "bridge_mappings": self.s.bridge_mappings,
                 "tunnel_ip": self.s.local_ip, "devices": len(self.vifs),
-                "gateway": bool(self.s.gateway),
+                "gateway": self.s.gateway,
                 "of_listen": list(self.channel.listen_addr) if self.channel else None}
 
     def _sync_loop(self):

@@ -15,14 +15,18 @@ class Settings:
     """Everything the agent needs, as plain values (from oslo.config or a
     test)."""
 
+    # BFD on the tunnels to gateway hosts (issue 14; [agent] bfd_interval,
+    # bfd_grace_period): ms between control packets, s a new one counts as up
+    bfd_interval_ms = 100
+    bfd_grace = 5.0
+
     def __init__(self, host, server_url, ovsdb, integration_bridge="br-int",
                  datapath_type="system", local_ip=None, tunnel_types=("vxlan",),
                  bridge_mappings=None, of_listen=("127.0.0.1", 6633), token="",
                  report_interval=30.0, polling_interval=25.0, state_path=None,
                  dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=DHCP_PACKET_RATE,
                  dhcp_packet_burst=DHCP_PACKET_BURST, packet_in_queue=PACKET_IN_QUEUE,
-                 ca_file="", insecure=False, gateway=False, bfd_interval_ms=100,
-                 bfd_grace=5.0):
+                 ca_file="", insecure=False, gateway=False):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb
@@ -43,14 +47,17 @@ class Settings:
         self.dhcp_packet_rate = dhcp_packet_rate
         self.dhcp_packet_burst = dhcp_packet_burst
         self.packet_in_queue = packet_in_queue
-        # issue 14: this host serves routers' SNAT (the server assigns it
-        # router gateways); the BFD timers of the tunnels to gateway hosts
-        self.gateway = gateway
-        self.bfd_interval_ms = bfd_interval_ms
-        self.bfd_grace = bfd_grace
+        self.gateway = bool(gateway)  # [agent] gateway: serves routers' gateways
 
     @classmethod
     def from_conf(cls, conf):
+        s = cls._from_conf(conf)
+        s.bfd_interval_ms = conf.agent.bfd_interval
+        s.bfd_grace = conf.agent.bfd_grace_period
+        return s
+
+    @classmethod
+    def _from_conf(cls, conf):
         mappings = {}
         for item in conf.ovs.bridge_mappings:
             physnet, _, bridge = item.partition(":")
@@ -72,5 +79,4 @@ class Settings:
                    dhcp_packet_rate=conf.agent.dhcp_packet_rate,
                    dhcp_packet_burst=conf.agent.dhcp_packet_burst,
                    packet_in_queue=conf.agent.packet_in_queue,
-                   gateway=conf.agent.gateway, bfd_interval_ms=conf.agent.bfd_interval,
-                   bfd_grace=conf.agent.bfd_grace_period)
+                   gateway=conf.agent.gateway)
