@@ -23,7 +23,7 @@ import pytest
 
 from quantum_ovs.testing.ovs import missing_prerequisites, netns_exec, rand_name, run
 from quantum_ovs.testing.server import ServerProcess
-from tests.fixtures.multihost import Api, Cluster, wait_for
+from tests.fixtures.multihost import Api, Capture, Cluster, wait_for
 
 SERVER_CONF = ("service_plugins = router\n"
                "[ml2_type_vlan]\nnetwork_vlan_ranges = physnet1:100:199\n")
@@ -106,6 +106,12 @@ def test_snat_fails_over_to_the_other_gateway(cloud):
     api("POST", "/v2.0/subnets", {"subnet": {"network_id": ext["id"], "cidr": "203.0.113.0/24",
                                             "ip_version": 4, "gateway_ip": INTERNET}})
     net, sub = api.network("10.46.1.0/24")
+    # The instances' security groups still apply behind a floating IP:
+    # let ICMP in.
+    sg = api("GET", "/v2.0/security-groups?name=default")["security_groups"][0]
+    api("POST", "/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv4",
+        "protocol": "icmp"}})
     router = api("POST", "/v2.0/routers", {"router": {
         "name": "r", "external_gateway_info": {"network_id": ext["id"]}}})["router"]
     api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
@@ -122,11 +128,14 @@ def test_snat_fails_over_to_the_other_gateway(cloud):
 
     # SNAT: a (no floating IP) reaches the internet, seen as the gateway's address.
     assert wait_for(lambda: a.ping(INTERNET, wait=0.5), 20)
+    cap = Capture(internet, dev, "icmp")
+    assert a.ping(INTERNET, count=2)
+    seen = " ".join(cap.stop())
+    assert f"{gw_ip} > {INTERNET}: ICMP echo request" in seen, seen
+    assert a.ip not in seen
     # The floating IP: the internet reaches b.
-    assert wait_for(lambda: netns_exec(internet, "ping", "-c", "1", "-W", "1",
-                                       fip["floating_ip_address"], check=False)
-                    and "1 received" in netns_exec(internet, "ping", "-c", "1", "-W", "1",
-                                                   fip["floating_ip_address"], check=False), 20)
+    assert wait_for(lambda: " 0% packet loss" in netns_exec(
+        internet, "ping", "-c", "1", "-W", "1", fip["floating_ip_address"], check=False), 20)
     hosts = cluster["hv1"].agent.engine.routers[router["id"]].gateway.hosts
     assert set(hosts) == set(GATEWAYS), hosts
     active, standby = cluster[hosts[0]], cluster[hosts[1]]
