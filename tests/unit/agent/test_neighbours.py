@@ -313,14 +313,19 @@ def test_view_change_forgets_networks_gone():
 
 
 def test_reply_punt_flows_validate():
-    flows = neighbour_reply_flows(7, COOKIE, ["203.0.113.10", "203.0.113.20", "2001:db8::10"],
-                                  ipv6=True)
+    """The table that admits the external network's packets must let the
+    punt through (Meter + Controller)."""
+    flows = neighbour_reply_flows(7, COOKIE, ["203.0.113.10", "203.0.113.20", "2001:db8::10"])
     for f in flows:
         P.validate(f)
-    assert len(flows) == 3
+    assert sorted(f.match.get("arp_tpa").value for f in flows) == ["203.0.113.10",
+                                                                   "203.0.113.20"]
     (one,) = neighbour_reply_flows(7, COOKIE)
     P.validate(one)
     assert one.match.get("arp_op").value == 2 and one.match.get("arp_tpa") is None
+    assert one.actions[0].id == 0x10007
+    (_, na) = neighbour_reply_flows(7, COOKIE, ipv6=True)
+    assert na.match.get("icmpv6_type").value == 136
 
 
 # ------------------------------------------------------------------ GARP
