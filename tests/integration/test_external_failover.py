@@ -98,8 +98,17 @@ def _lost(proc):
     return sent, got
 
 
-def test_snat_fails_over_to_the_other_gateway(cloud):
+class Scene:
+    pass
+
+
+@pytest.fixture(scope="module")
+def scene(cloud):
+    """An external network, a router with its gateway on it and one
+    interface; a (hv1, no floating IP) and b (hv2, with one)."""
     cluster, api, internet, dev = cloud
+    sc = Scene()
+    sc.cluster, sc.api, sc.internet, sc.dev = cloud
     ext = api("POST", "/v2.0/networks", {"network": {
         "name": "public", "router:external": True, "provider:network_type": "flat",
         "provider:physical_network": "physnet1"}})["network"]
@@ -112,44 +121,96 @@ def test_snat_fails_over_to_the_other_gateway(cloud):
     api("POST", "/v2.0/security-group-rules", {"security_group_rule": {
         "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv4",
         "protocol": "icmp"}})
-    router = api("POST", "/v2.0/routers", {"router": {
+    sc.router = api("POST", "/v2.0/routers", {"router": {
         "name": "r", "external_gateway_info": {"network_id": ext["id"]}}})["router"]
-    api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
-    pa = api.port(net, "hv1")
-    pb = api.port(net, "hv2")
-    a = cluster["hv1"].add_instance(pa)
-    b = cluster["hv2"].add_instance(pb)
-    for inst in (a, b):
+    api("PUT", f"/v2.0/routers/{sc.router['id']}/add_router_interface",
+        {"subnet_id": sub["id"]})
+    sc.pa, sc.pb = api.port(net, "hv1"), api.port(net, "hv2")
+    sc.a = cluster["hv1"].add_instance(sc.pa)
+    sc.b = cluster["hv2"].add_instance(sc.pb)
+    for inst in (sc.a, sc.b):
         inst.exec("ip", "route", "add", "default", "via", sub["gateway_ip"])
-    fip = api("POST", "/v2.0/floatingips", {"floatingip": {
-        "floating_network_id": ext["id"], "port_id": pb["id"]}})["floatingip"]
-    assert api.wait_status(pa["id"], "ACTIVE") and api.wait_status(pb["id"], "ACTIVE")
-    gw_ip = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    sc.fip = api("POST", "/v2.0/floatingips", {"floatingip": {
+        "floating_network_id": ext["id"], "port_id": sc.pb["id"]}})["floatingip"]
+    assert api.wait_status(sc.pa["id"], "ACTIVE") and api.wait_status(sc.pb["id"], "ACTIVE")
+    sc.gw_ip = sc.router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    return sc
 
+
+def _fip_reached(sc):
+    return " 0% packet loss" in netns_exec(sc.internet, "ping", "-c", "1", "-W", "1",
+                                           sc.fip["floating_ip_address"], check=False)
+
+
+def _fip_status(sc, status, timeout=15):
+    return wait_for(lambda: sc.api("GET", f"/v2.0/floatingips/{sc.fip['id']}")
+                    ["floatingip"]["status"] == status, timeout)
+
+
+def test_snat_and_floating_ip(scene):
+    sc = scene
+    a = sc.a
     # SNAT: a (no floating IP) reaches the internet, seen as the gateway's address.
     assert wait_for(lambda: a.ping(INTERNET, wait=0.5), 20)
-    cap = Capture(internet, dev, "icmp")
+    cap = Capture(sc.internet, sc.dev, "icmp")
     assert a.ping(INTERNET, count=2)
     seen = " ".join(cap.stop())
-    assert f"{gw_ip} > {INTERNET}: ICMP echo request" in seen, seen
+    assert f"{sc.gw_ip} > {INTERNET}: ICMP echo request" in seen, seen
     assert a.ip not in seen
-    # The floating IP: the internet reaches b.
-    assert wait_for(lambda: " 0% packet loss" in netns_exec(
-        internet, "ping", "-c", "1", "-W", "1", fip["floating_ip_address"], check=False), 20)
-    hosts = cluster["hv1"].agent.engine.routers[router["id"]].gateway.hosts
+    # The floating IP: the internet reaches b; ACTIVE once hv2 reported it.
+    assert wait_for(lambda: _fip_reached(sc), 20)
+    assert _fip_status(sc, "ACTIVE")
+
+
+def test_floating_ip_follows_its_port(scene):
+    sc = scene
+    hv1, hv2 = sc.cluster["hv1"], sc.cluster["hv2"]
+    assert wait_for(lambda: _fip_reached(sc), 20)
+    ping = _ping_loss(sc.internet, sc.fip["floating_ip_address"], 6)
+    time.sleep(1.5)
+    hv2.move_instance(sc.b, hv1)
+    sc.api("PUT", f"/v2.0/ports/{sc.pb['id']}", {"port": {"binding:host_id": "hv1"}})
+    sent, got = _lost(ping)
+    print(f"\nfloating IP moved hv2 -> hv1 with its port: {sent - got}/{sent} pings lost "
+          f"(~{(sent - got) * 0.05:.2f} s)")
+    assert got > 0 and (sent - got) * 0.05 < 1.5
+    assert _fip_status(sc, "ACTIVE")
+    assert _fip_reached(sc)
+
+
+def test_disassociation_cuts_inbound(scene):
+    sc = scene
+    assert wait_for(lambda: _fip_reached(sc), 20)
+    sc.api("PUT", f"/v2.0/floatingips/{sc.fip['id']}", {"floatingip": {"port_id": None}})
+    t0 = time.monotonic()
+    assert wait_for(lambda: not _fip_reached(sc), 5)
+    print(f"\ndisassociated: inbound cut within {time.monotonic() - t0:.2f} s")
+    assert _fip_status(sc, "DOWN")
+    sc.api("PUT", f"/v2.0/floatingips/{sc.fip['id']}", {"floatingip": {
+        "port_id": sc.pb["id"]}})
+    assert wait_for(lambda: _fip_reached(sc), 10)
+
+
+def test_snat_fails_over_to_the_other_gateway(scene):
+    """Last: it leaves the active gateway host's switch dead."""
+    sc = scene
+    cluster, a = sc.cluster, sc.a
+    hosts = cluster["hv1"].agent.engine.routers[sc.router["id"]].gateway.hosts
     assert set(hosts) == set(GATEWAYS), hosts
     active, standby = cluster[hosts[0]], cluster[hosts[1]]
+    assert wait_for(lambda: a.ping(INTERNET, wait=0.5), 20)
+    assert wait_for(lambda: _fip_reached(sc), 20)
+    fip_host = next(h.name for h in cluster.hosts if sc.b in h.ovs.instances)
 
     snat = _ping_loss(a.ns, INTERNET, 8)
-    fip_ping = _ping_loss(internet, fip["floating_ip_address"], 8)
+    fip_ping = _ping_loss(sc.internet, sc.fip["floating_ip_address"], 8)
     time.sleep(2)
     active.ovs.stop_vswitchd()
     sent, got = _lost(snat)
     fsent, fgot = _lost(fip_ping)
     loss_s = (sent - got) * 0.05
     print(f"\nfailover: SNAT ping lost {sent - got}/{sent} (~{loss_s:.2f} s) after "
-          f"{active.name} was killed; floating IP ping on hv2 lost {fsent - fgot}/{fsent}; "
-          f"gateway address {gw_ip}")
+          f"{active.name} was killed; floating IP ping ({fip_host}) lost {fsent - fgot}/{fsent}")
     assert got > 0 and loss_s < 3.0
     assert fgot == fsent
     assert active.name in cluster["hv1"].agent.chassis.gateways_down
