@@ -119,6 +119,21 @@ def test_bfd_tunnels_follow_gateway_liveness(cluster):
     assert hv1.agent.chassis.gateways_down == ()
     time.sleep(1.0)  # sessions settle at 100 ms intervals
 
+    # A restarted agent takes the ports over as they are: same rows, no
+    # BFD flap.
+    before = [hv1.ovs.vsctl("get", "Interface", n, "_uuid", "bfd_status:flap_count").split()
+              for n in _peer_ports(hv1)]
+    state = os.path.dirname(hv1.agent.s.state_path)
+    hv1.stop_agent()
+    hv1.start_agent(NO_SERVER, os.path.join(state, "hv1"))
+    hv1.agent.events.put(("full", _view(cluster, "hv1")))
+    assert hv1.agent.ready.wait(10)
+    assert wait_for(lambda: len(hv1.agent.chassis.gateway_ofports) == 2, 5)
+    after = [hv1.ovs.vsctl("get", "Interface", n, "_uuid", "bfd_status:flap_count").split()
+             for n in _peer_ports(hv1)]
+    assert after == before
+    assert hv1.agent.chassis.gateways_down == ()
+
     # Kill the active gateway's switch: the compute host and the other
     # gateway see it down within a second.
     hv2.ovs.stop_vswitchd()
