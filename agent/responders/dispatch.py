@@ -2,9 +2,7 @@
 on: a DHCP request from a local VIF (the pipeline punts it) from the
 port's own data; a packet whose TTL ran out in a router (reason invalid
 TTL) with ICMP time exceeded, and a router solicitation with the
-routers' advertisements (agent.responders.router); a router's packet for
-an unknown next hop on an external network, and the neighbour's reply,
-to the neighbour resolver (agent.responders.neighbours)."""
+routers' advertisements (agent.responders.router)."""
 
 from __future__ import annotations
 
@@ -29,8 +27,10 @@ class DhcpDispatcher:
         ``routers()`` gives the routers of the host view (time exceeded
         and advertisements, counted in ``stats["icmp_time_exceeded"]`` and
         ``stats["ra_solicited"]``), at most ``icmp_rate`` a second.
-        ``neighbours``: a NeighbourResolver (its ``packet_in(pin)`` says
-        whether the packet was its)."""
+        ``neighbours``: a NeighbourResolver (agent.responders.neighbours),
+        given first the packets it may want (a packet for an unknown next
+        hop on an external network, a neighbour's reply); its
+        ``packet_in(pin)`` says whether the packet was its."""
         self.dhcp4 = DhcpResponder(lease_time=lease_time)
         self.dhcp6 = Dhcp6Responder(lease_time=lease_time)
         self.lookup = lookup

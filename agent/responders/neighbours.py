@@ -387,7 +387,7 @@ class NeighbourResolver:
         reply = parse_reply(pin.data)
         if reply is not None:
             return self._learn(reply, pin)
-        if pin.table in (P.L3_ROUTE, P.L3_RESOLVE) and cookies.is_ours(pin.cookie):
+        if pin.table == P.L3_RESOLVE and cookies.is_ours(pin.cookie):
             return self._resolve(pin)
         return False
 

@@ -245,6 +245,8 @@ def test_not_ours_and_unresolvable():
     # An unknown router's punt on an unknown network: not ours, nothing sent.
     assert not r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.1"),
                                 cookie=cookies.cookie_for(cookies.KIND_ROUTER, "r9"), reg6=99))
+    # The router's TTL punt (L3_ROUTE): not the resolver's.
+    assert not r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.1"), table=P.L3_ROUTE))
     # A foreign cookie: not ours.
     assert not r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.1"), cookie=0x1234))
     # No IPv6 subnet with a gateway: nothing to ask.
