@@ -30,6 +30,14 @@ ovs_opts = [
 agent_opts = [
     cfg.ListOpt("tunnel_types", default=["vxlan"],
                 help="Tunnel types this host terminates (vxlan, gre)."),
+    cfg.IntOpt("bfd_interval", default=100, min=10,
+               help="Milliseconds between BFD control packets on the tunnels "
+                    "to gateway hosts (the first of tunnel_types; and the "
+                    "shortest interval accepted): a gateway host is declared "
+                    "down after three are missed."),
+    cfg.FloatOpt("bfd_grace_period", default=5.0, min=0,
+                 help="Seconds a new tunnel to a gateway host counts as alive "
+                      "before its BFD session first comes up."),
     cfg.FloatOpt("report_interval", default=30.0,
                  help="Seconds between heartbeats to the server."),
     cfg.FloatOpt("polling_interval", default=25.0,

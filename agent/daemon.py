@@ -4,9 +4,11 @@ This module only orchestrates; the jobs live next to it:
     settings     Settings (plain values, from oslo.config or a test)
     state        the state file (allocations kept across restarts)
     plumbing     integration bridge, tunnel and patch ports
+    gateways     BFD tunnel ports to gateway hosts, and their liveness
     reconciler   the installed flows: dump, diff, one bundle
     reporting    port status to the server, with retries
-    responders   DHCP answered from packet-ins
+    responders   DHCP answered from packet-ins; external neighbours
+                 resolved and addresses announced (responders.neighbours)
 
 Threads (native; no eventlet):
     sync        long-polls the server for the host's state (full view or
@@ -14,10 +16,10 @@ Threads (native; no eventlet):
     heartbeat   registers and reports liveness every report_interval;
     reconcile   the only owner of the compiler Engine and of the
                 reconciler: drains its queue (model changes, VIF
-                plug/unplug from OVSDB, switch (re)connections), lets the
-                engine recompute what changed, and has the reconciler send
-                the difference to the switch; then reports ports whose
-                flows are in;
+                plug/unplug from OVSDB, switch (re)connections, BFD state
+                of the gateway tunnels), lets the engine recompute what
+                changed, and has the reconciler send the difference to the
+                switch; then reports ports whose flows are in;
 plus the OVSDB IDL thread and the OpenFlow channel's threads.
 
 Hitless restarts: on every (re)connection the installed flows are dumped
@@ -33,7 +35,7 @@ import queue
 import threading
 import time
 
-from agent import plumbing, sync_client
+from agent import gateways, plumbing, sync_client
 from agent.openflow.channel import Channel, CookieScope
 from agent.ovsdb.api import Ovsdb
 from agent.ovsdb.connection import Connection
@@ -41,6 +43,7 @@ from agent.ovsdb.events import InterfaceWatcher
 from agent.plumbing import AGENT_TABLES, TUNNEL_PORT  # noqa: F401 (their old home)
 from agent.reconciler import Reconciler
 from agent.reporting import PortReporter
+from agent.responders import neighbours as nb
 from agent.responders.dispatch import DhcpDispatcher
 from agent.responders.router import advertisers, router_advertisement
 from agent.settings import Settings  # noqa: F401 (imported from here by callers)
@@ -73,6 +76,12 @@ class Agent:
         self.have_view = False  # a full view from the server is loaded
         self.revision = -1  # -1: no view yet (0 is a real revision of an empty cloud)
         self.vifs = {}  # port id -> ofport (plugged here, with an ofport)
+        self.base_chassis = m.Chassis()  # tunnel and patch ports (plumbing)
+        self.chassis = m.Chassis()  # what the engine was last given
+        self.gw_monitor = None  # BFD state of the gateway tunnels (gateways)
+        self.gw_tunnels = None
+        self.gw_peers: dict = {}  # host -> tunnel IP: the BFD tunnels wanted
+        self.fips_applied: frozenset = frozenset()  # FloatingIPs this host applies
         self.threads = []
         self.ready = threading.Event()  # first full sync installed
         self.stats = {"applies": 0, "flow_mods": 0, "resyncs": 0, "full_views": 0,
@@ -80,9 +89,14 @@ class Agent:
         self.reconciler = Reconciler(self.stats)
         self.reporter = PortReporter(self.client, self.stop_event,
                                      lambda: self.events.put(("resync-report", None)))
+        self.resolver = nb.NeighbourResolver(self._packet_out,
+                                             lambda: self.events.put(("neighbours", None)),
+                                             self.stats)
+        self.announcer = nb.Announcer(self._packet_out, self.stats)
+        self.nb_context = nb.EMPTY
         self.dhcp = DhcpDispatcher(settings.dhcp_lease_time, self._local_port,
                                    lambda data, actions: self.channel.packet_out(data, actions),
-                                   self.stats, routers=self._routers)
+                                   self.stats, routers=self._routers, neighbours=self.resolver)
 
     @property
     def reported(self):
@@ -108,11 +122,20 @@ class Agent:
         self.channel.on_packet_in(self.dhcp.packet_in)
         self.channel.start()
         plumbing.ensure_integration_bridge(self.ovsdb, s, self.channel.target)
-        self.engine.set_chassis(plumbing.plumb(self.ovsdb, s))
+        self.base_chassis = plumbing.plumb(self.ovsdb, s)
+        self.chassis = self.base_chassis
+        self.engine.set_chassis(self.chassis)
         self.watcher = InterfaceWatcher(self.conn, self._on_vif)
+        self.gw_monitor = gateways.BfdMonitor(
+            self.conn, lambda: self.events.put(("gateways", None)), grace=s.bfd_grace)
+        self.gw_tunnels = gateways.GatewayTunnels(
+            self.ovsdb, s.integration_bridge, s.tunnel_types[0] if s.tunnel_types else None,
+            s.local_ip, self.gw_monitor,
+            gateways.bfd_config(s.bfd_interval_ms, s.bfd_interval_ms))
         for name, target in (("reconcile", self._reconcile_loop), ("sync", self._sync_loop),
                              ("heartbeat", self._heartbeat_loop),
-                             ("router-advertisements", self._ra_loop)):
+                             ("router-advertisements", self._ra_loop),
+                             ("neighbours", self._neighbour_loop)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self.threads.append(t)
@@ -154,6 +177,19 @@ class Agent:
 
     def _routers(self):
         return tuple(self.engine.routers.values())
+
+    def _packet_out(self, data, actions):
+        if self.channel is not None and self.channel.connected:
+            self.channel.packet_out(data, actions)
+
+    def _neighbour_loop(self):
+        """Refresh and age the external neighbours; repeat announcements."""
+        while not self.stop_event.wait(0.5):
+            try:
+                self.resolver.tick()
+                self.announcer.tick(self.nb_context)
+            except Exception:  # noqa: BLE001 - not connected, a view changing
+                LOG.debug("neighbour timer failed", exc_info=True)
 
     def _ra_loop(self):
         while not self.stop_event.wait(self.ra_interval):
@@ -231,8 +267,10 @@ class Agent:
     def _reconcile_loop(self):
         while not self.stop_event.is_set():
             try:
-                first = self.events.get(timeout=1.0)
+                first = self.events.get(timeout=self._idle_timeout())
             except queue.Empty:
+                if self.have_view and self._chassis_wanted() != self.chassis:
+                    self.events.put(("tick", None))  # a BFD grace period ended
                 continue
             batch = [first]
             while True:
@@ -250,40 +288,107 @@ class Agent:
 
     def _handle(self, batch):
         touched = set()
+        view_changed = False
+        resent = set()  # routers the server sent again
         for kind, value in batch:
             if kind == "stop":
                 return
             if kind == "full":
                 self.stats["full_views"] += 1
-                touched |= self._sync_vifs()  # the view takes the engine's chassis
-                view = value.replace(chassis=self.engine.chassis())
+                touched |= self._sync_vifs()  # the view takes the agent's chassis
+                view = value.replace(chassis=self.chassis)
                 d = self.engine.update(view) if self.have_view else \
                     self.engine.load(view)
                 self.have_view = True
+                view_changed = True
                 if not self.reconciler.need_dump:  # else install diffs everything anyway
                     touched |= diff_key_set(d)
             elif kind == "delta":
                 self.stats["deltas"] += 1
                 touched |= diff_key_set(self.engine.apply(value))
+                view_changed = True
+                # The server sets a floating IP DOWN on any change and sends
+                # its router again: report those again once installed.
+                resent |= {r.id for r in value.routers}
             elif kind == "vif":
                 event, vif = value
                 self._vif_changed(event, vif)
             elif kind == "connected":
                 self.reconciler.connected(value)
+                # The switch (re)started, maybe after it was down long
+                # enough for another gateway host to take over: announce
+                # our addresses again (the network learns where they are).
+                self.announcer.forget()
             elif kind in ("resync", "disconnected"):
                 self.reconciler.resync()
+            # "gateways" (BFD ports or state changed), "tick": the chassis
+            # is looked at below
+        if view_changed:
+            self._sync_gateway_tunnels()
+            e = self.engine
+            self.nb_context = nb.build_context(self.s.host, e.routers.values(), e.networks,
+                                               e.subnets.values(), e.ports, e.local_id,
+                                               dict(self.base_chassis.physnet_ofports))
+            self.resolver.set_context(self.nb_context)
         touched |= self._sync_vifs()
-        self._install(touched)
+        fips = self._fips_to_report(resent)
+        if self._install(touched, fips):
+            self._announce()
+
+    def _announce(self):
+        """Gratuitous ARP / unsolicited NA for addresses that became ours
+        (after their flows are in: the answers to them are then ours)."""
+        try:
+            self.announcer.update(nb.announcements(self.s.host, self.nb_context,
+                                                   self.engine.routers.values(),
+                                                   self.chassis.gateways_down),
+                                  self.nb_context)
+        except Exception:  # noqa: BLE001 - the switch went away: sent again next time
+            LOG.debug("announcements not sent", exc_info=True)
 
     def _sync_vifs(self):
-        """Hand the engine the VIFs' ofports in one change: a network's
-        flows (its flood list) are recomputed once per batch, not once per
-        plugged port."""
-        if self.engine.vif_ofports == self.vifs:
+        """Hand the engine what changed on the switch in one change: a
+        network's flows (its flood list) are recomputed once per batch, not
+        once per plugged port."""
+        ch = self._chassis_wanted()
+        if ch == self.chassis:
             return set()
-        ch = self.engine.chassis()
-        return diff_key_set(self.engine.set_chassis(m.Chassis(
-            tuple(sorted(self.vifs.items())), ch.tunnel_ofports, ch.physnet_ofports)))
+        self.chassis = ch
+        return diff_key_set(self.engine.set_chassis(ch))
+
+    def _chassis_wanted(self) -> m.Chassis:
+        """The switch as the engine should see it: VIFs, tunnel and patch
+        ports, the BFD tunnels to gateway hosts and which of those are down."""
+        base = self.base_chassis
+        gw_ofports, down = (), ()
+        if self.gw_monitor is not None:
+            wanted = self.gw_peers
+            gw_ofports = tuple((h, o) for h, o in self.gw_monitor.ofports() if h in wanted)
+            gw_hosts = gateways.gateway_hosts(self.engine.routers.values()) - {self.s.host}
+            # A gateway host with no tunnel (no tunnel IP in the view) is as
+            # good as down; one whose port is being made is not (yet).
+            ported = set(self.gw_monitor.ports())
+            down = tuple(sorted({h for h in gw_hosts if h not in wanted} |
+                                set(self.gw_monitor.down(h for h in gw_hosts
+                                                         if h in wanted and h in ported))))
+        return m.Chassis(tuple(sorted(self.vifs.items())), base.tunnel_ofports,
+                         base.physnet_ofports, gateway_ofports=gw_ofports,
+                         gateways_down=down, neighbours=self.resolver.neighbours())
+
+    def _idle_timeout(self) -> float:
+        deadline = self.gw_monitor.next_deadline() if self.gw_monitor is not None else None
+        if deadline is None:
+            return 1.0
+        return min(1.0, max(0.01, deadline - time.monotonic() + 0.01))
+
+    def _sync_gateway_tunnels(self):
+        """Make the BFD tunnels the view needs now (and remove the others)."""
+        if self.gw_tunnels is None:
+            return
+        e = self.engine
+        self.gw_peers = gateways.gateway_peers(self.s.host, e.routers.values(),
+                                               e.ports.values(), e.remote_hosts.values())
+        self.gw_tunnels.sync(self.gw_peers)
 
     def _vif_changed(self, event, vif):
         """Track the VIF in self.vifs (the engine gets it in _sync_vifs)."""
@@ -298,17 +403,41 @@ class Agent:
         self.vifs[pid] = vif.ofport
         self.reporter.plugged(pid)
 
-    def _install(self, touched):
+    def _fips_to_report(self, resent):
+        """Floating IPs to report installed after this batch: those this
+        host newly applies (or with a new value), and those of routers the
+        server sent again."""
+        if not self.have_view:
+            return set()
+        e = self.engine
+        down = self.chassis.gateways_down
+        applied = set()
+        for r in e.routers.values():
+            active = gateways.active_gateway(r.gateway, down) if r.gateway else None
+            for f in r.floating_ips:
+                port = e.ports.get(f.port_id) if f.port_id else None
+                if (port is not None and port.host == self.s.host) or (
+                        f.port_id is None and f.port_forwardings and active == self.s.host):
+                    applied.add((r.id, f))
+        applied = frozenset(applied)
+        new = {f.id for rid, f in applied if (rid, f) not in self.fips_applied or rid in resent}
+        self.fips_applied = applied
+        return new
+
+    def _install(self, touched, fips=()) -> bool:
+        """True once the switch holds the desired flows."""
         # Before the first full view the desired set is empty: a dump and
         # diff now would delete every flow a previous agent left (and add
         # them back once the view arrives), which is no hitless restart.
         if not self.have_view:
-            return
+            return False
+        self.reporter.fips.update(fips)
         d = self.reconciler.install(self.engine.desired, touched)
         if d is None:
-            return  # the switch is not connected
+            return False  # the switch is not connected
         if not d.empty:
             self.state.save(self.engine.alloc)
         local = {pid for pid, p in self.engine.ports.items() if p.host == self.s.host}
         self.reporter.report(local, self.vifs)
         self.ready.set()
+        return True

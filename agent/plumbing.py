@@ -15,7 +15,7 @@ TUNNEL_PORT = {"vxlan": "qovs-vxlan", "gre": "qovs-gre"}
 # a first sync with 1,000 VIFs takes a quarter of the time).
 AGENT_TABLES = ("Open_vSwitch", "Bridge", "Port", "Controller",
                 ("Interface", ("name", "type", "options", "ofport", "ofport_request",
-                               "external_ids", "error", "mac_in_use")))
+                               "external_ids", "error", "mac_in_use", "bfd", "bfd_status")))
 
 
 def controller_socket(settings):

@@ -1,6 +1,7 @@
 """Port-status reporting: tells the server which plugged ports have their
 flows installed (it sets them ACTIVE and tells nova) and which were
-unplugged; a failed report is retried."""
+unplugged, and which floating IPs this host applies are installed (the
+server sets them ACTIVE); a failed report is retried."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class PortReporter:
         self.retry = retry
         self.reported = set()  # port ids reported as installed
         self.to_unplug = set()  # port ids unplugged, not yet reported
+        self.fips = set()  # floating IP ids installed here, not yet reported
 
     def plugged(self, port_id) -> None:
         """(Re)plugged or moved to another ofport: report it again."""
@@ -39,12 +41,16 @@ class PortReporter:
         installed = [pid for pid in vifs if pid in local and pid not in self.reported]
         plugged = [(pid, vifs[pid]) for pid in installed]
         unplugged = sorted(self.to_unplug)
-        if not (installed or unplugged):
+        fips = sorted(self.fips)
+        if not (installed or unplugged or fips):
             return
         try:
-            self.client.report(plugged=plugged, unplugged=unplugged, installed=installed)
+            extra = {"floatingips": fips} if fips else {}
+            self.client.report(plugged=plugged, unplugged=unplugged, installed=installed,
+                               **extra)
             self.reported.update(installed)
             self.to_unplug.clear()
+            self.fips.difference_update(fips)
         except (sync_client.ServerUnavailable, sync_client.ServerError) as e:
             if self.stop_event.is_set():
                 return  # stopping: the next agent reports them

@@ -15,6 +15,11 @@ class Settings:
     """Everything the agent needs, as plain values (from oslo.config or a
     test)."""
 
+    # BFD on the tunnels to gateway hosts (issue 14; [agent] bfd_interval,
+    # bfd_grace_period): ms between control packets, s a new one counts as up
+    bfd_interval_ms = 100
+    bfd_grace = 5.0
+
     def __init__(self, host, server_url, ovsdb, integration_bridge="br-int",
                  datapath_type="system", local_ip=None, tunnel_types=("vxlan",),
                  bridge_mappings=None, of_listen=("127.0.0.1", 6633), token="",
@@ -46,6 +51,13 @@ class Settings:
 
     @classmethod
     def from_conf(cls, conf):
+        s = cls._from_conf(conf)
+        s.bfd_interval_ms = conf.agent.bfd_interval
+        s.bfd_grace = conf.agent.bfd_grace_period
+        return s
+
+    @classmethod
+    def _from_conf(cls, conf):
         mappings = {}
         for item in conf.ovs.bridge_mappings:
             physnet, _, bridge = item.partition(":")

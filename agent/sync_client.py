@@ -175,10 +175,13 @@ class SyncClient:
             return "full", wire.view_from_dict(out["view"]), out["revision"]
         return "delta", wire.delta_from_dict(out["delta"]), out["revision"]
 
-    def report(self, plugged=(), unplugged=(), installed=()):
+    def report(self, plugged=(), unplugged=(), installed=(), floatingips=()):
+        body = {"plugged": [{"port_id": p, "ofport": o} for p, o in plugged],
+                "unplugged": list(unplugged), "installed": list(installed)}
+        if floatingips:  # floating IPs this host applies, installed (issue 14)
+            body["floatingips"] = list(floatingips)
         return self.request("POST", f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}/ports",
-                            {"plugged": [{"port_id": p, "ofport": o} for p, o in plugged],
-                             "unplugged": list(unplugged), "installed": list(installed)})
+                            body)
 
 
 def backoff(attempt, base=0.2, cap=5.0):

@@ -165,6 +165,7 @@ class EnsurePort(Command):
         options: Optional[Mapping[str, str]] = None,
         external_ids: Optional[Mapping[str, str]] = None,
         port_external_ids: Optional[Mapping[str, str]] = None,
+        bfd: Optional[Mapping[str, str]] = None,
     ):
         self.bridge = bridge
         self.name = name
@@ -172,6 +173,8 @@ class EnsurePort(Command):
         self.options = {k: str(v) for k, v in (options or {}).items()}
         self.external_ids = external_ids or {}
         self.port_external_ids = port_external_ids or {}
+        # the interface's ``bfd`` column (replaced), None: left alone
+        self.bfd = None if bfd is None else {k: str(v) for k, v in bfd.items()}
         self._new = None
 
     def run(self, ctx: TxnContext) -> None:
@@ -203,6 +206,8 @@ class EnsurePort(Command):
             _ensure_map(iface, "external_ids", self.external_ids)
         if self.port_external_ids:
             _ensure_map(port, "external_ids", self.port_external_ids)
+        if self.bfd is not None:
+            _ensure_map(iface, "bfd", self.bfd, replace=True)
         self.result = port.uuid
 
     def post_commit(self, txn) -> None:

@@ -20,13 +20,17 @@ LOG = logging.getLogger(__name__)
 
 class DhcpDispatcher:
     def __init__(self, lease_time, lookup, send, stats: dict, routers=None,
-                 icmp_rate: float = 100.0, icmp_burst: int = 50):
+                 icmp_rate: float = 100.0, icmp_burst: int = 50, neighbours=None):
         """``lookup(ofport)`` answers (port, network, subnets by id) of the
         local port on that ofport, or None; ``send(data, actions)`` sends a
         packet-out; replies are counted in ``stats["dhcp_replies"]``.
         ``routers()`` gives the routers of the host view (time exceeded
         and advertisements, counted in ``stats["icmp_time_exceeded"]`` and
-        ``stats["ra_solicited"]``), at most ``icmp_rate`` a second."""
+        ``stats["ra_solicited"]``), at most ``icmp_rate`` a second.
+        ``neighbours``: a NeighbourResolver (agent.responders.neighbours),
+        given first the packets it may want (a packet for an unknown next
+        hop on an external network, a neighbour's reply); its
+        ``packet_in(pin)`` says whether the packet was its."""
         self.dhcp4 = DhcpResponder(lease_time=lease_time)
         self.dhcp6 = Dhcp6Responder(lease_time=lease_time)
         self.lookup = lookup
@@ -34,6 +38,7 @@ class DhcpDispatcher:
         self.stats = stats
         self.routers = routers or (lambda: ())
         self.icmp_limit = RateLimit(icmp_rate, icmp_burst)
+        self.neighbours = neighbours
 
     def packet_in(self, pin) -> None:
         try:
@@ -53,6 +58,8 @@ class DhcpDispatcher:
                 if reply is not None:
                     self.send(reply, [Output(pin.in_port)])
                     self._count("icmp_time_exceeded")
+            return
+        if self.neighbours is not None and self.neighbours.packet_in(pin):
             return
         found = self.lookup(pin.in_port)
         if found is None:

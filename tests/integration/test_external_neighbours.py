@@ -1,0 +1,206 @@
+"""Neighbour resolution and announcements on an external network (issue 14),
+on real Open vSwitch hosts with an "upstream router" namespace on the
+provider network.
+
+hv1 holds an instance port with a floating IP; hv2 and hv3 are the
+router's gateway hosts (in that order).  The agents run in-process without
+a server: each is handed its host view directly.  The router's flows
+(issue 14's compiler) are not part of this branch, so the test stands in
+for them by hand, with flows of a foreign cookie the agent leaves alone:
+the punt of a packet whose next hop is unknown (table L3_RESOLVE, the
+router's cookie, reg6 = the external network) and the punt of ARP replies
+arriving from the physical network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from quantum_ovs import model as m
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler import pipeline as P
+from quantum_ovs.testing.ovs import missing_prerequisites, netns_exec, rand_name, run
+from tests.fixtures.multihost import Cluster, wait_for
+
+NET = "11111111-1111-4111-8111-111111111111"
+EXT = "22222222-2222-4222-8222-222222222222"
+ROUTER = "33333333-3333-4333-8333-333333333333"
+VM_PORT = "44444444-4444-4444-8444-444444444444"
+GW_PORT = "55555555-5555-4555-8555-555555555555"
+RIF_PORT = "66666666-6666-4666-8666-666666666666"
+FIP = "77777777-7777-4777-8777-777777777777"
+GW_MAC, FIP_MAC, VM_MAC = "fa:16:3e:00:00:02", "fa:16:3e:00:00:20", "fa:16:3e:00:00:10"
+GW_IP, FIP_IP, UPSTREAM_IP = "203.0.113.10", "203.0.113.20", "203.0.113.1"
+NO_SERVER = "http://127.0.0.1:9"
+FOREIGN = 0x1234  # cookie of the stand-in flows (not ours: the agent leaves them)
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    reason = missing_prerequisites()
+    if reason:
+        pytest.skip(reason)
+    c = Cluster(3, subnet="172.31.45")
+    state = tempfile.mkdtemp(prefix="qovs-nb-state-")
+    upstream = rand_name("qup-", 6)
+    try:
+        c.start()
+        # The upstream router: a namespace on the provider network.
+        run("ip", "netns", "add", upstream)
+        dev = c.provider.attach("upstream", upstream)
+        netns_exec(upstream, "ip", "addr", "add", f"{UPSTREAM_IP}/24", "dev", dev)
+        netns_exec(upstream, "ip", "link", "set", "lo", "up")
+        for h in c.hosts:
+            h.start_agent(NO_SERVER, os.path.join(state, h.name))
+        yield c, upstream, dev
+    finally:
+        c.stop()
+        run("ip", "netns", "del", upstream, check=False)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _router(hosts=("hv2", "hv3"), fip_port=VM_PORT):
+    return m.Router(
+        id=ROUTER,
+        interfaces=(m.RouterInterface(RIF_PORT, NET, "sub-in", "10.0.0.1", 24,
+                                      "fa:16:3e:00:00:01"),),
+        gateway=m.RouterGateway(EXT, GW_PORT, GW_MAC, (GW_IP,), hosts=hosts, redirect_key=5000),
+        floating_ips=(m.FloatingIP(FIP, FIP_IP, EXT, fip_port, "10.0.0.5", FIP_MAC),))
+
+
+def _view(cloud, host, vm_host="hv1", revision=1, **kw):
+    c = cloud[0]
+    return m.HostView(
+        host=host, tunnel_ip=c[host].tunnel_ip, revision=revision,
+        networks=(m.Network(NET, m.Segment("vxlan", segmentation_id=1001)),
+                  m.Network(EXT, m.Segment("flat", "physnet1"))),
+        subnets=(m.Subnet("sub-in", NET, "10.0.0.0/24", gateway_ip="10.0.0.1"),
+                 m.Subnet("sub-ext", EXT, "203.0.113.0/24", gateway_ip=UPSTREAM_IP)),
+        ports=(m.Port(VM_PORT, NET, VM_MAC, (m.FixedIP("sub-in", "10.0.0.5"),),
+                      host=vm_host),),
+        remote_hosts=tuple(m.RemoteHost(h.name, h.tunnel_ip) for h in c.hosts
+                           if h.name != host),
+        routers=(_router(**kw),))
+
+
+def _load(cloud, host, view):
+    agent = cloud[0][host].agent
+    agent.events.put(("full", view))
+    assert wait_for(lambda: agent.nb_context.nets.get(EXT) is not None, 10)
+    return agent
+
+
+def _upstream_neigh(cloud, ip):
+    out = netns_exec(cloud[1], "ip", "neigh", "show", ip, "dev", cloud[2])
+    found = re.search(r"lladdr ([0-9a-f:]{17})", out)
+    return found.group(1) if found else None
+
+
+def _stale(cloud, ip, mac="02:00:00:00:00:99"):
+    netns_exec(cloud[1], "ip", "neigh", "replace", ip, "lladdr", mac, "dev", cloud[2],
+               "nud", "stale")
+    assert _upstream_neigh(cloud, ip) == mac
+
+
+def _punt_replies(h):
+    """Stand-in: ARP replies from the physical network to the controller."""
+    patch = h.ovs.ofport("int-br-phys1")
+    h.ovs.ofctl("add-flow", "br-int", f"table=0,priority=1000,cookie={FOREIGN:#x},"
+                f"in_port={patch},arp,arp_op=2,actions=controller")
+
+
+def test_resolve_upstream_from_gateway_and_from_fip(cloud):
+    c, upstream, dev = cloud
+    hv1, hv2 = c["hv1"], c["hv2"]
+    upstream_mac = netns_exec(upstream, "cat", f"/sys/class/net/{dev}/address").strip()
+    for name in ("hv1", "hv2", "hv3"):
+        _load(cloud, name, _view(cloud, name))
+    hv2_agent = hv2.agent
+    _punt_replies(hv2)
+    ext_id = hv2_agent.engine.local_id(EXT)
+    # Stand-in for the router's punt: a packet to the outside world from
+    # an instance without a floating IP, routed on the gateway host.
+    cookie = cookies.cookie_for(cookies.KIND_ROUTER, ROUTER)
+    hv2.ovs.ofctl("add-flow", "br-int", f"table={P.L3_RESOLVE},priority=1000,"
+                  f"cookie={cookie:#x},reg6={ext_id},ip,actions=controller")
+    t0 = time.monotonic()
+    _send_routed(hv2, ext_id, src=GW_IP, dst="198.51.100.7", nexthop=UPSTREAM_IP)
+    assert wait_for(lambda: m.Neighbour(EXT, UPSTREAM_IP, upstream_mac)
+                    in hv2_agent.chassis.neighbours, 5, 0.01), hv2_agent.stats
+    print(f"\nneighbour: upstream resolved from the gateway in {time.monotonic() - t0:.3f} s")
+    # It asked from the gateway address (the answer came to it).
+    assert hv2_agent.resolver._table[(EXT, UPSTREAM_IP)].src_ip == GW_IP
+    assert hv2_agent.stats["neighbour_requests"] == 1
+
+    # On the floating IP's host, traffic of the floating IP asks from it.
+    _punt_replies(hv1)
+    ext1 = hv1.agent.engine.local_id(EXT)
+    hv1.ovs.ofctl("add-flow", "br-int", f"table={P.L3_RESOLVE},priority=1000,"
+                  f"cookie={cookie:#x},reg6={ext1},ip,actions=controller")
+    _send_routed(hv1, ext1, src=FIP_IP, dst="203.0.113.1")
+    assert wait_for(lambda: m.Neighbour(EXT, UPSTREAM_IP, upstream_mac)
+                    in hv1.agent.chassis.neighbours, 5, 0.01), hv1.agent.stats
+    assert hv1.agent.resolver._table[(EXT, UPSTREAM_IP)].src_ip == FIP_IP
+
+
+def _send_routed(h, ext_id, src, dst, nexthop=None):
+    """Inject an IPv4 packet into br-int's L3_RESOLVE with reg6 = the
+    external network and reg0 = the next hop (what the router's flows
+    would leave there)."""
+    import ipaddress
+    import struct
+
+    from agent.responders.dhcp import checksum, mac_bytes
+
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0,
+                     ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    frame = b"\x00" * 6 + mac_bytes(GW_MAC) + b"\x08\x00" + ip + struct.pack("!HHHH", 1, 2, 8, 0)
+    h.ovs.ofctl("packet-out", "br-int",
+                f"in_port=controller,packet={frame.hex()},"
+                f"actions=set_field:{ext_id}->reg6,"
+                f"set_field:{int(ipaddress.IPv4Address(nexthop or dst))}->reg0,"
+                f"resubmit(,{P.L3_RESOLVE})")
+
+
+def test_garp_for_a_floating_ip_that_moves_here(cloud):
+    c, upstream, dev = cloud
+    hv1, hv3 = c["hv1"], c["hv3"]
+    # The upstream has the floating IP at some old MAC; the port moves to
+    # hv3 (a new view there): hv3 announces the floating IP with its MAC.
+    hv1.agent.events.put(("full", _view(cloud, "hv1", vm_host="hv3", revision=2)))
+    assert wait_for(lambda: not hv1.agent.announcer._due, 5)  # hv1 is quiet
+    _stale(cloud, FIP_IP)
+    sent = hv3.agent.stats.get("garp_sent", 0)
+    hv3.agent.events.put(("full", _view(cloud, "hv3", vm_host="hv3", revision=2)))
+    t0 = time.monotonic()
+    assert wait_for(lambda: _upstream_neigh(cloud, FIP_IP) == FIP_MAC, 5, 0.02)
+    print(f"\nGARP: floating IP's MAC in the upstream's cache "
+          f"{time.monotonic() - t0:.3f} s after the view moved the port")
+    # A few, spaced.
+    assert wait_for(lambda: hv3.agent.stats.get("garp_sent", 0) >= sent + 3, 5)
+
+
+def test_garp_when_this_host_becomes_the_active_gateway(cloud):
+    c, upstream, dev = cloud
+    hv2, hv3 = c["hv2"], c["hv3"]
+    c.prime_arp()
+    assert wait_for(lambda: hv3.agent.chassis.gateways_down == () and
+                    "hv2" in hv3.agent.gw_monitor.ports() and
+                    hv3.agent.gw_monitor.ports()["hv2"].up, 15), hv3.agent.gw_monitor.ports()
+    assert wait_for(lambda: not hv2.agent.announcer._due, 5)  # hv2 is quiet
+    _stale(cloud, GW_IP)
+    sent = hv3.agent.stats.get("garp_sent", 0)
+    hv2.ovs.stop_vswitchd()
+    t0 = time.monotonic()
+    assert wait_for(lambda: _upstream_neigh(cloud, GW_IP) == GW_MAC, 5, 0.02)
+    print(f"GARP: gateway address announced by hv3 {time.monotonic() - t0:.3f} s after "
+          f"hv2's switch was killed")
+    assert "hv2" in hv3.agent.chassis.gateways_down
+    assert hv3.agent.stats.get("garp_sent", 0) > sent
