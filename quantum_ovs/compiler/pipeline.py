@@ -262,8 +262,9 @@ TABLES: dict[int, TableSpec] = {
             _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
                 REG_ROUTER, REG_ZONE, REG_NEXTHOP, "ipv6_src", "ipv6_dst", "icmpv6_type",
                 "ipv6_nd_sll", "nd_reserved", "nd_options_type", "vlan_vid"),
-            # PushVlan: answers go back out of a VLAN uplink tagged
-            frozenset({SetField, Move, Output, Ct, GotoTable, PushVlan}),
+            # PushVlan: answers go back out of a VLAN uplink tagged;
+            # Meter + Controller: replies to the agent's neighbour requests
+            frozenset({SetField, Move, Output, Ct, GotoTable, PushVlan, Meter, Controller}),
             _fs(EXT_DNAT, EXT_CT, L3_SNAT, CT_LOOKUP),
             "an external network's inbound: ARP for FIP / gateway, un-SNAT, redirected SNAT",
         ),

@@ -112,6 +112,7 @@ from quantum_ovs.compiler.rules.common import (
     mk,
     reg,
 )
+from quantum_ovs.compiler.rules.neighbours import neighbour_reply_flows
 from quantum_ovs.compiler.rules.port import arp_reply
 from quantum_ovs.compiler.rules.router import (
     _OUT_IN_PORT,
@@ -411,4 +412,6 @@ def external_flows(network_id: str, local_id: int, neighbours, send: tuple,
         for mac in sorted(macs):
             out.append(Flow(P.L2_LOOKUP, PRIO_L2_NEIGHBOUR, mk(rext, Field("eth_dst", mac)),
                             send, cookie))
+    # the replies to the agent's own requests (agent/responders/neighbours.py)
+    out.extend(neighbour_reply_flows(local_id, cookie))
     return out
