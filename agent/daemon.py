@@ -28,6 +28,7 @@ restarted agent compiles exactly the same flows.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -45,7 +46,6 @@ from agent.responders.dispatch import DhcpDispatcher
 from agent.responders.router import advertisers, router_advertisement
 from agent.settings import Settings  # noqa: F401 (imported from here by callers)
 from agent.state import StateFile
-from quantum_ovs import model as m
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.flow import Output, diff_key_set
 
@@ -280,9 +280,8 @@ class Agent:
         plugged port."""
         if self.engine.vif_ofports == self.vifs:
             return set()
-        ch = self.engine.chassis()
-        return diff_key_set(self.engine.set_chassis(m.Chassis(
-            tuple(sorted(self.vifs.items())), ch.tunnel_ofports, ch.physnet_ofports)))
+        return diff_key_set(self.engine.set_chassis(dataclasses.replace(
+            self.engine.chassis(), vif_ofports=tuple(sorted(self.vifs.items())))))
 
     def _vif_changed(self, event, vif):
         """Track the VIF in self.vifs (the engine gets it in _sync_vifs)."""

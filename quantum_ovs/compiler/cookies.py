@@ -33,6 +33,7 @@ KIND_GROUP = 0x05  # a security group's conjunction accept (conj_id -> commit)
 KIND_ADDRESS = 0x06  # a member address clause shared by remote groups
 KIND_RULE = 0x07  # a rule-match clause shared by the rules that produce it
 KIND_ROUTER = 0x08  # a router: its ARP/ND/echo answers, admission, routes
+KIND_METADATA = 0x10  # the metadata proxy port: classify, ARP/ND for 169.254.169.254
 
 # One vocabulary: these names are also the engine's owner kinds (the first
 # item of an owner tuple, engine.OWNER_KINDS); the numbers are on the wire
@@ -46,6 +47,7 @@ KIND_NAMES = {
     KIND_ADDRESS: "address",
     KIND_RULE: "rule-match",
     KIND_ROUTER: "router",
+    KIND_METADATA: "metadata",
 }
 
 

@@ -40,6 +40,7 @@ from quantum_ovs.compiler import cookies, pipeline
 from quantum_ovs.compiler.desired import CompileError, DesiredFlows
 from quantum_ovs.compiler.flow import Flow, FlowDiff, diff
 from quantum_ovs.compiler.rules import acl as acl_rules
+from quantum_ovs.compiler.rules import metadata as metadata_rules
 from quantum_ovs.compiler.rules import network as net_rules
 from quantum_ovs.compiler.rules import port as port_rules
 from quantum_ovs.compiler.rules import router as router_rules
@@ -70,6 +71,7 @@ GROUP = cookies.KIND_NAMES[cookies.KIND_GROUP]
 ADDRESS = cookies.KIND_NAMES[cookies.KIND_ADDRESS]
 RULE_MATCH = cookies.KIND_NAMES[cookies.KIND_RULE]
 ROUTER = cookies.KIND_NAMES[cookies.KIND_ROUTER]
+METADATA = cookies.KIND_NAMES[cookies.KIND_METADATA]
 STATIC = (STATIC_KIND,)
 
 # The inputs: what the engine is told (names used in OwnerKind.depends_on).
@@ -82,6 +84,7 @@ REMOTE_HOSTS = "remote-hosts"
 ROUTERS = "routers"
 VIF_OFPORTS = "vif-ofports"
 UPLINK_OFPORTS = "uplink-ofports"
+METADATA_OFPORT = "metadata-ofport"
 ALLOCATIONS = "allocations"
 
 
@@ -163,6 +166,7 @@ class Engine:
         self.vif_ofports: dict[str, int] = {}
         self.tunnel_ofports: dict[str, int] = {}
         self.physnet_ofports: dict[str, int] = {}
+        self.metadata_ofport = 0
         self.net_subnets = defaultdict(set)
         self.net_ports = defaultdict(set)
         self.group_ports = defaultdict(set)  # security group -> local port ids
@@ -192,6 +196,7 @@ class Engine:
             vif_ofports=tuple(sorted(self.vif_ofports.items())),
             tunnel_ofports=tuple(sorted(self.tunnel_ofports.items())),
             physnet_ofports=tuple(sorted(self.physnet_ofports.items())),
+            metadata_ofport=self.metadata_ofport,
         )
 
     def view(self) -> HostView:
@@ -687,6 +692,12 @@ class Engine:
                     self._dirty.add((PORT, pid))
                     self._dirty.add((PORT_ACL, pid))
                     self._dirty.add((NETWORK, p.network_id))
+        if ch.metadata_ofport != self.metadata_ofport:
+            self.metadata_ofport = ch.metadata_ofport
+            self._dirty.add((METADATA,))
+            for pid, p in self.ports.items():
+                if p.host == self.host:
+                    self._dirty.add((PORT, pid))
         tun, phys = dict(ch.tunnel_ofports), dict(ch.physnet_ofports)
         if tun != self.tunnel_ofports or phys != self.physnet_ofports:
             self.tunnel_ofports, self.physnet_ofports = tun, phys
@@ -769,7 +780,11 @@ class Engine:
             ofport = self.vif_ofports.get(pid)
             if ofport is None:
                 return []
-            return port_rules.local_port_flows(p, ofport, lid, routed)
+            flows = port_rules.local_port_flows(p, ofport, lid, routed)
+            if self.metadata_ofport and p.admin_state_up:
+                cookie = cookies.cookie_for(cookies.KIND_PORT, pid)
+                flows.extend(metadata_rules.port_flows(p, ofport, self.metadata_ofport, cookie))
+            return flows
         h = self.remote_hosts.get(p.host)
         if h is None:
             return []
@@ -848,6 +863,9 @@ class Engine:
             routes.append((rt, ifc, lid, mac))
         return router_rules.router_flows(r, self.router_zone(r.id), ifaces, routes)
 
+    def _compute_metadata(self, owner) -> list[Flow]:
+        return metadata_rules.proxy_flows(self.metadata_ofport)
+
     # Instance methods (OwnerKind.instances): every owner of a kind, for load().
     def _static_owners(self):
         return (STATIC,)
@@ -869,6 +887,9 @@ class Engine:
 
     def _router_owners(self):
         return [(ROUTER, rid) for rid in self.routers]
+
+    def _metadata_owners(self):
+        return [(METADATA,)]
 
     def _address_owners(self):
         addrs = set()
@@ -909,6 +930,8 @@ INPUTS: tuple[Input, ...] = (
           "the OpenFlow port of each VIF plugged here"),
     Input(UPLINK_OFPORTS, "Chassis.tunnel_ofports, physnet_ofports; set_chassis",
           "the tunnel ports and the patch ports to physical bridges"),
+    Input(METADATA_OFPORT, "Chassis.metadata_ofport; set_chassis",
+          "the port of this host's metadata proxy (0: none)"),
     Input(ALLOCATIONS, "Allocations given to Engine(); read by load()",
           "network local ids and conjunction ids kept across restarts", incremental=False),
 )
@@ -925,8 +948,9 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
     OwnerKind(PORT, cookies.KIND_PORT, ("port_id",), Engine._compute_port,
               Engine._port_owners,
               (PORTS, NETWORKS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ROUTERS,
-               ALLOCATIONS),
-              "local: classify, port security, ARP, output; remote: L2 lookup over "
+               ALLOCATIONS, METADATA_OFPORT),
+              "local: classify, port security, ARP, output, its metadata requests to the "
+              "proxy and the replies back; remote: L2 lookup over "
               "its host's tunnel or the patch port; on a network with a router: the "
               "L3_RESOLVE entry of its addresses"),
     OwnerKind(PORT_ACL, cookies.KIND_PORT_ACL, ("port_id",), Engine._compute_port_acl,
@@ -948,6 +972,10 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               "on hosts with a port on one of its networks: ARP/ND and echo answers for "
               "its addresses, its conntrack zone, admission, routes by longest prefix "
               "(extra routes resolved to their next hop's port)"),
+    OwnerKind(METADATA, cookies.KIND_METADATA, (), Engine._compute_metadata,
+              Engine._metadata_owners, (METADATA_OFPORT,),
+              "this host's metadata proxy port: its classification and anti-spoofing, "
+              "ARP / ND answers for 169.254.169.254 and fe80::a9fe:a9fe"),
 )
 
 

@@ -55,7 +55,8 @@ def test_owner_kinds_are_the_cookie_kinds():
     ones they always were."""
     assert {k.name: k.cookie_kind for k in OWNER_KINDS} == {
         "static": 0x01, "network": 0x02, "port": 0x03, "port-acl": 0x04, "group": 0x05,
-        "address": 0x06, "rule-match": 0x07, "router": 0x08}
+        "address": 0x06, "rule-match": 0x07, "router": 0x08,
+        "metadata": 0x10}
     for k in OWNER_KINDS:
         assert cookies.KIND_NAMES[k.cookie_kind] == k.name
     assert cookies.cookie_for(cookies.KIND_PORT_ACL, "owner-1") == 0x510457AAE813B186
@@ -110,9 +111,10 @@ def test_every_computed_owner_kind_is_declared_and_every_declared_one_computed()
 
 
 def test_every_flow_carries_its_owner_kinds_cookie():
-    e = Engine.from_view(make_large_view(local_ports=30, networks=3, remote_hosts=5,
-                                         remote_ports=60, n_groups=6, max_members=20,
-                                         routers=1))
+    view = make_large_view(local_ports=30, networks=3, remote_hosts=5, remote_ports=60,
+                           n_groups=6, max_members=20, routers=1)
+    e = Engine.from_view(view.replace(chassis=dataclasses.replace(view.chassis,
+                                                                  metadata_ofport=4000)))
     by_kind = {k.name: k.cookie_kind for k in OWNER_KINDS}
     seen = set()
     for owner in e.desired.owners():
@@ -224,6 +226,16 @@ def _move_patch(e):
     e.set_chassis(dataclasses.replace(ch, physnet_ofports=(("physnet1", 77),)))
 
 
+def _add_metadata_proxy(e):
+    e.set_chassis(dataclasses.replace(e.chassis(), metadata_ofport=4000))
+
+
+def _move_metadata_proxy(e):
+    e.set_chassis(dataclasses.replace(e.chassis(), metadata_ofport=4000))
+    e.stats.reset()
+    e.set_chassis(dataclasses.replace(e.chassis(), metadata_ofport=4001))
+
+
 # input -> changes of that input only
 CHANGES = {
     eng.NETWORKS: (_toggle_network, _resegment_network),
@@ -235,6 +247,7 @@ CHANGES = {
     eng.ROUTERS: (_detach_interface, _add_route),
     eng.VIF_OFPORTS: (_replug, _unplug),
     eng.UPLINK_OFPORTS: (_move_tunnel, _move_patch),
+    eng.METADATA_OFPORT: (_add_metadata_proxy, _move_metadata_proxy),
 }
 
 
