@@ -7,6 +7,7 @@ This module only orchestrates; the jobs live next to it:
     reconciler   the installed flows: dump, diff, one bundle
     reporting    port status to the server, with retries
     responders   DHCP answered from packet-ins
+    metadata     the host's metadata proxy (with settings.metadata)
 
 Threads (native; no eventlet):
     sync        long-polls the server for the host's state (full view or
@@ -35,6 +36,7 @@ import threading
 import time
 
 from agent import plumbing, sync_client
+from agent.metadata.service import MetadataService
 from agent.openflow.channel import Channel, CookieScope
 from agent.ovsdb.api import Ovsdb
 from agent.ovsdb.connection import Connection
@@ -82,7 +84,12 @@ class Agent:
                                      lambda: self.events.put(("resync-report", None)))
         self.dhcp = DhcpDispatcher(settings.dhcp_lease_time, self._local_port,
                                    lambda data, actions: self.channel.packet_out(data, actions),
-                                   self.stats, routers=self._routers)
+                                   self.stats, routers=self._routers,
+                                   metadata_route=settings.metadata is not None)
+        self.metadata = None  # MetadataService, with settings.metadata
+        # (ofport -> port id, port id -> Port) as last installed: what the
+        # metadata proxy reads (from its own threads) to know who asks
+        self.installed_ports = ({}, {})
 
     @property
     def reported(self):
@@ -110,6 +117,11 @@ class Agent:
         plumbing.ensure_integration_bridge(self.ovsdb, s, self.channel.target)
         self.engine.set_chassis(plumbing.plumb(self.ovsdb, s))
         self.watcher = InterfaceWatcher(self.conn, self._on_vif)
+        if s.metadata is not None:
+            self.metadata = MetadataService(
+                s.metadata, s.host, s.integration_bridge, self.ovsdb,
+                lambda: self.installed_ports,
+                lambda ofport: self.events.put(("metadata", ofport)), self.stop_event).start()
         for name, target in (("reconcile", self._reconcile_loop), ("sync", self._sync_loop),
                              ("heartbeat", self._heartbeat_loop),
                              ("router-advertisements", self._ra_loop)):
@@ -126,6 +138,8 @@ class Agent:
         # Wakes the sync thread out of its long poll (and a heartbeat or a
         # report in flight) instead of waiting the poll out.
         self.client.close()
+        if self.metadata is not None:
+            self.metadata.stop()
         for t in self.threads:
             t.join(5)
             if t.is_alive():
@@ -271,6 +285,9 @@ class Agent:
                 self.reconciler.connected(value)
             elif kind in ("resync", "disconnected"):
                 self.reconciler.resync()
+            elif kind == "metadata":
+                touched |= diff_key_set(self.engine.set_chassis(dataclasses.replace(
+                    self.engine.chassis(), metadata_ofport=value)))
         touched |= self._sync_vifs()
         self._install(touched)
 
@@ -308,5 +325,8 @@ class Agent:
         if not d.empty:
             self.state.save(self.engine.alloc)
         local = {pid for pid, p in self.engine.ports.items() if p.host == self.s.host}
+        if self.metadata is not None:
+            self.installed_ports = ({o: pid for pid, o in self.vifs.items()},
+                                    {pid: self.engine.ports[pid] for pid in local})
         self.reporter.report(local, self.vifs)
         self.ready.set()

@@ -20,14 +20,14 @@ OFPR_INVALID_TTL = 2
 
 class DhcpDispatcher:
     def __init__(self, lease_time, lookup, send, stats: dict, routers=None,
-                 icmp_rate: float = 100.0, icmp_burst: int = 50):
+                 icmp_rate: float = 100.0, icmp_burst: int = 50, metadata_route: bool = False):
         """``lookup(ofport)`` answers (port, network, subnets by id) of the
         local port on that ofport, or None; ``send(data, actions)`` sends a
         packet-out; replies are counted in ``stats["dhcp_replies"]``.
         ``routers()`` gives the routers of the host view (time exceeded
         and advertisements, counted in ``stats["icmp_time_exceeded"]`` and
         ``stats["ra_solicited"]``), at most ``icmp_rate`` a second."""
-        self.dhcp4 = DhcpResponder(lease_time=lease_time)
+        self.dhcp4 = DhcpResponder(lease_time=lease_time, metadata_route=metadata_route)
         self.dhcp6 = Dhcp6Responder(lease_time=lease_time)
         self.lookup = lookup
         self.send = send

@@ -1,0 +1,207 @@
+"""The metadata service on a real data plane: server -> agent (with its
+metadata proxy) -> Open vSwitch, instances as namespaces asking
+169.254.169.254 with curl, nova's metadata API as a stand-in that checks
+the signature as nova does (tests/fixtures/nova_metadata.py).
+
+Two instances with the same IP on two networks each get their own
+metadata; a spoofing instance (another's IP and MAC, or another's
+X-Instance-ID header) gets nothing that is not its own; nova down or slow
+is a quick 5xx and the agent keeps working.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from agent.daemon import Agent, Settings
+from agent.metadata.settings import MetadataSettings
+from quantum_ovs.testing.server import ServerProcess
+from tests.fixtures.nova_metadata import NovaMetadata
+from tests.integration.test_agent import Api
+
+HOST = "hv1"
+SECRET = "s3cr3t-shared"
+PROJECT = "demo"  # the Api's X-Project-Id
+
+
+@pytest.fixture
+def nova():
+    with NovaMetadata(SECRET) as n:
+        yield n
+
+
+@pytest.fixture
+def server(tmp_path):
+    with ServerProcess(f"sqlite:///{tmp_path}/md.sqlite") as s:
+        yield s
+
+
+@pytest.fixture
+def api(server):
+    return Api(server.url)
+
+
+@pytest.fixture
+def agent(ovs, server, nova, tmp_path):
+    md = MetadataSettings(shared_secret=SECRET, nova_host=nova.host, nova_port=nova.port,
+                          timeout=1.0, bridge_netns=ovs.ns,
+                          namespace="qmeta-" + uuid.uuid4().hex[:8])
+    a = Agent(Settings(host=HOST, server_url=server.url, ovsdb=ovs.db_remote,
+                       token=server.agent_credential(HOST), datapath_type="netdev",
+                       local_ip="192.0.2.1", tunnel_types=("vxlan",),
+                       of_listen=f"unix:{ovs.rundir}/qovs-of.sock",
+                       state_path=str(tmp_path / "state"), report_interval=5,
+                       polling_interval=5, metadata=md)).start()
+    try:
+        yield a
+    finally:
+        a.stop()
+        from agent.metadata import namespace
+        namespace.remove(a.ovsdb, "br-int", HOST, md)
+
+
+def _instance(ovs, api, nova, net, sub, ip, name):
+    vm = str(uuid.uuid4())
+    port = api.port(net, device_id=vm, device_owner="compute:nova",
+                    fixed_ips=[{"subnet_id": sub["id"], "ip_address": ip}])
+    nova.add_instance(vm, PROJECT, name, user_data=f"#cloud-config for {name}")
+    inst = ovs.add_instance(ip, 24, mac=port["mac_address"], iface_id=port["id"])
+    inst.exec("ip", "route", "add", "169.254.169.254", "dev", inst.dev)
+    return inst, port, vm
+
+
+def curl(inst, path, *extra, timeout=5.0, host="169.254.169.254"):
+    """(HTTP status, body) of a GET from inside the instance; status 0:
+    no answer at all."""
+    proc = subprocess.run(
+        ["ip", "netns", "exec", inst.ns, "curl", "-sS", "-g", "-m", str(timeout),
+         "-o", "-", "-w", "\n%{http_code}", *extra, f"http://{host}{path}"],
+        capture_output=True, text=True, timeout=timeout + 10)
+    body, _, code = proc.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def eventually_get(inst, path, timeout=20.0, **kw):
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = curl(inst, path, timeout=2.0, **kw)
+        if status == 200 or time.monotonic() > deadline:
+            return status, body
+        time.sleep(0.3)
+
+
+def test_same_ip_on_two_networks_each_get_their_own(ovs, api, agent, nova):
+    net_a, sub_a = api.network("10.20.0.0/24")
+    net_b, sub_b = api.network("10.20.0.0/24")  # overlapping on purpose
+    a, pa, vm_a = _instance(ovs, api, nova, net_a, sub_a, "10.20.0.5", "vm-a")
+    b, pb, vm_b = _instance(ovs, api, nova, net_b, sub_b, "10.20.0.5", "vm-b")
+    assert api.wait_status(pa["id"], "ACTIVE") and api.wait_status(pb["id"], "ACTIVE")
+
+    status, body = eventually_get(a, "/openstack/latest/meta_data.json")
+    assert status == 200, body
+    meta = json.loads(body)
+    assert (meta["uuid"], meta["name"], meta["project_id"], meta["forwarded_for"]) == \
+        (vm_a, "vm-a", PROJECT, "10.20.0.5")
+    status, body = eventually_get(b, "/openstack/latest/meta_data.json")
+    assert status == 200 and json.loads(body)["uuid"] == vm_b
+    # the EC2 tree and user data
+    status, body = curl(a, "/latest/meta-data/")
+    assert status == 200 and "instance-id" in body.split("\n")
+    assert curl(b, "/latest/meta-data/instance-id") == (200, vm_b)
+    assert curl(a, "/openstack/latest/user_data") == (200, "#cloud-config for vm-a")
+    # nova saw a correctly signed request for each (it answers 403 otherwise)
+    assert {r["instance_id"] for r in nova.requests} == {vm_a, vm_b}
+
+
+def test_ipv6_link_local_metadata(ovs, api, agent, nova):
+    net, sub = api.network("10.21.0.0/24")
+    a, pa, vm_a = _instance(ovs, api, nova, net, sub, "10.21.0.7", "vm6")
+    assert api.wait_status(pa["id"], "ACTIVE")
+    status, body = eventually_get(a, "/openstack/latest/meta_data.json",
+                                  host=f"[fe80::a9fe:a9fe%25{a.dev}]")
+    assert status == 200, body
+    meta = json.loads(body)
+    assert meta["uuid"] == vm_a and meta["forwarded_for"].startswith("fe80::")
+
+
+def test_spoofing_instance_gets_nothing_not_its_own(ovs, api, agent, nova):
+    net, sub = api.network("10.22.0.0/24")
+    victim, pv, vm_v = _instance(ovs, api, nova, net, sub, "10.22.0.5", "victim")
+    spoofer, ps, vm_s = _instance(ovs, api, nova, net, sub, "10.22.0.6", "spoofer")
+    assert api.wait_status(pv["id"], "ACTIVE") and api.wait_status(ps["id"], "ACTIVE")
+    status, body = eventually_get(spoofer, "/openstack/latest/meta_data.json")
+    assert status == 200 and json.loads(body)["uuid"] == vm_s
+    # claiming the victim in headers changes nothing: the proxy sets its own
+    status, body = curl(spoofer, "/openstack/latest/meta_data.json",
+                        "-H", f"X-Instance-ID: {vm_v}", "-H", "X-Forwarded-For: 10.22.0.5",
+                        "-H", f"X-Tenant-ID: {PROJECT}")
+    assert status == 200 and json.loads(body)["uuid"] == vm_s
+    # the victim's source IP, then its MAC too: no answer at all
+    seen = len(nova.requests)
+    spoofer.exec("ip", "addr", "flush", "dev", spoofer.dev)
+    spoofer.exec("ip", "addr", "add", "10.22.0.5/24", "dev", spoofer.dev)
+    spoofer.exec("ip", "route", "add", "169.254.169.254", "dev", spoofer.dev)
+    status, body = curl(spoofer, "/openstack/latest/meta_data.json", timeout=2)
+    assert status == 0 and vm_v not in body
+    spoofer.exec("ip", "link", "set", spoofer.dev, "address", pv["mac_address"])
+    status, body = curl(spoofer, "/openstack/latest/meta_data.json", timeout=2)
+    assert status == 0 and vm_v not in body
+    assert all(r["instance_id"] != vm_v for r in nova.requests[seen:])
+    # the victim itself is served
+    status, body = eventually_get(victim, "/openstack/latest/meta_data.json")
+    assert status == 200 and json.loads(body)["uuid"] == vm_v
+
+
+def test_nova_down_or_slow_is_a_quick_5xx_and_the_agent_goes_on(ovs, api, agent, nova):
+    net, sub = api.network("10.23.0.0/24")
+    a, pa, vm_a = _instance(ovs, api, nova, net, sub, "10.23.0.5", "vm-a")
+    assert api.wait_status(pa["id"], "ACTIVE")
+    assert eventually_get(a, "/openstack/latest/meta_data.json")[0] == 200
+    settings = agent.metadata.s
+    # slow: the proxy gives up after its timeout (1 s here)
+    nova.delay = 4.0
+    t = time.monotonic()
+    status, _ = curl(a, "/openstack/latest/meta_data.json")
+    assert status == 504 and time.monotonic() - t < 3.0
+    nova.delay = 0.0
+    # down: nothing listens there
+    good = settings.nova_port
+    settings.nova_port = _free_port()
+    t = time.monotonic()
+    status, _ = curl(a, "/openstack/latest/meta_data.json")
+    assert status == 502 and time.monotonic() - t < 2.0
+    # a wrong secret: nova refuses the signature, the instance sees 403
+    settings.nova_port = good
+    settings.shared_secret, secret = "not-nova's", settings.shared_secret
+    assert curl(a, "/openstack/latest/meta_data.json")[0] == 403
+    settings.shared_secret = secret
+    # meanwhile the agent went on: a new instance is wired and served
+    b, pb, vm_b = _instance(ovs, api, nova, net, sub, "10.23.0.6", "vm-b")
+    assert api.wait_status(pb["id"], "ACTIVE")
+    assert a.ping(b.ip)
+    status, body = eventually_get(b, "/openstack/latest/meta_data.json")
+    assert status == 200 and json.loads(body)["uuid"] == vm_b
+
+
+def test_proxy_comes_back_after_its_port_is_lost(ovs, api, agent, nova):
+    net, sub = api.network("10.24.0.0/24")
+    a, pa, vm_a = _instance(ovs, api, nova, net, sub, "10.24.0.5", "vm-a")
+    assert api.wait_status(pa["id"], "ACTIVE")
+    assert eventually_get(a, "/openstack/latest/meta_data.json")[0] == 200
+    ovs.vsctl("del-port", "br-int", agent.s.metadata.device_for(HOST))
+    status, body = eventually_get(a, "/openstack/latest/meta_data.json", timeout=30)
+    assert status == 200 and json.loads(body)["uuid"] == vm_a
+
+
+def _free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
