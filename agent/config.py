@@ -106,6 +106,11 @@ metadata_opts = [
     cfg.StrOpt("metadata_namespace", default="",
                help="Network namespace of the proxy (empty: qovs-meta- and a "
                     "digest of the host name)."),
+    cfg.StrOpt("integration_bridge_netns", default="",
+               help="The network namespace holding the integration bridge's "
+                    "devices when it is not the agent's own (Open vSwitch in a "
+                    "container or a namespace of its own): the proxy's veth end "
+                    "on br-int is made there.  Empty: the agent's namespace."),
 ]
 
 

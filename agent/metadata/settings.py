@@ -46,7 +46,8 @@ class MetadataSettings:
                    nova_insecure=c.nova_metadata_insecure, ca_cert=c.auth_ca_cert or "",
                    client_cert=c.nova_client_cert or "", client_key=c.nova_client_priv_key or "",
                    timeout=c.nova_metadata_timeout, max_requests=c.metadata_max_requests,
-                   namespace=c.metadata_namespace or None)
+                   namespace=c.metadata_namespace or None,
+                   bridge_netns=c.integration_bridge_netns or None)
 
 
 def _digest(host: str) -> str:
