@@ -12,6 +12,7 @@ is a quick 5xx and the agent keeps working.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import uuid
@@ -196,6 +197,98 @@ def test_proxy_comes_back_after_its_port_is_lost(ovs, api, agent, nova):
     ovs.vsctl("del-port", "br-int", agent.s.metadata.device_for(HOST))
     status, body = eventually_get(a, "/openstack/latest/meta_data.json", timeout=30)
     assert status == 200 and json.loads(body)["uuid"] == vm_a
+
+
+DHCLIENT_SCRIPT = """#!/bin/sh
+# The address, then option 121's routes (router 0.0.0.0: on-link), as
+# dhclient-script's rfc3442 hook does; no resolv.conf.
+case "$reason" in
+  BOUND|RENEW|REBIND|REBOOT)
+    ip -4 addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
+    set -- $new_rfc3442_classless_static_routes
+    while [ $# -gt 0 ]; do
+      w=$1; shift; n=$(( (w + 7) / 8 )); d=""; i=0
+      while [ $i -lt 4 ]; do
+        if [ $i -lt $n ]; then o=$1; shift; else o=0; fi
+        d="$d${d:+.}$o"; i=$((i + 1))
+      done
+      r="$1.$2.$3.$4"; shift 4
+      if [ "$r" = "0.0.0.0" ]; then ip route replace "$d/$w" dev "$interface"
+      else ip route replace "$d/$w" via "$r" dev "$interface"; fi
+    done
+    echo "$new_rfc3442_classless_static_routes" > "$interface.routes"
+    ;;
+esac
+exit 0
+"""
+
+DHCLIENT_CONF = """option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
+request subnet-mask, broadcast-address, routers, interface-mtu,
+        rfc3442-classless-static-routes;
+initial-interval 1;
+timeout 15;
+"""
+
+
+@pytest.mark.skipif(shutil.which("dhclient") is None, reason="no dhclient")
+def test_dhcp_gives_the_metadata_route_on_a_subnet_without_gateway(ovs, api, agent, nova,
+                                                                    tmp_path):
+    """A real dhclient on a subnet without a gateway gets option 121's
+    on-link route to 169.254.169.254 and reaches the proxy with it alone."""
+    net = api("POST", "/v2.0/networks", {"network": {"name": "isolated"}})["network"]
+    api("POST", "/v2.0/subnets", {"subnet": {"network_id": net["id"], "cidr": "10.26.0.0/24",
+                                             "ip_version": 4, "gateway_ip": None}})
+    vm = str(uuid.uuid4())
+    port = api.port(net, device_id=vm, device_owner="compute:nova")
+    nova.add_instance(vm, PROJECT, "isolated-vm")
+    ip = port["fixed_ips"][0]["ip_address"]
+    inst = ovs.add_instance(ip, 24, mac=port["mac_address"], iface_id=port["id"])
+    inst.exec("ip", "addr", "flush", "dev", inst.dev)
+    assert api.wait_status(port["id"], "ACTIVE")
+    script, conf = tmp_path / "script.sh", tmp_path / "dhclient.conf"
+    script.write_text(DHCLIENT_SCRIPT)
+    script.chmod(0o755)
+    conf.write_text(DHCLIENT_CONF)
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", inst.ns, "dhclient", "-4", "-d", "-1", "-sf", str(script),
+         "-cf", str(conf), "-lf", str(tmp_path / "leases"), "-pf", str(tmp_path / "pid"),
+         inst.dev], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        routes = tmp_path / f"{inst.dev}.routes"
+        deadline = time.monotonic() + 20
+        while not routes.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert routes.read_text().split() == "32 169 254 169 254 0 0 0 0".split()
+        assert "169.254.169.254 dev" in inst.exec("ip", "route")
+        status, body = eventually_get(inst, "/openstack/latest/meta_data.json")
+        assert status == 200 and json.loads(body)["uuid"] == vm
+        assert json.loads(body)["forwarded_for"] == ip
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_agent_restart_is_hitless_with_metadata(ovs, api, agent, nova, server, tmp_path):
+    """A restarted agent finds the proxy's namespace and port as they were:
+    the same ofport, not one flow changed, and the instance is served."""
+    net, sub = api.network("10.27.0.0/24")
+    a, pa, vm_a = _instance(ovs, api, nova, net, sub, "10.27.0.5", "vm-a")
+    assert api.wait_status(pa["id"], "ACTIVE")
+    assert eventually_get(a, "/openstack/latest/meta_data.json")[0] == 200
+    ofport = agent.metadata.ofport
+    agent.stop()
+    again = Agent(agent.s).start()
+    try:
+        assert again.ready.wait(20)
+        deadline = time.monotonic() + 10
+        while again.metadata.ofport == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert again.metadata.ofport == ofport
+        status, body = eventually_get(a, "/openstack/latest/meta_data.json")
+        assert status == 200 and json.loads(body)["uuid"] == vm_a
+        assert again.stats["flow_mods"] == 0
+    finally:
+        again.stop()
 
 
 def _free_port():
