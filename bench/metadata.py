@@ -3,7 +3,7 @@ host's metadata proxy to a nova-metadata stand-in.
 
 A real quantum-ovs-server (SQLite), a private Open vSwitch in its own
 namespace, the agent in this process with its metadata proxy
-(agent/metadata), nova's metadata API as tests/fixtures/nova_metadata.py
+(agent/metadata), nova's metadata API as quantum_ovs/testing/nova_metadata.py
 (it checks the signature).  One instance (a namespace on br-int) asks
 ``http://169.254.169.254/openstack/latest/meta_data.json``: a new TCP
 connection per GET, from a socket made inside the instance's namespace
@@ -36,7 +36,7 @@ from agent.metadata import namespace  # noqa: E402
 from agent.metadata.settings import MetadataSettings  # noqa: E402
 from quantum_ovs.testing.ovs import PrivateOVS, in_netns, missing_prerequisites  # noqa: E402
 from quantum_ovs.testing.server import ServerProcess  # noqa: E402
-from tests.fixtures.nova_metadata import NovaMetadata  # noqa: E402
+from quantum_ovs.testing.nova_metadata import NovaMetadata  # noqa: E402
 
 HOST = "bench-md"
 SECRET = "bench-secret"

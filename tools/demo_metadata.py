@@ -21,7 +21,7 @@ import json
 import subprocess
 import time
 
-from tests.fixtures.nova_metadata import NovaMetadata
+from quantum_ovs.testing.nova_metadata import NovaMetadata
 
 SECRET = "demo-metadata-secret"
 

@@ -1,7 +1,7 @@
 """The metadata service on a real data plane: server -> agent (with its
 metadata proxy) -> Open vSwitch, instances as namespaces asking
 169.254.169.254 with curl, nova's metadata API as a stand-in that checks
-the signature as nova does (tests/fixtures/nova_metadata.py).
+the signature as nova does (quantum_ovs/testing/nova_metadata.py).
 
 Two instances with the same IP on two networks each get their own
 metadata; a spoofing instance (another's IP and MAC, or another's
@@ -22,7 +22,7 @@ import pytest
 from agent.daemon import Agent, Settings
 from agent.metadata.settings import MetadataSettings
 from quantum_ovs.testing.server import ServerProcess
-from tests.fixtures.nova_metadata import NovaMetadata
+from quantum_ovs.testing.nova_metadata import NovaMetadata
 from tests.integration.test_agent import Api
 
 HOST = "hv1"

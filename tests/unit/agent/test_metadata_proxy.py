@@ -22,7 +22,7 @@ from agent.metadata.settings import MetadataSettings
 from agent.responders.dhcp import DhcpResponder
 from quantum_ovs import model, wire
 from quantum_ovs.compiler.rules import metadata as md
-from tests.fixtures.nova_metadata import NovaMetadata
+from quantum_ovs.testing.nova_metadata import NovaMetadata
 
 SECRET = "shh"
 VM = "6c2e6a8e-0000-4000-8000-000000000001"
