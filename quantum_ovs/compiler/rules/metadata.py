@@ -35,6 +35,7 @@ one, cannot get each other's metadata.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
@@ -72,14 +73,18 @@ F_TCP = Field("ip_proto", 6)
 _TO_PROXY = (SetField("eth_src", GATEWAY_MAC), SetField("eth_dst", METADATA_MAC))
 
 
+@lru_cache(maxsize=1 << 16)
 def source_address(ofport: int, index: int, version: int = 4) -> str:
     """The address the proxy sees for fixed IP number ``index`` (IPv4) or
-    the link-local address (IPv6, index 0) of the port on ``ofport``."""
+    the link-local address (IPv6, index 0) of the port on ``ofport``
+    (canonical text, formatted by hand: ipaddress is slow at this)."""
     if not 0 < ofport <= MAX_OFPORT or not 0 <= index < (1 << INDEX_BITS):
         raise ValueError(f"no metadata source address for ofport {ofport} index {index}")
     if version == 6:
-        return str(SOURCE_NET6.network_address + ((ofport << 16) | index))
-    return str(SOURCE_NET.network_address + ((ofport << INDEX_BITS) | index))
+        # fd00:a9fe:a9fe:1:0:0:<ofport>:<index>, the zero pair compressed
+        return f"fd00:a9fe:a9fe:1::{ofport:x}:{index:x}"
+    n = (ofport << INDEX_BITS) | index  # 22 bits under 100.64.0.0/10
+    return f"100.{64 + (n >> 16)}.{(n >> 8) & 0xFF}.{n & 0xFF}"
 
 
 def parse_source(address: str):

@@ -6,6 +6,7 @@ only, and a forged source gets nothing."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 import pytest
 
@@ -151,6 +152,17 @@ def test_no_proxy_no_flows():
     assert e.stats.full_recomputes == 0
     assert _req(e, "port-0-0").ports == [PROXY]
     assert e.flows() == Engine.from_view(_view()).flows()
+
+
+def test_source_addresses_are_canonical():
+    """Written by hand; what ipaddress (and the switch's dump) would write."""
+    for ofport in (1, 9, 0x10, 0xFF, 0x100, 0x1234, md.MAX_OFPORT):
+        for i in (0, 1, 0x3F):
+            v4 = md.source_address(ofport, i)
+            assert v4 == str(md.SOURCE_NET.network_address + ((ofport << md.INDEX_BITS) | i))
+            assert ipaddress.ip_address(v4) in md.SOURCE_NET
+        v6 = md.source_address(ofport, 0, 6)
+        assert v6 == str(md.SOURCE_NET6.network_address + (ofport << 16))
 
 
 def test_source_address_round_trip():
