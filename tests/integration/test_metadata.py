@@ -38,7 +38,8 @@ def nova():
 
 @pytest.fixture
 def server(tmp_path):
-    with ServerProcess(f"sqlite:///{tmp_path}/md.sqlite") as s:
+    with ServerProcess(f"sqlite:///{tmp_path}/md.sqlite",
+                       extra_conf="service_plugins = router\n") as s:
         yield s
 
 
@@ -128,6 +129,23 @@ def test_ipv6_link_local_metadata(ovs, api, agent, nova):
     assert status == 200, body
     meta = json.loads(body)
     assert meta["uuid"] == vm_a and meta["forwarded_for"].startswith("fe80::")
+
+
+def test_through_the_router_s_mac(ovs, api, agent, nova):
+    """An instance on a routed network sends to its default gateway (a
+    router interface MAC): the request is still its host's proxy's."""
+    net, sub = api.network("10.28.0.0/24")
+    router = api("POST", "/v2.0/routers", {"router": {"name": "r"}})["router"]
+    api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    a, pa, vm_a = _instance(ovs, api, nova, net, sub, "10.28.0.5", "vm-r")
+    a.exec("ip", "route", "del", "169.254.169.254")
+    a.exec("ip", "route", "add", "default", "via", sub["gateway_ip"])
+    assert api.wait_status(pa["id"], "ACTIVE")
+    assert a.ping(sub["gateway_ip"], count=3)
+    status, body = eventually_get(a, "/openstack/latest/meta_data.json")
+    assert status == 200 and json.loads(body)["uuid"] == vm_a
+    neigh = a.exec("ip", "neigh", "show", "dev", a.dev)
+    assert "169.254.169.254" not in neigh  # it went by the router's MAC
 
 
 def test_spoofing_instance_gets_nothing_not_its_own(ovs, api, agent, nova):
