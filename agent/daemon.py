@@ -36,6 +36,7 @@ import threading
 import time
 
 from agent import plumbing, sync_client
+from agent.metadata import namespace as metadata_namespace
 from agent.metadata.service import MetadataService
 from agent.openflow.channel import Channel, CookieScope
 from agent.ovsdb.api import Ovsdb
@@ -117,7 +118,9 @@ class Agent:
         plumbing.ensure_integration_bridge(self.ovsdb, s, self.channel.target)
         self.engine.set_chassis(plumbing.plumb(self.ovsdb, s))
         self.watcher = InterfaceWatcher(self.conn, self._on_vif)
-        if s.metadata is not None:
+        if s.metadata is None:
+            metadata_namespace.remove_stale(self.ovsdb, s.integration_bridge, s.host)
+        else:
             self.metadata = MetadataService(
                 s.metadata, s.host, s.integration_bridge, self.ovsdb,
                 lambda: self.installed_ports,

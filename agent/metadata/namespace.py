@@ -95,6 +95,18 @@ def remove(ovsdb, bridge: str, host: str, settings) -> None:
     _run("ip", "netns", "del", settings.namespace_for(host), check=False)
 
 
+def remove_stale(ovsdb, bridge: str, host: str) -> bool:
+    """With the proxy off: remove the port (and the default namespace) an
+    earlier run with it on left; True if there was one."""
+    from agent.metadata.settings import MetadataSettings
+
+    s = MetadataSettings()
+    if s.device_for(host) not in ovsdb.list_ports(bridge):
+        return False
+    remove(ovsdb, bridge, host, s)
+    return True
+
+
 def listen(ns: str, port: int) -> socket.socket:
     """A dual-stack TCP socket listening on ``port`` inside ``ns`` (made
     by a thread that enters the namespace: setns() moves only the calling

@@ -309,6 +309,31 @@ def test_agent_restart_is_hitless_with_metadata(ovs, api, agent, nova, server, t
         again.stop()
 
 
+def test_proxy_off_removes_what_it_left(ovs, api, agent, nova):
+    """An agent restarted without the proxy removes its port and namespace
+    and its flows (a request then goes nowhere)."""
+    net, sub = api.network("10.29.0.0/24")
+    a, pa, vm_a = _instance(ovs, api, nova, net, sub, "10.29.0.5", "vm-a")
+    assert api.wait_status(pa["id"], "ACTIVE")
+    assert eventually_get(a, "/openstack/latest/meta_data.json")[0] == 200
+    agent.stop()
+    s = agent.s
+    s.metadata = None
+    dev = MetadataSettings().device_for(HOST)
+    ns = MetadataSettings().namespace_for(HOST)
+    subprocess.run(["ip", "netns", "add", ns], check=False)  # as a default-named one
+    again = Agent(s).start()
+    try:
+        assert again.ready.wait(20)
+        assert dev not in ovs.vsctl("list-ports", "br-int").split()
+        assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                        text=True).stdout
+        assert curl(a, "/openstack/latest/meta_data.json", timeout=2)[0] == 0
+        assert "169.254.169.254" not in "\n".join(ovs.dump_flows())
+    finally:
+        again.stop()
+
+
 def _free_port():
     import socket
     s = socket.socket()
