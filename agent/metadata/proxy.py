@@ -16,8 +16,10 @@ e.g. the password) and its Content-Type are.
 
 nova down answers 502 at once, nova slower than ``timeout`` 504 after it,
 a nova 5xx 500; more than ``max_requests`` requests in flight are refused
-with 503.  Nothing here takes a lock of the agent: ``lookup`` reads
-snapshots the agent publishes.
+with 503, and more than twice as many connections (idle ones included,
+each closed after 10 s without a request) are closed at once.  Nothing
+here takes a lock of the agent: ``lookup`` reads snapshots the agent
+publishes.
 """
 
 from __future__ import annotations
@@ -66,6 +68,26 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.socket = sock
         self.address_family = sock.family
         self.proxy = proxy
+        # Connections (threads) at once, idle ones included: an instance
+        # opening many and sending nothing must not exhaust the agent.
+        self._conns = threading.BoundedSemaphore(2 * proxy.s.max_requests)
+
+    def process_request(self, request, client_address):
+        if not self._conns.acquire(blocking=False):
+            self.proxy.stats["busy"] += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._conns.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._conns.release()
 
     def handle_error(self, request, client_address):
         LOG.debug("metadata request from %s failed", client_address, exc_info=True)

@@ -135,6 +135,38 @@ def test_slow_nova_is_504_after_the_timeout_and_others_are_served(nova):
         proxy.stop()
 
 
+def test_idle_connections_cannot_exhaust_the_proxy(nova):
+    """Connections that send nothing hold at most 2 x max_requests threads;
+    past that a connection is closed at once, and once they go a request
+    is served again."""
+    proxy, port = _proxy(nova, lambda addr: Requester("pa", VM, "p1", "10.0.0.5"),
+                         max_requests=2)
+    idle = []
+    try:
+        for _ in range(4):
+            idle.append(socket.create_connection(("127.0.0.1", port)))
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", port))
+        extra.settimeout(3)
+        assert extra.recv(1) == b""  # closed without an answer
+        extra.close()
+        for s in idle:
+            s.close()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                if _get(port, "/latest/meta-data/instance-id") == (200, VM):
+                    break
+            except (OSError, http.client.HTTPException):
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        for s in idle:
+            s.close()
+        proxy.stop()
+
+
 def test_nova_down_is_502_at_once():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
