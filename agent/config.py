@@ -81,8 +81,54 @@ server_opts = [
 ]
 
 
+metadata_opts = [
+    cfg.BoolOpt("enable_metadata_proxy", default=False,
+                help="Serve the metadata service (169.254.169.254 and "
+                     "fe80::a9fe:a9fe, port 80) to the instances of this host: one "
+                     "proxy in the agent, in a network namespace of its own behind "
+                     "one port of the integration bridge, forwarding to nova's "
+                     "metadata API.  Nova needs [neutron] "
+                     "service_metadata_proxy = True and the same shared secret."),
+    cfg.HostAddressOpt("nova_metadata_host", default="127.0.0.1",
+                       help="Where nova's metadata API listens."),
+    cfg.PortOpt("nova_metadata_port", default=8775,
+                help="TCP port of nova's metadata API."),
+    cfg.StrOpt("nova_metadata_protocol", default="http", choices=["http", "https"],
+               help="Protocol to reach nova's metadata API."),
+    cfg.StrOpt("metadata_proxy_shared_secret", default="", secret=True,
+               help="The secret nova's [neutron] metadata_proxy_shared_secret "
+                    "holds: the proxy signs each request's X-Instance-ID with it "
+                    "(HMAC-SHA256)."),
+    cfg.BoolOpt("nova_metadata_insecure", default=False,
+                help="With https: do not verify nova's certificate."),
+    cfg.StrOpt("auth_ca_cert", default="",
+               help="With https: the PEM CA bundle that signed nova's "
+                    "certificate (empty: the system's CAs)."),
+    cfg.StrOpt("nova_client_cert", default="",
+               help="With https: a client certificate for nova's metadata API."),
+    cfg.StrOpt("nova_client_priv_key", default="",
+               help="With https: the private key of nova_client_cert."),
+    cfg.FloatOpt("nova_metadata_timeout", default=5.0, min=0.1,
+                 help="Seconds the proxy waits for nova's answer; slower (or "
+                      "no) answers reach the instance as 504 (502 when nova "
+                      "refuses the connection)."),
+    cfg.IntOpt("metadata_max_requests", default=128, min=1,
+               help="Metadata requests of this host's instances handled at "
+                    "once; more are answered 503."),
+    cfg.StrOpt("metadata_namespace", default="",
+               help="Network namespace of the proxy (empty: qovs-meta- and a "
+                    "digest of the host name)."),
+    cfg.StrOpt("integration_bridge_netns", default="",
+               help="The network namespace holding the integration bridge's "
+                    "devices when it is not the agent's own (Open vSwitch in a "
+                    "container or a namespace of its own): the proxy's veth end "
+                    "on br-int is made there.  Empty: the agent's namespace."),
+]
+
+
 def list_opts():
-    return [("ovs", ovs_opts), ("agent", agent_opts), ("server", server_opts)]
+    return [("ovs", ovs_opts), ("agent", agent_opts), ("server", server_opts),
+            ("metadata", metadata_opts)]
 
 
 def make_conf(args=None):

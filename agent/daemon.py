@@ -9,6 +9,7 @@ This module only orchestrates; the jobs live next to it:
     reporting    port status to the server, with retries
     responders   DHCP answered from packet-ins; external neighbours
                  resolved and addresses announced (responders.neighbours)
+    metadata     the host's metadata proxy (with settings.metadata)
 
 Threads (native; no eventlet):
     sync        long-polls the server for the host's state (full view or
@@ -36,6 +37,8 @@ import threading
 import time
 
 from agent import gateways, plumbing, sync_client
+from agent.metadata import namespace as metadata_namespace
+from agent.metadata.service import MetadataService
 from agent.openflow.channel import Channel, CookieScope
 from agent.ovsdb.api import Ovsdb
 from agent.ovsdb.connection import Connection
@@ -96,7 +99,13 @@ class Agent:
         self.nb_context = nb.EMPTY
         self.dhcp = DhcpDispatcher(settings.dhcp_lease_time, self._local_port,
                                    lambda data, actions: self.channel.packet_out(data, actions),
-                                   self.stats, routers=self._routers, neighbours=self.resolver)
+                                   self.stats, routers=self._routers, neighbours=self.resolver,
+                                   metadata_route=settings.metadata is not None)
+        self.metadata = None  # MetadataService, with settings.metadata
+        self.metadata_ofport = 0  # the proxy's port on br-int (0: none yet)
+        # (ofport -> port id, port id -> Port) as last installed: what the
+        # metadata proxy reads (from its own threads) to know who asks
+        self.installed_ports = ({}, {})
 
     @property
     def reported(self):
@@ -132,6 +141,13 @@ class Agent:
             self.ovsdb, s.integration_bridge, s.tunnel_types[0] if s.tunnel_types else None,
             s.local_ip, self.gw_monitor,
             gateways.bfd_config(s.bfd_interval_ms, s.bfd_interval_ms))
+        if s.metadata is None:
+            metadata_namespace.remove_stale(self.ovsdb, s.integration_bridge, s.host)
+        else:
+            self.metadata = MetadataService(
+                s.metadata, s.host, s.integration_bridge, self.ovsdb,
+                lambda: self.installed_ports,
+                lambda ofport: self.events.put(("metadata", ofport)), self.stop_event).start()
         for name, target in (("reconcile", self._reconcile_loop), ("sync", self._sync_loop),
                              ("heartbeat", self._heartbeat_loop),
                              ("router-advertisements", self._ra_loop),
@@ -149,6 +165,8 @@ class Agent:
         # Wakes the sync thread out of its long poll (and a heartbeat or a
         # report in flight) instead of waiting the poll out.
         self.client.close()
+        if self.metadata is not None:
+            self.metadata.stop()
         for t in self.threads:
             t.join(5)
             if t.is_alive():
@@ -321,6 +339,8 @@ class Agent:
                 self.announcer.forget()
             elif kind in ("resync", "disconnected"):
                 self.reconciler.resync()
+            elif kind == "metadata":
+                self.metadata_ofport = value  # the chassis is looked at below
             # "gateways" (BFD ports or state changed), "tick": the chassis
             # is looked at below
         if view_changed:
@@ -373,7 +393,8 @@ class Agent:
                                                          if h in wanted and h in ported))))
         return m.Chassis(tuple(sorted(self.vifs.items())), base.tunnel_ofports,
                          base.physnet_ofports, gateway_ofports=gw_ofports,
-                         gateways_down=down, neighbours=self.resolver.neighbours())
+                         gateways_down=down, neighbours=self.resolver.neighbours(),
+                         metadata_ofport=self.metadata_ofport)
 
     def _idle_timeout(self) -> float:
         deadline = self.gw_monitor.next_deadline() if self.gw_monitor is not None else None
@@ -438,6 +459,9 @@ class Agent:
         if not d.empty:
             self.state.save(self.engine.alloc)
         local = {pid for pid, p in self.engine.ports.items() if p.host == self.s.host}
+        if self.metadata is not None:
+            self.installed_ports = ({o: pid for pid, o in self.vifs.items()},
+                                    {pid: self.engine.ports[pid] for pid in local})
         self.reporter.report(local, self.vifs)
         self.ready.set()
         return True

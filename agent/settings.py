@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+from agent.metadata.settings import MetadataSettings
+
 # The per-port DHCP punt's limits and the packet-in queue: the defaults of
 # the options (agent/config.py), of Settings and of the OpenFlow channel.
 DHCP_PACKET_RATE = 50  # requests per second a port's meter lets through
@@ -26,7 +28,7 @@ class Settings:
                  report_interval=30.0, polling_interval=25.0, state_path=None,
                  dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=DHCP_PACKET_RATE,
                  dhcp_packet_burst=DHCP_PACKET_BURST, packet_in_queue=PACKET_IN_QUEUE,
-                 ca_file="", insecure=False, gateway=False):
+                 ca_file="", insecure=False, gateway=False, metadata=None):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb
@@ -48,6 +50,8 @@ class Settings:
         self.dhcp_packet_burst = dhcp_packet_burst
         self.packet_in_queue = packet_in_queue
         self.gateway = bool(gateway)  # [agent] gateway: serves routers' gateways
+        # agent.metadata.settings.MetadataSettings, or None: no metadata proxy
+        self.metadata = metadata
 
     @classmethod
     def from_conf(cls, conf):
@@ -79,4 +83,5 @@ class Settings:
                    dhcp_packet_rate=conf.agent.dhcp_packet_rate,
                    dhcp_packet_burst=conf.agent.dhcp_packet_burst,
                    packet_in_queue=conf.agent.packet_in_queue,
-                   gateway=conf.agent.gateway)
+                   gateway=conf.agent.gateway,
+                   metadata=MetadataSettings.from_conf(conf))

@@ -90,6 +90,7 @@ class Port:
     device_owner: str = ""
     device_id: str = ""
     host: Optional[str] = None  # binding:host_id
+    project_id: str = ""  # the metadata proxy's X-Tenant-ID
 
     @property
     def ips(self) -> tuple[str, ...]:
@@ -168,6 +169,8 @@ class Chassis:
     gateways_down: tuple[str, ...] = ()
     # addresses resolved by the agent (ARP / ND) on external networks
     neighbours: tuple["Neighbour", ...] = ()
+    # br-int's port to this host's metadata proxy (agent/metadata); 0 = none
+    metadata_ofport: int = 0
 
     def vif_ofport(self, port_id: str) -> Optional[int]:
         return dict(self.vif_ofports).get(port_id)

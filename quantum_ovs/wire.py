@@ -45,7 +45,8 @@ def _port(p):
             "security_groups": list(p.security_groups),
             "allowed_address_pairs": [[a.ip_address, a.mac_address]
                                       for a in p.allowed_address_pairs],
-            "device_owner": p.device_owner, "device_id": p.device_id, "host": p.host}
+            "device_owner": p.device_owner, "device_id": p.device_id, "host": p.host,
+            "project_id": p.project_id}
 
 
 def _port_from(d):
@@ -57,7 +58,7 @@ def _port_from(d):
                   allowed_address_pairs=tuple(m.AddressPair(a, b) for a, b in
                                               d.get("allowed_address_pairs", ())),
                   device_owner=d.get("device_owner", ""), device_id=d.get("device_id", ""),
-                  host=d.get("host"))
+                  host=d.get("host"), project_id=d.get("project_id", ""))
 
 
 _RULE_FIELDS = ("id", "security_group_id", "direction", "ethertype", "protocol",

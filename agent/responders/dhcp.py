@@ -100,6 +100,7 @@ OPT_MESSAGE = 56
 OPT_RENEWAL_TIME = 58
 OPT_REBINDING_TIME = 59
 OPT_CLASSLESS_ROUTES = 121
+METADATA_ROUTE = "169.254.169.254/32"
 OPT_MS_CLASSLESS_ROUTES = 249
 OPT_END = 255
 
@@ -383,6 +384,7 @@ class DhcpResponder:
         server_mac: str = DEFAULT_SERVER_MAC,
         domain: Optional[str] = None,
         fallback_server_ip: str = DEFAULT_FALLBACK_SERVER_IP,
+        metadata_route: bool = False,
     ):
         if lease_time is not None and not 0 < lease_time < INFINITE_LEASE:
             raise ValueError("lease_time must be a positive number of seconds or None")
@@ -391,6 +393,9 @@ class DhcpResponder:
         self._server_mac = mac_bytes(self.server_mac)
         self.domain = domain.strip(".") if domain else None
         self.fallback_server_ip = _ip4(fallback_server_ip)
+        # this host serves 169.254.169.254 (agent/metadata): a subnet
+        # without a gateway gets an on-link route to it in option 121
+        self.metadata_route = metadata_route
 
     # The one entry point.
     def handle(
@@ -499,7 +504,7 @@ class DhcpResponder:
             opts.append((OPT_DOMAIN_NAME, self.domain.encode("ascii")))
         if network.mtu and network.mtu >= 68:
             opts.append((OPT_MTU, struct.pack("!H", min(network.mtu, 0xFFFF))))
-        routes = self.classless_routes(subnet, gateway, net)
+        routes = self.classless_routes(subnet, gateway, net, self.metadata_route)
         if routes:
             opts.append((OPT_CLASSLESS_ROUTES, routes))
             if OPT_MS_CLASSLESS_ROUTES in requested:
@@ -507,11 +512,15 @@ class DhcpResponder:
         return opts
 
     @staticmethod
-    def classless_routes(subnet: model.Subnet, gateway, net) -> bytes:
+    def classless_routes(subnet: model.Subnet, gateway, net, metadata: bool = False) -> bytes:
         """Option 121's value: the host routes, plus an on-link route to a
         gateway outside the subnet, plus the default route via the gateway
-        (unless a host route already is a default route)."""
+        (unless a host route already is a default route); with ``metadata``
+        and no gateway, an on-link route to 169.254.169.254 (the switch
+        answers ARP for it and steers the requests to the host's proxy)."""
         routes = []
+        if metadata and gateway is None:
+            routes.append(encode_classless_route(METADATA_ROUTE, "0.0.0.0"))
         has_default = False
         for r in subnet.host_routes:
             dest = ipaddress.ip_network(r.destination, strict=False)

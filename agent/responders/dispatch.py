@@ -20,7 +20,8 @@ LOG = logging.getLogger(__name__)
 
 class DhcpDispatcher:
     def __init__(self, lease_time, lookup, send, stats: dict, routers=None,
-                 icmp_rate: float = 100.0, icmp_burst: int = 50, neighbours=None):
+                 icmp_rate: float = 100.0, icmp_burst: int = 50, neighbours=None,
+                 metadata_route: bool = False):
         """``lookup(ofport)`` answers (port, network, subnets by id) of the
         local port on that ofport, or None; ``send(data, actions)`` sends a
         packet-out; replies are counted in ``stats["dhcp_replies"]``.
@@ -30,8 +31,10 @@ class DhcpDispatcher:
         ``neighbours``: a NeighbourResolver (agent.responders.neighbours),
         given first the packets it may want (a packet for an unknown next
         hop on an external network, a neighbour's reply); its
-        ``packet_in(pin)`` says whether the packet was its."""
-        self.dhcp4 = DhcpResponder(lease_time=lease_time)
+        ``packet_in(pin)`` says whether the packet was its.
+        ``metadata_route``: DHCP gives gateway-less subnets the on-link
+        route to 169.254.169.254."""
+        self.dhcp4 = DhcpResponder(lease_time=lease_time, metadata_route=metadata_route)
         self.dhcp6 = Dhcp6Responder(lease_time=lease_time)
         self.lookup = lookup
         self.send = send

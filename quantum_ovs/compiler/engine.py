@@ -45,6 +45,7 @@ from quantum_ovs.compiler.desired import CompileError, DesiredFlows
 from quantum_ovs.compiler.flow import Flow, FlowDiff, diff
 from quantum_ovs.compiler.rules import acl as acl_rules
 from quantum_ovs.compiler.rules import gateway as gw_rules
+from quantum_ovs.compiler.rules import metadata as metadata_rules
 from quantum_ovs.compiler.rules import network as net_rules
 from quantum_ovs.compiler.rules import port as port_rules
 from quantum_ovs.compiler.rules import router as router_rules
@@ -79,6 +80,7 @@ ROUTER = cookies.KIND_NAMES[cookies.KIND_ROUTER]
 GATEWAY = cookies.KIND_NAMES[cookies.KIND_GATEWAY]
 FLOATING_IP = cookies.KIND_NAMES[cookies.KIND_FLOATING_IP]
 EXTERNAL = cookies.KIND_NAMES[cookies.KIND_EXTERNAL]
+METADATA = cookies.KIND_NAMES[cookies.KIND_METADATA]
 STATIC = (STATIC_KIND,)
 
 # The inputs: what the engine is told (names used in OwnerKind.depends_on).
@@ -94,6 +96,7 @@ UPLINK_OFPORTS = "uplink-ofports"
 GATEWAY_OFPORTS = "gateway-ofports"
 GATEWAYS_DOWN = "gateways-down"
 NEIGHBOURS = "neighbours"
+METADATA_OFPORT = "metadata-ofport"
 ALLOCATIONS = "allocations"
 
 
@@ -178,6 +181,7 @@ class Engine:
         self.vif_ofports: dict[str, int] = {}
         self.tunnel_ofports: dict[str, int] = {}
         self.physnet_ofports: dict[str, int] = {}
+        self.metadata_ofport = 0
         self.net_subnets = defaultdict(set)
         self.net_ports = defaultdict(set)
         self.group_ports = defaultdict(set)  # security group -> local port ids
@@ -217,6 +221,7 @@ class Engine:
             gateways_down=tuple(sorted(self.gateways_down)),
             neighbours=tuple(Neighbour(n, ip, mac) for n in sorted(self.neighbours)
                              for ip, mac in sorted(self.neighbours[n])),
+            metadata_ofport=self.metadata_ofport,
         )
 
     def view(self) -> HostView:
@@ -803,6 +808,12 @@ class Engine:
                     self._dirty.add((PORT, pid))
                     self._dirty.add((PORT_ACL, pid))
                     self._dirty.add((NETWORK, p.network_id))
+        if ch.metadata_ofport != self.metadata_ofport:
+            self.metadata_ofport = ch.metadata_ofport
+            self._dirty.add((METADATA,))
+            for pid, p in self.ports.items():
+                if p.host == self.host:
+                    self._dirty.add((PORT, pid))
         tun, phys = dict(ch.tunnel_ofports), dict(ch.physnet_ofports)
         gwp = dict(ch.gateway_ofports)
         uplinks = tun != self.tunnel_ofports or phys != self.physnet_ofports
@@ -911,7 +922,11 @@ class Engine:
             ofport = self.vif_ofports.get(pid)
             if ofport is None:
                 return []
-            return port_rules.local_port_flows(p, ofport, lid, routed)
+            flows = port_rules.local_port_flows(p, ofport, lid, routed)
+            if self.metadata_ofport and p.admin_state_up:
+                cookie = cookies.cookie_for(cookies.KIND_PORT, pid)
+                flows.extend(metadata_rules.port_flows(p, ofport, self.metadata_ofport, cookie))
+            return flows
         h = self.remote_hosts.get(p.host)
         if h is None:
             return []
@@ -1099,6 +1114,8 @@ class Engine:
                      if self.subnets[s].ip_version == 6 and self.subnets[s].gateway_ip}
         return gw_rules.external_flows(nid, self.local_id(nid), self.neighbours.get(nid, ()),
                                        send, frozenset(gateways6))
+    def _compute_metadata(self, owner) -> list[Flow]:
+        return metadata_rules.proxy_flows(self.metadata_ofport)
 
     # Instance methods (OwnerKind.instances): every owner of a kind, for load().
     def _static_owners(self):
@@ -1130,6 +1147,8 @@ class Engine:
 
     def _external_owners(self):
         return [(EXTERNAL, nid) for nid in self.ext_routers]
+    def _metadata_owners(self):
+        return [(METADATA,)]
 
     def _address_owners(self):
         addrs = set()
@@ -1176,6 +1195,8 @@ INPUTS: tuple[Input, ...] = (
           "gateway hosts whose BFD says down (who is the active gateway host)"),
     Input(NEIGHBOURS, "Chassis.neighbours; set_chassis",
           "addresses the agent resolved on external networks"),
+    Input(METADATA_OFPORT, "Chassis.metadata_ofport; set_chassis",
+          "the port of this host's metadata proxy (0: none)"),
     Input(ALLOCATIONS, "Allocations given to Engine(); read by load()",
           "network local ids and conjunction ids kept across restarts", incremental=False),
 )
@@ -1193,8 +1214,9 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
     OwnerKind(PORT, cookies.KIND_PORT, ("port_id",), Engine._compute_port,
               Engine._port_owners,
               (PORTS, NETWORKS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ROUTERS,
-               ALLOCATIONS),
-              "local: classify, port security, ARP, output; remote: L2 lookup over "
+               ALLOCATIONS, METADATA_OFPORT),
+              "local: classify, port security, ARP, output, its metadata requests to the "
+              "proxy and the replies back; remote: L2 lookup over "
               "its host's tunnel or the patch port; on a network with a router: the "
               "L3_RESOLVE entry of its addresses"),
     OwnerKind(PORT_ACL, cookies.KIND_PORT_ACL, ("port_id",), Engine._compute_port_acl,
@@ -1236,6 +1258,10 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
                ALLOCATIONS),
               "an external network: the resolved neighbours' L3_RESOLVE / L2 entries (IPv6: "
               "also its subnets' gateways) and the metered punt of an unresolved next hop"),
+    OwnerKind(METADATA, cookies.KIND_METADATA, (), Engine._compute_metadata,
+              Engine._metadata_owners, (METADATA_OFPORT,),
+              "this host's metadata proxy port: its classification and anti-spoofing, "
+              "ARP / ND answers for 169.254.169.254 and fe80::a9fe:a9fe"),
 )
 
 

@@ -19,7 +19,9 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     everything else dropped.
   20 SERVICES       ARP requests for known addresses answered in flows
                     (sent back out of IN_PORT); DHCP (v4 68->67, v6 546->547)
-                    punted to the controller.
+                    punted to the controller; TCP to 169.254.169.254:80
+                    rewritten to the host's metadata proxy and its replies
+                    back to the asking port (rules/metadata.py).
   22 EXT_ADMIT      (rules/gateway.py) packets of an external network from
                     the uplink: ARP for a floating IP answered only on the
                     instance's host, for a gateway address only on the
@@ -246,14 +248,17 @@ TABLES: dict[int, TableSpec] = {
             SERVICES, "services",
             _fs(REG_FLAGS, REG_NET, REG_SRC, "eth_src", "eth_type", "arp_op", "arp_spa",
                 "arp_tpa", "ip_proto", "udp_src", "udp_dst", "icmpv6_type", "ipv6_nd_target",
-                "ipv6_src"),
+                "ipv6_src",
+                # the metadata service (rules/metadata.py)
+                "ipv4_src", "ipv4_dst", "ipv6_dst", "tcp_dst"),
             _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
                 "ipv6_src", "ipv6_dst", "icmpv6_type", "ipv6_nd_sll", "ipv6_nd_tll", "nd_reserved",
-                "nd_options_type"),
+                "nd_options_type", "ipv4_src", "ipv4_dst"),
             # Ct: the NA responder's commit barrier (rules/router.na_reply)
             frozenset({SetField, Move, Output, Controller, Meter, GotoTable, Ct}),
             _fs(CT_LOOKUP),
-            "ARP and ND responders, DHCP punt (metered per source port)",
+            "ARP and ND responders, DHCP punt (metered per source port), metadata "
+            "requests to the host's proxy and its replies back",
         ),
         TableSpec(
             EXT_ADMIT, "ext_admit",

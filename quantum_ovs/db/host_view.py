@@ -123,7 +123,8 @@ def load_ports(s, where):
     """Ports matching ``where`` (a clause on Port), as model values."""
     rows = s.execute(sa.select(P.id, P.network_id, P.mac_address, P.admin_state_up,
                                P.port_security_enabled, P.device_owner, P.device_id,
-                               B.host).outerjoin(B, B.port_id == P.id).where(where)).all()
+                               P.project_id, B.host)
+                     .outerjoin(B, B.port_id == P.id).where(where)).all()
     if not rows:
         return []
     ids = [r.id for r in rows]
@@ -144,7 +145,7 @@ def load_ports(s, where):
                    security_groups=tuple(sorted(groups.get(r.id, ()))),
                    allowed_address_pairs=tuple(pairs.get(r.id, ())),
                    device_owner=r.device_owner, device_id=r.device_id,
-                   host=r.host or None) for r in rows]
+                   host=r.host or None, project_id=r.project_id or "") for r in rows]
 
 
 def load_groups(s, local_group_ids):

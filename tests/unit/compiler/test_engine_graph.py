@@ -78,7 +78,7 @@ def test_owner_kinds_are_the_cookie_kinds():
     assert {k.name: k.cookie_kind for k in OWNER_KINDS} == {
         "static": 0x01, "network": 0x02, "port": 0x03, "port-acl": 0x04, "group": 0x05,
         "address": 0x06, "rule-match": 0x07, "router": 0x08, "gateway": 0x09,
-        "floating-ip": 0x0A, "external": 0x0B}
+        "floating-ip": 0x0A, "external": 0x0B, "metadata": 0x10}
     for k in OWNER_KINDS:
         assert cookies.KIND_NAMES[k.cookie_kind] == k.name
     assert cookies.cookie_for(cookies.KIND_PORT_ACL, "owner-1") == 0x510457AAE813B186
@@ -134,10 +134,11 @@ def test_every_computed_owner_kind_is_declared_and_every_declared_one_computed()
 
 
 def test_every_flow_carries_its_owner_kinds_cookie():
-    e = Engine.from_view(add_external(make_large_view(local_ports=30, networks=3,
-                                                      remote_hosts=5, remote_ports=60,
-                                                      n_groups=6, max_members=20, routers=1),
-                                      hosts=(HOST,)))
+    view = add_external(make_large_view(local_ports=30, networks=3, remote_hosts=5,
+                                        remote_ports=60, n_groups=6, max_members=20,
+                                        routers=1), hosts=(HOST,))
+    e = Engine.from_view(view.replace(chassis=dataclasses.replace(view.chassis,
+                                                                  metadata_ofport=4000)))
     by_kind = {k.name: k.cookie_kind for k in OWNER_KINDS}
     seen = set()
     for owner in e.desired.owners():
@@ -297,6 +298,14 @@ def _resolve(e):
     ch = e.chassis()
     e.set_chassis(dataclasses.replace(
         ch, neighbours=ch.neighbours + (Neighbour(EXT_NET, "172.24.0.77", "52:54:00:00:00:77"),)))
+def _add_metadata_proxy(e):
+    e.set_chassis(dataclasses.replace(e.chassis(), metadata_ofport=4000))
+
+
+def _move_metadata_proxy(e):
+    e.set_chassis(dataclasses.replace(e.chassis(), metadata_ofport=4000))
+    e.stats.reset()
+    e.set_chassis(dataclasses.replace(e.chassis(), metadata_ofport=4001))
 
 
 # input -> changes of that input only
@@ -314,6 +323,7 @@ CHANGES = {
     eng.GATEWAY_OFPORTS: (_move_gateway_port,),
     eng.GATEWAYS_DOWN: (_gateway_down,),
     eng.NEIGHBOURS: (_resolve,),
+    eng.METADATA_OFPORT: (_add_metadata_proxy, _move_metadata_proxy),
 }
 
 
