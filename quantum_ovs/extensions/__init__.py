@@ -33,6 +33,8 @@ OPTIONAL = (
     "quantum_ovs.extensions.quotas",
     "quantum_ovs.extensions.essex",
     "quantum_ovs.extensions.l3",
+    "quantum_ovs.extensions.dns",
+    "quantum_ovs.extensions.extra_dhcp_opt",
 )
 
 
