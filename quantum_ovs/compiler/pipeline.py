@@ -12,7 +12,8 @@ Tables (a packet only ever moves forward)::
                     everything else dropped.
   20 SERVICES       ARP requests for known addresses answered in flows
                     (sent back out of IN_PORT); DHCP (v4 68->67, v6 546->547)
-                    punted to the controller.
+                    and DNS to the network's DNS address (UDP 53) punted to
+                    the controller.
   30 CT_LOOKUP      IPv4/IPv6 sent through conntrack once, recirculating into
                     EGRESS_ACL, in the zone copied into reg3: the network's
                     (reg6), or the router's for a packet to or from one of
@@ -175,14 +176,14 @@ TABLES: dict[int, TableSpec] = {
             SERVICES, "services",
             _fs(REG_FLAGS, REG_NET, REG_SRC, "eth_src", "eth_type", "arp_op", "arp_spa",
                 "arp_tpa", "ip_proto", "udp_src", "udp_dst", "icmpv6_type", "ipv6_nd_target",
-                "ipv6_src"),
+                "ipv6_src", "ipv4_dst", "ipv6_dst"),
             _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
                 "ipv6_src", "ipv6_dst", "icmpv6_type", "ipv6_nd_sll", "ipv6_nd_tll", "nd_reserved",
                 "nd_options_type"),
             # Ct: the NA responder's commit barrier (rules/router.na_reply)
             frozenset({SetField, Move, Output, Controller, Meter, GotoTable, Ct}),
             _fs(CT_LOOKUP),
-            "ARP and ND responders, DHCP punt (metered per source port)",
+            "ARP and ND responders, DHCP and DNS punts (metered per source port)",
         ),
         TableSpec(
             CT_LOOKUP, "ct_lookup",

@@ -1,5 +1,6 @@
 """Flows owned by a network: classification of packets arriving from the
-outside (tunnel key, VLAN tag, flat), flooding, and the DHCP punt."""
+outside (tunnel key, VLAN tag, flat), flooding, and the DHCP and DNS
+punts."""
 
 from __future__ import annotations
 
@@ -23,6 +24,26 @@ from quantum_ovs.compiler.flow import (
 )
 from quantum_ovs.compiler.rules.common import F_IP, F_IPV6, mk, reg
 from quantum_ovs.model import Network, Subnet
+
+# The DHCP server address of a subnet without a gateway (the agent's
+# DHCPv4 responder's default server identifier).
+DHCP_FALLBACK_SERVER = "169.254.0.1"
+
+
+def dns_address(subnet: Subnet) -> str | None:
+    """The address the agent answers DNS on for ``subnet``'s ports (what
+    DHCP hands out as the resolver when the subnet names none): the DHCP
+    server address, i.e. the gateway (IPv4: else DHCP_FALLBACK_SERVER);
+    None when the subnet has no DHCP (or, IPv6, no DHCPv6 or gateway)."""
+    if not subnet.enable_dhcp:
+        return None
+    if subnet.ip_version == 4:
+        gw = subnet.gateway_ip
+        return gw if gw and ":" not in gw else DHCP_FALLBACK_SERVER
+    if subnet.ipv6_address_mode not in DHCP6_MODES or not subnet.gateway_ip:
+        return None
+    return subnet.gateway_ip
+
 
 FROM_LOCAL = Field(P.REG_FLAGS, 0, P.FLAG_FROM_REMOTE)
 FROM_REMOTE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, P.FLAG_FROM_REMOTE)
@@ -132,15 +153,23 @@ def network_flows(
         punts.append((F_IP, 68, 67))
     if v6:
         punts.append((F_IPV6, 546, 547))
+    # DNS to the network's DNS addresses (the agent's resolver: names of
+    # the network's ports, the rest forwarded), through the same meter.
+    dns = sorted({a for a in map(dns_address, subnets) if a is not None})
     # Router solicitations on a subnet that routers advertise on: the
     # agent answers for the router interfaces (none: no answer).
     rs = any(s.ip_version == 6 and s.ipv6_ra_mode for s in subnets)
-    for ofport in sorted(local_ofports) if punts or rs else ():
+    for ofport in sorted(local_ofports) if punts or rs or dns else ():
         src = Field(P.REG_SRC, ofport)
         acts = (Meter(ofport), Controller())
         for eth, sport, dport in punts:
             m = mk(rnet, src, eth, Field("ip_proto", 17), Field("udp_src", sport),
                    Field("udp_dst", dport))
+            out.append(Flow(P.SERVICES, 100, m, acts, cookie))
+        for addr in dns:
+            v6addr = ":" in addr
+            m = mk(rnet, src, F_IPV6 if v6addr else F_IP, Field("ip_proto", 17),
+                   Field("ipv6_dst" if v6addr else "ipv4_dst", addr), Field("udp_dst", 53))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))
         if rs:
             m = mk(rnet, src, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", 133))
