@@ -42,6 +42,7 @@ from agent.plumbing import AGENT_TABLES, TUNNEL_PORT  # noqa: F401 (their old ho
 from agent.reconciler import Reconciler
 from agent.reporting import PortReporter
 from agent.responders.dispatch import DhcpDispatcher
+from agent.responders.dns import DnsResponder, Forwarder, build_zone
 from agent.responders.router import advertisers, router_advertisement
 from agent.settings import Settings  # noqa: F401 (imported from here by callers)
 from agent.state import StateFile
@@ -80,9 +81,17 @@ class Agent:
         self.reconciler = Reconciler(self.stats)
         self.reporter = PortReporter(self.client, self.stop_event,
                                      lambda: self.events.put(("resync-report", None)))
+        # DNS (dns-integration): names of the networks' ports, from the
+        # view; the zone of a network is rebuilt on the first query after
+        # a change (_dns_gen moves with every view or delta).
+        self._dns_gen = 0
+        self._zones = {}
+        self.dns = DnsResponder(self._zone, resolvers=settings.dns_resolvers,
+                                stats=self.stats)
         self.dhcp = DhcpDispatcher(settings.dhcp_lease_time, self._local_port,
                                    lambda data, actions: self.channel.packet_out(data, actions),
-                                   self.stats, routers=self._routers)
+                                   self.stats, routers=self._routers, dns=self.dns,
+                                   domain=settings.dns_domain)
 
     @property
     def reported(self):
@@ -106,6 +115,7 @@ class Agent:
         self.channel.on_connect(lambda dpid, gen: self.events.put(("connected", gen)))
         self.channel.on_disconnect(lambda gen: self.events.put(("disconnected", gen)))
         self.channel.on_packet_in(self.dhcp.packet_in)
+        self.dns.forwarder = Forwarder(stats=self.stats)
         self.channel.start()
         plumbing.ensure_integration_bridge(self.ovsdb, s, self.channel.target)
         self.engine.set_chassis(plumbing.plumb(self.ovsdb, s))
@@ -130,6 +140,8 @@ class Agent:
             t.join(5)
             if t.is_alive():
                 LOG.warning("agent thread %s did not stop within 5 s", t.name)
+        if self.dns.forwarder is not None:
+            self.dns.forwarder.stop()
         if self.channel is not None:
             self.channel.stop()
         if self.conn is not None:
@@ -151,6 +163,17 @@ class Agent:
         if network is None:
             return None
         return port, network, self.engine.subnets
+
+    def _zone(self, network):
+        """The DNS names of ``network``'s ports (on the channel's thread)."""
+        gen = self._dns_gen
+        cached = self._zones.get(network.id)
+        if cached is not None and cached[0] == gen and cached[1] == network:
+            return cached[2]
+        zone = build_zone(network, list(self.engine.ports.values()),
+                          list(self.engine.subnets.values()), self.s.dns_domain)
+        self._zones[network.id] = (gen, network, zone)
+        return zone
 
     def _routers(self):
         return tuple(self.engine.routers.values())
@@ -272,6 +295,8 @@ class Agent:
             elif kind in ("resync", "disconnected"):
                 self.reconciler.resync()
         touched |= self._sync_vifs()
+        if any(kind in ("full", "delta") for kind, _ in batch):
+            self._dns_gen += 1  # after the engine has them: zones are rebuilt
         self._install(touched)
 
     def _sync_vifs(self):

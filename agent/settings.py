@@ -21,7 +21,8 @@ class Settings:
                  report_interval=30.0, polling_interval=25.0, state_path=None,
                  dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=DHCP_PACKET_RATE,
                  dhcp_packet_burst=DHCP_PACKET_BURST, packet_in_queue=PACKET_IN_QUEUE,
-                 ca_file="", insecure=False):
+                 ca_file="", insecure=False, dns_domain="openstacklocal.",
+                 dns_resolvers=()):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb
@@ -42,6 +43,8 @@ class Settings:
         self.dhcp_packet_rate = dhcp_packet_rate
         self.dhcp_packet_burst = dhcp_packet_burst
         self.packet_in_queue = packet_in_queue
+        self.dns_domain = dns_domain  # of networks without a dns_domain
+        self.dns_resolvers = tuple(dns_resolvers)  # upstream, when subnets name none
 
     @classmethod
     def from_conf(cls, conf):
@@ -65,4 +68,5 @@ class Settings:
                    dhcp_lease_time=conf.agent.dhcp_lease_time,
                    dhcp_packet_rate=conf.agent.dhcp_packet_rate,
                    dhcp_packet_burst=conf.agent.dhcp_packet_burst,
-                   packet_in_queue=conf.agent.packet_in_queue)
+                   packet_in_queue=conf.agent.packet_in_queue,
+                   dns_domain=conf.dns_domain, dns_resolvers=conf.agent.dns_resolvers)

@@ -10,6 +10,7 @@ import logging
 
 from agent.responders.dhcp import DhcpResponder
 from agent.responders.dhcp6 import Dhcp6Responder
+from agent.responders.dns import is_dns_query
 from agent.responders.router import RateLimit, solicited_advertisements, time_exceeded
 from quantum_ovs.compiler.flow import Output
 
@@ -20,15 +21,22 @@ OFPR_INVALID_TTL = 2
 
 class DhcpDispatcher:
     def __init__(self, lease_time, lookup, send, stats: dict, routers=None,
-                 icmp_rate: float = 100.0, icmp_burst: int = 50):
+                 icmp_rate: float = 100.0, icmp_burst: int = 50, dns=None,
+                 domain: str | None = None):
         """``lookup(ofport)`` answers (port, network, subnets by id) of the
         local port on that ofport, or None; ``send(data, actions)`` sends a
         packet-out; replies are counted in ``stats["dhcp_replies"]``.
         ``routers()`` gives the routers of the host view (time exceeded
         and advertisements, counted in ``stats["icmp_time_exceeded"]`` and
-        ``stats["ra_solicited"]``), at most ``icmp_rate`` a second."""
-        self.dhcp4 = DhcpResponder(lease_time=lease_time)
-        self.dhcp6 = Dhcp6Responder(lease_time=lease_time)
+        ``stats["ra_solicited"]``), at most ``icmp_rate`` a second.
+        ``dns``: the DNS responder (agent.responders.dns) of the queries
+        the pipeline punts; ``domain``: the DHCP domain of networks without
+        a dns_domain."""
+        self.dhcp4 = DhcpResponder(lease_time=lease_time, domain=domain,
+                                   advertise_dns=dns is not None)
+        self.dhcp6 = Dhcp6Responder(lease_time=lease_time, domain=domain,
+                                    advertise_dns=dns is not None)
+        self.dns = dns
         self.lookup = lookup
         self.send = send
         self.stats = stats
@@ -58,6 +66,11 @@ class DhcpDispatcher:
         if found is None:
             return
         port, network, subnets = found
+        if self.dns is not None and is_dns_query(pin.data):
+            in_port = pin.in_port
+            self.dns.handle(pin.data, port, subnets, network,
+                            lambda frame: self.send(frame, [Output(in_port)]))
+            return
         if pin.data[12:14] == b"\x86\xdd" and len(pin.data) > 54 and pin.data[54] == 133:
             if self.icmp_limit.allow():
                 for reply in solicited_advertisements(pin.data, self.routers(), subnets,
