@@ -1,0 +1,165 @@
+"""Internal DNS and extra DHCP options through the whole chain: a real
+server, the agent in-process, a private Open vSwitch, instances as
+namespaces (tests/integration/test_agent.py's rig).
+
+Queries go from the instances' namespaces (dnspython over a UDP socket
+opened inside the namespace; ``dig`` is not installed here) to their
+subnet's DNS address (the gateway, a router's interface); a real
+``dhclient`` reads the resolver, the domain and the port's extra options.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.reversename
+
+from quantum_ovs.testing.ovs import in_netns
+from tests.integration import test_agent as rig
+from tests.integration.test_dhcp_client import CONF
+from tests.integration.test_dhcp_client import Instance as DhcpClient
+
+# test_agent.py's fixtures: a server, its API, the agent.
+server, api, agent = rig.server, rig.api, rig.agent
+vm = rig.vm
+
+
+def resolve(inst, server_ip, name, rdtype="A", timeout=1.0):
+    """(rcode, sorted answers) of a query from ``inst``'s namespace, or
+    (None, []) on a timeout."""
+    sock = in_netns(inst.ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    try:
+        q = dns.message.make_query(name, rdtype)
+        r = dns.query.udp(q, server_ip, timeout=timeout, sock=sock)
+    except dns.exception.Timeout:
+        return None, []
+    finally:
+        sock.close()
+    return r.rcode(), sorted(str(x) for rr in r.answer for x in rr)
+
+
+def wait_answer(fn, want, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    got = fn()
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.1)
+        got = fn()
+    return got
+
+
+def routed(api, *subnets):
+    router = api("POST", "/v2.0/routers", {"router": {"name": "r"}})["router"]
+    for sub in subnets:
+        api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface",
+            {"subnet_id": sub["id"]})
+    return router
+
+
+def test_instances_resolve_each_other_and_renames_follow(ovs, api, agent):
+    net1, sub1 = api.network("10.61.0.0/24")
+    net2, sub2 = api.network("10.62.0.0/24")
+    # The router answers ARP for the gateways (the DNS addresses).
+    routed(api, sub1, sub2)
+    pa, a = vm(ovs, api, net1, dns_name="alpha")
+    pb, b = vm(ovs, api, net1, dns_name="beta")
+    pc, c = vm(ovs, api, net2, dns_name="gamma")
+    for p in (pa, pb, pc):
+        assert api.wait_status(p["id"], "ACTIVE"), p["id"]
+    gw1, gw2 = sub1["gateway_ip"], sub2["gateway_ip"]
+    ok = dns.rcode.NOERROR
+
+    assert wait_answer(lambda: resolve(a, gw1, "beta.openstacklocal."),
+                       (ok, [b.ip])) == (ok, [b.ip])
+    assert resolve(b, gw1, "alpha.openstacklocal.") == (ok, [a.ip])
+    assert resolve(a, gw1, dns.reversename.from_address(b.ip), "PTR") == \
+        (ok, ["beta.openstacklocal."])
+    assert resolve(b, gw1, dns.reversename.from_address(a.ip), "PTR") == \
+        (ok, ["alpha.openstacklocal."])
+    # A port without a name is host-<address>.
+    pd, d = vm(ovs, api, net1)
+    assert api.wait_status(pd["id"], "ACTIVE")
+    host_d = "host-" + d.ip.replace(".", "-") + ".openstacklocal."
+    assert wait_answer(lambda: resolve(a, gw1, host_d), (ok, [d.ip])) == (ok, [d.ip])
+
+    # Another network's name does not resolve, and the other way round.
+    assert resolve(a, gw1, "gamma.openstacklocal.") == (dns.rcode.NXDOMAIN, [])
+    assert wait_answer(lambda: resolve(c, gw2, "gamma.openstacklocal."),
+                       (ok, [c.ip])) == (ok, [c.ip])
+    assert resolve(c, gw2, "alpha.openstacklocal.") == (dns.rcode.NXDOMAIN, [])
+    assert resolve(c, gw2, dns.reversename.from_address(a.ip), "PTR")[0] != ok
+    # Other names: no dns_nameservers, no [agent] dns_resolvers: refused.
+    assert resolve(a, gw1, "example.com.")[0] == dns.rcode.REFUSED
+
+    # Two ports with one name: both addresses.
+    api("PUT", f"/v2.0/ports/{pd['id']}", {"port": {"dns_name": "alpha"}})
+    both = (ok, sorted([a.ip, d.ip]))
+    assert wait_answer(lambda: resolve(b, gw1, "alpha.openstacklocal."), both) == both
+
+    # A rename is answered within a second.
+    t0 = time.monotonic()
+    api("PUT", f"/v2.0/ports/{pb['id']}", {"port": {"dns_name": "delta"}})
+    put_done = time.monotonic()
+    got = resolve(a, gw1, "delta.openstacklocal.", timeout=0.5)
+    while got != (ok, [b.ip]) and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+        got = resolve(a, gw1, "delta.openstacklocal.", timeout=0.5)
+    elapsed = time.monotonic() - t0
+    print(f"\nrename_to_answer_s={elapsed:.3f} (PUT took {put_done - t0:.3f} s)")
+    assert got == (ok, [b.ip])
+    assert elapsed < 1.0, elapsed
+    assert resolve(a, gw1, "beta.openstacklocal.") == (dns.rcode.NXDOMAIN, [])
+    assert agent.stats.get("dns_answers", 0) > 5
+
+
+PXE_CONF = CONF.replace("request subnet-mask,",
+                        "request subnet-mask, tftp-server-name, bootfile-name,")
+
+
+def test_dhclient_sees_resolver_domain_and_extra_options(ovs, api, agent, tmp_path):
+    net = api("POST", "/v2.0/networks", {"network": {"name": "pxe",
+                                                     "dns_domain": "pxe.test."}})["network"]
+    sub = api("POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": "10.63.0.0/24", "ip_version": 4}})["subnet"]
+    opts = [{"opt_name": "bootfile-name", "opt_value": "pxelinux.0"},
+            {"opt_name": "tftp-server", "opt_value": "10.63.0.9"},
+            {"opt_name": "server-ip-address", "opt_value": "10.63.0.9"}]
+    p, inst = vm(ovs, api, net, extra_dhcp_opts=opts)
+    assert api.wait_status(p["id"], "ACTIVE")
+    inst.exec("ip", "addr", "flush", "dev", inst.dev)
+    client = DhcpClient(inst.ns, inst.dev, tmp_path)
+    client.conf.write_text(PXE_CONF)
+    client.start()
+    try:
+        ev = client.wait_for(lambda e: e["reason"] == "BOUND", timeout=20)
+        assert ev["ip"] == p["fixed_ips"][0]["ip_address"]
+        # The resolver is the DHCP server address (the gateway), the
+        # domain the network's.
+        assert ev["dns"] == sub["gateway_ip"]
+        assert ev["domain"] == "pxe.test"
+        lease = client.leases.read_text()
+        assert 'filename "pxelinux.0";' in lease, lease
+        assert 'option tftp-server-name "10.63.0.9";' in lease, lease
+        assert 'option bootfile-name "pxelinux.0";' in lease, lease
+        # Clearing an option (opt_value null) reaches the host: the next
+        # lease has no boot file.
+        api("PUT", f"/v2.0/ports/{p['id']}", {"port": {"extra_dhcp_opts": [
+            {"opt_name": "bootfile-name", "opt_value": None}]}})
+    finally:
+        client.stop()
+    time.sleep(0.5)
+    client.leases.write_text("")
+    client.events.write_text("")
+    client.start()
+    try:
+        client.wait_for(lambda e: e["reason"] in ("BOUND", "REBOOT"), timeout=20)
+        lease = client.leases.read_text()
+        assert "bootfile-name" not in lease and "filename" not in lease, lease
+        assert 'option tftp-server-name "10.63.0.9";' in lease, lease
+    finally:
+        client.stop()
+
