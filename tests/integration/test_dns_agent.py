@@ -11,6 +11,7 @@ subnet's DNS address (the gateway, a router's interface); a real
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import dns.exception
@@ -163,3 +164,42 @@ def test_dhclient_sees_resolver_domain_and_extra_options(ovs, api, agent, tmp_pa
     finally:
         client.stop()
 
+
+
+def test_other_names_forwarded_to_the_agents_resolvers(ovs, server, tmp_path):
+    """[agent] dns_resolvers: a name that is not the network's goes to the
+    upstream (a stand-in on loopback, slow on purpose) and its answer
+    comes back; the agent keeps answering its own names meanwhile."""
+    from agent.daemon import Agent, Settings
+    from tests.unit.agent.test_dns import Upstream
+
+    up = Upstream(delay=0.5)
+    a_ = Agent(Settings(host=rig.HOST, server_url=server.url, ovsdb=ovs.db_remote,
+                        token=server.agent_credential(rig.HOST), datapath_type="netdev",
+                        local_ip="192.0.2.1", tunnel_types=("vxlan",),
+                        of_listen=f"unix:{ovs.rundir}/qovs-of.sock",
+                        state_path=str(tmp_path / "state"), report_interval=5,
+                        polling_interval=5, dns_resolvers=(up.addr,))).start()
+    try:
+        cli = rig.Api(server.url)
+        net, sub = cli.network("10.64.0.0/24")
+        routed(cli, sub)
+        pa, a = vm(ovs, cli, net, dns_name="alpha")
+        assert cli.wait_status(pa["id"], "ACTIVE")
+        gw = sub["gateway_ip"]
+        ok = dns.rcode.NOERROR
+        assert wait_answer(lambda: resolve(a, gw, "alpha.openstacklocal."),
+                           (ok, [a.ip])) == (ok, [a.ip])
+        slow = {}
+        t = threading.Thread(target=lambda: slow.update(
+            r=resolve(a, gw, "example.com.", timeout=3)))
+        t.start()
+        t0 = time.monotonic()
+        assert resolve(a, gw, "alpha.openstacklocal.") == (ok, [a.ip])
+        assert time.monotonic() - t0 < 0.4  # not behind the slow upstream
+        t.join(5)
+        assert slow["r"] == (ok, ["192.0.2.1"])
+        assert a_.stats.get("dns_forwarded", 0) >= 1
+    finally:
+        a_.stop()
+        up.close()
