@@ -18,6 +18,7 @@ from oslo_config import cfg
 
 from quantum_ovs.api import definitions
 from quantum_ovs.api.definitions.dns import (
+    DEFAULT_DOMAIN,
     DNS_ASSIGNMENT,
     DNS_DOMAIN,
     DNS_NAME,
@@ -28,8 +29,6 @@ from quantum_ovs.api.definitions.dns import (
 from quantum_ovs.db import models
 
 DEFINITION = definitions.dns
-
-DEFAULT_DOMAIN = "openstacklocal."
 
 OPTS = [
     ("DEFAULT", [

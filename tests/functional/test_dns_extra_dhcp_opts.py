@@ -67,11 +67,25 @@ def test_network_domain_and_fqdn_names(api):
     assert r.data["port"]["dns_domain"] == "ext.example.com."
 
 
+def test_fqdn_names_under_the_default_domain(api):
+    """As Neutron: with the default domain (openstacklocal.) a fully
+    qualified dns_name is taken as it is."""
+    net, _ = _net(api)
+    p = api.port(net["id"], dns_name="vm.example.com.")
+    assert p["dns_assignment"][0]["fqdn"] == "vm.example.com."
+
+
 def test_default_domain_option(make_api):
     api = make_api(dns_domain="cloud.test")
     net, _ = _net(api)
     p = api.port(net["id"], dns_name="a")
     assert p["dns_assignment"][0]["fqdn"] == "a.cloud.test."
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                          "dns_name": "vm.example.com."}}, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    p = api.port(net["id"], dns_name="b.cloud.test.")
+    assert p["dns_assignment"][0] == {"hostname": "b", "ip_address": "10.0.0.3",
+                                      "fqdn": "b.cloud.test."}
 
 
 @pytest.mark.parametrize("bad", [

@@ -8,8 +8,9 @@ of RFC 1035 (labels of 1 to 63 characters among letters, digits and
 hyphens, not starting or ending with a hyphen, a whole name of at most
 255 characters) and, as Neutron's, a top-level label that is not all
 digits.  A port's relative name must leave room for the domain that is
-appended to it; a fully qualified one must end in that domain (checked by
-the extension, which knows the domain).
+appended to it; a fully qualified one must end in that domain unless the
+domain is the default openstacklocal. (checked by the extension, which
+knows the domain).
 """
 
 import re
@@ -30,6 +31,7 @@ DNS_NAME = "dns_name"
 DNS_ASSIGNMENT = "dns_assignment"
 DNS_DOMAIN = "dns_domain"
 
+DEFAULT_DOMAIN = "openstacklocal."
 FQDN_MAX_LEN = 255
 LABEL_MAX_LEN = 63
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -92,7 +94,10 @@ def check_name_in_domain(name, domain):
     if not name:
         return
     if name.endswith("."):
-        if domain and (not name.endswith("." + domain) or name == domain):
+        # Neutron checks a fully qualified name only against a domain that
+        # is not its default (openstacklocal.).
+        if domain and domain != DEFAULT_DOMAIN and (
+                not name.endswith("." + domain) or name == domain):
             raise exceptions.InvalidInput(
                 error_message=f"The dns_name '{name}' is a fully qualified name that does "
                               f"not end in the DNS domain '{domain}' with a host name "
