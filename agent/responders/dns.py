@@ -229,8 +229,10 @@ def _records(name, qtype, addresses):
     return out
 
 
-def answer(query: W.Query, zone: Zone) -> Optional[bytes]:
-    """The response from ``zone``, or None: not ours to answer (forward)."""
+def answer(query: W.Query, zone: Zone, max_size: Optional[int] = None) -> Optional[bytes]:
+    """The response from ``zone``, or None: not ours to answer (forward).
+    ``max_size``: the largest response to send (default: what the client
+    takes); a bigger one goes out empty with TC set."""
     if query.opcode != 0:
         return W.build_response(query, W.NOTIMP)
     if query.qclass not in (W.CLASS_IN, W.TYPE_ANY):
@@ -238,12 +240,14 @@ def answer(query: W.Query, zone: Zone) -> Optional[bytes]:
     qname = query.qname
     if qname in zone.names:
         return W.build_response(query, W.NOERROR, _records(qname, query.qtype,
-                                                           zone.names[qname]))
+                                                           zone.names[qname]),
+                                max_size=max_size)
     if qname in zone.reverse:
         if query.qtype not in (W.TYPE_PTR, W.TYPE_ANY):
             return W.build_response(query, W.NOERROR)
         return W.build_response(query, W.NOERROR, [
-            W.Record(qname, W.TYPE_PTR, TTL, W.encode_name(f)) for f in zone.reverse[qname]])
+            W.Record(qname, W.TYPE_PTR, TTL, W.encode_name(f)) for f in zone.reverse[qname]],
+            max_size=max_size)
     if zone.in_domain(qname) or zone.owns_reverse(qname):
         return W.build_response(query, W.NXDOMAIN)
     return None
@@ -257,6 +261,7 @@ class _Job:
     resolvers: tuple[str, ...]
     reply: Callable[[bytes], None]  # sends a response payload to the client
     deadline: float
+    max_size: int  # the largest response the client (and the link) takes
 
 
 class Forwarder:
@@ -279,10 +284,12 @@ class Forwarder:
             t.start()
             self._threads.append(t)
 
-    def submit(self, query: W.Query, payload: bytes, resolvers, reply) -> bool:
+    def submit(self, query: W.Query, payload: bytes, resolvers, reply,
+               max_size: Optional[int] = None) -> bool:
         try:
             self._jobs.put_nowait(_Job(query, payload, tuple(resolvers), reply,
-                                       time.monotonic() + self.budget))
+                                       time.monotonic() + self.budget,
+                                       query.max_size if max_size is None else max_size))
             return True
         except queue.Full:
             self.stats["dns_forward_dropped"] = self.stats.get("dns_forward_dropped", 0) + 1
@@ -318,7 +325,7 @@ class Forwarder:
             got = self._ask(server, job.payload, min(self.timeout, left))
             if got is not None:
                 self.stats["dns_forwarded"] = self.stats.get("dns_forwarded", 0) + 1
-                if len(got) > job.query.max_size:
+                if len(got) > job.max_size:
                     return W.truncated(job.query, got[3] & 0xF)
                 return struct.pack("!H", job.query.id) + got[2:]
         self.stats["dns_forward_failed"] = self.stats.get("dns_forward_failed", 0) + 1
@@ -389,7 +396,9 @@ class DnsResponder:
     def _answer(self, d, query, port, subnets, network, send):
         if not port.admin_state_up:
             return
-        reply = answer(query, self.zone_of(network))
+        # What fits in one frame of the network (IPv6 and UDP headers off).
+        limit = min(query.max_size, max(W.CLASSIC_UDP_SIZE, (network.mtu or 1500) - 48))
+        reply = answer(query, self.zone_of(network), limit)
         if reply is not None:
             self.stats["dns_answers"] = self.stats.get("dns_answers", 0) + 1
             send(reply_frame(d, reply))
@@ -401,7 +410,7 @@ class DnsResponder:
                                                   recursion_available=False)))
             return
         self.forwarder.submit(query, d.payload, resolvers,
-                              lambda payload: send(reply_frame(d, payload)))
+                              lambda payload: send(reply_frame(d, payload)), limit)
 
     def upstream(self, port: model.Port, subnets: Mapping[str, model.Subnet]):
         """The subnets' dns_nameservers (the port's subnets first), else

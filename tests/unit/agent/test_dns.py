@@ -149,6 +149,19 @@ def test_truncation_without_edns_and_room_with_it():
     assert r.edns == 0
 
 
+def test_answers_fit_the_networks_mtu():
+    many = [port(f"p{i}", [f"fd00::{i + 20:x}"], "big") for i in range(100)]
+    small = model.Network("net", NET.segment, mtu=1450)
+    z = R.build_zone(small, many, SUBNETS.values(), "openstacklocal.")
+    zones = {"net": z}
+    resp = R.DnsResponder(lambda n: zones[n.id])
+    out = []
+    q = query("big.openstacklocal.", "AAAA", edns=True)  # 100 * 28 bytes > 1450
+    resp.handle(frame4(q.to_wire()), PORTS[0], SUBNETS, small, out.append)
+    r = dns.message.from_wire(out[0][42:])
+    assert r.flags & dns.flags.TC and not r.answer and len(out[0]) <= 1450 + 14
+
+
 def test_response_echoes_id_question_and_rd():
     q = query("vm-a.openstacklocal.", qid=4242, rd=False)
     raw = R.answer(W.parse_query(q.to_wire()), zone())
@@ -450,3 +463,32 @@ def test_dhcp6_extra_options():
     e = extra_options(p, 6)
     assert dict(e.options) == {59: b"tftp://[fd00::5]/boot",
                                23: bytes.fromhex("fd00" + "00" * 12 + "0053")}
+
+
+PXE_PORT = d4.port(extra_dhcp_opts=_opts(("tag:!ipxe,67", "undionly.kpxe", 4),
+                                         ("tag:ipxe,bootfile-name", "http://x/boot.ipxe", 4),
+                                         ("tftp-server", "192.168.1.5", 4),
+                                         ("server-ip-address", "192.168.1.5", 4),
+                                         ("classless-static-route", "10.9.0.0/16,192.168.1.1",
+                                          4),
+                                         ("119", "a.test,b.test", 4)))
+
+
+@SETTINGS
+@given(st.sampled_from([d4.client_frame(d4.DISCOVER),
+                        d4.client_frame(d4.DISCOVER, options=[(77, b"iPXE")]),
+                        d4.client_frame(d4.REQUEST, options=[(50, d4.ip4(d4.IP)),
+                                                             (54, d4.ip4(d4.GW))])]), OPS)
+def test_fuzz_dhcp_with_extra_options(frame, ops):
+    h = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = h.append
+    logging.getLogger("agent").addHandler(handler)
+    try:
+        reply = d4.answer(mutate(frame, ops), PXE_PORT, advertise_dns=True)
+    finally:
+        logging.getLogger("agent").removeHandler(handler)
+    assert not h
+    if reply is not None:
+        r = d4.Reply(reply)
+        assert r.options.get(67) in (b"undionly.kpxe", b"http://x/boot.ipxe")
