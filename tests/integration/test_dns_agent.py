@@ -101,19 +101,24 @@ def test_instances_resolve_each_other_and_renames_follow(ovs, api, agent):
     both = (ok, sorted([a.ip, d.ip]))
     assert wait_answer(lambda: resolve(b, gw1, "alpha.openstacklocal."), both) == both
 
-    # A rename is answered within a second.
-    t0 = time.monotonic()
-    api("PUT", f"/v2.0/ports/{pb['id']}", {"port": {"dns_name": "delta"}})
-    put_done = time.monotonic()
-    got = resolve(a, gw1, "delta.openstacklocal.", timeout=0.5)
-    while got != (ok, [b.ip]) and time.monotonic() - t0 < 5:
-        time.sleep(0.01)
-        got = resolve(a, gw1, "delta.openstacklocal.", timeout=0.5)
-    elapsed = time.monotonic() - t0
-    print(f"\nrename_to_answer_s={elapsed:.3f} (PUT took {put_done - t0:.3f} s)")
-    assert got == (ok, [b.ip])
-    assert elapsed < 1.0, elapsed
+    # A rename is answered within a second (from the PUT to the first
+    # query that gets the new name; five renames).
+    times = []
+    for i in range(5):
+        new = f"delta{i}"
+        t0 = time.monotonic()
+        api("PUT", f"/v2.0/ports/{pb['id']}", {"port": {"dns_name": new}})
+        got = resolve(a, gw1, f"{new}.openstacklocal.", timeout=0.5)
+        while got != (ok, [b.ip]) and time.monotonic() - t0 < 5:
+            time.sleep(0.01)
+            got = resolve(a, gw1, f"{new}.openstacklocal.", timeout=0.5)
+        times.append(time.monotonic() - t0)
+        assert got == (ok, [b.ip])
+    times.sort()
+    print(f"\nrename_to_answer_s median={times[2]:.3f} max={times[-1]:.3f}")
+    assert times[-1] < 1.0, times
     assert resolve(a, gw1, "beta.openstacklocal.") == (dns.rcode.NXDOMAIN, [])
+    assert resolve(a, gw1, "delta3.openstacklocal.") == (dns.rcode.NXDOMAIN, [])
     assert agent.stats.get("dns_answers", 0) > 5
 
 
