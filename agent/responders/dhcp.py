@@ -512,6 +512,9 @@ class DhcpResponder:
         if network.mtu and network.mtu >= 68:
             opts.append((OPT_MTU, struct.pack("!H", min(network.mtu, 0xFFFF))))
         routes = self.classless_routes(subnet, gateway, net)
+        if not dns4 and self.advertise_dns and gateway is None:
+            # The resolver is the link-local server identifier: on link.
+            routes += bytes((32,)) + self.fallback_server_ip + ZERO_IP
         if routes:
             opts.append((OPT_CLASSLESS_ROUTES, routes))
             if OPT_MS_CLASSLESS_ROUTES in requested:

@@ -208,3 +208,33 @@ def test_other_names_forwarded_to_the_agents_resolvers(ovs, server, tmp_path):
     finally:
         a_.stop()
         up.close()
+
+
+def test_isolated_subnet_without_gateway_resolves_through_dhcp(ovs, api, agent, tmp_path):
+    """No gateway, no router: DHCP hands out the link-local resolver with
+    an on-link route to it, the pipeline answers its ARP, and names
+    resolve."""
+    net = api("POST", "/v2.0/networks", {"network": {"name": "iso"}})["network"]
+    api("POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": "10.65.0.0/24", "ip_version": 4,
+        "gateway_ip": None}})
+    pa, a = vm(ovs, api, net, dns_name="left")
+    pb, b = vm(ovs, api, net, dns_name="right")
+    for p in (pa, pb):
+        assert api.wait_status(p["id"], "ACTIVE")
+    a.exec("ip", "addr", "flush", "dev", a.dev)
+    client = DhcpClient(a.ns, a.dev, tmp_path)
+    client.start()
+    try:
+        ev = client.wait_for(lambda e: e["reason"] == "BOUND", timeout=20)
+        assert ev["dns"] == "169.254.0.1" and ev["domain"] == "openstacklocal"
+        # dhclient prints option 121 raw: 169.254.0.1/32 on link.
+        assert ev["routes"].split() == ["32", "169", "254", "0", "1", "0", "0", "0", "0"]
+        a.exec("ip", "route", "add", "169.254.0.1/32", "dev", a.dev)  # what clients do
+        ok = dns.rcode.NOERROR
+        assert wait_answer(lambda: resolve(a, "169.254.0.1", "right.openstacklocal."),
+                           (ok, [b.ip]), timeout=10) == (ok, [b.ip])
+        assert resolve(a, "169.254.0.1", dns.reversename.from_address(b.ip), "PTR") == \
+            (ok, ["right.openstacklocal."])
+    finally:
+        client.stop()

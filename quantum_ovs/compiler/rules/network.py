@@ -22,7 +22,7 @@ from quantum_ovs.compiler.flow import (
     Resubmit,
     SetField,
 )
-from quantum_ovs.compiler.rules.common import F_IP, F_IPV6, mk, reg
+from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, mk, reg
 from quantum_ovs.model import Network, Subnet
 
 # The DHCP server address of a subnet without a gateway (the agent's
@@ -44,6 +44,10 @@ def dns_address(subnet: Subnet) -> str | None:
         return None
     return subnet.gateway_ip
 
+
+# The Ethernet address the agent's DHCP and DNS responders answer from
+# (agent/responders/dhcp.py DEFAULT_SERVER_MAC).
+DHCP_SERVER_MAC = "02:71:6f:76:73:01"
 
 FROM_LOCAL = Field(P.REG_FLAGS, 0, P.FLAG_FROM_REMOTE)
 FROM_REMOTE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, P.FLAG_FROM_REMOTE)
@@ -174,4 +178,11 @@ def network_flows(
         if rs:
             m = mk(rnet, src, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", 133))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))
+    # ARP for the link-local DNS address of gateway-less subnets (DHCP
+    # gives the instances an on-link route to it); never a port's address.
+    if DHCP_FALLBACK_SERVER in dns and local_ofports:
+        from quantum_ovs.compiler.rules.port import F_ARP_REQ, arp_reply
+        m = mk(rnet, FROM_LOCAL, F_ARP, F_ARP_REQ, Field("arp_tpa", DHCP_FALLBACK_SERVER))
+        out.append(Flow(P.SERVICES, 100, m, arp_reply(DHCP_SERVER_MAC, DHCP_FALLBACK_SERVER),
+                        cookie))
     return out

@@ -420,6 +420,15 @@ def test_dhcp_advertises_the_resolver_and_network_domain():
     assert r.options[15] == b"openstacklocal"
 
 
+def test_dhcp_gatewayless_subnet_gets_an_on_link_route_to_the_resolver():
+    sub = d4.subnet(dns_nameservers=(), gateway_ip=None)
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), subnets={"sub4": sub},
+                           advertise_dns=True))
+    assert r.options[6] == d4.ip4("169.254.0.1")
+    assert r.options[121] == bytes((32, 169, 254, 0, 1, 0, 0, 0, 0))
+    assert 3 not in r.options
+
+
 def _opts(*items):
     return tuple(model.DhcpOption(n, v, ver) for n, v, ver in items)
 

@@ -53,6 +53,27 @@ def test_gatewayless_subnet_uses_the_dhcp_fallback_address():
     assert tr.controller
 
 
+def test_link_local_dns_address_answers_arp():
+    v = _view(gateway_ip=None)
+    tracer = Tracer(Engine.from_view(v).flows())
+    port = v.local_ports()[0]
+    ofport = dict(v.chassis.vif_ofports)[port.id]
+    tr = tracer.run({"in_port": ofport, "eth_src": port.mac_address,
+                     "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806, "arp_op": 1,
+                     "arp_spa": port.ips[0], "arp_sha": port.mac_address,
+                     "arp_tpa": "169.254.0.1"})
+    [reply] = [d for d in tr.outputs if d.get("arp_op") == 2]
+    assert reply.get("arp_spa") == "169.254.0.1" and reply.get("arp_sha") == "02:71:6f:76:73:01"
+    assert reply.port == ofport
+    # ... not on a subnet with a gateway (the router answers for that).
+    v = _view()
+    tr = Tracer(Engine.from_view(v).flows()).run({
+        "in_port": ofport, "eth_src": port.mac_address, "eth_dst": "ff:ff:ff:ff:ff:ff",
+        "eth_type": 0x0806, "arp_op": 1, "arp_spa": port.ips[0],
+        "arp_sha": port.mac_address, "arp_tpa": "169.254.0.1"})
+    assert all(d.get("arp_op") != 2 for d in tr.outputs)
+
+
 def test_no_dhcp_no_dns_punt():
     v = _view(enable_dhcp=False)
     tracer = Tracer(Engine.from_view(v).flows())
