@@ -34,7 +34,8 @@ Options of an OFFER/ACK: 53 message type, 54 server identifier, 51 lease
 time, 58/59 renewal (T1 = 1/2 lease) and rebinding (T2 = 7/8 lease) times,
 1 subnet mask, 28 broadcast address, 3 router (when the subnet has a
 gateway), 6 DNS servers (the subnet's; without them, with
-``advertise_dns``, the server identifier: the agent's DNS responder), 15
+``advertise_dns``, ``fallback_server_ip``: the agent's DNS responder,
+with an on-link route to it in 121), 15
 domain name (the network's dns_domain, else the responder's), 26
 interface MTU (the network's), 121 classless static routes (when the
 subnet has host routes, or a gateway outside its CIDR; RFC 3442 makes
@@ -397,7 +398,7 @@ class DhcpResponder:
         self._server_mac = mac_bytes(self.server_mac)
         self.domain = domain.strip(".") if domain else None
         self.fallback_server_ip = _ip4(fallback_server_ip)
-        # dns-integration: the server identifier is the resolver (the
+        # dns-integration: the fallback address is the resolver (the
         # agent's DNS responder) of subnets without dns_nameservers.
         self.advertise_dns = advertise_dns
 
@@ -505,16 +506,19 @@ class DhcpResponder:
         if dns4:
             opts.append((OPT_DNS, dns4))
         elif self.advertise_dns:
-            opts.append((OPT_DNS, self._server_id(lease)))
+            opts.append((OPT_DNS, self.fallback_server_ip))
         domain = (network.dns_domain or "").strip(".") or self.domain
         if domain:
             opts.append((OPT_DOMAIN_NAME, domain.encode("ascii")))
         if network.mtu and network.mtu >= 68:
             opts.append((OPT_MTU, struct.pack("!H", min(network.mtu, 0xFFFF))))
         routes = self.classless_routes(subnet, gateway, net)
-        if not dns4 and self.advertise_dns and gateway is None:
-            # The resolver is the link-local server identifier: on link.
-            routes += bytes((32,)) + self.fallback_server_ip + ZERO_IP
+        if not dns4 and self.advertise_dns:
+            # The resolver (the link-local fallback address) is on link; with
+            # option 121 the client ignores option 3: the default route too.
+            if not routes and gateway is not None:
+                routes = encode_classless_route("0.0.0.0/0", str(gateway))
+            routes = bytes((32,)) + self.fallback_server_ip + ZERO_IP + routes
         if routes:
             opts.append((OPT_CLASSLESS_ROUTES, routes))
             if OPT_MS_CLASSLESS_ROUTES in requested:

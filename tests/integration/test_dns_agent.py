@@ -3,9 +3,10 @@ server, the agent in-process, a private Open vSwitch, instances as
 namespaces (tests/integration/test_agent.py's rig).
 
 Queries go from the instances' namespaces (dnspython over a UDP socket
-opened inside the namespace; ``dig`` is not installed here) to their
-subnet's DNS address (the gateway, a router's interface); a real
-``dhclient`` reads the resolver, the domain and the port's extra options.
+opened inside the namespace; ``dig`` is not installed here) to the
+resolver DHCP hands out (169.254.0.1, on link: no router needed); a real
+``dhclient`` reads the resolver, its route, the domain and the port's
+extra options.
 """
 
 from __future__ import annotations
@@ -53,25 +54,25 @@ def wait_answer(fn, want, timeout=20.0):
     return got
 
 
-def routed(api, *subnets):
-    router = api("POST", "/v2.0/routers", {"router": {"name": "r"}})["router"]
-    for sub in subnets:
-        api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface",
-            {"subnet_id": sub["id"]})
-    return router
+RESOLVER = "169.254.0.1"
+
+
+def instance(ovs, api, net, **kw):
+    """An instance with the on-link route to the resolver its DHCP gives."""
+    port, inst = vm(ovs, api, net, **kw)
+    inst.exec("ip", "route", "add", f"{RESOLVER}/32", "dev", inst.dev)
+    return port, inst
 
 
 def test_instances_resolve_each_other_and_renames_follow(ovs, api, agent):
-    net1, sub1 = api.network("10.61.0.0/24")
-    net2, sub2 = api.network("10.62.0.0/24")
-    # The router answers ARP for the gateways (the DNS addresses).
-    routed(api, sub1, sub2)
-    pa, a = vm(ovs, api, net1, dns_name="alpha")
-    pb, b = vm(ovs, api, net1, dns_name="beta")
-    pc, c = vm(ovs, api, net2, dns_name="gamma")
+    net1, _ = api.network("10.61.0.0/24")
+    net2, _ = api.network("10.62.0.0/24")
+    pa, a = instance(ovs, api, net1, dns_name="alpha")
+    pb, b = instance(ovs, api, net1, dns_name="beta")
+    pc, c = instance(ovs, api, net2, dns_name="gamma")
     for p in (pa, pb, pc):
         assert api.wait_status(p["id"], "ACTIVE"), p["id"]
-    gw1, gw2 = sub1["gateway_ip"], sub2["gateway_ip"]
+    gw1 = gw2 = RESOLVER  # each network answers on it for its own ports
     ok = dns.rcode.NOERROR
 
     assert wait_answer(lambda: resolve(a, gw1, "beta.openstacklocal."),
@@ -82,7 +83,7 @@ def test_instances_resolve_each_other_and_renames_follow(ovs, api, agent):
     assert resolve(b, gw1, dns.reversename.from_address(a.ip), "PTR") == \
         (ok, ["alpha.openstacklocal."])
     # A port without a name is host-<address>.
-    pd, d = vm(ovs, api, net1)
+    pd, d = instance(ovs, api, net1)
     assert api.wait_status(pd["id"], "ACTIVE")
     host_d = "host-" + d.ip.replace(".", "-") + ".openstacklocal."
     assert wait_answer(lambda: resolve(a, gw1, host_d), (ok, [d.ip])) == (ok, [d.ip])
@@ -143,9 +144,12 @@ def test_dhclient_sees_resolver_domain_and_extra_options(ovs, api, agent, tmp_pa
     try:
         ev = client.wait_for(lambda e: e["reason"] == "BOUND", timeout=20)
         assert ev["ip"] == p["fixed_ips"][0]["ip_address"]
-        # The resolver is the DHCP server address (the gateway), the
-        # domain the network's.
-        assert ev["dns"] == sub["gateway_ip"]
+        # The resolver (on link, then the default route: option 121),
+        # the domain the network's.
+        assert ev["dns"] == RESOLVER
+        gw = sub["gateway_ip"].split(".")
+        assert ev["routes"].split() == ["32", "169", "254", "0", "1", "0", "0", "0", "0",
+                                        "0", *gw]
         assert ev["domain"] == "pxe.test"
         lease = client.leases.read_text()
         assert 'filename "pxelinux.0";' in lease, lease
@@ -188,10 +192,9 @@ def test_other_names_forwarded_to_the_agents_resolvers(ovs, server, tmp_path):
     try:
         cli = rig.Api(server.url)
         net, sub = cli.network("10.64.0.0/24")
-        routed(cli, sub)
-        pa, a = vm(ovs, cli, net, dns_name="alpha")
+        pa, a = instance(ovs, cli, net, dns_name="alpha")
         assert cli.wait_status(pa["id"], "ACTIVE")
-        gw = sub["gateway_ip"]
+        gw = RESOLVER
         ok = dns.rcode.NOERROR
         assert wait_answer(lambda: resolve(a, gw, "alpha.openstacklocal."),
                            (ok, [a.ip])) == (ok, [a.ip])
@@ -228,7 +231,8 @@ def test_isolated_subnet_without_gateway_resolves_through_dhcp(ovs, api, agent, 
     try:
         ev = client.wait_for(lambda e: e["reason"] == "BOUND", timeout=20)
         assert ev["dns"] == "169.254.0.1" and ev["domain"] == "openstacklocal"
-        # dhclient prints option 121 raw: 169.254.0.1/32 on link.
+        # dhclient prints option 121 raw: 169.254.0.1/32 on link (no
+        # gateway: no default route).
         assert ev["routes"].split() == ["32", "169", "254", "0", "1", "0", "0", "0", "0"]
         a.exec("ip", "route", "add", "169.254.0.1/32", "dev", a.dev)  # what clients do
         ok = dns.rcode.NOERROR

@@ -22,24 +22,25 @@ from quantum_ovs.compiler.flow import (
     Resubmit,
     SetField,
 )
-from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, mk, reg
+from quantum_ovs.compiler.rules.common import F_ARP, F_ARP_REQ, F_IP, F_IPV6, arp_reply, mk, reg
 from quantum_ovs.model import Network, Subnet
 
 # The DHCP server address of a subnet without a gateway (the agent's
-# DHCPv4 responder's default server identifier).
+# DHCPv4 responder's default server identifier), and the IPv4 resolver.
 DHCP_FALLBACK_SERVER = "169.254.0.1"
 
 
 def dns_address(subnet: Subnet) -> str | None:
     """The address the agent answers DNS on for ``subnet``'s ports (what
-    DHCP hands out as the resolver when the subnet names none): the DHCP
-    server address, i.e. the gateway (IPv4: else DHCP_FALLBACK_SERVER);
-    None when the subnet has no DHCP (or, IPv6, no DHCPv6 or gateway)."""
+    DHCP hands out as the resolver when the subnet names none): IPv4, the
+    link-local DHCP_FALLBACK_SERVER (DHCP gives an on-link route to it and
+    the pipeline answers its ARP, so that it works with or without a
+    router on the subnet); IPv6, the gateway of a DHCPv6 subnet.  None
+    when the subnet has no DHCP."""
     if not subnet.enable_dhcp:
         return None
     if subnet.ip_version == 4:
-        gw = subnet.gateway_ip
-        return gw if gw and ":" not in gw else DHCP_FALLBACK_SERVER
+        return DHCP_FALLBACK_SERVER
     if subnet.ipv6_address_mode not in DHCP6_MODES or not subnet.gateway_ip:
         return None
     return subnet.gateway_ip
@@ -178,10 +179,9 @@ def network_flows(
         if rs:
             m = mk(rnet, src, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", 133))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))
-    # ARP for the link-local DNS address of gateway-less subnets (DHCP
-    # gives the instances an on-link route to it); never a port's address.
+    # ARP for the link-local DNS address (DHCP gives the instances an
+    # on-link route to it); never a port's or a router's address.
     if DHCP_FALLBACK_SERVER in dns and local_ofports:
-        from quantum_ovs.compiler.rules.port import F_ARP_REQ, arp_reply
         m = mk(rnet, FROM_LOCAL, F_ARP, F_ARP_REQ, Field("arp_tpa", DHCP_FALLBACK_SERVER))
         out.append(Flow(P.SERVICES, 100, m, arp_reply(DHCP_SERVER_MAC, DHCP_FALLBACK_SERVER),
                         cookie))

@@ -413,7 +413,9 @@ def test_dhcp_advertises_the_resolver_and_network_domain():
     net = model.Network("net", NET.segment, dns_domain="corp.test.")
     r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), subnets={"sub4": sub}, network=net,
                            advertise_dns=True, domain="openstacklocal"))
-    assert r.options[6] == d4.ip4(d4.GW) and r.options[15] == b"corp.test"
+    assert r.options[6] == d4.ip4("169.254.0.1") and r.options[15] == b"corp.test"
+    # On link, and the default route that option 121 must then carry.
+    assert r.options[121] == bytes((32, 169, 254, 0, 1, 0, 0, 0, 0, 0)) + d4.ip4(d4.GW)
     r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), advertise_dns=True,
                            domain="openstacklocal"))
     assert r.options[6] == bytes((8, 8, 8, 8, 192, 168, 1, 2))
