@@ -180,3 +180,26 @@ def test_host_view_carries_names_domains_and_options(api):
     again = wire.view_from_dict(wire.view_to_dict(view))
     assert again.ports == view.ports and again.networks == view.networks
     assert plugin is not None
+
+
+def test_changes_wake_the_hosts_of_the_network(api):
+    """A rename, a network's dns_domain and an option change reach the
+    hosts of the network as deltas (the agent API), not the others."""
+    from tests.functional.test_agent_api import HOST_A, HOST_B, bound_port, register, state
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    net, _ = _net(api)
+    other, _ = _net(api, "10.9.0.0/24")
+    p = bound_port(api, net["id"], HOST_A, dns_name="one")
+    bound_port(api, other["id"], HOST_B)
+    rev_a, rev_b = state(api, HOST_A)["revision"], state(api, HOST_B)["revision"]
+    api.put(f"/v2.0/ports/{p['id']}", {"port": {"dns_name": "two", "extra_dhcp_opts": [
+        {"opt_name": "tftp-server", "opt_value": "10.0.0.9"}]}}, admin=True, status=200)
+    d = state(api, HOST_A, since=rev_a)["delta"]
+    [got] = d["ports"]
+    assert got["dns_name"] == "two" and got["extra_dhcp_opts"] == [["tftp-server", "10.0.0.9", 4]]
+    assert state(api, HOST_B, since=rev_b)["delta"]["ports"] == []
+    rev_a = state(api, HOST_A)["revision"]
+    api.put(f"/v2.0/networks/{net['id']}", {"network": {"dns_domain": "x.test"}}, status=200)
+    d = state(api, HOST_A, since=rev_a)["delta"]
+    assert [n["dns_domain"] for n in d["networks"]] == ["x.test."]
