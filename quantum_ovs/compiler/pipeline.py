@@ -10,10 +10,11 @@ Tables (a packet only ever moves forward)::
                     IPv6 source, ARP sender, ND target, DHCP from 0.0.0.0;
                     rogue DHCP servers and router advertisements dropped;
                     everything else dropped.
-  20 SERVICES       ARP requests for known addresses answered in flows
-                    (sent back out of IN_PORT); DHCP (v4 68->67, v6 546->547)
-                    and DNS to the network's DNS address (UDP 53) punted to
-                    the controller.
+  20 SERVICES       ARP requests for known addresses (and the link-local
+                    resolver 169.254.0.1) answered in flows (sent back out
+                    of IN_PORT); DHCP (v4 68->67, v6 546->547) and DNS to
+                    the network's DNS address (UDP 53) punted to the
+                    controller.
   30 CT_LOOKUP      IPv4/IPv6 sent through conntrack once, recirculating into
                     EGRESS_ACL, in the zone copied into reg3: the network's
                     (reg6), or the router's for a packet to or from one of
