@@ -62,6 +62,18 @@ agent_opts = [
                 help="This host is a gateway host: the server assigns routers' "
                      "external gateways (SNAT) to it.  It needs the external "
                      "networks' physical networks in bridge_mappings."),
+    cfg.ListOpt("dns_resolvers", default=[],
+                help="Upstream DNS resolvers (address or address:port) the agent "
+                     "forwards instances' queries for names that are not of their "
+                     "network to, when their subnet names no dns_nameservers; "
+                     "none: such queries are refused."),
+]
+
+default_opts = [
+    cfg.StrOpt("dns_domain", default="openstacklocal.",
+               help="The DNS domain of ports' names on networks without a "
+                    "dns_domain (what the agent answers DNS for and DHCP hands "
+                    "out); keep it equal to the server's [DEFAULT] dns_domain."),
 ]
 
 server_opts = [
@@ -127,14 +139,14 @@ metadata_opts = [
 
 
 def list_opts():
-    return [("ovs", ovs_opts), ("agent", agent_opts), ("server", server_opts),
-            ("metadata", metadata_opts)]
+    return [("DEFAULT", default_opts), ("ovs", ovs_opts), ("agent", agent_opts),
+            ("server", server_opts), ("metadata", metadata_opts)]
 
 
 def make_conf(args=None):
     conf = cfg.ConfigOpts()
     for group, opts in list_opts():
-        conf.register_opts(opts, group=group)
+        conf.register_opts(opts, group=None if group == "DEFAULT" else group)
     conf(args=list(args or []), project="quantum-ovs", prog="quantum-ovs-agent",
          default_config_files=[])
     return conf

@@ -48,6 +48,7 @@ from agent.reconciler import Reconciler
 from agent.reporting import PortReporter
 from agent.responders import neighbours as nb
 from agent.responders.dispatch import DhcpDispatcher
+from agent.responders.dns import DnsResponder, Forwarder, build_zone
 from agent.responders.router import advertisers, router_advertisement
 from agent.settings import Settings  # noqa: F401 (imported from here by callers)
 from agent.state import StateFile
@@ -97,10 +98,18 @@ class Agent:
                                              self.stats)
         self.announcer = nb.Announcer(self._packet_out, self.stats)
         self.nb_context = nb.EMPTY
+        # DNS (dns-integration): names of the networks' ports, from the
+        # view; the zone of a network is rebuilt on the first query after
+        # a change (_dns_gen moves with every view or delta).
+        self._dns_gen = 0
+        self._zones = {}
+        self.dns = DnsResponder(self._zone, resolvers=settings.dns_resolvers,
+                                stats=self.stats)
         self.dhcp = DhcpDispatcher(settings.dhcp_lease_time, self._local_port,
                                    lambda data, actions: self.channel.packet_out(data, actions),
                                    self.stats, routers=self._routers, neighbours=self.resolver,
-                                   metadata_route=settings.metadata is not None)
+                                   metadata_route=settings.metadata is not None, dns=self.dns,
+                                   domain=settings.dns_domain)
         self.metadata = None  # MetadataService, with settings.metadata
         self.metadata_ofport = 0  # the proxy's port on br-int (0: none yet)
         # (ofport -> port id, port id -> Port) as last installed: what the
@@ -129,6 +138,7 @@ class Agent:
         self.channel.on_connect(lambda dpid, gen: self.events.put(("connected", gen)))
         self.channel.on_disconnect(lambda gen: self.events.put(("disconnected", gen)))
         self.channel.on_packet_in(self.dhcp.packet_in)
+        self.dns.forwarder = Forwarder(stats=self.stats)
         self.channel.start()
         plumbing.ensure_integration_bridge(self.ovsdb, s, self.channel.target)
         self.base_chassis = plumbing.plumb(self.ovsdb, s)
@@ -171,6 +181,8 @@ class Agent:
             t.join(5)
             if t.is_alive():
                 LOG.warning("agent thread %s did not stop within 5 s", t.name)
+        if self.dns.forwarder is not None:
+            self.dns.forwarder.stop()
         if self.channel is not None:
             self.channel.stop()
         if self.conn is not None:
@@ -192,6 +204,17 @@ class Agent:
         if network is None:
             return None
         return port, network, self.engine.subnets
+
+    def _zone(self, network):
+        """The DNS names of ``network``'s ports (on the channel's thread)."""
+        gen = self._dns_gen
+        cached = self._zones.get(network.id)
+        if cached is not None and cached[0] == gen and cached[1] == network:
+            return cached[2]
+        zone = build_zone(network, list(self.engine.ports.values()),
+                          list(self.engine.subnets.values()), self.s.dns_domain)
+        self._zones[network.id] = (gen, network, zone)
+        return zone
 
     def _routers(self):
         return tuple(self.engine.routers.values())
@@ -351,6 +374,8 @@ class Agent:
                                                dict(self.base_chassis.physnet_ofports))
             self.resolver.set_context(self.nb_context)
         touched |= self._sync_vifs()
+        if any(kind in ("full", "delta") for kind, _ in batch):
+            self._dns_gen += 1  # after the engine has them: zones are rebuilt
         fips = self._fips_to_report(resent)
         if self._install(touched, fips):
             self._announce()

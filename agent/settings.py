@@ -28,7 +28,8 @@ class Settings:
                  report_interval=30.0, polling_interval=25.0, state_path=None,
                  dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=DHCP_PACKET_RATE,
                  dhcp_packet_burst=DHCP_PACKET_BURST, packet_in_queue=PACKET_IN_QUEUE,
-                 ca_file="", insecure=False, gateway=False, metadata=None):
+                 ca_file="", insecure=False, gateway=False, metadata=None,
+                 dns_domain="openstacklocal.", dns_resolvers=()):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb
@@ -52,6 +53,8 @@ class Settings:
         self.gateway = bool(gateway)  # [agent] gateway: serves routers' gateways
         # agent.metadata.settings.MetadataSettings, or None: no metadata proxy
         self.metadata = metadata
+        self.dns_domain = dns_domain  # of networks without a dns_domain
+        self.dns_resolvers = tuple(dns_resolvers)  # upstream, when subnets name none
 
     @classmethod
     def from_conf(cls, conf):
@@ -84,4 +87,5 @@ class Settings:
                    dhcp_packet_burst=conf.agent.dhcp_packet_burst,
                    packet_in_queue=conf.agent.packet_in_queue,
                    gateway=conf.agent.gateway,
-                   metadata=MetadataSettings.from_conf(conf))
+                   metadata=MetadataSettings.from_conf(conf),
+                   dns_domain=conf.dns_domain, dns_resolvers=conf.agent.dns_resolvers)

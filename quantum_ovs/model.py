@@ -43,6 +43,9 @@ class Network:
     # identifies the network inside the pipeline.  0 means "unassigned":
     # the compiler then assigns its own stable number.
     local_id: int = 0
+    # dns-integration: the network's own DNS domain ("" when unset: the
+    # agent's [DEFAULT] dns_domain applies), e.g. "example.org."
+    dns_domain: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,17 @@ class AddressPair:
 
 
 @dataclass(frozen=True, slots=True)
+class DhcpOption:
+    """An extra DHCP option of a port (extra_dhcp_opt): a name (dnsmasq's,
+    or a number, optionally behind ``tag:...,`` prefixes) and its value as
+    the API took it."""
+
+    opt_name: str
+    opt_value: str
+    ip_version: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class Port:
     id: str
     network_id: str
@@ -91,6 +105,10 @@ class Port:
     device_id: str = ""
     host: Optional[str] = None  # binding:host_id
     project_id: str = ""  # the metadata proxy's X-Tenant-ID
+    # dns-integration: the port's dns_name ("" when unset: its addresses
+    # are named host-<address>), and extra_dhcp_opt's options.
+    dns_name: str = ""
+    extra_dhcp_opts: tuple[DhcpOption, ...] = ()
 
     @property
     def ips(self) -> tuple[str, ...]:

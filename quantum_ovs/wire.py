@@ -9,14 +9,15 @@ def _net(n):
     return {"id": n.id, "mtu": n.mtu, "admin_state_up": n.admin_state_up,
             "network_type": n.segment.network_type,
             "physical_network": n.segment.physical_network,
-            "segmentation_id": n.segment.segmentation_id}
+            "segmentation_id": n.segment.segmentation_id, "dns_domain": n.dns_domain}
 
 
 def _net_from(d):
     return m.Network(id=d["id"], mtu=d.get("mtu", 1500),
                      admin_state_up=d.get("admin_state_up", True),
                      segment=m.Segment(d["network_type"], d.get("physical_network"),
-                                       d.get("segmentation_id")))
+                                       d.get("segmentation_id")),
+                     dns_domain=d.get("dns_domain") or "")
 
 
 def _subnet(s):
@@ -46,7 +47,10 @@ def _port(p):
             "allowed_address_pairs": [[a.ip_address, a.mac_address]
                                       for a in p.allowed_address_pairs],
             "device_owner": p.device_owner, "device_id": p.device_id, "host": p.host,
-            "project_id": p.project_id}
+            "project_id": p.project_id,
+            "dns_name": p.dns_name,
+            "extra_dhcp_opts": [[o.opt_name, o.opt_value, o.ip_version]
+                                for o in p.extra_dhcp_opts]}
 
 
 def _port_from(d):
@@ -58,7 +62,10 @@ def _port_from(d):
                   allowed_address_pairs=tuple(m.AddressPair(a, b) for a, b in
                                               d.get("allowed_address_pairs", ())),
                   device_owner=d.get("device_owner", ""), device_id=d.get("device_id", ""),
-                  host=d.get("host"), project_id=d.get("project_id", ""))
+                  host=d.get("host"), project_id=d.get("project_id", ""),
+                  dns_name=d.get("dns_name") or "",
+                  extra_dhcp_opts=tuple(m.DhcpOption(a, b, int(c)) for a, b, c in
+                                        d.get("extra_dhcp_opts", ())))
 
 
 _RULE_FIELDS = ("id", "security_group_id", "direction", "ethertype", "protocol",

@@ -33,12 +33,17 @@ a subnet with ``enable_dhcp`` get no reply (logged at debug).
 Options of an OFFER/ACK: 53 message type, 54 server identifier, 51 lease
 time, 58/59 renewal (T1 = 1/2 lease) and rebinding (T2 = 7/8 lease) times,
 1 subnet mask, 28 broadcast address, 3 router (when the subnet has a
-gateway), 6 DNS servers (when the subnet has some), 15 domain name (when
-the responder has one), 26 interface MTU (the network's), 121 classless
-static routes (when the subnet has host routes, or a gateway outside its
-CIDR; RFC 3442 makes clients ignore option 3 when 121 is present, so the
-default route via the gateway is carried in 121 as well), and 249 (the
+gateway), 6 DNS servers (the subnet's; without them, with
+``advertise_dns``, ``fallback_server_ip``: the agent's DNS responder,
+with an on-link route to it in 121), 15
+domain name (the network's dns_domain, else the responder's), 26
+interface MTU (the network's), 121 classless static routes (when the
+subnet has host routes, or a gateway outside its CIDR; RFC 3442 makes
+clients ignore option 3 when 121 is present, so the default route via
+the gateway is carried in 121 as well), and 249 (the
 pre-standard Microsoft spelling of 121) only when the client asks for it.
+Then the port's extra DHCP options (agent/responders/dhcp_options.py),
+which replace ours of the same code.
 
 Server identifier: the subnet's gateway IP when it has one (clients unicast
 renewals there; the router port, or the pipeline's ARP responder, answers
@@ -64,6 +69,7 @@ import struct
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from agent.responders.dhcp_options import client_tags4, extra_options
 from quantum_ovs import model
 
 LOG = logging.getLogger(__name__)
@@ -385,6 +391,7 @@ class DhcpResponder:
         domain: Optional[str] = None,
         fallback_server_ip: str = DEFAULT_FALLBACK_SERVER_IP,
         metadata_route: bool = False,
+        advertise_dns: bool = False,
     ):
         if lease_time is not None and not 0 < lease_time < INFINITE_LEASE:
             raise ValueError("lease_time must be a positive number of seconds or None")
@@ -396,6 +403,9 @@ class DhcpResponder:
         # this host serves 169.254.169.254 (agent/metadata): a subnet
         # without a gateway gets an on-link route to it in option 121
         self.metadata_route = metadata_route
+        # dns-integration: the fallback address is the resolver (the
+        # agent's DNS responder) of subnets without dns_nameservers.
+        self.advertise_dns = advertise_dns
 
     # The one entry point.
     def handle(
@@ -443,7 +453,7 @@ class DhcpResponder:
             return None
         server_id = self._server_id(lease)
         if msg.msg_type == DISCOVER:
-            return self._reply(msg, OFFER, lease, server_id, network)
+            return self._reply(msg, OFFER, lease, server_id, network, port=port)
         if msg.msg_type == REQUEST:
             if msg.server_id is not None and msg.server_id != server_id:
                 LOG.debug(
@@ -463,9 +473,9 @@ class DhcpResponder:
                     lease.address,
                 )
                 return self._nak(msg, server_id)
-            return self._reply(msg, ACK, lease, server_id, network)
+            return self._reply(msg, ACK, lease, server_id, network, port=port)
         if msg.msg_type == INFORM:
-            return self._reply(msg, ACK, lease, server_id, network, inform=True)
+            return self._reply(msg, ACK, lease, server_id, network, inform=True, port=port)
         if msg.msg_type == DECLINE:
             LOG.warning("port %s: the client declined %s (address in use?)", port.id, lease.address)
         return None  # RELEASE, DECLINE, anything a server never receives
@@ -500,11 +510,20 @@ class DhcpResponder:
         dns4 = b"".join(a.packed for a in dns if a.version == 4)
         if dns4:
             opts.append((OPT_DNS, dns4))
-        if self.domain:
-            opts.append((OPT_DOMAIN_NAME, self.domain.encode("ascii")))
+        elif self.advertise_dns:
+            opts.append((OPT_DNS, self.fallback_server_ip))
+        domain = (network.dns_domain or "").strip(".") or self.domain
+        if domain:
+            opts.append((OPT_DOMAIN_NAME, domain.encode("ascii")))
         if network.mtu and network.mtu >= 68:
             opts.append((OPT_MTU, struct.pack("!H", min(network.mtu, 0xFFFF))))
         routes = self.classless_routes(subnet, gateway, net, self.metadata_route)
+        if not dns4 and self.advertise_dns:
+            # The resolver (the link-local fallback address) is on link; with
+            # option 121 the client ignores option 3: the default route too.
+            if not routes and gateway is not None:
+                routes = encode_classless_route("0.0.0.0/0", str(gateway))
+            routes = bytes((32,)) + self.fallback_server_ip + ZERO_IP + routes
         if routes:
             opts.append((OPT_CLASSLESS_ROUTES, routes))
             if OPT_MS_CLASSLESS_ROUTES in requested:
@@ -544,13 +563,21 @@ class DhcpResponder:
         server_id: bytes,
         network: model.Network,
         inform: bool = False,
+        port: Optional[model.Port] = None,
     ) -> bytes:
         yiaddr = ZERO_IP if inform else lease.address.packed
         # RFC 2131 table 3: ciaddr is echoed in an ACK, zero in an OFFER.
         ciaddr = msg.ciaddr if mtype == ACK else ZERO_IP
         opts = [(OPT_MESSAGE_TYPE, bytes((mtype,))), (OPT_SERVER_ID, server_id)]
         opts += self.options(lease, network, msg.parameters, inform)
-        payload = self._bootp(msg, ciaddr, yiaddr, opts)
+        # extra_dhcp_opt: the port's own options replace ours of the same
+        # code (an empty value removes it).
+        extra = extra_options(port, 4, client_tags4(msg.options)) if port is not None \
+            and port.extra_dhcp_opts else None
+        if extra is not None:
+            opts = [o for o in opts if o[0] not in extra.codes]
+            opts += [o for o in extra.options if o[1]]
+        payload = self._bootp(msg, ciaddr, yiaddr, opts, extra)
         if msg.ciaddr != ZERO_IP:
             eth_dst, ip_dst = msg.chaddr, msg.ciaddr
         elif msg.flags & FLAG_BROADCAST:
@@ -595,8 +622,12 @@ class DhcpResponder:
 
     @staticmethod
     def _bootp(
-        msg: ClientMessage, ciaddr: bytes, yiaddr: bytes, opts: list[tuple[int, bytes]]
+        msg: ClientMessage, ciaddr: bytes, yiaddr: bytes, opts: list[tuple[int, bytes]],
+        extra=None,
     ) -> bytes:
+        siaddr = extra.siaddr if extra is not None and extra.siaddr else ZERO_IP
+        sname = extra.sname if extra is not None and extra.sname else b""
+        bootfile = extra.file if extra is not None and extra.file else b""
         head = _BOOTP.pack(
             BOOTREPLY,
             HTYPE_ETHER,
@@ -607,11 +638,11 @@ class DhcpResponder:
             msg.flags,
             ciaddr,
             yiaddr,
-            ZERO_IP,
+            siaddr,
             msg.giaddr,
             msg.chaddr_field,
-            b"",
-            b"",
+            sname,
+            bootfile,
         )
         body = MAGIC_COOKIE + b"".join(encode_option(c, v) for c, v in opts)
         body += bytes((OPT_END,))

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from agent.responders.dhcp import DEFAULT_SERVER_MAC, checksum, mac_bytes
+from agent.responders.dhcp_options import client_tags6, extra_options
 from quantum_ovs import model
 
 LOG = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ OPT_STATUS_CODE = 13
 OPT_RAPID_COMMIT = 14
 OPT_DNS_SERVERS = 23
 OPT_DOMAIN_LIST = 24
+OPT_USER_CLASS = 15
 
 # Status codes.
 STATUS_SUCCESS = 0
@@ -242,6 +244,7 @@ class Dhcp6Responder:
         lease_time: Optional[int] = 86400,
         server_mac: str = DEFAULT_SERVER_MAC,
         domain: Optional[str] = None,
+        advertise_dns: bool = False,
     ):
         if lease_time is not None and not 0 < lease_time < INFINITY:
             raise ValueError("lease_time must be a positive number of seconds or None")
@@ -249,6 +252,7 @@ class Dhcp6Responder:
         self.server_mac = server_mac.lower()
         self._mac = mac_bytes(self.server_mac)
         self.domain = domain.strip(".") if domain else None
+        self.advertise_dns = advertise_dns
         # DUID-LL (RFC 8415 11.4): type 3, hardware type 1 (Ethernet), MAC.
         self.server_duid = struct.pack("!HH", 3, 1) + self._mac
         self.server_ip = link_local_of(self._mac)
@@ -267,7 +271,7 @@ class Dhcp6Responder:
             LOG.debug("port %s: ignoring a frame that is not a DHCPv6 request: %s", port.id, exc)
             return None
         try:
-            return self._answer(msg, port, subnets)
+            return self._answer(msg, port, subnets, network)
         except _Malformed as exc:
             LOG.debug("port %s: malformed DHCPv6 message: %s", port.id, exc)
             return None
@@ -275,7 +279,7 @@ class Dhcp6Responder:
             LOG.exception("port %s: cannot answer DHCPv6 %s", port.id, msg.msg_type)
             return None
 
-    def _answer(self, msg: ClientMessage6, port, subnets) -> Optional[bytes]:
+    def _answer(self, msg: ClientMessage6, port, subnets, network=None) -> Optional[bytes]:
         name = MESSAGE_NAMES.get(msg.msg_type, str(msg.msg_type))
         if msg.eth_src != mac_bytes(port.mac_address.lower()):
             LOG.debug("port %s: DHCPv6 %s from MAC %s, not the port's: dropped",
@@ -294,7 +298,7 @@ class Dhcp6Responder:
         client_id = msg.get(OPT_CLIENTID)
         t = msg.msg_type
         if t == INFORMATION_REQUEST:
-            return self._reply(msg, REPLY, client_id, self._config(svc.subnet))
+            return self._reply(msg, REPLY, client_id, self._config(svc.subnet, port, network, msg))
         if svc.address is None:
             LOG.debug("port %s: stateless subnet, %s dropped", port.id, name)
             return None
@@ -310,18 +314,18 @@ class Dhcp6Responder:
                 body = status6(STATUS_NO_ADDRS_AVAIL, "only IA_NA is served")
             if rapid:
                 body += option6(OPT_RAPID_COMMIT, b"")
-            body += self._config(svc.subnet)
+            body += self._config(svc.subnet, port, network, msg)
             return self._reply(msg, REPLY if rapid else ADVERTISE, client_id, body)
         if t in (REQUEST, RENEW):
             if server_id is None:
                 return None
             return self._reply(msg, REPLY, client_id, self._ia_nas(msg, svc) +
-                               self._config(svc.subnet))  # fmt: skip
+                               self._config(svc.subnet, port, network, msg))  # fmt: skip
         if t == REBIND:
             if server_id is not None:
                 return None
             return self._reply(msg, REPLY, client_id, self._ia_nas(msg, svc) +
-                               self._config(svc.subnet))  # fmt: skip
+                               self._config(svc.subnet, port, network, msg))  # fmt: skip
         if t == CONFIRM:
             net = ipaddress.IPv6Network(svc.subnet.cidr, strict=False)
             addrs = [a for _, a in self._client_addresses(msg)]
@@ -369,15 +373,28 @@ class Dhcp6Responder:
             out += option6(OPT_IA_NA, iaid + struct.pack("!II", t1, t2) + inner)
         return out
 
-    def _config(self, subnet: model.Subnet) -> bytes:
-        out = b""
+    def _config(self, subnet: model.Subnet, port=None, network=None, msg=None) -> bytes:
+        """DNS servers (the subnet's; without them, with ``advertise_dns``,
+        the gateway: the agent's DNS responder), the domain (the network's
+        dns_domain, else ours), then the port's extra options, which
+        replace ours of the same code."""
+        opts = []
         dns = [ipaddress.ip_address(a) for a in subnet.dns_nameservers]
         dns6 = b"".join(a.packed for a in dns if a.version == 6)
+        if not dns6 and self.advertise_dns and subnet.gateway_ip:
+            dns6 = ipaddress.IPv6Address(subnet.gateway_ip).packed
         if dns6:
-            out += option6(OPT_DNS_SERVERS, dns6)
-        if self.domain:
-            out += option6(OPT_DOMAIN_LIST, encode_domain_list([self.domain]))
-        return out
+            opts.append((OPT_DNS_SERVERS, dns6))
+        domain = ((network.dns_domain if network is not None else "") or "").strip(".") \
+            or self.domain
+        if domain:
+            opts.append((OPT_DOMAIN_LIST, encode_domain_list([domain])))
+        if port is not None and port.extra_dhcp_opts:
+            user_class = (msg.get(OPT_USER_CLASS) if msg is not None else None) or b""
+            extra = extra_options(port, 6, client_tags6(user_class))
+            opts = [o for o in opts if o[0] not in extra.codes]
+            opts += [o for o in extra.options if o[1]]
+        return b"".join(option6(c, v) for c, v in opts)
 
     def _reply(self, msg: ClientMessage6, mtype: int, client_id, body: bytes) -> bytes:
         head = bytes((mtype,)) + msg.transaction_id

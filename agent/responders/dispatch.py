@@ -11,6 +11,7 @@ import logging
 
 from agent.responders.dhcp import DhcpResponder
 from agent.responders.dhcp6 import Dhcp6Responder
+from agent.responders.dns import is_dns_query
 from agent.responders.router import RateLimit, solicited_advertisements, time_exceeded
 from quantum_ovs.compiler.flow import Output
 from quantum_ovs.compiler.pipeline import L3_ROUTE
@@ -21,7 +22,7 @@ LOG = logging.getLogger(__name__)
 class DhcpDispatcher:
     def __init__(self, lease_time, lookup, send, stats: dict, routers=None,
                  icmp_rate: float = 100.0, icmp_burst: int = 50, neighbours=None,
-                 metadata_route: bool = False):
+                 metadata_route: bool = False, dns=None, domain: str | None = None):
         """``lookup(ofport)`` answers (port, network, subnets by id) of the
         local port on that ofport, or None; ``send(data, actions)`` sends a
         packet-out; replies are counted in ``stats["dhcp_replies"]``.
@@ -33,9 +34,15 @@ class DhcpDispatcher:
         hop on an external network, a neighbour's reply); its
         ``packet_in(pin)`` says whether the packet was its.
         ``metadata_route``: DHCP gives gateway-less subnets the on-link
-        route to 169.254.169.254."""
-        self.dhcp4 = DhcpResponder(lease_time=lease_time, metadata_route=metadata_route)
-        self.dhcp6 = Dhcp6Responder(lease_time=lease_time)
+        route to 169.254.169.254.
+        ``dns``: the DNS responder (agent.responders.dns) of the queries
+        the pipeline punts; ``domain``: the DHCP domain of networks without
+        a dns_domain."""
+        self.dhcp4 = DhcpResponder(lease_time=lease_time, metadata_route=metadata_route,
+                                   domain=domain, advertise_dns=dns is not None)
+        self.dhcp6 = Dhcp6Responder(lease_time=lease_time, domain=domain,
+                                    advertise_dns=dns is not None)
+        self.dns = dns
         self.lookup = lookup
         self.send = send
         self.stats = stats
@@ -68,6 +75,11 @@ class DhcpDispatcher:
         if found is None:
             return
         port, network, subnets = found
+        if self.dns is not None and is_dns_query(pin.data):
+            in_port = pin.in_port
+            self.dns.handle(pin.data, port, subnets, network,
+                            lambda frame: self.send(frame, [Output(in_port)]))
+            return
         if pin.data[12:14] == b"\x86\xdd" and len(pin.data) > 54 and pin.data[54] == 133:
             if self.icmp_limit.allow():
                 for reply in solicited_advertisements(pin.data, self.routers(), subnets,

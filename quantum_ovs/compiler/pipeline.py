@@ -17,9 +17,11 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     IPv6 source, ARP sender, ND target, DHCP from 0.0.0.0;
                     rogue DHCP servers and router advertisements dropped;
                     everything else dropped.
-  20 SERVICES       ARP requests for known addresses answered in flows
-                    (sent back out of IN_PORT); DHCP (v4 68->67, v6 546->547)
-                    punted to the controller; TCP to 169.254.169.254:80
+  20 SERVICES       ARP requests for known addresses (and the link-local
+                    resolver 169.254.0.1) answered in flows (sent back out
+                    of IN_PORT); DHCP (v4 68->67, v6 546->547) and DNS to
+                    the network's DNS address (UDP 53) punted to the
+                    controller; TCP to 169.254.169.254:80
                     rewritten to the host's metadata proxy and its replies
                     back to the asking port (rules/metadata.py).
   22 EXT_ADMIT      (rules/gateway.py) packets of an external network from
@@ -257,7 +259,7 @@ TABLES: dict[int, TableSpec] = {
             # Ct: the NA responder's commit barrier (rules/router.na_reply)
             frozenset({SetField, Move, Output, Controller, Meter, GotoTable, Ct}),
             _fs(CT_LOOKUP),
-            "ARP and ND responders, DHCP punt (metered per source port), metadata "
+            "ARP and ND responders, DHCP and DNS punts (metered per source port), metadata "
             "requests to the host's proxy and its replies back",
         ),
         TableSpec(

@@ -23,6 +23,7 @@ R, AG = models.SecurityGroupRule, models.Agent
 IB = models.InactivePortBinding
 RT, RP, RR = models.Router, models.RouterPort, models.RouterRoute
 GH, FIP, PF = models.RouterGatewayHost, models.FloatingIP, models.PortForwarding
+EDO = models.ExtraDhcpOpt
 # RouterPort.port_type of a router's interface (the port's device_owner).
 INTERFACE = "network:router_interface"
 
@@ -100,11 +101,12 @@ def load_networks(s, ids):
     out = []
     for chunk in _chunks(ids):
         for r in s.execute(sa.select(N.id, N.mtu, N.admin_state_up, SEG.network_type,
-                                     SEG.physical_network, SEG.segmentation_id)
+                                     SEG.physical_network, SEG.segmentation_id, N.dns_domain)
                            .outerjoin(SEG, SEG.network_id == N.id).where(N.id.in_(chunk))):
             out.append(m.Network(id=r.id, mtu=r.mtu, admin_state_up=r.admin_state_up,
                                  segment=m.Segment(r.network_type or "local",
-                                                   r.physical_network, r.segmentation_id)))
+                                                   r.physical_network, r.segmentation_id),
+                                 dns_domain=r.dns_domain or ""))
     return out
 
 
@@ -123,12 +125,12 @@ def load_ports(s, where):
     """Ports matching ``where`` (a clause on Port), as model values."""
     rows = s.execute(sa.select(P.id, P.network_id, P.mac_address, P.admin_state_up,
                                P.port_security_enabled, P.device_owner, P.device_id,
-                               P.project_id, B.host)
+                               P.project_id, B.host, P.dns_name)
                      .outerjoin(B, B.port_id == P.id).where(where)).all()
     if not rows:
         return []
     ids = [r.id for r in rows]
-    ips, pairs, groups = {}, {}, {}
+    ips, pairs, groups, dhcp_opts = {}, {}, {}, {}
     for chunk in _chunks(ids):
         for r in s.execute(sa.select(A.port_id, A.subnet_id, A.ip_address)
                            .where(A.port_id.in_(chunk)).order_by(A.port_id, A.order)):
@@ -139,13 +141,19 @@ def load_ports(s, where):
         for r in s.execute(sa.select(SGB.port_id, SGB.security_group_id)
                            .where(SGB.port_id.in_(chunk))):
             groups.setdefault(r.port_id, []).append(r.security_group_id)
+        for r in s.execute(sa.select(EDO.port_id, EDO.opt_name, EDO.opt_value, EDO.ip_version)
+                           .where(EDO.port_id.in_(chunk)).order_by(EDO.port_id, EDO.order)):
+            dhcp_opts.setdefault(r.port_id, []).append(
+                m.DhcpOption(r.opt_name, r.opt_value, r.ip_version))
     return [m.Port(id=r.id, network_id=r.network_id, mac_address=r.mac_address,
                    fixed_ips=tuple(ips.get(r.id, ())), admin_state_up=r.admin_state_up,
                    port_security_enabled=r.port_security_enabled,
                    security_groups=tuple(sorted(groups.get(r.id, ()))),
                    allowed_address_pairs=tuple(pairs.get(r.id, ())),
                    device_owner=r.device_owner, device_id=r.device_id,
-                   host=r.host or None, project_id=r.project_id or "") for r in rows]
+                   host=r.host or None, project_id=r.project_id or "",
+                   dns_name=r.dns_name or "",
+                   extra_dhcp_opts=tuple(dhcp_opts.get(r.id, ()))) for r in rows]
 
 
 def load_groups(s, local_group_ids):

@@ -10,8 +10,9 @@ import datetime
 from sqlalchemy import (Boolean, DateTime, ForeignKey, Integer, String, Text,
                         UniqueConstraint, Index, BigInteger)
 from quantum_ovs.timeutils import utcnow
-from sqlalchemy.orm import (DeclarativeBase, Mapped, foreign, mapped_column, relationship,
-                            remote)
+from sqlalchemy import select
+from sqlalchemy.orm import (DeclarativeBase, Mapped, column_property, foreign, mapped_column,
+                            relationship, remote)
 
 
 
@@ -52,6 +53,8 @@ class Network(StandardAttrs, Base):
     shared: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     mtu: Mapped[int] = mapped_column(Integer, default=1500)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # dns-integration ("" when unset)
+    dns_domain: Mapped[str] = mapped_column(String(255), default="", server_default="")
     tags = _tags_rel("Network")
     subnets = relationship("Subnet", lazy="selectin", order_by="Subnet.created_at, Subnet.id",
                            viewonly=True)
@@ -129,6 +132,9 @@ class Port(StandardAttrs, Base):
     device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
     device_owner: Mapped[str] = mapped_column(String(255), default="")
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # dns-integration, dns-domain-ports ("" when unset)
+    dns_name: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    dns_domain: Mapped[str] = mapped_column(String(255), default="", server_default="")
     tags = _tags_rel("Port")
     fixed_ips = relationship("IPAllocation", lazy="selectin",
                              cascade="all, delete-orphan",
@@ -378,6 +384,30 @@ class InactivePortBinding(Base):
 Port.inactive_bindings = relationship(InactivePortBinding, lazy="select",
                                       cascade="all, delete-orphan", passive_deletes=True,
                                       order_by=InactivePortBinding.host)
+
+
+# --------------------------------------------------------------- extra_dhcp_opt
+class ExtraDhcpOpt(Base):
+    """An extra DHCP option of a port: one per (name, IP version)."""
+
+    __tablename__ = "extradhcpopts"
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    opt_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ip_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    opt_value: Mapped[str] = mapped_column(String(255), default="")
+    order: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# The port's network's dns_domain (what its dns_assignment is built with),
+# read with the port.
+Port.network_dns_domain = column_property(
+    select(Network.dns_domain).where(Network.id == Port.network_id)
+    .correlate_except(Network).scalar_subquery())
+
+Port.extra_dhcp_opts = relationship(ExtraDhcpOpt, lazy="selectin",
+                                    cascade="all, delete-orphan", passive_deletes=True,
+                                    order_by=ExtraDhcpOpt.order)
 
 
 # --------------------------------------------------------------- routers (l3)

@@ -34,6 +34,8 @@ OPTIONAL = (
     "quantum_ovs.extensions.essex",
     "quantum_ovs.extensions.l3",
     "quantum_ovs.extensions.floatingips",
+    "quantum_ovs.extensions.dns",
+    "quantum_ovs.extensions.extra_dhcp_opt",
 )
 
 

@@ -17,6 +17,7 @@ is deleted and every adopted port is given back as it was.
 import http.client
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -61,6 +62,7 @@ class NetworkAPI:
         self.service_project = service_project
         self.retries = retries
         self.timeout = timeout
+        self._dns_integration = None  # the server advertises dns-integration
 
     # ------------------------------------------------------------ transport
     def _request(self, method, path, body=None, ctx=None, admin=True):
@@ -160,18 +162,27 @@ class NetworkAPI:
         binding = {"device_id": uuid, "device_owner": f"compute:{az}"}
         if host:
             binding["binding:host_id"] = host
+        # dns-integration: as nova, the port is named after the instance's
+        # hostname (a port the user named keeps its name).
+        dns_name = self._dns_name(_get(instance, "hostname"))
         try:
             for net_id, fixed_ip, port_id in reqs:
                 if port_id:
                     port = self._get_json(f"/v2.0/ports/{port_id}")["port"]
                     if port.get("device_id") and port["device_id"] != uuid:
                         raise PortInUse(port_id)
-                    before = {k: port.get(k, "") for k in
-                              ("device_id", "device_owner", "binding:host_id")}
+                    keys = ("device_id", "device_owner", "binding:host_id")
+                    update = dict(binding)
+                    if dns_name and "dns_name" in port and not port["dns_name"]:
+                        keys += ("dns_name",)
+                        update["dns_name"] = dns_name
+                    before = {k: port.get(k, "") for k in keys}
                     adopted.append((port_id, before))
-                    self._request("PUT", f"/v2.0/ports/{port_id}", {"port": binding})
+                    self._request("PUT", f"/v2.0/ports/{port_id}", {"port": update})
                 else:
                     body = dict(binding, network_id=net_id, project_id=project)
+                    if dns_name:
+                        body["dns_name"] = dns_name
                     if fixed_ip:
                         body["fixed_ips"] = [{"ip_address": fixed_ip}]
                     if security_groups:
@@ -182,6 +193,17 @@ class NetworkAPI:
         except Exception:
             self._rollback(created, adopted)
             raise
+
+    def _dns_name(self, hostname):
+        """The instance's hostname as a port's dns_name when the server
+        has dns-integration and the hostname is a DNS label, else None."""
+        if not hostname or not re.fullmatch(r"(?!-)[a-z0-9-]{1,63}(?<!-)", hostname.lower()):
+            return None
+        if self._dns_integration is None:
+            aliases = {e.get("alias") for e in
+                       self._get_json("/v2.0/extensions").get("extensions", ())}
+            self._dns_integration = "dns-integration" in aliases
+        return hostname.lower() if self._dns_integration else None
 
     def _rollback(self, created, adopted):
         for port_id in created:
@@ -204,8 +226,10 @@ class NetworkAPI:
         keep = set(requested_port_ids or ())
         for port in self._ports_of(uuid):
             if port["id"] in keep:
-                self._request("PUT", f"/v2.0/ports/{port['id']}", {"port": {
-                    "device_id": "", "device_owner": "", "binding:host_id": ""}})
+                detach = {"device_id": "", "device_owner": "", "binding:host_id": ""}
+                if port.get("dns_name"):
+                    detach["dns_name"] = ""  # as nova: the name was the instance's
+                self._request("PUT", f"/v2.0/ports/{port['id']}", {"port": detach})
                 continue
             try:
                 self._request("DELETE", f"/v2.0/ports/{port['id']}")

@@ -210,3 +210,32 @@ def test_vif_events_reach_nova(server, nova):
     assert [e["name"] for e in events] == ["network-vif-plugged", "network-vif-unplugged",
                                            "network-vif-deleted"]
     assert all(e["tag"] == vif["id"] and e["server_uuid"] == inst["uuid"] for e in events)
+
+
+def test_ports_are_named_after_the_instance_hostname(server):
+    """dns-integration: as nova, a created port's dns_name is the
+    instance's hostname; a user's port keeps a name it has and gets the
+    hostname when it has none; detached, as nova, a kept port loses its
+    name."""
+    net = make_net(server)
+    api = NetworkAPI(server.url)
+    inst = dict(instance(), hostname="web-1")
+    api.allocate_for_instance(CTX, inst, [{"network_id": net["id"]}])
+    (port,) = ports_of(server, inst)
+    assert port["dns_name"] == "web-1"
+    assert port["dns_assignment"][0]["fqdn"] == "web-1.openstacklocal."
+    named = call(server, "POST", "/v2.0/ports", {"port": {
+        "network_id": net["id"], "project_id": PROJECT, "dns_name": "mine"}})["port"]
+    bare = call(server, "POST", "/v2.0/ports", {"port": {
+        "network_id": net["id"], "project_id": PROJECT}})["port"]
+    other = dict(instance(), hostname="web-2")
+    api.allocate_for_instance(CTX, other, [{"port_id": named["id"]},
+                                           {"port_id": bare["id"]}])
+    got = {p["id"]: p["dns_name"] for p in ports_of(server, other)}
+    assert got == {named["id"]: "mine", bare["id"]: "web-2"}
+    api.deallocate_for_instance(CTX, other, requested_port_ids=[bare["id"], named["id"]])
+    assert call(server, "GET", f"/v2.0/ports/{bare['id']}")["port"]["dns_name"] == ""
+    # A hostname that is no DNS label names nothing.
+    odd = dict(instance(), hostname="not_a_label")
+    api.allocate_for_instance(CTX, odd, [{"network_id": net["id"]}])
+    assert [p["dns_name"] for p in ports_of(server, odd)] == [""]

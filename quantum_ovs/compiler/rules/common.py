@@ -6,7 +6,15 @@ import ipaddress
 from functools import lru_cache
 from operator import attrgetter
 
-from quantum_ovs.compiler.flow import Conjunction, Field, Match
+from quantum_ovs.compiler.flow import (
+    OFPP_IN_PORT,
+    Conjunction,
+    Field,
+    Match,
+    Move,
+    Output,
+    SetField,
+)
 from quantum_ovs.compiler.pipeline import ETH_IP, ETH_IPV6
 
 _name = attrgetter("name")
@@ -25,6 +33,27 @@ def mk_sorted(fields) -> Match:
 F_IP = Field("eth_type", ETH_IP)
 F_IPV6 = Field("eth_type", ETH_IPV6)
 F_ARP = Field("eth_type", 0x0806)
+F_ARP_REQ = Field("arp_op", 1)
+
+_MOVE_ETH = Move("eth_src", "eth_dst", 48)
+_SET_REPLY = SetField("arp_op", 2)
+_MOVE_SHA = Move("arp_sha", "arp_tha", 48)
+_MOVE_SPA = Move("arp_spa", "arp_tpa", 32)
+_OUT_IN_PORT = Output(OFPP_IN_PORT)
+
+
+def arp_reply(mac: str, ip: str) -> tuple:
+    """Turn an ARP request for ``ip`` into the reply from ``mac``."""
+    return (
+        _MOVE_ETH,
+        SetField("eth_src", mac),
+        _SET_REPLY,
+        _MOVE_SHA,
+        SetField("arp_sha", mac),
+        _MOVE_SPA,
+        SetField("arp_spa", ip),
+        _OUT_IN_PORT,
+    )
 
 
 @lru_cache(maxsize=1 << 17)

@@ -1,5 +1,6 @@
 """Flows owned by a network: classification of packets arriving from the
-outside (tunnel key, VLAN tag, flat), flooding, and the DHCP punt."""
+outside (tunnel key, VLAN tag, flat), flooding, and the DHCP and DNS
+punts."""
 
 from __future__ import annotations
 
@@ -21,8 +22,33 @@ from quantum_ovs.compiler.flow import (
     Resubmit,
     SetField,
 )
-from quantum_ovs.compiler.rules.common import F_IP, F_IPV6, mk, reg
+from quantum_ovs.compiler.rules.common import F_ARP, F_ARP_REQ, F_IP, F_IPV6, arp_reply, mk, reg
 from quantum_ovs.model import Network, Subnet
+
+# The DHCP server address of a subnet without a gateway (the agent's
+# DHCPv4 responder's default server identifier), and the IPv4 resolver.
+DHCP_FALLBACK_SERVER = "169.254.0.1"
+
+
+def dns_address(subnet: Subnet) -> str | None:
+    """The address the agent answers DNS on for ``subnet``'s ports (what
+    DHCP hands out as the resolver when the subnet names none): IPv4, the
+    link-local DHCP_FALLBACK_SERVER (DHCP gives an on-link route to it and
+    the pipeline answers its ARP, so that it works with or without a
+    router on the subnet); IPv6, the gateway of a DHCPv6 subnet.  None
+    when the subnet has no DHCP."""
+    if not subnet.enable_dhcp:
+        return None
+    if subnet.ip_version == 4:
+        return DHCP_FALLBACK_SERVER
+    if subnet.ipv6_address_mode not in DHCP6_MODES or not subnet.gateway_ip:
+        return None
+    return subnet.gateway_ip
+
+
+# The Ethernet address the agent's DHCP and DNS responders answer from
+# (agent/responders/dhcp.py DEFAULT_SERVER_MAC).
+DHCP_SERVER_MAC = "02:71:6f:76:73:01"
 
 FROM_LOCAL = Field(P.REG_FLAGS, 0, P.FLAG_FROM_REMOTE)
 FROM_REMOTE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, P.FLAG_FROM_REMOTE)
@@ -140,17 +166,31 @@ def network_flows(
         punts.append((F_IP, 68, 67))
     if v6:
         punts.append((F_IPV6, 546, 547))
+    # DNS to the network's DNS addresses (the agent's resolver: names of
+    # the network's ports, the rest forwarded), through the same meter.
+    dns = sorted({a for a in map(dns_address, subnets) if a is not None})
     # Router solicitations on a subnet that routers advertise on: the
     # agent answers for the router interfaces (none: no answer).
     rs = any(s.ip_version == 6 and s.ipv6_ra_mode for s in subnets)
-    for ofport in sorted(local_ofports) if punts or rs else ():
+    for ofport in sorted(local_ofports) if punts or rs or dns else ():
         src = Field(P.REG_SRC, ofport)
         acts = (Meter(ofport), Controller())
         for eth, sport, dport in punts:
             m = mk(rnet, src, eth, Field("ip_proto", 17), Field("udp_src", sport),
                    Field("udp_dst", dport))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))
+        for addr in dns:
+            v6addr = ":" in addr
+            m = mk(rnet, src, F_IPV6 if v6addr else F_IP, Field("ip_proto", 17),
+                   Field("ipv6_dst" if v6addr else "ipv4_dst", addr), Field("udp_dst", 53))
+            out.append(Flow(P.SERVICES, 100, m, acts, cookie))
         if rs:
             m = mk(rnet, src, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", 133))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))
+    # ARP for the link-local DNS address (DHCP gives the instances an
+    # on-link route to it); never a port's or a router's address.
+    if DHCP_FALLBACK_SERVER in dns and local_ofports:
+        m = mk(rnet, FROM_LOCAL, F_ARP, F_ARP_REQ, Field("arp_tpa", DHCP_FALLBACK_SERVER))
+        out.append(Flow(P.SERVICES, 100, m, arp_reply(DHCP_SERVER_MAC, DHCP_FALLBACK_SERVER),
+                        cookie))
     return out

@@ -8,20 +8,20 @@ from __future__ import annotations
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
-    OFPP_IN_PORT,
     Ct,
     Field,
     Flow,
     GotoTable,
-    Move,
     Output,
     SetField,
 )
-from quantum_ovs.compiler.rules.common import (
+from quantum_ovs.compiler.rules.common import (  # noqa: F401 (arp_reply: its old home)
     F_ARP,
+    F_ARP_REQ,
     F_IP,
     F_IPV6,
     addr_field,
+    arp_reply,
     link_local,
     mk,
     mk_sorted,
@@ -32,7 +32,6 @@ from quantum_ovs.model import Port
 
 F_PROTO_UDP = Field("ip_proto", 17)
 F_PROTO_ICMP6 = Field("ip_proto", 58)
-F_ARP_REQ = Field("arp_op", 1)
 DHCP_DISCOVER = (F_IP, Field("ipv4_src", "0.0.0.0"), Field("ipv4_dst", "255.255.255.255"),
                  F_PROTO_UDP, Field("udp_src", 68), Field("udp_dst", 67))
 IPV6_UNSPEC = Field("ipv6_src", "::")
@@ -43,27 +42,6 @@ PS_NA_DROP = 115
 PS_NA_ALLOW = 120
 PS_DROP = 150
 PS_OPEN = 10
-
-
-_MOVE_ETH = Move("eth_src", "eth_dst", 48)
-_SET_REPLY = SetField("arp_op", 2)
-_MOVE_SHA = Move("arp_sha", "arp_tha", 48)
-_MOVE_SPA = Move("arp_spa", "arp_tpa", 32)
-_OUT_IN_PORT = Output(OFPP_IN_PORT)
-
-
-def arp_reply(mac: str, ip: str) -> tuple:
-    """Turn an ARP request for ``ip`` into the reply from ``mac``."""
-    return (
-        _MOVE_ETH,
-        SetField("eth_src", mac),
-        _SET_REPLY,
-        _MOVE_SHA,
-        SetField("arp_sha", mac),
-        _MOVE_SPA,
-        SetField("arp_spa", ip),
-        _OUT_IN_PORT,
-    )
 
 
 def arp_flows(port: Port, local_id: int, cookie: int, local: bool) -> list[Flow]:

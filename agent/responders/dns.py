@@ -1,0 +1,426 @@
+"""The agent's DNS resolver for instances (dns-integration), in the
+packet-in path like DHCP.
+
+The pipeline punts UDP 53 from a local port to its network's DNS address
+(compiler/rules/network.py ``dns_address``: the subnet's DHCP server
+address, which DHCP hands out as the resolver when the subnet names
+none).  The responder answers from the host view:
+
+- A / AAAA for the names of the ports of the asking port's network: a
+  port's ``dns_name`` (relative: in the network's dns_domain, else the
+  agent's ``[DEFAULT] dns_domain``; or fully qualified), or
+  ``host-<address>`` for each address of a port without one.  Names are
+  not unique: a name shared by several ports answers with all their
+  addresses.  A relative name is also answered on its own (``vm1.``)
+  for clients without a search list.
+- PTR for the addresses of those ports (in-addr.arpa, ip6.arpa).
+- NXDOMAIN for other names in the network's domain and for addresses of
+  its subnets that no port holds: a name on another network does not
+  resolve.  NOERROR without answers (no data) for a known name and a
+  type it has none of.
+- Anything else is forwarded (``Forwarder``) to the subnet's
+  ``dns_nameservers``, else to the agent's ``[agent] dns_resolvers``, and
+  the upstream answer relayed; with none of either: REFUSED.
+
+Answers bigger than the client takes (512 bytes without EDNS) are sent
+empty with TC set.  Replies come from the address and MAC the query was
+sent to.  ``handle`` never raises on a frame; malformed queries are
+dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import queue
+import random
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+from agent.responders import dns_wire as W
+from agent.responders.dhcp import build_udp_frame
+from agent.responders.dhcp6 import build_udp6_frame
+from quantum_ovs import model
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_DOMAIN = "openstacklocal."
+TTL = 0  # names follow the ports: no caching in the instances
+ETH_P_IP, ETH_P_IPV6, ETH_P_8021Q = 0x0800, 0x86DD, 0x8100
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+
+
+def normalize_domain(domain: Optional[str]) -> str:
+    domain = (domain or "").strip().lower()
+    if not domain or domain == ".":
+        return ""
+    return domain if domain.endswith(".") else domain + "."
+
+
+def hostname_of(ip: str) -> str:
+    return "host-" + ip.replace(".", "-").replace(":", "-")
+
+
+def reverse_name(ip: str) -> str:
+    return ipaddress.ip_address(ip).reverse_pointer + "."
+
+
+# ------------------------------------------------------------------ frames
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """A UDP datagram of a punted frame (IPv4 or IPv6)."""
+
+    vlan_tci: Optional[int]
+    eth_src: bytes
+    eth_dst: bytes
+    version: int
+    ip_src: bytes
+    ip_dst: bytes
+    sport: int
+    dport: int
+    payload: bytes
+
+
+def parse_udp_frame(frame: bytes) -> Datagram:
+    """The UDP datagram of an Ethernet frame; ValueError otherwise (IPv4
+    fragments and IPv6 extension headers included)."""
+    frame = bytes(frame)
+    if len(frame) < 14:
+        raise ValueError("short frame")
+    (ethertype,) = struct.unpack_from("!H", frame, 12)
+    off, tci = 14, None
+    if ethertype == ETH_P_8021Q:
+        if len(frame) < 18:
+            raise ValueError("short 802.1Q header")
+        tci, ethertype = struct.unpack_from("!HH", frame, 14)
+        off = 18
+    if ethertype == ETH_P_IP:
+        if len(frame) < off + 20:
+            raise ValueError("short IPv4 header")
+        vihl, _tos, total, _id, frag, _ttl, proto, _c, src, dst = _IPV4.unpack_from(frame, off)
+        ihl = (vihl & 0xF) * 4
+        if vihl >> 4 != 4 or ihl < 20 or total < ihl + 8 or off + total > len(frame):
+            raise ValueError("bad IPv4 header")
+        if frag & 0x3FFF or proto != 17:
+            raise ValueError("not an unfragmented UDP datagram")
+        u, end, version = off + ihl, off + total, 4
+    elif ethertype == ETH_P_IPV6:
+        if len(frame) < off + 48:
+            raise ValueError("short IPv6 header")
+        plen, nxt = struct.unpack_from("!HB", frame, off + 4)
+        if frame[off] >> 4 != 6 or nxt != 17 or off + 40 + plen > len(frame):
+            raise ValueError("not a UDP IPv6 packet")
+        src, dst = frame[off + 8:off + 24], frame[off + 24:off + 40]
+        u, end, version = off + 40, off + 40 + plen, 6
+    else:
+        raise ValueError("not IP")
+    sport, dport, ulen, _ = struct.unpack_from("!HHHH", frame, u)
+    if ulen < 8 or u + ulen > end:
+        raise ValueError("bad UDP length")
+    return Datagram(tci, frame[6:12], frame[0:6], version, src, dst, sport, dport,
+                    frame[u + 8:u + ulen])
+
+
+def is_dns_query(frame: bytes) -> bool:
+    """Is this frame (untagged or 802.1Q) UDP to port 53?  A cheap test
+    before the parse."""
+    off = 18 if frame[12:14] == b"\x81\x00" else 14
+    et = frame[off - 2:off]
+    if et == b"\x08\x00" and len(frame) >= off + 28:
+        ihl = (frame[off] & 0xF) * 4
+        return frame[off + 9] == 17 and frame[off + ihl + 2:off + ihl + 4] == b"\x00\x35"
+    if et == b"\x86\xdd" and len(frame) >= off + 48:
+        return frame[off + 6] == 17 and frame[off + 42:off + 44] == b"\x00\x35"
+    return False
+
+
+def reply_frame(d: Datagram, payload: bytes) -> bytes:
+    """``payload`` back to the sender of ``d``, from where it was sent to."""
+    if d.version == 4:
+        return build_udp_frame(d.eth_dst, d.eth_src, d.ip_dst, d.ip_src, d.dport, d.sport,
+                               payload, d.vlan_tci)
+    return build_udp6_frame(d.eth_dst, d.eth_src, d.ip_dst, d.ip_src, d.dport, d.sport,
+                            payload, d.vlan_tci)
+
+
+# ------------------------------------------------------------------ names
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """The names of one network's ports."""
+
+    domain: str  # with a trailing dot
+    names: Mapping[str, tuple[str, ...]]  # fqdn (and bare relative name) -> addresses
+    reverse: Mapping[str, tuple[str, ...]]  # reverse name -> fqdns
+    cidrs: tuple  # the network's subnets (ip_network)
+
+    def in_domain(self, qname: str) -> bool:
+        return bool(self.domain) and (qname == self.domain or qname.endswith("." + self.domain))
+
+    def owns_reverse(self, qname: str) -> bool:
+        ip = address_of_reverse(qname)
+        return ip is not None and any(ip in c for c in self.cidrs)
+
+
+def address_of_reverse(qname: str):
+    """The address a full reverse name names, or None."""
+    try:
+        if qname.endswith(".in-addr.arpa."):
+            parts = qname[:-len(".in-addr.arpa.")].split(".")
+            if len(parts) != 4:
+                return None
+            return ipaddress.IPv4Address(".".join(reversed(parts)))
+        if qname.endswith(".ip6.arpa."):
+            parts = qname[:-len(".ip6.arpa.")].split(".")
+            if len(parts) != 32 or any(len(p) != 1 for p in parts):
+                return None
+            return ipaddress.IPv6Address(int("".join(reversed(parts)), 16))
+    except ValueError:
+        return None
+    return None
+
+
+def build_zone(network: model.Network, ports, subnets, default_domain: str) -> Zone:
+    """The names of ``ports`` (those of ``network``)."""
+    domain = normalize_domain(network.dns_domain) or normalize_domain(default_domain)
+    names: dict[str, list[str]] = {}
+    reverse: dict[str, list[str]] = {}
+
+    def add(name, ip):
+        lst = names.setdefault(name, [])
+        if ip not in lst:
+            lst.append(ip)
+
+    for p in ports:
+        if p.network_id != network.id:
+            continue
+        dns_name = (p.dns_name or "").lower()
+        for ip in p.ips:
+            if dns_name.endswith("."):
+                fqdn = dns_name
+                bare = None
+            else:
+                host = dns_name or hostname_of(ip)
+                fqdn = f"{host}.{domain}" if domain else host + "."
+                bare = host + "."
+            add(fqdn, ip)
+            if bare is not None and bare != fqdn:
+                add(bare, ip)
+            rev = reverse.setdefault(reverse_name(ip), [])
+            if fqdn not in rev:
+                rev.append(fqdn)
+    cidrs = tuple(ipaddress.ip_network(s.cidr, strict=False) for s in subnets
+                  if s.network_id == network.id)
+    return Zone(domain, {k: tuple(v) for k, v in names.items()},
+                {k: tuple(v) for k, v in reverse.items()}, cidrs)
+
+
+def _records(name, qtype, addresses):
+    out = []
+    for ip in addresses:
+        a = ipaddress.ip_address(ip)
+        if (qtype in (W.TYPE_A, W.TYPE_ANY) and a.version == 4) or \
+                (qtype in (W.TYPE_AAAA, W.TYPE_ANY) and a.version == 6):
+            out.append(W.Record(name, W.TYPE_A if a.version == 4 else W.TYPE_AAAA, TTL,
+                                a.packed))
+    return out
+
+
+def answer(query: W.Query, zone: Zone, max_size: Optional[int] = None) -> Optional[bytes]:
+    """The response from ``zone``, or None: not ours to answer (forward).
+    ``max_size``: the largest response to send (default: what the client
+    takes); a bigger one goes out empty with TC set."""
+    if query.opcode != 0:
+        return W.build_response(query, W.NOTIMP)
+    if query.qclass not in (W.CLASS_IN, W.TYPE_ANY):
+        return None
+    qname = query.qname
+    if qname in zone.names:
+        return W.build_response(query, W.NOERROR, _records(qname, query.qtype,
+                                                           zone.names[qname]),
+                                max_size=max_size)
+    if qname in zone.reverse:
+        if query.qtype not in (W.TYPE_PTR, W.TYPE_ANY):
+            return W.build_response(query, W.NOERROR)
+        return W.build_response(query, W.NOERROR, [
+            W.Record(qname, W.TYPE_PTR, TTL, W.encode_name(f)) for f in zone.reverse[qname]],
+            max_size=max_size)
+    if zone.in_domain(qname) or zone.owns_reverse(qname):
+        return W.build_response(query, W.NXDOMAIN)
+    return None
+
+
+# ------------------------------------------------------------------ forwarding
+@dataclass(frozen=True, slots=True)
+class _Job:
+    query: W.Query
+    payload: bytes
+    resolvers: tuple[str, ...]
+    reply: Callable[[bytes], None]  # sends a response payload to the client
+    deadline: float
+    max_size: int  # the largest response the client (and the link) takes
+
+
+class Forwarder:
+    """Relays queries to upstream resolvers on worker threads, so that a
+    slow or dead upstream never holds the packet-in path.  At most
+    ``max_pending`` queries wait (more are dropped: the client asks
+    again); each resolver gets ``timeout`` seconds, a query ``budget`` in
+    all; a resolver that does not answer gets SERVFAIL to the client."""
+
+    def __init__(self, workers: int = 4, max_pending: int = 256, timeout: float = 1.0,
+                 budget: float = 2.5, stats: Optional[dict] = None):
+        self.timeout = timeout
+        self.budget = budget
+        self.stats = stats if stats is not None else {}
+        self._jobs: "queue.Queue[_Job | None]" = queue.Queue(maxsize=max_pending)
+        self._threads = []
+        self._stopped = threading.Event()
+        for i in range(workers):
+            t = threading.Thread(target=self._work, name=f"dns-forward-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def submit(self, query: W.Query, payload: bytes, resolvers, reply,
+               max_size: Optional[int] = None) -> bool:
+        try:
+            self._jobs.put_nowait(_Job(query, payload, tuple(resolvers), reply,
+                                       time.monotonic() + self.budget,
+                                       query.max_size if max_size is None else max_size))
+            return True
+        except queue.Full:
+            self.stats["dns_forward_dropped"] = self.stats.get("dns_forward_dropped", 0) + 1
+            return False
+
+    def stop(self):
+        self._stopped.set()
+        for _ in self._threads:
+            try:
+                self._jobs.put_nowait(None)
+            except queue.Full:
+                break
+        for t in self._threads:
+            t.join(2)
+
+    def _work(self):
+        while not self._stopped.is_set():
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job.reply(self.resolve(job))
+            except Exception:  # noqa: BLE001 - one query never stops the worker
+                LOG.exception("DNS forwarding failed")
+
+    def resolve(self, job: _Job) -> bytes:
+        """The upstream response (its id set back to the client's), or
+        SERVFAIL."""
+        for server in job.resolvers:
+            left = job.deadline - time.monotonic()
+            if left <= 0:
+                break
+            got = self._ask(server, job.payload, min(self.timeout, left))
+            if got is not None:
+                self.stats["dns_forwarded"] = self.stats.get("dns_forwarded", 0) + 1
+                if len(got) > job.max_size:
+                    return W.truncated(job.query, got[3] & 0xF)
+                return struct.pack("!H", job.query.id) + got[2:]
+        self.stats["dns_forward_failed"] = self.stats.get("dns_forward_failed", 0) + 1
+        return W.build_response(job.query, W.SERVFAIL, authoritative=False)
+
+    @staticmethod
+    def _ask(server: str, payload: bytes, timeout: float) -> Optional[bytes]:
+        host, port = server, 53
+        if server.startswith("[") and "]:" in server:
+            host, _, p = server[1:].partition("]:")
+            port = int(p)
+        elif server.count(":") == 1:
+            host, _, p = server.partition(":")
+            port = int(p)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        qid = random.getrandbits(16)
+        out = struct.pack("!H", qid) + payload[2:]
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            try:
+                sock.connect((host, port))
+                sock.send(out)
+                end = time.monotonic() + timeout
+                while True:
+                    sock.settimeout(max(0.01, end - time.monotonic()))
+                    data = sock.recv(W.MAX_UDP_SIZE)
+                    if len(data) >= W.HEADER.size and data[:2] == out[:2] and data[2] & 0x80:
+                        return data
+                    if time.monotonic() >= end:
+                        return None
+            except OSError:
+                return None
+
+
+# ------------------------------------------------------------------ responder
+class DnsResponder:
+    """Answers DNS queries punted from local ports.
+
+    ``zone_of(network)`` gives the Zone of a network (the agent caches it
+    per view revision); ``resolvers`` are ``[agent] dns_resolvers``;
+    ``forwarder`` relays other names (None: they are refused); ``send``
+    sends a reply frame out of the asking port (given the frame and
+    in_port)."""
+
+    def __init__(self, zone_of, resolvers=(), forwarder: Optional[Forwarder] = None,
+                 stats: Optional[dict] = None):
+        self.zone_of = zone_of
+        self.resolvers = tuple(resolvers)
+        self.forwarder = forwarder
+        self.stats = stats if stats is not None else {}
+
+    def handle(self, frame: bytes, port: model.Port, subnets: Mapping[str, model.Subnet],
+               network: model.Network, send: Callable[[bytes], None]) -> None:
+        try:
+            d = parse_udp_frame(frame)
+            if d.dport != 53:
+                return
+            query = W.parse_query(d.payload)
+        except (ValueError, struct.error, IndexError) as exc:
+            LOG.debug("port %s: dropping a malformed DNS query: %s", port.id, exc)
+            self.stats["dns_malformed"] = self.stats.get("dns_malformed", 0) + 1
+            return
+        try:
+            self._answer(d, query, port, subnets, network, send)
+        except Exception:  # noqa: BLE001 - bad model data must not take the agent down
+            LOG.exception("port %s: cannot answer DNS query for %s", port.id, query.qname)
+
+    def _answer(self, d, query, port, subnets, network, send):
+        if not port.admin_state_up:
+            return
+        # What fits in one frame of the network (IPv6 and UDP headers off).
+        limit = min(query.max_size, max(W.CLASSIC_UDP_SIZE, (network.mtu or 1500) - 48))
+        reply = answer(query, self.zone_of(network), limit)
+        if reply is not None:
+            self.stats["dns_answers"] = self.stats.get("dns_answers", 0) + 1
+            send(reply_frame(d, reply))
+            return
+        resolvers = self.upstream(port, subnets)
+        if not resolvers or self.forwarder is None:
+            self.stats["dns_refused"] = self.stats.get("dns_refused", 0) + 1
+            send(reply_frame(d, W.build_response(query, W.REFUSED, authoritative=False,
+                                                  recursion_available=False)))
+            return
+        self.forwarder.submit(query, d.payload, resolvers,
+                              lambda payload: send(reply_frame(d, payload)), limit)
+
+    def upstream(self, port: model.Port, subnets: Mapping[str, model.Subnet]):
+        """The subnets' dns_nameservers (the port's subnets first), else
+        the agent's resolvers."""
+        out = []
+        mine = [subnets[f.subnet_id] for f in port.fixed_ips if f.subnet_id in subnets]
+        others = [s for s in subnets.values() if s.network_id == port.network_id
+                  and s not in mine]
+        for s in mine + others:
+            for a in s.dns_nameservers:
+                if a not in out:
+                    out.append(a)
+        return tuple(out) or self.resolvers

@@ -1,0 +1,505 @@
+"""The agent's DNS responder: the wire format (checked with dnspython, not
+the code under test), names of a network's ports, truncation, forwarding
+and refusal, malformed queries; a hypothesis fuzz of the parser; and the
+DHCP side (resolver, domain, extra options)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+import time
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.reversename
+import dns.rrset
+import dns.flags
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from os_ken.lib.packet import ethernet, ipv4, ipv6, packet, udp
+
+from agent.responders import dns as R
+from agent.responders import dns_wire as W
+from agent.responders.dhcp_options import extra_options
+from quantum_ovs import model
+from tests.unit.agent import test_dhcp as d4
+from tests.unit.agent.test_fuzz_parsers import OPS, mutate
+
+NET = model.Network("net", model.Segment("vxlan", segmentation_id=42))
+NET_B = model.Network("net-b", model.Segment("vxlan", segmentation_id=43))
+SUB = model.Subnet("sub", "net", "10.0.0.0/24", gateway_ip="10.0.0.1")
+SUB6 = model.Subnet("sub6", "net", "fd00::/64", 6, gateway_ip="fd00::1",
+                    ipv6_address_mode="dhcpv6-stateful")
+SUB_B = model.Subnet("sub-b", "net-b", "10.1.0.0/24", gateway_ip="10.1.0.1")
+SUBNETS = {s.id: s for s in (SUB, SUB6, SUB_B)}
+MAC = "fa:16:3e:00:00:10"
+GW_MAC = "fa:16:3e:00:00:01"
+
+
+def port(pid, ips, name="", net="net", mac=MAC, subnet="sub"):
+    return model.Port(pid, net, mac, fixed_ips=tuple(
+        model.FixedIP("sub6" if ":" in ip else subnet, ip) for ip in ips), dns_name=name)
+
+
+PORTS = [
+    port("a", ["10.0.0.10", "fd00::10"], "vm-a"),
+    port("b", ["10.0.0.11"], "web"),
+    port("c", ["10.0.0.12"], "web"),  # names are not unique
+    port("d", ["10.0.0.13"]),  # host-10-0-0-13
+    port("e", ["10.0.0.14"], "db.example.org."),
+    port("x", ["10.1.0.10"], "other", net="net-b", subnet="sub-b"),
+]
+
+
+def zone(network=NET, domain="openstacklocal."):
+    return R.build_zone(network, PORTS, SUBNETS.values(), domain)
+
+
+def query(name, rdtype="A", edns=False, rd=True, qid=None):
+    q = dns.message.make_query(name, rdtype, use_edns=0 if edns else None)
+    if qid is not None:
+        q.id = qid
+    if not rd:
+        q.flags &= ~dns.flags.RD
+    return q
+
+
+def ask(q, z=None):
+    out = R.answer(W.parse_query(q.to_wire()), z or zone())
+    return None if out is None else dns.message.from_wire(out)
+
+
+def addrs(resp):
+    return sorted(str(r) for rr in resp.answer for r in rr)
+
+
+# ------------------------------------------------------------------ names
+def test_a_and_aaaa_of_a_port():
+    r = ask(query("vm-a.openstacklocal."))
+    assert r.rcode() == dns.rcode.NOERROR and addrs(r) == ["10.0.0.10"]
+    assert r.flags & dns.flags.AA and r.flags & dns.flags.QR
+    r = ask(query("VM-A.OpenStackLocal.", "AAAA"))
+    assert addrs(r) == ["fd00::10"]
+    assert ask(query("vm-a.", "A")).answer  # bare host name
+
+
+def test_shared_name_answers_all_addresses():
+    assert addrs(ask(query("web.openstacklocal."))) == ["10.0.0.11", "10.0.0.12"]
+
+
+def test_port_without_name_and_fqdn_name():
+    assert addrs(ask(query("host-10-0-0-13.openstacklocal."))) == ["10.0.0.13"]
+    assert addrs(ask(query("db.example.org."))) == ["10.0.0.14"]
+
+
+def test_network_domain_wins_over_the_default():
+    z = zone(model.Network("net", NET.segment, dns_domain="corp.test."))
+    assert addrs(ask(query("vm-a.corp.test."), z)) == ["10.0.0.10"]
+    assert ask(query("vm-a.openstacklocal."), z) is None  # not ours: forwarded
+
+
+def test_ptr():
+    r = ask(query(dns.reversename.from_address("10.0.0.10"), "PTR"))
+    assert [str(x) for rr in r.answer for x in rr] == ["vm-a.openstacklocal."]
+    r = ask(query(dns.reversename.from_address("fd00::10"), "PTR"))
+    assert [str(x) for rr in r.answer for x in rr] == ["vm-a.openstacklocal."]
+    r = ask(query(dns.reversename.from_address("10.0.0.13"), "PTR"))
+    assert [str(x) for rr in r.answer for x in rr] == ["host-10-0-0-13.openstacklocal."]
+
+
+def test_unknown_names_of_the_network_and_other_networks():
+    r = ask(query("nope.openstacklocal."))
+    assert r.rcode() == dns.rcode.NXDOMAIN
+    # Another network's port is not a name of this one.
+    assert ask(query("other.openstacklocal.")).rcode() == dns.rcode.NXDOMAIN
+    assert addrs(ask(query("other.openstacklocal."), zone(NET_B))) == ["10.1.0.10"]
+    # A free address of the network's subnets: NXDOMAIN; outside them: not ours.
+    assert ask(query(dns.reversename.from_address("10.0.0.99"), "PTR")).rcode() == \
+        dns.rcode.NXDOMAIN
+    assert ask(query(dns.reversename.from_address("8.8.8.8"), "PTR")) is None
+    assert ask(query("example.com.")) is None
+
+
+def test_known_name_other_type_is_nodata():
+    r = ask(query("web.openstacklocal.", "MX"))
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer
+    r = ask(query("web.openstacklocal.", "AAAA"))
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer
+
+
+def test_rename_shows_in_a_new_zone():
+    renamed = [p if p.id != "b" else model.Port("b", "net", MAC, p.fixed_ips, dns_name="api")
+               for p in PORTS]
+    z = R.build_zone(NET, renamed, SUBNETS.values(), "openstacklocal.")
+    assert addrs(ask(query("web.openstacklocal."), z)) == ["10.0.0.12"]
+    assert addrs(ask(query("api.openstacklocal."), z)) == ["10.0.0.11"]
+
+
+def test_truncation_without_edns_and_room_with_it():
+    many = [port(f"p{i}", [f"10.0.0.{i + 20}"], "big") for i in range(60)]
+    z = R.build_zone(NET, many, SUBNETS.values(), "openstacklocal.")
+    r = ask(query("big.openstacklocal."), z)  # 60 * 16 bytes > 512
+    assert r.flags & dns.flags.TC and not r.answer
+    r = ask(query("big.openstacklocal.", edns=True), z)
+    assert not r.flags & dns.flags.TC and len(addrs(r)) == 60
+    assert r.edns == 0
+
+
+def test_answers_fit_the_networks_mtu():
+    many = [port(f"p{i}", [f"fd00::{i + 20:x}"], "big") for i in range(100)]
+    small = model.Network("net", NET.segment, mtu=1450)
+    z = R.build_zone(small, many, SUBNETS.values(), "openstacklocal.")
+    zones = {"net": z}
+    resp = R.DnsResponder(lambda n: zones[n.id])
+    out = []
+    q = query("big.openstacklocal.", "AAAA", edns=True)  # 100 * 28 bytes > 1450
+    resp.handle(frame4(q.to_wire()), PORTS[0], SUBNETS, small, out.append)
+    r = dns.message.from_wire(out[0][42:])
+    assert r.flags & dns.flags.TC and not r.answer and len(out[0]) <= 1450 + 14
+
+
+def test_response_echoes_id_question_and_rd():
+    q = query("vm-a.openstacklocal.", qid=4242, rd=False)
+    raw = R.answer(W.parse_query(q.to_wire()), zone())
+    r = dns.message.from_wire(raw)
+    assert r.id == 4242 and not r.flags & dns.flags.RD
+    assert r.question == q.question
+    assert q.is_response(r)
+
+
+# ------------------------------------------------------------------ wire
+def test_parse_compressed_name_and_edns():
+    q = query("vm-a.openstacklocal.", edns=True)
+    p = W.parse_query(q.to_wire())
+    assert (p.qname, p.qtype, p.edns_size) == ("vm-a.openstacklocal.", 1, q.payload)
+    # A question name that ends with a pointer back into itself is a loop.
+    hdr = struct.pack("!HHHHHH", 1, 0x100, 1, 0, 0, 0)
+    looped = hdr + b"\x01a\xc0\x0c" + b"\x00\x01\x00\x01"
+    with pytest.raises(W.Malformed):
+        W.parse_query(looped)
+    forward = hdr + b"\xc0\x20" + b"\x00\x01\x00\x01" + b"\x00" * 30
+    with pytest.raises(W.Malformed):
+        W.parse_query(forward)
+    # A pointer backwards into the header is followed: there, the id's
+    # first byte (0) ends the name.
+    assert W.parse_query(hdr + b"\xc0\x00" + b"\x00\x01\x00\x01").qname == "."
+    # A chain of backward pointers is bounded (read_name on its own: a
+    # query has no room for one before its question).
+    buf = b"\x01a\x00" + b"".join(struct.pack("!H", 0xC000 | (0 if i == 0 else 3 + 2 * (i - 1)))
+                                  for i in range(40))
+    assert W.read_name(buf, 3 + 2 * 10)[0] == (b"a",)
+    with pytest.raises(W.Malformed):
+        W.read_name(buf, 3 + 2 * 39)
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"\x00" * 11,
+    struct.pack("!HHHHHH", 1, 0x8100, 1, 0, 0, 0) + b"\x00\x00\x01\x00\x01",  # a response
+    struct.pack("!HHHHHH", 1, 0x100, 2, 0, 0, 0) + b"\x00\x00\x01\x00\x01",  # 2 questions
+    struct.pack("!HHHHHH", 1, 0x100, 1, 0, 0, 0) + b"\x05ab",  # label past the end
+    struct.pack("!HHHHHH", 1, 0x100, 1, 0, 0, 0) + b"\x40" + b"a" * 64 + b"\x00\x00\x01\x00\x01",
+    struct.pack("!HHHHHH", 1, 0x100, 1, 0, 0, 0) + (b"\x3f" + b"a" * 63) * 5 + b"\x00" +
+    b"\x00\x01\x00\x01",  # name > 255
+    struct.pack("!HHHHHH", 1, 0x100, 1, 0, 0, 1) + b"\x00\x00\x01\x00\x01" + b"\x00\x00\x29",
+])
+def test_malformed_queries_raise_malformed(raw):
+    with pytest.raises(W.Malformed):
+        W.parse_query(raw)
+
+
+# ------------------------------------------------------------------ frames
+def frame4(payload, src="10.0.0.10", dst="10.0.0.1", dport=53, vlan_id=None):
+    p = packet.Packet()
+    p.add_protocol(ethernet.ethernet(dst=GW_MAC, src=MAC))
+    p.add_protocol(ipv4.ipv4(src=src, dst=dst, proto=17))
+    p.add_protocol(udp.udp(src_port=40000, dst_port=dport))
+    p.add_protocol(payload)
+    p.serialize()
+    return bytes(p.data)
+
+
+def frame6(payload, src="fd00::10", dst="fd00::1"):
+    p = packet.Packet()
+    p.add_protocol(ethernet.ethernet(dst=GW_MAC, src=MAC, ethertype=0x86DD))
+    p.add_protocol(ipv6.ipv6(src=src, dst=dst, nxt=17))
+    p.add_protocol(udp.udp(src_port=40000, dst_port=53))
+    p.add_protocol(payload)
+    p.serialize()
+    return bytes(p.data)
+
+
+def responder(resolvers=(), forwarder=None):
+    zones = {n.id: R.build_zone(n, PORTS, SUBNETS.values(), "openstacklocal.")
+             for n in (NET, NET_B)}
+    return R.DnsResponder(lambda n: zones[n.id], resolvers=resolvers, forwarder=forwarder)
+
+
+def handle(resp, frame, p=PORTS[0]):
+    out = []
+    resp.handle(frame, p, SUBNETS, NET, out.append)
+    return out
+
+
+def test_frame_round_trip_v4_and_v6():
+    q = query("web.openstacklocal.")
+    assert R.is_dns_query(frame4(q.to_wire()))
+    [reply] = handle(responder(), frame4(q.to_wire()))
+    pkt = packet.Packet(reply)
+    eth, ip, u = pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(ipv4.ipv4), \
+        pkt.get_protocol(udp.udp)
+    assert (eth.src, eth.dst) == (GW_MAC, MAC)
+    assert (ip.src, ip.dst, u.src_port, u.dst_port) == ("10.0.0.1", "10.0.0.10", 53, 40000)
+    assert d4.inet_sum(reply[14:34]) == 0xFFFF
+    assert addrs(dns.message.from_wire(reply[42:])) == ["10.0.0.11", "10.0.0.12"]
+    q6 = query("vm-a.openstacklocal.", "AAAA")
+    assert R.is_dns_query(frame6(q6.to_wire()))
+    [reply] = handle(responder(), frame6(q6.to_wire()))
+    pkt = packet.Packet(reply)
+    assert pkt.get_protocol(ipv6.ipv6).src == "fd00::1"
+    assert addrs(dns.message.from_wire(reply[62:])) == ["fd00::10"]
+    assert not R.is_dns_query(d4.client_frame(d4.DISCOVER))
+
+
+def test_other_names_refused_without_resolvers():
+    [reply] = handle(responder(), frame4(query("example.com.").to_wire()))
+    assert dns.message.from_wire(reply[42:]).rcode() == dns.rcode.REFUSED
+
+
+def test_admin_down_port_gets_nothing_and_malformed_is_dropped(caplog):
+    down = model.Port("a", "net", MAC, PORTS[0].fixed_ips, admin_state_up=False)
+    assert handle(responder(), frame4(query("web.openstacklocal.").to_wire()), down) == []
+    with caplog.at_level(logging.ERROR, logger="agent"):
+        assert handle(responder(), frame4(b"\x00\x01garbage")) == []
+    assert not caplog.records
+
+
+class Upstream:
+    """A UDP DNS server on loopback answering example.com. with 192.0.2.1
+    (and slowly, or never, when told)."""
+
+    def __init__(self, delay=0.0, silent=False):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.delay, self.silent, self.seen = delay, silent, []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            q = dns.message.from_wire(data)
+            self.seen.append(q)
+            if self.silent:
+                continue
+            time.sleep(self.delay)
+            r = dns.message.make_response(q)
+            r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A",
+                                                "192.0.2.1"))
+            self.sock.sendto(r.to_wire(), peer)
+
+    def close(self):
+        self.sock.close()
+
+
+def _wait(out, n=1, timeout=5.0):
+    end = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < end:
+        time.sleep(0.01)
+    return out
+
+
+def test_forwarded_to_upstream_without_blocking():
+    up = Upstream(delay=0.3)
+    fwd = R.Forwarder(workers=2, timeout=1.0)
+    try:
+        resp = responder(resolvers=(up.addr,), forwarder=fwd)
+        out = []
+        t0 = time.monotonic()
+        resp.handle(frame4(query("example.com.", qid=777).to_wire()), PORTS[0], SUBNETS, NET,
+                    out.append)
+        assert time.monotonic() - t0 < 0.1 and out == []  # the packet-in path returns at once
+        _wait(out)
+        r = dns.message.from_wire(out[0][42:])
+        assert r.id == 777 and addrs(r) == ["192.0.2.1"]
+    finally:
+        fwd.stop()
+        up.close()
+
+
+def test_subnet_nameservers_win_and_dead_upstream_servfails():
+    dead = Upstream(silent=True)
+    fwd = R.Forwarder(workers=1, timeout=0.2, budget=0.5)
+    try:
+        sub = model.Subnet("sub", "net", "10.0.0.0/24", gateway_ip="10.0.0.1",
+                           dns_nameservers=(dead.addr,))
+        resp = responder(resolvers=("127.0.0.1:9",), forwarder=fwd)
+        assert resp.upstream(PORTS[0], {"sub": sub}) == (dead.addr,)
+        out = []
+        resp.handle(frame4(query("example.com.").to_wire()), PORTS[0], {"sub": sub}, NET,
+                    out.append)
+        _wait(out)
+        assert dns.message.from_wire(out[0][42:]).rcode() == dns.rcode.SERVFAIL
+        assert dead.seen
+    finally:
+        fwd.stop()
+        dead.close()
+
+
+def test_forwarder_queue_is_bounded():
+    fwd = R.Forwarder(workers=0, max_pending=2)
+    q = W.parse_query(query("example.com.").to_wire())
+    assert [fwd.submit(q, b"", ("127.0.0.1",), lambda p: None) for _ in range(3)] == \
+        [True, True, False]
+    assert fwd.stats["dns_forward_dropped"] == 1
+
+
+# ------------------------------------------------------------------ fuzz
+SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+SEEDS = [query("vm-a.openstacklocal.").to_wire(), query("web.openstacklocal.", edns=True).to_wire(),
+         query(dns.reversename.from_address("10.0.0.10"), "PTR").to_wire()]
+
+
+def _check(raw):
+    try:
+        q = W.parse_query(raw)
+    except W.Malformed:
+        return
+    out = R.answer(q, zone())
+    if out is not None:
+        r = dns.message.from_wire(out)  # well-formed for an independent parser
+        assert len(out) <= q.max_size
+        for rr in r.answer:
+            for x in rr:
+                assert "10.1.0.10" not in str(x)  # never another network's port
+
+
+@SETTINGS
+@given(st.binary(max_size=600))
+def test_fuzz_arbitrary_bytes(raw):
+    _check(raw)
+
+
+@SETTINGS
+@given(st.sampled_from(SEEDS), OPS)
+def test_fuzz_mutated_queries(raw, ops):
+    _check(mutate(raw, ops))
+
+
+@SETTINGS
+@given(st.sampled_from(SEEDS), OPS)
+def test_fuzz_frames_never_log_errors(raw, ops):
+    h = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = h.append
+    logging.getLogger("agent").addHandler(handler)
+    try:
+        handle(responder(), mutate(frame4(raw), ops))
+    finally:
+        logging.getLogger("agent").removeHandler(handler)
+    assert not h
+
+
+# ------------------------------------------------------------------ DHCP side
+def test_dhcp_advertises_the_resolver_and_network_domain():
+    sub = d4.subnet(dns_nameservers=())
+    net = model.Network("net", NET.segment, dns_domain="corp.test.")
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), subnets={"sub4": sub}, network=net,
+                           advertise_dns=True, domain="openstacklocal"))
+    assert r.options[6] == d4.ip4("169.254.0.1") and r.options[15] == b"corp.test"
+    # On link, and the default route that option 121 must then carry.
+    assert r.options[121] == bytes((32, 169, 254, 0, 1, 0, 0, 0, 0, 0)) + d4.ip4(d4.GW)
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), advertise_dns=True,
+                           domain="openstacklocal"))
+    assert r.options[6] == bytes((8, 8, 8, 8, 192, 168, 1, 2))
+    assert r.options[15] == b"openstacklocal"
+
+
+def test_dhcp_gatewayless_subnet_gets_an_on_link_route_to_the_resolver():
+    sub = d4.subnet(dns_nameservers=(), gateway_ip=None)
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), subnets={"sub4": sub},
+                           advertise_dns=True))
+    assert r.options[6] == d4.ip4("169.254.0.1")
+    assert r.options[121] == bytes((32, 169, 254, 0, 1, 0, 0, 0, 0))
+    assert 3 not in r.options
+
+
+def _opts(*items):
+    return tuple(model.DhcpOption(n, v, ver) for n, v, ver in items)
+
+
+def test_dhcp_extra_options_pxe():
+    p = d4.port(extra_dhcp_opts=_opts(("bootfile-name", "pxelinux.0", 4),
+                                      ("tftp-server", "192.168.1.5", 4),
+                                      ("server-ip-address", "192.168.1.5", 4),
+                                      ("mtu", "9000", 4), ("42", "192.168.1.7", 4),
+                                      ("dns-server", "1.1.1.1,1.0.0.1", 4),
+                                      ("bootfile-url", "http://x/y", 6)))
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), p))
+    o = r.options
+    assert o[67] == b"pxelinux.0" and o[66] == b"192.168.1.5"
+    assert r.siaddr == d4.ip4("192.168.1.5")
+    assert o[26] == struct.pack("!H", 9000)  # replaces the network's
+    assert o[42] == d4.ip4("192.168.1.7")
+    assert o[6] == d4.ip4("1.1.1.1") + d4.ip4("1.0.0.1")
+    assert r.frame[42 + 108:42 + 118] == b"pxelinux.0"  # BOOTP file field
+    assert [c for c, _ in r.option_list].count(26) == 1
+
+
+def test_dhcp_extra_options_ipxe_tags_and_bad_values():
+    p = d4.port(extra_dhcp_opts=_opts(("tag:!ipxe,67", "undionly.kpxe", 4),
+                                      ("tag:ipxe,67", "http://boot/boot.ipxe", 4),
+                                      ("tag:other,66", "x", 4),
+                                      ("mtu", "not-a-number", 4), ("nonsense", "1", 4),
+                                      ("router", "", 4)))
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), p))
+    assert r.options[67] == b"undionly.kpxe" and 66 not in r.options
+    assert r.options[26] == struct.pack("!H", 1450)  # a bad value is left out
+    assert 3 not in r.options  # an empty router: none
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER, options=[(77, b"iPXE")]), p))
+    assert r.options[67] == b"http://boot/boot.ipxe"
+
+
+def test_dhcp6_extra_options():
+    p = model.Port("p", "net", MAC, extra_dhcp_opts=_opts(
+        ("bootfile-url", "tftp://[fd00::5]/boot", 6), ("dns-server", "fd00::53", 6),
+        ("bootfile-name", "v4only", 4)))
+    e = extra_options(p, 6)
+    assert dict(e.options) == {59: b"tftp://[fd00::5]/boot",
+                               23: bytes.fromhex("fd00" + "00" * 12 + "0053")}
+
+
+PXE_PORT = d4.port(extra_dhcp_opts=_opts(("tag:!ipxe,67", "undionly.kpxe", 4),
+                                         ("tag:ipxe,bootfile-name", "http://x/boot.ipxe", 4),
+                                         ("tftp-server", "192.168.1.5", 4),
+                                         ("server-ip-address", "192.168.1.5", 4),
+                                         ("classless-static-route", "10.9.0.0/16,192.168.1.1",
+                                          4),
+                                         ("119", "a.test,b.test", 4)))
+
+
+@SETTINGS
+@given(st.sampled_from([d4.client_frame(d4.DISCOVER),
+                        d4.client_frame(d4.DISCOVER, options=[(77, b"iPXE")]),
+                        d4.client_frame(d4.REQUEST, options=[(50, d4.ip4(d4.IP)),
+                                                             (54, d4.ip4(d4.GW))])]), OPS)
+def test_fuzz_dhcp_with_extra_options(frame, ops):
+    h = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = h.append
+    logging.getLogger("agent").addHandler(handler)
+    try:
+        reply = d4.answer(mutate(frame, ops), PXE_PORT, advertise_dns=True)
+    finally:
+        logging.getLogger("agent").removeHandler(handler)
+    assert not h
+    if reply is not None:
+        r = d4.Reply(reply)
+        assert r.options.get(67) in (b"undionly.kpxe", b"http://x/boot.ipxe")

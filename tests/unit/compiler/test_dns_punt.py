@@ -1,0 +1,77 @@
+"""DNS from a local port to its network's DNS address (IPv4: the
+link-local 169.254.0.1, the DHCP fallback server address, whose ARP the
+pipeline answers) reaches the agent through the port's DHCP meter; DNS to
+any other address (the gateway included) goes on as traffic."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from quantum_ovs.compiler.engine import Engine
+from quantum_ovs.compiler.synth import make_host_view
+from quantum_ovs.compiler.trace import Tracer
+
+
+def _view(**subnet_changes):
+    v = make_host_view(networks=1, ports_per_net=2)
+    if subnet_changes:
+        v = v.replace(subnets=tuple(dataclasses.replace(s, **subnet_changes)
+                                    for s in v.subnets))
+    return v
+
+
+def _dns(tracer, v, dst, dport=53):
+    port = v.local_ports()[0]
+    ofport = dict(v.chassis.vif_ofports)[port.id]
+    return ofport, tracer.run({
+        "in_port": ofport, "eth_src": port.mac_address, "eth_dst": "fa:16:3e:00:00:01",
+        "eth_type": 0x0800, "ipv4_src": port.ips[0], "ipv4_dst": dst, "ip_proto": 17,
+        "udp_src": 33333, "udp_dst": dport})
+
+
+def test_dns_to_the_link_local_resolver_is_punted_metered():
+    v = _view()
+    tracer = Tracer(Engine.from_view(v).flows())
+    ofport, tr = _dns(tracer, v, "169.254.0.1")
+    assert tr.controller and tr.meters == [ofport] and not tr.outputs
+
+
+def test_dns_elsewhere_is_not_punted():
+    v = _view()
+    tracer = Tracer(Engine.from_view(v).flows())
+    for dst in ("8.8.8.8", v.subnets[0].gateway_ip):
+        _, tr = _dns(tracer, v, dst)
+        assert not tr.controller
+    _, tr = _dns(tracer, v, "169.254.0.1", dport=54)
+    assert not tr.controller
+
+
+def test_gatewayless_subnet_too():
+    v = _view(gateway_ip=None)
+    tracer = Tracer(Engine.from_view(v).flows())
+    _, tr = _dns(tracer, v, "169.254.0.1")
+    assert tr.controller
+
+
+@pytest.mark.parametrize("gateway", [None, "10.0.0.1"])
+def test_link_local_dns_address_answers_arp(gateway):
+    v = _view(gateway_ip=gateway)
+    tracer = Tracer(Engine.from_view(v).flows())
+    port = v.local_ports()[0]
+    ofport = dict(v.chassis.vif_ofports)[port.id]
+    tr = tracer.run({"in_port": ofport, "eth_src": port.mac_address,
+                     "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806, "arp_op": 1,
+                     "arp_spa": port.ips[0], "arp_sha": port.mac_address,
+                     "arp_tpa": "169.254.0.1"})
+    [reply] = [d for d in tr.outputs if d.get("arp_op") == 2]
+    assert reply.get("arp_spa") == "169.254.0.1" and reply.get("arp_sha") == "02:71:6f:76:73:01"
+    assert reply.port == ofport
+
+
+def test_no_dhcp_no_dns_punt():
+    v = _view(enable_dhcp=False)
+    tracer = Tracer(Engine.from_view(v).flows())
+    _, tr = _dns(tracer, v, v.subnets[0].gateway_ip)
+    assert not tr.controller
