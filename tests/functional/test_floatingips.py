@@ -585,3 +585,12 @@ def test_a_forwarding_floating_ip_is_active_once_the_active_gateway_reports_it(l
     assert l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["status"] == "DOWN"
     l3.post(f"/agent-api/v1/hosts/{hosts[0]}/ports", {"floatingips": [f["id"]]}, status=200)
     assert l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["status"] == "ACTIVE"
+
+
+def test_a_port_cannot_take_a_floating_ips_address(l3):
+    """(Tempest's test_create_port_with_precreated_floatingip_as_fixed_ip.)"""
+    ext_net, ext_sub = _external(l3)
+    f = _fip(l3, floating_network_id=ext_net["id"], **ADMIN)
+    err = l3.post("/v2.0/ports", {"port": {"network_id": ext_net["id"], "fixed_ips": [
+        {"ip_address": f["floating_ip_address"]}]}}, **ADMIN, status=409).data
+    assert err["NeutronError"]["type"] == "IpAddressAlreadyAllocated"
