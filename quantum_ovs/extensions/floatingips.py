@@ -503,6 +503,18 @@ def setup(plugin, conf):
 
     plugin.add_hook("agents", "delete", on_agent_delete)
 
+    def on_network_delete(s, ctx, net):
+        """Deleting an external network deletes its floating IPs, as
+        Neutron does (those a router's gateway there serves keep the
+        network in use: the routers' hook refuses)."""
+        for f in s.execute(sa.select(F).where(F.floating_network_id == net.id)
+                           .order_by(F.id)).scalars().all():
+            changelog.record(s, FLOATINGIP, f, "delete")
+            fips.delete(s, ctx, f)
+        s.flush()
+
+    plugin.network_cleanups.append(on_network_delete)
+
 
 def _on_register(plugin):
     def hook(s, agent):

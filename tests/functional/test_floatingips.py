@@ -561,30 +561,21 @@ def test_an_agent_that_stops_being_a_gateway_leaves_the_gateways(l3):
     assert [a["host"] for a in agents] == ["gw-2"]
 
 
-def test_the_external_network_of_a_floating_ip_cannot_be_deleted(l3):
+def test_deleting_the_external_network_deletes_its_floating_ips(l3):
+    """(As Neutron: Tempest's test_delete_external_networks_with_floating_ip.)"""
     ext_net, ext_sub = _external(l3)
     f = _fip(l3, floating_network_id=ext_net["id"])
+    l3.delete(f"/v2.0/subnets/{ext_sub['id']}", **ADMIN, status=409)
+    # A router's gateway there keeps it (and the floating IPs) in use.
+    r = l3.post(R, {"router": {"external_gateway_info": {"network_id": ext_net["id"]}}},
+                status=201).data["router"]
     err = l3.delete(f"/v2.0/networks/{ext_net['id']}", **ADMIN, status=409).data
     assert err["NeutronError"]["type"] == "NetworkInUse"
-    l3.delete(f"/v2.0/subnets/{ext_sub['id']}", **ADMIN, status=409)
-    assert l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["floating_ip_address"]
-    l3.delete(f"{F}/{f['id']}", status=204)
+    l3.get(f"{F}/{f['id']}", status=200)
+    l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": None}}, status=200)
     l3.delete(f"/v2.0/networks/{ext_net['id']}", **ADMIN, status=204)
-
-
-def test_a_forwarding_floating_ip_is_active_once_the_active_gateway_reports_it(l3):
-    register(l3, "gw-1", "192.0.2.11", gateway=True)
-    register(l3, "gw-2", "192.0.2.12", gateway=True)
-    ext_net, ext_sub, router, net, sub, port = _topology(l3)
-    f = _fip(l3, floating_network_id=ext_net["id"])
-    _pf(l3, f["id"], protocol="tcp", internal_port_id=port["id"], internal_port=22,
-        internal_ip_address=port["fixed_ips"][0]["ip_address"], external_port=22)
-    hosts = [a["host"] for a in l3.get(f"{R}/{router['id']}/l3-agents", **ADMIN,
-                                       status=200).data["agents"]]
-    l3.post(f"/agent-api/v1/hosts/{hosts[1]}/ports", {"floatingips": [f["id"]]}, status=200)
-    assert l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["status"] == "DOWN"
-    l3.post(f"/agent-api/v1/hosts/{hosts[0]}/ports", {"floatingips": [f["id"]]}, status=200)
-    assert l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["status"] == "ACTIVE"
+    l3.get(f"{F}/{f['id']}", status=404)
+    assert (_count(l3, models.FloatingIP), _count(l3, models.Port)) == (0, 0)
 
 
 def test_a_port_cannot_take_a_floating_ips_address(l3):
