@@ -90,6 +90,10 @@ class ExtensionPoints:
     fip_report_hooks: list[Callable[[str, list], int]]
     """fn(host, floating IP ids): the host's agent reported these floating
     IPs installed (api/agent_api.py; extensions/floatingips.py)."""
+    network_cleanups: list[Callable[[Any, Any, Any], None]]
+    """fn(session, ctx, network row): run first in a network's deletion,
+    before its ports are checked; removes what goes with the network (its
+    floating IPs, extensions/floatingips.py)."""
     register_hooks: list[Callable[[Any, Any], None]]
     """fn(session, agent row): run inside every registration and heartbeat
     of an agent (db/agents.py; extensions/floatingips.py: gateway hosts)."""
@@ -107,6 +111,7 @@ class ExtensionPoints:
         self.report_hooks = []
         self.fip_report_hooks = []
         self.register_hooks = []
+        self.network_cleanups = []
 
     def __setattr__(self, name, value):
         if name not in _declared(type(self)):

@@ -19,9 +19,10 @@ floating IPs (quantum_ovs/db/host_view.py).
 ``status``: DOWN until the agent of the host that applies the floating
 IP reports it installed (``"floatingips": [ids]`` in its port report,
 POST /agent-api/v1/hosts/{host}/ports): the host of the associated port,
-or for a floating IP with forwardings only, the first gateway host of its
-router.  Any change of its association, and a move of its port, sets it
-DOWN again until the new host reports.
+or for a floating IP with forwardings only, the active gateway host of its
+router (the first of its gateway hosts whose agent is alive).  Any change
+of its association, and a move of its port, sets it DOWN again until the
+new host reports.
 """
 
 import ipaddress
@@ -415,6 +416,12 @@ class FloatingIPs(Collection):
             return [_pf_dict(x) for x in self.row(s, ctx, fip_id).forwardings]
 
     # -- status reports
+    def _active_gateway(self, s, router_id):
+        """The first of the router's gateway hosts whose agent is alive (as
+        the server sees it), or None."""
+        alive = {a.host for a in gateways.gateway_agents(s, self.plugin.agents.down_time)}
+        return next((h for h in gateways.hosts_of(s, router_id) if h in alive), None)
+
     def report(self, host, fip_ids):
         """The agent of ``host`` installed these floating IPs: ACTIVE those
         it applies (see the module's doc); returns how many changed."""
@@ -432,8 +439,7 @@ class FloatingIPs(Collection):
                         B.port_id == f.fixed_port_id)).scalar()
                     ok = held == host
                 elif f.router_id is not None and f.forwardings:
-                    hosts = gateways.hosts_of(s, f.router_id)
-                    ok = bool(hosts) and hosts[0] == host
+                    ok = self._active_gateway(s, f.router_id) == host
                 else:
                     ok = False
                 if ok:
@@ -496,6 +502,18 @@ def setup(plugin, conf):
             routers.record(s, s.get(models.Router, rid), "update", hosts=[agent.host])
 
     plugin.add_hook("agents", "delete", on_agent_delete)
+
+    def on_network_delete(s, ctx, net):
+        """Deleting an external network deletes its floating IPs, as
+        Neutron does (those a router's gateway there serves keep the
+        network in use: the routers' hook refuses)."""
+        for f in s.execute(sa.select(F).where(F.floating_network_id == net.id)
+                           .order_by(F.id)).scalars().all():
+            changelog.record(s, FLOATINGIP, f, "delete")
+            fips.delete(s, ctx, f)
+        s.flush()
+
+    plugin.network_cleanups.append(on_network_delete)
 
 
 def _on_register(plugin):

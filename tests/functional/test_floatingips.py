@@ -559,3 +559,29 @@ def test_an_agent_that_stops_being_a_gateway_leaves_the_gateways(l3):
     register(l3, "gw-1", "192.0.2.11")  # restarted with [agent] gateway = False
     agents = l3.get(f"{R}/{r['id']}/l3-agents", **ADMIN, status=200).data["agents"]
     assert [a["host"] for a in agents] == ["gw-2"]
+
+
+def test_deleting_the_external_network_deletes_its_floating_ips(l3):
+    """(As Neutron: Tempest's test_delete_external_networks_with_floating_ip.)"""
+    ext_net, ext_sub = _external(l3)
+    f = _fip(l3, floating_network_id=ext_net["id"])
+    l3.delete(f"/v2.0/subnets/{ext_sub['id']}", **ADMIN, status=409)
+    # A router's gateway there keeps it (and the floating IPs) in use.
+    r = l3.post(R, {"router": {"external_gateway_info": {"network_id": ext_net["id"]}}},
+                status=201).data["router"]
+    err = l3.delete(f"/v2.0/networks/{ext_net['id']}", **ADMIN, status=409).data
+    assert err["NeutronError"]["type"] == "NetworkInUse"
+    l3.get(f"{F}/{f['id']}", status=200)
+    l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": None}}, status=200)
+    l3.delete(f"/v2.0/networks/{ext_net['id']}", **ADMIN, status=204)
+    l3.get(f"{F}/{f['id']}", status=404)
+    assert (_count(l3, models.FloatingIP), _count(l3, models.Port)) == (0, 0)
+
+
+def test_a_port_cannot_take_a_floating_ips_address(l3):
+    """(Tempest's test_create_port_with_precreated_floatingip_as_fixed_ip.)"""
+    ext_net, ext_sub = _external(l3)
+    f = _fip(l3, floating_network_id=ext_net["id"], **ADMIN)
+    err = l3.post("/v2.0/ports", {"port": {"network_id": ext_net["id"], "fixed_ips": [
+        {"ip_address": f["floating_ip_address"]}]}}, **ADMIN, status=409).data
+    assert err["NeutronError"]["type"] == "IpAddressAlreadyAllocated"

@@ -43,10 +43,6 @@ CONCURRENCY = int(os.environ.get("QOVS_TEMPEST_CONCURRENCY", "2"))
 # is reported, so the list does not rot).
 _NET = "tempest.api.network."
 KNOWN_FAILURES = {
-    _NET + "admin.test_external_networks_negative.ExternalNetworksAdminNegativeTestJSON"
-           ".test_create_port_with_precreated_floatingip_as_fixed_ip":
-        "creates a floating IP because 'router' is advertised; floating IPs come with "
-        "external connectivity (issue 14)",
     "setUpClass (" + _NET + "test_tags.TagsExtTest)":
         "its setup creates a subnet pool without checking 'subnet_allocation' "
         "(subnet pools issue)",

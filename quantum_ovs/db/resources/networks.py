@@ -111,6 +111,8 @@ class Networks(Collection):
 
     def delete_row(self, s, ctx, net):
         id_ = net.id
+        for fn in self.plugin.network_cleanups:
+            fn(s, ctx, net)
         ports = s.execute(sa.select(models.Port).where(
             models.Port.network_id == id_)).scalars().all()
         if any(p.device_owner != DHCP_OWNER for p in ports):
