@@ -10,8 +10,15 @@ DHCP; shows that the two on one network ping each other and that the
 third, on the other network, reaches neither.  Then a router (the L3
 service plugin is on) joins demo-net to a third network, and a fourth
 instance there is reached across the subnets, routed in the flows of the
-host.  Then it leaves everything running until Ctrl-C (or, with --once,
-cleans up at once).
+host.  Then the outside world: an "internet" namespace on a flat
+external network (bridge_mappings public:br-ex), demo-router's gateway
+on it, a floating IP for vm-a that the internet pings (DNAT/SNAT in the
+flows of vm-a's host), and vm-d, without one, reaching the internet
+through SNAT to the gateway's address (this one host is also the gateway
+host).  Last, the metadata service: every instance fetches its own
+meta_data.json from 169.254.169.254 through the host's one proxy (vm-a
+and vm-c share an address, on two networks).  Then it leaves everything
+running until Ctrl-C (or, with --once, cleans up at once).
 """
 
 import argparse
@@ -33,6 +40,9 @@ BIN = os.path.dirname(sys.executable)
 
 from quantum_ovs.nova.api import NetworkAPI  # noqa: E402
 from quantum_ovs.testing.ovs import PrivateOVS, missing_prerequisites, rand_name  # noqa: E402
+from tools.demo_metadata import DemoMetadata  # noqa: E402
+
+INTERNET = "203.0.113.1"  # the external subnet's gateway: the outside world
 
 HOST = "demo-compute"
 PROJECT = "demo"
@@ -116,6 +126,7 @@ class Demo:
         t0 = time.monotonic()
         self.ovs = PrivateOVS().start()
         self.ovs.add_bridge("br-int")
+        self.md = DemoMetadata(self.ovs.ns)  # a nova-metadata stand-in
         say(f"Open vSwitch   private ovsdb-server + ovs-vswitchd (netdev) in netns "
             f"{self.ovs.ns}")
         conf = os.path.join(self.dir, "quantum-ovs.conf")
@@ -139,9 +150,12 @@ class Demo:
             f.write(f"[ovs]\nintegration_bridge = br-int\ndatapath_type = netdev\n"
                     f"local_ip = 192.0.2.10\novsdb_connection = {self.ovs.db_remote}\n"
                     f"of_listen_unix = {self.ovs.rundir}/quantum-ovs-of.sock\n"
+                    f"bridge_mappings = public:br-ex\n"
                     f"[agent]\nhost = {HOST}\ntunnel_types = vxlan\n"
                     f"state_path = {self.dir}/agent-state\nreport_interval = 10\n"
-                    f"[server]\nurl = {self.endpoint}\ntoken = {token}\n")
+                    f"gateway = true\n"
+                    f"[server]\nurl = {self.endpoint}\ntoken = {token}\n"
+                    + self.md.agent_ini())
         agent = self.spawn("agent", [os.path.join(BIN, "quantum-ovs-agent"),
                                      "--config-file", ini])
         deadline = time.monotonic() + 30
@@ -256,6 +270,8 @@ class Demo:
         say(f"isolation      vm-c (other-net, {c['ip']}) cannot reach vm-b ({b['ip']}) "
             "on demo-net")
         d = self.routing(a, c)
+        self.outside(a, d)
+        self.md.show(self.booted, say)
         say()
         say(f"summary: startup {self.timings['startup']:.1f} s; API to ACTIVE "
             f"{max(x['active_s'] for x in (a, b, c, d)) * 1000:.0f} ms (slowest of 4); "
@@ -292,6 +308,64 @@ class Demo:
         say(f"isolation      vm-c (other-net, no router) cannot reach vm-d ({d['ip']})")
         return d
 
+    def outside(self, a, d):
+        """The internet (a namespace on br-ex), demo-router's gateway on
+        the external network, a floating IP for vm-a; vm-d goes out
+        through SNAT."""
+        t0 = time.monotonic()
+        inet = rand_name("qinet-", 6)
+        subprocess.run(["ip", "netns", "add", inet], check=True)
+        self.namespaces.append(inet)
+        sw = rand_name("ex", 8)
+        subprocess.run(["ip", "link", "add", "eth0", "netns", inet, "type", "veth", "peer",
+                        "name", sw, "netns", self.ovs.ns], check=True)
+        subprocess.run(["ip", "netns", "exec", self.ovs.ns, "ip", "link", "set", sw, "up"],
+                       check=True)
+        self.ovs.vsctl("add-port", "br-ex", sw)
+        for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "link", "set", "eth0", "up"],
+                    ["ip", "addr", "add", f"{INTERNET}/24", "dev", "eth0"]):
+            subprocess.run(["ip", "netns", "exec", inet, *cmd], check=True)
+        # the operator's part (admin): the external network
+        ext = self.api("POST", "/v2.0/networks", {"network": {
+            "name": "public", "router:external": True, "provider:network_type": "flat",
+            "provider:physical_network": "public"}})["network"]
+        self.api("POST", "/v2.0/subnets", {"subnet": {
+            "name": "public-subnet", "network_id": ext["id"], "cidr": "203.0.113.0/24",
+            "ip_version": 4, "gateway_ip": INTERNET, "enable_dhcp": False}})
+        self.openstack("router", "set", "--external-gateway", "public", "demo-router",
+                       parse=False)
+        self.openstack("security", "group", "rule", "create", "--ingress", "--protocol",
+                       "icmp", "default", parse=False)
+        fip = self.openstack("floating", "ip", "create", "public")
+        self.openstack("floating", "ip", "set", "--port", a["port_id"],
+                       fip["floating_ip_address"], parse=False)
+        gw = self.openstack("router", "show", "demo-router")["external_gateway_info"]
+        gw_ip = gw["external_fixed_ips"][0]["ip_address"]
+        say(f"external       public 203.0.113.0/24 (flat, br-ex) with the internet at "
+            f"{INTERNET}; demo-router's gateway {gw_ip}; floating IP "
+            f"{fip['floating_ip_address']} -> vm-a (openstack CLI, "
+            f"{time.monotonic() - t0:.1f} s)")
+        t0 = time.monotonic()
+        ok = False
+        while time.monotonic() - t0 < 15 and not ok:
+            ok = subprocess.run(["ip", "netns", "exec", inet, "ping", "-n", "-c", "1", "-W",
+                                 "1", fip["floating_ip_address"]],
+                                capture_output=True).returncode == 0
+        if not ok:
+            raise SystemExit("the internet cannot reach vm-a's floating IP\n"
+                             + self.tail("agent"))
+        say(f"floating IP    internet -> {fip['floating_ip_address']} reaches vm-a "
+            f"({a['ip']}), first reply after {(time.monotonic() - t0) * 1000:.0f} ms: "
+            "DNAT in the flows of vm-a's host")
+        out = subprocess.run(["ip", "netns", "exec", d["ns"], "ping", "-n", "-c", "2", "-W",
+                              "2", INTERNET], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit("vm-d cannot reach the internet through SNAT\n"
+                             + self.tail("agent"))
+        say(f"SNAT           vm-d ({d['ip']}, no floating IP) -> the internet ok, seen as "
+            f"{gw_ip}: SNAT on the gateway host")
+        self.inet = inet
+
     def delete_instances(self):
         """What nova does on delete: unplug, deallocate; then check that
         neither the API nor br-int keeps anything of them."""
@@ -324,6 +398,8 @@ class Demo:
             log.close()
         if self.ovs is not None:
             self.ovs.stop()
+        if getattr(self, "md", None) is not None:
+            self.md.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -25,3 +25,6 @@ def test_demo_once():
     assert "routed ping    vm-a" in out.stdout and "vm-d -> vm-a ok" in out.stdout
     assert "cannot reach vm-d" in out.stdout
     assert "no port left in the API or on br-int" in out.stdout
+    assert "floating IP    internet -> 203.0.113." in out.stdout  # DNAT: the internet in
+    assert "SNAT           vm-d" in out.stdout  # and vm-d out, without a floating IP
+    assert out.stdout.count("metadata       vm-") == 4  # each its own meta_data.json
