@@ -193,6 +193,10 @@ FLAG_REDIRECT = 0x2
 # meter of an external network's resolve punt: base + the network's local
 # id (above any ofport, which the DHCP punt meters use)
 EXT_PUNT_METER_BASE = 0x10000
+# ... and of the replies to the agent's own neighbour requests: a meter of
+# their own, or a flood of packets to an unresolved next hop (which fills
+# the resolve punt's meter) would starve the very answer that ends it.
+EXT_REPLY_METER_BASE = 0x20000
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806

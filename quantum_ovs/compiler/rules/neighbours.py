@@ -11,8 +11,9 @@ outside, addressed to that address: these flows hand it to the agent.
             ``addresses`` if given: arp_tpa) -> meter, controller;
             with ``ipv6``: neighbour advertisements -> meter, controller
 
-The meter (one per external network, ``neighbour_meter``, the same as the
-resolve punt's) bounds what the outside world can make the agent read;
+The meter (one per external network, ``neighbour_meter``; not the resolve
+punt's, which a flood of packets to the unresolved next hop fills) bounds
+what the outside world can make the agent read;
 the agent learns only answers to what it asked.  Owner: the external
 network (the same flows whatever its routers and floating IPs are).
 """
@@ -25,9 +26,10 @@ from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import Controller, Field, Flow, Meter
 from quantum_ovs.compiler.rules.common import F_ARP, F_IPV6, mk, reg
 
-# Meter ids of the neighbour punts: above the per-port DHCP meters (which
-# use the port's ofport, below OFPP_MAX 0xff00); the resolve punt's.
-NEIGHBOUR_METER_BASE = getattr(P, "EXT_PUNT_METER_BASE", 0x10000)
+# Meter ids of the reply punts: above the per-port DHCP meters (which use
+# the port's ofport, below OFPP_MAX 0xff00) and apart from the resolve
+# punt's (pipeline.EXT_PUNT_METER_BASE).
+NEIGHBOUR_METER_BASE = P.EXT_REPLY_METER_BASE
 # Where packets of an external network from its uplink are admitted.
 TABLE = getattr(P, "EXT_ADMIT", P.SERVICES)
 PRIORITY = 110  # above the ARP / ND responders of the same table

@@ -325,7 +325,7 @@ def test_reply_punt_flows_validate():
     (one,) = neighbour_reply_flows(7, COOKIE)
     P.validate(one)
     assert one.match.get("arp_op").value == 2 and one.match.get("arp_tpa") is None
-    assert one.actions[0].id == 0x10007
+    assert one.actions[0].id == P.EXT_REPLY_METER_BASE + 7  # not the resolve punt's meter
     (_, na) = neighbour_reply_flows(7, COOKIE, ipv6=True)
     assert na.match.get("icmpv6_type").value == 136
 

@@ -464,3 +464,21 @@ def test_answers_on_a_vlan_external_network_go_back_tagged():
     (d,) = echo.outputs
     assert (d.port, d.get("vlan_vid"), d.get("icmpv4_type")) == (PATCH_OFPORT, tag, 0)
     assert (d.get("ipv4_dst"), d.get("eth_dst")) == (INTERNET, INET_MAC)
+
+
+def test_the_answer_to_our_arp_is_not_metered_with_the_packets_waiting_for_it():
+    """A flood to an unresolved next hop fills the resolve punt's meter;
+    the ARP reply that resolves it passes a meter of its own (else the
+    flood starves the answer, as bench/fip.py's 2 ms pings once did)."""
+    e = _engine(_view())
+    e.set_chassis(dataclasses.replace(e.chassis(), neighbours=()))
+    reply = Tracer(e.flows()).run({
+        "in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+        "eth_dst": e.routers["router-1"].gateway.mac_address, "eth_type": 0x0806,
+        "arp_op": 2, "arp_spa": EXT_GATEWAY_IP, "arp_sha": INET_MAC,
+        "arp_tpa": e.routers["router-1"].gateway.ip_addresses[0],
+        "arp_tha": e.routers["router-1"].gateway.mac_address})
+    assert len(reply.controller) == 1
+    lid = e.local_id(EXT_NET)
+    assert reply.meters == [P.EXT_REPLY_METER_BASE + lid]
+    assert P.EXT_REPLY_METER_BASE + lid != P.EXT_PUNT_METER_BASE + lid
