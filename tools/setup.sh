@@ -17,6 +17,9 @@ command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
 command -v dhclient >/dev/null 2>&1 || need_apt+=(isc-dhcp-client)
 command -v ethtool >/dev/null 2>&1 || need_apt+=(ethtool)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# MariaDB for the tests' private server (quantum_ovs/testing/mariadb.py); in a
+# container /usr/sbin/policy-rc.d (exit 101) keeps apt from starting a system one.
+[ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup: missing Debian packages (${need_apt[*]}); run as root or install them" >&2

@@ -1,7 +1,8 @@
 """API tests through webtest against a real database.
 
-Every test that takes ``api`` runs on SQLite and on PostgreSQL (a server
-the tests start themselves, see tests/fixtures/postgres.py).
+Every test that takes ``api`` runs on SQLite, on PostgreSQL and on MariaDB
+(servers the tests start themselves, see tests/fixtures/postgres.py and
+tests/fixtures/mariadb.py).
 """
 
 import uuid
@@ -11,9 +12,11 @@ import webtest
 
 from quantum_ovs import config
 from quantum_ovs.service import build
+from tests.fixtures.mariadb import mariadb_server  # noqa: F401 - a fixture
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
 
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", "postgresql", "mysql"]
+SERVER_FIXTURES = {"postgresql": "postgres_server", "mysql": "mariadb_server"}
 # The shared agent token the API under test accepts for every host (the
 # confinement tests clear it and use per-host credentials).
 SHARED_AGENT_TOKEN = "functional-tests-shared-agent-token"
@@ -109,11 +112,11 @@ def make_conf(db_url, **overrides):
 @pytest.fixture(params=BACKENDS)
 def db_url(request, tmp_path):
     """An empty database: an SQLite file, or a database of its own on the
-    session's PostgreSQL server (dropped afterwards)."""
+    session's PostgreSQL or MariaDB server (dropped afterwards)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/qovs.sqlite"
         return
-    server = request.getfixturevalue("postgres_server")
+    server = request.getfixturevalue(SERVER_FIXTURES[request.param])
     name = "t" + uuid.uuid4().hex[:12]
     url = server.create_database(name)
     try:
