@@ -5,6 +5,7 @@ forking, so that no connection crosses a fork).
 """
 
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -127,6 +128,41 @@ CHANNEL = "qovs_changes"
 # ``session.info[BEFORE_COMMIT]``: run after its work, just before it
 # commits (the quota check: the last lock a transaction takes).
 BEFORE_COMMIT = "qovs_before_commit"
+# session.info: the MySQL named locks (GET_LOCK) a write transaction took
+# through transaction_lock, released when it ends; and how long one may
+# be waited for.
+_MYSQL_LOCKS = "qovs_mysql_locks"
+_LOCK_WAIT = "qovs_lock_wait"
+
+
+def transaction_lock(session, name):
+    """An exclusive lock on ``name`` held until the write transaction
+    ends, whether or not any row exists to lock: PostgreSQL's advisory
+    transaction lock; on MySQL/MariaDB a named lock (GET_LOCK) released by
+    Database.write when the transaction ends -- InnoDB's locks on a row
+    that does not exist (gap locks) do not exclude each other, and READ
+    COMMITTED takes none; nothing on SQLite (a write transaction holds the
+    database's write lock)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return
+    digest = hashlib.sha256(name.encode()).digest()
+    if dialect == "postgresql":
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        return
+    held = session.info.setdefault(_MYSQL_LOCKS, set())
+    lock = "qovs_" + digest.hex()[:40]  # at most 64 characters
+    if lock in held:
+        return
+    got = session.execute(sa.text("SELECT GET_LOCK(:n, :t)"),
+                          {"n": lock, "t": session.info.get(_LOCK_WAIT, 50)}).scalar()
+    if got != 1:
+        raise exceptions.ServiceUnavailable(
+            message="The database is busy; retry the request.")
+    held.add(lock)
+
+
 # After the database failed to answer (or to take a connection), requests
 # fail at once (503) for this long, then one of them tries it again.
 DOWN_HOLD = 1.0
@@ -289,6 +325,7 @@ class Database:
         # monotonic time until which the database counts as unreachable
         self._down_until = 0.0
         self._probe_for = (connect_timeout or 0) + (statement_timeout or 0) + 1
+        self._lock_wait = max(1, int(round(statement_timeout))) if statement_timeout else 50
 
     def _gate(self):
         """Fail at once while the database is known not to answer; past
@@ -435,10 +472,17 @@ class Database:
     def _writer_session(self):
         conn = self.engine.connect().execution_options(qovs_write=True)
         session = Session(bind=conn, expire_on_commit=False)
+        session.info[_LOCK_WAIT] = self._lock_wait
         try:
             with session.begin():
                 yield session
         finally:
+            if session.info.get(_MYSQL_LOCKS):
+                # named locks belong to the connection, not the transaction
+                try:
+                    conn.exec_driver_sql("DO RELEASE_ALL_LOCKS()")
+                except Exception:  # noqa: BLE001 - then the connection goes
+                    conn.invalidate()
             session.close()
             conn.close()
 

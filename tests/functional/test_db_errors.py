@@ -15,7 +15,7 @@ from oslo_db import exception as db_exc
 from quantum_ovs import exceptions
 from quantum_ovs.api import wsgi
 from quantum_ovs.db import migration, models
-from quantum_ovs.db.session import Database
+from quantum_ovs.db.session import Database, transaction_lock
 from quantum_ovs.service import make_database
 from tests.functional.conftest import make_conf
 
@@ -196,3 +196,38 @@ def test_max_retries_is_connection_retries_at_start(tmp_path, caplog):
         database.dispose()
     retries = [r for r in caplog.records if "database not reachable" in r.getMessage()]
     assert len(retries) == 2
+
+
+def test_transaction_lock_excludes_until_the_transaction_ends(db):
+    """The quota lock (transaction_lock): a second transaction waits for
+    the first to end though no row exists to lock, and a MySQL named lock
+    does not outlive its transaction on the pooled connection."""
+    if db.is_sqlite:
+        pytest.skip("SQLite: the write transaction holds the database's lock")
+    taken, release = threading.Event(), threading.Event()
+    order = []
+
+    def first(session):
+        transaction_lock(session, "quota:p:network")
+        taken.set()
+        release.wait(20)
+        order.append("first ends")
+
+    def second(session):
+        transaction_lock(session, "quota:p:network")
+        order.append("second has it")
+
+    t1 = threading.Thread(target=db.write, args=(first,))
+    t1.start()
+    assert taken.wait(20)
+    t2 = threading.Thread(target=db.write, args=(second,))
+    t2.start()
+    t2.join(1.0)
+    assert order == []  # waiting
+    release.set()
+    t1.join(20)
+    t2.join(20)
+    assert order == ["first ends", "second has it"]
+    # the connections that held it idle in the pool; a new one takes it
+    with db.engine.connect(), db.engine.connect():
+        db.write(lambda s: transaction_lock(s, "quota:p:network"))
