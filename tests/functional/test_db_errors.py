@@ -231,3 +231,31 @@ def test_transaction_lock_excludes_until_the_transaction_ends(db):
     # the connections that held it idle in the pool; a new one takes it
     with db.engine.connect(), db.engine.connect():
         db.write(lambda s: transaction_lock(s, "quota:p:network"))
+
+
+def test_a_count_after_the_lock_sees_what_committed_meanwhile(db):
+    """The quota check counts after it takes its lock, in a transaction
+    that has read before: the count must see what a concurrent transaction
+    committed meanwhile (READ COMMITTED, PostgreSQL's default; MySQL's
+    REPEATABLE READ would count from the transaction's first read, and a
+    project could pass its quota)."""
+    if db.is_sqlite:
+        pytest.skip("SQLite: one writer at a time")
+    read, committed = threading.Event(), threading.Event()
+    counts = []
+
+    def checker(session):
+        session.execute(sa.select(sa.func.count()).select_from(models.Network)).scalar()
+        read.set()
+        assert committed.wait(20)
+        transaction_lock(session, "quota:p1:network")
+        counts.append(session.execute(
+            sa.select(sa.func.count()).select_from(models.Network)).scalar())
+
+    t = threading.Thread(target=db.write, args=(checker,))
+    t.start()
+    assert read.wait(20)
+    db.write(_network)
+    committed.set()
+    t.join(20)
+    assert counts == [1]
