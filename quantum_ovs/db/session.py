@@ -83,7 +83,10 @@ def _is_retriable(err):
 
 
 def _is_lock_wait_timeout(err):
-    orig = getattr(_sa_error(err), "orig", None)
+    inner = _sa_error(err)
+    if isinstance(inner, db_exc.DBError):  # wrapping the driver's own error
+        inner = inner.inner_exception
+    orig = getattr(inner, "orig", inner)
     args = getattr(orig, "args", ())
     return bool(args) and args[0] == 1205
 

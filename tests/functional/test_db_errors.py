@@ -259,3 +259,35 @@ def test_a_count_after_the_lock_sees_what_committed_meanwhile(db):
     committed.set()
     t.join(20)
     assert counts == [1]
+
+
+def test_mysql_lock_wait_timeout_is_503_not_retried(db):
+    """MySQL's lock wait timeout (1205), which oslo.db files as a
+    deadlock, is a lock held too long: not waited for again."""
+    if not db.is_mysql:
+        pytest.skip("MySQL's error 1205")
+    net_id = db.write(lambda s: _network(s).id)
+    held, done = threading.Event(), threading.Event()
+
+    def holder(session):
+        session.execute(sa.select(models.Network).where(
+            models.Network.id == net_id).with_for_update())
+        held.set()
+        done.wait(30)
+    t = threading.Thread(target=db.write, args=(holder,))
+    t.start()
+    assert held.wait(20)
+
+    def waiter(session):
+        session.execute(sa.text("SET SESSION innodb_lock_wait_timeout = 1"))
+        session.execute(sa.update(models.Network).where(
+            models.Network.id == net_id).values(name="w"))
+    fn = Counting(waiter)
+    try:
+        with pytest.raises(db_exc.DBDeadlock) as info:
+            db.write(fn)
+    finally:
+        done.set()
+        t.join(20)
+    assert fn.calls == 1
+    assert wsgi.error_response(info.value).status_int == 503
