@@ -275,3 +275,27 @@ class MariaDBServer:
                 cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         finally:
             conn.close()
+
+    def copy_schema(self, source, target):
+        """Make in ``target`` (an empty database) the tables of ``source``,
+        structure only, with the rows of its alembic_version: a schema
+        migrated once, copied for each test (a migration run costs
+        seconds of DDL in InnoDB; the copy a fraction of it)."""
+        for name in (source, target):
+            if not _NAME_RE.match(name):
+                raise ValueError(f"invalid database name {name!r}")
+        conn = self.connect(target)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION foreign_key_checks = 0")
+                cur.execute(f"SHOW FULL TABLES FROM `{source}` WHERE Table_type = 'BASE TABLE'")
+                tables = [row[0] for row in cur.fetchall()]
+                for table in tables:
+                    cur.execute(f"SHOW CREATE TABLE `{source}`.`{table}`")
+                    cur.execute(cur.fetchone()[1])
+                if "alembic_version" in tables:
+                    cur.execute(f"INSERT INTO alembic_version SELECT * FROM "
+                                f"`{source}`.alembic_version")
+                cur.execute("SET SESSION foreign_key_checks = 1")
+        finally:
+            conn.close()

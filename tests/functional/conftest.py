@@ -20,9 +20,11 @@ import os
 import uuid
 
 import pytest
+import sqlalchemy as sa
 import webtest
 
 from quantum_ovs import config
+from quantum_ovs.db import migration
 from quantum_ovs.service import build
 from tests.fixtures.mariadb import mariadb_server  # noqa: F401 - a fixture
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
@@ -32,7 +34,7 @@ SERVER_FIXTURES = {"postgresql": "postgres_server", "mysql": "mariadb_server"}
 # The modules (tests/functional/test_<name>.py) that run on MariaDB too.
 MYSQL_MODULES = {"networks", "subnets", "ports", "securitygroups", "quotas", "routers",
                  "concurrency", "segment_concurrency", "migrations", "db_errors",
-                 "backend_semantics", "queries"}
+                 "backend_semantics", "queries", "mariadb_launcher"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -156,9 +158,29 @@ def db_url(request, tmp_path):
         server.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def mariadb_schema(request):
+    """A database on the session's MariaDB migrated once: the ``api``
+    tests' databases get a copy of its tables (copy_schema) instead of a
+    migration run each -- 1 s instead of 2.5 s of DDL per test; the
+    migration itself is tested by test_migrations on an empty database."""
+    name = "qovs_schema_" + uuid.uuid4().hex[:8]
+    server = request.getfixturevalue("mariadb_server")
+    engine = sa.create_engine(server.create_database(name))
+    try:
+        migration.upgrade(engine)
+    finally:
+        engine.dispose()
+    return name
+
+
 @pytest.fixture
-def make_api(db_url):
+def make_api(request, db_url):
     made = []
+    if request.node.callspec.params.get("db_url") == "mysql":
+        server = request.getfixturevalue("mariadb_server")
+        server.copy_schema(request.getfixturevalue("mariadb_schema"),
+                           sa.engine.make_url(db_url).database)
 
     def factory(**overrides):
         conf = make_conf(db_url, **overrides)
