@@ -108,11 +108,12 @@ database_opts = [
     cfg.BoolOpt("auto_migrate", default=True,
                 help="Upgrade the schema to head when the server starts."),
     cfg.FloatOpt("connect_timeout", default=5.0, min=0,
-                 help="Seconds a new database connection may take (PostgreSQL); "
+                 help="Seconds a new database connection may take (PostgreSQL, MySQL); "
                       "0 waits for ever."),
     cfg.FloatOpt("statement_timeout", default=5.0, min=0,
-                 help="Seconds one statement may take (PostgreSQL): the database "
-                      "cancels it then, and a database that does not answer at all "
+                 help="Seconds one statement may take (PostgreSQL: the database "
+                      "cancels it then; MySQL: how long a row lock is waited for), "
+                      "and a database that does not answer at all "
                       "(hung, or gone without closing its connections) is given up "
                       "one second later; the request fails with 503, and requests "
                       "fail at once for a second before the database is tried "

@@ -255,7 +255,8 @@ class Database:
         its wait_timeout).  ``mysql_sql_mode``: the sql_mode of every
         MySQL connection (TRADITIONAL: a value the column cannot hold is an
         error, not silently cut).
-        ``connect_timeout``, ``statement_timeout`` (seconds, PostgreSQL):
+        ``connect_timeout``, ``statement_timeout`` (seconds, PostgreSQL;
+        on MySQL the connect timeout, the lock wait and the socket timeout):
         how long a new connection and one statement may take; past them
         the request fails (503) instead of waiting for the database.  The
         server cancels a statement at ``statement_timeout`` (a long lock
@@ -394,7 +395,8 @@ class Database:
                 cur.execute("SET SESSION sql_mode = %s", (sql_mode,))
             if statement_timeout:
                 # a lock held by another transaction is waited for this
-                # long (InnoDB's default is 50 s); then DBDeadlock, retried
+                # long (InnoDB's default is 50 s); then 503, not retried
+                # (as PostgreSQL's statement_timeout)
                 cur.execute("SET SESSION innodb_lock_wait_timeout = %s",
                             (max(1, int(round(statement_timeout))),))
             cur.close()
