@@ -81,17 +81,39 @@ database_opts = [
                help="Connections kept open per API process."),
     cfg.IntOpt("max_overflow", default=20,
                help="Extra connections allowed under load."),
-    cfg.IntOpt("max_retries", default=20,
-               help="Retries of a transaction that hit a deadlock or a "
-                    "concurrent allocation."),
+    cfg.IntOpt("max_retries", default=10, min=-1,
+               help="Maximum number of database connection retries when the "
+                    "server starts (-1: retry for ever), as oslo.db's option of "
+                    "the same name. DEPRECATED MEANING: before this release this "
+                    "option was the number of retries of a transaction that hit a "
+                    "deadlock or a concurrent allocation; that is now "
+                    "db_max_retries. A value set for the old meaning now only "
+                    "changes how long the server waits for its database at start."),
+    cfg.IntOpt("retry_interval", default=10, min=0,
+               help="Seconds between database connection retries when the "
+                    "server starts (oslo.db's option of the same name)."),
+    cfg.IntOpt("db_max_retries", default=20, min=0,
+               help="Retries of a write transaction that hit a deadlock or "
+                    "lost the race for a unique allocation (an address, a MAC, a "
+                    "segment) to a concurrent one. Foreign key and NOT NULL "
+                    "violations are never retried. (Formerly max_retries.)"),
+    cfg.IntOpt("connection_recycle_time", default=3600,
+               help="Seconds after which a pooled connection is replaced by a "
+                    "new one on its next use; -1 never (oslo.db's option). Keep it "
+                    "below the server's idle limit (MySQL wait_timeout)."),
+    cfg.StrOpt("mysql_sql_mode", default="TRADITIONAL",
+               help="The SQL mode of every MySQL/MariaDB connection, as oslo.db's "
+                    "option (TRADITIONAL: a value the column cannot hold is "
+                    "refused, not cut); empty keeps the server's."),
     cfg.BoolOpt("auto_migrate", default=True,
                 help="Upgrade the schema to head when the server starts."),
     cfg.FloatOpt("connect_timeout", default=5.0, min=0,
-                 help="Seconds a new database connection may take (PostgreSQL); "
+                 help="Seconds a new database connection may take (PostgreSQL, MySQL); "
                       "0 waits for ever."),
     cfg.FloatOpt("statement_timeout", default=5.0, min=0,
-                 help="Seconds one statement may take (PostgreSQL): the database "
-                      "cancels it then, and a database that does not answer at all "
+                 help="Seconds one statement may take (PostgreSQL: the database "
+                      "cancels it then; MySQL: how long a row lock is waited for), "
+                      "and a database that does not answer at all "
                       "(hung, or gone without closing its connections) is given up "
                       "one second later; the request fails with 503, and requests "
                       "fail at once for a second before the database is tried "

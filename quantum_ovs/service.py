@@ -14,14 +14,17 @@ LOG = logging.getLogger(__name__)
 def make_database(conf):
     return Database(conf.database.connection, pool_size=conf.database.max_pool_size,
                     max_overflow=conf.database.max_overflow,
-                    max_retries=conf.database.max_retries,
+                    db_max_retries=conf.database.db_max_retries,
                     connect_timeout=conf.database.connect_timeout,
-                    statement_timeout=conf.database.statement_timeout)
+                    statement_timeout=conf.database.statement_timeout,
+                    connection_recycle_time=conf.database.connection_recycle_time,
+                    mysql_sql_mode=conf.database.mysql_sql_mode)
 
 
 def build(conf, migrate=None):
     """Database + plugin + WSGI app for one process."""
     db = make_database(conf)
+    db.wait_until_reachable(conf.database.max_retries, conf.database.retry_interval)
     if conf.database.auto_migrate if migrate is None else migrate:
         migration.upgrade(db.engine)
     plugin = Plugin(db, conf)

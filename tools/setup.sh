@@ -17,6 +17,10 @@ command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
 command -v dhclient >/dev/null 2>&1 || need_apt+=(isc-dhcp-client)
 command -v ethtool >/dev/null 2>&1 || need_apt+=(ethtool)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# MariaDB for the tests' private server (quantum_ovs/testing/mariadb.py):
+# installed apart (below) so that apt starts no system server.
+need_mariadb=
+[ -x /usr/sbin/mariadbd ] || need_mariadb=mariadb-server
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup: missing Debian packages (${need_apt[*]}); run as root or install them" >&2
@@ -26,6 +30,28 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+if [ -n "$need_mariadb" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing Debian package mariadb-server; run as root or install it" >&2
+        exit 1
+    fi
+    echo "setup: apt-get install mariadb-server (no system service started)"
+    export DEBIAN_FRONTEND=noninteractive
+    [ ${#need_apt[@]} -gt 0 ] || apt-get update -qq
+    # The tests run their own server; a policy-rc.d answering 101 keeps the
+    # package's scripts from starting (and leaving running) the system one.
+    # Made here only if there is none (containers have theirs), then removed.
+    own_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    rc=0
+    apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null || rc=$?
+    [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+    [ $rc -eq 0 ] || exit $rc
 fi
 
 stamp="$VENV/.qovs-installed"

@@ -9,6 +9,7 @@ import uuid
 import webob
 import webob.dec
 import webob.exc
+from oslo_db import exception as db_exc
 from sqlalchemy import exc as sa_exc
 
 from quantum_ovs import exceptions
@@ -50,6 +51,14 @@ def error_response(err):
     if isinstance(err, webob.exc.HTTPException):
         return fault(err.code, STATUS_TITLES.get(err.code, type(err).__name__),
                      err.detail or err.explanation or err.title)
+    if isinstance(err, (db_exc.DBConnectionError, db_exc.DBDeadlock)):
+        # oslo.db's classification (quantum_ovs/db/session.py): not
+        # reachable, or a lock held too long / deadlocks past the retries
+        LOG.warning("database busy or unreachable: %s", str(err).splitlines()[0])
+        return fault(503, "ServiceUnavailable", "The database is busy; retry the request.")
+    if isinstance(err, db_exc.DBError) and isinstance(err.inner_exception,
+                                                      sa_exc.SQLAlchemyError):
+        err = err.inner_exception  # what oslo.db does not name: SQLAlchemy's
     if isinstance(err, sa_exc.IntegrityError):
         # A conflict a concurrent writer won and the retries could not
         # get around: a conflict, not a server fault.

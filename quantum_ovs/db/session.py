@@ -5,6 +5,7 @@ forking, so that no connection crosses a fork).
 """
 
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -14,6 +15,8 @@ import threading
 import time
 
 import sqlalchemy as sa
+from oslo_db import exception as db_exc
+from oslo_db.sqlalchemy import exc_filters
 from sqlalchemy import event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,28 +24,102 @@ from quantum_ovs import exceptions
 
 LOG = logging.getLogger(__name__)
 
+# Errors are classified by oslo.db's exception filters (registered on
+# every engine, see Database): a deadlock (or MySQL's lock wait timeout)
+# is DBDeadlock, a unique key taken DBDuplicateEntry, a foreign key
+# violated DBReferenceError, a value the column cannot hold DBDataError,
+# a lost connection DBConnectionError; what they do not name (a NOT NULL
+# violation, for one) is a plain DBError wrapping SQLAlchemy's error.
+# Other OperationalErrors (SQLite's "database is locked", PostgreSQL's
+# serialization failure or cancelled statement) stay SQLAlchemy's.
+
+# PostgreSQL SQLSTATEs of a transaction the server rolled back for
+# another's sake: serialization failure, deadlock detected.
+_PG_ROLLED_BACK = ("40001", "40P01")
+
+
+def _sa_error(err):
+    """SQLAlchemy's exception under an oslo.db one (or ``err`` itself)."""
+    if isinstance(err, db_exc.DBError) and isinstance(err.inner_exception, exc.SQLAlchemyError):
+        return err.inner_exception
+    return err
+
 
 def _sqlite_locked(err):
+    err = _sa_error(err)
     return isinstance(err, exc.OperationalError) and any(
         s in str(err.orig).lower() for s in ("database is locked", "database table is locked",
                                              "database is busy"))
 
 
 def _is_retriable(err):
-    """Deadlocks, serialization failures, lock timeouts and duplicate keys
-    raised by a concurrent writer are worth another try."""
+    """Worth another try: what a concurrent transaction caused and a new
+    attempt, reading the state again, can get around -- a deadlock or
+    serialization failure (the server rolled us back), a lock wait that
+    timed out, and a unique key a concurrent writer took first (every
+    unique key of the schema is an allocation: an address, a MAC, a
+    segment, a project's default group, a binding, a tag; the code checks
+    for a taken key before it inserts, so the next attempt answers the
+    conflict itself).  Never retried: a foreign key or NOT NULL violation,
+    a value the column cannot hold, or any other error."""
     if isinstance(err, exceptions.RetryRequest):
         return True
-    if isinstance(err, exc.IntegrityError):
+    if isinstance(err, db_exc.DBDeadlock):
+        # oslo.db counts MySQL's lock wait timeout (1205) as a deadlock;
+        # it is a lock held too long (as PostgreSQL's cancelled statement),
+        # and waiting for it again would hold the request for as long again
+        return not _is_lock_wait_timeout(err)
+    if isinstance(err, db_exc.DBDuplicateEntry):
         return True
+    if isinstance(err, db_exc.DBError):
+        return False
     if isinstance(err, exc.OperationalError):
+        if getattr(err.orig, "pgcode", None) in _PG_ROLLED_BACK:
+            return True
         text = str(err.orig).lower()
-        return any(s in text for s in ("deadlock", "locked", "busy",
-                                       "could not serialize", "lock wait"))
-    if isinstance(err, exc.DBAPIError):
-        code = getattr(err.orig, "pgcode", None)
-        return code in ("40001", "40P01", "23505")
+        return any(s in text for s in ("deadlock", "database is locked", "database is busy",
+                                       "could not serialize"))
     return False
+
+
+def _is_lock_wait_timeout(err):
+    inner = _sa_error(err)
+    if isinstance(inner, db_exc.DBError):  # wrapping the driver's own error
+        inner = inner.inner_exception
+    orig = getattr(inner, "orig", inner)
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] == 1205
+
+
+def classify(err):
+    """The QuantumError a database error is answered with when it is not
+    (or no longer) retried, or None (then it is a server fault or an
+    unreachable database: the API decides).  A foreign key violated is a
+    conflict with a concurrent change (the row referred to went away, or a
+    row still refers to what was deleted): 409.  A duplicate key past the
+    retries: 409.  A NOT NULL violation or a value the column cannot hold
+    is bad input: 400."""
+    if isinstance(err, db_exc.DBReferenceError):
+        return exceptions.Conflict(
+            message="The request refers to a resource that was changed or deleted "
+                    "concurrently, or one still in use; retry it.")
+    if isinstance(err, db_exc.DBDuplicateEntry):
+        return exceptions.Conflict(
+            message="The request conflicts with the current state of the resource; "
+                    "retry it.")
+    if isinstance(err, (db_exc.DBDataError, db_exc.DBInvalidUnicodeParameter)) or (
+            isinstance(err, db_exc.DBError) and isinstance(err.inner_exception, exc.DataError)):
+        # (PostgreSQL's "value too long" is a DataError oslo.db leaves unnamed)
+        return exceptions.BadRequest(
+            message="A value of the request cannot be stored (too long, out of range "
+                    "or not valid text).")
+    if isinstance(err, db_exc.DBConstraintError) or (
+            isinstance(err, db_exc.DBError) and not isinstance(err, db_exc.DBConnectionError)
+            and isinstance(err.inner_exception, exc.IntegrityError)):
+        # NOT NULL (PostgreSQL 23502, MySQL 1048, SQLite), CHECK
+        return exceptions.BadRequest(
+            message="The request lacks a required value or holds an invalid one.")
+    return None
 
 
 # A write transaction that sets this key in ``session.info`` wakes the
@@ -54,6 +131,41 @@ CHANNEL = "qovs_changes"
 # ``session.info[BEFORE_COMMIT]``: run after its work, just before it
 # commits (the quota check: the last lock a transaction takes).
 BEFORE_COMMIT = "qovs_before_commit"
+# session.info: the MySQL named locks (GET_LOCK) a write transaction took
+# through transaction_lock, released when it ends; and how long one may
+# be waited for.
+_MYSQL_LOCKS = "qovs_mysql_locks"
+_LOCK_WAIT = "qovs_lock_wait"
+
+
+def transaction_lock(session, name):
+    """An exclusive lock on ``name`` held until the write transaction
+    ends, whether or not any row exists to lock: PostgreSQL's advisory
+    transaction lock; on MySQL/MariaDB a named lock (GET_LOCK) released by
+    Database.write when the transaction ends -- InnoDB's locks on a row
+    that does not exist (gap locks) do not exclude each other, and READ
+    COMMITTED takes none; nothing on SQLite (a write transaction holds the
+    database's write lock)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return
+    digest = hashlib.sha256(name.encode()).digest()
+    if dialect == "postgresql":
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        return
+    held = session.info.setdefault(_MYSQL_LOCKS, set())
+    lock = "qovs_" + digest.hex()[:40]  # at most 64 characters
+    if lock in held:
+        return
+    got = session.execute(sa.text("SELECT GET_LOCK(:n, :t)"),
+                          {"n": lock, "t": session.info.get(_LOCK_WAIT, 50)}).scalar()
+    if got != 1:
+        raise exceptions.ServiceUnavailable(
+            message="The database is busy; retry the request.")
+    held.add(lock)
+
+
 # After the database failed to answer (or to take a connection), requests
 # fail at once (503) for this long, then one of them tries it again.
 DOWN_HOLD = 1.0
@@ -132,20 +244,30 @@ def _cut(conn):
 
 
 class Database:
-    def __init__(self, url, pool_size=10, max_overflow=20, max_retries=10,
+    def __init__(self, url, pool_size=10, max_overflow=20, db_max_retries=10,
                  echo=False, connect_timeout=None, statement_timeout=None,
-                 sqlite_lock_wait=SQLITE_LOCK_WAIT):
-        """``connect_timeout``, ``statement_timeout`` (seconds, PostgreSQL):
+                 sqlite_lock_wait=SQLITE_LOCK_WAIT, connection_recycle_time=3600,
+                 mysql_sql_mode="TRADITIONAL"):
+        """``db_max_retries``: how many times a write transaction is tried
+        again after a deadlock or a lost race (see _is_retriable).
+        ``connection_recycle_time``: seconds after which a pooled
+        connection is replaced (-1 never; MySQL drops connections idle for
+        its wait_timeout).  ``mysql_sql_mode``: the sql_mode of every
+        MySQL connection (TRADITIONAL: a value the column cannot hold is an
+        error, not silently cut).
+        ``connect_timeout``, ``statement_timeout`` (seconds, PostgreSQL;
+        on MySQL the connect timeout, the lock wait and the socket timeout):
         how long a new connection and one statement may take; past them
         the request fails (503) instead of waiting for the database.  The
         server cancels a statement at ``statement_timeout`` (a long lock
         wait); a server that does not answer at all (paused, or gone
         without closing its connections) is given up one second later."""
         self.url = sa.engine.make_url(url)
-        self.max_retries = max_retries
+        self.max_retries = db_max_retries
         self.sqlite_lock_wait = sqlite_lock_wait
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgresql = self.url.get_backend_name() == "postgresql"
+        self.is_mysql = self.url.get_backend_name() in ("mysql", "mariadb")
         kwargs = {"echo": echo, "future": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -156,7 +278,7 @@ class Database:
             # only a connection idle for PING_AFTER is pinged (pool_pre_ping
             # would cost a round trip on every checkout).
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow,
-                          pool_use_lifo=True)
+                          pool_use_lifo=True, pool_recycle=connection_recycle_time)
             if connect_timeout or statement_timeout:
                 # Waiting for a pooled connection is bounded alike (every
                 # connection may be stuck on a hung database).
@@ -172,11 +294,31 @@ class Database:
                     import psycopg2.extensions
                     psycopg2.extensions.set_wait_callback(_deadline_wait(
                         max(connect_timeout or 0, (statement_timeout or 0) + 1)))
+            elif self.is_mysql:
+                # READ COMMITTED, as PostgreSQL's default: a plain read sees
+                # what was committed before it, not a snapshot of the
+                # transaction's first read (REPEATABLE READ), and InnoDB
+                # takes no gap locks (fewer deadlocks between allocators).
+                kwargs["isolation_level"] = "READ COMMITTED"
+                args = {}
+                if connect_timeout:
+                    args["connect_timeout"] = max(1, int(round(connect_timeout)))
+                if statement_timeout:
+                    # a server that does not answer (PyMySQL's socket
+                    # timeout): given up one second past statement_timeout
+                    args["read_timeout"] = args["write_timeout"] = \
+                        max(1, int(round(statement_timeout + 1)))
+                kwargs["connect_args"] = args
         self.engine = sa.create_engine(self.url, **kwargs)
+        # oslo.db's exception filters: errors raised as oslo_db.exception's
+        # (see _is_retriable and classify).
+        exc_filters.register_engine(self.engine)
         if self.is_sqlite:
             self._setup_sqlite(self.engine)
         else:
             self._setup_ping(self.engine)
+        if self.is_mysql:
+            self._setup_mysql(self.engine, mysql_sql_mode, statement_timeout)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         # Callables fn() registered by whoever follows the change log (the
         # change feeds of db/changefeed.py): called after every committed
@@ -187,6 +329,7 @@ class Database:
         # monotonic time until which the database counts as unreachable
         self._down_until = 0.0
         self._probe_for = (connect_timeout or 0) + (statement_timeout or 0) + 1
+        self._lock_wait = max(1, int(round(statement_timeout))) if statement_timeout else 50
 
     def _gate(self):
         """Fail at once while the database is known not to answer; past
@@ -201,6 +344,13 @@ class Database:
         self._down_until = now + self._probe_for
 
     def _note(self, err):
+        if isinstance(err, db_exc.DBConnectionError):
+            err = _sa_error(err)
+            if not isinstance(err, exc.DBAPIError):
+                LOG.warning("database unreachable: %s", str(err).splitlines()[0])
+                self._down_until = time.monotonic() + DOWN_HOLD
+                return
+        err = _sa_error(err)
         if isinstance(err, exc.TimeoutError) or (
                 isinstance(err, exc.DBAPIError) and (
                     err.connection_invalidated
@@ -235,6 +385,41 @@ class Database:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 conn.exec_driver_sql("BEGIN")
+
+    @staticmethod
+    def _setup_mysql(engine, sql_mode, statement_timeout):
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            if sql_mode:
+                cur.execute("SET SESSION sql_mode = %s", (sql_mode,))
+            if statement_timeout:
+                # a lock held by another transaction is waited for this
+                # long (InnoDB's default is 50 s); then 503, not retried
+                # (as PostgreSQL's statement_timeout)
+                cur.execute("SET SESSION innodb_lock_wait_timeout = %s",
+                            (max(1, int(round(statement_timeout))),))
+            cur.close()
+
+    def wait_until_reachable(self, max_retries=10, retry_interval=10):
+        """At start: try to connect, ``max_retries`` more times (-1: for
+        ever) ``retry_interval`` seconds apart while the database cannot be
+        reached (oslo.db's meaning of [database] max_retries)."""
+        attempt = 0
+        while True:
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+                return
+            except db_exc.DBConnectionError as err:
+                if 0 <= max_retries <= attempt:
+                    raise
+                attempt += 1
+                LOG.warning("database not reachable (%s); attempt %d of %s in %g s",
+                            str(err).splitlines()[0], attempt + 1,
+                            "unlimited" if max_retries < 0 else max_retries + 1,
+                            retry_interval)
+                time.sleep(retry_interval)
 
     @staticmethod
     def _setup_ping(engine):
@@ -278,8 +463,11 @@ class Database:
             with session.begin():
                 yield session
             self._down_until = 0.0
-        except (exc.DBAPIError, exc.TimeoutError) as err:
+        except (exc.DBAPIError, exc.TimeoutError, db_exc.DBError) as err:
             self._note(err)
+            mapped = classify(err)
+            if mapped is not None:
+                raise mapped from err
             raise
         finally:
             session.close()
@@ -289,10 +477,17 @@ class Database:
     def _writer_session(self):
         conn = self.engine.connect().execution_options(qovs_write=True)
         session = Session(bind=conn, expire_on_commit=False)
+        session.info[_LOCK_WAIT] = self._lock_wait
         try:
             with session.begin():
                 yield session
         finally:
+            if session.info.get(_MYSQL_LOCKS):
+                # named locks belong to the connection, not the transaction
+                try:
+                    conn.exec_driver_sql("DO RELEASE_ALL_LOCKS()")
+                except Exception:  # noqa: BLE001 - then the connection goes
+                    conn.invalidate()
             session.close()
             conn.close()
 
@@ -335,6 +530,11 @@ class Database:
                     raise
                 attempt += 1
                 if attempt > self.max_retries or not _is_retriable(err):
+                    mapped = classify(err)
+                    if mapped is not None:
+                        LOG.info("database refused the transaction: %s",
+                                 str(err).splitlines()[0])
+                        raise mapped from err
                     raise
                 LOG.debug("retrying transaction (%d): %s", attempt, err)
                 time.sleep(random.uniform(0, min(0.005 * 2 ** attempt, 0.25)))

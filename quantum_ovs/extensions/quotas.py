@@ -14,8 +14,6 @@ deadlock with a creator holding that row and waiting for the quota lock)
 and creators of one project are serialized only for the count.
 """
 
-import hashlib
-
 import sqlalchemy as sa
 from oslo_config import cfg
 
@@ -29,7 +27,7 @@ from quantum_ovs.api.definitions.quotas import (  # noqa: F401 (the contract's n
 )
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import models
-from quantum_ovs.db.session import BEFORE_COMMIT
+from quantum_ovs.db.session import BEFORE_COMMIT, transaction_lock
 
 DEFINITION = definitions.quotas
 
@@ -103,23 +101,13 @@ class Quotas:
         return s.execute(q).scalar()
 
     def _lock(self, s, project_id, resource):
-        if self.plugin.db.is_sqlite:
-            return  # the write transaction holds the database's write lock
         held = s.info.setdefault("qovs_quota_locks", set())
         if (project_id, resource) in held:
             return
         held.add((project_id, resource))
-        digest = hashlib.sha256(f"quota:{project_id}:{resource}".encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        dialect = s.get_bind().dialect.name
-        if dialect == "postgresql":
-            s.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        else:
-            # Elsewhere: lock the project's quota rows (present or not, the
-            # gap lock of InnoDB covers the key).
-            s.execute(sa.select(models.Quota.project_id).where(
-                models.Quota.project_id == project_id,
-                models.Quota.resource == resource).with_for_update())
+        # A lock on the name, not on the quota row: the project may have
+        # none (its limits are the defaults).
+        transaction_lock(s, f"quota:{project_id}:{resource}")
 
     def check(self, s, resource, obj):
         """Inside the creating transaction: ``obj`` (already added) must

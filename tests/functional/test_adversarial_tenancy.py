@@ -52,7 +52,7 @@ from quantum_ovs import config, extensions
 from quantum_ovs.api.router import make_app
 from quantum_ovs.db import models
 from quantum_ovs.service import build
-from tests.functional.conftest import BACKENDS, Client, make_conf
+from tests.functional.conftest import BACKENDS, SERVER_FIXTURES, Client, make_conf
 
 VICTIM, ATTACKER, ADMIN = "adv-a", "adv-b", "adv-admin"
 NOBODY = "adv-z"  # a project that owns nothing
@@ -452,7 +452,7 @@ def world(request):
         d = tempfile.mkdtemp(prefix="qovs-adv-")
         url, drop = f"sqlite:///{os.path.join(d, 'test.sqlite')}", None
     else:
-        server = request.getfixturevalue("postgres_server")
+        server = request.getfixturevalue(SERVER_FIXTURES[request.param])
         name = "t" + uuid.uuid4().hex[:12]
         server.create_database(name)
         url, drop = server.url(name), (lambda: server.drop_database(name))

@@ -163,39 +163,13 @@ def upgrade():
 
 def downgrade():
     op.drop_table('subnet_routes')
-    with op.batch_alter_table('ipallocations', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ipallocations_port_id'))
-        batch_op.drop_index(batch_op.f('ix_ipallocations_network_id'))
-
     op.drop_table('ipallocations')
-    with op.batch_alter_table('ip_availability_ranges', schema=None) as batch_op:
-        batch_op.drop_index('ix_avail_subnet_first')
-
     op.drop_table('ip_availability_ranges')
     op.drop_table('dns_nameservers')
     op.drop_table('allowed_address_pairs')
-    with op.batch_alter_table('allocation_pools', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_allocation_pools_subnet_id'))
-
     op.drop_table('allocation_pools')
-    with op.batch_alter_table('subnets', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_subnets_project_id'))
-        batch_op.drop_index(batch_op.f('ix_subnets_network_id'))
-
     op.drop_table('subnets')
-    with op.batch_alter_table('ports', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ports_project_id'))
-        batch_op.drop_index(batch_op.f('ix_ports_network_id'))
-        batch_op.drop_index(batch_op.f('ix_ports_device_id'))
-
     op.drop_table('ports')
     op.drop_table('tags')
-    with op.batch_alter_table('networks', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_networks_shared'))
-        batch_op.drop_index(batch_op.f('ix_networks_project_id'))
-
     op.drop_table('networks')
-    with op.batch_alter_table('changes', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_changes_network_id'))
-
     op.drop_table('changes')

@@ -139,30 +139,13 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('changes', schema=None) as batch_op:
         batch_op.drop_column('host')
-    with op.batch_alter_table('securitygroupportbindings', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_securitygroupportbindings_security_group_id'))
-
     op.drop_table('securitygroupportbindings')
-    with op.batch_alter_table('port_bindings', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_port_bindings_host'))
-
     op.drop_table('port_bindings')
-    with op.batch_alter_table('segment_allocations', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_segment_allocations_network_id'))
-
     op.drop_table('segment_allocations')
-    with op.batch_alter_table('securitygrouprules', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_securitygrouprules_security_group_id'))
-        batch_op.drop_index(batch_op.f('ix_securitygrouprules_remote_group_id'))
-        batch_op.drop_index(batch_op.f('ix_securitygrouprules_project_id'))
-
     op.drop_table('securitygrouprules')
     op.drop_table('network_segments')
     op.drop_table('external_networks')
     op.drop_table('default_security_groups')
-    with op.batch_alter_table('securitygroups', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_securitygroups_project_id'))
-
     op.drop_table('securitygroups')
     op.drop_table('quotas')
     op.drop_table('agents')

@@ -30,6 +30,4 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('agent_credentials', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_agent_credentials_host'))
     op.drop_table('agent_credentials')

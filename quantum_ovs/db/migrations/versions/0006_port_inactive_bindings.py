@@ -37,6 +37,4 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('port_inactive_bindings', schema=None) as batch_op:
-        batch_op.drop_index('ix_port_inactive_bindings_host')
     op.drop_table('port_inactive_bindings')

@@ -63,7 +63,4 @@ def upgrade():
 def downgrade():
     op.drop_table('routerroutes')
     op.drop_table('routerports')
-    with op.batch_alter_table('routers', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_routers_project_id'))
-        batch_op.drop_index(batch_op.f('ix_routers_gw_network_id'))
     op.drop_table('routers')

@@ -87,15 +87,10 @@ def upgrade():
 
 
 def downgrade():
+    # Dropping a table drops its indexes everywhere; MySQL refuses to drop
+    # first an index that a foreign key needs.
     op.drop_table('portforwardings')
-    with op.batch_alter_table('floatingips', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_floatingips_router_id'))
-        batch_op.drop_index(batch_op.f('ix_floatingips_project_id'))
-        batch_op.drop_index(batch_op.f('ix_floatingips_floating_network_id'))
-        batch_op.drop_index(batch_op.f('ix_floatingips_fixed_port_id'))
     op.drop_table('floatingips')
-    with op.batch_alter_table('router_gateway_hosts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_router_gateway_hosts_host'))
     op.drop_table('router_gateway_hosts')
     with op.batch_alter_table('routers', schema=None) as batch_op:
         batch_op.drop_column('redirect_key')
