@@ -44,6 +44,8 @@ router: a port on one of its networks, or a gateway host of it):
              -> L3_SNAT; ARP for the gateway address answered by the
              active gateway host only (the first of hosts not in
              Chassis.gateways_down); IPv4 to it: un-SNAT in Zs -> EXT_DNAT.
+             With enable_snat off, IPv4 to the gateway MAC (a tenant
+             address, routed untranslated) -> EXT_CT -> L3_ROUTE, as IPv6.
   EXT_DNAT   (gateway hosts) still to the gateway address after un-SNAT
              (no connection of ours): echo on (answered in L3_ROUTE), the
              rest dropped.
@@ -304,6 +306,15 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
         add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", gw_ip)),
             arp_reply(gw.mac_address, gw_ip)[:-1] + ext.reply)
     add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, f_gw), _admit(zones, gw.mac_address))
+    if not gw.enable_snat:
+        # no SNAT: the tenant addresses are routed as they are, so the
+        # outside sends to them through the gateway MAC (the upstream
+        # routes the tenant prefixes to the gateway address): into the
+        # ACL zone and routed, as IPv6 is (the gateway address itself and
+        # the floating IPs keep their own flows, above)
+        add(P.EXT_ADMIT, PRIO_ADMIT_V6, mk(rext, F_IP, Field("eth_dst", gw.mac_address)),
+            (_TURN_ETH, SetField("eth_src", gw.mac_address), SetField(P.REG_ROUTER, zones.acl),
+             SetField(P.REG_ZONE, zones.acl), GotoTable(P.EXT_CT)))
     # still to the gateway address after un-SNAT: no connection of ours;
     # echo is answered (back out of the uplink), the rest dropped
     add(P.EXT_DNAT, PRIO_GW_LOCAL, mk(rid, F_IP, f_gw), ())

@@ -482,3 +482,33 @@ def test_the_answer_to_our_arp_is_not_metered_with_the_packets_waiting_for_it():
     lid = e.local_id(EXT_NET)
     assert reply.meters == [P.EXT_REPLY_METER_BASE + lid]
     assert P.EXT_REPLY_METER_BASE + lid != P.EXT_PUNT_METER_BASE + lid
+
+
+def test_without_snat_tenant_addresses_are_routed_both_ways_by_the_active_gateway():
+    """enable_snat off: out untranslated; in, the outside reaches a tenant
+    address through the gateway MAC (only on the active gateway host),
+    and the instance's security groups decide."""
+    view = _view(hosts=(HOST, "gw-2"), fips=0, forwardings=False)
+    r = view.routers[0]
+    view = view.replace(routers=(dataclasses.replace(
+        r, gateway=dataclasses.replace(r.gateway, enable_snat=False)),) + view.routers[1:])
+    e = _engine(view)
+    gw = e.routers["router-1"].gateway
+    port = e.ports["port-0-0"]
+    vif = dict(e.chassis().vif_ofports)[port.id]
+    out = Tracer(e.flows()).run({
+        "in_port": vif, "eth_src": port.mac_address, "eth_dst": router_mac(0),
+        "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": port.ips[0], "ipv4_dst": INTERNET,
+        "tcp_src": 40000, "tcp_dst": 80}, ct_state=CT_EST | CT_TRK)
+    (d,) = out.outputs
+    assert (d.port, d.get("ipv4_src")) == (PATCH_OFPORT, port.ips[0])  # untranslated
+    inbound = {"in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+               "eth_dst": gw.mac_address, "eth_type": 0x0800, "ip_proto": 6,
+               "ipv4_src": INTERNET, "ipv4_dst": port.ips[0], "tcp_src": 80,
+               "tcp_dst": 40000}
+    back = Tracer(e.flows()).run(inbound, ct_state=CT_EST | CT_TRK)
+    assert back.ports == [vif] and back.outputs[0].get("ipv4_dst") == port.ips[0]
+    assert e.flows() == _full(e)
+    # with SNAT on, nothing but the gateway address is admitted that way
+    snat = _engine(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False))
+    assert not Tracer(snat.flows()).run(inbound, ct_state=CT_EST | CT_TRK).ports
