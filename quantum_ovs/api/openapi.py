@@ -224,9 +224,11 @@ def _protocol(fn, mode):
 # Validators of today's definitions that do not say their schema
 # themselves (module.qualname -> (fn, mode) -> (schema, nullable)).
 _CUSTOM = {
-    "quantum_ovs.api.definitions.binding._profile": _c(
-        {"type": "object"}, {"type": "object"}, True),
-    "quantum_ovs.api.definitions.binding._host": _c(_string(255), null=True),
+    # (None is taken, and shown as {} and "".)
+    "quantum_ovs.api.definitions.binding._profile": lambda fn, mode: (
+        {"type": "object"}, mode == "request"),
+    "quantum_ovs.api.definitions.binding._host": lambda fn, mode: (
+        _string(255), mode == "request"),
     "quantum_ovs.api.definitions.provider._segid": lambda fn, mode: (
         _int(mode, 0, 2 ** 32 - 1), True),
     "quantum_ovs.api.definitions.provider._str_or_none": _c(_string(64), null=True),
@@ -273,6 +275,10 @@ _SHOWN_IN = {
         "type": "array", "items": {"$ref": "#/components/schemas/SecurityGroupRule"}},
 }
 
+# Attributes whose validator takes None (the server then chooses) that are
+# never shown null.
+_NEVER_NULL = {("networks", "provider:network_type")}
+
 # The extension aliases of the core's own attributes (the rest of the
 # core is the base API).
 _CORE_ALIASES = {
@@ -313,14 +319,18 @@ def attribute_aliases(schema):
     return attrs, colls
 
 
-def attribute_schema(collection, name, a, mode):
+def attribute_schema(collection, name, a, mode, server_default=False):
     """The schema of one attribute of a resource in a request (``create``/
-    ``update``) or a response."""
+    ``update``) or a response.  A response shows null where the validator
+    gives None, unless a create must give the attribute (a default of None
+    the validator does not take is the server's to fill: ``mtu``)."""
     vmode = "response" if mode == "response" else "request"
     if a.validate is not None:
         s, null = validator_schema(a.validate, vmode)
     else:
         s, null = {}, False
+    if mode == "response" and (collection, name) in _NEVER_NULL:
+        null = False
     if mode == "response":
         shown = _SHOWN_IN.get((collection, name), _SHOWN.get(name))
         if shown is not None:
@@ -329,8 +339,8 @@ def attribute_schema(collection, name, a, mode):
             s, null = validator_schema(a.convert_filter, "response")
             if s.get("type") == "string":
                 s = {"type": "string"}
-        if a.default is None:
-            null = True
+        if a.allow_post and a.default is NOT_SET and not server_default:
+            null = False
     return nullable(s) if null else s
 
 
@@ -371,7 +381,8 @@ GENERIC_ERRORS = {
 _CORE_ERRORS = [c for c in _error_classes(exceptions) if c.code != 500]
 # Which statuses each kind of operation answers besides its success.
 _STATUSES = {
-    "list": (400, 401, 403), "show": (400, 401, 403, 404),
+    # (A marker that names nothing is 404, as in Neutron.)
+    "list": (400, 401, 403, 404), "show": (400, 401, 403, 404),
     "create": (400, 401, 403, 404, 409, 413, 415, 503),
     "update": (400, 401, 403, 404, 409, 412, 413, 415, 503),
     "delete": (401, 403, 404, 409, 412, 503),
@@ -520,7 +531,8 @@ def _resource_schemas(schema, aliases):
             alias = aliases.get((c, k))
             ext = {"x-extension-alias": alias} if alias else {}
             if a.is_visible:
-                shown[k] = dict(attribute_schema(c, k, a, "response"), **ext)
+                shown[k] = dict(attribute_schema(c, k, a, "response",
+                                                 (c, k) in schema.server_defaults), **ext)
             if a.allow_post:
                 create[k] = dict(attribute_schema(c, k, a, "create"), **ext)
                 if a.default is NOT_SET and (c, k) not in schema.server_defaults:
@@ -616,7 +628,8 @@ def _links_for(schema, comp, creates, c):
     links = {}
     own = creates.get(c, {})
     for what, op in own.get("member_ops", {}).items():
-        links[f"{what}{comp[c]}"] = {
+        what, tags = (what[:-4], "Tags") if what.endswith("Tags") else (what, "")
+        links[f"{what}{comp[c]}{tags}"] = {
             "operationId": op, "parameters": {"id": f"$response.body#/{member}/id"}}
     for d, info in creates.items():
         if d == c or "create" not in info:
@@ -682,11 +695,12 @@ def document(schema, routes, title="OpenStack Networking API (quantum-ovs)"):
         if r.collection and not r.canonical:
             if r.kind == "collection" and "POST" in r.methods:
                 creates.setdefault(r.collection, {})["create"] = _op_id("POST", r.path)
-            if r.kind == "member":
+            if r.kind in ("member", "tags"):
                 ops = creates.setdefault(r.collection, {}).setdefault("member_ops", {})
+                suffix = "Tags" if r.kind == "tags" else ""
                 for m, what in (("GET", "show"), ("PUT", "update"), ("DELETE", "delete")):
                     if m in r.methods:
-                        ops[what] = _op_id(m, r.path.replace("{id}", "{id}"))
+                        ops[what + suffix] = _op_id(m, r.path)
     for r in routes:
         if not (r.path in ("/", "/openapi.json") or r.path.startswith("/v2.0")):
             continue

@@ -11,6 +11,7 @@ import webtest
 
 from quantum_ovs import config
 from quantum_ovs.service import build
+from tests.fixtures import openapi_check
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -96,6 +97,14 @@ def make_conf(db_url, **overrides):
     for k, v in overrides.items():
         conf.set_override(k, v)
     return conf
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _openapi_checked():
+    """Every exchange checked against the API's description
+    (tests/fixtures/openapi_check.py)."""
+    with openapi_check.installed():
+        yield
 
 
 @pytest.fixture(params=BACKENDS)
