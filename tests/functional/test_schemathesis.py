@@ -68,7 +68,7 @@ def _summary(out):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_schemathesis_finds_nothing(request, tmp_path, backend):
+def test_schemathesis_finds_nothing(request, tmp_path, capsys, backend):
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path}/st.sqlite"
     else:
@@ -82,6 +82,17 @@ def test_schemathesis_finds_nothing(request, tmp_path, backend):
         rc, out, report = run_schemathesis(server.url, str(tmp_path))
     finally:
         server.stop()
-    print(f"\nschemathesis on {backend} (seed {SEED}):\n{_summary(out)}")
+    with capsys.disabled():  # the report is printed in every run
+        _print_report(backend, out, report)
     assert rc == 0, _summary(out) if "FAILURES" not in out else \
         out[out.index("FAILURES"):][:20000]
+
+
+def _print_report(backend, out, report):
+    print(f"\nschemathesis on {backend} (seed {SEED}):\n{_summary(out)}")
+    if report:
+        ops, cases = report["operations"], report["test_cases"]
+        phases = ", ".join(f"{k} {v['status']}" for k, v in report["phases"].items())
+        print(f"schemathesis {backend}: {ops['tested']}/{ops['selected']} operations, "
+              f"{cases['generated']} cases, {cases['unique_failures']} failures, "
+              f"{len(report['errors'])} errors; {phases}")
