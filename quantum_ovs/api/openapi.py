@@ -205,7 +205,9 @@ def _gateway(fn, mode):
     s = {"type": "object", "additionalProperties": False, "properties": {
         "network_id": _uuid(mode), "enable_snat": _bool(mode), "external_fixed_ips": ips}}
     if mode == "request":
-        s["required"] = ["network_id"]
+        # ({} is no gateway, like null.)
+        s = {"anyOf": [dict(s, required=["network_id"]),
+                       {"type": "object", "maxProperties": 0}]}
     return s, True
 
 
@@ -381,13 +383,14 @@ GENERIC_ERRORS = {
 _CORE_ERRORS = [c for c in _error_classes(exceptions) if c.code != 500]
 # Which statuses each kind of operation answers besides its success.
 _STATUSES = {
-    # (A marker that names nothing is 404, as in Neutron.)
-    "list": (400, 401, 403, 404), "show": (400, 401, 403, 404),
+    # (A marker that names nothing is 404, as in Neutron; a busy database
+    # is 503 anywhere.)
+    "list": (400, 401, 403, 404, 503), "show": (400, 401, 403, 404, 503),
     "create": (400, 401, 403, 404, 409, 413, 415, 503),
     "update": (400, 401, 403, 404, 409, 412, 413, 415, 503),
-    "delete": (401, 403, 404, 409, 412, 503),
+    "delete": (400, 401, 403, 404, 409, 412, 503),
     "action": (400, 401, 403, 404, 409, 413, 415, 503),
-    "read": (400, 401, 403, 404),
+    "read": (400, 401, 403, 404, 503),
 }
 
 
@@ -763,7 +766,9 @@ def _operation(schema, r, method, comp, errors, creates):
         return {"summary": f"List {c}", "parameters": _list_params(schema, c),
                 "responses": _responses("list", c, errors, {"200": _json(body)})}
     if r.kind == "collection":
-        bulk = _wrap(c, {"type": "array", "items": _ref(name + "Create")})
+        # (An item of a bulk create may be wrapped in its member key too.)
+        bulk = _wrap(c, {"type": "array", "items": {"anyOf": [
+            _ref(name + "Create"), _wrap(member, _ref(name + "Create"))]}})
         one = _wrap(member, _ref(name + "Create"))
         out = _json({"anyOf": [_wrap(member, _ref(name)),
                                _wrap(c, {"type": "array", "items": _ref(name)})]},
@@ -940,10 +945,10 @@ def essex_document(versions=("1.0", "1.1")):
                 for code in codes}
         errs["500"] = {"description": "Fault", "content": {JSON: {"schema": fault}}}
 
-        def op(summary, ok, body=None, _errs=errs):
+        def op(summary, ok, body=None, _errs=errs, required=True):
             o = {"summary": summary, "responses": dict(ok, **_errs)}
             if body is not None:
-                o["requestBody"] = _body(body)
+                o["requestBody"] = _body(body, required)
             return o
         created = {"202" if v11 else "200": _json({"type": "object"}, "Created")}
         nets = _json(_wrap("networks", {"type": "array", "items": network}))
@@ -962,7 +967,8 @@ def essex_document(versions=("1.0", "1.1")):
         paths[net + "/detail"] = {"get": op("Show a network with its ports",
                                             {"200": _json(_wrap("network", network))})}
         paths[net + "/ports"] = {"get": op("List ports", {"200": ports}),
-                                 "post": op("Create a port", created, port_body)}
+                                 "post": op("Create a port", created, port_body,
+                                            required=False)}
         paths[net + "/ports/detail"] = {"get": op("List ports with details", {"200": ports})}
         paths[port] = {"get": op("Show a port", {"200": _json(_wrap("port", portv))}),
                        "put": op("Set a port's state", none, port_body),
