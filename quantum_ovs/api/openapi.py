@@ -91,7 +91,9 @@ def _int(mode, minimum=None, maximum=None, choices=None):
         s = {"type": "integer", "enum": list(choices)}
     if mode == "response":
         return s
-    return {"anyOf": [s, INT_STRING]}
+    digits = INT_STRING if lo < 0 else {"type": "string",
+                                        "pattern": r"^\s*\+?[0-9]{1,20}\s*$"}
+    return {"anyOf": [s, digits]}
 
 
 def _string(max_len):
@@ -767,7 +769,7 @@ def _operation(schema, r, method, comp, errors, creates):
                 "responses": _responses("list", c, errors, {"200": _json(body)})}
     if r.kind == "collection":
         # (An item of a bulk create may be wrapped in its member key too.)
-        bulk = _wrap(c, {"type": "array", "items": {"anyOf": [
+        bulk = _wrap(c, {"type": "array", "minItems": 1, "items": {"anyOf": [
             _ref(name + "Create"), _wrap(member, _ref(name + "Create"))]}})
         one = _wrap(member, _ref(name + "Create"))
         out = _json({"anyOf": [_wrap(member, _ref(name)),
