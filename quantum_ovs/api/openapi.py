@@ -671,6 +671,15 @@ _EXAMPLES = {("subnets", "cidr"): "10.0.0.0/24", ("subnets", "ip_version"): 4,
              ("security_group_rules", "direction"): "ingress"}
 
 
+_NEUTRON_ERROR_SCHEMA = {
+    "type": "object", "required": ["NeutronError"], "additionalProperties": False,
+    "properties": {"NeutronError": {
+        "type": "object", "required": ["type", "message", "detail"],
+        "additionalProperties": False,
+        "properties": {"type": {"type": "string"}, "message": {"type": "string"},
+                       "detail": {"type": "string"}}}}}
+
+
 def document(schema, routes, title="OpenStack Networking API (quantum-ovs)"):
     """The OpenAPI 3.1 description of the v2.0 API: ``schema`` the app's
     Schema, ``routes`` its routes_of()."""
@@ -678,13 +687,7 @@ def document(schema, routes, title="OpenStack Networking API (quantum-ovs)"):
     errors = error_types(schema)
     comp = _component_names(schema)
     schemas = {
-        "NeutronError": {
-            "type": "object", "required": ["NeutronError"], "additionalProperties": False,
-            "properties": {"NeutronError": {
-                "type": "object", "required": ["type", "message", "detail"],
-                "additionalProperties": False,
-                "properties": {"type": {"type": "string"}, "message": {"type": "string"},
-                               "detail": {"type": "string"}}}}},
+        "NeutronError": _NEUTRON_ERROR_SCHEMA,
         "Extension": {"type": "object", "additionalProperties": False,
                       "required": ["alias", "name", "description", "updated", "links"],
                       "properties": {"alias": {"type": "string"}, "name": {"type": "string"},
@@ -943,6 +946,11 @@ def essex_document(versions=("1.0", "1.1")):
         if v11:
             network["properties"]["op-status"] = status
             portv["properties"]["op-status"] = status
+        # What is refused before the v1.x handlers see it (a URL that is
+        # no UTF-8 or holds NUL, a path that names nothing, identity
+        # headers out of bounds) is answered as a v2.0 NeutronError.
+        fault = {"anyOf": [fault, {"$ref": "#/components/schemas/NeutronError"}]}
+        codes = sorted(set(codes) | {413, 415})
         errs = {str(code): {"description": "Fault", "content": {JSON: {"schema": fault}}}
                 for code in codes}
         errs["500"] = {"description": "Fault", "content": {JSON: {"schema": fault}}}
@@ -989,4 +997,5 @@ def essex_document(versions=("1.0", "1.1")):
     return {"openapi": OPENAPI,
             "info": {"title": "Quantum API v1.0/v1.1 (Essex, quantum-ovs)", "version": "1.1",
                      "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
-            "servers": [{"url": "/"}], "paths": paths}
+            "servers": [{"url": "/"}], "paths": paths,
+            "components": {"schemas": {"NeutronError": _NEUTRON_ERROR_SCHEMA}}}
