@@ -717,6 +717,8 @@ def document(schema, routes, title="OpenStack Networking API (quantum-ovs)"):
         if params:
             item["parameters"] = params
         alias = r.alias or (coll_alias.get(r.collection) if r.collection else None)
+        if r.kind in ("tags", "tag") and "standard-attr-tag" in schema.alias_names():
+            alias = "standard-attr-tag"
         for m in r.methods:
             op = _operation(schema, r, m, comp, errors, creates)
             op["operationId"] = _op_id(m, r.path) + ("Underscored" if r.canonical else "")
