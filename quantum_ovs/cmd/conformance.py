@@ -1,5 +1,5 @@
 """quantum-ovs-conformance URL [--token T | --noauth-project P]: run the
-behavioural checks of the Networking API v2.0 (quantum_ovs.conformance)
+behavioural checks of the Networking API v2.0 (quantum_ovs.testing.conformance)
 against any Neutron-compatible server; prints a table per resource and
 ``N passed, N failed, N skipped``; exit status 1 when a check failed."""
 
@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from quantum_ovs import conformance
+from quantum_ovs.testing import conformance
 
 
 def main(argv=None):

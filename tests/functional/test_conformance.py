@@ -4,7 +4,7 @@ wrongly."""
 
 import re
 
-from quantum_ovs import conformance
+from quantum_ovs.testing import conformance
 from quantum_ovs.cmd import conformance as cmd
 from quantum_ovs.testing.server import ServerProcess
 
