@@ -917,6 +917,7 @@ def essex_document(versions=("1.0", "1.1")):
     """The Essex API (Quantum v1.0 and v1.1, quantum_ovs.extensions.essex)."""
     from quantum_ovs.api.definitions import essex
     paths = {}
+    components = {"NeutronError": _NEUTRON_ERROR_SCHEMA}
     state = {"enum": ["ACTIVE", "DOWN"]}
     name = {"type": "string"}
     for version in versions:
@@ -951,11 +952,12 @@ def essex_document(versions=("1.0", "1.1")):
         # What is refused before the v1.x handlers see it (a URL that is
         # no UTF-8 or holds NUL, a path that names nothing, identity
         # headers out of bounds) is answered as a v2.0 NeutronError.
-        fault = {"anyOf": [fault, {"$ref": "#/components/schemas/NeutronError"}]}
-        codes = sorted(set(codes) | {413, 415})
-        errs = {str(code): {"description": "Fault", "content": {JSON: {"schema": fault}}}
-                for code in codes}
-        errs["500"] = {"description": "Fault", "content": {JSON: {"schema": fault}}}
+        fault_name = "Fault" + version.replace(".", "")
+        components[fault_name] = {"anyOf": [fault, {"$ref": "#/components/schemas/"
+                                                           "NeutronError"}]}
+        codes = sorted(set(codes) | {413, 415, 500})
+        errs = {str(code): {"description": "Fault", "content": {JSON: {
+            "schema": {"$ref": f"#/components/schemas/{fault_name}"}}}} for code in codes}
 
         def op(summary, ok, body=None, _errs=errs, required=True):
             o = {"summary": summary, "responses": dict(ok, **_errs)}
@@ -1000,4 +1002,4 @@ def essex_document(versions=("1.0", "1.1")):
             "info": {"title": "Quantum API v1.0/v1.1 (Essex, quantum-ovs)", "version": "1.1",
                      "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
             "servers": [{"url": "/"}], "paths": paths,
-            "components": {"schemas": {"NeutronError": _NEUTRON_ERROR_SCHEMA}}}
+            "components": {"schemas": components}}
