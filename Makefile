@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup test test-unit test-functional test-integration demo bench bench-compare pep8 genconfig genpolicy clean
+.PHONY: openapi setup test test-unit test-functional test-integration demo bench bench-compare pep8 genconfig genpolicy clean
 
 setup:
 	@bash tools/setup.sh
@@ -41,6 +41,11 @@ pep8: setup
 genconfig: setup
 	@$(VENV)/bin/oslo-config-generator --namespace quantum_ovs --output-file etc/quantum-ovs.conf.sample
 	@$(VENV)/bin/oslo-config-generator --namespace quantum_ovs.agent --output-file etc/quantum-ovs-agent.ini.sample
+
+# doc/api/networking-v2.json and networking-v1.json from the code
+# (tests/unit/api/test_openapi.py fails when they are stale).
+openapi: setup
+	@$(PY) -m quantum_ovs.cmd.openapi --output-dir doc/api
 
 genpolicy: setup
 	@$(VENV)/bin/oslopolicy-sample-generator --namespace quantum_ovs --output-file etc/policy.yaml.sample

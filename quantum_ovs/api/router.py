@@ -31,8 +31,10 @@ class API:
         self.controllers = {c: Controller(c, schema, plugin, policy, conf)
                             for c in schema.resources}
         self.extra_routes = []  # (path, {method: handler(req, ctx, **kw)})
+        self._openapi = None
         m = routes.Mapper()
         m.connect("/", action="versions")
+        m.connect("/openapi.json", action="openapi")
         m.connect("/v2.0", action="v2_index")
         m.connect("/v2.0/", action="v2_index")
         m.connect("/v2.0/extensions{fmt:(\\.json)?}", action="extensions")
@@ -72,6 +74,9 @@ class API:
         if action == "versions":
             self._allow(method, "GET", "HEAD")
             return self.versions(req)
+        if action == "openapi":
+            self._allow(method, "GET", "HEAD")
+            return json_response(self.openapi())
         ctx = req.environ.get("quantum.context")
         if ctx is None:
             raise webob.exc.HTTPUnauthorized(detail="No credentials")
@@ -117,6 +122,13 @@ class API:
             self._allow(method, "GET", "PUT", "DELETE")
             return ctl.tags(req, ctx, match["id"], match.get("tag"))
         raise webob.exc.HTTPNotFound()
+
+    def openapi(self):
+        """The OpenAPI description of what this app serves (made once)."""
+        if self._openapi is None:
+            from quantum_ovs.api import openapi
+            self._openapi = openapi.document(self.schema, openapi.routes_of(self))
+        return self._openapi
 
     @staticmethod
     def _allow(method, *allowed):

@@ -27,6 +27,7 @@ from quantum_ovs import config
 from quantum_ovs.db import migration
 from quantum_ovs.service import build
 from tests.fixtures.mariadb import mariadb_server  # noqa: F401 - a fixture
+from tests.fixtures import openapi_check
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - a fixture
 
 BACKENDS = ["sqlite", "postgresql", "mysql"]
@@ -140,6 +141,14 @@ def make_conf(db_url, **overrides):
         conf.set_override("www_authenticate_uri", "http://127.0.0.1:1/v3",
                           group="keystone_authtoken")
     return conf
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _openapi_checked():
+    """Every exchange checked against the API's description
+    (tests/fixtures/openapi_check.py)."""
+    with openapi_check.installed():
+        yield
 
 
 @pytest.fixture(params=BACKENDS)

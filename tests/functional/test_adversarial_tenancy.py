@@ -70,7 +70,7 @@ PARAM = re.compile(r"\{(\w+)\}")
 # Routes that are no project's: the version documents, the extension list,
 # and the agent API (agents present per-host credentials; confinement is
 # tests/functional/test_agent_confinement.py).
-UNSCOPED = re.compile(r"^/$|^/v2\.0/?$|^/v2\.0/extensions|^/agent-api/")
+UNSCOPED = re.compile(r"^/$|^/openapi\.json$|^/v2\.0/?$|^/v2\.0/extensions|^/agent-api/")
 
 # Attributes ending in _id (or named like a collection) that name no
 # object of another project.

@@ -44,7 +44,7 @@ PROJECTS = ("p1", "p2", "")
 
 # Methods of the routes that are not collections, members or extras.
 OTHER_METHODS = {"versions": ("GET",), "v2_index": ("GET",), "extensions": ("GET",),
-                 "extension": ("GET",)}
+                 "extension": ("GET",), "openapi": ("GET",)}
 ODD_METHODS = ("PATCH", "OPTIONS", "POST", "PUT", "DELETE", "GET", "HEAD")
 
 
