@@ -162,3 +162,89 @@ def test_boot_on_a_network_then_delete(stack, net, tmp_path):
         assert res.returncode != 0 and "No Port found" in res.stderr, res.stderr
         assert tap not in br_int_ports(stack, host)
         assert stack.guest_ns(vm_id) not in namespaces()
+
+
+@pytest.fixture(scope="module")
+def net2(stack):
+    n = stack.cli("network", "create", "nova-net2")
+    stack.cli("subnet", "create", "--network", n["id"], "--subnet-range", "10.78.0.0/24",
+              "nova-subnet2")
+    return n
+
+
+def test_boot_with_a_precreated_port_leaves_it_unbound_on_delete(stack, net, tmp_path):
+    p = stack.cli("port", "create", "--network", net["id"], "pre-port")
+    vm = boot(stack, "vm-port", "--port", p["id"], host="hv1")
+    assert vm["status"] == "ACTIVE"
+    port = port_show(stack, p["id"])
+    assert port["device_id"] == vm["id"] and port["device_owner"].startswith("compute:")
+    assert port["binding_host_id"] == "hv1" and port["binding_vif_type"] == "ovs", port
+    assert port["status"] == "ACTIVE", port
+    assert dhcp(stack, tmp_path, vm["id"], port) == port["fixed_ips"][0]["ip_address"]
+
+    stack.cli("server", "delete", "--wait", vm["id"], parse=False)
+    port = port_show(stack, p["id"])  # still there: nova did not create it
+    assert port["device_id"] == "" and port["device_owner"] == "", port
+    assert not port["binding_host_id"], port
+    assert port["status"] == "DOWN", port
+    assert "tap" + p["id"][:11] not in br_int_ports(stack, "hv1")
+    stack.cli("port", "delete", p["id"], parse=False)
+
+
+def test_two_nics_and_interface_attach_detach(stack, net, net2, tmp_path):
+    vm = boot(stack, "vm-2nic", "--network", net["id"], "--network", net2["id"], host="hv2")
+    assert vm["status"] == "ACTIVE"
+    ports = {p["ID"]: port_show(stack, p["ID"]) for p in ports_of(stack, vm["id"])}
+    assert {p["network_id"] for p in ports.values()} == {net["id"], net2["id"]}
+    for port in ports.values():
+        assert port["status"] == "ACTIVE" and port["binding_host_id"] == "hv2", port
+        assert dhcp(stack, tmp_path, vm["id"], port) == port["fixed_ips"][0]["ip_address"]
+    server = stack.nova("GET", f"/servers/{vm['id']}")["server"]
+    assert set(server["addresses"]) == {"nova-net", "nova-net2"}
+
+    # server add port: a port of ours, bound to hv2 and plugged by nova.
+    extra = stack.cli("port", "create", "--network", net2["id"], "extra-port")
+    stack.cli("server", "add", "port", vm["id"], extra["id"], parse=False)
+    port = _wait_port(stack, extra["id"], lambda p: p["status"] == "ACTIVE")
+    assert port["device_id"] == vm["id"] and port["binding_host_id"] == "hv2", port
+    assert "tap" + extra["id"][:11] in br_int_ports(stack, "hv2")
+    assert dhcp(stack, tmp_path, vm["id"], port) == port["fixed_ips"][0]["ip_address"]
+
+    # server remove port: unplugged, unbound, kept (nova did not create it).
+    stack.cli("server", "remove", "port", vm["id"], extra["id"], parse=False)
+    port = _wait_port(stack, extra["id"], lambda p: not p["device_id"])
+    assert not port["binding_host_id"], port
+    assert _wait(lambda: "tap" + extra["id"][:11] not in br_int_ports(stack, "hv2"))
+
+    # server add / remove network: nova creates and then deletes the port.
+    stack.cli("server", "add", "network", vm["id"], net["id"], parse=False)
+    assert _wait(lambda: len(ports_of(stack, vm["id"])) == 3, timeout=60)
+    new = [p for p in ports_of(stack, vm["id"]) if p["ID"] not in ports]
+    (new_port,) = new
+    _wait_port(stack, new_port["ID"], lambda p: p["status"] == "ACTIVE")
+    stack.cli("server", "remove", "network", vm["id"], net["id"], parse=False)
+    assert _wait(lambda: stack.cli("port", "show", new_port["ID"], check=False).returncode
+                 != 0, timeout=60)
+    stack.cli("server", "delete", "--wait", vm["id"], parse=False)
+    assert not ports_of(stack, vm["id"])
+    stack.cli("port", "delete", extra["id"], parse=False)
+
+
+def _wait(pred, timeout=60, interval=1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def _wait_port(stack, port_id, pred, timeout=60):
+    port = None
+
+    def check():
+        nonlocal port
+        port = port_show(stack, port_id)
+        return pred(port)
+    assert _wait(check, timeout), port
+    return port
