@@ -12,6 +12,8 @@ by ``make test-nova`` (QOVS_NOVA_TESTS=1), not by ``make test``.
 from __future__ import annotations
 
 import os
+import re
+import statistics
 import subprocess
 import time
 
@@ -38,7 +40,7 @@ def stack(request):
     reason = ovs_missing() or nova_fixture.missing_prerequisites()
     if reason:
         pytest.skip(reason)
-    st = nova_fixture.NovaStack(hosts=HOSTS)
+    st = nova_fixture.NovaStack(hosts=HOSTS, vif_plugging_timeout=30)
     st.start()
     print(f"\nnova stack setup s: {st.timings}")
     rss = st.rss_mib()
@@ -251,3 +253,82 @@ def _wait_port(stack, port_id, pred, timeout=60):
         return pred(port)
     assert _wait(check, timeout), port
     return port
+
+
+def test_live_migration_with_a_background_ping(stack, net, tmp_path):
+    vm = boot(stack, "vm-mig", "--network", net["id"], host="hv1")
+    peer = boot(stack, "vm-peer", "--network", net["id"], host="hv1")
+    (p,) = ports_of(stack, vm["id"])
+    port = port_show(stack, p["ID"])
+    ip = dhcp(stack, tmp_path, vm["id"], port)
+    (pp,) = ports_of(stack, peer["id"])
+    dhcp(stack, tmp_path, peer["id"], port_show(stack, pp["ID"]))
+    ok, out = ping(stack, peer["id"], ip)
+    assert ok, out
+
+    pinger = subprocess.Popen(["ip", "netns", "exec", stack.guest_ns(peer["id"]), "ping", "-n",
+                               "-i", "0.01", "-W", "1", ip], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1)
+        t0 = time.monotonic()
+        stack.cli("server", "migrate", "--live-migration", "--host", "hv2", "--wait",
+                  vm["id"], parse=False, timeout=300)
+        migrate_s = time.monotonic() - t0
+        time.sleep(2)
+    finally:
+        pinger.send_signal(2)  # SIGINT: ping prints its summary
+        out = pinger.communicate(timeout=10)[0]
+    summary = [line for line in out.splitlines() if "packets transmitted" in line]
+    assert summary, out
+    sent, received = (int(w) for w in re.findall(r"(\d+) (?:packets transmitted|received)",
+                                                 summary[0]))
+    lost_s = (sent - received) * 0.01
+    print(f"live migration: {migrate_s:.1f}s (CLI), ping every 10 ms: {sent - received} of "
+          f"{sent} lost (~{lost_s:.2f}s)")
+
+    server = stack.nova("GET", f"/servers/{vm['id']}")["server"]
+    assert server["OS-EXT-SRV-ATTR:host"] == "hv2" and server["status"] == "ACTIVE", server
+    port = port_show(stack, p["ID"])
+    assert port["binding_host_id"] == "hv2" and port["status"] == "ACTIVE", port
+    bindings = stack.neutron("GET", f"/v2.0/ports/{p['ID']}/bindings")["bindings"]
+    assert [(b["host"], b["status"]) for b in bindings] == [("hv2", "ACTIVE")], bindings
+    tap = "tap" + p["ID"][:11]
+    assert tap in br_int_ports(stack, "hv2") and tap not in br_int_ports(stack, "hv1")
+    ok, out = ping(stack, peer["id"], ip)
+    assert ok, out
+    assert lost_s < 3.0, out
+    for s in (vm, peer):
+        stack.cli("server", "delete", "--wait", s["id"], parse=False)
+
+
+def test_agent_down_fails_the_boot_on_the_vif_plugged_timeout(stack, net):
+    stack.cluster["hv1"].stop_agent()
+    try:
+        vm = boot(stack, "vm-noagent", "--network", net["id"], host="hv1", wait=False)
+        assert _wait(lambda: stack.nova("GET", f"/servers/{vm['id']}")["server"]["status"]
+                     == "ERROR", timeout=stack.vif_plugging_timeout + 120, interval=2)
+        with open(os.path.join(stack.dir, "nova-compute-hv1.log")) as f:
+            log = f.read()
+        assert "Timeout waiting for ['network-vif-plugged" in log or \
+            "Virtual Interface creation failed" in log, log[-5000:]
+        # The port nova made is gone; nothing left on br-int.
+        assert _wait(lambda: not ports_of(stack, vm["id"]), timeout=60)
+        assert not [t for t in br_int_ports(stack, "hv1") if t.startswith("tap")]
+        stack.cli("server", "delete", "--wait", vm["id"], parse=False)
+    finally:
+        stack.restart_agent("hv1")
+
+
+def test_twenty_servers_at_once(stack, net):
+    times, servers = stack.boot_many(20, net["id"], name="many")
+    med = statistics.median(times)
+    p95 = times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)]
+    print(f"20 servers at once: API call to ACTIVE median {med:.1f}s p95 {p95:.1f}s "
+          f"max {times[-1]:.1f}s")
+    for srv in servers:
+        (p,) = ports_of(stack, srv["id"])
+        assert p["Status"] == "ACTIVE", p
+    for srv in servers:
+        stack.nova("DELETE", f"/servers/{srv['id']}")
+    assert _wait(lambda: not stack.nova("GET", "/servers?name=many")["servers"], timeout=300)
