@@ -30,10 +30,11 @@ test-nova: setup
 demo: setup
 	@$(PY) tools/demo.py $(ARGS)
 
-# bench/ovn_routers.py needs Debian's ovn-central and ovn-host (see its
-# docstring): run it by hand, like make bench-compare.
+# bench/ovn_routers.py needs Debian's ovn-central and ovn-host, and
+# bench/nova_boot.py the nova stack of make test-nova (see their
+# docstrings): run them by hand, like make bench-compare.
 bench: setup
-	@for b in bench/*.py; do case $$b in */__init__.py|*/compare.py|*/ovn_routers.py) continue;; esac; \
+	@for b in bench/*.py; do case $$b in */__init__.py|*/compare.py|*/ovn_routers.py|*/nova_boot.py) continue;; esac; \
 		echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 # The benchmarks at two revisions side by side: make bench-compare BASE=033c174 HEAD_REV=HEAD
