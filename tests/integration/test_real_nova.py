@@ -342,3 +342,31 @@ def test_twenty_servers_at_once(stack, net):
     for srv in servers:
         stack.nova("DELETE", f"/servers/{srv['id']}")
     assert _wait(lambda: not stack.nova("GET", "/servers?name=many")["servers"], timeout=300)
+
+
+def test_servers_on_a_provider_vlan_network(stack, tmp_path):
+    n = stack.cli("network", "create", "--provider-network-type", "vlan",
+                  "--provider-physical-network", stack.cluster.physnet,
+                  "--provider-segment", "212", "nova-vlan")
+    stack.cli("subnet", "create", "--network", n["id"], "--subnet-range", "10.79.0.0/24",
+              "nova-vlan-subnet")
+    vms, ips = [], []
+    for name, host in (("vlan-a", "hv1"), ("vlan-b", "hv2")):
+        vm = boot(stack, name, "--network", n["id"], host=host)
+        assert vm["status"] == "ACTIVE"
+        (p,) = ports_of(stack, vm["id"])
+        port = port_show(stack, p["ID"])
+        assert port["binding_host_id"] == host and port["binding_vif_type"] == "ovs", port
+        assert port["status"] == "ACTIVE", port
+        ips.append(dhcp(stack, tmp_path, vm["id"], port))
+        assert ips[-1] == port["fixed_ips"][0]["ip_address"]
+        vms.append(vm)
+    # hv1 -> hv2 over the provider underlay, tagged 212.
+    cap = stack.cluster.provider.capture("hv2", "vlan 212 and icmp")
+    ok, out = ping(stack, vms[0]["id"], ips[1])
+    lines = cap.stop()
+    assert ok, out
+    assert any("vlan 212" in line for line in lines), lines
+    for vm in vms:
+        stack.cli("server", "delete", "--wait", vm["id"], parse=False)
+    stack.cli("network", "delete", n["id"], parse=False)
