@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: openapi setup test test-unit test-functional test-integration demo bench bench-compare pep8 genconfig genpolicy clean
+.PHONY: openapi setup test test-unit test-functional test-integration test-nova demo bench bench-compare pep8 genconfig genpolicy clean
 
 setup:
 	@bash tools/setup.sh
@@ -19,13 +19,22 @@ test-functional: setup
 test-integration: setup
 	@bash tools/run-tests.sh tests/integration
 
+# OpenStack's own nova on quantum-ovs (tests/integration/test_real_nova.py):
+# RabbitMQ, Keystone, placement, nova 34 and two compute hosts; about 15
+# minutes here, so not part of `make test` (without QOVS_NOVA_TESTS=1 the
+# module skips).
+test-nova: setup
+	@bash tools/setup-nova.sh
+	@QOVS_NOVA_TESTS=1 bash tools/run-tests.sh tests/integration/test_real_nova.py $(ARGS)
+
 demo: setup
 	@$(PY) tools/demo.py $(ARGS)
 
-# bench/ovn_routers.py needs Debian's ovn-central and ovn-host (see its
-# docstring): run it by hand, like make bench-compare.
+# bench/ovn_routers.py needs Debian's ovn-central and ovn-host, and
+# bench/nova_boot.py the nova stack of make test-nova (see their
+# docstrings): run them by hand, like make bench-compare.
 bench: setup
-	@for b in bench/*.py; do case $$b in */__init__.py|*/compare.py|*/ovn_routers.py) continue;; esac; \
+	@for b in bench/*.py; do case $$b in */__init__.py|*/compare.py|*/ovn_routers.py|*/nova_boot.py) continue;; esac; \
 		echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 # The benchmarks at two revisions side by side: make bench-compare BASE=033c174 HEAD_REV=HEAD
