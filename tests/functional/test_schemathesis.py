@@ -20,7 +20,7 @@ import pytest
 
 from quantum_ovs.testing.server import ServerProcess
 
-SECONDS = int(os.environ.get("QOVS_SCHEMATHESIS_SECONDS", 75))
+SECONDS = int(os.environ.get("QOVS_SCHEMATHESIS_SECONDS", 50))
 EXAMPLES = int(os.environ.get("QOVS_SCHEMATHESIS_EXAMPLES", 15))
 SEED = int(os.environ.get("QOVS_SCHEMATHESIS_SEED", 20261204))
 # The stateful run keeps to the resources' own paths (the links join them).
