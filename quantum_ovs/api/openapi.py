@@ -249,6 +249,8 @@ _CUSTOM = {
     "quantum_ovs.api.definitions.securitygroups.group_ref.<locals>.check": _group_ref,
     "quantum_ovs.api.definitions.securitygroups.remote_prefix": _c(
         {"type": "string", "pattern": IP_OR_CIDR_PATTERN}, null=True),
+    "quantum_ovs.api.definitions.floatingips._ip4_or_none": _c(
+        {"type": "string", "format": "ipv4"}, null=True),
 }
 
 # What the server shows of an attribute no client gives (no validator),
@@ -275,13 +277,33 @@ _SHOWN_IN = {
     ("agents", "started_at"): {"type": "string"},
     ("agents", "heartbeat_timestamp"): {"type": "string"},
     ("agents", "created_at"): {"type": "string"},
+    ("floatingips", "router_id"): nullable(_uuid("response")),
+    ("floatingips", "status"): {"enum": ["ACTIVE", "DOWN", "ERROR"]},
+    # (null while no port is associated.)
+    ("floatingips", "port_details"): nullable({
+        "type": "object", "additionalProperties": False, "properties": {
+            "name": {"type": "string"}, "network_id": _uuid("response"),
+            "mac_address": _MAC_RESPONSE, "admin_state_up": {"type": "boolean"},
+            "status": {"type": "string"}, "device_id": {"type": "string"},
+            "device_owner": {"type": "string"}}}),
+    ("floatingips", "port_forwardings"): {"type": "array", "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "protocol", "internal_ip_address", "internal_port_id"],
+        "properties": {
+            "id": _uuid("response"), "protocol": {"enum": ["tcp", "udp"]},
+            "internal_ip_address": {"type": "string", "format": "ipv4"},
+            "internal_port_id": _uuid("response"), "description": {"type": "string"},
+            "internal_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "external_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "internal_port_range": {"type": "string", "pattern": "^[0-9]+:[0-9]+$"},
+            "external_port_range": {"type": "string", "pattern": "^[0-9]+:[0-9]+$"}}}},
     ("security_groups", "security_group_rules"): {
         "type": "array", "items": {"$ref": "#/components/schemas/SecurityGroupRule"}},
 }
 
 # Attributes whose validator takes None (the server then chooses) that are
 # never shown null.
-_NEVER_NULL = {("networks", "provider:network_type")}
+_NEVER_NULL = {("networks", "provider:network_type"), ("floatingips", "floating_ip_address")}
 
 # The extension aliases of the core's own attributes (the rest of the
 # core is the base API).
@@ -308,7 +330,8 @@ def attribute_aliases(schema):
         core = d.__name__.endswith(".core")
         own = getattr(d, "ATTRIBUTE_ALIASES", {})
         for c in getattr(d, "COLLECTIONS", {}):
-            colls.setdefault(c, None if core else first)
+            colls.setdefault(c, None if core else
+                             getattr(d, "COLLECTION_ALIASES", {}).get(c, first))
         for c, m in getattr(d, "RESOURCE_ATTRIBUTE_MAP", {}).items():
             for k in m:
                 if (c, k) in own:
@@ -467,7 +490,8 @@ def routes_of(api):
             for m in mods:
                 defn = getattr(sys.modules.get(m), "DEFINITION", None)
                 if defn is not None and getattr(defn, "ALIASES", None):
-                    alias = defn.ALIASES[0]["alias"]
+                    alias = getattr(defn, "ROUTE_ALIASES", {}).get(
+                        path, defn.ALIASES[0]["alias"])
             out.append(Route(path, kind, None, methods, alias))
             continue
         if kind in ("versions", "v2_index", "extensions", "extension", "openapi"):
@@ -904,6 +928,9 @@ def _extra_operation(schema, r, method, comp, errors):
         return {"summary": "Create or update a port binding", "requestBody": _body(req),
                 "responses": _responses("action", "ports", errors,
                                         {code: _json(_wrap("binding", binding))})}
+    if method == "DELETE":
+        return {"summary": f"{method} {p}", "responses": _responses(
+            "delete", None, errors, {"204": {"description": "Deleted"}})}
     op = {"summary": f"{method} {p}", "responses": _responses(
         "action" if method in ("POST", "PUT") else "read", None, errors,
         {"2XX": {"description": "Success", "content": {JSON: {"schema": {}}}}})}

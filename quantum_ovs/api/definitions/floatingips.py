@@ -149,6 +149,27 @@ RESOURCE_ATTRIBUTE_MAP = {
     },
 }
 
+# The extensions in the description (quantum_ovs/api/openapi.py): Neutron's
+# l3 extension (``router``) declares floating IPs; two aliases add an
+# attribute each; id and tenant_id are the base API's.
+COLLECTION_ALIASES = {FLOATINGIPS: "router"}
+ATTRIBUTE_ALIASES = {
+    **{(FLOATINGIPS, k): "router" for k in RESOURCE_ATTRIBUTE_MAP[FLOATINGIPS]},
+    (FLOATINGIPS, "id"): None,
+    (FLOATINGIPS, "tenant_id"): None,
+    (FLOATINGIPS, "project_id"): "project-id",
+    (FLOATINGIPS, "port_details"): "fip-port-details",
+    (FLOATINGIPS, "port_forwardings"): "expose-port-forwarding-in-fip",
+}
+# ... and of the routes the extension adds with handlers of its own.
+ROUTE_ALIASES = {
+    "/v2.0/floatingips/{fip_id}/port_forwardings": "floating-ip-port-forwarding",
+    "/v2.0/floatingips/{fip_id}/port_forwardings/{pf_id}": "floating-ip-port-forwarding",
+    "/v2.0/floatingip_pools": "floatingip-pools",
+    "/v2.0/routers/{router_id}/l3-agents": "l3_agent_scheduler",
+    "/v2.0/agents/{agent_id}/l3-routers": "l3_agent_scheduler",
+}
+
 SERVER_DEFAULTS = {(FLOATINGIPS, "project_id"), (FLOATINGIPS, "tenant_id")}
 
 
