@@ -135,4 +135,4 @@ class _Collector:
                       max(0, stats.get("openflow_connects", 0) - 1))
         yield counter("quantum_ovs_agent_ovsdb_reconnects",
                       "OVSDB sessions after the first",
-                      max(0, stats.get("ovsdb_connects", 0) - 1))
+                      stats.get("ovsdb_reconnects", 0))
