@@ -31,12 +31,15 @@ Where they are served: a listener of their own (``[metrics] bind_host``,
 ``port``), plain HTTP without authentication, loopback by default, as
 Prometheus exporters and oslo.metrics are: a scraper cannot hold a
 Keystone token, and a listener apart is never reachable by API clients.
-Each server process has its own registry and listener: a forked worker
-takes the first free port of ``port`` .. ``port + api_workers - 1``
-(a restarted worker takes the one its predecessor freed); Prometheus
-adds the processes up (``sum by (route)``).  prometheus-client's
-multiprocess mode (one shared directory of files) is not used: it cannot
-read gauges at scrape time, which is what keeps them off the hot paths.
+Each server process has its own registry and listener: a worker takes
+the first free port of ``port`` .. ``port + N - 1`` (N: api_workers, or
+uWSGI's processes; a restarted worker takes the one its predecessor
+freed); Prometheus adds the processes up (``sum by (route)``).  Under
+uWSGI this needs ``lazy-apps`` (each worker builds its app; without it
+the listener's thread would be the master's, which serves no request).
+prometheus-client's multiprocess mode (one shared directory of files) is
+not used: it cannot read gauges at scrape time, which is what keeps them
+off the hot paths.
 """
 
 from __future__ import annotations
@@ -63,9 +66,10 @@ OPTS = [
                             "management network)."),
     cfg.PortOpt("port", default=9797,
                 help="Port of the metrics listener of the first API process; "
-                     "with api_workers > 1 each worker takes the first free "
-                     "port from this one to port + api_workers - 1 (0: any "
-                     "free port, for tests)."),
+                     "with api_workers > 1 (or uWSGI processes > 1, with "
+                     "lazy-apps) each worker takes the first free port from "
+                     "this one to port + workers - 1 (0: any free port, for "
+                     "tests)."),
 ]
 
 
@@ -237,6 +241,18 @@ class _Gauges:
 _lock = threading.Lock()
 
 
+def _processes(conf):
+    """How many processes serve the API: quantum-ovs-server's api_workers,
+    or uWSGI's processes when under uWSGI (``lazy-apps``: each worker
+    builds the app, so each starts its own listener)."""
+    n = getattr(conf, "api_workers", 1) or 1
+    try:
+        import uwsgi  # only importable inside uWSGI
+    except ImportError:
+        return max(1, n)
+    return max(1, n, getattr(uwsgi, "numproc", 1))
+
+
 def instrument(app, api, conf):
     """``app`` measured (an Instrumented), with the listener started
     (``[metrics] enabled``); ``app`` itself when disabled."""
@@ -247,7 +263,6 @@ def instrument(app, api, conf):
     if getattr(api, "agent_api", None) is not None:
         api.agent_api.metrics = metrics
     with _lock:
-        metrics.serve(conf.metrics.bind_host, conf.metrics.port,
-                      tries=max(1, getattr(conf, "api_workers", 1)))
+        metrics.serve(conf.metrics.bind_host, conf.metrics.port, tries=_processes(conf))
     api.plugin.db.on_dispose.append(metrics.stop)
     return Instrumented(app, metrics)
