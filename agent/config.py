@@ -67,6 +67,14 @@ agent_opts = [
                      "forwards instances' queries for names that are not of their "
                      "network to, when their subnet names no dns_nameservers; "
                      "none: such queries are refused."),
+    cfg.PortOpt("metrics_port", default=0,
+                help="Serve the agent's Prometheus metrics (flows installed, "
+                     "compile and install times, flow-mods, resyncs, port-ready "
+                     "latency, OpenFlow and OVSDB reconnects) on this port, "
+                     "plain HTTP without authentication; 0 (the default): not "
+                     "served."),
+    cfg.HostAddressOpt("metrics_bind_host", default="127.0.0.1",
+                       help="Address of the metrics listener (metrics_port)."),
 ]
 
 default_opts = [

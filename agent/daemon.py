@@ -37,6 +37,7 @@ import threading
 import time
 
 from agent import gateways, plumbing, sync_client
+from agent.metrics import AgentMetrics
 from agent.metadata import namespace as metadata_namespace
 from agent.metadata.service import MetadataService
 from agent.openflow.channel import Channel, CookieScope
@@ -115,6 +116,8 @@ class Agent:
         # (ofport -> port id, port id -> Port) as last installed: what the
         # metadata proxy reads (from its own threads) to know who asks
         self.installed_ports = ({}, {})
+        self.metrics = None  # AgentMetrics, with settings.metrics_port
+        self.last_compile_s = 0.0  # the engine's share of the last batch
 
     @property
     def reported(self):
@@ -128,7 +131,11 @@ class Agent:
     # ------------------------------------------------------------ start/stop
     def start(self):
         s = self.s
+        if s.metrics_port is not None:
+            self.metrics = AgentMetrics(self)
+            self.metrics.serve(s.metrics_host, s.metrics_port)
         self.conn = Connection(s.ovsdb, tables=AGENT_TABLES).start()
+        self.conn.add_reconnect_handler(lambda: self._count("ovsdb_reconnects"))
         self.ovsdb = Ovsdb(self.conn)
         self.channel = Channel(CookieScope.ours(), listen=s.of_listen,
                                sock=plumbing.controller_socket(s),
@@ -187,6 +194,11 @@ class Agent:
             self.channel.stop()
         if self.conn is not None:
             self.conn.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
+
+    def _count(self, key):
+        self.stats[key] = self.stats.get(key, 0) + 1
 
     # ------------------------------------------------------------ inputs
     def _on_vif(self, event, vif, old):
@@ -331,6 +343,7 @@ class Agent:
         touched = set()
         view_changed = False
         resent = set()  # routers the server sent again
+        compiling = 0.0  # seconds in the engine
         for kind, value in batch:
             if kind == "stop":
                 return
@@ -338,15 +351,19 @@ class Agent:
                 self.stats["full_views"] += 1
                 touched |= self._sync_vifs()  # the view takes the agent's chassis
                 view = value.replace(chassis=self.chassis)
+                t = time.monotonic()
                 d = self.engine.update(view) if self.have_view else \
                     self.engine.load(view)
+                compiling += time.monotonic() - t
                 self.have_view = True
                 view_changed = True
                 if not self.reconciler.need_dump:  # else install diffs everything anyway
                     touched |= diff_key_set(d)
             elif kind == "delta":
                 self.stats["deltas"] += 1
+                t = time.monotonic()
                 touched |= diff_key_set(self.engine.apply(value))
+                compiling += time.monotonic() - t
                 view_changed = True
                 # The server sets a floating IP DOWN on any change and sends
                 # its router again: report those again once installed.
@@ -355,6 +372,7 @@ class Agent:
                 event, vif = value
                 self._vif_changed(event, vif)
             elif kind == "connected":
+                self._count("openflow_connects")
                 self.reconciler.connected(value)
                 # The switch (re)started, maybe after it was down long
                 # enough for another gateway host to take over: announce
@@ -373,7 +391,11 @@ class Agent:
                                                e.subnets.values(), e.ports, e.local_id,
                                                dict(self.base_chassis.physnet_ofports))
             self.resolver.set_context(self.nb_context)
+        t = time.monotonic()
         touched |= self._sync_vifs()
+        compiling += time.monotonic() - t
+        if compiling:
+            self.last_compile_s = compiling
         if any(kind in ("full", "delta") for kind, _ in batch):
             self._dns_gen += 1  # after the engine has them: zones are rebuilt
         fips = self._fips_to_report(resent)
@@ -443,11 +465,15 @@ class Agent:
             if pid in self.vifs:
                 del self.vifs[pid]
                 self.reporter.unplugged(pid)
+                if self.metrics is not None:
+                    self.metrics.unplugged(pid)
             return
         if self.vifs.get(pid) == vif.ofport:
             return
         self.vifs[pid] = vif.ofport
         self.reporter.plugged(pid)
+        if self.metrics is not None:
+            self.metrics.plugged(pid)
 
     def _fips_to_report(self, resent):
         """Floating IPs to report installed after this batch: those this
@@ -488,5 +514,7 @@ class Agent:
             self.installed_ports = ({o: pid for pid, o in self.vifs.items()},
                                     {pid: self.engine.ports[pid] for pid in local})
         self.reporter.report(local, self.vifs)
+        if self.metrics is not None:
+            self.metrics.installed(local, self.reporter.reported)
         self.ready.set()
         return True

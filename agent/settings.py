@@ -21,6 +21,8 @@ class Settings:
     # bfd_grace_period): ms between control packets, s a new one counts as up
     bfd_interval_ms = 100
     bfd_grace = 5.0
+    metrics_port = None  # the agent's Prometheus listener (None: none; 0: any free port)
+    metrics_host = "127.0.0.1"
 
     def __init__(self, host, server_url, ovsdb, integration_bridge="br-int",
                  datapath_type="system", local_ip=None, tunnel_types=("vxlan",),
@@ -61,6 +63,8 @@ class Settings:
         s = cls._from_conf(conf)
         s.bfd_interval_ms = conf.agent.bfd_interval
         s.bfd_grace = conf.agent.bfd_grace_period
+        s.metrics_port = conf.agent.metrics_port or None
+        s.metrics_host = conf.agent.metrics_bind_host
         return s
 
     @classmethod

@@ -128,9 +128,10 @@ OPT_GROUPS = (
 
 def _all_groups(extra=()):
     from quantum_ovs import extensions
-    from quantum_ovs.api import policy
+    from quantum_ovs.api import metrics, policy
     merged = {}
-    for group, opts in list(OPT_GROUPS) + extensions.opts() + policy.list_opts() + list(extra):
+    for group, opts in (list(OPT_GROUPS) + extensions.opts() + policy.list_opts() +
+                        metrics.list_opts() + list(extra)):
         merged.setdefault(group, []).extend(opts)
     return merged
 

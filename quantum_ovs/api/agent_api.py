@@ -131,6 +131,7 @@ class AgentAPI:
                                  idle_poll_interval=c.idle_poll_interval,
                                  kept=c.changes_kept)
         self.refusals = LogBudget()
+        self.metrics = None  # api.metrics.ServerMetrics with [metrics] enabled
         if c.token:
             LOG.warning("shared agent token ([agent_api] token) is set: any hypervisor can "
                         "read every host's view and report any port; issue per-host "
@@ -204,6 +205,8 @@ class AgentAPI:
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
         # Agents that predate membership deltas get whole groups.
         members = "group_members" in ",".join(req.GET.getall("features")).split(",")
+        if self.metrics is not None:
+            self.metrics.agent_polled(host, since)
         got = self.states.since(host, since, timeout, member_deltas=members,
                                 still_valid=lambda: self._still_valid(who))
         if got is None:  # revoked while this poll waited

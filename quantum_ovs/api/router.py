@@ -8,7 +8,7 @@ import webob.dec
 import webob.exc
 
 from quantum_ovs import exceptions
-from quantum_ovs.api import attributes
+from quantum_ovs.api import attributes, metrics
 from quantum_ovs.api import policy as policy_mod
 from quantum_ovs.api.controller import Controller
 from quantum_ovs.api.definitions import core
@@ -66,9 +66,11 @@ class API:
         path = req.path_info.rstrip("/") or "/"
         if path == "/v2.0":
             path = "/v2.0/"
-        match = self.mapper.match(path)
-        if match is None:
+        found = self.mapper.routematch(path)
+        if found is None:
             raise webob.exc.HTTPNotFound(detail="The resource could not be found.")
+        match, route = found
+        req.environ["quantum.route"] = metrics.route_template(route)  # a bounded label
         action = match["action"]
         method = req.method
         if action == "versions":
@@ -218,7 +220,7 @@ def make_app(conf, plugin, ext_modules=(), policy=None):
         app = NoAuth(app, conf.default_project_id, policy)
     else:
         app = _keystone(app, conf, policy)
-    return AccessLog(app)
+    return metrics.instrument(AccessLog(app), api, conf)
 
 
 def _keystone(app, conf, policy):
