@@ -4,7 +4,6 @@ import json
 import logging
 import math
 import time
-import uuid
 
 import webob
 import webob.dec
@@ -186,7 +185,8 @@ def check_url(req):
 
 
 class AccessLog:
-    """One line per request: method, path, status, milliseconds.  Also the
+    """One line per request: method, path, status, milliseconds (with the
+    request's id, user and project: see quantum_ovs.context).  Also the
     last guard: whatever escapes the layers below (authentication
     middleware included) is answered as a NeutronError 500, never with a
     traceback page."""
@@ -200,8 +200,6 @@ class AccessLog:
 
         def _start(status, headers, exc_info=None):
             status_holder.append(status.split(" ", 1)[0])
-            rid = "req-" + str(uuid.uuid4())
-            headers.append(("X-Openstack-Request-Id", rid))
             return start_response(status, headers, exc_info)
 
         try:

@@ -1,0 +1,171 @@
+"""The oslo.middleware pieces around the API, composed in code (no paste).
+
+From the outside in:
+
+- ``CORS`` ([cors]): answers preflight requests and adds the CORS headers
+  for the origins an operator allows;
+- ``HTTPProxyToWSGI`` ([oslo_middleware] enable_proxy_headers_parsing):
+  behind a TLS-terminating proxy, the scheme and host the client used
+  (``X-Forwarded-Proto``/``X-Forwarded-Host`` or ``Forwarded``) are the
+  ones links are made of;
+- ``RequestId``: a ``req-<uuid>`` per request, in the environment and in
+  the ``X-OpenStack-Request-Id`` answer header; ``bind_request_id`` then
+  makes it the running thread's oslo.context (so oslo.log's lines carry
+  it from the first one on, the user and project once authenticated);
+- ``AccessLog`` (quantum_ovs.api.wsgi): one line per request, last guard;
+- ``/healthcheck`` (oslo.middleware's ``Healthcheck``, [healthcheck]):
+  unauthenticated and simple for load balancers; a request that carries
+  credentials goes through authentication to the API instead, which
+  answers an admin in detailed mode, with the database checked;
+- ``BodySizeLimit`` ([oslo_middleware] max_request_body_size): oslo's
+  limiter, its 413 answered as a NeutronError.
+"""
+
+import logging
+import time
+
+import webob
+import webob.dec
+import webob.exc
+from oslo_middleware import cors, healthcheck, http_proxy_to_wsgi, request_id, sizelimit
+from oslo_middleware.healthcheck import opts as healthcheck_opts
+from oslo_middleware.healthcheck import pluginbase
+from stevedore import extension
+
+from quantum_ovs.api.wsgi import AccessLog, error_response
+from quantum_ovs.context import Context
+
+LOG = logging.getLogger(__name__)
+
+HEALTHCHECK_PATH = "/healthcheck"
+
+# A request body larger than this is refused (413) before it is read:
+# 4 MiB holds any bulk request we serve (oslo's default is 112 KiB).
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+# What a browser page on an allowed origin may send and read (Neutron's
+# choice of headers).
+CORS_DEFAULTS = dict(
+    allow_headers=["X-Auth-Token", "X-Identity-Status", "X-Roles", "X-Service-Catalog",
+                   "X-User-Id", "X-Tenant-Id", "X-Project-Id", "X-OpenStack-Request-ID"],
+    expose_headers=["X-Auth-Token", "X-Subject-Token", "X-Service-Token",
+                    "X-OpenStack-Request-ID", "OpenStack-Volume-microversion"],
+    allow_methods=["GET", "PUT", "POST", "DELETE", "PATCH"])
+
+
+def list_opts():
+    """The oslo.middleware options the server reads (for the sample)."""
+    set_defaults()
+    return [("cors", list(cors.CORS_OPTS)),
+            ("oslo_middleware", list(http_proxy_to_wsgi.OPTS) + list(sizelimit.OPTS)),
+            ("healthcheck", list(healthcheck_opts.HEALTHCHECK_OPTS))]
+
+
+def set_defaults():
+    cors.set_defaults(**CORS_DEFAULTS)
+    for o in sizelimit.OPTS:
+        if o.name == "max_request_body_size":
+            o.default = DEFAULT_MAX_BODY
+
+
+def register_opts(conf):
+    set_defaults()
+    for group, opts in list_opts():
+        conf.register_opts(opts, group=group)
+
+
+# ------------------------------------------------------------ healthcheck
+class DatabaseCheck(pluginbase.HealthcheckBaseExtension):
+    """A healthcheck backend: the database answers ``SELECT 1``."""
+
+    def __init__(self, oslo_conf, conf, db):
+        super().__init__(oslo_conf, conf)
+        self.db = db
+
+    def healthcheck(self, server_port):
+        started = time.monotonic()
+        try:
+            with self.db.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as e:  # noqa: BLE001 - any failure: not available
+            return pluginbase.HealthcheckResult(
+                available=False, reason="database unavailable",
+                details=str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return pluginbase.HealthcheckResult(
+            available=True, reason="database OK",
+            details=f"{self.db.engine.dialect.name}: SELECT 1 in "
+                    f"{(time.monotonic() - started) * 1000:.1f} ms")
+
+
+class Healthcheck(healthcheck.Healthcheck):
+    """oslo.middleware's healthcheck with the backends [healthcheck]
+    backends names (e.g. disable_by_file, to drain a server) and ours,
+    in simple or detailed mode whatever [healthcheck] detailed says."""
+
+    def __init__(self, application, conf, checks=(), detailed=False):
+        super().__init__(application, conf)
+        self._show_details = detailed
+        self._backends = list(self._backends) + [
+            extension.Extension(type(c).__name__, None, type(c), c) for c in checks]
+
+
+# ------------------------------------------------------------ request ids
+def bind_request_id(app):
+    """Each request's oslo.context holds the id RequestId made (and the
+    caller's global request id), from the request's first log line on."""
+    def bound(environ, start_response):
+        ctx = Context(request_id=environ.get(request_id.ENV_REQUEST_ID),
+                      global_request_id=environ.get(request_id.GLOBAL_REQ_ID)).bind()
+        environ["quantum.request_context"] = ctx
+        return app(environ, start_response)
+    return bound
+
+
+class BodySizeLimit(sizelimit.RequestBodySizeLimiter):
+    """oslo's limiter; its 413 (a body declared too large) as a
+    NeutronError.  A body without Content-Length is cut by oslo's
+    LimitingReader while read: that 413 is answered by the API's own
+    error handling, a NeutronError too."""
+
+    @webob.dec.wsgify
+    def __call__(self, req):
+        resp = req.get_response(super().__call__)
+        if resp.status_int == 413 and resp.content_type != "application/json":
+            return error_response(webob.exc.HTTPRequestEntityTooLarge(
+                detail="Request is too large: larger than max_request_body_size "
+                       f"({self._conf_get('max_request_body_size')} bytes)"))
+        return resp
+
+
+def wrap(app, conf, db):
+    """The API app inside the middleware operators expect; returns the
+    outer app and the detailed healthcheck (for the API's admin route)."""
+    register_opts(conf)
+    detailed = Healthcheck(_not_found, conf, checks=[DatabaseCheck(conf, {}, db)],
+                           detailed=True)
+    inner = BodySizeLimit(app, conf)
+    simple = Healthcheck(inner, conf, detailed=conf.healthcheck.detailed)
+    # What makes a request authenticated: a token, or under noauth the
+    # headers that name the caller's roles.
+    credentials = ("HTTP_X_AUTH_TOKEN",) if conf.auth_strategy == "keystone" else \
+        ("HTTP_X_AUTH_TOKEN", "HTTP_X_ROLES", "HTTP_X_ROLE")
+
+    def health_or_api(environ, start_response):
+        if environ.get("PATH_INFO", "").rstrip("/") == HEALTHCHECK_PATH and \
+                not any(k in environ for k in credentials):
+            return simple(environ, start_response)
+        return inner(environ, start_response)
+
+    outer = AccessLog(health_or_api)
+    outer = bind_request_id(outer)
+    outer = request_id.RequestId(outer, conf)
+    outer = http_proxy_to_wsgi.HTTPProxyToWSGI(outer, conf)
+    outer = cors.CORS(outer, conf)
+    return outer, detailed
+
+
+def _not_found(environ, start_response):
+    """Where a healthcheck sends a request it ignores
+    ([healthcheck] allowed_source_ranges, ignore_proxied_requests)."""
+    resp = error_response(webob.exc.HTTPNotFound(detail="The resource could not be found."))
+    return resp(environ, start_response)
