@@ -28,7 +28,7 @@ import webob
 import webob.dec
 import webob.exc
 from oslo_middleware import cors, healthcheck, http_proxy_to_wsgi, request_id, sizelimit
-from oslo_middleware.healthcheck import opts as healthcheck_opts
+from oslo_middleware import opts as oslo_opts
 from oslo_middleware.healthcheck import pluginbase
 from stevedore import extension
 
@@ -56,9 +56,12 @@ CORS_DEFAULTS = dict(
 def list_opts():
     """The oslo.middleware options the server reads (for the sample)."""
     set_defaults()
-    return [("cors", list(cors.CORS_OPTS)),
-            ("oslo_middleware", list(http_proxy_to_wsgi.OPTS) + list(sizelimit.OPTS)),
-            ("healthcheck", list(healthcheck_opts.HEALTHCHECK_OPTS))]
+    merged = {}
+    for group, opts in (oslo_opts.list_opts_cors() + oslo_opts.list_opts_http_proxy_to_wsgi()
+                        + oslo_opts.list_opts_sizelimit()
+                        + oslo_opts.list_opts_healthcheck()):
+        merged.setdefault(group, []).extend(opts)
+    return list(merged.items())
 
 
 def set_defaults():
