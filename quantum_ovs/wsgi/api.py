@@ -7,9 +7,10 @@ Configuration: the files ``QUANTUM_OVS_CONFIG_FILES`` (or
 the directory ``QUANTUM_OVS_CONFIG_DIR`` (or ``OS_QUANTUM_OVS_CONFIG_DIR``)
 names; else /etc/quantum-ovs/quantum-ovs.conf when it exists.
 
-The application is built when ``application`` is first looked up, in the
-process that serves it (uWSGI with ``lazy-apps``: each worker opens its
-own database connections).  The schema is not migrated here (several
+The application is built when the module is imported, in the process
+that serves it (uWSGI with ``lazy-apps``: each worker opens its own
+database connections; uWSGI reads ``application`` from the module's
+namespace, so it is made at import).  The schema is not migrated here (several
 workers would race): run ``quantum-ovs-db-manage upgrade`` first.
 ``[DEFAULT] bind_host/bind_port/api_workers`` and the connection caps are
 quantum-ovs-server's; the application server has its own.
@@ -22,15 +23,12 @@ threads) or at the standalone agent API server instead.
 
 import os
 import re
-import threading
 
 from quantum_ovs import config, log, service
 
 DEFAULT_CONFIG_FILES = ("/etc/quantum-ovs/quantum-ovs.conf",)
 FILES_ENV = ("QUANTUM_OVS_CONFIG_FILES", "OS_QUANTUM_OVS_CONFIG_FILES")
 DIR_ENV = ("QUANTUM_OVS_CONFIG_DIR", "OS_QUANTUM_OVS_CONFIG_DIR")
-
-_lock = threading.Lock()
 
 
 def _env(names, environ):
@@ -61,13 +59,4 @@ def init_application(environ=None):
     return app
 
 
-def __getattr__(name):
-    # ``application`` is made on first use (module-level __getattr__):
-    # importing the module opens no database.
-    if name != "application":
-        raise AttributeError(name)
-    with _lock:
-        app = globals().get("application")
-        if app is None:
-            app = globals()["application"] = init_application()
-    return app
+application = init_application()
