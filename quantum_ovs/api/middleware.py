@@ -9,7 +9,7 @@ From the outside in:
   (``X-Forwarded-Proto``/``X-Forwarded-Host`` or ``Forwarded``) are the
   ones links are made of;
 - ``RequestId``: a ``req-<uuid>`` per request, in the environment and in
-  the ``X-OpenStack-Request-Id`` answer header; ``bind_request_id`` then
+  the ``X-OpenStack-Request-Id`` answer header; ``BindRequestId`` then
   makes it the running thread's oslo.context (so oslo.log's lines carry
   it from the first one on, the user and project once authenticated);
 - ``AccessLog`` (quantum_ovs.api.wsgi): one line per request, last guard;
@@ -113,15 +113,18 @@ class Healthcheck(healthcheck.Healthcheck):
 
 
 # ------------------------------------------------------------ request ids
-def bind_request_id(app):
+class BindRequestId:
     """Each request's oslo.context holds the id RequestId made (and the
     caller's global request id), from the request's first log line on."""
-    def bound(environ, start_response):
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
         ctx = Context(request_id=environ.get(request_id.ENV_REQUEST_ID),
                       global_request_id=environ.get(request_id.GLOBAL_REQ_ID)).bind()
         environ["quantum.request_context"] = ctx
-        return app(environ, start_response)
-    return bound
+        return self.app(environ, start_response)
 
 
 class BodySizeLimit(sizelimit.RequestBodySizeLimiter):
@@ -140,30 +143,44 @@ class BodySizeLimit(sizelimit.RequestBodySizeLimiter):
         return resp
 
 
+class _HealthOrApi:
+    """``/healthcheck`` without credentials to the simple check, anything
+    else (a detailed check asked with credentials too) to the API."""
+
+    def __init__(self, app, simple, credentials):
+        self.app, self.simple, self.credentials = app, simple, credentials
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").rstrip("/") == HEALTHCHECK_PATH and \
+                not any(k in environ for k in self.credentials):
+            return self.simple(environ, start_response)
+        return self.app(environ, start_response)
+
+
+def _layer(mw):
+    """oslo's middleware names what it wraps ``application``; ours and
+    the code that looks through them (openapi.find_api) say ``app``."""
+    mw.app = mw.application
+    return mw
+
+
 def wrap(app, conf, db):
     """The API app inside the middleware operators expect; returns the
     outer app and the detailed healthcheck (for the API's admin route)."""
     register_opts(conf)
     detailed = Healthcheck(_not_found, conf, checks=[DatabaseCheck(conf, {}, db)],
                            detailed=True)
-    inner = BodySizeLimit(app, conf)
+    inner = _layer(BodySizeLimit(app, conf))
     simple = Healthcheck(inner, conf, detailed=conf.healthcheck.detailed)
     # What makes a request authenticated: a token, or under noauth the
     # headers that name the caller's roles.
     credentials = ("HTTP_X_AUTH_TOKEN",) if conf.auth_strategy == "keystone" else \
         ("HTTP_X_AUTH_TOKEN", "HTTP_X_ROLES", "HTTP_X_ROLE")
-
-    def health_or_api(environ, start_response):
-        if environ.get("PATH_INFO", "").rstrip("/") == HEALTHCHECK_PATH and \
-                not any(k in environ for k in credentials):
-            return simple(environ, start_response)
-        return inner(environ, start_response)
-
-    outer = AccessLog(health_or_api)
-    outer = bind_request_id(outer)
-    outer = request_id.RequestId(outer, conf)
-    outer = http_proxy_to_wsgi.HTTPProxyToWSGI(outer, conf)
-    outer = cors.CORS(outer, conf)
+    outer = AccessLog(_HealthOrApi(inner, simple, credentials))
+    outer = BindRequestId(outer)
+    outer = _layer(request_id.RequestId(outer, conf))
+    outer = _layer(http_proxy_to_wsgi.HTTPProxyToWSGI(outer, conf))
+    outer = _layer(cors.CORS(outer, conf))
     return outer, detailed
 
 
