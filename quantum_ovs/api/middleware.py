@@ -131,10 +131,17 @@ class BodySizeLimit(sizelimit.RequestBodySizeLimiter):
     """oslo's limiter; its 413 (a body declared too large) as a
     NeutronError.  A body without Content-Length is cut by oslo's
     LimitingReader while read: that 413 is answered by the API's own
-    error handling, a NeutronError too."""
+    error handling, a NeutronError too.  A request without a body (most
+    of them, agents' long polls among them) goes straight through."""
+
+    def __call__(self, environ, start_response):
+        if environ.get("CONTENT_LENGTH", "0") in ("0", "") and \
+                "HTTP_TRANSFER_ENCODING" not in environ:
+            return self.application(environ, start_response)
+        return self._limited(environ, start_response)
 
     @webob.dec.wsgify
-    def __call__(self, req):
+    def _limited(self, req):
         resp = req.get_response(super().__call__)
         if resp.status_int == 413 and resp.content_type != "application/json":
             return error_response(webob.exc.HTTPRequestEntityTooLarge(
@@ -179,8 +186,12 @@ def wrap(app, conf, db):
     outer = AccessLog(_HealthOrApi(inner, simple, credentials))
     outer = BindRequestId(outer)
     outer = _layer(request_id.RequestId(outer, conf))
-    outer = _layer(http_proxy_to_wsgi.HTTPProxyToWSGI(outer, conf))
-    outer = _layer(cors.CORS(outer, conf))
+    # (Left out when off: each layer parses every request, agents' long
+    # polls included, and these options are read at start only.)
+    if conf.oslo_middleware.enable_proxy_headers_parsing:
+        outer = _layer(http_proxy_to_wsgi.HTTPProxyToWSGI(outer, conf))
+    if conf.cors.allowed_origin:
+        outer = _layer(cors.CORS(outer, conf))
     return outer, detailed
 
 

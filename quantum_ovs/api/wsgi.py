@@ -4,6 +4,7 @@ import json
 import logging
 import math
 import time
+import uuid
 
 import webob
 import webob.dec
@@ -200,6 +201,12 @@ class AccessLog:
 
         def _start(status, headers, exc_info=None):
             status_holder.append(status.split(" ", 1)[0])
+            if not any(k.lower() == "x-openstack-request-id" for k, _v in headers):
+                # oslo.middleware's RequestId (in front) made the id; alone,
+                # one of our own
+                headers.append(("X-OpenStack-Request-Id",
+                                environ.get("openstack.request_id")
+                                or "req-" + str(uuid.uuid4())))
             return start_response(status, headers, exc_info)
 
         try:
