@@ -4,6 +4,7 @@ they exist.  Registered on a ConfigOpts the caller makes (no globals)."""
 from oslo_config import cfg
 
 from agent.settings import DHCP_PACKET_BURST, DHCP_PACKET_RATE, PACKET_IN_QUEUE
+from quantum_ovs import log
 
 ovs_opts = [
     cfg.StrOpt("integration_bridge", default="br-int",
@@ -146,14 +147,21 @@ metadata_opts = [
 ]
 
 
-def list_opts():
+def _own_opts():
     return [("DEFAULT", default_opts), ("ovs", ovs_opts), ("agent", agent_opts),
             ("server", server_opts), ("metadata", metadata_opts)]
 
 
+def list_opts():
+    """Ours and oslo.log's (for the configuration sample)."""
+    own = _own_opts()
+    return [(own[0][0], own[0][1] + log.list_opts()[0][1])] + own[1:]
+
+
 def make_conf(args=None):
     conf = cfg.ConfigOpts()
-    for group, opts in list_opts():
+    log.register_options(conf)  # oslo.log's (command-line ones among them)
+    for group, opts in _own_opts():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
     conf(args=list(args or []), project="quantum-ovs", prog="quantum-ovs-agent",
          default_config_files=[])

@@ -80,6 +80,7 @@ class Agent:
         self.engine = Engine(settings.host, self.state.load())
         self.have_view = False  # a full view from the server is loaded
         self.revision = -1  # -1: no view yet (0 is a real revision of an empty cloud)
+        self.last_install = None  # the last flow diff installed (for the log)
         self.vifs = {}  # port id -> ofport (plugged here, with an ofport)
         self.base_chassis = m.Chassis()  # tunnel and patch ports (plumbing)
         self.chassis = m.Chassis()  # what the engine was last given
@@ -399,8 +400,27 @@ class Agent:
         if any(kind in ("full", "delta") for kind, _ in batch):
             self._dns_gen += 1  # after the engine has them: zones are rebuilt
         fips = self._fips_to_report(resent)
-        if self._install(touched, fips):
+        installed = self._install(touched, fips)
+        changes = [(kind, value.revision) for kind, value in batch if kind in ("full", "delta")]
+        if changes:
+            self._log_applied(changes, installed)
+        if installed:
             self._announce()
+
+    def _log_applied(self, changes, installed):
+        """One line per applied batch of the server's changes, naming the
+        revision they bring the host to."""
+        fulls = sum(1 for kind, _ in changes if kind == "full")
+        what = (f"full view and {len(changes) - fulls} delta(s)" if fulls
+                else f"{len(changes)} delta(s)")
+        d = self.last_install
+        if installed and d is not None:
+            LOG.info("applied %s up to revision %d: %d flow(s) added, %d modified, "
+                     "%d deleted", what, changes[-1][1], len(d.adds), len(d.modifies),
+                     len(d.deletes))
+        else:
+            LOG.info("applied %s up to revision %d to the desired state; flows not "
+                     "installed yet (switch not connected)", what, changes[-1][1])
 
     def _announce(self):
         """Gratuitous ARP / unsolicited NA for addresses that became ours
@@ -504,7 +524,7 @@ class Agent:
         if not self.have_view:
             return False
         self.reporter.fips.update(fips)
-        d = self.reconciler.install(self.engine.desired, touched)
+        d = self.last_install = self.reconciler.install(self.engine.desired, touched)
         if d is None:
             return False  # the switch is not connected
         if not d.empty:

@@ -6,12 +6,12 @@ import sys
 
 from agent import config
 from agent.daemon import Agent, Settings
+from quantum_ovs import log
 
 
 def main(argv=None):
     conf = config.make_conf(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
+    log.setup(conf, "quantum-ovs-agent")
     agent = Agent(Settings.from_conf(conf))
     agent.start()
     logging.getLogger("quantum_ovs.agent").info(

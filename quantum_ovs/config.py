@@ -7,6 +7,8 @@ oslo-config-generator, which writes ``etc/quantum-ovs.conf.sample``.
 
 from oslo_config import cfg
 
+from quantum_ovs import log
+
 core_opts = [
     cfg.HostAddressOpt("bind_host", default="127.0.0.1",
                        help="The host IP to bind the API server to. The "
@@ -137,11 +139,14 @@ def _all_groups(extra=()):
 
 
 def list_opts():
-    return [(group, list(opts)) for group, opts in _all_groups().items()]
+    from quantum_ovs.api import middleware
+    merged = _all_groups(log.list_opts() + middleware.list_opts())
+    return [(group, list(opts)) for group, opts in merged.items()]
 
 
 def make_conf(args=None, default_config_files=None, extra=()):
     conf = cfg.ConfigOpts()
+    log.register_options(conf)  # oslo.log's (command-line ones among them)
     for group, opts in _all_groups(extra).items():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
     conf(args=list(args or []), project="quantum-ovs",

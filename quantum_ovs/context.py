@@ -1,29 +1,46 @@
 """Who is asking: project, user, roles and token scope of one request.
 
+``Context`` is an oslo.context ``RequestContext``: oslo.log's formatter
+reads the request id, user and project of the context bound to the
+running thread (``bind()``) into every log line of the request
+(``[req-<id> <user> <project> ...]``).  The request id is the one
+oslo.middleware's ``RequestId`` made for the request and returned in
+``X-OpenStack-Request-Id``.
+
 ``is_admin`` is not read from the roles: the application's policy decides
 it with its ``context_is_admin`` rule when it builds the context
 (``Policy.context``).  A Context built by hand is not an admin unless
 told so (``Context.admin()`` for the server's own internal calls).
 """
 
-from dataclasses import dataclass, field
+from oslo_context import context as oslo_context
 
 
-@dataclass(eq=False)
-class Context:
-    project_id: str | None
-    user_id: str | None = None
-    roles: frozenset = field(default_factory=frozenset)
-    request_id: str | None = None
-    system_scope: str | None = None
-    domain_id: str | None = None
-    is_admin: bool = False
-    # The policy's per-request state (rules loaded, decisions made).
-    policy_state: object = field(default=None, repr=False)
-
-    def __post_init__(self):
-        self.roles = frozenset(r.strip().lower() for r in self.roles if r and r.strip())
+class Context(oslo_context.RequestContext):
+    def __init__(self, project_id=None, user_id=None, roles=frozenset(), request_id=None,
+                 system_scope=None, domain_id=None, is_admin=False, policy_state=None,
+                 global_request_id=None, **kwargs):
+        # Bound to the thread only when asked (bind()): the server's own
+        # contexts (Context.admin()) never take over a request's log lines.
+        self._bindable = False
+        super().__init__(user_id=user_id, project_id=project_id, domain_id=domain_id,
+                         is_admin=is_admin, request_id=request_id,
+                         system_scope=system_scope, global_request_id=global_request_id,
+                         overwrite=False, **kwargs)
+        self._bindable = True
+        self.roles = frozenset(r.strip().lower() for r in roles if r and r.strip())
+        # The policy's per-request state (rules loaded, decisions made).
+        self.policy_state = policy_state
         self._creds = None
+
+    def update_store(self):
+        if self._bindable:
+            super().update_store()
+
+    def bind(self):
+        """Make this the running thread's context: its log lines say so."""
+        self.update_store()
+        return self
 
     @property
     def tenant_id(self):
@@ -38,6 +55,11 @@ class Context:
                 "user_id": self.user_id, "roles": sorted(self.roles),
                 "system_scope": self.system_scope, "domain_id": self.domain_id}
         return self._creds
+
+    def __repr__(self):
+        return (f"Context(project_id={self.project_id!r}, user_id={self.user_id!r}, "
+                f"roles={sorted(self.roles)!r}, request_id={self.request_id!r}, "
+                f"is_admin={self.is_admin!r})")
 
     @classmethod
     def admin(cls):

@@ -12,7 +12,8 @@ from quantum_ovs.api import attributes, metrics
 from quantum_ovs.api import policy as policy_mod
 from quantum_ovs.api.controller import Controller
 from quantum_ovs.api.definitions import core
-from quantum_ovs.api.wsgi import AccessLog, check_url, error_response, json_response
+from quantum_ovs.api import middleware
+from quantum_ovs.api.wsgi import check_url, error_response, json_response
 from quantum_ovs.context import Context
 
 LOG = logging.getLogger(__name__)
@@ -185,8 +186,17 @@ class NoAuth:
             header = h("HTTP_X_ROLE", "member")
         environ["quantum.context"] = self.policy.context(
             project_id=project,
-            user_id=h("HTTP_X_USER_ID"), roles=with_implied_roles(header.split(",")))
+            user_id=h("HTTP_X_USER_ID"), roles=with_implied_roles(header.split(",")),
+            **_ids(environ)).bind()
         return self.app(environ, start_response)
+
+
+def _ids(environ):
+    """The request id RequestId made and the caller's global request id."""
+    early = environ.get("quantum.request_context")
+    if early is None:
+        return {}
+    return {"request_id": early.request_id, "global_request_id": early.global_request_id}
 
 
 def _enabled(mod, conf):
@@ -215,12 +225,34 @@ def make_app(conf, plugin, ext_modules=(), policy=None):
     for m in ext_modules:
         if hasattr(m, "routes"):
             m.routes(api)
-    app = api
+    health = _DetailedHealth(api)
+    app = health
     if conf.auth_strategy == "noauth":
         app = NoAuth(app, conf.default_project_id, policy)
     else:
         app = _keystone(app, conf, policy)
-    return metrics.instrument(AccessLog(app), api, conf)
+    app, health.check = middleware.wrap(app, conf, plugin.db)
+    return metrics.instrument(app, api, conf)
+
+
+class _DetailedHealth:
+    """``/healthcheck`` with credentials (the simple one needs none, see
+    quantum_ovs.api.middleware): detailed, database included, for an
+    admin (``context_is_admin``); 403 for anyone else."""
+
+    def __init__(self, app):
+        self.app = app
+        self.check = None
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").rstrip("/") != middleware.HEALTHCHECK_PATH:
+            return self.app(environ, start_response)
+        ctx = environ.get("quantum.context")
+        if ctx is None or not ctx.is_admin:
+            resp = error_response(webob.exc.HTTPForbidden(
+                detail="The detailed health check is for admins"))
+            return resp(environ, start_response)
+        return self.check(environ, start_response)
 
 
 def _keystone(app, conf, policy):
@@ -244,7 +276,8 @@ def _keystone(app, conf, policy):
             return app(environ, start_response)
         if path.startswith("/agent-api/"):
             # Agents present their own shared secret (see agent_api).
-            environ["quantum.context"] = Context(project_id=None, roles=frozenset())
+            environ["quantum.context"] = Context(project_id=None, roles=frozenset(),
+                                                 **_ids(environ))
             return app(environ, start_response)
         return protected(environ, start_response)
     return dispatch
@@ -265,5 +298,5 @@ class _KeystoneContext:
             user_id=h("HTTP_X_USER_ID"),
             roles=(h("HTTP_X_ROLES") or "").split(","),
             system_scope=h("HTTP_OPENSTACK_SYSTEM_SCOPE") or None,
-            domain_id=h("HTTP_X_DOMAIN_ID") or None)
+            domain_id=h("HTTP_X_DOMAIN_ID") or None, **_ids(environ)).bind()
         return self.app(environ, start_response)

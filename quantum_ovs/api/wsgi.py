@@ -186,7 +186,8 @@ def check_url(req):
 
 
 class AccessLog:
-    """One line per request: method, path, status, milliseconds.  Also the
+    """One line per request: method, path, status, milliseconds (with the
+    request's id, user and project: see quantum_ovs.context).  Also the
     last guard: whatever escapes the layers below (authentication
     middleware included) is answered as a NeutronError 500, never with a
     traceback page."""
@@ -200,8 +201,12 @@ class AccessLog:
 
         def _start(status, headers, exc_info=None):
             status_holder.append(status.split(" ", 1)[0])
-            rid = "req-" + str(uuid.uuid4())
-            headers.append(("X-Openstack-Request-Id", rid))
+            if not any(k.lower() == "x-openstack-request-id" for k, _v in headers):
+                # oslo.middleware's RequestId (in front) made the id; alone,
+                # one of our own
+                headers.append(("X-OpenStack-Request-Id",
+                                environ.get("openstack.request_id")
+                                or "req-" + str(uuid.uuid4())))
             return start_response(status, headers, exc_info)
 
         try:

@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from quantum_ovs import config, service
+from quantum_ovs import config, log, service
 from quantum_ovs.db import agent_auth, migration
 
 
@@ -51,6 +51,7 @@ def main(argv=None):
     if args.command == "create" and not 0 < len(args.host) <= 255:
         parser.error("--host must be 1 to 255 characters")
     conf = config.make_conf([a for f in args.config_file for a in ("--config-file", f)])
+    log.setup(conf, "quantum-ovs-agent-credential", stderr=True)
     if args.database_connection:
         conf.set_override("connection", args.database_connection, group="database")
     db = service.make_database(conf)

@@ -5,7 +5,7 @@ import sys
 
 from oslo_config import cfg
 
-from quantum_ovs import config, service
+from quantum_ovs import config, log, service
 from quantum_ovs.db import migration
 
 
@@ -22,6 +22,7 @@ def main(argv=None):
     sub.add_parser("current")
     args = parser.parse_args(argv)
     conf = config.make_conf([a for f in args.config_file for a in ("--config-file", f)])
+    log.setup(conf, "quantum-ovs-db-manage", stderr=True)
     if args.database_connection:
         conf.set_override("connection", args.database_connection, group="database")
     db = service.make_database(conf)

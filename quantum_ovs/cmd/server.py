@@ -27,7 +27,7 @@ import time  # noqa: E402
 import eventlet.semaphore  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 
-from quantum_ovs import config, service  # noqa: E402
+from quantum_ovs import config, log, service  # noqa: E402
 from quantum_ovs.db import migration  # noqa: E402
 
 LOG = logging.getLogger("quantum_ovs.server")
@@ -280,15 +280,9 @@ def _die_with_parent(prctl, parent):
         os._exit(0)
 
 
-def setup_logging(debug=False):
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s",
-                        stream=sys.stderr)
-
-
 def main(argv=None):
     conf = config.make_conf(sys.argv[1:] if argv is None else argv)
-    setup_logging()
+    log.setup(conf, "quantum-ovs-server")
     warn_unsafe(conf)
     _raise_fd_limit(conf.max_connections + _Admission.SPARE + 256)
     db = service.make_database(conf)

@@ -1,0 +1,1 @@
+"""WSGI entry points for application servers (uWSGI, mod_wsgi, gunicorn)."""
