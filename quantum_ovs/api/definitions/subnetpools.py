@@ -15,7 +15,7 @@ overlap.
 from quantum_ovs import exceptions
 from quantum_ovs import policy_rules as p
 from quantum_ovs.api import validators as v
-from quantum_ovs.api.attributes import NOT_SET, Attr, standard
+from quantum_ovs.api.attributes import Attr, standard
 
 SUBNETPOOL, SUBNETPOOLS = "subnetpool", "subnetpools"
 ADDRESS_SCOPE, ADDRESS_SCOPES = "address_scope", "address_scopes"
