@@ -2,9 +2,10 @@
 quantum_ovs/api/definitions/subnetpools.py; who sees a scope is
 subnetpools.visible_clause (one place for both).
 
-``same_scope`` tells whether two subnets share an address scope (through
-their pools): what a router's NAT decision needs (Neutron does not SNAT
-between subnets of one scope).
+Which scope a subnet is in (through its pool) and whether two subnets
+share one: quantum_ovs/db/address_scopes.py (scopes_of_subnets,
+same_scope), for a router's NAT decision (Neutron does not SNAT between
+subnets of one scope).
 """
 
 import uuid
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 
 from quantum_ovs.api.definitions import subnetpools as definition
 from quantum_ovs.db import models
+from quantum_ovs.db.address_scopes import same_scope, scopes_of_subnets  # noqa: F401
 from quantum_ovs.db.resource import Collection, std_dict
 from quantum_ovs.extensions.subnetpools import visible_clause
 
@@ -23,21 +25,6 @@ def scope_dict(scope):
     d = std_dict(scope)
     d.update(ip_version=scope.ip_version, shared=scope.shared)
     return d
-
-
-def scopes_of_subnets(s, subnet_ids):
-    """{subnet id: address scope id or None} of these subnets."""
-    S, P = models.Subnet, models.SubnetPool
-    rows = s.execute(sa.select(S.id, P.address_scope_id)
-                     .join(P, P.id == S.subnetpool_id, isouter=True)
-                     .where(S.id.in_(list(subnet_ids))))
-    return {sid: scope for sid, scope in rows}
-
-
-def same_scope(scope_a, scope_b):
-    """Whether two subnets whose scopes are these (None: no scope) are in
-    one address scope: traffic between them is routed, not NATed."""
-    return scope_a is not None and scope_a == scope_b
 
 
 class AddressScopes(Collection):

@@ -262,8 +262,9 @@ class SubnetPools(Collection):
             version = pool.ip_version
         else:
             if cidr is None:
-                raise definition.bad_subnet(
-                    "a subnetpool must be specified in the absence of a cidr")
+                # (Neutron: "a subnetpool must be specified in the absence
+                # of a cidr"; the words of any other missing attribute here)
+                raise _required("cidr")
             if version is None:
                 raise _required("ip_version")
             if plen is not None:

@@ -124,7 +124,7 @@ def test_allocation_from_pool(api):
     assert _sub(api, net["id"], subnetpool_id=p["id"], ip_version=6,
                 status=400)["type"] == "BadRequest"
     # Neither a pool nor a cidr; a cidr outside the pool on a pool's network.
-    assert _sub(api, net["id"], status=400)["type"] == "BadRequest"
+    assert _sub(api, net["id"], status=400)["type"] == "InvalidInput"
     assert _sub(api, net["id"], cidr="172.16.0.0/24", status=400)["type"] == \
         "NetworkSubnetPoolAffinityError"
     # Exhausted: 10.5.2.0/24 is the last /24.
@@ -236,7 +236,7 @@ def test_address_scopes(api):
 
 
 def test_same_scope_helper(api):
-    from quantum_ovs.extensions import address_scopes
+    from quantum_ovs.db import address_scopes
     sc = _scope(api)
     a = _pool(api, ["10.0.0.0/16"], address_scope_id=sc["id"], default_prefixlen=24)
     b = _pool(api, ["10.1.0.0/16"], address_scope_id=sc["id"], default_prefixlen=24)
