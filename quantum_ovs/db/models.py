@@ -72,6 +72,9 @@ class Subnet(StandardAttrs, Base):
     # subnet_allocation: the pool the cidr was taken from (no foreign key,
     # as in Neutron: the pool refuses its own delete while in use)
     subnetpool_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # (loaded when touched: a network's address scopes, extensions/address_scopes.py)
+    subnetpool = relationship("SubnetPool", primaryjoin="foreign(Subnet.subnetpool_id) == "
+                              "SubnetPool.id", lazy="select", viewonly=True)
     tags = _tags_rel("Subnet")
     allocation_pools = relationship("AllocationPool", lazy="selectin",
                                     cascade="all, delete-orphan",

@@ -61,8 +61,21 @@ class AddressScopes(Collection):
         s.delete(scope)
 
 
+def network_scopes(net, d):
+    """ipv4_address_scope / ipv6_address_scope of a network: the scope of
+    the pool its subnets of that version come from (one pool per version,
+    see subnetpools.SubnetPools.allocate), else None."""
+    scopes = {4: None, 6: None}
+    for sub in net.subnets:
+        if sub.subnetpool_id is not None and scopes[sub.ip_version] is None:
+            pool = sub.subnetpool
+            scopes[sub.ip_version] = pool.address_scope_id if pool is not None else None
+    d["ipv4_address_scope"], d["ipv6_address_scope"] = scopes[4], scopes[6]
+
+
 def setup(plugin, conf):
     plugin.register(AddressScopes(plugin))
+    plugin.add_dict_extender("networks", network_scopes)
 
 
 def routes(api):

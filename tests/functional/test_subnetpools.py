@@ -249,6 +249,11 @@ def test_same_scope_helper(api):
         scopes = address_scopes.scopes_of_subnets(s, [s1["id"], s2["id"], s3["id"]])
     assert scopes == {s1["id"]: sc["id"], s2["id"]: sc["id"], s3["id"]: None}
     assert address_scopes.same_scope(scopes[s1["id"]], scopes[s2["id"]])
+    shown = api.get(f"/v2.0/networks/{net['id']}", status=200).data["network"]
+    assert (shown["ipv4_address_scope"], shown["ipv6_address_scope"]) == (sc["id"], None)
+    listed = {n["id"]: n for n in api.get("/v2.0/networks", status=200).data["networks"]}
+    assert listed[net2["id"]]["ipv4_address_scope"] == sc["id"]
+    assert listed[s3["network_id"]]["ipv4_address_scope"] is None
     assert not address_scopes.same_scope(scopes[s3["id"]], scopes[s3["id"]])
 
 

@@ -170,6 +170,11 @@ RESOURCE_ATTRIBUTE_MAP = {
         shared=Attr(v.to_bool, allow_put=True, default=False, convert_filter=v.to_bool,
                     enforce_policy=True),
     ),
+    # The scope of the network's subnets of each IP version (address-scope).
+    "networks": dict(
+        ipv4_address_scope=Attr(None, allow_post=False, is_filter=False, is_sort_key=False),
+        ipv6_address_scope=Attr(None, allow_post=False, is_filter=False, is_sort_key=False),
+    ),
     "subnets": dict(
         # Asked of the pool, not shown (as in Neutron).
         prefixlen=Attr(_prefixlen, is_visible=False, is_filter=False, is_sort_key=False),
