@@ -125,16 +125,18 @@ class SubnetPools(Collection):
                 error_message="A default subnetpool for this IP family has already been "
                               "set. Only one default may exist per IP family")
 
-    def _check_scope(self, s, ctx, pool_id, scope_id, version, nets):
+    def _check_scope(self, s, ctx, pool_id, scope_id, version, nets, joining=True):
         """The scope a pool joins (or stays in with new prefixes): visible,
-        the caller's (or the caller an admin), of the pool's IP version,
-        and no prefix of another pool of it overlapping.  Locks it."""
+        the caller's (or the caller an admin) when ``joining``, of the
+        pool's IP version, and no prefix of another pool of it
+        overlapping.  Locks it."""
         if scope_id is None:
             return
         scopes = self.plugin.collections["address_scopes"]
         scopes.row(s, ctx, scope_id)  # 404 when it is not seen
         scope = _lock(s, models.AddressScope, scope_id)
-        if ctx is not None and not ctx.is_admin and scope.project_id != ctx.project_id:
+        if joining and ctx is not None and not ctx.is_admin and \
+                scope.project_id != ctx.project_id:
             raise definition.IllegalSubnetPoolAssociationToAddressScope(
                 subnetpool_id=pool_id, address_scope_id=scope_id)
         if scope.ip_version != version:
@@ -189,7 +191,8 @@ class SubnetPools(Collection):
             self._check_default(s, pool.id, version)
         scope_id = a["address_scope_id"] if "address_scope_id" in a else pool.address_scope_id
         if "address_scope_id" in a or "prefixes" in a:
-            self._check_scope(s, ctx, pool.id, scope_id, version, nets)
+            self._check_scope(s, ctx, pool.id, scope_id, version, nets,
+                              joining=scope_id != pool.address_scope_id)
         if "prefixes" in a:
             _set_prefixes(pool, nets)
         pool.min_prefixlen, pool.max_prefixlen, pool.default_prefixlen = lo, hi, default
