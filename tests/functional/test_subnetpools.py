@@ -302,3 +302,17 @@ def test_network_ip_availability(api):
 def test_find_free(cidrs, used, plen, want):
     got = prefixes.find_free(cidrs, used, plen)
     assert (str(got) if got else None) == want
+
+
+def test_pool_in_a_scope_of_another_project_keeps_working(api):
+    sc = _scope(api, admin=True, project="admin")
+    body = {"subnetpool": {"name": "x", "prefixes": ["10.40.0.0/16"], "project_id": "p1",
+                           "address_scope_id": sc["id"]}}
+    p = api.post("/v2.0/subnetpools", body, admin=True, project="admin",
+                 status=201).data["subnetpool"]
+    r = api.put(f"/v2.0/subnetpools/{p['id']}/add_prefixes", {"prefixes": ["10.41.0.0/16"]},
+                status=200)
+    assert r.data["prefixes"] == ["10.40.0.0/15"]
+    r = api.put(f"/v2.0/subnetpools/{p['id']}", {"subnetpool": {
+        "prefixes": ["10.40.0.0/15", "10.50.0.0/16"]}}, status=200)
+    assert r.data["subnetpool"]["prefixes"] == ["10.40.0.0/15", "10.50.0.0/16"]
