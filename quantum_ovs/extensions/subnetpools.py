@@ -133,7 +133,7 @@ class SubnetPools(Collection):
         if scope_id is None:
             return
         scopes = self.plugin.collections["address_scopes"]
-        scopes.row(s, ctx, scope_id)  # 404 when it is not seen
+        scopes.row(s, ctx if joining else None, scope_id)  # 404 when it is not seen
         scope = _lock(s, models.AddressScope, scope_id)
         if joining and ctx is not None and not ctx.is_admin and \
                 scope.project_id != ctx.project_id:
