@@ -11,6 +11,8 @@ keep-alive on loopback, prints medians and ends with one JSON line:
     list_10k_ms       GET /v2.0/ports with 10,000 ports (median)
     create_at_60k_ms  one port create (median) once 60,000 ports hold
                       addresses of the same /16
+    ip_availability_ms  GET /v2.0/network-ip-availabilities/{network} as
+                      an admin (median) with those 60,000 ports
 
 ``--list-policy`` instead measures only the cost of the policy on a
 listing: 1,000 ports of one project, ``GET /v2.0/ports`` as an admin of
@@ -184,6 +186,23 @@ class Bench:
         self.out(f"port create with {self.total - samples} ports allocated: median {med} ms "
                  f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples})")
 
+    def ip_availability(self, key, samples):
+        admin = Client(self.port, project="bench-admin", roles="admin,member,reader")
+        lat = []
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            _status, raw = admin.call(
+                "GET", f"/v2.0/network-ip-availabilities/{self.net_id}", want=200)
+            lat.append(time.perf_counter() - t0)
+        admin.close()
+        used = json.loads(raw)["network_ip_availability"]["used_ips"]
+        if used != self.total:
+            raise RuntimeError(f"used_ips {used}, expected {self.total}")
+        med = _ms(statistics.median(lat))
+        self.result[key] = med
+        self.out(f"IP availability of a network with {used} ports: median {med} ms "
+                 f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples})")
+
     def list_policy(self, samples, n=1000, server_pid=None):
         """GET /v2.0/ports with ``n`` ports, as an admin and as a member;
         with ``server_pid``, also the server's CPU time per listing (steadier
@@ -229,6 +248,7 @@ class Bench:
         self.list_ports("list_10k_ms", self.c["list_large_samples"])
         self.populate(self.c["populated"])
         self.create_latency("create_at_60k_ms", self.c["create_samples"])
+        self.ip_availability("ip_availability_ms", self.c["list_samples"])
         self.client.close()
         return self.result
 

@@ -902,6 +902,31 @@ def _extra_operation(schema, r, method, comp, errors):
         return {"summary": action.replace("_", " "), "requestBody": _body(req),
                 "responses": _responses("action", "routers", errors, {
                     "200": _json(_wrap("router", _ref(comp["routers"])))})}
+    if p.startswith("/v2.0/network-ip-availabilities"):
+        count = {"type": "integer", "minimum": 0}
+        per_subnet = {"type": "object", "additionalProperties": False, "properties": {
+            "subnet_id": _uuid("response"), "subnet_name": {"type": "string"},
+            "cidr": _cidr("response"), "ip_version": {"enum": [4, 6]},
+            "total_ips": count, "used_ips": count}}
+        item = {"type": "object", "additionalProperties": False, "properties": {
+            "network_id": _uuid("response"), "network_name": {"type": "string"},
+            "project_id": {"type": "string"}, "tenant_id": {"type": "string"},
+            "total_ips": count, "used_ips": count,
+            "subnet_ip_availability": {"type": "array", "items": per_subnet}}}
+        if p.endswith("{network_id}"):
+            return {"summary": "IP availability of a network", "parameters": [_FIELDS],
+                    "responses": _responses("read", None, errors, {"200": _json(
+                        _wrap("network_ip_availability", item))})}
+        return {"summary": "IP availability of networks", "parameters": [_FIELDS],
+                "responses": _responses("read", None, errors, {"200": _json(
+                    _wrap("network_ip_availabilities", {"type": "array", "items": item}))})}
+    m = re.fullmatch(r"/v2\.0/subnetpools/\{pool_id\}/(\w+)", p)
+    if m and "subnetpools" in schema.resources:
+        body = {"type": "object", "additionalProperties": False, "required": ["prefixes"],
+                "properties": {"prefixes": {"type": "array", "items": _cidr("request")}}}
+        return {"summary": m.group(1).replace("_", " "), "requestBody": _body(body),
+                "responses": _responses("action", "subnetpools", errors,
+                                        {"200": _json(body)})}
     if p.startswith("/v2.0/ports/{port_id}/bindings"):
         binding = {"type": "object", "additionalProperties": False, "properties": {
             "host": {"type": "string"}, "vif_type": {"type": "string"},

@@ -81,6 +81,10 @@ class ExtensionPoints:
     ensure_default_for_listing: Callable[[Any, str], None] | None = None
     """fn(ctx, project_id): the same in a transaction of its own, before
     a list of security groups (extensions/securitygroups.py)."""
+    subnet_allocator: Callable[[Any, Any, Any, dict], tuple] | None = None
+    """fn(session, ctx, network row (locked), create attrs) -> (cidr,
+    ip_version, subnetpool id or None) of a subnet being created: from its
+    subnet pool (extensions/subnetpools.py)."""
     nova_notifier: Any = None
     """The nova notifier (nova/notifier.py: Notifier) when configured."""
     status_listeners: list[StatusListener]

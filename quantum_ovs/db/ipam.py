@@ -18,6 +18,9 @@ IMMEDIATE).
   1. network rows: FOR UPDATE by network and subnet writes, FOR KEY
      SHARE by a port create (the foreign key check of the port's row,
      which db/resources/ports.py inserts before it allocates addresses);
+  1b. subnet pool rows: FOR UPDATE by a subnet create that takes its
+     cidr from the pool, and by pool updates, which then lock the pool's
+     address scope row (extensions/subnetpools.py);
   2. port rows: the port being updated or deleted (Collection.row, lock=True);
   3. subnet rows of the networks whose addresses change, in (created_at,
      id) order: FOR NO KEY UPDATE by allocation and release

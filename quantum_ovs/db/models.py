@@ -69,6 +69,12 @@ class Subnet(StandardAttrs, Base):
     enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
     ipv6_ra_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
     ipv6_address_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # subnet_allocation: the pool the cidr was taken from (no foreign key,
+    # as in Neutron: the pool refuses its own delete while in use)
+    subnetpool_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # (loaded when touched: a network's address scopes, extensions/address_scopes.py)
+    subnetpool = relationship("SubnetPool", primaryjoin="foreign(Subnet.subnetpool_id) == "
+                              "SubnetPool.id", lazy="select", viewonly=True)
     tags = _tags_rel("Subnet")
     allocation_pools = relationship("AllocationPool", lazy="selectin",
                                     cascade="all, delete-orphan",
@@ -526,3 +532,42 @@ class PortForwarding(Base):
     internal_port_lo: Mapped[int] = mapped_column(Integer)
     internal_port_hi: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(String(255), default="")
+
+
+class AddressScope(StandardAttrs, Base):
+    """address-scope: a set of subnet pools whose prefixes never overlap,
+    so that addresses within it are routed without NAT."""
+
+    __tablename__ = "address_scopes"
+    ip_version: Mapped[int] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    tags = _tags_rel("AddressScope")
+
+
+class SubnetPool(StandardAttrs, Base):
+    """subnet_allocation: prefixes subnets are carved out of.  What is
+    allocated is the cidrs of the subnets that name the pool."""
+
+    __tablename__ = "subnetpools"
+    ip_version: Mapped[int] = mapped_column(Integer)
+    default_prefixlen: Mapped[int] = mapped_column(Integer)
+    min_prefixlen: Mapped[int] = mapped_column(Integer)
+    max_prefixlen: Mapped[int] = mapped_column(Integer)
+    default_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    address_scope_id: Mapped[str | None] = mapped_column(
+        ForeignKey("address_scopes.id"), nullable=True, index=True)
+    tags = _tags_rel("SubnetPool")
+    prefixes = relationship("SubnetPoolPrefix", lazy="selectin",
+                            cascade="all, delete-orphan",
+                            order_by="SubnetPoolPrefix.first_key")
+
+
+class SubnetPoolPrefix(Base):
+    __tablename__ = "subnetpoolprefixes"
+    subnetpool_id: Mapped[str] = mapped_column(
+        ForeignKey("subnetpools.id", ondelete="CASCADE"), primary_key=True)
+    cidr: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # ipam.ip_key of the first address: orders IPv4 and IPv6 alike
+    first_key: Mapped[str] = mapped_column(String(32))

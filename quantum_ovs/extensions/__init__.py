@@ -36,6 +36,9 @@ OPTIONAL = (
     "quantum_ovs.extensions.floatingips",
     "quantum_ovs.extensions.dns",
     "quantum_ovs.extensions.extra_dhcp_opt",
+    "quantum_ovs.extensions.subnetpools",
+    "quantum_ovs.extensions.address_scopes",
+    "quantum_ovs.extensions.ip_availability",
 )
 
 

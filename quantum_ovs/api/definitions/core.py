@@ -97,8 +97,8 @@ RESOURCE_ATTRIBUTE_MAP = {
                           default=None, convert_filter=v.string(16)),
         ipv6_address_mode=Attr(v.choices("slaac", "dhcpv6-stateful", "dhcpv6-stateless"),
                                default=None, convert_filter=v.string(16)),
-        subnetpool_id=Attr(v.choices(None), default=None, is_filter=False,
-                           is_sort_key=False),
+        # (taken from a pool: extensions/subnetpools.py)
+        subnetpool_id=Attr(v.uuid_or_none, default=None, convert_filter=v.string(None)),
         segment_id=Attr(v.choices(None), default=None, is_filter=False,
                         is_sort_key=False),
         # The network's sharing, as a filter only (Neutron does not show it).
@@ -132,6 +132,9 @@ SERVER_DEFAULTS = frozenset({
     ("networks", "project_id"), ("networks", "tenant_id"),
     ("subnets", "project_id"), ("subnets", "tenant_id"),
     ("subnets", "gateway_ip"), ("subnets", "allocation_pools"),
+    # (from the subnet pool when one is named; else required, checked by
+    # the subnets' handler)
+    ("subnets", "cidr"), ("subnets", "ip_version"),
     ("ports", "project_id"), ("ports", "tenant_id"),
     ("ports", "mac_address"), ("ports", "fixed_ips"),
     ("ports", "port_security_enabled"),

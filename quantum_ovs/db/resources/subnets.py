@@ -26,7 +26,7 @@ def subnet_dict(sub):
              dns_nameservers=[d.address for d in sub.dns_nameservers],
              host_routes=[{"destination": r.destination, "nexthop": r.nexthop}
                           for r in sub.host_routes],
-             subnetpool_id=None, segment_id=None)
+             subnetpool_id=sub.subnetpool_id, segment_id=None)
     return d
 
 
@@ -60,9 +60,11 @@ class Subnets(Collection):
 
     def _create(self, s, ctx, a):
         net = self.plugin.collections["networks"].row(s, ctx, a["network_id"], lock=True)
+        allocate = self.plugin.subnet_allocator or _own_cidr
+        cidr, version, pool_id = allocate(s, ctx, net, a)
+        a = dict(a, cidr=cidr, ip_version=version)
         if net.mtu:
             check_mtu(net.id, net.mtu, {a["ip_version"]})
-        cidr = a["cidr"]
         netobj = ipaddress.ip_network(cidr)
         if netobj.version != a["ip_version"]:
             raise exceptions.InvalidInput(
@@ -86,7 +88,7 @@ class Subnets(Collection):
             name=a["name"], description=a["description"], network_id=net.id, cidr=cidr,
             ip_version=a["ip_version"], gateway_ip=gw, enable_dhcp=a["enable_dhcp"],
             ipv6_ra_mode=a.get("ipv6_ra_mode"), ipv6_address_mode=a.get("ipv6_address_mode"),
-            revision_number=0)
+            subnetpool_id=pool_id, revision_number=0)
         sub.dns_nameservers = [models.DNSNameServer(address=x, order=i)
                                for i, x in enumerate(a.get("dns_nameservers") or [])]
         sub.host_routes = [models.SubnetRoute(destination=r["destination"], nexthop=r["nexthop"],
@@ -199,6 +201,16 @@ class Subnets(Collection):
             s.expire(p, ["fixed_ips"])
             changelog.bump(p)
             changelog.record(s, "port", p, "update", p.network_id, before=before[p.id])
+
+
+def _own_cidr(s, ctx, net, a):
+    """The cidr and IP version a subnet gives itself (no subnet pools)."""
+    for k in ("cidr", "ip_version"):
+        if a.get(k) is None:
+            raise exceptions.InvalidInput(
+                error_message=f"Failed to parse request. Required attribute '{k}' not "
+                              "specified")
+    return a["cidr"], a["ip_version"], None
 
 
 def _check_v6_modes(a):

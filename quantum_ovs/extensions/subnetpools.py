@@ -1,0 +1,344 @@
+"""Subnet pools (subnet_allocation, default-subnetpools,
+subnetpool-prefix-ops): storage, the subnets' allocation from them and
+the HTTP handlers of add_prefixes / remove_prefixes.  The contract is
+quantum_ovs/api/definitions/subnetpools.py; address scopes are in
+address_scopes.py.
+
+What a pool has given out is the cidrs of the subnets that name it
+(``subnets.subnetpool_id``): a subnet deleted gives its prefix back with
+its row, and nothing else is kept to drift.  An allocation locks the
+pool's row (FOR UPDATE; SQLite lets one writer in at a time), after the
+network's: level 1b of the lock order of db/ipam.py.  Pool updates lock
+the pool, then its address scope; nothing takes a pool lock while it holds
+a lock of a later level.
+
+Who sees a pool or a scope is ``visible_clause`` below (one place): its
+project, or every project when it is shared; more rows through
+``plugin.add_visibility`` (RBAC).
+"""
+
+import uuid
+
+import sqlalchemy as sa
+
+from quantum_ovs import exceptions
+from quantum_ovs.api.definitions import subnetpools as definition
+from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.db import changelog, models, prefixes
+from quantum_ovs.db.ipam import ip_key
+from quantum_ovs.db.resource import Collection, std_dict
+
+DEFINITION = definition
+
+SUBNETPOOLS, SUBNETPOOL = definition.SUBNETPOOLS, definition.SUBNETPOOL
+MAXLEN, MINLEN = definition.MAX_PREFIXLEN, definition.DEFAULT_MIN_PREFIXLEN
+
+
+def visible_clause(model, ctx):
+    """The pools (or scopes) a non-admin ``ctx`` sees by ownership and
+    sharing."""
+    return sa.or_(model.project_id == ctx.project_id, model.shared.is_(True))
+
+
+def pool_dict(pool):
+    d = std_dict(pool)
+    d.update(prefixes=[p.cidr for p in pool.prefixes], ip_version=pool.ip_version,
+             default_prefixlen=pool.default_prefixlen, min_prefixlen=pool.min_prefixlen,
+             max_prefixlen=pool.max_prefixlen, default_quota=pool.default_quota,
+             shared=pool.shared, is_default=pool.is_default,
+             address_scope_id=pool.address_scope_id)
+    return d
+
+
+def _set_prefixes(pool, nets):
+    pool.prefixes = [models.SubnetPoolPrefix(cidr=str(n), first_key=ip_key(n.network_address))
+                     for n in nets]
+
+
+def _allocated(s, pool_id, project_id=None):
+    S = models.Subnet
+    q = sa.select(S.cidr).where(S.subnetpool_id == pool_id)
+    if project_id is not None:
+        q = q.where(S.project_id == project_id)
+    return [c for (c,) in s.execute(q)]
+
+
+def _is_sqlite(s):
+    return s.get_bind().dialect.name == "sqlite"
+
+
+def _lock(s, model, id_):
+    q = sa.select(model).where(model.id == id_)
+    if not _is_sqlite(s):
+        q = q.with_for_update()
+    return s.execute(q).scalars().first()
+
+
+class SubnetPools(Collection):
+    collection, resource, model = SUBNETPOOLS, SUBNETPOOL, models.SubnetPool
+    not_found = (definition.SubnetPoolNotFound, "subnetpool_id")
+
+    def to_dict(self, obj):
+        return pool_dict(obj)
+
+    def visible_clause(self, ctx):
+        return visible_clause(self.model, ctx)
+
+    def filter_clause(self, attr, values):
+        if attr == "prefixes":
+            P = models.SubnetPoolPrefix
+            return self.model.id.in_(sa.select(P.subnetpool_id).where(P.cidr.in_(values)))
+        return None
+
+    # ------------------------------------------------------------ checks
+    @staticmethod
+    def _prefix_nets(cidrs):
+        if not cidrs:
+            raise definition.EmptySubnetPoolPrefixList()
+        nets = [prefixes.net(c) for c in cidrs]
+        if len({n.version for n in nets}) != 1:
+            raise definition.PrefixVersionMismatch()
+        return prefixes.merge(nets)
+
+    @staticmethod
+    def _check_bounds(version, lo, default, hi):
+        bad = definition.IllegalSubnetPoolPrefixBounds
+        if hi > MAXLEN[version]:
+            raise bad(prefix_type="max_prefixlen", prefixlen=hi,
+                      base_prefix_type="ip_version_max", base_prefixlen=MAXLEN[version])
+        if lo > hi:
+            raise bad(prefix_type="min_prefixlen", prefixlen=lo,
+                      base_prefix_type="max_prefixlen", base_prefixlen=hi)
+        if default < lo:
+            raise bad(prefix_type="default_prefixlen", prefixlen=default,
+                      base_prefix_type="min_prefixlen", base_prefixlen=lo)
+        if default > hi:
+            raise bad(prefix_type="default_prefixlen", prefixlen=default,
+                      base_prefix_type="max_prefixlen", base_prefixlen=hi)
+
+    def _check_default(self, s, pool_id, version):
+        P = models.SubnetPool
+        other = s.execute(sa.select(P.id).where(
+            P.is_default.is_(True), P.ip_version == version, P.id != pool_id)).first()
+        if other is not None:
+            raise exceptions.InvalidInput(
+                error_message="A default subnetpool for this IP family has already been "
+                              "set. Only one default may exist per IP family")
+
+    def _check_scope(self, s, ctx, pool_id, scope_id, version, nets, joining=True):
+        """The scope a pool joins (or stays in with new prefixes): visible,
+        the caller's (or the caller an admin) when ``joining``, of the
+        pool's IP version, and no prefix of another pool of it
+        overlapping.  Locks it."""
+        if scope_id is None:
+            return
+        scopes = self.plugin.collections["address_scopes"]
+        scopes.row(s, ctx if joining else None, scope_id)  # 404 when it is not seen
+        scope = _lock(s, models.AddressScope, scope_id)
+        if joining and ctx is not None and not ctx.is_admin and \
+                scope.project_id != ctx.project_id:
+            raise definition.IllegalSubnetPoolAssociationToAddressScope(
+                subnetpool_id=pool_id, address_scope_id=scope_id)
+        if scope.ip_version != version:
+            raise definition.IllegalSubnetPoolIpVersionAssociationToAddressScope(
+                subnetpool_id=pool_id, address_scope_id=scope_id, ip_version=scope.ip_version)
+        P, PP = models.SubnetPool, models.SubnetPoolPrefix
+        others = [c for (c,) in s.execute(
+            sa.select(PP.cidr).join(P, P.id == PP.subnetpool_id)
+            .where(P.address_scope_id == scope_id, P.id != pool_id))]
+        if prefixes.overlapping([str(n) for n in nets], others):
+            raise definition.AddressScopePrefixConflict()
+
+    # ------------------------------------------------------------ writes
+    def create(self, s, ctx, a):
+        nets = self._prefix_nets(a["prefixes"])
+        version = nets[0].version
+        lo = a.get("min_prefixlen", MINLEN[version])
+        hi = a.get("max_prefixlen", MAXLEN[version])
+        default = a.get("default_prefixlen", lo)
+        self._check_bounds(version, lo, default, hi)
+        pool_id = a.get("id") or str(uuid.uuid4())
+        if a["is_default"]:
+            self._check_default(s, pool_id, version)
+        self._check_scope(s, ctx, pool_id, a["address_scope_id"], version, nets)
+        pool = models.SubnetPool(
+            id=pool_id, project_id=a["project_id"], name=a["name"],
+            description=a["description"], ip_version=version, default_prefixlen=default,
+            min_prefixlen=lo, max_prefixlen=hi, default_quota=a["default_quota"],
+            shared=a["shared"], is_default=a["is_default"],
+            address_scope_id=a["address_scope_id"], revision_number=0)
+        _set_prefixes(pool, nets)
+        pool.tags = []
+        s.add(pool)
+        return pool
+
+    def update(self, s, ctx, pool, a):
+        version = pool.ip_version
+        old = [prefixes.net(p.cidr) for p in pool.prefixes]
+        nets = old
+        if "prefixes" in a:
+            nets = self._prefix_nets(a["prefixes"])
+            if nets[0].version != version:
+                raise definition.PrefixVersionMismatch()
+            if not all(prefixes.covered(str(o), nets) for o in old):
+                raise definition.IllegalSubnetPoolPrefixUpdate(
+                    msg="Existing prefixes must be a subset of the new prefixes")
+        lo = a.get("min_prefixlen", pool.min_prefixlen)
+        hi = a.get("max_prefixlen", pool.max_prefixlen)
+        default = a.get("default_prefixlen", pool.default_prefixlen)
+        self._check_bounds(version, lo, default, hi)
+        if a.get("is_default"):
+            self._check_default(s, pool.id, version)
+        scope_id = a["address_scope_id"] if "address_scope_id" in a else pool.address_scope_id
+        if "address_scope_id" in a or "prefixes" in a:
+            self._check_scope(s, ctx, pool.id, scope_id, version, nets,
+                              joining=scope_id != pool.address_scope_id)
+        if "prefixes" in a:
+            _set_prefixes(pool, nets)
+        pool.min_prefixlen, pool.max_prefixlen, pool.default_prefixlen = lo, hi, default
+        for k in ("name", "description", "default_quota", "is_default", "address_scope_id"):
+            if k in a:
+                setattr(pool, k, a[k])
+
+    def delete(self, s, ctx, pool):
+        if s.execute(sa.select(models.Subnet.id)
+                     .where(models.Subnet.subnetpool_id == pool.id).limit(1)).first():
+            raise definition.SubnetPoolDeleteError(reason="Subnet pool has allocations")
+        s.delete(pool)
+
+    def change_prefixes(self, ctx, pool_id, cidrs, add):
+        """add_prefixes / remove_prefixes: the pool's prefixes after."""
+        def txn(s):
+            pool = self.row(s, ctx, pool_id, lock=True)
+            nets = [prefixes.net(c) for c in cidrs]
+            if any(n.version != pool.ip_version for n in nets):
+                raise definition.IllegalSubnetPoolPrefixUpdate(
+                    msg=f"All prefixes must be IPv{pool.ip_version}")
+            have = [p.cidr for p in pool.prefixes]
+            if add:
+                new = prefixes.merge(have + [str(n) for n in nets])
+                self._check_scope(s, None, pool.id, pool.address_scope_id, pool.ip_version,
+                                  new)
+            else:
+                used = _allocated(s, pool.id)
+                gone = [str(n) for n in nets]
+                if prefixes.overlapping(gone, used):
+                    raise definition.IllegalSubnetPoolPrefixUpdate(
+                        msg="Subnets are using the prefixes to remove")
+                new = prefixes.merge(prefixes.free_blocks(have, gone))
+                if not new:
+                    raise definition.IllegalSubnetPoolPrefixUpdate(
+                        msg="A subnet pool must keep at least one prefix")
+            _set_prefixes(pool, new)
+            changelog.bump(pool)
+            s.flush()
+            return {"prefixes": [p.cidr for p in pool.prefixes]}
+        return self.plugin.db.write(txn)
+
+    # ------------------------------------------------------------ subnets
+    def allocate(self, s, ctx, net, a):
+        """The cidr, IP version and pool of a subnet being created on
+        ``net`` (locked): from its pool when it names one (or the default
+        pool), else its own cidr.  Checks that a network's subnets of one
+        IP version come from one pool (or none)."""
+        pool_id, use_default = a.get("subnetpool_id"), a.get("use_default_subnetpool")
+        version, cidr, plen = a.get("ip_version"), a.get("cidr"), a.get("prefixlen")
+        if pool_id and use_default:
+            raise definition.bad_subnet(
+                "subnetpool_id and use_default_subnetpool cannot both be specified")
+        pool = None
+        if use_default:
+            if version is None:
+                raise _required("ip_version")
+            P = models.SubnetPool
+            pool_id = s.execute(sa.select(P.id).where(
+                P.is_default.is_(True), P.ip_version == version)).scalar()
+            if pool_id is None:
+                raise definition.bad_subnet(f"No default subnetpool found for IPv{version}")
+        if pool_id:
+            self.row(s, None if use_default else ctx, pool_id)
+            pool = _lock(s, models.SubnetPool, pool_id)
+            if version is not None and version != pool.ip_version:
+                raise definition.bad_subnet(
+                    f"Cannot allocate IPv{version} subnet from IPv{pool.ip_version} "
+                    "subnet pool")
+            version = pool.ip_version
+        else:
+            if cidr is None:
+                # (Neutron: "a subnetpool must be specified in the absence
+                # of a cidr"; the words of any other missing attribute here)
+                raise _required("cidr")
+            if version is None:
+                raise _required("ip_version")
+            if plen is not None:
+                raise definition.bad_subnet("prefixlen cannot be given without a subnetpool")
+        S = models.Subnet
+        others = {p for (p,) in s.execute(sa.select(S.subnetpool_id).where(
+            S.network_id == net.id, S.ip_version == version).distinct())}
+        if others and others != {pool_id or None}:
+            raise definition.NetworkSubnetPoolAffinityError()
+        if pool is None:
+            return cidr, version, None
+        if cidr is not None and plen is not None:
+            raise definition.bad_subnet("cidr and prefixlen must not be supplied together")
+        if cidr is not None:
+            plen = prefixes.net(cidr).prefixlen
+        elif plen is None:
+            plen = pool.default_prefixlen
+        if plen < pool.min_prefixlen:
+            raise definition.MinPrefixSubnetAllocationError(
+                prefixlen=plen, min_prefixlen=pool.min_prefixlen)
+        if plen > pool.max_prefixlen:
+            raise definition.MaxPrefixSubnetAllocationError(
+                prefixlen=plen, max_prefixlen=pool.max_prefixlen)
+        have = [p.cidr for p in pool.prefixes]
+        used = _allocated(s, pool.id)
+        if cidr is not None:
+            if not prefixes.is_free(cidr, have, used):
+                raise definition.SubnetAllocationError(
+                    reason="Cannot allocate requested subnet from the available set of "
+                           "prefixes")
+        else:
+            got = prefixes.find_free(have, used, plen)
+            if got is None:
+                raise definition.SubnetAllocationError(
+                    reason=f"Insufficient prefix space to allocate subnet size /{plen}")
+            cidr = str(got)
+        if pool.default_quota is not None:
+            mine = sum(prefixes.quota_units(c) for c in _allocated(s, pool.id, a["project_id"]))
+            if mine + prefixes.quota_units(cidr) > pool.default_quota:
+                raise definition.SubnetPoolQuotaExceeded()
+        return cidr, version, pool.id
+
+
+def _required(name):
+    return exceptions.InvalidInput(
+        error_message=f"Failed to parse request. Required attribute '{name}' not specified")
+
+
+# ------------------------------------------------------------------ hooks
+def setup(plugin, conf):
+    pools = SubnetPools(plugin)
+    plugin.register(pools)
+    plugin.subnet_allocator = pools.allocate
+
+
+def routes(api):
+    plugin, policy = api.plugin, api.policy
+    ctl = api.controllers[SUBNETPOOLS]
+
+    def action(add):
+        name = "add_prefixes" if add else "remove_prefixes"
+
+        def handler(req, ctx, pool_id, **kw):
+            current = ctl._get_visible(ctx, pool_id)
+            policy.enforce(name, ctx, current)
+            cidrs = definition.prefixes_body(read_json(req))
+            return json_response(plugin.collections[SUBNETPOOLS].change_prefixes(
+                ctx, pool_id, cidrs, add))
+        return handler
+
+    fmt = "{fmt:(\\.json)?}"
+    for name, add in (("add_prefixes", True), ("remove_prefixes", False)):
+        method = definition.ACTIONS[SUBNETPOOLS][name]
+        api.add_route(f"/v2.0/subnetpools/{{pool_id}}/{name}" + fmt, {method: action(add)})
