@@ -513,6 +513,13 @@ def routes_of(api):
         out.append(Route(path, kind, coll, methods))
         if coll:
             seen.setdefault((coll, kind), []).append(len(out) - 1)
+    # An extra route served at a hyphenated path and at its underscored
+    # spelling (floatingip-pools): the hyphenated one is canonical.
+    extras = {r.path for r in out if r.kind == "extra"}
+    for i, r in enumerate(out):
+        hyphened = r.path.replace("_", "-")
+        if r.kind == "extra" and hyphened != r.path and hyphened in extras:
+            out[i] = Route(r.path, r.kind, r.collection, r.methods, r.alias, hyphened)
     # A collection served at two paths: the later (an extension's spelling)
     # is the canonical one.
     for idxs in seen.values():
@@ -759,7 +766,11 @@ def document(schema, routes, title="OpenStack Networking API (quantum-ovs)"):
         "info": {"title": title, "version": "2.0",
                  "description": "Generated from the attribute maps and routes the server "
                                 "runs on (quantum_ovs/api/openapi.py); each path also "
-                                "answers with a .json suffix.",
+                                "answers with a .json suffix.  Request bodies are "
+                                "application/json; as Neutron does, a JSON body labelled "
+                                "text/plain or not labelled is read as JSON when the "
+                                "request carries X-Auth-Token (or, without Keystone, "
+                                "X-Project-Id or X-Roles).",
                  "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
         "servers": [{"url": "/"}],
         "x-extensions": [a["alias"] for a in schema.aliases],

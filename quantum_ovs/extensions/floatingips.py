@@ -69,11 +69,13 @@ def _pf_dict(pf):
 
 
 def _fip_pf_dict(pf):
-    """A forwarding as the floating IP shows it (expose-port-forwarding-in-fip)."""
+    """A forwarding as the floating IP shows it (expose-port-forwarding-in-fip,
+    with id and internal_port_id: floating-ip-port-forwarding-detail; no
+    description, as in Neutron)."""
     d = _pf_dict(pf)
     out = {"id": d["id"], "protocol": d["protocol"],
            "internal_ip_address": d["internal_ip_address"],
-           "internal_port_id": d["internal_port_id"], "description": d["description"]}
+           "internal_port_id": d["internal_port_id"]}
     if d["external_port"] is not None:
         out.update(internal_port=d["internal_port"], external_port=d["external_port"])
     else:
@@ -213,6 +215,10 @@ class FloatingIPs(Collection):
         return fip
 
     def update(self, s, ctx, fip, a):
+        if not a:
+            # An empty update clears the association (Neutron's behaviour
+            # from when the association was a floating IP's only attribute).
+            a = {"port_id": None}
         if "description" in a:
             fip.description = a["description"]
         if "port_id" not in a and "fixed_ip_address" not in a:
@@ -227,6 +233,8 @@ class FloatingIPs(Collection):
             self.associate(s, ctx, fip, port_id, fixed)
 
     def delete(self, s, ctx, fip):
+        if fip.forwardings:
+            raise definition.FipInUseByPortForwarding(id=fip.id)
         old_router = fip.router_id
         port = s.get(models.Port, fip.floating_port_id)
         s.delete(fip)
@@ -309,6 +317,15 @@ class FloatingIPs(Collection):
                 floating_ip_address=fip.floating_ip_address, fip_id=fip.id,
                 port_id=fip.fixed_port_id, fixed_ip=fip.fixed_ip_address)
         port = self.plugin.row(s, ctx, "ports", a["internal_port_id"], bare=True)
+        F = models.FloatingIP
+        bound = s.execute(sa.select(F).where(
+            F.fixed_port_id == port.id,
+            F.fixed_ip_address == a["internal_ip_address"])).scalars().first()
+        if bound is not None:
+            # That address already has a floating IP of its own.
+            raise definition.PortHasBindingFloatingIP(
+                floating_ip_address=bound.floating_ip_address, fip_id=bound.id,
+                port_id=port.id, fixed_ip=bound.fixed_ip_address)
         if port.network_id == fip.floating_network_id:
             raise bad_pf(f"Port {port.id} is on the external network of the floating IP")
         alloc = next((x for x in port.fixed_ips
@@ -331,19 +348,19 @@ class FloatingIPs(Collection):
         for x in others:
             if x.protocol == a["protocol"] and lo <= x.external_port_hi and \
                     x.external_port_lo <= hi:
-                raise definition.PortForwardingConflict(
-                    fip_id=fip.id, protocol=a["protocol"], what="external ports",
-                    ports=f"{x.external_port_lo}:{x.external_port_hi}")
+                raise definition.pf_overlap(
+                    fip.id, a["protocol"], "external ports",
+                    f"{x.external_port_lo}:{x.external_port_hi}")
         ilo, ihi = a["internal"]
         PF = models.PortForwarding
         for x in s.execute(sa.select(PF).where(
                 PF.internal_port_id == port.id, PF.protocol == a["protocol"],
                 PF.internal_ip_address == a["internal_ip_address"])).scalars():
             if x.id != pf_id and ilo <= x.internal_port_hi and x.internal_port_lo <= ihi:
-                raise definition.PortForwardingConflict(
-                    fip_id=x.floatingip_id, protocol=a["protocol"],
-                    what=f"internal ports of {a['internal_ip_address']}",
-                    ports=f"{x.internal_port_lo}:{x.internal_port_hi}")
+                raise definition.pf_overlap(
+                    x.floatingip_id, a["protocol"],
+                    f"internal ports of {a['internal_ip_address']}",
+                    f"{x.internal_port_lo}:{x.internal_port_hi}")
         return router_id
 
     def _pf_row(self, fip, pf_id):
@@ -617,6 +634,9 @@ def routes(api):
                     fields) for r in rows]
         return json_response({"floatingip_pools": out})
 
+    # Neutron's path has a hyphen (its extension paths do); the underscore
+    # one, served before, stays for clients written against it.
+    api.add_route("/v2.0/floatingip-pools" + fmt, {"GET": pools})
     api.add_route("/v2.0/floatingip_pools" + fmt, {"GET": pools})
 
     # -- gateway hosts (l3_agent_scheduler's shape)

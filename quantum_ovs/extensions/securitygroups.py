@@ -183,9 +183,13 @@ class SecurityGroups(Collection):
             description=a["description"], stateful=a["stateful"], revision_number=0)
         s.add(group)
         s.flush()
-        # Like Neutron: a new group lets everything out.
+        # Like Neutron: a new group lets everything out -- rules that
+        # count against the project's security_group_rule quota.
+        quotas = getattr(self.plugin, "quotas", None)
         for ether in ("IPv4", "IPv6"):
-            _new_rule(s, group, "egress", ether)
+            rule = _new_rule(s, group, "egress", ether)
+            if quotas is not None and "security_group_rule" in quotas.resources:
+                quotas.check(s, "security_group_rule", rule)
         group.tags = []
         s.flush()
         s.refresh(group)

@@ -184,6 +184,18 @@ def test_associate_disassociate_move_delete(l3):
     l3.delete(f"{F}/{f['id']}", status=204)
 
 
+def test_a_blank_update_clears_the_association_and_a_description_keeps_it(l3):
+    ext_net, ext_sub, router, net, sub, port = _topology(l3)
+    f = _fip(l3, floating_network_id=ext_net["id"], port_id=port["id"])
+    kept = _put(l3, f["id"], description="d2")
+    assert (kept["port_id"], kept["description"]) == (port["id"], "d2")
+    off = _put(l3, f["id"])
+    assert (off["port_id"], off["fixed_ip_address"], off["router_id"], off["port_details"],
+            off["description"]) == (None, None, None, None, "d2")
+    # The fixed IP is free again for another floating IP.
+    _fip(l3, floating_network_id=ext_net["id"], port_id=port["id"])
+
+
 def test_association_errors(l3):
     ext_net, ext_sub, router, net, sub, port = _topology(l3)
     f = _fip(l3, floating_network_id=ext_net["id"])
@@ -298,10 +310,12 @@ def test_floatingip_pools_list_the_external_ipv4_subnets(l3):
     l3.subnet(ext_net["id"], cidr="2001:db8:9::/64", **ADMIN)
     internal = l3.network()
     l3.subnet(internal["id"], cidr="10.0.0.0/24")
-    pools = l3.get("/v2.0/floatingip_pools", status=200).data["floatingip_pools"]
+    pools = l3.get("/v2.0/floatingip-pools", status=200).data["floatingip_pools"]
     assert pools == [{"subnet_id": ext_sub["id"], "subnet_name": ext_sub["name"],
                       "network_id": ext_net["id"], "cidr": "172.24.4.0/24",
                       "project_id": "admin-p", "tenant_id": "admin-p"}]
+    # Neutron's path has a hyphen; the underscore one stays an alias.
+    assert l3.get("/v2.0/floatingip_pools", status=200).data["floatingip_pools"] == pools
 
 
 # ------------------------------------------------------------------ ext-gw-mode
@@ -462,10 +476,26 @@ def test_port_forwardings_crud_and_shown_in_the_floating_ip(l3):
     l3.get(f"{F}/{f['id']}/port_forwardings/{pf['id']}", status=404)
     l3.delete(f"{F}/{f['id']}/port_forwardings/{rng['id']}", status=204)
     assert l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["router_id"] is None
-    # Deleting the floating IP drops its forwardings.
-    _pf(l3, f["id"], protocol="tcp", internal_port_id=port["id"], internal_ip_address=ip,
-        internal_port=22, external_port=22)
+    # A floating IP with forwardings cannot be deleted (Neutron: 409).
+    l3.delete(f"{F}/{g['id']}", status=204)
+    last = _pf(l3, f["id"], protocol="tcp", internal_port_id=port["id"],
+               internal_ip_address=ip, internal_port=22, external_port=22)
+    err = l3.delete(f"{F}/{f['id']}", status=409).data["NeutronError"]
+    assert err["type"] == "FipInUseByPortForwarding"
+    assert _count(l3, models.PortForwarding) == 1
+    l3.delete(f"{F}/{f['id']}/port_forwardings/{last['id']}", status=204)
     l3.delete(f"{F}/{f['id']}", status=204)
+    assert _count(l3, models.PortForwarding) == 0
+
+
+def test_a_fixed_ip_with_a_floating_ip_of_its_own_takes_no_forwarding(l3):
+    ext_net, ext_sub, router, net, sub, port = _topology(l3)
+    ip = port["fixed_ips"][0]["ip_address"]
+    own = _fip(l3, floating_network_id=ext_net["id"], port_id=port["id"])
+    f = _fip(l3, floating_network_id=ext_net["id"])
+    err = _pf(l3, f["id"], 409, protocol="tcp", internal_port_id=port["id"],
+              internal_ip_address=ip, internal_port=22, external_port=2222)
+    assert err["type"] == "PortHasBindingFloatingIP" and own["id"] in err["message"]
     assert _count(l3, models.PortForwarding) == 0
 
 
@@ -481,11 +511,13 @@ def test_port_forwarding_errors_are_4xx_and_leave_nothing(l3):
     l3.subnet(lone["id"], cidr="10.5.0.0/24")
     far = l3.port(lone["id"])
     cases = [
-        (dict(internal_port=22, external_port=2222, **base), 409, "PortForwardingConflict"),
-        (dict(internal_port=23, external_port=2222, **base), 409, "PortForwardingConflict"),
-        (dict(internal_port=22, external_port=2223, **base), 409, "PortForwardingConflict"),
-        (dict(internal_port_range="5000:5001", external_port_range="4010:4011", **base), 409,
-         "PortForwardingConflict"),
+        # Overlaps are Neutron's 400s (the same external port, the same
+        # internal destination).
+        (dict(internal_port=22, external_port=2222, **base), 400, "BadRequest"),
+        (dict(internal_port=23, external_port=2222, **base), 400, "BadRequest"),
+        (dict(internal_port=22, external_port=2223, **base), 400, "BadRequest"),
+        (dict(internal_port_range="5000:5001", external_port_range="4010:4011", **base), 400,
+         "BadRequest"),
         (dict(internal_port=22, external_port=0, **base), 400, "InvalidInput"),
         (dict(internal_port=22, external_port=70000, **base), 400, "InvalidInput"),
         (dict(internal_port=22, **base), 400, "InvalidInput"),

@@ -87,6 +87,23 @@ def test_over_quota_networks(api):
     assert len(api.get("/v2.0/networks", status=200).data["networks"]) == 6
 
 
+def test_a_new_groups_egress_rules_count_against_the_rule_quota(api):
+    api.post("/v2.0/security-groups", {"security_group": {"name": "first"}}, status=201)
+    used = api.get("/v2.0/quotas/p1/details", status=200).data["quota"][
+        "security_group_rule"]["used"]
+    groups = len(api.get("/v2.0/security-groups", status=200).data["security_groups"])
+    # Room for one rule: a group brings two.
+    api.put("/v2.0/quotas/p1", {"quota": {"security_group_rule": used + 1}}, admin=True,
+            status=200)
+    r = api.post("/v2.0/security-groups", {"security_group": {"name": "x"}}, status=409)
+    assert r.data["NeutronError"]["type"] == "OverQuota"
+    assert "security_group_rule" in r.data["NeutronError"]["message"]
+    assert len(api.get("/v2.0/security-groups", status=200).data["security_groups"]) == groups
+    api.put("/v2.0/quotas/p1", {"quota": {"security_group_rule": used + 2}}, admin=True,
+            status=200)
+    api.post("/v2.0/security-groups", {"security_group": {"name": "y"}}, status=201)
+
+
 def test_bulk_create_counts_every_item(api):
     api.put("/v2.0/quotas/p1", {"quota": {"network": 3}}, admin=True, status=200)
     api.network()
@@ -100,7 +117,7 @@ def test_bulk_create_counts_every_item(api):
 
 def test_subnets_ports_and_security_groups(api):
     api.put("/v2.0/quotas/p1", {"quota": {"subnet": 1, "port": 2, "security_group": 2,
-                                          "security_group_rule": 5}},
+                                          "security_group_rule": 6}},
             admin=True, status=200)
     net = api.network()
     api.subnet(net["id"], "10.0.0.0/24")
@@ -116,8 +133,9 @@ def test_subnets_ports_and_security_groups(api):
                   status=201).data["security_group"]
     r = api.post("/v2.0/security-groups", {"security_group": {"name": "b"}}, status=409)
     assert r.data["NeutronError"]["type"] == "OverQuota"
-    # 4 rules of the default group and 2 of "a" exist already (made for them,
-    # not counted against the limit when made), so none more fits.
+    # 4 rules of the default group (made for it, not counted when made) and
+    # the 2 of "a" (counted, as in Neutron: "a" fitted in 6) exist, so none
+    # more fits.
     r = api.post("/v2.0/security-group-rules", {"security_group_rule": {
         "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp"}},
         status=409)

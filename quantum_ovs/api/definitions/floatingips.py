@@ -41,6 +41,10 @@ ALIASES = [
     {"alias": "expose-port-forwarding-in-fip",
      "name": "Expose port forwardings in a floating IP",
      "description": "Expose the port forwardings of a floating IP in it"},
+    {"alias": "floating-ip-port-forwarding-detail",
+     "name": "Floating IP Port Forwarding detail",
+     "description": "The port forwardings a floating IP shows carry their id and "
+                    "internal_port_id"},
     {"alias": "l3_agent_scheduler", "name": "L3 Agent Scheduler",
      "description": "Schedule routers among l3 agents"},
 ]
@@ -90,11 +94,6 @@ class PortForwardingNotFound(exceptions.NotFound):
     message = "Port Forwarding %(id)s could not be found."
 
 
-class PortForwardingConflict(exceptions.Conflict):
-    message = ("A port forwarding of floating IP %(fip_id)s already uses %(protocol)s "
-               "%(what)s %(ports)s.")
-
-
 class RouterNotFound(exceptions.NotFound):
     message = "Router %(router_id)s could not be found"
 
@@ -106,6 +105,13 @@ def bad_fip(msg):
 
 def bad_pf(msg):
     return exceptions.BadRequest(resource="port_forwarding", msg=msg)
+
+
+def pf_overlap(fip_id, protocol, what, ports):
+    """Two forwardings that would take the same packets: a 400 as in
+    Neutron (a BadRequest, not a conflict of state)."""
+    return bad_pf(f"A port forwarding of floating IP {fip_id} already uses {protocol} "
+                  f"{what} {ports}")
 
 
 # ------------------------------------------------------------------ validators
@@ -165,6 +171,7 @@ ATTRIBUTE_ALIASES = {
 ROUTE_ALIASES = {
     "/v2.0/floatingips/{fip_id}/port_forwardings": "floating-ip-port-forwarding",
     "/v2.0/floatingips/{fip_id}/port_forwardings/{pf_id}": "floating-ip-port-forwarding",
+    "/v2.0/floatingip-pools": "floatingip-pools",
     "/v2.0/floatingip_pools": "floatingip-pools",
     "/v2.0/routers/{router_id}/l3-agents": "l3_agent_scheduler",
     "/v2.0/agents/{agent_id}/l3-routers": "l3_agent_scheduler",
@@ -298,7 +305,7 @@ POLICY_RULES = p.crud(FLOATINGIP, "/floatingips", {
     "delete_floatingip:tags": (_MEMBER, "Remove tags of a floating IP"),
 }) + [
     p.rule("get_floatingip_pool", "rule:regular_user", "Get floating IP pools",
-           method="GET", path="/floatingip_pools"),
+           method="GET", path="/floatingip-pools"),
     p.rule("create_floatingip_port_forwarding", _MEMBER,
            "Create a floating IP port forwarding", method="POST", path=_PF),
     p.rule("get_floatingip_port_forwarding", _READER,
