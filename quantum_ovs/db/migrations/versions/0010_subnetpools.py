@@ -4,7 +4,7 @@ default-subnetpools, subnetpool-prefix-ops)
 address_scopes, subnetpools and their prefixes; subnets.subnetpool_id
 (NULL for the subnets that exist: they were given a cidr).
 
-Revision ID: 0011_subnetpools
+Revision ID: 0010_subnetpools
 Revises: 0009_dns_extra_dhcp_opts
 Create Date: 2026-12-04 22:40:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011_subnetpools'
+revision = '0010_subnetpools'
 down_revision = '0009_dns_extra_dhcp_opts'
 branch_labels = None
 depends_on = None
