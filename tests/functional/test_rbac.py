@@ -6,7 +6,9 @@ with a project; on SQLite and PostgreSQL."""
 
 import pytest
 
+from tests.functional.test_agent_api import register
 from tests.functional.test_floatingips import _topology
+from tests.functional.test_host_view_routers import full_view
 
 P = "/v2.0/rbac-policies"
 ADMIN = dict(project="admin-p", admin=True)
@@ -240,3 +242,26 @@ def test_security_group_shared_with_a_project(api):
             status=200)
     api.delete(f"{P}/{pol['id']}", status=204)
     api.get(f"/v2.0/security-groups/{sg['id']}", project="p2", status=404)
+
+
+def test_host_view_gives_a_shared_group_to_the_host_of_its_users_port(api):
+    host = "hv-rbac"
+    register(api, host, "192.0.2.7", integration_bridge="br-int")
+    sg = api.post("/v2.0/security-groups", {"security_group": {"name": "shared"}},
+                  status=201).data["security_group"]
+    rule = api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp",
+        "port_range_min": 22, "port_range_max": 22, "remote_group_id": sg["id"]}},
+        status=201).data["security_group_rule"]
+    _policy(api, sg["id"], "p2", object_type="security_group")
+    net = api.network(project="p2")
+    api.subnet(net["id"], project="p2")
+    port = api.port(net["id"], project="p2", security_groups=[sg["id"]])
+    api.put(f"/v2.0/ports/{port['id']}", {"port": {"binding:host_id": host}}, admin=True,
+            status=200)
+    view = full_view(api, host)
+    assert [p.security_groups for p in view.ports if p.id == port["id"]] == [(sg["id"],)]
+    group = next(g for g in view.security_groups if g.id == sg["id"])
+    assert rule["id"] in {r.id for r in group.rules}
+    # p2's port is a member: the group's own remote-group rule matches it.
+    assert port["fixed_ips"][0]["ip_address"] in group.member_ips
