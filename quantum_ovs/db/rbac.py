@@ -73,11 +73,15 @@ def granted(object_type, actions, project):
 
 def granted_ids(s, object_type, action, ids, project):
     """Those of ``ids`` that ``action`` gives ``project``."""
+    ids = set(ids)
     if not ids or not project:
         return set()
     R = models.RbacPolicy
-    return set(s.execute(granted(object_type, (action,), project)
-                         .where(R.object_id.in_(set(ids)))).scalars())
+    q = granted(object_type, (action,), project)
+    if len(ids) <= 500:
+        q = q.where(R.object_id.in_(ids))
+    # (else: the project's policies, few, rather than a long IN list)
+    return ids & set(s.execute(q).scalars())
 
 
 def targets(s, object_type, object_id, action, exclude_id=None):

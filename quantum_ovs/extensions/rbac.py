@@ -14,8 +14,8 @@ This module registers the core ones:
 - ``security_group``: ``access_as_shared`` (the target sees the group,
   uses it on its ports and as a remote group).
 
-A policy is made by the object's owner or an administrator (another
-project's object it can see: 400, as Neutron; one it cannot: 404).  A
+A policy is made by the object's owner or an administrator (any other
+object id, seen or not, existing or not: 400, as in Neutron).  A
 policy whose removal (or change of target) would take the object away
 from a project that still uses it is 409 RbacPolicyInUse.
 """
@@ -69,14 +69,20 @@ class RbacPolicies(Collection):
 
     def _object(self, s, ctx, otype, object_id):
         """The object, locked: policies of one object change one at a time."""
-        obj = self.plugin.row(s, None, otype.collection, object_id, lock=True)
-        if ctx.is_admin or obj.project_id == ctx.project_id:
-            return obj
-        # Not the caller's: one it cannot see is not found; one shared
-        # with it is not its to share.
-        self.plugin.row(s, ctx, otype.collection, object_id)
-        raise exceptions.InvalidInput(
-            error_message="Only admins can manipulate policies on objects they do not own")
+        if ctx.is_admin:
+            return self.plugin.row(s, None, otype.collection, object_id, lock=True)
+        # Not the caller's (another project's, one shared with it, or
+        # none): a bad request alike, as in Neutron, which tells nothing
+        # of another project's objects.
+        model = self.plugin.model_of(otype.collection)
+        obj = s.execute(sa.select(model).where(model.id == object_id,
+                                               model.project_id == ctx.project_id)
+                        ).scalars().first()
+        if obj is None:
+            raise exceptions.InvalidInput(
+                error_message="Only admins can manipulate policies on objects they do not "
+                              "own")
+        return self.plugin.row(s, None, otype.collection, object_id, lock=True)
 
     @staticmethod
     def _duplicate(s, otype, object_id, action, target):

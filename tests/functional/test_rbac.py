@@ -78,11 +78,16 @@ def test_crud_filters_fields_paging_and_errors(api):
     _policy(api, "not-a-uuid", "p7", status=400)
     api.post(P, {"rbac_policy": {"object_type": "network", "object_id": net["id"],
                                  "action": "access_as_shared"}}, status=400)
-    # A tenant shares only what it owns: another's network it cannot see
-    # is not found, one shared with it is not its to share (400, Neutron).
-    assert _policy(api, net["id"], "p9", project="p8", status=404)["type"] == \
-        "NetworkNotFound"
-    assert _policy(api, net["id"], "p9", project="p3", status=400)["type"] == "InvalidInput"
+    # A tenant shares only what it owns: another's network, seen (shared
+    # with it) or not, is a bad request, as an absent one (Neutron's 400).
+    for project in ("p8", "p3"):
+        err = _policy(api, net["id"], "p9", project=project, status=400)
+        assert err["type"] == "InvalidInput" and "do not own" in err["message"]
+    absent = _policy(api, "4a0b3e44-58a8-4a4e-9b4c-6f4e0e3c2b11", "p9", project="p8",
+                     status=400)
+    assert absent["message"] == err["message"]
+    assert _policy(api, "4a0b3e44-58a8-4a4e-9b4c-6f4e0e3c2b11", "p9", status=404,
+                   **ADMIN)["type"] == "NetworkNotFound"
     # Only admins share with everyone.
     assert _policy(api, net["id"], "*", status=403)["type"] == "PolicyNotAuthorized"
     api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "*"}}, status=403)

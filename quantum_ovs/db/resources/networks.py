@@ -73,7 +73,9 @@ class Networks(Collection):
         given = set()
         if ctx is not None:
             given = rbac.granted_ids(s, "network", rbac.SHARED,
-                                     [r[0] for r in rows if not r[2]], ctx.project_id)
+                                     [r[0] for r in rows
+                                      if not r[2] and r[1] != ctx.project_id],
+                                     ctx.project_id)
         return {r[0]: {"project_id": r[1], "shared": r[2] or r[0] in given,
                        "external": r[3] is not None}
                 for r in rows}
