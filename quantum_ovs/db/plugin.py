@@ -89,7 +89,9 @@ class Plugin(ExtensionPoints):
         h = self.collections[collection]
         with self.db.reader() as s:
             rows = query.list_query(s, h.model, h.visible(ctx), filters, sorts, limit,
-                                    marker, special_filters, h.filter, h.missing)
+                                    marker, special_filters,
+                                    lambda attr, values: h.filter_for(ctx, attr, values),
+                                    h.missing)
             return self._for_caller(s, ctx, h, rows)
 
     def _for_caller(self, s, ctx, h, rows):

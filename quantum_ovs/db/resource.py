@@ -72,6 +72,10 @@ class Collection:
             return clause
         return query.column_filter(getattr(self.model, attr), values)
 
+    def filter_for(self, ctx, attr, values):
+        """``filter`` as ``ctx`` reads it (a network's ``shared``)."""
+        return self.filter(attr, values)
+
     def missing(self, id_):
         exc, key = self.not_found
         return exc(**{key: id_})

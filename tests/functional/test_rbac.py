@@ -122,6 +122,10 @@ def test_network_shared_with_one_project(api):
     assert api.get(f"/v2.0/networks/{net['id']}", status=200).data["network"]["shared"] is False
     assert api.get(f"/v2.0/networks?shared=false&id={net['id']}",
                    status=200).data["networks"][0]["shared"] is False
+    # The shared filter reads as the caller's ``shared``.
+    assert _ids(api, "/v2.0/networks?shared=true", "networks", "p2") == [net["id"]]
+    assert _ids(api, "/v2.0/networks?shared=false", "networks", "p2") == [mine["id"]]
+    assert _ids(api, "/v2.0/networks?shared=true", "networks", "p1") == []
     # p3 sees nothing of it.
     api.get(f"/v2.0/networks/{net['id']}", project="p3", status=404)
     assert _ids(api, "/v2.0/networks", "networks", "p3") == []

@@ -48,6 +48,22 @@ class Networks(Collection):
                       N.id.in_(rbac.granted("network", (rbac.SHARED, rbac.EXTERNAL),
                                             ctx.project_id)))
 
+    def filter_for(self, ctx, attr, values):
+        # ``shared`` as the caller reads it: the wildcard, or a policy
+        # sharing it with the caller's project.
+        if attr != "shared" or ctx is None or not ctx.project_id:
+            return self.filter(attr, values)
+        N = models.Network
+        shared = sa.or_(N.shared.is_(True), sa.and_(
+            N.project_id != ctx.project_id,
+            N.id.in_(rbac.granted("network", (rbac.SHARED,), ctx.project_id))))
+        want = {bool(v) for v in values}
+        if want == {True}:
+            return shared
+        if want == {False}:
+            return sa.not_(shared)
+        return sa.true()
+
     def for_caller(self, s, ctx, rows, dicts):
         # ``shared``: true for the projects a policy shares it with too.
         maybe = [r.id for r in rows if not r.shared and r.project_id != ctx.project_id]
