@@ -37,22 +37,23 @@ class Controller:
         self._shown = {k for k, a in self.attrs.items() if a.is_visible}
 
     # ---------------------------------------------------------------- helpers
-    def _network_owner(self, net_id, networks=None):
-        """(project_id, shared) of a network; ``networks`` caches them for
-        the length of one request (a bulk create, a listing)."""
+    def _network_owner(self, net_id, networks=None, ctx=None):
+        """(project_id, shared) of a network (``shared`` as ``ctx`` is
+        given it); ``networks`` caches them for the length of one request
+        (a bulk create, a listing)."""
         if networks is None:
-            return self.plugin.network_owner(net_id)
+            return self.plugin.network_owner(net_id, ctx)
         if net_id not in networks:
-            networks[net_id] = self.plugin.network_owner(net_id)
+            networks[net_id] = self.plugin.network_owner(net_id, ctx)
         return networks[net_id]
 
-    def _target(self, obj, networks=None):
+    def _target(self, obj, networks=None, ctx=None):
         """The policy target: the object plus, for a subnet or port, its
         network's owner, sharing and (subnets) externality."""
         if self.collection not in ("subnets", "ports") or not obj.get("network_id"):
             return obj
         target = dict(obj)
-        net = self._network_owner(obj["network_id"], networks)
+        net = self._network_owner(obj["network_id"], networks, ctx)
         if net is not None:
             target["network:project_id"] = net["project_id"]
             target["network:tenant_id"] = net["project_id"]
@@ -61,11 +62,11 @@ class Controller:
                 target.setdefault("router:external", net["external"])
         return target
 
-    def _targets(self, objs):
+    def _targets(self, objs, ctx=None):
         """Policy targets of many objects, their networks read in one query."""
         if self.collection not in ("subnets", "ports"):
             return objs
-        networks = self.plugin.network_owners({o["network_id"] for o in objs})
+        networks = self.plugin.network_owners({o["network_id"] for o in objs}, ctx)
         return [self._target(o, networks) for o in objs]
 
     def _check_attrs(self, ctx, action, target, names):
@@ -126,7 +127,7 @@ class Controller:
 
     def _get_visible(self, ctx, id_):
         obj = self.plugin.get(ctx, self.collection, id_)
-        if not self.policy.check(f"get_{self.resource}", ctx, self._target(obj)):
+        if not self.policy.check(f"get_{self.resource}", ctx, self._target(obj, ctx=ctx)):
             raise self.plugin.not_found(self.collection, id_)
         return obj
 
@@ -158,7 +159,7 @@ class Controller:
         while True:
             batch = self.plugin.list(ctx, self.collection, filters=filters, sorts=query_sorts,
                                      limit=limit, marker=after, special_filters=special)
-            for o, t in zip(batch, self._targets(batch)):
+            for o, t in zip(batch, self._targets(batch, ctx)):
                 if keep[0](t) and (len(keep) == 1 or all(k(t) for k in keep[1:])):
                     objs.append(o)
                     targets.append(t)
@@ -379,13 +380,13 @@ class Controller:
                 out[name] = _copy(a.default)
         self._resolve_project(ctx, out)
         if self.collection in ("subnets", "ports"):
-            net = self._network_owner(out["network_id"], networks)
+            net = self._network_owner(out["network_id"], networks, ctx)
             if net is None or not self.policy.check("get_network", ctx, {
                     "id": out["network_id"], "project_id": net["project_id"],
                     "tenant_id": net["project_id"], "shared": net["shared"],
                     "router:external": net["external"]}):
                 raise exceptions.NetworkNotFound(net_id=out["network_id"])
-        target = self._target(out, networks)
+        target = self._target(out, networks, ctx)
         action = f"create_{self.resource}"
         self.policy.enforce(action, ctx, target)
         # Attributes given with a value other than their default.
@@ -423,7 +424,7 @@ class Controller:
             out[name] = a.validate(val, name) if a.validate else val
         current = self._get_visible(ctx, id_)
         self._check_revision(req, current)
-        target = dict(self._target(current))
+        target = dict(self._target(current, ctx=ctx))
         target.update(out)
         action = f"update_{self.resource}"
         self.policy.enforce(action, ctx, target)
@@ -458,7 +459,7 @@ class Controller:
                 detail=f"Deleting {self.collection} through the API is not supported")
         current = self._get_visible(ctx, id_)
         self._check_revision(req, current)
-        self.policy.enforce(f"delete_{self.resource}", ctx, self._target(current))
+        self.policy.enforce(f"delete_{self.resource}", ctx, self._target(current, ctx=ctx))
         self.plugin.delete(ctx, self.collection, id_)
         return json_response(None, status=204)
 
@@ -468,14 +469,14 @@ class Controller:
         current = self._get_visible(ctx, id_)
         method = req.method
         if method == "GET":
-            self.policy.enforce(f"get_{self.resource}:tags", ctx, self._target(current))
+            self.policy.enforce(f"get_{self.resource}:tags", ctx, self._target(current, ctx=ctx))
             if tag is None:
                 return json_response({"tags": current["tags"]})
             if tag not in current["tags"]:
                 raise exceptions.TagNotFound(tag=tag)
             return json_response(None, status=204)
         action = "update" if method == "PUT" else "delete"
-        self.policy.enforce(f"{action}_{self.resource}:tags", ctx, self._target(current))
+        self.policy.enforce(f"{action}_{self.resource}:tags", ctx, self._target(current, ctx=ctx))
         if method == "PUT" and tag is None:
             body = read_json(req)
             if set(body) != {"tags"}:

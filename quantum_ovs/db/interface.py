@@ -64,6 +64,9 @@ class ExtensionPoints:
     visibility: dict[str, list[VisibilityClause]]
     """collection -> clauses of more rows a non-admin sees (the provider's:
     every project sees the external networks)."""
+    rbac_types: dict[str, Any]
+    """object_type -> db/rbac.py ObjectType: what /v2.0/rbac-policies may
+    name (register with db/rbac.py's ``register``)."""
     extensions_set_up: bool
     """True once make_app ran every extension's setup on this plugin."""
 
@@ -110,6 +113,7 @@ class ExtensionPoints:
         self.dict_extenders = collections.defaultdict(list)
         self.filter_hooks = {}
         self.visibility = collections.defaultdict(list)
+        self.rbac_types = {}
         self.extensions_set_up = False
         self.status_listeners = []
         self.report_hooks = []

@@ -571,3 +571,27 @@ class SubnetPoolPrefix(Base):
     cidr: Mapped[str] = mapped_column(String(64), primary_key=True)
     # ipam.ip_key of the first address: orders IPv4 and IPv6 alike
     first_key: Mapped[str] = mapped_column(String(32))
+
+
+# --------------------------------------------------------------- rbac
+class RbacPolicy(Base):
+    """An RBAC policy (rbac-policies): ``project_id`` (the object's owner
+    or an administrator) gives ``target_tenant`` (a project or ``*``) the
+    ``action`` on the object (``object_type``, ``object_id``).  One table
+    for every object type (db/rbac.py registers them); a network's
+    wildcard ``access_as_shared`` policy is also its ``shared`` flag."""
+
+    __tablename__ = "rbac_policies"
+    __table_args__ = (
+        UniqueConstraint("object_type", "object_id", "action", "target_tenant",
+                         name="uniq_rbac_policies0object0action0target"),
+        # The visibility subquery: the objects of a type an action gives a project.
+        Index("ix_rbac_policies_grant", "object_type", "action", "target_tenant",
+              "object_id"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target_tenant: Mapped[str] = mapped_column(String(255))

@@ -37,8 +37,10 @@ class Plugin(ExtensionPoints):
         h = self.collections[collection]
         for a in items:
             h.check(a)
-        return self.db.write(lambda s: [self.to_dict(collection, o)
-                                        for o in h.create_all(s, ctx, items)])
+        def txn(s):
+            rows = h.create_all(s, ctx, items)
+            return self._for_caller(s, ctx, h, rows)
+        return self.db.write(txn)
 
     def update(self, ctx, collection, id_, a):
         h = self.collections[collection]
@@ -47,7 +49,7 @@ class Plugin(ExtensionPoints):
         def txn(s):
             obj = h.row(s, ctx, id_, lock=True)
             h.update_row(s, ctx, obj, a)
-            return self.to_dict(collection, obj)
+            return self._for_caller(s, ctx, h, [obj])[0]
         return self.db.write(txn)
 
     def delete(self, ctx, collection, id_):
@@ -71,7 +73,8 @@ class Plugin(ExtensionPoints):
     # ------------------------------------------------------------ reads
     def get(self, ctx, collection, id_):
         with self.db.reader() as s:
-            return self.to_dict(collection, self.row(s, ctx, collection, id_))
+            return self._for_caller(s, ctx, self.collections[collection],
+                                    [self.row(s, ctx, collection, id_)])[0]
 
     def get_owner_info(self, collection, id_):
         """The raw row of a resource, unscoped (for policy targets)."""
@@ -86,16 +89,25 @@ class Plugin(ExtensionPoints):
         h = self.collections[collection]
         with self.db.reader() as s:
             rows = query.list_query(s, h.model, h.visible(ctx), filters, sorts, limit,
-                                    marker, special_filters, h.filter, h.missing)
-            return [self.to_dict(collection, r) for r in rows]
+                                    marker, special_filters,
+                                    lambda attr, values: h.filter_for(ctx, attr, values),
+                                    h.missing)
+            return self._for_caller(s, ctx, h, rows)
 
-    def network_owner(self, net_id):
+    def _for_caller(self, s, ctx, h, rows):
+        dicts = [self.to_dict(h.collection, r) for r in rows]
+        if ctx is not None and rows:
+            h.for_caller(s, ctx, rows, dicts)
+        return dicts
+
+    def network_owner(self, net_id, ctx=None):
         """project_id, shared and external of a network, or None: what the
-        policy checks of subnets and ports need, in one narrow query."""
-        return self.network_owners([net_id]).get(net_id)
+        policy checks of subnets and ports need, in one narrow query
+        (``shared``: for ``ctx``'s project when given, see rbac)."""
+        return self.network_owners([net_id], ctx).get(net_id)
 
-    def network_owners(self, net_ids):
+    def network_owners(self, net_ids, ctx=None):
         """network_owner of several networks: {id: {...}} (missing ones
         left out)."""
         with self.db.reader() as s:
-            return self.collections["networks"].owners(s, net_ids)
+            return self.collections["networks"].owners(s, net_ids, ctx)

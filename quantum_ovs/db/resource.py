@@ -47,6 +47,10 @@ class Collection:
         see ExtensionPoints.visibility)."""
         return self.model.project_id == ctx.project_id
 
+    def for_caller(self, s, ctx, rows, dicts):
+        """Adjust the API dicts of ``rows`` to what ``ctx`` is given (a
+        network's ``shared`` is true for the projects it is shared with)."""
+
     def filter_clause(self, attr, values):
         """The clause of a list filter on ``attr``; None: the column's."""
         return None
@@ -67,6 +71,10 @@ class Collection:
         if clause is not None:
             return clause
         return query.column_filter(getattr(self.model, attr), values)
+
+    def filter_for(self, ctx, attr, values):
+        """``filter`` as ``ctx`` reads it (a network's ``shared``)."""
+        return self.filter(attr, values)
 
     def missing(self, id_):
         exc, key = self.not_found

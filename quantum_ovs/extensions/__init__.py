@@ -39,6 +39,7 @@ OPTIONAL = (
     "quantum_ovs.extensions.subnetpools",
     "quantum_ovs.extensions.address_scopes",
     "quantum_ovs.extensions.ip_availability",
+    "quantum_ovs.extensions.rbac",
 )
 
 

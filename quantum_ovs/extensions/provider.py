@@ -294,6 +294,5 @@ def setup(plugin, conf):
         return hook
     plugin.add_filter("networks", "router:external", external_filter(N.id))
     plugin.add_filter("subnets", "router:external", external_filter(models.Subnet.network_id))
-    # Every project sees the external networks.
-    plugin.add_visibility(
-        "networks", lambda ctx: N.id.in_(sa.select(models.ExternalNetwork.network_id)))
+    # Which projects see an external network: its access_as_external
+    # policies (a wildcard one comes with router:external, extensions/rbac.py).

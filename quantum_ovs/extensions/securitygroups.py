@@ -56,7 +56,7 @@ from quantum_ovs.api.definitions.securitygroups import (  # noqa: F401 (the cont
     protocol,
     remote_prefix,
 )
-from quantum_ovs.db import changelog, models
+from quantum_ovs.db import changelog, models, rbac
 from quantum_ovs.db.query import child_filter
 from quantum_ovs.db.resource import Collection
 from quantum_ovs.timeutils import api_time as _ts
@@ -174,6 +174,21 @@ class SecurityGroups(Collection):
     def to_dict(self, obj):
         return group_dict(obj)
 
+    def for_caller(self, s, ctx, rows, dicts):
+        # ``shared`` (not shown; the get_security_group policy reads it):
+        # an RBAC policy shares the group with the caller's project.
+        maybe = [r.id for r in rows if r.project_id != ctx.project_id]
+        given = rbac.granted_ids(s, "security_group", rbac.SHARED, maybe, ctx.project_id)
+        for r, d in zip(rows, dicts):
+            d["shared"] = r.id in given
+
+    def visible_clause(self, ctx):
+        # Own, or shared with the project by an RBAC policy.
+        G = models.SecurityGroup
+        return sa.or_(G.project_id == ctx.project_id,
+                      G.id.in_(rbac.granted("security_group", (rbac.SHARED,),
+                                            ctx.project_id)))
+
     def create(self, s, ctx, a):
         if a["name"].strip().lower() == DEFAULT_NAME:
             raise SecurityGroupDefaultAlreadyExists()
@@ -289,7 +304,10 @@ def _groups_for_port(plugin, s, ctx, port, ids):
     G = models.SecurityGroup
     q = sa.select(G.id, G.stateful).where(G.id.in_(ids))
     if not ctx.is_admin:
-        q = q.where(G.project_id == port.project_id)
+        # The port's project's groups and those shared with it.
+        q = q.where(sa.or_(G.project_id == port.project_id,
+                           G.id.in_(rbac.granted("security_group", (rbac.SHARED,),
+                                                 port.project_id))))
     stateful = dict(s.execute(q).all())
     missing = [i for i in ids if i not in stateful]
     if missing:

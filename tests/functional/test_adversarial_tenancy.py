@@ -168,7 +168,7 @@ def body_for(path, method, collection=None):
         return None
     if collection is not None and method == "PUT" and PARAM.sub("", path).endswith("/"):
         attrs = _API.controllers[collection].attrs
-        name = next(k for k in ("name", "description", "admin_state_up")
+        name = next(k for k in ("name", "description", "admin_state_up", "target_tenant")
                     if k in attrs and attrs[k].allow_put)
         value = True if name == "admin_state_up" else "pwned"
         return {_API.schema.singular[collection]: {name: value}}
@@ -294,12 +294,22 @@ def _make_agent(api, project, objs):
     return api.get("/v2.0/agents", project=ADMIN, admin=True, status=200).data["agents"][0]
 
 
+def _make_rbac_policy(api, project, objs):
+    """The project's network shared with a third project (neither the
+    attacker nor the victim)."""
+    return api.post("/v2.0/rbac-policies", {"rbac_policy": {
+        "object_type": "network", "object_id": objs["networks"]["id"],
+        "action": "access_as_shared", "target_tenant": f"third-of-{project}"}},
+        project=project, status=201).data["rbac_policy"]
+
+
 # In creation order; a served collection without a maker fails
 # test_every_served_route_has_cases.
 MAKERS = {"networks": _make_network, "security_groups": _make_security_group,
           "subnets": _make_subnet, "ports": _make_port,
           "security_group_rules": _make_security_group_rule, "agents": _make_agent,
-          "routers": _make_router, "floatingips": _make_floatingip}
+          "routers": _make_router, "floatingips": _make_floatingip,
+          "rbac_policies": _make_rbac_policy}
 
 
 def _make(api, project):

@@ -7,7 +7,8 @@ from quantum_ovs import constants as const
 from quantum_ovs import exceptions
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import NOT_SET, Attr, standard
-from quantum_ovs.policy_rules import ADMIN_OR_PROJECT_MEMBER, ADMIN_OR_PROJECT_READER, crud
+from quantum_ovs.policy_rules import (ADMIN_OR_PROJECT_MEMBER, ADMIN_OR_PROJECT_READER, any_of,
+                                      crud)
 
 ALIASES = [
     {"alias": "security-group", "name": "security-group",
@@ -25,7 +26,10 @@ POLICY_RULES = crud("security_group", "/security-groups", {
     "create_security_group": (ADMIN_OR_PROJECT_MEMBER, "Create a security group"),
     "create_security_group:tags": (ADMIN_OR_PROJECT_MEMBER,
                                    "Give tags when creating a security group"),
-    "get_security_group": (ADMIN_OR_PROJECT_READER, "Get a security group"),
+    # (or one an RBAC policy shares with the caller's project: rbac-security-groups)
+    "get_security_group": (any_of(ADMIN_OR_PROJECT_READER,
+                                  "field:security_groups:shared=True"),
+                           "Get a security group"),
     "get_security_group:tags": (ADMIN_OR_PROJECT_READER,
                                 "Get the tags of a security group"),
     "update_security_group": (ADMIN_OR_PROJECT_MEMBER, "Update a security group"),

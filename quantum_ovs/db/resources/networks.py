@@ -5,7 +5,7 @@ import uuid
 import sqlalchemy as sa
 
 from quantum_ovs import exceptions
-from quantum_ovs.db import changelog, models
+from quantum_ovs.db import changelog, models, rbac
 from quantum_ovs.db.resource import Collection, std_dict
 
 DHCP_OWNER = "network:dhcp"
@@ -41,8 +41,36 @@ class Networks(Collection):
         return obj.id
 
     def visible_clause(self, ctx):
+        # Own, shared with everyone (the wildcard policy's flag), or given
+        # to the project by an access_as_shared / access_as_external policy.
         N = models.Network
-        return sa.or_(N.project_id == ctx.project_id, N.shared.is_(True))
+        return sa.or_(N.project_id == ctx.project_id, N.shared.is_(True),
+                      N.id.in_(rbac.granted("network", (rbac.SHARED, rbac.EXTERNAL),
+                                            ctx.project_id)))
+
+    def filter_for(self, ctx, attr, values):
+        # ``shared`` as the caller reads it: the wildcard, or a policy
+        # sharing it with the caller's project.
+        if attr != "shared" or ctx is None or not ctx.project_id:
+            return self.filter(attr, values)
+        N = models.Network
+        shared = sa.or_(N.shared.is_(True), sa.and_(
+            N.project_id != ctx.project_id,
+            N.id.in_(rbac.granted("network", (rbac.SHARED,), ctx.project_id))))
+        want = {bool(v) for v in values}
+        if want == {True}:
+            return shared
+        if want == {False}:
+            return sa.not_(shared)
+        return sa.true()
+
+    def for_caller(self, s, ctx, rows, dicts):
+        # ``shared``: true for the projects a policy shares it with too.
+        maybe = [r.id for r in rows if not r.shared and r.project_id != ctx.project_id]
+        given = rbac.granted_ids(s, "network", rbac.SHARED, maybe, ctx.project_id)
+        for r, d in zip(rows, dicts):
+            if r.id in given and "shared" in d:
+                d["shared"] = True
 
     def filter_clause(self, attr, values):
         if attr == "subnets":
@@ -50,14 +78,22 @@ class Networks(Collection):
             return models.Network.id.in_(sa.select(S.network_id).where(S.id.in_(values)))
         return None
 
-    def owners(self, s, ids):
+    def owners(self, s, ids, ctx=None):
         """{id: {project_id, shared, external}} of these networks (the
-        policy targets of their subnets and ports); missing ones left out."""
+        policy targets of their subnets and ports; ``shared`` as ``ctx``
+        sees it when given); missing ones left out."""
         N, X = models.Network, models.ExternalNetwork
         rows = s.execute(sa.select(N.id, N.project_id, N.shared, X.network_id)
                          .outerjoin(X, X.network_id == N.id)
                          .where(N.id.in_(set(ids)))).all()
-        return {r[0]: {"project_id": r[1], "shared": r[2], "external": r[3] is not None}
+        given = set()
+        if ctx is not None:
+            given = rbac.granted_ids(s, "network", rbac.SHARED,
+                                     [r[0] for r in rows
+                                      if not r[2] and r[1] != ctx.project_id],
+                                     ctx.project_id)
+        return {r[0]: {"project_id": r[1], "shared": r[2] or r[0] in given,
+                       "external": r[3] is not None}
                 for r in rows}
 
     def create_all(self, s, ctx, items):
@@ -88,7 +124,13 @@ class Networks(Collection):
             others = s.execute(sa.select(sa.func.count()).select_from(models.Port).where(
                 models.Port.network_id == id_,
                 models.Port.project_id != net.project_id,
-                models.Port.device_owner != DHCP_OWNER)).scalar()
+                models.Port.device_owner != DHCP_OWNER,
+                # (the projects a policy of their own shares it with keep it)
+                models.Port.project_id.not_in(
+                    sa.select(models.RbacPolicy.target_tenant).where(
+                        models.RbacPolicy.object_type == "network",
+                        models.RbacPolicy.object_id == id_,
+                        models.RbacPolicy.action == rbac.SHARED)))).scalar()
             if others:
                 raise exceptions.InvalidSharedSetting(network=net.name or id_)
         # 0 asks for the largest MTU the network allows, like None, but

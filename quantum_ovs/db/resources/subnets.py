@@ -6,7 +6,7 @@ import uuid
 import sqlalchemy as sa
 
 from quantum_ovs import exceptions
-from quantum_ovs.db import changelog, ipam, models
+from quantum_ovs.db import changelog, ipam, models, rbac
 from quantum_ovs.db.addresses import AUTO_ADDRESS_MODES
 from quantum_ovs.db.resource import Collection, std_dict
 from quantum_ovs.db.resources.networks import DHCP_OWNER, check_mtu
@@ -45,7 +45,8 @@ class Subnets(Collection):
         N, S = models.Network, models.Subnet
         nets = sa.select(N.id).where(sa.or_(
             N.shared.is_(True), N.project_id == ctx.project_id,
-            N.id.in_(sa.select(models.ExternalNetwork.network_id))))
+            N.id.in_(rbac.granted("network", (rbac.SHARED, rbac.EXTERNAL),
+                                  ctx.project_id))))
         return sa.or_(S.project_id == ctx.project_id, S.network_id.in_(nets))
 
     def filter_clause(self, attr, values):

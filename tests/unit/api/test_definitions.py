@@ -63,7 +63,8 @@ def test_the_enabled_definitions_build_the_served_schema():
         # (l3 and floating IPs: loaded, served when [DEFAULT] service_plugins
         # names them)
         "routers": "router", "floatingips": "floatingip",
-        "subnetpools": "subnetpool", "address_scopes": "address_scope"}
+        "subnetpools": "subnetpool", "address_scopes": "address_scope",
+        "rbac_policies": "rbac_policy"}
     assert set(s.resources) == set(s.singular)
     # Extensions add to the core's collections.
     assert "binding:host_id" in s.resources["ports"]

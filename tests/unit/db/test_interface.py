@@ -50,7 +50,9 @@ def test_every_extension_sets_up_through_declared_attributes_only():
     assert plugin.nova_notifier is not None
     assert plugin.nova_notifier.port_status_changed in plugin.status_listeners
     assert len(plugin.report_hooks) == 1
-    assert plugin.visibility["networks"]  # the provider's external networks
+    # Who sees a shared or external network: its RBAC policies (the
+    # networks' own visibility clause), over the registered object types.
+    assert set(plugin.rbac_types) == {"network", "security_group"}
     plugin.nova_notifier.stop()
 
 
