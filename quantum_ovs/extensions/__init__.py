@@ -36,6 +36,7 @@ OPTIONAL = (
     "quantum_ovs.extensions.floatingips",
     "quantum_ovs.extensions.dns",
     "quantum_ovs.extensions.extra_dhcp_opt",
+    "quantum_ovs.extensions.address_groups",
 )
 
 
