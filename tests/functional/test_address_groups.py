@@ -19,7 +19,7 @@ def _group(api, project="p1", **kw):
 
 def _act(api, gid, action, addresses, status=200, **kw):
     return api.put(f"{AG}/{gid}/{action}",
-                   {"address_group": {"addresses": addresses}}, status=status, **kw)
+                   {"addresses": addresses}, status=status, **kw)
 
 
 def _sg(api, project="p1"):
@@ -64,7 +64,8 @@ def test_bad_addresses_are_400(api):
     g = _group(api, addresses=["10.0.0.1"])
     r = _act(api, g["id"], "add_addresses", ["10.0.0.2", "bogus"], status=400)
     assert r.data["NeutronError"]["type"] == "InvalidInput"
-    api.put(f"{AG}/{g['id']}/add_addresses", {"addresses": ["10.0.0.2"]}, status=400)
+    api.put(f"{AG}/{g['id']}/add_addresses",
+            {"address_group": {"addresses": ["10.0.0.2"]}}, status=400)
     assert api.get(f"{AG}/{g['id']}", status=200).data["address_group"]["addresses"] == [
         "10.0.0.1/32"]
 

@@ -283,7 +283,7 @@ def test_deltas_equal_full_views(api, seed):
                 if op == "ag_remove" and have:
                     addr = rnd.choice(have)
                 api.put(f"/v2.0/address-groups/{gid}/{op[3:]}_addresses",
-                        {"address_group": {"addresses": [addr]}})
+                        {"addresses": [addr]})
             elif op == "rule":
                 # Ingress from the group itself (a remote group) or to a port.
                 tcp = 1000 + rnd.randrange(1000)

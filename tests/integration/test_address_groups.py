@@ -37,13 +37,13 @@ def test_rule_naming_an_address_group(ovs, api, agent):  # noqa: F811
     assert not b.ping(srv.ip, count=2)
     # b's address added: b passes too
     api("PUT", f"/v2.0/address-groups/{ag['id']}/add_addresses",
-        {"address_group": {"addresses": [f"{b.ip}/32"]}})
+        {"addresses": [f"{b.ip}/32"]})
     assert eventually(lambda: b.ping(srv.ip, wait=0.5))
     assert a.ping(srv.ip)
     # a's address removed: a is cut, b still passes
     started = time.monotonic()
     api("PUT", f"/v2.0/address-groups/{ag['id']}/remove_addresses",
-        {"address_group": {"addresses": [a.ip]}})
+        {"addresses": [a.ip]})
     answered = time.monotonic()
     cut = None
     deadline = started + 10

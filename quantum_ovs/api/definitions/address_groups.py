@@ -75,14 +75,12 @@ def addresses(value, name="addresses"):
 
 
 def action_body(body):
-    """The addresses of an ``add_addresses`` / ``remove_addresses`` body:
-    ``{"address_group": {"addresses": [...]}}``."""
-    inner = body.get(ADDRESS_GROUP) if isinstance(body, dict) else None
-    if not isinstance(inner, dict) or set(body) != {ADDRESS_GROUP} or \
-            set(inner) != {"addresses"}:
+    """The addresses of an ``add_addresses`` / ``remove_addresses`` body,
+    which is ``{"addresses": [...]}`` (as Neutron's)."""
+    if not isinstance(body, dict) or set(body) != {"addresses"}:
         raise exceptions.InvalidInput(
-            error_message="the body must be {\"address_group\": {\"addresses\": [...]}}")
-    return addresses(inner["addresses"])
+            error_message="the body must be {\"addresses\": [...]}")
+    return addresses(body["addresses"])
 
 
 # ------------------------------------------------------------------ attributes
