@@ -74,6 +74,9 @@ def addresses(value, name="addresses"):
     return list(dict.fromkeys(cidr(x, name) for x in value))
 
 
+addresses.openapi = {"type": "array", "items": {"type": "string"}}
+
+
 def action_body(body):
     """The addresses of an ``add_addresses`` / ``remove_addresses`` body,
     which is ``{"addresses": [...]}`` (as Neutron's)."""
