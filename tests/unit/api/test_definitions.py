@@ -62,7 +62,8 @@ def test_the_enabled_definitions_build_the_served_schema():
         "security_groups": "security_group", "security_group_rules": "security_group_rule",
         # (l3 and floating IPs: loaded, served when [DEFAULT] service_plugins
         # names them)
-        "routers": "router", "floatingips": "floatingip"}
+        "routers": "router", "floatingips": "floatingip",
+        "address_groups": "address_group"}
     assert set(s.resources) == set(s.singular)
     # Extensions add to the core's collections.
     assert "binding:host_id" in s.resources["ports"]
