@@ -126,6 +126,7 @@ class Rule:
     port_range_max: Optional[int] = None
     remote_ip_prefix: Optional[str] = None
     remote_group_id: Optional[str] = None
+    remote_address_group_id: Optional[str] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,15 @@ class GroupMembers:
 
     def applied_to(self, member_ips: frozenset[str]) -> frozenset[str]:
         return (member_ips - self.addresses) | self.members
+
+
+@dataclass(frozen=True, slots=True)
+class AddressGroup:
+    """An address group some rule of the host's groups names as its
+    remote: canonical CIDRs (``10.0.0.5/32``, ``2001:db8::/64``)."""
+
+    id: str
+    addresses: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +334,8 @@ class HostView:
     # Routers with an interface on a network of a port bound here; the
     # view then holds all their networks, subnets and ports too.
     routers: tuple[Router, ...] = ()
+    # The address groups the rules of the host's groups name.
+    address_groups: tuple[AddressGroup, ...] = ()
 
     def replace(self, **changes) -> "HostView":
         return dataclasses.replace(self, **changes)
@@ -352,5 +364,7 @@ class Delta:
     # Applied after the upserts, to groups the view has (others: ignored).
     group_members: tuple[GroupMembers, ...] = ()
     # True: ``security_groups`` is every group the host needs now; drop
-    # the others (sent when what it needs may have changed).
+    # the others (sent when what it needs may have changed), and likewise
+    # ``address_groups``.
     groups_complete: bool = False
+    address_groups: tuple[AddressGroup, ...] = ()  # upserted whole

@@ -72,9 +72,24 @@ _RULE_FIELDS = ("id", "security_group_id", "direction", "ethertype", "protocol",
                 "port_range_min", "port_range_max", "remote_ip_prefix", "remote_group_id")
 
 
+def _rule(r):
+    d = {k: getattr(r, k) for k in _RULE_FIELDS}
+    if r.remote_address_group_id is not None:  # (absent: as before address groups)
+        d["remote_address_group_id"] = r.remote_address_group_id
+    return d
+
+
 def _group(g):
-    return {"id": g.id, "rules": [{k: getattr(r, k) for k in _RULE_FIELDS} for r in g.rules],
+    return {"id": g.id, "rules": [_rule(r) for r in g.rules],
             "member_ips": sorted(g.member_ips)}
+
+
+def _address_group(a):
+    return {"id": a.id, "addresses": sorted(a.addresses)}
+
+
+def _address_group_from(d):
+    return m.AddressGroup(id=d["id"], addresses=frozenset(d.get("addresses", ())))
 
 
 def _group_from(d):
@@ -151,7 +166,8 @@ def view_to_dict(v):
             "ports": [_port(p) for p in v.ports],
             "security_groups": [_group(g) for g in v.security_groups],
             "remote_hosts": [_host(h) for h in v.remote_hosts],
-            "routers": [_router(r) for r in v.routers]}
+            "routers": [_router(r) for r in v.routers],
+            "address_groups": [_address_group(a) for a in v.address_groups]}
 
 
 def view_from_dict(d, chassis=None):
@@ -163,6 +179,8 @@ def view_from_dict(d, chassis=None):
                       security_groups=tuple(_group_from(x) for x in d.get("security_groups", ())),
                       remote_hosts=tuple(_host_from(x) for x in d.get("remote_hosts", ())),
                       routers=tuple(_router_from(x) for x in d.get("routers", ())),
+                      address_groups=tuple(_address_group_from(x)
+                                           for x in d.get("address_groups", ())),
                       chassis=chassis or m.Chassis())
 
 
@@ -183,7 +201,8 @@ def delta_to_dict(dl):
             "group_members": [{"security_group_id": gm.security_group_id,
                                "addresses": sorted(gm.addresses),
                                "members": sorted(gm.members)} for gm in dl.group_members],
-            "groups_complete": dl.groups_complete}
+            "groups_complete": dl.groups_complete,
+            "address_groups": [_address_group(a) for a in dl.address_groups]}
 
 
 def delta_from_dict(d):
@@ -204,7 +223,9 @@ def delta_from_dict(d):
                                                       frozenset(x.get("addresses", ())),
                                                       frozenset(x.get("members", ())))
                                        for x in d.get("group_members", ())),
-                   groups_complete=bool(d.get("groups_complete", False)))
+                   groups_complete=bool(d.get("groups_complete", False)),
+                   address_groups=tuple(_address_group_from(x)
+                                        for x in d.get("address_groups", ())))
 
 
 def apply_delta(view, delta):
@@ -231,6 +252,8 @@ def apply_delta(view, delta):
         g = groups.get(gm.security_group_id)
         if g is not None:
             groups[g.id] = m.SecurityGroup(g.id, g.rules, gm.applied_to(g.member_ips))
+    address_groups = merge(() if delta.groups_complete else view.address_groups,
+                           delta.address_groups, ())
     hosts = merge(view.remote_hosts, delta.remote_hosts, delta.removed_remote_hosts,
                   key=lambda h: h.name)
     routers = merge(view.routers, delta.routers, delta.removed_routers)
@@ -238,4 +261,5 @@ def apply_delta(view, delta):
                         routers=tuple(routers.values()),
                         ports=tuple(ports.values()), security_groups=tuple(groups.values()),
                         remote_hosts=tuple(hosts.values()),
+                        address_groups=tuple(address_groups.values()),
                         revision=max(view.revision, delta.revision))

@@ -938,6 +938,13 @@ def _extra_operation(schema, r, method, comp, errors):
         return {"summary": m.group(1).replace("_", " "), "requestBody": _body(body),
                 "responses": _responses("action", "subnetpools", errors,
                                         {"200": _json(body)})}
+    m = re.fullmatch(r"/v2\.0/address-groups/\{group_id\}/(\w+)", p)
+    if m and "address_groups" in schema.resources:
+        req = {"type": "object", "additionalProperties": False, "required": ["addresses"],
+               "properties": {"addresses": {"type": "array", "items": {"type": "string"}}}}
+        return {"summary": m.group(1).replace("_", " "), "requestBody": _body(req),
+                "responses": _responses("action", "address_groups", errors, {
+                    "200": _json(_wrap("address_group", _ref(comp["address_groups"])))})}
     if p.startswith("/v2.0/ports/{port_id}/bindings"):
         binding = {"type": "object", "additionalProperties": False, "properties": {
             "host": {"type": "string"}, "vif_type": {"type": "string"},

@@ -51,6 +51,7 @@ from quantum_ovs.compiler.rules import port as port_rules
 from quantum_ovs.compiler.rules import router as router_rules
 from quantum_ovs.compiler.rules.static import static_flows
 from quantum_ovs.model import (
+    AddressGroup,
     Chassis,
     Delta,
     HostView,
@@ -89,6 +90,7 @@ SUBNETS = "subnets"
 PORTS = "ports"
 SG_RULES = "security-group-rules"
 SG_MEMBERS = "security-group-members"
+ADDRESS_GROUPS = "address-groups"
 REMOTE_HOSTS = "remote-hosts"
 ROUTERS = "routers"
 VIF_OFPORTS = "vif-ofports"
@@ -189,7 +191,9 @@ class Engine:
         self.sg_keys: dict[str, Counter] = {}  # sg -> conjunction key -> rules
         self.match_refs: dict = {}  # (table, match) -> Counter((conj_id, n) -> rules)
         self.remote_refs = defaultdict(set)  # (remote group, direction) -> sg ids
-        self.ip_groups = defaultdict(set)  # member address -> group ids
+        self.ip_groups = defaultdict(set)  # member address -> group ids (and
+        # "address-group:<id>" of the address groups holding it)
+        self.address_groups: dict[str, AddressGroup] = {}
         self.routers: dict[str, Router] = {}
         self.net_routers = defaultdict(set)  # network -> routers with an interface on it
         self.nexthop_routers = defaultdict(set)  # extra-route next hop -> router ids
@@ -235,6 +239,7 @@ class Engine:
             subnets=by_id(self.subnets), ports=by_id(self.ports),
             security_groups=by_id(self.groups), remote_hosts=by_id(self.remote_hosts),
             chassis=self.chassis(), revision=self.revision, routers=by_id(self.routers),
+            address_groups=by_id(self.address_groups),
         )
 
     def router_zone(self, router_id: str) -> int | None:
@@ -265,6 +270,8 @@ class Engine:
             self._set_remote_host(h)
         for g in view.security_groups:
             self._set_group(g)
+        for a in view.address_groups:
+            self._set_address_group(a)
         for r in view.routers:
             self._set_router(r)
         for p in view.ports:
@@ -301,6 +308,8 @@ class Engine:
             ("remote_hosts", view.remote_hosts, self._set_remote_host,
              self._remove_remote_host, "name"),
             ("groups", view.security_groups, self._set_group, self._remove_group, "id"),
+            ("address_groups", view.address_groups, self._set_address_group,
+             self._remove_address_group, "id"),
             ("routers", view.routers, self._set_router, self._remove_router, "id"),
             ("ports", view.ports, self._set_port, self._remove_port, "id"),
         ):
@@ -332,6 +341,9 @@ class Engine:
             keep = {g.id for g in delta.security_groups}
             for gid in [g for g in self.groups if g not in keep]:
                 self._remove_group(gid)
+            keep = {a.id for a in delta.address_groups}
+            for aid in [a for a in self.address_groups if a not in keep]:
+                self._remove_address_group(aid)
         for sid in delta.removed_subnets:
             self._remove_subnet(sid)
         for name in delta.removed_remote_hosts:
@@ -346,6 +358,8 @@ class Engine:
             self._set_remote_host(h)
         for g in delta.security_groups:
             self._set_group(g)
+        for a in delta.address_groups:
+            self._set_address_group(a)
         for r in delta.routers:
             self._set_router(r)
         for p in delta.ports:
@@ -750,9 +764,7 @@ class Engine:
                         refs.discard(sg)
                         if not refs:
                             del self.remote_refs[(remote, d)]
-                    rg = self.groups.get(remote)
-                    if rg is not None:
-                        self._mark_members(remote, d, rg.member_ips)
+                    self._mark_members(remote, d, self._remote_addresses(remote))
         before = self._contributions(old_rules)
         after = self._contributions(new_rules)
         if before == after:
@@ -772,6 +784,47 @@ class Engine:
                 if not c:
                     del refs[tm]
             dirty.add((RULE_MATCH,) + tm)
+
+    def _remote_addresses(self, remote: str):
+        """The clause-2 addresses of a key's remote: a group's members, an
+        address group's CIDRs."""
+        if remote.startswith(acl_rules.ADDRESS_GROUP_PREFIX):
+            a = self.address_groups.get(remote[len(acl_rules.ADDRESS_GROUP_PREFIX):])
+            return {acl_rules.address_key(x) for x in a.addresses} if a is not None else ()
+        g = self.groups.get(remote)
+        return g.member_ips if g is not None else ()
+
+    def _set_address_group(self, a: AddressGroup) -> None:
+        """Only the flows of the addresses that came or went change."""
+        old = self.address_groups.get(a.id)
+        if old == a:
+            return
+        remote = acl_rules.ADDRESS_GROUP_PREFIX + a.id
+        before = self._remote_addresses(remote)
+        self.address_groups[a.id] = a
+        after = self._remote_addresses(remote)
+        self._move_addresses(remote, set(before), set(after))
+
+    def _remove_address_group(self, aid: str) -> None:
+        remote = acl_rules.ADDRESS_GROUP_PREFIX + aid
+        before = self._remote_addresses(remote)
+        if self.address_groups.pop(aid, None) is not None:
+            self._move_addresses(remote, set(before), set())
+
+    def _move_addresses(self, remote: str, before: set, after: set) -> None:
+        added, removed = after - before, before - after
+        for ip in added:
+            self.ip_groups[ip].add(remote)
+        for ip in removed:
+            s = self.ip_groups.get(ip)
+            if s is not None:
+                s.discard(remote)
+                if not s:
+                    del self.ip_groups[ip]
+        for d in DIRECTIONS:
+            if self.remote_refs.get((remote, d)):
+                self._mark_members(remote, d, added)
+                self._mark_members(remote, d, removed)
 
     def _remove_group(self, gid: str) -> None:
         if gid not in self.groups:
@@ -1153,9 +1206,8 @@ class Engine:
     def _address_owners(self):
         addrs = set()
         for (gid, d), sgs in self.remote_refs.items():
-            g = self.groups.get(gid)
-            if sgs and g is not None:
-                addrs.update((ADDRESS, d, ip) for ip in g.member_ips)
+            if sgs:
+                addrs.update((ADDRESS, d, ip) for ip in self._remote_addresses(gid))
         return addrs
 
     # ------------------------------------------------------------- graph
@@ -1181,6 +1233,8 @@ INPUTS: tuple[Input, ...] = (
           "a security group's rules (the conjunction keys and rule matches)"),
     Input(SG_MEMBERS, "SecurityGroup.member_ips; Delta.group_members",
           "a security group's member addresses"),
+    Input(ADDRESS_GROUPS, "HostView.address_groups; Delta.address_groups",
+          "an address group's CIDRs (the remote of rules naming it)"),
     Input(REMOTE_HOSTS, "HostView.remote_hosts; Delta.remote_hosts, removed_remote_hosts",
           "another host's tunnel address"),
     Input(ROUTERS, "HostView.routers; Delta.routers, removed_routers",
@@ -1231,8 +1285,9 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               "clause 1: one rule match, shared by the conjunction keys that need it"),
     OwnerKind(ADDRESS, cookies.KIND_ADDRESS, ("direction", "address"),
               Engine._compute_address, Engine._address_owners,
-              (SG_MEMBERS, SG_RULES, ALLOCATIONS),
-              "clause 2: one member address, shared by the remote-group keys of its groups"),
+              (SG_MEMBERS, ADDRESS_GROUPS, SG_RULES, ALLOCATIONS),
+              "clause 2: one member address (or address group CIDR), shared by the "
+              "remote keys of its groups and address groups"),
     OwnerKind(ROUTER, cookies.KIND_ROUTER, ("router_id",), Engine._compute_router,
               Engine._router_owners, (ROUTERS, NETWORKS, PORTS, ALLOCATIONS),
               "on hosts with a port on one of its networks: ARP/ND and echo answers for "

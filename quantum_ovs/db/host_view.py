@@ -24,6 +24,7 @@ IB = models.InactivePortBinding
 RT, RP, RR = models.Router, models.RouterPort, models.RouterRoute
 GH, FIP, PF = models.RouterGatewayHost, models.FloatingIP, models.PortForwarding
 EDO = models.ExtraDhcpOpt
+AGA = models.AddressAssociation
 # RouterPort.port_type of a router's interface (the port's device_owner).
 INTERFACE = "network:router_interface"
 
@@ -166,7 +167,8 @@ def load_groups(s, local_group_ids):
                 id=r.id, security_group_id=r.security_group_id, direction=r.direction,
                 ethertype=r.ethertype, protocol=rule_protocol(r),
                 port_range_min=r.port_range_min, port_range_max=r.port_range_max,
-                remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id))
+                remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id,
+                remote_address_group_id=r.remote_address_group_id))
     remote = {r.remote_group_id for rs in rules.values() for r in rs if r.remote_group_id}
     members = {g: set() for g in remote}
     for chunk in _chunks(remote):
@@ -181,6 +183,30 @@ def load_groups(s, local_group_ids):
     ids = set(local_group_ids) | remote
     return [m.SecurityGroup(id=g, rules=tuple(sorted(rules.get(g, ()), key=lambda r: r.id)),
                             member_ips=frozenset(members.get(g, ()))) for g in sorted(ids)]
+
+
+def load_address_groups(s, ids):
+    """The address groups ``ids`` with their addresses (those that exist)."""
+    found = {}
+    for chunk in _chunks(ids):
+        for r in s.execute(sa.select(models.AddressGroup.id)
+                           .where(models.AddressGroup.id.in_(chunk))):
+            found[r.id] = set()
+        for r in s.execute(sa.select(AGA.address_group_id, AGA.address)
+                           .where(AGA.address_group_id.in_(chunk))):
+            found[r.address_group_id].add(r.address)
+    return [m.AddressGroup(id=g, addresses=frozenset(a)) for g, a in sorted(found.items())]
+
+
+def address_group_ids(s, group_ids):
+    """The address groups that the rules of these groups name."""
+    out = set()
+    for chunk in _chunks(group_ids):
+        out.update(r[0] for r in s.execute(
+            sa.select(R.remote_address_group_id)
+            .where(R.security_group_id.in_(chunk),
+                   R.remote_address_group_id.is_not(None)).distinct()))
+    return out
 
 
 def _net_hosts(s, network_ids, memo):
@@ -259,12 +285,12 @@ def remote_group_ids(s, group_ids):
 
 
 def relevant_groups(s, host, local=None):
-    """The host's groups (``local``, read when not given) and the groups
-    their rules name as remote groups: a change of any of them concerns
-    the host."""
+    """The host's groups (``local``, read when not given), the groups
+    their rules name as remote groups and the address groups they name:
+    a change of any of them concerns the host."""
     if local is None:
         local = local_groups(s, host)
-    return set(local) | remote_group_ids(s, local)
+    return set(local) | remote_group_ids(s, local) | address_group_ids(s, local)
 
 
 # ------------------------------------------------------------ routers
@@ -452,11 +478,13 @@ def full(s, host, revision):
         subnets=tuple(load_subnets(s, S.network_id.in_(nets))) if nets else (),
         ports=tuple(ports), security_groups=tuple(load_groups(s, mine)),
         remote_hosts=tuple(remote_hosts(s, host, nets, routers=routers)),
-        routers=tuple(load_routers(s, routers)))
+        routers=tuple(load_routers(s, routers)),
+        address_groups=tuple(load_address_groups(s, address_group_ids(s, mine))))
 
 
-# Change rows about a security group: its rules, or its members' addresses.
-GROUP_RESOURCES = ("security_group", "sg_member")
+# Change rows about a security group: its rules, or its members' addresses;
+# and about an address group's addresses (ids: UUIDs, never a group's).
+GROUP_RESOURCES = ("security_group", "sg_member", "address_group")
 
 
 def relevant(change, host, networks, groups):
@@ -568,7 +596,7 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
                        if x.network_id in nets_now and x.network_id not in new_nets)
     removed_subnets = subnet_ids - {x.id for x in subnets}
 
-    groups, members, complete = (), (), False
+    groups, members, complete, address_groups = (), (), False, ()
     sg_changed = any(c.resource in GROUP_RESOURCES for c in changes)
     if port_ids or sg_changed or new_nets:
         mine = local_groups(s, host) if local is None else local
@@ -578,8 +606,19 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
             # of their members (exactly which of the addresses involved are
             # members now), not the groups.
             groups, members = _member_changes(s, changes, mine, memo)
+            # Address groups named by the host's rules that changed: whole.
+            changed_ags = {c.resource_id for c in changes if c.resource == "address_group"}
+            if changed_ags:
+                named = _memo(memo, ("named_ags", frozenset(mine)),
+                              lambda: address_group_ids(s, mine)) & changed_ags
+                address_groups = _memo(memo, ("ags", frozenset(named)),
+                                       lambda: load_address_groups(s, named))
         else:
             groups = _memo(memo, ("groups", frozenset(mine)), lambda: load_groups(s, mine))
+            named = _memo(memo, ("named_ags", frozenset(mine)),
+                          lambda: address_group_ids(s, mine))
+            address_groups = _memo(memo, ("ags", frozenset(named)),
+                                   lambda: load_address_groups(s, named))
             # What the host needs may have changed, and which groups it had
             # is not known here: these are all of them, the agent drops the
             # rest.
@@ -618,6 +657,7 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
         removed_subnets=tuple(sorted(removed_subnets)),
         removed_ports=tuple(sorted(removed_ports)),
         group_members=members, groups_complete=complete,
+        address_groups=tuple(address_groups),
         routers=tuple(_memo(memo, ("routers", frozenset(send_routers)),
                             lambda: load_routers(s, send_routers))),
         removed_routers=tuple(sorted(removed_routers)))

@@ -291,10 +291,31 @@ class SecurityGroupRule(Base):
     port_range_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
     port_range_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
     remote_ip_prefix: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # address-group: an address group in use cannot be deleted (409).
+    remote_address_group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("address_groups.id"), nullable=True, index=True)
     description: Mapped[str] = mapped_column(String(255), default="")
     revision_number: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AddressGroup(StandardAttrs, Base):
+    """A project's named set of CIDRs, the remote of security group rules."""
+
+    __tablename__ = "address_groups"
+    addresses = relationship("AddressAssociation", lazy="selectin",
+                             cascade="all, delete-orphan", passive_deletes=True,
+                             order_by="AddressAssociation.address")
+
+
+class AddressAssociation(Base):
+    """One CIDR of an address group, canonical (``10.0.0.5/32``)."""
+
+    __tablename__ = "address_associations"
+    address_group_id: Mapped[str] = mapped_column(
+        ForeignKey("address_groups.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class SecurityGroupPortBinding(Base):

@@ -40,6 +40,7 @@ OPTIONAL = (
     "quantum_ovs.extensions.address_scopes",
     "quantum_ovs.extensions.ip_availability",
     "quantum_ovs.extensions.rbac",
+    "quantum_ovs.extensions.address_groups",
 )
 
 

@@ -81,7 +81,8 @@ def _same_rule(s, group_id, a):
         R.ethertype == a["ethertype"], eq(R.protocol_number, a["protocol_number"]),
         eq(R.port_range_min, a.get("port_range_min")),
         eq(R.port_range_max, a.get("port_range_max")),
-        eq(R.remote_group_id, a.get("remote_group_id")))
+        eq(R.remote_group_id, a.get("remote_group_id")),
+        eq(R.remote_address_group_id, a.get("remote_address_group_id")))
     wanted = _anywhere_is_none(a.get("remote_ip_prefix"))
     return next((rid for rid, prefix in s.execute(q) if _anywhere_is_none(prefix) == wanted),
                 None)
@@ -97,6 +98,7 @@ def rule_dict(r):
         "ethertype": r.ethertype, "protocol": r.protocol,
         "port_range_min": r.port_range_min, "port_range_max": r.port_range_max,
         "remote_ip_prefix": r.remote_ip_prefix, "remote_group_id": r.remote_group_id,
+        "remote_address_group_id": r.remote_address_group_id,
         "normalized_cidr": normalized(r.remote_ip_prefix),
         "description": r.description, "revision_number": r.revision_number,
         "created_at": _ts(r.created_at), "updated_at": _ts(r.updated_at),
@@ -121,7 +123,9 @@ def _new_rule(s, group, direction_, ether, remote_group_id=None, **kw):
         protocol=kw.get("protocol"), protocol_number=kw.get("protocol_number"),
         port_range_min=kw.get("port_range_min"),
         port_range_max=kw.get("port_range_max"),
-        remote_ip_prefix=kw.get("remote_ip_prefix"), description=kw.get("description", ""),
+        remote_ip_prefix=kw.get("remote_ip_prefix"),
+        remote_address_group_id=kw.get("remote_address_group_id"),
+        description=kw.get("description", ""),
         revision_number=0)
     s.add(rule)
     return rule
@@ -269,6 +273,9 @@ class SecurityGroupRules(Collection):
         if remote is not None and remote != group.id:
             # Any id the caller cannot use (or that is no UUID) is a 404.
             self.plugin.row(s, ctx, "security_groups", remote)
+        if a.get("remote_address_group_id") is not None:
+            # 404 AddressGroupNotFound unless the caller can see it.
+            self.plugin.row(s, ctx, "address_groups", a["remote_address_group_id"])
         made_here = s.info.setdefault("qovs_new_rules", set())
         same = _same_rule(s, group.id, a)
         if same is not None:
@@ -280,6 +287,7 @@ class SecurityGroupRules(Collection):
                          port_range_min=a.get("port_range_min"),
                          port_range_max=a.get("port_range_max"),
                          remote_ip_prefix=a.get("remote_ip_prefix"),
+                         remote_address_group_id=a.get("remote_address_group_id"),
                          description=a.get("description", ""))
         made_here.add(rule.id)
         s.flush()

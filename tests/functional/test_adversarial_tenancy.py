@@ -62,7 +62,7 @@ VICTIM_HOST, ABSENT_HOST, ATTACKER_HOST = "host-a", "host-z", "host-b"
 FMT = re.compile(r"\{fmt:[^}]*\}")
 # The path parameters World.param_values fills.
 KNOWN_PARAMS = {"tenant_id", "project_id", "tag", "host", "network_id", "port_id", "id",
-                "router_id", "fip_id", "pf_id", "agent_id"}
+                "router_id", "fip_id", "pf_id", "agent_id", "group_id"}
 # Every service plugin on: what it serves gets cases too.
 SERVICE_PLUGINS = ["router"]
 PARAM = re.compile(r"\{(\w+)\}")
@@ -78,6 +78,7 @@ NOT_REFERENCES = {"project_id", "tenant_id", "device_id", "segment_id", "subnetp
                   "provider:segmentation_id", "binding:host_id"}
 # References whose name does not say the collection.
 REFERENCE_ALIASES = {"remote_group_id": "security_groups",
+                     "remote_address_group_id": "address_groups",
                      "floating_network_id": "networks"}
 # References inside list values: (collection, attribute) -> (key, target).
 NESTED_REFERENCES = {("ports", "fixed_ips"): ("subnet_id", "subnets")}
@@ -107,6 +108,7 @@ BODIES = [
         "protocol": "tcp", "internal_port_id": "00000000-0000-4000-8000-000000000000",
         "internal_ip_address": "10.1.0.9", "internal_port": 80, "external_port": 8080}}),
     (r"/port_forwardings/\{pf_id\}$", "PUT", {"port_forwarding": {"description": "pwned"}}),
+    (r"/(add|remove)_addresses$", "PUT", {"addresses": ["10.66.0.1/32"]}),
 ]
 
 # The methods the generic dispatcher serves for each kind of route.
@@ -305,7 +307,14 @@ def _make_rbac_policy(api, project, objs):
 
 # In creation order; a served collection without a maker fails
 # test_every_served_route_has_cases.
+def _make_address_group(api, project, objs):
+    return api.post("/v2.0/address-groups", {"address_group": {
+        "name": f"ag-{project}", "addresses": ["10.66.0.1/32"]}},
+        project=project, status=201).data["address_group"]
+
+
 MAKERS = {"networks": _make_network, "security_groups": _make_security_group,
+          "address_groups": _make_address_group,
           "subnets": _make_subnet, "ports": _make_port,
           "security_group_rules": _make_security_group_rule, "agents": _make_agent,
           "routers": _make_router, "floatingips": _make_floatingip,
@@ -432,7 +441,8 @@ class World:
                   "host": ABSENT_HOST}
         for name, c in (("network_id", "networks"), ("port_id", "ports"),
                         ("router_id", "routers"), ("fip_id", "floatingips"),
-                        ("agent_id", "agents"), ("id", collection)):
+                        ("agent_id", "agents"), ("group_id", "address_groups"),
+                        ("id", collection)):
             if c in self.theirs and self.theirs[c]:
                 victim[name] = self.theirs[c]["id"]
                 absent[name] = str(uuid.uuid4())

@@ -173,7 +173,7 @@ def test_long_poll_wakes_only_the_hosts_concerned(api):
 
 OPS = ["add_local", "add_remote", "del_port", "move_port", "new_net_local",
        "update_port", "add_subnet", "del_net", "rule", "member", "retunnel",
-       "member", "regroup", "readdress", "unrule"]
+       "member", "regroup", "readdress", "unrule", "ag_rule", "ag_add", "ag_remove"]
 
 
 def default_group(api, project="p1"):
@@ -200,6 +200,11 @@ def test_deltas_equal_full_views(api, seed):
 
     new_net()
     ports = [bound_port(api, nets[0]["id"], HOST_A)]
+    # Address groups: rules of the default group may name the first; the
+    # second is named by no rule of HOST_A's (its changes are not HOST_A's).
+    ags = [api.post("/v2.0/address-groups", {"address_group": {
+        "name": f"ag{i}", "addresses": [f"172.16.{i}.0/24"]}}, status=201
+    ).data["address_group"]["id"] for i in range(2)]
     first = state(api, HOST_A)
     view = wire.view_from_dict(first["view"])
     rev = first["revision"]
@@ -264,6 +269,21 @@ def test_deltas_equal_full_views(api, seed):
                 if rules:
                     api.delete(f"/v2.0/security-group-rules/{rnd.choice(rules)['id']}",
                                status=204)
+            elif op == "ag_rule":
+                r = api.post("/v2.0/security-group-rules", {"security_group_rule": dict(
+                    security_group_id=default_group(api), direction=rnd.choice(
+                        ["ingress", "egress"]), ethertype="IPv4",
+                    remote_address_group_id=ags[0])})
+                assert r.status_int in (201, 409), r.text
+            elif op in ("ag_add", "ag_remove"):
+                gid = rnd.choice(ags)
+                addr = f"10.{rnd.randrange(200)}.{rnd.randrange(4)}.0/24"
+                have = api.get(f"/v2.0/address-groups/{gid}",
+                               status=200).data["address_group"]["addresses"]
+                if op == "ag_remove" and have:
+                    addr = rnd.choice(have)
+                api.put(f"/v2.0/address-groups/{gid}/{op[3:]}_addresses",
+                        {"addresses": [addr]})
             elif op == "rule":
                 # Ingress from the group itself (a remote group) or to a port.
                 tcp = 1000 + rnd.randrange(1000)

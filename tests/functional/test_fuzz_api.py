@@ -148,6 +148,10 @@ class Fuzzer:
                               status=201).data["router"]
             api.put(f"/v2.0/routers/{router['id']}/add_router_interface",
                     {"subnet_id": sub["id"]}, project=project, status=200)
+            ag = api.post("/v2.0/address-groups", {"address_group": {
+                "name": "f", "addresses": ["10.9.9.0/24"]}}, project=project,
+                status=201).data["address_group"]
+            self.ids["address_groups"].append(ag["id"])
             for c, obj in (("networks", net), ("subnets", sub), ("ports", port),
                            ("security_groups", sg), ("security_group_rules", rule),
                            ("routers", router)):
@@ -203,7 +207,8 @@ class Fuzzer:
             return self.rng.choice(["red", "", "x" * 300, "%ff", "a,b", "é", "%00"])
         target = {"network_id": "networks", "port_id": "ports",
                   "router_id": "routers", "fip_id": "floatingips",
-                  "pf_id": "port_forwardings", "agent_id": "agents"}.get(name, collection)
+                  "pf_id": "port_forwardings", "agent_id": "agents",
+                  "group_id": "address_groups"}.get(name, collection)
         return self.some_id(target)
 
     def fill(self, template, collection):
@@ -240,6 +245,8 @@ class Fuzzer:
                 "floatingips": {"floatingip": {
                     "floating_network_id": rng.choice([self.external, net]),
                     "port_id": rng.choice([None, self.some_id("ports")])}},
+                "address_groups": {"address_group": {
+                    "name": "fz", "addresses": ["10.9.8.0/24", "2001:db8::1"]}},
             }[collection]
         if action == "member":
             singular = collection[:-1] if collection != "security_group_rules" \
@@ -247,7 +254,8 @@ class Fuzzer:
             singular = {"security_groups": "security_group",
                         "security_group_rules": "security_group_rule",
                         "agents": "agent", "routers": "router",
-                        "floatingips": "floatingip"}.get(collection, singular)
+                        "floatingips": "floatingip",
+                        "address_groups": "address_group"}.get(collection, singular)
             return {singular: rng.choice([{"name": "fz2"}, {"admin_state_up": False},
                                           {"description": "d"}, {"tags": ["a"]},
                                           {"port_id": self.some_id("ports")},
@@ -255,6 +263,8 @@ class Fuzzer:
         if path.endswith("_router_interface"):
             return rng.choice([{"subnet_id": self.some_id("subnets")},
                                {"port_id": self.some_id("ports")}])
+        if path.endswith("_addresses"):
+            return {"addresses": rng.choice([["10.9.9.0/24"], ["10.9.7.7"], ["::1/128"]])}
         if path.endswith("_extraroutes"):
             return {"router": {"routes": [{"destination": "10.200.0.0/24",
                                            "nexthop": "10.9.0.7"}]}}
@@ -409,7 +419,8 @@ class Fuzzer:
                       "security_group": "security_groups",
                       "security_group_rule": "security_group_rules",
                       "router": "routers", "floatingip": "floatingips",
-                      "port_forwarding": "port_forwardings"}.get(key)
+                      "port_forwarding": "port_forwardings",
+                      "address_group": "address_groups"}.get(key)
             if plural and isinstance(value, dict) and isinstance(value.get("id"), str):
                 if len(self.ids[plural]) < 50:
                     self.ids[plural].append(value["id"])

@@ -85,8 +85,7 @@ def test_network_subnet_port_life_cycle(cli_server):
 
 
 def test_security_group_rules(cli_server):
-    """Rules through the CLI, which shows remote_address_group_id as a column
-    although this server (without address groups) has no such attribute."""
+    """Rules through the CLI (remote_address_group_id: None without one)."""
     os_ = OpenStack(cli_server.url)
     sg = os_("security", "group", "create", "cli-sg")
     ipip = os_("security", "group", "rule", "create", "--ingress", "--protocol", "ipip",
@@ -104,3 +103,28 @@ def test_security_group_rules(cli_server):
     assert ipip["id"] not in {r["ID"] for r in os_("security", "group", "rule", "list",
                                                     sg["id"])}
     os_("security", "group", "delete", sg["id"], parse=False)
+
+
+def test_address_group_and_rule_naming_it(cli_server):
+    """openstack address group create/set --address/unset --address, and
+    security group rule create --remote-address-group."""
+    os_ = OpenStack(cli_server.url)
+    ag = os_("address", "group", "create", "--address", "10.1.2.3",
+             "--address", "10.9.0.0/16", "--description", "admins", "cli-ag")
+    assert sorted(ag["addresses"]) == ["10.1.2.3/32", "10.9.0.0/16"]
+    os_("address", "group", "set", "--address", "2001:db8::1", "--name", "cli-ag2", ag["id"],
+        parse=False)
+    os_("address", "group", "unset", "--address", "10.9.0.0/16", ag["id"], parse=False)
+    shown = os_("address", "group", "show", ag["id"])
+    assert shown["name"] == "cli-ag2"
+    assert sorted(shown["addresses"]) == ["10.1.2.3/32", "2001:db8::1/128"]
+    assert ag["id"] in {x["ID"] for x in os_("address", "group", "list")}
+    sg = os_("security", "group", "create", "cli-ag-sg")
+    rule = os_("security", "group", "rule", "create", "--ingress", "--protocol", "tcp",
+               "--dst-port", "22", "--remote-address-group", "cli-ag2", sg["id"])
+    assert rule["remote_address_group_id"] == ag["id"]
+    assert os_("security", "group", "rule", "show", rule["id"])[
+        "remote_address_group_id"] == ag["id"]
+    os_("security", "group", "rule", "delete", rule["id"], parse=False)
+    os_("address", "group", "delete", ag["id"], parse=False)
+    assert ag["id"] not in {x["ID"] for x in os_("address", "group", "list")}

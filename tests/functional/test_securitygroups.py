@@ -51,8 +51,7 @@ def test_listing_makes_the_default_group_once(api):
     for r in default["security_group_rules"]:
         assert r["security_group_id"] == default["id"]
         assert r["normalized_cidr"] is None
-        # No address groups: the attribute of that extension is not there.
-        assert "remote_address_group_id" not in r
+        assert r["remote_address_group_id"] is None
     # Listed again, by another project, or shown: still exactly one each.
     assert _groups(api) == first
     assert [g["name"] for g in _groups(api, project="p2")] == ["default"]
@@ -168,8 +167,8 @@ def test_rule_validation_errors(api):
         (dict(protocol="icmpv6"), 400, "SecurityGroupEthertypeConflictWithProtocol"),
         (dict(remote_group_id="6f2b0ad5-0000-4000-8000-000000000000"), 404,
          "SecurityGroupNotFound"),
-        (dict(remote_address_group_id="6f2b0ad5-0000-4000-8000-000000000000"), 400,
-         "HTTPBadRequest"),
+        (dict(remote_address_group_id="6f2b0ad5-0000-4000-8000-000000000000"), 404,
+         "AddressGroupNotFound"),
     ]
     for attrs, status, kind in cases:
         err = _rule(api, gid, status=status, **attrs)
@@ -493,18 +492,16 @@ def test_address_pairs_need_port_security(api):
     assert api.count("ports") == 1
 
 
-def test_no_remote_address_groups(api):
+def test_remote_address_group_attribute(api):
+    """(Address groups themselves: tests/functional/test_address_groups.py.)"""
     aliases = {e["alias"] for e in api.get("/v2.0/extensions", status=200)
                .data["extensions"]}
-    assert "security-groups-remote-address-group" not in aliases
+    assert "security-groups-remote-address-group" in aliases
     g = _group(api)
-    # Like a Neutron without the extension: the attribute does not exist.
-    for value in ("6f2b0ad5-0000-4000-8000-000000000000", None):
-        err = _rule(api, g["id"], status=400, protocol="tcp", remote_address_group_id=value)
-        assert "remote_address_group_id" in err["message"]
-    api.get(f"{RULES}?remote_address_group_id=x", status=400)
+    r = _rule(api, g["id"], protocol="tcp", remote_address_group_id=None)
+    assert r["remote_address_group_id"] is None
     rules = api.get(RULES, status=200).data["security_group_rules"]
-    assert rules and all("remote_address_group_id" not in r for r in rules)
+    assert rules and all(r["remote_address_group_id"] is None for r in rules)
 
 
 def test_migration_fills_in_protocol_numbers(db_url):

@@ -18,9 +18,8 @@ ALIASES = [
     {"alias": "security-groups-normalized-cidr", "name": "Security group normalized CIDR",
      "description": "Adds the normalized_cidr attribute to security group rules"},
 ]
-# Not advertised, and the rules have no remote_address_group_id (as in a
-# Neutron without it): "security-groups-remote-address-group" comes with
-# address groups.
+# The rules' remote_address_group_id ("security-groups-remote-address-group")
+# comes with address groups (definitions/address_groups.py).
 
 POLICY_RULES = crud("security_group", "/security-groups", {
     "create_security_group": (ADMIN_OR_PROJECT_MEMBER, "Create a security group"),
@@ -94,7 +93,8 @@ class SecurityGroupRuleParameterConflict(exceptions.InvalidInput):
 
 
 class SecurityGroupMultipleRemoteEntites(exceptions.InvalidInput):  # sic, Neutron's name
-    message = "Only one of remote_ip_prefix or remote_group_id may be provided."
+    message = ("Only one of remote_ip_prefix or remote_group_id or remote_address_group_id "
+               "may be provided.")
 
 
 class SecurityGroupConflict(exceptions.Conflict):
@@ -262,7 +262,8 @@ def check_rule(a):
             raise SecurityGroupRuleParameterConflict(ethertype=eth, cidr=prefix)
     if num in const.IPV6_ONLY_PROTOCOLS and eth == const.IPv4:
         raise SecurityGroupEthertypeConflictWithProtocol(ethertype=eth, protocol=proto)
-    if prefix is not None and a.get("remote_group_id"):
+    remotes = (prefix, a.get("remote_group_id"), a.get("remote_address_group_id"))
+    if sum(bool(x) for x in remotes) > 1:
         raise SecurityGroupMultipleRemoteEntites()
 
 

@@ -14,6 +14,11 @@ the group produces is a *conjunction key* with its own conj_id:
     clause 2  remote address = each member address of G
   accept      conj_id -> continue (ingress: ct(commit) and continue)
 
+A rule naming an address group A (remote_address_group_id) is a remote
+rule like the others, its key's remote being ``address-group:<A>``:
+clause 2 is then each CIDR of A, in the same per-address flows as the
+members of remote groups (a CIDR that is one address is that address).
+
 A port costs one flow per direction, a rule one flow per port mask, a
 member one flow, whatever the number of ports, rules and members.  Flows
 with the same match at the same priority are one flow for the switch, so
@@ -26,6 +31,7 @@ to the table's drop.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 
 from quantum_ovs.compiler import cookies
@@ -59,11 +65,27 @@ ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
           INGRESS: (_COMMIT, GotoTable(DIRS[INGRESS][3]))}
 
 
+# The remote of a conjunction key whose rules name an address group.
+ADDRESS_GROUP_PREFIX = "address-group:"
+
+
 def conj_key(rule: Rule):
     """The conjunction key a rule belongs to, or None for a bad direction."""
     if rule.direction not in DIRS:
         return None
-    return (rule.security_group_id, rule.direction, rule.remote_group_id or None)
+    remote = rule.remote_group_id or None
+    if remote is None and rule.remote_address_group_id:
+        remote = ADDRESS_GROUP_PREFIX + rule.remote_address_group_id
+    return (rule.security_group_id, rule.direction, remote)
+
+
+def address_key(cidr: str) -> str:
+    """An address group's CIDR as clause 2's address: a lone address is
+    written as one (so that it is the same flow as a member with it)."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return str(net)
 
 
 def n_clauses(key) -> int:
@@ -164,7 +186,8 @@ def accept_flows(key, conj_id: int) -> list[Flow]:
 
 
 def address_flows(direction: str, address: str, conj_ids) -> list[Flow]:
-    """Clause 2 of every remote-group key whose group holds ``address``."""
+    """Clause 2 of every remote key whose group (or address group) holds
+    ``address`` (an address or a CIDR)."""
     if not conj_ids:
         return []
     table, _, (v4name, v6name), _ = DIRS[direction]

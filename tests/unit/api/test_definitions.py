@@ -64,7 +64,7 @@ def test_the_enabled_definitions_build_the_served_schema():
         # names them)
         "routers": "router", "floatingips": "floatingip",
         "subnetpools": "subnetpool", "address_scopes": "address_scope",
-        "rbac_policies": "rbac_policy"}
+        "rbac_policies": "rbac_policy", "address_groups": "address_group"}
     assert set(s.resources) == set(s.singular)
     # Extensions add to the core's collections.
     assert "binding:host_id" in s.resources["ports"]

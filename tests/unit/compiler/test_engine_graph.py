@@ -25,6 +25,7 @@ from quantum_ovs.compiler.synth import (
     make_port,
 )
 from quantum_ovs.model import (
+    AddressGroup,
     GroupMembers,
     HostRoute,
     Neighbour,
@@ -40,8 +41,13 @@ from tests.fixtures.scenario import base_view as _base_view
 def base_view():
     """The scenario's base view with external connectivity (a gateway on
     router-1, floating IPs, a port forwarding), so every owner kind has
-    owners."""
-    return add_external(_base_view(), hosts=(HOST, "gw-2"))
+    owners; sg-db's rules also name an address group."""
+    view = add_external(_base_view(), hosts=(HOST, "gw-2"))
+    rule = Rule("db-ag", "sg-db", "ingress", "IPv4", 6, 22, 22, remote_address_group_id="ag-1")
+    groups = tuple(dataclasses.replace(g, rules=g.rules + (rule,)) if g.id == "sg-db" else g
+                   for g in view.security_groups)
+    return view.replace(security_groups=groups, address_groups=(
+        AddressGroup("ag-1", frozenset({"10.77.0.0/24", "10.77.1.5/32"})),))
 
 HERE = pathlib.Path(__file__).parent
 GOLDEN = {"text": HERE / "engine_graph.txt", "dot": HERE / "engine_graph.dot"}
@@ -209,6 +215,16 @@ def _remove_member(e):
     change(e, group_members=(GroupMembers("sg-web", ip),))
 
 
+def _add_ag_address(e):
+    a = e.address_groups["ag-1"]
+    change(e, address_groups=(AddressGroup(a.id, a.addresses | {"2001:db8::/64"}),))
+
+
+def _remove_ag_address(e):
+    a = e.address_groups["ag-1"]
+    change(e, address_groups=(AddressGroup(a.id, a.addresses - {"10.77.1.5/32"}),))
+
+
 def _move_remote_host(e):
     h = next(iter(e.remote_hosts.values()))
     change(e, remote_hosts=(RemoteHost(h.name, "192.168.77.7"),))
@@ -316,6 +332,7 @@ CHANGES = {
                 _last_port_of_a_network_leaves),
     eng.SG_RULES: (_plain_rule, _remote_group_rule, _new_group),
     eng.SG_MEMBERS: (_add_member, _remove_member),
+    eng.ADDRESS_GROUPS: (_add_ag_address, _remove_ag_address),
     eng.REMOTE_HOSTS: (_move_remote_host, _drop_remote_host),
     eng.ROUTERS: (_detach_interface, _add_route, _move_fip, _drop_gateway),
     eng.VIF_OFPORTS: (_replug, _unplug),

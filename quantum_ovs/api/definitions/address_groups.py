@@ -1,0 +1,122 @@
+"""Address groups (alias ``address-group``) and security group rules that
+name one as their remote (``security-groups-remote-address-group``): data
+and validators only.  The storage and the member actions are in
+``quantum_ovs/extensions/address_groups.py``.
+
+An address group is a project's set of CIDRs, each kept canonical as
+Neutron keeps it (the network of the prefix, a lone address as /32 or
+/128); ``PUT /v2.0/address-groups/{id}/add_addresses`` and
+``remove_addresses`` change it.
+"""
+
+import ipaddress
+
+from quantum_ovs import exceptions
+from quantum_ovs import policy_rules as p
+from quantum_ovs.api import validators as v
+from quantum_ovs.api.attributes import Attr, standard
+
+ADDRESS_GROUP = "address_group"
+ADDRESS_GROUPS = "address_groups"
+
+ALIASES = [
+    {"alias": "address-group", "name": "Address group",
+     "description": "Support address group"},
+    {"alias": "security-groups-remote-address-group",
+     "name": "Remote address group id field for security group rules",
+     "description": "Add new field of remote address group id in security group rules"},
+]
+REQUIRES = ["security-group"]
+
+COLLECTIONS = {ADDRESS_GROUPS: ADDRESS_GROUP}
+
+# Member actions: PUT /v2.0/address-groups/{id}/<action>.
+ACTIONS = {ADDRESS_GROUPS: {"add_addresses": "PUT", "remove_addresses": "PUT"}}
+
+
+# ------------------------------------------------------------------ errors
+class AddressGroupNotFound(exceptions.NotFound):
+    message = "Address group %(address_group_id)s could not be found."
+
+
+class AddressGroupInUse(exceptions.InUse):
+    message = ("Address group %(address_group_id)s is in use on one or more security "
+               "group rules.")
+
+
+class AddressesNotFound(exceptions.NotFound):
+    message = "Addresses %(addresses)s not found in the address group %(address_group_id)s."
+
+
+class AddressesAlreadyExist(exceptions.BadRequest):
+    message = ("Addresses %(addresses)s already exist in the address group "
+               "%(address_group_id)s.")
+
+
+# ------------------------------------------------------------------ validation
+def cidr(value, name="addresses"):
+    """One address or prefix as the group keeps it: the prefix's network
+    (host bits dropped), a lone address as a /32 or /128."""
+    if not isinstance(value, str):
+        raise v.bad(f"'{value}' is not a valid IP subnet")
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise v.bad(f"'{value}' is not a valid IP subnet") from None
+
+
+def addresses(value, name="addresses"):
+    """A list of CIDRs, canonical, each once (in the order first given)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise v.bad(f"'{value}' is not a list")
+    return list(dict.fromkeys(cidr(x, name) for x in value))
+
+
+addresses.openapi = {"type": "array", "items": {"type": "string"}}
+
+
+def action_body(body):
+    """The addresses of an ``add_addresses`` / ``remove_addresses`` body,
+    which is ``{"addresses": [...]}`` (as Neutron's)."""
+    if not isinstance(body, dict) or set(body) != {"addresses"}:
+        raise exceptions.InvalidInput(
+            error_message="the body must be {\"addresses\": [...]}")
+    return addresses(body["addresses"])
+
+
+# ------------------------------------------------------------------ attributes
+_STD = standard()
+_STD.pop("tags")
+
+RESOURCE_ATTRIBUTE_MAP = {
+    ADDRESS_GROUPS: dict(
+        _STD,
+        addresses=Attr(addresses, default=[], is_filter=False, is_sort_key=False),
+    ),
+    "security_group_rules": {
+        "remote_address_group_id": Attr(v.uuid_or_none, default=None,
+                                        convert_filter=v.string(None)),
+    },
+}
+
+SERVER_DEFAULTS = frozenset({(ADDRESS_GROUPS, k) for k in ("project_id", "tenant_id")})
+
+
+# ------------------------------------------------------------------ policy
+def _member_action(name, path, description):
+    return p.rule(name, p.ADMIN_OR_PROJECT_MEMBER, description, method="PUT", path=path)
+
+
+POLICY_RULES = p.crud(ADDRESS_GROUP, "/address-groups", {
+    "create_address_group": (p.ADMIN_OR_PROJECT_MEMBER, "Create an address group"),
+    "get_address_group": (p.ADMIN_OR_PROJECT_READER, "Get an address group"),
+    "update_address_group": (p.ADMIN_OR_PROJECT_MEMBER, "Update an address group"),
+    "delete_address_group": (p.ADMIN_OR_PROJECT_MEMBER, "Delete an address group"),
+}) + [
+    _member_action("add_addresses", "/address-groups/{id}/add_addresses",
+                   "Add addresses to an address group"),
+    _member_action("remove_addresses", "/address-groups/{id}/remove_addresses",
+                   "Remove addresses from an address group"),
+]

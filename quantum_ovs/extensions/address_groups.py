@@ -1,0 +1,129 @@
+"""Address groups (aliases ``address-group`` and
+``security-groups-remote-address-group``): storage and the member actions
+of the contract in ``quantum_ovs/api/definitions/address_groups.py``.
+
+An address group belongs to a project; who sees (and so may name) one
+is the collection's visibility (its project, an admin, and whatever the
+plugin's visibility extension point adds: RBAC's ``access_as_shared``).
+A security group rule names one with ``remote_address_group_id``
+(quantum_ovs/extensions/securitygroups.py checks the caller can see it);
+an address group a rule names cannot be deleted (409).
+
+Every change of a group's addresses bumps its revision and records an
+``address_group`` change: the hosts whose rules name the group receive
+it whole (quantum_ovs/db/host_view.py), and their compilers recompute the
+flows of the addresses that came or went, nothing else.
+"""
+
+import uuid
+
+import sqlalchemy as sa
+
+from quantum_ovs.api.definitions import address_groups as definition
+from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.db import changelog, models
+from quantum_ovs.db.resource import Collection
+from quantum_ovs.timeutils import api_time as _ts
+
+DEFINITION = definition
+ADDRESS_GROUPS = definition.ADDRESS_GROUPS
+RESOURCE = "address_group"  # its name in the change log
+
+
+def group_dict(g):
+    return {"id": g.id, "name": g.name, "description": g.description,
+            "project_id": g.project_id, "tenant_id": g.project_id,
+            "revision_number": g.revision_number, "created_at": _ts(g.created_at),
+            "updated_at": _ts(g.updated_at),
+            "addresses": sorted(a.address for a in g.addresses)}
+
+
+class AddressGroups(Collection):
+    collection = ADDRESS_GROUPS
+    resource = RESOURCE
+    model = models.AddressGroup
+    not_found = (definition.AddressGroupNotFound, "address_group_id")
+
+    def to_dict(self, obj):
+        return group_dict(obj)
+
+    def create(self, s, ctx, a):
+        group = models.AddressGroup(
+            id=str(uuid.uuid4()), project_id=a["project_id"], name=a["name"],
+            description=a["description"], revision_number=0)
+        group.addresses = [models.AddressAssociation(address=x)
+                           for x in a.get("addresses") or ()]
+        s.add(group)
+        return group
+
+    def update(self, s, ctx, group, a):
+        for k in ("name", "description"):
+            if k in a:
+                setattr(group, k, a[k])
+
+    def delete(self, s, ctx, group):
+        R = models.SecurityGroupRule
+        if s.execute(sa.select(R.id).where(R.remote_address_group_id == group.id)
+                     .limit(1)).first() is not None:
+            raise definition.AddressGroupInUse(address_group_id=group.id)
+        s.delete(group)
+
+    def change_addresses(self, ctx, group_id, wanted, add):
+        """Add or remove ``wanted`` (canonical CIDRs), all or none: adding
+        one the group has is a 400, removing one it lacks a 404 (as
+        Neutron).  Returns the group's dict."""
+        plugin = self.plugin
+
+        def txn(s):
+            group = self.row(s, ctx, group_id, lock=True)
+            have = {x.address for x in group.addresses}
+            if not wanted:
+                return group_dict(group)
+            clash = sorted(x for x in wanted if (x in have) is add)
+            if clash:
+                err = (definition.AddressesAlreadyExist if add
+                       else definition.AddressesNotFound)
+                raise err(addresses=clash, address_group_id=group.id)
+            if add:
+                group.addresses.extend(models.AddressAssociation(address=x)
+                                       for x in wanted)
+            else:
+                gone = set(wanted)
+                group.addresses = [x for x in group.addresses if x.address not in gone]
+            changelog.bump(group)
+            s.flush()
+            changelog.record(s, RESOURCE, group, "update")
+            return group_dict(group)
+        return plugin.db.write(txn)
+
+
+def setup(plugin, conf):
+    plugin.register(AddressGroups(plugin))
+
+
+def routes(api):
+    ctl = api.controllers[ADDRESS_GROUPS]
+    plugin, policy = api.plugin, api.policy
+    m = api.mapper
+    fmt = "{fmt:(\\.json)?}"
+    path = "/v2.0/address-groups"
+    m.connect(path + fmt, collection=ADDRESS_GROUPS, action="collection")
+    m.connect(path + "/{id}" + fmt, collection=ADDRESS_GROUPS, action="member",
+              requirements={"id": "[^/]+?"})
+
+    def action(add):
+        name = "add_addresses" if add else "remove_addresses"
+
+        def handler(req, ctx, group_id, **kw):
+            current = ctl._get_visible(ctx, group_id)  # 404 when the caller cannot see it
+            policy.enforce(name, ctx, current)
+            wanted = definition.action_body(read_json(req))
+            obj = plugin.collections[ADDRESS_GROUPS].change_addresses(ctx, group_id,
+                                                                      wanted, add)
+            return json_response({definition.ADDRESS_GROUP: ctl._visible(ctx, obj)})
+        return handler
+
+    for add in (True, False):
+        name = "add_addresses" if add else "remove_addresses"
+        method = definition.ACTIONS[ADDRESS_GROUPS][name]
+        api.add_route(f"{path}/{{group_id}}/{name}" + fmt, {method: action(add)})

@@ -1,0 +1,165 @@
+"""Address groups through the API (address-group,
+security-groups-remote-address-group): CRUD, the member actions, rules
+naming a group, Neutron's errors, and what the hosts get of them."""
+
+from quantum_ovs.db import host_view
+
+AG = "/v2.0/address-groups"
+RULES = "/v2.0/security-group-rules"
+
+
+def _aliases(api):
+    return {e["alias"] for e in api.get("/v2.0/extensions", status=200).data["extensions"]}
+
+
+def _group(api, project="p1", **kw):
+    body = {"address_group": dict({"name": "ag"}, **kw)}
+    return api.post(AG, body, project=project, status=201).data["address_group"]
+
+
+def _act(api, gid, action, addresses, status=200, **kw):
+    return api.put(f"{AG}/{gid}/{action}",
+                   {"addresses": addresses}, status=status, **kw)
+
+
+def _sg(api, project="p1"):
+    return api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                    project=project, status=201).data["security_group"]
+
+
+def test_aliases_advertised(api):
+    assert {"address-group", "security-groups-remote-address-group"} <= _aliases(api)
+
+
+def test_crud_and_normalised_addresses(api):
+    g = _group(api, description="d", addresses=["10.0.0.5", "10.0.1.7/24", "2001:DB8::1",
+                                                "2001:db8:1::9/64", "10.0.0.5/32"])
+    assert g["addresses"] == ["10.0.0.5/32", "10.0.1.0/24", "2001:db8:1::/64",
+                              "2001:db8::1/128"]
+    assert g["project_id"] == g["tenant_id"] == "p1" and g["description"] == "d"
+    assert g["revision_number"] == 0
+    got = api.get(f"{AG}/{g['id']}", status=200).data["address_group"]
+    assert got == g
+    assert [x["id"] for x in api.get(AG, status=200).data["address_groups"]] == [g["id"]]
+    assert api.get(f"{AG}?name=ag", status=200).data["address_groups"][0]["id"] == g["id"]
+    r = api.put(f"{AG}/{g['id']}", {"address_group": {"name": "n2", "description": "e"}},
+                status=200).data["address_group"]
+    assert (r["name"], r["description"], r["addresses"]) == ("n2", "e", g["addresses"])
+    # addresses change only through the actions
+    api.put(f"{AG}/{g['id']}", {"address_group": {"addresses": []}}, status=400)
+    # another project neither sees nor changes it
+    api.get(f"{AG}/{g['id']}", project="p2", status=404)
+    assert api.get(AG, project="p2", status=200).data["address_groups"] == []
+    _act(api, g["id"], "add_addresses", ["10.9.9.9"], project="p2", status=404)
+    api.delete(f"{AG}/{g['id']}", project="p2", status=404)
+    api.delete(f"{AG}/{g['id']}", status=204)
+    api.get(f"{AG}/{g['id']}", status=404)
+
+
+def test_bad_addresses_are_400(api):
+    for bad in (["10.0.0.300"], ["not-an-ip"], "10.0.0.1", [5], ["10.0.0.0/33"]):
+        r = api.post(AG, {"address_group": {"name": "x", "addresses": bad}}, status=400)
+        assert r.data["NeutronError"]["type"] == "InvalidInput", r.text
+    assert api.get(AG, status=200).data["address_groups"] == []
+    g = _group(api, addresses=["10.0.0.1"])
+    r = _act(api, g["id"], "add_addresses", ["10.0.0.2", "bogus"], status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    api.put(f"{AG}/{g['id']}/add_addresses",
+            {"address_group": {"addresses": ["10.0.0.2"]}}, status=400)
+    assert api.get(f"{AG}/{g['id']}", status=200).data["address_group"]["addresses"] == [
+        "10.0.0.1/32"]
+
+
+def test_add_and_remove_addresses(api):
+    g = _group(api, addresses=["10.0.0.1"])
+    r = _act(api, g["id"], "add_addresses", ["10.0.0.2/32", "192.168.7.9/16", "::1"])
+    got = r.data["address_group"]
+    assert got["addresses"] == ["10.0.0.1/32", "10.0.0.2/32", "192.168.0.0/16", "::1/128"]
+    assert got["revision_number"] == 1
+    # Adding one it has: 400 AddressesAlreadyExist, nothing added.
+    r = _act(api, g["id"], "add_addresses", ["10.0.0.9", "10.0.0.1"], status=400)
+    assert r.data["NeutronError"]["type"] == "AddressesAlreadyExist"
+    # Removing one it lacks: 404 AddressesNotFound, nothing removed.
+    r = _act(api, g["id"], "remove_addresses", ["10.0.0.2", "10.0.0.3"], status=404)
+    assert r.data["NeutronError"]["type"] == "AddressesNotFound"
+    now = api.get(f"{AG}/{g['id']}", status=200).data["address_group"]["addresses"]
+    assert now == got["addresses"]
+    r = _act(api, g["id"], "remove_addresses", ["10.0.0.2", "192.168.0.0/16"])
+    assert r.data["address_group"]["addresses"] == ["10.0.0.1/32", "::1/128"]
+    _act(api, "0b3bdc1e-55a4-4d26-b6d1-2f2d3b0d9d11", "add_addresses", ["10.0.0.4"],
+         status=404)
+
+
+def test_rules_naming_a_group(api):
+    sg = _sg(api)
+    g = _group(api, addresses=["10.1.0.0/24"])
+    r = api.post(RULES, {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv4",
+        "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+        "remote_address_group_id": g["id"]}}, status=201).data["security_group_rule"]
+    assert r["remote_address_group_id"] == g["id"]
+    assert r["remote_group_id"] is None and r["remote_ip_prefix"] is None
+    shown = api.get(f"{RULES}/{r['id']}", status=200).data["security_group_rule"]
+    assert shown["remote_address_group_id"] == g["id"]
+    listed = api.get(f"{RULES}?remote_address_group_id={g['id']}",
+                     status=200).data["security_group_rules"]
+    assert [x["id"] for x in listed] == [r["id"]]
+    # The same rule again: 409; in use: the group cannot go.
+    again = api.post(RULES, {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv4",
+        "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+        "remote_address_group_id": g["id"]}}, status=409)
+    assert again.data["NeutronError"]["type"] == "SecurityGroupRuleExists"
+    r2 = api.delete(f"{AG}/{g['id']}", status=409)
+    assert r2.data["NeutronError"]["type"] == "AddressGroupInUse"
+    # Exclusive with the other remotes.
+    for other in ({"remote_ip_prefix": "10.0.0.0/8"}, {"remote_group_id": sg["id"]}):
+        bad = api.post(RULES, {"security_group_rule": dict(
+            security_group_id=sg["id"], direction="egress",
+            remote_address_group_id=g["id"], **other)}, status=400)
+        assert bad.data["NeutronError"]["type"] == "SecurityGroupMultipleRemoteEntites"
+    # Unknown, or not a UUID.
+    nf = api.post(RULES, {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "egress",
+        "remote_address_group_id": "0b3bdc1e-55a4-4d26-b6d1-2f2d3b0d9d11"}}, status=404)
+    assert nf.data["NeutronError"]["type"] == "AddressGroupNotFound"
+    api.post(RULES, {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "egress",
+        "remote_address_group_id": "nope"}}, status=400)
+    api.delete(f"{RULES}/{r['id']}", status=204)
+    api.delete(f"{AG}/{g['id']}", status=204)
+
+
+def test_other_projects_group_not_usable_unless_admin(api):
+    sg = _sg(api)
+    theirs = _group(api, project="p2", addresses=["10.2.0.0/16"])
+    body = {"security_group_rule": {"security_group_id": sg["id"], "direction": "ingress",
+                                    "remote_address_group_id": theirs["id"]}}
+    r = api.post(RULES, body, status=404)
+    assert r.data["NeutronError"]["type"] == "AddressGroupNotFound"
+    ok = api.post(RULES, body, admin=True, status=201).data["security_group_rule"]
+    assert ok["remote_address_group_id"] == theirs["id"]
+
+
+def test_host_view_carries_named_groups(api):
+    """A host gets the address groups its ports' rules name, with their
+    addresses; a change of one is relevant to it, another group's is not."""
+    net = api.network()
+    api.subnet(net["id"], "10.0.0.0/24")
+    sg = _sg(api)
+    g = _group(api, addresses=["10.1.0.0/24", "2001:db8::/64"])
+    other = _group(api, addresses=["10.3.0.0/24"])
+    api.post(RULES, {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress",
+        "remote_address_group_id": g["id"]}}, status=201)
+    api.port(net["id"], security_groups=[sg["id"]], admin=True,
+             **{"binding:host_id": "h1"})
+    with api.db.reader() as s:
+        view = host_view.full(s, "h1", 0)
+        groups = host_view.relevant_groups(s, "h1")
+    assert [(a.id, sorted(a.addresses)) for a in view.address_groups] == [
+        (g["id"], ["10.1.0.0/24", "2001:db8::/64"])]
+    rule = next(r for x in view.security_groups for r in x.rules
+                if r.remote_address_group_id)
+    assert rule.remote_address_group_id == g["id"]
+    assert g["id"] in groups and other["id"] not in groups
