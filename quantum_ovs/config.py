@@ -136,7 +136,13 @@ def _all_groups(extra=()):
 
 
 def list_opts():
-    return [(group, list(opts)) for group, opts in _all_groups().items()]
+    from quantum_ovs import extensions
+    groups = _all_groups()
+    # Options registered at run time (an auth plugin's): in the sample too.
+    for m in extensions.load():
+        for group, opts in getattr(m, "SAMPLE_OPTS", ()):
+            groups.setdefault(group, []).extend(opts)
+    return [(group, list(opts)) for group, opts in groups.items()]
 
 
 def make_conf(args=None, default_config_files=None, extra=()):
