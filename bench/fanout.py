@@ -46,7 +46,7 @@ database, while the changes are made through the REST API of
 quantum-ovs-server: every wake-up crosses processes through the
 database.  ``--agent-api both``: the same series against the server
 (eventlet) and then against the standalone process, in one run, one
-result each (fresh agents for each).  server_cpu_* then counts both
+result each (fresh agents for each, the standalone process first).  server_cpu_* then counts both
 processes.
 
 Ends with ONE JSON line.  ``--quick``: 100 agents, 20 networks, 10
@@ -80,6 +80,7 @@ QUICK = dict(agents=100, networks=20, nets_per_agent=3, changes=10, procs=2)
 POLL_TIMEOUT = 50  # seconds per long-poll (the server caps at max_wait, 55)
 BULK = 200
 CHANGE_DEADLINE = 10.0  # seconds to wait for one change's receivers
+START_DEADLINE = 900  # seconds for every agent to have its full view
 # The driver, and the simulated agents unless --per-host-credentials, use
 # one shared token (an operator's explicit [agent_api] token).
 AGENT_TOKEN = "fanout-bench-shared-agent-token"
@@ -299,7 +300,7 @@ class Driver:
             p.start()
             self.procs.append(p)
         ready, held = 0, {}
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + START_DEADLINE
         while ready < n:
             msg = self.out.get(timeout=max(1, deadline - time.monotonic()))
             if msg[0] == "ready":
@@ -625,7 +626,7 @@ def main(argv=None):
                     driver.tokens = {h: agent_auth.create(db, h)[1] for h in driver.hosts}
                 finally:
                     db.dispose()
-            modes = ["server", "standalone"] if args.agent_api == "both" else [args.agent_api]
+            modes = ["standalone", "server"] if args.agent_api == "both" else [args.agent_api]
             results = {}
             for mode in modes:
                 if mode == "standalone" and standalone is None:
