@@ -153,6 +153,11 @@ async def _agent(host, port, out, ready, counters, token=AGENT_TOKEN):
     await conn.open()
     quoted = urllib.parse.quote(host)
     status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since=-1&timeout=0")
+    for _ in range(30):  # as an agent: retry a busy server
+        if status != 503:
+            break
+        await asyncio.sleep(1 + random.random())
+        status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since=-1&timeout=0")
     if status != 200:
         raise RuntimeError(f"{host}: full view: HTTP {status}: {body[:300]!r}")
     reply = json.loads(body)

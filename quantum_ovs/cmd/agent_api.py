@@ -25,6 +25,7 @@ import logging
 import signal
 import sys
 import threading
+import urllib.parse
 
 from quantum_ovs import config, service
 from quantum_ovs.db import migration
@@ -59,10 +60,15 @@ class AgentOnly:
     """The app, restricted to ``/`` and the agent API, with at most
     ``limit`` long polls waiting at once (one more: 503 at once)."""
 
-    def __init__(self, app, limit):
+    def __init__(self, app, limit, full_views=10):
         self.app, self.limit = app, limit
         self.waiting = 0
         self._lock = threading.Lock()
+        # Full views (since < 0: an agent starting, never a wait) are read
+        # ``full_views`` at a time: every agent restarting at once would
+        # otherwise take every pooled database connection at once (and the
+        # last ones would time out waiting for one).
+        self._full_views = threading.BoundedSemaphore(full_views)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "") or "/"
@@ -71,6 +77,9 @@ class AgentOnly:
         poll = environ.get("REQUEST_METHOD") == "GET" and path.endswith("/state")
         if not poll:
             return self.app(environ, start_response)
+        if _full_view(environ.get("QUERY_STRING", "")):
+            with self._full_views:
+                return self.app(environ, start_response)
         with self._lock:
             if self.waiting >= self.limit:
                 return _busy(start_response, "too many waiting agents")
@@ -83,6 +92,13 @@ class AgentOnly:
                 self.waiting -= 1
 
 
+def _full_view(query):
+    """Whether a state request asks for a full view (no ``since``, or a
+    negative one), which is answered at once."""
+    since = urllib.parse.parse_qs(query).get("since", ["-1"])[-1].strip() or "-1"
+    return since.startswith("-")
+
+
 def make_server(conf):
     """The waitress server for ``conf`` (bound, not yet serving) and the
     app it serves."""
@@ -91,7 +107,7 @@ def make_server(conf):
     _db, _plugin, app = service.build(conf, migrate=False)
     threads = conf.agent_api.threads
     limit = max(1, min(conf.max_long_polls, threads - RESERVED_THREADS))
-    app = AgentOnly(app, limit)
+    app = AgentOnly(app, limit, full_views=conf.database.max_pool_size)
     server = waitress.server.create_server(
         app, host=conf.agent_api.bind_host, port=conf.agent_api.bind_port,
         threads=threads,

@@ -8,7 +8,7 @@ import webob
 
 from quantum_ovs.cmd.agent_api import AgentOnly
 
-STATE = "/agent-api/v1/hosts/h1/state"
+STATE = "/agent-api/v1/hosts/h1/state?since=5&timeout=30"  # a long poll
 
 
 def _inner():
@@ -16,7 +16,7 @@ def _inner():
     entered = threading.Semaphore(0)
 
     def app(environ, start_response):
-        if environ["PATH_INFO"].endswith("/state"):
+        if environ["PATH_INFO"].endswith("/state") and "since=5" in environ["QUERY_STRING"]:
             entered.release()
             release.wait(10)
         start_response("200 OK", [("Content-Type", "application/json")])
@@ -49,6 +49,8 @@ def test_one_poll_past_the_limit_is_503_at_once_and_reports_still_pass():
     assert json.loads(resp.body)["NeutronError"]["type"] == "ServiceUnavailable"
     post = webob.Request.blank("/agent-api/v1/hosts/h1/ports", method="POST")
     assert post.get_response(front).status_int == 200  # not a poll: not capped
+    full = webob.Request.blank("/agent-api/v1/hosts/h1/state?since=-1")
+    assert full.get_response(front).status_int == 200  # a full view never waits
     release.set()
     for t in threads:
         t.join(5)
