@@ -40,6 +40,15 @@ network picked in turn and bound to a host that already holds it:
                          and server_cpu_ms_per_change_net subtracts it
     db_cpu_ms_per_change PostgreSQL's processes, the same way
 
+``--agent-api standalone``: the agents long-poll a quantum-ovs-agent-api
+process (the agent API alone, on threads, without eventlet) on the same
+database, while the changes are made through the REST API of
+quantum-ovs-server: every wake-up crosses processes through the
+database.  ``--agent-api both``: the same series against the server
+(eventlet) and then against the standalone process, in one run, one
+result each (fresh agents for each, the standalone process first).  server_cpu_* then counts both
+processes.
+
 Ends with ONE JSON line.  ``--quick``: 100 agents, 20 networks, 10
 changes (a smoke run).
 """
@@ -63,7 +72,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.api import Client  # noqa: E402
 from quantum_ovs.testing.procs import children, stat_fields  # noqa: E402
-from quantum_ovs.testing.server import deployment  # noqa: E402
+from quantum_ovs.testing.server import ServerProcess, deployment  # noqa: E402
 
 PROJECT = "fanout"
 FULL = dict(agents=1000, networks=100, nets_per_agent=3, changes=50, procs=4)
@@ -71,6 +80,7 @@ QUICK = dict(agents=100, networks=20, nets_per_agent=3, changes=10, procs=2)
 POLL_TIMEOUT = 50  # seconds per long-poll (the server caps at max_wait, 55)
 BULK = 200
 CHANGE_DEADLINE = 10.0  # seconds to wait for one change's receivers
+START_DEADLINE = 900  # seconds for every agent to have its full view
 # The driver, and the simulated agents unless --per-host-credentials, use
 # one shared token (an operator's explicit [agent_api] token).
 AGENT_TOKEN = "fanout-bench-shared-agent-token"
@@ -143,6 +153,11 @@ async def _agent(host, port, out, ready, counters, token=AGENT_TOKEN):
     await conn.open()
     quoted = urllib.parse.quote(host)
     status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since=-1&timeout=0")
+    for _ in range(30):  # as an agent: retry a busy server
+        if status != 503:
+            break
+        await asyncio.sleep(1 + random.random())
+        status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since=-1&timeout=0")
     if status != 200:
         raise RuntimeError(f"{host}: full view: HTTP {status}: {body[:300]!r}")
     reply = json.loads(body)
@@ -230,6 +245,9 @@ class Driver:
         self.client.headers["X-Roles"] = "admin"
         self.client.headers["X-Agent-Token"] = AGENT_TOKEN
         self.writers = [self.client] + [Client(s.port) for s in servers[1:]]
+        # Where the agents long-poll (the servers, or standalone agent API
+        # processes: --agent-api).
+        self.agent_servers = list(servers)
         for w in self.writers[1:]:
             w.headers = self.client.headers  # shared: the project is set later
         self.hosts = [host_name(i) for i in range(counts["agents"])]
@@ -279,14 +297,15 @@ class Driver:
         n = self.c["procs"]
         shares = [self.hosts[i::n] for i in range(n)]
         t0 = time.monotonic()
+        self.procs = []
         for i, share in enumerate(shares):
-            port = self.servers[i % len(self.servers)].port
+            port = self.agent_servers[i % len(self.agent_servers)].port
             p = ctx.Process(target=agent_process, args=(share, port, self.out, self.tokens),
                             daemon=True)
             p.start()
             self.procs.append(p)
         ready, held = 0, {}
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + START_DEADLINE
         while ready < n:
             msg = self.out.get(timeout=max(1, deadline - time.monotonic()))
             if msg[0] == "ready":
@@ -309,6 +328,8 @@ class Driver:
                 p.terminate()  # by PID
         for p in self.procs:
             p.join(10)
+        list(self._drain(time.monotonic() + 0.5))  # what they sent last
+        self.replies = []
 
     # ------------------------------------------------------------ measure
     def _drain(self, until):
@@ -327,7 +348,8 @@ class Driver:
         c = self.c
         pg = getattr(self, "pg", None)
         db_root = pg.postmaster_pid if pg is not None else None
-        roots = [s.proc.pid for s in self.servers]
+        roots = [s.proc.pid for s in self.servers] + [
+            s.proc.pid for s in self.agent_servers if s not in self.servers]
         workers = [p for r in roots for p in (tree(r)[1:] or [r])]
 
         def server_ticks():
@@ -560,6 +582,12 @@ def main(argv=None):
     p.add_argument("--servers", type=int, default=1,
                    help="server processes on the same database (each with --workers)")
     p.add_argument("--keep-log", action="store_true")
+    p.add_argument("--agent-api", choices=["server", "standalone", "both"], default="server",
+                   help="where the agents long-poll: quantum-ovs-server (eventlet), a "
+                        "quantum-ovs-agent-api process (threads) on the same database, "
+                        "or both in turn (one result each)")
+    p.add_argument("--agent-api-threads", type=int, default=1100,
+                   help="[agent_api] threads of the standalone process")
     p.add_argument("--per-host-credentials", action="store_true",
                    help="each agent presents its own host's credential (looked up in "
                         "the database on every request) instead of the shared token")
@@ -582,7 +610,7 @@ def main(argv=None):
             "max_connections_per_client = 0\nmax_long_polls = 8000\n"
             "[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n"
             f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
-    driver = None
+    driver = standalone = None
     with deployment(args.db, workers=workers, extra_conf=conf, servers=args.servers,
                     pg_max_connections=300, keep_log=args.keep_log, prefix="qovs-fanout-",
                     name="fanout") as dep:
@@ -603,14 +631,34 @@ def main(argv=None):
                     driver.tokens = {h: agent_auth.create(db, h)[1] for h in driver.hosts}
                 finally:
                     db.dispose()
-            driver.start_agents()
-            result = driver.measure()
+            modes = ["standalone", "server"] if args.agent_api == "both" else [args.agent_api]
+            results = {}
+            for mode in modes:
+                if mode == "standalone" and standalone is None:
+                    standalone = ServerProcess(
+                        url, extra_conf=conf + f"threads = {args.agent_api_threads}\n",
+                        log_path=os.path.join(dep.tmp, "agent-api.log"),
+                        module="quantum_ovs.cmd.agent_api").start(timeout=120)
+                    print(f"quantum-ovs-agent-api pid {standalone.proc.pid} port "
+                          f"{standalone.port}", flush=True)
+                driver.agent_servers = [standalone] if mode == "standalone" else servers
+                driver.start_agents()
+                results[mode] = driver.measure()
+                driver.stop_agents()
+                print(f"{mode}: {json.dumps(results[mode])}", flush=True)
+            result = results[modes[0]] if len(modes) == 1 else dict(
+                zip(("p99_ms_" + m for m in modes), (results[m]["p99_ms"] for m in modes)),
+                **{m: results[m] for m in modes})
             result.update(driver.db_sizes())
         finally:
             if driver is not None:
                 driver.stop_agents()
+            if standalone is not None:
+                standalone.stop()
+                if args.keep_log:
+                    print(f"agent API log: {standalone.log_path}")
     line = {"bench": "fanout", "db": args.db, "servers": args.servers, "workers": workers,
-            "quick": args.quick,
+            "quick": args.quick, "agent_api": args.agent_api,
             "default_group": args.default_group,
             "agent_auth": "per-host" if args.per_host_credentials else "shared"}
     line.update(result)

@@ -139,9 +139,14 @@ def _all_groups(extra=()):
 
 
 def list_opts():
+    from quantum_ovs import extensions
     from quantum_ovs.api import middleware
-    merged = _all_groups(log.list_opts() + middleware.list_opts())
-    return [(group, list(opts)) for group, opts in merged.items()]
+    groups = _all_groups(log.list_opts() + middleware.list_opts())
+    # Options registered at run time (an auth plugin's): in the sample too.
+    for m in extensions.load():
+        for group, opts in getattr(m, "SAMPLE_OPTS", ()):
+            groups.setdefault(group, []).extend(opts)
+    return [(group, list(opts)) for group, opts in groups.items()]
 
 
 def make_conf(args=None, default_config_files=None, extra=()):

@@ -74,6 +74,22 @@ OPTS = [("agent_api", [
     cfg.FloatOpt("gap_timeout", default=5.0,
                  help="Seconds to wait for a sequence number that a "
                       "concurrent transaction may still commit."),
+    # quantum-ovs-agent-api (quantum_ovs/cmd/agent_api.py): the agent API
+    # in a process of its own, without eventlet.
+    cfg.HostAddressOpt("bind_host", default="127.0.0.1",
+                       help="quantum-ovs-agent-api: the address to listen "
+                            "on (0.0.0.0 or :: for every address).  "
+                            "quantum-ovs-server serves the agent API on its "
+                            "own port too."),
+    cfg.PortOpt("bind_port", default=9697,
+                help="quantum-ovs-agent-api: the port to listen on."),
+    cfg.IntOpt("threads", default=1100, min=40,
+               help="quantum-ovs-agent-api: request threads.  Each waiting "
+                    "agent long poll holds one; 32 are kept for "
+                    "registrations and reports, so at most threads - 32 "
+                    "polls (and no more than [DEFAULT] max_long_polls) wait "
+                    "at once; one more is answered 503 and the agent "
+                    "retries."),
 ]), ("DEFAULT", [
     # The agent API shares the server's listener: TLS covers both APIs.
     cfg.StrOpt("ssl_cert_file", default="",

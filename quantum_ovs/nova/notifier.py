@@ -1,40 +1,83 @@
 """Tell nova when ports of instances go up or down.
 
-With ``[nova] url`` set, port status changes reported by agents become
-``network-vif-plugged`` / ``network-vif-unplugged`` events, and port
-deletions ``network-vif-deleted``, POSTed in batches to nova's
+Port status changes reported by agents become ``network-vif-plugged`` /
+``network-vif-unplugged`` events, and port deletions
+``network-vif-deleted``, POSTed in batches to nova's
 ``/os-server-external-events``.  Sending happens on a background thread:
 a slow or absent nova never blocks the API; failed batches are retried
-with backoff and dropped after ``max_attempts``.
+with backoff and dropped after ``max_attempts``; each request (to nova or
+to Keystone) is bounded by ``[nova] timeout``.
+
+Authentication, as Neutron's ``[nova]`` section: keystoneauth1 from
+``auth_type`` (``password``: ``auth_url``, ``username``, ``password``,
+``project_name``, ``user_domain_name``, ``project_domain_name``) and the
+session options (``cafile``, ``insecure``, ``timeout``...).  Nova's
+endpoint is found in the service catalog (service type ``compute``,
+``region_name``, ``endpoint_type``) unless ``url`` names it; the token is
+renewed by keystoneauth before it expires (and once more on a 401).
+
+Without ``auth_type``: a static ``auth_token`` (deprecated: it stops
+working when the token expires), or none (a noauth nova, as admin of
+``project_id``).  Events are sent when ``url`` or ``auth_type`` is set.
 """
 
 import collections
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import loading as ks_loading
+from keystoneauth1 import session as ks_session
 from oslo_config import cfg
 from sqlalchemy import event as sa_event
 
 LOG = logging.getLogger(__name__)
 
-OPTS = [("nova", [
+GROUP = "nova"
+DEFAULT_TIMEOUT = 10  # seconds, when [nova] timeout is unset
+
+OPTS = [(GROUP, [
     cfg.StrOpt("url", default="",
                help="Nova's compute API endpoint (e.g. http://nova:8774/v2.1). "
-                    "Empty: no events are sent."),
+                    "Empty: found in the service catalog (with auth_type). "
+                    "Empty and no auth_type: no events are sent."),
     cfg.StrOpt("auth_token", default="", secret=True,
-               help="Token sent as X-Auth-Token (a service token)."),
-    cfg.StrOpt("project_id", default="service",
-               help="With no token: the X-Project-Id header for a noauth nova."),
+               deprecated_for_removal=True,
+               deprecated_reason="A static token stops working when it expires; "
+                                 "set auth_type and its options (keystoneauth1) "
+                                 "instead.",
+               help="Without auth_type: a token sent as X-Auth-Token."),
+    cfg.StrOpt("region_name",
+               help="Name of nova's region in the service catalog."),
+    cfg.StrOpt("endpoint_type", default="public",
+               choices=["public", "admin", "internal"],
+               help="Which of nova's catalog endpoints to use."),
     cfg.FloatOpt("send_events_interval", default=0.2,
                  help="Seconds to gather events into one batch."),
     cfg.IntOpt("max_attempts", default=10,
                help="Attempts to deliver a batch before it is dropped."),
-    cfg.FloatOpt("timeout", default=10.0, help="HTTP timeout for nova calls."),
-])]
+]
+    # the project of a token (password plugin); with no auth_type, the
+    # X-Project-Id sent to a noauth nova (default: service)
+    + [o for o in ks_loading.get_auth_plugin_conf_options("password")
+       if o.dest == "project_id"]
+    + ks_loading.get_session_conf_options()
+    + ks_loading.get_auth_common_conf_options())]
+
+# The options of the auth plugin are registered when it is loaded (they
+# depend on auth_type); listed for the sample configuration only, with
+# the password plugin's.
+SAMPLE_OPTS = [(GROUP, [o for o in ks_loading.get_auth_plugin_conf_options("password")
+                        if o.dest != "project_id"])]
+
+
+class NovaRefused(Exception):
+    """Nova answered an HTTP error."""
+
+    def __init__(self, code, text):
+        super().__init__(f"HTTP {code}: {text[:300]}")
+        self.code = code
 
 
 def is_compute(device_owner):
@@ -42,14 +85,23 @@ def is_compute(device_owner):
 
 
 class Notifier:
-    def __init__(self, url, token="", project_id="service", interval=0.2,
-                 max_attempts=10, timeout=10.0):
-        self.url = url.rstrip("/") + "/os-server-external-events"
+    """``session``: a keystoneauth1 Session (with an auth plugin that gets
+    and renews tokens, or none); ``url``: nova's endpoint, or empty to
+    find it in the session's catalog (``endpoint_filter``)."""
+
+    def __init__(self, url="", token="", project_id="service", interval=0.2,
+                 max_attempts=10, timeout=DEFAULT_TIMEOUT, session=None,
+                 endpoint_filter=None):
+        self.url = url.rstrip("/") + "/os-server-external-events" if url else \
+            "/os-server-external-events"
         self.token = token
         self.project_id = project_id
         self.interval = interval
         self.max_attempts = max_attempts
         self.timeout = timeout
+        self.session = session or ks_session.Session(timeout=timeout)
+        self.endpoint_filter = None if url else dict(
+            endpoint_filter or {}, service_type="compute")
         self.pending = collections.deque()
         self.cond = threading.Condition()
         self.sent = 0
@@ -104,7 +156,7 @@ class Notifier:
                 self._post(batch)
                 self.sent += len(batch)
                 return
-            except (OSError, urllib.error.URLError, ValueError) as e:
+            except (OSError, ks_exc.ClientException, NovaRefused, ValueError) as e:
                 status = getattr(e, "code", None)
                 if status is not None and 400 <= status < 500 and status not in (404, 429):
                     LOG.warning("nova refused %d events (%s); dropping them", len(batch), e)
@@ -116,16 +168,21 @@ class Notifier:
         LOG.warning("dropping %d nova events after %d attempts", len(batch), self.max_attempts)
 
     def _post(self, batch):
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.token:
-            headers["X-Auth-Token"] = self.token
-        else:
-            headers["X-Project-Id"] = self.project_id
-            headers["X-Roles"] = "admin"
-        req = urllib.request.Request(self.url, data=json.dumps({"events": batch}).encode(),
-                                     headers=headers, method="POST")
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            resp.read()
+        headers = {"Accept": "application/json"}
+        if self.session.auth is None:
+            if self.token:
+                headers["X-Auth-Token"] = self.token
+            else:
+                headers["X-Project-Id"] = self.project_id
+                headers["X-Roles"] = "admin"
+        # keystoneauth adds the token (getting or renewing it first), finds
+        # nova in the catalog and, on a 401, renews the token and retries.
+        resp = self.session.post(self.url, json={"events": batch}, headers=headers,
+                                 endpoint_filter=self.endpoint_filter,
+                                 timeout=self.timeout, raise_exc=False,
+                                 connect_retries=0, log=False)
+        if resp.status_code >= 400:
+            raise NovaRefused(resp.status_code, resp.text)
 
     def stop(self):
         self._stopped = True
@@ -134,11 +191,33 @@ class Notifier:
         self._thread.join(2)
 
 
+def make_notifier(conf):
+    """The Notifier ``conf``'s [nova] section asks for, or None."""
+    c = conf[GROUP]
+    if not (c.url or c.auth_type):
+        return None
+    timeout = c.timeout or DEFAULT_TIMEOUT
+    session = None
+    if c.auth_type:
+        auth = ks_loading.load_auth_from_conf_options(conf, GROUP)
+        # (the timeout bounds the token requests to Keystone too)
+        session = ks_loading.load_session_from_conf_options(conf, GROUP, auth=auth,
+                                                            timeout=timeout)
+    elif c.auth_token:
+        LOG.warning("[nova] auth_token is deprecated: nova events stop when the token "
+                    "expires; set [nova] auth_type and its options")
+    if session is None and (c.cafile or c.insecure):
+        session = ks_loading.load_session_from_conf_options(conf, GROUP, timeout=timeout)
+    return Notifier(c.url, c.auth_token, c.project_id or "service",
+                    c.send_events_interval, c.max_attempts, timeout, session=session,
+                    endpoint_filter={"interface": c.endpoint_type,
+                                     "region_name": c.region_name})
+
+
 def setup(plugin, conf):
-    if not conf.nova.url:
+    n = make_notifier(conf)
+    if n is None:
         return
-    n = Notifier(conf.nova.url, conf.nova.auth_token, conf.nova.project_id,
-                 conf.nova.send_events_interval, conf.nova.max_attempts, conf.nova.timeout)
     plugin.nova_notifier = n
     plugin.status_listeners.append(n.port_status_changed)
     plugin.db.on_dispose.append(n.stop)

@@ -34,7 +34,8 @@ from quantum_ovs.testing.procs import stop_group
 LISTEN_RE = re.compile(r"listening on [\d.]+:(\d+)")
 
 # Runs the server module like ``python -m`` after asking for SIGTERM when
-# the parent dies (argv[1]: the parent's PID, in case it died already).
+# the parent dies (argv[1]: the parent's PID, in case it died already;
+# argv[2]: the module).
 _LAUNCHER = """\
 import ctypes, os, runpy, signal, sys
 prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -43,8 +44,9 @@ if prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
     raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
 if os.getppid() != int(sys.argv[1]):
     sys.exit("quantum-ovs-server: parent gone before start")
-sys.argv = ["quantum-ovs-server"] + sys.argv[2:]
-runpy.run_module("quantum_ovs.cmd.server", run_name="__main__", alter_sys=True)
+module = sys.argv[2]
+sys.argv = [module.rsplit(".", 1)[-1]] + sys.argv[3:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 _live = set()  # servers started and not stopped, of any process
@@ -87,8 +89,12 @@ def _install_hooks():
 
 
 class ServerProcess:
-    def __init__(self, db_url, workers=1, extra_conf="", log_path=None, ca_file=None):
+    def __init__(self, db_url, workers=1, extra_conf="", log_path=None, ca_file=None,
+                 module="quantum_ovs.cmd.server"):
         self.db_url = db_url
+        # quantum_ovs.cmd.agent_api: the standalone agent API (its port
+        # is [agent_api] bind_port).
+        self.module = module
         # Serving TLS (extra_conf sets ssl_cert_file/ssl_key_file): the CA
         # that signed its certificate.
         self.ca_file = ca_file
@@ -122,15 +128,18 @@ class ServerProcess:
             f.write(f"[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {self.port or 0}\n"
                     f"api_workers = {self.workers}\n{self.extra_conf}\n"
                     f"[database]\nconnection = {self.db_url}\n")
+            if self.module != "quantum_ovs.cmd.server":
+                f.write(f"[agent_api]\nbind_host = 127.0.0.1\n"
+                        f"bind_port = {self.port or 0}\n")
         self._log = open(self.log_path, "w")
         args = ["--config-file", self.conf_path]
         if sys.platform.startswith("linux") and \
                 threading.current_thread() is threading.main_thread():
             # (PDEATHSIG follows the thread that forked: only the main one
             # lives as long as this process.)
-            cmd = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *args]
+            cmd = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), self.module, *args]
         else:
-            cmd = [sys.executable, "-m", "quantum_ovs.cmd.server", *args]
+            cmd = [sys.executable, "-m", self.module, *args]
         _install_hooks()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

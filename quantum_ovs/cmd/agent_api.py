@@ -1,0 +1,163 @@
+"""quantum-ovs-agent-api: the agent API alone, in its own process and
+port, without eventlet.
+
+Agents long-poll (quantum_ovs.api.agent_api): each waiting agent holds a
+request open for up to ``[agent_api] max_wait`` seconds.  This process
+serves them with plain OS threads (waitress: one event loop reads and
+writes the sockets, a pool of ``[agent_api] threads`` runs requests, and a
+parked long poll holds one pool thread, blocked on a threading.Event of
+the change feed).  The REST API stays on quantum-ovs-server (or any WSGI
+server); the two share the change feed through the database: a change
+committed by any process is read by this one's feed (PostgreSQL
+LISTEN/NOTIFY, else ``[agent_api] poll_interval``) and wakes exactly the
+agents it concerns.
+
+quantum-ovs-server still serves the agent API too (the all-in-one): run
+this only to take the agents' long polls off the REST API's processes.
+It reads the same configuration files; it serves ``/`` (version
+discovery, a health probe) and ``/agent-api/`` and answers 404 to
+anything else.  It speaks plain HTTP: put a TLS-terminating proxy in
+front of it when agents reach it over an untrusted network.
+"""
+
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.parse
+
+from quantum_ovs import config, service
+from quantum_ovs.db import migration
+
+LOG = logging.getLogger("quantum_ovs.agent_api_server")
+
+RESERVED_THREADS = 32
+STACK_SIZE = 512 * 1024  # bytes per request thread (the default is 8 MiB)
+
+
+def _busy(start_response, what):
+    body = json.dumps({"NeutronError": {
+        "type": "ServiceUnavailable", "detail": "",
+        "message": f"The server is busy ({what}); retry the request."}}).encode()
+    start_response("503 Service Unavailable", [
+        ("Content-Type", "application/json"), ("Retry-After", "1"),
+        ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _not_found(start_response):
+    body = json.dumps({"NeutronError": {
+        "type": "HTTPNotFound", "detail": "",
+        "message": "This port serves the agent API only (/agent-api/); the REST "
+                   "API is on quantum-ovs-server."}}).encode()
+    start_response("404 Not Found", [("Content-Type", "application/json"),
+                                     ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class AgentOnly:
+    """The app, restricted to ``/`` and the agent API, with at most
+    ``limit`` long polls waiting at once (one more: 503 at once)."""
+
+    def __init__(self, app, limit, full_views=10):
+        self.app, self.limit = app, limit
+        self.waiting = 0
+        self._lock = threading.Lock()
+        # Full views (since < 0: an agent starting, never a wait) are read
+        # ``full_views`` at a time: every agent restarting at once would
+        # otherwise take every pooled database connection at once (and the
+        # last ones would time out waiting for one).
+        self._full_views = threading.BoundedSemaphore(full_views)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "") or "/"
+        if path != "/" and not path.startswith("/agent-api/"):
+            return _not_found(start_response)
+        poll = environ.get("REQUEST_METHOD") == "GET" and path.endswith("/state")
+        if not poll:
+            return self.app(environ, start_response)
+        if _full_view(environ.get("QUERY_STRING", "")):
+            with self._full_views:
+                return self.app(environ, start_response)
+        with self._lock:
+            if self.waiting >= self.limit:
+                return _busy(start_response, "too many waiting agents")
+            self.waiting += 1
+        try:
+            # The app's answer is a list (webob): complete once returned.
+            return self.app(environ, start_response)
+        finally:
+            with self._lock:
+                self.waiting -= 1
+
+
+def _full_view(query):
+    """Whether a state request asks for a full view (no ``since``, or a
+    negative one), which is answered at once."""
+    since = urllib.parse.parse_qs(query).get("since", ["-1"])[-1].strip() or "-1"
+    return since.startswith("-")
+
+
+def make_server(conf):
+    """The waitress server for ``conf`` (bound, not yet serving) and the
+    app it serves."""
+    import waitress.server
+
+    _db, _plugin, app = service.build(conf, migrate=False)
+    threads = conf.agent_api.threads
+    limit = max(1, min(conf.max_long_polls, threads - RESERVED_THREADS))
+    app = AgentOnly(app, limit, full_views=conf.database.max_pool_size)
+    server = waitress.server.create_server(
+        app, host=conf.agent_api.bind_host, port=conf.agent_api.bind_port,
+        threads=threads,
+        # poll(2), not select(2): more than 1,024 sockets.
+        asyncore_use_poll=True,
+        # Each waiting agent is one connection; room for all of them.
+        connection_limit=threads + 256, backlog=4096,
+        # Idle keep-alive connections (no request running) are closed.
+        channel_timeout=max(conf.client_header_timeout, 1.0),
+        ident="quantum-ovs", expose_tracebacks=False,
+        clear_untrusted_proxy_headers=True)
+    return server, app
+
+
+def setup_logging():
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+def main(argv=None):
+    conf = config.make_conf(sys.argv[1:] if argv is None else argv)
+    setup_logging()
+    if conf.ssl_cert_file:
+        LOG.warning("ssl_cert_file is set: quantum-ovs-agent-api serves plain HTTP; "
+                    "terminate TLS in a proxy in front of it")
+    if conf.database.auto_migrate:
+        db = service.make_database(conf)
+        migration.upgrade(db.engine)
+        db.dispose()
+    threading.stack_size(STACK_SIZE)
+    server, _app = make_server(conf)
+    LOG.info("quantum-ovs-agent-api listening on %s:%s with %d threads",
+             conf.agent_api.bind_host, server.effective_port, conf.agent_api.threads)
+    sys.stdout.flush()
+
+    def stop(signum, _frame):
+        LOG.info("signal %d: stopping", signum)
+        server.close()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.run()
+    except SystemExit:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
