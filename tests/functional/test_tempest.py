@@ -98,7 +98,13 @@ def cloud(tmp_path_factory):
         server = ServerProcess(f"sqlite:///{workdir}/qovs.sqlite",
                                extra_conf="service_plugins = router\n"
                                + keystone.server_conf(ks.url, SERVICE_PASSWORD)
-                               + f"[agent_api]\ntoken = {AGENT_TOKEN}\n")
+                               + f"[agent_api]\ntoken = {AGENT_TOKEN}\n"
+                               # Pre-provisioned accounts live through every
+                               # test class (Neutron's gate gives each class a
+                               # new project): room for what the classes
+                               # running on one account at a time hold.
+                               + "[quotas]\nquota_router = 50\n"
+                               "quota_security_group = 50\n")
         server.start()
         identity.service("network", "quantum", server.url, REGION)
         accounts = tempest.provision_accounts(identity, slots=max(CONCURRENCY, 1) + 1)
