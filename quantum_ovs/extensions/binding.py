@@ -77,7 +77,6 @@ def setup(plugin, conf):
         port.binding = models.PortBinding(
             host=a.get(HOST) or "", vnic_type=a.get(VNIC) or "normal",
             profile=json.dumps(a.get(PROFILE) or {}))
-        s.flush()
         bind(s, plugin, port, port.binding)
 
     def on_update(s, ctx, port, a):
