@@ -6,7 +6,8 @@ only read once, to make the API dicts.  ``load`` runs the same statement
 for the mapped columns only and gives plain objects with the same
 attribute names: every column and column property, and every relationship
 the model loads eagerly (``selectin``/``joined``), each read with one
-query per relationship (in chunks of ids), recursively.  What the
+query per relationship (its parents a subquery of the listing's own
+statement), recursively.  What the
 dict builders and extenders read of a row is therefore there, with the
 same values as the ORM gives.
 
@@ -19,9 +20,6 @@ import functools
 
 import sqlalchemy as sa
 from sqlalchemy import orm
-
-CHUNK = 500  # ids per IN (...) of a child query
-
 
 class Row:
     """One row: its attributes are those of the mapped instance."""
@@ -76,23 +74,28 @@ def load(s, stmt, model):
     order and limit) as Row objects."""
     keys, cols, rels = _plan(model)
     rows = [Row(zip(keys, r)) for r in s.execute(stmt.with_only_columns(*cols))]
-    _children(s, rows, rels)
+    if rows:
+        _children(s, rows, rels, stmt, model)
     return rows
 
 
-def _children(s, rows, rels):
+def _children(s, rows, rels, stmt, model):
+    """The eager relationships of ``rows``, the rows of ``stmt`` (a select
+    of ``model``'s entity or columns): each child table read once, its
+    parents named by a subquery of ``stmt`` (a derived table: MySQL takes
+    no LIMIT directly inside IN)."""
     for key, uselist, lkey, rkey, child, order, (ckeys, ccols, crels) in rels:
-        wanted = {getattr(r, lkey) for r in rows} - {None}
+        parents = stmt.with_only_columns(getattr(model, lkey)).order_by(None)
+        if stmt._limit_clause is not None or stmt._offset_clause is not None:
+            parents = stmt.with_only_columns(getattr(model, lkey))
+        sub = parents.subquery()
         remote = getattr(child, rkey)
-        found = []
-        ids = sorted(wanted, key=str)
-        for i in range(0, len(ids), CHUNK):
-            q = sa.select(*ccols).where(remote.in_(ids[i:i + CHUNK]))
-            if order:
-                q = q.order_by(*order)
-            found.extend(Row(zip(ckeys, r)) for r in s.execute(q))
-        if crels:
-            _children(s, found, crels)
+        q = sa.select(*ccols).where(remote.in_(sa.select(sub.c[0])))
+        if order:
+            q = q.order_by(*order)
+        found = [Row(zip(ckeys, r)) for r in s.execute(q)]
+        if crels and found:
+            _children(s, found, crels, q, child)
         by_parent = {}
         for c in found:
             by_parent.setdefault(getattr(c, rkey), []).append(c)
