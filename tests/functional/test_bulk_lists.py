@@ -101,9 +101,17 @@ def test_listings_keep_fields_paging_and_extension_attributes(api, net):
     page = api.get("/v2.0/ports?limit=2&sort_key=name&sort_dir=desc", status=200).data
     assert [p["name"] for p in page["ports"]] == ["n3", "n2"]
     assert [x["rel"] for x in page["ports_links"]] == ["next", "previous"]
-    for coll in ("networks", "subnets"):
-        for o in api.get(f"/v2.0/{coll}", status=200).data[coll]:
-            assert api.get(f"/v2.0/{coll}/{o['id']}", status=200).data[coll[:-1]] == o
+    ext = api.network(project="admin-p", admin=True, **{"router:external": True})
+    api.subnet(ext["id"], "192.0.2.0/24", project="admin-p", admin=True,
+               dns_nameservers=["192.0.2.53"],
+               host_routes=[{"destination": "10.50.0.0/16", "nexthop": "192.0.2.9"}])
+    for admin in (False, True):
+        for coll in ("networks", "subnets", "ports"):
+            listed = api.get(f"/v2.0/{coll}", admin=admin, status=200).data[coll]
+            assert listed
+            for o in listed:
+                assert api.get(f"/v2.0/{coll}/{o['id']}", admin=admin,
+                               status=200).data[coll[:-1]] == o
 
 
 def test_list_policy_per_caller(api):
