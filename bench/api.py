@@ -8,6 +8,8 @@ keep-alive on loopback, prints medians and ends with one JSON line:
     creates_per_s_1   port creates per second, one client
     creates_per_s_8   port creates per second, 8 concurrent clients
     list_1k_ms        GET /v2.0/ports with 1,000 ports (median)
+    bulk_1000_s       one bulk create of 1,000 ports (Neutron's body
+                      {"ports": [...]}), seconds (median of 3)
     list_10k_ms       GET /v2.0/ports with 10,000 ports (median)
     create_at_60k_ms  one port create (median) once 60,000 ports hold
                       addresses of the same /16
@@ -18,6 +20,10 @@ keep-alive on loopback, prints medians and ends with one JSON line:
 listing: 1,000 ports of one project, ``GET /v2.0/ports`` as an admin of
 another project (``list_1k_admin_ms``) and as a member of the owning
 project (``list_1k_member_ms``), medians of ``--samples`` runs each.
+
+With the server's PID known, ``*_server_cpu_*`` keys give the server's
+CPU time per operation too (steadier than wall time on a busy machine).
+``--bulk-list`` runs only the bulk creates and the 10,000-port listing.
 
 ``--quick`` shrinks every count for a smoke run (the keys stay, the
 counts are in the JSON).
@@ -42,9 +48,11 @@ CIDR = "10.128.0.0/16"
 BULK = 500
 
 FULL = dict(creates_1=300, creates_8=600, list_small=1000, list_large=10000,
-            populated=60000, create_samples=60, list_samples=7, list_large_samples=5)
+            populated=60000, create_samples=60, list_samples=7, list_large_samples=5,
+            bulk=1000, bulk_samples=3)
 QUICK = dict(creates_1=40, creates_8=80, list_small=200, list_large=1000,
-             populated=2000, create_samples=15, list_samples=3, list_large_samples=3)
+             populated=2000, create_samples=15, list_samples=3, list_large_samples=3,
+             bulk=200, bulk_samples=3)
 
 
 # A client of the benchmark's project (a long timeout: lists of 10,000).
@@ -66,8 +74,9 @@ def _ms(seconds):
 
 
 class Bench:
-    def __init__(self, port, counts, out=print):
+    def __init__(self, port, counts, out=print, server_pid=None):
         self.port = port
+        self.server_pid = server_pid
         self.c = counts
         self.out = out
         self.client = Client(port)
@@ -163,21 +172,55 @@ class Bench:
             self.out(f"populated {made} ports in bulks of {BULK} in {el:.1f}s "
                      f"({made / el:.0f}/s); {self.total} ports now")
 
+    def _cpu(self):
+        return _cpu_seconds(self.server_pid) if self.server_pid else None
+
+    def _cpu_note(self, key, cpus, scale=1000):
+        """The server's median CPU time per operation, as ``key``."""
+        if not cpus or cpus[0] is None:
+            return ""
+        med = round(statistics.median(cpus) * scale, 3 if scale == 1 else 1)
+        self.result[key] = med
+        return f", server CPU median {med} {'s' if scale == 1 else 'ms'}"
+
+    def bulk_create(self):
+        """Bulk creates of ``bulk`` ports (Neutron's body), timed."""
+        n, samples = self.c["bulk"], self.c["bulk_samples"]
+        lat, cpus = [], []
+        for _ in range(samples):
+            body = {"ports": [{"network_id": self.net_id} for _ in range(n)]}
+            c0 = self._cpu()
+            t0 = time.perf_counter()
+            _status, raw = self.client.call("POST", "/v2.0/ports", body, want=201)
+            lat.append(time.perf_counter() - t0)
+            cpus.append(None if c0 is None else self._cpu() - c0)
+            if len(json.loads(raw)["ports"]) != n:
+                raise RuntimeError(f"a bulk of {n} answered another count")
+            self.total += n
+        med = round(statistics.median(lat), 3)
+        self.result["bulk_1000_s"] = med
+        note = self._cpu_note("bulk_1000_server_cpu_s", cpus, scale=1)
+        self.out(f"bulk create of {n} ports: median {med} s "
+                 f"(min {min(lat):.3f}, max {max(lat):.3f}, n={samples}){note}")
+
     def list_ports(self, key, samples):
-        lat = []
+        lat, cpus = [], []
         count = None
         for _ in range(samples):
+            c0 = self._cpu()
             t0 = time.perf_counter()
             _status, raw = self.client.call("GET", "/v2.0/ports", want=200)
             lat.append(time.perf_counter() - t0)
+            cpus.append(None if c0 is None else self._cpu() - c0)
             count = len(json.loads(raw)["ports"])
         if count != self.total:
             raise RuntimeError(f"listed {count} ports, expected {self.total}")
         med = _ms(statistics.median(lat))
         self.result[key] = med
+        note = self._cpu_note(key.replace("_ms", "_server_cpu_ms"), cpus)
         self.out(f"GET /v2.0/ports with {count} ports: median {med} ms "
                  f"(min {_ms(min(lat))}, max {_ms(max(lat))}, n={samples}, "
-                 f"{len(raw) / 1e6:.1f} MB)")
+                 f"{len(raw) / 1e6:.1f} MB){note}")
 
     def create_latency(self, key, samples):
         lat = [self._create(self.client) for _ in range(samples)]
@@ -235,17 +278,23 @@ class Bench:
             client.close()
         return self.result
 
-    def run(self, rates_only=False):
+    def run(self, rates_only=False, bulk_list=False):
         self.setup()
-        self.creates_1()
-        self.creates_8()
+        if not bulk_list:
+            self.creates_1()
+            self.creates_8()
         if rates_only:
             self.client.close()
             return self.result
-        self.populate(self.c["list_small"])
-        self.list_ports("list_1k_ms", self.c["list_samples"])
+        if not bulk_list:
+            self.populate(self.c["list_small"])
+            self.list_ports("list_1k_ms", self.c["list_samples"])
+        self.bulk_create()
         self.populate(self.c["list_large"])
         self.list_ports("list_10k_ms", self.c["list_large_samples"])
+        if bulk_list:
+            self.client.close()
+            return self.result
         self.populate(self.c["populated"])
         self.create_latency("create_at_60k_ms", self.c["create_samples"])
         self.ip_availability("ip_availability_ms", self.c["list_samples"])
@@ -262,6 +311,8 @@ def main(argv=None):
                    help="only the create rates (no lists, no 60k population)")
     p.add_argument("--list-policy", action="store_true",
                    help="only GET /v2.0/ports with 1,000 ports as admin and as member")
+    p.add_argument("--bulk-list", action="store_true",
+                   help="only the bulk creates and the 10,000-port listing")
     p.add_argument("--samples", type=int, default=21, help="samples for --list-policy")
     p.add_argument("--port-quota", type=int, default=-1,
                    help="[quotas] quota_port of the server (-1: unlimited)")
@@ -277,11 +328,12 @@ def main(argv=None):
               f"{'quick' if args.quick else 'full'} run; server pid {server.proc.pid}",
               flush=True)
         t0 = time.perf_counter()
-        bench = Bench(server.port, counts, out=lambda s: print(s, flush=True))
+        bench = Bench(server.port, counts, out=lambda s: print(s, flush=True),
+                      server_pid=server.proc.pid)
         if args.list_policy:
             result = bench.list_policy(args.samples, server_pid=server.proc.pid)
         else:
-            result = bench.run(rates_only=args.rates_only)
+            result = bench.run(rates_only=args.rates_only, bulk_list=args.bulk_list)
         print(f"total {time.perf_counter() - t0:.0f}s", flush=True)
     line = {"bench": "api", "db": args.db, "workers": args.workers, "quick": args.quick,
             "port_quota": args.port_quota}

@@ -1,5 +1,8 @@
 """One generic controller for every collection, driven by the attribute map."""
 
+import contextlib
+import gc
+import threading
 import urllib.parse
 
 import webob.exc
@@ -17,6 +20,35 @@ TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 
 def _bad(msg):
     return webob.exc.HTTPBadRequest(detail=msg)
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_state = {"enabled": True}  # whether the first pauser found it enabled
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """No cyclic garbage collection while a listing or a create builds
+    its rows and dicts: every object it makes lives until the answer,
+    and the collector's passes over them (a full one each time the young
+    objects outnumber a quarter of the heap) were about 40% of the CPU
+    of a 10,000-port listing.  The first of concurrent requests pauses
+    it, the last resumes it (reference counting frees as usual)."""
+    global _gc_pausers
+    with _gc_lock:
+        _gc_pausers += 1
+        if _gc_pausers == 1:
+            was_enabled = gc.isenabled()
+            gc.disable()
+            _gc_state["enabled"] = was_enabled
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_state["enabled"]:
+                gc.enable()
 
 
 class Controller:
@@ -137,6 +169,10 @@ class Controller:
 
     # ---------------------------------------------------------------- index
     def index(self, req, ctx):
+        with gc_paused():
+            return self._index(req, ctx)
+
+    def _index(self, req, ctx):
         params = req.GET
         fields = set(params.getall("fields")) - {""}
         filters, special = self._parse_filters(params, ctx)
@@ -345,6 +381,10 @@ class Controller:
             # Each item may be the bare attributes or wrapped in the
             # singular key, as Neutron takes both.
             items = [self._unwrap(item) for item in items]
+        with gc_paused():
+            return self._create(ctx, items, bulk)
+
+    def _create(self, ctx, items, bulk):
         networks = {}  # one lookup per network for a whole bulk
         prepared = [self._prepare_post(ctx, item, networks) for item in items]
         created = self.plugin.create(ctx, self.collection, prepared)

@@ -25,6 +25,43 @@ def generate_mac(s, network_id, base_mac, retries):
     raise exceptions.MacAddressGenerationFailure(net_id=network_id)
 
 
+def generate_macs(s, network_id, base_mac, n, retries, taken=()):
+    """``n`` distinct MAC addresses free on the network and not in
+    ``taken`` (the bulk's own): candidates are checked against the
+    database in a few queries, not one per port; ``retries`` rounds
+    replace those found in use."""
+    macs, have = [], set(taken)
+    for _ in range(retries):
+        want = n - len(macs)
+        cands = {}
+        for _ in range(want * 4):
+            if len(cands) == want:
+                break
+            octets = base_mac[:3] + [random.randint(0, 255) for _ in range(3)]
+            mac = ":".join(f"{o:02x}" for o in octets)
+            if mac not in have:
+                cands[mac] = None
+        used = macs_in_use(s, network_id, list(cands))
+        for mac in cands:
+            if mac not in used:
+                macs.append(mac)
+                have.add(mac)
+        if len(macs) == n:
+            return macs
+    raise exceptions.MacAddressGenerationFailure(net_id=network_id)
+
+
+def macs_in_use(s, network_id, macs, chunk=500):
+    """Those of ``macs`` that ports of the network hold."""
+    P = models.Port
+    used = set()
+    with s.no_autoflush:
+        for i in range(0, len(macs), chunk):
+            used.update(s.execute(sa.select(P.mac_address).where(
+                P.network_id == network_id, P.mac_address.in_(macs[i:i + chunk]))).scalars())
+    return used
+
+
 def mac_in_use(s, network_id, mac):
     return s.execute(sa.select(models.Port.id).where(
         models.Port.network_id == network_id,
@@ -102,6 +139,31 @@ def allocate(s, net_id, port, requested, device_owner, subnets=None):
                 error_message=f"IP address {ip} requested twice")
         seen.add((sub.id, ip))
     return allocs
+
+
+def allocate_auto(s, net_id, ports, subnets):
+    """[[(subnet, ip)]] for ports (of one network) that ask for no
+    particular address: what ``allocate(..., None, ...)`` gives each in
+    turn, the pooled addresses taken in one go per subnet."""
+    out = [[] for _ in ports]
+    for version in (4, 6):
+        family = [x for x in subnets if x.ip_version == version]
+        auto = [x for x in family if x.ipv6_address_mode in AUTO_ADDRESS_MODES]
+        for sub in auto:
+            for allocs, port in zip(out, ports):
+                allocs.append((sub, eui64(sub.cidr, port.mac_address)))
+        pooled = [x for x in family if x not in auto]
+        waiting = list(range(len(ports)))
+        for sub in pooled:
+            if not waiting:
+                break
+            ips = ipam.allocate_many(s, sub.id, sub.ip_version, len(waiting))
+            for i, ip in zip(waiting, ips):
+                out[i].append((sub, ip))
+            waiting = waiting[len(ips):]
+        if pooled and waiting and not auto:
+            raise exceptions.IpAddressGenerationFailure(net_id=net_id)
+    return out
 
 
 def take_specific(s, sub, ip, device_owner):

@@ -8,11 +8,15 @@ in db/resources/); what extensions may add is db/interface.py.
 """
 
 from quantum_ovs import exceptions
-from quantum_ovs.db import changelog, models, query
+from quantum_ovs.db import changelog, models, query, rowload
 from quantum_ovs.db.interface import ExtensionPoints
 from quantum_ovs.db.resources.networks import Networks
 from quantum_ovs.db.resources.ports import Ports
 from quantum_ovs.db.resources.subnets import Subnets
+
+# Collections listed as read-only rows (db/rowload.py): their dict
+# builders and extenders read only columns and eagerly loaded relationships.
+PLAIN_ROWS = frozenset({"networks", "subnets", "ports"})
 
 # Tags one resource may carry (Neutron's tag extension has the same).
 MAX_TAGS = 50
@@ -88,10 +92,14 @@ class Plugin(ExtensionPoints):
         ``sorts``: [(attribute, ascending)]; ``marker``: an id."""
         h = self.collections[collection]
         with self.db.reader() as s:
+            # Read-only rows (db/rowload.py) where the model allows:
+            # the same attributes, without the ORM's bookkeeping.
+            load = (lambda q: rowload.load(s, q, h.model)) \
+                if collection in PLAIN_ROWS and rowload.supported(h.model) else None
             rows = query.list_query(s, h.model, h.visible(ctx), filters, sorts, limit,
                                     marker, special_filters,
                                     lambda attr, values: h.filter_for(ctx, attr, values),
-                                    h.missing)
+                                    h.missing, load=load)
             return self._for_caller(s, ctx, h, rows)
 
     def _for_caller(self, s, ctx, h, rows):

@@ -6,12 +6,13 @@ from quantum_ovs.db import models
 
 
 def list_query(s, model, visible, filters, sorts, limit, marker, special_filters,
-               filter_clause, not_found):
+               filter_clause, not_found, load=None):
     """The rows of ``model`` a list returns.  ``visible``: the caller's
     visibility clause or None (admin); ``filters``: attribute -> accepted
     values (OR); ``sorts``: [(attribute, ascending)]; ``marker``: an id
     (``not_found(id)`` the error when the caller does not see it);
-    ``filter_clause(attr, values)``: the clause of one filter."""
+    ``filter_clause(attr, values)``: the clause of one filter; ``load(q)``,
+    if given, reads the rows of the final statement instead of the ORM."""
     q = sa.select(model)
     if visible is not None:
         q = q.where(visible)
@@ -35,6 +36,8 @@ def list_query(s, model, visible, filters, sorts, limit, marker, special_filters
     q = q.order_by(*[c.asc() if asc else c.desc() for c, asc in order])
     if limit is not None:
         q = q.limit(limit)
+    if load is not None:
+        return load(q)
     return s.execute(q).scalars().all()
 
 

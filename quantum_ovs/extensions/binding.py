@@ -77,7 +77,6 @@ def setup(plugin, conf):
         port.binding = models.PortBinding(
             host=a.get(HOST) or "", vnic_type=a.get(VNIC) or "normal",
             profile=json.dumps(a.get(PROFILE) or {}))
-        s.flush()
         bind(s, plugin, port, port.binding)
 
     def on_update(s, ctx, port, a):
@@ -126,9 +125,11 @@ def setup(plugin, conf):
             return
         d[HOST] = b.host
         d[VNIC] = b.vnic_type
-        d[PROFILE] = json.loads(b.profile or "{}")
+        # (most are empty: not parsed, a listing has thousands)
+        d[PROFILE] = json.loads(b.profile) if b.profile not in ("", "{}", None) else {}
         d[VIF_TYPE] = b.vif_type
-        d[VIF_DETAILS] = json.loads(b.vif_details or "{}")
+        d[VIF_DETAILS] = json.loads(b.vif_details) \
+            if b.vif_details not in ("", "{}", None) else {}
 
     plugin.add_hook("ports", "create", on_create)
     plugin.add_hook("ports", "update", on_update)

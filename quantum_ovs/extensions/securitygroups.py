@@ -141,6 +141,14 @@ def ensure_default(plugin, s, project_id):
     """The id of the project's default group, made (with its rules) if
     missing.  A concurrent maker wins through the primary key; our
     transaction is then retried and finds its group."""
+    known = s.info.setdefault("qovs_default_groups", {})  # a bulk asks once
+    if project_id in known:
+        return known[project_id]
+    known[project_id] = found = _ensure_default(plugin, s, project_id)
+    return found
+
+
+def _ensure_default(plugin, s, project_id):
     D = models.DefaultSecurityGroup
     with s.no_autoflush:
         found = s.execute(sa.select(D.security_group_id).where(D.project_id == project_id)

@@ -3,6 +3,7 @@
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import addresses, changelog, ipam, models
@@ -73,42 +74,98 @@ class Ports(Collection):
 
     # ------------------------------------------------------------ create
     def create_all(self, s, ctx, items):
-        cache = {}  # a bulk on one network looks it up once
-        ports = [self._new_port(s, ctx, a, cache) for a in items]
+        """The ports of a create (one, or a bulk's all or none).  What can
+        be done for the whole bulk is done once: the networks' rows, the
+        MAC addresses (a few queries), the addresses of consecutive ports
+        that ask for none in particular (a few statements per subnet), one
+        flush at the end."""
+        nets = {}  # a bulk on one network looks it up once
+        for a in items:
+            if a["network_id"] not in nets:
+                nets[a["network_id"]] = self.plugin.collections["networks"].row(
+                    s, ctx, a["network_id"], bare=True)
+        macs = self._macs(s, items)
+        ports = [self._make_port(s, ctx, a, nets[a["network_id"]], mac)
+                 for a, mac in zip(items, macs)]
         # The addresses last, all subnets locked at once (the lock order
         # of ipam.py): on a busy subnet, creators wait for each other only
         # from their allocation to their commit.
-        if len({p.network_id for p in ports}) > 1:
-            ipam.lock_subnets(s, [p.network_id for p in ports])
-        for port, a in zip(ports, items):
-            subnets = cache.get(("subnets", port.network_id))
-            if subnets is None:
-                subnets = cache[("subnets", port.network_id)] = addresses.subnets_of(
-                    s, port.network_id)
-            allocs = addresses.allocate(s, port.network_id, port, a.get("fixed_ips"),
-                                        a["device_owner"], subnets=subnets)
-            port.fixed_ips = [models.IPAllocation(subnet_id=sub.id, ip_address=ip,
-                                                  network_id=port.network_id, order=i)
-                              for i, (sub, ip) in enumerate(allocs)]
+        if len(nets) > 1:
+            ipam.lock_subnets(s, list(nets))
+        subnets = {}
+        i = 0
+        while i < len(ports):
+            net_id = ports[i].network_id
+            if net_id not in subnets:
+                subnets[net_id] = addresses.subnets_of(s, net_id)
+            if items[i].get("fixed_ips") is None:
+                # A run of ports of one network asking for any address:
+                # the lowest free ones, in order, as one by one.
+                j = i + 1
+                while j < len(ports) and items[j].get("fixed_ips") is None and \
+                        ports[j].network_id == net_id:
+                    j += 1
+                runs = addresses.allocate_auto(s, net_id, ports[i:j], subnets[net_id])
+            else:
+                j = i + 1
+                runs = [addresses.allocate(s, net_id, ports[i], items[i]["fixed_ips"],
+                                           items[i]["device_owner"],
+                                           subnets=subnets[net_id])]
+            for port, allocs in zip(ports[i:j], runs):
+                port.fixed_ips = [models.IPAllocation(subnet_id=sub.id, ip_address=ip,
+                                                      network_id=net_id, order=k)
+                                  for k, (sub, ip) in enumerate(allocs)]
+            i = j
         s.flush()
         for port in ports:
             changelog.record(s, "port", port, "create", port.network_id)
+            # Known already: not read again, port by port, for the answer.
+            set_committed_value(port, "network_dns_domain", nets[port.network_id].dns_domain)
         return ports
 
+    def _macs(self, s, items):
+        """The MAC address of each item: the one asked for (in use on its
+        network, or twice in the bulk: MacAddressInUse) or a new one free
+        on its network and distinct from the bulk's others."""
+        macs = [a.get("mac_address") for a in items]
+        asked = {}  # network -> MACs asked for
+        for a, mac in zip(items, macs):
+            if mac is None:
+                continue
+            mine = asked.setdefault(a["network_id"], set())
+            if mac in mine:
+                raise exceptions.MacAddressInUse(net_id=a["network_id"], mac=mac)
+            mine.add(mac)
+        for net_id, mine in asked.items():
+            used = addresses.macs_in_use(s, net_id, sorted(mine))
+            if used:
+                raise exceptions.MacAddressInUse(net_id=net_id, mac=min(used))
+        wanted = {}  # network -> how many to generate
+        for a, mac in zip(items, macs):
+            if mac is None:
+                wanted[a["network_id"]] = wanted.get(a["network_id"], 0) + 1
+        made = {net_id: iter(addresses.generate_macs(
+                    s, net_id, self.base_mac, n, self.plugin.conf.mac_generation_retries,
+                    taken=asked.get(net_id, ())))
+                for net_id, n in wanted.items()}
+        return [mac if mac is not None else next(made[a["network_id"]])
+                for a, mac in zip(items, macs)]
+
     def _new_port(self, s, ctx, a, cache):
-        """The port's row and what the hooks add, without its addresses."""
+        """One port's row and what the hooks add, without its addresses,
+        flushed (for the l3 extension's router interfaces)."""
         net = cache.get(("net", a["network_id"]))
         if net is None:
             net = cache[("net", a["network_id"])] = self.plugin.collections["networks"].row(
                 s, ctx, a["network_id"], bare=True)
+        port = self._make_port(s, ctx, a, net, self._macs(s, [a])[0])
+        s.flush()
+        return port
+
+    def _make_port(self, s, ctx, a, net, mac):
+        """The port's row and what the hooks add, without its addresses
+        (flushed with the bulk's others)."""
         port_id = a.get("id") or str(uuid.uuid4())
-        if a.get("mac_address") is not None:
-            mac = a["mac_address"]
-            if addresses.mac_in_use(s, net.id, mac):
-                raise exceptions.MacAddressInUse(net_id=net.id, mac=mac)
-        else:
-            mac = addresses.generate_mac(s, net.id, self.base_mac,
-                                         self.plugin.conf.mac_generation_retries)
         pse = a.get("port_security_enabled")
         if pse is None:
             pse = net.port_security_enabled
@@ -128,7 +185,6 @@ class Ports(Collection):
         port.fixed_ips = []  # set by create_all (no load of the empty list)
         s.add(port)
         self.plugin.run_hooks("ports", "create", s, ctx, port, a)
-        s.flush()
         return port
 
     # ------------------------------------------------------------ update

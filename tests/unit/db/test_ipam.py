@@ -28,7 +28,7 @@ def _free(session, subnet_id, version):
     return out, [(int(r.first_key, 16), int(r.last_key, 16)) for r in rows]
 
 
-ops = st.lists(st.tuples(st.sampled_from(["next", "take", "release"]),
+ops = st.lists(st.tuples(st.sampled_from(["next", "take", "release", "many"]),
                          st.integers(min_value=0, max_value=40)), max_size=60)
 
 
@@ -65,6 +65,13 @@ def test_ranges_track_a_set_model(ops):
                 if want is not None:
                     model_free.discard(want)
                     allocated.add(want)
+            elif op == "many":
+                # a bulk's n lowest free addresses (fewer when it runs out)
+                k = n % 9 + 1
+                got = [int(ipaddress.ip_address(x)) for x in ipam.allocate_many(s, "s", 4, k)]
+                assert got == sorted(model_free)[:k]
+                model_free.difference_update(got)
+                allocated.update(got)
             elif op == "take":
                 ok = ipam.take_specific(s, "s", str(ipaddress.IPv4Address(ip)))
                 assert ok == (ip in model_free)
