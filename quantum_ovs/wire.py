@@ -72,8 +72,12 @@ _RULE_FIELDS = ("id", "security_group_id", "direction", "ethertype", "protocol",
                 "port_range_min", "port_range_max", "remote_ip_prefix", "remote_group_id")
 
 
+def _rule(r):
+    return {k: getattr(r, k) for k in _RULE_FIELDS}
+
+
 def _group(g):
-    return {"id": g.id, "rules": [{k: getattr(r, k) for k in _RULE_FIELDS} for r in g.rules],
+    return {"id": g.id, "rules": [_rule(r) for r in g.rules],
             "member_ips": sorted(g.member_ips)}
 
 
@@ -183,7 +187,13 @@ def delta_to_dict(dl):
             "group_members": [{"security_group_id": gm.security_group_id,
                                "addresses": sorted(gm.addresses),
                                "members": sorted(gm.members)} for gm in dl.group_members],
-            "groups_complete": dl.groups_complete}
+            "groups_complete": dl.groups_complete,
+            # Partial group updates (features=group_rules): absent when
+            # unused, so that a delta without them is what it was.
+            **({} if dl.groups_kept is None else {"groups_kept": list(dl.groups_kept)}),
+            **({"group_rules": [{"security_group_id": gr.security_group_id,
+                                 "rules": [_rule(r) for r in gr.rules]}
+                                for gr in dl.group_rules]} if dl.group_rules else {})}
 
 
 def delta_from_dict(d):
@@ -204,7 +214,12 @@ def delta_from_dict(d):
                                                       frozenset(x.get("addresses", ())),
                                                       frozenset(x.get("members", ())))
                                        for x in d.get("group_members", ())),
-                   groups_complete=bool(d.get("groups_complete", False)))
+                   groups_complete=bool(d.get("groups_complete", False)),
+                   groups_kept=(None if d.get("groups_kept") is None
+                                else tuple(d["groups_kept"])),
+                   group_rules=tuple(m.GroupRules(x["security_group_id"],
+                                                  tuple(m.Rule(**r) for r in x.get("rules", ())))
+                                     for x in d.get("group_rules", ())))
 
 
 def apply_delta(view, delta):
@@ -225,8 +240,16 @@ def apply_delta(view, delta):
     if gone:
         subnets = {k: s for k, s in subnets.items() if s.network_id not in gone}
         ports = {k: p for k, p in ports.items() if p.network_id not in gone}
-    groups = merge(() if delta.groups_complete else view.security_groups,
+    kept = view.security_groups
+    if delta.groups_kept is not None:
+        keep = set(delta.groups_kept)
+        kept = [g for g in kept if g.id in keep]
+    groups = merge(() if delta.groups_complete else kept,
                    delta.security_groups, delta.removed_security_groups)
+    for gr in delta.group_rules:
+        g = groups.get(gr.security_group_id)
+        if g is not None:
+            groups[g.id] = m.SecurityGroup(g.id, gr.rules, g.member_ips)
     for gm in delta.group_members:
         g = groups.get(gm.security_group_id)
         if g is not None:

@@ -332,6 +332,10 @@ class Engine:
             keep = {g.id for g in delta.security_groups}
             for gid in [g for g in self.groups if g not in keep]:
                 self._remove_group(gid)
+        if delta.groups_kept is not None:
+            keep = set(delta.groups_kept)
+            for gid in [g for g in self.groups if g not in keep]:
+                self._remove_group(gid)
         for sid in delta.removed_subnets:
             self._remove_subnet(sid)
         for name in delta.removed_remote_hosts:
@@ -350,6 +354,10 @@ class Engine:
             self._set_router(r)
         for p in delta.ports:
             self._set_port(p)
+        for gr in delta.group_rules:
+            g = self.groups.get(gr.security_group_id)
+            if g is not None:
+                self._set_group(SecurityGroup(g.id, gr.rules, g.member_ips))
         for gm in delta.group_members:
             g = self.groups.get(gm.security_group_id)
             if g is None:

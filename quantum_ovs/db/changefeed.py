@@ -304,12 +304,14 @@ class HostStates:
         """Every change at or below this is known to this process."""
         return self.feed.watermark
 
-    def since(self, host, since, timeout, member_deltas=True, still_valid=None):
+    def since(self, host, since, timeout, member_deltas=True, still_valid=None,
+              partial_groups=False):
         """What changed for ``host`` after revision ``since`` (< 0: the
         host has no view yet), waiting up to ``timeout`` seconds for a
         change that concerns it: a HostState (with an empty delta when
         none came).  ``member_deltas``: the host applies membership deltas
-        (agents that predate them get whole groups).  ``still_valid()`` is
+        (agents that predate them get whole groups); ``partial_groups``: it
+        applies partial group updates (see host_view.delta).  ``still_valid()`` is
         asked before answering with what came during the wait; when it
         says no (the caller's credential was revoked), returns None."""
         feed = self.feed
@@ -348,7 +350,8 @@ class HostStates:
                     # and groups are still those cached.
                     own = any(c.host == host for c in mine)
                     return self._delta(host, mine, mark, None if own else (own_nets, local),
-                                       member_deltas=member_deltas)
+                                       member_deltas=member_deltas,
+                                       partial_groups=partial_groups)
                 left = deadline - time.monotonic()
                 if left <= 0 or feed.stopped:
                     rev = max(since, mark)
@@ -397,7 +400,8 @@ class HostStates:
             view = host_view.full(s, host, revision)
         return HostState(True, revision, view, None)
 
-    def _delta(self, host, changes, revision, known=None, member_deltas=True):
+    def _delta(self, host, changes, revision, known=None, member_deltas=True,
+               partial_groups=False):
         # Deltas for the same changes at the same revision (one per host
         # woken) share what does not depend on the host.
         key = revision  # the memo holds reads made at this revision only
@@ -408,5 +412,6 @@ class HostStates:
             if self._memo_key != key:
                 self._memo_key, self._memo = key, {}
             d = host_view.delta(s, host, changes, revision, self._memo,
-                                nets_now=nets, local=local, member_deltas=member_deltas)
+                                nets_now=nets, local=local, member_deltas=member_deltas,
+                                partial_groups=partial_groups)
         return HostState(False, revision, None, d)
