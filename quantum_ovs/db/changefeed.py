@@ -406,12 +406,28 @@ class HostStates:
         # woken) share what does not depend on the host.
         key = revision  # the memo holds reads made at this revision only
         nets, local = known or (None, None)
+        # A change of security groups only (their rules or members, none
+        # of the host's own ports): the delta depends on the host only
+        # through its ports' groups, and is built once for every host
+        # woken by it with the same groups (a default group spanning
+        # every host: one build, not one per host).
+        shared = None
+        if known is not None and all(c.resource in host_view.GROUP_RESOURCES
+                                     for c in changes):
+            shared = ("shared_delta", tuple(c.seq for c in changes), frozenset(local),
+                      member_deltas, partial_groups)
         # One build at a time: the hosts woken together by a change would
         # otherwise all miss the memo while the first one reads.
-        with self._delta_lock, self.db.reader() as s:
+        with self._delta_lock:
             if self._memo_key != key:
                 self._memo_key, self._memo = key, {}
-            d = host_view.delta(s, host, changes, revision, self._memo,
-                                nets_now=nets, local=local, member_deltas=member_deltas,
-                                partial_groups=partial_groups)
+            d = self._memo.get(shared) if shared is not None else None
+            if d is None:
+                with self.db.reader() as s:
+                    d = host_view.delta(s, host, changes, revision, self._memo,
+                                        nets_now=nets, local=local,
+                                        member_deltas=member_deltas,
+                                        partial_groups=partial_groups)
+                if shared is not None:
+                    self._memo[shared] = d
         return HostState(False, revision, None, d)

@@ -344,13 +344,16 @@ def routed(s, own, memo=None, host=None):
 
 def gateway_routers(s, host, memo=None):
     """The routers whose gateway ``host`` serves."""
-    key = ("gateway_routers", host)
-    if memo is None or key not in memo:
-        found = set(s.execute(sa.select(GH.router_id).where(GH.host == host)).scalars())
-        if memo is None:
-            return found
+    if memo is None:
+        return set(s.execute(sa.select(GH.router_id).where(GH.host == host)).scalars())
+    # For the deltas of many hosts: the whole (small) table, read once.
+    key = ("gateway_routers",)
+    if key not in memo:
+        found = {}
+        for r in s.execute(sa.select(GH.host, GH.router_id)):
+            found.setdefault(r.host, set()).add(r.router_id)
         memo[key] = found
-    return memo[key]
+    return set(memo[key].get(host, ()))
 
 
 def gateway_hosts(s, router_ids, memo=None):
