@@ -1185,7 +1185,8 @@ INPUTS: tuple[Input, ...] = (
           "a subnet: CIDR, DHCP, gateway, routes"),
     Input(PORTS, "HostView.ports; Delta.ports, removed_ports",
           "a port (local or remote): host, addresses, state, groups, security"),
-    Input(SG_RULES, "SecurityGroup.rules; Delta.security_groups, removed_security_groups",
+    Input(SG_RULES, "SecurityGroup.rules; Delta.security_groups, removed_security_groups, "
+          "groups_kept, group_rules",
           "a security group's rules (the conjunction keys and rule matches)"),
     Input(SG_MEMBERS, "SecurityGroup.member_ips; Delta.group_members",
           "a security group's member addresses"),
