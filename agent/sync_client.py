@@ -168,7 +168,7 @@ class SyncClient:
     def poll(self, since, wait=30.0):
         """("full", HostView) or ("delta", Delta), and the new revision."""
         q = urllib.parse.urlencode({"since": since, "timeout": wait,
-                                    "features": "group_members"})
+                                    "features": "group_members,group_rules"})
         out = self.request("GET", f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}"
                                   f"/state?{q}", timeout=wait + 30)
         if out["full"]:

@@ -169,7 +169,7 @@ async def _agent(host, port, out, ready, counters, token=AGENT_TOKEN):
     ready()
     while True:
         status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since={rev}"
-                                      f"&timeout={POLL_TIMEOUT}&features=group_members")
+                                      f"&timeout={POLL_TIMEOUT}&features=group_members,group_rules")
         t = time.monotonic()
         if status != 200:
             out.put(("error", host, status, body[:300].decode(errors="replace")))

@@ -162,6 +162,15 @@ class AddressGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupRules:
+    """A rule change of a group the receiver has: its rules now (its
+    member addresses are kept)."""
+
+    security_group_id: str
+    rules: tuple[Rule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteHost:
     name: str
     tunnel_ip: str
@@ -367,4 +376,12 @@ class Delta:
     # the others (sent when what it needs may have changed), and likewise
     # ``address_groups``.
     groups_complete: bool = False
-    address_groups: tuple[AddressGroup, ...] = ()  # upserted whole
+    # upserted whole; all the host needs when groups_complete or groups_kept
+    address_groups: tuple[AddressGroup, ...] = ()
+    # Partial group updates (issue 17).  ``groups_kept`` (None: not sent)
+    # is the ids of every group the host needs now: drop the others
+    # first.  ``group_rules`` replace the rules of groups the view has,
+    # keeping their members (applied after the upserts, before
+    # ``group_members``; others: ignored).
+    groups_kept: Optional[tuple[str, ...]] = None
+    group_rules: tuple[GroupRules, ...] = ()

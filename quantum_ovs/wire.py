@@ -202,7 +202,13 @@ def delta_to_dict(dl):
                                "addresses": sorted(gm.addresses),
                                "members": sorted(gm.members)} for gm in dl.group_members],
             "groups_complete": dl.groups_complete,
-            "address_groups": [_address_group(a) for a in dl.address_groups]}
+            "address_groups": [_address_group(a) for a in dl.address_groups],
+            # Partial group updates (features=group_rules): absent when
+            # unused, so that a delta without them is what it was.
+            **({} if dl.groups_kept is None else {"groups_kept": list(dl.groups_kept)}),
+            **({"group_rules": [{"security_group_id": gr.security_group_id,
+                                 "rules": [_rule(r) for r in gr.rules]}
+                                for gr in dl.group_rules]} if dl.group_rules else {})}
 
 
 def delta_from_dict(d):
@@ -225,7 +231,12 @@ def delta_from_dict(d):
                                        for x in d.get("group_members", ())),
                    groups_complete=bool(d.get("groups_complete", False)),
                    address_groups=tuple(_address_group_from(x)
-                                        for x in d.get("address_groups", ())))
+                                        for x in d.get("address_groups", ())),
+                   groups_kept=(None if d.get("groups_kept") is None
+                                else tuple(d["groups_kept"])),
+                   group_rules=tuple(m.GroupRules(x["security_group_id"],
+                                                  tuple(m.Rule(**r) for r in x.get("rules", ())))
+                                     for x in d.get("group_rules", ())))
 
 
 def apply_delta(view, delta):
@@ -246,13 +257,23 @@ def apply_delta(view, delta):
     if gone:
         subnets = {k: s for k, s in subnets.items() if s.network_id not in gone}
         ports = {k: p for k, p in ports.items() if p.network_id not in gone}
-    groups = merge(() if delta.groups_complete else view.security_groups,
+    kept = view.security_groups
+    if delta.groups_kept is not None:
+        keep = set(delta.groups_kept)
+        kept = [g for g in kept if g.id in keep]
+    groups = merge(() if delta.groups_complete else kept,
                    delta.security_groups, delta.removed_security_groups)
+    for gr in delta.group_rules:
+        g = groups.get(gr.security_group_id)
+        if g is not None:
+            groups[g.id] = m.SecurityGroup(g.id, gr.rules, g.member_ips)
     for gm in delta.group_members:
         g = groups.get(gm.security_group_id)
         if g is not None:
             groups[g.id] = m.SecurityGroup(g.id, g.rules, gm.applied_to(g.member_ips))
-    address_groups = merge(() if delta.groups_complete else view.address_groups,
+    # Whole with groups_complete or groups_kept: all the host needs.
+    ag_complete = delta.groups_complete or delta.groups_kept is not None
+    address_groups = merge(() if ag_complete else view.address_groups,
                            delta.address_groups, ())
     hosts = merge(view.remote_hosts, delta.remote_hosts, delta.removed_remote_hosts,
                   key=lambda h: h.name)

@@ -5,7 +5,8 @@ report what they have plugged and installed.
     GET  /agent-api/v1/hosts/{host}/state     long-poll: ?since=R&timeout=S
                                               (since=-1: full view now;
                                               &features=group_members: the
-                                              agent applies membership deltas)
+                                              agent applies membership deltas;
+                                              group_rules: partial group updates)
     POST /agent-api/v1/hosts/{host}/ports     plugged / unplugged / installed
                                               (/ floatingips: ids of the floating
                                               IPs the host installed)
@@ -220,10 +221,12 @@ class AgentAPI:
                 from None
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
         # Agents that predate membership deltas get whole groups.
-        members = "group_members" in ",".join(req.GET.getall("features")).split(",")
+        features = ",".join(req.GET.getall("features")).split(",")
+        members = "group_members" in features
         if self.metrics is not None:
             self.metrics.agent_polled(host, since)
         got = self.states.since(host, since, timeout, member_deltas=members,
+                                partial_groups="group_rules" in features,
                                 still_valid=lambda: self._still_valid(who))
         if got is None:  # revoked while this poll waited
             raise webob.exc.HTTPUnauthorized(detail="A valid X-Agent-Token is required")

@@ -341,6 +341,12 @@ class Engine:
             keep = {g.id for g in delta.security_groups}
             for gid in [g for g in self.groups if g not in keep]:
                 self._remove_group(gid)
+        if delta.groups_kept is not None:
+            keep = set(delta.groups_kept)
+            for gid in [g for g in self.groups if g not in keep]:
+                self._remove_group(gid)
+        if delta.groups_complete or delta.groups_kept is not None:
+            # The address groups the host needs come whole with either.
             keep = {a.id for a in delta.address_groups}
             for aid in [a for a in self.address_groups if a not in keep]:
                 self._remove_address_group(aid)
@@ -364,6 +370,10 @@ class Engine:
             self._set_router(r)
         for p in delta.ports:
             self._set_port(p)
+        for gr in delta.group_rules:
+            g = self.groups.get(gr.security_group_id)
+            if g is not None:
+                self._set_group(SecurityGroup(g.id, gr.rules, g.member_ips))
         for gm in delta.group_members:
             g = self.groups.get(gm.security_group_id)
             if g is None:
@@ -1229,7 +1239,8 @@ INPUTS: tuple[Input, ...] = (
           "a subnet: CIDR, DHCP, gateway, routes"),
     Input(PORTS, "HostView.ports; Delta.ports, removed_ports",
           "a port (local or remote): host, addresses, state, groups, security"),
-    Input(SG_RULES, "SecurityGroup.rules; Delta.security_groups, removed_security_groups",
+    Input(SG_RULES, "SecurityGroup.rules; Delta.security_groups, removed_security_groups, "
+          "groups_kept, group_rules",
           "a security group's rules (the conjunction keys and rule matches)"),
     Input(SG_MEMBERS, "SecurityGroup.member_ips; Delta.group_members",
           "a security group's member addresses"),

@@ -304,12 +304,14 @@ class HostStates:
         """Every change at or below this is known to this process."""
         return self.feed.watermark
 
-    def since(self, host, since, timeout, member_deltas=True, still_valid=None):
+    def since(self, host, since, timeout, member_deltas=True, still_valid=None,
+              partial_groups=False):
         """What changed for ``host`` after revision ``since`` (< 0: the
         host has no view yet), waiting up to ``timeout`` seconds for a
         change that concerns it: a HostState (with an empty delta when
         none came).  ``member_deltas``: the host applies membership deltas
-        (agents that predate them get whole groups).  ``still_valid()`` is
+        (agents that predate them get whole groups); ``partial_groups``: it
+        applies partial group updates (see host_view.delta).  ``still_valid()`` is
         asked before answering with what came during the wait; when it
         says no (the caller's credential was revoked), returns None."""
         feed = self.feed
@@ -348,7 +350,8 @@ class HostStates:
                     # and groups are still those cached.
                     own = any(c.host == host for c in mine)
                     return self._delta(host, mine, mark, None if own else (own_nets, local),
-                                       member_deltas=member_deltas)
+                                       member_deltas=member_deltas,
+                                       partial_groups=partial_groups)
                 left = deadline - time.monotonic()
                 if left <= 0 or feed.stopped:
                     rev = max(since, mark)
@@ -397,16 +400,34 @@ class HostStates:
             view = host_view.full(s, host, revision)
         return HostState(True, revision, view, None)
 
-    def _delta(self, host, changes, revision, known=None, member_deltas=True):
+    def _delta(self, host, changes, revision, known=None, member_deltas=True,
+               partial_groups=False):
         # Deltas for the same changes at the same revision (one per host
         # woken) share what does not depend on the host.
         key = revision  # the memo holds reads made at this revision only
         nets, local = known or (None, None)
+        # A change of security groups only (their rules or members, none
+        # of the host's own ports): the delta depends on the host only
+        # through its ports' groups, and is built once for every host
+        # woken by it with the same groups (a default group spanning
+        # every host: one build, not one per host).
+        shared = None
+        if known is not None and all(c.resource in host_view.GROUP_RESOURCES
+                                     for c in changes):
+            shared = ("shared_delta", tuple(c.seq for c in changes), frozenset(local),
+                      member_deltas, partial_groups)
         # One build at a time: the hosts woken together by a change would
         # otherwise all miss the memo while the first one reads.
-        with self._delta_lock, self.db.reader() as s:
+        with self._delta_lock:
             if self._memo_key != key:
                 self._memo_key, self._memo = key, {}
-            d = host_view.delta(s, host, changes, revision, self._memo,
-                                nets_now=nets, local=local, member_deltas=member_deltas)
+            d = self._memo.get(shared) if shared is not None else None
+            if d is None:
+                with self.db.reader() as s:
+                    d = host_view.delta(s, host, changes, revision, self._memo,
+                                        nets_now=nets, local=local,
+                                        member_deltas=member_deltas,
+                                        partial_groups=partial_groups)
+                if shared is not None:
+                    self._memo[shared] = d
         return HostState(False, revision, None, d)

@@ -22,18 +22,19 @@ def port_membership(port):
 
 
 def record(session, resource, obj, op, network_id=None, host=None, before=None,
-           members=True):
+           members=True, detail=None):
     """A change row for ``obj``.  For a port, also one membership row
     per security group it is in (or, given ``before`` = (its groups,
     its addresses) before this write, was in) naming the addresses
     involved, unless ``members`` is false or (for an update) neither
-    its groups nor its addresses changed."""
+    its groups nor its addresses changed.  ``detail``: the row's detail
+    (a security group's: the groups its rules named before the change)."""
     if host is None and resource == "port":
         binding = getattr(obj, "binding", None)
         host = binding.host if binding is not None and binding.host else None
     session.info[NOTIFY] = True
     session.add(models.Change(resource=resource, resource_id=obj.id, op=op,
-                              network_id=network_id, host=host,
+                              network_id=network_id, host=host, detail=detail,
                               revision_number=getattr(obj, "revision_number", 0)))
     if resource != "port" or not members:
         return

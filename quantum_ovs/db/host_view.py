@@ -160,8 +160,13 @@ def load_ports(s, where):
 def load_groups(s, local_group_ids):
     """The local ports' groups with their rules, and the groups their
     rules name as remote groups, with member addresses."""
+    return load_some_groups(s, local_group_ids)
+
+
+def load_rules(s, group_ids):
+    """{group id: its Rule values} (groups without rules: absent)."""
     rules = {}
-    for chunk in _chunks(local_group_ids):
+    for chunk in _chunks(group_ids):
         for r in s.execute(sa.select(R).where(R.security_group_id.in_(chunk))).scalars():
             rules.setdefault(r.security_group_id, []).append(m.Rule(
                 id=r.id, security_group_id=r.security_group_id, direction=r.direction,
@@ -169,9 +174,14 @@ def load_groups(s, local_group_ids):
                 port_range_min=r.port_range_min, port_range_max=r.port_range_max,
                 remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id,
                 remote_address_group_id=r.remote_address_group_id))
-    remote = {r.remote_group_id for rs in rules.values() for r in rs if r.remote_group_id}
-    members = {g: set() for g in remote}
-    for chunk in _chunks(remote):
+    return {g: tuple(sorted(rs, key=lambda r: r.id)) for g, rs in rules.items()}
+
+
+def load_members(s, group_ids):
+    """{group id: its member addresses} (fixed IPs and allowed address
+    pairs of its ports)."""
+    members = {g: set() for g in group_ids}
+    for chunk in _chunks(group_ids):
         for r in s.execute(sa.select(SGB.security_group_id, A.ip_address)
                            .join(A, A.port_id == SGB.port_id)
                            .where(SGB.security_group_id.in_(chunk))):
@@ -180,9 +190,25 @@ def load_groups(s, local_group_ids):
                            .join(AAP, AAP.port_id == SGB.port_id)
                            .where(SGB.security_group_id.in_(chunk))):
             members[r.security_group_id].add(r.ip_address)
-    ids = set(local_group_ids) | remote
-    return [m.SecurityGroup(id=g, rules=tuple(sorted(rules.get(g, ()), key=lambda r: r.id)),
-                            member_ips=frozenset(members.get(g, ()))) for g in sorted(ids)]
+    return {g: frozenset(a) for g, a in members.items()}
+
+
+def load_some_groups(s, local_group_ids, only=None, rules=None):
+    """Of the groups a host needs (``local_group_ids``: its ports' groups,
+    shown with their rules; and the groups their rules name as remote
+    groups, shown with their member addresses), those in ``only`` (None:
+    all), as the full view has them.  ``rules``: load_rules of the local
+    groups, when the caller has it."""
+    local = set(local_group_ids)
+    if rules is None:
+        rules = load_rules(s, local)
+    remote = {r.remote_group_id for rs in rules.values() for r in rs if r.remote_group_id}
+    ids = local | remote
+    if only is not None:
+        ids &= set(only)
+    members = load_members(s, remote & ids)
+    return [m.SecurityGroup(id=g, rules=rules.get(g, ()) if g in local else (),
+                            member_ips=members.get(g, frozenset())) for g in sorted(ids)]
 
 
 def load_address_groups(s, ids):
@@ -265,13 +291,16 @@ def _with_tunnel_ips(s, hosts, memo):
                    if memo[("tunnel_ip", h)]), key=lambda h: h.name)
 
 
-def local_groups(s, host):
-    """The security groups of the ports bound to ``host`` or pending there."""
-    return {r[0] for r in s.execute(sa.union(
-        sa.select(SGB.security_group_id).join(B, B.port_id == SGB.port_id)
-        .where(B.host == host),
-        sa.select(SGB.security_group_id).join(IB, IB.port_id == SGB.port_id)
-        .where(IB.host == host, IB.pending.is_(True))))}
+def local_groups(s, host, exclude_ports=()):
+    """The security groups of the ports bound to ``host`` or pending there
+    (but ``exclude_ports``)."""
+    q = sa.select(SGB.security_group_id).join(B, B.port_id == SGB.port_id).where(B.host == host)
+    q2 = (sa.select(SGB.security_group_id).join(IB, IB.port_id == SGB.port_id)
+          .where(IB.host == host, IB.pending.is_(True)))
+    if exclude_ports:
+        q = q.where(SGB.port_id.not_in(list(exclude_ports)))
+        q2 = q2.where(SGB.port_id.not_in(list(exclude_ports)))
+    return {r[0] for r in s.execute(sa.union(q, q2))}
 
 
 def remote_group_ids(s, group_ids):
@@ -341,13 +370,16 @@ def routed(s, own, memo=None, host=None):
 
 def gateway_routers(s, host, memo=None):
     """The routers whose gateway ``host`` serves."""
-    key = ("gateway_routers", host)
-    if memo is None or key not in memo:
-        found = set(s.execute(sa.select(GH.router_id).where(GH.host == host)).scalars())
-        if memo is None:
-            return found
+    if memo is None:
+        return set(s.execute(sa.select(GH.router_id).where(GH.host == host)).scalars())
+    # For the deltas of many hosts: the whole (small) table, read once.
+    key = ("gateway_routers",)
+    if key not in memo:
+        found = {}
+        for r in s.execute(sa.select(GH.host, GH.router_id)):
+            found.setdefault(r.host, set()).add(r.router_id)
         memo[key] = found
-    return memo[key]
+    return set(memo[key].get(host, ()))
 
 
 def gateway_hosts(s, router_ids, memo=None):
@@ -529,7 +561,7 @@ def _memo(memo, key, fn):
 
 
 def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
-          member_deltas=True):
+          member_deltas=True, partial_groups=False):
     """The Delta for ``changes`` (rows after the agent's revision).
 
     ``memo``: a dict shared by the deltas built for the same changes at the
@@ -540,7 +572,10 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
     changed or are new to the view are sent whole, with the networks they
     bring; those no longer in the view are removed, with the networks only
     they brought.  ``member_deltas``: the agent applies
-    ``group_members`` (else membership changes send whole groups)."""
+    ``group_members`` (else membership changes send whole groups).
+    ``partial_groups``: the agent applies ``groups_kept`` and
+    ``group_rules`` too (else a rule change or a change of one of the
+    host's own ports sends every group it needs, complete)."""
     memo = {} if memo is None else memo
     port_ids = {c.resource_id for c in changes if c.resource == "port"}
     own_now = local_networks(s, host) if nets_now is None else set(nets_now)
@@ -597,8 +632,22 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
     removed_subnets = subnet_ids - {x.id for x in subnets}
 
     groups, members, complete, address_groups = (), (), False, ()
+    kept, group_rules = None, ()
     sg_changed = any(c.resource in GROUP_RESOURCES for c in changes)
-    if port_ids or sg_changed or new_nets:
+    if partial_groups and member_deltas and (port_ids or sg_changed):
+        mine = local_groups(s, host) if local is None else local
+        groups, members, kept, group_rules = _group_changes(
+            s, host, changes, mine, local_changed, memo)
+        named = _memo(memo, ("named_ags", frozenset(mine)),
+                      lambda: address_group_ids(s, mine))
+        if kept is None:
+            # Address groups named by the host's rules that changed: whole.
+            named &= {c.resource_id for c in changes if c.resource == "address_group"}
+        # (else: every one the host needs, whole, as groups_kept says)
+        if named or kept is not None:
+            address_groups = _memo(memo, ("ags", frozenset(named)),
+                                   lambda: load_address_groups(s, named))
+    elif port_ids or sg_changed or new_nets:
         mine = local_groups(s, host) if local is None else local
         rules_changed = any(c.resource == "security_group" for c in changes)
         if member_deltas and not (local_changed or new_nets or gone_nets or rules_changed):
@@ -658,6 +707,7 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
         removed_ports=tuple(sorted(removed_ports)),
         group_members=members, groups_complete=complete,
         address_groups=tuple(address_groups),
+        groups_kept=kept, group_rules=group_rules,
         routers=tuple(_memo(memo, ("routers", frozenset(send_routers)),
                             lambda: load_routers(s, send_routers))),
         removed_routers=tuple(sorted(removed_routers)))
@@ -672,16 +722,85 @@ def _routers_of_ports(s, port_ids):
     return out
 
 
-def _member_changes(s, changes, local, memo):
+def _group_changes(s, host, changes, local, local_changed, memo):
+    """(groups sent whole, GroupMembers, groups_kept, GroupRules): the
+    partial group update for ``changes`` of a host whose ports' groups are
+    ``local`` now (``local_changed``: its own ports among the changes).
+
+    What the agent had is known only for what no change touched: the
+    groups of its unchanged ports (``stable``) were local, and the groups
+    named by the rules of those of them whose rules did not change were
+    named (with their members).  A group whose standing may have changed
+    (newly local or named, or possibly no longer one of them) is sent
+    whole; a local group whose rules changed, its rules only; membership
+    rows, the addresses they involve; and the ids of every group needed,
+    so that the agent drops the others."""
+    rules_changed = {c.resource_id for c in changes if c.resource == "security_group"}
+    if not local_changed and not rules_changed & local:
+        # The groups it needs and their rules are those it had.
+        groups, members = _member_changes(s, changes, local, memo)
+        return groups, members, None, ()
+    local = frozenset(local)
+    rules = _memo(memo, ("rules", local), lambda: load_rules(s, local))
+    named = frozenset(r.remote_group_id for rs in rules.values() for r in rs
+                      if r.remote_group_id)
+    memo.setdefault(("named", local), named)
+    stable = (local_groups(s, host, exclude_ports=local_changed) if local_changed
+              else local)
+    # What the stable groups named at the agent's revision: by their rules
+    # now when unchanged, else as the first of their rule change rows
+    # recorded it (rows without it: unknown).
+    before, unknown = {}, set()
+    for c in changes:
+        if c.resource == "security_group" and c.resource_id not in before:
+            if c.detail is None:
+                unknown.add(c.resource_id)
+            before[c.resource_id] = set(json.loads(c.detail)) if c.detail else set()
+    stable_named = {r.remote_group_id for g in stable - rules_changed
+                    for r in rules.get(g, ()) if r.remote_group_id}
+    stable_named.update(*(before[g] for g in stable & rules_changed))
+    if not local_changed and not unknown & stable:
+        # Exactly what it named: send the groups named now and not then,
+        # and those named then and not now (without their members).
+        whole = (named - stable_named) | ((local - named) & stable_named)
+    else:
+        whole = (local - stable) | (named - stable_named) | (local - named)
+        if local_changed:
+            # Possibly local before (rules shown): the groups the changed
+            # ports are in, or were in (their membership rows).
+            was = {c.resource_id for c in changes
+                   if c.resource == "sg_member" and c.host == host}
+            was |= _port_groups(s, local_changed)
+            whole |= (named - local) & was
+    whole = frozenset(whole)
+    groups = tuple(_memo(memo, ("some_groups", local, whole),
+                         lambda: load_some_groups(s, local, whole, rules)))
+    group_rules = tuple(m.GroupRules(g, rules.get(g, ()))
+                        for g in sorted((rules_changed & local) - whole))
+    more, members = _member_changes(s, changes, local, memo, skip=whole)
+    return groups + more, members, tuple(sorted(local | named)), group_rules
+
+
+def _port_groups(s, port_ids):
+    """The groups these ports are in."""
+    out = set()
+    for chunk in _chunks(port_ids):
+        out.update(s.execute(sa.select(SGB.security_group_id)
+                             .where(SGB.port_id.in_(chunk))).scalars())
+    return out
+
+
+def _member_changes(s, changes, local, memo, skip=frozenset()):
     """(groups to send whole, GroupMembers) for the membership rows among
-    ``changes`` of the groups the host needs.  A row without the addresses
-    it involves (written before they were recorded) sends its group whole."""
+    ``changes`` of the groups the host needs (but ``skip``).  A row without
+    the addresses it involves (written before they were recorded) sends its
+    group whole."""
     # Members matter (and the full view has them) only for the groups the
     # host's rules name as remote groups.
     named = _memo(memo, ("named", frozenset(local)), lambda: remote_group_ids(s, local))
     involved, whole = {}, set()
     for c in changes:
-        if c.resource != "sg_member" or c.resource_id not in named:
+        if c.resource != "sg_member" or c.resource_id not in named or c.resource_id in skip:
             continue
         if c.detail is None:
             whole.add(c.resource_id)
@@ -689,8 +808,9 @@ def _member_changes(s, changes, local, memo):
             involved.setdefault(c.resource_id, set()).update(json.loads(c.detail))
     groups = ()
     if whole:
-        loaded = _memo(memo, ("groups", frozenset(local)), lambda: load_groups(s, local))
-        groups = tuple(g for g in loaded if g.id in whole)
+        whole = frozenset(whole)
+        groups = tuple(_memo(memo, ("some_groups", frozenset(local), whole),
+                             lambda: load_some_groups(s, local, whole)))
     members = tuple(
         m.GroupMembers(gid, frozenset(addrs), _members_among(s, gid, addrs, memo))
         for gid, addrs in sorted(involved.items()) if gid not in whole)

@@ -13,6 +13,7 @@ allows; a port's membership is part of the port and travels with the
 port's own change.
 """
 
+import json
 import uuid
 
 import sqlalchemy as sa
@@ -131,10 +132,22 @@ def _new_rule(s, group, direction_, ether, remote_group_id=None, **kw):
     return rule
 
 
-def _record_group(plugin, s, group):
-    """The group's rules changed: agents recompute what it allows."""
+def _named(s, group_id):
+    """The groups the rules of a group name as remote groups (recorded
+    with a rule change, as they were before it: see _record_group)."""
+    R = models.SecurityGroupRule
+    with s.no_autoflush:
+        return sorted(set(s.execute(sa.select(R.remote_group_id).where(
+            R.security_group_id == group_id, R.remote_group_id.is_not(None))).scalars()))
+
+
+def _record_group(plugin, s, group, named_before=None):
+    """The group's rules changed: agents recompute what it allows.
+    ``named_before`` (_named before the change) lets the host views send
+    only the group's rules (db/host_view.py _group_changes)."""
     changelog.bump(group)
-    changelog.record(s, "security_group", group, "update")
+    changelog.record(s, "security_group", group, "update",
+                     detail=None if named_before is None else json.dumps(named_before))
 
 
 def ensure_default(plugin, s, project_id):
@@ -253,9 +266,11 @@ class SecurityGroups(Collection):
             R.remote_group_id == group.id, R.security_group_id != group.id)).scalars().all()
         for rule in referring:
             other = s.get(models.SecurityGroup, rule.security_group_id)
+            before = _named(s, rule.security_group_id)
             s.delete(rule)
+            s.flush()
             if other is not None:
-                _record_group(self.plugin, s, other)
+                _record_group(self.plugin, s, other, before)
         s.flush()
         s.execute(sa.delete(models.DefaultSecurityGroup).where(
             models.DefaultSecurityGroup.security_group_id == group.id))
@@ -298,8 +313,9 @@ class SecurityGroupRules(Collection):
                          remote_address_group_id=a.get("remote_address_group_id"),
                          description=a.get("description", ""))
         made_here.add(rule.id)
+        before = _named(s, group.id)
         s.flush()
-        _record_group(self.plugin, s, group)
+        _record_group(self.plugin, s, group, before)
         return rule
 
     def update(self, s, ctx, rule, a):
@@ -309,10 +325,11 @@ class SecurityGroupRules(Collection):
     def delete(self, s, ctx, rule):
         group = self.plugin.row(s, None, "security_groups", rule.security_group_id,
                                 lock=True)
+        before = _named(s, group.id)
         s.delete(rule)
         s.flush()
         s.expire(group, ["rules"])
-        _record_group(self.plugin, s, group)
+        _record_group(self.plugin, s, group, before)
 
 
 # ------------------------------------------------------------------ ports

@@ -173,7 +173,11 @@ def test_long_poll_wakes_only_the_hosts_concerned(api):
 
 OPS = ["add_local", "add_remote", "del_port", "move_port", "new_net_local",
        "update_port", "add_subnet", "del_net", "rule", "member", "retunnel",
-       "member", "regroup", "readdress", "unrule", "ag_rule", "ag_add", "ag_remove"]
+       "member", "regroup", "readdress", "unrule", "ag_rule", "ag_add", "ag_remove",
+       "rule", "regroup"]
+# Partial group updates (issue 17) and the older format (whole groups on
+# rule or local port changes).
+PARTIAL, WHOLE = "group_members,group_rules", "group_members"
 
 
 def default_group(api, project="p1"):
@@ -182,11 +186,20 @@ def default_group(api, project="p1"):
     return groups[0]["id"]
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_deltas_equal_full_views(api, seed):
-    """Applying each delta to the agent's view gives the full view."""
+@pytest.mark.parametrize("seed,features", [(s, PARTIAL) for s in range(6)] +
+                         [(s, WHOLE) for s in range(2)])
+def test_deltas_equal_full_views(api, seed, features):
+    """Applying each delta to the agent's view gives the full view, and
+    the compiler's engine applying it holds a full compile of that view:
+    through port, membership and rule changes of two groups (the default
+    group and "web", each naming either as a remote group) and ports
+    moving between them."""
     import random
+
+    from quantum_ovs.compiler.engine import Engine, compile_flows
     rnd = random.Random(seed)
+    web = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                   status=201).data["security_group"]["id"]
     register(api, HOST_A, "192.0.2.1")
     register(api, HOST_B, "192.0.2.2")
     register(api, HOST_C, "192.0.2.3")
@@ -205,8 +218,9 @@ def test_deltas_equal_full_views(api, seed):
     ags = [api.post("/v2.0/address-groups", {"address_group": {
         "name": f"ag{i}", "addresses": [f"172.16.{i}.0/24"]}}, status=201
     ).data["address_group"]["id"] for i in range(2)]
-    first = state(api, HOST_A)
+    first = state(api, HOST_A, features=features)
     view = wire.view_from_dict(first["view"])
+    engine = Engine.from_view(view)
     rev = first["revision"]
     for step in range(30):
         # One to three operations between two polls.
@@ -251,8 +265,10 @@ def test_deltas_equal_full_views(api, seed):
                 # ports) appears on a network HOST_A does not hold.
                 ports.append(bound_port(api, new_net()["id"], rnd.choice([HOST_B, HOST_C])))
             elif op == "regroup" and ports:
+                # Into, out of and between the two groups.
                 p = rnd.choice(ports)
-                groups = [] if p["security_groups"] else [default_group(api)]
+                groups = rnd.choice([[], [default_group(api)], [web],
+                                     [default_group(api), web]])
                 p.update(api.put(f"/v2.0/ports/{p['id']}", {"port": {"security_groups": groups}},
                                  admin=True, status=200).data["port"])
             elif op == "readdress" and ports:
@@ -264,8 +280,9 @@ def test_deltas_equal_full_views(api, seed):
                 if r.status_int == 200:
                     p.update(r.data["port"])
             elif op == "unrule":
+                group = rnd.choice([default_group(api), web])
                 rules = api.get(f"/v2.0/security-group-rules?security_group_id="
-                                f"{default_group(api)}", status=200).data["security_group_rules"]
+                                f"{group}", status=200).data["security_group_rules"]
                 if rules:
                     api.delete(f"/v2.0/security-group-rules/{rnd.choice(rules)['id']}",
                                status=204)
@@ -285,23 +302,101 @@ def test_deltas_equal_full_views(api, seed):
                 api.put(f"/v2.0/address-groups/{gid}/{op[3:]}_addresses",
                         {"addresses": [addr]})
             elif op == "rule":
-                # Ingress from the group itself (a remote group) or to a port.
+                # Ingress from either group (a remote group) or to a port.
                 tcp = 1000 + rnd.randrange(1000)
                 rule = rnd.choice([{"remote_group_id": default_group(api)},
+                                   {"remote_group_id": web},
                                    {"protocol": "tcp", "port_range_min": tcp,
                                     "port_range_max": tcp}])
                 r = api.post("/v2.0/security-group-rules", {"security_group_rule": dict(
-                    security_group_id=default_group(api), direction="ingress",
-                    ethertype="IPv4", **rule)})
+                    security_group_id=rnd.choice([default_group(api), web]),
+                    direction="ingress", ethertype="IPv4", **rule)})
                 assert r.status_int in (201, 409), r.text  # 409: exists already
-        reply = state(api, HOST_A, since=rev, timeout=0)
+        reply = state(api, HOST_A, since=rev, timeout=0, features=features)
         if reply["full"]:
             view = wire.view_from_dict(reply["view"])
+            engine.update(view)
         else:
-            view = wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
+            delta = wire.delta_from_dict(reply["delta"])
+            view = wire.apply_delta(view, delta)
+            engine.apply(delta)
         rev = reply["revision"]
         want = wire.view_from_dict(state(api, HOST_A)["view"])
         assert canon(view) == canon(want), f"step {step}: {ops}"
+        assert engine.flows() == compile_flows(want, engine.alloc), f"step {step}: {ops}"
+
+
+def test_partial_group_updates(api):
+    """With features=group_rules, a rule change sends that group's rules
+    (not its member addresses), a local port joining a group sends the
+    port and the membership it causes, and a group whose standing changes
+    (newly named as a remote group, no longer named, no longer local) is
+    sent again whole: each delta applied gives the full view."""
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    net = api.network()
+    api.subnet(net["id"], "10.9.0.0/24")
+    dflt = default_group(api)
+    web = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                   status=201).data["security_group"]["id"]
+    p1 = bound_port(api, net["id"], HOST_A, security_groups=[web])
+    p2 = bound_port(api, net["id"], HOST_A)  # default group
+    for _ in range(3):
+        bound_port(api, net["id"], HOST_B)  # default group members
+    first = state(api, HOST_A, features=PARTIAL)
+    holder = {"view": wire.view_from_dict(first["view"]), "rev": first["revision"]}
+
+    def step():
+        reply = state(api, HOST_A, since=holder["rev"], features=PARTIAL)
+        assert reply["full"] is False
+        holder["view"] = wire.apply_delta(holder["view"], wire.delta_from_dict(reply["delta"]))
+        holder["rev"] = reply["revision"]
+        want = wire.view_from_dict(state(api, HOST_A)["view"])
+        assert canon(holder["view"]) == canon(want)
+        return reply["delta"]
+
+    # A rule of the default group (local, named by its own rules): its rules only.
+    rule = api.post("/v2.0/security-group-rules", {"security_group_rule": dict(
+        security_group_id=dflt, direction="ingress", ethertype="IPv4", protocol="tcp",
+        port_range_min=22, port_range_max=22)}, status=201).data["security_group_rule"]
+    d = step()
+    assert [g["security_group_id"] for g in d["group_rules"]] == [dflt]
+    assert any(r["id"] == rule["id"] for r in d["group_rules"][0]["rules"])
+    assert all(not g["member_ips"] for g in d["security_groups"])
+    assert sorted(d["groups_kept"]) == sorted([dflt, web])
+    # A rule naming web: web is named now (sent whole, with its members)...
+    rule = api.post("/v2.0/security-group-rules", {"security_group_rule": dict(
+        security_group_id=dflt, direction="ingress", ethertype="IPv4",
+        remote_group_id=web)}, status=201).data["security_group_rule"]
+    d = step()
+    assert [g["member_ips"] for g in d["security_groups"] if g["id"] == web] == [
+        [p1["fixed_ips"][0]["ip_address"]]]
+    # ... and no more: sent whole again, without members.
+    api.delete(f"/v2.0/security-group-rules/{rule['id']}", status=204)
+    d = step()
+    assert [g["member_ips"] for g in d["security_groups"] if g["id"] == web] == [[]]
+    # web names the default group; p2 moves from the default group to web:
+    # the default group is no longer local (its rules no longer shown).
+    api.post("/v2.0/security-group-rules", {"security_group_rule": dict(
+        security_group_id=web, direction="ingress", ethertype="IPv4",
+        remote_group_id=dflt)}, status=201)
+    step()
+    api.put(f"/v2.0/ports/{p2['id']}", {"port": {"security_groups": [web]}}, admin=True,
+            status=200)
+    d = step()
+    assert [g["rules"] for g in d["security_groups"] if g["id"] == dflt] == [[]]
+    # A new local port in web: the port and the membership change (groups
+    # whose standing may have changed come again, but without members).
+    p3 = bound_port(api, net["id"], HOST_A, security_groups=[web])
+    d = step()
+    assert [p["id"] for p in d["ports"]] == [p3["id"]]
+    assert all(not g["member_ips"] for g in d["security_groups"])
+    # An older agent gets whole groups.
+    api.put(f"/v2.0/ports/{p3['id']}", {"port": {"security_groups": [dflt]}}, admin=True,
+            status=200)
+    old = state(api, HOST_A, since=holder["rev"], features=WHOLE)["delta"]
+    assert old["groups_complete"] is True and "groups_kept" not in old
+    step()
 
 
 def sharing(api, cidr):
