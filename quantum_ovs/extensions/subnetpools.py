@@ -284,9 +284,6 @@ class SubnetPools(Shareable, Collection):
         for k in ("name", "description", "default_quota", "is_default", "address_scope_id"):
             if k in a:
                 setattr(pool, k, a[k])
-        if a.get("shared") and not pool.shared:
-            pool.shared = True
-            self.add_wildcard(s, pool)
 
     def delete(self, s, ctx, pool):
         if s.execute(sa.select(models.Subnet.id)
