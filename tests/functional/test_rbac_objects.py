@@ -5,6 +5,7 @@ does not; ``shared`` per caller; the wildcard policy and ``shared=True``;
 409 RbacPolicyInUse while the target uses it; retargeting; on SQLite
 and PostgreSQL."""
 
+from quantum_ovs.db import host_view
 from tests.functional.test_rbac import ADMIN, _ids, _policy
 from tests.functional.test_subnetpools import _pool, _scope, _sub
 
@@ -139,6 +140,15 @@ def test_address_group_shared_with_one_project(api):
                  status=201).data["security_group_rule"]
     assert api.delete(f"{P}/{pol['id']}", status=409).data["NeutronError"]["type"] == \
         "RbacPolicyInUse"
+    # The target's host receives the group like one of its own.
+    net = api.network(project="p2")
+    api.subnet(net["id"], project="p2")
+    api.port(net["id"], project="p2", security_groups=[sg2["id"]], admin=True,
+             **{"binding:host_id": "h2"})
+    with api.db.reader() as s:
+        view = host_view.full(s, "h2", 0)
+    assert [(a.id, sorted(a.addresses)) for a in view.address_groups] == \
+        [(g["id"], ["10.9.0.0/24"])]
     # Another project's rule cannot name it; the target cannot change it.
     sg3 = api.post("/v2.0/security-groups", {"security_group": {"name": "w"}},
                    project="p3", status=201).data["security_group"]
