@@ -3,8 +3,11 @@
 of the contract in ``quantum_ovs/api/definitions/address_groups.py``.
 
 An address group belongs to a project; who sees (and so may name) one
-is the collection's visibility (its project, an admin, and whatever the
-plugin's visibility extension point adds: RBAC's ``access_as_shared``).
+is the collection's visibility: its project, an admin, and the projects
+an RBAC ``access_as_shared`` policy names (alias ``rbac-address-group``;
+``shared``, not shown, is true for them: the get policy reads it).  A
+policy cannot go while its target's security group rules name the group
+(409 RbacPolicyInUse).
 A security group rule names one with ``remote_address_group_id``
 (quantum_ovs/extensions/securitygroups.py checks the caller can see it);
 an address group a rule names cannot be deleted (409).
@@ -21,7 +24,7 @@ import sqlalchemy as sa
 
 from quantum_ovs.api.definitions import address_groups as definition
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import changelog, models
+from quantum_ovs.db import changelog, models, rbac
 from quantum_ovs.db.resource import Collection
 from quantum_ovs.timeutils import api_time as _ts
 
@@ -46,6 +49,17 @@ class AddressGroups(Collection):
 
     def to_dict(self, obj):
         return group_dict(obj)
+
+    def visible_clause(self, ctx):
+        G = self.model
+        return sa.or_(G.project_id == ctx.project_id,
+                      G.id.in_(rbac.granted(RESOURCE, (rbac.SHARED,), ctx.project_id)))
+
+    def for_caller(self, s, ctx, rows, dicts):
+        maybe = [r.id for r in rows if r.project_id != ctx.project_id]
+        given = rbac.granted_ids(s, RESOURCE, rbac.SHARED, maybe, ctx.project_id)
+        for r, d in zip(rows, dicts):
+            d["shared"] = r.id in given
 
     def create(self, s, ctx, a):
         group = models.AddressGroup(
@@ -97,8 +111,19 @@ class AddressGroups(Collection):
         return plugin.db.write(txn)
 
 
+def group_in_use(s, group, action, lost):
+    """Security group rules of the projects losing the group naming it."""
+    R = models.SecurityGroupRule
+    if s.execute(sa.select(R.id).where(R.remote_address_group_id == group.id,
+                                       lost(R.project_id)).limit(1)).first():
+        return "security group rules of the project(s) use the address group"
+    return None
+
+
 def setup(plugin, conf):
     plugin.register(AddressGroups(plugin))
+    rbac.register(plugin, rbac.ObjectType(RESOURCE, ADDRESS_GROUPS, (rbac.SHARED,),
+                                          in_use=group_in_use))
 
 
 def routes(api):

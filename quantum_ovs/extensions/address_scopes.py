@@ -1,6 +1,7 @@
 """Address scopes (address-scope): storage and checks.  The contract is
-quantum_ovs/api/definitions/subnetpools.py; who sees a scope is
-subnetpools.visible_clause (one place for both).
+quantum_ovs/api/definitions/subnetpools.py; who sees a scope, its
+``shared`` and its RBAC policies (``rbac-address-scope``) are
+subnetpools.Shareable's (one place for both).
 
 Which scope a subnet is in (through its pool) and whether two subnets
 share one: quantum_ovs/db/address_scopes.py (scopes_of_subnets,
@@ -16,7 +17,7 @@ from quantum_ovs.api.definitions import subnetpools as definition
 from quantum_ovs.db import models
 from quantum_ovs.db.address_scopes import same_scope, scopes_of_subnets  # noqa: F401
 from quantum_ovs.db.resource import Collection, std_dict
-from quantum_ovs.extensions.subnetpools import visible_clause
+from quantum_ovs.extensions.subnetpools import SCOPE_TYPE, Shareable, scope_in_use
 
 ADDRESS_SCOPES, ADDRESS_SCOPE = definition.ADDRESS_SCOPES, definition.ADDRESS_SCOPE
 
@@ -27,15 +28,13 @@ def scope_dict(scope):
     return d
 
 
-class AddressScopes(Collection):
+class AddressScopes(Shareable, Collection):
     collection, resource, model = ADDRESS_SCOPES, ADDRESS_SCOPE, models.AddressScope
     not_found = (definition.AddressScopeNotFound, "address_scope_id")
+    rbac_type = SCOPE_TYPE
 
     def to_dict(self, obj):
         return scope_dict(obj)
-
-    def visible_clause(self, ctx):
-        return visible_clause(self.model, ctx)
 
     def create(self, s, ctx, a):
         scope = models.AddressScope(
@@ -44,12 +43,16 @@ class AddressScopes(Collection):
             revision_number=0)
         scope.tags = []
         s.add(scope)
+        if scope.shared:
+            self.add_wildcard(s, scope)
         return scope
 
     def update(self, s, ctx, scope, a):
         if scope.shared and a.get("shared") is False:
             raise definition.AddressScopeUpdateError(
                 address_scope_id=scope.id, reason="Shared address scope can't be unshared")
+        if a.get("shared") and not scope.shared:
+            self.add_wildcard(s, scope)
         for k in ("name", "description", "shared"):
             if k in a:
                 setattr(scope, k, a[k])
@@ -74,7 +77,9 @@ def network_scopes(net, d):
 
 
 def setup(plugin, conf):
-    plugin.register(AddressScopes(plugin))
+    scopes = AddressScopes(plugin)
+    plugin.register(scopes)
+    scopes.register_rbac(plugin, scope_in_use)
     plugin.add_dict_extender("networks", network_scopes)
 
 

@@ -13,8 +13,14 @@ the pool, then its address scope; nothing takes a pool lock while it holds
 a lock of a later level.
 
 Who sees a pool or a scope is ``visible_clause`` below (one place): its
-project, or every project when it is shared; more rows through
-``plugin.add_visibility`` (RBAC).
+project, every project when it is shared, and the projects an RBAC
+``access_as_shared`` policy names (aliases ``rbac-subnetpool``,
+``rbac-address-scope``): ``share`` registers both object types.  The
+``shared`` column is "a wildcard policy exists" (``shared=True`` on
+create or update makes that policy, as Neutron does); the API's
+``shared`` is true for a policy's target too.  A policy cannot go while
+its target still uses the object: subnets allocated from the pool, pools
+in the scope (409 RbacPolicyInUse).
 """
 
 import uuid
@@ -24,7 +30,7 @@ import sqlalchemy as sa
 from quantum_ovs import exceptions
 from quantum_ovs.api.definitions import subnetpools as definition
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import changelog, models, prefixes
+from quantum_ovs.db import changelog, models, prefixes, rbac
 from quantum_ovs.db.ipam import ip_key
 from quantum_ovs.db.resource import Collection, std_dict
 
@@ -34,10 +40,86 @@ SUBNETPOOLS, SUBNETPOOL = definition.SUBNETPOOLS, definition.SUBNETPOOL
 MAXLEN, MINLEN = definition.MAX_PREFIXLEN, definition.DEFAULT_MIN_PREFIXLEN
 
 
-def visible_clause(model, ctx):
-    """The pools (or scopes) a non-admin ``ctx`` sees by ownership and
-    sharing."""
-    return sa.or_(model.project_id == ctx.project_id, model.shared.is_(True))
+POOL_TYPE, SCOPE_TYPE = "subnetpool", "address_scope"  # their RBAC object types
+
+
+def visible_clause(model, ctx, object_type):
+    """The pools (or scopes) a non-admin ``ctx`` sees: its own, the shared
+    ones, those an RBAC policy shares with its project."""
+    return sa.or_(model.project_id == ctx.project_id, model.shared.is_(True),
+                  model.id.in_(rbac.granted(object_type, (rbac.SHARED,), ctx.project_id)))
+
+
+# ------------------------------------------------------------------ RBAC
+class Shareable:
+    """What a pool and a scope share: ``shared`` as the caller reads it,
+    its filter, and the wildcard policy kept in step with the column.
+    Mixed into a Collection whose ``rbac_type`` is set."""
+
+    rbac_type = None
+
+    def visible_clause(self, ctx):
+        return visible_clause(self.model, ctx, self.rbac_type)
+
+    def _shared_for(self, ctx):
+        M = self.model
+        return sa.or_(M.shared.is_(True), sa.and_(
+            M.project_id != ctx.project_id,
+            M.id.in_(rbac.granted(self.rbac_type, (rbac.SHARED,), ctx.project_id))))
+
+    def filter_for(self, ctx, attr, values):
+        if attr != "shared" or ctx is None or not ctx.project_id:
+            return self.filter(attr, values)
+        want = {bool(v) for v in values}
+        if want == {True}:
+            return self._shared_for(ctx)
+        if want == {False}:
+            return sa.not_(self._shared_for(ctx))
+        return sa.true()
+
+    def for_caller(self, s, ctx, rows, dicts):
+        maybe = [r.id for r in rows if not r.shared and r.project_id != ctx.project_id]
+        given = rbac.granted_ids(s, self.rbac_type, rbac.SHARED, maybe, ctx.project_id)
+        for r, d in zip(rows, dicts):
+            if r.id in given and "shared" in d:
+                d["shared"] = True
+
+    def add_wildcard(self, s, obj):
+        if rbac.WILDCARD not in rbac.targets(s, self.rbac_type, obj.id, rbac.SHARED):
+            s.add(models.RbacPolicy(id=str(uuid.uuid4()), project_id=obj.project_id,
+                                    object_type=self.rbac_type, object_id=obj.id,
+                                    action=rbac.SHARED, target_tenant=rbac.WILDCARD))
+
+    def rbac_changed(self, s, ctx, obj, action):
+        """A policy came, changed or went: ``shared`` is "the wildcard one
+        exists"."""
+        wanted = rbac.WILDCARD in rbac.targets(s, self.rbac_type, obj.id, rbac.SHARED)
+        if obj.shared != wanted:
+            obj.shared = wanted
+            changelog.bump(obj)
+            s.flush()
+
+    def register_rbac(self, plugin, in_use):
+        rbac.register(plugin, rbac.ObjectType(self.rbac_type, self.collection, (rbac.SHARED,),
+                                              in_use=in_use, changed=self.rbac_changed))
+
+
+def pool_in_use(s, pool, action, lost):
+    """Subnets of the projects losing the pool allocated from it."""
+    S = models.Subnet
+    if s.execute(sa.select(S.id).where(S.subnetpool_id == pool.id, lost(S.project_id))
+                 .limit(1)).first():
+        return "subnets of the project(s) are allocated from the subnet pool"
+    return None
+
+
+def scope_in_use(s, scope, action, lost):
+    """Pools of the projects losing the scope that are in it."""
+    P = models.SubnetPool
+    if s.execute(sa.select(P.id).where(P.address_scope_id == scope.id, lost(P.project_id))
+                 .limit(1)).first():
+        return "subnet pools of the project(s) are in the address scope"
+    return None
 
 
 def pool_dict(pool):
@@ -74,15 +156,13 @@ def _lock(s, model, id_):
     return s.execute(q).scalars().first()
 
 
-class SubnetPools(Collection):
+class SubnetPools(Shareable, Collection):
     collection, resource, model = SUBNETPOOLS, SUBNETPOOL, models.SubnetPool
     not_found = (definition.SubnetPoolNotFound, "subnetpool_id")
+    rbac_type = POOL_TYPE
 
     def to_dict(self, obj):
         return pool_dict(obj)
-
-    def visible_clause(self, ctx):
-        return visible_clause(self.model, ctx)
 
     def filter_clause(self, attr, values):
         if attr == "prefixes":
@@ -135,8 +215,11 @@ class SubnetPools(Collection):
         scopes = self.plugin.collections["address_scopes"]
         scopes.row(s, ctx if joining else None, scope_id)  # 404 when it is not seen
         scope = _lock(s, models.AddressScope, scope_id)
+        # Its owner joins it, or a project a policy names (not the
+        # wildcard: a scope shared with everyone is not joined by all).
         if joining and ctx is not None and not ctx.is_admin and \
-                scope.project_id != ctx.project_id:
+                scope.project_id != ctx.project_id and \
+                ctx.project_id not in rbac.targets(s, SCOPE_TYPE, scope.id, rbac.SHARED):
             raise definition.IllegalSubnetPoolAssociationToAddressScope(
                 subnetpool_id=pool_id, address_scope_id=scope_id)
         if scope.ip_version != version:
@@ -170,6 +253,8 @@ class SubnetPools(Collection):
         _set_prefixes(pool, nets)
         pool.tags = []
         s.add(pool)
+        if pool.shared:
+            self.add_wildcard(s, pool)
         return pool
 
     def update(self, s, ctx, pool, a):
@@ -320,6 +405,7 @@ def _required(name):
 def setup(plugin, conf):
     pools = SubnetPools(plugin)
     plugin.register(pools)
+    pools.register_rbac(plugin, pool_in_use)
     plugin.subnet_allocator = pools.allocate
 
 

@@ -62,7 +62,7 @@ VICTIM_HOST, ABSENT_HOST, ATTACKER_HOST = "host-a", "host-z", "host-b"
 FMT = re.compile(r"\{fmt:[^}]*\}")
 # The path parameters World.param_values fills.
 KNOWN_PARAMS = {"tenant_id", "project_id", "tag", "host", "network_id", "port_id", "id",
-                "router_id", "fip_id", "pf_id", "agent_id", "group_id"}
+                "router_id", "fip_id", "pf_id", "agent_id", "group_id", "pool_id"}
 # Every service plugin on: what it serves gets cases too.
 SERVICE_PLUGINS = ["router"]
 PARAM = re.compile(r"\{(\w+)\}")
@@ -74,17 +74,19 @@ UNSCOPED = re.compile(r"^/$|^/openapi\.json$|^/v2\.0/?$|^/v2\.0/extensions|^/age
 
 # Attributes ending in _id (or named like a collection) that name no
 # object of another project.
-NOT_REFERENCES = {"project_id", "tenant_id", "device_id", "segment_id", "subnetpool_id",
+NOT_REFERENCES = {"project_id", "tenant_id", "device_id", "segment_id",
                   "provider:segmentation_id", "binding:host_id"}
 # References whose name does not say the collection.
 REFERENCE_ALIASES = {"remote_group_id": "security_groups",
                      "remote_address_group_id": "address_groups",
-                     "floating_network_id": "networks"}
+                     "floating_network_id": "networks",
+                     "object_id": "networks"}  # (of the rbac_policies MAKERS makes)
 # References inside list values: (collection, attribute) -> (key, target).
 NESTED_REFERENCES = {("ports", "fixed_ips"): ("subnet_id", "subnets")}
 # Values for required attributes that are not references.
 SAMPLES = {"cidr": "10.77.0.0/24", "ip_version": 4, "direction": "ingress",
-           "name": "adv"}
+           "name": "adv", "object_type": "network", "action": "access_as_shared",
+           "target_tenant": NOBODY, "prefixes": ["10.78.0.0/24"]}
 
 # Request bodies of the write routes that are not the generic collections:
 # (regex on the route's path, method) -> body.  A new write route without
@@ -109,6 +111,7 @@ BODIES = [
         "internal_ip_address": "10.1.0.9", "internal_port": 80, "external_port": 8080}}),
     (r"/port_forwardings/\{pf_id\}$", "PUT", {"port_forwarding": {"description": "pwned"}}),
     (r"/(add|remove)_addresses$", "PUT", {"addresses": ["10.66.0.1/32"]}),
+    (r"/(add|remove)_prefixes$", "PUT", {"prefixes": ["10.89.0.0/24"]}),
 ]
 
 # The methods the generic dispatcher serves for each kind of route.
@@ -313,8 +316,22 @@ def _make_address_group(api, project, objs):
         project=project, status=201).data["address_group"]
 
 
+def _make_address_scope(api, project, objs):
+    return api.post("/v2.0/address-scopes", {"address_scope": {
+        "name": f"as-{project}", "ip_version": 4}},
+        project=project, status=201).data["address_scope"]
+
+
+def _make_subnetpool(api, project, objs):
+    return api.post("/v2.0/subnetpools", {"subnetpool": {
+        "name": f"pool-{project}", "prefixes": ["10.88.0.0/16"],
+        "address_scope_id": objs["address_scopes"]["id"]}},
+        project=project, status=201).data["subnetpool"]
+
+
 MAKERS = {"networks": _make_network, "security_groups": _make_security_group,
-          "address_groups": _make_address_group,
+          "address_groups": _make_address_group, "address_scopes": _make_address_scope,
+          "subnetpools": _make_subnetpool,
           "subnets": _make_subnet, "ports": _make_port,
           "security_group_rules": _make_security_group_rule, "agents": _make_agent,
           "routers": _make_router, "floatingips": _make_floatingip,
@@ -442,6 +459,7 @@ class World:
         for name, c in (("network_id", "networks"), ("port_id", "ports"),
                         ("router_id", "routers"), ("fip_id", "floatingips"),
                         ("agent_id", "agents"), ("group_id", "address_groups"),
+                        ("pool_id", "subnetpools"),
                         ("id", collection)):
             if c in self.theirs and self.theirs[c]:
                 victim[name] = self.theirs[c]["id"]

@@ -25,6 +25,8 @@ ALIASES = [
     {"alias": "security-groups-remote-address-group",
      "name": "Remote address group id field for security group rules",
      "description": "Add new field of remote address group id in security group rules"},
+    {"alias": "rbac-address-group", "name": "Add RBAC support to address groups",
+     "description": "Add RBAC support to address groups"},
 ]
 REQUIRES = ["security-group"]
 
@@ -109,9 +111,14 @@ def _member_action(name, path, description):
     return p.rule(name, p.ADMIN_OR_PROJECT_MEMBER, description, method="PUT", path=path)
 
 
-POLICY_RULES = p.crud(ADDRESS_GROUP, "/address-groups", {
+POLICY_RULES = [
+    # (an RBAC policy shares the group with the caller's project)
+    p.oslo_policy.RuleDefault("shared_address_groups", "field:address_groups:shared=True",
+                              description="The address group is shared."),
+] + p.crud(ADDRESS_GROUP, "/address-groups", {
     "create_address_group": (p.ADMIN_OR_PROJECT_MEMBER, "Create an address group"),
-    "get_address_group": (p.ADMIN_OR_PROJECT_READER, "Get an address group"),
+    "get_address_group": (p.any_of(p.ADMIN_OR_PROJECT_READER, "rule:shared_address_groups"),
+                          "Get an address group"),
     "update_address_group": (p.ADMIN_OR_PROJECT_MEMBER, "Update an address group"),
     "delete_address_group": (p.ADMIN_OR_PROJECT_MEMBER, "Delete an address group"),
 }) + [

@@ -29,6 +29,10 @@ ALIASES = [
      "description": "Provides ability to mark and use a subnetpool as the default."},
     {"alias": "subnetpool-prefix-ops", "name": "Subnet Pool Prefix Operations",
      "description": "Provides support for adjusting the prefix list of subnet pools"},
+    {"alias": "rbac-subnetpool", "name": "Add RBAC support to subnetpools",
+     "description": "Add RBAC support to subnetpools"},
+    {"alias": "rbac-address-scope", "name": "Add RBAC support to address scopes",
+     "description": "Add RBAC support to address scopes"},
 ]
 
 COLLECTIONS = {SUBNETPOOLS: SUBNETPOOL, ADDRESS_SCOPES: ADDRESS_SCOPE}

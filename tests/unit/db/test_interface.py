@@ -52,7 +52,8 @@ def test_every_extension_sets_up_through_declared_attributes_only():
     assert len(plugin.report_hooks) == 1
     # Who sees a shared or external network: its RBAC policies (the
     # networks' own visibility clause), over the registered object types.
-    assert set(plugin.rbac_types) == {"network", "security_group"}
+    assert set(plugin.rbac_types) == {"network", "security_group", "subnetpool",
+                                      "address_scope", "address_group"}
     plugin.nova_notifier.stop()
 
 

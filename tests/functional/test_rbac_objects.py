@@ -1,0 +1,166 @@
+"""RBAC on subnet pools, address scopes and address groups (aliases
+rbac-subnetpool, rbac-address-scope, rbac-address-group): shared with
+one project, the target sees and uses the object and another project
+does not; ``shared`` per caller; the wildcard policy and ``shared=True``;
+409 RbacPolicyInUse while the target uses it; retargeting; on SQLite
+and PostgreSQL."""
+
+from quantum_ovs.db import host_view
+from tests.functional.test_rbac import ADMIN, _ids, _policy
+from tests.functional.test_subnetpools import _pool, _scope, _sub
+
+P = "/v2.0/rbac-policies"
+AG = "/v2.0/address-groups"
+
+
+def test_aliases_advertised(api):
+    got = {e["alias"] for e in api.get("/v2.0/extensions", status=200).data["extensions"]}
+    assert {"rbac-subnetpool", "rbac-address-scope", "rbac-address-group"} <= got
+
+
+def test_subnetpool_shared_with_one_project(api):
+    pool = _pool(api, ["10.20.0.0/16"], default_prefixlen=24, name="a-pool")
+    for i in range(2):  # filler pools of p1: a page of p2's stays full
+        _pool(api, [f"10.3{i}.0.0/16"], name=f"z{i}")
+    mine = _pool(api, ["10.40.0.0/16"], project="p2", name="b-pool")
+    api.get(f"/v2.0/subnetpools/{pool['id']}", project="p2", status=404)
+    pol = _policy(api, pool["id"], "p2", object_type="subnetpool")
+    assert sorted(_ids(api, "/v2.0/subnetpools", "subnetpools", "p2")) == \
+        sorted([pool["id"], mine["id"]])
+    page = api.get("/v2.0/subnetpools?limit=1&sort_key=name", project="p2",
+                   status=200).data["subnetpools"]
+    assert [x["id"] for x in page] == [pool["id"]]
+    shown = api.get(f"/v2.0/subnetpools/{pool['id']}", project="p2",
+                    status=200).data["subnetpool"]
+    assert shown["shared"] is True
+    # The owner reads it unshared (no wildcard); filters follow the caller.
+    assert api.get(f"/v2.0/subnetpools/{pool['id']}", status=200).data["subnetpool"][
+        "shared"] is False
+    assert _ids(api, "/v2.0/subnetpools?shared=true", "subnetpools", "p2") == [pool["id"]]
+    assert _ids(api, "/v2.0/subnetpools?shared=false", "subnetpools", "p2") == [mine["id"]]
+    assert pool["id"] not in _ids(api, "/v2.0/subnetpools", "subnetpools", "p3")
+    # The target allocates from it; another project cannot.
+    net2 = api.network(project="p2")
+    sub = _sub(api, net2["id"], project="p2", subnetpool_id=pool["id"])
+    assert sub["cidr"].startswith("10.20.") and sub["subnetpool_id"] == pool["id"]
+    net3 = api.network(project="p3")
+    assert _sub(api, net3["id"], project="p3", subnetpool_id=pool["id"],
+                status=404)["type"] == "SubnetPoolNotFound"
+    # In use by the target: the policy stays (delete and retarget).
+    err = api.delete(f"{P}/{pol['id']}", status=409).data["NeutronError"]
+    assert err["type"] == "RbacPolicyInUse"
+    api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "p3"}}, status=409)
+    api.delete(f"/v2.0/subnets/{sub['id']}", project="p2", status=204)
+    api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "p3"}}, status=200)
+    api.get(f"/v2.0/subnetpools/{pool['id']}", project="p2", status=404)
+    api.get(f"/v2.0/subnetpools/{pool['id']}", project="p3", status=200)
+    api.delete(f"{P}/{pol['id']}", status=204)
+    api.get(f"/v2.0/subnetpools/{pool['id']}", project="p3", status=404)
+    # Policies go with the pool.
+    _policy(api, pool["id"], "p4", object_type="subnetpool")
+    api.delete(f"/v2.0/subnetpools/{pool['id']}", status=204)
+    assert api.get(f"{P}?object_type=subnetpool", status=200).data["rbac_policies"] == []
+
+
+def test_subnetpool_wildcard_and_shared_flag(api):
+    pool = _pool(api, ["10.50.0.0/16"], default_prefixlen=24, project="admin-p", admin=True,
+                 shared=True)
+    pols = api.get(f"{P}?object_id={pool['id']}", **ADMIN, status=200).data["rbac_policies"]
+    assert [(x["target_tenant"], x["action"]) for x in pols] == [("*", "access_as_shared")]
+    net = api.network(project="p5")
+    sub = _sub(api, net["id"], project="p5", subnetpool_id=pool["id"])
+    # The wildcard goes only when no project but the owner uses the pool.
+    assert api.delete(f"{P}/{pols[0]['id']}", **ADMIN, status=409).data[
+        "NeutronError"]["type"] == "RbacPolicyInUse"
+    # A project's own policy keeps it when the wildcard goes.
+    _policy(api, pool["id"], "p5", object_type="subnetpool", **ADMIN)
+    api.delete(f"{P}/{pols[0]['id']}", **ADMIN, status=204)
+    assert api.get(f"/v2.0/subnetpools/{pool['id']}", **ADMIN, status=200).data[
+        "subnetpool"]["shared"] is False
+    api.get(f"/v2.0/subnetpools/{pool['id']}", project="p6", status=404)
+    assert api.get(f"/v2.0/subnetpools/{pool['id']}", project="p5", status=200).data[
+        "subnetpool"]["shared"] is True
+    api.delete(f"/v2.0/subnets/{sub['id']}", project="p5", status=204)
+    # A wildcard policy made by hand sets the column.
+    wild = _policy(api, pool["id"], "*", object_type="subnetpool", **ADMIN)
+    assert api.get(f"/v2.0/subnetpools/{pool['id']}", project="p6", status=200).data[
+        "subnetpool"]["shared"] is True
+    api.delete(f"{P}/{wild['id']}", **ADMIN, status=204)
+    api.get(f"/v2.0/subnetpools/{pool['id']}", project="p6", status=404)
+
+
+def test_address_scope_shared_with_one_project(api):
+    scope = _scope(api, project="admin-p", admin=True)
+    api.get(f"/v2.0/address-scopes/{scope['id']}", project="p2", status=404)
+    pol = _policy(api, scope["id"], "p2", object_type="address_scope", **ADMIN)
+    got = api.get(f"/v2.0/address-scopes/{scope['id']}", project="p2",
+                  status=200).data["address_scope"]
+    assert got["shared"] is True
+    assert _ids(api, "/v2.0/address-scopes", "address_scopes", "p2") == [scope["id"]]
+    assert _ids(api, "/v2.0/address-scopes", "address_scopes", "p3") == []
+    # The target puts its pool in the scope; another project cannot see it.
+    pool = _pool(api, ["10.60.0.0/16"], project="p2", address_scope_id=scope["id"])
+    assert pool["address_scope_id"] == scope["id"]
+    assert _pool(api, ["10.61.0.0/16"], project="p3", address_scope_id=scope["id"],
+                 status=404)["type"] == "AddressScopeNotFound"
+    assert api.delete(f"{P}/{pol['id']}", **ADMIN, status=409).data[
+        "NeutronError"]["type"] == "RbacPolicyInUse"
+    api.put(f"/v2.0/subnetpools/{pool['id']}", {"subnetpool": {"address_scope_id": None}},
+            project="p2", status=200)
+    api.delete(f"{P}/{pol['id']}", **ADMIN, status=204)
+    api.get(f"/v2.0/address-scopes/{scope['id']}", project="p2", status=404)
+    # shared=True on update is the wildcard policy (and cannot be undone
+    # through the attribute).
+    api.put(f"/v2.0/address-scopes/{scope['id']}", {"address_scope": {"shared": True}},
+            **ADMIN, status=200)
+    pols = api.get(f"{P}?object_id={scope['id']}", **ADMIN, status=200).data["rbac_policies"]
+    assert [x["target_tenant"] for x in pols] == ["*"]
+    assert api.get(f"/v2.0/address-scopes/{scope['id']}", project="p3",
+                   status=200).data["address_scope"]["shared"] is True
+    api.delete(f"{P}/{pols[0]['id']}", **ADMIN, status=204)
+    assert api.get(f"/v2.0/address-scopes/{scope['id']}", **ADMIN,
+                   status=200).data["address_scope"]["shared"] is False
+
+
+def test_address_group_shared_with_one_project(api):
+    g = api.post(AG, {"address_group": {"name": "ag", "addresses": ["10.9.0.0/24"]}},
+                 status=201).data["address_group"]
+    sg2 = api.post("/v2.0/security-groups", {"security_group": {"name": "w"}},
+                   project="p2", status=201).data["security_group"]
+    rule = {"security_group_rule": {"security_group_id": sg2["id"], "direction": "ingress",
+                                    "ethertype": "IPv4", "remote_address_group_id": g["id"]}}
+    api.post("/v2.0/security-group-rules", rule, project="p2", status=404)
+    pol = _policy(api, g["id"], "p2", object_type="address_group")
+    assert _ids(api, AG, "address_groups", "p2") == [g["id"]]
+    assert _ids(api, AG, "address_groups", "p3") == []
+    assert "shared" not in api.get(f"{AG}/{g['id']}", project="p2",
+                                   status=200).data["address_group"]
+    # The target names it in a rule; deleting the policy is then refused.
+    r = api.post("/v2.0/security-group-rules", rule, project="p2",
+                 status=201).data["security_group_rule"]
+    assert api.delete(f"{P}/{pol['id']}", status=409).data["NeutronError"]["type"] == \
+        "RbacPolicyInUse"
+    # The target's host receives the group like one of its own.
+    net = api.network(project="p2")
+    api.subnet(net["id"], project="p2")
+    api.port(net["id"], project="p2", security_groups=[sg2["id"]], admin=True,
+             **{"binding:host_id": "h2"})
+    with api.db.reader() as s:
+        view = host_view.full(s, "h2", 0)
+    assert [(a.id, sorted(a.addresses)) for a in view.address_groups] == \
+        [(g["id"], ["10.9.0.0/24"])]
+    # Another project's rule cannot name it; the target cannot change it.
+    sg3 = api.post("/v2.0/security-groups", {"security_group": {"name": "w"}},
+                   project="p3", status=201).data["security_group"]
+    rule["security_group_rule"]["security_group_id"] = sg3["id"]
+    api.post("/v2.0/security-group-rules", rule, project="p3", status=404)
+    api.put(f"{AG}/{g['id']}/add_addresses", {"addresses": ["10.8.0.0/24"]}, project="p2",
+            status=403)
+    api.delete(f"/v2.0/security-group-rules/{r['id']}", project="p2", status=204)
+    api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "p3"}}, status=200)
+    assert _ids(api, AG, "address_groups", "p2") == []
+    api.post("/v2.0/security-group-rules", rule, project="p3", status=201)
+    # The wildcard (admins only) shows it to all.
+    _policy(api, g["id"], "*", object_type="address_group", status=403)
+    _policy(api, g["id"], "*", object_type="address_group", **ADMIN)
+    assert _ids(api, AG, "address_groups", "p4") == [g["id"]]
