@@ -36,7 +36,11 @@ router: a port on one of its networks, or a gateway host of it):
              RouterGateway.hosts order (the switch skips members whose
              BFD says down: failover without the agent).  Redirected
              packets a standby gateway host receives (reg4 REDIRECT) are
-             SNATed there (priority 110), never bounced.
+             SNATed there (priority 110), never bounced.  From a subnet
+             of RouterGateway.unnatted (in the external subnet's address
+             scope; Neutron does not NAT within a scope): on a gateway
+             host, active or receiving it redirected, on untranslated
+             (priority 150).
   CLASSIFY   (gateway hosts) in_port = a tunnel / per-remote tunnel port,
              tunnel_id = redirect key -> reg6 = external network, reg2 /
              reg3 = Zr, reg4 = FROM_REMOTE | REDIRECT -> EXT_ADMIT.
@@ -45,7 +49,9 @@ router: a port on one of its networks, or a gateway host of it):
              active gateway host only (the first of hosts not in
              Chassis.gateways_down); IPv4 to it: un-SNAT in Zs -> EXT_DNAT.
              With enable_snat off, IPv4 to the gateway MAC (a tenant
-             address, routed untranslated) -> EXT_CT -> L3_ROUTE, as IPv6.
+             address, routed untranslated) -> EXT_CT -> L3_ROUTE, as IPv6;
+             with it on, the same for ipv4_dst in a RouterGateway.unnatted
+             subnet only.
   EXT_DNAT   (gateway hosts) still to the gateway address after un-SNAT
              (no connection of ours): echo on (answered in L3_ROUTE), the
              rest dropped.
