@@ -266,6 +266,10 @@ class RouterGateway:
     # Tunnel key (VNI) of SNAT traffic redirected to a gateway host,
     # allocated by the server per router gateway; 0 = none.
     redirect_key: int = 0
+    # IPv4 CIDRs of the router's internal subnets in the address scope of
+    # the gateway's subnet: routed to and from the outside untranslated
+    # (Neutron's rule: no NAT within one address scope).
+    unnatted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,23 +107,26 @@ def _host_from(d):
 
 def _router(r):
     gw = r.gateway
-    return {"id": r.id, "admin_state_up": r.admin_state_up,
-            "interfaces": [{"port_id": i.port_id, "network_id": i.network_id,
-                            "subnet_id": i.subnet_id, "ip_address": i.ip_address,
-                            "prefixlen": i.prefixlen, "mac_address": i.mac_address}
-                           for i in r.interfaces],
-            "routes": [[x.destination, x.nexthop] for x in r.routes],
-            "gateway": None if gw is None else {
-                "network_id": gw.network_id, "port_id": gw.port_id,
-                "mac_address": gw.mac_address, "ip_addresses": list(gw.ip_addresses),
-                "enable_snat": gw.enable_snat, "hosts": list(gw.hosts),
-                "redirect_key": gw.redirect_key},
-            "floating_ips": [{"id": f.id, "floating_ip_address": f.floating_ip_address,
-                              "floating_network_id": f.floating_network_id,
-                              "port_id": f.port_id, "fixed_ip_address": f.fixed_ip_address,
-                              "mac_address": f.mac_address,
-                              "port_forwardings": [_pf(x) for x in f.port_forwardings]}
-                             for f in r.floating_ips]}
+    d = {"id": r.id, "admin_state_up": r.admin_state_up,
+         "interfaces": [{"port_id": i.port_id, "network_id": i.network_id,
+                         "subnet_id": i.subnet_id, "ip_address": i.ip_address,
+                         "prefixlen": i.prefixlen, "mac_address": i.mac_address}
+                        for i in r.interfaces],
+         "routes": [[x.destination, x.nexthop] for x in r.routes],
+         "gateway": None if gw is None else {
+             "network_id": gw.network_id, "port_id": gw.port_id,
+             "mac_address": gw.mac_address, "ip_addresses": list(gw.ip_addresses),
+             "enable_snat": gw.enable_snat, "hosts": list(gw.hosts),
+             "redirect_key": gw.redirect_key},
+         "floating_ips": [{"id": f.id, "floating_ip_address": f.floating_ip_address,
+                           "floating_network_id": f.floating_network_id,
+                           "port_id": f.port_id, "fixed_ip_address": f.fixed_ip_address,
+                           "mac_address": f.mac_address,
+                           "port_forwardings": [_pf(x) for x in f.port_forwardings]}
+                          for f in r.floating_ips]}
+    if gw is not None and gw.unnatted:  # omitted when empty: older views unchanged
+        d["gateway"]["unnatted"] = list(gw.unnatted)
+    return d
 
 
 def _router_from(d):
@@ -138,7 +141,8 @@ def _router_from(d):
         gateway=None if gw is None else m.RouterGateway(
             gw["network_id"], gw["port_id"], gw["mac_address"],
             tuple(gw.get("ip_addresses", ())), gw.get("enable_snat", True),
-            tuple(gw.get("hosts", ())), int(gw.get("redirect_key", 0))),
+            tuple(gw.get("hosts", ())), int(gw.get("redirect_key", 0)),
+            tuple(gw.get("unnatted", ()))),
         floating_ips=tuple(m.FloatingIP(f["id"], f["floating_ip_address"],
                                         f["floating_network_id"], f.get("port_id"),
                                         f.get("fixed_ip_address"), f.get("mac_address"),

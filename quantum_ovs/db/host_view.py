@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from quantum_ovs import model as m
 from quantum_ovs.db import models
+from quantum_ovs.db.address_scopes import same_scope, scopes_of_subnets
 
 P, B, A = models.Port, models.PortBinding, models.IPAllocation
 N, SEG, S = models.Network, models.NetworkSegment, models.Subnet
@@ -405,7 +406,7 @@ def load_routers(s, ids):
     ids = sorted(ids)
     if not ids:
         return []
-    base, ifaces, routes, gws, hosts = {}, {}, {}, {}, {}
+    base, ifaces, routes, gws, hosts, gw_subnets = {}, {}, {}, {}, {}, {}
     for chunk in _chunks(ids):
         for r in s.execute(sa.select(RT.id, RT.admin_state_up, RT.gw_network_id, RT.gw_port_id,
                                      RT.enable_snat, RT.redirect_key)
@@ -430,12 +431,21 @@ def load_routers(s, ids):
             routes.setdefault(r.router_id, []).append(m.HostRoute(r.destination, r.nexthop))
     gw_ports = [b.gw_port_id for b in base.values() if b.gw_port_id]
     for chunk in _chunks(gw_ports):
-        for r in s.execute(sa.select(P.id, P.mac_address, A.ip_address)
+        for r in s.execute(sa.select(P.id, P.mac_address, A.ip_address, A.subnet_id)
                            .outerjoin(A, A.port_id == P.id).where(P.id.in_(chunk))
                            .order_by(P.id, A.order)):
             mac, ips = gws.setdefault(r.id, (r.mac_address, []))
             if r.ip_address is not None:
                 ips.append(r.ip_address)
+                if ":" not in r.ip_address:
+                    gw_subnets.setdefault(r.id, r.subnet_id)
+    # the address scopes of the gateways' IPv4 subnets and of the
+    # interfaces': an interface subnet in its gateway's scope is not NATed
+    scopes = {}
+    for chunk in _chunks(sorted(set(gw_subnets.values()) | {
+            i.subnet_id for rid, b in base.items() if b.gw_port_id in gw_subnets
+            for i in ifaces.get(rid, ()) if ":" not in i.ip_address})):
+        scopes.update(scopes_of_subnets(s, chunk))
     fips = load_floating_ips(s, list(base), {
         rid: gws[b.gw_port_id][0] for rid, b in base.items() if b.gw_port_id in gws})
     out = []
@@ -446,11 +456,15 @@ def load_routers(s, ids):
         gw = None
         if b.gw_network_id and b.gw_port_id in gws:
             mac, ips = gws[b.gw_port_id]
+            scope = scopes.get(gw_subnets.get(b.gw_port_id))
+            unnatted = sorted({i.cidr for i in ifaces.get(rid, ()) if ":" not in i.ip_address
+                               and same_scope(scopes.get(i.subnet_id), scope)})
             gw = m.RouterGateway(network_id=b.gw_network_id, port_id=b.gw_port_id,
                                  mac_address=mac, ip_addresses=tuple(ips),
                                  enable_snat=b.enable_snat,
                                  hosts=tuple(hosts.get(rid, ())),
-                                 redirect_key=b.redirect_key or 0)
+                                 redirect_key=b.redirect_key or 0,
+                                 unnatted=tuple(unnatted))
         out.append(m.Router(id=rid, admin_state_up=b.admin_state_up,
                             interfaces=tuple(ifaces.get(rid, ())),
                             routes=tuple(routes.get(rid, ())), gateway=gw,

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from quantum_ovs import exceptions
 from quantum_ovs.api.definitions import subnetpools as definition
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import changelog, models, prefixes, rbac
+from quantum_ovs.db import address_scopes, changelog, models, prefixes, rbac
 from quantum_ovs.db.ipam import ip_key
 from quantum_ovs.db.resource import Collection, std_dict
 
@@ -281,9 +281,12 @@ class SubnetPools(Shareable, Collection):
         if "prefixes" in a:
             _set_prefixes(pool, nets)
         pool.min_prefixlen, pool.max_prefixlen, pool.default_prefixlen = lo, hi, default
+        rescoped = scope_id != pool.address_scope_id
         for k in ("name", "description", "default_quota", "is_default", "address_scope_id"):
             if k in a:
                 setattr(pool, k, a[k])
+        if rescoped:  # the NAT decision of routers on its subnets
+            address_scopes.record_routers_of_pool(s, pool.id)
 
     def delete(self, s, ctx, pool):
         if s.execute(sa.select(models.Subnet.id)

@@ -252,3 +252,56 @@ def test_the_floating_ips_mac_follows_its_ports(l3):
     reply = state(api, HOST_A, since=first["revision"], timeout=2)
     delta = wire.delta_from_dict(reply["delta"])
     assert [x.mac_address for x in delta.routers[0].floating_ips] == ["fa:16:3e:00:00:99"]
+
+
+def test_subnets_in_the_gateways_address_scope_are_marked_unnatted(l3):
+    """Neutron's rule: no NAT within one address scope.  The gateway
+    carries the CIDRs of the router's subnets in its external subnet's
+    scope; a pool changing scope wakes the router's hosts with the new
+    answer."""
+    api = l3
+
+    def post(path, key, **body):
+        return api.post(path, {key: body}, status=201, **ADMIN).data[key]
+
+    scope = post("/v2.0/address-scopes", "address_scope", name="s", ip_version=4,
+                 shared=True)
+    pools = [post("/v2.0/subnetpools", "subnetpool", name=n, prefixes=[c], shared=True,
+                  **({"address_scope_id": scope["id"]} if scoped else {}))
+             for n, c, scoped in (("ext", "172.24.0.0/16", True), ("in", "10.10.0.0/16", True),
+                                  ("other", "10.20.0.0/16", False))]
+    ext = api.post("/v2.0/networks", {"network": {"name": "public", "router:external": True}},
+                   status=201, **ADMIN).data["network"]
+    post("/v2.0/subnets", "subnet", network_id=ext["id"], ip_version=4,
+         subnetpool_id=pools[0]["id"], prefixlen=24)
+    r = post(R, "router", name="r", external_gateway_info={"network_id": ext["id"]})
+    subs = []
+    for pool in pools[1:]:
+        n = api.network(project="admin-p")
+        subs.append(post("/v2.0/subnets", "subnet", network_id=n["id"], ip_version=4,
+                         subnetpool_id=pool["id"], prefixlen=24))
+        api.put(f"{R}/{r['id']}/add_router_interface", {"subnet_id": subs[-1]["id"]},
+                **ADMIN, status=200)
+        bound_port(api, n["id"], HOST_A)
+    (router,) = full_view(api, HOST_A).routers
+    assert router.gateway.unnatted == (subs[0]["cidr"],)
+    wire_gw = state(api, HOST_A)["view"]["routers"][0]["gateway"]
+    assert wire_gw["unnatted"] == [subs[0]["cidr"]]
+
+    def rescope(pool, scope_id, want):
+        rev = state(api, HOST_A)["revision"]
+        view = full_view(api, HOST_A)
+        api.put(f"/v2.0/subnetpools/{pool['id']}",
+                {"subnetpool": {"address_scope_id": scope_id}}, **ADMIN, status=200)
+        reply = state(api, HOST_A, since=rev)
+        assert not reply["full"]
+        view = wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
+        assert canon(view.replace(tunnel_ip=None)) == \
+            canon(full_view(api, HOST_A).replace(tunnel_ip=None))
+        assert view.routers[0].gateway.unnatted == want
+
+    rescope(pools[2], scope["id"], tuple(sorted((subs[0]["cidr"], subs[1]["cidr"]))))
+    rescope(pools[1], None, (subs[1]["cidr"],))
+    # the external subnet's pool leaves the scope: nothing matches
+    rescope(pools[0], None, ())
+    assert "unnatted" not in state(api, HOST_A)["view"]["routers"][0]["gateway"]

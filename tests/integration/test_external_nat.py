@@ -352,6 +352,32 @@ def test_snat_through_the_gateway_host(rig):
     ct = rig.hosts["hv2"].ovs.appctl("dpctl/dump-conntrack")
     assert "10.0.0.11" in ct  # translated on the gateway host
     assert ping(rig.inet, GW_IP)  # the gateway address answers from the outside
+    # net-0's subnet in the external subnet's address scope: no SNAT, both
+    # ways (the upstream routes the tenant prefix to the gateway address)
+    _set_unnatted(rig, ("10.0.0.0/24",))
+    netns_exec(rig.inet, "ip", "route", "add", "10.0.0.0/24", "via", GW_IP)
+    out, inb = Listener(rig.inet, 8083), Listener(rig.inst["b"].ns, 8084)
+    try:
+        assert eventually(lambda: connect(rig.inst["b"].ns, INET_IP, 8083) == "from:10.0.0.11",
+                          10)
+        assert connect(rig.inet, "10.0.0.11", 8084) == f"from:{INET_IP}"
+    finally:
+        out.stop()
+        inb.stop()
+        netns_exec(rig.inet, "ip", "route", "del", "10.0.0.0/24", check=False)
+        _set_unnatted(rig, ())
+    assert connect(rig.inst["b"].ns, INET_IP, 8083) != "from:10.0.0.11"
+
+
+def _set_unnatted(rig, cidrs):
+    from quantum_ovs.model import Delta
+
+    for name, e in rig.engines.items():
+        r = e.routers["router-1"]
+        e.apply(Delta(revision=e.revision, routers=(dataclasses.replace(
+            r, gateway=dataclasses.replace(r.gateway, unnatted=cidrs)),)))
+        ch = rig.channels[name]
+        ch.apply(diff(ch.dump_flows(), e.flows()))
 
 
 def test_port_forwarding_reaches_the_right_instance(rig):

@@ -36,7 +36,11 @@ router: a port on one of its networks, or a gateway host of it):
              RouterGateway.hosts order (the switch skips members whose
              BFD says down: failover without the agent).  Redirected
              packets a standby gateway host receives (reg4 REDIRECT) are
-             SNATed there (priority 110), never bounced.
+             SNATed there (priority 110), never bounced.  From a subnet
+             of RouterGateway.unnatted (in the external subnet's address
+             scope; Neutron does not NAT within a scope): on a gateway
+             host, active or receiving it redirected, on untranslated
+             (priority 150).
   CLASSIFY   (gateway hosts) in_port = a tunnel / per-remote tunnel port,
              tunnel_id = redirect key -> reg6 = external network, reg2 /
              reg3 = Zr, reg4 = FROM_REMOTE | REDIRECT -> EXT_ADMIT.
@@ -45,7 +49,9 @@ router: a port on one of its networks, or a gateway host of it):
              active gateway host only (the first of hosts not in
              Chassis.gateways_down); IPv4 to it: un-SNAT in Zs -> EXT_DNAT.
              With enable_snat off, IPv4 to the gateway MAC (a tenant
-             address, routed untranslated) -> EXT_CT -> L3_ROUTE, as IPv6.
+             address, routed untranslated) -> EXT_CT -> L3_ROUTE, as IPv6;
+             with it on, the same for ipv4_dst in a RouterGateway.unnatted
+             subnet only.
   EXT_DNAT   (gateway hosts) still to the gateway address after un-SNAT
              (no connection of ours): echo on (answered in L3_ROUTE), the
              rest dropped.
@@ -133,6 +139,7 @@ PRIO_GW_ECHO = 1000
 PRIO_GW_LOCAL = 300  # the gateway address itself: not routed anywhere
 PRIO_DEFAULT_ROUTE = 199
 PRIO_FIP_SNAT = 200
+PRIO_UNNATTED = 150  # below floating IPs, above the redirected SNAT
 PRIO_REDIRECTED = 110
 PRIO_SNAT = 100
 PRIO_ADMIT = 100
@@ -256,8 +263,15 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
     redirect = ()
     if redirect_members and gw.redirect_key:
         redirect = (SetField("tunnel_id", gw.redirect_key), Bundle(tuple(redirect_members)))
+    # the subnets in the gateway subnet's address scope are routed out
+    # with their own addresses (on the active gateway host; elsewhere
+    # redirected to it like the rest)
+    unnatted = [c for c in gw.unnatted if not c.endswith("/0")] if gw.enable_snat else []
     if role == "active" and ext.uplink:
         add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IP), snat)
+        for cidr in unnatted:
+            add(P.L3_SNAT, PRIO_UNNATTED, mk(rid, F_IP, addr_field("ipv4_src", "", cidr)[1]),
+                (GotoTable(P.L3_RESOLVE),))
         if v6:
             add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IPV6), (GotoTable(P.L3_RESOLVE),))
     else:
@@ -267,6 +281,10 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
     if not gateway_here:
         return out
     add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IP, F_REDIRECT), snat)
+    for cidr in unnatted:
+        add(P.L3_SNAT, PRIO_UNNATTED,
+            mk(rid, F_IP, F_REDIRECT, addr_field("ipv4_src", "", cidr)[1]),
+            (GotoTable(P.L3_RESOLVE),))
     if v6:
         add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IPV6, F_REDIRECT),
             (GotoTable(P.L3_RESOLVE),))
@@ -306,15 +324,21 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
         add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", gw_ip)),
             arp_reply(gw.mac_address, gw_ip)[:-1] + ext.reply)
     add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, f_gw), _admit(zones, gw.mac_address))
+    # no SNAT (all of the router's addresses, or those of its subnets in
+    # the gateway's address scope): the tenant addresses are routed as
+    # they are, so the outside sends to them through the gateway MAC (the
+    # upstream routes the tenant prefixes to the gateway address): into
+    # the ACL zone and routed, as IPv6 is (the gateway address itself and
+    # the floating IPs keep their own flows, above)
+    routed_in = (_TURN_ETH, SetField("eth_src", gw.mac_address),
+                 SetField(P.REG_ROUTER, zones.acl), SetField(P.REG_ZONE, zones.acl),
+                 GotoTable(P.EXT_CT))
+    f_gw_mac = Field("eth_dst", gw.mac_address)
     if not gw.enable_snat:
-        # no SNAT: the tenant addresses are routed as they are, so the
-        # outside sends to them through the gateway MAC (the upstream
-        # routes the tenant prefixes to the gateway address): into the
-        # ACL zone and routed, as IPv6 is (the gateway address itself and
-        # the floating IPs keep their own flows, above)
-        add(P.EXT_ADMIT, PRIO_ADMIT_V6, mk(rext, F_IP, Field("eth_dst", gw.mac_address)),
-            (_TURN_ETH, SetField("eth_src", gw.mac_address), SetField(P.REG_ROUTER, zones.acl),
-             SetField(P.REG_ZONE, zones.acl), GotoTable(P.EXT_CT)))
+        add(P.EXT_ADMIT, PRIO_ADMIT_V6, mk(rext, F_IP, f_gw_mac), routed_in)
+    for cidr in unnatted:
+        add(P.EXT_ADMIT, PRIO_ADMIT_V6,
+            mk(rext, F_IP, f_gw_mac, addr_field("ipv4_dst", "", cidr)[1]), routed_in)
     # still to the gateway address after un-SNAT: no connection of ours;
     # echo is answered (back out of the uplink), the rest dropped
     add(P.EXT_DNAT, PRIO_GW_LOCAL, mk(rid, F_IP, f_gw), ())

@@ -13,7 +13,7 @@ def _router(rid="r1", fip=True):
                     m.RouterInterface("p2", "n2", "s2", "fd00:2::1", 64, "fa:16:3e:00:00:02")),
         routes=(m.HostRoute("192.168.0.0/16", "10.0.1.5"),),
         gateway=m.RouterGateway("ext", "gp", "fa:16:3e:00:00:03", ("172.24.4.10",), False,
-                                ("h1", "h2"), redirect_key=7001),
+                                ("h1", "h2"), redirect_key=7001, unnatted=("10.0.1.0/24",)),
         floating_ips=(m.FloatingIP("f1", "172.24.4.11", "ext", "p9", "10.0.1.9",
                                    "fa:16:3e:00:00:09"),
                       m.FloatingIP("f2", "172.24.4.12", "ext", mac_address="fa:16:3e:00:00:03",
@@ -35,6 +35,13 @@ def test_delta_round_trip_keeps_routers_and_removals():
     back = wire.delta_from_dict(json.loads(json.dumps(wire.delta_to_dict(dl))))
     assert back.routers == dl.routers
     assert back.removed_routers == ("r9",)
+
+
+def test_a_gateway_without_unnatted_subnets_is_serialized_as_before():
+    gw = m.RouterGateway("ext", "gp", "fa:16:3e:00:00:03", ("172.24.4.10",))
+    d = wire.view_to_dict(m.HostView(host="h1", routers=(m.Router(id="r", gateway=gw),)))
+    assert "unnatted" not in d["routers"][0]["gateway"]
+    assert wire.view_from_dict(d).routers[0].gateway == gw
 
 
 def test_old_payload_without_routers_reads_as_none():

@@ -268,7 +268,7 @@ def test_a_floating_ip_change_recomputes_only_its_own_flows():
 
 
 @pytest.mark.parametrize("what", ["drop_gateway", "snat_off", "hosts", "interface",
-                                  "ext_subnet", "router_gone"])
+                                  "ext_subnet", "router_gone", "scope"])
 def test_gateway_changes_equal_a_full_compile(what):
     e = _engine(_view())
     r = e.routers["router-1"]
@@ -280,6 +280,9 @@ def test_gateway_changes_equal_a_full_compile(what):
     elif what == "hosts":
         change(e, routers=(dataclasses.replace(
             r, gateway=dataclasses.replace(r.gateway, hosts=(HOST,))),))
+    elif what == "scope":  # net-1's subnet joins the gateway's address scope
+        change(e, routers=(dataclasses.replace(
+            r, gateway=dataclasses.replace(r.gateway, unnatted=("10.0.1.0/24",))),))
     elif what == "interface":
         change(e, routers=(make_router("router-1", (0,)).__class__(
             r.id, r.admin_state_up, r.interfaces[:1], r.routes, r.gateway, r.floating_ips),))
@@ -512,3 +515,74 @@ def test_without_snat_tenant_addresses_are_routed_both_ways_by_the_active_gatewa
     # with SNAT on, nothing but the gateway address is admitted that way
     snat = _engine(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False))
     assert not Tracer(snat.flows()).run(inbound, ct_state=CT_EST | CT_TRK).ports
+
+
+def _scoped(hosts, unnatted=("10.0.0.0/24",)):
+    """router-1 with SNAT on, net-0's subnet in the external subnet's
+    address scope, net-1's not."""
+    view = _view(hosts=hosts, fips=0, forwardings=False)
+    r = view.routers[0]
+    return view.replace(routers=(dataclasses.replace(
+        r, gateway=dataclasses.replace(r.gateway, unnatted=unnatted)),) + view.routers[1:])
+
+
+def _out(e, pid, **extra):
+    port = e.ports[pid]
+    vif = dict(e.chassis().vif_ofports)[port.id]
+    return Tracer(e.flows()).run({
+        "in_port": vif, "eth_src": port.mac_address,
+        "eth_dst": router_mac(0 if port.network_id == "net-0" else 1),
+        "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": port.ips[0], "ipv4_dst": INTERNET,
+        "tcp_src": 40000, "tcp_dst": 80}, ct_state=CT_EST | CT_TRK, **extra)
+
+
+def _in(e, addr):
+    return Tracer(e.flows()).run({
+        "in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+        "eth_dst": e.routers["router-1"].gateway.mac_address, "eth_type": 0x0800,
+        "ip_proto": 6, "ipv4_src": INTERNET, "ipv4_dst": addr, "tcp_src": 80,
+        "tcp_dst": 40000}, ct_state=CT_EST | CT_TRK)
+
+
+def test_a_subnet_in_the_gateways_address_scope_is_routed_without_snat_both_ways():
+    """Neutron's rule: no NAT within one address scope.  net-0 shares the
+    external subnet's scope: out with its own address, reached from the
+    outside through the gateway MAC; net-1 does not: SNATed, not
+    reachable."""
+    e = _engine(_scoped((HOST, "gw-2")))
+    gw = e.routers["router-1"].gateway
+    scoped, other = e.ports["port-0-0"], e.ports["port-1-0"]
+    (d,) = _out(e, scoped.id).outputs
+    assert (d.port, d.get("ipv4_src")) == (PATCH_OFPORT, scoped.ips[0])
+    (d,) = _out(e, other.id).outputs
+    assert (d.port, d.get("ipv4_src")) == (PATCH_OFPORT, gw.ip_addresses[0])
+    vif = dict(e.chassis().vif_ofports)
+    back = _in(e, scoped.ips[0])
+    assert back.ports == [vif[scoped.id]] and back.outputs[0].get("ipv4_dst") == scoped.ips[0]
+    assert not _in(e, other.ips[0]).ports
+    assert e.flows() == _full(e)
+    # without a shared scope, both are SNATed and neither is reachable
+    plain = _engine(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False))
+    assert _out(plain, scoped.id).outputs[0].get("ipv4_src") == gw.ip_addresses[0]
+    assert not _in(plain, scoped.ips[0]).ports
+
+
+def test_scoped_traffic_is_redirected_and_not_snated_by_the_gateway_host():
+    """On a compute host the scoped subnet is redirected like the rest
+    (the gateway MAC lives on the active gateway host); a gateway host
+    receiving it redirected routes it untranslated, the rest SNATed."""
+    e = _engine(_scoped(("gw-1", "gw-2")))
+    (d,) = _out(e, "port-0-0", down_ports={20}).outputs
+    assert d.port == 21 and d.get("tunnel_id") == e.routers["router-1"].gateway.redirect_key
+    for hosts in ((HOST, "gw-2"), ("gw-1", HOST)):  # active, standby
+        g = _engine(_scoped(hosts))
+        gw = g.routers["router-1"].gateway
+        for src, want in (("10.0.0.99", "10.0.0.99"), ("10.0.1.99", gw.ip_addresses[0])):
+            out = Tracer(g.flows()).run({
+                "in_port": 21 if hosts[0] == HOST else 20, "tunnel_id": gw.redirect_key,
+                "eth_src": gw.mac_address, "eth_dst": router_mac(0), "eth_type": 0x0800,
+                "ip_proto": 6, "ipv4_src": src, "ipv4_dst": INTERNET, "tcp_src": 40000,
+                "tcp_dst": 80})
+            (d,) = out.outputs
+            assert (d.port, d.get("ipv4_src")) == (PATCH_OFPORT, want)
+
