@@ -26,7 +26,11 @@ medians and ends with one JSON line:
                          one (same state_path); until it is ready and has
                          reported every plugged port (its flow_mods must
                          stay 0: a hitless restart changes nothing);
-                         resync_start_s: the part spent in Agent.start()
+                         resync_start_s: the part spent in Agent.start();
+                         start_to_flows_s: from the new Agent's creation
+                         until its first full sync is installed (ready:
+                         the flows checked, zero flow-mods); stop_s: the
+                         old agent's Agent.stop()
     vswitchd_restart_flows_s   ovs-vswitchd killed (SIGKILL) and started
                          again: until br-int holds the same number of
                          flows again
@@ -363,7 +367,9 @@ class Bench:
         n = self.c["ports"]
         flows = self.flow_count()
         plugged = len(self.agent.vifs)
+        t_stop = time.monotonic()
         self.agent.stop()
+        stop_s = time.monotonic() - t_stop
         self.agent = None
         t0 = time.monotonic()
         agent = self.agent = self.new_agent()
@@ -386,6 +392,8 @@ class Bench:
         after = self.flow_count()
         self.result["resync_1000_s"] = round(t_done - t0, 3)
         self.result["resync_start_s"] = round(t_started - t0, 3)
+        self.result["start_to_flows_s"] = round(t_ready - t0, 3)
+        self.result["stop_s"] = round(stop_s, 3)
         self.result["resync_flow_mods"] = mods
         self.out(f"agent restart with {n} ports: ready after {t_ready - t0:.3f}s (start() "
                  f"returned after {t_started - t0:.3f}s), all {plugged} ports reported after "
