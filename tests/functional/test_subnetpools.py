@@ -194,6 +194,11 @@ def test_add_and_remove_prefixes(api):
 def test_address_scopes(api):
     sc = _scope(api)
     assert (sc["ip_version"], sc["shared"], sc["project_id"]) == (4, False, "p1")
+    # Not a standard-attribute resource in Neutron: no description, revision,
+    # timestamps or tags, and a body naming one is refused.
+    assert set(sc) == {"id", "name", "project_id", "tenant_id", "ip_version", "shared"}
+    assert _err(api, "POST", "/v2.0/address-scopes", {"address_scope": dict(
+        name="d", ip_version=4, description="x")}, 400) == "HTTPBadRequest"
     path = f"/v2.0/address-scopes/{sc['id']}"
     assert api.get(path, status=200).data["address_scope"]["id"] == sc["id"]
     api.get(path, project="p2", status=404)
