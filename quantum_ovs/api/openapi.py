@@ -1038,10 +1038,14 @@ def essex_document(versions=("1.0", "1.1")):
         nets = _json(_wrap("networks", {"type": "array", "items": network}))
         ports = _json(_wrap("ports", {"type": "array", "items": portv}))
         none = {"204": {"description": "Done"}}
-        net_body = _wrap("network", {"type": "object", "properties": {"name": name}})
+        # Quantum read the resource's key of a body and nothing else: other
+        # keys, beside it or in it (its "data extensions"), were passed over.
+        net_body = dict(_wrap("network", {"type": "object", "properties": {"name": name}}),
+                        additionalProperties=True)
         port_body = {"type": "object", "properties": {
             "port": {"type": "object", "properties": {"state": {"type": "string"}}}}}
-        att = _wrap("attachment", {"type": "object", "properties": {"id": name}})
+        att = dict(_wrap("attachment", {"type": "object", "properties": {"id": name}}),
+                   additionalProperties=True)
         paths[base] = {"get": op("List networks", {"200": nets}),
                        "post": op("Create a network", created, net_body)}
         paths[base + "/detail"] = {"get": op("List networks with details", {"200": nets})}
