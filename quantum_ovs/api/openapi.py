@@ -268,6 +268,10 @@ _SHOWN = {
     "normalized_cidr": {"type": ["string", "null"]},
 }
 _SHOWN_IN = {
+    # Neutron shows a pool's prefix lengths as strings of digits.
+    ("subnetpools", "default_prefixlen"): {"type": "string", "pattern": "^[0-9]{1,3}$"},
+    ("subnetpools", "min_prefixlen"): {"type": "string", "pattern": "^[0-9]{1,3}$"},
+    ("subnetpools", "max_prefixlen"): {"type": "string", "pattern": "^[0-9]{1,3}$"},
     ("agents", "id"): _uuid("response"),
     ("agents", "alive"): {"type": "boolean"},
     ("agents", "admin_state_up"): {"type": "boolean"},

@@ -252,7 +252,7 @@ class Fuzzer:
                     "floating_network_id": rng.choice([self.external, net]),
                     "port_id": rng.choice([None, self.some_id("ports")])}},
                 "address_groups": {"address_group": {
-                    "name": "fz", "addresses": ["10.9.8.0/24", "2001:db8::1"]}},
+                    "name": "fz", "addresses": ["10.9.8.0/24", "2001:db8::1/128"]}},
                 "subnetpools": {"subnetpool": {
                     "name": "fz", "prefixes": [f"10.{rng.randrange(100, 250)}.0.0/16"],
                     "default_prefixlen": 24,

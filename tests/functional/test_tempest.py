@@ -48,8 +48,10 @@ KNOWN_FAILURES = {
         "(subnet pools issue)",
 }
 
-ACCESS = re.compile(r"quantum_ovs\.access \S+ \S+ \d{3}\b")
-SERVER_ERROR = re.compile(r"quantum_ovs\.access (\S+ \S+ 5\d\d)\b")
+# (oslo.log puts the request context, "[req-... user project ...]", before
+# the message when there is one.)
+ACCESS = re.compile(r"quantum_ovs\.access (?:\[[^\]]*\] )?\S+ \S+ \d{3}\b")
+SERVER_ERROR = re.compile(r"quantum_ovs\.access (?:\[[^\]]*\] )?(\S+ \S+ 5\d\d)\b")
 AGENT_TOKEN = "tempest-agent-" + os.urandom(6).hex()
 SERVICE_PASSWORD = "quantum-" + os.urandom(6).hex()
 

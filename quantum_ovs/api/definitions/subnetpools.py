@@ -144,7 +144,9 @@ def bad_subnet(msg):
 
 
 # ------------------------------------------------------------------ validators
-_prefix_list = v.list_of(v.cidr, what="prefix")
+# A prefix with host bits is taken as its network ("10.1.2.3/24" is
+# 10.1.2.0/24), as in Neutron; a bare address is not a prefix.
+_prefix_list = v.list_of(lambda x, n="prefixes": v.cidr(x, n, strict=False), what="prefix")
 
 
 def prefixes_body(body):
