@@ -230,6 +230,10 @@ def test_address_scopes(api):
     assert _err(api, "DELETE", path, None, 409) == "AddressScopeInUse"
     assert _err(api, "PUT", path, {"address_scope": {"shared": True}}, 403) == \
         "PolicyNotAuthorized"
+    # Named is checked, changed or not (Neutron's update enforces every
+    # attribute a body sets).
+    assert _err(api, "PUT", path, {"address_scope": {"name": "n", "shared": False}},
+                403) == "PolicyNotAuthorized"
     assert _err(api, "PUT", f"/v2.0/address-scopes/{shared['id']}",
                 {"address_scope": {"shared": False}}, 400, admin=True) == \
         "AddressScopeUpdateError"

@@ -162,7 +162,8 @@ NTP_KNOWN_FAILURES = {
         "test_networks.NetworksSearchCriteriaTest", "test_ports.PortsSearchCriteriaTest",
         "test_routers.RoutersSearchCriteriaTest", "test_subnets.SubnetsSearchCriteriaTest",
         "test_security_groups.SecGroupSearchCriteriaTest",
-        "test_subnetpools.SubnetPoolsSearchCriteriaTest")},
+        "test_subnetpools.SubnetPoolsSearchCriteriaTest",
+        "admin.test_shared_network_extension.RBACSharedNetworksTest")},
     f"setUpClass ({_NTP}admin.test_floating_ips_admin_actions.FloatingIPAdminTestJSON)":
         "wants an 'alt' account beside primary and admin that the pre-provisioned "
         "provider does not hand out here (Tempest's InvalidCredentials, all fields None)",
