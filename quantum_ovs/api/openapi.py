@@ -640,7 +640,9 @@ def _list_params(schema, c):
          "explode": True, "schema": {"type": "array", "items": {"enum": ["asc", "desc"]}}},
         {"name": "limit", "in": "query", "required": False,
          "schema": {"type": "integer", "minimum": 0, "maximum": v.INT_MAX}},
-        {"name": "marker", "in": "query", "required": False, "schema": {"type": "string"}},
+        # (an empty marker is no marker, as in Neutron)
+        {"name": "marker", "in": "query", "required": False, "allowEmptyValue": True,
+         "schema": {"type": "string"}},
         {"name": "page_reverse", "in": "query", "required": False, "schema": BOOL_STRING},
     ]
     return params
