@@ -468,8 +468,10 @@ class Controller:
         target.update(out)
         action = f"update_{self.resource}"
         self.policy.enforce(action, ctx, target)
-        self._check_attrs(ctx, action, target,
-                          [name for name in out if out[name] != current.get(name)])
+        # Every attribute the body names, changed or not, as Neutron's
+        # update checks what is explicitly set (a project's PUT of
+        # "shared": false on its own scope is a 403 there too).
+        self._check_attrs(ctx, action, target, list(out))
         obj = self.plugin.update(ctx, self.collection, id_, out)
         return json_response({self.resource: self._visible(ctx, obj)})
 

@@ -268,6 +268,10 @@ _SHOWN = {
     "normalized_cidr": {"type": ["string", "null"]},
 }
 _SHOWN_IN = {
+    # Neutron shows a pool's prefix lengths as strings of digits.
+    ("subnetpools", "default_prefixlen"): {"type": "string", "pattern": "^[0-9]{1,3}$"},
+    ("subnetpools", "min_prefixlen"): {"type": "string", "pattern": "^[0-9]{1,3}$"},
+    ("subnetpools", "max_prefixlen"): {"type": "string", "pattern": "^[0-9]{1,3}$"},
     ("agents", "id"): _uuid("response"),
     ("agents", "alive"): {"type": "boolean"},
     ("agents", "admin_state_up"): {"type": "boolean"},
@@ -636,7 +640,9 @@ def _list_params(schema, c):
          "explode": True, "schema": {"type": "array", "items": {"enum": ["asc", "desc"]}}},
         {"name": "limit", "in": "query", "required": False,
          "schema": {"type": "integer", "minimum": 0, "maximum": v.INT_MAX}},
-        {"name": "marker", "in": "query", "required": False, "schema": {"type": "string"}},
+        # (an empty marker is no marker, as in Neutron)
+        {"name": "marker", "in": "query", "required": False, "allowEmptyValue": True,
+         "schema": {"type": "string"}},
         {"name": "page_reverse", "in": "query", "required": False, "schema": BOOL_STRING},
     ]
     return params
@@ -1038,10 +1044,14 @@ def essex_document(versions=("1.0", "1.1")):
         nets = _json(_wrap("networks", {"type": "array", "items": network}))
         ports = _json(_wrap("ports", {"type": "array", "items": portv}))
         none = {"204": {"description": "Done"}}
-        net_body = _wrap("network", {"type": "object", "properties": {"name": name}})
+        # Quantum read the resource's key of a body and nothing else: other
+        # keys, beside it or in it (its "data extensions"), were passed over.
+        net_body = dict(_wrap("network", {"type": "object", "properties": {"name": name}}),
+                        additionalProperties=True)
         port_body = {"type": "object", "properties": {
             "port": {"type": "object", "properties": {"state": {"type": "string"}}}}}
-        att = _wrap("attachment", {"type": "object", "properties": {"id": name}})
+        att = dict(_wrap("attachment", {"type": "object", "properties": {"id": name}}),
+                   additionalProperties=True)
         paths[base] = {"get": op("List networks", {"200": nets}),
                        "post": op("Create a network", created, net_body)}
         paths[base + "/detail"] = {"get": op("List networks with details", {"200": nets})}

@@ -16,16 +16,18 @@ import sqlalchemy as sa
 from quantum_ovs.api.definitions import subnetpools as definition
 from quantum_ovs.db import models
 from quantum_ovs.db.address_scopes import same_scope, scopes_of_subnets  # noqa: F401
-from quantum_ovs.db.resource import Collection, std_dict
+from quantum_ovs.db.resource import Collection
 from quantum_ovs.extensions.subnetpools import SCOPE_TYPE, Shareable, scope_in_use
 
 ADDRESS_SCOPES, ADDRESS_SCOPE = definition.ADDRESS_SCOPES, definition.ADDRESS_SCOPE
 
 
 def scope_dict(scope):
-    d = std_dict(scope)
-    d.update(ip_version=scope.ip_version, shared=scope.shared)
-    return d
+    # Neutron's address scope is not a standard-attribute resource: no
+    # description, revision, timestamps or tags (the columns stay unused).
+    return {"id": scope.id, "name": scope.name, "project_id": scope.project_id,
+            "tenant_id": scope.project_id, "ip_version": scope.ip_version,
+            "shared": scope.shared}
 
 
 class AddressScopes(Shareable, Collection):
@@ -39,9 +41,7 @@ class AddressScopes(Shareable, Collection):
     def create(self, s, ctx, a):
         scope = models.AddressScope(
             id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"], name=a["name"],
-            description=a["description"], ip_version=a["ip_version"], shared=a["shared"],
-            revision_number=0)
-        scope.tags = []
+            ip_version=a["ip_version"], shared=a["shared"], revision_number=0)
         s.add(scope)
         if scope.shared:
             self.add_wildcard(s, scope)
@@ -53,7 +53,7 @@ class AddressScopes(Shareable, Collection):
                 address_scope_id=scope.id, reason="Shared address scope can't be unshared")
         if a.get("shared") and not scope.shared:
             self.add_wildcard(s, scope)
-        for k in ("name", "description", "shared"):
+        for k in ("name", "shared"):
             if k in a:
                 setattr(scope, k, a[k])
 

@@ -125,8 +125,10 @@ def scope_in_use(s, scope, action, lost):
 def pool_dict(pool):
     d = std_dict(pool)
     d.update(prefixes=[p.cidr for p in pool.prefixes], ip_version=pool.ip_version,
-             default_prefixlen=pool.default_prefixlen, min_prefixlen=pool.min_prefixlen,
-             max_prefixlen=pool.max_prefixlen, default_quota=pool.default_quota,
+             # (Neutron shows the three prefix lengths as strings.)
+             default_prefixlen=str(pool.default_prefixlen),
+             min_prefixlen=str(pool.min_prefixlen), max_prefixlen=str(pool.max_prefixlen),
+             default_quota=pool.default_quota,
              shared=pool.shared, is_default=pool.is_default,
              address_scope_id=pool.address_scope_id)
     return d
@@ -232,6 +234,20 @@ class SubnetPools(Shareable, Collection):
         if prefixes.overlapping([str(n) for n in nets], others):
             raise definition.AddressScopePrefixConflict()
 
+    def _check_update_allowed(self, s, ctx, pool):
+        """As Neutron: a pool in an address scope of another project takes
+        no change (prefixes included) from anyone but an administrator; the
+        scope unseen is not found."""
+        if pool.address_scope_id is None or ctx is None or ctx.is_admin:
+            return
+        scope = s.get(models.AddressScope, pool.address_scope_id)
+        if scope is None or scope.project_id == ctx.project_id:
+            return
+        self.plugin.collections["address_scopes"].row(s, ctx, scope.id)  # 404 when unseen
+        raise definition.IllegalSubnetPoolUpdate(
+            reason=f"subnetpool {pool.id} cannot be updated when associated with shared "
+                   f"address scope {scope.id}")
+
     # ------------------------------------------------------------ writes
     def create(self, s, ctx, a):
         nets = self._prefix_nets(a["prefixes"])
@@ -258,6 +274,7 @@ class SubnetPools(Shareable, Collection):
         return pool
 
     def update(self, s, ctx, pool, a):
+        self._check_update_allowed(s, ctx, pool)
         version = pool.ip_version
         old = [prefixes.net(p.cidr) for p in pool.prefixes]
         nets = old
@@ -298,6 +315,7 @@ class SubnetPools(Shareable, Collection):
         """add_prefixes / remove_prefixes: the pool's prefixes after."""
         def txn(s):
             pool = self.row(s, ctx, pool_id, lock=True)
+            self._check_update_allowed(s, ctx, pool)
             nets = [prefixes.net(c) for c in cidrs]
             if any(n.version != pool.ip_version for n in nets):
                 raise definition.IllegalSubnetPoolPrefixUpdate(

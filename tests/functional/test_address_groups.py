@@ -32,8 +32,9 @@ def test_aliases_advertised(api):
 
 
 def test_crud_and_normalised_addresses(api):
-    g = _group(api, description="d", addresses=["10.0.0.5", "10.0.1.7/24", "2001:DB8::1",
-                                                "2001:db8:1::9/64", "10.0.0.5/32"])
+    g = _group(api, description="d", addresses=["10.0.0.5/32", "10.0.1.7/24",
+                                                "2001:DB8::1/128", "2001:db8:1::9/64",
+                                                "10.0.0.5/32"])
     assert g["addresses"] == ["10.0.0.5/32", "10.0.1.0/24", "2001:db8:1::/64",
                               "2001:db8::1/128"]
     assert g["project_id"] == g["tenant_id"] == "p1" and g["description"] == "d"
@@ -57,11 +58,14 @@ def test_crud_and_normalised_addresses(api):
 
 
 def test_bad_addresses_are_400(api):
-    for bad in (["10.0.0.300"], ["not-an-ip"], "10.0.0.1", [5], ["10.0.0.0/33"]):
+    # (A create names prefixes: a lone address is refused, as in Neutron;
+    # add_addresses takes one.)
+    for bad in (["10.0.0.300"], ["not-an-ip"], "10.0.0.1", [5], ["10.0.0.0/33"],
+                ["10.20.30.40"], ["10.0.0.0/24", "2001:db8::1"]):
         r = api.post(AG, {"address_group": {"name": "x", "addresses": bad}}, status=400)
         assert r.data["NeutronError"]["type"] == "InvalidInput", r.text
     assert api.get(AG, status=200).data["address_groups"] == []
-    g = _group(api, addresses=["10.0.0.1"])
+    g = _group(api, addresses=["10.0.0.1/32"])
     r = _act(api, g["id"], "add_addresses", ["10.0.0.2", "bogus"], status=400)
     assert r.data["NeutronError"]["type"] == "InvalidInput"
     api.put(f"{AG}/{g['id']}/add_addresses",
@@ -71,7 +75,7 @@ def test_bad_addresses_are_400(api):
 
 
 def test_add_and_remove_addresses(api):
-    g = _group(api, addresses=["10.0.0.1"])
+    g = _group(api, addresses=["10.0.0.1/32"])
     r = _act(api, g["id"], "add_addresses", ["10.0.0.2/32", "192.168.7.9/16", "::1"])
     got = r.data["address_group"]
     assert got["addresses"] == ["10.0.0.1/32", "10.0.0.2/32", "192.168.0.0/16", "::1/128"]

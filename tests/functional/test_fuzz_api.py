@@ -177,9 +177,14 @@ class Fuzzer:
             pf_fip = api.post("/v2.0/floatingips", {"floatingip": {
                 "floating_network_id": ext["id"]}}, project=project,
                 status=201).data["floatingip"]
+            # (A fixed IP with a floating IP of its own takes no forwarding:
+            # another port of the network.)
+            pf_port = api.port(port["network_id"], project=project,
+                               device_owner="compute:nova", device_id="vm2-" + project)
             pf = api.post(f"/v2.0/floatingips/{pf_fip['id']}/port_forwardings", {
-                "port_forwarding": {"protocol": "tcp", "internal_port_id": port["id"],
-                                    "internal_ip_address": port["fixed_ips"][0]["ip_address"],
+                "port_forwarding": {"protocol": "tcp", "internal_port_id": pf_port["id"],
+                                    "internal_ip_address":
+                                        pf_port["fixed_ips"][0]["ip_address"],
                                     "internal_port": 22, "external_port": 2222}},
                 project=project, status=201).data["port_forwarding"]
             self.ids["floatingips"] += [fip["id"], pf_fip["id"]]
@@ -208,7 +213,8 @@ class Fuzzer:
         target = {"network_id": "networks", "port_id": "ports",
                   "router_id": "routers", "fip_id": "floatingips",
                   "pf_id": "port_forwardings", "agent_id": "agents",
-                  "group_id": "address_groups"}.get(name, collection)
+                  "group_id": "address_groups",
+                  "pool_id": "subnetpools"}.get(name, collection)
         return self.some_id(target)
 
     def fill(self, template, collection):
@@ -246,7 +252,16 @@ class Fuzzer:
                     "floating_network_id": rng.choice([self.external, net]),
                     "port_id": rng.choice([None, self.some_id("ports")])}},
                 "address_groups": {"address_group": {
-                    "name": "fz", "addresses": ["10.9.8.0/24", "2001:db8::1"]}},
+                    "name": "fz", "addresses": ["10.9.8.0/24", "2001:db8::1/128"]}},
+                "subnetpools": {"subnetpool": {
+                    "name": "fz", "prefixes": [f"10.{rng.randrange(100, 250)}.0.0/16"],
+                    "default_prefixlen": 24,
+                    "address_scope_id": rng.choice([None, self.some_id("address_scopes")])}},
+                "address_scopes": {"address_scope": {"name": "fz", "ip_version": 4}},
+                "rbac_policies": {"rbac_policy": {
+                    "object_type": rng.choice(["network", "security_group"]),
+                    "object_id": rng.choice([net, self.some_id("security_groups")]),
+                    "action": "access_as_shared", "target_tenant": rng.choice(["p2", "*"])}},
             }[collection]
         if action == "member":
             singular = collection[:-1] if collection != "security_group_rules" \
@@ -255,7 +270,8 @@ class Fuzzer:
                         "security_group_rules": "security_group_rule",
                         "agents": "agent", "routers": "router",
                         "floatingips": "floatingip",
-                        "address_groups": "address_group"}.get(collection, singular)
+                        "address_groups": "address_group",
+                        "rbac_policies": "rbac_policy"}.get(collection, singular)
             return {singular: rng.choice([{"name": "fz2"}, {"admin_state_up": False},
                                           {"description": "d"}, {"tags": ["a"]},
                                           {"port_id": self.some_id("ports")},
@@ -420,7 +436,9 @@ class Fuzzer:
                       "security_group_rule": "security_group_rules",
                       "router": "routers", "floatingip": "floatingips",
                       "port_forwarding": "port_forwardings",
-                      "address_group": "address_groups"}.get(key)
+                      "address_group": "address_groups", "subnetpool": "subnetpools",
+                      "address_scope": "address_scopes",
+                      "rbac_policy": "rbac_policies"}.get(key)
             if plural and isinstance(value, dict) and isinstance(value.get("id"), str):
                 if len(self.ids[plural]) < 50:
                     self.ids[plural].append(value["id"])

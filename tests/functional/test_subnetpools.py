@@ -42,13 +42,14 @@ def test_pool_create_defaults_and_validation(api):
     p = _pool(api, ["10.1.0.0/24", "10.1.1.0/24", "10.1.0.128/25"])
     # Prefixes merged, defaults as Neutron's.
     assert p["prefixes"] == ["10.1.0.0/23"]
+    # (Neutron shows the prefix lengths as strings)
     assert (p["ip_version"], p["min_prefixlen"], p["max_prefixlen"],
-            p["default_prefixlen"]) == (4, 8, 32, 8)
+            p["default_prefixlen"]) == (4, "8", "32", "8")
     assert (p["shared"], p["is_default"], p["default_quota"], p["address_scope_id"]) == \
         (False, False, None, None)
     assert p["revision_number"] == 0 and p["created_at"] and p["project_id"] == "p1"
     v6 = _pool(api, ["2001:db8::/48"], default_prefixlen=64)
-    assert (v6["ip_version"], v6["min_prefixlen"], v6["max_prefixlen"]) == (6, 64, 128)
+    assert (v6["ip_version"], v6["min_prefixlen"], v6["max_prefixlen"]) == (6, "64", "128")
     assert _pool(api, [], status=400)["type"] == "EmptySubnetPoolPrefixList"
     assert _pool(api, ["10.0.0.0/8", "2001:db8::/32"], status=400)["type"] == \
         "PrefixVersionMismatch"
@@ -57,7 +58,8 @@ def test_pool_create_defaults_and_validation(api):
                {"max_prefixlen": 24, "default_prefixlen": 28},
                {"max_prefixlen": 33}):
         assert _pool(api, status=400, **kw)["type"] == "IllegalSubnetPoolPrefixBounds", kw
-    assert _pool(api, ["10.0.0.1/8"], status=400)["type"] == "InvalidInput"
+    # (a prefix with host bits is its network, as in Neutron; an address is no prefix)
+    assert _pool(api, ["10.0.0.1"], status=400)["type"] == "InvalidInput"
     # shared and is_default are the administrators'.
     assert _pool(api, status=403, shared=True)["type"] == "PolicyNotAuthorized"
     assert _pool(api, status=403, is_default=True)["type"] == "PolicyNotAuthorized"
@@ -71,7 +73,7 @@ def test_pool_update_and_visibility(api):
                                       "name": "b", "default_prefixlen": 26}}, status=200)
     got = r.data["subnetpool"]
     assert got["prefixes"] == ["10.2.0.0/24", "10.3.0.0/24"] and got["name"] == "b"
-    assert got["default_prefixlen"] == 26 and got["revision_number"] == 1
+    assert got["default_prefixlen"] == "26" and got["revision_number"] == 1
     assert _err(api, "PUT", path, {"subnetpool": {"prefixes": ["10.3.0.0/24"]}}, 400) == \
         "IllegalSubnetPoolPrefixUpdate"
     assert _err(api, "PUT", path, {"subnetpool": {"min_prefixlen": 29}}, 400) == \
@@ -194,6 +196,11 @@ def test_add_and_remove_prefixes(api):
 def test_address_scopes(api):
     sc = _scope(api)
     assert (sc["ip_version"], sc["shared"], sc["project_id"]) == (4, False, "p1")
+    # Not a standard-attribute resource in Neutron: no description, revision,
+    # timestamps or tags, and a body naming one is refused.
+    assert set(sc) == {"id", "name", "project_id", "tenant_id", "ip_version", "shared"}
+    assert _err(api, "POST", "/v2.0/address-scopes", {"address_scope": dict(
+        name="d", ip_version=4, description="x")}, 400) == "HTTPBadRequest"
     path = f"/v2.0/address-scopes/{sc['id']}"
     assert api.get(path, status=200).data["address_scope"]["id"] == sc["id"]
     api.get(path, project="p2", status=404)
@@ -223,6 +230,10 @@ def test_address_scopes(api):
     assert _err(api, "DELETE", path, None, 409) == "AddressScopeInUse"
     assert _err(api, "PUT", path, {"address_scope": {"shared": True}}, 403) == \
         "PolicyNotAuthorized"
+    # Named is checked, changed or not (Neutron's update enforces every
+    # attribute a body sets).
+    assert _err(api, "PUT", path, {"address_scope": {"name": "n", "shared": False}},
+                403) == "PolicyNotAuthorized"
     assert _err(api, "PUT", f"/v2.0/address-scopes/{shared['id']}",
                 {"address_scope": {"shared": False}}, 400, admin=True) == \
         "AddressScopeUpdateError"
@@ -304,15 +315,25 @@ def test_find_free(cidrs, used, plen, want):
     assert (str(got) if got else None) == want
 
 
-def test_pool_in_a_scope_of_another_project_keeps_working(api):
-    sc = _scope(api, admin=True, project="admin")
-    body = {"subnetpool": {"name": "x", "prefixes": ["10.40.0.0/16"], "project_id": "p1",
-                           "address_scope_id": sc["id"]}}
-    p = api.post("/v2.0/subnetpools", body, admin=True, project="admin",
-                 status=201).data["subnetpool"]
-    r = api.put(f"/v2.0/subnetpools/{p['id']}/add_prefixes", {"prefixes": ["10.41.0.0/16"]},
-                status=200)
-    assert r.data["prefixes"] == ["10.40.0.0/15"]
-    r = api.put(f"/v2.0/subnetpools/{p['id']}", {"subnetpool": {
-        "prefixes": ["10.40.0.0/15", "10.50.0.0/16"]}}, status=200)
-    assert r.data["subnetpool"]["prefixes"] == ["10.40.0.0/15", "10.50.0.0/16"]
+def test_pool_in_a_scope_of_another_project_takes_no_change_from_its_owner(api):
+    # As Neutron (neutron-tempest-plugin's
+    # test_project_update_sp_prefix_associated_with_shared_addr_scope): a
+    # pool in a scope the caller does not own is changed by administrators
+    # only; a shared scope says 400, an unseen one 404.
+    shared = _scope(api, admin=True, project="admin", shared=True)
+    private = _scope(api, admin=True, project="admin")
+    for sc, status, kind in ((shared, 400, "IllegalSubnetPoolUpdate"),
+                             (private, 404, "AddressScopeNotFound")):
+        p = _pool(api, [f"10.{40 + status % 7}.0.0/16"])
+        api.put(f"/v2.0/subnetpools/{p['id']}", {"subnetpool": {
+            "address_scope_id": sc["id"]}}, admin=True, project="admin", status=200)
+        path = f"/v2.0/subnetpools/{p['id']}"
+        assert _err(api, "PUT", path, {"subnetpool": {"name": "n"}}, status) == kind
+        assert _err(api, "PUT", path + "/add_prefixes", {"prefixes": ["10.60.0.0/16"]},
+                    status) == kind
+        r = api.put(path, {"subnetpool": {"prefixes": [p["prefixes"][0], "10.1.2.3/24"]}},
+                    admin=True, project="admin", status=200)
+        # (a prefix with host bits is taken as its network)
+        assert "10.1.2.0/24" in r.data["subnetpool"]["prefixes"]
+        assert api.get(path, status=200).data["subnetpool"]["prefixes"] == \
+            r.data["subnetpool"]["prefixes"]

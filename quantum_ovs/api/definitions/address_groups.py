@@ -67,12 +67,19 @@ def cidr(value, name="addresses"):
         raise v.bad(f"'{value}' is not a valid IP subnet") from None
 
 
-def addresses(value, name="addresses"):
-    """A list of CIDRs, canonical, each once (in the order first given)."""
+def addresses(value, name="addresses", bare=False):
+    """A list of CIDRs, canonical, each once (in the order first given).
+    A create names prefixes (a lone address is refused there, as Neutron's
+    subnet-list validator does); add/remove_addresses take addresses too
+    (``bare``)."""
     if value is None:
         return []
     if not isinstance(value, list):
         raise v.bad(f"'{value}' is not a list")
+    if not bare:
+        for x in value:
+            if isinstance(x, str) and "/" not in x:
+                raise v.bad(f"'{x}' isn't a recommended CIDR")
     return list(dict.fromkeys(cidr(x, name) for x in value))
 
 
@@ -85,7 +92,7 @@ def action_body(body):
     if not isinstance(body, dict) or set(body) != {"addresses"}:
         raise exceptions.InvalidInput(
             error_message="the body must be {\"addresses\": [...]}")
-    return addresses(body["addresses"])
+    return addresses(body["addresses"], bare=True)
 
 
 # ------------------------------------------------------------------ attributes

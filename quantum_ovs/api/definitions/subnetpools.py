@@ -37,6 +37,18 @@ ALIASES = [
 
 COLLECTIONS = {SUBNETPOOLS: SUBNETPOOL, ADDRESS_SCOPES: ADDRESS_SCOPE}
 
+# The extension that adds each address-scope resource and attribute (for
+# the OpenAPI description; the rest is subnet_allocation's).
+COLLECTION_ALIASES = {ADDRESS_SCOPES: "address-scope"}
+ATTRIBUTE_ALIASES = {
+    (ADDRESS_SCOPES, "id"): None, (ADDRESS_SCOPES, "name"): None,
+    (ADDRESS_SCOPES, "tenant_id"): None, (ADDRESS_SCOPES, "project_id"): "project-id",
+    (ADDRESS_SCOPES, "ip_version"): "address-scope",
+    (ADDRESS_SCOPES, "shared"): "address-scope",
+    ("networks", "ipv4_address_scope"): "address-scope",
+    ("networks", "ipv6_address_scope"): "address-scope",
+}
+
 # Member actions: PUT /v2.0/subnetpools/{id}/<action>.
 ACTIONS = {SUBNETPOOLS: {"add_prefixes": "PUT", "remove_prefixes": "PUT"}}
 
@@ -136,7 +148,9 @@ def bad_subnet(msg):
 
 
 # ------------------------------------------------------------------ validators
-_prefix_list = v.list_of(v.cidr, what="prefix")
+# A prefix with host bits is taken as its network ("10.1.2.3/24" is
+# 10.1.2.0/24), as in Neutron; a bare address is not a prefix.
+_prefix_list = v.list_of(lambda x, n="prefixes": v.cidr(x, n, strict=False), what="prefix")
 
 
 def prefixes_body(body):
@@ -168,8 +182,10 @@ RESOURCE_ATTRIBUTE_MAP = {
         address_scope_id=Attr(v.uuid_or_none, allow_put=True, default=None,
                               convert_filter=v.string(None)),
     ),
+    # Not a standard-attribute resource in Neutron: no description,
+    # revision, timestamps or tags.
     ADDRESS_SCOPES: dict(
-        standard(),
+        {k: a for k, a in standard().items() if k in ("id", "name", "project_id", "tenant_id")},
         ip_version=Attr(v.integer(choices=(4, 6)), convert_filter=v.integer()),
         shared=Attr(v.to_bool, allow_put=True, default=False, convert_filter=v.to_bool,
                     enforce_policy=True),
