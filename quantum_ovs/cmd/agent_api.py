@@ -27,7 +27,7 @@ import sys
 import threading
 import urllib.parse
 
-from quantum_ovs import config, service
+from quantum_ovs import config, log, service
 from quantum_ovs.db import migration
 
 LOG = logging.getLogger("quantum_ovs.agent_api_server")
@@ -122,16 +122,16 @@ def make_server(conf):
     return server, app
 
 
-def setup_logging():
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s",
-                        stream=sys.stderr)
+def setup_logging(conf):
+    # oslo.log, as quantum-ovs-server (a root logger configured by
+    # logging.basicConfig would be left out once oslo.log's options exist).
+    log.setup(conf, "quantum-ovs-agent-api")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def main(argv=None):
     conf = config.make_conf(sys.argv[1:] if argv is None else argv)
-    setup_logging()
+    setup_logging(conf)
     if conf.ssl_cert_file:
         LOG.warning("ssl_cert_file is set: quantum-ovs-agent-api serves plain HTTP; "
                     "terminate TLS in a proxy in front of it")

@@ -29,7 +29,7 @@ def test_rule_naming_an_address_group(ovs, api, agent):  # noqa: F811
         assert api.wait_status(p["id"], "ACTIVE")
     # a's address, and a prefix holding neither a nor b
     ag = api("POST", "/v2.0/address-groups", {"address_group": {
-        "name": "admins", "addresses": [a.ip, "10.22.0.240/29"]}})["address_group"]
+        "name": "admins", "addresses": [f"{a.ip}/32", "10.22.0.240/29"]}})["address_group"]
     api("POST", "/v2.0/security-group-rules", {"security_group_rule": {
         "security_group_id": srv_g, "direction": "ingress", "ethertype": "IPv4",
         "protocol": "icmp", "remote_address_group_id": ag["id"]}})

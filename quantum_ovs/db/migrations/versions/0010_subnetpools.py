@@ -76,10 +76,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_subnets_subnetpool_id'))
         batch_op.drop_column('subnetpool_id')
     op.drop_table('subnetpoolprefixes')
-    with op.batch_alter_table('subnetpools', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_subnetpools_project_id'))
-        batch_op.drop_index(batch_op.f('ix_subnetpools_address_scope_id'))
+    # (A table's indexes go with it; MySQL refuses to drop an index a
+    # foreign key needs, as ix_subnetpools_address_scope_id is.)
     op.drop_table('subnetpools')
-    with op.batch_alter_table('address_scopes', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_address_scopes_project_id'))
     op.drop_table('address_scopes')
