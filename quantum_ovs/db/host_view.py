@@ -652,15 +652,18 @@ def delta(s, host, changes, revision, memo=None, nets_now=None, local=None,
         mine = local_groups(s, host) if local is None else local
         groups, members, kept, group_rules = _group_changes(
             s, host, changes, mine, local_changed, memo)
-        named = _memo(memo, ("named_ags", frozenset(mine)),
-                      lambda: address_group_ids(s, mine))
-        if kept is None:
-            # Address groups named by the host's rules that changed: whole.
-            named &= {c.resource_id for c in changes if c.resource == "address_group"}
-        # (else: every one the host needs, whole, as groups_kept says)
-        if named or kept is not None:
-            address_groups = _memo(memo, ("ags", frozenset(named)),
-                                   lambda: load_address_groups(s, named))
+        changed_ags = {c.resource_id for c in changes if c.resource == "address_group"}
+        if kept is not None or changed_ags:
+            named = _memo(memo, ("named_ags", frozenset(mine)),
+                          lambda: address_group_ids(s, mine))
+            if kept is None:
+                # Address groups named by the host's rules that changed:
+                # whole.  (A new set: the memoized one serves other hosts.)
+                named = named & changed_ags
+            # (else: every one the host needs, whole, as groups_kept says)
+            if named or kept is not None:
+                address_groups = _memo(memo, ("ags", frozenset(named)),
+                                       lambda: load_address_groups(s, named))
     elif port_ids or sg_changed or new_nets:
         mine = local_groups(s, host) if local is None else local
         rules_changed = any(c.resource == "security_group" for c in changes)
