@@ -24,6 +24,7 @@ import ssl  # noqa: E402 (green: eventlet patched it)
 import sys  # noqa: E402
 import time  # noqa: E402
 
+import eventlet.hubs  # noqa: E402
 import eventlet.semaphore  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 
@@ -314,6 +315,11 @@ def main(argv=None):
     def spawn():
         pid = os.fork()
         if pid == 0:
+            # A hub of its own: monkey_patch() made the parent's, and its
+            # epoll instance, inherited, would be one for every worker --
+            # a worker woken for another's socket leaves its own request
+            # waiting for its next timer (up to a minute when idle).
+            eventlet.hubs.use_hub()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             _die_with_parent(prctl, parent)

@@ -1,6 +1,8 @@
 """No quantum-ovs-server process outlives what started it.
 
 - the server's forked workers end when the server's parent is SIGKILLed;
+- each worker waits on an event loop (epoll instance) of its own, never
+  the parent's inherited one shared with its siblings;
 - a script that started a ServerProcess stops it when it exits, when it is
   sent SIGTERM (as ``timeout`` does; its finally blocks run) and even when
   it is SIGKILLed;
@@ -9,6 +11,8 @@
 """
 
 import contextlib
+import ctypes
+import platform
 import os
 import signal
 import subprocess
@@ -19,6 +23,7 @@ import time
 import pytest
 
 from quantum_ovs.testing.procs import alive as _alive, children as _children
+from quantum_ovs.testing.client import Client
 from quantum_ovs.testing.server import ServerProcess
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,17 +47,80 @@ def _kill_group(pgid):
         os.killpg(pgid, signal.SIGKILL)
 
 
+def _workers(parent, n, timeout=10):
+    """The ``n`` forked workers of the server ``parent``."""
+    deadline = time.monotonic() + timeout
+    while len(workers := _children(parent)) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(workers) == n, workers
+    return workers
+
+
 def test_workers_end_when_the_server_parent_is_killed(tmp_path):
     server = ServerProcess(f"sqlite:///{tmp_path}/w.sqlite", workers=2).start()
     try:
         parent = server.proc.pid
-        deadline = time.monotonic() + 10
-        while len(workers := _children(parent)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(workers) == 2, workers
+        workers = _workers(parent, 2)
         os.kill(parent, signal.SIGKILL)
         server.proc.wait(5)
         assert _wait_gone(workers) == []
+    finally:
+        server.stop()
+
+
+KCMP_FILE = 0
+SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())
+
+
+def _epolls(pid):
+    """{fd: the descriptors registered in it} for each epoll fd of ``pid``."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if "eventpoll" not in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                out[int(fd)] = {int(line.split()[1]) for line in f if line.startswith("tfd:")}
+        except OSError:
+            continue
+    return out
+
+
+def _same_file(pid1, fd1, pid2, fd2):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    r = libc.syscall(SYS_KCMP, pid1, pid2, KCMP_FILE, fd1, fd2)
+    if r < 0:
+        pytest.skip(f"kcmp: {os.strerror(ctypes.get_errno())}")
+    return r == 0
+
+
+@pytest.mark.skipif(SYS_KCMP is None, reason="kcmp syscall number unknown here")
+def test_each_worker_has_an_event_loop_of_its_own(tmp_path):
+    """One epoll instance inherited by every worker (eventlet makes its
+    hub at monkey_patch(), before the fork) wakes one worker for
+    another's socket: that worker's request then waits for its next
+    timer, up to a minute (a client timed out so in CI)."""
+    server = ServerProcess(f"sqlite:///{tmp_path}/w.sqlite", workers=3).start()
+    try:
+        parent = server.proc.pid
+        workers = _workers(parent, 3)
+        for _ in range(6):  # answered by any of the workers: each is serving
+            assert Client(server.port).call("GET", "/v2.0/networks")[0] == 200
+        listen = {int(fd) for fd in os.listdir(f"/proc/{parent}/fd")
+                  if os.readlink(f"/proc/{parent}/fd/{fd}").startswith("socket:")}
+        loops = {}
+        for pid in workers:
+            # the loop a worker serves from has the listening socket in it
+            serving = [fd for fd, tfds in _epolls(pid).items() if tfds & listen]
+            assert serving, f"worker {pid} has no event loop with the listening socket"
+            loops[pid] = serving
+        others = [(p, fd) for p in [parent] + workers for fd in _epolls(p)]
+        for pid, fds in loops.items():
+            for fd in fds:
+                shared = [(p, ofd) for p, ofd in others
+                          if p != pid and _same_file(pid, fd, p, ofd)]
+                assert not shared, f"worker {pid}'s event loop (fd {fd}) is shared with {shared}"
     finally:
         server.stop()
 
