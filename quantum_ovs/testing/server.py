@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import weakref
 
 from quantum_ovs.testing.procs import stop_group
 
@@ -101,6 +102,10 @@ class ServerProcess:
         self.workers = workers
         self.extra_conf = extra_conf
         self.dir = tempfile.mkdtemp(prefix="qovs-server-")
+        # Its config (and log, unless log_path is elsewhere) goes with the
+        # object, not at stop(): a stopped server may be started again, and
+        # tests read the log of one they stopped.
+        weakref.finalize(self, shutil.rmtree, self.dir, True)
         self.conf_path = os.path.join(self.dir, "quantum-ovs.conf")
         self.log_path = log_path or os.path.join(self.dir, "server.log")
         self.proc = None
