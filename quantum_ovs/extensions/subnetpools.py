@@ -433,6 +433,8 @@ def setup(plugin, conf):
 def routes(api):
     plugin, policy = api.plugin, api.policy
     ctl = api.controllers[SUBNETPOOLS]
+    api.mapper.connect("/v2.0/subnetpools/{id}/tags", collection=SUBNETPOOLS, action="tags")
+    api.mapper.connect("/v2.0/subnetpools/{id}/tags/{tag}", collection=SUBNETPOOLS, action="tag")
 
     def action(add):
         name = "add_prefixes" if add else "remove_prefixes"

@@ -337,3 +337,37 @@ def test_pool_in_a_scope_of_another_project_takes_no_change_from_its_owner(api):
         assert "10.1.2.0/24" in r.data["subnetpool"]["prefixes"]
         assert api.get(path, status=200).data["subnetpool"]["prefixes"] == \
             r.data["subnetpool"]["prefixes"]
+
+
+def test_tags_subresource_filters_and_policy(api):
+    a = _pool(api, ["10.40.0.0/16"], name="a")
+    b = _pool(api, ["10.41.0.0/16"], name="b")
+    shared = _pool(api, ["10.42.0.0/16"], name="s", shared=True, admin=True)
+    assert a["tags"] == [] and b["tags"] == []
+    base = "/v2.0/subnetpools"
+    api.put(f"{base}/{a['id']}/tags", {"tags": ["red", "blue"]}, project="p1", status=200)
+    api.put(f"{base}/{b['id']}/tags/red", project="p1", status=201)
+    assert api.get(f"{base}/{a['id']}/tags", project="p1", status=200).data["tags"] == \
+        ["blue", "red"]
+    api.get(f"{base}/{b['id']}/tags/red", project="p1", status=204)
+    api.get(f"{base}/{b['id']}/tags/blue", project="p1", status=404)
+    assert api.get(f"{base}/{b['id']}", project="p1", status=200).data["subnetpool"][
+        "tags"] == ["red"]
+
+    def names(q):
+        return sorted(x["name"] for x in api.get(f"{base}?{q}", project="p1",
+                                                 status=200).data["subnetpools"])
+    assert names("tags=red") == ["a", "b"]
+    assert names("tags=red,blue") == ["a"]
+    assert names("not-tags-any=blue") == ["b", "s"]
+    # Another project: its own pools only, the shared one readable, not taggable.
+    api.put(f"{base}/{a['id']}/tags/x", project="p2", status=404)
+    api.get(f"{base}/{a['id']}/tags", project="p2", status=404)
+    api.put(f"{base}/{shared['id']}/tags/mine", project="p2", status=403)
+    api.put(f"{base}/{shared['id']}/tags/ours", admin=True, status=201)
+    assert api.get(f"{base}/{shared['id']}/tags", project="p2", status=200).data["tags"] == \
+        ["ours"]
+    api.delete(f"{base}/{a['id']}/tags/blue", project="p1", status=204)
+    api.delete(f"{base}/{b['id']}/tags", project="p1", status=204)
+    assert names("tags=red") == ["a"]
+    api.put(f"{base}/{a['id']}/tags", {"tags": "red"}, project="p1", status=400)

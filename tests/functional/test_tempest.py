@@ -41,12 +41,7 @@ CONCURRENCY = int(os.environ.get("QOVS_TEMPEST_CONCURRENCY", "2"))
 # Tempest tests known to fail, each with why.  The target is an empty
 # list: fix the server and remove the entry (a known failure that passes
 # is reported, so the list does not rot).
-_NET = "tempest.api.network."
-KNOWN_FAILURES = {
-    **{_NET + "test_tags.TagsExtTest." + t:
-       "subnet pools have no tags routes yet (PUT /v2.0/subnetpools/{id}/tags/{tag}: 404)"
-       for t in ("test_create_check_list_and_delete_tags", "test_update_and_delete_all_tags")},
-}
+KNOWN_FAILURES = {}
 
 # (oslo.log puts the request context, "[req-... user project ...]", before
 # the message when there is one.)
