@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from quantum_ovs import exceptions
 from quantum_ovs.api import definitions
+from quantum_ovs.api.definitions import l3 as l3_definition
 from quantum_ovs.api.definitions.rbac import (
     RBAC_POLICIES,
     DuplicateRbacPolicy,
@@ -152,17 +153,25 @@ def _add_wildcard(s, net, action):
 
 def network_changed(s, ctx, net, action):
     """Keep ``shared`` (the wildcard access_as_shared policy) and the
-    externality (any access_as_external policy) in step with the policies."""
+    externality (any access_as_external policy) in step with the policies:
+    the last access_as_external policy gone, the network is internal again
+    (refused while a router has its gateway on it, as router:external
+    false is)."""
     targets = rbac.targets(s, "network", net.id, action)
     if action == rbac.SHARED:
         wanted = rbac.WILDCARD in targets
         if net.shared == wanted:
             return
         net.shared = wanted
-    elif not targets or net.external is not None:
+    elif bool(targets) == (net.external is not None):
         return
-    else:
+    elif targets:
         net.external = models.ExternalNetwork()
+    else:
+        R = models.Router
+        if s.execute(sa.select(R.id).where(R.gw_network_id == net.id).limit(1)).first():
+            raise l3_definition.ExternalNetworkInUse(net_id=net.id)
+        net.external = None
     changelog.bump(net)
     changelog.record(s, "network", net, "update", net.id)
     s.flush()

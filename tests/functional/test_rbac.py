@@ -206,6 +206,21 @@ def test_access_as_external(l3):
             project="p2", status=200)
     api.delete(f"{P}/{pol['id']}", **ADMIN, status=204)
     api.get(f"/v2.0/networks/{ext['id']}", project="p2", status=404)
+    # The last access_as_external policy gone, the network is internal again.
+    assert api.get(f"/v2.0/networks/{ext['id']}", **ADMIN, status=200).data["network"][
+        "router:external"] is False
+    # ... which a router of the owner's own with its gateway there refuses.
+    wild = _policy(api, ext["id"], "*", action="access_as_external", **ADMIN)
+    own = api.post("/v2.0/routers", {"router": {"name": "own", "external_gateway_info": {
+        "network_id": ext["id"]}}}, **ADMIN, status=201).data["router"]
+    err = api.delete(f"{P}/{wild['id']}", **ADMIN, status=409).data["NeutronError"]
+    assert err["type"] == "ExternalNetworkInUse"
+    assert api.get(f"/v2.0/networks/{ext['id']}", **ADMIN, status=200).data["network"][
+        "router:external"] is True
+    api.delete(f"/v2.0/routers/{own['id']}", **ADMIN, status=204)
+    api.delete(f"{P}/{wild['id']}", **ADMIN, status=204)
+    assert api.get(f"/v2.0/networks/{ext['id']}", **ADMIN, status=200).data["network"][
+        "router:external"] is False
     # router:external=True: the wildcard policy; False removes the policies.
     pub = api.post("/v2.0/networks", {"network": {"name": "p", "router:external": True}},
                    **ADMIN, status=201).data["network"]

@@ -177,9 +177,6 @@ NTP_KNOWN_FAILURES = {
                  "test_subnetpools.RbacSubnetPoolTest")},
     **{f"{_NTP}admin.test_external_network_extension.ExternalNetworksRBACTestJSON.{t}": why
        for t, why in (
-           ("test_external_conversion_on_policy_delete",
-            "deleting the last access_as_external policy leaves router:external true "
-            "(Neutron converts the network back to internal)"),
            ("test_external_update_policy_from_wildcard_to_specific_project",
             "a router gateway on an external network without a subnet is refused "
             "(Neutron makes a gateway port without addresses)"),
