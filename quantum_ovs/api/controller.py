@@ -150,7 +150,13 @@ class Controller:
                 shown = shown - {k}
         out = []
         for o, t in zip(objs, targets):
-            view = {k: val for k, val in o.items() if k in shown}
+            hidden = o.keys() - shown
+            if not hidden and not per_object:
+                out.append(o)  # (a fresh dict of the plugin's, as the copy would be)
+                continue
+            view = o.copy()
+            for k in hidden:
+                del view[k]
             for k, allowed in per_object:
                 if k in view and not allowed(t):
                     del view[k]
@@ -191,11 +197,22 @@ class Controller:
         # matches none of the others, whatever their value.
         keep += [self.policy.checker(f"{action}:{k}", ctx)
                  for k in filters if k in self.guarded_attrs]
+        # When none of the rules asked of every row reads the row (an
+        # admin's listing), the rows need no policy targets (for ports and
+        # subnets a copy of each with its network's owner): the first
+        # row's answers tell (_Decision.const).
+        asked = keep + [self.policy.checker(f"{action}:{k}", ctx) for k in self.guarded_attrs]
+        per_row = None
         objs, targets, after = [], [], marker
         while True:
             batch = self.plugin.list(ctx, self.collection, filters=filters, sorts=query_sorts,
                                      limit=limit, marker=after, special_filters=special)
-            for o, t in zip(batch, self._targets(batch, ctx)):
+            if per_row is None and batch:
+                first = self._target(batch[0], ctx=ctx)
+                for d in asked:
+                    d(first)
+                per_row = any(d.const is None for d in asked)
+            for o, t in zip(batch, self._targets(batch, ctx) if per_row else batch):
                 if keep[0](t) and (len(keep) == 1 or all(k(t) for k in keep[1:])):
                     objs.append(o)
                     targets.append(t)
