@@ -17,7 +17,9 @@ equality between two columns, a secondary table) is not handled:
 ``supported`` says so and the caller uses the ORM.
 """
 
+import collections
 import functools
+import operator
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -84,6 +86,21 @@ def _simple(rel, mapper):
         return (mapper.get_property_by_column(local).key,
                 rel.mapper.get_property_by_column(remote).key)
     except orm.exc.UnmappedColumnError:
+        return None
+
+
+@functools.cache
+def _leaf_class(model):
+    """The row class of ``model`` read as a leaf (a child none of whose
+    relationships is loaded, eagerly or when touched): a named tuple of
+    its attributes, a fifth of the cost of a Row to make; None when its
+    attribute names cannot be a named tuple's."""
+    plan = _plan(model, 1)
+    if plan is None or plan[2] or _row_class(model)._lazy:
+        return None
+    try:
+        return collections.namedtuple(f"{model.__name__}Leaf", plan[0])
+    except ValueError:
         return None
 
 
@@ -191,13 +208,19 @@ def _children(s, rows, rels, stmt, model):
             q = sa.select(*ccols).where(remote.in_(sa.select(sub.c[0])))
         if order:
             q = q.order_by(*order)
-        found = _rows(s, q, ckeys, _row_class(child))
+        leaf = None if crels else _leaf_class(child)
+        if leaf is not None:
+            make = tuple.__new__
+            found = [make(leaf, r) for r in s.connection().execute(q).all()]
+        else:
+            found = _rows(s, q, ckeys, _row_class(child))
         if crels and found:
             _children(s, found, crels, q, child)
+        parent_of = operator.attrgetter(rkey)
         by_parent = {}
         if uselist:
             for c in found:
-                v = c.__dict__[rkey]
+                v = parent_of(c)
                 got = by_parent.get(v)
                 if got is None:
                     by_parent[v] = [c]
@@ -210,7 +233,7 @@ def _children(s, rows, rels, stmt, model):
                 d[key] = [] if got is None else got
         else:
             for c in reversed(found):  # the first of a parent's, as got[0]
-                by_parent[c.__dict__[rkey]] = c
+                by_parent[parent_of(c)] = c
             get = by_parent.get
             for r in rows:
                 d = r.__dict__
