@@ -84,22 +84,39 @@ class Controller:
         network's owner, sharing and (subnets) externality."""
         if self.collection not in ("subnets", "ports") or not obj.get("network_id"):
             return obj
-        target = dict(obj)
-        net = self._network_owner(obj["network_id"], networks, ctx)
-        if net is not None:
-            target["network:project_id"] = net["project_id"]
-            target["network:tenant_id"] = net["project_id"]
-            target.setdefault("shared", net["shared"])
-            if self.collection == "subnets":
-                target.setdefault("router:external", net["external"])
-        return target
+        defaults, forced = self._network_keys(
+            self._network_owner(obj["network_id"], networks, ctx))
+        return {**defaults, **obj, **forced}
+
+    def _network_keys(self, net):
+        """The keys a target takes from its network ``net`` (or None):
+        those the object's own override, and those that override it."""
+        if net is None:
+            return {}, {}
+        defaults = {"shared": net["shared"]}
+        if self.collection == "subnets":
+            defaults["router:external"] = net["external"]
+        return defaults, {"network:project_id": net["project_id"],
+                          "network:tenant_id": net["project_id"]}
 
     def _targets(self, objs, ctx=None):
-        """Policy targets of many objects, their networks read in one query."""
+        """Policy targets of many objects, their networks read in one query
+        (and the keys each adds made once)."""
         if self.collection not in ("subnets", "ports"):
             return objs
         networks = self.plugin.network_owners({o["network_id"] for o in objs}, ctx)
-        return [self._target(o, networks) for o in objs]
+        keys = {}
+        out = []
+        for o in objs:
+            net_id = o.get("network_id")
+            if not net_id:
+                out.append(o)
+                continue
+            got = keys.get(net_id)
+            if got is None:
+                got = keys[net_id] = self._network_keys(self._network_owner(net_id, networks))
+            out.append({**got[0], **o, **got[1]})
+        return out
 
     def _check_attrs(self, ctx, action, target, names):
         """``<action>:<attr>`` for each attribute named (one that has the
