@@ -154,7 +154,9 @@ class Controller:
     def _views(self, ctx, objs, targets, fields):
         """_visible of many objects: a get_<resource>:<attr> rule that
         answers the same for every target (the caller is an admin, the
-        attribute admin-only) is asked once, not once per object."""
+        attribute admin-only) is asked once, not once per object.  The
+        objects (the plugin's fresh dicts) become their views, unless one
+        is its own target and a rule is yet to read it."""
         shown = self._shown & fields if fields else self._shown
         per_object = []
         for k in self.guarded_attrs:
@@ -169,9 +171,9 @@ class Controller:
         for o, t in zip(objs, targets):
             hidden = o.keys() - shown
             if not hidden and not per_object:
-                out.append(o)  # (a fresh dict of the plugin's, as the copy would be)
+                out.append(o)
                 continue
-            view = o.copy()
+            view = o.copy() if per_object and t is o else o
             for k in hidden:
                 del view[k]
             for k, allowed in per_object:
@@ -241,10 +243,11 @@ class Controller:
         if page_reverse and limit:
             objs.reverse()
             targets.reverse()
+        # (the links before the views: these may drop the ids they read)
+        links = limit and self._links(req, objs, limit, marker, page_reverse)
         body = {self.collection: self._views(ctx, objs, targets, fields)}
         if limit:
-            body[f"{self.collection}_links"] = self._links(req, objs, limit, marker,
-                                                           page_reverse)
+            body[f"{self.collection}_links"] = links
         return json_response(body)
 
     def _links(self, req, objs, limit, marker, page_reverse):
