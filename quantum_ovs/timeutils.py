@@ -25,8 +25,10 @@ def api_time(value):
         return None
     if type(value) is datetime.datetime and value.tzinfo is None and value.year >= 1000:
         # The same text as strftime(API_FORMAT) in a third of its time (a
-        # listing formats two per row).
-        return value.isoformat(timespec="seconds") + "Z"
+        # listing formats two per row); stored times have no microseconds.
+        if value.microsecond:
+            return value.isoformat(timespec="seconds") + "Z"
+        return value.isoformat() + "Z"
     return value.strftime(API_FORMAT)
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import gc
+import itertools
 import threading
 import urllib.parse
 
@@ -231,10 +232,13 @@ class Controller:
                 for d in asked:
                     d(first)
                 per_row = any(d.const is None for d in asked)
-            for o, t in zip(batch, self._targets(batch, ctx) if per_row else batch):
-                if keep[0](t) and (len(keep) == 1 or all(k(t) for k in keep[1:])):
-                    objs.append(o)
-                    targets.append(t)
+            ts = self._targets(batch, ctx) if per_row else batch
+            if len(keep) == 1:
+                kept = list(map(keep[0], ts))
+            else:
+                kept = [all(k(t) for k in keep) for t in ts]
+            objs += itertools.compress(batch, kept)
+            targets += itertools.compress(ts, kept)
             if limit is None or len(batch) < limit or len(objs) >= limit:
                 break
             after = batch[-1]["id"]
