@@ -85,9 +85,8 @@ class Controller:
         network's owner, sharing and (subnets) externality."""
         if self.collection not in ("subnets", "ports") or not obj.get("network_id"):
             return obj
-        defaults, forced = self._network_keys(
-            self._network_owner(obj["network_id"], networks, ctx))
-        return {**defaults, **obj, **forced}
+        return _merged(obj, *self._network_keys(
+            self._network_owner(obj["network_id"], networks, ctx)))
 
     def _network_keys(self, net):
         """The keys a target takes from its network ``net`` (or None):
@@ -116,7 +115,7 @@ class Controller:
             got = keys.get(net_id)
             if got is None:
                 got = keys[net_id] = self._network_keys(self._network_owner(net_id, networks))
-            out.append({**got[0], **o, **got[1]})
+            out.append(_merged(o, *got))
         return out
 
     def _check_attrs(self, ctx, action, target, names):
@@ -581,6 +580,16 @@ class Controller:
                                  [t for t in current["tags"] if t != tag])
             return json_response(None, status=204)
         raise webob.exc.HTTPMethodNotAllowed()
+
+
+def _merged(obj, defaults, forced):
+    """A copy of ``obj`` with ``forced``'s items and those of
+    ``defaults`` it lacks."""
+    out = obj | forced
+    for k, val in defaults.items():
+        if k not in out:
+            out[k] = val
+    return out
 
 
 def _copy(val):
