@@ -21,7 +21,15 @@ def utcnow(precise=False):
 
 
 def api_time(value):
-    return value.strftime(API_FORMAT) if value else None
+    if not value:
+        return None
+    if type(value) is datetime.datetime and value.tzinfo is None and value.year >= 1000:
+        # The same text as strftime(API_FORMAT) in a third of its time (a
+        # listing formats two per row); stored times have no microseconds.
+        if value.microsecond:
+            return value.isoformat(timespec="seconds") + "Z"
+        return value.isoformat() + "Z"
+    return value.strftime(API_FORMAT)
 
 
 def agent_time(value):

@@ -2,6 +2,7 @@
 
 import contextlib
 import gc
+import itertools
 import threading
 import urllib.parse
 
@@ -84,22 +85,38 @@ class Controller:
         network's owner, sharing and (subnets) externality."""
         if self.collection not in ("subnets", "ports") or not obj.get("network_id"):
             return obj
-        target = dict(obj)
-        net = self._network_owner(obj["network_id"], networks, ctx)
-        if net is not None:
-            target["network:project_id"] = net["project_id"]
-            target["network:tenant_id"] = net["project_id"]
-            target.setdefault("shared", net["shared"])
-            if self.collection == "subnets":
-                target.setdefault("router:external", net["external"])
-        return target
+        return _merged(obj, *self._network_keys(
+            self._network_owner(obj["network_id"], networks, ctx)))
+
+    def _network_keys(self, net):
+        """The keys a target takes from its network ``net`` (or None):
+        those the object's own override, and those that override it."""
+        if net is None:
+            return {}, {}
+        defaults = {"shared": net["shared"]}
+        if self.collection == "subnets":
+            defaults["router:external"] = net["external"]
+        return defaults, {"network:project_id": net["project_id"],
+                          "network:tenant_id": net["project_id"]}
 
     def _targets(self, objs, ctx=None):
-        """Policy targets of many objects, their networks read in one query."""
+        """Policy targets of many objects, their networks read in one query
+        (and the keys each adds made once)."""
         if self.collection not in ("subnets", "ports"):
             return objs
         networks = self.plugin.network_owners({o["network_id"] for o in objs}, ctx)
-        return [self._target(o, networks) for o in objs]
+        keys = {}
+        out = []
+        for o in objs:
+            net_id = o.get("network_id")
+            if not net_id:
+                out.append(o)
+                continue
+            got = keys.get(net_id)
+            if got is None:
+                got = keys[net_id] = self._network_keys(self._network_owner(net_id, networks))
+            out.append(_merged(o, *got))
+        return out
 
     def _check_attrs(self, ctx, action, target, names):
         """``<action>:<attr>`` for each attribute named (one that has the
@@ -137,7 +154,9 @@ class Controller:
     def _views(self, ctx, objs, targets, fields):
         """_visible of many objects: a get_<resource>:<attr> rule that
         answers the same for every target (the caller is an admin, the
-        attribute admin-only) is asked once, not once per object."""
+        attribute admin-only) is asked once, not once per object.  The
+        objects (the plugin's fresh dicts) become their views, unless one
+        is its own target and a rule is yet to read it."""
         shown = self._shown & fields if fields else self._shown
         per_object = []
         for k in self.guarded_attrs:
@@ -150,7 +169,13 @@ class Controller:
                 shown = shown - {k}
         out = []
         for o, t in zip(objs, targets):
-            view = {k: val for k, val in o.items() if k in shown}
+            hidden = o.keys() - shown
+            if not hidden and not per_object:
+                out.append(o)
+                continue
+            view = o.copy() if per_object and t is o else o
+            for k in hidden:
+                del view[k]
             for k, allowed in per_object:
                 if k in view and not allowed(t):
                     del view[k]
@@ -191,14 +216,28 @@ class Controller:
         # matches none of the others, whatever their value.
         keep += [self.policy.checker(f"{action}:{k}", ctx)
                  for k in filters if k in self.guarded_attrs]
+        # When none of the rules asked of every row reads the row (an
+        # admin's listing), the rows need no policy targets (for ports and
+        # subnets a copy of each with its network's owner): the first
+        # row's answers tell (_Decision.const).
+        asked = keep + [self.policy.checker(f"{action}:{k}", ctx) for k in self.guarded_attrs]
+        per_row = None
         objs, targets, after = [], [], marker
         while True:
             batch = self.plugin.list(ctx, self.collection, filters=filters, sorts=query_sorts,
                                      limit=limit, marker=after, special_filters=special)
-            for o, t in zip(batch, self._targets(batch, ctx)):
-                if keep[0](t) and (len(keep) == 1 or all(k(t) for k in keep[1:])):
-                    objs.append(o)
-                    targets.append(t)
+            if per_row is None and batch:
+                first = self._target(batch[0], ctx=ctx)
+                for d in asked:
+                    d(first)
+                per_row = any(d.const is None for d in asked)
+            ts = self._targets(batch, ctx) if per_row else batch
+            if len(keep) == 1:
+                kept = list(map(keep[0], ts))
+            else:
+                kept = [all(k(t) for k in keep) for t in ts]
+            objs += itertools.compress(batch, kept)
+            targets += itertools.compress(ts, kept)
             if limit is None or len(batch) < limit or len(objs) >= limit:
                 break
             after = batch[-1]["id"]
@@ -207,10 +246,11 @@ class Controller:
         if page_reverse and limit:
             objs.reverse()
             targets.reverse()
+        # (the links before the views: these may drop the ids they read)
+        links = limit and self._links(req, objs, limit, marker, page_reverse)
         body = {self.collection: self._views(ctx, objs, targets, fields)}
         if limit:
-            body[f"{self.collection}_links"] = self._links(req, objs, limit, marker,
-                                                           page_reverse)
+            body[f"{self.collection}_links"] = links
         return json_response(body)
 
     def _links(self, req, objs, limit, marker, page_reverse):
@@ -540,6 +580,16 @@ class Controller:
                                  [t for t in current["tags"] if t != tag])
             return json_response(None, status=204)
         raise webob.exc.HTTPMethodNotAllowed()
+
+
+def _merged(obj, defaults, forced):
+    """A copy of ``obj`` with ``forced``'s items and those of
+    ``defaults`` it lacks."""
+    out = obj | forced
+    for k, val in defaults.items():
+        if k not in out:
+            out[k] = val
+    return out
 
 
 def _copy(val):

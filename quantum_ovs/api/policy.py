@@ -13,6 +13,7 @@ the target values the rule actually read, so a page of 1,000 rows of the
 same owner costs one evaluation per rule.
 """
 
+import operator
 import re
 
 from oslo_config import cfg
@@ -80,7 +81,8 @@ class _Decision:
         self.creds = creds
         self.enforcer = enforcer
         self.name = name
-        # {keys read: {their values: result}}; None: not memoizable
+        # {keys read: (their itemgetter, {their values: result})}; None:
+        # not memoizable
         self.memo = {} if memoizable else None
         # The result when an evaluation read nothing of the target (the
         # caller is an admin, or the rule is admin-only): the same for all.
@@ -93,8 +95,12 @@ class _Decision:
         if memo is None:
             return bool(self.check(target, self.creds, self.enforcer, self.name))
         try:
-            for keys, results in memo.items():
-                got = results.get(tuple([target.get(k, _MISSING) for k in keys]))
+            for keys, (values_of, results) in memo.items():
+                try:
+                    values = values_of(target)
+                except KeyError:  # (a key the target lacks)
+                    values = _values(keys, target)
+                got = results.get(values)
                 if got is not None:
                     return got
         except TypeError:  # an unhashable value: no memo for this target
@@ -107,10 +113,21 @@ class _Decision:
             self.const = result
             return result
         try:
-            memo.setdefault(keys, {})[tuple(rec.read[k] for k in keys)] = result
+            if keys not in memo:
+                memo[keys] = (operator.itemgetter(*keys), {})
+            memo[keys][1][_values(keys, rec.read)] = result
         except TypeError:
             pass
         return result
+
+
+def _values(keys, mapping):
+    """The values of ``keys`` in ``mapping`` (_MISSING for one it lacks)
+    as ``operator.itemgetter(*keys)`` gives them: a tuple, or the value
+    itself for one key."""
+    if len(keys) == 1:
+        return mapping.get(keys[0], _MISSING)
+    return tuple([mapping.get(k, _MISSING) for k in keys])
 
 
 class Policy:

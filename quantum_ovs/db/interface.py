@@ -167,6 +167,19 @@ class ExtensionPoints:
             fn(obj, d)
         return d
 
+    def to_dicts(self, collection: str, objs) -> list:
+        """to_dict of many rows (a listing), the view and the extenders
+        looked up once."""
+        make = self.collections[collection].to_dict
+        extenders = tuple(self.dict_extenders.get(collection, ()))
+        out = []
+        for obj in objs:
+            d = make(obj)
+            for fn in extenders:
+                fn(obj, d)
+            out.append(d)
+        return out
+
 
 @functools.cache
 def _declared(cls):

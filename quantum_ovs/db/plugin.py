@@ -103,7 +103,7 @@ class Plugin(ExtensionPoints):
             return self._for_caller(s, ctx, h, rows)
 
     def _for_caller(self, s, ctx, h, rows):
-        dicts = [self.to_dict(h.collection, r) for r in rows]
+        dicts = self.to_dicts(h.collection, rows)
         if ctx is not None and rows:
             h.for_caller(s, ctx, rows, dicts)
         return dicts

@@ -76,10 +76,10 @@ def setup(plugin, conf):
             net.dns_domain = a[DNS_DOMAIN] or ""
 
     def extend_port(port, d):
-        d[DNS_NAME] = port.dns_name or ""
+        name = d[DNS_NAME] = port.dns_name or ""
         d[DNS_DOMAIN] = port.dns_domain or ""
-        d[DNS_ASSIGNMENT] = assignment(d[DNS_NAME],
-                                       domain_of(port.network_dns_domain or ""),
+        # (domain_of, inline: a listing extends thousands)
+        d[DNS_ASSIGNMENT] = assignment(name, port.network_dns_domain or fallback,
                                        [a.ip_address for a in port.fixed_ips])
 
     def extend_network(net, d):

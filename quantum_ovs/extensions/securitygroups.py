@@ -393,8 +393,8 @@ def setup(plugin, conf):
             raise PortSecurityPortHasSecurityGroup()
 
     def extend_port(port, d):
-        d["security_groups"] = sorted(b.security_group_id
-                                      for b in port.security_group_bindings)
+        d["security_groups"] = sorted([b.security_group_id
+                                       for b in port.security_group_bindings])
 
     plugin.add_hook("ports", "create", on_port_create)
     plugin.add_hook("ports", "update", on_port_update)
