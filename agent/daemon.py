@@ -37,7 +37,6 @@ import threading
 import time
 
 from agent import gateways, plumbing, sync_client
-from agent.metrics import AgentMetrics
 from agent.metadata import namespace as metadata_namespace
 from agent.metadata.service import MetadataService
 from agent.openflow.channel import Channel, CookieScope
@@ -133,6 +132,9 @@ class Agent:
     def start(self):
         s = self.s
         if s.metrics_port is not None:
+            # Here, not at the top: prometheus_client costs every start
+            # ~10 ms of imports, and metrics are off by default.
+            from agent.metrics import AgentMetrics
             self.metrics = AgentMetrics(self)
             self.metrics.serve(s.metrics_host, s.metrics_port)
         self.conn = Connection(s.ovsdb, tables=AGENT_TABLES).start()

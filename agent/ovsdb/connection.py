@@ -16,17 +16,46 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable, Iterable, Optional
 
-import ovs.db.idl
-import ovs.jsonrpc
-import ovs.poller
-import ovs.stream
-from ovs.db.idl import Transaction
+
+def _import_ovs_poller_without_eventlet() -> None:
+    """Import ``ovs.poller`` without letting it import eventlet.
+
+    The ovs library's poller tries ``from eventlet import patcher`` (to
+    detect a monkey-patched ``select``) whenever eventlet is installed,
+    which it is for quantum-ovs-server; that import costs a starting agent
+    ~120 ms, and the agent never runs under eventlet.  A ``None`` entry in
+    ``sys.modules`` makes that one import fail at once (the poller catches
+    it and uses plain ``select``); the entry is removed right after, so
+    eventlet stays importable for anything else (the optional checks of
+    oslo libraries, server code in the same process).  A process that has
+    already imported eventlet, or ovs.poller, gets the library as before.
+    Module imports run on the importing thread before the agent starts any
+    other thread, so no other import can see the entry.
+    """
+    if "ovs.poller" in sys.modules or "eventlet" in sys.modules:
+        return
+    sys.modules["eventlet"] = None
+    try:
+        import ovs.poller  # noqa: F401
+    finally:
+        if "eventlet" in sys.modules and sys.modules["eventlet"] is None:
+            del sys.modules["eventlet"]
+
+
+_import_ovs_poller_without_eventlet()
+
+import ovs.db.idl  # noqa: E402 (after the poller, above)
+import ovs.jsonrpc  # noqa: E402
+import ovs.poller  # noqa: E402
+import ovs.stream  # noqa: E402
+from ovs.db.idl import Transaction  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 
