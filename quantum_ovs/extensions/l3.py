@@ -232,8 +232,6 @@ class Routers(Collection):
             raise bad_router(f"Network {net.id} is not an external network")
         subnets = {x.id: x for x in s.execute(sa.select(models.Subnet).where(
             models.Subnet.network_id == net.id)).scalars()}
-        if not subnets:
-            raise bad_router(f"Network {net.id} has no subnet for the router's gateway")
         fixed = info.get("external_fixed_ips")
         for f in fixed or ():
             sid, ip = f.get("subnet_id"), f.get("ip_address")
@@ -250,7 +248,7 @@ class Routers(Collection):
             return ()  # the same gateway (SNAT aside)
         if old is not None:
             self._drop_gateway_port(s, ctx, router, old)
-        port = self._new_gateway_port(s, router, net, fixed or None)
+        port = self._new_gateway_port(s, router, net, fixed or None, bool(subnets))
         router.gw_network_id, router.gw_port_id = net.id, port.id
         if router.redirect_key is None:
             router.redirect_key = gateways.allocate_redirect_key(
@@ -263,9 +261,12 @@ class Routers(Collection):
         after = gateways.assign(s, router.id, self.plugin.agents.down_time)
         return set(before) ^ set(after) if before != after else ()
 
-    def _new_gateway_port(self, s, router, net, requested):
+    def _new_gateway_port(self, s, router, net, requested, addressed=True):
         """The gateway port: no project's (as in Neutron), no security
-        groups, no quota; on the external network's subnets."""
+        groups, no quota; on the external network's subnets, or, on an
+        external network without any (``addressed`` false), without an
+        address, as Neutron makes it (no NAT, no floating IPs through it
+        until it has one)."""
         plugin = self.plugin
         port = models.Port(
             id=str(uuid.uuid4()), project_id="", name="", description="",
@@ -276,8 +277,9 @@ class Routers(Collection):
         port.allowed_address_pairs, port.tags, port.fixed_ips = [], [], []
         s.add(port)
         s.flush()
-        allocs = _allocate(plugin, s, net.id, port, requested, definition.GATEWAY_OWNER)
-        if not allocs:
+        allocs = _allocate(plugin, s, net.id, port, requested, definition.GATEWAY_OWNER) \
+            if addressed else []
+        if addressed and not allocs:
             raise exceptions.IpAddressGenerationFailure(net_id=net.id)
         port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
                                               network_id=net.id, order=i)

@@ -10,6 +10,8 @@ import random
 import pytest
 
 from quantum_ovs import wire
+from quantum_ovs.compiler import cookies
+from quantum_ovs.compiler.engine import Engine, compile_flows
 from quantum_ovs.db import models
 from tests.functional.test_agent_api import bound_port, register, state
 from tests.functional.test_host_view_routers import canon, full_view
@@ -305,3 +307,46 @@ def test_subnets_in_the_gateways_address_scope_are_marked_unnatted(l3):
     # the external subnet's pool leaves the scope: nothing matches
     rescope(pools[0], None, ())
     assert "unnatted" not in state(api, HOST_A)["view"]["routers"][0]["gateway"]
+
+
+def test_a_gateway_on_an_external_network_without_subnets_has_no_address(l3):
+    """Neutron's gateway port without addresses: in every view, compiled
+    on the gateway hosts and the others alike (no NAT, no gateway flows)."""
+    api = l3
+    ext = api.post("/v2.0/networks", {"network": {"name": "bare", "router:external": True}},
+                   status=201, **ADMIN).data["network"]
+    n1 = api.network()
+    s1 = api.subnet(n1["id"], "10.1.0.0/24")
+    bound_port(api, n1["id"], HOST_A)
+    r = api.post(R, {"router": {"name": "r", "external_gateway_info": {
+        "network_id": ext["id"]}}}, **ADMIN, status=201).data["router"]
+    assert r["external_gateway_info"]["external_fixed_ips"] == []
+    api.put(f"{R}/{r['id']}/add_router_interface", {"subnet_id": s1["id"]}, **ADMIN,
+            status=200)
+    [gw] = api.get(f"/v2.0/ports?device_id={r['id']}&device_owner=network:router_gateway",
+                   **ADMIN, status=200).data["ports"]
+    assert gw["fixed_ips"] == [] and gw["network_id"] == ext["id"]
+    # no address to translate to: a floating IP there is refused, nothing is left
+    api.post(F, {"floatingip": {"floating_network_id": ext["id"]}}, **ADMIN, status=400)
+    assert api.get(F, **ADMIN, status=200).data["floatingips"] == []
+    gw_cookie = cookies.cookie_for(cookies.KIND_GATEWAY, r["id"])
+    for h in list(HOSTS) + list(GATEWAYS):
+        view = wire.view_from_dict(state(api, h)["view"])
+        if h == HOST_A or h in GATEWAYS:
+            [vr] = view.routers
+            assert vr.gateway is not None and vr.gateway.ip_addresses == ()
+        flows = compile_flows(view, Engine(h).alloc)  # compiles
+        assert flows and not [f for f in flows if f.cookie == gw_cookie], h
+    # a subnet later, and the gateway set again, gives it an address
+    ext_sub = api.subnet(ext["id"], cidr="172.24.9.0/24", **ADMIN)
+    up = api.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": None}}, **ADMIN,
+                 status=200).data["router"]
+    up = api.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
+        "network_id": ext["id"]}}}, **ADMIN, status=200).data["router"]
+    assert [f["subnet_id"] for f in up["external_gateway_info"]["external_fixed_ips"]] == \
+        [ext_sub["id"]]
+    # (and now its gateway hosts have the gateway's flows the check above looked for)
+    with_gw = [h for h in GATEWAYS if any(
+        f.cookie == gw_cookie for f in compile_flows(
+            wire.view_from_dict(state(api, h)["view"]), Engine(h).alloc))]
+    assert with_gw, "no gateway host compiles the gateway's flows"

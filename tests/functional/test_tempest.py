@@ -175,16 +175,9 @@ NTP_KNOWN_FAILURES = {
                  "test_address_scopes.RbacAddressScopeTest",
                  "test_security_groups.RbacSharedSecurityGroupTest",
                  "test_subnetpools.RbacSubnetPoolTest")},
-    **{f"{_NTP}admin.test_external_network_extension.ExternalNetworksRBACTestJSON.{t}": why
-       for t, why in (
-           ("test_external_update_policy_from_wildcard_to_specific_project",
-            "a router gateway on an external network without a subnet is refused "
-            "(Neutron makes a gateway port without addresses)"),
-           ("test_regular_client_shares_with_another",
-            "a router gateway on an external network without a subnet is refused "
-            "(Neutron makes a gateway port without addresses)"),
-           ("test_wildcard_policy_delete_blocked_on_default_ext",
-            "networks have no is_default attribute (auto-allocated-topology is not served)"))},
+    f"{_NTP}admin.test_external_network_extension.ExternalNetworksRBACTestJSON."
+    "test_wildcard_policy_delete_blocked_on_default_ext":
+        "networks have no is_default attribute (auto-allocated-topology is not served)",
     f"setUpClass ({_NTP}admin.test_l3_agent_scheduler.L3AgentSchedulerTestJSON)":
         "looks for an agent of type 'L3 agent': our gateway hosts are the OVS agents "
         "(and the plugin's error path itself raises TypeError)",
