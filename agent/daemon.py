@@ -137,19 +137,33 @@ class Agent:
             from agent.metrics import AgentMetrics
             self.metrics = AgentMetrics(self)
             self.metrics.serve(s.metrics_host, s.metrics_port)
-        self.conn = Connection(s.ovsdb, tables=AGENT_TABLES).start()
-        self.conn.add_reconnect_handler(lambda: self._count("ovsdb_reconnects"))
-        self.ovsdb = Ovsdb(self.conn)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # the threads already started
+            raise
+        return self
+
+    def _start(self):
+        s = self.s
+        # What needs no OVSDB first, so that it overlaps the first OVSDB
+        # sync: the view from the server (events wait in the queue for the
+        # reconcile thread), and the OpenFlow listener (a restarted agent's
+        # switch reconnects to it at once, and its flows are dumped then).
+        self._start_thread("sync", self._sync_loop)
         self.channel = Channel(CookieScope.ours(), listen=s.of_listen,
                                sock=plumbing.controller_socket(s),
                                meter_rate=s.dhcp_packet_rate, meter_burst=s.dhcp_packet_burst,
                                packet_in_queue=s.packet_in_queue)
         self.reconciler.channel = self.channel
-        self.channel.on_connect(lambda dpid, gen: self.events.put(("connected", gen)))
+        self.channel.on_connect(self._on_switch_connected)
         self.channel.on_disconnect(lambda gen: self.events.put(("disconnected", gen)))
         self.channel.on_packet_in(self.dhcp.packet_in)
         self.dns.forwarder = Forwarder(stats=self.stats)
         self.channel.start()
+        self.conn = Connection(s.ovsdb, tables=AGENT_TABLES).start()
+        self.conn.add_reconnect_handler(lambda: self._count("ovsdb_reconnects"))
+        self.ovsdb = Ovsdb(self.conn)
         plumbing.ensure_integration_bridge(self.ovsdb, s, self.channel.target)
         self.base_chassis = plumbing.plumb(self.ovsdb, s)
         self.chassis = self.base_chassis
@@ -168,14 +182,22 @@ class Agent:
                 s.metadata, s.host, s.integration_bridge, self.ovsdb,
                 lambda: self.installed_ports,
                 lambda ofport: self.events.put(("metadata", ofport)), self.stop_event).start()
-        for name, target in (("reconcile", self._reconcile_loop), ("sync", self._sync_loop),
+        for name, target in (("reconcile", self._reconcile_loop),
                              ("heartbeat", self._heartbeat_loop),
                              ("router-advertisements", self._ra_loop),
                              ("neighbours", self._neighbour_loop)):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self.threads.append(t)
-        return self
+            self._start_thread(name, target)
+
+    def _start_thread(self, name, target):
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _on_switch_connected(self, datapath_id, generation):
+        # On the channel's event thread: start the dump (the first install
+        # on this connection needs it), then let the reconcile thread know.
+        self.reconciler.prefetch(generation)
+        self.events.put(("connected", generation))
 
     def stop(self):
         """Stop the agent's threads promptly; the flows stay installed (a

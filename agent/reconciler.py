@@ -5,13 +5,22 @@ After a (re)connection the installed flows are dumped and everything is
 diffed against the desired table; otherwise only the keys a change touched
 are.  The difference goes to the switch in one bundle, and the picture is
 updated from what was sent.
+
+The dump can be taken ahead (:meth:`Reconciler.prefetch`, when the switch
+connects), while the agent is still waiting for its view: it is used only
+if nothing was sent and no resync was asked for since it started.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from concurrent.futures import Future
 
 from quantum_ovs.compiler.flow import FlowDiff, diff, diff_keys
+
+LOG = logging.getLogger(__name__)
 
 
 class Reconciler:
@@ -22,6 +31,10 @@ class Reconciler:
         self.dumped_generation = 0  # the switch connection whose flows we dumped
         self.last_apply_ms = None
         self.stats = stats  # applies, flow_mods, resyncs (the agent's counters)
+        # Counts what makes a dump out of date: everything sent, every
+        # resync asked for.  A prefetched dump is good only in its epoch.
+        self._epoch = 0
+        self._prefetched = None  # (generation, epoch, Future of {key: flow})
 
     # ------------------------------------------------------------ events
     def connected(self, generation) -> None:
@@ -33,6 +46,34 @@ class Reconciler:
     def resync(self) -> None:
         """Trust nothing installed: dump again before the next install."""
         self.need_dump = True
+        self._epoch += 1
+
+    def prefetch(self, generation) -> None:
+        """Start dumping the flows of switch connection ``generation`` now,
+        on a thread of its own (any thread may call this, e.g. the channel's
+        connect handler): the next install that needs a dump takes this one
+        if it is still good, instead of dumping only then."""
+        channel, fut = self.channel, Future()
+        self._prefetched = (generation, self._epoch, fut)
+
+        def dump():
+            try:
+                fut.set_result({f.key: f for f in channel.dump_flows()})
+            except Exception as e:  # noqa: BLE001 - the install dumps again
+                fut.set_exception(e)
+        threading.Thread(target=dump, name="dump", daemon=True).start()
+
+    def _dump(self, channel) -> dict:
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            generation, epoch, fut = prefetched
+            if generation == channel.generation and epoch == self._epoch:
+                try:
+                    return fut.result()
+                except Exception:  # noqa: BLE001
+                    LOG.info("the flows dumped ahead are not there; dumping again",
+                             exc_info=True)
+        return {f.key: f for f in channel.dump_flows()}
 
     # ------------------------------------------------------------ install
     def install(self, desired, touched) -> FlowDiff | None:
@@ -45,13 +86,14 @@ class Reconciler:
         if self.need_dump:
             self.stats["resyncs"] += 1
             generation = channel.generation
-            self.installed = {f.key: f for f in channel.dump_flows()}
+            self.installed = self._dump(channel)
             self.dumped_generation = generation
             self.need_dump = False
             d = diff(self.installed, desired)
         else:
             d = diff_keys(touched, self.installed, desired)
         if not d.empty:
+            self._epoch += 1
             channel.apply(d)
             installed = self.installed
             for f in d.deletes:

@@ -57,6 +57,10 @@ import ovs.poller  # noqa: E402
 import ovs.stream  # noqa: E402
 from ovs.db.idl import Transaction  # noqa: E402
 
+from agent.ovsdb import streamjson  # noqa: E402
+
+streamjson.install()
+
 LOG = logging.getLogger(__name__)
 
 DEFAULT_TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller")

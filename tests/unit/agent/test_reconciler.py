@@ -92,6 +92,58 @@ def test_a_resync_or_a_new_connection_dumps_again_the_same_one_does_not():
     assert r.install(_table(_flow(1)), set()).empty and ch.dumps == 3
 
 
+def _prefetch(r, generation):
+    r.prefetch(generation)
+    r._prefetched[2].result(5)  # the dump thread is done
+
+
+def test_a_dump_taken_when_the_switch_connects_is_used_by_the_first_install():
+    a = _flow(1)
+    ch = FakeChannel([a, _flow(2)])
+    r = _reconciler(ch)
+    _prefetch(r, ch.generation)
+    r.connected(ch.generation)
+    d = r.install(_table(a), set())
+    assert ch.dumps == 1 and d.deletes == (_flow(2),) and not d.adds
+    assert r.installed == ch.switch
+
+
+def test_a_dump_taken_ahead_is_not_used_once_out_of_date():
+    a, b = _flow(1), _flow(2)
+    # flows sent since: the dump taken ahead lacks b
+    ch = FakeChannel()
+    r = _reconciler(ch)
+    r.install(_table(a), set())
+    ch.generation = 2
+    _prefetch(r, 2)
+    r.install(_table(a, b), {b.key})
+    r.connected(2)
+    assert r.install(_table(a, b), set()).empty and ch.dumps == 3
+    # a resync asked for since (the switch may have changed under us)
+    _prefetch(r, 2)
+    ch.switch.pop(a.key)
+    r.resync()
+    assert r.install(_table(a, b), set()).adds == (a,) and ch.dumps == 5
+    # another connection since
+    _prefetch(r, 2)
+    ch.generation = 3
+    ch.switch.clear()
+    r.connected(3)
+    assert set(r.install(_table(a, b), set()).adds) == {a, b} and ch.dumps == 7
+
+
+def test_a_failed_dump_ahead_is_taken_again():
+    ch = FakeChannel([_flow(1)])
+    r = _reconciler(ch)
+    real, ch.dump_flows = ch.dump_flows, None  # calling it raises TypeError
+    r.prefetch(ch.generation)
+    try:
+        r._prefetched[2].exception(5)
+    finally:
+        ch.dump_flows = real
+    assert r.install(_table(_flow(1)), set()).empty and ch.dumps == 1
+
+
 def test_nothing_is_sent_while_disconnected():
     ch = FakeChannel()
     ch.connected = False
