@@ -26,6 +26,16 @@ ovs_opts = [
     cfg.StrOpt("of_listen_unix", default="",
                help="Listen on this unix socket instead of TCP (reaches a "
                     "switch in another network namespace)."),
+    cfg.StrOpt("of_connect_unix", default="",
+               help="Instead of listening for br-int's OpenFlow connection, "
+                    "connect to the bridge's management socket at this path "
+                    "(e.g. /var/run/openvswitch/br-int.mgmt). A restarted "
+                    "agent reaches the switch at once, where a listening one "
+                    "waits until ovs-vswitchd tries again (a second or more "
+                    "after its controller went away). The bridge's "
+                    "Controller rows are left as they are: ovs-vswitchd "
+                    "flushes the flows of a bridge that gains its first or "
+                    "loses its last controller."),
 ]
 
 agent_opts = [

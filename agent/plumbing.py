@@ -33,6 +33,11 @@ def controller_socket(settings):
 
 
 def ensure_integration_bridge(ovsdb, settings, controller_target):
+    """The integration bridge; ``controller_target`` None: the agent
+    connects to the bridge's management socket, and the bridge's Controller
+    rows are left as they are (ovs-vswitchd flushes every flow of a bridge
+    that gains its first or loses its last controller: adding or removing
+    one would make a restart that changes the mode lose the data plane)."""
     ovsdb.ensure_bridge(settings.integration_bridge, datapath_type=settings.datapath_type,
                         fail_mode="secure", protocols=("OpenFlow13",),
                         controller=controller_target, connection_mode="out-of-band")

@@ -31,7 +31,7 @@ class Settings:
                  dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=DHCP_PACKET_RATE,
                  dhcp_packet_burst=DHCP_PACKET_BURST, packet_in_queue=PACKET_IN_QUEUE,
                  ca_file="", insecure=False, gateway=False, metadata=None,
-                 dns_domain="openstacklocal.", dns_resolvers=()):
+                 dns_domain="openstacklocal.", dns_resolvers=(), of_connect=None):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb
@@ -42,6 +42,7 @@ class Settings:
         self.bridge_mappings = dict(bridge_mappings or {})
         self.of_listen = of_listen
         self.of_socket = of_socket
+        self.of_connect = of_connect  # unix:<bridge's .mgmt socket>: the agent connects
         self.token = token
         self.ca_file = ca_file  # TLS to the server (https url)
         self.insecure = insecure
@@ -92,4 +93,6 @@ class Settings:
                    packet_in_queue=conf.agent.packet_in_queue,
                    gateway=conf.agent.gateway,
                    metadata=MetadataSettings.from_conf(conf),
-                   dns_domain=conf.dns_domain, dns_resolvers=conf.agent.dns_resolvers)
+                   dns_domain=conf.dns_domain, dns_resolvers=conf.agent.dns_resolvers,
+                   of_connect=(f"unix:{conf.ovs.of_connect_unix}"
+                               if conf.ovs.of_connect_unix else None))

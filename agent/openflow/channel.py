@@ -173,6 +173,12 @@ class Channel:
     :param listen: (host, port) to listen on (ignored if ``sock`` is given)
     :param sock: an already bound, listening socket (e.g. created inside
         another network namespace)
+    :param connect: ``unix:<path>`` of a socket the switch listens on (the
+        bridge's management socket, ``<rundir>/<bridge>.mgmt``): the channel
+        connects to the switch instead of waiting for it, and connects again
+        at once when the connection drops; ``listen`` and ``sock`` are then
+        not used.  A switch whose controller went away waits a second or
+        more before it tries again; a connecting agent does not wait for it.
     :param timeout: default seconds to wait for the switch's answers
     :param datapath_id: accept only the switch with this datapath id (the
         integration bridge's, from OVSDB); None accepts any switch, and a
@@ -196,7 +202,11 @@ class Channel:
         meter_rate: int = DHCP_PACKET_RATE,
         meter_burst: int = DHCP_PACKET_BURST,
         packet_in_queue: int = PACKET_IN_QUEUE,
+        connect: Optional[str] = None,
     ):
+        if connect is not None and not connect.startswith("unix:"):
+            raise ValueError(f"connect: unix:<path> expected, not {connect!r}")
+        self.connect_path = connect[5:] if connect is not None else None
         self.cookie = cookie
         self.meter_rate = meter_rate
         self.meter_burst = meter_burst
@@ -222,6 +232,10 @@ class Channel:
 
     # ------------------------------------------------------------ life cycle
     def start(self) -> "Channel":
+        if self.connect_path is not None:
+            self.listen_addr = None
+            self._start_threads(("of-connect", self._connect_loop))
+            return self
         if self._listener is None:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -232,12 +246,15 @@ class Channel:
             self.listen_addr = ("unix", self._listener.getsockname())
         else:
             self.listen_addr = self._listener.getsockname()[:2]
-        for name, target in (("of-accept", self._accept_loop), ("of-events", self._event_loop),
+        self._start_threads(("of-accept", self._accept_loop))
+        return self
+
+    def _start_threads(self, *more) -> None:
+        for name, target in (*more, ("of-events", self._event_loop),
                              ("of-packet-in", self._packet_in_loop)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        return self
 
     def stop(self) -> None:
         self._stopping.set()
@@ -269,10 +286,19 @@ class Channel:
         return self.listen_addr[1]
 
     @property
-    def target(self) -> str:
+    def connecting(self) -> bool:
+        """True if the channel connects to the switch (no Controller row
+        is wanted on the bridge)."""
+        return self.connect_path is not None
+
+    @property
+    def target(self) -> Optional[str]:
         """The Controller target for OVSDB, e.g. ``tcp:127.0.0.1:6633`` or
-        ``unix:/run/quantum-ovs/br-int.mgmt`` (a unix socket reaches a switch
-        in another network namespace)."""
+        ``unix:/run/quantum-ovs/br-int.sock`` (a unix socket reaches a switch
+        in another network namespace); None when the channel connects to the
+        switch (the bridge then needs no Controller)."""
+        if self.listen_addr is None:
+            return None
         if self.listen_addr[0] == "unix":
             return f"unix:{self.listen_addr[1]}"
         return f"tcp:{self.listen_addr[0]}:{self.listen_addr[1]}"
@@ -532,30 +558,64 @@ class Channel:
                 continue
             if sock.family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(sock, peer, next(self._generations))
-            conn.reader = threading.Thread(
-                target=self._read_loop, args=(conn,), name=f"of-read-{conn.generation}", daemon=True
-            )
-            conn.reader.start()
+            self._adopt(sock, peer)
+
+    def _connect_loop(self) -> None:
+        """Connect to the switch; once connected, wait for the connection
+        to end, then connect again at once (and back off while that fails:
+        50 ms doubling up to 1 s)."""
+        delay = 0.0
+        while not self._stopping.is_set():
+            if delay:
+                self._stopping.wait(delay)
+                if self._stopping.is_set():
+                    return
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                self._handshake(conn)
-            except ChannelError as e:
-                LOG.warning("OpenFlow handshake with %s failed: %s", peer, e)
-                conn.close()
+                sock.connect(self.connect_path)
+            except OSError as e:
+                sock.close()
+                if not delay:
+                    LOG.info("cannot connect to the switch at %s (%s); trying again",
+                             self.connect_path, e)
+                delay = min(max(delay * 2, 0.05), 1.0)
                 continue
-            with self._conn_cv:
-                old, self._conn = self._conn, conn
-                self._conn_cv.notify_all()
-            if old is not None and not old.closed.is_set():
-                old.close()
-            LOG.info(
-                "switch %016x connected from %s (generation %d)",
-                conn.datapath_id or 0,
-                peer,
-                conn.generation,
-            )
-            for h in self._connect_handlers:
-                self._post(h, conn.datapath_id, conn.generation)
+            conn = self._adopt(sock, self.connect_path)
+            if conn is None:
+                delay = min(max(delay * 2, 0.05), 1.0)
+                continue
+            delay = 0.0
+            conn.closed.wait()
+
+    def _adopt(self, sock, peer) -> Optional[_Conn]:
+        """A new connection to the switch: handshake, then it replaces the
+        current one and the connect handlers run.  None if the handshake
+        failed (the socket is closed)."""
+        conn = _Conn(sock, peer, next(self._generations))
+        conn.reader = threading.Thread(
+            target=self._read_loop, args=(conn,), name=f"of-read-{conn.generation}", daemon=True
+        )
+        conn.reader.start()
+        try:
+            self._handshake(conn)
+        except ChannelError as e:
+            LOG.warning("OpenFlow handshake with %s failed: %s", peer, e)
+            conn.close()
+            return None
+        with self._conn_cv:
+            old, self._conn = self._conn, conn
+            self._conn_cv.notify_all()
+        if old is not None and not old.closed.is_set():
+            old.close()
+        LOG.info(
+            "switch %016x connected from %s (generation %d)",
+            conn.datapath_id or 0,
+            peer,
+            conn.generation,
+        )
+        for h in self._connect_handlers:
+            self._post(h, conn.datapath_id, conn.generation)
+        return conn
 
     def _handshake(self, conn: _Conn) -> None:
         conn.send(E.serialize(E.hello(), self._xid()))

@@ -38,6 +38,7 @@ import ipaddress
 import textwrap
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from quantum_ovs.compiler import cookies, pipeline
@@ -151,6 +152,24 @@ class Stats:
     def reset(self) -> None:
         self.full_recomputes = 0
         self.owner_recomputes.clear()
+
+
+
+@contextmanager
+def _gc_paused():
+    """No cyclic garbage collection while flows are computed: they are tens
+    of thousands of small acyclic values, which the collector would rescan
+    over and over as they are made, and an engine holding a host's flows
+    makes every full collection long (1,000 ports plugged at once into a
+    loaded engine: ~650 ms of CPU with the collector, ~200 ms without)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class Engine:
@@ -282,15 +301,8 @@ class Engine:
             owners.extend(kind.instances(self))
         old = self.desired
         new = DesiredFlows()
-        # Tens of thousands of small acyclic values: the cyclic collector
-        # would rescan them over and over (it doubles the compile time).
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        with _gc_paused():
             self._compute_into(new, owners)
-        finally:
-            if paused:
-                gc.enable()
         self.desired = new
         if not len(old):
             return FlowDiff((), (), tuple(new))
@@ -915,8 +927,9 @@ class Engine:
         dirty, self._dirty = self._dirty, set()
         d = self.desired
         d.begin()
-        self._compute_into(d, dirty)
-        return d.end()
+        with _gc_paused():
+            self._compute_into(d, dirty)
+            return d.end()
 
     def _compute_into(self, d: DesiredFlows, owners) -> None:
         computed = []

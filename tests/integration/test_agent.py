@@ -64,11 +64,15 @@ def api(server):
     return Api(server.url)
 
 
-def make_agent(ovs, server, tmp_path):
+def make_agent(ovs, server, tmp_path, mode="listen"):
+    """An agent on ``ovs``; ``mode`` "connect": it connects to br-int's
+    management socket ([ovs] of_connect_unix) instead of listening."""
     return Agent(Settings(host=HOST, server_url=server.url, ovsdb=ovs.db_remote,
                           token=server.agent_credential(HOST),
                           datapath_type="netdev", local_ip="192.0.2.1",
                           tunnel_types=("vxlan",), of_listen=f"unix:{ovs.rundir}/qovs-of.sock",
+                          of_connect=(f"unix:{ovs.rundir}/br-int.mgmt" if mode == "connect"
+                                      else None),
                           state_path=str(tmp_path / "state"), report_interval=5,
                           polling_interval=5)).start()
 
@@ -76,6 +80,14 @@ def make_agent(ovs, server, tmp_path):
 @pytest.fixture
 def agent(ovs, server, tmp_path):
     a = make_agent(ovs, server, tmp_path)
+    yield a
+    a.stop()
+
+
+@pytest.fixture(params=["listen", "connect"])
+def agent_either(request, ovs, server, tmp_path):
+    """An agent in either OpenFlow mode (the tests that take it run twice)."""
+    a = make_agent(ovs, server, tmp_path, request.param)
     yield a
     a.stop()
 
@@ -160,19 +172,30 @@ def test_status_and_port_delete(ovs, api, agent):
     assert len(our_flows(ovs)) < before
 
 
-def test_agent_restart_is_hitless(ovs, api, server, tmp_path):
-    agent = make_agent(ovs, server, tmp_path)
+@pytest.mark.parametrize("modes", [("listen", "listen"), ("connect", "connect"),
+                                   ("listen", "connect", "listen")], ids="-".join)
+def test_agent_restart_is_hitless(ovs, api, server, tmp_path, modes):
+    """Restarts keep every flow and every packet, also those that change
+    the OpenFlow mode (listening for the switch / connecting to it)."""
+    agent = make_agent(ovs, server, tmp_path, modes[0])
     try:
         net, _ = api.network("10.13.0.0/24")
         (p1, a), (p2, b) = two_active_vms(ovs, api, net)
         assert a.ping(b.ip)
         before = strip_counters(our_flows(ovs))
         pinger = subprocess.Popen(["ip", "netns", "exec", a.ns, "ping", "-n", "-i", "0.05",
-                                   "-c", "80", b.ip], stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        agent.stop()
-        agent = make_agent(ovs, server, tmp_path)
-        assert agent.ready.wait(10)
+                                   "-c", str(40 * len(modes)), b.ip],
+                                  stdout=subprocess.PIPE, text=True)
+        controllers = ovs.vsctl("get-controller", "br-int")
+        for mode in modes[1:]:
+            time.sleep(0.5)
+            agent.stop()
+            agent = make_agent(ovs, server, tmp_path, mode)
+            assert agent.ready.wait(10)
+            assert agent.stats["flow_mods"] == 0, mode
+            # the bridge's controllers stay as they were: gaining the first
+            # or losing the last flushes every flow
+            assert ovs.vsctl("get-controller", "br-int") == controllers
         out, _ = pinger.communicate(timeout=30)
         after = strip_counters(our_flows(ovs))
         assert after == before
@@ -181,7 +204,7 @@ def test_agent_restart_is_hitless(ovs, api, server, tmp_path):
         agent.stop()
 
 
-def test_vswitchd_restart_reinstalls(ovs, api, agent):
+def test_vswitchd_restart_reinstalls(ovs, api, agent_either):
     net, _ = api.network("10.14.0.0/24")
     (p1, a), (p2, b) = two_active_vms(ovs, api, net)
     before = strip_counters(our_flows(ovs))
@@ -198,7 +221,7 @@ def test_vswitchd_restart_reinstalls(ovs, api, agent):
     assert a.ping(b.ip, count=3, wait=1)
 
 
-def test_dhcp_from_the_agent(ovs, api, agent, tmp_path):
+def test_dhcp_from_the_agent(ovs, api, agent_either, tmp_path):
     """A real dhclient gets exactly its port's address, mask, gateway and DNS
     from the agent's native responder (packet-in, packet-out)."""
     from tests.integration.test_dhcp_client import Instance as DhcpClient
@@ -220,7 +243,7 @@ def test_dhcp_from_the_agent(ovs, api, agent, tmp_path):
         assert a.ping(b.ip, count=2)
     finally:
         client.stop()
-    assert agent.stats.get("dhcp_replies", 0) >= 2  # an OFFER and an ACK
+    assert agent_either.stats.get("dhcp_replies", 0) >= 2  # an OFFER and an ACK
 
 
 def test_losing_the_server_keeps_the_data_plane(ovs, api, server, agent):

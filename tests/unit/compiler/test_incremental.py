@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -524,3 +526,30 @@ def test_complete_groups_delta_drops_the_others():
     assert e.flows() == full(e)
     applied = wire.apply_delta(v, wire.delta_from_dict(wire.delta_to_dict(delta)))
     assert [g.id for g in applied.security_groups] == [keep.id]
+
+
+def test_no_cyclic_gc_while_an_incremental_change_is_computed(monkeypatch):
+    """The collector is paused while flows are computed (a loaded engine
+    makes every full collection long) and running again afterwards, also
+    when the compile fails."""
+    import gc
+
+    e = _engine()
+    change(e, ports=(make_port(0, 30, HOST, ("sg-web",)),))
+    seen = []
+    real = e._computers["port"]
+
+    def port(owner):
+        seen.append(gc.isenabled())
+        return real(owner)
+    monkeypatch.setitem(e._computers, "port", port)
+    assert gc.isenabled()
+    plug(e, "port-0-30", 250)
+    assert seen and not any(seen) and gc.isenabled()
+
+    def broken(owner):
+        raise RuntimeError("compile failed")
+    monkeypatch.setitem(e._computers, "port", broken)
+    with pytest.raises(RuntimeError):
+        plug(e, "port-0-30", 251)
+    assert gc.isenabled()
