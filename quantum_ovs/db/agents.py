@@ -10,7 +10,6 @@ import json
 import uuid
 
 import sqlalchemy as sa
-from sqlalchemy import orm
 
 from quantum_ovs.db import bindings, changelog, models
 from quantum_ovs.timeutils import utcnow
@@ -76,6 +75,13 @@ def register_agent(plugin, host, configurations, tunnel_ip=None, started=False):
     return plugin.db.write(txn)
 
 
+def _update(s, table, key, params, **values):
+    """One UPDATE statement for the rows of ``params`` (dicts with the row's
+    key as ``pid``), executed for all of them at once."""
+    if params:
+        s.execute(sa.update(table).where(key == sa.bindparam("pid")).values(**values), params)
+
+
 def report(plugin, host, ofports, unplugged, installed):
     """What the agent of ``host`` did: plugged the ports of ``ofports``
     (port id -> OpenFlow port or None), unplugged those of ``unplugged``,
@@ -86,36 +92,42 @@ def report(plugin, host, ofports, unplugged, installed):
     ids = set(ofports) | set(map(str, unplugged)) | set(map(str, installed))
     changed_status = []
 
+    P, B = models.Port.__table__, models.PortBinding.__table__
+
     def txn(s):
         changed_status.clear()
         if not ids:
             return 0
-        rows = s.execute(sa.select(models.Port).join(models.PortBinding)
-                         .where(models.Port.id.in_(list(ids)),
-                                models.PortBinding.host == host)
-                         .options(orm.lazyload("*"),
-                                  orm.selectinload(models.Port.binding))).scalars().all()
-        n = 0
-        for port in rows:
-            b = port.binding
-            old = port.status
-            if port.id in ofports:
-                b.ofport = ofports[port.id]
-            if port.id in installed:
-                b.flows_installed = True
-                port.status = "ACTIVE" if port.admin_state_up else "DOWN"
-            if port.id in unplugged:
-                b.flows_installed = False
-                b.ofport = None
-                port.status = "DOWN"
-            if port.status != old:
-                port.revision_number += 1
-                changed_status.append((port.id, port.device_id, port.device_owner,
-                                       port.status))
-            n += 1
+        # Plain rows and only the rows that change: an agent that starts
+        # again reports every port it holds, and nearly nothing changes.
+        rows = s.execute(sa.select(P.c.id, P.c.status, P.c.admin_state_up,
+                                   P.c.revision_number, P.c.device_id, P.c.device_owner,
+                                   B.c.ofport, B.c.flows_installed)
+                         .join(B, B.c.port_id == P.c.id)
+                         .where(P.c.id.in_(list(ids)), B.c.host == host)).all()
+        bindings, ports = [], []
+        for pid, old, admin_up, revision, device_id, owner, old_ofport, old_flows in rows:
+            status, ofport, flows = old, old_ofport, old_flows
+            if pid in ofports:
+                ofport = ofports[pid]
+            if pid in installed:
+                flows = True
+                status = "ACTIVE" if admin_up else "DOWN"
+            if pid in unplugged:
+                flows, ofport, status = False, None, "DOWN"
+            if (ofport, flows) != (old_ofport, old_flows):
+                bindings.append({"pid": pid, "v_ofport": ofport, "v_flows": flows})
+            if status != old:
+                ports.append({"pid": pid, "v_status": status, "v_revision": revision + 1})
+                changed_status.append((pid, device_id, owner, status))
+        _update(s, B, B.c.port_id, bindings, ofport=sa.bindparam("v_ofport"),
+                flows_installed=sa.bindparam("v_flows"))
+        _update(s, P, P.c.id, ports, status=sa.bindparam("v_status"),
+                revision_number=sa.bindparam("v_revision"))
+        n = len(rows)
         for hook in getattr(plugin, "report_hooks", ()):
             more, events = hook(s, host, ofports, installed, unplugged,
-                                {p.id for p in rows})
+                                {r[0] for r in rows})
             n += more
             changed_status.extend(events)
         return n
