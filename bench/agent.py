@@ -43,6 +43,12 @@ medians and ends with one JSON line:
                          again: until br-int holds the same number of
                          flows again
     vswitchd_restart_active_s  ... and until all ports are ACTIVE again
+    ovsdb_sync_s         with the N ports plugged: the agent's first OVSDB
+                         sync (Connection.start with the agent's tables),
+                         median of 5; ovsdb_sync_library_parser_s: the
+                         same with the ovs library's own JSON parser
+                         instead of agent/ovsdb/streamjson.py (alternated,
+                         same run)
     import_s             ``import agent.main`` in a fresh interpreter, the
                          fixed cost a started quantum-ovs-agent pays before
                          Agent() exists (start_to_flows_s does not see it:
@@ -467,9 +473,38 @@ class Bench:
                  + f"; {self.agent.stats['flow_mods'] - mods0} flow-mods, "
                  f"stats {self.agent.stats}")
 
+    def ovsdb_sync(self, runs: int = 5):
+        import ovs.jsonrpc
+
+        from agent.ovsdb import streamjson
+        from agent.ovsdb.connection import Connection
+        from agent.plumbing import AGENT_TABLES
+        ours = ovs.jsonrpc.Connection
+        library = next(c for c in ours.__mro__ if c.__module__ == "ovs.jsonrpc")
+        got = {"ovsdb_sync_s": [], "ovsdb_sync_library_parser_s": []}
+        try:
+            for _ in range(runs):
+                for key, cls in (("ovsdb_sync_library_parser_s", library),
+                                 ("ovsdb_sync_s", ours)):
+                    ovs.jsonrpc.Connection = cls
+                    t0 = time.monotonic()
+                    conn = Connection(self.ovs.db_remote, tables=AGENT_TABLES).start()
+                    got[key].append(time.monotonic() - t0)
+                    rows = len(conn.idl.tables["Interface"].rows)
+                    conn.stop()
+        finally:
+            ovs.jsonrpc.Connection = ours
+        for key, vals in got.items():
+            self.result[key] = round(statistics.median(vals), 3)
+        installed = "yes" if ours is not library else "no (the library has its C parser)"
+        self.out(f"first OVSDB sync, {rows} interfaces: {self.result['ovsdb_sync_s']}s "
+                 f"(library parser {self.result['ovsdb_sync_library_parser_s']}s; "
+                 f"{streamjson.__name__} installed: {installed})")
+
     def run(self):
         self.port_ready()
         self.ports_up()
+        self.ovsdb_sync()
         self.resyncs()
         self.vswitchd_restart()
         return self.result
