@@ -154,12 +154,16 @@ class Ours:
         if os.path.exists(self.stats_sock):
             os.unlink(self.stats_sock)
         py = os.path.join(REPO, ".venv", "bin", "python")
-        env = dict(os.environ, PYTHONPATH=REPO)
+        # AGENT_TREE: the agent from another tree (A/B runs of the agent alone)
+        env = dict(os.environ, PYTHONPATH=os.environ.get("AGENT_TREE", REPO))
+        # An installed agent starts from bytecode caches: without them every
+        # start compiles the project's modules again (~80 ms here).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.t_agent_start = time.time()
         self.agent_log = open(os.path.join(self.dir, "agent.log"), "a")
         script = os.environ.get("AGENT_SCRIPT", os.path.join(HERE, "qagent.py"))
         self.agent = subprocess.Popen([py, script, json.dumps(conf),
-                                       self.stats_sock], cwd=REPO, env=env,
+                                       self.stats_sock], cwd=env["PYTHONPATH"], env=env,
                                       stdout=self.agent_log, stderr=subprocess.STDOUT,
                                       start_new_session=True)
         return self.agent
