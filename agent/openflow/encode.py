@@ -20,6 +20,7 @@ import base64
 import functools
 import importlib.util
 import ipaddress
+import socket
 import struct
 import sys
 from dataclasses import dataclass
@@ -161,16 +162,31 @@ def _wire_name(name: str) -> str:
 def _as_int(name: str, v) -> int:
     if name in MAC_FIELDS:
         return int(v.replace(":", ""), 16)
-    if name in IP4_FIELDS or name in IP6_FIELDS:
+    if name in IP4_FIELDS:
+        return int.from_bytes(socket.inet_aton(v), "big")  # (checked canonical before)
+    if name in IP6_FIELDS:
         return int(ipaddress.ip_address(v))
     return int(v)
+
+
+def _canonical_ipv4(v: str) -> bool:
+    """``v`` is an IPv4 address as ipaddress writes it (four decimal
+    numbers, no leading zeros), by the C library: a cold start checks
+    thousands."""
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, v)) == v
+    except (OSError, ValueError):
+        return False
 
 
 def _check_spelling(flow, name: str, v) -> None:
     if name in MAC_FIELDS:
         if not isinstance(v, str) or v != v.lower() or len(v) != 17:
             raise ValueError(f"{flow}: {name} {v!r} is not a lower-case aa:bb:cc:dd:ee:ff MAC")
-    elif name in IP4_FIELDS or name in IP6_FIELDS:
+    elif name in IP4_FIELDS:
+        if not isinstance(v, str) or not _canonical_ipv4(v):
+            raise ValueError(f"{flow}: {name} {v!r} is not a canonical IP address")
+    elif name in IP6_FIELDS:
         if not isinstance(v, str) or str(ipaddress.ip_address(v)) != v:
             raise ValueError(f"{flow}: {name} {v!r} is not a canonical IP address")
 
