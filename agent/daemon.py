@@ -131,10 +131,6 @@ class Agent:
     # ------------------------------------------------------------ start/stop
     def start(self):
         s = self.s
-        # The server's view first: it is built while OVSDB syncs and the
-        # switch is set up (the reconcile thread, started last, finds it
-        # queued with the VIFs).
-        self._start_thread("sync", self._sync_loop)
         if s.metrics_port is not None:
             # Here, not at the top: prometheus_client costs every start
             # ~10 ms of imports, and metrics are off by default.
@@ -172,17 +168,14 @@ class Agent:
                 s.metadata, s.host, s.integration_bridge, self.ovsdb,
                 lambda: self.installed_ports,
                 lambda ofport: self.events.put(("metadata", ofport)), self.stop_event).start()
-        for name, target in (("reconcile", self._reconcile_loop),
+        for name, target in (("reconcile", self._reconcile_loop), ("sync", self._sync_loop),
                              ("heartbeat", self._heartbeat_loop),
                              ("router-advertisements", self._ra_loop),
                              ("neighbours", self._neighbour_loop)):
-            self._start_thread(name, target)
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self.threads.append(t)
         return self
-
-    def _start_thread(self, name, target):
-        t = threading.Thread(target=target, name=name, daemon=True)
-        t.start()
-        self.threads.append(t)
 
     def stop(self):
         """Stop the agent's threads promptly; the flows stay installed (a
@@ -354,15 +347,9 @@ class Agent:
         view_changed = False
         resent = set()  # routers the server sent again
         compiling = 0.0  # seconds in the engine
-        if any(kind == "stop" for kind, _ in batch):
-            return
-        # The batch's VIF changes first: they only tell what is plugged, and
-        # a full view is then compiled once with them (on a start, the view
-        # may be queued before OVSDB's first VIFs).
         for kind, value in batch:
-            if kind == "vif":
-                self._vif_changed(*value)
-        for kind, value in batch:
+            if kind == "stop":
+                return
             if kind == "full":
                 self.stats["full_views"] += 1
                 touched |= self._sync_vifs()  # the view takes the agent's chassis
@@ -384,6 +371,9 @@ class Agent:
                 # The server sets a floating IP DOWN on any change and sends
                 # its router again: report those again once installed.
                 resent |= {r.id for r in value.routers}
+            elif kind == "vif":
+                event, vif = value
+                self._vif_changed(event, vif)
             elif kind == "connected":
                 self._count("openflow_connects")
                 self.reconciler.connected(value)

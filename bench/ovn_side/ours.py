@@ -35,7 +35,9 @@ Phases (each capped at 600 s):
        `ovs-ofctl -O OpenFlow14 --bundle add-flows` into an empty bridge of
        the same ovs-vswitchd; median of 3 (a new bridge each time)
 (b) and (d) also record the agent's start-up timeline (qagent.py): seconds
-from the agent process's start to each step.
+from the agent process's start to each step.  The agent connects to br-int's
+management socket ([ovs] of_connect_unix, as ovn-controller does) when its
+tree has that option, else (or with --listen) it listens for ovs-vswitchd.
 CPU-seconds (utime+stime from /proc) of server, agent, ovs-vswitchd and
 ovsdb-server per phase.
 
@@ -96,8 +98,9 @@ class Client:
 
 
 class Ours:
-    def __init__(self, L, P, B, sg, res, workdir):
+    def __init__(self, L, P, B, sg, res, workdir, of_connect=False):
         self.L, self.P, self.B, self.sg = L, P, B, sg
+        self.of_connect = of_connect
         self.res = res
         self.dir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -150,6 +153,8 @@ class Ours:
                 "local_ip": "127.0.0.1", "tunnel_types": ["vxlan"],
                 "of_sock": os.path.join(self.ovs.rundir, "qovs-of.sock"),
                 "state_path": os.path.join(self.dir, "state")}
+        if self.of_connect:  # as ovn-controller does: the bridge's management socket
+            conf["of_connect"] = os.path.join(self.ovs.rundir, "br-int.mgmt")
         self.stats_sock = os.path.join(self.dir, "stats.sock")
         if os.path.exists(self.stats_sock):
             os.unlink(self.stats_sock)
@@ -526,13 +531,20 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true", help="leave everything running (debug)")
+    ap.add_argument("--listen", action="store_true",
+                    help="the agent listens for the switch ([ovs] of_listen_unix) instead of "
+                         "connecting to br-int.mgmt ([ovs] of_connect_unix, as ovn-controller "
+                         "does); automatic for a tree without of_connect")
     args = ap.parse_args()
     cfg = f"{args.L}x{args.P}-b{args.B}-{args.sg}"
     res = Results(args.out, "ours", cfg)
     workdir = args.workdir or os.path.join(tempfile.gettempdir(), "ovn-side", "ours-" + cfg)
     subprocess.run(["rm", "-rf", workdir])
-    o = Ours(args.L, args.P, args.B, args.sg, res, workdir)
-    res.put("start", load1=os.getloadavg()[0])
+    tree = os.environ.get("AGENT_TREE", REPO)
+    with open(os.path.join(tree, "agent", "settings.py")) as f:
+        connect = not args.listen and "of_connect" in f.read()
+    o = Ours(args.L, args.P, args.B, args.sg, res, workdir, of_connect=connect)
+    res.put("start", load1=os.getloadavg()[0], of_mode="connect" if connect else "listen")
     t0 = time.time()
     try:
         o.start_infra()

@@ -213,11 +213,15 @@ def main():
     conf = json.loads(sys.argv[1])
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
+    # of_connect (the bridge's management socket, [ovs] of_connect_unix):
+    # the agent connects to the switch instead of waiting for it (a tree
+    # without that option runs in listen mode only).
+    extra = {"of_connect": "unix:" + conf["of_connect"]} if conf.get("of_connect") else {}
     s = Settings(host=conf["host"], server_url=conf["server_url"], ovsdb=conf["ovsdb"],
                  token=conf["token"], datapath_type="netdev", local_ip=conf["local_ip"],
                  tunnel_types=tuple(conf.get("tunnel_types", ["vxlan"])),
                  of_listen="unix:" + conf["of_sock"], state_path=conf["state_path"],
-                 report_interval=30, polling_interval=25)
+                 report_interval=30, polling_interval=25, **extra)
     agent = BenchAgent(s)
     srv = serve(agent, sys.argv[2])
     agent.start()
