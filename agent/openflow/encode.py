@@ -27,6 +27,17 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 
+def _lazy_module(name: str):
+    """Module ``name``, made now and run on first use (its parent package
+    must be in sys.modules)."""
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _defer_os_ken_packet_library() -> None:
     """os-ken's OpenFlow parsers import its packet library (the package
     imports every protocol it knows: ~80 ms of a starting agent's ~250 ms
@@ -41,20 +52,43 @@ def _defer_os_ken_packet_library() -> None:
     spec = importlib.util.find_spec(name)
     package = importlib.util.module_from_spec(spec)
     sys.modules[name] = package
-    sub = importlib.util.find_spec(name + ".packet")
-    sub.loader = importlib.util.LazyLoader(sub.loader)
-    module = importlib.util.module_from_spec(sub)
-    sys.modules[sub.name] = module
-    sub.loader.exec_module(module)
-    package.packet = module
+    package.packet = _lazy_module(name + ".packet")
+
+
+# The OpenFlow versions the agent does not speak (its switch offers 1.3
+# only): os-ken's package imports their parsers too (~20 ms).
+_OTHER_VERSIONS = ("ofproto_v1_0_parser", "ofproto_v1_2_parser", "ofproto_v1_4_parser",
+                   "ofproto_v1_5_parser")
+
+
+def _defer_os_ken_other_versions() -> None:
+    """os-ken's ofproto package, with the parsers of _OTHER_VERSIONS
+    loaded on first use (see _load_parser) unless it was imported
+    already."""
+    name = "os_ken.ofproto"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    try:
+        for sub in _OTHER_VERSIONS:
+            setattr(package, sub, _lazy_module(f"{name}.{sub}"))
+        spec.loader.exec_module(package)
+    except BaseException:
+        for sub in ("", *(f".{s}" for s in _OTHER_VERSIONS)):
+            sys.modules.pop(name + sub, None)
+        raise
+    setattr(sys.modules["os_ken"], "ofproto", package)
 
 
 _defer_os_ken_packet_library()
+_defer_os_ken_other_versions()
 
 from os_ken.lib import type_desc  # noqa: E402
 from os_ken.lib.pack_utils import msg_pack_into  # noqa: E402
 from os_ken.ofproto import nicira_ext, ofproto_common  # noqa: E402
-from os_ken.ofproto import ofproto_parser  # noqa: E402
+from os_ken.ofproto import get_ofp_modules, ofproto_parser  # noqa: E402
 from os_ken.ofproto import ofproto_v1_3 as ofp  # noqa: E402
 from os_ken.ofproto import ofproto_v1_3_parser as ofpp  # noqa: E402
 
@@ -828,8 +862,19 @@ class Incoming:
     msg: object = None  # the os-ken object, for logging only
 
 
+def _load_parser(version: int) -> None:
+    """os-ken's parser of another OpenFlow version (a hello offering more
+    than 1.3), loaded if it was deferred: os-ken parses such a message as
+    it always did."""
+    pair = get_ofp_modules().get(version)
+    if pair is not None:
+        pair[1].__name__  # noqa: B018 - any attribute runs a deferred module
+
+
 def parse(buf: bytes) -> Incoming:
     version, msg_type, length, xid = ofproto_parser.header(buf)
+    if version != OFP_VERSION:
+        _load_parser(version)
     if msg_type == ofp.OFPT_MULTIPART_REPLY and version == OFP_VERSION and length >= 16:
         mp_type, flags = _MULTIPART_REPLY.unpack_from(buf, HEADER_SIZE)
         if mp_type == ofp.OFPMP_FLOW:
