@@ -18,22 +18,84 @@ from __future__ import annotations
 
 import base64
 import functools
+import importlib.util
 import ipaddress
+import socket
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from os_ken.lib import type_desc
-from os_ken.lib.pack_utils import msg_pack_into
-from os_ken.ofproto import nicira_ext, ofproto_common
-from os_ken.ofproto import ofproto_parser
-from os_ken.ofproto import ofproto_v1_3 as ofp
-from os_ken.ofproto import ofproto_v1_3_parser as ofpp
 
-from agent.openflow.fastdecode import FlowStatsDecoder
-from agent.openflow.fastencode import FastEncoder
-from quantum_ovs.compiler import flow as F
-from quantum_ovs.compiler.flow import IP4_FIELDS, IP6_FIELDS, MAC_FIELDS  # the field kinds
+def _lazy_module(name: str):
+    """Module ``name``, made now and run on first use (its parent package
+    must be in sys.modules)."""
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _defer_os_ken_packet_library() -> None:
+    """os-ken's OpenFlow parsers import its packet library (the package
+    imports every protocol it knows: ~80 ms of a starting agent's ~250 ms
+    of imports) for one use, packet-out data given as a ``packet.Packet``,
+    which the agent never sends (its packets are bytes).  Unless something
+    loaded it already, the package is made without running its
+    ``__init__`` and its ``packet`` module loads on first use; importing any
+    of its modules by name works as before (issue 17)."""
+    name = "os_ken.lib.packet"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    package.packet = _lazy_module(name + ".packet")
+
+
+# The OpenFlow versions the agent does not speak (its switch offers 1.3
+# only): os-ken's package imports their parsers too (~20 ms).
+_OTHER_VERSIONS = ("ofproto_v1_0_parser", "ofproto_v1_2_parser", "ofproto_v1_4_parser",
+                   "ofproto_v1_5_parser")
+
+
+def _defer_os_ken_other_versions() -> None:
+    """os-ken's ofproto package, with the parsers of _OTHER_VERSIONS
+    loaded on first use (see _load_parser) unless it was imported
+    already."""
+    name = "os_ken.ofproto"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    try:
+        for sub in _OTHER_VERSIONS:
+            setattr(package, sub, _lazy_module(f"{name}.{sub}"))
+        spec.loader.exec_module(package)
+    except BaseException:
+        for sub in ("", *(f".{s}" for s in _OTHER_VERSIONS)):
+            sys.modules.pop(name + sub, None)
+        raise
+    setattr(sys.modules["os_ken"], "ofproto", package)
+
+
+_defer_os_ken_packet_library()
+_defer_os_ken_other_versions()
+
+from os_ken.lib import type_desc  # noqa: E402
+from os_ken.lib.pack_utils import msg_pack_into  # noqa: E402
+from os_ken.ofproto import nicira_ext, ofproto_common  # noqa: E402
+from os_ken.ofproto import get_ofp_modules, ofproto_parser  # noqa: E402
+from os_ken.ofproto import ofproto_v1_3 as ofp  # noqa: E402
+from os_ken.ofproto import ofproto_v1_3_parser as ofpp  # noqa: E402
+
+from agent.openflow.fastdecode import FlowStatsDecoder  # noqa: E402
+from agent.openflow.fastencode import FastEncoder  # noqa: E402
+from quantum_ovs.compiler import flow as F  # noqa: E402
+from quantum_ovs.compiler.flow import IP4_FIELDS, IP6_FIELDS, MAC_FIELDS  # noqa: E402
 
 OFP_VERSION = ofp.OFP_VERSION
 HEADER_SIZE = ofp.OFP_HEADER_SIZE
@@ -134,16 +196,31 @@ def _wire_name(name: str) -> str:
 def _as_int(name: str, v) -> int:
     if name in MAC_FIELDS:
         return int(v.replace(":", ""), 16)
-    if name in IP4_FIELDS or name in IP6_FIELDS:
+    if name in IP4_FIELDS:
+        return int.from_bytes(socket.inet_aton(v), "big")  # (checked canonical before)
+    if name in IP6_FIELDS:
         return int(ipaddress.ip_address(v))
     return int(v)
+
+
+def _canonical_ipv4(v: str) -> bool:
+    """``v`` is an IPv4 address as ipaddress writes it (four decimal
+    numbers, no leading zeros), by the C library: a cold start checks
+    thousands."""
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, v)) == v
+    except (OSError, ValueError):
+        return False
 
 
 def _check_spelling(flow, name: str, v) -> None:
     if name in MAC_FIELDS:
         if not isinstance(v, str) or v != v.lower() or len(v) != 17:
             raise ValueError(f"{flow}: {name} {v!r} is not a lower-case aa:bb:cc:dd:ee:ff MAC")
-    elif name in IP4_FIELDS or name in IP6_FIELDS:
+    elif name in IP4_FIELDS:
+        if not isinstance(v, str) or not _canonical_ipv4(v):
+            raise ValueError(f"{flow}: {name} {v!r} is not a canonical IP address")
+    elif name in IP6_FIELDS:
         if not isinstance(v, str) or str(ipaddress.ip_address(v)) != v:
             raise ValueError(f"{flow}: {name} {v!r} is not a canonical IP address")
 
@@ -785,8 +862,19 @@ class Incoming:
     msg: object = None  # the os-ken object, for logging only
 
 
+def _load_parser(version: int) -> None:
+    """os-ken's parser of another OpenFlow version (a hello offering more
+    than 1.3), loaded if it was deferred: os-ken parses such a message as
+    it always did."""
+    pair = get_ofp_modules().get(version)
+    if pair is not None:
+        pair[1].__name__  # noqa: B018 - any attribute runs a deferred module
+
+
 def parse(buf: bytes) -> Incoming:
     version, msg_type, length, xid = ofproto_parser.header(buf)
+    if version != OFP_VERSION:
+        _load_parser(version)
     if msg_type == ofp.OFPT_MULTIPART_REPLY and version == OFP_VERSION and length >= 16:
         mp_type, flags = _MULTIPART_REPLY.unpack_from(buf, HEADER_SIZE)
         if mp_type == ofp.OFPMP_FLOW:

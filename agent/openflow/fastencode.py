@@ -28,6 +28,7 @@ callables it is given (see agent.openflow.encode).
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from typing import Callable, Optional
 
@@ -107,6 +108,8 @@ class FastEncoder:
             return int(v).to_bytes(size, "big")
         if kind == "mac":
             return bytes.fromhex(v.replace(":", ""))
+        if kind == "ipv4":  # (checked canonical before)
+            return socket.inet_aton(v)
         return ipaddress.ip_address(v).packed
 
     def _term(self, f: F.Field):

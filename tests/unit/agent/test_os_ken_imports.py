@@ -1,0 +1,69 @@
+"""os-ken's packet library is not imported by a starting agent (issue 17)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_PROBE = """
+import sys
+import agent.main
+from agent.openflow import encode
+deferred = "os_ken.lib.packet.ethernet" not in sys.modules
+from os_ken.lib.packet import ethernet, packet
+from os_ken.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as ofpp
+p = packet.Packet()
+p.add_protocol(ethernet.ethernet(src="fa:16:3e:00:00:01"))
+p.serialize()
+class Datapath:
+    ofproto, ofproto_parser = ofp, ofpp
+out = ofpp.OFPPacketOut(Datapath(), ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, [], p)
+out.serialize()
+again = packet.Packet(bytes(p.data)).get_protocol(ethernet.ethernet).src
+print(deferred, len(out.buf), again, encode.OFP_VERSION)
+"""
+
+
+def test_os_kens_packet_library_loads_only_when_used():
+    # ~80 ms of a starting agent's imports; os-ken's OpenFlow parsers
+    # import it, and it still works when something uses it.
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "68", "fa:16:3e:00:00:01", "4"]
+
+
+# Messages of other OpenFlow versions (a switch offering more than 1.3
+# says hello in its highest one) and of 1.3, parsed in a process where
+# os-ken was imported before the agent (nothing deferred) and in one where
+# the agent came first.
+_PARSE = """
+import struct, sys
+if sys.argv[1] == "eager":
+    import os_ken.ofproto.ofproto_protocol
+import agent.main
+from agent.openflow import encode as E
+hello6 = struct.pack("!BBHI", 6, 0, 16, 1) + struct.pack("!HHI", 1, 8, 0b1010010)
+hello1 = struct.pack("!BBHI", 1, 0, 8, 2)
+echo1 = struct.pack("!BBHI", 1, 2, 12, 3) + b"ping"
+echo4 = struct.pack("!BBHI", 4, 2, 12, 4) + b"pong"
+for raw in (hello6, hello1, echo1, echo4):
+    m = E.parse(raw)
+    print(m.kind, m.xid, type(m.msg).__module__ if m.msg is not None else None, end=" ")
+parsers = [m for m in sys.modules if m.startswith("os_ken.ofproto.ofproto_v1_")
+           and m.endswith("_parser") and type(sys.modules[m]).__name__ == "module"]
+print(sorted(parsers))
+"""
+
+
+def test_other_openflow_versions_parse_as_before():
+    def run(mode):
+        return subprocess.run([sys.executable, "-c", _PARSE, mode], capture_output=True,
+                              text=True, check=True).stdout
+    eager, deferred = run("eager"), run("deferred")
+    messages = deferred.split("[")[0]
+    assert messages == eager.split("[")[0]
+    assert "echo_request 4 os_ken.ofproto.ofproto_v1_3_parser" in messages
+    # only the versions that came in were loaded
+    assert deferred.split("[")[1] == ("'os_ken.ofproto.ofproto_v1_0_parser', "
+                                      "'os_ken.ofproto.ofproto_v1_3_parser', "
+                                      "'os_ken.ofproto.ofproto_v1_5_parser']\n")
