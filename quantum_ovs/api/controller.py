@@ -181,9 +181,15 @@ class Controller:
                     shown = shown - {k}
             else:
                 per_object.append((k, allowed.all(targets)))
+        drop = ()  # what the last row had and does not show: the usual rows' too
         for i, o in enumerate(objs):
-            for k in o.keys() - shown:
-                del o[k]
+            for k in drop:
+                if k in o:
+                    del o[k]
+            if not o.keys() <= shown:
+                drop = o.keys() - shown
+                for k in drop:
+                    del o[k]
             for k, answers in per_object:
                 if not answers[i] and k in o:
                     del o[k]
