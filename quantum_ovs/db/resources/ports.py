@@ -135,8 +135,8 @@ class Ports(Collection):
                                   for k, (sub, ip) in enumerate(allocs)]
             i = j
         s.flush()
+        changelog.record_all(s, [("port", port, "create", port.network_id) for port in ports])
         for port in ports:
-            changelog.record(s, "port", port, "create", port.network_id)
             # Known already: not read again, port by port, for the answer.
             set_committed_value(port, "network_dns_domain", nets[port.network_id].dns_domain)
         return ports
