@@ -20,15 +20,29 @@ def utcnow(precise=False):
     return now if precise else now.replace(microsecond=0)
 
 
+# api_time's texts of the stored times it saw last (a listing's rows share
+# a few: a bulk create's all have the same second); naive ones only, as an
+# aware time equals every time of the same instant, whatever its zone.
+_TEXTS = {}
+_TEXTS_MAX = 4096
+
+
 def api_time(value):
+    if type(value) is datetime.datetime and value.tzinfo is None:
+        text = _TEXTS.get(value)
+        if text is not None:
+            return text
+        if value.year >= 1000:
+            # The same text as strftime(API_FORMAT) in a third of its time;
+            # stored times have no microseconds.
+            text = value.isoformat(timespec="seconds") + "Z" if value.microsecond \
+                else value.isoformat() + "Z"
+            if len(_TEXTS) >= _TEXTS_MAX:
+                _TEXTS.clear()
+            _TEXTS[value] = text
+            return text
     if not value:
         return None
-    if type(value) is datetime.datetime and value.tzinfo is None and value.year >= 1000:
-        # The same text as strftime(API_FORMAT) in a third of its time (a
-        # listing formats two per row); stored times have no microseconds.
-        if value.microsecond:
-            return value.isoformat(timespec="seconds") + "Z"
-        return value.isoformat() + "Z"
     return value.strftime(API_FORMAT)
 
 

@@ -99,9 +99,11 @@ class Controller:
         return defaults, {"network:project_id": net["project_id"],
                           "network:tenant_id": net["project_id"]}
 
-    def _targets(self, objs, ctx=None):
+    def _targets(self, objs, ctx=None, in_place=False):
         """Policy targets of many objects, their networks read in one query
-        (and the keys each adds made once)."""
+        (and the keys each adds made once).  ``in_place``: the objects
+        themselves take those keys (a listing's, whose views then drop
+        every key they do not show), unless one of them is shown."""
         if self.collection not in ("subnets", "ports"):
             return objs
         networks = self.plugin.network_owners({o["network_id"] for o in objs}, ctx)
@@ -114,8 +116,18 @@ class Controller:
                 continue
             got = keys.get(net_id)
             if got is None:
-                got = keys[net_id] = self._network_keys(self._network_owner(net_id, networks))
-            out.append(_merged(o, *got))
+                defaults, forced = self._network_keys(self._network_owner(net_id, networks))
+                got = keys[net_id] = (defaults, forced, in_place and not (
+                    (defaults.keys() | forced.keys()) & self._shown))
+            defaults, forced, here = got
+            if here:
+                o.update(forced)
+                for k, val in defaults.items():
+                    if k not in o:
+                        o[k] = val
+                out.append(o)
+            else:
+                out.append(_merged(o, defaults, forced))
         return out
 
     def _check_attrs(self, ctx, action, target, names):
@@ -154,33 +166,34 @@ class Controller:
     def _views(self, ctx, objs, targets, fields):
         """_visible of many objects: a get_<resource>:<attr> rule that
         answers the same for every target (the caller is an admin, the
-        attribute admin-only) is asked once, not once per object.  The
-        objects (the plugin's fresh dicts) become their views, unless one
-        is its own target and a rule is yet to read it."""
+        attribute admin-only) is asked once, not once per object, and one
+        that reads the target is answered for every object before any
+        view is made.  The objects (the plugin's fresh dicts, which may be
+        their own targets) become their views."""
         shown = self._shown & fields if fields else self._shown
-        per_object = []
+        per_object = []  # (attribute, each object's answer)
         for k in self.guarded_attrs:
-            allowed = self.policy.checker(f"get_{self.resource}:{k}", ctx)
-            if targets:
-                allowed(targets[0])
-            if allowed.const is None:
-                per_object.append((k, allowed))
-            elif not allowed.const:
-                shown = shown - {k}
-        out = []
-        for o, t in zip(objs, targets):
-            hidden = o.keys() - shown
-            if not hidden and not per_object:
-                out.append(o)
+            if k not in shown:
                 continue
-            view = o.copy() if per_object and t is o else o
-            for k in hidden:
-                del view[k]
-            for k, allowed in per_object:
-                if k in view and not allowed(t):
-                    del view[k]
-            out.append(view)
-        return out
+            allowed = self.policy.checker(f"get_{self.resource}:{k}", ctx)
+            if targets and not allowed.reads_target(targets[0]):
+                if not allowed.const:
+                    shown = shown - {k}
+            else:
+                per_object.append((k, allowed.all(targets)))
+        drop = ()  # what the last row had and does not show: the usual rows' too
+        for i, o in enumerate(objs):
+            for k in drop:
+                if k in o:
+                    del o[k]
+            if not o.keys() <= shown:
+                drop = o.keys() - shown
+                for k in drop:
+                    del o[k]
+            for k, answers in per_object:
+                if not answers[i] and k in o:
+                    del o[k]
+        return objs
 
     def _get_visible(self, ctx, id_):
         obj = self.plugin.get(ctx, self.collection, id_)
@@ -218,8 +231,9 @@ class Controller:
                  for k in filters if k in self.guarded_attrs]
         # When none of the rules asked of every row reads the row (an
         # admin's listing), the rows need no policy targets (for ports and
-        # subnets a copy of each with its network's owner): the first
-        # row's answers tell (_Decision.const).
+        # subnets, each with its network's owner): the first row's answers
+        # tell.  Else the rows take their targets' keys in place, and
+        # their views drop them.
         asked = keep + [self.policy.checker(f"{action}:{k}", ctx) for k in self.guarded_attrs]
         per_row = None
         objs, targets, after = [], [], marker
@@ -228,14 +242,13 @@ class Controller:
                                      limit=limit, marker=after, special_filters=special)
             if per_row is None and batch:
                 first = self._target(batch[0], ctx=ctx)
-                for d in asked:
-                    d(first)
-                per_row = any(d.const is None for d in asked)
-            ts = self._targets(batch, ctx) if per_row else batch
-            if len(keep) == 1:
-                kept = list(map(keep[0], ts))
-            else:
-                kept = [all(k(t) for k in keep) for t in ts]
+                per_row = any([d.reads_target(first) for d in asked])
+            ts = self._targets(batch, ctx, in_place=True) if per_row else batch
+            kept = keep[0].all(ts)
+            for rule in keep[1:]:  # (asked of the rows the ones before kept)
+                at = [i for i, k in enumerate(kept) if k]
+                for i, answer in zip(at, rule.all([ts[i] for i in at])):
+                    kept[i] = answer
             objs += itertools.compress(batch, kept)
             targets += itertools.compress(ts, kept)
             if limit is None or len(batch) < limit or len(objs) >= limit:

@@ -120,6 +120,34 @@ class _Decision:
             pass
         return result
 
+    def reads_target(self, target):
+        """Whether the rule's answer depends on the target, as its
+        evaluation on ``target`` (one of the request's) tells: False when
+        it read nothing of it (the caller is an admin, the rule admin-only
+        or no one's), the answer then the same for every target."""
+        self(target)
+        return self.const is None
+
+    def all(self, targets):
+        """[self(t) for t in targets]: the answers remembered for the
+        values the rule read looked up for all of them at once, the others
+        evaluated one by one (a listing's rows mostly share one owner)."""
+        if self.const is not None:
+            return [self.const] * len(targets)
+        memo = self.memo
+        if not memo or len(memo) != 1:
+            return list(map(self, targets))
+        ((values_of, results),) = memo.values()
+        try:
+            got = list(map(results.get, map(values_of, targets)))
+        except (KeyError, TypeError):  # (a key a target lacks, an unhashable value)
+            return list(map(self, targets))
+        if None in got:
+            for i, answer in enumerate(got):
+                if answer is None:
+                    got[i] = self(targets[i])
+        return got
+
 
 def _values(keys, mapping):
     """The values of ``keys`` in ``mapping`` (_MISSING for one it lacks)

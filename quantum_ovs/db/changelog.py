@@ -8,6 +8,8 @@ updated_at forward, as every API write does.
 
 import json
 
+import sqlalchemy as sa
+
 from quantum_ovs.db import models
 from quantum_ovs.db.session import NOTIFY
 from quantum_ovs.timeutils import utcnow
@@ -29,26 +31,45 @@ def record(session, resource, obj, op, network_id=None, host=None, before=None,
     involved, unless ``members`` is false or (for an update) neither
     its groups nor its addresses changed.  ``detail``: the row's detail
     (a security group's: the groups its rules named before the change)."""
+    session.info[NOTIFY] = True
+    session.add_all([models.Change(**row) for row in _rows(
+        resource, obj, op, network_id, host, before, members, detail)])
+
+
+def record_all(session, changes):
+    """``record`` of many writes (a bulk create), ``changes`` the
+    (resource, obj, op, network_id) of each: their rows inserted at once
+    (one executemany, not one INSERT per row: their sequence numbers are
+    not read back), in order, so numbered in that order as one by one."""
+    rows = [row for args in changes for row in _rows(*args)]
+    if rows:
+        session.info[NOTIFY] = True
+        session.connection().execute(sa.insert(models.Change.__table__), rows)
+
+
+def _rows(resource, obj, op, network_id=None, host=None, before=None, members=True,
+          detail=None):
+    """The column values of record's rows, each with the same keys."""
     if host is None and resource == "port":
         binding = getattr(obj, "binding", None)
         host = binding.host if binding is not None and binding.host else None
-    session.info[NOTIFY] = True
-    session.add(models.Change(resource=resource, resource_id=obj.id, op=op,
-                              network_id=network_id, host=host, detail=detail,
-                              revision_number=getattr(obj, "revision_number", 0)))
+    rows = [{"resource": resource, "resource_id": obj.id, "op": op, "network_id": network_id,
+             "host": host, "detail": detail,
+             "revision_number": getattr(obj, "revision_number", 0)}]
     if resource != "port" or not members:
-        return
+        return rows
     # Hosts whose rules name the port's groups as remote groups must
     # learn of its addresses.
     groups, addresses = port_membership(obj)
     if before is not None:
         if op == "update" and before == (groups, addresses):
-            return
+            return rows
         groups, addresses = groups | before[0], addresses | before[1]
     detail = json.dumps(sorted(addresses))
     for gid in sorted(groups):
-        session.add(models.Change(resource="sg_member", op=op, host=host,
-                                  resource_id=gid, detail=detail))
+        rows.append({"resource": "sg_member", "resource_id": gid, "op": op, "network_id": None,
+                     "host": host, "detail": detail, "revision_number": 0})
+    return rows
 
 
 def bump(obj):

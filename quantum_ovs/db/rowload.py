@@ -3,63 +3,67 @@
 A listing of 10,000 ports through the ORM spends most of its time making
 tracked instances (identity map, attribute state, collections) that are
 only read once, to make the API dicts.  ``load`` runs the same statement
-for the mapped columns only and gives plain objects with the same
+for the mapped columns only and gives named tuples with the same
 attribute names: every column and column property, and every relationship
 the model loads eagerly (``selectin``/``joined``), each read with one
 query per relationship (its parents a subquery of the listing's own
 statement), recursively; a relationship the ORM loads when touched is
-read when touched (Row.__getattr__).  What the dict builders and
+read when touched (_Lazy.__getattr__).  What the dict builders and
 extenders read of a row is therefore there, with the same values as the
-ORM gives.
+ORM gives.  The rows are read-only: a named tuple is a fifth of the cost
+of an object with a ``__dict__`` to make, and its relationships are set
+as it is made.
 
 A model with a relationship this loader cannot read this way (not a plain
-equality between two columns, a secondary table) is not handled:
-``supported`` says so and the caller uses the ORM.
+equality between two columns, a secondary table), or an attribute name a
+named tuple cannot have, is not handled: ``supported`` says so and the
+caller uses the ORM.
 """
 
 import collections
 import functools
-import operator
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-class Row:
-    """One row: its attributes are those of the mapped instance.  A
-    relationship the ORM loads when touched (lazy="select") is read when
-    touched too, through the listing's session (``_lazy``: its plan)."""
 
-    _lazy = {}
+class _Lazy:
+    """What the row class of a model with relationships the ORM loads when
+    touched (lazy="select") adds: they are read when touched too, through
+    the listing's session (the class ``_bound`` makes for one listing),
+    each once per listing and value of its local key."""
 
-    def __init__(self, values, session=None):
-        self.__dict__.update(values)
-        self.__dict__["_session"] = session
+    __slots__ = ()
+    _lazy = {}  # name -> (uselist, local key, remote key, child model, order_by)
+    _session = None
+    _loaded = None  # {(name, local key value): what it read}
 
     def __getattr__(self, name):
-        rel = type(self)._lazy.get(name)
-        s = self.__dict__.get("_session")
+        cls = type(self)
+        rel = cls._lazy.get(name)
+        s = cls._session
         if rel is None or s is None:
             raise AttributeError(name)
         uselist, lkey, rkey, child, order = rel
-        value = self.__dict__.get(lkey)
+        value = getattr(self, lkey)
+        key = (name, value)
+        loaded = cls._loaded
+        if key in loaded:
+            return loaded[key]
         found = []
         if value is not None:
             q = sa.select(child).where(getattr(child, rkey) == value)
             if order:
                 q = q.order_by(*order)
             found = s.execute(q).scalars().all()
-        got = found if uselist else (found[0] if found else None)
-        self.__dict__[name] = got
+        got = loaded[key] = found if uselist else (found[0] if found else None)
         return got
 
-    def __repr__(self):
-        return f"Row({self.__dict__!r})"
 
-
-@functools.cache
-def _row_class(model):
-    """The Row class of ``model``'s rows: its relationships loaded when
-    touched (each a plain equality of two columns, or not readable)."""
+def _lazy_rels(model):
+    """{name: (uselist, local key, remote key, child model, order_by)} of
+    ``model``'s relationships the ORM loads when touched and that are a
+    plain equality of two columns (the others are not readable here)."""
     mapper = sa.inspect(model)
     lazy = {}
     for rel in mapper.relationships:
@@ -70,7 +74,7 @@ def _row_class(model):
             lkey, rkey = simple
             lazy[rel.key] = (rel.uselist, lkey, rkey, rel.mapper.class_,
                              list(rel.order_by) if rel.order_by else [])
-    return type(f"{model.__name__}Row", (Row,), {"_lazy": lazy, "__slots__": ()})
+    return lazy
 
 
 def _simple(rel, mapper):
@@ -90,18 +94,19 @@ def _simple(rel, mapper):
 
 
 @functools.cache
-def _leaf_class(model):
-    """The row class of ``model`` read as a leaf (a child none of whose
-    relationships is loaded, eagerly or when touched): a named tuple of
-    its attributes, a fifth of the cost of a Row to make; None when its
-    attribute names cannot be a named tuple's."""
-    plan = _plan(model, 1)
-    if plan is None or plan[2] or _row_class(model)._lazy:
-        return None
+def _row_class(model):
+    """The row class of ``model``: a named tuple of its columns, then its
+    eager relationships (_plan's order), with _Lazy when it has lazy ones;
+    None when its attribute names cannot be a named tuple's."""
+    keys, _cols, rels = _plan(model)
     try:
-        return collections.namedtuple(f"{model.__name__}Leaf", plan[0])
+        base = collections.namedtuple(f"{model.__name__}Row", keys + [r[0] for r in rels])
     except ValueError:
         return None
+    lazy = _lazy_rels(model)
+    if not lazy:
+        return base
+    return type(base.__name__, (base, _Lazy), {"__slots__": (), "_lazy": lazy})
 
 
 @functools.cache
@@ -134,34 +139,32 @@ def _plan(model, depth=0):
     return keys, cols, rels
 
 
+@functools.cache
 def supported(model):
-    return _plan(model) is not None
+    plan = _plan(model)
+    if plan is None or _row_class(model) is None:
+        return False
+    return all(supported(rel[4]) for rel in plan[2])
 
 
 def load(s, stmt, model):
     """The rows of ``stmt`` (a select of ``model``, with its criteria,
-    order and limit) as Row objects."""
-    keys, cols, rels = _plan(model)
-    rows = _rows(s, stmt.with_only_columns(*cols), keys, _row_class(model))
-    if rows:
-        _children(s, rows, rels, stmt, model)
-    return rows
+    order and limit) as named tuples (_row_class)."""
+    _keys, cols, _rels = _plan(model)
+    return _made(s, s.connection().execute(stmt.with_only_columns(*cols)).all(), model,
+                 stmt, {})
 
 
-def _rows(s, stmt, keys, cls):
-    """Row objects of the result of ``stmt``, read through the session's
-    connection: plain result rows (the ORM's result processing is for
-    entities; these are columns), the same values."""
-    new = object.__new__
-    out = []
-    append = out.append
-    for r in s.connection().execute(stmt).all():
-        row = new(cls)
-        d = row.__dict__
-        d.update(zip(keys, r))
-        d["_session"] = s
-        append(row)
-    return out
+def _bound(model, s, classes):
+    """``model``'s row class for this listing: with lazy relationships, a
+    subclass that reads them through ``s`` (``classes``: those made)."""
+    cls = classes.get(model)
+    if cls is None:
+        cls = _row_class(model)
+        if issubclass(cls, _Lazy):
+            cls = type(cls.__name__, (cls,), {"__slots__": (), "_session": s, "_loaded": {}})
+        classes[model] = cls
+    return cls
 
 
 # Listings of at least this many rows may read their children's tables
@@ -183,17 +186,26 @@ def _most(s, rows, model):
     return 2 * len(rows) >= total
 
 
-def _children(s, rows, rels, stmt, model):
-    """The eager relationships of ``rows``, the rows of ``stmt`` (a select
-    of ``model``'s entity or columns): each child table read once, its
-    parents named by a subquery of ``stmt`` (a derived table: MySQL takes
-    no LIMIT directly inside IN) -- or, when the rows are most of their
-    table (_most), without it, in the order of their parents' keys (as
-    the index on them gives the children of named parents: the dicts and
-    the JSON built from them then read memory in the order it was
-    allocated, a fifth faster than in table order)."""
-    most = _most(s, rows, model)
-    for key, uselist, lkey, rkey, child, order, owned, (ckeys, ccols, crels) in rels:
+def _made(s, raw, model, stmt, classes):
+    """The rows of ``model`` whose column values are ``raw`` (the result
+    of ``stmt``, a select of ``model``'s entity or columns), with their
+    eager relationships: each child table read once, its parents named by
+    a subquery of ``stmt`` (a derived table: MySQL takes no LIMIT directly
+    inside IN) -- or, when the rows are most of their table (_most),
+    without it, in the order of their parents' keys (as the index on them
+    gives the children of named parents: the dicts and the JSON built
+    from them then read memory in the order it was allocated, a fifth
+    faster than in table order)."""
+    cls = _bound(model, s, classes)
+    keys, _cols, rels = _plan(model)
+    make = tuple.__new__
+    if not rels:
+        return [make(cls, r) for r in raw]
+    if not raw:
+        return []
+    most = _most(s, raw, model)
+    columns = []  # per relationship, its value for each row
+    for key, uselist, lkey, rkey, child, order, owned, (ckeys, ccols, _crels) in rels:
         remote = getattr(child, rkey)
         if most and owned:
             q = sa.select(*ccols).where(remote.is_not(None)).order_by(remote)
@@ -208,33 +220,23 @@ def _children(s, rows, rels, stmt, model):
             q = sa.select(*ccols).where(remote.in_(sa.select(sub.c[0])))
         if order:
             q = q.order_by(*order)
-        leaf = None if crels else _leaf_class(child)
-        if leaf is not None:
-            make = tuple.__new__
-            found = [make(leaf, r) for r in s.connection().execute(q).all()]
-        else:
-            found = _rows(s, q, ckeys, _row_class(child))
-        if crels and found:
-            _children(s, found, crels, q, child)
-        parent_of = operator.attrgetter(rkey)
+        found = _made(s, s.connection().execute(q).all(), child, q, classes)
+        parent_at = ckeys.index(rkey)
+        local_at = keys.index(lkey)
         by_parent = {}
         if uselist:
             for c in found:
-                v = parent_of(c)
+                v = c[parent_at]
                 got = by_parent.get(v)
                 if got is None:
                     by_parent[v] = [c]
                 else:
                     got.append(c)
             get = by_parent.get
-            for r in rows:
-                d = r.__dict__
-                got = get(d[lkey])
-                d[key] = [] if got is None else got
+            columns.append([get(r[local_at]) or [] for r in raw])
         else:
             for c in reversed(found):  # the first of a parent's, as got[0]
-                by_parent[parent_of(c)] = c
+                by_parent[c[parent_at]] = c
             get = by_parent.get
-            for r in rows:
-                d = r.__dict__
-                d[key] = get(d[lkey])
+            columns.append([get(r[local_at]) for r in raw])
+    return [make(cls, (*r, *rel_values)) for r, rel_values in zip(raw, zip(*columns))]

@@ -14,6 +14,8 @@ is kept and shown (it is for an external DNS service, which we do not
 drive).
 """
 
+import operator
+
 from oslo_config import cfg
 
 from quantum_ovs.api import definitions
@@ -29,6 +31,8 @@ from quantum_ovs.api.definitions.dns import (
 from quantum_ovs.db import models
 
 DEFINITION = definitions.dns
+
+_IP_ADDRESS = operator.attrgetter("ip_address")
 
 OPTS = [
     ("DEFAULT", [
@@ -80,7 +84,7 @@ def setup(plugin, conf):
         d[DNS_DOMAIN] = port.dns_domain or ""
         # (domain_of, inline: a listing extends thousands)
         d[DNS_ASSIGNMENT] = assignment(name, port.network_dns_domain or fallback,
-                                       [a.ip_address for a in port.fixed_ips])
+                                       list(map(_IP_ADDRESS, port.fixed_ips)))
 
     def extend_network(net, d):
         d[DNS_DOMAIN] = net.dns_domain or ""

@@ -50,8 +50,10 @@ def setup(plugin, conf):
                 port.extra_dhcp_opts.append(rows[key])
 
     def extend_dict(port, d):
+        opts = port.extra_dhcp_opts
+        # (most ports have none: no comprehension, a call, for those)
         d[EXTRA_DHCP_OPTS] = [{"opt_name": r.opt_name, "opt_value": r.opt_value,
-                               "ip_version": r.ip_version} for r in port.extra_dhcp_opts]
+                               "ip_version": r.ip_version} for r in opts] if opts else []
 
     plugin.add_hook("ports", "create", on_create)
     plugin.add_hook("ports", "update", on_update)

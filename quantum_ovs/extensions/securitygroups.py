@@ -14,6 +14,7 @@ port's own change.
 """
 
 import json
+import operator
 import uuid
 
 import sqlalchemy as sa
@@ -61,6 +62,8 @@ from quantum_ovs.db import changelog, models, rbac
 from quantum_ovs.db.query import child_filter
 from quantum_ovs.db.resource import Collection
 from quantum_ovs.timeutils import api_time as _ts
+
+_GROUP_ID = operator.attrgetter("security_group_id")
 
 DEFINITION = definitions.securitygroups
 
@@ -393,8 +396,7 @@ def setup(plugin, conf):
             raise PortSecurityPortHasSecurityGroup()
 
     def extend_port(port, d):
-        d["security_groups"] = sorted([b.security_group_id
-                                       for b in port.security_group_bindings])
+        d["security_groups"] = sorted(map(_GROUP_ID, port.security_group_bindings))
 
     plugin.add_hook("ports", "create", on_port_create)
     plugin.add_hook("ports", "update", on_port_update)

@@ -2,10 +2,12 @@
 listings' row reading and policy (db/rowload.py, Controller._views)."""
 
 import ipaddress
+import json
 
 import pytest
+import sqlalchemy as sa
 
-from quantum_ovs.db import rowload
+from quantum_ovs.db import models, rowload
 
 
 def _ports(api, project="p1", admin=False, query=""):
@@ -47,6 +49,44 @@ def test_bulk_ports_get_distinct_addresses_in_item_order(api, net):
     assert [p["fixed_ips"][0]["ip_address"] for p in more] == \
         ["10.0.0.42", "10.0.0.43", "10.0.0.44"]
     assert not {p["mac_address"] for p in more} & set(macs)
+
+
+def test_bulk_change_rows_are_numbered_in_item_order(api, net):
+    """A bulk create's change rows (inserted at once) are those a create
+    per item makes, numbered in item order: each port's row, then one per
+    security group it is in with its addresses, host and revision as one
+    by one; the next write's rows come after them."""
+    sg = api.post("/v2.0/security-groups", {"security_group": {"name": "w"}},
+                  status=201).data["security_group"]
+    before = _last_seq(api)
+    items = [{"network_id": net["id"]} for _ in range(6)]
+    items[2] = {"network_id": net["id"], "security_groups": [sg["id"]]}
+    items[4] = {"network_id": net["id"], "security_groups": []}
+    made = api.post("/v2.0/ports", {"ports": items}, status=201).data["ports"]
+    rows = _changes(api, before)
+    expected = []
+    for p in made:
+        expected.append(("port", p["id"], "create", net["id"], None, 0, None))
+        for gid in sorted(p["security_groups"]):
+            addresses = json.dumps(sorted(a["ip_address"] for a in p["fixed_ips"]))
+            expected.append(("sg_member", gid, "create", None, None, 0, addresses))
+    assert [r[1:] for r in rows] == expected
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    one = api.port(net["id"])
+    assert _changes(api, rows[-1][0])[0][1:3] == ("port", one["id"])
+
+
+def _changes(api, after):
+    with api.db.reader() as s:
+        return [(c.seq, c.resource, c.resource_id, c.op, c.network_id, c.host,
+                 c.revision_number, c.detail) for c in s.execute(
+            sa.select(models.Change).where(models.Change.seq > after)
+            .order_by(models.Change.seq)).scalars()]
+
+
+def _last_seq(api):
+    with api.db.reader() as s:
+        return s.execute(sa.select(sa.func.max(models.Change.seq))).scalar() or 0
 
 
 @pytest.mark.parametrize("bad, status", [

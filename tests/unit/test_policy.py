@@ -109,6 +109,34 @@ def test_memo_answers_like_a_fresh_evaluation(make_policy):
     assert any(fresh) and not all(fresh)
 
 
+def test_answers_for_many_targets_are_each_ones(make_policy):
+    """checker().all(targets) answers as asking each target in turn: a
+    rule reading one key, then several (the memo's first key set does not
+    fit them all), targets lacking a key, unhashable values; and
+    reads_target says whether the answer depends on the target."""
+    import itertools
+    import random
+    p = make_policy('"get_port": "project_id:%(project_id)s or '
+                    '(rule:network_owner and field:ports:device_owner=~^compute:)"\n'
+                    '"r": "field:ports:fixed_ips=x or project_id:%(project_id)s"\n')
+    values = {"project_id": ["p1", "p2", None], "network:project_id": ["p1", "p2"],
+              "device_owner": ["compute:x", ""]}
+    targets = [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
+    targets += [{"network:project_id": "p1"}, {"project_id": "p1", "fixed_ips": [{"a": 1}]}]
+    random.Random(3).shuffle(targets)
+    for rule in ("get_port", "r"):
+        fresh = [p.check(rule, p.context("p1", roles=["member"]), t) for t in targets]
+        checker = p.checker(rule, p.context("p1", roles=["member"]))
+        assert checker.reads_target(targets[0])
+        assert checker.all(targets) == fresh, rule
+        assert checker.all(targets[::-1]) == fresh[::-1], rule
+        assert any(fresh) and not all(fresh)
+    default = make_policy()  # (an admin may see every port)
+    admin = default.checker("get_port", default.context("p1", roles=["admin"]))
+    assert not admin.reads_target(targets[0])
+    assert admin.all(targets) == [True] * len(targets)
+
+
 def test_unhashable_target_values(make_policy):
     p = make_policy('"r": "field:ports:fixed_ips=x or project_id:%(project_id)s"\n')
     ctx = p.context("p1", roles=[])

@@ -26,3 +26,15 @@ def test_api_time_is_strftimes_text(value):
 
 def test_api_time_of_nothing():
     assert api_time(None) is None
+
+
+def test_api_time_of_the_same_instant_in_another_zone():
+    """Texts are remembered for naive times only: an aware time is equal
+    to every time of its instant, and its text is that of its own zone."""
+    naive = datetime.datetime(2026, 1, 1, 2, 0, 0)
+    aware = datetime.datetime(2026, 1, 1, 5, 0, 0,
+                              tzinfo=datetime.timezone(datetime.timedelta(hours=3)))
+    for _ in range(2):
+        assert api_time(naive) == "2026-01-01T02:00:00Z"
+        assert api_time(aware) == "2026-01-01T05:00:00Z"
+        assert api_time(naive.replace(tzinfo=UTC)) == "2026-01-01T02:00:00Z"

@@ -7,25 +7,40 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import addresses, changelog, ipam, models
-from quantum_ovs.db.resource import Collection, std_dict
+from quantum_ovs.db.resource import TAG, Collection
+from quantum_ovs.timeutils import api_time
 
 
 def port_dict(port):
-    d = std_dict(port)
-    # (item by item: a tenth cheaper than update() with keywords, for the
-    # thousands of a listing)
-    d["network_id"] = port.network_id
-    d["admin_state_up"] = port.admin_state_up
-    d["mac_address"] = port.mac_address
-    d["status"] = port.status
-    d["device_id"] = port.device_id
-    d["device_owner"] = port.device_owner
-    d["port_security_enabled"] = port.port_security_enabled
-    d["fixed_ips"] = [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
-                      for a in port.fixed_ips]
-    d["allowed_address_pairs"] = [{"ip_address": p.ip_address, "mac_address": p.mac_address}
-                                  for p in port.allowed_address_pairs]
-    return d
+    """std_dict's items, then the port's, as one dict display (a listing
+    makes thousands: a third cheaper than adding to std_dict's, and a
+    list comprehension costs a call even over an empty list)."""
+    fixed_ips = []
+    for a in port.fixed_ips:
+        fixed_ips.append({"subnet_id": a.subnet_id, "ip_address": a.ip_address})
+    pairs = []
+    for p in port.allowed_address_pairs:
+        pairs.append({"ip_address": p.ip_address, "mac_address": p.mac_address})
+    return {
+        "id": port.id,
+        "name": port.name,
+        "description": port.description,
+        "project_id": port.project_id,
+        "tenant_id": port.project_id,
+        "revision_number": port.revision_number,
+        "created_at": api_time(port.created_at),
+        "updated_at": api_time(port.updated_at),
+        "tags": list(map(TAG, port.tags)),
+        "network_id": port.network_id,
+        "admin_state_up": port.admin_state_up,
+        "mac_address": port.mac_address,
+        "status": port.status,
+        "device_id": port.device_id,
+        "device_owner": port.device_owner,
+        "port_security_enabled": port.port_security_enabled,
+        "fixed_ips": fixed_ips,
+        "allowed_address_pairs": pairs,
+    }
 
 
 class Ports(Collection):
@@ -120,8 +135,8 @@ class Ports(Collection):
                                   for k, (sub, ip) in enumerate(allocs)]
             i = j
         s.flush()
+        changelog.record_all(s, [("port", port, "create", port.network_id) for port in ports])
         for port in ports:
-            changelog.record(s, "port", port, "create", port.network_id)
             # Known already: not read again, port by port, for the answer.
             set_committed_value(port, "network_dns_domain", nets[port.network_id].dns_domain)
         return ports
