@@ -30,6 +30,7 @@ are quantum_ovs.db.changefeed.
 
 import collections
 import hmac
+import json
 import logging
 import threading
 import time
@@ -44,6 +45,7 @@ from quantum_ovs.db import agent_auth, agents as agents_db
 from quantum_ovs.db.changefeed import HostStates
 
 LOG = logging.getLogger(__name__)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)  # as json_response
 
 OPTS = [("agent_api", [
     cfg.StrOpt("token", default="", secret=True,
@@ -148,6 +150,7 @@ class AgentAPI:
                                  idle_poll_interval=c.idle_poll_interval,
                                  kept=c.changes_kept)
         self.refusals = LogBudget()
+        self._last_body = None  # (delta, revision, its JSON answer): see _delta_response
         self.metrics = None  # api.metrics.ServerMetrics with [metrics] enabled
         if c.token:
             LOG.warning("shared agent token ([agent_api] token) is set: any hypervisor can "
@@ -233,8 +236,22 @@ class AgentAPI:
         if got.full:
             return json_response({"full": True, "revision": got.revision,
                                   "view": wire.view_to_dict(got.view)})
-        return json_response({"full": False, "revision": got.revision,
-                              "delta": wire.delta_to_dict(got.delta)})
+        return self._delta_response(got)
+
+    def _delta_response(self, got):
+        """The answer for a delta.  A delta shared by every host a change
+        woke (see HostStates._delta) is the same object for each of them:
+        serialised once, its body reused while it is the last one made."""
+        last = self._last_body
+        if last is not None and last[0] is got.delta and last[1] == got.revision:
+            body = last[2]
+        else:
+            body = _ENCODER.encode({"full": False, "revision": got.revision,
+                                    "delta": wire.delta_to_dict(got.delta)}).encode()
+            self._last_body = (got.delta, got.revision, body)
+        resp = webob.Response(status=200, content_type="application/json", charset="utf-8")
+        resp.body = body
+        return resp
 
     # ------------------------------------------------------------ reports
     def report(self, req, ctx, host):

@@ -288,7 +288,7 @@ class HostStates:
         self._lock = threading.Lock()
         # host -> (view networks, own networks, local groups, groups, revision)
         self._relevance_cache = {}
-        self._memo_key, self._memo = None, {}
+        self._memo = (None, {})  # (revision, what deltas at it share)
         self._delta_lock = threading.Lock()
 
     @property
@@ -416,18 +416,27 @@ class HostStates:
                                      for c in changes):
             shared = ("shared_delta", tuple(c.seq for c in changes), frozenset(local),
                       member_deltas, partial_groups)
+        if shared is not None:
+            # Built already (the common case: every host but the first the
+            # change woke): no lock, which a thousand woken threads would
+            # otherwise queue on one after the other.
+            memo_key, memo = self._memo
+            d = memo.get(shared) if memo_key == key else None
+            if d is not None:
+                return HostState(False, revision, None, d)
         # One build at a time: the hosts woken together by a change would
         # otherwise all miss the memo while the first one reads.
         with self._delta_lock:
-            if self._memo_key != key:
-                self._memo_key, self._memo = key, {}
-            d = self._memo.get(shared) if shared is not None else None
+            if self._memo[0] != key:
+                self._memo = (key, {})  # one object: read above without the lock
+            memo = self._memo[1]
+            d = memo.get(shared) if shared is not None else None
             if d is None:
                 with self.db.reader() as s:
-                    d = host_view.delta(s, host, changes, revision, self._memo,
+                    d = host_view.delta(s, host, changes, revision, memo,
                                         nets_now=nets, local=local,
                                         member_deltas=member_deltas,
                                         partial_groups=partial_groups)
                 if shared is not None:
-                    self._memo[shared] = d
+                    memo[shared] = d
         return HostState(False, revision, None, d)

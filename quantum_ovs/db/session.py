@@ -214,18 +214,30 @@ def _deadline_wait(timeout):
             left = deadline - time.monotonic()
             ready = None
             if left > 0:
-                fd = conn.fileno()
-                if state == ext.POLL_READ:
-                    ready, _, _ = select.select([fd], [], [], left)
-                elif state == ext.POLL_WRITE:
-                    _, ready, _ = select.select([], [fd], [], left)
-                else:
+                if state not in (ext.POLL_READ, ext.POLL_WRITE):
                     raise psycopg2.OperationalError(f"bad poll state {state}")
+                ready = _ready(conn.fileno(), state == ext.POLL_WRITE, left)
             if not ready:
                 _cut(conn)
                 raise psycopg2.OperationalError(
                     f"the database did not answer within {limit:g} s")
     return wait
+
+
+def _ready(fd, write, seconds):
+    """Whether ``fd`` became readable (writable) within ``seconds``.  poll,
+    not select, where there is one: select refuses a descriptor above 1023,
+    and quantum-ovs-agent-api holds a socket per waiting agent (a thousand
+    agents: its new database connections get such descriptors).  Under
+    eventlet (quantum-ovs-server) select is eventlet's, cooperative and
+    without that limit, and poll is gone."""
+    poll = getattr(select, "poll", None)
+    if poll is None:
+        return bool(select.select([], [fd], [], seconds)[1] if write
+                    else select.select([fd], [], [], seconds)[0])
+    p = poll()
+    p.register(fd, select.POLLOUT if write else select.POLLIN)
+    return bool(p.poll(seconds * 1000))
 
 
 def _cut(conn):

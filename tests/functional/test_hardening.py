@@ -208,6 +208,32 @@ def test_error_escaping_the_middleware_is_a_neutron_error_500():
     assert "secret" not in r.text and r.headers["X-Openstack-Request-Id"].startswith("req-")
 
 
+def test_access_log_answered_agent_polls_at_debug_level(caplog):
+    """Every request is logged; an agent's long poll answered 200 (one per
+    woken agent, a thousand per default-group change) at debug level."""
+    import logging
+
+    import webtest
+
+    from quantum_ovs.api.wsgi import AccessLog
+
+    def app(environ, start_response):
+        start_response("401 Unauthorized" if "h2" in environ["PATH_INFO"] else "200 OK", [])
+        return [b"{}"]
+    t = webtest.TestApp(AccessLog(app))
+    with caplog.at_level(logging.DEBUG, logger="quantum_ovs.access"):
+        t.get("/agent-api/v1/hosts/h1/state?since=3")
+        t.get("/agent-api/v1/hosts/h2/state?since=3", expect_errors=True)
+        t.post("/agent-api/v1/hosts/h1/ports")
+        t.get("/v2.0/networks")
+    levels = {r.getMessage().split()[1]: r.levelno for r in caplog.records
+              if r.name == "quantum_ovs.access"}
+    assert levels == {"/agent-api/v1/hosts/h1/state?since=3": logging.DEBUG,
+                      "/agent-api/v1/hosts/h2/state?since=3": logging.INFO,
+                      "/agent-api/v1/hosts/h1/ports": logging.INFO,
+                      "/v2.0/networks": logging.INFO}
+
+
 # ---------------------------------------------------------------- unsafe defaults
 @pytest.mark.parametrize("ctype", ["text/plain", "text/plain; charset=utf-8",
                                    "application/x-www-form-urlencoded",
