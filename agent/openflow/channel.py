@@ -286,12 +286,6 @@ class Channel:
         return self.listen_addr[1]
 
     @property
-    def connecting(self) -> bool:
-        """True if the channel connects to the switch (no Controller row
-        is wanted on the bridge)."""
-        return self.connect_path is not None
-
-    @property
     def target(self) -> Optional[str]:
         """The Controller target for OVSDB, e.g. ``tcp:127.0.0.1:6633`` or
         ``unix:/run/quantum-ovs/br-int.sock`` (a unix socket reaches a switch
@@ -571,6 +565,7 @@ class Channel:
                 if self._stopping.is_set():
                     return
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn = None
             try:
                 sock.connect(self.connect_path)
             except OSError as e:
@@ -578,9 +573,8 @@ class Channel:
                 if not delay:
                     LOG.info("cannot connect to the switch at %s (%s); trying again",
                              self.connect_path, e)
-                delay = min(max(delay * 2, 0.05), 1.0)
-                continue
-            conn = self._adopt(sock, self.connect_path)
+            else:
+                conn = self._adopt(sock, self.connect_path)
             if conn is None:
                 delay = min(max(delay * 2, 0.05), 1.0)
                 continue
