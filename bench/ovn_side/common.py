@@ -9,6 +9,8 @@ import json
 import os
 import time
 
+from quantum_ovs.testing.procs import stat_fields
+
 HZ = os.sysconf("SC_CLK_TCK")
 # a phase that takes longer is stopped and recorded as "> 600 s"
 CAP_S = float(os.environ.get("CAP_S", "600"))
@@ -46,25 +48,13 @@ def added_port(k, L, P):
 
 
 # ---------------------------------------------------------------- /proc
-def _stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
 def ticks(pid):
     """utime+stime of pid and of its reaped children (cutime+cstime)."""
     try:
-        f = _stat(pid)
+        f = stat_fields(pid)
         return int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
     except (OSError, IndexError, ValueError):
         return None
-
-
-def alive(pid):
-    try:
-        return _stat(pid)[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
 
 
 def hwm_mb(pid):
