@@ -52,6 +52,7 @@ def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
     moved = agent.tunnel_ip != tunnel_ip
     agent.tunnel_ip = tunnel_ip
     s.flush()
+    s.info.pop(bindings.LIVE_AGENTS, None)  # what bind() looked up is stale
     return agent, moved
 
 

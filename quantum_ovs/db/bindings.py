@@ -23,6 +23,9 @@ def can_serve(agent_conf, segment):
     return segment.physical_network in agent_conf.get("bridge_mappings", {})
 
 
+LIVE_AGENTS = "qovs_live_agents"  # session.info: host -> live agent row or None
+
+
 def bind(s, plugin, port, binding):
     """Set vif_type and vif_details from the host's live agent."""
     if not binding.host:
@@ -31,7 +34,13 @@ def bind(s, plugin, port, binding):
     if binding.vnic_type != "normal":
         binding.vif_type, binding.vif_details = "binding_failed", "{}"
         return
-    agent = plugin.live_agent(s, binding.host)
+    # A bulk binds its ports to one host: the agent is looked up once per
+    # transaction (a query per port would flush each new port on its own).
+    known = s.info.setdefault(LIVE_AGENTS, {})
+    if binding.host in known:
+        agent = known[binding.host]
+    else:
+        agent = known[binding.host] = plugin.live_agent(s, binding.host)
     net = s.get(models.Network, port.network_id)
     if agent is None:
         binding.vif_type, binding.vif_details = "binding_failed", "{}"

@@ -86,6 +86,30 @@ def test_binding_follows_live_agents(api):
              status=403)
 
 
+def test_a_bulk_binds_each_port_by_its_own_host(api):
+    """One bulk over several hosts: each port is bound by whether its own
+    host has a live agent (the lookup is shared within the bulk, per host)."""
+    register(api, HOST_A, "192.0.2.1", integration_bridge="br-int", datapath_type="netdev")
+    register(api, HOST_B, "192.0.2.2")
+    aid = next(a["id"] for a in api.get("/v2.0/agents", admin=True, status=200).data["agents"]
+               if a["host"] == HOST_B)
+    api.put(f"/v2.0/agents/{aid}", {"agent": {"admin_state_up": False}}, admin=True,
+            status=200)
+    net = api.network()
+    api.subnet(net["id"])
+    hosts = [HOST_A, "hv-nobody", HOST_B, HOST_A, "", "hv-nobody", HOST_A]
+    made = api.post("/v2.0/ports", {"ports": [
+        {"network_id": net["id"], **({"binding:host_id": h} if h else {})} for h in hosts]},
+        admin=True, status=201).data["ports"]
+    want = {HOST_A: "ovs", "hv-nobody": "binding_failed", HOST_B: "binding_failed",
+            "": "unbound"}
+    assert [p["binding:vif_type"] for p in made] == [want[h] for h in hosts]
+    for p, h in zip(made, hosts):
+        got = api.get(f"/v2.0/ports/{p['id']}", admin=True, status=200).data["port"]
+        assert (got["binding:host_id"], got["binding:vif_type"]) == (h, want[h])
+    assert made[0]["binding:vif_details"]["datapath_type"] == "netdev"
+
+
 def test_reports_move_port_status(api):
     register(api, HOST_A, "192.0.2.1")
     net = api.network()
