@@ -30,7 +30,6 @@ are quantum_ovs.db.changefeed.
 
 import collections
 import hmac
-import json
 import logging
 import threading
 import time
@@ -40,12 +39,11 @@ from oslo_config import cfg
 
 from quantum_ovs import exceptions, wire
 from quantum_ovs.api import validators
-from quantum_ovs.api.wsgi import json_response, read_json
+from quantum_ovs.api.wsgi import dumps, json_response, read_json
 from quantum_ovs.db import agent_auth, agents as agents_db
 from quantum_ovs.db.changefeed import HostStates
 
 LOG = logging.getLogger(__name__)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)  # as json_response
 
 OPTS = [("agent_api", [
     cfg.StrOpt("token", default="", secret=True,
@@ -246,8 +244,8 @@ class AgentAPI:
         if last is not None and last[0] is got.delta and last[1] == got.revision:
             body = last[2]
         else:
-            body = _ENCODER.encode({"full": False, "revision": got.revision,
-                                    "delta": wire.delta_to_dict(got.delta)}).encode()
+            body = dumps({"full": False, "revision": got.revision,
+                          "delta": wire.delta_to_dict(got.delta)})
             self._last_body = (got.delta, got.revision, body)
         resp = webob.Response(status=200, content_type="application/json", charset="utf-8")
         resp.body = body
