@@ -184,6 +184,39 @@ class SyncClient:
                             body)
 
 
+class FirstPoll:
+    """The agent's first poll of its host's state (the full view), sent at
+    once on a thread of its own: a starting agent asks the server as soon
+    as it has its settings, and imports and starts the rest of itself while
+    the server builds the view (issue 17).  The agent's sync loop takes
+    :meth:`result` as the answer to its first poll, errors included (the
+    loop then polls again as usual).  ``client`` is the agent's: closing it
+    wakes a wait here too."""
+
+    def __init__(self, client: SyncClient):
+        self.client = client
+        self._done = threading.Event()
+        self._result = self._error = None
+        threading.Thread(target=self._run, name="first-poll", daemon=True).start()
+
+    def _run(self):
+        try:
+            self._result = self.client.poll(-1, 0)
+        except BaseException as e:  # noqa: BLE001 - handed to the sync loop
+            self._error = e
+        finally:
+            self.client._drop()  # this thread's connection (the loop has its own)
+            self._done.set()
+
+    def result(self):
+        """("full", HostView, revision), as SyncClient.poll(-1, 0) gives
+        (or raises)."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
 def backoff(attempt, base=0.2, cap=5.0):
     return min(cap, base * (2 ** min(attempt, 10)))
 

@@ -82,6 +82,31 @@ def _defer_os_ken_other_versions() -> None:
     setattr(sys.modules["os_ken"], "ofproto", package)
 
 
+def _defer_os_ken_version() -> None:
+    """os-ken's package asks pbr for its own version when it is imported
+    (a search of the installed distributions, and importlib.metadata: some
+    15 ms of a starting agent); the agent never reads it.  Unless os-ken
+    was imported already, its package is made without running its
+    ``__init__`` (which only sets ``__version__``), and
+    ``os_ken.__version__`` is looked up on first use (issue 17)."""
+    name = "os_ken"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    package = importlib.util.module_from_spec(spec)
+
+    def version(attr):
+        if attr != "__version__":
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+        import pbr.version
+
+        package.__version__ = pbr.version.VersionInfo("os-ken").version_string()
+        return package.__version__
+    package.__getattr__ = version
+    sys.modules[name] = package
+
+
+_defer_os_ken_version()
 _defer_os_ken_packet_library()
 _defer_os_ken_other_versions()
 

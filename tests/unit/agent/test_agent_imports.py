@@ -6,6 +6,7 @@ import sys
 _PROBE = """
 import sys
 import agent.main
+import agent.daemon  # (agent.main imports it once it has sent its first poll)
 loaded = "eventlet" in sys.modules
 metrics = "prometheus_client" in sys.modules  # only with metrics_port set
 import ovs.poller
