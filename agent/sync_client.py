@@ -18,8 +18,6 @@ import threading
 import time
 import urllib.parse
 
-from quantum_ovs import wire
-
 LOG = logging.getLogger(__name__)
 
 
@@ -171,6 +169,10 @@ class SyncClient:
                                     "features": "group_members,group_rules"})
         out = self.request("GET", f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}"
                                   f"/state?{q}", timeout=wait + 30)
+        # Here, not at the top: a starting agent's first poll goes out
+        # before the model is imported (FirstPoll).
+        from quantum_ovs import wire
+
         if out["full"]:
             return "full", wire.view_from_dict(out["view"]), out["revision"]
         return "delta", wire.delta_from_dict(out["delta"]), out["revision"]

@@ -17,7 +17,6 @@ outside the mask, ``Output(OFPP_CONTROLLER)`` (write ``Controller()``).
 from __future__ import annotations
 
 import base64
-import functools
 import importlib.util
 import ipaddress
 import socket
@@ -661,19 +660,28 @@ def new_fast_encoder() -> FastEncoder:
 FAST = new_fast_encoder()
 
 
-@functools.lru_cache(maxsize=1 << 18)
 def flow_mod_bytes(flow: F.Flow, command: str = ADD, cookie_mask: Optional[int] = None) -> bytes:
     """The serialized flow-mod (xid 0): the same bytes as
     ``serialize(flow_mod(...), 0)`` (os-ken), made by the memoizing
-    encoder of agent.openflow.fastencode; memoized too: Flows are
-    immutable, and re-installing a whole table after ovs-vswitchd restarts
-    is exactly when encoding time keeps the data plane down.  Refuses
+    encoder of agent.openflow.fastencode.  Its parts are memoized, not
+    whole flows: re-installing a table after ovs-vswitchd restarts costs
+    a few lookups a flow, and a cold start does not pay for hashing every
+    Flow (in Python) to fill a cache it never reads (issue 17).  Refuses
     what check_canonical refuses (each part checked when first seen)."""
     if command in (ADD, MODIFY):
         return FAST.add(flow)
     if command == DELETE:
         return FAST.delete_strict(flow, cookie_mask)
     raise ValueError(f"unknown flow-mod command {command!r}")
+
+
+def _forget_encoded() -> None:
+    """A cold encoder again (what each flow's part memos were)."""
+    global FAST
+    FAST = new_fast_encoder()
+
+
+flow_mod_bytes.cache_clear = _forget_encoded  # (as when it was an lru_cache)
 
 
 def flow_mod_bytes_osken(flow: F.Flow, command: str = ADD,
