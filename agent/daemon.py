@@ -36,7 +36,7 @@ import queue
 import threading
 import time
 
-from agent import gateways, plumbing, sync_client
+from agent import gateways, plumbing, startup, sync_client
 from agent.metadata import namespace as metadata_namespace
 from agent.openflow.channel import Channel, CookieScope
 from agent.ovsdb.api import Ovsdb
@@ -578,5 +578,7 @@ class Agent:
         self.reporter.report(local, self.vifs)
         if self.metrics is not None:
             self.metrics.installed(local, self.reporter.reported)
-        self.ready.set()
+        if not self.ready.is_set():
+            self.ready.set()
+            startup.resume_gc()  # (if agent.main paused it for the start)
         return True

@@ -4,12 +4,17 @@ import logging
 import signal
 import sys
 
-from agent import config, sync_client
-from agent.settings import Settings
-from quantum_ovs import log
+from agent import startup
 
 
 def main(argv=None):
+    # The collector waits until the agent is ready (agent/startup.py); the
+    # imports are here, after it is paused.
+    startup.pause_gc()
+    from agent import config, sync_client
+    from agent.settings import Settings
+    from quantum_ovs import log
+
     conf = config.make_conf(sys.argv[1:] if argv is None else argv)
     log.setup(conf, "quantum-ovs-agent")
     settings = Settings.from_conf(conf)
@@ -20,6 +25,7 @@ def main(argv=None):
         insecure=settings.insecure))
     from agent.daemon import Agent
 
+    startup.freeze_imports()
     agent = Agent(settings, first_poll=first)
     agent.start()
     logging.getLogger("quantum_ovs.agent").info(

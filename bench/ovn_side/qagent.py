@@ -18,7 +18,8 @@ The hooks only record timestamps around the parent's methods (wrapped on
 the instance or, for the start-up steps, on the classes in this process);
 the agent's behaviour is unchanged.  Like quantum-ovs-agent (agent/main.py),
 it sends the first poll of the server (sync_client.FirstPoll, when the
-agent's tree has it) before it imports the rest of the agent.
+agent's tree has it) before it imports the rest of the agent, and pauses
+the cyclic GC until the agent is ready (agent/startup.py).
 
 Adapted from ../shared/peers/ovn-side/qagent.py (the shared harness).
 
@@ -28,6 +29,13 @@ usage: qagent.py SETTINGS_JSON STATS_SOCK
 import time
 
 T_PROCESS = time.time()  # before the imports (the interpreter's own start is not seen)
+
+try:  # the cyclic GC paused until ready, as agent/main.py does (issue 17)
+    from agent import startup as _startup
+except ImportError:  # (a tree before that)
+    _startup = None
+else:
+    _startup.pause_gc()
 
 import functools  # noqa: E402
 import json  # noqa: E402
@@ -105,6 +113,8 @@ def bench_agent_class():
 
     hook_startup()
     mark("imports")
+    if _startup is not None:
+        _startup.freeze_imports()
 
     class BenchAgent(_BenchAgent, Agent):
         pass
