@@ -80,6 +80,16 @@ def hook_sync_client():
     _timed(sync_client.SyncClient, "register", "register_sent", "registered")
     _timed(sync_client.SyncClient, "poll", "view_requested", "view_received",
            when=lambda out: out[0] == "full")
+    if hasattr(sync_client.SyncClient, "poll_raw"):  # the first poll (FirstPoll)
+        _timed(sync_client.SyncClient, "poll_raw", "view_requested", "view_answered")
+        decode = sync_client.SyncClient.decode_state
+
+        def decode_state(raw):
+            out = decode(raw)
+            if out[0] == "full":
+                mark("view_received")
+            return out
+        sync_client.SyncClient.decode_state = staticmethod(decode_state)
     _timed(sync_client.SyncClient, "report", "report_sent", "report_done")
 
 
