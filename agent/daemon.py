@@ -36,9 +36,8 @@ import queue
 import threading
 import time
 
-from agent import gateways, plumbing, sync_client
+from agent import gateways, plumbing, startup, sync_client
 from agent.metadata import namespace as metadata_namespace
-from agent.metadata.service import MetadataService
 from agent.openflow.channel import Channel, CookieScope
 from agent.ovsdb.api import Ovsdb
 from agent.ovsdb.connection import Connection
@@ -64,11 +63,15 @@ class Agent:
     # with an advertising router interface, every this many seconds.
     ra_interval = 60.0
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, first_poll: sync_client.FirstPoll | None = None):
+        """``first_poll``: the first poll of the server, already sent with
+        this agent's client (agent.main sends it before importing this
+        module); None: the sync thread sends it."""
         self.s = settings
-        self.client = sync_client.SyncClient(settings.server_url, settings.host,
-                                             settings.token, ca_file=settings.ca_file,
-                                             insecure=settings.insecure)
+        self.first_poll = first_poll
+        self.client = first_poll.client if first_poll is not None else \
+            sync_client.SyncClient(settings.server_url, settings.host, settings.token,
+                                   ca_file=settings.ca_file, insecure=settings.insecure)
         self.events: "queue.Queue" = queue.Queue()
         self.stop_event = threading.Event()
         self.conn = None
@@ -178,6 +181,9 @@ class Agent:
         if s.metadata is None:
             metadata_namespace.remove_stale(self.ovsdb, s.integration_bridge, s.host)
         else:
+            # Here, not at the top: the proxy's HTTP server and TLS are
+            # imports a host without metadata does not need.
+            from agent.metadata.service import MetadataService
             self.metadata = MetadataService(
                 s.metadata, s.host, s.integration_bridge, self.ovsdb,
                 lambda: self.installed_ports,
@@ -327,11 +333,16 @@ class Agent:
 
     def _sync_loop(self):
         attempt = 0
+        first, self.first_poll = self.first_poll, None
         while not self.stop_event.is_set():
             try:
-                kind, value, rev = self.client.poll(self.revision,
-                                                    0 if self.revision < 0 else
-                                                    self.s.polling_interval)
+                if first is not None:  # sent before the agent started
+                    poll, first = first.result, None
+                    kind, value, rev = poll()
+                else:
+                    kind, value, rev = self.client.poll(self.revision,
+                                                        0 if self.revision < 0 else
+                                                        self.s.polling_interval)
                 attempt = 0
                 self.revision = rev
                 self.events.put((kind, value))
@@ -567,5 +578,7 @@ class Agent:
         self.reporter.report(local, self.vifs)
         if self.metrics is not None:
             self.metrics.installed(local, self.reporter.reported)
-        self.ready.set()
+        if not self.ready.is_set():
+            self.ready.set()
+            startup.resume_gc()  # (if agent.main paused it for the start)
         return True

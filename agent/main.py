@@ -4,15 +4,29 @@ import logging
 import signal
 import sys
 
-from agent import config
-from agent.daemon import Agent, Settings
-from quantum_ovs import log
+from agent import startup
 
 
 def main(argv=None):
+    # The collector waits until the agent is ready (agent/startup.py); the
+    # imports are here, after it is paused.
+    startup.pause_gc()
+    from agent import config, sync_client
+    from agent.settings import Settings
+    from quantum_ovs import log
+
     conf = config.make_conf(sys.argv[1:] if argv is None else argv)
     log.setup(conf, "quantum-ovs-agent")
-    agent = Agent(Settings.from_conf(conf))
+    settings = Settings.from_conf(conf)
+    # The server builds this host's view while the rest of the agent is
+    # imported and started (agent.daemon and what it needs: ~0.1 s).
+    first = sync_client.FirstPoll(sync_client.SyncClient(
+        settings.server_url, settings.host, settings.token, ca_file=settings.ca_file,
+        insecure=settings.insecure))
+    from agent.daemon import Agent
+
+    startup.freeze_imports()
+    agent = Agent(settings, first_poll=first)
     agent.start()
     logging.getLogger("quantum_ovs.agent").info(
         "quantum-ovs-agent for host %s started; OpenFlow on %s", agent.s.host,

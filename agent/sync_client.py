@@ -18,8 +18,6 @@ import threading
 import time
 import urllib.parse
 
-from quantum_ovs import wire
-
 LOG = logging.getLogger(__name__)
 
 
@@ -120,7 +118,8 @@ class SyncClient:
     def closed(self):
         return self._closed
 
-    def request(self, method, path, body=None, timeout=None):
+    def request(self, method, path, body=None, timeout=None, raw_body=False):
+        """The JSON answer (``raw_body``: its bytes, not decoded)."""
         headers = {"Accept": "application/json", "X-Agent-Token": self.token}
         data = None
         if body is not None:
@@ -156,6 +155,8 @@ class SyncClient:
                           path.split("?")[0])
             if resp.status >= 400:
                 raise ServerError(resp.status, raw.decode(errors="replace"))
+            if raw_body:
+                return raw
             return json.loads(raw) if raw else None
         raise ServerUnavailable("unreachable")
 
@@ -167,10 +168,23 @@ class SyncClient:
 
     def poll(self, since, wait=30.0):
         """("full", HostView) or ("delta", Delta), and the new revision."""
+        return self.decode_state(self.poll_raw(since, wait))
+
+    def poll_raw(self, since, wait=30.0) -> bytes:
+        """The server's answer to a poll, not decoded (decode_state)."""
         q = urllib.parse.urlencode({"since": since, "timeout": wait,
                                     "features": "group_members,group_rules"})
-        out = self.request("GET", f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}"
-                                  f"/state?{q}", timeout=wait + 30)
+        return self.request("GET", f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}"
+                                   f"/state?{q}", timeout=wait + 30, raw_body=True)
+
+    @staticmethod
+    def decode_state(raw: bytes):
+        """What poll returns, from poll_raw's bytes."""
+        out = json.loads(raw)
+        # Here, not at the top: a starting agent's first poll goes out
+        # before the model is imported (FirstPoll).
+        from quantum_ovs import wire
+
         if out["full"]:
             return "full", wire.view_from_dict(out["view"]), out["revision"]
         return "delta", wire.delta_from_dict(out["delta"]), out["revision"]
@@ -182,6 +196,40 @@ class SyncClient:
             body["floatingips"] = list(floatingips)
         return self.request("POST", f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}/ports",
                             body)
+
+
+class FirstPoll:
+    """The agent's first poll of its host's state (the full view), sent at
+    once on a thread of its own: a starting agent asks the server as soon
+    as it has its settings, and imports and starts the rest of itself while
+    the server builds the view (issue 17).  The agent's sync loop takes
+    :meth:`result` as the answer to its first poll, errors included (the
+    loop then polls again as usual).  The answer is decoded there too, by
+    the thread that takes it: not while the agent is still importing.
+    ``client`` is the agent's: closing it wakes a wait here too."""
+
+    def __init__(self, client: SyncClient):
+        self.client = client
+        self._done = threading.Event()
+        self._result = self._error = None
+        threading.Thread(target=self._run, name="first-poll", daemon=True).start()
+
+    def _run(self):
+        try:
+            self._result = self.client.poll_raw(-1, 0)
+        except BaseException as e:  # noqa: BLE001 - handed to the sync loop
+            self._error = e
+        finally:
+            self.client._drop()  # this thread's connection (the loop has its own)
+            self._done.set()
+
+    def result(self):
+        """("full", HostView, revision), as SyncClient.poll(-1, 0) gives
+        (or raises)."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self.client.decode_state(self._result)
 
 
 def backoff(attempt, base=0.2, cap=5.0):

@@ -52,6 +52,8 @@ LOG = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!BBHI")
 SEND_CHUNK = 1 << 20
+# Bundle-adds are sent this many bytes at a time as they are encoded.
+BUNDLE_CHUNK = 64 << 10
 OFPT_PACKET_IN = 10  # OpenFlow 1.3
 
 
@@ -355,19 +357,18 @@ class Channel:
         for f in diff.deletes:
             if not owns(f.cookie):
                 raise ValueError(f"flow cookie {f.cookie:#x} is outside our scope: {f}")
-        entries = [(f, E.flow_mod_bytes(f, E.DELETE, self.cookie.mask)) for f in diff.deletes]
-        # One pass over the flows sent: scope, encoding, and the meters
-        # they name that this connection has not made yet (a meter flow
-        # per port among tens of thousands; a resync sends them all).
+        # One pass over the flows sent: scope, and the meters they name
+        # that this connection has not made yet (a meter flow per port
+        # among tens of thousands; a resync sends them all).  They are
+        # encoded as the bundle is sent (_bundle).
         known = self._conn.meters if self._conn is not None else frozenset()
         meters = set()
         for f in (*diff.modifies, *diff.adds):
             if not owns(f.cookie):
                 raise ValueError(f"flow cookie {f.cookie:#x} is outside our scope: {f}")
-            entries.append((f, E.flow_mod_bytes(f, E.ADD)))
             if f.actions and type(f.actions[0]) is Meter and f.actions[0].id not in known:
                 meters.add(f.actions[0].id)
-        wait = (self.timeout if timeout is None else timeout) + len(entries) / 2000
+        wait = (self.timeout if timeout is None else timeout) + len(diff) / 2000
         with self._apply_lock:
             conn = self._require()
             if conn.meters is not known:
@@ -375,7 +376,16 @@ class Channel:
                 meters = meter_ids(diff.modifies) | meter_ids(diff.adds)
             if meters - conn.meters:
                 self._ensure_meters(conn, meters - conn.meters, wait)
-            self._bundle(conn, entries, wait)
+            self._bundle(conn, self._flow_mods(diff), wait)
+
+    def _flow_mods(self, diff: FlowDiff):
+        """(Flow, flow-mod bytes) of every flow ``diff`` sends, encoded as
+        they are asked for (ValueError: a flow the encoder refuses)."""
+        mask = self.cookie.mask
+        for f in diff.deletes:
+            yield f, E.flow_mod_bytes(f, E.DELETE, mask)
+        for f in (*diff.modifies, *diff.adds):
+            yield f, E.flow_mod_bytes(f, E.ADD)
 
     def install(self, flows: Iterable[Flow], timeout: Optional[float] = None) -> None:
         self.apply(FlowDiff(adds=tuple(flows)), timeout)
@@ -430,7 +440,13 @@ class Channel:
                 conn.pending.pop(xid, None)
             raise ChannelError(f"no {kind} from the switch within the timeout") from None
 
-    def _bundle(self, conn: _Conn, entries: list, timeout: float) -> None:
+    def _bundle(self, conn: _Conn, entries: Iterable, timeout: float) -> None:
+        """Open a bundle, add ``entries`` ((Flow, flow-mod bytes), made
+        as they are taken), commit.  The adds go out in chunks of
+        BUNDLE_CHUNK bytes while the next ones are encoded, so the switch
+        takes them in while the agent encodes (a cold start's table is
+        megabytes).  If ``entries`` raises, the bundle is discarded and
+        the error raised: nothing is applied."""
         bid = next(self._bundle_ids) & 0xFFFFFFFF
         errors: list = []
         try:
@@ -440,12 +456,22 @@ class Channel:
         add_xids = []
         try:
             buf = bytearray()
-            for f, inner in entries:
-                xid = self._xid()
-                add_xids.append(xid)
-                conn.error_sinks[xid] = (errors, f)
-                buf += E.bundle_add_bytes(bid, inner, xid)
-            conn.send(bytes(buf))
+            try:
+                for f, inner in entries:
+                    xid = self._xid()
+                    add_xids.append(xid)
+                    conn.error_sinks[xid] = (errors, f)
+                    buf += E.bundle_add_bytes(bid, inner, xid)
+                    if len(buf) >= BUNDLE_CHUNK:
+                        conn.send(buf)
+                        buf = bytearray()
+            except ChannelError:
+                raise
+            except Exception:
+                self._discard(conn, bid)  # a flow refused by the encoder
+                raise
+            if buf:
+                conn.send(buf)
             # Adds are checked as they arrive; the barrier reply comes after
             # every error they caused.
             self._call(conn, E.barrier_request(), "barrier_reply", timeout)

@@ -17,7 +17,6 @@ outside the mask, ``Output(OFPP_CONTROLLER)`` (write ``Controller()``).
 from __future__ import annotations
 
 import base64
-import functools
 import importlib.util
 import ipaddress
 import socket
@@ -82,6 +81,31 @@ def _defer_os_ken_other_versions() -> None:
     setattr(sys.modules["os_ken"], "ofproto", package)
 
 
+def _defer_os_ken_version() -> None:
+    """os-ken's package asks pbr for its own version when it is imported
+    (a search of the installed distributions, and importlib.metadata: some
+    15 ms of a starting agent); the agent never reads it.  Unless os-ken
+    was imported already, its package is made without running its
+    ``__init__`` (which only sets ``__version__``), and
+    ``os_ken.__version__`` is looked up on first use (issue 17)."""
+    name = "os_ken"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    package = importlib.util.module_from_spec(spec)
+
+    def version(attr):
+        if attr != "__version__":
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+        import pbr.version
+
+        package.__version__ = pbr.version.VersionInfo("os-ken").version_string()
+        return package.__version__
+    package.__getattr__ = version
+    sys.modules[name] = package
+
+
+_defer_os_ken_version()
 _defer_os_ken_packet_library()
 _defer_os_ken_other_versions()
 
@@ -588,11 +612,35 @@ def _field_layout(name: str, masked: bool):
 
 
 def _check_term(name: str, value, mask) -> None:
+    # An exact term passes check_canonical's test of its spelling here
+    # without a probe flow (a cold start checks thousands of new terms);
+    # anything else, and anything that fails, takes the whole check (and
+    # its message).
+    if mask is None and _spelled_canonically(name, value):
+        return
     check_canonical(F.Flow(0, 0, F.Match(F.Field(name, value, mask)), (), 0))
 
 
 def _check_action(a) -> None:
+    # As _check_term: the actions check_canonical has nothing to say about
+    # alone (all but a set-field, and an output to the controller's port)
+    # need no probe flow.
+    if isinstance(a, F.Output):
+        if a.port != OFPP_CONTROLLER:
+            return
+    elif not isinstance(a, F.SetField) or _spelled_canonically(a.name, a.value):
+        return
     check_canonical(F.Flow(0, 0, F.Match(), (a,), 0))
+
+
+def _spelled_canonically(name: str, v) -> bool:
+    """True if _check_spelling passes ``v`` (False: it may not; IPv6
+    values are left to it)."""
+    if name in MAC_FIELDS:
+        return isinstance(v, str) and len(v) == 17 and v == v.lower()
+    if name in IP4_FIELDS:
+        return isinstance(v, str) and _canonical_ipv4(v)
+    return name not in IP6_FIELDS  # an int field: nothing to check
 
 
 def _action_bytes(a) -> bytes:
@@ -612,19 +660,28 @@ def new_fast_encoder() -> FastEncoder:
 FAST = new_fast_encoder()
 
 
-@functools.lru_cache(maxsize=1 << 18)
 def flow_mod_bytes(flow: F.Flow, command: str = ADD, cookie_mask: Optional[int] = None) -> bytes:
     """The serialized flow-mod (xid 0): the same bytes as
     ``serialize(flow_mod(...), 0)`` (os-ken), made by the memoizing
-    encoder of agent.openflow.fastencode; memoized too: Flows are
-    immutable, and re-installing a whole table after ovs-vswitchd restarts
-    is exactly when encoding time keeps the data plane down.  Refuses
+    encoder of agent.openflow.fastencode.  Its parts are memoized, not
+    whole flows: re-installing a table after ovs-vswitchd restarts costs
+    a few lookups a flow, and a cold start does not pay for hashing every
+    Flow (in Python) to fill a cache it never reads (issue 17).  Refuses
     what check_canonical refuses (each part checked when first seen)."""
     if command in (ADD, MODIFY):
         return FAST.add(flow)
     if command == DELETE:
         return FAST.delete_strict(flow, cookie_mask)
     raise ValueError(f"unknown flow-mod command {command!r}")
+
+
+def _forget_encoded() -> None:
+    """A cold encoder again (what each flow's part memos were)."""
+    global FAST
+    FAST = new_fast_encoder()
+
+
+flow_mod_bytes.cache_clear = _forget_encoded  # (as when it was an lru_cache)
 
 
 def flow_mod_bytes_osken(flow: F.Flow, command: str = ADD,

@@ -28,6 +28,7 @@ callables it is given (see agent.openflow.encode).
 from __future__ import annotations
 
 import ipaddress
+import operator
 import socket
 import struct
 from typing import Callable, Optional
@@ -68,6 +69,7 @@ NXAST_CONJUNCTION = 34
 NX_IN_PORT_16 = 0xFFF8
 
 MEMO_LIMIT = 1 << 18
+_ORDER = operator.itemgetter(0)
 
 
 class FastEncoder:
@@ -112,15 +114,16 @@ class FastEncoder:
             return socket.inet_aton(v)
         return ipaddress.ip_address(v).packed
 
-    def _term(self, f: F.Field):
-        key = (f.name, f.value, f.mask)
+    def _term(self, key: tuple):
+        """(sort key, OXM TLV) of the term ``key`` = (name, value, mask)."""
         got = self._terms.get(key)
         if got is None:
-            self._check_term(f.name, f.value, f.mask)
-            order, header, size, kind = self._layout(f.name, f.mask is not None)
-            tlv = header + self._value(kind, size, f.value)
-            if f.mask is not None:
-                tlv += self._value(kind, size, f.mask)
+            name, value, mask = key
+            self._check_term(name, value, mask)
+            order, header, size, kind = self._layout(name, mask is not None)
+            tlv = header + self._value(kind, size, value)
+            if mask is not None:
+                tlv += self._value(kind, size, mask)
             got = (order, tlv)
             if len(self._terms) > MEMO_LIMIT:
                 self._terms.clear()
@@ -129,16 +132,22 @@ class FastEncoder:
 
     def match_bytes(self, match: F.Match) -> bytes:
         """The ofp_match (OXM), padded to 8 bytes."""
-        got = self._matches.get(match)
+        # Memoized by its terms' (name, value, mask): equal exactly when
+        # the matches are, and hashed by C (a Match hashes each Field in
+        # Python, and a cold start's matches are nearly all new).
+        keys = tuple([(f.name, f.value, f.mask) for f in match])
+        got = self._matches.get(keys)
         if got is not None:
             return got
-        terms = sorted((self._term(f) for f in match), key=lambda t: t[0])
-        body = b"".join(t[1] for t in terms)
+        term = self._term
+        terms = [term(k) for k in keys]
+        terms.sort(key=_ORDER)
+        body = b"".join([t[1] for t in terms])
         length = 4 + len(body)
         got = _MATCH_HEAD.pack(OFPMT_OXM, length) + body + b"\0" * (-length % 8)
         if len(self._matches) > MEMO_LIMIT:
             self._matches.clear()
-        self._matches[match] = got
+        self._matches[keys] = got
         return got
 
     def _action(self, a) -> bytes:

@@ -16,7 +16,11 @@ driver can tell *when* a change was applied without polling OVS:
 
 The hooks only record timestamps around the parent's methods (wrapped on
 the instance or, for the start-up steps, on the classes in this process);
-the agent's behaviour is unchanged.
+the agent's behaviour is unchanged.  Like quantum-ovs-agent (agent/main.py),
+it sends the first poll of the server (sync_client.FirstPoll, when the
+agent's tree has it, and NO_FIRST_POLL is not set) before it imports the
+rest of the agent, and pauses the cyclic GC until the agent is ready
+(agent/startup.py).
 
 Adapted from ../shared/peers/ovn-side/qagent.py (the shared harness).
 
@@ -27,6 +31,13 @@ import time
 
 T_PROCESS = time.time()  # before the imports (the interpreter's own start is not seen)
 
+try:  # the cyclic GC paused until ready, as agent/main.py does (issue 17)
+    from agent import startup as _startup
+except ImportError:  # (a tree before that)
+    _startup = None
+else:
+    _startup.pause_gc()
+
 import functools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -36,15 +47,10 @@ import socket  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 
-from agent import plumbing, reconciler, sync_client  # noqa: E402
-from agent.daemon import Agent, Settings  # noqa: E402
-from agent.openflow import channel  # noqa: E402
-from agent.ovsdb import connection  # noqa: E402
-from quantum_ovs.compiler import engine  # noqa: E402
+from agent import sync_client  # noqa: E402
+from agent.settings import Settings  # noqa: E402
 
-T_IMPORTS = time.time()
-
-TIMELINE = {"process": T_PROCESS, "imports": T_IMPORTS}
+TIMELINE = {"process": T_PROCESS}
 _lock = threading.Lock()
 
 
@@ -70,19 +76,37 @@ def _timed(cls, method, begin=None, end=None, when=None):
     setattr(cls, method, wrapper)
 
 
-def hook_startup():
-    _timed(connection.Connection, "start", "ovsdb_connect", "ovsdb_synced")
-    _timed(plumbing, "ensure_integration_bridge", None, "bridge_ready")
-    _timed(plumbing, "plumb", None, "plumbed")
+def hook_sync_client():
     _timed(sync_client.SyncClient, "register", "register_sent", "registered")
     _timed(sync_client.SyncClient, "poll", "view_requested", "view_received",
            when=lambda out: out[0] == "full")
+    if hasattr(sync_client.SyncClient, "poll_raw"):  # the first poll (FirstPoll)
+        _timed(sync_client.SyncClient, "poll_raw", "view_requested", "view_answered")
+        decode = sync_client.SyncClient.decode_state
+
+        def decode_state(raw):
+            out = decode(raw)
+            if out[0] == "full":
+                mark("view_received")
+            return out
+        sync_client.SyncClient.decode_state = staticmethod(decode_state)
+    _timed(sync_client.SyncClient, "report", "report_sent", "report_done")
+
+
+def hook_startup():
+    from agent import plumbing, reconciler
+    from agent.openflow import channel
+    from agent.ovsdb import connection
+    from quantum_ovs.compiler import engine
+
+    _timed(connection.Connection, "start", "ovsdb_connect", "ovsdb_synced")
+    _timed(plumbing, "ensure_integration_bridge", None, "bridge_ready")
+    _timed(plumbing, "plumb", None, "plumbed")
     _timed(engine.Engine, "load", "compile_start", "compile_done")
     _timed(reconciler.Reconciler, "install", "install_start", "install_done",
            when=lambda d: d is not None)
     _timed(channel.Channel, "dump_flows", "dump_start", "dump_done")
     _timed(channel.Channel, "apply", "apply_start", "apply_done")
-    _timed(sync_client.SyncClient, "report", "report_sent", "report_done")
     orig_start = channel.Channel.start
 
     def start(self):
@@ -91,12 +115,26 @@ def hook_startup():
     channel.Channel.start = start
 
 
-hook_startup()
+hook_sync_client()
 
 
-class BenchAgent(Agent):
-    def __init__(self, settings):
-        super().__init__(settings)
+def bench_agent_class():
+    """BenchAgent (agent.daemon imported now, and the start-up hooked)."""
+    from agent.daemon import Agent
+
+    hook_startup()
+    mark("imports")
+    if _startup is not None:
+        _startup.freeze_imports()
+
+    class BenchAgent(_BenchAgent, Agent):
+        pass
+    return BenchAgent
+
+
+class _BenchAgent:
+    def __init__(self, settings, **kw):
+        super().__init__(settings, **kw)
         mark("agent_created")
         self.b_lock = threading.Lock()
         self.b_seen = {}  # object id -> wall time its batch finished
@@ -222,7 +260,13 @@ def main():
                  tunnel_types=tuple(conf.get("tunnel_types", ["vxlan"])),
                  of_listen="unix:" + conf["of_sock"], state_path=conf["state_path"],
                  report_interval=30, polling_interval=25, **extra)
-    agent = BenchAgent(s)
+    first = {}
+    # (a tree before issue 17's has no FirstPoll; NO_FIRST_POLL=1: the first
+    # poll from the sync thread, as before, for A/B runs)
+    if hasattr(sync_client, "FirstPoll") and not os.environ.get("NO_FIRST_POLL"):
+        first["first_poll"] = sync_client.FirstPoll(sync_client.SyncClient(
+            s.server_url, s.host, s.token, ca_file=s.ca_file, insecure=s.insecure))
+    agent = bench_agent_class()(s, **first)
     srv = serve(agent, sys.argv[2])
     agent.start()
     done = []

@@ -341,6 +341,8 @@ def diff(installed, desired) -> FlowDiff:
     else:
         want = index(desired)
         flows = want.values()
+    if not inst:  # nothing installed (a first start): every flow is an add
+        return FlowDiff((), (), tuple(flows))
     have = inst.get
     d = diff_pairs((have(f.key), f) for f in flows)
     if len(flows) - len(d.adds) == len(inst):  # every installed flow is desired

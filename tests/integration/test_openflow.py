@@ -291,3 +291,18 @@ def test_large_bundle(switch, n):
     assert diff(dumped, flows).empty
     print(f"\n{n} flows: bundle {t1 - t0:.2f}s, dump+decode {t2 - t1:.2f}s")
     assert t1 - t0 < 30
+
+
+def test_a_flow_the_encoder_refuses_late_in_a_big_bundle_changes_nothing(switch):
+    # The adds are sent in chunks while later ones are encoded: a flow
+    # refused after several chunks went out discards the bundle.
+    base = simple_flows(10)
+    switch.channel.install(base)
+    before = switch.ovs.dump_flows()
+    bad = Flow(5, 300, Match(eth_src="AA:BB:CC:DD:EE:FF"), (Output(1),), cookie(7))
+    with pytest.raises(ValueError, match="lower-case"):
+        switch.channel.apply(FlowDiff(deletes=tuple(base[:5]),
+                                      adds=(*simple_flows(3000)[10:], bad)))
+    assert switch.ovs.dump_flows() == before
+    switch.channel.apply(FlowDiff(deletes=tuple(base[:5])))
+    assert len(switch.channel.dump_flows()) == 5

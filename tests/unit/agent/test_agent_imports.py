@@ -6,6 +6,7 @@ import sys
 _PROBE = """
 import sys
 import agent.main
+import agent.daemon  # (agent.main imports it once it has sent its first poll)
 loaded = "eventlet" in sys.modules
 metrics = "prometheus_client" in sys.modules  # only with metrics_port set
 import ovs.poller
@@ -31,3 +32,13 @@ def test_ovs_imported_after_eventlet_still_sees_it():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["True"]
+
+
+def test_the_metadata_proxy_is_imported_only_with_metadata_on():
+    # Its HTTP server and TLS are imports a host without the proxy does not
+    # need (issue 17); the agent imports it when it starts the proxy.
+    probe = ("import sys, agent.main, agent.daemon;"
+             "print('agent.metadata.proxy' in sys.modules, 'http.server' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]

@@ -67,3 +67,22 @@ def test_other_openflow_versions_parse_as_before():
     assert deferred.split("[")[1] == ("'os_ken.ofproto.ofproto_v1_0_parser', "
                                       "'os_ken.ofproto.ofproto_v1_3_parser', "
                                       "'os_ken.ofproto.ofproto_v1_5_parser']\n")
+
+
+_VERSION = """
+import sys
+from agent.openflow import encode
+import os_ken
+deferred = "pbr.version" not in sys.modules
+import importlib.metadata
+print(deferred, os_ken.__version__ == importlib.metadata.version("os-ken"),
+      hasattr(os_ken, "no_such_thing"), encode.OFP_VERSION)
+"""
+
+
+def test_os_kens_version_is_looked_up_only_when_read():
+    # os-ken's package asks pbr for its version as it is imported (a search
+    # of the installed distributions); the agent's encoder never reads it.
+    out = subprocess.run([sys.executable, "-c", _VERSION], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "True", "False", "4"]

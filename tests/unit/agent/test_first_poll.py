@@ -1,0 +1,103 @@
+"""The agent's first poll of the server, sent before the agent is imported
+and started (agent.main; issue 17), is the sync loop's first answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from agent import sync_client
+from agent.daemon import Agent
+from agent.settings import Settings
+
+
+class _Client:
+    """A SyncClient's poll: answers (or errors) in order, then Closed
+    (decoded: ("decoded", answer))."""
+
+    def __init__(self, answers, first_gate=None):
+        self.answers = list(answers)
+        self.calls = []
+        self.dropped = 0
+        self.decoded_on = []  # threads that decoded answers
+        self.first_gate = first_gate
+
+    def poll(self, since, wait=30.0):
+        return self.decode_state(self.poll_raw(since, wait))
+
+    def decode_state(self, raw):
+        self.decoded_on.append(threading.current_thread().name)
+        return raw[0], ("decoded", raw[1]), raw[2]
+
+    def poll_raw(self, since, wait=30.0):
+        self.calls.append((since, wait))
+        if len(self.calls) == 1 and self.first_gate is not None:
+            self.first_gate.wait(5)
+        if not self.answers:
+            raise sync_client.Closed("client closed")
+        out = self.answers.pop(0)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def _drop(self):
+        self.dropped += 1
+
+    def close(self):
+        pass
+
+
+def _agent(tmp_path, client):
+    s = Settings(host="hv1", server_url="http://127.0.0.1:9", ovsdb="unix:/nonexistent",
+                 state_path=str(tmp_path / "state.json"), polling_interval=25)
+    return Agent(s, first_poll=sync_client.FirstPoll(client))
+
+
+def _events(agent):
+    out = []
+    while not agent.events.empty():
+        out.append(agent.events.get_nowait())
+    return out
+
+
+def test_the_first_poll_is_sent_at_once_and_is_the_loops_first_answer(tmp_path):
+    gate = threading.Event()
+    client = _Client([("full", "view", 7), ("delta", "d", 8)], first_gate=gate)
+    a = _agent(tmp_path, client)
+    assert a.client is client
+    loop = threading.Thread(target=a._sync_loop, name="sync")
+    loop.start()
+    # sent before the loop runs, and the loop waits for its answer
+    deadline = time.monotonic() + 5
+    while not client.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert client.calls == [(-1, 0)]
+    gate.set()
+    loop.join(5)
+    assert not loop.is_alive()  # Closed after the answers: the loop ends
+    assert client.calls == [(-1, 0), (7, 25), (8, 25)]
+    assert _events(a) == [("full", ("decoded", "view")), ("delta", ("decoded", "d"))]
+    assert a.revision == 8
+    assert client.dropped == 1  # the first poll's own connection
+    # decoded by the loop (not while the agent is still importing)
+    assert client.decoded_on == ["sync", "sync"]
+
+
+def test_a_failed_first_poll_is_polled_again(tmp_path):
+    client = _Client([sync_client.ServerUnavailable("connection refused"),
+                      ("full", "view", 3)])
+    a = _agent(tmp_path, client)
+    loop = threading.Thread(target=a._sync_loop)
+    loop.start()
+    loop.join(5)
+    assert client.calls == [(-1, 0), (-1, 0), (3, 25)]
+    assert _events(a) == [("full", ("decoded", "view"))]
+
+
+def test_first_poll_result_raises_what_the_poll_raised():
+    fp = sync_client.FirstPoll(_Client([sync_client.ServerError(500, "boom")]))
+    with pytest.raises(sync_client.ServerError, match="boom"):
+        fp.result()
