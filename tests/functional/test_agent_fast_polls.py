@@ -190,6 +190,13 @@ def test_errors_are_neutron_faults(api, monkeypatch, caplog):
     assert json.loads(body)["NeutronError"]["type"] == "ServiceUnavailable"
     assert {r.levelno for r in caplog.records if r.name == "quantum_ovs.access"} == \
         {logging.INFO}
+    # The token's check failing (per-host credentials looked up in the
+    # database): the whole stack answers.
+    monkeypatch.setattr(agent_auth, "host_of", down)
+    api.plugin.conf.set_override("token", "", group="agent_api")
+    status, body, taken = _same(front, _environ(STATE, "since=-1&timeout=0", token="t"))
+    assert not taken and status.startswith("503")
+    assert json.loads(body)["NeutronError"]["type"] == "ServiceUnavailable"
 
 
 def test_keystone_deployment_serves_agent_polls(make_api):
