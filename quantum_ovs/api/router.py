@@ -261,6 +261,9 @@ def make_app(conf, plugin, ext_modules=(), policy=None):
     else:
         app = _keystone(app, conf, policy)
     app, health.check = middleware.wrap(app, conf, plugin.db)
+    if getattr(api, "agent_api", None) is not None:
+        # Agents' long polls in front of the middleware (see FastPolls).
+        app = api.agent_api.front(app)
     return metrics.instrument(app, api, conf)
 
 

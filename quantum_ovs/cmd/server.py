@@ -12,6 +12,8 @@ eventlet.monkey_patch()
 import collections  # noqa: E402
 import ctypes  # noqa: E402
 import errno  # noqa: E402
+import gc  # noqa: E402
+import http.client  # noqa: E402
 import ipaddress  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -46,15 +48,87 @@ class _WsgiLog:
         pass
 
 
+class _Replay:
+    """A request's head read already, then the connection's stream."""
+
+    def __init__(self, lines, fp):
+        self.lines, self.fp = collections.deque(lines), fp
+
+    def readline(self, size=-1):
+        if self.lines:
+            return self.lines.popleft()
+        return self.fp.readline(size)
+
+
+# A header line the standard library's parser takes as it is: a name of
+# the characters it allows (without ':'), the value to the end of the line.
+_HEADER_LINE = re.compile(rb"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n")
+_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
+
+
 class _Protocol(eventlet.wsgi.HttpProtocol):
     """A client that fails the TLS handshake (wrong CA, plain HTTP on the
-    HTTPS port) is one log line, not a traceback from the hub."""
+    HTTPS port) is one log line, not a traceback from the hub.
+
+    A request's head is parsed without the email package when it is
+    plain (a printable request line of three words, HTTP/1.x, header
+    lines "Name: value" and no Expect header): the same command, path,
+    version, headers and keep-alive decision as the standard library's
+    parse_request makes (which takes any other head, read again), at a
+    fraction of its cost (~25 us of the ~120 us eventlet spends on each
+    request; every woken agent's next poll is one)."""
 
     def handle(self):
         try:
             super().handle()
         except ssl.SSLError as e:
             LOG.info("TLS connection from %s failed: %s", self.client_address[0], e)
+
+    def parse_request(self):
+        # (What the standard library sets first, whatever follows.)
+        self.command = None
+        self.request_version = self.default_request_version
+        self.close_connection = True
+        raw = self.raw_requestline
+        if not raw.isascii():
+            return super().parse_request()
+        requestline = raw.decode("ascii").rstrip("\r\n")
+        words = requestline.split()
+        if len(words) != 3 or words[2] not in _VERSIONS or words[1].startswith("//") or \
+                not requestline.isprintable():
+            return super().parse_request()
+        self.command, self.path, self.request_version = words
+        self.requestline = requestline
+        self.close_connection = not (words[2] == "HTTP/1.1" and
+                                     self.protocol_version >= "HTTP/1.1")
+        lines, fields = [], []
+        while True:
+            line = self.rfile.readline(http.client._MAXLINE + 1)
+            lines.append(line)
+            m = None
+            if len(line) <= http.client._MAXLINE and len(lines) <= http.client._MAXHEADERS:
+                if line in (b"\r\n", b"\n"):
+                    break
+                m = _HEADER_LINE.fullmatch(line)
+            if m is None:
+                # Anything else (continuation lines, the end of the stream,
+                # what the standard library refuses): its way, from the start.
+                self.rfile = _Replay(lines, self.rfile)
+                return super().parse_request()
+            fields.append((m.group(1).decode("ascii"), m.group(2).decode("iso-8859-1")))
+        headers = self.MessageClass()
+        headers._headers = fields  # what email's parser stores (compat32)
+        headers.set_payload("")
+        if "Expect" in headers:
+            self.rfile = _Replay(lines, self.rfile)
+            return super().parse_request()
+        self.headers = headers
+        conntype = headers.get("Connection", "").lower()
+        if conntype == "close":
+            self.close_connection = True
+        elif conntype == "keep-alive" and self.protocol_version >= "HTTP/1.1":
+            self.close_connection = False
+        return True
 
 
 def _chunked_input(app):
@@ -217,6 +291,13 @@ def _raise_fd_limit(wanted):
 
 def serve(conf, sock):
     _db, _plugin, app = service.build(conf, migrate=False)
+    # What start-up made (modules, the schema, the app: most of the
+    # process's objects) lives as long as the process: out of the garbage
+    # collector's sight, so that its full collections, which the objects
+    # of waiting long polls set off, walk only what requests made (a
+    # change waking every agent: ~30% less CPU per woken poll).
+    gc.collect()
+    gc.freeze()
     app = _LongPolls(_chunked_input(app), conf.max_long_polls)
     pool = _Admission(conf.max_connections, conf.max_connections_per_client)
     # debug=False: an error that escapes the app is a bare 500, never a

@@ -293,6 +293,9 @@ class HostStates:
 
     @property
     def feed(self):
+        feed = self._feed  # made once: every poll reads it without the lock
+        if feed is not None:
+            return feed
         with self._lock:
             if self._feed is None:
                 self._feed = ChangeFeed(self.db, **self._feed_options)
@@ -377,11 +380,17 @@ class HostStates:
         (an interface attached or detached)."""
         cached = self._relevance_cache.get(host)
         if cached is not None:
+            mark = feed.watermark  # every change up to it is in the feed
             seq, view_nets = cached[-1], cached[0]
             later = feed.since(seq)
             if later is not None and not any(
                     c.host == host or c.resource == "security_group" or
                     (c.resource == "router" and c.network_id in view_nets) for c in later):
+                if mark > seq:
+                    # Still good at the watermark: the next poll looks at
+                    # what came after it only, not at every change since
+                    # the cache was made.
+                    self._relevance_cache[host] = cached[:-1] + (mark,)
                 return cached[:-1]
         seq = feed.watermark
         with self.db.reader() as s:
