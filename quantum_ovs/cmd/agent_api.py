@@ -105,6 +105,7 @@ def make_server(conf):
     import waitress.server
 
     _db, _plugin, app = service.build(conf, migrate=False)
+    service.freeze_startup()
     threads = conf.agent_api.threads
     limit = max(1, min(conf.max_long_polls, threads - RESERVED_THREADS))
     app = AgentOnly(app, limit, full_views=conf.database.max_pool_size)
