@@ -35,6 +35,8 @@ MAX_BODY = 4 * 1024 * 1024
 # falls back to.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
 
 def dumps(body):
     """``body`` as compact JSON in UTF-8 bytes.  orjson writes a 10,000-port
@@ -42,9 +44,11 @@ def dumps(body):
     what JSON cannot carry the same way everywhere (integers beyond 64 bits,
     keys that are not strings), which the standard encoder then writes as
     before.  Non-ASCII text is written as UTF-8, not as \\u escapes (the
-    same JSON value)."""
+    same JSON value); a float that JSON has no number for (NaN, infinities)
+    is null.  Datetimes and dataclasses are refused as the standard encoder
+    refuses them (a body carries the API's own texts, never such objects)."""
     try:
-        return orjson.dumps(body)
+        return orjson.dumps(body, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return _ENCODER.encode(body).encode()
 

@@ -192,8 +192,11 @@ class ChangeFeed:
         with self.lock:
             mark = self.watermark
             for r in late:
-                self.gaps.pop(r.seq, None)
+                # In the list before its gap closes: polls read the
+                # watermark and the list without the lock, and a watermark
+                # past a change must find it there.
                 bisect.insort(self.items, Change(*r), key=_SEQ)
+                self.gaps.pop(r.seq, None)
             for r in rows:
                 for missing in range(self.latest + 1, r.seq):
                     self.gaps.setdefault(missing, now)
