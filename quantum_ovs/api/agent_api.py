@@ -43,7 +43,7 @@ from webob.compat import parse_qsl_text
 
 from quantum_ovs import exceptions, wire
 from quantum_ovs.api import validators
-from quantum_ovs.api.wsgi import ACCESS_LOG, dumps, error_response, json_response, read_json
+from quantum_ovs.api.wsgi import dumps, error_response, json_response, log_access, read_json
 from quantum_ovs.context import Context
 from quantum_ovs.db import agent_auth, agents as agents_db
 from quantum_ovs.db.changefeed import HostStates
@@ -423,10 +423,7 @@ class FastPolls:
         headers.append(("X-OpenStack-Request-Id", rid))
         start_response(status, headers)
         # AccessLog's line: an answered poll at debug level, anything else not.
-        qs = environ.get("QUERY_STRING")
-        ACCESS_LOG.log(logging.DEBUG if status == "200 OK" else logging.INFO,
-                       "%s %s%s %s %.1fms", "GET", path, ("?" + qs) if qs else "",
-                       status[:3], (time.monotonic() - started) * 1000)
+        log_access(environ, status[:3], started, status == "200 OK")
         return [body]
 
 

@@ -224,6 +224,16 @@ def check_url(req):
         raise webob.exc.HTTPBadRequest(detail="The request URL may not contain NUL characters")
 
 
+def log_access(environ, status, started, routine=False):
+    """The access-log line of a request (``status``: its three digits;
+    ``started``: its time.monotonic() at arrival); ``routine`` (an agent's
+    answered long poll) at debug level, anything else at info."""
+    qs = environ.get("QUERY_STRING")
+    ACCESS_LOG.log(logging.DEBUG if routine else logging.INFO, "%s %s%s %s %.1fms",
+                   environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", ""),
+                   ("?" + qs) if qs else "", status, (time.monotonic() - started) * 1000)
+
+
 class AccessLog:
     """One line per request: method, path, status, milliseconds (with the
     request's id, user and project: see quantum_ovs.context).  Also the
@@ -259,9 +269,5 @@ class AccessLog:
             # An agent's answered long poll is routine (a change in a group
             # every host uses answers every agent: 1,000 lines, ~9% of the
             # server's CPU): logged at debug level; refusals and errors not.
-            level = logging.DEBUG if status == "200" and _AGENT_POLL.match(
-                environ.get("PATH_INFO", "")) else logging.INFO
-            ACCESS_LOG.log(level, "%s %s%s %s %.1fms", environ.get("REQUEST_METHOD"),
-                           environ.get("PATH_INFO", ""),
-                           ("?" + environ["QUERY_STRING"]) if environ.get("QUERY_STRING") else "",
-                           status, (time.monotonic() - started) * 1000)
+            log_access(environ, status, started,
+                       status == "200" and _AGENT_POLL.match(environ.get("PATH_INFO", "")))
