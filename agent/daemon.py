@@ -70,8 +70,7 @@ class Agent:
         self.s = settings
         self.first_poll = first_poll
         self.client = first_poll.client if first_poll is not None else \
-            sync_client.SyncClient(settings.server_url, settings.host, settings.token,
-                                   ca_file=settings.ca_file, insecure=settings.insecure)
+            sync_client.SyncClient.for_settings(settings)
         self.events: "queue.Queue" = queue.Queue()
         self.stop_event = threading.Event()
         self.conn = None

@@ -20,9 +20,7 @@ def main(argv=None):
     settings = Settings.from_conf(conf)
     # The server builds this host's view while the rest of the agent is
     # imported and started (agent.daemon and what it needs: ~0.1 s).
-    first = sync_client.FirstPoll(sync_client.SyncClient(
-        settings.server_url, settings.host, settings.token, ca_file=settings.ca_file,
-        insecure=settings.insecure))
+    first = sync_client.FirstPoll(sync_client.SyncClient.for_settings(settings))
     from agent.daemon import Agent
 
     startup.freeze_imports()

@@ -49,6 +49,11 @@ def tls_context(ca_file="", insecure=False):
 
 
 class SyncClient:
+    @classmethod
+    def for_settings(cls, s):
+        """The client of the agent whose Settings are ``s``."""
+        return cls(s.server_url, s.host, s.token, ca_file=s.ca_file, insecure=s.insecure)
+
     def __init__(self, url, host, token="", timeout=90.0, ca_file="", insecure=False):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https"):
