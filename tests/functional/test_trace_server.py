@@ -30,7 +30,9 @@ def test_trace_against_a_running_server(tmp_path, capsys):
         ports = [call(server, "POST", "/v2.0/ports", {"port": {
             "network_id": net["id"], "binding:host_id": "h"}})["port"] for _ in range(2)]
         a, b = sorted(ports, key=lambda p: p["id"])
-        rc = cli.main(["--server", server.url, "--host", "h", "--token", token,
+        # (--token=...: a credential may begin with "-", which argparse
+        # would take for an option as a separate argument)
+        rc = cli.main(["--server", server.url, "--host", "h", f"--token={token}",
                        "--from-port", a["id"],
                        "--packet", f"icmp,eth_dst={b['mac_address']},"
                                    f"ipv4_dst={b['fixed_ips'][0]['ip_address']}"])
