@@ -38,19 +38,31 @@ def _subnet_from(d):
                     ipv6_address_mode=d.get("ipv6_address_mode"))
 
 
+def port_dict(id, network_id, mac_address, fixed_ips, admin_state_up, port_security_enabled,
+              security_groups, allowed_address_pairs, device_owner, device_id, host,
+              project_id, dns_name, extra_dhcp_opts):
+    """A port on the wire, from its fields; the lists are already in wire
+    form: fixed_ips [[subnet id, address]], security_groups [id],
+    allowed_address_pairs [[address, mac]], extra_dhcp_opts [[name, value,
+    ip version]].  (The server's full views build ports from rows with it,
+    without making model Ports first.)"""
+    return {"id": id, "network_id": network_id, "mac_address": mac_address,
+            "fixed_ips": fixed_ips, "admin_state_up": admin_state_up,
+            "port_security_enabled": port_security_enabled,
+            "security_groups": security_groups,
+            "allowed_address_pairs": allowed_address_pairs,
+            "device_owner": device_owner, "device_id": device_id, "host": host,
+            "project_id": project_id, "dns_name": dns_name,
+            "extra_dhcp_opts": extra_dhcp_opts}
+
+
 def _port(p):
-    return {"id": p.id, "network_id": p.network_id, "mac_address": p.mac_address,
-            "fixed_ips": [[f.subnet_id, f.ip_address] for f in p.fixed_ips],
-            "admin_state_up": p.admin_state_up,
-            "port_security_enabled": p.port_security_enabled,
-            "security_groups": list(p.security_groups),
-            "allowed_address_pairs": [[a.ip_address, a.mac_address]
-                                      for a in p.allowed_address_pairs],
-            "device_owner": p.device_owner, "device_id": p.device_id, "host": p.host,
-            "project_id": p.project_id,
-            "dns_name": p.dns_name,
-            "extra_dhcp_opts": [[o.opt_name, o.opt_value, o.ip_version]
-                                for o in p.extra_dhcp_opts]}
+    return port_dict(p.id, p.network_id, p.mac_address,
+                     [[f.subnet_id, f.ip_address] for f in p.fixed_ips],
+                     p.admin_state_up, p.port_security_enabled, list(p.security_groups),
+                     [[a.ip_address, a.mac_address] for a in p.allowed_address_pairs],
+                     p.device_owner, p.device_id, p.host, p.project_id, p.dns_name,
+                     [[o.opt_name, o.opt_value, o.ip_version] for o in p.extra_dhcp_opts])
 
 
 def _port_from(d):

@@ -272,7 +272,7 @@ class AgentAPI:
             raise webob.exc.HTTPUnauthorized(detail="A valid X-Agent-Token is required")
         if got.full:
             return dumps({"full": True, "revision": got.revision,
-                          "view": wire.view_to_dict(got.view)})
+                          "view": got.view})
         return self._delta_body(got)
 
     def _delta_body(self, got):

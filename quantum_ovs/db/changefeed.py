@@ -273,8 +273,8 @@ class ChangeFeed:
 
 
 
-# What HostStates.since answers: a full view (``view``) or a delta, at
-# ``revision``.
+# What HostStates.since answers: a full view (``view``, already in wire
+# form: host_view.full_dict) or a delta (a model Delta), at ``revision``.
 HostState = collections.namedtuple("HostState", "full revision view delta")
 
 
@@ -409,7 +409,7 @@ class HostStates:
     def _full(self, host):
         revision = self.feed.watermark
         with self.db.reader() as s:
-            view = host_view.full(s, host, revision)
+            view = host_view.full_dict(s, host, revision)
         return HostState(True, revision, view, None)
 
     def _delta(self, host, changes, revision, known=None, member_deltas=True,

@@ -161,6 +161,46 @@ def test_full_view_contents(api):
     assert view.tunnel_ip == "192.0.2.1"
 
 
+def test_the_wire_full_view_equals_the_model_one(api):
+    """host_view.full_dict (what a poll answers, built from rows) writes
+    exactly what wire.view_to_dict of the model view writes, for every
+    kind of port: addresses, pairs, options, names, several groups, none,
+    unbound, and one pending on another host (local there)."""
+    from quantum_ovs.db import host_view
+    for host, ip in ((HOST_A, "192.0.2.1"), (HOST_B, "192.0.2.2")):
+        register(api, host, ip)
+    net = api.network()
+    sub = api.subnet(net["id"], "10.4.0.0/24")
+    api.subnet(net["id"], "2001:db8:4::/64", ip_version=6)
+    web = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                   status=201).data["security_group"]["id"]
+    api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": web, "direction": "ingress", "remote_group_id": web}},
+        status=201)
+    bound_port(api, net["id"], HOST_A, security_groups=[web, default_group(api)],
+               dns_name="vm1", allowed_address_pairs=[
+                   {"ip_address": "10.4.0.200"}, {"ip_address": "10.4.1.0/24",
+                                                  "mac_address": "fa:16:3e:00:00:09"}],
+               extra_dhcp_opts=[{"opt_name": "bootfile-name", "opt_value": "pxe.0"},
+                                {"opt_name": "tftp-server", "opt_value": "10.4.0.9",
+                                 "ip_version": 4}])
+    bound_port(api, net["id"], HOST_B, security_groups=[], port_security_enabled=False,
+               fixed_ips=[{"subnet_id": sub["id"], "ip_address": "10.4.0.77"}])
+    bound_port(api, net["id"], HOST_B, fixed_ips=[], admin_state_up=False)
+    api.port(net["id"], admin=True)  # unbound
+    moving = bound_port(api, net["id"], HOST_A, device_owner="compute:nova", device_id="vm-9")
+    api.post(f"/v2.0/ports/{moving['id']}/bindings", {"binding": {"host": HOST_B}},
+             admin=True, status=201)
+    with api.db.reader() as s:
+        for host in (HOST_A, HOST_B, HOST_C):
+            model = wire.view_to_dict(host_view.full(s, host, 7))
+            assert host_view.full_dict(s, host, 7) == model
+            if host != HOST_C:
+                assert len(model["ports"]) == 5
+        seen = {p["id"]: p["host"] for p in host_view.full_dict(s, HOST_B, 7)["ports"]}
+    assert seen[moving["id"]] == HOST_B  # pending there: local on B
+
+
 def test_long_poll_wakes_only_the_hosts_concerned(api):
     register(api, HOST_A, "192.0.2.1")
     register(api, HOST_B, "192.0.2.2")
