@@ -27,6 +27,7 @@ import time
 
 import sqlalchemy as sa
 
+from quantum_ovs import gcpause
 from quantum_ovs import model as m
 from quantum_ovs.db import host_view, models
 
@@ -408,7 +409,7 @@ class HostStates:
 
     def _full(self, host):
         revision = self.feed.watermark
-        with self.db.reader() as s:
+        with self.db.reader() as s, gcpause.paused():
             view = host_view.full_dict(s, host, revision)
         return HostState(True, revision, view, None)
 
