@@ -175,6 +175,8 @@ def take_specific(s, sub, ip, device_owner):
     if ip == sub.gateway_ip and not device_owner.startswith("network:router"):
         raise exceptions.IpAddressAlreadyAllocated(ip=ip, subnet_id=sub.id)
     if not ipam.take_specific(s, sub.id, ip):
+        # (Written first: a bulk's earlier port may hold it, unflushed.)
+        s.flush()
         taken = s.execute(sa.select(models.IPAllocation.port_id).where(
             models.IPAllocation.subnet_id == sub.id,
             models.IPAllocation.ip_address == ip)).first()

@@ -2,6 +2,8 @@
 
 import ipaddress
 
+import pytest
+
 
 def _net(api, cidr="10.0.0.0/24", **kw):
     net = api.network()
@@ -17,6 +19,30 @@ def test_port_defaults(api):
     assert port["device_id"] == "" and port["device_owner"] == ""
     assert port["allowed_address_pairs"] == [] and port["port_security_enabled"] is True
     assert api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"] == port
+
+
+@pytest.mark.parametrize("ip", ["10.0.0.50", "10.0.0.250"])  # in the pool, outside it
+def test_a_bulk_asking_one_address_twice_is_refused_whole(api, ip):
+    """Two ports of one bulk (each with its groups and options) asking for
+    the same address: IpAddressAlreadyAllocated, and no port made; the
+    address is then free for one port.  (A bulk's addresses are taken
+    without autoflush: the second port's check must still see the
+    first's.)"""
+    net, sub = _net(api, allocation_pools=[{"start": "10.0.0.2", "end": "10.0.0.200"}])
+    sg = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                  status=201).data["security_group"]["id"]
+    port = {"network_id": net["id"], "security_groups": [sg],
+            "extra_dhcp_opts": [{"opt_name": "bootfile-name", "opt_value": "pxe.0"}],
+            "fixed_ips": [{"subnet_id": sub["id"], "ip_address": ip}]}
+    r = api.post("/v2.0/ports", {"ports": [dict(port, name="a"), {"network_id": net["id"]},
+                                           dict(port, name="b")]}, status=409)
+    assert r.data["NeutronError"]["type"] == "IpAddressAlreadyAllocated"
+    assert api.count("ports") == 0
+    made = api.post("/v2.0/ports", {"ports": [dict(port, name="a"), {"network_id": net["id"]}]},
+                    status=201).data["ports"]
+    assert made[0]["fixed_ips"] == [{"subnet_id": sub["id"], "ip_address": ip}]
+    assert made[0]["security_groups"] == [sg]
+    assert [o["opt_name"] for o in made[0]["extra_dhcp_opts"]] == ["bootfile-name"]
 
 
 def test_base_mac_is_used(make_api):

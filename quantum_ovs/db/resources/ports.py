@@ -110,6 +110,23 @@ class Ports(Collection):
         # from their allocation to their commit.
         if len(nets) > 1:
             ipam.lock_subnets(s, list(nets))
+        with s.no_autoflush:  # (see _allocate)
+            self._allocate(s, items, ports)
+        s.flush()
+        changelog.record_all(s, [("port", port, "create", port.network_id) for port in ports])
+        for port in ports:
+            # Known already: not read again, port by port, for the answer.
+            set_committed_value(port, "network_dns_domain", nets[port.network_id].dns_domain)
+        return ports
+
+    @staticmethod
+    def _allocate(s, items, ports):
+        """The bulk's addresses.  Run without autoflush: the free ranges
+        they are taken from change by statements, not by rows waiting in
+        the session, so nothing here needs the ports and addresses made so
+        far written first (but take_specific's check of an address already
+        allocated, which writes them itself).  With autoflush, each port's
+        first read wrote the previous port's rows, one flush per port."""
         subnets = {}
         i = 0
         while i < len(ports):
@@ -134,12 +151,6 @@ class Ports(Collection):
                                                       network_id=net_id, order=k)
                                   for k, (sub, ip) in enumerate(allocs)]
             i = j
-        s.flush()
-        changelog.record_all(s, [("port", port, "create", port.network_id) for port in ports])
-        for port in ports:
-            # Known already: not read again, port by port, for the answer.
-            set_committed_value(port, "network_dns_domain", nets[port.network_id].dns_domain)
-        return ports
 
     def _macs(self, s, items):
         """The MAC address of each item: the one asked for (in use on its
@@ -202,7 +213,14 @@ class Ports(Collection):
         port.tags = []
         port.fixed_ips = []  # set by create_all (no load of the empty list)
         s.add(port)
-        self.plugin.run_hooks("ports", "create", s, ctx, port, a)
+        # The hooks' reads (groups, agents, networks) never need the bulk's
+        # new rows: without autoflush each of their queries no longer
+        # writes the ports made so far one by one, and a port still new
+        # takes its relationships (groups, options) without loading them
+        # first.  (A hook that writes rows others must see flushes them
+        # itself, as ensure_default does.)
+        with s.no_autoflush:
+            self.plugin.run_hooks("ports", "create", s, ctx, port, a)
         return port
 
     # ------------------------------------------------------------ update
