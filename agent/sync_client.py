@@ -185,11 +185,17 @@ class SyncClient:
     @staticmethod
     def decode_state(raw: bytes):
         """What poll returns, from poll_raw's bytes."""
-        out = json.loads(raw)
         # Here, not at the top: a starting agent's first poll goes out
-        # before the model is imported (FirstPoll).
-        from quantum_ovs import wire
+        # before the model is imported (FirstPoll), and orjson's own
+        # imports (dataclasses, inspect...) are the model's.
+        import orjson
 
+        from quantum_ovs import wire
+        try:
+            # A full view of 10,000 ports is 5 MB: ~70 ms for json.loads.
+            out = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            out = json.loads(raw)  # what orjson refuses (integers beyond 64 bits)
         if out["full"]:
             return "full", wire.view_from_dict(out["view"]), out["revision"]
         return "delta", wire.delta_from_dict(out["delta"]), out["revision"]

@@ -101,3 +101,27 @@ def test_first_poll_result_raises_what_the_poll_raised():
     fp = sync_client.FirstPoll(_Client([sync_client.ServerError(500, "boom")]))
     with pytest.raises(sync_client.ServerError, match="boom"):
         fp.result()
+
+
+def test_decode_state_reads_what_the_server_writes():
+    """decode_state (orjson, with the standard library for what orjson
+    refuses) gives the views and deltas json.loads gave."""
+    import json
+
+    from quantum_ovs import model as m
+    from quantum_ovs import wire
+    view = m.HostView(host="hv1", tunnel_ip="192.0.2.1", revision=7, networks=(
+        m.Network(id="n1", mtu=1450, segment=m.Segment("vxlan", None, 5)),), ports=(
+        m.Port(id="p1", network_id="n1", mac_address="fa:16:3e:00:00:01",
+               fixed_ips=(m.FixedIP("s1", "10.0.0.5"),), host="hv1",
+               dns_name="vm-é"),))
+    raw = json.dumps({"full": True, "revision": 7, "view": wire.view_to_dict(view)}).encode()
+    kind, got, rev = sync_client.SyncClient.decode_state(raw)
+    assert (kind, got, rev) == ("full", view, 7)
+    # An integer beyond 64 bits (orjson refuses it) still decodes.
+    raw = json.dumps({"full": False, "revision": 2 ** 70,
+                      "delta": wire.delta_to_dict(m.Delta(revision=2 ** 70))}).encode()
+    kind, got, rev = sync_client.SyncClient.decode_state(raw)
+    assert kind == "delta" and rev == 2 ** 70 and got == m.Delta(revision=2 ** 70)
+    with pytest.raises(ValueError):
+        sync_client.SyncClient.decode_state(b"{not json")
