@@ -107,6 +107,29 @@ def hook_startup():
            when=lambda d: d is not None)
     _timed(channel.Channel, "dump_flows", "dump_start", "dump_done")
     _timed(channel.Channel, "apply", "apply_start", "apply_done")
+    if hasattr(channel.Channel, "apply_stream"):  # (a streamed install, issue 17)
+        _timed(channel.Channel, "apply_stream", "apply_start", "apply_done",
+               when=lambda d: d is not None and not d.empty)
+    # Inside a bundle: the bundle opened, every add sent and answered by
+    # the switch (the barrier after them: "adds_done"), the commit.
+    orig_call = channel.Channel._call
+
+    def _call(self, conn, msg, kind, timeout=None):
+        name = type(msg).__name__
+        ctrl = getattr(msg, "type", None) if name == "ONFBundleCtrlMsg" else None
+        if ctrl == channel.E.BUNDLE_OPEN:
+            mark("bundle_open")
+        elif ctrl == channel.E.BUNDLE_COMMIT:
+            mark("commit_start")
+        elif kind == "barrier_reply" and "bundle_open" in TIMELINE:
+            mark("adds_sent")
+        out = orig_call(self, conn, msg, kind, timeout)
+        if ctrl == channel.E.BUNDLE_COMMIT:
+            mark("commit_done")
+        elif kind == "barrier_reply" and "bundle_open" in TIMELINE:
+            mark("adds_done")
+        return out
+    channel.Channel._call = _call
     orig_start = channel.Channel.start
 
     def start(self):
