@@ -109,7 +109,7 @@ def hook_startup():
     _timed(channel.Channel, "apply", "apply_start", "apply_done")
     if hasattr(channel.Channel, "apply_stream"):  # (a streamed install, issue 17)
         _timed(channel.Channel, "apply_stream", "apply_start", "apply_done",
-               when=lambda d: d is not None and not d.empty)
+               when=lambda sent: sent)
     # Inside a bundle: the bundle opened, every add sent and answered by
     # the switch (the barrier after them: "adds_done"), the commit.
     orig_call = channel.Channel._call
