@@ -107,7 +107,19 @@ def hook_startup():
            when=lambda d: d is not None)
     _timed(channel.Channel, "dump_flows", "dump_start", "dump_done")
     _timed(channel.Channel, "apply", "apply_start", "apply_done")
-    if hasattr(channel.Channel, "apply_stream"):  # (a streamed install, issue 17)
+    if hasattr(engine.Engine, "load_model"):  # (a streamed first install, issue 17)
+        # compile_start: the view's model taken; compile_done: its last
+        # flow computed (the install goes on meanwhile)
+        _timed(engine.Engine, "load_model", "compile_start")
+        load_flows = engine.Engine.load_flows
+
+        def streamed_flows(self, *a, **kw):
+            yield from load_flows(self, *a, **kw)
+            mark("compile_done")
+        engine.Engine.load_flows = streamed_flows
+        _timed(reconciler.Reconciler, "install_stream", "install_start", "install_done",
+               when=lambda d: d is not None)
+    if hasattr(channel.Channel, "apply_stream"):
         _timed(channel.Channel, "apply_stream", "apply_start", "apply_done",
                when=lambda sent: sent)
     # Inside a bundle: the bundle opened, every add sent and answered by
