@@ -403,7 +403,7 @@ class Agent:
                 touched |= self._sync_vifs()  # the view takes the agent's chassis
                 view = value.replace(chassis=self.chassis)
                 t = time.monotonic()
-                if not self.have_view and i == models[-1]:
+                if not self.have_view and self.reconciler.need_dump and i == models[-1]:
                     self.engine.load_model(view)
                     streamed = True
                 else:
