@@ -63,12 +63,16 @@ class Agent:
     # with an advertising router interface, every this many seconds.
     ra_interval = 60.0
 
-    def __init__(self, settings: Settings, first_poll: sync_client.FirstPoll | None = None):
+    def __init__(self, settings: Settings, first_poll: sync_client.FirstPoll | None = None,
+                 ovsdb: startup.EarlyOvsdb | None = None):
         """``first_poll``: the first poll of the server, already sent with
         this agent's client (agent.main sends it before importing this
-        module); None: the sync thread sends it."""
+        module); None: the sync thread sends it.  ``ovsdb``: the OVSDB
+        connection, already being started (agent.main starts it then too);
+        None: start() starts it."""
         self.s = settings
         self.first_poll = first_poll
+        self.early_ovsdb = ovsdb
         self.client = first_poll.client if first_poll is not None else \
             sync_client.SyncClient.for_settings(settings)
         self.events: "queue.Queue" = queue.Queue()
@@ -163,7 +167,9 @@ class Agent:
         self.channel.on_packet_in(self.dhcp.packet_in)
         self.dns.forwarder = Forwarder(stats=self.stats)
         self.channel.start()
-        self.conn = Connection(s.ovsdb, tables=AGENT_TABLES).start()
+        early, self.early_ovsdb = self.early_ovsdb, None
+        self.conn = early.result() if early is not None else \
+            Connection(s.ovsdb, tables=AGENT_TABLES).start()
         self.conn.add_reconnect_handler(lambda: self._count("ovsdb_reconnects"))
         self.ovsdb = Ovsdb(self.conn)
         plumbing.ensure_integration_bridge(self.ovsdb, s, self.channel.target)
@@ -208,6 +214,12 @@ class Agent:
         """Stop the agent's threads promptly; the flows stay installed (a
         restarted agent takes them over without a dropped packet)."""
         self.stop_event.set()
+        if self.early_ovsdb is not None:  # (never started)
+            try:
+                self.conn = self.early_ovsdb.result()
+            except Exception:  # noqa: BLE001 - stopped already
+                pass
+            self.early_ovsdb = None
         self.events.put(("stop", None))
         # Wakes the sync thread out of its long poll (and a heartbeat or a
         # report in flight) instead of waiting the poll out.

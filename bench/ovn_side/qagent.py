@@ -93,13 +93,19 @@ def hook_sync_client():
     _timed(sync_client.SyncClient, "report", "report_sent", "report_done")
 
 
+def hook_ovsdb(connection):
+    if not getattr(connection.Connection.start, "qagent_hooked", False):
+        _timed(connection.Connection, "start", "ovsdb_connect", "ovsdb_synced")
+        connection.Connection.start.qagent_hooked = True
+
+
 def hook_startup():
     from agent import plumbing, reconciler
     from agent.openflow import channel
     from agent.ovsdb import connection
     from quantum_ovs.compiler import engine
 
-    _timed(connection.Connection, "start", "ovsdb_connect", "ovsdb_synced")
+    hook_ovsdb(connection)
     _timed(plumbing, "ensure_integration_bridge", None, "bridge_ready")
     _timed(plumbing, "plumb", None, "plumbed")
     _timed(engine.Engine, "load", "compile_start", "compile_done")
@@ -301,6 +307,13 @@ def main():
     if hasattr(sync_client, "FirstPoll") and not os.environ.get("NO_FIRST_POLL"):
         first["first_poll"] = sync_client.FirstPoll(sync_client.SyncClient(
             s.server_url, s.host, s.token, ca_file=s.ca_file, insecure=s.insecure))
+    # The OVSDB connection started before the rest is imported, as
+    # agent/main.py does (a tree that has startup.EarlyOvsdb, unless
+    # NO_EARLY_OVSDB is set)
+    if hasattr(_startup, "EarlyOvsdb") and not os.environ.get("NO_EARLY_OVSDB"):
+        from agent.ovsdb import connection
+        hook_ovsdb(connection)
+        first["ovsdb"] = _startup.EarlyOvsdb(s.ovsdb)
     agent = bench_agent_class()(s, **first)
     srv = serve(agent, sys.argv[2])
     agent.start()
