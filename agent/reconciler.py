@@ -129,29 +129,39 @@ class Reconciler:
         self.dumped_generation = generation
         self.need_dump = False
         self._epoch += 1  # (a dump taken ahead from now on may miss what is sent)
-        table: dict = {}  # the desired flows by key: what the switch holds after
+        pending = {}  # key -> flow: the adds and modifies
+        matched = []  # the keys of installed flows that are desired
         deletes, modifies, adds = [], [], []
 
         def entries():
-            have = installed.get
+            have = installed.get if installed else None
             for flows in batches:
                 for f in flows:
                     k = f.key
-                    table[k] = f
-                    old = have(k) if installed else None
+                    old = have(k) if have is not None else None
                     if old is None:
                         adds.append(f)
+                        pending[k] = f
                         yield f, False
-                    elif old.actions != f.actions or old.cookie != f.cookie:
-                        modifies.append(f)
-                        yield f, False
-            if len(table) - len(adds) != len(installed):  # some installed are not desired
+                    else:
+                        matched.append(k)
+                        if old.actions != f.actions or old.cookie != f.cookie:
+                            modifies.append(f)
+                            pending[k] = f
+                            yield f, False
+            if len(matched) != len(installed):  # some installed are not desired
+                want = set(matched)
                 for k, f in installed.items():
-                    if k not in table:
+                    if k not in want:
                         deletes.append(f)
                         yield f, True
         sent = channel.apply_stream(entries())
-        self.installed = table
+        if installed:
+            for f in deletes:
+                del installed[f.key]
+            installed.update(pending)  # (no key hashed again)
+        else:
+            self.installed = pending
         if sent:
             self.stats["applies"] += 1
             self.stats["flow_mods"] += sent
