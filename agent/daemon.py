@@ -63,12 +63,16 @@ class Agent:
     # with an advertising router interface, every this many seconds.
     ra_interval = 60.0
 
-    def __init__(self, settings: Settings, first_poll: sync_client.FirstPoll | None = None):
+    def __init__(self, settings: Settings, first_poll: sync_client.FirstPoll | None = None,
+                 ovsdb: startup.EarlyOvsdb | None = None):
         """``first_poll``: the first poll of the server, already sent with
         this agent's client (agent.main sends it before importing this
-        module); None: the sync thread sends it."""
+        module); None: the sync thread sends it.  ``ovsdb``: the OVSDB
+        connection, already being started (agent.main starts it then too);
+        None: start() starts it."""
         self.s = settings
         self.first_poll = first_poll
+        self.early_ovsdb = ovsdb
         self.client = first_poll.client if first_poll is not None else \
             sync_client.SyncClient.for_settings(settings)
         self.events: "queue.Queue" = queue.Queue()
@@ -163,7 +167,9 @@ class Agent:
         self.channel.on_packet_in(self.dhcp.packet_in)
         self.dns.forwarder = Forwarder(stats=self.stats)
         self.channel.start()
-        self.conn = Connection(s.ovsdb, tables=AGENT_TABLES).start()
+        early, self.early_ovsdb = self.early_ovsdb, None
+        self.conn = early.result() if early is not None else \
+            Connection(s.ovsdb, tables=AGENT_TABLES).start()
         self.conn.add_reconnect_handler(lambda: self._count("ovsdb_reconnects"))
         self.ovsdb = Ovsdb(self.conn)
         plumbing.ensure_integration_bridge(self.ovsdb, s, self.channel.target)
@@ -208,6 +214,12 @@ class Agent:
         """Stop the agent's threads promptly; the flows stay installed (a
         restarted agent takes them over without a dropped packet)."""
         self.stop_event.set()
+        if self.early_ovsdb is not None:  # (never started)
+            try:
+                self.conn = self.early_ovsdb.result()
+            except Exception:  # noqa: BLE001 - stopped already
+                pass
+            self.early_ovsdb = None
         self.events.put(("stop", None))
         # Wakes the sync thread out of its long poll (and a heartbeat or a
         # report in flight) instead of waiting the poll out.
@@ -381,6 +393,12 @@ class Agent:
         view_changed = False
         resent = set()  # routers the server sent again
         compiling = 0.0  # seconds in the engine
+        # The agent's first view, the last change of the batch: its model
+        # is taken now and its flows are computed as they are sent (below,
+        # _install), so the switch takes them while later ones are being
+        # computed (issue 17).
+        models = [i for i, (kind, _) in enumerate(batch) if kind in ("full", "delta")]
+        streamed = False
         # The batch's plugged and unplugged ports first: a view in the same
         # batch is then compiled once with them (at start-up the server's
         # view and the first OVSDB contents come together; compiling the
@@ -389,7 +407,7 @@ class Agent:
         for kind, value in batch:
             if kind == "vif":
                 self._vif_changed(*value)
-        for kind, value in batch:
+        for i, (kind, value) in enumerate(batch):
             if kind == "stop":
                 return
             if kind == "full":
@@ -397,13 +415,17 @@ class Agent:
                 touched |= self._sync_vifs()  # the view takes the agent's chassis
                 view = value.replace(chassis=self.chassis)
                 t = time.monotonic()
-                d = self.engine.update(view) if self.have_view else \
-                    self.engine.load(view)
+                if not self.have_view and self.reconciler.need_dump and i == models[-1]:
+                    self.engine.load_model(view)
+                    streamed = True
+                else:
+                    d = self.engine.update(view) if self.have_view else \
+                        self.engine.load(view)
+                    if not self.reconciler.need_dump:  # else install diffs everything anyway
+                        touched |= diff_key_set(d)
                 compiling += time.monotonic() - t
                 self.have_view = True
                 view_changed = True
-                if not self.reconciler.need_dump:  # else install diffs everything anyway
-                    touched |= diff_key_set(d)
             elif kind == "delta":
                 self.stats["deltas"] += 1
                 t = time.monotonic()
@@ -434,14 +456,17 @@ class Agent:
                                                dict(self.base_chassis.physnet_ofports))
             self.resolver.set_context(self.nb_context)
         t = time.monotonic()
-        touched |= self._sync_vifs()
+        if streamed:  # the engine computes with this chassis (_install)
+            self.chassis = self._chassis_wanted()
+        else:
+            touched |= self._sync_vifs()
         compiling += time.monotonic() - t
         if compiling:
             self.last_compile_s = compiling
-        if any(kind in ("full", "delta") for kind, _ in batch):
+        if models:
             self._dns_gen += 1  # after the engine has them: zones are rebuilt
         fips = self._fips_to_report(resent)
-        installed = self._install(touched, fips)
+        installed = self._install(touched, fips, streamed)
         changes = [(kind, value.revision) for kind, value in batch if kind in ("full", "delta")]
         if changes:
             self._log_applied(changes, installed)
@@ -557,15 +582,31 @@ class Agent:
         self.fips_applied = applied
         return new
 
-    def _install(self, touched, fips=()) -> bool:
-        """True once the switch holds the desired flows."""
+    def _install(self, touched, fips=(), streamed=False) -> bool:
+        """True once the switch holds the desired flows.  ``streamed``:
+        the engine has a model loaded (Engine.load_model) whose flows are
+        computed now, and sent as they are (the first install after a
+        dump; ``touched`` is empty)."""
         # Before the first full view the desired set is empty: a dump and
         # diff now would delete every flow a previous agent left (and add
         # them back once the view arrives), which is no hitless restart.
         if not self.have_view:
             return False
         self.reporter.fips.update(fips)
-        d = self.last_install = self.reconciler.install(self.engine.desired, touched)
+        if streamed:
+            before = self.engine.desired
+            flows = self.engine.load_flows(self.chassis)
+            spent = [0.0]
+            try:
+                d = self.last_install = self.reconciler.install_stream(_timed(flows, spent))
+            finally:
+                for _ in flows:  # (the switch went away: the engine's table is whole)
+                    pass
+                self.last_compile_s += spent[0]
+                if self.engine.desired is before:  # a CompileError: as a failed load()
+                    self.have_view = False
+        else:
+            d = self.last_install = self.reconciler.install(self.engine.desired, touched)
         if d is None:
             return False  # the switch is not connected
         if not d.empty:
@@ -581,3 +622,18 @@ class Agent:
             self.ready.set()
             startup.resume_gc()  # (if agent.main paused it for the start)
         return True
+
+
+def _timed(it, spent):
+    """``it``'s items; ``spent[0]`` grows by the seconds taken to make them."""
+    clock = time.monotonic
+    it = iter(it)
+    while True:
+        t = clock()
+        try:
+            item = next(it)
+        except StopIteration:
+            spent[0] += clock() - t
+            return
+        spent[0] += clock() - t
+        yield item

@@ -21,10 +21,12 @@ def main(argv=None):
     # The server builds this host's view while the rest of the agent is
     # imported and started (agent.daemon and what it needs: ~0.1 s).
     first = sync_client.FirstPoll(sync_client.SyncClient.for_settings(settings))
+    # ... and the host's OVSDB contents come in meanwhile too.
+    ovsdb = startup.EarlyOvsdb(settings.ovsdb)
     from agent.daemon import Agent
 
     startup.freeze_imports()
-    agent = Agent(settings, first_poll=first)
+    agent = Agent(settings, first_poll=first, ovsdb=ovsdb)
     agent.start()
     logging.getLogger("quantum_ovs.agent").info(
         "quantum-ovs-agent for host %s started; OpenFlow on %s", agent.s.host,

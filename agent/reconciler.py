@@ -6,6 +6,10 @@ diffed against the desired table; otherwise only the keys a change touched
 are.  The difference goes to the switch in one bundle, and the picture is
 updated from what was sent.
 
+A table still being computed (the agent's first view, issue 17) is
+installed by :meth:`Reconciler.install_stream`: its flows are compared
+with the dump and sent as the engine yields them, in one bundle too.
+
 The dump can be taken ahead (:meth:`Reconciler.prefetch`, when the switch
 connects), while the agent is still waiting for its view: it is used only
 if nothing was sent and no resync was asked for since it started.
@@ -104,3 +108,62 @@ class Reconciler:
             self.stats["flow_mods"] += len(d)
         self.last_apply_ms = (time.monotonic() - started) * 1000
         return d
+
+    def install_stream(self, batches) -> FlowDiff | None:
+        """Make the switch hold the table ``batches`` yields (iterables of
+        Flow, every key once over all of them: Engine.load_flows()) while
+        it is still being computed: after a dump, whatever differs goes to
+        the switch as it comes (the deletes last), in one bundle; nothing
+        when nothing differs.  None if the switch is not connected (the
+        batches are still taken to their end).  If anything fails, nothing
+        is applied and ``installed`` stays the dump."""
+        channel = self.channel
+        if channel is None or not channel.connected:
+            for _ in batches:
+                pass
+            return None
+        started = time.monotonic()
+        self.stats["resyncs"] += 1
+        generation = channel.generation
+        installed = self.installed = self._dump(channel)
+        self.dumped_generation = generation
+        self.need_dump = False
+        self._epoch += 1  # (a dump taken ahead from now on may miss what is sent)
+        pending = {}  # key -> flow: the adds and modifies
+        matched = []  # the keys of installed flows that are desired
+        deletes, modifies, adds = [], [], []
+
+        def entries():
+            have = installed.get if installed else None
+            for flows in batches:
+                for f in flows:
+                    k = f.key
+                    old = have(k) if have is not None else None
+                    if old is None:
+                        adds.append(f)
+                        pending[k] = f
+                        yield f, False
+                    else:
+                        matched.append(k)
+                        if old.actions != f.actions or old.cookie != f.cookie:
+                            modifies.append(f)
+                            pending[k] = f
+                            yield f, False
+            if len(matched) != len(installed):  # some installed are not desired
+                want = set(matched)
+                for k, f in installed.items():
+                    if k not in want:
+                        deletes.append(f)
+                        yield f, True
+        sent = channel.apply_stream(entries())
+        if installed:
+            for f in deletes:
+                del installed[f.key]
+            installed.update(pending)  # (no key hashed again)
+        else:
+            self.installed = pending
+        if sent:
+            self.stats["applies"] += 1
+            self.stats["flow_mods"] += sent
+        self.last_apply_ms = (time.monotonic() - started) * 1000
+        return FlowDiff(tuple(deletes), tuple(modifies), tuple(adds))

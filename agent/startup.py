@@ -66,3 +66,34 @@ def resume_gc() -> bool:
 
 def paused() -> bool:
     return _paused
+
+
+class EarlyOvsdb:
+    """The OVSDB connection, started on a thread of its own as soon as the
+    settings are known (agent.main, before it imports the rest of the
+    agent): the host's first OVSDB sync (every interface plugged) then
+    overlaps the imports and the server's view instead of following them
+    (issue 17).  The Agent takes it with :meth:`result`."""
+
+    def __init__(self, remote: str, timeout: float = 10.0):
+        from agent.ovsdb.connection import Connection
+        from agent.plumbing import AGENT_TABLES
+
+        self.conn = Connection(remote, tables=AGENT_TABLES, timeout=timeout)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, name="ovsdb-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self.conn.start()
+        except BaseException as e:  # noqa: BLE001 - raised by result()
+            self._error = e
+
+    def result(self):
+        """The started, synced Connection (or what starting it raised)."""
+        self._thread.join()
+        if self._error is not None:
+            self.conn.stop()
+            raise self._error
+        return self.conn

@@ -55,6 +55,8 @@ SEND_CHUNK = 1 << 20
 # Bundle-adds are sent this many bytes at a time as they are encoded.
 BUNDLE_CHUNK = 64 << 10
 OFPT_PACKET_IN = 10  # OpenFlow 1.3
+# A bundle's answers may take this much longer for each flow in it.
+_PER_FLOW_S = 1 / 2000
 
 
 class ChannelError(Exception):
@@ -166,6 +168,49 @@ class _Conn:
         for req in pending.values():
             if not req.future.done():
                 req.future.set_exception(err)
+
+
+class _InlineMeters:
+    """The meters an apply_stream() makes as it goes: each is added (a
+    meter-mod outside the bundle) just before the first flow naming it
+    is sent; :meth:`settle`, once the switch has answered every add, sets
+    those that existed already to our rate (an earlier agent made them)
+    and raises BundleRejected if any could not be made."""
+
+    def __init__(self, channel: "Channel", conn: _Conn):
+        self.channel = channel
+        self.conn = conn
+        self.sent: set[int] = set()
+        self.errors: list = []
+        self.xids: list[int] = []
+
+    def add(self, mid: int) -> None:
+        ch, conn = self.channel, self.conn
+        self.sent.add(mid)
+        xid = ch._xid()
+        self.xids.append(xid)
+        conn.error_sinks[xid] = (self.errors, mid)
+        conn.send(E.serialize(E.meter_mod(mid, ch.meter_rate, ch.meter_burst), xid))
+
+    def release(self) -> None:
+        sinks = self.conn.error_sinks
+        for xid in self.xids:
+            sinks.pop(xid, None)
+        self.xids = []
+
+    def settle(self, wait: float) -> None:
+        conn = self.conn
+        self.release()
+        if not self.sent:
+            return
+        self.channel.stats["meters_created"] += len(self.sent) - len(self.errors)
+        exists = {mid for mid, err in self.errors if E.is_meter_exists(err)}
+        if len(exists) != len(self.errors):
+            raise BundleRejected([(None, err) for _, err in self.errors
+                                  if not E.is_meter_exists(err)])
+        conn.meters.update(self.sent - exists)
+        if exists:  # (tried once more: found, then set to our rate)
+            self.channel._ensure_meters(conn, exists, wait)
 
 
 class Channel:
@@ -368,7 +413,8 @@ class Channel:
                 raise ValueError(f"flow cookie {f.cookie:#x} is outside our scope: {f}")
             if f.actions and type(f.actions[0]) is Meter and f.actions[0].id not in known:
                 meters.add(f.actions[0].id)
-        wait = (self.timeout if timeout is None else timeout) + len(diff) / 2000
+        base = self.timeout if timeout is None else timeout
+        wait = base + len(diff) * _PER_FLOW_S
         with self._apply_lock:
             conn = self._require()
             if conn.meters is not known:
@@ -376,7 +422,48 @@ class Channel:
                 meters = meter_ids(diff.modifies) | meter_ids(diff.adds)
             if meters - conn.meters:
                 self._ensure_meters(conn, meters - conn.meters, wait)
-            self._bundle(conn, self._flow_mods(diff), wait)
+            self._bundle(conn, self._flow_mods(diff), base)
+
+    def apply_stream(self, entries: Iterable[tuple[Flow, bool]],
+                     timeout: Optional[float] = None) -> int:
+        """Send flow-mods as ``entries`` yields them, in one atomic bundle:
+        ``(flow, False)`` adds ``flow`` (replacing the flow with its key),
+        ``(flow, True)`` deletes it (strict, within our cookie scope).  The
+        switch takes them in while later ones are still being made (a
+        cold start's table is computed as it is sent, issue 17); the
+        bundle is opened at the first entry (none: nothing is sent) and
+        committed once ``entries`` is exhausted.
+
+        If ``entries`` raises, or yields a flow outside our cookie scope
+        (ValueError), or the switch refuses any part (BundleRejected), the
+        bundle is discarded: nothing is applied.  A meter a flow names that
+        this connection has not made is made just before that flow is sent
+        (outside the bundle; a meter that exists is set to our rate before
+        the commit), as apply() makes them before its bundle.  Returns the
+        number of flow-mods committed."""
+        base = self.timeout if timeout is None else timeout
+        owns, mask = self.cookie.owns, self.cookie.mask
+        with self._apply_lock:
+            conn = self._require()
+            meters = _InlineMeters(self, conn)
+
+            def flow_mods():
+                known, made = conn.meters, meters.sent
+                for f, delete in entries:
+                    if not owns(f.cookie):
+                        raise ValueError(f"flow cookie {f.cookie:#x} is outside our scope: {f}")
+                    if delete:
+                        yield f, E.flow_mod_bytes(f, E.DELETE, mask)
+                        continue
+                    a = f.actions
+                    if a and type(a[0]) is Meter and a[0].id not in known \
+                            and a[0].id not in made:
+                        meters.add(a[0].id)
+                    yield f, E.flow_mod_bytes(f, E.ADD)
+            try:
+                return self._bundle(conn, flow_mods(), base, before_commit=meters.settle)
+            finally:
+                meters.release()
 
     def _flow_mods(self, diff: FlowDiff):
         """(Flow, flow-mod bytes) of every flow ``diff`` sends, encoded as
@@ -440,13 +527,23 @@ class Channel:
                 conn.pending.pop(xid, None)
             raise ChannelError(f"no {kind} from the switch within the timeout") from None
 
-    def _bundle(self, conn: _Conn, entries: Iterable, timeout: float) -> None:
+    def _bundle(self, conn: _Conn, entries: Iterable, timeout: float,
+                before_commit: Optional[Callable[[float], None]] = None) -> int:
         """Open a bundle, add ``entries`` ((Flow, flow-mod bytes), made
-        as they are taken), commit.  The adds go out in chunks of
-        BUNDLE_CHUNK bytes while the next ones are encoded, so the switch
-        takes them in while the agent encodes (a cold start's table is
-        megabytes).  If ``entries`` raises, the bundle is discarded and
-        the error raised: nothing is applied."""
+        as they are taken), commit; return how many were added.  The
+        bundle is opened once the first entry is made (no entries: nothing
+        is sent).  The adds go out in chunks of BUNDLE_CHUNK bytes while
+        the next ones are made, so the switch takes them in while the
+        agent encodes (and computes: apply_stream) them; a cold start's
+        table is megabytes.  If ``entries`` raises, the bundle is
+        discarded and the error raised: nothing is applied.
+        ``before_commit(wait)`` runs once the switch has checked every add
+        (it may raise to discard the bundle).  ``timeout``: seconds to
+        wait for an answer, plus _PER_FLOW_S for each flow sent."""
+        it = iter(entries)
+        first = next(it, None)  # (raises: nothing was opened)
+        if first is None:
+            return 0
         bid = next(self._bundle_ids) & 0xFFFFFFFF
         errors: list = []
         try:
@@ -457,7 +554,7 @@ class Channel:
         try:
             buf = bytearray()
             try:
-                for f, inner in entries:
+                for f, inner in itertools.chain((first,), it):
                     xid = self._xid()
                     add_xids.append(xid)
                     conn.error_sinks[xid] = (errors, f)
@@ -472,19 +569,28 @@ class Channel:
                 raise
             if buf:
                 conn.send(buf)
+            wait = timeout + len(add_xids) * _PER_FLOW_S
             # Adds are checked as they arrive; the barrier reply comes after
             # every error they caused.
-            self._call(conn, E.barrier_request(), "barrier_reply", timeout)
+            self._call(conn, E.barrier_request(), "barrier_reply", wait)
             if errors:
                 self._discard(conn, bid)
                 raise BundleRejected(errors)
+            if before_commit is not None:
+                try:
+                    before_commit(wait)
+                except ChannelError as e:
+                    if not isinstance(e, ConnectionLost):
+                        self._discard(conn, bid)
+                    raise
             try:
-                self._call(conn, E.bundle_ctrl(bid, E.BUNDLE_COMMIT), "bundle_ctrl", timeout)
+                self._call(conn, E.bundle_ctrl(bid, E.BUNDLE_COMMIT), "bundle_ctrl", wait)
             except OpenFlowError as e:
                 raise BundleRejected(errors + [(None, e.error)]) from None
         finally:
             for xid in add_xids:
                 conn.error_sinks.pop(xid, None)
+        return len(add_xids)
 
     def _ensure_meters(self, conn: _Conn, ids: set, timeout: float) -> None:
         """Create the meters ``ids`` before flows that use them are sent

@@ -93,13 +93,19 @@ def hook_sync_client():
     _timed(sync_client.SyncClient, "report", "report_sent", "report_done")
 
 
+def hook_ovsdb(connection):
+    if not getattr(connection.Connection.start, "qagent_hooked", False):
+        _timed(connection.Connection, "start", "ovsdb_connect", "ovsdb_synced")
+        connection.Connection.start.qagent_hooked = True
+
+
 def hook_startup():
     from agent import plumbing, reconciler
     from agent.openflow import channel
     from agent.ovsdb import connection
     from quantum_ovs.compiler import engine
 
-    _timed(connection.Connection, "start", "ovsdb_connect", "ovsdb_synced")
+    hook_ovsdb(connection)
     _timed(plumbing, "ensure_integration_bridge", None, "bridge_ready")
     _timed(plumbing, "plumb", None, "plumbed")
     _timed(engine.Engine, "load", "compile_start", "compile_done")
@@ -107,6 +113,41 @@ def hook_startup():
            when=lambda d: d is not None)
     _timed(channel.Channel, "dump_flows", "dump_start", "dump_done")
     _timed(channel.Channel, "apply", "apply_start", "apply_done")
+    if hasattr(engine.Engine, "load_model"):  # (a streamed first install, issue 17)
+        # compile_start: the view's model taken; compile_done: its last
+        # flow computed (the install goes on meanwhile)
+        _timed(engine.Engine, "load_model", "compile_start")
+        load_flows = engine.Engine.load_flows
+
+        def streamed_flows(self, *a, **kw):
+            yield from load_flows(self, *a, **kw)
+            mark("compile_done")
+        engine.Engine.load_flows = streamed_flows
+        _timed(reconciler.Reconciler, "install_stream", "install_start", "install_done",
+               when=lambda d: d is not None)
+    if hasattr(channel.Channel, "apply_stream"):
+        _timed(channel.Channel, "apply_stream", "apply_start", "apply_done",
+               when=lambda sent: sent)
+    # Inside a bundle: the bundle opened, every add sent and answered by
+    # the switch (the barrier after them: "adds_done"), the commit.
+    orig_call = channel.Channel._call
+
+    def _call(self, conn, msg, kind, timeout=None):
+        name = type(msg).__name__
+        ctrl = getattr(msg, "type", None) if name == "ONFBundleCtrlMsg" else None
+        if ctrl == channel.E.BUNDLE_OPEN:
+            mark("bundle_open")
+        elif ctrl == channel.E.BUNDLE_COMMIT:
+            mark("commit_start")
+        elif kind == "barrier_reply" and "bundle_open" in TIMELINE:
+            mark("adds_sent")
+        out = orig_call(self, conn, msg, kind, timeout)
+        if ctrl == channel.E.BUNDLE_COMMIT:
+            mark("commit_done")
+        elif kind == "barrier_reply" and "bundle_open" in TIMELINE:
+            mark("adds_done")
+        return out
+    channel.Channel._call = _call
     orig_start = channel.Channel.start
 
     def start(self):
@@ -266,6 +307,13 @@ def main():
     if hasattr(sync_client, "FirstPoll") and not os.environ.get("NO_FIRST_POLL"):
         first["first_poll"] = sync_client.FirstPoll(sync_client.SyncClient(
             s.server_url, s.host, s.token, ca_file=s.ca_file, insecure=s.insecure))
+    # The OVSDB connection started before the rest is imported, as
+    # agent/main.py does (a tree that has startup.EarlyOvsdb, unless
+    # NO_EARLY_OVSDB is set)
+    if hasattr(_startup, "EarlyOvsdb") and not os.environ.get("NO_EARLY_OVSDB"):
+        from agent.ovsdb import connection
+        hook_ovsdb(connection)
+        first["ovsdb"] = _startup.EarlyOvsdb(s.ovsdb)
     agent = bench_agent_class()(s, **first)
     srv = serve(agent, sys.argv[2])
     agent.start()

@@ -37,7 +37,7 @@ import gc
 import ipaddress
 import textwrap
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -275,6 +275,24 @@ class Engine:
     # ---------------------------------------------------------- full load
     def load(self, view: HostView) -> FlowDiff:
         """Replace everything with ``view`` (a full recompute)."""
+        old = self.desired
+        self.load_model(view)
+        for _ in self.load_flows():
+            pass
+        new = self.desired
+        if not len(old):
+            return FlowDiff((), (), tuple(new))
+        return diff(old.by_key(), new.by_key())
+
+    # A load in two steps, for a caller that sends the flows while later
+    # ones are still computed (the agent's first install, issue 17):
+    # ``load_model(view)`` takes the view's objects (and allocates ids) but
+    # computes nothing; ``load_flows()`` then computes every owner's flows
+    # and yields them owner by owner.  In between the model is the new one
+    # and ``desired`` the old table; once ``load_flows`` is exhausted the
+    # engine is exactly as after ``load(view)``.
+    def load_model(self, view: HostView) -> None:
+        """The model of ``view``, no flows computed yet (then load_flows)."""
         self.stats.full_recomputes += 1
         self.host = view.host
         self.tunnel_ip = view.tunnel_ip
@@ -296,17 +314,39 @@ class Engine:
         for p in view.ports:
             self._set_port(p)
         self._dirty.clear()
+
+    def load_flows(self, chassis: Chassis | None = None) -> Iterator[tuple[Flow, ...]]:
+        """Compute the table of the model load_model() took, with
+        ``chassis`` (None: the view's), yielding each owner's flows (a
+        tuple, every key once over the whole table) as soon as they are
+        computed and checked.  The table replaces ``desired`` when the
+        iterator is exhausted; a CompileError leaves ``desired`` as it
+        was."""
+        if chassis is not None:
+            self._set_chassis(chassis)
+            self._dirty.clear()  # every owner is computed below
         owners = []
         for kind in OWNER_KINDS:
             owners.extend(kind.instances(self))
-        old = self.desired
         new = DesiredFlows()
+        counts = self.stats.owner_recomputes
+        check = pipeline.validate if self.validate else None
+        computers = self._computers
         with _gc_paused():
-            self._compute_into(new, owners)
+            for owner in owners:
+                compute = computers.get(owner[0])
+                if compute is None:
+                    raise CompileError(f"undeclared owner kind {owner[0]!r} ({owner})")
+                flows = compute(owner)
+                if check is not None:
+                    for f in flows:
+                        check(f)
+                counts[owner[0]] += 1
+                new.add_owner(owner, flows)
+                # (an owner may give a flow twice: the table keeps one)
+                yield tuple(flows) if len(new.by_owner.get(owner, ())) == len(flows) \
+                    else new.owner_flows(owner)
         self.desired = new
-        if not len(old):
-            return FlowDiff((), (), tuple(new))
-        return diff(old.by_key(), new.by_key())
 
     def update(self, view: HostView) -> FlowDiff:
         """Move to ``view`` by comparing it object by object with the

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from agent import startup
 from agent.daemon import Agent, Settings
 from quantum_ovs.testing.server import ServerProcess
 
@@ -66,7 +67,8 @@ def api(server):
 
 def make_agent(ovs, server, tmp_path, mode="listen"):
     """An agent on ``ovs``; ``mode`` "connect": it connects to br-int's
-    management socket ([ovs] of_connect_unix) instead of listening."""
+    management socket ([ovs] of_connect_unix) instead of listening.  Its
+    OVSDB connection is started before the agent, as agent.main does."""
     return Agent(Settings(host=HOST, server_url=server.url, ovsdb=ovs.db_remote,
                           token=server.agent_credential(HOST),
                           datapath_type="netdev", local_ip="192.0.2.1",
@@ -74,7 +76,8 @@ def make_agent(ovs, server, tmp_path, mode="listen"):
                           of_connect=(f"unix:{ovs.rundir}/br-int.mgmt" if mode == "connect"
                                       else None),
                           state_path=str(tmp_path / "state"), report_interval=5,
-                          polling_interval=5)).start()
+                          polling_interval=5),
+                 ovsdb=startup.EarlyOvsdb(ovs.db_remote)).start()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from quantum_ovs.compiler.flow import (
     Flow,
     FlowDiff,
     GotoTable,
+    Meter,
     Match,
     Output,
     SetField,
@@ -306,3 +307,92 @@ def test_a_flow_the_encoder_refuses_late_in_a_big_bundle_changes_nothing(switch)
     assert switch.ovs.dump_flows() == before
     switch.channel.apply(FlowDiff(deletes=tuple(base[:5])))
     assert len(switch.channel.dump_flows()) == 5
+
+
+# ---------------------------------------------------------------- apply_stream
+# A streamed install (issue 17): flows sent in one bundle as they are made.
+
+def _metered(n, first=1):
+    return [Flow(5, 200, Match(in_port=first + i), (Meter(first + i), Output(1)),
+                 cookie(2000 + i)) for i in range(n)]
+
+
+def _stream(flows, deletes=()):
+    yield from ((f, False) for f in flows)
+    yield from ((f, True) for f in deletes)
+
+
+def _meters(switch):
+    return sorted(line.split()[0] for line in switch.ovs.ofctl("dump-meters", "br-int")
+                  .splitlines() if line.strip().startswith("meter="))
+
+
+def test_a_streamed_install_leaves_what_the_bundle_of_the_same_diff_leaves(switch):
+    base = sample_flows() + simple_flows(10)
+    switch.channel.install(base[:-3])
+    before = switch.ovs.dump_flows()
+    want = base[3:] + _metered(4)  # 3 deletes, 3 adds, 4 metered adds
+    d = diff(switch.channel.dump_flows(), want)
+    assert switch.channel.apply_stream(_stream((*d.modifies, *d.adds), d.deletes)) == 10
+    streamed = (switch.ovs.dump_flows(), _meters(switch))
+    assert streamed[1] == ["meter=1", "meter=2", "meter=3", "meter=4"]
+    # the same, in one apply() of the diff, from the same start
+    switch.ovs.ofctl("del-flows", "br-int")
+    switch.channel.install(base[:-3])
+    assert switch.ovs.dump_flows() == before
+    switch.channel.apply(diff(switch.channel.dump_flows(), want))
+    assert (switch.ovs.dump_flows(), _meters(switch)) == streamed
+    assert diff(switch.channel.dump_flows(), want).empty
+
+
+def test_a_stream_with_nothing_to_send_opens_no_bundle(switch):
+    sent = []
+    real = switch.channel._call
+    switch.channel._call = lambda conn, msg, kind, timeout=None: (
+        sent.append(kind), real(conn, msg, kind, timeout))[1]
+    assert switch.channel.apply_stream(iter(())) == 0
+    assert sent == []
+
+
+@pytest.mark.parametrize("where", ["encoder", "generator", "scope"])
+def test_a_stream_failing_after_chunks_went_out_changes_nothing(switch, where):
+    # Several 64 KB chunks (and a meter) are on the switch when the stream
+    # fails: the bundle is discarded, nothing is applied.
+    base = simple_flows(10)
+    switch.channel.install(base)
+    before = switch.ovs.dump_flows()
+    many = simple_flows(3000)[10:] + _metered(1, first=50)
+
+    def entries():
+        yield from _stream(many, base[:5])
+        if where == "generator":
+            raise RuntimeError("compile failed")
+        bad = (Flow(5, 300, Match(eth_src="AA:BB:CC:DD:EE:FF"), (Output(1),), cookie(7))
+               if where == "encoder" else
+               Flow(5, 300, Match(in_port=9), (Output(1),), FOREIGN_COOKIE))
+        yield bad, False
+    with pytest.raises((ValueError, RuntimeError)):
+        switch.channel.apply_stream(entries())
+    assert switch.ovs.dump_flows() == before
+    # the channel goes on: the next stream is applied
+    assert switch.channel.apply_stream(_stream((), base[:5])) == 5
+    assert len(switch.channel.dump_flows()) == 5
+
+
+def test_a_stream_the_switch_refuses_changes_nothing(switch):
+    base = simple_flows(10)
+    switch.channel.install(base)
+    before = switch.ovs.dump_flows()
+    bad = Flow(5, 200, Match(ipv4_src="10.9.9.9"), (Output(1),), cookie(3))  # no eth_type
+    with pytest.raises(BundleRejected):
+        switch.channel.apply_stream(_stream([*simple_flows(2000)[10:], bad], base[:5]))
+    assert switch.ovs.dump_flows() == before
+
+
+def test_a_stream_sets_meters_an_earlier_agent_made_to_our_rate(switch):
+    switch.ovs.ofctl("add-meter", "br-int",
+                     "meter=7,pktps,burst,bands=type=drop,rate=1,burst_size=1")
+    assert switch.channel.apply_stream(_stream(_metered(2, first=7))) == 2
+    out = switch.ovs.ofctl("dump-meters", "br-int")
+    assert "rate=1," not in out.replace(" ", "") and _meters(switch) == ["meter=7", "meter=8"]
+    assert switch.channel.stats["meters_created"] == 1

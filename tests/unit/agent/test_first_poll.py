@@ -125,3 +125,22 @@ def test_decode_state_reads_what_the_server_writes():
     assert kind == "delta" and rev == 2 ** 70 and got == m.Delta(revision=2 ** 70)
     with pytest.raises(ValueError):
         sync_client.SyncClient.decode_state(b"{not json")
+
+
+def test_an_ovsdb_started_early_that_fails_fails_the_start_and_stop_returns(tmp_path):
+    from agent import startup
+
+    early = startup.EarlyOvsdb("unix:" + str(tmp_path / "no-db.sock"), timeout=0.3)
+    s = Settings(host="hv1", server_url="http://127.0.0.1:9", ovsdb="unix:/nonexistent",
+                 state_path=str(tmp_path / "state.json"), polling_interval=25)
+    a = Agent(s, first_poll=sync_client.FirstPoll(_Client([("full", "view", 7)])), ovsdb=early)
+    try:
+        a.start()
+    except Exception as e:  # noqa: BLE001
+        err = e
+    else:
+        raise AssertionError("started without OVSDB")
+    assert "no-db.sock" in str(err), err
+    t = time.monotonic()
+    a.stop()
+    assert time.monotonic() - t < 5 and a.early_ovsdb is None

@@ -46,6 +46,28 @@ class FakeChannel:
             self.switch[f.key] = f
 
 
+class StreamChannel(FakeChannel):
+    """apply_stream() as the real channel does it: one bundle, opened at
+    the first entry, applied only once the entries ran to their end."""
+
+    def __init__(self, flows=()):
+        super().__init__(flows)
+        self.bundles = []  # the entries of each bundle committed
+
+    def apply_stream(self, entries):
+        bundle = []
+        for f, delete in entries:  # (an exception: nothing applied)
+            bundle.append((f, delete))
+        if bundle:
+            for f, delete in bundle:
+                if delete:
+                    del self.switch[f.key]
+                else:
+                    self.switch[f.key] = f
+            self.bundles.append(bundle)
+        return len(bundle)
+
+
 def _reconciler(channel):
     r = Reconciler({"applies": 0, "flow_mods": 0, "resyncs": 0})
     r.channel = channel
@@ -142,6 +164,63 @@ def test_a_failed_dump_ahead_is_taken_again():
     finally:
         ch.dump_flows = real
     assert r.install(_table(_flow(1)), set()).empty and ch.dumps == 1
+
+
+def _owners(*flows):
+    """The engine's load_flows(): the table owner by owner."""
+    return iter([flows[i:i + 2] for i in range(0, len(flows), 2)])
+
+
+def test_a_streamed_install_sends_only_the_difference_deletes_last():
+    a, b, c = _flow(1), _flow(2), _flow(3)
+    ch = StreamChannel([a, F.Flow(10, 100, b.match, (F.Output(9),), 1), _flow(4)])
+    r = _reconciler(ch)
+    d = r.install_stream(_owners(a, b, c))
+    assert ch.dumps == 1
+    assert (d.deletes, d.modifies, d.adds) == ((_flow(4),), (b,), (c,))
+    assert ch.bundles == [[(b, False), (c, False), (_flow(4), True)]]
+    assert set(ch.switch.values()) == {a, b, c} and r.installed == ch.switch
+    assert r.stats == {"applies": 1, "flow_mods": 3, "resyncs": 1}
+    # later changes are diffed by key, without a dump
+    assert r.install(_table(a, b, c), {c.key}).empty and ch.dumps == 1
+
+
+def test_a_streamed_install_of_what_is_there_sends_nothing():
+    # a hitless restart: the switch holds the table already
+    flows = [_flow(n) for n in range(7)]
+    ch = StreamChannel(flows)
+    r = _reconciler(ch)
+    d = r.install_stream(_owners(*flows))
+    assert d.empty and ch.bundles == [] and r.stats["flow_mods"] == 0
+    assert r.installed == ch.switch
+
+
+def test_a_streamed_install_that_fails_midway_applies_nothing():
+    a, b = _flow(1), _flow(2)
+    ch = StreamChannel([_flow(9)])
+    r = _reconciler(ch)
+
+    def failing():
+        yield (a, b)
+        raise RuntimeError("compile failed")
+    try:
+        r.install_stream(failing())
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the error was swallowed")
+    assert set(ch.switch.values()) == {_flow(9)} and ch.bundles == []
+    assert r.installed == ch.switch  # what the dump said
+    assert r.stats["flow_mods"] == 0
+
+
+def test_a_streamed_install_while_disconnected_takes_the_table_to_its_end():
+    ch = StreamChannel()
+    ch.connected = False
+    r = _reconciler(ch)
+    batches = _owners(_flow(1), _flow(2), _flow(3))
+    assert r.install_stream(batches) is None
+    assert list(batches) == [] and ch.dumps == 0 and r.need_dump
 
 
 def test_nothing_is_sent_while_disconnected():
