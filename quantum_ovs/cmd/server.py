@@ -16,6 +16,7 @@ import http.client  # noqa: E402
 import ipaddress  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import mmap  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
@@ -28,6 +29,7 @@ import traceback  # noqa: E402
 import urllib.parse  # noqa: E402
 
 import eventlet.hubs  # noqa: E402
+import eventlet.patcher  # noqa: E402
 from eventlet.support import greenlets as greenlet  # noqa: E402
 import eventlet.semaphore  # noqa: E402
 import eventlet.wsgi  # noqa: E402
@@ -37,6 +39,7 @@ from quantum_ovs.api import agent_api  # noqa: E402
 from quantum_ovs.db import changefeed, migration  # noqa: E402
 
 LOG = logging.getLogger("quantum_ovs.server")
+_select = eventlet.patcher.original("select")  # poll(0) on the listening socket
 
 
 class _WsgiLog:
@@ -326,11 +329,12 @@ class _Admission(eventlet.GreenPool):
 
     SPARE = 256  # green threads for the 503s themselves
 
-    def __init__(self, limit, per_client):
+    def __init__(self, limit, per_client, shares=None):
         super().__init__(limit + self.SPARE)
         self.limit, self.per_client = limit, per_client
         self.open = 0
         self.by_client = collections.Counter()
+        self.shares = shares  # _Shares of this worker, or None
 
     def spawn(self, fn, connection, *args):
         addr, sock = connection[0], connection[1]
@@ -340,6 +344,8 @@ class _Admission(eventlet.GreenPool):
         if self.per_client and self.by_client[client] >= self.per_client:
             return super().spawn(_refuse, sock, "too many connections from one address")
         self.open += 1
+        if self.shares is not None:
+            self.shares.set(self.open)
         self.by_client[client] += 1
         gt = super().spawn(fn, connection, *args)
         gt.link(self._closed, client)
@@ -347,9 +353,74 @@ class _Admission(eventlet.GreenPool):
 
     def _closed(self, _gt, client):
         self.open -= 1
+        if self.shares is not None:
+            self.shares.set(self.open)
         self.by_client[client] -= 1
         if self.by_client[client] <= 0:
             del self.by_client[client]
+
+
+class _Shares:
+    """How many connections each of the api_workers workers holds, in
+    memory they share (mapped by the parent before it forks them): each
+    writes its own count, and reads the others'."""
+
+    SLACK = 2  # connections a worker may hold above the fewest before it defers
+
+    def __init__(self, workers):
+        self._mem = mmap.mmap(-1, 8 * workers)  # MAP_SHARED: seen by the forked workers
+        self.counts = memoryview(self._mem).cast("q")
+        self.slot = None
+
+    def take(self, slot):
+        """In a worker: its slot (a worker started again takes the slot of
+        the one it replaces)."""
+        self.slot = slot
+        self.counts[slot] = 0
+
+    def set(self, n):
+        self.counts[self.slot] = n
+
+    def over(self):
+        """Whether this worker holds more than its share."""
+        return self.counts[self.slot] > min(self.counts) + self.SLACK
+
+
+class _Balanced:
+    """A worker's listening socket (shared with the other workers, all
+    woken by each connection) that takes a waiting connection at once
+    only while this worker holds no more than its share of connections
+    (_Shares); over it, it leaves the connection DEFER seconds to a worker
+    holding fewer, and takes it if it is still there.
+
+    Without it a worker busy answering when agents connected took fewer
+    of them, and the others more: at 1,000 agents one of four workers held
+    about two thirds of them, and a change waking every agent waited for
+    that one worker's share (~one core) instead of being spread over all."""
+
+    DEFER = 0.002  # seconds
+
+    def __init__(self, sock, shares):
+        self._sock, self._shares = sock, shares
+        self._fileno = sock.fileno()
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def accept(self):
+        while self._shares.over():
+            eventlet.hubs.trampoline(self._fileno, read=True)  # one waits (not taken)
+            eventlet.sleep(self.DEFER)
+            if _pending(self._fileno):
+                break  # the others are busy: ours
+        return self._sock.accept()
+
+
+def _pending(fileno):
+    """Whether a connection waits on the listening socket ``fileno``."""
+    p = _select.poll()
+    p.register(fileno, _select.POLLIN)
+    return bool(p.poll(0))
 
 
 class _LongPolls:
@@ -485,14 +556,16 @@ def _raise_fd_limit(wanted):
                         "past it will fail to be accepted", new)
 
 
-def serve(conf, sock):
+def serve(conf, sock, shares=None):
     changefeed.ChangeFeed.event_factory = _GreenEvent
     _db, _plugin, app = service.build(conf, migrate=False)
     fast = app
     while fast is not None and not isinstance(fast, agent_api.FastPolls):
         fast = getattr(fast, "app", None)
     app = _LongPolls(_chunked_input(app), conf.max_long_polls)
-    pool = _Admission(conf.max_connections, conf.max_connections_per_client)
+    pool = _Admission(conf.max_connections, conf.max_connections_per_client, shares)
+    if shares is not None:
+        sock = _Balanced(sock, shares)
     protocol = _header_deadline(_Protocol, conf.client_header_timeout)
     protocol.fast_polls = fast
     # debug=False: an error that escapes the app is a bare 500, never a
@@ -584,13 +657,16 @@ def main(argv=None):
         except KeyboardInterrupt:
             pass
         return 0
-    children = set()
+    children = {}  # pid -> its slot in shares
+    shares = _Shares(conf.api_workers)
     prctl = _pdeathsig()
     parent = os.getpid()
 
     def spawn():
+        slot = min(set(range(conf.api_workers)) - set(children.values()))
         pid = os.fork()
         if pid == 0:
+            shares.take(slot)
             # A hub of its own: monkey_patch() made the parent's, and its
             # epoll instance, inherited, would be one for every worker --
             # a worker woken for another's socket leaves its own request
@@ -600,10 +676,10 @@ def main(argv=None):
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             _die_with_parent(prctl, parent)
             try:
-                serve(conf, sock)
+                serve(conf, sock, shares)
             finally:
                 os._exit(0)
-        children.add(pid)
+        children[pid] = slot
 
     stopping = []
 
@@ -626,7 +702,8 @@ def main(argv=None):
             if e.errno == errno.EINTR:
                 continue
             break
-        children.discard(pid)
+        if children.pop(pid, None) is None:
+            continue  # (not a worker)
         if not stopping:
             LOG.warning("worker %d exited; starting another", pid)
             time.sleep(0.1)
