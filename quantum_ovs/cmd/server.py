@@ -228,7 +228,7 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
         handle_one_response and write, in that order)."""
         code = int(status.split(" ", 1)[0])
         if self.capitalize_response_headers:
-            headers = [("-".join(_cap(x) for x in k.split("-")), v) for k, v in headers]
+            headers = [(_capitalized(k), v) for k, v in headers]
         bodyless = code in (204, 304) or 100 <= code < 200
         if not bodyless and "Content-Length" not in [k for k, _v in headers]:
             headers.append(("Content-Length", str(length)))
@@ -256,8 +256,17 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
         return b"".join(out)
 
 
-def _cap(x):
-    return x.encode("latin1").capitalize().decode("latin1")
+_caps = {}  # header name -> as eventlet.wsgi capitalizes it
+
+
+def _capitalized(name):
+    cap = _caps.get(name)
+    if cap is None:
+        cap = "-".join(x.encode("latin1").capitalize().decode("latin1")
+                       for x in name.split("-"))
+        if len(_caps) < 1000:
+            _caps[name] = cap
+    return cap
 
 
 _date = [None, b""]  # (second, its Date line)
@@ -491,13 +500,23 @@ def _header_deadline(protocol, seconds):
 class _GreenEvent:
     """What a waiting long poll waits on (changefeed.ChangeFeed.event_factory):
     threading.Event's set, clear, is_set and wait for the one green thread
-    that waits on it, in one hub timer per wait and one per wake-up.
-    (threading.Event, green under monkey_patch, takes a Condition, two
-    green locks, an eventlet.Timeout and their timers for each wait; a
-    default-group change wakes every waiting agent at once.)  Set and
-    waited on in green threads of one hub only."""
+    that waits on it, in one hub timer per wait.  (threading.Event, green
+    under monkey_patch, takes a Condition, two green locks, an
+    eventlet.Timeout and their timers for each wait; a default-group
+    change wakes every waiting agent at once.)  Set and waited on in green
+    threads of one hub only.
+
+    The threads set are resumed in the order they were set (the change
+    feed sets the most concerned first), BATCH at a time: the hub looks at
+    its sockets between two batches.  (Resumed all at once, every one of
+    a thousand woken polls ran before any reply was read: a woken host
+    waiting for the database to build its delta, or a request, waited for
+    all of them.)"""
 
     __slots__ = ("_flag", "_waiting")
+    BATCH = 16
+    _ready = collections.deque()  # (event, thread) set and not resumed yet
+    _draining = [False]
 
     def __init__(self):
         self._flag = False
@@ -511,7 +530,27 @@ class _GreenEvent:
             self._flag = True
             g = self._waiting
             if g is not None:
-                eventlet.hubs.get_hub().schedule_call_global(0, self._resume, g)
+                _GreenEvent._ready.append((self, g))
+                if not self._draining[0]:
+                    self._draining[0] = True
+                    eventlet.hubs.get_hub().schedule_call_global(0, _GreenEvent._drain)
+
+    @classmethod
+    def _drain(cls):
+        """(In the hub: a timer.)  Resume the next BATCH threads set; the
+        rest after the hub's next look at its sockets."""
+        ready = cls._ready
+        try:
+            for _ in range(cls.BATCH):
+                if not ready:
+                    break
+                event, g = ready.popleft()
+                event._resume(g)
+        finally:
+            if ready:
+                eventlet.hubs.get_hub().schedule_call_global(0, cls._drain)
+            else:
+                cls._draining[0] = False
 
     def clear(self):
         self._flag = False

@@ -2,7 +2,8 @@
 the change feed's event_factory there) behaves as threading.Event for its
 one waiting green thread: set before wait, set while waiting, the
 timeout, and a wake-up and a timeout due at once (the thread resumes
-once, not later where it waits for something else).  In a subprocess
+once, not later where it waits for something else), and many set at once
+(resumed in the order set, a batch at a time).  In a subprocess
 (the module monkey-patches the process with eventlet)."""
 
 import json
@@ -12,6 +13,7 @@ import sys
 SCRIPT = r"""
 import json, time
 import eventlet
+import eventlet.green.socket
 from quantum_ovs.cmd import server
 from quantum_ovs.db import changefeed
 
@@ -50,6 +52,28 @@ eventlet.sleep(0.1)
 q.put("item")
 gt.wait()
 out["race"] = seen
+# Many set at once: resumed in the order set, and a socket made ready by
+# the first is read before the last of them (the hub looks at its sockets
+# between batches).
+order = []
+events = [E() for _ in range(80)]
+a, b = eventlet.green.socket.socketpair()
+def waiting(i):
+    events[i].wait(5)
+    order.append(i)
+    if i == 0:
+        b.send(b"x")
+threads = [eventlet.spawn(waiting, i) for i in range(len(events))]
+def reader():
+    a.recv(1)
+    order.append("socket")
+r = eventlet.spawn(reader)
+eventlet.sleep(0)
+for e in events:
+    e.set()
+for t in threads + [r]:
+    t.wait()
+out["order"] = order
 out["factory"] = changefeed.ChangeFeed.event_factory.__name__
 print(json.dumps(out))
 """
@@ -64,4 +88,7 @@ def test_green_event_is_an_event_for_one_waiter():
     assert out["timeout"] == [False, True]
     assert out["woken"] == [[True], True]
     assert out["race"] in ([True, "item"], [False, "item"])
+    n = len(out["order"]) - 1
+    assert [i for i in out["order"] if i != "socket"] == list(range(n))
+    assert out["order"].index("socket") < n - 16, out["order"]
     assert out["factory"] == "Event"  # set by serve(), not on import
