@@ -365,17 +365,28 @@ class FastPolls:
                        "HTTP_X_FORWARDED_PREFIX"]
         self.full_stack_headers = tuple(others)
 
+    # The environ key of a poll that plain_poll took already (its answer):
+    # quantum-ovs-server asks before it makes the environ of the whole stack.
+    PLAIN_POLL = "quantum.plain_poll"
+
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path.startswith(self.PREFIX) and path.endswith(self.SUFFIX) and \
-                environ.get("REQUEST_METHOD") == "GET":
-            try:
-                args = self._plain_poll(environ, path)
-            except Exception:  # noqa: BLE001 - e.g. the database away: the full stack answers
-                args = None
-            if args is not None:
-                return self._answer(environ, start_response, path, *args)
+        args = environ.pop(self.PLAIN_POLL, None) or self.plain_poll(environ)
+        if args is not None:
+            return self._answer(environ, start_response, *args)
         return self.app(environ, start_response)
+
+    def plain_poll(self, environ):
+        """(who, host, since, timeout, features) of a plain poll that
+        ``who`` may make, which this answers; None for anything else (the
+        whole stack's)."""
+        path = environ.get("PATH_INFO", "")
+        if not (path.startswith(self.PREFIX) and path.endswith(self.SUFFIX) and
+                environ.get("REQUEST_METHOD") == "GET"):
+            return None
+        try:
+            return self._plain_poll(environ, path)
+        except Exception:  # noqa: BLE001 - e.g. the database away: the full stack answers
+            return None
 
     def _plain_poll(self, environ, path):
         """(who, host, since, timeout, features) of a plain poll that
@@ -401,7 +412,7 @@ class FastPolls:
             return None
         return who, host, since, timeout, features
 
-    def _answer(self, environ, start_response, path, who, host, since, timeout, features):
+    def _answer(self, environ, start_response, who, host, since, timeout, features):
         started = time.monotonic()
         rid = generate_request_id()
         gid = environ.get("HTTP_X_OPENSTACK_REQUEST_ID", "")

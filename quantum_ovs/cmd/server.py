@@ -16,6 +16,7 @@ import http.client  # noqa: E402
 import ipaddress  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import mmap  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
@@ -24,15 +25,21 @@ import socket  # noqa: E402
 import ssl  # noqa: E402 (green: eventlet patched it)
 import sys  # noqa: E402
 import time  # noqa: E402
+import traceback  # noqa: E402
+import urllib.parse  # noqa: E402
 
 import eventlet.hubs  # noqa: E402
+import eventlet.patcher  # noqa: E402
+from eventlet.support import greenlets as greenlet  # noqa: E402
 import eventlet.semaphore  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 
 from quantum_ovs import config, log, service  # noqa: E402
-from quantum_ovs.db import migration  # noqa: E402
+from quantum_ovs.api import agent_api  # noqa: E402
+from quantum_ovs.db import changefeed, migration  # noqa: E402
 
 LOG = logging.getLogger("quantum_ovs.server")
+_select = eventlet.patcher.original("select")  # poll(0) on the listening socket
 
 
 class _WsgiLog:
@@ -85,6 +92,7 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
 
     def parse_request(self):
         # (What the standard library sets first, whatever follows.)
+        self.plain_head = False
         self.command = None
         self.request_version = self.default_request_version
         self.close_connection = True
@@ -127,7 +135,149 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
             self.close_connection = True
         elif conntype == "keep-alive" and self.protocol_version >= "HTTP/1.1":
             self.close_connection = False
+        self.plain_head = True
         return True
+
+    # ------------------------------------------------------------ agents' polls
+    # A plain agent poll (GET /agent-api/v1/hosts/<host>/state, a plain head,
+    # that FastPolls takes: see FastPolls.plain_poll) is answered here
+    # without eventlet.wsgi's per-request machinery: the app gets an environ
+    # of the request's own keys (its line and headers, as get_environ makes
+    # them; no wsgi.input: such a poll has no body), and its answer (a list)
+    # is written as eventlet.wsgi's handle_one_response writes a complete
+    # answer: the same status line, headers (capitalized), Date, Connection
+    # and body.  Anything else, and a poll FastPolls does not take (it
+    # would go on to the whole stack), goes eventlet's way.
+
+    fast_polls = None  # the app's FastPolls (serve() sets it)
+
+    def get_environ(self):
+        self.direct = False
+        fast = self.fast_polls
+        if fast is not None and self.plain_head and self.command == "GET" and \
+                self.path.startswith(fast.PREFIX):
+            env = self._poll_environ()
+            try:
+                args = fast.plain_poll(env)
+            except Exception:  # noqa: BLE001 - the whole stack answers (see FastPolls)
+                args = None
+            if args is not None:
+                env[fast.PLAIN_POLL] = args
+                self.direct = True
+                return env
+        return super().get_environ()
+
+    def _poll_environ(self):
+        """The keys eventlet.wsgi's get_environ makes of the request line
+        and its headers (but Content-Type: FastPolls answers no body)."""
+        path, sep, query = self.path.partition("?")
+        env = {"REQUEST_METHOD": self.command, "SCRIPT_NAME": "", "RAW_PATH_INFO": path,
+               "PATH_INFO": urllib.parse.unquote(path, encoding="latin1"),
+               "SERVER_PROTOCOL": "HTTP/1.0", "REMOTE_ADDR": self._remote_addr()}
+        if sep:
+            env["QUERY_STRING"] = query
+        length = self.headers.get("content-length")
+        if length:
+            env["CONTENT_LENGTH"] = length
+        for k, v in self.headers._headers:
+            if "_" in k:
+                continue
+            k = "HTTP_" + k.replace("-", "_").upper()
+            if k in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                continue
+            v = v.strip(" \t\n\r")
+            env[k] = env[k] + "," + v if k in env else v
+        return env
+
+    def _remote_addr(self):
+        return eventlet.wsgi.addr_to_host_port(self.client_address)[0]
+
+    def handle_one_response(self):
+        if not self.direct:
+            return super().handle_one_response()
+        answer = []
+
+        def start_response(status, headers, exc_info=None):
+            answer[:] = [status, headers]
+            return self._no_write
+
+        try:
+            result = self.server.app(self.environ, start_response)
+            try:
+                body = b"".join(x.encode("ascii") if isinstance(x, str) else x
+                                for x in result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            status, headers = answer
+        except Exception:  # noqa: BLE001 - as eventlet.wsgi: a bare 500, logged
+            self.close_connection = 1
+            self.server.log.info(traceback.format_exc())
+            status, headers, body = "500 Internal Server Error", [
+                ("Content-type", "text/plain"), ("Content-length", 0)], b""
+        self.wfile.write(self._head(status, headers, len(body)) + body)
+        self.wfile.flush()
+
+    @staticmethod
+    def _no_write(data):
+        raise AssertionError("a plain agent poll is answered with a list")
+
+    def _head(self, status, headers, length):
+        """The status line and headers eventlet.wsgi writes before a
+        complete answer of ``length`` bytes to a GET (its start_response,
+        handle_one_response and write, in that order)."""
+        code = int(status.split(" ", 1)[0])
+        if self.capitalize_response_headers:
+            headers = [(_capitalized(k), v) for k, v in headers]
+        bodyless = code in (204, 304) or 100 <= code < 200
+        if not bodyless and "Content-Length" not in [k for k, _v in headers]:
+            headers.append(("Content-Length", str(length)))
+        out = [("%s %s\r\n" % (self.protocol_version, status)).encode()]
+        out += [eventlet.wsgi._encode_header_line(h) for h in headers]
+        names = [k.lower() for k, _v in headers]
+        if "date" not in names:
+            out.append(_date_line())
+        client_conn = self.headers.get("Connection", "").lower()
+        keep_alive = False
+        if self.close_connection == 0 and self.server.keepalive and (
+                client_conn == "keep-alive" or
+                self.request_version == "HTTP/1.1" and client_conn != "close"):
+            keep_alive = client_conn == "keep-alive"
+        else:
+            self.close_connection = 1
+        if "content-length" not in names and not bodyless:
+            # (eventlet would send it chunked; every answer here has a length)
+            raise AssertionError("an agent poll's answer has a Content-Length")
+        if self.close_connection:
+            out.append(b"Connection: close\r\n")
+        elif keep_alive:
+            out.append(b"Connection: keep-alive\r\n")
+        out.append(b"\r\n")
+        return b"".join(out)
+
+
+_caps = {}  # header name -> as eventlet.wsgi capitalizes it
+
+
+def _capitalized(name):
+    cap = _caps.get(name)
+    if cap is None:
+        cap = "-".join(x.encode("latin1").capitalize().decode("latin1")
+                       for x in name.split("-"))
+        if len(_caps) < 1000:
+            _caps[name] = cap
+    return cap
+
+
+_date = [None, b""]  # (second, its Date line)
+
+
+def _date_line():
+    """eventlet.wsgi's Date header line, made once a second."""
+    now = int(time.time())
+    if _date[0] != now:
+        _date[:] = [now, ("Date: %s\r\n" % eventlet.wsgi.format_date_time(now)).encode()]
+    return _date[1]
 
 
 def _chunked_input(app):
@@ -188,11 +338,12 @@ class _Admission(eventlet.GreenPool):
 
     SPARE = 256  # green threads for the 503s themselves
 
-    def __init__(self, limit, per_client):
+    def __init__(self, limit, per_client, shares=None):
         super().__init__(limit + self.SPARE)
         self.limit, self.per_client = limit, per_client
         self.open = 0
         self.by_client = collections.Counter()
+        self.shares = shares  # _Shares of this worker, or None
 
     def spawn(self, fn, connection, *args):
         addr, sock = connection[0], connection[1]
@@ -202,6 +353,8 @@ class _Admission(eventlet.GreenPool):
         if self.per_client and self.by_client[client] >= self.per_client:
             return super().spawn(_refuse, sock, "too many connections from one address")
         self.open += 1
+        if self.shares is not None:
+            self.shares.set(self.open)
         self.by_client[client] += 1
         gt = super().spawn(fn, connection, *args)
         gt.link(self._closed, client)
@@ -209,27 +362,97 @@ class _Admission(eventlet.GreenPool):
 
     def _closed(self, _gt, client):
         self.open -= 1
+        if self.shares is not None:
+            self.shares.set(self.open)
         self.by_client[client] -= 1
         if self.by_client[client] <= 0:
             del self.by_client[client]
+
+
+class _Shares:
+    """How many connections each of the api_workers workers holds, in
+    memory they share (mapped by the parent before it forks them): each
+    writes its own count, and reads the others'."""
+
+    SLACK = 2  # connections a worker may hold above the fewest before it defers
+
+    def __init__(self, workers):
+        self._mem = mmap.mmap(-1, 8 * workers)  # MAP_SHARED: seen by the forked workers
+        self.counts = memoryview(self._mem).cast("q")
+        self.slot = None
+
+    def take(self, slot):
+        """In a worker: its slot (a worker started again takes the slot of
+        the one it replaces)."""
+        self.slot = slot
+        self.counts[slot] = 0
+
+    def set(self, n):
+        self.counts[self.slot] = n
+
+    def over(self):
+        """Whether this worker holds more than its share."""
+        return self.counts[self.slot] > min(self.counts) + self.SLACK
+
+
+class _Balanced:
+    """A worker's listening socket (shared with the other workers, all
+    woken by each connection) that takes a waiting connection at once
+    only while this worker holds no more than its share of connections
+    (_Shares); over it, it leaves the connection DEFER seconds to a worker
+    holding fewer, and takes it if it is still there.
+
+    Without it a worker busy answering when agents connected took fewer
+    of them, and the others more: at 1,000 agents one of four workers held
+    about two thirds of them, and a change waking every agent waited for
+    that one worker's share (~one core) instead of being spread over all."""
+
+    DEFER = 0.002  # seconds
+
+    def __init__(self, sock, shares):
+        self._sock, self._shares = sock, shares
+        self._fileno = sock.fileno()
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def accept(self):
+        while self._shares.over():
+            eventlet.hubs.trampoline(self._fileno, read=True)  # one waits (not taken)
+            eventlet.sleep(self.DEFER)
+            if _pending(self._fileno):
+                break  # the others are busy: ours
+        return self._sock.accept()
+
+
+def _pending(fileno):
+    """Whether a connection waits on the listening socket ``fileno``."""
+    p = _select.poll()
+    p.register(fileno, _select.POLLIN)
+    return bool(p.poll(0))
 
 
 class _LongPolls:
     """At most ``limit`` agent long polls wait at once in this process;
     one more is answered 503 at once (agents retry with a back-off).
 
-    A burst of polls (every agent reconnecting at once) starts one at a
-    time: each costs some CPU before it waits, and started together they
-    would hold every other request until the last had started.  Each
-    passes a gate alone and yields once there, so that whatever else is
-    ready (a REST request) runs between two of them."""
+    A burst of polls (every agent reconnecting at once, or polling again
+    after a change that woke them all) starts a few at a time: each costs
+    some CPU before it waits, and started together they would hold every
+    other request until the last had started.  A poll yields at a gate,
+    alone, unless one did less than YIELD_EVERY seconds ago, so that
+    whatever else is ready (a REST request) runs at least that often.
+    (Yielding at every poll went around the hub once for each: ~5% of the
+    server's CPU when a default-group change wakes every agent.)"""
 
     PATH = re.compile(r"^/agent-api/v1/hosts/[^/]+/state/?$")
+    YIELD_EVERY = 0.001  # seconds
 
     def __init__(self, app, limit):
         self.app, self.limit = app, limit
         self.waiting = 0
         self.gate = eventlet.semaphore.Semaphore(1)
+        self.yielded = 0.0  # when a poll last yielded (monotonic)
 
     def __call__(self, environ, start_response):
         if environ.get("REQUEST_METHOD") != "GET" or \
@@ -243,8 +466,10 @@ class _LongPolls:
             return [body]
         self.waiting += 1
         try:
-            with self.gate:
-                eventlet.sleep(0)
+            if self.gate.locked() or time.monotonic() - self.yielded >= self.YIELD_EVERY:
+                with self.gate:
+                    eventlet.sleep(0)
+                    self.yielded = time.monotonic()
             return self.app(environ, start_response)
         finally:
             self.waiting -= 1
@@ -272,6 +497,89 @@ def _header_deadline(protocol, seconds):
     return Protocol
 
 
+class _GreenEvent:
+    """What a waiting long poll waits on (changefeed.ChangeFeed.event_factory):
+    threading.Event's set, clear, is_set and wait for the one green thread
+    that waits on it, in one hub timer per wait.  (threading.Event, green
+    under monkey_patch, takes a Condition, two green locks, an
+    eventlet.Timeout and their timers for each wait; a default-group
+    change wakes every waiting agent at once.)  Set and waited on in green
+    threads of one hub only.
+
+    The threads set are resumed in the order they were set (the change
+    feed sets the most concerned first), BATCH at a time: the hub looks at
+    its sockets between two batches (a host whose delta needs the
+    database gets each reply after at most BATCH others, ~1 ms).  (Resumed all at once, every one of
+    a thousand woken polls ran before any reply was read: a woken host
+    waiting for the database to build its delta, or a request, waited for
+    all of them.)"""
+
+    __slots__ = ("_flag", "_waiting")
+    BATCH = 4
+    _ready = collections.deque()  # (event, thread) set and not resumed yet
+    _draining = [False]
+
+    def __init__(self):
+        self._flag = False
+        self._waiting = None  # the green thread in wait(), if any
+
+    def is_set(self):
+        return self._flag
+
+    def set(self):
+        if not self._flag:
+            self._flag = True
+            g = self._waiting
+            if g is not None:
+                _GreenEvent._ready.append((self, g))
+                if not self._draining[0]:
+                    self._draining[0] = True
+                    eventlet.hubs.get_hub().schedule_call_global(0, _GreenEvent._drain)
+
+    @classmethod
+    def _drain(cls):
+        """(In the hub: a timer.)  Resume the next BATCH threads set; the
+        rest after the hub's next look at its sockets."""
+        ready = cls._ready
+        try:
+            for _ in range(cls.BATCH):
+                if not ready:
+                    break
+                event, g = ready.popleft()
+                event._resume(g)
+        finally:
+            if ready:
+                eventlet.hubs.get_hub().schedule_call_global(0, cls._drain)
+            else:
+                cls._draining[0] = False
+
+    def clear(self):
+        self._flag = False
+
+    def _resume(self, g):
+        # Only a thread still waiting here (a wake-up and the timeout may
+        # both be due: whichever comes second finds it gone).
+        if self._waiting is g:
+            self._waiting = None
+            g.switch()
+
+    def wait(self, timeout=None):
+        if self._flag:
+            return True
+        hub = eventlet.hubs.get_hub()
+        g = greenlet.getcurrent()
+        timer = None if timeout is None else hub.schedule_call_global(
+            max(0.0, timeout), self._resume, g)
+        self._waiting = g
+        try:
+            hub.switch()
+        finally:
+            self._waiting = None
+            if timer is not None:
+                timer.cancel()
+        return self._flag
+
+
 def _raise_fd_limit(wanted):
     """Connections need descriptors: raise the soft limit toward the hard
     one if it is lower than what the server may hold open."""
@@ -288,11 +596,18 @@ def _raise_fd_limit(wanted):
                         "past it will fail to be accepted", new)
 
 
-def serve(conf, sock):
+def serve(conf, sock, shares=None):
+    changefeed.ChangeFeed.event_factory = _GreenEvent
     _db, _plugin, app = service.build(conf, migrate=False)
-    service.freeze_startup()
+    fast = app
+    while fast is not None and not isinstance(fast, agent_api.FastPolls):
+        fast = getattr(fast, "app", None)
     app = _LongPolls(_chunked_input(app), conf.max_long_polls)
-    pool = _Admission(conf.max_connections, conf.max_connections_per_client)
+    pool = _Admission(conf.max_connections, conf.max_connections_per_client, shares)
+    if shares is not None:
+        sock = _Balanced(sock, shares)
+    protocol = _header_deadline(_Protocol, conf.client_header_timeout)
+    protocol.fast_polls = fast
     # debug=False: an error that escapes the app is a bare 500, never a
     # traceback sent to the client.  keepalive: the head deadline ends
     # idle connections; client_socket_timeout bounds each read and write
@@ -300,7 +615,7 @@ def serve(conf, sock):
     eventlet.wsgi.server(sock, app, custom_pool=pool, log=_WsgiLog(),
                          log_output=False, keepalive=True,
                          socket_timeout=conf.client_socket_timeout, debug=False,
-                         protocol=_header_deadline(_Protocol, conf.client_header_timeout))
+                         protocol=protocol)
 
 
 def _loopback_only(host):
@@ -382,13 +697,16 @@ def main(argv=None):
         except KeyboardInterrupt:
             pass
         return 0
-    children = set()
+    children = {}  # pid -> its slot in shares
+    shares = _Shares(conf.api_workers)
     prctl = _pdeathsig()
     parent = os.getpid()
 
     def spawn():
+        slot = min(set(range(conf.api_workers)) - set(children.values()))
         pid = os.fork()
         if pid == 0:
+            shares.take(slot)
             # A hub of its own: monkey_patch() made the parent's, and its
             # epoll instance, inherited, would be one for every worker --
             # a worker woken for another's socket leaves its own request
@@ -398,10 +716,10 @@ def main(argv=None):
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             _die_with_parent(prctl, parent)
             try:
-                serve(conf, sock)
+                serve(conf, sock, shares)
             finally:
                 os._exit(0)
-        children.add(pid)
+        children[pid] = slot
 
     stopping = []
 
@@ -424,7 +742,8 @@ def main(argv=None):
             if e.errno == errno.EINTR:
                 continue
             break
-        children.discard(pid)
+        if children.pop(pid, None) is None:
+            continue  # (not a worker)
         if not stopping:
             LOG.warning("worker %d exited; starting another", pid)
             time.sleep(0.1)

@@ -42,6 +42,10 @@ class ChangeFeed:
     """The tail of the change table, in memory."""
 
     PRUNE_EVERY = 60.0  # seconds
+    # What a waiter waits on: set(), clear() and wait(timeout) as
+    # threading.Event's, for one waiting thread.  quantum-ovs-server (the
+    # one module that imports eventlet) puts a cheaper green one here.
+    event_factory = threading.Event
     PAGE = 10000  # change rows read at a time
     MIN_KEPT = 1000  # the newest row must stay: SQLite reuses a deleted max rowid
 
@@ -218,22 +222,27 @@ class ChangeFeed:
         items = self.items
         lo = bisect.bisect_right(items, old_mark, key=_SEQ)
         hi = bisect.bisect_right(items, self.watermark, key=_SEQ)
-        keys = set()
+        # The most concerned first: the hosts of the changed ports, then
+        # the hosts on their networks, then those that only see a group's
+        # members change (a port in a default group spanning every host
+        # wakes them all; the first ones woken are answered first).
+        hosts, nets, groups = {}, {}, {}  # (dicts: in the order of the changes)
         for c in items[lo:hi]:
             if c.resource == "agent":  # a host's address: everyone's concern
                 if c.host:
                     return self._wake_all()
                 continue
             if c.host:
-                keys.add(("host", c.host))
+                hosts[("host", c.host)] = None
             if c.network_id:
-                keys.add(("net", c.network_id))
+                nets[("net", c.network_id)] = None
             if c.resource in host_view.GROUP_RESOURCES:
-                keys.add(("group", c.resource_id))
+                groups[("group", c.resource_id)] = None
         interest = self._interest
-        for k in keys:
-            for w in interest.get(k, ()):
-                w.event.set()
+        for keys in (hosts, nets, groups):
+            for k in keys:
+                for w in interest.get(k, ()):
+                    w.event.set()
 
     def _wake_all(self):
         for w in self._waiters:
@@ -241,7 +250,7 @@ class ChangeFeed:
 
     def subscribe(self, keys):
         """A waiter woken by changes that name one of ``keys``."""
-        w = _Waiter(threading.Event(), tuple(keys))
+        w = _Waiter(self.event_factory(), tuple(keys))
         with self.lock:
             self._waiters.add(w)
             for k in w.keys:
