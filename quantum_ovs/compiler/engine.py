@@ -329,19 +329,10 @@ class Engine:
         for kind in OWNER_KINDS:
             owners.extend(kind.instances(self))
         new = DesiredFlows()
-        counts = self.stats.owner_recomputes
-        check = pipeline.validate if self.validate else None
-        computers = self._computers
+        compute = self._owner_flows
         with _gc_paused():
             for owner in owners:
-                compute = computers.get(owner[0])
-                if compute is None:
-                    raise CompileError(f"undeclared owner kind {owner[0]!r} ({owner})")
                 flows = compute(owner)
-                if check is not None:
-                    for f in flows:
-                        check(f)
-                counts[owner[0]] += 1
                 new.add_owner(owner, flows)
                 # (an owner may give a flow twice: the table keeps one)
                 yield tuple(flows) if len(new.by_owner.get(owner, ())) == len(flows) \
@@ -971,21 +962,22 @@ class Engine:
             self._compute_into(d, dirty)
             return d.end()
 
+    def _owner_flows(self, owner):
+        """An owner's flows, computed and checked against the pipeline."""
+        compute = self._computers.get(owner[0])
+        if compute is None:
+            raise CompileError(f"undeclared owner kind {owner[0]!r} ({owner})")
+        flows = compute(owner)
+        if self.validate:
+            check = pipeline.validate
+            for f in flows:
+                check(f)
+        self.stats.owner_recomputes[owner[0]] += 1
+        return flows
+
     def _compute_into(self, d: DesiredFlows, owners) -> None:
-        computed = []
-        counts = self.stats.owner_recomputes
-        check = pipeline.validate if self.validate else None
-        computers = self._computers
-        for owner in owners:
-            compute = computers.get(owner[0])
-            if compute is None:
-                raise CompileError(f"undeclared owner kind {owner[0]!r} ({owner})")
-            flows = compute(owner)
-            if check is not None:
-                for f in flows:
-                    check(f)
-            counts[owner[0]] += 1
-            computed.append((owner, flows))
+        compute = self._owner_flows
+        computed = [(owner, compute(owner)) for owner in owners]
         if len(d):
             for owner, _ in computed:
                 d.remove_owner(owner)

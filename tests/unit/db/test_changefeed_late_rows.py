@@ -2,43 +2,11 @@
 in the feed's list before the watermark passes it: long polls read the
 watermark and the list without the feed's lock."""
 
-import contextlib
 import time
 
 from quantum_ovs.db import changefeed
 from quantum_ovs.db.changefeed import Change, ChangeFeed
-
-
-class _Session:
-    def __init__(self, answers):
-        self.answers = answers
-
-    def execute(self, _query):
-        return self.answers.pop(0)
-
-
-class _Result:
-    def __init__(self, rows=(), scalar=None):
-        self.rows, self.value = list(rows), scalar
-
-    def all(self):
-        return self.rows
-
-    def scalar(self):
-        return self.value
-
-
-class _DB:
-    def __init__(self, answers):
-        self.answers = answers
-        self.after_write, self.on_dispose = [], []
-
-    def listener(self):
-        return None
-
-    @contextlib.contextmanager
-    def reader(self):
-        yield _Session(self.answers)
+from tests.unit.db.feed_fakes import FakeDB, Result
 
 
 def _change(seq):
@@ -46,7 +14,7 @@ def _change(seq):
 
 
 def test_a_late_change_is_listed_before_the_watermark_passes_it(monkeypatch):
-    db = _DB([_Result(scalar=4)])
+    db = FakeDB([Result(scalar=4)])
     feed = ChangeFeed(db)
     seen = []
 
@@ -73,7 +41,7 @@ def test_a_late_change_is_listed_before_the_watermark_passes_it(monkeypatch):
     # Change 6 is in; 5 was missing when 6 was read (a gap).
     feed.items, feed.latest, feed.gaps = [_change(6)], 6, Gaps({5: time.monotonic()})
     assert feed.watermark == 4
-    db.answers[:] = [_Result(rows=[]), _Result(rows=[_change(5)])]  # no new rows; 5 late
+    db.answers[:] = [Result(rows=[]), Result(rows=[_change(5)])]  # no new rows; 5 late
     feed._refresh()
     assert feed.watermark == 6 and [c.seq for c in feed.since(4)] == [5, 6]
     assert len(seen) == 2  # looked between the two steps

@@ -3,38 +3,9 @@ changed port's host, then those on its network, then those that only see
 a security group's members change (a port in a default group spanning
 every host wakes them all, and the first woken are answered first)."""
 
-import contextlib
 
 from quantum_ovs.db.changefeed import Change, ChangeFeed
-
-
-class _Result:
-    def __init__(self, rows=(), scalar=None):
-        self.rows, self.value = list(rows), scalar
-
-    def all(self):
-        return self.rows
-
-    def scalar(self):
-        return self.value
-
-
-class _DB:
-    def __init__(self, answers):
-        self.answers = answers
-        self.after_write, self.on_dispose = [], []
-
-    def listener(self):
-        return None
-
-    @contextlib.contextmanager
-    def reader(self):
-        answers = self.answers
-
-        class Session:
-            def execute(self, _query):
-                return answers.pop(0)
-        yield Session()
+from tests.unit.db.feed_fakes import FakeDB, Result
 
 
 def test_the_port_host_then_its_network_then_group_members_are_woken():
@@ -49,7 +20,7 @@ def test_the_port_host_then_its_network_then_group_members_are_woken():
                 self.flag = True
                 woken.append(self.name)
 
-    db = _DB([_Result(scalar=4)])
+    db = FakeDB([Result(scalar=4)])
     feed = ChangeFeed(db)
     feed.event_factory = Event
     names = {}
@@ -64,7 +35,7 @@ def test_the_port_host_then_its_network_then_group_members_are_woken():
             names[w] = kind
     # One port create in the default group: the port row, then the
     # group's membership row (as the plugin writes them).
-    db.answers += [_Result(rows=[
+    db.answers += [Result(rows=[
         Change(5, "sg_member", "sg-default", None, None, "update", None),
         Change(6, "port", "p1", "net-1", "hv-1", "create", None)])]
     feed._refresh()
