@@ -176,6 +176,14 @@ R = models.IPAvailabilityRange
 RELOCKS = 5
 
 
+def _insert_range(session, subnet_id, first_key, last_key):
+    """A new free range, written now by a statement like every other change
+    of the ranges: the next read sees it even in a session that does not
+    flush before it reads (a port bulk's allocation: see ports.py)."""
+    session.execute(sa.insert(R).values(subnet_id=subnet_id, first_key=first_key,
+                                        last_key=last_key))
+
+
 def _cas_update(session, row, **values):
     res = session.execute(
         sa.update(R).where(R.id == row.id, R.first_key == row.first_key,
@@ -312,7 +320,7 @@ def take_specific(session, subnet_id, ip):
         _cas_update(session, row, last_key=_k(n - 1))
     else:
         _cas_update(session, row, last_key=_k(n - 1))
-        session.add(R(subnet_id=subnet_id, first_key=_k(n + 1), last_key=row.last_key))
+        _insert_range(session, subnet_id, _k(n + 1), row.last_key)
     return True
 
 
@@ -345,4 +353,4 @@ def release(session, subnet, ip):
     elif join_right:
         _cas_update(session, right, first_key=k)
     else:
-        session.add(R(subnet_id=subnet.id, first_key=k, last_key=k))
+        _insert_range(session, subnet.id, k, k)

@@ -45,6 +45,33 @@ def test_a_bulk_asking_one_address_twice_is_refused_whole(api, ip):
     assert [o["opt_name"] for o in made[0]["extra_dhcp_opts"]] == ["bootfile-name"]
 
 
+def test_bulks_taking_addresses_from_the_middle_of_free_ranges(api):
+    """A specific address taken from the middle of a free range splits it;
+    the rest of the same bulk (or the same port) then takes addresses from
+    the upper part, asked for or not."""
+    net, sub = _net(api, allocation_pools=[{"start": "10.0.0.2", "end": "10.0.0.10"}])
+    two = api.post("/v2.0/ports", {"port": {"network_id": net["id"], "fixed_ips": [
+        {"subnet_id": sub["id"], "ip_address": "10.0.0.4"},
+        {"subnet_id": sub["id"], "ip_address": "10.0.0.8"}]}}, status=201).data["port"]
+    assert [f["ip_address"] for f in two["fixed_ips"]] == ["10.0.0.4", "10.0.0.8"]
+    spec = [{"network_id": net["id"], "fixed_ips": [{"subnet_id": sub["id"],
+                                                      "ip_address": ip}]}
+            for ip in ("10.0.0.6", "10.0.0.9")]
+    made = api.post("/v2.0/ports", {"ports": spec + [{"network_id": net["id"]}] * 4},
+                    status=201).data["ports"]
+    got = [f["ip_address"] for p in made for f in p["fixed_ips"]]
+    assert got == ["10.0.0.6", "10.0.0.9", "10.0.0.2", "10.0.0.3", "10.0.0.5", "10.0.0.7"]
+    last = api.post("/v2.0/ports", {"port": {"network_id": net["id"]}}, status=201).data["port"]
+    assert last["fixed_ips"][0]["ip_address"] == "10.0.0.10"
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"]}}, status=409)
+    assert r.data["NeutronError"]["type"] == "IpAddressGenerationFailure"
+    # An address given back (between two taken) is taken again by a bulk.
+    api.delete(f"/v2.0/ports/{made[2]['id']}", status=204)
+    again = api.post("/v2.0/ports", {"ports": [{"network_id": net["id"]}]},
+                     status=201).data["ports"]
+    assert again[0]["fixed_ips"][0]["ip_address"] == "10.0.0.2"
+
+
 def test_base_mac_is_used(make_api):
     api = make_api(base_mac="fa:16:3f:00:00:00")
     net, _ = _net(api)
