@@ -599,6 +599,7 @@ def _raise_fd_limit(wanted):
 def serve(conf, sock, shares=None):
     changefeed.ChangeFeed.event_factory = _GreenEvent
     _db, _plugin, app = service.build(conf, migrate=False)
+    service.freeze_startup()
     fast = app
     while fast is not None and not isinstance(fast, agent_api.FastPolls):
         fast = getattr(fast, "app", None)
