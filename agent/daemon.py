@@ -216,7 +216,9 @@ class Agent:
         self.stop_event.set()
         if self.early_ovsdb is not None:  # (never started)
             try:
-                self.conn = self.early_ovsdb.result()
+                self.conn = self.early_ovsdb.result(timeout=1.0)
+            except TimeoutError:
+                self.early_ovsdb.discard()  # stopped once its start ends
             except Exception:  # noqa: BLE001 - stopped already
                 pass
             self.early_ovsdb = None

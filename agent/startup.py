@@ -90,10 +90,22 @@ class EarlyOvsdb:
         except BaseException as e:  # noqa: BLE001 - raised by result()
             self._error = e
 
-    def result(self):
-        """The started, synced Connection (or what starting it raised)."""
-        self._thread.join()
+    def result(self, timeout: float | None = None):
+        """The started, synced Connection (or what starting it raised);
+        TimeoutError if it is still starting after ``timeout`` seconds."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("the OVSDB connection is still starting")
         if self._error is not None:
             self.conn.stop()
             raise self._error
         return self.conn
+
+    def discard(self) -> None:
+        """Stop the connection once its start has ended, on a thread of its
+        own (an agent stopping does not wait for an unreachable
+        ovsdb-server)."""
+        def stop_when_started():
+            self._thread.join()
+            self.conn.stop()
+        threading.Thread(target=stop_when_started, name="ovsdb-discard", daemon=True).start()

@@ -144,3 +144,28 @@ def test_an_ovsdb_started_early_that_fails_fails_the_start_and_stop_returns(tmp_
     t = time.monotonic()
     a.stop()
     assert time.monotonic() - t < 5 and a.early_ovsdb is None
+
+
+def test_stop_does_not_wait_for_an_ovsdb_still_starting(tmp_path):
+    """An ovsdb-server that takes the connection and never answers: the
+    agent stops at once; the connection is stopped once its start ends."""
+    import socket
+
+    from agent import startup
+
+    path = str(tmp_path / "mute.sock")
+    mute = socket.socket(socket.AF_UNIX)
+    mute.bind(path)
+    mute.listen(4)
+    try:
+        early = startup.EarlyOvsdb("unix:" + path, timeout=3)
+        s = Settings(host="hv1", server_url="http://127.0.0.1:9", ovsdb="unix:" + path,
+                     state_path=str(tmp_path / "state.json"), polling_interval=25)
+        a = Agent(s, first_poll=sync_client.FirstPoll(_Client([])), ovsdb=early)
+        t = time.monotonic()
+        a.stop()
+        assert time.monotonic() - t < 2.5 and a.early_ovsdb is None
+        with pytest.raises(TimeoutError):
+            early.result(timeout=0)
+    finally:
+        mute.close()
