@@ -12,7 +12,10 @@ freed by reference counting when the answer is gone.
 Builds may overlap (threads in quantum-ovs-agent-api, green threads
 waiting on the database in quantum-ovs-server): the collector runs again
 when the last one ends, and only if it was running when the first began
-(a process that turned it off keeps it off).
+(a process that turned it off keeps it off).  Builds that keep
+overlapping (every agent asking for its view at once) do not keep it off
+for good: one that begins MAX_PAUSE seconds or more after the pause did
+turns it back on, and it stays on until they have all ended.
 """
 
 from __future__ import annotations
@@ -20,20 +23,27 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
+import time
+
+MAX_PAUSE = 1.0  # seconds
 
 _lock = threading.Lock()
 _depth = 0  # builds under way
 _resume = False  # the collector ran when the first of them began
+_since = 0.0  # when it was paused (monotonic)
 
 
 @contextlib.contextmanager
 def paused():
     """The collector off for the block (see the module's text)."""
-    global _depth, _resume
+    global _depth, _resume, _since
     with _lock:
         if _depth == 0:
             _resume = gc.isenabled()
+            _since = time.monotonic()
             gc.disable()
+        elif _resume and time.monotonic() - _since >= MAX_PAUSE:
+            gc.enable()  # paused long enough: on until the last build ends
         _depth += 1
     try:
         yield

@@ -95,3 +95,24 @@ def test_a_full_view_is_built_with_the_collector_paused(monkeypatch):
     got = states._full("h1")
     assert got.view == {"host": "h1"} and got.revision == 5 and got.full
     assert seen == [False] and gc.isenabled()
+
+
+def test_builds_that_keep_overlapping_do_not_keep_it_off(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(gcpause.time, "monotonic", lambda: now[0])
+    first = gcpause.paused()
+    first.__enter__()
+    now[0] += gcpause.MAX_PAUSE / 2
+    second = gcpause.paused()
+    second.__enter__()
+    assert not gc.isenabled()  # not paused for long yet
+    first.__exit__(None, None, None)
+    now[0] += gcpause.MAX_PAUSE
+    third = gcpause.paused()
+    third.__enter__()
+    assert gc.isenabled()  # paused MAX_PAUSE ago: on again
+    second.__exit__(None, None, None)
+    third.__exit__(None, None, None)
+    assert gc.isenabled()
+    with gcpause.paused():  # a new pause after they all ended
+        assert not gc.isenabled()
