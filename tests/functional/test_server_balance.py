@@ -18,13 +18,31 @@ from quantum_ovs.testing.server import ServerProcess
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
 
 
-def _sockets(pid):
+def _inodes(conns):
+    """The socket inodes of the server's ends of ``conns`` (from
+    /proc/net/tcp: local port the server's, remote port the client's)."""
+    ports = {c.getsockname()[1] for c in conns}
+    server = {c.getpeername()[1] for c in conns}
+    found = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if int(local.split(":")[1], 16) in server and int(remote.split(":")[1], 16) in ports:
+                found.add(inode)
+    return found
+
+
+def _held(pid, inodes):
+    """How many of the sockets ``inodes`` the process ``pid`` holds."""
     n = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
-            pass
+            continue
+        n += link.startswith("socket:[") and link[8:-1] in inodes
     return n
 
 
@@ -36,10 +54,16 @@ def _connect(port, n):
     return conns
 
 
-def _settled(pids, before, want, timeout=10):
+def _settled(pids, conns, timeout=10):
+    """Per worker, how many of ``conns`` it has taken, once all are taken
+    (or at the timeout).  Only these connections are counted: a socket the
+    server opened or closed for anything else (the start-up probe's, ...)
+    does not move the figures."""
+    want = len(conns)
     deadline = time.monotonic() + timeout
     while True:
-        got = {p: _sockets(p) - before[p] for p in pids}
+        inodes = _inodes(conns)
+        got = {p: _held(p, inodes) for p in pids}
         if sum(got.values()) >= want or time.monotonic() > deadline:
             return got
         time.sleep(0.05)
@@ -55,20 +79,19 @@ def test_a_worker_holding_more_than_its_share_leaves_new_connections(tmp_path):
             time.sleep(0.05)
         assert len(workers) == 3
         busy, *others = workers
-        before = {p: _sockets(p) for p in workers}
         for p in others:
             os.kill(p, signal.SIGSTOP)
         try:
             conns += _connect(server.port, 30)
-            got = _settled(workers, before, 30)
+            got = _settled(workers, conns)
         finally:
             for p in others:
                 os.kill(p, signal.SIGCONT)
         assert got[busy] == 30, got
         time.sleep(0.3)
-        before = {p: _sockets(p) for p in workers}
-        conns += _connect(server.port, 30)
-        got = _settled(workers, before, 30)
+        more = _connect(server.port, 30)
+        conns += more
+        got = _settled(workers, more)
         assert sum(got.values()) == 30, got
         assert got[busy] <= 3, got  # without the balance: about a third
         assert all(got[p] >= 10 for p in others), got
