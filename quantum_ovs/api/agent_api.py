@@ -90,11 +90,13 @@ OPTS = [("agent_api", [
     cfg.PortOpt("bind_port", default=9697,
                 help="quantum-ovs-agent-api: the port to listen on."),
     cfg.IntOpt("threads", default=1100, min=40,
-               help="quantum-ovs-agent-api: request threads.  Each waiting "
-                    "agent long poll holds one; 32 are kept for "
-                    "registrations and reports, so at most threads - 32 "
-                    "polls (and no more than [DEFAULT] max_long_polls) wait "
-                    "at once; one more is answered 503 and the agent "
+               help="quantum-ovs-agent-api: it serves up to threads + 256 "
+                    "open connections (and no more than [DEFAULT] "
+                    "max_connections), each on an OS thread of its own for "
+                    "as long as it is open; one more is answered 503 at "
+                    "once and closed.  At most threads - 32 agent polls "
+                    "(and no more than [DEFAULT] max_long_polls) wait at "
+                    "once; one more is answered 503 and the agent "
                     "retries."),
 ]), ("DEFAULT", [
     # The agent API shares the server's listener: TLS covers both APIs.

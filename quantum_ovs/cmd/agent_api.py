@@ -3,10 +3,10 @@ port, without eventlet.
 
 Agents long-poll (quantum_ovs.api.agent_api): each waiting agent holds a
 request open for up to ``[agent_api] max_wait`` seconds.  This process
-serves them with plain OS threads (waitress: one event loop reads and
-writes the sockets, a pool of ``[agent_api] threads`` runs requests, and a
-parked long poll holds one pool thread, blocked on a threading.Event of
-the change feed).  The REST API stays on quantum-ovs-server (or any WSGI
+serves them with plain OS threads (quantum_ovs.wsgi.threaded: a thread
+per open connection, blocked in its read or, for a parked long poll, on a
+threading.Event of the change feed; nothing visits the connections that
+a change does not concern).  The REST API stays on quantum-ovs-server (or any WSGI
 server); the two share the change feed through the database: a change
 committed by any process is read by this one's feed (PostgreSQL
 LISTEN/NOTIFY, else ``[agent_api] poll_interval``) and wakes exactly the
@@ -100,26 +100,23 @@ def _full_view(query):
 
 
 def make_server(conf):
-    """The waitress server for ``conf`` (bound, not yet serving) and the
-    app it serves."""
-    import waitress.server
+    """The server for ``conf`` (bound, not yet serving) and the app it
+    serves."""
+    from quantum_ovs.wsgi import threaded
 
     _db, _plugin, app = service.build(conf, migrate=False)
     service.freeze_startup()
     threads = conf.agent_api.threads
     limit = max(1, min(conf.max_long_polls, threads - RESERVED_THREADS))
     app = AgentOnly(app, limit, full_views=conf.database.max_pool_size)
-    server = waitress.server.create_server(
-        app, host=conf.agent_api.bind_host, port=conf.agent_api.bind_port,
-        threads=threads,
-        # poll(2), not select(2): more than 1,024 sockets.
-        asyncore_use_poll=True,
-        # Each waiting agent is one connection; room for all of them.
-        connection_limit=threads + 256, backlog=4096,
-        # Idle keep-alive connections (no request running) are closed.
-        channel_timeout=max(conf.client_header_timeout, 1.0),
-        ident="quantum-ovs", expose_tracebacks=False,
-        clear_untrusted_proxy_headers=True)
+    # A thread per connection: the waiting polls (``limit``) and room for
+    # the agents' other connections (registrations, reports).
+    server = threaded.ThreadedServer(
+        app, conf.agent_api.bind_host, conf.agent_api.bind_port,
+        max_connections=min(conf.max_connections, threads + 256),
+        # Idle keep-alive connections (no request coming) are closed.
+        header_timeout=max(conf.client_header_timeout, 1.0),
+        socket_timeout=conf.client_socket_timeout)
     return server, app
 
 
@@ -127,7 +124,6 @@ def setup_logging(conf):
     # oslo.log, as quantum-ovs-server (a root logger configured by
     # logging.basicConfig would be left out once oslo.log's options exist).
     log.setup(conf, "quantum-ovs-agent-api")
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def main(argv=None):

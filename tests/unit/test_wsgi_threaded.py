@@ -1,0 +1,261 @@
+"""quantum_ovs.wsgi.threaded: the thread-per-connection WSGI server of
+quantum-ovs-agent-api, over real sockets on loopback."""
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from quantum_ovs.wsgi import threaded
+
+
+def echo_app(environ, start_response):
+    """Answers what it was asked: method, path, query, headers, body."""
+    body = environ["wsgi.input"].read()
+    if environ["PATH_INFO"] == "/wait":
+        time.sleep(float(environ["QUERY_STRING"] or 0.5))
+    if environ["PATH_INFO"] == "/boom":
+        raise RuntimeError("boom")
+    out = json.dumps({
+        "method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
+        "query": environ["QUERY_STRING"], "body": body.decode("latin-1"),
+        "headers": sorted(k for k in environ if k.startswith("HTTP_")),
+        "length": environ.get("CONTENT_LENGTH"),
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [out]
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(app=echo_app, **kw):
+        opts = dict(max_connections=50, header_timeout=2.0, socket_timeout=5.0)
+        opts.update(kw)
+        server = threaded.ThreadedServer(app, "127.0.0.1", 0, **opts)
+        t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                             daemon=True)
+        t.start()
+        servers.append((server, t))
+        return server
+
+    yield start
+    for server, t in servers:
+        server.shutdown()
+        server.close()
+        t.join(5)
+
+
+def connect(server):
+    s = socket.create_connection(("127.0.0.1", server.effective_port), timeout=10)
+    s.settimeout(10)
+    return s
+
+
+class Reader:
+    """HTTP/1.1 responses read off one connection, one after the other."""
+
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def response(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+        n = int(headers.get("content-length", 0))
+        while len(self.buf) < n:
+            self._fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, headers, body
+
+    def closed(self):
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def test_keep_alive_and_pipelined_requests(serve):
+    server = serve()
+    s = connect(server)
+    r = Reader(s)
+    s.sendall(b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    status, headers, body = r.response()
+    assert status == 200 and "connection" not in headers
+    assert json.loads(body)["query"] == "x=1"
+    # Three at once on the same connection: answered in order.
+    s.sendall(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+              b"POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+              b"GET /d%20e HTTP/1.1\r\nHost: h\r\n\r\n")
+    got = [json.loads(r.response()[2]) for _ in range(3)]
+    assert [g["path"] for g in got] == ["/b", "/c", "/d e"]
+    assert got[1]["body"] == "hello" and got[1]["method"] == "POST"
+    s.sendall(b"GET /f HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    status, headers, _ = r.response()
+    assert status == 200 and headers["connection"] == "close"
+    assert r.closed()
+
+
+def test_chunked_body_and_a_body_left_unread(serve):
+    def unread(environ, start_response):  # never reads its body
+        start_response("204 No Content", [])
+        return []
+
+    server = serve()
+    s = connect(server)
+    r = Reader(s)
+    s.sendall(b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\n")
+    assert json.loads(r.response()[2])["body"] == "abcdefg"
+    server2 = serve(unread)
+    s2 = connect(server2)
+    r2 = Reader(s2)
+    s2.sendall(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+               b"POST /y HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+    assert r2.response()[0] == 204 and r2.response()[0] == 204
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999\r\n\r\n", 413),
+    (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 1x\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\n" + b"X-A: b\r\n" * 200 + b"\r\n", 431),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414),
+    (b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n", 500),
+])
+def test_bad_requests_get_a_neutron_error(serve, request_bytes, status):
+    server = serve(max_body=1000)
+    s = connect(server)
+    s.sendall(request_bytes)
+    got, headers, body = Reader(s).response()
+    assert got == status, body
+    err = json.loads(body)["NeutronError"]
+    assert err["type"] and err["message"] and "Traceback" not in body.decode()
+
+
+def test_chunked_body_over_the_limit(serve):
+    server = serve(max_body=10)
+    s = connect(server)
+    s.sendall(b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n")
+    assert Reader(s).response()[0] == 413
+
+
+def test_proxy_headers_and_underscored_names_are_dropped(serve):
+    server = serve()
+    s = connect(server)
+    s.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\n"
+              b"Forwarded: for=1.2.3.4\r\nX_Agent_Token: t\r\nX-Agent-Token: u\r\n\r\n")
+    headers = json.loads(Reader(s).response()[2])["headers"]
+    assert headers == ["HTTP_HOST", "HTTP_X_AGENT_TOKEN"]
+
+
+def test_head_has_no_body_and_expect_continue(serve):
+    server = serve()
+    s = connect(server)
+    r = Reader(s)
+    s.sendall(b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\nGET /y HTTP/1.1\r\nHost: h\r\n\r\n")
+    while r.buf.count(b"\r\n\r\n") < 2:
+        r._fill()
+    head, rest = r.buf.split(b"\r\n\r\n", 1)
+    # HEAD: the length the answer would have, and no body: the next answer follows
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 0" not in head
+    assert rest.startswith(b"HTTP/1.1 200")
+    r.buf = rest
+    assert json.loads(r.response()[2])["path"] == "/y"
+    s.sendall(b"POST /z HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n"
+              b"Expect: 100-continue\r\n\r\n")
+    while b"\r\n\r\n" not in r.buf:
+        r._fill()
+    assert r.buf.startswith(b"HTTP/1.1 100")
+    r.buf = r.buf.split(b"\r\n\r\n", 1)[1]
+    s.sendall(b"ok")
+    assert json.loads(r.response()[2])["body"] == "ok"
+
+
+def test_idle_and_slow_heads_are_cut_at_the_deadline(serve):
+    """An idle connection and one that sends its head a byte at a time
+    (each byte well within a read's timeout) are both closed once the
+    head's deadline has passed."""
+    server = serve(header_timeout=0.5, socket_timeout=60.0)
+    idle = connect(server)
+    slow = connect(server)
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            try:
+                slow.sendall(b"G")
+            except OSError:
+                return
+            stop.wait(0.1)
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        idle.settimeout(10)
+        slow.settimeout(10)
+        assert Reader(idle).closed()
+        assert Reader(slow).closed()  # while the bytes still came
+    finally:
+        stop.set()
+        t.join(5)
+
+
+def test_connections_past_the_cap_get_503_at_once(serve):
+    server = serve(max_connections=3, header_timeout=5.0)
+    held = [connect(server) for _ in range(3)]
+    deadline = time.monotonic() + 5
+    while server.open < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    extra = connect(server)
+    status, headers, body = Reader(extra).response()
+    assert status == 503 and headers["connection"] == "close"
+    assert json.loads(body)["NeutronError"]["type"] == "ServiceUnavailable"
+    held.pop().close()
+    deadline = time.monotonic() + 5
+    while server.open >= 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    s = connect(server)
+    s.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert Reader(s).response()[0] == 200
+
+
+def test_many_waiting_requests_each_on_its_thread(serve):
+    """200 requests that each wait for all of them to be in the app are
+    answered: each runs on its own thread (one after the other, the first
+    would wait for ever)."""
+    inside, go, lock = [0], threading.Event(), threading.Lock()
+
+    def gate(environ, start_response):
+        with lock:
+            inside[0] += 1
+        go.wait(30)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"in" if go.is_set() else b"timed out"]
+
+    server = serve(gate, max_connections=300)
+    socks = [connect(server) for _ in range(200)]
+    for s in socks:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    deadline = time.monotonic() + 30
+    while inside[0] < 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert inside[0] == 200
+    go.set()
+    assert all(Reader(s).response()[2] == b"in" for s in socks)
