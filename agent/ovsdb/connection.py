@@ -13,6 +13,7 @@ they are running on; it raises instead).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -119,10 +120,13 @@ class TxnContext:
 
 
 def fetch_schema(remote: str, database: str = "Open_vSwitch", timeout: float = 10.0):
-    """Ask the server for its schema (so we never drift from its version)."""
+    """Ask the server for its schema (so we never drift from its version),
+    within ``timeout`` seconds: a server that takes the connection and
+    never answers is NotConnected then, not a wait for ever."""
     deadline = time.monotonic() + timeout
     while True:
-        err, stream = ovs.stream.Stream.open_block(ovs.stream.Stream.open(remote))
+        left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        err, stream = ovs.stream.Stream.open_block(ovs.stream.Stream.open(remote), left_ms)
         if not err:
             break
         if time.monotonic() > deadline:
@@ -131,7 +135,7 @@ def fetch_schema(remote: str, database: str = "Open_vSwitch", timeout: float = 1
     rpc = ovs.jsonrpc.Connection(stream)
     try:
         req = ovs.jsonrpc.Message.create_request("get_schema", [database])
-        err, reply = rpc.transact_block(req)
+        err, reply = _transact(rpc, req, deadline)
         if err:
             raise NotConnected(f"get_schema from {remote}: {os.strerror(err)}")
         if reply.error:
@@ -139,6 +143,31 @@ def fetch_schema(remote: str, database: str = "Open_vSwitch", timeout: float = 1
         return ovs.db.idl.SchemaHelper(None, reply.result)
     finally:
         rpc.close()
+
+
+def _transact(rpc, request, deadline):
+    """(error, reply) of ``request`` on ``rpc``, as its transact_block,
+    with ETIMEDOUT once ``deadline`` (time.monotonic()) has passed."""
+    error = rpc.send(request)
+    while not error:
+        error, reply = rpc.recv()
+        if error == errno.EAGAIN:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return errno.ETIMEDOUT, None
+            rpc.run()
+            poller = ovs.poller.Poller()
+            rpc.wait(poller)
+            rpc.recv_wait(poller)
+            poller.timer_wait(max(1, int(left * 1000)))
+            poller.block()
+            error = 0
+            continue
+        if not error and reply.type in (ovs.jsonrpc.Message.T_REPLY,
+                                        ovs.jsonrpc.Message.T_ERROR) \
+                and reply.id == request.id:
+            return 0, reply
+    return error, None
 
 
 class _Idl(ovs.db.idl.Idl):

@@ -169,3 +169,36 @@ def test_stop_does_not_wait_for_an_ovsdb_still_starting(tmp_path):
             early.result(timeout=0)
     finally:
         mute.close()
+
+
+def test_an_ovsdb_server_that_never_answers_fails_the_start_in_its_timeout(tmp_path):
+    """Connection.start() asks for the schema first: against a server that
+    takes the connection and never answers, NotConnected once the
+    connection's timeout has passed (it used to wait for ever)."""
+    import socket
+    import threading
+
+    from agent.ovsdb.connection import Connection, NotConnected
+
+    path = str(tmp_path / "mute.sock")
+    mute = socket.socket(socket.AF_UNIX)
+    mute.bind(path)
+    mute.listen(4)
+    outcome = []
+
+    def start():
+        try:
+            Connection("unix:" + path, timeout=0.5).start()
+            outcome.append("started")
+        except NotConnected as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=start, daemon=True)
+    try:
+        t.start()
+        t.join(30)  # (far past the timeout: it waited for ever before)
+        assert not t.is_alive(), "start() still waits"
+        assert len(outcome) == 1 and isinstance(outcome[0], NotConnected), outcome
+        assert "get_schema" in str(outcome[0])
+    finally:
+        mute.close()
