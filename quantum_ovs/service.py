@@ -2,6 +2,7 @@
 
 import gc
 import logging
+import resource
 
 from quantum_ovs import extensions
 from quantum_ovs.api.router import make_app
@@ -42,3 +43,20 @@ def freeze_startup():
     ~30% less CPU per woken poll)."""
     gc.collect()
     gc.freeze()
+
+
+def raise_fd_limit(wanted):
+    """Connections need descriptors: raise the soft limit toward the hard
+    one if it is lower than what the server may hold open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError) as e:
+            LOG.warning("cannot raise the open-file limit to %d: %s", new, e)
+            new = soft
+        if new < wanted:
+            LOG.warning("open-file limit %d is below the connections this process may "
+                        "hold open (%d); connections past it will fail to be accepted",
+                        new, wanted)

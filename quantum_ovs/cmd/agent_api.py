@@ -34,6 +34,7 @@ LOG = logging.getLogger("quantum_ovs.agent_api_server")
 
 RESERVED_THREADS = 32
 STACK_SIZE = 512 * 1024  # bytes per request thread (the default is 8 MiB)
+STOP_GRACE = 5.0  # seconds a stopping process waits for the requests in progress
 
 
 def _busy(start_response, what):
@@ -138,13 +139,13 @@ def main(argv=None):
         db.dispose()
     threading.stack_size(STACK_SIZE)
     server, _app = make_server(conf)
+    service.raise_fd_limit(server.max_connections + 256)
     LOG.info("quantum-ovs-agent-api listening on %s:%s with %d threads",
              conf.agent_api.bind_host, server.effective_port, conf.agent_api.threads)
     sys.stdout.flush()
 
     def stop(signum, _frame):
         LOG.info("signal %d: stopping", signum)
-        server.close()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
@@ -153,6 +154,12 @@ def main(argv=None):
         server.run()
     except SystemExit:
         pass
+    finally:
+        # New connections are refused from now on; a request being
+        # answered (a report, a registration, a poll about to end) gets
+        # its answer, for up to STOP_GRACE seconds.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        server.close(grace=STOP_GRACE)
     return 0
 
 

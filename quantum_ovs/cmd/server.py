@@ -19,7 +19,6 @@ import logging  # noqa: E402
 import mmap  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
-import resource  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import ssl  # noqa: E402 (green: eventlet patched it)
@@ -580,22 +579,6 @@ class _GreenEvent:
         return self._flag
 
 
-def _raise_fd_limit(wanted):
-    """Connections need descriptors: raise the soft limit toward the hard
-    one if it is lower than what the server may hold open."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-        except (ValueError, OSError) as e:
-            LOG.warning("cannot raise the open-file limit to %d: %s", new, e)
-            new = soft
-        if new < wanted:
-            LOG.warning("open-file limit %d is below max_connections + 256; connections "
-                        "past it will fail to be accepted", new)
-
-
 def serve(conf, sock, shares=None):
     changefeed.ChangeFeed.event_factory = _GreenEvent
     _db, _plugin, app = service.build(conf, migrate=False)
@@ -675,7 +658,7 @@ def main(argv=None):
     conf = config.make_conf(sys.argv[1:] if argv is None else argv)
     log.setup(conf, "quantum-ovs-server")
     warn_unsafe(conf)
-    _raise_fd_limit(conf.max_connections + _Admission.SPARE + 256)
+    service.raise_fd_limit(conf.max_connections + _Admission.SPARE + 256)
     db = service.make_database(conf)
     if conf.database.auto_migrate:
         migration.upgrade(db.engine)

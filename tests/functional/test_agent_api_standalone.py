@@ -157,3 +157,31 @@ def test_standalone_agent_api_does_not_load_eventlet(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_stopping_process_answers_the_poll_it_holds(rest_and_agent_api):
+    """SIGTERM: no new connection is taken, and a parked poll still gets
+    its answer (quantum_ovs.cmd.agent_api STOP_GRACE) before the process
+    exits."""
+    import os
+    import signal
+
+    rest, agents = rest_and_agent_api
+    tok = rest.agent_credential(HOST_A)
+    ok(agents.port, "POST", "/agent-api/v1/agents", {"host": HOST_A, "tunnel_ip": "192.0.2.1"},
+       token=tok)
+    rev = ok(agents.port, "GET", f"/agent-api/v1/hosts/{HOST_A}/state?since=-1&timeout=0",
+             token=tok)["revision"]
+    got = []
+
+    def poll():
+        got.append(call(agents.port, "GET",
+                        f"/agent-api/v1/hosts/{HOST_A}/state?since={rev}&timeout=2", token=tok))
+
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(0.5)  # parked
+    os.kill(agents.proc.pid, signal.SIGTERM)
+    t.join(15)
+    assert got and got[0][0] == 200, got
+    assert agents.proc.wait(15) == 0

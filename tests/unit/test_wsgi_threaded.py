@@ -127,25 +127,52 @@ def test_chunked_body_and_a_body_left_unread(serve):
     assert r2.response()[0] == 204 and r2.response()[0] == 204
 
 
+H = b"POST /x HTTP/1.1\r\nHost: h\r\n"
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n"
+
+
 @pytest.mark.parametrize("request_bytes, status", [
-    (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999\r\n\r\n", 413),
-    (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400),
-    (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 1x\r\n\r\n", 400),
-    (b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
-    (b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (H + b"Content-Length: 99999999\r\n\r\n", 413),
+    (H + b"Content-Length: -1\r\n\r\n", 400),
+    (H + b"Content-Length: +5\r\n\r\nhello", 400),
+    (H + b"Content-Length: 1x\r\n\r\n", 400),
+    (H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
+    (H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
     (b"GARBAGE\r\n\r\n", 400),
+    (b"GET /x\r\n\r\n", 400),  # HTTP/0.9
+    (b"GET /x HTTP/2.0\r\n\r\n", 505),
+    (b"GET  /x HTTP/1.1\r\n\r\n", 400),
     (b"GET /x HTTP/1.1\r\n" + b"X-A: b\r\n" * 200 + b"\r\n", 431),
-    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 431),
+    (b"GET /x HTTP/1.1\r\nX-A: " + b"b" * 70000 + b"\r\n\r\n", 431),
     (b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n", 500),
+    (b"GET /x HTTP/1.1\nHost: h\n\n", 400),  # bare LF
+    # Framing read one way only (request smuggling): each of these is refused
+    (H + b"garbage\r\nContent-Length: 38\r\n\r\n" + SMUGGLED, 400),
+    (H + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400),
+    (H + b"Content-Length: 5\r\nContent-Length: 20\r\n\r\nhello" + SMUGGLED, 400),
+    (H + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400),
+    (H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", 400),
+    (H + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
+    (H + b"Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 400),  # folded
+    (H + b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 400),
+    (H + b"Transfer-Encoding: chunked\r\n\r\n+a\r\nhellohello\r\n0\r\n\r\n", 400),
+    (H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400),
+    (H + b"Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", 400),
+    (b"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (H + b"Content-Length: 2\r\nExpect: something\r\n\r\nok", 417),
 ])
 def test_bad_requests_get_a_neutron_error(serve, request_bytes, status):
     server = serve(max_body=1000)
     s = connect(server)
     s.sendall(request_bytes)
-    got, headers, body = Reader(s).response()
+    r = Reader(s)
+    got, headers, body = r.response()
     assert got == status, body
     err = json.loads(body)["NeutronError"]
     assert err["type"] and err["message"] and "Traceback" not in body.decode()
+    assert headers["connection"] == "close"
+    assert r.buf == b"" and r.closed()  # nothing more is read off that connection
 
 
 def test_chunked_body_over_the_limit(serve):
@@ -259,3 +286,71 @@ def test_many_waiting_requests_each_on_its_thread(serve):
     assert inside[0] == 200
     go.set()
     assert all(Reader(s).response()[2] == b"in" for s in socks)
+
+
+def test_the_application_sees_the_framing_it_was_sent_with(serve):
+    """CONTENT_LENGTH is the body's; an underscored Content_Length is dropped."""
+    server = serve()
+    s = connect(server)
+    s.sendall(H + b"Content_Length: 99\r\nContent-Length: 5\r\n\r\nhello")
+    got = json.loads(Reader(s).response()[2])
+    assert got["length"] == "5" and got["body"] == "hello"
+
+
+def test_write_callable_status_checks_and_connection_close(serve):
+    def app(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/write":
+            write = start_response("200 OK", [("Content-Type", "text/plain")])
+            write(b"ab")
+            return [b"cd"]
+        if path == "/badstatus":
+            start_response("OK", [])
+            return [b""]
+        if path == "/badheader":
+            start_response("200 OK", [("X-A", "a\r\nX-B: b")])
+            return [b""]
+        start_response("200 OK", [("Connection", "close")])
+        return [b"bye"]
+
+    server = serve(app)
+    s = connect(server)
+    r = Reader(s)
+    s.sendall(b"GET /write HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert r.response()[2] == b"abcd"
+    s.sendall(b"GET /close HTTP/1.1\r\nHost: h\r\n\r\n")
+    status, headers, body = r.response()
+    assert body == b"bye" and headers["connection"] == "close" and r.closed()
+    for path in (b"/badstatus", b"/badheader"):
+        s = connect(server)
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+        status, _headers, body = Reader(s).response()
+        assert status == 500 and b"X-B" not in body, body
+
+
+def test_close_waits_for_the_requests_being_answered(serve):
+    """close(grace): no new connection is taken, and a request already in
+    the application gets its answer."""
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(environ, start_response):
+        inside.set()
+        release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    server = serve(slow)
+    s = connect(server)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert inside.wait(10)
+    closer = threading.Thread(target=server.close, kwargs={"grace": 10})
+    closer.start()
+    time.sleep(0.2)
+    assert closer.is_alive()  # waiting for the request
+    with pytest.raises(OSError):
+        connect(server)
+    release.set()
+    status, headers, body = Reader(s).response()
+    assert (status, body, headers["connection"]) == (200, b"done", "close")
+    closer.join(10)
+    assert not closer.is_alive()
