@@ -51,6 +51,8 @@ LOG = logging.getLogger(__name__)
 MAX_BODY = 4 * 1024 * 1024  # bytes
 MAX_HEAD = 64 * 1024  # bytes: the request line and the headers together
 MAX_HEADERS = 100
+MAX_CHUNKS = 100000  # in one chunked body
+MIN_BODY_RATE = 64 * 1024  # bytes/s: a body's whole deadline (beyond socket_timeout)
 _PROXY_HEADERS = frozenset({"HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST",
                             "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_PORT",
                             "HTTP_X_FORWARDED_BY", "HTTP_X_FORWARDED_PREFIX"})
@@ -144,6 +146,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             except (_Closed, socket.timeout, OSError):
                 return
+            self.raw.deadline = None
             close = self._serve(req, body) or req.close or server.stopping
             if close:
                 return
@@ -232,6 +235,8 @@ class _Handler(socketserver.BaseRequestHandler):
                 raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request.")
         if length is not None and (not length.isdigit() or not length.isascii()):
             raise HttpError(400, "Bad Content-Length.")
+        if length is not None and len(length) > 18:  # (int() of thousands of digits raises)
+            raise HttpError(413, "The request body is too large.")
         req.length = int(length) if length is not None else 0
         req.chunked = te is not None
         conn = {t.strip().lower() for t in seen.get("connection", "").split(",")}
@@ -247,13 +252,21 @@ class _Handler(socketserver.BaseRequestHandler):
             raise HttpError(413, "The request body is too large.")
         if req.expect and (req.chunked or req.length):
             self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # The whole body within a deadline too (a byte now and then would
+        # otherwise hold the connection's thread without end).
+        size = limit if req.chunked else req.length
+        self.raw.deadline = time.monotonic() + self.server.socket_timeout + \
+            size / MIN_BODY_RATE
         if not req.chunked:
             body = self.rfile.read(req.length) if req.length else b""
             if len(body) != req.length:
                 raise _Closed()
             return body
-        parts, total = [], 0
+        body, chunks = bytearray(), 0
         while True:
+            chunks += 1
+            if chunks > MAX_CHUNKS:
+                raise HttpError(400, "Too many chunks.")
             line = self.rfile.readline(1026)
             size = _CHUNK_SIZE.match(line)
             if size is None:
@@ -263,13 +276,12 @@ class _Handler(socketserver.BaseRequestHandler):
             n = int(size.group(1), 16)
             if n == 0:
                 break
-            total += n
-            if total > limit:
+            if len(body) + n > limit:
                 raise HttpError(413, "The request body is too large.")
             data = self.rfile.read(n)
             if len(data) != n:
                 raise _Closed()
-            parts.append(data)
+            body += data
             if self.rfile.read(2) != b"\r\n":
                 raise HttpError(400, "A chunk must end with CRLF.")
         budget = MAX_HEAD
@@ -280,7 +292,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 break
             if line[:1] in (b" ", b"\t") or not _TOKEN.match(line.partition(b":")[0]):
                 raise HttpError(400, "Bad trailer line.")
-        return b"".join(parts)
+        return bytes(body)
 
     # ------------------------------------------------------------ answering
     def _environ(self, req, body):
@@ -352,17 +364,20 @@ class _Handler(socketserver.BaseRequestHandler):
                     result.close()
             status, headers = answer
             head, close = self._head_bytes(req, status, headers, len(out))
+            if req.method == "HEAD" or status[:3] in ("204", "304") or status[0] == "1":
+                out = b""
         except Exception:  # noqa: BLE001 - a bare 500, logged; never a traceback sent
             LOG.exception("%s %s: no answer", req.method, req.target)
             self._error(500, "The server could not answer the request.")
-            return True
+            close = True
+        else:
+            close = self._send(head + out) or close
         finally:
+            # (after the answer is sent: close(grace) waits for it)
             with server.busy:
                 server.in_app -= 1
                 server.busy.notify_all()
-        if req.method == "HEAD" or status[:3] in ("204", "304") or status[0] == "1":
-            out = b""
-        return self._send(head + out) or close
+        return close
 
     def _head_bytes(self, req, status, headers, length):
         """The answer's status line and headers; and whether the
@@ -512,8 +527,13 @@ def _refuse(sock, what):
                      b"Retry-After: 1\r\nConnection: close\r\n"
                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         sock.shutdown(socket.SHUT_WR)
-        while sock.recv(65536):
-            pass
+        # (bounded: a client that keeps sending must not hold the accept loop)
+        deadline, left = time.monotonic() + 0.05, 65536
+        while left > 0 and time.monotonic() < deadline:
+            data = sock.recv(left)
+            if not data:
+                break
+            left -= len(data)
     except OSError:
         pass
     finally:

@@ -161,6 +161,7 @@ SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n"
     (H + b"Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", 400),
     (b"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     (H + b"Content-Length: 2\r\nExpect: something\r\n\r\nok", 417),
+    (H + b"Content-Length: " + b"1" * 5000 + b"\r\n\r\n", 413),
 ])
 def test_bad_requests_get_a_neutron_error(serve, request_bytes, status):
     server = serve(max_body=1000)
@@ -352,5 +353,101 @@ def test_close_waits_for_the_requests_being_answered(serve):
     release.set()
     status, headers, body = Reader(s).response()
     assert (status, body, headers["connection"]) == (200, b"done", "close")
+    closer.join(10)
+    assert not closer.is_alive()
+
+
+def test_chunk_count_and_slow_bodies_are_bounded(serve, monkeypatch):
+    monkeypatch.setattr(threaded, "MAX_CHUNKS", 3)
+    server = serve()
+    s = connect(server)
+    s.sendall(H + b"Transfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * 5 + b"0\r\n\r\n")
+    assert Reader(s).response()[0] == 400
+    # A body sent a byte at a time, each well within a read's timeout: cut
+    # at the body's deadline (socket_timeout + size / MIN_BODY_RATE).
+    monkeypatch.setattr(threaded, "MIN_BODY_RATE", 10 ** 9)
+    server = serve(socket_timeout=1.0)
+    slow = connect(server)
+    slow.sendall(H + b"Content-Length: 1000\r\n\r\n")
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            try:
+                slow.sendall(b"x")
+            except OSError:
+                return
+            stop.wait(0.3)
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        assert Reader(slow).closed()  # while the bytes still came
+    finally:
+        stop.set()
+        t.join(5)
+
+
+FLOOD = """
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print("connected", flush=True)
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    try:
+        s.sendall(b"x" * 1024)
+    except OSError:
+        break
+    time.sleep(0.001)
+"""
+
+
+def test_a_refused_client_that_keeps_sending_does_not_hold_the_accept_loop(serve):
+    import subprocess
+    import sys
+
+    server = serve(max_connections=1, header_timeout=30.0)
+    held = connect(server)
+    deadline = time.monotonic() + 5
+    while server.open < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # refused, and sends all the same (a process of its own: steadily)
+    pump = subprocess.Popen([sys.executable, "-c", FLOOD, str(server.effective_port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert pump.stdout.readline().strip() == "connected"
+        time.sleep(0.3)
+        held.close()
+        s = connect(server)
+        s.settimeout(5)  # (the pump stops by itself after 20 s)
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert Reader(s).response()[0] == 200
+    finally:
+        pump.kill()
+        pump.wait(10)
+
+
+def test_close_returns_once_a_large_answer_is_sent(serve):
+    inside, release = threading.Event(), threading.Event()
+    big = b"y" * (32 * 1024 * 1024)  # (more than the sockets' buffers hold)
+
+    def app(environ, start_response):
+        inside.set()
+        release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [big]
+
+    server = serve(app, socket_timeout=30.0)
+    s = connect(server)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert inside.wait(10)
+    closer = threading.Thread(target=server.close, kwargs={"grace": 20})
+    closer.start()
+    release.set()
+    time.sleep(0.5)  # the answer is stuck in a full socket: not all sent
+    assert closer.is_alive()
+    status, _headers, body = Reader(s).response()
+    assert status == 200 and body == big
     closer.join(10)
     assert not closer.is_alive()
