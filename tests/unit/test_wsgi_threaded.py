@@ -1,6 +1,7 @@
 """quantum_ovs.wsgi.threaded: the thread-per-connection WSGI server of
 quantum-ovs-agent-api, over real sockets on loopback."""
 
+import contextlib
 import json
 import socket
 import threading
@@ -85,6 +86,29 @@ class Reader:
             return self.sock.recv(1) == b""
         except ConnectionResetError:
             return True
+
+
+@contextlib.contextmanager
+def trickling(sock, data, every):
+    """``data`` sent on ``sock`` every ``every`` seconds meanwhile (until
+    the connection fails)."""
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            try:
+                sock.sendall(data)
+            except OSError:
+                return
+            stop.wait(every)
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(5)
 
 
 def test_keep_alive_and_pipelined_requests(serve):
@@ -223,26 +247,11 @@ def test_idle_and_slow_heads_are_cut_at_the_deadline(serve):
     server = serve(header_timeout=0.5, socket_timeout=60.0)
     idle = connect(server)
     slow = connect(server)
-    stop = threading.Event()
-
-    def trickle():
-        while not stop.is_set():
-            try:
-                slow.sendall(b"G")
-            except OSError:
-                return
-            stop.wait(0.1)
-
-    t = threading.Thread(target=trickle, daemon=True)
-    t.start()
-    try:
+    with trickling(slow, b"G", 0.1):
         idle.settimeout(10)
         slow.settimeout(10)
         assert Reader(idle).closed()
         assert Reader(slow).closed()  # while the bytes still came
-    finally:
-        stop.set()
-        t.join(5)
 
 
 def test_connections_past_the_cap_get_503_at_once(serve):
@@ -369,23 +378,8 @@ def test_chunk_count_and_slow_bodies_are_bounded(serve, monkeypatch):
     server = serve(socket_timeout=1.0)
     slow = connect(server)
     slow.sendall(H + b"Content-Length: 1000\r\n\r\n")
-    stop = threading.Event()
-
-    def trickle():
-        while not stop.is_set():
-            try:
-                slow.sendall(b"x")
-            except OSError:
-                return
-            stop.wait(0.3)
-
-    t = threading.Thread(target=trickle, daemon=True)
-    t.start()
-    try:
+    with trickling(slow, b"x", 0.3):
         assert Reader(slow).closed()  # while the bytes still came
-    finally:
-        stop.set()
-        t.join(5)
 
 
 FLOOD = """
