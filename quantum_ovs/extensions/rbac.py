@@ -23,6 +23,7 @@ from a project that still uses it is 409 RbacPolicyInUse.
 import uuid
 
 import sqlalchemy as sa
+from oslo_config import cfg
 
 from quantum_ovs import exceptions
 from quantum_ovs.api import definitions
@@ -118,6 +119,8 @@ class RbacPolicies(Collection):
                 target_tenant=a["target_tenant"])
             s.add(pol)
             self._changed(s, ctx, otype, obj, pol.action)
+            # (the quota's: counted before the commit)
+            self.plugin.run_hooks(self.collection, "create", s, ctx, pol, a)
             out.append(pol)
         return out
 
@@ -200,8 +203,20 @@ def _on_network_update(s, ctx, net, a):
             _add_wildcard(s, net, rbac.EXTERNAL)
 
 
+# As Neutron's [quotas] quota_rbac_policy: the policies a project may make
+# through the API (those a shared or external network makes for itself
+# count, and are never refused).
+OPTS = [("quotas", [cfg.IntOpt("quota_rbac_policy", default=10,
+                               deprecated_name="quota_rbac_entry",
+                               help="Number of RBAC policies allowed per project; -1 "
+                                    "for unlimited.")])]
+
+
 def setup(plugin, conf):
     plugin.register(RbacPolicies(plugin))
+    quotas = getattr(plugin, "quotas", None)
+    if quotas is not None and hasattr(quotas, "add_resource"):
+        quotas.add_resource("rbac_policy", RBAC_POLICIES, models.RbacPolicy)
     rbac.register(plugin, rbac.ObjectType(
         "network", "networks", (rbac.SHARED, rbac.EXTERNAL),
         in_use=rbac.network_in_use, changed=network_changed))

@@ -289,3 +289,27 @@ def test_host_view_gives_a_shared_group_to_the_host_of_its_users_port(api):
     assert rule["id"] in {r.id for r in group.rules}
     # p2's port is a member: the group's own remote-group rule matches it.
     assert port["fixed_ips"][0]["ip_address"] in group.member_ips
+
+
+def test_rbac_policy_quota(api):
+    """[quotas] quota_rbac_policy (10), as Neutron's: the policies a project
+    makes through the API; a shared network's own policy counts and is
+    never refused."""
+    assert api.get("/v2.0/quotas/p1", status=200).data["quota"]["rbac_policy"] == 10
+    api.put("/v2.0/quotas/p1", {"quota": {"rbac_policy": 2}}, admin=True, status=200)
+    net = api.network(project="p1")
+    _policy(api, net["id"], "p2")
+    _policy(api, net["id"], "p3")
+    err = _policy(api, net["id"], "p4", status=409)
+    assert err["type"] == "OverQuota" and "rbac_policy" in err["message"]
+    assert _ids(api, P, "rbac_policies", "p1") and \
+        len(_ids(api, P, "rbac_policies", "p1")) == 2  # nothing of the refused one
+    # An admin's shared network makes its wildcard policy past the limit.
+    api.put("/v2.0/quotas/admin-p", {"quota": {"rbac_policy": 0}}, admin=True, status=200)
+    shared = api.post("/v2.0/networks", {"network": {"name": "s", "shared": True}},
+                      status=201, **ADMIN).data["network"]
+    assert shared["shared"] is True
+    got = api.get("/v2.0/quotas/p1/details", status=200).data["quota"]["rbac_policy"]
+    assert got == {"limit": 2, "used": 2, "reserved": 0}
+    api.put("/v2.0/quotas/p1", {"quota": {"rbac_policy": 3}}, admin=True, status=200)
+    _policy(api, net["id"], "p4")
