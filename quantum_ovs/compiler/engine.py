@@ -1041,8 +1041,8 @@ class Engine:
         link = net_rules.uplink(net, self.tunnel_ofports, self.physnet_ofports)
         if link is None:
             return []
-        send = net_rules.remote_actions(net, link, h.tunnel_ip)
-        return port_rules.remote_port_flows(p, lid, send, routed)
+        return port_rules.remote_port_flows(p, lid, net_rules.remote_hop(link, h.tunnel_ip),
+                                            routed)
 
     def _compute_port_acl(self, owner) -> list[Flow]:
         pid = owner[1]
@@ -1320,14 +1320,15 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               (NETWORKS, SUBNETS, PORTS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ROUTERS,
                GATEWAY_OFPORTS, ALLOCATIONS),
               "classify from tunnels and patch ports, flooding to the enabled local ports "
-              "and the remote hosts, DHCP punts"),
+              "and the remote hosts, the way out to the remote hosts (REMOTE_OUT: IP "
+              "committed, then the tunnel or the patch port), DHCP punts"),
     OwnerKind(PORT, cookies.KIND_PORT, ("port_id",), Engine._compute_port,
               Engine._port_owners,
               (PORTS, NETWORKS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ROUTERS,
                ALLOCATIONS, METADATA_OFPORT),
               "local: classify, port security, ARP, output, its metadata requests to the "
-              "proxy and the replies back; remote: L2 lookup over "
-              "its host's tunnel or the patch port; on a network with a router: the "
+              "proxy and the replies back; remote: L2 lookup (its host's tunnel "
+              "address, on to its network's REMOTE_OUT); on a network with a router: the "
               "L3_RESOLVE entry of its addresses"),
     OwnerKind(PORT_ACL, cookies.KIND_PORT_ACL, ("port_id",), Engine._compute_port_acl,
               Engine._port_acl_owners,

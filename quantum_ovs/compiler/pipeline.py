@@ -86,9 +86,14 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     EXT_DNAT as if it came from outside), else punted to
                     the controller through a meter per network.
   50 L2_LOOKUP      (reg6, eth_dst) -> local port (reg7, on to INGRESS_ACL),
-                    or a remote host (tunnel_id + tun_ipv4_dst + output
-                    to the tunnel port; or VLAN push + output to the patch
-                    port).  Broadcast/multicast and unknown unicast -> FLOOD.
+                    or a remote port: its host's tun_ipv4_dst (tunnels) on
+                    to REMOTE_OUT, one flow per remote port.
+                    Broadcast/multicast and unknown unicast -> FLOOD.
+  52 REMOTE_OUT     per network (reg6): out to the other hosts, IP
+                    committed to conntrack first (egress accepted it: its
+                    replies are then established); tunnel_id + output to
+                    the tunnel port, or VLAN push + output to the patch
+                    port.
   55 FLOOD          per network: every local port (reg7 + resubmit to
                     INGRESS_CT), then, only for locally originated packets,
                     one tunnel output per remote host / the patch port
@@ -175,6 +180,7 @@ L3_ROUTE = 46
 L3_SNAT = 47
 L3_RESOLVE = 48
 L2_LOOKUP = 50
+REMOTE_OUT = 52
 FLOOD = 55
 INGRESS_CT = 58
 INGRESS_ACL = 60
@@ -356,8 +362,16 @@ TABLES: dict[int, TableSpec] = {
             _fs(REG_NET, "eth_dst", "eth_type"),
             _fs(REG_DST, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
             frozenset({SetField, PushVlan, Output, GotoTable, Ct}),
-            _fs(FLOOD, INGRESS_ACL),
+            _fs(FLOOD, INGRESS_ACL, REMOTE_OUT),
             "destination MAC lookup",
+        ),
+        TableSpec(
+            REMOTE_OUT, "remote_out",
+            _fs(REG_NET, "eth_type"),
+            _fs("tunnel_id", "vlan_vid"),
+            frozenset({SetField, PushVlan, Output, Ct}),
+            _fs(),
+            "a network's way out to the other hosts (IP committed first)",
         ),
         TableSpec(
             FLOOD, "flood",

@@ -91,6 +91,47 @@ def remote_actions(net: Network, link, tunnel_ip: str | None) -> tuple:
     return (Output(ofport),)
 
 
+def remote_hop(link, tunnel_ip: str | None) -> tuple:
+    """The actions of a remote port's L2_LOOKUP flow: on to REMOTE_OUT,
+    with its host's address for a tunnel; empty if its host cannot be
+    reached."""
+    if link is None:
+        return ()
+    if link[0] == "tunnel":
+        if tunnel_ip is None:
+            return ()
+        return _tunnel_hop(tunnel_ip)
+    return _HOP
+
+
+_HOP = (GotoTable(P.REMOTE_OUT),)
+
+
+@lru_cache(maxsize=65536)
+def _tunnel_hop(tunnel_ip: str) -> tuple:
+    # (one tuple per remote host: checked and encoded once, not per port)
+    return (SetField("tun_ipv4_dst", tunnel_ip), GotoTable(P.REMOTE_OUT))
+
+
+def remote_out_flows(net: Network, local_id: int, link, cookie) -> list[Flow]:
+    """REMOTE_OUT for ``net``: what its remote ports' L2 flows go on to.
+    IP leaving the host was accepted by the egress ACL: committed on the
+    way out so that its replies are established."""
+    kind, ofport = link
+    if kind == "tunnel":
+        out = (SetField("tunnel_id", net.segment.segmentation_id), Output(ofport))
+    elif kind == "vlan":
+        out = (PushVlan(), SetField("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT),
+               Output(ofport))
+    else:
+        out = (Output(ofport),)
+    rnet = reg(P.REG_NET, local_id)
+    commit = (Ct(commit=True, zone_src=P.REG_ZONE),) + out
+    return [Flow(P.REMOTE_OUT, 10, mk(rnet), out, cookie),
+            Flow(P.REMOTE_OUT, 20, mk(rnet, F_IP), commit, cookie),
+            Flow(P.REMOTE_OUT, 20, mk(rnet, F_IPV6), commit, cookie)]
+
+
 def network_flows(
     net: Network,
     local_id: int,
@@ -131,6 +172,7 @@ def network_flows(
         else:
             m = mk(inp, Field("vlan_vid", 0))
             out.append(Flow(P.CLASSIFY, 100, m, tuple(enter), cookie))
+        out.extend(remote_out_flows(net, local_id, link, cookie))
     # Flood: local ports first (each through its ingress ACL), then the outside.
     local = []
     for ofport in sorted(local_ofports):

@@ -8,7 +8,6 @@ from __future__ import annotations
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
-    Ct,
     Field,
     Flow,
     GotoTable,
@@ -151,7 +150,7 @@ def resolve_flows(port: Port, local_id: int, cookie: int) -> list[Flow]:
 def remote_port_flows(port: Port, local_id: int, send: tuple,
                       routed: bool = False) -> list[Flow]:
     """``send``: the actions reaching the port's host (see
-    network.remote_actions); empty if unreachable."""
+    network.remote_hop: on to REMOTE_OUT); empty if unreachable."""
     if not port.admin_state_up:
         return []
     cookie = cookies.cookie_for(cookies.KIND_PORT, port.id)
@@ -159,12 +158,6 @@ def remote_port_flows(port: Port, local_id: int, send: tuple,
     if send:
         m = mk_sorted((Field("eth_dst", port.mac_address), reg(P.REG_NET, local_id)))
         out.append(Flow(P.L2_LOOKUP, 50, m, send, cookie))
-        # IP to another host was accepted by egress here: commit it on the
-        # way out so that its replies are established.
-        commit = (Ct(commit=True, zone_src=P.REG_ZONE),) + tuple(send)
-        for eth in (F_IP, F_IPV6):
-            m = mk(Field("eth_dst", port.mac_address), reg(P.REG_NET, local_id), eth)
-            out.append(Flow(P.L2_LOOKUP, 51, m, commit, cookie))
         if routed:
             out.extend(resolve_flows(port, local_id, cookie))
     return out
