@@ -361,7 +361,9 @@ TABLES: dict[int, TableSpec] = {
             L2_LOOKUP, "l2_lookup",
             _fs(REG_NET, "eth_dst", "eth_type"),
             _fs(REG_DST, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
-            frozenset({SetField, PushVlan, Output, GotoTable, Ct}),
+            # (no Ct: IP to other hosts is committed in REMOTE_OUT, once per
+            # network; tunnel_id, PushVlan, Output: a gateway's neighbours)
+            frozenset({SetField, PushVlan, Output, GotoTable}),
             _fs(FLOOD, INGRESS_ACL, REMOTE_OUT),
             "destination MAC lookup",
         ),

@@ -48,6 +48,11 @@ def ok(flow):
     (Flow(P.SERVICES, 100, Match(reg5=3), (Controller(), Meter(3)), C), "first"),
     (Flow(P.SERVICES, 100, Match(reg5=3), (Meter(0), Controller()), C), "meter id"),
     (Flow(P.OUTPUT, 100, Match(reg7=3), (Meter(3), Output(3)), C), "may not use Meter"),
+    # IP to other hosts is committed once per network, in REMOTE_OUT
+    (Flow(P.L2_LOOKUP, 51, Match(reg6=1, eth_type=0x800),
+          (Ct(commit=True, zone_src="reg3"), Output(9)), C), "may not use Ct"),
+    (Flow(P.REMOTE_OUT, 10, Match(reg6=1), (SetField("tun_ipv4_dst", "192.0.2.1"), Output(9)),
+          C), "may not set"),
 ])
 def test_contract_violations_raise(flow, why):
     with pytest.raises(P.PipelineError, match=why):
