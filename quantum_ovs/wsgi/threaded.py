@@ -78,6 +78,16 @@ def error_body(code: int, message: str) -> bytes:
                                         "message": message, "detail": ""}}).encode()
 
 
+def error_answer(code: int, message: str, extra: str = "") -> bytes:
+    """A whole answer of this server's own (a NeutronError body), after
+    which the connection closes; ``extra``: more header lines."""
+    body = error_body(code, message)
+    return (f"HTTP/1.1 {code} {_REASONS.get(code, 'Error')}\r\n"
+            f"Content-Type: application/json\r\n{extra}"
+            f"Content-Length: {len(body)}\r\nDate: {formatdate(usegmt=True)}\r\n"
+            "Server: quantum-ovs\r\nConnection: close\r\n\r\n").encode() + body
+
+
 class HttpError(Exception):
     """A request this server answers ``code`` itself (and then closes)."""
 
@@ -112,8 +122,8 @@ class _Reader(io.RawIOBase):
 
 
 class _Request:
-    __slots__ = ("method", "target", "version", "headers", "close", "length", "chunked",
-                 "expect")
+    __slots__ = ("method", "target", "path", "query", "version", "headers", "close", "length",
+                 "chunked", "expect")
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -131,24 +141,16 @@ class _Handler(socketserver.BaseRequestHandler):
             self.raw.deadline = time.monotonic() + server.header_timeout
             try:
                 req = self._head()
+                if req is None:
+                    return
+                body = self._body(req)  # (under a deadline of its own)
             except HttpError as e:
                 self._error(e.code, e.message)
                 return
             except (_Closed, socket.timeout, OSError):
                 return
             self.raw.deadline = None
-            if req is None:
-                return
-            try:
-                body = self._body(req)
-            except HttpError as e:
-                self._error(e.code, e.message)
-                return
-            except (_Closed, socket.timeout, OSError):
-                return
-            self.raw.deadline = None
-            close = self._serve(req, body) or req.close or server.stopping
-            if close:
+            if self._serve(req, body) or req.close or server.stopping:
                 return
 
     # ------------------------------------------------------------ reading
@@ -189,7 +191,13 @@ class _Handler(socketserver.BaseRequestHandler):
             raise HttpError(505, "Only HTTP/1.0 and HTTP/1.1 are served.")
         req = _Request()
         req.method = parts[0].decode("ascii")
-        req.target = parts[1].decode("latin-1")
+        req.target = target = parts[1].decode("latin-1")
+        if target.startswith(("http://", "https://")):
+            rest = target.split("://", 1)[1]
+            target = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+        if not target.startswith("/"):
+            raise HttpError(400, "Bad request target.")
+        req.path, _, req.query = target.partition("?")
         req.version = parts[2].decode("ascii")
         headers = []
         while True:
@@ -296,19 +304,12 @@ class _Handler(socketserver.BaseRequestHandler):
 
     # ------------------------------------------------------------ answering
     def _environ(self, req, body):
-        target = req.target
-        if target.startswith(("http://", "https://")):
-            rest = target.split("://", 1)[1]
-            target = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
-        if not target.startswith("/"):
-            raise HttpError(400, "Bad request target.")
-        path, _, query = target.partition("?")
         server = self.server
         env = {
             "REQUEST_METHOD": req.method,
             "SCRIPT_NAME": "",
-            "PATH_INFO": urllib.parse.unquote(path, "latin-1"),
-            "QUERY_STRING": query,
+            "PATH_INFO": urllib.parse.unquote(req.path, "latin-1"),
+            "QUERY_STRING": req.query,
             "SERVER_NAME": server.server_name,
             "SERVER_PORT": str(server.server_port),
             "SERVER_PROTOCOL": req.version,
@@ -339,11 +340,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def _serve(self, req, body):
         """Answer ``req``; True if the connection is to be closed."""
-        try:
-            env = self._environ(req, body)
-        except HttpError as e:
-            self._error(e.code, e.message)
-            return True
+        env = self._environ(req, body)
         answer, written = [], []
 
         def start_response(status, headers, exc_info=None):
@@ -410,12 +407,7 @@ class _Handler(socketserver.BaseRequestHandler):
         return "".join(lines).encode("latin-1"), close
 
     def _error(self, code, message):
-        body = error_body(code, message)
-        head = (f"HTTP/1.1 {code} {_REASONS.get(code, 'Error')}\r\n"
-                "Content-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nDate: {formatdate(usegmt=True)}\r\n"
-                "Server: quantum-ovs\r\nConnection: close\r\n\r\n").encode()
-        self._send(head + body)
+        self._send(error_answer(code, message))
         LOG.info("%s: answered %d (%s)", self.client_address[0], code, message)
 
     def _send(self, data):
@@ -520,12 +512,10 @@ def _refuse(sock, what):
     """503 at once on a connection that is not served, and close it
     (after reading what the client sent already: closing a socket with
     unread data would reset the connection, and the 503 with it)."""
-    body = error_body(503, f"The server is busy ({what}); retry the request.")
     try:
         sock.settimeout(0.01)
-        sock.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                     b"Retry-After: 1\r\nConnection: close\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock.sendall(error_answer(503, f"The server is busy ({what}); retry the request.",
+                                  "Retry-After: 1\r\n"))
         sock.shutdown(socket.SHUT_WR)
         # (bounded: a client that keeps sending must not hold the accept loop)
         deadline, left = time.monotonic() + 0.05, 65536
