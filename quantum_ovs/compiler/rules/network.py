@@ -73,22 +73,32 @@ def uplink(net: Network, tunnel_ofports: dict, physnet_ofports: dict):
     return None
 
 
+def _uplink_out(net: Network, link) -> tuple:
+    """The actions that put a packet of ``net`` on its uplink: the
+    segment's tunnel id and the tunnel port (whose destination is set
+    before), or the VLAN tag and the patch port, or the patch port."""
+    kind, ofport = link
+    if kind == "tunnel":
+        return (SetField("tunnel_id", net.segment.segmentation_id), Output(ofport))
+    if kind == "vlan":
+        return (PushVlan(), SetField("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT),
+                Output(ofport))
+    return (Output(ofport),)
+
+
 @lru_cache(maxsize=1 << 16)
 def remote_actions(net: Network, link, tunnel_ip: str | None) -> tuple:
     """Actions that send a packet of ``net`` to a remote host (tunnel) or
     to the physical network."""
     if link is None:
         return ()
-    kind, ofport = link
-    if kind == "tunnel":
+    out = _uplink_out(net, link)
+    if link[0] == "tunnel":
         if tunnel_ip is None:
             return ()
-        return (SetField("tunnel_id", net.segment.segmentation_id),
-                SetField("tun_ipv4_dst", tunnel_ip), Output(ofport))
-    if kind == "vlan":
-        return (PushVlan(), SetField("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT),
-                Output(ofport))
-    return (Output(ofport),)
+        # tunnel_id, the host's address, the tunnel port
+        return out[:1] + (SetField("tun_ipv4_dst", tunnel_ip),) + out[1:]
+    return out
 
 
 def remote_hop(link, tunnel_ip: str | None) -> tuple:
@@ -117,14 +127,7 @@ def remote_out_flows(net: Network, local_id: int, link, cookie) -> list[Flow]:
     """REMOTE_OUT for ``net``: what its remote ports' L2 flows go on to.
     IP leaving the host was accepted by the egress ACL: committed on the
     way out so that its replies are established."""
-    kind, ofport = link
-    if kind == "tunnel":
-        out = (SetField("tunnel_id", net.segment.segmentation_id), Output(ofport))
-    elif kind == "vlan":
-        out = (PushVlan(), SetField("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT),
-               Output(ofport))
-    else:
-        out = (Output(ofport),)
+    out = _uplink_out(net, link)
     rnet = reg(P.REG_NET, local_id)
     commit = (Ct(commit=True, zone_src=P.REG_ZONE),) + out
     return [Flow(P.REMOTE_OUT, 10, mk(rnet), out, cookie),
