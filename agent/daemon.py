@@ -351,14 +351,17 @@ class Agent:
             try:
                 if first is not None:  # sent before the agent started
                     poll, first = first.result, None
-                    kind, value, rev = poll()
+                    answers = [poll()]
                 else:
-                    kind, value, rev = self.client.poll(self.revision,
-                                                        0 if self.revision < 0 else
-                                                        self.s.polling_interval)
-                attempt = 0
-                self.revision = rev
-                self.events.put((kind, value))
+                    # One poll, each of its answers as it comes (the
+                    # server streams them for up to polling_interval).
+                    answers = self.client.poll_stream(self.revision,
+                                                      0 if self.revision < 0 else
+                                                      self.s.polling_interval)
+                for kind, value, rev in answers:
+                    attempt = 0
+                    self.revision = rev
+                    self.events.put((kind, value))
             except sync_client.Closed:
                 break  # stop() closed the client
             except (sync_client.ServerUnavailable, sync_client.ServerError) as e:

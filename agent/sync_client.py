@@ -20,6 +20,9 @@ import urllib.parse
 
 LOG = logging.getLogger(__name__)
 
+FEATURES = "group_members,group_rules"  # what this agent applies (see the agent API)
+NDJSON = "application/x-ndjson"  # a streamed poll's answer: a JSON document per line
+
 
 class ServerUnavailable(Exception):
     pass
@@ -125,6 +128,16 @@ class SyncClient:
 
     def request(self, method, path, body=None, timeout=None, raw_body=False):
         """The JSON answer (``raw_body``: its bytes, not decoded)."""
+        resp = self._open(method, path, body, timeout)
+        raw = self._read(resp.read)
+        if raw_body:
+            return raw
+        return json.loads(raw) if raw else None
+
+    def _open(self, method, path, body=None, timeout=None):
+        """The answer (http.client's response, its body not read yet) to
+        a request; ServerError / ServerUnavailable (body read) for an
+        error status."""
         headers = {"Accept": "application/json", "X-Agent-Token": self.token}
         data = None
         if body is not None:
@@ -138,7 +151,6 @@ class SyncClient:
                 conn.sock.settimeout(conn.timeout)
                 conn.request(method, self.prefix + path, body=data, headers=headers)
                 resp = conn.getresponse()
-                raw = resp.read()
             except Closed:
                 self._drop()
                 raise
@@ -150,20 +162,28 @@ class SyncClient:
                                                    ConnectionResetError, BrokenPipeError)):
                     continue
                 raise ServerUnavailable(str(e)) from e
-            if resp.status >= 500 and resp.status != 503:
-                raise ServerError(resp.status, raw.decode(errors="replace"))
+            if resp.status < 400:
+                return resp
+            raw = self._read(resp.read)
             if resp.status == 503:
                 raise ServerUnavailable(raw.decode(errors="replace"))
             if resp.status in (401, 403):
                 LOG.error("the server refused this agent's credential for host %s (%d %s %s): "
                           "check [server] token", self.host, resp.status, method,
                           path.split("?")[0])
-            if resp.status >= 400:
-                raise ServerError(resp.status, raw.decode(errors="replace"))
-            if raw_body:
-                return raw
-            return json.loads(raw) if raw else None
+            raise ServerError(resp.status, raw.decode(errors="replace"))
         raise ServerUnavailable("unreachable")
+
+    def _read(self, read):
+        """``read()`` of an answer's body; a connection that fails
+        meanwhile is dropped (ServerUnavailable, or Closed)."""
+        try:
+            return read()
+        except (OSError, http.client.HTTPException) as e:
+            self._drop()
+            if self._closed:
+                raise Closed("client closed") from e
+            raise ServerUnavailable(str(e)) from e
 
     # ------------------------------------------------------------ calls
     def register(self, tunnel_ip=None, configurations=None, started=False):
@@ -177,10 +197,38 @@ class SyncClient:
 
     def poll_raw(self, since, wait=30.0) -> bytes:
         """The server's answer to a poll, not decoded (decode_state)."""
-        q = urllib.parse.urlencode({"since": since, "timeout": wait,
-                                    "features": "group_members,group_rules"})
-        return self.request("GET", f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}"
-                                   f"/state?{q}", timeout=wait + 30, raw_body=True)
+        return self.request("GET", self._state_path(since, wait, FEATURES),
+                            timeout=wait + 30, raw_body=True)
+
+    def _state_path(self, since, wait, features):
+        q = urllib.parse.urlencode({"since": since, "timeout": wait, "features": features})
+        return f"/agent-api/v1/hosts/{urllib.parse.quote(self.host)}/state?{q}"
+
+    def poll_stream(self, since, wait=30.0):
+        """What poll returns, for each answer of one streamed poll (the
+        feature ``stream``: the server writes each change as it comes for
+        up to ``wait`` seconds, see quantum_ovs.api.agent_api); a server
+        that does not stream answers once.  The revision of each is where
+        the next poll starts, whatever happens to the rest."""
+        resp = self._open("GET", self._state_path(since, wait, FEATURES + ",stream"),
+                          timeout=wait + 30)
+        if resp.getheader("Content-Type", "").split(";")[0].strip() != NDJSON:
+            yield self.decode_state(self._read(resp.read))
+            return
+        done = False
+        try:
+            while True:
+                # (each read waits at most the connection's timeout: the
+                # server ends the stream after ``wait``)
+                line = self._read(resp.readline)
+                if not line:
+                    done = True
+                    return
+                if line.strip():
+                    yield self.decode_state(line)
+        finally:
+            if not done:  # left in the middle: the connection is not reusable
+                self._drop()
 
     @staticmethod
     def decode_state(raw: bytes):

@@ -11,6 +11,8 @@ loop holding one keep-alive HTTP/1.1 connection per agent:
     POST /agent-api/v1/agents                       register (by the driver)
     GET  /agent-api/v1/hosts/{host}/state?since=-1  the full view, once
     GET  /agent-api/v1/hosts/{host}/state?since=R&timeout=S   long-poll, forever
+         (&features=...,stream as the agent: the answers of each poll
+         streamed on it; ``--no-stream``: one answer per poll)
 
 Setup (as admin, through the REST API): ``networks`` networks with a
 subnet each; every agent owns one port on each of ``nets_per_agent``
@@ -102,10 +104,8 @@ class HttpConn:
     async def open(self):
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
-    async def get(self, path):
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          f"X-Agent-Token: {self.token}\r\n"
-                          f"Accept: application/json\r\n\r\n".encode())
+    async def _head(self):
+        """An answer's status, Content-Length and whether it is chunked."""
         status = int((await self.reader.readline()).split()[1])
         length, chunked = None, False
         while True:
@@ -118,6 +118,13 @@ class HttpConn:
                 length = int(value)
             elif name == "transfer-encoding" and "chunked" in value.lower():
                 chunked = True
+        return status, length, chunked
+
+    async def get(self, path):
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"X-Agent-Token: {self.token}\r\n"
+                          f"Accept: application/json\r\n\r\n".encode())
+        status, length, chunked = await self._head()
         if chunked:
             parts = []
             while True:
@@ -131,6 +138,26 @@ class HttpConn:
         else:
             body = await self.reader.readexactly(length or 0)
         return status, body
+
+    async def stream(self, path):
+        """Each answer (status, body) of a GET: a streamed answer's
+        documents (chunks of one JSON line each, as the agent API writes
+        them) as they come; any other answer once."""
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"X-Agent-Token: {self.token}\r\n"
+                          f"Accept: application/json\r\n\r\n".encode())
+        status, length, chunked = await self._head()
+        if not chunked:
+            yield status, await self.reader.readexactly(length or 0)
+            return
+        while True:
+            size = int((await self.reader.readline()).split(b";")[0], 16)
+            if size == 0:
+                await self.reader.readline()
+                return
+            body = await self.reader.readexactly(size)
+            await self.reader.readline()
+            yield status, body
 
     def close(self):
         if self.writer is not None:
@@ -148,7 +175,7 @@ def _delta_summary(delta):
     return ports, sorted(nets), other
 
 
-async def _agent(host, port, out, ready, counters, token=AGENT_TOKEN):
+async def _agent(host, port, out, ready, counters, token=AGENT_TOKEN, stream=True):
     conn = HttpConn(port, token)
     await conn.open()
     quoted = urllib.parse.quote(host)
@@ -167,28 +194,30 @@ async def _agent(host, port, out, ready, counters, token=AGENT_TOKEN):
     held = sorted(n["id"] for n in reply["view"]["networks"])
     out.put(("held", host, held))
     ready()
+    features = "group_members,group_rules" + (",stream" if stream else "")
     while True:
-        status, body = await conn.get(f"/agent-api/v1/hosts/{quoted}/state?since={rev}"
-                                      f"&timeout={POLL_TIMEOUT}&features=group_members,group_rules")
-        t = time.monotonic()
-        if status != 200:
-            out.put(("error", host, status, body[:300].decode(errors="replace")))
-            await asyncio.sleep(1)
-            continue
-        reply = json.loads(body)
-        rev = reply["revision"]
-        counters["replies"] += 1
-        if reply["full"]:
-            out.put(("full", host, t))
-            continue
-        ports, nets, other = _delta_summary(reply["delta"])
-        if ports or nets or other:
-            out.put(("delta", host, t, ports, nets, other, len(body)))
-        else:
-            counters["empty"] += 1
+        async for status, body in conn.stream(
+                f"/agent-api/v1/hosts/{quoted}/state?since={rev}"
+                f"&timeout={POLL_TIMEOUT}&features={features}"):
+            t = time.monotonic()
+            if status != 200:
+                out.put(("error", host, status, body[:300].decode(errors="replace")))
+                await asyncio.sleep(1)
+                break
+            reply = json.loads(body)
+            rev = reply["revision"]
+            counters["replies"] += 1
+            if reply["full"]:
+                out.put(("full", host, t))
+                continue
+            ports, nets, other = _delta_summary(reply["delta"])
+            if ports or nets or other:
+                out.put(("delta", host, t, ports, nets, other, len(body)))
+            else:
+                counters["empty"] += 1
 
 
-def agent_process(hosts, port, out, tokens=None):
+def agent_process(hosts, port, out, tokens=None, stream=True):
     """One process: an asyncio loop with one long-polling client per host."""
     async def main():
         left = [len(hosts)]
@@ -202,7 +231,8 @@ def agent_process(hosts, port, out, tokens=None):
         tasks = []
         for h in hosts:
             tasks.append(asyncio.ensure_future(_agent(h, port, out, ready, counters,
-                                                      (tokens or {}).get(h, AGENT_TOKEN))))
+                                                      (tokens or {}).get(h, AGENT_TOKEN),
+                                                      stream)))
             await asyncio.sleep(0.002)  # connect gradually
         await asyncio.gather(*tasks)
 
@@ -234,8 +264,10 @@ def tree(pid):
 
 
 class Driver:
-    def __init__(self, servers, counts, default_group=False, log=print, py_spy=None):
+    def __init__(self, servers, counts, default_group=False, log=print, py_spy=None,
+                 stream=True):
         self.py_spy = py_spy
+        self.stream = stream
         self.servers = servers
         server = servers[0]
         self.c = counts
@@ -300,8 +332,8 @@ class Driver:
         self.procs = []
         for i, share in enumerate(shares):
             port = self.agent_servers[i % len(self.agent_servers)].port
-            p = ctx.Process(target=agent_process, args=(share, port, self.out, self.tokens),
-                            daemon=True)
+            p = ctx.Process(target=agent_process,
+                            args=(share, port, self.out, self.tokens, self.stream), daemon=True)
             p.start()
             self.procs.append(p)
         ready, held = 0, {}
@@ -591,6 +623,9 @@ def main(argv=None):
     p.add_argument("--per-host-credentials", action="store_true",
                    help="each agent presents its own host's credential (looked up in "
                         "the database on every request) instead of the shared token")
+    p.add_argument("--no-stream", dest="stream", action="store_false",
+                   help="one answer per poll (agents before streamed polls) instead of "
+                        "the feature stream (each change written on the open poll)")
     p.add_argument("--py-spy", metavar="PATH",
                    help="profile the server's workers with this py-spy binary")
     args = p.parse_args(argv)
@@ -619,7 +654,8 @@ def main(argv=None):
             print(f"bench/fanout.py: db={args.db} servers={args.servers} workers={workers} "
                   f"{counts}; server pids {[s.proc.pid for s in servers]}", flush=True)
             driver = Driver(servers, counts, args.default_group,
-                            log=lambda s: print(s, flush=True), py_spy=args.py_spy)
+                            log=lambda s: print(s, flush=True), py_spy=args.py_spy,
+                            stream=args.stream)
             driver.pg = pg
             driver.client.headers["X-Project-Id"] = PROJECT
             driver.setup()
@@ -659,7 +695,7 @@ def main(argv=None):
                     print(f"agent API log: {standalone.log_path}")
     line = {"bench": "fanout", "db": args.db, "servers": args.servers, "workers": workers,
             "quick": args.quick, "agent_api": args.agent_api,
-            "default_group": args.default_group,
+            "default_group": args.default_group, "stream": args.stream,
             "agent_auth": "per-host" if args.per_host_credentials else "shared"}
     line.update(result)
     print(json.dumps(line))

@@ -6,7 +6,10 @@ report what they have plugged and installed.
                                               (since=-1: full view now;
                                               &features=group_members: the
                                               agent applies membership deltas;
-                                              group_rules: partial group updates)
+                                              group_rules: partial group updates;
+                                              stream: the answers of the whole
+                                              timeout on this one poll, see
+                                              AgentAPI.poll_stream)
     POST /agent-api/v1/hosts/{host}/ports     plugged / unplugged / installed
                                               (/ floatingips: ids of the floating
                                               IPs the host installed)
@@ -41,7 +44,7 @@ from oslo_context.context import generate_request_id
 from oslo_middleware import request_id
 from webob.compat import parse_qsl_text
 
-from quantum_ovs import exceptions, wire
+from quantum_ovs import exceptions, model as m, wire
 from quantum_ovs.api import validators
 from quantum_ovs.api.wsgi import dumps, error_response, json_response, log_access, read_json
 from quantum_ovs.context import Context
@@ -254,6 +257,13 @@ class AgentAPI:
         who = self._auth(req)
         self._confine(req, who, host, "read the view of")
         since, timeout, features = poll_args(req.GET.items())
+        if STREAM in features:
+            resp = webob.Response(status=200, content_type=NDJSON, charset=None)
+            resp.app_iter = self.poll_stream(who, host, since, timeout, features)
+            # eventlet.wsgi: each answer written as it comes (it would
+            # gather 4 KB first)
+            req.environ["eventlet.minimum_write_chunk_size"] = 0
+            return resp
         resp = webob.Response(status=200, content_type="application/json", charset="utf-8")
         resp.body = self.poll(who, host, since, timeout, features)
         return resp
@@ -263,15 +273,54 @@ class AgentAPI:
         (see poll_args); 401 when the credential was revoked meanwhile.
         What state() answers, and FastPolls too."""
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
-        # Agents that predate membership deltas get whole groups.
-        members = "group_members" in features
+        return self._body(self._since(who, host, since, timeout, features))
+
+    def _since(self, who, host, since, timeout, features, first=True):
+        """HostStates.since for ``who``'s poll; 401 when its credential
+        was revoked while it waited; a stream's later answers (not
+        ``first``): None when it was revoked at all."""
         if self.metrics is not None:
             self.metrics.agent_polled(host, since)
-        got = self.states.since(host, since, timeout, member_deltas=members,
+        # Agents that predate membership deltas get whole groups.
+        got = self.states.since(host, since, timeout,
+                                member_deltas="group_members" in features,
                                 partial_groups="group_rules" in features,
-                                still_valid=lambda: self._still_valid(who))
+                                still_valid=(lambda: self._still_valid(who)) if first else None)
         if got is None:  # revoked while this poll waited
             raise webob.exc.HTTPUnauthorized(detail="A valid X-Agent-Token is required")
+        # A stream's later answers: whether or not they waited.
+        return got if first or self._still_valid(who) else None
+
+    def poll_stream(self, who, host, since, timeout, features):
+        """The answers to a poll with the feature ``stream``: what poll()
+        answers, and after it, on the same answer, each later change that
+        concerns the host as it comes, for the rest of the timeout, with no
+        request in between (one JSON document per line, each what one poll
+        would answer; a default-group change that wakes every agent costs
+        one written line per agent, not an answer and a request).
+
+        The first answer is made here (a 401 when the credential was
+        revoked while it waited, as poll's); the rest as the Stream is
+        read.  It ends after a full view, after an empty delta (the
+        timeout, or the process stopping), after a delta the timeout ends
+        with, and before an answer when the credential was revoked since
+        the last (the agent's next poll gets the 401)."""
+        timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
+        deadline = time.monotonic() + timeout
+        got = self._since(who, host, since, timeout, features)
+        return Stream(self._body(got) + b"\n", self._later(who, host, got, deadline, features))
+
+    def _later(self, who, host, got, deadline, features):
+        while not got.full and got.delta != m.Delta(revision=got.delta.revision):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            got = self._since(who, host, got.revision, left, features, first=False)
+            if got is None:
+                return
+            yield self._body(got) + b"\n"
+
+    def _body(self, got):
         if got.full:
             return dumps({"full": True, "revision": got.revision,
                           "view": got.view})
@@ -328,6 +377,29 @@ class AgentAPI:
             except Exception:  # noqa: BLE001 - a listener never fails a report
                 LOG.exception("port status listener failed")
         return json_response({"updated": n})
+
+
+STREAM = "stream"  # the poll feature
+NDJSON = "application/x-ndjson"  # a stream's type: one JSON document per line
+
+
+class Stream:
+    """A streamed poll's answer (AgentAPI.poll_stream), a WSGI body of
+    unknown length: its first answer, then the later ones as they come.
+    Servers write each as it is yielded (quantum_ovs.wsgi.threaded and
+    quantum-ovs-server: chunked, HTTP/1.0: until the connection closes)."""
+
+    __slots__ = ("first", "later")
+
+    def __init__(self, first, later):
+        self.first, self.later = first, later
+
+    def __iter__(self):
+        yield self.first
+        yield from self.later
+
+    def close(self):
+        self.later.close()
 
 
 class FastPolls:
@@ -427,17 +499,24 @@ class FastPolls:
         environ["quantum.route"] = self.ROUTE
         self.answered += 1
         try:
-            body = self.api.poll(who, host, since, timeout, features)
+            if STREAM in features:
+                answer = self.api.poll_stream(who, host, since, timeout, features)
+                headers = [("Content-Type", NDJSON)]
+            else:
+                body = self.api.poll(who, host, since, timeout, features)
+                answer = [body]
+                headers = [("Content-Type", "application/json"),
+                           ("Content-Length", str(len(body)))]
             status = "200 OK"
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         except Exception as e:  # noqa: BLE001 - every error becomes a fault, as in the router
             resp = error_response(e)
-            status, headers, body = resp.status, list(resp.headerlist), resp.body
+            status, headers, answer = resp.status, list(resp.headerlist), [resp.body]
         headers.append(("X-OpenStack-Request-Id", rid))
         start_response(status, headers)
-        # AccessLog's line: an answered poll at debug level, anything else not.
+        # AccessLog's line: an answered poll at debug level, anything else
+        # not (a stream: when its first answer is ready).
         log_access(environ, status[:3], started, status == "200 OK")
-        return [body]
+        return answer
 
 
 _GLOBAL_ID = re.compile(request_id.ID_FORMAT)  # a caller's id RequestId takes

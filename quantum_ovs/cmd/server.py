@@ -203,6 +203,8 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
         try:
             result = self.server.app(self.environ, start_response)
             try:
+                if isinstance(result, agent_api.Stream):
+                    return self._stream(answer, result)
                 body = b"".join(x.encode("ascii") if isinstance(x, str) else x
                                 for x in result)
             finally:
@@ -217,6 +219,31 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
         self.wfile.write(self._head(status, headers, len(body)) + body)
         self.wfile.flush()
 
+    def _stream(self, answer, stream):
+        """Write a streamed poll's answers (agent_api.Stream) as they come:
+        as chunks (HTTP/1.0: until the connection closes, as eventlet.wsgi
+        does).  An error after the head can only end the connection."""
+        status, headers = answer
+        chunked = self.request_version == "HTTP/1.1"
+        if not chunked:
+            self.close_connection = 1
+        head = self._head(status, headers + ([("Transfer-Encoding", "chunked")] if chunked
+                                             else []), None)
+        self.wfile.write(head + (b"%x\r\n%s\r\n" % (len(stream.first), stream.first)
+                                 if chunked else stream.first))
+        self.wfile.flush()
+        try:
+            for body in stream.later:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(body), body) if chunked else body)
+                self.wfile.flush()
+        except Exception:  # noqa: BLE001 - the head is out: end the connection, logged
+            self.close_connection = 1
+            self.server.log.info(traceback.format_exc())
+            return
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
     @staticmethod
     def _no_write(data):
         raise AssertionError("a plain agent poll is answered with a list")
@@ -224,12 +251,14 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
     def _head(self, status, headers, length):
         """The status line and headers eventlet.wsgi writes before a
         complete answer of ``length`` bytes to a GET (its start_response,
-        handle_one_response and write, in that order)."""
+        handle_one_response and write, in that order); ``length`` None:
+        a stream's (chunked, or HTTP/1.0 until the connection closes)."""
         code = int(status.split(" ", 1)[0])
         if self.capitalize_response_headers:
             headers = [(_capitalized(k), v) for k, v in headers]
         bodyless = code in (204, 304) or 100 <= code < 200
-        if not bodyless and "Content-Length" not in [k for k, _v in headers]:
+        if not bodyless and length is not None and \
+                "Content-Length" not in [k for k, _v in headers]:
             headers.append(("Content-Length", str(length)))
         out = [("%s %s\r\n" % (self.protocol_version, status)).encode()]
         out += [eventlet.wsgi._encode_header_line(h) for h in headers]
@@ -244,8 +273,7 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
             keep_alive = client_conn == "keep-alive"
         else:
             self.close_connection = 1
-        if "content-length" not in names and not bodyless:
-            # (eventlet would send it chunked; every answer here has a length)
+        if "content-length" not in names and not bodyless and length is not None:
             raise AssertionError("an agent poll's answer has a Content-Length")
         if self.close_connection:
             out.append(b"Connection: close\r\n")
@@ -464,14 +492,48 @@ class _LongPolls:
                 ("Content-Length", str(len(body)))])
             return [body]
         self.waiting += 1
+        result = None
         try:
             if self.gate.locked() or time.monotonic() - self.yielded >= self.YIELD_EVERY:
                 with self.gate:
                     eventlet.sleep(0)
                     self.yielded = time.monotonic()
-            return self.app(environ, start_response)
+            result = self.app(environ, start_response)
+            if isinstance(result, (list, tuple)):
+                return result
+            # A stream (agent_api.Stream; or the whole stack's answer to
+            # one): it waits until it ends.
+            held = _Held(result if not isinstance(result, agent_api.Stream)
+                         else result.later, self)
+            if isinstance(result, agent_api.Stream):
+                result.later = held
+                return result
+            return held
         finally:
-            self.waiting -= 1
+            if result is None or isinstance(result, (list, tuple)):
+                self.waiting -= 1
+
+
+class _Held:
+    """A streamed answer's iterator, counted among the waiting polls
+    (_LongPolls.waiting) until it is closed."""
+
+    def __init__(self, inner, polls):
+        self.inner, self.polls = iter(inner), polls
+        self.close_inner = getattr(inner, "close", None)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.inner)
+
+    def close(self):
+        polls, self.polls = self.polls, None
+        if polls is not None:
+            polls.waiting -= 1
+            if self.close_inner is not None:
+                self.close_inner()
 
 
 def _header_deadline(protocol, seconds):

@@ -355,7 +355,15 @@ class _Handler(socketserver.BaseRequestHandler):
         try:
             result = server.app(env, start_response)
             try:
-                out = b"".join(written) + b"".join(result)
+                if isinstance(result, (list, tuple)):
+                    out = b"".join(written) + b"".join(result)
+                else:
+                    items = iter(result)
+                    first = b"".join(written) + next(items, b"")  # (start_response called)
+                    status, headers = answer
+                    if self._streamed(req, status, headers):
+                        return self._stream(req, status, headers, first, items)
+                    out = first + b"".join(items)
             finally:
                 if hasattr(result, "close"):
                     result.close()
@@ -376,9 +384,39 @@ class _Handler(socketserver.BaseRequestHandler):
                 server.busy.notify_all()
         return close
 
-    def _head_bytes(self, req, status, headers, length):
+    @staticmethod
+    def _streamed(req, status, headers):
+        """Whether an answer of unknown length (not a list) is written as
+        it is yielded: one with a body and no Content-Length (a streamed
+        agent poll); otherwise it is gathered first."""
+        return req.method != "HEAD" and status[:3] not in ("204", "304") and \
+            status[0] != "1" and not any(k.lower() == "content-length" for k, _v in headers)
+
+    def _stream(self, req, status, headers, first, items):
+        """Write ``first`` and each of ``items`` as it comes: as chunks
+        (HTTP/1.0: until the connection closes); True (close) after an
+        error, which can only end the connection once the head is out."""
+        chunked = req.version == "HTTP/1.1"
+        head, close = self._head_bytes(req, status, headers, None, chunked)
+
+        def framed(body):  # (an empty chunk would end the answer: none)
+            return b"%x\r\n%s\r\n" % (len(body), body) if chunked and body else body
+
+        try:
+            if self._send(head + framed(first)):
+                return True
+            for body in items:
+                if body and self._send(framed(body)):
+                    return True
+        except Exception:  # noqa: BLE001 - the head is out: end the connection, logged
+            LOG.exception("%s %s: answer cut", req.method, req.target)
+            return True
+        return (chunked and self._send(b"0\r\n\r\n")) or close
+
+    def _head_bytes(self, req, status, headers, length, chunked=False):
         """The answer's status line and headers; and whether the
-        connection closes after it."""
+        connection closes after it.  ``length`` None: a stream's
+        (``chunked``, or until the connection closes)."""
         if not isinstance(status, str) or not _STATUS.match(status):
             raise ValueError(f"bad status {status!r}")
         names = set()
@@ -394,7 +432,12 @@ class _Handler(socketserver.BaseRequestHandler):
                 close = close or "close" in v.lower()
                 continue
             lines.append(f"{k}: {v}\r\n")
-        if "content-length" not in names and status[:3] not in ("204", "304"):
+        if length is None:
+            if chunked:
+                lines.append("Transfer-Encoding: chunked\r\n")
+            else:
+                close = True
+        elif "content-length" not in names and status[:3] not in ("204", "304"):
             lines.append(f"Content-Length: {length}\r\n")
         if "date" not in names:
             lines.append(f"Date: {formatdate(usegmt=True)}\r\n")

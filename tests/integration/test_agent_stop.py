@@ -38,14 +38,14 @@ def test_stop_interrupts_the_long_poll_and_keeps_the_flows(ovs, server, tmp_path
     # Know when the sync thread has gone into a long poll (the first poll,
     # for the full view, does not wait).
     in_long_poll = threading.Event()
-    poll = agent.client.poll
+    poll = agent.client.poll_stream
 
     def watched_poll(since, wait=30.0):
         if wait > 0:
             in_long_poll.set()
         return poll(since, wait)
 
-    agent.client.poll = watched_poll
+    agent.client.poll_stream = watched_poll
     agent.start()
     stopped = False
     try:

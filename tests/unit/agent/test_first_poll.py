@@ -27,6 +27,9 @@ class _Client:
     def poll(self, since, wait=30.0):
         return self.decode_state(self.poll_raw(since, wait))
 
+    def poll_stream(self, since, wait=30.0):
+        yield self.poll(since, wait)  # a stream of one answer
+
     def decode_state(self, raw):
         self.decoded_on.append(threading.current_thread().name)
         return raw[0], ("decoded", raw[1]), raw[2]

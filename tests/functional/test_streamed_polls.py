@@ -1,0 +1,332 @@
+"""Streamed polls (the poll feature ``stream``): each change that concerns
+the host is written on the poll's open answer as it comes, one JSON
+document per line, until the poll's timeout; no request in between.
+
+Real processes on one SQLite database: quantum-ovs-server (its fast path,
+and its whole stack for a poll FastPolls leaves to it), and the
+standalone quantum-ovs-agent-api (threads) beside it."""
+
+import http.server
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from agent import sync_client
+from quantum_ovs import model as m, wire
+from quantum_ovs.db import agent_auth
+from quantum_ovs.db.session import Database
+from quantum_ovs.testing.server import ServerProcess
+
+HOST = "hv-stream"
+FEATURES = "group_members,group_rules,stream"
+ORIGIN = "http://dashboard.example"
+NDJSON = "application/x-ndjson"
+
+
+class Http:
+    """One raw HTTP connection: what the tests look at is the framing."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.f = self.sock.makefile("rb")
+
+    def send(self, method, path, headers=(), body=None, version="HTTP/1.1"):
+        lines = [f"{method} {path} {version}", "Host: 127.0.0.1"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        data = b""
+        if body is not None:
+            data = json.dumps(body).encode()
+            lines += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+
+    def head(self):
+        status = int(self.f.readline().split()[1])
+        headers = {}
+        while True:
+            line = self.f.readline()
+            if line in (b"\r\n", b""):
+                return status, headers
+            k, _, v = line.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+
+    def chunk(self):
+        """The next chunk's data (b"" for the last one)."""
+        size = int(self.f.readline().split(b";")[0], 16)
+        data = self.f.read(size)
+        assert self.f.read(2) == b"\r\n"
+        return data
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+
+def _rest(port, method, path, body=None, want=201):
+    c = Http(port)
+    try:
+        c.send(method, path, [("X-Roles", "admin"), ("X-Project-Id", "stream")], body)
+        status, headers = c.head()
+        data = c.f.read(int(headers.get("content-length", 0)))
+        assert status == want, (method, path, status, data)
+        return json.loads(data) if data else None
+    finally:
+        c.close()
+
+
+def _poll(port, token, since, timeout=0, features="group_members,group_rules"):
+    c = Http(port)
+    try:
+        c.send("GET", f"/agent-api/v1/hosts/{HOST}/state?since={since}&timeout={timeout}"
+                      f"&features={features}", [("X-Agent-Token", token)])
+        status, headers = c.head()
+        return status, json.loads(c.f.read(int(headers["content-length"])))
+    finally:
+        c.close()
+
+
+@pytest.fixture(params=["server", "server-whole-stack", "standalone"])
+def apis(request, tmp_path):
+    """(REST port, agent API port, headers a poll adds, db url)."""
+    url = f"sqlite:///{tmp_path}/stream.sqlite"
+    started = []
+    try:
+        rest = ServerProcess(url, extra_conf=f"[cors]\nallowed_origin = {ORIGIN}\n").start()
+        started.append(rest)
+        agents = rest
+        if request.param == "standalone":
+            agents = ServerProcess(url, module="quantum_ovs.cmd.agent_api").start()
+            started.append(agents)
+        # A poll with an Origin the server's CORS layer acts on is not
+        # FastPolls': the whole stack answers it (AgentAPI.state).
+        extra = [("Origin", ORIGIN)] if request.param == "server-whole-stack" else []
+        yield rest, agents, extra, url
+    finally:
+        for s in started:
+            s.stop()
+
+
+def _setup(rest, agents, url):
+    """A host with a port on a network; (its token, the network, the
+    revision the host's agent is at)."""
+    with_db = Database(url)
+    try:
+        token = agent_auth.create(with_db, HOST)[1]
+    finally:
+        with_db.dispose()
+    c = Http(agents.port)
+    c.send("POST", "/agent-api/v1/agents", [("X-Agent-Token", token)],
+           {"host": HOST, "tunnel_ip": "192.0.2.40"})
+    assert c.head()[0] == 200
+    c.close()
+    net = _rest(rest.port, "POST", "/v2.0/networks", {"network": {"name": "s"}})["network"]
+    _rest(rest.port, "POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": "10.77.0.0/24", "ip_version": 4}})
+    _port(rest, net)
+    rev = _poll(agents.port, token, -1)[1]["revision"]
+    # The standalone process's feed follows the database (a 50 ms poll on
+    # SQLite): catch up with a delta so that the streams start at the head.
+    time.sleep(0.5)
+    rev = _poll(agents.port, token, rev)[1]["revision"]
+    return token, net, rev
+
+
+def _port(rest, net):
+    return _rest(rest.port, "POST", "/v2.0/ports", {"port": {
+        "network_id": net["id"], "binding:host_id": HOST, "security_groups": []}})["port"]
+
+
+def _stream(c, token, since, timeout, extra=(), version="HTTP/1.1"):
+    """Send a streamed poll on ``c``."""
+    c.send("GET", f"/agent-api/v1/hosts/{HOST}/state?since={since}&timeout={timeout}"
+                  f"&features={FEATURES}", [("X-Agent-Token", token)] + list(extra),
+           version=version)
+
+
+def _doc(data):
+    assert data.endswith(b"\n") and data.count(b"\n") == 1, data[-80:]
+    return json.loads(data)
+
+
+def _ports(doc):
+    return [p["id"] for p in doc["delta"]["ports"]]
+
+
+def test_a_stream_carries_each_change_as_it_comes(apis):
+    rest, agents, extra, url = apis
+    token, net, rev = _setup(rest, agents, url)
+    c = Http(agents.port)
+    try:
+        began = time.monotonic()
+        _stream(c, token, rev, 4, extra)
+        time.sleep(0.3)  # parked
+        seen = []
+        for _ in range(2):
+            port = _port(rest, net)
+            made = time.monotonic()
+            if not seen:
+                status, headers = c.head()
+                assert status == 200, status
+                assert headers["content-type"] == NDJSON
+                assert headers["transfer-encoding"] == "chunked"
+                assert "content-length" not in headers
+            doc = _doc(c.chunk())
+            # as it comes, not when the poll's 4 s end
+            assert time.monotonic() - made < 2.0
+            assert doc["full"] is False and port["id"] in _ports(doc)
+            assert doc["revision"] > rev
+            rev = doc["revision"]
+            seen.append(port["id"])
+        # Nothing more: the stream ends at its timeout with an empty delta.
+        last = _doc(c.chunk())
+        ended = time.monotonic() - began
+        assert last["full"] is False and not _ports(last) and last["revision"] >= rev
+        assert c.chunk() == b""
+        assert 3.5 < ended < 10, ended
+        # The connection is still good for the next request.
+        c.send("GET", f"/agent-api/v1/hosts/{HOST}/state?since={last['revision']}&timeout=0",
+               [("X-Agent-Token", token)] + extra)
+        status, headers = c.head()
+        assert status == 200 and headers["content-type"].startswith("application/json")
+        assert json.loads(c.f.read(int(headers["content-length"])))["full"] is False
+    finally:
+        c.close()
+
+
+def test_an_http10_stream_ends_with_the_connection(apis):
+    rest, agents, extra, url = apis
+    token, net, rev = _setup(rest, agents, url)
+    c = Http(agents.port)
+    try:
+        _stream(c, token, rev, 1, extra, version="HTTP/1.0")
+        status, headers = c.head()
+        assert status == 200 and headers["content-type"] == NDJSON
+        assert "transfer-encoding" not in headers and "content-length" not in headers
+        body = c.f.read()  # until the server closes
+        assert _doc(body)["delta"]["ports"] == []
+    finally:
+        c.close()
+
+
+def test_a_revoked_credential_ends_the_stream(apis):
+    rest, agents, extra, url = apis
+    token, net, rev = _setup(rest, agents, url)
+    c = Http(agents.port)
+    try:
+        _stream(c, token, rev, 20, extra)
+        time.sleep(0.3)
+        first = _port(rest, net)
+        assert c.head()[0] == 200
+        assert first["id"] in _ports(_doc(c.chunk()))
+        db = Database(url)
+        try:
+            assert agent_auth.revoke(db, host=HOST)
+        finally:
+            db.dispose()
+        second = _port(rest, net)
+        t = time.monotonic()
+        # Ended, without the change the credential no longer may read.
+        assert c.chunk() == b"", second["id"]
+        assert time.monotonic() - t < 5
+        assert _poll(agents.port, token, rev)[0] == 401
+    finally:
+        c.close()
+
+
+def test_a_stream_from_no_view_is_the_full_view_alone(apis):
+    rest, agents, extra, url = apis
+    token, _net, _rev = _setup(rest, agents, url)
+    c = Http(agents.port)
+    try:
+        _stream(c, token, -1, 20, extra)
+        t = time.monotonic()
+        assert c.head()[0] == 200
+        doc = _doc(c.chunk())
+        assert doc["full"] is True and doc["view"]["ports"]
+        assert c.chunk() == b""
+        assert time.monotonic() - t < 5  # not the 20 s of the timeout
+    finally:
+        c.close()
+
+
+def test_an_open_stream_counts_as_a_waiting_poll(tmp_path):
+    """max_long_polls: a stream holds its place until it ends, not only
+    until its first answer."""
+    url = f"sqlite:///{tmp_path}/held.sqlite"
+    with ServerProcess(url, extra_conf="max_long_polls = 1\n") as rest:
+        token, net, rev = _setup(rest, rest, url)
+        c = Http(rest.port)
+        try:
+            _stream(c, token, rev, 3)
+            time.sleep(0.3)
+            _port(rest, net)
+            assert c.head()[0] == 200
+            doc = _doc(c.chunk())
+            assert _poll(rest.port, token, doc["revision"])[0] == 503  # still held
+            while c.chunk():
+                pass
+            assert _poll(rest.port, token, doc["revision"])[0] == 200  # let go
+        finally:
+            c.close()
+
+
+def test_the_agents_client_reads_each_answer_as_it_comes(tmp_path):
+    url = f"sqlite:///{tmp_path}/client.sqlite"
+    with ServerProcess(url) as rest:
+        token, net, rev = _setup(rest, rest, url)
+        client = sync_client.SyncClient(rest.url, HOST, token)
+        try:
+            stream = client.poll_stream(rev, wait=3)
+            got = []
+
+            def change():
+                time.sleep(0.3)
+                got.append((time.monotonic(), _port(rest, net)["id"]))
+
+            threading.Thread(target=change).start()
+            kind, delta, rev2 = next(stream)
+            assert time.monotonic() - got[0][0] < 2.0  # as it came, not at the end
+            assert kind == "delta" and [p.id for p in delta.ports] == [got[0][1]]
+            assert rev2 > rev
+            rest_of = list(stream)  # ends with the poll's timeout: an empty delta
+            assert [k for k, _d, _r in rest_of] == ["delta"]
+            assert not rest_of[0][1].ports and rest_of[0][2] >= rev2
+            # The connection served the whole stream and serves the next poll.
+            assert client.poll(rest_of[0][2], 0)[0] == "delta"
+        finally:
+            client.close()
+
+
+def test_the_agents_client_takes_a_server_that_does_not_stream(tmp_path):
+    """A server that predates the feature answers the poll once (JSON)."""
+    answer = json.dumps({"full": False, "revision": 9,
+                         "delta": wire.delta_to_dict(m.Delta(revision=9))}).encode()
+    asked = []
+
+    class Old(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Old)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = sync_client.SyncClient(f"http://127.0.0.1:{server.server_address[1]}", HOST, "t")
+    try:
+        assert [(k, r) for k, _d, r in client.poll_stream(3, wait=1)] == [("delta", 9)]
+        assert "stream" in asked[0]
+        assert [(k, r) for k, _d, r in client.poll_stream(9, wait=1)] == [("delta", 9)]
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
