@@ -134,11 +134,11 @@ class SyncClient:
             return raw
         return json.loads(raw) if raw else None
 
-    def _open(self, method, path, body=None, timeout=None):
+    def _open(self, method, path, body=None, timeout=None, accept="application/json"):
         """The answer (http.client's response, its body not read yet) to
         a request; ServerError / ServerUnavailable (body read) for an
         error status."""
-        headers = {"Accept": "application/json", "X-Agent-Token": self.token}
+        headers = {"Accept": accept, "X-Agent-Token": self.token}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -209,26 +209,50 @@ class SyncClient:
         feature ``stream``: the server writes each change as it comes for
         up to ``wait`` seconds, see quantum_ovs.api.agent_api); a server
         that does not stream answers once.  The revision of each is where
-        the next poll starts, whatever happens to the rest."""
+        the next poll starts, whatever happens to the rest.  An answer cut
+        short (no last chunk, a line cut) or one that does not decode is
+        ServerUnavailable, as for poll."""
         resp = self._open("GET", self._state_path(since, wait, FEATURES + ",stream"),
-                          timeout=wait + 30)
+                          timeout=wait + 30, accept=NDJSON + ", application/json")
+        conn = self._local.conn  # (the stream's: the caller's thread's)
         if resp.getheader("Content-Type", "").split(";")[0].strip() != NDJSON:
-            yield self.decode_state(self._read(resp.read))
+            yield self._decoded(self._read(resp.read))
             return
         done = False
         try:
+            buf, start = bytearray(), 0
             while True:
-                # (each read waits at most the connection's timeout: the
-                # server ends the stream after ``wait``)
-                line = self._read(resp.readline)
-                if not line:
+                # Each read waits at most the connection's timeout (the
+                # server ends the stream after ``wait``); read1 (not
+                # readline) tells a stream cut between two chunks from
+                # one that ended.
+                data = self._read(lambda: resp.read1(65536))
+                if not data:
+                    if buf.strip():
+                        raise ServerUnavailable("a streamed answer ended inside a line")
                     done = True
                     return
-                if line.strip():
-                    yield self.decode_state(line)
+                buf += data
+                while (end := buf.find(b"\n", start)) >= 0:
+                    line = bytes(buf[:end + 1])
+                    del buf[:end + 1]
+                    start = 0
+                    if line.strip():
+                        yield self._decoded(line)
+                start = len(buf)
         finally:
             if not done:  # left in the middle: the connection is not reusable
-                self._drop()
+                conn.close()
+                with self._lock:
+                    self._conns.discard(conn)
+                if getattr(self._local, "conn", None) is conn:
+                    self._local.conn = None
+
+    def _decoded(self, raw):
+        try:
+            return self.decode_state(raw)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ServerUnavailable(f"an answer that does not decode: {e}") from e
 
     @staticmethod
     def decode_state(raw: bytes):

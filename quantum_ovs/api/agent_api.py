@@ -260,9 +260,6 @@ class AgentAPI:
         if STREAM in features:
             resp = webob.Response(status=200, content_type=NDJSON, charset=None)
             resp.app_iter = self.poll_stream(who, host, since, timeout, features)
-            # eventlet.wsgi: each answer written as it comes (it would
-            # gather 4 KB first)
-            req.environ["eventlet.minimum_write_chunk_size"] = 0
             return resp
         resp = webob.Response(status=200, content_type="application/json", charset="utf-8")
         resp.body = self.poll(who, host, since, timeout, features)
@@ -389,17 +386,29 @@ class Stream:
     Servers write each as it is yielded (quantum_ovs.wsgi.threaded and
     quantum-ovs-server: chunked, HTTP/1.0: until the connection closes)."""
 
-    __slots__ = ("first", "later")
+    __slots__ = ("first", "later", "_closers")
 
     def __init__(self, first, later):
         self.first, self.later = first, later
+        self._closers = []
 
     def __iter__(self):
         yield self.first
         yield from self.later
 
+    def on_close(self, fn):
+        """Call ``fn()`` once, when the answer is closed (servers close
+        every answer when it ends, however it ends): a server counts an
+        open stream among its waiting polls until then."""
+        self._closers.append(fn)
+
     def close(self):
-        self.later.close()
+        closers, self._closers = self._closers, []
+        try:
+            self.later.close()
+        finally:
+            for fn in closers:
+                fn()
 
 
 class FastPolls:

@@ -28,6 +28,7 @@ import threading
 import urllib.parse
 
 from quantum_ovs import config, log, service
+from quantum_ovs.api import agent_api
 from quantum_ovs.db import migration
 
 LOG = logging.getLogger("quantum_ovs.agent_api_server")
@@ -85,12 +86,19 @@ class AgentOnly:
             if self.waiting >= self.limit:
                 return _busy(start_response, "too many waiting agents")
             self.waiting += 1
+        result = None
         try:
-            # The app's answer is a list (webob): complete once returned.
-            return self.app(environ, start_response)
+            result = self.app(environ, start_response)
+            if isinstance(result, agent_api.Stream):
+                result.on_close(self._ended)  # it waits until it ends
+            return result
         finally:
-            with self._lock:
-                self.waiting -= 1
+            if not isinstance(result, agent_api.Stream):
+                self._ended()  # a list (webob): complete once returned
+
+    def _ended(self):
+        with self._lock:
+            self.waiting -= 1
 
 
 def _full_view(query):

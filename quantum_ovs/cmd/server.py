@@ -229,20 +229,22 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
             self.close_connection = 1
         head = self._head(status, headers + ([("Transfer-Encoding", "chunked")] if chunked
                                              else []), None)
-        self.wfile.write(head + (b"%x\r\n%s\r\n" % (len(stream.first), stream.first)
-                                 if chunked else stream.first))
-        self.wfile.flush()
-        try:
-            for body in stream.later:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(body), body) if chunked else body)
-                self.wfile.flush()
-        except Exception:  # noqa: BLE001 - the head is out: end the connection, logged
-            self.close_connection = 1
-            self.server.log.info(traceback.format_exc())
-            return
-        if chunked:
-            self.wfile.write(b"0\r\n\r\n")
+
+        def write(data):
+            self.wfile.write(data)
             self.wfile.flush()
+
+        try:
+            write(head + (b"%x\r\n%s\r\n" % (len(stream.first), stream.first)
+                          if chunked else stream.first))
+            for body in stream.later:
+                write(b"%x\r\n%s\r\n" % (len(body), body) if chunked else body)
+            if chunked:
+                write(b"0\r\n\r\n")
+        except Exception as e:  # noqa: BLE001 - the head may be out: only the connection ends
+            self.close_connection = 1
+            if not isinstance(e, (BrokenPipeError, ConnectionResetError)):
+                LOG.exception("agent poll %s: answer cut", self.path.split("?")[0])
 
     @staticmethod
     def _no_write(data):
@@ -499,41 +501,18 @@ class _LongPolls:
                     eventlet.sleep(0)
                     self.yielded = time.monotonic()
             result = self.app(environ, start_response)
-            if isinstance(result, (list, tuple)):
-                return result
-            # A stream (agent_api.Stream; or the whole stack's answer to
-            # one): it waits until it ends.
-            held = _Held(result if not isinstance(result, agent_api.Stream)
-                         else result.later, self)
             if isinstance(result, agent_api.Stream):
-                result.later = held
-                return result
-            return held
+                # It waits until it ends; each of its answers is written as
+                # it comes (eventlet.wsgi's own path would gather 4 KB).
+                result.on_close(self._ended)
+                environ["eventlet.minimum_write_chunk_size"] = 0
+            return result
         finally:
-            if result is None or isinstance(result, (list, tuple)):
+            if not isinstance(result, agent_api.Stream):
                 self.waiting -= 1
 
-
-class _Held:
-    """A streamed answer's iterator, counted among the waiting polls
-    (_LongPolls.waiting) until it is closed."""
-
-    def __init__(self, inner, polls):
-        self.inner, self.polls = iter(inner), polls
-        self.close_inner = getattr(inner, "close", None)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        return next(self.inner)
-
-    def close(self):
-        polls, self.polls = self.polls, None
-        if polls is not None:
-            polls.waiting -= 1
-            if self.close_inner is not None:
-                self.close_inner()
+    def _ended(self):
+        self.waiting -= 1
 
 
 def _header_deadline(protocol, seconds):
@@ -578,6 +557,7 @@ class _GreenEvent:
     __slots__ = ("_flag", "_waiting")
     BATCH = 4
     _ready = collections.deque()  # (event, thread) set and not resumed yet
+    _later = collections.deque()  # the same, by set_later()
     _draining = [False]
 
     def __init__(self):
@@ -588,28 +568,42 @@ class _GreenEvent:
         return self._flag
 
     def set(self):
+        self._set(_GreenEvent._ready)
+
+    def set_later(self):
+        """set(), for a thread resumed after those set() (whenever they
+        were set): the change feed wakes the hosts a change does not
+        concern directly (a default group's members changed) this way,
+        so that the next change's own hosts do not wait for the last
+        change's thousand."""
+        self._set(_GreenEvent._later)
+
+    def _set(self, queue):
         if not self._flag:
             self._flag = True
             g = self._waiting
             if g is not None:
-                _GreenEvent._ready.append((self, g))
+                queue.append((self, g))
                 if not self._draining[0]:
                     self._draining[0] = True
                     eventlet.hubs.get_hub().schedule_call_global(0, _GreenEvent._drain)
 
     @classmethod
     def _drain(cls):
-        """(In the hub: a timer.)  Resume the next BATCH threads set; the
-        rest after the hub's next look at its sockets."""
-        ready = cls._ready
+        """(In the hub: a timer.)  Resume the next BATCH threads set (those
+        set() first); the rest after the hub's next look at its sockets."""
+        ready, later = cls._ready, cls._later
         try:
             for _ in range(cls.BATCH):
-                if not ready:
+                if ready:
+                    event, g = ready.popleft()
+                elif later:
+                    event, g = later.popleft()
+                else:
                     break
-                event, g = ready.popleft()
                 event._resume(g)
         finally:
-            if ready:
+            if ready or later:
                 eventlet.hubs.get_hub().schedule_call_global(0, cls._drain)
             else:
                 cls._draining[0] = False

@@ -239,10 +239,15 @@ class ChangeFeed:
             if c.resource in host_view.GROUP_RESOURCES:
                 groups[("group", c.resource_id)] = None
         interest = self._interest
-        for keys in (hosts, nets, groups):
+        for keys in (hosts, nets):
             for k in keys:
                 for w in interest.get(k, ()):
                     w.event.set()
+        for k in groups:
+            for w in interest.get(k, ()):
+                # (after any host a change concerns directly, this one's or
+                # the next one's: see set_later, where the event has it)
+                getattr(w.event, "set_later", w.event.set)()
 
     def _wake_all(self):
         for w in self._waiters:
@@ -422,6 +427,27 @@ class HostStates:
             view = host_view.full_dict(s, host, revision)
         return HostState(True, revision, view, None)
 
+    # What a delta's memo (see host_view.delta) reads of the routers'
+    # topology: their networks, the routers of each network and their
+    # gateway hosts.  Routers record every change of their interfaces,
+    # gateway and gateway hosts as router changes.
+    TOPOLOGY = frozenset({"net_routers", "router_nets", "gateway_routers", "gateway_hosts"})
+
+    def _carried(self, revision):
+        """The part of the last memo that still holds at ``revision``: its
+        TOPOLOGY entries when no router changed between the two
+        revisions.  (Each change is a new revision: the routers of the
+        networks of every host a change woke were read again for each
+        one, a query per host.)"""
+        old_revision, old = self._memo
+        if old_revision is None or old_revision > revision or not old:
+            return {}
+        between = self.feed.since(old_revision)
+        if between is None or any(c.resource == "router" for c in between
+                                  if c.seq <= revision):
+            return {}
+        return {k: v for k, v in old.items() if k[0] in self.TOPOLOGY}
+
     def _delta(self, host, changes, revision, known=None, member_deltas=True,
                partial_groups=False):
         # Deltas for the same changes at the same revision (one per host
@@ -450,7 +476,8 @@ class HostStates:
         # otherwise all miss the memo while the first one reads.
         with self._delta_lock:
             if self._memo[0] != key:
-                self._memo = (key, {})  # one object: read above without the lock
+                # one object: read above without the lock
+                self._memo = (key, self._carried(key))
             memo = self._memo[1]
             d = memo.get(shared) if shared is not None else None
             if d is None:

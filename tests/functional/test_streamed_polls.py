@@ -6,6 +6,7 @@ Real processes on one SQLite database: quantum-ovs-server (its fast path,
 and its whole stack for a poll FastPolls leaves to it), and the
 standalone quantum-ovs-agent-api (threads) beside it."""
 
+import contextlib
 import http.server
 import json
 import socket
@@ -87,25 +88,37 @@ def _poll(port, token, since, timeout=0, features="group_members,group_rules"):
         c.close()
 
 
-@pytest.fixture(params=["server", "server-whole-stack", "standalone"])
-def apis(request, tmp_path):
-    """(REST port, agent API port, headers a poll adds, db url)."""
-    url = f"sqlite:///{tmp_path}/stream.sqlite"
+# Where the polls go: quantum-ovs-server's direct path; its whole stack
+# (a poll with an Origin its CORS layer acts on is not FastPolls');
+# eventlet.wsgi's own path to FastPolls (a head that is not plain: a
+# folded header line); the standalone agent API.
+WHERE = {"server": [], "server-whole-stack": [("Origin", ORIGIN)],
+         "server-eventlet-path": [("X-Folded", "a\r\n b")], "standalone": []}
+
+
+@contextlib.contextmanager
+def _apis(where, url, conf=""):
+    """(REST server, agent API server, headers a poll adds)."""
     started = []
     try:
-        rest = ServerProcess(url, extra_conf=f"[cors]\nallowed_origin = {ORIGIN}\n").start()
-        started.append(rest)
+        rest = ServerProcess(url, extra_conf=f"{conf}[cors]\nallowed_origin = {ORIGIN}\n")
+        started.append(rest.start())
         agents = rest
-        if request.param == "standalone":
-            agents = ServerProcess(url, module="quantum_ovs.cmd.agent_api").start()
-            started.append(agents)
-        # A poll with an Origin the server's CORS layer acts on is not
-        # FastPolls': the whole stack answers it (AgentAPI.state).
-        extra = [("Origin", ORIGIN)] if request.param == "server-whole-stack" else []
-        yield rest, agents, extra, url
+        if where == "standalone":
+            agents = ServerProcess(url, extra_conf=conf, module="quantum_ovs.cmd.agent_api")
+            started.append(agents.start())
+        yield rest, agents, WHERE[where]
     finally:
         for s in started:
             s.stop()
+
+
+@pytest.fixture(params=sorted(WHERE))
+def apis(request, tmp_path):
+    """(REST server, agent API server, headers a poll adds, db url)."""
+    url = f"sqlite:///{tmp_path}/stream.sqlite"
+    with _apis(request.param, url) as (rest, agents, extra):
+        yield rest, agents, extra, url
 
 
 def _setup(rest, agents, url):
@@ -251,23 +264,24 @@ def test_a_stream_from_no_view_is_the_full_view_alone(apis):
         c.close()
 
 
-def test_an_open_stream_counts_as_a_waiting_poll(tmp_path):
+@pytest.mark.parametrize("where", ["server", "server-whole-stack", "standalone"])
+def test_an_open_stream_counts_as_a_waiting_poll(tmp_path, where):
     """max_long_polls: a stream holds its place until it ends, not only
     until its first answer."""
     url = f"sqlite:///{tmp_path}/held.sqlite"
-    with ServerProcess(url, extra_conf="max_long_polls = 1\n") as rest:
-        token, net, rev = _setup(rest, rest, url)
-        c = Http(rest.port)
+    with _apis(where, url, "max_long_polls = 1\n") as (rest, agents, extra):
+        token, net, rev = _setup(rest, agents, url)
+        c = Http(agents.port)
         try:
-            _stream(c, token, rev, 3)
+            _stream(c, token, rev, 3, extra)
             time.sleep(0.3)
             _port(rest, net)
             assert c.head()[0] == 200
             doc = _doc(c.chunk())
-            assert _poll(rest.port, token, doc["revision"])[0] == 503  # still held
+            assert _poll(agents.port, token, doc["revision"])[0] == 503  # still held
             while c.chunk():
                 pass
-            assert _poll(rest.port, token, doc["revision"])[0] == 200  # let go
+            assert _poll(agents.port, token, doc["revision"])[0] == 200  # let go
         finally:
             c.close()
 
@@ -299,34 +313,89 @@ def test_the_agents_client_reads_each_answer_as_it_comes(tmp_path):
             client.close()
 
 
-def test_the_agents_client_takes_a_server_that_does_not_stream(tmp_path):
+class _Stub:
+    """A server of fixed answers to the agent's polls (raw bytes after
+    the status line and headers it is given), over real HTTP."""
+
+    def __init__(self, head, body):
+        self.asked = []
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                stub.asked.append((self.path, self.headers.get("Accept")))
+                self.wfile.write(head + body)
+                self.wfile.flush()
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.client = sync_client.SyncClient(
+            f"http://127.0.0.1:{self.server.server_address[1]}", HOST, "t")
+
+    def close(self):
+        self.client.close()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _answer(revision):
+    return json.dumps({"full": False, "revision": revision,
+                       "delta": wire.delta_to_dict(m.Delta(revision=revision))}).encode()
+
+
+def test_the_agents_client_takes_a_server_that_does_not_stream():
     """A server that predates the feature answers the poll once (JSON)."""
-    answer = json.dumps({"full": False, "revision": 9,
-                         "delta": wire.delta_to_dict(m.Delta(revision=9))}).encode()
-    asked = []
-
-    class Old(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self):
-            asked.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Old)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = sync_client.SyncClient(f"http://127.0.0.1:{server.server_address[1]}", HOST, "t")
+    body = _answer(9)
+    stub = _Stub(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body), body)
     try:
-        assert [(k, r) for k, _d, r in client.poll_stream(3, wait=1)] == [("delta", 9)]
-        assert "stream" in asked[0]
-        assert [(k, r) for k, _d, r in client.poll_stream(9, wait=1)] == [("delta", 9)]
+        assert [(k, r) for k, _d, r in stub.client.poll_stream(3, wait=1)] == [("delta", 9)]
+        path, accept = stub.asked[0]
+        assert "stream" in path and NDJSON in accept
     finally:
-        client.close()
-        server.shutdown()
-        server.server_close()
+        stub.close()
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n" \
+          b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+def _chunk(data):
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+@pytest.mark.parametrize("body", [
+    _chunk(_answer(9) + b"\n"),  # cut after a chunk: no last chunk
+    _chunk(_answer(9) + b"\n") + b"40\r\n{\"full\"",  # cut inside one
+    _chunk(_answer(9) + b"\n") + _chunk(b"{\"full\": fal") + b"0\r\n\r\n",  # a line cut
+    _chunk(_answer(9) + b"\n") + _chunk(b"not json\n") + b"0\r\n\r\n",
+], ids=["no-last-chunk", "cut-in-a-chunk", "line-cut", "not-json"])
+def test_the_agents_client_refuses_a_stream_cut_short(body):
+    """Each answer before the cut is taken (its revision is where the next
+    poll starts); the cut is ServerUnavailable (the agent retries), never
+    the normal end of a stream."""
+    stub = _Stub(CHUNKED, body)
+    try:
+        got = []
+        with pytest.raises(sync_client.ServerUnavailable):
+            for kind, _d, rev in stub.client.poll_stream(3, wait=1):
+                got.append((kind, rev))
+        assert got == [("delta", 9)]
+    finally:
+        stub.close()
+
+
+def test_the_agents_client_takes_a_whole_stream():
+    stub = _Stub(CHUNKED, _chunk(_answer(9) + b"\n" + _answer(10)[:20]) +
+                 _chunk(_answer(10)[20:] + b"\n") + b"0\r\n\r\n")
+    try:
+        assert [(k, r) for k, _d, r in stub.client.poll_stream(3, wait=1)] == \
+            [("delta", 9), ("delta", 10)]
+    finally:
+        stub.close()

@@ -74,6 +74,53 @@ for e in events:
 for t in threads + [r]:
     t.wait()
 out["order"] = order
+# set_later: resumed after every thread set() (set before or after it).
+later_order = []
+events = [E() for _ in range(12)]
+def waiting_later(i):
+    events[i].wait(5)
+    later_order.append(i)
+threads = [eventlet.spawn(waiting_later, i) for i in range(len(events))]
+eventlet.sleep(0)
+for e in events[:6]:
+    e.set_later()
+for e in events[6:]:
+    e.set()
+for t in threads:
+    t.wait()
+out["later_order"] = later_order
+
+# A streamed poll's answer whose write fails after the head: the
+# connection ends, and nothing (no 500) is written after what went out.
+from quantum_ovs.api import agent_api
+import socket as _socket
+
+class Wfile:
+    def __init__(self):
+        self.data = b""
+    def write(self, data):
+        if data == b"0\r\n\r\n":
+            raise _socket.timeout("the client stopped reading")
+        self.data += data
+    def flush(self):
+        pass
+
+class Srv:
+    capitalize_response_headers = True
+    keepalive = True
+
+p = server._Protocol.__new__(server._Protocol)
+p.wfile, p.server, p.request_version, p.close_connection = Wfile(), Srv(), "HTTP/1.1", 0
+p.headers, p.path = {}, "/agent-api/v1/hosts/h/state"
+closed = []
+stream = agent_api.Stream(b"a\n", (x for x in [b"b\n"]))
+stream.on_close(lambda: closed.append(1))
+try:
+    p._stream(["200 OK", [("Content-Type", "application/x-ndjson")]], stream)
+finally:
+    stream.close()
+    stream.close()
+out["cut"] = [p.wfile.data.decode(), p.close_connection, closed]
 out["factory"] = changefeed.ChangeFeed.event_factory.__name__
 print(json.dumps(out))
 """
@@ -92,3 +139,9 @@ def test_green_event_is_an_event_for_one_waiter():
     assert [i for i in out["order"] if i != "socket"] == list(range(n))
     assert out["order"].index("socket") < n - 16, out["order"]  # (BATCH is 4)
     assert out["factory"] == "Event"  # set by serve(), not on import
+    assert out["later_order"] == list(range(6, 12)) + list(range(6))
+    data, close, closed = out["cut"]
+    assert data.startswith("HTTP/1.1 200 OK\r\n") and data.count("HTTP/1.1") == 1, data
+    assert "Transfer-Encoding: chunked\r\n" in data
+    assert data.endswith("\r\n\r\n2\r\na\n\r\n2\r\nb\n\r\n"), data
+    assert close == 1 and closed == [1]  # the connection ends; closed once
