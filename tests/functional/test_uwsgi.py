@@ -8,12 +8,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 import quantum_ovs
-from quantum_ovs.db import migration
+from agent import sync_client
+from quantum_ovs.db import agent_auth, migration
 from quantum_ovs.db.session import Database
 from quantum_ovs.testing.client import Client
 from quantum_ovs.testing.procs import alive, stop_group
@@ -48,6 +50,7 @@ class UwsgiServer:
 
     def __init__(self, workdir, db_url):
         self.dir = workdir
+        self.db_url = db_url
         self.port = _free_port()
         self.conf = os.path.join(workdir, "quantum-ovs.conf")
         self.api_log = os.path.join(workdir, "api.log")
@@ -191,3 +194,50 @@ def test_openstack_cli_under_uwsgi(uwsgi_server):
     assert "NetworkInUse" in res.stderr or "in use" in res.stderr.lower(), res.stderr
     os_("port", "delete", port["id"], parse=False)
     os_("network", "delete", net["id"], parse=False)
+
+
+def test_an_agents_streamed_poll_under_uwsgi(uwsgi_server):
+    """The agent's streamed poll (feature ``stream``) through uWSGI: each
+    change reaches it as it comes, not when the poll ends."""
+    host = "uw-host"
+    db = Database(uwsgi_server.db_url)
+    try:
+        token = agent_auth.create(db, host)[1]
+    finally:
+        db.dispose()
+    c = Client(uwsgi_server.port, project="uw-stream", roles="admin")
+    client = sync_client.SyncClient(uwsgi_server.url, host, token)
+    try:
+        client.register("192.0.2.90")
+        net = c.json("POST", "/v2.0/networks", {"network": {"name": "uw-s"}}, want=201)
+        net = net["network"]
+        c.json("POST", "/v2.0/subnets", {"subnet": {
+            "network_id": net["id"], "cidr": "10.67.0.0/24", "ip_version": 4}}, want=201)
+
+        def port():
+            return c.json("POST", "/v2.0/ports", {"port": {
+                "network_id": net["id"], "binding:host_id": host,
+                "security_groups": []}}, want=201)["port"]["id"]
+
+        port()
+        kind, _view, rev = client.poll(-1, 0)
+        assert kind == "full"
+        time.sleep(0.3)  # both workers' feeds (SQLite: a 50 ms poll) past it
+        rev = client.poll(rev, 0)[2]
+        made, done = {}, threading.Event()
+
+        def make():
+            made["at"] = time.monotonic()
+            made["id"] = port()
+            done.set()
+
+        threading.Timer(0.5, make).start()
+        stream = client.poll_stream(rev, wait=4)
+        kind, delta, _rev = next(stream)
+        assert time.monotonic() - made["at"] < 2.0  # as it came, not at the end
+        assert done.wait(10)
+        assert kind == "delta" and [p.id for p in delta.ports] == [made["id"]]
+        assert [k for k, _d, _r in stream] == ["delta"]  # then the empty end
+    finally:
+        client.close()
+        c.close()
