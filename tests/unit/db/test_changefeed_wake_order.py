@@ -44,3 +44,35 @@ def test_the_port_host_then_its_network_then_group_members_are_woken():
     assert last["host"] < first["net"] and last["net"] < first["group"], woken
     assert sorted(set(woken)) == ["group", "host", "net"]
     feed.stop()
+
+
+def test_those_only_seeing_members_change_are_set_later():
+    """Where the event has set_later (quantum-ovs-server's green event),
+    the waiters a change does not concern directly are
+    resumed after the others, whatever came first."""
+    how = []
+
+    class Event:
+        def __init__(self):
+            self.name = None
+
+        def set(self):
+            how.append((self.name, "set"))
+
+        def set_later(self):
+            how.append((self.name, "later"))
+
+    db = FakeDB([Result(scalar=4)])
+    feed = ChangeFeed(db)
+    feed.event_factory = Event
+    for kind, keys in (("group", [("group", "sg-default")]),
+                       ("host", [("host", "hv-1"), ("group", "sg-default")])):
+        feed.subscribe(keys).event.name = kind
+    db.answers += [Result(rows=[
+        Change(5, "sg_member", "sg-default", None, None, "update", None),
+        Change(6, "port", "p1", "net-1", "hv-1", "create", None)])]
+    feed._refresh()
+    assert how[0] == ("host", "set") and ("group", "later") in how
+    assert ("group", "set") not in how
+    feed.stop()
+
