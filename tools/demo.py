@@ -70,6 +70,7 @@ class Demo:
         self.procs = []  # (name, Popen) stopped by PID, last first
         self.ovs = None
         self.namespaces = []
+        self.dhclient_pidfiles = []  # stopped again at the end (see _stop_dhclient)
         self.timings = {}
         self.booted = []
 
@@ -227,11 +228,8 @@ class Demo:
                             capture_output=True, text=True, timeout=60, cwd=lease_dir)
         lease = time.monotonic() - t1
         pidfile = os.path.join(lease_dir, "pid")
-        if os.path.exists(pidfile):  # dhclient stays to renew: stop it by PID
-            try:
-                os.kill(int(open(pidfile).read().strip()), signal.SIGTERM)
-            except (ValueError, ProcessLookupError):
-                pass
+        self.dhclient_pidfiles.append(pidfile)
+        _stop_dhclient(pidfile)  # it stays to renew
         got = open(os.path.join(lease_dir, f"{dev}.lease")).read().strip() \
             if os.path.exists(os.path.join(lease_dir, f"{dev}.lease")) else None
         want = vif["network"]["subnets"][0]["ips"][0]["address"]
@@ -385,6 +383,8 @@ class Demo:
             f"{(time.monotonic() - t0) * 1000:.0f} ms: no port left in the API or on br-int")
 
     def stop(self):
+        for pidfile in self.dhclient_pidfiles:
+            _stop_dhclient(pidfile)
         for ns in self.namespaces:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         for name, p, log in reversed(self.procs):
@@ -403,6 +403,21 @@ class Demo:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _stop_dhclient(pidfile):
+    """Stop (by PID) the dhclient whose pid file this is, if it still runs:
+    the one the demo started (its command line names the file; a PID
+    reused by another process is left alone).  Its daemon may write the
+    file after the first stop, so the demo stops it again at the end."""
+    try:
+        pid = int(open(pidfile).read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if pidfile.encode() not in f.read():
+                return
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--once", action="store_true", help="run once and clean up")
@@ -418,6 +433,10 @@ def main():
         say(f"\nEverything keeps running: {demo.endpoint}, logs in {demo.dir}; try\n"
             f"  {BIN}/openstack --os-auth-type none --os-endpoint {demo.endpoint} port list\n"
             "Ctrl-C stops it all.")
+        # Blocked first: sigwait takes a signal only if it is blocked (an
+        # unblocked SIGTERM ended the demo at once, leaving its server,
+        # agent, switch and namespaces behind).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0
     except KeyboardInterrupt:
