@@ -193,7 +193,7 @@ class SyncClient:
 
     def poll(self, since, wait=30.0):
         """("full", HostView) or ("delta", Delta), and the new revision."""
-        return self.decode_state(self.poll_raw(since, wait))
+        return self.decoded(self.poll_raw(since, wait))
 
     def poll_raw(self, since, wait=30.0) -> bytes:
         """The server's answer to a poll, not decoded (decode_state)."""
@@ -216,7 +216,7 @@ class SyncClient:
                           timeout=wait + 30, accept=NDJSON + ", application/json")
         conn = self._local.conn  # (the stream's: the caller's thread's)
         if resp.getheader("Content-Type", "").split(";")[0].strip() != NDJSON:
-            yield self._decoded(self._read(resp.read))
+            yield self.decoded(self._read(resp.read))
             return
         done = False
         try:
@@ -228,8 +228,9 @@ class SyncClient:
                 # one that ended.
                 data = self._read(lambda: resp.read1(65536))
                 if not data:
-                    if buf.strip():
+                    if buf.strip() or resp.length:
                         raise ServerUnavailable("a streamed answer ended inside a line")
+                    resp.close()  # (read1 leaves an answer of known length open)
                     done = True
                     return
                 buf += data
@@ -238,7 +239,7 @@ class SyncClient:
                     del buf[:end + 1]
                     start = 0
                     if line.strip():
-                        yield self._decoded(line)
+                        yield self.decoded(line)
                 start = len(buf)
         finally:
             if not done:  # left in the middle: the connection is not reusable
@@ -248,11 +249,14 @@ class SyncClient:
                 if getattr(self._local, "conn", None) is conn:
                     self._local.conn = None
 
-    def _decoded(self, raw):
+    def decoded(self, raw):
+        """decode_state(raw); ServerUnavailable for an answer that does
+        not decode as one (the sync loop retries those: nothing else may
+        end it)."""
         try:
             return self.decode_state(raw)
-        except (ValueError, KeyError, TypeError) as e:
-            raise ServerUnavailable(f"an answer that does not decode: {e}") from e
+        except Exception as e:  # noqa: BLE001 - whatever a malformed answer raises
+            raise ServerUnavailable(f"an answer that does not decode: {e!r}") from e
 
     @staticmethod
     def decode_state(raw: bytes):
@@ -312,7 +316,7 @@ class FirstPoll:
         self._done.wait()
         if self._error is not None:
             raise self._error
-        return self.client.decode_state(self._result)
+        return self.client.decoded(self._result)
 
 
 def backoff(attempt, base=0.2, cap=5.0):

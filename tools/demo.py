@@ -423,6 +423,12 @@ def main():
     p.add_argument("--once", action="store_true", help="run once and clean up")
     p.add_argument("--port", type=int, default=9696)
     args = p.parse_args()
+    # SIGTERM as Ctrl-C, from the start: the demo cleans up after either
+    # (the default action ended it at once, leaving its server, agent,
+    # switch and namespaces behind).  SIGINT too, in case the shell that
+    # started it in the background ignored it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     demo = Demo(args.port)
     try:
         demo.run()
@@ -433,12 +439,8 @@ def main():
         say(f"\nEverything keeps running: {demo.endpoint}, logs in {demo.dir}; try\n"
             f"  {BIN}/openstack --os-auth-type none --os-endpoint {demo.endpoint} port list\n"
             "Ctrl-C stops it all.")
-        # Blocked first: sigwait takes a signal only if it is blocked (an
-        # unblocked SIGTERM ended the demo at once, leaving its server,
-        # agent, switch and namespaces behind).
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        return 0
+        while True:
+            signal.pause()  # until Ctrl-C or SIGTERM (KeyboardInterrupt)
     except KeyboardInterrupt:
         return 0
     finally:

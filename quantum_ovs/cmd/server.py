@@ -554,7 +554,7 @@ class _GreenEvent:
     waiting for the database to build its delta, or a request, waited for
     all of them.)"""
 
-    __slots__ = ("_flag", "_waiting")
+    __slots__ = ("_flag", "_waiting", "_late")
     BATCH = 4
     _ready = collections.deque()  # (event, thread) set and not resumed yet
     _later = collections.deque()  # the same, by set_later()
@@ -563,11 +563,17 @@ class _GreenEvent:
     def __init__(self):
         self._flag = False
         self._waiting = None  # the green thread in wait(), if any
+        self._late = False  # set by set_later, its thread not resumed yet
 
     def is_set(self):
         return self._flag
 
     def set(self):
+        if self._late and self._waiting is not None:
+            # Set later already, and now a change concerns it directly:
+            # resumed with those.  (The entry left in _later finds the
+            # thread gone: _resume checks.)
+            self._flag = False
         self._set(_GreenEvent._ready)
 
     def set_later(self):
@@ -583,6 +589,7 @@ class _GreenEvent:
             self._flag = True
             g = self._waiting
             if g is not None:
+                self._late = queue is _GreenEvent._later
                 queue.append((self, g))
                 if not self._draining[0]:
                     self._draining[0] = True
@@ -616,6 +623,7 @@ class _GreenEvent:
         # both be due: whichever comes second finds it gone).
         if self._waiting is g:
             self._waiting = None
+            self._late = False
             g.switch()
 
     def wait(self, timeout=None):
@@ -630,6 +638,7 @@ class _GreenEvent:
             hub.switch()
         finally:
             self._waiting = None
+            self._late = False
             if timer is not None:
                 timer.cancel()
         return self._flag

@@ -77,6 +77,7 @@ class ChangeFeed:
         self.latest = self._max_seq()
         self.floor = self.latest  # the oldest revision we can answer from memory
         self.gaps = {}  # seq -> first seen missing (monotonic)
+        self.given_up = 0  # gaps given up so far (a change there is never read)
         self._thread = None
         self.stopped = False
         self._refresh_lock = threading.Lock()
@@ -277,6 +278,7 @@ class ChangeFeed:
         expired = [seq for seq, seen in self.gaps.items() if now - seen > self.gap_timeout]
         for seq in expired:
             del self.gaps[seq]
+        self.given_up += len(expired)
         return bool(expired)
 
     def since(self, revision):
@@ -307,6 +309,7 @@ class HostStates:
         # host -> (view networks, own networks, local groups, groups, revision)
         self._relevance_cache = {}
         self._memo = (None, {})  # (revision, what deltas at it share)
+        self._memo_given_up = 0  # the feed's gaps given up when the memo was made
         self._delta_lock = threading.Lock()
 
     @property
@@ -440,11 +443,16 @@ class HostStates:
         networks of every host a change woke were read again for each
         one, a query per host.)"""
         old_revision, old = self._memo
-        if old_revision is None or old_revision > revision or not old:
-            return {}
-        between = self.feed.since(old_revision)
-        if between is None or any(c.resource == "router" for c in between
-                                  if c.seq <= revision):
+        feed = self.feed
+        given_up = self._memo_given_up
+        self._memo_given_up = feed.given_up
+        if old_revision is None or old_revision > revision or not old or \
+                given_up != feed.given_up:
+            return {}  # (a gap given up since may have been a router's change)
+        between = feed.since(old_revision)
+        if between is None or old_revision < feed.floor or any(
+                c.resource == "router" for c in between if c.seq <= revision):
+            # (the floor again: the feed may have dropped what was sliced)
             return {}
         return {k: v for k, v in old.items() if k[0] in self.TOPOLOGY}
 
@@ -481,11 +489,18 @@ class HostStates:
             memo = self._memo[1]
             d = memo.get(shared) if shared is not None else None
             if d is None:
-                with self.db.reader() as s:
-                    d = host_view.delta(s, host, changes, revision, memo,
-                                        nets_now=nets, local=local,
-                                        member_deltas=member_deltas,
-                                        partial_groups=partial_groups)
+                try:
+                    with self.db.reader() as s:
+                        d = host_view.delta(s, host, changes, revision, memo,
+                                            nets_now=nets, local=local,
+                                            member_deltas=member_deltas,
+                                            partial_groups=partial_groups)
+                except BaseException:
+                    # A read that failed half way leaves entries half made
+                    # (a network's routers put in before they are read):
+                    # none of this memo is used again, nor carried.
+                    self._memo = (None, {})
+                    raise
                 if shared is not None:
                     memo[shared] = d
         return HostState(False, revision, None, d)

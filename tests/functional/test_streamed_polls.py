@@ -317,7 +317,7 @@ class _Stub:
     """A server of fixed answers to the agent's polls (raw bytes after
     the status line and headers it is given), over real HTTP."""
 
-    def __init__(self, head, body):
+    def __init__(self, head, body, keep_alive=False):
         self.asked = []
         stub = self
 
@@ -328,7 +328,7 @@ class _Stub:
                 stub.asked.append((self.path, self.headers.get("Accept")))
                 self.wfile.write(head + body)
                 self.wfile.flush()
-                self.close_connection = True
+                self.close_connection = not keep_alive
 
             def log_message(self, *args):
                 pass
@@ -375,7 +375,9 @@ def _chunk(data):
     _chunk(_answer(9) + b"\n") + b"40\r\n{\"full\"",  # cut inside one
     _chunk(_answer(9) + b"\n") + _chunk(b"{\"full\": fal") + b"0\r\n\r\n",  # a line cut
     _chunk(_answer(9) + b"\n") + _chunk(b"not json\n") + b"0\r\n\r\n",
-], ids=["no-last-chunk", "cut-in-a-chunk", "line-cut", "not-json"])
+    _chunk(_answer(9) + b"\n") + _chunk(b'{"full": false, "revision": 10, "delta": []}\n')
+    + b"0\r\n\r\n",
+], ids=["no-last-chunk", "cut-in-a-chunk", "line-cut", "not-json", "not-a-delta"])
 def test_the_agents_client_refuses_a_stream_cut_short(body):
     """Each answer before the cut is taken (its revision is where the next
     poll starts); the cut is ServerUnavailable (the agent retries), never
@@ -397,5 +399,26 @@ def test_the_agents_client_takes_a_whole_stream():
     try:
         assert [(k, r) for k, _d, r in stub.client.poll_stream(3, wait=1)] == \
             [("delta", 9), ("delta", 10)]
+    finally:
+        stub.close()
+
+
+def test_the_agents_client_takes_a_stream_of_known_length():
+    """A stream with a Content-Length (a proxy that gathered it): taken
+    whole, and the connection serves the next poll; one cut short of its
+    length is ServerUnavailable."""
+    body = _answer(9) + b"\n" + _answer(10) + b"\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n"
+    stub = _Stub(head % len(body), body, keep_alive=True)
+    try:
+        for _ in range(3):
+            assert [(k, r) for k, _d, r in stub.client.poll_stream(3, wait=1)] == \
+                [("delta", 9), ("delta", 10)]
+    finally:
+        stub.close()
+    stub = _Stub(head % (len(body) + 10), body)
+    try:
+        with pytest.raises(sync_client.ServerUnavailable):
+            list(stub.client.poll_stream(3, wait=1))
     finally:
         stub.close()

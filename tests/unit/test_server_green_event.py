@@ -74,7 +74,8 @@ for e in events:
 for t in threads + [r]:
     t.wait()
 out["order"] = order
-# set_later: resumed after every thread set() (set before or after it).
+# set_later: resumed after every thread set() (set before or after it); a
+# thread set_later and then set() is resumed with those set().
 later_order = []
 events = [E() for _ in range(12)]
 def waiting_later(i):
@@ -86,6 +87,7 @@ for e in events[:6]:
     e.set_later()
 for e in events[6:]:
     e.set()
+events[5].set()  # set later, then concerned directly: resumed with those set()
 for t in threads:
     t.wait()
 out["later_order"] = later_order
@@ -139,7 +141,7 @@ def test_green_event_is_an_event_for_one_waiter():
     assert [i for i in out["order"] if i != "socket"] == list(range(n))
     assert out["order"].index("socket") < n - 16, out["order"]  # (BATCH is 4)
     assert out["factory"] == "Event"  # set by serve(), not on import
-    assert out["later_order"] == list(range(6, 12)) + list(range(6))
+    assert out["later_order"] == list(range(6, 12)) + [5] + list(range(5)), out["later_order"]
     data, close, closed = out["cut"]
     assert data.startswith("HTTP/1.1 200 OK\r\n") and data.count("HTTP/1.1") == 1, data
     assert "Transfer-Encoding: chunked\r\n" in data

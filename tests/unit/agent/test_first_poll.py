@@ -30,6 +30,9 @@ class _Client:
     def poll_stream(self, since, wait=30.0):
         yield self.poll(since, wait)  # a stream of one answer
 
+    def decoded(self, raw):
+        return self.decode_state(raw)
+
     def decode_state(self, raw):
         self.decoded_on.append(threading.current_thread().name)
         return raw[0], ("decoded", raw[1]), raw[2]
