@@ -99,13 +99,17 @@ class SyncClient:
             if self._closed:
                 raise Closed("client closed")
 
-    def _drop(self):
-        conn = getattr(self._local, "conn", None)
+    def _drop(self, conn=None):
+        """Close ``conn`` (by default this thread's connection) and forget
+        it; this thread's next request opens another."""
+        mine = getattr(self._local, "conn", None)
+        conn = mine if conn is None else conn
         if conn is not None:
             conn.close()
             with self._lock:
                 self._conns.discard(conn)
-        self._local.conn = None
+        if conn is mine:
+            self._local.conn = None
 
     def close(self):
         """Fail every call in progress or to come with Closed, now.
@@ -243,11 +247,7 @@ class SyncClient:
                 start = len(buf)
         finally:
             if not done:  # left in the middle: the connection is not reusable
-                conn.close()
-                with self._lock:
-                    self._conns.discard(conn)
-                if getattr(self._local, "conn", None) is conn:
-                    self._local.conn = None
+                self._drop(conn)
 
     def decoded(self, raw):
         """decode_state(raw); ServerUnavailable for an answer that does

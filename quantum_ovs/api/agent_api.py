@@ -411,6 +411,16 @@ class Stream:
                 fn()
 
 
+def release_when_answered(result, release):
+    """Call ``release()`` once the answer ``result`` (what the app
+    returned; None when it raised) is complete: at once, or for a Stream
+    when the server closes it.  How the servers count the polls waiting."""
+    if isinstance(result, Stream):
+        result.on_close(release)
+    else:
+        release()
+
+
 class FastPolls:
     """The agents' long polls (``GET /agent-api/v1/hosts/<host>/state``)
     answered in front of the middleware and the router, with what their

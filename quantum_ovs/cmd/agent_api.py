@@ -89,12 +89,9 @@ class AgentOnly:
         result = None
         try:
             result = self.app(environ, start_response)
-            if isinstance(result, agent_api.Stream):
-                result.on_close(self._ended)  # it waits until it ends
             return result
         finally:
-            if not isinstance(result, agent_api.Stream):
-                self._ended()  # a list (webob): complete once returned
+            agent_api.release_when_answered(result, self._ended)  # a Stream: when it ends
 
     def _ended(self):
         with self._lock:

@@ -502,14 +502,12 @@ class _LongPolls:
                     self.yielded = time.monotonic()
             result = self.app(environ, start_response)
             if isinstance(result, agent_api.Stream):
-                # It waits until it ends; each of its answers is written as
-                # it comes (eventlet.wsgi's own path would gather 4 KB).
-                result.on_close(self._ended)
+                # Each of its answers written as it comes (eventlet.wsgi's
+                # own path would gather 4 KB).
                 environ["eventlet.minimum_write_chunk_size"] = 0
             return result
         finally:
-            if not isinstance(result, agent_api.Stream):
-                self.waiting -= 1
+            agent_api.release_when_answered(result, self._ended)  # a Stream: when it ends
 
     def _ended(self):
         self.waiting -= 1

@@ -121,6 +121,19 @@ def apis(request, tmp_path):
         yield rest, agents, extra, url
 
 
+@pytest.fixture
+def opened(apis):
+    """``apis``, a host set up on them (see _setup), and a connection to
+    their agent API: (rest, agents, extra, url, token, net, rev, conn)."""
+    rest, agents, extra, url = apis
+    token, net, rev = _setup(rest, agents, url)
+    c = Http(agents.port)
+    try:
+        yield rest, agents, extra, url, token, net, rev, c
+    finally:
+        c.close()
+
+
 def _setup(rest, agents, url):
     """A host with a port on a network; (its token, the network, the
     revision the host's agent is at)."""
@@ -167,101 +180,81 @@ def _ports(doc):
     return [p["id"] for p in doc["delta"]["ports"]]
 
 
-def test_a_stream_carries_each_change_as_it_comes(apis):
-    rest, agents, extra, url = apis
-    token, net, rev = _setup(rest, agents, url)
-    c = Http(agents.port)
-    try:
-        began = time.monotonic()
-        _stream(c, token, rev, 4, extra)
-        time.sleep(0.3)  # parked
-        seen = []
-        for _ in range(2):
-            port = _port(rest, net)
-            made = time.monotonic()
-            if not seen:
-                status, headers = c.head()
-                assert status == 200, status
-                assert headers["content-type"] == NDJSON
-                assert headers["transfer-encoding"] == "chunked"
-                assert "content-length" not in headers
-            doc = _doc(c.chunk())
-            # as it comes, not when the poll's 4 s end
-            assert time.monotonic() - made < 2.0
-            assert doc["full"] is False and port["id"] in _ports(doc)
-            assert doc["revision"] > rev
-            rev = doc["revision"]
-            seen.append(port["id"])
-        # Nothing more: the stream ends at its timeout with an empty delta.
-        last = _doc(c.chunk())
-        ended = time.monotonic() - began
-        assert last["full"] is False and not _ports(last) and last["revision"] >= rev
-        assert c.chunk() == b""
-        assert 3.5 < ended < 10, ended
-        # The connection is still good for the next request.
-        c.send("GET", f"/agent-api/v1/hosts/{HOST}/state?since={last['revision']}&timeout=0",
-               [("X-Agent-Token", token)] + extra)
-        status, headers = c.head()
-        assert status == 200 and headers["content-type"].startswith("application/json")
-        assert json.loads(c.f.read(int(headers["content-length"])))["full"] is False
-    finally:
-        c.close()
-
-
-def test_an_http10_stream_ends_with_the_connection(apis):
-    rest, agents, extra, url = apis
-    token, net, rev = _setup(rest, agents, url)
-    c = Http(agents.port)
-    try:
-        _stream(c, token, rev, 1, extra, version="HTTP/1.0")
-        status, headers = c.head()
-        assert status == 200 and headers["content-type"] == NDJSON
-        assert "transfer-encoding" not in headers and "content-length" not in headers
-        body = c.f.read()  # until the server closes
-        assert _doc(body)["delta"]["ports"] == []
-    finally:
-        c.close()
-
-
-def test_a_revoked_credential_ends_the_stream(apis):
-    rest, agents, extra, url = apis
-    token, net, rev = _setup(rest, agents, url)
-    c = Http(agents.port)
-    try:
-        _stream(c, token, rev, 20, extra)
-        time.sleep(0.3)
-        first = _port(rest, net)
-        assert c.head()[0] == 200
-        assert first["id"] in _ports(_doc(c.chunk()))
-        db = Database(url)
-        try:
-            assert agent_auth.revoke(db, host=HOST)
-        finally:
-            db.dispose()
-        second = _port(rest, net)
-        t = time.monotonic()
-        # Ended, without the change the credential no longer may read.
-        assert c.chunk() == b"", second["id"]
-        assert time.monotonic() - t < 5
-        assert _poll(agents.port, token, rev)[0] == 401
-    finally:
-        c.close()
-
-
-def test_a_stream_from_no_view_is_the_full_view_alone(apis):
-    rest, agents, extra, url = apis
-    token, _net, _rev = _setup(rest, agents, url)
-    c = Http(agents.port)
-    try:
-        _stream(c, token, -1, 20, extra)
-        t = time.monotonic()
-        assert c.head()[0] == 200
+def test_a_stream_carries_each_change_as_it_comes(opened):
+    rest, agents, extra, url, token, net, rev, c = opened
+    began = time.monotonic()
+    _stream(c, token, rev, 4, extra)
+    time.sleep(0.3)  # parked
+    seen = []
+    for _ in range(2):
+        port = _port(rest, net)
+        made = time.monotonic()
+        if not seen:
+            status, headers = c.head()
+            assert status == 200, status
+            assert headers["content-type"] == NDJSON
+            assert headers["transfer-encoding"] == "chunked"
+            assert "content-length" not in headers
         doc = _doc(c.chunk())
-        assert doc["full"] is True and doc["view"]["ports"]
-        assert c.chunk() == b""
-        assert time.monotonic() - t < 5  # not the 20 s of the timeout
+        # as it comes, not when the poll's 4 s end
+        assert time.monotonic() - made < 2.0
+        assert doc["full"] is False and port["id"] in _ports(doc)
+        assert doc["revision"] > rev
+        rev = doc["revision"]
+        seen.append(port["id"])
+    # Nothing more: the stream ends at its timeout with an empty delta.
+    last = _doc(c.chunk())
+    ended = time.monotonic() - began
+    assert last["full"] is False and not _ports(last) and last["revision"] >= rev
+    assert c.chunk() == b""
+    assert 3.5 < ended < 10, ended
+    # The connection is still good for the next request.
+    c.send("GET", f"/agent-api/v1/hosts/{HOST}/state?since={last['revision']}&timeout=0",
+           [("X-Agent-Token", token)] + extra)
+    status, headers = c.head()
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert json.loads(c.f.read(int(headers["content-length"])))["full"] is False
+
+
+def test_an_http10_stream_ends_with_the_connection(opened):
+    rest, agents, extra, url, token, net, rev, c = opened
+    _stream(c, token, rev, 1, extra, version="HTTP/1.0")
+    status, headers = c.head()
+    assert status == 200 and headers["content-type"] == NDJSON
+    assert "transfer-encoding" not in headers and "content-length" not in headers
+    body = c.f.read()  # until the server closes
+    assert _doc(body)["delta"]["ports"] == []
+
+
+def test_a_revoked_credential_ends_the_stream(opened):
+    rest, agents, extra, url, token, net, rev, c = opened
+    _stream(c, token, rev, 20, extra)
+    time.sleep(0.3)
+    first = _port(rest, net)
+    assert c.head()[0] == 200
+    assert first["id"] in _ports(_doc(c.chunk()))
+    db = Database(url)
+    try:
+        assert agent_auth.revoke(db, host=HOST)
     finally:
-        c.close()
+        db.dispose()
+    second = _port(rest, net)
+    t = time.monotonic()
+    # Ended, without the change the credential no longer may read.
+    assert c.chunk() == b"", second["id"]
+    assert time.monotonic() - t < 5
+    assert _poll(agents.port, token, rev)[0] == 401
+
+
+def test_a_stream_from_no_view_is_the_full_view_alone(opened):
+    rest, agents, extra, url, token, _net, _rev, c = opened
+    _stream(c, token, -1, 20, extra)
+    t = time.monotonic()
+    assert c.head()[0] == 200
+    doc = _doc(c.chunk())
+    assert doc["full"] is True and doc["view"]["ports"]
+    assert c.chunk() == b""
+    assert time.monotonic() - t < 5  # not the 20 s of the timeout
 
 
 @pytest.mark.parametrize("where", ["server", "server-whole-stack", "standalone"])
