@@ -278,9 +278,9 @@ def test_mixed_writers_do_not_deadlock(pg_server, pg_db_url, postgres_server):
     assert not result["client_failures"], result["client_failures"]
     assert result["5xx"] == 0, result["errors"]
     assert deadlocks == 0, summary
-    # No stall: under a second on a quiet machine.  Other jobs on the same
-    # cores stretch every request (and, with 8 clients, every wait for a
-    # subnet's lock), so the bound follows one client's create time; a
-    # deadlock costs a second, and before the fix p99 was 20 to 40 s.
-    assert result["p99_ms"] < max(1000, 60 * baseline_ms), (summary, baseline_ms)
+    # No bound on the latencies: they are printed (bench/mix.py measures
+    # them).  The stalls this test was written for came from deadlocks and
+    # their retries (answers after 10 to 40 s, then 503s), and both are
+    # counted above; a bound on p99 only measured how busy the machine was
+    # (CI once saw 1,084 ms against a 1,000 ms bound with no deadlock).
     consistency.assert_consistent(pg_db_url)
