@@ -520,13 +520,32 @@ class Controller:
         target = dict(self._target(current, ctx=ctx))
         target.update(out)
         action = f"update_{self.resource}"
-        self.policy.enforce(action, ctx, target)
+        try:
+            self.policy.enforce(action, ctx, target)
+        except exceptions.PolicyNotAuthorized:
+            self._hidden_on_update(ctx, id_, target)
+            raise
         # Every attribute the body names, changed or not, as Neutron's
         # update checks what is explicitly set (a project's PUT of
         # "shared": false on its own scope is a 403 there too).
         self._check_attrs(ctx, action, target, list(out))
         obj = self.plugin.update(ctx, self.collection, id_, out)
         return json_response({self.resource: self._visible(ctx, obj)})
+
+    def _hidden_on_update(self, ctx, id_, target):
+        """A refused update is a 404 when the caller could not read the
+        object as the update sees it, as in Neutron: there the update's
+        object holds the resource's API attributes only, so an object
+        readable through a ``shared`` the API does not show (an address
+        group or security group an RBAC policy shares) is not found, while
+        one whose ``shared`` is an attribute (a network, a pool) is a 403.
+        A subnet's or port's ``shared`` is its network's, kept."""
+        if "shared" in self.attrs or "shared" not in target \
+                or self.collection in ("subnets", "ports"):
+            return
+        seen = {k: val for k, val in target.items() if k != "shared"}
+        if not self.policy.check(f"get_{self.resource}", ctx, seen):
+            raise self.plugin.not_found(self.collection, id_)
 
     @staticmethod
     def _check_revision(req, current):

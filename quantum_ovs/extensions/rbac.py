@@ -32,6 +32,7 @@ from quantum_ovs.api.definitions.rbac import (
     RBAC_POLICIES,
     DuplicateRbacPolicy,
     InvalidActionForType,
+    RbacPolicyInitError,
     RbacPolicyInUse,
     RbacPolicyNotFound,
 )
@@ -94,6 +95,12 @@ class RbacPolicies(Collection):
                 R.target_tenant == target)).first():
             raise DuplicateRbacPolicy()
 
+    @staticmethod
+    def _may_target(s, otype, obj, action, target):
+        why = otype.may_target and otype.may_target(s, obj, action, target)
+        if why:
+            raise RbacPolicyInitError(object_id=obj.id, reason=why)
+
     def _check_in_use(self, s, otype, obj, pol, new_target=None):
         lost = rbac.lost_clause(s, pol, obj.project_id, new_target)
         if lost is None or otype.in_use is None:
@@ -113,6 +120,7 @@ class RbacPolicies(Collection):
             otype = self._type(a["object_type"])
             obj = self._object(s, ctx, otype, a["object_id"])
             self._duplicate(s, otype, obj.id, a["action"], a["target_tenant"])
+            self._may_target(s, otype, obj, a["action"], a["target_tenant"])
             pol = models.RbacPolicy(
                 id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
                 object_type=otype.name, object_id=obj.id, action=a["action"],
@@ -131,6 +139,7 @@ class RbacPolicies(Collection):
         otype = self._type(pol.object_type)
         obj = self.plugin.row(s, None, otype.collection, pol.object_id, lock=True)
         self._duplicate(s, otype, obj.id, pol.action, new)
+        self._may_target(s, otype, obj, pol.action, new)
         self._check_in_use(s, otype, obj, pol, new_target=new)
         pol.target_tenant = new
         self._changed(s, ctx, otype, obj, pol.action)

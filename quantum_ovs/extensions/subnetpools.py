@@ -99,9 +99,25 @@ class Shareable:
             changelog.bump(obj)
             s.flush()
 
-    def register_rbac(self, plugin, in_use):
+    def register_rbac(self, plugin, in_use, may_target=None):
         rbac.register(plugin, rbac.ObjectType(self.rbac_type, self.collection, (rbac.SHARED,),
-                                              in_use=in_use, changed=self.rbac_changed))
+                                              in_use=in_use, changed=self.rbac_changed,
+                                              may_target=may_target))
+
+
+def pool_may_target(s, pool, action, target):
+    """A pool in an address scope is shared only with projects that have
+    the scope (its owner, or through a policy of the scope for them or for
+    every project), as Neutron checks; a wildcard needs the scope's
+    wildcard."""
+    if not pool.address_scope_id:
+        return None
+    scope = s.get(models.AddressScope, pool.address_scope_id)
+    if scope is None or (target != rbac.WILDCARD and scope.project_id == target):
+        return None
+    if {rbac.WILDCARD, target} & rbac.targets(s, SCOPE_TYPE, scope.id, rbac.SHARED):
+        return None
+    return "the target project has no access to the subnet pool's address scope"
 
 
 def pool_in_use(s, pool, action, lost):
@@ -426,7 +442,7 @@ def _required(name):
 def setup(plugin, conf):
     pools = SubnetPools(plugin)
     plugin.register(pools)
-    pools.register_rbac(plugin, pool_in_use)
+    pools.register_rbac(plugin, pool_in_use, pool_may_target)
     plugin.subnet_allocator = pools.allocate
 
 

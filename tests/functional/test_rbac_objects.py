@@ -160,6 +160,16 @@ def test_address_group_shared_with_one_project(api):
     api.post("/v2.0/security-group-rules", rule, project="p3", status=404)
     api.put(f"{AG}/{g['id']}/add_addresses", {"addresses": ["10.8.0.0/24"]}, project="p2",
             status=403)
+    # An update by the target is a 404, as Neutron answers it (its update
+    # sees the group without the "shared" the API does not show), and
+    # changes nothing; the owner's project reader, who reads it as its
+    # own, gets a 403.
+    err = api.put(f"{AG}/{g['id']}", {"address_group": {"name": "theirs"}}, project="p2",
+                  status=404).data["NeutronError"]
+    assert err["type"] == "AddressGroupNotFound"
+    api.put(f"{AG}/{g['id']}", {"address_group": {"name": "theirs"}}, project="p1",
+            headers={"X-Roles": "reader"}, status=403)
+    assert api.get(f"{AG}/{g['id']}", status=200).data["address_group"]["name"] == "ag"
     api.delete(f"/v2.0/security-group-rules/{r['id']}", project="p2", status=204)
     api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "p3"}}, status=200)
     assert _ids(api, AG, "address_groups", "p2") == []
@@ -168,3 +178,40 @@ def test_address_group_shared_with_one_project(api):
     _policy(api, g["id"], "*", object_type="address_group", status=403)
     _policy(api, g["id"], "*", object_type="address_group", **ADMIN)
     assert _ids(api, AG, "address_groups", "p4") == [g["id"]]
+
+
+def test_a_pool_in_a_scope_is_shared_only_with_projects_that_have_the_scope(api):
+    """Neutron's check on a subnet pool's policy: its target (or every
+    project, for a wildcard) must have the pool's address scope, through
+    owning it or a policy of the scope; otherwise 400
+    RbacPolicyInitError, and no policy is made (on create, and here on a
+    change of target too)."""
+    scope = _scope(api, project="admin-p", admin=True)
+    _policy(api, scope["id"], "p1", object_type="address_scope", **ADMIN)
+    pool = _pool(api, ["10.70.0.0/16"], address_scope_id=scope["id"])
+    err = _policy(api, pool["id"], "p2", object_type="subnetpool", status=400)
+    assert err["type"] == "RbacPolicyInitError" and pool["id"] in err["message"]
+    assert _policy(api, pool["id"], "*", object_type="subnetpool", **ADMIN,
+                   status=400)["type"] == "RbacPolicyInitError"
+    assert api.get(f"{P}?object_id={pool['id']}", **ADMIN, status=200).data[
+        "rbac_policies"] == []
+    # Once the scope reaches p2, the pool may be shared with it, not
+    # moved to p3 (which still lacks the scope).
+    _policy(api, scope["id"], "p2", object_type="address_scope", **ADMIN)
+    pol = _policy(api, pool["id"], "p2", object_type="subnetpool")
+    assert api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "p3"}},
+                   status=400).data["NeutronError"]["type"] == "RbacPolicyInitError"
+    assert api.get(f"{P}/{pol['id']}", status=200).data["rbac_policy"][
+        "target_tenant"] == "p2"
+    # The scope's owner has it; a scope shared with all reaches everyone.
+    own = _scope(api, project="p4")
+    mine = _pool(api, ["10.71.0.0/16"], project="p4", address_scope_id=own["id"])
+    assert _policy(api, mine["id"], "p5", project="p4", object_type="subnetpool",
+                   status=400)["type"] == "RbacPolicyInitError"
+    api.put(f"/v2.0/address-scopes/{scope['id']}", {"address_scope": {"shared": True}},
+            **ADMIN, status=200)
+    _policy(api, pool["id"], "p6", object_type="subnetpool")
+    _policy(api, pool["id"], "*", object_type="subnetpool", **ADMIN)
+    # A pool outside any scope is shared as before.
+    free = _pool(api, ["10.72.0.0/16"])
+    _policy(api, free["id"], "p7", object_type="subnetpool")

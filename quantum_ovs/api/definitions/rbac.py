@@ -44,6 +44,10 @@ class RbacPolicyInUse(exceptions.Conflict):
                "objects depend on it.\nDetails: %(details)s")
 
 
+class RbacPolicyInitError(exceptions.BadRequest):
+    message = "Failed to create RBAC policy on object %(object_id)s because %(reason)s."
+
+
 class InvalidActionForType(exceptions.InvalidInput):
     message = ("Invalid action '%(action)s' for object type '%(object_type)s'. Valid "
                "actions: %(valid_actions)s")
