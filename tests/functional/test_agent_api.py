@@ -216,22 +216,24 @@ def test_long_poll_wakes_only_the_hosts_concerned(api):
     rev_b = state(api, HOST_B)["revision"]
     results = {}
 
-    def poll(host, rev):
+    def poll(host, rev, wait):
         started = time.monotonic()
-        results[host] = (state(api, host, since=rev, timeout=3), time.monotonic() - started)
+        results[host] = (state(api, host, since=rev, timeout=wait),
+                         time.monotonic() - started)
 
-    threads = [threading.Thread(target=poll, args=(h, r)) for h, r in
-               ((HOST_A, rev_a), (HOST_B, rev_b))]
+    # A waits up to 30 s (an answer well before is the change's), B 3 s.
+    threads = [threading.Thread(target=poll, args=a) for a in
+               ((HOST_A, rev_a, 30), (HOST_B, rev_b, 3))]
     for t in threads:
         t.start()
     time.sleep(0.3)
     new = bound_port(api, net["id"], HOST_C)  # on A's network, not B's
     for t in threads:
-        t.join(10)
+        t.join(35)
     a, a_secs = results[HOST_A]
     b, b_secs = results[HOST_B]
     assert a["full"] is False and [p["id"] for p in a["delta"]["ports"]] == [new["id"]]
-    assert a_secs < 2.5  # woken by the change, not by the timeout
+    assert a_secs < 20  # woken by the change, not by the timeout
     assert b["delta"]["ports"] == [] and b_secs >= 2.5  # nothing for B
 
 

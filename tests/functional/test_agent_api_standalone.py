@@ -104,8 +104,8 @@ def test_rest_change_wakes_agent_parked_on_standalone_agent_api(rest_and_agent_a
 
         def poll(host, token, since):
             # HOST_A's poll ends when the change reaches it; HOST_B's, that
-            # the change does not concern, runs out after 3 s.
-            wait = 20 if host == HOST_A else 3
+            # the change does not concern, runs out after 6 s.
+            wait = 20 if host == HOST_A else 6
             r = ok(agents.port, "GET", f"/agent-api/v1/hosts/{host}/state?since={since}"
                                        f"&timeout={wait}&features=group_members", token=token)
             replies[host] = (time.monotonic(), r)
@@ -125,7 +125,7 @@ def test_rest_change_wakes_agent_parked_on_standalone_agent_api(rest_and_agent_a
         woke, reply = replies[HOST_A]
         assert reply["full"] is False
         assert port["id"] in [p["id"] for p in reply["delta"]["ports"]]
-        assert woke - t0 < 2.0, woke - t0  # woken by the change, not the timeout
+        assert woke - t0 < 5.0, woke - t0  # woken by the change, not the timeout
         latencies.append(woke - t0)
         # HOST_B holds nothing of network 0: its poll, parked over the
         # change, ran out empty.
@@ -176,11 +176,11 @@ def test_a_stopping_process_answers_the_poll_it_holds(rest_and_agent_api):
 
     def poll():
         got.append(call(agents.port, "GET",
-                        f"/agent-api/v1/hosts/{HOST_A}/state?since={rev}&timeout=2", token=tok))
+                        f"/agent-api/v1/hosts/{HOST_A}/state?since={rev}&timeout=5", token=tok))
 
     t = threading.Thread(target=poll)
     t.start()
-    time.sleep(0.5)  # parked
+    time.sleep(1.0)  # parked
     os.kill(agents.proc.pid, signal.SIGTERM)
     t.join(15)
     assert got and got[0][0] == 200, got

@@ -635,11 +635,12 @@ def test_idle_sockets_and_long_polls_leave_rest_requests_answered(tmp_path):
             polls = []
             for i in range(1050):
                 s = _sock(port, f"127.0.1.{1 + i // 100}")
-                s.sendall(f"GET /agent-api/v1/hosts/hv{i}/state?since={revision}&timeout=12"
+                s.sendall(f"GET /agent-api/v1/hosts/hv{i}/state?since={revision}&timeout=20"
                           f"&features=group_members HTTP/1.1\r\nHost: x\r\n"
                           f"X-Agent-Token: {AGENT_TOKEN}\r\nConnection: close\r\n\r\n".encode())
                 polls.append(s)
             socks += polls
+            polls_sent = time.monotonic()
             # REST requests are answered meanwhile: the first while the
             # server still works through the burst of long polls (each
             # costs a few milliseconds of CPU), the next ones quickly.
@@ -654,7 +655,8 @@ def test_idle_sockets_and_long_polls_leave_rest_requests_answered(tmp_path):
             print(f"\nconnections opened and long polls sent in {sent:.1f} s; REST during "
                   f"the burst {first * 1000:.0f} ms, then max {max(times) * 1000:.0f} ms "
                   f"of {len(times)}")
-            assert max(times) < 1.0, times
+            # (in milliseconds on a quiet machine; the freeze was a timeout)
+            assert max(times) < 5.0, times
             # ... while the long polls were still waiting (none answered yet).
             got, _left = _answers(polls, time.monotonic())
             assert not any(got.values())
@@ -665,7 +667,7 @@ def test_idle_sockets_and_long_polls_leave_rest_requests_answered(tmp_path):
             assert all(json.loads(got[s].partition(b"\r\n\r\n")[2])["NeutronError"]["type"]
                        == "ServiceUnavailable" for s in refused)
             # Every long poll waited and was answered.
-            got, left = _answers(polls, started + 22)
+            got, left = _answers(polls, polls_sent + 30)
             codes = [_status(got[s]) for s in polls]
             assert codes.count(200) == 1050 and not left, \
                 {c: codes.count(c) for c in set(codes)}
@@ -678,7 +680,7 @@ def test_idle_sockets_and_long_polls_leave_rest_requests_answered(tmp_path):
         finally:
             for s in socks:
                 s.close()
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 60
 
 
 def test_full_server_answers_503_at_once_and_frees_slow_clients(tmp_path):
@@ -729,10 +731,16 @@ def test_full_server_answers_503_at_once_and_frees_slow_clients(tmp_path):
                           "Connection: close\r\n\r\n".encode())
                 polls.append(s)
             socks += polls
-            time.sleep(0.5)
+            # Until all five wait (a poll of no wait is answered at once
+            # while there is room; then it is refused too).
+            deadline = time.monotonic() + 5
+            while _get(port, "/agent-api/v1/hosts/probe/state?since=-1&timeout=0",
+                       {"X-Agent-Token": AGENT_TOKEN})[0] != 503 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
             status, took, body = _get(port, f"/agent-api/v1/hosts/hv9/state?since={revision}"
                                             "&timeout=5", {"X-Agent-Token": AGENT_TOKEN})
-            assert status == 503 and took < 1.0, (status, took, body)
+            assert status == 503 and took < 3.0, (status, took, body)
             assert _get(port, "/v2.0/networks")[0] == 200
             got, left = _answers(polls, time.monotonic() + 8)
             assert [_status(got[s]) for s in polls] == [200] * 5

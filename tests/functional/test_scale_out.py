@@ -72,10 +72,15 @@ def test_a_change_through_either_server_wakes_agents_on_both(two_servers):
         replies = {}
 
         def poll(host, since, server=poll_server):
-            # A new connection each time: any worker of that server.
+            # A new connection each time: any worker of that server.  The
+            # hosts the change concerns wait up to 20 s (an answer before
+            # that is the change's), the other one 3 s.
+            wait = 3 if host == "so-c" else 20
+            sent = time.monotonic()
             r = call(server.port, "GET",
-                     f"/agent-api/v1/hosts/{host}/state?since={since}&timeout=3", timeout=10)
-            replies[host] = (time.monotonic(), r)
+                     f"/agent-api/v1/hosts/{host}/state?since={since}&timeout={wait}",
+                     timeout=wait + 10)
+            replies[host] = (time.monotonic(), r, sent)
 
         threads = [threading.Thread(target=poll, args=(h, revs[h])) for h in HOSTS]
         for t in threads:
@@ -86,25 +91,24 @@ def test_a_change_through_either_server_wakes_agents_on_both(two_servers):
             "security_groups": []}})["port"]
         committed = time.monotonic()
         for t in threads:
-            t.join(15)
+            t.join(35)
         for h in ("so-a", "so-b"):
-            at, reply = replies[h]
+            at, reply, sent = replies[h]
             assert not reply["full"]
             assert port["id"] in {p["id"] for p in reply["delta"]["ports"]}, (rnd, h, reply)
+            assert at - sent < 15, (rnd, h, at - sent)  # woken, not timed out
             latencies.append(max(0.0, at - committed) * 1000)
         # The host that shares nothing waited out its timeout, empty-handed.
-        at, reply = replies["so-c"]
+        at, reply, sent = replies["so-c"]
         # (A full view is a valid answer to a poll the worker's feed can no
         # longer serve by delta -- a worker that started after ``since`` --
         # but it must come at the timeout too, not be woken by the change.)
-        assert (reply["full"] or not reply["delta"]["ports"]) and at - committed > 2.0, \
-            (rnd, reply)
+        assert (reply["full"] or not reply["delta"]["ports"]) and at - sent > 2.5, \
+            (rnd, reply, at - sent)
         revs = {h: replies[h][1]["revision"] for h in HOSTS}
 
     latencies.sort()
-    # Woken by the change, not by the poll's timeout (3 s).  How fast is a
-    # figure for bench/fanout.py (--servers 2), not a test: a timed
-    # threshold here failed on a loaded CI machine (two of twenty at
-    # ~520 ms, the rest 18-52 ms).
+    # Woken by the change (checked above against the 20 s timeout).  How
+    # fast is a figure for bench/fanout.py (--servers 2), not a test: timed
+    # thresholds here failed on a loaded CI machine.
     print(f"wake-up after the create's response, ms: {[round(x, 1) for x in latencies]}")
-    assert latencies[-1] < 2000, latencies

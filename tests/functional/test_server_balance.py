@@ -89,12 +89,15 @@ def test_a_worker_holding_more_than_its_share_leaves_new_connections(tmp_path):
                 os.kill(p, signal.SIGCONT)
         assert got[busy] == 30, got
         time.sleep(0.3)
-        more = _connect(server.port, 30)
+        more = _connect(server.port, 60)
         conns += more
         got = _settled(workers, more)
-        assert sum(got.values()) == 30, got
-        assert got[busy] <= 3, got  # without the balance: about a third
-        assert all(got[p] >= 10 for p in others), got
+        assert sum(got.values()) == 60, got
+        # Without the balance: about a third each (20).  The busy worker
+        # defers a connection for a moment only, so on a loaded machine it
+        # may still take a few when no other worker was quick enough.
+        assert got[busy] <= 10, got
+        assert all(got[p] >= 20 for p in others), got
     finally:
         for c in conns:
             c.close()

@@ -183,7 +183,7 @@ def _ports(doc):
 def test_a_stream_carries_each_change_as_it_comes(opened):
     rest, agents, extra, url, token, net, rev, c = opened
     began = time.monotonic()
-    _stream(c, token, rev, 4, extra)
+    _stream(c, token, rev, 8, extra)
     time.sleep(0.3)  # parked
     seen = []
     for _ in range(2):
@@ -196,8 +196,8 @@ def test_a_stream_carries_each_change_as_it_comes(opened):
             assert headers["transfer-encoding"] == "chunked"
             assert "content-length" not in headers
         doc = _doc(c.chunk())
-        # as it comes, not when the poll's 4 s end
-        assert time.monotonic() - made < 2.0
+        # as it comes, not when the poll's 8 s end
+        assert time.monotonic() - made < 5.0
         assert doc["full"] is False and port["id"] in _ports(doc)
         assert doc["revision"] > rev
         rev = doc["revision"]
@@ -207,7 +207,7 @@ def test_a_stream_carries_each_change_as_it_comes(opened):
     ended = time.monotonic() - began
     assert last["full"] is False and not _ports(last) and last["revision"] >= rev
     assert c.chunk() == b""
-    assert 3.5 < ended < 10, ended
+    assert 7.5 < ended < 20, ended
     # The connection is still good for the next request.
     c.send("GET", f"/agent-api/v1/hosts/{HOST}/state?since={last['revision']}&timeout=0",
            [("X-Agent-Token", token)] + extra)
@@ -294,17 +294,21 @@ def test_the_agents_client_reads_each_answer_as_it_comes(tmp_path):
         token, net, rev = _setup(rest, rest, url)
         client = sync_client.SyncClient(rest.url, HOST, token)
         try:
-            stream = client.poll_stream(rev, wait=3)
+            stream = client.poll_stream(rev, wait=8)
             got = []
+            made = threading.Event()
 
             def change():
                 time.sleep(0.3)
-                got.append((time.monotonic(), _port(rest, net)["id"]))
+                got.append(time.monotonic())
+                got.append(_port(rest, net)["id"])
+                made.set()
 
             threading.Thread(target=change).start()
             kind, delta, rev2 = next(stream)
-            assert time.monotonic() - got[0][0] < 2.0  # as it came, not at the end
-            assert kind == "delta" and [p.id for p in delta.ports] == [got[0][1]]
+            assert time.monotonic() - got[0] < 5.0  # as it came, not at the end (8 s)
+            assert made.wait(10)
+            assert kind == "delta" and [p.id for p in delta.ports] == [got[1]]
             assert rev2 > rev
             rest_of = list(stream)  # ends with the poll's timeout: an empty delta
             assert [k for k, _d, _r in rest_of] == ["delta"]

@@ -59,7 +59,7 @@ def test_stop_interrupts_the_long_poll_and_keeps_the_flows(ovs, server, tmp_path
         stopped = True
         took = time.monotonic() - started
         # It used to wait out the 5 s join on the sync thread.
-        assert took < 2.0, took
+        assert took < 4.0, took
         assert [t.name for t in agent.threads if t.is_alive()] == []
         # Hitless: stopping removes nothing from the switch.
         assert our_flows(ovs) == flows

@@ -183,17 +183,17 @@ def test_nova_down_or_slow_is_a_quick_5xx_and_the_agent_goes_on(ovs, api, agent,
     assert eventually_get(a, "/openstack/latest/meta_data.json")[0] == 200
     settings = agent.metadata.s
     # slow: the proxy gives up after its timeout (1 s here)
-    nova.delay = 4.0
+    nova.delay = 10.0
     t = time.monotonic()
     status, _ = curl(a, "/openstack/latest/meta_data.json")
-    assert status == 504 and time.monotonic() - t < 3.0
+    assert status == 504 and time.monotonic() - t < 6.0
     nova.delay = 0.0
     # down: nothing listens there
     good = settings.nova_port
     settings.nova_port = _free_port()
     t = time.monotonic()
     status, _ = curl(a, "/openstack/latest/meta_data.json")
-    assert status == 502 and time.monotonic() - t < 2.0
+    assert status == 502 and time.monotonic() - t < 5.0
     # a wrong secret: nova refuses the signature, the instance sees 403
     settings.nova_port = good
     settings.shared_secret, secret = "not-nova's", settings.shared_secret

@@ -317,14 +317,14 @@ def _wait(out, n=1, timeout=5.0):
 
 def test_forwarded_to_upstream_without_blocking():
     up = Upstream(delay=0.3)
-    fwd = R.Forwarder(workers=2, timeout=1.0)
+    fwd = R.Forwarder(workers=2, timeout=5.0, budget=5.0)
     try:
         resp = responder(resolvers=(up.addr,), forwarder=fwd)
         out = []
-        t0 = time.monotonic()
         resp.handle(frame4(query("example.com.", qid=777).to_wire()), PORTS[0], SUBNETS, NET,
                     out.append)
-        assert time.monotonic() - t0 < 0.1 and out == []  # the packet-in path returns at once
+        # The packet-in path returned before the upstream (0.3 s) answered.
+        assert out == []
         _wait(out)
         r = dns.message.from_wire(out[0][42:])
         assert r.id == 777 and addrs(r) == ["192.0.2.1"]
