@@ -535,17 +535,17 @@ class Controller:
     def _hidden_on_update(self, ctx, id_, target):
         """A refused update is a 404 when the caller could not read the
         object as the update sees it, as in Neutron: there the update's
-        object holds the resource's API attributes only, so an object
-        readable through a ``shared`` the API does not show (an address
-        group or security group an RBAC policy shares) is not found, while
-        one whose ``shared`` is an attribute (a network, a pool) is a 403.
-        A subnet's or port's ``shared`` is its network's, kept."""
+        object holds the resource's policy attributes only, so an address
+        group an RBAC policy shares (readable through a ``shared`` the API
+        does not have) is not found, while a network, pool, scope or
+        security group (whose ``shared`` Neutron's update reads) is a 403.
+        A subnet's or port's ``shared`` is its network's."""
         if "shared" in self.attrs or "shared" not in target \
-                or self.collection in ("subnets", "ports"):
+                or self.collection in ("subnets", "ports", "security_groups"):
             return
         seen = {k: val for k, val in target.items() if k != "shared"}
         if not self.policy.check(f"get_{self.resource}", ctx, seen):
-            raise self.plugin.not_found(self.collection, id_)
+            raise webob.exc.HTTPNotFound(detail="The resource could not be found.")
 
     @staticmethod
     def _check_revision(req, current):

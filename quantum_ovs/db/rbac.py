@@ -43,16 +43,17 @@ class ObjectType:
     ``changed(session, ctx, obj, action)``: run after the object's
     policies of ``action`` were made, changed or removed (a network
     keeps its ``shared`` flag and externality in step here);
-    ``may_target(session, obj, action, target)``: why a policy may not give
-    ``target`` (a project or ``*``) ``action`` on ``obj``, or None (asked
-    when a policy is made or given another target)."""
+    ``may_target(session, ctx, obj, action, target)``: why a policy made
+    by ``ctx`` may not give ``target`` (a project or ``*``) ``action`` on
+    ``obj``, or None (asked when a policy is made or given another
+    target)."""
 
     name: str
     collection: str
     actions: tuple[str, ...]
     in_use: Callable[[Any, Any, str, Callable], str | None] | None = None
     changed: Callable[[Any, Any, Any, str], None] | None = None
-    may_target: Callable[[Any, Any, str, str], str | None] | None = None
+    may_target: Callable[[Any, Any, Any, str, str], str | None] | None = None
 
 
 def register(plugin, otype: ObjectType) -> None:

@@ -32,9 +32,9 @@ from quantum_ovs.api.definitions.rbac import (
     RBAC_POLICIES,
     DuplicateRbacPolicy,
     InvalidActionForType,
-    RbacPolicyInitError,
     RbacPolicyInUse,
     RbacPolicyNotFound,
+    policy_refused,
 )
 from quantum_ovs.db import changelog, models, rbac
 from quantum_ovs.db.resource import Collection
@@ -96,10 +96,10 @@ class RbacPolicies(Collection):
             raise DuplicateRbacPolicy()
 
     @staticmethod
-    def _may_target(s, otype, obj, action, target):
-        why = otype.may_target and otype.may_target(s, obj, action, target)
+    def _may_target(s, ctx, otype, obj, action, target):
+        why = otype.may_target and otype.may_target(s, ctx, obj, action, target)
         if why:
-            raise RbacPolicyInitError(object_id=obj.id, reason=why)
+            raise policy_refused(obj.id, why)
 
     def _check_in_use(self, s, otype, obj, pol, new_target=None):
         lost = rbac.lost_clause(s, pol, obj.project_id, new_target)
@@ -119,8 +119,9 @@ class RbacPolicies(Collection):
         for a in items:
             otype = self._type(a["object_type"])
             obj = self._object(s, ctx, otype, a["object_id"])
+            # (refused before a duplicate is looked for, as in Neutron)
+            self._may_target(s, ctx, otype, obj, a["action"], a["target_tenant"])
             self._duplicate(s, otype, obj.id, a["action"], a["target_tenant"])
-            self._may_target(s, otype, obj, a["action"], a["target_tenant"])
             pol = models.RbacPolicy(
                 id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
                 object_type=otype.name, object_id=obj.id, action=a["action"],
@@ -138,8 +139,8 @@ class RbacPolicies(Collection):
             return
         otype = self._type(pol.object_type)
         obj = self.plugin.row(s, None, otype.collection, pol.object_id, lock=True)
+        self._may_target(s, ctx, otype, obj, pol.action, new)
         self._duplicate(s, otype, obj.id, pol.action, new)
-        self._may_target(s, otype, obj, pol.action, new)
         self._check_in_use(s, otype, obj, pol, new_target=new)
         pol.target_tenant = new
         self._changed(s, ctx, otype, obj, pol.action)

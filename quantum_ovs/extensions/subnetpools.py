@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from quantum_ovs import exceptions
 from quantum_ovs.api.definitions import subnetpools as definition
+from quantum_ovs.api.definitions.rbac import policy_refused
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import address_scopes, changelog, models, prefixes, rbac
 from quantum_ovs.db.ipam import ip_key
@@ -105,17 +106,20 @@ class Shareable:
                                               may_target=may_target))
 
 
-def pool_may_target(s, pool, action, target):
-    """A pool in an address scope is shared only with projects that have
-    the scope (its owner, or through a policy of the scope for them or for
-    every project), as Neutron checks; a wildcard needs the scope's
-    wildcard."""
+def pool_may_target(s, ctx, pool, action, target):
+    """A pool in an address scope is shared only with a project (or ``*``)
+    that a policy of the scope names, itself or ``*``, as Neutron checks
+    it: among the scope's policies the caller may see (an admin all, a
+    project its own), the scope's owner not excepted."""
     if not pool.address_scope_id:
         return None
-    scope = s.get(models.AddressScope, pool.address_scope_id)
-    if scope is None or (target != rbac.WILDCARD and scope.project_id == target):
-        return None
-    if {rbac.WILDCARD, target} & rbac.targets(s, SCOPE_TYPE, scope.id, rbac.SHARED):
+    R = models.RbacPolicy
+    q = sa.select(R.id).where(R.object_type == SCOPE_TYPE,
+                              R.object_id == pool.address_scope_id, R.action == rbac.SHARED,
+                              R.target_tenant.in_((rbac.WILDCARD, target)))
+    if not ctx.is_admin:
+        q = q.where(R.project_id == ctx.project_id)
+    if s.execute(q.limit(1)).first() is not None:
         return None
     return "the target project has no access to the subnet pool's address scope"
 
@@ -286,6 +290,9 @@ class SubnetPools(Shareable, Collection):
         pool.tags = []
         s.add(pool)
         if pool.shared:
+            why = pool_may_target(s, ctx, pool, rbac.SHARED, rbac.WILDCARD)
+            if why:
+                raise policy_refused(pool.id, why)
             self.add_wildcard(s, pool)
         return pool
 

@@ -166,7 +166,7 @@ def test_address_group_shared_with_one_project(api):
     # own, gets a 403.
     err = api.put(f"{AG}/{g['id']}", {"address_group": {"name": "theirs"}}, project="p2",
                   status=404).data["NeutronError"]
-    assert err["type"] == "AddressGroupNotFound"
+    assert err["type"] == "HTTPNotFound"
     api.put(f"{AG}/{g['id']}", {"address_group": {"name": "theirs"}}, project="p1",
             headers={"X-Roles": "reader"}, status=403)
     assert api.get(f"{AG}/{g['id']}", status=200).data["address_group"]["name"] == "ag"
@@ -181,37 +181,76 @@ def test_address_group_shared_with_one_project(api):
 
 
 def test_a_pool_in_a_scope_is_shared_only_with_projects_that_have_the_scope(api):
-    """Neutron's check on a subnet pool's policy: its target (or every
-    project, for a wildcard) must have the pool's address scope, through
-    owning it or a policy of the scope; otherwise 400
-    RbacPolicyInitError, and no policy is made (on create, and here on a
-    change of target too)."""
+    """Neutron's check on a subnet pool's policy: a policy of the pool's
+    address scope must name the target (or every project), among the
+    scope's policies the caller sees (an admin: all; a project: its own;
+    the scope's owner not excepted); otherwise 400 InvalidInput and no
+    policy.  Also for shared=True on create (the wildcard), and, here, on a
+    change of target (Neutron checks only the create)."""
     scope = _scope(api, project="admin-p", admin=True)
     _policy(api, scope["id"], "p1", object_type="address_scope", **ADMIN)
     pool = _pool(api, ["10.70.0.0/16"], address_scope_id=scope["id"])
     err = _policy(api, pool["id"], "p2", object_type="subnetpool", status=400)
-    assert err["type"] == "RbacPolicyInitError" and pool["id"] in err["message"]
+    assert err["type"] == "InvalidInput" and pool["id"] in err["message"]
     assert _policy(api, pool["id"], "*", object_type="subnetpool", **ADMIN,
-                   status=400)["type"] == "RbacPolicyInitError"
+                   status=400)["type"] == "InvalidInput"
     assert api.get(f"{P}?object_id={pool['id']}", **ADMIN, status=200).data[
         "rbac_policies"] == []
-    # Once the scope reaches p2, the pool may be shared with it, not
-    # moved to p3 (which still lacks the scope).
+    # The scope reaches p2: an admin (who sees the scope's policies) may
+    # share the pool with p2, its owner (who does not) still may not, and
+    # the policy cannot move to p3, which lacks the scope.
     _policy(api, scope["id"], "p2", object_type="address_scope", **ADMIN)
-    pol = _policy(api, pool["id"], "p2", object_type="subnetpool")
-    assert api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "p3"}},
-                   status=400).data["NeutronError"]["type"] == "RbacPolicyInitError"
-    assert api.get(f"{P}/{pol['id']}", status=200).data["rbac_policy"][
+    assert _policy(api, pool["id"], "p2", object_type="subnetpool",
+                   status=400)["type"] == "InvalidInput"
+    pol = _policy(api, pool["id"], "p2", object_type="subnetpool", **ADMIN)
+    assert api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "p3"}}, **ADMIN,
+                   status=400).data["NeutronError"]["type"] == "InvalidInput"
+    assert api.get(f"{P}/{pol['id']}", **ADMIN, status=200).data["rbac_policy"][
         "target_tenant"] == "p2"
-    # The scope's owner has it; a scope shared with all reaches everyone.
+    # The same policy again is a duplicate.
+    assert _policy(api, pool["id"], "p2", object_type="subnetpool", **ADMIN,
+                   status=409)["type"] == "DuplicateRbacPolicy"
+    # A project's own scope: its own policy of the scope counts.
     own = _scope(api, project="p4")
     mine = _pool(api, ["10.71.0.0/16"], project="p4", address_scope_id=own["id"])
     assert _policy(api, mine["id"], "p5", project="p4", object_type="subnetpool",
-                   status=400)["type"] == "RbacPolicyInitError"
+                   status=400)["type"] == "InvalidInput"
+    _policy(api, own["id"], "p5", project="p4", object_type="address_scope")
+    _policy(api, mine["id"], "p5", project="p4", object_type="subnetpool")
+    # shared=True on create is the wildcard policy: it needs the scope's.
+    assert _pool(api, ["10.73.0.0/16"], address_scope_id=scope["id"], shared=True,
+                 **ADMIN, status=400)["type"] == "InvalidInput"
     api.put(f"/v2.0/address-scopes/{scope['id']}", {"address_scope": {"shared": True}},
             **ADMIN, status=200)
-    _policy(api, pool["id"], "p6", object_type="subnetpool")
+    assert _pool(api, ["10.73.0.0/16"], address_scope_id=scope["id"], shared=True,
+                 **ADMIN)["shared"] is True
     _policy(api, pool["id"], "*", object_type="subnetpool", **ADMIN)
     # A pool outside any scope is shared as before.
     free = _pool(api, ["10.72.0.0/16"])
     _policy(api, free["id"], "p7", object_type="subnetpool")
+
+
+def test_refused_updates_of_shared_objects_are_403_but_an_address_groups_404(api):
+    """What Neutron answers a project an RBAC policy shares an object with
+    when it tries to change it: 403 for a network, a subnet pool, an
+    address scope and a security group; 404 (HTTPNotFound) for an address
+    group; 404 (not found) for a project it is not shared with."""
+    net = api.network()
+    pool = _pool(api, ["10.80.0.0/16"])
+    scope = _scope(api)
+    sg = api.post("/v2.0/security-groups", {"security_group": {"name": "s"}},
+                  status=201).data["security_group"]
+    g = api.post(AG, {"address_group": {"name": "ag", "addresses": []}},
+                 status=201).data["address_group"]
+    cases = [("/v2.0/networks", "network", net["id"], 403),
+             ("/v2.0/subnetpools", "subnetpool", pool["id"], 403),
+             ("/v2.0/address-scopes", "address_scope", scope["id"], 403),
+             ("/v2.0/security-groups", "security_group", sg["id"], 403),
+             (AG, "address_group", g["id"], 404)]
+    for path, kind, oid, want in cases:
+        _policy(api, oid, "p2", object_type=kind)
+        body = {kind: {"name": "theirs"}}
+        api.get(f"{path}/{oid}", project="p2", status=200)
+        api.put(f"{path}/{oid}", body, project="p2", status=want)
+        api.put(f"{path}/{oid}", body, project="p3", status=404)
+        assert api.get(f"{path}/{oid}", status=200).data[kind]["name"] != "theirs"

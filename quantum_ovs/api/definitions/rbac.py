@@ -44,8 +44,12 @@ class RbacPolicyInUse(exceptions.Conflict):
                "objects depend on it.\nDetails: %(details)s")
 
 
-class RbacPolicyInitError(exceptions.BadRequest):
-    message = "Failed to create RBAC policy on object %(object_id)s because %(reason)s."
+def policy_refused(object_id, reason):
+    """A policy its object's type refuses: 400 InvalidInput, the type a
+    Neutron client sees (Neutron wraps its own RbacPolicyInitError so)."""
+    return exceptions.InvalidInput(
+        error_message=f"Failed to create RBAC policy on object {object_id} because "
+                      f"{reason}.")
 
 
 class InvalidActionForType(exceptions.InvalidInput):
