@@ -132,22 +132,20 @@ class FastEncoder:
 
     def match_bytes(self, match: F.Match) -> bytes:
         """The ofp_match (OXM), padded to 8 bytes."""
-        # Memoized by its terms' (name, value, mask): equal exactly when
-        # the matches are, and hashed by C (a Match hashes each Field in
-        # Python, and a cold start's matches are nearly all new).
-        keys = tuple([(f.name, f.value, f.mask) for f in match])
-        got = self._matches.get(keys)
+        # Memoized by the match itself: a tuple of Field tuples, hashed and
+        # compared by C.
+        got = self._matches.get(match)
         if got is not None:
             return got
-        term = self._term
-        terms = [term(k) for k in keys]
+        known, term = self._terms.get, self._term
+        terms = [known(k) or term(k) for k in match]
         terms.sort(key=_ORDER)
         body = b"".join([t[1] for t in terms])
         length = 4 + len(body)
         got = _MATCH_HEAD.pack(OFPMT_OXM, length) + body + b"\0" * (-length % 8)
         if len(self._matches) > MEMO_LIMIT:
             self._matches.clear()
-        self._matches[keys] = got
+        self._matches[match] = got
         return got
 
     def _action(self, a) -> bytes:
@@ -190,6 +188,7 @@ class FastEncoder:
         meter = goto = b""
         applied = []
         last = len(actions) - 1
+        known = self._actions.get
         for i, a in enumerate(actions):
             cls = type(a)
             if cls is F.GotoTable:
@@ -199,7 +198,7 @@ class FastEncoder:
             elif cls is F.Meter:
                 meter = _METER.pack(OFPIT_METER, 8, a.id)
             else:
-                applied.append(self._action(a))
+                applied.append(known(a) or self._action(a))
         out = meter
         if applied:
             body = b"".join(applied)

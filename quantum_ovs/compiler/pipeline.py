@@ -507,7 +507,7 @@ def validate(flow: Flow) -> None:
     seen = _actions_ok.get((flow.table, id(actions)))
     if seen is actions:
         return
-    if _check_actions(flow, spec, actions):
+    if _check_actions(flow, spec, actions, shape):
         return  # conjunction flows: the check depends on the match too
     if len(_actions_ok) > 100000:
         _actions_ok.clear()
@@ -515,10 +515,15 @@ def validate(flow: Flow) -> None:
 
 
 _actions_ok: dict = {}
+# (match shape, set field, its value where prerequisites read it) whose
+# prerequisites held: per-port actions (an ARP or ND reply's addresses) are
+# new tuples each, and their set-fields' checks depend on no more than this.
+_set_ok: set = set()
 
 
-def _check_actions(flow: Flow, spec: TableSpec, actions) -> bool:
-    """Raise unless the actions fit the table; True for conjunction flows."""
+def _check_actions(flow: Flow, spec: TableSpec, actions, shape: tuple) -> bool:
+    """Raise unless the actions fit the table; True for conjunction flows.
+    ``shape`` is the flow's match shape (see validate)."""
     n = len(actions)
     kinds = spec.actions
     conj = 0
@@ -544,11 +549,17 @@ def _check_actions(flow: Flow, spec: TableSpec, actions) -> bool:
             if a.name not in spec.sets:
                 raise PipelineError(f"table {spec.name} may not set {a.name}: {flow}")
             if a.name in _SET_PREREQ:
-                # the switch checks a set-field against the flow's match,
-                # not against what earlier actions of the flow made of it
-                m = flow.match.as_dict()
-                m[a.name] = a
-                check_prerequisites(flow, m)
+                key = (shape, a.name, a.value if a.name in _VALUED else None)
+                if key not in _set_ok:
+                    # the switch checks a set-field against the flow's
+                    # match, not against what earlier actions of the flow
+                    # made of it
+                    m = flow.match.as_dict()
+                    m[a.name] = a
+                    check_prerequisites(flow, m)
+                    if len(_set_ok) > 100000:
+                        _set_ok.clear()
+                    _set_ok.add(key)
         elif cls is Resubmit:
             if a.table not in spec.next_tables:
                 raise PipelineError(f"table {spec.name} may not resubmit to {a.table}: {flow}")

@@ -147,3 +147,39 @@ def test_set_field_prerequisites_follow_the_match():
     good = Flow(SERVICES, 100, ns, (SetField("ipv6_nd_sll", "fa:16:3e:00:00:01"),
                                     SetField("icmpv6_type", 136), Output(OFPP_IN_PORT)), cookie)
     validate(good)
+
+
+def test_set_field_checks_remembered_per_match_shape():
+    """The set-field prerequisite checks are remembered per (match shape,
+    field, value where it matters): another address passes on what was
+    checked, while a flow whose match lacks the prerequisite, or sets a
+    field its match does not allow, is refused however many like it passed
+    before (each flow its own new action tuple, as per-port replies are)."""
+    from quantum_ovs.compiler.flow import Field, Flow, OFPP_IN_PORT, SetField
+    from quantum_ovs.compiler.pipeline import SERVICES, PipelineError, validate
+    from quantum_ovs.compiler.rules.common import arp_reply, mk
+
+    cookie = cookies.cookie_for(cookies.KIND_ROUTER, "r")
+    arp = mk(Field("eth_type", 0x0806), Field("arp_op", 1), Field("arp_tpa", "10.0.0.1"))
+
+    def reply(match, ip, field="arp_spa"):
+        actions = arp_reply(f"fa:16:3e:00:00:{len(ip):02x}", "10.0.0.1")
+        return Flow(SERVICES, 100, match,
+                    actions[:-2] + (SetField(field, ip), actions[-1]), cookie)
+
+    for i in range(3):
+        validate(reply(arp, f"10.0.0.{i + 1}"))
+    ip4 = mk(Field("eth_type", 0x0800), Field("ipv4_dst", "10.0.0.1"))
+    with pytest.raises(PipelineError, match="needs eth_type"):
+        validate(Flow(SERVICES, 100, ip4, (SetField("arp_spa", "10.0.0.9"),
+                                           Output(OFPP_IN_PORT)), cookie))
+    with pytest.raises(PipelineError, match="ipv6_src needs eth_type"):
+        validate(reply(arp, "fe80::1", field="ipv6_src"))
+    ns = mk(Field("eth_type", 0x86DD), Field("ip_proto", 58), Field("icmpv6_type", 135))
+    validate(Flow(SERVICES, 100, ns, (SetField("icmpv6_type", 136),
+                                      SetField("ipv6_nd_sll", "fa:16:3e:00:00:01"),
+                                      Output(OFPP_IN_PORT)), cookie))
+    with pytest.raises(PipelineError, match="ipv6_nd_tll needs icmpv6_type"):
+        validate(Flow(SERVICES, 100, ns, (SetField("icmpv6_type", 136),
+                                          SetField("ipv6_nd_tll", "fa:16:3e:00:00:02"),
+                                          Output(OFPP_IN_PORT)), cookie))
