@@ -114,20 +114,20 @@ class FastEncoder:
             return socket.inet_aton(v)
         return ipaddress.ip_address(v).packed
 
-    def _term(self, key: tuple):
-        """(sort key, OXM TLV) of the term ``key`` = (name, value, mask)."""
-        got = self._terms.get(key)
-        if got is None:
-            name, value, mask = key
-            self._check_term(name, value, mask)
-            order, header, size, kind = self._layout(name, mask is not None)
-            tlv = header + self._value(kind, size, value)
-            if mask is not None:
-                tlv += self._value(kind, size, mask)
-            got = (order, tlv)
-            if len(self._terms) > MEMO_LIMIT:
-                self._terms.clear()
-            self._terms[key] = got
+    def _new_term(self, key: tuple):
+        """(sort key, OXM TLV) of the term ``key`` = (name, value, mask), not
+        in the memo yet (the callers look it up first): made, checked and
+        remembered."""
+        name, value, mask = key
+        self._check_term(name, value, mask)
+        order, header, size, kind = self._layout(name, mask is not None)
+        tlv = header + self._value(kind, size, value)
+        if mask is not None:
+            tlv += self._value(kind, size, mask)
+        got = (order, tlv)
+        if len(self._terms) > MEMO_LIMIT:
+            self._terms.clear()
+        self._terms[key] = got
         return got
 
     def match_bytes(self, match: F.Match) -> bytes:
@@ -137,8 +137,8 @@ class FastEncoder:
         got = self._matches.get(match)
         if got is not None:
             return got
-        known, term = self._terms.get, self._term
-        terms = [known(k) or term(k) for k in match]
+        known, new = self._terms.get, self._new_term
+        terms = [known(k) or new(k) for k in match]
         terms.sort(key=_ORDER)
         body = b"".join([t[1] for t in terms])
         length = 4 + len(body)
@@ -148,14 +148,14 @@ class FastEncoder:
         self._matches[match] = got
         return got
 
-    def _action(self, a) -> bytes:
-        got = self._actions.get(a)
-        if got is None:
-            self._check_action(a)
-            got = self._pack_action(a)
-            if len(self._actions) > MEMO_LIMIT:
-                self._actions.clear()
-            self._actions[a] = got
+    def _new_action(self, a) -> bytes:
+        """The bytes of action ``a``, not in the memo yet (the caller looks
+        it up first): checked, made and remembered."""
+        self._check_action(a)
+        got = self._pack_action(a)
+        if len(self._actions) > MEMO_LIMIT:
+            self._actions.clear()
+        self._actions[a] = got
         return got
 
     def _pack_action(self, a) -> bytes:
@@ -198,7 +198,7 @@ class FastEncoder:
             elif cls is F.Meter:
                 meter = _METER.pack(OFPIT_METER, 8, a.id)
             else:
-                applied.append(known(a) or self._action(a))
+                applied.append(known(a) or self._new_action(a))
         out = meter
         if applied:
             body = b"".join(applied)
