@@ -539,9 +539,9 @@ class Controller:
         group an RBAC policy shares (readable through a ``shared`` the API
         does not have) is not found, while a network, pool, scope or
         security group (whose ``shared`` Neutron's update reads) is a 403.
-        A subnet's or port's ``shared`` is its network's."""
+        A port's ``shared`` is its network's (a subnet has the attribute)."""
         if "shared" in self.attrs or "shared" not in target \
-                or self.collection in ("subnets", "ports", "security_groups"):
+                or self.collection in ("ports", "security_groups"):
             return
         seen = {k: val for k, val in target.items() if k != "shared"}
         if not self.policy.check(f"get_{self.resource}", ctx, seen):

@@ -44,7 +44,7 @@ class AddressScopes(Shareable, Collection):
             ip_version=a["ip_version"], shared=a["shared"], revision_number=0)
         s.add(scope)
         if scope.shared:
-            self.add_wildcard(s, scope)
+            self.add_wildcard(s, ctx, scope)
         return scope
 
     def update(self, s, ctx, scope, a):
@@ -52,7 +52,7 @@ class AddressScopes(Shareable, Collection):
             raise definition.AddressScopeUpdateError(
                 address_scope_id=scope.id, reason="Shared address scope can't be unshared")
         if a.get("shared") and not scope.shared:
-            self.add_wildcard(s, scope)
+            self.add_wildcard(s, ctx, scope)
         for k in ("name", "shared"):
             if k in a:
                 setattr(scope, k, a[k])

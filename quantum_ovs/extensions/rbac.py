@@ -34,7 +34,7 @@ from quantum_ovs.api.definitions.rbac import (
     InvalidActionForType,
     RbacPolicyInUse,
     RbacPolicyNotFound,
-    policy_refused,
+    check_target,
 )
 from quantum_ovs.db import changelog, models, rbac
 from quantum_ovs.db.resource import Collection
@@ -95,12 +95,6 @@ class RbacPolicies(Collection):
                 R.target_tenant == target)).first():
             raise DuplicateRbacPolicy()
 
-    @staticmethod
-    def _may_target(s, ctx, otype, obj, action, target):
-        why = otype.may_target and otype.may_target(s, ctx, obj, action, target)
-        if why:
-            raise policy_refused(obj.id, why)
-
     def _check_in_use(self, s, otype, obj, pol, new_target=None):
         lost = rbac.lost_clause(s, pol, obj.project_id, new_target)
         if lost is None or otype.in_use is None:
@@ -120,7 +114,7 @@ class RbacPolicies(Collection):
             otype = self._type(a["object_type"])
             obj = self._object(s, ctx, otype, a["object_id"])
             # (refused before a duplicate is looked for, as in Neutron)
-            self._may_target(s, ctx, otype, obj, a["action"], a["target_tenant"])
+            check_target(s, ctx, otype, obj, a["action"], a["target_tenant"])
             self._duplicate(s, otype, obj.id, a["action"], a["target_tenant"])
             pol = models.RbacPolicy(
                 id=a.get("id") or str(uuid.uuid4()), project_id=a["project_id"],
@@ -139,7 +133,7 @@ class RbacPolicies(Collection):
             return
         otype = self._type(pol.object_type)
         obj = self.plugin.row(s, None, otype.collection, pol.object_id, lock=True)
-        self._may_target(s, ctx, otype, obj, pol.action, new)
+        check_target(s, ctx, otype, obj, pol.action, new)
         self._duplicate(s, otype, obj.id, pol.action, new)
         self._check_in_use(s, otype, obj, pol, new_target=new)
         pol.target_tenant = new

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from quantum_ovs import exceptions
 from quantum_ovs.api.definitions import subnetpools as definition
-from quantum_ovs.api.definitions.rbac import policy_refused
+from quantum_ovs.api.definitions.rbac import check_target
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import address_scopes, changelog, models, prefixes, rbac
 from quantum_ovs.db.ipam import ip_key
@@ -85,7 +85,11 @@ class Shareable:
             if r.id in given and "shared" in d:
                 d["shared"] = True
 
-    def add_wildcard(self, s, obj):
+    def add_wildcard(self, s, ctx, obj):
+        """``shared=True``: the wildcard policy, refused as a policy for
+        every project would be (a pool's scope must reach them all)."""
+        check_target(s, ctx, self.plugin.rbac_types[self.rbac_type], obj, rbac.SHARED,
+                     rbac.WILDCARD)
         if rbac.WILDCARD not in rbac.targets(s, self.rbac_type, obj.id, rbac.SHARED):
             s.add(models.RbacPolicy(id=str(uuid.uuid4()), project_id=obj.project_id,
                                     object_type=self.rbac_type, object_id=obj.id,
@@ -290,10 +294,7 @@ class SubnetPools(Shareable, Collection):
         pool.tags = []
         s.add(pool)
         if pool.shared:
-            why = pool_may_target(s, ctx, pool, rbac.SHARED, rbac.WILDCARD)
-            if why:
-                raise policy_refused(pool.id, why)
-            self.add_wildcard(s, pool)
+            self.add_wildcard(s, ctx, pool)
         return pool
 
     def update(self, s, ctx, pool, a):

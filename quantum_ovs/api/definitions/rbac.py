@@ -44,12 +44,15 @@ class RbacPolicyInUse(exceptions.Conflict):
                "objects depend on it.\nDetails: %(details)s")
 
 
-def policy_refused(object_id, reason):
-    """A policy its object's type refuses: 400 InvalidInput, the type a
-    Neutron client sees (Neutron wraps its own RbacPolicyInitError so)."""
-    return exceptions.InvalidInput(
-        error_message=f"Failed to create RBAC policy on object {object_id} because "
-                      f"{reason}.")
+def check_target(s, ctx, otype, obj, action, target):
+    """Refuse a policy (or the wildcard a ``shared=True`` makes) that the
+    object's type (db.rbac.ObjectType.may_target) refuses: 400
+    InvalidInput, the type a Neutron client sees (Neutron wraps its own
+    RbacPolicyInitError so)."""
+    why = otype.may_target and otype.may_target(s, ctx, obj, action, target)
+    if why:
+        raise exceptions.InvalidInput(
+            error_message=f"Failed to create RBAC policy on object {obj.id} because {why}.")
 
 
 class InvalidActionForType(exceptions.InvalidInput):
