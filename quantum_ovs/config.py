@@ -68,9 +68,11 @@ core_opts = [
                     "response; -1 means no limit."),
     cfg.IntOpt("global_physnet_mtu", default=1500,
                help="MTU of the underlying physical network."),
-    cfg.ListOpt("service_plugins", default=["router"],
+    cfg.ListOpt("service_plugins", default=["router", "auto_allocate"],
                 help="Service plugins to enable, as in Neutron: 'router' serves "
-                     "the L3 API (routers, extra routes)."),
+                     "the L3 API (routers, extra routes, floating IPs), "
+                     "'auto_allocate' the auto-allocated topology (needs "
+                     "'router')."),
 ]
 
 database_opts = [

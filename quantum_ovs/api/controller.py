@@ -457,20 +457,7 @@ class Controller:
     def _prepare_post(self, ctx, item, networks=None):
         if not isinstance(item, dict):
             raise _bad(f"Resource body must be a dictionary, not {type(item).__name__}")
-        unknown = [k for k in item if k not in self.attrs]
-        if unknown:
-            raise _bad(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'")
-        out = {}
-        for name, a in self.attrs.items():
-            if name in item:
-                if not a.allow_post:
-                    raise _bad(f"Attribute '{name}' not allowed in POST")
-                out[name] = a.validate(item[name], name) if a.validate else item[name]
-            elif a.allow_post and a.default is NOT_SET and \
-                    (self.collection, name) not in self.server_defaults:
-                raise _bad(f"Failed to parse request. Required attribute '{name}' not specified")
-            elif a.allow_post and a.default is not NOT_SET:
-                out[name] = _copy(a.default)
+        out = self.filled(item)
         self._resolve_project(ctx, out)
         if self.collection in ("subnets", "ports"):
             net = self._network_owner(out["network_id"], networks, ctx)
@@ -486,6 +473,27 @@ class Controller:
         self._check_attrs(ctx, action, target, [
             name for name in item if name in self.attrs and (
                 self.attrs[name].default is NOT_SET or out.get(name) != self.attrs[name].default)])
+        return out
+
+    def filled(self, item):
+        """A create body's attributes checked and converted, with the
+        defaults of those it lacks: no policy, no project (what the server
+        makes on its own, such as an auto-allocated topology, takes this
+        and gives project_id itself)."""
+        unknown = [k for k in item if k not in self.attrs]
+        if unknown:
+            raise _bad(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'")
+        out = {}
+        for name, a in self.attrs.items():
+            if name in item:
+                if not a.allow_post:
+                    raise _bad(f"Attribute '{name}' not allowed in POST")
+                out[name] = a.validate(item[name], name) if a.validate else item[name]
+            elif a.allow_post and a.default is NOT_SET and \
+                    (self.collection, name) not in self.server_defaults:
+                raise _bad(f"Failed to parse request. Required attribute '{name}' not specified")
+            elif a.allow_post and a.default is not NOT_SET:
+                out[name] = _copy(a.default)
         return out
 
     def _resolve_project(self, ctx, out):

@@ -937,6 +937,22 @@ def _extra_operation(schema, r, method, comp, errors):
         return {"summary": "IP availability of networks", "parameters": [_FIELDS],
                 "responses": _responses("read", None, errors, {"200": _json(
                     _wrap("network_ip_availabilities", {"type": "array", "items": item}))})}
+    if p == "/v2.0/auto-allocated-topology/{project_id}":
+        # (its errors are declared with the networks it makes: the
+        # deployment's 409s, a network still in use)
+        if method == "DELETE":
+            return {"summary": "Delete a project's auto-allocated topology",
+                    "responses": _responses("delete", "networks", errors,
+                                            {"204": {"description": "Deleted"}})}
+        topo = {"type": "object", "additionalProperties": False,
+                "required": ["id", "project_id", "tenant_id"], "properties": {
+                    "id": {"description": "The network's id (dry-run=pass for "
+                                          "fields=dry-run)", "type": "string"},
+                    "project_id": {"type": "string"}, "tenant_id": {"type": "string"}}}
+        return {"summary": "A project's auto-allocated topology, made on the first call",
+                "parameters": [_FIELDS], "responses": _responses(
+                    "action", "networks", errors,
+                    {"200": _json(_wrap("auto_allocated_topology", topo))})}
     m = re.fullmatch(r"/v2\.0/subnetpools/\{pool_id\}/(\w+)", p)
     if m and "subnetpools" in schema.resources:
         body = {"type": "object", "additionalProperties": False, "required": ["prefixes"],

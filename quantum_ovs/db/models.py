@@ -10,7 +10,7 @@ import datetime
 from sqlalchemy import (Boolean, DateTime, ForeignKey, Integer, String, Text,
                         UniqueConstraint, Index, BigInteger)
 from quantum_ovs.timeutils import utcnow
-from sqlalchemy import select
+from sqlalchemy import false as sa_false, select
 from sqlalchemy.orm import (DeclarativeBase, Mapped, column_property, foreign, mapped_column,
                             relationship, remote)
 
@@ -224,6 +224,10 @@ class ExternalNetwork(Base):
     __tablename__ = "external_networks"
     network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"),
                                             primary_key=True)
+    # The deployment's default external network (auto-allocated-topology):
+    # at most one is.
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False,
+                                             server_default=sa_false())
 
 
 Network.segment = relationship(NetworkSegment, uselist=False, lazy="selectin",
@@ -438,6 +442,20 @@ Port.extra_dhcp_opts = relationship(ExtraDhcpOpt, lazy="selectin",
 
 
 # --------------------------------------------------------------- routers (l3)
+class AutoAllocatedTopology(Base):
+    """A project's auto-allocated topology (auto-allocated-topology): the
+    network made for it and the router that links it to the default
+    external network.  Gone with the network; a router deleted by hand
+    leaves the network as the project's."""
+
+    __tablename__ = "auto_allocated_topologies"
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), unique=True)
+    router_id: Mapped[str | None] = mapped_column(
+        ForeignKey("routers.id", ondelete="SET NULL"), nullable=True)
+
+
 class Router(StandardAttrs, Base):
     """A router (aliases router, extraroute).
 

@@ -76,6 +76,17 @@ def column_filter(col, values):
     return sa.or_(*terms)
 
 
+def flag_filter(clause, values):
+    """A boolean attribute's filter, the attribute being ``clause``: true,
+    false, or (both asked) every row."""
+    want = {bool(v) for v in values}
+    if want == {True}:
+        return clause
+    if want == {False}:
+        return sa.not_(clause)
+    return sa.true()
+
+
 def child_filter(parent_id, child_fk, column):
     """A filter clause (see ExtensionPoints.filter_hooks) for an attribute
     kept in a child table: the parents with a child row whose ``column``

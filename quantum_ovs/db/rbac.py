@@ -46,7 +46,9 @@ class ObjectType:
     ``may_target(session, ctx, obj, action, target)``: why a policy made
     by ``ctx`` may not give ``target`` (a project or ``*``) ``action`` on
     ``obj``, or None (asked when a policy is made or given another
-    target)."""
+    target);
+    ``keeps_wildcard(session, obj, action)``: why the ``*`` policy of
+    ``action`` on ``obj`` may not go or change target, or None."""
 
     name: str
     collection: str
@@ -54,6 +56,7 @@ class ObjectType:
     in_use: Callable[[Any, Any, str, Callable], str | None] | None = None
     changed: Callable[[Any, Any, Any, str], None] | None = None
     may_target: Callable[[Any, Any, Any, str, str], str | None] | None = None
+    keeps_wildcard: Callable[[Any, Any, str], str | None] | None = None
 
 
 def register(plugin, otype: ObjectType) -> None:
@@ -143,6 +146,14 @@ def network_in_use(s, net, action, lost):
     if s.execute(sa.select(F.id).where(F.floating_network_id == net.id,
                                        lost(F.project_id)).limit(1)).first():
         return "floating IPs of the project(s) are on the network"
+    return None
+
+
+def network_keeps_wildcard(s, net, action):
+    """A default external network (auto-allocated-topology) stays
+    everyone's."""
+    if action == EXTERNAL and net.external is not None and net.external.is_default:
+        return "Default external networks must be shared to everyone."
     return None
 
 

@@ -41,6 +41,7 @@ OPTIONAL = (
     "quantum_ovs.extensions.ip_availability",
     "quantum_ovs.extensions.rbac",
     "quantum_ovs.extensions.address_groups",
+    "quantum_ovs.extensions.auto_allocate",
 )
 
 

@@ -292,6 +292,7 @@ class Routers(Collection):
 
     def _drop_gateway_port(self, s, ctx, router, port):
         s.execute(sa.delete(models.RouterPort).where(models.RouterPort.port_id == port.id))
+        s.expire(router, ["attached"])  # (or deleting the router deletes it again)
         router.gw_port_id = None
         s.flush()
         _delete_port(self.plugin, s, ctx, port)
@@ -369,42 +370,43 @@ class Routers(Collection):
                  order=(last or 0) + 1))
 
     def add_interface(self, ctx, router_id, info):
-        plugin = self.plugin
+        return self.plugin.db.write(lambda s: self.add_interface_in(s, ctx, router_id, info))
 
-        def txn(s):
-            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
-            if "subnet_id" in info:
-                sub = _row(plugin, s, ctx, "subnets", info["subnet_id"])
-                if not sub.gateway_ip:
-                    raise bad_router("Subnet for router interface must have a gateway IP")
-                self._check_new_subnets(s, router, [sub])
-                port = self._new_interface_port(s, ctx, router, sub)
-                subnets = [sub]
-            else:
-                port = _row(plugin, s, ctx, "ports", info["port_id"], lock=True)
-                if not ctx.is_admin and port.project_id != ctx.project_id:
-                    # (another project's port on the caller's network)
-                    raise exceptions.PortNotFound(port_id=port.id)
-                if port.device_id or port.device_owner:
-                    raise exceptions.PortInUse(port_id=port.id, net_id=port.network_id,
-                                               device_id=port.device_id or
-                                               port.device_owner)
-                if not port.fixed_ips:
-                    raise bad_router("Router port must have at least one fixed IP")
-                subnets = [s.get(models.Subnet, a.subnet_id) for a in port.fixed_ips]
-                if sum(1 for x in subnets if x.ip_version == 4) > 1:
-                    raise bad_router("Cannot have multiple IPv4 subnets on router port")
-                self._check_new_subnets(s, router, subnets)
-                port.device_id, port.device_owner = router.id, INTERFACE
-                port.status = INTERFACE_STATUS
-                _bump(plugin, port)
-                _record(plugin, s, "port", port, "update", port.network_id)
-            self._attach(s, router, port)
-            _bump(plugin, router)
-            s.flush()
-            self.record(s, router, "update")
-            return _interface_info(router, port, subnets)
-        return plugin.db.write(txn)
+    def add_interface_in(self, s, ctx, router_id, info):
+        """add_interface, inside the caller's transaction."""
+        plugin = self.plugin
+        router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
+        if "subnet_id" in info:
+            sub = _row(plugin, s, ctx, "subnets", info["subnet_id"])
+            if not sub.gateway_ip:
+                raise bad_router("Subnet for router interface must have a gateway IP")
+            self._check_new_subnets(s, router, [sub])
+            port = self._new_interface_port(s, ctx, router, sub)
+            subnets = [sub]
+        else:
+            port = _row(plugin, s, ctx, "ports", info["port_id"], lock=True)
+            if not ctx.is_admin and port.project_id != ctx.project_id:
+                # (another project's port on the caller's network)
+                raise exceptions.PortNotFound(port_id=port.id)
+            if port.device_id or port.device_owner:
+                raise exceptions.PortInUse(port_id=port.id, net_id=port.network_id,
+                                           device_id=port.device_id or
+                                           port.device_owner)
+            if not port.fixed_ips:
+                raise bad_router("Router port must have at least one fixed IP")
+            subnets = [s.get(models.Subnet, a.subnet_id) for a in port.fixed_ips]
+            if sum(1 for x in subnets if x.ip_version == 4) > 1:
+                raise bad_router("Cannot have multiple IPv4 subnets on router port")
+            self._check_new_subnets(s, router, subnets)
+            port.device_id, port.device_owner = router.id, INTERFACE
+            port.status = INTERFACE_STATUS
+            _bump(plugin, port)
+            _record(plugin, s, "port", port, "update", port.network_id)
+        self._attach(s, router, port)
+        _bump(plugin, router)
+        s.flush()
+        self.record(s, router, "update")
+        return _interface_info(router, port, subnets)
 
     def _new_interface_port(self, s, ctx, router, sub):
         plugin = self.plugin
@@ -424,50 +426,53 @@ class Routers(Collection):
         return port
 
     def remove_interface(self, ctx, router_id, info):
-        plugin = self.plugin
+        return self.plugin.db.write(
+            lambda s: self.remove_interface_in(s, ctx, router_id, info))
 
-        def txn(s):
-            router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
-            ifaces = self._interfaces(s, router)
-            if "port_id" in info:
-                port_id = info["port_id"]
-                if port_id not in ifaces:
-                    raise definition.RouterInterfaceNotFound(router_id=router.id,
-                                                             port_id=port_id)
-                if "subnet_id" in info and info["subnet_id"] not in {
-                        x.id for x, _ in ifaces[port_id]}:
-                    raise definition.RouterInterfaceNotFoundForSubnet(
-                        router_id=router.id, subnet_id=info["subnet_id"])
-            else:
-                port_id = next((p for p, entries in ifaces.items()
-                                if info["subnet_id"] in {x.id for x, _ in entries}), None)
-                if port_id is None:
-                    # (a subnet the caller cannot see is no interface either)
-                    raise definition.RouterInterfaceNotFoundForSubnet(
-                        router_id=router.id, subnet_id=info["subnet_id"])
-            leaving = ifaces[port_id]
-            self._check_interface_fips(s, router, leaving)
-            remaining = [(ipaddress.ip_network(x.cidr), ipaddress.ip_address(ip), x.id)
-                         for p, entries in ifaces.items() if p != port_id
-                         for x, ip in entries]
-            for r in router.routes:
-                hop = ipaddress.ip_address(r.nexthop)
-                if not any(hop in net for net, _, _ in remaining):
-                    sid = next((x.id for x, _ in leaving
-                                if hop in ipaddress.ip_network(x.cidr)), None)
-                    if sid is not None:
-                        raise definition.RouterInterfaceInUseByRoute(router_id=router.id,
-                                                                     subnet_id=sid)
-            port = _row(plugin, s, None, "ports", port_id, lock=True)
-            out = _interface_info(router, port, [x for x, _ in leaving])
-            s.execute(sa.delete(models.RouterPort).where(
-                models.RouterPort.port_id == port_id))
-            s.flush()
-            _bump(plugin, router)
-            self.record(s, router, "update", {port.network_id})
-            _delete_port(plugin, s, ctx, port)
-            return out
-        return plugin.db.write(txn)
+    def remove_interface_in(self, s, ctx, router_id, info):
+        """remove_interface, inside the caller's transaction."""
+        plugin = self.plugin
+        router = _row(plugin, s, ctx, ROUTERS, router_id, lock=True)
+        ifaces = self._interfaces(s, router)
+        if "port_id" in info:
+            port_id = info["port_id"]
+            if port_id not in ifaces:
+                raise definition.RouterInterfaceNotFound(router_id=router.id,
+                                                         port_id=port_id)
+            if "subnet_id" in info and info["subnet_id"] not in {
+                    x.id for x, _ in ifaces[port_id]}:
+                raise definition.RouterInterfaceNotFoundForSubnet(
+                    router_id=router.id, subnet_id=info["subnet_id"])
+        else:
+            port_id = next((p for p, entries in ifaces.items()
+                            if info["subnet_id"] in {x.id for x, _ in entries}), None)
+            if port_id is None:
+                # (a subnet the caller cannot see is no interface either)
+                raise definition.RouterInterfaceNotFoundForSubnet(
+                    router_id=router.id, subnet_id=info["subnet_id"])
+        leaving = ifaces[port_id]
+        self._check_interface_fips(s, router, leaving)
+        remaining = [(ipaddress.ip_network(x.cidr), ipaddress.ip_address(ip), x.id)
+                     for p, entries in ifaces.items() if p != port_id
+                     for x, ip in entries]
+        for r in router.routes:
+            hop = ipaddress.ip_address(r.nexthop)
+            if not any(hop in net for net, _, _ in remaining):
+                sid = next((x.id for x, _ in leaving
+                            if hop in ipaddress.ip_network(x.cidr)), None)
+                if sid is not None:
+                    raise definition.RouterInterfaceInUseByRoute(router_id=router.id,
+                                                                 subnet_id=sid)
+        port = _row(plugin, s, None, "ports", port_id, lock=True)
+        out = _interface_info(router, port, [x for x, _ in leaving])
+        s.execute(sa.delete(models.RouterPort).where(
+            models.RouterPort.port_id == port_id))
+        s.flush()
+        s.expire(router, ["attached"])  # (a delete later in this transaction)
+        _bump(plugin, router)
+        self.record(s, router, "update", {port.network_id})
+        _delete_port(plugin, s, ctx, port)
+        return out
 
     def _check_interface_fips(self, s, router, leaving):
         """409 when a floating IP (or a port forwarding) of the router

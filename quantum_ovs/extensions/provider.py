@@ -25,7 +25,7 @@ from quantum_ovs.api.definitions.provider import (  # noqa: F401 (the contract's
     VlanIdInUse,
 )
 from quantum_ovs.db import models
-from quantum_ovs.db.query import child_filter
+from quantum_ovs.db.query import child_filter, flag_filter
 
 DEFINITION = definitions.provider
 
@@ -259,7 +259,10 @@ def setup(plugin, conf):
                 raise exceptions.InvalidInput(
                     error_message=f"Requested MTU is too big, maximum is {limit}")
         if "router:external" in a:
-            net.external = models.ExternalNetwork() if a["router:external"] else None
+            if not a["router:external"]:
+                net.external = None
+            elif net.external is None:  # (one that is stays as it is: is_default)
+                net.external = models.ExternalNetwork()
 
     def extend_dict(net, d):
         seg = net.segment
@@ -283,15 +286,8 @@ def setup(plugin, conf):
         plugin.add_filter("networks", attr, child_filter(N.id, S.network_id, column))
 
     def external_filter(column):
-        def hook(values):
-            ext = column.in_(sa.select(models.ExternalNetwork.network_id))
-            want = set(values)
-            if want == {True}:
-                return ext
-            if want == {False}:
-                return sa.not_(ext)
-            return sa.true()
-        return hook
+        return lambda values: flag_filter(
+            column.in_(sa.select(models.ExternalNetwork.network_id)), values)
     plugin.add_filter("networks", "router:external", external_filter(N.id))
     plugin.add_filter("subnets", "router:external", external_filter(models.Subnet.network_id))
     # Which projects see an external network: its access_as_external

@@ -96,6 +96,10 @@ class RbacPolicies(Collection):
             raise DuplicateRbacPolicy()
 
     def _check_in_use(self, s, otype, obj, pol, new_target=None):
+        if pol.target_tenant == rbac.WILDCARD and otype.keeps_wildcard is not None:
+            why = otype.keeps_wildcard(s, obj, pol.action)
+            if why:
+                raise RbacPolicyInUse(object_id=obj.id, details=why)
         lost = rbac.lost_clause(s, pol, obj.project_id, new_target)
         if lost is None or otype.in_use is None:
             return
@@ -223,7 +227,8 @@ def setup(plugin, conf):
         quotas.add_resource("rbac_policy", RBAC_POLICIES, models.RbacPolicy)
     rbac.register(plugin, rbac.ObjectType(
         "network", "networks", (rbac.SHARED, rbac.EXTERNAL),
-        in_use=rbac.network_in_use, changed=network_changed))
+        in_use=rbac.network_in_use, changed=network_changed,
+        keeps_wildcard=rbac.network_keeps_wildcard))
     if "security_groups" in plugin.collections:
         rbac.register(plugin, rbac.ObjectType(
             "security_group", "security_groups", (rbac.SHARED,),

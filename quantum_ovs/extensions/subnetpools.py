@@ -31,7 +31,7 @@ from quantum_ovs import exceptions
 from quantum_ovs.api.definitions import subnetpools as definition
 from quantum_ovs.api.definitions.rbac import check_target
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import address_scopes, changelog, models, prefixes, rbac
+from quantum_ovs.db import address_scopes, changelog, models, prefixes, query, rbac
 from quantum_ovs.db.ipam import ip_key
 from quantum_ovs.db.resource import Collection, std_dict
 
@@ -71,12 +71,7 @@ class Shareable:
     def filter_for(self, ctx, attr, values):
         if attr != "shared" or ctx is None or not ctx.project_id:
             return self.filter(attr, values)
-        want = {bool(v) for v in values}
-        if want == {True}:
-            return self._shared_for(ctx)
-        if want == {False}:
-            return sa.not_(self._shared_for(ctx))
-        return sa.true()
+        return query.flag_filter(self._shared_for(ctx), values)
 
     def for_caller(self, s, ctx, rows, dicts):
         maybe = [r.id for r in rows if not r.shared and r.project_id != ctx.project_id]

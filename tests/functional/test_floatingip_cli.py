@@ -82,3 +82,41 @@ def test_floating_ip_life_cycle_through_the_cli(l3_server):
     assert os_("floating", "ip", "list") == []
     os_("router", "unset", "--external-gateway", "cli-fip-router", parse=False)
     assert os_("router", "show", "cli-fip-router")["external_gateway_info"] is None
+
+
+def test_get_me_a_network_through_the_cli(tmp_path):
+    """openstack network auto allocated topology create [--check-resources]
+    / delete, on a server with the default service plugins (router,
+    auto_allocate), once an admin set the defaults up."""
+    srv = ServerProcess(f"sqlite:///{tmp_path}/qovs.sqlite")
+    srv.start()
+    try:
+        os_ = OpenStack(srv.url)
+        ext = _admin_post(srv.url, "/v2.0/networks", {"network": {
+            "name": "public", "router:external": True, "is_default": True}})["network"]
+        _admin_post(srv.url, "/v2.0/subnets", {"subnet": {
+            "network_id": ext["id"], "cidr": "203.0.113.0/24", "ip_version": 4}})
+        aat = ("network", "auto", "allocated", "topology")
+        res = os_.run(*aat, "create", "--check-resources")
+        assert res.returncode != 0
+        assert "Deployment error: No default subnetpools defined." in res.stderr, res.stderr
+        _admin_post(srv.url, "/v2.0/subnetpools", {"subnetpool": {
+            "name": "default-v4", "prefixes": ["10.100.0.0/16"], "default_prefixlen": 24,
+            "is_default": True, "shared": True}})
+        assert os_("network", "show", "public")["is_default"] is True
+        # (passes; the CLI shows its dry_run column empty whatever the
+        # server says, Neutron's "dry-run=pass" included)
+        os_(*aat, "create", "--check-resources")
+        topo = os_(*aat, "create", "--project", "default")
+        assert os_(*aat, "create", "--project", "default")["id"] == topo["id"]
+        net = os_("network", "show", topo["id"])
+        assert net["name"] == "auto_allocated_network"
+        [sub] = os_("subnet", "list", "--network", topo["id"])
+        assert sub["Subnet"] == "10.100.0.0/24"
+        [router] = os_("router", "list")
+        assert router["Name"] == "auto_allocated_router"
+        os_(*aat, "delete", "--project", "default", parse=False)
+        assert [n["Name"] for n in os_("network", "list")] == ["public"]
+        assert os_("router", "list") == []
+    finally:
+        srv.stop()

@@ -130,6 +130,56 @@ def namespaces():
                           text=True).stdout
 
 
+def test_nic_auto_boots_on_the_projects_auto_allocated_topology(stack, tmp_path):
+    """``--nic auto`` (compute API 2.37, "get me a network"): the admin
+    project has no network of its own yet (this test runs before the
+    module's ``net``), so nova asks us for the project's auto-allocated
+    topology and boots the server on its network; the guest gets its
+    address by DHCP from our agent.  The project's topology, the default
+    pool and the default external network are removed after."""
+    # (another project's: nova counts the project's own networks, external
+    # ones included, before it asks for a topology)
+    ext = stack.cli("network", "create", "--external", "--default", "--project", "service",
+                    "public-auto")
+    made = []
+    try:
+        stack.cli("subnet", "create", "--network", ext["id"], "--subnet-range",
+                  "172.30.0.0/24", "--no-dhcp", "public-auto-subnet")
+        pool = stack.cli("subnet", "pool", "create", "--default", "--share", "--pool-prefix",
+                         "10.90.0.0/16", "--default-prefix-length", "26", "auto-pool")
+        vm = stack.cli("--os-compute-api-version", "2.37", "server", "create", "--image",
+                       stack.image_id, "--flavor", "m1.tiny", "--nic", "auto",
+                       "--availability-zone", "nova:hv1", "--wait", "vm-auto", timeout=300)
+        made.append(vm["id"])
+        assert vm["status"] == "ACTIVE", vm
+        project = stack.cli("project", "show", "admin")["id"]
+        topo = stack.neutron("GET", f"/v2.0/auto-allocated-topology/{project}")
+        net_id = topo["auto_allocated_topology"]["id"]
+        (p,) = ports_of(stack, vm["id"])
+        port = port_show(stack, p["ID"])
+        assert port["network_id"] == net_id and port["status"] == "ACTIVE", port
+        ip = port["fixed_ips"][0]["ip_address"]
+        assert ip.startswith("10.90."), port
+        server = stack.nova("GET", f"/servers/{vm['id']}")["server"]
+        assert [a["addr"] for a in server["addresses"]["auto_allocated_network"]] == [ip]
+        assert dhcp(stack, tmp_path, vm["id"], port) == ip
+        # the router nova's topology came with: the guest's gateway answers
+        # (the router's interface address, from the agent's flows)
+        routers = stack.neutron("GET", f"/v2.0/routers?project_id={project}")["routers"]
+        assert [r["name"] for r in routers] == ["auto_allocated_router"], routers
+        sub = stack.neutron("GET", f"/v2.0/subnets/{port['fixed_ips'][0]['subnet_id']}")
+        ok, out = ping(stack, vm["id"], sub["subnet"]["gateway_ip"])
+        assert ok, out
+        stack.cli("server", "delete", "--wait", vm["id"], parse=False)
+        made.clear()
+        stack.neutron("DELETE", f"/v2.0/auto-allocated-topology/{project}")
+        stack.cli("subnet", "pool", "delete", pool["id"], parse=False)
+    finally:
+        for vm_id in made:
+            stack.cli("server", "delete", "--wait", vm_id, parse=False, check=False)
+        stack.cli("network", "delete", ext["id"], parse=False, check=False)
+
+
 def test_boot_on_a_network_then_delete(stack, net, tmp_path):
     t0 = time.monotonic()
     vm1 = boot(stack, "vm1", "--network", net["id"], host="hv1")

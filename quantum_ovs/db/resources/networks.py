@@ -5,7 +5,7 @@ import uuid
 import sqlalchemy as sa
 
 from quantum_ovs import exceptions
-from quantum_ovs.db import changelog, models, rbac
+from quantum_ovs.db import changelog, models, query, rbac
 from quantum_ovs.db.resource import Collection, std_dict
 
 DHCP_OWNER = "network:dhcp"
@@ -57,12 +57,7 @@ class Networks(Collection):
         shared = sa.or_(N.shared.is_(True), sa.and_(
             N.project_id != ctx.project_id,
             N.id.in_(rbac.granted("network", (rbac.SHARED,), ctx.project_id))))
-        want = {bool(v) for v in values}
-        if want == {True}:
-            return shared
-        if want == {False}:
-            return sa.not_(shared)
-        return sa.true()
+        return query.flag_filter(shared, values)
 
     def for_caller(self, s, ctx, rows, dicts):
         # ``shared``: true for the projects a policy shares it with too.
