@@ -24,6 +24,15 @@ the network's externality (external_networks.is_default): it goes when the
 network stops being external, and the wildcard access_as_external policy
 of the default network cannot be deleted (db/rbac.py,
 network_keeps_wildcard).
+
+Where it answers otherwise than Neutron, on purpose: the project's quotas
+count what is made (Neutron's plugin calls skip them: 409 OverQuota here);
+a DELETE with no topology is 204 whatever the deployment (Neutron's first
+makes one through its GET, so it answers the GET's 409 where defaults are
+missing); the policy is checked before anything is made, and its refusal
+is the 403 it is everywhere here (Neutron makes the topology, then hides
+it: 404); a router step refused for any reason of the deployment (a
+NotFound included) is AutoAllocationFailure.
 """
 
 import sqlalchemy as sa
@@ -33,6 +42,7 @@ from quantum_ovs.api.definitions import auto_allocate as definition
 from quantum_ovs.api.definitions.subnetpools import SubnetAllocationError
 from quantum_ovs.api.wsgi import json_response
 from quantum_ovs.db import models, query
+from quantum_ovs.db.session import transaction_lock
 
 DEFINITION = definition
 SERVICE_PLUGIN = ("auto_allocate", "neutron.services.auto_allocate.plugin.Plugin")
@@ -54,6 +64,9 @@ def default_external(s):
 
 def _set_default(s, net, value):
     if value:
+        # (two admins making two networks the default at once: one waits
+        # and sees the other's)
+        transaction_lock(s, "default-external-network")
         other = default_external(s)
         if other is not None and other != net.id:
             raise definition.DefaultExternalNetworkExists(net_id=other)
@@ -91,21 +104,19 @@ def setup(plugin, conf):
 
 
 # ------------------------------------------------------------------ the topology
-def _default_pools(s):
-    """[(ip_version, pool id)] of the default subnet pools."""
+def _default_pools(s, plugin, ctx):
+    """[(ip_version, pool id)] of the default subnet pools ``ctx`` sees
+    (as Neutron: a default pool the project may not use is no default of
+    its topology)."""
     P = models.SubnetPool
+    q = sa.select(P.ip_version, P.id).where(P.is_default.is_(True))
+    visible = plugin.collections["subnetpools"].visible(ctx)
+    if visible is not None:
+        q = q.where(visible)
     out = {}
-    for version, pool_id in s.execute(sa.select(P.ip_version, P.id).where(
-            P.is_default.is_(True)).order_by(P.ip_version, P.id)):
+    for version, pool_id in s.execute(q.order_by(P.ip_version, P.id)):
         out.setdefault(version, pool_id)
     return sorted(out.items())
-
-
-def _check_requirements(s):
-    if default_external(s) is None:
-        raise definition.AutoAllocationFailure(reason=_NO_EXTERNAL)
-    if not _default_pools(s):
-        raise definition.AutoAllocationFailure(reason=_NO_POOLS)
 
 
 def _refused(err):
@@ -142,7 +153,7 @@ class Topologies:
         external = default_external(s)
         if external is None:
             raise definition.AutoAllocationFailure(reason=_NO_EXTERNAL)
-        pools = _default_pools(s)
+        pools = _default_pools(s, self.plugin, ctx)
         try:
             if not pools:
                 raise exceptions.NotFound()
@@ -175,8 +186,12 @@ class Topologies:
         return net.id
 
     def check(self, ctx, project):
+        """The dry run: 409 naming the first default missing."""
         with self.plugin.db.reader() as s:
-            _check_requirements(s)
+            if default_external(s) is None:
+                raise definition.AutoAllocationFailure(reason=_NO_EXTERNAL)
+            if not _default_pools(s, self.plugin, ctx):
+                raise definition.AutoAllocationFailure(reason=_NO_POOLS)
 
     def delete(self, ctx, project):
         self.plugin.db.write(self._delete, ctx, project)
@@ -192,7 +207,7 @@ class Topologies:
         if router_id is not None and s.get(models.Router, router_id) is not None:
             S = models.Subnet
             for sub_id in s.execute(sa.select(S.id).where(S.network_id == network_id)
-                                    .order_by(S.id)).scalars():
+                                    .order_by(S.id)).scalars().all():
                 try:
                     routers.remove_interface_in(s, ctx, router_id, {"subnet_id": sub_id})
                 except exceptions.NotFound:

@@ -139,7 +139,7 @@ def test_delete_removes_everything_it_made(api, deployment):
     assert _rows(api, models.AutoAllocatedTopology) == 0
     assert _rows(api, models.RouterPort) == routers - 3  # gateway and 2 interfaces
     api.get(f"/v2.0/networks/{made['id']}", status=404)
-    api.delete(T + "/None", status=204)  # nothing to delete: as Neutron, 204
+    api.delete(T + "/None", status=204)  # nothing to delete: 204
     # and a new one after
     again = api.get(T + "/None", status=200).data["auto_allocated_topology"]
     assert again["id"] != made["id"] and _owned(api, "p1") == (1, 2, 1, 2)
@@ -180,7 +180,7 @@ def test_what_the_project_removed_by_hand_is_not_in_the_way(api, deployment):
         made["id"]
 
 
-def test_a_failure_on_the_way_leaves_no_row_behind(api, make_api):
+def test_a_failure_on_the_way_leaves_no_row_behind(api):
     _external(api)
     _pool(api, "10.128.0.0/24", 24)  # room for one project's subnet
     # the router over its quota: the network and subnet made before it go
@@ -196,6 +196,34 @@ def test_a_failure_on_the_way_leaves_no_row_behind(api, make_api):
         "Deployment error: Unable to provide project private network."
     assert _owned(api, "p2") == (0, 0, 0, 0)
     assert _rows(api, models.AutoAllocatedTopology) == 1
+
+
+def test_only_the_default_pools_the_project_sees_are_its_defaults(api):
+    """As Neutron: a default pool that is not shared with the project is
+    not one of its defaults (the dry run says so, and the topology has a
+    subnet from each default pool it sees)."""
+    _external(api)
+    v4 = _pool(api, "10.128.0.0/16", 24, shared=False)
+    r = api.get(T + "/None?fields=dry-run", status=409)
+    assert r.data["NeutronError"]["message"] == \
+        "Deployment error: No default subnetpools defined."
+    assert _error(api.get(T + "/None", status=409)) == "AutoAllocationFailure"
+    assert _owned(api, "p1") == (0, 0, 0, 0)
+    # shared with p1 alone (RBAC): p1's default, not p2's
+    api.post("/v2.0/rbac-policies", {"rbac_policy": {
+        "object_type": "subnetpool", "object_id": v4["id"], "action": "access_as_shared",
+        "target_tenant": "p1"}}, status=201, **ADMIN)
+    api.get(T + "/None?fields=dry-run", status=200)
+    api.get(T + "/None?fields=dry-run", project="p2", status=409)
+    _pool(api, "2001:db8:8000::/48", 64, shared=False)  # seen by nobody but its owner
+    made = api.get(T + "/None", status=200).data["auto_allocated_topology"]
+    assert [(x["name"], x["cidr"]) for x in api.get(
+        f"/v2.0/subnets?network_id={made['id']}").data["subnets"]] == \
+        [("auto_allocated_subnet_v4", "10.128.0.0/24")]
+    # an admin's call for a project picks its defaults as the admin sees them
+    made = api.get(T + "/p3", status=200, **ADMIN).data["auto_allocated_topology"]
+    assert len(api.get(f"/v2.0/subnets?network_id={made['id']}", **ADMIN)
+               .data["subnets"]) == 2
 
 
 def test_an_uplink_without_a_free_address_leaves_no_row_behind(api):
