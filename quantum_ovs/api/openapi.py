@@ -146,9 +146,11 @@ def validator_schema(fn, mode):
         return _uuid(mode), False
     if fn is v.uuid_or_none:
         return _uuid(mode), True
-    if fn is v.mac:
+    if fn in (v.mac, v.mac_or_none):
+        # (a null one is asked for, never shown)
         return (_MAC_RESPONSE if mode == "response"
-                else {"type": "string", "pattern": v.MAC_RE.pattern}), False
+                else {"type": "string", "pattern": v.MAC_RE.pattern}), \
+            fn is v.mac_or_none and mode == "request"
     if fn is v.ip_address:
         return _ip(mode), False
     if fn is v.ip_or_none:

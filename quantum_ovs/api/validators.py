@@ -109,6 +109,11 @@ def mac(value, name="value"):
     return out
 
 
+def mac_or_none(value, name="value"):
+    """A MAC address, or None (a port's: a new one, chosen by the server)."""
+    return None if value is None else mac(value, name)
+
+
 def ip_address(value, name="value"):
     if not isinstance(value, str):
         raise bad(f"'{value}' is not a valid IP address")

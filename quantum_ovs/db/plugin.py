@@ -7,9 +7,9 @@ The handlers are db/resource.py's pattern (networks, subnets and ports
 in db/resources/); what extensions may add is db/interface.py.
 """
 
-from quantum_ovs import exceptions
 from quantum_ovs.db import changelog, models, query, rowload
 from quantum_ovs.db.interface import ExtensionPoints
+from quantum_ovs.db.resource import check_tags
 from quantum_ovs.db.resources.networks import Networks
 from quantum_ovs.db.resources.ports import Ports
 from quantum_ovs.db.resources.subnets import Subnets
@@ -18,8 +18,6 @@ from quantum_ovs.db.resources.subnets import Subnets
 # builders and extenders read only columns and eagerly loaded relationships.
 PLAIN_ROWS = frozenset({"networks", "subnets", "ports"})
 
-# Tags one resource may carry (Neutron's tag extension has the same).
-MAX_TAGS = 50
 
 
 class Plugin(ExtensionPoints):
@@ -61,10 +59,7 @@ class Plugin(ExtensionPoints):
         self.db.write(lambda s: h.delete_row(s, ctx, h.row(s, ctx, id_, lock=True)))
 
     def set_tags(self, ctx, collection, id_, tags):
-        if len(set(tags)) > MAX_TAGS:
-            raise exceptions.BadRequest(
-                resource=collection[:-1],
-                msg=f"The number of tags exceeds the per-resource limit of {MAX_TAGS}")
+        check_tags(collection, tags)
 
         def txn(s):
             obj = self.row(s, ctx, collection, id_, lock=True)

@@ -20,6 +20,7 @@ import operator
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from quantum_ovs import exceptions
 from quantum_ovs.db import changelog, query
 from quantum_ovs.timeutils import api_time
 
@@ -143,6 +144,18 @@ class Collection:
 # (a list comprehension costs a function call even when empty: a
 # listing's rows have thousands of empty lists)
 TAG = operator.attrgetter("tag")
+
+
+# Tags one resource may carry (Neutron's tag extension has the same).
+MAX_TAGS = 50
+
+
+def check_tags(collection, tags):
+    """400 for more tags than a resource may carry."""
+    if len(set(tags)) > MAX_TAGS:
+        raise exceptions.BadRequest(
+            resource=collection[:-1],
+            msg=f"The number of tags exceeds the per-resource limit of {MAX_TAGS}")
 
 
 def std_dict(obj):

@@ -160,8 +160,10 @@ def _parse_limits(req, resources):
             error_message="the body must be {\"quota\": {<resource>: <limit>, ...}}")
     out = {}
     quota = dict(quota)
-    # check_limit (quota-check-limit) asks for the usage check; force
-    # (what `openstack quota set --force` sends) skips it.
+    # A limit below the usage is refused (quota-check-limit-default, as
+    # Neutron since 2025.1) unless force (what `openstack quota set
+    # --force` sends) says otherwise; check_limit (quota-check-limit, which
+    # asked for the check) is taken and changes nothing.
     flags = {}
     for flag in ("check_limit", "force"):
         raw = quota.pop(flag, False)
@@ -184,7 +186,7 @@ def _parse_limits(req, resources):
             raise exceptions.InvalidInput(
                 error_message=f"'{value}' is not a valid limit for {name}: use an "
                               f"integer from -1 (unlimited) to {MAX_LIMIT}") from None
-    return out, flags["check_limit"] and not flags["force"]
+    return out, not flags["force"]
 
 
 def routes(api):

@@ -217,3 +217,52 @@ def test_ips_are_in_subnet_on_a_big_subnet(api):
                  status=201)
     ips = [ipaddress.ip_address(p["fixed_ips"][0]["ip_address"]) for p in r.data["ports"]]
     assert len(set(ips)) == 50 and all(ip in cidr for ip in ips)
+
+
+def test_tags_given_when_ports_are_created(api):
+    """tag-ports-during-bulk-creation: a port's tags in its create body,
+    one port or a bulk; a refused bulk leaves no port."""
+    net, _ = _net(api)
+    port = api.port(net["id"], tags=["red", "blue"])
+    assert sorted(port["tags"]) == ["blue", "red"]
+    assert sorted(api.get(f"/v2.0/ports/{port['id']}").data["port"]["tags"]) == \
+        ["blue", "red"]
+    assert [p["id"] for p in api.get("/v2.0/ports?tags=red").data["ports"]] == [port["id"]]
+    bulk = api.post("/v2.0/ports", {"ports": [
+        {"network_id": net["id"], "name": "a", "tags": ["x"]},
+        {"network_id": net["id"], "name": "b"}]}, status=201).data["ports"]
+    assert [(p["name"], p["tags"]) for p in bulk] == [("a", ["x"]), ("b", [])]
+    before = api.count("ports")
+    r = api.post("/v2.0/ports", {"ports": [
+        {"network_id": net["id"]},
+        {"network_id": net["id"], "tags": [f"t{i}" for i in range(51)]}]}, status=400)
+    assert "per-resource limit of 50" in r.data["NeutronError"]["message"]
+    for bad in (["x", "x"], ["y" * 256], "x", [1]):
+        api.post("/v2.0/ports", {"port": {"network_id": net["id"], "tags": bad}}, status=400)
+    assert api.count("ports") == before
+
+
+def test_a_null_mac_address_gives_a_new_one_and_a_bound_port_keeps_its_own(api):
+    """port-mac-address-regenerate, and Neutron's PortBound: the MAC of a
+    port bound to a host (its instance's NIC) does not change."""
+    from tests.functional.test_agent_api import register
+    net, _ = _net(api)
+    port = api.port(net["id"])
+    url = f"/v2.0/ports/{port['id']}"
+    new = api.put(url, {"port": {"mac_address": None}}, admin=True,
+                  status=200).data["port"]["mac_address"]
+    assert new != port["mac_address"] and new.startswith("fa:16:3e:")
+    register(api, "h1", "192.0.2.1")
+    bound = api.put(url, {"port": {"binding:host_id": "h1"}}, admin=True,
+                    status=200).data["port"]
+    assert bound["binding:vif_type"] == "ovs"
+    for mac in (None, "fa:16:3e:00:00:99"):
+        r = api.put(url, {"port": {"mac_address": mac}}, admin=True, status=409)
+        err = r.data["NeutronError"]
+        assert err["type"] == "PortBound" and f"old_mac {new}" in err["message"], err
+    # the same MAC again is no change
+    api.put(url, {"port": {"mac_address": new}}, admin=True, status=200)
+    assert api.get(url).data["port"]["mac_address"] == new
+    api.put(url, {"port": {"binding:host_id": ""}}, admin=True, status=200)
+    assert api.put(url, {"port": {"mac_address": "fa:16:3e:00:00:99"}}, admin=True,
+                   status=200).data["port"]["mac_address"] == "fa:16:3e:00:00:99"

@@ -234,19 +234,28 @@ def test_concurrent_creates_never_pass_the_limit(quota_server):
     assert [g["name"] for g in body["security_groups"]] == ["default"]
 
 
-def test_check_limit(api):
+def test_a_limit_below_the_usage_is_refused_by_default(api):
+    """quota-check-limit-default (Neutron since 2025.1): the usage is
+    checked whatever check_limit says; only force skips it."""
     api.network()
     api.network()
-    r = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, "check_limit": True}},
-                admin=True, status=400)
-    assert r.data["NeutronError"]["type"] == "InvalidQuotaValue"
+    for extra in ({}, {"check_limit": True}, {"check_limit": False}):
+        r = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, **extra}},
+                    admin=True, status=400)
+        assert r.data["NeutronError"]["type"] == "InvalidQuotaValue"
+        assert "the limit 1 of network is below its current usage 2" in \
+            r.data["NeutronError"]["message"]
     assert api.get("/v2.0/quotas/p1", status=200).data["quota"]["network"] == 100
-    api.put("/v2.0/quotas/p1", {"quota": {"network": 2, "check_limit": True}},
-            admin=True, status=200)
-    # Without the check a limit below the usage is taken (nothing is deleted).
-    q = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, "check_limit": False}},
+    q = api.put("/v2.0/quotas/p1", {"quota": {"network": 2, "check_limit": True}},
                 admin=True, status=200).data["quota"]
-    assert q["network"] == 1 and "check_limit" not in q
+    assert q["network"] == 2 and "check_limit" not in q
+    # -1 (unlimited) and a limit at the usage are taken
+    api.put("/v2.0/quotas/p1", {"quota": {"network": -1}}, admin=True, status=200)
+    api.put("/v2.0/quotas/p1", {"quota": {"network": 2}}, admin=True, status=200)
+    # Forced, a limit below the usage is taken (nothing is deleted).
+    q = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, "force": True}},
+                admin=True, status=200).data["quota"]
+    assert q["network"] == 1
     assert len(api.get("/v2.0/networks", status=200).data["networks"]) == 2
     api.put("/v2.0/quotas/p1", {"quota": {"check_limit": True}}, admin=True, status=400)
     api.put("/v2.0/quotas/p1", {"quota": {"network": 3, "check_limit": "maybe"}},

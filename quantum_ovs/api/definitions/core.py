@@ -53,6 +53,11 @@ _BUILTIN = [
     ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
     ("net-mtu-writable", "Network MTU (writable)",
      "Provides a writable MTU attribute for a network resource."),
+    ("port-mac-address-regenerate", "Neutron Port MAC address regenerate",
+     "Network port MAC address regenerate: a port updated with mac_address null gets "
+     "a new one."),
+    ("tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation",
+     "Allow to tag ports during bulk creation"),
 ]
 
 
@@ -109,7 +114,8 @@ RESOURCE_ATTRIBUTE_MAP = {
         standard(),
         network_id=Attr(v.uuid_str, convert_filter=v.string(None)),
         admin_state_up=flag(True),
-        mac_address=Attr(v.mac, allow_put=True, default=NOT_SET,
+        # (null on an update: a new one, port-mac-address-regenerate)
+        mac_address=Attr(v.mac_or_none, allow_put=True, default=NOT_SET,
                          convert_filter=v.string(32), enforce_policy=True),
         fixed_ips=Attr(v.list_of(v.fixed_ip), allow_put=True, default=NOT_SET,
                        is_sort_key=False, enforce_policy=True),
@@ -123,6 +129,9 @@ RESOURCE_ATTRIBUTE_MAP = {
         allowed_address_pairs=Attr(
             v.list_of(v.address_pair, unique=True, what="address pair"),
             allow_put=True, default=[], is_filter=False, is_sort_key=False),
+        # given on a create too (tag-ports-during-bulk-creation)
+        tags=Attr(v.list_of(v.tag, unique=True, what="tag"), default=[],
+                  is_sort_key=False),
     ),
 }
 
@@ -201,7 +210,8 @@ PORT_RULES = crud("port", "/ports", {
         _PAIRS, "Give a MAC address in ``allowed_address_pairs`` when creating a port"),
     "create_port:allowed_address_pairs:ip_address": (
         _PAIRS, "Give an IP address in ``allowed_address_pairs`` when creating a port"),
-    "create_port:tags": (ADMIN_OR_PROJECT_MEMBER, "Give tags when creating a port"),
+    "create_port:tags": (any_of(ADMIN_OR_PROJECT_MEMBER, SERVICE),
+                         "Give tags when creating a port"),
     "get_port": (any_of(ADMIN_OR_SERVICE, NET_OWNER_READER, PROJECT_READER), "Get a port"),
     "get_port:tags": (any_of(ADMIN_OR_NET_OWNER_READER, PROJECT_READER),
                       "Get the tags of a port"),

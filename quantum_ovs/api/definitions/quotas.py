@@ -13,6 +13,9 @@ ALIASES = [
     {"alias": "quota-check-limit", "name": "Quota engine limit check",
      "description": "Support for checking the resource usage before applying a new "
                     "quota limit"},
+    {"alias": "quota-check-limit-default", "name": "Quota engine limit check by default",
+     "description": "A new limit below the resource's usage is refused unless the "
+                    "update says force"},
 ]
 
 # The largest limit (a 32-bit signed integer, as in Neutron).

@@ -7,8 +7,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import addresses, changelog, ipam, models
-from quantum_ovs.db.resource import TAG, Collection
+from quantum_ovs.db.resource import TAG, Collection, check_tags
 from quantum_ovs.timeutils import api_time
+
+# A port whose binding is one of these has no NIC using its MAC yet.
+UNPLUGGED_VIF_TYPES = ("unbound", "binding_failed")
 
 
 def port_dict(port):
@@ -210,7 +213,9 @@ class Ports(Collection):
             models.AllowedAddressPair(ip_address=p["ip_address"],
                                       mac_address=p.get("mac_address") or mac, order=i)
             for i, p in enumerate(pairs)]
-        port.tags = []
+        tags = a.get("tags") or ()  # (tag-ports-during-bulk-creation)
+        check_tags("ports", tags)
+        port.tags = [models.Tag(resource_id=port_id, tag=t) for t in tags]
         port.fixed_ips = []  # set by create_all (no load of the empty list)
         s.add(port)
         # The hooks' reads (groups, agents, networks) never need the bulk's
@@ -227,10 +232,18 @@ class Ports(Collection):
     def update_row(self, s, ctx, port, a):
         before = changelog.port_membership(port)
         if "mac_address" in a and a["mac_address"] != port.mac_address:
-            if addresses.mac_in_use(s, port.network_id, a["mac_address"]):
-                raise exceptions.MacAddressInUse(net_id=port.network_id,
-                                                 mac=a["mac_address"])
-            port.mac_address = a["mac_address"]
+            mac = a["mac_address"]
+            if mac is None:  # a new one (port-mac-address-regenerate)
+                mac = addresses.generate_mac(s, port.network_id, self.base_mac,
+                                             self.plugin.conf.mac_generation_retries)
+            elif addresses.mac_in_use(s, port.network_id, mac):
+                raise exceptions.MacAddressInUse(net_id=port.network_id, mac=mac)
+            # A bound port's MAC is its instance's NIC's (as Neutron: 409).
+            b = port.binding
+            if b is not None and b.vif_type not in UNPLUGGED_VIF_TYPES:
+                raise exceptions.PortBound(port_id=port.id, vif_type=b.vif_type,
+                                           old_mac=port.mac_address, new_mac=mac)
+            port.mac_address = mac
         if "fixed_ips" in a:
             addresses.reallocate(s, port, a["fixed_ips"])
         pse = a.get("port_security_enabled", port.port_security_enabled)
