@@ -173,6 +173,12 @@ class IpAddressGenerationFailure(Conflict):
     message = "No more IP addresses available on network %(net_id)s."
 
 
+class IpAddressGenerationFailureNoMatchingSubnet(IpAddressGenerationFailure):
+    # (subnet-service-types: every subnet of the network serves other owners)
+    message = ("No valid service subnet for the given device owner, network %(net_id)s, "
+               "service type %(service_type)s.")
+
+
 class MacAddressGenerationFailure(QuantumError):
     code = 503
     message = "Unable to generate unique mac on network %(net_id)s."

@@ -162,6 +162,9 @@ def validator_schema(fn, mode):
     if fn is v.tag:
         return {"type": "string", "minLength": 1, "maxLength": 255,
                 "pattern": "^[^,/]+$"}, False
+    if fn is v.service_type:
+        return {"type": "string", "maxLength": 255,
+                "pattern": v.SERVICE_TYPE_RE.pattern}, False
     if name == "integer.<locals>.check":
         return _int(mode, cl["minimum"], cl["maximum"], cl["choices"]), cl["allow_none"]
     if name == "string.<locals>.check":

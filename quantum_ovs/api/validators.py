@@ -196,6 +196,20 @@ def tag(value, name="value"):
     return value
 
 
+def service_type(value, name="value"):
+    """A subnet's service type: a device owner, ``<kind>:<what>``
+    (``network:floatingip``, ``compute:nova``), matched exactly."""
+    if not isinstance(value, str):
+        raise bad(f"Subnet service type {value} is not a string.")
+    value = string(255)(value, name)
+    if not SERVICE_TYPE_RE.match(value):
+        raise bad(f"Subnet service type {value} does not correspond to a valid device "
+                  "owner.")
+    return value
+
+
+SERVICE_TYPE_RE = re.compile(r"^[^:\s]+:\S*$")
+
 fixed_ip = dict_with({"subnet_id": (uuid_str, False),
                       "ip_address": (ip_address, False)}, "fixed_ips")
 allocation_pool = dict_with({"start": (ip_address, True),

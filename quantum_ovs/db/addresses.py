@@ -77,10 +77,39 @@ def subnets_of(s, network_id):
     return s.execute(ipam.locking_subnets(s, q, [network_id])).scalars().all()
 
 
+DHCP_OWNER = "network:dhcp"
+
+
+def service_subnets(s, net_id, subnets, device_owner):
+    """Which of the network's ``subnets`` give addresses to a port of
+    ``device_owner`` (subnet-service-types, as Neutron): those whose
+    service types name it, first, then those without any (a DHCP port:
+    also any with DHCP enabled).  A network with subnets, none of them for
+    this owner: 409 IpAddressGenerationFailureNoMatchingSubnet."""
+    if not subnets:
+        return subnets
+    T = models.SubnetServiceType
+    types = {}
+    for sid, kind in s.execute(sa.select(T.subnet_id, T.service_type).where(
+            T.subnet_id.in_([x.id for x in subnets]))):
+        types.setdefault(sid, set()).add(kind)
+    if not types:
+        return subnets
+    out = [x for x in subnets if x.id in types and (
+        device_owner in types[x.id] or (device_owner == DHCP_OWNER and x.enable_dhcp))]
+    out += [x for x in subnets if x.id not in types]
+    if not out:
+        raise exceptions.IpAddressGenerationFailureNoMatchingSubnet(
+            net_id=net_id, service_type=device_owner)
+    return out
+
+
 def allocate(s, net_id, port, requested, device_owner, subnets=None):
-    """[(subnet, ip)] for the port; ``requested`` None = automatic."""
+    """[(subnet, ip)] for the port; ``requested`` None = automatic (from
+    the subnets its owner may use, either way: service_subnets)."""
     if subnets is None:
         subnets = subnets_of(s, net_id)
+    subnets = service_subnets(s, net_id, subnets, device_owner)
     by_id = {x.id: x for x in subnets}
     allocs = []
     if requested is None:

@@ -85,6 +85,18 @@ class Subnet(StandardAttrs, Base):
     host_routes = relationship("SubnetRoute", lazy="selectin",
                                cascade="all, delete-orphan",
                                order_by="SubnetRoute.order")
+    # subnet-service-types: the device owners whose ports take addresses
+    # here (none: any port's)
+    service_types = relationship("SubnetServiceType", lazy="selectin",
+                                 cascade="all, delete-orphan",
+                                 order_by="SubnetServiceType.service_type")
+
+
+class SubnetServiceType(Base):
+    __tablename__ = "subnet_service_types"
+    subnet_id: Mapped[str] = mapped_column(ForeignKey("subnets.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    service_type: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
 class AllocationPool(Base):

@@ -42,6 +42,7 @@ OPTIONAL = (
     "quantum_ovs.extensions.rbac",
     "quantum_ovs.extensions.address_groups",
     "quantum_ovs.extensions.auto_allocate",
+    "quantum_ovs.extensions.subnet_service_types",
 )
 
 

@@ -170,6 +170,9 @@ class FloatingIPs(Collection):
         else:
             if not v4:
                 raise bad_fip(f"Network {net.id} has no IPv4 subnet for floating IPs")
+            # (those whose service types take floating IPs, first)
+            v4 = [x for x in addresses.service_subnets(s, net.id, subnets, OWNER)
+                  if x.ip_version == 4]
             requested = None
         if ip is not None:
             requested = dict(requested, ip_address=ip)

@@ -131,19 +131,24 @@ class Ports(Collection):
         allocated, which writes them itself).  With autoflush, each port's
         first read wrote the previous port's rows, one flush per port."""
         subnets = {}
+        served = {}  # (network, device owner) -> the subnets it takes addresses from
         i = 0
         while i < len(ports):
             net_id = ports[i].network_id
             if net_id not in subnets:
                 subnets[net_id] = addresses.subnets_of(s, net_id)
             if items[i].get("fixed_ips") is None:
-                # A run of ports of one network asking for any address:
-                # the lowest free ones, in order, as one by one.
+                # A run of ports of one network and owner asking for any
+                # address: the lowest free ones, in order, as one by one.
+                owner = items[i]["device_owner"]
                 j = i + 1
                 while j < len(ports) and items[j].get("fixed_ips") is None and \
-                        ports[j].network_id == net_id:
+                        ports[j].network_id == net_id and items[j]["device_owner"] == owner:
                     j += 1
-                runs = addresses.allocate_auto(s, net_id, ports[i:j], subnets[net_id])
+                if (net_id, owner) not in served:
+                    served[net_id, owner] = addresses.service_subnets(
+                        s, net_id, subnets[net_id], owner)
+                runs = addresses.allocate_auto(s, net_id, ports[i:j], served[net_id, owner])
             else:
                 j = i + 1
                 runs = [addresses.allocate(s, net_id, ports[i], items[i]["fixed_ips"],
