@@ -58,7 +58,7 @@ from quantum_ovs.api.definitions.securitygroups import (  # noqa: F401 (the cont
     protocol,
     remote_prefix,
 )
-from quantum_ovs.db import changelog, models, rbac
+from quantum_ovs.db import changelog, models, query, rbac
 from quantum_ovs.db.query import child_filter
 from quantum_ovs.db.resource import Collection
 from quantum_ovs.timeutils import api_time as _ts
@@ -203,12 +203,23 @@ class SecurityGroups(Collection):
         return group_dict(obj)
 
     def for_caller(self, s, ctx, rows, dicts):
-        # ``shared`` (not shown; the get_security_group policy reads it):
-        # an RBAC policy shares the group with the caller's project.
-        maybe = [r.id for r in rows if r.project_id != ctx.project_id]
-        given = rbac.granted_ids(s, "security_group", rbac.SHARED, maybe, ctx.project_id)
+        # ``shared`` (security-groups-shared-filtering; the
+        # get_security_group policy reads it too): an RBAC policy shares
+        # the group with the caller's project or with every project, as
+        # Neutron shows it (to the owner as well).
+        given = rbac.granted_ids(s, "security_group", rbac.SHARED, [r.id for r in rows],
+                                 ctx.project_id)
         for r, d in zip(rows, dicts):
             d["shared"] = r.id in given
+
+    def filter_for(self, ctx, attr, values):
+        if attr != "shared":
+            return self.filter(attr, values)
+        # (as the caller reads it: shared with its project or every one)
+        project = ctx.project_id if ctx is not None else None
+        shared = models.SecurityGroup.id.in_(
+            rbac.granted("security_group", (rbac.SHARED,), project or rbac.WILDCARD))
+        return query.flag_filter(shared, values)
 
     def visible_clause(self, ctx):
         # Own, or shared with the project by an RBAC policy.

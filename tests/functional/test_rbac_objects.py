@@ -254,3 +254,38 @@ def test_refused_updates_of_shared_objects_are_403_but_an_address_groups_404(api
         api.put(f"{path}/{oid}", body, project="p2", status=want)
         api.put(f"{path}/{oid}", body, project="p3", status=404)
         assert api.get(f"{path}/{oid}", status=200).data[kind]["name"] != "theirs"
+
+
+def test_a_security_groups_shared_is_shown_and_filters(api):
+    """security-groups-shared-filtering: ``shared`` is true where an RBAC
+    policy shares the group with the caller's project or with every
+    project (for its owner too, as Neutron), and ``?shared=`` filters on
+    it as the caller reads it; it is not given on a create."""
+    admin = dict(project="admin-p", admin=True)
+    sg = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                  status=201, **admin).data["security_group"]
+    assert sg["shared"] is False
+
+    def listed(project, q="", **kw):
+        return sorted((g["name"], g["shared"]) for g in api.get(
+            "/v2.0/security-groups" + q, project=project, **kw).data["security_groups"])
+    api.post("/v2.0/rbac-policies", {"rbac_policy": {
+        "object_type": "security_group", "object_id": sg["id"], "action": "access_as_shared",
+        "target_tenant": "p1"}}, status=201, **admin)
+    assert listed("p1") == [("default", False), ("web", True)]
+    assert listed("p1", "?shared=True") == [("web", True)]
+    assert listed("p1", "?shared=False") == [("default", False)]
+    assert listed("p2", "?shared=True") == []
+    assert api.get(f"/v2.0/security-groups/{sg['id']}", **admin) \
+        .data["security_group"]["shared"] is False  # (shared with p1, not its owner)
+    api.post("/v2.0/rbac-policies", {"rbac_policy": {
+        "object_type": "security_group", "object_id": sg["id"], "action": "access_as_shared",
+        "target_tenant": "*"}}, status=201, **admin)
+    assert api.get(f"/v2.0/security-groups/{sg['id']}", **admin) \
+        .data["security_group"]["shared"] is True
+    assert listed("p2", "?shared=True") == [("web", True)]
+    assert ("web", True) in listed("admin-p", "?shared=true", admin=True)
+    r = api.post("/v2.0/security-groups", {"security_group": {"name": "x", "shared": True}},
+                 status=400)
+    assert "not allowed in POST" in r.data["NeutronError"]["message"]
+    api.get("/v2.0/security-groups?shared=maybe", status=400)

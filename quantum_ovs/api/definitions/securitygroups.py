@@ -17,6 +17,9 @@ ALIASES = [
      "description": "Indicates if the security group is stateful or not"},
     {"alias": "security-groups-normalized-cidr", "name": "Security group normalized CIDR",
      "description": "Adds the normalized_cidr attribute to security group rules"},
+    {"alias": "security-groups-shared-filtering",
+     "name": "Security group filtering on the shared field",
+     "description": "Support filtering security groups on the shared field"},
 ]
 # The rules' remote_address_group_id ("security-groups-remote-address-group")
 # comes with address groups (definitions/address_groups.py).
@@ -302,6 +305,9 @@ RESOURCE_ATTRIBUTE_MAP = {
         _STD,
         stateful=Attr(v.to_bool, allow_put=True, default=True, convert_filter=v.to_bool),
         security_group_rules=_ro(is_filter=False, is_sort_key=False),
+        # shared with the caller's project or every project by an RBAC
+        # policy (security-groups-shared-filtering)
+        shared=Attr(None, allow_post=False, convert_filter=v.to_bool, is_sort_key=False),
     ),
     "security_group_rules": {
         "id": _STD["id"],
