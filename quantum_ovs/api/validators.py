@@ -109,6 +109,11 @@ def mac(value, name="value"):
     return out
 
 
+def bool_or_none(value, name="value"):
+    """A boolean, or None (unset)."""
+    return None if value is None else to_bool(value, name)
+
+
 def mac_or_none(value, name="value"):
     """A MAC address, or None (a port's: a new one, chosen by the server)."""
     return None if value is None else mac(value, name)

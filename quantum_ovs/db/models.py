@@ -262,6 +262,8 @@ class PortBinding(Base):
     profile: Mapped[str] = mapped_column(String(4095), default="{}")
     vif_type: Mapped[str] = mapped_column(String(64), default="unbound")
     vif_details: Mapped[str] = mapped_column(String(4095), default="{}")
+    # port-trusted-vif: None until an admin says (shown in the profile too)
+    trusted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     # What the host's agent reported: plugged on an ofport, flows installed.
     ofport: Mapped[int | None] = mapped_column(Integer, nullable=True)
     flows_installed: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -47,6 +47,7 @@ from quantum_ovs.api import definitions, validators as v
 from quantum_ovs.api.definitions.binding import (  # noqa: F401 (the contract's names)
     HOST,
     PROFILE,
+    TRUSTED,
     VIF_DETAILS,
     VIF_TYPE,
     VNIC,
@@ -76,7 +77,7 @@ def setup(plugin, conf):
     def on_create(s, ctx, port, a):
         port.binding = models.PortBinding(
             host=a.get(HOST) or "", vnic_type=a.get(VNIC) or "normal",
-            profile=json.dumps(a.get(PROFILE) or {}))
+            profile=json.dumps(a.get(PROFILE) or {}), trusted=a.get(TRUSTED))
         bind(s, plugin, port, port.binding)
 
     def on_update(s, ctx, port, a):
@@ -108,6 +109,8 @@ def setup(plugin, conf):
             changed = True
         if PROFILE in a:
             b.profile = json.dumps(a[PROFILE] or {})
+        if TRUSTED in a:
+            b.trusted = a[TRUSTED]
         if changed or b.vif_type in ("binding_failed", "unbound"):
             bind(s, plugin, port, b)
         # Hosts preparing the port for a move see it as theirs: they must
@@ -121,12 +124,15 @@ def setup(plugin, conf):
         b = port.binding
         if b is None:
             d.update({HOST: "", VNIC: "normal", PROFILE: {}, VIF_TYPE: "unbound",
-                      VIF_DETAILS: {}})
+                      VIF_DETAILS: {}, TRUSTED: None})
             return
         d[HOST] = b.host
         d[VNIC] = b.vnic_type
         # (most are empty: not parsed, a listing has thousands)
         d[PROFILE] = json.loads(b.profile) if b.profile not in ("", "{}", None) else {}
+        d[TRUSTED] = b.trusted
+        if b.trusted is not None:  # (what nova reads, as Neutron shows it)
+            d[PROFILE] = {**d[PROFILE], TRUSTED: b.trusted}
         d[VIF_TYPE] = b.vif_type
         d[VIF_DETAILS] = json.loads(b.vif_details) \
             if b.vif_details not in ("", "{}", None) else {}

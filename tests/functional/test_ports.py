@@ -266,3 +266,32 @@ def test_a_null_mac_address_gives_a_new_one_and_a_bound_port_keeps_its_own(api):
     api.put(url, {"port": {"binding:host_id": ""}}, admin=True, status=200)
     assert api.put(url, {"port": {"mac_address": "fa:16:3e:00:00:99"}}, admin=True,
                    status=200).data["port"]["mac_address"] == "fa:16:3e:00:00:99"
+
+
+def test_trusted_is_the_administrators_and_shows_in_the_binding_profile(api):
+    """port-trusted-vif: null until an admin sets it; then in
+    binding:profile too (what nova reads); hidden from and refused to
+    others, as Neutron's admin-only rules."""
+    net, _ = _net(api)
+    admin = {"admin": True, "project": "p1"}
+    port = api.port(net["id"], **admin)
+    assert port["trusted"] is None and "trusted" not in port["binding:profile"]
+    url = f"/v2.0/ports/{port['id']}"
+    for value in (True, False):
+        upd = api.put(url, {"port": {"trusted": value}}, status=200, **admin).data["port"]
+        assert upd["trusted"] is value and upd["binding:profile"] == {"trusted": value}
+    made = api.port(net["id"], trusted=True, **admin)
+    assert made["trusted"] is True and made["binding:profile"]["trusted"] is True
+    # a profile nova gives beside it keeps its own keys
+    upd = api.put(f"/v2.0/ports/{made['id']}", {"port": {
+        "binding:profile": {"pci_slot": "0000:05:00.1"}}}, status=200,
+        headers={"X-Roles": "admin,service"}).data["port"]
+    assert upd["binding:profile"] == {"pci_slot": "0000:05:00.1", "trusted": True}
+    # the project's member: not shown, not given
+    assert "trusted" not in api.get(url).data["port"]
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"], "trusted": True}},
+                 status=403)
+    assert r.data["NeutronError"]["type"] == "PolicyNotAuthorized"
+    api.put(url, {"port": {"trusted": True}}, status=403)
+    api.put(url, {"port": {"trusted": "maybe"}}, status=400, **admin)
+    assert api.get(url, **admin).data["port"]["trusted"] is False
