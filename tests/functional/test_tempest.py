@@ -105,7 +105,10 @@ def cloud(tmp_path_factory):
                                # new project): room for what the classes
                                # running on one account at a time hold.
                                + "[quotas]\nquota_router = 50\n"
-                               "quota_security_group = 50\n")
+                               "quota_security_group = 50\n"
+                               # (provider VLAN networks: provider_vlans)
+                               "[ml2_type_vlan]\n"
+                               "network_vlan_ranges = physnet1:100:199\n")
         server.start()
         identity.service("network", "quantum", server.url, REGION)
         accounts = tempest.provision_accounts(identity, slots=max(CONCURRENCY, 1) + 1)
@@ -186,6 +189,10 @@ DYNAMIC_REGEX = os.environ.get("QOVS_NTP_DYNAMIC_REGEX", (
     + "|".join(c.replace(".", r"\.") for c in DYNAMIC_CLASSES) + r")\b"))
 DYNAMIC_KNOWN_FAILURES = {}
 NTP_KNOWN_FAILURES = {
+    f"{_NTP}admin.test_networks.NetworksTestAdmin.test_list_network_filter_provider_attributes":
+        "a project member filters its listing by provider:* attributes, which policy hides "
+        "from members: refused (400, as an unknown attribute) on purpose since issue 11's "
+        "hardening, the answers would tell the segmentation ids; Neutron applies them",
     f"setUpClass ({_NTP}admin.test_l3_agent_scheduler.L3AgentSchedulerTestJSON)":
         "looks for an agent of type 'L3 agent': our gateway hosts are the OVS agents "
         "(and the plugin's error path itself raises TypeError)",
