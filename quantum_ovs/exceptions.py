@@ -137,6 +137,11 @@ class PortInUse(InUse):
                "%(net_id)s. Port already has an attached device %(device_id)s.")
 
 
+class UnsupportedPortDeviceOwner(Conflict):
+    message = ("Operation %(op)s is not supported for device_owner %(device_owner)s on "
+               "port %(port_id)s.")
+
+
 class PortBound(InUse):
     message = ("Unable to complete operation on port %(port_id)s, port is already bound, "
                "port type: %(vif_type)s, old_mac %(old_mac)s, new_mac %(new_mac)s.")

@@ -12,6 +12,7 @@ import dataclasses
 import json
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 from quantum_ovs import model as m
 from quantum_ovs import wire
@@ -114,7 +115,9 @@ def load_networks(s, ids):
 
 
 def load_subnets(s, where):
-    rows = s.execute(sa.select(S).where(where)).scalars().all()
+    # (a subnet's service types are no host's business)
+    rows = s.execute(sa.select(S).where(where).options(
+        orm.noload(S.service_types))).scalars().all()
     return [m.Subnet(id=x.id, network_id=x.network_id, cidr=x.cidr, ip_version=x.ip_version,
                      gateway_ip=x.gateway_ip, enable_dhcp=x.enable_dhcp,
                      dns_nameservers=tuple(d.address for d in x.dns_nameservers),

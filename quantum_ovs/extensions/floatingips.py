@@ -168,11 +168,11 @@ class FloatingIPs(Collection):
                 raise exceptions.InvalidIpForNetwork(ip_address=ip)
             requested = {"subnet_id": sub.id}
         else:
-            if not v4:
-                raise bad_fip(f"Network {net.id} has no IPv4 subnet for floating IPs")
             # (those whose service types take floating IPs, first)
             v4 = [x for x in addresses.service_subnets(s, net.id, subnets, OWNER)
                   if x.ip_version == 4]
+            if not v4:
+                raise bad_fip(f"Network {net.id} has no IPv4 subnet for floating IPs")
             requested = None
         if ip is not None:
             requested = dict(requested, ip_address=ip)

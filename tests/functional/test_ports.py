@@ -266,6 +266,33 @@ def test_a_null_mac_address_gives_a_new_one_and_a_bound_port_keeps_its_own(api):
     api.put(url, {"port": {"binding:host_id": ""}}, admin=True, status=200)
     assert api.put(url, {"port": {"mac_address": "fa:16:3e:00:00:99"}}, admin=True,
                    status=200).data["port"]["mac_address"] == "fa:16:3e:00:00:99"
+    # a network:* port's MAC is its service's (409), whatever the binding
+    svc = api.port(net["id"], device_owner="network:router_interface", admin=True)
+    r = api.put(f"/v2.0/ports/{svc['id']}", {"port": {"mac_address": None}}, admin=True,
+                status=409)
+    assert r.data["NeutronError"]["type"] == "UnsupportedPortDeviceOwner"
+    assert api.get(f"/v2.0/ports/{svc['id']}").data["port"]["mac_address"] == \
+        svc["mac_address"]
+
+
+def test_a_new_mac_moves_the_addresses_made_from_it(api):
+    """An address a SLAAC subnet made from the MAC follows a new MAC
+    (the instance makes its own from the NIC's); pooled ones stay."""
+    net, v4 = _net(api)
+    slaac = api.subnet(net["id"], cidr="2001:db8:5::/64", ipv6_ra_mode="slaac",
+                       ipv6_address_mode="slaac")
+    port = api.port(net["id"], mac_address="fa:16:3e:00:00:01")
+    assert {x["subnet_id"]: x["ip_address"] for x in port["fixed_ips"]}[slaac["id"]] == \
+        "2001:db8:5:0:f816:3eff:fe00:1"
+    upd = api.put(f"/v2.0/ports/{port['id']}", {"port": {"mac_address": "fa:16:3e:00:00:02"}},
+                  admin=True, status=200).data["port"]
+    got = {x["subnet_id"]: x["ip_address"] for x in upd["fixed_ips"]}
+    assert got == {v4["id"]: port["fixed_ips"][0]["ip_address"],
+                   slaac["id"]: "2001:db8:5:0:f816:3eff:fe00:2"}
+    # the old one is free for another port that asks for it
+    other = api.port(net["id"], fixed_ips=[{"subnet_id": slaac["id"],
+                                            "ip_address": "2001:db8:5:0:f816:3eff:fe00:1"}])
+    assert other["fixed_ips"][0]["ip_address"] == "2001:db8:5:0:f816:3eff:fe00:1"
 
 
 def test_trusted_is_the_administrators_and_shows_in_the_binding_profile(api):

@@ -7,6 +7,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import addresses, changelog, ipam, models
+from quantum_ovs.db.addresses import AUTO_ADDRESS_MODES
 from quantum_ovs.db.resource import TAG, Collection, check_tags
 from quantum_ovs.timeutils import api_time
 
@@ -243,12 +244,22 @@ class Ports(Collection):
                                              self.plugin.conf.mac_generation_retries)
             elif addresses.mac_in_use(s, port.network_id, mac):
                 raise exceptions.MacAddressInUse(net_id=port.network_id, mac=mac)
-            # A bound port's MAC is its instance's NIC's (as Neutron: 409).
+            # A bound port's MAC is its instance's NIC's, a network:*
+            # port's the service's (as Neutron, in this order: 409).
             b = port.binding
             if b is not None and b.vif_type not in UNPLUGGED_VIF_TYPES:
                 raise exceptions.PortBound(port_id=port.id, vif_type=b.vif_type,
                                            old_mac=port.mac_address, new_mac=mac)
+            owner = a.get("device_owner") or port.device_owner
+            if owner.startswith("network:"):
+                raise exceptions.UnsupportedPortDeviceOwner(
+                    op="mac address update", device_owner=owner, port_id=port.id)
             port.mac_address = mac
+            # Its addresses made from the MAC (SLAAC) follow it.
+            for alloc in port.fixed_ips:
+                sub = s.get(models.Subnet, alloc.subnet_id)
+                if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
+                    alloc.ip_address = addresses.eui64(sub.cidr, mac)
         if "fixed_ips" in a:
             addresses.reallocate(s, port, a["fixed_ips"])
         pse = a.get("port_security_enabled", port.port_security_enabled)
