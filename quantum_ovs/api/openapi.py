@@ -142,8 +142,8 @@ def validator_schema(fn, mode):
     cl = _closure(fn)
     if fn is v.to_bool:
         return _bool(mode), False
-    if fn is v.bool_or_none:
-        return _bool(mode), True
+    if fn is v.bool_unset:  # (null until given: in answers only)
+        return _bool(mode), mode == "response"
     if fn is v.uuid_str:
         return _uuid(mode), False
     if fn is v.uuid_or_none:

@@ -109,9 +109,12 @@ def mac(value, name="value"):
     return out
 
 
-def bool_or_none(value, name="value"):
-    """A boolean, or None (unset)."""
-    return None if value is None else to_bool(value, name)
+def bool_unset(value, name="value"):
+    """A boolean given (never null) for an attribute that is null until
+    one is (a port's ``trusted``)."""
+    if value is None:
+        raise bad(f"'{value}' cannot be converted to boolean")
+    return to_bool(value, name)
 
 
 def mac_or_none(value, name="value"):

@@ -171,9 +171,14 @@ def _record_pending(s, plugin, port, op):
 
 
 def binding_dict(b, status):
-    """Neutron's body of one binding."""
+    """Neutron's body of one binding (the active one's profile with the
+    port's ``trusted``, as the port shows it)."""
+    profile = json.loads(b.profile or "{}")
+    trusted = getattr(b, "trusted", None)
+    if trusted is not None:
+        profile[TRUSTED] = trusted
     return {"host": b.host, "vif_type": b.vif_type, "vnic_type": b.vnic_type,
-            "status": status, "profile": json.loads(b.profile or "{}"),
+            "status": status, "profile": profile,
             "vif_details": json.loads(b.vif_details or "{}")}
 
 

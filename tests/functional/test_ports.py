@@ -314,11 +314,22 @@ def test_trusted_is_the_administrators_and_shows_in_the_binding_profile(api):
         "binding:profile": {"pci_slot": "0000:05:00.1"}}}, status=200,
         headers={"X-Roles": "admin,service"}).data["port"]
     assert upd["binding:profile"] == {"pci_slot": "0000:05:00.1", "trusted": True}
+    # ... and the bindings API's active binding shows it too
+    from tests.functional.test_agent_api import register
+    register(api, "h1", "192.0.2.1")
+    api.put(f"/v2.0/ports/{made['id']}", {"port": {"binding:host_id": "h1",
+                                                    "device_owner": "compute:nova"}},
+            status=200, **admin)
+    [b] = api.get(f"/v2.0/ports/{made['id']}/bindings", **admin).data["bindings"]
+    assert b["profile"] == {"pci_slot": "0000:05:00.1", "trusted": True}
     # the project's member: not shown, not given
     assert "trusted" not in api.get(url).data["port"]
     r = api.post("/v2.0/ports", {"port": {"network_id": net["id"], "trusted": True}},
                  status=403)
     assert r.data["NeutronError"]["type"] == "PolicyNotAuthorized"
     api.put(url, {"port": {"trusted": True}}, status=403)
-    api.put(url, {"port": {"trusted": "maybe"}}, status=400, **admin)
+    for bad in ("maybe", None):  # (null: Neutron's 400 too; it is unset only until set)
+        api.put(url, {"port": {"trusted": bad}}, status=400, **admin)
+    api.post("/v2.0/ports", {"port": {"network_id": net["id"], "trusted": None}}, status=400,
+             **admin)
     assert api.get(url, **admin).data["port"]["trusted"] is False

@@ -67,7 +67,7 @@ RESOURCE_ATTRIBUTE_MAP = {
         VIF_TYPE: Attr(None, allow_post=False, convert_filter=v.string(64),
                        is_sort_key=False),
         VIF_DETAILS: Attr(None, allow_post=False, is_filter=False, is_sort_key=False),
-        TRUSTED: Attr(v.bool_or_none, allow_put=True, default=None, is_filter=False,
+        TRUSTED: Attr(v.bool_unset, allow_put=True, default=None, is_filter=False,
                       enforce_policy=True, is_sort_key=False),
     },
 }
