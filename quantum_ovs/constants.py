@@ -19,6 +19,10 @@ INGRESS = "ingress"
 EGRESS = "egress"
 DIRECTIONS = (INGRESS, EGRESS)
 
+# ------------------------------------------------------------------ device owners
+# The owner of a network's DHCP port (neutron-lib's DEVICE_OWNER_DHCP).
+DEVICE_OWNER_DHCP = "network:dhcp"
+
 # ------------------------------------------------------------------ IP protocols
 PROTO_NUM_HOPOPT = 0
 PROTO_NUM_ICMP = 1

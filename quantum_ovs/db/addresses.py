@@ -7,6 +7,7 @@ import random
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from quantum_ovs import constants as const
 from quantum_ovs import exceptions
 from quantum_ovs.db import ipam, models
 
@@ -77,9 +78,6 @@ def subnets_of(s, network_id):
     return s.execute(ipam.locking_subnets(s, q, [network_id])).scalars().all()
 
 
-DHCP_OWNER = "network:dhcp"
-
-
 def service_subnets(s, net_id, subnets, device_owner):
     """Which of the network's ``subnets`` give addresses to a port of
     ``device_owner`` (subnet-service-types, as Neutron): those whose
@@ -96,7 +94,7 @@ def service_subnets(s, net_id, subnets, device_owner):
     if not types:
         return subnets
     out = [x for x in subnets if x.id in types and (
-        device_owner in types[x.id] or (device_owner == DHCP_OWNER and x.enable_dhcp))]
+        device_owner in types[x.id] or (device_owner == const.DEVICE_OWNER_DHCP and x.enable_dhcp))]
     out += [x for x in subnets if x.id not in types]
     if not out:
         raise exceptions.IpAddressGenerationFailureNoMatchingSubnet(

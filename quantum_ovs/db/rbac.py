@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from quantum_ovs import constants as const
 from quantum_ovs.db import models
 
 SHARED = "access_as_shared"
@@ -123,16 +124,13 @@ def lost_clause(s, policy, owner, new_target=None):
 
 
 # ------------------------------------------------------------ the core types' checks
-DHCP_OWNER = "network:dhcp"
-
-
 def network_in_use(s, net, action, lost):
     """Ports and subnets of the projects losing a shared network; their
     routers' gateways and floating IPs on an external one."""
     if action == SHARED:
         P, S = models.Port, models.Subnet
         if s.execute(sa.select(P.id).where(P.network_id == net.id,
-                                           P.device_owner != DHCP_OWNER,
+                                           P.device_owner != const.DEVICE_OWNER_DHCP,
                                            lost(P.project_id)).limit(1)).first():
             return "ports of the project(s) use the network"
         if s.execute(sa.select(S.id).where(S.network_id == net.id,

@@ -4,11 +4,11 @@ import uuid
 
 import sqlalchemy as sa
 
+from quantum_ovs import constants as const
 from quantum_ovs import exceptions
 from quantum_ovs.db import changelog, models, query, rbac
 from quantum_ovs.db.resource import Collection, std_dict
 
-DHCP_OWNER = "network:dhcp"
 IPV4_MIN_MTU, IPV6_MIN_MTU = 68, 1280
 
 
@@ -119,7 +119,7 @@ class Networks(Collection):
             others = s.execute(sa.select(sa.func.count()).select_from(models.Port).where(
                 models.Port.network_id == id_,
                 models.Port.project_id != net.project_id,
-                models.Port.device_owner != DHCP_OWNER,
+                models.Port.device_owner != const.DEVICE_OWNER_DHCP,
                 # (the projects a policy of their own shares it with keep it)
                 models.Port.project_id.not_in(
                     sa.select(models.RbacPolicy.target_tenant).where(
@@ -152,7 +152,7 @@ class Networks(Collection):
             fn(s, ctx, net)
         ports = s.execute(sa.select(models.Port).where(
             models.Port.network_id == id_)).scalars().all()
-        if any(p.device_owner != DHCP_OWNER for p in ports):
+        if any(p.device_owner != const.DEVICE_OWNER_DHCP for p in ports):
             raise exceptions.NetworkInUse(net_id=id_)
         for p in ports:
             changelog.record(s, "port", p, "delete", id_)

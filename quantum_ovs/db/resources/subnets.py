@@ -5,11 +5,12 @@ import uuid
 
 import sqlalchemy as sa
 
+from quantum_ovs import constants as const
 from quantum_ovs import exceptions
 from quantum_ovs.db import changelog, ipam, models, rbac
 from quantum_ovs.db.addresses import AUTO_ADDRESS_MODES
 from quantum_ovs.db.resource import Collection, std_dict
-from quantum_ovs.db.resources.networks import DHCP_OWNER, check_mtu
+from quantum_ovs.db.resources.networks import check_mtu
 
 ROUTER_INTERFACE_OWNERS = ("network:router_interface",
                            "network:router_interface_distributed",
@@ -186,7 +187,8 @@ class Subnets(Collection):
         # Addresses a port derived itself (SLAAC, DHCPv6-stateless) go
         # with the subnet, except a router's; others keep it in use.
         q = sa.select(sa.func.count()).select_from(A).join(
-            P, P.id == A.port_id).where(A.subnet_id == id_, P.device_owner != DHCP_OWNER)
+            P, P.id == A.port_id).where(A.subnet_id == id_,
+                                        P.device_owner != const.DEVICE_OWNER_DHCP)
         if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
             q = q.where(P.device_owner.in_(ROUTER_INTERFACE_OWNERS))
         if s.execute(q).scalar():
