@@ -12,6 +12,9 @@ from quantum_ovs.db import changelog, models
 
 ACTIVE = "ACTIVE"
 COMPUTE_PREFIX = "compute:"
+# A port whose binding is one of these has no NIC using its MAC yet (and
+# is bound again when an agent on its host registers).
+UNPLUGGED_VIF_TYPES = ("unbound", "binding_failed")
 
 
 def can_serve(agent_conf, segment):
@@ -63,7 +66,7 @@ def bind_waiting(s, plugin, host):
     waiting = s.execute(
         sa.select(models.Port).join(models.PortBinding)
         .where(models.PortBinding.host == host,
-               models.PortBinding.vif_type.in_(("binding_failed", "unbound")))
+               models.PortBinding.vif_type.in_(UNPLUGGED_VIF_TYPES))
     ).scalars().all()
     for port in waiting:
         bind(s, plugin, port, port.binding)

@@ -63,7 +63,12 @@ from quantum_ovs.api.definitions.binding import (  # noqa: F401 (the contract's 
 from quantum_ovs.api.controller import RESERVED_PARAMS
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import bindings as bindings_db, changelog, models
-from quantum_ovs.db.bindings import ACTIVE, COMPUTE_PREFIX, bind  # noqa: F401
+from quantum_ovs.db.bindings import (  # noqa: F401
+    ACTIVE,
+    COMPUTE_PREFIX,
+    UNPLUGGED_VIF_TYPES,
+    bind,
+)
 from quantum_ovs.db.query import child_filter
 
 LOG = logging.getLogger(__name__)
@@ -111,7 +116,7 @@ def setup(plugin, conf):
             b.profile = json.dumps(a[PROFILE] or {})
         if TRUSTED in a:
             b.trusted = a[TRUSTED]
-        if changed or b.vif_type in ("binding_failed", "unbound"):
+        if changed or b.vif_type in UNPLUGGED_VIF_TYPES:
             bind(s, plugin, port, b)
         # Hosts preparing the port for a move see it as theirs: they must
         # learn of its changes as its own host does.

@@ -8,11 +8,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from quantum_ovs import exceptions
 from quantum_ovs.db import addresses, changelog, ipam, models
 from quantum_ovs.db.addresses import AUTO_ADDRESS_MODES
+from quantum_ovs.db.bindings import UNPLUGGED_VIF_TYPES
 from quantum_ovs.db.resource import TAG, Collection, check_tags
 from quantum_ovs.timeutils import api_time
-
-# A port whose binding is one of these has no NIC using its MAC yet.
-UNPLUGGED_VIF_TYPES = ("unbound", "binding_failed")
 
 
 def port_dict(port):
