@@ -133,11 +133,8 @@ def setup(plugin, conf):
             return
         d[HOST] = b.host
         d[VNIC] = b.vnic_type
-        # (most are empty: not parsed, a listing has thousands)
-        d[PROFILE] = json.loads(b.profile) if b.profile not in ("", "{}", None) else {}
+        d[PROFILE] = profile_of(b)
         d[TRUSTED] = b.trusted
-        if b.trusted is not None:  # (what nova reads, as Neutron shows it)
-            d[PROFILE] = {**d[PROFILE], TRUSTED: b.trusted}
         d[VIF_TYPE] = b.vif_type
         d[VIF_DETAILS] = json.loads(b.vif_details) \
             if b.vif_details not in ("", "{}", None) else {}
@@ -175,15 +172,24 @@ def _record_pending(s, plugin, port, op):
         changelog.record(s, "port", port, op, port.network_id, host=host, members=False)
 
 
-def binding_dict(b, status):
-    """Neutron's body of one binding (the active one's profile with the
-    port's ``trusted``, as the port shows it)."""
-    profile = json.loads(b.profile or "{}")
+def profile_of(b):
+    """A binding's ``binding:profile``, with the port's ``trusted`` in it
+    once an admin has set it (what nova reads, as Neutron shows it).  Only
+    the active binding has ``trusted``; an inactive one shows its profile
+    as stored."""
+    # (most are empty: not parsed, a listing has thousands)
+    profile = json.loads(b.profile) if b.profile not in ("", "{}", None) else {}
     trusted = getattr(b, "trusted", None)
     if trusted is not None:
         profile[TRUSTED] = trusted
+    return profile
+
+
+def binding_dict(b, status):
+    """Neutron's body of one binding (the active one's profile with the
+    port's ``trusted``, as the port shows it)."""
     return {"host": b.host, "vif_type": b.vif_type, "vnic_type": b.vnic_type,
-            "status": status, "profile": profile,
+            "status": status, "profile": profile_of(b),
             "vif_details": json.loads(b.vif_details or "{}")}
 
 
