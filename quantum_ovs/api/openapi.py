@@ -445,10 +445,15 @@ def error_types(schema):
 
 
 def _responses(kind, collection, errors, ok):
+    """``collection``: the one whose declared errors the operation answers
+    (a tuple: several; None: only the generic ones)."""
     out = dict(ok)
-    declared = errors.get(collection, {}) if collection else {}
+    colls = (collection,) if isinstance(collection, str) else collection or ()
     for code in _STATUSES[kind]:
-        names = sorted(set(GENERIC_ERRORS.get(code, ())) | set(declared.get(code, ())))
+        names = set(GENERIC_ERRORS.get(code, ()))
+        for c in colls:
+            names |= set(errors.get(c, {}).get(code, ()))
+        names = sorted(names)
         out[str(code)] = {
             "description": "NeutronError: " + ", ".join(names),
             "x-neutron-error-types": names,
@@ -961,6 +966,16 @@ def _extra_operation(schema, r, method, comp, errors):
                     "action", "networks", errors,
                     {"200": _json(_wrap("auto_allocated_topology", topo))})}
     m = re.fullmatch(r"/v2\.0/subnetpools/\{pool_id\}/(\w+)", p)
+    if m and "subnetpools" in schema.resources and m.group(1) == "onboard_network_subnets":
+        req = {"type": "object", "required": ["network_id"],
+               "properties": {"network_id": {"type": "string"}}}
+        onboarded = {"type": "array", "items": {
+            "type": "object", "additionalProperties": False, "required": ["id", "cidr"],
+            "properties": {"id": _uuid("response"), "cidr": _cidr("response")}}}
+        return {"summary": "Onboard the subnets of a network into the pool",
+                "requestBody": _body(req), "responses": _responses(
+                    "action", ("subnetpools", "networks"), errors,
+                    {"200": _json(onboarded)})}
     if m and "subnetpools" in schema.resources:
         body = {"type": "object", "additionalProperties": False, "required": ["prefixes"],
                 "properties": {"prefixes": {"type": "array", "items": _cidr("request")}}}

@@ -1,6 +1,7 @@
 """Subnet pools (subnet_allocation, default-subnetpools,
 subnetpool-prefix-ops): storage, the subnets' allocation from them and
-the HTTP handlers of add_prefixes / remove_prefixes.  The contract is
+the HTTP handlers of add_prefixes / remove_prefixes and
+onboard_network_subnets (subnet_onboard).  The contract is
 quantum_ovs/api/definitions/subnetpools.py; address scopes are in
 address_scopes.py.
 
@@ -360,6 +361,53 @@ class SubnetPools(Shareable, Collection):
             return {"prefixes": [p.cidr for p in pool.prefixes]}
         return self.plugin.db.write(txn)
 
+    def onboard(self, ctx, pool_id, network_id):
+        """onboard_network_subnets: the subnets of a network, of the pool's
+        IP version, join the pool (from no pool or another one, whose
+        prefixes stay as they are), and their prefixes are added to its
+        own.  [{"id", "cidr"}] of those subnets.  As Neutron:
+        - the network the caller does not see is 404 NetworkNotFound, one
+          of another project 403 (an administrator may onboard any);
+        - a subnet overlapping what the pool has given out (its own
+          subnets included) is 400 IllegalSubnetPoolUpdate;
+        - prefixes that would overlap another pool of the pool's address
+          scope are 409 AddressScopePrefixConflict;
+        - the pool's bounds and quota do not apply (the subnets exist).
+        Nothing changes unless all of it can."""
+        def txn(s):
+            nets = self.plugin.collections["networks"]
+            net = nets.row(s, ctx, network_id, bare=True)
+            if ctx is not None and not ctx.is_admin and net.project_id != ctx.project_id:
+                raise exceptions.NotAuthorized()
+            _lock(s, models.Network, net.id)  # (the network's lock before the pool's)
+            pool = self.row(s, ctx, pool_id, lock=True)
+            self._check_update_allowed(s, ctx, pool)
+            S = models.Subnet
+            subnets = s.execute(sa.select(S).where(S.network_id == net.id,
+                                                   S.ip_version == pool.ip_version)
+                                .order_by(S.cidr, S.id)).scalars().all()
+            if not subnets:
+                return []
+            used = _allocated(s, pool.id)
+            for sub in subnets:
+                if prefixes.overlapping([sub.cidr], used):
+                    raise definition.IllegalSubnetPoolUpdate(
+                        reason=f"Onboarding subnet {sub.id}: {sub.cidr} conflicts with "
+                               f"allocated prefixes in subnet pool {pool.id}")
+            new = prefixes.merge([p.cidr for p in pool.prefixes] + [x.cidr for x in subnets])
+            self._check_scope(s, None, pool.id, pool.address_scope_id, pool.ip_version, new)
+            _set_prefixes(pool, new)
+            changelog.bump(pool)
+            for sub in subnets:
+                sub.subnetpool_id = pool.id
+                changelog.bump(sub)
+            s.flush()
+            # The subnets may have changed address scope: the NAT decision
+            # of the routers on them.
+            address_scopes.record_routers_of_pool(s, pool.id)
+            return [{"id": x.id, "cidr": x.cidr} for x in subnets]
+        return self.plugin.db.write(txn)
+
     # ------------------------------------------------------------ subnets
     def allocate(self, s, ctx, net, a):
         """The cidr, IP version and pool of a subnet being created on
@@ -455,18 +503,29 @@ def routes(api):
     api.mapper.connect("/v2.0/subnetpools/{id}/tags", collection=SUBNETPOOLS, action="tags")
     api.mapper.connect("/v2.0/subnetpools/{id}/tags/{tag}", collection=SUBNETPOOLS, action="tag")
 
-    def action(add):
-        name = "add_prefixes" if add else "remove_prefixes"
+    def pools():
+        return plugin.collections[SUBNETPOOLS]
 
+    # action: (its body's parser, what it does with the pool and the body)
+    actions = {
+        "add_prefixes": (definition.prefixes_body,
+                         lambda ctx, pid, cidrs: pools().change_prefixes(ctx, pid, cidrs, True)),
+        "remove_prefixes": (definition.prefixes_body,
+                            lambda ctx, pid, cidrs: pools().change_prefixes(ctx, pid, cidrs,
+                                                                            False)),
+        "onboard_network_subnets": (definition.onboard_body,
+                                    lambda ctx, pid, net_id: pools().onboard(ctx, pid, net_id)),
+    }
+
+    def action(name, parse, run):
         def handler(req, ctx, pool_id, **kw):
             current = ctl._get_visible(ctx, pool_id)
             policy.enforce(name, ctx, current)
-            cidrs = definition.prefixes_body(read_json(req))
-            return json_response(plugin.collections[SUBNETPOOLS].change_prefixes(
-                ctx, pool_id, cidrs, add))
+            return json_response(run(ctx, pool_id, parse(read_json(req))))
         return handler
 
     fmt = "{fmt:(\\.json)?}"
-    for name, add in (("add_prefixes", True), ("remove_prefixes", False)):
+    for name, (parse, run) in actions.items():
         method = definition.ACTIONS[SUBNETPOOLS][name]
-        api.add_route(f"/v2.0/subnetpools/{{pool_id}}/{name}" + fmt, {method: action(add)})
+        api.add_route(f"/v2.0/subnetpools/{{pool_id}}/{name}" + fmt,
+                      {method: action(name, parse, run)})

@@ -371,3 +371,124 @@ def test_tags_subresource_filters_and_policy(api):
     api.delete(f"{base}/{b['id']}/tags", project="p1", status=204)
     assert names("tags=red") == ["a"]
     api.put(f"{base}/{a['id']}/tags", {"tags": "red"}, project="p1", status=400)
+
+
+def _onboard(api, pool_id, body, status=200, **kw):
+    r = api.put(f"/v2.0/subnetpools/{pool_id}/onboard_network_subnets", body, status=status,
+                **kw)
+    return r.data if status == 200 else r.data["NeutronError"]["type"]
+
+
+def _state(api, pool_id, subnet_ids):
+    """What onboarding may change: the pool's prefixes and revision, each
+    subnet's pool and revision."""
+    pool = api.get(f"/v2.0/subnetpools/{pool_id}", admin=True, status=200).data["subnetpool"]
+    subs = [api.get(f"/v2.0/subnets/{i}", admin=True, status=200).data["subnet"]
+            for i in subnet_ids]
+    return (pool["prefixes"], pool["revision_number"],
+            [(x["subnetpool_id"], x["revision_number"]) for x in subs])
+
+
+def test_onboard_network_subnets(api):
+    assert "subnet_onboard" in {e["alias"] for e in api.get(
+        "/v2.0/extensions", status=200).data["extensions"]}
+    p = _pool(api, ["10.20.0.0/16"])
+    net = api.network()
+    outside = api.subnet(net["id"], "192.168.5.0/24")
+    inside = api.subnet(net["id"], "10.20.3.0/24")  # in a prefix, not given out by the pool
+    v6 = api.subnet(net["id"], "2001:db8:1::/64")
+    # Bad bodies and unseen things change nothing.
+    before = _state(api, p["id"], [outside["id"], inside["id"], v6["id"]])
+    assert _onboard(api, p["id"], {}, 400) == "InvalidInput"
+    assert _onboard(api, p["id"], {"network_id": None}, 400) == "InvalidInput"
+    assert _onboard(api, p["id"], ["x"], 400) == "MalformedRequestBody"
+    assert _onboard(api, p["id"], {"network_id": 5}, 400) == "InvalidInput"
+    assert _onboard(api, p["id"], {"network_id": "ffffffff-0000-0000-0000-000000000000"},
+                    404) == "NetworkNotFound"
+    assert _onboard(api, "ffffffff-0000-0000-0000-000000000000", {"network_id": net["id"]},
+                    404) == "SubnetPoolNotFound"
+    # p2 sees neither p1's pool nor its network.
+    assert _onboard(api, p["id"], {"network_id": net["id"]}, 404, project="p2") == \
+        "SubnetPoolNotFound"
+    p2_pool = _pool(api, ["10.21.0.0/16"], project="p2")
+    assert _onboard(api, p2_pool["id"], {"network_id": net["id"]}, 404, project="p2") == \
+        "NetworkNotFound"
+    assert _state(api, p["id"], [outside["id"], inside["id"], v6["id"]]) == before
+
+    got = _onboard(api, p["id"], {"network_id": net["id"], "ignored": 1})
+    assert got == sorted([{"id": outside["id"], "cidr": "192.168.5.0/24"},
+                          {"id": inside["id"], "cidr": "10.20.3.0/24"}],
+                         key=lambda x: x["cidr"])
+    prefixes_, rev, subs = _state(api, p["id"], [outside["id"], inside["id"], v6["id"]])
+    assert prefixes_ == ["10.20.0.0/16", "192.168.5.0/24"] and rev == before[1] + 1
+    # The IPv4 subnets are the pool's now (one revision more); the IPv6 one is not.
+    assert subs == [(p["id"], before[2][0][1] + 1), (p["id"], before[2][1][1] + 1),
+                    (None, before[2][2][1])]
+    # The pool gave them out: a subnet asked of it does not get their prefixes,
+    # and onboarding them again conflicts (400, nothing changes).
+    net2 = api.network()
+    assert _sub(api, net2["id"], subnetpool_id=p["id"], cidr="192.168.5.0/25",
+                status=409)["type"] == "SubnetAllocationError"
+    after = _state(api, p["id"], [outside["id"], inside["id"]])
+    assert _onboard(api, p["id"], {"network_id": net["id"]}, 400) == "IllegalSubnetPoolUpdate"
+    assert _state(api, p["id"], [outside["id"], inside["id"]]) == after
+    # A network without subnets of the pool's version: nothing to onboard.
+    assert _onboard(api, p["id"], {"network_id": api.network()["id"]}) == []
+
+
+def test_onboard_network_subnets_authorization(api):
+    # A shared network of p1: p2 sees it, and may not move p1's subnets
+    # into its own pool (403, as Neutron's fix for cross-project onboarding).
+    net = api.network(shared=True, admin=True, project="p1")
+    sub = api.subnet(net["id"], "10.50.0.0/24", admin=True, project="p1")
+    mine = _pool(api, ["10.51.0.0/16"], project="p2")
+    assert _onboard(api, mine["id"], {"network_id": net["id"]}, 403, project="p2") == \
+        "NotAuthorized"
+    # A shared pool of another project: its owner's policy (403).
+    shared = _pool(api, ["10.52.0.0/16"], project="p3", shared=True, admin=True)
+    own_net = api.network(project="p2")
+    api.subnet(own_net["id"], "10.53.0.0/24", project="p2")
+    assert _onboard(api, shared["id"], {"network_id": own_net["id"]}, 403, project="p2") == \
+        "PolicyNotAuthorized"
+    assert api.get(f"/v2.0/subnets/{sub['id']}", admin=True,
+                   status=200).data["subnet"]["subnetpool_id"] is None
+    # An administrator may onboard any project's network into any pool.
+    got = _onboard(api, mine["id"], {"network_id": net["id"]}, admin=True, project="admin")
+    assert got == [{"id": sub["id"], "cidr": "10.50.0.0/24"}]
+
+
+def test_onboard_network_subnets_between_pools_and_scopes(api):
+    # From one pool to another: the source keeps its prefixes and has
+    # nothing given out any more (it can be deleted).
+    source = _pool(api, ["10.30.0.0/24"])
+    target = _pool(api, ["10.31.0.0/16"])
+    net = api.network()
+    moved = _sub(api, net["id"], subnetpool_id=source["id"], prefixlen=26)
+    assert _onboard(api, target["id"], {"network_id": net["id"]}) == \
+        [{"id": moved["id"], "cidr": moved["cidr"]}]
+    assert api.get(f"/v2.0/subnetpools/{source['id']}",
+                   status=200).data["subnetpool"]["prefixes"] == ["10.30.0.0/24"]
+    assert api.get(f"/v2.0/subnets/{moved['id']}",
+                   status=200).data["subnet"]["subnetpool_id"] == target["id"]
+    api.delete(f"/v2.0/subnetpools/{source['id']}", status=204)
+
+    # Into an address scope: the prefixes may not overlap another pool of it
+    # (409, nothing changes); into the pool that holds them, the network is
+    # in the scope.
+    sc = _scope(api)
+    a = _pool(api, ["10.40.0.0/16"], address_scope_id=sc["id"])
+    b = _pool(api, ["10.41.0.0/16"], address_scope_id=sc["id"])
+    net = api.network()
+    sub = api.subnet(net["id"], "10.40.5.0/24")
+    before = _state(api, b["id"], [sub["id"]])
+    assert _onboard(api, b["id"], {"network_id": net["id"]}, 409) == \
+        "AddressScopePrefixConflict"
+    assert _state(api, b["id"], [sub["id"]]) == before
+    assert api.get(f"/v2.0/networks/{net['id']}",
+                   status=200).data["network"]["ipv4_address_scope"] is None
+    assert _onboard(api, a["id"], {"network_id": net["id"]}) == \
+        [{"id": sub["id"], "cidr": "10.40.5.0/24"}]
+    assert api.get(f"/v2.0/subnetpools/{a['id']}",
+                   status=200).data["subnetpool"]["prefixes"] == ["10.40.0.0/16"]
+    assert api.get(f"/v2.0/networks/{net['id']}",
+                   status=200).data["network"]["ipv4_address_scope"] == sc["id"]

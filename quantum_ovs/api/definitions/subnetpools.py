@@ -1,5 +1,6 @@
 """Subnet pools and address scopes (aliases ``subnet_allocation``,
-``address-scope``, ``default-subnetpools``, ``subnetpool-prefix-ops``):
+``address-scope``, ``default-subnetpools``, ``subnetpool-prefix-ops``,
+``subnet_onboard``):
 data and validators only.  The storage, hooks and HTTP handlers are in
 ``quantum_ovs/extensions/subnetpools.py`` and ``address_scopes.py``.
 
@@ -29,6 +30,8 @@ ALIASES = [
      "description": "Provides ability to mark and use a subnetpool as the default."},
     {"alias": "subnetpool-prefix-ops", "name": "Subnet Pool Prefix Operations",
      "description": "Provides support for adjusting the prefix list of subnet pools"},
+    {"alias": "subnet_onboard", "name": "Subnet Onboard",
+     "description": "Provides support for onboarding subnets into subnet pools"},
     {"alias": "rbac-subnetpool", "name": "Add RBAC support to subnetpools",
      "description": "Add RBAC support to subnetpools"},
     {"alias": "rbac-address-scope", "name": "Add RBAC support to address scopes",
@@ -50,7 +53,8 @@ ATTRIBUTE_ALIASES = {
 }
 
 # Member actions: PUT /v2.0/subnetpools/{id}/<action>.
-ACTIONS = {SUBNETPOOLS: {"add_prefixes": "PUT", "remove_prefixes": "PUT"}}
+ACTIONS = {SUBNETPOOLS: {"add_prefixes": "PUT", "remove_prefixes": "PUT",
+                         "onboard_network_subnets": "PUT"}}
 
 # The longest prefix of each IP version, the shortest default
 # min_prefixlen, and the size of the unit default_quota counts in.
@@ -161,6 +165,20 @@ def prefixes_body(body):
     return _prefix_list(body["prefixes"], "prefixes")
 
 
+def onboard_body(body):
+    """The network of onboard_network_subnets: {"network_id": id}.  As in
+    Neutron, other keys are ignored; a missing or null network_id is 400
+    ("network_id must be specified"), an unknown one 404 (NetworkNotFound)."""
+    if not isinstance(body, dict):
+        raise exceptions.InvalidInput(error_message="the body must be {\"network_id\": \"<id>\"}")
+    net_id = body.get("network_id")
+    if net_id is None:
+        raise exceptions.InvalidInput(error_message="network_id must be specified.")
+    if not isinstance(net_id, str):
+        raise exceptions.InvalidInput(error_message=f"'{net_id}' is not a valid network id")
+    return net_id
+
+
 _prefixlen = v.integer(0, 128)
 
 # ------------------------------------------------------------------ attributes
@@ -236,6 +254,8 @@ POLICY_RULES = [
            path="/subnetpools/{id}/add_prefixes"),
     p.rule("remove_prefixes", _MEMBER, "Remove unallocated prefixes from a subnet pool",
            method="PUT", path="/subnetpools/{id}/remove_prefixes"),
+    p.rule("onboard_network_subnets", _MEMBER, "Onboard the subnets of a network into a "
+           "subnet pool", method="PUT", path="/subnetpools/{id}/onboard_network_subnets"),
 ] + p.crud(ADDRESS_SCOPE, "/address-scopes", {
     "create_address_scope": (_MEMBER, "Create an address scope"),
     "create_address_scope:shared": (p.ADMIN, "Create a shared address scope"),
