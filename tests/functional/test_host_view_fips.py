@@ -314,6 +314,44 @@ def test_subnets_in_the_gateways_address_scope_are_marked_unnatted(l3):
     assert "unnatted" not in state(api, HOST_A)["view"]["routers"][0]["gateway"]
 
 
+def test_onboarding_a_routers_subnet_into_the_gateways_scope_wakes_its_hosts(l3):
+    """subnet_onboard moves a router's subnet (made with its own cidr) into
+    a pool of the external subnet's address scope: the router's hosts get
+    the new NAT decision (no SNAT for it) as a delta, equal to the full
+    view after."""
+    api = l3
+
+    def post(path, key, **body):
+        return api.post(path, {key: body}, status=201, **ADMIN).data[key]
+
+    scope = post("/v2.0/address-scopes", "address_scope", name="s", ip_version=4, shared=True)
+    ext_pool, in_pool = (post("/v2.0/subnetpools", "subnetpool", name=n, prefixes=[c],
+                              shared=True, address_scope_id=scope["id"])
+                         for n, c in (("ext", "172.24.0.0/16"), ("in", "10.10.0.0/16")))
+    ext = api.post("/v2.0/networks", {"network": {"name": "public", "router:external": True}},
+                   status=201, **ADMIN).data["network"]
+    post("/v2.0/subnets", "subnet", network_id=ext["id"], ip_version=4,
+         subnetpool_id=ext_pool["id"], prefixlen=24)
+    r = post(R, "router", name="r", external_gateway_info={"network_id": ext["id"]})
+    n = api.network(project="admin-p")
+    sub = api.subnet(n["id"], "10.30.1.0/24", **ADMIN)
+    api.put(f"{R}/{r['id']}/add_router_interface", {"subnet_id": sub["id"]}, **ADMIN,
+            status=200)
+    bound_port(api, n["id"], HOST_A)
+    (router,) = full_view(api, HOST_A).routers
+    assert router.gateway.unnatted == ()
+    rev = state(api, HOST_A)["revision"]
+    view = full_view(api, HOST_A)
+    api.put(f"/v2.0/subnetpools/{in_pool['id']}/onboard_network_subnets",
+            {"network_id": n["id"]}, **ADMIN, status=200)
+    reply = state(api, HOST_A, since=rev)
+    assert not reply["full"]
+    view = wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
+    assert canon(view.replace(tunnel_ip=None)) == \
+        canon(full_view(api, HOST_A).replace(tunnel_ip=None))
+    assert view.routers[0].gateway.unnatted == ("10.30.1.0/24",)
+
+
 def test_a_gateway_on_an_external_network_without_subnets_has_no_address(l3):
     """Neutron's gateway port without addresses: in every view, compiled
     on the gateway hosts and the others alike (no NAT, no gateway flows)."""
