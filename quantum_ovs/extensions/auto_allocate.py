@@ -154,9 +154,9 @@ class Topologies:
         if external is None:
             raise definition.AutoAllocationFailure(reason=_NO_EXTERNAL)
         pools = _default_pools(s, self.plugin, ctx)
+        if not pools:
+            raise definition.AutoAllocationFailure(reason=_NO_NETWORK)
         try:
-            if not pools:
-                raise exceptions.NotFound()
             net = self._made(s, ctx, "networks", {
                 "name": definition.NETWORK_NAME, "project_id": project,
                 "admin_state_up": True, "shared": False})

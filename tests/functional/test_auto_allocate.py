@@ -207,7 +207,10 @@ def test_only_the_default_pools_the_project_sees_are_its_defaults(api):
     r = api.get(T + "/None?fields=dry-run", status=409)
     assert r.data["NeutronError"]["message"] == \
         "Deployment error: No default subnetpools defined."
-    assert _error(api.get(T + "/None", status=409)) == "AutoAllocationFailure"
+    r = api.get(T + "/None", status=409)
+    assert _error(r) == "AutoAllocationFailure"
+    assert r.data["NeutronError"]["message"] == \
+        "Deployment error: Unable to provide project private network."
     assert _owned(api, "p1") == (0, 0, 0, 0)
     # shared with p1 alone (RBAC): p1's default, not p2's
     api.post("/v2.0/rbac-policies", {"rbac_policy": {
