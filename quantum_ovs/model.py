@@ -241,6 +241,10 @@ class RouterInterface:
     ip_address: str  # canonical address (the subnet's gateway IP, usually)
     prefixlen: int  # of the subnet's CIDR
     mac_address: str
+    # The address scope of the subnet (its subnet pool's), None: in none.
+    # A router does not route between interfaces of different scopes of
+    # one IP version ("no scope" being one more), as in Neutron.
+    address_scope_id: Optional[str] = None
 
     @property
     def ip_version(self) -> int:

@@ -120,10 +120,7 @@ def _host_from(d):
 def _router(r):
     gw = r.gateway
     d = {"id": r.id, "admin_state_up": r.admin_state_up,
-         "interfaces": [{"port_id": i.port_id, "network_id": i.network_id,
-                         "subnet_id": i.subnet_id, "ip_address": i.ip_address,
-                         "prefixlen": i.prefixlen, "mac_address": i.mac_address}
-                        for i in r.interfaces],
+         "interfaces": [_interface(i) for i in r.interfaces],
          "routes": [[x.destination, x.nexthop] for x in r.routes],
          "gateway": None if gw is None else {
              "network_id": gw.network_id, "port_id": gw.port_id,
@@ -141,13 +138,21 @@ def _router(r):
     return d
 
 
+def _interface(i):
+    d = {"port_id": i.port_id, "network_id": i.network_id, "subnet_id": i.subnet_id,
+         "ip_address": i.ip_address, "prefixlen": i.prefixlen, "mac_address": i.mac_address}
+    if i.address_scope_id is not None:  # omitted when in none: older views unchanged
+        d["address_scope_id"] = i.address_scope_id
+    return d
+
+
 def _router_from(d):
     gw = d.get("gateway")
     return m.Router(
         id=d["id"], admin_state_up=d.get("admin_state_up", True),
         interfaces=tuple(m.RouterInterface(i["port_id"], i["network_id"], i["subnet_id"],
                                            i["ip_address"], int(i["prefixlen"]),
-                                           i["mac_address"])
+                                           i["mac_address"], i.get("address_scope_id"))
                          for i in d.get("interfaces", ())),
         routes=tuple(m.HostRoute(a, b) for a, b in d.get("routes", ())),
         gateway=None if gw is None else m.RouterGateway(

@@ -329,8 +329,9 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             L3_ROUTE, "l3_route",
-            _fs(REG_ROUTER, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto", "icmpv4_type",
-                "icmpv6_type", "nw_ttl"),
+            # (reg6, the ingress network: the address scope drops)
+            _fs(REG_ROUTER, REG_NET, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto",
+                "icmpv4_type", "icmpv6_type", "nw_ttl"),
             _fs("eth_src", "eth_dst", REG_NET, REG_NEXTHOP, "ipv4_src", "ipv4_dst", "ipv6_src",
                 "ipv6_dst", "icmpv4_type", "icmpv6_type"),
             # Ct: gateway routes commit the ACL entry and un-DNAT (-> L3_SNAT);

@@ -474,12 +474,15 @@ def load_routers(s, ids):
                 if ":" not in r.ip_address:
                     gw_subnets.setdefault(r.id, r.subnet_id)
     # the address scopes of the gateways' IPv4 subnets and of the
-    # interfaces': an interface subnet in its gateway's scope is not NATed
+    # interfaces': an interface subnet in its gateway's scope is not NATed,
+    # and a router does not route between interfaces of different scopes
     scopes = {}
     for chunk in _chunks(sorted(set(gw_subnets.values()) | {
-            i.subnet_id for rid, b in base.items() if b.gw_port_id in gw_subnets
-            for i in ifaces.get(rid, ()) if ":" not in i.ip_address})):
+            i.subnet_id for x in ifaces.values() for i in x})):
         scopes.update(scopes_of_subnets(s, chunk))
+    for rid, x in ifaces.items():
+        ifaces[rid] = [dataclasses.replace(i, address_scope_id=scopes.get(i.subnet_id))
+                       for i in x]
     fips = load_floating_ips(s, list(base), {
         rid: gws[b.gw_port_id][0] for rid, b in base.items() if b.gw_port_id in gws})
     out = []

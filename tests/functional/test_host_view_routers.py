@@ -315,3 +315,51 @@ def test_deltas_equal_full_views_and_slices_with_routers(l3, seed):
             assert engines[h].flows() == compile_flows(want, engines[h].alloc), \
                 f"step {step} {h}: {ops}"
         assert_views_are_slices(api)
+
+
+def test_interfaces_carry_their_address_scope_and_a_rescope_reaches_the_hosts(l3):
+    """Each router interface carries its subnet's address scope (omitted
+    on the wire when in none); a pool joining a scope reaches the router's
+    hosts as a delta, and the compiled router stops or starts dropping
+    what crosses scopes (Neutron's rule)."""
+    from quantum_ovs.compiler.rules import router as router_rules
+    api = l3
+
+    def post(path, key, **body):
+        return api.post(path, {key: body}, admin=True, status=201).data[key]
+
+    sc = post("/v2.0/address-scopes", "address_scope", name="s", ip_version=4, shared=True)
+    pa = post("/v2.0/subnetpools", "subnetpool", name="a", prefixes=["10.60.0.0/16"],
+              address_scope_id=sc["id"], shared=True)
+    pb = post("/v2.0/subnetpools", "subnetpool", name="b", prefixes=["10.61.0.0/16"],
+              shared=True)
+    n1, n2 = api.network(), api.network()
+    s1, s2 = (post("/v2.0/subnets", "subnet", network_id=n["id"], subnetpool_id=p["id"],
+                   prefixlen=24, ip_version=4) for n, p in ((n1, pa), (n2, pb)))
+    r = router(api)
+    attach(api, r["id"], subnet_id=s1["id"])
+    attach(api, r["id"], subnet_id=s2["id"])
+    bound_port(api, n1["id"], HOST_A)
+
+    def drops(view):
+        return [f for f in compile_flows(view)
+                if f.priority == router_rules.PRIO_SCOPE]
+
+    reply = state(api, HOST_A)
+    wire_ifaces = {i["subnet_id"]: i for i in reply["view"]["routers"][0]["interfaces"]}
+    assert wire_ifaces[s1["id"]]["address_scope_id"] == sc["id"]
+    assert "address_scope_id" not in wire_ifaces[s2["id"]]
+    view = wire.view_from_dict(reply["view"])
+    assert {i.subnet_id: i.address_scope_id for i in view.routers[0].interfaces} == \
+        {s1["id"]: sc["id"], s2["id"]: None}
+    assert len(drops(view)) == 2  # each network to the other's subnet
+    api.put(f"/v2.0/subnetpools/{pb['id']}", {"subnetpool": {"address_scope_id": sc["id"]}},
+            admin=True, status=200)
+    reply = state(api, HOST_A, since=reply["revision"])
+    assert not reply["full"]
+    view = wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
+    assert canon(view.replace(tunnel_ip=None)) == \
+        canon(full_view(api, HOST_A).replace(tunnel_ip=None))
+    assert {i.address_scope_id for i in view.routers[0].interfaces} == {sc["id"]}
+    assert drops(view) == []
+    assert_views_are_slices(api)

@@ -83,6 +83,24 @@ def interface(api, router_id, action, subnet_id):
     return api("PUT", f"/v2.0/routers/{router_id}/{action}", {"subnet_id": subnet_id})
 
 
+def tear_down(cluster, api, instances, ports, rid, subnets, networks):
+    """Instances, ports, the router's interfaces, the router, the networks."""
+    for inst in instances:
+        for h in cluster.hosts:
+            if inst in h.ovs.instances:
+                h.remove_instance(inst)
+    for p in ports:
+        api("DELETE", f"/v2.0/ports/{p['id']}")
+    for sub in subnets:
+        try:
+            interface(api, rid, "remove_router_interface", sub["id"])
+        except AssertionError:
+            pass  # not attached
+    api("DELETE", f"/v2.0/routers/{rid}")
+    for n in networks:
+        api("DELETE", f"/v2.0/networks/{n['id']}")
+
+
 @pytest.mark.parametrize("ntype", ["vxlan", "vlan"])
 def test_routing_across_subnets_on_one_and_two_hosts(cloud, ntype):
     cluster, api = cloud
@@ -155,20 +173,7 @@ def test_routing_across_subnets_on_one_and_two_hosts(cloud, ntype):
     finally:
         for listener in listeners:
             listener.stop()
-        for inst in (a, b, c):
-            for h in cluster.hosts:
-                if inst in h.ovs.instances:
-                    h.remove_instance(inst)
-        for p in ports:
-            api("DELETE", f"/v2.0/ports/{p['id']}")
-        for sub in (sub1, sub2):
-            try:
-                interface(api, rid, "remove_router_interface", sub["id"])
-            except AssertionError:
-                pass  # not attached
-        api("DELETE", f"/v2.0/routers/{rid}")
-        for n in (net1, net2):
-            api("DELETE", f"/v2.0/networks/{n['id']}")
+        tear_down(cluster, api, (a, b, c), ports, rid, (sub1, sub2), (net1, net2))
 
 
 def test_overlapping_address_spaces_on_two_routers_stay_apart(cloud):
@@ -219,6 +224,51 @@ def test_overlapping_address_spaces_on_two_routers_stay_apart(cloud):
             api("DELETE", f"/v2.0/routers/{r['id']}")
             for n in nets:
                 api("DELETE", f"/v2.0/networks/{n['id']}")
+
+
+def test_address_scopes_stop_routing_between_them(cloud):
+    """Neutron's rule on real switches: a router does not route between a
+    subnet in an address scope and one in none.  Two unscoped subnets are
+    routed; onboarding one into a pool of a scope (subnet_onboard) cuts
+    it, both ways; onboarding the other into another pool of the same
+    scope restores it."""
+    cluster, api = cloud
+    net1, sub1 = api.network("10.44.1.0/24")
+    net2, sub2 = api.network("10.44.2.0/24")
+    scope = api("POST", "/v2.0/address-scopes",
+                {"address_scope": {"name": "s", "ip_version": 4}})["address_scope"]
+    pools = [api("POST", "/v2.0/subnetpools", {"subnetpool": {
+        "name": f"p{i}", "prefixes": [f"10.45.{i}.0/24"],
+        "address_scope_id": scope["id"]}})["subnetpool"] for i in (1, 2)]
+    rid = api("POST", "/v2.0/routers", {"router": {"name": "scoped"}})["router"]["id"]
+    insts, ports = [], []
+    try:
+        for sub in (sub1, sub2):
+            interface(api, rid, "add_router_interface", sub["id"])
+        pa, a = vm(cluster, api, "hv1", net1, sub1)
+        pc, c = vm(cluster, api, "hv2", net2, sub2)
+        insts, ports = [a, c], [pa, pc]
+        for p in ports:
+            assert api.wait_status(p["id"], "ACTIVE"), p["id"]
+        assert wait_for(lambda: a.ping(c.ip, wait=0.5), timeout=15)
+
+        def onboard(pool, net, sub):
+            got = api("PUT", f"/v2.0/subnetpools/{pool['id']}/onboard_network_subnets",
+                      {"network_id": net["id"]})
+            assert got == [{"id": sub["id"], "cidr": sub["cidr"]}]
+
+        onboard(pools[0], net1, sub1)
+        assert wait_for(lambda: not a.ping(c.ip, wait=0.5), timeout=15)
+        assert not c.ping(a.ip, count=2, wait=0.5)
+        assert a.ping(sub1["gateway_ip"], count=1)  # the router still answers
+        onboard(pools[1], net2, sub2)
+        assert wait_for(lambda: a.ping(c.ip, wait=0.5), timeout=15)
+        assert c.ping(a.ip, count=2)
+    finally:
+        tear_down(cluster, api, insts, ports, rid, (sub1, sub2), (net1, net2))
+        for pool in pools:
+            api("DELETE", f"/v2.0/subnetpools/{pool['id']}")
+        api("DELETE", f"/v2.0/address-scopes/{scope['id']}")
 
 
 def _eui64(cidr, mac):

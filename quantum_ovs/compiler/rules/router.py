@@ -29,6 +29,19 @@ leaves that host already routed (no network node, no second hop):
                VLAN of the egress network to the destination's host.
   L2_LOOKUP    anything else to an interface MAC is dropped (never flooded).
 
+Address scopes (Neutron's rule): a router does not route between its
+subnets of different address scopes; a subnet in no scope is in "no
+scope", one more.  When a router's interfaces of one IP version are in
+more than one scope, L3_ROUTE drops (priority 800: after the TTL punt
+and the echo answers, before every route) IP from an interface's network
+(reg6, still the ingress network there) to the connected subnet of an
+interface of another scope, or to an extra route through one.  Its own
+addresses still answer pings (as the router's, not routed).  The way out
+through the gateway (SNAT, or untranslated within the external subnet's
+scope) and floating IPs are rules/gateway.py's: a packet DNATed from a
+floating IP comes back to L3_ROUTE from the external network, which these
+drops do not match.
+
 TTL expiry: a packet to route with TTL 0 or 1 is punted from L3_ROUTE
 through the host's TTL meter (pipeline.METER_TTL: one meter, so a flood
 of expiring packets costs the agent at most the meter's rate) before any
@@ -68,6 +81,7 @@ from quantum_ovs.model import HostRoute, Router, RouterInterface
 
 PRIO_ECHO = 1000
 PRIO_TTL = 900
+PRIO_SCOPE = 800
 PRIO_ROUTE_BASE = 200
 PRIO_ADMIT = 100
 PRIO_CT_ROUTER = 110
@@ -189,6 +203,10 @@ def router_flows(
         add(P.L3_ROUTE, route_priority(ifc.prefixlen, True), _route_match(rid, ifc.cidr),
             (DecTtl(), SetField("eth_src", mac), SetField(P.REG_NET, lid),
              GotoTable(P.L3_RESOLVE)))
+    for lid, eth, destination in scope_drops(interfaces, routes):
+        _eth, af = addr_field("ipv4_dst", "ipv6_dst", destination)
+        add(P.L3_ROUTE, PRIO_SCOPE, mk(rid, reg(P.REG_NET, lid), eth,
+                                       *([af] if af is not None else [])), ())
     for route, ifc, lid, nh_mac in sorted(routes, key=lambda r: (r[0].destination,
                                                                  r[0].nexthop)):
         prio = route_priority(int(_prefixlen(route.destination)), False)
@@ -200,6 +218,25 @@ def router_flows(
                 (DecTtl(), SetField("eth_src", ifc.mac_address), SetField(P.REG_NET, lid),
                  SetField("eth_dst", nh_mac), GotoTable(P.L2_LOOKUP)))
     return list(flows.values())
+
+
+def scope_drops(interfaces, routes) -> list[tuple[int, Field, str]]:
+    """(ingress network's local id, eth type field, destination CIDR) of
+    what the router must not route: from a network of one address scope to
+    a connected subnet, or an extra route's destination, through an
+    interface of another (same IP version).  Nothing for a version whose
+    interfaces share one scope (the common case costs no flow)."""
+    out = set()
+    for version, eth in ((4, F_IP), (6, F_IPV6)):
+        ifcs = [(i, lid) for i, lid in interfaces if i.ip_version == version]
+        if len({i.address_scope_id for i, _ in ifcs}) < 2:
+            continue
+        to = {(i.address_scope_id or "", i.cidr) for i, _ in ifcs}
+        to |= {(ifc.address_scope_id or "", route.destination)
+               for route, ifc, _lid, _mac in routes if ifc.ip_version == version}
+        for lid, scope in {(lid, i.address_scope_id or "") for i, lid in ifcs}:
+            out |= {(lid, eth, cidr) for other, cidr in to if other != scope}
+    return sorted(out, key=lambda x: (x[0], x[1].value, x[2]))
 
 
 def _prefixlen(cidr: str) -> int:

@@ -13,6 +13,7 @@ import pytest
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.engine import Engine
+from quantum_ovs.compiler.rules import router as router_rules
 from quantum_ovs.compiler.flow import CT_EST, CT_NEW, OFPP_IN_PORT
 from quantum_ovs.compiler.synth import (
     default_group,
@@ -511,3 +512,74 @@ def test_echo_reply_goes_back_out_of_the_in_port():
     e = w2.engine("host-a")
     echo = [f for f in _router_flows(e) if f.table == P.L3_ROUTE and f.priority == 1000]
     assert echo and all(f.actions[-1].port == OFPP_IN_PORT for f in echo)
+
+
+# ------------------------------------------------------- address scopes
+def scoped_router(scopes, routes=()):
+    """router-1 on networks 0, 1 and 2, network n's interface in address
+    scope scopes[n] (None: in none)."""
+    r = make_router("router-1", (0, 1, 2), routes)
+    return dataclasses.replace(r, interfaces=tuple(
+        dataclasses.replace(i, address_scope_id=scopes[n]) for n, i in enumerate(r.interfaces)))
+
+
+def scope_drops(w, host="host-a"):
+    return [f for f in w.engine(host).flows()
+            if f.table == P.L3_ROUTE and f.priority == router_rules.PRIO_SCOPE]
+
+
+@pytest.mark.parametrize("scopes", [("s1", "s2", "s1"), ("s1", None, "s1"), (None, "s2", None)])
+def test_no_routing_between_address_scopes(scopes):
+    """Neutron's rule: a router does not route between subnets of different
+    address scopes ("no scope" is one more); within one it routes."""
+    w2 = world(routers=[scoped_router(scopes)])
+    # net-0 -> net-1 (another scope), both ways, on the sender's host
+    for src, dst_ip, via in (("port-0-0", "10.0.1.10", R0), ("port-1-0", "10.0.0.10", R1)):
+        tr = w2.send(src, **tcp_to(dst_ip, via))
+        assert tr.dropped and tr.outputs == []
+        assert tr.steps[-1].table == P.L3_ROUTE
+        assert tr.steps[-1].flow.priority == router_rules.PRIO_SCOPE
+    # net-0 -> net-2 (the same scope): routed to host-c
+    reached, _ = w2.follow("port-0-0", **tcp_to("10.0.2.10", R0))
+    assert [(h, p) for h, p, _ in reached] == [("host-c", "port-2-0")]
+    # the router's own address in the other scope still answers a ping
+    tr = w2.send("port-0-0", eth_dst=R0, eth_type=0x0800, ipv4_src="10.0.0.10",
+                 ipv4_dst="10.0.1.1", ip_proto=1, icmpv4_type=8, icmpv4_code=0)
+    assert [d.port for d in tr.outputs] == [w2.ofport("port-0-0")]
+    assert tr.outputs[0].get("icmpv4_type") == 0
+
+
+def test_one_scope_costs_no_flow_and_routes_as_before(w):
+    assert scope_drops(w) == []
+    one = world(routers=[scoped_router(("s1", "s1", "s1"))])
+    assert scope_drops(one) == []
+    reached, _ = one.follow("port-0-0", **tcp_to("10.0.1.10", R0))
+    assert [p for _, p, _ in reached] == ["port-1-0"]
+
+
+def test_an_extra_route_through_an_interface_of_another_scope_is_not_taken():
+    # 10.9.0.0/16 via port-1-0 (net-1, scope s2)
+    w2 = world(routers=[scoped_router(("s1", "s2", "s1"),
+                                      (HostRoute("10.9.0.0/16", "10.0.1.10"),))])
+    tr = w2.send("port-0-0", **tcp_to("10.9.3.4", R0))
+    assert tr.dropped and tr.steps[-1].flow.priority == router_rules.PRIO_SCOPE
+    # from net-2 (s1) neither; from the route's own scope it is routed
+    # (a port of net-1 to its own router interface: hairpinned back to port-1-0)
+    reached, _ = w2.follow("port-1-1", **tcp_to("10.9.3.4", R1, dport=80))
+    assert [(h, p) for h, p, _ in reached] == [("host-a", "port-1-0")]
+    # the drop names the ingress network and the route's destination
+    lid0 = w2.engine("host-a").local_id("net-0")
+    assert any(("reg6", lid0) in [(x.name, x.value) for x in f.match]
+               and "10.9.0.0" in repr(f.match) for f in scope_drops(w2))
+
+
+def test_address_scopes_are_per_ip_version():
+    """The IPv6 interfaces in one scope route among themselves while the
+    IPv4 ones of the same networks are in two."""
+    v6 = [RouterInterface(f"rif6-{n}", f"net-{n}", f"sub6-{n}", f"fd00:{n}::1", 64,
+                          router_mac(n), "s6") for n in (0, 1)]
+    r = scoped_router(("s1", "s2", "s1"))
+    r = dataclasses.replace(r, interfaces=r.interfaces + tuple(v6))
+    w2 = world(routers=[r])
+    matches = [dict((x.name, x.value) for x in f.match) for f in scope_drops(w2)]
+    assert matches and all(m["eth_type"] == 0x0800 for m in matches)
