@@ -274,6 +274,11 @@ class RouterGateway:
     # the gateway's subnet: routed to and from the outside untranslated
     # (Neutron's rule: no NAT within one address scope).
     unnatted: tuple[str, ...] = ()
+    # The address scopes of the gateway's IPv4 and IPv6 subnets (None: in
+    # none).  What goes out or comes in untranslated (IPv6; IPv4 with SNAT
+    # off) does so only for internal subnets of the same scope, as Neutron.
+    address_scope_v4: Optional[str] = None
+    address_scope_v6: Optional[str] = None
 
 
 @dataclass(frozen=True, slots=True)

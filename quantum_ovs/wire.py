@@ -133,8 +133,12 @@ def _router(r):
                            "mac_address": f.mac_address,
                            "port_forwardings": [_pf(x) for x in f.port_forwardings]}
                           for f in r.floating_ips]}
-    if gw is not None and gw.unnatted:  # omitted when empty: older views unchanged
-        d["gateway"]["unnatted"] = list(gw.unnatted)
+    if gw is not None:  # (each omitted when empty: older views unchanged)
+        if gw.unnatted:
+            d["gateway"]["unnatted"] = list(gw.unnatted)
+        for k in ("address_scope_v4", "address_scope_v6"):
+            if getattr(gw, k) is not None:
+                d["gateway"][k] = getattr(gw, k)
     return d
 
 
@@ -159,7 +163,8 @@ def _router_from(d):
             gw["network_id"], gw["port_id"], gw["mac_address"],
             tuple(gw.get("ip_addresses", ())), gw.get("enable_snat", True),
             tuple(gw.get("hosts", ())), int(gw.get("redirect_key", 0)),
-            tuple(gw.get("unnatted", ()))),
+            tuple(gw.get("unnatted", ())), gw.get("address_scope_v4"),
+            gw.get("address_scope_v6")),
         floating_ips=tuple(m.FloatingIP(f["id"], f["floating_ip_address"],
                                         f["floating_network_id"], f.get("port_id"),
                                         f.get("fixed_ip_address"), f.get("mac_address"),

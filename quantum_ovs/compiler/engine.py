@@ -1187,7 +1187,8 @@ class Engine:
         classify = ()
         if role != "compute":
             classify = tuple(self.gateway_ofports.values()) + tuple(self.tunnel_ofports.values())
-        return gw_rules.gateway_flows(r.id, zones, gw, ext, role, members, classify)
+        return gw_rules.gateway_flows(r.id, zones, gw, ext, role, members, classify,
+                                      r.interfaces)
 
     def _compute_floating_ip(self, owner) -> list[Flow]:
         fid = owner[1]

@@ -440,7 +440,7 @@ def load_routers(s, ids):
     ids = sorted(ids)
     if not ids:
         return []
-    base, ifaces, routes, gws, hosts, gw_subnets = {}, {}, {}, {}, {}, {}
+    base, ifaces, routes, gws, hosts, gw_subnets, gw_subnets6 = {}, {}, {}, {}, {}, {}, {}
     for chunk in _chunks(ids):
         for r in s.execute(sa.select(RT.id, RT.admin_state_up, RT.gw_network_id, RT.gw_port_id,
                                      RT.enable_snat, RT.redirect_key)
@@ -471,13 +471,13 @@ def load_routers(s, ids):
             mac, ips = gws.setdefault(r.id, (r.mac_address, []))
             if r.ip_address is not None:
                 ips.append(r.ip_address)
-                if ":" not in r.ip_address:
-                    gw_subnets.setdefault(r.id, r.subnet_id)
-    # the address scopes of the gateways' IPv4 subnets and of the
-    # interfaces': an interface subnet in its gateway's scope is not NATed,
-    # and a router does not route between interfaces of different scopes
+                (gw_subnets6 if ":" in r.ip_address else gw_subnets).setdefault(
+                    r.id, r.subnet_id)
+    # the address scopes of the gateways' subnets and of the interfaces':
+    # an interface subnet in its gateway's scope is not NATed, and a router
+    # routes nothing untranslated between subnets of different scopes
     scopes = {}
-    for chunk in _chunks(sorted(set(gw_subnets.values()) | {
+    for chunk in _chunks(sorted(set(gw_subnets.values()) | set(gw_subnets6.values()) | {
             i.subnet_id for x in ifaces.values() for i in x})):
         scopes.update(scopes_of_subnets(s, chunk))
     for rid, x in ifaces.items():
@@ -501,7 +501,8 @@ def load_routers(s, ids):
                                  enable_snat=b.enable_snat,
                                  hosts=tuple(hosts.get(rid, ())),
                                  redirect_key=b.redirect_key or 0,
-                                 unnatted=tuple(unnatted))
+                                 unnatted=tuple(unnatted), address_scope_v4=scope,
+                                 address_scope_v6=scopes.get(gw_subnets6.get(b.gw_port_id)))
         out.append(m.Router(id=rid, admin_state_up=b.admin_state_up,
                             interfaces=tuple(ifaces.get(rid, ())),
                             routes=tuple(routes.get(rid, ())), gateway=gw,

@@ -292,8 +292,14 @@ def test_subnets_in_the_gateways_address_scope_are_marked_unnatted(l3):
         bound_port(api, n["id"], HOST_A)
     (router,) = full_view(api, HOST_A).routers
     assert router.gateway.unnatted == (subs[0]["cidr"],)
+    # the scopes: the gateway's IPv4 subnet's, and each interface's
+    assert (router.gateway.address_scope_v4, router.gateway.address_scope_v6) == \
+        (scope["id"], None)
+    assert {i.subnet_id: i.address_scope_id for i in router.interfaces} == \
+        {subs[0]["id"]: scope["id"], subs[1]["id"]: None}
     wire_gw = state(api, HOST_A)["view"]["routers"][0]["gateway"]
     assert wire_gw["unnatted"] == [subs[0]["cidr"]]
+    assert wire_gw["address_scope_v4"] == scope["id"] and "address_scope_v6" not in wire_gw
 
     def rescope(pool, scope_id, want):
         rev = state(api, HOST_A)["revision"]
@@ -311,7 +317,8 @@ def test_subnets_in_the_gateways_address_scope_are_marked_unnatted(l3):
     rescope(pools[1], None, (subs[1]["cidr"],))
     # the external subnet's pool leaves the scope: nothing matches
     rescope(pools[0], None, ())
-    assert "unnatted" not in state(api, HOST_A)["view"]["routers"][0]["gateway"]
+    wire_gw = state(api, HOST_A)["view"]["routers"][0]["gateway"]
+    assert "unnatted" not in wire_gw and "address_scope_v4" not in wire_gw
 
 
 def test_onboarding_a_routers_subnet_into_the_gateways_scope_wakes_its_hosts(l3):

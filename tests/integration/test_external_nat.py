@@ -370,14 +370,27 @@ def test_snat_through_the_gateway_host(rig):
 
 
 def _set_unnatted(rig, cidrs):
+    _set_router(rig, lambda r: dataclasses.replace(
+        r, gateway=dataclasses.replace(r.gateway, unnatted=cidrs)))
+
+
+def _set_router(rig, change):
+    """router-1 changed by ``change`` on every host, flows applied."""
     from quantum_ovs.model import Delta
 
     for name, e in rig.engines.items():
-        r = e.routers["router-1"]
-        e.apply(Delta(revision=e.revision, routers=(dataclasses.replace(
-            r, gateway=dataclasses.replace(r.gateway, unnatted=cidrs)),)))
+        e.apply(Delta(revision=e.revision, routers=(change(e.routers["router-1"]),)))
         ch = rig.channels[name]
         ch.apply(diff(ch.dump_flows(), e.flows()))
+
+
+def _set_scopes(rig, ipv6_interfaces, gateway_v6):
+    """The address scope of router-1's IPv6 interfaces and of its
+    gateway's IPv6 subnet."""
+    _set_router(rig, lambda r: dataclasses.replace(
+        r, gateway=dataclasses.replace(r.gateway, address_scope_v6=gateway_v6),
+        interfaces=tuple(dataclasses.replace(i, address_scope_id=ipv6_interfaces)
+                         if i.ip_version == 6 else i for i in r.interfaces)))
 
 
 def test_port_forwarding_reaches_the_right_instance(rig):
@@ -494,6 +507,17 @@ def test_ipv6_is_routed_without_nat_through_the_gateway_host(rig):
     assert ping6(rig.inet, GW6)
     ct = rig.hosts["hv2"].ovs.appctl("dpctl/dump-conntrack")
     assert f"src={B6}" in ct or f"dst={B6}" in ct  # routed on the gateway host, untranslated
+    # Neutron's address scope rule: b's IPv6 subnet in a scope the
+    # external subnet is not in goes neither out nor in; both in it, again
+    try:
+        _set_scopes(rig, "scope-a", None)
+        assert not ping6(b.ns, INET6) and not ping6(rig.inet, B6)
+        assert ping6(rig.inet, GW6)  # the gateway itself still answers
+        _set_scopes(rig, "scope-a", "scope-a")
+        assert eventually(lambda: ping6(b.ns, INET6), 10)
+        assert eventually(lambda: ping6(rig.inet, B6), 10)
+    finally:
+        _set_scopes(rig, None, None)
 
 
 

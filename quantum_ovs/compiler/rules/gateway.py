@@ -41,6 +41,11 @@ router: a port on one of its networks, or a gateway host of it):
              scope; Neutron does not NAT within a scope): on a gateway
              host, active or receiving it redirected, on untranslated
              (priority 150).
+             What goes untranslated (IPv6; IPv4 with SNAT off) from a
+             subnet in another address scope than the gateway's subnet of
+             its IP version ("no scope" is one more: foreign_subnets) is
+             dropped (priority 160, below the floating IPs' 200), on any
+             host, as Neutron's scope rule.
   CLASSIFY   (gateway hosts) in_port = a tunnel / per-remote tunnel port,
              tunnel_id = redirect key -> reg6 = external network, reg2 /
              reg3 = Zr, reg4 = FROM_REMOTE | REDIRECT -> EXT_ADMIT.
@@ -51,7 +56,8 @@ router: a port on one of its networks, or a gateway host of it):
              With enable_snat off, IPv4 to the gateway MAC (a tenant
              address, routed untranslated) -> EXT_CT -> L3_ROUTE, as IPv6;
              with it on, the same for ipv4_dst in a RouterGateway.unnatted
-             subnet only.
+             subnet only.  Untranslated to a subnet of another address
+             scope (foreign_subnets): dropped (priority 95).
   EXT_DNAT   (gateway hosts) still to the gateway address after un-SNAT
              (no connection of ours): echo on (answered in L3_ROUTE), the
              rest dropped.
@@ -140,6 +146,8 @@ PRIO_GW_LOCAL = 300  # the gateway address itself: not routed anywhere
 PRIO_DEFAULT_ROUTE = 199
 PRIO_FIP_SNAT = 200
 PRIO_UNNATTED = 150  # below floating IPs, above the redirected SNAT
+PRIO_SCOPE_OUT = 160  # untranslated from another address scope: below floating IPs
+PRIO_SCOPE_IN = 95  # above the untranslated admission, below the gateway's own
 PRIO_REDIRECTED = 110
 PRIO_SNAT = 100
 PRIO_ADMIT = 100
@@ -202,14 +210,36 @@ def _to_snat(zones: Zones, table: int) -> Ct:
     return Ct(zone=zones.dnat, nat=_UNNAT, table=table)
 
 
+def foreign_subnets(interfaces, gw: RouterGateway) -> tuple[str, ...]:
+    """The CIDRs of the router's subnets that may not go out or come in
+    untranslated (Neutron's address scope rule, "no scope" being one
+    more): IPv6 subnets in another scope than the gateway's IPv6 subnet,
+    and with SNAT off, IPv4 subnets in another than its IPv4 subnet's.
+    (With SNAT on, IPv4 leaves translated, and only RouterGateway.unnatted
+    comes in untranslated.)"""
+    out = set()
+    for i in interfaces:
+        if i.ip_version == 6:
+            scope = gw.address_scope_v6
+        elif not gw.enable_snat:
+            scope = gw.address_scope_v4
+        else:
+            continue
+        if i.address_scope_id != scope:
+            out.add(i.cidr)
+    return tuple(sorted(out))
+
+
 def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
-                  role: str, redirect_members: tuple, classify_ofports: tuple) -> list[Flow]:
+                  role: str, redirect_members: tuple, classify_ofports: tuple,
+                  interfaces: tuple = ()) -> list[Flow]:
     """``role``: "active" (this host is the router's first live gateway
     host), "standby" (a gateway host, not the first live one) or "compute"
     (not a gateway host); ``redirect_members``: ofports of the per-remote
     tunnels to the other gateway hosts in priority order;
     ``classify_ofports``: the tunnel ports redirected packets may arrive on
-    (gateway hosts)."""
+    (gateway hosts); ``interfaces``: the router's (their address scopes:
+    foreign_subnets)."""
     gw_ip = gateway_v4(gw)
     if gw_ip is None:
         return []
@@ -278,6 +308,14 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
         add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IP), redirect)  # () = drop: no gateway
         if v6:
             add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IPV6), redirect)
+    # untranslated from a subnet of another address scope: not out (a
+    # floating IP's own SNAT, above, still is)
+    foreign = foreign_subnets(interfaces, gw)
+    for cidr in foreign:
+        eth, src = addr_field("ipv4_src", "ipv6_src", cidr)
+        if eth == F_IPV6 and not v6:
+            continue
+        add(P.L3_SNAT, PRIO_SCOPE_OUT, mk(rid, eth, *([src] if src is not None else [])), ())
     if not gateway_here:
         return out
     add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IP, F_REDIRECT), snat)
@@ -334,6 +372,13 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
                  SetField(P.REG_ROUTER, zones.acl), SetField(P.REG_ZONE, zones.acl),
                  GotoTable(P.EXT_CT))
     f_gw_mac = Field("eth_dst", gw.mac_address)
+    # ... nor in, to a subnet of another address scope
+    for cidr in foreign:
+        eth, dst = addr_field("ipv4_dst", "ipv6_dst", cidr)
+        if eth == F_IPV6 and not v6:
+            continue
+        add(P.EXT_ADMIT, PRIO_SCOPE_IN,
+            mk(rext, eth, f_gw_mac, *([dst] if dst is not None else [])), ())
     if not gw.enable_snat:
         add(P.EXT_ADMIT, PRIO_ADMIT_V6, mk(rext, F_IP, f_gw_mac), routed_in)
     for cidr in unnatted:

@@ -586,3 +586,72 @@ def test_scoped_traffic_is_redirected_and_not_snated_by_the_gateway_host():
             (d,) = out.outputs
             assert (d.port, d.get("ipv4_src")) == (PATCH_OFPORT, want)
 
+
+
+def _rescoped(view, interface_scopes, **gateway):
+    """router-1 with its interfaces on these networks (network id -> scope)
+    in those address scopes, and these gateway attributes."""
+    r = view.routers[0]
+    ifcs = tuple(dataclasses.replace(i, address_scope_id=interface_scopes.get(i.network_id))
+                 for i in r.interfaces)
+    return view.replace(routers=(dataclasses.replace(
+        r, interfaces=ifcs, gateway=dataclasses.replace(r.gateway, **gateway)),)
+        + view.routers[1:])
+
+
+def test_ipv6_of_another_address_scope_neither_leaves_nor_enters():
+    """IPv6 goes out and comes in untranslated only for subnets in the
+    gateway's IPv6 scope ("no scope" is one more), as Neutron."""
+    v6pkt = {"vlan_vid": 0, "eth_type": 0x86DD, "ip_proto": 17, "ipv6_src": "fd00::7",
+             "ipv6_dst": "2001:db8:99::1", "udp_src": 5000, "udp_dst": 53,
+             "eth_dst": router_mac(0)}
+    inbound = {"in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC, "eth_type": 0x86DD,
+               "ip_proto": 17, "ipv6_src": "2001:db8:99::1", "ipv6_dst": "fd00::7",
+               "udp_src": 53, "udp_dst": 5000}
+    for ifc_scope, gw_scope, passes in ((None, None, True), ("s", "s", True),
+                                        ("s", None, False), (None, "s", False),
+                                        ("s", "t", False)):
+        compute = _engine(_rescoped(_v6(_view(fips=0, forwardings=False, open_tcp=False),
+                                        ("gw-1", "gw-2")),
+                                    {"net-0": ifc_scope}, address_scope_v6=gw_scope))
+        port = compute.ports["port-0-0"]
+        vif = dict(compute.chassis().vif_ofports)[port.id]
+        out = Tracer(compute.flows()).run({"in_port": vif, "eth_src": port.mac_address,
+                                           **v6pkt}, ct_state=CT_EST | CT_TRK)
+        assert [o.port for o in out.outputs] == ([20] if passes else []), (ifc_scope, gw_scope)
+        active = _engine(_rescoped(_v6(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False,
+                                             open_tcp=False), ()),
+                                   {"net-0": ifc_scope}, address_scope_v6=gw_scope))
+        gw = active.routers["router-1"].gateway
+        out = Tracer(active.flows()).run({"in_port": 21, "tunnel_id": gw.redirect_key,
+                                          "eth_src": gw.mac_address, **v6pkt})
+        assert [o.port for o in out.outputs] == ([PATCH_OFPORT] if passes else [])
+        back = Tracer(active.flows()).run({**inbound, "eth_dst": gw.mac_address},
+                                          ct_state=CT_EST | CT_TRK)
+        assert back.ports == ([vif] if passes else []), (ifc_scope, gw_scope)
+        assert active.flows() == _full(active) and compute.flows() == _full(compute)
+        # IPv4 with SNAT on is not concerned: it leaves translated
+        (d,) = _out(active, port.id).outputs
+        assert d.get("ipv4_src") == gw.ip_addresses[0]
+
+
+def test_without_snat_ipv4_of_another_address_scope_neither_leaves_nor_enters():
+    """enable_snat off: a subnet in the gateway's IPv4 scope (here none,
+    as the external subnet's) is routed both ways as it is; one in another
+    scope is not, either way; a floating IP still goes out as itself."""
+    e = _engine(_rescoped(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False),
+                          {"net-1": "s1"}, enable_snat=False))
+    same, other = e.ports["port-0-0"], e.ports["port-1-0"]
+    vif = dict(e.chassis().vif_ofports)
+    (d,) = _out(e, same.id).outputs
+    assert (d.port, d.get("ipv4_src")) == (PATCH_OFPORT, same.ips[0])
+    assert _out(e, other.id).outputs == []
+    assert _in(e, same.ips[0]).ports == [vif[same.id]]
+    assert _in(e, other.ips[0]).ports == []
+    assert e.flows() == _full(e)
+    # the same with floating IPs: port-1-0 leaves as its floating IP
+    f = _engine(_rescoped(_view(hosts=(HOST, "gw-2"), forwardings=False),
+                          {"net-1": "s1"}, enable_snat=False))
+    (d,) = _out(f, other.id).outputs
+    assert (d.port, d.get("ipv4_src")) == (PATCH_OFPORT, _fip(f, other.id).floating_ip_address)
+    assert f.flows() == _full(f)
