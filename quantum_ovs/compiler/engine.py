@@ -666,6 +666,13 @@ class Engine:
                 or old.interfaces != new.interfaces)
         if core or old.routes != new.routes:
             dirty.add((ROUTER, r.id))
+        # (the gateway's address scope drops name the routes' destinations,
+        # and without SNAT the way to the router's floating IPs)
+        if old is not None and new is not None and new.gateway is not None and (
+                old.routes != new.routes or (not new.gateway.enable_snat and {
+                    f.floating_ip_address for f in old.floating_ips} != {
+                    f.floating_ip_address for f in new.floating_ips})):
+            dirty.add((GATEWAY, r.id))
         if core or old.gateway != new.gateway:
             if (old is not None and old.gateway) or (new is not None and new.gateway):
                 dirty.add((GATEWAY, r.id))
@@ -1187,8 +1194,7 @@ class Engine:
         classify = ()
         if role != "compute":
             classify = tuple(self.gateway_ofports.values()) + tuple(self.tunnel_ofports.values())
-        return gw_rules.gateway_flows(r.id, zones, gw, ext, role, members, classify,
-                                      r.interfaces)
+        return gw_rules.gateway_flows(r.id, zones, gw, ext, role, members, classify, r)
 
     def _compute_floating_ip(self, owner) -> list[Flow]:
         fid = owner[1]

@@ -322,7 +322,7 @@ def test_interfaces_carry_their_address_scope_and_a_rescope_reaches_the_hosts(l3
     on the wire when in none); a pool joining a scope reaches the router's
     hosts as a delta, and the compiled router stops or starts dropping
     what crosses scopes (Neutron's rule)."""
-    from quantum_ovs.compiler.rules import router as router_rules
+    from quantum_ovs.compiler import pipeline as P
     api = l3
 
     def post(path, key, **body):
@@ -341,9 +341,9 @@ def test_interfaces_carry_their_address_scope_and_a_rescope_reaches_the_hosts(l3
     attach(api, r["id"], subnet_id=s2["id"])
     bound_port(api, n1["id"], HOST_A)
 
-    def drops(view):
-        return [f for f in compile_flows(view)
-                if f.priority == router_rules.PRIO_SCOPE]
+    def drops(view):  # L3_ROUTE flows on an ingress network that drop
+        return [f for f in compile_flows(view) if f.table == P.L3_ROUTE and not f.actions
+                and any(x.name == P.REG_NET for x in f.match)]
 
     reply = state(api, HOST_A)
     wire_ifaces = {i["subnet_id"]: i for i in reply["view"]["routers"][0]["interfaces"]}

@@ -45,7 +45,9 @@ router: a port on one of its networks, or a gateway host of it):
              subnet in another address scope than the gateway's subnet of
              its IP version ("no scope" is one more: foreign_subnets) is
              dropped (priority 160, below the floating IPs' 200), on any
-             host, as Neutron's scope rule.
+             host, as Neutron's scope rule; but to one of the router's
+             floating IPs (170, 171 redirected: Neutron translates those
+             inside the router, whatever the scopes).
   CLASSIFY   (gateway hosts) in_port = a tunnel / per-remote tunnel port,
              tunnel_id = redirect key -> reg6 = external network, reg2 /
              reg3 = Zr, reg4 = FROM_REMOTE | REDIRECT -> EXT_ADMIT.
@@ -147,6 +149,7 @@ PRIO_DEFAULT_ROUTE = 199
 PRIO_FIP_SNAT = 200
 PRIO_UNNATTED = 150  # below floating IPs, above the redirected SNAT
 PRIO_SCOPE_OUT = 160  # untranslated from another address scope: below floating IPs
+PRIO_SCOPE_HAIRPIN = 170  # ... but to one of the router's floating IPs
 PRIO_SCOPE_IN = 95  # above the untranslated admission, below the gateway's own
 PRIO_REDIRECTED = 110
 PRIO_SNAT = 100
@@ -210,36 +213,48 @@ def _to_snat(zones: Zones, table: int) -> Ct:
     return Ct(zone=zones.dnat, nat=_UNNAT, table=table)
 
 
-def foreign_subnets(interfaces, gw: RouterGateway) -> tuple[str, ...]:
-    """The CIDRs of the router's subnets that may not go out or come in
+def foreign_subnets(router, gw: RouterGateway) -> tuple[str, ...]:
+    """The CIDRs behind the router that may not go out or come in
     untranslated (Neutron's address scope rule, "no scope" being one
     more): IPv6 subnets in another scope than the gateway's IPv6 subnet,
-    and with SNAT off, IPv4 subnets in another than its IPv4 subnet's.
-    (With SNAT on, IPv4 leaves translated, and only RouterGateway.unnatted
-    comes in untranslated.)"""
-    out = set()
-    for i in interfaces:
-        if i.ip_version == 6:
-            scope = gw.address_scope_v6
-        elif not gw.enable_snat:
-            scope = gw.address_scope_v4
-        else:
+    and with SNAT off, IPv4 subnets in another than its IPv4 subnet's;
+    and the destinations of extra routes through their interfaces (but a
+    default route's).  (With SNAT on, IPv4 leaves translated, and only
+    RouterGateway.unnatted comes in untranslated.)"""
+    if router is None:
+        return ()
+
+    def foreign(ifc) -> bool:
+        if ifc.ip_version == 6:
+            return ifc.address_scope_id != gw.address_scope_v6
+        return not gw.enable_snat and ifc.address_scope_id != gw.address_scope_v4
+
+    out = {i.cidr for i in router.interfaces if foreign(i)}
+    for route in router.routes:
+        try:
+            nexthop = ipaddress.ip_address(route.nexthop)
+            dest = ipaddress.ip_network(route.destination, strict=False)
+        except ValueError:
             continue
-        if i.address_scope_id != scope:
-            out.add(i.cidr)
+        if dest.prefixlen == 0:
+            continue
+        via = next((i for i in router.interfaces if i.ip_version == nexthop.version
+                    and nexthop in ipaddress.ip_network(i.cidr)), None)
+        if via is not None and foreign(via):
+            out.add(str(dest))
     return tuple(sorted(out))
 
 
 def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
                   role: str, redirect_members: tuple, classify_ofports: tuple,
-                  interfaces: tuple = ()) -> list[Flow]:
+                  router=None) -> list[Flow]:
     """``role``: "active" (this host is the router's first live gateway
     host), "standby" (a gateway host, not the first live one) or "compute"
     (not a gateway host); ``redirect_members``: ofports of the per-remote
     tunnels to the other gateway hosts in priority order;
     ``classify_ofports``: the tunnel ports redirected packets may arrive on
-    (gateway hosts); ``interfaces``: the router's (their address scopes:
-    foreign_subnets)."""
+    (gateway hosts); ``router``: the Router (its interfaces' address
+    scopes, routes and floating IPs: foreign_subnets)."""
     gw_ip = gateway_v4(gw)
     if gw_ip is None:
         return []
@@ -309,13 +324,22 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
         if v6:
             add(P.L3_SNAT, PRIO_SNAT, mk(rid, F_IPV6), redirect)
     # untranslated from a subnet of another address scope: not out (a
-    # floating IP's own SNAT, above, still is)
-    foreign = foreign_subnets(interfaces, gw)
+    # floating IP's own SNAT, above, still is; and so is the way to one
+    # of the router's floating IPs, which Neutron translates inside the
+    # router: the hairpin)
+    foreign = foreign_subnets(router, gw)
     for cidr in foreign:
         eth, src = addr_field("ipv4_src", "ipv6_src", cidr)
         if eth == F_IPV6 and not v6:
             continue
         add(P.L3_SNAT, PRIO_SCOPE_OUT, mk(rid, eth, *([src] if src is not None else [])), ())
+    if any(":" not in c for c in foreign):
+        as_before = snat if role == "active" and ext.uplink else redirect
+        for addr in sorted({f.floating_ip_address for f in router.floating_ips}):
+            f_fip = Field("ipv4_dst", addr)
+            add(P.L3_SNAT, PRIO_SCOPE_HAIRPIN, mk(rid, F_IP, f_fip), as_before)
+            if gateway_here:
+                add(P.L3_SNAT, PRIO_SCOPE_HAIRPIN + 1, mk(rid, F_IP, F_REDIRECT, f_fip), snat)
     if not gateway_here:
         return out
     add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IP, F_REDIRECT), snat)

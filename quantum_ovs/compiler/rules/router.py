@@ -18,10 +18,11 @@ leaves that host already routed (no network node, no second hop):
                around (eth_dst = sender, eth_src = that interface's MAC:
                already right for an echo reply), on to L3_ROUTE.
   L3_ROUTE     ICMP echo to any interface address answered; then routes,
-               priority 200 + 2 x prefix length (+1 for connected subnets,
+               priority 200 + 4 x prefix length (+2 for connected subnets,
                so a connected subnet wins over an extra route of the same
-               prefix): dec_ttl, eth_src = the egress interface's MAC,
-               reg6 = the egress network; connected -> L3_RESOLVE (the
+               prefix; +1 is the route's address scope drop, below):
+               dec_ttl, eth_src = the egress interface's MAC, reg6 = the
+               egress network; connected -> L3_RESOLVE (the
                destination port's MAC, owned by that port), extra route ->
                eth_dst = the next hop's MAC -> L2_LOOKUP.  L2_LOOKUP then
                delivers on the egress network as for any switched packet:
@@ -32,11 +33,13 @@ leaves that host already routed (no network node, no second hop):
 Address scopes (Neutron's rule): a router does not route between its
 subnets of different address scopes; a subnet in no scope is in "no
 scope", one more.  When a router's interfaces of one IP version are in
-more than one scope, L3_ROUTE drops (priority 800: after the TTL punt
-and the echo answers, before every route) IP from an interface's network
+more than one scope, L3_ROUTE drops IP from an interface's network
 (reg6, still the ingress network there) to the connected subnet of an
-interface of another scope, or to an extra route through one.  Its own
-addresses still answer pings (as the router's, not routed).  The way out
+interface of another scope, or to an extra route through one, each drop
+one priority above the route it stands for: the longest prefix still
+chooses the route, and the egress interface's scope then decides, as
+Neutron's marks do after its routing.  Its own addresses still answer
+pings (as the router's, not routed).  The way out
 through the gateway (SNAT, or untranslated within the external subnet's
 scope) and floating IPs are rules/gateway.py's: a packet DNATed from a
 floating IP comes back to L3_ROUTE from the external network, which these
@@ -81,7 +84,6 @@ from quantum_ovs.model import HostRoute, Router, RouterInterface
 
 PRIO_ECHO = 1000
 PRIO_TTL = 900
-PRIO_SCOPE = 800
 PRIO_ROUTE_BASE = 200
 PRIO_ADMIT = 100
 PRIO_CT_ROUTER = 110
@@ -104,7 +106,8 @@ _TTL_PUNT = (Meter(P.METER_TTL), Controller())
 
 
 def route_priority(prefixlen: int, connected: bool) -> int:
-    return PRIO_ROUTE_BASE + 2 * prefixlen + (1 if connected else 0)
+    """A route's L3_ROUTE priority (its address scope drop: + 1)."""
+    return PRIO_ROUTE_BASE + 4 * prefixlen + (2 if connected else 0)
 
 
 def na_reply(mac: str, ip: str) -> tuple:
@@ -203,10 +206,10 @@ def router_flows(
         add(P.L3_ROUTE, route_priority(ifc.prefixlen, True), _route_match(rid, ifc.cidr),
             (DecTtl(), SetField("eth_src", mac), SetField(P.REG_NET, lid),
              GotoTable(P.L3_RESOLVE)))
-    for lid, eth, destination in scope_drops(interfaces, routes):
-        _eth, af = addr_field("ipv4_dst", "ipv6_dst", destination)
-        add(P.L3_ROUTE, PRIO_SCOPE, mk(rid, reg(P.REG_NET, lid), eth,
-                                       *([af] if af is not None else [])), ())
+    for lid, destination, connected in scope_drops(interfaces, routes):
+        eth, af = addr_field("ipv4_dst", "ipv6_dst", destination)
+        add(P.L3_ROUTE, route_priority(_prefixlen(destination), connected) + 1,
+            mk(rid, reg(P.REG_NET, lid), eth, *([af] if af is not None else [])), ())
     for route, ifc, lid, nh_mac in sorted(routes, key=lambda r: (r[0].destination,
                                                                  r[0].nexthop)):
         prio = route_priority(int(_prefixlen(route.destination)), False)
@@ -220,23 +223,23 @@ def router_flows(
     return list(flows.values())
 
 
-def scope_drops(interfaces, routes) -> list[tuple[int, Field, str]]:
-    """(ingress network's local id, eth type field, destination CIDR) of
-    what the router must not route: from a network of one address scope to
-    a connected subnet, or an extra route's destination, through an
+def scope_drops(interfaces, routes) -> list[tuple[int, str, bool]]:
+    """(ingress network's local id, destination CIDR, connected) of what
+    the router must not route: from a network of one address scope to a
+    connected subnet, or an extra route's destination, through an
     interface of another (same IP version).  Nothing for a version whose
     interfaces share one scope (the common case costs no flow)."""
     out = set()
-    for version, eth in ((4, F_IP), (6, F_IPV6)):
+    for version in (4, 6):
         ifcs = [(i, lid) for i, lid in interfaces if i.ip_version == version]
         if len({i.address_scope_id for i, _ in ifcs}) < 2:
             continue
-        to = {(i.address_scope_id or "", i.cidr) for i, _ in ifcs}
-        to |= {(ifc.address_scope_id or "", route.destination)
+        to = {(i.address_scope_id or "", i.cidr, True) for i, _ in ifcs}
+        to |= {(ifc.address_scope_id or "", route.destination, False)
                for route, ifc, _lid, _mac in routes if ifc.ip_version == version}
         for lid, scope in {(lid, i.address_scope_id or "") for i, lid in ifcs}:
-            out |= {(lid, eth, cidr) for other, cidr in to if other != scope}
-    return sorted(out, key=lambda x: (x[0], x[1].value, x[2]))
+            out |= {(lid, cidr, connected) for other, cidr, connected in to if other != scope}
+    return sorted(out)
 
 
 def _prefixlen(cidr: str) -> int:

@@ -655,3 +655,63 @@ def test_without_snat_ipv4_of_another_address_scope_neither_leaves_nor_enters():
     (d,) = _out(f, other.id).outputs
     assert (d.port, d.get("ipv4_src")) == (PATCH_OFPORT, _fip(f, other.id).floating_ip_address)
     assert f.flows() == _full(f)
+
+
+def test_without_snat_a_subnet_of_another_scope_still_reaches_the_routers_floating_ips():
+    """Neutron translates a floating IP inside the router, whatever the
+    scopes: port-0-0 (net-0, outside the gateway's scope, no floating IP)
+    reaches port-1-0 through port-1-0's floating IP, on the active gateway
+    host and from a compute host alike; the way follows the floating IPs
+    as they come and go (incrementally, equal to a full compile)."""
+    from quantum_ovs.model import Delta
+    for hosts in ((HOST, "gw-2"), ("gw-1", "gw-2")):
+        v = _rescoped(_view(hosts=hosts, forwardings=False), {"net-0": "s1"}, enable_snat=False)
+        r = v.routers[0]
+        keep = tuple(f for f in r.floating_ips if f.port_id == "port-1-0")
+        e = _engine(v.replace(routers=(dataclasses.replace(r, floating_ips=keep),)))
+        a = e.ports["port-0-0"]
+        fip = keep[0].floating_ip_address
+        vif = dict(e.chassis().vif_ofports)
+
+        def to_fip():
+            return Tracer(e.flows()).run({
+                "in_port": vif[a.id], "vlan_vid": 0, "eth_src": a.mac_address,
+                "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6,
+                "ipv4_src": a.ips[0], "ipv4_dst": fip, "tcp_src": 40000, "tcp_dst": 80})
+
+        got = to_fip()
+        if hosts[0] == HOST:  # the hairpin, here
+            assert got.ports == [vif["port-1-0"]]
+        else:  # redirected to the active gateway host, as without scopes
+            assert [d.port for d in got.outputs] == [20]
+        assert _out(e, a.id).outputs == []  # anything else from net-0 is not let out
+        r = e.routers["router-1"]
+        e.apply(Delta(revision=e.revision + 1,
+                      routers=(dataclasses.replace(r, floating_ips=()),)))
+        assert to_fip().outputs == []
+        assert e.flows() == _full(e)
+        e.apply(Delta(revision=e.revision + 1, routers=(r,)))
+        assert to_fip().outputs and e.flows() == _full(e)
+
+
+def test_an_extra_route_through_a_subnet_of_another_scope_is_not_let_in_untranslated():
+    from quantum_ovs.model import HostRoute
+    for scope, passes in ((None, True), ("s", False)):
+        v = _v6(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False, open_tcp=False), ())
+        r = v.routers[0]
+        v = v.replace(routers=(dataclasses.replace(
+            r, routes=(HostRoute("fd00:77::/64", "fd00::7"),)),))
+        e = _engine(_rescoped(v, {"net-0": scope}, address_scope_v6=None))
+        gw = e.routers["router-1"].gateway
+        vif = dict(e.chassis().vif_ofports)["port-0-0"]
+        back = Tracer(e.flows()).run({
+            "in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC, "eth_type": 0x86DD,
+            "ip_proto": 17, "ipv6_src": "2001:db8:99::1", "ipv6_dst": "fd00:77::5",
+            "udp_src": 53, "udp_dst": 5000, "eth_dst": gw.mac_address},
+            ct_state=CT_EST | CT_TRK)
+        assert back.ports == ([vif] if passes else []), scope
+        # and the route's change reaches the gateway's flows incrementally
+        from quantum_ovs.model import Delta
+        e.apply(Delta(revision=e.revision + 1, routers=(dataclasses.replace(
+            e.routers["router-1"], routes=()),)))
+        assert e.flows() == _full(e)

@@ -13,7 +13,6 @@ import pytest
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.engine import Engine
-from quantum_ovs.compiler.rules import router as router_rules
 from quantum_ovs.compiler.flow import CT_EST, CT_NEW, OFPP_IN_PORT
 from quantum_ovs.compiler.synth import (
     default_group,
@@ -523,9 +522,14 @@ def scoped_router(scopes, routes=()):
         dataclasses.replace(i, address_scope_id=scopes[n]) for n, i in enumerate(r.interfaces)))
 
 
+def is_scope_drop(f):
+    """An address scope drop: an L3_ROUTE flow on the ingress network."""
+    return f is not None and f.table == P.L3_ROUTE and not f.actions and any(
+        x.name == P.REG_NET for x in f.match)
+
+
 def scope_drops(w, host="host-a"):
-    return [f for f in w.engine(host).flows()
-            if f.table == P.L3_ROUTE and f.priority == router_rules.PRIO_SCOPE]
+    return [f for f in w.engine(host).flows() if is_scope_drop(f)]
 
 
 @pytest.mark.parametrize("scopes", [("s1", "s2", "s1"), ("s1", None, "s1"), (None, "s2", None)])
@@ -537,8 +541,7 @@ def test_no_routing_between_address_scopes(scopes):
     for src, dst_ip, via in (("port-0-0", "10.0.1.10", R0), ("port-1-0", "10.0.0.10", R1)):
         tr = w2.send(src, **tcp_to(dst_ip, via))
         assert tr.dropped and tr.outputs == []
-        assert tr.steps[-1].table == P.L3_ROUTE
-        assert tr.steps[-1].flow.priority == router_rules.PRIO_SCOPE
+        assert is_scope_drop(tr.steps[-1].flow)
     # net-0 -> net-2 (the same scope): routed to host-c
     reached, _ = w2.follow("port-0-0", **tcp_to("10.0.2.10", R0))
     assert [(h, p) for h, p, _ in reached] == [("host-c", "port-2-0")]
@@ -562,7 +565,7 @@ def test_an_extra_route_through_an_interface_of_another_scope_is_not_taken():
     w2 = world(routers=[scoped_router(("s1", "s2", "s1"),
                                       (HostRoute("10.9.0.0/16", "10.0.1.10"),))])
     tr = w2.send("port-0-0", **tcp_to("10.9.3.4", R0))
-    assert tr.dropped and tr.steps[-1].flow.priority == router_rules.PRIO_SCOPE
+    assert tr.dropped and is_scope_drop(tr.steps[-1].flow)
     # from net-2 (s1) neither; from the route's own scope it is routed
     # (a port of net-1 to its own router interface: hairpinned back to port-1-0)
     reached, _ = w2.follow("port-1-1", **tcp_to("10.9.3.4", R1, dport=80))
@@ -583,3 +586,47 @@ def test_address_scopes_are_per_ip_version():
     w2 = world(routers=[r])
     matches = [dict((x.name, x.value) for x in f.match) for f in scope_drops(w2)]
     assert matches and all(m["eth_type"] == 0x0800 for m in matches)
+
+
+@pytest.mark.parametrize("destination", ["10.0.0.0/8", "0.0.0.0/0"])
+def test_the_longest_prefix_chooses_the_route_before_the_scope_decides(destination):
+    """A broad extra route through an interface of another scope does not
+    shadow the more specific routes of the sender's own scope (Neutron
+    decides by the egress interface, after routing)."""
+    w2 = world(routers=[scoped_router(("s1", "s2", "s1"),
+                                      (HostRoute(destination, "10.0.1.10"),))])
+    reached, _ = w2.follow("port-0-0", **tcp_to("10.0.2.10", R0))  # net-2, same scope
+    assert [(h, p) for h, p, _ in reached] == [("host-c", "port-2-0")]
+    tr = w2.send("port-0-0", **tcp_to("10.9.3.4", R0))  # only the extra route: net-1's scope
+    assert tr.dropped and is_scope_drop(tr.steps[-1].flow)
+    # from net-1's own scope the extra route is taken
+    reached, _ = w2.follow("port-1-1", **tcp_to("10.9.3.4", R1, dport=80))
+    assert [(h, p) for h, p, _ in reached] == [("host-a", "port-1-0")]
+
+
+def test_ipv6_between_scopes_is_dropped_and_within_one_routed():
+    base = v6_world()
+    r = base.model["routers"][0]
+    for scopes, passes in ((("s6", "t6"), False), (("s6", None), False), (("s6", "s6"), True)):
+        r2 = dataclasses.replace(r, interfaces=tuple(
+            dataclasses.replace(i, address_scope_id=scopes[n]) for n, i in enumerate(r.interfaces)))
+        w6 = World(**{**base.model, "routers": [r2]})
+        tr = w6.send("port-0-0", eth_dst=R0, eth_type=0x86DD, ipv6_src=_v6(0, 10),
+                     ipv6_dst=_v6(1, 10), ip_proto=6, tcp_src=4000, tcp_dst=80, nw_ttl=64)
+        assert [d.port for d in tr.outputs] == ([w6.ofport("port-1-0")] if passes else []), \
+            scopes
+        if not passes:
+            assert is_scope_drop(tr.steps[-1].flow)
+
+
+def test_scope_changes_applied_as_deltas_equal_a_full_compile():
+    w2 = world(routers=[scoped_router((None, None, None))])
+    for host in ("host-a", "host-c"):
+        e = w2.engine(host)
+        for rev, scopes in enumerate((("s1", "s2", "s1"), ("s1", "s1", "s1"), (None, "s2", None),
+                                      (None, None, None)), start=1):
+            routes = (HostRoute("10.9.0.0/16", "10.0.1.10"),)
+            e.apply(Delta(revision=rev, routers=(scoped_router(scopes, routes),)))
+            assert e.flows() == Engine.from_view(e.view(), e.alloc).flows(), (host, scopes)
+            assert bool([f for f in e.flows() if is_scope_drop(f)]) == \
+                (len(set(scopes)) > 1), scopes
