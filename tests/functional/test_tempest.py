@@ -193,9 +193,6 @@ NTP_KNOWN_FAILURES = {
         "a project member filters its listing by provider:* attributes, which policy hides "
         "from members: refused (400, as an unknown attribute) on purpose since issue 11's "
         "hardening, the answers would tell the segmentation ids; Neutron applies them",
-    f"setUpClass ({_NTP}admin.test_l3_agent_scheduler.L3AgentSchedulerTestJSON)":
-        "looks for an agent of type 'L3 agent': our gateway hosts are the OVS agents "
-        "(and the plugin's error path itself raises TypeError)",
 }
 
 

@@ -1,10 +1,17 @@
 """The floating IPs contract (aliases ``fip-port-details``,
 ``floatingip-pools``, ``floating-ip-port-forwarding`` with
-``-description`` and ``-port-ranges``, ``expose-port-forwarding-in-fip``,
-``l3_agent_scheduler``): data and validators only, like neutron-lib's
-``l3.py`` (floatingips), ``fip_port_details.py``, ``floatingip_pools.py``,
-``floating_ip_port_forwarding.py`` and ``l3_agent_scheduler.py``.  The
-storage, hooks and HTTP handlers are ``quantum_ovs/extensions/floatingips.py``.
+``-description`` and ``-port-ranges``, ``expose-port-forwarding-in-fip``):
+data and validators only, like neutron-lib's ``l3.py`` (floatingips),
+``fip_port_details.py``, ``floatingip_pools.py`` and
+``floating_ip_port_forwarding.py``.  The storage, hooks and HTTP handlers
+are ``quantum_ovs/extensions/floatingips.py``.
+
+Neutron's ``l3_agent_scheduler`` is not advertised: its two listings are
+served (a router's gateway hosts, ``GET /v2.0/routers/{id}/l3-agents``,
+and a gateway host's routers, ``GET /v2.0/agents/{id}/l3-routers``), but
+not its manual scheduling (adding a router to an L3 agent, removing it):
+every live gateway host serves every router gateway here, in an order of
+the server's (db/gateways.py), which leaves nothing to schedule by hand.
 
 Floating IPs live with routers (Neutron's L3 service plugin): this
 definition requires the ``router`` alias.
@@ -45,8 +52,6 @@ ALIASES = [
      "name": "Floating IP Port Forwarding detail",
      "description": "The port forwardings a floating IP shows carry their id and "
                     "internal_port_id"},
-    {"alias": "l3_agent_scheduler", "name": "L3 Agent Scheduler",
-     "description": "Schedule routers among l3 agents"},
 ]
 REQUIRES = ["router", "external-net"]
 
@@ -173,8 +178,9 @@ ROUTE_ALIASES = {
     "/v2.0/floatingips/{fip_id}/port_forwardings/{pf_id}": "floating-ip-port-forwarding",
     "/v2.0/floatingip-pools": "floatingip-pools",
     "/v2.0/floatingip_pools": "floatingip-pools",
-    "/v2.0/routers/{router_id}/l3-agents": "l3_agent_scheduler",
-    "/v2.0/agents/{agent_id}/l3-routers": "l3_agent_scheduler",
+    # (l3_agent_scheduler's listings, served without the alias: see above)
+    "/v2.0/routers/{router_id}/l3-agents": None,
+    "/v2.0/agents/{agent_id}/l3-routers": None,
 }
 
 SERVER_DEFAULTS = {(FLOATINGIPS, "project_id"), (FLOATINGIPS, "tenant_id")}
