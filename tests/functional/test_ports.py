@@ -260,6 +260,11 @@ def test_a_null_mac_address_gives_a_new_one_and_a_bound_port_keeps_its_own(api):
         r = api.put(url, {"port": {"mac_address": mac}}, admin=True, status=409)
         err = r.data["NeutronError"]
         assert err["type"] == "PortBound" and f"old_mac {new}" in err["message"], err
+    # another port's MAC: still PortBound first (Neutron checks the binding,
+    # then the owner, then whether the MAC is in use)
+    other = api.port(net["id"])
+    r = api.put(url, {"port": {"mac_address": other["mac_address"]}}, admin=True, status=409)
+    assert r.data["NeutronError"]["type"] == "PortBound"
     # the same MAC again is no change
     api.put(url, {"port": {"mac_address": new}}, admin=True, status=200)
     assert api.get(url).data["port"]["mac_address"] == new
@@ -270,6 +275,9 @@ def test_a_null_mac_address_gives_a_new_one_and_a_bound_port_keeps_its_own(api):
     svc = api.port(net["id"], device_owner="network:router_interface", admin=True)
     r = api.put(f"/v2.0/ports/{svc['id']}", {"port": {"mac_address": None}}, admin=True,
                 status=409)
+    assert r.data["NeutronError"]["type"] == "UnsupportedPortDeviceOwner"
+    r = api.put(f"/v2.0/ports/{svc['id']}", {"port": {"mac_address": other["mac_address"]}},
+                admin=True, status=409)
     assert r.data["NeutronError"]["type"] == "UnsupportedPortDeviceOwner"
     assert api.get(f"/v2.0/ports/{svc['id']}").data["port"]["mac_address"] == \
         svc["mac_address"]

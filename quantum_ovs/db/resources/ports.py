@@ -240,10 +240,9 @@ class Ports(Collection):
             if mac is None:  # a new one (port-mac-address-regenerate)
                 mac = addresses.generate_mac(s, port.network_id, self.base_mac,
                                              self.plugin.conf.mac_generation_retries)
-            elif addresses.mac_in_use(s, port.network_id, mac):
-                raise exceptions.MacAddressInUse(net_id=port.network_id, mac=mac)
             # A bound port's MAC is its instance's NIC's, a network:*
-            # port's the service's (as Neutron, in this order: 409).
+            # port's the service's; then a MAC in use (as Neutron, in this
+            # order: 409).
             b = port.binding
             if b is not None and b.vif_type not in UNPLUGGED_VIF_TYPES:
                 raise exceptions.PortBound(port_id=port.id, vif_type=b.vif_type,
@@ -252,6 +251,8 @@ class Ports(Collection):
             if owner.startswith("network:"):
                 raise exceptions.UnsupportedPortDeviceOwner(
                     op="mac address update", device_owner=owner, port_id=port.id)
+            if a["mac_address"] is not None and addresses.mac_in_use(s, port.network_id, mac):
+                raise exceptions.MacAddressInUse(net_id=port.network_id, mac=mac)
             port.mac_address = mac
             # Its addresses made from the MAC (SLAAC) follow it.
             for alloc in port.fixed_ips:
