@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import functools
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 if typing.TYPE_CHECKING:  # pragma: no cover - types only
     from quantum_ovs.db.resource import Collection
@@ -90,6 +90,10 @@ class ExtensionPoints:
     subnet pool (extensions/subnetpools.py)."""
     nova_notifier: Any = None
     """The nova notifier (nova/notifier.py: Notifier) when configured."""
+    sg_rule_templates: Optional[Callable[[Any, bool], list]] = None
+    """fn(session, default): the default security group rules a new group
+    (``default``: a project's default group) starts with
+    (extensions/default_sg_rules.py); None: Neutron's legacy rules."""
     status_listeners: list[StatusListener]
     """Told of port status changes after their commit."""
     report_hooks: list[ReportHook]

@@ -318,6 +318,27 @@ class SecurityGroupRule(Base):
     updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class DefaultSecurityGroupRule(Base):
+    """A template of the rules new security groups get
+    (security-groups-default-rules); remote_group_id "PARENT" is the new
+    group itself."""
+
+    __tablename__ = "default_security_group_rules"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    ethertype: Mapped[str] = mapped_column(String(16))
+    protocol: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    port_range_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    port_range_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remote_ip_prefix: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    remote_group_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    remote_address_group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("address_groups.id"), nullable=True, index=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    used_in_default_sg: Mapped[bool] = mapped_column(Boolean, default=False)
+    used_in_non_default_sg: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class AddressGroup(StandardAttrs, Base):
     """A project's named set of CIDRs, the remote of security group rules."""
 

@@ -30,6 +30,7 @@ ENABLED = (
 # alongside without editing this list twice.
 OPTIONAL = (
     "quantum_ovs.extensions.securitygroups",
+    "quantum_ovs.extensions.default_sg_rules",
     "quantum_ovs.extensions.quotas",
     "quantum_ovs.extensions.essex",
     "quantum_ovs.extensions.l3",

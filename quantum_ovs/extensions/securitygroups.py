@@ -19,7 +19,9 @@ import uuid
 
 import sqlalchemy as sa
 
+from quantum_ovs import constants as const
 from quantum_ovs.api import definitions
+from quantum_ovs.api.definitions import default_sg_rules as templates_definition
 from quantum_ovs.api.controller import Controller
 from quantum_ovs.api.definitions.securitygroups import (  # noqa: F401 (the contract's names)
     DuplicateSecurityGroupRuleInPost,
@@ -178,13 +180,46 @@ def _ensure_default(plugin, s, project_id):
     s.flush()
     s.add(D(project_id=project_id, security_group_id=group.id))
     s.flush()
-    for ether in ("IPv4", "IPv6"):
-        _new_rule(s, group, "egress", ether)
-        _new_rule(s, group, "ingress", ether, remote_group_id=group.id)
+    _rules_from_templates(plugin, s, group, default=True)
     group.tags = []
     s.flush()
     changelog.record(s, "security_group", group, "create")
     return group.id
+
+
+# A new group's rules when no templates are served (the extension
+# security-groups-default-rules off): Neutron's legacy rules.
+_LEGACY_TEMPLATES = tuple(
+    {"direction": d, "ethertype": e, "remote_group_id": r,
+     "used_in_default_sg": in_default, "used_in_non_default_sg": in_other}
+    for d, e, r, in_default, in_other, _ in templates_definition.LEGACY)
+
+
+def _rules_from_templates(plugin, s, group, default):
+    """The first rules of a new group (``default``: the project's
+    default group), from the default security group rules; remote group
+    PARENT is the group itself.  Returns them."""
+    read = getattr(plugin, "sg_rule_templates", None)
+    if read is not None:
+        rows = [{k: getattr(t, k) for k in ("direction", "ethertype", "protocol",
+                                             "port_range_min", "port_range_max",
+                                             "remote_ip_prefix", "remote_group_id",
+                                             "remote_address_group_id")}
+                for t in read(s, default)]
+    else:
+        used = "used_in_default_sg" if default else "used_in_non_default_sg"
+        rows = [t for t in _LEGACY_TEMPLATES if t[used]]
+    out = []
+    for t in rows:
+        remote = group.id if t.get("remote_group_id") == "PARENT" else t.get("remote_group_id")
+        proto = t.get("protocol")
+        out.append(_new_rule(
+            s, group, t["direction"], t["ethertype"], remote_group_id=remote,
+            protocol=proto, protocol_number=const.ip_protocol_number(proto),
+            port_range_min=t.get("port_range_min"), port_range_max=t.get("port_range_max"),
+            remote_ip_prefix=t.get("remote_ip_prefix"),
+            remote_address_group_id=t.get("remote_address_group_id")))
+    return out
 
 
 def _is_default(s, group):
@@ -237,11 +272,11 @@ class SecurityGroups(Collection):
             description=a["description"], stateful=a["stateful"], revision_number=0)
         s.add(group)
         s.flush()
-        # Like Neutron: a new group lets everything out -- rules that
-        # count against the project's security_group_rule quota.
+        # Like Neutron: a new group's rules (the templates: out of the box,
+        # everything out) count against the project's security_group_rule
+        # quota.
         quotas = getattr(self.plugin, "quotas", None)
-        for ether in ("IPv4", "IPv6"):
-            rule = _new_rule(s, group, "egress", ether)
+        for rule in _rules_from_templates(self.plugin, s, group, default=False):
             if quotas is not None and "security_group_rule" in quotas.resources:
                 quotas.check(s, "security_group_rule", rule)
         group.tags = []

@@ -29,6 +29,11 @@ class OpenStack:
         # Nothing from the caller's cloud configuration may leak in.
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
 
+    def run(self, *args):
+        """The command's CompletedProcess, whatever its exit status."""
+        return subprocess.run(self.argv + list(args), env=self.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+
     def __call__(self, *args, parse=True):
         argv = self.argv + list(args) + (["-f", "json"] if parse else [])
         res = subprocess.run(argv, env=self.env, stdout=subprocess.PIPE,
@@ -128,3 +133,41 @@ def test_address_group_and_rule_naming_it(cli_server):
     os_("security", "group", "rule", "delete", rule["id"], parse=False)
     os_("address", "group", "delete", ag["id"], parse=False)
     assert ag["id"] not in {x["ID"] for x in os_("address", "group", "list")}
+
+
+def test_default_security_group_rules(cli_server):
+    """openstack default security group rule list/show (the CLI is a
+    member: create is an administrator's, 403), and a group the CLI makes
+    gets the template an administrator added (security-groups-default-rules)."""
+    import json
+    import urllib.request
+
+    def admin(method, path, body=None):
+        req = urllib.request.Request(
+            cli_server.url + path, method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "X-Roles": "admin",
+                     "X-Project-Id": "admin"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+        return json.loads(raw) if raw else None
+
+    os_ = OpenStack(cli_server.url)
+    denied = os_.run("default", "security", "group", "rule", "create", "--protocol", "tcp",
+                     "--dst-port", "2222")
+    assert denied.returncode != 0 and "403" in denied.stderr
+    t = admin("POST", "/v2.0/default-security-group-rules", {"default_security_group_rule": {
+        "direction": "ingress", "protocol": "tcp", "port_range_min": 2222,
+        "port_range_max": 2222, "used_in_non_default_sg": True,
+        "description": "cli ssh"}})["default_security_group_rule"]
+    try:
+        listed = {x["ID"] for x in os_("default", "security", "group", "rule", "list")}
+        assert t["id"] in listed and len(listed) == 5  # the legacy four and this one
+        shown = os_("default", "security", "group", "rule", "show", t["id"])
+        assert (shown["id"], shown["description"]) == (t["id"], "cli ssh")
+        sg = os_("security", "group", "create", "cli-from-templates")
+        rules = os_("security", "group", "rule", "list", sg["id"])
+        assert any(r["Port Range"] == "2222:2222" for r in rules), rules
+    finally:
+        admin("DELETE", f"/v2.0/default-security-group-rules/{t['id']}")
+    assert t["id"] not in {x["ID"] for x in os_("default", "security", "group", "rule", "list")}

@@ -6,7 +6,7 @@ import ipaddress
 import pytest
 
 from quantum_ovs.testing.server import ServerProcess
-from tests.functional.test_router_cli import OpenStack
+from tests.functional.test_openstack_cli import OpenStack
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,7 @@ def test_the_enabled_definitions_build_the_served_schema():
     assert dict(s.singular) == {
         "networks": "network", "subnets": "subnet", "ports": "port", "agents": "agent",
         "security_groups": "security_group", "security_group_rules": "security_group_rule",
+        "default_security_group_rules": "default_security_group_rule",
         # (l3 and floating IPs: loaded, served when [DEFAULT] service_plugins
         # names them)
         "routers": "router", "floatingips": "floatingip",
