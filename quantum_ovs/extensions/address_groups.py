@@ -76,10 +76,12 @@ class AddressGroups(Collection):
                 setattr(group, k, a[k])
 
     def delete(self, s, ctx, group):
-        R = models.SecurityGroupRule
-        if s.execute(sa.select(R.id).where(R.remote_address_group_id == group.id)
-                     .limit(1)).first() is not None:
-            raise definition.AddressGroupInUse(address_group_id=group.id)
+        # In use by a security group rule, or by a default security group
+        # rule (a template every project's new groups would take it from).
+        for R in (models.SecurityGroupRule, models.DefaultSecurityGroupRule):
+            if s.execute(sa.select(R.id).where(R.remote_address_group_id == group.id)
+                         .limit(1)).first() is not None:
+                raise definition.AddressGroupInUse(address_group_id=group.id)
         s.delete(group)
 
     def change_addresses(self, ctx, group_id, wanted, add):

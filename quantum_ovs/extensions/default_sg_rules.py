@@ -6,7 +6,15 @@ new group).  The contract is quantum_ovs/api/definitions/default_sg_rules.py.
 Two templates are the same rule when every matching attribute agrees
 (protocol names and numbers alike, a prefix as its network; the
 description does not count); a new one is refused (409) when the same
-rule is already used for the same kind of group (default, other)."""
+rule is already used for the same kind of group (default, other).
+
+An address group a template names cannot be deleted while it does
+(AddressGroupInUse, extensions/address_groups.py): every project's new
+groups would name it.  An administrator who names one should share it
+with every project (RBAC), so that they can read it.  A project's default
+group is made with its template rules without counting them against the
+project's rule quota (as the four legacy rules always were; Neutron
+checks), since it is made on the way of a port's create or a listing."""
 
 import uuid
 
@@ -17,6 +25,7 @@ from quantum_ovs.api.definitions import default_sg_rules as definition
 from quantum_ovs.api.definitions import securitygroups as sg_definition
 from quantum_ovs.db import models
 from quantum_ovs.db.resource import Collection
+from quantum_ovs.db.session import transaction_lock
 
 DEFINITION = definition
 T = models.DefaultSecurityGroupRule
@@ -63,6 +72,9 @@ class DefaultSecurityGroupRules(Collection):
         sg_definition.check_rule(a)
         if a.get("remote_address_group_id") is not None:
             self.plugin.row(s, None, "address_groups", a["remote_address_group_id"])
+        # (no parent row to lock: two admins adding the same template at
+        # once serialize here, so that the duplicate check holds)
+        transaction_lock(s, "default_security_group_rules")
         key = _key(a)
         kinds = [c for c, wanted in ((T.used_in_default_sg, a["used_in_default_sg"]),
                                      (T.used_in_non_default_sg, a["used_in_non_default_sg"]))

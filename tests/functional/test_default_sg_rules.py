@@ -124,6 +124,18 @@ def test_duplicates_policy_and_validation(api):
     # the same rule spelled otherwise is the same (protocol number, the whole prefix)
     assert _template(api, 409, protocol="6", port_range_min=8080, port_range_max=8080,
                      used_in_default_sg=True) == "DefaultSecurityGroupRuleExists"
+    # "anywhere" is no prefix: the legacy egress template is that rule
+    assert _template(api, 409, direction="egress", remote_ip_prefix="0.0.0.0/0",
+                     used_in_default_sg=True) == "DefaultSecurityGroupRuleExists"
+    # an address group a template names stays while it does
+    ag = api.post("/v2.0/address-groups", {"address_group": {
+        "name": "admins", "addresses": ["10.9.0.0/16"]}}, status=201,
+        **ADMIN).data["address_group"]
+    named = _template(api, remote_address_group_id=ag["id"])
+    r = api.delete(f"/v2.0/address-groups/{ag['id']}", status=409, **ADMIN)
+    assert r.data["NeutronError"]["type"] == "AddressGroupInUse"
+    api.delete(f"{DSGR}/{named['id']}", status=204, **ADMIN)
+    api.delete(f"/v2.0/address-groups/{ag['id']}", status=204, **ADMIN)
     n = len(_templates(api))
     for bad, err in (({"remote_group_id": "8a3c9a44-0000-4000-8000-000000000000"},
                       "InvalidInput"),

@@ -33,7 +33,11 @@ def _tables(server, name):
             out = {}
             for (table,) in cur.fetchall():
                 cur.execute(f"SHOW CREATE TABLE `{table}`")
-                out[table] = cur.fetchone()[1]
+                create = cur.fetchone()[1]
+                # and how many rows the migrations wrote (the default
+                # security group rules' templates: 4)
+                cur.execute(f"SELECT COUNT(*) FROM `{table}`")
+                out[table] = (create, cur.fetchone()[0])
             cur.execute("SELECT version_num FROM alembic_version")
             out["version"] = cur.fetchall()
             return out
@@ -50,6 +54,7 @@ def test_copied_schema_is_the_migrated_one(mariadb_server, mariadb_schema):
         mariadb_server.copy_schema(mariadb_schema, copied)
         want, got = _tables(mariadb_server, migrated), _tables(mariadb_server, copied)
         assert len(want) > 20 and got == want
+        assert want["default_security_group_rules"][1] == 4
     finally:
         engine.dispose()
         mariadb_server.drop_database(migrated)
