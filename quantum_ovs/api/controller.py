@@ -511,6 +511,11 @@ class Controller:
 
     # ---------------------------------------------------------------- update
     def update(self, req, ctx, id_):
+        if not any(a.allow_put for a in self.attrs.values()):
+            # Nothing of it can change (default security group rules): no
+            # update, as the OpenAPI description has none.
+            raise webob.exc.HTTPMethodNotAllowed(
+                detail=f"Updating {self.collection} through the API is not supported")
         body = read_json(req)
         item = body.get(self.resource)
         if not isinstance(item, dict) or len(body) != 1:

@@ -242,6 +242,10 @@ class Fuzzer:
                 "ports": {"port": {"network_id": net, "name": "fz",
                                    "fixed_ips": [{"subnet_id": self.some_id("subnets")}]}},
                 "security_groups": {"security_group": {"name": "fz"}},
+                "default_security_group_rules": {"default_security_group_rule": {
+                    "direction": rng.choice(["ingress", "egress"]), "protocol": "tcp",
+                    "port_range_min": (p := rng.randrange(1, 65535)), "port_range_max": p,
+                    "used_in_default_sg": rng.choice([True, False])}},
                 "security_group_rules": {"security_group_rule": {
                     "security_group_id": self.some_id("security_groups"),
                     "direction": "egress", "protocol": "udp", "port_range_min": 53,
