@@ -1097,21 +1097,14 @@ class Engine:
             net = self.networks.get(ifc.network_id)
             if net is not None and net.admin_state_up:
                 ifaces.append((ifc, self.local_id(net.id)))
+        lids = dict(ifaces)  # in order: the first interface on the next hop's subnet
         routes = []
         for rt in r.routes:
-            try:
-                nh = ipaddress.ip_address(rt.nexthop)
-                dest = ipaddress.ip_network(rt.destination, strict=False)
-            except ValueError:
-                continue
-            if dest.version != nh.version:
-                continue
-            egress = next(((ifc, lid) for ifc, lid in ifaces
-                           if ifc.ip_version == nh.version
-                           and nh in ipaddress.ip_network(ifc.cidr)), None)
+            egress = router_rules.route_egress(rt, lids)
             if egress is None:
-                continue  # not on a connected subnet (the API refuses such routes)
-            ifc, lid = egress
+                continue  # not taken (route_egress says when)
+            ifc = egress[1]
+            lid = lids[ifc]
             mac = None
             for pid in sorted(self.net_ports.get(ifc.network_id, ())):
                 p = self.ports[pid]

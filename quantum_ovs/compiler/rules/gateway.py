@@ -139,6 +139,7 @@ from quantum_ovs.compiler.rules.router import (
     F_ICMP6,
     F_NS,
     na_reply,
+    route_egress,
     route_priority,
 )
 from quantum_ovs.model import FloatingIP, RouterGateway
@@ -231,16 +232,11 @@ def foreign_subnets(router, gw: RouterGateway) -> tuple[str, ...]:
 
     out = {i.cidr for i in router.interfaces if foreign(i)}
     for route in router.routes:
-        try:
-            nexthop = ipaddress.ip_address(route.nexthop)
-            dest = ipaddress.ip_network(route.destination, strict=False)
-        except ValueError:
+        egress = route_egress(route, router.interfaces)
+        if egress is None:
             continue
-        if dest.prefixlen == 0:
-            continue
-        via = next((i for i in router.interfaces if i.ip_version == nexthop.version
-                    and nexthop in ipaddress.ip_network(i.cidr)), None)
-        if via is not None and foreign(via):
+        dest, via = egress
+        if dest.prefixlen > 0 and foreign(via):  # not a default route
             out.add(str(dest))
     return tuple(sorted(out))
 

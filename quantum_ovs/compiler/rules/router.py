@@ -62,6 +62,8 @@ the agent) are rules/gateway.py's.
 
 from __future__ import annotations
 
+import ipaddress
+
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
@@ -221,6 +223,26 @@ def router_flows(
                 (DecTtl(), SetField("eth_src", ifc.mac_address), SetField(P.REG_NET, lid),
                  SetField("eth_dst", nh_mac), GotoTable(P.L2_LOOKUP)))
     return list(flows.values())
+
+
+def route_egress(route: HostRoute, interfaces) -> tuple | None:
+    """(destination network, egress interface) of an extra route: the
+    first of ``interfaces`` whose subnet holds the next hop.  None when
+    the route is not taken: an address does not parse, the destination
+    and the next hop are of different IP versions, or none of
+    ``interfaces`` is on the next hop's subnet (the API refuses all
+    three, but a caller may leave interfaces out: the engine those whose
+    network is down)."""
+    try:
+        nexthop = ipaddress.ip_address(route.nexthop)
+        dest = ipaddress.ip_network(route.destination, strict=False)
+    except ValueError:
+        return None
+    if dest.version != nexthop.version:
+        return None
+    via = next((i for i in interfaces if i.ip_version == nexthop.version
+                and nexthop in ipaddress.ip_network(i.cidr)), None)
+    return None if via is None else (dest, via)
 
 
 def scope_drops(interfaces, routes) -> list[tuple[int, str, bool]]:

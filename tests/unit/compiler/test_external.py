@@ -715,3 +715,24 @@ def test_an_extra_route_through_a_subnet_of_another_scope_is_not_let_in_untransl
         e.apply(Delta(revision=e.revision + 1, routers=(dataclasses.replace(
             e.routers["router-1"], routes=()),)))
         assert e.flows() == _full(e)
+
+
+def test_without_snat_an_extra_route_follows_the_scope_of_its_next_hops_interface():
+    """An extra route comes in untranslated exactly when the interface its
+    next hop is on shares the gateway's scope: 10.9.0.0/16 via 10.0.0.12
+    (port-0-2, net-0), 10.8.0.0/16 via 10.0.1.12 (port-1-2, net-1)."""
+    from quantum_ovs.model import HostRoute
+    v = _view(hosts=(HOST, "gw-2"), fips=0, forwardings=False)
+    r = v.routers[0]
+    v = v.replace(routers=(dataclasses.replace(r, routes=r.routes + (
+        HostRoute("10.8.0.0/16", "10.0.1.12"),)),))
+    for foreign in ("net-0", "net-1"):
+        e = _engine(_rescoped(v, {foreign: "s1"}, enable_snat=False))
+
+        def way(addr):
+            return [(d.port, d.get("tunnel_id"), d.get("eth_dst")) for d in _in(e, addr).outputs]
+
+        for dest, hop, net in (("10.9.0.5", "10.0.0.12", "net-0"),
+                               ("10.8.0.5", "10.0.1.12", "net-1")):
+            assert bool(way(hop)) == (net != foreign), (foreign, hop)
+            assert way(dest) == way(hop), (foreign, dest)  # the next hop's way
