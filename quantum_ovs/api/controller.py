@@ -458,7 +458,10 @@ class Controller:
         if not isinstance(item, dict):
             raise _bad(f"Resource body must be a dictionary, not {type(item).__name__}")
         out = self.filled(item)
-        self._resolve_project(ctx, out)
+        if self.attrs["project_id"].is_visible:
+            self._resolve_project(ctx, out)
+        else:  # a resource of no project (default security group rules)
+            del out["project_id"], out["tenant_id"]
         if self.collection in ("subnets", "ports"):
             net = self._network_owner(out["network_id"], networks, ctx)
             if net is None or not self.policy.check("get_network", ctx, {

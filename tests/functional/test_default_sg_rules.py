@@ -154,6 +154,13 @@ def test_duplicates_policy_and_validation(api):
                  project="p1", status=403)
     assert r.data["NeutronError"]["type"] == "PolicyNotAuthorized"
     api.delete(f"{DSGR}/{first['id']}", project="p1", status=403)
+    # a project in the body is taken and dropped, as Neutron does (the
+    # templates are no project's), but it must still be a string
+    given = _template(api, protocol="udp", port_range_min=53, port_range_max=53,
+                      tenant_id="admin-p", project_id="someone-else")
+    assert "tenant_id" not in given and "project_id" not in given
+    assert _template(api, 400, protocol="udp", port_range_min=54, port_range_max=54,
+                     tenant_id=["x"]) == "InvalidInput"
     # no update, as in Neutron (its API reference has none: 405)
     r = api.put(f"{DSGR}/{first['id']}", {"default_security_group_rule": {"description": "x"}},
                 status=405, **ADMIN)

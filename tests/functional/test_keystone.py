@@ -229,3 +229,37 @@ def test_keystone_without_www_authenticate_uri_refuses_to_start(tmp_path):
     db, _plugin, app = build(conf)
     db.dispose()
     assert callable(app)
+
+
+def _system_token(ks):
+    """A token of the bootstrap administrator scoped to the system (no
+    project): what keystonemiddleware passes on without X-Project-Id."""
+    body = json.dumps({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"name": "Default"}, "password": ks.admin_password}}},
+        "scope": {"system": {"all": True}}}}).encode()
+    req = urllib.request.Request(ks.url.rstrip("/") + "/auth/tokens", data=body,
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert "project" not in json.loads(resp.read())["token"]
+        return resp.headers["X-Subject-Token"]
+
+
+def test_a_system_scoped_admin_writes_default_rules(cloud):
+    # Default security group rules belong to no project: an administrator
+    # whose token has none makes and deletes them, as in Neutron.
+    url = cloud["server"].url + "/v2.0/default-security-group-rules"
+    token = _system_token(cloud["keystone"])
+    req = urllib.request.Request(url, method="POST", headers={
+        "X-Auth-Token": token, "Content-Type": "application/json"}, data=json.dumps(
+            {"default_security_group_rule": {"direction": "ingress", "protocol": "tcp",
+                                             "port_range_min": 2222,
+                                             "port_range_max": 2222}}).encode())
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 201
+        rule = json.loads(resp.read())["default_security_group_rule"]
+    assert "project_id" not in rule and "tenant_id" not in rule
+    status, body, _ = _http(f"{url}/{rule['id']}", token=_token(cloud["alice"]))
+    assert status == 200 and body["default_security_group_rule"]["port_range_min"] == 2222
+    status, _, _ = _http(f"{url}/{rule['id']}", token=token, method="DELETE")
+    assert status == 204

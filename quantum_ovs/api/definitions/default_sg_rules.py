@@ -96,5 +96,10 @@ RESOURCE_ATTRIBUTE_MAP = {
                                         convert_filter=v.string(None)),
         "used_in_default_sg": Attr(v.to_bool, default=False, convert_filter=v.to_bool),
         "used_in_non_default_sg": Attr(v.to_bool, default=True, convert_filter=v.to_bool),
+        # A template is no project's: a project given on create is taken and
+        # dropped, as Neutron does, and the caller needs none (a
+        # system-scoped administrator); never shown.
+        **{k: Attr(v.string(255), default=None, is_visible=False, is_filter=False,
+                   is_sort_key=False) for k in ("project_id", "tenant_id")},
     },
 }
