@@ -22,6 +22,7 @@ import ipaddress
 import socket
 import struct
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -105,7 +106,66 @@ def _defer_os_ken_version() -> None:
     sys.modules[name] = package
 
 
+class _LazyConverter:
+    """One of os_ken.lib.addrconv's converters (mac, ipv4, ipv6) until the
+    module has run: the first conversion runs it and hands over."""
+
+    def __init__(self, module, name: str, run):
+        self._module = module
+        self._name = name
+        self._run = run
+
+    def _real(self):
+        self._run()
+        return getattr(self._module, self._name)
+
+    def text_to_bin(self, text):
+        return self._real().text_to_bin(text)
+
+    def bin_to_text(self, data):
+        return self._real().bin_to_text(data)
+
+
+def _defer_os_ken_addrconv() -> None:
+    """os-ken's address converters (os_ken.lib.addrconv) are made of
+    netaddr, whose import is ~18 ms of a starting agent; os-ken's type
+    descriptions take the converters' methods as they are defined, but the
+    agent's own encoder and decoder (fastencode, fastdecode) never call
+    them.  Unless it was imported already, the module is made with
+    stand-ins for its three converters and runs (importing netaddr) on the
+    first conversion or on the first use of anything else in it (issue
+    17)."""
+    name = "os_ken.lib.addrconv"
+    if name in sys.modules:
+        return
+    parent = importlib.import_module("os_ken.lib")
+    spec = importlib.util.find_spec(name)
+    module = importlib.util.module_from_spec(spec)
+    lock = threading.Lock()
+    ran = []
+
+    def run():
+        with lock:
+            if not ran:
+                spec.loader.exec_module(module)  # replaces the stand-ins
+                del module.__getattr__
+                ran.append(True)
+
+    def getattr_(attr):
+        run()
+        try:
+            return module.__dict__[attr]
+        except KeyError:
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}") from None
+    for conv in ("mac", "ipv4", "ipv6"):
+        setattr(module, conv, _LazyConverter(module, conv, run))
+    module.__getattr__ = getattr_
+    sys.modules[name] = module
+    parent.addrconv = module
+
+
 _defer_os_ken_version()
+_defer_os_ken_addrconv()
 _defer_os_ken_packet_library()
 _defer_os_ken_other_versions()
 
