@@ -90,10 +90,11 @@ class ExtensionPoints:
     subnet pool (extensions/subnetpools.py)."""
     nova_notifier: Any = None
     """The nova notifier (nova/notifier.py: Notifier) when configured."""
-    sg_rule_templates: Optional[Callable[[Any, bool], list]] = None
-    """fn(session, default): the default security group rules a new group
-    (``default``: a project's default group) starts with
-    (extensions/default_sg_rules.py); None: Neutron's legacy rules."""
+    sg_rule_templates: Optional[Callable[[Any, bool], list[dict]]] = None
+    """fn(session, default) -> the default security group rules a new
+    group (``default``: a project's default group) starts with, as the API
+    shows them (extensions/default_sg_rules.py, always enabled; the
+    security groups extension calls it for every new group)."""
     status_listeners: list[StatusListener]
     """Told of port status changes after their commit."""
     report_hooks: list[ReportHook]

@@ -50,10 +50,11 @@ def _key(a):
 
 def templates(s, default):
     """The templates of a project's default group (``default``) or of any
-    other new group, in a stable order."""
+    other new group, in a stable order, as the API shows them
+    (rule_dict)."""
     used = T.used_in_default_sg if default else T.used_in_non_default_sg
-    return s.execute(sa.select(T).where(used.is_(True))
-                     .order_by(T.direction, T.ethertype, T.id)).scalars().all()
+    return [rule_dict(t) for t in s.execute(sa.select(T).where(used.is_(True))
+                                            .order_by(T.direction, T.ethertype, T.id)).scalars()]
 
 
 class DefaultSecurityGroupRules(Collection):

@@ -187,38 +187,21 @@ def _ensure_default(plugin, s, project_id):
     return group.id
 
 
-# A new group's rules when no templates are served (the extension
-# security-groups-default-rules off): Neutron's legacy rules.
-_LEGACY_TEMPLATES = tuple(
-    {"direction": d, "ethertype": e, "remote_group_id": r,
-     "used_in_default_sg": in_default, "used_in_non_default_sg": in_other}
-    for d, e, r, in_default, in_other, _ in templates_definition.LEGACY)
-
-
 def _rules_from_templates(plugin, s, group, default):
     """The first rules of a new group (``default``: the project's
-    default group), from the default security group rules; remote group
-    PARENT is the group itself.  Returns them."""
-    read = getattr(plugin, "sg_rule_templates", None)
-    if read is not None:
-        rows = [{k: getattr(t, k) for k in ("direction", "ethertype", "protocol",
-                                             "port_range_min", "port_range_max",
-                                             "remote_ip_prefix", "remote_group_id",
-                                             "remote_address_group_id")}
-                for t in read(s, default)]
-    else:
-        used = "used_in_default_sg" if default else "used_in_non_default_sg"
-        rows = [t for t in _LEGACY_TEMPLATES if t[used]]
+    default group), from the default security group rules
+    (plugin.sg_rule_templates); remote group PARENT is the group itself.
+    Returns them."""
     out = []
-    for t in rows:
-        remote = group.id if t.get("remote_group_id") == "PARENT" else t.get("remote_group_id")
-        proto = t.get("protocol")
+    for t in plugin.sg_rule_templates(s, default):
+        remote, proto = t["remote_group_id"], t["protocol"]
         out.append(_new_rule(
-            s, group, t["direction"], t["ethertype"], remote_group_id=remote,
+            s, group, t["direction"], t["ethertype"],
+            remote_group_id=group.id if remote == templates_definition.PARENT else remote,
             protocol=proto, protocol_number=const.ip_protocol_number(proto),
-            port_range_min=t.get("port_range_min"), port_range_max=t.get("port_range_max"),
-            remote_ip_prefix=t.get("remote_ip_prefix"),
-            remote_address_group_id=t.get("remote_address_group_id")))
+            port_range_min=t["port_range_min"], port_range_max=t["port_range_max"],
+            remote_ip_prefix=t["remote_ip_prefix"],
+            remote_address_group_id=t["remote_address_group_id"]))
     return out
 
 
