@@ -9,7 +9,7 @@ handlers are quantum_ovs/extensions/default_sg_rules.py.
 
 Out of the box the templates are Neutron's legacy rules: egress to
 anywhere for both (IPv4, IPv6), and ingress from the group itself for the
-default group only.
+default group only (migration 0016 writes them).
 
 Stricter than Neutron, on purpose: a template's ``remote_group_id`` is
 ``PARENT`` or nothing (a given group's id would put every project's new
@@ -35,16 +35,6 @@ ALIASES = [
 REQUIRES = ["security-group"]
 
 COLLECTIONS = {DEFAULT_SG_RULES: DEFAULT_SG_RULE}
-
-# Neutron's legacy rules, the templates a new deployment starts with
-# (migration 0016 writes them): (direction, ethertype, remote_group_id,
-# used_in_default_sg, used_in_non_default_sg, description).
-LEGACY = (
-    ("egress", "IPv4", None, True, True, "Legacy default SG rule for egress traffic"),
-    ("egress", "IPv6", None, True, True, "Legacy default SG rule for egress traffic"),
-    ("ingress", "IPv4", PARENT, True, False, "Legacy default SG rule for ingress traffic"),
-    ("ingress", "IPv6", PARENT, True, False, "Legacy default SG rule for ingress traffic"),
-)
 
 POLICY_RULES = p.crud(DEFAULT_SG_RULE, "/default-security-group-rules", {
     "create_default_security_group_rule": (p.ADMIN,
