@@ -161,6 +161,14 @@ def test_duplicates_policy_and_validation(api):
     assert "tenant_id" not in given and "project_id" not in given
     assert _template(api, 400, protocol="udp", port_range_min=54, port_range_max=54,
                      tenant_id=["x"]) == "InvalidInput"
+    # sorted as Neutron sorts them: not by description or used_in_*
+    for key in ("used_in_default_sg", "used_in_non_default_sg", "description"):
+        r = api.get(f"{DSGR}?sort_key={key}", status=400)
+        assert "invalid attribute for sort_key" in r.data["NeutronError"]["message"]
+    got = [t["port_range_min"] for t in api.get(
+        f"{DSGR}?sort_key=port_range_min&sort_dir=desc&protocol=udp&protocol=tcp",
+        status=200).data["default_security_group_rules"]]
+    assert got == sorted(got, reverse=True) and len(got) >= 3
     # no update, as in Neutron (its API reference has none: 405)
     r = api.put(f"{DSGR}/{first['id']}", {"default_security_group_rule": {"description": "x"}},
                 status=405, **ADMIN)

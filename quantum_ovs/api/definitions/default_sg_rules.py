@@ -84,8 +84,10 @@ RESOURCE_ATTRIBUTE_MAP = {
         "remote_group_id": Attr(remote_group, default=None, convert_filter=v.string(None)),
         "remote_address_group_id": Attr(v.uuid_or_none, default=None,
                                         convert_filter=v.string(None)),
-        "used_in_default_sg": Attr(v.to_bool, default=False, convert_filter=v.to_bool),
-        "used_in_non_default_sg": Attr(v.to_bool, default=True, convert_filter=v.to_bool),
+        "used_in_default_sg": Attr(v.to_bool, default=False, convert_filter=v.to_bool,
+                                   is_sort_key=False),  # (as Neutron declares them)
+        "used_in_non_default_sg": Attr(v.to_bool, default=True, convert_filter=v.to_bool,
+                                       is_sort_key=False),
         # A template is no project's: a project given on create is taken and
         # dropped, as Neutron does, and the caller needs none (a
         # system-scoped administrator); never shown.
