@@ -164,14 +164,19 @@ def _parse_limits(req, resources):
     # Neutron since 2025.1) unless force (what `openstack quota set
     # --force` sends) says otherwise; check_limit (quota-check-limit, which
     # asked for the check) is taken and changes nothing.
-    flags = {}
-    for flag in ("check_limit", "force"):
-        raw = quota.pop(flag, False)
-        try:
-            flags[flag] = v.to_bool(raw, flag)
-        except exceptions.InvalidInput:
-            raise exceptions.InvalidInput(
-                error_message=f"{flag} must be a boolean, not '{raw}'") from None
+    # force is a JSON boolean: Neutron forces on true only and ignores
+    # anything else, so a "true" or 1 that would not force there is refused
+    # here rather than taken either way.
+    raw = quota.pop("check_limit", False)
+    try:
+        v.to_bool(raw, "check_limit")
+    except exceptions.InvalidInput:
+        raise exceptions.InvalidInput(
+            error_message=f"check_limit must be a boolean, not '{raw}'") from None
+    force = quota.pop("force", False)
+    if not isinstance(force, bool):
+        raise exceptions.InvalidInput(
+            error_message=f"force must be true or false (a JSON boolean), not {force!r}")
     if not quota:
         raise exceptions.InvalidInput(error_message="no quota limit given")
     unknown = sorted(k for k in quota if k not in resources)
@@ -186,7 +191,7 @@ def _parse_limits(req, resources):
             raise exceptions.InvalidInput(
                 error_message=f"'{value}' is not a valid limit for {name}: use an "
                               f"integer from -1 (unlimited) to {MAX_LIMIT}") from None
-    return out, not flags["force"]
+    return out, not force
 
 
 def routes(api):

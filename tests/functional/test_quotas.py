@@ -270,9 +270,15 @@ def test_force_key_is_taken_and_skips_the_usage_check(api):
                                               "force": True}},
                 admin=True, status=200).data["quota"]
     assert q["network"] == 1 and "force" not in q
-    q = api.put("/v2.0/quotas/p1", {"quota": {"network": 3, "force": "false"}},
+    q = api.put("/v2.0/quotas/p1", {"quota": {"network": 3, "force": False}},
                 admin=True, status=200).data["quota"]
     assert q["network"] == 3
+    # only a JSON boolean: Neutron forces on true alone, so what it would
+    # not force on ("true", 1) is refused rather than taken either way
+    for word in ("true", "yes", 1, "false", None):
+        r = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, "force": word}},
+                    admin=True, status=400)
+        assert "force must be true or false" in r.data["NeutronError"]["message"], word
     r = api.put("/v2.0/quotas/p1", {"quota": {"network": 1, "check_limit": True,
                                               "force": False}}, admin=True, status=400)
     assert r.data["NeutronError"]["type"] == "InvalidQuotaValue"
