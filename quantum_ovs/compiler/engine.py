@@ -172,6 +172,15 @@ def _gc_paused():
         gc.enable()
 
 
+def _nat_ends(r: Router) -> tuple:
+    """What of a router's floating IPs its gateway's flows read (without
+    SNAT, gateway.gateway_flows): their addresses, and the internal ends
+    of their port forwardings."""
+    return ({f.floating_ip_address for f in r.floating_ips},
+            {(pf.internal_ip_address, pf.protocol, pf.internal_port_lo, pf.internal_port_hi)
+             for f in r.floating_ips for pf in f.port_forwardings})
+
+
 class Engine:
     def __init__(self, host: str, allocations: Allocations | None = None,
                  validate: bool = True) -> None:
@@ -667,11 +676,11 @@ class Engine:
         if core or old.routes != new.routes:
             dirty.add((ROUTER, r.id))
         # (the gateway's address scope drops name the routes' destinations,
-        # and without SNAT the way to the router's floating IPs)
+        # and without SNAT the way to the router's floating IPs and the
+        # replies of its port forwardings)
         if old is not None and new is not None and new.gateway is not None and (
-                old.routes != new.routes or (not new.gateway.enable_snat and {
-                    f.floating_ip_address for f in old.floating_ips} != {
-                    f.floating_ip_address for f in new.floating_ips})):
+                old.routes != new.routes or (not new.gateway.enable_snat and
+                                             _nat_ends(old) != _nat_ends(new))):
             dirty.add((GATEWAY, r.id))
         if core or old.gateway != new.gateway:
             if (old is not None and old.gateway) or (new is not None and new.gateway):

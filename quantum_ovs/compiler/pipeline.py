@@ -342,7 +342,8 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             L3_SNAT, "l3_snat",
-            _fs(REG_ROUTER, REG_FLAGS, "eth_type", "ipv4_src", "ipv6_src", "ipv4_dst"),
+            _fs(REG_ROUTER, REG_FLAGS, "eth_type", "ipv4_src", "ipv6_src", "ipv4_dst",
+                "ip_proto", "tcp_src", "udp_src"),
             _fs("eth_src", "tunnel_id"),
             frozenset({SetField, Ct, Bundle, GotoTable}),
             _fs(L3_RESOLVE),

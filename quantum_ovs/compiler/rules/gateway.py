@@ -47,7 +47,10 @@ router: a port on one of its networks, or a gateway host of it):
              dropped (priority 160, below the floating IPs' 200), on any
              host, as Neutron's scope rule; but to one of the router's
              floating IPs (170, 171 redirected: Neutron translates those
-             inside the router, whatever the scopes).
+             inside the router, whatever the scopes), and a port
+             forwarding's replies on a host other than the active
+             gateway host (165: redirected there, where they are
+             un-DNATed, as a floating IP's would be).
   CLASSIFY   (gateway hosts) in_port = a tunnel / per-remote tunnel port,
              tunnel_id = redirect key -> reg6 = external network, reg2 /
              reg3 = Zr, reg4 = FROM_REMOTE | REDIRECT -> EXT_ADMIT.
@@ -151,6 +154,7 @@ PRIO_FIP_SNAT = 200
 PRIO_UNNATTED = 150  # below floating IPs, above the redirected SNAT
 PRIO_SCOPE_OUT = 160  # untranslated from another address scope: below floating IPs
 PRIO_SCOPE_HAIRPIN = 170  # ... but to one of the router's floating IPs
+PRIO_SCOPE_FORWARDED = 165  # ... and a port forwarding's replies (redirected)
 PRIO_SCOPE_IN = 95  # above the untranslated admission, below the gateway's own
 PRIO_REDIRECTED = 110
 PRIO_SNAT = 100
@@ -239,6 +243,25 @@ def foreign_subnets(router, gw: RouterGateway) -> tuple[str, ...]:
         if dest.prefixlen > 0 and foreign(via):  # not a default route
             out.add(str(dest))
     return tuple(sorted(out))
+
+
+def forwarded_replies(router, foreign) -> list[tuple[Field, ...]]:
+    """The matches (source address, protocol, source port) of the replies
+    of the router's port forwardings whose internal address is in one of
+    the ``foreign`` CIDRs (foreign_subnets), one per internal port."""
+    nets = [ipaddress.ip_network(c) for c in foreign if ":" not in c]
+    out = set()
+    for fip in router.floating_ips:
+        for pf in fip.port_forwardings:
+            proto = _PROTOS.get(pf.protocol)
+            addr = ipaddress.ip_address(pf.internal_ip_address)
+            if proto is None or not any(addr in n for n in nets):
+                continue
+            num, fname = proto
+            for port in range(pf.internal_port_lo, pf.internal_port_hi + 1):
+                out.add((Field("ipv4_src", pf.internal_ip_address), Field("ip_proto", num),
+                         Field(fname.replace("_dst", "_src"), port)))
+    return sorted(out, key=lambda m: (m[0].value, m[1].value, m[2].value))
 
 
 def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
@@ -336,6 +359,14 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
             add(P.L3_SNAT, PRIO_SCOPE_HAIRPIN, mk(rid, F_IP, f_fip), as_before)
             if gateway_here:
                 add(P.L3_SNAT, PRIO_SCOPE_HAIRPIN + 1, mk(rid, F_IP, F_REDIRECT, f_fip), snat)
+        if not (role == "active" and ext.uplink):
+            # ... nor the replies of a port forwarding to an address of
+            # another scope: they go to the active gateway host like the
+            # rest, where the forwarding's connection is un-DNATed (a
+            # forwarding, like a floating IP, is translated whatever the
+            # scopes; there a reply left un-DNATed is dropped, as here)
+            for match in forwarded_replies(router, foreign):
+                add(P.L3_SNAT, PRIO_SCOPE_FORWARDED, mk(rid, F_IP, *match), redirect)
     if not gateway_here:
         return out
     add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IP, F_REDIRECT), snat)

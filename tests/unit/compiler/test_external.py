@@ -736,3 +736,53 @@ def test_without_snat_an_extra_route_follows_the_scope_of_its_next_hops_interfac
                                ("10.8.0.5", "10.0.1.12", "net-1")):
             assert bool(way(hop)) == (net != foreign), (foreign, hop)
             assert way(dest) == way(hop), (foreign, dest)  # the next hop's way
+
+
+def test_without_snat_a_port_forwardings_replies_from_another_scope_go_to_the_gateway():
+    """A port forwarding is translated whatever the scopes, as a floating
+    IP: on a compute host its replies (port-0-0:22, net-0 outside the
+    gateway's scope) are redirected to the active gateway host, where the
+    forwarding's connection un-DNATs them, instead of being dropped here;
+    anything else from net-0 still is.  Where the replies come from
+    follows the forwardings as they change (incrementally, equal to a full
+    compile)."""
+    from quantum_ovs.model import Delta
+    v = _rescoped(_view(fips=0), {"net-0": "s1"}, enable_snat=False)
+    e = _engine(v)
+    port = e.ports["port-0-0"]
+    vif = dict(e.chassis().vif_ofports)[port.id]
+    gw = e.routers["router-1"].gateway
+    (pf,) = [pf for f in e.routers["router-1"].floating_ips for pf in f.port_forwardings]
+    assert pf.internal_ip_address == port.ips[0]
+
+    def reply(sport=22, proto=6):
+        l4 = "tcp" if proto == 6 else "udp"
+        return Tracer(e.flows()).run({
+            "in_port": vif, "vlan_vid": 0, "eth_src": port.mac_address,
+            "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": proto,
+            "ipv4_src": port.ips[0], "ipv4_dst": INTERNET, f"{l4}_src": sport,
+            f"{l4}_dst": 40000}, ct_state=CT_EST | CT_TRK)
+
+    (d,) = reply().outputs
+    assert (d.port, d.get("tunnel_id")) == (20, gw.redirect_key)
+    assert reply(sport=23).outputs == [] and reply(proto=17).outputs == []
+    assert e.flows() == _full(e)
+    # the forwarding moves to port 23: so do its replies
+    r = e.routers["router-1"]
+    moved = dataclasses.replace(pf, internal_port_lo=23, internal_port_hi=23)
+    fips = tuple(dataclasses.replace(f, port_forwardings=(moved,)) if f.port_forwardings
+                 else f for f in r.floating_ips)
+    e.apply(Delta(revision=e.revision + 1,
+                  routers=(dataclasses.replace(r, floating_ips=fips),)))
+    assert reply().outputs == [] and [d.port for d in reply(sport=23).outputs] == [20]
+    assert e.flows() == _full(e)
+    # in the gateway's scope (none, as the external subnet's), nothing of it
+    # is concerned: the subnet is routed out as it is
+    same = _engine(_rescoped(_view(fips=0), {}, enable_snat=False))
+    assert not [f for f in same.flows() if f.priority == 165 and f.table == P.L3_SNAT]
+    # on the active gateway host the replies are un-DNATed before, and what
+    # is not a forwarding's reply is dropped as before
+    active = _engine(_rescoped(_view(hosts=(HOST, "gw-2"), fips=0), {"net-0": "s1"},
+                               enable_snat=False))
+    assert not [f for f in active.flows() if f.priority == 165 and f.table == P.L3_SNAT]
+    assert _out(active, port.id).outputs == []
