@@ -263,3 +263,24 @@ def test_a_system_scoped_admin_writes_default_rules(cloud):
     assert status == 200 and body["default_security_group_rule"]["port_range_min"] == 2222
     status, _, _ = _http(f"{url}/{rule['id']}", token=token, method="DELETE")
     assert status == 204
+
+
+def test_healthcheck_needs_no_token_and_is_detailed_for_admins(cloud):
+    # A load balancer probes without a token: the simple answer comes
+    # before keystonemiddleware; with a token the detailed one is an
+    # administrator's only (the database included).
+    url = cloud["server"].url + "/healthcheck"
+    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+        assert json.loads(resp.read()) == {"detailed": False, "reasons": []}
+    status, body, _ = _http(url, token=_token(cloud["alice"]))
+    assert status == 403 and body["NeutronError"]["type"] == "HTTPForbidden"
+    status, body, _ = _http(url, token="not-a-token")
+    assert status == 401
+    req = urllib.request.Request(url, headers={"Accept": "application/json",
+                                               "X-Auth-Token": _token(cloud["admin"])})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        body = json.loads(resp.read())
+    assert body["detailed"] is True
+    assert any(r["reason"] == "database OK" for r in body["reasons"])
