@@ -63,3 +63,38 @@ def test_compiled_pipeline_carries_traffic(switch):
     ch.apply(diff(ch.dump_flows(), flows))
     assert a.ping(b.ip, count=2)
     assert b.ping(a.ip)
+
+
+@pytest.mark.parametrize("hosts", [("gw-1", "gw-2"), ("gw-1", "host-a")])
+def test_scoped_port_forwarding_reply_flows_install_and_dump_back(switch, hosts):
+    # SNAT off, a port forwarding range to a subnet of another address
+    # scope: its replies are matched by masked source ports (udp_src /
+    # tcp_src with a mask, L3_SNAT), on a compute host and on a standby
+    # gateway host (the redirected ones dropped there)
+    import dataclasses
+
+    from quantum_ovs.compiler.engine import Engine
+    from quantum_ovs.compiler.synth import add_external
+    from quantum_ovs.model import PortForwarding
+    from tests.fixtures.scenario import base_view
+
+    v = add_external(base_view(), hosts=hosts, fips=0)
+    r = v.routers[0]
+    (fip,) = [f for f in r.floating_ips if f.port_forwardings]
+    pfs = (PortForwarding("pf-u", "udp", "port-0-0", "10.0.0.10", 1000, 1999, 1000, 1999),
+           PortForwarding("pf-t", "tcp", "port-0-0", "10.0.0.10", 2222, 2222, 22, 22))
+    ifcs = tuple(dataclasses.replace(i, address_scope_id="s1" if i.network_id == "net-0"
+                                     else None) for i in r.interfaces)
+    r = dataclasses.replace(r, interfaces=ifcs,
+                            gateway=dataclasses.replace(r.gateway, enable_snat=False),
+                            floating_ips=(dataclasses.replace(fip, port_forwardings=pfs),))
+    flows = Engine.from_view(v.replace(routers=(r,) + v.routers[1:])).flows()
+    masked = [f for f in flows if f.table == 47 and f.priority in (165, 166)
+              and any(m.name == "udp_src" and m.mask for m in f.match)]
+    assert len(masked) == (14 if hosts[1] == "host-a" else 7)
+    ch = switch.channel
+    ch.cookie = CookieScope.ours()
+    ch.apply(diff(ch.dump_flows(), flows))
+    dumped = ch.dump_flows()
+    assert diff(dumped, flows).empty
+    assert len(dumped) == len(flows)

@@ -50,7 +50,8 @@ router: a port on one of its networks, or a gateway host of it):
              inside the router, whatever the scopes), and a port
              forwarding's replies on a host other than the active
              gateway host (165: redirected there, where they are
-             un-DNATed, as a floating IP's would be).
+             un-DNATed, as a floating IP's would be; 166 on a standby
+             gateway host: redirected ones dropped, never bounced).
   CLASSIFY   (gateway hosts) in_port = a tunnel / per-remote tunnel port,
              tunnel_id = redirect key -> reg6 = external network, reg2 /
              reg3 = Zr, reg4 = FROM_REMOTE | REDIRECT -> EXT_ADMIT.
@@ -97,7 +98,10 @@ Owner "external" (an external network with a local id here):
 
 A floating IP costs 6 flows on its host (ARP, un-SNAT, DNAT, SNAT, the
 un-DNATed pass, hairpin) and none elsewhere; a port
-forwarding one flow per external port in its range.
+forwarding one flow per external port in its range, and (SNAT off, its
+internal address in another scope than the gateway's) up to 30 masked
+ones for its replies on each other host of the router (two on standby
+gateway hosts).
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ from quantum_ovs.compiler.rules.common import (
     addr_field,
     link_local,
     mk,
+    port_masks,
     reg,
 )
 from quantum_ovs.compiler.rules.neighbours import neighbour_reply_flows
@@ -246,9 +251,10 @@ def foreign_subnets(router, gw: RouterGateway) -> tuple[str, ...]:
 
 
 def forwarded_replies(router, foreign) -> list[tuple[Field, ...]]:
-    """The matches (source address, protocol, source port) of the replies
-    of the router's port forwardings whose internal address is in one of
-    the ``foreign`` CIDRs (foreign_subnets), one per internal port."""
+    """The matches (source address, protocol, source ports) of the
+    replies of the router's port forwardings whose internal address is in
+    one of the ``foreign`` CIDRs (foreign_subnets): a range of internal
+    ports as masked terms (at most 30 for any range)."""
     nets = [ipaddress.ip_network(c) for c in foreign if ":" not in c]
     out = set()
     for fip in router.floating_ips:
@@ -258,10 +264,13 @@ def forwarded_replies(router, foreign) -> list[tuple[Field, ...]]:
             if proto is None or not any(addr in n for n in nets):
                 continue
             num, fname = proto
-            for port in range(pf.internal_port_lo, pf.internal_port_hi + 1):
-                out.add((Field("ipv4_src", pf.internal_ip_address), Field("ip_proto", num),
-                         Field(fname.replace("_dst", "_src"), port)))
-    return sorted(out, key=lambda m: (m[0].value, m[1].value, m[2].value))
+            head = (Field("ipv4_src", pf.internal_ip_address), Field("ip_proto", num))
+            masks = port_masks(pf.internal_port_lo, pf.internal_port_hi)
+            for port, mask in masks:
+                out.add(head + (Field(fname.replace("_dst", "_src"), port, mask),))
+            if not masks:  # every port
+                out.add(head)
+    return sorted(out, key=lambda m: [(f.name, f.value, f.mask or 0) for f in m])
 
 
 def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
@@ -367,6 +376,9 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
             # scopes; there a reply left un-DNATed is dropped, as here)
             for match in forwarded_replies(router, foreign):
                 add(P.L3_SNAT, PRIO_SCOPE_FORWARDED, mk(rid, F_IP, *match), redirect)
+                if gateway_here:  # (a standby: never bounced, dropped as before)
+                    add(P.L3_SNAT, PRIO_SCOPE_FORWARDED + 1,
+                        mk(rid, F_IP, F_REDIRECT, *match), ())
     if not gateway_here:
         return out
     add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IP, F_REDIRECT), snat)

@@ -786,3 +786,50 @@ def test_without_snat_a_port_forwardings_replies_from_another_scope_go_to_the_ga
                                enable_snat=False))
     assert not [f for f in active.flows() if f.priority == 165 and f.table == P.L3_SNAT]
     assert _out(active, port.id).outputs == []
+    # a standby gateway host redirects its own instances' replies, but one
+    # redirected to it (no connection of the forwarding here) is dropped,
+    # never bounced on (with three gateway hosts, two of them would loop)
+    for hosts in (("gw-1", HOST), ("gw-1", HOST, "gw-3")):
+        standby = _engine(_rescoped(_view(hosts=hosts, fips=0), {"net-0": "s1"},
+                                    enable_snat=False))
+        sgw = standby.routers["router-1"].gateway
+        svif = dict(standby.chassis().vif_ofports)[port.id]
+        own = Tracer(standby.flows()).run({
+            "in_port": svif, "vlan_vid": 0, "eth_src": port.mac_address,
+            "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6,
+            "ipv4_src": port.ips[0], "ipv4_dst": INTERNET, "tcp_src": 22, "tcp_dst": 40000},
+            ct_state=CT_EST | CT_TRK)
+        assert [d.port for d in own.outputs] == [20]
+        bounced = Tracer(standby.flows()).run({
+            "in_port": 20, "tunnel_id": sgw.redirect_key, "eth_src": sgw.mac_address,
+            "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6,
+            "ipv4_src": port.ips[0], "ipv4_dst": INTERNET, "tcp_src": 22, "tcp_dst": 40000},
+            down_ports={20})
+        assert bounced.outputs == [], hosts
+
+
+def test_a_port_forwarding_ranges_replies_cost_masked_flows():
+    """A range of internal ports is matched by masks, not port by port: a
+    forwarding of every port costs one flow, 1-65535 sixteen."""
+    from quantum_ovs.compiler.rules.gateway import forwarded_replies
+    from quantum_ovs.model import PortForwarding
+    v = _rescoped(_view(fips=0), {"net-0": "s1"}, enable_snat=False)
+    r = v.routers[0]
+    (fip,) = [f for f in r.floating_ips if f.port_forwardings]
+    for lo, hi, n in ((22, 22, 1), (1000, 1999, 7), (1, 65535, 16), (0, 65535, 1)):
+        pf = PortForwarding("pf-r", "udp", "port-0-0", "10.0.0.10", lo, hi, lo, hi)
+        router = dataclasses.replace(r, floating_ips=(dataclasses.replace(
+            fip, port_forwardings=(pf,)),))
+        got = forwarded_replies(router, ("10.0.0.0/24",))
+        assert len(got) == n, (lo, hi, got)
+        covered = set()
+        for m in got:
+            ports = [f for f in m if f.name == "udp_src"]
+            if not ports:
+                covered |= set(range(0x10000))
+                continue
+            (f,) = ports
+            mask = 0xFFFF if f.mask is None else f.mask
+            covered |= {p for p in range(0x10000) if p & mask == f.value}
+        assert covered == set(range(lo, hi + 1)), (lo, hi)
+        assert forwarded_replies(router, ("10.0.1.0/24",)) == []
