@@ -904,9 +904,16 @@ def _extra_operation(schema, r, method, comp, errors):
         if method == "PUT":
             return {"summary": "Set quota limits",
                     "requestBody": _body(_wrap("quota", {
-                        "type": "object", "additionalProperties": {
-                            "anyOf": [{"type": "integer"}, {"type": "string"},
-                                      {"type": "boolean"}]}})),
+                        "type": "object",
+                        # force: true takes a limit below the usage (a JSON
+                        # boolean only); check_limit is taken and changes
+                        # nothing (the usage is always checked)
+                        "properties": {"force": {"type": "boolean"},
+                                       "check_limit": {"anyOf": [{"type": "boolean"},
+                                                                 {"type": "string"},
+                                                                 {"type": "integer"}]}},
+                        "additionalProperties": {"anyOf": [{"type": "integer"},
+                                                           {"type": "string"}]}})),
                     "responses": _responses("update", None, errors, {"200": limits})}
         return {"summary": "Reset quota limits to the defaults", "responses": _responses(
             "delete", None, errors, {"204": {"description": "Reset"}})}
