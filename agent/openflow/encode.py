@@ -145,6 +145,8 @@ def _defer_os_ken_addrconv() -> None:
     ran = []
 
     def run():
+        if ran:  # (os-ken keeps the stand-ins' methods: every conversion comes here)
+            return
         with lock:
             if not ran:
                 spec.loader.exec_module(module)  # replaces the stand-ins
