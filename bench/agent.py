@@ -68,7 +68,6 @@ import http.client
 import json
 import logging
 import os
-import re
 import secrets
 import select
 import shutil
@@ -237,8 +236,7 @@ class Bench:
             self.server.stop()
 
     def flow_count(self) -> int:
-        out = self.ovs.ofctl("dump-aggregate", "br-int", timeout=30)
-        return int(re.search(r"flow_count=(\d+)", out).group(1))
+        return self.ovs.flow_count(timeout=30)
 
     @staticmethod
     def _fast_arp(inst):

@@ -47,7 +47,6 @@ usage: ours.py L P B global|per-switch --out results.jsonl
 import argparse
 import json
 import os
-import re
 import signal
 import socket
 import statistics
@@ -143,8 +142,7 @@ class Ours:
             self.server.stop()
 
     def flow_count(self):
-        out = self.ovs.ofctl("dump-aggregate", "br-int", timeout=120)
-        return int(re.search(r"flow_count=(\d+)", out).group(1))
+        return self.ovs.flow_count()
 
     # ------------------------------------------------------------ agent process
     def start_agent(self):
@@ -381,8 +379,7 @@ class Ours:
             t0 = time.time()
             self.ofctl14("--bundle", "add-flows", br, path)
             walls.append(time.time() - t0)
-            out = self.ofctl14("dump-aggregate", br)
-            counts.append(int(re.search(r"flow_count=(\d+)", out).group(1)))
+            counts.append(self.ovs.flow_count(br))
             self.ovs.vsctl("del-br", br)
         self.res.put("bundle", wall_s=round(statistics.median(walls), 3),
                      walls_s=[round(w, 3) for w in walls], flows=len(self.flow_lines),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -306,6 +307,11 @@ class PrivateOVS:
 
     def exec(self, *cmd: str, **kw) -> str:
         return netns_exec(self.ns, *cmd, **kw)
+
+    def flow_count(self, bridge: str = "br-int", timeout: float = 120) -> int:
+        """How many flows ``bridge`` holds (ovs-ofctl dump-aggregate)."""
+        out = self.ofctl("dump-aggregate", bridge, timeout=timeout)
+        return int(re.search(r"flow_count=(\d+)", out).group(1))
 
     def dump_flows(self, bridge: str = "br-int", *extra: str) -> list[str]:
         """Flow lines without the volatile counters, for comparisons."""
