@@ -17,6 +17,9 @@ from quantum_ovs.db import query
 RESERVED_PARAMS = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse",
                    "verbose"}
 TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
+# collection -> (the attribute naming its parent, the parent's collection
+# and resource): a create's policy target has the parent's owner
+_PARENTS = {"security_group_rules": ("security_group_id", "security_groups", "security_group")}
 
 
 def _bad(msg):
@@ -470,6 +473,16 @@ class Controller:
                     "router:external": net["external"]}):
                 raise exceptions.NetworkNotFound(net_id=out["network_id"])
         target = self._target(out, networks, ctx)
+        parent = _PARENTS.get(self.collection)
+        if parent is not None:
+            # The parent's owner, as Neutron's "<parent>:tenant_id" (a
+            # rule is made in its group's project: a project a group is
+            # shared with may use it, not change it); a parent the caller
+            # cannot see is its 404.
+            key, collection, resource = parent
+            owner = self.plugin.get(ctx, collection, out[key])["project_id"]
+            target = _merged(target, {}, {f"{resource}:project_id": owner,
+                                          f"{resource}:tenant_id": owner})
         action = f"create_{self.resource}"
         self.policy.enforce(action, ctx, target)
         # Attributes given with a value other than their default.

@@ -289,3 +289,35 @@ def test_a_security_groups_shared_is_shown_and_filters(api):
                  status=400)
     assert "not allowed in POST" in r.data["NeutronError"]["message"]
     api.get("/v2.0/security-groups?shared=maybe", status=400)
+
+
+def test_a_project_a_security_group_is_shared_with_cannot_add_rules_to_it(api):
+    """Neutron's ADMIN_OR_SG_OWNER_MEMBER: a rule is made in its group's
+    project; a project the group is shared with may put its ports in the
+    group, not open it (a rule there would apply to the owner's ports and
+    every other sharer's)."""
+    sg = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                  status=201).data["security_group"]
+    _policy(api, sg["id"], "p2", object_type="security_group")
+    rule = {"security_group_rule": {"security_group_id": sg["id"], "direction": "ingress",
+                                    "protocol": "tcp", "port_range_min": 22,
+                                    "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0"}}
+    assert api.get(f"/v2.0/security-groups/{sg['id']}", project="p2", status=200)
+    r = api.post("/v2.0/security-group-rules", rule, project="p2", status=403)
+    assert r.data["NeutronError"]["type"] == "PolicyNotAuthorized"
+    # in a bulk too (naming the owner's project in the body is a 400 first)
+    bulk = {"security_group_rules": [rule["security_group_rule"]]}
+    api.post("/v2.0/security-group-rules", bulk, project="p2", status=403)
+    # a project it is not shared with: not found, as before
+    r = api.post("/v2.0/security-group-rules", rule, project="p3", status=404)
+    assert r.data["NeutronError"]["type"] == "SecurityGroupNotFound"
+    rules = api.get(f"/v2.0/security-groups/{sg['id']}", status=200).data[
+        "security_group"]["security_group_rules"]
+    assert not [x for x in rules if x["port_range_min"] == 22]
+    # the owner and an admin may
+    made = api.post("/v2.0/security-group-rules", rule, status=201).data["security_group_rule"]
+    assert made["project_id"] == "p1"
+    api.delete(f"/v2.0/security-group-rules/{made['id']}", status=204)
+    made = api.post("/v2.0/security-group-rules", rule, project="admin-p", admin=True,
+                    status=201).data["security_group_rule"]
+    assert made["project_id"] == "p1"

@@ -7,8 +7,8 @@ from quantum_ovs import constants as const
 from quantum_ovs import exceptions
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import NOT_SET, Attr, standard
-from quantum_ovs.policy_rules import (ADMIN_OR_PROJECT_MEMBER, ADMIN_OR_PROJECT_READER, any_of,
-                                      crud)
+from quantum_ovs.policy_rules import (ADMIN, ADMIN_OR_PROJECT_MEMBER, ADMIN_OR_PROJECT_READER,
+                                      any_of, crud)
 
 ALIASES = [
     {"alias": "security-group", "name": "security-group",
@@ -23,6 +23,9 @@ ALIASES = [
 ]
 # The rules' remote_address_group_id ("security-groups-remote-address-group")
 # comes with address groups (definitions/address_groups.py).
+
+# a member of the project of the security group a rule is in
+SG_OWNER_MEMBER = "role:member and project_id:%(security_group:tenant_id)s"
 
 POLICY_RULES = crud("security_group", "/security-groups", {
     "create_security_group": (ADMIN_OR_PROJECT_MEMBER, "Create a security group"),
@@ -41,8 +44,11 @@ POLICY_RULES = crud("security_group", "/security-groups", {
     "delete_security_group:tags": (ADMIN_OR_PROJECT_MEMBER,
                                    "Remove tags of a security group"),
 }) + crud("security_group_rule", "/security-group-rules", {
-    # A rule belongs to its group's project.
-    "create_security_group_rule": (ADMIN_OR_PROJECT_MEMBER,
+    # A rule belongs to its group's project: a member of the group's
+    # project adds one, not a project the group is shared with (as Neutron's
+    # ADMIN_OR_SG_OWNER_MEMBER; security_group:tenant_id is the group's
+    # owner, api/controller.py _PARENTS).
+    "create_security_group_rule": (any_of(ADMIN, SG_OWNER_MEMBER),
                                    "Create a security group rule"),
     "get_security_group_rule": (ADMIN_OR_PROJECT_READER, "Get a security group rule"),
     "update_security_group_rule": (ADMIN_OR_PROJECT_MEMBER,
