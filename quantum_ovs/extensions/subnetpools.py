@@ -423,13 +423,16 @@ class SubnetPools(Shareable, Collection):
         if use_default:
             if version is None:
                 raise _required("ip_version")
+            # (Neutron's get_default_subnetpool: among the pools the
+            # caller sees; another project's default is none to it)
             P = models.SubnetPool
-            pool_id = s.execute(sa.select(P.id).where(
-                P.is_default.is_(True), P.ip_version == version)).scalar()
+            q = sa.select(P.id).where(P.is_default.is_(True), P.ip_version == version)
+            seen = self.visible(ctx)
+            pool_id = s.execute(q if seen is None else q.where(seen)).scalar()
             if pool_id is None:
                 raise definition.bad_subnet(f"No default subnetpool found for IPv{version}")
         if pool_id:
-            self.row(s, None if use_default else ctx, pool_id)
+            self.row(s, ctx, pool_id)
             pool = _lock(s, models.SubnetPool, pool_id)
             if version is not None and version != pool.ip_version:
                 raise definition.bad_subnet(

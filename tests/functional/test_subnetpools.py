@@ -162,6 +162,30 @@ def test_ip_version_from_pool_and_default_pool(api):
                 ip_version=6, status=400)["type"] == "BadRequest"
 
 
+def test_default_pool_is_the_one_the_caller_sees(api):
+    """use_default_subnetpool takes the default pool among those the caller
+    sees (Neutron's get_default_subnetpool lists pools as the caller):
+    another project's default pool, not shared with the caller, is no
+    default pool to it (400 BadRequest, as when there is none); the owner,
+    and a project an access_as_shared policy names, allocate from it."""
+    pool = _pool(api, ["10.200.0.0/16"], admin=True, project_id="p1", default_prefixlen=24,
+                 is_default=True)
+    api.get(f"/v2.0/subnetpools/{pool['id']}", project="p2", status=404)
+    net = api.network(project="p2")
+    err = _sub(api, net["id"], project="p2", use_default_subnetpool=True, status=400)
+    assert err["type"] == "BadRequest"
+    assert "No default subnetpool found for IPv4" in err["message"]
+    assert api.get(f"/v2.0/subnets?network_id={net['id']}", project="p2",
+                   status=200).data["subnets"] == []
+    own = _sub(api, api.network()["id"], use_default_subnetpool=True)
+    assert own["subnetpool_id"] == pool["id"]
+    api.post("/v2.0/rbac-policies", {"rbac_policy": {
+        "object_type": "subnetpool", "object_id": pool["id"], "action": "access_as_shared",
+        "target_tenant": "p2"}}, status=201)
+    got = _sub(api, net["id"], project="p2", use_default_subnetpool=True)
+    assert got["subnetpool_id"] == pool["id"]
+
+
 def test_default_quota_in_addresses(api):
     p = _pool(api, ["10.6.0.0/16"], default_prefixlen=26, default_quota=128)
     net = api.network()
