@@ -43,7 +43,7 @@ from quantum_ovs.api.definitions.floatingips import (
 )
 from quantum_ovs.api.definitions.provider import NoNetworkAvailable
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import addresses, changelog, gateways, models
+from quantum_ovs.db import addresses, changelog, gateways, models, rbac
 from quantum_ovs.db.resource import Collection
 from quantum_ovs.timeutils import api_time as _ts
 
@@ -380,6 +380,16 @@ class Routers(Collection):
             sub = _row(plugin, s, ctx, "subnets", info["subnet_id"])
             if not sub.gateway_ip:
                 raise bad_router("Subnet for router interface must have a gateway IP")
+            if not ctx.is_admin and sub.project_id != ctx.project_id and \
+                    ctx.project_id not in rbac.targets(s, "network", sub.network_id,
+                                                       rbac.SHARED):
+                # Another project's subnet, seen through the network being
+                # shared with everyone (shared, or a '*' policy) or external:
+                # the router would take its gateway address and the traffic
+                # of everyone on it. Only a policy naming the caller's
+                # project lets it in, as in Neutron (LP 1757482, 1975603).
+                raise bad_router(f"Cannot add interface to router because subnet {sub.id} "
+                                 "is not owned by project making the request")
             self._check_new_subnets(s, router, [sub])
             port = self._new_interface_port(s, ctx, router, sub)
             subnets = [sub]

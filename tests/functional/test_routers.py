@@ -542,3 +542,37 @@ def test_concurrent_overlapping_interfaces_one_wins(l3):
         t.join()
     assert sorted(answers) == [200, 400], answers
     assert len(l3.get(f"/v2.0/ports?device_id={r['id']}", status=200).data["ports"]) == 1
+
+
+def test_an_interface_on_another_projects_subnet_needs_a_policy_naming_the_project(api):
+    """Neutron (LP 1757482, 1975603): a project's router takes another
+    project's subnet only when an access_as_shared policy names the
+    project. A network shared with everyone (shared, or a '*' policy) or
+    external is a 400: the router would take the subnet's gateway address,
+    and with it everyone's traffic there. An admin may."""
+    from tests.functional.test_rbac import _policy
+    router = api.post("/v2.0/routers", {"router": {"name": "r2"}}, project="p2",
+                      status=201).data["router"]
+    add = f"/v2.0/routers/{router['id']}/add_router_interface"
+    public = api.post("/v2.0/networks", {"network": {"name": "pub", "shared": True}},
+                      **ADMIN, status=201).data["network"]
+    ext = api.post("/v2.0/networks", {"network": {"name": "ext", "router:external": True}},
+                   **ADMIN, status=201).data["network"]
+    starred = api.network(project="p1")
+    _policy(api, starred["id"], "*", project="admin-p", admin=True)
+    for i, net in enumerate((public, ext, starred)):
+        sub = api.subnet(net["id"], cidr=f"10.{60 + i}.0.0/24", **ADMIN)
+        r = api.put(add, {"subnet_id": sub["id"]}, project="p2", status=400)
+        assert "is not owned by project making the request" in \
+            r.data["NeutronError"]["message"]
+        assert not api.get(f"/v2.0/ports?device_id={router['id']}", **ADMIN,
+                           status=200).data["ports"]
+    # a policy naming p2: taken
+    named = api.network(project="p1")
+    sub = api.subnet(named["id"], cidr="10.63.0.0/24", project="p1")
+    _policy(api, named["id"], "p2")
+    api.put(add, {"subnet_id": sub["id"]}, project="p2", status=200)
+    # an admin may add the public subnet to p2's router
+    sub = api.get(f"/v2.0/subnets?network_id={public['id']}", **ADMIN,
+                  status=200).data["subnets"][0]
+    api.put(add, {"subnet_id": sub["id"]}, **ADMIN, status=200)
