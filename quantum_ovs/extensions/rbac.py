@@ -15,7 +15,9 @@ This module registers the core ones:
   uses it on its ports and as a remote group).
 
 A policy is made by the object's owner or an administrator (any other
-object id, seen or not, existing or not: 400, as in Neutron).  A
+object id, seen or not, existing or not: 400, as in Neutron), and changed
+by them only (409, as Neutron's update answers that refusal); the
+policy's owner may still delete it.  A
 policy whose removal (or change of target) would take the object away
 from a project that still uses it is 409 RbacPolicyInUse.
 """
@@ -40,6 +42,9 @@ from quantum_ovs.db import changelog, models, rbac
 from quantum_ovs.db.resource import Collection
 
 DEFINITION = definitions.rbac
+
+
+_NOT_OWNER = "Only admins can manipulate policies on objects they do not own"
 
 
 def policy_dict(r):
@@ -70,8 +75,10 @@ class RbacPolicies(Collection):
                 raise InvalidActionForType(action=a["action"], object_type=otype.name,
                                            valid_actions=", ".join(otype.actions))
 
-    def _object(self, s, ctx, otype, object_id):
-        """The object, locked: policies of one object change one at a time."""
+    def _object(self, s, ctx, otype, object_id, refusal=None):
+        """The object, locked: policies of one object change one at a time.
+        ``refusal``: the error when a non-admin does not own it (else 400
+        InvalidInput)."""
         if ctx.is_admin:
             return self.plugin.row(s, None, otype.collection, object_id, lock=True)
         # Not the caller's (another project's, one shared with it, or
@@ -82,9 +89,7 @@ class RbacPolicies(Collection):
                                                model.project_id == ctx.project_id)
                         ).scalars().first()
         if obj is None:
-            raise exceptions.InvalidInput(
-                error_message="Only admins can manipulate policies on objects they do not "
-                              "own")
+            raise refusal or exceptions.InvalidInput(error_message=_NOT_OWNER)
         return self.plugin.row(s, None, otype.collection, object_id, lock=True)
 
     @staticmethod
@@ -132,11 +137,17 @@ class RbacPolicies(Collection):
         return out
 
     def update_row(self, s, ctx, pol, a):
+        # Only an admin or the object's owner changes a policy, as Neutron
+        # checks it before an update (validate_rbac_policy_change): the
+        # policy's owner who does not own the object may delete it, not
+        # point it at another project.  Neutron's update turns a refusal
+        # of that check into 409 RbacPolicyInUse, with it as the details.
+        otype = self._type(pol.object_type)
+        obj = self._object(s, ctx, otype, pol.object_id, refusal=RbacPolicyInUse(
+            object_id=pol.object_id, details=_NOT_OWNER))
         new = a.get("target_tenant", pol.target_tenant)
         if new == pol.target_tenant:
             return
-        otype = self._type(pol.object_type)
-        obj = self.plugin.row(s, None, otype.collection, pol.object_id, lock=True)
         check_target(s, ctx, otype, obj, pol.action, new)
         self._duplicate(s, otype, obj.id, pol.action, new)
         self._check_in_use(s, otype, obj, pol, new_target=new)

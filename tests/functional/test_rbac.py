@@ -104,6 +104,35 @@ def test_crud_filters_fields_paging_and_errors(api):
     assert api.get(P, status=200).data["rbac_policies"] == []
 
 
+def test_the_policys_owner_who_does_not_own_the_object_cannot_retarget_it(api):
+    """Only an admin or the object's owner changes a policy (Neutron's
+    validate_rbac_policy_change before an update; the update answers its
+    refusal as 409 RbacPolicyInUse): a project that owns the policy (an
+    admin made it in that project) but not the object cannot point it at
+    another project; it may still delete it, as in Neutron."""
+    net = api.post("/v2.0/networks", {"network": {"name": "adm"}}, **ADMIN,
+                   status=201).data["network"]
+    pol = api.post(P, {"rbac_policy": {"object_type": "network", "object_id": net["id"],
+                                       "action": "access_as_shared", "target_tenant": "p3",
+                                       "project_id": "p3"}}, **ADMIN,
+                   status=201).data["rbac_policy"]
+    r = api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "p4"}}, project="p3",
+                status=409)
+    err = r.data["NeutronError"]
+    assert err["type"] == "RbacPolicyInUse"
+    assert "Only admins can manipulate policies on objects they do not own" in \
+        err["message"]
+    assert api.get(f"{P}/{pol['id']}", project="p3",
+                   status=200).data["rbac_policy"]["target_tenant"] == "p3"
+    api.get(f"/v2.0/networks/{net['id']}", project="p4", status=404)
+    api.get(f"/v2.0/networks/{net['id']}", project="p3", status=200)
+    # The object's owner (here the admin) retargets it; its owner deletes it.
+    api.put(f"{P}/{pol['id']}", {"rbac_policy": {"target_tenant": "p5"}}, **ADMIN,
+            status=200)
+    api.delete(f"{P}/{pol['id']}", project="p3", status=204)
+    api.get(f"/v2.0/networks/{net['id']}", project="p5", status=404)
+
+
 def test_network_shared_with_one_project(api):
     net = api.network(project="p1", name="a-net")
     sub = api.subnet(net["id"], project="p1")
