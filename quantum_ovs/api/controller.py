@@ -216,7 +216,7 @@ class Controller:
     def _index(self, req, ctx):
         params = req.GET
         fields = set(params.getall("fields")) - {""}
-        filters, special = self._parse_filters(params, ctx)
+        filters, special, tagged = self._parse_filters(params, ctx)
         sorts = self._parse_sorts(params)
         limit, marker, page_reverse = self._parse_paging(params)
         query_sorts = sorts
@@ -229,9 +229,12 @@ class Controller:
         action = f"get_{self.resource}"
         keep = [self.policy.checker(action, ctx)]
         # A filter on an attribute the caller sees on some objects only
-        # matches none of the others, whatever their value.
+        # matches none of the others, whatever their value; a tag filter
+        # (any of the four, not-tags too) is one on ``tags``, else its
+        # answers would tell the tags of an object shared with the caller.
         keep += [self.policy.checker(f"{action}:{k}", ctx)
-                 for k in filters if k in self.guarded_attrs]
+                 for k in [*filters, *(["tags"] if tagged else [])]
+                 if k in self.guarded_attrs]
         # When none of the rules asked of every row reads the row (an
         # admin's listing), the rows need no policy targets (for ports and
         # subnets, each with its network's owner): the first row's answers
@@ -303,15 +306,21 @@ class Controller:
         return not self.policy.check(f"get_{self.resource}:{key}", ctx, own)
 
     def _parse_filters(self, params, ctx):
-        """A filter on an attribute hidden from the caller is refused like
-        one on an attribute that does not exist (its answers would tell
-        the values)."""
+        """The attribute filters, the others (query -> query) and whether
+        a tag filter is among these.  A filter on an attribute hidden from
+        the caller is refused like one on an attribute that does not exist
+        (its answers would tell the values)."""
         filters = {}
         special = []
+        tagged = False
         for key in set(params.keys()) - RESERVED_PARAMS:
             values = params.getall(key)
             if key in TAG_FILTERS:
-                special.append(self._tag_filter(key, values))
+                tags = [t for val in values for t in val.split(",") if t]
+                if tags:
+                    special.append(query.tag_filter(self.plugin.model_of(self.collection),
+                                                    key, tags))
+                    tagged = True
                 continue
             if key == "changed_since":
                 special.append(self._changed_since(values[-1]))
@@ -337,7 +346,7 @@ class Controller:
                     raise _bad(f"Invalid filter value for {key}: '{raw}' is out of range")
                 out.append(val)
             filters[key] = out
-        return filters, special
+        return filters, special, tagged
 
     @staticmethod
     def _fixed_ip_filter(raw):
@@ -366,10 +375,6 @@ class Controller:
         if not hasattr(model, "updated_at"):
             raise _bad(f"changed_since is not supported for {self.collection}")
         return query.changed_since(model, when)
-
-    def _tag_filter(self, key, values):
-        tags = [t for val in values for t in val.split(",") if t]
-        return query.tag_filter(self.plugin.model_of(self.collection), key, tags)
 
     def _parse_sorts(self, params):
         keys = params.getall("sort_key")
