@@ -308,6 +308,10 @@ def test_tags_and_filters(l3):
 
 # ------------------------------------------------------------------ pools
 def test_floatingip_pools_list_the_external_ipv4_subnets(l3):
+    """A pool is an external network's IPv4 subnet, in the caller's project
+    (Neutron's _make_floatingip_pool_dict: context.project_id), not its
+    owner's: a project a network is external to does not learn who owns
+    it."""
     ext_net, ext_sub = _external(l3)
     l3.subnet(ext_net["id"], cidr="2001:db8:9::/64", **ADMIN)
     internal = l3.network()
@@ -315,9 +319,21 @@ def test_floatingip_pools_list_the_external_ipv4_subnets(l3):
     pools = l3.get("/v2.0/floatingip-pools", status=200).data["floatingip_pools"]
     assert pools == [{"subnet_id": ext_sub["id"], "subnet_name": ext_sub["name"],
                       "network_id": ext_net["id"], "cidr": "172.24.4.0/24",
-                      "project_id": "admin-p", "tenant_id": "admin-p"}]
+                      "project_id": "p1", "tenant_id": "p1"}]
     # Neutron's path has a hyphen; the underscore one stays an alias.
     assert l3.get("/v2.0/floatingip_pools", status=200).data["floatingip_pools"] == pools
+    # One external to the caller through an RBAC policy of its owner's.
+    net = l3.network(project="p2")
+    sub = l3.subnet(net["id"], cidr="10.88.0.0/24", project="p2")
+    l3.post("/v2.0/rbac-policies", {"rbac_policy": {
+        "object_type": "network", "object_id": net["id"], "action": "access_as_external",
+        "target_tenant": "p3"}}, project="p2", status=201)
+    pools = l3.get("/v2.0/floatingip-pools", project="p3", status=200).data[
+        "floatingip_pools"]
+    assert {p["subnet_id"] for p in pools} == {ext_sub["id"], sub["id"]}
+    assert {(p["project_id"], p["tenant_id"]) for p in pools} == {("p3", "p3")}
+    assert {p["project_id"] for p in l3.get("/v2.0/floatingip-pools", **ADMIN, status=200)
+            .data["floatingip_pools"]} == {"admin-p"}
 
 
 # ------------------------------------------------------------------ ext-gw-mode
