@@ -129,12 +129,26 @@ class Rule:
     remote_address_group_id: Optional[str] = None
 
 
+def member_address(address: str) -> str:
+    """The one spelling of a security group member's address (a fixed IP,
+    an allowed address pair): a lone address as an address (an allowed
+    address pair of ``10.0.0.5/32`` is the member ``10.0.0.5``, the same
+    as a fixed IP ``10.0.0.5``), a prefix as its network."""
+    if "/" not in address:
+        return str(ipaddress.ip_address(address))
+    net = ipaddress.ip_network(address, strict=False)
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return str(net)
+
+
 @dataclass(frozen=True, slots=True)
 class SecurityGroup:
     id: str
     rules: tuple[Rule, ...] = ()
-    # Addresses of every port (on any host) that is a member of the group;
-    # what remote_group_id rules of other groups match against.
+    # Addresses of every port (on any host) that is a member of the group,
+    # spelled as member_address does; what remote_group_id rules of other
+    # groups match against.
     member_ips: frozenset[str] = frozenset()
 
 

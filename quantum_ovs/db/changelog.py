@@ -11,16 +11,18 @@ import json
 import sqlalchemy as sa
 
 from quantum_ovs.db import models
+from quantum_ovs.model import member_address
 from quantum_ovs.db.session import NOTIFY
 from quantum_ovs.timeutils import utcnow
 
 
 def port_membership(port):
     """(the port's security group ids, its addresses: fixed IPs and
-    allowed address pairs), what its groups' membership depends on."""
+    allowed address pairs, as model.member_address spells them), what its
+    groups' membership depends on."""
     return ({b.security_group_id for b in port.security_group_bindings or ()},
-            {a.ip_address for a in port.fixed_ips or ()} |
-            {p.ip_address for p in port.allowed_address_pairs or ()})
+            {member_address(a.ip_address) for a in port.fixed_ips or ()} |
+            {member_address(p.ip_address) for p in port.allowed_address_pairs or ()})
 
 
 def record(session, resource, obj, op, network_id=None, host=None, before=None,

@@ -214,17 +214,18 @@ def load_rules(s, group_ids):
 
 def load_members(s, group_ids):
     """{group id: its member addresses} (fixed IPs and allowed address
-    pairs of its ports)."""
+    pairs of its ports, as m.member_address spells them: a pair of
+    10.0.0.5/32 and a fixed IP 10.0.0.5 are one member)."""
     members = {g: set() for g in group_ids}
     for chunk in _chunks(group_ids):
         for r in s.execute(sa.select(SGB.security_group_id, A.ip_address)
                            .join(A, A.port_id == SGB.port_id)
                            .where(SGB.security_group_id.in_(chunk))):
-            members[r.security_group_id].add(r.ip_address)
+            members[r.security_group_id].add(r.ip_address)  # (stored canonical)
         for r in s.execute(sa.select(SGB.security_group_id, AAP.ip_address)
                            .join(AAP, AAP.port_id == SGB.port_id)
                            .where(SGB.security_group_id.in_(chunk))):
-            members[r.security_group_id].add(r.ip_address)
+            members[r.security_group_id].add(m.member_address(r.ip_address))
     return {g: frozenset(a) for g, a in members.items()}
 
 
@@ -874,8 +875,9 @@ def _member_changes(s, changes, local, memo, skip=frozenset()):
             continue
         if c.detail is None:
             whole.add(c.resource_id)
-        else:
-            involved.setdefault(c.resource_id, set()).update(json.loads(c.detail))
+        else:  # (rows written before the addresses were canonical too)
+            involved.setdefault(c.resource_id, set()).update(
+                m.member_address(a) for a in json.loads(c.detail))
     groups = ()
     if whole:
         whole = frozenset(whole)
@@ -888,8 +890,10 @@ def _member_changes(s, changes, local, memo, skip=frozenset()):
 
 
 def _members_among(s, group_id, addresses, memo):
-    """Which of ``addresses`` are members of the group now (a fixed IP or
-    an allowed address pair of one of its ports)."""
+    """Which of ``addresses`` (member addresses, m.member_address) are
+    members of the group now (a fixed IP or an allowed address pair of one
+    of its ports; a pair of a lone address may be stored with /32 or
+    /128)."""
     key = ("members_among", group_id, frozenset(addresses))
     if key not in memo:
         found = set()
@@ -897,9 +901,11 @@ def _members_among(s, group_id, addresses, memo):
             found.update(s.execute(
                 sa.select(A.ip_address).join(SGB, SGB.port_id == A.port_id)
                 .where(SGB.security_group_id == group_id, A.ip_address.in_(chunk))).scalars())
-            found.update(s.execute(
+            spelled = list(chunk) + [a + ("/128" if ":" in a else "/32")
+                                     for a in chunk if "/" not in a]
+            found.update(m.member_address(x) for x in s.execute(
                 sa.select(AAP.ip_address).join(SGB, SGB.port_id == AAP.port_id)
                 .where(SGB.security_group_id == group_id,
-                       AAP.ip_address.in_(chunk))).scalars())
+                       AAP.ip_address.in_(spelled))).scalars())
         memo[key] = frozenset(found)
     return memo[key]

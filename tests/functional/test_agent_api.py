@@ -767,3 +767,55 @@ def test_deleting_a_subnet_updates_its_dhcp_ports_for_agents(api):
     assert got == want
     port = {p.id: p for p in got.ports}[dhcp["id"]]
     assert [ip.subnet_id for ip in port.fixed_ips] == [keep["id"]]
+
+
+def test_an_address_pair_of_a_lone_address_is_one_member_with_the_fixed_ip(api):
+    """An allowed address pair 10.x.y.z/32 (or /128) of a port's own fixed IP
+    is the same member as the fixed IP: the views and the deltas spell it
+    once, so the compiler makes one flow of it (two spellings made the same
+    flow twice: a CompileError that stopped every change on the hosts of
+    the group's rules). Dropping the pair leaves the member (the fixed IP
+    still holds it); a pair of another lone address comes and goes."""
+    from quantum_ovs.compiler.engine import Engine
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    web = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                   status=201).data["security_group"]
+    api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": web["id"], "direction": "ingress", "ethertype": "IPv4",
+        "remote_group_id": web["id"]}}, status=201)
+    net = api.network()
+    api.subnet(net["id"], "10.24.0.0/24")
+    bound_port(api, net["id"], HOST_A, security_groups=[web["id"]])
+    member = bound_port(api, net["id"], HOST_B, security_groups=[web["id"]])
+    ip = member["fixed_ips"][0]["ip_address"]
+    api.put(f"/v2.0/ports/{member['id']}", {"port": {"allowed_address_pairs": [
+        {"ip_address": ip + "/32"}, {"ip_address": "10.24.0.77/32"}]}}, status=200)
+    first = state(api, HOST_A)
+    view, rev = wire.view_from_dict(first["view"]), first["revision"]
+    engine = Engine.from_view(view)  # (raised CompileError)
+
+    def members():
+        return {g.id: g.member_ips for g in view.security_groups}[web["id"]]
+
+    def follow():
+        nonlocal view, rev
+        reply = state(api, HOST_A, since=rev, timeout=0)
+        view = (wire.view_from_dict(reply["view"]) if reply["full"] else
+                wire.apply_delta(view, wire.delta_from_dict(reply["delta"])))
+        if not reply["full"]:
+            engine.apply(wire.delta_from_dict(reply["delta"]))
+        rev = reply["revision"]
+        assert canon(view) == canon(wire.view_from_dict(state(api, HOST_A)["view"]))
+
+    assert ip in members() and "10.24.0.77" in members()
+    assert not [a for a in members() if a.endswith("/32")]
+    api.put(f"/v2.0/ports/{member['id']}", {"port": {"allowed_address_pairs": []}},
+            status=200)
+    follow()
+    assert ip in members() and "10.24.0.77" not in members()
+    api.put(f"/v2.0/ports/{member['id']}", {"port": {"allowed_address_pairs": [
+        {"ip_address": ip + "/32"}]}}, status=200)
+    follow()
+    assert ip in members()
+    assert engine.flows() == Engine.from_view(view).flows()

@@ -31,7 +31,6 @@ to the table's drop.
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 
 from quantum_ovs.compiler import cookies
@@ -47,7 +46,7 @@ from quantum_ovs.compiler.rules.common import (
     reg,
 )
 from quantum_ovs.compiler.rules.static import CT_NEW_MATCH, PRIO_CONJ, PRIO_NO_SECURITY
-from quantum_ovs.model import Port, Rule
+from quantum_ovs.model import Port, Rule, member_address
 
 EGRESS = "egress"
 INGRESS = "ingress"
@@ -82,10 +81,7 @@ def conj_key(rule: Rule):
 def address_key(cidr: str) -> str:
     """An address group's CIDR as clause 2's address: a lone address is
     written as one (so that it is the same flow as a member with it)."""
-    net = ipaddress.ip_network(cidr, strict=False)
-    if net.prefixlen == net.max_prefixlen:
-        return str(net.network_address)
-    return str(net)
+    return member_address(cidr)
 
 
 def n_clauses(key) -> int:
