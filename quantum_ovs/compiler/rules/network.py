@@ -28,6 +28,7 @@ from quantum_ovs.model import Network, Subnet
 # The DHCP server address of a subnet without a gateway (the agent's
 # DHCPv4 responder's default server identifier), and the IPv4 resolver.
 DHCP_FALLBACK_SERVER = "169.254.0.1"
+PRIO_DNS_ARP = 101  # above a port's ARP answer (port.arp_flows, 100)
 
 
 def dns_address(subnet: Subnet) -> str | None:
@@ -233,9 +234,12 @@ def network_flows(
             m = mk(rnet, src, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", 133))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))
     # ARP for the link-local DNS address (DHCP gives the instances an
-    # on-link route to it); never a port's or a router's address.
+    # on-link route to it). A port of a tenant's 169.254.0.0/16 subnet may
+    # have that address too: the service's answer is above a port's
+    # (priority 100, the same match: the two made one flow twice, a
+    # CompileError that stopped every change on the host).
     if DHCP_FALLBACK_SERVER in dns and local_ofports:
         m = mk(rnet, FROM_LOCAL, F_ARP, F_ARP_REQ, Field("arp_tpa", DHCP_FALLBACK_SERVER))
-        out.append(Flow(P.SERVICES, 100, m, arp_reply(DHCP_SERVER_MAC, DHCP_FALLBACK_SERVER),
-                        cookie))
+        out.append(Flow(P.SERVICES, PRIO_DNS_ARP, m,
+                        arp_reply(DHCP_SERVER_MAC, DHCP_FALLBACK_SERVER), cookie))
     return out

@@ -75,3 +75,30 @@ def test_no_dhcp_no_dns_punt():
     tracer = Tracer(Engine.from_view(v).flows())
     _, tr = _dns(tracer, v, v.subnets[0].gateway_ip)
     assert not tr.controller
+
+
+def test_a_port_at_the_dns_address_does_not_stop_the_compile():
+    """A tenant's 169.254.0.0/16 subnet may give a port 169.254.0.1, the
+    link-local DNS address: the service's ARP answer wins (the two answers
+    were one flow twice, a CompileError that stopped every change on the
+    host); incrementally too."""
+    from quantum_ovs.compiler.engine import compile_flows
+    from quantum_ovs.model import Delta, FixedIP, Subnet
+    v = _view()
+    sub = Subnet("sub-ll", v.networks[0].id, "169.254.0.0/16", gateway_ip=None)
+    other, squatter = v.local_ports()[0], v.local_ports()[1]
+    moved = dataclasses.replace(squatter, fixed_ips=squatter.fixed_ips + (
+        FixedIP("sub-ll", "169.254.0.1"),))
+    e = Engine.from_view(v)
+    e.apply(Delta(revision=e.revision + 1, subnets=(sub,), ports=(moved,)))
+    assert e.flows() == compile_flows(e.view(), e.alloc)
+    v2 = e.view()
+    Engine.from_view(v2)  # (raised CompileError)
+    tracer = Tracer(e.flows())
+    ofport = dict(v2.chassis.vif_ofports)[other.id]
+    tr = tracer.run({"in_port": ofport, "eth_src": other.mac_address,
+                     "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806, "arp_op": 1,
+                     "arp_spa": other.ips[0], "arp_sha": other.mac_address,
+                     "arp_tpa": "169.254.0.1"})
+    [reply] = [d for d in tr.outputs if d.get("arp_op") == 2]
+    assert reply.get("arp_sha") == "02:71:6f:76:73:01"
