@@ -142,6 +142,11 @@ class UnsupportedPortDeviceOwner(Conflict):
                "port %(port_id)s.")
 
 
+class DeviceIDNotOwnedByTenant(Conflict):
+    message = ("The following device_id %(device_id)s is not owned by your tenant or "
+               "matches another tenants router.")
+
+
 class PortBound(InUse):
     message = ("Unable to complete operation on port %(port_id)s, port is already bound, "
                "port type: %(vif_type)s, old_mac %(old_mac)s, new_mac %(new_mac)s.")

@@ -23,6 +23,7 @@ ENABLED = (
     "quantum_ovs.extensions.provider",
     "quantum_ovs.extensions.binding",
     "quantum_ovs.extensions.agents",
+    "quantum_ovs.extensions.router_interface_ports",
     "quantum_ovs.nova.notifier",
 )
 

@@ -180,6 +180,74 @@ def test_port_update_fields(api):
     assert upd["mac_address"] == "fa:16:3e:00:00:01"
 
 
+ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
+
+
+def test_a_router_interface_port_names_a_router_of_its_own_project(api):
+    """Neutron's _enforce_device_owner_not_router_intf_or_device_id: a
+    non-admin's port with a router interface's device_owner may not name
+    another project's router in device_id (409 DeviceIDNotOwnedByTenant),
+    on a create, a bulk create, or an update that gives it the owner or
+    the id; its own router, or an id that is no router, is fine, and an
+    admin may.  Without the router service plugin any device_id is
+    refused."""
+    theirs = api.post("/v2.0/routers", {"router": {"name": "r1"}}, project="p1",
+                      status=201).data["router"]
+    mine = api.post("/v2.0/routers", {"router": {"name": "r2"}}, project="p2",
+                    status=201).data["router"]
+    net = api.network(project="p2")
+    api.subnet(net["id"], project="p2")
+
+    def port(status, project="p2", admin=False, **kw):
+        r = api.post("/v2.0/ports", {"port": dict(network_id=net["id"], **kw)},
+                     project=project, admin=admin, status=status)
+        return r.data["port"] if status == 201 else r.data["NeutronError"]
+    for owner in ROUTER_INTERFACE_OWNERS:
+        err = port(409, device_id=theirs["id"], device_owner=owner)
+        assert err["type"] == "DeviceIDNotOwnedByTenant"
+        assert theirs["id"] in err["message"]
+    r = api.post("/v2.0/ports", {"ports": [
+        {"network_id": net["id"]},
+        {"network_id": net["id"], "device_id": theirs["id"],
+         "device_owner": "network:router_interface"}]}, project="p2", status=409)
+    assert r.data["NeutronError"]["type"] == "DeviceIDNotOwnedByTenant"
+    assert api.get(f"/v2.0/ports?network_id={net['id']}", project="p2",
+                   status=200).data["ports"] == []
+    port(201, device_id=mine["id"], device_owner="network:router_interface")
+    port(201, device_id="11111111-1111-4111-8111-111111111111",
+         device_owner="network:router_interface")
+    port(201, project="admin-p", admin=True, project_id="p2", device_id=theirs["id"],
+         device_owner="network:router_interface")
+    # Updates: the owner given to a port naming the router, the router
+    # named by a router interface port.
+    named = port(201, device_id=theirs["id"], device_owner="compute:nova")
+    intf = port(201, device_owner="network:router_interface")
+    for p, body in ((named, {"device_owner": "network:router_interface"}),
+                    (intf, {"device_id": theirs["id"]})):
+        r = api.put(f"/v2.0/ports/{p['id']}", {"port": body}, project="p2", status=409)
+        assert r.data["NeutronError"]["type"] == "DeviceIDNotOwnedByTenant"
+        assert api.get(f"/v2.0/ports/{p['id']}", project="p2", status=200).data["port"] == p
+    api.put(f"/v2.0/ports/{intf['id']}", {"port": {"device_id": mine["id"]}}, project="p2",
+            status=200)
+
+
+def test_without_routers_a_router_interface_port_names_no_device(make_api):
+    """Neutron without an L3 plugin: a non-admin's router interface port
+    with any device_id is 409 DeviceIDNotOwnedByTenant (none can be
+    checked); without one it is made."""
+    api = make_api(service_plugins=[])
+    net = api.network()
+    api.subnet(net["id"])
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"], "device_id": "r-1",
+                                          "device_owner": "network:router_interface"}},
+                 status=409)
+    assert r.data["NeutronError"]["type"] == "DeviceIDNotOwnedByTenant"
+    api.port(net["id"], device_owner="network:router_interface")
+    api.port(net["id"], device_id="r-1", device_owner="network:router_interface",
+             admin=True)
+
+
 def test_port_security_and_address_pairs(api):
     net, _ = _net(api)
     p = api.port(net["id"], allowed_address_pairs=[{"ip_address": "10.0.0.200"},
