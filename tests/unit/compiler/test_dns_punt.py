@@ -58,16 +58,21 @@ def test_gatewayless_subnet_too():
 @pytest.mark.parametrize("gateway", [None, "10.0.0.1"])
 def test_link_local_dns_address_answers_arp(gateway):
     v = _view(gateway_ip=gateway)
-    tracer = Tracer(Engine.from_view(v).flows())
     port = v.local_ports()[0]
     ofport = dict(v.chassis.vif_ofports)[port.id]
+    reply = _arp_reply(Tracer(Engine.from_view(v).flows()), port, ofport, "169.254.0.1")
+    assert reply.get("arp_spa") == "169.254.0.1" and reply.get("arp_sha") == "02:71:6f:76:73:01"
+    assert reply.port == ofport
+
+
+def _arp_reply(tracer, port, ofport, target):
+    """The ARP reply the pipeline makes to ``port`` asking for ``target``."""
     tr = tracer.run({"in_port": ofport, "eth_src": port.mac_address,
                      "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806, "arp_op": 1,
                      "arp_spa": port.ips[0], "arp_sha": port.mac_address,
-                     "arp_tpa": "169.254.0.1"})
+                     "arp_tpa": target})
     [reply] = [d for d in tr.outputs if d.get("arp_op") == 2]
-    assert reply.get("arp_spa") == "169.254.0.1" and reply.get("arp_sha") == "02:71:6f:76:73:01"
-    assert reply.port == ofport
+    return reply
 
 
 def test_no_dhcp_no_dns_punt():
@@ -94,11 +99,6 @@ def test_a_port_at_the_dns_address_does_not_stop_the_compile():
     assert e.flows() == compile_flows(e.view(), e.alloc)
     v2 = e.view()
     Engine.from_view(v2)  # (raised CompileError)
-    tracer = Tracer(e.flows())
     ofport = dict(v2.chassis.vif_ofports)[other.id]
-    tr = tracer.run({"in_port": ofport, "eth_src": other.mac_address,
-                     "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806, "arp_op": 1,
-                     "arp_spa": other.ips[0], "arp_sha": other.mac_address,
-                     "arp_tpa": "169.254.0.1"})
-    [reply] = [d for d in tr.outputs if d.get("arp_op") == 2]
+    reply = _arp_reply(Tracer(e.flows()), other, ofport, "169.254.0.1")
     assert reply.get("arp_sha") == "02:71:6f:76:73:01"
