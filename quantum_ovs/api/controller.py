@@ -485,7 +485,7 @@ class Controller:
             # shared with may use it, not change it); a parent the caller
             # cannot see is its 404.
             key, collection, resource = parent
-            owner = self.plugin.get(ctx, collection, out[key])["project_id"]
+            owner = self.plugin.owner(ctx, collection, out[key])
             target = _merged(target, {}, {f"{resource}:project_id": owner,
                                           f"{resource}:tenant_id": owner})
         action = f"create_{self.resource}"

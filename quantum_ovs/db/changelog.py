@@ -21,7 +21,7 @@ def port_membership(port):
     allowed address pairs, as model.member_address spells them), what its
     groups' membership depends on."""
     return ({b.security_group_id for b in port.security_group_bindings or ()},
-            {member_address(a.ip_address) for a in port.fixed_ips or ()} |
+            {a.ip_address for a in port.fixed_ips or ()} |  # (stored canonical)
             {member_address(p.ip_address) for p in port.allowed_address_pairs or ()})
 
 

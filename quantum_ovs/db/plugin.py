@@ -75,11 +75,12 @@ class Plugin(ExtensionPoints):
             return self._for_caller(s, ctx, self.collections[collection],
                                     [self.row(s, ctx, collection, id_)])[0]
 
-    def get_owner_info(self, collection, id_):
-        """The raw row of a resource, unscoped (for policy targets)."""
+    def owner(self, ctx, collection, id_):
+        """The project of the resource ``ctx`` sees (its not-found error
+        otherwise): a child's policy target names its parent's owner. Its
+        columns only, not its API dict (a security group's has every rule)."""
         with self.db.reader() as s:
-            obj = s.get(self.model_of(collection), id_)
-            return None if obj is None else self.to_dict(collection, obj)
+            return self.row(s, ctx, collection, id_, bare=True).project_id
 
     def list(self, ctx, collection, filters=None, sorts=(), limit=None,
              marker=None, special_filters=None):
