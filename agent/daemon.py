@@ -52,7 +52,7 @@ from agent.responders.router import advertisers, router_advertisement
 from agent.settings import Settings  # noqa: F401 (imported from here by callers)
 from agent.state import StateFile
 from quantum_ovs import model as m
-from quantum_ovs.compiler.engine import Engine
+from quantum_ovs.compiler.engine import PORT, PORT_ACL, Engine
 from quantum_ovs.compiler.flow import Output, diff_key_set
 
 LOG = logging.getLogger(__name__)
@@ -82,7 +82,10 @@ class Agent:
         self.channel = None
         self.watcher = None
         self.state = StateFile(settings.state_path, settings.host)
-        self.engine = Engine(settings.host, self.state.load())
+        # isolate: a conflict between flow owners (or an owner the compiler
+        # cannot build) holds back those owners, not every change here
+        self.engine = Engine(settings.host, self.state.load(), isolate=True)
+        self.held: dict = {}  # owner -> why (logged when it changes)
         self.have_view = False  # a full view from the server is loaded
         self.revision = -1  # -1: no view yet (0 is a real revision of an empty cloud)
         self.last_install = None  # the last flow diff installed (for the log)
@@ -96,7 +99,7 @@ class Agent:
         self.threads = []
         self.ready = threading.Event()  # first full sync installed
         self.stats = {"applies": 0, "flow_mods": 0, "resyncs": 0, "full_views": 0,
-                      "deltas": 0}
+                      "deltas": 0, "held_owners": 0}
         self.reconciler = Reconciler(self.stats)
         self.reporter = PortReporter(self.client, self.stop_event,
                                      lambda: self.events.put(("resync-report", None)))
@@ -610,13 +613,20 @@ class Agent:
                 self.last_compile_s += spent[0]
                 if self.engine.desired is before:  # a CompileError: as a failed load()
                     self.have_view = False
+            if d is not None and self.engine.withdrawn:  # sent, then held back
+                out = self.reconciler.install(self.engine.desired,
+                                              {f.key for f in self.engine.withdrawn})
+                if out is None:
+                    return False
         else:
             d = self.last_install = self.reconciler.install(self.engine.desired, touched)
         if d is None:
             return False  # the switch is not connected
         if not d.empty:
             self.state.save(self.engine.alloc)
-        local = {pid for pid, p in self.engine.ports.items() if p.host == self.s.host}
+        held = self._log_held()
+        local = {pid for pid, p in self.engine.ports.items()
+                 if p.host == self.s.host and pid not in held}
         if self.metadata is not None:
             self.installed_ports = ({o: pid for pid, o in self.vifs.items()},
                                     {pid: self.engine.ports[pid] for pid in local})
@@ -627,6 +637,20 @@ class Agent:
             self.ready.set()
             startup.resume_gc()  # (if agent.main paused it for the start)
         return True
+
+
+    def _log_held(self) -> set:
+        """Log the flow owners the engine holds back (and those it no
+        longer does); the ports among them (not reported up)."""
+        now = {o: h[1] for o, h in self.engine.desired.held.items()}
+        if now != self.held:
+            for o in now.keys() - self.held.keys():
+                LOG.error("flows of %s held back, the rest of the host goes on: %s", o, now[o])
+            for o in self.held.keys() - now.keys():
+                LOG.warning("flows of %s no longer held back: installed", o)
+            self.held = now
+        self.stats["held_owners"] = len(now)
+        return {o[1] for o in now if o[0] in (PORT, PORT_ACL)}
 
 
 def _timed(it, spent):

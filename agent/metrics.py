@@ -125,6 +125,10 @@ class _Collector:
                     0.0 if ms is None else ms / 1000)
         yield gauge("quantum_ovs_agent_revision", "Revision of the view the agent has",
                     a.revision)
+        yield gauge("quantum_ovs_agent_flow_owners_held",
+                    "Flow owners (ports, routers, ...) whose flows are held back: they "
+                    "conflict with another's or could not be compiled (logged as errors)",
+                    stats.get("held_owners", 0))
         yield counter("quantum_ovs_agent_flow_mods", "Flow-mods sent to the switch",
                       stats.get("flow_mods", 0))
         yield counter("quantum_ovs_agent_resyncs",

@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from quantum_ovs.compiler import cookies, pipeline
-from quantum_ovs.compiler.desired import CompileError, DesiredFlows
+from quantum_ovs.compiler.desired import CompileError, DesiredFlows, Unbuildable
 from quantum_ovs.compiler.flow import Flow, FlowDiff, diff
 from quantum_ovs.compiler.rules import acl as acl_rules
 from quantum_ovs.compiler.rules import gateway as gw_rules
@@ -124,6 +124,11 @@ class OwnerKind:
     instances: Callable  # Engine method () -> the owners of this kind now (load)
     depends_on: tuple[str, ...]  # Input names whose change can dirty such an owner
     doc: str
+    # An isolating engine (Engine(isolate=True), the agent's) holds back an
+    # owner whose flows conflict with those of an owner of the same or a
+    # higher rank (desired.py): a port conflicting with its network's
+    # flows loses alone, two ports conflicting both lose.
+    rank: int = 0
 
 
 ROUTER_ZONE_PREFIX = "router:"  # Allocations.local_ids key of a router's zone
@@ -183,12 +188,18 @@ def _nat_ends(r: Router) -> tuple:
 
 class Engine:
     def __init__(self, host: str, allocations: Allocations | None = None,
-                 validate: bool = True) -> None:
+                 validate: bool = True, isolate: bool = False) -> None:
         self.host = host
         self.alloc = allocations.copy() if allocations is not None else Allocations()
         self.validate = validate
+        # isolate: a conflict or a failure computing an owner holds back
+        # that owner's flows (desired.held) instead of raising CompileError
+        # (which stops every change on the host): the agent's choice.
+        # Tests keep the default, where a compiler bug raises at once.
+        self.isolate = isolate
         self.stats = Stats()
-        self.desired = DesiredFlows()
+        self.desired = self._new_table()
+        self.withdrawn: tuple[Flow, ...] = ()  # load_flows: yielded, then held back
         self.tunnel_ip = None
         self.revision = 0
         # kind -> bound compute method: the dispatch, read from OWNER_KINDS
@@ -197,10 +208,13 @@ class Engine:
 
     @classmethod
     def from_view(cls, view: HostView, allocations: Allocations | None = None,
-                  validate: bool = True) -> "Engine":
-        e = cls(view.host, allocations, validate)
+                  validate: bool = True, isolate: bool = False) -> "Engine":
+        e = cls(view.host, allocations, validate, isolate)
         e.load(view)
         return e
+
+    def _new_table(self) -> DesiredFlows:
+        return DesiredFlows(_owner_rank if self.isolate else None)
 
     def _reset_state(self) -> None:
         self.networks: dict[str, Network] = {}
@@ -330,15 +344,17 @@ class Engine:
         tuple, every key once over the whole table) as soon as they are
         computed and checked.  The table replaces ``desired`` when the
         iterator is exhausted; a CompileError leaves ``desired`` as it
-        was."""
+        was.  An isolating engine may hold back an owner already yielded
+        (a later one conflicts with it): its flows are ``withdrawn`` then."""
         if chassis is not None:
             self._set_chassis(chassis)
             self._dirty.clear()  # every owner is computed below
         owners = []
         for kind in OWNER_KINDS:
             owners.extend(kind.instances(self))
-        new = DesiredFlows()
+        new = self._new_table()
         compute = self._owner_flows
+        self.withdrawn = ()
         with _gc_paused():
             for owner in owners:
                 flows = compute(owner)
@@ -346,6 +362,8 @@ class Engine:
                 # (an owner may give a flow twice: the table keeps one)
                 yield tuple(flows) if len(new.by_owner.get(owner, ())) == len(flows) \
                     else new.owner_flows(owner)
+        self.withdrawn = tuple(new.withdrawn)
+        new.withdrawn.clear()
         self.desired = new
 
     def update(self, view: HostView) -> FlowDiff:
@@ -983,18 +1001,23 @@ class Engine:
         compute = self._computers.get(owner[0])
         if compute is None:
             raise CompileError(f"undeclared owner kind {owner[0]!r} ({owner})")
-        flows = compute(owner)
-        if self.validate:
-            check = pipeline.validate
-            for f in flows:
-                check(f)
         self.stats.owner_recomputes[owner[0]] += 1
+        try:
+            flows = compute(owner)
+            if self.validate:
+                check = pipeline.validate
+                for f in flows:
+                    check(f)
+        except Exception as e:
+            if not self.isolate:
+                raise
+            return Unbuildable(f"{owner}: {type(e).__name__}: {e}")
         return flows
 
     def _compute_into(self, d: DesiredFlows, owners) -> None:
         compute = self._owner_flows
         computed = [(owner, compute(owner)) for owner in owners]
-        if len(d):
+        if len(d) or d.held:
             for owner, _ in computed:
                 d.remove_owner(owner)
         for owner, flows in computed:
@@ -1323,14 +1346,14 @@ INPUTS: tuple[Input, ...] = (
 OWNER_KINDS: tuple[OwnerKind, ...] = (
     OwnerKind(STATIC_KIND, cookies.KIND_STATIC, (), Engine._compute_static,
               Engine._static_owners, (),
-              "the fixed pipeline: table-miss drops, conntrack plumbing"),
+              "the fixed pipeline: table-miss drops, conntrack plumbing", rank=2),
     OwnerKind(NETWORK, cookies.KIND_NETWORK, ("network_id",), Engine._compute_network,
               Engine._network_owners,
               (NETWORKS, SUBNETS, PORTS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ROUTERS,
                GATEWAY_OFPORTS, ALLOCATIONS),
               "classify from tunnels and patch ports, flooding to the enabled local ports "
               "and the remote hosts, the way out to the remote hosts (REMOTE_OUT: IP "
-              "committed, then the tunnel or the patch port), DHCP punts"),
+              "committed, then the tunnel or the patch port), DHCP punts", rank=1),
     OwnerKind(PORT, cookies.KIND_PORT, ("port_id",), Engine._compute_port,
               Engine._port_owners,
               (PORTS, NETWORKS, REMOTE_HOSTS, VIF_OFPORTS, UPLINK_OFPORTS, ROUTERS,
@@ -1378,12 +1401,18 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               (ROUTERS, NETWORKS, SUBNETS, UPLINK_OFPORTS, GATEWAY_OFPORTS, NEIGHBOURS,
                ALLOCATIONS),
               "an external network: the resolved neighbours' L3_RESOLVE / L2 entries (IPv6: "
-              "also its subnets' gateways) and the metered punt of an unresolved next hop"),
+              "also its subnets' gateways) and the metered punt of an unresolved next hop",
+              rank=1),
     OwnerKind(METADATA, cookies.KIND_METADATA, (), Engine._compute_metadata,
               Engine._metadata_owners, (METADATA_OFPORT,),
               "this host's metadata proxy port: its classification and anti-spoofing, "
-              "ARP / ND answers for 169.254.169.254 and fe80::a9fe:a9fe"),
+              "ARP / ND answers for 169.254.169.254 and fe80::a9fe:a9fe", rank=2),
 )
+_RANKS = {k.name: k.rank for k in OWNER_KINDS}
+
+
+def _owner_rank(owner) -> int:
+    return _RANKS[owner[0]]
 
 
 def _check_graph() -> None:
@@ -1424,6 +1453,7 @@ def describe(fmt: str = "text") -> str:
         out.append(f"      cookie      {k.cookie_kind:#04x} (cookies.KIND_NAMES)")
         out.append(f"      compute     Engine.{k.compute.__name__}")
         out.append(f"      depends on  {', '.join(k.depends_on) or 'nothing'}")
+        out.append(f"      rank        {k.rank} (a conflict holds back the lower)")
         out.extend(textwrap.wrap(k.doc, 76, initial_indent=" " * 6,
                                  subsequent_indent=" " * 6))
     return "\n".join(out) + "\n"

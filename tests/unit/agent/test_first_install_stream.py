@@ -66,23 +66,63 @@ def test_a_full_view_followed_by_a_delta_installs_the_same_in_one_bundle(tmp_pat
     assert streamed.switch == loaded.switch
 
 
-def test_a_compile_error_midway_applies_nothing_and_keeps_no_view(tmp_path):
+def test_a_port_the_compiler_cannot_build_midway_is_held_back_alone(tmp_path):
+    """The agent's engine isolates: the port is held (logged, not reported
+    up), the rest of the table goes in the one bundle, the host goes on."""
     view = _view()
     switch = StreamChannel([])
     a = _agent(tmp_path, switch, view.host)
+    reported = []
+    a.reporter.report = lambda local, vifs: reported.append(set(local))
     real, n = a.engine._computers["port"], []
 
     def failing(owner):
-        n.append(owner)
-        if len(n) == 3:
-            raise CompileError("boom")
+        if a.engine.ports[owner[1]].host == view.host:
+            n.append(owner)
+            if len(n) == 3:
+                raise CompileError("boom")
         return real(owner)
     a.engine._computers["port"] = failing
-    try:
-        _first_sync(a, view)
-    except CompileError:
-        pass
-    else:
-        raise AssertionError("the error was swallowed")
-    assert switch.bundles == [] and switch.switch == {}
-    assert not a.have_view and not a.ready.is_set()  # as when load() failed
+    _first_sync(a, view)
+    bad = n[2][1]
+    assert set(a.engine.desired.held) == {("port", bad)} and a.stats["held_owners"] == 1
+    assert "boom" in a.held[("port", bad)]
+    assert len(switch.bundles) == 1 and frozenset(switch.switch.values()) == a.engine.flows()
+    assert not any(o == ("port", bad) for o in a.engine.desired.owners())
+    assert a.have_view and a.ready.is_set()
+    assert bad not in reported[-1] and reported[-1]
+    # the next change builds it (here: the bug is gone) and it is installed
+    a.engine._computers["port"] = real
+    p = next(p for p in view.ports if p.id == bad)
+    a._handle([("delta", m.Delta(ports=(dataclasses.replace(p, dns_name="again"),),
+                                 revision=view.revision + 1))])
+    assert not a.engine.desired.held and a.stats["held_owners"] == 0
+    assert frozenset(switch.switch.values()) == a.engine.flows()
+    assert bad in reported[-1]
+
+
+def test_an_owner_sent_then_held_back_is_taken_off_the_switch(tmp_path):
+    """The first install streams owners as they are computed: one that a
+    later owner conflicts with was sent already, and is deleted after."""
+    view = _view()
+    switch = StreamChannel([])
+    a = _agent(tmp_path, switch, view.host)
+    real, first = a.engine._computers["port"], []
+
+    def clashing(owner):
+        flows = real(owner)
+        if not first:
+            first.append((owner, flows[0]))
+        elif len(first) == 1 and owner != first[0][0]:  # the next port: one key of the first's
+            first.append(owner)
+            flows = [*flows, dataclasses.replace(first[0][1], actions=())]
+        return flows
+    a.engine._computers["port"] = clashing
+    _first_sync(a, view)
+    (p0, _), p1 = first
+    assert set(a.engine.desired.held) == {p0, p1}
+    assert len(switch.bundles) == 1 and len(switch.sent) == 1  # the stream, then the deletes
+    assert {f.key for f in a.engine.withdrawn} == {f.key for f in switch.sent[0].deletes}
+    assert not switch.sent[0].adds and not switch.sent[0].modifies
+    assert switch.switch == {f.key: f for f in a.engine.flows()}
+    assert a.reconciler.installed == switch.switch
