@@ -76,8 +76,10 @@ agent_opts = [
     cfg.ListOpt("dns_resolvers", default=[],
                 help="Upstream DNS resolvers (address or address:port) the agent "
                      "forwards instances' queries for names that are not of their "
-                     "network to, when their subnet names no dns_nameservers; "
-                     "none: such queries are refused."),
+                     "network to; none: such queries are refused.  The agent asks "
+                     "them from the hypervisor's network namespace: a subnet's "
+                     "dns_nameservers (its owner's choice) are never asked by the "
+                     "agent, DHCP hands them to the instances instead."),
     cfg.PortOpt("metrics_port", default=0,
                 help="Serve the agent's Prometheus metrics (flows installed, "
                      "compile and install times, flow-mods, resyncs, port-ready "

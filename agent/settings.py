@@ -57,7 +57,7 @@ class Settings:
         # agent.metadata.settings.MetadataSettings, or None: no metadata proxy
         self.metadata = metadata
         self.dns_domain = dns_domain  # of networks without a dns_domain
-        self.dns_resolvers = tuple(dns_resolvers)  # upstream, when subnets name none
+        self.dns_resolvers = tuple(dns_resolvers)  # the DNS responder's upstreams
 
     @classmethod
     def from_conf(cls, conf):

@@ -6,21 +6,31 @@ The pipeline punts UDP 53 from a local port to its network's DNS address
 address, which DHCP hands out as the resolver when the subnet names
 none).  The responder answers from the host view:
 
-- A / AAAA for the names of the ports of the asking port's network: a
-  port's ``dns_name`` (relative: in the network's dns_domain, else the
-  agent's ``[DEFAULT] dns_domain``; or fully qualified), or
-  ``host-<address>`` for each address of a port without one.  Names are
-  not unique: a name shared by several ports answers with all their
-  addresses.  A relative name is also answered on its own (``vm1.``)
-  for clients without a search list.
+- A / AAAA for the names of the ports of the asking port's network, all
+  in the network's domain (its dns_domain, else the agent's ``[DEFAULT]
+  dns_domain``): ``<dns_name>.<domain>`` for a relative ``dns_name``; a
+  fully qualified ``dns_name`` only when it ends in the domain; else
+  (a name outside the domain, or no name) ``host-<address>.<domain>``
+  for each address.  No port publishes a name outside its network's
+  domain: the network may be shared, and its ports' names are answered
+  to every instance on it.  Names are not unique: a name shared by
+  several ports answers with all their addresses.  A single-label name
+  is also answered on its own (``vm1.``) for clients without a search
+  list.
 - PTR for the addresses of those ports (in-addr.arpa, ip6.arpa).
-- NXDOMAIN for other names in the network's domain and for addresses of
-  its subnets that no port holds: a name on another network does not
-  resolve.  NOERROR without answers (no data) for a known name and a
-  type it has none of.
-- Anything else is forwarded (``Forwarder``) to the subnet's
-  ``dns_nameservers``, else to the agent's ``[agent] dns_resolvers``, and
-  the upstream answer relayed; with none of either: REFUSED.
+- NXDOMAIN for addresses of the network's subnets that no port holds,
+  and for other names in the domain when it is the operator's (the
+  agent's domain or one under it): a name on another network does not
+  resolve.  Other names under a domain the network's owner chose are
+  forwarded, so that its owner cannot hide a public domain's names from
+  others on the network.  NOERROR without answers (no data) for a known
+  name and a type it has none of.
+- Anything else is forwarded (``Forwarder``) to the operator's ``[agent]
+  dns_resolvers`` and the upstream answer relayed; without any: REFUSED.
+  Never to a subnet's ``dns_nameservers``: the agent asks from the
+  hypervisor's network namespace, and those addresses are the tenant's
+  to choose (127.0.0.53, a management network).  DHCP hands a subnet's
+  own nameservers to its instances, which ask them themselves.
 
 Answers bigger than the client takes (512 bytes without EDNS) are sent
 empty with TC set.  Replies come from the address and MAC the query was
@@ -153,16 +163,24 @@ class Zone:
     """The names of one network's ports."""
 
     domain: str  # with a trailing dot
-    names: Mapping[str, tuple[str, ...]]  # fqdn (and bare relative name) -> addresses
+    names: Mapping[str, tuple[str, ...]]  # fqdn (and bare single label) -> addresses
     reverse: Mapping[str, tuple[str, ...]]  # reverse name -> fqdns
     cidrs: tuple  # the network's subnets (ip_network)
+    # the domain is the operator's: other names in it are NXDOMAIN, not
+    # forwarded
+    authoritative: bool = True
 
     def in_domain(self, qname: str) -> bool:
-        return bool(self.domain) and (qname == self.domain or qname.endswith("." + self.domain))
+        return bool(self.domain) and under(qname, self.domain)
 
     def owns_reverse(self, qname: str) -> bool:
         ip = address_of_reverse(qname)
         return ip is not None and any(ip in c for c in self.cidrs)
+
+
+def under(name: str, domain: str) -> bool:
+    """Is ``name`` ``domain`` or a name below it (both fully qualified)?"""
+    return name == domain or name.endswith("." + domain)
 
 
 def address_of_reverse(qname: str):
@@ -183,9 +201,31 @@ def address_of_reverse(qname: str):
     return None
 
 
+def published_name(dns_name: str, ip: str, domain: str) -> tuple[str, Optional[str]]:
+    """The fully qualified name a port's address is published as, and its
+    single label answered on its own (or None).  Always in ``domain``
+    (the root when there is none): a relative name is put in it, a fully
+    qualified one is taken only when it ends in it, anything else (a
+    name outside the domain, a dotted name without a domain, no name)
+    gives ``host-<address>``.  A relative name with dots (``www.example``)
+    is only ever ``www.example.<domain>``, never ``www.example.``."""
+    dns_name = (dns_name or "").strip().lower()
+    if dns_name.endswith("."):
+        if domain and dns_name != domain and under(dns_name, domain):
+            return dns_name, None
+        dns_name = ""
+    if "." in dns_name and not domain:
+        dns_name = ""
+    host = dns_name or hostname_of(ip)
+    fqdn = f"{host}.{domain}" if domain else host + "."
+    bare = host + "." if "." not in host and fqdn != host + "." else None
+    return fqdn, bare
+
+
 def build_zone(network: model.Network, ports, subnets, default_domain: str) -> Zone:
     """The names of ``ports`` (those of ``network``)."""
-    domain = normalize_domain(network.dns_domain) or normalize_domain(default_domain)
+    own = normalize_domain(default_domain)
+    domain = normalize_domain(network.dns_domain) or own
     names: dict[str, list[str]] = {}
     reverse: dict[str, list[str]] = {}
 
@@ -197,17 +237,10 @@ def build_zone(network: model.Network, ports, subnets, default_domain: str) -> Z
     for p in ports:
         if p.network_id != network.id:
             continue
-        dns_name = (p.dns_name or "").lower()
         for ip in p.ips:
-            if dns_name.endswith("."):
-                fqdn = dns_name
-                bare = None
-            else:
-                host = dns_name or hostname_of(ip)
-                fqdn = f"{host}.{domain}" if domain else host + "."
-                bare = host + "."
+            fqdn, bare = published_name(p.dns_name, ip, domain)
             add(fqdn, ip)
-            if bare is not None and bare != fqdn:
+            if bare is not None:
                 add(bare, ip)
             rev = reverse.setdefault(reverse_name(ip), [])
             if fqdn not in rev:
@@ -215,7 +248,8 @@ def build_zone(network: model.Network, ports, subnets, default_domain: str) -> Z
     cidrs = tuple(ipaddress.ip_network(s.cidr, strict=False) for s in subnets
                   if s.network_id == network.id)
     return Zone(domain, {k: tuple(v) for k, v in names.items()},
-                {k: tuple(v) for k, v in reverse.items()}, cidrs)
+                {k: tuple(v) for k, v in reverse.items()}, cidrs,
+                authoritative=bool(own) and under(domain, own))
 
 
 def _records(name, qtype, addresses):
@@ -248,7 +282,7 @@ def answer(query: W.Query, zone: Zone, max_size: Optional[int] = None) -> Option
         return W.build_response(query, W.NOERROR, [
             W.Record(qname, W.TYPE_PTR, TTL, W.encode_name(f)) for f in zone.reverse[qname]],
             max_size=max_size)
-    if zone.in_domain(qname) or zone.owns_reverse(qname):
+    if (zone.authoritative and zone.in_domain(qname)) or zone.owns_reverse(qname):
         return W.build_response(query, W.NXDOMAIN)
     return None
 
@@ -365,8 +399,10 @@ class DnsResponder:
     """Answers DNS queries punted from local ports.
 
     ``zone_of(network)`` gives the Zone of a network (the agent caches it
-    per view revision); ``resolvers`` are ``[agent] dns_resolvers``;
-    ``forwarder`` relays other names (None: they are refused); ``send``
+    per view revision); ``resolvers`` are ``[agent] dns_resolvers``, the
+    only upstreams (never a subnet's dns_nameservers: see the module's
+    doc); ``forwarder`` relays other names (None, or no resolvers: they
+    are refused); ``send``
     sends a reply frame out of the asking port (given the frame and
     in_port)."""
 
@@ -403,7 +439,7 @@ class DnsResponder:
             self.stats["dns_answers"] = self.stats.get("dns_answers", 0) + 1
             send(reply_frame(d, reply))
             return
-        resolvers = self.upstream(port, subnets)
+        resolvers = self.resolvers
         if not resolvers or self.forwarder is None:
             self.stats["dns_refused"] = self.stats.get("dns_refused", 0) + 1
             send(reply_frame(d, W.build_response(query, W.REFUSED, authoritative=False,
@@ -411,16 +447,3 @@ class DnsResponder:
             return
         self.forwarder.submit(query, d.payload, resolvers,
                               lambda payload: send(reply_frame(d, payload)), limit)
-
-    def upstream(self, port: model.Port, subnets: Mapping[str, model.Subnet]):
-        """The subnets' dns_nameservers (the port's subnets first), else
-        the agent's resolvers."""
-        out = []
-        mine = [subnets[f.subnet_id] for f in port.fixed_ips if f.subnet_id in subnets]
-        others = [s for s in subnets.values() if s.network_id == port.network_id
-                  and s not in mine]
-        for s in mine + others:
-            for a in s.dns_nameservers:
-                if a not in out:
-                    out.append(a)
-        return tuple(out) or self.resolvers

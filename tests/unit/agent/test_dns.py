@@ -93,7 +93,11 @@ def test_shared_name_answers_all_addresses():
 
 def test_port_without_name_and_fqdn_name():
     assert addrs(ask(query("host-10-0-0-13.openstacklocal."))) == ["10.0.0.13"]
-    assert addrs(ask(query("db.example.org."))) == ["10.0.0.14"]
+    # A fully qualified name outside the domain is not published (it would
+    # be answered to every instance on the network): the port is known by
+    # its address, as Neutron names it with the default domain.
+    assert ask(query("db.example.org.")) is None  # not ours: forwarded
+    assert addrs(ask(query("host-10-0-0-14.openstacklocal."))) == ["10.0.0.14"]
 
 
 def test_network_domain_wins_over_the_default():
@@ -122,6 +126,99 @@ def test_unknown_names_of_the_network_and_other_networks():
         dns.rcode.NXDOMAIN
     assert ask(query(dns.reversename.from_address("8.8.8.8"), "PTR")) is None
     assert ask(query("example.com.")) is None
+
+
+# The reviewer's cases (security review: DNS poisoning on a shared network,
+# forwarding to a tenant's choice of upstream).
+class Capture:
+    """A forwarder that records where it was told to send."""
+
+    def __init__(self):
+        self.resolvers = None
+
+    def submit(self, query, payload, resolvers, reply, max_size=None):
+        self.resolvers = tuple(resolvers)
+        return True
+
+
+def test_tenant_chosen_nameserver_is_not_the_agents_upstream():
+    sub = model.Subnet("sub", "net", "10.0.0.0/24", gateway_ip="10.0.0.1",
+                       dns_nameservers=("127.0.0.53", "fd00::53"))
+    fwd = Capture()
+    resp = responder(resolvers=("192.0.2.53",), forwarder=fwd)
+    # to 169.254.0.1, where the pipeline punts whatever DHCP handed out
+    resp.handle(frame4(query("controller.mgmt.internal.").to_wire(), dst="169.254.0.1"),
+                PORTS[0], {"sub": sub, "sub6": SUB6}, NET, lambda f: None)
+    assert fwd.resolvers == ("192.0.2.53",)
+    # The instance gets the subnet's own nameservers from DHCP and asks them.
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), subnets={"sub4": d4.subnet(
+        dns_nameservers=("127.0.0.53",))}, advertise_dns=True))
+    assert r.options[6] == d4.ip4("127.0.0.53")
+
+
+def shared_zone(*named, network=NET, domain="openstacklocal."):
+    victim = port("victim", ["10.0.0.10"])
+    others = [port(f"p{i}", [f"10.0.0.{66 + i}"], name) for i, name in enumerate(named)]
+    return R.build_zone(network, [victim] + others, SUBNETS.values(), domain)
+
+
+def test_a_port_name_outside_the_domain_is_not_answered():
+    """A tenant's port on a shared network named pypi.org. (a fully
+    qualified name) or www.python.org (relative, with dots) answered the
+    other tenants' instances for those names."""
+    z = shared_zone("pypi.org.", "www.python.org", "PyPI.Org.")
+    for name in ("pypi.org.", "www.python.org.", "python.org.", "org."):
+        assert ask(query(name), z) is None, name  # forwarded upstream
+        assert ask(query(name, "AAAA"), z) is None, name
+    # The relative name is in the domain, and only there; the fully
+    # qualified ones are known by their addresses.
+    assert addrs(ask(query("www.python.org.openstacklocal."), z)) == ["10.0.0.67"]
+    assert addrs(ask(query("host-10-0-0-66.openstacklocal."), z)) == ["10.0.0.66"]
+    r = ask(query(dns.reversename.from_address("10.0.0.66"), "PTR"), z)
+    assert [str(x) for rr in r.answer for x in rr] == ["host-10-0-0-66.openstacklocal."]
+    assert all(R.under(n, "openstacklocal.") or "." not in n[:-1] for n in z.names)
+
+
+def test_names_in_the_networks_domain():
+    net = model.Network("net", NET.segment, dns_domain="corp.test.")
+    z = shared_zone("db.corp.test.", "www.python.org", "api.other.test.", "corp.test.",
+                    "vm1", network=net)
+    assert addrs(ask(query("db.corp.test."), z)) == ["10.0.0.66"]
+    assert addrs(ask(query("www.python.org.corp.test."), z)) == ["10.0.0.67"]
+    assert addrs(ask(query("host-10-0-0-68.corp.test."), z)) == ["10.0.0.68"]
+    assert addrs(ask(query("host-10-0-0-69.corp.test."), z)) == ["10.0.0.69"]
+    assert addrs(ask(query("vm1."), z)) == ["10.0.0.70"]  # a single label: also bare
+    for name in ("db.", "www.python.org.", "api.other.test.", "corp.test."):
+        assert ask(query(name), z) is None, name
+    # Without any domain, only single labels are names.
+    z = shared_zone("www.python.org", "vm1", domain="")
+    assert ask(query("www.python.org."), z) is None
+    assert addrs(ask(query("host-10-0-0-66."), z)) == ["10.0.0.66"]
+    assert addrs(ask(query("vm1."), z)) == ["10.0.0.67"]
+
+
+def test_other_names_in_a_domain_the_owner_chose_are_forwarded():
+    """A network's owner setting dns_domain com. hid every other .com name
+    from the instances on it (NXDOMAIN); they are forwarded now.  The
+    operator's domain (and those under it) stays the responder's own."""
+    own = R.build_zone(NET, PORTS, SUBNETS.values(), "openstacklocal.")
+    assert ask(query("nope.openstacklocal."), own).rcode() == dns.rcode.NXDOMAIN
+    com = R.build_zone(model.Network("net", NET.segment, dns_domain="com."), PORTS,
+                       SUBNETS.values(), "openstacklocal.")
+    assert addrs(ask(query("web.com."), com)) == ["10.0.0.11", "10.0.0.12"]
+    assert ask(query("example.com."), com) is None
+    assert ask(query("com.", "SOA"), com) is None
+    # the network's own addresses are still its own
+    assert ask(query(dns.reversename.from_address("10.0.0.99"), "PTR"), com).rcode() == \
+        dns.rcode.NXDOMAIN
+    sub = R.build_zone(model.Network("net", NET.segment, dns_domain="Proj.OpenStackLocal"),
+                       PORTS, SUBNETS.values(), "openstacklocal.")
+    assert ask(query("nope.proj.openstacklocal."), sub).rcode() == dns.rcode.NXDOMAIN
+    fwd = Capture()
+    out = []
+    R.DnsResponder(lambda n: com, resolvers=("192.0.2.53",), forwarder=fwd).handle(
+        frame4(query("example.com.").to_wire()), PORTS[0], SUBNETS, NET, out.append)
+    assert out == [] and fwd.resolvers == ("192.0.2.53",)
 
 
 def test_known_name_other_type_is_nodata():
@@ -333,16 +430,13 @@ def test_forwarded_to_upstream_without_blocking():
         up.close()
 
 
-def test_subnet_nameservers_win_and_dead_upstream_servfails():
+def test_dead_upstream_servfails():
     dead = Upstream(silent=True)
     fwd = R.Forwarder(workers=1, timeout=0.2, budget=0.5)
     try:
-        sub = model.Subnet("sub", "net", "10.0.0.0/24", gateway_ip="10.0.0.1",
-                           dns_nameservers=(dead.addr,))
-        resp = responder(resolvers=("127.0.0.1:9",), forwarder=fwd)
-        assert resp.upstream(PORTS[0], {"sub": sub}) == (dead.addr,)
+        resp = responder(resolvers=(dead.addr,), forwarder=fwd)
         out = []
-        resp.handle(frame4(query("example.com.").to_wire()), PORTS[0], {"sub": sub}, NET,
+        resp.handle(frame4(query("example.com.").to_wire()), PORTS[0], SUBNETS, NET,
                     out.append)
         _wait(out)
         assert dns.message.from_wire(out[0][42:]).rcode() == dns.rcode.SERVFAIL
@@ -350,6 +444,36 @@ def test_subnet_nameservers_win_and_dead_upstream_servfails():
     finally:
         fwd.stop()
         dead.close()
+
+
+def test_subnet_nameservers_are_never_asked_by_the_agent():
+    """A subnet's dns_nameservers are its owner's to choose (127.0.0.53,
+    a management network's server); the agent would ask them from the
+    hypervisor's namespace.  Only the operator's resolvers are asked."""
+    tenant = Upstream()
+    operator = Upstream()
+    fwd = R.Forwarder(workers=1, timeout=1.0, budget=2.0)
+    try:
+        sub = model.Subnet("sub", "net", "10.0.0.0/24", gateway_ip="10.0.0.1",
+                           dns_nameservers=(tenant.addr,))
+        subnets = {"sub": sub}
+        out = []
+        responder(resolvers=(operator.addr,), forwarder=fwd).handle(
+            frame4(query("example.com.").to_wire()), PORTS[0], subnets, NET, out.append)
+        _wait(out)
+        assert addrs(dns.message.from_wire(out[0][42:])) == ["192.0.2.1"]
+        assert operator.seen and not tenant.seen
+        # Without the operator's: refused, the subnet's are still not asked.
+        out = []
+        responder(forwarder=fwd).handle(frame4(query("example.com.").to_wire()), PORTS[0],
+                                        subnets, NET, out.append)
+        assert dns.message.from_wire(out[0][42:]).rcode() == dns.rcode.REFUSED
+        time.sleep(0.2)
+        assert not tenant.seen
+    finally:
+        fwd.stop()
+        tenant.close()
+        operator.close()
 
 
 def test_forwarder_queue_is_bounded():
