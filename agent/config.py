@@ -72,7 +72,9 @@ agent_opts = [
     cfg.BoolOpt("gateway", default=False,
                 help="This host is a gateway host: the server assigns routers' "
                      "external gateways (SNAT) to it.  It needs the external "
-                     "networks' physical networks in bridge_mappings."),
+                     "networks' physical networks in bridge_mappings, and a "
+                     "credential issued for a gateway host "
+                     "(quantum-ovs-agent-credential create --gateway)."),
     cfg.ListOpt("dns_resolvers", default=[],
                 help="Upstream DNS resolvers (address or address:port) the agent "
                      "forwards instances' queries for names that are not of their "

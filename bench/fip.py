@@ -91,7 +91,7 @@ def main(argv=None):
     pinger = None
     try:
         s = Settings(host=HOST, server_url=server.url, ovsdb=ovs.db_remote,
-                     token=server.agent_credential(HOST), datapath_type="netdev",
+                     token=server.agent_credential(HOST, gateway=True), datapath_type="netdev",
                      local_ip="192.0.2.1", tunnel_types=("vxlan",),
                      bridge_mappings={"public": "br-ex"}, of_socket=ovs.listen_socket(),
                      state_path=os.path.join(tmp, "state"), gateway=True)

@@ -139,9 +139,10 @@ class Demo:
                                        "--config-file", conf])
         self.wait_http(server)
         say(f"server         {self.endpoint} (SQLite)  pid {server.pid}")
-        # The agent's own credential: it may act for its host and no other.
+        # The agent's own credential: it may act for its host and no other
+        # (and, granted by --gateway, as a gateway host).
         out = subprocess.run([os.path.join(BIN, "quantum-ovs-agent-credential"),
-                              "--config-file", conf, "create", "--host", HOST],
+                              "--config-file", conf, "create", "--host", HOST, "--gateway"],
                              capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise SystemExit(f"quantum-ovs-agent-credential failed:\n{out.stderr}")

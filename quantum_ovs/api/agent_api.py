@@ -135,10 +135,12 @@ def poll_args(items):
     return since, timeout, ",".join(features).split(",")
 
 
-# Who is asking: the host a per-host credential is for (and its id), or
-# host None for the shared token, which acts for any host.
-Principal = collections.namedtuple("Principal", "host credential_id")
-SHARED = Principal(None, None)
+# Who is asking: the host a per-host credential is for (its id, and whether
+# the operator granted it the gateway role), or host None for the shared
+# token, which acts for any host in any role.
+Principal = collections.namedtuple("Principal", "host credential_id gateway",
+                                   defaults=(False,))
+SHARED = Principal(None, None, True)
 
 
 class LogBudget:
@@ -194,7 +196,7 @@ class AgentAPI:
         if given and shared and hmac.compare_digest(shared.encode(), given.encode()):
             return SHARED
         found = agent_auth.host_of(self.db, given) if given else None
-        return None if found is None else Principal(found[1], found[0])
+        return None if found is None else Principal(found[1], found[0], found[2])
 
     def front(self, app):
         """``app`` (the whole API) behind FastPolls."""
@@ -243,6 +245,13 @@ class AgentAPI:
         confs = body.get("configurations") or {}
         if not isinstance(confs, dict):
             raise exceptions.InvalidInput(error_message="'configurations' must be an object")
+        if confs.get("gateway") and not who.gateway:
+            LOG.warning("agent API: the credential %s of host %r tried to register as a "
+                        "gateway host from %s; refused (not granted: create --gateway)",
+                        who.credential_id, host, req.remote_addr)
+            raise webob.exc.HTTPForbidden(
+                detail="This agent credential was not issued for a gateway host "
+                       "(quantum-ovs-agent-credential create --gateway)")
         tunnel_ip = body.get("tunnel_ip")
         if tunnel_ip is not None:
             tunnel_ip = validators.ip_address(tunnel_ip)

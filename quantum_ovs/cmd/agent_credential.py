@@ -1,12 +1,14 @@
 """quantum-ovs-agent-credential: per-host agent credentials.
 
-    quantum-ovs-agent-credential --config-file quantum-ovs.conf create --host H
+    quantum-ovs-agent-credential --config-file quantum-ovs.conf create --host H [--gateway]
     quantum-ovs-agent-credential --config-file quantum-ovs.conf list [--host H] [--all]
     quantum-ovs-agent-credential --config-file quantum-ovs.conf revoke (--host H | --id ID)
 
 ``create`` prints the new token alone on stdout (it is not stored and
 cannot be shown again; put it in the agent's ``[server] token``) and what
-was issued on stderr.  A revocation holds for the next request to any
+was issued on stderr.  ``--gateway`` grants the gateway role: only then may
+the agent register with ``[agent] gateway = true`` (a gateway host serves
+routers' SNAT and sees the networks behind them).  A revocation holds for the next request to any
 server process.  The command talks to the database directly: whoever may
 run it can already read every host's view there.
 """
@@ -20,7 +22,7 @@ from quantum_ovs.db import agent_auth, migration
 
 
 def _table(rows):
-    cols = ["id", "host", "created_at", "revoked_at", "description"]
+    cols = ["id", "host", "gateway", "created_at", "revoked_at", "description"]
     cells = [cols] + [[str(r[c] if r[c] is not None else "-") for c in cols] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
@@ -39,6 +41,8 @@ def main(argv=None):
     create = sub.add_parser("create", help="issue a credential for one host")
     create.add_argument("--host", required=True)
     create.add_argument("--description", default="")
+    create.add_argument("--gateway", action="store_true",
+                        help="the host is a gateway host (its agent may register as one)")
     lst = sub.add_parser("list", help="list credentials (live ones unless --all)")
     lst.add_argument("--host")
     lst.add_argument("--all", action="store_true", help="include revoked credentials")
@@ -59,7 +63,7 @@ def main(argv=None):
         if conf.database.auto_migrate:
             migration.upgrade(db.engine)  # as the server would at start
         if args.command == "create":
-            cred, token = agent_auth.create(db, args.host, args.description)
+            cred, token = agent_auth.create(db, args.host, args.description, args.gateway)
             if args.json:
                 print(json.dumps(dict(cred, token=token)))
             else:

@@ -7,6 +7,9 @@ only its SHA-256 digest (a slow password hash buys nothing against a
 secret this long, and a fast one keeps the per-request lookup to one
 indexed query).  Revoking sets ``revoked_at``: the next request with that
 token is refused by every server process, since nothing caches the answer.
+A credential issued with ``gateway`` lets its agent register as a gateway
+host too (the operator's grant: a gateway host sees the networks of every
+router it serves).
 """
 
 import hashlib
@@ -28,13 +31,14 @@ def digest(token):
 
 def to_dict(c):
     return {"id": c.id, "host": c.host, "description": c.description,
-            "created_at": agent_time(c.created_at),
+            "gateway": bool(c.gateway), "created_at": agent_time(c.created_at),
             "revoked_at": agent_time(c.revoked_at)}
 
 
-def create(db, host, description=""):
-    """Issue a credential for ``host``; returns (its dict, the token).
-    The token is not stored and cannot be shown again."""
+def create(db, host, description="", gateway=False):
+    """Issue a credential for ``host`` (a gateway host's if ``gateway``);
+    returns (its dict, the token).  The token is not stored and cannot be
+    shown again."""
     if not isinstance(host, str) or not host or len(host) > 255:
         raise ValueError("host must be a non-empty string of at most 255 characters")
     token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -42,7 +46,8 @@ def create(db, host, description=""):
     def txn(s):
         c = models.AgentCredential(id=str(uuid.uuid4()), host=host,
                                    token_hash=digest(token),
-                                   description=description or "", created_at=utcnow())
+                                   description=description or "", created_at=utcnow(),
+                                   gateway=bool(gateway))
         s.add(c)
         s.flush()
         return to_dict(c)
@@ -83,13 +88,14 @@ def revoke(db, host=None, credential_id=None):
 
 
 _C = models.AgentCredential
-_BY_HASH = sa.select(_C.id, _C.host).where(_C.token_hash == sa.bindparam("h"),
+_BY_HASH = sa.select(_C.id, _C.host, _C.gateway).where(_C.token_hash == sa.bindparam("h"),
                                            _C.revoked_at.is_(None))
 _BY_ID = sa.select(_C.host).where(_C.id == sa.bindparam("id"), _C.revoked_at.is_(None))
 
 
 def host_of(db, token):
-    """(credential id, host) of a live credential with this token, or None.
+    """(credential id, host, gateway) of a live credential with this token,
+    or None.
     One query on the unique token_hash index, on a bare connection (an ORM
     session costs three times as much); no cache: a revocation committed
     by any process is seen by the next request."""
@@ -97,7 +103,7 @@ def host_of(db, token):
         return None
     with db.engine.connect() as conn:
         row = conn.execute(_BY_HASH, {"h": digest(token)}).first()
-    return None if row is None else (row.id, row.host)
+    return None if row is None else (row.id, row.host, bool(row.gateway))
 
 
 def host_of_id(db, credential_id):

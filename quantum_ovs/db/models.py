@@ -413,6 +413,9 @@ class AgentCredential(Base):
     description: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    # The operator grants the gateway role (create --gateway): an agent may
+    # register as a gateway host (see routed networks, serve SNAT) only so.
+    gateway: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     __table_args__ = (UniqueConstraint("token_hash",
                                        name="uniq_agent_credentials0token_hash"),)
 

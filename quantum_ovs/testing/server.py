@@ -116,14 +116,14 @@ class ServerProcess:
     def url(self):
         return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
 
-    def agent_credential(self, host):
+    def agent_credential(self, host, gateway=False):
         """A new credential (token) for ``host``'s agent in this server's
-        database (quantum-ovs-agent-credential create)."""
+        database (quantum-ovs-agent-credential create [--gateway])."""
         from quantum_ovs.db import agent_auth
         from quantum_ovs.db.session import Database
         db = Database(self.db_url)
         try:
-            return agent_auth.create(db, host)[1]
+            return agent_auth.create(db, host, gateway=gateway)[1]
         finally:
             db.dispose()
 

@@ -38,10 +38,10 @@ class AgentAs:
     def _h(self):
         return {"X-Agent-Token": self.token}
 
-    def register(self, host, tunnel_ip, status=200):
+    def register(self, host, tunnel_ip, status=200, **confs):
         return self.api.post(AGENTS, {"host": host, "tunnel_ip": tunnel_ip, "started": True,
                                       "configurations": {"tunnel_types": ["vxlan"],
-                                                         "bridge_mappings": {}}},
+                                                         "bridge_mappings": {}, **confs}},
                              headers=self._h(), status=status)
 
     def state(self, host, since=-1, timeout=0, status=200):
@@ -310,8 +310,8 @@ def test_credential_command(db_url, make_api):
     token = cli("create", "--host", HOST_A, "--description", "rack 3").stdout.strip()
     assert len(token) >= 40 and "\n" not in token
     listed = json.loads(cli("--json", "list").stdout)
-    assert [(c["host"], c["description"], c["revoked_at"]) for c in listed] == [
-        (HOST_A, "rack 3", None)]
+    assert [(c["host"], c["description"], c["revoked_at"], c["gateway"]) for c in listed] == [
+        (HOST_A, "rack 3", None, False)]
     assert token not in json.dumps(listed) and agent_auth.digest(token) not in json.dumps(listed)
     api = make_api()
     api.plugin.conf.set_override("token", "", group="agent_api")
@@ -324,6 +324,98 @@ def test_credential_command(db_url, make_api):
     assert json.loads(cli("--json", "list").stdout) == []
     assert len(json.loads(cli("--json", "list", "--all").stdout)) == 1
     assert cli("revoke", check=False).returncode == 2
+    # --gateway: the operator grants the gateway role
+    gw = AgentAs(api, cli("create", "--host", "gw-1", "--gateway").stdout.strip())
+    gw.register("gw-1", "192.0.2.9", gateway=True)
+    assert [c["gateway"] for c in json.loads(cli("--json", "list", "--host", "gw-1").stdout)] \
+        == [True]
+    assert "gateway" in cli("list").stdout.splitlines()[0]
+
+
+def _routed_elsewhere(api):
+    """Another project's private network, a port on it bound to B, routed
+    out by that project's router (an external network's gateway)."""
+    ext = api.post("/v2.0/networks", {"network": {"name": "public", "router:external": True}},
+                   status=201, project="admin-p", admin=True).data["network"]
+    api.subnet(ext["id"], cidr="172.24.4.0/24", project="admin-p", admin=True)
+    net = api.network(name="victim", project="p2")
+    sub = api.subnet(net["id"], "10.99.0.0/24", project="p2")
+    port = bound_port(api, net["id"], HOST_B, project_id="p2")
+    r = api.post("/v2.0/routers", {"router": {"name": "r2", "external_gateway_info": {
+        "network_id": ext["id"]}}}, project="p2", status=201).data["router"]
+    api.put(f"/v2.0/routers/{r['id']}/add_router_interface", {"subnet_id": sub["id"]},
+            project="p2", status=200)
+    return net, port, r
+
+
+@pytest.fixture
+def l3_cloud(make_api):
+    api = make_api(service_plugins=["router"])
+    api.plugin.conf.set_override("token", "", group="agent_api")
+    return api
+
+
+def test_only_a_credential_granted_the_gateway_role_registers_a_gateway_host(l3_cloud, caplog):
+    """A gateway host serves routers' SNAT and sees the networks behind
+    them with every port: a compromised hypervisor must not make itself
+    one (found by review: it did, with its own credential, and read
+    another project's ports).  The operator grants the role
+    (quantum-ovs-agent-credential create --gateway)."""
+    from quantum_ovs.db import gateways
+    api = l3_cloud
+    a = AgentAs(api, agent_auth.create(api.db, HOST_A)[1])
+    b = AgentAs(api, agent_auth.create(api.db, HOST_B)[1])
+    a.register(HOST_A, "192.0.2.1")
+    b.register(HOST_B, "192.0.2.2")
+    net, port, r = _routed_elsewhere(api)
+    with caplog.at_level(logging.WARNING, "quantum_ovs.api.agent_api"):
+        refused = a.register(HOST_A, "192.0.2.1", gateway=True, status=403).data
+    assert refused["NeutronError"]["type"] == "HTTPForbidden"
+    assert "not issued for a gateway host" in refused["NeutronError"]["message"]
+    assert "tried to register as a gateway host" in caplog.text
+    seen = json.dumps(a.state(HOST_A).data)
+    assert port["id"] not in seen and net["id"] not in seen and port["mac_address"] not in seen
+    with api.db.reader() as s:
+        assert HOST_A not in gateways.hosts_of(s, r["id"])
+    assert not agent_row(api, HOST_A)["configurations"].get("gateway")
+    # granted: the same host, a credential issued with the role
+    g = AgentAs(api, agent_auth.create(api.db, HOST_A, gateway=True)[1])
+    g.register(HOST_A, "192.0.2.1", gateway=True)
+    with api.db.reader() as s:
+        assert gateways.hosts_of(s, r["id"]) == [HOST_A]
+    assert port["id"] in json.dumps(g.state(HOST_A).data)
+    # the old credential (no role) may still act for its host, as no gateway
+    a.state(HOST_A)
+
+
+def test_the_migration_keeps_the_role_of_hosts_that_are_gateways(tmp_path):
+    """Credentials issued before 0017 carry no role: those of hosts
+    registered as gateway hosts get it (an upgrade stops no gateway)."""
+    import sqlalchemy as sa
+
+    from quantum_ovs.db import migration
+    url = f"sqlite:///{tmp_path}/m.sqlite"
+    engine = sa.create_engine(url)
+    try:
+        migration.upgrade(engine, "0016_default_sg_rules")
+        with engine.begin() as c:
+            for n, (host, confs) in enumerate([("gw", '{"gateway": true, "x": 1}'),
+                                               ("hv", '{"gateway": false}')]):
+                c.execute(sa.text(
+                    "INSERT INTO agents (id, agent_type, binary, topic, host, admin_state_up, "
+                    "description, created_at, started_at, heartbeat_timestamp, configurations) "
+                    "VALUES (:id, 'Open vSwitch agent', 'b', 't', :h, 1, '', '2026-01-01', "
+                    "'2026-01-01', '2026-01-01', :c)"), {"id": f"a{n}", "h": host, "c": confs})
+                c.execute(sa.text(
+                    "INSERT INTO agent_credentials (id, host, token_hash, description, "
+                    "created_at) VALUES (:id, :h, :t, '', '2026-01-01')"),
+                    {"id": f"c{n}", "h": host, "t": f"{n:064d}"})
+        migration.upgrade(engine)
+        with engine.connect() as c:
+            got = dict(c.execute(sa.text("SELECT host, gateway FROM agent_credentials")).all())
+        assert {h: bool(v) for h, v in got.items()} == {"gw": True, "hv": False}
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------- TLS

@@ -64,7 +64,8 @@ def cloud(tmp_path_factory):
         # its gateway.
         for h in sorted(cluster.hosts, key=lambda h: h.name not in GATEWAYS):
             s = Settings(host=h.name, server_url=server.url, ovsdb=h.ovs.db_remote,
-                         token=server.agent_credential(h.name), datapath_type="netdev",
+                         token=server.agent_credential(h.name, gateway=h.name in GATEWAYS),
+                         datapath_type="netdev",
                          local_ip=h.tunnel_ip, tunnel_types=("vxlan",),
                          bridge_mappings=h.physnets, of_socket=h.ovs.listen_socket(),
                          state_path=os.path.join(state, h.name), report_interval=5,
