@@ -12,6 +12,16 @@ one, as nova requires).  Ports are made on the instance's behalf with
 device_id = instance uuid, device_owner = compute:<az> and
 binding:host_id = host.  If any step fails, every port this call created
 is deleted and every adopted port is given back as it was.
+
+An instance is confined to its project, as nova confines it: a network
+it is given must be its project's own or shared with it (networks are
+read as that project, so the server's policy decides what it sees; one
+of another project is 404 NetworkNotFound, an external network neither
+its own nor shared is 403 ExternalNetworkAttachForbidden), a port it is
+given must be its project's (else PortNotUsable) and not another
+device's (PortInUse), and its ports are those of its project whose
+device_id is its uuid.  The admin role (the service's) is used only for
+what needs it: a port's binding, reading ports' binding details.
 """
 
 import http.client
@@ -48,6 +58,26 @@ class PortInUse(NetworkError):
         super().__init__(409, "PortInUse", f"Port {port_id} is still in use.")
 
 
+class PortNotUsable(NetworkError):
+    """A requested port of another project than the instance's."""
+
+    def __init__(self, port_id, project_id):
+        super().__init__(400, "PortNotUsable",
+                         f"Port {port_id} is not usable by project {project_id}.")
+
+
+class ExternalNetworkAttachForbidden(NetworkError):
+    def __init__(self, network_id):
+        super().__init__(403, "ExternalNetworkAttachForbidden",
+                         f"External network {network_id} is neither the project's "
+                         f"own nor shared with it.")
+
+
+def _network_not_found(network_id):
+    # What the server answers the project for a network it cannot see.
+    return NetworkError(404, "NetworkNotFound", f"Network {network_id} could not be found.")
+
+
 def _get(obj, name, default=None):
     if isinstance(obj, dict):
         return obj.get(name, default)
@@ -65,15 +95,20 @@ class NetworkAPI:
         self._dns_integration = None  # the server advertises dns-integration
 
     # ------------------------------------------------------------ transport
-    def _request(self, method, path, body=None, ctx=None, admin=True):
+    def _request(self, method, path, body=None, ctx=None, admin=True, project=None):
+        """As the service (admin), or, admin=False, as ``project``: with
+        noauth its X-Project-Id and no admin role; with keystone the
+        user's token in ``ctx`` when there is one, else the service's
+        (whose reads the callers check themselves)."""
         headers = {"Accept": "application/json"}
-        token = _get(ctx, "auth_token") if ctx is not None else None
-        if self.token or token:
-            headers["X-Auth-Token"] = self.token or token
-        project = _get(ctx, "project_id") if ctx is not None else None
+        user_token = _get(ctx, "auth_token") if ctx is not None else None
+        token = (self.token or user_token) if admin else (user_token or self.token)
+        if token:
+            headers["X-Auth-Token"] = token
+        if project is None and ctx is not None:
+            project = _get(ctx, "project_id")
         headers["X-Project-Id"] = project or self.service_project
-        if admin:
-            headers["X-Roles"] = "admin"
+        headers["X-Roles"] = "admin" if admin else "member"
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -108,6 +143,10 @@ class NetworkAPI:
     def _get_json(self, path, ctx=None):
         return self._request("GET", path, ctx=ctx)
 
+    def _get_as(self, project, path, ctx=None):
+        """A read as ``project`` (not admin)."""
+        return self._request("GET", path, ctx=ctx, admin=False, project=project)
+
     # ------------------------------------------------------------ helpers
     def _requested(self, requested_networks):
         out = []
@@ -119,42 +158,90 @@ class NetworkAPI:
                 out.append(r[:3])
         return out
 
-    def _available_networks(self, project_id):
+    @staticmethod
+    def _project(context, instance=None):
+        project = _get(instance, "project_id") if instance is not None else None
+        project = project or _get(context, "project_id")
+        if not project:
+            raise NetworkError(400, "InvalidInput", "the instance has no project")
+        return project
+
+    def _available_networks(self, context, project_id):
         q = urllib.parse.urlencode({"project_id": project_id})
-        own = self._get_json(f"/v2.0/networks?{q}")["networks"]
-        shared = self._get_json("/v2.0/networks?shared=true")["networks"]
-        nets = {n["id"]: n for n in own + shared if not n.get("router:external")}
+        own = self._get_as(project_id, f"/v2.0/networks?{q}", context)["networks"]
+        shared = self._get_as(project_id, "/v2.0/networks?shared=true", context)["networks"]
+        nets = {n["id"]: n for n in own + shared
+                if not n.get("router:external") and self._usable(n, project_id)}
         return list(nets.values())
+
+    def _usable(self, net, project_id, rbac=False):
+        """Whether ``net`` is ``project_id``'s own or shared with it.
+        ``shared`` reads true for a project a network is shared with;
+        read with the service's token it is the service's view, so
+        ``rbac`` asks for a policy sharing it with the project."""
+        if net.get("project_id", net.get("tenant_id")) == project_id or net.get("shared"):
+            return True
+        if not rbac:
+            return False
+        q = urllib.parse.urlencode({"object_type": "network", "object_id": net["id"],
+                                    "action": "access_as_shared"})
+        try:
+            policies = self._get_json(f"/v2.0/rbac-policies?{q}")["rbac_policies"]
+        except NetworkError as e:
+            if e.status == 404:  # no RBAC policies here
+                return False
+            raise
+        return any(p.get("target_tenant") in (project_id, "*") for p in policies)
+
+    def _network(self, context, project_id, net_id):
+        """The requested network, if the instance's project may use it."""
+        net = self._get_as(project_id, f"/v2.0/networks/{urllib.parse.quote(str(net_id))}",
+                           context)["network"]
+        if self._usable(net, project_id, rbac=True):
+            return net
+        if net.get("router:external"):
+            raise ExternalNetworkAttachForbidden(net_id)
+        raise _network_not_found(net_id)
+
+    def _port(self, project_id, port_id, uuid=None):
+        """The requested port, if it is the instance's project's and no
+        other device's (read as the service: its binding is given back
+        as it was if the allocation fails)."""
+        port = self._get_json(f"/v2.0/ports/{urllib.parse.quote(str(port_id))}")["port"]
+        if port.get("project_id", port.get("tenant_id")) != project_id:
+            raise PortNotUsable(port_id, project_id)
+        if port.get("device_id") and (uuid is None or port["device_id"] != uuid):
+            raise PortInUse(port_id)
+        return port
 
     def validate_networks(self, context, requested_networks, num_instances=1):
         """How many instances the requested networks can serve (0 = none)."""
+        project = self._project(context)
         reqs = self._requested(requested_networks)
         if not reqs:
-            nets = self._available_networks(_get(context, "project_id"))
+            nets = self._available_networks(context, project)
             if len(nets) > 1:
                 raise NetworkAmbiguous()
             return num_instances
         for net_id, fixed_ip, port_id in reqs:
             if port_id:
-                port = self._get_json(f"/v2.0/ports/{port_id}")["port"]
-                if port.get("device_id"):
-                    raise PortInUse(port_id)
+                self._port(project, port_id)
                 if num_instances > 1:
                     raise NetworkError(400, "InvalidInput",
                                        "one port cannot serve several instances")
             else:
-                self._get_json(f"/v2.0/networks/{net_id}")
+                self._network(context, project, net_id)
         return num_instances
 
     # ------------------------------------------------------------ allocate
     def allocate_for_instance(self, context, instance, requested_networks=None, host=None,
                               security_groups=None):
         uuid = _get(instance, "uuid")
-        project = _get(instance, "project_id") or _get(context, "project_id")
+        project = self._project(context, instance)
         az = _get(instance, "availability_zone") or "nova"
         reqs = self._requested(requested_networks)
         if not reqs:
-            nets = self._available_networks(project)
+            nets = self._available_networks(context, project)
             if len(nets) > 1:
                 raise NetworkAmbiguous()
             reqs = [(n["id"], None, None) for n in nets]
@@ -168,9 +255,7 @@ class NetworkAPI:
         try:
             for net_id, fixed_ip, port_id in reqs:
                 if port_id:
-                    port = self._get_json(f"/v2.0/ports/{port_id}")["port"]
-                    if port.get("device_id") and port["device_id"] != uuid:
-                        raise PortInUse(port_id)
+                    port = self._port(project, port_id, uuid)
                     keys = ("device_id", "device_owner", "binding:host_id")
                     update = dict(binding)
                     if dns_name and "dns_name" in port and not port["dns_name"]:
@@ -180,6 +265,7 @@ class NetworkAPI:
                     adopted.append((port_id, before))
                     self._request("PUT", f"/v2.0/ports/{port_id}", {"port": update})
                 else:
+                    self._network(context, project, net_id)
                     body = dict(binding, network_id=net_id, project_id=project)
                     if dns_name:
                         body["dns_name"] = dns_name
@@ -222,9 +308,8 @@ class NetworkAPI:
 
     def deallocate_for_instance(self, context, instance, requested_port_ids=()):
         """Delete the instance's ports; ports the user made are detached."""
-        uuid = _get(instance, "uuid")
         keep = set(requested_port_ids or ())
-        for port in self._ports_of(uuid):
+        for port in self._ports_of(context, instance):
             if port["id"] in keep:
                 detach = {"device_id": "", "device_owner": "", "binding:host_id": ""}
                 if port.get("dns_name"):
@@ -237,14 +322,18 @@ class NetworkAPI:
                 if e.status != 404:
                     raise
 
-    def _ports_of(self, uuid):
-        q = urllib.parse.urlencode({"device_id": uuid})
+    def _ports_of(self, context, instance):
+        """The instance's ports: its project's with its uuid as device_id
+        (another project may name any device).  Read as the service, for
+        their binding details."""
+        q = urllib.parse.urlencode({"device_id": _get(instance, "uuid"),
+                                    "project_id": self._project(context, instance)})
         return self._get_json(f"/v2.0/ports?{q}")["ports"]
 
     # ------------------------------------------------------------ nw info
     def get_instance_nw_info(self, context, instance):
         """The instance's network info: one dict per VIF, in nova's shape."""
-        ports = sorted(self._ports_of(_get(instance, "uuid")),
+        ports = sorted(self._ports_of(context, instance),
                        key=lambda p: p["created_at"] + p["id"])
         nets, subnets = {}, {}
         vifs = []

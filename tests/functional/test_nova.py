@@ -9,7 +9,14 @@ import uuid
 
 import pytest
 
-from quantum_ovs.nova.api import NetworkAPI, NetworkError, NetworkAmbiguous, PortInUse
+from quantum_ovs.nova.api import (
+    ExternalNetworkAttachForbidden,
+    NetworkAmbiguous,
+    NetworkAPI,
+    NetworkError,
+    PortInUse,
+    PortNotUsable,
+)
 from quantum_ovs.testing.server import ServerProcess
 
 PROJECT = "proj-nova"
@@ -239,3 +246,127 @@ def test_ports_are_named_after_the_instance_hostname(server):
     odd = dict(instance(), hostname="not_a_label")
     api.allocate_for_instance(CTX, odd, [{"network_id": net["id"]}])
     assert [p["dns_name"] for p in ports_of(server, odd)] == [""]
+
+
+# ------------------------------------------------------------ confinement
+# An instance is confined to its project, as nova confines it: its
+# networks are its project's own or shared with it, a port it is given is
+# its project's, and its ports are its project's with its uuid as device.
+
+def tenant(server, method, path, body=None, project="p-victim"):
+    return call(server, method, path, body, project=project, admin=False)
+
+
+def private_net(server, project, cidr):
+    net = tenant(server, "POST", "/v2.0/networks", {"network": {"name": project + "-net"}},
+                 project=project)["network"]
+    tenant(server, "POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": cidr, "ip_version": 4}}, project=project)
+    return net
+
+
+def hook(server, reads):
+    """The hook reading networks as the instance's project (noauth, or
+    keystone with the user's token), or as the service (keystone with
+    only the service's token: the hook's own checks alone confine)."""
+    api = NetworkAPI(server.url)
+    if reads == "as-service":
+        api._get_as = lambda project, path, ctx=None: api._get_json(path)
+    return api
+
+
+@pytest.mark.parametrize("reads", ["as-project", "as-service"])
+def test_an_instance_gets_no_port_on_another_projects_network(server, reads):
+    api = hook(server, reads)
+    victim_net = private_net(server, "p-victim", "10.77.0.0/24")
+    ext = call(server, "POST", "/v2.0/networks", {"network": {
+        "name": "public", "router:external": True}}, project="admin-p")["network"]
+    call(server, "POST", "/v2.0/subnets", {"subnet": {
+        "network_id": ext["id"], "cidr": "172.24.4.0/24", "ip_version": 4}},
+        project="admin-p")
+    own = private_net(server, "p-attacker", "10.88.0.0/24")
+    ctx = {"project_id": "p-attacker"}
+    inst = {"uuid": str(uuid.uuid4()), "project_id": "p-attacker"}
+    # Another project's private network: as the server answers that project
+    # (the port made on its own network first is deleted again).
+    for request in ([{"network_id": victim_net["id"]}],
+                    [(own["id"], None, None), (victim_net["id"], None, None)]):
+        with pytest.raises(NetworkError) as e:
+            api.validate_networks(ctx, request)
+        assert (e.value.status, e.value.type) == (404, "NetworkNotFound")
+        with pytest.raises(NetworkError) as e:
+            api.allocate_for_instance(ctx, inst, request, host="compute-1")
+        assert (e.value.status, e.value.type) == (404, "NetworkNotFound")
+    # An external network neither its own nor shared (nova's
+    # ExternalNetworkAttachForbidden for non-admins).
+    with pytest.raises(ExternalNetworkAttachForbidden):
+        api.allocate_for_instance(ctx, inst, [{"network_id": ext["id"]}])
+    with pytest.raises(ExternalNetworkAttachForbidden):
+        api.validate_networks(ctx, [{"network_id": ext["id"]}])
+    assert call(server, "GET", "/v2.0/ports")["ports"] == []
+    # Nor is another project's network a default one.
+    assert api.allocate_for_instance({"project_id": "p-nobody"},
+                                     dict(inst, project_id="p-nobody"), None) == []
+
+
+@pytest.mark.parametrize("reads", ["as-project", "as-service"])
+def test_an_instance_adopts_no_port_of_another_project(server, reads):
+    api = hook(server, reads)
+    victim_net = private_net(server, "p-victim", "10.77.0.0/24")
+    victim_port = tenant(server, "POST", "/v2.0/ports", {"port": {
+        "network_id": victim_net["id"]}})["port"]
+    ctx = {"project_id": "p-attacker"}
+    inst = {"uuid": str(uuid.uuid4()), "project_id": "p-attacker"}
+    with pytest.raises(PortNotUsable):
+        api.validate_networks(ctx, [{"port_id": victim_port["id"]}])
+    with pytest.raises(PortNotUsable):
+        api.allocate_for_instance(ctx, inst, [{"port_id": victim_port["id"]}],
+                                  host="compute-1")
+    left = call(server, "GET", f"/v2.0/ports/{victim_port['id']}")["port"]
+    assert left["device_id"] == "" and left["binding:host_id"] == ""
+
+
+@pytest.mark.parametrize("reads", ["as-project", "as-service"])
+def test_a_port_of_another_project_naming_an_instance_is_no_vif_of_it(server, reads):
+    """Any project may name any device_id on its own ports: the one it
+    names in the victim's instance is no VIF of it, and deleting that
+    instance leaves it alone."""
+    api = hook(server, reads)
+    victim_net = private_net(server, "p-victim", "10.77.0.0/24")
+    att_net = private_net(server, "p-attacker", "10.88.0.0/24")
+    vctx = {"project_id": "p-victim"}
+    vinst = {"uuid": str(uuid.uuid4()), "project_id": "p-victim"}
+    (mine,) = api.allocate_for_instance(vctx, vinst, [{"network_id": victim_net["id"]}])
+    planted = tenant(server, "POST", "/v2.0/ports", {"port": {
+        "network_id": att_net["id"], "device_id": vinst["uuid"],
+        "device_owner": "compute:nova"}}, project="p-attacker")["port"]
+    assert [v["id"] for v in api.get_instance_nw_info(vctx, vinst)] == [mine["id"]]
+    api.deallocate_for_instance(vctx, vinst)
+    assert [p["id"] for p in ports_of(server, vinst)] == [planted["id"]]
+
+
+@pytest.mark.parametrize("reads", ["as-project", "as-service"])
+def test_an_instance_uses_networks_shared_with_its_project(server, reads):
+    api = hook(server, reads)
+    shared = call(server, "POST", "/v2.0/networks", {"network": {
+        "name": "shared", "shared": True}}, project="owner")["network"]
+    call(server, "POST", "/v2.0/subnets", {"subnet": {
+        "network_id": shared["id"], "cidr": "10.60.0.0/24", "ip_version": 4}},
+        project="owner")
+    to_me = private_net(server, "owner", "10.61.0.0/24")
+    tenant(server, "POST", "/v2.0/rbac-policies", {"rbac_policy": {
+        "object_type": "network", "object_id": to_me["id"], "action": "access_as_shared",
+        "target_tenant": "p-user"}}, project="owner")
+    ctx = {"project_id": "p-user"}
+    inst = {"uuid": str(uuid.uuid4()), "project_id": "p-user"}
+    request = [{"network_id": shared["id"]}, {"network_id": to_me["id"]}]
+    assert api.validate_networks(ctx, request) == 1
+    info = api.allocate_for_instance(ctx, inst, request)
+    assert sorted(v["network"]["id"] for v in info) == sorted([shared["id"], to_me["id"]])
+    assert {p["project_id"] for p in ports_of(server, inst)} == {"p-user"}
+    # The one network shared with every project is the default one.
+    other = {"uuid": str(uuid.uuid4()), "project_id": "p-other"}
+    (vif,) = api.allocate_for_instance({"project_id": "p-other"}, other, None)
+    assert vif["network"]["id"] == shared["id"]
+    api.deallocate_for_instance(ctx, inst)
+    assert ports_of(server, inst) == []
