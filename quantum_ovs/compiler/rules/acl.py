@@ -55,6 +55,8 @@ DIRS = {
     EGRESS: (P.EGRESS_ACL, P.REG_SRC, ("ipv4_dst", "ipv6_dst"), P.L3_ADMIT),
     INGRESS: (P.INGRESS_ACL, P.REG_DST, ("ipv4_src", "ipv6_src"), P.OUTPUT),
 }
+# The protocols whose destination port the switch can match (OXM has no
+# DCCP or UDP-Lite port fields, though the API takes port ranges for them).
 _PORT_FIELDS = {6: "tcp_dst", 17: "udp_dst", 132: "sctp_dst"}
 _COMMIT = Ct(commit=True, zone_src=P.REG_ZONE)
 # Only the ingress check commits (see pipeline: a commit leaves the packet
@@ -91,7 +93,9 @@ def n_clauses(key) -> int:
 @lru_cache(maxsize=65536)
 def rule_matches(rule: Rule) -> tuple[Match, ...]:
     """The rule's clause-1 matches (a port range may need several).  Empty
-    if the rule can never match (e.g. an IPv6 prefix on an IPv4 rule)."""
+    if the rule can never match (e.g. an IPv6 prefix on an IPv4 rule) or
+    cannot be matched as written (a port range of DCCP or UDP-Lite: the
+    rule fails closed, see _PORT_FIELDS)."""
     if rule.direction not in DIRS:
         return ()
     v6 = rule.ethertype == "IPv6"
@@ -120,11 +124,17 @@ def rule_matches(rule: Rule) -> tuple[Match, ...]:
             if hi is not None:
                 base.append(Field(prefix + "_code", hi))
         return (mk(*base),)
-    name = _PORT_FIELDS.get(proto)
-    if name is None or (lo is None and hi is None):
+    if lo is None and hi is None:
         return (mk(*base),)
+    name = _PORT_FIELDS.get(proto)
     lo = 0 if lo is None else lo
     hi = 0xFFFF if hi is None else hi
+    if name is None:
+        # a port range for a protocol the switch has no port field for
+        # (DCCP, UDP-Lite: OpenFlow matches TCP, UDP and SCTP ports only):
+        # matched by nothing rather than by every port of the protocol,
+        # unless the range is every port (1-65535, as Neutron reads it)
+        return (mk(*base),) if lo <= 1 and hi == 0xFFFF else ()
     if lo > hi:
         return ()
     masks = port_masks(lo, hi)

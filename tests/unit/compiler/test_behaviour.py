@@ -286,6 +286,30 @@ def test_udp_single_port():
     assert not reaches(s.tcp("port-0-0", "port-0-1", dport=53), s)
 
 
+@pytest.mark.parametrize("proto", [33, 136], ids=["dccp", "udplite"])
+def test_a_port_range_the_switch_cannot_match_opens_nothing(proto):
+    """DCCP and UDP-Lite rules take port ranges (as Neutron's API does)
+    but the switch has no field for their ports: "dccp 80" must not be
+    "every DCCP port"; it matches nothing.  Without a range the rule is
+    the protocol, and the range of every port is too."""
+    pkt = dict(ip_proto=proto)
+    s = _with_group([_rule(protocol=proto, port_range_min=80, port_range_max=80)])
+    assert not reaches(s.ip("port-0-0", "port-0-1", **pkt), s)
+    s = _with_group([_rule(protocol=proto, port_range_min=80, port_range_max=80),
+                     _rule(id="any-port", protocol=proto)])
+    assert reaches(s.ip("port-0-0", "port-0-1", **pkt), s)
+    s = _with_group([_rule(protocol=proto, port_range_min=1, port_range_max=65535)])
+    assert reaches(s.ip("port-0-0", "port-0-1", **pkt), s)
+    assert not reaches(s.tcp("port-0-0", "port-0-1", dport=80), s)
+
+
+def test_sctp_port_range_is_matched():
+    s = _with_group([_rule(protocol=132, port_range_min=80, port_range_max=80)])
+    assert reaches(s.ip("port-0-0", "port-0-1", ip_proto=132, sctp_src=4000, sctp_dst=80), s)
+    assert not reaches(s.ip("port-0-0", "port-0-1", ip_proto=132, sctp_src=4000,
+                            sctp_dst=81), s)
+
+
 def test_icmp_type_and_code():
     s = _with_group([_rule(protocol=1, port_range_min=8, port_range_max=0)])
     echo = dict(ip_proto=1, icmpv4_type=8, icmpv4_code=0)
