@@ -37,6 +37,10 @@ CT_REL = 0x04
 CT_RPL = 0x08
 CT_INV = 0x10
 CT_TRK = 0x20
+# the lookup's nat() translated the packet's source / destination (a reply
+# of a DNAT connection is un-DNATed: its source is changed, +snat)
+CT_SNAT = 0x40
+CT_DNAT = 0x80
 
 MatchValue = Union[int, str]
 

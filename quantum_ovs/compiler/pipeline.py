@@ -74,7 +74,9 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
   47 L3_SNAT        per router (reg2), IPv4 leaving by the gateway: from a
                     floating IP's fixed IP served here: SNAT to the FIP
                     (SNAT zone, eth_src = FIP MAC) -> L3_RESOLVE; already a
-                    FIP (un-DNATed reply) -> L3_RESOLVE; else on the
+                    FIP un-DNATed by the DNAT zone's lookup (a reply:
+                    ct_state +snat; the FIP as a VM's own source is not
+                    one) -> L3_RESOLVE; else on the
                     active gateway host SNAT to the gateway address, on
                     other hosts tunnel_id = redirect key + bundle
                     active_backup over the gateway hosts' BFD tunnels.
@@ -342,8 +344,9 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             L3_SNAT, "l3_snat",
+            # (ct_state: the DNAT zone's lookup, +snat = an un-DNATed reply)
             _fs(REG_ROUTER, REG_FLAGS, "eth_type", "ipv4_src", "ipv6_src", "ipv4_dst",
-                "ip_proto", "tcp_src", "udp_src"),
+                "ip_proto", "tcp_src", "udp_src", "ct_state"),
             _fs("eth_src", "tunnel_id"),
             frozenset({SetField, Ct, Bundle, GotoTable}),
             _fs(L3_RESOLVE),

@@ -12,7 +12,9 @@ commits are recorded), NAT (a committing ct(nat(src|dst=address[:port]))
 translates the packet, as ``ofproto/trace`` does; a plain ct(nat) applies
 what ``nat`` -- a callable (zone, packet) -> {field: value} standing for
 the connection's existing translation -- returns, nothing by default: a
-new connection; every translation is in ``Trace.nats``), bundle (the
+new connection; a translation sets +snat or +dnat in the state the
+recirculation sees, as the switch does, the reply of a DNAT connection
+being +snat; every translation is in ``Trace.nats``), bundle (the
 first member not in ``down_ports``), output (an output to the packet's
 own in_port is dropped, as the switch does, unless it is OFPP_IN_PORT),
 controller and table miss (drop).
@@ -36,6 +38,8 @@ from typing import Callable, Mapping, Union
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler.pipeline import TABLE_NAMES
 from quantum_ovs.compiler.flow import (
+    CT_DNAT,
+    CT_SNAT,
     CT_TRK,
     Bundle,
     IP4_FIELDS,
@@ -376,15 +380,16 @@ class Tracer:
                 zone = p.get(a.zone_src, 0) & 0xFFFF if a.zone_src else a.zone
                 if a.commit:
                     tr.commits.append((zone, readable(p)))
+                natted = 0
                 if a.nat is not None:
-                    self._translate(tr, p, zone, a)
+                    natted = self._translate(tr, p, zone, a)
                 if a.table is None:
                     # As in Open vSwitch: after ct() without recirculation
                     # the rest of the pipeline sees the packet untracked.
                     p["ct_state"] = 0
                 else:
                     state = self._ct(zone, readable(p)) if callable(self._ct) else self._ct
-                    recirc = (a.table, state | CT_TRK, zone)
+                    recirc = (a.table, state | CT_TRK | natted, zone)
             elif cls is Bundle:
                 live = [m for m in a.members if m not in self._down]
                 if live:
@@ -409,7 +414,12 @@ class Tracer:
     _L4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst"),
            132: ("sctp_src", "sctp_dst")}
 
-    def _translate(self, tr: Trace, p: dict, zone: int, a: Ct) -> None:
+    _SRC = frozenset({"ipv4_src", "ipv6_src", "tcp_src", "udp_src", "sctp_src"})
+
+    def _translate(self, tr: Trace, p: dict, zone: int, a: Ct) -> int:
+        """Apply the nat; the ct_state bits it sets, as Open vSwitch does:
+        +snat when the source changed (a source NAT, or the reply of a
+        destination NAT un-DNATed), +dnat when the destination did."""
         n = a.nat
         new: dict = {}
         if n.kind is None:
@@ -431,6 +441,9 @@ class Tracer:
                 changed[k] = (from_int(k, before), from_int(k, p[k]))
         if changed:
             tr.nats.append((zone, changed))
+        if not new:
+            return 0
+        return CT_SNAT if any(k in self._SRC for k in new) else CT_DNAT
 
     @staticmethod
     def _move(p: dict, a: Move) -> None:

@@ -79,8 +79,12 @@ ports may be on many hosts):
   EXT_DNAT   FIP -> fixed IP (or FIP:proto:port -> internal IP:port per
              forwarding) committed in Zd -> EXT_CT -> L3_ROUTE.
   L3_SNAT    from the fixed IP: eth_src = FIP MAC, SNAT to the FIP in Zs
-             (priority 200); from the FIP itself (an un-DNATed reply):
-             eth_src = FIP MAC, on as is.
+             (priority 200); from the FIP itself and un-DNATed by the
+             lookup in Zd that led here (ct_state +snat: a reply of a
+             DNAT connection): eth_src = FIP MAC, on as is.  The FIP as
+             the source of anything else (a VM sending from it: an
+             allowed address pair, no port security) is SNATed or
+             redirected as any other source (priority 100).
   L3_RESOLVE next hop = the FIP (a VM of this host to a FIP served here,
              of its own router or another): reg2 / reg3 = the FIP's
              router, un-SNAT in its Zs recirculating into EXT_DNAT, as if
@@ -112,6 +116,8 @@ from dataclasses import dataclass
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
+    CT_SNAT,
+    CT_TRK,
     OFPVID_PRESENT,
     Bundle,
     Controller,
@@ -173,6 +179,9 @@ PRIO_PUNT = 10
 PRIO_L2_NEIGHBOUR = 45
 
 F_REDIRECT = Field(P.REG_FLAGS, P.FLAG_REDIRECT, P.FLAG_REDIRECT)
+# un-DNATed by the DNAT zone's ct(nat) that led to L3_SNAT: the reverse
+# of a destination NAT rewrites the reply's source (+snat)
+F_UNDNATED = Field("ct_state", CT_TRK | CT_SNAT, CT_TRK | CT_SNAT)
 _TURN_ETH = Move("eth_src", "eth_dst", 48)
 _DST_TO_NEXTHOP = Move("ipv4_dst", P.REG_NEXTHOP, 32)
 _UNNAT = Nat()
@@ -520,7 +529,11 @@ def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
         add(P.L3_SNAT, PRIO_FIP_SNAT, mk(rid, F_IP, Field("ipv4_src", fixed_ip)),
             (SetField("eth_src", mac),
              Ct(commit=True, zone=zones.snat, nat=Nat("src", addr), table=P.L3_RESOLVE)))
-    add(P.L3_SNAT, PRIO_FIP_SNAT, mk(rid, F_IP, Field("ipv4_src", addr)),
+    # a reply the DNAT zone un-DNATed (L3_ROUTE's or EXT_ADMIT's ct(nat)
+    # just before: +snat) leaves as it is; the FIP as the source of
+    # anything else (a VM's allowed address pair, no port security) is
+    # not this connection's, and is SNATed like any other address
+    add(P.L3_SNAT, PRIO_FIP_SNAT, mk(rid, F_IP, Field("ipv4_src", addr), F_UNDNATED),
         (SetField("eth_src", mac), GotoTable(P.L3_RESOLVE)))
     add(P.L3_RESOLVE, PRIO_HAIRPIN, mk(rext, F_IP, reg(P.REG_NEXTHOP, _ip(addr))),
         _hairpin(zones))

@@ -15,6 +15,8 @@ from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.engine import Engine, compile_flows
 from quantum_ovs.compiler.flow import (
     CT_EST,
+    CT_NEW,
+    CT_RPL,
     CT_TRK,
     Bundle,
     Ct,
@@ -33,7 +35,7 @@ from quantum_ovs.compiler.synth import (
     router_mac,
 )
 from quantum_ovs.compiler.trace import Tracer
-from quantum_ovs.model import FloatingIP, Neighbour, Rule
+from quantum_ovs.model import AddressPair, FloatingIP, Neighbour, Rule
 from tests.fixtures.scenario import HOST, PATCH_OFPORT, base_view, change
 
 INTERNET = "198.51.100.7"
@@ -162,6 +164,117 @@ def test_hairpin_to_a_floating_ip_served_here_is_dnated_here():
     (d,) = out.outputs
     assert d.port == vif[b.id]
     assert (d.get("ipv4_src"), d.get("ipv4_dst")) == (fa.floating_ip_address, b.ips[0])
+
+
+# --------------------------------- a floating IP as a source, un-DNATed or not
+SPOOF_OK = "203.0.113.9"  # an address no one serves
+
+
+def _with_pair(view, pid, addr):
+    """``pid`` may send from ``addr`` (an allowed address pair: any
+    address its tenant likes)."""
+    ports = tuple(dataclasses.replace(p, allowed_address_pairs=(AddressPair(addr, p.mac_address),))
+                  if p.id == pid else p for p in view.ports)
+    return view.replace(ports=ports)
+
+
+def _from(e, pid, src, sport=4444, **kw):
+    """TCP from port ``pid`` to the internet with source ``src``."""
+    p = e.ports[pid]
+    vif = dict(e.chassis().vif_ofports)[pid]
+    return Tracer(e.flows()).run({
+        "in_port": vif, "vlan_vid": 0, "eth_src": p.mac_address,
+        "eth_dst": router_mac(int(p.network_id.split("-")[1])), "eth_type": 0x0800,
+        "ip_proto": 6, "ipv4_src": src, "ipv4_dst": INTERNET, "tcp_src": sport,
+        "tcp_dst": 80, "nw_ttl": 64}, **kw)
+
+
+def _undnat(internal, external, port=None):
+    """The DNAT zone's entry of a connection to ``external`` (a floating
+    IP, or a forwarding's address:``port``), DNATed to ``internal``: its
+    replies' source is turned back."""
+    def nat(zone, pkt):
+        if pkt.get("ipv4_src") != internal[0] or (len(internal) > 1 and
+                                                  pkt.get("tcp_src") != internal[1]):
+            return {}
+        return {"ipv4_src": external, **({"tcp_src": port} if port else {})}
+    return nat
+
+
+def _uplink_sources(out):
+    return [d.get("ipv4_src") for d in out.outputs if d.port == PATCH_OFPORT]
+
+
+@pytest.mark.parametrize("hosts", [("gw-1", "gw-2"), (HOST, "gw-2")],
+                         ids=["compute", "active-gateway"])
+def test_a_vm_cannot_leave_with_another_ports_floating_ip_as_source(hosts):
+    """port-1-1, behind the same router on the host of port-0-0's floating
+    IP, sends from that floating IP (an allowed address pair): not a
+    reply the DNAT zone turned back, so it is SNATed (or redirected to be)
+    like any other source, never out as the victim's address."""
+    v = _view(hosts=hosts)
+    victim = next(f for f in v.routers[0].floating_ips if f.port_id == "port-0-0")
+    e = _engine(_with_pair(v, "port-1-1", victim.floating_ip_address))
+    for state in (CT_NEW, CT_EST | CT_RPL):
+        out = _from(e, "port-1-1", victim.floating_ip_address, ct_state=state)
+        assert victim.floating_ip_address not in _uplink_sources(out), out.format()
+        assert victim.mac_address not in [d.get("eth_src") for d in out.outputs]
+    # as any other address it may send from would be (for comparison)
+    spoof = _engine(_with_pair(v, "port-1-1", SPOOF_OK))
+    for e in (e, spoof):
+        src = victim.floating_ip_address if e is not spoof else SPOOF_OK
+        out = _from(e, "port-1-1", src)
+        if HOST in hosts:
+            assert _uplink_sources(out) == ["172.24.0.10"]  # the gateway address
+        else:
+            (d,) = out.outputs
+            assert d.get("tunnel_id") == e.routers["router-1"].gateway.redirect_key
+
+
+def test_the_reply_of_a_floating_ip_leaves_as_the_floating_ip():
+    """What the fix keeps: a reply the DNAT zone un-DNATs (+snat) leaves
+    from the floating IP and its MAC, untranslated further."""
+    e = _engine(_view())
+    port = e.ports["port-0-0"]
+    fip = _fip(e, port.id)
+    out = _from(e, port.id, port.ips[0], sport=80, ct_state=CT_EST | CT_RPL,
+                nat=_undnat((port.ips[0],), fip.floating_ip_address))
+    (d,) = out.outputs
+    assert (d.port, d.get("ipv4_src"), d.get("eth_src")) == (
+        PATCH_OFPORT, fip.floating_ip_address, fip.mac_address)
+    assert [k for _, ch in out.nats for k in ch] == ["ipv4_src"]  # un-DNAT, no SNAT
+
+
+def test_a_vm_cannot_leave_with_a_port_forwardings_floating_ip_as_source():
+    """The forwarding's floating IP is served on the active gateway host
+    (host-a): sent from it by another VM, here or redirected here from
+    another host, it is SNATed to the gateway address; the forwarding's
+    own replies, un-DNATed, still leave from it."""
+    v = _view(hosts=(HOST, "gw-2"))
+    fip = next(f for f in v.routers[0].floating_ips if f.port_forwardings)
+    pf = fip.port_forwardings[0]
+    addr = fip.floating_ip_address
+    e = _engine(_with_pair(v, "port-1-1", addr))
+    gw = e.routers["router-1"].gateway
+    out = _from(e, "port-1-1", addr, sport=pf.external_port_lo)
+    assert _uplink_sources(out) == ["172.24.0.10"], out.format()
+    redirected = {"in_port": 21, "tunnel_id": gw.redirect_key, "eth_src": gw.mac_address,
+                  "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6,
+                  "ipv4_src": addr, "ipv4_dst": INTERNET, "tcp_src": pf.external_port_lo,
+                  "tcp_dst": 80}
+    out = Tracer(e.flows()).run(redirected)
+    assert _uplink_sources(out) == ["172.24.0.10"], out.format()
+    # the forwarding's reply, from its internal port here or redirected
+    undnat = _undnat((pf.internal_ip_address, pf.internal_port_lo), addr,
+                     pf.external_port_lo)
+    out = _from(e, pf.internal_port_id, pf.internal_ip_address, sport=pf.internal_port_lo,
+                ct_state=CT_EST | CT_RPL, nat=undnat)
+    assert _uplink_sources(out) == [addr], out.format()
+    assert out.outputs[0].get("tcp_src") == pf.external_port_lo
+    out = Tracer(e.flows()).run({**redirected, "ipv4_src": pf.internal_ip_address,
+                                 "tcp_src": pf.internal_port_lo},
+                                ct_state=CT_EST | CT_RPL, nat=undnat)
+    assert _uplink_sources(out) == [addr], out.format()
 
 
 # ------------------------------------------------------------- gateways
