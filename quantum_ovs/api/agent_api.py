@@ -420,6 +420,48 @@ class Stream:
                 fn()
 
 
+class PollSlots:
+    """The agents' long polls waiting in one process: at most ``limit`` in
+    all, and at most ``per_host`` for one host (its agent's poll, and room
+    for one or two left from its previous process or connection until they
+    time out), so that one hypervisor's credential cannot take every slot
+    and leave the other agents unanswered (503).  A poll names its host in
+    its path; one naming another host than its credential's is refused at
+    once (403) and holds its slot only that long."""
+
+    PER_HOST = 3
+
+    def __init__(self, limit, per_host=PER_HOST):
+        self.limit, self.per_host = limit, per_host
+        self.waiting = 0
+        self.hosts = collections.Counter()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def host_of(path):
+        """The host of ``/agent-api/v1/hosts/<host>/state`` (as spelled)."""
+        parts = path.split("/")
+        return parts[4] if len(parts) > 4 else ""
+
+    def take(self, host):
+        """None, the slot taken; else why not (the 503's message)."""
+        with self._lock:
+            if self.waiting >= self.limit:
+                return "too many waiting agents"
+            if self.hosts[host] >= self.per_host:
+                return "too many waiting polls of this host"
+            self.waiting += 1
+            self.hosts[host] += 1
+        return None
+
+    def release(self, host):
+        with self._lock:
+            self.waiting -= 1
+            left = self.hosts[host] = self.hosts[host] - 1
+            if left <= 0:
+                del self.hosts[host]
+
+
 def release_when_answered(result, release):
     """Call ``release()`` once the answer ``result`` (what the app
     returned; None when it raised) is complete: at once, or for a Stream

@@ -60,12 +60,12 @@ def _not_found(start_response):
 
 class AgentOnly:
     """The app, restricted to ``/`` and the agent API, with at most
-    ``limit`` long polls waiting at once (one more: 503 at once)."""
+    ``limit`` long polls waiting at once and a few of one host
+    (agent_api.PollSlots; one more: 503 at once)."""
 
     def __init__(self, app, limit, full_views=10):
         self.app, self.limit = app, limit
-        self.waiting = 0
-        self._lock = threading.Lock()
+        self.slots = agent_api.PollSlots(limit)  # (and per host)
         # Full views (since < 0: an agent starting, never a wait) are read
         # ``full_views`` at a time: every agent restarting at once would
         # otherwise take every pooled database connection at once (and the
@@ -82,20 +82,20 @@ class AgentOnly:
         if _full_view(environ.get("QUERY_STRING", "")):
             with self._full_views:
                 return self.app(environ, start_response)
-        with self._lock:
-            if self.waiting >= self.limit:
-                return _busy(start_response, "too many waiting agents")
-            self.waiting += 1
+        host = self.slots.host_of(path)
+        busy = self.slots.take(host)
+        if busy is not None:
+            return _busy(start_response, busy)
         result = None
         try:
             result = self.app(environ, start_response)
             return result
-        finally:
-            agent_api.release_when_answered(result, self._ended)  # a Stream: when it ends
+        finally:  # a Stream: when it ends
+            agent_api.release_when_answered(result, lambda: self.slots.release(host))
 
-    def _ended(self):
-        with self._lock:
-            self.waiting -= 1
+    @property
+    def waiting(self):
+        return self.slots.waiting
 
 
 def _full_view(query):

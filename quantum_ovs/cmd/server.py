@@ -462,8 +462,9 @@ def _pending(fileno):
 
 
 class _LongPolls:
-    """At most ``limit`` agent long polls wait at once in this process;
-    one more is answered 503 at once (agents retry with a back-off).
+    """At most ``limit`` agent long polls wait at once in this process, and
+    at most a few of one host (agent_api.PollSlots); one more is answered
+    503 at once (agents retry with a back-off).
 
     A burst of polls (every agent reconnecting at once, or polling again
     after a change that woke them all) starts a few at a time: each costs
@@ -479,7 +480,7 @@ class _LongPolls:
 
     def __init__(self, app, limit):
         self.app, self.limit = app, limit
-        self.waiting = 0
+        self.slots = agent_api.PollSlots(limit)  # (and per host)
         self.gate = eventlet.semaphore.Semaphore(1)
         self.yielded = 0.0  # when a poll last yielded (monotonic)
 
@@ -487,13 +488,14 @@ class _LongPolls:
         if environ.get("REQUEST_METHOD") != "GET" or \
                 not self.PATH.match(environ.get("PATH_INFO", "")):
             return self.app(environ, start_response)
-        if self.waiting >= self.limit:
-            body = _busy_body("too many waiting agents")
+        host = self.slots.host_of(environ["PATH_INFO"])
+        busy = self.slots.take(host)
+        if busy is not None:
+            body = _busy_body(busy)
             start_response("503 Service Unavailable", [
                 ("Content-Type", "application/json"), ("Retry-After", "1"),
                 ("Content-Length", str(len(body)))])
             return [body]
-        self.waiting += 1
         result = None
         try:
             if self.gate.locked() or time.monotonic() - self.yielded >= self.YIELD_EVERY:
@@ -506,11 +508,12 @@ class _LongPolls:
                 # own path would gather 4 KB).
                 environ["eventlet.minimum_write_chunk_size"] = 0
             return result
-        finally:
-            agent_api.release_when_answered(result, self._ended)  # a Stream: when it ends
+        finally:  # a Stream: when it ends
+            agent_api.release_when_answered(result, lambda: self.slots.release(host))
 
-    def _ended(self):
-        self.waiting -= 1
+    @property
+    def waiting(self):
+        return self.slots.waiting
 
 
 def _header_deadline(protocol, seconds):

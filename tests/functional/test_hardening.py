@@ -747,3 +747,50 @@ def test_full_server_answers_503_at_once_and_frees_slow_clients(tmp_path):
         finally:
             for s in socks:
                 s.close()
+
+
+def test_one_host_cannot_take_every_long_poll_slot(tmp_path):
+    """Found by review: the cap on waiting polls counted all hosts
+    together, so one hypervisor's credential could park every slot and no
+    other agent learnt a change (503).  Now a host has a few
+    (PollSlots.PER_HOST); the next of that host is 503, another host still
+    waits.  quantum-ovs-server here (the standalone agent API's front is
+    tests/unit/test_agent_api_server.py)."""
+    import time
+
+    from quantum_ovs.api.agent_api import PollSlots
+    from quantum_ovs.testing.server import ServerProcess
+    conf = f"max_long_polls = 20\n[agent_api]\ntoken = {AGENT_TOKEN}\n"
+    tok = {"X-Agent-Token": AGENT_TOKEN}
+    socks = []
+    with ServerProcess(f"sqlite:///{tmp_path}/s.sqlite", extra_conf=conf) as server:
+        try:
+            port = server.port
+            status, _t, body = _get(port, "/agent-api/v1/hosts/hv-a/state?since=-1&timeout=0",
+                                    tok)
+            revision = json.loads(body)["revision"]
+
+            def park(host):
+                s = _sock(port)
+                s.sendall(f"GET /agent-api/v1/hosts/{host}/state?since={revision}&timeout=3 "
+                          f"HTTP/1.1\r\nHost: x\r\nX-Agent-Token: {AGENT_TOKEN}\r\n"
+                          "Connection: close\r\n\r\n".encode())
+                socks.append(s)
+            for _ in range(PollSlots.PER_HOST):
+                park("hv-a")
+            path = f"/agent-api/v1/hosts/hv-a/state?since={revision}&timeout=0"
+            deadline = time.monotonic() + 5
+            while (got := _get(port, path, tok))[0] != 503 and time.monotonic() < deadline:
+                time.sleep(0.05)  # (until all of hv-a's wait)
+            assert got[0] == 503 and got[1] < 1.0
+            assert "too many waiting polls of this host" in got[2].decode()
+            # another host's poll waits and is answered (no change: 200 at its timeout)
+            status, took, _b = _get(port, f"/agent-api/v1/hosts/hv-b/state?since={revision}"
+                                    "&timeout=1", tok, timeout=5)
+            assert status == 200 and took >= 0.9
+            got, left = _answers(socks, time.monotonic() + 6)
+            assert not left and all(b" 200 " in got[s].split(b"\r\n")[0] + b" " for s in socks)
+            assert _get(port, path, tok)[0] == 200  # hv-a's slots are free again
+        finally:
+            for s in socks:
+                s.close()
