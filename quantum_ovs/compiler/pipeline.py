@@ -60,7 +60,12 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     the router, the Ethernet addresses turned around (the
                     interface's MAC as source), on to L3_ROUTE; the rest
                     to L2_LOOKUP.
-  46 L3_ROUTE       per router (reg2): ICMP echo to its addresses answered;
+  46 L3_ROUTE       martians dropped first, for every router (static:
+                    to 0/8, 127/8, 224/4, 255.255.255.255, ::, ::1,
+                    fe80::/10, ff00::/8; from 0/8, 127/8, 224/4,
+                    255.255.255.255, ::1, fe80::/10, ff00::/8), below the
+                    echo answers;
+                    per router (reg2): ICMP echo to its addresses answered;
                     a packet with TTL 0 or 1 to the controller through the
                     host's TTL meter (METER_TTL) for ICMP time exceeded;
                     longest prefix first (priority from the prefix length):
@@ -331,9 +336,10 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             L3_ROUTE, "l3_route",
-            # (reg6, the ingress network: the address scope drops)
+            # (reg6, the ingress network: the address scope drops; the
+            # sources: martians, rules/static.py)
             _fs(REG_ROUTER, REG_NET, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto",
-                "icmpv4_type", "icmpv6_type", "nw_ttl"),
+                "icmpv4_type", "icmpv6_type", "nw_ttl", "ipv4_src", "ipv6_src"),
             _fs("eth_src", "eth_dst", REG_NET, REG_NEXTHOP, "ipv4_src", "ipv4_dst", "ipv6_src",
                 "ipv6_dst", "icmpv4_type", "icmpv6_type"),
             # Ct: gateway routes commit the ACL entry and un-DNAT (-> L3_SNAT);

@@ -17,7 +17,9 @@ leaves that host already routed (no network node, no second hop):
                groups): reg2 = the router, the Ethernet addresses turned
                around (eth_dst = sender, eth_src = that interface's MAC:
                already right for an echo reply), on to L3_ROUTE.
-  L3_ROUTE     ICMP echo to any interface address answered; then routes,
+  L3_ROUTE     ICMP echo to any interface address answered (to an
+               interface's link-local address, from its own network only);
+               martians dropped (rules/static.py); then routes,
                priority 200 + 4 x prefix length (+2 for connected subnets,
                so a connected subnet wins over an extra route of the same
                prefix; +1 is the route's address scope drop, below):
@@ -203,6 +205,13 @@ def router_flows(
             m = mk(rid, F_IPV6, F_ICMP6, Field("icmpv6_type", 128), Field("ipv6_dst", ip))
             add(P.L3_ROUTE, PRIO_ECHO, m,
                 (_SWAP_IP6, SetField("ipv6_src", ip), SetField("icmpv6_type", 129),
+                 _OUT_IN_PORT))
+            # ... and to its link-local address, from its own link only
+            # (elsewhere a link-local destination is a martian: static.py)
+            ll = link_local(mac)
+            m = mk(rid, rnet, F_IPV6, F_ICMP6, Field("icmpv6_type", 128), Field("ipv6_dst", ll))
+            add(P.L3_ROUTE, PRIO_ECHO, m,
+                (_SWAP_IP6, SetField("ipv6_src", ll), SetField("icmpv6_type", 129),
                  _OUT_IN_PORT))
         # the connected subnet
         add(P.L3_ROUTE, route_priority(ifc.prefixlen, True), _route_match(rid, ifc.cidr),

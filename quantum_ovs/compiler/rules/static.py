@@ -1,5 +1,6 @@
-"""The fixed part of the pipeline: table-miss drops, conntrack plumbing and
-the traffic every port may always send or receive (ND, DHCP replies)."""
+"""The fixed part of the pipeline: table-miss drops, conntrack plumbing,
+the traffic every port may always send or receive (ND, DHCP replies) and
+the addresses no router forwards (MARTIANS)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from quantum_ovs.compiler.flow import (
     GotoTable,
     Move,
 )
-from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, mk
+from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, addr_field, mk
 
 COOKIE = cookies.cookie_for(cookies.KIND_STATIC, "pipeline")
 
@@ -35,6 +36,23 @@ NET_ZONE = Move(P.REG_NET, P.REG_ZONE, 16)
 
 CT_NEW_MATCH = Field("ct_state", CT_NEW | CT_TRK, CT_NEW | CT_TRK | CT_INV | CT_EST)
 
+# L3_ROUTE: what no router forwards (Linux's ip_route_input "martian" and
+# ip6_forward's scope checks), above the TTL punt (900, router.PRIO_TTL: a
+# martian is not answered with time exceeded) and below the echo answers of
+# the router's own addresses (1000): a router's ping from a link-local
+# source is answered, not routed.  ND and router solicitations never get
+# here (SERVICES and the network's flows answer or punt them first).
+PRIO_MARTIAN = 950
+MARTIANS = (
+    ("ipv4_dst", "0.0.0.0/8"), ("ipv4_dst", "127.0.0.0/8"), ("ipv4_dst", "224.0.0.0/4"),
+    ("ipv4_dst", "255.255.255.255/32"),
+    ("ipv4_src", "0.0.0.0/8"), ("ipv4_src", "127.0.0.0/8"), ("ipv4_src", "224.0.0.0/4"),
+    ("ipv4_src", "255.255.255.255/32"),
+    ("ipv6_dst", "::/128"), ("ipv6_dst", "::1/128"), ("ipv6_dst", "fe80::/10"),
+    ("ipv6_dst", "ff00::/8"),
+    ("ipv6_src", "::1/128"), ("ipv6_src", "fe80::/10"), ("ipv6_src", "ff00::/8"),
+)
+
 # ICMPv6 that neighbour discovery and multicast listeners need.
 ND_TYPES_OUT = (130, 131, 132, 133, 135, 136, 143)
 ND_TYPES_IN = (130, 131, 132, 134, 135, 136, 143)
@@ -50,6 +68,9 @@ def static_flows() -> list[Flow]:
         if t not in (P.SERVICES, P.CT_LOOKUP, P.L3_ADMIT, P.L2_LOOKUP, P.INGRESS_CT,
                      P.EXT_ADMIT, P.EXT_DNAT):
             out.append(_f(t, 0, mk()))  # table miss: drop
+    # L3_ROUTE: martian addresses are dropped before any route sees them.
+    for name, cidr in MARTIANS:
+        out.append(_f(P.L3_ROUTE, PRIO_MARTIAN, mk(*addr_field(name, name, cidr))))
     # L3_ADMIT: what is not for a router interface is switched.
     out.append(_f(P.L3_ADMIT, 0, mk(), [GotoTable(P.L2_LOOKUP)]))
     # SERVICES: anything not answered moves on; ARP probes are never answered.

@@ -278,6 +278,35 @@ def test_a_vm_cannot_leave_with_a_port_forwardings_floating_ip_as_source():
 
 
 # ------------------------------------------------------------- gateways
+@pytest.mark.parametrize("field, addr", [
+    ("ipv4_dst", "127.0.0.1"), ("ipv4_dst", "255.255.255.255"), ("ipv4_dst", "224.0.0.251"),
+    ("ipv4_dst", "0.1.2.3"), ("ipv4_src", "127.0.0.1"), ("ipv4_src", "224.0.0.251"),
+    ("ipv4_src", "0.0.0.0"), ("ipv4_src", "255.255.255.255")])
+def test_martian_addresses_are_not_routed_out(field, addr):
+    """As a Linux router (Neutron's qrouter namespace, ip_route_input's
+    martians): loopback, limited broadcast, multicast and "this network"
+    are never forwarded, and not SNATed upstream by the default route;
+    not punted for time exceeded either."""
+    e = _engine(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False))
+    e = _engine(e.view().replace(ports=tuple(
+        dataclasses.replace(p, port_security_enabled=False) if p.id == "port-0-0" else p
+        for p in e.view().ports)))
+    p = e.ports["port-0-0"]
+    vif = dict(e.chassis().vif_ofports)[p.id]
+    t = Tracer(e.flows())
+
+    def send(ttl, **kw):
+        return t.run({"in_port": vif, "vlan_vid": 0, "eth_src": p.mac_address,
+                      "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 17,
+                      "ipv4_src": p.ips[0], "ipv4_dst": INTERNET, "udp_src": 5000,
+                      "udp_dst": 5000, "nw_ttl": ttl, **kw})
+
+    assert [d.port for d in send(64).outputs] == [PATCH_OFPORT]  # the default route
+    for ttl in (64, 1):
+        out = send(ttl, **{field: addr})
+        assert not out.outputs and not out.controller, out.format()
+
+
 def test_snat_is_redirected_over_the_gateway_tunnels_in_priority_order():
     e = _engine(_view(fips=0, forwardings=False))
     port = e.ports["port-0-0"]

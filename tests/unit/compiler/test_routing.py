@@ -437,7 +437,9 @@ def _v6(n, host_part):
     return str(ipaddress.IPv6Address(f"fd00:0:0:{n}::{host_part}"))
 
 
-def v6_world():
+def v6_world(routes=(), open_ports=()):
+    """``open_ports``: ports without port security (they may send from
+    any address)."""
     nets = [make_network(n, "vxlan", n + 1) for n in range(2)]
     subnets = [Subnet(f"sub6-{n}", f"net-{n}", f"fd00:0:0:{n}::/64", 6, gateway_ip=_v6(n, 1),
                       ipv6_ra_mode="slaac", ipv6_address_mode="slaac") for n in range(2)]
@@ -447,13 +449,15 @@ def v6_world():
         return dataclasses.replace(p, fixed_ips=(FixedIP(f"sub6-{n}", _v6(n, 10 + i)),))
 
     ports = [p6(0, 0, "host-a"), p6(1, 0, "host-a"), p6(1, 1, "host-b")]
+    ports = [dataclasses.replace(p, port_security_enabled=False) if p.id in open_ports else p
+             for p in ports]
     group = SecurityGroup("sg-default", (
         Rule("eg6", "sg-default", "egress", "IPv6"),
         Rule("in6", "sg-default", "ingress", "IPv6", remote_group_id="sg-default")),
         frozenset(ip for p in ports for ip in p.ips))
     router = Router("router-6", interfaces=tuple(
         RouterInterface(f"rif6-{n}", f"net-{n}", f"sub6-{n}", _v6(n, 1), 64, router_mac(n))
-        for n in range(2)))
+        for n in range(2)), routes=tuple(routes))
     return World(nets, subnets, ports, (group,), [router])
 
 
@@ -504,6 +508,72 @@ def test_ipv6_ping_of_the_router():
     d, = tr.outputs
     assert d.get("icmpv6_type") == 129 and d.get("ipv6_src") == _v6(1, 1)
     assert d.get("ipv6_dst") == _v6(0, 10) and d.port == w6.ofport("port-0-0")
+
+
+# ------------------------------------------------------------- martians
+def _v6_routed(w6, src="port-0-0", **kw):
+    """IPv6 UDP from ``src`` to the router's MAC: the ports it reaches
+    (on any host) and the first trace."""
+    a = w6.ports[src]
+    pkt = dict(eth_dst=R0, eth_type=0x86DD, ipv6_src=a.ips[0], ipv6_dst=_v6(1, 10),
+               ip_proto=17, udp_src=5000, udp_dst=5000, nw_ttl=64)
+    pkt.update(kw)
+    reached, traces = w6.follow(src, **pkt)
+    return [pid for _, pid, _ in reached], traces[0][1]
+
+
+# a default route (port-1-1 as its next hop): without the martian drops
+# every destination below would take it
+V6_DEFAULT = (HostRoute("::/0", _v6(1, 11)),)
+
+
+@pytest.mark.parametrize("dst", ["ff0e::1", "ff02::1", "::1", "::", "fe80::1234"])
+def test_martian_ipv6_destinations_are_not_routed(dst):
+    """As a Linux router (Neutron's qrouter namespace): multicast, the
+    loopback and unspecified addresses and link-local destinations are
+    never forwarded."""
+    w6 = v6_world(V6_DEFAULT)
+    assert _v6_routed(w6)[0] == ["port-1-0"]  # the route is there
+    reached, tr = _v6_routed(w6, ipv6_dst=dst)
+    assert reached == [] and not tr.outputs, tr.format()
+
+
+def test_a_link_local_source_is_not_routed_to_another_subnet():
+    """RFC 4291 2.5.6: a packet from a link-local address never leaves its
+    link; the router's own answers to it (ND, ping) still work."""
+    from quantum_ovs.compiler.rules.common import link_local
+
+    w6 = v6_world(V6_DEFAULT)
+    a = w6.ports["port-0-0"]
+    ll = link_local(a.mac_address)
+    for dst in (_v6(1, 10), _v6(1, 11), "2001:db8::1"):
+        reached, tr = _v6_routed(w6, ipv6_src=ll, ipv6_dst=dst)
+        assert reached == [] and not tr.outputs, (dst, tr.format())
+    # a ping of the router from the link-local address is answered ...
+    for dst in (_v6(0, 1), link_local(R0)):
+        tr = w6.send("port-0-0", eth_dst=R0, eth_type=0x86DD, ipv6_src=ll, ipv6_dst=dst,
+                     ip_proto=58, icmpv6_type=128, nw_ttl=64)
+        d, = tr.outputs
+        assert (d.port, d.get("icmpv6_type"), d.get("ipv6_src"), d.get("ipv6_dst")) == (
+            w6.ofport("port-0-0"), 129, dst, ll)
+    # ... and the neighbour solicitation of its link-local address
+    tr = w6.send("port-0-0", eth_dst="33:33:ff:00:00:01", eth_type=0x86DD, ipv6_src=ll,
+                 ipv6_dst="ff02::1:ff00:1", ip_proto=58, icmpv6_type=135,
+                 ipv6_nd_target=link_local(R0), ipv6_nd_sll=a.mac_address)
+    d, = tr.outputs
+    assert d.get("icmpv6_type") == 136 and d.get("ipv6_src") == link_local(R0)
+    # the other interface's link-local address is not one of this link's
+    tr = w6.send("port-0-0", eth_dst=R0, eth_type=0x86DD, ipv6_src=a.ips[0],
+                 ipv6_dst=link_local(R1), ip_proto=58, icmpv6_type=128, nw_ttl=64)
+    assert not tr.outputs
+
+
+@pytest.mark.parametrize("src", ["ff0e::1", "::1"])
+def test_martian_ipv6_sources_are_not_routed(src):
+    w6 = v6_world(V6_DEFAULT, open_ports=("port-0-0", "port-1-0"))
+    assert _v6_routed(w6)[0] == ["port-1-0"]
+    reached, tr = _v6_routed(w6, ipv6_src=src)
+    assert reached == [] and not tr.outputs, tr.format()
 
 
 def test_echo_reply_goes_back_out_of_the_in_port():
