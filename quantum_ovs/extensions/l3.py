@@ -9,6 +9,10 @@ one made from a subnet holds the subnet's gateway address.  Such a port is
 the router's: it cannot be deleted, nor its owner changed, through the
 ports API (409), and its subnet cannot be deleted while it is attached
 (SubnetInUse).  Extra routes need a next hop on a connected subnet.
+An interface's subnets are none the router has an address on and overlap
+none it is connected to, every subnet of its gateway network included; a
+new gateway network's subnets overlap no interface's; an update of an
+interface port's fixed IPs is held to the same (400, Neutron's words).
 
 The external gateway is a port on the external network
 (``network:router_gateway``, no project's, guarded as interfaces are),
@@ -243,6 +247,12 @@ class Routers(Collection):
                     for x in subnets.values() if sid in (None, x.id)):
                 raise exceptions.InvalidIpForNetwork(ip_address=ip)
         self._check_fips(s, router, net.id)
+        if old is None or old.network_id != net.id:
+            # A new gateway network: none of its subnets may be one of the
+            # router's interfaces' or overlap one (Neutron checks this
+            # when it makes the gateway port, not when its addresses change).
+            self._check_new_subnets(s, router, list(subnets.values()),
+                                    skip_port=old.id if old is not None else None)
         router.enable_snat = info.get("enable_snat", self.plugin.conf.enable_snat_by_default)
         if old is not None and old.network_id == net.id and not fixed:
             return ()  # the same gateway (SNAT aside)
@@ -349,18 +359,67 @@ class Routers(Collection):
                 out[port_id].append((s.get(models.Subnet, sid), ip))
         return out
 
-    def _check_new_subnets(self, s, router, subnets):
+    def _subnet_conflict(self, s, router, subnets, skip_port=None):
+        """The first reason (new subnet, message) why the router cannot
+        take ``subnets``, or None: one it has an address on already, or one
+        overlapping a subnet it is connected to, as Neutron's
+        _check_for_dup_router_subnets sees them: its interfaces' subnets
+        and, once its gateway port has an address, every subnet of the
+        gateway's network.  ``skip_port``: a port of the router left out
+        (its gateway being replaced, an interface being updated)."""
+        A, P, RP, S = models.IPAllocation, models.Port, models.RouterPort, models.Subnet
+        new_ids = {x.id for x in subnets}
+        connected = {}  # subnet id -> None, in the order met
+        for port_id, port_type, sid, net_id in s.execute(
+                sa.select(RP.port_id, RP.port_type, A.subnet_id, P.network_id)
+                .join(A, A.port_id == RP.port_id).join(P, P.id == RP.port_id)
+                .where(RP.router_id == router.id)
+                .order_by(RP.order, RP.port_id, A.order)):
+            if port_id == skip_port:
+                continue
+            if sid in new_ids:
+                return (next(x for x in subnets if x.id == sid),
+                        f"Router already has a port on subnet {sid}")
+            if port_type == definition.GATEWAY_OWNER:
+                for gsid in s.execute(sa.select(S.id).where(S.network_id == net_id)
+                                      .order_by(S.id)).scalars():
+                    connected.setdefault(gsid)
+            else:
+                connected.setdefault(sid)
+        for sid in connected:
+            old = s.get(S, sid)
+            for new in subnets:
+                if ipaddress.ip_network(old.cidr).overlaps(ipaddress.ip_network(new.cidr)):
+                    return new, (f"Cidr {new.cidr} of subnet {new.id} overlaps with cidr "
+                                 f"{old.cidr} of subnet {old.id}")
+        return None
+
+    def _check_new_subnets(self, s, router, subnets, skip_port=None):
         """400 when a subnet is on the router already or overlaps one of
-        its subnets (Neutron's words)."""
-        for entries in self._interfaces(s, router).values():
-            for old, _ip in entries:
-                for new in subnets:
-                    if old.id == new.id:
-                        raise bad_router(f"Router already has a port on subnet {new.id}")
-                    if ipaddress.ip_network(old.cidr).overlaps(ipaddress.ip_network(new.cidr)):
-                        raise bad_router(
-                            f"Cidr {new.cidr} of subnet {new.id} overlaps with cidr "
-                            f"{old.cidr} of subnet {old.id}")
+        its subnets, its gateway network's included (Neutron's words)."""
+        conflict = self._subnet_conflict(s, router, subnets, skip_port)
+        if conflict is not None:
+            raise bad_router(conflict[1])
+
+    def check_interface_port(self, s, router_id, port):
+        """An update of the fixed IPs of the router's interface ``port``
+        (the hook sees them as they now are).  Neutron's l3 agent plugin
+        refuses every change of such a port's IPv4 addresses (400 "IP
+        updates for port ... are not allowed"): here the IPv4 ones it
+        cannot have are refused in those words, a second IPv4 address and
+        one on a subnet the router has or overlaps; an IPv6 address on such
+        a subnet (Neutron lets it be) is refused as add_router_interface
+        refuses it."""
+        router = s.get(models.Router, router_id)
+        subnets = [s.get(models.Subnet, x.subnet_id) for x in port.fixed_ips]
+        refused = exceptions.BadRequest(
+            resource="ports", msg=f"IP updates for port {port.id} are not allowed")
+        if sum(1 for x in subnets if x.ip_version == 4) > 1:
+            raise refused
+        conflict = self._subnet_conflict(s, router, subnets, skip_port=port.id)
+        if conflict is not None:
+            new, msg = conflict
+            raise refused if new.ip_version == 4 else bad_router(msg)
 
     def _attach(self, s, router, port):
         RP = models.RouterPort
@@ -557,6 +616,8 @@ def setup(plugin, conf):
         if ("device_owner" in a and a["device_owner"] != rp.port_type) or \
                 ("device_id" in a and a["device_id"] != rp.router_id):
             raise definition.RouterPortOwnerChange(port_id=port.id, router_id=rp.router_id)
+        if "fixed_ips" in a and rp.port_type == INTERFACE:
+            routers.check_interface_port(s, rp.router_id, port)
 
     def on_port_delete(s, ctx, port, a):
         rp = _router_port(s, port.id)

@@ -576,3 +576,111 @@ def test_an_interface_on_another_projects_subnet_needs_a_policy_naming_the_proje
     sub = api.get(f"/v2.0/subnets?network_id={public['id']}", **ADMIN,
                   status=200).data["subnets"][0]
     api.put(add, {"subnet_id": sub["id"]}, **ADMIN, status=200)
+
+
+# ------------------------------------------------------------------ the gateway's subnets
+def test_an_interface_may_not_overlap_the_gateway_networks_subnets(l3):
+    """As Neutron's _check_for_dup_router_subnets: a router with a gateway
+    is connected to every subnet of the gateway network; an interface
+    subnet overlapping one (the same prefix, or a part of it holding the
+    router's external address as its gateway) is a 400, by subnet or by
+    port, and nothing is attached."""
+    ext, ext_sub = _external(l3)
+    r = _router(l3, external_gateway_info={"network_id": ext["id"]})
+    gw_ip = r["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    _, same = _net_sub(l3, cidr="172.24.4.0/24")
+    e = _add(l3, r["id"], 400, subnet_id=same["id"])
+    assert e["type"] == "BadRequest"
+    assert e["message"] == (f"Bad router request: Cidr 172.24.4.0/24 of subnet {same['id']} "
+                            f"overlaps with cidr 172.24.4.0/24 of subnet {ext_sub['id']}.")
+    net, half = _net_sub(l3, cidr="172.24.4.0/25", gateway_ip=gw_ip)
+    assert "overlaps with cidr 172.24.4.0/24" in \
+        _add(l3, r["id"], 400, subnet_id=half["id"])["message"]
+    port = l3.port(net["id"])
+    assert "overlaps with cidr" in _add(l3, r["id"], 400, port_id=port["id"])["message"]
+    assert l3.get(f"/v2.0/ports/{port['id']}", status=200).data["port"]["device_owner"] == ""
+    # another subnet of the gateway network, one the gateway has no address on
+    ext_sub2 = l3.subnet(ext["id"], cidr="198.51.100.0/24", **ADMIN)
+    _, other = _net_sub(l3, cidr="198.51.100.128/25")
+    e = _add(l3, r["id"], 400, subnet_id=other["id"])
+    assert f"overlaps with cidr 198.51.100.0/24 of subnet {ext_sub2['id']}" in e["message"]
+    # the subnet the gateway is on (an admin's): the router has a port on it
+    e = l3.put(f"{R}/{r['id']}/add_router_interface", {"subnet_id": ext_sub["id"]},
+               status=400, **ADMIN).data["NeutronError"]
+    assert e["message"] == ("Bad router request: Router already has a port on subnet "
+                            f"{ext_sub['id']}.")
+    assert l3.get(f"/v2.0/ports?device_id={r['id']}", status=200).data["ports"] == []
+    # without its gateway the router takes the same subnets
+    l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": None}}, status=200)
+    _add(l3, r["id"], subnet_id=same["id"])
+
+
+def test_a_gateway_may_not_overlap_the_routers_interfaces(l3):
+    """Setting (or moving) a router's gateway to a network one of whose
+    subnets overlaps an interface's is a 400 (Neutron's _create_gw_port);
+    the router keeps the gateway it had."""
+    ext, ext_sub = _external(l3)
+    r = _router(l3)
+    _, sub = _net_sub(l3, cidr="172.24.4.0/24")
+    _add(l3, r["id"], subnet_id=sub["id"])
+    e = l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
+        "network_id": ext["id"]}}}, status=400).data["NeutronError"]
+    assert e["type"] == "BadRequest"
+    assert e["message"] == (f"Bad router request: Cidr 172.24.4.0/24 of subnet {ext_sub['id']} "
+                            f"overlaps with cidr 172.24.4.0/24 of subnet {sub['id']}.")
+    assert l3.get(f"{R}/{r['id']}", status=200).data["router"]["external_gateway_info"] is None
+    assert _gateway_ports(l3, r["id"]) == []
+    # a gateway elsewhere, then moved onto the overlapping network: it stays
+    other = l3.post("/v2.0/networks", {"network": {"name": "public2", "router:external": True}},
+                    status=201, **ADMIN).data["network"]
+    l3.subnet(other["id"], cidr="203.0.113.0/24", **ADMIN)
+    l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
+        "network_id": other["id"]}}}, status=200)
+    l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
+        "network_id": ext["id"]}}}, status=400)
+    got = l3.get(f"{R}/{r['id']}", status=200).data["router"]["external_gateway_info"]
+    assert got["network_id"] == other["id"]
+    assert [p["network_id"] for p in _gateway_ports(l3, r["id"])] == [other["id"]]
+    # nor at creation for a new router (it has no interface yet): fine
+    _router(l3, external_gateway_info={"network_id": ext["id"]})
+
+
+def test_an_interface_ports_fixed_ips_keep_the_interface_rules(l3):
+    """Updating the fixed IPs of a router's interface port is checked as
+    attaching it is.  Neutron (its l3 agent plugin) refuses any change of
+    such a port's IPv4 addresses: a second IPv4 address or one on a subnet
+    overlapping the router's are refused in its words; an IPv6 address on
+    a subnet overlapping the router's is refused as add_router_interface
+    refuses it.  Nothing changes."""
+    ext, ext_sub = _external(l3)
+    r = _router(l3, external_gateway_info={"network_id": ext["id"]})
+    net, sub = _net_sub(l3, cidr="10.1.0.0/24")
+    info = _add(l3, r["id"], subnet_id=sub["id"])
+    pid = info["port_id"]
+    before = l3.get(f"/v2.0/ports/{pid}", status=200).data["port"]["fixed_ips"]
+    over_gw = l3.subnet(net["id"], cidr="172.24.4.0/24")
+    second = l3.subnet(net["id"], cidr="10.2.0.0/24")
+    for extra, who in (({"subnet_id": over_gw["id"]}, {}),
+                       ({"subnet_id": over_gw["id"]}, ADMIN),
+                       ({"subnet_id": second["id"]}, {}),
+                       ({"subnet_id": sub["id"], "ip_address": "10.1.0.9"}, {})):
+        e = l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": before + [extra]}},
+                   status=400, **who).data["NeutronError"]
+        assert e == {"type": "BadRequest", "detail": "",
+                     "message": f"Bad ports request: IP updates for port {pid} are not "
+                                "allowed."}, e
+    # IPv6: another interface's subnet, or one overlapping it
+    net6, v6 = _net_sub(l3, cidr="2001:db8:1::/64")
+    _add(l3, r["id"], subnet_id=v6["id"])
+    v6_over = l3.subnet(net["id"], cidr="2001:db8:1::/48")
+    e = l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": before + [
+        {"subnet_id": v6_over["id"]}]}}, status=400).data["NeutronError"]
+    assert e["type"] == "BadRequest" and e["message"] == (
+        f"Bad router request: Cidr 2001:db8:1::/48 of subnet {v6_over['id']} overlaps with "
+        f"cidr 2001:db8:1::/64 of subnet {v6['id']}.")
+    assert l3.get(f"/v2.0/ports/{pid}", status=200).data["port"]["fixed_ips"] == before
+    # an IPv6 subnet of its own (Neutron lets it be) is taken
+    v6_own = l3.subnet(net["id"], cidr="2001:db8:2::/64")
+    got = l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": before + [
+        {"subnet_id": v6_own["id"]}]}}, status=200).data["port"]["fixed_ips"]
+    assert [x["subnet_id"] for x in got] == [sub["id"], v6_own["id"]]
