@@ -268,3 +268,44 @@ def test_stateful_and_router_used_ipv6_subnets_stay_in_use(api):
     api.port(other["id"], admin=True, device_owner="network:router_interface")
     r = api.delete(f"/v2.0/subnets/{slaac['id']}", status=409)
     assert r.data["NeutronError"]["type"] == "SubnetInUse"
+
+
+@pytest.mark.parametrize("cidr, message", [
+    ("224.0.0.0/24", "Multicast IP subnet is not supported if enable_dhcp is True"),
+    ("ff05::/64", "Multicast IP subnet is not supported if enable_dhcp is True"),
+    ("127.0.0.0/24", "Loopback IP subnet is not supported if enable_dhcp is True"),
+    ("0.0.0.0/24", "First IP '0.0.0.0' of network is not supported if enable_dhcp is True."),
+    ("10.0.0.0/31", "Subnet has a prefix length that is incompatible with DHCP service "
+                    "enabled"),
+    ("2001:db8::/127", "Subnet has a prefix length that is incompatible with DHCP service "
+                       "enabled"),
+])
+def test_prefixes_neutron_refuses_with_dhcp(api, cidr, message):
+    """Neutron's _validate_subnet: a multicast, loopback, 0.0.0.0-based or
+    too small prefix is refused with DHCP (the default), taken without;
+    an update turning DHCP on is refused as a create with it."""
+    net = api.network()
+    body = {"network_id": net["id"], "cidr": cidr, "ip_version": 6 if ":" in cidr else 4}
+    e = api.post("/v2.0/subnets", {"subnet": body}, status=400).data["NeutronError"]
+    assert e == {"type": "InvalidInput", "detail": "",
+                 "message": f"Invalid input for operation: {message}."}, e
+    assert api.count("subnets") == 0
+    sub = api.subnet(net["id"], cidr, enable_dhcp=False)
+    e = api.put(f"/v2.0/subnets/{sub['id']}", {"subnet": {"enable_dhcp": True}},
+                status=400).data["NeutronError"]
+    assert e["message"] == f"Invalid input for operation: {message}."
+    assert api.get(f"/v2.0/subnets/{sub['id']}").data["subnet"]["enable_dhcp"] is False
+    api.put(f"/v2.0/subnets/{sub['id']}", {"subnet": {"name": "n"}}, status=200)
+
+
+def test_ipv6_prefix_at_double_colon_is_refused_and_link_local_taken(api):
+    """'::' is Neutron's prefix delegation placeholder: a subnet starting
+    there is refused with or without DHCP ("IPv6 subnet '::' is not
+    supported").  A link-local prefix is no error in Neutron: taken."""
+    net = api.network()
+    for dhcp in (True, False):
+        e = api.post("/v2.0/subnets", {"subnet": {
+            "network_id": net["id"], "cidr": "::/64", "ip_version": 6,
+            "enable_dhcp": dhcp}}, status=400).data["NeutronError"]
+        assert e["message"] == "Invalid input for operation: IPv6 subnet '::' is not supported."
+    assert api.subnet(net["id"], "fe80::/64")["gateway_ip"] == "fe80::1"

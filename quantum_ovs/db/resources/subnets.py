@@ -62,6 +62,7 @@ class Subnets(Collection):
 
     def _create(self, s, ctx, a):
         net = self.plugin.collections["networks"].row(s, ctx, a["network_id"], lock=True)
+        requested = a.get("cidr")
         allocate = self.plugin.subnet_allocator or _own_cidr
         cidr, version, pool_id = allocate(s, ctx, net, a)
         a = dict(a, cidr=cidr, ip_version=version)
@@ -71,6 +72,8 @@ class Subnets(Collection):
         if netobj.version != a["ip_version"]:
             raise exceptions.InvalidInput(
                 error_message=f"Cidr {cidr} does not match ip_version {a['ip_version']}")
+        if requested is not None:  # (as Neutron, not one a pool chose)
+            _check_cidr(netobj, a["enable_dhcp"])
         self._check_overlap(s, net, netobj)
         _check_v6_modes(a)
         if "gateway_ip" in a:
@@ -138,6 +141,7 @@ class Subnets(Collection):
     # ------------------------------------------------------------ update
     def update_row(self, s, ctx, sub, a):
         net = s.get(models.Network, sub.network_id)
+        _check_cidr(ipaddress.ip_network(sub.cidr), a.get("enable_dhcp") and not sub.enable_dhcp)
         a2 = dict(a, ip_version=sub.ip_version)
         self._check_dns_routes(a2, sub.ip_version)
         gw = a["gateway_ip"] if "gateway_ip" in a else sub.gateway_ip
@@ -214,6 +218,30 @@ def _own_cidr(s, ctx, net, a):
                 error_message=f"Failed to parse request. Required attribute '{k}' not "
                               "specified")
     return a["cidr"], a["ip_version"], None
+
+
+def _check_cidr(net, dhcp):
+    """The prefixes Neutron's _validate_subnet refuses (400 InvalidInput):
+    the IPv6 one starting at '::' (prefix delegation's placeholder), and,
+    when DHCP is being enabled (a create with it, an update turning it on),
+    those too small for a DHCP port, multicast and loopback ones and an
+    IPv4 one starting at 0.0.0.0.  A link-local (fe80::/10) prefix is no
+    error there: a subnet of it is taken."""
+    def bad(msg):
+        return exceptions.InvalidInput(error_message=msg)
+    if net.version == 6 and int(net.network_address) == 0:
+        raise bad("IPv6 subnet '::' is not supported")
+    if not dhcp:
+        return
+    if net.prefixlen > (30 if net.version == 4 else 126):
+        raise bad("Subnet has a prefix length that is incompatible with DHCP service "
+                  "enabled")
+    if net.is_multicast:
+        raise bad("Multicast IP subnet is not supported if enable_dhcp is True")
+    if net.is_loopback:
+        raise bad("Loopback IP subnet is not supported if enable_dhcp is True")
+    if net.version == 4 and int(net.network_address) == 0:
+        raise bad("First IP '0.0.0.0' of network is not supported if enable_dhcp is True.")
 
 
 def _check_v6_modes(a):
