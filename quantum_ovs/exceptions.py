@@ -37,6 +37,11 @@ class AllowedAddressPairExhausted(BadRequest):
     message = "The number of allowed address pairs exceeds the maximum of %(quota)s."
 
 
+class DuplicateAddressPairInRequest(InvalidInput):
+    message = ("The address pair of MAC address %(mac_address)s and IP address "
+               "%(ip_address)s is given more than once.")
+
+
 class MalformedRequestBody(BadRequest):
     message = "Malformed request body: %(reason)s."
 

@@ -163,11 +163,15 @@ def ip_or_cidr(value, name="value"):
         raise bad(f"'{value}' is neither a valid IP address nor a valid IP subnet") from None
 
 
-def list_of(item, unique=False, what="list", key=None):
+def list_of(item, unique=False, what="list", key=None, distinct=None):
+    """``distinct``: a check of the validated items, before ``unique``'s
+    (that raises an error of its own for items that must differ)."""
     def check(value, name="value"):
         if not isinstance(value, list):
             raise bad(f"'{value}' is not a list")
         out = [item(v, name) for v in value]
+        if distinct is not None:
+            distinct(out)
         if unique:
             seen = set()
             for v in out:
@@ -220,12 +224,43 @@ SERVICE_TYPE_RE = re.compile(r"^[^:\s]+:\S*$")
 
 fixed_ip = dict_with({"subnet_id": (uuid_str, False),
                       "ip_address": (ip_address, False)}, "fixed_ips")
+
+
+def _one_address_each(items):
+    """Fixed IPs: an address at most once, whatever subnet_id its entries
+    give (entries with a subnet_id alone may repeat: as many addresses
+    from that subnet)."""
+    seen = set()
+    for x in items:
+        ip = x.get("ip_address")
+        if ip is not None:
+            if ip in seen:
+                raise bad(f"Duplicate IP address '{ip}'")
+            seen.add(ip)
+
+
+def _pairs_once_each(items):
+    """Allowed address pairs, none twice as given (a pair without a MAC
+    and the same with the port's MAC are caught where that MAC is known:
+    db/resources/ports.py)."""
+    seen = set()
+    for x in items:
+        k = (x.get("mac_address"), x["ip_address"])
+        if k in seen:
+            raise exceptions.DuplicateAddressPairInRequest(mac_address=k[0], ip_address=k[1])
+        seen.add(k)
+
+
+fixed_ips = list_of(fixed_ip, distinct=_one_address_each)
+
 allocation_pool = dict_with({"start": (ip_address, True),
                              "end": (ip_address, True)}, "allocation_pools")
 host_route = dict_with({"destination": (cidr, True),
                         "nexthop": (ip_address, True)}, "host_routes")
 address_pair = dict_with({"ip_address": (ip_or_cidr, True),
                           "mac_address": (mac, False)}, "allowed_address_pairs")
+address_pairs = list_of(address_pair, unique=True, what="address pair",
+                        distinct=_pairs_once_each)
 
 
 def choices(*values, allow_none=True):

@@ -129,7 +129,12 @@ def allocate(s, net_id, port, requested, device_owner, subnets=None):
                 if pooled and not auto:
                     raise exceptions.IpAddressGenerationFailure(net_id=net_id)
     else:
-        for req in requested:
+        # The given addresses first (as Neutron): an entry with a subnet
+        # only must not take the address a later entry asks for.
+        slots = [None] * len(requested)
+        for n in sorted(range(len(requested)),
+                        key=lambda i: requested[i].get("ip_address") is None):
+            req = requested[n]
             ip = req.get("ip_address")
             sid = req.get("subnet_id")
             if sid is not None:
@@ -156,9 +161,14 @@ def allocate(s, net_id, port, requested, device_owner, subnets=None):
                     ip = ipam.allocate_next(s, sub.id, sub.ip_version)
                     if ip is None:
                         raise exceptions.IpAddressGenerationFailure(net_id=net_id)
+            elif any(x is not None and x[1] == ip for x in slots):
+                # (the API refuses it first; taken twice it would look
+                # like a concurrent release, retried in vain)
+                raise exceptions.InvalidInput(error_message=f"Duplicate IP address '{ip}'")
             else:
                 take_specific(s, sub, ip, device_owner)
-            allocs.append((sub, ip))
+            slots[n] = (sub, ip)
+        allocs = slots
     seen = set()
     for sub, ip in allocs:
         if (sub.id, ip) in seen:

@@ -319,7 +319,10 @@ class FloatingIPs(Collection):
             raise definition.PortHasBindingFloatingIP(
                 floating_ip_address=fip.floating_ip_address, fip_id=fip.id,
                 port_id=fip.fixed_port_id, fixed_ip=fip.fixed_ip_address)
-        port = self.plugin.row(s, ctx, "ports", a["internal_port_id"], bare=True)
+        # (locked: a concurrent update of the port's addresses either sees
+        # this forwarding, and deletes it if it takes the address away, or
+        # is seen by it)
+        port = self.plugin.row(s, ctx, "ports", a["internal_port_id"], lock=True, bare=True)
         F = models.FloatingIP
         bound = s.execute(sa.select(F).where(
             F.fixed_port_id == port.id,
@@ -477,7 +480,21 @@ def setup(plugin, conf):
     quotas = getattr(plugin, "quotas", None)
     if quotas is not None and hasattr(quotas, "add_resource"):
         quotas.add_resource(FLOATINGIP, FLOATINGIPS, models.FloatingIP)
-    F = models.FloatingIP
+    F, PF = models.FloatingIP, models.PortForwarding
+
+    def drop_forwardings(s, port, keep=frozenset()):
+        """Delete the forwardings to ``port`` whose internal address is not
+        in ``keep`` (as deleting them one by one does: their floating IPs'
+        routers hear of it, and a floating IP left with none leaves its
+        router)."""
+        for f in s.execute(sa.select(F).join(PF, PF.floatingip_id == F.id).where(
+                PF.internal_port_id == port.id, PF.internal_ip_address.not_in(keep))
+                .distinct().order_by(F.id)).scalars().all():
+            old = f.router_id
+            for x in [x for x in f.forwardings if x.internal_port_id == port.id
+                      and x.internal_ip_address not in keep]:
+                f.forwardings.remove(x)
+            fips._after_pf(s, f, old)
 
     def on_port_delete(s, ctx, port, a):
         if port.device_owner == OWNER and s.execute(
@@ -487,13 +504,7 @@ def setup(plugin, conf):
         # forwardings to it).
         for f in s.execute(sa.select(F).where(F.fixed_port_id == port.id)).scalars():
             fips.disassociate(s, f)
-        PF = models.PortForwarding
-        for f in s.execute(sa.select(F).join(PF, PF.floatingip_id == F.id).where(
-                PF.internal_port_id == port.id).distinct()).scalars():
-            old = f.router_id
-            for x in [x for x in f.forwardings if x.internal_port_id == port.id]:
-                f.forwardings.remove(x)
-            fips._after_pf(s, f, old)
+        drop_forwardings(s, port)
 
     def on_port_update(s, ctx, port, a):
         if "binding:host_id" in a:
@@ -509,6 +520,10 @@ def setup(plugin, conf):
                     fips.disassociate(s, f)
                 else:  # (its MAC is the floating IP's)
                     fips.touch_routers(s, f.router_id)
+            # A forwarding to an address the port no longer has is deleted
+            # (as Neutron does), in the same transaction: the address may go
+            # to another port, which must not receive the forwarded traffic.
+            drop_forwardings(s, port, keep=ips)
 
     plugin.add_hook("ports", "delete", on_port_delete, first=True)
     plugin.add_hook("ports", "update", on_port_update)

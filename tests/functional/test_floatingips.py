@@ -600,6 +600,77 @@ def test_a_port_losing_the_fixed_ip_loses_the_floating_ip(l3):
     assert (now["port_id"], now["fixed_ip_address"], now["router_id"]) == (None, None, None)
 
 
+def test_a_port_losing_a_fixed_ip_loses_the_forwardings_to_it(l3):
+    """Neutron deletes the forwardings to an address the port gives up
+    (else, once another port takes that address, its traffic goes there);
+    those to the addresses it keeps stay; a floating IP left without any
+    leaves its router."""
+    ext_net, ext_sub, router, net, sub, port = _topology(l3)
+    p = l3.port(net["id"], project="p1", fixed_ips=[
+        {"subnet_id": sub["id"], "ip_address": "10.0.0.50"},
+        {"subnet_id": sub["id"], "ip_address": "10.0.0.51"}])
+    f = _fip(l3, floating_network_id=ext_net["id"])
+    g = _fip(l3, floating_network_id=ext_net["id"])
+    gone = _pf(l3, f["id"], protocol="tcp", internal_port_id=p["id"],
+               internal_ip_address="10.0.0.50", internal_port=22, external_port=2222)
+    kept = _pf(l3, f["id"], protocol="tcp", internal_port_id=p["id"],
+               internal_ip_address="10.0.0.51", internal_port=22, external_port=2223)
+    alone = _pf(l3, g["id"], protocol="udp", internal_port_id=p["id"],
+                internal_ip_address="10.0.0.50", internal_port=53, external_port=53)
+    # An update that keeps both addresses keeps them all.
+    l3.put(f"/v2.0/ports/{p['id']}", {"port": {"fixed_ips": [
+        {"ip_address": "10.0.0.51"}, {"ip_address": "10.0.0.50"}]}}, project="p1",
+        status=200)
+    assert _count(l3, models.PortForwarding) == 3
+    l3.put(f"/v2.0/ports/{p['id']}", {"port": {"fixed_ips": [
+        {"subnet_id": sub["id"], "ip_address": "10.0.0.60"},
+        {"subnet_id": sub["id"], "ip_address": "10.0.0.51"}]}}, project="p1", status=200)
+    listed = l3.get(f"{F}/{f['id']}/port_forwardings", project="p1",
+                    status=200).data["port_forwardings"]
+    assert [x["id"] for x in listed] == [kept["id"]]
+    l3.get(f"{F}/{f['id']}/port_forwardings/{gone['id']}", project="p1", status=404)
+    l3.get(f"{F}/{g['id']}/port_forwardings/{alone['id']}", project="p1", status=404)
+    assert l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["router_id"] == \
+        router["id"]
+    now = l3.get(f"{F}/{g['id']}", status=200).data["floatingip"]
+    assert (now["router_id"], now["port_forwardings"]) == (None, [])
+    # Another port that takes the address gets nothing forwarded.
+    q = l3.port(net["id"], project="p1", fixed_ips=[
+        {"subnet_id": sub["id"], "ip_address": "10.0.0.50"}])
+    with l3.db.reader() as s:
+        assert s.execute(sa.select(models.PortForwarding.internal_port_id).where(
+            models.PortForwarding.internal_ip_address == "10.0.0.50")).all() == []
+    assert q["fixed_ips"][0]["ip_address"] == "10.0.0.50"
+    # The forwarding may be made again to the port's address it has now.
+    _pf(l3, g["id"], protocol="udp", internal_port_id=p["id"],
+        internal_ip_address="10.0.0.60", internal_port=53, external_port=53)
+    # Losing every address loses every forwarding.
+    l3.put(f"/v2.0/ports/{p['id']}", {"port": {"fixed_ips": []}}, project="p1", status=200)
+    assert _count(l3, models.PortForwarding) == 0
+    for x in (f, g):
+        assert l3.get(f"{F}/{x['id']}", status=200).data["floatingip"]["router_id"] is None
+
+
+def test_deleting_the_internal_port_deletes_its_forwardings(l3):
+    ext_net, ext_sub, router, net, sub, port = _topology(l3)
+    other = l3.port(net["id"], project="p1")
+    f = _fip(l3, floating_network_id=ext_net["id"])
+    _pf(l3, f["id"], protocol="tcp", internal_port_id=port["id"],
+        internal_ip_address=port["fixed_ips"][0]["ip_address"], internal_port=22,
+        external_port=2222)
+    stays = _pf(l3, f["id"], protocol="tcp", internal_port_id=other["id"],
+                internal_ip_address=other["fixed_ips"][0]["ip_address"], internal_port=22,
+                external_port=2223)
+    l3.delete(f"/v2.0/ports/{port['id']}", project="p1", status=204)
+    now = l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]
+    assert [x["id"] for x in now["port_forwardings"]] == [stays["id"]]
+    assert now["router_id"] == router["id"]
+    l3.delete(f"/v2.0/ports/{other['id']}", project="p1", status=204)
+    now = l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]
+    assert (now["port_forwardings"], now["router_id"]) == ([], None)
+    assert _count(l3, models.PortForwarding) == 0
+
+
 def test_an_agent_that_stops_being_a_gateway_leaves_the_gateways(l3):
     register(l3, "gw-1", "192.0.2.11", gateway=True)
     register(l3, "gw-2", "192.0.2.12", gateway=True)

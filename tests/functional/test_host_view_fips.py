@@ -106,6 +106,36 @@ def test_forwarding_only_floating_ips_take_the_gateway_ports_mac(l3):
             pf.internal_port_lo, pf.internal_port_hi) == ("tcp", a1["id"], 2222, 2223, 22, 23)
 
 
+def test_a_forwarding_to_an_address_the_port_gives_up_leaves_the_gateway_hosts(l3):
+    """The forwardings deleted with a port's address reach the gateway
+    hosts as a delta: they no longer forward to the address (which another
+    port may take)."""
+    api = l3
+    ext, ext_sub, n1, s1, a1, n3, r = _setup(api)
+    ip = a1["fixed_ips"][0]["ip_address"]
+    f = _fip(api, ext, project_id=a1["project_id"])
+    api.post(f"{F}/{f['id']}/port_forwardings", {"port_forwarding": {
+        "protocol": "tcp", "internal_port_id": a1["id"], "internal_ip_address": ip,
+        "external_port": 2222, "internal_port": 22}}, **ADMIN, status=201)
+    first = {h: state(api, h) for h in GATEWAYS}
+    for h in GATEWAYS:
+        (router,) = wire.view_from_dict(first[h]["view"]).routers
+        assert [len(x.port_forwardings) for x in router.floating_ips] == [1], h
+    api.put(f"/v2.0/ports/{a1['id']}", {"port": {"fixed_ips": [
+        {"subnet_id": s1["id"], "ip_address": "10.1.0.200"}]}}, **ADMIN, status=200)
+    api.post("/v2.0/ports", {"port": {"network_id": n1["id"], "fixed_ips": [
+        {"subnet_id": s1["id"], "ip_address": ip}]}}, **ADMIN, status=201)
+    for h in GATEWAYS:
+        reply = state(api, h, since=first[h]["revision"], timeout=2)
+        assert not reply["full"], h
+        view = wire.apply_delta(wire.view_from_dict(first[h]["view"]),
+                                wire.delta_from_dict(reply["delta"]))
+        (router,) = view.routers
+        assert all(not x.port_forwardings for x in router.floating_ips), h
+        assert canon(view.replace(tunnel_ip=full_view(api, h).tunnel_ip)) == \
+            canon(full_view(api, h)), h
+
+
 def test_a_floating_ip_change_wakes_the_hosts_of_its_router_only(l3):
     api = l3
     ext, ext_sub, n1, s1, a1, n3, r = _setup(api)

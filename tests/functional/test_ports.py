@@ -93,6 +93,78 @@ def test_specific_ip_and_conflict(api):
     assert api.count("ports") == 1
 
 
+def test_an_address_given_twice_in_one_request_is_a_400(api):
+    """Neutron's InvalidInput (Duplicate IP address), on a create and an
+    update, whatever subnet_id the entries give; nothing changes.  (It was
+    taken as a concurrent change and retried until a 503.)"""
+    net, sub = _net(api)
+    for twice in ([{"subnet_id": sub["id"], "ip_address": "10.0.0.5"}] * 2,
+                  [{"subnet_id": sub["id"], "ip_address": "10.0.0.5"},
+                   {"ip_address": "10.0.0.5"}]):
+        err = api.post("/v2.0/ports", {"port": {"network_id": net["id"], "fixed_ips": twice}},
+                       status=400).data["NeutronError"]
+        assert err["type"] == "InvalidInput" and \
+            "Duplicate IP address '10.0.0.5'" in err["message"], err
+    assert api.count("ports") == 0
+    port = api.port(net["id"])
+    own = port["fixed_ips"][0]
+    for twice in ([own, own], [{"ip_address": "10.0.0.6"}, {"ip_address": "10.0.0.6"}]):
+        err = api.put(f"/v2.0/ports/{port['id']}", {"port": {"fixed_ips": twice}},
+                      status=400).data["NeutronError"]
+        assert err["type"] == "InvalidInput" and "Duplicate IP address" in err["message"]
+    assert api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"]["fixed_ips"] == \
+        [own]
+    # The addresses stayed free.
+    assert api.port(net["id"], fixed_ips=[{"ip_address": "10.0.0.5"}, {"ip_address": "10.0.0.6"}])
+
+
+def test_a_subnet_given_twice_gives_two_addresses_the_given_ones_first(api):
+    """Entries with a subnet alone may repeat (two addresses from it); an
+    address another entry asks for is not the one a subnet-only entry
+    takes, whatever their order (Neutron allocates the given ones first)."""
+    net, sub = _net(api)
+    p = api.port(net["id"], fixed_ips=[{"subnet_id": sub["id"]}, {"subnet_id": sub["id"]}])
+    assert [x["ip_address"] for x in p["fixed_ips"]] == ["10.0.0.2", "10.0.0.3"]
+    # 10.0.0.4 is the next free one, and asked for after it.
+    q = api.port(net["id"], fixed_ips=[{"subnet_id": sub["id"]},
+                                       {"subnet_id": sub["id"], "ip_address": "10.0.0.4"}])
+    assert [x["ip_address"] for x in q["fixed_ips"]] == ["10.0.0.5", "10.0.0.4"]
+    # An update: 10.0.0.2 given back, then asked for after a subnet-only
+    # entry (the lowest free address once the port's others are released).
+    api.put(f"/v2.0/ports/{p['id']}", {"port": {"fixed_ips": [{"ip_address": "10.0.0.3"}]}},
+            status=200)
+    upd = api.put(f"/v2.0/ports/{p['id']}", {"port": {"fixed_ips": [
+        {"subnet_id": sub["id"]}, {"ip_address": "10.0.0.2"}]}}, status=200).data["port"]
+    assert [x["ip_address"] for x in upd["fixed_ips"]] == ["10.0.0.3", "10.0.0.2"]
+
+
+def test_an_address_pair_given_twice_is_neutrons_400(api):
+    """DuplicateAddressPairInRequest (Neutron's 400), also for a pair
+    without a MAC and the same one with the port's MAC (which had been a
+    duplicate key, retried, then 409); pairs whose MACs differ are two."""
+    net, sub = _net(api)
+    mac = "fa:16:3e:00:00:01"
+    for pairs in ([{"ip_address": "10.0.0.7"}] * 2,
+                  [{"ip_address": "10.0.0.7", "mac_address": mac},
+                   {"ip_address": "10.0.0.7", "mac_address": mac.upper()}],
+                  [{"ip_address": "10.0.0.7", "mac_address": mac}, {"ip_address": "10.0.0.7"}]):
+        err = api.post("/v2.0/ports", {"port": {"network_id": net["id"], "mac_address": mac,
+                                                "allowed_address_pairs": pairs}},
+                       status=400).data["NeutronError"]
+        assert err["type"] == "DuplicateAddressPairInRequest", err
+        assert "10.0.0.7" in err["message"]
+    assert api.count("ports") == 0
+    p = api.port(net["id"], mac_address=mac, allowed_address_pairs=[
+        {"ip_address": "10.0.0.7"}, {"ip_address": "10.0.0.7", "mac_address": "fa:16:3e:00:00:02"}])
+    assert len(p["allowed_address_pairs"]) == 2
+    err = api.put(f"/v2.0/ports/{p['id']}", {"port": {"allowed_address_pairs": [
+        {"ip_address": "10.0.0.8"}, {"ip_address": "10.0.0.8", "mac_address": mac}]}},
+        status=400).data["NeutronError"]
+    assert err["type"] == "DuplicateAddressPairInRequest" and mac in err["message"]
+    assert api.get(f"/v2.0/ports/{p['id']}", status=200).data["port"][
+        "allowed_address_pairs"] == p["allowed_address_pairs"]
+
+
 def test_ip_outside_subnet(api):
     net, sub = _net(api)
     r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],

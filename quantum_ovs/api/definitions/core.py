@@ -117,7 +117,7 @@ RESOURCE_ATTRIBUTE_MAP = {
         # (null on an update: a new one, port-mac-address-regenerate)
         mac_address=Attr(v.mac_or_none, allow_put=True, default=NOT_SET,
                          convert_filter=v.string(32), enforce_policy=True),
-        fixed_ips=Attr(v.list_of(v.fixed_ip), allow_put=True, default=NOT_SET,
+        fixed_ips=Attr(v.fixed_ips, allow_put=True, default=NOT_SET,
                        is_sort_key=False, enforce_policy=True),
         device_id=Attr(v.string(255), allow_put=True, default="",
                        convert_filter=v.string(None)),
@@ -127,7 +127,7 @@ RESOURCE_ATTRIBUTE_MAP = {
         port_security_enabled=Attr(v.to_bool, allow_put=True, default=NOT_SET,
                                    convert_filter=v.to_bool),
         allowed_address_pairs=Attr(
-            v.list_of(v.address_pair, unique=True, what="address pair"),
+            v.address_pairs,
             allow_put=True, default=[], is_filter=False, is_sort_key=False),
         # given on a create too (tag-ports-during-bulk-creation)
         tags=Attr(v.list_of(v.tag, unique=True, what="tag"), default=[],

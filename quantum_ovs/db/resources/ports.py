@@ -45,6 +45,20 @@ def port_dict(port):
     }
 
 
+def _pair_rows(pairs, port_mac):
+    """The rows of a port's allowed address pairs (one without a MAC has
+    the port's).  A pair given twice (also: once without a MAC, once with
+    the port's) is Neutron's 400, not a duplicate key to retry."""
+    rows, seen = [], set()
+    for i, p in enumerate(pairs):
+        k = (p.get("mac_address") or port_mac, p["ip_address"])
+        if k in seen:
+            raise exceptions.DuplicateAddressPairInRequest(mac_address=k[0], ip_address=k[1])
+        seen.add(k)
+        rows.append(models.AllowedAddressPair(mac_address=k[0], ip_address=k[1], order=i))
+    return rows
+
+
 class Ports(Collection):
     collection, resource, model = "ports", "port", models.Port
     not_found = (exceptions.PortNotFound, "port_id")
@@ -213,10 +227,7 @@ class Ports(Collection):
             description=a["description"], network_id=net.id, mac_address=mac,
             admin_state_up=a["admin_state_up"], status="DOWN", device_id=a["device_id"],
             device_owner=a["device_owner"], port_security_enabled=pse, revision_number=0)
-        port.allowed_address_pairs = [
-            models.AllowedAddressPair(ip_address=p["ip_address"],
-                                      mac_address=p.get("mac_address") or mac, order=i)
-            for i, p in enumerate(pairs)]
+        port.allowed_address_pairs = _pair_rows(pairs, mac)
         tags = a.get("tags") or ()  # (tag-ports-during-bulk-creation)
         check_tags("ports", tags)
         port.tags = [models.Tag(resource_id=port_id, tag=t) for t in tags]
@@ -270,11 +281,7 @@ class Ports(Collection):
         if "allowed_address_pairs" in a:
             port.allowed_address_pairs = []
             s.flush()
-            port.allowed_address_pairs = [
-                models.AllowedAddressPair(ip_address=p["ip_address"],
-                                          mac_address=p.get("mac_address") or port.mac_address,
-                                          order=i)
-                for i, p in enumerate(pairs)]
+            port.allowed_address_pairs = _pair_rows(pairs, port.mac_address)
         for k in ("name", "description", "admin_state_up", "device_id", "device_owner",
                   "port_security_enabled"):
             if k in a:
