@@ -12,6 +12,7 @@ import random
 
 from quantum_ovs.model import (
     Chassis,
+    as_remote,
     FixedIP,
     FloatingIP,
     HostView,
@@ -212,8 +213,8 @@ def slice_for_host(host: str, tunnel_ips: dict, networks, subnets, ports, groups
       other network those routers have an interface on (the destinations
       this host routes to);
     - the subnets and every port of all these networks (remote ones with
-      their host, for the L2 and L3 lookups), the remote hosts holding
-      them, and the groups given.
+      their host, for the L2 and L3 lookups, as model.as_remote has them),
+      the remote hosts holding them, and the groups given.
     ``chassis`` defaults to the local ports on ofports 10, 11, ... in
     order, VXLAN on ofport 1, physnet1 on 3."""
     mine = [p for p in ports if p.host == host]
@@ -221,7 +222,7 @@ def slice_for_host(host: str, tunnel_ips: dict, networks, subnets, ports, groups
     my_routers = [r for r in routers if r.network_ids & nets]
     for r in my_routers:
         nets |= r.network_ids
-    seen = [p for p in ports if p.network_id in nets]
+    seen = [p if p.host == host else as_remote(p) for p in ports if p.network_id in nets]
     remote = sorted({p.host for p in seen if p.host not in (None, host)})
     if chassis is None:
         chassis = Chassis(tuple((p.id, 10 + i) for i, p in enumerate(mine)), (("vxlan", 1),),

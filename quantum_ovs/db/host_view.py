@@ -95,10 +95,13 @@ def _all_pending(s):
 
 
 def as_seen_by(host, ports, pending):
-    """``ports`` as ``host`` sees them (``pending``: see pending_ports)."""
-    if not pending:
-        return list(ports)
-    return [dataclasses.replace(p, host=host) if p.id in pending else p for p in ports]
+    """``ports`` as ``host`` sees them (``pending``: see pending_ports):
+    a port pending here is bound here; a port of another host (or of none)
+    comes as model.as_remote has it."""
+    pending = pending or ()
+    remote = m.as_remote
+    return [dataclasses.replace(p, host=host) if p.id in pending
+            else p if p.host == host else remote(p) for p in ports]
 
 
 def load_networks(s, ids):
@@ -184,12 +187,18 @@ def port_dicts(s, where, host, pending):
     their addresses) only to write them out again."""
     rows, ips, pairs, groups, dhcp_opts = _port_rows(s, where)
     port = wire.port_dict
-    return [port(pid, net, mac, [[x[1], x[2]] for x in ips.get(pid, ())],
-                 up, secured, sorted(groups.get(pid, ())),
-                 [[x[1], x[2]] for x in pairs.get(pid, ())], owner, device,
-                 host if pid in pending else (bound or None), project or "", dns or "",
-                 [[x[1], x[2], x[3]] for x in dhcp_opts.get(pid, ())])
-            for pid, net, mac, up, secured, owner, device, project, bound, dns in rows]
+    pending = pending or ()
+    out = []
+    for pid, net, mac, up, secured, owner, device, project, bound, dns in rows:
+        mine = pid in pending or bound == host  # (else: as model.as_remote has it)
+        out.append(port(pid, net, mac, [[x[1], x[2]] for x in ips.get(pid, ())],
+                        up, secured, sorted(groups.get(pid, ())),
+                        [[x[1], x[2]] for x in pairs.get(pid, ())], owner,
+                        device if mine else "",
+                        host if pid in pending else (bound or None),
+                        (project or "") if mine else "", dns or "",
+                        [[x[1], x[2], x[3]] for x in dhcp_opts.get(pid, ())] if mine else []))
+    return out
 
 
 def load_groups(s, local_group_ids):

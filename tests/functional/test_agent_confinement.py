@@ -204,6 +204,34 @@ def test_deltas_never_carry_another_hosts_private_ports(cloud):
     assert not [s for s in secret if s in text], text
 
 
+def test_another_hosts_ports_come_without_what_only_their_host_uses(cloud):
+    """A's view (full, and deltas) holds B's ports on the shared network
+    for their flows, without their device_id (another project's instance),
+    project_id or extra DHCP options (a boot URL with a password): those
+    are for B's metadata proxy and DHCP responder (found by review).  B's
+    own view has them whole."""
+    import uuid
+    api, a, b, shared, _b_only, _port = cloud
+    instance = str(uuid.uuid4())
+    opts = [{"opt_name": "bootfile-name", "opt_value": "http://user:secret@pxe/boot"}]
+    rev = a.state(HOST_A).data["revision"]
+    victim = bound_port(api, shared["id"], HOST_B, project_id="p-victim", device_id=instance,
+                        device_owner="compute:nova", extra_dhcp_opts=opts)
+    secret = (instance, "p-victim", "secret@pxe")
+
+    def seen(view_or_delta):
+        (p,) = [p for p in view_or_delta["ports"] if p["id"] == victim["id"]]
+        return p
+    delta = a.state(HOST_A, since=rev, timeout=5).data
+    assert delta["full"] is False
+    for got in (seen(delta["delta"]), seen(a.state(HOST_A).data["view"])):
+        assert got["mac_address"] == victim["mac_address"] and got["host"] == HOST_B
+        assert not [x for x in secret if x in json.dumps(got)], got
+    own = seen(b.state(HOST_B).data["view"])
+    assert (own["device_id"], own["project_id"]) == (instance, "p-victim")
+    assert "secret@pxe" in json.dumps(own["extra_dhcp_opts"])
+
+
 def test_revoked_credential_stops_at_once(cloud, make_api):
     api, a, _b, _shared, _b_only, port = cloud
     other = make_api()  # a second server process on the same database
