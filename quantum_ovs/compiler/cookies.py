@@ -36,6 +36,7 @@ KIND_ROUTER = 0x08  # a router: its ARP/ND/echo answers, admission, routes
 KIND_GATEWAY = 0x09  # a router's gateway: routes out, SNAT / redirect, gateway ARP
 KIND_FLOATING_IP = 0x0A  # a floating IP: ARP, DNAT, SNAT, hairpin (port forwardings)
 KIND_EXTERNAL = 0x0B  # an external network: resolved neighbours, the resolve punt
+KIND_TUNNEL_PEER = 0x0C  # a remote host's tunnel address: its packets admitted
 KIND_METADATA = 0x10  # the metadata proxy port: classify, ARP/ND for 169.254.169.254
 
 # One vocabulary: these names are also the engine's owner kinds (the first
@@ -53,6 +54,7 @@ KIND_NAMES = {
     KIND_GATEWAY: "gateway",
     KIND_FLOATING_IP: "floating-ip",
     KIND_EXTERNAL: "external",
+    KIND_TUNNEL_PEER: "tunnel-peer",
     KIND_METADATA: "metadata",
 }
 

@@ -83,6 +83,7 @@ GATEWAY = cookies.KIND_NAMES[cookies.KIND_GATEWAY]
 FLOATING_IP = cookies.KIND_NAMES[cookies.KIND_FLOATING_IP]
 EXTERNAL = cookies.KIND_NAMES[cookies.KIND_EXTERNAL]
 METADATA = cookies.KIND_NAMES[cookies.KIND_METADATA]
+TUNNEL_PEER = cookies.KIND_NAMES[cookies.KIND_TUNNEL_PEER]
 STATIC = (STATIC_KIND,)
 
 # The inputs: what the engine is told (names used in OwnerKind.depends_on).
@@ -222,6 +223,7 @@ class Engine:
         self.ports: dict[str, Port] = {}
         self.groups: dict[str, SecurityGroup] = {}
         self.remote_hosts: dict[str, RemoteHost] = {}
+        self.peer_ips = Counter()  # tunnel address -> remote hosts with it
         self.vif_ofports: dict[str, int] = {}
         self.tunnel_ofports: dict[str, int] = {}
         self.physnet_ofports: dict[str, int] = {}
@@ -923,12 +925,30 @@ class Engine:
         old = self.remote_hosts.get(h.name)
         if old == h:
             return
+        if old is not None:
+            self._peer(old.tunnel_ip, -1)
         self.remote_hosts[h.name] = h
+        self._peer(h.tunnel_ip, 1)
         self._host_changed(h.name)
 
     def _remove_remote_host(self, name: str) -> None:
-        if self.remote_hosts.pop(name, None) is not None:
+        old = self.remote_hosts.pop(name, None)
+        if old is not None:
+            self._peer(old.tunnel_ip, -1)
             self._host_changed(name)
+
+    def _peer(self, ip, step: int) -> None:
+        """A remote host's tunnel address counted in (or out): the address's
+        admission is recomputed when it appears or goes."""
+        if not ip:
+            return
+        n = self.peer_ips[ip] + step
+        if n > 0:
+            self.peer_ips[ip] = n
+        else:
+            del self.peer_ips[ip]
+        if n == 0 or (step > 0 and n == 1):
+            self._dirty.add((TUNNEL_PEER, ip))
 
     def _host_changed(self, name: str) -> None:
         for pid in self.host_ports.get(name, ()):
@@ -957,6 +977,9 @@ class Engine:
         tun, phys = dict(ch.tunnel_ofports), dict(ch.physnet_ofports)
         gwp = dict(ch.gateway_ofports)
         uplinks = tun != self.tunnel_ofports or phys != self.physnet_ofports
+        if tun != self.tunnel_ofports:
+            for ip in self.peer_ips:
+                self._dirty.add((TUNNEL_PEER, ip))
         if uplinks or gwp != self.gateway_ofports:
             self.tunnel_ofports, self.physnet_ofports = tun, phys
             self.gateway_ofports = gwp
@@ -1218,7 +1241,8 @@ class Engine:
                         if h != self.host and h in self.gateway_ofports)
         classify = ()
         if role != "compute":
-            classify = tuple(self.gateway_ofports.values()) + tuple(self.tunnel_ofports.values())
+            classify = tuple((o, pipeline.CLASSIFY) for o in self.gateway_ofports.values()) + \
+                tuple((o, pipeline.TUNNEL_CLASSIFY) for o in self.tunnel_ofports.values())
         return gw_rules.gateway_flows(r.id, zones, gw, ext, role, members, classify, r)
 
     def _compute_floating_ip(self, owner) -> list[Flow]:
@@ -1254,6 +1278,13 @@ class Engine:
                      if self.subnets[s].ip_version == 6 and self.subnets[s].gateway_ip}
         return gw_rules.external_flows(nid, self.local_id(nid), self.neighbours.get(nid, ()),
                                        send, frozenset(gateways6))
+    def _compute_tunnel_peer(self, owner) -> list[Flow]:
+        ip = owner[1]
+        if ip not in self.peer_ips:
+            return []
+        return net_rules.tunnel_peer_flows(ip, self.tunnel_ofports,
+                                           cookies.cookie_for(cookies.KIND_TUNNEL_PEER, ip))
+
     def _compute_metadata(self, owner) -> list[Flow]:
         return metadata_rules.proxy_flows(self.metadata_ofport)
 
@@ -1287,6 +1318,9 @@ class Engine:
 
     def _external_owners(self):
         return [(EXTERNAL, nid) for nid in self.ext_routers]
+    def _tunnel_peer_owners(self):
+        return [(TUNNEL_PEER, ip) for ip in self.peer_ips]
+
     def _metadata_owners(self):
         return [(METADATA,)]
 
@@ -1402,6 +1436,12 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
                ALLOCATIONS),
               "an external network: the resolved neighbours' L3_RESOLVE / L2 entries (IPv6: "
               "also its subnets' gateways) and the metered punt of an unresolved next hop",
+              rank=1),
+    OwnerKind(TUNNEL_PEER, cookies.KIND_TUNNEL_PEER, ("tunnel_ip",),
+              Engine._compute_tunnel_peer, Engine._tunnel_peer_owners,
+              (REMOTE_HOSTS, UPLINK_OFPORTS),
+              "a remote host's tunnel address: its packets on the flow-based tunnel ports "
+              "go on to TUNNEL_CLASSIFY (a source that is no known host is dropped)",
               rank=1),
     OwnerKind(METADATA, cookies.KIND_METADATA, (), Engine._compute_metadata,
               Engine._metadata_owners, (METADATA_OFPORT,),

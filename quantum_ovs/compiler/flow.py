@@ -51,7 +51,7 @@ MAC_FIELDS = frozenset({"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll
                         "ipv6_nd_tll"})
 IP4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src",
                         "tun_ipv4_dst"})
-IP6_FIELDS = frozenset({"ipv6_src", "ipv6_dst", "ipv6_nd_target"})
+IP6_FIELDS = frozenset({"ipv6_src", "ipv6_dst", "ipv6_nd_target", "tun_ipv6_src"})
 
 
 class Field(namedtuple("Field", ("name", "value", "mask"), defaults=(None,))):

@@ -13,6 +13,13 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     network's uplink goes to EXT_ADMIT, and on a gateway
                     host tunnel_id = a router's redirect key is that
                     router's SNAT traffic (reg2/reg3, REDIRECT) -> EXT_ADMIT.
+                    The flow-based tunnel ports take packets from any
+                    source (remote_ip=flow): only those from a known host's
+                    tunnel address (tun_ipv4_src / tun_ipv6_src, one flow
+                    per address: rules/network.tunnel_peer_flows) go on,
+                    to TUNNEL_CLASSIFY; any other source meets the drop.
+   5 TUNNEL_CLASSIFY  the flow-based tunnel ports' classification (in_port +
+                    tunnel_id), as CLASSIFY's for the BFD ports.
   10 PORT_SECURITY  egress anti-spoofing per local port: source MAC, IPv4 /
                     IPv6 source, ARP sender, ND target, DHCP from 0.0.0.0;
                     rogue DHCP servers and router advertisements dropped;
@@ -175,6 +182,7 @@ METER_MAX = 0xFFFEFFFF
 METER_TTL = 0xFF01
 
 CLASSIFY = 0
+TUNNEL_CLASSIFY = 5
 PORT_SECURITY = 10
 SERVICES = 20
 EXT_ADMIT = 22
@@ -247,11 +255,20 @@ TABLES: dict[int, TableSpec] = {
     for t in (
         TableSpec(
             CLASSIFY, "classify",
-            _fs("in_port", "tunnel_id", "vlan_vid"),
+            _fs("in_port", "tunnel_id", "vlan_vid", "tun_ipv4_src", "tun_ipv6_src"),
             _fs(REG_FLAGS, REG_SRC, REG_NET, REG_ROUTER, REG_ZONE),
             frozenset({SetField, PopVlan, GotoTable}),
-            _fs(PORT_SECURITY, EXT_ADMIT, CT_LOOKUP),
-            "which VIF / tunnel / physical network a packet came from",
+            _fs(TUNNEL_CLASSIFY, PORT_SECURITY, EXT_ADMIT, CT_LOOKUP),
+            "which VIF / tunnel / physical network a packet came from; the flow-based "
+            "tunnel ports admit known hosts' tunnel addresses only",
+        ),
+        TableSpec(
+            TUNNEL_CLASSIFY, "tunnel_classify",
+            _fs("in_port", "tunnel_id"),
+            _fs(REG_FLAGS, REG_NET, REG_ROUTER, REG_ZONE),
+            frozenset({SetField, GotoTable}),
+            _fs(EXT_ADMIT, CT_LOOKUP),
+            "which network (or router redirect) a packet from a known tunnel peer is of",
         ),
         TableSpec(
             PORT_SECURITY, "port_security",

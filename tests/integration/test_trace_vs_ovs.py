@@ -403,6 +403,14 @@ def generate(rig: Rig) -> list[Case]:
         add(f"tunnel {src.id} arp broadcast", rig.tunnel, dict(tun, **{
             "eth_src": src.mac_address, "eth_dst": BCAST, "eth_type": 0x0806, "arp_op": 1,
             "arp_spa": src.ips[0], "arp_sha": src.mac_address, "arp_tpa": "10.0.0.10"}))
+    # From a source that is no known host (anyone reaching the tunnel
+    # address): a forged ARP reply, dropped on the switch too.
+    forger = by_net[vx_net.id][4]
+    add("tunnel unknown source", rig.tunnel, {
+        "tunnel_id": VXLAN_VNI, "tun_ipv4_src": "203.0.113.66",
+        "tun_ipv4_dst": LOCAL_TUNNEL_IP, "eth_src": "fa:16:3e:66:66:66", "eth_dst": BCAST,
+        "eth_type": 0x0806, "arp_op": 2, "arp_spa": forger.ips[0],
+        "arp_sha": "fa:16:3e:66:66:66", "arp_tpa": "10.0.0.10"})
     add("tunnel unknown key", rig.tunnel, dict(
         _ip4(by_net[vx_net.id][4], by_net[vx_net.id][0].mac_address,
              by_net[vx_net.id][0].ips[0], 6, tcp_src=1, tcp_dst=80),
@@ -649,6 +657,10 @@ def test_tracer_verdicts_equal_ofproto_trace(rig):
     arp_replies = [c for c, v in zip(cases, verdicts)
                    if c.packet.get("arp_op") == 1 and ("port", c.packet["in_port"], None) in v]
     assert arp_replies, "no ARP request answered in flows"
+    (unknown,) = [v for c, v in zip(cases, verdicts) if c.name == "tunnel unknown source"]
+    assert not unknown, "a tunnel packet from no known host was let in"
+    assert all(v for c, v in zip(cases, verdicts) if c.name.endswith("arp broadcast")
+               and c.name.startswith("tunnel")), "a known host's broadcast was dropped"
 
 
 def test_routed_packets_agree_with_ofproto_trace(rig):

@@ -52,9 +52,10 @@ router: a port on one of its networks, or a gateway host of it):
              gateway host (165: redirected there, where they are
              un-DNATed, as a floating IP's would be; 166 on a standby
              gateway host: redirected ones dropped, never bounced).
-  CLASSIFY   (gateway hosts) in_port = a tunnel / per-remote tunnel port,
-             tunnel_id = redirect key -> reg6 = external network, reg2 /
-             reg3 = Zr, reg4 = FROM_REMOTE | REDIRECT -> EXT_ADMIT.
+  CLASSIFY   (gateway hosts) in_port = a per-remote tunnel port (or, in
+             TUNNEL_CLASSIFY, the flow-based one), tunnel_id = redirect
+             key -> reg6 = external network, reg2 / reg3 = Zr, reg4 =
+             FROM_REMOTE | REDIRECT -> EXT_ADMIT.
   EXT_ADMIT  (gateway hosts) redirected: reg0 = next hop, un-DNAT in Zd
              -> L3_SNAT; ARP for the gateway address answered by the
              active gateway host only (the first of hosts not in
@@ -289,8 +290,10 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
     host), "standby" (a gateway host, not the first live one) or "compute"
     (not a gateway host); ``redirect_members``: ofports of the per-remote
     tunnels to the other gateway hosts in priority order;
-    ``classify_ofports``: the tunnel ports redirected packets may arrive on
-    (gateway hosts); ``router``: the Router (its interfaces' address
+    ``classify_ofports``: (ofport, table) of the tunnel ports redirected
+    packets may arrive on (gateway hosts): a per-remote port's in CLASSIFY,
+    a flow-based one's in TUNNEL_CLASSIFY (its source admitted first,
+    network.tunnel_peer_flows); ``router``: the Router (its interfaces' address
     scopes, routes and floating IPs: foreign_subnets)."""
     gw_ip = gateway_v4(gw)
     if gw_ip is None:
@@ -422,9 +425,9 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
                  SetField(P.REG_ZONE, zones.acl),
                  SetField(P.REG_FLAGS, P.FLAG_FROM_REMOTE | P.FLAG_REDIRECT),
                  GotoTable(P.EXT_ADMIT))
-        for ofport in sorted(set(classify_ofports)):
-            add(P.CLASSIFY, 100, mk(Field("in_port", ofport),
-                                    Field("tunnel_id", gw.redirect_key)), enter)
+        for ofport, table in sorted(set(classify_ofports)):
+            add(table, 100, mk(Field("in_port", ofport),
+                               Field("tunnel_id", gw.redirect_key)), enter)
         add(P.EXT_ADMIT, PRIO_REDIRECT_CONNECTED, mk(F_REDIRECT, rid, F_IP, net),
             (_DST_TO_NEXTHOP, _to_snat(zones, P.L3_SNAT)))
         if ext.gateway_ip:

@@ -56,6 +56,22 @@ FROM_REMOTE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, P.FLAG_FROM_REMOTE)
 DHCP6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless")
 
 
+def tunnel_peer_flows(tunnel_ip: str, tunnel_ofports: dict, cookie: int) -> list[Flow]:
+    """A remote host's tunnel address admitted on the flow-based tunnel
+    ports (``tunnel_ofports``, type -> ofport): its packets go on to
+    TUNNEL_CLASSIFY.  Such a port takes a packet from any source that
+    reaches this host's tunnel address (options:remote_ip=flow), and the
+    classification trusts what comes from a host (no port security, no
+    egress groups: the sending host checked them): a source that is no
+    known host meets CLASSIFY's drop (found by review: anyone reaching the
+    underlay could put frames on any network).  Neutron and OVN make a
+    port per peer (remote_ip fixed) for the same."""
+    name = "tun_ipv6_src" if ":" in tunnel_ip else "tun_ipv4_src"
+    go = (GotoTable(P.TUNNEL_CLASSIFY),)
+    return [Flow(P.CLASSIFY, 100, mk(Field("in_port", ofport), Field(name, tunnel_ip)), go,
+                 cookie) for ofport in sorted(set(tunnel_ofports.values()))]
+
+
 def uplink(net: Network, tunnel_ofports: dict, physnet_ofports: dict):
     """How this host reaches the outside for ``net``: (kind, ofport) with
     kind "tunnel" | "vlan" | "flat", or None."""
@@ -168,7 +184,10 @@ def network_flows(
         if kind == "tunnel":
             tid = Field("tunnel_id", net.segment.segmentation_id)
             for port in sorted({ofport, *gateway_ofports}):
-                out.append(Flow(P.CLASSIFY, 100, mk(Field("in_port", port), tid),
+                # (the flow-based port's packets: once their source is
+                # admitted, tunnel_peer_flows; a BFD port's remote is fixed)
+                table = P.TUNNEL_CLASSIFY if port == ofport else P.CLASSIFY
+                out.append(Flow(table, 100, mk(Field("in_port", port), tid),
                                 tuple(enter), cookie))
         elif kind == "vlan":
             m = mk(inp, Field("vlan_vid", net.segment.segmentation_id | OFPVID_PRESENT))

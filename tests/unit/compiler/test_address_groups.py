@@ -46,7 +46,9 @@ def _in(s, src, dport=22):
     """A TCP SYN to the server from ``src`` (over the tunnel): delivered?"""
     server = s.port(SERVER)
     v6 = ":" in src
-    pkt = dict(tunnel_id=VNI, eth_src="fa:16:3e:99:99:99", eth_dst=server.mac_address,
+    peer = s.view.remote_hosts[0].tunnel_ip  # (a host of the view sends it)
+    pkt = dict(tunnel_id=VNI, tun_ipv4_src=peer, eth_src="fa:16:3e:99:99:99",
+               eth_dst=server.mac_address,
                eth_type=0x86DD if v6 else 0x0800, ip_proto=6, tcp_src=40000, tcp_dst=dport)
     if v6:
         pkt.update(ipv6_src=src, ipv6_dst=server.ips[1])

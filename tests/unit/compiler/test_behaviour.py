@@ -6,7 +6,8 @@ import pytest
 
 from quantum_ovs.compiler.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, OFPVID_PRESENT
 from quantum_ovs.compiler.synth import default_group, make_host_view, make_port
-from quantum_ovs.model import AddressPair, Port, Rule, SecurityGroup
+from quantum_ovs.compiler.engine import Engine
+from quantum_ovs.model import AddressPair, Delta, Port, RemoteHost, Rule, SecurityGroup
 
 from tests.fixtures.scenario import (BROADCAST, GRE_OFPORT, PATCH_OFPORT, VXLAN_OFPORT, Scenario,
                                      change)
@@ -57,6 +58,7 @@ def test_from_tunnel_to_local_port(two_nets):
     src, dst = s.port("port-0-3"), s.port("port-0-1")
     pkt = dict(eth_src=src.mac_address, eth_dst=dst.mac_address, eth_type=0x0800,
                ipv4_src=src.ips[0], ipv4_dst=dst.ips[0], ip_proto=6, tcp_dst=80)
+    pkt["tun_ipv4_src"] = s.peer_ip("port-0-3")
     t = s.inject(VXLAN_OFPORT, tunnel_id=1000, **pkt)
     assert t.ports == [s.ofport("port-0-1")]
     # net-1's key keeps the packet in net-1 (flooded there as unknown unicast)
@@ -67,6 +69,52 @@ def test_from_tunnel_to_local_port(two_nets):
     assert s.inject(VXLAN_OFPORT, tunnel_id=4242, **pkt).dropped
     # nor does a GRE packet for a VXLAN network
     assert s.inject(GRE_OFPORT, tunnel_id=1000, **pkt).dropped
+
+
+def test_tunnel_packets_from_no_known_host_are_dropped(two_nets):
+    """The flow-based tunnel ports take packets from any source that
+    reaches this host's tunnel address, and what comes from a host skips
+    port security and the egress groups (its sender checked them): found
+    by review, anyone reaching the underlay put forged ARP on any network.
+    Only the known hosts' tunnel addresses are admitted now."""
+    s = two_nets
+    src, dst = s.port("port-0-3"), s.port("port-0-1")
+    forged = dict(tunnel_id=1000, eth_src="fa:16:3e:66:66:66", eth_dst=BROADCAST,
+                  eth_type=0x0806, arp_op=2, arp_spa=dst.ips[0], arp_sha="fa:16:3e:66:66:66",
+                  arp_tpa=src.ips[0])
+    for ip in ("203.0.113.66", "192.168.0.250"):
+        for port in (VXLAN_OFPORT, GRE_OFPORT):
+            assert s.inject(port, tun_ipv4_src=ip, **forged).dropped, (ip, port)
+    # from the host of a port of the network: flooded to the local ports
+    t = s.inject(VXLAN_OFPORT, tun_ipv4_src=s.peer_ip("port-0-3"), **forged)
+    assert sorted(t.ports) == sorted(s.ofport(f"port-0-{i}") for i in range(3))
+
+
+def test_a_tunnel_peer_comes_and_goes_with_its_host():
+    """A remote host's address is admitted while the view has the host
+    (incremental == a full load), whatever its name."""
+    view = make_host_view(networks=1, ports_per_net=2, remote_hosts=2, remote_ports_per_net=2)
+    e = Engine.from_view(view)
+    gone = view.remote_hosts[0]
+    mine = [p for p in view.ports if p.host == gone.name]
+    assert mine
+
+    def admitted(engine, ip):
+        return any(x.name == "tun_ipv4_src" and x.value == ip
+                   for f in engine.flows() for x in f.match)
+    assert admitted(e, gone.tunnel_ip)
+    e.apply(Delta(removed_ports=tuple(p.id for p in mine), removed_remote_hosts=(gone.name,),
+                  revision=view.revision + 1))
+    assert not admitted(e, gone.tunnel_ip)
+    assert e.flows() == Engine.from_view(e.view()).flows()
+    # two names at one address (one compromised host copying another's):
+    # one admission, and it stays while either is there
+    twin = RemoteHost("twin", view.remote_hosts[-1].tunnel_ip)
+    e.apply(Delta(remote_hosts=(twin,), revision=view.revision + 2))
+    assert e.flows() == Engine.from_view(e.view()).flows()
+    e.apply(Delta(removed_remote_hosts=("twin",), revision=view.revision + 3))
+    assert admitted(e, twin.tunnel_ip)
+    assert e.flows() == Engine.from_view(e.view()).flows()
 
 
 @pytest.mark.parametrize("ntype", ["vlan", "flat"])
@@ -108,7 +156,8 @@ def test_flood_from_tunnel_stays_local(two_nets):
     s = two_nets
     src = s.port("port-0-3")
     t = s.inject(VXLAN_OFPORT, tunnel_id=1000, eth_src=src.mac_address, eth_dst=BROADCAST,
-                 eth_type=0x0806, arp_op=1, arp_spa=src.ips[0], arp_tpa="10.0.0.99")
+                 eth_type=0x0806, arp_op=1, arp_spa=src.ips[0], arp_tpa="10.0.0.99",
+                 tun_ipv4_src=s.peer_ip("port-0-3"))
     assert sorted(t.ports) == sorted(s.ofport(f"port-0-{i}") for i in range(3))
 
 
@@ -383,12 +432,14 @@ def test_default_group_between_members(two_nets):
     src, dst = s.port("port-0-3"), s.port("port-0-1")
     t = s.inject(VXLAN_OFPORT, tunnel_id=1000, eth_src=src.mac_address,
                  eth_dst=dst.mac_address, eth_type=0x0800, ipv4_src=src.ips[0],
-                 ipv4_dst=dst.ips[0], ip_proto=6, tcp_dst=5432)
+                 ipv4_dst=dst.ips[0], ip_proto=6, tcp_dst=5432,
+                 tun_ipv4_src=s.peer_ip("port-0-3"))
     assert t.ports == [s.ofport("port-0-1")]
     # a non-member source from the tunnel is refused
     t = s.inject(VXLAN_OFPORT, tunnel_id=1000, eth_src=src.mac_address,
                  eth_dst=dst.mac_address, eth_type=0x0800, ipv4_src="10.9.9.9",
-                 ipv4_dst=dst.ips[0], ip_proto=6, tcp_dst=5432)
+                 ipv4_dst=dst.ips[0], ip_proto=6, tcp_dst=5432,
+                 tun_ipv4_src=s.peer_ip("port-0-3"))
     assert t.dropped
 
 

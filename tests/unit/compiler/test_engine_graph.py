@@ -84,7 +84,7 @@ def test_owner_kinds_are_the_cookie_kinds():
     assert {k.name: k.cookie_kind for k in OWNER_KINDS} == {
         "static": 0x01, "network": 0x02, "port": 0x03, "port-acl": 0x04, "group": 0x05,
         "address": 0x06, "rule-match": 0x07, "router": 0x08, "gateway": 0x09,
-        "floating-ip": 0x0A, "external": 0x0B, "metadata": 0x10}
+        "floating-ip": 0x0A, "external": 0x0B, "tunnel-peer": 0x0C, "metadata": 0x10}
     for k in OWNER_KINDS:
         assert cookies.KIND_NAMES[k.cookie_kind] == k.name
     assert cookies.cookie_for(cookies.KIND_PORT_ACL, "owner-1") == 0x510457AAE813B186

@@ -74,7 +74,8 @@ def deliver(hosts, ports, src_id, dst_mac, dst_ip, **extra):
             rview, rtracer = views[h]
             inner = {k: v for k, v in d.fields.items()
                      if k.startswith(("eth_", "ipv4_", "ip_proto", "tcp_", "arp_"))}
-            t = rtracer.run({"in_port": 1, "tunnel_id": d.get("tunnel_id"), **inner}, CT_NEW)
+            t = rtracer.run({"in_port": 1, "tunnel_id": d.get("tunnel_id"),
+                             "tun_ipv4_src": IPS[src.host], **inner}, CT_NEW)
             reached.update((h, p) for p in t.ports)
         else:
             reached.add((src.host, d.port))

@@ -81,7 +81,9 @@ class World:
             if d.port == VXLAN:
                 dst = next(h for h, ip in IPS.items() if ip == d.fields["tun_ipv4_dst"])
                 pkt = {k: v for k, v in d.fields.items() if not k.startswith(NOT_HEADER)}
-                tr = self.hosts[dst][1].run({"in_port": VXLAN, **pkt}, ct_state)
+                # (the switch gives it the sending host's address as tun_src)
+                tr = self.hosts[dst][1].run({"in_port": VXLAN, "tun_ipv4_src": IPS[host],
+                                             **pkt}, ct_state)
                 traces.append((dst, tr))
                 for d2 in tr.outputs:
                     self._land(dst, d2, reached)
@@ -282,7 +284,8 @@ def test_ping_of_a_router_address_answered_in_flows(w, gateway):
 
 
 def test_router_mac_from_the_outside_is_not_flooded(w):
-    tr = w.hosts["host-a"][1].run({"in_port": VXLAN, "tunnel_id": 1000, "eth_src": R1,
+    tr = w.hosts["host-a"][1].run({"in_port": VXLAN, "tunnel_id": 1000,
+                                   "tun_ipv4_src": IPS["host-b"], "eth_src": R1,
                                    "eth_dst": R0, "eth_type": 0x0806})
     assert tr.dropped
 
