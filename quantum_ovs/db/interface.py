@@ -27,7 +27,9 @@ if typing.TYPE_CHECKING:  # pragma: no cover - types only
 # transaction of a write of its collection, once the row is in the
 # session (create), after the handler's own changes (update) or before
 # the row goes (delete, attrs None).  Raising aborts the write.
-PHASES = ("create", "update", "delete")
+# "before_update" (ports): the row as it was, before the handler's changes
+# (a hook that must compare before and after keeps what it needs).
+PHASES = ("create", "before_update", "update", "delete")
 
 Hook = Callable[[Any, Any, Any, "dict | None"], None]
 # fn(obj, d): adds the extension's attributes to the API dict d of row obj.

@@ -401,20 +401,19 @@ class Routers(Collection):
         if conflict is not None:
             raise bad_router(conflict[1])
 
-    def check_interface_port(self, s, router_id, port):
+    def check_interface_port(self, s, router_id, port, v4_before):
         """An update of the fixed IPs of the router's interface ``port``
-        (the hook sees them as they now are).  Neutron's l3 agent plugin
-        refuses every change of such a port's IPv4 addresses (400 "IP
-        updates for port ... are not allowed"): here the IPv4 ones it
-        cannot have are refused in those words, a second IPv4 address and
-        one on a subnet the router has or overlaps; an IPv6 address on such
-        a subnet (Neutron lets it be) is refused as add_router_interface
+        (the hook sees them as they now are; ``v4_before``: its IPv4
+        (subnet, address) pairs before).  As Neutron's router plugin, any
+        change of its IPv4 addresses is refused (400 "IP updates for port
+        ... are not allowed"); an IPv6 address on a subnet the router has
+        or overlaps (Neutron lets it be) is refused as add_router_interface
         refuses it."""
         router = s.get(models.Router, router_id)
         subnets = [s.get(models.Subnet, x.subnet_id) for x in port.fixed_ips]
         refused = exceptions.BadRequest(
             resource="ports", msg=f"IP updates for port {port.id} are not allowed")
-        if sum(1 for x in subnets if x.ip_version == 4) > 1:
+        if _v4_pairs(port) != v4_before:
             raise refused
         conflict = self._subnet_conflict(s, router, subnets, skip_port=port.id)
         if conflict is not None:
@@ -596,6 +595,16 @@ def _delete_port(plugin, s, ctx, port):
 
 
 # ------------------------------------------------------------------ hooks
+# Session.info key: {port id: its IPv4 (subnet, address) pairs} from
+# before a port update that names fixed_ips, to the update hook.
+_V4_BEFORE = "l3.interface_v4_before"
+
+
+def _v4_pairs(port):
+    return frozenset((x.subnet_id, x.ip_address) for x in port.fixed_ips
+                     if ":" not in x.ip_address)
+
+
 def _router_port(s, port_id):
     RP = models.RouterPort
     return s.execute(sa.select(RP).where(RP.port_id == port_id)).scalars().first()
@@ -609,7 +618,12 @@ def setup(plugin, conf):
     if quotas is not None and hasattr(quotas, "add_resource"):
         quotas.add_resource(ROUTER, ROUTERS, models.Router)
 
+    def before_port_update(s, ctx, port, a):
+        if "fixed_ips" in a:  # (an interface port's IPv4 addresses, for the check below)
+            s.info.setdefault(_V4_BEFORE, {})[port.id] = _v4_pairs(port)
+
     def on_port_update(s, ctx, port, a):
+        v4_before = s.info.get(_V4_BEFORE, {}).pop(port.id, None)
         rp = _router_port(s, port.id)
         if rp is None:
             return
@@ -617,7 +631,7 @@ def setup(plugin, conf):
                 ("device_id" in a and a["device_id"] != rp.router_id):
             raise definition.RouterPortOwnerChange(port_id=port.id, router_id=rp.router_id)
         if "fixed_ips" in a and rp.port_type == INTERFACE:
-            routers.check_interface_port(s, rp.router_id, port)
+            routers.check_interface_port(s, rp.router_id, port, v4_before)
 
     def on_port_delete(s, ctx, port, a):
         rp = _router_port(s, port.id)
@@ -644,6 +658,7 @@ def setup(plugin, conf):
             if s.execute(sa.select(R.id).where(R.gw_network_id == net.id)).first():
                 raise definition.ExternalNetworkInUse(net_id=net.id)
 
+    plugin.add_hook("ports", "before_update", before_port_update)
     plugin.add_hook("ports", "update", on_port_update)
     plugin.add_hook("networks", "update", on_network_update)
     plugin.add_hook("ports", "delete", on_port_delete)

@@ -646,12 +646,11 @@ def test_a_gateway_may_not_overlap_the_routers_interfaces(l3):
 
 
 def test_an_interface_ports_fixed_ips_keep_the_interface_rules(l3):
-    """Updating the fixed IPs of a router's interface port is checked as
-    attaching it is.  Neutron (its l3 agent plugin) refuses any change of
-    such a port's IPv4 addresses: a second IPv4 address or one on a subnet
-    overlapping the router's are refused in its words; an IPv6 address on
-    a subnet overlapping the router's is refused as add_router_interface
-    refuses it.  Nothing changes."""
+    """Updating the fixed IPs of a router's interface port: as Neutron's
+    router plugin, any change of its IPv4 addresses is refused in its
+    words (admins too); an IPv6 address on a subnet overlapping the
+    router's is refused as add_router_interface refuses it.  Nothing
+    changes."""
     ext, ext_sub = _external(l3)
     r = _router(l3, external_gateway_info={"network_id": ext["id"]})
     net, sub = _net_sub(l3, cidr="10.1.0.0/24")
@@ -660,11 +659,17 @@ def test_an_interface_ports_fixed_ips_keep_the_interface_rules(l3):
     before = l3.get(f"/v2.0/ports/{pid}", status=200).data["port"]["fixed_ips"]
     over_gw = l3.subnet(net["id"], cidr="172.24.4.0/24")
     second = l3.subnet(net["id"], cidr="10.2.0.0/24")
-    for extra, who in (({"subnet_id": over_gw["id"]}, {}),
-                       ({"subnet_id": over_gw["id"]}, ADMIN),
-                       ({"subnet_id": second["id"]}, {}),
-                       ({"subnet_id": sub["id"], "ip_address": "10.1.0.9"}, {})):
-        e = l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": before + [extra]}},
+    v4 = before[0]
+    for ips, who in ((before + [{"subnet_id": over_gw["id"]}], {}),
+                     (before + [{"subnet_id": over_gw["id"]}], ADMIN),
+                     (before + [{"subnet_id": second["id"]}], {}),
+                     (before + [{"subnet_id": sub["id"], "ip_address": "10.1.0.9"}], {}),
+                     # any change of its IPv4 address, as Neutron
+                     ([{"subnet_id": sub["id"], "ip_address": "10.1.0.9"}], {}),
+                     ([{"subnet_id": sub["id"], "ip_address": "10.1.0.9"}], ADMIN),
+                     ([], {}),
+                     ([{"subnet_id": second["id"]}], {})):
+        e = l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": ips}},
                    status=400, **who).data["NeutronError"]
         assert e == {"type": "BadRequest", "detail": "",
                      "message": f"Bad ports request: IP updates for port {pid} are not "
@@ -684,3 +689,5 @@ def test_an_interface_ports_fixed_ips_keep_the_interface_rules(l3):
     got = l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": before + [
         {"subnet_id": v6_own["id"]}]}}, status=200).data["port"]["fixed_ips"]
     assert [x["subnet_id"] for x in got] == [sub["id"], v6_own["id"]]
+    # the same IPv4 address given again is no change
+    l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": [v4, got[1]]}}, status=200)

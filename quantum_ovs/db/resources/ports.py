@@ -245,6 +245,7 @@ class Ports(Collection):
 
     # ------------------------------------------------------------ update
     def update_row(self, s, ctx, port, a):
+        self.plugin.run_hooks("ports", "before_update", s, ctx, port, a)
         before = changelog.port_membership(port)
         if "mac_address" in a and a["mac_address"] != port.mac_address:
             mac = a["mac_address"]
