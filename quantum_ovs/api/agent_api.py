@@ -183,6 +183,7 @@ class AgentAPI:
                                  idle_poll_interval=c.idle_poll_interval,
                                  kept=c.changes_kept)
         self.refusals = LogBudget()
+        self.host_polls = PollSlots(per_host=PollSlots.PER_HOST)  # (poll, poll_stream)
         self._last_body = None  # (delta, revision, its JSON answer): see _delta_response
         self.metrics = None  # api.metrics.ServerMetrics with [metrics] enabled
         if c.token:
@@ -279,7 +280,17 @@ class AgentAPI:
         (see poll_args); 401 when the credential was revoked meanwhile.
         What state() answers, and FastPolls too."""
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
-        return self._body(self._since(who, host, since, timeout, features))
+        self._take_slot(host)
+        try:
+            return self._body(self._since(who, host, since, timeout, features))
+        finally:
+            self.host_polls.release(host)
+
+    def _take_slot(self, host):
+        """One of ``host``'s waiting polls (PollSlots), or 503."""
+        busy = self.host_polls.take(host)
+        if busy is not None:
+            raise exceptions.TooManyPolls(what=busy)
 
     def _since(self, who, host, since, timeout, features, first=True):
         """HostStates.since for ``who``'s poll; 401 when its credential
@@ -313,8 +324,16 @@ class AgentAPI:
         the last (the agent's next poll gets the 401)."""
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
         deadline = time.monotonic() + timeout
-        got = self._since(who, host, since, timeout, features)
-        return Stream(self._body(got) + b"\n", self._later(who, host, got, deadline, features))
+        self._take_slot(host)
+        try:
+            got = self._since(who, host, since, timeout, features)
+            stream = Stream(self._body(got) + b"\n",
+                            self._later(who, host, got, deadline, features))
+        except BaseException:
+            self.host_polls.release(host)
+            raise
+        stream.on_close(lambda: self.host_polls.release(host))
+        return stream
 
     def _later(self, who, host, got, deadline, features):
         while not got.full and got.delta != m.Delta(revision=got.delta.revision):
@@ -421,45 +440,43 @@ class Stream:
 
 
 class PollSlots:
-    """The agents' long polls waiting in one process: at most ``limit`` in
-    all, and at most ``per_host`` for one host (its agent's poll, and room
-    for one or two left from its previous process or connection until they
-    time out), so that one hypervisor's credential cannot take every slot
-    and leave the other agents unanswered (503).  A poll names its host in
-    its path; one naming another host than its credential's is refused at
-    once (403) and holds its slot only that long."""
+    """Waiting long polls counted: at most ``limit`` in all (the servers'
+    fronts, before anything is known of the request), and at most
+    ``per_host`` of one host (AgentAPI, once the poll's credential is
+    checked and confined to that host: its agent's poll, and room for one
+    or two left from its previous process or connection until they time
+    out), so that one hypervisor's credential cannot take every slot and
+    leave the other agents unanswered (503).  Counted before the
+    credential is checked, a flood of refused polls naming a host would
+    take that host's slots from its own agent (found by review)."""
 
     PER_HOST = 3
 
-    def __init__(self, limit, per_host=PER_HOST):
+    def __init__(self, limit=None, per_host=None):
         self.limit, self.per_host = limit, per_host
         self.waiting = 0
         self.hosts = collections.Counter()
         self._lock = threading.Lock()
 
-    @staticmethod
-    def host_of(path):
-        """The host of ``/agent-api/v1/hosts/<host>/state`` (as spelled)."""
-        parts = path.split("/")
-        return parts[4] if len(parts) > 4 else ""
-
-    def take(self, host):
+    def take(self, host=None):
         """None, the slot taken; else why not (the 503's message)."""
         with self._lock:
-            if self.waiting >= self.limit:
+            if self.limit is not None and self.waiting >= self.limit:
                 return "too many waiting agents"
-            if self.hosts[host] >= self.per_host:
+            if self.per_host is not None and self.hosts[host] >= self.per_host:
                 return "too many waiting polls of this host"
             self.waiting += 1
-            self.hosts[host] += 1
+            if self.per_host is not None:
+                self.hosts[host] += 1
         return None
 
-    def release(self, host):
+    def release(self, host=None):
         with self._lock:
             self.waiting -= 1
-            left = self.hosts[host] = self.hosts[host] - 1
-            if left <= 0:
-                del self.hosts[host]
+            if self.per_host is not None:
+                left = self.hosts[host] = self.hosts[host] - 1
+                if left <= 0:
+                    del self.hosts[host]
 
 
 def release_when_answered(result, release):

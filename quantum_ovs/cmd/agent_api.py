@@ -65,7 +65,7 @@ class AgentOnly:
 
     def __init__(self, app, limit, full_views=10):
         self.app, self.limit = app, limit
-        self.slots = agent_api.PollSlots(limit)  # (and per host)
+        self.slots = agent_api.PollSlots(limit)  # (per host: AgentAPI, once authenticated)
         # Full views (since < 0: an agent starting, never a wait) are read
         # ``full_views`` at a time: every agent restarting at once would
         # otherwise take every pooled database connection at once (and the
@@ -76,14 +76,13 @@ class AgentOnly:
         path = environ.get("PATH_INFO", "") or "/"
         if path != "/" and not path.startswith("/agent-api/"):
             return _not_found(start_response)
-        poll = environ.get("REQUEST_METHOD") == "GET" and path.endswith("/state")
+        poll = environ.get("REQUEST_METHOD") == "GET" and path.rstrip("/").endswith("/state")
         if not poll:
             return self.app(environ, start_response)
         if _full_view(environ.get("QUERY_STRING", "")):
             with self._full_views:
                 return self.app(environ, start_response)
-        host = self.slots.host_of(path)
-        busy = self.slots.take(host)
+        busy = self.slots.take()
         if busy is not None:
             return _busy(start_response, busy)
         result = None
@@ -91,7 +90,7 @@ class AgentOnly:
             result = self.app(environ, start_response)
             return result
         finally:  # a Stream: when it ends
-            agent_api.release_when_answered(result, lambda: self.slots.release(host))
+            agent_api.release_when_answered(result, self.slots.release)
 
     @property
     def waiting(self):

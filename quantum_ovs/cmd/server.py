@@ -480,7 +480,7 @@ class _LongPolls:
 
     def __init__(self, app, limit):
         self.app, self.limit = app, limit
-        self.slots = agent_api.PollSlots(limit)  # (and per host)
+        self.slots = agent_api.PollSlots(limit)  # (per host: AgentAPI, once authenticated)
         self.gate = eventlet.semaphore.Semaphore(1)
         self.yielded = 0.0  # when a poll last yielded (monotonic)
 
@@ -488,8 +488,7 @@ class _LongPolls:
         if environ.get("REQUEST_METHOD") != "GET" or \
                 not self.PATH.match(environ.get("PATH_INFO", "")):
             return self.app(environ, start_response)
-        host = self.slots.host_of(environ["PATH_INFO"])
-        busy = self.slots.take(host)
+        busy = self.slots.take()
         if busy is not None:
             body = _busy_body(busy)
             start_response("503 Service Unavailable", [
@@ -509,7 +508,7 @@ class _LongPolls:
                 environ["eventlet.minimum_write_chunk_size"] = 0
             return result
         finally:  # a Stream: when it ends
-            agent_api.release_when_answered(result, lambda: self.slots.release(host))
+            agent_api.release_when_answered(result, self.slots.release)
 
     @property
     def waiting(self):

@@ -97,6 +97,51 @@ def test_fast_path_answers_as_the_whole_stack(api):
         assert json.loads(body)["revision"] >= rev
 
 
+def test_a_hosts_polls_hold_its_slots_only_while_they_wait(api):
+    """AgentAPI counts a host's waiting polls (PollSlots.PER_HOST) once
+    their credential is checked: plain and streamed, on the fast path and
+    the whole stack, each gives its slot back when its answer is closed
+    (a slot kept would turn the host's agent away for good); refused polls
+    naming the host never take one."""
+    from quantum_ovs.api.agent_api import PollSlots
+    _setup(api)
+    front = _front(api)
+    slots = front.api.host_polls
+    rev = json.loads(_call(front, _environ(STATE, "since=-1&timeout=0"))[2])["revision"]
+
+    def closed(app, env):
+        got = []
+        it = app(dict(env, **{"wsgi.input": io.BytesIO(b"")}),
+                 lambda status, headers, exc_info=None: got.append(status))
+        try:
+            body = b"".join(it)
+        finally:
+            getattr(it, "close", lambda: None)()
+        return got[0], body
+    for query in (f"since={rev}&timeout=0", f"since={rev}&timeout=0&features=stream"):
+        for app in (front, front.app):
+            status, _body = closed(app, _environ(STATE, query))
+            assert status == "200 OK" and slots.waiting == 0 and not slots.hosts, (query, app)
+    for token in (None, "not-a-token"):
+        assert closed(front, _environ(STATE, f"since={rev}&timeout=0", token=token))[0][:3] \
+            == "401"
+    assert slots.waiting == 0
+    # a host's polls past its share are 503 at once, in NeutronError form
+    for _ in range(PollSlots.PER_HOST):
+        assert slots.take(HOST) is None
+    try:
+        for app in (front, front.app):
+            status, body = closed(app, _environ(STATE, f"since={rev}&timeout=5"))
+            assert status[:3] == "503", status
+            e = json.loads(body)["NeutronError"]
+            assert e["type"] == "ServiceUnavailable" and "of this host" in e["message"]
+        other = _environ("/agent-api/v1/hosts/hv-other/state", f"since={rev}&timeout=0")
+        assert closed(front, other)[0] == "200 OK"
+    finally:
+        for _ in range(PollSlots.PER_HOST):
+            slots.release(HOST)
+
+
 @pytest.mark.parametrize("case,expected", [
     (dict(token=None), 401), (dict(token="not-a-token"), 401),
     (dict(query="since=x&timeout=0"), 400), (dict(query="since=1&timeout=soon"), 400),

@@ -753,9 +753,8 @@ def test_one_host_cannot_take_every_long_poll_slot(tmp_path):
     """Found by review: the cap on waiting polls counted all hosts
     together, so one hypervisor's credential could park every slot and no
     other agent learnt a change (503).  Now a host has a few
-    (PollSlots.PER_HOST); the next of that host is 503, another host still
-    waits.  quantum-ovs-server here (the standalone agent API's front is
-    tests/unit/test_agent_api_server.py)."""
+    (PollSlots.PER_HOST, counted once the credential is checked); the next
+    of that host is 503, another host still waits."""
     import time
 
     from quantum_ovs.api.agent_api import PollSlots
@@ -794,3 +793,63 @@ def test_one_host_cannot_take_every_long_poll_slot(tmp_path):
         finally:
             for s in socks:
                 s.close()
+
+
+def _refused_flood(port, path, stop, n):
+    """``n`` threads sending polls of ``path`` with no token (401s) on
+    kept-alive connections until ``stop``."""
+    import socket
+    import threading
+
+    def run():
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                for _ in range(50):
+                    if stop.is_set():
+                        break
+                    s.sendall(req)
+                    buf = b""
+                    while b"\r\n\r\n" not in buf:
+                        buf += s.recv(65536)
+                    head, _, rest = buf.partition(b"\r\n\r\n")
+                    n_body = int([h for h in head.split(b"\r\n") if h.lower().startswith(
+                        b"content-length")][0].split(b":")[1])
+                    while len(rest) < n_body:
+                        rest += s.recv(65536)
+                s.close()
+            except (OSError, IndexError, ValueError):
+                pass
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_refused_polls_naming_a_host_take_none_of_its_slots(tmp_path):
+    """Found by review of the per-host cap: counted before the credential
+    was checked, a flood of polls with no token naming a host kept its
+    slots busy, and its own agent's polls were 503.  Now only polls whose
+    credential may act for the host count as its."""
+    import threading
+    import time
+
+    from quantum_ovs.testing.server import ServerProcess
+    conf = f"max_long_polls = 200\n[agent_api]\ntoken = {AGENT_TOKEN}\n"
+    tok = {"X-Agent-Token": AGENT_TOKEN}
+    with ServerProcess(f"sqlite:///{tmp_path}/s.sqlite", extra_conf=conf) as server:
+        port = server.port
+        _s, _t, body = _get(port, "/agent-api/v1/hosts/hv-a/state?since=-1&timeout=0", tok)
+        revision = json.loads(body)["revision"]
+        path = f"/agent-api/v1/hosts/hv-a/state?since={revision}&timeout=0"
+        stop = threading.Event()
+        threads = _refused_flood(port, path, stop, 12)
+        try:
+            time.sleep(1)
+            own = [_get(port, path, tok)[0] for _ in range(30)]
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(5)
+        assert own == [200] * 30, own

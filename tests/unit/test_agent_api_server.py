@@ -57,32 +57,3 @@ def test_one_poll_past_the_limit_is_503_at_once_and_reports_still_pass():
     assert results == [200, 200] and front.waiting == 0
     assert webob.Request.blank(STATE).get_response(front).status_int == 200
 
-
-def test_one_host_takes_at_most_a_few_slots():
-    """One hypervisor's credential cannot park every slot (review): a host
-    has PollSlots.PER_HOST; the next of that host is 503, another host's
-    poll still waits."""
-    from quantum_ovs.api.agent_api import PollSlots
-    app, release, entered = _inner()
-    front = AgentOnly(app, limit=PollSlots.PER_HOST + 2)
-    results = []
-
-    def poll(path):
-        results.append(webob.Request.blank(path).get_response(front).status_int)
-    threads = [threading.Thread(target=poll, args=(STATE,)) for _ in range(PollSlots.PER_HOST)]
-    for t in threads:
-        t.start()
-    for _ in threads:
-        assert entered.acquire(timeout=5)
-    resp = webob.Request.blank(STATE).get_response(front)
-    assert resp.status_int == 503
-    assert "of this host" in json.loads(resp.body)["NeutronError"]["message"]
-    other = threading.Thread(target=poll, args=(STATE.replace("/h1/", "/h2/"),))
-    other.start()
-    assert entered.acquire(timeout=5)  # h2 waits
-    assert front.waiting == PollSlots.PER_HOST + 1
-    release.set()
-    for t in (*threads, other):
-        t.join(5)
-    assert results == [200] * (PollSlots.PER_HOST + 1) and front.waiting == 0
-    assert front.slots.hosts == {}
