@@ -31,6 +31,10 @@ none).  The responder answers from the host view:
   hypervisor's network namespace, and those addresses are the tenant's
   to choose (127.0.0.53, a management network).  DHCP hands a subnet's
   own nameservers to its instances, which ask them themselves.
+  The forwarder's workers are the host's, so each asking port gets a
+  bounded share of them, served in turn with the other ports': an
+  instance asking for names that never resolve delays its own queries,
+  not its neighbours' (in Neutron only its network's dnsmasq would).
 
 Answers bigger than the client takes (512 bytes without EDNS) are sent
 empty with TC set.  Replies come from the address and MAC the query was
@@ -42,14 +46,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import queue
 import random
 import socket
 import struct
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional
+from typing import Callable, Hashable, Mapping, Optional
 
 from agent.responders import dns_wire as W
 from agent.responders.dhcp import build_udp_frame
@@ -296,6 +300,7 @@ class _Job:
     reply: Callable[[bytes], None]  # sends a response payload to the client
     deadline: float
     max_size: int  # the largest response the client (and the link) takes
+    key: Hashable = None  # the asking port
 
 
 class Forwarder:
@@ -303,14 +308,34 @@ class Forwarder:
     slow or dead upstream never holds the packet-in path.  At most
     ``max_pending`` queries wait (more are dropped: the client asks
     again); each resolver gets ``timeout`` seconds, a query ``budget`` in
-    all; a resolver that does not answer gets SERVFAIL to the client."""
+    all (from its arrival); a resolver that does not answer gets SERVFAIL
+    to the client.
+
+    The workers are shared by every port of the host, so no port may
+    hold them: a port (``key``) has at most ``per_port`` queries waiting
+    or being resolved (more are answered SERVFAIL at once), at most
+    ``per_port_workers`` of them (half the workers by default) on a
+    worker at a time, and the ports with waiting queries are served in
+    turn, not in arrival order.  A port asking for names whose servers
+    never answer slows its own queries: the others' find a worker it
+    cannot take, and with several such ports a query waits for its
+    port's turn, not behind their queues."""
 
     def __init__(self, workers: int = 4, max_pending: int = 256, timeout: float = 1.0,
-                 budget: float = 2.5, stats: Optional[dict] = None):
+                 budget: float = 2.5, stats: Optional[dict] = None, per_port: int = 8,
+                 per_port_workers: Optional[int] = None):
         self.timeout = timeout
         self.budget = budget
         self.stats = stats if stats is not None else {}
-        self._jobs: "queue.Queue[_Job | None]" = queue.Queue(maxsize=max_pending)
+        self.max_pending = max_pending
+        self.per_port = max(1, per_port)
+        self.per_port_workers = max(1, per_port_workers if per_port_workers is not None
+                                    else workers // 2)
+        self._lock = threading.Condition()
+        self._waiting: dict[Hashable, deque[_Job]] = {}  # per port, in arrival order
+        self._turns: deque[Hashable] = deque()  # ports a worker may serve, in turn
+        self._running: dict[Hashable, int] = {}  # per port, on a worker
+        self._queued = 0
         self._threads = []
         self._stopped = threading.Event()
         for i in range(workers):
@@ -318,36 +343,86 @@ class Forwarder:
             t.start()
             self._threads.append(t)
 
+    def _count(self, name):
+        self.stats[name] = self.stats.get(name, 0) + 1
+
     def submit(self, query: W.Query, payload: bytes, resolvers, reply,
-               max_size: Optional[int] = None) -> bool:
-        try:
-            self._jobs.put_nowait(_Job(query, payload, tuple(resolvers), reply,
-                                       time.monotonic() + self.budget,
-                                       query.max_size if max_size is None else max_size))
-            return True
-        except queue.Full:
-            self.stats["dns_forward_dropped"] = self.stats.get("dns_forward_dropped", 0) + 1
-            return False
+               max_size: Optional[int] = None, key: Hashable = None) -> bool:
+        """Queue a query of port ``key``; False when it is not: dropped
+        (all ``max_pending`` taken) or, past the port's share, answered
+        SERVFAIL here."""
+        job = _Job(query, payload, tuple(resolvers), reply, time.monotonic() + self.budget,
+                   query.max_size if max_size is None else max_size, key)
+        with self._lock:
+            waiting = self._waiting.get(key)
+            if (len(waiting) if waiting else 0) + self._running.get(key, 0) >= self.per_port:
+                limited = True
+            elif self._queued >= self.max_pending:
+                self._count("dns_forward_dropped")
+                return False
+            else:
+                limited = False
+                if waiting is None:
+                    waiting = self._waiting[key] = deque()
+                    if self._running.get(key, 0) < self.per_port_workers:
+                        self._turns.append(key)
+                waiting.append(job)
+                self._queued += 1
+                self._lock.notify()
+        if limited:
+            self._count("dns_forward_limited")
+            reply(W.build_response(query, W.SERVFAIL, authoritative=False))
+        return not limited
+
+    def _next(self) -> Optional[_Job]:
+        """The next port's oldest query (None: stopping)."""
+        with self._lock:
+            while not self._turns:
+                if self._stopped.is_set():
+                    return None
+                self._lock.wait()
+            if self._stopped.is_set():
+                return None
+            key = self._turns.popleft()
+            waiting = self._waiting[key]
+            job = waiting.popleft()
+            self._queued -= 1
+            running = self._running[key] = self._running.get(key, 0) + 1
+            if not waiting:
+                del self._waiting[key]
+            elif running < self.per_port_workers:
+                self._turns.append(key)  # its next query after the other ports'
+            return job
+
+    def _done(self, key):
+        with self._lock:
+            running = self._running[key] - 1
+            if running:
+                self._running[key] = running
+            else:
+                del self._running[key]
+            if key in self._waiting and running == self.per_port_workers - 1:
+                self._turns.append(key)  # it was out of turns at its share
+                self._lock.notify()
 
     def stop(self):
         self._stopped.set()
-        for _ in self._threads:
-            try:
-                self._jobs.put_nowait(None)
-            except queue.Full:
-                break
+        with self._lock:
+            self._lock.notify_all()
         for t in self._threads:
             t.join(2)
 
     def _work(self):
-        while not self._stopped.is_set():
-            job = self._jobs.get()
+        while True:
+            job = self._next()
             if job is None:
                 return
             try:
                 job.reply(self.resolve(job))
             except Exception:  # noqa: BLE001 - one query never stops the worker
                 LOG.exception("DNS forwarding failed")
+            finally:
+                self._done(job.key)
 
     def resolve(self, job: _Job) -> bytes:
         """The upstream response (its id set back to the client's), or
@@ -446,4 +521,5 @@ class DnsResponder:
                                                   recursion_available=False)))
             return
         self.forwarder.submit(query, d.payload, resolvers,
-                              lambda payload: send(reply_frame(d, payload)), limit)
+                              lambda payload: send(reply_frame(d, payload)), limit,
+                              key=port.id)

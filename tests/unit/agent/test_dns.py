@@ -136,7 +136,7 @@ class Capture:
     def __init__(self):
         self.resolvers = None
 
-    def submit(self, query, payload, resolvers, reply, max_size=None):
+    def submit(self, query, payload, resolvers, reply, max_size=None, key=None):
         self.resolvers = tuple(resolvers)
         return True
 
@@ -375,8 +375,9 @@ def test_admin_down_port_gets_nothing_and_malformed_is_dropped(caplog):
 
 
 class Upstream:
-    """A UDP DNS server on loopback answering example.com. with 192.0.2.1
-    (and slowly, or never, when told)."""
+    """A UDP DNS server on loopback answering every name with 192.0.2.1
+    (and slowly, or never, when told: ``silent`` is True or a test of
+    the query's name)."""
 
     def __init__(self, delay=0.0, silent=False):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -393,7 +394,8 @@ class Upstream:
                 return
             q = dns.message.from_wire(data)
             self.seen.append(q)
-            if self.silent:
+            if self.silent is True or (callable(self.silent) and
+                                       self.silent(str(q.question[0].name))):
                 continue
             time.sleep(self.delay)
             r = dns.message.make_response(q)
@@ -482,6 +484,91 @@ def test_forwarder_queue_is_bounded():
     assert [fwd.submit(q, b"", ("127.0.0.1",), lambda p: None) for _ in range(3)] == \
         [True, True, False]
     assert fwd.stats["dns_forward_dropped"] == 1
+
+
+def _rcode(frame):
+    return dns.message.from_wire(frame[42:]).rcode()
+
+
+def test_one_port_cannot_starve_the_hosts_dns_forwarding():
+    """Security review: the forwarder's workers and queue are the host's.
+    One instance asking, within its punt meter (a burst of 70), for names
+    whose servers never answer held every worker and queued ahead of
+    everyone: another network's instance asking for a name its upstream
+    answers at once got SERVFAIL.  Now a port has 8 queries outstanding
+    (the rest SERVFAIL at once), 2 of the 4 workers, and waits its turn."""
+    up = Upstream(silent=lambda name: name.endswith(".slow.attacker."))
+    fwd = R.Forwarder(stats={}, timeout=0.3, budget=0.75)  # the daemon's, faster
+    attacker, victim = PORTS[0], PORTS[5]
+    mine, theirs = [], []
+    try:
+        resp = responder(resolvers=(up.addr,), forwarder=fwd)
+        for i in range(70):
+            resp.handle(frame4(query(f"x{i}.slow.attacker.").to_wire()), attacker, SUBNETS,
+                        NET, mine.append)
+        at_once = list(mine)
+        t0 = time.monotonic()
+        resp.handle(frame4(query("www.fast.example.").to_wire(), src="10.1.0.10",
+                           dst="10.1.0.1"), victim, SUBNETS, NET_B, theirs.append)
+        _wait(theirs, timeout=2.0)
+        elapsed = time.monotonic() - t0
+        assert theirs, "the victim's query was dropped"
+        assert _rcode(theirs[0]) == dns.rcode.NOERROR
+        assert addrs(dns.message.from_wire(theirs[0][42:])) == ["192.0.2.1"]
+        # on a worker the attacker cannot take: not after its 0.3 s queries
+        assert elapsed < 0.25, elapsed
+        # past its 8: SERVFAIL at once, on the packet-in path
+        assert len(at_once) == 62 and {_rcode(f) for f in at_once} == {dns.rcode.SERVFAIL}
+        assert fwd.stats["dns_forward_limited"] == 62
+        # the attacker's 8 are still resolved (here: SERVFAIL, upstream silent)
+        _wait(mine, 70, timeout=3.0)
+        assert len(mine) == 70 and fwd.stats["dns_forward_failed"] == 8
+    finally:
+        fwd.stop()
+        up.close()
+
+
+class _Gated(R.Forwarder):
+    """Resolves nothing: records the order of the queries (their port
+    and name), the first held until ``gate`` is set."""
+
+    def __init__(self, **kw):
+        self.gate, self.order = threading.Event(), []
+        super().__init__(**kw)
+
+    def resolve(self, job):
+        if not self.order:
+            self.order.append(None)
+            self.gate.wait(5)
+            self.order[0] = (job.key, job.query.qname)
+        else:
+            self.order.append((job.key, job.query.qname))
+        return W.build_response(job.query, W.NOERROR)
+
+
+def test_forwarder_serves_the_ports_in_turn():
+    fwd = _Gated(workers=1, per_port=4)
+    out = []
+
+    def ask(key, name):
+        return fwd.submit(W.parse_query(query(name).to_wire()), b"", ("127.0.0.1",),
+                          out.append, key=key)
+    try:
+        assert [ask("a", f"a{i}.") for i in range(5)] == [True] * 4 + [False]
+        first = dns.message.from_wire(out[0])
+        assert str(first.question[0].name) == "a4." and first.rcode() == dns.rcode.SERVFAIL
+        assert ask("b", "b0.") and ask("b", "b1.") and ask("c", "c0.")
+        fwd.gate.set()
+        _wait(out, 1 + 7)
+        assert [name for _, name in fwd.order] == \
+            ["a0.", "b0.", "c0.", "a1.", "b1.", "a2.", "a3."]
+        # a port's share is free again once its queries are answered
+        assert ask("a", "a5.")
+        _wait(out, 1 + 8)
+        assert fwd.order[-1] == ("a", "a5.")
+    finally:
+        fwd.gate.set()
+        fwd.stop()
 
 
 # ------------------------------------------------------------------ fuzz
