@@ -23,6 +23,10 @@ INFORMATION-REQUEST     REPLY with DNS servers (23) and domain list (24)
                         for a stateful or stateless subnet
 ======================  ================================================
 
+A message is answered for its first MAX_IAS IA_NAs (one IA_NA per IAID),
+reading at most MAX_IA_ADDRESSES addresses of each, and a reply never
+exceeds the network's MTU: a guest's oversized request costs little.
+
 Every REPLY/ADVERTISE carries the client's Client ID, our Server ID (a
 DUID-LL built from ``server_mac``) and DNS servers (23) when the subnet has
 IPv6 ones.  Messages naming another server's DUID are ignored, as are
@@ -85,6 +89,15 @@ ETH_P_8021Q = 0x8100
 IPPROTO_UDP = 17
 EXTENSION_HEADERS = (0, 43, 60)  # hop-by-hop, routing, destination options
 INFINITY = 0xFFFFFFFF
+
+# What one client message may make the responder do: the first MAX_IAS
+# distinct IA_NAs are answered, each with at most MAX_IA_ADDRESSES of the
+# addresses the client says it holds; the rest of the message is ignored.
+# A reply never exceeds the network's MTU (IPV6_MIN_MTU when unknown).
+MAX_IAS = 8
+MAX_IA_ADDRESSES = 8
+IPV6_MIN_MTU = 1280
+IP6_UDP_HEADERS = 40 + 8
 
 
 class _Malformed(ValueError):
@@ -272,7 +285,8 @@ class Dhcp6Responder:
             return None
         try:
             return self._answer(msg, port, subnets, network)
-        except _Malformed as exc:
+        except (_Malformed, struct.error, IndexError) as exc:
+            # the guest's doing: never a traceback (it could flood the log)
             LOG.debug("port %s: malformed DHCPv6 message: %s", port.id, exc)
             return None
         except Exception:
@@ -298,7 +312,8 @@ class Dhcp6Responder:
         client_id = msg.get(OPT_CLIENTID)
         t = msg.msg_type
         if t == INFORMATION_REQUEST:
-            return self._reply(msg, REPLY, client_id, self._config(svc.subnet, port, network, msg))
+            return self._reply(msg, REPLY, client_id, self._config(svc.subnet, port, network, msg),
+                               network)  # fmt: skip
         if svc.address is None:
             LOG.debug("port %s: stateless subnet, %s dropped", port.id, name)
             return None
@@ -308,68 +323,105 @@ class Dhcp6Responder:
             if server_id is not None:
                 return None
             rapid = msg.get(OPT_RAPID_COMMIT) is not None
-            body = self._ia_nas(msg, svc)
+            config = self._config(svc.subnet, port, network, msg)
+            room = self._room(client_id, network) - len(config) - len(option6(
+                OPT_RAPID_COMMIT, b""))
+            body = self._ia_nas(self._client_ias(msg), svc, room)
             if not body:  # only IA_TA / IA_PD asked for: none to give
                 rapid = False
                 body = status6(STATUS_NO_ADDRS_AVAIL, "only IA_NA is served")
             if rapid:
                 body += option6(OPT_RAPID_COMMIT, b"")
-            body += self._config(svc.subnet, port, network, msg)
-            return self._reply(msg, REPLY if rapid else ADVERTISE, client_id, body)
-        if t in (REQUEST, RENEW):
-            if server_id is None:
-                return None
-            return self._reply(msg, REPLY, client_id, self._ia_nas(msg, svc) +
-                               self._config(svc.subnet, port, network, msg))  # fmt: skip
-        if t == REBIND:
-            if server_id is not None:
-                return None
-            return self._reply(msg, REPLY, client_id, self._ia_nas(msg, svc) +
-                               self._config(svc.subnet, port, network, msg))  # fmt: skip
+            body += config
+            return self._reply(msg, REPLY if rapid else ADVERTISE, client_id, body, network)
+        if t in (REQUEST, RENEW, REBIND):
+            if (server_id is not None) != (t in (REQUEST, RENEW)):
+                return None  # REQUEST and RENEW name a server; REBIND does not
+            config = self._config(svc.subnet, port, network, msg)
+            room = self._room(client_id, network) - len(config)
+            return self._reply(msg, REPLY, client_id,
+                               self._ia_nas(self._client_ias(msg), svc, room) + config,
+                               network)  # fmt: skip
         if t == CONFIRM:
             net = ipaddress.IPv6Network(svc.subnet.cidr, strict=False)
-            addrs = [a for _, a in self._client_addresses(msg)]
+            addrs = [a for held in self._client_ias(msg).values() for a in held]
             ok = bool(addrs) and all(a in net for a in addrs)
             if not addrs:
                 return None  # RFC 8415 18.3.3: nothing to confirm, no reply
             code = STATUS_SUCCESS if ok else STATUS_NOT_ON_LINK
-            return self._reply(msg, REPLY, client_id, status6(code))
+            return self._reply(msg, REPLY, client_id, status6(code), network)
         if t in (RELEASE, DECLINE):
             if server_id is None:
                 return None
             if t == DECLINE:
                 LOG.warning("port %s: the client declined %s", port.id, svc.address)
-            return self._reply(msg, REPLY, client_id, status6(STATUS_SUCCESS))
+            return self._reply(msg, REPLY, client_id, status6(STATUS_SUCCESS), network)
         return None
 
     # ------------------------------------------------------------ pieces
     @staticmethod
-    def _client_addresses(msg: ClientMessage6):
-        """(iaid, address) of every IAADDR inside the client's IA_NAs."""
+    def _client_ias(msg: ClientMessage6) -> dict[bytes, list[ipaddress.IPv6Address]]:
+        """The addresses the client holds in its IA_NAs, by IAID, in the
+        order asked: the first MAX_IAS IAIDs, MAX_IA_ADDRESSES addresses
+        each (IA_NAs repeating an IAID add to its list).  Linear in the
+        message's length, whatever it holds."""
+        ias: dict[bytes, list[ipaddress.IPv6Address]] = {}
         for ia in msg.all(OPT_IA_NA):
             if len(ia) < 12:
                 raise _Malformed("short IA_NA")
+            held = ias.get(ia[:4])
+            if held is None:
+                if len(ias) >= MAX_IAS:
+                    continue
+                held = ias[ia[:4]] = []
+            if len(held) >= MAX_IA_ADDRESSES:
+                continue
             for code, value in parse_options6(ia[12:]):
                 if code == OPT_IAADDR and len(value) >= 24:
-                    yield ia[:4], ipaddress.IPv6Address(value[:16])
+                    addr = ipaddress.IPv6Address(value[:16])
+                    if addr not in held:
+                        held.append(addr)
+                        if len(held) >= MAX_IA_ADDRESSES:
+                            break
+        return ias
 
-    def _ia_nas(self, msg: ClientMessage6, svc: _Service) -> bytes:
-        """One IA_NA per IA_NA of the request (same IAID) holding the port's
-        address; anything else the client holds comes back with zero
-        lifetimes.  IA_TA and IA_PD are not served."""
+    @staticmethod
+    def _payload_limit(network) -> int:
+        """The largest DHCPv6 message that fits the network's MTU."""
+        mtu = getattr(network, "mtu", None) or IPV6_MIN_MTU
+        return mtu - IP6_UDP_HEADERS
+
+    def _ids(self, client_id) -> bytes:
+        return (option6(OPT_CLIENTID, client_id) if client_id is not None else b"") + \
+            option6(OPT_SERVERID, self.server_duid)
+
+    def _room(self, client_id, network) -> int:
+        """What a reply has left for its options past the header and IDs."""
+        return self._payload_limit(network) - 4 - len(self._ids(client_id))
+
+    def _ia_nas(self, ias: dict, svc: _Service, room: int) -> bytes:
+        """One IA_NA per IAID of the request holding the port's address;
+        anything else the client holds comes back with zero lifetimes.
+        IA_TA and IA_PD are not served.  At most ``room`` bytes: IA_NAs,
+        then the addresses to drop, that do not fit are left out."""
         if self.lease_time is None:
             t1 = t2 = valid = INFINITY
         else:
             valid = self.lease_time
             t1, t2 = valid // 2, valid * 4 // 5
-        held = list(self._client_addresses(msg))
+        own = option6(OPT_IAADDR, svc.address.packed + struct.pack("!II", valid, valid))
         out = b""
-        for ia in msg.all(OPT_IA_NA):
-            iaid = ia[:4]
-            inner = option6(OPT_IAADDR, svc.address.packed + struct.pack("!II", valid, valid))
-            for hid, addr in held:
-                if hid == iaid and addr != svc.address:
-                    inner += option6(OPT_IAADDR, addr.packed + struct.pack("!II", 0, 0))
+        for iaid, held in ias.items():
+            inner = own
+            if len(out) + 16 + len(inner) > room:
+                break
+            for addr in held:
+                if addr == svc.address:
+                    continue
+                gone = option6(OPT_IAADDR, addr.packed + struct.pack("!II", 0, 0))
+                if len(out) + 16 + len(inner) + len(gone) > room:
+                    break
+                inner += gone
             out += option6(OPT_IA_NA, iaid + struct.pack("!II", t1, t2) + inner)
         return out
 
@@ -396,13 +448,15 @@ class Dhcp6Responder:
             opts += [o for o in extra.options if o[1]]
         return b"".join(option6(c, v) for c, v in opts)
 
-    def _reply(self, msg: ClientMessage6, mtype: int, client_id, body: bytes) -> bytes:
-        head = bytes((mtype,)) + msg.transaction_id
-        ids = (option6(OPT_CLIENTID, client_id) if client_id is not None else b"") + option6(
-            OPT_SERVERID, self.server_duid
-        )
+    def _reply(self, msg: ClientMessage6, mtype: int, client_id, body: bytes,
+               network=None) -> Optional[bytes]:
+        payload = bytes((mtype,)) + msg.transaction_id + self._ids(client_id) + body
+        if len(payload) > self._payload_limit(network):
+            LOG.debug("DHCPv6 %s: a %d-byte %s would not fit the MTU: dropped",
+                      MESSAGE_NAMES.get(msg.msg_type), len(payload), MESSAGE_NAMES[mtype])
+            return None
         LOG.debug("DHCPv6 %s -> %s", MESSAGE_NAMES.get(msg.msg_type), MESSAGE_NAMES[mtype])
         return build_udp6_frame(
             self._mac, msg.eth_src, self.server_ip, msg.ip_src, SERVER_PORT, CLIENT_PORT,
-            head + ids + body, msg.vlan_tci,
+            payload, msg.vlan_tci,
         )  # fmt: skip

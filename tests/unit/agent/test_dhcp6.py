@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import random
 import struct
+import time
 
 import pytest
 from os_ken.lib.packet import dhcp6 as oken_dhcp6
 from os_ken.lib.packet import ethernet, ipv6, packet, udp
 
-from agent.responders.dhcp6 import Dhcp6Responder
+from agent.responders import dhcp6
+from agent.responders.dhcp6 import Dhcp6Responder, build_udp6_frame
+from agent.responders.dispatch import DhcpDispatcher
 from quantum_ovs import model
 
 MAC = "fa:16:3e:aa:bb:cc"
@@ -243,3 +247,94 @@ def test_truncations_and_garbage_never_raise():
         out = answer(bytes(g))
         if out is not None:
             Reply6(out)
+
+
+# ------------------------------------------------------------ what a guest may cost
+def _ia_flood(total, distinct=False):
+    """A SOLICIT frame of at most ``total`` bytes: n empty IA_NAs and one
+    holding m IAADDRs, n * m maximal; all with one IAID unless ``distinct``
+    (was: every IA_NA of the reply repeated every address, n * m of them)."""
+    budget = total - 14 - 40 - 8 - 4 - 4 - len(CLIENT_DUID)
+    n, m = max(((n, (budget - n * 16 - 16) // 28) for n in range(1, budget // 44)),
+               key=lambda nm: nm[0] * nm[1])
+    ias = [ia_na(iaid=struct.pack("!I", i) if distinct else IAID) for i in range(n - 1)]
+    ias.append(ia_na(iaid=struct.pack("!I", n) if distinct else IAID,
+                     addrs=["2001:db8::%x" % (i + 100) for i in range(m)]))
+    payload = bytes((SOLICIT,)) + TID + opt(1, CLIENT_DUID) + b"".join(opt(3, v) for v in ias)
+    frame = build_udp6_frame(bytes.fromhex("fa163eaabbcc"), b"\x33\x33\x00\x01\x00\x02",
+                             ipaddress.IPv6Address(CLIENT_LL).packed,
+                             ipaddress.IPv6Address("ff02::1:2").packed, 546, 547, payload)
+    assert total - 40 < len(frame) <= total
+    return frame
+
+
+@pytest.mark.parametrize("distinct", [False, True], ids=["one-iaid", "distinct-iaids"])
+def test_a_reply_is_never_larger_than_the_mtu(distinct):
+    """A 1.4 KB SOLICIT got a 31 KB ADVERTISE (IA_NAs x held addresses)."""
+    frame = _ia_flood(14 + NET.mtu, distinct)
+    reply = answer(frame)
+    assert reply is not None and len(reply) <= 14 + NET.mtu, len(reply)
+    r = Reply6(reply)
+    ias = r.ia_nas()
+    assert ias and all(a[0] == (ADDR, 86400, 86400) for _, _, _, a, _ in ias)
+    assert len(ias) == (dhcp6.MAX_IAS if distinct else 1)
+    assert all(len(a) <= 1 + dhcp6.MAX_IA_ADDRESSES for _, _, _, a, _ in ias)
+    assert r.options[23] == ipaddress.IPv6Address("2001:db8::53").packed  # config kept
+
+
+def test_held_addresses_are_capped_per_ia_and_trimmed_to_the_mtu():
+    held = ["2001:db8::%x" % (i + 100) for i in range(20)]
+    f = client_frame(RENEW, [(1, CLIENT_DUID), (2, SERVER_DUID)] +
+                     [(3, ia_na(struct.pack("!I", i), held)) for i in range(20)])
+    (one,) = Reply6(answer(client_frame(RENEW, [(1, CLIENT_DUID), (2, SERVER_DUID),
+                                                (3, ia_na(addrs=held))]))).ia_nas()
+    assert one[3] == [(ADDR, 86400, 86400)] + [(a, 0, 0) for a in held[:8]]
+    r = Responder6().handle(f, port(), {"sub6": subnet6()},
+                            model.Network("small", model.Segment("flat", "phys"), mtu=1280))
+    assert len(r) <= 14 + 1280
+    ias = Reply6(r).ia_nas()
+    assert 1 <= len(ias) <= dhcp6.MAX_IAS
+    assert all(a[0] == (ADDR, 86400, 86400) for _, _, _, a, _ in ias)
+
+
+def test_a_jumbo_solicit_costs_little_and_logs_no_error(caplog):
+    """On a 9000-MTU network a 9 KB SOLICIT took ~130 ms of the host's one
+    packet-in thread, and logged an ERROR traceback (its 1.2 MB reply
+    overflowed the UDP length)."""
+    net = model.Network("jumbo", model.Segment("vlan", "phys", 5), mtu=9000)
+    frame = _ia_flood(14 + 9000)
+    r = Responder6()
+    caplog.set_level(logging.DEBUG, logger="agent")
+    t0 = time.perf_counter()
+    reply = r.handle(frame, port(), {"sub6": subnet6()}, net)
+    spent = time.perf_counter() - t0
+    assert not [x for x in caplog.records if x.levelno >= logging.WARNING]
+    assert reply is not None and len(reply) <= 14 + 9000
+    assert spent < 0.02, f"{spent * 1000:.0f} ms"
+
+
+def test_frames_longer_than_the_mtu_are_dropped_before_parsing():
+    """The pipeline punts what a guest sends, however long: a frame past
+    the network's MTU (OVS does not check it on ingress) is not parsed."""
+    sent, stats = [], {}
+    d = DhcpDispatcher(60, lambda ofport: (port(), NET, {"sub6": subnet6()}),
+                       lambda data, actions: sent.append(data), stats)
+    def sized(n):  # a SOLICIT of n bytes (a vendor class, ignored, pads it)
+        f = client_frame(SOLICIT, [(1, CLIENT_DUID), (3, ia_na()), (16, b"")])
+        return client_frame(SOLICIT, [(1, CLIENT_DUID), (3, ia_na()), (16, bytes(n - len(f)))])
+
+    big, fits = sized(14 + 4 + NET.mtu + 1), sized(14 + 4 + NET.mtu)
+    assert len(big) == len(fits) + 1 == 14 + 4 + NET.mtu + 1
+    d.packet_in(_Pin(big))
+    assert sent == [] and stats["packet_in_oversized"] == 1
+    d.packet_in(_Pin(fits))
+    assert len(sent) == 1 and Reply6(sent[0]).type == ADVERTISE
+
+
+class _Pin:
+    def __init__(self, data, in_port=5):
+        self.data, self.in_port, self.table, self.reason = data, in_port, 0, 1
+
+
+def Responder6():  # noqa: N802
+    return Dhcp6Responder(server_mac=SERVER_MAC)

@@ -223,11 +223,51 @@ def test_router_solicitation_packet_in_is_answered():
 
 
 def test_answers_are_rate_limited():
+    """A port gets a quarter of the host's burst, the host its burst."""
     sent = []
-    d = _dispatcher(sent, rate=0.0001, burst=3)
+    d = _dispatcher(sent, rate=0.0001, burst=8)
+    for in_port in (5, 6, 7, 8, 9):
+        for _ in range(10):
+            d.packet_in(_Pin(udp4(), in_port=in_port, table=L3_ROUTE))
+    assert [a[0].port for _, a in sent] == [5, 5, 6, 6, 7, 7, 8, 8]
+
+
+def test_one_port_cannot_spend_the_hosts_router_solicitation_budget():
+    """60 RS from one port (within its meter: 50/s, burst 20) took every
+    token of the host's (100/s, burst 50): another port's RS went
+    unanswered."""
+    sent = []
+    ports = {5: model.Port("pa", "n2", VM), 6: model.Port("pv", "n2", VM)}
+    d = DhcpDispatcher(60, lambda ofport: (ports[ofport], NET2, {"s6": subnet6("slaac")}),
+                       lambda data, actions: sent.append((data, actions)), {},
+                       routers=lambda: (ROUTER,))
+    for _ in range(60):
+        d.packet_in(_Pin(_rs(), in_port=5))
+    attacker = len(sent)
+    assert 0 < attacker <= 50 // 4
+    d.packet_in(_Pin(_rs(), in_port=6))
+    assert len(sent) == attacker + 1 and sent[-1][1] == [Output(6)]
+
+
+def test_per_port_buckets_are_bounded_and_forget_idle_ports():
+    from agent.responders.dispatch import PortRateLimit
+
+    now = [0.0]
+    limit = PortRateLimit(100.0, 40, max_ports=8, clock=lambda: now[0])
+    assert limit.port_rate == 25.0 and limit.port_burst == 10
     for _ in range(10):
-        d.packet_in(_Pin(udp4(), table=L3_ROUTE))
-    assert len(sent) == 3
+        assert limit.allow("busy")
+    assert not limit.allow("busy")
+    for p in range(100):  # ports come and go: memory stays bounded
+        now[0] += 0.5  # (a bucket refills in 0.4 s)
+        assert limit.allow(p)
+        while limit.allow("busy"):  # ... while one keeps its bucket drained
+            pass
+        assert len(limit.ports) <= 8
+    # the busy port was never forgotten (it would have had a full bucket);
+    # the others, refilled, were
+    assert "busy" in limit.ports and not limit.allow("busy")
+    assert 0 not in limit.ports and 99 in limit.ports
 
 
 def test_the_switch_sends_no_unmetered_invalid_ttl_packet_ins():
