@@ -1,5 +1,5 @@
 """The metadata proxy: an HTTP server on a socket it is given (opened in
-the proxy's namespace), one thread per request, forwarding to nova's
+the proxy's namespace), one thread per connection, forwarding to nova's
 metadata API with the headers nova's handler checks when
 ``[neutron] service_metadata_proxy = True``:
 
@@ -12,14 +12,28 @@ The asking instance is ``lookup(peer address)``: the address is the one
 the flows wrote (the port's ofport and fixed IP index), never one the
 instance chose.  Headers of the request that could claim another identity
 are not forwarded; only the method, the path and query, a body (POST,
-e.g. the password) and its Content-Type are.
+e.g. the password) and its Content-Type are (and Accept; a value with a
+control character, a folded line's CR LF included, is not).
+
+An instance is untrusted, so what it can hold is bounded:
+
+* the whole request (request line, headers and body; the wait for it
+  included) must arrive within ``_Handler.timeout`` seconds of the
+  connection, else the connection is closed unanswered;
+* the request line and headers are read by our own reader, at most
+  ``MAX_HEAD`` bytes (past that: 431), the body at most ``MAX_BODY`` (413);
+  the body is read before the request takes one of the slots below;
+* more than ``max_requests`` requests in flight (to nova) are refused with
+  503, and more than twice as many connections are closed at once;
+* each port (``key(peer address)``: the ofport behind the address, so all
+  of a port's addresses count together) has a share of both: at most
+  ``port_max_connections`` connections and ``port_max_requests`` requests
+  in flight, and never more than half of either pool, so one instance
+  cannot leave the others of the host without metadata.
 
 nova down answers 502 at once, nova slower than ``timeout`` 504 after it,
-a nova 5xx 500; more than ``max_requests`` requests in flight are refused
-with 503, and more than twice as many connections (idle ones included,
-each closed after 10 s without a request) are closed at once.  Nothing
-here takes a lock of the agent: ``lookup`` reads snapshots the agent
-publishes.
+a nova 5xx 500.  Nothing here takes a lock of the agent: ``lookup`` reads
+snapshots the agent publishes.
 """
 
 from __future__ import annotations
@@ -27,20 +41,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import io
 import logging
 import socket
 import socketserver
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Callable, Optional
+from typing import Callable, Hashable, Optional
 
 from agent.metadata.settings import MetadataSettings
 
 LOG = logging.getLogger(__name__)
+MAX_HEAD = 16 * 1024  # request line and headers
 MAX_BODY = 64 * 1024
 FORWARDED_HEADERS = ("Content-Type", "Accept")
+LINGER = 2.0  # seconds spent discarding what follows a request refused early
 
 
 @dataclass(frozen=True)
@@ -57,10 +75,115 @@ def sign(secret: str, instance_id: str) -> str:
     return hmac.new(secret.encode(), instance_id.encode(), hashlib.sha256).hexdigest()
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    daemon_threads = True
-    block_on_close = False
+def clean_header(value: str) -> Optional[str]:
+    """A request header value fit to pass on: a folded line unfolded, None
+    when a control character remains."""
+    if "\r" in value or "\n" in value:
+        value = " ".join(value.split())
+    if any((c < " " and c != "\t") or c == "\x7f" for c in value):
+        return None
+    return value
 
+
+class _Shares:
+    """Counts per key, at most ``total`` over all keys and ``each`` per key."""
+
+    def __init__(self, total: int, each: int):
+        self.total = total
+        self.each = max(1, min(each, total // 2))
+        self._used = 0
+        self._by_key: dict = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: Hashable) -> bool:
+        with self._lock:
+            n = self._by_key.get(key, 0)
+            if self._used >= self.total or n >= self.each:
+                return False
+            self._by_key[key] = n + 1
+            self._used += 1
+            return True
+
+    def give(self, key: Hashable) -> None:
+        with self._lock:
+            n = self._by_key.get(key, 0)
+            if n <= 1:
+                self._by_key.pop(key, None)
+            else:
+                self._by_key[key] = n - 1
+            if n:
+                self._used -= 1
+
+
+class _Deadline(Exception):
+    """The request did not arrive in time (or the instance went away)."""
+
+
+class _Reader:
+    """Reads one request from the socket before a deadline: every recv
+    waits at most what is left of it."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self.sock = sock
+        self.deadline = deadline
+        self.buf = bytearray()
+
+    def _recv(self, n: int) -> bytes:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _Deadline("deadline")
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(n)
+        except (socket.timeout, TimeoutError):
+            raise _Deadline("deadline") from None
+        except OSError as e:
+            raise _Deadline(str(e)) from None
+        if not data:
+            raise _Deadline("closed")
+        return data
+
+    def head(self, limit: int) -> Optional[bytes]:
+        """The request line and headers (with the empty line ending them),
+        or None when more than ``limit`` bytes come without that end."""
+        seen = 0
+        while True:
+            i = self.buf.find(b"\n\r\n", max(0, seen - 2))
+            j = self.buf.find(b"\n\n", max(0, seen - 1))
+            ends = [k for k in (i + 3 if i >= 0 else -1, j + 2 if j >= 0 else -1) if k >= 0]
+            if ends:
+                end = min(ends)
+                if end > limit:
+                    return None
+                head = bytes(self.buf[:end])
+                del self.buf[:end]
+                return head
+            if len(self.buf) > limit:
+                return None
+            seen = len(self.buf)
+            self.buf += self._recv(4096)
+
+    def body(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self.buf += self._recv(min(65536, n - len(self.buf)))
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def drain(self, until: float) -> None:
+        """Discard what the instance still sends (so that closing does not
+        reset the connection before it reads the answer), until it closes
+        or ``until``."""
+        self.buf = bytearray()
+        self.deadline = min(self.deadline, until)
+        try:
+            while True:
+                self._recv(16384)
+        except _Deadline:
+            pass
+
+
+class _Server(socketserver.TCPServer):
     def __init__(self, sock: socket.socket, handler, proxy: "MetadataProxy"):
         socketserver.TCPServer.__init__(self, sock.getsockname()[:2], handler,
                                         bind_and_activate=False)
@@ -68,26 +191,33 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.socket = sock
         self.address_family = sock.family
         self.proxy = proxy
-        # Connections (threads) at once, idle ones included: an instance
-        # opening many and sending nothing must not exhaust the agent.
-        self._conns = threading.BoundedSemaphore(2 * proxy.s.max_requests)
 
     def process_request(self, request, client_address):
-        if not self._conns.acquire(blocking=False):
-            self.proxy.stats["busy"] += 1
+        """Each connection in a thread of its own, if its port's share of
+        the connections (idle ones included) and the host's allow."""
+        proxy = self.proxy
+        key = proxy.key(client_address[0])
+        if not proxy.conns.take(key):
+            proxy.stats["busy"] += 1
             self.shutdown_request(request)
             return
+        t = threading.Thread(target=self._serve, args=(request, client_address, key),
+                             name="metadata-request", daemon=True)
         try:
-            super().process_request(request, client_address)
+            t.start()
         except Exception:
-            self._conns.release()
+            proxy.conns.give(key)
+            self.shutdown_request(request)
             raise
 
-    def process_request_thread(self, request, client_address):
+    def _serve(self, request, client_address, key):
         try:
-            super().process_request_thread(request, client_address)
+            self.RequestHandlerClass(request, client_address, self, key)
+        except Exception:  # noqa: BLE001 - one request's failure, logged
+            self.handle_error(request, client_address)
         finally:
-            self._conns.release()
+            self.shutdown_request(request)
+            self.proxy.conns.give(key)
 
     def handle_error(self, request, client_address):
         LOG.debug("metadata request from %s failed", client_address, exc_info=True)
@@ -97,7 +227,72 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "quantum-ovs-metadata"
     sys_version = ""
     protocol_version = "HTTP/1.0"
-    timeout = 10  # seconds an instance may take to send its request
+    # Seconds an instance may take to send its whole request (from the
+    # connection on: waiting included), whatever the pace.
+    timeout = 10
+
+    def __init__(self, request, client_address, server, key: Hashable):
+        self.key = key
+        super().__init__(request, client_address, server)
+
+    def setup(self):
+        super().setup()
+        self.rfile.close()  # the socket is read by our reader only
+        self.rfile = io.BytesIO()
+        self.reader = _Reader(self.connection, time.monotonic() + self.timeout)
+        # Until a request line is parsed (for the access log and answers).
+        self.requestline, self.request_version, self.command = "", "HTTP/1.0", None
+        self.close_connection = True
+
+    def handle(self):
+        try:
+            head = self.reader.head(MAX_HEAD)
+        except _Deadline as e:
+            LOG.debug("metadata request from %s not received: %s", self.client_address[0], e)
+            return
+        if head is None:
+            self.server.proxy.stats["too_large"] += 1
+            self.refuse(431, b"Request header fields too large\n")
+            return
+        # What the standard library parses is bounded by now.
+        self.rfile = io.BytesIO(head)
+        self.handle_one_request()
+
+    def read_body(self, n: int) -> Optional[bytes]:
+        try:
+            return self.reader.body(n)
+        except _Deadline as e:
+            LOG.debug("metadata request body from %s not received: %s",
+                      self.client_address[0], e)
+            return None
+
+    def refuse(self, status: int, data: bytes) -> None:
+        """Answer before the request was read whole, then discard the rest
+        for a while."""
+        self.answer(status, data)
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        self.reader.drain(time.monotonic() + LINGER)
+
+    def answer(self, status, data, ctype="text/plain", head=False):
+        self.connection.settimeout(self.timeout)  # the whole of each write
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if not head:
+                self.wfile.write(data)
+        except OSError:
+            pass  # the instance went away (or reads too slowly)
+
+    def send_error(self, code, message=None, explain=None):
+        # The standard library's parse errors: answered as ours, and the
+        # request's rest (if any) discarded rather than reset.
+        self.refuse(code, ((message or "Bad Request") + "\n").encode("latin-1", "replace"))
 
     def log_message(self, fmt, *args):  # the access log at debug, not stderr
         LOG.debug("metadata %s: " + fmt, self.client_address[0], *args)
@@ -114,12 +309,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 class MetadataProxy:
     def __init__(self, settings: MetadataSettings,
-                 lookup: Callable[[str], Optional[Requester]]):
+                 lookup: Callable[[str], Optional[Requester]],
+                 key: Optional[Callable[[str], Hashable]] = None):
+        """``key(peer address)``: whose share a connection counts in (the
+        port behind it); the address itself by default."""
         self.s = settings
         self.lookup = lookup
+        self.key = key or (lambda address: address)
         self.stats = {"requests": 0, "unknown": 0, "upstream_errors": 0, "timeouts": 0,
-                      "busy": 0}
-        self._slots = threading.BoundedSemaphore(settings.max_requests)
+                      "busy": 0, "too_large": 0}
+        self.slots = _Shares(settings.max_requests, settings.port_max_requests)
+        self.conns = _Shares(2 * settings.max_requests, settings.port_max_connections)
         self._ssl = self._ssl_context() if settings.nova_protocol == "https" else None
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
@@ -147,28 +347,36 @@ class MetadataProxy:
             self._thread = None
 
     # ------------------------------------------------------------ requests
-    def serve(self, h: BaseHTTPRequestHandler, with_body: bool) -> None:
+    def serve(self, h: _Handler, with_body: bool) -> None:
         self.stats["requests"] += 1
-        if not self._slots.acquire(blocking=False):
-            self.stats["busy"] += 1
-            return self._answer(h, 503, b"Too many metadata requests in flight\n")
-        try:
-            who = self.lookup(h.client_address[0])
-            if who is None or not who.instance_id:
-                self.stats["unknown"] += 1
-                LOG.info("metadata request from %s: no instance on that port",
-                         h.client_address[0])
-                return self._answer(h, 404, b"Not Found\n")
-            body = None
-            if with_body:
+        body = None
+        if with_body:
+            # Read whole (within the request's deadline) before it takes a
+            # slot: a slow body holds its connection only.
+            try:
                 n = int(h.headers.get("Content-Length") or 0)
-                if not 0 <= n <= MAX_BODY:
-                    return self._answer(h, 413, b"Request body too large\n")
-                body = h.rfile.read(n)
+            except ValueError:
+                n = -1
+            if n < 0:
+                return h.refuse(400, b"Bad Content-Length\n")
+            if n > MAX_BODY:
+                return h.refuse(413, b"Request body too large\n")
+            body = h.read_body(n)
+            if body is None:
+                return None  # not sent in time: closed unanswered
+        who = self.lookup(h.client_address[0])
+        if who is None or not who.instance_id:
+            self.stats["unknown"] += 1
+            LOG.info("metadata request from %s: no instance on that port", h.client_address[0])
+            return h.answer(404, b"Not Found\n")
+        if not self.slots.take(h.key):
+            self.stats["busy"] += 1
+            return h.answer(503, b"Too many metadata requests in flight\n")
+        try:
             status, ctype, data = self._forward(h.command, h.path, who, body, h.headers)
-            return self._answer(h, status, data, ctype, head=h.command == "HEAD")
         finally:
-            self._slots.release()
+            self.slots.give(h.key)
+        return h.answer(status, data, ctype, head=h.command == "HEAD")
 
     def headers_for(self, who: Requester) -> dict:
         return {"X-Forwarded-For": who.ip, "X-Instance-ID": who.instance_id,
@@ -180,8 +388,9 @@ class MetadataProxy:
             return 400, "text/plain", b"Bad Request\n"
         headers = self.headers_for(who)
         for name in FORWARDED_HEADERS:
-            if in_headers.get(name):
-                headers[name] = in_headers[name]
+            value = clean_header(in_headers.get(name) or "")
+            if value:
+                headers[name] = value
         s = self.s
         if self._ssl is not None:
             conn = http.client.HTTPSConnection(s.nova_host, s.nova_port, timeout=s.timeout,
@@ -213,19 +422,6 @@ class MetadataProxy:
             LOG.warning("nova refused the signature for instance %s: check "
                         "[metadata] metadata_proxy_shared_secret", who.instance_id)
         return status, ctype, data
-
-    @staticmethod
-    def _answer(h, status, data, ctype="text/plain", head=False):
-        try:
-            h.send_response(status)
-            h.send_header("Content-Type", ctype)
-            h.send_header("Content-Length", str(len(data)))
-            h.send_header("Connection", "close")
-            h.end_headers()
-            if not head:
-                h.wfile.write(data)
-        except OSError:
-            pass  # the instance went away
 
     def _ssl_context(self) -> ssl.SSLContext:
         s = self.s

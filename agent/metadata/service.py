@@ -39,7 +39,7 @@ class MetadataService:
         self.ports = ports
         self.on_ofport = on_ofport
         self.stop_event = stop_event
-        self.proxy = MetadataProxy(settings, self.lookup)
+        self.proxy = MetadataProxy(settings, self.lookup, self.port_of)
         self.ofport = 0
         self.namespace: Optional[str] = None
         self._thread: Optional[threading.Thread] = None
@@ -60,6 +60,13 @@ class MetadataService:
         if ip is None:
             return None
         return Requester(port.id, port.device_id, port.project_id, ip)
+
+    @staticmethod
+    def port_of(address: str):
+        """Whose share a connection from ``address`` counts in: the ofport
+        (every address of a port together), else the address."""
+        src = md.parse_source(address)
+        return ("ofport", src[0]) if src is not None else address
 
     # ------------------------------------------------------------ life
     def start(self) -> "MetadataService":

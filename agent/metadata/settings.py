@@ -24,6 +24,10 @@ class MetadataSettings:
     client_key: str = ""
     timeout: float = 5.0
     max_requests: int = 128
+    # One port's share (each at most half the host's): connections, idle
+    # ones included (the host's: 2 x max_requests), and requests in flight.
+    port_max_connections: int = 8
+    port_max_requests: int = 4
     listen_port: int = 80
     namespace: Optional[str] = None
     bridge_netns: Optional[str] = None

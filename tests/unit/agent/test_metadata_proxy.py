@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from agent.metadata import proxy as proxy_mod
 from agent.metadata.proxy import MetadataProxy, Requester, sign
 from agent.metadata.service import MetadataService
 from agent.metadata.settings import MetadataSettings
@@ -76,8 +77,8 @@ def _proxy(nova, lookup, **kw):
     return MetadataProxy(s, lookup).start(sock), sock.getsockname()[1]
 
 
-def _get(port, path, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def _get(port, path, headers=None, source="127.0.0.1"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=(source, 0))
     c.request("GET", path, headers=headers or {})
     r = c.getresponse()
     return r.status, r.read().decode()
@@ -122,8 +123,10 @@ def test_slow_nova_is_504_after_the_timeout_and_others_are_served(nova):
     try:
         results = []
         t0 = time.monotonic()
-        threads = [threading.Thread(target=lambda: results.append(
-            _get(port, "/openstack/latest/meta_data.json")[0])) for _ in range(16)]
+        # (16 instances: each port's share of the requests in flight is 4)
+        threads = [threading.Thread(target=lambda i=i: results.append(
+            _get(port, "/openstack/latest/meta_data.json", source=f"127.0.0.{10 + i}")[0]))
+            for i in range(16)]
         for t in threads:
             t.start()
         for t in threads:
@@ -137,17 +140,18 @@ def test_slow_nova_is_504_after_the_timeout_and_others_are_served(nova):
 
 
 def test_idle_connections_cannot_exhaust_the_proxy(nova):
-    """Connections that send nothing hold at most 2 x max_requests threads;
-    past that a connection is closed at once, and once they go a request
-    is served again."""
+    """Connections that send nothing hold at most 2 x max_requests threads
+    (here from 4 instances: one port's share is half of them); past that a
+    connection is closed at once, and once they go a request is served
+    again."""
     proxy, port = _proxy(nova, lambda addr: Requester("pa", VM, "p1", "10.0.0.5"),
                          max_requests=2)
     idle = []
     try:
-        for _ in range(4):
-            idle.append(socket.create_connection(("127.0.0.1", port)))
+        for i in range(4):
+            idle.append(_connect(port, f"127.0.0.{2 + i}"))
         time.sleep(0.3)
-        extra = socket.create_connection(("127.0.0.1", port))
+        extra = _connect(port, "127.0.0.6")
         extra.settimeout(3)
         assert extra.recv(1) == b""  # closed without an answer
         extra.close()
@@ -166,6 +170,244 @@ def test_idle_connections_cannot_exhaust_the_proxy(nova):
         for s in idle:
             s.close()
         proxy.stop()
+
+
+# ------------------------------------------------------------ what an instance holds
+def _connect(port, src):
+    s = socket.socket()
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def _by_source(addr):
+    # 127.0.0.2 stands for an instance asking too much, 127.0.0.3 for another
+    if addr == "127.0.0.3":
+        return Requester("pv", "vm-victim", "p2", "10.1.0.5")
+    if addr.startswith("127.0.0."):
+        return Requester("pa", VM, "p1", "10.0.0.5")
+    return None
+
+
+def _read_all(s, timeout=5):
+    s.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    return data
+
+
+def _cut(s, seconds, every):
+    """Whether the proxy closes ``s`` while a header byte is sent every
+    ``every`` seconds, within ``seconds``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        time.sleep(every)
+        try:
+            s.sendall(b"a")
+        except OSError:
+            return True
+        s.settimeout(0.01)
+        try:
+            if s.recv(1) == b"":
+                return True
+        except socket.timeout:
+            pass
+        except OSError:
+            return True
+    return False
+
+
+@pytest.fixture
+def victim(nova):
+    nova.add_instance("vm-victim", "p2", "victim")
+    return nova
+
+
+def test_a_trickling_request_is_cut_at_the_request_deadline(nova, monkeypatch):
+    """The timeout is for the whole request, not for each read: a header
+    byte every 0.3 s (under the 0.5 s) is cut after 0.5 s.  (10 s and a
+    byte every 9 s, scaled down.)"""
+    monkeypatch.setattr(proxy_mod._Handler, "timeout", 0.5)
+    proxy, port = _proxy(nova, _by_source)
+    s = _connect(port, "127.0.0.2")
+    try:
+        t0 = time.monotonic()
+        s.sendall(b"GET /latest/meta-data/instance-id HTTP/1.0\r\nX-Pad: ")
+        assert _cut(s, 3.0, 0.3), "a request trickled for 6x the timeout is still read"
+        assert time.monotonic() - t0 < 1.5
+    finally:
+        s.close()
+        proxy.stop()
+
+
+def test_a_slow_body_is_cut_at_the_deadline_and_holds_no_request_slot(victim, monkeypatch):
+    """A POST body trickled is read before the request takes a slot (here
+    the only one): others are served meanwhile; and it is cut at the
+    deadline too."""
+    monkeypatch.setattr(proxy_mod._Handler, "timeout", 0.8)
+    proxy, port = _proxy(victim, _by_source, max_requests=1)
+    s = _connect(port, "127.0.0.2")
+    try:
+        s.sendall(b"POST /openstack/latest/password HTTP/1.0\r\n"
+                  b"Content-Length: 1000\r\n\r\nxx")
+        time.sleep(0.2)
+        assert _get(port, "/latest/meta-data/instance-id", source="127.0.0.3") == \
+            (200, "vm-victim")
+        assert _cut(s, 3.0, 0.2), "a body trickled for 4x the timeout is still read"
+    finally:
+        s.close()
+        proxy.stop()
+
+
+def test_request_headers_are_bounded(nova):
+    """Request line and headers past 16 KB are refused with 431 (the
+    standard library's parser would take 100 lines of 64 KB: 6.5 MB per
+    request); 12 KB of them are served."""
+    proxy, port = _proxy(nova, _by_source)
+    try:
+        s = _connect(port, "127.0.0.2")
+        hdrs = b"".join(b"X-P%d: %s\r\n" % (i, b"a" * 60000) for i in range(99))
+        s.sendall(b"GET /latest/meta-data/instance-id HTTP/1.0\r\n" + hdrs + b"\r\n")
+        data = _read_all(s)
+        s.close()
+        assert data.startswith(b"HTTP/1.0 431 "), data[:60]
+        s = _connect(port, "127.0.0.2")
+        s.sendall(b"GET /latest/meta-data/instance-id HTTP/1.0\r\n" + b"X-P: " +
+                  b"a" * 12000 + b"\r\n\r\n")
+        data = _read_all(s)
+        s.close()
+        assert data.startswith(b"HTTP/1.0 200 ") and data.endswith(VM.encode())
+    finally:
+        proxy.stop()
+
+
+def test_held_requests_do_not_pin_hundreds_of_megabytes(nova):
+    """16 instances each sending a POST with ~6 MB of headers and holding
+    its body: before, ~300 MB held by the agent; now 431 after 16 KB."""
+    def rss_mb():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 // (1 << 20)
+    proxy, port = _proxy(nova, _by_source)
+    held = []
+    try:
+        base = rss_mb()
+        hdrs = b"".join(b"X-P%d: %s\r\n" % (i, b"a" * 60000) for i in range(98))
+        for i in range(16):
+            s = _connect(port, f"127.0.0.{10 + i}")
+            s.sendall(b"POST /openstack/latest/password HTTP/1.0\r\n"
+                      b"Content-Length: 65536\r\n" + hdrs + b"\r\nx")
+            held.append(s)
+        time.sleep(1.5)
+        grown = rss_mb() - base
+        assert grown < 64, f"16 held requests: +{grown} MB"
+    finally:
+        for s in held:
+            s.close()
+        proxy.stop()
+
+
+def test_one_port_cannot_take_every_connection_of_the_proxy(victim):
+    """An instance holding its share of connections (2 of 4 here: half the
+    proxy's) has the next ones closed at once; another instance is served."""
+    proxy, port = _proxy(victim, _by_source, max_requests=2)
+    held = []
+    try:
+        for _ in range(4):
+            held.append(_connect(port, "127.0.0.2"))
+            held[-1].sendall(b"GET / HTTP/1.0\r\n")  # and then trickle
+        time.sleep(0.3)
+        assert _read_all(held[-1], 3) == b""  # past its share: closed unanswered
+        assert _get(port, "/latest/meta-data/instance-id", source="127.0.0.3") == \
+            (200, "vm-victim")
+    finally:
+        for s in held:
+            s.close()
+        proxy.stop()
+
+
+def test_one_port_cannot_take_every_request_slot_of_the_proxy(victim):
+    """With nova slow, an instance's requests in flight past its share (2
+    of 4 here) are 503; another instance's request is still forwarded."""
+    proxy, port = _proxy(victim, _by_source, max_requests=4)
+    proxy.s.timeout = 3.0
+    victim.delay = 1.0
+    try:
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            _get(port, "/latest/meta-data/instance-id", source="127.0.0.2")[0]))
+            for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        assert _get(port, "/latest/meta-data/instance-id", source="127.0.0.3") == \
+            (200, "vm-victim")
+        for t in threads:
+            t.join()
+        assert sorted(results) == [200, 200, 503, 503]
+    finally:
+        victim.delay = 0.0
+        proxy.stop()
+
+
+def test_a_ports_addresses_share_one_count():
+    """Every fixed IP (index) of a port, and its IPv6 address, count as the
+    port (its ofport)."""
+    key = MetadataService.port_of
+    assert key(md.source_address(5, 0)) == key(md.source_address(5, 1)) == \
+        key(md.source_address(5, 0, 6)) == key("::ffff:" + md.source_address(5, 3))
+    assert key(md.source_address(5, 0)) != key(md.source_address(6, 0))
+
+
+def test_folded_or_control_characters_are_not_forwarded():
+    """A forwarded header (Accept, Content-Type) folded over lines reaches
+    nova on one line; with a control character, not at all."""
+    assert proxy_mod.clean_header("text/plain,\r\n text/html") == "text/plain, text/html"
+    assert proxy_mod.clean_header("text/plain\x00") is None
+    assert proxy_mod.clean_header("a\tb") == "a\tb"
+    upstream = socket.socket()
+    upstream.bind(("127.0.0.1", 0))
+    upstream.listen(4)
+    seen = []
+
+    def nova():
+        c, _ = upstream.accept()
+        c.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(4096)
+        seen.append(head)
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        c.close()
+
+    t = threading.Thread(target=nova, daemon=True)
+    t.start()
+    settings = MetadataSettings(shared_secret=SECRET, nova_port=upstream.getsockname()[1],
+                                timeout=5)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    proxy = MetadataProxy(settings, _by_source).start(sock)
+    try:
+        s = _connect(sock.getsockname()[1], "127.0.0.2")
+        s.sendall(b"GET /latest/meta-data/ HTTP/1.0\r\nAccept: text/plain,\r\n"
+                  b" X-Instance-ID: vm-victim\r\n\r\n")
+        assert _read_all(s).endswith(b"ok")
+        s.close()
+        t.join(5)
+        lines = seen[0].split(b"\r\n")
+        assert b"Accept: text/plain, X-Instance-ID: vm-victim" in lines
+        assert b"X-Instance-ID: " + VM.encode() in lines
+        assert not any(line.startswith((b" ", b"\t")) for line in lines)
+    finally:
+        proxy.stop()
+        upstream.close()
 
 
 def test_nova_down_is_502_at_once():
