@@ -204,16 +204,6 @@ class ServiceUnavailable(QuantumError):
     message = "The service is unavailable."
 
 
-class TooManyPolls(ServiceUnavailable):
-    """An agent's poll past its host's share of the waiting polls."""
-
-    message = "The server is busy (%(what)s); retry the request."
-
-    @property
-    def type(self):
-        return "ServiceUnavailable"  # (as the servers' fronts answer a full house)
-
-
 class PreconditionFailed(QuantumError):
     code = 412
     message = "Precondition failed: %(reason)s."

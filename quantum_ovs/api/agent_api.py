@@ -290,7 +290,9 @@ class AgentAPI:
         """One of ``host``'s waiting polls (PollSlots), or 503."""
         busy = self.host_polls.take(host)
         if busy is not None:
-            raise exceptions.TooManyPolls(what=busy)
+            # (the servers' fronts answer a full house in the same words)
+            raise exceptions.ServiceUnavailable(f"The server is busy ({busy}); retry the "
+                                                "request.")
 
     def _since(self, who, host, since, timeout, features, first=True):
         """HostStates.since for ``who``'s poll; 401 when its credential
