@@ -164,6 +164,31 @@ class DesiredFlows:
         if type(flows) is Unbuildable:
             self._hold(owner, (), flows.reason, True)
             return
+        if not self._held_keys:
+            # The common case, as add_owner's: in, unless a key is taken
+            # (then out again, and the conflict isolated below).
+            put = entries.setdefault
+            taken = []
+            for f in flows:
+                k = (f.table, f.priority, f.match)
+                new = (f, owner)
+                e = put(k, new)
+                if e is not new:
+                    if e[1] == owner and e[0] == f:
+                        continue
+                    break
+                taken.append(k)
+            else:
+                orig = self._orig
+                if orig is not None:
+                    for k in taken:
+                        if k not in orig:
+                            orig[k] = None
+                if taken:
+                    self.by_owner[owner] = tuple(taken)
+                return
+            for k in taken:
+                del entries[k]
         mine: dict[tuple, Flow] = {}
         reason = None
         for f in flows:
