@@ -115,14 +115,18 @@ class DhcpDispatcher:
         self.stats[key] = self.stats.get(key, 0) + 1
 
     def _answer(self, pin):
-        if pin.in_port is None or not 14 <= len(pin.data) <= MAX_FRAME:
+        if pin.in_port is None or len(pin.data) < 14:
             return
         if pin.table == L3_ROUTE:  # the TTL punt (the only one of that table)
+            # (any size a network's MTU allows, which has no upper bound:
+            # only its head is read and quoted)
             if self.icmp_limit.allow(pin.in_port):
                 reply = time_exceeded(pin.data, self.routers())
                 if reply is not None:
                     self.send(reply, [Output(pin.in_port)])
                     self._count("icmp_time_exceeded")
+            return
+        if len(pin.data) > MAX_FRAME:
             return
         if self.neighbours is not None and self.neighbours.packet_in(pin):
             return

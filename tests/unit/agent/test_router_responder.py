@@ -214,6 +214,18 @@ def test_ttl_punt_is_answered_out_of_its_port():
     assert len(sent) == 1
 
 
+def test_ttl_punt_of_a_frame_longer_than_9216_is_answered():
+    """A network's MTU has no upper bound: a 9,400-byte routed packet whose
+    TTL ran out on a 9,500-MTU network gets its time exceeded (found by
+    review: the dispatcher's size cap dropped it before the TTL branch);
+    only its head is quoted."""
+    sent = []
+    d = _dispatcher(sent)
+    d.packet_in(_Pin(udp4(payload=b"x" * 9400), table=L3_ROUTE))
+    assert len(sent) == 1 and len(sent[0][0]) < 700
+    assert packet.Packet(sent[0][0]).get_protocol(icmp.icmp).type == 11
+
+
 def test_router_solicitation_packet_in_is_answered():
     sent = []
     d = _dispatcher(sent)
