@@ -229,28 +229,42 @@ def take_specific(s, sub, ip, device_owner):
 
 def reallocate(s, port, requested):
     """The port's fixed IPs become ``requested``: the ones it keeps stay,
-    the others are released, the new ones allocated."""
-    current = {(a.subnet_id, a.ip_address) for a in port.fixed_ips}
-    keep, new = [], []
+    the others are released, the new ones allocated.  As Neutron: an entry
+    naming an address keeps it when the port has it; then an entry naming
+    only a subnet keeps an address the port has there and no entry named
+    (the last of them), else gets a new one."""
+    current = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
+    unmatched = list(current)
+    keep, new, by_subnet = [], [], []
     for req in requested:
-        match = None
-        if req.get("ip_address") is not None:
-            for sid, ip in current:
-                if ip == req["ip_address"] and req.get("subnet_id", sid) == sid:
-                    match = (sid, ip)
-        if match is not None and match not in keep:
-            keep.append(match)
-        else:
+        ip = req.get("ip_address")
+        if ip is None:
+            by_subnet.append(req)
+            continue
+        match = next((x for x in unmatched
+                      if x[1] == ip and req.get("subnet_id", x[0]) == x[0]), None)
+        if match is None:
             new.append(req)
+        else:
+            unmatched.remove(match)
+            keep.append(match)
+    for req in by_subnet:
+        sid = req.get("subnet_id")
+        match = next((x for x in reversed(unmatched) if x[0] == sid), None) \
+            if sid is not None else None
+        if match is None:
+            new.append(req)
+        else:
+            unmatched.remove(match)
+            keep.append(match)
     subnets = {x.id: x for x in subnets_of(s, port.network_id)}
-    removed = [x for x in current if x not in keep]
-    for sid, ip in removed:
+    for sid, ip in unmatched:  # (released)
         if sid in subnets:
             ipam.release(s, subnets[sid], ip)
     allocs = allocate(s, port.network_id, port, new, port.device_owner) if new else []
     port.fixed_ips = []
     s.flush()
-    entries = keep + [(sub.id, ip) for sub, ip in allocs]
+    entries = sorted(keep, key=current.index) + [(sub.id, ip) for sub, ip in allocs]
     port.fixed_ips = [models.IPAllocation(subnet_id=sid, ip_address=ip,
                                           network_id=port.network_id, order=i)
                       for i, (sid, ip) in enumerate(entries)]

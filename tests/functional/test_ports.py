@@ -234,6 +234,29 @@ def test_update_fixed_ips(api):
         other["fixed_ips"]
 
 
+def test_a_subnet_named_alone_keeps_the_address_the_port_has_there(api):
+    """As Neutron (_get_changed_ips_for_port): an entry naming only a
+    subnet keeps an address the port has there that no entry names, the
+    last one; a subnet it has none on gives a new one (Tempest's
+    test_router_interface_port_update_with_fixed_ip relies on it)."""
+    net, sub = _net(api)
+    port = api.port(net["id"], fixed_ips=[{"ip_address": "10.0.0.5"},
+                                          {"ip_address": "10.0.0.6"}])
+    path = f"/v2.0/ports/{port['id']}"
+
+    def ips(body):
+        return [f["ip_address"] for f in api.put(path, {"port": body},
+                                                 status=200).data["port"]["fixed_ips"]]
+    assert ips({"fixed_ips": [{"subnet_id": sub["id"]}]}) == ["10.0.0.6"]
+    assert ips({"fixed_ips": [{"subnet_id": sub["id"]}, {"subnet_id": sub["id"]}]})[0] == \
+        "10.0.0.6"
+    before = ips({"fixed_ips": [{"subnet_id": sub["id"]}, {"ip_address": "10.0.0.6"}]})
+    assert before[0] == "10.0.0.6"  # the named one kept, the subnet's entry the other
+    sub2 = api.subnet(net["id"], "10.9.0.0/24")
+    got = ips({"fixed_ips": [{"subnet_id": sub["id"]}, {"subnet_id": sub2["id"]}]})
+    assert got[0] == before[-1] and got[1].startswith("10.9.0.")  # (the last kept)
+
+
 def test_port_update_fields(api):
     net, _ = _net(api)
     port = api.port(net["id"])

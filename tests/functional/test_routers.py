@@ -689,5 +689,9 @@ def test_an_interface_ports_fixed_ips_keep_the_interface_rules(l3):
     got = l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": before + [
         {"subnet_id": v6_own["id"]}]}}, status=200).data["port"]["fixed_ips"]
     assert [x["subnet_id"] for x in got] == [sub["id"], v6_own["id"]]
-    # the same IPv4 address given again is no change
+    # the same IPv4 address given again is no change, nor its subnet alone
+    # (Tempest's test_router_interface_port_update_with_fixed_ip)
     l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": [v4, got[1]]}}, status=200)
+    same = l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": [{"subnet_id": sub["id"]}]}},
+                  status=200).data["port"]["fixed_ips"]
+    assert same == [v4]
