@@ -16,8 +16,9 @@ is deleted and every adopted port is given back as it was.
 An instance is confined to its project, as nova confines it: a network
 it is given must be its project's own or shared with it (networks are
 read as that project, so the server's policy decides what it sees; one
-of another project is 404 NetworkNotFound, an external network neither
-its own nor shared is 403 ExternalNetworkAttachForbidden), a port it is
+of another project is 404 NetworkNotFound, an external network not
+shared is 403 ExternalNetworkAttachForbidden unless the context is an
+admin's, as in nova, even the project's own), a port it is
 given must be its project's (else PortNotUsable) and not another
 device's (PortInUse), and its ports are those of its project whose
 device_id is its uuid.  The admin role (the service's) is used only for
@@ -69,8 +70,8 @@ class PortNotUsable(NetworkError):
 class ExternalNetworkAttachForbidden(NetworkError):
     def __init__(self, network_id):
         super().__init__(403, "ExternalNetworkAttachForbidden",
-                         f"External network {network_id} is neither the project's "
-                         f"own nor shared with it.")
+                         f"External network {network_id} is not shared: only an "
+                         f"admin may attach an instance to it.")
 
 
 def _network_not_found(network_id):
@@ -197,10 +198,14 @@ class NetworkAPI:
         """The requested network, if the instance's project may use it."""
         net = self._get_as(project_id, f"/v2.0/networks/{urllib.parse.quote(str(net_id))}",
                            context)["network"]
+        if net.get("router:external"):
+            # As nova: an external network takes instances only when it is
+            # shared (globally) or for an admin, even the project's own.
+            if net.get("shared") or _get(context, "is_admin"):
+                return net
+            raise ExternalNetworkAttachForbidden(net_id)
         if self._usable(net, project_id, rbac=True):
             return net
-        if net.get("router:external"):
-            raise ExternalNetworkAttachForbidden(net_id)
         raise _network_not_found(net_id)
 
     def _port(self, project_id, port_id, uuid=None):

@@ -370,3 +370,35 @@ def test_an_instance_uses_networks_shared_with_its_project(server, reads):
     assert vif["network"]["id"] == shared["id"]
     api.deallocate_for_instance(ctx, inst)
     assert ports_of(server, inst) == []
+
+
+@pytest.mark.parametrize("reads", ["as-project", "as-service"])
+def test_an_external_network_takes_instances_only_shared_or_for_an_admin(server, reads):
+    """As nova: an external network that is not shared is refused to a
+    non-admin instance even when its project owns it."""
+    api = hook(server, reads)
+
+    def external(project, cidr, shared=False):
+        net = call(server, "POST", "/v2.0/networks", {"network": {
+            "name": "ext-" + project, "router:external": True, "shared": shared,
+            "project_id": project}}, project="admin-p")["network"]
+        call(server, "POST", "/v2.0/subnets", {"subnet": {
+            "network_id": net["id"], "cidr": cidr, "ip_version": 4}}, project="admin-p")
+        return net
+
+    owned = external("p-owner", "172.24.8.0/24")
+    public = external("admin-p", "172.24.9.0/24", shared=True)
+    inst = {"uuid": str(uuid.uuid4()), "project_id": "p-owner"}
+    for ctx in ({"project_id": "p-owner"}, {"project_id": "p-owner", "is_admin": False}):
+        with pytest.raises(ExternalNetworkAttachForbidden):
+            api.validate_networks(ctx, [{"network_id": owned["id"]}])
+        with pytest.raises(ExternalNetworkAttachForbidden):
+            api.allocate_for_instance(ctx, inst, [{"network_id": owned["id"]}])
+    assert ports_of(server, inst) == []
+    ctx = {"project_id": "p-owner"}
+    (vif,) = api.allocate_for_instance(ctx, inst, [{"network_id": public["id"]}])
+    assert vif["network"]["id"] == public["id"]
+    admin = {"uuid": str(uuid.uuid4()), "project_id": "p-owner"}
+    (vif,) = api.allocate_for_instance({"project_id": "p-owner", "is_admin": True}, admin,
+                                       [{"network_id": owned["id"]}])
+    assert vif["network"]["id"] == owned["id"]
