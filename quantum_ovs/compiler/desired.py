@@ -132,27 +132,41 @@ class DesiredFlows:
         if self._rank is not None:
             self._add_isolated(owner, flows)
             return
-        mine = []
+        clash = self._put(owner, flows)
+        if clash is not None:
+            f, e = clash
+            if e[1] == owner:
+                raise CompileError(f"{owner} produces two flows for {f.key}")
+            raise CompileError(
+                f"{owner} and {e[1]} both produce {f.key}: {f.actions} / {e[0].actions}"
+            )
+
+    def _put(self, owner, flows):
+        """Put an owner's flows in: None, or (its flow, the entry there)
+        for the first key that is taken (by another owner, or by the same
+        owner with other actions), with none of its flows left in."""
         entries = self._entries
-        orig = self._orig
         put = entries.setdefault
+        mine = []
         for f in flows:
             k = (f.table, f.priority, f.match)
             new = (f, owner)
             e = put(k, new)
             if e is not new:
-                if e[1] == owner:
-                    if e[0] == f:
-                        continue
-                    raise CompileError(f"{owner} produces two flows for {f.key}")
-                raise CompileError(
-                    f"{owner} and {e[1]} both produce {f.key}: {f.actions} / {e[0].actions}"
-                )
-            if orig is not None and k not in orig:
-                orig[k] = None
+                if e[1] == owner and e[0] == f:
+                    continue
+                for k in mine:
+                    del entries[k]
+                return f, e
             mine.append(k)
+        orig = self._orig
+        if orig is not None:
+            for k in mine:
+                if k not in orig:
+                    orig[k] = None
         if mine:
             self.by_owner[owner] = tuple(mine)
+        return None
 
     def replace_owner(self, owner, flows) -> None:
         self.remove_owner(owner)
@@ -164,31 +178,10 @@ class DesiredFlows:
         if type(flows) is Unbuildable:
             self._hold(owner, (), flows.reason, True)
             return
-        if not self._held_keys:
+        if not self._held_keys and self._put(owner, flows) is None:
             # The common case, as add_owner's: in, unless a key is taken
-            # (then out again, and the conflict isolated below).
-            put = entries.setdefault
-            taken = []
-            for f in flows:
-                k = (f.table, f.priority, f.match)
-                new = (f, owner)
-                e = put(k, new)
-                if e is not new:
-                    if e[1] == owner and e[0] == f:
-                        continue
-                    break
-                taken.append(k)
-            else:
-                orig = self._orig
-                if orig is not None:
-                    for k in taken:
-                        if k not in orig:
-                            orig[k] = None
-                if taken:
-                    self.by_owner[owner] = tuple(taken)
-                return
-            for k in taken:
-                del entries[k]
+            # (then nothing of it is in, and the conflict isolated below).
+            return
         mine: dict[tuple, Flow] = {}
         reason = None
         for f in flows:
@@ -206,13 +199,7 @@ class DesiredFlows:
                 rivals.update(held_keys.get(k, ()))
         rivals.discard(owner)
         if reason is None and not rivals:
-            orig = self._orig
-            for k, f in mine.items():
-                entries[k] = (f, owner)
-                if orig is not None and k not in orig:
-                    orig[k] = None
-            if mine:
-                self.by_owner[owner] = tuple(mine)
+            self._put(owner, flows)  # (no key of it is taken)
             return
         rank = self._rank
         mine_rank = rank(owner)
