@@ -190,7 +190,9 @@ def port_dicts(s, where, host, pending):
     pending = pending or ()
     out = []
     for pid, net, mac, up, secured, owner, device, project, bound, dns in rows:
-        mine = pid in pending or bound == host  # (else: as model.as_remote has it)
+        # (else: as model.as_remote has it; test_the_wire_full_view_equals_the_model_one
+        # fails if the two ever differ)
+        mine = pid in pending or bound == host
         out.append(port(pid, net, mac, [[x[1], x[2]] for x in ips.get(pid, ())],
                         up, secured, sorted(groups.get(pid, ())),
                         [[x[1], x[2]] for x in pairs.get(pid, ())], owner,

@@ -415,10 +415,11 @@ class Routers(Collection):
             resource="ports", msg=f"IP updates for port {port.id} are not allowed")
         if _v4_pairs(port) != v4_before:
             raise refused
-        conflict = self._subnet_conflict(s, router, subnets, skip_port=port.id)
+        # (its IPv4 subnets are the ones it had: only its IPv6 ones are checked)
+        conflict = self._subnet_conflict(s, router, [x for x in subnets if x.ip_version == 6],
+                                         skip_port=port.id)
         if conflict is not None:
-            new, msg = conflict
-            raise refused if new.ip_version == 4 else bad_router(msg)
+            raise bad_router(conflict[1])
 
     def _attach(self, s, router, port):
         RP = models.RouterPort
