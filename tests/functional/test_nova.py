@@ -257,11 +257,16 @@ def tenant(server, method, path, body=None, project="p-victim"):
     return call(server, method, path, body, project=project, admin=False)
 
 
-def private_net(server, project, cidr):
-    net = tenant(server, "POST", "/v2.0/networks", {"network": {"name": project + "-net"}},
-                 project=project)["network"]
-    tenant(server, "POST", "/v2.0/subnets", {"subnet": {
-        "network_id": net["id"], "cidr": cidr, "ip_version": 4}}, project=project)
+def private_net(server, project, cidr, **attrs):
+    """A network of ``project`` with a subnet: made by the project itself,
+    or with admin-only ``attrs`` (router:external, shared) by an admin."""
+    body = {"network": dict(attrs, name=project + "-net")}
+    if attrs:
+        body["network"]["project_id"] = project
+    make = (lambda path, b: call(server, "POST", path, b, project="admin-p")) if attrs else (
+        lambda path, b: tenant(server, "POST", path, b, project=project))
+    net = make("/v2.0/networks", body)["network"]
+    make("/v2.0/subnets", {"subnet": {"network_id": net["id"], "cidr": cidr, "ip_version": 4}})
     return net
 
 
@@ -279,11 +284,7 @@ def hook(server, reads):
 def test_an_instance_gets_no_port_on_another_projects_network(server, reads):
     api = hook(server, reads)
     victim_net = private_net(server, "p-victim", "10.77.0.0/24")
-    ext = call(server, "POST", "/v2.0/networks", {"network": {
-        "name": "public", "router:external": True}}, project="admin-p")["network"]
-    call(server, "POST", "/v2.0/subnets", {"subnet": {
-        "network_id": ext["id"], "cidr": "172.24.4.0/24", "ip_version": 4}},
-        project="admin-p")
+    ext = private_net(server, "admin-p", "172.24.4.0/24", **{"router:external": True})
     own = private_net(server, "p-attacker", "10.88.0.0/24")
     ctx = {"project_id": "p-attacker"}
     inst = {"uuid": str(uuid.uuid4()), "project_id": "p-attacker"}
@@ -348,11 +349,7 @@ def test_a_port_of_another_project_naming_an_instance_is_no_vif_of_it(server, re
 @pytest.mark.parametrize("reads", ["as-project", "as-service"])
 def test_an_instance_uses_networks_shared_with_its_project(server, reads):
     api = hook(server, reads)
-    shared = call(server, "POST", "/v2.0/networks", {"network": {
-        "name": "shared", "shared": True}}, project="owner")["network"]
-    call(server, "POST", "/v2.0/subnets", {"subnet": {
-        "network_id": shared["id"], "cidr": "10.60.0.0/24", "ip_version": 4}},
-        project="owner")
+    shared = private_net(server, "owner", "10.60.0.0/24", shared=True)
     to_me = private_net(server, "owner", "10.61.0.0/24")
     tenant(server, "POST", "/v2.0/rbac-policies", {"rbac_policy": {
         "object_type": "network", "object_id": to_me["id"], "action": "access_as_shared",
@@ -378,16 +375,9 @@ def test_an_external_network_takes_instances_only_shared_or_for_an_admin(server,
     non-admin instance even when its project owns it."""
     api = hook(server, reads)
 
-    def external(project, cidr, shared=False):
-        net = call(server, "POST", "/v2.0/networks", {"network": {
-            "name": "ext-" + project, "router:external": True, "shared": shared,
-            "project_id": project}}, project="admin-p")["network"]
-        call(server, "POST", "/v2.0/subnets", {"subnet": {
-            "network_id": net["id"], "cidr": cidr, "ip_version": 4}}, project="admin-p")
-        return net
-
-    owned = external("p-owner", "172.24.8.0/24")
-    public = external("admin-p", "172.24.9.0/24", shared=True)
+    external = {"router:external": True}
+    owned = private_net(server, "p-owner", "172.24.8.0/24", **external)
+    public = private_net(server, "admin-p", "172.24.9.0/24", shared=True, **external)
     inst = {"uuid": str(uuid.uuid4()), "project_id": "p-owner"}
     for ctx in ({"project_id": "p-owner"}, {"project_id": "p-owner", "is_admin": False}):
         with pytest.raises(ExternalNetworkAttachForbidden):
