@@ -638,16 +638,21 @@ def routes(api):
     api.add_route("/v2.0/floatingips/{fip_id}/port_forwardings/{pf_id}" + fmt,
                   {"GET": pf_member, "PUT": pf_member, "DELETE": pf_member})
 
-    # -- floating IP pools: the IPv4 subnets of the external networks,
-    # each in the caller's project, as Neutron labels them (not their
-    # owners', which another project need not learn)
+    # -- floating IP pools: the IPv4 subnets of the external networks the
+    # caller sees (an external network given to other projects only is
+    # not listed: Neutron lists every one, found by review), each in the
+    # caller's project, as Neutron labels them (not their owners', which
+    # another project need not learn)
     def pools(req, ctx, **kw):
         policy.enforce("get_floatingip_pool", ctx, {"project_id": ctx.project_id})
         S, E = models.Subnet, models.ExternalNetwork
+        q = (sa.select(S.id, S.name, S.network_id, S.cidr)
+             .join(E, E.network_id == S.network_id).where(S.ip_version == 4))
+        visible = plugin.collections["networks"].visible(ctx)
+        if visible is not None:
+            q = q.where(S.network_id.in_(sa.select(models.Network.id).where(visible)))
         with plugin.db.reader() as s:
-            rows = s.execute(sa.select(S.id, S.name, S.network_id, S.cidr)
-                             .join(E, E.network_id == S.network_id)
-                             .where(S.ip_version == 4).order_by(S.id)).all()
+            rows = s.execute(q.order_by(S.id)).all()
         fields = fields_of(req)
         out = [only({"subnet_id": r.id, "subnet_name": r.name, "network_id": r.network_id,
                      "cidr": r.cidr, "project_id": ctx.project_id,

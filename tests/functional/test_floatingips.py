@@ -334,6 +334,14 @@ def test_floatingip_pools_list_the_external_ipv4_subnets(l3):
     assert {(p["project_id"], p["tenant_id"]) for p in pools} == {("p3", "p3")}
     assert {p["project_id"] for p in l3.get("/v2.0/floatingip-pools", **ADMIN, status=200)
             .data["floatingip_pools"]} == {"admin-p"}
+    # ... and to no one else: another project learns nothing of it (not
+    # even its CIDR); an admin sees it (Neutron lists every external
+    # network to everyone, found by review).
+    for project, seen in (("p1", False), ("p4", False), ("p3", True)):
+        got = l3.get("/v2.0/floatingip-pools", project=project, status=200)
+        assert (sub["id"] in got.text, net["id"] in got.text, "10.88.0." in got.text) == \
+            (seen,) * 3, project
+    assert sub["id"] in l3.get("/v2.0/floatingip-pools", **ADMIN, status=200).text
 
 
 # ------------------------------------------------------------------ ext-gw-mode
