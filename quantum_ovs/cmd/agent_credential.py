@@ -1,6 +1,6 @@
 """quantum-ovs-agent-credential: per-host agent credentials.
 
-    quantum-ovs-agent-credential --config-file quantum-ovs.conf create --host H [--gateway]
+    quantum-ovs-agent-credential --config-file quantum-ovs.conf create --host H [--[no-]gateway]
     quantum-ovs-agent-credential --config-file quantum-ovs.conf list [--host H] [--all]
     quantum-ovs-agent-credential --config-file quantum-ovs.conf revoke (--host H | --id ID)
 
@@ -8,9 +8,12 @@
 cannot be shown again; put it in the agent's ``[server] token``) and what
 was issued on stderr.  ``--gateway`` grants the gateway role: only then may
 the agent register with ``[agent] gateway = true`` (a gateway host serves
-routers' SNAT and sees the networks behind them).  A revocation holds for the next request to any
-server process.  The command talks to the database directly: whoever may
-run it can already read every host's view there.
+routers' SNAT and sees the networks behind them).  Without ``--gateway``
+or ``--no-gateway`` a new credential has the role if a live credential of
+the host has it: rotating a gateway host's credential keeps its role.  A
+revocation holds for the next request to any server process.  The command
+talks to the database directly: whoever may run it can already read every
+host's view there.
 """
 
 import argparse
@@ -41,8 +44,11 @@ def main(argv=None):
     create = sub.add_parser("create", help="issue a credential for one host")
     create.add_argument("--host", required=True)
     create.add_argument("--description", default="")
-    create.add_argument("--gateway", action="store_true",
-                        help="the host is a gateway host (its agent may register as one)")
+    role = create.add_mutually_exclusive_group()
+    role.add_argument("--gateway", action="store_const", const=True, default=None,
+                      help="the host is a gateway host (its agent may register as one)")
+    role.add_argument("--no-gateway", dest="gateway", action="store_const", const=False,
+                      help="it is not (default: as the host's live credentials are)")
     lst = sub.add_parser("list", help="list credentials (live ones unless --all)")
     lst.add_argument("--host")
     lst.add_argument("--all", action="store_true", help="include revoked credentials")
@@ -68,7 +74,8 @@ def main(argv=None):
                 print(json.dumps(dict(cred, token=token)))
             else:
                 print(token)
-                print(f"issued credential {cred['id']} for host {cred['host']}; "
+                role = " (a gateway host's)" if cred["gateway"] else ""
+                print(f"issued credential {cred['id']} for host {cred['host']}{role}; "
                       f"set it as [server] token in that host's agent configuration "
                       f"(it cannot be shown again)", file=sys.stderr)
         elif args.command == "list":

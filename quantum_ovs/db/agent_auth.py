@@ -35,19 +35,25 @@ def to_dict(c):
             "revoked_at": agent_time(c.revoked_at)}
 
 
-def create(db, host, description="", gateway=False):
-    """Issue a credential for ``host`` (a gateway host's if ``gateway``);
-    returns (its dict, the token).  The token is not stored and cannot be
-    shown again."""
+def create(db, host, description="", gateway=None):
+    """Issue a credential for ``host`` (a gateway host's if ``gateway``;
+    None: as the host's live credentials are, so a rotation keeps the
+    role: a gateway host whose new credential lacked it would have its
+    heartbeats refused and its routers fail over); returns (its dict, the
+    token).  The token is not stored and cannot be shown again."""
     if not isinstance(host, str) or not host or len(host) > 255:
         raise ValueError("host must be a non-empty string of at most 255 characters")
     token = secrets.token_urlsafe(TOKEN_BYTES)
+    C = models.AgentCredential
 
     def txn(s):
-        c = models.AgentCredential(id=str(uuid.uuid4()), host=host,
-                                   token_hash=digest(token),
-                                   description=description or "", created_at=utcnow(),
-                                   gateway=bool(gateway))
+        role = gateway
+        if role is None:
+            role = s.execute(sa.select(C.id).where(
+                C.host == host, C.revoked_at.is_(None), C.gateway.is_(True))
+                .limit(1)).first() is not None
+        c = C(id=str(uuid.uuid4()), host=host, token_hash=digest(token),
+              description=description or "", created_at=utcnow(), gateway=bool(role))
         s.add(c)
         s.flush()
         return to_dict(c)

@@ -358,6 +358,21 @@ def test_credential_command(db_url, make_api):
     assert [c["gateway"] for c in json.loads(cli("--json", "list", "--host", "gw-1").stdout)] \
         == [True]
     assert "gateway" in cli("list").stdout.splitlines()[0]
+    # a rotation keeps the role unless told otherwise (a gateway host given
+    # a credential without it would look dead: its heartbeats refused)
+    (old,) = json.loads(cli("--json", "list", "--host", "gw-1").stdout)
+    rotated = cli("create", "--host", "gw-1")
+    assert "(a gateway host's)" in rotated.stderr
+    cli("revoke", "--id", old["id"])
+    gw.register("gw-1", "192.0.2.9", gateway=True, status=401)
+    AgentAs(api, rotated.stdout.strip()).register("gw-1", "192.0.2.9", gateway=True)
+    cli("create", "--host", "gw-1", "--no-gateway")
+    assert [c["gateway"] for c in json.loads(cli("--json", "list", "--host", "gw-1").stdout)] \
+        == [True, False]
+    cli("revoke", "--host", "gw-1")
+    assert json.loads(cli("--json", "create", "--host", "gw-1").stdout)["gateway"] is False
+    assert cli("create", "--host", "gw-1", "--gateway", "--no-gateway",
+               check=False).returncode == 2
 
 
 def _routed_elsewhere(api):
