@@ -5,6 +5,8 @@ does not; ``shared`` per caller; the wildcard policy and ``shared=True``;
 409 RbacPolicyInUse while the target uses it; retargeting; on SQLite
 and PostgreSQL."""
 
+import pytest
+
 from quantum_ovs.db import host_view
 from tests.functional.test_rbac import ADMIN, _ids, _policy
 from tests.functional.test_subnetpools import _pool, _scope, _sub
@@ -289,6 +291,48 @@ def test_a_security_groups_shared_is_shown_and_filters(api):
                  status=400)
     assert "not allowed in POST" in r.data["NeutronError"]["message"]
     api.get("/v2.0/security-groups?shared=maybe", status=400)
+
+
+# collection path -> (RBAC object type, member, body of a new one)
+SHAREABLE = {
+    "/v2.0/networks": ("network", "network", {}),
+    "/v2.0/subnetpools": ("subnetpool", "subnetpool",
+                          {"prefixes": ["10.%d.0.0/16"], "default_prefixlen": 24}),
+    "/v2.0/address-scopes": ("address_scope", "address_scope", {"ip_version": 4}),
+}
+
+
+@pytest.mark.parametrize("path", sorted(SHAREABLE))
+def test_shared_is_no_sort_key(api, path):
+    """p2 shares "wild" with every project and "targ" with p1 alone: p1
+    reads both as shared=True and may not list p2's policies.  Sorting on
+    ``shared`` ordered by the wildcard column, which told them apart (and
+    so that p2 wrote a policy naming p1).  As Neutron (``shared`` has no
+    is_sort_key in neutron-lib's network, subnetpool and address_scope
+    definitions; api_common.get_sorts answers 400), the key is refused,
+    for every caller; the other sorts are unchanged.  (Review 18a.)"""
+    otype, member, body = SHAREABLE[path]
+    coll = path.rsplit("/", 1)[1].replace("-", "_")
+
+    def make(name, n, project="p2", admin=False, **kw):
+        b = {k: ([x % n for x in v] if isinstance(v, list) else v) for k, v in body.items()}
+        return api.post(path, {member: dict(b, name=name, **kw)}, project=project,
+                        admin=admin, status=201).data[member]
+    wild = make("wild", 100, shared=True, tenant_id="p2", **ADMIN)
+    targ = make("targ", 101)
+    _policy(api, targ["id"], "p1", project="p2", object_type=otype)
+    seen = api.get(path, status=200).data[coll]
+    assert sorted((o["name"], o["shared"]) for o in seen) == [("targ", True), ("wild", True)]
+    for who in ({}, {"project": "p2"}, ADMIN):
+        for d in ("asc", "desc"):
+            r = api.get(f"{path}?sort_key=shared&sort_dir={d}&sort_key=name&sort_dir=desc",
+                        status=400, **who)
+            assert r.data["NeutronError"]["message"] == \
+                "shared is an invalid attribute for sort_key"
+    assert [o["id"] for o in api.get(f"{path}?sort_key=name&sort_dir=desc",
+                                     status=200).data[coll]] == [wild["id"], targ["id"]]
+    # (a filter on it stays, as the caller reads it)
+    assert len(api.get(f"{path}?shared=true", status=200).data[coll]) == 2
 
 
 def test_tag_filters_tell_nothing_of_tags_hidden_from_the_caller(api):

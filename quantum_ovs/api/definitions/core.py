@@ -71,7 +71,9 @@ RESOURCE_ATTRIBUTE_MAP = {
         standard(),
         admin_state_up=flag(True),
         status=Attr(None, allow_post=False, convert_filter=v.string(16)),
-        shared=Attr(v.to_bool, allow_put=True, default=False,
+        # Not a sort key (as in Neutron): the stored column is the
+        # wildcard's, not sharing as the caller reads it (RBAC policies).
+        shared=Attr(v.to_bool, allow_put=True, default=False, is_sort_key=False,
                     convert_filter=v.to_bool, enforce_policy=True),
         subnets=Attr(None, allow_post=False, is_sort_key=False,
                      convert_filter=v.string(None)),

@@ -193,8 +193,9 @@ RESOURCE_ATTRIBUTE_MAP = {
         default_quota=Attr(v.integer(0, allow_none=True), allow_put=True, default=None,
                            convert_filter=v.integer()),
         ip_version=Attr(None, allow_post=False, convert_filter=v.integer()),
+        # (not a sort key, as the network's: core.py)
         shared=Attr(v.to_bool, default=False, convert_filter=v.to_bool,
-                    enforce_policy=True),
+                    is_sort_key=False, enforce_policy=True),
         is_default=Attr(v.to_bool, allow_put=True, default=False, convert_filter=v.to_bool,
                         enforce_policy=True),
         address_scope_id=Attr(v.uuid_or_none, allow_put=True, default=None,
@@ -206,7 +207,7 @@ RESOURCE_ATTRIBUTE_MAP = {
         {k: a for k, a in standard().items() if k in ("id", "name", "project_id", "tenant_id")},
         ip_version=Attr(v.integer(choices=(4, 6)), convert_filter=v.integer()),
         shared=Attr(v.to_bool, allow_put=True, default=False, convert_filter=v.to_bool,
-                    enforce_policy=True),
+                    is_sort_key=False, enforce_policy=True),
     ),
     # The scope of the network's subnets of each IP version (address-scope).
     "networks": dict(
