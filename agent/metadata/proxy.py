@@ -29,7 +29,9 @@ An instance is untrusted, so what it can hold is bounded:
   of a port's addresses count together) has a share of both: at most
   ``port_max_connections`` connections and ``port_max_requests`` requests
   in flight, and never more than half of either pool, so one instance
-  cannot leave the others of the host without metadata.
+  cannot leave the others of the host without metadata; and all the ports
+  of one project together at most half of either pool, so neither can one
+  project with many instances on the host.
 
 nova down answers 502 at once, nova slower than ``timeout`` 504 after it,
 a nova 5xx 500.  Nothing here takes a lock of the agent: ``lookup`` reads
@@ -86,33 +88,42 @@ def clean_header(value: str) -> Optional[str]:
 
 
 class _Shares:
-    """Counts per key, at most ``total`` over all keys and ``each`` per key."""
+    """Counts per key (a port) and per group of keys (a project): at most
+    ``total`` over all, ``each`` per key and half of ``total`` per group.
+    A key is (group, key)."""
 
     def __init__(self, total: int, each: int):
         self.total = total
         self.each = max(1, min(each, total // 2))
+        self.group_max = max(self.each, total // 2)
         self._used = 0
         self._by_key: dict = {}
         self._lock = threading.Lock()
 
-    def take(self, key: Hashable) -> bool:
+    def take(self, key: tuple) -> bool:
+        group = (None, key[0])  # (a group is never a key: no (group, key) is None-led)
         with self._lock:
             n = self._by_key.get(key, 0)
-            if self._used >= self.total or n >= self.each:
+            g = self._by_key.get(group, 0)
+            if self._used >= self.total or n >= self.each or g >= self.group_max:
                 return False
             self._by_key[key] = n + 1
+            self._by_key[group] = g + 1
             self._used += 1
             return True
 
-    def give(self, key: Hashable) -> None:
+    def give(self, key: tuple) -> None:
         with self._lock:
             n = self._by_key.get(key, 0)
-            if n <= 1:
-                self._by_key.pop(key, None)
-            else:
-                self._by_key[key] = n - 1
-            if n:
-                self._used -= 1
+            if not n:
+                return
+            for k in (key, (None, key[0])):
+                left = self._by_key.get(k, 0) - 1
+                if left > 0:
+                    self._by_key[k] = left
+                else:
+                    self._by_key.pop(k, None)
+            self._used -= 1
 
 
 class _Deadline(Exception):
@@ -315,7 +326,7 @@ class MetadataProxy:
         port behind it); the address itself by default."""
         self.s = settings
         self.lookup = lookup
-        self.key = key or (lambda address: address)
+        self.port_key = key or (lambda address: address)
         self.stats = {"requests": 0, "unknown": 0, "upstream_errors": 0, "timeouts": 0,
                       "busy": 0, "too_large": 0}
         self.slots = _Shares(settings.max_requests, settings.port_max_requests)
@@ -345,6 +356,14 @@ class MetadataProxy:
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+
+    def key(self, address: str) -> tuple:
+        """The shares a connection from ``address`` counts in: (its
+        project, its port); a port of no known project is a project of
+        its own."""
+        port = self.port_key(address)
+        who = self.lookup(address)
+        return (who.project_id if who is not None and who.project_id else port), port
 
     # ------------------------------------------------------------ requests
     def serve(self, h: _Handler, with_body: bool) -> None:

@@ -356,6 +356,62 @@ def test_one_port_cannot_take_every_request_slot_of_the_proxy(victim):
         proxy.stop()
 
 
+def test_one_project_cannot_take_every_request_slot_with_many_ports(victim):
+    """Four ports of project p1 (127.0.0.4-7), each within its own share
+    (1 request), and a pool of 4: p1 gets half (2 forwarded, 2 refused),
+    another project's instance is still forwarded."""
+    def lookup(addr):
+        if addr == "127.0.0.3":
+            return Requester("pv", "vm-victim", "p2", "10.1.0.5")
+        return Requester("p" + addr, VM, "p1", "10.0.0.5")
+
+    proxy, port = _proxy(victim, lookup, max_requests=4, port_max_requests=1)
+    proxy.s.timeout = 3.0
+    victim.delay = 1.0
+    try:
+        results = []
+        threads = [threading.Thread(target=lambda n=n: results.append(
+            _get(port, "/latest/meta-data/instance-id", source=f"127.0.0.{n}")[0]))
+            for n in range(4, 8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        assert _get(port, "/latest/meta-data/instance-id", source="127.0.0.3") == \
+            (200, "vm-victim")
+        for t in threads:
+            t.join()
+        assert sorted(results) == [200, 200, 503, 503]
+    finally:
+        victim.delay = 0.0
+        proxy.stop()
+
+
+def test_shares_count_per_port_per_project_and_in_all():
+    shares = proxy_mod._Shares(total=8, each=3)
+    assert [shares.take(("p1", "a")) for _ in range(4)] == [True, True, True, False]
+    assert shares.take(("p1", "b")) and not shares.take(("p1", "b"))  # p1: 4 of 8
+    assert shares.take(("p2", "c")) and shares.take(("p2", "c"))
+    shares.give(("p1", "a"))
+    assert shares.take(("p1", "b"))
+    shares.give(("p9", "x"))  # never taken: nothing changes
+    assert shares.take(("p2", "c")) and shares.take(("p2", "d"))  # 8 of 8
+    assert not shares.take(("p3", "e"))
+    for _ in range(3):
+        shares.give(("p2", "c"))
+    assert shares.take(("p3", "e"))
+
+
+def test_the_proxy_counts_a_port_in_its_project():
+    a = model.Port("pa", "n1", "fa:16:3e:00:00:01", (model.FixedIP("s", "10.0.0.5"),),
+                   device_id=VM, host="hv1", project_id="p1")
+    b = model.Port("pb", "n1", "fa:16:3e:00:00:02", (model.FixedIP("s", "10.0.0.6"),),
+                   device_id="vm-b", host="hv1", project_id="p1")
+    key = _service([a, b]).proxy.key
+    assert key(md.source_address(5, 0)) == ("p1", ("ofport", 5))
+    assert key(md.source_address(6, 0)) == ("p1", ("ofport", 6))
+    assert key(md.source_address(9, 0)) == (("ofport", 9), ("ofport", 9))
+
+
 def test_a_ports_addresses_share_one_count():
     """Every fixed IP (index) of a port, and its IPv6 address, count as the
     port (its ofport)."""
