@@ -164,6 +164,34 @@ def test_shared_filters_subnets_by_their_network_and_is_not_shown(api):
     api.put(f"/v2.0/subnets/{own_sub['id']}", {"subnet": {"shared": True}}, status=400)
 
 
+def test_shared_filter_reads_the_networks_sharing_as_the_caller_does(api):
+    """A network p2 shares with p1 alone (an RBAC policy, no wildcard) is
+    shared=True for p1 and listed by networks?shared=true; its subnet is
+    listed by subnets?shared=true, not by shared=false, as Neutron (the
+    per-caller RBAC clause on the subnet's network).  The filter read the
+    wildcard column, which told p1 whether p2 had shared with everyone or
+    with p1 alone.  For p2 and for p3 it is not shared.  (Review 18a.)"""
+    net = api.network(project="p2")
+    api.post("/v2.0/rbac-policies", {"rbac_policy": {
+        "object_type": "network", "object_id": net["id"], "action": "access_as_shared",
+        "target_tenant": "p1"}}, project="p2", status=201)
+    sub = api.subnet(net["id"], "10.55.0.0/24", project="p2")
+    own = api.subnet(api.network()["id"], "10.56.0.0/24")
+
+    def ids(path, query, project="p1"):
+        key = path.rsplit("/", 1)[1]
+        return sorted(x["id"] for x in api.get(f"{path}?{query}", project=project,
+                                               status=200).data[key])
+    assert api.get(f"/v2.0/networks/{net['id']}", status=200).data["network"]["shared"]
+    assert ids("/v2.0/networks", "shared=true") == [net["id"]]
+    assert ids("/v2.0/subnets", "shared=true") == [sub["id"]]
+    assert ids("/v2.0/subnets", "shared=false") == [own["id"]]
+    assert ids("/v2.0/subnets", "shared=true&shared=false") == sorted([sub["id"], own["id"]])
+    assert ids("/v2.0/subnets", "shared=true", project="p2") == []
+    assert ids("/v2.0/subnets", "shared=false", project="p2") == [sub["id"]]
+    assert ids("/v2.0/subnets", "shared=true", project="p3") == []
+
+
 @pytest.mark.parametrize("version, cidr", [("4", "10.53.0.0/24"),
                                            (" 6", "2001:db8:53::/64"),
                                            (6.0, "2001:db8:54::/64")])

@@ -50,11 +50,14 @@ class Subnets(Collection):
                                   ctx.project_id))))
         return sa.or_(S.project_id == ctx.project_id, S.network_id.in_(nets))
 
-    def filter_clause(self, attr, values):
-        if attr == "shared":  # their network's sharing
-            N, S = models.Network, models.Subnet
-            return S.network_id.in_(sa.select(N.id).where(N.shared.in_(values)))
-        return None
+    def filter_for(self, ctx, attr, values):
+        # ``shared``: their network's, as the caller reads it (the
+        # networks' own filter: the wildcard or a policy for its project).
+        if attr != "shared":
+            return self.filter(attr, values)
+        nets = self.plugin.collections["networks"]
+        return models.Subnet.network_id.in_(
+            sa.select(models.Network.id).where(nets.filter_for(ctx, attr, values)))
 
     # ------------------------------------------------------------ create
     def create_all(self, s, ctx, items):
