@@ -31,10 +31,12 @@ none).  The responder answers from the host view:
   hypervisor's network namespace, and those addresses are the tenant's
   to choose (127.0.0.53, a management network).  DHCP hands a subnet's
   own nameservers to its instances, which ask them themselves.
-  The forwarder's workers are the host's, so each asking port gets a
-  bounded share of them, served in turn with the other ports': an
-  instance asking for names that never resolve delays its own queries,
-  not its neighbours' (in Neutron only its network's dnsmasq would).
+  The forwarder's workers are the host's, so each asking port, and each
+  project (all its ports on the host), gets a bounded share of them,
+  served in turn with the others: an instance, or a project's many
+  instances, asking for names that never resolve delays its own
+  queries, not its neighbours' (in Neutron only its network's dnsmasq
+  would).
 
 Answers bigger than the client takes (512 bytes without EDNS) are sent
 empty with TC set.  Replies come from the address and MAC the query was
@@ -300,7 +302,16 @@ class _Job:
     reply: Callable[[bytes], None]  # sends a response payload to the client
     deadline: float
     max_size: int  # the largest response the client (and the link) takes
-    key: Hashable = None  # the asking port
+    key: Hashable = None  # the asking port: (its project, its port)
+
+
+def _add(counts: dict, key: Hashable, n: int) -> None:
+    """Adds ``n`` to ``counts[key]``; a count of 0 is no entry."""
+    left = counts.get(key, 0) + n
+    if left:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
 
 
 class Forwarder:
@@ -312,14 +323,21 @@ class Forwarder:
     to the client.
 
     The workers are shared by every port of the host, so no port may
-    hold them: a port (``key``) has at most ``per_port`` queries waiting
-    or being resolved (more are answered SERVFAIL at once), at most
+    hold them: a port has at most ``per_port`` queries waiting or being
+    resolved (more are answered SERVFAIL at once), at most
     ``per_port_workers`` of them (half the workers by default) on a
-    worker at a time, and the ports with waiting queries are served in
-    turn, not in arrival order.  A port asking for names whose servers
-    never answer slows its own queries: the others' find a worker it
-    cannot take, and with several such ports a query waits for its
-    port's turn, not behind their queues."""
+    worker at a time.  Nor may one project with many instances on the
+    host: the ports of a project together have at most half the workers
+    on its queries and half of ``max_pending`` waiting (more are
+    answered SERVFAIL at once, so the others' still find room).  A
+    query's ``key`` is (its project, its port); a port of no known
+    project is a project of its own.  The workers serve the projects
+    with waiting queries in turn, and within a project its ports in
+    turn, not in arrival order: a project with many ports gets the turns
+    of one.  A project asking for names whose servers never answer slows
+    its own queries: the others' find a worker it cannot take, and with
+    several such projects a query waits for its project's turn, not
+    behind their queues."""
 
     def __init__(self, workers: int = 4, max_pending: int = 256, timeout: float = 1.0,
                  budget: float = 2.5, stats: Optional[dict] = None, per_port: int = 8,
@@ -331,10 +349,18 @@ class Forwarder:
         self.per_port = max(1, per_port)
         self.per_port_workers = max(1, per_port_workers if per_port_workers is not None
                                     else workers // 2)
+        self.per_project_workers = max(1, workers // 2)
+        self.per_project_pending = max(1, max_pending // 2)
         self._lock = threading.Condition()
         self._waiting: dict[Hashable, deque[_Job]] = {}  # per port, in arrival order
-        self._turns: deque[Hashable] = deque()  # ports a worker may serve, in turn
         self._running: dict[Hashable, int] = {}  # per port, on a worker
+        self._project_waiting: dict[Hashable, int] = {}
+        self._project_running: dict[Hashable, int] = {}
+        # The turns: the projects a worker may serve, and of each project
+        # with waiting queries the ports it may serve (a project at its
+        # share of workers keeps its ports but is out of the turns).
+        self._turns: deque[Hashable] = deque()
+        self._ports: dict[Hashable, deque[Hashable]] = {}
         self._queued = 0
         self._threads = []
         self._stopped = threading.Event()
@@ -346,36 +372,62 @@ class Forwarder:
     def _count(self, name):
         self.stats[name] = self.stats.get(name, 0) + 1
 
+    @staticmethod
+    def project_of(key: Hashable) -> Hashable:
+        """The project of a query's ``key`` (project, port); a port of no
+        known project, or a key that is no such pair, is a project of its
+        own (never equal to a project's id)."""
+        if isinstance(key, tuple) and len(key) == 2 and key[0]:
+            return key[0]
+        return (None, key)
+
     def submit(self, query: W.Query, payload: bytes, resolvers, reply,
                max_size: Optional[int] = None, key: Hashable = None) -> bool:
-        """Queue a query of port ``key``; False when it is not: dropped
-        (all ``max_pending`` taken) or, past the port's share, answered
-        SERVFAIL here."""
+        """Queue a query of ``key`` (its project, its port); False when it
+        is not: dropped (all ``max_pending`` taken) or, past the port's or
+        the project's share, answered SERVFAIL here."""
         job = _Job(query, payload, tuple(resolvers), reply, time.monotonic() + self.budget,
                    query.max_size if max_size is None else max_size, key)
+        project = self.project_of(key)
         with self._lock:
             waiting = self._waiting.get(key)
-            if (len(waiting) if waiting else 0) + self._running.get(key, 0) >= self.per_port:
+            if (len(waiting) if waiting else 0) + self._running.get(key, 0) >= self.per_port \
+                    or self._project_waiting.get(project, 0) >= self.per_project_pending:
                 limited = True
             elif self._queued >= self.max_pending:
                 self._count("dns_forward_dropped")
                 return False
             else:
                 limited = False
-                if waiting is None:
-                    waiting = self._waiting[key] = deque()
-                    if self._running.get(key, 0) < self.per_port_workers:
-                        self._turns.append(key)
-                waiting.append(job)
+                self._waiting.setdefault(key, deque()).append(job)
                 self._queued += 1
+                _add(self._project_waiting, project, 1)
+                self._in_turn(project, key)
                 self._lock.notify()
         if limited:
             self._count("dns_forward_limited")
             reply(W.build_response(query, W.SERVFAIL, authoritative=False))
         return not limited
 
+    def _in_turn(self, project, key):
+        """Puts port ``key`` at the end of its project's turns if it may be
+        served (it has a waiting query and is under its share of workers)
+        and is not there, and so its project at the end of the host's.
+        Called after every change of either's counts, under the lock: an
+        entry leaves the turns only when a worker takes it (``_next``)."""
+        ports = self._ports.setdefault(project, deque())
+        if key in self._waiting and self._running.get(key, 0) < self.per_port_workers \
+                and key not in ports:
+            ports.append(key)
+        if not ports:
+            del self._ports[project]
+        elif self._project_running.get(project, 0) < self.per_project_workers \
+                and project not in self._turns:
+            self._turns.append(project)
+
     def _next(self) -> Optional[_Job]:
-        """The next port's oldest query (None: stopping)."""
+        """The oldest query of the next port of the next project (None:
+        stopping)."""
         with self._lock:
             while not self._turns:
                 if self._stopped.is_set():
@@ -383,26 +435,26 @@ class Forwarder:
                 self._lock.wait()
             if self._stopped.is_set():
                 return None
-            key = self._turns.popleft()
+            project = self._turns.popleft()
+            key = self._ports[project].popleft()
             waiting = self._waiting[key]
             job = waiting.popleft()
-            self._queued -= 1
-            running = self._running[key] = self._running.get(key, 0) + 1
             if not waiting:
                 del self._waiting[key]
-            elif running < self.per_port_workers:
-                self._turns.append(key)  # its next query after the other ports'
+            self._queued -= 1
+            _add(self._project_waiting, project, -1)
+            _add(self._running, key, 1)
+            _add(self._project_running, project, 1)
+            self._in_turn(project, key)  # its next after the others'
             return job
 
     def _done(self, key):
+        project = self.project_of(key)
         with self._lock:
-            running = self._running[key] - 1
-            if running:
-                self._running[key] = running
-            else:
-                del self._running[key]
-            if key in self._waiting and running == self.per_port_workers - 1:
-                self._turns.append(key)  # it was out of turns at its share
+            _add(self._running, key, -1)
+            _add(self._project_running, project, -1)
+            self._in_turn(project, key)  # it may have been out of turns at a share
+            if self._turns:
                 self._lock.notify()
 
     def stop(self):
@@ -522,4 +574,4 @@ class DnsResponder:
             return
         self.forwarder.submit(query, d.payload, resolvers,
                               lambda payload: send(reply_frame(d, payload)), limit,
-                              key=port.id)
+                              key=(port.project_id, port.id))

@@ -5,6 +5,7 @@ DHCP side (resolver, domain, extra options)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import struct
@@ -481,8 +482,9 @@ def test_subnet_nameservers_are_never_asked_by_the_agent():
 def test_forwarder_queue_is_bounded():
     fwd = R.Forwarder(workers=0, max_pending=2)
     q = W.parse_query(query("example.com.").to_wire())
-    assert [fwd.submit(q, b"", ("127.0.0.1",), lambda p: None) for _ in range(3)] == \
-        [True, True, False]
+    # (three ports of no project: each a project of its own, under its share)
+    assert [fwd.submit(q, b"", ("127.0.0.1",), lambda p: None, key=("", f"p{i}"))
+            for i in range(3)] == [True, True, False]
     assert fwd.stats["dns_forward_dropped"] == 1
 
 
@@ -569,6 +571,147 @@ def test_forwarder_serves_the_ports_in_turn():
     finally:
         fwd.gate.set()
         fwd.stop()
+
+
+def _project_ports(project, n, port=PORTS[0]):
+    return [dataclasses.replace(port, id=f"{project}-{i}", project_id=project)
+            for i in range(n)]
+
+
+def _flood(resp, ports, mine):
+    """Each of ``ports`` asks 8 names whose servers never answer (its
+    share)."""
+    frames = [frame4(query(f"x{i}.slow.attacker.").to_wire()) for i in range(8)]
+    for p in ports:
+        for f in frames:
+            resp.handle(f, p, SUBNETS, NET, mine.append)
+
+
+def _victim_asks(resp, theirs, project="good"):
+    """Another project's instance asks a name its upstream answers at
+    once; the seconds until the answer (None: none within 2 s)."""
+    victim = dataclasses.replace(PORTS[5], project_id=project)
+    t0 = time.monotonic()
+    resp.handle(frame4(query("www.fast.example.").to_wire(), src="10.1.0.10",
+                       dst="10.1.0.1"), victim, SUBNETS, NET_B, theirs.append)
+    _wait(theirs, timeout=2.0)
+    if not theirs:
+        return None
+    assert _rcode(theirs[0]) == dns.rcode.NOERROR
+    assert addrs(dns.message.from_wire(theirs[0][42:])) == ["192.0.2.1"]
+    return time.monotonic() - t0
+
+
+def test_one_project_with_many_ports_cannot_delay_anothers_dns_forwarding():
+    """Per-port shares bound one instance, not one project: 12 instances
+    of one project, each within its share (8 queries, 2 workers), asking
+    for names whose servers never answer, held all 4 workers, and another
+    project's query waited its port's turn behind the 12 (here until
+    their queued queries' 0.75 s budget ran out).  Now a project holds at
+    most half the workers: the other's query finds a free one."""
+    up = Upstream(silent=lambda name: name.endswith(".slow.attacker."))
+    fwd = R.Forwarder(stats={}, timeout=0.3, budget=0.75)  # the daemon's, faster
+    mine, theirs = [], []
+    try:
+        resp = responder(resolvers=(up.addr,), forwarder=fwd)
+        _flood(resp, _project_ports("evil", 12), mine)
+        assert mine == []  # all within the shares: queued
+        _wait(up.seen, 2)
+        elapsed = _victim_asks(resp, theirs)
+        assert elapsed is not None and elapsed < 0.25, elapsed
+    finally:
+        fwd.stop()
+        up.close()
+
+
+def test_busy_projects_delay_anothers_query_by_one_job_at_most():
+    """Two projects with many instances asking for names that never
+    resolve take all 4 workers between them (2 each); a third project's
+    query waits for the first worker to free (one job: 0.5 s here), not
+    for the turns of their 24 ports (until their queries' 2 s budget ran
+    out)."""
+    up = Upstream(silent=lambda name: name.endswith(".slow.attacker."))
+    fwd = R.Forwarder(stats={}, timeout=0.5, budget=2.0)
+    mine, theirs = [], []
+    try:
+        resp = responder(resolvers=(up.addr,), forwarder=fwd)
+        _flood(resp, _project_ports("evil", 12) + _project_ports("worse", 12), mine)
+        _wait(up.seen, 4)  # every worker taken
+        elapsed = _victim_asks(resp, theirs)
+        assert elapsed is not None and elapsed < 0.5 + 0.3, elapsed
+    finally:
+        fwd.stop()
+        up.close()
+
+
+def test_one_project_cannot_fill_the_dns_forwarding_queue():
+    """40 instances of one project, 8 queries each (within their
+    shares), asking again as room freed, filled the host's 256 waiting
+    queries: another project's query was dropped.  Now a project has at
+    most half of them waiting (the rest SERVFAIL at once)."""
+    up = Upstream(silent=lambda name: name.endswith(".slow.attacker."))
+    fwd = R.Forwarder(stats={}, timeout=0.3, budget=0.75)
+    mine, theirs = [], []
+    try:
+        resp = responder(resolvers=(up.addr,), forwarder=fwd)
+        evil = _project_ports("evil", 40)
+        _flood(resp, evil, mine)
+        _wait(up.seen, 2)  # on the workers it may take
+        _flood(resp, evil, mine)  # and again, into the room they left
+        at_once = list(mine)
+        elapsed = _victim_asks(resp, theirs)
+        assert elapsed is not None, "the other project's query was dropped"
+        assert elapsed < 0.25, elapsed
+        assert "dns_forward_dropped" not in fwd.stats
+        # 128 wait, 2 are on a worker: (about) the rest answered at once
+        assert len(at_once) >= 640 - 128 - 4
+        assert {_rcode(f) for f in at_once} == {dns.rcode.SERVFAIL}
+    finally:
+        fwd.stop()
+        up.close()
+
+
+def test_forwarder_serves_the_projects_in_turn():
+    """Projects take turns, then the ports within a project: project p's
+    three ports get the turns of project q's one."""
+    fwd = _Gated(workers=1)
+    out = []
+
+    def ask(project, port, name):
+        return fwd.submit(W.parse_query(query(name).to_wire()), b"", ("127.0.0.1",),
+                          out.append, key=(project, port))
+    try:
+        for port in "abc":
+            assert ask("p", port, f"{port}0.") and ask("p", port, f"{port}1.")
+        assert all(ask("q", "x", f"x{i}.") for i in range(3))
+        fwd.gate.set()
+        _wait(out, 9)
+        assert [name for _, name in fwd.order] == \
+            ["a0.", "x0.", "b0.", "x1.", "c0.", "x2.", "a1.", "b1.", "c1."]
+        assert fwd.order[1] == (("q", "x"), "x0.")
+    finally:
+        fwd.gate.set()
+        fwd.stop()
+
+
+def test_a_projects_waiting_queries_are_bounded_by_half_the_queue():
+    fwd = R.Forwarder(workers=0, max_pending=8)
+    out = []
+
+    def ask(key):
+        return fwd.submit(W.parse_query(query("example.com.").to_wire()), b"",
+                          ("127.0.0.1",), out.append, key=key)
+    # p's 6 ports, one query each: 4 wait, the others are answered SERVFAIL
+    assert [ask(("p", i)) for i in range(6)] == [True] * 4 + [False] * 2
+    assert [dns.message.from_wire(f).rcode() for f in out] == [dns.rcode.SERVFAIL] * 2
+    # while q's still find room, up to the host's bound
+    assert [ask(("q", i)) for i in range(4)] == [True] * 4
+    assert not ask(("r", 0)) and fwd.stats["dns_forward_dropped"] == 1
+    assert fwd.stats["dns_forward_limited"] == 2 and len(out) == 2
+    # ports of no known project: each a project of its own
+    fwd = R.Forwarder(workers=0, max_pending=8)
+    assert [ask(("", "u1")) for _ in range(5)] == [True] * 4 + [False]
+    assert [ask(("", "u2")) for _ in range(4)] == [True] * 4
 
 
 # ------------------------------------------------------------------ fuzz
