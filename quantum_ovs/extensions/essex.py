@@ -237,6 +237,9 @@ class EssexAPI:
         detail = detail or self._wants_detail(req)
         nets = self.plugin.list(ctx, "networks", filters={"project_id": [tenant_id]},
                                 sorts=[("created_at", True)])
+        # Those get_network gives the caller, as v2.0 and show_network.
+        visible = self.policy.checker("get_network", ctx)
+        nets = [n for n in nets if visible(n)]
         if version == "1.1":
             preds = _network_filters(req.GET)
             if preds:

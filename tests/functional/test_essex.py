@@ -258,6 +258,30 @@ def test_tenant_must_be_the_callers(api, version):
                    status=200).data["networks"] == [{"id": other}]
 
 
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_network_listings_apply_the_get_network_policy(api, version):
+    """A token of the tenant whose roles get_network does not accept (a
+    custom role without ``reader``; likewise a narrower get_network an
+    operator writes) lists none of its networks through v2.0 and has 404
+    from v1.x show; the v1.x listings, with or without details or a v1.1
+    filter, list none either (they gave the ids and names: the project's
+    rows were read without the policy).  (Review 18a.)"""
+    net_id = _create_net(api, version, "not-for-this-role")
+    h = {"X-Roles": "auditor"}
+    assert api.get("/v2.0/networks", project=T, headers=h,
+                   status=200).data["networks"] == []
+    api.get(v(version, f"/{net_id}"), project=T, headers=h,
+            status=420 if version == "1.0" else 404)
+    queries = ["", "/detail", "?detail=true"] + \
+        (["?name=not-for-this-role", "?op-status=UP"] if version == "1.1" else [])
+    for q in queries:
+        assert api.get(v(version, q), project=T, headers=h,
+                       status=200).data["networks"] == [], q
+    # a reader of the tenant still lists it
+    assert api.get(v(version), project=T, headers={"X-Roles": "reader"},
+                   status=200).data["networks"] == [{"id": net_id}]
+
+
 def test_json_suffix_and_wrong_method(api):
     net_id = _create_net(api, "1.1")
     assert api.get(v("1.1", ".json"), project=T, status=200).data["networks"] == [
