@@ -5,7 +5,10 @@ Tenant networks get a segment of the first type in
 ``[ml2] tenant_network_types`` that has a free one.  A segment in use is
 one row of segment_allocations, whose primary key makes double use
 impossible under any concurrency; a lost race is retried by the
-transaction.
+transaction.  VXLAN and GRE share one id space (a tunnel id takes a row of
+each type): a host tells a tunnelled packet's network by its key alone on
+the tunnel ports it shares (Neutron keeps two pools; a GRE key equal to a
+VNI made the two networks' flows conflict on gateway hosts).
 """
 
 import random
@@ -25,6 +28,7 @@ from quantum_ovs.api.definitions.provider import (  # noqa: F401 (the contract's
     VlanIdInUse,
 )
 from quantum_ovs.db import models
+from quantum_ovs.db.gateways import TUNNEL_TYPES
 from quantum_ovs.db.query import child_filter, flag_filter
 
 DEFINITION = definitions.provider
@@ -138,7 +142,8 @@ class Segments:
     def _reserve(s, net_id, ntype, physnet, segid, chosen_by_us=False):
         A = models.SegmentAllocation
         key = (ntype, physnet or "", segid if segid is not None else 0)
-        if s.get(A, key) is not None:
+        keys = [(t, "", key[2]) for t in TUNNEL_TYPES] if ntype in TUNNEL_TYPES else [key]
+        if any(s.get(A, k) is not None for k in keys):
             if chosen_by_us:
                 # A concurrent transaction took the segment we picked as
                 # free: pick again.
@@ -148,8 +153,9 @@ class Segments:
             if ntype == "flat":
                 raise FlatNetworkInUse(physical_network=physnet)
             raise TunnelIdInUse(tunnel_id=segid)
-        s.add(A(network_type=key[0], physical_network=key[1], segmentation_id=key[2],
-                network_id=net_id))
+        for k in keys:
+            s.add(A(network_type=k[0], physical_network=k[1], segmentation_id=k[2],
+                    network_id=net_id))
 
     @staticmethod
     def _lowest_free(s, ntype, physnet, ranges, spread=False):

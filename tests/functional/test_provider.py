@@ -63,6 +63,38 @@ def test_provider_attributes_are_admin_only(api):
     api.put(f"/v2.0/networks/{net['id']}", {"network": {SID: 78}}, admin=True, status=400)
 
 
+def test_vxlan_and_gre_share_one_tunnel_id_space(make_api):
+    """A GRE key equal to a VNI in use (either way) is 409 TunnelIdInUse,
+    an id either type picks is free in both, and a deleted network frees
+    its id for both (a host tells tunnelled networks apart by the key)."""
+    api = make_api()
+    api.plugin.conf.set_override("tenant_network_types", ["vxlan", "gre"], group="ml2")
+    api.plugin.segments.vxlan = [(1, 2)]
+    api.plugin.segments.gre = [(1, 3)]
+
+    def net(**attrs):
+        return api.post("/v2.0/networks", {"network": dict(attrs, name="n")}, admin=True,
+                        status=201).data["network"]
+    vx = net(**{NT: "vxlan", SID: 2})
+    for ntype, segid in (("gre", 2), ("vxlan", 2)):
+        r = api.post("/v2.0/networks", {"network": {"name": "x", NT: ntype, SID: segid}},
+                     admin=True, status=409)
+        assert r.data["NeutronError"]["type"] == "TunnelIdInUse"
+    gre = net(**{NT: "gre", SID: 1})
+    r = api.post("/v2.0/networks", {"network": {"name": "x", NT: "vxlan", SID: 1}},
+                 admin=True, status=409)
+    assert r.data["NeutronError"]["type"] == "TunnelIdInUse"
+    # a tenant network: no VNI of 1-2 is free in both, so GRE 3
+    t = api.get(f"/v2.0/networks/{api.network()['id']}", admin=True, status=200).data["network"]
+    assert (t[NT], t[SID]) == ("gre", 3)
+    assert api.post("/v2.0/networks", {"network": {"name": "full"}}, status=503)
+    api.delete(f"/v2.0/networks/{vx['id']}", status=204, admin=True)
+    again = net(**{NT: "gre", SID: 2})
+    assert again[SID] == 2
+    api.delete(f"/v2.0/networks/{gre['id']}", status=204, admin=True)
+    assert net(**{NT: "vxlan"})[SID] == 1  # the lowest free in both
+
+
 @pytest.mark.parametrize("attrs", [
     {NT: "flat"}, {NT: "vlan", PN: "physnet1", SID: 5000}, {NT: "vxlan", PN: "physnet1"},
     {NT: "local", SID: 3}, {NT: "ethernet"}, {NT: "vlan", PN: "nowhere", SID: 10},
