@@ -44,7 +44,14 @@ SERVICE_PLUGIN = ("router", "neutron.services.l3_router.l3_router_plugin.L3Route
 
 OPTS = [("quotas", [cfg.IntOpt("quota_floatingip", default=50,
                                help="Number of floating IPs allowed per project; -1 "
-                                    "for unlimited.")])]
+                                    "for unlimited.")]),
+        ("DEFAULT", [cfg.IntOpt("max_port_forwarding_shifted_ports", default=256, min=0,
+                                help="How many external ports the port forwardings of one "
+                                     "floating IP may send to other internal ports (a "
+                                     "range whose internal ports are not its external "
+                                     "ones, counted over its forwardings). Each is one "
+                                     "flow on the router's active gateway host; a range "
+                                     "kept to the same ports costs at most 30.")])]
 
 FLOATINGIP, FLOATINGIPS = definition.FLOATINGIP, definition.FLOATINGIPS
 OWNER = definition.FLOATINGIP_OWNER
@@ -52,6 +59,12 @@ INTERFACE = l3_definition.INTERFACE_OWNER
 ROUTER_OWNERS = (INTERFACE, l3_definition.GATEWAY_OWNER, OWNER)
 ACTIVE, DOWN = "ACTIVE", "DOWN"
 bad_fip, bad_pf = definition.bad_fip, definition.bad_pf
+
+
+def _shifted(lo, hi, ilo, ihi):
+    """How many external ports a forwarding sends to other internal ports
+    (the compiler's one flow each: rules.gateway.forwarded_ports)."""
+    return 0 if ilo == ihi or (ilo, ihi) == (lo, hi) else hi - lo + 1
 
 
 # ------------------------------------------------------------------ dicts
@@ -351,6 +364,14 @@ class FloatingIPs(Collection):
                          f"through router {router_id}, not through the router "
                          f"{fip.router_id} of the floating IP's other port forwardings")
         lo, hi = a["external"]
+        cap = self.plugin.conf.max_port_forwarding_shifted_ports
+        shifted = sum(_shifted(x.external_port_lo, x.external_port_hi, x.internal_port_lo,
+                               x.internal_port_hi) for x in others) + _shifted(
+            lo, hi, *a["internal"])
+        if shifted > cap:
+            raise bad_pf(f"The port forwardings of floating IP {fip.id} would send {shifted} "
+                         f"external ports to other internal ports; at most {cap} may be "
+                         "(a range kept to the same ports has no such limit)")
         for x in others:
             if x.protocol == a["protocol"] and lo <= x.external_port_hi and \
                     x.external_port_lo <= hi:

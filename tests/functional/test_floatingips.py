@@ -525,6 +525,34 @@ def test_a_fixed_ip_with_a_floating_ip_of_its_own_takes_no_forwarding(l3):
     assert _count(l3, models.PortForwarding) == 0
 
 
+def test_moved_port_ranges_are_bounded_per_floating_ip(l3):
+    """A range sent to other internal ports costs a flow per port on the
+    shared gateway host (found by review: 1:32767 -> 32768:65534 was
+    32,767 flows): at most max_port_forwarding_shifted_ports (256) per
+    floating IP; a range kept to its own ports (at most 30 flows) and a
+    single port have no such limit."""
+    ext_net, ext_sub, router, net, sub, port = _topology(l3)
+    ip = port["fixed_ips"][0]["ip_address"]
+    f = _fip(l3, floating_network_id=ext_net["id"])
+    base = dict(internal_port_id=port["id"], internal_ip_address=ip)
+    _pf(l3, f["id"], protocol="tcp", internal_port_range="1:65535",
+        external_port_range="1:65535", **base)
+    _pf(l3, f["id"], protocol="udp", internal_port_range="1000:1199",
+        external_port_range="2000:2199", **base)
+    r = l3.post(f"{F}/{f['id']}/port_forwardings", {"port_forwarding": dict(
+        protocol="udp", internal_port_range="3000:3056", external_port_range="4000:4056",
+        **base)}, status=400).data["NeutronError"]
+    assert r["type"] == "BadRequest" and "257 external ports" in r["message"], r
+    moved = _pf(l3, f["id"], protocol="udp", internal_port_range="3000:3055",
+                external_port_range="4000:4055", **base)
+    _pf(l3, f["id"], protocol="udp", internal_port=53, external_port=5353, **base)
+    assert _count(l3, models.PortForwarding) == 4
+    # an update that would move one more port is refused too
+    l3.put(f"{F}/{f['id']}/port_forwardings/{moved['id']}", {"port_forwarding": {
+        "internal_port_range": "3000:3056", "external_port_range": "4000:4056"}},
+        status=400)
+
+
 def test_port_forwarding_errors_are_4xx_and_leave_nothing(l3):
     ext_net, ext_sub, router, net, sub, port = _topology(l3)
     ip = port["fixed_ips"][0]["ip_address"]

@@ -141,8 +141,9 @@ def _group():
 
 def _views(ports, ofports, tunnel_ips, gateways=("hv2",)):
     """Host name -> view: one router, net-0 (VXLAN) and the flat external
-    network; a and c have floating IPs, a port forwarding FIP_PF:2222 ->
-    b:22; ``gateways`` are the router's gateway hosts, in priority order;
+    network; a and c have floating IPs, port forwardings FIP_PF:2222 ->
+    b:22 and FIP_PF:8000-8015 -> b:8000-8015 (masked flows, the port kept);
+    ``gateways`` are the router's gateway hosts, in priority order;
     the instances are on hv1."""
     net0 = make_network(0, "vxlan", 1)
     ext = Network(EXT, Segment("flat", "physnet1"))
@@ -155,7 +156,9 @@ def _views(ports, ofports, tunnel_ips, gateways=("hv2",)):
     fips = (FloatingIP("fip-a", FIP_A, EXT, a.id, None, a.mac_address),
             FloatingIP("fip-c", FIP_C, EXT, c.id, None, c.mac_address),
             FloatingIP("fip-pf", FIP_PF, EXT, None, None, GW_MAC,
-                       (PortForwarding("pf-1", "tcp", b.id, b.ips[0], 2222, 2222, 22, 22),)))
+                       (PortForwarding("pf-1", "tcp", b.id, b.ips[0], 2222, 2222, 22, 22),
+                        PortForwarding("pf-2", "tcp", b.id, b.ips[0], 8000, 8015, 8000,
+                                       8015))))
     router = make_router("router-1", (0,))
     rif6 = RouterInterface(router.interfaces[0].port_id, "net-0", "sub6-0", RIF6, 64,
                            router.interfaces[0].mac_address)
@@ -400,6 +403,19 @@ def test_port_forwarding_reaches_the_right_instance(rig):
         assert connect(rig.inet, FIP_PF, 2221).startswith("fail")
     finally:
         lst.stop()
+
+
+def test_a_port_forwarding_range_keeps_the_port(rig):
+    """FIP_PF:8000-8015 -> b:8000-8015, masked: 8009 reaches b's 8009, 8016
+    (past the range) nothing."""
+    lst = Listener(rig.inst["b"].ns, 8009)
+    past = Listener(rig.inst["b"].ns, 8016)
+    try:
+        assert eventually(lambda: connect(rig.inet, FIP_PF, 8009) == f"from:{INET_IP}", 15)
+        assert connect(rig.inet, FIP_PF, 8016).startswith("fail")
+    finally:
+        lst.stop()
+        past.stop()
 
 
 def test_hairpin_between_floating_ips_of_one_router(rig):

@@ -260,6 +260,22 @@ def foreign_subnets(router, gw: RouterGateway) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+def forwarded_ports(pf) -> list[tuple[list, int | None]]:
+    """The external ports of a port forwarding, as (value, mask) pairs,
+    each with the internal port they go to (None: the same port).  Ranges
+    that are the same on both sides (and single ports) are masked terms,
+    at most 30 for any range, the port kept by the NAT; a range moved to
+    other internal ports is one term per port, as the NAT cannot add an
+    offset (the API bounds those: max_port_forwarding_shifted_ports)."""
+    lo, hi = pf.external_port_lo, pf.external_port_hi
+    if pf.internal_port_lo == pf.internal_port_hi:
+        return [(port_masks(lo, hi), pf.internal_port_lo)]
+    if (pf.internal_port_lo, pf.internal_port_hi) == (lo, hi):
+        return [(port_masks(lo, hi), None)]
+    shift = pf.internal_port_lo - lo
+    return [([(port, None)], port + shift) for port in range(lo, hi + 1)]
+
+
 def forwarded_replies(router, foreign) -> list[tuple[Field, ...]]:
     """The matches (source address, protocol, source ports) of the
     replies of the router's port forwardings whose internal address is in
@@ -516,16 +532,13 @@ def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
             if proto is None:
                 continue
             num, fname = proto
-            n = pf.external_port_hi - pf.external_port_lo
-            single = pf.internal_port_lo == pf.internal_port_hi
-            for i in range(n + 1):
-                iport = pf.internal_port_lo if single else pf.internal_port_lo + i
-                m = mk(rid, F_IP, f_dst, Field("ip_proto", num),
-                       Field(fname, pf.external_port_lo + i))
-                add(P.EXT_DNAT, PRIO_ADMIT, m,
-                    (Ct(commit=True, zone=zones.dnat,
-                        nat=Nat("dst", pf.internal_ip_address, port_min=iport),
-                        table=P.EXT_CT),))
+            head = (rid, F_IP, f_dst, Field("ip_proto", num))
+            for ports, iport in forwarded_ports(pf):
+                nat = Nat("dst", pf.internal_ip_address, port_min=iport)
+                # (no term: every port)
+                for term in [(Field(fname, port, mask),) for port, mask in ports] or [()]:
+                    add(P.EXT_DNAT, PRIO_ADMIT, mk(*head, *term),
+                        (Ct(commit=True, zone=zones.dnat, nat=nat, table=P.EXT_CT),))
     else:
         add(P.EXT_DNAT, PRIO_ADMIT, mk(rid, F_IP, f_dst),
             (Ct(commit=True, zone=zones.dnat, nat=Nat("dst", fixed_ip), table=P.EXT_CT),))

@@ -549,6 +549,47 @@ def test_a_port_forwarding_range_maps_port_to_port():
     assert e.flows() == _full(e)
 
 
+def test_a_port_forwarding_of_the_same_ports_costs_masked_flows():
+    """A forwarding whose internal ports are its external ones is matched
+    by masks (1-65535: sixteen flows, not 65,535 on the shared gateway
+    host; found by review) and keeps the port; a single internal port
+    too; a moved range is port by port."""
+    from quantum_ovs.compiler.rules.gateway import forwarded_ports
+    from quantum_ovs.model import PortForwarding
+    e = _engine(_view(hosts=(HOST, "gw-2")))
+    r = e.routers["router-1"]
+    fip = next(f for f in r.floating_ips if f.port_forwardings)
+    target = e.ports["port-0-1"]
+    ip = target.ips[0]
+    pfs = (PortForwarding("pf-all", "tcp", target.id, ip, 1, 65535, 1, 65535),
+           PortForwarding("pf-one", "udp", target.id, ip, 53, 53, 5353, 5353),
+           PortForwarding("pf-moved", "udp", target.id, ip, 6000, 6003, 7000, 7003))
+    assert [sum(len(ports) for ports, _ in forwarded_ports(pf)) for pf in pfs] == [16, 1, 4]
+    change(e, routers=(dataclasses.replace(r, floating_ips=tuple(
+        dataclasses.replace(f, port_forwardings=pfs) if f.id == fip.id else f
+        for f in r.floating_ips)),))
+    dnat = [f for f in e.desired.owner_flows(("floating-ip", fip.id))
+            if f.table == P.EXT_DNAT]
+    assert len(dnat) == 16 + 1 + 4
+    t = Tracer(e.flows())
+
+    def to(proto, port):
+        field = {6: "tcp_dst", 17: "udp_dst"}[proto]
+        out = t.run({"in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+                     "eth_dst": fip.mac_address, "eth_type": 0x0800, "ip_proto": proto,
+                     "ipv4_src": INTERNET, "ipv4_dst": fip.floating_ip_address,
+                     field.replace("dst", "src"): 40000, field: port})
+        dnat = [n for n in out.nats if "ipv4_dst" in n[1]]
+        if not dnat:
+            return None
+        assert dnat[-1][1]["ipv4_dst"][1] == ip
+        return dnat[-1][1].get(field, (port, port))[1]
+    assert [to(6, p) for p in (1, 22, 8080, 65535)] == [1, 22, 8080, 65535]
+    assert (to(17, 53), to(17, 54)) == (5353, None)
+    assert [to(17, p) for p in (6000, 6003, 6004)] == [7000, 7003, None]
+    assert e.flows() == _full(e)
+
+
 def test_a_floating_ip_follows_its_port_to_this_host():
     e = _engine(_view())
     fip = _fip(e, "port-0-0")
