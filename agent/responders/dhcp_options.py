@@ -16,6 +16,11 @@ strings); a number that we do not know the type of is sent as addresses
 when the value is a list of them, as bytes when it is hex pairs
 ("01:02:ff"), else as text.  An option whose value cannot be encoded is
 left out (logged), never an error of the whole reply.
+
+A port's options are resolved once (per port and change of its options:
+a new view with the same options keeps them), not per request: a DHCP
+request costs the selection of the resolved options by the client's
+tags, and an unusable option is logged once.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -200,25 +206,35 @@ def _tags_hold(tags, client_tags) -> bool:
     return True
 
 
-def extra_options(port: model.Port, version: int, client_tags: Iterable[str] = ()) -> Extra:
-    """The port's extra options of this IP version that hold for a client
-    with ``client_tags`` (e.g. {"ipxe"})."""
+# Resolved options of the ports seen lately: port id -> (its options as
+# resolved, {version: usable options, (version, client tags): Extra}).
+# A port's options are resolved (and an unusable one logged) once, not on
+# every request: again only when they change (a view with equal options
+# keeps what was resolved).
+_RESOLVED: dict = {}
+_RESOLVED_MAX = 4096  # ports; past it the oldest are forgotten
+_LOCK = threading.Lock()
+_SIADDR = -1  # the code of server-ip-address (BOOTP siaddr) among the resolved
+
+
+def _resolve(port_id: str, opts, version: int) -> tuple:
+    """The usable options of this IP version, in order: (tags, code,
+    value); code _SIADDR for server-ip-address.  Unusable ones are logged
+    (here: once per port and change of its options) and left out."""
     table, by_code = (V4, V4_BY_CODE) if version == 4 else (V6, V6_BY_CODE)
     reserved = V4_RESERVED if version == 4 else V6_RESERVED
-    client_tags = frozenset(client_tags)
-    # Later entries win over earlier ones of the same code; an untagged
-    # option loses to a tagged one that holds (dnsmasq: the more specific).
-    chosen: dict[int, tuple[int, bytes]] = {}
-    siaddr = sname = file = None
-    for opt in port.extra_dhcp_opts:
+    limit = 255 if version == 4 else 65535
+    out = []
+    for opt in opts:
         if opt.ip_version != version:
             continue
         tags, name = split_name(opt.opt_name)
-        if name is None or not _tags_hold(tags, client_tags):
+        if name is None:
             continue
         try:
             if version == 4 and name == SERVER_IP_ADDRESS:
-                siaddr = ipaddress.IPv4Address(opt.opt_value.strip()).packed
+                out.append((tuple(tags), _SIADDR,
+                            ipaddress.IPv4Address(opt.opt_value.strip()).packed))
                 continue
             if name.isdigit():
                 code = int(name)
@@ -226,16 +242,30 @@ def extra_options(port: model.Port, version: int, client_tags: Iterable[str] = (
             elif name in table:
                 code, kind = table[name]
             else:
-                LOG.debug("port %s: unknown DHCPv%d option %r left out", port.id, version,
+                LOG.debug("port %s: unknown DHCPv%d option %r left out", port_id, version,
                           opt.opt_name)
                 continue
-            limit = 255 if version == 4 else 65535
             if code in reserved or not 0 < code < limit:
                 continue
             value = encode(kind, opt.opt_value, version)
         except (ValueError, struct.error, UnicodeError) as exc:
-            LOG.warning("port %s: extra DHCP option %s=%r left out: %s", port.id,
+            LOG.warning("port %s: extra DHCP option %s=%r left out: %s", port_id,
                         opt.opt_name, opt.opt_value, exc)
+            continue
+        out.append((tuple(tags), code, value))
+    return tuple(out)
+
+
+def _select(resolved: tuple, version: int, client_tags: frozenset) -> Extra:
+    # Later entries win over earlier ones of the same code; an untagged
+    # option loses to a tagged one that holds (dnsmasq: the more specific).
+    chosen: dict[int, tuple[int, bytes]] = {}
+    siaddr = sname = file = None
+    for tags, code, value in resolved:
+        if not _tags_hold(tags, client_tags):
+            continue
+        if code == _SIADDR:
+            siaddr = value
             continue
         specificity = len(tags)
         if code not in chosen or chosen[code][0] <= specificity:
@@ -246,6 +276,33 @@ def extra_options(port: model.Port, version: int, client_tags: Iterable[str] = (
         tftp = chosen.get(OPT_TFTP_SERVER, (0, b""))[1]
         sname = tftp if 0 < len(tftp) < 64 else None
     return Extra(tuple((c, v) for c, (_, v) in chosen.items()), siaddr, sname, file)
+
+
+def extra_options(port: model.Port, version: int, client_tags: Iterable[str] = ()) -> Extra:
+    """The port's extra options of this IP version that hold for a client
+    with ``client_tags`` (e.g. {"ipxe"})."""
+    client_tags = frozenset(client_tags)
+    opts = port.extra_dhcp_opts
+    with _LOCK:
+        entry = _RESOLVED.get(port.id)
+        if entry is None or (entry[0] is not opts and entry[0] != opts):
+            entry = (opts, {})
+            _RESOLVED.pop(port.id, None)
+            while len(_RESOLVED) >= _RESOLVED_MAX:
+                del _RESOLVED[next(iter(_RESOLVED))]
+            _RESOLVED[port.id] = entry
+        elif entry[0] is not opts:  # equal options of a newer view
+            entry = _RESOLVED[port.id] = (opts, entry[1])
+        done = entry[1]
+        extra = done.get((version, client_tags))
+        if extra is None:
+            resolved = done.get(version)
+            if resolved is None:
+                resolved = done[version] = _resolve(port.id, opts, version)
+            extra = _select(resolved, version, client_tags)
+            if len(done) < 8:  # (clients have two sets of tags: iPXE or not)
+                done[(version, client_tags)] = extra
+    return extra
 
 
 def client_tags4(options) -> frozenset:

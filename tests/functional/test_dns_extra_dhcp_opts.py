@@ -203,3 +203,57 @@ def test_changes_wake_the_hosts_of_the_network(api):
     api.put(f"/v2.0/networks/{net['id']}", {"network": {"dns_domain": "x.test"}}, status=200)
     d = state(api, HOST_A, since=rev_a)["delta"]
     assert [n["dns_domain"] for n in d["networks"]] == ["x.test."]
+
+
+def _opts(n, start=0, value="x"):
+    return [{"opt_name": f"tag:ipxe,{i:04d}", "opt_value": value} for i in range(start, start + n)]
+
+
+def test_extra_dhcp_opts_per_port_are_capped(api):
+    """[DEFAULT] max_extra_dhcp_opts_per_port (64): one more is a 400 that
+    changes nothing, on a create, a bulk, and an update's result (review
+    18b: 11,500 options were taken, each change of the port sent them all
+    to its host and the agent walked them on every DHCP request)."""
+    net, _ = _net(api)
+    cap = 64  # the default
+    r = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                          "extra_dhcp_opts": _opts(cap + 1)}}, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    assert f"at most {cap} extra DHCP options" in r.data["NeutronError"]["message"]
+    r = api.post("/v2.0/ports", {"ports": [
+        {"network_id": net["id"]},
+        {"network_id": net["id"], "extra_dhcp_opts": _opts(cap + 1)}]}, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    assert api.count("ports") == 0
+    p = api.port(net["id"], extra_dhcp_opts=_opts(cap))
+    assert len(p["extra_dhcp_opts"]) == cap
+    url = f"/v2.0/ports/{p['id']}"
+    rev = api.get(url, status=200).data["port"]["revision_number"]
+    # one more (with a change of one it has): 400, the port as it was
+    body = _opts(1, cap) + [{"opt_name": "tag:ipxe,0000", "opt_value": "changed"}]
+    r = api.put(url, {"port": {"extra_dhcp_opts": body, "name": "renamed"}}, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    after = api.get(url, status=200).data["port"]
+    assert after["revision_number"] == rev and after["name"] == p["name"]
+    assert after["extra_dhcp_opts"] == p["extra_dhcp_opts"]
+    # one removed and one added at the cap: taken
+    body = [{"opt_name": "tag:ipxe,0000", "opt_value": None}] + _opts(1, cap)
+    r = api.put(url, {"port": {"extra_dhcp_opts": body}}, status=200)
+    assert len(r.data["port"]["extra_dhcp_opts"]) == cap
+
+
+def test_a_port_past_a_lowered_cap_may_keep_or_shed_options(make_api):
+    api = make_api(max_extra_dhcp_opts_per_port=4)
+    net, _ = _net(api)
+    p = api.port(net["id"], extra_dhcp_opts=_opts(4))
+    api.plugin.conf.set_override("max_extra_dhcp_opts_per_port", 2)
+    url = f"/v2.0/ports/{p['id']}"
+    r = api.put(url, {"port": {"extra_dhcp_opts": _opts(1, value="y")}}, status=200)
+    assert len(r.data["port"]["extra_dhcp_opts"]) == 4
+    r = api.put(url, {"port": {"extra_dhcp_opts": [
+        {"opt_name": "tag:ipxe,0003", "opt_value": None}]}}, status=200)
+    assert len(r.data["port"]["extra_dhcp_opts"]) == 3
+    api.put(url, {"port": {"extra_dhcp_opts": _opts(1, 9)}}, status=400)
+    assert len(api.get(url, status=200).data["port"]["extra_dhcp_opts"]) == 3
+    api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                      "extra_dhcp_opts": _opts(3)}}, status=400)
