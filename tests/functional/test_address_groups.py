@@ -191,6 +191,7 @@ def test_addresses_per_group_are_capped(api):
     r = api.post(AG, {"address_groups": [{"addresses": _addrs(1)},
                                          {"addresses": _addrs(cap + 1)}]}, status=400)
     assert r.data["NeutronError"]["type"] == "InvalidInput"
+    assert "at most" in r.data["NeutronError"]["message"]
     assert api.count("address_groups") == 0
     g = _group(api, addresses=_addrs(cap - 1))
     url = f"{AG}/{g['id']}"
