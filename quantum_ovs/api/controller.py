@@ -447,7 +447,17 @@ class Controller:
 
     def _create(self, ctx, items, bulk):
         networks = {}  # one lookup per network for a whole bulk
-        prepared = [self._prepare_post(ctx, item, networks) for item in items]
+        owners = {}  # and per parent
+        prepared = [self._prepare_post(ctx, item, networks, owners) for item in items]
+        if len(prepared) > 1 and self.plugin.quotas is not None:
+            # A bulk past the quota is refused before its work, as Neutron
+            # reserves its items first (one item's work is the same as
+            # the count at commit that refuses it).  Counted in the
+            # project its rows get (a rule: its group's).
+            parent = _PARENTS.get(self.collection)
+            self.plugin.quotas.refuse(self.collection, [
+                owners[out[parent[0]]] if parent else out.get("project_id")
+                for out in prepared])
         created = self.plugin.create(ctx, self.collection, prepared)
         if bulk:
             return json_response({self.collection: [self._visible(ctx, o) for o in created]},
@@ -462,7 +472,7 @@ class Controller:
             return item[self.resource]
         return item
 
-    def _prepare_post(self, ctx, item, networks=None):
+    def _prepare_post(self, ctx, item, networks=None, owners=None):
         if not isinstance(item, dict):
             raise _bad(f"Resource body must be a dictionary, not {type(item).__name__}")
         out = self.filled(item)
@@ -485,7 +495,10 @@ class Controller:
             # shared with may use it, not change it); a parent the caller
             # cannot see is its 404.
             key, collection, resource = parent
-            owner = self.plugin.owner(ctx, collection, out[key])
+            owners = {} if owners is None else owners  # a bulk asks once a parent
+            owner = owners.get(out[key])
+            if owner is None:
+                owner = owners[out[key]] = self.plugin.owner(ctx, collection, out[key])
             target = _merged(target, {}, {f"{resource}:project_id": owner,
                                           f"{resource}:tenant_id": owner})
         action = f"create_{self.resource}"

@@ -320,17 +320,20 @@ class SecurityGroupRules(Collection):
 
     def create(self, s, ctx, a):
         # The group's row lock serializes rule changes of one group, so
-        # that the duplicate check below holds under concurrency.
+        # that the duplicate check below holds under concurrency.  The
+        # rows' columns only (bare): loading a group loads all its rules,
+        # each rule of a bulk would load the rules made before it.
         group = self.plugin.row(s, ctx, "security_groups", a["security_group_id"],
-                                lock=True)
+                                lock=True, bare=True)
         check_rule(a)
         remote = a.get("remote_group_id")
         if remote is not None and remote != group.id:
             # Any id the caller cannot use (or that is no UUID) is a 404.
-            self.plugin.row(s, ctx, "security_groups", remote)
+            self.plugin.row(s, ctx, "security_groups", remote, bare=True)
         if a.get("remote_address_group_id") is not None:
             # 404 AddressGroupNotFound unless the caller can see it.
-            self.plugin.row(s, ctx, "address_groups", a["remote_address_group_id"])
+            self.plugin.row(s, ctx, "address_groups", a["remote_address_group_id"],
+                            bare=True)
         made_here = s.info.setdefault("qovs_new_rules", set())
         same = _same_rule(s, group.id, a)
         if same is not None:

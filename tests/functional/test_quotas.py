@@ -116,6 +116,81 @@ def test_bulk_create_counts_every_item(api):
     assert len(api.post("/v2.0/networks", body, status=201).data["networks"]) == 2
 
 
+def _counting(monkeypatch, handler, name):
+    """The calls of ``handler.<name>`` (a per-item create) from now."""
+    calls = []
+    real = getattr(handler, name)
+
+    def counted(*args, **kw):
+        calls.append(args)
+        return real(*args, **kw)
+    monkeypatch.setattr(handler, name, counted)
+    return calls
+
+
+def test_a_bulk_past_the_quota_is_refused_before_its_work(api, monkeypatch):
+    """As Neutron reserves a bulk's items first (QuotaEnforcementHook.before):
+    a bulk that would take its project past the limit is the commit-time
+    count's 409 before any item is made (it made them all, then refused:
+    a 1.5 KB body of 500 networks cost seconds of work); one exactly at
+    the limit passes.  Counted in the project of each item."""
+    api.put("/v2.0/quotas/p1", {"quota": {"network": 5}}, admin=True, status=200)
+    api.network()
+    made = _counting(monkeypatch, api.plugin.collections["networks"], "_create")
+    r = api.post("/v2.0/networks", {"networks": [{}] * 500}, status=409)
+    assert r.data["NeutronError"] == {
+        "type": "OverQuota", "message": "Quota exceeded for resources: ['network'].",
+        "detail": ""}
+    r = api.post("/v2.0/networks", {"networks": [{"name": f"n{i}"} for i in range(5)]},
+                 status=409)
+    assert r.data["NeutronError"]["type"] == "OverQuota"
+    assert made == []
+    assert api.count("networks") == 1
+    # An admin's bulk for two projects: the one past its limit refuses it.
+    api.put("/v2.0/quotas/p2", {"quota": {"network": 1}}, admin=True, status=200)
+    r = api.post("/v2.0/networks", {"networks": [
+        {"project_id": "p1"}, {"project_id": "p2"}, {"project_id": "p2"}]},
+        admin=True, project="admin-p", status=409)
+    assert r.data["NeutronError"]["message"] == "Quota exceeded for resources: ['network']."
+    assert made == [] and api.count("networks") == 1
+    # Exactly at the limit.
+    assert len(api.post("/v2.0/networks", {"networks": [{"name": f"n{i}"} for i in range(4)]},
+                        status=201).data["networks"]) == 4
+    assert len(made) == 4
+    assert api.get("/v2.0/quotas/p1/details", status=200).data["quota"]["network"] == {
+        "limit": 5, "used": 5, "reserved": 0}
+
+
+def test_a_bulk_of_rules_is_counted_in_its_groups_project(api, monkeypatch):
+    """Rules count in their group's project (the project their rows get):
+    a bulk past that limit is refused before any rule is made, one at it
+    passes."""
+    sg = api.post("/v2.0/security-groups", {"security_group": {"name": "s"}},
+                  status=201).data["security_group"]
+    used = api.get("/v2.0/quotas/p1/details", status=200).data["quota"][
+        "security_group_rule"]["used"]
+    api.put("/v2.0/quotas/p1", {"quota": {"security_group_rule": used + 60}}, admin=True,
+            status=200)
+    rules = [{"security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp",
+              "port_range_min": i + 1, "port_range_max": i + 1} for i in range(100)]
+    made = _counting(monkeypatch, api.plugin.collections["security_group_rules"], "create")
+    # An admin's bulk (in a project of its own, room for 100) is counted in
+    # p1's too.
+    for project, admin in (("p1", False), ("admin-p", True)):
+        r = api.post("/v2.0/security-group-rules", {"security_group_rules": rules[:61]},
+                     project=project, admin=admin, status=409)
+        assert r.data["NeutronError"]["message"] == \
+            "Quota exceeded for resources: ['security_group_rule']."
+    assert made == []
+    api.put("/v2.0/quotas/p1", {"quota": {"security_group_rule": used + 100}}, admin=True,
+            status=200)
+    assert len(api.post("/v2.0/security-group-rules", {"security_group_rules": rules},
+                        status=201).data["security_group_rules"]) == 100
+    assert len(made) == 100
+    assert api.get("/v2.0/quotas/p1/details", status=200).data["quota"][
+        "security_group_rule"]["used"] == used + 100
+
+
 def test_subnets_ports_and_security_groups(api):
     api.put("/v2.0/quotas/p1", {"quota": {"subnet": 1, "port": 2, "security_group": 2,
                                           "security_group_rule": 6}},
