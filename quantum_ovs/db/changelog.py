@@ -16,6 +16,16 @@ from quantum_ovs.db.session import NOTIFY
 from quantum_ovs.timeutils import utcnow
 
 
+# What no agent's view holds: an update of nothing else is no change for
+# agents (their hosts are not woken; the revision still moves).
+COSMETIC = frozenset({"name", "description"})
+
+
+def seen_by_agents(a) -> bool:
+    """Does an update of the attributes ``a`` change what agents see?"""
+    return not set(a) <= COSMETIC
+
+
 def port_membership(port):
     """(the port's security group ids, its addresses: fixed IPs and
     allowed address pairs, as model.member_address spells them), what its

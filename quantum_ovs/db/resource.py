@@ -131,7 +131,8 @@ class Collection:
         self.update(s, ctx, obj, a)
         self.plugin.run_hooks(self.collection, "update", s, ctx, obj, a)
         changelog.bump(obj)
-        changelog.record(s, self.resource, obj, "update", self.network_of(obj))
+        if changelog.seen_by_agents(a):
+            changelog.record(s, self.resource, obj, "update", self.network_of(obj))
         s.flush()
 
     def delete_row(self, s, ctx, obj):

@@ -192,7 +192,8 @@ class Routers(Collection):
         if "routes" in a:
             self.set_routes(s, router, a["routes"])
         s.flush()
-        self.record(s, router, "update", before, hosts)
+        if changelog.seen_by_agents(a):
+            self.record(s, router, "update", before, hosts)
 
     def delete(self, s, ctx, router):
         RP = models.RouterPort

@@ -201,6 +201,46 @@ def test_the_wire_full_view_equals_the_model_one(api):
     assert seen[moving["id"]] == HOST_B  # pending there: local on B
 
 
+def test_a_change_of_name_or_description_wakes_no_host(make_api):
+    """A port, network, subnet or router renamed (or described): nothing
+    any agent's view holds changed, so no host is woken (a member renaming
+    its port on a shared provider network woke every host of it: found by
+    review); the revision still moves, and a change agents see still
+    wakes them."""
+    api = make_api(service_plugins=["router"])
+    for h in ("hv-0", "hv-1"):
+        register(api, h, "192.0.2.%d" % (int(h[-1]) + 1))
+    net = api.network(shared=True, project="admin-p", admin=True)
+    sub = api.subnet(net["id"], "10.0.0.0/24", project="admin-p", admin=True)
+    for h in ("hv-0", "hv-1"):
+        bound_port(api, net["id"], h, project_id="admin-p")
+    mine = api.port(net["id"], project="p1")
+    router = api.post("/v2.0/routers", {"router": {"name": "r"}}, project="admin-p",
+                      admin=True, status=201).data["router"]
+    api.put(f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]},
+            project="admin-p", admin=True, status=200)
+    revs = {h: state(api, h)["revision"] for h in ("hv-0", "hv-1")}
+
+    def woken():
+        return [h for h, r in revs.items() if state(api, h, since=r)["revision"] != r]
+    cosmetic = {"name": "renamed", "description": "d"}
+    before = api.get(f"/v2.0/ports/{mine['id']}", project="p1",
+                     status=200).data["port"]["revision_number"]
+    api.put(f"/v2.0/ports/{mine['id']}", {"port": cosmetic}, project="p1", status=200)
+    assert woken() == [], "port"
+    assert api.get(f"/v2.0/ports/{mine['id']}", project="p1",
+                   status=200).data["port"]["revision_number"] == before + 1
+    for path, key in ((f"/v2.0/networks/{net['id']}", "network"),
+                      (f"/v2.0/subnets/{sub['id']}", "subnet"),
+                      (f"/v2.0/routers/{router['id']}", "router")):
+        api.put(path, {key: cosmetic}, project="admin-p", admin=True, status=200)
+        assert woken() == [], key
+    api.put(f"/v2.0/ports/{mine['id']}", {"port": {"name": "again",
+                                                   "admin_state_up": False}},
+            project="p1", status=200)
+    assert woken() == ["hv-0", "hv-1"]
+
+
 def test_long_poll_wakes_only_the_hosts_concerned(api):
     register(api, HOST_A, "192.0.2.1")
     register(api, HOST_B, "192.0.2.2")

@@ -143,7 +143,8 @@ class Networks(Collection):
                 models.Subnet.network_id == id_)).scalars())
             check_mtu(id_, net.mtu if wanted is None else wanted, versions)
         changelog.bump(net)
-        changelog.record(s, "network", net, "update", net.id)
+        if changelog.seen_by_agents(a):
+            changelog.record(s, "network", net, "update", net.id)
         s.flush()
 
     def delete_row(self, s, ctx, net):

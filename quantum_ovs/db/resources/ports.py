@@ -289,7 +289,8 @@ class Ports(Collection):
                 setattr(port, k, a[k])
         self.plugin.run_hooks("ports", "update", s, ctx, port, a)
         changelog.bump(port)
-        changelog.record(s, "port", port, "update", port.network_id, before=before)
+        if changelog.seen_by_agents(a):
+            changelog.record(s, "port", port, "update", port.network_id, before=before)
         s.flush()
 
     # ------------------------------------------------------------ delete

@@ -176,7 +176,8 @@ class Subnets(Collection):
                                for i, r in enumerate(a["host_routes"])]
         changelog.bump(sub)
         changelog.bump(net)
-        changelog.record(s, "subnet", sub, "update", sub.network_id)
+        if changelog.seen_by_agents(a):
+            changelog.record(s, "subnet", sub, "update", sub.network_id)
         s.flush()
 
     # ------------------------------------------------------------ delete
