@@ -332,28 +332,34 @@ def test_one_port_cannot_take_every_connection_of_the_proxy(victim):
         proxy.stop()
 
 
-def test_one_port_cannot_take_every_request_slot_of_the_proxy(victim):
-    """With nova slow, an instance's requests in flight past its share (2
-    of 4 here) are 503; another instance's request is still forwarded."""
-    proxy, port = _proxy(victim, _by_source, max_requests=4)
+def _flood_then_ask(nova, lookup, sources, **settings):
+    """With nova slow, a request from each of ``sources`` at once, then
+    one from 127.0.0.3 (the victim's instance): the victim's answer and
+    the sorted statuses of the others."""
+    proxy, port = _proxy(nova, lookup, **settings)
     proxy.s.timeout = 3.0
-    victim.delay = 1.0
+    nova.delay = 1.0
     try:
         results = []
-        threads = [threading.Thread(target=lambda: results.append(
-            _get(port, "/latest/meta-data/instance-id", source="127.0.0.2")[0]))
-            for _ in range(4)]
+        threads = [threading.Thread(target=lambda src=src: results.append(
+            _get(port, "/latest/meta-data/instance-id", source=src)[0])) for src in sources]
         for t in threads:
             t.start()
         time.sleep(0.3)
-        assert _get(port, "/latest/meta-data/instance-id", source="127.0.0.3") == \
-            (200, "vm-victim")
+        victim = _get(port, "/latest/meta-data/instance-id", source="127.0.0.3")
         for t in threads:
             t.join()
-        assert sorted(results) == [200, 200, 503, 503]
+        return victim, sorted(results)
     finally:
-        victim.delay = 0.0
+        nova.delay = 0.0
         proxy.stop()
+
+
+def test_one_port_cannot_take_every_request_slot_of_the_proxy(victim):
+    """With nova slow, an instance's requests in flight past its share (2
+    of 4 here) are 503; another instance's request is still forwarded."""
+    assert _flood_then_ask(victim, _by_source, ["127.0.0.2"] * 4, max_requests=4) == \
+        ((200, "vm-victim"), [200, 200, 503, 503])
 
 
 def test_one_project_cannot_take_every_request_slot_with_many_ports(victim):
@@ -365,25 +371,9 @@ def test_one_project_cannot_take_every_request_slot_with_many_ports(victim):
             return Requester("pv", "vm-victim", "p2", "10.1.0.5")
         return Requester("p" + addr, VM, "p1", "10.0.0.5")
 
-    proxy, port = _proxy(victim, lookup, max_requests=4, port_max_requests=1)
-    proxy.s.timeout = 3.0
-    victim.delay = 1.0
-    try:
-        results = []
-        threads = [threading.Thread(target=lambda n=n: results.append(
-            _get(port, "/latest/meta-data/instance-id", source=f"127.0.0.{n}")[0]))
-            for n in range(4, 8)]
-        for t in threads:
-            t.start()
-        time.sleep(0.3)
-        assert _get(port, "/latest/meta-data/instance-id", source="127.0.0.3") == \
-            (200, "vm-victim")
-        for t in threads:
-            t.join()
-        assert sorted(results) == [200, 200, 503, 503]
-    finally:
-        victim.delay = 0.0
-        proxy.stop()
+    sources = [f"127.0.0.{n}" for n in range(4, 8)]
+    assert _flood_then_ask(victim, lookup, sources, max_requests=4, port_max_requests=1) == \
+        ((200, "vm-victim"), [200, 200, 503, 503])
 
 
 def test_shares_count_per_port_per_project_and_in_all():
