@@ -178,21 +178,24 @@ class Segments:
 
     @staticmethod
     def _free_from(s, ntype, physnet, start, hi):
-        """The lowest free id in start..hi, or None."""
+        """The lowest free id in start..hi, or None (a tunnel id: free in
+        both tunnel types; an id two networks already shared before they
+        had one space leaves a row of one type once one of them goes)."""
         A = models.SegmentAllocation
         b = sa.orm.aliased(A)
+        types = TUNNEL_TYPES if ntype in TUNNEL_TYPES else (ntype,)
         used = s.execute(sa.select(A.segmentation_id).where(
-            A.network_type == ntype, A.physical_network == physnet,
+            A.network_type.in_(types), A.physical_network == physnet,
             A.segmentation_id == start)).first()
         if used is None:
             return start
         # The smallest used id from start on whose successor is free.
         gap = s.execute(
             sa.select(sa.func.min(A.segmentation_id)).select_from(A).outerjoin(
-                b, sa.and_(b.network_type == A.network_type,
+                b, sa.and_(b.network_type.in_(types),
                            b.physical_network == A.physical_network,
                            b.segmentation_id == A.segmentation_id + 1))
-            .where(A.network_type == ntype, A.physical_network == physnet,
+            .where(A.network_type.in_(types), A.physical_network == physnet,
                    A.segmentation_id >= start, A.segmentation_id < hi,
                    b.segmentation_id.is_(None))).scalar()
         return None if gap is None else gap + 1

@@ -1,6 +1,9 @@
 """Provider networks, tenant segment allocation, MTU, external networks."""
 
 import pytest
+import sqlalchemy as sa
+
+from quantum_ovs.db import models
 
 NT, PN, SID = "provider:network_type", "provider:physical_network", "provider:segmentation_id"
 
@@ -165,3 +168,29 @@ def test_external_networks(api):
     only_ext = [n["id"] for n in api.get("/v2.0/networks?router:external=true", project="p2",
                                          status=200).data["networks"]]
     assert only_ext == [ext["id"]]
+
+
+def test_a_tunnel_id_one_type_holds_alone_is_not_free(make_api):
+    """What migration 0018 leaves of two networks that already shared an
+    id, once one of them is deleted: a row of one type.  The id is not
+    free for the other type (an allocation picking it was retried until
+    503; found by review)."""
+    api = make_api()
+    api.plugin.segments.vxlan = [(1, 3)]
+    api.plugin.segments.gre = [(1, 3)]
+    # Two networks that shared id 1 before 0018: GRE 1 and VXLAN 1, one row
+    # each (made here through the API, then the twins the migration would
+    # not have made are taken away).
+    gre = api.post("/v2.0/networks", {"network": {"name": "g", NT: "gre", SID: 1}},
+                   admin=True, status=201).data["network"]
+    A = models.SegmentAllocation
+
+    def drop_twin(s):
+        s.execute(sa.delete(A).where(A.network_type == "vxlan", A.segmentation_id == 1))
+    api.plugin.db.write(drop_twin)
+    # (the VXLAN network of the pair was deleted since: its row went with it)
+    # A VXLAN network without an id: 2 is free in both types.
+    r = api.post("/v2.0/networks", {"network": {"name": "v", NT: "vxlan"}}, admin=True,
+                 status=201)
+    assert r.data["network"][SID] == 2
+    assert gre[SID] == 1
