@@ -365,10 +365,13 @@ class FloatingIPs(Collection):
                          f"{fip.router_id} of the floating IP's other port forwardings")
         lo, hi = a["external"]
         cap = self.plugin.conf.max_port_forwarding_shifted_ports
+        before = sum(_shifted(x.external_port_lo, x.external_port_hi, x.internal_port_lo,
+                              x.internal_port_hi) for x in fip.forwardings)
         shifted = sum(_shifted(x.external_port_lo, x.external_port_hi, x.internal_port_lo,
                                x.internal_port_hi) for x in others) + _shifted(
             lo, hi, *a["internal"])
-        if shifted > cap:
+        # (a floating IP over a lowered cap keeps what it has, and may shed it)
+        if shifted > cap and shifted > before:
             raise bad_pf(f"The port forwardings of floating IP {fip.id} would send {shifted} "
                          f"external ports to other internal ports; at most {cap} may be "
                          "(a range kept to the same ports has no such limit)")

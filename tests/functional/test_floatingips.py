@@ -548,9 +548,19 @@ def test_moved_port_ranges_are_bounded_per_floating_ip(l3):
     _pf(l3, f["id"], protocol="udp", internal_port=53, external_port=5353, **base)
     assert _count(l3, models.PortForwarding) == 4
     # an update that would move one more port is refused too
-    l3.put(f"{F}/{f['id']}/port_forwardings/{moved['id']}", {"port_forwarding": {
+    url = f"{F}/{f['id']}/port_forwardings/{moved['id']}"
+    l3.put(url, {"port_forwarding": {
         "internal_port_range": "3000:3056", "external_port_range": "4000:4056"}},
         status=400)
+    # over a lowered cap, what it has is kept and may be shed, not grown
+    # (found by review: every write was refused)
+    l3.plugin.conf.set_override("max_port_forwarding_shifted_ports", 100)
+    l3.put(url, {"port_forwarding": {"description": "d"}}, status=200)
+    _pf(l3, f["id"], protocol="udp", internal_port=54, external_port=6000, **base)
+    l3.put(url, {"port_forwarding": {"internal_port_range": "3000:3049",
+                                     "external_port_range": "4000:4049"}}, status=200)
+    _pf(l3, f["id"], status=400, protocol="udp", internal_port_range="100:101",
+        external_port_range="200:201", **base)
 
 
 def test_port_forwarding_errors_are_4xx_and_leave_nothing(l3):
