@@ -283,6 +283,44 @@ def test_deleting_an_auto_address_subnet_in_use_removes_the_addresses(api, mode)
     assert r.data["NeutronError"]["type"] == "SubnetInUse"
 
 
+@pytest.mark.parametrize("mode", ["slaac", "dhcpv6-stateless"])
+def test_a_new_auto_address_subnet_addresses_the_ports_already_there(api, mode):
+    """As Neutron (add_auto_addrs_on_network_ports): a SLAAC or
+    DHCPv6-stateless subnet added to a network gives the ports already on
+    it their EUI-64 address there (their hosts and the groups' members
+    learn it), not a router's interface nor a port its service types
+    leave out; a stateful subnet gives none."""
+    from tests.functional.test_agent_api import HOST_A, _follow, bound_port, register, state
+    from quantum_ovs.db.addresses import eui64
+    register(api, HOST_A, "192.0.2.1")
+    net = api.network()
+    v4 = api.subnet(net["id"], "10.66.0.0/24")
+    port = bound_port(api, net["id"], HOST_A)
+    router_port = api.port(net["id"], admin=True, device_owner="network:router_interface")
+    first = state(api, HOST_A)
+    stateful = api.subnet(net["id"], "2001:db8:66::/64", ipv6_ra_mode="dhcpv6-stateful",
+                          ipv6_address_mode="dhcpv6-stateful")
+    dhcp_only = api.subnet(net["id"], "2001:db8:68::/64", ipv6_ra_mode=mode,
+                           ipv6_address_mode=mode, service_types=["network:dhcp"],
+                           admin=True)
+    auto = api.subnet(net["id"], "2001:db8:67::/64", ipv6_ra_mode=mode,
+                      ipv6_address_mode=mode)
+    after = api.get(f"/v2.0/ports/{port['id']}", status=200).data["port"]
+    assert [(ip["subnet_id"], ip["ip_address"]) for ip in after["fixed_ips"]] == [
+        (v4["id"], port["fixed_ips"][0]["ip_address"]),
+        (auto["id"], eui64("2001:db8:67::/64", port["mac_address"]))]
+    assert after["revision_number"] > port["revision_number"]
+    assert api.get(f"/v2.0/ports/{router_port['id']}", status=200).data["port"][
+        "fixed_ips"] == router_port["fixed_ips"]
+    assert stateful["id"] and dhcp_only["id"]
+    got, want = _follow(api, HOST_A, first)
+    assert got == want
+    seen = {p.id: p for p in got.ports}[port["id"]]
+    assert [ip.subnet_id for ip in seen.fixed_ips] == [v4["id"], auto["id"]]
+    # and the subnet can go again, its addresses with it
+    api.delete(f"/v2.0/subnets/{auto['id']}", status=204)
+
+
 def test_stateful_and_router_used_ipv6_subnets_stay_in_use(api):
     net = api.network()
     stateful = api.subnet(net["id"], "2001:db8:64::/64", ipv6_ra_mode="dhcpv6-stateful",

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from quantum_ovs import constants as const
 from quantum_ovs import exceptions
-from quantum_ovs.db import changelog, ipam, models, rbac
+from quantum_ovs.db import addresses, changelog, ipam, models, rbac
 from quantum_ovs.db.addresses import AUTO_ADDRESS_MODES
 from quantum_ovs.db.resource import Collection, std_dict
 from quantum_ovs.db.resources.networks import check_mtu
@@ -15,6 +15,11 @@ from quantum_ovs.db.resources.networks import check_mtu
 ROUTER_INTERFACE_OWNERS = ("network:router_interface",
                            "network:router_interface_distributed",
                            "network:ha_router_replicated_interface")
+# The ports a new SLAAC / DHCPv6-stateless subnet gives no address to: a
+# router's interfaces (an interface is added per subnet), its gateway and
+# the floating IPs' holders (their addresses are the L3 plugin's).
+NO_AUTO_ADDRESS_OWNERS = ROUTER_INTERFACE_OWNERS + ("network:router_gateway",
+                                                    "network:floatingip")
 
 
 def subnet_dict(sub):
@@ -109,8 +114,36 @@ class Subnets(Collection):
         sub.tags = []
         changelog.bump(net)
         changelog.record(s, "subnet", sub, "create", net.id)
+        if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
+            self._address_existing_ports(s, net, sub)
         s.flush()
         return sub
+
+    @staticmethod
+    def _address_existing_ports(s, net, sub):
+        """A new SLAAC / DHCPv6-stateless subnet gives the network's ports
+        their address on it, as Neutron does (add_auto_addrs_on_network_
+        ports): those its service types allow, routers' and floating IPs'
+        aside; each port's change is recorded (its groups' members too)."""
+        P, A = models.Port, models.IPAllocation
+        ports = s.execute(sa.select(P).where(
+            P.network_id == net.id, P.device_owner.not_in(NO_AUTO_ADDRESS_OWNERS))
+            .order_by(P.id)).scalars().all()
+        for port in ports:
+            try:
+                if not addresses.service_subnets(s, net.id, [sub], port.device_owner):
+                    continue
+            except exceptions.IpAddressGenerationFailureNoMatchingSubnet:
+                continue  # (the subnet is for other owners)
+            before = changelog.port_membership(port)
+            last = s.execute(sa.select(sa.func.max(A.order)).where(
+                A.port_id == port.id)).scalar()
+            s.add(A(subnet_id=sub.id, ip_address=addresses.eui64(sub.cidr, port.mac_address),
+                    port_id=port.id, network_id=net.id, order=(last or 0) + 1))
+            s.flush()
+            s.expire(port, ["fixed_ips"])
+            changelog.bump(port)
+            changelog.record(s, "port", port, "update", net.id, before=before)
 
     def _check_overlap(self, s, net, netobj):
         q = sa.select(models.Subnet.cidr)
