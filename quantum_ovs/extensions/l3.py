@@ -19,7 +19,10 @@ The external gateway is a port on the external network
 ``enable_snat`` (ext-gw-mode; default ``[DEFAULT] enable_snat_by_default``),
 a tunnel key for the SNAT redirect and an ordered list of gateway hosts
 (quantum_ovs/db/gateways.py).  A gateway or an interface that floating IPs
-depend on cannot be removed (409, as Neutron).
+depend on cannot be removed (409, as Neutron).  A subnet added to an
+external network gives the gateway ports there an address on it, by
+Neutron's rule (``Routers.address_gateways``); a SLAAC one goes with its
+subnet (the router's change is recorded either way).
 
 An interface port is bound to no host (the router is everywhere its
 networks are): it is ACTIVE from its attachment, whatever the router's
@@ -64,6 +67,7 @@ OPTS = [("quotas", [cfg.IntOpt("quota_router", default=10,
                                       "when the request does not give it.")])]
 
 ROUTER = definition.ROUTER
+GATEWAY_OWNER = definition.GATEWAY_OWNER
 ROUTERS = definition.ROUTERS
 INTERFACE = definition.INTERFACE_OWNER
 bad_router = definition.bad_router
@@ -91,8 +95,8 @@ def _new_port(plugin, s, ctx, a, cache):
     return plugin.collections["ports"]._new_port(s, ctx, a, cache)
 
 
-def _allocate(plugin, s, net_id, port, requested, device_owner):
-    return addresses.allocate(s, net_id, port, requested, device_owner)
+def _allocate(plugin, s, net_id, port, requested, device_owner, subnets=None):
+    return addresses.allocate(s, net_id, port, requested, device_owner, subnets)
 
 
 def _release(plugin, s, network_id, held):
@@ -300,6 +304,45 @@ class Routers(Collection):
         s.flush()
         _record(plugin, s, "port", port, "create", net.id)
         return port
+
+    def address_gateways(self, s, sub, kinds):
+        """A new subnet of an external network (service types ``kinds``)
+        gives the routers' gateway ports there an address on it, as
+        Neutron's update_router_gw_ports: an IPv6 subnet a gateway may use,
+        an IPv4 one only when its service types name gateways; a gateway
+        that has two stateful addresses (not SLAAC / DHCPv6-stateless), or
+        one of the subnet's version, is left as it is, and so are those the
+        subnet's pools have no address left for."""
+        if GATEWAY_OWNER not in kinds and (sub.ip_version == 4 or kinds):
+            return
+        P, S = models.Port, models.Subnet
+        auto = {sid for sid, mode in s.execute(sa.select(S.id, S.ipv6_address_mode).where(
+            S.network_id == sub.network_id)) if mode in addresses.AUTO_ADDRESS_MODES}
+        ports = s.execute(sa.select(P).where(
+            P.network_id == sub.network_id, P.device_owner == GATEWAY_OWNER)
+            .order_by(P.id)).scalars().all()
+        for port in ports:
+            stateful = [x.ip_address for x in port.fixed_ips
+                        if x.subnet_id not in auto and x.subnet_id != sub.id]
+            if len(stateful) > 1 or any(
+                    ipaddress.ip_address(ip).version == sub.ip_version for ip in stateful):
+                continue
+            try:
+                (_, ip), = _allocate(self.plugin, s, sub.network_id, port,
+                                     [{"subnet_id": sub.id}], GATEWAY_OWNER, [sub])
+            except exceptions.IpAddressGenerationFailure:
+                break  # (the pools are full: the later gateways go without)
+            last = max((x.order for x in port.fixed_ips), default=-1)
+            s.add(models.IPAllocation(subnet_id=sub.id, ip_address=ip, port_id=port.id,
+                                      network_id=sub.network_id, order=last + 1))
+            s.flush()
+            s.expire(port, ["fixed_ips"])
+            _bump(self.plugin, port)
+            _record(self.plugin, s, "port", port, "update", port.network_id)
+            router = s.get(models.Router, port.device_id)
+            if router is not None and router.gw_port_id == port.id:
+                _bump(self.plugin, router)
+                self.record(s, router, "update")
 
     def _drop_gateway_port(self, s, ctx, router, port):
         s.execute(sa.delete(models.RouterPort).where(models.RouterPort.port_id == port.id))
@@ -649,6 +692,18 @@ def setup(plugin, conf):
         if used is not None:
             raise definition.GatewayIpInUse(ip_address=sub.gateway_ip, port_id=used)
 
+    def on_subnet_create(s, ctx, sub, a):
+        if s.get(models.ExternalNetwork, sub.network_id) is not None:
+            routers.address_gateways(s, sub, set(a.get("service_types") or ()))
+
+    def on_subnet_delete(s, ctx, sub, a):
+        # (a gateway's SLAAC address goes with its subnet: its router changes)
+        A, R = models.IPAllocation, models.Router
+        for router in s.execute(sa.select(R).join(A, A.port_id == R.gw_port_id).where(
+                A.subnet_id == sub.id).order_by(R.id)).scalars():
+            _bump(plugin, router)
+            routers.record(s, router, "update")
+
     def on_network_delete(s, ctx, net, a):
         R = models.Router
         if s.execute(sa.select(R.id).where(R.gw_network_id == net.id)).first():
@@ -665,6 +720,8 @@ def setup(plugin, conf):
     plugin.add_hook("networks", "update", on_network_update)
     plugin.add_hook("ports", "delete", on_port_delete)
     plugin.add_hook("subnets", "update", on_subnet_update)
+    plugin.add_hook("subnets", "create", on_subnet_create)
+    plugin.add_hook("subnets", "delete", on_subnet_delete)
     plugin.add_hook("networks", "delete", on_network_delete)
 
 

@@ -174,7 +174,7 @@ def test_a_new_gateway_host_gets_the_routers_and_the_others_learn_it(l3):
 
 OPS = ["fip", "fip", "assoc", "assoc", "assoc", "disassoc", "del_fip", "pf", "pf", "del_pf",
        "gw_off", "gw_on", "gw_on", "move_port", "add_port", "new_gateway_host", "attach",
-       "attach", "detach"]
+       "attach", "detach", "ext_v6", "del_ext_v6"]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -195,6 +195,7 @@ def test_deltas_equal_full_views_with_floating_ips_and_gateways(l3, seed):
         views[h], revs[h] = wire.view_from_dict(first["view"]), first["revision"]
     extra_gw = 0
     done = {"assoc": 0, "pf": 0}
+    ext_v6 = []  # IPv6 subnets added to the external network (the gateway takes an address)
 
     for step in range(30):
         ops = [rnd.choice(OPS) for _ in range(rnd.choice((1, 2)))]
@@ -262,6 +263,13 @@ def test_deltas_equal_full_views_with_floating_ips_and_gateways(l3, seed):
                 res = api.put(f"{R}/{r['id']}/remove_router_interface",
                               {"subnet_id": rnd.choice(subnets)["id"]}, **ADMIN)
                 assert res.status_int in (200, 404, 409), res.text
+            elif op == "ext_v6":
+                mode = rnd.choice(["slaac", "dhcpv6-stateful"])
+                ext_v6.append(api.subnet(ext["id"], cidr=f"2001:db8:{step}{len(ext_v6)}::/64",
+                                         ipv6_ra_mode=mode, ipv6_address_mode=mode, **ADMIN))
+            elif op == "del_ext_v6" and ext_v6:
+                res = api.delete(f"/v2.0/subnets/{ext_v6.pop()['id']}", **ADMIN)
+                assert res.status_int in (204, 409), res.text  # (a stateful one in use)
         for h in views:
             reply = state(api, h, since=revs[h], timeout=0)
             if reply["full"]:

@@ -695,3 +695,72 @@ def test_an_interface_ports_fixed_ips_keep_the_interface_rules(l3):
     same = l3.put(f"/v2.0/ports/{pid}", {"port": {"fixed_ips": [{"subnet_id": sub["id"]}]}},
                   status=200).data["port"]["fixed_ips"]
     assert same == [v4]
+
+
+# ------------------------------------------------------------------ new external subnets
+def test_a_new_external_subnet_addresses_the_gateways_as_neutron(l3):
+    """Neutron's update_router_gw_ports: a subnet added to an external
+    network gives the routers' gateway ports there an address on it, an
+    IPv6 one (SLAAC: its EUI-64 address; stateful: from its pools) unless
+    the gateway has a stateful IPv6 address already, an IPv4 one only when
+    its service types name gateways and the gateway has none; the router
+    shows it and its change reaches the change log."""
+    from quantum_ovs.db.addresses import eui64
+    ext, v4 = _external(l3)
+    r = _router(l3, external_gateway_info={"network_id": ext["id"]})
+    [gw] = _gateway_ports(l3, r["id"])
+    mark = _last_seq(l3)
+    slaac = l3.subnet(ext["id"], cidr="2001:db8:70::/64", ipv6_ra_mode="slaac",
+                      ipv6_address_mode="slaac", **ADMIN)
+    want = [{"subnet_id": v4["id"], "ip_address": "172.24.4.2"},
+            {"subnet_id": slaac["id"], "ip_address": eui64("2001:db8:70::/64",
+                                                            gw["mac_address"])}]
+    shown = l3.get(f"{R}/{r['id']}", status=200).data["router"]
+    assert shown["external_gateway_info"]["external_fixed_ips"] == want
+    assert shown["revision_number"] > r["revision_number"]
+    got = _changes(l3, mark)
+    assert ("port", gw["id"], "update", ext["id"]) in got
+    assert ("router", r["id"], "update", ext["id"]) in got
+    stateful = l3.subnet(ext["id"], cidr="2001:db8:71::/64", ipv6_ra_mode="dhcpv6-stateful",
+                         ipv6_address_mode="dhcpv6-stateful", **ADMIN)
+    [_, _, (sid, ip)] = [(x["subnet_id"], x["ip_address"]) for x in l3.get(
+        f"{R}/{r['id']}", status=200).data["router"]["external_gateway_info"][
+        "external_fixed_ips"]]
+    assert sid == stateful["id"] and ip.startswith("2001:db8:71::")
+    # a second stateful IPv6 subnet: the gateway has one of that version
+    l3.subnet(ext["id"], cidr="2001:db8:72::/64", ipv6_ra_mode="dhcpv6-stateful",
+              ipv6_address_mode="dhcpv6-stateful", **ADMIN)
+    # an IPv4 subnet, for gateways or not: the gateway has an IPv4 address
+    l3.subnet(ext["id"], cidr="172.24.5.0/24", **ADMIN)
+    l3.subnet(ext["id"], cidr="172.24.6.0/24", service_types=["network:router_gateway"],
+              **ADMIN)
+    assert len(l3.get(f"{R}/{r['id']}", status=200).data["router"]["external_gateway_info"][
+        "external_fixed_ips"]) == 3
+    # A gateway on an external network without subnets has no address; an
+    # IPv4 subnet gives it one only if its service types name gateways.
+    bare = l3.post("/v2.0/networks", {"network": {"name": "bare", "router:external": True}},
+                   status=201, **ADMIN).data["network"]
+    r2 = _router(l3, external_gateway_info={"network_id": bare["id"]})
+    assert r2["external_gateway_info"]["external_fixed_ips"] == []
+    l3.subnet(bare["id"], cidr="172.25.0.0/24", **ADMIN)
+    assert l3.get(f"{R}/{r2['id']}", status=200).data["router"]["external_gateway_info"][
+        "external_fixed_ips"] == []
+    for_gw = l3.subnet(bare["id"], cidr="172.25.1.0/24",
+                       service_types=["network:router_gateway"], **ADMIN)
+    [(sid, ip)] = [(x["subnet_id"], x["ip_address"]) for x in l3.get(
+        f"{R}/{r2['id']}", status=200).data["router"]["external_gateway_info"][
+        "external_fixed_ips"]]
+    assert sid == for_gw["id"] and ip.startswith("172.25.1.")
+    # an internal network's new subnet leaves gateways alone (and the
+    # router's interface keeps its one address)
+    net, sub = _net_sub(l3)
+    info = _add(l3, r["id"], subnet_id=sub["id"])
+    l3.subnet(net["id"], cidr="2001:db8:73::/64", ipv6_ra_mode="slaac",
+              ipv6_address_mode="slaac", project="p1")
+    assert [x["subnet_id"] for x in l3.get(f"/v2.0/ports/{info['port_id']}", status=200)
+            .data["port"]["fixed_ips"]] == [sub["id"]]
+    # an auto-address subnet can go while the gateway has an address on it
+    # (the address goes with it, as Neutron)
+    l3.delete(f"/v2.0/subnets/{slaac['id']}", status=204, **ADMIN)
+    assert [x["subnet_id"] for x in l3.get(f"{R}/{r['id']}", status=200).data["router"][
+        "external_gateway_info"]["external_fixed_ips"]] == [v4["id"], stateful["id"]]

@@ -109,8 +109,8 @@ class Subnets(Collection):
                            for i, r in enumerate(a.get("host_routes") or [])]
         s.add(sub)
         s.flush()
+        ipam.set_pools(s, sub, pools)  # (before the hooks: l3's gives gateways addresses)
         self.plugin.run_hooks("subnets", "create", s, ctx, sub, a)
-        ipam.set_pools(s, sub, pools)
         sub.tags = []
         changelog.bump(net)
         changelog.record(s, "subnet", sub, "create", net.id)
@@ -238,6 +238,7 @@ class Subnets(Collection):
         losing = s.execute(sa.select(P).join(A, A.port_id == P.id)
                            .where(A.subnet_id == id_).distinct()).scalars().all()
         before = {p.id: changelog.port_membership(p) for p in losing}
+        self.plugin.run_hooks("subnets", "delete", s, ctx, sub, None)
         net = s.get(models.Network, sub.network_id)
         changelog.bump(net)
         self.delete_rows(s, sub)
