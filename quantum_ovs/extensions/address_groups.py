@@ -30,8 +30,8 @@ import uuid
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from quantum_ovs import exceptions
 from quantum_ovs.api.definitions import address_groups as definition
+from quantum_ovs.api.validators import check_cap
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import changelog, models, rbac
 from quantum_ovs.db.resource import Collection
@@ -56,11 +56,9 @@ OPTS = [("DEFAULT", [
 CHUNK = 500
 
 
-def check_count(conf, count):
-    cap = conf.max_addresses_per_address_group
-    if count > cap:
-        raise exceptions.InvalidInput(
-            error_message=f"An address group may have at most {cap} addresses, not {count}")
+def check_count(conf, count, before=0):
+    check_cap("An address group", "addresses", conf.max_addresses_per_address_group, count,
+              before)
 
 
 def group_dict(g, addresses=None):
@@ -149,7 +147,7 @@ class AddressGroups(Collection):
             if add:
                 count = s.execute(sa.select(sa.func.count()).select_from(A)
                                   .where(A.address_group_id == group.id)).scalar_one()
-                check_count(plugin.conf, count + len(wanted))
+                check_count(plugin.conf, count + len(wanted), count)
                 s.execute(sa.insert(A), [{"address_group_id": group.id, "address": x}
                                          for x in wanted])
             else:

@@ -11,8 +11,8 @@ changes nothing."""
 
 from oslo_config import cfg
 
-from quantum_ovs import exceptions
 from quantum_ovs.api import definitions
+from quantum_ovs.api.validators import check_cap
 from quantum_ovs.api.definitions.extra_dhcp_opt import BLANK_ALLOWED, EXTRA_DHCP_OPTS
 from quantum_ovs.db import models
 
@@ -35,12 +35,7 @@ def _wanted(opt):
 
 
 def _check_count(conf, count, before=0):
-    """400 when the port would have more options than the cap allows (a
-    port that has more, from before the cap, may keep or lose some)."""
-    cap = conf.max_extra_dhcp_opts_per_port
-    if count > cap and count > before:
-        raise exceptions.InvalidInput(
-            error_message=f"A port may have at most {cap} extra DHCP options, not {count}")
+    check_cap("A port", "extra DHCP options", conf.max_extra_dhcp_opts_per_port, count, before)
 
 
 def setup(plugin, conf):
