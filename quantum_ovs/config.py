@@ -57,6 +57,10 @@ core_opts = [
                help="Maximum number of DNS nameservers per subnet."),
     cfg.IntOpt("max_subnet_host_routes", default=20,
                help="Maximum number of host routes per subnet."),
+    cfg.IntOpt("max_auto_address_subnets_per_network", default=16, min=1,
+               help="Maximum number of SLAAC / DHCPv6-stateless subnets on one network: "
+                    "each gives every port of the network an address, and each address "
+                    "is a member of the port's security groups on every host."),
     cfg.IntOpt("max_fixed_ips_per_port", default=5, min=1,
                help="Maximum number of fixed IPs a port may request."),
     cfg.IntOpt("max_allowed_address_pair", default=10, min=0,

@@ -19,22 +19,6 @@ def bad(msg):
     return exceptions.InvalidInput(error_message=msg)
 
 
-def over_cap(cap, count, before=0, given=False):
-    """Whether ``count`` breaks a per-object cap: a count a request names
-    (``given``) whenever it is over ``cap``; an object's count after a
-    change only when it is over ``cap`` and grew past ``before`` (an object
-    that has more, from before a lowered cap, keeps them and may shed)."""
-    return count > cap and (given or count > before)
-
-
-def check_cap(owner, noun, cap, count, before=0, given=False):
-    """400 InvalidInput "<owner> may have at most <cap> <noun>, ..." when
-    ``count`` breaks the cap (over_cap)."""
-    if over_cap(cap, count, before, given):
-        raise bad(f"{owner} may have at most {cap} {noun}, "
-                  + (f"{count} given" if given else f"not {count}"))
-
-
 def to_bool(value, name="value"):
     if isinstance(value, bool):
         return value

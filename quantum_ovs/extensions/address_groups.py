@@ -30,8 +30,8 @@ import uuid
 import sqlalchemy as sa
 from oslo_config import cfg
 
+from quantum_ovs import exceptions
 from quantum_ovs.api.definitions import address_groups as definition
-from quantum_ovs.api.validators import check_cap
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import changelog, models, rbac
 from quantum_ovs.db.resource import Collection
@@ -57,8 +57,8 @@ CHUNK = 500
 
 
 def check_count(conf, count, before=0):
-    check_cap("An address group", "addresses", conf.max_addresses_per_address_group, count,
-              before)
+    exceptions.check_cap("An address group", "addresses",
+                         conf.max_addresses_per_address_group, count, before)
 
 
 def group_dict(g, addresses=None):

@@ -11,8 +11,8 @@ changes nothing."""
 
 from oslo_config import cfg
 
+from quantum_ovs import exceptions
 from quantum_ovs.api import definitions
-from quantum_ovs.api.validators import check_cap
 from quantum_ovs.api.definitions.extra_dhcp_opt import BLANK_ALLOWED, EXTRA_DHCP_OPTS
 from quantum_ovs.db import models
 
@@ -35,7 +35,8 @@ def _wanted(opt):
 
 
 def _check_count(conf, count, before=0):
-    check_cap("A port", "extra DHCP options", conf.max_extra_dhcp_opts_per_port, count, before)
+    exceptions.check_cap("A port", "extra DHCP options", conf.max_extra_dhcp_opts_per_port,
+                         count, before)
 
 
 def setup(plugin, conf):

@@ -34,7 +34,6 @@ from oslo_config import cfg
 from quantum_ovs import exceptions
 from quantum_ovs.api.definitions import floatingips as definition
 from quantum_ovs.api.definitions import l3 as l3_definition
-from quantum_ovs.api.validators import over_cap
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import addresses, changelog, gateways, ipam, models
 from quantum_ovs.db.resource import Collection
@@ -371,7 +370,7 @@ class FloatingIPs(Collection):
         shifted = sum(_shifted(x.external_port_lo, x.external_port_hi, x.internal_port_lo,
                                x.internal_port_hi) for x in others) + _shifted(
             lo, hi, *a["internal"])
-        if over_cap(cap, shifted, before):
+        if exceptions.over_cap(cap, shifted, before):
             raise bad_pf(f"The port forwardings of floating IP {fip.id} would send {shifted} "
                          f"external ports to other internal ports; at most {cap} may be "
                          "(a range kept to the same ports has no such limit)")

@@ -40,7 +40,6 @@ from oslo_config import cfg
 from quantum_ovs import exceptions
 from quantum_ovs.api.definitions import subnetpools as definition
 from quantum_ovs.api.definitions.rbac import check_target
-from quantum_ovs.api.validators import check_cap
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import address_scopes, changelog, models, prefixes, query, rbac
 from quantum_ovs.db.ipam import ip_key
@@ -66,8 +65,8 @@ OPTS = [("DEFAULT", [
 def check_count(conf, count, before=0, given=False):
     """400 for more prefixes than the cap: named in a request
     (``given``), or a pool's after a change that grows it past the cap."""
-    check_cap("A subnet pool", "prefixes", conf.max_prefixes_per_subnetpool, count, before,
-              given)
+    exceptions.check_cap("A subnet pool", "prefixes", conf.max_prefixes_per_subnetpool,
+                         count, before, given)
 
 
 def visible_clause(model, ctx, object_type):

@@ -375,3 +375,29 @@ def test_ipv6_prefix_at_double_colon_is_refused_and_link_local_taken(api):
             "enable_dhcp": dhcp}}, status=400).data["NeutronError"]
         assert e["message"] == "Invalid input for operation: IPv6 subnet '::' is not supported."
     assert api.subnet(net["id"], "fe80::/64")["gateway_ip"] == "fe80::1"
+
+
+def test_auto_address_subnets_per_network_are_capped(make_api):
+    """[DEFAULT] max_auto_address_subnets_per_network: each SLAAC or
+    DHCPv6-stateless subnet gives every port of the network an address (a
+    member of its groups on every host); past the cap a create is 400 and
+    leaves nothing; stateful subnets and other networks are not counted."""
+    api = make_api(max_auto_address_subnets_per_network=2)
+    net = api.network()
+    api.port(net["id"])
+    for i, mode in enumerate(["slaac", "dhcpv6-stateless"]):
+        api.subnet(net["id"], f"2001:db8:{80 + i}::/64", ipv6_ra_mode=mode,
+                   ipv6_address_mode=mode)
+    api.subnet(net["id"], "2001:db8:90::/64", ipv6_ra_mode="dhcpv6-stateful",
+               ipv6_address_mode="dhcpv6-stateful")
+    before = api.count("subnets")
+    r = api.post("/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": "2001:db8:82::/64", "ip_version": 6,
+        "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}}, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidInput"
+    assert "A network may have at most 2 SLAAC or DHCPv6-stateless subnets, not 3" in \
+        r.data["NeutronError"]["message"]
+    assert api.count("subnets") == before
+    other = api.network()
+    api.subnet(other["id"], "2001:db8:83::/64", ipv6_ra_mode="slaac",
+               ipv6_address_mode="slaac")

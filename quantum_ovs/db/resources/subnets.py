@@ -84,6 +84,15 @@ class Subnets(Collection):
             _check_cidr(netobj, a["enable_dhcp"])
         self._check_overlap(s, net, netobj)
         _check_v6_modes(a)
+        if a.get("ipv6_address_mode") in AUTO_ADDRESS_MODES:
+            # (each gives every port of the network an address: a member of
+            # its groups on every host; the network's row is locked above)
+            S = models.Subnet
+            have = s.execute(sa.select(sa.func.count()).select_from(S).where(
+                S.network_id == net.id, S.ipv6_address_mode.in_(AUTO_ADDRESS_MODES))).scalar()
+            exceptions.check_cap("A network", "SLAAC or DHCPv6-stateless subnets",
+                                 self.plugin.conf.max_auto_address_subnets_per_network,
+                                 have + 1)
         if "gateway_ip" in a:
             gw = a["gateway_ip"]
         else:

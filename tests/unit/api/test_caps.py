@@ -1,11 +1,12 @@
-"""The per-object caps' one rule (api/validators.over_cap and check_cap),
+"""The per-object caps' one rule (exceptions.over_cap and check_cap),
 which extra DHCP options, subnet pool prefixes, address groups' addresses
-and port forwardings' shifted ports all follow."""
+port forwardings' shifted ports and a network's auto-address subnets
+all follow."""
 
 import pytest
 
 from quantum_ovs import exceptions
-from quantum_ovs.api.validators import check_cap, over_cap
+from quantum_ovs.exceptions import check_cap, over_cap
 
 
 @pytest.mark.parametrize("count, before, given, over", [
