@@ -161,11 +161,14 @@ class ExtensionPoints:
         for fn in self.hooks.get((collection, phase), ()):
             fn(session, ctx, obj, attrs)
 
-    def row(self, session, ctx, collection: str, id_: str, lock=False, bare=False):
+    def row(self, session, ctx, collection: str, id_: str, lock=False, bare=False,
+            share=False):
         """The row of ``collection`` that ``ctx`` sees (ctx None: any), or
-        its not-found error.  ``lock``: for update; ``bare``: its columns,
+        its not-found error.  ``lock``: for update; ``share``: share-locked
+        first (resource.hold: a write that uses it); ``bare``: its columns,
         relationships loaded when touched."""
-        return self.collections[collection].row(session, ctx, id_, lock=lock, bare=bare)
+        return self.collections[collection].row(session, ctx, id_, lock=lock, bare=bare,
+                                                share=share)
 
     def to_dict(self, collection: str, obj) -> dict:
         """The API dict of a row: its handler's view and the extenders'."""

@@ -15,12 +15,18 @@ deleting ports and changing quotas got 503s and 10 to 40 s answers).
 SQLite takes none of them: it lets one writer at a time in (BEGIN
 IMMEDIATE).
 
-  1. network rows: FOR UPDATE by network and subnet writes, FOR KEY
-     SHARE by a port create (the foreign key check of the port's row,
-     which db/resources/ports.py inserts before it allocates addresses);
+  1. network rows: FOR UPDATE by network and subnet writes (and by an
+     RBAC policy change of the network), FOR KEY SHARE (MariaDB: LOCK IN
+     SHARE MODE) by a port create, a router gateway and a floating IP
+     create, taken before they read it (db/resource.hold: an un-sharing,
+     a new SLAAC subnet, ``router:external`` false wait for them, or they
+     for it and then read what it committed);
   1b. subnet pool rows: FOR UPDATE by a subnet create that takes its
      cidr from the pool, and by pool updates, which then lock the pool's
      address scope row (extensions/subnetpools.py);
+  1c. rows a write uses and another may delete or un-share, held the
+     same way: a port's security groups, a rule's remote address group,
+     the router a floating IP or a port forwarding goes through;
   2. port rows: the port being updated or deleted (Collection.row, lock=True);
   3. subnet rows of the networks whose addresses change, in (created_at,
      id) order: FOR NO KEY UPDATE by allocation and release

@@ -83,9 +83,12 @@ class Collection:
         exc, key = self.not_found
         return exc(**{key: id_})
 
-    def row(self, s, ctx, id_, lock=False, bare=False):
+    def row(self, s, ctx, id_, lock=False, bare=False, share=False):
         """The row ``ctx`` sees (ctx None: any), or the not-found error.
-        ``lock``: for update; ``bare``: relationships load if touched."""
+        ``lock``: for update; ``share``: held (hold()) before it is read,
+        for a write that uses it; ``bare``: relationships load if touched."""
+        if share:
+            hold(s, self.model, [id_])
         q = sa.select(self.model).where(self.model.id == id_)
         if bare:
             q = q.options(orm.lazyload("*"))
@@ -140,6 +143,19 @@ class Collection:
         self.plugin.run_hooks(self.collection, "delete", s, ctx, obj, None)
         changelog.record(s, self.resource, obj, "delete", self.network_of(obj))
         self.delete(s, ctx, obj)
+
+
+def hold(s, model, ids):
+    """Share-lock these rows (PostgreSQL FOR KEY SHARE, MariaDB LOCK IN
+    SHARE MODE; SQLite lets one writer in anyway) for a write that uses
+    them: one that deletes or changes what the write relies on (a network
+    un-shared, a router's interface removed) locks them for update, so the
+    two take turns.  Read what is checked (visibility, in-use) after this,
+    by another statement: it then sees what the other committed."""
+    ids = sorted(set(ids))
+    if ids and s.get_bind().dialect.name != "sqlite":
+        s.execute(sa.select(model.id).where(model.id.in_(ids)).order_by(model.id)
+                  .with_for_update(read=True, key_share=True))
 
 
 # (a list comprehension costs a function call even when empty: a

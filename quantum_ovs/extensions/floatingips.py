@@ -36,7 +36,7 @@ from quantum_ovs.api.definitions import floatingips as definition
 from quantum_ovs.api.definitions import l3 as l3_definition
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import addresses, changelog, gateways, ipam, models
-from quantum_ovs.db.resource import Collection
+from quantum_ovs.db.resource import Collection, hold
 from quantum_ovs.timeutils import api_time as _ts
 
 DEFINITION = definition
@@ -128,6 +128,23 @@ def find_router(s, ext_net_id, subnet_id):
                      .order_by(RT.id)).scalars().first()
 
 
+def held_router(s, ext_net_id, subnet_id):
+    """find_router, the router held (resource.hold) and found again: a
+    removal of the interface or of the gateway it was found by, which
+    locks the router, waits for this write, or this write for it and then
+    finds what it left (None: no router now)."""
+    router_id = find_router(s, ext_net_id, subnet_id)
+    for _ in range(3):
+        if router_id is None:
+            return None
+        hold(s, models.Router, [router_id])
+        again = find_router(s, ext_net_id, subnet_id)
+        if again == router_id:
+            return router_id
+        router_id = again
+    raise exceptions.RetryRequest()
+
+
 class FloatingIPs(Collection):
     collection = FLOATINGIPS
     resource = FLOATINGIP
@@ -160,7 +177,8 @@ class FloatingIPs(Collection):
 
     def create(self, s, ctx, a):
         plugin = self.plugin
-        net = plugin.row(s, ctx, "networks", a["floating_network_id"], bare=True)
+        # (held: turning it internal waits for this create, or this for it)
+        net = plugin.row(s, ctx, "networks", a["floating_network_id"], bare=True, share=True)
         if s.get(models.ExternalNetwork, net.id) is None:
             raise bad_fip(f"Network {net.id} is not a valid external network")
         subnets = [x for x in addresses.subnets_of(s, net.id)]
@@ -299,7 +317,7 @@ class FloatingIPs(Collection):
             raise definition.FloatingIPPortAlreadyAssociated(
                 floating_ip_address=fip.floating_ip_address, fip_id=fip.id,
                 port_id=port.id, fixed_ip=chosen.ip_address, net_id=fip.floating_network_id)
-        router_id = find_router(s, fip.floating_network_id, chosen.subnet_id)
+        router_id = held_router(s, fip.floating_network_id, chosen.subnet_id)
         if router_id is None:
             raise definition.ExternalGatewayForFloatingIPNotFound(
                 subnet_id=chosen.subnet_id, external_network_id=fip.floating_network_id,
@@ -353,7 +371,7 @@ class FloatingIPs(Collection):
             raise bad_pf(f"The internal IP {a['internal_ip_address']} does not correspond "
                          f"to the port {port.id}")
         definition.check_range_lengths(a["external"], a["internal"])
-        router_id = find_router(s, fip.floating_network_id, alloc.subnet_id)
+        router_id = held_router(s, fip.floating_network_id, alloc.subnet_id)
         if router_id is None:
             raise definition.ExternalGatewayForFloatingIPNotFound(
                 subnet_id=alloc.subnet_id, external_network_id=fip.floating_network_id,

@@ -79,8 +79,8 @@ INTERFACE_STATUS = "ACTIVE"
 # place, on issue 12's interface: changelog.record and bump,
 # addresses.allocate, release and generate_mac, plugin.row, run_hooks and
 # to_dict, the ports handler's _new_port.
-def _row(plugin, s, ctx, collection, id_, lock=False, bare=False):
-    return plugin.row(s, ctx, collection, id_, lock=lock, bare=bare)
+def _row(plugin, s, ctx, collection, id_, lock=False, bare=False, share=False):
+    return plugin.row(s, ctx, collection, id_, lock=lock, bare=bare, share=share)
 
 
 def _record(plugin, s, resource, obj, op, network_id=None):
@@ -236,7 +236,8 @@ class Routers(Collection):
             router.gw_network_id, router.gw_port_id, router.redirect_key = None, None, None
             router.enable_snat = self.plugin.conf.enable_snat_by_default
             return gone
-        net = _row(self.plugin, s, ctx, "networks", info["network_id"], bare=True)
+        # (held: turning it internal waits for this write, or this for it)
+        net = _row(self.plugin, s, ctx, "networks", info["network_id"], bare=True, share=True)
         if s.get(models.ExternalNetwork, net.id) is None:
             raise bad_router(f"Network {net.id} is not an external network")
         subnets = {x.id: x for x in s.execute(sa.select(models.Subnet).where(

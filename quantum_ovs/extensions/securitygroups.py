@@ -62,7 +62,7 @@ from quantum_ovs.api.definitions.securitygroups import (  # noqa: F401 (the cont
 )
 from quantum_ovs.db import changelog, models, query, rbac
 from quantum_ovs.db.query import child_filter
-from quantum_ovs.db.resource import Collection
+from quantum_ovs.db.resource import Collection, hold
 from quantum_ovs.timeutils import api_time as _ts
 
 _GROUP_ID = operator.attrgetter("security_group_id")
@@ -331,9 +331,10 @@ class SecurityGroupRules(Collection):
             # Any id the caller cannot use (or that is no UUID) is a 404.
             self.plugin.row(s, ctx, "security_groups", remote, bare=True)
         if a.get("remote_address_group_id") is not None:
-            # 404 AddressGroupNotFound unless the caller can see it.
+            # 404 AddressGroupNotFound unless the caller can see it (held:
+            # an un-sharing of it waits for this rule, or this for it).
             self.plugin.row(s, ctx, "address_groups", a["remote_address_group_id"],
-                            bare=True)
+                            bare=True, share=True)
         made_here = s.info.setdefault("qovs_new_rules", set())
         same = _same_rule(s, group.id, a)
         if same is not None:
@@ -370,6 +371,7 @@ class SecurityGroupRules(Collection):
 # ------------------------------------------------------------------ ports
 def _groups_for_port(plugin, s, ctx, port, ids):
     G = models.SecurityGroup
+    hold(s, G, ids)  # (an un-sharing of one waits for this write, or this for it)
     q = sa.select(G.id, G.stateful).where(G.id.in_(ids))
     if not ctx.is_admin:
         # The port's project's groups and those shared with it.

@@ -196,11 +196,22 @@ def _is_sqlite(s):
     return s.get_bind().dialect.name == "sqlite"
 
 
-def _lock(s, model, id_):
+def _lock(s, collection, ctx, id_):
+    """The row of ``collection`` ``ctx`` sees (ctx None: any), locked for
+    update: its not-found error when it is not seen, or when it was
+    deleted, or stopped being shared with ``ctx``, while this waited for
+    its lock (seen again after it)."""
+    collection.row(s, ctx, id_)  # (another project's row is not waited for)
+    model = collection.model
     q = sa.select(model).where(model.id == id_)
     if not _is_sqlite(s):
         q = q.with_for_update()
-    return s.execute(q).scalars().first()
+    row = s.execute(q).scalars().first()
+    if row is None:
+        raise collection.missing(id_)
+    if not _is_sqlite(s):
+        collection.row(s, ctx, id_)
+    return row
 
 
 class SubnetPools(Shareable, Collection):
@@ -264,8 +275,7 @@ class SubnetPools(Shareable, Collection):
         if scope_id is None:
             return
         scopes = self.plugin.collections["address_scopes"]
-        scopes.row(s, ctx if joining else None, scope_id)  # 404 when it is not seen
-        scope = _lock(s, models.AddressScope, scope_id)
+        scope = _lock(s, scopes, ctx if joining else None, scope_id)  # (404: not seen)
         # Its owner joins it, or a project a policy names (not the
         # wildcard: a scope shared with everyone is not joined by all).
         if joining and ctx is not None and not ctx.is_admin and \
@@ -407,10 +417,9 @@ class SubnetPools(Shareable, Collection):
         Nothing changes unless all of it can."""
         def txn(s):
             nets = self.plugin.collections["networks"]
-            net = nets.row(s, ctx, network_id, bare=True)
+            net = _lock(s, nets, ctx, network_id)  # (the network's lock before the pool's)
             if ctx is not None and not ctx.is_admin and net.project_id != ctx.project_id:
                 raise exceptions.NotAuthorized()
-            _lock(s, models.Network, net.id)  # (the network's lock before the pool's)
             pool = self.row(s, ctx, pool_id, lock=True)
             self._check_update_allowed(s, ctx, pool)
             S = models.Subnet
@@ -463,8 +472,7 @@ class SubnetPools(Shareable, Collection):
             if pool_id is None:
                 raise definition.bad_subnet(f"No default subnetpool found for IPv{version}")
         if pool_id:
-            self.row(s, ctx, pool_id)
-            pool = _lock(s, models.SubnetPool, pool_id)
+            pool = _lock(s, self, ctx, pool_id)
             if version is not None and version != pool.ip_version:
                 raise definition.bad_subnet(
                     f"Cannot allocate IPv{version} subnet from IPv{pool.ip_version} "

@@ -9,7 +9,7 @@ from quantum_ovs import exceptions
 from quantum_ovs.db import addresses, changelog, ipam, models
 from quantum_ovs.db.addresses import AUTO_ADDRESS_MODES
 from quantum_ovs.db.bindings import UNPLUGGED_VIF_TYPES
-from quantum_ovs.db.resource import TAG, Collection, check_tags
+from quantum_ovs.db.resource import TAG, Collection, check_tags, hold
 from quantum_ovs.timeutils import api_time
 
 
@@ -114,6 +114,10 @@ class Ports(Collection):
         that ask for none in particular (a few statements per subnet), one
         flush at the end."""
         nets = {}  # a bulk on one network looks it up once
+        # Held first (a share lock each, in id order): an un-sharing of a
+        # network or a new SLAAC subnet on it waits for this create, or
+        # this create for it, and then reads what it committed.
+        hold(s, models.Network, [a["network_id"] for a in items])
         for a in items:
             if a["network_id"] not in nets:
                 nets[a["network_id"]] = self.plugin.collections["networks"].row(
@@ -207,7 +211,7 @@ class Ports(Collection):
         net = cache.get(("net", a["network_id"]))
         if net is None:
             net = cache[("net", a["network_id"])] = self.plugin.collections["networks"].row(
-                s, ctx, a["network_id"], bare=True)
+                s, ctx, a["network_id"], bare=True, share=True)
         port = self._make_port(s, ctx, a, net, self._macs(s, [a])[0])
         s.flush()
         return port
