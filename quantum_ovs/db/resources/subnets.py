@@ -138,19 +138,21 @@ class Subnets(Collection):
         ports = s.execute(sa.select(P).where(
             P.network_id == net.id, P.device_owner.not_in(NO_AUTO_ADDRESS_OWNERS))
             .order_by(P.id)).scalars().all()
+        allowed = {}  # device owner -> whether the subnet's service types give it one
         for port in ports:
-            try:
-                if not addresses.service_subnets(s, net.id, [sub], port.device_owner):
-                    continue
-            except exceptions.IpAddressGenerationFailureNoMatchingSubnet:
-                continue  # (the subnet is for other owners)
+            owner = port.device_owner
+            if owner not in allowed:
+                try:
+                    allowed[owner] = bool(addresses.service_subnets(s, net.id, [sub], owner))
+                except exceptions.IpAddressGenerationFailureNoMatchingSubnet:
+                    allowed[owner] = False  # (the subnet is for other owners)
+            if not allowed[owner]:
+                continue
             before = changelog.port_membership(port)
-            last = s.execute(sa.select(sa.func.max(A.order)).where(
-                A.port_id == port.id)).scalar()
-            s.add(A(subnet_id=sub.id, ip_address=addresses.eui64(sub.cidr, port.mac_address),
-                    port_id=port.id, network_id=net.id, order=(last or 0) + 1))
-            s.flush()
-            s.expire(port, ["fixed_ips"])
+            last = max((x.order for x in port.fixed_ips), default=0)
+            # (appended: one flush for all of them, by the caller)
+            port.fixed_ips.append(A(subnet_id=sub.id, network_id=net.id, order=last + 1,
+                                    ip_address=addresses.eui64(sub.cidr, port.mac_address)))
             changelog.bump(port)
             changelog.record(s, "port", port, "update", net.id, before=before)
 
