@@ -360,7 +360,7 @@ class SecurityGroupRules(Collection):
 
     def delete(self, s, ctx, rule):
         group = self.plugin.row(s, None, "security_groups", rule.security_group_id,
-                                lock=True)
+                                lock=True, bare=True)
         before = _named(s, group.id)
         s.delete(rule)
         s.flush()
