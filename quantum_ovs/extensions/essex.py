@@ -291,12 +291,21 @@ class EssexAPI:
                    self.policy.check("delete_port", ctx, self._port_target(p))
                    for p in ports):
             raise exceptions.NetworkInUse(net_id=network_id)
-        for p in ports:
-            try:
-                self.plugin.delete(ctx, "ports", p["id"])
-            except exceptions.PortNotFound:
-                pass
-        self.plugin.delete(ctx, "networks", network_id)
+        handlers = self.plugin.collections
+
+        def txn(s):
+            # One transaction: a network that stays in use (a router's
+            # port, another project's) keeps every port (the network's
+            # lock first, as every write takes it: db/ipam.py).
+            net_row = handlers["networks"].row(s, ctx, network_id, lock=True)
+            for p in ports:
+                try:
+                    row = handlers["ports"].row(s, ctx, p["id"], lock=True)
+                except exceptions.PortNotFound:
+                    continue
+                handlers["ports"].delete_row(s, ctx, row)
+            handlers["networks"].delete_row(s, ctx, net_row)
+        self.plugin.db.write(txn)
         return json_response(None, status=204)
 
     # ports ----------------------------------------------------------
@@ -425,7 +434,11 @@ def routes(api):
 
 # ------------------------------------------------------------------ plugin side
 def setup(plugin, conf):
-    def on_port_update(s, ctx, port, a):
+    def before_port_update(s, ctx, port, a):
+        # Plugging and unplugging name the port's device_id in the update
+        # (``a``) before the handler applies it: every check of a
+        # device_id change (a router's interface, another project's
+        # router) sees it as it sees a v2.0 update of device_id.
         if PLUG in a:
             vif = a[PLUG]
             if port.device_id:
@@ -446,8 +459,8 @@ def setup(plugin, conf):
             if other is not None:
                 raise AlreadyAttached(att_id=vif, port_id=port.id, net_id=port.network_id,
                                       att_port_id=other)
-            port.device_id = vif
+            a["device_id"] = vif
         if a.get(UNPLUG):
-            port.device_id = ""
+            a["device_id"] = ""
 
-    plugin.add_hook("ports", "update", on_port_update)
+    plugin.add_hook("ports", "before_update", before_port_update)

@@ -289,3 +289,72 @@ def test_json_suffix_and_wrong_method(api):
     assert api.get(v("1.1", f"/{net_id}.json"), project=T,
                    status=200).data["network"]["id"] == net_id
     api.request("PATCH", v("1.1", f"/{net_id}"), project=T, status=405)
+
+
+# ------------------------------------------------------------------ review 19
+# What v2.0 refuses, refused through v1.x too (found by review 19: plug and
+# unplug set device_id behind the checks of a device_id change).
+R = "/v2.0/routers"
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_plug_cannot_name_another_projects_router_on_an_interface_port(api, version):
+    """v2.0: PUT device_id=<victim's router> on a network:router_interface
+    port is 409 DeviceIDNotOwnedByTenant.  v1.x plug sets the same
+    device_id: it must be refused too."""
+    theirs = api.post(R, {"router": {"name": "victim-r"}}, project="victim",
+                      status=201).data["router"]
+    net = api.network(project=T)
+    api.subnet(net["id"], project=T)
+    intf = api.port(net["id"], project=T, device_owner="network:router_interface")
+    # v2.0 refuses
+    r = api.put(f"/v2.0/ports/{intf['id']}", {"port": {"device_id": theirs["id"]}},
+                project=T, status=409)
+    assert r.data["NeutronError"]["type"] == "DeviceIDNotOwnedByTenant"
+    # v1.x
+    r = api.put(v(version, f"/{net['id']}/ports/{intf['id']}/attachment"),
+                {"attachment": {"id": theirs["id"]}}, project=T)
+    after = api.get(f"/v2.0/ports/{intf['id']}", project=T, status=200).data["port"]
+    assert after["device_id"] == "", (r.status, after["device_id"])
+    assert 400 <= r.status_int < 500, r.status
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_unplug_cannot_detach_a_routers_interface_port(api, version):
+    """v2.0: changing device_id of a router's interface port is 409
+    RouterPortOwnerChange.  v1.x unplug (then plug) changes it."""
+    net = api.network(project=T)
+    sub = api.subnet(net["id"], project=T)
+    router = api.post(R, {"router": {"name": "r"}}, project=T, status=201).data["router"]
+    info = api.put(f"{R}/{router['id']}/add_router_interface", {"subnet_id": sub["id"]},
+                   project=T, status=200).data
+    port_id = info["port_id"]
+    r = api.put(f"/v2.0/ports/{port_id}", {"port": {"device_id": ""}}, project=T,
+                status=409)
+    assert r.data["NeutronError"]["type"] == "RouterPortOwnerChange"
+    att = v(version, f"/{net['id']}/ports/{port_id}/attachment")
+    r1 = api.delete(att, project=T)
+    r2 = api.put(att, {"attachment": {"id": "vif-of-mine"}}, project=T)
+    after = api.get(f"/v2.0/ports/{port_id}", project=T, status=200).data["port"]
+    assert after["device_id"] == router["id"], (r1.status, r2.status, after["device_id"])
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_refused_network_delete_deletes_nothing(api, version):
+    """A network on a router (its interface port, network:router_interface)
+    is in use: v2.0 and v1.x both refuse its deletion, and the refused
+    v1.x delete changes nothing (it deleted the tenant's unattached ports
+    first, one by one, before review 19 found it)."""
+    net = api.network(project=T)
+    sub = api.subnet(net["id"], project=T)
+    router = api.post(R, {"router": {"name": "r"}}, project=T, status=201).data["router"]
+    api.put(f"{R}/{router['id']}/add_router_interface", {"subnet_id": sub["id"]},
+            project=T, status=200)
+    port = api.post(v(version, f"/{net['id']}/ports"), None, project=T,
+                    status=200 if version == "1.0" else 202).data["port"]["id"]
+    api.delete(f"/v2.0/networks/{net['id']}", project=T, status=409)
+    api.get(f"/v2.0/ports/{port}", project=T, status=200)
+    api.delete(v(version, f"/{net['id']}"), project=T,
+               status=421 if version == "1.0" else 409)
+    api.get(f"/v2.0/networks/{net['id']}", project=T, status=200)
+    api.get(f"/v2.0/ports/{port}", project=T, status=200)
