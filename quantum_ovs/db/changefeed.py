@@ -48,6 +48,7 @@ class ChangeFeed:
     event_factory = threading.Event
     PAGE = 10000  # change rows read at a time
     MIN_KEPT = 1000  # the newest row must stay: SQLite reuses a deleted max rowid
+    START_ROWS = 1000  # the numbers a new feed reads back (<= MIN_KEPT: none pruned)
 
     def __init__(self, db, poll_interval=0.05, size=50000, gap_timeout=5.0,
                  idle_poll_interval=5.0, kept=100000):
@@ -74,19 +75,36 @@ class ChangeFeed:
         # the waiters its keys name.
         self._interest = {}
         self._waiters = set()
-        self.latest = self._max_seq()
-        self.floor = self.latest  # the oldest revision we can answer from memory
         self.gaps = {}  # seq -> first seen missing (monotonic)
         self.given_up = 0  # gaps given up so far (a change there is never read)
+        self.latest = self.floor = 0  # floor: the oldest revision answered from memory
+        self._start_at_tail()
         self._thread = None
         self.stopped = False
         self._refresh_lock = threading.Lock()
         db.after_write.append(self.poke)
         db.on_dispose.append(self.stop)
 
-    def _max_seq(self):
+    def _start_at_tail(self):
+        """Start from the newest ``START_ROWS`` sequence numbers: their
+        rows in memory, and the numbers among them without a row as gaps.
+        A write may hold a number below the newest without having
+        committed yet (committing after a later one): started at the
+        newest alone, the feed would never read it, and a view answered at
+        the newest would claim to hold it (review 19)."""
+        C = models.Change
         with self.db.reader() as s:
-            return s.execute(sa.select(sa.func.max(models.Change.seq))).scalar() or 0
+            newest = s.execute(sa.select(sa.func.max(C.seq))).scalar() or 0
+            rows = s.execute(sa.select(C.seq, C.resource, C.resource_id, C.network_id, C.host,
+                                       C.op, C.detail)
+                             .where(C.seq > newest - self.START_ROWS).order_by(C.seq)).all()
+        now = time.monotonic()
+        self.floor = self.latest = max(0, newest - self.START_ROWS)
+        for r in rows:
+            for missing in range(self.latest + 1, r.seq):
+                self.gaps[missing] = now
+            self.items.append(Change(*r))
+            self.latest = r.seq
 
     def start(self):
         if self._thread is None:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from quantum_ovs.db import models
 from quantum_ovs.model import member_address
-from quantum_ovs.db.session import NOTIFY
+from quantum_ovs.db.session import AT_COMMIT, NOTIFY
 from quantum_ovs.timeutils import utcnow
 
 
@@ -43,19 +43,40 @@ def record(session, resource, obj, op, network_id=None, host=None, before=None,
     involved, unless ``members`` is false or (for an update) neither
     its groups nor its addresses changed.  ``detail``: the row's detail
     (a security group's: the groups its rules named before the change)."""
-    session.info[NOTIFY] = True
-    session.add_all([models.Change(**row) for row in _rows(
-        resource, obj, op, network_id, host, before, members, detail)])
+    _keep(session, _rows(resource, obj, op, network_id, host, before, members, detail))
 
 
 def record_all(session, changes):
     """``record`` of many writes (a bulk create), ``changes`` the
-    (resource, obj, op, network_id) of each: their rows inserted at once
-    (one executemany, not one INSERT per row: their sequence numbers are
-    not read back), in order, so numbered in that order as one by one."""
-    rows = [row for args in changes for row in _rows(*args)]
+    (resource, obj, op, network_id) of each."""
+    _keep(session, [row for args in changes for row in _rows(*args)])
+
+
+# The rows a write transaction records wait in session.info and are
+# inserted last before its commit (session.AT_COMMIT), in the order they
+# were recorded, at once (one executemany: their sequence numbers are not
+# read back).  A sequence number is taken at the insert, the order the
+# change feed reads in; taken earlier, a write waiting for a lock (a
+# quota's) after it let later numbers commit first, and its own came so
+# late that a feed had given it up (review 19).
+_PENDING = "qovs_change_rows"
+
+
+def _keep(session, rows):
+    if not rows:
+        return
+    session.info[NOTIFY] = True
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = []
+        session.info.setdefault(AT_COMMIT, []).append(_insert)
+    pending.extend(rows)
+
+
+def _insert(session):
+    rows = session.info.pop(_PENDING, None)
     if rows:
-        session.info[NOTIFY] = True
+        session.flush()  # (the write's own rows first: their failure takes no number)
         session.connection().execute(sa.insert(models.Change.__table__), rows)
 
 

@@ -131,6 +131,11 @@ CHANNEL = "qovs_changes"
 # ``session.info[BEFORE_COMMIT]``: run after its work, just before it
 # commits (the quota check: the last lock a transaction takes).
 BEFORE_COMMIT = "qovs_before_commit"
+# Callables fn(session) run after those, last before the commit: the
+# change log's rows are inserted there (db/changelog.py), so that no lock
+# is waited for between a change row taking its sequence number and the
+# commit, and a write refused before (a quota) takes no number.
+AT_COMMIT = "qovs_at_commit"
 # session.info: the MySQL named locks (GET_LOCK) a write transaction took
 # through transaction_lock, released when it ends; and how long one may
 # be waited for.
@@ -516,6 +521,8 @@ class Database:
                     result = fn(session, *args, **kwargs)
                     for check in session.info.pop(BEFORE_COMMIT, ()):
                         check(session)
+                    for last in session.info.pop(AT_COMMIT, ()):
+                        last(session)
                     changed = bool(session.info.get(NOTIFY))
                     if changed and self.is_postgresql:
                         # Delivered at commit, to every listening process.

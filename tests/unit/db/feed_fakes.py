@@ -36,3 +36,12 @@ class FakeDB:
     @contextlib.contextmanager
     def reader(self):
         yield _Session(self.answers)
+
+
+def started_at(newest):
+    """The answers a ChangeFeed's start reads: the newest sequence number,
+    then the rows of the numbers up to it (every one present)."""
+    from quantum_ovs.db.changefeed import Change
+    return [Result(scalar=newest), Result(rows=[
+        Change(i, "network", f"n{i}", f"n{i}", None, "create", None)
+        for i in range(1, newest + 1)])]

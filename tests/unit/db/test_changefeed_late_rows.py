@@ -6,7 +6,7 @@ import time
 
 from quantum_ovs.db import changefeed
 from quantum_ovs.db.changefeed import Change, ChangeFeed
-from tests.unit.db.feed_fakes import FakeDB, Result
+from tests.unit.db.feed_fakes import FakeDB, Result, started_at
 
 
 def _change(seq):
@@ -14,7 +14,7 @@ def _change(seq):
 
 
 def test_a_late_change_is_listed_before_the_watermark_passes_it(monkeypatch):
-    db = FakeDB([Result(scalar=4)])
+    db = FakeDB(started_at(4))
     feed = ChangeFeed(db)
     seen = []
 
@@ -45,3 +45,17 @@ def test_a_late_change_is_listed_before_the_watermark_passes_it(monkeypatch):
     feed._refresh()
     assert feed.watermark == 6 and [c.seq for c in feed.since(4)] == [5, 6]
     assert len(seen) == 2  # looked between the two steps
+
+
+def test_a_new_feed_waits_for_the_numbers_missing_below_the_newest():
+    """A feed starts from the newest rows and takes the numbers missing
+    among them as gaps: a write holding one of them commits after a later
+    one, and the feed, started in between, still reads it (review 19)."""
+    rows = [_change(i) for i in (1, 2, 4, 6)]
+    db = FakeDB([Result(scalar=6), Result(rows=rows)])
+    feed = ChangeFeed(db)
+    assert feed.latest == 6 and feed.floor == 0 and set(feed.gaps) == {3, 5}
+    assert feed.watermark == 2  # nothing past a missing number is answered yet
+    db.answers[:] = [Result(rows=[]), Result(rows=[_change(3)])]  # 3 commits late
+    feed._refresh()
+    assert feed.watermark == 4 and [c.seq for c in feed.since(2)] == [3, 4, 6]

@@ -5,7 +5,7 @@ every host wakes them all, and the first woken are answered first)."""
 
 
 from quantum_ovs.db.changefeed import Change, ChangeFeed
-from tests.unit.db.feed_fakes import FakeDB, Result
+from tests.unit.db.feed_fakes import FakeDB, Result, started_at
 
 
 def test_the_port_host_then_its_network_then_group_members_are_woken():
@@ -20,7 +20,7 @@ def test_the_port_host_then_its_network_then_group_members_are_woken():
                 self.flag = True
                 woken.append(self.name)
 
-    db = FakeDB([Result(scalar=4)])
+    db = FakeDB(started_at(4))
     feed = ChangeFeed(db)
     feed.event_factory = Event
     names = {}
@@ -62,7 +62,7 @@ def test_those_only_seeing_members_change_are_set_later():
         def set_later(self):
             how.append((self.name, "later"))
 
-    db = FakeDB([Result(scalar=4)])
+    db = FakeDB(started_at(4))
     feed = ChangeFeed(db)
     feed.event_factory = Event
     for kind, keys in (("group", [("group", "sg-default")]),
