@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from quantum_ovs import gcpause
 from quantum_ovs import model as m
 from quantum_ovs.db import host_view, models
+from quantum_ovs.db.session import NOTIFY
 
 LOG = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ class ChangeFeed:
     PAGE = 10000  # change rows read at a time
     MIN_KEPT = 1000  # the newest row must stay: SQLite reuses a deleted max rowid
     START_ROWS = 1000  # the numbers a new feed reads back (<= MIN_KEPT: none pruned)
+    # A number given up (gap_timeout) is still looked for this long, at most
+    # this many: a row that commits after all is recorded again (relay).
+    LATE_WATCH = 120.0
+    LATE_MAX = 1000
 
     def __init__(self, db, poll_interval=0.05, size=50000, gap_timeout=5.0,
                  idle_poll_interval=5.0, kept=100000):
@@ -76,7 +81,9 @@ class ChangeFeed:
         self._interest = {}
         self._waiters = set()
         self.gaps = {}  # seq -> first seen missing (monotonic)
-        self.given_up = 0  # gaps given up so far (a change there is never read)
+        self.given_up = 0  # gaps given up so far
+        self._watched = {}  # seq -> when given up (monotonic): still looked for
+        self.relayed = 0  # rows that came after their number was given up
         self.latest = self.floor = 0  # floor: the oldest revision answered from memory
         self._start_at_tail()
         self._thread = None
@@ -203,8 +210,12 @@ class ChangeFeed:
             rows = s.execute(q.where(C.seq > self.latest).order_by(C.seq)
                              .limit(self.PAGE)).all()
             late = []
-            if self.gaps:
-                late = s.execute(q.where(C.seq.in_(list(self.gaps)))).all()
+            if self.gaps or self._watched:
+                late = s.execute(q.where(C.seq.in_([*self.gaps, *self._watched]))).all()
+        relay = [r for r in late if r.seq in self._watched]
+        if relay:
+            late = [r for r in late if r.seq not in self._watched]
+            self._relay(relay)
         if not rows and not late:
             if self.gaps:
                 with self.lock:
@@ -294,10 +305,36 @@ class ChangeFeed:
     def _expire_gaps(self):
         now = time.monotonic()
         expired = [seq for seq, seen in self.gaps.items() if now - seen > self.gap_timeout]
+        watched = self._watched
         for seq in expired:
             del self.gaps[seq]
+            watched[seq] = now
         self.given_up += len(expired)
+        for seq in [s for s, when in watched.items() if now - when > self.LATE_WATCH]:
+            del watched[seq]
+        while len(watched) > self.LATE_MAX:  # (the oldest first: insertion order)
+            del watched[next(iter(watched))]
         return bool(expired)
+
+    def _relay(self, rows):
+        """Rows whose numbers were given up committed after all (a commit
+        slower than gap_timeout): hosts past them never got them.  Each is
+        recorded again, under a new number, which every host reads as any
+        change (what a delta sends is read from the rows as they are)."""
+        C = models.Change
+        for r in rows:
+            del self._watched[r.seq]
+        self.relayed += len(rows)
+        LOG.warning("changes %s committed after the feed gave them up: recorded again",
+                    [r.seq for r in rows])
+        copies = [{"resource": r.resource, "resource_id": r.resource_id,
+                   "network_id": r.network_id, "host": r.host, "op": r.op,
+                   "detail": r.detail, "revision_number": 0} for r in rows]
+
+        def txn(s):
+            s.info[NOTIFY] = True
+            s.execute(sa.insert(C.__table__), copies)
+        self.db.write(txn)
 
     def since(self, revision):
         """Changes after ``revision``, or None when we no longer have them."""

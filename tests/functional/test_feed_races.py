@@ -262,3 +262,44 @@ def test_a_feed_started_between_a_numbered_write_and_its_commit_reads_it(make_ap
         assert feed.watermark == feed.latest
     finally:
         feed.stop()
+
+
+@SERVER_DBS
+def test_a_row_committing_after_its_gap_was_given_up_is_recorded_again(make_api, db_url):
+    """A commit slower than gap_timeout after its row was numbered (now
+    only the commit itself): the feed gives the number up, then finds the
+    row and records it again under a new number, which hosts past the old
+    one read as any change."""
+    from quantum_ovs.db.changefeed import ChangeFeed
+    api = make_api()
+    register(api, HOST_A, "192.0.2.1")
+    before = _max_seq(api)
+    inserted, release = threading.Event(), threading.Event()
+
+    def slow(s):
+        s.execute(sa.insert(models.Change.__table__).values(
+            resource="network", resource_id="late-net", op="create", network_id="late-net",
+            host=None, detail=None, revision_number=0))
+        inserted.set()
+        assert release.wait(30)
+    t = threading.Thread(target=api.db.write, args=(slow,), daemon=True)
+    t.start()
+    assert inserted.wait(10)
+    feed = ChangeFeed(api.db, gap_timeout=0.2)  # not started: refreshed by hand
+    try:
+        api.network(project="p2")  # a later number commits first
+        feed.refresh()
+        assert feed.gaps
+        time.sleep(0.3)
+        feed.refresh()  # given up: hosts move past it
+        assert not feed.gaps and feed.given_up >= 1
+        passed = feed.watermark
+        assert passed > before + 1
+        release.set()
+        t.join(10)
+        feed.refresh()  # the row turns up: recorded again
+        feed.refresh()  # ... and the copy read
+        assert "late-net" in {c.resource_id for c in feed.since(passed)}
+        assert feed.relayed == 1
+    finally:
+        feed.stop()
