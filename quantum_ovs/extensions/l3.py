@@ -319,10 +319,12 @@ class Routers(Collection):
         P, S = models.Port, models.Subnet
         auto = {sid for sid, mode in s.execute(sa.select(S.id, S.ipv6_address_mode).where(
             S.network_id == sub.network_id)) if mode in addresses.AUTO_ADDRESS_MODES}
-        ports = s.execute(sa.select(P).where(
-            P.network_id == sub.network_id, P.device_owner == GATEWAY_OWNER)
-            .order_by(P.id)).scalars().all()
-        for port in ports:
+        q = sa.select(P).where(P.network_id == sub.network_id,
+                               P.device_owner == GATEWAY_OWNER).order_by(P.id)
+        if not self.plugin.db.is_sqlite:
+            # (locked: a gateway cleared meanwhile is waited for, then gone)
+            q = q.with_for_update()
+        for port in s.execute(q).scalars().all():
             stateful = [x.ip_address for x in port.fixed_ips
                         if x.subnet_id not in auto and x.subnet_id != sub.id]
             if len(stateful) > 1 or any(
@@ -340,9 +342,11 @@ class Routers(Collection):
             s.expire(port, ["fixed_ips"])
             _bump(self.plugin, port)
             _record(self.plugin, s, "port", port, "update", port.network_id)
+            # The router's change recorded, its row not written (no
+            # revision bump: a router update locks the router, then holds
+            # this network, which this subnet create has locked: review 19)
             router = s.get(models.Router, port.device_id)
             if router is not None and router.gw_port_id == port.id:
-                _bump(self.plugin, router)
                 self.record(s, router, "update")
 
     def _drop_gateway_port(self, s, ctx, router, port):
@@ -698,11 +702,11 @@ def setup(plugin, conf):
             routers.address_gateways(s, sub, set(a.get("service_types") or ()))
 
     def on_subnet_delete(s, ctx, sub, a):
-        # (a gateway's SLAAC address goes with its subnet: its router changes)
+        # (a gateway's SLAAC address goes with its subnet: its router's
+        # change is recorded, its row not written, as in address_gateways)
         A, R = models.IPAllocation, models.Router
         for router in s.execute(sa.select(R).join(A, A.port_id == R.gw_port_id).where(
                 A.subnet_id == sub.id).order_by(R.id)).scalars():
-            _bump(plugin, router)
             routers.record(s, router, "update")
 
     def on_network_delete(s, ctx, net, a):

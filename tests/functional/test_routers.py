@@ -717,7 +717,6 @@ def test_a_new_external_subnet_addresses_the_gateways_as_neutron(l3):
                                                             gw["mac_address"])}]
     shown = l3.get(f"{R}/{r['id']}", status=200).data["router"]
     assert shown["external_gateway_info"]["external_fixed_ips"] == want
-    assert shown["revision_number"] > r["revision_number"]
     got = _changes(l3, mark)
     assert ("port", gw["id"], "update", ext["id"]) in got
     assert ("router", r["id"], "update", ext["id"]) in got
