@@ -231,15 +231,10 @@ def test_an_over_quota_create_does_not_stall_the_agents(make_api, db_url):
     assert took < 1.0, f"the agent learned of its new port after {took:.1f} s"
 
 
-@SERVER_DBS
-def test_a_feed_started_between_a_numbered_write_and_its_commit_reads_it(make_api, db_url):
-    """The window that remains (a change row numbered, not yet committed,
-    a later number committed) at a feed's start: the feed waits for the
-    number and reads the row once it commits."""
-    from quantum_ovs.db.changefeed import ChangeFeed
-    api = make_api()
-    register(api, HOST_A, "192.0.2.1")
-    before = _max_seq(api)
+def _numbered_not_committed(api):
+    """A write that has inserted a change row (network "late-net") and
+    waits to commit until the returned event is set: (its thread, the
+    event)."""
     inserted, release = threading.Event(), threading.Event()
 
     def slow(s):
@@ -251,6 +246,19 @@ def test_a_feed_started_between_a_numbered_write_and_its_commit_reads_it(make_ap
     t = threading.Thread(target=api.db.write, args=(slow,), daemon=True)
     t.start()
     assert inserted.wait(10)
+    return t, release
+
+
+@SERVER_DBS
+def test_a_feed_started_between_a_numbered_write_and_its_commit_reads_it(make_api, db_url):
+    """The window that remains (a change row numbered, not yet committed,
+    a later number committed) at a feed's start: the feed waits for the
+    number and reads the row once it commits."""
+    from quantum_ovs.db.changefeed import ChangeFeed
+    api = make_api()
+    register(api, HOST_A, "192.0.2.1")
+    before = _max_seq(api)
+    t, release = _numbered_not_committed(api)
     api.network(project="p2")  # a later number commits first
     feed = ChangeFeed(api.db)  # not started: refreshed by hand
     try:
@@ -274,17 +282,7 @@ def test_a_row_committing_after_its_gap_was_given_up_is_recorded_again(make_api,
     api = make_api()
     register(api, HOST_A, "192.0.2.1")
     before = _max_seq(api)
-    inserted, release = threading.Event(), threading.Event()
-
-    def slow(s):
-        s.execute(sa.insert(models.Change.__table__).values(
-            resource="network", resource_id="late-net", op="create", network_id="late-net",
-            host=None, detail=None, revision_number=0))
-        inserted.set()
-        assert release.wait(30)
-    t = threading.Thread(target=api.db.write, args=(slow,), daemon=True)
-    t.start()
-    assert inserted.wait(10)
+    t, release = _numbered_not_committed(api)
     feed = ChangeFeed(api.db, gap_timeout=0.2)  # not started: refreshed by hand
     try:
         api.network(project="p2")  # a later number commits first
