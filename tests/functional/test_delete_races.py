@@ -11,32 +11,57 @@ requests succeeding when one of them must refuse while the other's result
 exists.  (Before the fix the bad outcome came in 8-28 rounds of 30 on each
 database: 12 rounds miss the rarest, 8 in 30, with a chance of about 2%.)"""
 
+import os
 import threading
 import time
+import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from quantum_ovs.testing.client import Client
 from quantum_ovs.testing.server import ServerProcess
+from tests.functional.conftest import SERVER_FIXTURES
 
 ROUNDS = 12
 ADMIN = dict(project="p1", roles="admin,member")
 
 
-@pytest.fixture
-def server(db_url):
-    srv = ServerProcess(db_url, workers=2, extra_conf=(
+@pytest.fixture(scope="module", params=[
+    "sqlite", "postgresql",
+    pytest.param("mysql", marks=pytest.mark.skipif(
+        os.environ.get("QOVS_TEST_MYSQL") != "all", reason="MariaDB: QOVS_TEST_MYSQL=all"))])
+def served(request, tmp_path_factory):
+    """One server process (2 API workers) per database for the module
+    (each test makes objects of its own): (the server, its database URL)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('races')}/races.sqlite"
+    else:
+        dbs = request.getfixturevalue(SERVER_FIXTURES[request.param])
+        name = "races" + uuid.uuid4().hex[:10]
+        url = dbs.create_database(name)
+        request.addfinalizer(lambda: dbs.drop_database(name))
+    srv = ServerProcess(url, workers=2, extra_conf=(
         "service_plugins = router\n"
         "[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n"
         "quota_floatingip = -1\nquota_rbac_policy = -1\nquota_router = -1\n"
         "quota_security_group = -1\n"))
     srv.start()
     try:
-        yield srv
+        yield srv, url
     finally:
         srv.stop()
         print(srv.log()[-20000:])
+
+
+@pytest.fixture
+def server(served):
+    return served[0]
+
+
+@pytest.fixture
+def server_db(served):
+    return served[1]
 
 
 def pair(port, a, b):
@@ -432,14 +457,14 @@ def deadlocks(db_url):
     return 0
 
 
-def test_router_gateway_restate_vs_external_subnet_create(server, db_url):
+def test_router_gateway_restate_vs_external_subnet_create(server, server_db):
     """PUT a router's gateway (same network, enable_snat toggled) against a
     new IPv6 subnet on that external network (which gives the gateway port
     an address): no deadlock (found by review 19: the subnet create bumped
     the router's row after locking the network, the router update held the
     network after locking the router; each collision cost PostgreSQL's 1 s
     deadlock detection and a retry)."""
-    if db_url.startswith("sqlite"):
+    if server_db.startswith("sqlite"):
         pytest.skip("one writer")
     c = Client(server.port, **ADMIN)
     ext = c.json("POST", "/v2.0/networks", {"network": {
@@ -449,7 +474,7 @@ def test_router_gateway_restate_vs_external_subnet_create(server, db_url):
     router = c.json("POST", "/v2.0/routers", {"router": {"name": "r", "external_gateway_info": {
         "network_id": ext["id"]}}}, want=201)["router"]
     time.sleep(1.5)  # (the statistics' own delay)
-    before = deadlocks(db_url)
+    before = deadlocks(server_db)
     slow = []
     for i in range(DEADLOCK_ROUNDS):
         t0 = time.monotonic()
@@ -465,12 +490,12 @@ def test_router_gateway_restate_vs_external_subnet_create(server, db_url):
         slow.append(round(time.monotonic() - t0, 2))
         c.call("DELETE", f"/v2.0/subnets/{r[1][1]['subnet']['id']}", want=204)
     time.sleep(1.5)
-    after = deadlocks(db_url)
+    after = deadlocks(server_db)
     print("round times:", slow)
     assert after == before, f"{after - before} deadlocks in {DEADLOCK_ROUNDS} rounds; times {slow}"
 
 
-def test_router_gateway_clear_vs_external_subnet_create(server, db_url):
+def test_router_gateway_clear_vs_external_subnet_create(server, server_db):
     """Clearing a router's gateway against a new IPv6 subnet on its
     external network (which gives the gateway port an address): no 5xx,
     no deadlock, and the gateway is gone or holds its address."""
@@ -480,9 +505,9 @@ def test_router_gateway_clear_vs_external_subnet_create(server, db_url):
     c.json("POST", "/v2.0/subnets", {"subnet": {
         "network_id": ext["id"], "cidr": "172.24.0.0/22", "ip_version": 4}}, want=201)
     router = c.json("POST", "/v2.0/routers", {"router": {"name": "r"}}, want=201)["router"]
-    if not db_url.startswith("sqlite"):
+    if not server_db.startswith("sqlite"):
         time.sleep(1.5)  # (the statistics' own delay)
-    before = deadlocks(db_url)
+    before = deadlocks(server_db)
     for i in range(DEADLOCK_ROUNDS):
         c.json("PUT", f"/v2.0/routers/{router['id']}", {"router": {
             "external_gateway_info": {"network_id": ext["id"]}}})
@@ -496,6 +521,6 @@ def test_router_gateway_clear_vs_external_subnet_create(server, db_url):
         no_5xx(r)
         assert (r[0][0], r[1][0]) == (200, 201), r
         c.call("DELETE", f"/v2.0/subnets/{r[1][1]['subnet']['id']}", want=204)
-    if not db_url.startswith("sqlite"):
+    if not server_db.startswith("sqlite"):
         time.sleep(1.5)
-    assert deadlocks(db_url) == before
+    assert deadlocks(server_db) == before
