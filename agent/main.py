@@ -5,12 +5,15 @@ import signal
 import sys
 
 from agent import startup
+from quantum_ovs import codecache
 
 
 def main(argv=None):
     # The collector waits until the agent is ready (agent/startup.py); the
     # imports are here, after it is paused.
     startup.pause_gc()
+    # ... and the dataclasses' methods come compiled (quantum_ovs.codecache)
+    codecache.enable()
     from agent import config, sync_client
     from agent.settings import Settings
     from quantum_ovs import log
@@ -26,6 +29,7 @@ def main(argv=None):
     from agent.daemon import Agent
 
     startup.freeze_imports()
+    codecache.save()
     agent = Agent(settings, first_poll=first, ovsdb=ovsdb)
     agent.start()
     logging.getLogger("quantum_ovs.agent").info(
