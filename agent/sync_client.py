@@ -1,7 +1,7 @@
 """The agent's side of the agent API: register, long-poll, report.
 
-Plain http.client over one keep-alive connection per caller thread; no
-eventlet.  A server that is away raises ServerUnavailable: the agent keeps
+HTTP/1.1 (agent.http11) over one keep-alive connection per caller thread;
+no eventlet.  A server that is away raises ServerUnavailable: the agent keeps
 its data plane as it is and tries again with backoff.
 
 close() (from any thread) shuts down every connection's socket, so a
@@ -9,14 +9,14 @@ thread blocked in a long poll wakes at once with Closed instead of
 waiting out the poll.
 """
 
-import http.client
 import json
 import logging
 import socket
-import ssl
 import threading
 import time
 import urllib.parse
+
+from agent import http11
 
 LOG = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ class ServerError(Exception):
 def tls_context(ca_file="", insecure=False):
     """The client side of the server's TLS: its certificate verified
     against ``ca_file`` (or the system's CAs), host name included."""
+    import ssl  # (here: only the agent of a TLS server needs it)
+
     ctx = ssl.create_default_context(cafile=ca_file or None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if insecure:
@@ -77,11 +79,7 @@ class SyncClient:
     def _conn(self):
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self.tls is not None:
-                conn = http.client.HTTPSConnection(self.netloc, timeout=self.timeout,
-                                                   context=self.tls)
-            else:
-                conn = http.client.HTTPConnection(self.netloc, timeout=self.timeout)
+            conn = http11.Connection(self.netloc, timeout=self.timeout, context=self.tls)
             with self._lock:
                 if self._closed:
                     raise Closed("client closed")
@@ -90,7 +88,7 @@ class SyncClient:
         return conn
 
     def _connect(self, conn):
-        """Open the socket now (http.client would on send) so that close()
+        """Open the socket now (the request would) so that close()
         can reach it: a close() that came before this sees the flag, one
         that comes after sees the socket."""
         if conn.sock is None:
@@ -139,7 +137,7 @@ class SyncClient:
         return json.loads(raw) if raw else None
 
     def _open(self, method, path, body=None, timeout=None, accept="application/json"):
-        """The answer (http.client's response, its body not read yet) to
+        """The answer (an http11.Response, its body not read yet) to
         a request; ServerError / ServerUnavailable (body read) for an
         error status."""
         headers = {"Accept": accept, "X-Agent-Token": self.token}
@@ -158,12 +156,11 @@ class SyncClient:
             except Closed:
                 self._drop()
                 raise
-            except (OSError, http.client.HTTPException) as e:
+            except OSError as e:
                 self._drop()
                 if self._closed:
                     raise Closed("client closed") from e
-                if attempt == 0 and isinstance(e, (http.client.RemoteDisconnected,
-                                                   ConnectionResetError, BrokenPipeError)):
+                if attempt == 0 and isinstance(e, (ConnectionResetError, BrokenPipeError)):
                     continue
                 raise ServerUnavailable(str(e)) from e
             if resp.status < 400:
@@ -183,7 +180,7 @@ class SyncClient:
         meanwhile is dropped (ServerUnavailable, or Closed)."""
         try:
             return read()
-        except (OSError, http.client.HTTPException) as e:
+        except OSError as e:
             self._drop()
             if self._closed:
                 raise Closed("client closed") from e
