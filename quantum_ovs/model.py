@@ -141,17 +141,36 @@ def as_remote(p: "Port") -> "Port":
     return dataclasses.replace(p, device_id="", project_id="", extra_dhcp_opts=())
 
 
-def member_address(address: str) -> str:
+def member_address(address: str, mac: str | None = None) -> str:
     """The one spelling of a security group member's address (a fixed IP,
     an allowed address pair): a lone address as an address (an allowed
     address pair of ``10.0.0.5/32`` is the member ``10.0.0.5``, the same
-    as a fixed IP ``10.0.0.5``), a prefix as its network."""
+    as a fixed IP ``10.0.0.5``), a prefix as its network.
+
+    An allowed address pair of a whole family (``0.0.0.0/0``, ``::/0``),
+    given its ``mac``, is the member ``0.0.0.0/0@<mac>``: such a port may
+    send from any address, so it is known by its MAC, as Neutron's fix of
+    bug 1867119 does (its address would make every rule naming its group
+    admit every source).  An address already spelled so stays as it is."""
+    if "@" in address:
+        address, _, mac = address.partition("@")
     if "/" not in address:
         return str(ipaddress.ip_address(address))
     net = ipaddress.ip_network(address, strict=False)
     if net.prefixlen == net.max_prefixlen:
         return str(net.network_address)
+    if net.prefixlen == 0 and mac:
+        return f"{net}@{mac.lower()}"
     return str(net)
+
+
+def member_mac(address: str) -> tuple[int, str] | None:
+    """(IP version, MAC) of a member spelled ``<cidr>@<mac>``
+    (member_address), None for any other."""
+    if "@" not in address:
+        return None
+    cidr, _, mac = address.partition("@")
+    return (6 if ":" in cidr else 4), mac
 
 
 @dataclass(frozen=True, slots=True)

@@ -337,7 +337,7 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             EGRESS_ACL, "egress_acl",
-            _ACL_COMMON | _fs(REG_SRC, "ipv4_dst", "ipv6_dst"),
+            _ACL_COMMON | _fs(REG_SRC, "ipv4_dst", "ipv6_dst", "eth_dst"),
             _fs(),
             frozenset({Ct, Conjunction, GotoTable}),
             _fs(L3_ADMIT, L2_LOOKUP),
@@ -421,7 +421,7 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             INGRESS_ACL, "ingress_acl",
-            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src"),
+            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src"),
             _fs(),
             frozenset({Ct, Conjunction, GotoTable}),
             _fs(OUTPUT),

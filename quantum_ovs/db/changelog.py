@@ -32,7 +32,8 @@ def port_membership(port):
     groups' membership depends on."""
     return ({b.security_group_id for b in port.security_group_bindings or ()},
             {a.ip_address for a in port.fixed_ips or ()} |  # (stored canonical)
-            {member_address(p.ip_address) for p in port.allowed_address_pairs or ()})
+            {member_address(p.ip_address, p.mac_address)
+             for p in port.allowed_address_pairs or ()})
 
 
 def record(session, resource, obj, op, network_id=None, host=None, before=None,

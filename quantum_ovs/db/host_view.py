@@ -233,10 +233,10 @@ def load_members(s, group_ids):
                            .join(A, A.port_id == SGB.port_id)
                            .where(SGB.security_group_id.in_(chunk))):
             members[r.security_group_id].add(r.ip_address)  # (stored canonical)
-        for r in s.execute(sa.select(SGB.security_group_id, AAP.ip_address)
+        for r in s.execute(sa.select(SGB.security_group_id, AAP.ip_address, AAP.mac_address)
                            .join(AAP, AAP.port_id == SGB.port_id)
                            .where(SGB.security_group_id.in_(chunk))):
-            members[r.security_group_id].add(m.member_address(r.ip_address))
+            members[r.security_group_id].add(m.member_address(r.ip_address, r.mac_address))
     return {g: frozenset(a) for g, a in members.items()}
 
 
@@ -912,11 +912,18 @@ def _members_among(s, group_id, addresses, memo):
             found.update(s.execute(
                 sa.select(A.ip_address).join(SGB, SGB.port_id == A.port_id)
                 .where(SGB.security_group_id == group_id, A.ip_address.in_(chunk))).scalars())
+            # (a whole-family pair, known by its MAC: its address may be
+            # stored as any address of the family with /0)
+            wanted = set(chunk)
+            macs = [mac for _v, mac in filter(None, map(m.member_mac, chunk))]
             spelled = list(chunk) + [a + ("/128" if ":" in a else "/32")
                                      for a in chunk if "/" not in a]
-            found.update(m.member_address(x) for x in s.execute(
-                sa.select(AAP.ip_address).join(SGB, SGB.port_id == AAP.port_id)
-                .where(SGB.security_group_id == group_id,
-                       AAP.ip_address.in_(spelled))).scalars())
+            found.update(a for a in (
+                m.member_address(r.ip_address, r.mac_address) for r in s.execute(
+                    sa.select(AAP.ip_address, AAP.mac_address)
+                    .join(SGB, SGB.port_id == AAP.port_id)
+                    .where(SGB.security_group_id == group_id,
+                           sa.or_(AAP.ip_address.in_(spelled), AAP.mac_address.in_(macs)))))
+                if a in wanted)
         memo[key] = frozenset(found)
     return memo[key]

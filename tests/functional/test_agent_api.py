@@ -859,3 +859,66 @@ def test_an_address_pair_of_a_lone_address_is_one_member_with_the_fixed_ip(api):
     follow()
     assert ip in members()
     assert engine.flows() == Engine.from_view(view).flows()
+
+
+def test_a_whole_family_address_pair_is_a_member_by_its_mac(api):
+    """An allowed address pair 0.0.0.0/0 (or ::/0, or any address with /0)
+    makes its port a member known by the pair's MAC (Neutron bug 1867119):
+    its address would have made every rule naming the group admit every
+    source.  Views and deltas spell it ``0.0.0.0/0@<mac>``; the compiled
+    clause matches the MAC, not every address."""
+    from quantum_ovs.compiler import pipeline
+    from quantum_ovs.compiler.engine import Engine
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    web = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                   status=201).data["security_group"]
+    api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": web["id"], "direction": "ingress", "ethertype": "IPv4",
+        "remote_group_id": web["id"]}}, status=201)
+    net = api.network()
+    api.subnet(net["id"], "10.25.0.0/24")
+    bound_port(api, net["id"], HOST_A, security_groups=[web["id"]])
+    member = bound_port(api, net["id"], HOST_B, security_groups=[web["id"]])
+    mac = member["mac_address"]
+    pairs = [{"ip_address": "10.9.8.7/0"},
+             {"ip_address": "::/0", "mac_address": "FA:16:3E:01:02:03"}]
+    api.put(f"/v2.0/ports/{member['id']}", {"port": {"allowed_address_pairs": pairs}},
+            status=200)
+    first = state(api, HOST_A)
+    view, rev = wire.view_from_dict(first["view"]), first["revision"]
+    engine = Engine.from_view(view)
+
+    def members():
+        return {g.id: g.member_ips for g in view.security_groups}[web["id"]]
+
+    def follow():
+        nonlocal view, rev
+        reply = state(api, HOST_A, since=rev, timeout=0)
+        view = (wire.view_from_dict(reply["view"]) if reply["full"] else
+                wire.apply_delta(view, wire.delta_from_dict(reply["delta"])))
+        if not reply["full"]:
+            engine.apply(wire.delta_from_dict(reply["delta"]))
+        rev = reply["revision"]
+        assert canon(view) == canon(wire.view_from_dict(state(api, HOST_A)["view"]))
+
+    whole = {f"0.0.0.0/0@{mac}", "::/0@fa:16:3e:01:02:03"}
+    assert whole <= members()
+    assert not {"0.0.0.0/0", "::/0"} & members()
+    # (the address clauses of the ingress ACL: each names an address or a MAC;
+    # the pair's address made one of "every IPv4 source")
+    ingress = [f for f in engine.flows() if f.table == pipeline.INGRESS_ACL
+               and any(type(a).__name__ == "Conjunction" for a in f.actions)]
+    assert ingress and not [f for f in ingress
+                            if {x.name for x in f.match} == {"eth_type"}]
+    assert any(f.match.get("eth_src") is not None and f.match.get("eth_src").value == mac
+               for f in ingress)
+    api.put(f"/v2.0/ports/{member['id']}", {"port": {"allowed_address_pairs": pairs[1:]}},
+            status=200)
+    follow()
+    assert f"0.0.0.0/0@{mac}" not in members() and "::/0@fa:16:3e:01:02:03" in members()
+    api.put(f"/v2.0/ports/{member['id']}", {"port": {"allowed_address_pairs": pairs}},
+            status=200)
+    follow()
+    assert whole <= members()
+    assert engine.flows() == Engine.from_view(view).flows()

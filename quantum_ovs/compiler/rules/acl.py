@@ -46,7 +46,7 @@ from quantum_ovs.compiler.rules.common import (
     reg,
 )
 from quantum_ovs.compiler.rules.static import CT_NEW_MATCH, PRIO_CONJ, PRIO_NO_SECURITY
-from quantum_ovs.model import Port, Rule, member_address
+from quantum_ovs.model import Port, Rule, member_address, member_mac
 
 EGRESS = "egress"
 INGRESS = "ingress"
@@ -55,6 +55,9 @@ DIRS = {
     EGRESS: (P.EGRESS_ACL, P.REG_SRC, ("ipv4_dst", "ipv6_dst"), P.L3_ADMIT),
     INGRESS: (P.INGRESS_ACL, P.REG_DST, ("ipv4_src", "ipv6_src"), P.OUTPUT),
 }
+# direction -> the field naming the remote member's MAC (a member known by
+# its MAC: model.member_address)
+MAC_FIELDS = {EGRESS: "eth_dst", INGRESS: "eth_src"}
 # The protocols whose destination port the switch can match (OXM has no
 # DCCP or UDP-Lite port fields, though the API takes port ranges for them).
 _PORT_FIELDS = {6: "tcp_dst", 17: "udp_dst", 132: "sctp_dst"}
@@ -197,8 +200,13 @@ def address_flows(direction: str, address: str, conj_ids) -> list[Flow]:
     if not conj_ids:
         return []
     table, _, (v4name, v6name), _ = DIRS[direction]
-    eth, af = addr_field(v4name, v6name, address)
-    m = mk(eth, af) if af is not None else mk(eth)
+    by_mac = member_mac(address)
+    if by_mac is not None:  # a member that may use any address: its MAC
+        version, mac = by_mac
+        m = mk(F_IPV6 if version == 6 else F_IP, Field(MAC_FIELDS[direction], mac))
+    else:
+        eth, af = addr_field(v4name, v6name, address)
+        m = mk(eth, af) if af is not None else mk(eth)
     cookie = cookies.cookie_for(cookies.KIND_ADDRESS, f"{direction}/{address}")
     return [Flow(table, PRIO_CONJ, m, tuple([conjunction(c, 2, 3) for c in sorted(conj_ids)]),
                  cookie)]

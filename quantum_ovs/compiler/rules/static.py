@@ -110,7 +110,14 @@ def static_flows() -> list[Flow]:
                                                         CT_TRK | CT_EST | CT_INV)), go))
         out.append(_f(table, PRIO_RELATED, mk(Field("ct_state", CT_TRK | CT_REL,
                                                     CT_TRK | CT_REL | CT_INV | CT_EST)), go))
-        out.append(_f(table, PRIO_UNTRACKED, mk(Field("ct_state", 0, CT_TRK)), go))
+        # Untracked (not IP): ARP only into a port; any other Ethertype
+        # (MPLS carries IP past every IP match) meets the table's drop, as
+        # in Neutron's OVS firewall.  (Out of a port with port security
+        # nothing else comes: port security dropped it.)
+        untracked = mk(Field("ct_state", 0, CT_TRK))
+        if table == P.INGRESS_ACL:
+            untracked = mk(F_ARP, Field("ct_state", 0, CT_TRK))
+        out.append(_f(table, PRIO_UNTRACKED, untracked, go))
         for t in types:
             out.append(_f(table, PRIO_ALWAYS, mk(F_IPV6, Field("ip_proto", 58),
                                                   Field("icmpv6_type", t)), go))
