@@ -270,6 +270,15 @@ def reallocate(s, port, requested):
                       for i, (sid, ip) in enumerate(entries)]
 
 
+def append(port, subnet_id, ip):
+    """The port's fixed IPs gain ``ip`` on ``subnet_id``, after those it
+    has (numbered from 0, as everywhere).  Not flushed: a caller that
+    addresses many ports flushes once."""
+    last = max((x.order for x in port.fixed_ips), default=-1)
+    port.fixed_ips.append(models.IPAllocation(subnet_id=subnet_id, ip_address=ip,
+                                              network_id=port.network_id, order=last + 1))
+
+
 def release(s, network_id, addresses):
     """[(subnet_id, ip)] back to their pools."""
     subnets = {x.id: x for x in subnets_of(s, network_id)}

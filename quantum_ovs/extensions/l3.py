@@ -335,11 +335,7 @@ class Routers(Collection):
                                      [{"subnet_id": sub.id}], GATEWAY_OWNER, [sub])
             except exceptions.IpAddressGenerationFailure:
                 break  # (the pools are full: the later gateways go without)
-            last = max((x.order for x in port.fixed_ips), default=-1)
-            s.add(models.IPAllocation(subnet_id=sub.id, ip_address=ip, port_id=port.id,
-                                      network_id=sub.network_id, order=last + 1))
-            s.flush()
-            s.expire(port, ["fixed_ips"])
+            addresses.append(port, sub.id, ip)  # (flushed by the subnet create)
             _bump(self.plugin, port)
             _record(self.plugin, s, "port", port, "update", port.network_id)
             # The router's change recorded, its row not written (no

@@ -134,7 +134,7 @@ class Subnets(Collection):
         their address on it, as Neutron does (add_auto_addrs_on_network_
         ports): those its service types allow, routers' and floating IPs'
         aside; each port's change is recorded (its groups' members too)."""
-        P, A = models.Port, models.IPAllocation
+        P = models.Port
         ports = s.execute(sa.select(P).where(
             P.network_id == net.id, P.device_owner.not_in(NO_AUTO_ADDRESS_OWNERS))
             .order_by(P.id)).scalars().all()
@@ -149,10 +149,8 @@ class Subnets(Collection):
             if not allowed[owner]:
                 continue
             before = changelog.port_membership(port)
-            last = max((x.order for x in port.fixed_ips), default=0)
-            # (appended: one flush for all of them, by the caller)
-            port.fixed_ips.append(A(subnet_id=sub.id, network_id=net.id, order=last + 1,
-                                    ip_address=addresses.eui64(sub.cidr, port.mac_address)))
+            # (one flush for all of them, by the caller)
+            addresses.append(port, sub.id, addresses.eui64(sub.cidr, port.mac_address))
             changelog.bump(port)
             changelog.record(s, "port", port, "update", net.id, before=before)
 
