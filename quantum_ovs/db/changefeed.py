@@ -105,11 +105,16 @@ class ChangeFeed:
             rows = s.execute(sa.select(C.seq, C.resource, C.resource_id, C.network_id, C.host,
                                        C.op, C.detail)
                              .where(C.seq > newest - self.START_ROWS).order_by(C.seq)).all()
-        now = time.monotonic()
         self.floor = self.latest = max(0, newest - self.START_ROWS)
+        self._take(rows, time.monotonic())
+
+    def _take(self, rows, now):
+        """Append ``rows`` (above ``latest``, in order) and move ``latest``
+        to the last; the numbers they skip become gaps, missing since
+        ``now`` (unless missing already).  The lock held, once started."""
         for r in rows:
             for missing in range(self.latest + 1, r.seq):
-                self.gaps[missing] = now
+                self.gaps.setdefault(missing, now)
             self.items.append(Change(*r))
             self.latest = r.seq
 
@@ -223,7 +228,6 @@ class ChangeFeed:
                     if self._expire_gaps():
                         self._wake(mark)
             return 0
-        now = time.monotonic()
         with self.lock:
             mark = self.watermark
             for r in late:
@@ -232,11 +236,7 @@ class ChangeFeed:
                 # past a change must find it there.
                 bisect.insort(self.items, Change(*r), key=_SEQ)
                 self.gaps.pop(r.seq, None)
-            for r in rows:
-                for missing in range(self.latest + 1, r.seq):
-                    self.gaps.setdefault(missing, now)
-                self.items.append(Change(*r))
-                self.latest = r.seq
+            self._take(rows, time.monotonic())
             self._expire_gaps()
             if len(self.items) > self.size:
                 drop = len(self.items) - self.size // 2
