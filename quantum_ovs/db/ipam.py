@@ -53,6 +53,7 @@ import sqlalchemy as sa
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import models
+from quantum_ovs.db.session import is_sqlite
 
 
 def ip_key(ip):
@@ -212,7 +213,7 @@ def _locking(session, query):
     """Row-lock what we are about to change where the database can (SQLite
     serializes writers anyway): concurrent allocations then wait for each
     other instead of failing their compare-and-set and retrying."""
-    if session.get_bind().dialect.name != "sqlite":
+    if not is_sqlite(session):
         return query.with_for_update()
     return query
 
@@ -227,7 +228,7 @@ def lock_subnets(session, network_ids):
     S = models.Subnet
     query = sa.select(S.id).where(S.network_id.in_(sorted(set(network_ids)))).order_by(
         S.created_at, S.id)
-    if not _is_sqlite(session) and not set(network_ids) <= session.info.get(HELD, set()):
+    if not is_sqlite(session) and not set(network_ids) <= session.info.get(HELD, set()):
         session.execute(locking_subnets(session, query, network_ids))
 
 
@@ -235,14 +236,10 @@ def locking_subnets(session, query, network_ids):
     """``query``, a select of the subnets of these networks in (created_at,
     id) order, taking their locks unless this transaction holds them."""
     held = session.info.setdefault(HELD, set())
-    if _is_sqlite(session) or set(network_ids) <= held:
+    if is_sqlite(session) or set(network_ids) <= held:
         return query
     held.update(network_ids)
     return query.with_for_update(key_share=True)
-
-
-def _is_sqlite(session):
-    return session.get_bind().dialect.name == "sqlite"
 
 
 def allocate_next(session, subnet_id, version):

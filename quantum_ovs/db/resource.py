@@ -22,6 +22,7 @@ from sqlalchemy import orm
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import changelog, query
+from quantum_ovs.db.session import is_sqlite
 from quantum_ovs.timeutils import api_time
 
 
@@ -95,7 +96,7 @@ class Collection:
         clause = self.visible(ctx)
         if clause is not None:
             q = q.where(clause)
-        if lock and not self.plugin.db.is_sqlite:
+        if lock and not is_sqlite(s):
             q = q.with_for_update()
         obj = s.execute(q).scalars().first()
         if obj is None:
@@ -153,7 +154,7 @@ def hold(s, model, ids):
     two take turns.  Read what is checked (visibility, in-use) after this,
     by another statement: it then sees what the other committed."""
     ids = sorted(set(ids))
-    if ids and s.get_bind().dialect.name != "sqlite":
+    if ids and not is_sqlite(s):
         s.execute(sa.select(model.id).where(model.id.in_(ids)).order_by(model.id)
                   .with_for_update(read=True, key_share=True))
 

@@ -143,6 +143,12 @@ _MYSQL_LOCKS = "qovs_mysql_locks"
 _LOCK_WAIT = "qovs_lock_wait"
 
 
+def is_sqlite(session):
+    """Whether ``session`` works on SQLite (one writer at a time: no row
+    locks to take)."""
+    return session.get_bind().dialect.name == "sqlite"
+
+
 def transaction_lock(session, name):
     """An exclusive lock on ``name`` held until the write transaction
     ends, whether or not any row exists to lock: PostgreSQL's advisory

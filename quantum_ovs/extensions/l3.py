@@ -52,6 +52,7 @@ from quantum_ovs.api.definitions.provider import NoNetworkAvailable
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import addresses, changelog, gateways, models, rbac
 from quantum_ovs.db.resource import Collection
+from quantum_ovs.db.session import is_sqlite
 from quantum_ovs.timeutils import api_time as _ts
 
 DEFINITION = definition
@@ -321,7 +322,7 @@ class Routers(Collection):
             S.network_id == sub.network_id)) if mode in addresses.AUTO_ADDRESS_MODES}
         q = sa.select(P).where(P.network_id == sub.network_id,
                                P.device_owner == GATEWAY_OWNER).order_by(P.id)
-        if not self.plugin.db.is_sqlite:
+        if not is_sqlite(s):
             # (locked: a gateway cleared meanwhile is waited for, then gone)
             q = q.with_for_update()
         for port in s.execute(q).scalars().all():

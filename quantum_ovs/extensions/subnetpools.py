@@ -44,6 +44,7 @@ from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import address_scopes, changelog, models, prefixes, query, rbac
 from quantum_ovs.db.ipam import ip_key
 from quantum_ovs.db.resource import Collection, std_dict
+from quantum_ovs.db.session import is_sqlite
 
 DEFINITION = definition
 
@@ -192,10 +193,6 @@ def _allocated(s, pool_id, project_id=None):
     return [c for (c,) in s.execute(q)]
 
 
-def _is_sqlite(s):
-    return s.get_bind().dialect.name == "sqlite"
-
-
 def _lock(s, collection, ctx, id_):
     """The row of ``collection`` ``ctx`` sees (ctx None: any), locked for
     update: its not-found error when it is not seen, or when it was
@@ -204,12 +201,12 @@ def _lock(s, collection, ctx, id_):
     collection.row(s, ctx, id_)  # (another project's row is not waited for)
     model = collection.model
     q = sa.select(model).where(model.id == id_)
-    if not _is_sqlite(s):
+    if not is_sqlite(s):
         q = q.with_for_update()
     row = s.execute(q).scalars().first()
     if row is None:
         raise collection.missing(id_)
-    if not _is_sqlite(s):
+    if not is_sqlite(s):
         collection.row(s, ctx, id_)
     return row
 
