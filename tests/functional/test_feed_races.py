@@ -56,6 +56,40 @@ def _wait_for_lock_waiter(api):
     raise AssertionError("the port create never waited for the quota lock")
 
 
+def _port_create_behind_quota_lock(api, net_id):
+    """p1's port create on ``net_id`` (bound to HOST_A), in a thread,
+    waiting for p1's quota lock, which another write holds: (a dict that
+    gets its "port", a function that lets both finish)."""
+    held, release = threading.Event(), threading.Event()
+    locker = _hold_quota_lock(api, "p1", "port", held, release)
+    out = {}
+
+    def create():
+        out["port"] = bound_port(api, net_id, HOST_A)
+    writer = threading.Thread(target=create, daemon=True)
+    writer.start()
+    _wait_for_lock_waiter(api)
+
+    def finish():
+        release.set()
+        writer.join(20)
+        locker.join(20)
+    return out, finish
+
+
+def _follow(api, host, view, rev, polls=3, timeout=1):
+    """(the view, the revision) of an agent of ``host`` at ``view`` and
+    ``rev`` after ``polls`` more polls."""
+    for _ in range(polls):
+        reply = state(api, host, since=rev, timeout=timeout)
+        if reply["full"]:
+            view = wire.view_from_dict(reply["view"])
+        else:
+            view = wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
+        rev = reply["revision"]
+    return view, rev
+
+
 @SERVER_DBS
 @pytest.mark.parametrize("warm", [False, True], ids=["cold_worker", "control_warm_worker"])
 def test_a_worker_whose_feed_starts_during_a_write_gets_that_write(make_api, db_url, warm):
@@ -77,18 +111,10 @@ def test_a_worker_whose_feed_starts_during_a_write_gets_that_write(make_api, db_
     assert api2.plugin is not api.plugin
     if warm:  # control: worker 2's feed exists before the slow write
         state(api2, HOST_B)
-    held, release = threading.Event(), threading.Event()
     t0 = time.monotonic()
-    locker = _hold_quota_lock(api, "p1", "port", held, release)
     before = _max_seq(api)
-    out = {}
-
-    def create():
-        out["port"] = bound_port(api, net["id"], HOST_A)
-    writer = threading.Thread(target=create, daemon=True)
-    writer.start()
-    # the port create flushed its change row and waits for the quota lock
-    _wait_for_lock_waiter(api)
+    # the port create waits for the quota lock
+    out, finish = _port_create_behind_quota_lock(api, net["id"])
     # another write commits meanwhile, with a higher sequence number
     other = api.network(project="p2")
     assert _max_seq(api) > before
@@ -98,22 +124,12 @@ def test_a_worker_whose_feed_starts_during_a_write_gets_that_write(make_api, db_
     assert full2["full"]
 
     print("held for", time.monotonic() - t0)
-    release.set()
-    writer.join(20)
-    locker.join(20)
+    finish()
     assert "port" in out
     pid = out["port"]["id"]
 
     # the agent follows worker 2 from its full view
-    view = wire.view_from_dict(full2["view"])
-    rev = full2["revision"]
-    for _ in range(3):
-        reply = state(api2, HOST_A, since=rev, timeout=1)
-        if reply["full"]:
-            view = wire.view_from_dict(reply["view"])
-        else:
-            view = wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
-        rev = reply["revision"]
+    view, _ = _follow(api2, HOST_A, wire.view_from_dict(full2["view"]), full2["revision"])
     # ... or worker 1, which did see the gap
     reply1 = state(api, HOST_A, since=full2["revision"], timeout=1)
     want = wire.view_from_dict(state(api2, HOST_A)["view"])
@@ -138,17 +154,6 @@ def _api(make_api, db_url, **database):
     return Client(app, plugin, db)
 
 
-def _follow(api, host, view, rev, polls=3, timeout=1):
-    for _ in range(polls):
-        reply = state(api, host, since=rev, timeout=timeout)
-        if reply["full"]:
-            view = wire.view_from_dict(reply["view"])
-        else:
-            view = wire.apply_delta(view, wire.delta_from_dict(reply["delta"]))
-        rev = reply["revision"]
-    return view, rev
-
-
 @SERVER_DBS
 def test_a_write_waiting_past_gap_timeout_for_its_quota_is_delivered(make_api, db_url):
     """A port create waits for its project's quota lock (held by another
@@ -165,23 +170,13 @@ def test_a_write_waiting_past_gap_timeout_for_its_quota_is_delivered(make_api, d
         first = state(api, HOST_A)
         view, rev = wire.view_from_dict(first["view"]), first["revision"]
 
-        held, release = threading.Event(), threading.Event()
-        locker = _hold_quota_lock(api, "p1", "port", held, release)
-        out = {}
-
-        def create():
-            out["port"] = bound_port(api, net["id"], HOST_A)
-        writer = threading.Thread(target=create, daemon=True)
-        writer.start()
-        _wait_for_lock_waiter(api)
+        out, finish = _port_create_behind_quota_lock(api, net["id"])
         t0 = time.monotonic()
         api.network(project="p2")  # commits a higher sequence number
         # the agent keeps polling while the create waits
         while time.monotonic() - t0 < 6.5:
             view, rev = _follow(api, HOST_A, view, rev, polls=1, timeout=0.5)
-        release.set()
-        writer.join(20)
-        locker.join(20)
+        finish()
         assert "port" in out, "the port create failed"
         view, rev = _follow(api, HOST_A, view, rev, polls=3, timeout=1)
         want = wire.view_from_dict(state(api, HOST_A)["view"])
