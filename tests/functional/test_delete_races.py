@@ -93,6 +93,16 @@ def no_5xx(results):
     assert not bad, bad
 
 
+def counted_pair(server, tally, a, b):
+    """One round: pair(a, b), no 5xx, its outcome (the two statuses)
+    counted in ``tally``; returns pair()'s."""
+    r = pair(server.port, a, b)
+    no_5xx(r)
+    key = (r[0][0], r[1][0])
+    tally[key] = tally.get(key, 0) + 1
+    return r
+
+
 # ---------------------------------------------------------------- RBAC
 def unshare_vs_use(server, object_type, object_id, use, made):
     """Rounds of p1 deleting the access_as_shared policy giving p2 the
@@ -107,13 +117,10 @@ def unshare_vs_use(server, object_type, object_id, use, made):
         pol = p1.json("POST", "/v2.0/rbac-policies", {"rbac_policy": {
             "object_type": object_type, "object_id": object_id,
             "action": "access_as_shared", "target_tenant": "p2"}}, want=201)["rbac_policy"]
-        r = pair(server.port,
-                 (lambda c: c.request("DELETE", f"/v2.0/rbac-policies/{pol['id']}"),
-                  dict(project="p1", roles="member")),
-                 (lambda c: use(c, i), dict(project="p2", roles="member")))
-        no_5xx(r)
-        key = (r[0][0], r[1][0])
-        tally[key] = tally.get(key, 0) + 1
+        r = counted_pair(server, tally,
+                         (lambda c: c.request("DELETE", f"/v2.0/rbac-policies/{pol['id']}"),
+                          dict(project="p1", roles="member")),
+                         (lambda c: use(c, i), dict(project="p2", roles="member")))
         if r[1][0] == 201:
             if r[0][0] == 204:
                 both.append(made(r[1][1]))
@@ -175,6 +182,12 @@ def test_rbac_unshare_address_group_vs_rule_create(server):
 
 
 # ---------------------------------------------------------------- routers / FIPs
+def _associate(fip, port):
+    """The request (for pair) associating ``fip`` with ``port``."""
+    return (lambda cl: cl.request("PUT", f"/v2.0/floatingips/{fip['id']}",
+                                  {"floatingip": {"port_id": port["id"]}}), ADMIN)
+
+
 def _l3(c):
     ext = c.json("POST", "/v2.0/networks", {"network": {
         "name": "public", "router:external": True}}, want=201)["network"]
@@ -205,15 +218,11 @@ def test_remove_interface_vs_fip_associate(server):
     for i in range(ROUNDS):
         c.json("PUT", f"/v2.0/routers/{router['id']}/add_router_interface",
                {"subnet_id": sub["id"]})
-        r = pair(server.port,
-                 (lambda cl: cl.request("PUT",
-                                        f"/v2.0/routers/{router['id']}/remove_router_interface",
-                                        {"subnet_id": sub["id"]}), ADMIN),
-                 (lambda cl: cl.request("PUT", f"/v2.0/floatingips/{fip['id']}",
-                                        {"floatingip": {"port_id": port["id"]}}), ADMIN))
-        no_5xx(r)
-        key = (r[0][0], r[1][0])
-        tally[key] = tally.get(key, 0) + 1
+        r = counted_pair(server, tally,
+                         (lambda cl: cl.request(
+                             "PUT", f"/v2.0/routers/{router['id']}/remove_router_interface",
+                             {"subnet_id": sub["id"]}), ADMIN),
+                         _associate(fip, port))
         if r[0][0] == 200 and r[1][0] == 200:
             f = c.json("GET", f"/v2.0/floatingips/{fip['id']}")["floatingip"]
             ifaces = c.json("GET", f"/v2.0/ports?device_id={router['id']}"
@@ -240,14 +249,10 @@ def test_gateway_clear_vs_fip_associate(server):
            {"subnet_id": sub["id"]})
     both, tally = [], {}
     for i in range(ROUNDS):
-        r = pair(server.port,
-                 (lambda cl: cl.request("PUT", f"/v2.0/routers/{router['id']}",
-                                        {"router": {"external_gateway_info": {}}}), ADMIN),
-                 (lambda cl: cl.request("PUT", f"/v2.0/floatingips/{fip['id']}",
-                                        {"floatingip": {"port_id": port["id"]}}), ADMIN))
-        no_5xx(r)
-        key = (r[0][0], r[1][0])
-        tally[key] = tally.get(key, 0) + 1
+        r = counted_pair(server, tally,
+                         (lambda cl: cl.request("PUT", f"/v2.0/routers/{router['id']}", {
+                             "router": {"external_gateway_info": {}}}), ADMIN),
+                         _associate(fip, port))
         if r[0][0] == 200 and r[1][0] == 200:
             f = c.json("GET", f"/v2.0/floatingips/{fip['id']}")["floatingip"]
             rt = c.json("GET", f"/v2.0/routers/{router['id']}")["router"]
@@ -357,14 +362,11 @@ def test_network_unshare_update_vs_port_create(server):
     both, tally = [], {}
     for i in range(ROUNDS):
         p1.json("PUT", f"/v2.0/networks/{net['id']}", {"network": {"shared": True}})
-        r = pair(server.port,
-                 (lambda c: c.request("PUT", f"/v2.0/networks/{net['id']}",
-                                      {"network": {"shared": False}}), ADMIN),
-                 (lambda c: c.request("POST", "/v2.0/ports", {"port": {
-                     "network_id": net["id"]}}), dict(project="p2", roles="member")))
-        no_5xx(r)
-        key = (r[0][0], r[1][0])
-        tally[key] = tally.get(key, 0) + 1
+        r = counted_pair(server, tally,
+                         (lambda c: c.request("PUT", f"/v2.0/networks/{net['id']}",
+                                              {"network": {"shared": False}}), ADMIN),
+                         (lambda c: c.request("POST", "/v2.0/ports", {"port": {
+                             "network_id": net["id"]}}), dict(project="p2", roles="member")))
         if r[0][0] == 200 and r[1][0] == 201:
             both.append(r[1][1]["port"]["id"])
         if r[1][0] == 201:
@@ -388,14 +390,11 @@ def test_network_unexternal_vs_router_gateway_set(server):
     both, tally = [], {}
     for i in range(ROUNDS):
         c.json("PUT", f"/v2.0/networks/{ext['id']}", {"network": {"router:external": True}})
-        r = pair(server.port,
-                 (lambda cl: cl.request("PUT", f"/v2.0/networks/{ext['id']}",
-                                        {"network": {"router:external": False}}), ADMIN),
-                 (lambda cl: cl.request("PUT", f"/v2.0/routers/{router['id']}", {"router": {
-                     "external_gateway_info": {"network_id": ext["id"]}}}), ADMIN))
-        no_5xx(r)
-        key = (r[0][0], r[1][0])
-        tally[key] = tally.get(key, 0) + 1
+        r = counted_pair(server, tally,
+                         (lambda cl: cl.request("PUT", f"/v2.0/networks/{ext['id']}",
+                                                {"network": {"router:external": False}}), ADMIN),
+                         (lambda cl: cl.request("PUT", f"/v2.0/routers/{router['id']}", {"router": {
+                             "external_gateway_info": {"network_id": ext["id"]}}}), ADMIN))
         if r[0][0] == 200 and r[1][0] == 200:
             n = c.json("GET", f"/v2.0/networks/{ext['id']}")["network"]
             rt = c.json("GET", f"/v2.0/routers/{router['id']}")["router"]
@@ -416,15 +415,12 @@ def test_slaac_subnet_create_vs_port_create(server):
     missing, tally = [], {}
     for i in range(ROUNDS):
         net = c.json("POST", "/v2.0/networks", {"network": {"name": "n"}}, want=201)["network"]
-        r = pair(server.port,
-                 (lambda cl: cl.request("POST", "/v2.0/subnets", {"subnet": {
-                     "network_id": net["id"], "cidr": "2001:db8::/64", "ip_version": 6,
-                     "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac"}}), ADMIN),
-                 (lambda cl: cl.request("POST", "/v2.0/ports", {"port": {
-                     "network_id": net["id"]}}), ADMIN))
-        no_5xx(r)
-        key = (r[0][0], r[1][0])
-        tally[key] = tally.get(key, 0) + 1
+        r = counted_pair(server, tally,
+                         (lambda cl: cl.request("POST", "/v2.0/subnets", {"subnet": {
+                             "network_id": net["id"], "cidr": "2001:db8::/64", "ip_version": 6,
+                             "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac"}}), ADMIN),
+                         (lambda cl: cl.request("POST", "/v2.0/ports", {"port": {
+                             "network_id": net["id"]}}), ADMIN))
         if r[0][0] == 201 and r[1][0] == 201:
             p = c.json("GET", f"/v2.0/ports/{r[1][1]['port']['id']}")["port"]
             if not any(x["subnet_id"] == r[0][1]["subnet"]["id"] for x in p["fixed_ips"]):
