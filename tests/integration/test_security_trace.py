@@ -299,6 +299,25 @@ def test_sanity_rule_semantics(rig):
 
 
 # ------------------------------------------------------------------ fixed
+def test_an_established_connection_meets_the_rules_again(rig):
+    """Neutron's OVS firewall re-checks every packet of an established
+    connection in its original direction (ct_state=+est-rel-rpl) against
+    the port's rules (rules.CT_STATES), and marks the connection invalid
+    (ct_mark=1) when no rule allows it: deleting a rule cuts the
+    connections it allowed.  Here port-0-1's group has no rule for TCP 22
+    (say it was deleted); a packet of an established TCP 22 connection
+    to it (not a reply) must be dropped, one to TCP 80 passes."""
+    a, v = port(rig, "port-0-0"), port(rig, "port-0-1")
+    verdict = trace(rig, inp(rig, "port-0-0", ip4(a, v, 6, tcp_src=40000, tcp_dst=22)),
+                    ct="trk,est")
+    assert not delivered(rig, verdict, "port-0-1"), (
+        "an established (non-reply) TCP 22 packet reaches a port whose rules do not "
+        "allow TCP 22:\n" + rig.last_trace[-2500:])
+    ok = trace(rig, inp(rig, "port-0-0", ip4(a, v, 6, tcp_src=40000, tcp_dst=80)),
+               ct="trk,est")
+    assert delivered(rig, ok, "port-0-1"), rig.last_trace[-2500:]
+
+
 def _raw(src_mac, dst_mac, ethertype, in_port):
     return f"in_port={in_port},dl_src={src_mac},dl_dst={dst_mac},dl_type={ethertype:#06x}"
 

@@ -45,7 +45,7 @@ from quantum_ovs.compiler.rules.common import (
     port_masks,
     reg,
 )
-from quantum_ovs.compiler.rules.static import CT_NEW_MATCH, PRIO_CONJ, PRIO_NO_SECURITY
+from quantum_ovs.compiler.rules.static import CT_RULE_MATCH, PRIO_CONJ, PRIO_NO_SECURITY
 from quantum_ovs.model import Port, Rule, member_address, member_mac
 
 EGRESS = "egress"
@@ -103,7 +103,7 @@ def rule_matches(rule: Rule) -> tuple[Match, ...]:
         return ()
     v6 = rule.ethertype == "IPv6"
     eth = F_IPV6 if v6 else F_IP
-    base = [CT_NEW_MATCH, eth]
+    base = [CT_RULE_MATCH, eth]
     if rule.remote_ip_prefix:
         v4name, v6name = DIRS[rule.direction][2]
         peth, pf = addr_field(v4name, v6name, rule.remote_ip_prefix)

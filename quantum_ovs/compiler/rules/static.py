@@ -9,8 +9,8 @@ from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
     CT_EST,
     CT_INV,
-    CT_NEW,
     CT_REL,
+    CT_RPL,
     CT_TRK,
     Ct,
     Field,
@@ -34,7 +34,12 @@ PRIO_CONJ = 40
 
 NET_ZONE = Move(P.REG_NET, P.REG_ZONE, 16)
 
-CT_NEW_MATCH = Field("ct_state", CT_NEW | CT_TRK, CT_NEW | CT_TRK | CT_INV | CT_EST)
+# What a rule is checked against: every tracked, valid packet in the
+# direction that opened its connection, the first (+new) and every later one
+# (+est-rpl), so that a rule removed stops the connections it let open, as
+# Neutron's OVS firewall does.  Replies (+est+rpl) and related packets pass
+# above the rules (PRIO_ESTABLISHED, PRIO_RELATED).
+CT_RULE_MATCH = Field("ct_state", CT_TRK, CT_TRK | CT_INV | CT_RPL)
 
 # L3_ROUTE: what no router forwards (Linux's ip_route_input "martian" and
 # ip6_forward's scope checks), above the TTL punt (900, router.PRIO_TTL: a
@@ -106,8 +111,9 @@ def static_flows() -> list[Flow]:
         go = [GotoTable(nxt)]
         out.append(_f(table, PRIO_INVALID, mk(Field("ct_state", CT_TRK | CT_INV,
                                                     CT_TRK | CT_INV))))
-        out.append(_f(table, PRIO_ESTABLISHED, mk(Field("ct_state", CT_TRK | CT_EST,
-                                                        CT_TRK | CT_EST | CT_INV)), go))
+        out.append(_f(table, PRIO_ESTABLISHED, mk(Field("ct_state", CT_TRK | CT_EST | CT_RPL,
+                                                        CT_TRK | CT_EST | CT_RPL | CT_INV)),
+                      go))
         out.append(_f(table, PRIO_RELATED, mk(Field("ct_state", CT_TRK | CT_REL,
                                                     CT_TRK | CT_REL | CT_INV | CT_EST)), go))
         # Untracked (not IP): ARP only into a port; any other Ethertype

@@ -692,12 +692,12 @@ def test_without_snat_tenant_addresses_are_routed_both_ways_by_the_active_gatewa
                "eth_dst": gw.mac_address, "eth_type": 0x0800, "ip_proto": 6,
                "ipv4_src": INTERNET, "ipv4_dst": port.ips[0], "tcp_src": 80,
                "tcp_dst": 40000}
-    back = Tracer(e.flows()).run(inbound, ct_state=CT_EST | CT_TRK)
+    back = Tracer(e.flows()).run(inbound, ct_state=CT_EST | CT_RPL | CT_TRK)
     assert back.ports == [vif] and back.outputs[0].get("ipv4_dst") == port.ips[0]
     assert e.flows() == _full(e)
     # with SNAT on, nothing but the gateway address is admitted that way
     snat = _engine(_view(hosts=(HOST, "gw-2"), fips=0, forwardings=False))
-    assert not Tracer(snat.flows()).run(inbound, ct_state=CT_EST | CT_TRK).ports
+    assert not Tracer(snat.flows()).run(inbound, ct_state=CT_EST | CT_RPL | CT_TRK).ports
 
 
 def _scoped(hosts, unnatted=("10.0.0.0/24",)):
@@ -810,7 +810,7 @@ def test_ipv6_of_another_address_scope_neither_leaves_nor_enters():
                                           "eth_src": gw.mac_address, **v6pkt})
         assert [o.port for o in out.outputs] == ([PATCH_OFPORT] if passes else [])
         back = Tracer(active.flows()).run({**inbound, "eth_dst": gw.mac_address},
-                                          ct_state=CT_EST | CT_TRK)
+                                          ct_state=CT_EST | CT_RPL | CT_TRK)
         assert back.ports == ([vif] if passes else []), (ifc_scope, gw_scope)
         assert active.flows() == _full(active) and compute.flows() == _full(compute)
         # IPv4 with SNAT on is not concerned: it leaves translated
@@ -891,7 +891,7 @@ def test_an_extra_route_through_a_subnet_of_another_scope_is_not_let_in_untransl
             "in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC, "eth_type": 0x86DD,
             "ip_proto": 17, "ipv6_src": "2001:db8:99::1", "ipv6_dst": "fd00:77::5",
             "udp_src": 53, "udp_dst": 5000, "eth_dst": gw.mac_address},
-            ct_state=CT_EST | CT_TRK)
+            ct_state=CT_EST | CT_RPL | CT_TRK)
         assert back.ports == ([vif] if passes else []), scope
         # and the route's change reaches the gateway's flows incrementally
         from quantum_ovs.model import Delta

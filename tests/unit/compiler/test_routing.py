@@ -13,7 +13,7 @@ import pytest
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.engine import Engine
-from quantum_ovs.compiler.flow import CT_EST, CT_NEW, OFPP_IN_PORT
+from quantum_ovs.compiler.flow import CT_EST, CT_NEW, CT_RPL, OFPP_IN_PORT
 from quantum_ovs.compiler.synth import (
     default_group,
     make_network,
@@ -195,7 +195,7 @@ def test_routed_connection_meets_in_the_router_zone_both_ways(w):
         assert tr.commits and {z for z, _ in tr.commits} == {zone[host]}
 
     def est_in_router_zone(z, _pkt):
-        return CT_EST if z in zone.values() else CT_NEW
+        return CT_EST | CT_RPL if z in zone.values() else CT_NEW
 
     reply = dict(eth_dst=R1, eth_type=0x0800, ipv4_dst="10.0.0.10", ip_proto=6, tcp_src=80,
                  tcp_dst=40000, nw_ttl=64)
@@ -213,7 +213,7 @@ def test_same_host_reply_is_established_in_the_router_zone(w):
     assert {z for z, _ in tr.commits} == {zone}
     reply = dict(eth_dst=R1, eth_type=0x0800, ipv4_dst="10.0.0.10", ip_proto=6, tcp_src=80,
                  tcp_dst=40000)
-    tr = w.send("port-1-0", lambda z, _p: CT_EST if z == zone else CT_NEW, **reply)
+    tr = w.send("port-1-0", lambda z, _p: CT_EST | CT_RPL if z == zone else CT_NEW, **reply)
     assert tr.ports == [w.ofport("port-0-0")]
 
 

@@ -1,0 +1,99 @@
+"""Security-group semantics on the whole chain (server -> agent -> a
+private Open vSwitch, instances as namespaces), with real traffic and the
+switch's real conntrack (found by a review of the data plane, session 20;
+each test failed before its fix).  Each first shows the path works, so that
+a failure is the defect.
+"""
+
+import subprocess
+import sys
+import time
+
+from tests.integration.test_agent import api, server, vm  # noqa: F401 (fixtures)
+from tests.integration.test_security_groups import (  # noqa: F401
+    Listener,
+    agent,
+    eventually,
+    group,
+    reach,
+)
+
+ECHO_SERVER = r"""
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(16)
+print("ready", flush=True)
+def serve(c):
+    while True:
+        d = c.recv(100)
+        if not d:
+            return
+        c.sendall(b"echo:" + d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+# One long-lived connection: each line on stdin is sent, and the echo (or
+# "timeout") printed.
+HOLD_CLIENT = r"""
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+print("connected", flush=True)
+for line in sys.stdin:
+    try:
+        s.sendall(line.strip().encode())
+        s.settimeout(3)
+        print(s.recv(100).decode() or "closed", flush=True)
+    except OSError as e:
+        print("timeout", type(e).__name__, flush=True)
+"""
+
+
+def _ns_py(inst, code, *args, **kw):
+    return subprocess.Popen(["ip", "netns", "exec", inst.ns, sys.executable, "-c", code,
+                             *map(str, args)], text=True, stdout=subprocess.PIPE, **kw)
+
+
+def test_deleting_a_rule_cuts_the_connections_it_allowed(ovs, api, agent):  # noqa: F811
+    """Neutron's OVS firewall (CT_STATES: +est-rel-rpl is matched against
+    the rules like +new) and its iptables firewall (conntrack entries of
+    removed rules deleted) both cut an established connection when the rule
+    that allowed it is deleted; so does ours (rules/static.py
+    CT_RULE_MATCH)."""
+    net, _ = api.network("10.31.0.0/24")
+    cli_g, _ = group(api, "h2-clients", [])
+    srv_g, rules = group(api, "h2-servers", [
+        {"direction": "ingress", "protocol": "tcp", "port_range_min": 8080,
+         "port_range_max": 8080, "remote_ip_prefix": "0.0.0.0/0"}])
+    p_srv, srv = vm(ovs, api, net, security_groups=[srv_g])
+    p_cli, cli = vm(ovs, api, net, security_groups=[cli_g])
+    for p in (p_srv, p_cli):
+        assert api.wait_status(p["id"], "ACTIVE")
+    server_proc = _ns_py(srv, ECHO_SERVER, 8080)
+    client = None
+    try:
+        assert server_proc.stdout.readline().strip() == "ready"
+        client = _ns_py(cli, HOLD_CLIENT, srv.ip, 8080, stdin=subprocess.PIPE)
+        assert client.stdout.readline().strip() == "connected"
+
+        def say(word):
+            client.stdin.write(word + "\n")
+            client.stdin.flush()
+            return client.stdout.readline().strip()
+
+        assert say("one") == "echo:one"  # the connection works
+        api("DELETE", f"/v2.0/security-group-rules/{rules[0]['id']}")
+        # the deletion is on the switch: new connections are refused
+        assert eventually(lambda: reach(cli, "tcp", srv.ip, 8080), want=False)
+        time.sleep(0.5)
+        got = say("two")
+        assert got != "echo:two", (
+            "the established TCP 8080 connection still carries data after the only rule "
+            "allowing TCP 8080 to the server was deleted")
+    finally:
+        if client is not None:
+            client.kill()
+            client.wait(5)
+        server_proc.kill()
+        server_proc.wait(5)
