@@ -181,6 +181,11 @@ class SecurityGroup:
     # spelled as member_address does; what remote_group_id rules of other
     # groups match against.
     member_ips: frozenset[str] = frozenset()
+    # False: a stateless group (stateful-security-group): its ports' packets
+    # are checked against its rules in both directions, replies included,
+    # with no connection tracking.  (Shown for the groups of the host's own
+    # ports; a group the host needs only for its members is True.)
+    stateful: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,8 +92,11 @@ def _rule(r):
 
 
 def _group(g):
-    return {"id": g.id, "rules": [_rule(r) for r in g.rules],
-            "member_ips": sorted(g.member_ips)}
+    d = {"id": g.id, "rules": [_rule(r) for r in g.rules],
+         "member_ips": sorted(g.member_ips)}
+    if not g.stateful:  # (absent: stateful, as before stateless groups)
+        d["stateful"] = False
+    return d
 
 
 def _address_group(a):
@@ -106,7 +109,8 @@ def _address_group_from(d):
 
 def _group_from(d):
     return m.SecurityGroup(id=d["id"], rules=tuple(m.Rule(**r) for r in d.get("rules", ())),
-                           member_ips=frozenset(d.get("member_ips", ())))
+                           member_ips=frozenset(d.get("member_ips", ())),
+                           stateful=d.get("stateful", True))
 
 
 def _host(h):
@@ -292,11 +296,12 @@ def apply_delta(view, delta):
     for gr in delta.group_rules:
         g = groups.get(gr.security_group_id)
         if g is not None:
-            groups[g.id] = m.SecurityGroup(g.id, gr.rules, g.member_ips)
+            groups[g.id] = m.SecurityGroup(g.id, gr.rules, g.member_ips, g.stateful)
     for gm in delta.group_members:
         g = groups.get(gm.security_group_id)
         if g is not None:
-            groups[g.id] = m.SecurityGroup(g.id, g.rules, gm.applied_to(g.member_ips))
+            groups[g.id] = m.SecurityGroup(g.id, g.rules, gm.applied_to(g.member_ips),
+                                           g.stateful)
     # Whole with groups_complete or groups_kept: all the host needs.
     ag_complete = delta.groups_complete or delta.groups_kept is not None
     address_groups = merge(() if ag_complete else view.address_groups,

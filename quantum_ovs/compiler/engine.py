@@ -445,7 +445,7 @@ class Engine:
         for gr in delta.group_rules:
             g = self.groups.get(gr.security_group_id)
             if g is not None:
-                self._set_group(SecurityGroup(g.id, gr.rules, g.member_ips))
+                self._set_group(SecurityGroup(g.id, gr.rules, g.member_ips, g.stateful))
         for gm in delta.group_members:
             g = self.groups.get(gm.security_group_id)
             if g is None:
@@ -457,7 +457,7 @@ class Engine:
             new = gm.members - cur
             if gone or new:
                 self._set_group(SecurityGroup(g.id, g.rules, (cur - gone) | new if gone
-                                              else cur | new))
+                                              else cur | new, g.stateful))
         self.revision = max(self.revision, delta.revision)
         return self._flush()
 
@@ -794,14 +794,14 @@ class Engine:
             self.alloc.next_conj += 1
         return cid
 
-    def _contributions(self, rules) -> Counter:
+    def _contributions(self, rules, stateful: bool) -> Counter:
         out = Counter()
         for r in rules:
-            key = acl_rules.conj_key(r)
+            key = acl_rules.conj_key(r, stateful)
             if key is None or key[0] != r.security_group_id:
                 continue
             ident = (self._conj_id(key), acl_rules.n_clauses(key))
-            for tm in acl_rules.rule_contributions(r):
+            for tm in acl_rules.rule_contributions(r, stateful):
                 out[(tm, ident)] += 1
         return out
 
@@ -811,6 +811,7 @@ class Engine:
             return
         self.groups[g.id] = g
         old_rules = old.rules if old is not None else ()
+        old_stateful = old.stateful if old is not None else True
         old_members = old.member_ips if old is not None else frozenset()
         if old_members != g.member_ips:
             added = g.member_ips - old_members
@@ -827,12 +828,16 @@ class Engine:
                 if self.remote_refs.get((g.id, d)):
                     self._mark_members(g.id, d, added)
                     self._mark_members(g.id, d, removed)
-        if old_rules != g.rules:
-            self._rules_changed(g.id, old_rules, g.rules)
+        if old_stateful != g.stateful:  # its ports go to other tables
+            for pid in self.group_ports.get(g.id, ()):
+                self._dirty.add((PORT_ACL, pid))
+        if old_rules != g.rules or old_stateful != g.stateful:
+            self._rules_changed(g.id, old_rules, g.rules, old_stateful, g.stateful)
 
-    def _rules_changed(self, gid: str, old_rules, new_rules) -> None:
+    def _rules_changed(self, gid: str, old_rules, new_rules, old_stateful: bool = True,
+                       stateful: bool = True) -> None:
         dirty = self._dirty
-        new_keys = Counter(k for k in map(acl_rules.conj_key, new_rules)
+        new_keys = Counter(k for k in (acl_rules.conj_key(r, stateful) for r in new_rules)
                            if k is not None and k[0] == gid)
         old_keys = self.sg_keys.get(gid, Counter())
         if new_keys:
@@ -854,8 +859,8 @@ class Engine:
                         if not refs:
                             del self.remote_refs[(remote, d)]
                     self._mark_members(remote, d, self._remote_addresses(remote))
-        before = self._contributions(old_rules)
-        after = self._contributions(new_rules)
+        before = self._contributions(old_rules, old_stateful)
+        after = self._contributions(new_rules, stateful)
         if before == after:
             return
         refs = self.match_refs
@@ -1117,10 +1122,14 @@ class Engine:
             return []
         by_dir: dict = {}
         conj = self.alloc.conj_ids
+        stateful = True
         for g in p.security_groups:
             for key in self.sg_keys.get(g, ()):
                 by_dir.setdefault(key[1], []).append((conj[key], 3 if key[2] else 2))
-        return acl_rules.port_acl_flows(p, ofport, by_dir)
+            group = self.groups.get(g)
+            if group is not None and not group.stateful:
+                stateful = False  # (the API keeps a port from mixing them)
+        return acl_rules.port_acl_flows(p, ofport, by_dir, stateful)
 
     def _compute_group(self, owner) -> list[Flow]:
         key = owner[1:]

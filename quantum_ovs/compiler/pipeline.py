@@ -55,14 +55,19 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     (reg6), or the router's for a packet to or from one of
                     its interface MACs (routed traffic: both directions of a
                     connection meet in the router's zone on every host).
-  40 EGRESS_ACL     security groups of the source port (reg5): established /
-                    related pass, invalid drops, new is matched against the
-                    rules (remote groups by conjunction).  Nothing is
+  40 EGRESS_ACL     security groups of the source port (reg5): replies and
+                    related pass, invalid drops, the rest (new, and later
+                    packets the same way) is matched against the rules
+                    (remote groups by conjunction); a stateless port's IP
+                    goes to EGRESS_ACL_SL instead.  Nothing is
                     committed here: a commit leaves the packet untracked for
                     the ingress check, and a connection the destination
                     refuses must not exist.
                     Packets from the outside (reg4 FROM_REMOTE) pass (to
                     L2_LOOKUP: they were routed by their sender's host).
+  42 EGRESS_ACL_SL  a stateless port's IP (its groups are stateless, see
+                    model.SecurityGroup): its rules, whatever the conntrack
+                    state, nothing passing otherwise.
   44 L3_ADMIT       IP to a router interface MAC (reg6, eth_dst): reg2 =
                     the router, the Ethernet addresses turned around (the
                     interface's MAC as source), on to L3_ROUTE; the rest
@@ -116,7 +121,9 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
   58 INGRESS_CT     IP that an earlier commit left untracked (a flood to
                     several ports) is looked up again before INGRESS_ACL.
   60 INGRESS_ACL    security groups of the destination port (reg7), same
-                    conntrack state as the egress check.
+                    conntrack state as the egress check; a stateless port's
+                    IP to INGRESS_ACL_SL.
+  62 INGRESS_ACL_SL the same as EGRESS_ACL_SL, for the destination port.
   70 OUTPUT         reg7 -> output to that ofport.
 
 Registers::
@@ -190,6 +197,7 @@ EXT_DNAT = 24
 EXT_CT = 26
 CT_LOOKUP = 30
 EGRESS_ACL = 40
+EGRESS_ACL_SL = 42
 L3_ADMIT = 44
 L3_ROUTE = 46
 L3_SNAT = 47
@@ -199,6 +207,7 @@ REMOTE_OUT = 52
 FLOOD = 55
 INGRESS_CT = 58
 INGRESS_ACL = 60
+INGRESS_ACL_SL = 62
 OUTPUT = 70
 
 REG_NEXTHOP = "reg0"
@@ -340,8 +349,16 @@ TABLES: dict[int, TableSpec] = {
             _ACL_COMMON | _fs(REG_SRC, "ipv4_dst", "ipv6_dst", "eth_dst"),
             _fs(),
             frozenset({Ct, Conjunction, GotoTable}),
-            _fs(L3_ADMIT, L2_LOOKUP),
+            _fs(EGRESS_ACL_SL, L3_ADMIT, L2_LOOKUP),
             "security groups of the source port",
+        ),
+        TableSpec(
+            EGRESS_ACL_SL, "egress_acl_stateless",
+            _ACL_COMMON | _fs(REG_SRC, "ipv4_dst", "ipv6_dst", "eth_dst"),
+            _fs(),
+            frozenset({Conjunction, GotoTable}),
+            _fs(L3_ADMIT),
+            "stateless security groups of the source port",
         ),
         TableSpec(
             L3_ADMIT, "l3_admit",
@@ -424,8 +441,16 @@ TABLES: dict[int, TableSpec] = {
             _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src"),
             _fs(),
             frozenset({Ct, Conjunction, GotoTable}),
-            _fs(OUTPUT),
+            _fs(INGRESS_ACL_SL, OUTPUT),
             "security groups of the destination port",
+        ),
+        TableSpec(
+            INGRESS_ACL_SL, "ingress_acl_stateless",
+            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src"),
+            _fs(),
+            frozenset({Conjunction, GotoTable}),
+            _fs(OUTPUT),
+            "stateless security groups of the destination port",
         ),
         TableSpec(
             OUTPUT, "output",

@@ -22,7 +22,7 @@ from quantum_ovs.db.address_scopes import same_scope, scopes_of_subnets
 P, B, A = models.Port, models.PortBinding, models.IPAllocation
 N, SEG, S = models.Network, models.NetworkSegment, models.Subnet
 AAP, SGB = models.AllowedAddressPair, models.SecurityGroupPortBinding
-R, AG = models.SecurityGroupRule, models.Agent
+R, AG, SG = models.SecurityGroupRule, models.Agent, models.SecurityGroup
 IB = models.InactivePortBinding
 RT, RP, RR = models.Router, models.RouterPort, models.RouterRoute
 GH, FIP, PF = models.RouterGatewayHost, models.FloatingIP, models.PortForwarding
@@ -254,8 +254,13 @@ def load_some_groups(s, local_group_ids, only=None, rules=None):
     if only is not None:
         ids &= set(only)
     members = load_members(s, remote & ids)
+    stateless = set()
+    for chunk in _chunks(sorted(local & ids)):
+        stateless.update(s.execute(sa.select(SG.id).where(
+            SG.id.in_(chunk), SG.stateful == sa.false())).scalars())
     return [m.SecurityGroup(id=g, rules=rules.get(g, ()) if g in local else (),
-                            member_ips=members.get(g, frozenset())) for g in sorted(ids)]
+                            member_ips=members.get(g, frozenset()),
+                            stateful=g not in stateless) for g in sorted(ids)]
 
 
 def load_address_groups(s, ids):

@@ -280,7 +280,7 @@ def test_long_poll_wakes_only_the_hosts_concerned(api):
 OPS = ["add_local", "add_remote", "del_port", "move_port", "new_net_local",
        "update_port", "add_subnet", "del_net", "rule", "member", "retunnel",
        "member", "regroup", "readdress", "unrule", "ag_rule", "ag_add", "ag_remove",
-       "rule", "regroup"]
+       "rule", "regroup", "restate"]
 # Partial group updates (issue 17) and the older format (whole groups on
 # rule or local port changes).
 PARTIAL, WHOLE = "group_members,group_rules", "group_members"
@@ -306,6 +306,9 @@ def test_deltas_equal_full_views(api, seed, features):
     rnd = random.Random(seed)
     web = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
                    status=201).data["security_group"]["id"]
+    # a stateless group (its ports' flows in tables of their own)
+    lone = api.post("/v2.0/security-groups", {"security_group": {
+        "name": "lone", "stateful": False}}, status=201).data["security_group"]["id"]
     register(api, HOST_A, "192.0.2.1")
     register(api, HOST_B, "192.0.2.2")
     register(api, HOST_C, "192.0.2.3")
@@ -374,7 +377,7 @@ def test_deltas_equal_full_views(api, seed, features):
                 # Into, out of and between the two groups.
                 p = rnd.choice(ports)
                 groups = rnd.choice([[], [default_group(api)], [web],
-                                     [default_group(api), web]])
+                                     [default_group(api), web], [lone]])
                 p.update(api.put(f"/v2.0/ports/{p['id']}", {"port": {"security_groups": groups}},
                                  admin=True, status=200).data["port"])
             elif op == "readdress" and ports:
@@ -407,6 +410,11 @@ def test_deltas_equal_full_views(api, seed, features):
                     addr = rnd.choice(have)
                 api.put(f"/v2.0/address-groups/{gid}/{op[3:]}_addresses",
                         {"addresses": [addr]})
+            elif op == "restate":
+                # 409 while a port is in it
+                r = api.put(f"/v2.0/security-groups/{lone}", {"security_group": {
+                    "stateful": rnd.random() < .5}})
+                assert r.status_int in (200, 409), r.text
             elif op == "rule":
                 # Ingress from either group (a remote group) or to a port.
                 tcp = 1000 + rnd.randrange(1000)
@@ -415,7 +423,7 @@ def test_deltas_equal_full_views(api, seed, features):
                                    {"protocol": "tcp", "port_range_min": tcp,
                                     "port_range_max": tcp}])
                 r = api.post("/v2.0/security-group-rules", {"security_group_rule": dict(
-                    security_group_id=rnd.choice([default_group(api), web]),
+                    security_group_id=rnd.choice([default_group(api), web, lone]),
                     direction="ingress", ethertype="IPv4", **rule)})
                 assert r.status_int in (201, 409), r.text  # 409: exists already
         reply = state(api, HOST_A, since=rev, timeout=0, features=features)

@@ -97,3 +97,36 @@ def test_deleting_a_rule_cuts_the_connections_it_allowed(ovs, api, agent):  # no
             client.wait(5)
         server_proc.kill()
         server_proc.wait(5)
+
+
+def test_stateless_group_does_not_admit_replies(ovs, api, agent):  # noqa: F811
+    """The API offers stateful-security-group and takes "stateful": false;
+    in Neutron a stateless group tracks nothing, so the return traffic of a
+    connection needs a rule of its own.  Port A (stateless group, egress
+    rules only) pings B (which admits ICMP): the echo replies must not get
+    into A, since no ingress rule of A's group admits them (before the
+    stateless tables, the group was enforced as a stateful one)."""
+    net, _ = api.network("10.32.0.0/24")
+    sl = api("POST", "/v2.0/security-groups",
+             {"security_group": {"name": "h2-stateless", "stateful": False}})["security_group"]
+    assert sl["stateful"] is False
+    rules = api("GET", f"/v2.0/security-group-rules?security_group_id={sl['id']}")
+    directions = {r["direction"] for r in rules["security_group_rules"]}
+    assert directions == {"egress"}, rules  # the default egress rules only
+    pingable, _ = group(api, "h2-pingable", [
+        {"direction": "ingress", "protocol": "icmp", "remote_ip_prefix": "0.0.0.0/0"}])
+    p_a, a = vm(ovs, api, net, security_groups=[sl["id"]])
+    p_b, b = vm(ovs, api, net, security_groups=[pingable])
+    for p in (p_a, p_b):
+        assert api.wait_status(p["id"], "ACTIVE")
+    # the path works: with an ingress ICMP rule on A's group, A's pings of B
+    # (and their replies) pass
+    extra = api("POST", "/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": sl["id"], "direction": "ingress", "ethertype": "IPv4",
+        "protocol": "icmp"}})["security_group_rule"]
+    assert eventually(lambda: a.ping(b.ip, wait=0.5))
+    api("DELETE", f"/v2.0/security-group-rules/{extra['id']}")
+    assert eventually(lambda: b.ping(a.ip, wait=0.5), want=False)  # the rule is gone
+    time.sleep(0.5)
+    assert not a.ping(b.ip, count=2, wait=1), (
+        "echo replies reached a port of a stateless group that has no ingress rule")

@@ -24,9 +24,17 @@ member one flow, whatever the number of ports, rules and members.  Flows
 with the same match at the same priority are one flow for the switch, so
 each clause flow is owned by what it matches on (the port, the rule match,
 the address) and carries the conjunctions of every key that needs it.
-All clause flows and accepts share priority PRIO_CONJ; ``est``/``rel``
-state passes above, anything that completes no conjunction falls through
-to the table's drop.
+All clause flows and accepts share priority PRIO_CONJ; replies and
+related packets pass above, anything that completes no conjunction falls
+through to the table's drop.
+
+A stateless group's keys have directions of their own ("egress-stateless",
+"ingress-stateless"), in tables of their own (EGRESS_ACL_SL,
+INGRESS_ACL_SL): their rules match whatever the conntrack state, their
+accepts commit nothing, and a port of stateless groups sends its IP there
+from the top of the stateful tables (above the reply, related and invalid
+flows), so that replies pass only by its rules (Neutron's stateless
+groups; the API keeps a port from mixing stateful and stateless groups).
 """
 
 from __future__ import annotations
@@ -50,14 +58,24 @@ from quantum_ovs.model import Port, Rule, member_address, member_mac
 
 EGRESS = "egress"
 INGRESS = "ingress"
+EGRESS_SL = "egress-stateless"
+INGRESS_SL = "ingress-stateless"
 # direction -> (table, register naming the port, remote address fields, next)
 DIRS = {
     EGRESS: (P.EGRESS_ACL, P.REG_SRC, ("ipv4_dst", "ipv6_dst"), P.L3_ADMIT),
     INGRESS: (P.INGRESS_ACL, P.REG_DST, ("ipv4_src", "ipv6_src"), P.OUTPUT),
+    EGRESS_SL: (P.EGRESS_ACL_SL, P.REG_SRC, ("ipv4_dst", "ipv6_dst"), P.L3_ADMIT),
+    INGRESS_SL: (P.INGRESS_ACL_SL, P.REG_DST, ("ipv4_src", "ipv6_src"), P.OUTPUT),
 }
+# a rule's direction -> its key's direction in a stateless group
+STATELESS = {EGRESS: EGRESS_SL, INGRESS: INGRESS_SL}
+# a stateless port's IP leaves the stateful table here: above the reply,
+# related and invalid flows (static.py), below ND and DHCP replies
+PRIO_STATELESS = 115
 # direction -> the field naming the remote member's MAC (a member known by
 # its MAC: model.member_address)
-MAC_FIELDS = {EGRESS: "eth_dst", INGRESS: "eth_src"}
+MAC_FIELDS = {EGRESS: "eth_dst", INGRESS: "eth_src", EGRESS_SL: "eth_dst",
+              INGRESS_SL: "eth_src"}
 # The protocols whose destination port the switch can match (OXM has no
 # DCCP or UDP-Lite port fields, though the API takes port ranges for them).
 _PORT_FIELDS = {6: "tcp_dst", 17: "udp_dst", 132: "sctp_dst"}
@@ -66,21 +84,25 @@ _COMMIT = Ct(commit=True, zone_src=P.REG_ZONE)
 # untracked, and egress-accepted traffic to other hosts is committed on its
 # way out, in L2_LOOKUP / FLOOD).
 ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
-          INGRESS: (_COMMIT, GotoTable(DIRS[INGRESS][3]))}
+          INGRESS: (_COMMIT, GotoTable(DIRS[INGRESS][3])),
+          EGRESS_SL: (GotoTable(DIRS[EGRESS_SL][3]),),
+          INGRESS_SL: (GotoTable(DIRS[INGRESS_SL][3]),)}
 
 
 # The remote of a conjunction key whose rules name an address group.
 ADDRESS_GROUP_PREFIX = "address-group:"
 
 
-def conj_key(rule: Rule):
-    """The conjunction key a rule belongs to, or None for a bad direction."""
-    if rule.direction not in DIRS:
+def conj_key(rule: Rule, stateful: bool = True):
+    """The conjunction key a rule of a group (``stateful`` or not) belongs
+    to, or None for a bad direction."""
+    if rule.direction not in STATELESS:
         return None
     remote = rule.remote_group_id or None
     if remote is None and rule.remote_address_group_id:
         remote = ADDRESS_GROUP_PREFIX + rule.remote_address_group_id
-    return (rule.security_group_id, rule.direction, remote)
+    return (rule.security_group_id,
+            rule.direction if stateful else STATELESS[rule.direction], remote)
 
 
 def address_key(cidr: str) -> str:
@@ -94,16 +116,17 @@ def n_clauses(key) -> int:
 
 
 @lru_cache(maxsize=65536)
-def rule_matches(rule: Rule) -> tuple[Match, ...]:
+def rule_matches(rule: Rule, stateful: bool = True) -> tuple[Match, ...]:
     """The rule's clause-1 matches (a port range may need several).  Empty
     if the rule can never match (e.g. an IPv6 prefix on an IPv4 rule) or
     cannot be matched as written (a port range of DCCP or UDP-Lite: the
-    rule fails closed, see _PORT_FIELDS)."""
-    if rule.direction not in DIRS:
+    rule fails closed, see _PORT_FIELDS).  A stateless group's rule
+    matches whatever the conntrack state."""
+    if rule.direction not in STATELESS:
         return ()
     v6 = rule.ethertype == "IPv6"
     eth = F_IPV6 if v6 else F_IP
-    base = [CT_RULE_MATCH, eth]
+    base = [CT_RULE_MATCH, eth] if stateful else [eth]
     if rule.remote_ip_prefix:
         v4name, v6name = DIRS[rule.direction][2]
         peth, pf = addr_field(v4name, v6name, rule.remote_ip_prefix)
@@ -146,18 +169,22 @@ def rule_matches(rule: Rule) -> tuple[Match, ...]:
     return tuple(mk(*base, Field(name, v, m)) for v, m in masks)
 
 
-def rule_contributions(rule: Rule):
-    """[(table, match)] of the rule's clause-1 flows."""
-    key = conj_key(rule)
+def rule_contributions(rule: Rule, stateful: bool = True):
+    """[(table, match)] of the clause-1 flows of a rule of a group
+    (``stateful`` or not)."""
+    key = conj_key(rule, stateful)
     if key is None:
         return ()
-    table = DIRS[rule.direction][0]
-    return tuple((table, m) for m in rule_matches(rule))
+    table = DIRS[key[1]][0]
+    return tuple((table, m) for m in rule_matches(rule, stateful))
 
 
-def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict) -> list[Flow]:
+def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
+                   stateful: bool = True) -> list[Flow]:
     """Clause 0 for a local port.  ``keys_by_dir``: direction -> list of
-    (conj_id, n_clauses) of the conjunction keys of the port's groups."""
+    (conj_id, n_clauses) of the conjunction keys of the port's groups;
+    ``stateful`` false: the port's groups are stateless (its IP goes to the
+    stateless tables, whatever its rules)."""
     cookie = cookies.cookie_for(cookies.KIND_PORT_ACL, port.id)
     if not port.port_security_enabled:
         return [
@@ -167,6 +194,12 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict) -> list[Flow]:
                  (GotoTable(P.OUTPUT),), cookie),
         ]
     out = []
+    if not stateful:
+        for d, d_sl in STATELESS.items():
+            table, regname, _, _ = DIRS[d]
+            go = (GotoTable(DIRS[d_sl][0]),)
+            out += [Flow(table, PRIO_STATELESS, mk(reg(regname, ofport), eth), go, cookie)
+                    for eth in (F_IP, F_IPV6)]
     for d, (table, regname, _, _) in DIRS.items():
         ids = keys_by_dir.get(d)
         if ids:

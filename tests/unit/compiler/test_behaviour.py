@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from quantum_ovs.compiler.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, OFPVID_PRESENT
@@ -401,6 +403,35 @@ def test_no_rule_no_entry_but_replies_pass():
     s = _with_group([_rule()])
     assert reaches(s.tcp("port-0-0", "port-0-1"), s)
     assert not reaches(s.tcp("port-0-0", "port-0-1", ct_state=CT_INV), s)
+
+
+def _stateless(s):
+    """The scenario with sg-server stateless."""
+    groups = tuple(dataclasses.replace(g, stateful=False) if g.id == "sg-server" else g
+                   for g in s.view.security_groups)
+    return Scenario(s.view.replace(security_groups=groups))
+
+
+def test_a_stateless_group_lets_in_only_what_its_rules_say_whatever_the_state():
+    """Neutron's stateless groups: no connection tracking for their ports,
+    so a reply needs a rule of its own, and what a rule admits passes in
+    any conntrack state."""
+    s = _stateless(_with_group([]))
+    for state in (CT_NEW, CT_EST | CT_RPL, CT_REL, CT_INV, CT_EST):
+        assert not reaches(s.tcp("port-0-0", "port-0-1", ct_state=state), s), state
+    s = _stateless(_with_group([_rule(protocol=6, port_range_min=80, port_range_max=80)]))
+    for state in (CT_NEW, CT_EST | CT_RPL, CT_EST):  # (the client is stateful: not INV)
+        assert reaches(s.tcp("port-0-0", "port-0-1", dport=80, ct_state=state), s), state
+        assert not reaches(s.tcp("port-0-0", "port-0-1", dport=81, ct_state=state), s)
+    # a remote group's members, in any state; the server (stateless, egress
+    # all) answers, and the client (stateful) takes the answer as a reply
+    s = _stateless(_with_group([_rule(remote_group_id="sg-client")]))
+    assert reaches(s.tcp("port-0-0", "port-0-1", ct_state=CT_EST), s)
+    assert reaches(s.tcp("port-0-1", "port-0-0", ct_state=CT_EST | CT_RPL), s, "port-0-0")
+    # and the stateful group is untouched: replies pass, invalid drops
+    s = _with_group([_rule(protocol=6, port_range_min=80, port_range_max=80)])
+    assert reaches(s.tcp("port-0-0", "port-0-1", dport=81, ct_state=CT_EST | CT_RPL), s)
+    assert not reaches(s.tcp("port-0-0", "port-0-1", dport=80, ct_state=CT_INV), s)
 
 
 def test_egress_rules_restrict_the_sender():

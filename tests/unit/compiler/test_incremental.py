@@ -133,9 +133,9 @@ def op_rule(e, v, data):
     if g is None:
         return v
     if any(r.id == rule.id for r in g.rules):
-        g = SecurityGroup(g.id, tuple(r for r in g.rules if r.id != rule.id), g.member_ips)
+        g = dataclasses.replace(g, rules=tuple(r for r in g.rules if r.id != rule.id))
     else:
-        g = SecurityGroup(g.id, g.rules + (rule,), g.member_ips)
+        g = dataclasses.replace(g, rules=g.rules + (rule,))
     change(e, security_groups=(g,))
     return v.replace(security_groups=_replace(v.security_groups, g))
 
@@ -148,7 +148,19 @@ def op_member(e, v, data):
     ip = data.draw(st.sampled_from(MEMBER_POOL))
     now = frozenset() if ip in g.member_ips else frozenset({ip})
     change(e, group_members=(GroupMembers(gid, frozenset({ip}), now),))
-    g = SecurityGroup(gid, g.rules, (g.member_ips - {ip}) | now)
+    g = dataclasses.replace(g, member_ips=(g.member_ips - {ip}) | now)
+    return v.replace(security_groups=_replace(v.security_groups, g))
+
+
+def op_stateful(e, v, data):
+    """A group turns stateless or stateful again (its ports, rules and
+    remote keys move between the stateful and the stateless tables)."""
+    gid = data.draw(st.sampled_from(GROUPS))
+    g = _group(v, gid)
+    if g is None:
+        return v
+    g = dataclasses.replace(g, stateful=not g.stateful)
+    change(e, security_groups=(g,))
     return v.replace(security_groups=_replace(v.security_groups, g))
 
 
@@ -272,7 +284,8 @@ def op_evacuate(e, v, data):
 
 
 OPS = [op_add_port, op_remove_port, op_change_port, op_ofport, op_rule, op_member, op_group,
-       op_network, op_subnet, op_remote_host, op_chassis, op_router, op_router, op_evacuate]
+       op_stateful, op_network, op_subnet, op_remote_host, op_chassis, op_router, op_router,
+       op_evacuate]
 
 
 def full(engine, view=None):
