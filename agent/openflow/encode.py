@@ -252,16 +252,11 @@ _WIDTHS: dict[str, int] = {}
 
 
 def _field_width(name: str) -> int:
-    """Width in bits of a match field (from os-ken's OXM/NXM tables)."""
+    """Width in bits of a match field (its value size in _field_layout:
+    os-ken's OXM/NXM tables)."""
     w = _WIDTHS.get(name)
     if w is None:
-        # Serialize a probe to learn the header's payload length.
-        m = ofpp.OFPMatch(**{_wire_name(name): _probe_value(name)})
-        buf = bytearray()
-        m.serialize(buf, 0)
-        # ofp_match: type(2) length(2) then one OXM: header(4) = class(2) field/hasmask(1) len(1)
-        w = buf[7] * 8
-        _WIDTHS[name] = w
+        w = _WIDTHS[name] = _field_layout(name, False)[2] * 8
     return w
 
 
@@ -656,7 +651,28 @@ def flow_mod(
 
 def _field_layout(name: str, masked: bool):
     """(os-ken's sort key, OXM header bytes, value size, kind) of a match
-    field, learned from os-ken once per field."""
+    field, from os-ken's table of OXM fields: the header of a field of a
+    4-byte-header class is its class, field number, mask bit and length
+    (the number os-ken sorts by is class << 7 | field), so no match object
+    is made and serialized to learn it (that was ~15 ms of a cold start,
+    issue 17); an experimenter field's comes from the probe."""
+    try:
+        num, typ = ofp.oxm_get_field_info_by_name(_wire_name(name))
+    except KeyError:
+        num = typ = None
+    size = getattr(typ, "size", None)
+    if type(num) is not int or num >> 7 == 0xFFFF or not size:
+        return _probed_layout(name, masked)
+    kind = "mac" if name in MAC_FIELDS else "ipv4" if name in IP4_FIELDS else \
+        "ipv6" if name in IP6_FIELDS else "int"
+    header = struct.pack("!HBB", num >> 7, (num & 0x7F) << 1 | masked,
+                         size * 2 if masked else size)
+    return num, header, size, kind
+
+
+def _probed_layout(name: str, masked: bool):
+    """_field_layout learned from os-ken by serializing a match of the
+    field."""
     v = _to_wire_value(name, _probe_value(name))
     if masked:
         v = (v, v)
