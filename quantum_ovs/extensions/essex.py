@@ -26,7 +26,6 @@ plugged or deleted (a network with such ports is in use), and an
 attachment id is unique among the ports of one project only.
 """
 
-import hashlib
 import json
 
 import sqlalchemy as sa
@@ -44,6 +43,7 @@ from quantum_ovs.api.definitions.essex import (  # noqa: F401 (the contract's na
 )
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import models
+from quantum_ovs.db.session import transaction_lock
 
 PLUG = "essex:plug"
 UNPLUG = "essex:unplug"
@@ -444,12 +444,9 @@ def setup(plugin, conf):
             if port.device_id:
                 raise exceptions.PortInUse(port_id=port.id, net_id=port.network_id,
                                            device_id=port.device_id)
-            if s.get_bind().dialect.name == "postgresql":
-                # Two ports plugging the same interface at once: one wins.
-                digest = hashlib.sha256(
-                    f"essex-attachment:{port.project_id}:{vif}".encode()).digest()
-                s.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
-                          {"k": int.from_bytes(digest[:8], "big", signed=True)})
+            # Two ports plugging the same interface at once: one wins
+            # (PostgreSQL and MariaDB; SQLite has one writer).
+            transaction_lock(s, f"essex-attachment:{port.project_id}:{vif}")
             P = models.Port
             # Attachment ids are the project's own: another project's
             # interface of the same id neither blocks nor is revealed.

@@ -520,3 +520,27 @@ def test_router_gateway_clear_vs_external_subnet_create(server, server_db):
     if not server_db.startswith("sqlite"):
         time.sleep(1.5)
     assert deadlocks(server_db) == before
+
+
+# ---------------------------------------------------------------- v1.x
+def test_two_ports_plugging_one_interface_at_once_one_wins(server):
+    """v1.1: two ports of a project plugging the same interface id at once:
+    one plug is taken, the other is 409 AlreadyAttached (the attachment's
+    transaction lock; before, on MariaDB only PostgreSQL's was taken: both
+    could be taken)."""
+    c = Client(server.port, project="p1", roles="member")
+    base = "/v1.1/tenants/p1/networks"
+    net = c.json("POST", base, {"network": {"name": "plugs"}}, want=202)["network"]["id"]
+    tally = {}
+    for i in range(ROUNDS):
+        ports = [c.json("POST", f"{base}/{net}/ports", None, want=202)["port"]["id"]
+                 for _ in range(2)]
+        vif = f"vif-{i}-{uuid.uuid4().hex[:6]}"
+
+        def plug(pid):
+            return (lambda cl: cl.request("PUT", f"{base}/{net}/ports/{pid}/attachment",
+                                          {"attachment": {"id": vif}}),
+                    dict(project="p1", roles="member"))
+        r = counted_pair(server, tally, plug(ports[0]), plug(ports[1]))
+        assert sorted(s for s, _ in r) == [204, 409], (i, r, tally)
+    c.close()

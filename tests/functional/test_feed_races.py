@@ -111,7 +111,6 @@ def test_a_worker_whose_feed_starts_during_a_write_gets_that_write(make_api, db_
     assert api2.plugin is not api.plugin
     if warm:  # control: worker 2's feed exists before the slow write
         state(api2, HOST_B)
-    t0 = time.monotonic()
     before = _max_seq(api)
     # the port create waits for the quota lock
     out, finish = _port_create_behind_quota_lock(api, net["id"])
@@ -123,7 +122,6 @@ def test_a_worker_whose_feed_starts_during_a_write_gets_that_write(make_api, db_
     full2 = state(api2, HOST_A)
     assert full2["full"]
 
-    print("held for", time.monotonic() - t0)
     finish()
     assert "port" in out
     pid = out["port"]["id"]
