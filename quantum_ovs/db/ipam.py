@@ -16,7 +16,8 @@ SQLite takes none of them: it lets one writer at a time in (BEGIN
 IMMEDIATE).
 
   1. network rows: FOR UPDATE by network and subnet writes (and by an
-     RBAC policy change of the network), FOR KEY SHARE (MariaDB: LOCK IN
+     RBAC policy change of the network; FOR NO KEY UPDATE by a subnet
+     update or delete, before its subnet: resources/subnets.py row), FOR KEY SHARE (MariaDB: LOCK IN
      SHARE MODE) by a port create, a router gateway and a floating IP
      create, taken before they read it (db/resource.hold: an un-sharing,
      a new SLAAC subnet, ``router:external`` false wait for them, or they

@@ -11,6 +11,7 @@ from quantum_ovs.db import addresses, changelog, ipam, models, rbac
 from quantum_ovs.db.addresses import AUTO_ADDRESS_MODES
 from quantum_ovs.db.resource import Collection, std_dict
 from quantum_ovs.db.resources.networks import check_mtu
+from quantum_ovs.db.session import is_sqlite
 
 ROUTER_INTERFACE_OWNERS = ("network:router_interface",
                            "network:router_interface_distributed",
@@ -182,6 +183,21 @@ class Subnets(Collection):
                 raise exceptions.InvalidInput(
                     error_message=f"Host route {r['destination']} via {r['nexthop']} "
                                   f"does not match the subnet's IP version {version}")
+
+    def row(self, s, ctx, id_, lock=False, bare=False, share=False):
+        """As Collection.row; locked (a subnet update or delete), its
+        network's row is locked first: level 1 of db/ipam.py's lock order,
+        before the subnet's (level 3), as a network delete takes them (the
+        subnet write then writes the network's revision: in the other order
+        the two deadlocked every time they met).  FOR NO KEY UPDATE, as
+        that write would: port creates holding the network go on."""
+        if lock and not is_sqlite(s):
+            net_id = s.execute(sa.select(models.Subnet.network_id)
+                               .where(models.Subnet.id == id_)).scalar()
+            if net_id is not None:
+                s.execute(sa.select(models.Network.id).where(models.Network.id == net_id)
+                          .with_for_update(key_share=True))
+        return super().row(s, ctx, id_, lock=lock, bare=bare, share=share)
 
     # ------------------------------------------------------------ update
     def update_row(self, s, ctx, sub, a):
