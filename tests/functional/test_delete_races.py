@@ -533,7 +533,7 @@ def test_subnet_write_vs_network_delete(server, server_db, subnet_write):
     c = Client(server.port, **ADMIN)
     time.sleep(1.5)  # (the statistics' own delay)
     before = deadlocks(server_db)
-    for i in range(DEADLOCK_ROUNDS):
+    for i in range(4):  # (before the fix: a deadlock every round)
         net = c.json("POST", "/v2.0/networks", {"network": {"name": f"n{i}"}},
                      want=201)["network"]
         sub = c.json("POST", "/v2.0/subnets", {"subnet": {
