@@ -123,7 +123,9 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
   60 INGRESS_ACL    security groups of the destination port (reg7), same
                     conntrack state as the egress check; a stateless port's
                     IP to INGRESS_ACL_SL.
-  62 INGRESS_ACL_SL the same as EGRESS_ACL_SL, for the destination port.
+  62 INGRESS_ACL_SL the same as EGRESS_ACL_SL, for the destination port;
+                    what it accepts is committed (a stateful sender on the
+                    same host gets its replies as replies).
   70 OUTPUT         reg7 -> output to that ofport.
 
 Registers::
@@ -448,7 +450,8 @@ TABLES: dict[int, TableSpec] = {
             INGRESS_ACL_SL, "ingress_acl_stateless",
             _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src"),
             _fs(),
-            frozenset({Conjunction, GotoTable}),
+            # (Ct: the accept commits, for a stateful sender's sake)
+            frozenset({Ct, Conjunction, GotoTable}),
             _fs(OUTPUT),
             "stateless security groups of the destination port",
         ),

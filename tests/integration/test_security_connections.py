@@ -130,3 +130,97 @@ def test_stateless_group_does_not_admit_replies(ovs, api, agent):  # noqa: F811
     time.sleep(0.5)
     assert not a.ping(b.ip, count=2, wait=1), (
         "echo replies reached a port of a stateless group that has no ingress rule")
+
+
+def _stateless(api, name, rules):  # noqa: F811
+    g = api("POST", "/v2.0/security-groups",
+            {"security_group": {"name": name, "stateful": False}})["security_group"]
+    for r in rules:
+        api("POST", "/v2.0/security-group-rules", {"security_group_rule": dict(
+            security_group_id=g["id"], ethertype="IPv4", **r)})
+    return g["id"]
+
+
+def test_stateful_client_gets_replies_from_a_stateless_server_on_the_same_host(
+        ovs, api, agent):  # noqa: F811
+    """Neutron: a stateful port's own connections are tracked, so their
+    replies pass whatever its ingress rules; the stateless server needs
+    rules both ways (it has them: ingress ICMP/TCP 8080, egress all).
+    (Found by review: nothing committed the connection on this host, the
+    stateless accept committing nothing; the replies met the client's
+    ingress as new or invalid.)  Control: a stateful server."""
+    net, _ = api.network("10.33.0.0/24")
+    srv_rules = [
+        {"direction": "ingress", "protocol": "icmp"},
+        {"direction": "ingress", "protocol": "tcp", "port_range_min": 8080,
+         "port_range_max": 8080}]
+    sl = _stateless(api, "h3-sl-server", srv_rules)
+    # control: the same rules in a stateful group work
+    sf, _ = group(api, "h3-sf-server", srv_rules)
+    p_ctl, ctl = vm(ovs, api, net, security_groups=[sf])
+    cli_g, _ = group(api, "h3-client", [])  # egress all (default), no ingress
+    p_srv, srv = vm(ovs, api, net, security_groups=[sl])
+    p_cli, cli = vm(ovs, api, net, security_groups=[cli_g])
+    for p in (p_srv, p_cli, p_ctl):
+        assert api.wait_status(p["id"], "ACTIVE")
+    assert eventually(lambda: cli.ping(ctl.ip, wait=0.5)), "control: stateful server"
+    listener = Listener(srv, "tcp", 8080)
+    try:
+        time.sleep(1)
+        ok_ping = eventually(lambda: cli.ping(srv.ip, wait=0.5))
+        ok_tcp = eventually(lambda: reach(cli, "tcp", srv.ip, 8080))
+    finally:
+        listener.stop()
+    assert ok_ping and ok_tcp, (
+        f"stateful client -> stateless server on one host: ping {ok_ping}, tcp {ok_tcp}; "
+        "the replies meet the client's ingress rules as new connections")
+
+
+def test_a_client_admitting_everything_gets_tcp_and_icmp_answers(ovs, api, agent):  # noqa: F811
+    """The client's group admits all IPv4 in: before the fix, UDP answers
+    passed (as new connections) but ICMP echo replies and TCP SYN-ACKs of
+    a connection conntrack never saw committed were invalid, dropped above
+    every rule."""
+    net, _ = api.network("10.34.0.0/24")
+    sl = _stateless(api, "h3-sl-server2", [
+        {"direction": "ingress", "protocol": "icmp"},
+        {"direction": "ingress", "protocol": "udp", "port_range_min": 9090,
+         "port_range_max": 9090},
+        {"direction": "ingress", "protocol": "tcp", "port_range_min": 8080,
+         "port_range_max": 8080}])
+    cli_g, _ = group(api, "h3-client2", [{"direction": "ingress"}])
+    p_srv, srv = vm(ovs, api, net, security_groups=[sl])
+    p_cli, cli = vm(ovs, api, net, security_groups=[cli_g])
+    for p in (p_srv, p_cli):
+        assert api.wait_status(p["id"], "ACTIVE")
+    lu, lt = Listener(srv, "udp", 9090), Listener(srv, "tcp", 8080)
+    try:
+        time.sleep(1)
+        udp = eventually(lambda: reach(cli, "udp", srv.ip, 9090))
+        ping = eventually(lambda: cli.ping(srv.ip, wait=0.5))
+        tcp = eventually(lambda: reach(cli, "tcp", srv.ip, 8080))
+    finally:
+        lu.stop()
+        lt.stop()
+    assert udp, "control: UDP answers pass as new connections"
+    assert ping and tcp, f"ping {ping}, tcp {tcp}"
+
+
+def test_stateful_client_gets_replies_from_a_port_without_port_security(
+        ovs, api, agent):  # noqa: F811
+    """The same for a server port without port security on the client's
+    host: what goes into it is committed too."""
+    net, _ = api.network("10.35.0.0/24")
+    cli_g, _ = group(api, "h3-client3", [])  # egress all (default), no ingress
+    p_srv, srv = vm(ovs, api, net, port_security_enabled=False, security_groups=[])
+    p_cli, cli = vm(ovs, api, net, security_groups=[cli_g])
+    for p in (p_srv, p_cli):
+        assert api.wait_status(p["id"], "ACTIVE")
+    listener = Listener(srv, "tcp", 8080)
+    try:
+        time.sleep(1)
+        ok_ping = eventually(lambda: cli.ping(srv.ip, wait=0.5))
+        ok_tcp = eventually(lambda: reach(cli, "tcp", srv.ip, 8080))
+    finally:
+        listener.stop()
+    assert ok_ping and ok_tcp, f"ping {ok_ping}, tcp {ok_tcp}"

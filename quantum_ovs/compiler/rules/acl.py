@@ -83,10 +83,14 @@ _COMMIT = Ct(commit=True, zone_src=P.REG_ZONE)
 # Only the ingress check commits (see pipeline: a commit leaves the packet
 # untracked, and egress-accepted traffic to other hosts is committed on its
 # way out, in L2_LOOKUP / FLOOD).
+# A stateless port's ingress commits too: its own checks read no state, but
+# a stateful sender on the same host needs the connection known for its
+# reply to come back as one (across hosts, the sender's host commits it on
+# the way out); so does the ingress of a port without port security.
 ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
           INGRESS: (_COMMIT, GotoTable(DIRS[INGRESS][3])),
           EGRESS_SL: (GotoTable(DIRS[EGRESS_SL][3]),),
-          INGRESS_SL: (GotoTable(DIRS[INGRESS_SL][3]),)}
+          INGRESS_SL: (_COMMIT, GotoTable(DIRS[INGRESS_SL][3]))}
 
 
 # The remote of a conjunction key whose rules name an address group.
@@ -187,12 +191,15 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
     stateless tables, whatever its rules)."""
     cookie = cookies.cookie_for(cookies.KIND_PORT_ACL, port.id)
     if not port.port_security_enabled:
+        # (IP into it committed, as an accept of INGRESS: ct() only where the
+        # match pins an IP eth_type, so above the rest)
         return [
             Flow(P.EGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_SRC, ofport)),
                  (GotoTable(DIRS[EGRESS][3]),), cookie),
             Flow(P.INGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_DST, ofport)),
                  (GotoTable(P.OUTPUT),), cookie),
-        ]
+        ] + [Flow(P.INGRESS_ACL, PRIO_NO_SECURITY + 1, mk(reg(P.REG_DST, ofport), eth),
+                  ACCEPT[INGRESS], cookie) for eth in (F_IP, F_IPV6)]
     out = []
     if not stateful:
         for d, d_sl in STATELESS.items():

@@ -428,6 +428,18 @@ def test_a_stateless_group_lets_in_only_what_its_rules_say_whatever_the_state():
     s = _stateless(_with_group([_rule(remote_group_id="sg-client")]))
     assert reaches(s.tcp("port-0-0", "port-0-1", ct_state=CT_EST), s)
     assert reaches(s.tcp("port-0-1", "port-0-0", ct_state=CT_EST | CT_RPL), s, "port-0-0")
+    # what a stateless port accepts is committed (a stateful sender on its
+    # host gets its replies as replies); so is IP into a port without port
+    # security (found by review: neither was, nothing else commits on the
+    # same host)
+    s = _stateless(_with_group([_rule(protocol=6, port_range_min=80, port_range_max=80)]))
+    t = s.tcp("port-0-0", "port-0-1", dport=80)
+    assert reaches(t, s) and t.commits
+    open_port = dataclasses.replace(s.view.ports[1], port_security_enabled=False,
+                                    security_groups=())
+    s = Scenario(s.view.replace(ports=(s.view.ports[0], open_port, s.view.ports[2])))
+    t = s.tcp("port-0-0", "port-0-1", dport=22)
+    assert reaches(t, s) and t.commits
     # and the stateful group is untouched: replies pass, invalid drops
     s = _with_group([_rule(protocol=6, port_range_min=80, port_range_max=80)])
     assert reaches(s.tcp("port-0-0", "port-0-1", dport=81, ct_state=CT_EST | CT_RPL), s)
