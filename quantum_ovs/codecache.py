@@ -17,7 +17,8 @@ was compiled back.  The key is the whole source text, so a changed class
 compiles afresh and what runs is always what the text says.  Like the
 ``.pyc`` files it sits with, the file is not written when bytecode is not
 (``PYTHONDONTWRITEBYTECODE``, ``-B``) or cannot be (a read-only install),
-and a file that does not load is ignored.  A process that never calls
+and a file that does not load is ignored.  Each text is compiled exactly as
+dataclasses would compile it (no future flags of this module's).  A process that never calls
 :func:`enable` compiles every dataclass itself, as Python does.
 """
 
@@ -39,9 +40,12 @@ _used: set = set()  # of _loaded, the texts this process asked for
 _exec = builtins.exec
 
 
+FORMAT = 2  # (1 compiled with this module's future flags: its files are not read)
+
+
 def default_path() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
-                        f"dataclasses.{sys.implementation.cache_tag}.marshal")
+                        f"dataclasses.{FORMAT}.{sys.implementation.cache_tag}.marshal")
 
 
 def _cached_exec(source, globals=None, locals=None):
@@ -54,7 +58,10 @@ def _cached_exec(source, globals=None, locals=None):
         else:
             code = _new.get(source)
             if code is None:
-                code = _new[source] = compile(source, "<string>", "exec")
+                # (dont_inherit: not this module's ``from __future__
+                # import annotations``, which would turn the methods'
+                # annotations into strings)
+                code = _new[source] = compile(source, "<string>", "exec", dont_inherit=True)
         source = code
     return _exec(source, globals, locals)
 

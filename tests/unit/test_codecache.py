@@ -99,3 +99,22 @@ def test_disabled_dataclasses_compile_as_python_does(cache):
     assert "exec" not in vars(dataclasses)
     behaves(make())
     assert codecache.stats() == {"loaded": 0, "used": 0, "compiled": 0}
+
+
+def test_the_methods_are_the_ones_python_makes_annotations_included(cache):
+    """(found by review: compiled with this module's ``from __future__
+    import annotations``, __init__'s annotations were strings naming
+    dataclasses' locals, and typing.get_type_hints raised NameError)"""
+    import inspect
+    import typing
+
+    codecache.disable()
+    plain = make()
+    want_sig, want_hints = str(inspect.signature(plain)), typing.get_type_hints(plain.__init__)
+    for _run in (1, 2):  # compiled, then from the file
+        codecache.enable(cache)
+        cls = make()
+        assert str(inspect.signature(cls)) == want_sig
+        assert typing.get_type_hints(cls.__init__) == want_hints
+        codecache.save()
+        codecache.disable()
