@@ -930,3 +930,76 @@ def test_a_whole_family_address_pair_is_a_member_by_its_mac(api):
     follow()
     assert whole <= members()
     assert engine.flows() == Engine.from_view(view).flows()
+
+
+@pytest.mark.parametrize("features", ["group_members,group_rules", "group_members", ""])
+def test_stateless_group_local_here_remote_there(api, features):
+    """A stateless group local on one host (its statefulness in the view)
+    and only a remote group on another (stateful: True there): ports
+    joining, leaving, moving; deltas equal full views, and the engine a
+    full compile (written by the review of session 20's commits)."""
+    from quantum_ovs.compiler.engine import Engine, compile_flows
+    register(api, HOST_A, "192.0.2.1")
+    register(api, HOST_B, "192.0.2.2")
+    web = api.post("/v2.0/security-groups", {"security_group": {"name": "web"}},
+                   status=201).data["security_group"]["id"]
+    lone = api.post("/v2.0/security-groups", {"security_group": {
+        "name": "lone", "stateful": False}}, status=201).data["security_group"]["id"]
+    api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": web, "direction": "ingress", "ethertype": "IPv4",
+        "remote_group_id": lone}}, status=201)
+    api.post("/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": lone, "direction": "ingress", "ethertype": "IPv4",
+        "remote_group_id": web}}, status=201)
+    net = api.network()
+    api.subnet(net["id"], "10.44.0.0/24")
+    a_web = bound_port(api, net["id"], HOST_A, security_groups=[web])
+    bound_port(api, net["id"], HOST_B, security_groups=[lone])
+    first = state(api, HOST_A, features=features)
+    view, rev = wire.view_from_dict(first["view"]), first["revision"]
+    engine = Engine.from_view(view)
+
+    def step(what):
+        nonlocal view, rev
+        reply = state(api, HOST_A, since=rev, timeout=0, features=features)
+        if reply["full"]:
+            view = wire.view_from_dict(reply["view"])
+            engine.update(view)
+        else:
+            d = wire.delta_from_dict(reply["delta"])
+            view = wire.apply_delta(view, d)
+            engine.apply(d)
+        rev = reply["revision"]
+        want = wire.view_from_dict(state(api, HOST_A)["view"])
+        assert canon(view) == canon(want), what
+        assert engine.flows() == compile_flows(want, engine.alloc), what
+        return {g.id: g.stateful for g in want.security_groups}
+
+    # a new port of HOST_A in the stateless group
+    a_sl = bound_port(api, net["id"], HOST_A, security_groups=[lone])
+    assert step("port added to lone")[lone] is False
+    # HOST_A's web port joins lone too (web and lone both local)
+    api.put(f"/v2.0/ports/{a_sl['id']}", {"port": {"security_groups": []}},
+            admin=True, status=200)
+    assert step("last local port leaves lone")[lone] is True
+    api.put(f"/v2.0/ports/{a_sl['id']}", {"port": {"security_groups": [lone]}},
+            admin=True, status=200)
+    assert step("back in lone")[lone] is False
+    api.delete(f"/v2.0/ports/{a_sl['id']}", admin=True, status=204)
+    assert step("port deleted")[lone] is True
+    # web's port moves to the stateless group (web still local? no: only remote)
+    api.put(f"/v2.0/ports/{a_web['id']}", {"port": {"security_groups": [lone]}},
+            admin=True, status=200)
+    got = step("web port to lone")
+    assert got[lone] is False
+    api.put(f"/v2.0/ports/{a_web['id']}", {"port": {"security_groups": [web]}},
+            admin=True, status=200)
+    assert step("and back")[lone] is True
+    # the port moves to HOST_B and back
+    api.put(f"/v2.0/ports/{a_web['id']}", {"port": {"security_groups": [lone],
+                                                     "binding:host_id": HOST_B}},
+            admin=True, status=200)
+    step("moved away in lone")
+    api.put(f"/v2.0/ports/{a_web['id']}", {"port": {"binding:host_id": HOST_A}},
+            admin=True, status=200)
+    assert step("moved back in lone")[lone] is False
