@@ -132,6 +132,17 @@ def test_stateless_group_does_not_admit_replies(ovs, api, agent):  # noqa: F811
         "echo replies reached a port of a stateless group that has no ingress rule")
 
 
+def _ping_and_tcp(cli, srv):
+    """(cli pings srv, cli opens TCP 8080 to a listener on srv)."""
+    listener = Listener(srv, "tcp", 8080)
+    try:
+        time.sleep(1)
+        return (eventually(lambda: cli.ping(srv.ip, wait=0.5)),
+                eventually(lambda: reach(cli, "tcp", srv.ip, 8080)))
+    finally:
+        listener.stop()
+
+
 def _stateless(api, name, rules):  # noqa: F811
     g = api("POST", "/v2.0/security-groups",
             {"security_group": {"name": name, "stateful": False}})["security_group"]
@@ -164,13 +175,7 @@ def test_stateful_client_gets_replies_from_a_stateless_server_on_the_same_host(
     for p in (p_srv, p_cli, p_ctl):
         assert api.wait_status(p["id"], "ACTIVE")
     assert eventually(lambda: cli.ping(ctl.ip, wait=0.5)), "control: stateful server"
-    listener = Listener(srv, "tcp", 8080)
-    try:
-        time.sleep(1)
-        ok_ping = eventually(lambda: cli.ping(srv.ip, wait=0.5))
-        ok_tcp = eventually(lambda: reach(cli, "tcp", srv.ip, 8080))
-    finally:
-        listener.stop()
+    ok_ping, ok_tcp = _ping_and_tcp(cli, srv)
     assert ok_ping and ok_tcp, (
         f"stateful client -> stateless server on one host: ping {ok_ping}, tcp {ok_tcp}; "
         "the replies meet the client's ingress rules as new connections")
@@ -216,11 +221,5 @@ def test_stateful_client_gets_replies_from_a_port_without_port_security(
     p_cli, cli = vm(ovs, api, net, security_groups=[cli_g])
     for p in (p_srv, p_cli):
         assert api.wait_status(p["id"], "ACTIVE")
-    listener = Listener(srv, "tcp", 8080)
-    try:
-        time.sleep(1)
-        ok_ping = eventually(lambda: cli.ping(srv.ip, wait=0.5))
-        ok_tcp = eventually(lambda: reach(cli, "tcp", srv.ip, 8080))
-    finally:
-        listener.stop()
+    ok_ping, ok_tcp = _ping_and_tcp(cli, srv)
     assert ok_ping and ok_tcp, f"ping {ok_ping}, tcp {ok_tcp}"

@@ -33,13 +33,13 @@ from quantum_ovs.model import (
     Subnet,
     member_address,
 )
-from quantum_ovs.testing.ovs import rand_name
 from tests.integration.test_trace_vs_ovs import (
     Rig,
     _dpif_ports,
     _link_local,
     ovs_flow,
     ovs_verdict,
+    switch,
 )
 
 LOCAL_TUNNEL_IP = "192.168.0.1"
@@ -118,56 +118,19 @@ def build_view(vif_ofports, tunnel_ofport, physnet_ofport):
 
 @pytest.fixture(scope="module")
 def rig(module_ovs):
-    from agent.openflow import Channel, CookieScope
-    from agent.ovsdb import Connection, Ovsdb
-
     ovs = module_ovs
-    conn = Connection(ovs.db_remote).start()
-    ch = Channel(CookieScope.ours(), sock=ovs.listen_socket())
-    ch.start()
-    underlay = rand_name("ul", 6)
-    try:
-        api = Ovsdb(conn)
-        api.ensure_bridge("br-int", datapath_type="netdev", controller=ch.target,
-                          connection_mode="out-of-band")
-        ch.wait_connected(timeout=10)
-        vx = rand_name("vx", 6)
-        api.ensure_tunnel_port("br-int", vx, "vxlan", local_ip=LOCAL_TUNNEL_IP)
-        ovs.add_bridge(underlay)
-        wire = rand_name("uw", 6)
-        ovs.vsctl("add-port", underlay, wire, "--", "set", "Interface", wire, "type=internal")
-        ovs.exec("ip", "addr", "add", f"{LOCAL_TUNNEL_IP}/24", "dev", underlay)
-        ovs.exec("ip", "link", "set", underlay, "up")
-        ovs.ofctl("del-flows", underlay)
-        ovs.ofctl("add-flow", underlay, f"priority=0,actions=output:{wire}")
-        for i, h in enumerate(REMOTE_HOSTS):
-            ovs.appctl("tnl/neigh/set", underlay, h.tunnel_ip, f"aa:55:aa:55:00:{i + 2:02x}")
-        local, _ = build_ports()
-        names = {p.id: rand_name("t", 8) for p in local}
-        phys = rand_name("ph", 6)
-        args = []
-        for name in [*names.values(), phys]:
-            args += ["--", "add-port", "br-int", name, "--", "set", "Interface", name,
-                     "type=internal"]
-        ovs.vsctl(*args)
-        ofports = {pid: ovs.ofport(name) for pid, name in names.items()}
-        tunnel, physnet = api.wait_ofport(vx), ovs.ofport(phys)
+    local, _ = build_ports()
+    with switch(ovs, [p.id for p in local], REMOTE_HOSTS, LOCAL_TUNNEL_IP) as (
+            ch, ofports, tunnel, physnet, underlay, vx):
         view = build_view(ofports, tunnel, physnet)
         flows = compile_flows(view)
         ch.apply(diff(ch.dump_flows(), flows))
         dp = _dpif_ports(ovs)
         odp = {o: ofp for ofp, o in dp["br-int"].values()}
-        r = Rig(ovs=ovs, view=view, flows=flows, tracer=None, ofports=ofports,
-                tunnel=tunnel, physnet=physnet, odp_to_ofport=odp,
-                ignore_odp=frozenset(o for _, o in dp[underlay].values()),
-                tunnel_odp=dp["br-int"][vx][1])
-        r.channel = ch
-        yield r
-    finally:
-        ch.stop()
-        conn.stop()
-        ovs.vsctl("--if-exists", "del-br", "br-int", check=False)
-        ovs.vsctl("--if-exists", "del-br", underlay, check=False)
+        yield Rig(ovs=ovs, view=view, flows=flows, tracer=None, ofports=ofports,
+                  tunnel=tunnel, physnet=physnet, odp_to_ofport=odp,
+                  ignore_odp=frozenset(o for _, o in dp[underlay].values()),
+                  tunnel_odp=dp["br-int"][vx][1])
 
 
 def trace(rig, packet: dict, ct: str = "trk,new", flow_text: str | None = None) -> frozenset:

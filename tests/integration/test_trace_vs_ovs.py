@@ -26,6 +26,7 @@ cookie scope.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import re
@@ -174,12 +175,19 @@ def _dpif_ports(ovs):
     return out
 
 
-@pytest.fixture(scope="module")
-def rig(module_ovs):
+@contextlib.contextmanager
+def switch(ovs, local_port_ids, remote_hosts=None, tunnel_ip=None):
+    """br-int on ``ovs`` with an agent's Channel, a VXLAN port, an underlay
+    bridge that native tunnelling routes 192.168.0.0/24 through (its own
+    address, a neighbour entry per remote host, one port where the outer
+    packets leave), an internal port per local port id (the VIFs) and one
+    for the physical network's uplink: (channel, {port id: ofport}, tunnel
+    ofport, physnet ofport, underlay bridge, tunnel port name)."""
     from agent.openflow import Channel, CookieScope
     from agent.ovsdb import Connection, Ovsdb
 
-    ovs = module_ovs
+    remote_hosts = REMOTE_HOSTS if remote_hosts is None else remote_hosts
+    tunnel_ip = tunnel_ip or LOCAL_TUNNEL_IP
     conn = Connection(ovs.db_remote).start()
     ch = Channel(CookieScope.ours(), sock=ovs.listen_socket())
     ch.start()
@@ -189,23 +197,18 @@ def rig(module_ovs):
         api.ensure_bridge("br-int", datapath_type="netdev", controller=ch.target,
                           connection_mode="out-of-band")
         ch.wait_connected(timeout=10)
-        # The VXLAN port, and an underlay bridge that native tunnelling
-        # routes 192.168.0.0/24 through (its own address, a neighbour entry
-        # per remote host, and one port where the outer packets leave).
         vx = rand_name("vx", 6)
-        api.ensure_tunnel_port("br-int", vx, "vxlan", local_ip=LOCAL_TUNNEL_IP)
+        api.ensure_tunnel_port("br-int", vx, "vxlan", local_ip=tunnel_ip)
         ovs.add_bridge(underlay)
         wire = rand_name("uw", 6)
         ovs.vsctl("add-port", underlay, wire, "--", "set", "Interface", wire, "type=internal")
-        ovs.exec("ip", "addr", "add", f"{LOCAL_TUNNEL_IP}/24", "dev", underlay)
+        ovs.exec("ip", "addr", "add", f"{tunnel_ip}/24", "dev", underlay)
         ovs.exec("ip", "link", "set", underlay, "up")
         ovs.ofctl("del-flows", underlay)
         ovs.ofctl("add-flow", underlay, f"priority=0,actions=output:{wire}")
-        for i, h in enumerate(REMOTE_HOSTS):
+        for i, h in enumerate(remote_hosts):
             ovs.appctl("tnl/neigh/set", underlay, h.tunnel_ip, f"aa:55:aa:55:00:{i + 2:02x}")
-        # VIFs and the physical network's uplink: internal ports.
-        local, _remote = build_ports()
-        names = {p.id: rand_name("t", 8) for p in local}
+        names = {pid: rand_name("t", 8) for pid in local_port_ids}
         phys = rand_name("ph", 6)
         args = []
         for name in [*names.values(), phys]:
@@ -213,7 +216,19 @@ def rig(module_ovs):
                      "type=internal"]
         ovs.vsctl(*args)
         ofports = {pid: ovs.ofport(name) for pid, name in names.items()}
-        tunnel, physnet = api.wait_ofport(vx), ovs.ofport(phys)
+        yield ch, ofports, api.wait_ofport(vx), ovs.ofport(phys), underlay, vx
+    finally:
+        ch.stop()
+        conn.stop()
+        ovs.vsctl("--if-exists", "del-br", "br-int", check=False)
+        ovs.vsctl("--if-exists", "del-br", underlay, check=False)
+
+
+@pytest.fixture(scope="module")
+def rig(module_ovs):
+    ovs = module_ovs
+    local, _remote = build_ports()
+    with switch(ovs, [p.id for p in local]) as (ch, ofports, tunnel, physnet, underlay, vx):
         view = build_view(ofports, tunnel, physnet)
         flows = compile_flows(view)
         routing = {f for f in flows if cookies.kind_of(f.cookie) == cookies.KIND_ROUTER}
@@ -231,11 +246,6 @@ def rig(module_ovs):
                   tunnel=tunnel, physnet=physnet, odp_to_ofport=odp,
                   ignore_odp=frozenset(o for _, o in dp[underlay].values()),
                   tunnel_odp=dp["br-int"][vx][1])
-    finally:
-        ch.stop()
-        conn.stop()
-        ovs.vsctl("--if-exists", "del-br", "br-int", check=False)
-        ovs.vsctl("--if-exists", "del-br", underlay, check=False)
 
 
 # ovs-ofctl syntax of the router's flows (see the module doc).
