@@ -124,8 +124,9 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     conntrack state as the egress check; a stateless port's
                     IP to INGRESS_ACL_SL.
   62 INGRESS_ACL_SL the same as EGRESS_ACL_SL, for the destination port;
-                    what it accepts is committed (a stateful sender on the
-                    same host gets its replies as replies).
+                    what it accepts from this host's ports is committed (a
+                    stateful sender on the same host gets its replies as
+                    replies).
   70 OUTPUT         reg7 -> output to that ofport.
 
 Registers::

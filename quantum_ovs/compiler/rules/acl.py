@@ -83,14 +83,19 @@ _COMMIT = Ct(commit=True, zone_src=P.REG_ZONE)
 # Only the ingress check commits (see pipeline: a commit leaves the packet
 # untracked, and egress-accepted traffic to other hosts is committed on its
 # way out, in L2_LOOKUP / FLOOD).
-# A stateless port's ingress commits too: its own checks read no state, but
-# a stateful sender on the same host needs the connection known for its
-# reply to come back as one (across hosts, the sender's host commits it on
-# the way out); so does the ingress of a port without port security.
 ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
           INGRESS: (_COMMIT, GotoTable(DIRS[INGRESS][3])),
           EGRESS_SL: (GotoTable(DIRS[EGRESS_SL][3]),),
-          INGRESS_SL: (_COMMIT, GotoTable(DIRS[INGRESS_SL][3]))}
+          INGRESS_SL: (GotoTable(DIRS[INGRESS_SL][3]),)}
+# What a stateless port, or a port without port security, lets in from a
+# port of this host is committed all the same: its own checks read no
+# state, but a stateful sender here needs the connection known for its
+# reply to come back as one (nothing else commits a connection between two
+# ports of one host; from another host, the sender's host committed it on
+# the way out, and nothing is tracked here for it).
+FROM_LOCAL = Field(P.REG_FLAGS, 0, P.FLAG_FROM_REMOTE)
+FROM_REMOTE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, P.FLAG_FROM_REMOTE)
+ACCEPT_LOCAL = {INGRESS_SL: (_COMMIT, GotoTable(DIRS[INGRESS_SL][3]))}
 
 
 # The remote of a conjunction key whose rules name an address group.
@@ -191,15 +196,16 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
     stateless tables, whatever its rules)."""
     cookie = cookies.cookie_for(cookies.KIND_PORT_ACL, port.id)
     if not port.port_security_enabled:
-        # (IP into it committed, as an accept of INGRESS: ct() only where the
-        # match pins an IP eth_type, so above the rest)
+        # (IP into it from this host committed, see ACCEPT_LOCAL: ct() only
+        # where the match pins an IP eth_type, so above the rest)
         return [
             Flow(P.EGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_SRC, ofport)),
                  (GotoTable(DIRS[EGRESS][3]),), cookie),
             Flow(P.INGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_DST, ofport)),
                  (GotoTable(P.OUTPUT),), cookie),
-        ] + [Flow(P.INGRESS_ACL, PRIO_NO_SECURITY + 1, mk(reg(P.REG_DST, ofport), eth),
-                  ACCEPT[INGRESS], cookie) for eth in (F_IP, F_IPV6)]
+        ] + [Flow(P.INGRESS_ACL, PRIO_NO_SECURITY + 1,
+                  mk(reg(P.REG_DST, ofport), eth, FROM_LOCAL), ACCEPT[INGRESS], cookie)
+             for eth in (F_IP, F_IPV6)]
     out = []
     if not stateful:
         for d, d_sl in STATELESS.items():
@@ -230,6 +236,10 @@ def accept_flows(key, conj_id: int) -> list[Flow]:
     sg, d, remote = key
     cookie = cookies.cookie_for(cookies.KIND_GROUP, f"{sg}/{d}/{remote or ''}")
     cid = Field("conj_id", conj_id)
+    if d in ACCEPT_LOCAL:  # (the two halves of the register bit: disjoint)
+        return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth, frm), actions, cookie)
+                for eth in (F_IP, F_IPV6)
+                for frm, actions in ((FROM_LOCAL, ACCEPT_LOCAL[d]), (FROM_REMOTE, ACCEPT[d]))]
     return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth), ACCEPT[d], cookie)
             for eth in (F_IP, F_IPV6)]
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from quantum_ovs.compiler.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, OFPVID_PRESENT
+from quantum_ovs.compiler.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, OFPVID_PRESENT, Field
 from quantum_ovs.compiler.synth import default_group, make_host_view, make_port
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.model import AddressPair, Delta, Port, RemoteHost, Rule, SecurityGroup
@@ -435,6 +435,11 @@ def test_a_stateless_group_lets_in_only_what_its_rules_say_whatever_the_state():
     s = _stateless(_with_group([_rule(protocol=6, port_range_min=80, port_range_max=80)]))
     t = s.tcp("port-0-0", "port-0-1", dport=80)
     assert reaches(t, s) and t.commits
+    # (only what comes from this host: a remote sender's host committed it,
+    # and a stateless port's traffic is otherwise left untracked)
+    commits = [f for f in Engine.from_view(s.view).flows()
+               if f.table == 62 and any(type(a).__name__ == "Ct" for a in f.actions)]
+    assert commits and all(f.match.get("reg4") == Field("reg4", 0, 1) for f in commits)
     open_port = dataclasses.replace(s.view.ports[1], port_security_enabled=False,
                                     security_groups=())
     s = Scenario(s.view.replace(ports=(s.view.ports[0], open_port, s.view.ports[2])))
