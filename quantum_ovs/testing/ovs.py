@@ -308,6 +308,14 @@ class PrivateOVS:
     def exec(self, *cmd: str, **kw) -> str:
         return netns_exec(self.ns, *cmd, **kw)
 
+    def purge_datapath_flows(self) -> None:
+        """Drop the datapath's cached flows. ovs-vswitchd revalidates them in
+        the background after an OpenFlow change, so for a moment after a flow
+        delete (even past a barrier) a packet can still take the old path. A
+        test asserting a cut right after its own flow-mod purges first, so the
+        next packet meets the OpenFlow tables."""
+        self.appctl("revalidator/purge")
+
     def flow_count(self, bridge: str = "br-int", timeout: float = 120) -> int:
         """How many flows ``bridge`` holds (ovs-ofctl dump-aggregate)."""
         out = self.ofctl("dump-aggregate", bridge, timeout=timeout)
