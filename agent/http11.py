@@ -252,10 +252,11 @@ class Response:
         line = self._line()
         if not line:
             raise ProtocolError("the connection closed between chunks")
-        try:
-            return int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise ProtocolError(f"bad chunk size line: {line[:100]!r}") from None
+        digits = line.split(b";", 1)[0].strip()
+        # hex digits only: int() would also take a sign, "0x" and "_"
+        if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+            raise ProtocolError(f"bad chunk size line: {line[:100]!r}")
+        return int(digits, 16)
 
     def close(self) -> None:
         """Leave the rest of the body: the connection is closed unless the

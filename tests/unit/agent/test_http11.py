@@ -188,6 +188,12 @@ def test_an_unread_answer_is_not_followed_on_its_connection(canned):
     b"HTTP/1.1 200 OK\r\nX: " + b"a" * (http11.MAX_LINE + 10) + b"\r\n\r\n",
     b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * (http11.MAX_HEADERS + 1) + b"\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    # a size int() takes but HTTP does not (a negative one read on forever)
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabcdefgh\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n" + b"a" * 16
+    + b"\r\n0\r\n\r\n",
 ])
 def test_what_is_not_http_is_a_protocol_error(canned, raw):
     srv = canned([raw])
