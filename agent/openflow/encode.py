@@ -435,7 +435,7 @@ def _encode_action(a):
             zone_ofs_nbits=zone,
             recirc_table=NX_NO_TABLE if a.table is None else a.table,
             alg=0,
-            actions=[] if a.nat is None else [_encode_nat(a.nat)],
+            actions=_ct_nested(a),
         )
     if isinstance(a, F.Bundle):
         return ofpp.NXActionBundle(
@@ -457,6 +457,14 @@ _BD_FIELDS = {"eth_src": nicira_ext.NX_HASH_FIELDS_ETH_SRC,
               "symmetric_l4": nicira_ext.NX_HASH_FIELDS_SYMMETRIC_L4}
 _BD_ALG_OF = {v: k for k, v in _BD_ALG.items()}
 _BD_FIELDS_OF = {v: k for k, v in _BD_FIELDS.items()}
+
+
+def _ct_nested(a) -> list:
+    if a.nat is not None:
+        return [_encode_nat(a.nat)]
+    if a.mark is not None:
+        return [ofpp.OFPActionSetField(ct_mark=a.mark)]
+    return []
 
 
 def _encode_nat(n):
@@ -546,16 +554,21 @@ def _decode_action(a):
         nat = None
         if a.alg or len(a.actions) > 1:
             raise ValueError("cannot decode ct() with alg or several nested actions")
+        mark = None
         if a.actions:
-            if not isinstance(a.actions[0], ofpp.NXActionNAT):
-                raise ValueError(f"cannot decode ct() with nested {a.actions[0]!r}")
-            nat = _decode_nat(a.actions[0])
+            nested = a.actions[0]
+            if isinstance(nested, ofpp.OFPActionSetField) and nested.key == "ct_mark":
+                mark = nested.value
+            elif isinstance(nested, ofpp.NXActionNAT):
+                nat = _decode_nat(nested)
+            else:
+                raise ValueError(f"cannot decode ct() with nested {nested!r}")
         table = None if a.recirc_table == NX_NO_TABLE else a.recirc_table
         commit = bool(a.flags & NX_CT_F_COMMIT)
         if a.zone_src:
             return F.Ct(commit=commit, zone_src=_field_from_wire(a.zone_src), table=table,
-                        nat=nat)
-        return F.Ct(commit=commit, zone=a.zone_ofs_nbits, table=table, nat=nat)
+                        nat=nat, mark=mark)
+        return F.Ct(commit=commit, zone=a.zone_ofs_nbits, table=table, nat=nat, mark=mark)
     if isinstance(a, ofpp.NXActionBundle):
         if a.dst or a.ofs_nbits:
             raise ValueError("cannot decode bundle_load")

@@ -371,14 +371,22 @@ class FlowStatsDecoder:
             flags, zone_src, zone, table, alg = _CT.unpack_from(raw, p + 10)
             if alg:
                 raise Slow
-            nat = None
-            if alen > 24:  # nested actions: one nat() is all we write
-                nat = self._nat(raw, p + 24, p + alen)
+            nat = mark = None
+            if alen > 24:  # nested actions: one nat() or one ct_mark set is all we write
+                if _HH.unpack_from(raw, p + 24)[0] == OFPAT_SET_FIELD:
+                    nested: list = []
+                    self._actions_into(raw, p + 24, p + alen, nested)
+                    if len(nested) != 1 or nested[0].name != "ct_mark":
+                        raise Slow
+                    mark = nested[0].value
+                else:
+                    nat = self._nat(raw, p + 24, p + alen)
             table = None if table == NX_CT_NO_TABLE else table
             commit = bool(flags & NX_CT_F_COMMIT)
             if zone_src:
-                return F.Ct(commit=commit, zone_src=self._name(zone_src), table=table, nat=nat)
-            return F.Ct(commit=commit, zone=zone, table=table, nat=nat)
+                return F.Ct(commit=commit, zone_src=self._name(zone_src), table=table, nat=nat,
+                            mark=mark)
+            return F.Ct(commit=commit, zone=zone, table=table, nat=nat, mark=mark)
         if subtype == NXAST_BUNDLE and alen >= 32:
             alg, fields, basis, mtype, n, ofs, dst = _BUNDLE.unpack_from(raw, p + 10)
             if (dst or ofs or mtype != NXM_OF_IN_PORT or alg not in _BD_ALG

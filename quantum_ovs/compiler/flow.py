@@ -187,7 +187,9 @@ class Ct:
     ``zone_src`` names a register holding the zone (e.g. "reg6") when the
     zone is per-packet; otherwise ``zone`` is a constant.  ``table`` is
     where the packet recirculates after tracking (None = no recirc).
-    ``nat`` (a Nat) translates the packet (the only nested action).
+    ``nat`` (a Nat) translates the packet; ``mark`` (with ``commit``, not
+    with ``nat``) sets the connection's ct_mark (a nested set_field).  They
+    are the only nested actions.
     """
 
     commit: bool = False
@@ -195,6 +197,7 @@ class Ct:
     zone_src: Optional[str] = None
     table: Optional[int] = None
     nat: Optional[Nat] = None
+    mark: Optional[int] = None
 
 
 @dataclass(frozen=True, slots=True)

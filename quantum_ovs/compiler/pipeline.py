@@ -223,6 +223,9 @@ REG_NET = "reg6"
 REG_DST = "reg7"
 FLAG_FROM_REMOTE = 0x1
 FLAG_REDIRECT = 0x2
+# set by FLOOD on the copies it sends through local ports' ingress ACLs: a
+# copy that a port's rules refuse does not condemn the connection (static.py)
+FLAG_FLOOD = 0x4
 # meter of an external network's resolve punt: base + the network's local
 # id (above any ofport, which the DHCP punt meters use)
 EXT_PUNT_METER_BASE = 0x10000
@@ -260,6 +263,7 @@ def _fs(*names):
 _ACL_COMMON = _fs(
     "ct_state", "eth_type", "ip_proto", "tcp_dst", "udp_dst", "udp_src", "sctp_dst",
     "icmpv4_type", "icmpv4_code", "icmpv6_type", "icmpv6_code", "conj_id", "reg4",
+    "ct_mark",
 )
 
 TABLES: dict[int, TableSpec] = {
@@ -426,7 +430,7 @@ TABLES: dict[int, TableSpec] = {
         TableSpec(
             FLOOD, "flood",
             _fs(REG_NET, REG_FLAGS, "eth_type"),
-            _fs(REG_DST, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
+            _fs(REG_DST, REG_FLAGS, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
             frozenset({SetField, PushVlan, Output, Resubmit, Ct}),
             _fs(INGRESS_CT),
             "broadcast and unknown unicast",
@@ -630,6 +634,11 @@ def _check_actions(flow: Flow, spec: TableSpec, actions, shape: tuple) -> bool:
                 raise PipelineError(f"ct zone_src must be a register: {flow}")
             if a.nat is not None:
                 _check_nat(flow, a)
+            if a.mark is not None:
+                if not a.commit or a.nat is not None:
+                    raise PipelineError(f"ct(mark) needs a commit and no nat: {flow}")
+                if not 0 <= a.mark <= 0xFFFFFFFF:
+                    raise PipelineError(f"ct_mark out of range: {flow}")
         elif cls is Move:
             if a.dst == REG_ZERO:
                 raise PipelineError(f"{REG_ZERO} stays zero: {flow}")

@@ -7,8 +7,10 @@ from table 0: highest priority first, masks, goto_table, resubmit,
 registers and metadata, set-field, move, VLAN push/pop, tunnel key and
 destination, conjunctive matches, dec_ttl (``nw_ttl``, 64 unless given;
 0 or 1: to the controller, the action list stops, as on the switch),
-conntrack (each ct() lookup returns the state you give, plus +trk;
-commits are recorded), NAT (a committing ct(nat(src|dst=address[:port]))
+conntrack (each ct() lookup returns the state you give, plus +trk, and
+ct_mark 0; a callable may return (state, mark) to give the connection a
+mark; commits are recorded, and a commit setting a mark is also in
+``Trace.marks``), NAT (a committing ct(nat(src|dst=address[:port]))
 translates the packet, as ``ofproto/trace`` does; a plain ct(nat) applies
 what ``nat`` -- a callable (zone, packet) -> {field: value} standing for
 the connection's existing translation -- returns, nothing by default: a
@@ -152,6 +154,7 @@ class Trace:
     controller: list = field(default_factory=list)  # readable packets
     meters: list = field(default_factory=list)  # meter ids passed (rate limits)
     commits: list = field(default_factory=list)  # (zone, readable packet)
+    marks: list = field(default_factory=list)  # (zone, ct_mark set, readable packet)
     nats: list = field(default_factory=list)  # (zone, {field: (before, after)})
     ttl_expired: list = field(default_factory=list)  # readable packets (dec_ttl at 0/1)
     dropped_in_port: list = field(default_factory=list)
@@ -214,8 +217,9 @@ def _fmt_action(a) -> str:
                 if n.port_min is not None:
                     rng += f":{n.port_min}" + (f"-{n.port_max}" if n.port_max else "")
                 nat = f",nat({n.kind}={rng})"
+        mark = "" if a.mark is None else f",mark={a.mark}"
         return f"ct({'commit,' if a.commit else ''}zone={z}" + (
-            f",table={a.table}" if a.table is not None else "") + nat + ")"
+            f",table={a.table}" if a.table is not None else "") + nat + mark + ")"
     if isinstance(a, Bundle):
         return f"bundle({a.algorithm},members:{','.join(map(str, a.members))})"
     if isinstance(a, Move):
@@ -342,9 +346,10 @@ class Tracer:
             changes = {k: from_int(k, v) for k, v in p.items() if before.get(k) != v}
             tr.steps[idx] = Step(depth, table, flow, changes, note)
             if recirc is not None:
-                rtable, state, zone = recirc
+                rtable, state, zone, mark = recirc
                 p["ct_state"] = state
                 p["ct_zone"] = zone
+                p["ct_mark"] = mark
                 came_from, table = -1, rtable
                 continue
             if nxt is None:
@@ -380,16 +385,21 @@ class Tracer:
                 zone = p.get(a.zone_src, 0) & 0xFFFF if a.zone_src else a.zone
                 if a.commit:
                     tr.commits.append((zone, readable(p)))
+                    if a.mark is not None:
+                        tr.marks.append((zone, a.mark, readable(p)))
                 natted = 0
                 if a.nat is not None:
                     natted = self._translate(tr, p, zone, a)
                 if a.table is None:
                     # As in Open vSwitch: after ct() without recirculation
-                    # the rest of the pipeline sees the packet untracked.
+                    # the rest of the pipeline sees the packet untracked
+                    # (its ct_mark cleared too).
                     p["ct_state"] = 0
+                    p.pop("ct_mark", None)
                 else:
                     state = self._ct(zone, readable(p)) if callable(self._ct) else self._ct
-                    recirc = (a.table, state | CT_TRK | natted, zone)
+                    state, mark = state if isinstance(state, tuple) else (state, 0)
+                    recirc = (a.table, state | CT_TRK | natted, zone, mark)
             elif cls is Bundle:
                 live = [m for m in a.members if m not in self._down]
                 if live:

@@ -5,9 +5,11 @@ each test failed before its fix).  Each first shows the path works, so that
 a failure is the defect.
 """
 
+import contextlib
 import subprocess
 import sys
 import time
+import types
 
 from tests.integration.test_agent import api, server, vm  # noqa: F401 (fixtures)
 from tests.integration.test_security_groups import (  # noqa: F401
@@ -55,48 +57,123 @@ def _ns_py(inst, code, *args, **kw):
                              *map(str, args)], text=True, stdout=subprocess.PIPE, **kw)
 
 
-def test_deleting_a_rule_cuts_the_connections_it_allowed(ovs, api, agent):  # noqa: F811
-    """Neutron's OVS firewall (CT_STATES: +est-rel-rpl is matched against
-    the rules like +new) and its iptables firewall (conntrack entries of
-    removed rules deleted) both cut an established connection when the rule
-    that allowed it is deleted; so does ours (rules/static.py
-    CT_RULE_MATCH)."""
-    net, _ = api.network("10.31.0.0/24")
-    cli_g, _ = group(api, "h2-clients", [])
-    srv_g, rules = group(api, "h2-servers", [
-        {"direction": "ingress", "protocol": "tcp", "port_range_min": 8080,
-         "port_range_max": 8080, "remote_ip_prefix": "0.0.0.0/0"}])
+@contextlib.contextmanager
+def _server_and_client(ovs, api, cidr, tag, proto, port, server_code, client_code):  # noqa: F811
+    """A server and a client on a new network: the server's group admits
+    ``proto`` ``port`` from anywhere (one rule), the client's nothing in.
+    ``server_code`` runs on the server (it prints "ready"), ``client_code``
+    on the client with the server's address and port.  Yields a namespace:
+    cli, srv (the instances), client, server (their processes), rule_id,
+    say (a line to the client -> its answer line)."""
+    net, _ = api.network(cidr)
+    cli_g, _ = group(api, f"{tag}-clients", [])
+    srv_g, rules = group(api, f"{tag}-servers", [
+        {"direction": "ingress", "protocol": proto, "port_range_min": port,
+         "port_range_max": port, "remote_ip_prefix": "0.0.0.0/0"}])
     p_srv, srv = vm(ovs, api, net, security_groups=[srv_g])
     p_cli, cli = vm(ovs, api, net, security_groups=[cli_g])
     for p in (p_srv, p_cli):
         assert api.wait_status(p["id"], "ACTIVE")
-    server_proc = _ns_py(srv, ECHO_SERVER, 8080)
+    server_proc = _ns_py(srv, server_code, port)
     client = None
     try:
         assert server_proc.stdout.readline().strip() == "ready"
-        client = _ns_py(cli, HOLD_CLIENT, srv.ip, 8080, stdin=subprocess.PIPE)
-        assert client.stdout.readline().strip() == "connected"
+        client = _ns_py(cli, client_code, srv.ip, port, stdin=subprocess.PIPE)
 
         def say(word):
             client.stdin.write(word + "\n")
             client.stdin.flush()
             return client.stdout.readline().strip()
 
-        assert say("one") == "echo:one"  # the connection works
-        api("DELETE", f"/v2.0/security-group-rules/{rules[0]['id']}")
-        # the deletion is on the switch: new connections are refused
-        assert eventually(lambda: reach(cli, "tcp", srv.ip, 8080), want=False)
-        time.sleep(0.5)
-        got = say("two")
-        assert got != "echo:two", (
-            "the established TCP 8080 connection still carries data after the only rule "
-            "allowing TCP 8080 to the server was deleted")
+        yield types.SimpleNamespace(cli=cli, srv=srv, client=client, server=server_proc,
+                                    rule_id=rules[0]["id"], say=say)
     finally:
         if client is not None:
             client.kill()
             client.wait(5)
         server_proc.kill()
         server_proc.wait(5)
+
+
+def test_deleting_a_rule_cuts_the_connections_it_allowed(ovs, api, agent):  # noqa: F811
+    """Neutron's OVS firewall (CT_STATES: +est-rel-rpl is matched against
+    the rules like +new) and its iptables firewall (conntrack entries of
+    removed rules deleted) both cut an established connection when the rule
+    that allowed it is deleted; so does ours (rules/static.py
+    CT_RULE_MATCH)."""
+    with _server_and_client(ovs, api, "10.31.0.0/24", "h2", "tcp", 8080, ECHO_SERVER,
+                            HOLD_CLIENT) as t:
+        assert t.client.stdout.readline().strip() == "connected"
+        assert t.say("one") == "echo:one"  # the connection works
+        api("DELETE", f"/v2.0/security-group-rules/{t.rule_id}")
+        # the deletion is on the switch: new connections are refused
+        assert eventually(lambda: reach(t.cli, "tcp", t.srv.ip, 8080), want=False)
+        time.sleep(0.5)
+        got = t.say("two")
+        assert got != "echo:two", (
+            "the established TCP 8080 connection still carries data after the only rule "
+            "allowing TCP 8080 to the server was deleted")
+
+
+# A UDP server streaming to whoever spoke to it last (10 datagrams a
+# second), and its client: "count" prints the datagrams received in the
+# next second, "poke" sends one datagram to the server.
+STREAM_SERVER = r"""
+import select, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+print("ready", flush=True)
+_, peer = s.recvfrom(100)
+while True:
+    if select.select([s], [], [], 0.1)[0]:
+        s.recvfrom(100)
+    s.sendto(b"tick", peer)
+"""
+STREAM_CLIENT = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server = (sys.argv[1], int(sys.argv[2]))
+s.sendto(b"hello", server)
+for line in sys.stdin:
+    if line.strip() == "poke":
+        s.sendto(b"poke", server)
+        print("poked", flush=True)
+        continue
+    n, end = 0, time.monotonic() + 1
+    while time.monotonic() < end:
+        s.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            s.recvfrom(100)
+            n += 1
+        except OSError:
+            pass
+    print(n, flush=True)
+"""
+
+
+def test_deleting_a_rule_cuts_the_replies_of_its_connections_too(ovs, api, agent):  # noqa: F811
+    """Neutron's OVS firewall marks a connection whose packet no rule
+    accepts any more (ct_mark) and drops every packet of a marked
+    connection, replies included: once the rule admitting a UDP flow is
+    deleted, the server's stream back to the client stops as soon as the
+    client sends again (before the mark, only the client's direction was
+    cut; the server's "replies" went on for as long as it sent)."""
+    with _server_and_client(ovs, api, "10.35.0.0/24", "h4", "udp", 9999, STREAM_SERVER,
+                            STREAM_CLIENT) as t:
+        assert eventually(lambda: int(t.say("count")) >= 5), "the stream never flowed"
+        assert t.say("poke") == "poked" and int(t.say("count")) >= 5  # pokes are harmless
+        api("DELETE", f"/v2.0/security-group-rules/{t.rule_id}")
+        counts = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert t.say("poke") == "poked"
+            counts.append(int(t.say("count")))
+            if counts[-1] == 0:
+                break
+        assert t.server.poll() is None, "the server stopped by itself"
+        assert counts[-1] == 0, (
+            f"datagrams a second after the rule's deletion: {counts}; the server's stream "
+            "into a connection no rule admits any more goes on")
 
 
 def test_stateless_group_does_not_admit_replies(ovs, api, agent):  # noqa: F811

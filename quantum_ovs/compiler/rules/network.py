@@ -196,7 +196,8 @@ def network_flows(
             m = mk(inp, Field("vlan_vid", 0))
             out.append(Flow(P.CLASSIFY, 100, m, tuple(enter), cookie))
         out.extend(remote_out_flows(net, local_id, link, cookie))
-    # Flood: local ports first (each through its ingress ACL), then the outside.
+    # Flood: local ports first (each through its ingress ACL, marked as a
+    # flooded copy: static.NOT_FLOODED), then the outside.
     local = []
     for ofport in sorted(local_ofports):
         local.append(SetField(P.REG_DST, ofport))
@@ -208,17 +209,23 @@ def network_flows(
                 outside.extend(remote_actions(net, link, ip))
         else:
             outside = list(remote_actions(net, link, None))
+    # (the flags as they are for each half: FROM_LOCAL's are 0, a redirect
+    # is from remote, and nothing after FLOOD reads FLAG_REDIRECT)
+    flooded_local = [SetField(P.REG_FLAGS, P.FLAG_FLOOD)] + local if local else []
     if local or outside:
-        out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_LOCAL), tuple(local + outside), cookie))
+        out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_LOCAL), tuple(flooded_local + outside),
+                        cookie))
     if outside:
         # Locally originated IP leaving the host: commit it (egress has
         # accepted it) so that the replies come back established.
         commit = Ct(commit=True, zone_src=P.REG_ZONE)
         for eth in (F_IP, F_IPV6):
             out.append(Flow(P.FLOOD, 110, mk(rnet, FROM_LOCAL, eth),
-                            tuple(local + [commit] + outside), cookie))
+                            tuple(flooded_local + [commit] + outside), cookie))
     if local:
-        out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_REMOTE), tuple(local), cookie))
+        out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_REMOTE),
+                        (SetField(P.REG_FLAGS, P.FLAG_FROM_REMOTE | P.FLAG_FLOOD), *local),
+                        cookie))
     # DHCP from local ports goes to the agent's responder, through a meter
     # per source port (meter id = its ofport): one
     # instance flooding requests can neither starve the agent nor the

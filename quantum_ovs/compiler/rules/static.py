@@ -29,8 +29,10 @@ PRIO_ESTABLISHED = 100
 PRIO_RELATED = 99
 PRIO_UNTRACKED = 98
 PRIO_ALWAYS = 120  # above the invalid-state drop: ND may be untrackable
+PRIO_CONDEMNED = 112  # above the invalid-state drop, below the stateless jump
 PRIO_RULE = 50
 PRIO_CONJ = 40
+PRIO_CONDEMN = 30  # below every rule: what no rule accepts
 
 NET_ZONE = Move(P.REG_NET, P.REG_ZONE, 16)
 
@@ -40,6 +42,22 @@ NET_ZONE = Move(P.REG_NET, P.REG_ZONE, 16)
 # Neutron's OVS firewall does.  Replies (+est+rpl) and related packets pass
 # above the rules (PRIO_ESTABLISHED, PRIO_RELATED).
 CT_RULE_MATCH = Field("ct_state", CT_TRK, CT_TRK | CT_INV | CT_RPL)
+
+# A later packet of a connection (+est-rpl) that the rules no longer accept
+# condemns the connection: it is committed with ct_mark CONDEMNED and
+# dropped, and every packet of a condemned connection, replies included, is
+# dropped above the reply flows (PRIO_CONDEMNED).  So a rule removed cuts
+# its connections in both directions, as Neutron's OVS firewall does with
+# its ct_mark.  Only a packet meant for the port condemns: into a port,
+# not a copy FLOOD sends every local port (FLAG_FLOOD: a broadcast, or a
+# unicast to a MAC the network does not know, that one port refuses says
+# nothing of the others); out of a port, a unicast (a broadcast has no
+# replies to cut).
+CONDEMNED = 1
+CT_EST_ORIG = Field("ct_state", CT_TRK | CT_EST, CT_TRK | CT_EST | CT_INV | CT_RPL)
+F_CONDEMNED = Field("ct_mark", CONDEMNED)
+UNICAST = Field("eth_dst", "00:00:00:00:00:00", "01:00:00:00:00:00")
+NOT_FLOODED = Field(P.REG_FLAGS, 0, P.FLAG_FLOOD)
 
 # L3_ROUTE: what no router forwards (Linux's ip_route_input "martian" and
 # ip6_forward's scope checks), above the TTL punt (900, router.PRIO_TTL: a
@@ -111,6 +129,12 @@ def static_flows() -> list[Flow]:
         go = [GotoTable(nxt)]
         out.append(_f(table, PRIO_INVALID, mk(Field("ct_state", CT_TRK | CT_INV,
                                                     CT_TRK | CT_INV))))
+        out.append(_f(table, PRIO_CONDEMNED, mk(Field("ct_state", CT_TRK, CT_TRK),
+                                                F_CONDEMNED)))
+        condemn = Ct(commit=True, zone_src=P.REG_ZONE, mark=CONDEMNED)
+        meant = UNICAST if table == P.EGRESS_ACL else NOT_FLOODED
+        for eth in (F_IP, F_IPV6):
+            out.append(_f(table, PRIO_CONDEMN, mk(eth, CT_EST_ORIG, meant), [condemn]))
         out.append(_f(table, PRIO_ESTABLISHED, mk(Field("ct_state", CT_TRK | CT_EST | CT_RPL,
                                                         CT_TRK | CT_EST | CT_RPL | CT_INV)),
                       go))

@@ -405,6 +405,81 @@ def test_no_rule_no_entry_but_replies_pass():
     assert not reaches(s.tcp("port-0-0", "port-0-1", ct_state=CT_INV), s)
 
 
+def _marked(state, mark):
+    """A conntrack lookup finding a connection with ``mark``."""
+    return lambda zone, packet: (state, mark)
+
+
+def test_a_connection_no_rule_accepts_any_more_is_cut_both_ways():
+    """Neutron's OVS firewall: a later packet of a connection that no rule
+    accepts any more (a rule deleted) marks the connection (ct_mark 1) and
+    is dropped; every packet of a marked connection is dropped after that,
+    the replies too (without the mark, a server could go on sending into a
+    connection whose opening rule is gone)."""
+    s = _with_group([_rule(protocol=6, port_range_min=80, port_range_max=80)])
+    t = s.tcp("port-0-0", "port-0-1", dport=80, ct_state=CT_EST)
+    assert reaches(t, s) and not t.marks
+    # no rule for port 81 (the rule that opened it deleted): marked, dropped
+    t = s.tcp("port-0-0", "port-0-1", dport=81, ct_state=CT_EST)
+    assert not reaches(t, s)
+    assert [(mark, pkt["tcp_dst"]) for _, mark, pkt in t.marks] == [(1, 81)]
+    # a new connection the rules refuse is dropped, never marked (nothing
+    # to cut, and no entry is made for it)
+    t = s.tcp("port-0-0", "port-0-1", dport=81)
+    assert not reaches(t, s) and not t.marks and not t.commits
+
+    def reply(mark):
+        return s.tcp("port-0-1", "port-0-0", sport=80, dport=40000,
+                     ct_state=_marked(CT_EST | CT_RPL, mark))
+    assert reaches(reply(0), s, "port-0-0")
+    assert not reaches(reply(1), s, "port-0-0")
+    # marked, the opening direction stays cut even where a rule accepts
+    assert not reaches(s.tcp("port-0-0", "port-0-1", dport=80,
+                             ct_state=_marked(CT_EST, 1)), s)
+    # the sender's egress condemns too: sg-server's egress narrowed to DNS
+    server_sg = next(g for g in s.view.security_groups if g.id == "sg-server")
+    narrowed = dataclasses.replace(server_sg, rules=(
+        _rule(id="in"), _rule(id="eg-dns", direction="egress", protocol=17,
+                              port_range_min=53, port_range_max=53)))
+    s = Scenario(s.view.replace(security_groups=tuple(
+        narrowed if g.id == "sg-server" else g for g in s.view.security_groups)))
+    t = s.tcp("port-0-1", "port-0-0", dport=22, ct_state=CT_EST)
+    assert not reaches(t, s, "port-0-0") and [m for _, m, _ in t.marks] == [1]
+    assert reaches(s.udp("port-0-1", "port-0-0", dport=53, ct_state=CT_EST), s, "port-0-0")
+
+
+def test_only_a_packet_meant_for_the_port_condemns_its_connection():
+    """A copy FLOOD sends every local port (a broadcast, or a unicast to a
+    MAC the network does not know) that one port's rules refuse must not
+    cut the connection for the port it is for, here or beyond the host;
+    nor does a broadcast out of a port (it has no replies to cut)."""
+    s = _with_group([_rule(protocol=17, port_range_min=53, port_range_max=53)])
+    bcast = dict(eth_dst=BROADCAST, ipv4_dst="10.0.0.255", ct_state=CT_EST)
+    # port-0-0 broadcasts UDP 54: the server refuses its copy, no mark
+    t = s.udp("port-0-0", "port-0-1", dport=54, **bcast)
+    assert not reaches(t, s) and not t.marks
+    # to a MAC the network does not know: flooded, the server refuses its
+    # copy, the connection is not marked
+    t = s.udp("port-0-0", "port-0-1", dport=54, eth_dst="fa:16:3e:99:99:99",
+              ipv4_dst="10.0.0.99", ct_state=CT_EST)
+    assert not reaches(t, s) and not t.marks
+    # the same packet to the server's own MAC condemns
+    t = s.udp("port-0-0", "port-0-1", dport=54, ct_state=CT_EST)
+    assert not reaches(t, s) and t.marks
+    # egress: the server may send nothing but DNS; a broadcast of its is
+    # dropped unmarked, a unicast marked
+    server_sg = next(g for g in s.view.security_groups if g.id == "sg-server")
+    narrowed = dataclasses.replace(server_sg, rules=(
+        _rule(id="eg-dns", direction="egress", protocol=17, port_range_min=53,
+              port_range_max=53),))
+    s = Scenario(s.view.replace(security_groups=tuple(
+        narrowed if g.id == "sg-server" else g for g in s.view.security_groups)))
+    t = s.udp("port-0-1", "port-0-0", dport=54, **bcast)
+    assert t.dropped and not t.marks
+    t = s.udp("port-0-1", "port-0-0", dport=54, ct_state=CT_EST)
+    assert t.dropped and t.marks
+
+
 def _stateless(s):
     """The scenario with sg-server stateless."""
     groups = tuple(dataclasses.replace(g, stateful=False) if g.id == "sg-server" else g
