@@ -161,9 +161,21 @@ metadata_opts = [
 ]
 
 
+securitygroup_opts = [
+    cfg.ListOpt("permitted_ethertypes", default=[],
+                help="Ethertypes, in hexadecimal (e.g. 0x4008), that ports with "
+                     "port security may send and receive besides IP and ARP, "
+                     "whatever their security groups (Neutron's option of the "
+                     "same name). The frames must come from one of the port's "
+                     "MAC addresses. IPv4, IPv6, ARP and VLAN tags cannot be "
+                     "permitted this way."),
+]
+
+
 def _own_opts():
     return [("DEFAULT", default_opts), ("ovs", ovs_opts), ("agent", agent_opts),
-            ("server", server_opts), ("metadata", metadata_opts)]
+            ("server", server_opts), ("metadata", metadata_opts),
+            ("securitygroup", securitygroup_opts)]
 
 
 def list_opts():

@@ -84,7 +84,8 @@ class Agent:
         self.state = StateFile(settings.state_path, settings.host)
         # isolate: a conflict between flow owners (or an owner the compiler
         # cannot build) holds back those owners, not every change here
-        self.engine = Engine(settings.host, self.state.load(), isolate=True)
+        self.engine = Engine(settings.host, self.state.load(), isolate=True,
+                             permitted_ethertypes=settings.permitted_ethertypes)
         self.held: dict = {}  # owner -> why (logged when it changes)
         self.have_view = False  # a full view from the server is loaded
         self.revision = -1  # -1: no view yet (0 is a real revision of an empty cloud)

@@ -13,6 +13,21 @@ DHCP_PACKET_BURST = 20  # ... and at once above that rate
 PACKET_IN_QUEUE = 256  # punted packets waiting for the agent
 
 
+def parse_ethertypes(items) -> tuple:
+    """[securitygroup] permitted_ethertypes: hexadecimal "0x..." strings,
+    as Neutron spells them, to ints (which ones may be permitted, the
+    compiler checks: quantum_ovs.compiler.rules.port.check_ethertypes)."""
+    out = []
+    for item in items:
+        text = item.strip().lower()
+        digits = text[2:]
+        if not text.startswith("0x") or not digits or digits.strip("0123456789abcdef"):
+            raise ValueError(f"permitted_ethertypes: {item!r} is not a hexadecimal "
+                             "Ethertype such as 0x4008")
+        out.append(int(digits, 16))
+    return tuple(out)
+
+
 class Settings:
     """Everything the agent needs, as plain values (from oslo.config or a
     test)."""
@@ -31,7 +46,8 @@ class Settings:
                  dhcp_lease_time=86400, of_socket=None, dhcp_packet_rate=DHCP_PACKET_RATE,
                  dhcp_packet_burst=DHCP_PACKET_BURST, packet_in_queue=PACKET_IN_QUEUE,
                  ca_file="", insecure=False, gateway=False, metadata=None,
-                 dns_domain="openstacklocal.", dns_resolvers=(), of_connect=None):
+                 dns_domain="openstacklocal.", dns_resolvers=(), of_connect=None,
+                 permitted_ethertypes=()):
         self.host = host
         self.server_url = server_url
         self.ovsdb = ovsdb
@@ -58,6 +74,8 @@ class Settings:
         self.metadata = metadata
         self.dns_domain = dns_domain  # of networks without a dns_domain
         self.dns_resolvers = tuple(dns_resolvers)  # the DNS responder's upstreams
+        # [securitygroup] permitted_ethertypes, as ints
+        self.permitted_ethertypes = tuple(permitted_ethertypes)
 
     @classmethod
     def from_conf(cls, conf):
@@ -95,4 +113,6 @@ class Settings:
                    metadata=MetadataSettings.from_conf(conf),
                    dns_domain=conf.dns_domain, dns_resolvers=conf.agent.dns_resolvers,
                    of_connect=(f"unix:{conf.ovs.of_connect_unix}"
-                               if conf.ovs.of_connect_unix else None))
+                               if conf.ovs.of_connect_unix else None),
+                   permitted_ethertypes=parse_ethertypes(
+                       conf.securitygroup.permitted_ethertypes))

@@ -189,8 +189,13 @@ def _nat_ends(r: Router) -> tuple:
 
 class Engine:
     def __init__(self, host: str, allocations: Allocations | None = None,
-                 validate: bool = True, isolate: bool = False) -> None:
+                 validate: bool = True, isolate: bool = False,
+                 permitted_ethertypes: tuple = ()) -> None:
         self.host = host
+        # Ethertypes beyond IP and ARP that ports with port security may
+        # send and take (Neutron's [securitygroup] permitted_ethertypes):
+        # fixed for the engine's life, as the agent's configuration is
+        self.permitted_ethertypes = port_rules.check_ethertypes(permitted_ethertypes)
         self.alloc = allocations.copy() if allocations is not None else Allocations()
         self.validate = validate
         # isolate: a conflict or a failure computing an owner holds back
@@ -209,8 +214,9 @@ class Engine:
 
     @classmethod
     def from_view(cls, view: HostView, allocations: Allocations | None = None,
-                  validate: bool = True, isolate: bool = False) -> "Engine":
-        e = cls(view.host, allocations, validate, isolate)
+                  validate: bool = True, isolate: bool = False,
+                  permitted_ethertypes: tuple = ()) -> "Engine":
+        e = cls(view.host, allocations, validate, isolate, permitted_ethertypes)
         e.load(view)
         return e
 
@@ -1053,7 +1059,7 @@ class Engine:
 
     # Compute methods (OwnerKind.compute): the owner tuple in, its flows out.
     def _compute_static(self, owner) -> list[Flow]:
-        return static_flows()
+        return static_flows(self.permitted_ethertypes)
 
     def _compute_network(self, owner) -> list[Flow]:
         nid = owner[1]
@@ -1097,7 +1103,8 @@ class Engine:
             ofport = self.vif_ofports.get(pid)
             if ofport is None:
                 return []
-            flows = port_rules.local_port_flows(p, ofport, lid, routed)
+            flows = port_rules.local_port_flows(p, ofport, lid, routed,
+                                                self.permitted_ethertypes)
             if self.metadata_ofport and p.admin_state_up:
                 cookie = cookies.cookie_for(cookies.KIND_PORT, pid)
                 flows.extend(metadata_rules.port_flows(p, ofport, self.metadata_ofport, cookie))

@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 
-from quantum_ovs.compiler.compile import compile_flows
+from quantum_ovs.compiler.compile import Engine, compile_flows
 from quantum_ovs.compiler.flow import OFPVID_PRESENT, diff
 from quantum_ovs.compiler.synth import make_network, make_port, make_subnet
 from quantum_ovs.model import (
@@ -130,7 +130,7 @@ def rig(module_ovs):
         yield Rig(ovs=ovs, view=view, flows=flows, tracer=None, ofports=ofports,
                   tunnel=tunnel, physnet=physnet, odp_to_ofport=odp,
                   ignore_odp=frozenset(o for _, o in dp[underlay].values()),
-                  tunnel_odp=dp["br-int"][vx][1])
+                  tunnel_odp=dp["br-int"][vx][1], channel=ch)
 
 
 def trace(rig, packet: dict, ct: str = "trk,new", flow_text: str | None = None) -> frozenset:
@@ -369,3 +369,24 @@ def test_sanity_tagged_and_non_ip_from_a_secured_port(rig):
         o, v, 6, ipv4_src="10.0.0.99", eth_src="fa:16:3e:de:ad:02", tcp_src=1,
         tcp_dst=80))), "port-0-1")
     assert not trace(rig, inp(rig, "port-0-3", ip4(o, v, 6, tcp_src=1, tcp_dst=22)))
+
+
+def test_permitted_ethertypes_pass_between_secured_ports_from_their_own_macs(rig):
+    """[securitygroup] permitted_ethertypes (Neutron's option): the
+    operator's Ethertypes pass out of and into ports with port security,
+    whatever their groups; here the flows compiled with 0x88b5 permitted
+    replace the rig's for this test (and are put back after)."""
+    a, v = port(rig, "port-0-0"), port(rig, "port-0-1")
+    frame = _raw(a.mac_address, v.mac_address, 0x88B5, rig.ofports["port-0-0"])
+    spoofed = _raw("fa:16:3e:00:de:ad", v.mac_address, 0x88B5, rig.ofports["port-0-0"])
+    mpls = _raw(a.mac_address, v.mac_address, 0x8847, rig.ofports["port-0-0"])
+    assert not delivered(rig, trace(rig, {}, flow_text=frame), "port-0-1")  # (not yet)
+    permitted = Engine.from_view(rig.view, permitted_ethertypes=(0x88B5,)).flows()
+    ch = rig.channel
+    ch.apply(diff(ch.dump_flows(), permitted))
+    try:
+        assert delivered(rig, trace(rig, {}, flow_text=frame), "port-0-1"), rig.last_trace
+        assert not delivered(rig, trace(rig, {}, flow_text=spoofed), "port-0-1")
+        assert not delivered(rig, trace(rig, {}, flow_text=mpls), "port-0-1")
+    finally:
+        ch.apply(diff(ch.dump_flows(), rig.flows))

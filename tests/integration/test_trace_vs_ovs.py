@@ -158,6 +158,7 @@ class Rig:
     odp_to_ofport: dict  # datapath port number -> br-int ofport
     ignore_odp: frozenset  # underlay ports (the outer packet of a tunnel push)
     tunnel_odp: int
+    channel: object = None  # the agent's OpenFlow channel to br-int (to change the flows)
 
 
 def _dpif_ports(ovs):

@@ -62,7 +62,26 @@ def arp_flows(port: Port, local_id: int, cookie: int, local: bool) -> list[Flow]
     return out
 
 
-def port_security_flows(port: Port, ofport: int, cookie: int) -> list[Flow]:
+# What permitted_ethertypes may not name: IP and ARP have their own checks
+# (permitting them would pass them unchecked), VLAN tags are refused at the
+# port (local_port_flows), and below 0x0600 is a length, not a type.
+UNPERMITTABLE = frozenset({0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8, 0x9100})
+
+
+def check_ethertypes(types) -> tuple:
+    """``types`` (ints) as a sorted tuple; ValueError for one that cannot
+    be permitted."""
+    out = set()
+    for t in types:
+        if not isinstance(t, int) or not 0x0600 <= t <= 0xFFFF or t in UNPERMITTABLE:
+            raise ValueError(f"Ethertype {t!r} cannot be permitted: it must be 0x0600-0xffff "
+                             "and not IPv4, IPv6, ARP or a VLAN tag")
+        out.add(t)
+    return tuple(sorted(out))
+
+
+def port_security_flows(port: Port, ofport: int, cookie: int,
+                        permitted_ethertypes: tuple = ()) -> list[Flow]:
     src = reg(P.REG_SRC, ofport)
     go = (GotoTable(P.SERVICES),)
     if not port.port_security_enabled:
@@ -90,6 +109,8 @@ def port_security_flows(port: Port, ofport: int, cookie: int) -> list[Flow]:
     for m in macs:
         eth_src = Field("eth_src", m)
         keys[mk(src, eth_src, *DHCP_DISCOVER)] = (PS_ALLOW, go)
+        for t in permitted_ethertypes:  # from the port's own MACs only
+            keys[mk(src, eth_src, Field("eth_type", t))] = (PS_ALLOW, go)
         # ARP probes (RFC 5227) come from 0.0.0.0
         keys[mk(src, eth_src, F_ARP, Field("arp_sha", m), ARP_UNSPEC)] = (PS_ALLOW, go)
         for t in (133, 135, 143):  # RS, DAD NS, MLDv2 report from ::
@@ -110,7 +131,7 @@ def port_security_flows(port: Port, ofport: int, cookie: int) -> list[Flow]:
 
 
 def local_port_flows(port: Port, ofport: int, local_id: int,
-                     routed: bool = False) -> list[Flow]:
+                     routed: bool = False, permitted_ethertypes: tuple = ()) -> list[Flow]:
     """Everything but the security groups for a plugged local port."""
     cookie = cookies.cookie_for(cookies.KIND_PORT, port.id)
     inp = mk(Field("in_port", ofport))
@@ -128,7 +149,7 @@ def local_port_flows(port: Port, ofport: int, local_id: int,
              (SetField(P.REG_DST, ofport), GotoTable(P.INGRESS_ACL)), cookie),
         Flow(P.OUTPUT, 100, mk(reg(P.REG_DST, ofport)), (Output(ofport),), cookie),
     ]
-    out.extend(port_security_flows(port, ofport, cookie))
+    out.extend(port_security_flows(port, ofport, cookie, permitted_ethertypes))
     out.extend(arp_flows(port, local_id, cookie, True))
     if routed:
         out.extend(resolve_flows(port, local_id, cookie))

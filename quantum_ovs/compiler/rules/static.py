@@ -85,7 +85,9 @@ def _f(table, prio, match, actions=()):
     return Flow(table, prio, match, tuple(actions), COOKIE)
 
 
-def static_flows() -> list[Flow]:
+def static_flows(permitted_ethertypes: tuple = ()) -> list[Flow]:
+    """``permitted_ethertypes``: Ethertypes let into ports with port
+    security besides ARP (rules/port.check_ethertypes)."""
     out = []
     for t in P.TABLES:
         if t not in (P.SERVICES, P.CT_LOOKUP, P.L3_ADMIT, P.L2_LOOKUP, P.INGRESS_CT,
@@ -147,6 +149,9 @@ def static_flows() -> list[Flow]:
         untracked = mk(Field("ct_state", 0, CT_TRK))
         if table == P.INGRESS_ACL:
             untracked = mk(F_ARP, Field("ct_state", 0, CT_TRK))
+            for t in permitted_ethertypes:  # (an operator's choice)
+                out.append(_f(table, PRIO_UNTRACKED, mk(Field("eth_type", t),
+                                                        Field("ct_state", 0, CT_TRK)), go))
         out.append(_f(table, PRIO_UNTRACKED, untracked, go))
         for t in types:
             out.append(_f(table, PRIO_ALWAYS, mk(F_IPV6, Field("ip_proto", 58),
