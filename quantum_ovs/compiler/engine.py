@@ -565,7 +565,8 @@ class Engine:
     def _acl_sig(self, p: Port):
         if p.host != self.host:
             return None
-        return (p.network_id, p.security_groups, p.port_security_enabled, p.admin_state_up)
+        return (p.network_id, p.security_groups, p.port_security_enabled, p.admin_state_up,
+                acl_rules.pair_macs(p))
 
     def _mark_routers_of(self, nid: str) -> None:
         for rid in self.net_routers.get(nid, ()):

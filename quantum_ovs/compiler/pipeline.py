@@ -445,7 +445,8 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             INGRESS_ACL, "ingress_acl",
-            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src"),
+            # (eth_dst: an address pair's MAC, whose connections the port condemns)
+            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src", "eth_dst"),
             _fs(),
             frozenset({Ct, Conjunction, GotoTable}),
             _fs(INGRESS_ACL_SL, OUTPUT),

@@ -53,7 +53,14 @@ from quantum_ovs.compiler.rules.common import (
     port_masks,
     reg,
 )
-from quantum_ovs.compiler.rules.static import CT_RULE_MATCH, PRIO_CONJ, PRIO_NO_SECURITY
+from quantum_ovs.compiler.rules.static import (
+    CONDEMN,
+    CT_EST_ORIG,
+    CT_RULE_MATCH,
+    PRIO_CONDEMN,
+    PRIO_CONJ,
+    PRIO_NO_SECURITY,
+)
 from quantum_ovs.model import Port, Rule, member_address, member_mac
 
 EGRESS = "egress"
@@ -188,6 +195,12 @@ def rule_contributions(rule: Rule, stateful: bool = True):
     return tuple((table, m) for m in rule_matches(rule, stateful))
 
 
+def pair_macs(port: Port) -> tuple:
+    """The MACs of the port's allowed address pairs other than its own."""
+    return tuple(sorted({ap.mac_address for ap in port.allowed_address_pairs
+                         if ap.mac_address and ap.mac_address != port.mac_address}))
+
+
 def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
                    stateful: bool = True) -> list[Flow]:
     """Clause 0 for a local port.  ``keys_by_dir``: direction -> list of
@@ -218,6 +231,11 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
         if ids:
             out.append(Flow(table, PRIO_CONJ, mk(reg(regname, ofport)),
                             tuple([conjunction(c, 0, n) for c, n in sorted(ids)]), cookie))
+    if stateful:  # what comes for a pair's MAC comes flooded (static.py)
+        out += [Flow(P.INGRESS_ACL, PRIO_CONDEMN,
+                     mk(reg(P.REG_DST, ofport), eth, CT_EST_ORIG, Field("eth_dst", mac)),
+                     (CONDEMN,), cookie)
+                for mac in pair_macs(port) for eth in (F_IP, F_IPV6)]
     return out
 
 

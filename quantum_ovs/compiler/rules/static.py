@@ -52,8 +52,11 @@ CT_RULE_MATCH = Field("ct_state", CT_TRK, CT_TRK | CT_INV | CT_RPL)
 # not a copy FLOOD sends every local port (FLAG_FLOOD: a broadcast, or a
 # unicast to a MAC the network does not know, that one port refuses says
 # nothing of the others); out of a port, a unicast (a broadcast has no
-# replies to cut).
+# replies to cut).  An allowed address pair's own MAC is in no L2 lookup
+# (it may move between ports), so what is sent to it is always flooded: the
+# port's flows condemn what reaches it for that MAC (rules/acl.py).
 CONDEMNED = 1
+CONDEMN = Ct(commit=True, zone_src=P.REG_ZONE, mark=CONDEMNED)
 CT_EST_ORIG = Field("ct_state", CT_TRK | CT_EST, CT_TRK | CT_EST | CT_INV | CT_RPL)
 F_CONDEMNED = Field("ct_mark", CONDEMNED)
 UNICAST = Field("eth_dst", "00:00:00:00:00:00", "01:00:00:00:00:00")
@@ -133,10 +136,9 @@ def static_flows(permitted_ethertypes: tuple = ()) -> list[Flow]:
                                                     CT_TRK | CT_INV))))
         out.append(_f(table, PRIO_CONDEMNED, mk(Field("ct_state", CT_TRK, CT_TRK),
                                                 F_CONDEMNED)))
-        condemn = Ct(commit=True, zone_src=P.REG_ZONE, mark=CONDEMNED)
         meant = UNICAST if table == P.EGRESS_ACL else NOT_FLOODED
         for eth in (F_IP, F_IPV6):
-            out.append(_f(table, PRIO_CONDEMN, mk(eth, CT_EST_ORIG, meant), [condemn]))
+            out.append(_f(table, PRIO_CONDEMN, mk(eth, CT_EST_ORIG, meant), [CONDEMN]))
         out.append(_f(table, PRIO_ESTABLISHED, mk(Field("ct_state", CT_TRK | CT_EST | CT_RPL,
                                                         CT_TRK | CT_EST | CT_RPL | CT_INV)),
                       go))

@@ -480,6 +480,29 @@ def test_only_a_packet_meant_for_the_port_condemns_its_connection():
     assert t.dropped and t.marks
 
 
+def test_a_connection_to_an_address_pairs_mac_is_cut_both_ways_too():
+    """A pair with a MAC of its own (a VRRP virtual MAC) is in no L2
+    lookup: what is sent to it is flooded, and a flooded copy never marks.
+    The port's own flows mark what reaches it for its pairs' MACs (found by
+    review: the connection to a VIP went on one way after its rule was
+    deleted)."""
+    vmac, vip = "00:00:5e:00:01:07", "10.0.0.200"
+    s = _with_group([_rule(protocol=17, port_range_min=53, port_range_max=53)])
+    ports = tuple(dataclasses.replace(p, allowed_address_pairs=(AddressPair(vip, vmac),))
+                  if p.id == "port-0-1" else p for p in s.view.ports)
+    s = Scenario(s.view.replace(ports=ports))
+    to_vip = dict(eth_dst=vmac, ipv4_dst=vip, ct_state=CT_EST)
+    t = s.udp("port-0-0", "port-0-1", dport=53, **to_vip)
+    assert reaches(t, s) and not t.marks
+    t = s.udp("port-0-0", "port-0-1", dport=54, **to_vip)
+    assert not reaches(t, s) and [m for _, m, _ in t.marks] == [1]
+    # the third port (sg-client) refuses its flooded copy: no mark from it
+    ports = tuple(dataclasses.replace(p, allowed_address_pairs=()) if p.id == "port-0-1"
+                  else p for p in s.view.ports)
+    s = Scenario(s.view.replace(ports=ports))
+    assert not s.udp("port-0-0", "port-0-1", dport=54, **to_vip).marks
+
+
 def _stateless(s):
     """The scenario with sg-server stateless."""
     groups = tuple(dataclasses.replace(g, stateful=False) if g.id == "sg-server" else g

@@ -98,8 +98,11 @@ def op_change_port(e, v, data):
     elif kind == "host":
         p = dataclasses.replace(p, host=data.draw(st.sampled_from((HOST,) + HOSTS)))
     elif kind == "aap":
-        pair = AddressPair("10.0.0.200", p.mac_address)
-        p = dataclasses.replace(p, allowed_address_pairs=(pair,))
+        # the port's own MAC, or one of its own (the port's ACL condemns
+        # connections to that MAC: rules/acl.pair_macs), or none
+        mac = data.draw(st.sampled_from((p.mac_address, "00:00:5e:00:01:07", None)))
+        pairs = (AddressPair("10.0.0.200", mac),) if mac else ()
+        p = dataclasses.replace(p, allowed_address_pairs=pairs)
     else:
         p = dataclasses.replace(p, port_security_enabled=not p.port_security_enabled)
     change(e, ports=(p,))
@@ -566,3 +569,19 @@ def test_no_cyclic_gc_while_an_incremental_change_is_computed(monkeypatch):
     with pytest.raises(RuntimeError):
         plug(e, "port-0-30", 251)
     assert gc.isenabled()
+
+
+def test_a_pairs_own_mac_recomputes_the_ports_acl():
+    """The port's ACL flows condemn connections to its pairs' own MACs
+    (rules/acl.pair_macs): giving a pair a MAC of its own, or taking it
+    away, changes them."""
+    e = _engine()
+    p = next(x for x in e.ports.values() if x.host == HOST and x.id in e.vif_ofports
+             and x.port_security_enabled)
+    for pairs, recomputes in (((AddressPair("10.0.0.200", "00:00:5e:00:01:07"),), 1),
+                              ((AddressPair("10.0.0.200", p.mac_address),), 1),
+                              ((), 0)):  # (no pair MAC before or after)
+        e.stats.reset()
+        change(e, ports=(dataclasses.replace(p, allowed_address_pairs=pairs),))
+        assert e.stats.owner_recomputes["port-acl"] == recomputes, pairs
+        assert e.flows() == full(e)
