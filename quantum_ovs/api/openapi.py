@@ -181,6 +181,8 @@ def validator_schema(fn, mode):
         s = {"type": "array", "items": nullable(item) if item_null else item}
         if cl["unique"] and mode == "response":
             s["uniqueItems"] = True
+        if mode == "request":
+            s["maxItems"] = cl["max_items"]
         return s, False
     if name == "dict_with.<locals>.check":
         props, required = {}, []

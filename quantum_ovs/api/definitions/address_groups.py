@@ -76,6 +76,7 @@ def addresses(value, name="addresses", bare=False):
         return []
     if not isinstance(value, list):
         raise v.bad(f"'{value}' is not a list")
+    v.check_length(value, name)
     if not bare:
         for x in value:
             if isinstance(x, str) and "/" not in x:

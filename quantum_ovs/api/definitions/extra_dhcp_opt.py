@@ -57,6 +57,7 @@ def extra_dhcp_opts(value, name=EXTRA_DHCP_OPTS):
         return []
     if not isinstance(value, list):
         raise v.bad(f"'{value}' is not a list of extra DHCP options")
+    v.check_length(value, name)
     out, seen = [], set()
     for item in value:
         opt = _item(item, name)
