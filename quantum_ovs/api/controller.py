@@ -430,6 +430,7 @@ class Controller:
             items = body[self.collection]
             if not isinstance(items, list) or not items:
                 raise _bad(f"Resources required: '{self.collection}' must be a non-empty list")
+            v.check_length(items, self.collection)  # (before any item is read)
             bulk = True
         elif self.resource in body:
             items = [body[self.resource]]

@@ -829,8 +829,9 @@ def _operation(schema, r, method, comp, errors, creates):
                 "responses": _responses("list", c, errors, {"200": _json(body)})}
     if r.kind == "collection":
         # (An item of a bulk create may be wrapped in its member key too.)
-        bulk = _wrap(c, {"type": "array", "minItems": 1, "items": {"anyOf": [
-            _ref(name + "Create"), _wrap(member, _ref(name + "Create"))]}})
+        bulk = _wrap(c, {"type": "array", "minItems": 1, "maxItems": v.LIST_MAX,
+                         "items": {"anyOf": [_ref(name + "Create"),
+                                             _wrap(member, _ref(name + "Create"))]}})
         one = _wrap(member, _ref(name + "Create"))
         out = _json({"anyOf": [_wrap(member, _ref(name)),
                                _wrap(c, {"type": "array", "items": _ref(name)})]},

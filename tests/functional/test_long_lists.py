@@ -66,3 +66,15 @@ def test_other_lists_too(api):
     _refused(api.put(f"/v2.0/address-groups/{ag['id']}/add_addresses",
                      {"addresses": [f"10.1.{i // 256}.{i % 256}" for i in range(2_000)]}),
              "addresses")
+
+
+def test_a_bulk_create_holds_at_most_as_many_items(api):
+    """Neutron's bulk body ({"ports": [...]}): 1,000 items are taken (a
+    project's quota decides), more are refused before any item is read
+    (50,000 took 0.87 s before the quota refused them)."""
+    net = api.network()
+    _refused(api.post("/v2.0/ports", {"ports": _junk(LIST_MAX + 1)}), "ports")
+    _refused(api.post("/v2.0/networks", {"networks": _junk(50_000)}), "networks")
+    resp = api.post("/v2.0/ports", {"ports": [{"network_id": net["id"]}] * LIST_MAX})
+    assert resp.status_int in (201, 409), resp.text[:300]  # (409: the project's quota)
+    assert "holds" not in resp.text
