@@ -84,7 +84,11 @@ def addresses(value, name="addresses", bare=False):
     return list(dict.fromkeys(cidr(x, name) for x in value))
 
 
-addresses.openapi = {"type": "array", "items": {"type": "string"}}
+addresses.openapi = {
+    "request": {"type": "array", "items": {"type": "string"}, "maxItems": v.LIST_MAX},
+    # (a group may grow past a request's bound by several add_addresses)
+    "response": {"type": "array", "items": {"type": "string"}},
+}
 
 
 def action_body(body):
