@@ -224,7 +224,29 @@ def _gateway(fn, mode):
 
 def _routes(fn, mode):
     item, _ = validator_schema(v.host_route, mode)
-    return {"type": "array", "items": item}, mode == "request"
+    s = {"type": "array", "items": item}
+    if mode == "request":
+        s["maxItems"] = v.LIST_MAX
+    return s, mode == "request"
+
+
+def _extra_dhcp_opts(fn, mode):
+    from quantum_ovs.api.definitions import extra_dhcp_opt as d
+    request = mode == "request"
+    name = {"type": "string", "maxLength": d.OPT_NAME_MAX_LEN}
+    value = {"type": "string", "maxLength": d.OPT_VALUE_MAX_LEN}
+    if request:  # (numbers taken as their text; null: remove the option)
+        name.update(minLength=1, pattern=r"^[^\x00-\x20]+$")
+        value = {"anyOf": [dict(value, pattern=r"^[^\x00-\x1f]*$"), {"type": "number"},
+                           {"type": "null"}]}
+    item = {"type": "object", "additionalProperties": False, "properties": {
+        "opt_name": name, "opt_value": value,
+        "ip_version": validator_schema(v.integer(choices=(4, 6)), mode)[0]}}
+    s = {"type": "array", "items": item}
+    if request:
+        item["required"] = ["opt_name", "opt_value"]
+        s["maxItems"] = v.LIST_MAX
+    return s, request
 
 
 def _protocol(fn, mode):
@@ -247,6 +269,7 @@ _CUSTOM = {
     "quantum_ovs.api.definitions.provider._str_or_none": _c(_string(64), null=True),
     "quantum_ovs.api.definitions.l3.gateway_info": _gateway,
     "quantum_ovs.api.definitions.l3.routes": _routes,
+    "quantum_ovs.api.definitions.extra_dhcp_opt.extra_dhcp_opts": _extra_dhcp_opts,
     "quantum_ovs.api.definitions.securitygroups.protocol": _protocol,
     "quantum_ovs.api.definitions.securitygroups.port_value": lambda fn, mode: (
         _int(mode, 0, 65535), True),
