@@ -230,6 +230,12 @@ def _routes(fn, mode):
     return s, mode == "request"
 
 
+def _dns(pattern, mode):
+    if mode == "request":
+        return {"type": "string"}
+    return {"type": "string", "maxLength": 255, "pattern": pattern}
+
+
 def _extra_dhcp_opts(fn, mode):
     from quantum_ovs.api.definitions import extra_dhcp_opt as d
     request = mode == "request"
@@ -270,6 +276,16 @@ _CUSTOM = {
     "quantum_ovs.api.definitions.l3.gateway_info": _gateway,
     "quantum_ovs.api.definitions.l3.routes": _routes,
     "quantum_ovs.api.definitions.extra_dhcp_opt.extra_dhcp_opts": _extra_dhcp_opts,
+    # (a request's name is trimmed and lowered before its labels are read;
+    # what is shown is lower-case labels, a domain with its trailing dot)
+    "quantum_ovs.api.definitions.dns.dns_name": lambda fn, mode: (
+        _dns(r"^([a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*\.?)?$", mode), mode == "request"),
+    "quantum_ovs.api.definitions.dns.dns_domain": lambda fn, mode: (
+        _dns(r"^([a-z0-9-]{1,63}\.)*$", mode), mode == "request"),
+    "quantum_ovs.api.definitions.default_sg_rules.remote_group": _c({"enum": ["PARENT"]},
+                                                                     null=True),
+    "quantum_ovs.api.definitions.rbac._target": lambda fn, mode: (
+        {"type": "string", "maxLength": 255, "pattern": r"\S"}, False),
     "quantum_ovs.api.definitions.securitygroups.protocol": _protocol,
     "quantum_ovs.api.definitions.securitygroups.port_value": lambda fn, mode: (
         _int(mode, 0, 65535), True),
@@ -335,6 +351,13 @@ _SHOWN_IN = {
             "external_port_range": {"type": "string", "pattern": "^[0-9]+:[0-9]+$"}}}},
     ("security_groups", "security_group_rules"): {
         "type": "array", "items": {"$ref": "#/components/schemas/SecurityGroupRule"}},
+    ("networks", "ipv4_address_scope"): nullable(_uuid("response")),
+    ("networks", "ipv6_address_scope"): nullable(_uuid("response")),
+    ("ports", "dns_assignment"): {"type": "array", "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["hostname", "ip_address", "fqdn"],
+        "properties": {"hostname": {"type": "string"}, "ip_address": _ip("response"),
+                       "fqdn": {"type": "string"}}}},
 }
 
 # Attributes whose validator takes None (the server then chooses) that are
