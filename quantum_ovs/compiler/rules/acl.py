@@ -47,6 +47,8 @@ from quantum_ovs.compiler.flow import Ct, Field, Flow, GotoTable, Match
 from quantum_ovs.compiler.rules.common import (
     F_IP,
     F_IPV6,
+    FROM_LOCAL,
+    FROM_REMOTE,
     addr_field,
     conjunction,
     mk,
@@ -100,8 +102,6 @@ ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
 # reply to come back as one (nothing else commits a connection between two
 # ports of one host; from another host, the sender's host committed it on
 # the way out, and nothing is tracked here for it).
-FROM_LOCAL = Field(P.REG_FLAGS, 0, P.FLAG_FROM_REMOTE)
-FROM_REMOTE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, P.FLAG_FROM_REMOTE)
 ACCEPT_LOCAL = {INGRESS_SL: (_COMMIT, GotoTable(DIRS[INGRESS_SL][3]))}
 
 

@@ -15,7 +15,7 @@ from quantum_ovs.compiler.flow import (
     Output,
     SetField,
 )
-from quantum_ovs.compiler.pipeline import ETH_IP, ETH_IPV6
+from quantum_ovs.compiler.pipeline import ETH_IP, ETH_IPV6, FLAG_FROM_REMOTE, REG_FLAGS
 
 _name = attrgetter("name")
 
@@ -34,6 +34,9 @@ F_IP = Field("eth_type", ETH_IP)
 F_IPV6 = Field("eth_type", ETH_IPV6)
 F_ARP = Field("eth_type", 0x0806)
 F_ARP_REQ = Field("arp_op", 1)
+# sent by this host's ports, or arrived over a tunnel or a physical network
+FROM_LOCAL = Field(REG_FLAGS, 0, FLAG_FROM_REMOTE)
+FROM_REMOTE = Field(REG_FLAGS, FLAG_FROM_REMOTE, FLAG_FROM_REMOTE)
 
 _MOVE_ETH = Move("eth_src", "eth_dst", 48)
 _SET_REPLY = SetField("arp_op", 2)

@@ -40,8 +40,7 @@ from functools import lru_cache
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import Field, Flow, GotoTable, Output, SetField
-from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, link_local, mk, reg
-from quantum_ovs.compiler.rules.network import FROM_LOCAL
+from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, FROM_LOCAL, link_local, mk, reg
 from quantum_ovs.compiler.rules.port import arp_reply
 from quantum_ovs.compiler.rules.router import na_reply
 from quantum_ovs.model import Port

@@ -22,7 +22,17 @@ from quantum_ovs.compiler.flow import (
     Resubmit,
     SetField,
 )
-from quantum_ovs.compiler.rules.common import F_ARP, F_ARP_REQ, F_IP, F_IPV6, arp_reply, mk, reg
+from quantum_ovs.compiler.rules.common import (
+    F_ARP,
+    F_ARP_REQ,
+    F_IP,
+    F_IPV6,
+    FROM_LOCAL,
+    FROM_REMOTE,
+    arp_reply,
+    mk,
+    reg,
+)
 from quantum_ovs.model import Network, Subnet
 
 # The DHCP server address of a subnet without a gateway (the agent's
@@ -51,8 +61,6 @@ def dns_address(subnet: Subnet) -> str | None:
 # (agent/responders/dhcp.py DEFAULT_SERVER_MAC).
 DHCP_SERVER_MAC = "02:71:6f:76:73:01"
 
-FROM_LOCAL = Field(P.REG_FLAGS, 0, P.FLAG_FROM_REMOTE)
-FROM_REMOTE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, P.FLAG_FROM_REMOTE)
 DHCP6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless")
 
 

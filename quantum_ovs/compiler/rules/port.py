@@ -19,6 +19,7 @@ from quantum_ovs.compiler.rules.common import (  # noqa: F401 (arp_reply: its ol
     F_ARP_REQ,
     F_IP,
     F_IPV6,
+    FROM_LOCAL,
     addr_field,
     arp_reply,
     link_local,
@@ -26,7 +27,6 @@ from quantum_ovs.compiler.rules.common import (  # noqa: F401 (arp_reply: its ol
     mk_sorted,
     reg,
 )
-from quantum_ovs.compiler.rules.network import FROM_LOCAL
 from quantum_ovs.model import Port
 
 F_PROTO_UDP = Field("ip_proto", 17)

@@ -81,8 +81,16 @@ from quantum_ovs.compiler.flow import (
     Output,
     SetField,
 )
-from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, addr_field, link_local, mk, reg
-from quantum_ovs.compiler.rules.network import FROM_LOCAL
+from quantum_ovs.compiler.rules.common import (
+    F_ARP,
+    F_IP,
+    F_IPV6,
+    FROM_LOCAL,
+    addr_field,
+    link_local,
+    mk,
+    reg,
+)
 from quantum_ovs.compiler.rules.port import arp_reply
 from quantum_ovs.model import HostRoute, Router, RouterInterface
 

@@ -18,7 +18,7 @@ from quantum_ovs.compiler.flow import (
     GotoTable,
     Move,
 )
-from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, addr_field, mk
+from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, FROM_REMOTE, addr_field, mk
 
 COOKIE = cookies.cookie_for(cookies.KIND_STATIC, "pipeline")
 
@@ -159,9 +159,7 @@ def static_flows(permitted_ethertypes: tuple = ()) -> list[Flow]:
             out.append(_f(table, PRIO_ALWAYS, mk(F_IPV6, Field("ip_proto", 58),
                                                   Field("icmpv6_type", t)), go))
     # Packets from the outside were checked by their sender's host.
-    out.append(_f(P.EGRESS_ACL, 200, mk(Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE,
-                                              P.FLAG_FROM_REMOTE)),
-                  [GotoTable(P.L2_LOOKUP)]))
+    out.append(_f(P.EGRESS_ACL, 200, mk(FROM_REMOTE), [GotoTable(P.L2_LOOKUP)]))
     # DHCP replies reach every port (servers in VMs are stopped at port security).
     go = [GotoTable(P.OUTPUT)]
     out.append(_f(P.INGRESS_ACL, PRIO_ALWAYS, mk(F_IP, Field("ip_proto", 17),
