@@ -4,21 +4,15 @@ the configuration to the flows, traced."""
 
 import pytest
 
-from agent import config
 from agent.daemon import Agent
 from agent.settings import Settings, parse_ethertypes
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.synth import make_host_view
 from quantum_ovs.compiler.trace import Tracer
 from tests.fixtures.scenario import BROADCAST
+from tests.unit.agent.test_gateway_option import _conf
 
 INFINIBAND = 0x4008
-
-
-def _conf(tmp_path, text):
-    path = tmp_path / "agent.ini"
-    path.write_text(text)
-    return config.make_conf(["--config-file", str(path)])
 
 
 def test_read_from_the_securitygroup_section(tmp_path):

@@ -317,6 +317,17 @@ def _rule(**kw):
                 kw.pop("ethertype", "IPv4"), **kw)
 
 
+def _server_group(s, **changes):
+    """The scenario with sg-server changed (dataclasses.replace)."""
+    return Scenario(s.view.replace(security_groups=tuple(
+        dataclasses.replace(g, **changes) if g.id == "sg-server" else g
+        for g in s.view.security_groups)))
+
+
+_EGRESS_DNS = _rule(id="eg-dns", direction="egress", protocol=17, port_range_min=53,
+                    port_range_max=53)
+
+
 def reaches(t, s, dst="port-0-1"):
     return s.ofport(dst) in t.ports
 
@@ -437,12 +448,7 @@ def test_a_connection_no_rule_accepts_any_more_is_cut_both_ways():
     assert not reaches(s.tcp("port-0-0", "port-0-1", dport=80,
                              ct_state=_marked(CT_EST, 1)), s)
     # the sender's egress condemns too: sg-server's egress narrowed to DNS
-    server_sg = next(g for g in s.view.security_groups if g.id == "sg-server")
-    narrowed = dataclasses.replace(server_sg, rules=(
-        _rule(id="in"), _rule(id="eg-dns", direction="egress", protocol=17,
-                              port_range_min=53, port_range_max=53)))
-    s = Scenario(s.view.replace(security_groups=tuple(
-        narrowed if g.id == "sg-server" else g for g in s.view.security_groups)))
+    s = _server_group(s, rules=(_rule(id="in"), _EGRESS_DNS))
     t = s.tcp("port-0-1", "port-0-0", dport=22, ct_state=CT_EST)
     assert not reaches(t, s, "port-0-0") and [m for _, m, _ in t.marks] == [1]
     assert reaches(s.udp("port-0-1", "port-0-0", dport=53, ct_state=CT_EST), s, "port-0-0")
@@ -468,12 +474,7 @@ def test_only_a_packet_meant_for_the_port_condemns_its_connection():
     assert not reaches(t, s) and t.marks
     # egress: the server may send nothing but DNS; a broadcast of its is
     # dropped unmarked, a unicast marked
-    server_sg = next(g for g in s.view.security_groups if g.id == "sg-server")
-    narrowed = dataclasses.replace(server_sg, rules=(
-        _rule(id="eg-dns", direction="egress", protocol=17, port_range_min=53,
-              port_range_max=53),))
-    s = Scenario(s.view.replace(security_groups=tuple(
-        narrowed if g.id == "sg-server" else g for g in s.view.security_groups)))
+    s = _server_group(s, rules=(_EGRESS_DNS,))
     t = s.udp("port-0-1", "port-0-0", dport=54, **bcast)
     assert t.dropped and not t.marks
     t = s.udp("port-0-1", "port-0-0", dport=54, ct_state=CT_EST)
@@ -505,9 +506,7 @@ def test_a_connection_to_an_address_pairs_mac_is_cut_both_ways_too():
 
 def _stateless(s):
     """The scenario with sg-server stateless."""
-    groups = tuple(dataclasses.replace(g, stateful=False) if g.id == "sg-server" else g
-                   for g in s.view.security_groups)
-    return Scenario(s.view.replace(security_groups=groups))
+    return _server_group(s, stateful=False)
 
 
 def test_a_stateless_group_lets_in_only_what_its_rules_say_whatever_the_state():
@@ -550,16 +549,7 @@ def test_a_stateless_group_lets_in_only_what_its_rules_say_whatever_the_state():
 
 
 def test_egress_rules_restrict_the_sender():
-    s = _with_group([_rule()])
-    view = s.view
-    server_sg = next(g for g in view.security_groups if g.id == "sg-server")
-    narrowed = SecurityGroup("sg-server", (
-        _rule(id="in"),
-        _rule(id="eg-dns", direction="egress", protocol=17, port_range_min=53,
-              port_range_max=53),
-    ), server_sg.member_ips)
-    s = Scenario(view.replace(security_groups=tuple(
-        narrowed if g.id == "sg-server" else g for g in view.security_groups)))
+    s = _server_group(_with_group([_rule()]), rules=(_rule(id="in"), _EGRESS_DNS))
     # the client group accepts ingress from sg-server members on anything
     assert reaches(s.udp("port-0-1", "port-0-0", dport=53), s, "port-0-0")
     assert not reaches(s.udp("port-0-1", "port-0-0", dport=54), s, "port-0-0")
