@@ -393,9 +393,10 @@ class Tracer:
                 if a.table is None:
                     # As in Open vSwitch: after ct() without recirculation
                     # the rest of the pipeline sees the packet untracked
-                    # (its ct_mark cleared too).
+                    # (its ct_zone and ct_mark cleared too).
                     p["ct_state"] = 0
                     p.pop("ct_mark", None)
+                    p.pop("ct_zone", None)
                 else:
                     state = self._ct(zone, readable(p)) if callable(self._ct) else self._ct
                     state, mark = state if isinstance(state, tuple) else (state, 0)

@@ -139,6 +139,12 @@ def test_conntrack_state_and_commit():
     # the state may depend on the zone
     t = trace(flows, pkt, ct_state=lambda zone, p: CT_EST if zone == 42 else CT_NEW)
     assert t.ports == [1]
+    # after a commit without recirculation the packet is untracked, as on
+    # the switch: no state, zone or mark
+    assert t.outputs[0].get("ct_zone") == 42
+    t = trace(flows, pkt, ct_state=lambda zone, p: (CT_NEW, 7))
+    (d,) = t.outputs
+    assert (d.get("ct_state"), d.get("ct_zone"), d.get("ct_mark")) == (0, None, None)
 
 
 def test_controller_and_format():
