@@ -119,13 +119,19 @@ def fip_dict(f):
 # ------------------------------------------------------------------ storage
 def find_router(s, ext_net_id, subnet_id):
     """The router with a gateway on ``ext_net_id`` and an interface on
-    ``subnet_id`` (the first by id when several), or None."""
-    RT, RP, A = models.Router, models.RouterPort, models.IPAllocation
+    ``subnet_id``, or None: when several, the one whose interface holds
+    the subnet's gateway address, else the first by id (as Neutron's
+    get_router_for_floatingip: another project's router on a shared
+    network, attached by a port of its own, never takes a floating IP
+    from the router that serves the subnet's gateway)."""
+    RT, RP, A, SN = models.Router, models.RouterPort, models.IPAllocation, models.Subnet
+    holds_gateway = sa.case((A.ip_address == SN.gateway_ip, 0), else_=1)
     return s.execute(sa.select(RT.id).join(RP, RP.router_id == RT.id)
                      .join(A, A.port_id == RP.port_id)
+                     .join(SN, SN.id == A.subnet_id)
                      .where(RT.gw_network_id == ext_net_id, RP.port_type == INTERFACE,
                             A.subnet_id == subnet_id)
-                     .order_by(RT.id)).scalars().first()
+                     .order_by(holds_gateway, RT.id)).scalars().first()
 
 
 def held_router(s, ext_net_id, subnet_id):
@@ -400,13 +406,16 @@ class FloatingIPs(Collection):
                     f"{x.external_port_lo}:{x.external_port_hi}")
         ilo, ihi = a["internal"]
         PF = models.PortForwarding
-        for x in s.execute(sa.select(PF).where(
-                PF.internal_port_id == port.id, PF.protocol == a["protocol"],
-                PF.internal_ip_address == a["internal_ip_address"])).scalars():
+        for x, owner in s.execute(sa.select(PF, F.project_id).join(F, F.id == PF.floatingip_id)
+                                  .where(PF.internal_port_id == port.id,
+                                         PF.protocol == a["protocol"],
+                                         PF.internal_ip_address == a["internal_ip_address"])):
             if x.id != pf_id and ilo <= x.internal_port_hi and x.internal_port_lo <= ihi:
+                # (another project's floating IP is not named: the port's
+                # network may be shared, the forwarding is not)
                 raise definition.pf_overlap(
-                    x.floatingip_id, a["protocol"],
-                    f"internal ports of {a['internal_ip_address']}",
+                    x.floatingip_id if ctx.is_admin or owner == ctx.project_id else None,
+                    a["protocol"], f"internal ports of {a['internal_ip_address']}",
                     f"{x.internal_port_lo}:{x.internal_port_hi}")
         return router_id
 

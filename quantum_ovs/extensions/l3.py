@@ -137,6 +137,24 @@ def router_dict(r):
 
 
 # ------------------------------------------------------------------ storage
+
+def _check_in_pools(ctx, port, subnets):
+    """A port's address outside the allocation pools of another project's
+    subnet (its owner's reserved addresses, or one an administrator gave)
+    does not become a router interface of the caller's: 400, as in Neutron
+    (LP 1757482); the subnet's owner and an administrator may."""
+    for a, sub in zip(port.fixed_ips, subnets):
+        if sub.project_id == ctx.project_id:
+            continue
+        ip = ipaddress.ip_address(a.ip_address)
+        if not any(ipaddress.ip_address(p.first_ip) <= ip <= ipaddress.ip_address(p.last_ip)
+                   for p in sub.allocation_pools):
+            raise bad_router(f"Cannot add interface to router because the address "
+                             f"{a.ip_address} of port {port.id} is outside the allocation "
+                             f"pools of subnet {sub.id}, which is not owned by the project "
+                             "making the request")
+
+
 class Routers(Collection):
     collection = ROUTERS
     resource = ROUTER
@@ -512,6 +530,8 @@ class Routers(Collection):
             subnets = [s.get(models.Subnet, a.subnet_id) for a in port.fixed_ips]
             if sum(1 for x in subnets if x.ip_version == 4) > 1:
                 raise bad_router("Cannot have multiple IPv4 subnets on router port")
+            if not ctx.is_admin:
+                _check_in_pools(ctx, port, subnets)
             self._check_new_subnets(s, router, subnets)
             port.device_id, port.device_owner = router.id, INTERFACE
             port.status = INTERFACE_STATUS

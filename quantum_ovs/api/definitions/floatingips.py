@@ -114,9 +114,10 @@ def bad_pf(msg):
 
 def pf_overlap(fip_id, protocol, what, ports):
     """Two forwardings that would take the same packets: a 400 as in
-    Neutron (a BadRequest, not a conflict of state)."""
-    return bad_pf(f"A port forwarding of floating IP {fip_id} already uses {protocol} "
-                  f"{what} {ports}")
+    Neutron (a BadRequest, not a conflict of state); ``fip_id`` None:
+    the other forwarding's floating IP is not the caller's to know."""
+    of = f" of floating IP {fip_id}" if fip_id else ""
+    return bad_pf(f"A port forwarding{of} already uses {protocol} {what} {ports}")
 
 
 # ------------------------------------------------------------------ validators
