@@ -380,8 +380,12 @@ class Agent:
             try:
                 first = self.events.get(timeout=self._idle_timeout())
             except queue.Empty:
-                if self.have_view and self._chassis_wanted() != self.chassis:
-                    self.events.put(("tick", None))  # a BFD grace period ended
+                try:
+                    if self.have_view and self._chassis_wanted() != self.chassis:
+                        self.events.put(("tick", None))  # a BFD grace period ended
+                except Exception:  # noqa: BLE001 - the loop must outlive it
+                    LOG.exception("reconcile failed; will dump and resync")
+                    self.events.put(("resync", None))
                 continue
             batch = [first]
             while True:

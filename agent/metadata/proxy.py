@@ -403,7 +403,9 @@ class MetadataProxy:
                 "X-Instance-ID-Signature": sign(self.s.shared_secret, who.instance_id)}
 
     def _forward(self, method, path, who, body, in_headers):
-        if not path.startswith("/"):
+        # (a control character, a space or a byte beyond ASCII is the
+        # instance's error: nova is not asked, and it is not nova's failure)
+        if not path.startswith("/") or not all(" " < c < "\x7f" for c in path):
             return 400, "text/plain", b"Bad Request\n"
         headers = self.headers_for(who)
         for name in FORWARDED_HEADERS:

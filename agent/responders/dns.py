@@ -228,6 +228,15 @@ def published_name(dns_name: str, ip: str, domain: str) -> tuple[str, Optional[s
     return fqdn, bare
 
 
+def _encodable(name: str) -> bool:
+    """A name DNS can carry (labels of 1-63 bytes, 255 in all)."""
+    try:
+        W.encode_name(name)
+    except (ValueError, UnicodeError):
+        return False
+    return True
+
+
 def build_zone(network: model.Network, ports, subnets, default_domain: str) -> Zone:
     """The names of ``ports`` (those of ``network``)."""
     own = normalize_domain(default_domain)
@@ -245,6 +254,14 @@ def build_zone(network: model.Network, ports, subnets, default_domain: str) -> Z
             continue
         for ip in p.ips:
             fqdn, bare = published_name(p.dns_name, ip, domain)
+            if not _encodable(fqdn):
+                # (a name that fit its domain until the network's domain
+                # grew: the server checks names when ports change, not
+                # when their network does) the address's own name, if
+                # that fits
+                fqdn, bare = published_name(None, ip, domain)
+                if not _encodable(fqdn):
+                    continue
             add(fqdn, ip)
             if bare is not None:
                 add(bare, ip)

@@ -376,8 +376,9 @@ class NeighbourResolver:
 
     def neighbours(self) -> tuple[m.Neighbour, ...]:
         with self._lock:
-            return tuple(sorted(m.Neighbour(net, ip, e.mac)
-                                for (net, ip), e in self._table.items() if e.mac))
+            # (sorted as tuples: Neighbour values have no order)
+            return tuple(m.Neighbour(net, ip, mac) for net, ip, mac in sorted(
+                (net, ip, e.mac) for (net, ip), e in self._table.items() if e.mac))
 
     # ------------------------------------------------------------ packet-ins
     def packet_in(self, pin) -> bool:
@@ -437,7 +438,7 @@ class NeighbourResolver:
             if e is None:
                 e = _Entry(None, src_ip, src_mac, now, now)
                 self._table[key] = e
-                self._bound()
+                self._bound(keep=key)
             e.src_ip, e.src_mac, e.asked = src_ip, src_mac, now
             e.tries += 1
         self._send_request(net, ip, src_ip, src_mac)
@@ -447,12 +448,15 @@ class NeighbourResolver:
         self.send(request_for(src_mac, src_ip, ip, net.vlan), [Output(net.ofport)])
         self._count("neighbour_requests")
 
-    def _bound(self) -> None:
-        """Keep at most max_entries: the oldest answers go first (pending
-        requests before them)."""
+    def _bound(self, keep=None) -> None:
+        """Keep at most max_entries: pending requests go first, then the
+        oldest answers; never ``keep``, the request being made (in a table
+        full of answers it would go at once, and no new next hop could be
+        learned while the old ones keep answering)."""
         while len(self._table) > self.max_entries:
-            victim = min(self._table, key=lambda k: (self._table[k].mac is not None,
-                                                     self._table[k].learned))
+            victim = min((k for k in self._table if k != keep),
+                         key=lambda k: (self._table[k].mac is not None,
+                                        self._table[k].learned))
             del self._table[victim]
             self._count("neighbour_evicted")
 
