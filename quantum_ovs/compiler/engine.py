@@ -1279,9 +1279,11 @@ class Engine:
             if p is None or p.host != self.host:
                 return []
             fixed = fip.fixed_ip_address or next((ip for ip in p.ips if ":" not in ip), None)
-            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, fixed, False, ext.reply)
+            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, fixed, False, ext.reply,
+                                              ext.gateway_ip)
         if fip.port_forwardings and self._gateway_role(r.gateway) == "active":
-            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, None, True, ext.reply)
+            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, None, True, ext.reply,
+                                              ext.gateway_ip)
         return []
 
     def _compute_external(self, owner) -> list[Flow]:

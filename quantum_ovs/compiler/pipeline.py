@@ -233,6 +233,10 @@ EXT_PUNT_METER_BASE = 0x10000
 # their own, or a flood of packets to an unresolved next hop (which fills
 # the resolve punt's meter) would starve the very answer that ends it.
 EXT_REPLY_METER_BASE = 0x20000
+# ... and of the network's own gateway's replies (the upstream router the
+# default route goes through): a meter of their own again, or any host on
+# the network sending replies to our addresses would starve them.
+EXT_GW_REPLY_METER_BASE = 0x30000
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806
@@ -315,7 +319,8 @@ TABLES: dict[int, TableSpec] = {
         TableSpec(
             EXT_ADMIT, "ext_admit",
             _fs(REG_NET, REG_FLAGS, REG_ROUTER, "eth_type", "eth_dst", "arp_op", "arp_tpa",
-                "ipv4_dst", "ipv6_dst", "ip_proto", "icmpv6_type", "ipv6_nd_target"),
+                "arp_spa", "ipv4_dst", "ipv6_dst", "ip_proto", "icmpv6_type",
+                "ipv6_nd_target"),
             _fs("eth_src", "eth_dst", "arp_op", "arp_sha", "arp_tha", "arp_spa", "arp_tpa",
                 REG_ROUTER, REG_ZONE, REG_NEXTHOP, "ipv6_src", "ipv6_dst", "icmpv6_type",
                 "ipv6_nd_sll", "nd_reserved", "nd_options_type", "vlan_vid"),
