@@ -43,7 +43,7 @@ from functools import lru_cache
 
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
-from quantum_ovs.compiler.flow import Field, Flow, GotoTable, Match
+from quantum_ovs.compiler.flow import Ct, Field, Flow, GotoTable, Match
 from quantum_ovs.compiler.rules.common import (
     F_IP,
     F_IPV6,
@@ -56,7 +56,6 @@ from quantum_ovs.compiler.rules.common import (
     reg,
 )
 from quantum_ovs.compiler.rules.static import (
-    COMMIT,
     CONDEMN,
     CT_EST_ORIG,
     CT_RULE_MATCH,
@@ -89,11 +88,12 @@ MAC_FIELDS = {EGRESS: "eth_dst", INGRESS: "eth_src", EGRESS_SL: "eth_dst",
 # The protocols whose destination port the switch can match (OXM has no
 # DCCP or UDP-Lite port fields, though the API takes port ranges for them).
 _PORT_FIELDS = {6: "tcp_dst", 17: "udp_dst", 132: "sctp_dst"}
+_COMMIT = Ct(commit=True, zone_src=P.REG_ZONE)
 # Only the ingress check commits (see pipeline: a commit leaves the packet
 # untracked, and egress-accepted traffic to other hosts is committed on its
 # way out, in L2_LOOKUP / FLOOD).
 ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
-          INGRESS: (COMMIT, GotoTable(DIRS[INGRESS][3])),
+          INGRESS: (_COMMIT, GotoTable(DIRS[INGRESS][3])),
           EGRESS_SL: (GotoTable(DIRS[EGRESS_SL][3]),),
           INGRESS_SL: (GotoTable(DIRS[INGRESS_SL][3]),)}
 # What a stateless port, or a port without port security, lets in from a
@@ -102,7 +102,7 @@ ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
 # reply to come back as one (nothing else commits a connection between two
 # ports of one host; from another host, the sender's host committed it on
 # the way out, and nothing is tracked here for it).
-ACCEPT_LOCAL = {INGRESS_SL: (COMMIT, GotoTable(DIRS[INGRESS_SL][3]))}
+ACCEPT_LOCAL = {INGRESS_SL: (_COMMIT, GotoTable(DIRS[INGRESS_SL][3]))}
 
 
 # The remote of a conjunction key whose rules name an address group.

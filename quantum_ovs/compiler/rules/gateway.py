@@ -157,7 +157,6 @@ from quantum_ovs.compiler.rules.router import (
     route_egress,
     route_priority,
 )
-from quantum_ovs.compiler.rules.static import ACCEPTED
 from quantum_ovs.model import FloatingIP, RouterGateway
 
 PRIO_GW_ECHO = 1000
@@ -323,9 +322,7 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
 
     rid = reg(P.REG_ROUTER, zones.acl)
     rext = reg(P.REG_NET, ext.local_id)
-    # (what leaves was accepted by its port's egress: a condemned connection
-    # that the rules accept again lives again, static.COMMIT)
-    commit_acl = Ct(commit=True, zone=zones.acl, mark=ACCEPTED)
+    commit_acl = Ct(commit=True, zone=zones.acl)
     leave = (DecTtl(), SetField("eth_src", gw.mac_address), SetField(P.REG_NET, ext.local_id))
     eth, net = addr_field("ipv4_dst", "ipv6_dst", ext.cidr)
     prefixlen = int(ext.cidr.rsplit("/", 1)[1])

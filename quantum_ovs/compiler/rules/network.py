@@ -18,6 +18,7 @@ from quantum_ovs.compiler.flow import (
     Output,
     PopVlan,
     PushVlan,
+    Ct,
     Resubmit,
     SetField,
 )
@@ -32,7 +33,6 @@ from quantum_ovs.compiler.rules.common import (
     mk,
     reg,
 )
-from quantum_ovs.compiler.rules.static import COMMIT
 from quantum_ovs.model import Network, Subnet
 
 # The DHCP server address of a subnet without a gateway (the agent's
@@ -154,7 +154,7 @@ def remote_out_flows(net: Network, local_id: int, link, cookie) -> list[Flow]:
     way out so that its replies are established."""
     out = _uplink_out(net, link)
     rnet = reg(P.REG_NET, local_id)
-    commit = (COMMIT,) + out
+    commit = (Ct(commit=True, zone_src=P.REG_ZONE),) + out
     return [Flow(P.REMOTE_OUT, 10, mk(rnet), out, cookie),
             Flow(P.REMOTE_OUT, 20, mk(rnet, F_IP), commit, cookie),
             Flow(P.REMOTE_OUT, 20, mk(rnet, F_IPV6), commit, cookie)]
@@ -226,7 +226,7 @@ def network_flows(
     if outside:
         # Locally originated IP leaving the host: commit it (egress has
         # accepted it) so that the replies come back established.
-        commit = COMMIT
+        commit = Ct(commit=True, zone_src=P.REG_ZONE)
         for eth in (F_IP, F_IPV6):
             out.append(Flow(P.FLOOD, 110, mk(rnet, FROM_LOCAL, eth),
                             tuple(flooded_local + [commit] + outside), cookie))

@@ -45,16 +45,10 @@ CT_RULE_MATCH = Field("ct_state", CT_TRK, CT_TRK | CT_INV | CT_RPL)
 
 # A later packet of a connection (+est-rpl) that the rules no longer accept
 # condemns the connection: it is committed with ct_mark CONDEMNED and
-# dropped, and every reply and related packet of a condemned connection is
+# dropped, and every packet of a condemned connection, replies included, is
 # dropped above the reply flows (PRIO_CONDEMNED).  So a rule removed cuts
 # its connections in both directions, as Neutron's OVS firewall does with
-# its ct_mark.  Unlike Neutron's, a condemned connection's packets in the
-# direction that opened it still meet the rules: one that a rule accepts
-# again (the rule is back) is committed with ct_mark ACCEPTED, as every
-# accepted packet is (COMMIT), and the connection lives again, replies
-# included.  (In Neutron's, a connection cut stays cut for as long as
-# either side keeps sending: each packet renews its conntrack entry.)
-# Only a packet meant for the port condemns: into a port,
+# its ct_mark.  Only a packet meant for the port condemns: into a port,
 # not a copy FLOOD sends every local port (FLAG_FLOOD: a broadcast, or a
 # unicast to a MAC the network does not know, that one port refuses says
 # nothing of the others); out of a port, a unicast (a broadcast has no
@@ -62,12 +56,7 @@ CT_RULE_MATCH = Field("ct_state", CT_TRK, CT_TRK | CT_INV | CT_RPL)
 # (it may move between ports), so what is sent to it is always flooded: the
 # port's flows condemn what reaches it for that MAC (rules/acl.py).
 CONDEMNED = 1
-ACCEPTED = 0
 CONDEMN = Ct(commit=True, zone_src=P.REG_ZONE, mark=CONDEMNED)
-# The commit of a packet the pipeline accepts (an ingress rule, a port
-# without port security, the way out of the host): a condemned connection
-# that the rules accept again is no longer condemned.
-COMMIT = Ct(commit=True, zone_src=P.REG_ZONE, mark=ACCEPTED)
 CT_EST_ORIG = Field("ct_state", CT_TRK | CT_EST, CT_TRK | CT_EST | CT_INV | CT_RPL)
 F_CONDEMNED = Field("ct_mark", CONDEMNED)
 UNICAST = Field("eth_dst", "00:00:00:00:00:00", "01:00:00:00:00:00")
@@ -145,11 +134,8 @@ def static_flows(permitted_ethertypes: tuple = ()) -> list[Flow]:
         go = [GotoTable(nxt)]
         out.append(_f(table, PRIO_INVALID, mk(Field("ct_state", CT_TRK | CT_INV,
                                                     CT_TRK | CT_INV))))
-        # (replies and related packets: the opening direction, +est-rpl,
-        # goes on to the rules, below)
-        for state in (CT_RPL, CT_REL):
-            out.append(_f(table, PRIO_CONDEMNED, mk(Field("ct_state", CT_TRK | state,
-                                                          CT_TRK | state), F_CONDEMNED)))
+        out.append(_f(table, PRIO_CONDEMNED, mk(Field("ct_state", CT_TRK, CT_TRK),
+                                                F_CONDEMNED)))
         meant = UNICAST if table == P.EGRESS_ACL else NOT_FLOODED
         for eth in (F_IP, F_IPV6):
             out.append(_f(table, PRIO_CONDEMN, mk(eth, CT_EST_ORIG, meant), [CONDEMN]))

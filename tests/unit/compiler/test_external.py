@@ -245,31 +245,6 @@ def test_the_reply_of_a_floating_ip_leaves_as_the_floating_ip():
     assert [k for _, ch in out.nats for k in ch] == ["ipv4_src"]  # un-DNAT, no SNAT
 
 
-def test_a_condemned_connection_to_the_internet_lives_again_when_its_rule_is_back():
-    """A connection from an instance through its router's gateway that its
-    port's egress cut (ct_mark 1 in the router's ACL zone) lives again once
-    the egress accepts it: the commit on the way out clears the mark, so
-    the internet's replies pass again (rules/static.py COMMIT); while
-    marked, the replies are dropped at the instance."""
-    e = _engine(_view())
-    port = e.ports["port-0-0"]
-    zone = e.router_zone("router-1")
-
-    def marked(state, mark):
-        return lambda z, pkt: (state, mark if z == zone else 0)
-    out = _from(e, port.id, port.ips[0], ct_state=marked(CT_EST, 1))
-    assert _uplink_sources(out) or out.outputs, out.format()
-    assert [(z, m) for z, m, _ in out.marks] == [(zone, 0)], out.format()
-    fip = _fip(e, port.id)
-    reply = {"in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
-             "eth_dst": fip.mac_address, "eth_type": 0x0800, "ip_proto": 6,
-             "ipv4_src": INTERNET, "ipv4_dst": fip.floating_ip_address, "tcp_src": 80,
-             "tcp_dst": 4444}
-    t = Tracer(e.flows())
-    assert t.run(reply, ct_state=marked(CT_EST | CT_RPL, 0)).outputs
-    assert t.run(reply, ct_state=marked(CT_EST | CT_RPL, 1)).dropped
-
-
 def test_a_vm_cannot_leave_with_a_port_forwardings_floating_ip_as_source():
     """The forwarding's floating IP is served on the active gateway host
     (host-a): sent from it by another VM, here or redirected here from
