@@ -1279,11 +1279,9 @@ class Engine:
             if p is None or p.host != self.host:
                 return []
             fixed = fip.fixed_ip_address or next((ip for ip in p.ips if ":" not in ip), None)
-            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, fixed, False, ext.reply,
-                                              ext.gateway_ip)
+            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, fixed, False, ext.reply)
         if fip.port_forwardings and self._gateway_role(r.gateway) == "active":
-            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, None, True, ext.reply,
-                                              ext.gateway_ip)
+            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, None, True, ext.reply)
         return []
 
     def _compute_external(self, owner) -> list[Flow]:
@@ -1293,10 +1291,12 @@ class Engine:
             return []
         link = net_rules.uplink(net, self.tunnel_ofports, self.physnet_ofports)
         send = net_rules.remote_actions(net, link, None) if link and link[0] != "tunnel" else ()
-        gateways6 = {self.subnets[s].gateway_ip for s in self.net_subnets.get(nid, ())
-                     if self.subnets[s].ip_version == 6 and self.subnets[s].gateway_ip}
+        gateways = {v: frozenset(self.subnets[s].gateway_ip
+                                 for s in self.net_subnets.get(nid, ())
+                                 if self.subnets[s].ip_version == v and self.subnets[s].gateway_ip)
+                    for v in (4, 6)}
         return gw_rules.external_flows(nid, self.local_id(nid), self.neighbours.get(nid, ()),
-                                       send, frozenset(gateways6))
+                                       send, gateways[6], gateways[4])
     def _compute_tunnel_peer(self, owner) -> list[Flow]:
         ip = owner[1]
         if ip not in self.peer_ips:

@@ -316,24 +316,24 @@ def test_view_change_forgets_networks_gone():
 
 def test_reply_punt_flows_validate():
     """The table that admits the external network's packets must let the
-    punts through (Meter + Controller): replies to our address only, the
-    network gateway's through a meter of its own."""
-    v4 = neighbour_reply_flows(7, COOKIE, "203.0.113.10", "203.0.113.1")
-    v6 = neighbour_reply_flows(7, COOKIE, "2001:db8::10", "2001:db8::1")
-    for f in v4 + v6:
+    punt through (Meter + Controller)."""
+    flows = neighbour_reply_flows(
+        7, COOKIE, addresses=["203.0.113.10", "203.0.113.20", "2001:db8::10"])
+    for f in flows:
         P.validate(f)
-    reply, gw = v4
-    assert reply.match.get("arp_op").value == 2
-    assert reply.match.get("arp_tpa").value == gw.match.get("arp_tpa").value == "203.0.113.10"
-    assert gw.match.get("arp_spa").value == "203.0.113.1" and gw.priority > reply.priority
-    assert reply.actions[0].id == P.EXT_REPLY_METER_BASE + 7  # not the resolve punt's meter
-    assert gw.actions[0].id == P.EXT_GW_REPLY_METER_BASE + 7
-    na, na_gw = v6
+    assert sorted(f.match.get("arp_tpa").value for f in flows) == ["203.0.113.10",
+                                                                   "203.0.113.20"]
+    (one,) = neighbour_reply_flows(7, COOKIE)
+    P.validate(one)
+    assert one.match.get("arp_op").value == 2 and one.match.get("arp_tpa") is None
+    assert one.actions[0].id == P.EXT_REPLY_METER_BASE + 7  # not the resolve punt's meter
+    (_, na) = neighbour_reply_flows(7, COOKIE, ipv6=True)
     assert na.match.get("icmpv6_type").value == 136
-    assert na.match.get("ipv6_dst").value == "2001:db8::10"
-    assert na_gw.match.get("ipv6_nd_target").value == "2001:db8::1"
-    (alone,) = neighbour_reply_flows(7, COOKIE, "203.0.113.10")  # (no gateway)
-    assert alone == reply
+    # the network's gateways' replies: above, through a meter of their own
+    (_, gw) = neighbour_reply_flows(7, COOKIE, ["203.0.113.1", "2001:db8::1"])
+    P.validate(gw)
+    assert gw.match.get("arp_spa").value == "203.0.113.1" and gw.priority > one.priority
+    assert gw.actions[0].id == P.EXT_GW_REPLY_METER_BASE + 7
 
 
 # ------------------------------------------------------------------ GARP
