@@ -50,6 +50,19 @@ def _router(api, ext_net_id, project="p1", admin=False):
         status=201).data["router"]
 
 
+def _shared_by_p1(api, ext_net_id):
+    """p1's network 10.0.0.0/24, shared with p2 by an access_as_shared
+    policy, its subnet's gateway an interface of p1's router (gateway on
+    ``ext_net_id``): (net, subnet, router)."""
+    net = api.network(project="p1")
+    sub = api.subnet(net["id"], cidr="10.0.0.0/24", project="p1")
+    _share(api, net["id"], "p2", project="p1")
+    router = _router(api, ext_net_id, project="p1")
+    api.put(f"{R}/{router['id']}/add_router_interface", {"subnet_id": sub["id"]},
+            project="p1", status=200)
+    return net, sub, router
+
+
 def _router_sorting_first(api, monkeypatch, ext_net_id, project, before):
     """A router of ``project`` whose id sorts before ``before`` (the
     code before the fix picked the first router by id; the id is forced low so
@@ -83,12 +96,7 @@ def _intruded_subnet(api, monkeypatch, how):
     Returns (ext_net, legit_router, intruder_router, net, subnet)."""
     ext_net, _ = _external(api)
     if how == "rbac":
-        net = api.network(project="p1")
-        sub = api.subnet(net["id"], cidr="10.0.0.0/24", project="p1")
-        _share(api, net["id"], "p2", project="p1")
-        legit = _router(api, ext_net["id"], project="p1")
-        api.put(f"{R}/{legit['id']}/add_router_interface", {"subnet_id": sub["id"]},
-                project="p1", status=200)
+        net, sub, legit = _shared_by_p1(api, ext_net["id"])
     else:
         net = api.network(shared=True, **ADMIN)
         sub = api.subnet(net["id"], cidr="10.0.0.0/24", **ADMIN)
@@ -155,12 +163,7 @@ def test_port_forwarding_goes_through_the_router_holding_the_subnets_gateway(
 # IP of the forwarding it collides with: another project's.
 def test_port_forwarding_collision_does_not_name_another_projects_floating_ip(l3):
     ext_net, _ = _external(l3)
-    net = l3.network(project="p1")
-    sub = l3.subnet(net["id"], cidr="10.0.0.0/24", project="p1")
-    _share(l3, net["id"], "p2", project="p1")
-    r1 = _router(l3, ext_net["id"], project="p1")
-    l3.put(f"{R}/{r1['id']}/add_router_interface", {"subnet_id": sub["id"]},
-           project="p1", status=200)
+    net, sub, r1 = _shared_by_p1(l3, ext_net["id"])
     # p2's port on p1's network, forwarded by p2's floating IP
     v2 = l3.port(net["id"], project="p2")
     ip = v2["fixed_ips"][0]["ip_address"]
