@@ -46,13 +46,16 @@ def dns_address(subnet: Subnet) -> str | None:
     DHCP hands out as the resolver when the subnet names none): IPv4, the
     link-local DHCP_FALLBACK_SERVER (DHCP gives an on-link route to it and
     the pipeline answers its ARP, so that it works with or without a
-    router on the subnet); IPv6, the gateway of a DHCPv6 subnet.  None
-    when the subnet has no DHCP."""
+    router on the subnet); IPv6, the gateway of a DHCPv6 subnet that names
+    no IPv6 resolver of its own (DHCPv6 hands out those instead, and DNS
+    to the gateway address is then for whatever answers there, a router
+    instance's resolver say).  None when the subnet has no DHCP."""
     if not subnet.enable_dhcp:
         return None
     if subnet.ip_version == 4:
         return DHCP_FALLBACK_SERVER
-    if subnet.ipv6_address_mode not in DHCP6_MODES or not subnet.gateway_ip:
+    if subnet.ipv6_address_mode not in DHCP6_MODES or not subnet.gateway_ip or \
+            any(":" in a for a in subnet.dns_nameservers):
         return None
     return subnet.gateway_ip
 

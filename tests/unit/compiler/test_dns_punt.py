@@ -12,6 +12,7 @@ import pytest
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.synth import make_host_view
 from quantum_ovs.compiler.trace import Tracer
+from quantum_ovs.model import FixedIP, Subnet
 
 
 def _view(**subnet_changes):
@@ -102,3 +103,41 @@ def test_a_port_at_the_dns_address_does_not_stop_the_compile():
     ofport = dict(v2.chassis.vif_ofports)[other.id]
     reply = _arp_reply(Tracer(e.flows()), other, ofport, "169.254.0.1")
     assert reply.get("arp_sha") == "02:71:6f:76:73:01"
+
+
+@pytest.mark.parametrize("servers", [(), ("192.0.2.53",)])
+def test_dhcpv6_subnet_dns_to_its_gateway_is_punted(servers):
+    v = _v6_view(servers)
+    port = v.local_ports()[0]
+    ofport = dict(v.chassis.vif_ofports)[port.id]
+    tr = Tracer(Engine.from_view(v).flows()).run(_dns6(port, ofport, "fd00:1::1"))
+    assert tr.controller and tr.meters == [ofport] and not tr.outputs
+
+
+def test_dhcpv6_subnet_with_its_own_resolvers_leaves_its_gateway_alone():
+    """A DHCPv6 subnet naming IPv6 resolvers: DHCPv6 hands out those, not
+    the gateway, so DNS to the gateway address is for whatever answers
+    there (a router instance's resolver) and goes on as traffic (found by
+    review: the agent took it all the same)."""
+    v = _v6_view(("2001:db8::53",))
+    port = v.local_ports()[0]
+    ofport = dict(v.chassis.vif_ofports)[port.id]
+    tr = Tracer(Engine.from_view(v).flows()).run(_dns6(port, ofport, "fd00:1::1"))
+    assert not tr.controller
+
+
+def _v6_view(servers):
+    v = make_host_view(networks=1, ports_per_net=2)
+    net = v.networks[0].id
+    sub6 = Subnet("sub6", net, "fd00:1::/64", 6, "fd00:1::1", ipv6_address_mode="dhcpv6-stateful",
+                  ipv6_ra_mode="dhcpv6-stateful", dns_nameservers=servers)
+    ports = tuple(dataclasses.replace(
+        p, fixed_ips=p.fixed_ips + (FixedIP("sub6", f"fd00:1::{i + 10}"),))
+        for i, p in enumerate(v.ports))
+    return v.replace(subnets=v.subnets + (sub6,), ports=ports)
+
+
+def _dns6(port, ofport, dst):
+    return {"in_port": ofport, "eth_src": port.mac_address, "eth_dst": "fa:16:3e:00:00:01",
+            "eth_type": 0x86DD, "ipv6_src": next(ip for ip in port.ips if ":" in ip),
+            "ipv6_dst": dst, "ip_proto": 17, "udp_src": 33333, "udp_dst": 53}
