@@ -50,7 +50,7 @@ from quantum_ovs.api.definitions.floatingips import (
 )
 from quantum_ovs.api.definitions.provider import NoNetworkAvailable
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import addresses, changelog, gateways, models, rbac
+from quantum_ovs.db import addresses, changelog, gateways, ipam, models, rbac
 from quantum_ovs.db.resource import Collection
 from quantum_ovs.db.session import is_sqlite
 from quantum_ovs.timeutils import api_time as _ts
@@ -137,7 +137,6 @@ def router_dict(r):
 
 
 # ------------------------------------------------------------------ storage
-
 def _check_in_pools(ctx, port, subnets):
     """A port's address outside the allocation pools of another project's
     subnet (its owner's reserved addresses, or one an administrator gave)
@@ -146,9 +145,7 @@ def _check_in_pools(ctx, port, subnets):
     for a, sub in zip(port.fixed_ips, subnets):
         if sub.project_id == ctx.project_id:
             continue
-        ip = ipaddress.ip_address(a.ip_address)
-        if not any(ipaddress.ip_address(p.first_ip) <= ip <= ipaddress.ip_address(p.last_ip)
-                   for p in sub.allocation_pools):
+        if not ipam.in_pools(sub, a.ip_address):
             raise bad_router(f"Cannot add interface to router because the address "
                              f"{a.ip_address} of port {port.id} is outside the allocation "
                              f"pools of subnet {sub.id}, which is not owned by the project "
