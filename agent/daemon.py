@@ -109,6 +109,8 @@ class Agent:
                                              self.stats)
         self.announcer = nb.Announcer(self._packet_out, self.stats)
         self.nb_context = nb.EMPTY
+        self._nb_roles = None  # the gateway state nb_context was built with
+        self._nb_stale = False  # the view changed since
         # DNS (dns-integration): names of the networks' ports, from the
         # view; the zone of a network is rebuilt on the first query after
         # a change (_dns_gen moves with every view or delta).
@@ -462,12 +464,8 @@ class Agent:
             # "gateways" (BFD ports or state changed), "tick": the chassis
             # is looked at below
         if view_changed:
+            self._nb_stale = True  # (until rebuilt: _install may fail first)
             self._sync_gateway_tunnels()
-            e = self.engine
-            self.nb_context = nb.build_context(self.s.host, e.routers.values(), e.networks,
-                                               e.subnets.values(), e.ports, e.local_id,
-                                               dict(self.base_chassis.physnet_ofports))
-            self.resolver.set_context(self.nb_context)
         t = time.monotonic()
         if streamed:  # the engine computes with this chassis (_install)
             self.chassis = self._chassis_wanted()
@@ -480,11 +478,28 @@ class Agent:
             self._dns_gen += 1  # after the engine has them: zones are rebuilt
         fips = self._fips_to_report(resent)
         installed = self._install(touched, fips, streamed)
+        self._neighbour_context()
         changes = [(kind, value.revision) for kind, value in batch if kind in ("full", "delta")]
         if changes:
             self._log_applied(changes, installed)
         if installed:
             self._announce()
+
+    def _neighbour_context(self) -> None:
+        """The resolver's and announcer's view of the external networks,
+        rebuilt when the view or the gateway hosts' state changed (the
+        addresses this host asks from follow its gateway roles), once the
+        engine has computed with the batch's chassis (_install)."""
+        e = self.engine
+        roles = (e.gateways_down, tuple(sorted(e.gateway_ofports)))
+        if not self._nb_stale and roles == self._nb_roles:
+            return
+        self._nb_stale, self._nb_roles = False, roles
+        self.nb_context = nb.build_context(self.s.host, e.routers.values(), e.networks,
+                                           e.subnets.values(), e.ports, e.local_id,
+                                           dict(self.base_chassis.physnet_ofports),
+                                           e.neighbour_sources())
+        self.resolver.set_context(self.nb_context)
 
     def _log_applied(self, changes, installed):
         """One line per applied batch of the server's changes, naming the

@@ -8,15 +8,19 @@ with such a next hop to the agent (table L3_RESOLVE, one of our cookies --
 the external network's or the router's --, reg6 = the external network,
 reg0 = the IPv4 next hop when the route set it; metered per network; the
 packet already translated to the floating IP or gateway address it
-leaves from).  The agent then asks, from the router's gateway address and MAC
--- or, when the packet comes from a floating IP held on this host, from
-that floating IP and its MAC (the answer must come back to this host, and
-only the active gateway host owns the gateway's MAC on the wire) -- with an
-ARP request (IPv4) or a neighbour solicitation (IPv6) sent straight out of
-the patch port to the network's physical bridge (802.1Q-tagged on a VLAN
-network).  The reply comes back addressed to that address and is punted
-(quantum_ovs/compiler/rules/neighbours.py); only replies for addresses
-the agent asked for are learned.  Learned entries are handed to the
+leaves from).  The agent then asks from an address this host serves on
+that network (``Context.sources``, from ``Engine.neighbour_sources``):
+the floating IP or gateway address the packet leaves from, else one of the
+punting router's, else the best one -- the gateway address of a router
+this host is the active gateway host of, a standby's, a floating IP held
+here; never a router's gateway address on a host that is not one of its
+gateway hosts (it would take the gateway's MAC away from the active host
+on the wire).  The request is an ARP request (IPv4) or a neighbour
+solicitation (IPv6) sent straight out of the patch port to the network's
+physical bridge (802.1Q-tagged on a VLAN network).  The reply comes back
+addressed to that address and is punted, as the answers to exactly the
+addresses in ``sources`` are (quantum_ovs/compiler/rules/neighbours.py);
+only replies for addresses the agent asked for are learned.  Learned entries are handed to the
 engine as ``Chassis.neighbours`` (L3_RESOLVE flows), asked again before
 they expire, and forgotten if nobody answers; the table is bounded.
 
@@ -40,7 +44,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Optional
 
 from agent.responders.dhcp import checksum, mac_bytes
@@ -49,6 +53,7 @@ from quantum_ovs import model as m
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import Output
+from quantum_ovs.compiler.rules.neighbours import NeighbourSource
 
 LOG = logging.getLogger(__name__)
 
@@ -237,6 +242,9 @@ class Context:
     by_local_id: Mapping[int, str]
     routers: Mapping[int, m.Router]  # router cookie -> router (with a gateway)
     local_fips: frozenset  # ids of floating IPs whose port is bound here
+    # network id -> the addresses the agent may ask from, best first
+    # (Engine.neighbour_sources: the answers to exactly these are punted)
+    sources: Mapping[str, tuple[NeighbourSource, ...]] = field(default_factory=dict)
 
 
 EMPTY = Context({}, {}, {}, frozenset())
@@ -245,7 +253,9 @@ EMPTY = Context({}, {}, {}, frozenset())
 def build_context(host: str, routers: Iterable[m.Router], networks: Mapping[str, m.Network],
                   subnets: Iterable[m.Subnet], ports: Mapping[str, m.Port],
                   local_id: Callable[[str], Optional[int]],
-                  physnet_ofports: Mapping[str, int]) -> Context:
+                  physnet_ofports: Mapping[str, int],
+                  sources: Optional[Mapping[str, tuple[NeighbourSource, ...]]] = None
+                  ) -> Context:
     routers = [r for r in routers if r.gateway is not None]
     by_net: dict[str, list] = {}
     for s in subnets:
@@ -269,7 +279,7 @@ def build_context(host: str, routers: Iterable[m.Router], networks: Mapping[str,
         if f.port_id and ports.get(f.port_id) is not None and ports[f.port_id].host == host)
     return Context(nets, by_local,
                    {cookies.cookie_for(cookies.KIND_ROUTER, r.id): r for r in routers},
-                   local_fips)
+                   local_fips, {n: tuple(v) for n, v in (sources or {}).items() if n in nets})
 
 
 def next_hop(dst: str, subnets: Iterable[m.Subnet]) -> Optional[str]:
@@ -283,31 +293,22 @@ def next_hop(dst: str, subnets: Iterable[m.Subnet]) -> Optional[str]:
     return next((s.gateway_ip for s in subnets if s.gateway_ip), None)
 
 
-def source_for(routers, network_id: str, version: int, src: str,
-               local_fips: frozenset) -> Optional[tuple[str, str]]:
-    """(IP, MAC) to ask from, of the ``routers`` with a gateway on
-    ``network_id``: a local floating IP the packet comes from (its
-    translated or its fixed address), else the gateway whose address the
-    packet comes from, else the first one's gateway address."""
-    if isinstance(routers, m.Router):
-        routers = [routers]
-    routers = [r for r in routers if r.gateway is not None and
-               r.gateway.network_id == network_id]
+def source_for(sources: Iterable[NeighbourSource], version: int, src: str,
+               router_id: Optional[str] = None) -> Optional[tuple[str, str]]:
+    """(IP, MAC) to ask from, of ``sources`` (one network's, best first):
+    the one the packet comes from (a floating IP, by its translated or
+    its fixed address; a gateway address the packet was SNATed to), else
+    the first of the punting router ``router_id``, else the first; of
+    the packet's IP version.  None: this host asks from no address there
+    (it does not route out there)."""
     six = version == 6
-    for r in routers:
-        for f in r.floating_ips:
-            if f.id in local_fips and f.mac_address and f.floating_network_id == network_id \
-                    and src in (f.floating_ip_address, f.fixed_ip_address) \
-                    and (":" in f.floating_ip_address) == six:
-                return f.floating_ip_address, f.mac_address
-    for r in routers:
-        if src in r.gateway.ip_addresses:
-            return src, r.gateway.mac_address
-    for r in routers:
-        ip = next((a for a in r.gateway.ip_addresses if (":" in a) == six), None)
-        if ip:
-            return ip, r.gateway.mac_address
-    return None
+    cands = [s for s in sources if (":" in s.ip) == six]
+    pick = next((s for s in cands if src in (s.ip, s.fixed)), None) if src else None
+    if pick is None and router_id is not None:
+        pick = next((s for s in cands if s.router_id == router_id), None)
+    if pick is None and cands:
+        pick = cands[0]
+    return None if pick is None else (pick.ip, pick.mac)
 
 
 # ------------------------------------------------------------------ resolver
@@ -358,15 +359,12 @@ class NeighbourResolver:
         with self._lock:
             self.ctx = ctx
             for key, e in list(self._table.items()):
+                sources = ctx.sources.get(key[0], ())
                 if key[0] not in ctx.nets:
                     changed |= self._table.pop(key).mac is not None
                     continue
-                routers = [r for r in ctx.routers.values() if r.gateway.network_id == key[0]]
-                ours = {f.floating_ip_address for r in routers for f in r.floating_ips
-                        if f.id in ctx.local_fips} | \
-                    {a for r in routers for a in r.gateway.ip_addresses}
-                if e.src_ip not in ours:
-                    src = source_for(routers, key[0], 6 if ":" in key[1] else 4, "", frozenset())
+                if (e.src_ip, e.src_mac) not in {(s.ip, s.mac) for s in sources}:
+                    src = source_for(sources, 6 if ":" in key[1] else 4, "")
                     if src is None:
                         changed |= self._table.pop(key).mac is not None
                     else:
@@ -411,11 +409,10 @@ class NeighbourResolver:
         net = ctx.nets.get(net_id)
         if net is None:
             return False
-        routers = [router] if router is not None else \
-            [r for _, r in sorted(ctx.routers.items()) if r.gateway.network_id == net_id]
         hop = self._reg(pin, "reg0") if version == 4 else None  # the route's next hop
         hop = str(ipaddress.IPv4Address(hop)) if hop else next_hop(dst, net.subnets)
-        source = source_for(routers, net_id, version, src, ctx.local_fips)
+        source = source_for(ctx.sources.get(net_id, ()), version, src,
+                            router.id if router is not None else None)
         if hop is None or source is None:
             self._count("neighbour_unresolvable")
             return True

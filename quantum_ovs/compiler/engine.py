@@ -50,6 +50,7 @@ from quantum_ovs.compiler.rules import metadata as metadata_rules
 from quantum_ovs.compiler.rules import network as net_rules
 from quantum_ovs.compiler.rules import port as port_rules
 from quantum_ovs.compiler.rules import router as router_rules
+from quantum_ovs.compiler.rules.neighbours import NeighbourSource
 from quantum_ovs.compiler.rules.static import static_flows
 from quantum_ovs.model import (
     AddressGroup,
@@ -1262,6 +1263,24 @@ class Engine:
                 tuple((o, pipeline.TUNNEL_CLASSIFY) for o in self.tunnel_ofports.values())
         return gw_rules.gateway_flows(r.id, zones, gw, ext, role, members, classify, r)
 
+    def _fip_served(self, r: Router, fip, got) -> tuple[str | None, bool] | None:
+        """(fixed address, forwarding) of a floating IP of router ``r``
+        (``got``: its ``_ext``) served on this host -- associated with a
+        port bound here, or with port forwardings on the router's active
+        gateway host --, else None."""
+        if got is None or fip.floating_network_id != r.gateway.network_id or \
+                not got[1].uplink:
+            return None
+        if fip.port_id:
+            p = self.ports.get(fip.port_id)
+            if p is None or p.host != self.host:
+                return None
+            return fip.fixed_ip_address or next((ip for ip in p.ips if ":" not in ip), None), \
+                False
+        if fip.port_forwardings and self._gateway_role(r.gateway) == "active":
+            return None, True
+        return None
+
     def _compute_floating_ip(self, owner) -> list[Flow]:
         fid = owner[1]
         r = self.routers.get(self.fip_router.get(fid))
@@ -1269,20 +1288,45 @@ class Engine:
             return []
         fip = next((f for f in r.floating_ips if f.id == fid), None)
         got = self._ext(r)
-        if fip is None or got is None or fip.floating_network_id != r.gateway.network_id:
+        served = self._fip_served(r, fip, got) if fip is not None else None
+        if served is None:
             return []
         zones, ext = got
-        if not ext.uplink:
-            return []
-        if fip.port_id:
-            p = self.ports.get(fip.port_id)
-            if p is None or p.host != self.host:
-                return []
-            fixed = fip.fixed_ip_address or next((ip for ip in p.ips if ":" not in ip), None)
-            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, fixed, False, ext.reply)
-        if fip.port_forwardings and self._gateway_role(r.gateway) == "active":
-            return gw_rules.floating_ip_flows(fip, zones, ext.local_id, None, True, ext.reply)
-        return []
+        return gw_rules.floating_ip_flows(fip, zones, ext.local_id, served[0], served[1],
+                                          ext.reply, ext.gateway_ip)
+
+    def neighbour_sources(self) -> dict[str, tuple[NeighbourSource, ...]]:
+        """External network id -> the addresses this host may ask for a
+        neighbour from (agent/responders/neighbours.py), best first: the
+        gateway addresses of the routers this host is a gateway host of
+        (the active one's first), then the floating IPs served here.  The
+        answers to exactly these are punted (the gateway's and floating
+        IPs' flows: rules/neighbours.py), under the same conditions."""
+        out: dict[str, list[NeighbourSource]] = {}
+        for rid in sorted(self.routers):
+            r = self.routers[rid]
+            got = self._ext(r)
+            if got is None or not got[1].uplink:
+                continue
+            ext = got[1]
+            nid = r.gateway.network_id
+            role = self._gateway_role(r.gateway)
+            if role != "compute":
+                addrs = [gw_rules.gateway_v4(r.gateway)]
+                gw6 = gw_rules.gateway_v6(r.gateway)
+                if gw6 is not None and ext.cidr6 is not None:
+                    addrs.append(gw6)
+                rank = 0 if role == "active" else 1
+                out.setdefault(nid, []).extend(
+                    NeighbourSource(a, r.gateway.mac_address, rid, None, rank) for a in addrs)
+            for f in r.floating_ips:
+                served = self._fip_served(r, f, got)
+                if served is None or ":" in f.floating_ip_address or not f.mac_address:
+                    continue
+                out.setdefault(nid, []).append(
+                    NeighbourSource(f.floating_ip_address, f.mac_address, rid, served[0], 2))
+        return {nid: tuple(sorted(v, key=lambda s: (s.rank, s.router_id, s.ip)))
+                for nid, v in out.items()}
 
     def _compute_external(self, owner) -> list[Flow]:
         nid = owner[1]
@@ -1291,12 +1335,10 @@ class Engine:
             return []
         link = net_rules.uplink(net, self.tunnel_ofports, self.physnet_ofports)
         send = net_rules.remote_actions(net, link, None) if link and link[0] != "tunnel" else ()
-        gateways = {v: frozenset(self.subnets[s].gateway_ip
-                                 for s in self.net_subnets.get(nid, ())
-                                 if self.subnets[s].ip_version == v and self.subnets[s].gateway_ip)
-                    for v in (4, 6)}
+        gateways6 = frozenset(self.subnets[s].gateway_ip for s in self.net_subnets.get(nid, ())
+                              if self.subnets[s].ip_version == 6 and self.subnets[s].gateway_ip)
         return gw_rules.external_flows(nid, self.local_id(nid), self.neighbours.get(nid, ()),
-                                       send, gateways[6], gateways[4])
+                                       send, gateways6)
     def _compute_tunnel_peer(self, owner) -> list[Flow]:
         ip = owner[1]
         if ip not in self.peer_ips:

@@ -409,6 +409,12 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
                         mk(rid, F_IP, F_REDIRECT, *match), ())
     if not gateway_here:
         return out
+    # the answers to the agent's neighbour requests from the gateway's
+    # addresses (which it asks from on the router's gateway hosts only:
+    # Engine.neighbour_sources)
+    out.extend(neighbour_reply_flows(ext.local_id, cookie, gw_ip, ext.gateway_ip))
+    if v6:
+        out.extend(neighbour_reply_flows(ext.local_id, cookie, gw6, ext.gateway_ip6))
     add(P.L3_SNAT, PRIO_REDIRECTED, mk(rid, F_IP, F_REDIRECT), snat)
     for cidr in unnatted:
         add(P.L3_SNAT, PRIO_UNNATTED,
@@ -506,10 +512,13 @@ def _hairpin(zones: Zones) -> tuple:
 
 def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
                       fixed_ip: str | None, forwarding: bool,
-                      reply: tuple = (_OUT_IN_PORT,)) -> list[Flow]:
+                      reply: tuple = (_OUT_IN_PORT,),
+                      ext_gateway: str | None = None) -> list[Flow]:
     """A floating IP served on this host: associated with a port bound
     here (``fixed_ip`` its address), or, ``forwarding``, its port
-    forwardings on the router's active gateway host."""
+    forwardings on the router's active gateway host.  ``ext_gateway``:
+    its subnet's gateway (whose answers to the agent have a meter of
+    their own)."""
     addr = fip.floating_ip_address
     mac = fip.mac_address
     if ":" in addr or not mac or (fixed_ip is None and not forwarding):
@@ -524,6 +533,8 @@ def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
     rext = reg(P.REG_NET, ext_local_id)
     add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_ARP, F_ARP_REQ, Field("arp_tpa", addr)),
         arp_reply(mac, addr)[:-1] + reply)
+    # the answers to the agent's ARP requests from the floating IP
+    out.extend(neighbour_reply_flows(ext_local_id, cookie, addr, ext_gateway))
     add(P.EXT_ADMIT, PRIO_ADMIT, mk(rext, F_IP, Field("ipv4_dst", addr)), _admit(zones, mac))
     f_dst = Field("ipv4_dst", addr)
     if forwarding:
@@ -557,12 +568,11 @@ def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
 
 
 def external_flows(network_id: str, local_id: int, neighbours, send: tuple,
-                   gateways6=(), gateways4=()) -> list[Flow]:
+                   gateways6=()) -> list[Flow]:
     """``neighbours``: (IP address, MAC) the agent resolved on the
     network; ``send``: the actions that put a packet on its uplink;
     ``gateways6``: the gateway addresses of its IPv6 subnets (the next hop
-    of IPv6 packets with reg0 = 1); ``gateways4``: its IPv4 subnets'
-    (whose answers to the agent pass a meter of their own)."""
+    of IPv6 packets with reg0 = 1)."""
     cookie = cookies.cookie_for(cookies.KIND_EXTERNAL, network_id)
     rext = reg(P.REG_NET, local_id)
     punt = (Meter(P.EXT_PUNT_METER_BASE + local_id), Controller())
@@ -585,6 +595,6 @@ def external_flows(network_id: str, local_id: int, neighbours, send: tuple,
         for mac in sorted(macs):
             out.append(Flow(P.L2_LOOKUP, PRIO_L2_NEIGHBOUR, mk(rext, Field("eth_dst", mac)),
                             send, cookie))
-    # the replies to the agent's own requests (agent/responders/neighbours.py)
-    out.extend(neighbour_reply_flows(local_id, cookie, gateways4))
+    # (the replies to the agent's own requests: by the address they are
+    # sent to, the gateways' and floating IPs' flows)
     return out

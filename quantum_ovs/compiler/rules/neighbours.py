@@ -2,31 +2,35 @@
 
 When a router's next hop on an external network is not known from the
 host view, the agent asks for it: an ARP request (IPv4) or a neighbour
-solicitation (IPv6) from the router's gateway address or a floating IP
-(agent/responders/neighbours.py).  The answer comes back from the
-outside, addressed to that address: these flows hand it to the agent.
+solicitation (IPv6) from an address this host serves there -- a router's
+gateway address on one of its gateway hosts, or a floating IP served here
+(``Engine.neighbour_sources``; agent/responders/neighbours.py).  The
+answer comes back from the outside, addressed to that address: these
+flows hand it to the agent.
 
-  EXT_ADMIT (SERVICES before that table exists)
-            reg6 = the external network, ARP reply (to one of our
-            ``addresses`` if given: arp_tpa) -> meter, controller;
-            from one of the network's ``gateways`` (arp_spa) -> its own
-            meter, controller;
-            with ``ipv6``: neighbour advertisements -> meter, controller
+  EXT_ADMIT reg6 = the external network, ARP reply to ``address``
+            (arp_tpa) or neighbour advertisement to it (ipv6_dst)
+            -> meter, controller; from the network's own gateway (arp_spa,
+            or the advertised ipv6_nd_target) -> its own meter, controller
 
-The meter (one per external network, ``neighbour_meter``; not the resolve
-punt's, which a flood of packets to the unresolved next hop fills) bounds
-what the outside world can make the agent read; the network's gateways,
-whose answer every router of the host needs, have one of their own
-(``gateway_meter``), which no instance on the network can fill (port
-security lets an instance answer for its own addresses only), or an
-instance flooding ARP replies would starve the gateway's refresh.  The
-agent learns only answers to what it asked.  Owner: the external network
-(the same flows whatever its routers and floating IPs are).
+Only replies to the addresses the agent asks from are taken: every other
+reply from the uplink goes on to whom it is for (an instance plugged into
+the external network), and an advertisement is taken before anything
+routes it (its hop limit still 255).  The meters (one per external
+network, ``neighbour_meter``; not the resolve punt's, which a flood of
+packets to the unresolved next hop fills) bound what the outside world
+can make the agent read; the network's gateway, whose answer every router
+of the host needs, has one of its own (``gateway_meter``), which no
+instance can fill: port security lets an instance answer only for its own
+addresses.  The agent learns only answers to what it asked.  Owner: the
+address's (the router's gateway, the floating IP), compiled exactly where
+``Engine.neighbour_sources`` names the address.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import Controller, Field, Flow, Meter
@@ -44,6 +48,21 @@ ARP_REPLY = 2
 ND_NA = 136
 
 
+@dataclass(frozen=True, slots=True)
+class NeighbourSource:
+    """An address the agent may ask from on an external network: ``ip``
+    at ``mac``, of router ``router_id``; ``fixed``: a floating IP's fixed
+    address (a packet from it leaves as ``ip``); ``rank``: 0 the gateway
+    of a router this host is the active gateway host of, 1 a standby's,
+    2 a floating IP."""
+
+    ip: str
+    mac: str
+    router_id: str
+    fixed: Optional[str]
+    rank: int
+
+
 def neighbour_meter(local_id: int) -> int:
     return NEIGHBOUR_METER_BASE + local_id
 
@@ -52,27 +71,24 @@ def gateway_meter(local_id: int) -> int:
     return GATEWAY_METER_BASE + local_id
 
 
-def neighbour_reply_flows(local_id: int, cookie: int, gateways: Iterable[str] = (),
-                          addresses: Optional[Iterable[str]] = None,
-                          ipv6: bool = False) -> list[Flow]:
-    """Punt the replies to the agent's neighbour requests on the external
-    network with local id ``local_id``: ARP replies (to any of
-    ``addresses``, the gateways' and floating IPs' IPv4 addresses, if
-    given; else all), those from its subnets' ``gateways`` through a
-    meter of their own, and with ``ipv6`` neighbour advertisements."""
+def neighbour_reply_flows(local_id: int, cookie: int, address: str,
+                          gateway: Optional[str] = None) -> list[Flow]:
+    """Punt the replies to the agent's neighbour requests from ``address``
+    (IPv4: ARP replies; IPv6: neighbour advertisements) on the external
+    network with local id ``local_id``; those of ``gateway`` (the
+    address's subnet's gateway, same family) through a meter of their
+    own."""
     net = reg(P.REG_NET, local_id)
     acts = (Meter(neighbour_meter(local_id)), Controller())
-    base = (net, F_ARP, Field("arp_op", ARP_REPLY))
-    if addresses is None:
-        out = [Flow(TABLE, PRIORITY, mk(*base), acts, cookie)]
+    if ":" in address:
+        base = (net, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", ND_NA),
+                Field("ipv6_dst", address))
+        by_gateway = Field("ipv6_nd_target", gateway) if gateway and ":" in gateway else None
     else:
-        out = [Flow(TABLE, PRIORITY, mk(*base, Field("arp_tpa", ip)), acts, cookie)
-               for ip in sorted(set(addresses)) if ":" not in ip]
-    gw_acts = (Meter(gateway_meter(local_id)), Controller())
-    out += [Flow(TABLE, PRIORITY + 1, mk(*base, Field("arp_spa", ip)), gw_acts, cookie)
-            for ip in sorted(set(gateways)) if ":" not in ip]
-    if ipv6:
-        out.append(Flow(TABLE, PRIORITY,
-                        mk(net, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", ND_NA)),
-                        acts, cookie))
+        base = (net, F_ARP, Field("arp_op", ARP_REPLY), Field("arp_tpa", address))
+        by_gateway = Field("arp_spa", gateway) if gateway and ":" not in gateway else None
+    out = [Flow(TABLE, PRIORITY, mk(*base), acts, cookie)]
+    if by_gateway is not None:
+        out.append(Flow(TABLE, PRIORITY + 1, mk(*base, by_gateway),
+                        (Meter(gateway_meter(local_id)), Controller()), cookie))
     return out

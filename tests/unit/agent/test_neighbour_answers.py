@@ -44,7 +44,7 @@ class _Clock:
 def _context(e: Engine, host=HOST):
     """As the daemon builds it (agent/daemon.py)."""
     return nb.build_context(host, e.routers.values(), e.networks, e.subnets.values(), e.ports,
-                            e.local_id, dict(e.chassis().physnet_ofports))
+                            e.local_id, dict(e.chassis().physnet_ofports), e.neighbour_sources())
 
 
 def _resolver(e: Engine, **kw):
@@ -180,6 +180,89 @@ def test_a_port_forwardings_next_hop_is_asked_from_an_address_answered_here():
         f"asked from {src_ip} ({src_mac}); its answer is not punted here:\n{answer.format()}")
 
 
+def test_an_ipv6_next_hop_is_asked_from_an_address_answered_here():
+    """IPv6 from router-b's tenant (fd00::7), routed through its active
+    gateway host (host-a), is punted for its next hop.  The packet's
+    source is the tenant's (IPv6 is not translated): the agent must ask
+    from router-b's own IPv6 gateway address, whose neighbour
+    advertisement is punted here before anything routes it (hop limit
+    still 255).  (Before: "the first router's" -- router-a's, by cookie.)"""
+    e = _two_routers(v6=True)
+    t = Tracer(e.flows())
+    port = e.ports["port-0-0"]
+    vif = dict(e.chassis().vif_ofports)[port.id]
+    out = t.run({"in_port": vif, "eth_src": port.mac_address, "eth_dst": router_mac(0),
+                 "eth_type": 0x86DD, "ip_proto": 17, "ipv6_src": "fd00::7",
+                 "ipv6_dst": "2001:db8:99::1", "udp_src": 5000, "udp_dst": 53},
+                ct_state=CT_EST)
+    assert out.controller, out.format()
+    r, sent, _ = _resolver(e)
+    assert _punt_to_agent(r, out) and sent
+    src_ip, src_mac, target = _asked_from(sent)
+    assert target == "2001:db8:e::1"
+    assert (src_ip, src_mac) == ("2001:db8:e::10", e.routers["router-b"].gateway.mac_address)
+    answer = _answer(t, target, src_ip, src_mac)
+    assert answer.controller, (
+        f"asked from {src_ip} ({src_mac}); its answer is not punted here:\n{answer.format()}")
+    punted = answer.controller[0]
+    assert punted.get("nw_ttl") == 255, answer.format()
+    # ... and the agent learns it from what the switch hands it
+    na = packet.Packet()
+    na.add_protocol(ethernet.ethernet(src_mac, UP_MAC, 0x86DD))
+    na.add_protocol(ipv6.ipv6(src=target, dst=src_ip, nxt=58, hop_limit=punted["nw_ttl"]))
+    na.add_protocol(icmpv6.icmpv6(type_=136, data=icmpv6.nd_neighbor(
+        res=0x6, dst=target, option=icmpv6.nd_option_tla(hw_src=UP_MAC))))
+    na.serialize()
+    raw = bytes(na.data)
+    assert r.packet_in(PacketIn(1, P.EXT_ADMIT, 0, PATCH_OFPORT,
+                                Match(Field("in_port", PATCH_OFPORT),
+                                      Field("reg6", punted["reg6"])), raw, len(raw)))
+    assert [(n.ip_address, n.mac_address) for n in r.neighbours()] == [(target, UP_MAC)]
+
+
+def _answered_here(tracer, ip, mac):
+    return bool(_answer(tracer, "2001:db8:e::1" if ":" in ip else EXT_GATEWAY_IP, ip,
+                        mac).controller)
+
+
+def test_the_sources_are_exactly_the_addresses_whose_answers_are_punted():
+    """On every kind of host -- active and standby gateway host, a compute
+    host with floating IPs, a host with none --, each address the agent
+    may ask from has its answers punted, and the answers to every other
+    address of the external network (another router's gateway on a host
+    that is not its gateway host, floating IPs served elsewhere) go on:
+    the two sides are compiled under the same conditions.  A router's
+    gateway address is never asked from on a compute host (its MAC
+    belongs to the active gateway host on the wire)."""
+    from tests.fixtures.scenario import base_view
+    cases = []
+    for v6 in (False, True):
+        cases += [(f"two routers v6={v6}", _two_routers(v6=v6))]
+    for hosts in (("gw-1", "gw-2"), (HOST, "gw-2"), ("gw-2", HOST)):
+        v = add_external(base_view(), hosts=hosts, forwardings=True)
+        cases.append((f"gateway hosts {hosts}", Engine.from_view(v)))
+    seen_compute_fip = False
+    for name, e in cases:
+        t = Tracer(e.flows())
+        sources = e.neighbour_sources().get(EXT_NET, ())
+        asked = {(s.ip, s.mac) for s in sources}
+        everything = set()
+        for r in e.routers.values():
+            if r.gateway is None:
+                continue
+            everything |= {(a, r.gateway.mac_address) for a in r.gateway.ip_addresses}
+            everything |= {(f.floating_ip_address, f.mac_address) for f in r.floating_ips
+                           if f.mac_address}
+        assert asked <= everything, name
+        for ip, mac in sorted(everything):
+            assert _answered_here(t, ip, mac) == ((ip, mac) in asked), (name, ip, mac)
+        for r in e.routers.values():
+            if r.gateway is not None and e._gateway_role(r.gateway) == "compute":
+                assert not asked & {(a, r.gateway.mac_address) for a in r.gateway.ip_addresses}
+                seen_compute_fip |= any(s.rank == 2 for s in sources)
+    assert seen_compute_fip  # (the cases cover a compute host's floating IPs)
+
+
 def test_an_entry_of_a_fip_that_left_is_refreshed_from_an_address_answered_here():
     """A compute host (router-1's gateway hosts are gw-1, gw-2) with two
     floating IPs.  The external gateway was learned from port-0-0's
@@ -260,3 +343,36 @@ def test_a_standby_gateway_snating_redirected_traffic_can_learn_its_next_hop():
     answer = _answer(t, target, src_ip, src_mac)
     assert answer.controller, (
         f"asked from {src_ip} ({src_mac}); its answer is not punted here:\n{answer.format()}")
+
+
+def test_the_agent_asks_from_what_its_gateway_role_serves_now():
+    """The addresses the agent may ask from follow the host's gateway role,
+    not only the view: a standby gateway host that becomes the active one
+    (the first gateway host's BFD session went down; no view change) serves
+    the router's port forwardings, whose floating IP it may then ask from,
+    and its gateway address comes first (agent/daemon.py rebuilds the
+    resolver's context once the engine has the new chassis)."""
+    import types
+
+    from agent.daemon import Agent
+    from tests.fixtures.scenario import base_view
+    v = add_external(base_view(), hosts=("gw-1", HOST), forwardings=True, fips=0)
+    e = Engine.from_view(v)
+    agent = Agent.__new__(Agent)
+    agent.s = types.SimpleNamespace(host=HOST)
+    agent.engine, agent.base_chassis = e, e.chassis()
+    agent.resolver = nb.NeighbourResolver(lambda d, a: None, lambda: None, {})
+    agent._nb_roles, agent._nb_stale = None, True
+    agent._neighbour_context()
+    gw = e.routers["router-1"].gateway
+    fwd = {f.floating_ip_address for f in e.routers["router-1"].floating_ips
+           if f.port_forwardings}
+    assert fwd
+
+    def sources():
+        return [(s.ip, s.rank) for s in agent.nb_context.sources[EXT_NET]]
+    assert sources() == [(gw.ip_addresses[0], 1)]  # standby: no forwarding here
+    e.set_chassis(dataclasses.replace(e.chassis(), gateways_down=("gw-1",)))
+    agent._neighbour_context()
+    assert sources() == [(gw.ip_addresses[0], 0)] + sorted((ip, 2) for ip in fwd)
+    assert agent.resolver.ctx is agent.nb_context

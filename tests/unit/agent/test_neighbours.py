@@ -11,7 +11,7 @@ from quantum_ovs import model as m
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import Field, Match, Output
-from quantum_ovs.compiler.rules.neighbours import neighbour_reply_flows
+from quantum_ovs.compiler.rules.neighbours import NeighbourSource, neighbour_reply_flows
 
 EXT = "ext-net"
 GW_MAC, FIP_MAC, UP_MAC = "fa:16:3e:00:00:02", "fa:16:3e:00:00:10", "52:54:00:aa:bb:cc"
@@ -119,10 +119,35 @@ PORTS = {"vm1": m.Port("vm1", "in", FIP_MAC, host="hv1"),
 COOKIE = cookies.cookie_for(cookies.KIND_ROUTER, "r1")
 
 
-def _ctx(host="hv1"):
-    return nb.build_context(host, [ROUTER], NETWORKS, SUBNETS, PORTS,
+# hv1 as one of the router's gateway hosts (the active one), with fip1's
+# port: where the resolver tests run
+ROUTER_HERE = m.Router(ROUTER.id, interfaces=ROUTER.interfaces,
+                       gateway=m.RouterGateway(EXT, "gwp", GW_MAC,
+                                               ("203.0.113.10", "2001:db8::10"),
+                                               hosts=("hv1", "hv3")),
+                       floating_ips=ROUTER.floating_ips)
+
+
+def _sources(host, router, ports=PORTS):
+    """As Engine.neighbour_sources names them (the engine's own are
+    checked against its flows in test_neighbour_answers): the gateway's
+    addresses on its gateway hosts, the floating IPs whose port is here."""
+    gw = router.gateway
+    out = []
+    if host in gw.hosts:
+        rank = 0 if gw.hosts[0] == host else 1
+        out += [NeighbourSource(a, gw.mac_address, router.id, None, rank)
+                for a in gw.ip_addresses]
+    out += [NeighbourSource(f.floating_ip_address, f.mac_address, router.id,
+                            f.fixed_ip_address, 2)
+            for f in router.floating_ips if ports[f.port_id].host == host]
+    return {EXT: tuple(out)} if out else {}
+
+
+def _ctx(host="hv1", router=ROUTER, subnets=SUBNETS, ports=PORTS):
+    return nb.build_context(host, [router], NETWORKS, subnets, ports,
                             lambda nid: NETWORKS[nid].local_id if nid in NETWORKS else None,
-                            {"physnet1": 3})
+                            {"physnet1": 3}, _sources(host, router, ports))
 
 
 def test_context():
@@ -140,20 +165,36 @@ def test_next_hop_and_source():
     assert nb.next_hop("198.51.100.1", SUBNETS) == "203.0.113.1"
     assert nb.next_hop("2001:db9::1", SUBNETS) == "2001:db8::1"
     assert nb.next_hop("198.51.100.1", SUBNETS[1:]) is None
-    local = frozenset({"fip1"})
-    # The packet already left the gateway's SNAT: its address.
-    other = m.Router("r2", gateway=m.RouterGateway(EXT, "g2", "fa:16:3e:00:00:77",
-                                                   ("203.0.113.77",)))
-    assert nb.source_for([ROUTER, other], EXT, 4, "203.0.113.77", local) == (
-        "203.0.113.77", "fa:16:3e:00:00:77")
-    assert nb.source_for([other, ROUTER], EXT, 4, "203.0.113.20", local) == (
-        "203.0.113.20", FIP_MAC)
-    assert nb.source_for([other], "elsewhere", 4, "203.0.113.77", local) is None
-    assert nb.source_for(ROUTER, EXT, 4, "10.0.0.5", local) == ("203.0.113.20", FIP_MAC)
-    assert nb.source_for(ROUTER, EXT, 4, "203.0.113.20", local) == ("203.0.113.20", FIP_MAC)
-    # fip2 is not on this host: the gateway asks.
-    assert nb.source_for(ROUTER, EXT, 4, "10.0.0.6", local) == ("203.0.113.10", GW_MAC)
-    assert nb.source_for(ROUTER, EXT, 6, "2001:db8::99", local) == ("2001:db8::10", GW_MAC)
+    G2 = "fa:16:3e:00:00:77"
+    sources = (NeighbourSource("203.0.113.10", GW_MAC, "r1", None, 0),
+               NeighbourSource("2001:db8::10", GW_MAC, "r1", None, 0),
+               NeighbourSource("203.0.113.77", G2, "r2", None, 1),
+               NeighbourSource("203.0.113.20", FIP_MAC, "r1", "10.0.0.5", 2),
+               NeighbourSource("203.0.113.78", "fa:16:3e:00:00:78", "r2", "10.1.0.5", 2))
+    # The packet already left a gateway's SNAT or a floating IP: that address.
+    assert nb.source_for(sources, 4, "203.0.113.77") == ("203.0.113.77", G2)
+    assert nb.source_for(sources, 4, "203.0.113.20") == ("203.0.113.20", FIP_MAC)
+    # ... or a floating IP's fixed address (not translated yet)
+    assert nb.source_for(sources, 4, "10.0.0.5") == ("203.0.113.20", FIP_MAC)
+    # Else the punting router's first, else the best.
+    assert nb.source_for(sources, 4, "10.0.0.6", "r2") == ("203.0.113.77", G2)
+    assert nb.source_for(sources, 4, "10.0.0.6") == ("203.0.113.10", GW_MAC)
+    assert nb.source_for(sources, 4, "10.0.0.6", "r9") == ("203.0.113.10", GW_MAC)
+    assert nb.source_for(sources, 6, "2001:db8::99", "r2") == ("2001:db8::10", GW_MAC)
+    # Nothing of that IP version served here: nothing to ask from.
+    assert nb.source_for(sources[3:], 6, "2001:db8::99") is None
+    assert nb.source_for((), 4, "203.0.113.77") is None
+
+
+def test_the_context_keeps_the_sources_of_the_networks_it_resolves_on():
+    ctx = _ctx("hv1", ROUTER_HERE)
+    assert [s.ip for s in ctx.sources[EXT]] == ["203.0.113.10", "2001:db8::10", "203.0.113.20"]
+    # A compute host (not a gateway host) asks from its floating IPs only.
+    assert [s.ip for s in _ctx("hv1").sources[EXT]] == ["203.0.113.20"]
+    # No patch port for the physnet: no network, no sources.
+    ctx = nb.build_context("hv1", [ROUTER_HERE], NETWORKS, SUBNETS, PORTS, lambda n: 7, {},
+                           _sources("hv1", ROUTER_HERE))
+    assert ctx.sources == {}
 
 
 def _ip_frame(src, dst):
@@ -181,7 +222,7 @@ def _resolver(**kw):
     sent, changes, clock = [], [], _Clock()
     r = nb.NeighbourResolver(lambda d, a: sent.append((d, a)), lambda: changes.append(1), {},
                              clock=clock, **kw)
-    r.set_context(_ctx())
+    r.set_context(_ctx("hv1", ROUTER_HERE))
     return r, sent, changes, clock
 
 
@@ -250,8 +291,7 @@ def test_not_ours_and_unresolvable():
     # A foreign cookie: not ours.
     assert not r.packet_in(_pin(_ip_frame("10.0.0.6", "198.51.100.1"), cookie=0x1234))
     # No IPv6 subnet with a gateway: nothing to ask.
-    r.set_context(nb.build_context("hv1", [ROUTER], NETWORKS, SUBNETS[:1], PORTS,
-                                   lambda nid: NETWORKS[nid].local_id, {"physnet1": 3}))
+    r.set_context(_ctx("hv1", ROUTER_HERE, SUBNETS[:1]))
     pkt = packet.Packet()
     pkt.add_protocol(ethernet.ethernet("00:00:00:00:00:00", GW_MAC, 0x86DD))
     pkt.add_protocol(ipv6.ipv6(src="fd00::5", dst="2001:db9::1", nxt=17))
@@ -317,23 +357,24 @@ def test_view_change_forgets_networks_gone():
 def test_reply_punt_flows_validate():
     """The table that admits the external network's packets must let the
     punt through (Meter + Controller)."""
-    flows = neighbour_reply_flows(
-        7, COOKIE, addresses=["203.0.113.10", "203.0.113.20", "2001:db8::10"])
-    for f in flows:
-        P.validate(f)
-    assert sorted(f.match.get("arp_tpa").value for f in flows) == ["203.0.113.10",
-                                                                   "203.0.113.20"]
-    (one,) = neighbour_reply_flows(7, COOKIE)
+    (one,) = neighbour_reply_flows(7, COOKIE, "203.0.113.10")
     P.validate(one)
-    assert one.match.get("arp_op").value == 2 and one.match.get("arp_tpa") is None
+    assert one.match.get("arp_op").value == 2 and one.match.get("arp_tpa").value == \
+        "203.0.113.10"
     assert one.actions[0].id == P.EXT_REPLY_METER_BASE + 7  # not the resolve punt's meter
-    (_, na) = neighbour_reply_flows(7, COOKIE, ipv6=True)
-    assert na.match.get("icmpv6_type").value == 136
-    # the network's gateways' replies: above, through a meter of their own
-    (_, gw) = neighbour_reply_flows(7, COOKIE, ["203.0.113.1", "2001:db8::1"])
+    (na,) = neighbour_reply_flows(7, COOKIE, "2001:db8::10", "203.0.113.1")
+    P.validate(na)
+    assert na.match.get("icmpv6_type").value == 136 and na.match.get("ipv6_dst").value == \
+        "2001:db8::10"
+    # the network's gateway's replies: above, through a meter of their own
+    (_, gw) = neighbour_reply_flows(7, COOKIE, "203.0.113.10", "203.0.113.1")
     P.validate(gw)
     assert gw.match.get("arp_spa").value == "203.0.113.1" and gw.priority > one.priority
     assert gw.actions[0].id == P.EXT_GW_REPLY_METER_BASE + 7
+    (_, gw6) = neighbour_reply_flows(7, COOKIE, "2001:db8::10", "2001:db8::1")
+    P.validate(gw6)
+    assert gw6.match.get("ipv6_nd_target").value == "2001:db8::1"
+    assert gw6.actions[0].id == P.EXT_GW_REPLY_METER_BASE + 7
 
 
 # ------------------------------------------------------------------ GARP
@@ -370,16 +411,27 @@ def test_announcer_sends_a_few_spaced_for_new_addresses_only():
     assert g.src_mac == "fa:16:3e:99:99:99" and g.src_ip == g.dst_ip == "203.0.113.20"
 
 
-def test_an_entry_asked_from_a_fip_that_left_is_refreshed_from_the_gateway():
-    r, sent, _, clock = _resolver(reachable=100.0)
+def test_an_entry_asked_from_a_fip_that_left_is_refreshed_from_an_address_still_here():
+    r, sent, changes, clock = _resolver(reachable=100.0)
     r.ask(EXT, "203.0.113.1", FIP_IP_, FIP_MAC)
     r.packet_in(_pin(_arp_reply("203.0.113.1", UP_MAC, FIP_IP_, tha=FIP_MAC), table=P.SERVICES))
-    r.set_context(_ctx("hv9"))  # vm1 (fip1's port) is not here any more
+    moved = dict(PORTS, vm1=m.Port("vm1", "in", FIP_MAC, host="hv9"))
+    r.set_context(_ctx("hv1", ROUTER_HERE, ports=moved))  # vm1 (fip1's port) left
     assert r.neighbours() != ()
     clock.t += 80
     r.tick()
     a = packet.Packet(sent[-1][0]).get_protocol(arp.arp)
-    assert (a.src_ip, a.src_mac) == ("203.0.113.10", GW_MAC)
+    assert (a.src_ip, a.src_mac) == ("203.0.113.10", GW_MAC)  # a gateway host: its gateway
+    # On a compute host, from another floating IP served there (never from
+    # the gateway, whose MAC the active gateway host holds on the wire) ...
+    r.set_context(_ctx("hv9", ROUTER_HERE, ports=moved))
+    clock.t += 2
+    r.tick()
+    a = packet.Packet(sent[-1][0]).get_protocol(arp.arp)
+    assert (a.src_ip, a.src_mac) == (FIP_IP_, FIP_MAC)  # (vm1 and vm2 are both on hv9)
+    # ... and with none, the entry goes.
+    r.set_context(_ctx("hv8", ROUTER_HERE, ports=moved))
+    assert r.neighbours() == () and changes[-1] == 1
 
 
 def test_forget_announces_again():

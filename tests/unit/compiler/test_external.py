@@ -35,7 +35,7 @@ from quantum_ovs.compiler.synth import (
     router_mac,
 )
 from quantum_ovs.compiler.trace import Tracer
-from quantum_ovs.model import AddressPair, FloatingIP, Neighbour, Rule
+from quantum_ovs.model import AddressPair, FixedIP, FloatingIP, Neighbour, Rule, Subnet
 from tests.fixtures.scenario import HOST, PATCH_OFPORT, base_view, change
 
 INTERNET = "198.51.100.7"
@@ -146,10 +146,10 @@ def test_a_floating_ip_is_nowhere_but_on_its_ports_host():
     assert e.flows() == _full(e)
 
 
-def test_a_floating_ip_costs_six_flows():
+def test_a_floating_ip_costs_eight_flows():
     e = _engine(_view())
     fip = _fip(e, "port-0-0")
-    assert len(e.desired.owner_flows(("floating-ip", fip.id))) == 6
+    assert len(e.desired.owner_flows(("floating-ip", fip.id))) == 8
 
 
 def test_hairpin_to_a_floating_ip_served_here_is_dnated_here():
@@ -598,7 +598,7 @@ def test_a_floating_ip_follows_its_port_to_this_host():
     assert not e.desired.owner_flows(("floating-ip", fip.id))
     e.stats.reset()
     change(e, ports=(dataclasses.replace(away, host=HOST),))
-    assert len(e.desired.owner_flows(("floating-ip", fip.id))) == 6
+    assert len(e.desired.owner_flows(("floating-ip", fip.id))) == 8
     assert "router" not in _kinds(e) and "gateway" not in _kinds(e)
     assert e.flows() == _full(e)
 
@@ -699,9 +699,70 @@ def test_no_host_of_the_external_network_can_starve_the_gateways_answer():
         answer = _arp_reply_from_uplink(t, EXT_GATEWAY_IP, INET_MAC, ours)
         assert answer.meters == [P.EXT_GW_REPLY_METER_BASE + lid] and answer.controller
         # to our address or gratuitous: the other meter
-        for tpa in (ours, ATTACKER_IP):
-            flood = _arp_reply_from_uplink(t, ATTACKER_IP, ATTACKER_MAC, tpa)
-            assert flood.meters == [P.EXT_REPLY_METER_BASE + lid] and flood.controller
+        flood = _arp_reply_from_uplink(t, ATTACKER_IP, ATTACKER_MAC, ours)
+        assert flood.meters == [P.EXT_REPLY_METER_BASE + lid] and flood.controller
+        # gratuitous: for nobody here, not read at all
+        flood = _arp_reply_from_uplink(t, ATTACKER_IP, ATTACKER_MAC, ATTACKER_IP)
+        assert not flood.controller and not flood.meters
+
+
+def test_replies_from_the_outside_reach_an_instance_on_the_external_network():
+    """Only the replies to the addresses the agent asks from are the
+    agent's: an instance plugged into the external network, here on the
+    router's active gateway host, gets the ARP replies sent to it (they
+    all went to the agent)."""
+    v = _view(hosts=(HOST, "gw-2"))
+    vm = dataclasses.replace(v.ports[0], id="ext-vm", network_id=EXT_NET,
+                             mac_address="fa:16:3e:77:77:77",
+                             fixed_ips=(FixedIP("ext-sub", "172.24.0.77"),))
+    e = _engine(v.replace(ports=v.ports + (vm,)))
+    ch = e.chassis()
+    e.set_chassis(dataclasses.replace(ch, vif_ofports=tuple(ch.vif_ofports) + (("ext-vm", 150),)))
+    t = Tracer(e.flows())
+    out = _arp_reply_from_uplink(t, EXT_GATEWAY_IP, INET_MAC, "172.24.0.77",
+                                 eth_dst=vm.mac_address, tha=vm.mac_address)
+    assert out.ports == [150] and not out.controller, out.format()
+    # ... while the answer to the router's gateway address is still the agent's
+    gw = e.routers["router-1"].gateway
+    out = _arp_reply_from_uplink(t, EXT_GATEWAY_IP, INET_MAC, gw.ip_addresses[0],
+                                 eth_dst=gw.mac_address, tha=gw.mac_address)
+    assert out.controller and not out.ports, out.format()
+
+
+def test_an_na_answering_the_agent_reaches_it_unchanged_through_a_reply_meter():
+    """The neighbour advertisement answering the agent's solicitation from
+    the gateway's IPv6 address is punted as it came (hop limit 255, which
+    the agent requires), the network gateway's through its own meter.
+    Before, no NA was punted: the answer was routed to the gateway
+    address, its hop limit decremented, and the agent refused it, so IPv6
+    next hops on external networks were never learned."""
+    v = _view(hosts=(HOST, "gw-2"))
+    sub6 = Subnet("ext-sub6", EXT_NET, "2001:db8:ff::/64", 6, "2001:db8:ff::1",
+                  enable_dhcp=False)
+    routers = tuple(dataclasses.replace(r, gateway=dataclasses.replace(
+        r.gateway, ip_addresses=r.gateway.ip_addresses + ("2001:db8:ff::10",)))
+        if r.gateway else r for r in v.routers)
+    e = _engine(v.replace(subnets=v.subnets + (sub6,), routers=routers))
+    e.set_chassis(dataclasses.replace(e.chassis(), neighbours=()))
+    gw = e.routers["router-1"].gateway
+    lid = e.local_id(EXT_NET)
+    t = Tracer(e.flows())
+
+    def na(src, target, dst="2001:db8:ff::10", eth_dst=gw.mac_address):
+        return t.run({"in_port": PATCH_OFPORT, "vlan_vid": 0, "eth_src": INET_MAC,
+                      "eth_dst": eth_dst, "eth_type": 0x86DD, "ip_proto": 58,
+                      "ipv6_src": src, "ipv6_dst": dst, "nw_ttl": 255,
+                      "icmpv6_type": 136, "icmpv6_code": 0, "ipv6_nd_target": target,
+                      "ipv6_nd_tll": INET_MAC})
+    out = na("2001:db8:ff::1", "2001:db8:ff::1")
+    assert len(out.controller) == 1 and out.meters == [P.EXT_GW_REPLY_METER_BASE + lid]
+    assert out.controller[0].get("nw_ttl") == 255, out.format()
+    out = na("2001:db8:ff::99", "2001:db8:ff::99")  # another host's
+    assert len(out.controller) == 1 and out.meters == [P.EXT_REPLY_METER_BASE + lid]
+    # to another address on the network (another host's): not the agent's
+    out = na("2001:db8:ff::1", "2001:db8:ff::1", dst="2001:db8:ff::77",
+             eth_dst="fa:16:3e:77:77:77")
+    assert not out.controller, out.format()
 
 
 def test_without_snat_tenant_addresses_are_routed_both_ways_by_the_active_gateway():
