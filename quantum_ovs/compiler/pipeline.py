@@ -78,8 +78,11 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     255.255.255.255, ::1, fe80::/10, ff00::/8), below the
                     echo answers;
                     per router (reg2): ICMP echo to its addresses answered;
-                    a packet with TTL 0 or 1 to the controller through the
-                    host's TTL meter (METER_TTL) for ICMP time exceeded;
+                    a packet with TTL 0 or 1 to the controller for ICMP
+                    time exceeded, through its local source port's punt
+                    meter (reg5: meter = the ofport, shared with the
+                    port's DHCP / DNS / RS punts), else (from the outside)
+                    the host's TTL meter (METER_TTL);
                     longest prefix first (priority from the prefix length):
                     dec_ttl, source MAC = the egress interface's, reg6 =
                     the egress network; connected subnets on to L3_RESOLVE,
@@ -383,13 +386,15 @@ TABLES: dict[int, TableSpec] = {
         TableSpec(
             L3_ROUTE, "l3_route",
             # (reg6, the ingress network: the address scope drops; the
-            # sources: martians, rules/static.py)
-            _fs(REG_ROUTER, REG_NET, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto",
+            # sources: martians, rules/static.py; reg5, the local source
+            # port: its TTL punt's meter, rules/port.py)
+            _fs(REG_ROUTER, REG_NET, REG_SRC, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto",
                 "icmpv4_type", "icmpv6_type", "nw_ttl", "ipv4_src", "ipv6_src"),
             _fs("eth_src", "eth_dst", REG_NET, REG_NEXTHOP, "ipv4_src", "ipv4_dst", "ipv6_src",
                 "ipv6_dst", "icmpv4_type", "icmpv6_type"),
             # Ct: gateway routes commit the ACL entry and un-DNAT (-> L3_SNAT);
-            # Meter + Controller: a TTL that ran out, punted through METER_TTL
+            # Meter + Controller: a TTL that ran out, punted through the
+            # source port's meter or METER_TTL
             frozenset({DecTtl, SetField, Move, Output, GotoTable, Ct, Meter, Controller}),
             _fs(L3_SNAT, L3_RESOLVE, L2_LOOKUP),
             "longest prefix match per router; echo answers",

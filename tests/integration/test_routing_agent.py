@@ -24,7 +24,6 @@ from agent.responders.router import advertisers, router_advertisement
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.flow import DecTtl, Output, SetField, diff
-from quantum_ovs.compiler.pipeline import METER_TTL
 from quantum_ovs.compiler.rules.common import link_local
 from quantum_ovs.compiler.synth import (
     default_group,
@@ -177,26 +176,44 @@ def test_ttl_1_gets_time_exceeded_from_the_router(rig):
 
 
 def test_a_flood_of_expiring_packets_is_metered_in_the_switch(rig):
-    """TTL-1 packets are punted through the host's TTL meter: a flood of
-    them reaches the agent at the meter's rate, not the sender's."""
+    """TTL-1 packets are punted through the sending port's own punt meter
+    (its ofport): a flood of them reaches the agent at the meter's rate,
+    not the sender's, and another instance's expiring packets still get
+    their answers meanwhile (one host-wide meter let one instance starve
+    every traceroute on the host: review F4, session 22)."""
     from tests.integration.test_dhcp_flood import meter_drops
 
     a, b = rig.inst["a"], rig.inst["b"]
     assert eventually(lambda: a.ping(b.ip))
+    meter = rig.ovs.ofport(a.port)
     before_in = rig.channel.stats["packet_in"]
-    before_drops = meter_drops(rig.ovs, METER_TTL)
+    before_drops = meter_drops(rig.ovs, meter)
     sent = 3000
     started = time.monotonic()
-    subprocess.run(["ip", "netns", "exec", a.ns, "ping", "-n", "-q", "-f", "-l", "64",
-                    "-c", str(sent), "-W", "1", "-t", "1", b.ip],
-                   capture_output=True, text=True, timeout=60)
+    flood = subprocess.Popen(["ip", "netns", "exec", a.ns, "ping", "-n", "-q", "-f", "-l", "64",
+                              "-c", str(sent), "-W", "1", "-t", "1", b.ip],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)  # the flood under way
+        answered = 0
+        for _ in range(3):  # b's traceroute towards a, while a floods
+            out = subprocess.run(["ip", "netns", "exec", b.ns, "ping", "-n", "-c", "1", "-W",
+                                  "1", "-t", "1", a.ip], capture_output=True, text=True,
+                                 timeout=15).stdout
+            answered += "Time to live exceeded" in out
+        still_flooding = flood.poll() is None
+    finally:
+        flood.wait(60)
     took = time.monotonic() - started
     time.sleep(0.5)
     got = rig.channel.stats["packet_in"] - before_in
-    drops = meter_drops(rig.ovs, METER_TTL) - before_drops
-    print(f"{sent} TTL-1 pings in {took:.2f} s: {got} packet-ins, {drops} dropped by the meter")
+    drops = meter_drops(rig.ovs, meter) - before_drops
+    print(f"{sent} TTL-1 pings in {took:.2f} s: {got} packet-ins, {drops} dropped by a's "
+          f"meter; b's 3 TTL-1 pings meanwhile: {answered} answered "
+          f"(flood still running after them: {still_flooding})")
     assert drops > 0
     assert got < sent / 2
+    assert answered == 3
     # and the meter still lets expiring packets through afterwards
     out = subprocess.run(["ip", "netns", "exec", a.ns, "ping", "-n", "-c", "1", "-W", "2",
                           "-t", "1", b.ip], capture_output=True, text=True, timeout=15).stdout

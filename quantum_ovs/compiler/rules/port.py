@@ -8,9 +8,11 @@ from __future__ import annotations
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import (
+    Controller,
     Field,
     Flow,
     GotoTable,
+    Meter,
     Output,
     SetField,
 )
@@ -153,7 +155,26 @@ def local_port_flows(port: Port, ofport: int, local_id: int,
     out.extend(arp_flows(port, local_id, cookie, True))
     if routed:
         out.extend(resolve_flows(port, local_id, cookie))
+        out.extend(ttl_punt_flows(ofport, cookie))
     return out
+
+
+# Above the routers' own TTL punt (rules/router.PRIO_TTL, 900), below the
+# martian drops (rules/static.PRIO_MARTIAN, 950) and the echo answers.
+PRIO_TTL_PORT = 901
+
+
+def ttl_punt_flows(ofport: int, cookie: int) -> list[Flow]:
+    """A packet from this local port that a router would forward with TTL
+    0 or 1 goes to the agent (ICMP time exceeded) through the port's own
+    punt meter (the ofport, as its DHCP / DNS / RS punts), not the host's
+    one TTL meter: an instance sending expiring packets at any rate fills
+    only its own, and the others' traceroutes still get their answers.
+    (What comes from the outside keeps the routers' flows and METER_TTL.)"""
+    src = reg(P.REG_SRC, ofport)
+    acts = (Meter(ofport), Controller())
+    return [Flow(P.L3_ROUTE, PRIO_TTL_PORT, mk(src, eth, Field("nw_ttl", ttl)), acts, cookie)
+            for eth in (F_IP, F_IPV6) for ttl in (0, 1)]
 
 
 def resolve_flows(port: Port, local_id: int, cookie: int) -> list[Flow]:

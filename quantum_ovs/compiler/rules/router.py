@@ -48,9 +48,11 @@ floating IP comes back to L3_ROUTE from the external network, which these
 drops do not match.
 
 TTL expiry: a packet to route with TTL 0 or 1 is punted from L3_ROUTE
-through the host's TTL meter (pipeline.METER_TTL: one meter, so a flood
-of expiring packets costs the agent at most the meter's rate) before any
-route sees it; the agent answers it with ICMP time exceeded
+before any route sees it: from a local port through that port's own punt
+meter (rules/port.ttl_punt_flows, one priority above), else through the
+host's TTL meter (pipeline.METER_TTL), so a flood of expiring packets
+costs the agent at most the meters' rate and one instance's flood starves
+no other instance's answers; the agent answers it with ICMP time exceeded
 (agent/responders/router.py).  dec_ttl never meets an expired TTL, and
 the switch's own unmetered "invalid TTL" packet-ins stay off.  Router solicitations are
 punted by the network's flows (rules/network.py) and answered by the agent

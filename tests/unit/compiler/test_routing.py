@@ -226,12 +226,23 @@ def test_vlan_egress_network():
 
 
 @pytest.mark.parametrize("ttl", [0, 1])
-def test_ttl_expiry_goes_to_the_controller_through_the_ttl_meter(w, ttl):
+def test_ttl_expiry_goes_to_the_controller_through_the_source_ports_meter(w, ttl):
+    """Metered before the agent sees it, by the instance's own punt meter
+    (its ofport, as its DHCP punts): one instance sending expiring
+    packets at line rate fills its own meter, not one the whole host's
+    traceroutes share (review F4, session 22: one METER_TTL for all)."""
     tr = w.send("port-0-0", **tcp_to("10.0.1.10", R0, ttl=ttl))
     assert tr.outputs == [] and len(tr.controller) == 1
     assert tr.controller[0]["ipv4_dst"] == "10.0.1.10"
-    assert tr.meters == [P.METER_TTL]  # metered before the agent sees it
+    assert tr.meters == [w.ofport("port-0-0")]
     assert not tr.ttl_expired  # punted before dec_ttl (no unmetered packet-in)
+    other = w.send("port-1-0", **tcp_to("10.0.0.10", R1, ttl=ttl))
+    assert other.meters == [w.ofport("port-1-0")] != tr.meters and other.controller
+
+
+def test_a_ports_ttl_punt_sits_between_the_routers_and_the_martian_drops():
+    from quantum_ovs.compiler.rules import port, router, static
+    assert router.PRIO_TTL < port.PRIO_TTL_PORT < static.PRIO_MARTIAN < router.PRIO_ECHO
 
 
 def test_ttl_two_is_routed_with_ttl_one(w):
