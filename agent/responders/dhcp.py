@@ -43,7 +43,10 @@ clients ignore option 3 when 121 is present, so the default route via
 the gateway is carried in 121 as well), and 249 (the
 pre-standard Microsoft spelling of 121) only when the client asks for it.
 Then the port's extra DHCP options (agent/responders/dhcp_options.py),
-which replace ours of the same code.
+which replace ours of the same code.  A reply is never larger than the
+network's MTU allows, nor than the client's maximum message size (57, if
+it says one of at least 576): options are left out from the last (the
+port's own first), never 53, 54, 51 and 1.
 
 Server identifier: the subnet's gateway IP when it has one (clients unicast
 renewals there; the router port, or the pipeline's ARP responder, answers
@@ -131,6 +134,26 @@ DEFAULT_FALLBACK_SERVER_IP = "169.254.0.1"
 # yiaddr, siaddr, giaddr, chaddr (16), sname (64), file (128).
 _BOOTP = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
 _BOOTP_MIN_LEN = 300  # replies are padded to the classic BOOTP size
+OPT_MAX_MESSAGE_SIZE = 57
+IP_UDP_HEADERS = 28
+DEFAULT_MTU = 1500
+MIN_MESSAGE_SIZE = 576  # RFC 2131 2: what every client takes; the least option 57 may say
+# never left out of a reply that has to shrink
+_ESSENTIAL = frozenset({OPT_MESSAGE_TYPE, OPT_SERVER_ID, OPT_LEASE_TIME, OPT_SUBNET_MASK})
+
+
+def reply_limit(mtu: Optional[int], options: Mapping[int, bytes]) -> int:
+    """The largest DHCP message (UDP payload) a reply may be: what fits
+    the network's MTU, and no more than the client's maximum message size
+    (option 57, taken as the IP datagram's, the stricter reading; ignored
+    below RFC 2132's minimum of 576)."""
+    limit = (mtu or DEFAULT_MTU) - IP_UDP_HEADERS
+    raw = options.get(OPT_MAX_MESSAGE_SIZE)
+    if raw is not None and len(raw) == 2:
+        size = int.from_bytes(raw, "big")
+        if size >= MIN_MESSAGE_SIZE:
+            limit = min(limit, size - IP_UDP_HEADERS)
+    return max(limit, MIN_MESSAGE_SIZE - IP_UDP_HEADERS)
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _UDP = struct.Struct("!HHHH")
 
@@ -578,6 +601,22 @@ class DhcpResponder:
             opts = [o for o in opts if o[0] not in extra.codes]
             opts += [o for o in extra.options if o[1]]
         payload = self._bootp(msg, ciaddr, yiaddr, opts, extra)
+        limit = reply_limit(network.mtu, msg.options)
+        if len(payload) > limit:
+            # Too big for the network or the client (a port's own options
+            # can grow it without bound): the last options go first (the
+            # port's own, then ours), never the lease's essentials.
+            size = len(payload)
+            for i in range(len(opts) - 1, -1, -1):
+                if size <= limit:
+                    break
+                if opts[i][0] not in _ESSENTIAL:
+                    size -= len(encode_option(*opts[i]))
+                    opts[i] = None
+            opts = [o for o in opts if o is not None]
+            LOG.debug("DHCP %s: reply cut to %d bytes (limit %d): options left out",
+                      MESSAGE_NAMES[mtype], size, limit)
+            payload = self._bootp(msg, ciaddr, yiaddr, opts, extra)
         if msg.ciaddr != ZERO_IP:
             eth_dst, ip_dst = msg.chaddr, msg.ciaddr
         elif msg.flags & FLAG_BROADCAST:

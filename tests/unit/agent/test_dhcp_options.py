@@ -74,3 +74,39 @@ def test_the_resolved_ports_are_bounded(monkeypatch):
     for i in range(10):
         O.extra_options(_port(("mtu", "1400", 4), port_id=f"p-{i}"), 4)
     assert list(O._RESOLVED) == ["p-7", "p-8", "p-9"]
+
+
+def _big_port():
+    """A port whose own options alone are about 2,000 bytes (the API
+    bounds each value, not their sum)."""
+    return _port(*[(f"{224 + i}", "x" * 250, 4) for i in range(8)], port_id="p-big")
+
+
+def test_a_reply_never_exceeds_the_networks_mtu_and_keeps_the_lease():
+    """DHCPv4 replies are capped as DHCPv6's are (observation of the
+    session 22 responders review): the port's own options go first, the
+    lease's essentials stay."""
+    p = _big_port()
+    for mtype in (d4.DISCOVER, d4.REQUEST):
+        r = d4.Reply(d4.answer(d4.client_frame(mtype, options=[(50, d4.ip4(d4.IP))]), p))
+        assert len(r.frame) - 14 <= d4.NET.mtu, len(r.frame)
+        assert r.yiaddr == d4.ip4(d4.IP)
+        assert {53, 54, 51, 1} <= set(r.options), sorted(r.options)
+        assert 3 in r.options and 6 in r.options  # ours come before the port's own
+        kept = [c for c in range(224, 232) if c in r.options]
+        assert kept == list(range(224, 224 + len(kept))) and len(kept) < 8  # the last ones went
+    # a 9000-byte network takes all of them
+    big = dataclasses.replace(d4.NET, mtu=9000)
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER), p, network=big))
+    assert all(c in r.options for c in range(224, 232))
+
+
+def test_a_reply_respects_the_clients_maximum_message_size():
+    p = _big_port()
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER, options=[(57, (576).to_bytes(2, "big"))]),
+                           p))
+    assert len(r.frame) - 14 <= 576 and r.yiaddr == d4.ip4(d4.IP)
+    # below RFC 2132's minimum: not believed
+    r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER, options=[(57, (100).to_bytes(2, "big"))]),
+                           p))
+    assert 576 < len(r.frame) - 14 <= d4.NET.mtu
