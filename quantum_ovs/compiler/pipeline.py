@@ -229,6 +229,10 @@ FLAG_REDIRECT = 0x2
 # set by FLOOD on the copies it sends through local ports' ingress ACLs: a
 # copy that a port's rules refuse does not condemn the connection (static.py)
 FLAG_FLOOD = 0x4
+# set by a stateless port's ingress (rules/acl.py) on a packet sent from
+# this host, not flooded, to one of the port's own addresses: only such a
+# packet's connection is committed there
+FLAG_FOR_PORT = 0x8
 # meter of an external network's resolve punt: base + the network's local
 # id (above any ofport, which the DHCP punt meters use)
 EXT_PUNT_METER_BASE = 0x10000
@@ -455,10 +459,13 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             INGRESS_ACL, "ingress_acl",
-            # (eth_dst: an address pair's MAC, whose connections the port condemns)
-            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src", "eth_dst"),
-            _fs(),
-            frozenset({Ct, Conjunction, GotoTable}),
+            # (eth_dst: an address pair's MAC, whose connections the port
+            # condemns; ipv4_dst / ipv6_dst and reg4 set: a stateless
+            # port's own addresses, FLAG_FOR_PORT)
+            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src", "eth_dst",
+                              "ipv4_dst", "ipv6_dst"),
+            _fs(REG_FLAGS),
+            frozenset({Ct, Conjunction, GotoTable, SetField}),
             _fs(INGRESS_ACL_SL, OUTPUT),
             "security groups of the destination port",
         ),

@@ -43,14 +43,14 @@ from functools import lru_cache
 
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
-from quantum_ovs.compiler.flow import Ct, Field, Flow, GotoTable, Match
+from quantum_ovs.compiler.flow import Ct, Field, Flow, GotoTable, Match, SetField
 from quantum_ovs.compiler.rules.common import (
     F_IP,
     F_IPV6,
     FROM_LOCAL,
-    FROM_REMOTE,
     addr_field,
     conjunction,
+    link_local,
     mk,
     port_masks,
     reg,
@@ -101,8 +101,19 @@ ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
 # state, but a stateful sender here needs the connection known for its
 # reply to come back as one (nothing else commits a connection between two
 # ports of one host; from another host, the sender's host committed it on
-# the way out, and nothing is tracked here for it).
+# the way out, and nothing is tracked here for it).  Only a packet meant
+# for the port: sent to one of its own addresses, not a flooded copy
+# (FLAG_FOR_PORT, set by the port's jump to the stateless table).  Else a
+# port could plant a connection between two others -- its own packet to
+# a stateful port's address, sent to its own MAC, a third such port's or
+# broadcast -- whose later packets pass that port's checks as replies.
+# (A port without port security may be anything's next hop: all it lets
+# in from this host is committed, as before.)
 ACCEPT_LOCAL = {INGRESS_SL: (_COMMIT, GotoTable(DIRS[INGRESS_SL][3]))}
+FOR_PORT = Field(P.REG_FLAGS, P.FLAG_FOR_PORT, P.FLAG_FOR_PORT)
+NOT_FOR_PORT = Field(P.REG_FLAGS, 0, P.FLAG_FOR_PORT)
+# reg4 of a packet sent from this host: as it was sent, or a flooded copy
+_SENT_HERE = (0, P.FLAG_FLOOD)
 
 
 # The remote of a conjunction key whose rules name an address group.
@@ -201,6 +212,16 @@ def pair_macs(port: Port) -> tuple:
                          if ap.mac_address and ap.mac_address != port.mac_address}))
 
 
+def own_addresses(port: Port) -> list[str]:
+    """The addresses (and CIDRs) packets meant for the port go to: its
+    fixed IPs, its allowed address pairs', the link-local addresses of its
+    MACs."""
+    macs = {port.mac_address} | set(pair_macs(port))
+    addrs = set(port.ips) | {ap.ip_address for ap in port.allowed_address_pairs}
+    addrs |= {link_local(m) for m in macs}
+    return sorted(addrs)
+
+
 def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
                    stateful: bool = True) -> list[Flow]:
     """Clause 0 for a local port.  ``keys_by_dir``: direction -> list of
@@ -226,6 +247,19 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
             go = (GotoTable(DIRS[d_sl][0]),)
             out += [Flow(table, PRIO_STATELESS, mk(reg(regname, ofport), eth), go, cookie)
                     for eth in (F_IP, F_IPV6)]
+        # ... flagged when sent from this host to one of its addresses
+        # (ACCEPT_LOCAL; a flooded copy too, as what comes for an address
+        # pair's MAC does: the flag is then kept for the later copies,
+        # which commit that same connection, meant for this port)
+        sl = GotoTable(DIRS[INGRESS_SL][0])
+        to_port = reg(P.REG_DST, ofport)
+        for addr in own_addresses(port):
+            eth, dst = addr_field("ipv4_dst", "ipv6_dst", addr)
+            for flags in _SENT_HERE:
+                out.append(Flow(P.INGRESS_ACL, PRIO_STATELESS + 1,
+                                mk(to_port, eth, Field(P.REG_FLAGS, flags),
+                                   *([dst] if dst is not None else [])),
+                                (SetField(P.REG_FLAGS, flags | P.FLAG_FOR_PORT), sl), cookie))
     for d, (table, regname, _, _) in DIRS.items():
         ids = keys_by_dir.get(d)
         if ids:
@@ -257,7 +291,7 @@ def accept_flows(key, conj_id: int) -> list[Flow]:
     if d in ACCEPT_LOCAL:  # (the two halves of the register bit: disjoint)
         return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth, frm), actions, cookie)
                 for eth in (F_IP, F_IPV6)
-                for frm, actions in ((FROM_LOCAL, ACCEPT_LOCAL[d]), (FROM_REMOTE, ACCEPT[d]))]
+                for frm, actions in ((FOR_PORT, ACCEPT_LOCAL[d]), (NOT_FOR_PORT, ACCEPT[d]))]
     return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth), ACCEPT[d], cookie)
             for eth in (F_IP, F_IPV6)]
 
