@@ -425,6 +425,10 @@ class Agent:
         for i, (kind, value) in enumerate(batch):
             if kind == "stop":
                 return
+            if kind in ("full", "delta"):
+                # (before the model changes: a failure part-way leaves the
+                # engine changed, and the resolver's context must follow)
+                self._nb_stale = True
             if kind == "full":
                 self.stats["full_views"] += 1
                 touched |= self._sync_vifs()  # the view takes the agent's chassis
@@ -464,7 +468,6 @@ class Agent:
             # "gateways" (BFD ports or state changed), "tick": the chassis
             # is looked at below
         if view_changed:
-            self._nb_stale = True  # (until rebuilt: _install may fail first)
             self._sync_gateway_tunnels()
         t = time.monotonic()
         if streamed:  # the engine computes with this chassis (_install)
@@ -498,7 +501,8 @@ class Agent:
         self.nb_context = nb.build_context(self.s.host, e.routers.values(), e.networks,
                                            e.subnets.values(), e.ports, e.local_id,
                                            dict(self.base_chassis.physnet_ofports),
-                                           e.neighbour_sources())
+                                           e.neighbour_sources(),
+                                           {e.router_zone(rid): rid for rid in e.routers})
         self.resolver.set_context(self.nb_context)
 
     def _log_applied(self, changes, installed):

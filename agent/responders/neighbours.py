@@ -245,6 +245,8 @@ class Context:
     # network id -> the addresses the agent may ask from, best first
     # (Engine.neighbour_sources: the answers to exactly these are punted)
     sources: Mapping[str, tuple[NeighbourSource, ...]] = field(default_factory=dict)
+    # a router's ACL zone (reg2 of what its flows punt) -> its id
+    zone_routers: Mapping[int, str] = field(default_factory=dict)
 
 
 EMPTY = Context({}, {}, {}, frozenset())
@@ -254,8 +256,8 @@ def build_context(host: str, routers: Iterable[m.Router], networks: Mapping[str,
                   subnets: Iterable[m.Subnet], ports: Mapping[str, m.Port],
                   local_id: Callable[[str], Optional[int]],
                   physnet_ofports: Mapping[str, int],
-                  sources: Optional[Mapping[str, tuple[NeighbourSource, ...]]] = None
-                  ) -> Context:
+                  sources: Optional[Mapping[str, tuple[NeighbourSource, ...]]] = None,
+                  zone_routers: Optional[Mapping[int, str]] = None) -> Context:
     routers = [r for r in routers if r.gateway is not None]
     by_net: dict[str, list] = {}
     for s in subnets:
@@ -279,7 +281,8 @@ def build_context(host: str, routers: Iterable[m.Router], networks: Mapping[str,
         if f.port_id and ports.get(f.port_id) is not None and ports[f.port_id].host == host)
     return Context(nets, by_local,
                    {cookies.cookie_for(cookies.KIND_ROUTER, r.id): r for r in routers},
-                   local_fips, {n: tuple(v) for n, v in (sources or {}).items() if n in nets})
+                   local_fips, {n: tuple(v) for n, v in (sources or {}).items() if n in nets},
+                   dict(zone_routers or {}))
 
 
 def next_hop(dst: str, subnets: Iterable[m.Subnet]) -> Optional[str]:
@@ -320,6 +323,7 @@ class _Entry:
     learned: float  # when answered (or asked, for a pending one)
     asked: float  # last request sent
     tries: int = 0  # requests since the last answer
+    router_id: Optional[str] = None  # the router whose packet asked first
 
 
 class NeighbourResolver:
@@ -364,7 +368,7 @@ class NeighbourResolver:
                     changed |= self._table.pop(key).mac is not None
                     continue
                 if (e.src_ip, e.src_mac) not in {(s.ip, s.mac) for s in sources}:
-                    src = source_for(sources, 6 if ":" in key[1] else 4, "")
+                    src = source_for(sources, 6 if ":" in key[1] else 4, "", e.router_id)
                     if src is None:
                         changed |= self._table.pop(key).mac is not None
                     else:
@@ -411,15 +415,19 @@ class NeighbourResolver:
             return False
         hop = self._reg(pin, "reg0") if version == 4 else None  # the route's next hop
         hop = str(ipaddress.IPv4Address(hop)) if hop else next_hop(dst, net.subnets)
-        source = source_for(ctx.sources.get(net_id, ()), version, src,
-                            router.id if router is not None else None)
+        # the punting router: by the cookie of its flows, else by the ACL
+        # zone its flows set (the resolve punt is the network's)
+        router_id = router.id if router is not None else \
+            ctx.zone_routers.get(self._reg(pin, P.REG_ROUTER))
+        source = source_for(ctx.sources.get(net_id, ()), version, src, router_id)
         if hop is None or source is None:
             self._count("neighbour_unresolvable")
             return True
-        self.ask(net_id, hop, *source)
+        self.ask(net_id, hop, *source, router_id=router_id)
         return True
 
-    def ask(self, net_id: str, ip: str, src_ip: str, src_mac: str) -> bool:
+    def ask(self, net_id: str, ip: str, src_ip: str, src_mac: str,
+            router_id: Optional[str] = None) -> bool:
         """Send a request for ``ip`` on ``net_id`` (unless one went out
         less than ``retry`` ago, or it is known); True if sent."""
         now = self.clock()
@@ -433,7 +441,7 @@ class NeighbourResolver:
                 self._count("neighbour_rate_limited")
                 return False
             if e is None:
-                e = _Entry(None, src_ip, src_mac, now, now)
+                e = _Entry(None, src_ip, src_mac, now, now, router_id=router_id)
                 self._table[key] = e
                 self._bound(keep=key)
             e.src_ip, e.src_mac, e.asked = src_ip, src_mac, now

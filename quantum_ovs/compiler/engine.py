@@ -700,7 +700,9 @@ class Engine:
         r = new or old
         dirty = self._dirty
         core = (old is None or new is None or old.admin_state_up != new.admin_state_up
-                or old.interfaces != new.interfaces)
+                or old.interfaces != new.interfaces
+                # (here as one of its gateway hosts, or no longer: _router_here)
+                or self._gateway_host(old) != self._gateway_host(new))
         if core or old.routes != new.routes:
             dirty.add((ROUTER, r.id))
         # (the gateway's address scope drops name the routes' destinations,
@@ -774,7 +776,16 @@ class Engine:
                     self._dirty.add((NETWORK, n))
         if old is not None:
             for f in old.floating_ips:
-                self.fip_router.pop(f.id, None)
+                # (a floating IP moved to another router that was indexed
+                # first -- a delta's order, a view's -- is that router's now)
+                owner = self.fip_router.get(f.id)
+                if owner != rid and owner is not None:
+                    moved = next((g for g in self.routers[owner].floating_ips
+                                  if g.id == f.id), None)
+                    if moved is not None and moved.port_id == f.port_id:
+                        continue
+                elif owner == rid:
+                    del self.fip_router[f.id]
                 if f.port_id:
                     s = self.port_fips[f.port_id]
                     s.discard(f.id)
@@ -1187,6 +1198,9 @@ class Engine:
             routes.append((rt, ifc, lid, mac))
         return router_rules.router_flows(r, self.router_zone(r.id), ifaces, routes)
 
+    def _gateway_host(self, r: Router) -> bool:
+        return r.gateway is not None and self.host in r.gateway.hosts
+
     def _router_here(self, r: Router) -> bool:
         if any(n in self.net_local for n in r.network_ids):
             return True
@@ -1269,14 +1283,14 @@ class Engine:
         port bound here, or with port forwardings on the router's active
         gateway host --, else None."""
         if got is None or fip.floating_network_id != r.gateway.network_id or \
-                not got[1].uplink:
+                not got[1].uplink or ":" in fip.floating_ip_address or not fip.mac_address:
             return None
         if fip.port_id:
             p = self.ports.get(fip.port_id)
             if p is None or p.host != self.host:
                 return None
-            return fip.fixed_ip_address or next((ip for ip in p.ips if ":" not in ip), None), \
-                False
+            fixed = fip.fixed_ip_address or next((ip for ip in p.ips if ":" not in ip), None)
+            return None if fixed is None else (fixed, False)
         if fip.port_forwardings and self._gateway_role(r.gateway) == "active":
             return None, True
         return None
@@ -1321,7 +1335,7 @@ class Engine:
                     NeighbourSource(a, r.gateway.mac_address, rid, None, rank) for a in addrs)
             for f in r.floating_ips:
                 served = self._fip_served(r, f, got)
-                if served is None or ":" in f.floating_ip_address or not f.mac_address:
+                if served is None:
                     continue
                 out.setdefault(nid, []).append(
                     NeighbourSource(f.floating_ip_address, f.mac_address, rid, served[0], 2))

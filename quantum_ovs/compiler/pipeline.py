@@ -301,7 +301,7 @@ TABLES: dict[int, TableSpec] = {
             PORT_SECURITY, "port_security",
             _fs(REG_SRC, "eth_src", "eth_type", "ipv4_src", "ipv4_dst", "arp_spa", "arp_sha",
                 "ipv6_src", "ip_proto", "udp_src", "udp_dst", "icmpv6_type",
-                "ipv6_nd_target"),
+                "ipv6_nd_target", "ipv6_nd_tll"),
             _fs(),
             frozenset({GotoTable}),
             _fs(SERVICES),

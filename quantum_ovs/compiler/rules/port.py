@@ -82,6 +82,9 @@ def check_ethertypes(types) -> tuple:
     return tuple(sorted(out))
 
 
+NO_MAC = "00:00:00:00:00:00"
+
+
 def port_security_flows(port: Port, ofport: int, cookie: int,
                         permitted_ethertypes: tuple = ()) -> list[Flow]:
     src = reg(P.REG_SRC, ofport)
@@ -105,9 +108,15 @@ def port_security_flows(port: Port, ofport: int, cookie: int,
             fields = [src, eth_src, F_ARP, Field("arp_sha", m)] + ([spa] if spa else [])
             keys[mk(*fields)] = (PS_ALLOW, go)
         else:
+            # an advertisement for its own address, saying its own MAC (or
+            # none: the option absent), as ARP's arp_sha is checked: else
+            # a neighbour that asked (the agent, a router) would learn a
+            # MAC of the instance's choosing
             _, tgt = addr_field("ipv6_nd_target", "ipv6_nd_target", addr)
             fields = [src, eth_src, F_IPV6, F_PROTO_ICMP6, Field("icmpv6_type", 136)]
-            keys[mk(*fields + ([tgt] if tgt else []))] = (PS_NA_ALLOW, go)
+            for tll in (m, NO_MAC):
+                keys[mk(*fields + ([tgt] if tgt else []) + [Field("ipv6_nd_tll", tll)])] = \
+                    (PS_NA_ALLOW, go)
     for m in macs:
         eth_src = Field("eth_src", m)
         keys[mk(src, eth_src, *DHCP_DISCOVER)] = (PS_ALLOW, go)

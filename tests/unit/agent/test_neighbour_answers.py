@@ -44,7 +44,8 @@ class _Clock:
 def _context(e: Engine, host=HOST):
     """As the daemon builds it (agent/daemon.py)."""
     return nb.build_context(host, e.routers.values(), e.networks, e.subnets.values(), e.ports,
-                            e.local_id, dict(e.chassis().physnet_ofports), e.neighbour_sources())
+                            e.local_id, dict(e.chassis().physnet_ofports), e.neighbour_sources(),
+                            {e.router_zone(rid): rid for rid in e.routers})
 
 
 def _resolver(e: Engine, **kw):
@@ -76,7 +77,7 @@ def _punt_to_agent(resolver, out):
     (pkt,) = out.controller
     step = next(s for s in reversed(out.steps) if s.flow is not None)
     assert step.table == P.L3_RESOLVE, out.format()
-    regs = [Field(r, pkt[r]) for r in ("reg0", "reg6") if pkt.get(r)]
+    regs = [Field(r, pkt[r]) for r in ("reg0", "reg2", "reg6") if pkt.get(r)]
     data = _frame(pkt)
     return resolver.packet_in(PacketIn(1, P.L3_RESOLVE, step.flow.cookie, pkt["in_port"],
                                        Match(Field("in_port", pkt["in_port"]), *regs),
@@ -220,6 +221,18 @@ def test_an_ipv6_next_hop_is_asked_from_an_address_answered_here():
     assert [(n.ip_address, n.mac_address) for n in r.neighbours()] == [(target, UP_MAC)]
 
 
+def _everything(e: Engine) -> set:
+    """Every (IP, MAC) of the routers' gateways and floating IPs."""
+    out = set()
+    for r in e.routers.values():
+        if r.gateway is None:
+            continue
+        out |= {(a, r.gateway.mac_address) for a in r.gateway.ip_addresses}
+        out |= {(f.floating_ip_address, f.mac_address) for f in r.floating_ips
+                if f.mac_address}
+    return out
+
+
 def _answered_here(tracer, ip, mac):
     return bool(_answer(tracer, "2001:db8:e::1" if ":" in ip else EXT_GATEWAY_IP, ip,
                         mac).controller)
@@ -246,13 +259,7 @@ def test_the_sources_are_exactly_the_addresses_whose_answers_are_punted():
         t = Tracer(e.flows())
         sources = e.neighbour_sources().get(EXT_NET, ())
         asked = {(s.ip, s.mac) for s in sources}
-        everything = set()
-        for r in e.routers.values():
-            if r.gateway is None:
-                continue
-            everything |= {(a, r.gateway.mac_address) for a in r.gateway.ip_addresses}
-            everything |= {(f.floating_ip_address, f.mac_address) for f in r.floating_ips
-                           if f.mac_address}
+        everything = _everything(e)
         assert asked <= everything, name
         for ip, mac in sorted(everything):
             assert _answered_here(t, ip, mac) == ((ip, mac) in asked), (name, ip, mac)

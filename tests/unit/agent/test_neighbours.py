@@ -78,12 +78,14 @@ def _arp_reply(spa, sha, tpa, tha=GW_MAC, vid=None):
     return bytes(pkt.data)
 
 
-def _na(target, mac, dst="2001:db8::10", hop=255):
+def _na(target, mac, dst="2001:db8::10", hop=255, eth_dst=GW_MAC, src=None, tll=None):
+    """A neighbour advertisement for ``target`` from ``mac`` (its target
+    link-layer address ``tll``, by default ``mac``)."""
     pkt = packet.Packet()
-    pkt.add_protocol(ethernet.ethernet(GW_MAC, mac, 0x86DD))
-    pkt.add_protocol(ipv6.ipv6(src=target, dst=dst, nxt=58, hop_limit=hop))
+    pkt.add_protocol(ethernet.ethernet(eth_dst, mac, 0x86DD))
+    pkt.add_protocol(ipv6.ipv6(src=src or target, dst=dst, nxt=58, hop_limit=hop))
     pkt.add_protocol(icmpv6.icmpv6(type_=136, data=icmpv6.nd_neighbor(
-        res=3, dst=target, option=icmpv6.nd_option_tla(hw_src=mac))))
+        res=3, dst=target, option=icmpv6.nd_option_tla(hw_src=tll or mac))))
     pkt.serialize()
     return bytes(pkt.data)
 
