@@ -46,7 +46,8 @@ Then the port's extra DHCP options (agent/responders/dhcp_options.py),
 which replace ours of the same code.  A reply is never larger than the
 network's MTU allows, nor than the client's maximum message size (57, if
 it says one of at least 576): options are left out from the last (the
-port's own first), never 53, 54, 51 and 1.
+port's own first), those the client did not ask for (55) before those it
+did, never 53, 54, 51 and 1.
 
 Server identifier: the subnet's gateway IP when it has one (clients unicast
 renewals there; the router port, or the pipeline's ARP responder, answers
@@ -604,15 +605,20 @@ class DhcpResponder:
         limit = reply_limit(network.mtu, msg.options)
         if len(payload) > limit:
             # Too big for the network or the client (a port's own options
-            # can grow it without bound): the last options go first (the
-            # port's own, then ours), never the lease's essentials.
+            # can grow it without bound): what the client did not ask for
+            # goes first, then what it asked for (RFC 2132 9.8: the server
+            # tries to include it), each from the last (the port's own,
+            # then ours); never the lease's essentials.
             size = len(payload)
-            for i in range(len(opts) - 1, -1, -1):
-                if size <= limit:
-                    break
-                if opts[i][0] not in _ESSENTIAL:
-                    size -= len(encode_option(*opts[i]))
-                    opts[i] = None
+            asked = set(msg.parameters or ())
+            for wanted in (False, True):
+                for i in range(len(opts) - 1, -1, -1):
+                    if size <= limit:
+                        break
+                    o = opts[i]
+                    if o is not None and o[0] not in _ESSENTIAL and (o[0] in asked) == wanted:
+                        size -= len(encode_option(*o))
+                        opts[i] = None
             opts = [o for o in opts if o is not None]
             LOG.debug("DHCP %s: reply cut to %d bytes (limit %d): options left out",
                       MESSAGE_NAMES[mtype], size, limit)

@@ -1,7 +1,7 @@
 """Packet-ins to the responders, answered out of the port they came in
 on: a DHCP request from a local VIF (the pipeline punts it) from the
 port's own data; a packet whose TTL ran out in a router (punted by the
-router's flows in L3_ROUTE, through the host's TTL meter) with ICMP time
+router's flows in L3_ROUTE, through its port's or the host's TTL meter) with ICMP time
 exceeded, and a router solicitation with the
 routers' advertisements (agent.responders.router).
 
@@ -21,7 +21,7 @@ from agent.responders.dhcp6 import Dhcp6Responder
 from agent.responders.dns import is_dns_query
 from agent.responders.router import RateLimit, solicited_advertisements, time_exceeded
 from quantum_ovs.compiler.flow import Output
-from quantum_ovs.compiler.pipeline import L3_ROUTE
+from quantum_ovs.compiler.pipeline import L3_ROUTE, REG_SRC
 
 LOG = logging.getLogger(__name__)
 
@@ -119,11 +119,15 @@ class DhcpDispatcher:
             return
         if pin.table == L3_ROUTE:  # the TTL punt (the only one of that table)
             # (any size a network's MTU allows, which has no upper bound:
-            # only its head is read and quoted)
-            if self.icmp_limit.allow(pin.in_port):
+            # only its head is read and quoted).  Back to the sending port:
+            # reg5 when it is local (a hairpin to a floating IP served here
+            # comes with in_port 0), else where it came in.
+            src = pin.match.get(REG_SRC) if pin.match is not None else None
+            port = src.value if src is not None and src.value else pin.in_port
+            if self.icmp_limit.allow(port):
                 reply = time_exceeded(pin.data, self.routers())
                 if reply is not None:
-                    self.send(reply, [Output(pin.in_port)])
+                    self.send(reply, [Output(port)])
                     self._count("icmp_time_exceeded")
             return
         if len(pin.data) > MAX_FRAME:

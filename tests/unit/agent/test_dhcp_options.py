@@ -110,3 +110,17 @@ def test_a_reply_respects_the_clients_maximum_message_size():
     r = d4.Reply(d4.answer(d4.client_frame(d4.DISCOVER, options=[(57, (100).to_bytes(2, "big"))]),
                            p))
     assert 576 < len(r.frame) - 14 <= d4.NET.mtu
+
+
+def test_a_trimmed_reply_keeps_what_the_client_asked_for():
+    """A port's own router option (replacing ours) sits after its big
+    unrequested ones: trimming drops those first and keeps the router the
+    client asked for (option 55; RFC 2132 9.8). Review s23b F4: trimmed
+    from the last only, the reply had no option 3 at all."""
+    opts = [(f"{224 + i}", "x" * 250, 4) for i in range(6)] + [("router", "192.168.1.254", 4)]
+    p = _port(*opts, port_id="p-s23b-router")
+    frame = d4.client_frame(d4.DISCOVER, options=[(55, bytes([1, 3, 6, 15, 26, 121]))])
+    r = d4.Reply(d4.answer(frame, p))
+    assert len(r.frame) - 14 <= d4.NET.mtu
+    assert r.options.get(3) == d4.ip4("192.168.1.254"), sorted(r.options)
+    assert 26 in r.options  # ours, asked for, kept too

@@ -16,7 +16,7 @@ from agent.responders import router as R
 from agent.responders.dhcp import checksum
 from agent.responders.dispatch import DhcpDispatcher
 from quantum_ovs import model
-from quantum_ovs.compiler.flow import Output
+from quantum_ovs.compiler.flow import Field, Match, Output
 from quantum_ovs.compiler.pipeline import L3_ROUTE
 
 RMAC4 = "fa:16:3d:00:00:01"
@@ -190,8 +190,9 @@ OFPR_ACTION, OFPR_INVALID_TTL = 1, 2
 
 
 class _Pin:
-    def __init__(self, data, reason=OFPR_ACTION, in_port=5, table=20):
+    def __init__(self, data, reason=OFPR_ACTION, in_port=5, table=20, match=None):
         self.data, self.reason, self.in_port, self.table = data, reason, in_port, table
+        self.match = match if match is not None else Match(Field("in_port", in_port))
 
 
 def _dispatcher(sent, rate=100.0, burst=50):
@@ -212,6 +213,19 @@ def test_ttl_punt_is_answered_out_of_its_port():
     # the switch's own unmetered invalid-TTL packet-ins are not answered
     d.packet_in(_Pin(udp4(), reason=OFPR_INVALID_TTL))
     assert len(sent) == 1
+
+
+def test_a_hairpinned_ttl_punt_is_answered_out_of_its_source_port():
+    """A packet to a floating IP served on this host comes back into the
+    router from the hairpin with in_port 0; its TTL punt names the sending
+    port in reg5 (review s23b F5: the answer went to Output(0), nowhere,
+    and every such sender shared port 0's token bucket)."""
+    sent = []
+    d = _dispatcher(sent)
+    d.packet_in(_Pin(udp4(), table=L3_ROUTE, in_port=0,
+                     match=Match(Field("in_port", 0), Field("reg5", 7))))
+    assert len(sent) == 1 and sent[0][1] == [Output(7)]
+    assert packet.Packet(sent[0][0]).get_protocol(icmp.icmp).type == 11
 
 
 def test_ttl_punt_of_a_frame_longer_than_9216_is_answered():

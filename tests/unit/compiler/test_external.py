@@ -1111,3 +1111,24 @@ def test_a_port_forwarding_ranges_replies_cost_masked_flows():
             covered |= {p for p in range(0x10000) if p & mask == f.value}
         assert covered == set(range(lo, hi + 1)), (lo, hi)
         assert forwarded_replies(router, ("10.0.1.0/24",)) == []
+
+
+def test_a_hairpinned_ttl_expiry_names_its_source_port():
+    """port-0-0 sends a TTL-2 datagram to port-1-0's floating IP, served
+    here: the hairpin brings it back into the router with in_port 0, and
+    its TTL punt goes through port-0-0's meter with reg5 = port-0-0 (the
+    agent answers out of reg5: agent/responders/dispatch.py; review s23b
+    F5)."""
+    from quantum_ovs.compiler.synth import make_host_view, make_router
+    from tests.fixtures.scenario import Scenario
+    v = make_host_view(networks=2, ports_per_net=2)
+    v = add_external(v.replace(routers=(make_router("router-1", (0, 1)),)), fips=None,
+                     forwardings=False, hosts=(HOST,))
+    s = Scenario(v)
+    fip_b = next(f for f in v.routers[0].floating_ips if f.port_id == "port-1-0")
+    a = s.port("port-0-0")
+    t = s.send(a.id, eth_dst=router_mac(0), eth_type=0x0800, ipv4_src=a.ips[0],
+               ipv4_dst=fip_b.floating_ip_address, ip_proto=17, udp_src=1, udp_dst=33434,
+               nw_ttl=2)
+    assert t.meters == [s.ofport(a.id)] and len(t.controller) == 1, t.format()
+    assert t.controller[0]["in_port"] == 0 and t.controller[0]["reg5"] == s.ofport(a.id)

@@ -16,8 +16,10 @@ import pytest
 
 from quantum_ovs.compiler.flow import CT_EST, CT_NEW, CT_RPL
 from quantum_ovs.compiler.synth import make_host_view
-from quantum_ovs.model import AddressPair, Rule, SecurityGroup
-from tests.fixtures.scenario import BROADCAST, Scenario
+from quantum_ovs.compiler.engine import Engine
+from quantum_ovs.compiler.trace import Tracer
+from quantum_ovs.model import AddressPair, FixedIP, Rule, SecurityGroup
+from tests.fixtures.scenario import BROADCAST, Scenario, change
 
 _L4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
 
@@ -112,3 +114,31 @@ def test_what_is_meant_for_a_stateless_port_is_still_committed_for_its_stateful_
         # (and something new from the peer still does not get in)
         t = ct.apply(s.tcp(peer.id, c.id, sport=23, dport=40000, ct_state=ct.lookup, **back))
         assert s.ofport(c.id) not in t.ports
+
+
+@pytest.mark.parametrize("what", ["fixed-ip", "pair-ip", "mac"])
+def test_a_stateless_ports_new_addresses_are_its_own_incrementally(what):
+    """The flags of what is meant for a stateless port follow its
+    addresses through a delta as a fresh compile has them (review s23b F3:
+    the port's ACL owner was not recomputed when only its addresses
+    changed: the old address kept its flag flows, the new one had none),
+    and a stateful client's connection to the new address gets its
+    replies."""
+    s = _client_peer_third()
+    e = Engine.from_view(s.view)
+    peer = s.port("port-0-1")
+    kw = {"fixed-ip": {"fixed_ips": (FixedIP("sub-0", "10.0.0.50"),)},
+          "pair-ip": {"allowed_address_pairs": (AddressPair("10.0.0.200", ""),)},
+          "mac": {"mac_address": "fa:16:3e:77:77:77"}}[what]
+    new = dataclasses.replace(peer, **kw)
+    change(e, ports=(new,))
+    view = s.view.replace(ports=tuple(new if p.id == new.id else p for p in s.view.ports))
+    assert e.flows() == Engine.from_view(view).flows()
+    if what == "fixed-ip":
+        s2 = Scenario(view)
+        s2.engine, s2.tracer = e, Tracer(e.flows())  # the incrementally updated flows
+        ct = Conntrack()
+        t = ct.apply(s2.tcp("port-0-0", "port-0-1", dport=22, ct_state=ct.lookup))
+        assert s2.ofport("port-0-1") in t.ports and t.commits, t.format()
+        t = ct.apply(s2.tcp("port-0-1", "port-0-0", sport=22, dport=40000, ct_state=ct.lookup))
+        assert s2.ofport("port-0-0") in t.ports, t.format()
