@@ -102,8 +102,9 @@ ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
 # reply to come back as one (nothing else commits a connection between two
 # ports of one host; from another host, the sender's host committed it on
 # the way out, and nothing is tracked here for it).  Only a packet meant
-# for the port: sent to one of its own addresses, not a flooded copy
-# (FLAG_FOR_PORT, set by the port's jump to the stateless table).  Else a
+# for the port: sent from this host to one of its own addresses, as sent
+# or as a flooded copy (what comes for an address pair's MAC is flooded);
+# FLAG_FOR_PORT, set by the port's jump to the stateless table.  Else a
 # port could plant a connection between two others -- its own packet to
 # a stateful port's address, sent to its own MAC, a third such port's or
 # broadcast -- whose later packets pass that port's checks as replies.
