@@ -464,6 +464,11 @@ def _ct_nested(a) -> list:
         return [_encode_nat(a.nat)]
     if a.mark is not None:
         return [ofpp.OFPActionSetField(ct_mark=a.mark)]
+    if a.write is not None:
+        if isinstance(a.write, F.LoadBits):  # (OpenFlow 1.3 has no masked set-field)
+            return [ofpp.NXActionRegLoad2(dst=_wire_name(a.write.name), value=a.write.value,
+                                          mask=a.write.mask)]
+        return [_encode_move(a.write)]
     return []
 
 
@@ -554,21 +559,26 @@ def _decode_action(a):
         nat = None
         if a.alg or len(a.actions) > 1:
             raise ValueError("cannot decode ct() with alg or several nested actions")
-        mark = None
+        mark = write = None
         if a.actions:
             nested = a.actions[0]
             if isinstance(nested, ofpp.OFPActionSetField) and nested.key == "ct_mark":
                 mark = nested.value
             elif isinstance(nested, ofpp.NXActionNAT):
                 nat = _decode_nat(nested)
+            elif isinstance(nested, ofpp.NXActionRegLoad2) and nested.mask is not None:
+                write = F.LoadBits(_field_from_wire(nested.dst), nested.value, nested.mask)
+            elif isinstance(nested, ofpp.NXActionRegMove) and _Move is not None:
+                write = _decode_move(nested)
             else:
                 raise ValueError(f"cannot decode ct() with nested {nested!r}")
         table = None if a.recirc_table == NX_NO_TABLE else a.recirc_table
         commit = bool(a.flags & NX_CT_F_COMMIT)
         if a.zone_src:
             return F.Ct(commit=commit, zone_src=_field_from_wire(a.zone_src), table=table,
-                        nat=nat, mark=mark)
-        return F.Ct(commit=commit, zone=a.zone_ofs_nbits, table=table, nat=nat, mark=mark)
+                        nat=nat, mark=mark, write=write)
+        return F.Ct(commit=commit, zone=a.zone_ofs_nbits, table=table, nat=nat, mark=mark,
+                    write=write)
     if isinstance(a, ofpp.NXActionBundle):
         if a.dst or a.ofs_nbits:
             raise ValueError("cannot decode bundle_load")

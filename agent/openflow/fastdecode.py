@@ -50,6 +50,7 @@ OFPAT_EXPERIMENTER = 0xFFFF
 OFPP_CONTROLLER = 0xFFFFFFFD
 NX_EXPERIMENTER_ID = 0x00002320
 NXAST_REG_MOVE = 6
+NXAST_REG_LOAD2 = 33
 NXAST_RESUBMIT_TABLE = 14
 NXAST_CONJUNCTION = 34
 NXAST_CT = 35
@@ -76,6 +77,7 @@ _HH = struct.Struct("!HH")
 _OUTPUT = struct.Struct("!IH")  # port, max_len (after type and length)
 _RESUBMIT = struct.Struct("!HB")  # in_port, table
 _CONJUNCTION = struct.Struct("!BBI")  # clause, n_clauses, id
+_U16 = struct.Struct("!H")
 _MOVE = struct.Struct("!HHHII")  # n_bits, src_ofs, dst_ofs, src, dst headers
 _CT = struct.Struct("!HIHB3xH")  # flags, zone_src header, zone, recirc_table, alg
 _NAT = struct.Struct("!2xHH")  # pad, flags, range_present (after the NX header)
@@ -367,26 +369,49 @@ class FlowStatsDecoder:
                 src_ofs=src_ofs,
                 dst_ofs=dst_ofs,
             )
+        if subtype == NXAST_REG_LOAD2 and alen >= 16:
+            tlv_end = p + 14 + raw[p + 13]
+            if tlv_end > p + alen:
+                raise Slow
+            tlv = raw[p + 10 : tlv_end]
+            f = self._fields.get(tlv)
+            if f is None:
+                f = self._field(tlv)
+            if f.mask is None:  # (an unmasked load: set_field, which we never write)
+                raise Slow
+            return F.LoadBits(f.name, f.value, f.mask)
         if subtype == NXAST_CT and alen >= 24:
             flags, zone_src, zone, table, alg = _CT.unpack_from(raw, p + 10)
             if alg:
                 raise Slow
-            nat = mark = None
-            if alen > 24:  # nested actions: one nat() or one ct_mark set is all we write
+            nat = mark = write = None
+            if alen > 24:
+                # nested actions: one nat(), one ct_mark set, or one move or
+                # masked load into ct_label / ct_mark is all we write
                 if _HH.unpack_from(raw, p + 24)[0] == OFPAT_SET_FIELD:
                     nested: list = []
                     self._actions_into(raw, p + 24, p + alen, nested)
                     if len(nested) != 1 or nested[0].name != "ct_mark":
                         raise Slow
                     mark = nested[0].value
+                elif alen >= 40 and _U16.unpack_from(raw, p + 32)[0] in (
+                        NXAST_REG_MOVE, NXAST_REG_LOAD2):
+                    nested = []
+                    self._actions_into(raw, p + 24, p + alen, nested)
+                    if len(nested) != 1 or not isinstance(nested[0], (_Move, F.LoadBits)):
+                        raise Slow
+                    write = nested[0]
+                    if (write.dst if isinstance(write, _Move) else write.name) not in (
+                            "ct_label", "ct_mark"):
+                        raise Slow
                 else:
                     nat = self._nat(raw, p + 24, p + alen)
             table = None if table == NX_CT_NO_TABLE else table
             commit = bool(flags & NX_CT_F_COMMIT)
             if zone_src:
                 return F.Ct(commit=commit, zone_src=self._name(zone_src), table=table, nat=nat,
-                            mark=mark)
-            return F.Ct(commit=commit, zone=zone, table=table, nat=nat, mark=mark)
+                            mark=mark, write=write)
+            return F.Ct(commit=commit, zone=zone, table=table, nat=nat, mark=mark, write=write)
         if subtype == NXAST_BUNDLE and alen >= 32:
             alg, fields, basis, mtype, n, ofs, dst = _BUNDLE.unpack_from(raw, p + 10)
             if (dst or ofs or mtype != NXM_OF_IN_PORT or alg not in _BD_ALG

@@ -566,10 +566,9 @@ class Engine:
     def _acl_sig(self, p: Port):
         if p.host != self.host:
             return None
-        # (a stateless port's own addresses: its FLAG_FOR_PORT flows)
+        # (its MACs: the replies of its connections, rules/acl.py)
         return (p.network_id, p.security_groups, p.port_security_enabled, p.admin_state_up,
-                acl_rules.pair_macs(p), p.mac_address, p.fixed_ips,
-                tuple(ap.ip_address for ap in p.allowed_address_pairs))
+                acl_rules.pair_macs(p), p.mac_address)
 
     def _mark_routers_of(self, nid: str) -> None:
         for rid in self.net_routers.get(nid, ()):

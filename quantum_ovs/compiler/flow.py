@@ -10,7 +10,7 @@ Match field names follow OXM / os-ken names (``in_port``, ``eth_src``,
 ``arp_sha``, ``arp_tha``, ``ipv6_nd_target``, ``ipv6_nd_sll``,
 ``ipv6_nd_tll``, ``tunnel_id``, ``metadata``, ``nw_ttl``) plus the Nicira extension
 fields os-ken exposes under these names: ``reg0`` .. ``reg7``,
-``ct_state``, ``ct_zone``, ``ct_mark``, ``conj_id``, ``tun_ipv4_src``,
+``ct_state``, ``ct_zone``, ``ct_mark``, ``ct_label``, ``conj_id``, ``tun_ipv4_src``,
 ``tun_ipv4_dst``, ``nd_reserved`` (the neighbour advertisement flags
 word: R 0x80000000, S 0x40000000, O 0x20000000) and ``nd_options_type``
 (1 source / 2 target link-layer address option), set by the ND responder.
@@ -188,8 +188,10 @@ class Ct:
     zone is per-packet; otherwise ``zone`` is a constant.  ``table`` is
     where the packet recirculates after tracking (None = no recirc).
     ``nat`` (a Nat) translates the packet; ``mark`` (with ``commit``, not
-    with ``nat``) sets the connection's ct_mark (a nested set_field).  They
-    are the only nested actions.
+    with ``nat``) sets the connection's ct_mark (a nested set_field);
+    ``write`` (with ``commit``, not with ``nat`` or ``mark``) writes bits of
+    its ct_label or ct_mark: a Move into one (a nested move) or a LoadBits
+    of one (a nested masked load).  They are the only nested actions.
     """
 
     commit: bool = False
@@ -198,6 +200,17 @@ class Ct:
     table: Optional[int] = None
     nat: Optional[Nat] = None
     mark: Optional[int] = None
+    write: Optional[Union["Move", "LoadBits"]] = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBits:
+    """The bits of field ``name`` under ``mask`` set to ``value`` (a Nicira
+    masked load), the others kept.  Only inside ct(): ``write``."""
+
+    name: str
+    value: int
+    mask: int
 
 
 @dataclass(frozen=True, slots=True)

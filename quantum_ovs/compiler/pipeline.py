@@ -55,7 +55,8 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     (reg6), or the router's for a packet to or from one of
                     its interface MACs (routed traffic: both directions of a
                     connection meet in the router's zone on every host).
-  40 EGRESS_ACL     security groups of the source port (reg5): replies and
+  40 EGRESS_ACL     security groups of the source port (reg5): replies (of
+                    the port's own connections: ct_label, see below) and
                     related pass, invalid drops, the rest (new, and later
                     packets the same way) is matched against the rules
                     (remote groups by conjunction); a stateless port's IP
@@ -116,20 +117,26 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     replies are then established); tunnel_id + output to
                     the tunnel port, or VLAN push + output to the patch
                     port.
-  55 FLOOD          per network: every local port (reg7 + resubmit to
-                    INGRESS_CT), then, only for locally originated packets,
+  55 FLOOD          per network: every local port (reg4 FLOOD, reg7 +
+                    resubmit to INGRESS_CT), then, only for locally
+                    originated packets,
                     one tunnel output per remote host / the patch port
                     (IP committed to conntrack first: replies are then
                     established).
   58 INGRESS_CT     IP that an earlier commit left untracked (a flood to
-                    several ports) is looked up again before INGRESS_ACL.
+                    several ports) is looked up again before INGRESS_ACL;
+                    a copy for one of a port's address pairs' MACs into
+                    that port is no longer a flooded one (FLAG_FLOOD
+                    cleared): it is meant for the port.
   60 INGRESS_ACL    security groups of the destination port (reg7), same
-                    conntrack state as the egress check; a stateless port's
-                    IP to INGRESS_ACL_SL.
+                    conntrack state as the egress check; what they accept
+                    is committed, as the port's connection (its eth_dst
+                    into ct_label) unless it is a flooded copy (nobody's);
+                    a stateless port's IP to INGRESS_ACL_SL.
   62 INGRESS_ACL_SL the same as EGRESS_ACL_SL, for the destination port;
-                    what it accepts from this host's ports is committed (a
-                    stateful sender on the same host gets its replies as
-                    replies).
+                    what it accepts from this host's ports, not flooded, is
+                    committed as its connection (a stateful sender on the
+                    same host gets its replies as replies).
   70 OUTPUT         reg7 -> output to that ofport.
 
 Registers::
@@ -157,6 +164,13 @@ un-SNAT (SNAT zone) -> DNAT (DNAT zone) -> ACL lookup.  Two NAT zones,
 not one: a hairpin connection (a VM to a floating IP of its own router)
 is translated both ways, and a conntrack entry takes one NAT per commit.
 
+Whose a connection is (rules/static.py): ct_label bits 0-47 = the MAC a
+port's ingress check accepted it for, ct_mark bit 1 = committed by
+something else (REMOTE_OUT, FLOOD out, a flooded copy, a gateway route),
+bit 0 = condemned.  A reply passes a stateful port's egress check only
+for a connection labelled with one of its MACs, or with neither bit (a
+connection from before they were written).
+
 Each table declares what it may match, which fields it may set (SetField
 or Move destination), which action kinds it may use and which tables it
 may continue to (goto, resubmit, conntrack recirculation).  ``validate``
@@ -178,6 +192,7 @@ from quantum_ovs.compiler.flow import (
     DecTtl,
     Flow,
     GotoTable,
+    LoadBits,
     Meter,
     Move,
     Output,
@@ -229,10 +244,6 @@ FLAG_REDIRECT = 0x2
 # set by FLOOD on the copies it sends through local ports' ingress ACLs: a
 # copy that a port's rules refuse does not condemn the connection (static.py)
 FLAG_FLOOD = 0x4
-# set by a stateless port's ingress (rules/acl.py) on a packet sent from
-# this host, not flooded, to one of the port's own addresses: only such a
-# packet's connection is committed there
-FLAG_FOR_PORT = 0x8
 # meter of an external network's resolve punt: base + the network's local
 # id (above any ofport, which the DHCP punt meters use)
 EXT_PUNT_METER_BASE = 0x10000
@@ -365,7 +376,8 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             EGRESS_ACL, "egress_acl",
-            _ACL_COMMON | _fs(REG_SRC, "ipv4_dst", "ipv6_dst", "eth_dst"),
+            # (ct_label: whose a connection is, the replies' check)
+            _ACL_COMMON | _fs(REG_SRC, "ipv4_dst", "ipv6_dst", "eth_dst", "ct_label"),
             _fs(),
             frozenset({Ct, Conjunction, GotoTable}),
             _fs(EGRESS_ACL_SL, L3_ADMIT, L2_LOOKUP),
@@ -451,21 +463,20 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             INGRESS_CT, "ingress_ct",
-            _fs("eth_type", "ct_state"),
-            _fs(),
-            frozenset({Ct, GotoTable}),
+            # (reg7 and eth_dst: a flooded copy for an address pair's MAC
+            # into its port is that port's, FLAG_FLOOD cleared: rules/acl.py)
+            _fs("eth_type", "ct_state", REG_DST, "eth_dst"),
+            _fs(REG_FLAGS),
+            frozenset({Ct, GotoTable, Move}),
             _fs(INGRESS_ACL),
-            "conntrack again for IP left untracked by a commit",
+            "conntrack again for IP left untracked by a commit; a pair MAC's copies "
+            "are its port's",
         ),
         TableSpec(
             INGRESS_ACL, "ingress_acl",
-            # (eth_dst: an address pair's MAC, whose connections the port
-            # condemns; ipv4_dst / ipv6_dst and reg4 set: a stateless
-            # port's own addresses, FLAG_FOR_PORT)
-            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src", "eth_dst",
-                              "ipv4_dst", "ipv6_dst"),
-            _fs(REG_FLAGS),
-            frozenset({Ct, Conjunction, GotoTable, SetField}),
+            _ACL_COMMON | _fs(REG_DST, "ipv4_src", "ipv6_src", "eth_src"),
+            _fs(),
+            frozenset({Ct, Conjunction, GotoTable}),
             _fs(INGRESS_ACL_SL, OUTPUT),
             "security groups of the destination port",
         ),
@@ -657,6 +668,8 @@ def _check_actions(flow: Flow, spec: TableSpec, actions, shape: tuple) -> bool:
                     raise PipelineError(f"ct(mark) needs a commit and no nat: {flow}")
                 if not 0 <= a.mark <= 0xFFFFFFFF:
                     raise PipelineError(f"ct_mark out of range: {flow}")
+            if a.write is not None:
+                _check_write(flow, a)
         elif cls is Move:
             if a.dst == REG_ZERO:
                 raise PipelineError(f"{REG_ZERO} stays zero: {flow}")
@@ -676,6 +689,29 @@ def _check_actions(flow: Flow, spec: TableSpec, actions, shape: tuple) -> bool:
         if flow.match.get("conj_id") is not None:
             raise PipelineError(f"a conjunction clause cannot match conj_id: {flow}")
     return bool(conj)
+
+
+# what a ct() may write into its connection (rules/static.py): the fields
+# and their widths, and what it may copy there
+_CT_WRITABLE = {"ct_label": 128, "ct_mark": 32}
+_CT_SOURCES = {"eth_dst": 48}
+
+
+def _check_write(flow: Flow, a: Ct) -> None:
+    if not a.commit or a.nat is not None or a.mark is not None:
+        raise PipelineError(f"ct(write) needs a commit, no nat and no mark: {flow}")
+    w = a.write
+    if type(w) is Move:
+        width, src = _CT_WRITABLE.get(w.dst), _CT_SOURCES.get(w.src)
+        if (width is None or src is None or w.n_bits <= 0
+                or w.src_ofs + w.n_bits > src or w.dst_ofs + w.n_bits > width):
+            raise PipelineError(f"ct(write) moves a field's bits into ct_label / ct_mark: {flow}")
+    elif type(w) is LoadBits:
+        width = _CT_WRITABLE.get(w.name)
+        if width is None or not 0 < w.mask < 1 << width or w.value & ~w.mask:
+            raise PipelineError(f"ct(write) loads bits of ct_label / ct_mark under a mask: {flow}")
+    else:
+        raise PipelineError(f"ct(write) is a Move or a LoadBits: {flow}")
 
 
 def _check_nat(flow: Flow, a: Ct) -> None:

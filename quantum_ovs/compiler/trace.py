@@ -8,17 +8,19 @@ registers and metadata, set-field, move, VLAN push/pop, tunnel key and
 destination, conjunctive matches, dec_ttl (``nw_ttl``, 64 unless given;
 0 or 1: to the controller, the action list stops, as on the switch),
 conntrack (each ct() lookup returns the state you give, plus +trk, and
-ct_mark 0; a callable may return (state, mark) to give the connection a
-mark; commits are recorded, and a commit setting a mark is also in
-``Trace.marks``), NAT (a committing ct(nat(src|dst=address[:port]))
-translates the packet, as ``ofproto/trace`` does; a plain ct(nat) applies
-what ``nat`` -- a callable (zone, packet) -> {field: value} standing for
-the connection's existing translation -- returns, nothing by default: a
-new connection; a translation sets +snat or +dnat in the state the
-recirculation sees, as the switch does, the reply of a DNAT connection
-being +snat; every translation is in ``Trace.nats``), bundle (the
-first member not in ``down_ports``), output (an output to the packet's
-own in_port is dropped, as the switch does, unless it is OFPP_IN_PORT),
+ct_mark and ct_label 0; a callable may return (state, mark) or (state,
+mark, label) to give the connection a mark and a label; commits are
+recorded, a commit setting a mark is also in ``Trace.marks``, and one
+writing bits of the label or mark in ``Trace.writes``), NAT (a
+committing ct(nat(src|dst=address[:port])) translates the packet, as
+``ofproto/trace`` does; a plain ct(nat) applies what ``nat`` -- a
+callable (zone, packet) -> {field: value} standing for the connection's
+existing translation -- returns, nothing by default: a new connection; a
+translation sets +snat or +dnat in the state the recirculation sees, as
+the switch does, the reply of a DNAT connection being +snat; every
+translation is in ``Trace.nats``), bundle (the first member not in
+``down_ports``), output (an output to the packet's own in_port is
+dropped, as the switch does, unless it is OFPP_IN_PORT),
 controller and table miss (drop).
 
 It raises ``AmbiguousMatch`` when two flows of the same priority that do
@@ -67,6 +69,7 @@ from quantum_ovs.compiler.flow import (
 
 WIDTHS = {"metadata": 64, "tunnel_id": 64, "vlan_vid": 13, "eth_type": 16, "ip_proto": 8,
           "arp_op": 16, "in_port": 32, "ct_state": 32, "ct_zone": 16, "ct_mark": 32,
+          "ct_label": 128,
           "conj_id": 32, "nw_ttl": 8, "nd_reserved": 32, "nd_options_type": 8}
 DEFAULT_TTL = 64  # a packet given without nw_ttl has this TTL
 WIDTHS.update({f: 48 for f in MAC_FIELDS})
@@ -155,6 +158,9 @@ class Trace:
     meters: list = field(default_factory=list)  # meter ids passed (rate limits)
     commits: list = field(default_factory=list)  # (zone, readable packet)
     marks: list = field(default_factory=list)  # (zone, ct_mark set, readable packet)
+    # (zone, "ct_label" | "ct_mark", value, mask, readable packet): the
+    # bits under mask set
+    writes: list = field(default_factory=list)
     nats: list = field(default_factory=list)  # (zone, {field: (before, after)})
     ttl_expired: list = field(default_factory=list)  # readable packets (dec_ttl at 0/1)
     dropped_in_port: list = field(default_factory=list)
@@ -218,6 +224,10 @@ def _fmt_action(a) -> str:
                     rng += f":{n.port_min}" + (f"-{n.port_max}" if n.port_max else "")
                 nat = f",nat({n.kind}={rng})"
         mark = "" if a.mark is None else f",mark={a.mark}"
+        if type(a.write) is Move:
+            mark += f",{a.write.dst}[{a.write.dst_ofs}..]={a.write.src}"
+        elif a.write is not None:
+            mark += f",{a.write.name}={a.write.value:#x}/{a.write.mask:#x}"
         return f"ct({'commit,' if a.commit else ''}zone={z}" + (
             f",table={a.table}" if a.table is not None else "") + nat + mark + ")"
     if isinstance(a, Bundle):
@@ -346,10 +356,11 @@ class Tracer:
             changes = {k: from_int(k, v) for k, v in p.items() if before.get(k) != v}
             tr.steps[idx] = Step(depth, table, flow, changes, note)
             if recirc is not None:
-                rtable, state, zone, mark = recirc
+                rtable, state, zone, mark, label = recirc
                 p["ct_state"] = state
                 p["ct_zone"] = zone
                 p["ct_mark"] = mark
+                p["ct_label"] = label
                 came_from, table = -1, rtable
                 continue
             if nxt is None:
@@ -387,6 +398,8 @@ class Tracer:
                     tr.commits.append((zone, readable(p)))
                     if a.mark is not None:
                         tr.marks.append((zone, a.mark, readable(p)))
+                    if a.write is not None:
+                        tr.writes.append((zone, *self._write_bits(p, a.write), readable(p)))
                 natted = 0
                 if a.nat is not None:
                     natted = self._translate(tr, p, zone, a)
@@ -396,11 +409,13 @@ class Tracer:
                     # (its ct_zone and ct_mark cleared too).
                     p["ct_state"] = 0
                     p.pop("ct_mark", None)
+                    p.pop("ct_label", None)
                     p.pop("ct_zone", None)
                 else:
                     state = self._ct(zone, readable(p)) if callable(self._ct) else self._ct
-                    state, mark = state if isinstance(state, tuple) else (state, 0)
-                    recirc = (a.table, state | CT_TRK | natted, zone, mark)
+                    state, mark, label = (tuple(state) + (0, 0))[:3] if isinstance(
+                        state, tuple) else (state, 0, 0)
+                    recirc = (a.table, state | CT_TRK | natted, zone, mark, label)
             elif cls is Bundle:
                 live = [m for m in a.members if m not in self._down]
                 if live:
@@ -465,6 +480,15 @@ class Tracer:
             raise TraceError(f"move out of field bounds: {a}")
         mask = ((1 << a.n_bits) - 1) << a.dst_ofs
         p[a.dst] = (p.get(a.dst, 0) & ~mask) | (bits << a.dst_ofs)
+
+    @staticmethod
+    def _write_bits(p: dict, w) -> tuple[str, int, int]:
+        """(field, value, mask) of the bits a ct(commit) writes."""
+        if type(w) is Move:
+            mask = (1 << w.n_bits) - 1
+            bits = (to_int(w.src, p.get(w.src, 0)) >> w.src_ofs) & mask
+            return w.dst, bits << w.dst_ofs, mask << w.dst_ofs
+        return w.name, w.value, w.mask
 
     @staticmethod
     def _output(tr: Trace, p: dict, port: int) -> None:

@@ -12,7 +12,9 @@ the group produces is a *conjunction key* with its own conj_id:
     clause 0  as above
     clause 1  the matches of the group's rules that reference G
     clause 2  remote address = each member address of G
-  accept      conj_id -> continue (ingress: ct(commit) and continue)
+  accept      conj_id -> continue (ingress: ct(commit) and continue, the
+              connection the port's if it was sent to one of the port's
+              MACs, nobody's if it is a flooded copy: static.py)
 
 A rule naming an address group A (remote_address_group_id) is a remote
 rule like the others, its key's remote being ``address-group:<A>``:
@@ -31,10 +33,15 @@ through to the table's drop.
 A stateless group's keys have directions of their own ("egress-stateless",
 "ingress-stateless"), in tables of their own (EGRESS_ACL_SL,
 INGRESS_ACL_SL): their rules match whatever the conntrack state, their
-accepts commit nothing, and a port of stateless groups sends its IP there
-from the top of the stateful tables (above the reply, related and invalid
-flows), so that replies pass only by its rules (Neutron's stateless
-groups; the API keeps a port from mixing stateful and stateless groups).
+accepts commit only for a stateful sender's sake (ACCEPT), and a
+port of stateless groups sends its IP there from the top of the stateful
+tables (above the reply, related and invalid flows), so that replies pass
+only by its rules (Neutron's stateless groups; the API keeps a port from
+mixing stateful and stateless groups).
+
+A stateful port's replies pass its egress check only for connections
+that are its own (ct_label, static.py): one flow per MAC of the port
+(its own, its address pairs'), above the rules.
 """
 
 from __future__ import annotations
@@ -43,25 +50,27 @@ from functools import lru_cache
 
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
-from quantum_ovs.compiler.flow import Ct, Field, Flow, GotoTable, Match, SetField
+from quantum_ovs.compiler.flow import CT_TRK, Ct, Field, Flow, GotoTable, Match, Move
 from quantum_ovs.compiler.rules.common import (
     F_IP,
     F_IPV6,
-    FROM_LOCAL,
     addr_field,
     conjunction,
-    link_local,
     mk,
     port_masks,
     reg,
 )
 from quantum_ovs.compiler.rules.static import (
-    CONDEMN,
-    CT_EST_ORIG,
+    COMMIT_OWNED,
+    COMMIT_UNOWNED,
+    CT_EST_REPLY,
     CT_RULE_MATCH,
-    PRIO_CONDEMN,
+    FLOODED,
+    NOT_FLOODED,
     PRIO_CONJ,
+    PRIO_ESTABLISHED,
     PRIO_NO_SECURITY,
+    owned_by,
 )
 from quantum_ovs.model import Port, Rule, member_address, member_mac
 
@@ -88,33 +97,42 @@ MAC_FIELDS = {EGRESS: "eth_dst", INGRESS: "eth_src", EGRESS_SL: "eth_dst",
 # The protocols whose destination port the switch can match (OXM has no
 # DCCP or UDP-Lite port fields, though the API takes port ranges for them).
 _PORT_FIELDS = {6: "tcp_dst", 17: "udp_dst", 132: "sctp_dst"}
-_COMMIT = Ct(commit=True, zone_src=P.REG_ZONE)
-# Only the ingress check commits (see pipeline: a commit leaves the packet
-# untracked, and egress-accepted traffic to other hosts is committed on its
-# way out, in L2_LOOKUP / FLOOD).
-ACCEPT = {EGRESS: (GotoTable(DIRS[EGRESS][3]),),
-          INGRESS: (_COMMIT, GotoTable(DIRS[INGRESS][3])),
-          EGRESS_SL: (GotoTable(DIRS[EGRESS_SL][3]),),
-          INGRESS_SL: (GotoTable(DIRS[INGRESS_SL][3]),)}
-# What a stateless port, or a port without port security, lets in from a
-# port of this host is committed all the same: its own checks read no
-# state, but a stateful sender here needs the connection known for its
-# reply to come back as one (nothing else commits a connection between two
-# ports of one host; from another host, the sender's host committed it on
-# the way out, and nothing is tracked here for it).  Only a packet meant
-# for the port: sent from this host to one of its own addresses, as sent
-# or as a flooded copy (what comes for an address pair's MAC is flooded);
-# FLAG_FOR_PORT, set by the port's jump to the stateless table.  Else a
-# port could plant a connection between two others -- its own packet to
-# a stateful port's address, sent to its own MAC, a third such port's or
-# broadcast -- whose later packets pass that port's checks as replies.
-# (A port without port security may be anything's next hop: all it lets
-# in from this host is committed, as before.)
-ACCEPT_LOCAL = {INGRESS_SL: (_COMMIT, GotoTable(DIRS[INGRESS_SL][3]))}
-FOR_PORT = Field(P.REG_FLAGS, P.FLAG_FOR_PORT, P.FLAG_FOR_PORT)
-NOT_FOR_PORT = Field(P.REG_FLAGS, 0, P.FLAG_FOR_PORT)
-# reg4 of a packet sent from this host: as it was sent, or a flooded copy
-_SENT_HERE = (0, P.FLAG_FLOOD)
+# reg4 of what a port of this host sent to this port's MAC; of a flooded
+# copy from this host; of a packet from another host, not flooded
+_FLAGS = P.FLAG_FLOOD | P.FLAG_FROM_REMOTE
+_SENT_HERE = Field(P.REG_FLAGS, 0, _FLAGS)
+_FLOODED_HERE = Field(P.REG_FLAGS, P.FLAG_FLOOD, _FLAGS)
+_SENT_THERE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, _FLAGS)
+# An accept's cases: (reg4 match or None, actions).  Only the ingress check
+# commits (see pipeline: a commit leaves the packet untracked, and
+# egress-accepted traffic to other hosts is committed on its way out, in
+# REMOTE_OUT / FLOOD).  What a stateful port accepts is its connection when
+# it was sent to one of its MACs (not a flooded copy: a pair MAC's copies
+# into its port are not flagged, see pair_mac_flows), else nobody's
+# (static.py).  What a stateless port lets in from a port of this host,
+# sent to one of its MACs, is committed all the same (the port's): its own
+# checks read no state, but a stateful sender here needs the connection
+# known for its reply to come back as one (nothing else commits a
+# connection between two ports of one host; from another host, the
+# sender's host committed it on the way out, and nothing is tracked here
+# for it).  A flooded copy is not committed there: a broadcast has no
+# replies.
+ACCEPT = {
+    EGRESS: ((None, (GotoTable(DIRS[EGRESS][3]),)),),
+    INGRESS: ((NOT_FLOODED, (COMMIT_OWNED, GotoTable(DIRS[INGRESS][3]))),
+              (FLOODED, (COMMIT_UNOWNED, GotoTable(DIRS[INGRESS][3])))),
+    EGRESS_SL: ((None, (GotoTable(DIRS[EGRESS_SL][3]),)),),
+    INGRESS_SL: ((_SENT_HERE, (COMMIT_OWNED, GotoTable(DIRS[INGRESS_SL][3]))),
+                 (FLOODED, (GotoTable(DIRS[INGRESS_SL][3]),)),
+                 (_SENT_THERE, (GotoTable(DIRS[INGRESS_SL][3]),))),
+}
+# A port without port security may be anything's next hop: all it lets in
+# from this host is committed, its own if sent to its MAC.
+_NO_SECURITY_IN = ((_SENT_HERE, COMMIT_OWNED), (_FLOODED_HERE, COMMIT_UNOWNED))
+# A flooded copy for an address pair's MAC into its port is the port's:
+# INGRESS_CT clears its FLAG_FLOOD (a move of reg1's zero bit), so that
+# the port commits it as its own and condemns it as meant for it.
+_CLEAR_FLOOD = Move(P.REG_ZERO, P.REG_FLAGS, 1, 0, P.FLAG_FLOOD.bit_length() - 1)
 
 
 # The remote of a conjunction key whose rules name an address group.
@@ -213,16 +231,6 @@ def pair_macs(port: Port) -> tuple:
                          if ap.mac_address and ap.mac_address != port.mac_address}))
 
 
-def own_addresses(port: Port) -> list[str]:
-    """The addresses (and CIDRs) packets meant for the port go to: its
-    fixed IPs, its allowed address pairs', the link-local addresses of its
-    MACs."""
-    macs = {port.mac_address} | set(pair_macs(port))
-    addrs = set(port.ips) | {ap.ip_address for ap in port.allowed_address_pairs}
-    addrs |= {link_local(m) for m in macs}
-    return sorted(addrs)
-
-
 def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
                    stateful: bool = True) -> list[Flow]:
     """Clause 0 for a local port.  ``keys_by_dir``: direction -> list of
@@ -231,46 +239,52 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
     stateless tables, whatever its rules)."""
     cookie = cookies.cookie_for(cookies.KIND_PORT_ACL, port.id)
     if not port.port_security_enabled:
-        # (IP into it from this host committed, see ACCEPT_LOCAL: ct() only
-        # where the match pins an IP eth_type, so above the rest)
+        # (IP into it from this host committed, see _NO_SECURITY_IN: ct()
+        # only where the match pins an IP eth_type, so above the rest)
+        to_port = reg(P.REG_DST, ofport)
         return [
             Flow(P.EGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_SRC, ofport)),
                  (GotoTable(DIRS[EGRESS][3]),), cookie),
-            Flow(P.INGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_DST, ofport)),
-                 (GotoTable(P.OUTPUT),), cookie),
-        ] + [Flow(P.INGRESS_ACL, PRIO_NO_SECURITY + 1,
-                  mk(reg(P.REG_DST, ofport), eth, FROM_LOCAL), ACCEPT[INGRESS], cookie)
-             for eth in (F_IP, F_IPV6)]
-    out = []
+            Flow(P.INGRESS_ACL, PRIO_NO_SECURITY, mk(to_port), (GotoTable(P.OUTPUT),), cookie),
+        ] + [Flow(P.INGRESS_ACL, PRIO_NO_SECURITY + 1, mk(to_port, eth, flags),
+                  (commit, GotoTable(P.OUTPUT)), cookie)
+             for eth in (F_IP, F_IPV6) for flags, commit in _NO_SECURITY_IN]
+    out = pair_mac_flows(port, ofport, cookie)
     if not stateful:
         for d, d_sl in STATELESS.items():
             table, regname, _, _ = DIRS[d]
             go = (GotoTable(DIRS[d_sl][0]),)
             out += [Flow(table, PRIO_STATELESS, mk(reg(regname, ofport), eth), go, cookie)
                     for eth in (F_IP, F_IPV6)]
-        # ... flagged when sent from this host to one of its addresses
-        # (ACCEPT_LOCAL; a flooded copy too, as what comes for an address
-        # pair's MAC does: the flag is then kept for the later copies,
-        # which commit that same connection, meant for this port)
-        sl = GotoTable(DIRS[INGRESS_SL][0])
-        to_port = reg(P.REG_DST, ofport)
-        for addr in own_addresses(port):
-            eth, dst = addr_field("ipv4_dst", "ipv6_dst", addr)
-            for flags in _SENT_HERE:
-                out.append(Flow(P.INGRESS_ACL, PRIO_STATELESS + 1,
-                                mk(to_port, eth, Field(P.REG_FLAGS, flags),
-                                   *([dst] if dst is not None else [])),
-                                (SetField(P.REG_FLAGS, flags | P.FLAG_FOR_PORT), sl), cookie))
     for d, (table, regname, _, _) in DIRS.items():
         ids = keys_by_dir.get(d)
         if ids:
             out.append(Flow(table, PRIO_CONJ, mk(reg(regname, ofport)),
                             tuple([conjunction(c, 0, n) for c, n in sorted(ids)]), cookie))
-    if stateful:  # what comes for a pair's MAC comes flooded (static.py)
-        out += [Flow(P.INGRESS_ACL, PRIO_CONDEMN,
-                     mk(reg(P.REG_DST, ofport), eth, CT_EST_ORIG, Field("eth_dst", mac)),
-                     (CONDEMN,), cookie)
-                for mac in pair_macs(port) for eth in (F_IP, F_IPV6)]
+    if stateful:  # its connections' replies (static.py, ct_label)
+        src = reg(P.REG_SRC, ofport)
+        go = (GotoTable(DIRS[EGRESS][3]),)
+        out += [Flow(P.EGRESS_ACL, PRIO_ESTABLISHED, mk(src, CT_EST_REPLY, owned_by(mac)), go,
+                     cookie)
+                for mac in (port.mac_address, *pair_macs(port))]
+    return out
+
+
+def pair_mac_flows(port: Port, ofport: int, cookie) -> list[Flow]:
+    """INGRESS_CT: what is flooded for one of the port's address pairs'
+    MACs into this port is the port's (FLAG_FLOOD cleared: committed as its
+    connection, condemned when its rules refuse a later packet), and IP is
+    looked up again as static.py's flows do."""
+    out = []
+    to_port = reg(P.REG_DST, ofport)
+    for mac in pair_macs(port):
+        m = Field("eth_dst", mac)
+        for eth in (F_IP, F_IPV6):
+            out.append(Flow(P.INGRESS_CT, 110, mk(to_port, m, eth, Field("ct_state", 0, CT_TRK)),
+                            (_CLEAR_FLOOD, Ct(zone_src=P.REG_ZONE, table=P.INGRESS_ACL)),
+                            cookie))
+        out.append(Flow(P.INGRESS_CT, 105, mk(to_port, m),
+                        (_CLEAR_FLOOD, GotoTable(P.INGRESS_ACL)), cookie))
     return out
 
 
@@ -289,12 +303,10 @@ def accept_flows(key, conj_id: int) -> list[Flow]:
     sg, d, remote = key
     cookie = cookies.cookie_for(cookies.KIND_GROUP, f"{sg}/{d}/{remote or ''}")
     cid = Field("conj_id", conj_id)
-    if d in ACCEPT_LOCAL:  # (the two halves of the register bit: disjoint)
-        return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth, frm), actions, cookie)
-                for eth in (F_IP, F_IPV6)
-                for frm, actions in ((FOR_PORT, ACCEPT_LOCAL[d]), (NOT_FOR_PORT, ACCEPT[d]))]
-    return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth), ACCEPT[d], cookie)
-            for eth in (F_IP, F_IPV6)]
+    # (each case's reg4 match: disjoint)
+    return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth, *([flags] if flags else [])), actions,
+                 cookie)
+            for eth in (F_IP, F_IPV6) for flags, actions in ACCEPT[d]]
 
 
 def address_flows(direction: str, address: str, conj_ids) -> list[Flow]:

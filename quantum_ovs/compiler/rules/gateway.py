@@ -144,6 +144,7 @@ from quantum_ovs.compiler.rules.common import (
     reg,
 )
 from quantum_ovs.compiler.rules.neighbours import neighbour_reply_flows
+from quantum_ovs.compiler.rules.static import UNOWNED
 from quantum_ovs.compiler.rules.port import arp_reply
 from quantum_ovs.compiler.rules.router import (
     _OUT_IN_PORT,
@@ -322,7 +323,8 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
 
     rid = reg(P.REG_ROUTER, zones.acl)
     rext = reg(P.REG_NET, ext.local_id)
-    commit_acl = Ct(commit=True, zone=zones.acl)
+    # (a connection created by a route out is nobody's: static.py)
+    commit_acl = Ct(commit=True, zone=zones.acl, write=UNOWNED)
     leave = (DecTtl(), SetField("eth_src", gw.mac_address), SetField(P.REG_NET, ext.local_id))
     eth, net = addr_field("ipv4_dst", "ipv6_dst", ext.cidr)
     prefixlen = int(ext.cidr.rsplit("/", 1)[1])

@@ -18,7 +18,6 @@ from quantum_ovs.compiler.flow import (
     Output,
     PopVlan,
     PushVlan,
-    Ct,
     Resubmit,
     SetField,
 )
@@ -33,6 +32,7 @@ from quantum_ovs.compiler.rules.common import (
     mk,
     reg,
 )
+from quantum_ovs.compiler.rules.static import COMMIT_UNOWNED
 from quantum_ovs.model import Network, Subnet
 
 # The DHCP server address of a subnet without a gateway (the agent's
@@ -157,7 +157,7 @@ def remote_out_flows(net: Network, local_id: int, link, cookie) -> list[Flow]:
     way out so that its replies are established."""
     out = _uplink_out(net, link)
     rnet = reg(P.REG_NET, local_id)
-    commit = (Ct(commit=True, zone_src=P.REG_ZONE),) + out
+    commit = (COMMIT_UNOWNED,) + out  # (nobody's here: static.py)
     return [Flow(P.REMOTE_OUT, 10, mk(rnet), out, cookie),
             Flow(P.REMOTE_OUT, 20, mk(rnet, F_IP), commit, cookie),
             Flow(P.REMOTE_OUT, 20, mk(rnet, F_IPV6), commit, cookie)]
@@ -208,11 +208,14 @@ def network_flows(
             out.append(Flow(P.CLASSIFY, 100, m, tuple(enter), cookie))
         out.extend(remote_out_flows(net, local_id, link, cookie))
     # Flood: local ports first (each through its ingress ACL, marked as a
-    # flooded copy: static.NOT_FLOODED), then the outside.
-    local = []
-    for ofport in sorted(local_ofports):
-        local.append(SetField(P.REG_DST, ofport))
-        local.append(Resubmit(P.INGRESS_CT))
+    # flooded copy: static.NOT_FLOODED, the flags set again for each, since
+    # a copy for a port's pair MAC clears FLAG_FLOOD), then the outside.
+    def local_copies(flags):
+        acts = []
+        for ofport in sorted(local_ofports):
+            acts += (SetField(P.REG_FLAGS, flags), SetField(P.REG_DST, ofport),
+                     Resubmit(P.INGRESS_CT))
+        return acts
     outside = []
     if link is not None:
         if link[0] == "tunnel":
@@ -222,21 +225,21 @@ def network_flows(
             outside = list(remote_actions(net, link, None))
     # (the flags as they are for each half: FROM_LOCAL's are 0, a redirect
     # is from remote, and nothing after FLOOD reads FLAG_REDIRECT)
-    flooded_local = [SetField(P.REG_FLAGS, P.FLAG_FLOOD)] + local if local else []
+    local = local_copies(P.FLAG_FLOOD)
+    flooded_local = local
     if local or outside:
         out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_LOCAL), tuple(flooded_local + outside),
                         cookie))
     if outside:
         # Locally originated IP leaving the host: commit it (egress has
         # accepted it) so that the replies come back established.
-        commit = Ct(commit=True, zone_src=P.REG_ZONE)
+        commit = COMMIT_UNOWNED  # (nobody's here: static.py)
         for eth in (F_IP, F_IPV6):
             out.append(Flow(P.FLOOD, 110, mk(rnet, FROM_LOCAL, eth),
                             tuple(flooded_local + [commit] + outside), cookie))
     if local:
         out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_REMOTE),
-                        (SetField(P.REG_FLAGS, P.FLAG_FROM_REMOTE | P.FLAG_FLOOD), *local),
-                        cookie))
+                        tuple(local_copies(P.FLAG_FROM_REMOTE | P.FLAG_FLOOD)), cookie))
     # DHCP from local ports goes to the agent's responder, through a meter
     # per source port (meter id = its ofport): one
     # instance flooding requests can neither starve the agent nor the

@@ -16,6 +16,7 @@ from quantum_ovs.compiler.flow import (
     Field,
     Flow,
     GotoTable,
+    LoadBits,
     Move,
 )
 from quantum_ovs.compiler.rules.common import F_ARP, F_IP, F_IPV6, FROM_REMOTE, addr_field, mk
@@ -58,9 +59,44 @@ CT_RULE_MATCH = Field("ct_state", CT_TRK, CT_TRK | CT_INV | CT_RPL)
 CONDEMNED = 1
 CONDEMN = Ct(commit=True, zone_src=P.REG_ZONE, mark=CONDEMNED)
 CT_EST_ORIG = Field("ct_state", CT_TRK | CT_EST, CT_TRK | CT_EST | CT_INV | CT_RPL)
-F_CONDEMNED = Field("ct_mark", CONDEMNED)
+CT_EST_REPLY = Field("ct_state", CT_TRK | CT_EST | CT_RPL, CT_TRK | CT_EST | CT_RPL | CT_INV)
+# (a mask: bit 0 whatever the rest of the mark)
+F_CONDEMNED = Field("ct_mark", CONDEMNED, CONDEMNED)
 UNICAST = Field("eth_dst", "00:00:00:00:00:00", "01:00:00:00:00:00")
 NOT_FLOODED = Field(P.REG_FLAGS, 0, P.FLAG_FLOOD)
+FLOODED = Field(P.REG_FLAGS, P.FLAG_FLOOD, P.FLAG_FLOOD)
+
+# Whose a connection is.  A reply (+est+rpl) passes a port's egress check
+# only if the connection is that port's: the port's own ingress check
+# accepted a packet of it sent to one of the port's MACs.  Else a port
+# could plant a connection between itself and another port that the other
+# never saw -- its own packet to that port's address, sent to its own MAC,
+# to a third port's or to broadcast, accepted and committed by whichever
+# port's rules let it in -- and the other port's later packets (which its
+# rules refuse) would pass as "replies" (review s23b F1; Neutron's OVS
+# firewall commits the same way).  Two things are written at commits:
+#   ct_label bits 0-47  the MAC an ingress check accepted it for (eth_dst):
+#                       a port's own, or one of its address pairs' (whose
+#                       copies come flooded, then count as the port's:
+#                       rules/acl.py)
+#   ct_mark bit 1       committed by something else (leaving the host, a
+#                       flooded copy a port took, a route out of a
+#                       gateway): a connection created there is nobody's
+# Bits, not values: a commit writes only its own, so the order of a
+# packet's commits does not matter.  A connection with neither is from
+# before these were written: its replies pass as they did (an upgrade
+# keeps the established ones).
+LABEL_OWNER = (1 << 48) - 1
+MARK_UNOWNED = 2
+COMMIT_OWNED = Ct(commit=True, zone_src=P.REG_ZONE, write=Move("eth_dst", "ct_label", 48))
+UNOWNED = LoadBits("ct_mark", MARK_UNOWNED, MARK_UNOWNED)
+COMMIT_UNOWNED = Ct(commit=True, zone_src=P.REG_ZONE, write=UNOWNED)
+F_LEGACY = (Field("ct_label", 0, LABEL_OWNER), Field("ct_mark", 0, MARK_UNOWNED))
+
+
+def owned_by(mac: str) -> Field:
+    """A connection accepted for ``mac`` (ct_label bits 0-47)."""
+    return Field("ct_label", int(mac.replace(":", ""), 16), LABEL_OWNER)
 
 # L3_ROUTE: what no router forwards (Linux's ip_route_input "martian" and
 # ip6_forward's scope checks), above the TTL punt (900, router.PRIO_TTL: a
@@ -139,9 +175,10 @@ def static_flows(permitted_ethertypes: tuple = ()) -> list[Flow]:
         meant = UNICAST if table == P.EGRESS_ACL else NOT_FLOODED
         for eth in (F_IP, F_IPV6):
             out.append(_f(table, PRIO_CONDEMN, mk(eth, CT_EST_ORIG, meant), [CONDEMN]))
-        out.append(_f(table, PRIO_ESTABLISHED, mk(Field("ct_state", CT_TRK | CT_EST | CT_RPL,
-                                                        CT_TRK | CT_EST | CT_RPL | CT_INV)),
-                      go))
+        # (out of a port: the connection's own ports' replies pass by their
+        # flows, rules/acl.py; here those from before ct_label was written)
+        reply = mk(CT_EST_REPLY) if table == P.INGRESS_ACL else mk(CT_EST_REPLY, *F_LEGACY)
+        out.append(_f(table, PRIO_ESTABLISHED, reply, go))
         out.append(_f(table, PRIO_RELATED, mk(Field("ct_state", CT_TRK | CT_REL,
                                                     CT_TRK | CT_REL | CT_INV | CT_EST)), go))
         # Untracked (not IP): ARP only into a port; any other Ethertype

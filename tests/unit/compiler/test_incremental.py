@@ -572,17 +572,17 @@ def test_no_cyclic_gc_while_an_incremental_change_is_computed(monkeypatch):
 
 
 def test_a_pairs_own_mac_recomputes_the_ports_acl():
-    """The port's ACL flows condemn connections to its pairs' own MACs
-    (rules/acl.pair_macs): giving a pair a MAC of its own, or taking it
-    away, changes them; so does a pair's address (a stateless port's
-    flags of what is meant for it: rules/acl.own_addresses)."""
+    """The port's flows take what is flooded for its pairs' own MACs as
+    its own, and pass its replies of connections to them (rules/acl.
+    pair_macs): giving a pair a MAC of its own, or taking it away, changes
+    them; a pair's address alone does not."""
     e = _engine()
     p = next(x for x in e.ports.values() if x.host == HOST and x.id in e.vif_ofports
              and x.port_security_enabled)
     for pairs, recomputes in (((AddressPair("10.0.0.200", "00:00:5e:00:01:07"),), 1),
                               ((AddressPair("10.0.0.200", p.mac_address),), 1),
                               ((AddressPair("10.0.0.200", p.mac_address),), 0),  # same
-                              ((), 1)):  # (the pair's address gone)
+                              ((), 0)):  # (the pair's address gone)
         e.stats.reset()
         change(e, ports=(dataclasses.replace(p, allowed_address_pairs=pairs),))
         assert e.stats.owner_recomputes["port-acl"] == recomputes, pairs

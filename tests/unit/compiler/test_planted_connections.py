@@ -1,12 +1,18 @@
-"""A stateless port commits what it lets in from this host only when it is
-meant for it (rules/acl.py, ACCEPT_LOCAL): else a port could plant, in the
-network's conntrack zone, a connection between itself and a stateful port
-that the stateful port never saw, and that port's later packets would pass
-its egress as "replies" (review P1, session 22).
+"""A port cannot plant a connection that another port's egress check then
+takes for its own: a reply (+est+rpl) passes a stateful port's egress only
+for a connection whose first packet (or a later one) that port's ingress
+accepted for one of its MACs (ct_label; rules/static.py).  Else a port
+sends its own packet to a stateful port's address, but to its own MAC, to
+broadcast or to a third port's MAC; whichever port's rules let it in
+committed it in the network's zone, and the stateful port's later packets
+(which its egress refuses) passed as replies (review P1, session 22, for
+stateless peers; review s23b F1 and F2 for stateful peers, ports with
+wide address pairs and ports without port security).
 
 The tests keep a small conntrack model across packets (the tracer's
-callable ct_state, with each trace's commits applied), so each shows the
-whole sequence: the plant, then the stateful port's packet."""
+callable ct_state, with each trace's commits and the bits they write
+applied), so each shows the whole sequence: the plant, then the stateful
+port's packet."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import dataclasses
 import pytest
 
 from quantum_ovs.compiler.flow import CT_EST, CT_NEW, CT_RPL
-from quantum_ovs.compiler.synth import make_host_view
+from quantum_ovs.compiler.synth import default_group, make_host_view
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.trace import Tracer
 from quantum_ovs.model import AddressPair, FixedIP, Rule, SecurityGroup
@@ -25,10 +31,12 @@ _L4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
 
 
 class Conntrack:
-    """One host's connection table: (zone, original 5-tuple)."""
+    """One host's connection table: (zone, original 5-tuple) -> its
+    {"ct_mark": .., "ct_label": ..}, written by the commits' nested
+    actions (Trace.writes, Trace.marks) as the switch writes them."""
 
     def __init__(self):
-        self.conns: set = set()
+        self.conns: dict = {}
 
     @staticmethod
     def _tuple(p):
@@ -36,19 +44,31 @@ class Conntrack:
         return (p.get("ip_proto"), p.get("ipv4_src") or p.get("ipv6_src"), p.get(sp),
                 p.get("ipv4_dst") or p.get("ipv6_dst"), p.get(dp))
 
-    def lookup(self, zone, p):
+    def _find(self, zone, p):
         t = self._tuple(p)
         if (zone, t) in self.conns:
-            return CT_EST
+            return (zone, t), CT_EST
         proto, s, sp, d, dp = t
         if (zone, (proto, d, dp, s, sp)) in self.conns:
-            return CT_EST | CT_RPL
-        return CT_NEW
+            return (zone, (proto, d, dp, s, sp)), CT_EST | CT_RPL
+        return None, CT_NEW
+
+    def lookup(self, zone, p):
+        key, state = self._find(zone, p)
+        if key is None:
+            return state
+        c = self.conns[key]
+        return state, c["ct_mark"], c["ct_label"]
 
     def apply(self, trace):
         for zone, p in trace.commits:
-            if self.lookup(zone, p) == CT_NEW:
-                self.conns.add((zone, self._tuple(p)))
+            if self._find(zone, p)[0] is None:
+                self.conns[(zone, self._tuple(p))] = {"ct_mark": 0, "ct_label": 0}
+        for zone, name, value, mask, p in trace.writes:
+            c = self.conns[self._find(zone, p)[0]]
+            c[name] = (c[name] & ~mask) | value
+        for zone, mark, p in trace.marks:
+            self.conns[self._find(zone, p)[0]]["ct_mark"] = mark
         return trace
 
 
@@ -142,3 +162,165 @@ def test_a_stateless_ports_new_addresses_are_its_own_incrementally(what):
         assert s2.ofport("port-0-1") in t.ports and t.commits, t.format()
         t = ct.apply(s2.tcp("port-0-1", "port-0-0", sport=22, dport=40000, ct_state=ct.lookup))
         assert s2.ofport("port-0-0") in t.ports, t.format()
+
+
+# ---------------------------------------------- stateful peers (review s23b F1, F2)
+OPEN = (Rule("o-in", "sg-o", "ingress", "IPv4"), Rule("o-eg", "sg-o", "egress", "IPv4"))
+
+
+def _view(peer_stateful=False, peer=None, third=None, remote_ports=0):
+    """port-0-0: the client (stateful; egress TCP 22 only; admits nothing
+    in); port-0-1 (peer) and port-0-2 (third) in a group letting all IPv4
+    in and out, stateful or not.  ``peer`` / ``third``: replace() kwargs;
+    ``remote_ports``: ports of the network on another host."""
+    view = make_host_view(networks=1, ports_per_net=3, groups=[],
+                          remote_hosts=1 if remote_ports else 0,
+                          remote_ports_per_net=remote_ports)
+    c, p, t = view.ports[:3]
+    sgc = SecurityGroup("sg-c", (Rule("c-eg", "sg-c", "egress", "IPv4", 6, 22, 22),),
+                        frozenset({c.ips[0]}))
+    sgo = SecurityGroup("sg-o", OPEN, frozenset({p.ips[0], t.ips[0]}), stateful=peer_stateful)
+    ports = (dataclasses.replace(c, security_groups=("sg-c",)),
+             dataclasses.replace(p, security_groups=("sg-o",), **(peer or {})),
+             dataclasses.replace(t, security_groups=("sg-o",), **(third or {})))
+    return view.replace(ports=ports + view.ports[3:], security_groups=(sgc, sgo))
+
+
+def _plant_then_client_sends(s, eth_dst):
+    """The peer's datagram peer:9999 -> client:40000 sent to ``eth_dst``,
+    then the client's 40000 -> peer:9999 (its egress: TCP 22 only)."""
+    c, peer = s.port("port-0-0"), s.port("port-0-1")
+    ct = Conntrack()
+    assert s.ofport(peer.id) not in _run(s, ct, c.id, peer.id, sport=40000, dport=9999).ports
+    t = _run(s, ct, peer.id, c.id, sport=9999, dport=40000, eth_dst=eth_dst)
+    assert s.ofport(c.id) not in t.ports  # the client admits nothing: it never saw it
+    return _run(s, ct, c.id, peer.id, sport=40000, dport=9999)
+
+
+def _mac(s, how):
+    return {"own-mac": s.port("port-0-1").mac_address, "broadcast": BROADCAST,
+            "third-port": s.port("port-0-2").mac_address}[how]
+
+
+@pytest.mark.parametrize("how", ["own-mac", "broadcast", "third-port"])
+def test_a_stateful_peer_cannot_plant_through_a_stateful_ingress_commit(how):
+    """Review s23b F1: a stateful ingress committed whatever it accepted,
+    whatever the IP destination: the peer's own copy (its own MAC, or its
+    own flooded copy of a broadcast) or a third stateful port's copy
+    committed peer:9999 -> client:40000, and the client's refused
+    datagrams passed as replies.  The connection is now the accepting
+    port's MAC's (or nobody's, a flooded copy): not the client's."""
+    s = Scenario(_view(peer_stateful=True))
+    t = _plant_then_client_sends(s, _mac(s, how))
+    assert s.ofport("port-0-1") not in t.ports, t.format()
+
+
+@pytest.mark.parametrize("how", ["own-mac", "broadcast"])
+def test_neutrons_default_group_is_not_enough_to_plant(how):
+    """No configuration at all: the peer is in its project's default group
+    (ingress from the group's members, the peer itself among them), so its
+    own copy is accepted and committed -- as its own, not the client's."""
+    view = _view(peer_stateful=True)
+    peer = next(p for p in view.ports if p.id == "port-0-1")
+    ports = tuple(dataclasses.replace(p, security_groups=("sg-default",))
+                  if p.id == peer.id else p for p in view.ports)
+    view = view.replace(ports=ports, security_groups=view.security_groups[:1] + (
+        default_group("sg-default", members=peer.ips),))
+    s = Scenario(view)
+    t = _plant_then_client_sends(s, _mac(s, how))
+    assert s.ofport("port-0-1") not in t.ports, t.format()
+
+
+@pytest.mark.parametrize("third", [
+    {"allowed_address_pairs": (AddressPair("0.0.0.0/0", ""),)},
+    {"allowed_address_pairs": (AddressPair("10.0.0.0/24", ""),)},
+    {"port_security_enabled": False},
+], ids=["pair-0/0", "pair-subnet", "no-port-security"])
+def test_a_broadcast_copy_into_a_wide_pair_or_an_open_port_plants_nothing(third):
+    """Review s23b F2: a stateless third port whose address pair covers
+    the client's address (a router VM's 0.0.0.0/0), or a port without port
+    security, took a flooded copy of a broadcast and committed it."""
+    s = Scenario(_view(third=third))
+    t = _plant_then_client_sends(s, BROADCAST)
+    assert s.ofport("port-0-1") not in t.ports, t.format()
+
+
+@pytest.mark.parametrize("pair", ["10.0.0.10", "10.0.0.0/24"])
+def test_a_peer_whose_pair_covers_the_client_plants_nothing_through_its_own_copy(pair):
+    """Review s23b F2b: a stateless peer given an address pair covering the
+    client's address committed its own copy (sent to its own MAC)."""
+    s = Scenario(_view(peer={"allowed_address_pairs": (AddressPair(pair, ""),)}))
+    t = _plant_then_client_sends(s, s.port("port-0-1").mac_address)
+    assert s.ofport("port-0-1") not in t.ports, t.format()
+
+
+def test_nothing_is_planted_through_a_remote_ports_mac():
+    """The peer's datagram to the client's address, sent to a port of
+    another host: leaving the host, it is committed (REMOTE_OUT) -- as
+    nobody's, so the client's refused datagrams still do not pass."""
+    s = Scenario(_view(peer_stateful=True, remote_ports=1))
+    remote = next(p for p in s.view.ports if p.host != s.view.host)
+    c, peer = s.port("port-0-0"), s.port("port-0-1")
+    ct = Conntrack()
+    t = _run(s, ct, peer.id, c.id, sport=9999, dport=40000, eth_dst=remote.mac_address)
+    assert t.commits and s.ofport(c.id) not in t.ports, t.format()
+    t = _run(s, ct, c.id, peer.id, sport=40000, dport=9999)
+    assert s.ofport(peer.id) not in t.ports, t.format()
+
+
+# ------------------------------------------------- what must still pass
+def _server_view(pair_mac=None, shared=False):
+    """port-0-0: a client (stateful, all egress); port-0-1: a server
+    (stateful, TCP 22 in, nothing out but replies); ``pair_mac``: the
+    server's pair 10.0.0.200 at that MAC (``shared``: port-0-2 holds the
+    same pair, as VRRP's two instances do, and the same group)."""
+    view = make_host_view(networks=1, ports_per_net=3, groups=[], remote_hosts=0,
+                          remote_ports_per_net=0)
+    c, srv, other = view.ports[:3]
+    sgc = SecurityGroup("sg-c", (Rule("c-eg", "sg-c", "egress", "IPv4"),), frozenset(c.ips))
+    sgs = SecurityGroup("sg-s", (Rule("s-in", "sg-s", "ingress", "IPv4", 6, 22, 22),),
+                        frozenset(srv.ips + other.ips))
+    pairs = (AddressPair("10.0.0.200", pair_mac),) if pair_mac else ()
+    ports = (dataclasses.replace(c, security_groups=("sg-c",)),
+             dataclasses.replace(srv, security_groups=("sg-s",), allowed_address_pairs=pairs),
+             dataclasses.replace(other, security_groups=("sg-s",),
+                                 allowed_address_pairs=pairs if shared else ()))
+    return Scenario(view.replace(ports=ports + view.ports[3:], security_groups=(sgc, sgs)))
+
+
+@pytest.mark.parametrize("case", ["own", "pair", "shared-pair"])
+def test_a_stateful_servers_replies_still_pass(case):
+    """The client connects to the server (its own address and MAC, or an
+    address pair's with a MAC of its own, which comes flooded: the copy
+    into the pair's port is that port's); the server's replies pass its
+    egress, which lets nothing new out.  Two ports holding the same pair
+    MAC (VRRP): whichever answers, its replies pass."""
+    mac = "fa:16:3e:99:00:01"
+    s = _server_view(None if case == "own" else mac, shared=case == "shared-pair")
+    c, srv, other = (s.port(f"port-0-{i}") for i in range(3))
+    to = {} if case == "own" else {"ipv4_dst": "10.0.0.200", "eth_dst": mac}
+    back = {} if case == "own" else {"ipv4_src": "10.0.0.200", "eth_src": mac}
+    for answering in ((srv, other) if case == "shared-pair" else (srv,)):
+        ct = Conntrack()
+        t = ct.apply(s.tcp(c.id, srv.id, dport=22, ct_state=ct.lookup, **to))
+        assert s.ofport(answering.id) in t.ports and t.writes, t.format()
+        t = ct.apply(s.tcp(answering.id, c.id, sport=22, dport=40000, ct_state=ct.lookup,
+                           **back))
+        assert s.ofport(c.id) in t.ports, t.format()
+        # (and it is the connection that passes, not the port: new is refused)
+        t = ct.apply(s.tcp(answering.id, c.id, sport=22, dport=40001, ct_state=ct.lookup,
+                           **back))
+        assert s.ofport(c.id) not in t.ports, t.format()
+
+
+def test_a_connection_from_before_the_upgrade_keeps_its_replies():
+    """A connection committed before ct_label and the unowned bit were
+    written (both 0) is nobody's in particular: its replies pass, as they
+    did (an upgrade does not cut established connections)."""
+    s = _server_view()
+    t = s.tcp("port-0-1", "port-0-0", sport=22, dport=40000, ct_state=CT_EST | CT_RPL)
+    assert s.ofport("port-0-0") in t.ports, t.format()
+    for mark, label in ((2, 0), (0, int(s.port("port-0-2").mac_address.replace(":", ""), 16))):
+        t = s.tcp("port-0-1", "port-0-0", sport=22, dport=40000,
+                  ct_state=(CT_EST | CT_RPL, mark, label))
+        assert s.ofport("port-0-0") not in t.ports, (mark, label, t.format())
