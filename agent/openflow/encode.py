@@ -27,14 +27,46 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 
+# name -> run() of each module _lazy_module made
+_DEFERRED: dict = {}
+
+
 def _lazy_module(name: str):
-    """Module ``name``, made now and run on first use (its parent package
-    must be in sys.modules)."""
+    """Module ``name``, made now and run on first use: the first look-up
+    of a name it does not have yet, or _DEFERRED[name]() (its parent
+    package must be in sys.modules).  Safe across threads: a thread asking
+    while another runs it waits, and gets the finished module.
+    (importlib's LazyLoader is not, before Python 3.12: two threads' first
+    packet-outs at once, and all but one met a half-made
+    os_ken.lib.packet.packet with no ``Packet``, their packets lost.)"""
     spec = importlib.util.find_spec(name)
-    spec.loader = importlib.util.LazyLoader(spec.loader)
     module = importlib.util.module_from_spec(spec)
+    lock = threading.RLock()
+    state = []  # "running", then "ran"
+
+    def run():
+        if len(state) == 2:
+            return
+        with lock:
+            if not state:  # (the running thread itself sees what is made so far)
+                state.append("running")
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    state.clear()
+                    raise
+                module.__dict__.pop("__getattr__", None)
+                state.append("ran")
+
+    def getattr_(attr):
+        run()
+        try:
+            return module.__dict__[attr]
+        except KeyError:
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}") from None
+    module.__getattr__ = getattr_
+    _DEFERRED[name] = run
     sys.modules[name] = module
-    spec.loader.exec_module(module)
     return module
 
 
@@ -1025,8 +1057,8 @@ def _load_parser(version: int) -> None:
     than 1.3), loaded if it was deferred: os-ken parses such a message as
     it always did."""
     pair = get_ofp_modules().get(version)
-    if pair is not None:
-        pair[1].__name__  # noqa: B018 - any attribute runs a deferred module
+    if pair is not None and pair[1].__name__ in _DEFERRED:
+        _DEFERRED[pair[1].__name__]()
 
 
 def parse(buf: bytes) -> Incoming:
