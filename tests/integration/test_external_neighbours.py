@@ -4,12 +4,13 @@ provider network.
 
 hv1 holds an instance port with a floating IP; hv2 and hv3 are the
 router's gateway hosts (in that order).  The agents run in-process without
-a server: each is handed its host view directly.  The router's flows
-(issue 14's compiler) are not part of this branch, so the test stands in
+a server: each is handed its host view directly.  The first tests were
+written before the router's flows punted anything, and still stand in
 for them by hand, with flows of a foreign cookie the agent leaves alone:
 the punt of a packet whose next hop is unknown (table L3_RESOLVE, the
 router's cookie, reg6 = the external network) and the punt of ARP replies
-arriving from the physical network.
+arriving from the physical network.  The IPv6 one uses the compiled flows
+only, from an instance's packet to the learned neighbour.
 """
 
 from __future__ import annotations
@@ -204,3 +205,70 @@ def test_garp_when_this_host_becomes_the_active_gateway(cloud):
           f"hv2's switch was killed")
     assert "hv2" in hv3.agent.chassis.gateways_down
     assert hv3.agent.stats.get("garp_sent", 0) > sent
+
+
+GW_IP6, UPSTREAM_IP6 = "2001:db8:e::10", "2001:db8:e::1"
+
+
+def _view6(cloud, host, revision):
+    """IPv6 routed out of the router's gateway (not translated), the
+    instance and the active gateway on ``host``: the compiled flows only,
+    no stand-in."""
+    c = cloud[0]
+    rmac = "fa:16:3e:00:00:01"
+    router = m.Router(
+        id=ROUTER,
+        interfaces=(m.RouterInterface(RIF_PORT, NET, "sub-in", "10.0.0.1", 24, rmac),
+                    m.RouterInterface(RIF_PORT, NET, "sub-in6", "fd00::1", 64, rmac)),
+        gateway=m.RouterGateway(EXT, GW_PORT, GW_MAC, (GW_IP, GW_IP6), hosts=(host,),
+                                redirect_key=5000))
+    return m.HostView(
+        host=host, tunnel_ip=c[host].tunnel_ip, revision=revision,
+        networks=(m.Network(NET, m.Segment("vxlan", segmentation_id=1001)),
+                  m.Network(EXT, m.Segment("flat", "physnet1"))),
+        subnets=(m.Subnet("sub-in", NET, "10.0.0.0/24", gateway_ip="10.0.0.1"),
+                 m.Subnet("sub-in6", NET, "fd00::/64", ip_version=6, gateway_ip="fd00::1",
+                          enable_dhcp=False),
+                 m.Subnet("sub-ext", EXT, "203.0.113.0/24", gateway_ip=UPSTREAM_IP),
+                 m.Subnet("sub-ext6", EXT, "2001:db8:e::/64", ip_version=6,
+                          gateway_ip=UPSTREAM_IP6, enable_dhcp=False)),
+        ports=(m.Port(VM_PORT, NET, VM_MAC, (m.FixedIP("sub-in", "10.0.0.5"),
+                                             m.FixedIP("sub-in6", "fd00::5")),
+                      host=host, port_security_enabled=False),),
+        remote_hosts=tuple(m.RemoteHost(h.name, h.tunnel_ip) for h in c.hosts
+                           if h.name != host),
+        routers=(router,))
+
+
+def test_an_ipv6_next_hop_is_learned_from_the_compiled_punts(cloud):
+    """An instance's IPv6 packet to the outside, routed through the active
+    gateway host: the agent asks for the upstream router from the
+    gateway's IPv6 address, and learns it from the neighbour advertisement
+    that the compiled flows (not a stand-in) punt to it -- the unit test
+    test_neighbour_answers.test_an_ipv6_next_hop_is_asked_from_an_address_
+    answered_here on a real switch and a real neighbour."""
+    c, upstream, dev = cloud
+    hv3 = c["hv3"]
+    netns_exec(upstream, "ip", "-6", "addr", "add", f"{UPSTREAM_IP6}/64", "dev", dev, "nodad")
+    upstream_mac = netns_exec(upstream, "cat", f"/sys/class/net/{dev}/address").strip()
+    inst = hv3.ovs.add_instance("10.0.0.5", 24, mac=VM_MAC, iface_id=VM_PORT)
+    try:
+        inst.exec("ip", "-6", "addr", "add", "fd00::5/64", "dev", inst.dev, "nodad")
+        inst.exec("ip", "-6", "route", "add", "default", "via", "fd00::1")
+        hv3.agent.events.put(("full", _view6(cloud, "hv3", revision=20)))
+        assert wait_for(lambda: VM_PORT in hv3.agent.engine.vif_ofports
+                        and hv3.agent.nb_context.nets.get(EXT) is not None, 10)
+        asked = hv3.agent.stats.get("neighbour_requests", 0)
+        want = m.Neighbour(EXT, UPSTREAM_IP6, upstream_mac)
+
+        def learned():
+            inst.exec("ping", "-6", "-c", "1", "-W", "1", "2001:db8:99::1", check=False)
+            return want in hv3.agent.chassis.neighbours
+        assert wait_for(learned, 10, 0.1), (hv3.agent.stats, hv3.agent.chassis.neighbours)
+        assert hv3.agent.stats.get("neighbour_requests", 0) > asked
+        assert hv3.agent.resolver._table[(EXT, UPSTREAM_IP6)].src_ip == GW_IP6
+        # the upstream learned the gateway's address from the solicitation
+        out = netns_exec(upstream, "ip", "-6", "neigh", "show", GW_IP6, "dev", dev)
+        assert GW_MAC in out, out
+    finally:
+        hv3.ovs.remove_instance(inst)
