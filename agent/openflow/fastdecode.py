@@ -317,7 +317,10 @@ class FlowStatsDecoder:
         memo[raw] = out
         return out
 
-    def _actions_into(self, raw: bytes, p: int, end: int, out: list) -> None:
+    def _actions_into(self, raw: bytes, p: int, end: int, out: list,
+                      in_ct: bool = False) -> None:
+        """Decode the actions in raw[p:end] into ``out``; ``in_ct``: ct()'s
+        nested actions (where alone a masked load is ours: Ct.write)."""
         while p < end:
             if end - p < 8:
                 raise Slow
@@ -345,12 +348,12 @@ class FlowStatsDecoder:
             elif atype == OFPAT_DEC_NW_TTL and alen == 8:
                 out.append(F.DecTtl())
             elif atype == OFPAT_EXPERIMENTER and alen >= 16:
-                out.append(self._nx_action(raw, p, alen))
+                out.append(self._nx_action(raw, p, alen, in_ct))
             else:
                 raise Slow
             p += alen
 
-    def _nx_action(self, raw: bytes, p: int, alen: int):
+    def _nx_action(self, raw: bytes, p: int, alen: int, in_ct: bool = False):
         vendor, subtype = struct.unpack_from("!IH", raw, p + 4)
         if vendor != NX_EXPERIMENTER_ID:
             raise Slow
@@ -369,7 +372,7 @@ class FlowStatsDecoder:
                 src_ofs=src_ofs,
                 dst_ofs=dst_ofs,
             )
-        if subtype == NXAST_REG_LOAD2 and alen >= 16:
+        if subtype == NXAST_REG_LOAD2 and alen >= 16 and in_ct:
             tlv_end = p + 14 + raw[p + 13]
             if tlv_end > p + alen:
                 raise Slow
@@ -397,7 +400,7 @@ class FlowStatsDecoder:
                 elif alen >= 40 and _U16.unpack_from(raw, p + 32)[0] in (
                         NXAST_REG_MOVE, NXAST_REG_LOAD2):
                     nested = []
-                    self._actions_into(raw, p + 24, p + alen, nested)
+                    self._actions_into(raw, p + 24, p + alen, nested, in_ct=True)
                     if len(nested) != 1 or not isinstance(nested[0], (_Move, F.LoadBits)):
                         raise Slow
                     write = nested[0]

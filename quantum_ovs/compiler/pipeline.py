@@ -167,9 +167,11 @@ is translated both ways, and a conntrack entry takes one NAT per commit.
 Whose a connection is (rules/static.py): ct_label bits 0-47 = the MAC a
 port's ingress check accepted it for, ct_mark bit 1 = committed by
 something else (REMOTE_OUT, FLOOD out, a flooded copy, a gateway route),
-bit 0 = condemned.  A reply passes a stateful port's egress check only
-for a connection labelled with one of its MACs, or with neither bit (a
-connection from before they were written).
+bit 0 = condemned; only what is not a reply (ct_state -rpl) is
+committed, or writes them.  A reply or related packet passes a stateful
+port's egress check freely only for a connection labelled with one of its
+MACs, or with neither bit (a connection from before they were written);
+another related packet meets the port's rules.
 
 Each table declares what it may match, which fields it may set (SetField
 or Move destination), which action kinds it may use and which tables it
@@ -403,9 +405,10 @@ TABLES: dict[int, TableSpec] = {
             L3_ROUTE, "l3_route",
             # (reg6, the ingress network: the address scope drops; the
             # sources: martians, rules/static.py; reg5, the local source
-            # port: its TTL punt's meter, rules/port.py)
+            # port: its TTL punt's meter, rules/port.py; ct_state: a reply
+            # routed out of a gateway is not committed, rules/gateway.py)
             _fs(REG_ROUTER, REG_NET, REG_SRC, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto",
-                "icmpv4_type", "icmpv6_type", "nw_ttl", "ipv4_src", "ipv6_src"),
+                "icmpv4_type", "icmpv6_type", "nw_ttl", "ipv4_src", "ipv6_src", "ct_state"),
             _fs("eth_src", "eth_dst", REG_NET, REG_NEXTHOP, "ipv4_src", "ipv4_dst", "ipv6_src",
                 "ipv6_dst", "icmpv4_type", "icmpv6_type"),
             # Ct: gateway routes commit the ACL entry and un-DNAT (-> L3_SNAT);
@@ -447,7 +450,7 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             REMOTE_OUT, "remote_out",
-            _fs(REG_NET, "eth_type"),
+            _fs(REG_NET, "eth_type", "ct_state"),
             _fs("tunnel_id", "vlan_vid"),
             frozenset({SetField, PushVlan, Output, Ct}),
             _fs(),
@@ -455,7 +458,7 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             FLOOD, "flood",
-            _fs(REG_NET, REG_FLAGS, "eth_type"),
+            _fs(REG_NET, REG_FLAGS, "eth_type", "ct_state"),
             _fs(REG_DST, REG_FLAGS, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
             frozenset({SetField, PushVlan, Output, Resubmit, Ct}),
             _fs(INGRESS_CT),
@@ -691,10 +694,12 @@ def _check_actions(flow: Flow, spec: TableSpec, actions, shape: tuple) -> bool:
     return bool(conj)
 
 
-# what a ct() may write into its connection (rules/static.py): the fields
-# and their widths, and what it may copy there
-_CT_WRITABLE = {"ct_label": 128, "ct_mark": 32}
-_CT_SOURCES = {"eth_dst": 48}
+# what a ct() may write into its connection (rules/static.py), as the
+# encoder can build it: a move of eth_dst's bits into ct_label; a masked
+# load of ct_mark's bits other than CONDEMNED's, bit 0 (os-ken cannot pad
+# a masked load of the 128-bit ct_label)
+_CT_MOVE_SOURCES = {"eth_dst": 48}
+_CT_LOADABLE = 0xFFFFFFFE
 
 
 def _check_write(flow: Flow, a: Ct) -> None:
@@ -702,14 +707,14 @@ def _check_write(flow: Flow, a: Ct) -> None:
         raise PipelineError(f"ct(write) needs a commit, no nat and no mark: {flow}")
     w = a.write
     if type(w) is Move:
-        width, src = _CT_WRITABLE.get(w.dst), _CT_SOURCES.get(w.src)
-        if (width is None or src is None or w.n_bits <= 0
-                or w.src_ofs + w.n_bits > src or w.dst_ofs + w.n_bits > width):
-            raise PipelineError(f"ct(write) moves a field's bits into ct_label / ct_mark: {flow}")
+        src = _CT_MOVE_SOURCES.get(w.src)
+        if (w.dst != "ct_label" or src is None or w.n_bits <= 0
+                or w.src_ofs + w.n_bits > src or w.dst_ofs + w.n_bits > 128):
+            raise PipelineError(f"ct(write) moves eth_dst's bits into ct_label: {flow}")
     elif type(w) is LoadBits:
-        width = _CT_WRITABLE.get(w.name)
-        if width is None or not 0 < w.mask < 1 << width or w.value & ~w.mask:
-            raise PipelineError(f"ct(write) loads bits of ct_label / ct_mark under a mask: {flow}")
+        if w.name != "ct_mark" or not 0 < w.mask <= _CT_LOADABLE or w.mask & ~_CT_LOADABLE \
+                or w.value & ~w.mask:
+            raise PipelineError(f"ct(write) loads ct_mark's bits 1-31 under a mask: {flow}")
     else:
         raise PipelineError(f"ct(write) is a Move or a LoadBits: {flow}")
 

@@ -64,12 +64,16 @@ from quantum_ovs.compiler.rules.static import (
     COMMIT_OWNED,
     COMMIT_UNOWNED,
     CT_EST_REPLY,
+    CT_RELATED,
     CT_RULE_MATCH,
     FLOODED,
     NOT_FLOODED,
+    NOT_REPLY,
     PRIO_CONJ,
     PRIO_ESTABLISHED,
     PRIO_NO_SECURITY,
+    PRIO_RELATED,
+    REPLY,
     owned_by,
 )
 from quantum_ovs.model import Port, Rule, member_address, member_mac
@@ -103,7 +107,7 @@ _FLAGS = P.FLAG_FLOOD | P.FLAG_FROM_REMOTE
 _SENT_HERE = Field(P.REG_FLAGS, 0, _FLAGS)
 _FLOODED_HERE = Field(P.REG_FLAGS, P.FLAG_FLOOD, _FLAGS)
 _SENT_THERE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, _FLAGS)
-# An accept's cases: (reg4 match or None, actions).  Only the ingress check
+# An accept's cases: (extra match terms, actions).  Only the ingress check
 # commits (see pipeline: a commit leaves the packet untracked, and
 # egress-accepted traffic to other hosts is committed on its way out, in
 # REMOTE_OUT / FLOOD).  What a stateful port accepts is its connection when
@@ -117,17 +121,21 @@ _SENT_THERE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, _FLAGS)
 # sender's host committed it on the way out, and nothing is tracked here
 # for it).  A flooded copy is not committed there: a broadcast has no
 # replies.
+# (A stateful port's rules never see a reply: they pass above them.  A
+# stateless port's reply is not committed: static.NOT_REPLY.)
 ACCEPT = {
-    EGRESS: ((None, (GotoTable(DIRS[EGRESS][3]),)),),
-    INGRESS: ((NOT_FLOODED, (COMMIT_OWNED, GotoTable(DIRS[INGRESS][3]))),
-              (FLOODED, (COMMIT_UNOWNED, GotoTable(DIRS[INGRESS][3])))),
-    EGRESS_SL: ((None, (GotoTable(DIRS[EGRESS_SL][3]),)),),
-    INGRESS_SL: ((_SENT_HERE, (COMMIT_OWNED, GotoTable(DIRS[INGRESS_SL][3]))),
-                 (FLOODED, (GotoTable(DIRS[INGRESS_SL][3]),)),
-                 (_SENT_THERE, (GotoTable(DIRS[INGRESS_SL][3]),))),
+    EGRESS: (((), (GotoTable(DIRS[EGRESS][3]),)),),
+    INGRESS: (((NOT_FLOODED,), (COMMIT_OWNED, GotoTable(DIRS[INGRESS][3]))),
+              ((FLOODED,), (COMMIT_UNOWNED, GotoTable(DIRS[INGRESS][3])))),
+    EGRESS_SL: (((), (GotoTable(DIRS[EGRESS_SL][3]),)),),
+    INGRESS_SL: (((_SENT_HERE, NOT_REPLY), (COMMIT_OWNED, GotoTable(DIRS[INGRESS_SL][3]))),
+                 ((_SENT_HERE, REPLY), (GotoTable(DIRS[INGRESS_SL][3]),)),
+                 ((FLOODED,), (GotoTable(DIRS[INGRESS_SL][3]),)),
+                 ((_SENT_THERE,), (GotoTable(DIRS[INGRESS_SL][3]),))),
 }
 # A port without port security may be anything's next hop: all it lets in
-# from this host is committed, its own if sent to its MAC.
+# from this host is committed, its own if sent to its MAC (not a reply:
+# those go on, PRIO_NO_SECURITY).
 _NO_SECURITY_IN = ((_SENT_HERE, COMMIT_OWNED), (_FLOODED_HERE, COMMIT_UNOWNED))
 # A flooded copy for an address pair's MAC into its port is the port's:
 # INGRESS_CT clears its FLAG_FLOOD (a move of reg1's zero bit), so that
@@ -246,7 +254,7 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
             Flow(P.EGRESS_ACL, PRIO_NO_SECURITY, mk(reg(P.REG_SRC, ofport)),
                  (GotoTable(DIRS[EGRESS][3]),), cookie),
             Flow(P.INGRESS_ACL, PRIO_NO_SECURITY, mk(to_port), (GotoTable(P.OUTPUT),), cookie),
-        ] + [Flow(P.INGRESS_ACL, PRIO_NO_SECURITY + 1, mk(to_port, eth, flags),
+        ] + [Flow(P.INGRESS_ACL, PRIO_NO_SECURITY + 1, mk(to_port, eth, flags, NOT_REPLY),
                   (commit, GotoTable(P.OUTPUT)), cookie)
              for eth in (F_IP, F_IPV6) for flags, commit in _NO_SECURITY_IN]
     out = pair_mac_flows(port, ofport, cookie)
@@ -261,12 +269,13 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
         if ids:
             out.append(Flow(table, PRIO_CONJ, mk(reg(regname, ofport)),
                             tuple([conjunction(c, 0, n) for c, n in sorted(ids)]), cookie))
-    if stateful:  # its connections' replies (static.py, ct_label)
+    if stateful:  # its connections' replies and related packets (static.py)
         src = reg(P.REG_SRC, ofport)
         go = (GotoTable(DIRS[EGRESS][3]),)
-        out += [Flow(P.EGRESS_ACL, PRIO_ESTABLISHED, mk(src, CT_EST_REPLY, owned_by(mac)), go,
-                     cookie)
-                for mac in (port.mac_address, *pair_macs(port))]
+        out += [Flow(P.EGRESS_ACL, prio, mk(src, state, owned_by(mac)), go, cookie)
+                for mac in (port.mac_address, *pair_macs(port))
+                for prio, state in ((PRIO_ESTABLISHED, CT_EST_REPLY),
+                                    (PRIO_RELATED, CT_RELATED))]
     return out
 
 
@@ -303,10 +312,9 @@ def accept_flows(key, conj_id: int) -> list[Flow]:
     sg, d, remote = key
     cookie = cookies.cookie_for(cookies.KIND_GROUP, f"{sg}/{d}/{remote or ''}")
     cid = Field("conj_id", conj_id)
-    # (each case's reg4 match: disjoint)
-    return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth, *([flags] if flags else [])), actions,
-                 cookie)
-            for eth in (F_IP, F_IPV6) for flags, actions in ACCEPT[d]]
+    # (each case's match: disjoint)
+    return [Flow(DIRS[d][0], PRIO_CONJ, mk(cid, eth, *terms), actions, cookie)
+            for eth in (F_IP, F_IPV6) for terms, actions in ACCEPT[d]]
 
 
 def address_flows(direction: str, address: str, conj_ids) -> list[Flow]:

@@ -144,7 +144,7 @@ from quantum_ovs.compiler.rules.common import (
     reg,
 )
 from quantum_ovs.compiler.rules.neighbours import neighbour_reply_flows
-from quantum_ovs.compiler.rules.static import UNOWNED
+from quantum_ovs.compiler.rules.static import NOT_REPLY, REPLY, UNOWNED
 from quantum_ovs.compiler.rules.port import arp_reply
 from quantum_ovs.compiler.rules.router import (
     _OUT_IN_PORT,
@@ -323,18 +323,22 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
 
     rid = reg(P.REG_ROUTER, zones.acl)
     rext = reg(P.REG_NET, ext.local_id)
-    # (a connection created by a route out is nobody's: static.py)
+    # (a connection created by a route out is nobody's; a reply is not
+    # committed: static.py)
     commit_acl = Ct(commit=True, zone=zones.acl, write=UNOWNED)
+
+    def route_out(prio, match, hop, after):
+        add(P.L3_ROUTE, prio, mk(*match, NOT_REPLY), leave + hop + (commit_acl,) + after)
+        add(P.L3_ROUTE, prio, mk(*match, REPLY), leave + hop + after)
     leave = (DecTtl(), SetField("eth_src", gw.mac_address), SetField(P.REG_NET, ext.local_id))
     eth, net = addr_field("ipv4_dst", "ipv6_dst", ext.cidr)
     prefixlen = int(ext.cidr.rsplit("/", 1)[1])
     # routes out of the gateway interface
-    add(P.L3_ROUTE, route_priority(prefixlen, True), mk(rid, F_IP, net),
-        leave + (_DST_TO_NEXTHOP, commit_acl, _to_snat(zones, P.L3_SNAT)))
+    route_out(route_priority(prefixlen, True), (rid, F_IP, net), (_DST_TO_NEXTHOP,),
+              (_to_snat(zones, P.L3_SNAT),))
     if ext.gateway_ip:
-        add(P.L3_ROUTE, PRIO_DEFAULT_ROUTE, mk(rid, F_IP),
-            leave + (SetField(P.REG_NEXTHOP, _ip(ext.gateway_ip)), commit_acl,
-                     _to_snat(zones, P.L3_SNAT)))
+        route_out(PRIO_DEFAULT_ROUTE, (rid, F_IP), (SetField(P.REG_NEXTHOP, _ip(ext.gateway_ip)),),
+                  (_to_snat(zones, P.L3_SNAT),))
     f_gw = Field("ipv4_dst", gw_ip)
     add(P.L3_ROUTE, PRIO_GW_ECHO, mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_gw),
         (_SWAP_IP4, SetField("ipv4_src", gw_ip), SetField("icmpv4_type", 0),
@@ -347,12 +351,11 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
         # network): reg0 = 0 direct, 1 via the subnet's gateway
         _, net6 = addr_field("ipv4_dst", "ipv6_dst", ext.cidr6)
         plen6 = int(ext.cidr6.rsplit("/", 1)[1])
-        to_snat = (commit_acl, GotoTable(P.L3_SNAT))
-        add(P.L3_ROUTE, route_priority(plen6, True), mk(rid, F_IPV6, net6),
-            leave + (SetField(P.REG_NEXTHOP, 0),) + to_snat)
+        to_snat = (GotoTable(P.L3_SNAT),)
+        route_out(route_priority(plen6, True), (rid, F_IPV6, net6),
+                  (SetField(P.REG_NEXTHOP, 0),), to_snat)
         if ext.gateway_ip6:
-            add(P.L3_ROUTE, PRIO_DEFAULT_ROUTE, mk(rid, F_IPV6),
-                leave + (SetField(P.REG_NEXTHOP, 1),) + to_snat)
+            route_out(PRIO_DEFAULT_ROUTE, (rid, F_IPV6), (SetField(P.REG_NEXTHOP, 1),), to_snat)
         add(P.L3_ROUTE, PRIO_GW_ECHO, mk(rid, F_IPV6, F_ICMP6, Field("icmpv6_type", 128),
                                          Field("ipv6_dst", gw6)),
             (_SWAP_IP6, SetField("ipv6_src", gw6), SetField("icmpv6_type", 129),

@@ -32,7 +32,7 @@ from quantum_ovs.compiler.rules.common import (
     mk,
     reg,
 )
-from quantum_ovs.compiler.rules.static import COMMIT_UNOWNED
+from quantum_ovs.compiler.rules.static import COMMIT_UNOWNED, NOT_REPLY
 from quantum_ovs.model import Network, Subnet
 
 # The DHCP server address of a subnet without a gateway (the agent's
@@ -157,10 +157,11 @@ def remote_out_flows(net: Network, local_id: int, link, cookie) -> list[Flow]:
     way out so that its replies are established."""
     out = _uplink_out(net, link)
     rnet = reg(P.REG_NET, local_id)
-    commit = (COMMIT_UNOWNED,) + out  # (nobody's here: static.py)
+    # (nobody's here; a reply is not committed: static.py)
+    commit = (COMMIT_UNOWNED,) + out
     return [Flow(P.REMOTE_OUT, 10, mk(rnet), out, cookie),
-            Flow(P.REMOTE_OUT, 20, mk(rnet, F_IP), commit, cookie),
-            Flow(P.REMOTE_OUT, 20, mk(rnet, F_IPV6), commit, cookie)]
+            Flow(P.REMOTE_OUT, 20, mk(rnet, F_IP, NOT_REPLY), commit, cookie),
+            Flow(P.REMOTE_OUT, 20, mk(rnet, F_IPV6, NOT_REPLY), commit, cookie)]
 
 
 def network_flows(
@@ -233,9 +234,10 @@ def network_flows(
     if outside:
         # Locally originated IP leaving the host: commit it (egress has
         # accepted it) so that the replies come back established.
-        commit = COMMIT_UNOWNED  # (nobody's here: static.py)
+        # (nobody's here; a reply is not committed: static.py)
+        commit = COMMIT_UNOWNED
         for eth in (F_IP, F_IPV6):
-            out.append(Flow(P.FLOOD, 110, mk(rnet, FROM_LOCAL, eth),
+            out.append(Flow(P.FLOOD, 110, mk(rnet, FROM_LOCAL, eth, NOT_REPLY),
                             tuple(flooded_local + [commit] + outside), cookie))
     if local:
         out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_REMOTE),

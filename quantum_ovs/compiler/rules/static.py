@@ -60,6 +60,11 @@ CONDEMNED = 1
 CONDEMN = Ct(commit=True, zone_src=P.REG_ZONE, mark=CONDEMNED)
 CT_EST_ORIG = Field("ct_state", CT_TRK | CT_EST, CT_TRK | CT_EST | CT_INV | CT_RPL)
 CT_EST_REPLY = Field("ct_state", CT_TRK | CT_EST | CT_RPL, CT_TRK | CT_EST | CT_RPL | CT_INV)
+CT_RELATED = Field("ct_state", CT_TRK | CT_REL, CT_TRK | CT_REL | CT_INV | CT_EST)
+# not a reply: what a commit may create a connection with (a reply's
+# connection exists; committing it again would only rewrite what it is)
+NOT_REPLY = Field("ct_state", 0, CT_RPL)
+REPLY = Field("ct_state", CT_RPL, CT_RPL)
 # (a mask: bit 0 whatever the rest of the mark)
 F_CONDEMNED = Field("ct_mark", CONDEMNED, CONDEMNED)
 UNICAST = Field("eth_dst", "00:00:00:00:00:00", "01:00:00:00:00:00")
@@ -83,9 +88,17 @@ FLOODED = Field(P.REG_FLAGS, P.FLAG_FLOOD, P.FLAG_FLOOD)
 #                       flooded copy a port took, a route out of a
 #                       gateway): a connection created there is nobody's
 # Bits, not values: a commit writes only its own, so the order of a
-# packet's commits does not matter.  A connection with neither is from
-# before these were written: its replies pass as they did (an upgrade
-# keeps the established ones).
+# packet's commits does not matter; and only what is not a reply commits
+# and writes (a reply's connection exists, and the commit of a reply on
+# its way into its port -- a stateless one, or one without port security
+# -- would relabel it as that port's, the other's next replies then
+# dropped).  A connection with neither is from before these were
+# written: its replies pass as they did (an upgrade keeps the established
+# ones).  Related packets (ICMP errors) out of a port pass the same way
+# for its own connections (and those from before); others meet the
+# port's rules.  Ports holding the same MAC (a VRRP pair's) share its
+# connections: one could open the other's egress to replies of what it
+# took for that MAC.
 LABEL_OWNER = (1 << 48) - 1
 MARK_UNOWNED = 2
 COMMIT_OWNED = Ct(commit=True, zone_src=P.REG_ZONE, write=Move("eth_dst", "ct_label", 48))
@@ -175,12 +188,12 @@ def static_flows(permitted_ethertypes: tuple = ()) -> list[Flow]:
         meant = UNICAST if table == P.EGRESS_ACL else NOT_FLOODED
         for eth in (F_IP, F_IPV6):
             out.append(_f(table, PRIO_CONDEMN, mk(eth, CT_EST_ORIG, meant), [CONDEMN]))
-        # (out of a port: the connection's own ports' replies pass by their
-        # flows, rules/acl.py; here those from before ct_label was written)
-        reply = mk(CT_EST_REPLY) if table == P.INGRESS_ACL else mk(CT_EST_REPLY, *F_LEGACY)
-        out.append(_f(table, PRIO_ESTABLISHED, reply, go))
-        out.append(_f(table, PRIO_RELATED, mk(Field("ct_state", CT_TRK | CT_REL,
-                                                    CT_TRK | CT_REL | CT_INV | CT_EST)), go))
+        # (out of a port: the connection's own ports' replies and related
+        # packets pass by their flows, rules/acl.py; here those of
+        # connections from before ct_label was written)
+        legacy = F_LEGACY if table == P.EGRESS_ACL else ()
+        out.append(_f(table, PRIO_ESTABLISHED, mk(CT_EST_REPLY, *legacy), go))
+        out.append(_f(table, PRIO_RELATED, mk(CT_RELATED, *legacy), go))
         # Untracked (not IP): ARP only into a port; any other Ethertype
         # (MPLS carries IP past every IP match) meets the table's drop, as
         # in Neutron's OVS firewall.  (Out of a port with port security

@@ -15,8 +15,10 @@ from quantum_ovs.compiler.flow import (
     Flow,
     Controller,
     GotoTable,
+    LoadBits,
     Match,
     Meter,
+    Move,
     Output,
     SetField,
 )
@@ -27,6 +29,11 @@ C = cookies.cookie_for(cookies.KIND_PORT, "p1")
 
 def ok(flow):
     P.validate(flow)
+
+
+def _commit(write):
+    return Flow(P.INGRESS_ACL, 40, Match(conj_id=3, eth_type=0x800),
+                (Ct(commit=True, zone_src="reg3", write=write), GotoTable(P.OUTPUT)), C)
 
 
 @pytest.mark.parametrize("flow, why", [
@@ -53,6 +60,18 @@ def ok(flow):
           (Ct(commit=True, zone_src="reg3"), Output(9)), C), "may not use Ct"),
     (Flow(P.REMOTE_OUT, 10, Match(reg6=1), (SetField("tun_ipv4_dst", "192.0.2.1"), Output(9)),
           C), "may not set"),
+    # what a ct() writes into its connection: only what the encoder can
+    # build (os-ken cannot pad a masked load of ct_label), and never the
+    # condemned bit by a load (review s24 F4)
+    (_commit(LoadBits("ct_label", 1, 1)), "loads ct_mark"),
+    (_commit(LoadBits("ct_mark", 1, 1)), "loads ct_mark"),
+    (_commit(LoadBits("ct_mark", 4, 2)), "loads ct_mark"),
+    (_commit(Move("eth_dst", "ct_mark", 32)), "moves eth_dst"),
+    (_commit(Move("eth_src", "ct_label", 48)), "moves eth_dst"),
+    (_commit(Move("eth_dst", "ct_label", 48, 0, 100)), "moves eth_dst"),
+    (Flow(P.INGRESS_ACL, 40, Match(conj_id=3, eth_type=0x800),
+          (Ct(commit=True, zone_src="reg3", mark=1, write=LoadBits("ct_mark", 2, 2)),), C),
+     "no mark"),
 ])
 def test_contract_violations_raise(flow, why):
     with pytest.raises(P.PipelineError, match=why):

@@ -20,8 +20,8 @@ import dataclasses
 
 import pytest
 
-from quantum_ovs.compiler.flow import CT_EST, CT_NEW, CT_RPL
-from quantum_ovs.compiler.synth import default_group, make_host_view
+from quantum_ovs.compiler.flow import CT_EST, CT_NEW, CT_REL, CT_RPL
+from quantum_ovs.compiler.synth import default_group, make_host_view, make_router, router_mac
 from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.trace import Tracer
 from quantum_ovs.model import AddressPair, FixedIP, Rule, SecurityGroup
@@ -324,3 +324,108 @@ def test_a_connection_from_before_the_upgrade_keeps_its_replies():
         t = s.tcp("port-0-1", "port-0-0", sport=22, dport=40000,
                   ct_state=(CT_EST | CT_RPL, mark, label))
         assert s.ofport("port-0-0") not in t.ports, (mark, label, t.format())
+
+
+# ------------------------------------------------ review s24 (of the labels)
+def _srv_client_view(client_kind, routed=False):
+    """port-0-0: client (``client_kind``: "stateless" open group, or
+    "no-port-security"); port-0-1: stateful server, TCP 22 in only."""
+    view = make_host_view(networks=2 if routed else 1, ports_per_net=3, groups=[],
+                          remote_hosts=0, remote_ports_per_net=0)
+    if routed:  # the client on net-1, the server on net-0, router-1 between them
+        view = view.replace(routers=(make_router("router-1", (0, 1)),))
+        c = next(p for p in view.ports if p.id == "port-1-0")
+        srv = next(p for p in view.ports if p.id == "port-0-1")
+    else:
+        c, srv = view.ports[:2]
+    sgs = SecurityGroup("sg-s", (Rule("s-in", "sg-s", "ingress", "IPv4", 6, 22, 22),),
+                        frozenset(srv.ips))
+    sgl = SecurityGroup("sg-l", (Rule("l-in", "sg-l", "ingress", "IPv4"),
+                                 Rule("l-eg", "sg-l", "egress", "IPv4")),
+                        frozenset(c.ips), stateful=False)
+    if client_kind == "stateless":
+        c = dataclasses.replace(c, security_groups=("sg-l",))
+    else:
+        c = dataclasses.replace(c, security_groups=(), port_security_enabled=False)
+    srv = dataclasses.replace(srv, security_groups=("sg-s",))
+    rest = tuple(p for p in view.ports if p.id not in (c.id, srv.id))
+    return Scenario(view.replace(ports=(c, srv) + rest, security_groups=(sgs, sgl)))
+
+
+@pytest.mark.parametrize("routed", [False, True], ids=["switched", "routed"])
+@pytest.mark.parametrize("client_kind", ["stateless", "no-port-security"])
+def test_stateful_servers_second_reply_segment_to_a_stateless_or_open_client(client_kind,
+                                                                            routed):
+    """A stateless (or port-security-less) client on the same host opens
+    TCP 22 to a stateful server; the server's replies keep passing (review
+    s24 F1: the client's ingress committed each reply again as the
+    client's, and the server's next segment, sent before the client's
+    next ACK, was dropped by its egress)."""
+    s = _srv_client_view(client_kind, routed)
+    c = s.port("port-1-0" if routed else "port-0-0")
+    srv = s.port("port-0-1")
+    to = {"eth_dst": router_mac(1)} if routed else {}
+    back = {"eth_dst": router_mac(0)} if routed else {}
+    ct = Conntrack()
+    t = ct.apply(s.tcp(c.id, srv.id, dport=22, ct_state=ct.lookup, **to))
+    assert s.ofport(srv.id) in t.ports, t.format()
+    t = ct.apply(s.tcp(srv.id, c.id, sport=22, dport=40000, ct_state=ct.lookup, **back))
+    assert s.ofport(c.id) in t.ports, t.format()  # first segment: passes
+    t = ct.apply(s.tcp(srv.id, c.id, sport=22, dport=40000, ct_state=ct.lookup, **back))
+    assert s.ofport(c.id) in t.ports, t.format()  # second segment
+
+
+def test_a_planted_connection_does_not_open_the_clients_egress_to_related_icmp():
+    """The peer plants peer:9999 -> client:40000 through its own MAC (the
+    peer's connection).  The client's ICMP errors about it (destination
+    unreachable, any payload after the quoted header) are +rel to it: they
+    pass the client's egress freely only for its own connections, else
+    its rules decide (TCP 22 only: refused).  (Review s24 F2: the related
+    flow passed them whatever the label, a channel out of the client.)"""
+    s = Scenario(_view(peer_stateful=True))
+    c, peer = s.port("port-0-0"), s.port("port-0-1")
+    ct = Conntrack()
+    t = ct.apply(s.udp(peer.id, c.id, sport=9999, dport=40000, eth_dst=peer.mac_address,
+                       ct_state=ct.lookup))
+    assert s.ofport(c.id) not in t.ports and t.commits
+
+    def lookup(zone, p):
+        # ICMP destination unreachable quoting client:40000 <- peer:9999:
+        # related to that connection, if conntrack has it
+        if p.get("ip_proto") == 1 and p.get("icmpv4_type") == 3:
+            quoted = {"ip_proto": 17, "ipv4_src": p["ipv4_dst"], "udp_src": 9999,
+                      "ipv4_dst": p["ipv4_src"], "udp_dst": 40000}
+            key, _ = ct._find(zone, quoted)
+            if key is not None:
+                c_ = ct.conns[key]
+                return CT_REL, c_["ct_mark"], c_["ct_label"]
+            return CT_NEW
+        return ct.lookup(zone, p)
+
+    icmp = s.ip(c.id, peer.id, ip_proto=1, icmpv4_type=3, icmpv4_code=3, tcp_src=0, tcp_dst=0,
+                ct_state=lookup)
+    assert s.ofport(peer.id) not in icmp.ports, icmp.format()
+
+
+def test_a_connection_from_before_the_upgrade_keeps_its_replies_to_another_host():
+    """A remote client's connection to a local stateful server, committed
+    before the upgrade (ct_mark 0, ct_label 0): all the server's replies
+    pass.  (Review s24 F6: REMOTE_OUT committed the first reply with the
+    unowned bit, and the next ones were dropped.)"""
+    view = make_host_view(networks=1, ports_per_net=2, groups=[], remote_hosts=1,
+                          remote_ports_per_net=1)
+    srv = next(p for p in view.ports if p.id == "port-0-1")
+    remote = next(p for p in view.ports if p.host != view.host)
+    sgs = SecurityGroup("sg-s", (Rule("s-in", "sg-s", "ingress", "IPv4", 6, 22, 22),),
+                        frozenset(srv.ips))
+    ports = tuple(dataclasses.replace(p, security_groups=("sg-s",)) if p.id == srv.id else p
+                  for p in view.ports)
+    s = Scenario(view.replace(ports=ports, security_groups=(sgs,)))
+    zone = s.engine.local_id(srv.network_id)
+    ct = Conntrack()
+    ct.conns[(zone, (6, remote.ips[0], 40000, srv.ips[0], 22))] = {"ct_mark": 0, "ct_label": 0}
+    for i in range(3):
+        t = ct.apply(s.send(srv.id, ct_state=ct.lookup, eth_dst=remote.mac_address,
+                            eth_type=0x0800, ipv4_src=srv.ips[0], ipv4_dst=remote.ips[0],
+                            ip_proto=6, tcp_src=22, tcp_dst=40000))
+        assert t.outputs, (i, t.format())
