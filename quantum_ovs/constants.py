@@ -22,6 +22,10 @@ DIRECTIONS = (INGRESS, EGRESS)
 # ------------------------------------------------------------------ device owners
 # The owner of a network's DHCP port (neutron-lib's DEVICE_OWNER_DHCP).
 DEVICE_OWNER_DHCP = "network:dhcp"
+# A router's interfaces on its subnets (neutron-lib's ROUTER_INTERFACE_OWNERS).
+ROUTER_INTERFACE_OWNERS = ("network:router_interface",
+                           "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
 
 # ------------------------------------------------------------------ IP protocols
 PROTO_NUM_HOPOPT = 0

@@ -85,6 +85,11 @@ class InvalidIpForSubnet(BadRequest):
     message = "IP address %(ip_address)s is not a valid IP for the specified subnet."
 
 
+class AllocationOnAutoAddressSubnet(BadRequest):
+    message = ("IPv6 address %(ip)s cannot be directly assigned to a port on subnet "
+               "%(subnet_id)s as the subnet is configured for automatic addresses")
+
+
 class InvalidIpForNetwork(BadRequest):
     message = ("IP address %(ip_address)s is not a valid IP for any of the subnets on "
                "the specified network.")

@@ -161,6 +161,12 @@ def allocate(s, net_id, port, requested, device_owner, subnets=None):
                     ip = ipam.allocate_next(s, sub.id, sub.ip_version)
                     if ip is None:
                         raise exceptions.IpAddressGenerationFailure(net_id=net_id)
+            elif _automatic(sub) and device_owner not in const.ROUTER_INTERFACE_OWNERS \
+                    and ipaddress.ip_address(ip) != ipaddress.ip_address(
+                        eui64(sub.cidr, port.mac_address)):
+                # (as Neutron: the instance takes its EUI-64 address itself;
+                # another would be some other MAC's, or not the one it uses)
+                raise exceptions.AllocationOnAutoAddressSubnet(ip=ip, subnet_id=sub.id)
             elif any(x is not None and x[1] == ip for x in slots):
                 # (the API refuses it first; taken twice it would look
                 # like a concurrent release, retried in vain)
@@ -201,6 +207,13 @@ def allocate_auto(s, net_id, ports, subnets):
         if pooled and waiting and not auto:
             raise exceptions.IpAddressGenerationFailure(net_id=net_id)
     return out
+
+
+def _automatic(sub) -> bool:
+    """Whether the subnet's hosts make their own addresses (Neutron's
+    is_auto_address_subnet: either mode)."""
+    return sub.ipv6_address_mode in AUTO_ADDRESS_MODES or \
+        getattr(sub, "ipv6_ra_mode", None) in AUTO_ADDRESS_MODES
 
 
 def take_specific(s, sub, ip, device_owner):

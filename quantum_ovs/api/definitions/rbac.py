@@ -67,6 +67,12 @@ def _target(value, name="target_tenant"):
     value = v.string(255)(value, name)
     if not value.strip():
         raise v.bad(f"'{name}' must not be empty")
+    # A project id has no blanks around it, nor control characters: "* "
+    # is not "*" to the policy (only administrators name every project),
+    # but MariaDB's PAD SPACE comparison took it for the wildcard (review
+    # s24b F1).
+    if value != value.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise v.bad(f"'{name}' must have no blanks around it and no control characters")
     return value
 
 

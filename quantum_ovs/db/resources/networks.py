@@ -75,20 +75,27 @@ class Networks(Collection):
 
     def owners(self, s, ids, ctx=None):
         """{id: {project_id, shared, external}} of these networks (the
-        policy targets of their subnets and ports; ``shared`` as ``ctx``
-        sees it when given); missing ones left out."""
+        policy targets of their subnets and ports; ``shared`` and
+        ``external`` as ``ctx`` sees them when given: an external network
+        is external to its owner and to the projects a policy makes it
+        external to, and to no other: to those it is a network they cannot
+        see, whose id answers as an unknown one, review s24b F2); missing
+        ones left out."""
         N, X = models.Network, models.ExternalNetwork
         rows = s.execute(sa.select(N.id, N.project_id, N.shared, X.network_id)
                          .outerjoin(X, X.network_id == N.id)
                          .where(N.id.in_(set(ids)))).all()
-        given = set()
+        given = external = set()
         if ctx is not None:
+            others = [r for r in rows if r[1] != ctx.project_id]
             given = rbac.granted_ids(s, "network", rbac.SHARED,
-                                     [r[0] for r in rows
-                                      if not r[2] and r[1] != ctx.project_id],
-                                     ctx.project_id)
+                                     [r[0] for r in others if not r[2]], ctx.project_id)
+            external = rbac.granted_ids(s, "network", rbac.EXTERNAL,
+                                        [r[0] for r in others if r[3] is not None],
+                                        ctx.project_id)
         return {r[0]: {"project_id": r[1], "shared": r[2] or r[0] in given,
-                       "external": r[3] is not None}
+                       "external": r[3] is not None and (
+                           ctx is None or r[1] == ctx.project_id or r[0] in external)}
                 for r in rows}
 
     def create_all(self, s, ctx, items):

@@ -13,9 +13,7 @@ from quantum_ovs.db.resource import Collection, std_dict
 from quantum_ovs.db.resources.networks import check_mtu
 from quantum_ovs.db.session import is_sqlite
 
-ROUTER_INTERFACE_OWNERS = ("network:router_interface",
-                           "network:router_interface_distributed",
-                           "network:ha_router_replicated_interface")
+ROUTER_INTERFACE_OWNERS = const.ROUTER_INTERFACE_OWNERS
 # The ports a new SLAAC / DHCPv6-stateless subnet gives no address to: a
 # router's interfaces (an interface is added per subnet), its gateway and
 # the floating IPs' holders (their addresses are the L3 plugin's).
