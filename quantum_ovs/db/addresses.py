@@ -209,6 +209,33 @@ def allocate_auto(s, net_id, ports, subnets):
     return out
 
 
+def echoed_as_automatic(requested, held):
+    """``requested`` fixed IPs, each entry that names one of ``held``
+    ((subnet id, address) on automatic-address subnets: what a port had
+    there) turned into its subnet alone: the port's own EUI-64 address
+    there.  For a request that echoes the addresses it was shown while
+    the MAC they were made from changes (a port's new MAC, a router's
+    gateway port made anew): as Neutron, that is not an address of
+    choice."""
+    if not held or not requested:
+        return requested
+    out = []
+    for req in requested:
+        ip, sid = req.get("ip_address"), req.get("subnet_id")
+        match = next((h for h in held if ip is not None and
+                      ipaddress.ip_address(h[1]) == ipaddress.ip_address(ip)
+                      and sid in (None, h[0])), None)
+        out.append({"subnet_id": match[0]} if match is not None else req)
+    return out
+
+
+def held_automatic(s, port) -> set:
+    """(subnet id, address) of the port's addresses on automatic-address
+    subnets."""
+    return {(a.subnet_id, a.ip_address) for a in port.fixed_ips
+            if _automatic(s.get(models.Subnet, a.subnet_id))}
+
+
 def _automatic(sub) -> bool:
     """Whether the subnet's hosts make their own addresses (Neutron's
     is_auto_address_subnet: either mode)."""

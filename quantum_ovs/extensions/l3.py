@@ -279,6 +279,8 @@ class Routers(Collection):
         if old is not None and old.network_id == net.id and not fixed:
             return ()  # the same gateway (SNAT aside)
         if old is not None:
+            if old.network_id == net.id:  # (its SLAAC addresses echoed: the new port's own)
+                fixed = addresses.echoed_as_automatic(fixed, addresses.held_automatic(s, old))
             self._drop_gateway_port(s, ctx, router, old)
         port = self._new_gateway_port(s, router, net, fixed or None, bool(subnets))
         router.gw_network_id, router.gw_port_id = net.id, port.id

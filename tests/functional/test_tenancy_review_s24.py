@@ -124,3 +124,66 @@ def test_f3_no_address_of_choice_on_an_automatic_address_subnet(api):
     r = api.put(f"/v2.0/ports/{port['id']}", {"port": {"fixed_ips": [
         {"subnet_id": sub["id"], "ip_address": "2001:db8:24::99"}]}}, project=OWNER)
     assert r.status_int == 400, (r.status, r.text)
+
+
+# ------------------------------------------------ review s24c (of 40b452b)
+R = "/v2.0/routers"
+ADMIN = dict(project="admin-p", admin=True)
+
+
+@pytest.fixture
+def l3(tmp_path):
+    from quantum_ovs.service import build
+    from tests.functional.conftest import Client, make_conf
+    db, plugin, app = build(make_conf(f"sqlite:///{tmp_path}/qovs.sqlite",
+                                      service_plugins=["router"]), migrate=True)
+    yield Client(app, plugin, db)
+    db.dispose()
+
+
+def _dual_stack_gateway(l3):
+    ext = l3.post("/v2.0/networks", {"network": {"name": "public", "router:external": True}},
+                  status=201, **ADMIN).data["network"]
+    v4 = l3.subnet(ext["id"], cidr="172.24.4.0/24", **ADMIN)
+    v6 = l3.subnet(ext["id"], cidr="2001:db8:70::/64", ipv6_address_mode="slaac",
+                   ipv6_ra_mode="slaac", **ADMIN)
+    r = l3.post(R, {"router": {"external_gateway_info": {"network_id": ext["id"]}}},
+                project="p1", status=201).data["router"]
+    return ext, v4, v6, r
+
+
+def test_router_gateway_update_echoing_its_slaac_address_is_accepted(l3):
+    """An administrator changes a dual-stack router gateway's IPv4 address
+    and sends external_fixed_ips as GET showed them, the IPv6 SLAAC entry
+    included (what a client that edits the list it read sends): 200, as
+    Neutron, which updates the port in place.  (Review s24c-3: our new
+    gateway port, with a new MAC, took the echoed address as one of choice,
+    400 since 40b452b; it gets its own EUI-64 address there now.)"""
+    ext, v4, v6, r = _dual_stack_gateway(l3)
+    ips = r["external_gateway_info"]["external_fixed_ips"]
+    assert {x["subnet_id"] for x in ips} == {v4["id"], v6["id"]}
+    new = [{"subnet_id": v4["id"], "ip_address": "172.24.4.50"}] + \
+        [x for x in ips if x["subnet_id"] == v6["id"]]
+    resp = l3.put(f"{R}/{r['id']}", {"router": {"external_gateway_info": {
+        "network_id": ext["id"], "external_fixed_ips": new}}}, **ADMIN)
+    assert resp.status_int == 200, (resp.status, resp.text)
+    got = resp.json["router"]["external_gateway_info"]["external_fixed_ips"]
+    assert {x["subnet_id"]: x["ip_address"] for x in got}[v4["id"]] == "172.24.4.50"
+    assert [x["subnet_id"] for x in got].count(v6["id"]) == 1
+
+
+def test_mac_change_with_the_slaac_address_echoed_is_accepted(l3):
+    """One update of an unbound port: a new MAC, and fixed_ips as the port
+    showed them (its SLAAC address of the old MAC).  Neutron
+    (update_port_with_ips) re-derives the EUI-64 address of every subnet
+    whose address was made from the old MAC: 200, the new MAC's address
+    (review s24c-4: 400 since 40b452b)."""
+    net = l3.network(project="p1")
+    v6 = l3.subnet(net["id"], cidr="2001:db8:5::/64", ipv6_ra_mode="slaac",
+                   ipv6_address_mode="slaac", project="p1")
+    port = l3.port(net["id"], project="p1", mac_address="fa:16:3e:00:00:01")
+    resp = l3.put(f"/v2.0/ports/{port['id']}", {"port": {
+        "mac_address": "fa:16:3e:00:00:02", "fixed_ips": port["fixed_ips"]}}, **ADMIN)
+    assert resp.status_int == 200, (resp.status, resp.text)
+    [ip] = resp.json["port"]["fixed_ips"]
+    assert ip == {"subnet_id": v6["id"], "ip_address": "2001:db8:5:0:f816:3eff:fe00:2"}

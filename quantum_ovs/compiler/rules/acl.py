@@ -64,7 +64,7 @@ from quantum_ovs.compiler.rules.static import (
     COMMIT_OWNED,
     COMMIT_UNOWNED,
     CT_EST_REPLY,
-    CT_RELATED,
+    CT_RELATED_REPLY,
     CT_RULE_MATCH,
     FLOODED,
     NOT_FLOODED,
@@ -275,7 +275,7 @@ def port_acl_flows(port: Port, ofport: int, keys_by_dir: dict,
         out += [Flow(P.EGRESS_ACL, prio, mk(src, state, owned_by(mac)), go, cookie)
                 for mac in (port.mac_address, *pair_macs(port))
                 for prio, state in ((PRIO_ESTABLISHED, CT_EST_REPLY),
-                                    (PRIO_RELATED, CT_RELATED))]
+                                    (PRIO_RELATED, CT_RELATED_REPLY))]
     return out
 
 

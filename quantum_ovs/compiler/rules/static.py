@@ -61,6 +61,11 @@ CONDEMN = Ct(commit=True, zone_src=P.REG_ZONE, mark=CONDEMNED)
 CT_EST_ORIG = Field("ct_state", CT_TRK | CT_EST, CT_TRK | CT_EST | CT_INV | CT_RPL)
 CT_EST_REPLY = Field("ct_state", CT_TRK | CT_EST | CT_RPL, CT_TRK | CT_EST | CT_RPL | CT_INV)
 CT_RELATED = Field("ct_state", CT_TRK | CT_REL, CT_TRK | CT_REL | CT_INV | CT_EST)
+# related, in the direction that opened the connection / in the other one
+CT_RELATED_ORIG = Field("ct_state", CT_TRK | CT_REL,
+                        CT_TRK | CT_REL | CT_INV | CT_EST | CT_RPL)
+CT_RELATED_REPLY = Field("ct_state", CT_TRK | CT_REL | CT_RPL,
+                         CT_TRK | CT_REL | CT_INV | CT_EST | CT_RPL)
 # not a reply: what a commit may create a connection with (a reply's
 # connection exists; committing it again would only rewrite what it is)
 NOT_REPLY = Field("ct_state", 0, CT_RPL)
@@ -94,11 +99,13 @@ FLOODED = Field(P.REG_FLAGS, P.FLAG_FLOOD, P.FLAG_FLOOD)
 # -- would relabel it as that port's, the other's next replies then
 # dropped).  A connection with neither is from before these were
 # written: its replies pass as they did (an upgrade keeps the established
-# ones).  Related packets (ICMP errors) out of a port pass the same way
-# for its own connections (and those from before); others meet the
-# port's rules.  Ports holding the same MAC (a VRRP pair's) share its
-# connections: one could open the other's egress to replies of what it
-# took for that MAC.
+# ones).  Related packets (ICMP errors) out of a port in the reply
+# direction pass the same way, for its own connections (and those from
+# before), and meet no rule otherwise; in the original direction they pass
+# (the connection's first packet came from this side of the port: no one
+# else could plant it).  Ports holding the same MAC (a VRRP pair's) share
+# its connections: one could open the other's egress to replies of what
+# it took for that MAC.
 LABEL_OWNER = (1 << 48) - 1
 MARK_UNOWNED = 2
 COMMIT_OWNED = Ct(commit=True, zone_src=P.REG_ZONE, write=Move("eth_dst", "ct_label", 48))
@@ -191,9 +198,13 @@ def static_flows(permitted_ethertypes: tuple = ()) -> list[Flow]:
         # (out of a port: the connection's own ports' replies and related
         # packets pass by their flows, rules/acl.py; here those of
         # connections from before ct_label was written)
-        legacy = F_LEGACY if table == P.EGRESS_ACL else ()
-        out.append(_f(table, PRIO_ESTABLISHED, mk(CT_EST_REPLY, *legacy), go))
-        out.append(_f(table, PRIO_RELATED, mk(CT_RELATED, *legacy), go))
+        if table == P.INGRESS_ACL:
+            out.append(_f(table, PRIO_ESTABLISHED, mk(CT_EST_REPLY), go))
+            out.append(_f(table, PRIO_RELATED, mk(CT_RELATED), go))
+        else:
+            out.append(_f(table, PRIO_ESTABLISHED, mk(CT_EST_REPLY, *F_LEGACY), go))
+            out.append(_f(table, PRIO_RELATED, mk(CT_RELATED_REPLY, *F_LEGACY), go))
+            out.append(_f(table, PRIO_RELATED, mk(CT_RELATED_ORIG), go))
         # Untracked (not IP): ARP only into a port; any other Ethertype
         # (MPLS carries IP past every IP match) meets the table's drop, as
         # in Neutron's OVS firewall.  (Out of a port with port security

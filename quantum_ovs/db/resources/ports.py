@@ -269,6 +269,9 @@ class Ports(Collection):
                     op="mac address update", device_owner=owner, port_id=port.id)
             if a["mac_address"] is not None and addresses.mac_in_use(s, port.network_id, mac):
                 raise exceptions.MacAddressInUse(net_id=port.network_id, mac=mac)
+            if "fixed_ips" in a:  # (echoing the old MAC's SLAAC addresses)
+                a = dict(a, fixed_ips=addresses.echoed_as_automatic(
+                    a["fixed_ips"], addresses.held_automatic(s, port)))
             port.mac_address = mac
             # Its addresses made from the MAC (SLAAC) follow it.
             for alloc in port.fixed_ips:

@@ -398,7 +398,8 @@ def test_a_planted_connection_does_not_open_the_clients_egress_to_related_icmp()
             key, _ = ct._find(zone, quoted)
             if key is not None:
                 c_ = ct.conns[key]
-                return CT_REL, c_["ct_mark"], c_["ct_label"]
+                # (the reverse of the planted direction: a reply)
+                return CT_REL | CT_RPL, c_["ct_mark"], c_["ct_label"]
             return CT_NEW
         return ct.lookup(zone, p)
 
@@ -429,3 +430,104 @@ def test_a_connection_from_before_the_upgrade_keeps_its_replies_to_another_host(
                             eth_type=0x0800, ipv4_src=srv.ips[0], ipv4_dst=remote.ips[0],
                             ip_proto=6, tcp_src=22, tcp_dst=40000))
         assert t.outputs, (i, t.format())
+
+
+# ------------------------------------------------ review s24c (of 6178dda)
+def _client_server(remote: bool):
+    """port-0-0: a stateful client whose egress allows UDP 53 only
+    (a hardened group); the server: stateful, UDP 53 in (local port-0-1,
+    or a port on another host)."""
+    view = make_host_view(networks=1, ports_per_net=2, groups=[],
+                          remote_hosts=1 if remote else 0,
+                          remote_ports_per_net=1 if remote else 0)
+    c = view.ports[0]
+    srv = next(p for p in view.ports if p.host != view.host) if remote else view.ports[1]
+    sgc = SecurityGroup("sg-c", (Rule("c-eg", "sg-c", "egress", "IPv4", 17, 53, 53),),
+                        frozenset(c.ips))
+    sgs = SecurityGroup("sg-s", (Rule("s-in", "sg-s", "ingress", "IPv4", 17, 53, 53),),
+                        frozenset(srv.ips))
+    ports = tuple(dataclasses.replace(p, security_groups=("sg-c",)) if p.id == c.id else
+                  dataclasses.replace(p, security_groups=("sg-s",)) if p.id == srv.id else p
+                  for p in view.ports)
+    return Scenario(view.replace(ports=ports, security_groups=(sgc, sgs))), c, srv
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local-server", "remote-server"])
+def test_client_port_unreachable_for_its_own_udp_connection_passes(remote):
+    """The client asks the server (UDP 40000 -> 53: its egress allows it),
+    the server answers after the client's socket closed, and the client's
+    kernel answers ICMP port unreachable quoting the reply: +rel -rpl, of a
+    connection the client opened (never labelled the client's).  It passes,
+    as in Neutron's OVS firewall (review s24c-1: 6178dda sent it to the
+    client's rules, UDP 53 only, and dropped it)."""
+    s, c, srv = _client_server(remote)
+    ct = Conntrack()
+    t = ct.apply(s.udp(c.id, srv.id, sport=40000, dport=53, ct_state=ct.lookup))
+    assert t.outputs and t.commits, t.format()
+    if not remote:
+        t = ct.apply(s.udp(srv.id, c.id, sport=53, dport=40000, ct_state=ct.lookup))
+        assert s.ofport(c.id) in t.ports, t.format()  # the (late) reply
+
+    def lookup(zone, p):
+        if p.get("ip_proto") == 1 and p.get("icmpv4_type") == 3:
+            # the quoted reply srv:53 -> c:40000, inverted: the original
+            key, _ = ct._find(zone, {"ip_proto": 17, "ipv4_src": p["ipv4_src"],
+                                     "udp_src": 40000, "ipv4_dst": p["ipv4_dst"],
+                                     "udp_dst": 53})
+            assert key is not None and key[1][1] == c.ips[0]  # the client's own
+            conn = ct.conns[key]
+            return CT_REL, conn["ct_mark"], conn["ct_label"]  # original direction: -rpl
+        return ct.lookup(zone, p)
+
+    fields = {"eth_dst": srv.mac_address, "eth_type": 0x0800, "ipv4_src": c.ips[0],
+              "ipv4_dst": srv.ips[0], "ip_proto": 1, "icmpv4_type": 3, "icmpv4_code": 3}
+    t = s.send(c.id, ct_state=lookup, **fields)
+    assert t.outputs, ("the client's ICMP error about its own connection is dropped",
+                       t.format())
+
+
+def test_forwarding_vm_packet_too_big_toward_the_responder_passes():
+    """A VPN / router VM R (stateful, address pair 0.0.0.0/0, egress: TCP
+    only) forwards a client's TCP connection to server D (port-0-1, which
+    committed it with its own MAC).  D's replies are too big for R's
+    tunnel: R sends D "fragmentation needed" (ICMP 3/4), quoting D -> client
+    (a reply): conntrack says +rel -rpl, labelled with D's MAC.  It passes,
+    as in Neutron (review s24c-1: R's egress rules, TCP only, dropped it,
+    a PMTU black hole for every connection through R)."""
+    view = make_host_view(networks=1, ports_per_net=2, groups=[], remote_hosts=0,
+                          remote_ports_per_net=0)
+    r, d = view.ports[:2]
+    sgr = SecurityGroup("sg-r", (Rule("r-in", "sg-r", "ingress", "IPv4"),
+                                 Rule("r-eg", "sg-r", "egress", "IPv4", 6)),
+                        frozenset(r.ips))
+    sgd = SecurityGroup("sg-d", (Rule("d-in", "sg-d", "ingress", "IPv4", 6, 443, 443),),
+                        frozenset(d.ips))
+    r = dataclasses.replace(r, security_groups=("sg-r",),
+                            allowed_address_pairs=(AddressPair("0.0.0.0/0", ""),))
+    d = dataclasses.replace(d, security_groups=("sg-d",))
+    s = Scenario(view.replace(ports=(r, d) + view.ports[2:], security_groups=(sgr, sgd)))
+    client = "192.0.2.7"
+    ct = Conntrack()
+    # R forwards the client's SYN to D (source: the client, through R's pair)
+    t = ct.apply(s.tcp(r.id, d.id, sport=50000, dport=443, ipv4_src=client,
+                       ct_state=ct.lookup))
+    assert s.ofport(d.id) in t.ports and t.writes, t.format()
+    label = ct.conns[next(iter(ct.conns))]["ct_label"]
+    assert label == int(d.mac_address.replace(":", ""), 16)
+    t = s.send(r.id, ct_state=(CT_REL, 0, label), eth_dst=d.mac_address, eth_type=0x0800,
+               ipv4_src=r.ips[0], ipv4_dst=d.ips[0], ip_proto=1, icmpv4_type=3,
+               icmpv4_code=4)
+    assert s.ofport(d.id) in t.ports, ("R's fragmentation-needed to D is dropped",
+                                       t.format())
+
+
+def test_related_reply_direction_still_needs_the_owner():
+    """What review s24 F2 closed: a +rel+rpl error about a connection
+    labelled with another port's MAC is refused (the client's rules: UDP 53
+    out only, and no rule matches a reply)."""
+    s, c, srv = _client_server(False)
+    other = int(srv.mac_address.replace(":", ""), 16)
+    t = s.send(c.id, ct_state=(CT_REL | CT_RPL, 0, other), eth_dst=srv.mac_address,
+               eth_type=0x0800, ipv4_src=c.ips[0], ipv4_dst=srv.ips[0], ip_proto=1,
+               icmpv4_type=3, icmpv4_code=3)
+    assert not t.outputs, t.format()
