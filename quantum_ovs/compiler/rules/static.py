@@ -195,9 +195,10 @@ def static_flows(permitted_ethertypes: tuple = ()) -> list[Flow]:
         meant = UNICAST if table == P.EGRESS_ACL else NOT_FLOODED
         for eth in (F_IP, F_IPV6):
             out.append(_f(table, PRIO_CONDEMN, mk(eth, CT_EST_ORIG, meant), [CONDEMN]))
-        # (out of a port: the connection's own ports' replies and related
-        # packets pass by their flows, rules/acl.py; here those of
-        # connections from before ct_label was written)
+        # (out of a port: replies, and related packets in the reply
+        # direction, pass by the flows of the connection's own ports,
+        # rules/acl.py; here those of connections from before ct_label was
+        # written, and every related packet in a connection's own direction)
         if table == P.INGRESS_ACL:
             out.append(_f(table, PRIO_ESTABLISHED, mk(CT_EST_REPLY), go))
             out.append(_f(table, PRIO_RELATED, mk(CT_RELATED), go))
