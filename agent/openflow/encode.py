@@ -171,30 +171,10 @@ def _defer_os_ken_addrconv() -> None:
     if name in sys.modules:
         return
     parent = importlib.import_module("os_ken.lib")
-    spec = importlib.util.find_spec(name)
-    module = importlib.util.module_from_spec(spec)
-    lock = threading.Lock()
-    ran = []
-
-    def run():
-        if ran:  # (os-ken keeps the stand-ins' methods: every conversion comes here)
-            return
-        with lock:
-            if not ran:
-                spec.loader.exec_module(module)  # replaces the stand-ins
-                del module.__getattr__
-                ran.append(True)
-
-    def getattr_(attr):
-        run()
-        try:
-            return module.__dict__[attr]
-        except KeyError:
-            raise AttributeError(f"module {name!r} has no attribute {attr!r}") from None
+    module = _lazy_module(name)  # (running it replaces the stand-ins)
+    run = _DEFERRED[name]
     for conv in ("mac", "ipv4", "ipv6"):
         setattr(module, conv, _LazyConverter(module, conv, run))
-    module.__getattr__ = getattr_
-    sys.modules[name] = module
     parent.addrconv = module
 
 
