@@ -326,11 +326,11 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
     # (a connection created by a route out is nobody's; a reply is not
     # committed: static.py)
     commit_acl = Ct(commit=True, zone=zones.acl, write=UNOWNED)
+    leave = (DecTtl(), SetField("eth_src", gw.mac_address), SetField(P.REG_NET, ext.local_id))
 
     def route_out(prio, match, hop, after):
         add(P.L3_ROUTE, prio, mk(*match, NOT_REPLY), leave + hop + (commit_acl,) + after)
         add(P.L3_ROUTE, prio, mk(*match, REPLY), leave + hop + after)
-    leave = (DecTtl(), SetField("eth_src", gw.mac_address), SetField(P.REG_NET, ext.local_id))
     eth, net = addr_field("ipv4_dst", "ipv6_dst", ext.cidr)
     prefixlen = int(ext.cidr.rsplit("/", 1)[1])
     # routes out of the gateway interface

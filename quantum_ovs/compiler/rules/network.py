@@ -227,18 +227,15 @@ def network_flows(
     # (the flags as they are for each half: FROM_LOCAL's are 0, a redirect
     # is from remote, and nothing after FLOOD reads FLAG_REDIRECT)
     local = local_copies(P.FLAG_FLOOD)
-    flooded_local = local
     if local or outside:
-        out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_LOCAL), tuple(flooded_local + outside),
-                        cookie))
+        out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_LOCAL), tuple(local + outside), cookie))
     if outside:
         # Locally originated IP leaving the host: commit it (egress has
         # accepted it) so that the replies come back established.
         # (nobody's here; a reply is not committed: static.py)
-        commit = COMMIT_UNOWNED
         for eth in (F_IP, F_IPV6):
             out.append(Flow(P.FLOOD, 110, mk(rnet, FROM_LOCAL, eth, NOT_REPLY),
-                            tuple(flooded_local + [commit] + outside), cookie))
+                            tuple(local + [COMMIT_UNOWNED] + outside), cookie))
     if local:
         out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_REMOTE),
                         tuple(local_copies(P.FLAG_FROM_REMOTE | P.FLAG_FLOOD)), cookie))
