@@ -116,7 +116,7 @@ def allocate(s, net_id, port, requested, device_owner, subnets=None):
         for family in (v4, v6):
             # Every SLAAC subnet gives an address; of the others, the
             # first with a free address gives one.
-            auto = [x for x in family if x.ipv6_address_mode in AUTO_ADDRESS_MODES]
+            auto = [x for x in family if automatic(x)]
             for sub in auto:
                 allocs.append((sub, eui64(sub.cidr, port.mac_address)))
             pooled = [x for x in family if x not in auto]
@@ -155,13 +155,13 @@ def allocate(s, net_id, port, requested, device_owner, subnets=None):
                 raise exceptions.InvalidInput(
                     error_message="fixed_ips entries need a subnet_id or an ip_address")
             if ip is None:
-                if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
+                if automatic(sub):
                     ip = eui64(sub.cidr, port.mac_address)
                 else:
                     ip = ipam.allocate_next(s, sub.id, sub.ip_version)
                     if ip is None:
                         raise exceptions.IpAddressGenerationFailure(net_id=net_id)
-            elif _automatic(sub) and device_owner not in const.ROUTER_INTERFACE_OWNERS \
+            elif automatic(sub) and device_owner not in const.ROUTER_INTERFACE_OWNERS \
                     and ipaddress.ip_address(ip) != ipaddress.ip_address(
                         eui64(sub.cidr, port.mac_address)):
                 # (as Neutron: the instance takes its EUI-64 address itself;
@@ -191,7 +191,7 @@ def allocate_auto(s, net_id, ports, subnets):
     out = [[] for _ in ports]
     for version in (4, 6):
         family = [x for x in subnets if x.ip_version == version]
-        auto = [x for x in family if x.ipv6_address_mode in AUTO_ADDRESS_MODES]
+        auto = [x for x in family if automatic(x)]
         for sub in auto:
             for allocs, port in zip(out, ports):
                 allocs.append((sub, eui64(sub.cidr, port.mac_address)))
@@ -233,14 +233,21 @@ def held_automatic(s, port) -> set:
     """(subnet id, address) of the port's addresses on automatic-address
     subnets."""
     return {(a.subnet_id, a.ip_address) for a in port.fixed_ips
-            if _automatic(s.get(models.Subnet, a.subnet_id))}
+            if automatic(s.get(models.Subnet, a.subnet_id))}
 
 
-def _automatic(sub) -> bool:
+def automatic(sub) -> bool:
     """Whether the subnet's hosts make their own addresses (Neutron's
-    is_auto_address_subnet: either mode)."""
+    is_auto_address_subnet: either mode; an ``ipv6_ra_mode`` of slaac
+    alone tells instances to make one, so their port gets it)."""
     return sub.ipv6_address_mode in AUTO_ADDRESS_MODES or \
-        getattr(sub, "ipv6_ra_mode", None) in AUTO_ADDRESS_MODES
+        sub.ipv6_ra_mode in AUTO_ADDRESS_MODES
+
+
+def automatic_clause(S=models.Subnet):
+    """``automatic`` as a condition on the subnets' table."""
+    return sa.or_(S.ipv6_address_mode.in_(AUTO_ADDRESS_MODES),
+                  S.ipv6_ra_mode.in_(AUTO_ADDRESS_MODES))
 
 
 def take_specific(s, sub, ip, device_owner):

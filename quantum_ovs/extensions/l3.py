@@ -335,8 +335,8 @@ class Routers(Collection):
         if GATEWAY_OWNER not in kinds and (sub.ip_version == 4 or kinds):
             return
         P, S = models.Port, models.Subnet
-        auto = {sid for sid, mode in s.execute(sa.select(S.id, S.ipv6_address_mode).where(
-            S.network_id == sub.network_id)) if mode in addresses.AUTO_ADDRESS_MODES}
+        auto = set(s.execute(sa.select(S.id).where(
+            S.network_id == sub.network_id, addresses.automatic_clause(S))).scalars())
         q = sa.select(P).where(P.network_id == sub.network_id,
                                P.device_owner == GATEWAY_OWNER).order_by(P.id)
         if not is_sqlite(s):

@@ -7,7 +7,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import addresses, changelog, ipam, models
-from quantum_ovs.db.addresses import AUTO_ADDRESS_MODES
 from quantum_ovs.db.bindings import UNPLUGGED_VIF_TYPES
 from quantum_ovs.db.resource import TAG, Collection, check_tags, hold
 from quantum_ovs.timeutils import api_time
@@ -276,7 +275,7 @@ class Ports(Collection):
             # Its addresses made from the MAC (SLAAC) follow it.
             for alloc in port.fixed_ips:
                 sub = s.get(models.Subnet, alloc.subnet_id)
-                if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
+                if addresses.automatic(sub):
                     alloc.ip_address = addresses.eui64(sub.cidr, mac)
         if "fixed_ips" in a:
             addresses.reallocate(s, port, a["fixed_ips"])

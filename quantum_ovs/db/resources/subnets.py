@@ -83,12 +83,19 @@ class Subnets(Collection):
             _check_cidr(netobj, a["enable_dhcp"])
         self._check_overlap(s, net, netobj)
         _check_v6_modes(a)
-        if a.get("ipv6_address_mode") in AUTO_ADDRESS_MODES:
+        if a.get("ipv6_address_mode") in AUTO_ADDRESS_MODES or \
+                a.get("ipv6_ra_mode") in AUTO_ADDRESS_MODES:
+            if netobj.prefixlen != 64:
+                # (as Neutron's _validate_eui64_applicable; a pool's prefix
+                # too: a MAC's 64 bits would not fit in a longer one)
+                raise exceptions.InvalidInput(
+                    error_message=f"Invalid CIDR {cidr} for IPv6 address mode: an address "
+                                  "made from a MAC (EUI-64) needs a /64 prefix")
             # (each gives every port of the network an address: a member of
             # its groups on every host; the network's row is locked above)
             S = models.Subnet
             have = s.execute(sa.select(sa.func.count()).select_from(S).where(
-                S.network_id == net.id, S.ipv6_address_mode.in_(AUTO_ADDRESS_MODES))).scalar()
+                S.network_id == net.id, addresses.automatic_clause(S))).scalar()
             exceptions.check_cap("A network", "SLAAC or DHCPv6-stateless subnets",
                                  self.plugin.conf.max_auto_address_subnets_per_network,
                                  have + 1)
@@ -122,7 +129,7 @@ class Subnets(Collection):
         sub.tags = []
         changelog.bump(net)
         changelog.record(s, "subnet", sub, "create", net.id)
-        if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
+        if addresses.automatic(sub):
             self._address_existing_ports(s, net, sub)
         s.flush()
         return sub
@@ -253,7 +260,7 @@ class Subnets(Collection):
         q = sa.select(sa.func.count()).select_from(A).join(
             P, P.id == A.port_id).where(A.subnet_id == id_,
                                         P.device_owner != const.DEVICE_OWNER_DHCP)
-        if sub.ipv6_address_mode in AUTO_ADDRESS_MODES:
+        if addresses.automatic(sub):
             q = q.where(P.device_owner.in_(ROUTER_INTERFACE_OWNERS))
         if s.execute(q).scalar():
             raise exceptions.SubnetInUse(subnet_id=id_)
