@@ -804,8 +804,13 @@ class Engine:
 
     def _mark_members(self, gid: str, d: str, addresses) -> None:
         dirty = self._dirty
+        stateless = d in acl_rules.STATELESS_DIRS
         for ip in addresses:
             dirty.add((ADDRESS, d, ip))
+            if stateless:  # (a rule match that is the same flow carries it)
+                tm = acl_rules.address_match(d, ip)
+                if tm in self.match_refs:
+                    dirty.add((RULE_MATCH,) + tm)
 
     def _conj_id(self, key) -> int:
         cid = self.alloc.conj_ids.get(key)
@@ -898,6 +903,9 @@ class Engine:
                 if not c:
                     del refs[tm]
             dirty.add((RULE_MATCH,) + tm)
+            at = acl_rules.address_at(*tm)
+            if at is not None:  # (whether it gives the address's flow)
+                dirty.add((ADDRESS,) + at)
 
     def _remote_addresses(self, remote: str):
         """The clause-2 addresses of a key's remote: a group's members, an
@@ -1160,14 +1168,24 @@ class Engine:
 
     def _compute_rule_match(self, owner) -> list[Flow]:
         _, table, m = owner
-        return acl_rules.rule_match_flows(table, m, self.match_refs.get((table, m)))
+        ids = self.match_refs.get((table, m))
+        at = acl_rules.address_at(table, m) if ids else None
+        return acl_rules.rule_match_flows(table, m, ids,
+                                          self._address_conj_ids(*at) if at else ())
 
     def _compute_address(self, owner) -> list[Flow]:
         _, d, ip = owner
+        if d in acl_rules.STATELESS_DIRS and \
+                acl_rules.address_match(d, ip) in self.match_refs:
+            return []  # (the rule match's flow carries it: address_at)
+        return acl_rules.address_flows(d, ip, self._address_conj_ids(d, ip))
+
+    def _address_conj_ids(self, d: str, ip: str) -> list[int]:
+        """The conj_ids of the remote keys (direction ``d``) whose group or
+        address group holds ``ip``: its clause 2."""
         conj = self.alloc.conj_ids
-        cids = [conj[(sg, d, g)] for g in self.ip_groups.get(ip, ())
+        return [conj[(sg, d, g)] for g in self.ip_groups.get(ip, ())
                 for sg in self.remote_refs.get((g, d), ())]
-        return acl_rules.address_flows(d, ip, cids)
 
     def _compute_router(self, owner) -> list[Flow]:
         r = self.routers.get(owner[1])
@@ -1480,8 +1498,9 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               Engine._compute_group, Engine._group_owners, (SG_RULES, ALLOCATIONS),
               "a conjunction key some rule of the group has: its accept flow"),
     OwnerKind(RULE_MATCH, cookies.KIND_RULE, ("table", "match"), Engine._compute_rule_match,
-              Engine._rule_match_owners, (SG_RULES, ALLOCATIONS),
-              "clause 1: one rule match, shared by the conjunction keys that need it"),
+              Engine._rule_match_owners, (SG_RULES, SG_MEMBERS, ADDRESS_GROUPS, ALLOCATIONS),
+              "clause 1: one rule match, shared by the conjunction keys that need it (in a "
+              "stateless table also the clause 2 of an address whose flow it is)"),
     OwnerKind(ADDRESS, cookies.KIND_ADDRESS, ("direction", "address"),
               Engine._compute_address, Engine._address_owners,
               (SG_MEMBERS, ADDRESS_GROUPS, SG_RULES, ALLOCATIONS),

@@ -300,3 +300,31 @@ def test_stateful_client_gets_replies_from_a_port_without_port_security(
         assert api.wait_status(p["id"], "ACTIVE")
     ok_ping, ok_tcp = _ping_and_tcp(cli, srv)
     assert ok_ping and ok_tcp, f"ping {ok_ping}, tcp {ok_tcp}"
+
+
+def test_an_address_group_of_everything_leaves_other_stateless_groups_working(
+        ovs, api, agent):  # noqa: F811
+    """Review s25 F1 on the switch: a stateless group's rule with no
+    protocol (a new group's egress "IPv4 to anywhere") is, in the stateless
+    table, the very flow of an address group's 0.0.0.0/0.  One project's
+    stateless group with an egress rule to such an address group made the
+    agent hold both owners: no stateless port on the host could send IPv4
+    through its "anywhere" rule.  Both flows' clauses are one flow now."""
+    net, _ = api.network("10.37.0.0/24")
+    sx = _stateless(api, "s25-x", [{"direction": "ingress", "protocol": "icmp"}])
+    p_a, a = vm(ovs, api, net, security_groups=[sx])
+    p_b, b = vm(ovs, api, net, security_groups=[sx])
+    for p in (p_a, p_b):
+        assert api.wait_status(p["id"], "ACTIVE")
+    assert eventually(lambda: a.ping(b.ip, wait=0.5)), "control: before the address group"
+    ag = api("POST", "/v2.0/address-groups", {"address_group": {
+        "name": "s25-everything", "addresses": ["0.0.0.0/0"]}})["address_group"]
+    sy = _stateless(api, "s25-y", [{"direction": "egress", "protocol": "tcp",
+                                   "port_range_min": 443, "port_range_max": 443,
+                                   "remote_address_group_id": ag["id"]}])
+    p_c, c = vm(ovs, api, net, security_groups=[sy])
+    assert api.wait_status(p_c["id"], "ACTIVE")
+    time.sleep(1)
+    assert eventually(lambda: a.ping(b.ip, wait=0.5)), (
+        "a stateless port's egress to anywhere stopped when another group named an "
+        "address group of 0.0.0.0/0")

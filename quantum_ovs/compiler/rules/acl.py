@@ -46,6 +46,7 @@ that are its own (ct_label, static.py): one flow per MAC of the port
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 
 from quantum_ovs.compiler import cookies
@@ -91,6 +92,7 @@ DIRS = {
 }
 # a rule's direction -> its key's direction in a stateless group
 STATELESS = {EGRESS: EGRESS_SL, INGRESS: INGRESS_SL}
+STATELESS_DIRS = frozenset(STATELESS.values())
 # a stateless port's IP leaves the stateful table here: above the reply,
 # related and invalid flows (static.py), below ND and DHCP replies
 PRIO_STATELESS = 115
@@ -297,13 +299,18 @@ def pair_mac_flows(port: Port, ofport: int, cookie) -> list[Flow]:
     return out
 
 
-def rule_match_flows(table: int, match: Match, ids) -> list[Flow]:
-    """Clause 1: ``ids`` are the (conj_id, n_clauses) needing this match."""
+def rule_match_flows(table: int, match: Match, ids, address_ids=()) -> list[Flow]:
+    """Clause 1: ``ids`` are the (conj_id, n_clauses) needing this match.
+    In a stateless table a rule's match can be an address's clause-2 match
+    too (a rule with no protocol: ``address_at``); this flow then also
+    carries that address's clause 2 (``address_ids``: its remote keys'
+    conj_ids), and ``address_flows`` gives none."""
     if not ids:
         return []
     cookie = cookies.cookie_for(cookies.KIND_RULE, f"{table}/{match!r}")
-    return [Flow(table, PRIO_CONJ, match,
-                 tuple([conjunction(c, 1, n) for c, n in sorted(ids)]), cookie)]
+    actions = [conjunction(c, 1, n) for c, n in sorted(ids)]
+    actions += [conjunction(c, 2, 3) for c in sorted(address_ids)]
+    return [Flow(table, PRIO_CONJ, match, tuple(actions), cookie)]
 
 
 def accept_flows(key, conj_id: int) -> list[Flow]:
@@ -317,19 +324,58 @@ def accept_flows(key, conj_id: int) -> list[Flow]:
             for eth in (F_IP, F_IPV6) for terms, actions in ACCEPT[d]]
 
 
-def address_flows(direction: str, address: str, conj_ids) -> list[Flow]:
-    """Clause 2 of every remote key whose group (or address group) holds
-    ``address`` (an address or a CIDR)."""
-    if not conj_ids:
-        return []
+def address_match(direction: str, address: str) -> tuple[int, Match]:
+    """(table, match) of clause 2 for ``address`` (an address or a CIDR,
+    spelled as model.member_address does) in ``direction``."""
     table, _, (v4name, v6name), _ = DIRS[direction]
     by_mac = member_mac(address)
     if by_mac is not None:  # a member that may use any address: its MAC
         version, mac = by_mac
-        m = mk(F_IPV6 if version == 6 else F_IP, Field(MAC_FIELDS[direction], mac))
+        return table, mk(F_IPV6 if version == 6 else F_IP, Field(MAC_FIELDS[direction], mac))
+    eth, af = addr_field(v4name, v6name, address)
+    return table, (mk(eth, af) if af is not None else mk(eth))
+
+
+# a stateless table -> its direction
+_SL_TABLES = {DIRS[d][0]: d for d in STATELESS.values()}
+
+
+def address_at(table: int, match: Match):
+    """(direction, address) whose clause-2 flow is ``match`` in ``table``
+    if that is a stateless table, else None.  There a rule's clause 1 has
+    no conntrack term: one with no protocol is the same flow as an
+    address's (``10.0.0.5/32`` and the member ``10.0.0.5``; no prefix and
+    an address group's ``0.0.0.0/0``), which one owner gives."""
+    d = _SL_TABLES.get(table)
+    if d is None or not 1 <= len(match) <= 2:
+        return None
+    eth = next((f for f in match if f.name == "eth_type"), None)
+    if eth is None:
+        return None
+    v6 = eth.value == F_IPV6.value
+    rest = [f for f in match if f is not eth]
+    if not rest:
+        address = "::/0" if v6 else "0.0.0.0/0"
     else:
-        eth, af = addr_field(v4name, v6name, address)
-        m = mk(eth, af) if af is not None else mk(eth)
+        f = rest[0]
+        if f.name not in DIRS[d][2]:
+            return None
+        try:
+            address = f.value if f.mask is None else \
+                f"{f.value}/{bin(int(ipaddress.ip_address(f.mask))).count('1')}"
+            address = member_address(address)
+        except ValueError:
+            return None
+    return (d, address) if address_match(d, address) == (table, match) else None
+
+
+def address_flows(direction: str, address: str, conj_ids) -> list[Flow]:
+    """Clause 2 of every remote key whose group (or address group) holds
+    ``address`` (an address or a CIDR).  (In a stateless table a rule match
+    that is the same flow gives it instead: ``address_at``.)"""
+    if not conj_ids:
+        return []
+    table, m = address_match(direction, address)
     cookie = cookies.cookie_for(cookies.KIND_ADDRESS, f"{direction}/{address}")
     return [Flow(table, PRIO_CONJ, m, tuple([conjunction(c, 2, 3) for c in sorted(conj_ids)]),
                  cookie)]

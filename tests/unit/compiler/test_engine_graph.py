@@ -41,11 +41,20 @@ from tests.fixtures.scenario import base_view as _base_view
 def base_view():
     """The scenario's base view with external connectivity (a gateway on
     router-1, floating IPs, a port forwarding), so every owner kind has
-    owners; sg-db's rules also name an address group."""
+    owners; sg-db's rules also name an address group.  A stateless group,
+    sg-sl, has rules with no protocol whose clause-1 flow is the clause-2
+    flow of an address of sg-db or ag-1 once it is added (_add_member,
+    _add_ag_address): one rule-match owner gives both (acl.address_at)."""
     view = add_external(_base_view(), hosts=(HOST, "gw-2"))
     rule = Rule("db-ag", "sg-db", "ingress", "IPv4", 6, 22, 22, remote_address_group_id="ag-1")
     groups = tuple(dataclasses.replace(g, rules=g.rules + (rule,)) if g.id == "sg-db" else g
                    for g in view.security_groups)
+    groups += (SecurityGroup("sg-sl", (
+        Rule("sl-1", "sg-sl", "ingress", "IPv4", 6, 22, 22, remote_group_id="sg-db"),
+        Rule("sl-2", "sg-sl", "ingress", "IPv4", remote_ip_prefix="10.250.0.9/32"),
+        Rule("sl-3", "sg-sl", "ingress", "IPv6", 6, 80, 80, remote_address_group_id="ag-1"),
+        Rule("sl-4", "sg-sl", "ingress", "IPv6", remote_ip_prefix="2001:db8::/64")),
+        stateful=False),)
     return view.replace(security_groups=groups, address_groups=(
         AddressGroup("ag-1", frozenset({"10.77.0.0/24", "10.77.1.5/32"})),))
 
