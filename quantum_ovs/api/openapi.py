@@ -296,6 +296,7 @@ _CUSTOM = {
         {"enum": ["ingress", "egress"]}),
     "quantum_ovs.api.definitions.securitygroups.group_ref.<locals>.check": _group_ref,
     "quantum_ovs.api.definitions.securitygroups.remote_prefix": _c(
+        {"type": "string", "pattern": "^$|" + IP_OR_CIDR_PATTERN},  # ("": none)
         {"type": "string", "pattern": IP_OR_CIDR_PATTERN}, null=True),
     "quantum_ovs.api.definitions.floatingips._ip4_or_none": _c(
         {"type": "string", "format": "ipv4"}, null=True),

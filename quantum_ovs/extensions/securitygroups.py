@@ -40,6 +40,7 @@ from quantum_ovs.api.definitions.securitygroups import (  # noqa: F401 (the cont
     SecurityGroupMissingIcmpType,
     SecurityGroupMultipleRemoteEntites,
     SecurityGroupNotFound,
+    SecurityGroupNotSingleGroupRules,
     SecurityGroupProtocolRequiredWithPorts,
     SecurityGroupRuleExists,
     SecurityGroupRuleInvalidDirection,
@@ -47,6 +48,7 @@ from quantum_ovs.api.definitions.securitygroups import (  # noqa: F401 (the cont
     SecurityGroupRuleInvalidProtocol,
     SecurityGroupRuleNotFound,
     SecurityGroupRuleParameterConflict,
+    SecurityGroupRulesNotSingleProject,
     WHOLE_PORT_RANGE,
     _anywhere_is_none,
     _check_ports,
@@ -317,6 +319,15 @@ class SecurityGroupRules(Collection):
 
     def to_dict(self, obj):
         return rule_dict(obj)
+
+    def create_all(self, s, ctx, items):
+        # (as Neutron's bulk create: one group and one project, checked
+        # before any of them is looked up)
+        if len({a["security_group_id"] for a in items}) > 1:
+            raise SecurityGroupNotSingleGroupRules()
+        if len({a.get("project_id") for a in items}) > 1:
+            raise SecurityGroupRulesNotSingleProject()
+        return super().create_all(s, ctx, items)
 
     def create(self, s, ctx, a):
         # The group's row lock serializes rule changes of one group, so

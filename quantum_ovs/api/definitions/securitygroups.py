@@ -81,6 +81,14 @@ class DuplicateSecurityGroupRuleInPost(exceptions.InUse):
     message = "Duplicate Security Group Rule in POST."
 
 
+class SecurityGroupNotSingleGroupRules(exceptions.BadRequest):
+    message = "A bulk create of security group rules may name only one security group."
+
+
+class SecurityGroupRulesNotSingleProject(exceptions.BadRequest):
+    message = "A bulk create of security group rules may be for only one project."
+
+
 class SecurityGroupInUse(exceptions.InUse):
     message = "Security Group %(id)s in use: %(reason)s."
 
@@ -226,8 +234,9 @@ def group_ref(max_len=None):
 
 
 def remote_prefix(value, name="remote_ip_prefix"):
-    """An address or a prefix, written as a CIDR (host bits kept)."""
-    if value is None:
+    """An address or a prefix, written as a CIDR (host bits kept); an
+    empty string is no prefix, as Neutron reads it."""
+    if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise v.bad(f"'{value}' is not a valid IP prefix")
