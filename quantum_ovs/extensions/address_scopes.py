@@ -66,8 +66,9 @@ class AddressScopes(Shareable, Collection):
 
 def network_scopes(net, d):
     """ipv4_address_scope / ipv6_address_scope of a network: the scope of
-    the pool its subnets of that version come from (one pool per version,
-    see subnetpools.SubnetPools.allocate), else None."""
+    the pools its subnets of that version come from (one pool per version,
+    or pools of one scope: see subnetpools.SubnetPools.allocate), else
+    None."""
     scopes = {4: None, 6: None}
     for sub in net.subnets:
         if sub.subnetpool_id is not None and scopes[sub.ip_version] is None:

@@ -355,6 +355,16 @@ class SubnetPools(Shareable, Collection):
             _set_prefixes(self.plugin.conf, pool, nets)
         pool.min_prefixlen, pool.max_prefixlen, pool.default_prefixlen = lo, hi, default
         rescoped = scope_id != pool.address_scope_id
+        if rescoped:
+            # (no network left with subnets of this version in two scopes:
+            # the pools sharing a network share its scope)
+            S = models.Subnet
+            mine = sa.select(S.network_id).where(S.subnetpool_id == pool.id)
+            if s.execute(sa.select(S.id).where(
+                    S.network_id.in_(mine), S.ip_version == version,
+                    sa.or_(S.subnetpool_id.is_(None), S.subnetpool_id != pool.id))
+                    .limit(1)).first():
+                raise definition.NetworkAddressScopeAffinityError()
         for k in ("name", "description", "default_quota", "is_default", "address_scope_id"):
             if k in a:
                 setattr(pool, k, a[k])
@@ -484,15 +494,30 @@ class SubnetPools(Shareable, Collection):
                 raise _required("ip_version")
             if plen is not None:
                 raise definition.bad_subnet("prefixlen cannot be given without a subnetpool")
-        S = models.Subnet
-        others = {p for (p,) in s.execute(sa.select(S.subnetpool_id).where(
-            S.network_id == net.id, S.ip_version == version).distinct())}
-        if others and others != {pool_id or None}:
+        # As Neutron's _validate_network_subnetpools: the network's subnets
+        # of this version come from one pool, or from pools of one address
+        # scope (the network's), or none of them from a pool.
+        S, P = models.Subnet, models.SubnetPool
+        others = set(s.execute(sa.select(S.subnetpool_id).where(
+            S.network_id == net.id, S.ip_version == version).distinct()).scalars())
+        scoped = sorted(p for p in others if p is not None and p != pool_id)
+        scope = None
+        if scoped:  # (their scope as it is once a re-scoping of one commits)
+            q = sa.select(P.address_scope_id).where(P.id.in_(scoped)).order_by(P.id)
+            scopes = set(s.execute(q if is_sqlite(s) else q.with_for_update()).scalars())
+            scope = next(iter(sorted(scopes - {None})), None)
+        if scope is not None and pool is not None and pool.address_scope_id != scope:
+            raise definition.NetworkAddressScopeAffinityError()
+        if others and others != {pool_id or None} and (scope is None or pool is None):
             raise definition.NetworkSubnetPoolAffinityError()
         if pool is None:
             return cidr, version, None
         if cidr is not None and plen is not None:
             raise definition.bad_subnet("cidr and prefixlen must not be supplied together")
+        if cidr is None and a.get("allocation_pools") is not None:
+            # (as Neutron: a pool's choice of prefix has no pools of choice)
+            raise definition.bad_subnet("allocation_pools allowed only for specific subnet "
+                                        "requests.")
         if cidr is not None:
             plen = prefixes.net(cidr).prefixlen
         elif plen is None:
@@ -516,7 +541,7 @@ class SubnetPools(Shareable, Collection):
                 raise definition.SubnetAllocationError(
                     reason=f"Insufficient prefix space to allocate subnet size /{plen}")
             cidr = str(got)
-        if pool.default_quota is not None:
+        if pool.default_quota:  # (as Neutron's allocator: 0 bounds nothing)
             mine = sum(prefixes.quota_units(c) for c in _allocated(s, pool.id, a["project_id"]))
             if mine + prefixes.quota_units(cidr) > pool.default_quota:
                 raise definition.SubnetPoolQuotaExceeded()

@@ -15,7 +15,7 @@ PATH = "/v2.0/network-ip-availabilities"
 FILTERS = ("network_id", "network_name", "tenant_id", "project_id", "ip_version")
 
 POLICY_RULES = [
-    p.rule("get_network_ip_availability", p.ADMIN, "Get network IP availability",
+    p.rule("get_network_ip_availability", p.ADMIN_OR_SERVICE, "Get network IP availability",
            operations=[("GET", "/network-ip-availabilities"),
                        ("GET", "/network-ip-availabilities/{network_id}")]),
 ]

@@ -147,6 +147,11 @@ class NetworkSubnetPoolAffinityError(exceptions.BadRequest):
                "subnet pool.")
 
 
+class NetworkAddressScopeAffinityError(exceptions.BadRequest):
+    message = ("The subnets of one network and IP version from subnet pools must all be "
+               "in one address scope.")
+
+
 def bad_subnet(msg):
     return exceptions.BadRequest(resource="subnets", msg=msg)
 
