@@ -4,13 +4,10 @@ provider network.
 
 hv1 holds an instance port with a floating IP; hv2 and hv3 are the
 router's gateway hosts (in that order).  The agents run in-process without
-a server: each is handed its host view directly.  The first tests were
-written before the router's flows punted anything, and still stand in
-for them by hand, with flows of a foreign cookie the agent leaves alone:
-the punt of a packet whose next hop is unknown (table L3_RESOLVE, the
-router's cookie, reg6 = the external network) and the punt of ARP replies
-arriving from the physical network.  The IPv6 one uses the compiled flows
-only, from an instance's packet to the learned neighbour.
+a server: each is handed its host view directly.  Neighbours are learned
+through the compiled flows only, from an instance's packet to the punted
+answer (the first tests stood in for the router's punts by hand, before
+the router's flows punted anything).
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ import time
 import pytest
 
 from quantum_ovs import model as m
-from quantum_ovs.compiler import cookies
-from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.testing.ovs import missing_prerequisites, netns_exec, rand_name, run
 from tests.fixtures.multihost import Cluster, wait_for
 
@@ -39,7 +34,6 @@ FIP = "77777777-7777-4777-8777-777777777777"
 GW_MAC, FIP_MAC, VM_MAC = "fa:16:3e:00:00:02", "fa:16:3e:00:00:20", "fa:16:3e:00:00:10"
 GW_IP, FIP_IP, UPSTREAM_IP = "203.0.113.10", "203.0.113.20", "203.0.113.1"
 NO_SERVER = "http://127.0.0.1:9"
-FOREIGN = 0x1234  # cookie of the stand-in flows (not ours: the agent leaves them)
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +66,11 @@ def _router(hosts=("hv2", "hv3"), fip_port=VM_PORT):
         interfaces=(m.RouterInterface(RIF_PORT, NET, "sub-in", "10.0.0.1", 24,
                                       "fa:16:3e:00:00:01"),),
         gateway=m.RouterGateway(EXT, GW_PORT, GW_MAC, (GW_IP,), hosts=hosts, redirect_key=5000),
-        floating_ips=(m.FloatingIP(FIP, FIP_IP, EXT, fip_port, "10.0.0.5", FIP_MAC),))
+        floating_ips=(m.FloatingIP(FIP, FIP_IP, EXT, fip_port, "10.0.0.5", FIP_MAC),)
+        if fip_port else ())
 
 
-def _view(cloud, host, vm_host="hv1", revision=1, **kw):
+def _view(cloud, host, vm_host="hv1", revision=1, port_security=True, **kw):
     c = cloud[0]
     return m.HostView(
         host=host, tunnel_ip=c[host].tunnel_ip, revision=revision,
@@ -84,7 +79,7 @@ def _view(cloud, host, vm_host="hv1", revision=1, **kw):
         subnets=(m.Subnet("sub-in", NET, "10.0.0.0/24", gateway_ip="10.0.0.1"),
                  m.Subnet("sub-ext", EXT, "203.0.113.0/24", gateway_ip=UPSTREAM_IP)),
         ports=(m.Port(VM_PORT, NET, VM_MAC, (m.FixedIP("sub-in", "10.0.0.5"),),
-                      host=vm_host),),
+                      host=vm_host, port_security_enabled=port_security),),
         remote_hosts=tuple(m.RemoteHost(h.name, h.tunnel_ip) for h in c.hosts
                            if h.name != host),
         routers=(_router(**kw),))
@@ -109,65 +104,51 @@ def _stale(cloud, ip, mac="02:00:00:00:00:99"):
     assert _upstream_neigh(cloud, ip) == mac
 
 
-def _punt_replies(h):
-    """Stand-in: ARP replies from the physical network to the controller."""
-    patch = h.ovs.ofport("int-br-phys1")
-    h.ovs.ofctl("add-flow", "br-int", f"table=0,priority=1000,cookie={FOREIGN:#x},"
-                f"in_port={patch},arp,arp_op=2,actions=controller")
+def _learn_from_an_instance(cloud, h, view, dst):
+    """An instance on ``h`` (the port of ``view``) sends IPv4 to ``dst``
+    through the router until ``h``'s agent has learned the upstream
+    router's MAC from the ARP reply the compiled flows punt to it."""
+    c, upstream, dev = cloud
+    upstream_mac = netns_exec(upstream, "cat", f"/sys/class/net/{dev}/address").strip()
+    inst = h.ovs.add_instance("10.0.0.5", 24, mac=VM_MAC, iface_id=VM_PORT)
+    try:
+        inst.exec("ip", "route", "add", "default", "via", "10.0.0.1")
+        for name in ("hv1", "hv2", "hv3"):
+            _load(cloud, name, view(name))
+        assert wait_for(lambda: VM_PORT in h.agent.engine.vif_ofports, 10)
+        want = m.Neighbour(EXT, UPSTREAM_IP, upstream_mac)
+
+        def learned():
+            inst.exec("ping", "-c", "1", "-W", "1", dst, check=False)
+            return want in h.agent.chassis.neighbours
+        t0 = time.monotonic()
+        assert wait_for(learned, 10, 0.1), (h.agent.stats, h.agent.chassis.neighbours)
+        return time.monotonic() - t0
+    finally:
+        h.ovs.remove_instance(inst)
 
 
 def test_resolve_upstream_from_gateway_and_from_fip(cloud):
-    c, upstream, dev = cloud
+    """The router's own flows punt a packet whose next hop is unknown and
+    the ARP reply that answers the agent's request: no stand-in flow."""
+    c = cloud[0]
     hv1, hv2 = c["hv1"], c["hv2"]
-    upstream_mac = netns_exec(upstream, "cat", f"/sys/class/net/{dev}/address").strip()
-    for name in ("hv1", "hv2", "hv3"):
-        _load(cloud, name, _view(cloud, name))
-    hv2_agent = hv2.agent
-    _punt_replies(hv2)
-    ext_id = hv2_agent.engine.local_id(EXT)
-    # Stand-in for the router's punt: a packet to the outside world from
-    # an instance without a floating IP, routed on the gateway host.
-    cookie = cookies.cookie_for(cookies.KIND_ROUTER, ROUTER)
-    hv2.ovs.ofctl("add-flow", "br-int", f"table={P.L3_RESOLVE},priority=1000,"
-                  f"cookie={cookie:#x},reg6={ext_id},ip,actions=controller")
-    t0 = time.monotonic()
-    _send_routed(hv2, ext_id, src=GW_IP, dst="198.51.100.7", nexthop=UPSTREAM_IP)
-    assert wait_for(lambda: m.Neighbour(EXT, UPSTREAM_IP, upstream_mac)
-                    in hv2_agent.chassis.neighbours, 5, 0.01), hv2_agent.stats
-    print(f"\nneighbour: upstream resolved from the gateway in {time.monotonic() - t0:.3f} s")
-    # It asked from the gateway address (the answer came to it).
-    assert hv2_agent.resolver._table[(EXT, UPSTREAM_IP)].src_ip == GW_IP
-    assert hv2_agent.stats["neighbour_requests"] == 1
-
-    # On the floating IP's host, traffic of the floating IP asks from it.
-    _punt_replies(hv1)
-    ext1 = hv1.agent.engine.local_id(EXT)
-    hv1.ovs.ofctl("add-flow", "br-int", f"table={P.L3_RESOLVE},priority=1000,"
-                  f"cookie={cookie:#x},reg6={ext1},ip,actions=controller")
-    _send_routed(hv1, ext1, src=FIP_IP, dst="203.0.113.1")
-    assert wait_for(lambda: m.Neighbour(EXT, UPSTREAM_IP, upstream_mac)
-                    in hv1.agent.chassis.neighbours, 5, 0.01), hv1.agent.stats
+    # An instance without a floating IP on the active gateway host, hv2:
+    # SNAT there, and the agent asks from the gateway's address.
+    took = _learn_from_an_instance(
+        cloud, hv2, lambda name: _view(cloud, name, vm_host="hv2", revision=10,
+                                       port_security=False, fip_port=None),
+        "198.51.100.7")
+    print(f"\nneighbour: upstream resolved from the gateway in {took:.3f} s")
+    assert hv2.agent.resolver._table[(EXT, UPSTREAM_IP)].src_ip == GW_IP
+    assert hv2.agent.stats["neighbour_requests"] >= 1
+    # On the floating IP's host, hv1, the instance's traffic goes out from
+    # the floating IP, and the agent asks from it.
+    _learn_from_an_instance(
+        cloud, hv1, lambda name: _view(cloud, name, vm_host="hv1", revision=11,
+                                       port_security=False),
+        UPSTREAM_IP)
     assert hv1.agent.resolver._table[(EXT, UPSTREAM_IP)].src_ip == FIP_IP
-
-
-def _send_routed(h, ext_id, src, dst, nexthop=None):
-    """Inject an IPv4 packet into br-int's L3_RESOLVE with reg6 = the
-    external network and reg0 = the next hop (what the router's flows
-    would leave there)."""
-    import ipaddress
-    import struct
-
-    from agent.responders.dhcp import checksum, mac_bytes
-
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0,
-                     ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
-    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
-    frame = b"\x00" * 6 + mac_bytes(GW_MAC) + b"\x08\x00" + ip + struct.pack("!HHHH", 1, 2, 8, 0)
-    h.ovs.ofctl("packet-out", "br-int",
-                f"in_port=controller,packet={frame.hex()},"
-                f"actions=set_field:{ext_id}->reg6,"
-                f"set_field:{int(ipaddress.IPv4Address(nexthop or dst))}->reg0,"
-                f"resubmit(,{P.L3_RESOLVE})")
 
 
 def test_garp_for_a_floating_ip_that_moves_here(cloud):
