@@ -198,11 +198,20 @@ class Controller:
                     del o[k]
         return objs
 
-    def _get_visible(self, ctx, id_):
+    def _get_visible(self, ctx, id_, with_target=False):
+        """The object (and, ``with_target``, its policy target) if the
+        caller may read it, else its not-found error."""
         obj = self.plugin.get(ctx, self.collection, id_)
-        if not self.policy.check(f"get_{self.resource}", ctx, self._target(obj, ctx=ctx)):
+        target = self._target(obj, ctx=ctx)
+        if not self.policy.check(f"get_{self.resource}", ctx, target):
             raise self.plugin.not_found(self.collection, id_)
-        return obj
+        return (obj, target) if with_target else obj
+
+    def _view(self, ctx, obj, fields=None):
+        """_visible of one object, its attributes' rules read with its
+        network's keys as a listing's are (a port's network owner reads
+        its tags; a shared network's subnet shows them)."""
+        return self._visible(ctx, obj, fields, self._target(obj, ctx=ctx))
 
     def _sortable_columns(self):
         cols = {c.key for c in self.plugin.model_of(self.collection).__table__.columns}
@@ -315,7 +324,7 @@ class Controller:
         tagged = False
         for key in set(params.keys()) - RESERVED_PARAMS:
             values = params.getall(key)
-            if key in TAG_FILTERS:
+            if key in TAG_FILTERS and "tags" in self.attrs:
                 tags = [t for val in values for t in val.split(",") if t]
                 if tags:
                     special.append(query.tag_filter(self.plugin.model_of(self.collection),
@@ -379,7 +388,7 @@ class Controller:
     def _parse_sorts(self, params):
         keys = params.getall("sort_key")
         dirs = params.getall("sort_dir")
-        if dirs and len(dirs) != len(keys):
+        if len(dirs) != len(keys):  # (as Neutron's get_sorts: no default direction)
             raise _bad("The number of sort_keys and sort_dirs must be same")
         out = []
         for i, k in enumerate(keys):
@@ -387,7 +396,7 @@ class Controller:
             if a is None or not a.is_sort_key or not a.is_visible or \
                     k not in self._sortable_columns():
                 raise _bad(f"{k} is an invalid attribute for sort_key")
-            d = dirs[i] if dirs else "asc"
+            d = dirs[i]
             if d not in ("asc", "desc"):
                 raise _bad(f"{d} is an invalid value for sort_dir, valid value is "
                            "'asc' and 'desc'")
@@ -407,7 +416,8 @@ class Controller:
         max_limit = self.conf.pagination_max_limit
         if max_limit and max_limit > 0:
             limit = min(limit or max_limit, max_limit)
-        marker = params.get("marker") or None
+        # (as Neutron's get_limit_and_marker: no limit, no marker either)
+        marker = (params.get("marker") or None) if limit is not None else None
         try:
             page_reverse = v.to_bool(params.get("page_reverse", False))
         except exceptions.InvalidInput:
@@ -417,8 +427,8 @@ class Controller:
     # ---------------------------------------------------------------- show
     def show(self, req, ctx, id_):
         fields = set(req.GET.getall("fields")) - {""}
-        obj = self._get_visible(ctx, id_)
-        return json_response({self.resource: self._visible(ctx, obj, fields)})
+        obj, target = self._get_visible(ctx, id_, with_target=True)
+        return json_response({self.resource: self._visible(ctx, obj, fields, target)})
 
     # ---------------------------------------------------------------- create
     def create(self, req, ctx):
@@ -461,9 +471,10 @@ class Controller:
                 for out in prepared])
         created = self.plugin.create(ctx, self.collection, prepared)
         if bulk:
-            return json_response({self.collection: [self._visible(ctx, o) for o in created]},
-                                 status=201)
-        return json_response({self.resource: self._visible(ctx, created[0])}, status=201)
+            targets = self._targets(created, ctx)
+            return json_response({self.collection: [
+                self._visible(ctx, o, None, tg) for o, tg in zip(created, targets)]}, status=201)
+        return json_response({self.resource: self._view(ctx, created[0])}, status=201)
 
     def _unwrap(self, item):
         if isinstance(item, dict) and self.resource in item:
@@ -578,7 +589,7 @@ class Controller:
         # "shared": false on its own scope is a 403 there too).
         self._check_attrs(ctx, action, target, list(out))
         obj = self.plugin.update(ctx, self.collection, id_, out)
-        return json_response({self.resource: self._visible(ctx, obj)})
+        return json_response({self.resource: self._view(ctx, obj)})
 
     def _hidden_on_update(self, ctx, id_, target):
         """A refused update is a 404 when the caller could not read the

@@ -33,7 +33,7 @@ def list_query(s, model, visible, filters, sorts, limit, marker, special_filters
         if mobj is None:
             raise not_found(marker)
         q = q.where(after_marker(order, mobj))
-    q = q.order_by(*[c.asc() if asc else c.desc() for c, asc in order])
+    q = q.order_by(*[term for c, asc in order for term in _order_terms(c, asc)])
     if limit is not None:
         q = q.limit(limit)
     if load is not None:
@@ -94,12 +94,38 @@ def child_filter(parent_id, child_fk, column):
     return lambda values: parent_id.in_(sa.select(child_fk).where(column.in_(values)))
 
 
+def _nullable(col) -> bool:
+    return bool(getattr(col.expression, "nullable", False))
+
+
+def _order_terms(col, asc):
+    """ORDER BY terms of one sort key: NULL below every value on every
+    backend (first ascending, last descending; PostgreSQL's own order is
+    the other way, MariaDB has no NULLS FIRST), so that after_marker and
+    page_reverse agree with the order."""
+    terms = []
+    if _nullable(col):
+        is_value = sa.case((col.is_(None), 0), else_=1)
+        terms.append(is_value.asc() if asc else is_value.desc())
+    terms.append(col.asc() if asc else col.desc())
+    return terms
+
+
 def after_marker(order, mobj):
-    """Rows strictly after the marker row in the given ordering."""
+    """Rows strictly after the marker row in the given ordering (NULL
+    below every value, as _order_terms sorts)."""
     clauses = []
     for i, (col, asc) in enumerate(order):
-        eqs = [c == getattr(mobj, c.key) for c, _ in order[:i]]
+        eqs = [c.is_(None) if (v := getattr(mobj, c.key)) is None else c == v
+               for c, _ in order[:i]]
         val = getattr(mobj, col.key)
-        cmp = col > val if asc else col < val
+        if val is None:
+            if not asc:
+                continue  # (nothing comes after NULL going down)
+            cmp = col.is_not(None)
+        elif asc:
+            cmp = col > val
+        else:
+            cmp = sa.or_(col < val, col.is_(None)) if _nullable(col) else col < val
         clauses.append(sa.and_(*eqs, cmp))
     return sa.or_(*clauses)

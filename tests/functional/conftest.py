@@ -36,7 +36,8 @@ BACKENDS = ["sqlite", "postgresql", "mysql"]
 SERVER_FIXTURES = {"postgresql": "postgres_server", "mysql": "mariadb_server"}
 # The modules (tests/functional/test_<name>.py) that run on MariaDB too.
 MYSQL_MODULES = {"networks", "ports", "quotas", "concurrency", "migrations", "db_errors",
-                 "backend_semantics", "queries", "mariadb_launcher", "rbac_migration"}
+                 "backend_semantics", "queries", "mariadb_launcher", "rbac_migration",
+                 "lists_review_s25"}
 
 
 def pytest_collection_modifyitems(config, items):

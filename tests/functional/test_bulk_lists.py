@@ -190,7 +190,7 @@ def test_listings_of_most_of_a_table_read_children_whole(api, net, monkeypatch):
     api.subnet(net["id"], "10.0.1.0/24")
     a = api.port(net["id"], name="a", security_groups=[sg["id"]],
                  fixed_ips=[{"subnet_id": s["id"]} for s in api.get(
-                     f"/v2.0/subnets?network_id={net['id']}&sort_key=cidr",
+                     f"/v2.0/subnets?network_id={net['id']}&sort_key=cidr&sort_dir=asc",
                      status=200).data["subnets"]],
                  allowed_address_pairs=[{"ip_address": "10.9.9.9"},
                                         {"ip_address": "10.9.8.0/24"}],
@@ -206,7 +206,7 @@ def test_listings_of_most_of_a_table_read_children_whole(api, net, monkeypatch):
                 status=200)
     for project, admin, want in (("admin-p", True, mine + theirs), ("p1", False, mine),
                                  ("p2", False, theirs)):
-        for query in ("", "?name=a", "?sort_key=name&limit=3"):
+        for query in ("", "?name=a", "?sort_key=name&sort_dir=asc&limit=3"):
             listed = _ports(api, project=project, admin=admin, query=query)
             expected = [p for p in want if query != "?name=a" or p["name"] == "a"]
             if "limit" not in query:

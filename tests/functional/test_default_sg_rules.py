@@ -163,7 +163,7 @@ def test_duplicates_policy_and_validation(api):
                      tenant_id=["x"]) == "InvalidInput"
     # sorted as Neutron sorts them: not by description or used_in_*
     for key in ("used_in_default_sg", "used_in_non_default_sg", "description"):
-        r = api.get(f"{DSGR}?sort_key={key}", status=400)
+        r = api.get(f"{DSGR}?sort_key={key}&sort_dir=asc", status=400)
         assert "invalid attribute for sort_key" in r.data["NeutronError"]["message"]
     got = [t["port_range_min"] for t in api.get(
         f"{DSGR}?sort_key=port_range_min&sort_dir=desc&protocol=udp&protocol=tcp",

@@ -36,7 +36,7 @@ def test_filters(api, nets):
                                    "sort_key=bogus", "sort_key=name&sort_dir=sideways",
                                    "sort_key=name&sort_key=id&sort_dir=asc",
                                    "limit=-1", "limit=x", "page_reverse=maybe",
-                                   "sort_key=tags"])
+                                   "sort_key=tags&sort_dir=asc", "sort_key=name"])
 def test_bad_queries_are_400(api, nets, query):
     r = api.get("/v2.0/networks?" + query, status=400)
     assert r.data["NeutronError"]["message"]
@@ -50,7 +50,7 @@ def test_fields(api, nets):
 
 
 def test_sorting(api, nets):
-    assert _names(api, "sort_key=name") == sorted(n["name"] for n in nets)
+    assert _names(api, "sort_key=name&sort_dir=asc") == sorted(n["name"] for n in nets)
     assert _names(api, "sort_key=name&sort_dir=desc") == sorted(
         (n["name"] for n in nets), reverse=True)
     by_state = _names(api, "sort_key=admin_state_up&sort_dir=asc&sort_key=name&sort_dir=desc")
@@ -78,15 +78,15 @@ def _walk(api, query, reverse=False):
 
 def test_pagination_forward_and_back(api, nets):
     everything = sorted(n["name"] for n in nets)
-    names, pages = _walk(api, "limit=3&sort_key=name")
+    names, pages = _walk(api, "limit=3&sort_key=name&sort_dir=asc")
     assert names == everything and pages >= 3
-    first = api.get("/v2.0/networks?limit=3&sort_key=name", status=200).data
+    first = api.get("/v2.0/networks?limit=3&sort_key=name&sort_dir=asc", status=200).data
     assert [n["name"] for n in first["networks"]] == everything[:3]
     nxt = {link["rel"]: link["href"] for link in first["networks_links"]}["next"]
     assert "marker=" in nxt and "sort_key=name" in nxt
     # backwards from the last element
     last_id = next(n["id"] for n in nets if n["name"] == everything[-1])
-    back, _ = _walk(api, f"limit=2&sort_key=name&marker={last_id}&page_reverse=True",
+    back, _ = _walk(api, f"limit=2&sort_key=name&sort_dir=asc&marker={last_id}&page_reverse=True",
                     reverse=True)
     assert back == everything[:-1]
 
@@ -154,7 +154,7 @@ def test_every_forward_page_links_back_even_an_empty_one(api, nets):
     marker sent or not, items or none); a short one has no next link."""
     everything = sorted(n["name"] for n in nets)
     last_id = next(n["id"] for n in nets if n["name"] == everything[-1])
-    data = api.get(f"/v2.0/networks?limit=3&sort_key=name&marker={last_id}",
+    data = api.get(f"/v2.0/networks?limit=3&sort_key=name&sort_dir=asc&marker={last_id}",
                    status=200).data
     assert data["networks"] == []
     links = {link["rel"]: link["href"] for link in data["networks_links"]}
@@ -165,12 +165,12 @@ def test_every_forward_page_links_back_even_an_empty_one(api, nets):
     back = api.get("/v2.0/networks?" + urllib.parse.urlsplit(links["previous"]).query,
                    status=200).data
     assert [n["name"] for n in back["networks"]] == everything[-3:]
-    first = api.get("/v2.0/networks?limit=3&sort_key=name", status=200).data
+    first = api.get("/v2.0/networks?limit=3&sort_key=name&sort_dir=asc", status=200).data
     assert {link["rel"] for link in first["networks_links"]} == {"next", "previous"}
-    short = api.get("/v2.0/networks?limit=30&sort_key=name", status=200).data
+    short = api.get("/v2.0/networks?limit=30&sort_key=name&sort_dir=asc", status=200).data
     assert {link["rel"] for link in short["networks_links"]} == {"previous"}
     # Backwards it is the other way round.
-    rev = api.get(f"/v2.0/networks?limit=30&sort_key=name&marker={last_id}"
+    rev = api.get(f"/v2.0/networks?limit=30&sort_key=name&sort_dir=asc&marker={last_id}"
                   "&page_reverse=True", status=200).data
     assert [n["name"] for n in rev["networks"]] == everything[:-1]
     assert {link["rel"] for link in rev["networks_links"]} == {"next"}

@@ -79,18 +79,24 @@ class Ports(Collection):
     def filter_clause(self, attr, values):
         if attr != "fixed_ips":
             return None
+        # As Neutron's _get_ports_query: the values of one key are OR'ed,
+        # the keys AND'ed (each a port with such an address, not
+        # necessarily the same one).
         A = models.IPAllocation
-        clauses = []
+        by_key: dict = {}
         for v in values:
-            c = []
-            if "ip_address" in v:
-                c.append(A.ip_address == v["ip_address"])
-            if "subnet_id" in v:
-                c.append(A.subnet_id == v["subnet_id"])
-            if "ip_address_substr" in v:
-                c.append(A.ip_address.contains(v["ip_address_substr"], autoescape=True))
-            clauses.append(sa.and_(*c))
-        return models.Port.id.in_(sa.select(A.port_id).where(sa.or_(*clauses)))
+            for k, val in v.items():
+                by_key.setdefault(k, []).append(val)
+        clauses = []
+        if "ip_address" in by_key:
+            clauses.append(A.ip_address.in_(by_key["ip_address"]))
+        if "subnet_id" in by_key:
+            clauses.append(A.subnet_id.in_(by_key["subnet_id"]))
+        if "ip_address_substr" in by_key:
+            clauses.append(sa.or_(*[A.ip_address.contains(x, autoescape=True)
+                                    for x in by_key["ip_address_substr"]]))
+        P = models.Port
+        return sa.and_(*[P.id.in_(sa.select(A.port_id).where(c)) for c in clauses])
 
     def check(self, a):
         """Neutron's per-port limits: addresses and address pairs cost
