@@ -51,7 +51,7 @@ def test_crud_filters_fields_paging_and_errors(api):
     assert api.get(f"{P}?action=access_as_external", status=200).data["rbac_policies"] == []
     pages, marker = [], None
     while True:
-        q = f"{P}?limit=2&sort_key=target_tenant" + (f"&marker={marker}" if marker else "")
+        q = f"{P}?limit=2&sort_key=target_tenant&sort_dir=asc" + (f"&marker={marker}" if marker else "")
         page = api.get(q, status=200).data["rbac_policies"]
         if not page:
             break
@@ -143,7 +143,7 @@ def test_network_shared_with_one_project(api):
     mine = api.network(project="p2", name="b-net")
     assert sorted(_ids(api, "/v2.0/networks", "networks", "p2")) == \
         sorted([net["id"], mine["id"]])
-    page = api.get("/v2.0/networks?limit=1&sort_key=name", project="p2",
+    page = api.get("/v2.0/networks?limit=1&sort_key=name&sort_dir=asc", project="p2",
                    status=200).data["networks"]
     assert [n["id"] for n in page] == [net["id"]]
     shown = api.get(f"/v2.0/networks/{net['id']}", project="p2", status=200).data["network"]

@@ -29,7 +29,7 @@ def test_subnetpool_shared_with_one_project(api):
     pol = _policy(api, pool["id"], "p2", object_type="subnetpool")
     assert sorted(_ids(api, "/v2.0/subnetpools", "subnetpools", "p2")) == \
         sorted([pool["id"], mine["id"]])
-    page = api.get("/v2.0/subnetpools?limit=1&sort_key=name", project="p2",
+    page = api.get("/v2.0/subnetpools?limit=1&sort_key=name&sort_dir=asc", project="p2",
                    status=200).data["subnetpools"]
     assert [x["id"] for x in page] == [pool["id"]]
     shown = api.get(f"/v2.0/subnetpools/{pool['id']}", project="p2",

@@ -114,7 +114,7 @@ def test_update_list_filter_sort_tags_delete(l3):
     assert len(l3.get(f"{R}?admin_state_up=false", status=200).data["routers"]) == 2
     only = l3.get(f"{R}?fields=id&fields=name", status=200).data["routers"]
     assert all(set(x) == {"id", "name"} for x in only)
-    page = l3.get(f"{R}?limit=1&sort_key=name", status=200).data
+    page = l3.get(f"{R}?limit=1&sort_key=name&sort_dir=asc", status=200).data
     assert len(page["routers"]) == 1 and page["routers_links"]
     # tags
     l3.put(f"{R}/{a['id']}/tags", {"tags": ["x", "y"]}, status=200)

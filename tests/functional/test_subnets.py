@@ -158,7 +158,7 @@ def test_shared_filters_subnets_by_their_network_and_is_not_shown(api):
     assert "shared" not in api.get(f"/v2.0/subnets/{own_sub['id']}",
                                    status=200).data["subnet"]
     api.get("/v2.0/subnets?shared=perhaps", status=400)
-    api.get("/v2.0/subnets?sort_key=shared", status=400)
+    api.get("/v2.0/subnets?sort_key=shared&sort_dir=asc", status=400)
     api.post("/v2.0/subnets", {"subnet": {"network_id": own["id"], "cidr": "10.52.0.0/24",
                                           "ip_version": 4, "shared": True}}, status=400)
     api.put(f"/v2.0/subnets/{own_sub['id']}", {"subnet": {"shared": True}}, status=400)
