@@ -51,7 +51,8 @@ def test_crud_filters_fields_paging_and_errors(api):
     assert api.get(f"{P}?action=access_as_external", status=200).data["rbac_policies"] == []
     pages, marker = [], None
     while True:
-        q = f"{P}?limit=2&sort_key=target_tenant&sort_dir=asc" + (f"&marker={marker}" if marker else "")
+        q = f"{P}?limit=2&sort_key=target_tenant&sort_dir=asc" + (
+            f"&marker={marker}" if marker else "")
         page = api.get(q, status=200).data["rbac_policies"]
         if not page:
             break
