@@ -183,7 +183,7 @@ def validator_schema(fn, mode):
             s["uniqueItems"] = True
         if mode == "request":
             s["maxItems"] = cl["max_items"]
-        return s, False
+        return s, cl["none_as_empty"] and mode == "request"
     if name == "dict_with.<locals>.check":
         props, required = {}, []
         for k, (fn2, req) in cl["spec"].items():

@@ -178,11 +178,16 @@ def check_length(value, name="value", max_items=LIST_MAX) -> None:
                   f"{max_items}")
 
 
-def list_of(item, unique=False, what="list", key=None, distinct=None, max_items=LIST_MAX):
+def list_of(item, unique=False, what="list", key=None, distinct=None, max_items=LIST_MAX,
+            none_as_empty=False):
     """``distinct``: a check of the validated items, before ``unique``'s
     (that raises an error of its own for items that must differ);
-    ``max_items``: the longest list taken (checked first)."""
+    ``max_items``: the longest list taken (checked first);
+    ``none_as_empty``: null is the empty list (neutron-lib's
+    convert_none_to_empty_list)."""
     def check(value, name="value"):
+        if value is None and none_as_empty:
+            return []
         if not isinstance(value, list):
             raise bad(f"'{value}' is not a list")
         check_length(value, name, max_items)
@@ -277,7 +282,7 @@ host_route = dict_with({"destination": (cidr, True),
 address_pair = dict_with({"ip_address": (ip_or_cidr, True),
                           "mac_address": (mac, False)}, "allowed_address_pairs")
 address_pairs = list_of(address_pair, unique=True, what="address pair",
-                        distinct=_pairs_once_each)
+                        distinct=_pairs_once_each, none_as_empty=True)
 
 
 def choices(*values, allow_none=True):

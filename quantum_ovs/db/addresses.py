@@ -102,9 +102,12 @@ def service_subnets(s, net_id, subnets, device_owner):
     return out
 
 
-def allocate(s, net_id, port, requested, device_owner, subnets=None):
+def allocate(s, net_id, port, requested, device_owner, subnets=None, auto=False):
     """[(subnet, ip)] for the port; ``requested`` None = automatic (from
-    the subnets its owner may use, either way: service_subnets)."""
+    the subnets its owner may use, either way: service_subnets).  ``auto``:
+    a new port given addresses also gets its EUI-64 one on each automatic
+    subnet the request does not name, unless it is a router's interface
+    (Neutron's _get_auto_address_ips)."""
     if subnets is None:
         subnets = subnets_of(s, net_id)
     subnets = service_subnets(s, net_id, subnets, device_owner)
@@ -143,12 +146,10 @@ def allocate(s, net_id, port, requested, device_owner, subnets=None):
                     raise exceptions.InvalidInput(
                         error_message=f"Failed to create port on network {net_id}, "
                                       f"because fixed_ips included invalid subnet {sid}")
-                if ip is not None and ipaddress.ip_address(ip) not in \
-                        ipaddress.ip_network(sub.cidr):
+                if ip is not None and not ip_on_subnet(sub.cidr, ip, device_owner):
                     raise exceptions.InvalidIpForSubnet(ip_address=ip)
             elif ip is not None:
-                sub = next((x for x in subnets
-                            if ipaddress.ip_address(ip) in ipaddress.ip_network(x.cidr)), None)
+                sub = next((x for x in subnets if ip_on_subnet(x.cidr, ip, device_owner)), None)
                 if sub is None:
                     raise exceptions.InvalidIpForNetwork(ip_address=ip)
             else:
@@ -175,6 +176,9 @@ def allocate(s, net_id, port, requested, device_owner, subnets=None):
                 take_specific(s, sub, ip, device_owner)
             slots[n] = (sub, ip)
         allocs = slots
+        if auto:
+            allocs += _missing_automatic(subnets, {sub.id for sub, _ in allocs}, port,
+                                         device_owner)
     seen = set()
     for sub, ip in allocs:
         if (sub.id, ip) in seen:
@@ -250,14 +254,29 @@ def automatic_clause(S=models.Subnet):
                   S.ipv6_ra_mode.in_(AUTO_ADDRESS_MODES))
 
 
+def ip_on_subnet(cidr, ip, device_owner="") -> bool:
+    """Whether a port of ``device_owner`` may hold ``ip`` on the subnet
+    (Neutron's check_subnet_ip): an IPv4 subnet's network and broadcast
+    addresses never, an IPv6 subnet's network address (its subnet-router
+    anycast address) a router's port only (or one of no owner, which
+    Neutron lets through as one it cannot tell)."""
+    net = ipaddress.ip_network(cidr)
+    addr = ipaddress.ip_address(ip)
+    if addr.version != net.version or addr not in net:
+        return False
+    if net.version == 4:
+        return addr not in (net.network_address, net.broadcast_address)
+    return addr != net.network_address or device_owner in const.ROUTER_PORT_OWNERS + ("",)
+
+
 def take_specific(s, sub, ip, device_owner):
+    # (the subnet's gateway address too, when no router holds it: as
+    # Neutron, whose IPAM only keeps it out of the pools)
     net = ipaddress.ip_network(sub.cidr)
     addr = ipaddress.ip_address(ip)
     if net.version == 4 and net.prefixlen <= 30 and addr in (
             net.network_address, net.broadcast_address):
         raise exceptions.InvalidIpForSubnet(ip_address=ip)
-    if ip == sub.gateway_ip and not device_owner.startswith("network:router"):
-        raise exceptions.IpAddressAlreadyAllocated(ip=ip, subnet_id=sub.id)
     if not ipam.take_specific(s, sub.id, ip):
         # (Written first: a bulk's earlier port may hold it, unflushed.)
         s.flush()
@@ -274,12 +293,25 @@ def take_specific(s, sub, ip, device_owner):
         # Outside every pool but inside the subnet: allowed, as in Neutron.
 
 
+def _missing_automatic(subnets, named, port, device_owner):
+    """[(subnet, EUI-64 address)] on the automatic subnets (of those the
+    owner may use) that ``named`` (subnet ids) leaves out; none for a
+    router's interface."""
+    if device_owner in const.ROUTER_INTERFACE_OWNERS:
+        return []
+    return [(x, eui64(x.cidr, port.mac_address)) for x in subnets
+            if automatic(x) and x.id not in named]
+
+
 def reallocate(s, port, requested):
     """The port's fixed IPs become ``requested``: the ones it keeps stay,
     the others are released, the new ones allocated.  As Neutron: an entry
     naming an address keeps it when the port has it; then an entry naming
     only a subnet keeps an address the port has there and no entry named
-    (the last of them), else gets a new one."""
+    (the last of them), else gets a new one.  A port's address on an
+    automatic subnet stays unless it is a router's interface (the instance
+    makes it itself, whatever the request says: Neutron's
+    _is_ip_required_by_subnet), and one it lacks there is added."""
     current = [(a.subnet_id, a.ip_address) for a in port.fixed_ips]
     unmatched = list(current)
     keep, new, by_subnet = [], [], []
@@ -305,10 +337,19 @@ def reallocate(s, port, requested):
             unmatched.remove(match)
             keep.append(match)
     subnets = {x.id: x for x in subnets_of(s, port.network_id)}
+    if port.device_owner not in const.ROUTER_INTERFACE_OWNERS:
+        for x in [x for x in unmatched if x[0] in subnets and automatic(subnets[x[0]])]:
+            unmatched.remove(x)
+            keep.append(x)
     for sid, ip in unmatched:  # (released)
         if sid in subnets:
             ipam.release(s, subnets[sid], ip)
     allocs = allocate(s, port.network_id, port, new, port.device_owner) if new else []
+    if any(automatic(x) for x in subnets.values()):
+        named = {sid for sid, _ in keep} | {sub.id for sub, _ in allocs}
+        allocs += _missing_automatic(
+            service_subnets(s, port.network_id, list(subnets.values()), port.device_owner),
+            named, port, port.device_owner)
     port.fixed_ips = []
     s.flush()
     entries = sorted(keep, key=current.index) + [(sub.id, ip) for sub, ip in allocs]

@@ -90,6 +90,11 @@ def setup(plugin, conf):
         if b is None:
             b = port.binding = models.PortBinding(host="", vnic_type="normal", profile="{}")
         changed = False
+        if VNIC in a and a[VNIC] != b.vnic_type and b.vif_type not in (None, "unbound"):
+            # (as ML2's _validate_port_update: a bound port keeps its VNIC
+            # type; binding_failed counts as bound there too)
+            raise exceptions.PortInUse(port_id=port.id, net_id=port.network_id,
+                                       device_id=port.device_id)
         if HOST in a and a[HOST] != b.host:
             if b.host:
                 # The old host must learn that the port left it.

@@ -62,6 +62,11 @@ def extra_dhcp_opts(value, name=EXTRA_DHCP_OPTS):
     for item in value:
         opt = _item(item, name)
         opt.setdefault("ip_version", 4)
+        if opt["opt_value"] == "" and opt["opt_name"] not in BLANK_ALLOWED:
+            # (as neutron-lib's key specs: only these may be blank; null
+            # removes an option)
+            raise v.bad(f"'opt_value' of extra DHCP option '{opt['opt_name']}' must not be "
+                        f"empty (only {', '.join(BLANK_ALLOWED)} may be)")
         key = (opt["opt_name"], opt["ip_version"])
         if key in seen:
             raise v.bad(f"Duplicate extra DHCP option '{key[0]}' for IP version {key[1]}")

@@ -349,7 +349,8 @@ RESOURCE_ATTRIBUTE_MAP = {
     },
     "ports": {
         "security_groups": Attr(
-            v.list_of(v.uuid_str, unique=True, what="security group"), allow_put=True,
+            v.list_of(v.uuid_str, unique=True, what="security group", none_as_empty=True),
+            allow_put=True,
             default=NOT_SET, convert_filter=v.string(None), is_sort_key=False),
     },
 }

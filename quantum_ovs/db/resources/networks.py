@@ -123,16 +123,23 @@ class Networks(Collection):
     def update_row(self, s, ctx, net, a):
         id_ = net.id
         if a.get("shared") is False and net.shared:
-            others = s.execute(sa.select(sa.func.count()).select_from(models.Port).where(
-                models.Port.network_id == id_,
-                models.Port.project_id != net.project_id,
-                models.Port.device_owner != const.DEVICE_OWNER_DHCP,
+            # Another project's port (but a DHCP port) or subnet on it: 409
+            # (Neutron's _validate_shared_update counts both; it ignores
+            # every network:* port, we only the DHCP one, so that no other
+            # project's router stays on a network it can no longer see).
+            P, S = models.Port, models.Subnet
+            kept = sa.select(models.RbacPolicy.target_tenant).where(
+                models.RbacPolicy.object_type == "network",
+                models.RbacPolicy.object_id == id_,
+                models.RbacPolicy.action == rbac.SHARED)
+            others = s.execute(sa.select(P.id).where(
+                P.network_id == id_, P.project_id != net.project_id,
+                P.device_owner != const.DEVICE_OWNER_DHCP,
                 # (the projects a policy of their own shares it with keep it)
-                models.Port.project_id.not_in(
-                    sa.select(models.RbacPolicy.target_tenant).where(
-                        models.RbacPolicy.object_type == "network",
-                        models.RbacPolicy.object_id == id_,
-                        models.RbacPolicy.action == rbac.SHARED)))).scalar()
+                P.project_id.not_in(kept)).limit(1)).first() or \
+                s.execute(sa.select(S.id).where(
+                    S.network_id == id_, S.project_id != net.project_id,
+                    S.project_id.not_in(kept)).limit(1)).first()
             if others:
                 raise exceptions.InvalidSharedSetting(network=net.name or id_)
         # 0 asks for the largest MTU the network allows, like None, but
@@ -160,7 +167,7 @@ class Networks(Collection):
             fn(s, ctx, net)
         ports = s.execute(sa.select(models.Port).where(
             models.Port.network_id == id_)).scalars().all()
-        if any(p.device_owner != const.DEVICE_OWNER_DHCP for p in ports):
+        if any(p.device_owner not in const.AUTO_DELETE_PORT_OWNERS for p in ports):
             raise exceptions.NetworkInUse(net_id=id_)
         for p in ports:
             changelog.record(s, "port", p, "delete", id_)

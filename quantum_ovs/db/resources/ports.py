@@ -127,6 +127,8 @@ class Ports(Collection):
             if a["network_id"] not in nets:
                 nets[a["network_id"]] = self.plugin.collections["networks"].row(
                     s, ctx, a["network_id"], bare=True)
+        for a in items:
+            self._check_named_subnets(s, ctx, a["network_id"], a.get("fixed_ips"))
         macs = self._macs(s, items)
         ports = [self._make_port(s, ctx, a, nets[a["network_id"]], mac)
                  for a, mac in zip(items, macs)]
@@ -175,7 +177,7 @@ class Ports(Collection):
                 j = i + 1
                 runs = [addresses.allocate(s, net_id, ports[i], items[i]["fixed_ips"],
                                            items[i]["device_owner"],
-                                           subnets=subnets[net_id])]
+                                           subnets=subnets[net_id], auto=True)]
             for port, allocs in zip(ports[i:j], runs):
                 port.fixed_ips = [models.IPAllocation(subnet_id=sub.id, ip_address=ip,
                                                       network_id=net_id, order=k)
@@ -253,6 +255,19 @@ class Ports(Collection):
         return port
 
     # ------------------------------------------------------------ update
+    def _check_named_subnets(self, s, ctx, network_id, fixed_ips):
+        """A fixed_ips entry naming a subnet that is not the network's: 404
+        SubnetNotFound when the caller does not see it (as Neutron, which
+        looks it up first), else addresses.allocate's 400."""
+        named = {req["subnet_id"] for req in fixed_ips or () if req.get("subnet_id")}
+        if not named:
+            return
+        S = models.Subnet
+        mine = set(s.execute(sa.select(S.id).where(S.network_id == network_id,
+                                                   S.id.in_(named))).scalars())
+        for sid in sorted(named - mine):
+            self.plugin.row(s, ctx, "subnets", sid, bare=True)
+
     def update_row(self, s, ctx, port, a):
         self.plugin.run_hooks("ports", "before_update", s, ctx, port, a)
         before = changelog.port_membership(port)
@@ -284,6 +299,7 @@ class Ports(Collection):
                 if addresses.automatic(sub):
                     alloc.ip_address = addresses.eui64(sub.cidr, mac)
         if "fixed_ips" in a:
+            self._check_named_subnets(s, ctx, port.network_id, a["fixed_ips"])
             addresses.reallocate(s, port, a["fixed_ips"])
         pse = a.get("port_security_enabled", port.port_security_enabled)
         pairs = a["allowed_address_pairs"] if "allowed_address_pairs" in a else \

@@ -259,7 +259,7 @@ class Subnets(Collection):
         # with the subnet, except a router's; others keep it in use.
         q = sa.select(sa.func.count()).select_from(A).join(
             P, P.id == A.port_id).where(A.subnet_id == id_,
-                                        P.device_owner != const.DEVICE_OWNER_DHCP)
+                                        P.device_owner.not_in(const.AUTO_DELETE_PORT_OWNERS))
         if addresses.automatic(sub):
             q = q.where(P.device_owner.in_(ROUTER_INTERFACE_OWNERS))
         if s.execute(q).scalar():
