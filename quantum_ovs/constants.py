@@ -26,10 +26,12 @@ DEVICE_OWNER_DHCP = "network:dhcp"
 ROUTER_INTERFACE_OWNERS = ("network:router_interface",
                            "network:router_interface_distributed",
                            "network:ha_router_replicated_interface")
+# ... and a distributed router's SNAT port (ROUTER_INTERFACE_OWNERS_SNAT):
+# no address on an automatic (SLAAC) subnet unless asked.
+ROUTER_INTERFACE_OWNERS_SNAT = ROUTER_INTERFACE_OWNERS + ("network:router_centralized_snat",)
 # Every port of a router (neutron-lib's ROUTER_PORT_OWNERS): may hold an
 # IPv6 subnet's anycast address (its network address).
-ROUTER_PORT_OWNERS = ROUTER_INTERFACE_OWNERS + ("network:router_centralized_snat",
-                                                "network:router_gateway")
+ROUTER_PORT_OWNERS = ROUTER_INTERFACE_OWNERS_SNAT + ("network:router_gateway",)
 # Ports deleted with their network (Neutron's AUTO_DELETE_PORT_OWNERS).
 AUTO_DELETE_PORT_OWNERS = (DEVICE_OWNER_DHCP, "network:distributed",
                            "network:floatingip_agent_gateway")

@@ -264,8 +264,9 @@ def ip_on_subnet(cidr, ip, device_owner="") -> bool:
     addr = ipaddress.ip_address(ip)
     if addr.version != net.version or addr not in net:
         return False
-    if net.version == 4:
-        return addr not in (net.network_address, net.broadcast_address)
+    if net.version == 4:  # (a /31 has no broadcast address: RFC 3021, netaddr)
+        return addr != net.network_address and (
+            net.prefixlen >= 31 or addr != net.broadcast_address)
     return addr != net.network_address or device_owner in const.ROUTER_PORT_OWNERS + ("",)
 
 
@@ -297,7 +298,7 @@ def _missing_automatic(subnets, named, port, device_owner):
     """[(subnet, EUI-64 address)] on the automatic subnets (of those the
     owner may use) that ``named`` (subnet ids) leaves out; none for a
     router's interface."""
-    if device_owner in const.ROUTER_INTERFACE_OWNERS:
+    if device_owner in const.ROUTER_INTERFACE_OWNERS_SNAT:
         return []
     return [(x, eui64(x.cidr, port.mac_address)) for x in subnets
             if automatic(x) and x.id not in named]
@@ -337,7 +338,7 @@ def reallocate(s, port, requested):
             unmatched.remove(match)
             keep.append(match)
     subnets = {x.id: x for x in subnets_of(s, port.network_id)}
-    if port.device_owner not in const.ROUTER_INTERFACE_OWNERS:
+    if port.device_owner not in const.ROUTER_INTERFACE_OWNERS_SNAT:
         for x in [x for x in unmatched if x[0] in subnets and automatic(subnets[x[0]])]:
             unmatched.remove(x)
             keep.append(x)
