@@ -93,7 +93,7 @@ def _last_seq(api):
     ({"mac_address": "not-a-mac"}, 400),  # refused before the database
     ({"fixed_ips": [{"ip_address": "10.0.0.2"}]}, 409),  # an earlier item's address
     ({"mac_address": "fa:16:3e:00:00:07"}, 409),  # the same MAC as another item
-    ({"fixed_ips": [{"subnet_id": "b0b0b0b0-0000-4000-8000-000000000000"}]}, 400),
+    ({"fixed_ips": [{"subnet_id": "b0b0b0b0-0000-4000-8000-000000000000"}]}, 404),
 ])
 def test_a_bad_item_leaves_no_row(api, net, bad, status):
     items = [{"network_id": net["id"]} for _ in range(20)]
