@@ -61,6 +61,7 @@ from agent.responders import dns_wire as W
 from agent.responders.dhcp import build_udp_frame
 from agent.responders.dhcp6 import build_udp6_frame
 from quantum_ovs import model
+from quantum_ovs.dnsnames import normalize_domain, published_name, under
 
 LOG = logging.getLogger(__name__)
 
@@ -68,17 +69,6 @@ DEFAULT_DOMAIN = "openstacklocal."
 TTL = 0  # names follow the ports: no caching in the instances
 ETH_P_IP, ETH_P_IPV6, ETH_P_8021Q = 0x0800, 0x86DD, 0x8100
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
-
-
-def normalize_domain(domain: Optional[str]) -> str:
-    domain = (domain or "").strip().lower()
-    if not domain or domain == ".":
-        return ""
-    return domain if domain.endswith(".") else domain + "."
-
-
-def hostname_of(ip: str) -> str:
-    return "host-" + ip.replace(".", "-").replace(":", "-")
 
 
 def reverse_name(ip: str) -> str:
@@ -184,11 +174,6 @@ class Zone:
         return ip is not None and any(ip in c for c in self.cidrs)
 
 
-def under(name: str, domain: str) -> bool:
-    """Is ``name`` ``domain`` or a name below it (both fully qualified)?"""
-    return name == domain or name.endswith("." + domain)
-
-
 def address_of_reverse(qname: str):
     """The address a full reverse name names, or None."""
     try:
@@ -205,27 +190,6 @@ def address_of_reverse(qname: str):
     except ValueError:
         return None
     return None
-
-
-def published_name(dns_name: str, ip: str, domain: str) -> tuple[str, Optional[str]]:
-    """The fully qualified name a port's address is published as, and its
-    single label answered on its own (or None).  Always in ``domain``
-    (the root when there is none): a relative name is put in it, a fully
-    qualified one is taken only when it ends in it, anything else (a
-    name outside the domain, a dotted name without a domain, no name)
-    gives ``host-<address>``.  A relative name with dots (``www.example``)
-    is only ever ``www.example.<domain>``, never ``www.example.``."""
-    dns_name = (dns_name or "").strip().lower()
-    if dns_name.endswith("."):
-        if domain and dns_name != domain and under(dns_name, domain):
-            return dns_name, None
-        dns_name = ""
-    if "." in dns_name and not domain:
-        dns_name = ""
-    host = dns_name or hostname_of(ip)
-    fqdn = f"{host}.{domain}" if domain else host + "."
-    bare = host + "." if "." not in host and fqdn != host + "." else None
-    return fqdn, bare
 
 
 def _encodable(name: str) -> bool:

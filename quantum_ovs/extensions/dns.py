@@ -3,15 +3,18 @@
 networks.
 
 A port's names are its dns_name, or ``host-<address>`` for each address
-when it has none, in the network's dns_domain or else ``[DEFAULT]
-dns_domain`` (the domain the hosts' agents answer for and hand out by
-DHCP, when the network has none).  Neutron does not make names unique
-within a network and neither do we: the agents answer a shared name with
-every address.  A change of dns_name is a port update, and of a
-network's dns_domain a network update: the hosts of the network learn of
-it through the change log like of any other.  A port's own dns_domain
-is kept and shown (it is for an external DNS service, which we do not
-drive).
+when it has none or one outside the domain, in the network's dns_domain
+or else ``[DEFAULT] dns_domain`` (the domain the hosts' agents answer for
+and hand out by DHCP, when the network has none): ``dns_assignment`` is
+what the agents publish (quantum_ovs.dnsnames, one rule for both).
+Neutron does not make names unique within a network and neither do we:
+the agents answer a shared name with every address.  A change of
+dns_name is a port update, and of a network's dns_domain a network
+update: the hosts of the network learn of it through the change log like
+of any other.  A port's own dns_domain is kept and shown (it is for an
+external DNS service, which we do not drive).  A floating IP takes a
+dns_name and dns_domain on create and shows them empty, as Neutron does
+without an external DNS driver (quantum_ovs/api/definitions/floatingips.py).
 """
 
 import operator
@@ -24,11 +27,11 @@ from quantum_ovs.api.definitions.dns import (
     DNS_ASSIGNMENT,
     DNS_DOMAIN,
     DNS_NAME,
-    assignment,
     check_name_in_domain,
     dns_domain,
 )
 from quantum_ovs.db import models
+from quantum_ovs.dnsnames import assignment, normalize_domain
 
 DEFINITION = definitions.dns
 
@@ -46,7 +49,7 @@ OPTS = [
 
 def default_domain(conf):
     try:
-        return dns_domain(conf.dns_domain or "") or DEFAULT_DOMAIN
+        return dns_domain(normalize_domain(conf.dns_domain)) or DEFAULT_DOMAIN
     except Exception:  # noqa: BLE001 - a bad option: the default, not a 500 per request
         return DEFAULT_DOMAIN
 

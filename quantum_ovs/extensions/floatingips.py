@@ -113,6 +113,7 @@ def fip_dict(f):
         "port_forwardings": [_fip_pf_dict(x) for x in f.forwardings],
         "revision_number": f.revision_number, "created_at": _ts(f.created_at),
         "updated_at": _ts(f.updated_at), "tags": [t.tag for t in f.tags],
+        "dns_name": "", "dns_domain": "",
     }
 
 

@@ -43,10 +43,11 @@ def test_dns_name_and_assignment(api):
 
 
 def test_network_domain_and_fqdn_names(api):
-    net, sub = _net(api, dns_domain="Example.ORG")
+    net, sub = _net(api, dns_domain="Example.ORG.")
     assert net["dns_domain"] == "example.org."
     p = api.port(net["id"], dns_name="web.example.org.")
-    assert p["dns_assignment"] == [{"hostname": "web", "ip_address": "10.0.0.2",
+    # As Neutron, the hostname of a fully qualified name is the name whole.
+    assert p["dns_assignment"] == [{"hostname": "web.example.org.", "ip_address": "10.0.0.2",
                                     "fqdn": "web.example.org."}]
     q = api.port(net["id"], dns_name="db")
     assert q["dns_assignment"][0]["fqdn"] == "db.example.org."
@@ -62,17 +63,21 @@ def test_network_domain_and_fqdn_names(api):
     q = api.get(f"/v2.0/ports/{q['id']}", status=200).data["port"]
     assert q["dns_assignment"][0]["fqdn"] == "db.other.net."
     # The port's own dns_domain (dns-domain-ports) is kept and shown.
-    r = api.put(f"/v2.0/ports/{q['id']}", {"port": {"dns_domain": "ext.example.com"}},
+    r = api.put(f"/v2.0/ports/{q['id']}", {"port": {"dns_domain": "ext.example.com."}},
                 status=200)
     assert r.data["port"]["dns_domain"] == "ext.example.com."
 
 
 def test_fqdn_names_under_the_default_domain(api):
-    """As Neutron: with the default domain (openstacklocal.) a fully
-    qualified dns_name is taken as it is."""
+    """With the default domain (openstacklocal.) a fully qualified dns_name
+    is accepted as in Neutron, but no agent publishes a name outside the
+    network's domain: dns_assignment shows the name that resolves,
+    host-<address>, as Neutron's does under the default domain."""
     net, _ = _net(api)
     p = api.port(net["id"], dns_name="vm.example.com.")
-    assert p["dns_assignment"][0]["fqdn"] == "vm.example.com."
+    assert p["dns_name"] == "vm.example.com."
+    assert p["dns_assignment"] == [{"hostname": "host-10-0-0-2", "ip_address": "10.0.0.2",
+                                    "fqdn": "host-10-0-0-2.openstacklocal."}]
 
 
 def test_default_domain_option(make_api):
@@ -84,7 +89,7 @@ def test_default_domain_option(make_api):
                                           "dns_name": "vm.example.com."}}, status=400)
     assert r.data["NeutronError"]["type"] == "InvalidInput"
     p = api.port(net["id"], dns_name="b.cloud.test.")
-    assert p["dns_assignment"][0] == {"hostname": "b", "ip_address": "10.0.0.3",
+    assert p["dns_assignment"][0] == {"hostname": "b.cloud.test.", "ip_address": "10.0.0.3",
                                       "fqdn": "b.cloud.test."}
 
 
@@ -165,7 +170,7 @@ def test_bad_extra_dhcp_opts(api, bad):
 
 
 def test_host_view_carries_names_domains_and_options(api):
-    net, _ = _net(api, dns_domain="example.org")
+    net, _ = _net(api, dns_domain="example.org.")
     p = api.port(net["id"], admin=True, dns_name="vm1", **{"binding:host_id": "h1"},
                  extra_dhcp_opts=[{"opt_name": "bootfile-name", "opt_value": "pxe.0"}])
     plugin, db = api.plugin, api.db
@@ -200,7 +205,7 @@ def test_changes_wake_the_hosts_of_the_network(api):
     assert got["dns_name"] == "two" and got["extra_dhcp_opts"] == [["tftp-server", "10.0.0.9", 4]]
     assert state(api, HOST_B, since=rev_b)["delta"]["ports"] == []
     rev_a = state(api, HOST_A)["revision"]
-    api.put(f"/v2.0/networks/{net['id']}", {"network": {"dns_domain": "x.test"}}, status=200)
+    api.put(f"/v2.0/networks/{net['id']}", {"network": {"dns_domain": "x.test."}}, status=200)
     d = state(api, HOST_A, since=rev_a)["delta"]
     assert [n["dns_domain"] for n in d["networks"]] == ["x.test."]
 

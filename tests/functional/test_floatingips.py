@@ -85,7 +85,7 @@ def test_create_allocates_an_address_and_shows_neutrons_attributes(l3):
     assert set(f) == {"id", "project_id", "tenant_id", "description", "floating_ip_address",
                       "floating_network_id", "router_id", "port_id", "fixed_ip_address",
                       "status", "port_details", "port_forwardings", "revision_number",
-                      "created_at", "updated_at", "tags"}
+                      "created_at", "updated_at", "tags", "dns_name", "dns_domain"}
     assert f["floating_ip_address"].startswith("172.24.4.")
     assert (f["router_id"], f["port_id"], f["fixed_ip_address"], f["port_details"]) == \
         (None, None, None, None)

@@ -10,7 +10,9 @@ hyphens, not starting or ending with a hyphen, a whole name of at most
 digits.  A port's relative name must leave room for the domain that is
 appended to it; a fully qualified one must end in that domain unless the
 domain is the default openstacklocal. (checked by the extension, which
-knows the domain).
+knows the domain).  A dns_domain is fully qualified (a trailing dot), as
+neutron-lib's.  What a port's addresses are published as
+(``dns_assignment``) is quantum_ovs.dnsnames'.
 """
 
 import re
@@ -58,12 +60,14 @@ def labels_of(name, what):
     return labels
 
 
-def _name_text(value, name, what):
+def _name_text(value, what):
+    """Lower-cased, as Neutron's convert_string_to_case_insensitive: a name
+    with blanks around it is not trimmed but refused by the label rule."""
     if value is None:
         return ""
     if not isinstance(value, str):
         raise v.bad(f"'{value}' is not a valid string for {what}")
-    value = value.strip().lower()
+    value = value.lower()
     if len(value) > FQDN_MAX_LEN:
         raise v.bad(f"'{value[:40]}...' is not a valid {what}: it is longer than "
                     f"{FQDN_MAX_LEN} characters")
@@ -72,19 +76,49 @@ def _name_text(value, name, what):
 
 def dns_name(value, name=DNS_NAME):
     """A port's dns_name: "" (none), a relative name or an FQDN."""
-    value = _name_text(value, name, "dns_name")
+    value = _name_text(value, "dns_name")
     if value:
         labels_of(value, "dns_name")
     return value
 
 
-def dns_domain(value, name=DNS_DOMAIN):
-    """A dns_domain: "" (none) or a domain name, kept with a trailing dot."""
-    value = _name_text(value, name, "dns_domain")
+def _name_with_room(value, what, fqdn, room, error):
+    """A name that is fully qualified (``fqdn``) or relative, with
+    ``room`` characters left under FQDN_MAX_LEN for what is added to it."""
+    value = _name_text(value, what)
     if not value:
         return ""
-    labels_of(value, "dns_domain")
-    return value if value.endswith(".") else value + "."
+    if value.endswith(".") != fqdn:
+        raise v.bad(f"'{value}' {error}")
+    labels_of(value, what)
+    if len(value) > FQDN_MAX_LEN - room:
+        raise v.bad(f"'{value[:40]}...' has {len(value)} characters: with what is added "
+                    f"to it, a name would be longer than {FQDN_MAX_LEN}")
+    return value
+
+
+def dns_domain(value, name=DNS_DOMAIN):
+    """A dns_domain: "" (none) or a fully qualified domain name (with its
+    trailing dot) that leaves room for a label in front of it, as
+    neutron-lib's validate_dns_domain."""
+    return _name_with_room(value, "dns_domain", True, 2,
+                           "is not a FQDN: a dns_domain ends with a dot")
+
+
+def fip_dns_name(value, name=DNS_NAME):
+    """A floating IP's dns_name: "" or a relative name that leaves room for
+    a domain (neutron-lib's validate_fip_dns_name)."""
+    return _name_with_room(value, "dns_name", False, 3,
+                           "is a FQDN: a floating IP's dns_name is a relative name")
+
+
+def lowered(value, name="value"):
+    """A filter value on a name: lower-cased, not validated (as Neutron's,
+    which converts filter values but does not check them: an invalid name
+    matches nothing)."""
+    if not isinstance(value, str):
+        raise v.bad(f"'{value}' is not a valid string for {name}")
+    return value.lower()
 
 
 def check_name_in_domain(name, domain):
@@ -109,37 +143,16 @@ def check_name_in_domain(name, domain):
                           f"make a name longer than {FQDN_MAX_LEN} characters")
 
 
-def hostname_of(ip_address):
-    """The host name of an address of a port without dns_name."""
-    return "host-" + ip_address.replace(".", "-").replace(":", "-")
-
-
-def assignment(name, domain, ip_addresses):
-    """dns_assignment: [{hostname, ip_address, fqdn}], one per address;
-    ``domain`` with a trailing dot."""
-    out = []
-    for ip in ip_addresses:
-        if name.endswith("."):
-            fqdn = name
-            host = name[: -len(domain) - 1] if domain and name.endswith("." + domain) \
-                else name.rstrip(".")
-        else:
-            host = name or hostname_of(ip)
-            fqdn = f"{host}.{domain}" if domain else host + "."
-        out.append({"hostname": host, "ip_address": ip, "fqdn": fqdn})
-    return out
-
-
 RESOURCE_ATTRIBUTE_MAP = {
     "ports": {
-        DNS_NAME: Attr(dns_name, allow_put=True, default="", convert_filter=dns_name,
+        DNS_NAME: Attr(dns_name, allow_put=True, default="", convert_filter=lowered,
                        is_sort_key=False),
         DNS_ASSIGNMENT: Attr(None, allow_post=False, is_filter=False, is_sort_key=False),
-        DNS_DOMAIN: Attr(dns_domain, allow_put=True, default="", convert_filter=dns_domain,
+        DNS_DOMAIN: Attr(dns_domain, allow_put=True, default="", convert_filter=lowered,
                          is_sort_key=False),
     },
     "networks": {
-        DNS_DOMAIN: Attr(dns_domain, allow_put=True, default="", convert_filter=dns_domain,
+        DNS_DOMAIN: Attr(dns_domain, allow_put=True, default="", convert_filter=lowered,
                          is_sort_key=False),
     },
 }

@@ -23,6 +23,7 @@ from quantum_ovs import exceptions
 from quantum_ovs import policy_rules as p
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import Attr, standard
+from quantum_ovs.api.definitions import dns as dns_definition
 
 FLOATINGIP = "floatingip"
 FLOATINGIPS = "floatingips"
@@ -158,6 +159,13 @@ RESOURCE_ATTRIBUTE_MAP = {
         "status": _ro(convert_filter=v.string(16)),
         "port_details": _ro(is_filter=False, is_sort_key=False),
         "port_forwardings": _ro(is_filter=False, is_sort_key=False),
+        # dns-integration's half for floating IPs: given on create and
+        # shown empty, as Neutron without an external DNS driver (there is
+        # none here to publish them to).
+        "dns_name": Attr(dns_definition.fip_dns_name, default="", is_filter=False,
+                         is_sort_key=False),
+        "dns_domain": Attr(dns_definition.dns_domain, default="", is_filter=False,
+                           is_sort_key=False),
     },
 }
 
@@ -172,6 +180,8 @@ ATTRIBUTE_ALIASES = {
     (FLOATINGIPS, "project_id"): "project-id",
     (FLOATINGIPS, "port_details"): "fip-port-details",
     (FLOATINGIPS, "port_forwardings"): "expose-port-forwarding-in-fip",
+    (FLOATINGIPS, "dns_name"): "dns-integration",
+    (FLOATINGIPS, "dns_domain"): "dns-integration",
 }
 # ... and of the routes the extension adds with handlers of its own.
 ROUTE_ALIASES = {
