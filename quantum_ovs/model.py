@@ -334,7 +334,8 @@ class RouterGateway:
 @dataclass(frozen=True, slots=True)
 class PortForwarding:
     """``floating IP:external port(s)`` -> ``internal IP:internal port(s)``
-    (ranges of equal length; a single port is lo == hi)."""
+    (ranges of equal length, or a range to one port; a single port is
+    lo == hi)."""
 
     id: str
     protocol: str  # "tcp" | "udp"

@@ -386,15 +386,21 @@ class Controller:
         return query.changed_since(model, when)
 
     def _parse_sorts(self, params):
+        cols = self._sortable_columns()
+        return self._parse_sorts_of(params, [
+            k for k, a in self.attrs.items() if a.is_sort_key and a.is_visible and k in cols])
+
+    @staticmethod
+    def _parse_sorts_of(params, sortable):
+        """[(key, ascending)] of the request's sort keys, each one of
+        ``sortable``; else a 400."""
         keys = params.getall("sort_key")
         dirs = params.getall("sort_dir")
         if len(dirs) != len(keys):  # (as Neutron's get_sorts: no default direction)
             raise _bad("The number of sort_keys and sort_dirs must be same")
         out = []
         for i, k in enumerate(keys):
-            a = self.attrs.get(k)
-            if a is None or not a.is_sort_key or not a.is_visible or \
-                    k not in self._sortable_columns():
+            if k not in sortable:
                 raise _bad(f"{k} is an invalid attribute for sort_key")
             d = dirs[i]
             if d not in ("asc", "desc"):

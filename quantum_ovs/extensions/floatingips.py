@@ -31,7 +31,7 @@ import uuid
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from quantum_ovs import exceptions
+from quantum_ovs import constants, exceptions
 from quantum_ovs.api.definitions import floatingips as definition
 from quantum_ovs.api.definitions import l3 as l3_definition
 from quantum_ovs.api.wsgi import json_response, read_json
@@ -57,6 +57,7 @@ FLOATINGIP, FLOATINGIPS = definition.FLOATINGIP, definition.FLOATINGIPS
 OWNER = definition.FLOATINGIP_OWNER
 INTERFACE = l3_definition.INTERFACE_OWNER
 ROUTER_OWNERS = (INTERFACE, l3_definition.GATEWAY_OWNER, OWNER)
+DHCP_OWNER = constants.DEVICE_OWNER_DHCP
 ACTIVE, DOWN = "ACTIVE", "DOWN"
 bad_fip, bad_pf = definition.bad_fip, definition.bad_pf
 
@@ -301,6 +302,9 @@ class FloatingIPs(Collection):
         if port.device_owner in ROUTER_OWNERS:
             raise bad_fip(f"Port {port.id} has owner {port.device_owner} and cannot be "
                           "associated with a floating IP")
+        if port.device_owner == DHCP_OWNER:
+            # (Neutron's is_fip_serviced)
+            raise bad_fip(f"Port {port.id} is unable to be assigned a floating IP")
         v4 = [x for x in port.fixed_ips if ":" not in x.ip_address]
         if fixed_ip is not None:
             chosen = next((x for x in v4 if x.ip_address == fixed_ip), None)
@@ -361,6 +365,11 @@ class FloatingIPs(Collection):
         # this forwarding, and deletes it if it takes the address away, or
         # is seen by it)
         port = self.plugin.row(s, ctx, "ports", a["internal_port_id"], lock=True, bare=True)
+        if port.project_id != fip.project_id:
+            # As for an association: the owner of a shared network sees
+            # other projects' ports on it, but may not publish them.
+            raise bad_pf(f"Cannot forward floating IP {fip.id} to port {port.id}: that port "
+                         "is owned by a different project")
         F = models.FloatingIP
         bound = s.execute(sa.select(F).where(
             F.fixed_port_id == port.id,
@@ -666,8 +675,27 @@ def routes(api):
                                             msg=f"[{key}] is invalid attribute for filtering")
             want = set(req.GET.getall(key))
             items = [x for x in items if str(x[key]) in want]
+        # Sorted and paged as the collections are (a floating IP has few
+        # forwardings: in memory), NULL below every value.
+        sorts = ctl._parse_sorts_of(req.GET, PF_FILTERS) or [("id", True)]
+        for key, asc in reversed(sorts + [("id", True)]):
+            items.sort(key=lambda x, k=key: (x[k] is not None,
+                                             x[k] if x[k] is not None else 0),
+                       reverse=not asc)
+        limit, marker, page_reverse = ctl._parse_paging(req.GET)
+        body = {}
+        if limit:
+            at = next((i for i, x in enumerate(items) if x["id"] == marker), None)
+            if page_reverse:
+                end = len(items) if at is None else at
+                items = items[max(0, end - limit):end]
+            else:
+                items = items[(0 if at is None else at + 1):][:limit]
+            body["port_forwardings_links"] = ctl._links(req, items, limit, marker,
+                                                        page_reverse)
         fields = fields_of(req)
-        return json_response({"port_forwardings": [only(x, fields) for x in items]})
+        body["port_forwardings"] = [only(x, fields) for x in items]
+        return json_response(body)
 
     def pf_member(req, ctx, fip_id, pf_id, **kw):
         if req.method == "GET":

@@ -158,7 +158,8 @@ def _views(ports, ofports, tunnel_ips, gateways=("hv2",)):
             FloatingIP("fip-pf", FIP_PF, EXT, None, None, GW_MAC,
                        (PortForwarding("pf-1", "tcp", b.id, b.ips[0], 2222, 2222, 22, 22),
                         PortForwarding("pf-2", "tcp", b.id, b.ips[0], 8000, 8015, 8000,
-                                       8015))))
+                                       8015),
+                        PortForwarding("pf-3", "tcp", b.id, b.ips[0], 9000, 9003, 22, 22))))
     router = make_router("router-1", (0,))
     rif6 = RouterInterface(router.interfaces[0].port_id, "net-0", "sub6-0", RIF6, 64,
                            router.interfaces[0].mac_address)
@@ -396,11 +397,14 @@ def _set_scopes(rig, ipv6_interfaces, gateway_v6):
                          if i.ip_version == 6 else i for i in r.interfaces)))
 
 
-def test_port_forwarding_reaches_the_right_instance(rig):
+@pytest.mark.parametrize("port, past", [(2222, 2221), (9002, 9004)])
+def test_port_forwarding_reaches_the_right_instance(rig, port, past):
+    """FIP_PF:2222 -> b:22, and FIP_PF:9000-9003 -> b:22 (1-N, as Neutron's
+    port ranges allow): a port past the forwarding reaches nothing."""
     lst = Listener(rig.inst["b"].ns, 22)
     try:
-        assert eventually(lambda: connect(rig.inet, FIP_PF, 2222) == f"from:{INET_IP}", 15)
-        assert connect(rig.inet, FIP_PF, 2221).startswith("fail")
+        assert eventually(lambda: connect(rig.inet, FIP_PF, port) == f"from:{INET_IP}", 15)
+        assert connect(rig.inet, FIP_PF, past).startswith("fail")
     finally:
         lst.stop()
 

@@ -298,10 +298,13 @@ def port_forwarding_body(body, create):
 
 
 def check_range_lengths(external, internal):
-    if external[1] - external[0] != internal[1] - internal[0]:
+    """N external ports to N internal ones, or N to one (as Neutron's
+    _validate_ranges)."""
+    if internal[0] != internal[1] and external[1] - external[0] != internal[1] - internal[0]:
         raise bad_pf(f"The internal port range {internal[0]}:{internal[1]} and the "
                      f"external port range {external[0]}:{external[1]} are not of the "
-                     "same length")
+                     "same length: the relation between internal and external ports "
+                     "must be N-N or 1-N")
 
 
 # ------------------------------------------------------------------ policy
