@@ -33,9 +33,11 @@ An instance is untrusted, so what it can hold is bounded:
   of one project together at most half of either pool, so neither can one
   project with many instances on the host.
 
-nova down answers 502 at once, nova slower than ``timeout`` 504 after it,
-a nova 5xx 500.  Nothing here takes a lock of the agent: ``lookup`` reads
-snapshots the agent publishes.
+As Neutron's proxy: nova down answers 503 at once; nova's 200, 400, 403,
+404, 409, 502, 503 and 504 are passed on, anything else is a 500.  Nova
+slower than ``timeout`` is a 504 after it (Neutron waits 60 s, then
+500).  Nothing here takes a lock of the agent: ``lookup`` reads snapshots
+the agent publishes.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ LOG = logging.getLogger(__name__)
 MAX_HEAD = 16 * 1024  # request line and headers
 MAX_BODY = 64 * 1024
 FORWARDED_HEADERS = ("Content-Type", "Accept")
+# What nova answers that reaches the instance as it is (Neutron's
+# _proxy_request); any other status is a 500.
+PASSED_STATUSES = frozenset({200, 400, 403, 404, 409, 502, 503, 504})
 LINGER = 2.0  # seconds spent discarding what follows a request refused early
 
 
@@ -432,10 +437,11 @@ class MetadataProxy:
         except (OSError, http.client.HTTPException) as e:
             self.stats["upstream_errors"] += 1
             LOG.warning("nova metadata API at %s:%s unreachable: %s", s.nova_host, s.nova_port, e)
-            return 502, "text/plain", b"Metadata server unreachable\n"
+            return 503, "text/plain", (b"The remote metadata server is temporarily "
+                                       b"unavailable\n")
         finally:
             conn.close()
-        if status >= 500:
+        if status not in PASSED_STATUSES:
             self.stats["upstream_errors"] += 1
             LOG.warning("nova metadata API answered %s for instance %s", status, who.instance_id)
             return 500, "text/plain", b"Remote metadata server error\n"

@@ -26,11 +26,9 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     everything else dropped.
   20 SERVICES       ARP requests for known addresses (and the link-local
                     resolver 169.254.0.1) answered in flows (sent back out
-                    of IN_PORT); DHCP (v4 68->67, v6 546->547) and DNS to
-                    the network's DNS address (UDP 53) punted to the
-                    controller; TCP to 169.254.169.254:80
-                    rewritten to the host's metadata proxy and its replies
-                    back to the asking port (rules/metadata.py).
+                    of IN_PORT); DHCP (v4 68->67, v6 546->547) punted to
+                    the controller; the metadata proxy's replies back to
+                    the asking port (rules/metadata.py).
   22 EXT_ADMIT      (rules/gateway.py) packets of an external network from
                     the uplink: ARP for a floating IP answered only on the
                     instance's host, for a gateway address only on the
@@ -69,10 +67,14 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
   42 EGRESS_ACL_SL  a stateless port's IP (its groups are stateless, see
                     model.SecurityGroup): its rules, whatever the conntrack
                     state, nothing passing otherwise.
-  44 L3_ADMIT       IP to a router interface MAC (reg6, eth_dst): reg2 =
-                    the router, the Ethernet addresses turned around (the
-                    interface's MAC as source), on to L3_ROUTE; the rest
-                    to L2_LOOKUP.
+  44 L3_ADMIT       what a local port's egress security groups let out
+                    to the host's services: TCP to 169.254.169.254:80
+                    rewritten to the metadata proxy (rules/metadata.py),
+                    DNS to the network's DNS address (UDP 53) punted to
+                    the controller.  IP to a router interface MAC (reg6,
+                    eth_dst): reg2 = the router, the Ethernet addresses
+                    turned around (the interface's MAC as source), on to
+                    L3_ROUTE; the rest to L2_LOOKUP.
   46 L3_ROUTE       martians dropped first, for every router (static:
                     to 0/8, 127/8, 224/4, 255.255.255.255, ::, ::1,
                     fe80::/10, ff00::/8; from 0/8, 127/8, 224/4,
@@ -395,11 +397,17 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             L3_ADMIT, "l3_admit",
-            _fs(REG_NET, "eth_dst", "eth_type"),
-            _fs("eth_src", "eth_dst", REG_ROUTER),
-            frozenset({SetField, Move, GotoTable}),
+            _fs(REG_NET, "eth_dst", "eth_type",
+                # the metadata requests and DNS queries of local ports,
+                # after their egress security groups
+                REG_SRC, "ip_proto", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst",
+                "tcp_dst", "udp_dst"),
+            _fs("eth_src", "eth_dst", REG_ROUTER, "ipv4_src", "ipv6_src", "ipv6_dst"),
+            frozenset({SetField, Move, GotoTable, Output, Meter, Controller}),
             _fs(L3_ROUTE, L2_LOOKUP),
-            "IP to a router interface MAC enters its router",
+            "IP to a router interface MAC enters its router; a local port's metadata "
+            "requests to the host's proxy and DNS queries to the agent, as its security "
+            "groups let them out",
         ),
         TableSpec(
             L3_ROUTE, "l3_route",

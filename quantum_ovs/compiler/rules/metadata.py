@@ -7,15 +7,20 @@ The proxy listens in a network namespace of its own behind one port of
 br-int (``Chassis.metadata_ofport``; the agent makes it, agent/metadata).
 Nothing is trusted from the instance but the port its packet entered by:
 
-  SERVICES (local VIF, after port security, reg5 = its ofport)
+  L3_ADMIT (local VIF, after port security and its egress security
+      groups, reg5 = its ofport)
       TCP from one of the port's fixed IPv4 addresses (or its EUI-64
       link-local address) to 169.254.169.254:80 ([fe80::a9fe:a9fe]:80):
       the source rewritten to an address made of (ofport, index of that
       fixed IP) -- :func:`source_address` -- the Ethernet addresses to the
-      proxy's, out to the proxy port.  Stateless: no conntrack zone, no
-      security groups (a host service, like the DHCP responder); a forged
+      proxy's, out to the proxy port.  The port's egress rules decide, as
+      in Neutron (whose firewalls make no exception for the metadata
+      address): a group without egress rules cuts the instance off from
+      its metadata.  Nothing is committed (each packet meets the rules as
+      a new one; the replies come back outside conntrack).  A forged
       source address matches no port's flow (reg5 and the source both are
       in the match) and goes on as any packet to an unknown host.
+  SERVICES
       ARP for 169.254.169.254 and neighbour solicitations for
       fe80::a9fe:a9fe from local ports are answered with METADATA_MAC.
   CLASSIFY / PORT_SECURITY (the proxy port)
@@ -148,7 +153,7 @@ def port_flows(port: Port, ofport: int, proxy_ofport: int, cookie: int) -> list[
             back = (SetField("eth_src", METADATA_MAC), SetField("eth_dst", port.mac_address),
                     SetField("ipv6_src", METADATA_IPV6), SetField("ipv6_dst", ip),
                     Output(ofport))
-        out.append(Flow(P.SERVICES, PRIO_STEER, m, to, cookie))
+        out.append(Flow(P.L3_ADMIT, PRIO_STEER, m, to, cookie))
         out.append(Flow(P.SERVICES, PRIO_STEER, back_m, back, cookie))
     return out
 

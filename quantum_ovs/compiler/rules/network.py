@@ -39,6 +39,7 @@ from quantum_ovs.model import Network, Subnet
 # DHCPv4 responder's default server identifier), and the IPv4 resolver.
 DHCP_FALLBACK_SERVER = "169.254.0.1"
 PRIO_DNS_ARP = 101  # above a port's ARP answer (port.arp_flows, 100)
+PRIO_DNS_PUNT = 110  # L3_ADMIT: above a router's admission (router.PRIO_ADMIT)
 
 
 def dns_address(subnet: Subnet) -> str | None:
@@ -265,10 +266,13 @@ def network_flows(
                    Field("udp_dst", dport))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))
         for addr in dns:
+            # (after the port's egress security groups, as Neutron's
+            # dnsmasq is reached: a group without egress rules resolves
+            # nothing, nor sends anything out through the forwarder)
             v6addr = ":" in addr
             m = mk(rnet, src, F_IPV6 if v6addr else F_IP, Field("ip_proto", 17),
                    Field("ipv6_dst" if v6addr else "ipv4_dst", addr), Field("udp_dst", 53))
-            out.append(Flow(P.SERVICES, 100, m, acts, cookie))
+            out.append(Flow(P.L3_ADMIT, PRIO_DNS_PUNT, m, acts, cookie))
         if rs:
             m = mk(rnet, src, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", 133))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))

@@ -456,7 +456,7 @@ def test_folded_or_control_characters_are_not_forwarded():
         upstream.close()
 
 
-def test_nova_down_is_502_at_once():
+def test_nova_down_is_503_at_once():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     dead = s.getsockname()[1]
@@ -468,7 +468,7 @@ def test_nova_down_is_502_at_once():
     proxy = MetadataProxy(settings, lambda a: Requester("pa", VM, "p1", "10.0.0.5")).start(sock)
     try:
         t0 = time.monotonic()
-        assert _get(sock.getsockname()[1], "/latest/meta-data/")[0] == 502
+        assert _get(sock.getsockname()[1], "/latest/meta-data/")[0] == 503
         assert time.monotonic() - t0 < 1.0
     finally:
         proxy.stop()
