@@ -331,12 +331,15 @@ class PostgresServer:
         finally:
             conn.close()
 
-    def create_database(self, name=None):
-        """Create an empty database; returns its SQLAlchemy URL."""
+    def create_database(self, name=None, template=None):
+        """Create an empty database, or a copy of ``template`` (a database
+        nobody is connected to); returns its SQLAlchemy URL."""
         name = name or "qovs_" + uuid.uuid4().hex[:12]
-        if not _NAME_RE.match(name):
-            raise ValueError(f"invalid database name {name!r}")
-        self._admin(f'CREATE DATABASE "{name}"')
+        for n in (name, template or name):
+            if not _NAME_RE.match(n):
+                raise ValueError(f"invalid database name {n!r}")
+        copy = f' TEMPLATE "{template}"' if template else ""
+        self._admin(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def drop_database(self, name):
