@@ -21,6 +21,10 @@ from quantum_ovs import exceptions
 from quantum_ovs.api import validators as v
 from quantum_ovs.api.attributes import Attr
 
+# dns-integration is advertised with or without the router service plugin
+# (Neutron's requires l3): a port's names work without routers, and nova
+# names its ports by it; without routers there are no floating IPs to
+# carry its other half (api/definitions/floatingips.py).
 ALIASES = [
     {"alias": "dns-integration", "name": "DNS Integration",
      "description": "Provides integration with DNS: dns_name and dns_assignment on ports, "
