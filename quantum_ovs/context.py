@@ -29,6 +29,10 @@ class Context(oslo_context.RequestContext):
                          overwrite=False, **kwargs)
         self._bindable = True
         self.roles = frozenset(r.strip().lower() for r in roles if r and r.strip())
+        # The service role (``service_api``, decided by the policy like
+        # is_admin): as in neutron-lib, its queries are not kept to its own
+        # project; the policy rules say what it may do with what it sees.
+        self.is_service_role = False
         # The policy's per-request state (rules loaded, decisions made).
         self.policy_state = policy_state
         self._creds = None

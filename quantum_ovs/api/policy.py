@@ -179,11 +179,13 @@ class Policy:
     # ------------------------------------------------------ contexts
     def context(self, project_id, user_id=None, roles=(), system_scope=None,
                 domain_id=None, request_id=None, global_request_id=None):
-        """The request's Context, ``is_admin`` decided by ``context_is_admin``."""
+        """The request's Context, ``is_admin`` decided by ``context_is_admin``
+        and ``is_service_role`` by ``service_api``."""
         ctx = Context(project_id=project_id, user_id=user_id, roles=frozenset(roles),
                       system_scope=system_scope, domain_id=domain_id,
                       request_id=request_id, global_request_id=global_request_id)
         ctx.is_admin = self._decision("context_is_admin", ctx)(ctx.creds)
+        ctx.is_service_role = self._decision("service_api", ctx)(ctx.creds)
         return ctx
 
     def _state(self, ctx):

@@ -60,8 +60,10 @@ class Collection:
         return None
 
     def visible(self, ctx):
-        """The visibility clause for ``ctx``; None: every row."""
-        if ctx is None or ctx.is_admin:
+        """The visibility clause for ``ctx``; None: every row (an admin,
+        or the service role, as neutron-lib's model_query_scope_is_project:
+        the policy then says which rows it may read)."""
+        if ctx is None or ctx.is_admin or getattr(ctx, "is_service_role", False):
             return None
         clause = self.visible_clause(ctx)
         extra = [fn(ctx) for fn in self.plugin.visibility.get(self.collection, ())]

@@ -315,7 +315,7 @@ _PF = "/floatingips/{floatingip_id}/port_forwardings"
 POLICY_RULES = p.crud(FLOATINGIP, "/floatingips", {
     "create_floatingip": (_MEMBER, "Create a floating IP"),
     "create_floatingip:floating_ip_address": (
-        p.ADMIN, "Create a floating IP with a specific IP address"),
+        p.ADMIN_OR_PROJECT_MANAGER, "Create a floating IP with a specific IP address"),
     "create_floatingip:tags": (_MEMBER, "Give tags when creating a floating IP"),
     "get_floatingip": (_READER, "Get a floating IP"),
     "get_floatingip:tags": (_READER, "Get the tags of a floating IP"),
@@ -324,7 +324,7 @@ POLICY_RULES = p.crud(FLOATINGIP, "/floatingips", {
     "delete_floatingip": (_MEMBER, "Delete a floating IP"),
     "delete_floatingip:tags": (_MEMBER, "Remove tags of a floating IP"),
 }) + [
-    p.rule("get_floatingip_pool", "rule:regular_user", "Get floating IP pools",
+    p.rule("get_floatingip_pool", _READER, "Get floating IP pools",
            method="GET", path="/floatingip-pools"),
     p.rule("create_floatingip_port_forwarding", _MEMBER,
            "Create a floating IP port forwarding", method="POST", path=_PF),
