@@ -48,7 +48,7 @@ from quantum_ovs import exceptions, model as m, wire
 from quantum_ovs.api import validators
 from quantum_ovs.api.wsgi import dumps, error_response, json_response, log_access, read_json
 from quantum_ovs.context import Context
-from quantum_ovs.db import agent_auth, agents as agents_db
+from quantum_ovs.db import agent_auth, agents as agents_db, gateways
 from quantum_ovs.db.changefeed import HostStates
 
 LOG = logging.getLogger(__name__)
@@ -184,6 +184,7 @@ class AgentAPI:
                                  kept=c.changes_kept)
         self.refusals = LogBudget()
         self.host_polls = PollSlots(per_host=PollSlots.PER_HOST)  # (poll, poll_stream)
+        self._plain = set()  # credentials without the gateway role, checked
         self._last_body = None  # (delta, revision, its JSON answer): see _delta_response
         self.metrics = None  # api.metrics.ServerMetrics with [metrics] enabled
         if c.token:
@@ -254,6 +255,11 @@ class AgentAPI:
                 detail="This agent credential was not issued for a gateway host "
                        "(quantum-ovs-agent-credential create --gateway)")
         tunnel_ip = body.get("tunnel_ip")
+        if tunnel_ip is None:
+            # (an agent naming its tunnel address only in its configurations,
+            # as Neutron's do: it reaches every peer's view, so it is checked
+            # and made canonical alike, never passed on as sent)
+            tunnel_ip = confs.get("tunnel_ip")
         if tunnel_ip is not None:
             tunnel_ip = validators.ip_address(tunnel_ip)
             confs = dict(confs, tunnel_ip=tunnel_ip)
@@ -280,11 +286,23 @@ class AgentAPI:
         (see poll_args); 401 when the credential was revoked meanwhile.
         What state() answers, and FastPolls too."""
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
+        self._check_gateway_role(who, host)
         self._take_slot(host)
         try:
             return self._body(self._since(who, host, since, timeout, features))
         finally:
             self.host_polls.release(host)
+
+    def _check_gateway_role(self, who, host):
+        """The first poll of a credential without the gateway role: its
+        host stops being a gateway if no live credential of it has the role
+        (gateways.drop_unheld), so that revoking the role takes away what
+        a gateway host reads (every network behind its routers), whether or
+        not its agent ever registers again.  Once per credential."""
+        if who.credential_id is None or who.gateway or who.credential_id in self._plain:
+            return
+        gateways.drop_unheld(self.plugin, host)
+        self._plain.add(who.credential_id)
 
     def _take_slot(self, host):
         """One of ``host``'s waiting polls (PollSlots), or 503."""
@@ -325,6 +343,7 @@ class AgentAPI:
         with, and before an answer when the credential was revoked since
         the last (the agent's next poll gets the 401)."""
         timeout = max(0.0, min(timeout, self.conf.agent_api.max_wait))
+        self._check_gateway_role(who, host)
         deadline = time.monotonic() + timeout
         self._take_slot(host)
         try:

@@ -116,3 +116,10 @@ def host_of_id(db, credential_id):
     """The host of the live credential ``credential_id``, or None."""
     with db.engine.connect() as conn:
         return conn.execute(_BY_ID, {"id": credential_id}).scalar()
+
+
+def has_gateway_credential(s, host):
+    """Whether a live credential of ``host`` carries the gateway role."""
+    C = models.AgentCredential
+    return s.execute(sa.select(C.id).where(C.host == host, C.revoked_at.is_(None),
+                                           C.gateway.is_(True)).limit(1)).first() is not None

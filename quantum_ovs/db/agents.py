@@ -11,6 +11,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from quantum_ovs import exceptions
 from quantum_ovs.db import bindings, changelog, models
 from quantum_ovs.timeutils import utcnow
 
@@ -33,9 +34,19 @@ def live_agent(s, host, down_time):
     return agent
 
 
+CONFIGURATIONS_MAX = models.Agent.configurations.property.columns[0].type.length
+
+
 def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
     """Insert or refresh the agent row of ``host``; returns it and whether
     its tunnel IP changed (its peers must learn the new one)."""
+    text = json.dumps(configurations, sort_keys=True)
+    if len(text) > CONFIGURATIONS_MAX:
+        # (the column's size, on every backend: SQLite would keep any size,
+        # and every peer's view and agent listing reads it back)
+        raise exceptions.InvalidInput(
+            error_message=f"'configurations' is longer than {CONFIGURATIONS_MAX} "
+                          "characters as JSON")
     A = models.Agent
     agent = s.execute(sa.select(A).where(A.agent_type == AGENT_TYPE, A.host == host)
                       ).scalars().first()
@@ -48,7 +59,7 @@ def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
     if started:
         agent.started_at = now
     agent.heartbeat_timestamp = now
-    agent.configurations = json.dumps(configurations, sort_keys=True)
+    agent.configurations = text
     moved = agent.tunnel_ip != tunnel_ip
     agent.tunnel_ip = tunnel_ip
     s.flush()

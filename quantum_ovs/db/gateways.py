@@ -22,7 +22,7 @@ import json
 
 import sqlalchemy as sa
 
-from quantum_ovs.db import agents as agents_db, models
+from quantum_ovs.db import agent_auth, agents as agents_db, models
 
 TUNNEL_TYPES = ("vxlan", "gre")
 AGENT_TYPE = agents_db.AGENT_TYPE
@@ -72,6 +72,38 @@ def is_gateway(agent):
         return bool(json.loads(agent.configurations or "{}").get("gateway"))
     except ValueError:
         return False
+
+
+def drop_unheld(plugin, host):
+    """``host`` is a gateway no more when none of its live credentials
+    carries the role (the operator revoked it): its agent row says so,
+    and the register hooks take it out of every router gateway, as for an
+    agent that registers as no gateway.  Its agent need not register again
+    for that, nor ever.  Returns whether it was one."""
+    A = models.Agent
+
+    def agent_of(s):
+        return s.execute(sa.select(A).where(A.agent_type == agents_db.AGENT_TYPE,
+                                            A.host == host)).scalars().first()
+
+    with plugin.db.reader() as s:
+        agent = agent_of(s)
+        if agent is None or not is_gateway(agent) or \
+                agent_auth.has_gateway_credential(s, host):
+            return False
+
+    def txn(s):
+        agent = agent_of(s)
+        if agent is None or not is_gateway(agent) or \
+                agent_auth.has_gateway_credential(s, host):
+            return False
+        confs = json.loads(agent.configurations or "{}")
+        confs["gateway"] = False
+        agent.configurations = json.dumps(confs, sort_keys=True)
+        for hook in getattr(plugin, "register_hooks", ()):
+            hook(s, agent)
+        return True
+    return plugin.db.write(txn)
 
 
 def gateway_agents(s, down_time, alive_only=True):

@@ -9,6 +9,7 @@ networks (see routed; compiler/synth.py slice_for_host is the reference).
 """
 
 import dataclasses
+import ipaddress
 import json
 
 import sqlalchemy as sa
@@ -329,6 +330,16 @@ def remote_hosts(s, host, network_ids, memo=None, routers=()):
     return _with_tunnel_ips(s, hosts - {host}, memo)
 
 
+def _address(value):
+    """``value`` as a canonical IP address, or None: a row registered
+    before the agent API checked configurations' tunnel_ip is never passed
+    on to other hosts as it was sent."""
+    try:
+        return str(ipaddress.ip_address(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _with_tunnel_ips(s, hosts, memo):
     """RemoteHost values for the hosts that have a tunnel IP, by name."""
     unknown = [h for h in hosts if ("tunnel_ip", h) not in memo]
@@ -337,7 +348,7 @@ def _with_tunnel_ips(s, hosts, memo):
     for chunk in _chunks(unknown):
         for r in s.execute(sa.select(AG.host, AG.tunnel_ip, AG.configurations)
                            .where(AG.host.in_(chunk))):
-            memo[("tunnel_ip", r.host)] = (
+            memo[("tunnel_ip", r.host)] = _address(
                 r.tunnel_ip or json.loads(r.configurations or "{}").get("tunnel_ip"))
     return sorted((m.RemoteHost(h, memo[("tunnel_ip", h)]) for h in hosts
                    if memo[("tunnel_ip", h)]), key=lambda h: h.name)
