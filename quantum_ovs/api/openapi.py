@@ -926,6 +926,14 @@ def _operation(schema, r, method, comp, errors, creates):
 
 
 # ---------------------------------------------------------------- extra routes
+def _method_not_allowed(op):
+    """``op`` also answering 405 HTTPMethodNotAllowed."""
+    op["responses"]["405"] = {"description": "NeutronError: HTTPMethodNotAllowed",
+                              "x-neutron-error-types": ["HTTPMethodNotAllowed"],
+                              "content": {JSON: {"schema": NEUTRON_ERROR}}}
+    return op
+
+
 def _extra_operation(schema, r, method, comp, errors):
     """Routes an extension adds with handlers of its own: described here by
     path; an unknown one as any JSON."""
@@ -938,6 +946,12 @@ def _extra_operation(schema, r, method, comp, errors):
                                           "properties": {"project_id": {"type": "string"},
                                                          "tenant_id": {"type": "string"}},
                                           "additionalProperties": quota_item}}))})}
+    if p in ("/v2.0/quotas/project", "/v2.0/quotas/tenant"):
+        key = p.rsplit("/", 1)[1]
+        return {"summary": f"The caller's own {key} id", "responses": _responses(
+            "read", None, errors, {"200": _json(_wrap(key, {
+                "type": "object", "required": [f"{key}_id"], "additionalProperties": False,
+                "properties": {f"{key}_id": {"type": "string"}}}))})}
     if p.startswith("/v2.0/quotas/{project_id}"):
         if p.endswith("/details"):
             detail = {"type": "object", "required": ["limit", "used", "reserved"],
@@ -951,8 +965,10 @@ def _extra_operation(schema, r, method, comp, errors):
         if method == "GET":
             return {"summary": "Quota limits", "responses": _responses(
                 "read", None, errors, {"200": limits})}
+        # A PUT or DELETE is 405 on /quotas/project and /quotas/tenant (GET
+        # only), paths a client's matcher takes for this one.
         if method == "PUT":
-            return {"summary": "Set quota limits",
+            return _method_not_allowed({"summary": "Set quota limits",
                     "requestBody": _body(_wrap("quota", {
                         "type": "object",
                         # force: true takes a limit below the usage (a JSON
@@ -964,9 +980,10 @@ def _extra_operation(schema, r, method, comp, errors):
                                                                  {"type": "integer"}]}},
                         "additionalProperties": {"anyOf": [{"type": "integer"},
                                                            {"type": "string"}]}})),
-                    "responses": _responses("update", None, errors, {"200": limits})}
-        return {"summary": "Reset quota limits to the defaults", "responses": _responses(
-            "delete", None, errors, {"204": {"description": "Reset"}})}
+                    "responses": _responses("update", None, errors, {"200": limits})})
+        return _method_not_allowed({
+            "summary": "Reset quota limits to the defaults", "responses": _responses(
+                "delete", None, errors, {"204": {"description": "Reset"}})})
     m = re.fullmatch(r"/v2\.0/routers/\{router_id\}/(\w+)", p)
     if m and "routers" in schema.resources:
         action = m.group(1)

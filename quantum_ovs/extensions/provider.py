@@ -131,6 +131,9 @@ class Segments:
                 raise exceptions.InvalidInput(
                     error_message=f"provider:physical_network specified for {ntype} "
                                   "network")
+            # A tunnel has no physnet (Neutron's TunnelTypeDriver reserves
+            # its segment with None): a "" given is not stored and shown.
+            physnet = None
         if segid is not None and not 1 <= segid <= MAX_SEGID.get(ntype, 0):
             raise exceptions.InvalidInput(
                 error_message=f"segmentation_id out of range (1 through "
@@ -260,6 +263,19 @@ def setup(plugin, conf):
             net.external = models.ExternalNetwork()
 
     def on_update(s, ctx, net, a):
+        seg = net.segment
+        current = {NETWORK_TYPE: seg.network_type if seg else None,
+                   PHYSNET: (seg.physical_network or None) if seg else None,
+                   SEGID: seg.segmentation_id if seg else None}
+        # As Neutron's ml2 _update_provider_network_attributes: a client
+        # that PUTs back what it read changes nothing (None is "not
+        # given"); a segment cannot be changed here, so any other value
+        # is refused.
+        changed = sorted(k for k in current if a.get(k) is not None and a[k] != current[k])
+        if changed:
+            raise exceptions.InvalidInput(
+                error_message="Plugin does not support updating the following provider "
+                              f"network attributes: {', '.join(changed)}")
         if "mtu" in a:
             limit = segments.max_mtu(net.segment.network_type if net.segment else "local")
             if a["mtu"] is None:
@@ -276,7 +292,8 @@ def setup(plugin, conf):
     def extend_dict(net, d):
         seg = net.segment
         d[NETWORK_TYPE] = seg.network_type if seg else None
-        d[PHYSNET] = seg.physical_network if seg else None
+        # (or None: a tunnel network made before tunnels dropped a "" physnet)
+        d[PHYSNET] = (seg.physical_network or None) if seg else None
         d[SEGID] = seg.segmentation_id if seg else None
         d["router:external"] = net.external is not None
 

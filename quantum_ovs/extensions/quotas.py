@@ -1,17 +1,20 @@
 """Quotas (aliases ``quotas``, ``quota_details``).
 
 Limits per project and resource: a row of ``quotas`` when the admin set
-one, else ``[quotas] quota_<resource>``; -1 is unlimited.  The count is
-taken inside the transaction that creates the resource (a hook of every
-create), so a bulk request counts each item and concurrent creators
-never overshoot: on PostgreSQL a transaction-scoped advisory lock per
-(project, resource) serializes the counting transactions, SQLite
-serializes writers anyway (BEGIN IMMEDIATE).  That lock is the last one a
-create takes (the lock order is documented in db/ipam.py): the count is
-made once, after the transaction's work, just before it commits, so that
-no creator waits for an IP range or subnet row while holding it (a
-deadlock with a creator holding that row and waiting for the quota lock)
-and creators of one project are serialized only for the count.
+one, else ``[quotas] quota_<resource>`` (``default_quota`` for a resource
+without an option of its own); -1 is unlimited.  The count is taken inside
+the transaction that creates the resource (a hook of every create a
+request asks for: a row the plugin makes itself, a router interface's
+port, is not counted, as Neutron enforces quotas at its API), so a bulk
+request counts each item and concurrent creators never overshoot: on
+PostgreSQL a transaction-scoped advisory lock per (project, resource)
+serializes the counting transactions, SQLite serializes writers anyway
+(BEGIN IMMEDIATE).  That lock is the last one a create takes (the lock
+order is documented in db/ipam.py): the count is made once, after the
+transaction's work, just before it commits, so that no creator waits for
+an IP range or subnet row while holding it (a deadlock with a creator
+holding that row and waiting for the quota lock) and creators of one
+project are serialized only for the count.
 
 A create of several items (a bulk) is also counted before any of its
 work (``refuse``, from the API's create), as Neutron reserves the items
@@ -34,6 +37,7 @@ from quantum_ovs.api.definitions.quotas import (  # noqa: F401 (the contract's n
     InvalidQuotaValue,
     OverQuota,
     QuotaResourceUnknown,
+    TenantQuotaNotFound,
 )
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import models
@@ -53,7 +57,10 @@ RESOURCES = {
 OPTS = [("quotas", [
     cfg.IntOpt(f"quota_{name}", default=default,
                help=f"Number of {name}s allowed per project; -1 for unlimited.")
-    for name, (_c, _m, default) in RESOURCES.items()])]
+    for name, (_c, _m, default) in RESOURCES.items()] + [
+    cfg.IntOpt("default_quota", default=-1,
+               help="Number of each resource without a quota_<resource> option of its "
+                    "own (subnet pools) allowed per project; -1 for unlimited.")])]
 
 PROJECT_ID_MAX = 255  # the length of the project_id columns
 # session.info key: the (project, resource) pairs a transaction created.
@@ -74,19 +81,31 @@ class Quotas:
 
     def add_resource(self, name, collection, model):
         """A resource an extension serves (its ``[quotas] quota_<name>``
-        option registered by the extension): limited and counted from now."""
+        option registered by the extension, else ``default_quota``):
+        limited and counted from now."""
         self.resources[name] = (collection, model)
         self._hook(name, collection)
 
     def _hook(self, resource, collection):
         def hook(s, ctx, obj, a):
-            self.check(s, resource, obj)
+            # Without a context the plugin makes the row itself (a router
+            # interface's port): Neutron counts API creates only (its
+            # QuotaEnforcementHook), so a project at its port limit may
+            # still attach a subnet to its router.
+            if ctx is not None:
+                self.check(s, resource, obj)
         # First: the limit is read before other hooks' work (the count
         # and its lock come just before the commit).
         self.plugin.add_hook(collection, "create", hook, first=True)
 
+    def default(self, resource):
+        # As Neutron's [quotas] default_quota: the limit of a tracked
+        # resource that has no option of its own (subnetpool in ML2).
+        quotas = self.conf.quotas
+        return getattr(quotas, f"quota_{resource}", quotas.default_quota)
+
     def defaults(self):
-        return {name: getattr(self.conf.quotas, f"quota_{name}") for name in self.resources}
+        return {name: self.default(name) for name in self.resources}
 
     def limits(self, s, project_id):
         out = self.defaults()
@@ -99,8 +118,7 @@ class Quotas:
 
     def limit(self, s, project_id, resource):
         row = s.get(models.Quota, (project_id, resource))
-        return row.limit if row is not None else getattr(self.conf.quotas,
-                                                         f"quota_{resource}")
+        return row.limit if row is not None else self.default(resource)
 
     def used(self, s, project_id, resource, exclude=None):
         model = self.resources[resource][1]
@@ -287,9 +305,21 @@ def routes(api):
 
     def delete(req, ctx, project_id, **kw):
         require_admin(ctx, "Only admin can view or configure quota")
-        db.write(lambda s: s.execute(sa.delete(models.Quota).where(
-            models.Quota.project_id == project_id)))
+        # No row deleted: the project had no limits of its own, a 404 as
+        # Neutron's DbQuotaDriver.delete_project_quota answers.
+        deleted = db.write(lambda s: s.execute(sa.delete(models.Quota).where(
+            models.Quota.project_id == project_id)).rowcount)
+        if not deleted:
+            raise TenantQuotaNotFound(tenant_id=project_id)
         return json_response(None, status=204)
+
+    def whoami(key):
+        # Neutron's quotasv2 collection actions (GET only): the caller's
+        # own project id, what python-neutronclient's quota-show without
+        # --tenant-id asks for; never the limits of a project of that name.
+        def handler(req, ctx, **kw):
+            return json_response({key: {f"{key}_id": ctx.project_id}})
+        return handler
 
     def defaults(req, ctx, project_id, **kw):
         may_read(ctx, project_id)
@@ -306,6 +336,10 @@ def routes(api):
 
     fmt = "{fmt:(\\.json)?}"
     api.add_route("/v2.0/quotas" + fmt, {"GET": index})
+    # Before /{project_id}: a PUT or DELETE of these is a 405, not the
+    # limits of a project called "project" or "tenant".
+    api.add_route("/v2.0/quotas/project" + fmt, {"GET": whoami("project")})
+    api.add_route("/v2.0/quotas/tenant" + fmt, {"GET": whoami("tenant")})
     api.add_route("/v2.0/quotas/{project_id}/default" + fmt, {"GET": defaults})
     api.add_route("/v2.0/quotas/{project_id}/details" + fmt, {"GET": details})
     api.add_route("/v2.0/quotas/{project_id}" + fmt,

@@ -559,6 +559,11 @@ def setup(plugin, conf):
     plugin.register(pools)
     pools.register_rbac(plugin, pool_in_use, pool_may_target)
     plugin.subnet_allocator = pools.allocate
+    # Neutron's ML2 tracks subnetpool too; its limit is [quotas]
+    # default_quota (no quota_subnetpool option there either).
+    quotas = getattr(plugin, "quotas", None)
+    if quotas is not None and hasattr(quotas, "add_resource"):
+        quotas.add_resource(SUBNETPOOL, SUBNETPOOLS, models.SubnetPool)
 
 
 def routes(api):

@@ -85,7 +85,9 @@ def addresses(value, name="addresses", bare=False):
 
 
 addresses.openapi = {
-    "request": {"type": "array", "items": {"type": "string"}, "maxItems": v.LIST_MAX},
+    # (null is taken, as no addresses: Neutron's type:list_of_subnets_or_none)
+    "request": {"type": ["array", "null"], "items": {"type": "string"},
+                "maxItems": v.LIST_MAX},
     # (a group may grow past a request's bound by several add_addresses)
     "response": {"type": "array", "items": {"type": "string"}},
 }

@@ -32,14 +32,18 @@ def _str_or_none(value, name="value"):
     return None if value is None else v.string(64)(value, name)
 
 
+# The provider attributes take a PUT, as in Neutron (neutron-lib's
+# provider_net: allow_put): its update_network:provider:* policy refuses a
+# project (403), and the plugin takes the current values back as no change
+# (extensions/provider.py: a different one is a 400).
 RESOURCE_ATTRIBUTE_MAP = {
     "networks": {
-        NETWORK_TYPE: Attr(v.choices(*NETWORK_TYPES),
+        NETWORK_TYPE: Attr(v.choices(*NETWORK_TYPES), allow_put=True,
                            default=NOT_SET, convert_filter=v.string(16),
                            enforce_policy=True, is_sort_key=False),
-        PHYSNET: Attr(_str_or_none, default=NOT_SET, convert_filter=v.string(64),
-                      enforce_policy=True, is_sort_key=False),
-        SEGID: Attr(_segid, default=NOT_SET,
+        PHYSNET: Attr(_str_or_none, allow_put=True, default=NOT_SET,
+                      convert_filter=v.string(64), enforce_policy=True, is_sort_key=False),
+        SEGID: Attr(_segid, allow_put=True, default=NOT_SET,
                     convert_filter=lambda x, n="": v.to_int(x, n), enforce_policy=True,
                     is_sort_key=False),
         EXTERNAL: Attr(v.to_bool, allow_put=True, default=False,

@@ -1,7 +1,9 @@
 """Quotas (``quotas``, ``quota_details``, ``quota-check-limit``):
 ``/v2.0/quotas[/{project_id}[/default|/details]]``, limits per project and
-resource, -1 for unlimited.  Served by routes of its own (admin checks in
-code, as in Neutron: no policy rules)."""
+resource, -1 for unlimited; ``/v2.0/quotas/project`` and ``/tenant`` name
+the caller's own project (Neutron's GET collection actions).  Served by
+routes of its own (admin checks in code, as in Neutron: no policy
+rules)."""
 
 from quantum_ovs import exceptions
 
@@ -32,3 +34,9 @@ class InvalidQuotaValue(exceptions.InvalidInput):
 
 class QuotaResourceUnknown(exceptions.NotFound):
     message = "Unknown quota resources %(unknown)s."
+
+
+class TenantQuotaNotFound(exceptions.NotFound):
+    # (Neutron's name and message: a DELETE of the limits of a project
+    # that has none.)
+    message = "Quota for tenant %(tenant_id)s could not be found."
