@@ -131,6 +131,10 @@ def validate_pools(cidr, pools, gateway_ip):
         if net.version == 4 and net.prefixlen <= 30 and (
                 start == net.network_address or end == net.broadcast_address):
             raise exceptions.InvalidAllocationPool(pool=text)
+        if net.version == 6 and start == net.network_address:
+            # The subnet-router anycast address (RFC 4291 2.6.1): Neutron's
+            # validate_allocation_pools starts IPv6 pools at net.first + 1.
+            raise exceptions.OutOfBoundsAllocationPool(pool=text, subnet_cidr=cidr)
         ranges.append((int(start), int(end), text))
     ranges.sort()
     for (a1, b1, t1), (a2, b2, t2) in zip(ranges, ranges[1:]):

@@ -93,10 +93,14 @@ RESOURCE_ATTRIBUTE_MAP = {
                         convert_filter=v.string(64)),
         allocation_pools=Attr(v.list_of(v.allocation_pool), allow_put=True,
                               default=NOT_SET, is_filter=False, is_sort_key=False),
-        dns_nameservers=Attr(v.list_of(v.ip_address, unique=True, what="nameserver"),
+        # null is [] (create) or clears them (update), as neutron-lib's
+        # convert_none_to_empty_list: clients send null for an unset list.
+        dns_nameservers=Attr(v.list_of(v.ip_address, unique=True, what="nameserver",
+                                       none_as_empty=True),
                              allow_put=True, default=[], is_filter=False,
                              is_sort_key=False),
-        host_routes=Attr(v.list_of(v.host_route, unique=True, what="host route"),
+        host_routes=Attr(v.list_of(v.host_route, unique=True, what="host route",
+                                   none_as_empty=True),
                          allow_put=True, default=[], is_filter=False,
                          is_sort_key=False),
         enable_dhcp=flag(True),

@@ -161,6 +161,11 @@ class Subnets(Collection):
             changelog.record(s, "port", port, "update", net.id, before=before)
 
     def _check_overlap(self, s, net, netobj):
+        # (as Neutron's _validate_subnet_cidr, for every subnet, a pool's
+        # choice too, DHCP or not: bug 1362651, a /0 overlaps everything)
+        if netobj.prefixlen == 0:
+            raise exceptions.InvalidInput(
+                error_message="0 is not allowed as CIDR prefix length")
         q = sa.select(models.Subnet.cidr)
         if self.plugin.conf.allow_overlapping_ips:
             q = q.where(models.Subnet.network_id == net.id)
@@ -177,6 +182,11 @@ class Subnets(Collection):
             raise exceptions.InvalidInput(
                 error_message=f"Number of DNS nameservers exceeds the limit "
                               f"{conf.max_dns_nameservers}")
+        for x in dns:  # (Neutron's _validate_ip_version, 'dns_nameserver')
+            if ipaddress.ip_address(x).version != version:
+                raise exceptions.InvalidInput(
+                    error_message=f"dns_nameserver '{x}' does not match the ip_version "
+                                  f"'{version}'")
         routes = a.get("host_routes") or []
         if len(routes) > conf.max_subnet_host_routes:
             raise exceptions.InvalidInput(
@@ -208,6 +218,12 @@ class Subnets(Collection):
     def update_row(self, s, ctx, sub, a):
         net = s.get(models.Network, sub.network_id)
         _check_cidr(ipaddress.ip_network(sub.cidr), a.get("enable_dhcp") and not sub.enable_dhcp)
+        if "enable_dhcp" in a and not a["enable_dhcp"] and \
+                (sub.ipv6_ra_mode or sub.ipv6_address_mode):
+            # (Neutron's _validate_ipv6_update_dhcp: the modes are not
+            # updatable, and they mean DHCP/RA service for the subnet)
+            raise exceptions.InvalidInput(
+                error_message="Cannot disable enable_dhcp with ipv6 attributes set")
         a2 = dict(a, ip_version=sub.ip_version)
         self._check_dns_routes(a2, sub.ip_version)
         gw = a["gateway_ip"] if "gateway_ip" in a else sub.gateway_ip
@@ -318,6 +334,12 @@ def _check_v6_modes(a):
         raise exceptions.InvalidInput(
             error_message="ipv6_ra_mode or ipv6_address_mode cannot be set when "
                           "enable_dhcp is set to False or ip_version is 4")
+    if (ra or addr) and not a["enable_dhcp"]:
+        # (Neutron's _validate_ipv6_dhcp: the modes describe a DHCP/RA
+        # service the subnet would not have)
+        raise exceptions.InvalidInput(
+            error_message="ipv6_ra_mode or ipv6_address_mode cannot be set when "
+                          "enable_dhcp is set to False")
     if ra and addr and ra != addr:
         raise exceptions.InvalidInput(
             error_message=f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to "
