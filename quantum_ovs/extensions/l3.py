@@ -137,6 +137,16 @@ def router_dict(r):
 
 
 # ------------------------------------------------------------------ storage
+def _check_address_mode(subnets):
+    """An IPv6 subnet with an address mode and no RA mode has its
+    advertisements from a router outside: no router of ours serves it (as
+    Neutron's _validate_subnet_address_mode)."""
+    for sub in subnets:
+        if sub.ip_version == 6 and sub.ipv6_address_mode and not sub.ipv6_ra_mode:
+            raise bad_router(f"IPv6 subnet {sub.id} configured to receive RAs from an "
+                             "external router cannot be added to a router")
+
+
 def _check_in_pools(ctx, port, subnets):
     """A port's address outside the allocation pools of another project's
     subnet (its owner's reserved addresses, or one an administrator gave)
@@ -278,9 +288,18 @@ class Routers(Collection):
         router.enable_snat = info.get("enable_snat", self.plugin.conf.enable_snat_by_default)
         if old is not None and old.network_id == net.id and not fixed:
             return ()  # the same gateway (SNAT aside)
+        if old is not None and old.network_id == net.id:
+            # Only its addresses change: the same port takes them (its id
+            # and MAC kept), as Neutron's _update_current_gw_port.
+            addresses.reallocate(s, old, fixed)
+            if not old.fixed_ips:
+                raise exceptions.IpAddressGenerationFailure(net_id=net.id)
+            _bump(self.plugin, old)
+            s.flush()
+            _record(self.plugin, s, "port", old, "update", net.id)
+            s.expire(router, ["gw_port"])
+            return ()
         if old is not None:
-            if old.network_id == net.id:  # (its SLAAC addresses echoed: the new port's own)
-                fixed = addresses.echoed_as_automatic(fixed, addresses.held_automatic(s, old))
             self._drop_gateway_port(s, ctx, router, old)
         port = self._new_gateway_port(s, router, net, fixed or None, bool(subnets))
         router.gw_network_id, router.gw_port_id = net.id, port.id
@@ -311,8 +330,10 @@ class Routers(Collection):
         port.allowed_address_pairs, port.tags, port.fixed_ips = [], [], []
         s.add(port)
         s.flush()
-        allocs = _allocate(plugin, s, net.id, port, requested, definition.GATEWAY_OWNER) \
-            if addressed else []
+        # (given addresses: its EUI-64 ones on the automatic subnets too,
+        # as any port's, Neutron's _get_auto_address_ips)
+        allocs = addresses.allocate(s, net.id, port, requested, definition.GATEWAY_OWNER,
+                                    auto=True) if addressed else []
         if addressed and not allocs:
             raise exceptions.IpAddressGenerationFailure(net_id=net.id)
         port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
@@ -512,6 +533,7 @@ class Routers(Collection):
                 # project lets it in, as in Neutron (LP 1757482, 1975603).
                 raise bad_router(f"Cannot add interface to router because subnet {sub.id} "
                                  "is not owned by project making the request")
+            _check_address_mode([sub])
             self._check_new_subnets(s, router, [sub])
             port = self._new_interface_port(s, ctx, router, sub)
             subnets = [sub]
@@ -520,15 +542,18 @@ class Routers(Collection):
             if not ctx.is_admin and port.project_id != ctx.project_id:
                 # (another project's port on the caller's network)
                 raise exceptions.PortNotFound(port_id=port.id)
-            if port.device_id or port.device_owner:
+            if port.device_id:
+                # (only the device: a port made beforehand with an owner
+                # and no device is taken, its owner set, as Neutron's
+                # _check_router_port)
                 raise exceptions.PortInUse(port_id=port.id, net_id=port.network_id,
-                                           device_id=port.device_id or
-                                           port.device_owner)
+                                           device_id=port.device_id)
             if not port.fixed_ips:
                 raise bad_router("Router port must have at least one fixed IP")
             subnets = [s.get(models.Subnet, a.subnet_id) for a in port.fixed_ips]
             if sum(1 for x in subnets if x.ip_version == 4) > 1:
                 raise bad_router("Cannot have multiple IPv4 subnets on router port")
+            _check_address_mode(subnets)
             if not ctx.is_admin:
                 _check_in_pools(ctx, port, subnets)
             self._check_new_subnets(s, router, subnets)
