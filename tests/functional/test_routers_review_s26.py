@@ -6,35 +6,12 @@ device is attached.  Each test failed before its fix."""
 
 import pytest
 
-R = "/v2.0/routers"
-ADMIN = dict(project="admin-p", admin=True)
+from tests.functional.test_routers import ADMIN, R, _add, _external, _router
 
 
 @pytest.fixture
 def l3(make_api):
     return make_api(service_plugins=["router"])
-
-
-def _router(api, status=201, project="p1", admin=False, **attrs):
-    r = api.post(R, {"router": attrs}, project=project, admin=admin, status=status)
-    return r.data["router"] if status == 201 else r.data["NeutronError"]
-
-
-def _add(api, rid, status=200, project="p1", **body):
-    r = api.put(f"{R}/{rid}/add_router_interface", body, project=project, status=status)
-    return r.data if status == 200 else r.data["NeutronError"]
-
-
-def _remove(api, rid, status=200, project="p1", **body):
-    r = api.put(f"{R}/{rid}/remove_router_interface", body, project=project, status=status)
-    return r.data if status == 200 else r.data["NeutronError"]
-
-
-def _external(api, cidr="172.24.4.0/24"):
-    net = api.post("/v2.0/networks", {"network": {"name": "public", "router:external": True}},
-                   status=201, **ADMIN).data["network"]
-    sub = api.subnet(net["id"], cidr=cidr, **ADMIN)
-    return net, sub
 
 
 def _ports_of(api, rid):
