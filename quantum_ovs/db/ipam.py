@@ -130,7 +130,9 @@ def validate_pools(cidr, pools, gateway_ip):
             raise exceptions.OutOfBoundsAllocationPool(pool=text, subnet_cidr=cidr)
         if net.version == 4 and net.prefixlen <= 30 and (
                 start == net.network_address or end == net.broadcast_address):
-            raise exceptions.InvalidAllocationPool(pool=text)
+            # (out of the subnet's usable addresses, as Neutron's
+            # validate_allocation_pools tells it)
+            raise exceptions.OutOfBoundsAllocationPool(pool=text, subnet_cidr=cidr)
         if net.version == 6 and start == net.network_address:
             # The subnet-router anycast address (RFC 4291 2.6.1): Neutron's
             # validate_allocation_pools starts IPv6 pools at net.first + 1.

@@ -600,8 +600,10 @@ class Routers(Collection):
                                                          port_id=port_id)
             if "subnet_id" in info and info["subnet_id"] not in {
                     x.id for x, _ in ifaces[port_id]}:
-                raise definition.RouterInterfaceNotFoundForSubnet(
-                    router_id=router.id, subnet_id=info["subnet_id"])
+                # (the port is the interface named: a request that does
+                # not match it, a 400 as Neutron's _remove_interface_by_port)
+                raise definition.SubnetMismatchForPort(port_id=port_id,
+                                                       subnet_id=info["subnet_id"])
         else:
             port_id = next((p for p, entries in ifaces.items()
                             if info["subnet_id"] in {x.id for x, _ in entries}), None)

@@ -301,9 +301,10 @@ def test_interface_by_port(l3):
     s2 = l3.subnet(net3["id"], cidr="10.4.0.0/24")
     two = l3.port(net3["id"], fixed_ips=[{"subnet_id": s1["id"]}, {"subnet_id": s2["id"]}])
     assert "multiple IPv4 subnets" in _add(l3, r["id"], 400, port_id=two["id"])["message"]
-    # removal by port and subnet that do not match
-    assert _remove(l3, r["id"], 404, port_id=port["id"], subnet_id=s1["id"])["type"] == \
-        "RouterInterfaceNotFoundForSubnet"
+    # removal by port and subnet that do not match: 400, as Neutron's
+    # _remove_interface_by_port
+    assert _remove(l3, r["id"], 400, port_id=port["id"], subnet_id=s1["id"])["type"] == \
+        "SubnetMismatchForPort"
     _remove(l3, r["id"], port_id=port["id"], subnet_id=sub["id"])
     l3.get(f"/v2.0/ports/{port['id']}", status=404)
 

@@ -54,6 +54,14 @@ def test_ipv6_subnet(api):
     ({"cidr": "10.0.0.0/24", "allocation_pools": [{"start": "10.0.0.10",
                                                    "end": "10.0.1.10"}]},
      "OutOfBoundsAllocationPool"),
+    # the network and broadcast addresses are out of bounds too (Neutron's
+    # validate_allocation_pools: first + 1 to last - 1)
+    ({"cidr": "10.0.0.0/24", "allocation_pools": [{"start": "10.0.0.0",
+                                                   "end": "10.0.0.10"}]},
+     "OutOfBoundsAllocationPool"),
+    ({"cidr": "10.0.0.0/24", "allocation_pools": [{"start": "10.0.0.200",
+                                                   "end": "10.0.0.255"}]},
+     "OutOfBoundsAllocationPool"),
     ({"cidr": "10.0.0.0/24", "allocation_pools": [{"start": "10.0.0.20",
                                                    "end": "10.0.0.10"}]},
      "InvalidAllocationPool"),

@@ -71,6 +71,10 @@ class RouterInterfaceNotFoundForSubnet(exceptions.NotFound):
     message = "Router %(router_id)s has no interface on subnet %(subnet_id)s"
 
 
+class SubnetMismatchForPort(exceptions.BadRequest):
+    message = "Subnet on port %(port_id)s does not match the requested subnet %(subnet_id)s"
+
+
 class RouterInterfaceInUseByRoute(exceptions.InUse):
     message = ("Router interface for subnet %(subnet_id)s on router %(router_id)s "
                "cannot be deleted, as it is required by one or more routes.")
