@@ -86,6 +86,9 @@ def drop_unheld(plugin, host):
         return s.execute(sa.select(A).where(A.agent_type == agents_db.AGENT_TYPE,
                                             A.host == host)).scalars().first()
 
+    # (read first: most hosts are no gateway, and their first poll need
+    # not take a write transaction; the write checks again, as anything
+    # may have changed between the two)
     with plugin.db.reader() as s:
         agent = agent_of(s)
         if agent is None or not is_gateway(agent) or \

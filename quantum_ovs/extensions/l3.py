@@ -96,8 +96,8 @@ def _new_port(plugin, s, ctx, a, cache):
     return plugin.collections["ports"]._new_port(s, ctx, a, cache)
 
 
-def _allocate(plugin, s, net_id, port, requested, device_owner, subnets=None):
-    return addresses.allocate(s, net_id, port, requested, device_owner, subnets)
+def _allocate(plugin, s, net_id, port, requested, device_owner, subnets=None, auto=False):
+    return addresses.allocate(s, net_id, port, requested, device_owner, subnets, auto=auto)
 
 
 def _release(plugin, s, network_id, held):
@@ -332,8 +332,8 @@ class Routers(Collection):
         s.flush()
         # (given addresses: its EUI-64 ones on the automatic subnets too,
         # as any port's, Neutron's _get_auto_address_ips)
-        allocs = addresses.allocate(s, net.id, port, requested, definition.GATEWAY_OWNER,
-                                    auto=True) if addressed else []
+        allocs = _allocate(plugin, s, net.id, port, requested, definition.GATEWAY_OWNER,
+                           auto=True) if addressed else []
         if addressed and not allocs:
             raise exceptions.IpAddressGenerationFailure(net_id=net.id)
         port.fixed_ips = [models.IPAllocation(subnet_id=x.id, ip_address=ip,
