@@ -5,7 +5,10 @@ Enabled by Neutron's switch, ``[DEFAULT] service_plugins = router``.
 
 A router's interfaces are ports (``device_owner`` ``network:router_interface``,
 ``device_id`` the router's id) listed in ``routerports`` with their type;
-one made from a subnet holds the subnet's gateway address.  Such a port is
+one made from a subnet holds the subnet's gateway address; a further IPv6
+subnet of a network the router has an IPv6 port on joins that port, and
+removing it by subnet takes that prefix alone (Neutron's multi-prefix
+ports).  Such a port is
 the router's: it cannot be deleted, nor its owner changed, through the
 ports API (409), and its subnet cannot be deleted while it is attached
 (SubnetInUse).  Extra routes need a next hop on a connected subnet.
@@ -535,8 +538,19 @@ class Routers(Collection):
                                  "is not owned by project making the request")
             _check_address_mode([sub])
             self._check_new_subnets(s, router, [sub])
-            port = self._new_interface_port(s, ctx, router, sub)
             subnets = [sub]
+            port = self._ipv6_port_on(s, router, sub.network_id) \
+                if sub.ip_version == 6 else None
+            if port is not None:
+                # Another IPv6 prefix of a network the router has an IPv6
+                # port on joins that port, as Neutron's
+                # _add_interface_by_subnet (one port per network and family)
+                self._add_prefix(s, port, sub)
+                _bump(plugin, router)
+                s.flush()
+                self.record(s, router, "update")
+                return _interface_info(router, port, subnets)
+            port = self._new_interface_port(s, ctx, router, sub)
         else:
             port = _row(plugin, s, ctx, "ports", info["port_id"], lock=True)
             if not ctx.is_admin and port.project_id != ctx.project_id:
@@ -566,6 +580,23 @@ class Routers(Collection):
         s.flush()
         self.record(s, router, "update")
         return _interface_info(router, port, subnets)
+
+    def _ipv6_port_on(self, s, router, network_id):
+        """The router's interface port on ``network_id`` with an IPv6
+        address, or None."""
+        for port_id, entries in self._interfaces(s, router).items():
+            if any(x.ip_version == 6 and x.network_id == network_id for x, _ in entries):
+                return _row(self.plugin, s, None, "ports", port_id, lock=True)
+        return None
+
+    def _add_prefix(self, s, port, sub):
+        (_, ip), = _allocate(self.plugin, s, sub.network_id, port,
+                             [{"subnet_id": sub.id, "ip_address": sub.gateway_ip}],
+                             INTERFACE, [sub])
+        addresses.append(port, sub.id, ip)
+        _bump(self.plugin, port)
+        s.flush()
+        _record(self.plugin, s, "port", port, "update", port.network_id)
 
     def _new_interface_port(self, s, ctx, router, sub):
         plugin = self.plugin
@@ -612,10 +643,15 @@ class Routers(Collection):
                 raise definition.RouterInterfaceNotFoundForSubnet(
                     router_id=router.id, subnet_id=info["subnet_id"])
         leaving = ifaces[port_id]
+        # By subnet, from a port with other prefixes too: that prefix
+        # alone leaves, the port stays (Neutron's _remove_interface_by_subnet).
+        one_prefix = "port_id" not in info and len(leaving) > 1
+        if one_prefix:
+            leaving = [x for x in leaving if x[0].id == info["subnet_id"]]
         self._check_interface_fips(s, router, leaving)
         remaining = [(ipaddress.ip_network(x.cidr), ipaddress.ip_address(ip), x.id)
-                     for p, entries in ifaces.items() if p != port_id
-                     for x, ip in entries]
+                     for p, entries in ifaces.items()
+                     for x, ip in entries if (x, ip) not in leaving]
         for r in router.routes:
             hop = ipaddress.ip_address(r.nexthop)
             if not any(hop in net for net, _, _ in remaining):
@@ -626,6 +662,17 @@ class Routers(Collection):
                                                                  subnet_id=sid)
         port = _row(plugin, s, None, "ports", port_id, lock=True)
         out = _interface_info(router, port, [x for x, _ in leaving])
+        if one_prefix:
+            held = [(a.subnet_id, a.ip_address) for a in port.fixed_ips
+                    if a.subnet_id == info["subnet_id"]]
+            port.fixed_ips = [a for a in port.fixed_ips if a.subnet_id != info["subnet_id"]]
+            _bump(plugin, port)
+            _bump(plugin, router)
+            s.flush()
+            _release(plugin, s, port.network_id, held)
+            _record(plugin, s, "port", port, "update", port.network_id)
+            self.record(s, router, "update")
+            return out
         s.execute(sa.delete(models.RouterPort).where(
             models.RouterPort.port_id == port_id))
         s.flush()

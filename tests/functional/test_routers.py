@@ -409,6 +409,60 @@ def test_ipv6_interface(l3):
     assert _err(l3.delete(f"/v2.0/subnets/{sub['id']}", status=409).data) == "SubnetInUse"
 
 
+def _router_and_two_prefixes(api, second_mode):
+    """A router, a network, its SLAAC subnet and a second IPv6 subnet."""
+    net = api.network()
+    one = api.subnet(net["id"], cidr="2001:db8:1::/64", ipv6_ra_mode="slaac",
+                     ipv6_address_mode="slaac")
+    two = api.subnet(net["id"], cidr="2001:db8:2::/64", ipv6_ra_mode=second_mode,
+                     ipv6_address_mode=second_mode)
+    return _router(api), net, one, two
+
+
+def test_a_second_ipv6_prefix_joins_the_routers_ipv6_port(l3):
+    """As Neutron's _add_interface_by_subnet / _remove_interface_by_subnet:
+    one IPv6 port per network, gaining and losing prefixes; IPv4 apart."""
+    r, net, one, two = _router_and_two_prefixes(l3, "dhcpv6-stateful")
+    v4 = l3.subnet(net["id"], cidr="10.9.0.0/24")
+    first = _add(l3, r["id"], subnet_id=one["id"])
+    rev = l3.get(f"/v2.0/ports/{first['port_id']}", status=200).data["port"]["revision_number"]
+    second = _add(l3, r["id"], subnet_id=two["id"])
+    assert second["port_id"] == first["port_id"]
+    assert (second["subnet_id"], second["subnet_ids"]) == (two["id"], [two["id"]])
+    port = l3.get(f"/v2.0/ports/{first['port_id']}", status=200).data["port"]
+    assert port["fixed_ips"] == [{"subnet_id": one["id"], "ip_address": "2001:db8:1::1"},
+                                 {"subnet_id": two["id"], "ip_address": "2001:db8:2::1"}]
+    assert port["revision_number"] > rev
+    # IPv4 gets a port of its own
+    third = _add(l3, r["id"], subnet_id=v4["id"])
+    assert third["port_id"] != first["port_id"]
+    ports = l3.get(f"/v2.0/ports?device_id={r['id']}", status=200).data["ports"]
+    assert len(ports) == 2
+    # the same prefix twice is still refused
+    assert "already has a port on subnet" in _add(l3, r["id"], 400,
+                                                  subnet_id=two["id"])["message"]
+    # removing one prefix keeps the port and frees the address
+    out = _remove(l3, r["id"], subnet_id=one["id"])
+    assert (out["port_id"], out["subnet_ids"]) == (first["port_id"], [one["id"]])
+    port = l3.get(f"/v2.0/ports/{first['port_id']}", status=200).data["port"]
+    assert port["fixed_ips"] == [{"subnet_id": two["id"], "ip_address": "2001:db8:2::1"}]
+    l3.delete(f"/v2.0/subnets/{one['id']}", status=204)  # no longer in use
+    # the last prefix takes the port with it
+    _remove(l3, r["id"], subnet_id=two["id"])
+    l3.get(f"/v2.0/ports/{first['port_id']}", status=404)
+
+
+def test_removing_a_prefix_keeps_the_routes_of_the_others(l3):
+    r, _net, one, two = _router_and_two_prefixes(l3, "slaac")
+    _add(l3, r["id"], subnet_id=one["id"])
+    _add(l3, r["id"], subnet_id=two["id"])
+    l3.put(f"{R}/{r['id']}", {"router": {"routes": [
+        {"destination": "2001:db8:9::/64", "nexthop": "2001:db8:2::99"}]}}, status=200)
+    assert _err(l3.put(f"{R}/{r['id']}/remove_router_interface", {"subnet_id": two["id"]},
+                       project="p1", status=409).data) == "RouterInterfaceInUseByRoute"
+    _remove(l3, r["id"], subnet_id=one["id"])  # the route's subnet stays
+
+
 # ------------------------------------------------------------------ quotas
 def test_router_quota(l3):
     l3.put("/v2.0/quotas/p1", {"quota": {"router": 2}}, status=200, **ADMIN)
