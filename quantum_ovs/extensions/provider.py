@@ -236,6 +236,24 @@ class Segments:
         self._reserve(s, net_id, ntype, physnet, segid)
         return ntype, physnet, segid
 
+    def change_vlan(self, s, net, segid):
+        """A VLAN network moves to VLAN ``segid`` of its physical network
+        (ml2's update_network_segment, with the Open vSwitch agents' support
+        of it: its ports stay bound, the hosts retag).  Another type is
+        refused; an id in use, 409 VlanIdInUse."""
+        seg = net.segment
+        if seg is None or seg.network_type != "vlan":
+            raise exceptions.InvalidInput(
+                error_message="Only VLAN type networks can be updated.")
+        self.validate_provider({NETWORK_TYPE: "vlan", PHYSNET: seg.physical_network,
+                                SEGID: segid})
+        A = models.SegmentAllocation
+        s.execute(sa.delete(A).where(A.network_type == "vlan",
+                                     A.physical_network == seg.physical_network,
+                                     A.segmentation_id == seg.segmentation_id))
+        self._reserve(s, net.id, "vlan", seg.physical_network, segid)
+        seg.segmentation_id = segid
+
     def max_mtu(self, ntype):
         return self.conf.global_physnet_mtu - OVERHEAD.get(ntype, 0)
 
@@ -269,13 +287,14 @@ def setup(plugin, conf):
                    SEGID: seg.segmentation_id if seg else None}
         # As Neutron's ml2 _update_provider_network_attributes: a client
         # that PUTs back what it read changes nothing (None is "not
-        # given"); a segment cannot be changed here, so any other value
-        # is refused.
+        # given"); of the segment, only a VLAN's id may change.
         changed = sorted(k for k in current if a.get(k) is not None and a[k] != current[k])
-        if changed:
+        if set(changed) - {SEGID}:
             raise exceptions.InvalidInput(
                 error_message="Plugin does not support updating the following provider "
                               f"network attributes: {', '.join(changed)}")
+        if changed:
+            segments.change_vlan(s, net, a[SEGID])
         if "mtu" in a:
             limit = segments.max_mtu(net.segment.network_type if net.segment else "local")
             if a["mtu"] is None:

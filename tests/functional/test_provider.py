@@ -63,7 +63,8 @@ def test_provider_attributes_are_admin_only(api):
     ids = [n["id"] for n in api.get(f"/v2.0/networks?{NT}=vxlan&{SID}=77", admin=True,
                                     status=200).data["networks"]]
     assert ids == [net["id"]]
-    api.put(f"/v2.0/networks/{net['id']}", {"network": {SID: 78}}, admin=True, status=400)
+    r = api.put(f"/v2.0/networks/{net['id']}", {"network": {SID: 78}}, admin=True, status=400)
+    assert "Only VLAN type networks can be updated." in r.data["NeutronError"]["message"]
 
 
 def test_vxlan_and_gre_share_one_tunnel_id_space(make_api):
@@ -194,3 +195,85 @@ def test_a_tunnel_id_one_type_holds_alone_is_not_free(make_api):
                  status=201)
     assert r.data["network"][SID] == 2
     assert gre[SID] == 1
+
+
+def _vlan_api(make_api):
+    api = make_api()
+    conf = api.plugin.conf
+    conf.set_override("network_vlan_ranges", ["physnet1:100:110", "physnet2"],
+                      group="ml2_type_vlan")
+    api.plugin.segments.__init__(conf)
+    return api
+
+
+def _vlan_net(api, physnet, vlan):
+    return api.post("/v2.0/networks", {"network": {"name": "v", NT: "vlan", PN: physnet,
+                                                   SID: vlan}},
+                    admin=True, status=201).data["network"]
+
+
+def test_a_vlan_networks_segmentation_id_can_change(make_api):
+    """ml2 update_network_segment, with the Open vSwitch agents' support
+    (mech_openvswitch: provider_network_attribute_updates_supported): the
+    VLAN id alone changes, the old one is free again, bound ports stay."""
+    api = _vlan_api(make_api)
+    net = _vlan_net(api, "physnet1", 100)
+    other = _vlan_net(api, "physnet1", 102)
+    port = api.post("/v2.0/ports", {"port": {"network_id": net["id"],
+                                             "binding:host_id": "hv-1"}},
+                    admin=True, status=201).data["port"]
+    url = f"/v2.0/networks/{net['id']}"
+    got = api.put(url, {"network": {SID: 2000}}, admin=True, status=200).data["network"]
+    assert (got[NT], got[PN], got[SID]) == ("vlan", "physnet1", 2000)
+    assert got["revision_number"] > net["revision_number"]
+    assert api.get(url, admin=True, status=200).data["network"][SID] == 2000
+    assert api.get(f"/v2.0/ports/{port['id']}", admin=True,
+                   status=200).data["port"]["binding:host_id"] == "hv-1"
+    # 100 is free again; 102 is another network's
+    _vlan_net(api, "physnet1", 100)
+    r = api.put(url, {"network": {SID: 102}}, admin=True, status=409)
+    assert r.data["NeutronError"]["type"] == "VlanIdInUse"
+    for bad in (0, 4095):
+        r = api.put(url, {"network": {SID: bad}}, admin=True, status=400)
+        assert "out of range" in r.data["NeutronError"]["message"]
+    # nothing of a refused change is left
+    assert api.get(url, admin=True, status=200).data["network"][SID] == 2000
+    assert api.get(f"/v2.0/networks/{other['id']}", admin=True,
+                   status=200).data["network"][SID] == 102
+    # the physical network is not the segment id: still refused, the id too
+    r = api.put(url, {"network": {PN: "physnet2", SID: 5}}, admin=True, status=400)
+    assert "does not support updating" in r.data["NeutronError"]["message"]
+    # the same id on another physical network is another segment
+    _vlan_net(api, "physnet2", 2000)
+    # a project may not (policy)
+    api.put(url, {"network": {SID: 7}}, status=403)
+
+
+def test_a_vlan_change_reaches_the_hosts_flows(make_api):
+    """The host view's delta carries the new segment, and the flows of the
+    network's uplink retag: no flow of the old VLAN is left."""
+    import dataclasses
+
+    from quantum_ovs import wire
+    from quantum_ovs.compiler.engine import Engine
+    from tests.functional.test_agent_api import register, state
+
+    api = _vlan_api(make_api)
+    register(api, "hv-1", "192.0.2.1", bridge_mappings={"physnet1": "br-phys"})
+    net = _vlan_net(api, "physnet1", 100)
+    api.post("/v2.0/ports", {"port": {"network_id": net["id"], "binding:host_id": "hv-1"}},
+             admin=True, status=201)
+    first = state(api, "hv-1")
+    engine = Engine.from_view(wire.view_from_dict(first["view"]))
+    engine.set_chassis(dataclasses.replace(engine.chassis(),
+                                           physnet_ofports=(("physnet1", 77),)))
+
+    def vlans():
+        return {x.value & 0xFFF for f in engine.flows() for x in (*f.match, *f.actions)
+                if getattr(x, "field", getattr(x, "name", None)) == "vlan_vid"}
+    assert vlans() == {100}
+    api.put(f"/v2.0/networks/{net['id']}", {"network": {SID: 2000}}, admin=True, status=200)
+    reply = state(api, "hv-1", since=first["revision"])
+    assert not reply["full"]
+    engine.apply(wire.delta_from_dict(reply["delta"]))
+    assert vlans() == {2000}
