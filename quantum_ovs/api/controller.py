@@ -379,7 +379,10 @@ class Controller:
             raise _bad(f"Invalid changed_since '{raw}': use ISO 8601, e.g. "
                        "2026-11-24T18:00:00Z") from None
         if when.tzinfo is not None:
-            when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            try:
+                when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            except OverflowError:  # (0001-01-01T00:00+01:00: before year 1 in UTC)
+                raise _bad(f"Invalid changed_since '{raw}': out of range") from None
         model = self.plugin.model_of(self.collection)
         if not hasattr(model, "updated_at"):
             raise _bad(f"changed_since is not supported for {self.collection}")
@@ -581,7 +584,7 @@ class Controller:
                 raise _bad(f"Cannot update read-only attribute {name}")
             out[name] = a.validate(val, name) if a.validate else val
         current = self._get_visible(ctx, id_)
-        self._check_revision(req, current)
+        expected = self._expected_revision(req, current)
         target = dict(self._target(current, ctx=ctx))
         target.update(out)
         action = f"update_{self.resource}"
@@ -594,7 +597,7 @@ class Controller:
         # update checks what is explicitly set (a project's PUT of
         # "shared": false on its own scope is a 403 there too).
         self._check_attrs(ctx, action, target, list(out))
-        obj = self.plugin.update(ctx, self.collection, id_, out)
+        obj = self.plugin.update(ctx, self.collection, id_, out, revision=expected)
         return json_response({self.resource: self._view(ctx, obj)})
 
     def _hidden_on_update(self, ctx, id_, target):
@@ -613,23 +616,28 @@ class Controller:
             raise webob.exc.HTTPNotFound(detail="The resource could not be found.")
 
     @staticmethod
-    def _check_revision(req, current):
+    def _expected_revision(req, current):
+        """The revision_number an ``If-Match: revision_number=N`` header
+        asks for (an entity tag: quoted or not, weak or not, as webob
+        reads it), or None.  It is compared in the write's transaction,
+        after the policy check, as Neutron's revision plugin does at flush:
+        a writer in between is a 412, not a lost update."""
         header = req.headers.get("If-Match")
         if not header or "revision_number" not in current:
             # (Resources without a revision number, as agents, take no
             # condition on it: the header is ignored, as in Neutron.)
-            return
+            return None
+        want = None
         for part in header.split(","):
             part = part.strip()
+            part = part[2:] if part.startswith("W/") else part
+            part = part[1:-1] if len(part) > 1 and part[0] == part[-1] == '"' else part
             if part.startswith("revision_number="):
                 try:
                     want = int(part.split("=", 1)[1])
                 except ValueError:
                     raise _bad(f"Invalid If-Match header '{header}'") from None
-                if want != current["revision_number"]:
-                    raise exceptions.PreconditionFailed(
-                        reason=f"revision_number {current['revision_number']} does not "
-                               f"match the expected {want}")
+        return want
 
     # ---------------------------------------------------------------- delete
     def delete(self, req, ctx, id_):
@@ -637,9 +645,9 @@ class Controller:
             raise webob.exc.HTTPMethodNotAllowed(
                 detail=f"Deleting {self.collection} through the API is not supported")
         current = self._get_visible(ctx, id_)
-        self._check_revision(req, current)
+        expected = self._expected_revision(req, current)
         self.policy.enforce(f"delete_{self.resource}", ctx, self._target(current, ctx=ctx))
-        self.plugin.delete(ctx, self.collection, id_)
+        self.plugin.delete(ctx, self.collection, id_, revision=expected)
         return json_response(None, status=204)
 
     # ---------------------------------------------------------------- tags
@@ -664,17 +672,14 @@ class Controller:
             return json_response({"tags": self.plugin.set_tags(ctx, self.collection, id_, tags)})
         if method == "PUT":
             v.tag(tag, "tag")
-            if tag not in current["tags"]:  # the plugin keeps the per-resource limit
-                self.plugin.set_tags(ctx, self.collection, id_, current["tags"] + [tag])
+            # (one tag, in the write: a tag another client adds meanwhile stays)
+            self.plugin.change_tag(ctx, self.collection, id_, tag, add=True)
             return json_response(None, status=201)
         if method == "DELETE" and tag is None:
             self.plugin.set_tags(ctx, self.collection, id_, [])
             return json_response(None, status=204)
         if method == "DELETE":
-            if tag not in current["tags"]:
-                raise exceptions.TagNotFound(tag=tag)
-            self.plugin.set_tags(ctx, self.collection, id_,
-                                 [t for t in current["tags"] if t != tag])
+            self.plugin.change_tag(ctx, self.collection, id_, tag, add=False)
             return json_response(None, status=204)
         raise webob.exc.HTTPMethodNotAllowed()
 

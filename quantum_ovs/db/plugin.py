@@ -7,6 +7,7 @@ The handlers are db/resource.py's pattern (networks, subnets and ports
 in db/resources/); what extensions may add is db/interface.py.
 """
 
+from quantum_ovs import exceptions
 from quantum_ovs.db import changelog, models, query, rowload
 from quantum_ovs.db.interface import ExtensionPoints
 from quantum_ovs.db.resource import check_tags
@@ -44,30 +45,56 @@ class Plugin(ExtensionPoints):
             return self._for_caller(s, ctx, h, rows)
         return self.db.write(txn)
 
-    def update(self, ctx, collection, id_, a):
+    def update(self, ctx, collection, id_, a, revision=None):
+        """``revision``: the revision_number the caller expects (If-Match),
+        compared with the locked row: 412 when another write came first."""
         h = self.collections[collection]
         h.check(a)
 
         def txn(s):
-            obj = h.row(s, ctx, id_, lock=True)
+            obj = _expect(h.row(s, ctx, id_, lock=True), revision)
             h.update_row(s, ctx, obj, a)
             return self._for_caller(s, ctx, h, [obj])[0]
         return self.db.write(txn)
 
-    def delete(self, ctx, collection, id_):
+    def delete(self, ctx, collection, id_, revision=None):
         h = self.collections[collection]
-        self.db.write(lambda s: h.delete_row(s, ctx, h.row(s, ctx, id_, lock=True)))
+        self.db.write(lambda s: h.delete_row(
+            s, ctx, _expect(h.row(s, ctx, id_, lock=True), revision)))
 
     def set_tags(self, ctx, collection, id_, tags):
+        """The resource's tags become ``tags``; its revision moves only
+        when they change (as a set: Neutron writes the difference)."""
         check_tags(collection, tags)
+        tags = list(dict.fromkeys(tags))
 
         def txn(s):
             obj = self.row(s, ctx, collection, id_, lock=True)
-            obj.tags = [models.Tag(resource_id=obj.id, tag=t) for t in dict.fromkeys(tags)]
-            changelog.bump(obj)
-            s.flush()
+            if {t.tag for t in obj.tags} != set(tags):
+                obj.tags = [models.Tag(resource_id=obj.id, tag=t) for t in tags]
+                changelog.bump(obj)
+                s.flush()
             return [t.tag for t in obj.tags]
         return self.db.write(txn)
+
+    def change_tag(self, ctx, collection, id_, tag, add):
+        """One tag added (a no-op when there) or removed (TagNotFound when
+        not), the others as they are in the write's transaction."""
+        def txn(s):
+            obj = self.row(s, ctx, collection, id_, lock=True)
+            have = [t.tag for t in obj.tags]
+            if add and tag not in have:
+                check_tags(collection, have + [tag])  # (the per-resource limit)
+                obj.tags.append(models.Tag(resource_id=obj.id, tag=tag))
+            elif not add:
+                if tag not in have:
+                    raise exceptions.TagNotFound(tag=tag)
+                obj.tags = [t for t in obj.tags if t.tag != tag]
+            else:
+                return
+            changelog.bump(obj)
+            s.flush()
+        self.db.write(txn)
 
     # ------------------------------------------------------------ reads
     def get(self, ctx, collection, id_):
@@ -115,3 +142,13 @@ class Plugin(ExtensionPoints):
         left out)."""
         with self.db.reader() as s:
             return self.collections["networks"].owners(s, net_ids, ctx)
+
+
+def _expect(obj, revision):
+    """``obj``, when its revision_number is ``revision`` (None: any)."""
+    have = getattr(obj, "revision_number", None)
+    if revision is not None and have is not None and have != revision:
+        raise exceptions.PreconditionFailed(
+            reason=f"revision_number {have} does not match the "
+                   f"expected {revision}")
+    return obj

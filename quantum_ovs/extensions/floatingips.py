@@ -37,6 +37,7 @@ from quantum_ovs.api.definitions import l3 as l3_definition
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import addresses, changelog, gateways, ipam, models
 from quantum_ovs.db.resource import Collection, hold
+from quantum_ovs.db.session import is_sqlite
 from quantum_ovs.timeutils import api_time as _ts
 
 DEFINITION = definition
@@ -445,8 +446,27 @@ class FloatingIPs(Collection):
         s.flush()
         self.touch_routers(s, old_router, fip.router_id)
 
+    @staticmethod
+    def _lock_ports(s, ids):
+        """The internal ports a port-forwarding write revises, locked
+        before the floating IP (a port update that drops forwardings
+        locks the port, then bumps its floating IPs: the same order)."""
+        P = models.Port
+        q = sa.select(P).where(P.id.in_(sorted({x for x in ids if x}))).order_by(P.id)
+        if not is_sqlite(s):
+            q = q.with_for_update()
+        return s.execute(q).scalars().all()
+
+    @staticmethod
+    def _revise(ports):
+        # (Neutron's PortForwarding revises_on_change: the floating IP and
+        # the internal port)
+        for port in ports:
+            changelog.bump(port)
+
     def create_pf(self, ctx, fip_id, a):
         def txn(s):
+            ports = self._lock_ports(s, [a["internal_port_id"]])
             fip = self.row(s, ctx, fip_id, lock=True)
             router_id = self.pf_check(s, ctx, fip, None, a)
             old_router = fip.router_id
@@ -459,12 +479,16 @@ class FloatingIPs(Collection):
                 description=a.get("description", ""))
             s.add(pf)
             fip.router_id = router_id
+            self._revise(ports)
             self._after_pf(s, fip, old_router)
             return _pf_dict(pf)
         return self.plugin.db.write(txn)
 
     def update_pf(self, ctx, fip_id, pf_id, a):
         def txn(s):
+            was = s.get(models.PortForwarding, pf_id)
+            old_port = was.internal_port_id if was is not None else None
+            ports = self._lock_ports(s, [a.get("internal_port_id"), old_port])
             fip = self.row(s, ctx, fip_id, lock=True)
             pf = self._pf_row(fip, pf_id)
             merged = {"protocol": pf.protocol, "internal_port_id": pf.internal_port_id,
@@ -481,15 +505,19 @@ class FloatingIPs(Collection):
             if "description" in a:
                 pf.description = a["description"]
             fip.router_id = router_id
+            self._revise(p for p in ports if p.id in (pf.internal_port_id, old_port))
             self._after_pf(s, fip, old_router)
             return _pf_dict(pf)
         return self.plugin.db.write(txn)
 
     def delete_pf(self, ctx, fip_id, pf_id):
         def txn(s):
+            was = s.get(models.PortForwarding, pf_id)
+            ports = self._lock_ports(s, [was.internal_port_id if was is not None else None])
             fip = self.row(s, ctx, fip_id, lock=True)
             pf = self._pf_row(fip, pf_id)
             old_router = fip.router_id
+            self._revise(p for p in ports if p.id == pf.internal_port_id)
             fip.forwardings.remove(pf)
             self._after_pf(s, fip, old_router)
         self.plugin.db.write(txn)

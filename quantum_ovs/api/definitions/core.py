@@ -29,6 +29,9 @@ _BUILTIN = [
     ("standard-attr-revisions", "Resource revision numbers",
      "This extension will display the revision number of neutron resources; "
      "If-Match: revision_number=N makes updates conditional."),
+    ("revision-if-match", "If-Match constraints based on revision_number",
+     "If-Match: revision_number=N (quoted or not) makes an update or a delete "
+     "conditional, checked in the write itself: 412 when the resource moved on."),
     ("standard-attr-tag", "Tag support for resources with standard attribute",
      "Enables to set tag on resources with standard attribute."),
     # The older tag aliases some clients still look for: tags on networks
