@@ -7,6 +7,7 @@ runs stay whole for large requests).  Linear in the pool's prefixes and
 subnets, after a sort.
 """
 
+import fractions
 import ipaddress
 
 # default_quota counts addresses (IPv4) or /64 networks (IPv6).
@@ -75,6 +76,7 @@ def is_free(cidr, prefixes, allocated):
 
 def quota_units(cidr):
     """What a subnet counts against default_quota: its addresses (IPv4) or
-    its /64 networks (IPv6; at least one)."""
+    its /64 networks (IPv6: a longer prefix is that part of one, as
+    Neutron's _num_quota_units_in_prefixlen; exact, no float)."""
     n = net(cidr)
-    return max(1, 2 ** (QUOTA_UNIT_BITS[n.version] - n.prefixlen))
+    return fractions.Fraction(2) ** (QUOTA_UNIT_BITS[n.version] - n.prefixlen)

@@ -273,11 +273,14 @@ class SubnetPools(Shareable, Collection):
             return
         scopes = self.plugin.collections["address_scopes"]
         scope = _lock(s, scopes, ctx if joining else None, scope_id)  # (404: not seen)
-        # Its owner joins it, or a project a policy names (not the
-        # wildcard: a scope shared with everyone is not joined by all).
+        # Its owner joins it, or a project it is shared with, a wildcard
+        # policy included (Neutron's AddressScope.is_accessible: the
+        # shared scope of an external network's pool takes the projects'
+        # pools, routed without NAT).
         if joining and ctx is not None and not ctx.is_admin and \
                 scope.project_id != ctx.project_id and \
-                ctx.project_id not in rbac.targets(s, SCOPE_TYPE, scope.id, rbac.SHARED):
+                not {ctx.project_id, "*"} & set(
+                    rbac.targets(s, SCOPE_TYPE, scope.id, rbac.SHARED)):
             raise definition.IllegalSubnetPoolAssociationToAddressScope(
                 subnetpool_id=pool_id, address_scope_id=scope_id)
         if scope.ip_version != version:
