@@ -104,16 +104,19 @@ def _subtract(ranges, n):
 
 
 def validate_gateway(cidr, gateway_ip):
+    """As Neutron's _validate_subnet: of the subnet's IP version, and not
+    its IPv4 network or broadcast address.  A gateway outside the CIDR is
+    on link (check_gateway_invalid_in_subnet cannot judge it): DHCP gives
+    the instances a host route to it (agent/responders/dhcp.py)."""
     net = ipaddress.ip_network(cidr)
     gw = ipaddress.ip_address(gateway_ip)
-    if gw.version != net.version or gw not in net:
+    if gw.version != net.version:
         raise exceptions.InvalidInput(
-            error_message=f"Gateway IP {gateway_ip} is not valid on subnet {cidr}")
+            error_message=f"gateway_ip '{gateway_ip}' does not match the ip_version "
+                          f"'{net.version}'")
     if net.version == 4 and net.prefixlen <= 30 and gw in (
             net.network_address, net.broadcast_address):
-        raise exceptions.InvalidInput(
-            error_message=f"Gateway IP {gateway_ip} is the network or broadcast "
-                          f"address of {cidr}")
+        raise exceptions.InvalidInput(error_message="Gateway is not valid on subnet")
 
 
 def validate_pools(cidr, pools, gateway_ip):

@@ -23,6 +23,32 @@ def test_gateway_inside_pool_range_is_excluded(api):
                                        {"start": "10.2.0.101", "end": "10.2.0.254"}]
 
 
+def test_a_gateway_outside_the_cidr_is_on_link(make_api):
+    """Neutron's check_gateway_invalid_in_subnet: a gateway outside the
+    subnet is accepted (on create and update), the pools are the whole
+    subnet; a router cannot take it as an interface address."""
+    api = make_api(service_plugins=["router"])
+    net = api.network()
+    sub = api.subnet(net["id"], "10.4.0.0/24", gateway_ip="192.0.2.1")
+    assert sub["gateway_ip"] == "192.0.2.1"
+    assert sub["allocation_pools"] == [{"start": "10.4.0.1", "end": "10.4.0.254"}]
+    six = api.subnet(net["id"], "2001:db8:4::/64", gateway_ip="2001:db8:ffff::1")
+    assert six["gateway_ip"] == "2001:db8:ffff::1"
+    got = api.put(f"/v2.0/subnets/{sub['id']}", {"subnet": {"gateway_ip": "198.51.100.1"}},
+                  status=200).data["subnet"]
+    assert got["gateway_ip"] == "198.51.100.1"
+    r = api.put(f"/v2.0/subnets/{sub['id']}", {"subnet": {"gateway_ip": "2001:db8::1"}},
+                status=400)
+    assert "does not match the ip_version" in r.data["NeutronError"]["message"]
+    router = api.post("/v2.0/routers", {"router": {"name": "r"}}, status=201).data["router"]
+    r = api.put(f"/v2.0/routers/{router['id']}/add_router_interface",
+                {"subnet_id": sub["id"]}, status=400)
+    assert r.data["NeutronError"]["type"] == "InvalidIpForSubnet", r.data
+    assert api.get(f"/v2.0/ports?device_id={router['id']}", status=200).data["ports"] == []
+    port = api.port(net["id"])
+    assert [x["subnet_id"] for x in port["fixed_ips"]] == [sub["id"], six["id"]]
+
+
 def test_null_gateway(api):
     net = api.network()
     sub = api.subnet(net["id"], "10.3.0.0/29", gateway_ip=None)
@@ -49,7 +75,8 @@ def test_ipv6_subnet(api):
     ({"cidr": "not-a-cidr"}, "InvalidInput"),
     ({"cidr": "10.0.0.0/24", "ip_version": 6}, "InvalidInput"),
     ({"cidr": "10.0.0.0/24", "ip_version": 5}, "InvalidInput"),
-    ({"cidr": "10.0.0.0/24", "gateway_ip": "10.0.1.1"}, "InvalidInput"),
+    ({"cidr": "10.0.0.0/24", "gateway_ip": "2001:db8::1"}, "InvalidInput"),
+    ({"cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.0"}, "InvalidInput"),
     ({"cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.255"}, "InvalidInput"),
     ({"cidr": "10.0.0.0/24", "allocation_pools": [{"start": "10.0.0.10",
                                                    "end": "10.0.1.10"}]},
