@@ -1101,6 +1101,11 @@ def _extra_operation(schema, r, method, comp, errors):
 
 
 # ---------------------------------------------------------------- Essex
+def _query_params(names):
+    return [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+            for n in names]
+
+
 def essex_document(versions=("1.0", "1.1")):
     """The Essex API (Quantum v1.0 and v1.1, quantum_ovs.extensions.essex)."""
     from quantum_ovs.api.definitions import essex
@@ -1185,6 +1190,15 @@ def essex_document(versions=("1.0", "1.1")):
             "get": op("The port's attachment", {"200": _json({"type": "object"})}),
             "put": op("Plug an attachment", none, att),
             "delete": op("Unplug the attachment", none)}
+        # ?detail=true on every list and show; the v1.1 lists' filters
+        shows = (base, net, net + "/ports", port)
+        for path in shows:
+            paths[path]["get"]["parameters"] = _query_params(["detail"])
+        if v11:
+            paths[base]["get"]["parameters"] += _query_params(
+                [*essex.NETWORK_FILTERS, *essex.NETWORK_FILTER_ALIASES])
+            paths[net + "/ports"]["get"]["parameters"] += _query_params(
+                [*essex.PORT_FILTERS, *essex.PORT_FILTER_ALIASES])
     for p, item in paths.items():
         item["parameters"] = _path_params(p)
         for m, o in item.items():

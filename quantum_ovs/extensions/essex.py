@@ -34,6 +34,8 @@ from quantum_ovs import exceptions
 from quantum_ovs.api import definitions, wsgi
 from quantum_ovs.api.definitions.essex import (  # noqa: F401 (the contract's names)
     FAULTS,
+    NETWORK_FILTER_ALIASES,
+    PORT_FILTER_ALIASES,
     V10_NAMES,
     VERSIONS,
     AlreadyAttached,
@@ -113,9 +115,7 @@ def _truthy(value):
 # ------------------------------------------------------------------ filters (v1.1)
 def _network_filters(params):
     """v1.1 network filters: name -> (ports needed?, predicate(net, ports))."""
-    aliases = {"has-operational-port": "port-op-status", "has-active-port": "port-state",
-               "has-interface": "has-attachment", "with-interface": "attachment",
-               "with-port": "port"}
+    aliases = NETWORK_FILTER_ALIASES
     out = []
     for key, value in params.items():
         key = aliases.get(key, key)
@@ -138,7 +138,7 @@ def _network_filters(params):
 
 
 def _port_filters(params):
-    aliases = {"has-interface": "has-attachment", "with-interface": "attachment"}
+    aliases = PORT_FILTER_ALIASES
     out = []
     for key, value in params.items():
         key = aliases.get(key, key)
@@ -221,8 +221,14 @@ class EssexAPI:
         return name
 
     @staticmethod
-    def _state_of(data):
-        state = data.get("state") or "DOWN"
+    def _state_of(data, required=False):
+        """ACTIVE or DOWN (any case) as a boolean; when not ``required``,
+        none given is DOWN.  Anything else, an empty value or object
+        included, is 431/400 StateInvalid."""
+        if required and "state" not in data:
+            raise MalformedRequest(reason="Failed to parse request. Parameter: state not "
+                                          "specified")
+        state = data.get("state", "DOWN")
         if not isinstance(state, str) or state.upper() not in ("ACTIVE", "DOWN"):
             raise StateInvalid(port_state=state)
         return state.upper() == "ACTIVE"
@@ -303,6 +309,8 @@ class EssexAPI:
                     row = handlers["ports"].row(s, ctx, p["id"], lock=True)
                 except exceptions.PortNotFound:
                     continue
+                if row.device_id:  # (attached since the check above)
+                    raise exceptions.NetworkInUse(net_id=network_id)
                 handlers["ports"].delete_row(s, ctx, row)
             handlers["networks"].delete_row(s, ctx, net_row)
         self.plugin.db.write(txn)
@@ -341,7 +349,7 @@ class EssexAPI:
     def update_port(self, version, req, ctx, tenant_id, network_id, port_id):
         self._check_tenant(ctx, tenant_id)
         data = self._body(req, "port")
-        up = self._state_of(data)
+        up = self._state_of(data, required=True)
         port = self._port(ctx, tenant_id, network_id, port_id)
         self.policy.enforce("update_port", ctx, self._port_target(port, admin_state_up=up))
         self.plugin.update(ctx, "ports", port_id, {"admin_state_up": up})
@@ -354,7 +362,15 @@ class EssexAPI:
             raise exceptions.PortInUse(port_id=port_id, net_id=network_id,
                                        device_id=port["device_id"])
         self.policy.enforce("delete_port", ctx, self._port_target(port))
-        self.plugin.delete(ctx, "ports", port_id)
+        ports = self.plugin.collections["ports"]
+
+        def txn(s):
+            row = ports.row(s, ctx, port_id, lock=True)
+            if row.device_id:  # (attached since the check above)
+                raise exceptions.PortInUse(port_id=port_id, net_id=network_id,
+                                           device_id=row.device_id)
+            ports.delete_row(s, ctx, row)
+        self.plugin.db.write(txn)
         return json_response(None, status=204)
 
     # attachments ------------------------------------------------------

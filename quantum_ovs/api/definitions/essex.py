@@ -10,6 +10,16 @@ ALIASES = []
 
 VERSIONS = ("1.0", "1.1")
 
+# The v1.1 list filters (query parameters), and the other names Quantum's
+# clients used for some of them.
+NETWORK_FILTERS = ("name", "op-status", "port-op-status", "port-state", "has-attachment",
+                   "attachment", "port")
+NETWORK_FILTER_ALIASES = {"has-operational-port": "port-op-status",
+                          "has-active-port": "port-state", "has-interface": "has-attachment",
+                          "with-interface": "attachment", "with-port": "port"}
+PORT_FILTERS = ("state", "op-status", "has-attachment", "attachment")
+PORT_FILTER_ALIASES = {"has-interface": "has-attachment", "with-interface": "attachment"}
+
 
 # ------------------------------------------------------------------ errors
 class StateInvalid(exceptions.BadRequest):
