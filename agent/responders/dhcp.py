@@ -74,7 +74,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from agent.responders.dhcp_options import client_tags4, extra_options
-from quantum_ovs import model
+from quantum_ovs import dnsnames, model
 
 LOG = logging.getLogger(__name__)
 
@@ -554,6 +554,14 @@ class DhcpResponder:
                 opts.append((OPT_MS_CLASSLESS_ROUTES, routes))
         return opts
 
+    def hostname(self, port: model.Port, lease: _Lease, network: model.Network) -> bytes:
+        """Option 12, for a client that asks: the host name of the port's
+        DNS assignment (its dns_name's first label, else host-<address>),
+        what Neutron's dnsmasq hosts file gives."""
+        domain = dnsnames.normalize_domain(network.dns_domain or self.domain)
+        (entry,) = dnsnames.assignment(port.dns_name, domain, [str(lease.address)])
+        return entry["hostname"].split(".")[0].encode("ascii", "replace")[:63]
+
     @staticmethod
     def classless_routes(subnet: model.Subnet, gateway, net, metadata: bool = False) -> bytes:
         """Option 121's value: the host routes, plus an on-link route to a
@@ -594,6 +602,8 @@ class DhcpResponder:
         ciaddr = msg.ciaddr if mtype == ACK else ZERO_IP
         opts = [(OPT_MESSAGE_TYPE, bytes((mtype,))), (OPT_SERVER_ID, server_id)]
         opts += self.options(lease, network, msg.parameters, inform)
+        if OPT_HOSTNAME in msg.parameters and port is not None:
+            opts.append((OPT_HOSTNAME, self.hostname(port, lease, network)))
         # extra_dhcp_opt: the port's own options replace ours of the same
         # code (an empty value removes it).
         extra = extra_options(port, 4, client_tags4(msg.options)) if port is not None \

@@ -21,7 +21,7 @@ from agent.responders.dhcp6 import Dhcp6Responder
 from agent.responders.dns import is_dns_query
 from agent.responders.router import RateLimit, solicited_advertisements, time_exceeded
 from quantum_ovs.compiler.flow import Output
-from quantum_ovs.compiler.pipeline import L3_ROUTE, REG_SRC
+from quantum_ovs.compiler.pipeline import L3_ADMIT, L3_ROUTE, REG_SRC, SERVICES
 
 LOG = logging.getLogger(__name__)
 
@@ -143,10 +143,19 @@ class DhcpDispatcher:
             LOG.debug("port %s: a %d-byte frame on a network of MTU %s: dropped",
                       port.id, len(pin.data), network.mtu)
             return
-        if self.dns is not None and is_dns_query(pin.data):
-            in_port = pin.in_port
-            self.dns.handle(pin.data, port, subnets, network,
-                            lambda frame: self.send(frame, [Output(in_port)]))
+        # Only what the service punts sent: DHCP and router solicitations
+        # from SERVICES, DNS to the network's resolver address from
+        # L3_ADMIT.  A routed packet the neighbour resolver did not take
+        # (L3_RESOLVE: a query to 8.8.8.8, a DHCP request to an outside
+        # server) is nobody's here: answered, it would be forged in the
+        # name of the address it went to.
+        if pin.table == L3_ADMIT:
+            if self.dns is not None and is_dns_query(pin.data):
+                in_port = pin.in_port
+                self.dns.handle(pin.data, port, subnets, network,
+                                lambda frame: self.send(frame, [Output(in_port)]))
+            return
+        if pin.table != SERVICES:
             return
         if pin.data[12:14] == b"\x86\xdd" and len(pin.data) > 54 and pin.data[54] == 133:
             if self.icmp_limit.allow(pin.in_port):

@@ -244,14 +244,14 @@ esac
   printf '"ip6": "%s", "prefixlen6": "%s", "old_ip6": "%s", "dns6": "%s", "search6": "%s", ' \\
     "$new_ip6_address" "$new_ip6_prefixlen" "$old_ip6_address" "$new_dhcp6_name_servers" \\
     "$new_dhcp6_domain_search"
-  printf '"life6": "%s"}}\\n' "$new_max_life"
+  printf '"life6": "%s", "host_name": "%s"}}\\n' "$new_max_life" "$new_host_name"
 }} >> {events}
 exit 0
 """
 
 CONF = """option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
 request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers,
-        interface-mtu, rfc3442-classless-static-routes,
+        interface-mtu, rfc3442-classless-static-routes, host-name,
         dhcp6.name-servers, dhcp6.domain-search;
 initial-interval 1;
 backoff-cutoff 2;
@@ -464,6 +464,7 @@ def test_dhclient_takes_the_ports_configuration(harness_factory, instance_factor
     assert ev["routers"] == "10.20.30.1"
     assert ev["dns"] == "10.20.30.2 192.0.2.53"
     assert ev["domain"] == "example.test"
+    assert ev["host_name"] == "host-10-20-30-40"  # (no dns_name: Neutron's hosts file)
     assert ev["mtu"] == "1450"
     assert ev["server"] == "10.20.30.1"
     assert ev["lease"] == "86400"

@@ -16,6 +16,7 @@ from agent.responders import dhcp6
 from agent.responders.dhcp6 import Dhcp6Responder, build_udp6_frame
 from agent.responders.dispatch import DhcpDispatcher
 from quantum_ovs import model
+from quantum_ovs.compiler.pipeline import SERVICES
 
 MAC = "fa:16:3e:aa:bb:cc"
 SERVER_MAC = "fa:16:3e:00:00:01"
@@ -333,7 +334,7 @@ def test_frames_longer_than_the_mtu_are_dropped_before_parsing():
 
 class _Pin:
     def __init__(self, data, in_port=5):
-        self.data, self.in_port, self.table, self.reason = data, in_port, 0, 1
+        self.data, self.in_port, self.table, self.reason = data, in_port, SERVICES, 1
 
 
 def Responder6():  # noqa: N802
