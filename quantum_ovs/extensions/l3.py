@@ -289,6 +289,10 @@ class Routers(Collection):
             self._check_new_subnets(s, router, list(subnets.values()),
                                     skip_port=old.id if old is not None else None)
         router.enable_snat = info.get("enable_snat", self.plugin.conf.enable_snat_by_default)
+        if old is not None and old.network_id == net.id:
+            # (a gateway set before 0008_floatingips may have none: the
+            # migration 0020 gives it one; so does setting it again)
+            self._redirect_key(s, router, net.id)
         if old is not None and old.network_id == net.id and not fixed:
             return ()  # the same gateway (SNAT aside)
         if old is not None and old.network_id == net.id:
@@ -306,16 +310,20 @@ class Routers(Collection):
             self._drop_gateway_port(s, ctx, router, old)
         port = self._new_gateway_port(s, router, net, fixed or None, bool(subnets))
         router.gw_network_id, router.gw_port_id = net.id, port.id
-        if router.redirect_key is None:
-            router.redirect_key = gateways.allocate_redirect_key(
-                s, self.plugin.segments, net.id)
-            if router.redirect_key is None:
-                raise NoNetworkAvailable()
+        self._redirect_key(s, router, net.id)
         s.flush()
         s.expire(router, ["gw_port"])
         before = gateways.hosts_of(s, router.id)
         after = gateways.assign(s, router.id, self.plugin.agents.down_time)
         return set(before) ^ set(after) if before != after else ()
+
+    def _redirect_key(self, s, router, net_id):
+        """The gateway's SNAT redirect key, allocated if it has none."""
+        if router.redirect_key is None:
+            router.redirect_key = gateways.allocate_redirect_key(
+                s, self.plugin.segments, net_id)
+            if router.redirect_key is None:
+                raise NoNetworkAvailable()
 
     def _new_gateway_port(self, s, router, net, requested, addressed=True):
         """The gateway port: no project's (as in Neutron), no security
