@@ -201,6 +201,22 @@ SQLITE_LOCK_POLL = 0.05
 # wait callback, for the ping of a pooled connection.
 _waits = threading.local()
 PING_DEADLINE = 1.0
+UNHURRIED = 7 * 24 * 3600.0
+
+
+@contextlib.contextmanager
+def unhurried():
+    """While in it, this thread's waits for the database are not cut at
+    the wait callback's deadline (statement_timeout + 1): for schema
+    migrations, whose statements, and the wait for another process's
+    migration, may take long.  (Enter it with the connection checked out:
+    the ping of a pooled connection sets its own deadline and clears it.)"""
+    before = getattr(_waits, "limit", None)
+    _waits.limit = UNHURRIED
+    try:
+        yield
+    finally:
+        _waits.limit = before
 
 
 def _deadline_wait(timeout):
