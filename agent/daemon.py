@@ -667,13 +667,15 @@ class Agent:
         """Log the flow owners the engine holds back (and those it no
         longer does); the ports among them (not reported up)."""
         now = {o: h[1] for o, h in self.engine.desired.held.items()}
+        held_owners = len(now)
+        now.update(self.engine.refused)  # (items left out: logged alike)
         if now != self.held:
             for o in now.keys() - self.held.keys():
                 LOG.error("flows of %s held back, the rest of the host goes on: %s", o, now[o])
             for o in self.held.keys() - now.keys():
                 LOG.warning("flows of %s no longer held back: installed", o)
             self.held = now
-        self.stats["held_owners"] = len(now)
+        self.stats["held_owners"] = held_owners
         return {o[1] for o in now if o[0] in (PORT, PORT_ACL)}
 
 

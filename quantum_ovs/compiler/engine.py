@@ -45,6 +45,7 @@ from quantum_ovs.compiler import cookies, pipeline
 from quantum_ovs.compiler.desired import CompileError, DesiredFlows, Unbuildable
 from quantum_ovs.compiler.flow import Flow, FlowDiff, diff
 from quantum_ovs.compiler.rules import acl as acl_rules
+from quantum_ovs.compiler.rules import checks
 from quantum_ovs.compiler.rules import gateway as gw_rules
 from quantum_ovs.compiler.rules import metadata as metadata_rules
 from quantum_ovs.compiler.rules import network as net_rules
@@ -259,6 +260,11 @@ class Engine:
         self._used_ids: set | None = None  # cache of alloc.local_ids values
         self._id_hint = LOCAL_ID_BASE
         self._dirty: set = set()
+        # Items of the model left out as they cannot be compiled as written
+        # (a security group rule with a prefix that does not parse...):
+        # ("security-group-rule", group id, rule id) -> why.  The agent
+        # logs them with the held owners.
+        self.refused: dict[tuple, str] = {}
 
     # ------------------------------------------------------------ reading
     def flows(self) -> frozenset[Flow]:
@@ -808,7 +814,10 @@ class Engine:
         for ip in addresses:
             dirty.add((ADDRESS, d, ip))
             if stateless:  # (a rule match that is the same flow carries it)
-                tm = acl_rules.address_match(d, ip)
+                try:
+                    tm = acl_rules.address_match(d, ip)
+                except ValueError:
+                    continue  # (an address that does not parse: its owner is held)
                 if tm in self.match_refs:
                     dirty.add((RULE_MATCH,) + tm)
 
@@ -859,9 +868,30 @@ class Engine:
         if old_rules != g.rules or old_stateful != g.stateful:
             self._rules_changed(g.id, old_rules, g.rules, old_stateful, g.stateful)
 
+    def _usable_rules(self, gid: str, rules, record: bool) -> tuple:
+        """The rules of group ``gid`` that can be compiled as written; the
+        others are left out (``record``: noted in ``refused``).  Fail
+        closed: a rule only ever allows.  Both sides of a change are read
+        through this, so a stored bad rule never reaches rule_matches
+        (which would raise here, outside any owner's isolation, and wedge
+        the group with its old flows)."""
+        if record:
+            for k in [k for k in self.refused if k[0] == REFUSED_RULE and k[1] == gid]:
+                del self.refused[k]
+        out = []
+        for r in rules:
+            why = checks.rule_problem(r)
+            if why is None:
+                out.append(r)
+            elif record:
+                self.refused[(REFUSED_RULE, gid, r.id)] = why
+        return tuple(out) if len(out) != len(rules) else rules
+
     def _rules_changed(self, gid: str, old_rules, new_rules, old_stateful: bool = True,
                        stateful: bool = True) -> None:
         dirty = self._dirty
+        old_rules = self._usable_rules(gid, old_rules, False)
+        new_rules = self._usable_rules(gid, new_rules, True)
         new_keys = Counter(k for k in (acl_rules.conj_key(r, stateful) for r in new_rules)
                            if k is not None and k[0] == gid)
         old_keys = self.sg_keys.get(gid, Counter())
@@ -912,7 +942,7 @@ class Engine:
         address group's CIDRs."""
         if remote.startswith(acl_rules.ADDRESS_GROUP_PREFIX):
             a = self.address_groups.get(remote[len(acl_rules.ADDRESS_GROUP_PREFIX):])
-            return {acl_rules.address_key(x) for x in a.addresses} if a is not None else ()
+            return _address_keys(a.addresses) if a is not None else ()
         g = self.groups.get(remote)
         return g.member_ips if g is not None else ()
 
@@ -1088,6 +1118,7 @@ class Engine:
         net = self.networks.get(nid)
         if net is None:
             return []
+        checks.segment(net.segment)  # (out of range: held, not put on another)
         subnets = [self.subnets[s] for s in self.net_subnets.get(nid, ())]
         local, hosts = [], set()
         vif = self.vif_ofports
@@ -1105,7 +1136,7 @@ class Engine:
                 if h is not None:
                     hosts.add(h.tunnel_ip)
         return net_rules.network_flows(
-            net, self.local_id(nid), subnets, local, list(hosts),
+            net, self.local_id(nid), subnets, local, [h for h in hosts if _good_tunnel_ip(h)],
             self.tunnel_ofports, self.physnet_ofports,
             external=bool(self.ext_routers.get(nid)),
             gateway_ofports=tuple(self.gateway_ofports.values()),
@@ -1119,6 +1150,7 @@ class Engine:
         net = self.networks.get(p.network_id)
         if net is None or not net.admin_state_up:
             return []
+        checks.port(p)
         lid = self.local_id(net.id)
         routed = net.id in self.net_routers
         if p.host == self.host:
@@ -1149,6 +1181,7 @@ class Engine:
         net = self.networks.get(p.network_id)
         if ofport is None or net is None or not net.admin_state_up:
             return []
+        checks.port(p)
         by_dir: dict = {}
         conj = self.alloc.conj_ids
         stateful = True
@@ -1175,6 +1208,7 @@ class Engine:
 
     def _compute_address(self, owner) -> list[Flow]:
         _, d, ip = owner
+        checks.member(ip)
         if d in acl_rules.STATELESS_DIRS and \
                 acl_rules.address_match(d, ip) in self.match_refs:
             return []  # (the rule match's flow carries it: address_at)
@@ -1195,6 +1229,9 @@ class Engine:
         # that are one of its gateway hosts)
         if not self._router_here(r):
             return []
+        for ifc in r.interfaces:
+            checks.mac(ifc.mac_address)
+            checks.parses(ifc.ip_address)
         ifaces = []
         for ifc in r.interfaces:
             net = self.networks.get(ifc.network_id)
@@ -1249,7 +1286,9 @@ class Engine:
         gw_ip = gw_rules.gateway_v4(gw)
         if gw_ip is None:
             return None
-        addr = ipaddress.IPv4Address(gw_ip)
+        checks.segment(net.segment)  # (its VLAN tags the replies: ExtNet.reply)
+        checks.mac(gw.mac_address)
+        addr = ipaddress.IPv4Address(checks.ipv4(gw_ip))
         sub = None
         for sid in sorted(self.net_subnets.get(net.id, ())):
             s = self.subnets[sid]
@@ -1287,6 +1326,8 @@ class Engine:
             return []
         zones, ext = got
         gw = r.gateway
+        if gw.redirect_key:
+            checks.redirect_key(gw.redirect_key)
         role = self._gateway_role(gw)
         members = tuple(self.gateway_ofports[h] for h in gw.hosts
                         if h != self.host and h in self.gateway_ofports)
@@ -1324,6 +1365,12 @@ class Engine:
         served = self._fip_served(r, fip, got) if fip is not None else None
         if served is None:
             return []
+        checks.ipv4(fip.floating_ip_address)
+        checks.mac(fip.mac_address)
+        if served[0] is not None:
+            checks.ipv4(served[0])
+        for pf in fip.port_forwardings:
+            checks.ip(pf.internal_ip_address)
         zones, ext = got
         return gw_rules.floating_ip_flows(fip, zones, ext.local_id, served[0], served[1],
                                           ext.reply, ext.gateway_ip)
@@ -1338,7 +1385,10 @@ class Engine:
         out: dict[str, list[NeighbourSource]] = {}
         for rid in sorted(self.routers):
             r = self.routers[rid]
-            got = self._ext(r)
+            try:
+                got = self._ext(r)
+            except ValueError:
+                continue  # (a bad address: its gateway and floating IPs are held)
             if got is None or not got[1].uplink:
                 continue
             ext = got[1]
@@ -1354,8 +1404,9 @@ class Engine:
                     NeighbourSource(a, r.gateway.mac_address, rid, None, rank) for a in addrs)
             for f in r.floating_ips:
                 served = self._fip_served(r, f, got)
-                if served is None:
-                    continue
+                if served is None or not _good_ip(f.floating_ip_address) or \
+                        (served[0] is not None and not _good_ip(served[0])):
+                    continue  # (one that does not parse: its flows are held)
                 out.setdefault(nid, []).append(
                     NeighbourSource(f.floating_ip_address, f.mac_address, rid, served[0], 2))
         return {nid: tuple(sorted(v, key=lambda s: (s.rank, s.router_id, s.ip)))
@@ -1366,6 +1417,7 @@ class Engine:
         net = self.networks.get(nid)
         if net is None or not net.admin_state_up or not self.ext_routers.get(nid):
             return []
+        checks.segment(net.segment)
         link = net_rules.uplink(net, self.tunnel_ofports, self.physnet_ofports)
         send = net_rules.remote_actions(net, link, None) if link and link[0] != "tunnel" else ()
         gateways6 = frozenset(self.subnets[s].gateway_ip for s in self.net_subnets.get(nid, ())
@@ -1376,6 +1428,7 @@ class Engine:
         ip = owner[1]
         if ip not in self.peer_ips:
             return []
+        checks.ip(ip)
         return net_rules.tunnel_peer_flows(ip, self.tunnel_ofports,
                                            cookies.cookie_for(cookies.KIND_TUNNEL_PEER, ip))
 
@@ -1544,6 +1597,30 @@ OWNER_KINDS: tuple[OwnerKind, ...] = (
               "ARP / ND answers for 169.254.169.254 and fe80::a9fe:a9fe", rank=2),
 )
 _RANKS = {k.name: k.rank for k in OWNER_KINDS}
+# Engine.refused's kind of item: a security group rule left out.
+REFUSED_RULE = "security-group-rule"
+
+
+_good_ip = checks.good_ip
+
+
+def _good_tunnel_ip(ip) -> bool:
+    """A remote host's address the tunnel flows can carry (tun_ipv4_dst):
+    a host with another is left out of its networks' flooding (and its
+    ports are held: net_rules.remote_hop), not the network held."""
+    return checks.good_ip(ip) and ":" not in ip
+
+
+def _address_keys(addresses) -> set:
+    """An address group's CIDRs as clause-2 addresses, leaving out those
+    that do not parse (matched by nothing: fail closed)."""
+    out = set()
+    for x in addresses:
+        try:
+            out.add(acl_rules.address_key(x))
+        except ValueError:
+            pass
+    return out
 
 
 def _owner_rank(owner) -> int:

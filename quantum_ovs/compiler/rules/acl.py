@@ -151,12 +151,19 @@ ADDRESS_GROUP_PREFIX = "address-group:"
 
 def conj_key(rule: Rule, stateful: bool = True):
     """The conjunction key a rule of a group (``stateful`` or not) belongs
-    to, or None for a bad direction."""
+    to, or None for a bad direction or an empty remote.  A remote's
+    presence decides, not its truth: a remote group or address group of
+    ``""`` (a row written wrong) names nobody, and read as "no remote" it
+    would admit every source; such a rule has no key (admits nothing)."""
     if rule.direction not in STATELESS:
         return None
-    remote = rule.remote_group_id or None
-    if remote is None and rule.remote_address_group_id:
+    remote = rule.remote_group_id
+    if remote is None and rule.remote_address_group_id is not None:
+        if not rule.remote_address_group_id:
+            return None
         remote = ADDRESS_GROUP_PREFIX + rule.remote_address_group_id
+    elif remote is not None and not remote:
+        return None
     return (rule.security_group_id,
             rule.direction if stateful else STATELESS[rule.direction], remote)
 

@@ -133,6 +133,7 @@ from quantum_ovs.compiler.flow import (
     PushVlan,
     SetField,
 )
+from quantum_ovs.compiler.rules import checks
 from quantum_ovs.compiler.rules.common import (
     F_ARP,
     F_IP,
@@ -267,8 +268,16 @@ def forwarded_ports(pf) -> list[tuple[list, int | None]]:
     that are the same on both sides (and single ports) are masked terms,
     at most 30 for any range, the port kept by the NAT; a range moved to
     other internal ports is one term per port, as the NAT cannot add an
-    offset (the API bounds those: max_port_forwarding_shifted_ports)."""
+    offset (the API bounds those: max_port_forwarding_shifted_ports).
+    ValueError for a range outside 1-65535 or of another length than its
+    internal one: a port of 70000 is another port on the wire, and a
+    hostile range walked port by port would stall the agent."""
     lo, hi = pf.external_port_lo, pf.external_port_hi
+    checks.port_range(lo, hi, "external port")
+    checks.port_range(pf.internal_port_lo, pf.internal_port_hi, "internal port")
+    if pf.internal_port_lo != pf.internal_port_hi and \
+            pf.internal_port_hi - pf.internal_port_lo != hi - lo:
+        raise ValueError(f"port forwarding {pf.id}: ranges of other lengths")
     if pf.internal_port_lo == pf.internal_port_hi:
         return [(port_masks(lo, hi), pf.internal_port_lo)]
     if (pf.internal_port_lo, pf.internal_port_hi) == (lo, hi):
@@ -287,7 +296,11 @@ def forwarded_replies(router, foreign) -> list[tuple[Field, ...]]:
     for fip in router.floating_ips:
         for pf in fip.port_forwardings:
             proto = _PROTOS.get(pf.protocol)
-            addr = ipaddress.ip_address(pf.internal_ip_address)
+            try:  # (a bad one: its floating IP's flows are held, floating_ip_flows)
+                addr = ipaddress.ip_address(checks.ip(pf.internal_ip_address))
+                checks.port_range(pf.internal_port_lo, pf.internal_port_hi, lowest=0)
+            except ValueError:
+                continue
             if proto is None or not any(addr in n for n in nets):
                 continue
             num, fname = proto

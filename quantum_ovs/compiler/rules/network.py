@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
+from quantum_ovs.compiler.rules import checks
 from quantum_ovs.compiler.flow import (
     OFPVID_PRESENT,
     Controller,
@@ -125,8 +126,9 @@ def remote_actions(net: Network, link, tunnel_ip: str | None) -> tuple:
     if link[0] == "tunnel":
         if tunnel_ip is None:
             return ()
-        # tunnel_id, the host's address, the tunnel port
-        return out[:1] + (SetField("tun_ipv4_dst", tunnel_ip),) + out[1:]
+        # tunnel_id, the host's address (one that does not parse: ValueError,
+        # never another host), the tunnel port
+        return out[:1] + (SetField("tun_ipv4_dst", checks.ipv4(tunnel_ip)),) + out[1:]
     return out
 
 
@@ -148,8 +150,9 @@ _HOP = (GotoTable(P.REMOTE_OUT),)
 
 @lru_cache(maxsize=65536)
 def _tunnel_hop(tunnel_ip: str) -> tuple:
-    # (one tuple per remote host: checked and encoded once, not per port)
-    return (SetField("tun_ipv4_dst", tunnel_ip), GotoTable(P.REMOTE_OUT))
+    # (one tuple per remote host: checked and encoded once, not per port;
+    # an address that does not parse raises, its ports are held)
+    return (SetField("tun_ipv4_dst", checks.ipv4(tunnel_ip)), GotoTable(P.REMOTE_OUT))
 
 
 def remote_out_flows(net: Network, local_id: int, link, cookie) -> list[Flow]:
