@@ -270,8 +270,8 @@ class SyncClient:
         except orjson.JSONDecodeError:
             out = json.loads(raw)  # what orjson refuses (integers beyond 64 bits)
         if out["full"]:
-            return "full", wire.view_from_dict(out["view"]), out["revision"]
-        return "delta", wire.delta_from_dict(out["delta"]), out["revision"]
+            return "full", wire.view_from_dict(out["view"], refuse=_refused), out["revision"]
+        return "delta", wire.delta_from_dict(out["delta"], refuse=_refused), out["revision"]
 
     def report(self, plugged=(), unplugged=(), installed=(), floatingips=()):
         body = {"plugged": [{"port_id": p, "ofport": o} for p, o in plugged],
@@ -326,3 +326,24 @@ def sleep_backoff(attempt, stop_event=None):
         stop_event.wait(delay)
     else:
         time.sleep(delay)
+
+
+# Items of the server's answers left out as malformed (decode_state), each
+# logged once: a bad row comes back in every full view and in every delta
+# that touches it, and the agent must not flood its log with it.  Bounded:
+# a server that sends ever new bad items is logged, not kept.
+_REFUSED_SEEN: dict = {}
+_REFUSED_KEEP = 1024
+
+
+def _refused(kind: str, item, exc: Exception) -> None:
+    ident = item.get("name" if kind == "remote_host" else "id") if isinstance(item, dict) \
+        else None
+    key = (kind, repr(ident) if ident is not None else repr(item)[:200], repr(exc))
+    if key in _REFUSED_SEEN:
+        return
+    if len(_REFUSED_SEEN) >= _REFUSED_KEEP:
+        _REFUSED_SEEN.clear()
+    _REFUSED_SEEN[key] = True
+    LOG.error("the server sent a malformed %s (%s), left out, the rest applied: %r",
+              kind, key[1], exc)

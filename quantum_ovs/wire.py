@@ -4,6 +4,32 @@ tool share one encoding."""
 
 from quantum_ovs import model as m
 
+# What a malformed item raises when it is decoded (a key missing, one the
+# model does not know, a list of another length, a value of another type).
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _each(items, decode, kind: str, refuse, gone=None) -> tuple:
+    """``decode`` of each item; with ``refuse`` (a callable taking the
+    kind, the item and the exception), an item that does not decode is
+    handed to it and left out, and its id (when it has one) goes to
+    ``gone``: one bad row must not make the whole answer undecodable (the
+    agent would apply nothing at all while it is there).  Without
+    ``refuse`` it raises, as the server's own reading wants."""
+    if refuse is None:
+        return tuple(decode(x) for x in items)
+    out = []
+    for x in items:
+        try:
+            out.append(decode(x))
+        except MALFORMED as e:
+            refuse(kind, x, e)
+            ident = x.get("name" if kind == "remote_host" else "id") \
+                if isinstance(x, dict) else None
+            if gone is not None and isinstance(ident, str):
+                gone.append(ident)
+    return tuple(out)
+
 
 def _net(n):
     return {"id": n.id, "mtu": n.mtu, "admin_state_up": n.admin_state_up,
@@ -103,12 +129,18 @@ def _address_group(a):
     return {"id": a.id, "addresses": sorted(a.addresses)}
 
 
+def _rule_from(r):
+    return m.Rule(**r)
+
+
 def _address_group_from(d):
     return m.AddressGroup(id=d["id"], addresses=frozenset(d.get("addresses", ())))
 
 
-def _group_from(d):
-    return m.SecurityGroup(id=d["id"], rules=tuple(m.Rule(**r) for r in d.get("rules", ())),
+def _group_from(d, refuse=None):
+    # (a rule that does not decode is left out alone: rules only allow)
+    return m.SecurityGroup(id=d["id"], rules=_each(d.get("rules", ()), _rule_from,
+                                                   "security_group_rule", refuse),
                            member_ips=frozenset(d.get("member_ips", ())),
                            stateful=d.get("stateful", True))
 
@@ -200,17 +232,24 @@ def view_to_dict(v):
             "address_groups": [_address_group(a) for a in v.address_groups]}
 
 
-def view_from_dict(d, chassis=None):
+def view_from_dict(d, chassis=None, refuse=None):
+    """The HostView of ``d``.  ``refuse``: see _each (an item left out of
+    a full view is as good as removed)."""
+    def group(x):
+        return _group_from(x, refuse)
+
     return m.HostView(host=d["host"], tunnel_ip=d.get("tunnel_ip"),
                       revision=d.get("revision", 0),
-                      networks=tuple(_net_from(x) for x in d.get("networks", ())),
-                      subnets=tuple(_subnet_from(x) for x in d.get("subnets", ())),
-                      ports=tuple(_port_from(x) for x in d.get("ports", ())),
-                      security_groups=tuple(_group_from(x) for x in d.get("security_groups", ())),
-                      remote_hosts=tuple(_host_from(x) for x in d.get("remote_hosts", ())),
-                      routers=tuple(_router_from(x) for x in d.get("routers", ())),
-                      address_groups=tuple(_address_group_from(x)
-                                           for x in d.get("address_groups", ())),
+                      networks=_each(d.get("networks", ()), _net_from, "network", refuse),
+                      subnets=_each(d.get("subnets", ()), _subnet_from, "subnet", refuse),
+                      ports=_each(d.get("ports", ()), _port_from, "port", refuse),
+                      security_groups=_each(d.get("security_groups", ()), group,
+                                            "security_group", refuse),
+                      remote_hosts=_each(d.get("remote_hosts", ()), _host_from,
+                                         "remote_host", refuse),
+                      routers=_each(d.get("routers", ()), _router_from, "router", refuse),
+                      address_groups=_each(d.get("address_groups", ()), _address_group_from,
+                                           "address_group", refuse),
                       chassis=chassis or m.Chassis())
 
 
@@ -241,32 +280,63 @@ def delta_to_dict(dl):
                                 for gr in dl.group_rules]} if dl.group_rules else {})}
 
 
-def delta_from_dict(d):
+def _group_members_from(x):
+    return m.GroupMembers(x["security_group_id"], frozenset(x.get("addresses", ())),
+                          frozenset(x.get("members", ())))
+
+
+def delta_from_dict(d, refuse=None):
+    """The Delta of ``d``.  ``refuse``: see _each.  An upsert left out
+    becomes the removal of its object (when its id can be read), so that
+    the object's old flows do not stay as they were (fail closed); an
+    address group left out is emptied, a group's rules left out are no
+    rules."""
+    gone = {k: [] for k in ("networks", "subnets", "ports", "security_groups",
+                            "remote_hosts", "routers", "address_groups")}
+
+    def items(key, decode, kind):
+        return _each(d.get(key, ()), decode, kind, refuse, gone[key])
+
+    def group(x):
+        return _group_from(x, refuse)
+
+    def group_rules(x):
+        return m.GroupRules(x["security_group_id"],
+                            _each(x.get("rules", ()), _rule_from, "security_group_rule", refuse))
+
+    networks = items("networks", _net_from, "network")
+    subnets = items("subnets", _subnet_from, "subnet")
+    ports = items("ports", _port_from, "port")
+    groups = items("security_groups", group, "security_group")
+    hosts = items("remote_hosts", _host_from, "remote_host")
+    routers = items("routers", _router_from, "router")
+    address_groups = items("address_groups", _address_group_from, "address_group") + \
+        tuple(m.AddressGroup(id=a) for a in gone["address_groups"])
+    rules = _each(d.get("group_rules", ()), group_rules, "group_rules", refuse)
+    for x in d.get("group_rules", ()):
+        gid = x.get("security_group_id") if isinstance(x, dict) else None
+        if isinstance(gid, str) and not any(r.security_group_id == gid for r in rules):
+            rules += (m.GroupRules(gid, ()),)
     return m.Delta(revision=d.get("revision", 0),
-                   networks=tuple(_net_from(x) for x in d.get("networks", ())),
-                   subnets=tuple(_subnet_from(x) for x in d.get("subnets", ())),
-                   ports=tuple(_port_from(x) for x in d.get("ports", ())),
-                   security_groups=tuple(_group_from(x) for x in d.get("security_groups", ())),
-                   remote_hosts=tuple(_host_from(x) for x in d.get("remote_hosts", ())),
-                   removed_networks=tuple(d.get("removed_networks", ())),
-                   removed_subnets=tuple(d.get("removed_subnets", ())),
-                   removed_ports=tuple(d.get("removed_ports", ())),
-                   removed_security_groups=tuple(d.get("removed_security_groups", ())),
-                   removed_remote_hosts=tuple(d.get("removed_remote_hosts", ())),
-                   routers=tuple(_router_from(x) for x in d.get("routers", ())),
-                   removed_routers=tuple(d.get("removed_routers", ())),
-                   group_members=tuple(m.GroupMembers(x["security_group_id"],
-                                                      frozenset(x.get("addresses", ())),
-                                                      frozenset(x.get("members", ())))
-                                       for x in d.get("group_members", ())),
+                   networks=networks, subnets=subnets, ports=ports,
+                   security_groups=groups, remote_hosts=hosts,
+                   removed_networks=tuple(d.get("removed_networks", ())) +
+                   tuple(gone["networks"]),
+                   removed_subnets=tuple(d.get("removed_subnets", ())) + tuple(gone["subnets"]),
+                   removed_ports=tuple(d.get("removed_ports", ())) + tuple(gone["ports"]),
+                   removed_security_groups=tuple(d.get("removed_security_groups", ())) +
+                   tuple(gone["security_groups"]),
+                   removed_remote_hosts=tuple(d.get("removed_remote_hosts", ())) +
+                   tuple(gone["remote_hosts"]),
+                   routers=routers,
+                   removed_routers=tuple(d.get("removed_routers", ())) + tuple(gone["routers"]),
+                   group_members=_each(d.get("group_members", ()), _group_members_from,
+                                       "group_members", refuse),
                    groups_complete=bool(d.get("groups_complete", False)),
-                   address_groups=tuple(_address_group_from(x)
-                                        for x in d.get("address_groups", ())),
+                   address_groups=address_groups,
                    groups_kept=(None if d.get("groups_kept") is None
                                 else tuple(d["groups_kept"])),
-                   group_rules=tuple(m.GroupRules(x["security_group_id"],
-                                                  tuple(m.Rule(**r) for r in x.get("rules", ())))
-                                     for x in d.get("group_rules", ())))
+                   group_rules=rules)
 
 
 def apply_delta(view, delta):
