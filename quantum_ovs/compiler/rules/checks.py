@@ -16,7 +16,7 @@ They check objects, not flows: a port's addresses once per computation of
 the port, not every flow term (the cold start computes tens of thousands
 of flows).  They spell out what agent/openflow/encode.check_canonical
 refuses, without importing it (the compiler stays pure, and does no I/O:
-ipaddress, not the C library's parser, memoized).
+regular expressions and ipaddress, not the C library's parser).
 """
 
 from __future__ import annotations
@@ -38,51 +38,45 @@ REDIRECT_KEY_MAX = (1 << 24) - 1
 PORT_MAX = 0xFFFF
 PROTOCOL_MAX = 0xFF
 ICMP_MAX = 0xFF
-_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+# The spellings the switch gives back (one C call each: a cold start
+# checks every port's MAC and addresses, every member, every peer).
+_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}").fullmatch
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}").fullmatch
 
 
 def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-@lru_cache(maxsize=1 << 16)
-def _mac_ok(v: str) -> bool:
-    return _MAC.fullmatch(v) is not None
-
-
 def mac(v) -> str:
     """``v`` if it is a lower-case ``aa:bb:cc:dd:ee:ff`` MAC (the spelling
     the switch gives back: any other would never compare equal to the
     installed flow), else ValueError."""
-    if not (isinstance(v, str) and _mac_ok(v)):
+    if not (isinstance(v, str) and _MAC(v) is not None):
         raise ValueError(f"MAC {v!r} is not a lower-case aa:bb:cc:dd:ee:ff")
     return v
 
 
-@lru_cache(maxsize=1 << 16)
-def _ip_ok(v: str) -> bool:
-    # (memoized: a cold start checks the same few thousand addresses
-    # over and over, from ports, groups' members, floating IPs; IPv4 by
-    # hand, four times faster than ipaddress, which writes IPv6's form)
-    if ":" not in v:
-        parts = v.split(".")
-        if len(parts) != 4:
-            return False
-        for x in parts:
-            if not (x.isdigit() and x.isascii()) or (len(x) > 1 and x[0] == "0") \
-                    or int(x) > 255:
-                return False
-        return True
+@lru_cache(maxsize=1 << 14)
+def _ip6_ok(v: str) -> bool:
     try:
-        return str(ipaddress.ip_address(v)) == v
+        return str(ipaddress.IPv6Address(v)) == v
     except ValueError:
         return False
+
+
+def _ip_ok(v: str) -> bool:
+    """``v`` is an address as ipaddress writes it."""
+    if ":" in v:
+        return _ip6_ok(v)
+    return _V4(v) is not None
 
 
 def ipv4(v) -> str:
     """``v`` if it is an IPv4 address as ipaddress writes it, else
     ValueError."""
-    if not (isinstance(v, str) and ":" not in v and _ip_ok(v)):
+    if not (isinstance(v, str) and _V4(v) is not None):
         raise ValueError(f"{v!r} is not a canonical IPv4 address")
     return v
 
@@ -144,11 +138,11 @@ def port(p: Port) -> None:
     """A port's MAC and addresses (fixed IPs, allowed address pairs).
     (Inlined lookups: every port of the host is checked at a cold start.)"""
     m = p.mac_address
-    if type(m) is not str or not _mac_ok(m):
+    if type(m) is not str or _MAC(m) is None:
         mac(m)
     for f in p.fixed_ips:
         a = f.ip_address
-        if type(a) is not str or not _ip_ok(a):
+        if type(a) is not str or (_V4(a) is None and not _ip_ok(a)):
             ip(a)
     for ap in p.allowed_address_pairs:
         address_or_cidr(ap.ip_address)
