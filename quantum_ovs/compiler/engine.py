@@ -875,7 +875,7 @@ class Engine:
         through this, so a stored bad rule never reaches rule_matches
         (which would raise here, outside any owner's isolation, and wedge
         the group with its old flows)."""
-        if record:
+        if record and self.refused:
             for k in [k for k in self.refused if k[0] == REFUSED_RULE and k[1] == gid]:
                 del self.refused[k]
         out = []

@@ -187,9 +187,21 @@ def rule_problem(r: Rule) -> str | None:
     for v in (lo, hi):
         if v is not None and not (_int(v) and 0 <= v <= top):
             return f"port/type/code {v!r} is not within 0-{top}"
-    if r.remote_ip_prefix is not None:
-        try:
-            address_or_cidr(r.remote_ip_prefix)
-        except ValueError as e:
-            return f"remote_ip_prefix: {e}"
+    for v in (r.remote_group_id, r.remote_address_group_id):
+        if v is not None and type(v) is not str:  # (a key of the engine's indexes)
+            return f"remote {v!r} is not an id"
+    if r.remote_ip_prefix is not None and not (type(r.remote_ip_prefix) is str
+                                               and _prefix_ok(r.remote_ip_prefix)):
+        return f"remote_ip_prefix {r.remote_ip_prefix!r} is not an address or a CIDR"
     return None
+
+
+@lru_cache(maxsize=1 << 12)
+def _prefix_ok(v) -> bool:
+    # (memoized: a group's rules are checked again at each change of the
+    # group, and the same few prefixes recur)
+    try:
+        address_or_cidr(v)
+    except (ValueError, TypeError):
+        return False
+    return True

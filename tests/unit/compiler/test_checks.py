@@ -78,3 +78,21 @@ def test_an_address_group_cidr_that_does_not_parse_matches_nothing():
     e = Engine.from_view(view, isolate=True)
     srcs = {f.value for fl in e.flows() for f in fl.match if f.name == "ipv4_src"}
     assert "10.8.0.0" in srcs and not any(str(s).startswith("10.9.") for s in srcs)
+
+
+@pytest.mark.parametrize("kw", [
+    {"remote_ip_prefix": "10.0.0.0/33"}, {"remote_ip_prefix": ["10.0.0.0/8"]},
+    {"remote_group_id": ["sg"]}, {"protocol": "6"}, {"protocol": 300},
+    {"protocol": 6, "port_range_min": 1, "port_range_max": 70000},
+    {"protocol": 1, "port_range_min": 8, "port_range_max": 256},
+])
+def test_rule_problem_names_what_cannot_be_compiled(kw):
+    assert checks.rule_problem(Rule("r", "sg", "ingress", "IPv4", **kw)) is not None
+
+
+def test_rule_problem_passes_what_can():
+    for kw in ({}, {"protocol": 6, "port_range_min": 22, "port_range_max": 22,
+                    "remote_ip_prefix": "0.0.0.0/0"},
+               {"protocol": 58, "port_range_min": 128, "port_range_max": 0,
+                "remote_ip_prefix": "fd00::/8"}, {"remote_group_id": "sg"}):
+        assert checks.rule_problem(Rule("r", "sg", "ingress", "IPv4", **kw)) is None
