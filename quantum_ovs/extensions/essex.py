@@ -6,7 +6,9 @@ with Essex's semantics:
 - a network shows ``id``, ``name`` and (v1.1) ``op-status``; a port ``id``,
   ``state`` (ACTIVE/DOWN, the v2.0 admin_state_up) and (v1.1)
   ``op-status``; the attachment is the id of the interface plugged into
-  the port, kept as the v2.0 port's device_id;
+  the port, kept as the v2.0 port's device_id (a record only: the agent
+  wires an interface whose ``external_ids:iface-id`` is the *port's* id,
+  as for v2.0, not the attachment id Essex's plugins matched);
 - lists give ids only, ``/detail`` (or ``?detail=true``) gives details;
   v1.1 lists take filters;
 - v1.0 answers faults with its own status codes (networkNotFound 420,
