@@ -65,6 +65,10 @@ SERVICE_PLUGIN = ("router", "neutron.services.l3_router.l3_router_plugin.L3Route
 
 OPTS = [("quotas", [cfg.IntOpt("quota_router", default=10,
                                help="Number of routers allowed per project; -1 for "
+                                    "unlimited."),
+                    cfg.IntOpt("quota_router_route", default=definition.DEFAULT_ROUTES,
+                               help="Number of extra routes one router may have (per "
+                                    "project: a router's owner's limit); -1 for "
                                     "unlimited.")]),
         ("DEFAULT", [cfg.BoolOpt("enable_snat_by_default", default=True,
                                  help="The enable_snat of a router's external gateway "
@@ -414,9 +418,11 @@ class Routers(Collection):
                 for c, ip, sid in rows]
 
     def check_routes(self, s, router, routes, connected=None):
-        if len(routes) > definition.MAX_ROUTES:
-            raise definition.RoutesExhausted(router_id=router.id,
-                                             quota=definition.MAX_ROUTES)
+        quotas = getattr(self.plugin, "quotas", None)
+        if quotas is not None:
+            # (Neutron 2026.2's router_route quota, which replaced its
+            # max_routes: a limit per router, of the router's project)
+            quotas.check_limit(s, router.project_id, "router_route", len(routes))
         connected = self._connected(s, router) if connected is None else connected
         own = {ip for _, ip, _ in connected}
         for r in routes:
@@ -765,6 +771,7 @@ def setup(plugin, conf):
     quotas = getattr(plugin, "quotas", None)
     if quotas is not None and hasattr(quotas, "add_resource"):
         quotas.add_resource(ROUTER, ROUTERS, models.Router)
+        quotas.add_limit("router_route")
 
     def before_port_update(s, ctx, port, a):
         if "fixed_ips" in a:  # (an interface port's IPv4 addresses, for the check below)

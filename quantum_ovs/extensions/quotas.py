@@ -79,6 +79,19 @@ class Quotas:
         # extensions (add_resource).
         self.resources = {name: (c, model) for name, (c, model, _d) in RESOURCES.items()}
 
+    def add_limit(self, name):
+        """A limit that counts nothing (Neutron's router_route: how many
+        routes one router may have, checked by its owner with
+        ``check_limit``): shown, set and reset as the others, used 0."""
+        self.resources[name] = (None, None)
+
+    def check_limit(self, s, project_id, resource, value):
+        """409 OverQuota when ``value`` is past the project's ``resource``
+        limit (-1: unlimited), as Neutron's limit_check."""
+        limit = self.limit(s, project_id, resource)
+        if 0 <= limit < value:
+            raise OverQuota(overs=[resource])
+
     def add_resource(self, name, collection, model):
         """A resource an extension serves (its ``[quotas] quota_<name>``
         option registered by the extension, else ``default_quota``):
@@ -122,6 +135,8 @@ class Quotas:
 
     def used(self, s, project_id, resource, exclude=None):
         model = self.resources[resource][1]
+        if model is None:
+            return 0  # (a limit, not a count: add_limit)
         q = sa.select(sa.func.count()).select_from(model).where(
             model.project_id == project_id)
         if exclude is not None:

@@ -10,7 +10,7 @@ import pytest
 from quantum_ovs.testing.server import ServerProcess
 
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "security_group": 10,
-            "security_group_rule": 100, "router": 10,
+            "security_group_rule": 100, "router": 10, "router_route": 30,
             "floatingip": 50,  # (the L3 plugin is on by default)
             "rbac_policy": 10,
             "subnetpool": -1}  # ([quotas] default_quota: it has no option of its own)

@@ -385,10 +385,22 @@ def test_routes(l3):
     e = _remove(l3, r["id"], 409, subnet_id=sub2["id"])
     assert e["type"] == "RouterInterfaceInUseByRoute"
     _remove(l3, r["id"], subnet_id=sub["id"])
-    # at most 30 routes
+    # at most 30 routes (the router_route quota's default), the project's
+    # own limit when an admin sets one (Neutron 2026.2: per router)
     many = [{"destination": f"172.16.{i}.0/24", "nexthop": "10.1.0.9"} for i in range(31)]
-    e = l3.put(f"{R}/{r['id']}", {"router": {"routes": many}}, status=400).data
-    assert _err(e) == "RoutesExhausted"
+    e = l3.put(f"{R}/{r['id']}", {"router": {"routes": many}}, status=409).data
+    assert _err(e) == "OverQuota" and "router_route" in e["NeutronError"]["message"]
+    l3.put(f"{R}/{r['id']}", {"router": {"routes": many[:30]}}, status=200)
+    quota = l3.get("/v2.0/quotas/p1/details", status=200).data["quota"]["router_route"]
+    assert quota == {"limit": 30, "used": 0, "reserved": 0}
+    l3.put("/v2.0/quotas/p1", {"quota": {"router_route": -1}}, status=200, **ADMIN)
+    l3.put(f"{R}/{r['id']}", {"router": {"routes": many}}, status=200)
+    l3.put("/v2.0/quotas/p1", {"quota": {"router_route": 2}}, status=200, **ADMIN)
+    e = l3.put(f"{R}/{r['id']}/add_extraroutes", {"router": {"routes": [
+        {"destination": "172.17.0.0/24", "nexthop": "10.1.0.9"}]}}, status=409).data
+    assert _err(e) == "OverQuota"
+    l3.put(f"{R}/{r['id']}", {"router": {"routes": many[:2]}}, status=200)
+    l3.put(f"{R}/{r['id']}", {"router": {"routes": []}}, status=200)
     # routes are not given at creation (extraroute)
     l3.post(R, {"router": {"routes": [route]}}, status=400)
 

@@ -46,8 +46,8 @@ COLLECTIONS = {ROUTERS: ROUTER}
 ACTIONS = {ROUTERS: {"add_router_interface": "PUT", "remove_router_interface": "PUT",
                      "add_extraroutes": "PUT", "remove_extraroutes": "PUT"}}
 
-# Neutron's max_routes: extra routes one router may have.
-MAX_ROUTES = 30
+# Neutron's quota_router_route default: extra routes one router may have.
+DEFAULT_ROUTES = 30
 
 
 # ------------------------------------------------------------------ errors
@@ -103,11 +103,6 @@ class ExternalNetworkInUse(exceptions.InUse):
 
 class InvalidRoutes(exceptions.InvalidInput):
     message = "Invalid format for routes: %(routes)s, %(reason)s"
-
-
-class RoutesExhausted(exceptions.BadRequest):
-    message = ("Unable to complete operation for %(router_id)s. The number of routes "
-               "exceeds the maximum %(quota)s.")
 
 
 def bad_router(msg):
