@@ -21,7 +21,8 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
    5 TUNNEL_CLASSIFY  the flow-based tunnel ports' classification (in_port +
                     tunnel_id), as CLASSIFY's for the BFD ports.
   10 PORT_SECURITY  egress anti-spoofing per local port: source MAC, IPv4 /
-                    IPv6 source, ARP sender, ND target, DHCP from 0.0.0.0;
+                    IPv6 source, ARP sender, ND target, DHCP from 0.0.0.0,
+                    RARP from the port's MACs;
                     rogue DHCP servers and router advertisements dropped;
                     everything else dropped.
   20 SERVICES       ARP requests for known addresses (and the link-local
@@ -64,6 +65,8 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     refuses must not exist.
                     Packets from the outside (reg4 FROM_REMOTE) pass (to
                     L2_LOOKUP: they were routed by their sender's host).
+                    DHCP client traffic (not punted in SERVICES: no DHCP
+                    served here), ND, MLD and RS pass whatever the rules.
   42 EGRESS_ACL_SL  a stateless port's IP (its groups are stateless, see
                     model.SecurityGroup): its rules, whatever the conntrack
                     state, nothing passing otherwise.

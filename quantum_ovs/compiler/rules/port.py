@@ -37,6 +37,7 @@ DHCP_DISCOVER = (F_IP, Field("ipv4_src", "0.0.0.0"), Field("ipv4_dst", "255.255.
                  F_PROTO_UDP, Field("udp_src", 68), Field("udp_dst", 67))
 IPV6_UNSPEC = Field("ipv6_src", "::")
 ARP_UNSPEC = Field("arp_spa", "0.0.0.0")
+F_RARP = Field("eth_type", 0x8035)
 PS_ALLOW = 100
 PS_UNSPEC = 110
 PS_NA_DROP = 115
@@ -122,6 +123,11 @@ def port_security_flows(port: Port, ofport: int, cookie: int,
         keys[mk(src, eth_src, *DHCP_DISCOVER)] = (PS_ALLOW, go)
         for t in permitted_ethertypes:  # from the port's own MACs only
             keys[mk(src, eth_src, Field("eth_type", t))] = (PS_ALLOW, go)
+        # RARP from its own MACs: QEMU announces a migrated guest with it
+        # (Neutron's OVS firewall: _initialize_egress, ETHERTYPE_RARP from
+        # each allowed MAC; review s27 F3).  Out only: INGRESS_ACL lets no
+        # RARP into a port (nor does Neutron's) unless permitted.
+        keys[mk(src, eth_src, F_RARP)] = (PS_ALLOW, go)
         # ARP probes (RFC 5227) come from 0.0.0.0
         keys[mk(src, eth_src, F_ARP, Field("arp_sha", m), ARP_UNSPEC)] = (PS_ALLOW, go)
         for t in (133, 135, 143):  # RS, DAD NS, MLDv2 report from ::

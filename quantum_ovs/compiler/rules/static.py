@@ -135,9 +135,21 @@ MARTIANS = (
     ("ipv6_src", "::1/128"), ("ipv6_src", "fe80::/10"), ("ipv6_src", "ff00::/8"),
 )
 
-# ICMPv6 that neighbour discovery and multicast listeners need.
+# ICMPv6 that neighbour discovery and multicast listeners need.  Into a
+# port, whatever its groups, only what Neutron's firewalls admit without
+# rules (firewall.ICMPV6_ALLOWED_INGRESS_TYPES and router advertisements):
+# MLD queries, RAs, NS and NA; MLD reports and done (131, 132, 143) from
+# other listeners meet the port's rules (review s27 F4).
 ND_TYPES_OUT = (130, 131, 132, 133, 135, 136, 143)
-ND_TYPES_IN = (130, 131, 132, 134, 135, 136, 143)
+ND_TYPES_IN = (130, 134, 135, 136)
+# DHCP client traffic out of a port, whatever its egress rules (Neutron's
+# OVS firewall: _initialize_egress "DHCP discovery"; iptables: the
+# DHCP_CLIENT RETURN ahead of the port's rules).  Where the agent serves
+# DHCP the network punts it in SERVICES before it gets here; this is for
+# a server elsewhere (enable_dhcp False: a provider network's own).  Its
+# source was checked by port security (the port's addresses, a DISCOVER
+# from 0.0.0.0 to broadcast, the link-local ones).
+DHCP_CLIENT = ((F_IP, 68, 67), (F_IPV6, 546, 547))
 
 
 def _f(table, prio, match, actions=()):
@@ -222,6 +234,13 @@ def static_flows(permitted_ethertypes: tuple = ()) -> list[Flow]:
                                                   Field("icmpv6_type", t)), go))
     # Packets from the outside were checked by their sender's host.
     out.append(_f(P.EGRESS_ACL, 200, mk(FROM_REMOTE), [GotoTable(P.L2_LOOKUP)]))
+    # DHCP client requests leave every port (above the stateless jump and
+    # the invalid-state drop, as ND; review s27 F2).
+    for eth, sport, dport in DHCP_CLIENT:
+        out.append(_f(P.EGRESS_ACL, PRIO_ALWAYS, mk(eth, Field("ip_proto", 17),
+                                                    Field("udp_src", sport),
+                                                    Field("udp_dst", dport)),
+                      [GotoTable(P.L3_ADMIT)]))
     # DHCP replies reach every port (servers in VMs are stopped at port security).
     go = [GotoTable(P.OUTPUT)]
     out.append(_f(P.INGRESS_ACL, PRIO_ALWAYS, mk(F_IP, Field("ip_proto", 17),
