@@ -565,9 +565,11 @@ class Engine:
             self._mark_external(old.network_id)
 
     def _flood_sig(self, p: Port):
+        # (its address pairs' MACs: flooded to their holders only)
         if p.host == self.host:
-            return (True, self.vif_ofports.get(p.id) if p.admin_state_up else None)
-        return (False, p.host)
+            return (True, self.vif_ofports.get(p.id) if p.admin_state_up else None,
+                    acl_rules.pair_macs(p))
+        return (False, p.host, acl_rules.pair_macs(p))
 
     def _acl_sig(self, p: Port):
         if p.host != self.host:
@@ -1121,25 +1123,38 @@ class Engine:
         checks.segment(net.segment)  # (out of range: held, not put on another)
         subnets = [self.subnets[s] for s in self.net_subnets.get(nid, ())]
         local, hosts = [], set()
+        # pair MAC -> (local ofports, remote tunnel IPs, held on another host)
+        pairs: dict = {}
         vif = self.vif_ofports
+        pair_macs = acl_rules.pair_macs
         for pid in self.net_ports.get(nid, ()):
             p = self.ports[pid]
             if is_router_port(p):
                 continue
+            macs = pair_macs(p) if p.allowed_address_pairs else ()
+            held = [pairs.setdefault(m, (set(), set(), [False])) for m in macs]
             if p.host == self.host:
                 if p.admin_state_up:
                     ofport = vif.get(pid)
                     if ofport is not None:
                         local.append(ofport)
+                        for h_ in held:
+                            h_[0].add(ofport)
             else:
                 h = self.remote_hosts.get(p.host)
                 if h is not None:
                     hosts.add(h.tunnel_ip)
+                    for h_ in held:
+                        h_[2][0] = True
+                        if _good_tunnel_ip(h.tunnel_ip):
+                            h_[1].add(h.tunnel_ip)
         return net_rules.network_flows(
             net, self.local_id(nid), subnets, local, [h for h in hosts if _good_tunnel_ip(h)],
             self.tunnel_ofports, self.physnet_ofports,
             external=bool(self.ext_routers.get(nid)),
             gateway_ofports=tuple(self.gateway_ofports.values()),
+            pair_holders={m: (tuple(sorted(o)), tuple(sorted(i)), r[0])
+                          for m, (o, i, r) in pairs.items()},
         )
 
     def _compute_port(self, owner) -> list[Flow]:

@@ -127,7 +127,10 @@ L3_RESOLVE -> ct(nat) -> EXT_DNAT)::
                     originated packets,
                     one tunnel output per remote host / the patch port
                     (IP committed to conntrack first: replies are then
-                    established).
+                    established).  A unicast to an address pair's MAC
+                    (eth_dst) goes the same way to the ports holding it
+                    only: the local ones, the remote hosts of the others
+                    (the patch port if another host holds it).
   58 INGRESS_CT     IP that an earlier commit left untracked (a flood to
                     several ports) is looked up again before INGRESS_ACL;
                     a copy for one of a port's address pairs' MACs into
@@ -469,7 +472,8 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             FLOOD, "flood",
-            _fs(REG_NET, REG_FLAGS, "eth_type", "ct_state"),
+            # (eth_dst: an address pair's MAC, flooded to its holders only)
+            _fs(REG_NET, REG_FLAGS, "eth_type", "ct_state", "eth_dst"),
             _fs(REG_DST, REG_FLAGS, "tunnel_id", "tun_ipv4_dst", "vlan_vid"),
             frozenset({SetField, PushVlan, Output, Resubmit, Ct}),
             _fs(INGRESS_CT),

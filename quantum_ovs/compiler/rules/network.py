@@ -155,6 +155,57 @@ def _tunnel_hop(tunnel_ip: str) -> tuple:
     return (SetField("tun_ipv4_dst", checks.ipv4(tunnel_ip)), GotoTable(P.REMOTE_OUT))
 
 
+def _local_copies(ofports, flags) -> list:
+    acts = []
+    for ofport in sorted(ofports):
+        acts += (SetField(P.REG_FLAGS, flags), SetField(P.REG_DST, ofport),
+                 Resubmit(P.INGRESS_CT))
+    return acts
+
+
+# FLOOD: what is sent to an address pair's MAC, above the network's flood
+# (100, 110): reaches only the ports holding that MAC (review s27 F1).
+PRIO_PAIR_FLOOD = 120
+
+
+def pair_flood_flows(net: Network, rnet: Field, link, pair_holders: dict,
+                     cookie) -> list[Flow]:
+    """FLOOD for the unicast MACs of allowed address pairs: L2_LOOKUP has
+    no entry for them (a pair's MAC may be held by several ports, a VRRP
+    pair's, and move between them), so what is sent to one comes here; it
+    goes only to the local ports holding the MAC as a pair and to the
+    remote hosts holding a port with it (the uplink of a VLAN or flat
+    network when a port of another host holds it), not to every port of
+    the network (Neutron's OVS firewall sends what is for a port's allowed
+    MAC to that port).  A MAC whose holders are unreachable is dropped,
+    not flooded.  (Multicast MACs are left to the network's flood.)"""
+    out = []
+    for mac in sorted(pair_holders):
+        if int(mac.split(":", 1)[0], 16) & 1:
+            continue
+        ofports, hosts, remote = pair_holders[mac]
+        m = Field("eth_dst", mac)
+        outside = []
+        if link is not None:
+            if link[0] == "tunnel":
+                for ip in sorted(hosts):
+                    outside.extend(remote_actions(net, link, ip))
+            elif remote:
+                outside = list(remote_actions(net, link, None))
+        local = _local_copies(ofports, P.FLAG_FLOOD)
+        out.append(Flow(P.FLOOD, PRIO_PAIR_FLOOD, mk(rnet, FROM_LOCAL, m),
+                        tuple(local + outside), cookie))
+        if outside:
+            for eth in (F_IP, F_IPV6):
+                out.append(Flow(P.FLOOD, PRIO_PAIR_FLOOD + 10,
+                                mk(rnet, FROM_LOCAL, m, eth, NOT_REPLY),
+                                tuple(local + [COMMIT_UNOWNED] + outside), cookie))
+        out.append(Flow(P.FLOOD, PRIO_PAIR_FLOOD, mk(rnet, FROM_REMOTE, m),
+                        tuple(_local_copies(ofports, P.FLAG_FROM_REMOTE | P.FLAG_FLOOD)),
+                        cookie))
+    return out
+
+
 def remote_out_flows(net: Network, local_id: int, link, cookie) -> list[Flow]:
     """REMOTE_OUT for ``net``: what its remote ports' L2 flows go on to.
     IP leaving the host was accepted by the egress ACL: committed on the
@@ -178,6 +229,7 @@ def network_flows(
     physnet_ofports: dict,
     external: bool = False,
     gateway_ofports: tuple = (),
+    pair_holders: dict | None = None,
 ) -> list[Flow]:
     """``local_ofports``: ofports of the network's plugged, enabled local
     ports; ``remote_host_ips``: tunnel IPs of the remote hosts holding
@@ -185,7 +237,12 @@ def network_flows(
     (packets from its uplink go through EXT_ADMIT, rules/gateway.py);
     ``gateway_ofports``: the per-remote tunnel ports (BFD) to gateway
     hosts, classified like the flow-based tunnel port (the switch delivers
-    a packet from such a remote to that port, not to the flow-based one)."""
+    a packet from such a remote to that port, not to the flow-based one).
+    ``pair_holders``: an allowed address pair's MAC (other than its port's
+    own) -> (ofports of the local ports holding it, reachable; tunnel IPs
+    of the remote hosts holding a port with it; whether a port of another
+    host holds it): what is sent to it is flooded to those only
+    (``pair_flood_flows``)."""
     if not net.admin_state_up:
         return []
     cookie = cookies.cookie_for(cookies.KIND_NETWORK, net.id)
@@ -216,11 +273,7 @@ def network_flows(
     # flooded copy: static.NOT_FLOODED, the flags set again for each, since
     # a copy for a port's pair MAC clears FLAG_FLOOD), then the outside.
     def local_copies(flags):
-        acts = []
-        for ofport in sorted(local_ofports):
-            acts += (SetField(P.REG_FLAGS, flags), SetField(P.REG_DST, ofport),
-                     Resubmit(P.INGRESS_CT))
-        return acts
+        return _local_copies(local_ofports, flags)
     outside = []
     if link is not None:
         if link[0] == "tunnel":
@@ -243,6 +296,8 @@ def network_flows(
     if local:
         out.append(Flow(P.FLOOD, 100, mk(rnet, FROM_REMOTE),
                         tuple(local_copies(P.FLAG_FROM_REMOTE | P.FLAG_FLOOD)), cookie))
+    if pair_holders:
+        out.extend(pair_flood_flows(net, rnet, link, pair_holders, cookie))
     # DHCP from local ports goes to the agent's responder, through a meter
     # per source port (meter id = its ofport): one
     # instance flooding requests can neither starve the agent nor the

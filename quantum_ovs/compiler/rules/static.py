@@ -54,8 +54,10 @@ CT_RULE_MATCH = Field("ct_state", CT_TRK, CT_TRK | CT_INV | CT_RPL)
 # unicast to a MAC the network does not know, that one port refuses says
 # nothing of the others); out of a port, a unicast (a broadcast has no
 # replies to cut).  An allowed address pair's own MAC is in no L2 lookup
-# (it may move between ports), so what is sent to it is always flooded: the
-# port's flows condemn what reaches it for that MAC (rules/acl.py).
+# (several ports may hold it, and it may move between them), so what is
+# sent to it goes through FLOOD, to the ports holding it only (their hosts
+# for remote ones: rules/network.pair_flood_flows): the port's flows
+# condemn what reaches it for that MAC (rules/acl.py).
 CONDEMNED = 1
 CONDEMN = Ct(commit=True, zone_src=P.REG_ZONE, mark=CONDEMNED)
 CT_EST_ORIG = Field("ct_state", CT_TRK | CT_EST, CT_TRK | CT_EST | CT_INV | CT_RPL)
