@@ -716,10 +716,13 @@ class Engine:
             dirty.add((ROUTER, r.id))
         # (the gateway's address scope drops name the routes' destinations,
         # and without SNAT the way to the router's floating IPs and the
-        # replies of its port forwardings)
+        # replies of its port forwardings; its echo answers the addresses
+        # of port forwardings)
         if old is not None and new is not None and new.gateway is not None and (
                 old.routes != new.routes or (not new.gateway.enable_snat and
-                                             _nat_ends(old) != _nat_ends(new))):
+                                             _nat_ends(old) != _nat_ends(new))
+                or gw_rules.forwarding_addresses(old, new.gateway)
+                != gw_rules.forwarding_addresses(new, new.gateway)):
             dirty.add((GATEWAY, r.id))
         if core or old.gateway != new.gateway:
             if (old is not None and old.gateway) or (new is not None and new.gateway):

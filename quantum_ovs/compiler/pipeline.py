@@ -360,8 +360,10 @@ TABLES: dict[int, TableSpec] = {
         ),
         TableSpec(
             EXT_DNAT, "ext_dnat",
-            _fs(REG_ROUTER, "eth_type", "ipv4_dst", "ip_proto", "tcp_dst", "udp_dst",
-                "icmpv4_type"),
+            # (reg4: a port forwarding address answers echo from the
+            # outside only, rules/gateway.py)
+            _fs(REG_ROUTER, REG_FLAGS, "eth_type", "ipv4_dst", "ip_proto", "tcp_dst",
+                "udp_dst", "icmpv4_type"),
             # echo to the gateway address answered back out of the uplink
             _fs("ipv4_src", "ipv4_dst", "icmpv4_type", "vlan_vid"),
             frozenset({Ct, GotoTable, SetField, Move, Output, PushVlan}),
@@ -424,11 +426,13 @@ TABLES: dict[int, TableSpec] = {
             _fs(REG_ROUTER, REG_NET, REG_SRC, "eth_type", "ipv4_dst", "ipv6_dst", "ip_proto",
                 "icmpv4_type", "icmpv6_type", "nw_ttl", "ipv4_src", "ipv6_src", "ct_state"),
             _fs("eth_src", "eth_dst", REG_NET, REG_NEXTHOP, "ipv4_src", "ipv4_dst", "ipv6_src",
-                "ipv6_dst", "icmpv4_type", "icmpv6_type"),
+                "ipv6_dst", "icmpv4_type", "icmpv6_type", "vlan_vid"),
             # Ct: gateway routes commit the ACL entry and un-DNAT (-> L3_SNAT);
             # Meter + Controller: a TTL that ran out, punted through the
-            # source port's meter or METER_TTL
-            frozenset({DecTtl, SetField, Move, Output, GotoTable, Ct, Meter, Controller}),
+            # source port's meter or METER_TTL; PushVlan: an echo answer
+            # back out of a VLAN external network (rules/gateway.py)
+            frozenset({DecTtl, SetField, Move, Output, GotoTable, Ct, Meter, Controller,
+                       PushVlan}),
             _fs(L3_SNAT, L3_RESOLVE, L2_LOOKUP),
             "longest prefix match per router; echo answers",
         ),

@@ -28,7 +28,13 @@ router: a port on one of its networks, or a gateway host of it):
              its gateway_ip (priority 199: a user's 0.0.0.0/0 extra route
              wins): dec_ttl, eth_src = gateway MAC, reg6 = external
              network, reg0 = next hop, ct(commit) in Zr, ct(nat) in Zd ->
-             L3_SNAT.  Echo to the gateway address answered.
+             L3_SNAT.  Echo to the gateway address answered, and to
+             the addresses of the router's port forwardings (floating
+             IPs with forwardings and no port: forwarding_addresses).
+             On gateway hosts of a VLAN external network, echo routed
+             in from the outside to one of the router's interface
+             addresses is answered here (priority 1001, above
+             router.py's answer), back out of the uplink tagged.
   L3_SNAT    IPv4 not from a floating IP served here (priority 100): on
              the active gateway host SNAT to the gateway address in Zs;
              elsewhere tunnel_id = the router's redirect key and
@@ -78,7 +84,12 @@ ports may be on many hosts):
              to it: eth turned around, reg2 / reg3 = Zr, un-SNAT in Zs ->
              EXT_DNAT.
   EXT_DNAT   FIP -> fixed IP (or FIP:proto:port -> internal IP:port per
-             forwarding) committed in Zd -> EXT_CT -> L3_ROUTE.
+             forwarding) committed in Zd -> EXT_CT -> L3_ROUTE.  A
+             forwarding's address is the router's for the rest, as the
+             gateway address: echo from the outside answered, anything
+             else dropped (priority 50), never routed on (it would be
+             SNATed, hairpinned back here by L3_RESOLVE, until its TTL
+             ran out).
   L3_SNAT    from the fixed IP: eth_src = FIP MAC, SNAT to the FIP in Zs
              (priority 200); from the FIP itself and un-DNATed by the
              lookup in Zd that led here (ct_state +snat: a reply of a
@@ -103,7 +114,9 @@ Owner "external" (an external network with a local id here):
 
 A floating IP costs 6 flows on its host (ARP, un-SNAT, DNAT, SNAT, the
 un-DNATed pass, hairpin) and none elsewhere; a port
-forwarding one flow per external port in its range, and (SNAT off, its
+forwarding one flow per external port in its range (its address two
+more: the echo answer and the drop, and an echo answer in L3_ROUTE
+wherever the router's gateway is compiled), and (SNAT off, its
 internal address in another scope than the gateway's) up to 30 masked
 ones for its replies on each other host of the router (two on standby
 gateway hosts).
@@ -163,6 +176,10 @@ from quantum_ovs.model import FloatingIP, RouterGateway
 
 PRIO_GW_ECHO = 1000
 PRIO_GW_LOCAL = 300  # the gateway address itself: not routed anywhere
+# a port forwarding address, what no forwarding names: not routed anywhere
+# (below the forwardings' own DNAT, PRIO_ADMIT)
+PRIO_FIP_LOCAL = 50
+PRIO_EXT_ECHO = 1001  # from the outside, above router.py's echo answers
 PRIO_DEFAULT_ROUTE = 199
 PRIO_FIP_SNAT = 200
 PRIO_UNNATTED = 150  # below floating IPs, above the redirected SNAT
@@ -185,6 +202,9 @@ F_REDIRECT = Field(P.REG_FLAGS, P.FLAG_REDIRECT, P.FLAG_REDIRECT)
 # un-DNATed by the DNAT zone's ct(nat) that led to L3_SNAT: the reverse
 # of a destination NAT rewrites the reply's source (+snat)
 F_UNDNATED = Field("ct_state", CT_TRK | CT_SNAT, CT_TRK | CT_SNAT)
+# in from the external network itself (not redirected, nor a hairpin from
+# a local port: those have no way back out of the port they came in by)
+F_FROM_OUTSIDE = Field(P.REG_FLAGS, P.FLAG_FROM_REMOTE, P.FLAG_FROM_REMOTE | P.FLAG_REDIRECT)
 _TURN_ETH = Move("eth_src", "eth_dst", 48)
 _DST_TO_NEXTHOP = Move("ipv4_dst", P.REG_NEXTHOP, 32)
 _UNNAT = Nat()
@@ -233,6 +253,27 @@ def gateway_v4(gw: RouterGateway) -> str | None:
 
 def _to_snat(zones: Zones, table: int) -> Ct:
     return Ct(zone=zones.dnat, nat=_UNNAT, table=table)
+
+
+def forwarding_addresses(router, gw: RouterGateway) -> tuple[str, ...]:
+    """The router's floating IPs that carry port forwardings and no port
+    (Engine._fip_served serves them on the active gateway host): in
+    Neutron, addresses of the router's gateway device, answering echo as
+    the gateway address does (what no forwarding names is the router's,
+    never routed on).  Addresses that do not parse are left out (their
+    floating IP's flows are held)."""
+    if router is None:
+        return ()
+    out = set()
+    for f in router.floating_ips:
+        if f.port_id or not f.port_forwardings or not f.mac_address or \
+                f.floating_network_id != gw.network_id:
+            continue
+        try:
+            out.add(checks.ipv4(f.floating_ip_address))
+        except ValueError:
+            continue
+    return tuple(sorted(out))
 
 
 def foreign_subnets(router, gw: RouterGateway) -> tuple[str, ...]:
@@ -356,6 +397,11 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
     add(P.L3_ROUTE, PRIO_GW_ECHO, mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_gw),
         (_SWAP_IP4, SetField("ipv4_src", gw_ip), SetField("icmpv4_type", 0),
          _OUT_IN_PORT))
+    # ... and to a port forwarding's address (the router's too)
+    for addr in forwarding_addresses(router, gw):
+        add(P.L3_ROUTE, PRIO_GW_ECHO,
+            mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), Field("ipv4_dst", addr)),
+            (_SWAP_IP4, SetField("ipv4_src", addr), SetField("icmpv4_type", 0), _OUT_IN_PORT))
     gw6 = gateway_v6(gw)
     v6 = gw6 is not None and ext.cidr6 is not None
     if v6:
@@ -427,6 +473,26 @@ def gateway_flows(router_id: str, zones: Zones, gw: RouterGateway, ext: ExtNet,
                         mk(rid, F_IP, F_REDIRECT, *match), ())
     if not gateway_here:
         return out
+    # echo from the outside (routed in: IPv6, IPv4 untranslated) to one of
+    # the router's interface addresses: router.py answers it out of the
+    # port it came in by, after CLASSIFY popped a VLAN external network's
+    # tag: here it goes back tagged, as the gateway's own answers (a flat
+    # network needs nothing more)
+    if ext.reply != (_OUT_IN_PORT,) and router is not None:
+        routed_in_v4 = not gw.enable_snat or bool(unnatted)
+        for ifc in sorted(router.interfaces, key=lambda i: (i.network_id, i.ip_address)):
+            if ifc.ip_version == 4 and routed_in_v4:
+                echo = (F_IP, F_ICMP4, Field("icmpv4_type", 8), Field("ipv4_dst", ifc.ip_address))
+                answer = (_SWAP_IP4, SetField("ipv4_src", ifc.ip_address),
+                          SetField("icmpv4_type", 0))
+            elif ifc.ip_version == 6 and v6:
+                echo = (F_IPV6, F_ICMP6, Field("icmpv6_type", 128),
+                        Field("ipv6_dst", ifc.ip_address))
+                answer = (_SWAP_IP6, SetField("ipv6_src", ifc.ip_address),
+                          SetField("icmpv6_type", 129))
+            else:
+                continue
+            add(P.L3_ROUTE, PRIO_EXT_ECHO, mk(rid, rext, *echo), answer + ext.reply)
     # the answers to the agent's neighbour requests from the gateway's
     # addresses (which it asks from on the router's gateway hosts only:
     # Engine.neighbour_sources)
@@ -568,6 +634,16 @@ def floating_ip_flows(fip: FloatingIP, zones: Zones, ext_local_id: int,
                 for term in [(Field(fname, port, mask),) for port, mask in ports] or [()]:
                     add(P.EXT_DNAT, PRIO_ADMIT, mk(*head, *term),
                         (Ct(commit=True, zone=zones.dnat, nat=nat, table=P.EXT_CT),))
+        # what no forwarding names is the router's own, as at the gateway
+        # address (Neutron: the address is on the gateway device, only the
+        # forwarded ports are DNATed): echo from the outside answered (from
+        # the router's own subnets: L3_ROUTE, gateway_flows), the rest
+        # dropped -- not routed on to the external subnet, where
+        # L3_RESOLVE would hairpin it back here until its TTL ran out
+        add(P.EXT_DNAT, PRIO_FIP_LOCAL, mk(rid, F_IP, f_dst), ())
+        add(P.EXT_DNAT, PRIO_GW_ECHO,
+            mk(rid, F_IP, F_ICMP4, Field("icmpv4_type", 8), f_dst, F_FROM_OUTSIDE),
+            (_SWAP_IP4, SetField("ipv4_src", addr), SetField("icmpv4_type", 0)) + reply)
     else:
         add(P.EXT_DNAT, PRIO_ADMIT, mk(rid, F_IP, f_dst),
             (Ct(commit=True, zone=zones.dnat, nat=Nat("dst", fixed_ip), table=P.EXT_CT),))
