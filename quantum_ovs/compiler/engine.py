@@ -180,6 +180,25 @@ def _gc_paused():
         gc.enable()
 
 
+def _single_address(addr: str) -> str | None:
+    """An allowed address pair's address when it names one (an address,
+    or a /32 or /128), as ipaddress writes it; else None."""
+    try:
+        net = ipaddress.ip_network(addr, strict=False)
+    except ValueError:
+        return None
+    return str(net.network_address) if net.num_addresses == 1 else None
+
+
+def _pair_addresses(p: Port) -> set[str]:
+    out = set()
+    for ap in p.allowed_address_pairs:
+        ip = _single_address(ap.ip_address)
+        if ip is not None:
+            out.add(ip)
+    return out
+
+
 def _nat_ends(r: Router) -> tuple:
     """What of a router's floating IPs its gateway's flows read (without
     SNAT, gateway.gateway_flows): their addresses, and the internal ends
@@ -249,6 +268,11 @@ class Engine:
         self.routers: dict[str, Router] = {}
         self.net_routers = defaultdict(set)  # network -> routers with an interface on it
         self.nexthop_routers = defaultdict(set)  # extra-route next hop -> router ids
+        # (network, address) -> the ports whose allowed address pairs name
+        # that one address (/32, /128): a routed packet to it, or an extra
+        # route via it, is resolved to the pair's MAC while exactly one port
+        # holds it (_pair_resolution)
+        self.pair_holders = defaultdict(set)
         self.net_local = Counter()  # network -> ports bound here (not a router's)
         self.gateway_ofports: dict[str, int] = {}  # gateway host -> its BFD tunnel port
         self.gateways_down: frozenset = frozenset()
@@ -620,13 +644,46 @@ class Engine:
             self._mark_routers_of(p.network_id)
 
     def _mark_nexthop(self, p: Port) -> None:
-        for ip in p.ips:
+        for ip in (*p.ips, *_pair_addresses(p)):
             for rid in self.nexthop_routers.get(ip, ()):
                 self._dirty.add((ROUTER, rid))
+
+    def _index_pairs(self, p: Port, add: bool) -> None:
+        """A port's single-address pairs join (or leave) pair_holders; the
+        other holders of each are recompiled (whether one port holds it
+        is theirs to know)."""
+        if is_router_port(p):
+            return
+        for ip in _pair_addresses(p):
+            key = (p.network_id, ip)
+            holders = self.pair_holders[key]
+            for pid in holders:
+                self._dirty.add((PORT, pid))
+            if add:
+                holders.add(p.id)
+            else:
+                holders.discard(p.id)
+                if not holders:
+                    del self.pair_holders[key]
+
+    def _pair_resolution(self, p: Port) -> list[tuple[str, str]]:
+        """(address, MAC) of the port's single-address pairs that no other
+        port holds: where a routed packet to that address goes (the pair's
+        MAC, or the port's when the pair has none).  An address several
+        ports hold (a VRRP pair both of whose members list it) is left
+        unresolved: which one is master is not in the model."""
+        out = {}
+        for ap in p.allowed_address_pairs:
+            ip = _single_address(ap.ip_address)
+            if ip is not None and self.pair_holders.get((p.network_id, ip)) == {p.id}:
+                out.setdefault(ip, ap.mac_address or p.mac_address)
+        return sorted(out.items())
 
     def _index_port(self, p: Port) -> None:
         self.net_ports[p.network_id].add(p.id)
         self._count_local(p, 1)
+        if p.allowed_address_pairs:
+            self._index_pairs(p, True)
         if self.nexthop_routers:
             self._mark_nexthop(p)
         if p.host == self.host:
@@ -640,6 +697,8 @@ class Engine:
         if s is not None:
             s.discard(p.id)
         self._count_local(p, -1)
+        if p.allowed_address_pairs:
+            self._index_pairs(p, False)
         if self.nexthop_routers:
             self._mark_nexthop(p)
         if p.host == self.host:
@@ -1177,6 +1236,9 @@ class Engine:
                 return []
             flows = port_rules.local_port_flows(p, ofport, lid, routed,
                                                 self.permitted_ethertypes)
+            if routed and p.admin_state_up and p.allowed_address_pairs:
+                flows.extend(router_rules.pair_resolve_flows(
+                    self._pair_resolution(p), lid, cookies.cookie_for(cookies.KIND_PORT, pid)))
             if self.metadata_ofport and p.admin_state_up:
                 cookie = cookies.cookie_for(cookies.KIND_PORT, pid)
                 flows.extend(metadata_rules.port_flows(p, ofport, self.metadata_ofport, cookie))
@@ -1187,8 +1249,12 @@ class Engine:
         link = net_rules.uplink(net, self.tunnel_ofports, self.physnet_ofports)
         if link is None:
             return []
-        return port_rules.remote_port_flows(p, lid, net_rules.remote_hop(link, h.tunnel_ip),
-                                            routed)
+        send = net_rules.remote_hop(link, h.tunnel_ip)
+        flows = port_rules.remote_port_flows(p, lid, send, routed)
+        if routed and send and p.admin_state_up and p.allowed_address_pairs:
+            flows.extend(router_rules.pair_resolve_flows(
+                self._pair_resolution(p), lid, cookies.cookie_for(cookies.KIND_PORT, pid)))
+        return flows
 
     def _compute_port_acl(self, owner) -> list[Flow]:
         pid = owner[1]
@@ -1269,6 +1335,11 @@ class Engine:
                 if rt.nexthop in p.ips and not is_router_port(p):
                     mac = p.mac_address
                     break
+            if mac is None:  # ... or an address pair's (a VRRP address) one port holds
+                holders = self.pair_holders.get((ifc.network_id, rt.nexthop), ())
+                if len(holders) == 1:
+                    mac = dict(self._pair_resolution(self.ports[next(iter(holders))])) \
+                        .get(rt.nexthop)
             routes.append((rt, ifc, lid, mac))
         return router_rules.router_flows(r, self.router_zone(r.id), ifaces, routes)
 

@@ -58,7 +58,11 @@ the switch's own unmetered "invalid TTL" packet-ins stay off.  Router solicitati
 punted by the network's flows (rules/network.py) and answered by the agent
 with the router advertisements.
 A destination on a connected (internal) subnet without a port in the
-model is dropped (no ARP for unknown neighbours there).  The router's
+model is dropped (no ARP for unknown neighbours there); an address that
+one port alone holds through a single-address allowed address pair (a
+VRRP / keepalived VIP) is resolved to the pair's MAC (pair_resolve_flows,
+owned by that port), as is an extra route via it; one that several ports
+hold is not (which is master is not in the model).  The router's
 gateway on an external network is not one of these interfaces: its
 routes, NAT and the resolution of unknown external neighbours (punted to
 the agent) are rules/gateway.py's.
@@ -104,6 +108,7 @@ PRIO_CT_ROUTER = 110
 PRIO_L2_DROP = 60
 PRIO_NS = 100
 PRIO_NS_DAD = 105
+PRIO_RESOLVE_PAIR = 90  # an allowed address pair's address (below fixed IPs', 100)
 
 NA_FLAGS = 0xE0000000  # router, solicited, override
 F_ICMP6 = Field("ip_proto", 58)
@@ -242,6 +247,21 @@ def router_flows(
                 (DecTtl(), SetField("eth_src", ifc.mac_address), SetField(P.REG_NET, lid),
                  SetField("eth_dst", nh_mac), GotoTable(P.L2_LOOKUP)))
     return list(flows.values())
+
+
+def pair_resolve_flows(pairs, local_id: int, cookie: int) -> list[Flow]:
+    """L3_RESOLVE (owned by a port, on a routed network): a packet routed
+    to one of the port's allowed address pair addresses that only it holds
+    (``pairs``: (address, MAC), Engine._pair_resolution) gets that MAC, as
+    Neutron's router would learn by ARP.  Below the fixed IPs' own
+    (port.resolve_flows, 100): a bound port's fixed IP wins."""
+    rnet = reg(P.REG_NET, local_id)
+    out = []
+    for ip, mac in pairs:
+        eth, af = addr_field("ipv4_dst", "ipv6_dst", ip)
+        out.append(Flow(P.L3_RESOLVE, PRIO_RESOLVE_PAIR, mk(rnet, eth, af),
+                        (SetField("eth_dst", mac), GotoTable(P.L2_LOOKUP)), cookie))
+    return out
 
 
 def route_egress(route: HostRoute, interfaces) -> tuple | None:

@@ -13,9 +13,7 @@ from quantum_ovs.compiler.engine import Engine
 from quantum_ovs.compiler.flow import OFPVID_PRESENT
 from quantum_ovs.compiler.synth import EXT_NET, router_mac
 from quantum_ovs.compiler.trace import Tracer
-from quantum_ovs.model import (
-    Segment,
-)
+from quantum_ovs.model import AddressPair, HostRoute, Segment
 from tests.fixtures.scenario import HOST, PATCH_OFPORT, change
 from tests.unit.compiler.test_external import INET_MAC, INTERNET, _engine, _v6, _view
 
@@ -142,6 +140,103 @@ def test_f1_the_echo_answer_follows_the_forwardings():
     change(e, routers=(with_pfs(fip.port_forwardings),))
     assert len(echo_flows()) == 1
     assert e.flows() == Engine.from_view(e.view(), e.alloc).flows()
+
+
+# ------------------------------------------------------------------ F2
+def _with_vip(view, holder="port-1-0", vip="10.0.1.100"):
+    """``holder`` may use ``vip`` (an allowed address pair: keepalived /
+    VRRP, a firewall appliance)."""
+    h = next(p for p in view.ports if p.id == holder)
+    return _replace_ports(view, holder,
+                          allowed_address_pairs=(AddressPair(vip, h.mac_address),))
+
+
+def test_f2_a_routed_packet_reaches_an_allowed_address_pair_address():
+    """Neutron's router (a Linux namespace; OVN's logical router too)
+    resolves any address of a connected subnet by ARP, so an instance
+    behind the router reaches a VRRP address held through allowed address
+    pairs (the use the extension is documented for).  Here L3_RESOLVE
+    knows only the fixed IPs of ports bound to a known host: the packet
+    is routed, then silently dropped (l3_resolve miss)."""
+    e = _engine(_with_vip(_view(fips=0, forwardings=False)))
+    a = e.ports["port-0-0"]
+    out = Tracer(e.flows()).run({
+        "in_port": _vif(e, a.id), "vlan_vid": 0, "eth_src": a.mac_address,
+        "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": a.ips[0],
+        "ipv4_dst": "10.0.1.100", "tcp_src": 40000, "tcp_dst": 80})
+    holder = _vif(e, "port-1-0")
+    # delivered to the holder, or asked about (resolution through the
+    # agent, as on an external network): not dropped
+    assert out.ports == [holder] or out.controller, out.format()
+
+
+def test_f2_an_extra_route_via_an_allowed_address_pair_address_is_not_a_blackhole():
+    """An extra route whose next hop is a VIP (a firewall / VPN appliance
+    pair behind the router: nexthop = the pair's VRRP address) is taken by
+    Neutron (router_info.routes_updated: ``ip route replace ... via``,
+    resolved by ARP).  Here the engine looks the next hop up among fixed
+    IPs only (engine._compute_router) and installs a blackhole."""
+    v = _with_vip(_view(fips=0, forwardings=False))
+    r = v.routers[0]
+    r = dataclasses.replace(r, routes=r.routes + (HostRoute("10.8.0.0/16", "10.0.1.100"),))
+    e = _engine(v.replace(routers=(r,) + v.routers[1:]))
+    a = e.ports["port-0-0"]
+    out = Tracer(e.flows()).run({
+        "in_port": _vif(e, a.id), "vlan_vid": 0, "eth_src": a.mac_address,
+        "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": a.ips[0],
+        "ipv4_dst": "10.8.0.5", "tcp_src": 40000, "tcp_dst": 80})
+    assert out.ports == [_vif(e, "port-1-0")] or out.controller, out.format()
+
+
+def _to_vip(e, vip="10.0.1.100"):
+    a = e.ports["port-0-0"]
+    return Tracer(e.flows()).run({
+        "in_port": _vif(e, a.id), "vlan_vid": 0, "eth_src": a.mac_address,
+        "eth_dst": router_mac(0), "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": a.ips[0],
+        "ipv4_dst": vip, "tcp_src": 40000, "tcp_dst": 80})
+
+
+def test_f2_an_address_pair_of_its_own_mac_is_reached_by_that_mac():
+    """A pair with a MAC of its own (not the port's) resolves to that MAC,
+    which reaches the holder as the network's L2 does for pair MACs."""
+    v = _view(fips=0, forwardings=False)
+    v = _replace_ports(v, "port-1-0", allowed_address_pairs=(
+        AddressPair("10.0.1.100/32", "fa:16:3e:99:00:01"),))
+    e = _engine(v)
+    out = _to_vip(e)
+    assert _vif(e, "port-1-0") in out.ports, out.format()
+    assert {d.get("eth_dst") for d in out.outputs} == {"fa:16:3e:99:00:01"}, out.format()
+
+
+def test_f2_an_address_several_ports_hold_is_left_unresolved_incrementally():
+    """Two ports holding the VIP (both members of a VRRP pair list it):
+    which one is master is not in the model, so neither gets it (and an
+    extra route via it stays a blackhole); when one lets it go, the other
+    has it.  Incremental = from scratch at every step."""
+    v = _with_vip(_view(fips=0, forwardings=False))
+    r = v.routers[0]
+    v = v.replace(routers=(dataclasses.replace(
+        r, routes=r.routes + (HostRoute("10.8.0.0/16", "10.0.1.100"),)),) + v.routers[1:])
+    e = _engine(v)
+    holder, other = _vif(e, "port-1-0"), _vif(e, "port-1-1")
+    assert _to_vip(e).ports == [holder]
+    both = e.ports["port-1-1"]
+    change(e, ports=(dataclasses.replace(both, allowed_address_pairs=(
+        AddressPair("10.0.1.100", both.mac_address),)),))
+    assert e.flows() == Engine.from_view(e.view(), e.alloc).flows()
+    assert _to_vip(e).ports == [] and _to_vip(e, "10.8.0.5").ports == []
+    first = e.ports["port-1-0"]
+    change(e, ports=(dataclasses.replace(first, allowed_address_pairs=()),))
+    assert e.flows() == Engine.from_view(e.view(), e.alloc).flows()
+    assert _to_vip(e).ports == [other] and _to_vip(e, "10.8.0.5").ports == [other]
+
+
+def test_f2_a_range_of_addresses_is_not_resolved():
+    """A pair that names a CIDR (more than one address) is not resolved:
+    which of them are in use is not known."""
+    v = _replace_ports(_view(fips=0, forwardings=False), "port-1-0", allowed_address_pairs=(
+        AddressPair("10.0.1.96/28", "fa:16:3e:00:01:00"),))
+    assert _to_vip(_engine(v)).ports == []
 
 
 # ------------------------------------------------------------------ F5
