@@ -430,11 +430,24 @@ class FloatingIPs(Collection):
                     f"{x.internal_port_lo}:{x.internal_port_hi}")
         return router_id
 
-    def _pf_row(self, fip, pf_id):
+    def _pf_row(self, fip, pf_id, port_id=None):
+        """The forwarding, read after the floating IP's lock; ``port_id``:
+        the internal port locked before it (another writer moved the
+        forwarding meanwhile: the transaction is tried again)."""
         pf = next((x for x in fip.forwardings if x.id == pf_id), None)
         if pf is None:
             raise definition.PortForwardingNotFound(id=pf_id)
+        if port_id is not None and pf.internal_port_id != port_id:
+            raise exceptions.RetryRequest()
         return pf
+
+    @staticmethod
+    def _pf_port(s, pf_id):
+        """The forwarding's internal port, read as a value (the row itself
+        is read after the locks: one kept in the session from before them
+        would not be refreshed)."""
+        PF = models.PortForwarding
+        return s.execute(sa.select(PF.internal_port_id).where(PF.id == pf_id)).scalar()
 
     def _after_pf(self, s, fip, old_router):
         s.flush()
@@ -486,11 +499,10 @@ class FloatingIPs(Collection):
 
     def update_pf(self, ctx, fip_id, pf_id, a):
         def txn(s):
-            was = s.get(models.PortForwarding, pf_id)
-            old_port = was.internal_port_id if was is not None else None
+            old_port = self._pf_port(s, pf_id)
             ports = self._lock_ports(s, [a.get("internal_port_id"), old_port])
             fip = self.row(s, ctx, fip_id, lock=True)
-            pf = self._pf_row(fip, pf_id)
+            pf = self._pf_row(fip, pf_id, old_port)
             merged = {"protocol": pf.protocol, "internal_port_id": pf.internal_port_id,
                       "internal_ip_address": pf.internal_ip_address,
                       "external": (pf.external_port_lo, pf.external_port_hi),
@@ -512,10 +524,10 @@ class FloatingIPs(Collection):
 
     def delete_pf(self, ctx, fip_id, pf_id):
         def txn(s):
-            was = s.get(models.PortForwarding, pf_id)
-            ports = self._lock_ports(s, [was.internal_port_id if was is not None else None])
+            old_port = self._pf_port(s, pf_id)
+            ports = self._lock_ports(s, [old_port])
             fip = self.row(s, ctx, fip_id, lock=True)
-            pf = self._pf_row(fip, pf_id)
+            pf = self._pf_row(fip, pf_id, old_port)
             old_router = fip.router_id
             self._revise(p for p in ports if p.id == pf.internal_port_id)
             fip.forwardings.remove(pf)

@@ -418,11 +418,6 @@ class Routers(Collection):
                 for c, ip, sid in rows]
 
     def check_routes(self, s, router, routes, connected=None):
-        quotas = getattr(self.plugin, "quotas", None)
-        if quotas is not None:
-            # (Neutron 2026.2's router_route quota, which replaced its
-            # max_routes: a limit per router, of the router's project)
-            quotas.check_limit(s, router.project_id, "router_route", len(routes))
         connected = self._connected(s, router) if connected is None else connected
         own = {ip for _, ip, _ in connected}
         for r in routes:
@@ -437,6 +432,13 @@ class Routers(Collection):
     def set_routes(self, s, router, routes):
         wanted = {(r["destination"], r["nexthop"]) for r in routes}
         self.check_routes(s, router, routes)
+        quotas = getattr(self.plugin, "quotas", None)
+        if quotas is not None and len(wanted) > len(router.routes):
+            # (Neutron 2026.2's router_route quota, which replaced its
+            # max_routes: a limit per router, of the router's project;
+            # only a router gaining routes meets it, so one past a
+            # lowered limit may still shed them)
+            quotas.check_limit(s, router.project_id, "router_route", len(wanted))
         router.routes = [x for x in router.routes if (x.destination, x.nexthop) in wanted]
         have = {(x.destination, x.nexthop) for x in router.routes}
         s.flush()
