@@ -337,8 +337,8 @@ _REFUSED_KEEP = 1024
 
 
 def _refused(kind: str, item, exc: Exception) -> None:
-    ident = item.get("name" if kind == "remote_host" else "id") if isinstance(item, dict) \
-        else None
+    from quantum_ovs import wire  # imported already: _refused is wire's callback
+    ident = wire.item_id(kind, item)
     key = (kind, repr(ident) if ident is not None else repr(item)[:200], repr(exc))
     if key in _REFUSED_SEEN:
         return

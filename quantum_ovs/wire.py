@@ -9,6 +9,13 @@ from quantum_ovs import model as m
 MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
+def item_id(kind: str, item):
+    """The identity of an item of ``kind`` as sent (a remote host's
+    ``name``, anything else's ``id``), or None when it has none."""
+    return item.get("name" if kind == "remote_host" else "id") if isinstance(item, dict) \
+        else None
+
+
 def _each(items, decode, kind: str, refuse, gone=None) -> tuple:
     """``decode`` of each item; with ``refuse`` (a callable taking the
     kind, the item and the exception), an item that does not decode is
@@ -24,8 +31,7 @@ def _each(items, decode, kind: str, refuse, gone=None) -> tuple:
             out.append(decode(x))
         except MALFORMED as e:
             refuse(kind, x, e)
-            ident = x.get("name" if kind == "remote_host" else "id") \
-                if isinstance(x, dict) else None
+            ident = item_id(kind, x)
             if gone is not None and isinstance(ident, str):
                 gone.append(ident)
     return tuple(out)
@@ -313,10 +319,12 @@ def delta_from_dict(d, refuse=None):
     address_groups = items("address_groups", _address_group_from, "address_group") + \
         tuple(m.AddressGroup(id=a) for a in gone["address_groups"])
     rules = _each(d.get("group_rules", ()), group_rules, "group_rules", refuse)
+    decoded = {r.security_group_id for r in rules}
     for x in d.get("group_rules", ()):
         gid = x.get("security_group_id") if isinstance(x, dict) else None
-        if isinstance(gid, str) and not any(r.security_group_id == gid for r in rules):
+        if isinstance(gid, str) and gid not in decoded:
             rules += (m.GroupRules(gid, ()),)
+            decoded.add(gid)
     return m.Delta(revision=d.get("revision", 0),
                    networks=networks, subnets=subnets, ports=ports,
                    security_groups=groups, remote_hosts=hosts,
