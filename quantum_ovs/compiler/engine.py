@@ -1429,14 +1429,21 @@ class Engine:
     def _fip_served(self, r: Router, fip, got) -> tuple[str | None, bool] | None:
         """(fixed address, forwarding) of a floating IP of router ``r``
         (``got``: its ``_ext``) served on this host -- associated with a
-        port bound here, or with port forwardings on the router's active
-        gateway host --, else None."""
+        port bound here, or with a port bound nowhere (an Octavia or
+        keepalived VIP, reached through the address pair of the port that
+        holds it) or with port forwardings on the router's active gateway
+        host --, else None."""
         if got is None or fip.floating_network_id != r.gateway.network_id or \
                 not got[1].uplink or ":" in fip.floating_ip_address or not fip.mac_address:
             return None
         if fip.port_id:
             p = self.ports.get(fip.port_id)
-            if p is None or p.host != self.host:
+            if p is None:
+                return None
+            # (Neutron's DVR routers likewise leave an unbound port's
+            # floating IP to the central SNAT router)
+            if p.host != self.host and not (
+                    not p.host and self._gateway_role(r.gateway) == "active"):
                 return None
             fixed = fip.fixed_ip_address or next((ip for ip in p.ips if ":" not in ip), None)
             return None if fixed is None else (fixed, False)

@@ -19,8 +19,10 @@ floating IPs (quantum_ovs/db/host_view.py).
 ``status``: DOWN until the agent of the host that applies the floating
 IP reports it installed (``"floatingips": [ids]`` in its port report,
 POST /agent-api/v1/hosts/{host}/ports): the host of the associated port,
-or for a floating IP with forwardings only, the active gateway host of its
-router (the first of its gateway hosts whose agent is alive).  Any change
+or for a floating IP with forwardings only or one of a port bound to no
+host (an Octavia or keepalived VIP, whose address another port holds as
+an allowed address pair), the active gateway host of its router (the
+first of its gateway hosts whose agent is alive).  Any change
 of its association, and a move of its port, sets it DOWN again until the
 new host reports.
 """
@@ -560,7 +562,9 @@ class FloatingIPs(Collection):
                 if f.fixed_port_id is not None:
                     held = s.execute(sa.select(B.host).where(
                         B.port_id == f.fixed_port_id)).scalar()
-                    ok = held == host
+                    # (a port bound nowhere, a VIP: the active gateway host)
+                    ok = held == host if held else (
+                        f.router_id is not None and self._active_gateway(s, f.router_id) == host)
                 elif f.router_id is not None and f.forwardings:
                     ok = self._active_gateway(s, f.router_id) == host
                 else:

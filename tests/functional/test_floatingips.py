@@ -450,6 +450,38 @@ def test_status_is_active_once_the_ports_host_reports_it(l3):
     l3.post("/agent-api/v1/hosts/hv-1/ports", {"floatingips": "x"}, status=400)
 
 
+def test_an_unbound_vips_floating_ip_is_active_once_the_active_gateway_host_reports_it(l3):
+    """A floating IP of a port bound to no host (an Octavia VIP) is served
+    by the router's active gateway host: its report, and no other, makes
+    it ACTIVE; bound, it waits for the port's host, as any other."""
+    register(l3, "hv-1", "192.0.2.21")
+    ext_net, ext_sub, router, net, sub, vip = _topology(l3)
+    register(l3, "gw-1", "192.0.2.11", gateway=True)
+    register(l3, "gw-2", "192.0.2.12", gateway=True)
+    agents = l3.get(f"{R}/{router['id']}/l3-agents", **ADMIN, status=200).data["agents"]
+    active = next(a["host"] for a in agents if a["ha_state"] == "active")
+    standby = next(a["host"] for a in agents if a["ha_state"] != "active")
+    f = _fip(l3, floating_network_id=ext_net["id"], port_id=vip["id"])
+
+    def report(host):
+        l3.post(f"/agent-api/v1/hosts/{host}/ports", {"floatingips": [f["id"]]}, status=200)
+        return l3.get(f"{F}/{f['id']}", status=200).data["floatingip"]["status"]
+
+    assert report("hv-1") == "DOWN"
+    assert report(standby) == "DOWN"
+    assert report(active) == "ACTIVE"
+    # the active gateway host's view holds the VIP port, bound nowhere, and the floating IP
+    view = l3.get(f"/agent-api/v1/hosts/{active}/state?since=-1&timeout=0",
+                  status=200).data["view"]
+    assert [p["host"] for p in view["ports"] if p["id"] == vip["id"]] == [None]
+    (r,) = [r for r in view["routers"] if r["id"] == router["id"]]
+    assert [x["port_id"] for x in r["floating_ips"]] == [vip["id"]]
+    l3.put(f"/v2.0/ports/{vip['id']}", {"port": {"binding:host_id": "hv-1"}}, **ADMIN,
+           status=200)
+    assert report(active) == "DOWN"
+    assert report("hv-1") == "ACTIVE"
+
+
 # ------------------------------------------------------------------ port forwardings
 def _pf(api, fid, status=201, project="p1", **attrs):
     r = api.post(f"{F}/{fid}/port_forwardings", {"port_forwarding": attrs}, project=project,

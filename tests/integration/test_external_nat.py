@@ -550,3 +550,45 @@ def test_hairpin_to_its_own_floating_ip(rig):
         assert ping(rig.inst["a"].ns, FIP_A)
     finally:
         lst.stop()
+
+
+FIP_VIP = "172.24.4.70"
+VIP = "10.0.0.70"
+
+
+def test_an_unbound_vips_floating_ip_reaches_the_instance_holding_the_vip(rig):
+    """An Octavia-style VIP: a port bound to no host holds VIP, instance b
+    (on hv1) has it as an allowed address pair and on its interface, and
+    FIP_VIP is associated with the VIP port.  The router's active gateway
+    host (hv2) answers for FIP_VIP and DNATs it to VIP, routed over the
+    tunnel to b; b's replies, redirected to hv2 as all of the router's
+    outbound traffic is, leave as FIP_VIP."""
+    from quantum_ovs.model import AddressPair, Delta, Port
+
+    b = rig.engines["hv1"].ports[rig.inst["b"].iface_id]
+    vip = Port(id="vip-port", network_id="net-0", mac_address="fa:16:3e:00:00:70",
+               fixed_ips=(FixedIP("subnet-0", VIP),), host=None, security_groups=("sg-open",))
+    fip = FloatingIP("fip-vip", FIP_VIP, EXT, vip.id, VIP, vip.mac_address)
+    holder = dataclasses.replace(b, allowed_address_pairs=(AddressPair(VIP, b.mac_address),))
+
+    def apply(ports, removed=(), fips=None):
+        for name, e in rig.engines.items():
+            r = e.routers["router-1"]
+            e.apply(Delta(revision=e.revision, ports=ports, removed_ports=removed,
+                          routers=(dataclasses.replace(r, floating_ips=fips(r)),)))
+            ch = rig.channels[name]
+            ch.apply(diff(ch.dump_flows(), e.flows()))
+
+    inst = rig.inst["b"]
+    inst.exec("ip", "addr", "add", f"{VIP}/32", "dev", inst.dev)
+    apply((vip, holder), fips=lambda r: r.floating_ips + (fip,))
+    lst = Listener(inst.ns, 8070)
+    try:
+        assert rig.engines["hv2"].desired.owner_flows(("floating-ip", fip.id))
+        assert not rig.engines["hv1"].desired.owner_flows(("floating-ip", fip.id))
+        assert eventually(lambda: connect(rig.inet, FIP_VIP, 8070) == f"from:{INET_IP}", 15)
+    finally:
+        lst.stop()
+        inst.exec("ip", "addr", "del", f"{VIP}/32", "dev", inst.dev)
+        apply((b,), removed=(vip.id,),
+              fips=lambda r: tuple(f for f in r.floating_ips if f.id != fip.id))
