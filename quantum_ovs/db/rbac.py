@@ -129,8 +129,12 @@ def network_in_use(s, net, action, lost):
     routers' gateways and floating IPs on an external one."""
     if action == SHARED:
         P, S = models.Port, models.Subnet
+        # (ports of no project, router gateways and floating IPs, reach an
+        # external network by access_as_external: Neutron's
+        # ensure_no_project_ports_on_network leaves them out too)
         if s.execute(sa.select(P.id).where(P.network_id == net.id,
                                            P.device_owner != const.DEVICE_OWNER_DHCP,
+                                           P.project_id != "",
                                            lost(P.project_id)).limit(1)).first():
             return "ports of the project(s) use the network"
         if s.execute(sa.select(S.id).where(S.network_id == net.id,

@@ -54,7 +54,7 @@ from quantum_ovs.api.definitions.floatingips import (
 from quantum_ovs.api.definitions.provider import NoNetworkAvailable
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import addresses, changelog, gateways, ipam, models, rbac
-from quantum_ovs.db.resource import Collection
+from quantum_ovs.db.resource import Collection, hold
 from quantum_ovs.db.session import is_sqlite
 from quantum_ovs.timeutils import api_time as _ts
 
@@ -542,6 +542,9 @@ class Routers(Collection):
             sub = _row(plugin, s, ctx, "subnets", info["subnet_id"])
             if not sub.gateway_ip:
                 raise bad_router("Subnet for router interface must have a gateway IP")
+            # (the network held before its policies are read: a policy
+            # deleted meanwhile waits, then finds this interface in use)
+            hold(s, models.Network, [sub.network_id])
             if not ctx.is_admin and sub.project_id != ctx.project_id and \
                     ctx.project_id not in rbac.targets(s, "network", sub.network_id,
                                                        rbac.SHARED):

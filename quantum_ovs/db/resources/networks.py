@@ -50,18 +50,19 @@ class Networks(Collection):
 
     def filter_for(self, ctx, attr, values):
         # ``shared`` as the caller reads it: the wildcard, or a policy
-        # sharing it with the caller's project.
+        # sharing it with the caller's project (its owner's too, as
+        # Neutron's _is_network_shared has it).
         if attr != "shared" or ctx is None or not ctx.project_id:
             return self.filter(attr, values)
         N = models.Network
-        shared = sa.or_(N.shared.is_(True), sa.and_(
-            N.project_id != ctx.project_id,
-            N.id.in_(rbac.granted("network", (rbac.SHARED,), ctx.project_id))))
+        shared = sa.or_(N.shared.is_(True),
+                        N.id.in_(rbac.granted("network", (rbac.SHARED,), ctx.project_id)))
         return query.flag_filter(shared, values)
 
     def for_caller(self, s, ctx, rows, dicts):
-        # ``shared``: true for the projects a policy shares it with too.
-        maybe = [r.id for r in rows if not r.shared and r.project_id != ctx.project_id]
+        # ``shared``: true for the projects a policy shares it with too
+        # (the owner among them when a policy names its own project).
+        maybe = [r.id for r in rows if not r.shared]
         given = rbac.granted_ids(s, "network", rbac.SHARED, maybe, ctx.project_id)
         for r, d in zip(rows, dicts):
             if r.id in given and "shared" in d:
@@ -125,8 +126,11 @@ class Networks(Collection):
         if a.get("shared") is False and net.shared:
             # Another project's port (but a DHCP port) or subnet on it: 409
             # (Neutron's _validate_shared_update counts both; it ignores
-            # every network:* port, we only the DHCP one, so that no other
-            # project's router stays on a network it can no longer see).
+            # every network:* port, we only the DHCP one and those of no
+            # project -- router gateways and floating IPs, which reach an
+            # external network by access_as_external, not by sharing --, so
+            # that no other project's router interface stays on a network
+            # it can no longer see).
             P, S = models.Port, models.Subnet
             kept = sa.select(models.RbacPolicy.target_tenant).where(
                 models.RbacPolicy.object_type == "network",
@@ -134,7 +138,7 @@ class Networks(Collection):
                 models.RbacPolicy.action == rbac.SHARED)
             others = s.execute(sa.select(P.id).where(
                 P.network_id == id_, P.project_id != net.project_id,
-                P.device_owner != const.DEVICE_OWNER_DHCP,
+                P.device_owner != const.DEVICE_OWNER_DHCP, P.project_id != "",
                 # (the projects a policy of their own shares it with keep it)
                 P.project_id.not_in(kept)).limit(1)).first() or \
                 s.execute(sa.select(S.id).where(
