@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import bindings, changelog, models
+from quantum_ovs.db.session import is_sqlite
 from quantum_ovs.timeutils import utcnow
 
 AGENT_TYPE = "Open vSwitch agent"
@@ -110,6 +111,15 @@ def report(plugin, host, ofports, unplugged, installed):
         changed_status.clear()
         if not ids:
             return 0
+        # The ports locked first, as every write of a binding does (a move,
+        # an activation, a binding deleted): what is read next is then what
+        # such a write committed, and a report that lost the race (the port
+        # moved off this host meanwhile) leaves the port alone, never
+        # taking down its new host's binding, nor writing an inactive
+        # binding deleted meanwhile.
+        if not is_sqlite(s):
+            s.execute(sa.select(P.c.id).where(P.c.id.in_(sorted(ids))).order_by(P.c.id)
+                      .with_for_update())
         # Plain rows and only the rows that change: an agent that starts
         # again reports every port it holds, and nearly nothing changes.
         rows = s.execute(sa.select(P.c.id, P.c.status, P.c.admin_state_up,

@@ -134,6 +134,7 @@ class Collection:
 
     def update_row(self, s, ctx, obj, a):
         """An update of ``obj`` (found and locked), in its transaction."""
+        self.plugin.run_hooks(self.collection, "before_update", s, ctx, obj, a)
         self.update(s, ctx, obj, a)
         self.plugin.run_hooks(self.collection, "update", s, ctx, obj, a)
         changelog.bump(obj)

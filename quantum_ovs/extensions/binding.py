@@ -41,6 +41,7 @@ import json
 import logging
 
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
 
 from quantum_ovs import exceptions
 from quantum_ovs.api import definitions, validators as v
@@ -79,6 +80,26 @@ INACTIVE = "INACTIVE"
 
 
 def setup(plugin, conf):
+    def status_after_commit(s, port, before):
+        """The status listeners (nova's events) hear of a change of the
+        port's status by this write, once it is committed: a port moved
+        off its host is an unplugged VIF (Neutron's listener on the status
+        column)."""
+        change = []
+
+        def read(_s):  # (the row as committed: read before the commit expires it)
+            if port.status != before:
+                change.append((port.id, port.device_id, port.device_owner, port.status))
+
+        def told(_s):
+            for fn in plugin.status_listeners if change else ():
+                try:
+                    fn(list(change))
+                except Exception:  # noqa: BLE001 - a listener never fails a write
+                    LOG.exception("port status listener failed")
+        sa_event.listen(s, "before_commit", read, once=True)
+        sa_event.listen(s, "after_commit", told, once=True)
+
     def on_create(s, ctx, port, a):
         port.binding = models.PortBinding(
             host=a.get(HOST) or "", vnic_type=a.get(VNIC) or "normal",
@@ -89,6 +110,8 @@ def setup(plugin, conf):
         b = port.binding
         if b is None:
             b = port.binding = models.PortBinding(host="", vnic_type="normal", profile="{}")
+        if HOST in a:
+            status_after_commit(s, port, port.status)
         changed = False
         if VNIC in a and a[VNIC] != b.vnic_type and b.vif_type not in (None, "unbound"):
             # (as ML2's _validate_port_update: a bound port keeps its VNIC

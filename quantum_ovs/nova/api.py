@@ -336,10 +336,29 @@ class NetworkAPI:
         return self._get_json(f"/v2.0/ports?{q}")["ports"]
 
     # ------------------------------------------------------------ nw info
+    def _floating_ips(self, ports):
+        """{(port id, fixed address): its floating IP addresses} (nova's
+        _get_floating_ips_by_fixed_and_port); none without routers."""
+        if not ports:
+            return {}
+        q = urllib.parse.urlencode([("port_id", p["id"]) for p in ports])
+        try:
+            fips = self._get_json(f"/v2.0/floatingips?{q}")["floatingips"]
+        except NetworkError as e:
+            if e.status != 404:  # (no floating IPs in this deployment)
+                raise
+            return {}
+        out = {}
+        for f in sorted(fips, key=lambda f: f["floating_ip_address"]):
+            out.setdefault((f["port_id"], f["fixed_ip_address"]), []).append(
+                f["floating_ip_address"])
+        return out
+
     def get_instance_nw_info(self, context, instance):
         """The instance's network info: one dict per VIF, in nova's shape."""
         ports = sorted(self._ports_of(context, instance),
                        key=lambda p: p["created_at"] + p["id"])
+        floating = self._floating_ips(ports)
         nets, subnets = {}, {}
         vifs = []
         for port in ports:
@@ -363,7 +382,10 @@ class NetworkAPI:
                                 "gateway": {"address": r["nexthop"], "type": "gateway"}}
                                for r in sub["host_routes"]],
                     "ips": [{"address": ip, "type": "fixed", "version": sub["ip_version"],
-                             "floating_ips": []} for ip in ips],
+                             "floating_ips": [
+                                 {"address": a, "type": "floating", "version": 4, "meta": {}}
+                                 for a in floating.get((port["id"], ip), ())]}
+                            for ip in ips],
                     "meta": {"dhcp_server": sub["gateway_ip"]} if sub["enable_dhcp"] else {},
                 })
             details = port.get("binding:vif_details") or {}

@@ -1,12 +1,21 @@
 """Tell nova when ports of instances go up or down.
 
 Port status changes reported by agents become ``network-vif-plugged`` /
-``network-vif-unplugged`` events, and port deletions
-``network-vif-deleted``, POSTed in batches to nova's
+``network-vif-unplugged`` events, port deletions ``network-vif-deleted``,
+and, as Neutron's ``notify_nova_on_port_data_changes`` (on by default)
+has it, an instance port's update through the API, and a floating IP
+associated with it, changed or taken from it, ``network-changed`` (nova
+refreshes the instance's network information).  Only ports of an
+instance are named: a ``compute:*`` owner and a ``device_id`` that is a
+UUID (nova refuses a request whose events name anything else, with every
+other event in it).  They are POSTed in batches to nova's
 ``/os-server-external-events``.  Sending happens on a background thread:
 a slow or absent nova never blocks the API; failed batches are retried
 with backoff and dropped after ``max_attempts``; each request (to nova or
-to Keystone) is bounded by ``[nova] timeout``.
+to Keystone) is bounded by ``[nova] timeout``.  A batch nova refuses as a
+whole (400) is sent again event by event, so that one event cannot cost
+the others theirs; one naming no instance nova knows (404) is dropped at
+once, not retried (as Neutron does).
 
 Authentication, as Neutron's ``[nova]`` section: keystoneauth1 from
 ``auth_type`` (``password``: ``auth_url``, ``username``, ``password``,
@@ -25,12 +34,15 @@ import collections
 import logging
 import threading
 import time
+import uuid
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
 from keystoneauth1 import session as ks_session
 from oslo_config import cfg
 from sqlalchemy import event as sa_event
+
+from quantum_ovs.db.models import Port
 
 LOG = logging.getLogger(__name__)
 
@@ -84,6 +96,25 @@ def is_compute(device_owner):
     return (device_owner or "").startswith("compute:")
 
 
+def uuid_like(v) -> bool:
+    """Whether nova takes ``v`` as an instance's UUID (its ``uuid``
+    format: any case, with or without dashes, braces or a urn prefix)."""
+    if not isinstance(v, str):
+        return False
+    try:
+        u = uuid.UUID(v)
+    except ValueError:
+        return False
+    bare = v.lower().removeprefix("urn:").removeprefix("uuid:").strip("{}").replace("-", "")
+    return u.hex == bare
+
+
+def is_instance_port(device_id, device_owner) -> bool:
+    """A port nova's events may name: an instance's (Neutron's
+    _is_compute_port)."""
+    return bool(device_id) and is_compute(device_owner) and uuid_like(device_id)
+
+
 class Notifier:
     """``session``: a keystoneauth1 Session (with an auth plugin that gets
     and renews tokens, or none); ``url``: nova's endpoint, or empty to
@@ -115,7 +146,7 @@ class Notifier:
         """``changes``: (port_id, device_id, device_owner, status) tuples."""
         events = []
         for port_id, device_id, owner, status in changes:
-            if not device_id or not is_compute(owner):
+            if not is_instance_port(device_id, owner):
                 continue
             name = "network-vif-plugged" if status == "ACTIVE" else "network-vif-unplugged"
             events.append({"name": name, "server_uuid": device_id, "tag": port_id,
@@ -123,9 +154,14 @@ class Notifier:
         self.queue(events)
 
     def port_deleted(self, port_id, device_id, device_owner):
-        if device_id and is_compute(device_owner):
+        if is_instance_port(device_id, device_owner):
             self.queue([{"name": "network-vif-deleted", "server_uuid": device_id,
                          "tag": port_id, "status": "completed"}])
+
+    def network_changed(self, port_id, device_id, device_owner):
+        if is_instance_port(device_id, device_owner):
+            self.queue([{"name": "network-changed", "server_uuid": device_id,
+                         "tag": port_id}])
 
     def queue(self, events):
         if not events:
@@ -158,7 +194,22 @@ class Notifier:
                 return
             except (OSError, ks_exc.ClientException, NovaRefused, ValueError) as e:
                 status = getattr(e, "code", None)
-                if status is not None and 400 <= status < 500 and status not in (404, 429):
+                if status == 400 and len(batch) > 1:
+                    # one event nova does not take refuses them all: each
+                    # on its own, the others get through
+                    LOG.warning("nova refused a batch of %d events (%s); sending them one "
+                                "by one", len(batch), e)
+                    for one in batch:
+                        self._deliver([one])
+                    return
+                if status == 404:
+                    # (none of the instances is nova's: retrying cannot help,
+                    # and would hold up every event behind it)
+                    LOG.info("nova knows none of the instances of %d events; dropping them",
+                             len(batch))
+                    self.failed_batches += 1
+                    return
+                if status is not None and 400 <= status < 500 and status != 429:
                     LOG.warning("nova refused %d events (%s); dropping them", len(batch), e)
                     self.failed_batches += 1
                     return
@@ -222,8 +273,39 @@ def setup(plugin, conf):
     plugin.status_listeners.append(n.port_status_changed)
     plugin.db.on_dispose.append(n.stop)
 
+    def after_commit(s, fn, *args):
+        # Only once the write is committed (the transaction may retry).
+        sa_event.listen(s, "after_commit", lambda _s: fn(*args), once=True)
+
     def on_delete(s, ctx, port, a):
-        info = (port.id, port.device_id, port.device_owner)
-        # Only once the deletion is committed (the transaction may retry).
-        sa_event.listen(s, "after_commit", lambda _s: n.port_deleted(*info), once=True)
+        after_commit(s, n.port_deleted, port.id, port.device_id, port.device_owner)
     plugin.add_hook("ports", "delete", on_delete)
+
+    def on_update(s, ctx, port, a):
+        after_commit(s, n.network_changed, port.id, port.device_id, port.device_owner)
+    plugin.add_hook("ports", "update", on_update)
+
+    # A floating IP associated with a port, moved or taken from it: both
+    # ports' instances are told (Neutron's send_network_change).
+    before = "qovs.nova.fip_port"
+
+    def ports_changed(s, *port_ids):
+        for pid in sorted({p for p in port_ids if p}):
+            port = s.get(Port, pid)
+            if port is not None:
+                after_commit(s, n.network_changed, port.id, port.device_id, port.device_owner)
+
+    def fip_before_update(s, ctx, fip, a):
+        s.info.setdefault(before, {})[fip.id] = fip.fixed_port_id
+
+    def fip_update(s, ctx, fip, a):
+        old = s.info.get(before, {}).pop(fip.id, None)
+        if old != fip.fixed_port_id:
+            ports_changed(s, old, fip.fixed_port_id)
+
+    plugin.add_hook("floatingips", "create", lambda s, ctx, fip, a: ports_changed(
+        s, fip.fixed_port_id))
+    plugin.add_hook("floatingips", "before_update", fip_before_update)
+    plugin.add_hook("floatingips", "update", fip_update)
+    plugin.add_hook("floatingips", "delete", lambda s, ctx, fip, a: ports_changed(
+        s, fip.fixed_port_id))

@@ -37,7 +37,11 @@ VIF_DETAILS = "binding:vif_details"
 TRUSTED = "trusted"
 
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical",
-              "virtio-forwarder", "smart-nic", "vdpa", "remote-managed")
+              "virtio-forwarder", "smart-nic", "vdpa", "accelerator-direct",
+              "accelerator-direct-physical", "remote-managed")
+# The longest binding:profile, as stored (JSON): ML2's BINDING_PROFILE_LEN,
+# and the width of the column that holds it (db/models.py PortBinding).
+PROFILE_MAX = 4095
 
 
 def _profile(value, name=PROFILE):
@@ -46,7 +50,7 @@ def _profile(value, name=PROFILE):
     if not isinstance(value, dict):
         raise v.bad(f"'{value}' is not a dictionary")
     text = json.dumps(value)
-    if len(text) > 4000:
+    if len(text) > PROFILE_MAX:
         raise v.bad("binding:profile is too large")
     return value
 
