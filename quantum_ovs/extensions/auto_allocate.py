@@ -32,7 +32,9 @@ makes one through its GET, so it answers the GET's 409 where defaults are
 missing); the policy is checked before anything is made, and its refusal
 is the 403 it is everywhere here (Neutron makes the topology, then hides
 it: 404); a router step refused for any reason of the deployment (a
-NotFound included) is AutoAllocationFailure.
+NotFound included) is AutoAllocationFailure; a project id the API would
+not take as a network's project_id is a 400 in the dry run and the real
+call alike (Neutron's dry run does not look at it).
 """
 
 import sqlalchemy as sa
@@ -197,7 +199,11 @@ class Topologies:
         self.plugin.db.write(self._delete, ctx, project)
 
     def _delete(self, s, ctx, project):
-        topo = s.get(models.AutoAllocatedTopology, project)
+        # Locked as read: a concurrent DELETE waits, then finds it gone
+        # (204, nothing done), and a new topology cannot be recorded for
+        # the project until this one's record is gone -- so what this
+        # DELETE removes is the topology it read, never a newer one.
+        topo = s.get(models.AutoAllocatedTopology, project, with_for_update=True)
         if topo is None:
             return
         network_id, router_id = topo.network_id, topo.router_id
@@ -222,6 +228,11 @@ class Topologies:
 def routes(api):
     policy = api.policy
     topologies = Topologies(api)
+    # The project id as the API takes a network's project_id (length,
+    # NUL): an id the topology's network could not be made for is the
+    # caller's error (400) in the dry run too, not a 409 of the
+    # deployment from the real call.
+    valid_project = api.schema.resources["networks"]["project_id"].validate
 
     def project_of(ctx, project_id, action):
         # "None": what a client sends for "the caller's" (Neutron's word).
@@ -229,6 +240,7 @@ def routes(api):
         if not project:
             raise exceptions.BadRequest(resource="auto_allocate",
                                         msg="A project is required")
+        valid_project(project, "project_id")
         if not ctx.is_admin and project != ctx.project_id:
             raise exceptions.NotAuthorized()
         policy.enforce(action, ctx, {"project_id": project, "tenant_id": project})

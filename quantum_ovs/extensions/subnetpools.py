@@ -10,8 +10,9 @@ What a pool has given out is the cidrs of the subnets that name it
 its row, and nothing else is kept to drift.  An allocation locks the
 pool's row (FOR UPDATE; SQLite lets one writer in at a time), after the
 network's: level 1b of the lock order of db/ipam.py.  Pool updates lock
-the pool, then its address scope; nothing takes a pool lock while it holds
-a lock of a later level.
+the pool, then (making it the default) its IP family's default lock, then
+its address scope; nothing takes a pool lock while it holds a lock of a
+later level.
 
 Who sees a pool or a scope is ``visible_clause`` below (one place): its
 project, every project when it is shared, and the projects an RBAC
@@ -44,7 +45,7 @@ from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import address_scopes, changelog, models, prefixes, query, rbac
 from quantum_ovs.db.ipam import ip_key
 from quantum_ovs.db.resource import Collection, std_dict
-from quantum_ovs.db.session import is_sqlite
+from quantum_ovs.db.session import is_sqlite, transaction_lock
 
 DEFINITION = definition
 
@@ -256,6 +257,11 @@ class SubnetPools(Shareable, Collection):
                       base_prefix_type="max_prefixlen", base_prefixlen=hi)
 
     def _check_default(self, s, pool_id, version):
+        """At most one default pool per IP family (Neutron's rule, 400)."""
+        # (two admins making two pools of one family the default at once:
+        # one waits for the other's commit and sees its pool, as
+        # auto_allocate._set_default does for the default external network)
+        transaction_lock(s, f"default-subnetpool-v{version}")
         P = models.SubnetPool
         other = s.execute(sa.select(P.id).where(
             P.is_default.is_(True), P.ip_version == version, P.id != pool_id)).first()
