@@ -137,12 +137,14 @@ MARTIANS = (
     ("ipv6_src", "::1/128"), ("ipv6_src", "fe80::/10"), ("ipv6_src", "ff00::/8"),
 )
 
-# ICMPv6 that neighbour discovery and multicast listeners need.  Into a
-# port, whatever its groups, only what Neutron's firewalls admit without
-# rules (firewall.ICMPV6_ALLOWED_INGRESS_TYPES and router advertisements):
-# MLD queries, RAs, NS and NA; MLD reports and done (131, 132, 143) from
-# other listeners meet the port's rules (review s27 F4).
-ND_TYPES_OUT = (130, 131, 132, 133, 135, 136, 143)
+# ICMPv6 that neighbour discovery needs, whatever the port's groups, as
+# Neutron's OVS firewall admits it without rules: out of a port MLD
+# queries, RSs, NSs and NAs (firewall.ICMPV6_ALLOWED_EGRESS_TYPES, and NA
+# from the port's own addresses, which port security has checked); into
+# it MLD queries, RAs, NSs and NAs (ICMPV6_ALLOWED_INGRESS_TYPES and RAs).
+# MLD reports and done (131, 132, 143) meet the port's rules both ways
+# (review s27 F4).
+ND_TYPES_OUT = (130, 133, 135, 136)
 ND_TYPES_IN = (130, 134, 135, 136)
 # DHCP client traffic out of a port, whatever its egress rules (Neutron's
 # OVS firewall: _initialize_egress "DHCP discovery"; iptables: the
