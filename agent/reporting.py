@@ -9,6 +9,7 @@ import logging
 import threading
 
 from agent import sync_client
+from quantum_ovs.wire import REPORT_MAX_ENTRIES
 
 LOG = logging.getLogger(__name__)
 
@@ -39,18 +40,21 @@ class PortReporter:
         """Report the VIFs (port id -> ofport) of ports bound here
         (``local``) not reported yet, and the unplugged ones."""
         installed = [pid for pid in vifs if pid in local and pid not in self.reported]
-        plugged = [(pid, vifs[pid]) for pid in installed]
         unplugged = sorted(self.to_unplug)
         fips = sorted(self.fips)
-        if not (installed or unplugged or fips):
-            return
+        # The server takes at most REPORT_MAX_ENTRIES in each list of one
+        # report (400 beyond): an agent starting on a host with more ports
+        # than that sends several, each kept as done once it is answered.
+        n = REPORT_MAX_ENTRIES
         try:
-            extra = {"floatingips": fips} if fips else {}
-            self.client.report(plugged=plugged, unplugged=unplugged, installed=installed,
-                               **extra)
-            self.reported.update(installed)
-            self.to_unplug.clear()
-            self.fips.difference_update(fips)
+            for i in range(0, max(len(installed), len(unplugged), len(fips)), n):
+                done, gone, applied = installed[i:i + n], unplugged[i:i + n], fips[i:i + n]
+                extra = {"floatingips": applied} if applied else {}
+                self.client.report(plugged=[(pid, vifs[pid]) for pid in done],
+                                   unplugged=gone, installed=done, **extra)
+                self.reported.update(done)
+                self.to_unplug.difference_update(gone)
+                self.fips.difference_update(applied)
         except (sync_client.ServerUnavailable, sync_client.ServerError) as e:
             if self.stop_event.is_set():
                 return  # stopping: the next agent reports them

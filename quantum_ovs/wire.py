@@ -4,6 +4,13 @@ tool share one encoding."""
 
 from quantum_ovs import model as m
 
+# The most entries each list of one port report (POST
+# /agent-api/v1/hosts/{host}/ports: plugged, unplugged, installed,
+# floatingips) may hold: far more than the ports of any host, so that
+# one report costs the server a bounded amount of work.  An agent with
+# more to say sends several reports (agent/reporting.py).
+REPORT_MAX_ENTRIES = 10000
+
 # What a malformed item raises when it is decoded (a key missing, one the
 # model does not know, a list of another length, a value of another type).
 MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)

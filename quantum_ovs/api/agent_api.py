@@ -135,11 +135,46 @@ def poll_args(items):
     return since, timeout, ",".join(features).split(",")
 
 
-# Who is asking: the host a per-host credential is for (its id, and whether
-# the operator granted it the gateway role), or host None for the shared
-# token, which acts for any host in any role.
-Principal = collections.namedtuple("Principal", "host credential_id gateway",
-                                   defaults=(False,))
+def _strings(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _string_map(v):
+    return isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+
+
+# The keys of an agent's ``configurations`` that the server reads (port
+# binding, gateway hosts) or shows, with the JSON type each must have and
+# its name in the 400.  A mistyped one stored would fail every binding to
+# its host (``"vxlan" in 5``); other keys are kept as sent, as Neutron does.
+CONFIGURATION_TYPES = {
+    "tunnel_types": (_strings, "a list of strings"),
+    "bridge_mappings": (_string_map, "an object of strings (physical network: bridge)"),
+    "integration_bridge": (lambda v: isinstance(v, str), "a string"),
+    "datapath_type": (lambda v: isinstance(v, str), "a string"),
+    "gateway": (lambda v: isinstance(v, bool), "true or false"),
+    "devices": (lambda v: type(v) is int and v >= 0, "a non-negative integer"),
+    "of_connect": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "of_listen": (lambda v: v is None or isinstance(v, list), "a list or null"),
+}
+
+
+def check_configurations(confs):
+    """400 (naming the key) when a known key of an agent's
+    ``configurations`` has the wrong type (see CONFIGURATION_TYPES);
+    ``tunnel_ip`` is checked by register."""
+    for key, (ok, what) in CONFIGURATION_TYPES.items():
+        if key in confs and not ok(confs[key]):
+            raise exceptions.InvalidInput(
+                error_message=f"'configurations' {key!r} must be {what}")
+
+
+# Who is asking: the host a per-host credential is for (its id, whether
+# the operator granted it the gateway role, and when a gateway credential
+# of its host was last revoked), or host None for the shared token, which
+# acts for any host in any role.
+Principal = collections.namedtuple("Principal", "host credential_id gateway role_revoked",
+                                   defaults=(False, None))
 SHARED = Principal(None, None, True)
 
 
@@ -184,7 +219,9 @@ class AgentAPI:
                                  kept=c.changes_kept)
         self.refusals = LogBudget()
         self.host_polls = PollSlots(per_host=PollSlots.PER_HOST)  # (poll, poll_stream)
-        self._plain = set()  # credentials without the gateway role, checked
+        # credentials without the gateway role -> the role_revoked their
+        # host's role was checked at (see _check_gateway_role)
+        self._plain = {}
         self._last_body = None  # (delta, revision, its JSON answer): see _delta_response
         self.metrics = None  # api.metrics.ServerMetrics with [metrics] enabled
         if c.token:
@@ -198,7 +235,7 @@ class AgentAPI:
         if given and shared and hmac.compare_digest(shared.encode(), given.encode()):
             return SHARED
         found = agent_auth.host_of(self.db, given) if given else None
-        return None if found is None else Principal(found[1], found[0], found[2])
+        return None if found is None else Principal(found[1], found[0], found[2], found[3])
 
     def front(self, app):
         """``app`` (the whole API) behind FastPolls."""
@@ -247,6 +284,7 @@ class AgentAPI:
         confs = body.get("configurations") or {}
         if not isinstance(confs, dict):
             raise exceptions.InvalidInput(error_message="'configurations' must be an object")
+        check_configurations(confs)
         if confs.get("gateway") and not who.gateway:
             LOG.warning("agent API: the credential %s of host %r tried to register as a "
                         "gateway host from %s; refused (not granted: create --gateway)",
@@ -294,15 +332,26 @@ class AgentAPI:
             self.host_polls.release(host)
 
     def _check_gateway_role(self, who, host):
-        """The first poll of a credential without the gateway role: its
-        host stops being a gateway if no live credential of it has the role
+        """A poll of a credential without the gateway role: its host stops
+        being a gateway if no live credential of it has the role
         (gateways.drop_unheld), so that revoking the role takes away what
         a gateway host reads (every network behind its routers), whether or
-        not its agent ever registers again.  Once per credential."""
-        if who.credential_id is None or who.gateway or who.credential_id in self._plain:
+        not its agent ever registers again.  A revocation does that itself
+        (agent_auth.revoke); this is for a host left a gateway otherwise (a
+        revocation before that, a register racing one).  Checked on the
+        first poll of each credential, and again whenever a gateway
+        credential of its host was revoked since: in README's order the
+        plain credential polls first, while the old one still holds the
+        role (found by review)."""
+        if who.credential_id is None or who.gateway:
             return
-        gateways.drop_unheld(self.plugin, host)
-        self._plain.add(who.credential_id)
+        seen = self._plain.get(who.credential_id, _UNSEEN)
+        if seen is not _UNSEEN and seen == who.role_revoked:
+            return
+        gateways.drop_unheld(self.db, host)
+        if len(self._plain) >= _PLAIN_KEPT:
+            self._plain.clear()  # (checked again once each: no harm)
+        self._plain[who.credential_id] = who.role_revoked
 
     def _take_slot(self, host):
         """One of ``host``'s waiting polls (PollSlots), or 503."""
@@ -395,6 +444,16 @@ class AgentAPI:
         if not all(isinstance(x, list) for x in (plugged, unplugged, installed)):
             raise exceptions.InvalidInput(error_message="plugged, unplugged and installed "
                                                         "are lists")
+        fips = body.get("floatingips") or []
+        for name, items in (("plugged", plugged), ("unplugged", unplugged),
+                            ("installed", installed), ("floatingips", fips)):
+            # (a body of 4 MiB names ~450,000 ids: each is a bound
+            # parameter, and on SQLite too many of them fail the query)
+            if isinstance(items, list) and len(items) > wire.REPORT_MAX_ENTRIES:
+                raise exceptions.InvalidInput(
+                    error_message=f"'{name}' has {len(items)} entries; a report holds at "
+                                  f"most {wire.REPORT_MAX_ENTRIES} in each list (send "
+                                  "several)")
         ofports = {}
         for p in plugged:
             of = p.get("ofport") if isinstance(p, dict) else None
@@ -403,7 +462,6 @@ class AgentAPI:
                 raise exceptions.InvalidInput(error_message="plugged entries are "
                                                             "{port_id, ofport}")
             ofports[p["port_id"]] = p.get("ofport")
-        fips = body.get("floatingips") or []
         if not isinstance(fips, list) or not all(isinstance(x, str) for x in fips):
             raise exceptions.InvalidInput(error_message="floatingips is a list of ids")
         named = len(set(ofports) | set(map(str, unplugged)) | set(map(str, installed)))
@@ -424,6 +482,9 @@ class AgentAPI:
                 LOG.exception("port status listener failed")
         return json_response({"updated": n})
 
+
+_UNSEEN = object()
+_PLAIN_KEPT = 100000  # credentials remembered by _check_gateway_role
 
 STREAM = "stream"  # the poll feature
 NDJSON = "application/x-ndjson"  # a stream's type: one JSON document per line

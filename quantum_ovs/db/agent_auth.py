@@ -9,7 +9,8 @@ indexed query).  Revoking sets ``revoked_at``: the next request with that
 token is refused by every server process, since nothing caches the answer.
 A credential issued with ``gateway`` lets its agent register as a gateway
 host too (the operator's grant: a gateway host sees the networks of every
-router it serves).
+router it serves); revoking the last live one of a host takes the role
+away in the same transaction (db.gateways.drop_role).
 """
 
 import hashlib
@@ -17,8 +18,9 @@ import secrets
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
-from quantum_ovs.db import models
+from quantum_ovs.db import gateways, models
 from quantum_ovs.timeutils import agent_time, utcnow
 
 TOKEN_BYTES = 32
@@ -89,18 +91,31 @@ def revoke(db, host=None, credential_id=None):
         for c in rows:
             c.revoked_at = now
         s.flush()
+        # A host left with no live credential carrying the gateway role
+        # stops being a gateway host now, not when (if ever) its agent
+        # registers again: it would go on reading every network behind its
+        # routers with the plain credential it was rotated to.
+        for h in sorted({c.host for c in rows if c.gateway}):
+            gateways.drop_role(s, h)
         return [to_dict(c) for c in rows]
     return db.write(txn)
 
 
 _C = models.AgentCredential
-_BY_HASH = sa.select(_C.id, _C.host, _C.gateway).where(_C.token_hash == sa.bindparam("h"),
-                                           _C.revoked_at.is_(None))
+_G = orm.aliased(models.AgentCredential)
+# When a gateway credential of the token's host was last revoked (None:
+# never): what a server process that checked the host's role before must
+# see change to check it again (AgentAPI._check_gateway_role).
+_ROLE_REVOKED = sa.select(sa.func.max(_G.revoked_at)).where(
+    _G.host == _C.host, _G.gateway.is_(True)).scalar_subquery()
+_BY_HASH = sa.select(_C.id, _C.host, _C.gateway, _ROLE_REVOKED.label("role_revoked")).where(
+    _C.token_hash == sa.bindparam("h"), _C.revoked_at.is_(None))
 _BY_ID = sa.select(_C.host).where(_C.id == sa.bindparam("id"), _C.revoked_at.is_(None))
 
 
 def host_of(db, token):
-    """(credential id, host, gateway) of a live credential with this token,
+    """(credential id, host, gateway, when a gateway credential of the
+    host was last revoked or None) of a live credential with this token,
     or None.
     One query on the unique token_hash index, on a bare connection (an ORM
     session costs three times as much); no cache: a revocation committed
@@ -109,17 +124,10 @@ def host_of(db, token):
         return None
     with db.engine.connect() as conn:
         row = conn.execute(_BY_HASH, {"h": digest(token)}).first()
-    return None if row is None else (row.id, row.host, bool(row.gateway))
+    return None if row is None else (row.id, row.host, bool(row.gateway), row.role_revoked)
 
 
 def host_of_id(db, credential_id):
     """The host of the live credential ``credential_id``, or None."""
     with db.engine.connect() as conn:
         return conn.execute(_BY_ID, {"id": credential_id}).scalar()
-
-
-def has_gateway_credential(s, host):
-    """Whether a live credential of ``host`` carries the gateway role."""
-    C = models.AgentCredential
-    return s.execute(sa.select(C.id).where(C.host == host, C.revoked_at.is_(None),
-                                           C.gateway.is_(True)).limit(1)).first() is not None

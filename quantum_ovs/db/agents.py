@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from quantum_ovs import exceptions
 from quantum_ovs.db import bindings, changelog, models
+from quantum_ovs.db.query import chunks
 from quantum_ovs.db.session import is_sqlite
 from quantum_ovs.timeutils import utcnow
 
@@ -118,15 +119,17 @@ def report(plugin, host, ofports, unplugged, installed):
         # taking down its new host's binding, nor writing an inactive
         # binding deleted meanwhile.
         if not is_sqlite(s):
-            s.execute(sa.select(P.c.id).where(P.c.id.in_(sorted(ids))).order_by(P.c.id)
-                      .with_for_update())
+            for chunk in chunks(sorted(ids)):
+                s.execute(sa.select(P.c.id).where(P.c.id.in_(chunk)).order_by(P.c.id)
+                          .with_for_update())
         # Plain rows and only the rows that change: an agent that starts
         # again reports every port it holds, and nearly nothing changes.
-        rows = s.execute(sa.select(P.c.id, P.c.status, P.c.admin_state_up,
-                                   P.c.revision_number, P.c.device_id, P.c.device_owner,
-                                   B.c.ofport, B.c.flows_installed)
-                         .join(B, B.c.port_id == P.c.id)
-                         .where(P.c.id.in_(list(ids)), B.c.host == host)).all()
+        # (in chunks: a report may name tens of thousands of ports)
+        rows = [r for chunk in chunks(sorted(ids)) for r in s.execute(
+            sa.select(P.c.id, P.c.status, P.c.admin_state_up, P.c.revision_number,
+                      P.c.device_id, P.c.device_owner, B.c.ofport, B.c.flows_installed)
+            .join(B, B.c.port_id == P.c.id)
+            .where(P.c.id.in_(chunk), B.c.host == host)).all()]
         bindings, ports = [], []
         for pid, old, admin_up, revision, device_id, owner, old_ofport, old_flows in rows:
             status, ofport, flows = old, old_ofport, old_flows

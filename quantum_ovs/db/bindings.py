@@ -5,10 +5,14 @@ moved to its host).  The API of bindings is extensions/binding.py.
 """
 
 import json
+import logging
 
 import sqlalchemy as sa
 
 from quantum_ovs.db import changelog, models
+from quantum_ovs.db.query import chunks
+
+LOG = logging.getLogger(__name__)
 
 ACTIVE = "ACTIVE"
 COMPUTE_PREFIX = "compute:"
@@ -18,12 +22,30 @@ UNPLUGGED_VIF_TYPES = ("unbound", "binding_failed")
 
 
 def can_serve(agent_conf, segment):
-    """Can an OVS agent with this configuration carry the segment?"""
+    """Can an OVS agent with this configuration carry the segment?  (A
+    configuration of the wrong shape, stored before the agent API checked
+    it, carries nothing: never a TypeError.)"""
     if segment is None or segment.network_type == "local":
         return True
     if segment.network_type in ("vxlan", "gre"):
-        return segment.network_type in agent_conf.get("tunnel_types", [])
-    return segment.physical_network in agent_conf.get("bridge_mappings", {})
+        types = agent_conf.get("tunnel_types", [])
+        return isinstance(types, list) and segment.network_type in types
+    mappings = agent_conf.get("bridge_mappings", {})
+    return isinstance(mappings, dict) and segment.physical_network in mappings
+
+
+def _vif_details(agent, segment):
+    """The vif_details of a port that ``agent`` can serve on ``segment``,
+    or None (binding_failed)."""
+    conf = json.loads(agent.configurations or "{}")
+    if not isinstance(conf, dict) or not can_serve(conf, segment):
+        return None
+    bridge = conf.get("integration_bridge", "br-int")
+    datapath = conf.get("datapath_type", "system")
+    if not isinstance(bridge, str) or not isinstance(datapath, str):
+        return None
+    return json.dumps({"port_filter": True, "connectivity": "l2", "bridge_name": bridge,
+                       "datapath_type": datapath, "ovs_hybrid_plug": False})
 
 
 LIVE_AGENTS = "qovs_live_agents"  # session.info: host -> live agent row or None
@@ -48,16 +70,18 @@ def bind(s, plugin, port, binding):
     if agent is None:
         binding.vif_type, binding.vif_details = "binding_failed", "{}"
         return
-    conf = json.loads(agent.configurations or "{}")
-    if not can_serve(conf, net.segment):
+    try:
+        details = _vif_details(agent, net.segment)
+    except Exception:  # noqa: BLE001 - a bad agent row fails the binding, not the request
+        # (as Neutron's MechanismManager does when a driver's bind_port
+        # raises: logged, the port left binding_failed)
+        LOG.exception("binding port %s to host %r: the agent's configurations cannot be "
+                      "read; binding failed", port.id, binding.host)
+        details = None
+    if details is None:
         binding.vif_type, binding.vif_details = "binding_failed", "{}"
         return
-    binding.vif_type = "ovs"
-    binding.vif_details = json.dumps({
-        "port_filter": True, "connectivity": "l2",
-        "bridge_name": conf.get("integration_bridge", "br-int"),
-        "datapath_type": conf.get("datapath_type", "system"),
-        "ovs_hybrid_plug": False})
+    binding.vif_type, binding.vif_details = "ovs", details
 
 
 def bind_waiting(s, plugin, host):
@@ -88,8 +112,9 @@ def on_report(plugin, s, host, ofports, installed, unplugged, handled):
     if not ids:
         return 0, []
     IB, P = models.InactivePortBinding, models.Port
-    rows = s.execute(sa.select(IB, P).join(P, P.id == IB.port_id)
-                     .where(IB.host == host, IB.port_id.in_(sorted(ids)))).all()
+    rows = [r for chunk in chunks(sorted(ids)) for r in s.execute(
+        sa.select(IB, P).join(P, P.id == IB.port_id)
+        .where(IB.host == host, IB.port_id.in_(chunk))).all()]
     events = []
     for row, port in rows:
         was = row.flows_installed

@@ -15,16 +15,22 @@ across routers (the host that is first for the fewest routers comes
 first), the others follow in name order from there.  The order is kept
 (moving a router's active gateway would cut its SNAT connections): a
 gateway host that appears later is appended to every list; the data plane
-skips the dead ones (BFD), so a dead host is not removed.
+skips the dead ones (BFD), so a dead host is not removed.  A host leaves
+every list when it is a gateway no more: its agent says so, its agent is
+deleted, the operator revokes its last credential with the role
+(``drop_unheld``), or an admin sets its agent's admin_state_up false (a
+drained L3 agent hosts no routers in Neutron); it is appended again when
+it is back.
 """
 
 import json
 
 import sqlalchemy as sa
 
-from quantum_ovs.db import agent_auth, agents as agents_db, models
+from quantum_ovs.db import agents as agents_db, changelog, models
 
 TUNNEL_TYPES = ("vxlan", "gre")
+ROUTER = "router"  # the routers' change rows (l3's resource name)
 AGENT_TYPE = agents_db.AGENT_TYPE
 
 
@@ -74,39 +80,46 @@ def is_gateway(agent):
         return False
 
 
-def drop_unheld(plugin, host):
-    """``host`` is a gateway no more when none of its live credentials
-    carries the role (the operator revoked it): its agent row says so,
-    and the register hooks take it out of every router gateway, as for an
-    agent that registers as no gateway.  Its agent need not register again
-    for that, nor ever.  Returns whether it was one."""
+def role_held(s, host):
+    """Whether a live credential of ``host`` carries the gateway role."""
+    C = models.AgentCredential
+    return s.execute(sa.select(C.id).where(C.host == host, C.revoked_at.is_(None),
+                                           C.gateway.is_(True)).limit(1)).first() is not None
+
+
+def _agent_of(s, host):
     A = models.Agent
+    return s.execute(sa.select(A).where(A.agent_type == agents_db.AGENT_TYPE,
+                                        A.host == host)).scalars().first()
 
-    def agent_of(s):
-        return s.execute(sa.select(A).where(A.agent_type == agents_db.AGENT_TYPE,
-                                            A.host == host)).scalars().first()
 
-    # (read first: most hosts are no gateway, and their first poll need
-    # not take a write transaction; the write checks again, as anything
-    # may have changed between the two)
-    with plugin.db.reader() as s:
-        agent = agent_of(s)
-        if agent is None or not is_gateway(agent) or \
-                agent_auth.has_gateway_credential(s, host):
+def drop_role(s, host):
+    """In a write transaction: ``host`` is a gateway no more if none of
+    its live credentials carries the role (the operator revoked it): its
+    agent row says so, and it leaves every router gateway (recorded, as
+    for an agent that registers as no gateway).  Its agent need not
+    register again for that, nor ever.  Returns whether it was one."""
+    agent = _agent_of(s, host)
+    if agent is None or not is_gateway(agent) or role_held(s, host):
+        return False
+    confs = json.loads(agent.configurations or "{}")
+    confs["gateway"] = False
+    agent.configurations = json.dumps(confs, sort_keys=True)
+    leave_all(s, host)
+    return True
+
+
+def drop_unheld(db, host):
+    """drop_role in a transaction of its own (none when there is nothing
+    to drop).  Returns whether ``host`` was a gateway."""
+    # (read first: most hosts are no gateway, and their poll need not take
+    # a write transaction; the write checks again, as anything may have
+    # changed between the two)
+    with db.reader() as s:
+        agent = _agent_of(s, host)
+        if agent is None or not is_gateway(agent) or role_held(s, host):
             return False
-
-    def txn(s):
-        agent = agent_of(s)
-        if agent is None or not is_gateway(agent) or \
-                agent_auth.has_gateway_credential(s, host):
-            return False
-        confs = json.loads(agent.configurations or "{}")
-        confs["gateway"] = False
-        agent.configurations = json.dumps(confs, sort_keys=True)
-        for hook in getattr(plugin, "register_hooks", ()):
-            hook(s, agent)
-        return True
-    return plugin.db.write(txn)
+    return db.write(lambda s: drop_role(s, host))
 
 
 def gateway_agents(s, down_time, alive_only=True):
@@ -190,3 +203,40 @@ def routers_of_host(s, host):
     """The routers whose gateway ``host`` serves."""
     GH = models.RouterGatewayHost
     return set(s.execute(sa.select(GH.router_id).where(GH.host == host)).scalars())
+
+
+def record_assignment(s, router_ids, host):
+    """Change rows for routers whose gateway ``host`` joined or left: one
+    per network each router touches (its interfaces' and its gateway's:
+    every host that routes through it learns its new host list) and one
+    for ``host`` (its view gains or loses the routers and the networks
+    behind them).  What the routers' own record does for such a change."""
+    P, RP, RT = models.Port, models.RouterPort, models.Router
+    for rid in router_ids:
+        router = s.get(RT, rid)
+        if router is None:
+            continue
+        nets = set(s.execute(sa.select(P.network_id).join(RP, RP.port_id == P.id)
+                             .where(RP.router_id == rid)).scalars())
+        if router.gw_network_id:
+            nets.add(router.gw_network_id)
+        for net_id in sorted(nets):
+            changelog.record(s, ROUTER, router, "update", net_id)
+        changelog.record(s, ROUTER, router, "update", None, host=host)
+
+
+def leave_all(s, host):
+    """``host`` taken out of every router gateway, recorded; returns the
+    ids of the routers changed."""
+    ids = remove_host(s, host)
+    record_assignment(s, ids, host)
+    return ids
+
+
+def join_all(s, host):
+    """``host`` appended to every router gateway that lacks it (first
+    where there was none), recorded; returns the ids of the routers
+    changed."""
+    ids = add_host(s, host)
+    record_assignment(s, ids, host)
+    return ids

@@ -19,6 +19,7 @@ from quantum_ovs import model as m
 from quantum_ovs import wire
 from quantum_ovs.db import models
 from quantum_ovs.db.address_scopes import same_scope, scopes_of_subnets
+from quantum_ovs.db.query import chunks as _chunks
 
 P, B, A = models.Port, models.PortBinding, models.IPAllocation
 N, SEG, S = models.Network, models.NetworkSegment, models.Subnet
@@ -46,12 +47,6 @@ def rule_protocol(rule):
             f"security group rule {rule.id} has protocol {rule.protocol!r} but no "
             "protocol number")
     return rule.protocol_number
-
-
-def _chunks(ids, n=500):
-    ids = list(ids)
-    for i in range(0, len(ids), n):
-        yield ids[i:i + n]
 
 
 def local_networks(s, host, exclude_ports=()):

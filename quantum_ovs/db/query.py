@@ -5,6 +5,14 @@ import sqlalchemy as sa
 from quantum_ovs.db import models
 
 
+def chunks(ids, n=500):
+    """``ids`` in lists of at most ``n``: one ``IN (...)`` each, far below
+    any backend's limit on bound parameters (SQLite's is 999 before 3.32)."""
+    ids = list(ids)
+    for i in range(0, len(ids), n):
+        yield ids[i:i + n]
+
+
 def list_query(s, model, visible, filters, sorts, limit, marker, special_filters,
                filter_clause, not_found, load=None):
     """The rows of ``model`` a list returns.  ``visible``: the caller's

@@ -38,6 +38,7 @@ from quantum_ovs.api.definitions import floatingips as definition
 from quantum_ovs.api.definitions import l3 as l3_definition
 from quantum_ovs.api.wsgi import json_response, read_json
 from quantum_ovs.db import addresses, changelog, gateways, ipam, models
+from quantum_ovs.db.query import chunks
 from quantum_ovs.db.resource import Collection, hold
 from quantum_ovs.db.session import is_sqlite
 from quantum_ovs.timeutils import api_time as _ts
@@ -556,8 +557,8 @@ class FloatingIPs(Collection):
         def txn(s):
             F, B = models.FloatingIP, models.PortBinding
             n = 0
-            rows = s.execute(sa.select(F).where(F.id.in_(sorted(fip_ids)),
-                                                F.status != ACTIVE)).scalars().all()
+            rows = [f for chunk in chunks(sorted(set(fip_ids))) for f in s.execute(
+                sa.select(F).where(F.id.in_(chunk), F.status != ACTIVE)).scalars().all()]
             for f in rows:
                 if f.fixed_port_id is not None:
                     held = s.execute(sa.select(B.host).where(
@@ -636,11 +637,24 @@ def setup(plugin, conf):
 
     def on_agent_delete(s, ctx, agent, a):
         """A (dead) gateway agent deleted: its host leaves every gateway."""
-        routers = plugin.collections["routers"]
-        for rid in gateways.remove_host(s, agent.host):
-            routers.record(s, s.get(models.Router, rid), "update", hosts=[agent.host])
+        gateways.leave_all(s, agent.host)
+
+    def on_agent_update(s, ctx, agent, a):
+        """A gateway agent set admin_state_up false leaves every router
+        gateway, and joins them again (last) when set true: Neutron gives
+        an admin-down L3 agent no routers (l3_agentschedulers_db), so the
+        next host takes their SNAT, and the drained host reads no network
+        behind them.  The hosts are told as for any change of a router's
+        gateway hosts."""
+        if "admin_state_up" not in a or not gateways.is_gateway(agent):
+            return
+        if agent.admin_state_up:
+            gateways.join_all(s, agent.host)
+        else:
+            gateways.leave_all(s, agent.host)
 
     plugin.add_hook("agents", "delete", on_agent_delete)
+    plugin.add_hook("agents", "update", on_agent_update)
 
     def on_network_delete(s, ctx, net):
         """Deleting an external network deletes its floating IPs, as
@@ -660,17 +674,13 @@ def _on_register(plugin):
         """A gateway agent that registers joins every router gateway that
         lacks it (a router that had no gateway host gets it first); an agent
         that says it is no gateway (any more) leaves them all."""
-        routers = plugin.collections["routers"]
         if not gateways.is_gateway(agent):
             # (no longer one: it leaves the gateways it served)
-            for rid in gateways.remove_host(s, agent.host):
-                routers.record(s, s.get(models.Router, rid), "update", hosts=[agent.host])
+            gateways.leave_all(s, agent.host)
             return
         if not agent.admin_state_up:
-            return
-        for rid in gateways.add_host(s, agent.host):
-            router = s.get(models.Router, rid)
-            routers.record(s, router, "update", hosts=[agent.host])
+            return  # (drained: see on_agent_update)
+        gateways.join_all(s, agent.host)
     return hook
 
 
