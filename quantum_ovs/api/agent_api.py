@@ -302,7 +302,8 @@ class AgentAPI:
             tunnel_ip = validators.ip_address(tunnel_ip)
             confs = dict(confs, tunnel_ip=tunnel_ip)
         agent = agents_db.register_agent(self.plugin, host, confs, tunnel_ip=tunnel_ip,
-                                         started=bool(body.get("started")))
+                                         started=bool(body.get("started")),
+                                         credential_id=who.credential_id)
         return json_response({"agent": self.plugin.agents.to_dict(agent),
                               "revision": self.states.revision})
 

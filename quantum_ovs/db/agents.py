@@ -69,11 +69,21 @@ def register(s, down_time, host, configurations, tunnel_ip=None, started=False):
     return agent, moved
 
 
-def register_agent(plugin, host, configurations, tunnel_ip=None, started=False):
+def register_agent(plugin, host, configurations, tunnel_ip=None, started=False,
+                   credential_id=None):
     """Register (``started``: the agent (re)started) or heartbeat the agent
     of ``host``, and bind the host's ports that waited for it; returns the
-    agent row."""
+    agent row.  ``credential_id``: the credential a gateway agent comes
+    with, checked live again here (403 if revoked meanwhile)."""
     def txn(s):
+        if configurations.get("gateway") and credential_id is not None:
+            # (share-locked: a revocation waits for this registration and
+            # then takes the role it gives away, or went first and is seen
+            # here -- never a gateway registered after its role was dropped)
+            C = models.AgentCredential
+            if s.execute(sa.select(C.id).where(C.id == credential_id, C.revoked_at.is_(None))
+                         .with_for_update(read=True)).first() is None:
+                raise exceptions.NotAuthorized()
         agent, moved = register(s, plugin.agents.down_time, host, configurations,
                                 tunnel_ip=tunnel_ip, started=started)
         bindings.bind_waiting(s, plugin, host)

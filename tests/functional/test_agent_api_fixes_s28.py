@@ -288,3 +288,27 @@ def test_the_role_stays_while_a_gateway_credential_is_live(l3_cloud):  # noqa: F
     # the last one revoked: dropped
     agent_auth.revoke(api.db, credential_id=other["id"])
     assert port["id"] not in json.dumps(spare.state(HOST_A).data)
+
+
+def test_a_gateway_heartbeat_authenticated_before_the_revocation_is_refused(
+        l3_cloud):  # noqa: F811
+    """A heartbeat saying gateway, authenticated just before its
+    credential was revoked and written after: the registration checks the
+    credential again in its own transaction and is refused, so the host
+    does not become a gateway again after the revocation dropped it."""
+    from quantum_ovs import exceptions
+    from quantum_ovs.db import agents as agents_db
+
+    api = l3_cloud
+    g_dict, plain, _b, _net, port, r = _demoted(api)
+    agent_auth.revoke(api.db, credential_id=g_dict["id"])
+    with pytest.raises(exceptions.NotAuthorized):
+        agents_db.register_agent(api.plugin, HOST_A,
+                                 {"tunnel_types": ["vxlan"], "gateway": True},
+                                 tunnel_ip="192.0.2.1", credential_id=g_dict["id"])
+    with api.db.reader() as s:
+        assert gateways.hosts_of(s, r["id"]) == []
+        (agent,) = s.execute(sa.select(models.Agent).where(models.Agent.host == HOST_A)
+                             ).scalars().all()
+        assert not gateways.is_gateway(agent)
+    assert port["id"] not in json.dumps(plain.state(HOST_A).data)
