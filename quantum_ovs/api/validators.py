@@ -139,7 +139,7 @@ def ip_or_none(value, name="value"):
 
 
 def cidr(value, name="value", strict=True):
-    if not isinstance(value, str) or "/" not in value:
+    if not isinstance(value, str) or "/" not in value or "%" in value:
         raise bad(f"'{value}' is not a valid IP subnet")
     try:
         iface = ipaddress.ip_interface(value.strip())
@@ -152,8 +152,10 @@ def cidr(value, name="value", strict=True):
 
 
 def ip_or_cidr(value, name="value"):
-    """An address or a prefix (allowed address pairs, remote prefixes)."""
-    if not isinstance(value, str):
+    """An address or a prefix (allowed address pairs, remote prefixes).
+    No IPv6 scope (``%eth0``): Neutron's netaddr refuses it, and the
+    switch drops it, so that two spellings would make one flow."""
+    if not isinstance(value, str) or "%" in value:
         raise bad(f"'{value}' is neither a valid IP address nor a valid IP subnet")
     try:
         if "/" in value:

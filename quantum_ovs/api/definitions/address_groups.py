@@ -58,8 +58,9 @@ class AddressesAlreadyExist(exceptions.BadRequest):
 # ------------------------------------------------------------------ validation
 def cidr(value, name="addresses"):
     """One address or prefix as the group keeps it: the prefix's network
-    (host bits dropped), a lone address as a /32 or /128."""
-    if not isinstance(value, str):
+    (host bits dropped), a lone address as a /32 or /128; no IPv6 scope
+    (validators.ip_or_cidr)."""
+    if not isinstance(value, str) or "%" in value:
         raise v.bad(f"'{value}' is not a valid IP subnet")
     try:
         return str(ipaddress.ip_network(value.strip(), strict=False))

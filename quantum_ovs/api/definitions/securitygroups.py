@@ -239,7 +239,7 @@ def remote_prefix(value, name="remote_ip_prefix"):
     empty string is no prefix, as Neutron reads it."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "%" in value:  # (no IPv6 scope: validators.ip_or_cidr)
         raise v.bad(f"'{value}' is not a valid IP prefix")
     try:
         iface = ipaddress.ip_interface(value.strip())
