@@ -91,6 +91,7 @@ class Agent:
         self.revision = -1  # -1: no view yet (0 is a real revision of an empty cloud)
         self.last_install = None  # the last flow diff installed (for the log)
         self.vifs = {}  # port id -> ofport (plugged here, with an ofport)
+        self.vif_rows = {}  # port id -> the OVSDB Interface row of its ofport
         self.base_chassis = m.Chassis()  # tunnel and patch ports (plumbing)
         self.chassis = m.Chassis()  # what the engine was last given
         self.gw_monitor = None  # BFD state of the gateway tunnels (gateways)
@@ -431,6 +432,8 @@ class Agent:
                 self._nb_stale = True
             if kind == "full":
                 self.stats["full_views"] += 1
+                self._report_again(value.ports, self.engine.ports.keys() -
+                                   {p.id for p in value.ports})
                 touched |= self._sync_vifs()  # the view takes the agent's chassis
                 view = value.replace(chassis=self.chassis)
                 t = time.monotonic()
@@ -447,6 +450,9 @@ class Agent:
                 view_changed = True
             elif kind == "delta":
                 self.stats["deltas"] += 1
+                net_ports = self.engine.net_ports
+                self._report_again(value.ports, [*value.removed_ports, *(
+                    pid for nid in value.removed_networks for pid in net_ports.get(nid, ()))])
                 t = time.monotonic()
                 touched |= diff_key_set(self.engine.apply(value))
                 compiling += time.monotonic() - t
@@ -487,6 +493,20 @@ class Agent:
             self._log_applied(changes, installed)
         if installed:
             self._announce()
+
+    def _report_again(self, ports, removed) -> None:
+        """Before the engine takes a change of the view (``ports`` upserted,
+        the ids ``removed``): the ports whose status the server will want
+        reported again once their flows are in.  A port that leaves this
+        host (its binding moves: the server resets it to DOWN, flows not
+        installed, and waits for a report if it comes back) or the view,
+        and a port whose admin_state_up changes (the server sets ACTIVE or
+        DOWN by it on an "installed" report, never on the update itself),
+        as Neutron's agent reports every such port_update."""
+        host, old = self.s.host, self.engine.ports
+        self.reporter.forget(removed)
+        self.reporter.forget([p.id for p in ports if p.host != host or (
+            (was := old.get(p.id)) is not None and was.admin_state_up != p.admin_state_up)])
 
     def _neighbour_context(self) -> None:
         """The resolver's and announcer's view of the external networks,
@@ -580,18 +600,34 @@ class Agent:
         """Track the VIF in self.vifs (the engine gets it in _sync_vifs)."""
         pid = vif.iface_id
         if event == "unplugged" or vif.ofport is None:
-            if pid in self.vifs:
+            # Only the interface the port's ofport was taken from unplugs
+            # it: a VIF re-plugged in one OVSDB transaction (del-port and
+            # add-port, as libvirt and os-vif do) is a new row, whose
+            # "plugged" may come before the old row's "unplugged", and a
+            # new row has no ofport until ovs-vswitchd gives it one.
+            if pid in self.vifs and self._holds(pid, vif):
                 del self.vifs[pid]
+                self.vif_rows.pop(pid, None)
                 self.reporter.unplugged(pid)
                 if self.metrics is not None:
                     self.metrics.unplugged(pid)
             return
+        self.vif_rows[pid] = vif.row
         if self.vifs.get(pid) == vif.ofport:
             return
         self.vifs[pid] = vif.ofport
         self.reporter.plugged(pid)
         if self.metrics is not None:
             self.metrics.plugged(pid)
+
+    def _holds(self, pid, vif) -> bool:
+        """Whether ``vif`` is the interface whose ofport self.vifs holds for
+        ``pid`` (by its OVSDB row; a VIF without one: by its ofport, or
+        None, that is any)."""
+        held = self.vif_rows.get(pid)
+        if held is not None and vif.row is not None:
+            return held == vif.row
+        return vif.ofport is None or vif.ofport == self.vifs.get(pid)
 
     def _fips_to_report(self, resent):
         """Floating IPs to report installed after this batch: those this
@@ -646,7 +682,9 @@ class Agent:
             d = self.last_install = self.reconciler.install(self.engine.desired, touched)
         if d is None:
             return False  # the switch is not connected
-        if not d.empty:
+        if not d.empty or self.state.failed is not None:
+            # (a failure is logged there: the flows are in, only the next
+            # restart is not hitless; the ports are reported all the same)
             self.state.save(self.engine.alloc)
         held = self._log_held()
         local = {pid for pid, p in self.engine.ports.items()

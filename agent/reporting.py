@@ -32,6 +32,12 @@ class PortReporter:
         self.to_unplug.discard(port_id)
         self.reported.discard(port_id)
 
+    def forget(self, port_ids) -> None:
+        """Report these ports again once their flows are in (if plugged
+        here and bound here then): the server reset their status, or must
+        set it anew."""
+        self.reported.difference_update(port_ids)
+
     def unplugged(self, port_id) -> None:
         self.reported.discard(port_id)
         self.to_unplug.add(port_id)

@@ -30,6 +30,11 @@ class Vif:
     attached_mac: Optional[str] = None
     iface_status: Optional[str] = None
     vm_uuid: Optional[str] = None
+    # The Interface row's uuid: a VIF re-plugged (del-port and add-port in
+    # one transaction, as libvirt and os-vif do) is a new row with the same
+    # iface-id, and the old row's "unplugged" may come after the new one's
+    # "plugged" (the rows of one update come in the server's order).
+    row: Optional[str] = None
 
     @property
     def ready(self) -> bool:
@@ -52,6 +57,7 @@ def vif_from_row(row) -> Optional[Vif]:
         attached_mac=mac.lower() if mac else None,
         iface_status=ext.get("iface-status"),
         vm_uuid=ext.get("vm-uuid"),
+        row=str(row.uuid),
     )
 
 

@@ -198,6 +198,7 @@ def test_watcher_sees_plugged_port_quickly(ovs, api):
     assert vif.iface_status == "active"
     assert vif.vm_uuid == inst.vm_uuid
     assert vif.ofport == ovs.ofport(inst.port)
+    assert vif.row == ovs.vsctl("get", "Interface", inst.port, "_uuid").strip()
     # ovs-vsctl returns once ovs-vswitchd has reconfigured, so the
     # notification may even precede its return.
     print(
@@ -235,6 +236,26 @@ def test_watcher_reports_existing_vifs_and_changes(ovs, api):
     )
     assert set(w.vifs()) == {"other-id"}
     assert all(e[2].name != "plain" for e in rec.events)
+
+
+def test_a_replug_in_one_transaction_is_another_row(ovs, api):
+    """libvirt's and os-vif's re-plug (del-port and add-port in one
+    transaction) makes a new Interface row with the same iface-id: the
+    old row's "unplugged" names the old row (what the agent compares with
+    the row it holds, Agent._vif_changed)."""
+    api.ensure_bridge("br-int", datapath_type="netdev")
+    inst = ovs.add_instance("10.0.0.1")
+    rec = Recorder()
+    InterfaceWatcher(api.conn, rec)
+    old = rec.wait(lambda e: e[2].iface_id == inst.iface_id and e[2].ofport)[2]
+    ovs.vsctl("--", "--if-exists", "del-port", "br-int", inst.port,
+              "--", "add-port", "br-int", inst.port,
+              "--", "set", "Interface", inst.port, f'external_ids:iface-id="{inst.iface_id}"')
+    gone = rec.wait(lambda e: e[1] == "unplugged" and e[2].iface_id == inst.iface_id)[2]
+    new = rec.wait(lambda e: e[2].iface_id == inst.iface_id and e[2].ofport
+                   and e[2].row != old.row)[2]
+    assert gone.row == old.row and new.row == ovs.vsctl(
+        "get", "Interface", inst.port, "_uuid").strip()
 
 
 def test_execute_from_an_event_handler_is_refused(ovs, api):

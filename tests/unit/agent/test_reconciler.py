@@ -275,11 +275,11 @@ def test_no_retry_once_the_agent_stops():
 def test_the_state_file_keeps_allocations(tmp_path):
     st = StateFile(str(tmp_path / "state"), "hv1")
     assert st.load() is None
-    alloc = Allocations(local_ids={"net-a": 3}, conj_ids={("g", ("x", 1)): 7}, next_conj=8)
+    alloc = Allocations(local_ids={"net-a": 0x8003}, conj_ids={("g", ("x", 1)): 7}, next_conj=8)
     st.save(alloc)
     back = StateFile(str(tmp_path / "state"), "hv1").load()
     assert (back.local_ids, back.conj_ids, back.next_conj) == (
-        {"net-a": 3}, {("g", ("x", 1)): 7}, 8)
+        {"net-a": 0x8003}, {("g", ("x", 1)): 7}, 8)
     with open(st.path, "w") as f:
         f.write("{not json")
     assert st.load() is None  # unreadable: start afresh
