@@ -7,8 +7,8 @@
 
 ``show`` registers every booted instance with the stand-in (uuid, the
 demo's project), gives each namespace the on-link route to
-169.254.169.254 that DHCP hands subnets without a gateway (the demo's
-subnets have one, with no router behind it on other-net), fetches
+169.254.169.254 that DHCP hands (option 121) subnets without a router on
+their gateway (the demo's dhclient script installs option 3 alone), fetches
 ``/openstack/latest/meta_data.json`` with curl and checks that each got
 its own uuid: vm-a and vm-c have the same address on two networks.
 ``stop`` stops the stand-in and removes the proxy's namespace (the agent

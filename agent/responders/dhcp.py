@@ -38,9 +38,11 @@ gateway), 6 DNS servers (the subnet's; without them, with
 with an on-link route to it in 121), 15
 domain name (the network's dns_domain, else the responder's), 26
 interface MTU (the network's), 121 classless static routes (when the
-subnet has host routes, or a gateway outside its CIDR; RFC 3442 makes
-clients ignore option 3 when 121 is present, so the default route via
-the gateway is carried in 121 as well), and 249 (the
+subnet has host routes, or a gateway outside its CIDR, or, with the
+host's metadata service, no router interface holding its gateway: the
+on-link route to 169.254.169.254; RFC 3442 makes clients ignore option 3
+when 121 is present, so the default route via the gateway is carried in
+121 as well), and 249 (the
 pre-standard Microsoft spelling of 121) only when the client asks for it.
 Then the port's extra DHCP options (agent/responders/dhcp_options.py),
 which replace ours of the same code.  A reply is never larger than the
@@ -71,7 +73,7 @@ import ipaddress
 import logging
 import struct
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 from agent.responders.dhcp_options import client_tags4, extra_options
 from quantum_ovs import dnsnames, model
@@ -404,8 +406,11 @@ class DhcpResponder:
     ``lease_time`` is in seconds (None: an infinite lease, without T1/T2);
     ``server_mac`` is the Ethernet source of every reply; ``domain`` goes in
     option 15 when set; ``fallback_server_ip`` is the server identifier of
-    subnets without a gateway.  Instances hold no per-client state and may
-    be shared between threads.
+    subnets without a gateway.  ``metadata_route``: this host serves
+    169.254.169.254; ``routers()`` gives the routers of the host view
+    (which subnets have their gateway on a router: the others get the
+    metadata route).  Instances hold no per-client state and may be
+    shared between threads.
     """
 
     def __init__(
@@ -416,6 +421,7 @@ class DhcpResponder:
         fallback_server_ip: str = DEFAULT_FALLBACK_SERVER_IP,
         metadata_route: bool = False,
         advertise_dns: bool = False,
+        routers: Optional[Callable[[], Iterable[model.Router]]] = None,
     ):
         if lease_time is not None and not 0 < lease_time < INFINITE_LEASE:
             raise ValueError("lease_time must be a positive number of seconds or None")
@@ -425,8 +431,10 @@ class DhcpResponder:
         self.domain = domain.strip(".") if domain else None
         self.fallback_server_ip = _ip4(fallback_server_ip)
         # this host serves 169.254.169.254 (agent/metadata): a subnet
-        # without a gateway gets an on-link route to it in option 121
+        # whose gateway no router holds (none, or an address nobody
+        # answers ARP for) gets an on-link route to it in option 121
         self.metadata_route = metadata_route
+        self.routers = routers or (lambda: ())
         # dns-integration: the fallback address is the resolver (the
         # agent's DNS responder) of subnets without dns_nameservers.
         self.advertise_dns = advertise_dns
@@ -541,7 +549,9 @@ class DhcpResponder:
             opts.append((OPT_DOMAIN_NAME, domain.encode("ascii")))
         if network.mtu and network.mtu >= 68:
             opts.append((OPT_MTU, struct.pack("!H", min(network.mtu, 0xFFFF))))
-        routes = self.classless_routes(subnet, gateway, net, self.metadata_route)
+        routed = gateway is not None and self.metadata_route and \
+            self.gateway_routed(subnet, gateway)
+        routes = self.classless_routes(subnet, gateway, net, self.metadata_route, routed)
         if not dns4 and self.advertise_dns:
             # The resolver (the link-local fallback address) is on link; with
             # option 121 the client ignores option 3: the default route too.
@@ -562,15 +572,34 @@ class DhcpResponder:
         (entry,) = dnsnames.assignment(port.dns_name, domain, [str(lease.address)])
         return entry["hostname"].split(".")[0].encode("ascii", "replace")[:63]
 
+    def gateway_routed(self, subnet: model.Subnet, gateway: ipaddress.IPv4Address) -> bool:
+        """Whether a router of the host view holds ``subnet``'s gateway
+        address (an interface of a router that is up, whose flows answer
+        ARP for it and route what is sent there)."""
+        for router in self.routers():
+            if not router.admin_state_up:
+                continue  # (compiled to nothing: its addresses go unanswered)
+            for ifc in router.interfaces:
+                if ifc.subnet_id == subnet.id and ifc.ip_version == 4 and \
+                        ipaddress.IPv4Address(ifc.ip_address) == gateway:
+                    return True
+        return False
+
     @staticmethod
-    def classless_routes(subnet: model.Subnet, gateway, net, metadata: bool = False) -> bytes:
+    def classless_routes(subnet: model.Subnet, gateway, net, metadata: bool = False,
+                         routed: bool = True) -> bytes:
         """Option 121's value: the host routes, plus an on-link route to a
         gateway outside the subnet, plus the default route via the gateway
-        (unless a host route already is a default route); with ``metadata``
-        and no gateway, an on-link route to 169.254.169.254 (the switch
-        answers ARP for it and steers the requests to the host's proxy)."""
+        (unless a host route already is a default route); with ``metadata``,
+        an on-link route to 169.254.169.254 (the switch answers ARP for it
+        and steers the requests to the host's proxy) when the subnet has no
+        gateway or one that is not ``routed`` (no router holds it: the
+        instance would ask for 169.254.169.254 at an address nobody
+        answers; Neutron routes it the same way on an isolated subnet, via
+        its DHCP port, and OVN on every subnet).  Through a router's
+        gateway the requests reach the proxy as they are."""
         routes = []
-        if metadata and gateway is None:
+        if metadata and (gateway is None or not routed):
             routes.append(encode_classless_route(METADATA_ROUTE, "0.0.0.0"))
         has_default = False
         for r in subnet.host_routes:

@@ -4,15 +4,19 @@ responders send them.
 Names as dnsmasq (and so Neutron) takes them: dnsmasq's option names
 (``bootfile-name``, ``tftp-server``, ``dns-server``, ``mtu`` ...), their
 numbers (``67``), ``option:``/``option6:`` prefixes, and ``tag:<t>,``
-prefixes, of which ``ipxe`` / ``!ipxe`` (the client is / is not iPXE: its
-user class, option 77 / DHCPv6 15, says "iPXE") are honoured; an option
-behind any other tag is not sent.  ``server-ip-address`` is not an option
-but the BOOTP ``siaddr`` (the next server of a PXE boot); DHCPv4
-``bootfile-name`` and ``tftp-server`` also fill the BOOTP ``file`` and
-``sname`` fields, which older PXE ROMs read.
+prefixes, of which those Neutron's dnsmasq sets for an iPXE client are
+honoured: ``ipxe`` / ``!ipxe`` for DHCPv4 (its user class, option 77,
+says "iPXE", or it sends option 175), ``ipxe6`` / ``!ipxe6`` for DHCPv6
+(its user class, option 15, says "iPXE"; what Ironic's IPv6 options
+use); an option behind any other tag is not sent.  ``server-ip-address``
+is not an option but the BOOTP ``siaddr`` (the next server of a PXE
+boot); DHCPv4 ``bootfile-name`` and ``tftp-server`` also fill the BOOTP
+``file`` and ``sname`` fields, which older PXE ROMs read.
 
 Values are encoded by the option's type (addresses, names, integers,
-strings); a number that we do not know the type of is sent as addresses
+strings); IPv6 addresses bare or in brackets as dnsmasq(8) writes them
+("[2001:db8::1]"); DHCPv6 ``ntp-server`` (56) as RFC 5908 sub-options.
+A number that we do not know the type of is sent as addresses
 when the value is a list of them, as bytes when it is hex pairs
 ("01:02:ff"), else as text.  An option whose value cannot be encoded is
 left out (logged), never an error of the whole reply.
@@ -37,7 +41,7 @@ from quantum_ovs import model
 LOG = logging.getLogger(__name__)
 
 # value types
-ADDRS, ADDR_PAIRS, TEXT, U8, U16, U32, S32, BOOL, DOMAINS, ROUTES121, HEX = range(11)
+ADDRS, ADDR_PAIRS, TEXT, U8, U16, U32, S32, BOOL, DOMAINS, ROUTES121, HEX, NTP6 = range(12)
 
 # DHCPv4: dnsmasq's names -> (code, type)
 V4 = {
@@ -68,7 +72,7 @@ V6 = {
     "sip-server-domain": (21, DOMAINS), "sip-server": (22, ADDRS), "dns-server": (23, ADDRS),
     "domain-search": (24, DOMAINS), "nis-server": (27, ADDRS), "nis+-server": (28, ADDRS),
     "nis-domain": (29, DOMAINS), "nis+-domain": (30, DOMAINS), "sntp-server": (31, ADDRS),
-    "information-refresh-time": (32, U32), "ntp-server": (56, ADDRS),
+    "information-refresh-time": (32, U32), "ntp-server": (56, NTP6),
     "bootfile-url": (59, TEXT), "bootfile-param": (60, TEXT),
 }
 V4_BY_CODE = {code: t for code, t in V4.values()}
@@ -95,6 +99,17 @@ class Extra:
         return frozenset(c for c, _ in self.options)
 
 
+def _address(part, version):
+    """One address of an option's value; an IPv6 one bare or, as
+    dnsmasq(8) spells it, in brackets."""
+    if version == 6 and part.startswith("[") and part.endswith("]"):
+        part = part[1:-1]
+    a = ipaddress.ip_address(part)
+    if a.version != version:
+        raise ValueError("not an IPv%d address: %s" % (version, part))
+    return a
+
+
 def _addrs(value, version):
     out = b""
     for part in value.replace(" ", "").split(","):
@@ -103,10 +118,31 @@ def _addrs(value, version):
         if version == 4 and part == "0.0.0.0":
             out += b"\x00" * 4
             continue
-        a = ipaddress.ip_address(part)
-        if a.version != version:
-            raise ValueError("not an IPv%d address: %s" % (version, part))
-        out += a.packed
+        out += _address(part, version).packed
+    return out
+
+
+# RFC 5908 sub-options of DHCPv6 option 56
+NTP_SUBOPTION_SRV_ADDR, NTP_SUBOPTION_MC_ADDR, NTP_SUBOPTION_SRV_FQDN = 1, 2, 3
+
+
+def _ntp6(value):
+    """DHCPv6 ntp-server: one RFC 5908 sub-option per server, as dnsmasq
+    sends them: an address (bare or in brackets) as a server address, a
+    multicast one as a multicast address, a name as an FQDN (DNS wire
+    form).  Clients read nothing but sub-options here: bare addresses
+    would be taken as a sub-option header and the option dropped."""
+    out = b""
+    for part in value.replace(" ", "").split(","):
+        if not part:
+            continue
+        if ":" in part or "[" in part or _looks_addr(part, 4):
+            a = _address(part, 6)  # (an IPv4 or malformed address: ValueError)
+            code = NTP_SUBOPTION_MC_ADDR if a.is_multicast else NTP_SUBOPTION_SRV_ADDR
+            body = a.packed
+        else:
+            code, body = NTP_SUBOPTION_SRV_FQDN, _domains(part)
+        out += struct.pack("!HH", code, len(body)) + body
     return out
 
 
@@ -158,7 +194,7 @@ def _guess(value, version):
 
 def _looks_addr(part, version):
     try:
-        return ipaddress.ip_address(part.strip()).version == version
+        return _address(part.strip(), version).version == version
     except ValueError:
         return False
 
@@ -181,6 +217,8 @@ def encode(kind, value: str, version: int) -> bytes:
         return _routes121(value)
     if kind == HEX:
         return _hex(value)
+    if kind == NTP6:
+        return _ntp6(value)
     return _guess(value, version)
 
 
@@ -313,4 +351,7 @@ def client_tags4(options) -> frozenset:
 
 
 def client_tags6(user_class: bytes) -> frozenset:
-    return frozenset({"ipxe"}) if b"iPXE" in user_class else frozenset()
+    """Tags of a DHCPv6 client from its user class (option 15): "ipxe6"
+    for iPXE, the tag Neutron's dnsmasq sets for it (and Ironic's IPv6
+    options name), not DHCPv4's "ipxe"."""
+    return frozenset({"ipxe6"}) if b"iPXE" in user_class else frozenset()

@@ -84,20 +84,21 @@ class DhcpDispatcher:
         given first the packets it may want (a packet for an unknown next
         hop on an external network, a neighbour's reply); its
         ``packet_in(pin)`` says whether the packet was its.
-        ``metadata_route``: DHCP gives gateway-less subnets the on-link
-        route to 169.254.169.254.
+        ``metadata_route``: DHCP gives subnets without a router on their
+        gateway the on-link route to 169.254.169.254.
         ``dns``: the DNS responder (agent.responders.dns) of the queries
         the pipeline punts; ``domain``: the DHCP domain of networks without
         a dns_domain."""
+        self.routers = routers or (lambda: ())
         self.dhcp4 = DhcpResponder(lease_time=lease_time, metadata_route=metadata_route,
-                                   domain=domain, advertise_dns=dns is not None)
+                                   domain=domain, advertise_dns=dns is not None,
+                                   routers=self.routers)
         self.dhcp6 = Dhcp6Responder(lease_time=lease_time, domain=domain,
                                     advertise_dns=dns is not None)
         self.dns = dns
         self.lookup = lookup
         self.send = send
         self.stats = stats
-        self.routers = routers or (lambda: ())
         self.icmp_limit = PortRateLimit(icmp_rate, icmp_burst)
         self.trace_limit = RateLimit(1 / 60, 5)  # tracebacks logged
         self.neighbours = neighbours

@@ -248,17 +248,18 @@ timeout 15;
 """
 
 
-@pytest.mark.skipif(shutil.which("dhclient") is None, reason="no dhclient")
-def test_dhcp_gives_the_metadata_route_on_a_subnet_without_gateway(ovs, api, agent, nova,
-                                                                    tmp_path):
-    """A real dhclient on a subnet without a gateway gets option 121's
-    on-link route to 169.254.169.254 and reaches the proxy with it alone."""
-    net = api("POST", "/v2.0/networks", {"network": {"name": "isolated"}})["network"]
-    api("POST", "/v2.0/subnets", {"subnet": {"network_id": net["id"], "cidr": "10.26.0.0/24",
-                                             "ip_version": 4, "gateway_ip": None}})
+def _dhclient_routes(ovs, api, nova, tmp_path, name, cidr, gateway_ip):
+    """An instance on a new network whose subnet has ``gateway_ip`` (no
+    router) runs a real dhclient: (the instance, its uuid, its address,
+    option 121 as dhclient gives it, split in words)."""
+    net = api("POST", "/v2.0/networks", {"network": {"name": name}})["network"]
+    subnet = {"network_id": net["id"], "cidr": cidr, "ip_version": 4}
+    if gateway_ip != "default":
+        subnet["gateway_ip"] = gateway_ip
+    api("POST", "/v2.0/subnets", {"subnet": subnet})
     vm = str(uuid.uuid4())
     port = api.port(net, device_id=vm, device_owner="compute:nova")
-    nova.add_instance(vm, PROJECT, "isolated-vm")
+    nova.add_instance(vm, PROJECT, f"{name}-vm")
     ip = port["fixed_ips"][0]["ip_address"]
     inst = ovs.add_instance(ip, 24, mac=port["mac_address"], iface_id=port["id"])
     inst.exec("ip", "addr", "flush", "dev", inst.dev)
@@ -276,19 +277,47 @@ def test_dhcp_gives_the_metadata_route_on_a_subnet_without_gateway(ovs, api, age
         deadline = time.monotonic() + 20
         while not routes.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        # option 121 as groups of (prefix length, significant octets, router):
-        # the metadata route on link; the resolver's (169.254.0.1) with it
-        got = routes.read_text().split()
-        pairs = [" ".join(got[i:i + 9]) for i in range(0, len(got), 9)]
-        assert "32 169 254 169 254 0 0 0 0" in pairs, got
-        assert set(pairs) <= {"32 169 254 169 254 0 0 0 0", "32 169 254 0 1 0 0 0 0"}, got
-        assert "169.254.169.254 dev" in inst.exec("ip", "route")
-        status, body = eventually_get(inst, "/openstack/latest/meta_data.json")
-        assert status == 200 and json.loads(body)["uuid"] == vm
-        assert json.loads(body)["forwarded_for"] == ip
+        return inst, vm, ip, routes.read_text().split()
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.skipif(shutil.which("dhclient") is None, reason="no dhclient")
+def test_dhcp_gives_the_metadata_route_on_a_subnet_without_gateway(ovs, api, agent, nova,
+                                                                    tmp_path):
+    """A real dhclient on a subnet without a gateway gets option 121's
+    on-link route to 169.254.169.254 and reaches the proxy with it alone."""
+    inst, vm, ip, got = _dhclient_routes(ovs, api, nova, tmp_path, "isolated",
+                                         "10.26.0.0/24", None)
+    # option 121 as groups of (prefix length, significant octets, router):
+    # the metadata route on link; the resolver's (169.254.0.1) with it
+    pairs = [" ".join(got[i:i + 9]) for i in range(0, len(got), 9)]
+    assert "32 169 254 169 254 0 0 0 0" in pairs, got
+    assert set(pairs) <= {"32 169 254 169 254 0 0 0 0", "32 169 254 0 1 0 0 0 0"}, got
+    assert "169.254.169.254 dev" in inst.exec("ip", "route")
+    status, body = eventually_get(inst, "/openstack/latest/meta_data.json")
+    assert status == 200 and json.loads(body)["uuid"] == vm
+    assert json.loads(body)["forwarded_for"] == ip
+
+
+@pytest.mark.skipif(shutil.which("dhclient") is None, reason="no dhclient")
+def test_dhcp_gives_the_metadata_route_on_a_subnet_with_a_gateway_but_no_router(
+        ovs, api, agent, nova, tmp_path):
+    """The default gateway_ip (10.31.0.1) with no router behind it: the
+    on-link route to 169.254.169.254 and the default route via the
+    gateway, both in option 121 (the client ignores option 3 then); the
+    instance reaches the proxy (it would ask 10.31.0.1, which nobody
+    answers, by the default route)."""
+    inst, vm, ip, got = _dhclient_routes(ovs, api, nova, tmp_path, "no-router",
+                                         "10.31.0.0/24", "default")
+    text = " ".join(got)
+    assert "32 169 254 169 254 0 0 0 0" in text and text.endswith("0 10 31 0 1"), got
+    route = inst.exec("ip", "route")
+    assert "169.254.169.254 dev" in route and "default via 10.31.0.1" in route, route
+    status, body = eventually_get(inst, "/openstack/latest/meta_data.json")
+    assert status == 200 and json.loads(body)["uuid"] == vm
+    assert json.loads(body)["forwarded_for"] == ip
 
 
 def test_agent_restart_is_hitless_with_metadata(ovs, api, agent, nova, server, tmp_path):

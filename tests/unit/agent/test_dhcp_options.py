@@ -3,7 +3,10 @@
 warning lines a request)."""
 
 import dataclasses
+import ipaddress
 import logging
+
+import pytest
 
 from agent.responders import dhcp_options as O
 from quantum_ovs import model
@@ -124,3 +127,24 @@ def test_a_trimmed_reply_keeps_what_the_client_asked_for():
     assert len(r.frame) - 14 <= d4.NET.mtu
     assert r.options.get(3) == d4.ip4("192.168.1.254"), sorted(r.options)
     assert 26 in r.options  # ours, asked for, kept too
+
+
+def test_dhcpv6_option_encodings_as_dnsmasq_takes_them():
+    """s28 D2 / D3, the cases around the reviewer's: bracketed IPv6
+    addresses also for an option known by number only; DHCPv6 ntp-server
+    (56) as RFC 5908 sub-options: 1 a server address, 2 a multicast one,
+    3 a name (DNS wire form); an IPv4 or a broken address is no value;
+    iPXE is 'ipxe6' for DHCPv6 only."""
+    a, b = (ipaddress.IPv6Address(x).packed for x in ("2001:db8::1", "ff05::101"))
+    assert O.encode(None, "[2001:db8::1],[ff05::101]", 6) == a + b
+    assert O.encode(O.ADDRS, "[2001:db8::1]", 6) == a
+    assert O.encode(O.NTP6, "[2001:db8::1], ff05::101,ntp.example.org", 6) == (
+        b"\x00\x01\x00\x10" + a + b"\x00\x02\x00\x10" + b
+        + b"\x00\x03\x00\x11\x03ntp\x07example\x03org\x00")
+    for bad in ("10.0.0.1", "2001:db8::zz", "[2001:db8::1"):
+        with pytest.raises(ValueError):
+            O.encode(O.NTP6, bad, 6)
+    with pytest.raises(ValueError):
+        O.encode(O.ADDRS, "[10.0.0.1]", 4)  # brackets are IPv6's only
+    assert O.client_tags6(b"\x00\x04iPXE") == {"ipxe6"}
+    assert O.client_tags4({77: b"iPXE"}) == {"ipxe"}

@@ -20,7 +20,7 @@ from agent.metadata import proxy as proxy_mod
 from agent.metadata.proxy import MetadataProxy, Requester, sign
 from agent.metadata.service import MetadataService
 from agent.metadata.settings import MetadataSettings
-from agent.responders.dhcp import DhcpResponder
+from agent.responders.dhcp import DhcpResponder, port_lease
 from quantum_ovs import model, wire
 from quantum_ovs.compiler.rules import metadata as md
 from quantum_ovs.testing.nova_metadata import NovaMetadata
@@ -492,6 +492,42 @@ def test_dhcp_routes_metadata_on_link_without_a_gateway():
                                            16, 10, 9, 10, 0, 0, 254])
     # a gateway carries it (option 3 alone, as before)
     assert _routes(model.Subnet("s", "n", "10.0.0.0/24", gateway_ip="10.0.0.1"), True) == b""
+
+
+def _option121(routers, metadata=True):
+    """Option 121 of the lease of a port at 10.0.0.5 on subnet s
+    (gateway 10.0.0.1) with these routers in the host view."""
+    sub = model.Subnet("s", "n", "10.0.0.0/24", gateway_ip="10.0.0.1")
+    port = model.Port("p", "n", "fa:16:3e:00:00:05",
+                      fixed_ips=(model.FixedIP("s", "10.0.0.5"),))
+    r = DhcpResponder(metadata_route=metadata, routers=lambda: routers)
+    net = model.Network("n", model.Segment("vxlan", None, 100))
+    opts = dict(r.options(port_lease(port, {"s": sub}), net))
+    return opts.get(121, b"")
+
+
+def _ifc(subnet_id="s", ip="10.0.0.1"):
+    return model.RouterInterface("rif", "n", subnet_id, ip, 24, "fa:16:3e:00:00:01")
+
+
+METADATA_ON_LINK = bytes([32, 169, 254, 169, 254, 0, 0, 0, 0])
+DEFAULT_VIA_GW = bytes([0, 10, 0, 0, 1])
+
+
+def test_dhcp_routes_metadata_on_link_when_no_router_holds_the_gateway():
+    """A gateway_ip that no router of the view holds (no router, a router
+    that is down, a router on the subnet at another address) answers no
+    ARP here: 169.254.169.254 on link, the default route kept in 121
+    (RFC 3442: option 3 is then ignored).  A router on the gateway keeps
+    option 3 alone (the proxy is reached through it); without the
+    metadata service nothing changes."""
+    want = METADATA_ON_LINK + DEFAULT_VIA_GW
+    assert _option121(()) == want
+    assert _option121((model.Router("r", admin_state_up=False, interfaces=(_ifc(),)),)) == want
+    assert _option121((model.Router("r", interfaces=(_ifc(ip="10.0.0.254"),)),)) == want
+    assert _option121((model.Router("r", interfaces=(_ifc(subnet_id="t"),)),)) == want
+    assert _option121((model.Router("r", interfaces=(_ifc(),)),)) == b""
+    assert _option121((), metadata=False) == b""
 
 
 def test_project_id_crosses_the_wire():
