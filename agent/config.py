@@ -54,8 +54,8 @@ agent_opts = [
     cfg.FloatOpt("polling_interval", default=25.0,
                  help="Longest wait of one long-poll for changes."),
     cfg.StrOpt("host", default=None,
-               help="This hypervisor's name (binding:host_id); default: the "
-                    "machine's hostname."),
+               help="This hypervisor's name (binding:host_id); when unset, "
+                    "[DEFAULT] host, then the machine's hostname."),
     cfg.StrOpt("state_path", default="/var/lib/quantum-ovs",
                help="Where the agent keeps its allocation state across "
                     "restarts."),
@@ -93,6 +93,14 @@ agent_opts = [
 ]
 
 default_opts = [
+    # Where Neutron's agents read the host name (neutron/conf/common.py): an
+    # agent configuration carried over from Neutron names its host here.
+    # [agent] host, ours, wins when both are set.
+    cfg.HostAddressOpt("host",
+                       help="This hypervisor's name (binding:host_id), as Neutron's "
+                            "agents read it: the name nova's [DEFAULT] host gives "
+                            "this compute host. [agent] host, when set, wins; "
+                            "neither set: the machine's hostname."),
     cfg.StrOpt("dns_domain", default="openstacklocal.",
                help="The DNS domain of ports' names on networks without a "
                     "dns_domain (what the agent answers DNS for and DHCP hands "

@@ -94,7 +94,9 @@ class Settings:
             if not physnet or not bridge:
                 raise ValueError(f"bad bridge_mappings entry {item!r}")
             mappings[physnet.strip()] = bridge.strip()
-        return cls(host=conf.agent.host or socket.gethostname(), server_url=conf.server.url,
+        # [agent] host, else Neutron's [DEFAULT] host (agent/config.py).
+        host = conf.agent.host or conf.host or socket.gethostname()
+        return cls(host=host, server_url=conf.server.url,
                    ovsdb=conf.ovs.ovsdb_connection,
                    integration_bridge=conf.ovs.integration_bridge,
                    datapath_type=conf.ovs.datapath_type, local_ip=conf.ovs.local_ip,

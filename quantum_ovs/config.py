@@ -84,7 +84,10 @@ database_opts = [
                secret=True,
                help="SQLAlchemy URL of the database, e.g. "
                     "postgresql+psycopg2://user:pw@host/db or "
-                    "mysql+pymysql://user:pw@host/db."),
+                    "mysql+pymysql://user:pw@host/db. The default (a SQLite file "
+                    "in the server's working directory) is for trying the server "
+                    "out; quantum-ovs-db-manage and quantum-ovs-agent-credential "
+                    "have none and stop when it is not set."),
     cfg.IntOpt("max_pool_size", default=10,
                help="Connections kept open per API process."),
     cfg.IntOpt("max_overflow", default=20,
@@ -155,11 +158,15 @@ def list_opts():
     return [(group, list(opts)) for group, opts in groups.items()]
 
 
-def make_conf(args=None, default_config_files=None, extra=()):
+def make_conf(args=None, default_config_files=None, extra=(), prog=None):
+    """Options registered and ``args`` parsed.  No configuration file is
+    read unless ``args`` or ``default_config_files`` name it (the servers
+    and the tests; the operator tools look for the project's default files:
+    quantum_ovs.cmd.tool_config)."""
     conf = cfg.ConfigOpts()
     log.register_options(conf)  # oslo.log's (command-line ones among them)
     for group, opts in _all_groups(extra).items():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
-    conf(args=list(args or []), project="quantum-ovs",
+    conf(args=list(args or []), project="quantum-ovs", prog=prog,
          default_config_files=default_config_files or [])
     return conf

@@ -139,6 +139,10 @@ def main(argv=None):
                     "terminate TLS in a proxy in front of it")
     if conf.database.auto_migrate:
         db = service.make_database(conf)
+        # [database] max_retries/retry_interval: a database not up yet (a
+        # reboot, a failover) is waited for before the migration, as
+        # service.build() waits for it.
+        db.wait_until_reachable(conf.database.max_retries, conf.database.retry_interval)
         migration.upgrade(db.engine)
         db.dispose()
     threading.stack_size(STACK_SIZE)

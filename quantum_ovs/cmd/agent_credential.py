@@ -4,6 +4,11 @@
     quantum-ovs-agent-credential --config-file quantum-ovs.conf list [--host H] [--all]
     quantum-ovs-agent-credential --config-file quantum-ovs.conf revoke (--host H | --id ID)
 
+The configuration is read as quantum_ovs.cmd.tool_config says
+(``--config-file``, ``--config-dir``; without ``--config-file``,
+/etc/quantum-ovs/quantum-ovs.conf and oslo.config's other default places);
+without a ``[database] connection`` the tool stops (exit status 2).
+
 ``create`` prints the new token alone on stdout (it is not stored and
 cannot be shown again; put it in the agent's ``[server] token``) and what
 was issued on stderr.  ``--gateway`` grants the gateway role: only then may
@@ -20,8 +25,13 @@ import argparse
 import json
 import sys
 
-from quantum_ovs import config, log, service
+from oslo_config import cfg
+
+from quantum_ovs import log, service
+from quantum_ovs.cmd import tool_config
 from quantum_ovs.db import agent_auth, migration
+
+PROG = "quantum-ovs-agent-credential"
 
 
 def _table(rows):
@@ -34,11 +44,10 @@ def _table(rows):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="quantum-ovs-agent-credential",
+    parser = argparse.ArgumentParser(prog=PROG,
                                      description="Issue, list and revoke per-host agent "
                                                  "credentials.")
-    parser.add_argument("--config-file", action="append", default=[])
-    parser.add_argument("--database-connection", help="overrides [database] connection")
+    tool_config.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create", help="issue a credential for one host")
@@ -58,14 +67,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "revoke" and not (args.host or args.credential_id):
         parser.error("revoke needs --host or --id")
-    if args.command == "create" and not 0 < len(args.host) <= 255:
-        parser.error("--host must be 1 to 255 characters")
-    conf = config.make_conf([a for f in args.config_file for a in ("--config-file", f)])
-    log.setup(conf, "quantum-ovs-agent-credential", stderr=True)
-    if args.database_connection:
-        conf.set_override("connection", args.database_connection, group="database")
-    db = service.make_database(conf)
+    if args.command == "create":
+        # Before the database is touched: a credential that cannot work is
+        # not issued (nor a schema migrated for it).
+        try:
+            agent_auth.check_new(args.host, args.description)
+        except ValueError as e:
+            parser.error(str(e))
+    db = None
     try:
+        conf = tool_config.make_conf(args, PROG)
+        log.setup(conf, PROG, stderr=True)
+        db = service.make_database(conf)
         if conf.database.auto_migrate:
             migration.upgrade(db.engine)  # as the server would at start
         if args.command == "create":
@@ -91,8 +104,12 @@ def main(argv=None):
             if not rows:
                 print("no live credential matched", file=sys.stderr)
                 return 1
+    except cfg.Error as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     finally:
-        db.dispose()
+        if db is not None:
+            db.dispose()
     return 0
 
 

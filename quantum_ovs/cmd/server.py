@@ -726,6 +726,8 @@ def main(argv=None):
     service.raise_fd_limit(conf.max_connections + _Admission.SPARE + 256)
     db = service.make_database(conf)
     if conf.database.auto_migrate:
+        # A database not up yet is waited for here, as build() would.
+        db.wait_until_reachable(conf.database.max_retries, conf.database.retry_interval)
         migration.upgrade(db.engine)
     db.dispose()
     sock = eventlet.listen((conf.bind_host, conf.bind_port), backlog=4096)

@@ -24,6 +24,7 @@ from quantum_ovs.db import gateways, models
 from quantum_ovs.timeutils import agent_time, utcnow
 
 TOKEN_BYTES = 32
+MAX_LENGTH = 255  # of a host name and of a description (their columns)
 
 
 def digest(token):
@@ -37,14 +38,31 @@ def to_dict(c):
             "revoked_at": agent_time(c.revoked_at)}
 
 
+def check_new(host, description=""):
+    """ValueError, saying why, when a credential for ``host`` cannot work or
+    cannot be stored: a host name an agent can never have (one with a ``/``
+    cannot poll -- its path /agent-api/v1/hosts/a/b/state is not the
+    API's --, one with blanks around it cannot be an agent's [agent] host,
+    oslo.config strips values, nor can one with control characters), a
+    description longer than its column (PostgreSQL and MySQL refuse the
+    row; SQLite would store it)."""
+    if not isinstance(host, str) or not 0 < len(host) <= MAX_LENGTH:
+        raise ValueError(f"the host name must be 1 to {MAX_LENGTH} characters")
+    if "/" in host or host != host.strip() or not host.isprintable():
+        raise ValueError(f"{host!r} cannot be an agent's host name (no '/', no blanks "
+                         f"around it, no control characters)")
+    if description is not None and len(description) > MAX_LENGTH:
+        raise ValueError(f"the description must be at most {MAX_LENGTH} characters "
+                         f"(not {len(description)})")
+
+
 def create(db, host, description="", gateway=None):
     """Issue a credential for ``host`` (a gateway host's if ``gateway``;
     None: as the host's live credentials are, so a rotation keeps the
     role: a gateway host whose new credential lacked it would have its
     heartbeats refused and its routers fail over); returns (its dict, the
     token).  The token is not stored and cannot be shown again."""
-    if not isinstance(host, str) or not host or len(host) > 255:
-        raise ValueError("host must be a non-empty string of at most 255 characters")
+    check_new(host, description)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     C = models.AgentCredential
 
