@@ -40,7 +40,10 @@ core_opts = [
                       "and clients that trickle bytes are closed after it."),
     cfg.FloatOpt("client_socket_timeout", default=60.0, min=0.1,
                  help="Seconds one read of a request body or one write of a "
-                      "response may wait for the client."),
+                      "response may wait for the client; a whole body has "
+                      "these seconds and the time it takes at 64 KiB/s.  A "
+                      "stopping quantum-ovs-server (SIGTERM) waits up to these "
+                      "seconds for the requests in progress."),
     cfg.StrOpt("auth_strategy", default="noauth",
                choices=["noauth", "keystone"],
                help="noauth takes the project and roles from the "

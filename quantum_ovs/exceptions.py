@@ -230,5 +230,12 @@ class PreconditionFailed(QuantumError):
     message = "Precondition failed: %(reason)s."
 
 
+class RequestTimeout(QuantumError):
+    """A request body that did not come in time (the server's deadline
+    for the whole body: see quantum_ovs.cmd.server)."""
+    code = 408
+    message = "The request body did not arrive in time."
+
+
 class RetryRequest(Exception):
     """Raised inside a DB transaction to ask for it to be retried."""

@@ -32,7 +32,7 @@ from oslo_middleware import opts as oslo_opts
 from oslo_middleware.healthcheck import pluginbase
 from stevedore import extension
 
-from quantum_ovs.api.wsgi import AccessLog, error_response
+from quantum_ovs.api.wsgi import BODY_LIMIT, MAX_BODY, AccessLog, error_response
 from quantum_ovs.context import Context
 
 LOG = logging.getLogger(__name__)
@@ -40,8 +40,9 @@ LOG = logging.getLogger(__name__)
 HEALTHCHECK_PATH = "/healthcheck"
 
 # A request body larger than this is refused (413) before it is read:
-# 4 MiB holds any bulk request we serve (oslo's default is 112 KiB).
-DEFAULT_MAX_BODY = 4 * 1024 * 1024
+# 4 MiB holds any bulk request we serve (oslo's default is 112 KiB).  The
+# option is the one limit: the API reads up to what it says (BODY_LIMIT).
+DEFAULT_MAX_BODY = MAX_BODY
 
 # What a browser page on an allowed origin may send and read (Neutron's
 # choice of headers).
@@ -138,6 +139,8 @@ class BodySizeLimit(sizelimit.RequestBodySizeLimiter):
         if environ.get("CONTENT_LENGTH", "0") in ("0", "") and \
                 "HTTP_TRANSFER_ENCODING" not in environ:
             return self.application(environ, start_response)
+        # (the API reads a body up to this limit, and no further)
+        environ[BODY_LIMIT] = self._conf_get("max_request_body_size")
         return self._limited(environ, start_response)
 
     @webob.dec.wsgify

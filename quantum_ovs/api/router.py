@@ -106,9 +106,11 @@ class API:
             raise webob.exc.HTTPUnauthorized(detail="No credentials")
         if action == "v2_index":
             self._allow(method, "GET", "HEAD")
+            # (application_url: the mount point or proxy prefix kept, as
+            # in versions())
             return json_response({"resources": [
                 {"name": self.schema.singular[c], "collection": c,
-                 "links": [{"rel": "self", "href": f"{req.host_url}/v2.0/{c}"}]}
+                 "links": [{"rel": "self", "href": f"{req.application_url}/v2.0/{c}"}]}
                 for c in self.controllers]})
         if action == "extensions":
             self._allow(method, "GET", "HEAD")
@@ -160,9 +162,13 @@ class API:
             raise webob.exc.HTTPMethodNotAllowed(detail=f"Method {method} not allowed")
 
     def versions(self, req):
+        """The version document.  Its link is made of the application's
+        URL (SCRIPT_NAME kept: the app mounted at /networking under
+        uWSGI, or a proxy's X-Forwarded-Prefix that HTTPProxyToWSGI makes
+        SCRIPT_NAME), as Neutron's: clients' version discovery follows it."""
         return json_response({"versions": [{
             "id": "v2.0", "status": "CURRENT",
-            "links": [{"rel": "self", "href": f"{req.host_url}/v2.0/"}]}]})
+            "links": [{"rel": "self", "href": f"{req.application_url}/v2.0/"}]}]})
 
 
 # Keystone's default implied roles: a token carries the roles its roles

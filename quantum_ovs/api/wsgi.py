@@ -27,7 +27,11 @@ STATUS_TITLES = {400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbi
                  415: "HTTPUnsupportedMediaType", 500: "HTTPInternalServerError",
                  503: "HTTPServiceUnavailable"}
 
+# The body limit, [oslo_middleware] max_request_body_size, by default
+# (quantum_ovs.api.middleware): 4 MiB holds any bulk request we serve.
 MAX_BODY = 4 * 1024 * 1024
+# Where BodySizeLimit puts the limit it applies, for _read_body.
+BODY_LIMIT = "quantum.max_body"
 
 
 # json.dumps(body, separators=(",", ":")) without the check for circular
@@ -155,19 +159,21 @@ def _check_str(value):
 
 
 def _read_body(req):
-    """The raw body, at most MAX_BODY bytes.  A chunked body (no
-    Content-Length) is read when the server has decoded the chunks and
-    says so (``wsgi.input_terminated``, as eventlet's server does through
-    quantum-ovs-server and gunicorn does itself)."""
+    """The raw body, at most the configured limit (BodySizeLimit's, that
+    is [oslo_middleware] max_request_body_size; MAX_BODY without it).  A
+    chunked body (no Content-Length) is read when the server has decoded
+    the chunks and says so (``wsgi.input_terminated``, as eventlet's
+    server does through quantum-ovs-server and gunicorn does itself)."""
+    limit = req.environ.get(BODY_LIMIT, MAX_BODY)
     clen = req.content_length
     if clen is not None:
-        if clen > MAX_BODY:
+        if clen > limit:
             raise webob.exc.HTTPRequestEntityTooLarge(detail="Request body is too large")
         return req.body
     if not req.is_body_readable:
         return b""
-    raw = req.body_file_raw.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    raw = req.body_file_raw.read(limit + 1)
+    if len(raw) > limit:
         raise webob.exc.HTTPRequestEntityTooLarge(detail="Request body is too large")
     return raw
 
@@ -224,14 +230,35 @@ def check_url(req):
         raise webob.exc.HTTPBadRequest(detail="The request URL may not contain NUL characters")
 
 
+# What must not reach a log line as it is: control characters (CR and LF
+# above all) and what str.splitlines() and log readers also take for the
+# end of a line (C1 controls such as NEL, U+2028, U+2029).
+_UNLOGGABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(m):
+    c = ord(m.group())
+    return "%%%02X" % c if c < 0x100 else "\\u%04x" % c
+
+
+def loggable(text):
+    """``text`` (a path or query, as the client sent it or percent-decoded)
+    for a log line: its control characters percent-encoded again, so that
+    a request is one line and no client can write a line of its own
+    (``/v2.0/networks%0d%0a<a forged line>``)."""
+    return _UNLOGGABLE.sub(_escaped, text) if _UNLOGGABLE.search(text) else text
+
+
 def log_access(environ, status, started, routine=False):
     """The access-log line of a request (``status``: its three digits;
     ``started``: its time.monotonic() at arrival); ``routine`` (an agent's
     answered long poll) at debug level, anything else at info."""
     qs = environ.get("QUERY_STRING")
     ACCESS_LOG.log(logging.DEBUG if routine else logging.INFO, "%s %s%s %s %.1fms",
-                   environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", ""),
-                   ("?" + qs) if qs else "", status, (time.monotonic() - started) * 1000)
+                   loggable(environ.get("REQUEST_METHOD") or "-"),
+                   loggable(environ.get("PATH_INFO", "")),
+                   ("?" + loggable(qs)) if qs else "", status,
+                   (time.monotonic() - started) * 1000)
 
 
 class AccessLog:

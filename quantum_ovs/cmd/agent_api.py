@@ -121,7 +121,9 @@ def make_server(conf):
         max_connections=min(conf.max_connections, threads + 256),
         # Idle keep-alive connections (no request coming) are closed.
         header_timeout=max(conf.client_header_timeout, 1.0),
-        socket_timeout=conf.client_socket_timeout)
+        socket_timeout=conf.client_socket_timeout,
+        # (the body limit the API applies too: the one option)
+        max_body=conf.oslo_middleware.max_request_body_size)
     return server, app
 
 

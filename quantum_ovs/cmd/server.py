@@ -2,7 +2,9 @@
 
 The only module that imports eventlet.  With api_workers > 1 the parent
 binds the socket, forks the workers and supervises them; each worker
-opens its own database connections after the fork.
+opens its own database connections after the fork.  SIGTERM stops it
+gracefully: no new connections, the requests in progress finished (for
+up to client_socket_timeout), exit 0 (_GracefulStop, _supervise).
 """
 
 import eventlet
@@ -11,7 +13,6 @@ eventlet.monkey_patch()
 
 import collections  # noqa: E402
 import ctypes  # noqa: E402
-import errno  # noqa: E402
 import http.client  # noqa: E402
 import ipaddress  # noqa: E402
 import json  # noqa: E402
@@ -25,6 +26,7 @@ import ssl  # noqa: E402 (green: eventlet patched it)
 import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+import types  # noqa: E402
 import urllib.parse  # noqa: E402
 
 import eventlet.hubs  # noqa: E402
@@ -33,12 +35,14 @@ from eventlet.support import greenlets as greenlet  # noqa: E402
 import eventlet.semaphore  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 
-from quantum_ovs import config, log, service  # noqa: E402
+from quantum_ovs import config, exceptions, log, service  # noqa: E402
 from quantum_ovs.api import agent_api  # noqa: E402
 from quantum_ovs.db import changefeed, migration  # noqa: E402
+from quantum_ovs.wsgi import threaded  # noqa: E402
 
 LOG = logging.getLogger("quantum_ovs.server")
 _select = eventlet.patcher.original("select")  # poll(0) on the listening socket
+_os = eventlet.patcher.original("os")  # a write from a signal handler (never a switch)
 
 
 class _WsgiLog:
@@ -90,6 +94,31 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
             LOG.info("TLS connection from %s failed: %s", self.client_address[0], e)
 
     def parse_request(self):
+        return self._parse_head() and self._framed()
+
+    def _framed(self):
+        """Whether the request's framing headers say one thing, by the
+        rules of this project's threaded server (threaded.framing:
+        Content-Length and Transfer-Encoding once at most, a length of
+        digits, no other coding than chunked...); else its 400 (or 413,
+        417, 501) is answered and the connection closed.  eventlet takes
+        the first of two Content-Length headers: a proxy in front that
+        takes the other would read another request out of the body
+        (RFC 9112 6.3: 400 and close)."""
+        req = types.SimpleNamespace(
+            headers=[(k, v.strip(" \t")) for k, v in self.headers._headers],
+            version=self.request_version)
+        try:
+            threaded.framing(req)
+        except threaded.HttpError as e:
+            self.close_connection = 1
+            self.wfile.write(threaded.error_answer(e.code, e.message))
+            self.wfile.flush()
+            LOG.info("%s: answered %d (%s)", self.client_address[0], e.code, e.message)
+            return False
+        return True
+
+    def _parse_head(self):
         # (What the standard library sets first, whatever follows.)
         self.plain_head = False
         self.command = None
@@ -150,6 +179,8 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
 
     fast_polls = None  # the app's FastPolls (serve() sets it)
 
+    max_body = threaded.MAX_BODY  # the body limit (serve() sets it from the option)
+
     def get_environ(self):
         self.direct = False
         fast = self.fast_polls
@@ -164,7 +195,11 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
                 env[fast.PLAIN_POLL] = args
                 self.direct = True
                 return env
-        return super().get_environ()
+        env = super().get_environ()
+        body = env["eventlet.input"]
+        if body.chunked_input or body.content_length:
+            env["wsgi.input"] = _Body(self, body)
+        return env
 
     def _poll_environ(self):
         """The keys eventlet.wsgi's get_environ makes of the request line
@@ -193,7 +228,13 @@ class _Protocol(eventlet.wsgi.HttpProtocol):
 
     def handle_one_response(self):
         if not self.direct:
-            return super().handle_one_response()
+            try:
+                return super().handle_one_response()
+            except exceptions.RequestTimeout:
+                # The app answered without reading the body; what eventlet
+                # reads of it then (to reach the next request) took too long.
+                self.close_connection = 1
+                return None
         answer = []
 
         def start_response(status, headers, exc_info=None):
@@ -307,6 +348,95 @@ def _date_line():
     if _date[0] != now:
         _date[:] = [now, ("Date: %s\r\n" % eventlet.wsgi.format_date_time(now)).encode()]
     return _date[1]
+
+
+class _Body:
+    """A request's body as the application reads it (``wsgi.input``):
+    eventlet's Input, with
+
+    - a deadline for the whole body, counted from its first read: the
+      client_socket_timeout and the time the length it declares takes at
+      threaded.MIN_BODY_RATE (a chunked body: the body limit's), as the
+      project's threaded server has it.  Each read has client_socket_timeout;
+      without it a client sending a byte now and then would hold its
+      connection (and its place under max_connections_per_client) for as
+      long as it likes.  Past it: 408;
+    - a chunk size that is not hexadecimal (eventlet's ChunkReadError) the
+      client's error: 400, not a 500 with a traceback.
+
+    Either ends the connection: where the next request would begin is
+    not known.  (The deadline is on the connection's reads themselves, so
+    it also bounds what eventlet reads of a body the application left.)"""
+
+    def __init__(self, protocol, body):
+        self._protocol, self._body = protocol, body
+        size = protocol.max_body if body.chunked_input else body.content_length
+        body.rfile = _Deadline(body.rfile, (protocol.server.socket_timeout or 0.0) +
+                               size / threaded.MIN_BODY_RATE, self._expired)
+
+    def _expired(self):
+        self._protocol.close_connection = 1
+        LOG.info("%s: the request body did not arrive in time (%s %s)",
+                 self._protocol.client_address[0], self._protocol.command,
+                 self._protocol.path.split("?", 1)[0][:200])
+
+    def _read(self, fn, *args):
+        try:
+            return fn(*args)
+        except eventlet.wsgi.ChunkReadError:
+            self._protocol.close_connection = 1
+            raise exceptions.MalformedRequestBody(
+                reason="a chunk size that is not hexadecimal") from None
+
+    def read(self, length=None):
+        return self._read(self._body.read, length)
+
+    def readline(self, size=None):
+        return self._read(self._body.readline, size)
+
+    def readlines(self, hint=None):
+        return self._read(self._body.readlines, hint)
+
+    def __iter__(self):
+        return iter(self.read, b"")
+
+    def __getattr__(self, name):  # (the rest of eventlet's Input)
+        return getattr(self._body, name)
+
+
+class _Deadline:
+    """The reads of a request's body (eventlet's Input reads its
+    connection through this) within ``seconds`` of the first: past them,
+    ``expired()`` and exceptions.RequestTimeout."""
+
+    def __init__(self, rfile, seconds, expired):
+        self._rfile, self._seconds, self._expired = rfile, seconds, expired
+        self._at = None  # the deadline (time.monotonic())
+
+    def _read(self, fn, arg):
+        now = time.monotonic()
+        if self._at is None:
+            self._at = now + self._seconds
+        if now < self._at:
+            timer = eventlet.Timeout(self._at - now)
+            try:
+                return fn(arg) if arg is not None else fn()
+            except eventlet.Timeout as e:
+                if e is not timer:
+                    raise
+            finally:
+                timer.cancel()
+        self._expired()
+        raise exceptions.RequestTimeout()
+
+    def read(self, size=None):
+        return self._read(self._rfile.read, size)
+
+    def readline(self, size=None):
+        return self._read(self._rfile.readline, size)
+
+    def readlines(self, hint=None):
+        return self._read(self._rfile.readlines, hint)
 
 
 def _chunked_input(app):
@@ -530,8 +660,28 @@ def _header_deadline(protocol, seconds):
             finally:
                 self._deadline.cancel()
 
+        def parse_request(self):
+            if self.conn_state[2] == eventlet.wsgi.STATE_REQUEST:
+                # (eventlet's state once the request line is in.)  Not in
+                # flight until its head is in: a stopping server closes a
+                # connection still sending its head as it closes an idle
+                # one, at once (_GracefulStop).
+                self.conn_state[2] = eventlet.wsgi.STATE_IDLE
+            if not super().parse_request():
+                return False
+            if self.conn_state[2] == eventlet.wsgi.STATE_CLOSE:
+                # The server began stopping while the head came: the head
+                # ended where the connection was cut (the standard library
+                # takes the end of the stream for the end of a head), not
+                # where the client would have ended it -- not served.
+                self.close_connection = 1
+                return False
+            return True
+
         def get_environ(self):
             self._deadline.cancel()  # the head is in: the app takes its time
+            if self.conn_state[2] == eventlet.wsgi.STATE_IDLE:
+                self.conn_state[2] = eventlet.wsgi.STATE_REQUEST  # in flight
             return super().get_environ()
 
     return Protocol
@@ -644,7 +794,102 @@ class _GreenEvent:
         return self._flag
 
 
-def serve(conf, sock, shares=None):
+# ---------------------------------------------------------------- stopping
+class _Cut(Exception):
+    """The grace period of a stopping process is over."""
+
+
+class _GracefulStop:
+    """SIGTERM (systemctl stop or restart; to a worker, its parent's):
+    no new connection is accepted (the listening socket is closed: a
+    client is refused at once, not left in the backlog), idle connections
+    and those still sending a request's head are closed, the agents'
+    waiting long polls are answered now (an empty delta: they poll again,
+    elsewhere), and the requests in flight are finished -- a POST whose
+    body is being read gets its answer -- for up to ``grace`` seconds
+    (client_socket_timeout: as long as the server waits on a client for
+    one read or write); then serve() returns and the process exits 0.
+    ``second_cuts``: a second signal ends the wait at once (one process
+    under a terminal: Ctrl-C twice); a worker ignores it (systemd sends
+    SIGTERM to every process of the unit, and the parent forwards its own).
+
+    The handler only writes the signal's number to a pipe; a green thread
+    does the rest (a handler runs wherever the main thread is, in the hub
+    or in a request, where raising or switching would break it).  Closing
+    idle connections and waiting for the others is eventlet.wsgi.server's
+    own way out of its accept loop (on SystemExit)."""
+
+    def __init__(self, sock, grace, states=None, second_cuts=True):
+        self.sock, self.grace, self.states = sock, grace, states
+        self.second_cuts = second_cuts
+        self.main = greenlet.getcurrent()  # the green thread in eventlet.wsgi.server
+        self.timer = self.watcher = None
+        self.signals = ()
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+
+    def install(self, signals):
+        self.signals = tuple(signals)
+        for signum in self.signals:
+            signal.signal(signum, self._signalled)
+        self.watcher = eventlet.spawn(self._watch)
+
+    def _signalled(self, signum, _frame):
+        try:
+            _os.write(self._w, bytes([signum]))
+        except OSError:  # (full: a stop is under way)
+            pass
+
+    def _next(self):
+        """The number of the next signal (waiting for it)."""
+        while True:
+            eventlet.hubs.trampoline(self._r, read=True)
+            try:
+                return _os.read(self._r, 1)[0]
+            except BlockingIOError:
+                continue
+
+    def _watch(self):
+        signum = self._next()
+        LOG.info("signal %d: accepting no more connections; finishing the requests in "
+                 "progress (for up to %g s)", signum, self.grace)
+        hub = eventlet.hubs.get_hub()
+        self.timer = hub.schedule_call_global(self.grace, self._cut)
+        hub.schedule_call_global(0, self._stop_accepting)
+        if self.states is not None:
+            self.states.stop()  # the waiting polls answered now
+        if self.second_cuts:
+            signum = self._next()
+            LOG.warning("signal %d again: not waiting for the requests in progress", signum)
+            hub.schedule_call_global(0, self._cut)
+
+    def _stop_accepting(self):
+        # (In the hub.)  The main green thread leaves eventlet's accept
+        # loop, closes the idle connections and waits for the others; back
+        # here once it waits, the listening socket is closed.
+        self.main.throw(SystemExit(0))
+        self.sock.close()
+
+    def _cut(self):
+        if not self.main.dead:
+            self.main.throw(_Cut())
+
+    def close(self):
+        """(serve() is over.)  A signal from now on has its default effect."""
+        for signum in self.signals:
+            signal.signal(signum, signal.SIG_DFL)
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.watcher is not None:
+            self.watcher.kill()  # (out of its wait on the pipe first)
+        os.close(self._r)
+        os.close(self._w)
+
+
+def serve(conf, sock, shares=None, signals=(signal.SIGTERM, signal.SIGINT), worker=False):
+    """Serve ``conf``'s app on ``sock`` (in a worker: with ``shares``)
+    until one of ``signals`` (see _GracefulStop)."""
     changefeed.ChangeFeed.event_factory = _GreenEvent
     _db, _plugin, app = service.build(conf, migrate=False)
     service.freeze_startup()
@@ -657,14 +902,26 @@ def serve(conf, sock, shares=None):
         sock = _Balanced(sock, shares)
     protocol = _header_deadline(_Protocol, conf.client_header_timeout)
     protocol.fast_polls = fast
+    protocol.max_body = conf.oslo_middleware.max_request_body_size
+    stop = _GracefulStop(sock, conf.client_socket_timeout,
+                         fast.api.states if fast is not None else None,
+                         second_cuts=not worker)
+    stop.install(signals)
     # debug=False: an error that escapes the app is a bare 500, never a
     # traceback sent to the client.  keepalive: the head deadline ends
     # idle connections; client_socket_timeout bounds each read and write
-    # of bodies.
-    eventlet.wsgi.server(sock, app, custom_pool=pool, log=_WsgiLog(),
-                         log_output=False, keepalive=True,
-                         socket_timeout=conf.client_socket_timeout, debug=False,
-                         protocol=protocol)
+    # of bodies (and _Body a whole body).
+    try:
+        eventlet.wsgi.server(sock, app, custom_pool=pool, log=_WsgiLog(),
+                             log_output=False, keepalive=True,
+                             socket_timeout=conf.client_socket_timeout, debug=False,
+                             protocol=protocol)
+    except _Cut:
+        LOG.warning("stopping with %d connection(s) still open: their requests are cut",
+                    pool.open)
+    finally:
+        stop.close()
+    LOG.info("stopped")
 
 
 def _loopback_only(host):
@@ -748,6 +1005,14 @@ def main(argv=None):
         except KeyboardInterrupt:
             pass
         return 0
+    return _supervise(conf, sock)
+
+
+def _supervise(conf, sock):
+    """Fork ``conf.api_workers`` workers serving ``sock``, start another
+    when one dies; on SIGTERM (or SIGINT) stop them (each stops
+    gracefully, see _GracefulStop) and wait for each, by PID, up to its
+    grace period and a little more (a worker stuck past it is killed)."""
     children = {}  # pid -> its slot in shares
     shares = _Shares(conf.api_workers)
     prctl = _pdeathsig()
@@ -763,11 +1028,14 @@ def main(argv=None):
             # a worker woken for another's socket leaves its own request
             # waiting for its next timer (up to a minute when idle).
             eventlet.hubs.use_hub()
+            # SIGTERM: at once until serve() serves (and stops gracefully
+            # from then on).  SIGINT (a Ctrl-C reaches the whole process
+            # group): the parent's to act on, by a SIGTERM to each worker.
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             _die_with_parent(prctl, parent)
             try:
-                serve(conf, sock, shares)
+                serve(conf, sock, shares, signals=(signal.SIGTERM,), worker=True)
             finally:
                 os._exit(0)
         children[pid] = slot
@@ -786,12 +1054,10 @@ def main(argv=None):
     signal.signal(signal.SIGINT, stop)
     for _ in range(conf.api_workers):
         spawn()
-    while children:
+    while children and not stopping:
         try:
-            pid, _status = os.wait()
-        except OSError as e:
-            if e.errno == errno.EINTR:
-                continue
+            pid, _status = os.wait()  # (a signal's handler runs, the wait goes on)
+        except ChildProcessError:
             break
         if children.pop(pid, None) is None:
             continue  # (not a worker)
@@ -799,7 +1065,41 @@ def main(argv=None):
             LOG.warning("worker %d exited; starting another", pid)
             time.sleep(0.1)
             spawn()
+    if stopping:
+        LOG.info("signal %d: stopping %d worker(s)", stopping[0], len(children))
+        sock.close()  # (the workers' copies are closed as they stop)
+        _reap(children, conf.client_socket_timeout + 5.0)
     return 0
+
+
+def _reap(children, seconds):
+    """SIGTERM to each of ``children`` (again: one forked as the signal came
+    may have missed it; a stopping worker ignores another), then wait for
+    each by PID; SIGKILL to any still there after ``seconds``."""
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + seconds
+    for pid in list(children):
+        while True:
+            try:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                break
+            if time.monotonic() >= deadline:
+                LOG.warning("worker %d did not stop in time: killed", pid)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except OSError:
+                    pass
+                break
+            time.sleep(0.05)
+        children.pop(pid, None)
 
 
 if __name__ == "__main__":

@@ -378,6 +378,12 @@ class HostStates:
                 self._feed.start()
             return self._feed
 
+    def stop(self):
+        """The process is stopping: every waiting poll is answered now (an
+        empty delta, as at its timeout), and any later one at once."""
+        if self._feed is not None:
+            self._feed.stop()
+
     @property
     def revision(self):
         """Every change at or below this is known to this process."""

@@ -96,6 +96,43 @@ class HttpError(Exception):
         self.code, self.message = code, message
 
 
+def framing(req):
+    """Length, transfer coding, keep-alive and Expect of ``req`` (its
+    ``headers``, a list of (name, value) with values stripped, and its
+    ``version``): each framing header once at most, spelled one way only;
+    else HttpError.  (quantum-ovs-server frames the requests eventlet reads
+    by the same rules.)"""
+    seen = {}
+    for name, value in req.headers:
+        low = name.lower()
+        if low in ("content-length", "transfer-encoding"):
+            if low in seen:
+                raise HttpError(400, f"{name} is given more than once.")
+            seen[low] = value
+        elif low in ("connection", "expect"):
+            seen[low] = (seen[low] + "," + value) if low in seen else value
+    length, te = seen.get("content-length"), seen.get("transfer-encoding")
+    if te is not None:
+        if length is not None:
+            raise HttpError(400, "Content-Length and Transfer-Encoding together.")
+        if te.lower() != "chunked":
+            raise HttpError(501, "Only the chunked transfer coding is served.")
+        if req.version == "HTTP/1.0":
+            raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request.")
+    if length is not None and (not length.isdigit() or not length.isascii()):
+        raise HttpError(400, "Bad Content-Length.")
+    if length is not None and len(length) > 18:  # (int() of thousands of digits raises)
+        raise HttpError(413, "The request body is too large.")
+    req.length = int(length) if length is not None else 0
+    req.chunked = te is not None
+    conn = {t.strip().lower() for t in seen.get("connection", "").split(",")}
+    req.close = "close" in conn or (req.version == "HTTP/1.0" and "keep-alive" not in conn)
+    expect = seen.get("expect")
+    if expect is not None and expect.strip().lower() != "100-continue":
+        raise HttpError(417, "Only Expect: 100-continue is served.")
+    req.expect = expect is not None and req.version == "HTTP/1.1"
+
+
 class _Closed(Exception):
     """The client went away, or a read timed out: nothing to answer."""
 
@@ -217,42 +254,8 @@ class _Handler(socketserver.BaseRequestHandler):
                 raise HttpError(400, "Bad header value.")
             headers.append((name.decode("ascii"), value.decode("latin-1")))
         req.headers = headers
-        self._framing(req)
+        framing(req)
         return req
-
-    @staticmethod
-    def _framing(req):
-        """Length, transfer coding, keep-alive and Expect of ``req``: each
-        framing header once at most, spelled one way only."""
-        seen = {}
-        for name, value in req.headers:
-            low = name.lower()
-            if low in ("content-length", "transfer-encoding"):
-                if low in seen:
-                    raise HttpError(400, f"{name} is given more than once.")
-                seen[low] = value
-            elif low in ("connection", "expect"):
-                seen[low] = (seen[low] + "," + value) if low in seen else value
-        length, te = seen.get("content-length"), seen.get("transfer-encoding")
-        if te is not None:
-            if length is not None:
-                raise HttpError(400, "Content-Length and Transfer-Encoding together.")
-            if te.lower() != "chunked":
-                raise HttpError(501, "Only the chunked transfer coding is served.")
-            if req.version == "HTTP/1.0":
-                raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request.")
-        if length is not None and (not length.isdigit() or not length.isascii()):
-            raise HttpError(400, "Bad Content-Length.")
-        if length is not None and len(length) > 18:  # (int() of thousands of digits raises)
-            raise HttpError(413, "The request body is too large.")
-        req.length = int(length) if length is not None else 0
-        req.chunked = te is not None
-        conn = {t.strip().lower() for t in seen.get("connection", "").split(",")}
-        req.close = "close" in conn or (req.version == "HTTP/1.0" and "keep-alive" not in conn)
-        expect = seen.get("expect")
-        if expect is not None and expect.strip().lower() != "100-continue":
-            raise HttpError(417, "Only Expect: 100-continue is served.")
-        req.expect = expect is not None and req.version == "HTTP/1.1"
 
     def _body(self, req):
         limit = self.server.max_body

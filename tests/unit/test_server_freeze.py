@@ -14,7 +14,8 @@ server.service.freeze_startup = lambda: calls.append("freeze")
 server.eventlet.wsgi.server = lambda *a, **kw: calls.append("serve")
 conf = types.SimpleNamespace(max_long_polls=10, max_connections=10,
                              max_connections_per_client=0, client_header_timeout=5,
-                             client_socket_timeout=5)
+                             client_socket_timeout=5,
+                             oslo_middleware=types.SimpleNamespace(max_request_body_size=1))
 server.serve(conf, object())
 print(",".join(calls))
 """
