@@ -476,11 +476,7 @@ class AgentAPI:
             LOG.warning("agent API: a report for host %r (credential %s) named %d port(s) "
                         "not bound to it; ignored", host[:255], who.credential_id or "shared",
                         named - n)
-        for fn in getattr(self.plugin, "status_listeners", ()):
-            try:
-                fn(changed_status)
-            except Exception:  # noqa: BLE001 - a listener never fails a report
-                LOG.exception("port status listener failed")
+        self.plugin.notify_status(changed_status)
         return json_response({"updated": n})
 
 

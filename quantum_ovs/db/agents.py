@@ -122,24 +122,27 @@ def report(plugin, host, ofports, unplugged, installed):
         changed_status.clear()
         if not ids:
             return 0
-        # The ports locked first, as every write of a binding does (a move,
-        # an activation, a binding deleted): what is read next is then what
-        # such a write committed, and a report that lost the race (the port
-        # moved off this host meanwhile) leaves the port alone, never
-        # taking down its new host's binding, nor writing an inactive
-        # binding deleted meanwhile.
-        if not is_sqlite(s):
-            for chunk in chunks(sorted(ids)):
+        # Each chunk's ports locked before they are read, as every write of
+        # a binding locks its port (a move, an activation, a binding
+        # deleted): what is read is then what such a write committed, and a
+        # report that lost the race (the port moved off this host
+        # meanwhile) leaves the port alone, never taking down its new
+        # host's binding, nor writing an inactive binding deleted
+        # meanwhile.  Plain rows, and only the rows that change are
+        # written: an agent that starts again reports every port it holds,
+        # and nearly nothing changes.  (In chunks, in id order: a report
+        # may name tens of thousands of ports.)
+        lock = not is_sqlite(s)
+        rows = []
+        for chunk in chunks(sorted(ids)):
+            if lock:
                 s.execute(sa.select(P.c.id).where(P.c.id.in_(chunk)).order_by(P.c.id)
                           .with_for_update())
-        # Plain rows and only the rows that change: an agent that starts
-        # again reports every port it holds, and nearly nothing changes.
-        # (in chunks: a report may name tens of thousands of ports)
-        rows = [r for chunk in chunks(sorted(ids)) for r in s.execute(
-            sa.select(P.c.id, P.c.status, P.c.admin_state_up, P.c.revision_number,
-                      P.c.device_id, P.c.device_owner, B.c.ofport, B.c.flows_installed)
-            .join(B, B.c.port_id == P.c.id)
-            .where(P.c.id.in_(chunk), B.c.host == host)).all()]
+            rows += s.execute(
+                sa.select(P.c.id, P.c.status, P.c.admin_state_up, P.c.revision_number,
+                          P.c.device_id, P.c.device_owner, B.c.ofport, B.c.flows_installed)
+                .join(B, B.c.port_id == P.c.id)
+                .where(P.c.id.in_(chunk), B.c.host == host)).all()
         bindings, ports = [], []
         for pid, old, admin_up, revision, device_id, owner, old_ofport, old_flows in rows:
             status, ofport, flows = old, old_ofport, old_flows

@@ -72,9 +72,13 @@ def bind(s, plugin, port, binding):
         return
     try:
         details = _vif_details(agent, net.segment)
-    except Exception:  # noqa: BLE001 - a bad agent row fails the binding, not the request
-        # (as Neutron's MechanismManager does when a driver's bind_port
-        # raises: logged, the port left binding_failed)
+    except (ValueError, RecursionError):
+        # An agent row whose configurations are not JSON (written before
+        # the registration checked them; can_serve takes any other shape)
+        # fails the binding, not the request, as Neutron's
+        # MechanismManager does when a driver's bind_port raises: logged,
+        # the port left binding_failed.  (A database error is not caught:
+        # the write retries or fails.)
         LOG.exception("binding port %s to host %r: the agent's configurations cannot be "
                       "read; binding failed", port.id, binding.host)
         details = None

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
 import typing
 from typing import Any, Callable, Optional
 
 if typing.TYPE_CHECKING:  # pragma: no cover - types only
     from quantum_ovs.db.resource import Collection
+
+LOG = logging.getLogger(__name__)
 
 # The hook points: a hook fn(session, ctx, obj, attrs) runs inside the
 # transaction of a write of its collection, once the row is in the
@@ -157,6 +160,17 @@ class ExtensionPoints:
         self.visibility[collection].append(fn)
 
     # ------------------------------------------------------------- used by handlers
+    def notify_status(self, changes: list) -> None:
+        """Tell the status listeners of committed port status changes,
+        ``[(port_id, device_id, device_owner, status), ...]`` (none: nothing
+        is said).  A listener's failure is logged: it never fails the write
+        that made the change."""
+        for fn in self.status_listeners if changes else ():
+            try:
+                fn(list(changes))
+            except Exception:  # noqa: BLE001 - a listener never fails a write
+                LOG.exception("port status listener failed")
+
     def run_hooks(self, collection: str, phase: str, session, ctx, obj, attrs) -> None:
         for fn in self.hooks.get((collection, phase), ()):
             fn(session, ctx, obj, attrs)

@@ -143,6 +143,12 @@ _MYSQL_LOCKS = "qovs_mysql_locks"
 _LOCK_WAIT = "qovs_lock_wait"
 
 
+def after_commit(session, fn, *args):
+    """Run ``fn(*args)`` once ``session``'s transaction is committed (never
+    for one rolled back: a retried write registers again)."""
+    event.listen(session, "after_commit", lambda _s: fn(*args), once=True)
+
+
 def is_sqlite(session):
     """Whether ``session`` works on SQLite (one writer at a time: no row
     locks to take)."""

@@ -38,7 +38,6 @@ port's own flows.
 
 import functools
 import json
-import logging
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -63,7 +62,7 @@ from quantum_ovs.api.definitions.binding import (  # noqa: F401 (the contract's 
 )
 from quantum_ovs.api.controller import RESERVED_PARAMS
 from quantum_ovs.api.wsgi import json_response, read_json
-from quantum_ovs.db import bindings as bindings_db, changelog, models
+from quantum_ovs.db import bindings as bindings_db, changelog, models, session as db_session
 from quantum_ovs.db.bindings import (  # noqa: F401
     ACTIVE,
     COMPUTE_PREFIX,
@@ -71,8 +70,6 @@ from quantum_ovs.db.bindings import (  # noqa: F401
     bind,
 )
 from quantum_ovs.db.query import child_filter
-
-LOG = logging.getLogger(__name__)
 
 DEFINITION = definitions.binding
 
@@ -91,14 +88,8 @@ def setup(plugin, conf):
             if port.status != before:
                 change.append((port.id, port.device_id, port.device_owner, port.status))
 
-        def told(_s):
-            for fn in plugin.status_listeners if change else ():
-                try:
-                    fn(list(change))
-                except Exception:  # noqa: BLE001 - a listener never fails a write
-                    LOG.exception("port status listener failed")
         sa_event.listen(s, "before_commit", read, once=True)
-        sa_event.listen(s, "after_commit", told, once=True)
+        db_session.after_commit(s, plugin.notify_status, change)
 
     def on_create(s, ctx, port, a):
         port.binding = models.PortBinding(
@@ -451,11 +442,7 @@ def routes(api):
             s.flush()
             return binding_dict(b, ACTIVE)
         out = db.write(txn)
-        for fn in plugin.status_listeners:
-            try:
-                fn(list(changed))
-            except Exception:  # noqa: BLE001 - a listener never fails the call
-                LOG.exception("port status listener failed")
+        plugin.notify_status(changed)
         return json_response({"binding": out})
 
     fmt = "{fmt:(\\.json)?}"

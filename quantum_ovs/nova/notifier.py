@@ -40,9 +40,9 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
 from keystoneauth1 import session as ks_session
 from oslo_config import cfg
-from sqlalchemy import event as sa_event
 
 from quantum_ovs.db.models import Port
+from quantum_ovs.db.session import after_commit
 
 LOG = logging.getLogger(__name__)
 
@@ -272,10 +272,6 @@ def setup(plugin, conf):
     plugin.nova_notifier = n
     plugin.status_listeners.append(n.port_status_changed)
     plugin.db.on_dispose.append(n.stop)
-
-    def after_commit(s, fn, *args):
-        # Only once the write is committed (the transaction may retry).
-        sa_event.listen(s, "after_commit", lambda _s: fn(*args), once=True)
 
     def on_delete(s, ctx, port, a):
         after_commit(s, n.port_deleted, port.id, port.device_id, port.device_owner)

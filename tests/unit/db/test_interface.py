@@ -74,3 +74,18 @@ def test_hooks_at_named_points_only_and_in_order():
     plugin.add_hook("ports", "create", lambda *a: calls.append("first"), first=True)
     plugin.run_hooks("ports", "create", None, None, None, {})
     assert calls == ["first", "second"]
+
+
+def test_status_listeners_hear_changes_and_one_failing_does_not_stop_the_others(caplog):
+    plugin = _plugin(_conf()[0])
+    heard = []
+
+    def broken(changes):
+        raise RuntimeError("listener bug")
+    plugin.status_listeners.extend([broken, heard.append])
+    plugin.notify_status([])  # nothing changed: nobody is told
+    assert heard == []
+    change = ("p1", "vm1", "compute:nova", "ACTIVE")
+    plugin.notify_status([change])
+    assert heard == [[change]]
+    assert "port status listener failed" in caplog.text
