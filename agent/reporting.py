@@ -26,6 +26,11 @@ class PortReporter:
         self.reported = set()  # port ids reported as installed
         self.to_unplug = set()  # port ids unplugged, not yet reported
         self.fips = set()  # floating IP ids installed here, not yet reported
+        # Entries in each list of one report: the server's most, halved
+        # for each report refused as too large (413: an operator's
+        # [oslo_middleware] max_request_body_size below what that many
+        # take, ~100 bytes each).
+        self.chunk = REPORT_MAX_ENTRIES
 
     def plugged(self, port_id) -> None:
         """(Re)plugged or moved to another ofport: report it again."""
@@ -51,16 +56,25 @@ class PortReporter:
         # The server takes at most REPORT_MAX_ENTRIES in each list of one
         # report (400 beyond): an agent starting on a host with more ports
         # than that sends several, each kept as done once it is answered.
-        n = REPORT_MAX_ENTRIES
         try:
-            for i in range(0, max(len(installed), len(unplugged), len(fips)), n):
-                done, gone, applied = installed[i:i + n], unplugged[i:i + n], fips[i:i + n]
+            while installed or unplugged or fips:
+                n = self.chunk
+                done, gone, applied = installed[:n], unplugged[:n], fips[:n]
                 extra = {"floatingips": applied} if applied else {}
-                self.client.report(plugged=[(pid, vifs[pid]) for pid in done],
-                                   unplugged=gone, installed=done, **extra)
+                try:
+                    self.client.report(plugged=[(pid, vifs[pid]) for pid in done],
+                                       unplugged=gone, installed=done, **extra)
+                except sync_client.ServerError as e:
+                    if e.status != 413 or n == 1:
+                        raise
+                    self.chunk = n // 2
+                    LOG.warning("the server refused a report of %d entries as too large; "
+                                "sending at most %d in each from now on", n, self.chunk)
+                    continue
                 self.reported.update(done)
                 self.to_unplug.difference_update(gone)
                 self.fips.difference_update(applied)
+                installed, unplugged, fips = installed[n:], unplugged[n:], fips[n:]
         except (sync_client.ServerUnavailable, sync_client.ServerError) as e:
             if self.stop_event.is_set():
                 return  # stopping: the next agent reports them

@@ -5,6 +5,7 @@ stopped."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 from agent import reporting, sync_client
@@ -60,3 +61,48 @@ def test_a_failed_chunk_is_sent_again_and_the_sent_ones_are_not():
     r.report(set(vifs), vifs)  # the retry
     assert [len(rep["installed"]) for rep in client.reports] == [REPORT_MAX_ENTRIES, 3]
     assert r.reported == set(vifs)
+
+
+class SmallBodyServer(Client):
+    """A server whose [oslo_middleware] max_request_body_size is below
+    what REPORT_MAX_ENTRIES ports take: 413 for a body larger than
+    ``limit`` bytes (as json.dumps makes it)."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit, self.refused = limit, 0
+
+    def report(self, plugged=(), unplugged=(), installed=(), floatingips=()):
+        body = json.dumps({"plugged": [{"port_id": p, "ofport": o} for p, o in plugged],
+                           "unplugged": list(unplugged), "installed": list(installed),
+                           "floatingips": list(floatingips)})
+        if len(body) > self.limit:
+            self.refused += 1
+            raise sync_client.ServerError(413, '{"NeutronError": {"type": '
+                                               '"RequestEntityTooLarge"}}')
+        super().report(plugged, unplugged, installed, floatingips)
+
+
+def test_a_report_refused_as_too_large_is_sent_in_smaller_ones():
+    n = REPORT_MAX_ENTRIES + 7
+    vifs = {f"{i:036}": i + 1 for i in range(n)}
+    client, retries = SmallBodyServer(limit=200_000), []
+    r = _reporter(client, retries)
+    r.report(set(vifs), vifs)
+    assert not retries and r.reported == set(vifs)
+    assert [x for rep in client.reports for x in rep["installed"]] == list(vifs)
+    assert 0 < client.refused <= 6 and r.chunk < REPORT_MAX_ENTRIES
+    # Later reports start from the size the server took: no refusal again.
+    refused = client.refused
+    vifs2 = {f"{i:036}": i + 1 for i in range(n, n + 3000)}
+    r.report(set(vifs2), vifs2)
+    assert client.refused == refused and r.reported >= set(vifs2)
+
+
+def test_a_single_entry_refused_as_too_large_is_retried_later(monkeypatch):
+    monkeypatch.setattr(reporting, "RETRY_AFTER", 0)
+    client, retried = SmallBodyServer(limit=10), threading.Event()
+    r = reporting.PortReporter(client, threading.Event(), retried.set)
+    r.report({"p1"}, {"p1": 1})
+    assert retried.wait(10)  # as any failed report: again later
+    assert r.reported == set() and r.chunk == 1 and client.refused > 1
