@@ -326,16 +326,32 @@ def test_same_rules_with_keystone(make_api):
     AgentAs(api, "").register(HOST_A, "192.0.2.1", status=401)
 
 
-def test_credential_command(db_url, make_api):
+def test_credential_command(db_url, make_api, monkeypatch, capsys):
     """quantum-ovs-agent-credential create / list / revoke against the
-    database the server uses."""
-    def cli(*args, check=True):
-        out = subprocess.run([sys.executable, "-m", "quantum_ovs.cmd.agent_credential",
-                              "--database-connection", db_url, *args],
-                             capture_output=True, text=True, timeout=120)
+    database the server uses.  The first call runs the console script's
+    module as a process; the others call its main() here (the same code
+    without a second of imports each; its logging set-up left out, which
+    would take over this process's)."""
+    from quantum_ovs.cmd import agent_credential
+    monkeypatch.setattr(agent_credential.log, "setup", lambda *a, **k: None)
+
+    def cli(*args, check=True, process=False):
+        argv = ["--database-connection", db_url, *args]
+        if process:
+            out = subprocess.run([sys.executable, "-m", "quantum_ovs.cmd.agent_credential",
+                                  *argv], capture_output=True, text=True, timeout=120)
+        else:
+            capsys.readouterr()
+            try:
+                rc = agent_credential.main(argv)
+            except SystemExit as e:  # (argparse's errors)
+                rc = e.code
+            got = capsys.readouterr()
+            out = subprocess.CompletedProcess(argv, rc, got.out, got.err)
         assert out.returncode == 0 or not check, out.stderr
         return out
-    token = cli("create", "--host", HOST_A, "--description", "rack 3").stdout.strip()
+    token = cli("create", "--host", HOST_A, "--description", "rack 3",
+                process=True).stdout.strip()
     assert len(token) >= 40 and "\n" not in token
     listed = json.loads(cli("--json", "list").stdout)
     assert [(c["host"], c["description"], c["revoked_at"], c["gateway"]) for c in listed] == [
