@@ -35,6 +35,13 @@ ROUTER_PORT_OWNERS = ROUTER_INTERFACE_OWNERS_SNAT + ("network:router_gateway",)
 # Ports deleted with their network (Neutron's AUTO_DELETE_PORT_OWNERS).
 AUTO_DELETE_PORT_OWNERS = (DEVICE_OWNER_DHCP, "network:distributed",
                            "network:floatingip_agent_gateway")
+# Ports whose addresses the agents' resolver gives no name (neutron-lib's
+# DHCP_CONFIG_NOT_REQUIRED_OWNERS: Neutron's DHCP agent writes no hosts
+# entry for them).  A floating IP's address is the instance's on the
+# outside, named, if at all, by the operator's DNS; router interfaces and
+# gateways keep their names (a traceroute through them resolves quickly).
+DHCP_CONFIG_NOT_REQUIRED_OWNERS = ("network:router_ha_interface", "network:floatingip",
+                                   DEVICE_OWNER_DHCP, "network:distributed")
 
 # ------------------------------------------------------------------ IP protocols
 PROTO_NUM_HOPOPT = 0

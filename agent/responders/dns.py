@@ -18,6 +18,10 @@ none).  The responder answers from the host view:
   is also answered on its own (``vm1.``) for clients without a search
   list.
 - PTR for the addresses of those ports (in-addr.arpa, ip6.arpa).
+- Not the ports Neutron's DHCP agent leaves out of its hosts file
+  (``DHCP_CONFIG_NOT_REQUIRED_OWNERS``: floating IPs, DHCP, HA router
+  and distributed ports); their reverse names are forwarded, not
+  NXDOMAIN, so that a floating IP's is what the operator's DNS says.
 - NXDOMAIN for addresses of the network's subnets that no port holds,
   and for other names in the domain when it is the operator's (the
   agent's domain or one under it): a name on another network does not
@@ -61,6 +65,7 @@ from agent.responders import dns_wire as W
 from agent.responders.dhcp import build_udp_frame
 from agent.responders.dhcp6 import build_udp6_frame
 from quantum_ovs import model
+from quantum_ovs.constants import DHCP_CONFIG_NOT_REQUIRED_OWNERS
 from quantum_ovs.dnsnames import normalize_domain, published_name, under
 
 LOG = logging.getLogger(__name__)
@@ -165,13 +170,17 @@ class Zone:
     # the domain is the operator's: other names in it are NXDOMAIN, not
     # forwarded
     authoritative: bool = True
+    # the addresses of the ports given no name (ip_address): their reverse
+    # names are forwarded, not NXDOMAIN
+    unnamed: frozenset = frozenset()
 
     def in_domain(self, qname: str) -> bool:
         return bool(self.domain) and under(qname, self.domain)
 
     def owns_reverse(self, qname: str) -> bool:
         ip = address_of_reverse(qname)
-        return ip is not None and any(ip in c for c in self.cidrs)
+        return ip is not None and ip not in self.unnamed and \
+            any(ip in c for c in self.cidrs)
 
 
 def address_of_reverse(qname: str):
@@ -192,15 +201,6 @@ def address_of_reverse(qname: str):
     return None
 
 
-def _encodable(name: str) -> bool:
-    """A name DNS can carry (labels of 1-63 bytes, 255 in all)."""
-    try:
-        W.encode_name(name)
-    except (ValueError, UnicodeError):
-        return False
-    return True
-
-
 def build_zone(network: model.Network, ports, subnets, default_domain: str) -> Zone:
     """The names of ``ports`` (those of ``network``)."""
     own = normalize_domain(default_domain)
@@ -213,19 +213,20 @@ def build_zone(network: model.Network, ports, subnets, default_domain: str) -> Z
         if ip not in lst:
             lst.append(ip)
 
+    unnamed = set()
     for p in ports:
         if p.network_id != network.id:
             continue
+        if p.device_owner in DHCP_CONFIG_NOT_REQUIRED_OWNERS:
+            unnamed.update(ipaddress.ip_address(ip) for ip in p.ips)
+            continue
         for ip in p.ips:
+            # (what the server's dns_assignment shows: a name too long for
+            # the wire, or one that fitted until the network's domain grew,
+            # is host-<address>; "" when that does not fit either)
             fqdn, bare = published_name(p.dns_name, ip, domain)
-            if not _encodable(fqdn):
-                # (a name that fit its domain until the network's domain
-                # grew: the server checks names when ports change, not
-                # when their network does) the address's own name, if
-                # that fits
-                fqdn, bare = published_name(None, ip, domain)
-                if not _encodable(fqdn):
-                    continue
+            if not fqdn:
+                continue
             add(fqdn, ip)
             if bare is not None:
                 add(bare, ip)
@@ -236,7 +237,7 @@ def build_zone(network: model.Network, ports, subnets, default_domain: str) -> Z
                   if s.network_id == network.id)
     return Zone(domain, {k: tuple(v) for k, v in names.items()},
                 {k: tuple(v) for k, v in reverse.items()}, cidrs,
-                authoritative=bool(own) and under(domain, own))
+                authoritative=bool(own) and under(domain, own), unnamed=frozenset(unnamed))
 
 
 def _records(name, qtype, addresses):

@@ -276,12 +276,15 @@ _CUSTOM = {
     "quantum_ovs.api.definitions.l3.gateway_info": _gateway,
     "quantum_ovs.api.definitions.l3.routes": _routes,
     "quantum_ovs.api.definitions.extra_dhcp_opt.extra_dhcp_opts": _extra_dhcp_opts,
-    # (a request's name is trimmed and lowered before its labels are read;
-    # what is shown is lower-case labels, a domain with its trailing dot)
+    # (a request's name is lowered before its labels are read; what is
+    # shown is lower-case labels, a domain with its trailing dot; null is
+    # refused, as neutron-lib's converter refuses it: "" is no name)
     "quantum_ovs.api.definitions.dns.dns_name": lambda fn, mode: (
-        _dns(r"^([a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*\.?)?$", mode), mode == "request"),
+        _dns(r"^([a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*\.?)?$", mode), False),
     "quantum_ovs.api.definitions.dns.dns_domain": lambda fn, mode: (
-        _dns(r"^([a-z0-9-]{1,63}\.)*$", mode), mode == "request"),
+        _dns(r"^([a-z0-9-]{1,63}\.)*$", mode), False),
+    "quantum_ovs.api.definitions.dns.fip_dns_name": lambda fn, mode: (
+        _dns(r"^([a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*)?$", mode), False),
     "quantum_ovs.api.definitions.default_sg_rules.remote_group": _c({"enum": ["PARENT"]},
                                                                      null=True),
     "quantum_ovs.api.definitions.rbac._target": lambda fn, mode: (

@@ -66,11 +66,12 @@ def labels_of(name, what):
 
 def _name_text(value, what):
     """Lower-cased, as Neutron's convert_string_to_case_insensitive: a name
-    with blanks around it is not trimmed but refused by the label rule."""
-    if value is None:
-        return ""
+    with blanks around it is not trimmed but refused by the label rule,
+    and null is not "no name" but refused like any other non-string (""
+    is no name)."""
     if not isinstance(value, str):
-        raise v.bad(f"'{value}' is not a valid string for {what}")
+        shown = "null" if value is None else f"'{value}'"
+        raise v.bad(f"{shown} is not a valid string for {what} (\"\" for none)")
     value = value.lower()
     if len(value) > FQDN_MAX_LEN:
         raise v.bad(f"'{value[:40]}...' is not a valid {what}: it is longer than "
