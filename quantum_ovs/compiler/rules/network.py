@@ -332,13 +332,15 @@ def network_flows(
             m = mk(rnet, src, F_IPV6 if v6addr else F_IP, Field("ip_proto", 17), to_addr,
                    Field("udp_dst", 53))
             out.append(Flow(P.L3_ADMIT, PRIO_DNS_PUNT, m, acts, cookie))
-            # DNS over TCP (a client asks again so after an answer cut
-            # short, TC) is not served: dropped here, never flooded to the
-            # network's other ports as unknown unicast for the resolver's
-            # MAC (they would see the query, and one could answer it).
-            m = mk(rnet, src, F_IPV6 if v6addr else F_IP, Field("ip_proto", 6), to_addr,
-                   Field("tcp_dst", 53))
-            out.append(Flow(P.L3_ADMIT, PRIO_DNS_PUNT, m, (), cookie))
+            if addr == DHCP_FALLBACK_SERVER:
+                # DNS over TCP (a client asks again so after an answer cut
+                # short, TC) is not served: dropped here, never flooded to
+                # the network's other ports as unknown unicast for the
+                # resolver's MAC (they would see the query, and one could
+                # answer it).  (An IPv6 resolver address is the gateway's:
+                # whatever holds it gets its TCP.)
+                m = mk(rnet, src, F_IP, Field("ip_proto", 6), to_addr, Field("tcp_dst", 53))
+                out.append(Flow(P.L3_ADMIT, PRIO_DNS_PUNT, m, (), cookie))
         if rs:
             m = mk(rnet, src, F_IPV6, Field("ip_proto", 58), Field("icmpv6_type", 133))
             out.append(Flow(P.SERVICES, 100, m, acts, cookie))
