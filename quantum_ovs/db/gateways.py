@@ -10,24 +10,33 @@ it is freed with the gateway.
 
 Gateway hosts: the hosts whose agent says ``"gateway": true`` in its
 configurations (agent option ``[agent] gateway``).  Each router gateway
-gets all the live ones, in an order of its own: the first choice rotates
-across routers (the host that is first for the fewest routers comes
-first), the others follow in name order from there.  The order is kept
-(moving a router's active gateway would cut its SNAT connections): a
-gateway host that appears later is appended to every list; the data plane
-skips the dead ones (BFD), so a dead host is not removed.  A host leaves
-every list when it is a gateway no more: its agent says so, its agent is
-deleted, the operator revokes its last credential with the role
-(``drop_unheld``), or an admin sets its agent's admin_state_up false (a
-drained L3 agent hosts no routers in Neutron); it is appended again when
-it is back.
+gets all the live ones that can carry its external network's segment (a
+bridge for a flat or VLAN network's physnet, the tunnel type of a
+tunnelled one: db/bindings.can_serve, what a port binding asks too), in
+an order of its own: the first choice rotates across routers (the host
+that is first for the fewest routers comes first), the others follow in
+name order from there.  A host that cannot put anything on the network
+must not be one: first, it would be the active host (BFD to it is up, so
+every host redirects the router's SNAT to it) and drop everything; OVN
+likewise schedules a gateway chassis only among those with the physnet's
+bridge mapping.  The order is kept (moving a router's active gateway
+would cut its SNAT connections): a gateway host that appears later is
+appended to every list it can serve; the data plane skips the dead ones
+(BFD), so a dead host is not removed.  A host leaves every list when it
+is a gateway no more: its agent says so, its agent is deleted, the
+operator revokes its last credential with the role (``drop_unheld``), or
+an admin sets its agent's admin_state_up false (a drained L3 agent hosts
+no routers in Neutron); it is appended again when it is back.  It leaves
+the lists of the routers whose network it can carry no more when it
+registers with other bridge mappings or tunnel types; a router whose
+gateway moves to another network gets the hosts of that one (``assign``).
 """
 
 import json
 
 import sqlalchemy as sa
 
-from quantum_ovs.db import agents as agents_db, changelog, models
+from quantum_ovs.db import agents as agents_db, bindings, changelog, models
 
 TUNNEL_TYPES = ("vxlan", "gre")
 ROUTER = "router"  # the routers' change rows (l3's resource name)
@@ -144,11 +153,31 @@ def _first_choice_load(s):
                           .group_by(GH.host)).all())
 
 
+def _configurations(agent):
+    """The agent's configurations as a dict; an empty one when they cannot
+    be read (a row stored before the agent API checked them)."""
+    try:
+        conf = json.loads(agent.configurations or "{}")
+    except (ValueError, RecursionError):
+        return {}
+    return conf if isinstance(conf, dict) else {}
+
+
+def _segment_of(s, network_id):
+    NS = models.NetworkSegment
+    return s.execute(sa.select(NS).where(NS.network_id == network_id)).scalars().first()
+
+
 def assign(s, router_id, down_time):
-    """Give the router's gateway its ordered gateway hosts (replacing any);
+    """Give the router's gateway its ordered gateway hosts (replacing any):
+    the live gateway hosts that can carry its external network's segment;
     returns them."""
     clear(s, router_id)
-    hosts = [a.host for a in gateway_agents(s, down_time)]
+    router = s.get(models.Router, router_id)
+    segment = _segment_of(s, router.gw_network_id) \
+        if router is not None and router.gw_network_id else None
+    hosts = [a.host for a in gateway_agents(s, down_time)
+             if bindings.can_serve(_configurations(a), segment)]
     if not hosts:
         return []
     load = _first_choice_load(s)
@@ -168,23 +197,48 @@ def clear(s, router_id):
     return old
 
 
+def _servable_networks(s, conf):
+    """The routers' external gateway networks that an agent with the
+    configurations ``conf`` can carry."""
+    RT, NS = models.Router, models.NetworkSegment
+    # (the external networks of gateways are few: one query for them and
+    # one for their segments keep a heartbeat cheap however many routers)
+    nets = set(s.execute(sa.select(RT.gw_network_id).where(RT.gw_port_id.is_not(None))
+                         .distinct()).scalars())
+    if not nets:
+        return set()
+    segments = {x.network_id: x for x in s.execute(
+        sa.select(NS).where(NS.network_id.in_(sorted(nets)))).scalars()}
+    return {n for n in nets if bindings.can_serve(conf, segments.get(n))}
+
+
 def add_host(s, host):
-    """A gateway host (new, or newly a gateway): appended to every router
-    gateway that lacks it (first for those that had none).  Returns the
-    ids of the routers changed."""
+    """A gateway host (new, newly a gateway, or registering again): appended
+    to every router gateway that lacks it and whose external network its
+    agent can carry (first for those that had none), removed from those it
+    can carry no more (its bridge mappings or tunnel types changed).
+    Returns the ids of the routers changed."""
     GH, RT = models.RouterGatewayHost, models.Router
+    agent = _agent_of(s, host)
+    ok = _servable_networks(s, _configurations(agent) if agent is not None else {})
     has = sa.select(GH.router_id).where(GH.host == host)
+    # (a router whose gateway was removed has no gateway hosts: clear)
+    unservable = list(s.execute(sa.select(RT.id).where(RT.id.in_(has),
+                                                       RT.gw_network_id.not_in(sorted(ok)))
+                                .order_by(RT.id)).scalars())
+    if unservable:
+        s.execute(sa.delete(GH).where(GH.host == host, GH.router_id.in_(unservable)))
     missing = list(s.execute(sa.select(RT.id).where(RT.gw_port_id.is_not(None),
+                                                    RT.gw_network_id.in_(sorted(ok)),
                                                     RT.id.not_in(has))
                              .order_by(RT.id)).scalars())
-    if not missing:
-        return []
-    last = dict(s.execute(sa.select(GH.router_id, sa.func.max(GH.priority))
-                          .where(GH.router_id.in_(missing)).group_by(GH.router_id)).all())
-    for rid in missing:
-        s.add(GH(router_id=rid, host=host, priority=last.get(rid, -1) + 1))
+    if missing:
+        last = dict(s.execute(sa.select(GH.router_id, sa.func.max(GH.priority))
+                              .where(GH.router_id.in_(missing)).group_by(GH.router_id)).all())
+        for rid in missing:
+            s.add(GH(router_id=rid, host=host, priority=last.get(rid, -1) + 1))
     s.flush()
-    return missing
+    return sorted(set(unservable) | set(missing))
 
 
 def remove_host(s, host):
@@ -234,8 +288,9 @@ def leave_all(s, host):
 
 
 def join_all(s, host):
-    """``host`` appended to every router gateway that lacks it (first
-    where there was none), recorded; returns the ids of the routers
+    """``host`` appended to every router gateway that lacks it and whose
+    network it can carry (first where there was none), taken out of those
+    it can carry no more, recorded; returns the ids of the routers
     changed."""
     ids = add_host(s, host)
     record_assignment(s, ids, host)
