@@ -570,8 +570,10 @@ class Agent:
             wanted = self.gw_peers
             gw_ofports = tuple((h, o) for h, o in self.gw_monitor.ofports() if h in wanted)
             gw_hosts = gateways.gateway_hosts(self.engine.routers.values()) - {self.s.host}
-            # A gateway host with no tunnel (no tunnel IP in the view) is as
-            # good as down; one whose port is being made is not (yet).
+            # A gateway host with no tunnel (no tunnel IP in the view, or
+            # this host makes no tunnel ports) is as good as down; one whose
+            # port is being made is not (yet): the engine counts it alive
+            # too (Engine._gateway_role), so no host behind it takes over.
             ported = set(self.gw_monitor.ports())
             down = tuple(sorted({h for h in gw_hosts if h not in wanted} |
                                 set(self.gw_monitor.down(h for h in gw_hosts
@@ -592,8 +594,12 @@ class Agent:
         if self.gw_tunnels is None:
             return
         e = self.engine
-        self.gw_peers = gateways.gateway_peers(self.s.host, e.routers.values(),
-                                               e.ports.values(), e.remote_hosts.values())
+        # (a host that makes no tunnel ports wants none: its gateway peers
+        # are then as good as down for it, not ports being made for ever,
+        # which would keep it standby behind a host it cannot reach)
+        self.gw_peers = gateways.gateway_peers(
+            self.s.host, e.routers.values(), e.ports.values(),
+            e.remote_hosts.values()) if self.gw_tunnels.makes_ports else {}
         self.gw_tunnels.sync(self.gw_peers)
 
     def _vif_changed(self, event, vif):
@@ -631,21 +637,15 @@ class Agent:
 
     def _fips_to_report(self, resent):
         """Floating IPs to report installed after this batch: those this
-        host newly applies (or with a new value), and those of routers the
-        server sent again."""
+        host newly serves (or with a new value), and those of routers the
+        server sent again.  What this host serves is the engine's answer
+        (Engine.served_floating_ips: the rule its flows follow), not a copy
+        of it here: those of ports bound here, and on the router's active
+        gateway host those of ports bound nowhere and with port forwardings
+        only."""
         if not self.have_view:
             return set()
-        e = self.engine
-        down = self.chassis.gateways_down
-        applied = set()
-        for r in e.routers.values():
-            active = gateways.active_gateway(r.gateway, down) if r.gateway else None
-            for f in r.floating_ips:
-                port = e.ports.get(f.port_id) if f.port_id else None
-                if (port is not None and port.host == self.s.host) or (
-                        f.port_id is None and f.port_forwardings and active == self.s.host):
-                    applied.add((r.id, f))
-        applied = frozenset(applied)
+        applied = frozenset((rid, f) for rid, f, _ in self.engine.served_floating_ips())
         new = {f.id for rid, f in applied if (rid, f) not in self.fips_applied or rid in resent}
         self.fips_applied = applied
         return new

@@ -235,10 +235,17 @@ class GatewayTunnels:
         self.bfd = dict(bfd or bfd_config())
         self.applied: Optional[dict[str, str]] = None  # host -> ip last made
 
+    @property
+    def makes_ports(self) -> bool:
+        """Whether this host can make tunnel ports at all (a tunnel type
+        and a local IP): without, every other gateway host is one it has
+        no tunnel to."""
+        return bool(self.tunnel_type and self.local_ip)
+
     def sync(self, wanted: Mapping[str, str]) -> bool:
         """Make the ports of ``wanted`` (host -> tunnel IP), remove every
         other gateway port; True if a transaction was sent."""
-        if not self.tunnel_type or not self.local_ip:
+        if not self.makes_ports:
             wanted = {}
         wanted = dict(wanted)
         have = self.monitor.ports()

@@ -53,7 +53,7 @@ from quantum_ovs import model as m
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import Output
-from quantum_ovs.compiler.rules.neighbours import NeighbourSource
+from quantum_ovs.compiler.rules.neighbours import RANK_FLOATING_IP, NeighbourSource
 
 LOG = logging.getLogger(__name__)
 
@@ -241,15 +241,15 @@ class Context:
     nets: Mapping[str, ExternalNet]  # network id ->
     by_local_id: Mapping[int, str]
     routers: Mapping[int, m.Router]  # router cookie -> router (with a gateway)
-    local_fips: frozenset  # ids of floating IPs whose port is bound here
     # network id -> the addresses the agent may ask from, best first
-    # (Engine.neighbour_sources: the answers to exactly these are punted)
+    # (Engine.neighbour_sources: the answers to exactly these are punted;
+    # those of RANK_FLOATING_IP are the floating IPs served here)
     sources: Mapping[str, tuple[NeighbourSource, ...]] = field(default_factory=dict)
     # a router's ACL zone (reg2 of what its flows punt) -> its id
     zone_routers: Mapping[int, str] = field(default_factory=dict)
 
 
-EMPTY = Context({}, {}, {}, frozenset())
+EMPTY = Context({}, {}, {})
 
 
 def build_context(host: str, routers: Iterable[m.Router], networks: Mapping[str, m.Network],
@@ -276,12 +276,9 @@ def build_context(host: str, routers: Iterable[m.Router], networks: Mapping[str,
         nets[nid] = ExternalNet(nid, lid, ofport, vlan,
                                 tuple(sorted(by_net.get(nid, ()), key=lambda s: s.id)))
         by_local[lid] = nid
-    local_fips = frozenset(
-        f.id for r in routers for f in r.floating_ips
-        if f.port_id and ports.get(f.port_id) is not None and ports[f.port_id].host == host)
     return Context(nets, by_local,
                    {cookies.cookie_for(cookies.KIND_ROUTER, r.id): r for r in routers},
-                   local_fips, {n: tuple(v) for n, v in (sources or {}).items() if n in nets},
+                   {n: tuple(v) for n, v in (sources or {}).items() if n in nets},
                    dict(zone_routers or {}))
 
 
@@ -527,17 +524,20 @@ class Announce:
 
 def announcements(host: str, ctx: Context, routers: Iterable[m.Router],
                   gateways_down: Iterable[str]) -> frozenset[Announce]:
-    """What this host must announce: its local floating IPs, and the
-    gateway addresses of the routers it is the active gateway of."""
+    """What this host must announce: the floating IPs it serves (those of
+    its ports, and on a router's active gateway host those of ports bound
+    nowhere and with port forwardings only: the context's sources, from
+    Engine.served_floating_ips, with the MAC their ARP answers give), and
+    the gateway addresses of the routers it is the active gateway of.
+    A takeover thus moves every address the new host answers for, as
+    keepalived's master or OVN's chassis claiming a gateway port do."""
     down = frozenset(gateways_down)
-    out = set()
+    out = {Announce(nid, s.ip, s.mac) for nid, sources in ctx.sources.items()
+           for s in sources if s.rank == RANK_FLOATING_IP and s.mac}
     for r in routers:
         gw = r.gateway
         if gw is None or gw.network_id not in ctx.nets:
             continue
-        for f in r.floating_ips:
-            if f.id in ctx.local_fips and f.mac_address and f.floating_network_id in ctx.nets:
-                out.add(Announce(f.floating_network_id, f.floating_ip_address, f.mac_address))
         active = next((h for h in gw.hosts if h not in down), None)
         if active == host:
             out.update(Announce(gw.network_id, ip, gw.mac_address) for ip in gw.ip_addresses)

@@ -51,12 +51,13 @@ from quantum_ovs.compiler.rules import metadata as metadata_rules
 from quantum_ovs.compiler.rules import network as net_rules
 from quantum_ovs.compiler.rules import port as port_rules
 from quantum_ovs.compiler.rules import router as router_rules
-from quantum_ovs.compiler.rules.neighbours import NeighbourSource
+from quantum_ovs.compiler.rules.neighbours import RANK_FLOATING_IP, NeighbourSource
 from quantum_ovs.compiler.rules.static import static_flows
 from quantum_ovs.model import (
     AddressGroup,
     Chassis,
     Delta,
+    FloatingIP,
     HostView,
     Neighbour,
     Network,
@@ -1360,9 +1361,36 @@ class Engine:
         for h in gw.hosts:
             if h == self.host:
                 return "active"
-            if h not in self.gateways_down and h in self.gateway_ofports:
+            # An earlier host is alive unless known down: one whose BFD
+            # port is still being made (no ofport yet) is not down, and the
+            # agent names it active too (agent/gateways.active_gateway);
+            # taking over now would put the gateway's MAC and address on
+            # two hosts of the external network.
+            if h not in self.gateways_down:
                 return "standby"
         return "compute"
+
+    def _redirect_members(self, gw) -> tuple:
+        """The ofports of the BFD tunnels a router's SNAT traffic may be
+        redirected over from here, in the gateway hosts' order (the switch
+        takes the first whose BFD is up, failing over without the agent).
+        A host not known down whose port has no ofport yet ends the list:
+        the hosts after it are standbys while it is alive, and would SNAT
+        what they receive beside it (when it is the active one, nothing
+        leaves: dropped until its port is numbered)."""
+        out = []
+        for h in gw.hosts:
+            if h == self.host:
+                continue
+            ofport = self.gateway_ofports.get(h)
+            if h in self.gateways_down:
+                if ofport is not None:
+                    out.append(ofport)
+                continue
+            if ofport is None:
+                break
+            out.append(ofport)
+        return tuple(out)
 
     def _ext(self, r: Router):
         """(Zones, ExtNet) of a router's gateway here, or None."""
@@ -1418,8 +1446,7 @@ class Engine:
         if gw.redirect_key:
             checks.redirect_key(gw.redirect_key)
         role = self._gateway_role(gw)
-        members = tuple(self.gateway_ofports[h] for h in gw.hosts
-                        if h != self.host and h in self.gateway_ofports)
+        members = self._redirect_members(gw)
         classify = ()
         if role != "compute":
             classify = tuple((o, pipeline.CLASSIFY) for o in self.gateway_ofports.values()) + \
@@ -1498,15 +1525,36 @@ class Engine:
                 rank = 0 if role == "active" else 1
                 out.setdefault(nid, []).extend(
                     NeighbourSource(a, r.gateway.mac_address, rid, None, rank) for a in addrs)
+        for rid, f, fixed in self.served_floating_ips():
+            out.setdefault(f.floating_network_id, []).append(
+                NeighbourSource(f.floating_ip_address, f.mac_address, rid, fixed,
+                                RANK_FLOATING_IP))
+        return {nid: tuple(sorted(v, key=lambda s: (s.rank, s.router_id, s.ip)))
+                for nid, v in out.items()}
+
+    def served_floating_ips(self) -> tuple[tuple[str, FloatingIP, str | None], ...]:
+        """(router id, floating IP, fixed address or None) of every floating
+        IP this host serves (answers ARP for with its MAC and translates:
+        ``_fip_served``, the rule its flows follow), by router.  The one
+        answer to "which floating IPs are here" for the agent too: what it
+        reports installed (the server sets those ACTIVE) and announces, so
+        that neither can drift from the flows."""
+        out = []
+        for rid in sorted(self.routers):
+            r = self.routers[rid]
+            try:
+                got = self._ext(r)
+            except ValueError:
+                continue  # (a bad address: its gateway and floating IPs are held)
+            if got is None or not got[1].uplink:
+                continue
             for f in r.floating_ips:
                 served = self._fip_served(r, f, got)
                 if served is None or not _good_ip(f.floating_ip_address) or \
                         (served[0] is not None and not _good_ip(served[0])):
                     continue  # (one that does not parse: its flows are held)
-                out.setdefault(nid, []).append(
-                    NeighbourSource(f.floating_ip_address, f.mac_address, rid, served[0], 2))
-        return {nid: tuple(sorted(v, key=lambda s: (s.rank, s.router_id, s.ip)))
-                for nid, v in out.items()}
+                out.append((rid, f, served[0]))
+        return tuple(out)
 
     def _compute_external(self, owner) -> list[Flow]:
         nid = owner[1]

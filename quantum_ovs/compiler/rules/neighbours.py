@@ -46,6 +46,8 @@ TABLE = getattr(P, "EXT_ADMIT", P.SERVICES)
 PRIORITY = 110  # above the ARP / ND responders of the same table
 ARP_REPLY = 2
 ND_NA = 136
+# NeighbourSource.rank of a floating IP served here
+RANK_FLOATING_IP = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,8 @@ class NeighbourSource:
     at ``mac``, of router ``router_id``; ``fixed``: a floating IP's fixed
     address (a packet from it leaves as ``ip``); ``rank``: 0 the gateway
     of a router this host is the active gateway host of, 1 a standby's,
-    2 a floating IP."""
+    RANK_FLOATING_IP (2) a floating IP served here, at the MAC its ARP
+    answers give."""
 
     ip: str
     mac: str

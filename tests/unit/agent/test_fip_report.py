@@ -22,13 +22,21 @@ def _router(fips, hosts=("hv2", "hv3")):
         floating_ips=tuple(fips))
 
 
+# this host's bridge to the external network's physnet: what is reported
+# is what the host serves (Engine.served_floating_ips), and without it a
+# host serves no floating IP
+PATCH = m.Chassis(physnet_ofports=(("public", 1),))
+
+
 def _view(fips, vm_host="hv1", **kw):
     return m.HostView(
-        host="hv1", networks=(m.Network(NET, m.Segment("vxlan", segmentation_id=5)),),
-        subnets=(m.Subnet("s", NET, "10.0.0.0/24"),),
+        host="hv1", networks=(m.Network(NET, m.Segment("vxlan", segmentation_id=5)),
+                              m.Network(EXT, m.Segment("flat", "public"))),
+        subnets=(m.Subnet("s", NET, "10.0.0.0/24"),
+                 m.Subnet("ext-s", EXT, "203.0.113.0/24", gateway_ip="203.0.113.1")),
         ports=(m.Port("vm1", NET, "fa:16:3e:00:00:10", host=vm_host),
                m.Port("vm2", NET, "fa:16:3e:00:00:11", host="hv9")),
-        routers=(_router(fips, **kw),))
+        routers=(_router(fips, **kw),), chassis=PATCH)
 
 
 FIP1 = m.FloatingIP("f1", "203.0.113.20", EXT, "vm1", "10.0.0.5", "fa:16:3e:00:00:10")
@@ -60,8 +68,16 @@ def test_forwarding_only_floating_ips_on_the_active_gateway():
     a = _agent("hv3")
     a.engine.load(_view([FIP3]).replace(host="hv3"))
     assert a._fips_to_report(set()) == set()  # hv2 is active
-    a.chassis = m.Chassis(gateways_down=("hv2",))
+    a.chassis = m.Chassis(physnet_ofports=PATCH.physnet_ofports, gateways_down=("hv2",))
+    a.engine.set_chassis(a.chassis)
     assert a._fips_to_report(set()) == {"f3"}
+
+
+def test_a_host_without_a_bridge_to_the_external_network_reports_nothing():
+    """Its floating IP has no flows there (no uplink): it is not up."""
+    a = _agent()
+    a.engine.load(_view([FIP1]).replace(chassis=m.Chassis()))
+    assert a._fips_to_report(set()) == set()
 
 
 class _Client:

@@ -147,3 +147,34 @@ def test_tunnels_sync_makes_wanted_and_removes_stale():
     # No tunnel type (no local_ip): nothing is wanted.
     t2 = g.GatewayTunnels(db, "br-int", None, None, mon)
     assert not t2.sync({"h2": "192.0.2.2"})
+
+
+def _gateway_agent(tunnel_type, local_ip):
+    """An agent on h3, second gateway host of a router whose first is h2
+    (with a tunnel IP in the view), as it starts: no BFD port made yet."""
+    from agent.daemon import Agent
+    from agent.settings import Settings
+
+    a = Agent(Settings(host="h3", server_url="http://127.0.0.1:9", ovsdb="unix:/nonexistent"))
+    a.gw_monitor = g.BfdMonitor(_Conn(), lambda: None)
+    a.gw_tunnels = g.GatewayTunnels(_Ovsdb(), "br-int", tunnel_type, local_ip, a.gw_monitor)
+    a.metadata_ofport = 0
+    a.engine.load(m.HostView(host="h3", routers=(_router("r1", [NET], ("h2", "h3")),),
+                             remote_hosts=REMOTES))
+    a._sync_gateway_tunnels()
+    return a
+
+
+def test_a_gateway_host_that_makes_no_tunnels_counts_the_others_down():
+    """Review s29 HA-2: a peer whose BFD port is being made is not down
+    (the engine keeps this host standby behind it); but a host with no
+    tunnel type or local IP makes none, ever: its peers are as good as
+    down (as before, it serves its routers itself), not being made for
+    ever, which would keep it standby behind a host it cannot reach."""
+    a = _gateway_agent("vxlan", "192.0.2.3")
+    assert a.gw_peers == {"h2": "192.0.2.2"}
+    assert a._chassis_wanted().gateways_down == ()  # being made: not down
+    a = _gateway_agent(None, None)
+    ch = a._chassis_wanted()
+    assert ch.gateways_down == ("h2",)
+    assert g.active_gateway(a.engine.routers["r1"].gateway, ch.gateways_down) == "h3"

@@ -11,7 +11,11 @@ from quantum_ovs import model as m
 from quantum_ovs.compiler import cookies
 from quantum_ovs.compiler import pipeline as P
 from quantum_ovs.compiler.flow import Field, Match, Output
-from quantum_ovs.compiler.rules.neighbours import NeighbourSource, neighbour_reply_flows
+from quantum_ovs.compiler.rules.neighbours import (
+    RANK_FLOATING_IP,
+    NeighbourSource,
+    neighbour_reply_flows,
+)
 
 EXT = "ext-net"
 GW_MAC, FIP_MAC, UP_MAC = "fa:16:3e:00:00:02", "fa:16:3e:00:00:10", "52:54:00:aa:bb:cc"
@@ -157,7 +161,8 @@ def test_context():
     assert ctx.nets[EXT] == nb.ExternalNet(EXT, 7, 3, 42, SUBNETS[:2])
     assert ctx.by_local_id == {7: EXT}
     assert ctx.routers == {COOKIE: ROUTER}
-    assert ctx.local_fips == {"fip1"}  # fip2's port is on hv9
+    # the floating IPs served here: fip1 (fip2's port is on hv9)
+    assert [s.ip for s in ctx.sources[EXT] if s.rank == RANK_FLOATING_IP] == ["203.0.113.20"]
     # No patch port for the physnet: nothing to resolve on.
     assert nb.build_context("hv1", [ROUTER], NETWORKS, SUBNETS, PORTS, lambda n: 7, {}).nets == {}
 
