@@ -97,6 +97,7 @@ class Agent:
         self.gw_monitor = None  # BFD state of the gateway tunnels (gateways)
         self.gw_tunnels = None
         self.gw_peers: dict = {}  # host -> tunnel IP: the BFD tunnels wanted
+        self.gw_wanted_since: dict = {}  # host -> when its tunnel was first wanted
         self.fips_applied: frozenset = frozenset()  # FloatingIPs this host applies
         self.threads = []
         self.ready = threading.Event()  # first full sync installed
@@ -384,8 +385,13 @@ class Agent:
                 first = self.events.get(timeout=self._idle_timeout())
             except queue.Empty:
                 try:
-                    if self.have_view and self._chassis_wanted() != self.chassis:
-                        self.events.put(("tick", None))  # a BFD grace period ended
+                    if self.have_view and (
+                            self._chassis_wanted() != self.chassis or (
+                                self.gw_tunnels is not None and
+                                self.gw_tunnels.pending(self.gw_peers))):
+                        # a BFD grace period ended, or gateway tunnel ports
+                        # whose transaction failed are to be made again
+                        self.events.put(("tick", None))
                 except Exception:  # noqa: BLE001 - the loop must outlive it
                     LOG.exception("reconcile failed; will dump and resync")
                     self.events.put(("resync", None))
@@ -475,6 +481,8 @@ class Agent:
             # is looked at below
         if view_changed:
             self._sync_gateway_tunnels()
+        elif self.gw_tunnels is not None and self.gw_tunnels.pending(self.gw_peers):
+            self._make_gateway_tunnels()  # (a transaction that failed)
         t = time.monotonic()
         if streamed:  # the engine computes with this chassis (_install)
             self.chassis = self._chassis_wanted()
@@ -570,12 +578,23 @@ class Agent:
             wanted = self.gw_peers
             gw_ofports = tuple((h, o) for h, o in self.gw_monitor.ofports() if h in wanted)
             gw_hosts = gateways.gateway_hosts(self.engine.routers.values()) - {self.s.host}
-            # A gateway host with no tunnel (no tunnel IP in the view, or
-            # this host makes no tunnel ports) is as good as down; one whose
-            # port is being made is not (yet): the engine counts it alive
-            # too (Engine._gateway_role), so no host behind it takes over.
+            # A gateway host with no tunnel (no tunnel IP in the view) is as
+            # good as down; one whose port is being made is not (yet): the
+            # engine counts it alive too (Engine._gateway_role), so no host
+            # behind it takes over -- for the BFD grace period from when it
+            # was first wanted (a port whose transaction failed, and is
+            # retried, must not keep a dead host alive for ever).  A host
+            # that makes no tunnel ports at all has no BFD to tell it: it
+            # never takes over (two hosts with the gateway's address would
+            # break every router's SNAT; see _sync_gateway_tunnels).
             ported = set(self.gw_monitor.ports())
+            overdue = ()
+            if self.gw_tunnels is not None and self.gw_tunnels.makes_ports:
+                now = time.monotonic()
+                overdue = {h for h in wanted if h not in ported and
+                           now - self.gw_wanted_since.get(h, now) >= self.gw_monitor.grace}
             down = tuple(sorted({h for h in gw_hosts if h not in wanted} |
+                                {h for h in gw_hosts if h in overdue} |
                                 set(self.gw_monitor.down(h for h in gw_hosts
                                                          if h in wanted and h in ported))))
         return m.Chassis(tuple(sorted(self.vifs.items())), base.tunnel_ofports,
@@ -585,6 +604,14 @@ class Agent:
 
     def _idle_timeout(self) -> float:
         deadline = self.gw_monitor.next_deadline() if self.gw_monitor is not None else None
+        if self.gw_monitor is not None and self.gw_tunnels is not None and \
+                self.gw_tunnels.makes_ports:
+            # (a wanted port not made yet: its grace period ends then)
+            ported = self.gw_monitor.ports()
+            ends = [t + self.gw_monitor.grace for h, t in self.gw_wanted_since.items()
+                    if h not in ported]
+            if ends:
+                deadline = min(ends + ([deadline] if deadline is not None else []))
         if deadline is None:
             return 1.0
         return min(1.0, max(0.01, deadline - time.monotonic() + 0.01))
@@ -594,13 +621,24 @@ class Agent:
         if self.gw_tunnels is None:
             return
         e = self.engine
-        # (a host that makes no tunnel ports wants none: its gateway peers
-        # are then as good as down for it, not ports being made for ever,
-        # which would keep it standby behind a host it cannot reach)
-        self.gw_peers = gateways.gateway_peers(
-            self.s.host, e.routers.values(), e.ports.values(),
-            e.remote_hosts.values()) if self.gw_tunnels.makes_ports else {}
-        self.gw_tunnels.sync(self.gw_peers)
+        peers = gateways.gateway_peers(self.s.host, e.routers.values(), e.ports.values(),
+                                       e.remote_hosts.values())
+        if peers and not self.gw_tunnels.makes_ports and not self.gw_peers:
+            LOG.error("this gateway host makes no tunnel ports (no tunnel type or local "
+                      "IP): no BFD to the other gateway hosts (%s), so it never takes "
+                      "over a router's gateway from them", ", ".join(sorted(peers)))
+        now = time.monotonic()
+        self.gw_wanted_since = {h: self.gw_wanted_since.get(h, now) for h in peers}
+        self.gw_peers = peers
+        self._make_gateway_tunnels()
+
+    def _make_gateway_tunnels(self):
+        """Make the wanted BFD tunnel ports; a failed transaction is tried
+        again on the next tick (self.gw_tunnels.applied is unset)."""
+        try:
+            self.gw_tunnels.sync(self.gw_peers)
+        except Exception as e:  # noqa: BLE001 - tried again; the peers go down meanwhile
+            LOG.warning("could not make the gateway tunnel ports (%s); will try again", e)
 
     def _vif_changed(self, event, vif):
         """Track the VIF in self.vifs (the engine gets it in _sync_vifs)."""

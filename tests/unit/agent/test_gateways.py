@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from types import SimpleNamespace
 
 from agent import gateways as g
+from agent.ovsdb.connection import OVSDBError
 from quantum_ovs import model as m
 
 NET, NET2, EXT = "net-a", "net-b", "ext"
@@ -165,16 +168,59 @@ def _gateway_agent(tunnel_type, local_ip):
     return a
 
 
-def test_a_gateway_host_that_makes_no_tunnels_counts_the_others_down():
+def test_a_gateway_host_that_makes_no_tunnels_never_takes_over(caplog):
     """Review s29 HA-2: a peer whose BFD port is being made is not down
-    (the engine keeps this host standby behind it); but a host with no
-    tunnel type or local IP makes none, ever: its peers are as good as
-    down (as before, it serves its routers itself), not being made for
-    ever, which would keep it standby behind a host it cannot reach."""
+    (the engine keeps this host standby behind it).  A host with no tunnel
+    type or local IP makes no port, ever: it has no BFD to tell that a
+    host before it is dead, so it never takes over (the session's final
+    review: counting them down made it claim every router's gateway
+    address beside the live active host, and announce it)."""
     a = _gateway_agent("vxlan", "192.0.2.3")
     assert a.gw_peers == {"h2": "192.0.2.2"}
     assert a._chassis_wanted().gateways_down == ()  # being made: not down
-    a = _gateway_agent(None, None)
+    with caplog.at_level(logging.ERROR, "agent.daemon"):
+        a = _gateway_agent(None, None)
+    assert "never takes over" in caplog.text
+    ch = a._chassis_wanted()
+    assert ch.gateways_down == ()
+    assert g.active_gateway(a.engine.routers["r1"].gateway, ch.gateways_down) == "h2"
+    a.engine.set_chassis(ch)
+    assert a.engine._gateway_role(a.engine.routers["r1"].gateway) == "standby"
+
+
+class _FailingOvsdb:
+    def __init__(self):
+        self.calls = 0
+
+    def execute(self, commands):
+        self.calls += 1
+        raise OVSDBError("OVSDB transaction timed out")
+
+
+def test_a_peer_whose_port_was_never_made_is_down_after_the_grace_period(monkeypatch):
+    """The session's final review: a BFD port whose transaction failed kept
+    its peer "being made", alive for ever (this host standby behind a dead
+    one, compute hosts' redirect stopped at it).  Now it is down once the
+    grace period from when it was first wanted is over, and the port is
+    made again on the next tick."""
+    now = [1000.0]
+    monkeypatch.setattr("agent.daemon.time.monotonic", lambda: now[0])
+    a = _gateway_agent("vxlan", "192.0.2.3")
+    failing = _FailingOvsdb()
+    a.gw_tunnels.ovsdb = failing
+    a.gw_tunnels.applied = None
+    a.gw_peers, a.gw_wanted_since = {}, {}
+    a._sync_gateway_tunnels()  # the transaction fails: logged, not raised
+    assert failing.calls == 1 and a.gw_tunnels.pending(a.gw_peers)
+    assert a._chassis_wanted().gateways_down == ()  # within the grace period
+    assert 0 < a._idle_timeout() <= a.gw_monitor.grace + 0.01
+    now[0] += a.gw_monitor.grace
     ch = a._chassis_wanted()
     assert ch.gateways_down == ("h2",)
-    assert g.active_gateway(a.engine.routers["r1"].gateway, ch.gateways_down) == "h3"
+    a.engine.set_chassis(ch)
+    assert a.engine._gateway_role(a.engine.routers["r1"].gateway) == "active"
+    # The next tick makes the port again.
+    a.gw_tunnels.ovsdb = _Ovsdb()
+    a.have_view = True
+    a._handle([("tick", None)])
+    assert not a.gw_tunnels.pending(a.gw_peers) and a.gw_tunnels.ovsdb.sent

@@ -27,6 +27,7 @@ But the agent's own bookkeeping was left as before that change:
 
 from __future__ import annotations
 
+from agent import gateways as g
 from agent.daemon import Agent
 from agent.responders import neighbours as nb
 from agent.settings import Settings
@@ -99,3 +100,33 @@ def test_a_takeover_announces_the_unbound_vips_floating_ip():
     (wanted,) = sent
     assert nb.Announce(EXT, "203.0.113.10", GW_MAC) in wanted  # (as today)
     assert nb.Announce(EXT, VIP_FIP.floating_ip_address, VIP_MAC) in wanted
+
+
+def test_a_gateway_host_without_tunnels_does_not_announce_a_live_hosts_gateway():
+    """The session's final review: a gateway host that makes no tunnel
+    ports (tunnel_types empty, local_ip set: its peers see a tunnel IP
+    and run a BFD to it that never comes up) counted every other gateway
+    host down, claimed every router's gateway address beside the live
+    active host, and announced it."""
+    from tests.unit.agent.test_gateways import _Conn, _Ovsdb
+
+    a = Agent(Settings(host="hv3", server_url="http://127.0.0.1:9", ovsdb="unix:/nonexistent"))
+    a.have_view = True
+    a.gw_monitor = g.BfdMonitor(_Conn(), lambda: None)
+    a.gw_tunnels = g.GatewayTunnels(_Ovsdb(), "br-int", None, "192.0.2.3", a.gw_monitor)
+    a.metadata_ofport = 0
+    sent = []
+    a.announcer.update = lambda wanted, ctx: sent.append(wanted)
+    a.base_chassis = m.Chassis(physnet_ofports=(("public", 1),))
+    view = _view("hv3", fips=()).replace(remote_hosts=(m.RemoteHost("hv2", "192.0.2.2"),))
+    a.engine.load(view)
+    a._sync_gateway_tunnels()
+    ch = a._chassis_wanted()
+    a.engine.set_chassis(ch)
+    a.chassis = ch
+    a._nb_stale = True
+    a._neighbour_context()
+    a._announce()
+    (wanted,) = sent
+    assert ch.gateways_down == ()  # no BFD to tell hv2 is dead: it is not
+    assert not any(x.ip == "203.0.113.10" and x.mac == GW_MAC for x in wanted), wanted
