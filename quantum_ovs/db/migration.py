@@ -265,7 +265,50 @@ def downgrade(engine, revision):
         _check_sqlite(conn)
 
 
+def stamp(engine, revision):
+    """Record ``revision`` as the schema's without running anything (a
+    database restored, or one whose schema was made by hand), whatever
+    revision was recorded (one this code does not know included)."""
+    cfg = alembic_config(engine.url)
+    with _migrating(engine) as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.stamp(cfg, revision, purge=True)
+
+
 def current(engine):
     from alembic.runtime.migration import MigrationContext
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def _scripts():
+    from alembic.script import ScriptDirectory
+    cfg = Config()
+    cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
+    return ScriptDirectory.from_config(cfg)
+
+
+def heads():
+    """The head revision(s) of this code's migrations (one: no branches)."""
+    return list(_scripts().get_heads())
+
+
+def history():
+    """This code's migrations, oldest first: (revision, message)."""
+    revs = list(_scripts().walk_revisions())  # (newest first)
+    return [(r.revision, (r.doc or "").strip().splitlines()[0] if r.doc else "")
+            for r in reversed(revs)]
+
+
+def pending(engine):
+    """(current revision, the revisions an upgrade to head would run, oldest
+    first); ValueError when the database is at a revision this code does
+    not know (a newer release's schema)."""
+    known = [r for r, _ in history()]
+    at = current(engine)
+    if at is None:
+        return None, known
+    if at not in known:
+        raise ValueError(f"the database is at revision {at}, which this code does not "
+                         f"know (a newer release's schema?)")
+    return at, known[known.index(at) + 1:]
