@@ -98,6 +98,7 @@ class Agent:
         self.gw_tunnels = None
         self.gw_peers: dict = {}  # host -> tunnel IP: the BFD tunnels wanted
         self.gw_wanted_since: dict = {}  # host -> when its tunnel was first wanted
+        self.gw_retry = False  # the last making of the BFD tunnel ports failed
         self.fips_applied: frozenset = frozenset()  # FloatingIPs this host applies
         self.threads = []
         self.ready = threading.Event()  # first full sync installed
@@ -387,8 +388,7 @@ class Agent:
                 try:
                     if self.have_view and (
                             self._chassis_wanted() != self.chassis or (
-                                self.gw_tunnels is not None and
-                                self.gw_tunnels.pending(self.gw_peers))):
+                                self.gw_retry)):
                         # a BFD grace period ended, or gateway tunnel ports
                         # whose transaction failed are to be made again
                         self.events.put(("tick", None))
@@ -481,7 +481,7 @@ class Agent:
             # is looked at below
         if view_changed:
             self._sync_gateway_tunnels()
-        elif self.gw_tunnels is not None and self.gw_tunnels.pending(self.gw_peers):
+        elif self.gw_retry:
             self._make_gateway_tunnels()  # (a transaction that failed)
         t = time.monotonic()
         if streamed:  # the engine computes with this chassis (_install)
@@ -634,11 +634,13 @@ class Agent:
 
     def _make_gateway_tunnels(self):
         """Make the wanted BFD tunnel ports; a failed transaction is tried
-        again on the next tick (self.gw_tunnels.applied is unset)."""
+        again on the next tick (gw_retry)."""
         try:
             self.gw_tunnels.sync(self.gw_peers)
+            self.gw_retry = False
         except Exception as e:  # noqa: BLE001 - tried again; the peers go down meanwhile
             LOG.warning("could not make the gateway tunnel ports (%s); will try again", e)
+            self.gw_retry = True
 
     def _vif_changed(self, event, vif):
         """Track the VIF in self.vifs (the engine gets it in _sync_vifs)."""

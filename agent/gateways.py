@@ -242,12 +242,6 @@ class GatewayTunnels:
         no tunnel to."""
         return bool(self.tunnel_type and self.local_ip)
 
-    def pending(self, wanted: Mapping[str, str]) -> bool:
-        """Whether the ports of ``wanted`` were not made yet (a transaction
-        that failed: ``applied`` is what the last one that went through
-        made)."""
-        return self.makes_ports and dict(wanted) != self.applied
-
     def sync(self, wanted: Mapping[str, str]) -> bool:
         """Make the ports of ``wanted`` (host -> tunnel IP), remove every
         other gateway port; True if a transaction was sent."""
