@@ -568,6 +568,16 @@ def release_when_answered(result, release):
         release()
 
 
+def fast_polls_of(app):
+    """The FastPolls in the chain of WSGI apps ``app`` leads to (each
+    middleware's ``.app``), or None: a server process tells its HostStates
+    (``.api.states``) that it is stopping, so that the polls waiting in it
+    are answered then."""
+    while app is not None and not isinstance(app, FastPolls):
+        app = getattr(app, "app", None)
+    return app
+
+
 class FastPolls:
     """The agents' long polls (``GET /agent-api/v1/hosts/<host>/state``)
     answered in front of the middleware and the router, with what their

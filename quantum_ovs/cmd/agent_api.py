@@ -148,7 +148,7 @@ def main(argv=None):
         migration.upgrade(db.engine)
         db.dispose()
     threading.stack_size(STACK_SIZE)
-    server, _app = make_server(conf)
+    server, app = make_server(conf)
     service.raise_fd_limit(server.max_connections + 256)
     LOG.info("quantum-ovs-agent-api listening on %s:%s with %d threads",
              conf.agent_api.bind_host, server.effective_port, conf.agent_api.threads)
@@ -169,6 +169,9 @@ def main(argv=None):
         # answered (a report, a registration, a poll about to end) gets
         # its answer, for up to STOP_GRACE seconds.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        fast = agent_api.fast_polls_of(app)
+        if fast is not None:
+            fast.api.states.stop()  # the waiting polls answered now, not at the grace's end
         server.close(grace=STOP_GRACE)
     return 0
 

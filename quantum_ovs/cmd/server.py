@@ -893,9 +893,7 @@ def serve(conf, sock, shares=None, signals=(signal.SIGTERM, signal.SIGINT), work
     changefeed.ChangeFeed.event_factory = _GreenEvent
     _db, _plugin, app = service.build(conf, migrate=False)
     service.freeze_startup()
-    fast = app
-    while fast is not None and not isinstance(fast, agent_api.FastPolls):
-        fast = getattr(fast, "app", None)
+    fast = agent_api.fast_polls_of(app)
     app = _LongPolls(_chunked_input(app), conf.max_long_polls)
     pool = _Admission(conf.max_connections, conf.max_connections_per_client, shares)
     if shares is not None:

@@ -160,9 +160,10 @@ def test_standalone_agent_api_does_not_load_eventlet(tmp_path):
 
 
 def test_a_stopping_process_answers_the_poll_it_holds(rest_and_agent_api):
-    """SIGTERM: no new connection is taken, and a parked poll still gets
-    its answer (quantum_ovs.cmd.agent_api STOP_GRACE) before the process
-    exits."""
+    """SIGTERM: no new connection is taken, and a parked poll gets its
+    answer (an empty delta) at once, not when its wait or the process's
+    STOP_GRACE ends, and before the process exits (as quantum-ovs-server's
+    _GracefulStop does)."""
     import os
     import signal
 
@@ -176,12 +177,17 @@ def test_a_stopping_process_answers_the_poll_it_holds(rest_and_agent_api):
 
     def poll():
         got.append(call(agents.port, "GET",
-                        f"/agent-api/v1/hosts/{HOST_A}/state?since={rev}&timeout=5", token=tok))
+                        f"/agent-api/v1/hosts/{HOST_A}/state?since={rev}&timeout=20", token=tok))
+        got.append(time.monotonic())
 
     t = threading.Thread(target=poll)
     t.start()
     time.sleep(1.0)  # parked
     os.kill(agents.proc.pid, signal.SIGTERM)
-    t.join(15)
+    sent = time.monotonic()
+    t.join(25)
     assert got and got[0][0] == 200, got
+    # (STOP_GRACE is 5 s, the poll's wait 20 s: an answer within 3 s is
+    # the stop's)
+    assert got[1] - sent < 3.0, got[1] - sent
     assert agents.proc.wait(15) == 0
