@@ -27,6 +27,8 @@ import sys
 import threading
 import urllib.parse
 
+from oslo_db import exception as db_exc
+
 from quantum_ovs import config, log, service
 from quantum_ovs.api import agent_api
 from quantum_ovs.db import migration
@@ -139,16 +141,24 @@ def main(argv=None):
     if conf.ssl_cert_file:
         LOG.warning("ssl_cert_file is set: quantum-ovs-agent-api serves plain HTTP; "
                     "terminate TLS in a proxy in front of it")
-    if conf.database.auto_migrate:
-        db = service.make_database(conf)
-        # [database] max_retries/retry_interval: a database not up yet (a
-        # reboot, a failover) is waited for before the migration, as
-        # service.build() waits for it.
-        db.wait_until_reachable(conf.database.max_retries, conf.database.retry_interval)
-        migration.upgrade(db.engine)
-        db.dispose()
-    threading.stack_size(STACK_SIZE)
-    server, app = make_server(conf)
+    try:
+        if conf.database.auto_migrate:
+            db = service.make_database(conf)
+            # [database] max_retries/retry_interval: a database not up yet
+            # (a reboot, a failover) is waited for before the migration, as
+            # service.build() waits for it.
+            try:
+                db.wait_until_reachable(conf.database.max_retries,
+                                        conf.database.retry_interval)
+                migration.upgrade(db.engine)
+            finally:
+                db.dispose()
+        threading.stack_size(STACK_SIZE)
+        server, app = make_server(conf)
+    except db_exc.DBConnectionError as e:
+        LOG.error("the database cannot be reached (%s); exiting",
+                  str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return 1
     service.raise_fd_limit(server.max_connections + 256)
     LOG.info("quantum-ovs-agent-api listening on %s:%s with %d threads",
              conf.agent_api.bind_host, server.effective_port, conf.agent_api.threads)

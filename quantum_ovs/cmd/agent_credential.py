@@ -26,6 +26,7 @@ import json
 import sys
 
 from oslo_config import cfg
+from oslo_db import exception as db_exc
 
 from quantum_ovs import log, service
 from quantum_ovs.cmd import tool_config
@@ -79,6 +80,7 @@ def main(argv=None):
         conf = tool_config.make_conf(args, PROG)
         log.setup(conf, PROG, stderr=True)
         db = service.make_database(conf)
+        db.wait_until_reachable(conf.database.max_retries, conf.database.retry_interval)
         if conf.database.auto_migrate:
             migration.upgrade(db.engine)  # as the server would at start
         if args.command == "create":
@@ -107,6 +109,11 @@ def main(argv=None):
     except cfg.Error as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except db_exc.DBConnectionError as e:
+        # ([database] max_retries attempts made)
+        print(f"{PROG}: error: the database cannot be reached: "
+              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 1
     finally:
         if db is not None:
             db.dispose()

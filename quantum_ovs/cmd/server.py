@@ -35,6 +35,8 @@ from eventlet.support import greenlets as greenlet  # noqa: E402
 import eventlet.semaphore  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 
+from oslo_db import exception as db_exc  # noqa: E402
+
 from quantum_ovs import config, exceptions, log, service  # noqa: E402
 from quantum_ovs.api import agent_api  # noqa: E402
 from quantum_ovs.db import changefeed, migration  # noqa: E402
@@ -980,11 +982,15 @@ def main(argv=None):
     warn_unsafe(conf)
     service.raise_fd_limit(conf.max_connections + _Admission.SPARE + 256)
     db = service.make_database(conf)
-    if conf.database.auto_migrate:
-        # A database not up yet is waited for here, as build() would.
-        db.wait_until_reachable(conf.database.max_retries, conf.database.retry_interval)
-        migration.upgrade(db.engine)
-    db.dispose()
+    try:
+        if conf.database.auto_migrate:
+            # A database not up yet is waited for here, as build() would.
+            db.wait_until_reachable(conf.database.max_retries, conf.database.retry_interval)
+            migration.upgrade(db.engine)
+    except db_exc.DBConnectionError as e:
+        return _unreachable(conf, e)
+    finally:
+        db.dispose()
     sock = eventlet.listen((conf.bind_host, conf.bind_port), backlog=4096)
     if conf.ssl_cert_file:
         # Each connection's handshake runs in its own green thread (on its
@@ -1002,8 +1008,19 @@ def main(argv=None):
             serve(conf, sock)
         except KeyboardInterrupt:
             pass
+        except db_exc.DBConnectionError as e:
+            return _unreachable(conf, e)
         return 0
     return _supervise(conf, sock)
+
+
+def _unreachable(conf, err):
+    """The database could not be reached in [database] max_retries
+    attempts: one error line (no traceback) and exit status 1."""
+    LOG.error("the database cannot be reached (%s) after %s attempt(s); exiting",
+              str(err).splitlines()[0] if str(err) else type(err).__name__,
+              "unlimited" if conf.database.max_retries < 0 else conf.database.max_retries + 1)
+    return 1
 
 
 def _supervise(conf, sock):

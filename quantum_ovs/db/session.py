@@ -453,18 +453,26 @@ class Database:
         attempt = 0
         while True:
             try:
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("SELECT 1")
-                return
-            except db_exc.DBConnectionError as err:
+                conn = self.engine.connect()
+            except (db_exc.DBConnectionError, exc.OperationalError) as err:
+                # (oslo.db's filters know libpq's old "could not connect to
+                # server", not its newer 'connection to server at ...
+                # failed: Connection refused': any failure to connect
+                # counts)
                 if 0 <= max_retries <= attempt:
-                    raise
+                    if isinstance(err, db_exc.DBConnectionError):
+                        raise
+                    raise db_exc.DBConnectionError(err) from err
                 attempt += 1
                 LOG.warning("database not reachable (%s); attempt %d of %s in %g s",
                             str(err).splitlines()[0], attempt + 1,
                             "unlimited" if max_retries < 0 else max_retries + 1,
                             retry_interval)
                 time.sleep(retry_interval)
+                continue
+            with conn:
+                conn.exec_driver_sql("SELECT 1")
+            return
 
     @staticmethod
     def _setup_ping(engine):
