@@ -68,13 +68,27 @@ def alembic_config(url):
     return cfg
 
 
-# MySQL/MariaDB: every table in utf8mb4 with the binary collation, so
-# that strings compare as on PostgreSQL and SQLite -- case and accents
-# count: tags "Red" and "red" are two tags, ?name=Net does not find "net"
-# (a server's default collation, utf8mb4_general_ci on Debian, would
-# make them equal: a duplicate key, or a filter matching too much).
+# MySQL/MariaDB: every table in utf8mb4 with a binary collation, so that
+# strings compare as on PostgreSQL and SQLite -- case and accents count:
+# tags "Red" and "red" are two tags, ?name=Net does not find "net" (a
+# server's default collation, utf8mb4_general_ci on Debian, would make
+# them equal: a duplicate key, or a filter matching too much) -- and
+# trailing blanks count too: the NO PAD binary collation where the server
+# has one (MariaDB 10.2+, MySQL 8.0), since utf8mb4_bin is PAD SPACE there
+# ('red' = 'red ': two tags a duplicate key retried until 409, ?name=web
+# finding "web ", /networks/<id>%20 the network).  utf8mb4_bin otherwise.
 MYSQL_CHARSET = "utf8mb4"
-MYSQL_COLLATION = "utf8mb4_bin"
+MYSQL_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin", "utf8mb4_bin")
+MYSQL_COLLATION = MYSQL_COLLATIONS[-1]
+
+
+def mysql_collation(conn):
+    """The collation this server's tables get (MYSQL_COLLATIONS' first it
+    has)."""
+    have = set(conn.exec_driver_sql(
+        "SELECT collation_name FROM information_schema.collations WHERE collation_name IN "
+        f"({', '.join(['%s'] * len(MYSQL_COLLATIONS))})", MYSQL_COLLATIONS).scalars())
+    return next(c for c in MYSQL_COLLATIONS if c in have or c == MYSQL_COLLATION)
 
 
 def _is_mysql(conn):
@@ -84,24 +98,25 @@ def _is_mysql(conn):
 def _mysql_collation_before(conn):
     """The database's default: tables created from now on get it."""
     conn.exec_driver_sql(
-        f"ALTER DATABASE CHARACTER SET {MYSQL_CHARSET} COLLATE {MYSQL_COLLATION}")
+        f"ALTER DATABASE CHARACTER SET {MYSQL_CHARSET} COLLATE {mysql_collation(conn)}")
 
 
 def _mysql_collation_after(conn):
     """Tables made before (by an older release, or with the server's
     default) converted; foreign keys between them are checked again only
     when they all agree."""
+    collation = mysql_collation(conn)
     rows = conn.exec_driver_sql(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
         "AND table_type = 'BASE TABLE' AND table_collation <> %s",
-        (MYSQL_COLLATION,)).scalars().all()
+        (collation,)).scalars().all()
     if not rows:
         return
     conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
     try:
         for name in rows:
             conn.exec_driver_sql(f"ALTER TABLE `{name}` CONVERT TO CHARACTER SET "
-                                 f"{MYSQL_CHARSET} COLLATE {MYSQL_COLLATION}")
+                                 f"{MYSQL_CHARSET} COLLATE {collation}")
     finally:
         conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
 

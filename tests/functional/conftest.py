@@ -38,7 +38,7 @@ SERVER_FIXTURES = {"postgresql": "postgres_server", "mysql": "mariadb_server"}
 # The modules (tests/functional/test_<name>.py) that run on MariaDB too.
 MYSQL_MODULES = {"networks", "ports", "quotas", "concurrency", "migrations", "db_errors",
                  "backend_semantics", "queries", "mariadb_launcher", "rbac_migration",
-                 "lists_review_s25"}
+                 "lists_review_s25", "mysql_review_s29"}
 
 
 def pytest_collection_modifyitems(config, items):

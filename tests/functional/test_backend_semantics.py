@@ -47,7 +47,10 @@ def test_mysql_tables_made_with_another_collation_are_converted(db_url):
             got = dict(conn.exec_driver_sql(
                 "SELECT table_name, table_collation FROM information_schema.tables "
                 "WHERE table_schema = DATABASE()").all())
-        assert set(got.values()) == {"utf8mb4_bin"}, got
+        with engine.connect() as conn:
+            want = migration.mysql_collation(conn)
+        assert want in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin"), want  # (Debian's MariaDB)
+        assert set(got.values()) == {want}, got
         with engine.begin() as conn:
             conn.exec_driver_sql("INSERT INTO old_one VALUES ('a'), ('A')")
     finally:
