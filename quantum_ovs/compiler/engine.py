@@ -1498,6 +1498,18 @@ class Engine:
         return gw_rules.floating_ip_flows(fip, zones, ext.local_id, served[0], served[1],
                                           ext.reply, ext.gateway_ip)
 
+    def _uplinked_routers(self):
+        """(router id, router, _ext's (zones, ExtNet)) of the routers whose
+        gateway network has an uplink here, by id."""
+        for rid in sorted(self.routers):
+            r = self.routers[rid]
+            try:
+                got = self._ext(r)
+            except ValueError:
+                continue  # (a bad address: its gateway and floating IPs are held)
+            if got is not None and got[1].uplink:
+                yield rid, r, got
+
     def neighbour_sources(self) -> dict[str, tuple[NeighbourSource, ...]]:
         """External network id -> the addresses this host may ask for a
         neighbour from (agent/responders/neighbours.py), best first: the
@@ -1506,14 +1518,7 @@ class Engine:
         answers to exactly these are punted (the gateway's and floating
         IPs' flows: rules/neighbours.py), under the same conditions."""
         out: dict[str, list[NeighbourSource]] = {}
-        for rid in sorted(self.routers):
-            r = self.routers[rid]
-            try:
-                got = self._ext(r)
-            except ValueError:
-                continue  # (a bad address: its gateway and floating IPs are held)
-            if got is None or not got[1].uplink:
-                continue
+        for rid, r, got in self._uplinked_routers():
             ext = got[1]
             nid = r.gateway.network_id
             role = self._gateway_role(r.gateway)
@@ -1540,14 +1545,7 @@ class Engine:
         reports installed (the server sets those ACTIVE) and announces, so
         that neither can drift from the flows."""
         out = []
-        for rid in sorted(self.routers):
-            r = self.routers[rid]
-            try:
-                got = self._ext(r)
-            except ValueError:
-                continue  # (a bad address: its gateway and floating IPs are held)
-            if got is None or not got[1].uplink:
-                continue
+        for rid, r, got in self._uplinked_routers():
             for f in r.floating_ips:
                 served = self._fip_served(r, f, got)
                 if served is None or not _good_ip(f.floating_ip_address) or \
